@@ -1,0 +1,198 @@
+#![doc = include_str!("../README.md")]
+
+mod floor;
+mod harness;
+mod kmem_adapter;
+mod pages;
+mod peers;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{env, fs, process};
+
+use harness::{Config, Results, Role};
+use pages::{Bench, Contender};
+
+/// Workload groups, in the order they run.
+const GROUPS: [&str; 1] = ["pages"];
+
+const USAGE: &str = "\
+kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
+
+usage: cargo run --release -p kmem-bench -- [OPTIONS]
+
+options:
+  --quick           3 rounds of 10 ms samples (a few seconds) instead of 11 rounds of 20 ms
+  --groups G[,G..]  workload groups to run (default: all): pages
+  --rounds N        interleaved rounds (default 11; 3 with --quick)
+  --out FILE        also write the report (machine + markdown table) to FILE
+  -h, --help        this text
+";
+
+/// Parsed command line.
+struct Args {
+    quick: bool,
+    groups: Vec<String>,
+    rounds: Option<usize>,
+    out: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { quick: false, groups: Vec::new(), rounds: None, out: None };
+    let mut it = env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value =
+            |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                process::exit(0);
+            }
+            "--quick" => args.quick = true,
+            "--groups" => {
+                for g in value("--groups")?.split(',').filter(|g| !g.is_empty()) {
+                    if !GROUPS.contains(&g) {
+                        return Err(format!("unknown group `{g}` (known: {})", GROUPS.join(", ")));
+                    }
+                    args.groups.push(g.to_owned());
+                }
+            }
+            "--rounds" => {
+                let v = value("--rounds")?;
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => args.rounds = Some(n),
+                    _ => return Err(format!("--rounds wants a positive integer, not `{v}`")),
+                }
+            }
+            "--out" => args.out = Some(value("--out")?),
+            // `cargo bench` passes this to every bench target; there is nothing to switch.
+            "--bench" => {}
+            _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
+        }
+    }
+    if args.groups.is_empty() {
+        args.groups = GROUPS.iter().map(|&g| g.to_owned()).collect();
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!("kmem-bench: {e}");
+        process::exit(2);
+    });
+    let cfg = Config {
+        rounds: args.rounds.unwrap_or(if args.quick { 3 } else { 11 }),
+        sample_target: Duration::from_millis(if args.quick { 10 } else { 20 }),
+    };
+
+    let kmem = kmem_adapter::Kmem::boot();
+    let mut report = header(&cfg, &args.groups, kmem.as_ref().err());
+    let mut results = Results::new(cfg.rounds);
+    for group in &args.groups {
+        if group == "pages" {
+            let mut contenders: Vec<Box<dyn Contender + '_>> = Vec::new();
+            if let Ok(k) = &kmem {
+                contenders.extend(k.contenders());
+            }
+            contenders.extend(page_peers());
+            pages::run(&cfg, &mut contenders, &mut results);
+        }
+    }
+    report.push('\n');
+    report.push_str(&results.table());
+    print!("{report}");
+    if let Some(path) = &args.out {
+        if let Err(e) = fs::write(path, &report) {
+            eprintln!("kmem-bench: cannot write {path}: {e}");
+            process::exit(1);
+        }
+        eprintln!("kmem-bench: report written to {path}");
+    }
+}
+
+/// The page peers and the page floor, in table order.
+fn page_peers() -> Vec<Box<dyn Contender>> {
+    vec![
+        Box::new(Bench::new("buddy_system_allocator Heap<32>", Role::Peer, peers::BuddyHeapPeer::new())),
+        Box::new(Bench::new("buddy_system_allocator FrameAllocator<32>", Role::Peer, peers::BuddyFramePeer::new())),
+        Box::new(Bench::new("linked_list_allocator Heap", Role::Peer, peers::LinkedListPeer::new())),
+        Box::new(Bench::new("talc Talc", Role::Peer, peers::TalcPeer::new())),
+        Box::new(Bench::new(
+            "floor: free list, links outside pages",
+            Role::Floor,
+            floor::FreeList::new((pages::BATCH + pages::LIVE + 1) as u32),
+        )),
+    ]
+}
+
+/// The machine, toolchain, date and method, as markdown lines above the table.
+fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String {
+    let cpu = cpu_description();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel =
+        fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
+    let mut h = format!(
+        "## kmem-bench: {groups}\n\n\
+         - machine: {cpu}, {cores} cores, Linux {kernel}\n\
+         - toolchain: {rustc}, release profile (thin LTO, codegen-units 1, no debug info)\n\
+         - date: {date}\n\
+         - method: {rounds} interleaved rounds, one sample per allocator per round, samples of at \
+           least {ms} ms after a warm-up, one thread, nothing pinned; ratios are medians of the \
+           per-round ratios kmem ÷ best peer and kmem ÷ floor\n\
+         - peers: buddy_system_allocator {bsa}, linked_list_allocator {lla}, talc {talc}\n",
+        groups = groups.join(", "),
+        rustc = env!("KMEM_BENCH_RUSTC"),
+        date = utc_now(),
+        rounds = cfg.rounds,
+        ms = cfg.sample_target.as_millis(),
+        bsa = env!("KMEM_BENCH_V_BUDDY_SYSTEM_ALLOCATOR"),
+        lla = env!("KMEM_BENCH_V_LINKED_LIST_ALLOCATOR"),
+        talc = env!("KMEM_BENCH_V_TALC"),
+    );
+    if let Some(e) = kmem_err {
+        h.push_str(&format!("- kmem: **machine failed to boot** ({e}); peers and floor only\n"));
+    }
+    h
+}
+
+/// The CPU model from `/proc/cpuinfo`, with its family and model numbers (a bare "AMD EPYC" does
+/// not tell Zen generations apart) and whether it runs under a hypervisor.
+fn cpu_description() -> String {
+    let info = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    let mut cpu = field("model name").unwrap_or_else(|| "unknown CPU".to_owned());
+    if let (Some(family), Some(model)) = (field("cpu family"), field("model")) {
+        cpu.push_str(&format!(" (family {family}, model {model})"));
+    }
+    if field("flags").is_some_and(|f| f.split(' ').any(|x| x == "hypervisor")) {
+        cpu.push_str(", virtualised");
+    }
+    cpu
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date
+    // Algorithms", civil_from_days).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}

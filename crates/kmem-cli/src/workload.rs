@@ -1,0 +1,48 @@
+//! Workloads for `kmem stat --workload`.
+
+use clap::ValueEnum;
+use kmem::Machine;
+use kmem::gfp::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+
+/// What to run before printing a `/proc` text.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Workload {
+    /// Nothing: the fresh machine.
+    None,
+    /// The demo's examples.
+    Demo,
+    /// Allocate 4096 order-0 pages and free every other one: fragmented free lists.
+    Fragment,
+    /// Take every page with GFP_ATOMIC, then free them all: buddyinfo returns to the start.
+    Exhaust,
+}
+
+impl Workload {
+    /// Runs the workload on `m`.
+    pub fn run(self, m: &Machine) -> Result<(), String> {
+        match self {
+            Workload::None => Ok(()),
+            Workload::Demo => crate::demo::run(m, None).map(drop),
+            Workload::Fragment => {
+                let pages: Vec<_> = (0..4096).map_while(|_| m.alloc_pages(GFP_KERNEL, 0).ok()).collect();
+                for page in pages.iter().step_by(2) {
+                    m.free_pages(page, 0);
+                }
+                Ok(())
+            }
+            Workload::Exhaust => {
+                let mut held = Vec::new();
+                for order in (0..=kmem::MAX_PAGE_ORDER).rev() {
+                    while let Ok(page) = m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, order) {
+                        held.push((page, order));
+                    }
+                }
+                for (page, order) in held {
+                    m.free_pages(page, order);
+                }
+                m.drain_local_pages();
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Fault injection: `fail_page_alloc` (and, later, `failslab`) with the kernel's knobs
+//! (`lib/fault-inject.c`, `Documentation/fault-injection/fault-injection.rst`).
+//!
+//! The decision follows `should_fail_ex`: probability 0 never fails; `times` (−1 unlimited)
+//! counts the failures left; `space` is a byte budget consumed before failures start;
+//! `interval` fails only every n-th eligible call; then `probability` percent fail.
+//! `fail_page_alloc` adds its filters first: orders below `min_order`, `__GFP_NOFAIL`, and
+//! (when set) requests with `__GFP_HIGHMEM` or `__GFP_DIRECT_RECLAIM` never fail.
+
+use core::fmt;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN, Gfp};
+
+/// The knobs of one fault-injection point (`struct fault_attr`), shared between threads.
+pub struct FaultAttr {
+    probability: AtomicU32,
+    interval: AtomicU64,
+    times: AtomicI64,
+    space: AtomicI64,
+    verbose: AtomicU32,
+    count: AtomicU64,
+    rng: AtomicU64,
+    /// `ignore-gfp-wait` (`ignore_gfp_reclaim`): requests that may sleep never fail.
+    pub ignore_gfp_reclaim: core::sync::atomic::AtomicBool,
+    /// `ignore-gfp-highmem`: requests with `__GFP_HIGHMEM` never fail.
+    pub ignore_gfp_highmem: core::sync::atomic::AtomicBool,
+    /// `min-order`: smaller orders never fail.
+    pub min_order: AtomicU32,
+    /// Failures injected so far (for tests and statistics).
+    pub injected: AtomicUsize,
+}
+
+/// A bad fault-injection setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadFaultSpec(pub &'static str);
+
+impl fmt::Display for BadFaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl core::error::Error for BadFaultSpec {}
+
+impl FaultAttr {
+    /// The `fail_page_alloc` defaults: off, interval 1, times 1, ignore-gfp-wait and
+    /// ignore-gfp-highmem on, min-order 1.
+    #[must_use]
+    pub const fn fail_page_alloc_defaults() -> Self {
+        Self {
+            probability: AtomicU32::new(0),
+            interval: AtomicU64::new(1),
+            times: AtomicI64::new(1),
+            space: AtomicI64::new(0),
+            verbose: AtomicU32::new(2),
+            count: AtomicU64::new(0),
+            rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            ignore_gfp_reclaim: core::sync::atomic::AtomicBool::new(true),
+            ignore_gfp_highmem: core::sync::atomic::AtomicBool::new(true),
+            min_order: AtomicU32::new(1),
+            injected: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets `probability` (percent, 0..=100), `interval` (≥ 1), `times` (−1 = unlimited) and
+    /// `space` (bytes) at once, like the boot parameter `fail_page_alloc=<interval>,<probability>,<space>,<times>`.
+    ///
+    /// # Errors
+    /// A probability above 100 or an interval of 0.
+    pub fn configure(&self, interval: u64, probability: u32, space: i64, times: i64) -> Result<(), BadFaultSpec> {
+        if probability > 100 {
+            return Err(BadFaultSpec("probability must be 0..=100"));
+        }
+        if interval == 0 {
+            return Err(BadFaultSpec("interval must be at least 1"));
+        }
+        self.interval.store(interval, Relaxed);
+        self.probability.store(probability, Relaxed);
+        self.space.store(space, Relaxed);
+        self.times.store(times, Relaxed);
+        self.count.store(0, Relaxed);
+        Ok(())
+    }
+
+    /// Sets `verbose` (0: silent, 1: one line, 2: line and stack).
+    pub fn set_verbose(&self, verbose: u32) {
+        self.verbose.store(verbose, Relaxed);
+    }
+
+    /// Parses `<interval>,<probability>,<space>,<times>[,key=value…]` where the keys are
+    /// `ignore-gfp-wait`, `ignore-gfp-highmem`, `min-order`, `verbose`.
+    ///
+    /// # Errors
+    /// Names the field that is missing or not a number, or the unknown key.
+    pub fn parse_and_apply(&self, spec: &str) -> Result<(), BadFaultSpec> {
+        let mut parts = spec.split(',').map(str::trim);
+        let mut num = |what: &'static str| -> Result<i64, BadFaultSpec> {
+            parts.next().ok_or(BadFaultSpec(what))?.parse::<i64>().map_err(|_| BadFaultSpec(what))
+        };
+        let interval = num("interval (1st field) must be an integer")?;
+        let probability = num("probability (2nd field) must be an integer")?;
+        let space = num("space (3rd field) must be an integer")?;
+        let times = num("times (4th field) must be an integer")?;
+        if interval < 1 {
+            return Err(BadFaultSpec("interval must be at least 1"));
+        }
+        if !(0..=100).contains(&probability) {
+            return Err(BadFaultSpec("probability must be 0..=100"));
+        }
+        let mut opts = [None; 4];
+        for opt in parts {
+            let (key, value) = opt.split_once('=').ok_or(BadFaultSpec("options must be key=value"))?;
+            let value: u32 = value.parse().map_err(|_| BadFaultSpec("option value must be an integer"))?;
+            let slot = match key {
+                "ignore-gfp-wait" => 0,
+                "ignore-gfp-highmem" => 1,
+                "min-order" => 2,
+                "verbose" => 3,
+                _ => {
+                    return Err(BadFaultSpec(
+                        "unknown option (ignore-gfp-wait, ignore-gfp-highmem, min-order, verbose)",
+                    ));
+                }
+            };
+            opts[slot] = Some(value);
+        }
+        self.configure(interval as u64, probability as u32, space, times)?;
+        if let Some(v) = opts[0] {
+            self.ignore_gfp_reclaim.store(v != 0, Relaxed);
+        }
+        if let Some(v) = opts[1] {
+            self.ignore_gfp_highmem.store(v != 0, Relaxed);
+        }
+        if let Some(v) = opts[2] {
+            self.min_order.store(v, Relaxed);
+        }
+        if let Some(v) = opts[3] {
+            self.verbose.store(v, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// `should_fail_alloc_page`: the filters, then [`FaultAttr::should_fail`]. Returns
+    /// `Some(verbose)` when this request must fail (and how loudly), `None` otherwise.
+    pub fn should_fail_alloc_page(&self, gfp: Gfp, order: u32) -> Option<u32> {
+        if order < self.min_order.load(Relaxed) || gfp.contains(__GFP_NOFAIL) {
+            return None;
+        }
+        if self.ignore_gfp_highmem.load(Relaxed) && gfp.contains(__GFP_HIGHMEM) {
+            return None;
+        }
+        if self.ignore_gfp_reclaim.load(Relaxed) && gfp.contains(__GFP_DIRECT_RECLAIM) {
+            return None;
+        }
+        let fail = self.should_fail(1i64 << (order + crate::order::PAGE_SHIFT))?;
+        Some(if gfp.contains(__GFP_NOWARN) { 0 } else { fail })
+    }
+
+    /// `should_fail_ex` for a request of `size` bytes: `Some(verbose)` if it must fail.
+    pub fn should_fail(&self, size: i64) -> Option<u32> {
+        let probability = self.probability.load(Relaxed);
+        if probability == 0 || self.times.load(Relaxed) == 0 {
+            return None;
+        }
+        let space = self.space.load(Relaxed);
+        if space > size {
+            self.space.fetch_sub(size, Relaxed);
+            return None;
+        }
+        let interval = self.interval.load(Relaxed);
+        if interval > 1 {
+            let count = self.count.fetch_add(1, Relaxed) + 1;
+            if !count.is_multiple_of(interval) {
+                return None;
+            }
+        }
+        if probability <= self.random_below_100() {
+            return None;
+        }
+        let times = self.times.load(Relaxed);
+        if times > 0 {
+            self.times.fetch_sub(1, Relaxed);
+        }
+        self.injected.fetch_add(1, Relaxed);
+        Some(self.verbose.load(Relaxed))
+    }
+
+    /// The report line `fail_dump` prints.
+    pub fn describe(&self, f: &mut dyn fmt::Write, name: &str) -> fmt::Result {
+        write!(
+            f,
+            "FAULT_INJECTION: forcing a failure.\nname {name}, interval {}, probability {}, space {}, times {}",
+            self.interval.load(Relaxed),
+            self.probability.load(Relaxed),
+            self.space.load(Relaxed),
+            self.times.load(Relaxed)
+        )
+    }
+
+    fn random_below_100(&self) -> u32 {
+        // xorshift64*: a fixed seed keeps runs reproducible; the update races benignly.
+        let mut x = self.rng.load(Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.store(x, Relaxed);
+        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % 100) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gfp::*;
+
+    #[test]
+    fn defaults_never_fail() {
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        for order in 0..10 {
+            assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC, order), None);
+        }
+    }
+
+    #[test]
+    fn probability_100_with_times_and_filters() {
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        attr.configure(1, 100, 0, 2).unwrap();
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC, 0), None, "min-order 1 by default");
+        assert_eq!(attr.should_fail_alloc_page(GFP_KERNEL, 1), None, "ignore-gfp-wait by default");
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC | __GFP_HIGHMEM, 1), None, "ignore-gfp-highmem");
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC | __GFP_NOFAIL, 1), None, "never NOFAIL");
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC, 1), Some(2));
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC | __GFP_NOWARN, 1), Some(0), "NOWARN: silent");
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC, 1), None, "times exhausted");
+        assert_eq!(attr.injected.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn interval_and_space() {
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        attr.configure(3, 100, 8192, -1).unwrap();
+        // `space` passes requests while it exceeds their size: 8192 > 4096 once (space drops
+        // to 4096, which is not > 4096). From then on every third call fails.
+        let results: std::vec::Vec<bool> = (0..8).map(|_| attr.should_fail(4096).is_some()).collect();
+        assert_eq!(results, [false, false, false, true, false, false, true, false]);
+    }
+
+    #[test]
+    fn parse_spec_and_errors() {
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        attr.parse_and_apply("1,100,0,-1,ignore-gfp-wait=0,min-order=0,verbose=0").unwrap();
+        assert_eq!(attr.should_fail_alloc_page(GFP_KERNEL, 0), Some(0));
+        assert_eq!(attr.parse_and_apply("x,1,0,1").unwrap_err().0, "interval (1st field) must be an integer");
+        assert!(attr.parse_and_apply("1,101,0,1").is_err());
+        assert!(attr.parse_and_apply("1,10,0").is_err());
+        assert!(attr.parse_and_apply("1,10,0,1,bogus=1").is_err());
+        assert!(attr.parse_and_apply("0,10,0,1").is_err());
+    }
+
+    #[test]
+    fn probability_is_roughly_honoured() {
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        attr.configure(1, 30, 0, -1).unwrap();
+        let fails = (0..10_000).filter(|_| attr.should_fail(4096).is_some()).count();
+        assert!((2_000..4_000).contains(&fails), "{fails} of 10000 at 30 %");
+    }
+}

@@ -1,0 +1,48 @@
+//! # kmem-core
+//!
+//! The Linux kernel's memory-allocation stack as a `#![no_std]` library: GFP flags
+//! ([`gfp`]), and the buddy page allocator with zones, watermarks, per-CPU page lists,
+//! reclaim and fault injection ([`page_alloc`]). Every algorithm lives here; the `kmem`
+//! crate supplies a userspace [`platform::Platform`] (memfd-backed memory, threads as CPUs,
+//! real sleeping), and a `no_std` user supplies their own over caller-provided regions.
+//!
+//! Unsafe code lives only in [`memmap`] (carving the page array out of managed memory),
+//! [`sync`] (the spin lock's `UnsafeCell`), [`pcp`] (per-CPU lists owned by one context) and
+//! the page-zeroing helper of [`page_alloc`].
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod buddy;
+pub mod fault;
+pub mod gfp;
+pub mod memmap;
+pub mod order;
+pub mod page_alloc;
+pub mod pcp;
+pub mod platform;
+pub mod proc;
+pub mod reclaim;
+pub mod report;
+pub mod sync;
+pub mod watermark;
+pub mod zone;
+
+pub use gfp::Gfp;
+pub use memmap::Page;
+pub use order::{MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, get_order};
+pub use page_alloc::PageAllocator;
+
+/// An allocation could not be satisfied (the kernel's NULL return).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocError;
+
+impl core::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("memory allocation failed")
+    }
+}
+
+impl core::error::Error for AllocError {}

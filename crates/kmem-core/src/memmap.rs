@@ -1,0 +1,326 @@
+//! The page array (`mem_map`): one 16-byte [`Page`] per page frame, kept outside the pages.
+//!
+//! `Page` is 16 bytes per 4 KiB (0.39 % of memory; the kernel's `struct page` is 64 B).
+//! Its fields mean different things by state, like the kernel's unions:
+//!
+//! | state | `next` / `prev` | `info` | `refcount` |
+//! |---|---|---|---|
+//! | head of a free buddy block | free-list links (pfns) | `PG_BUDDY`, order, list migratetype | 0 |
+//! | on a per-CPU list | pcp-list links (pfns) | `PG_PCP`, order, list migratetype | 0 |
+//! | allocated | `mapping` token / `mapcount` (owner's) | owner flags (`PG_SLAB`, `PG_HEAD`…), order if compound | ≥ 1 |
+//! | inside a free block (tail) | unused | 0 | 0 |
+//! | reserved (the page array itself) | unused | `PG_RESERVED` | 1 |
+//!
+//! Every field is an atomic used with `Relaxed` ordering: ownership of a page moves between
+//! contexts only through a lock or a per-CPU list, which order the accesses; the atomics only
+//! keep shared `&Page` references sound. A zeroed `Page` is a valid "tail, not free" page, so a
+//! page array in fresh (zero-filled) memory needs no initialising pass.
+//!
+//! The zone of a page is not stored: it is found from the pfn by the zone boundaries, which
+//! never change. The migratetype of each pageblock lives in a separate byte array.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, Ordering::Relaxed};
+
+use crate::order::PAGE_SIZE;
+use crate::zone::MigrateType;
+
+/// "No page": the end of a free list.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Page flag bits kept in the low byte of `Page::info`.
+pub mod pg {
+    /// Head of a free block on a buddy free list (`PageBuddy`).
+    pub const BUDDY: u32 = 1 << 0;
+    /// On a per-CPU page list.
+    pub const PCP: u32 = 1 << 1;
+    /// Not managed by the allocator (the page array itself, holes). Never freed.
+    pub const RESERVED: u32 = 1 << 2;
+    /// Owned by a slab cache.
+    pub const SLAB: u32 = 1 << 3;
+    /// Head of a compound page (`__GFP_COMP`).
+    pub const HEAD: u32 = 1 << 4;
+    /// Free max-order block whose memory was given back to the host (hole punched).
+    pub const TRIMMED: u32 = 1 << 5;
+    /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`).
+    pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB;
+}
+
+const ORDER_SHIFT: u32 = 8;
+const ORDER_MASK: u32 = 0xf << ORDER_SHIFT;
+const MT_SHIFT: u32 = 12;
+const MT_MASK: u32 = 0x7 << MT_SHIFT;
+
+/// One page frame's metadata (`struct page`).
+#[repr(C)]
+#[derive(Default)]
+pub struct Page {
+    pub(crate) next: AtomicU32,
+    pub(crate) prev: AtomicU32,
+    pub(crate) info: AtomicU32,
+    pub(crate) refcount: AtomicI32,
+}
+
+const _: () = assert!(size_of::<Page>() == 16);
+
+impl Page {
+    #[inline]
+    pub(crate) fn info(&self) -> u32 {
+        self.info.load(Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn set_info(&self, flags: u32, order: u32, mt: MigrateType) {
+        self.info.store(flags | (order << ORDER_SHIFT) | ((mt as u32) << MT_SHIFT), Relaxed);
+    }
+
+    /// The page flag bits ([`pg`]).
+    #[inline]
+    #[must_use]
+    pub fn flags(&self) -> u32 {
+        self.info() & 0xff
+    }
+
+    /// Sets owner flag bits (for example [`pg::SLAB`]) on an allocated page.
+    pub fn set_flags(&self, bits: u32) {
+        self.info.store(self.info() | bits, Relaxed);
+    }
+
+    /// Clears owner flag bits on an allocated page.
+    pub fn clear_flags(&self, bits: u32) {
+        self.info.store(self.info() & !bits, Relaxed);
+    }
+
+    /// The order stored with the page (buddy order, pcp order, or compound order).
+    #[inline]
+    #[must_use]
+    pub fn order(&self) -> u32 {
+        (self.info() & ORDER_MASK) >> ORDER_SHIFT
+    }
+
+    #[inline]
+    pub(crate) fn list_mt(&self) -> MigrateType {
+        MigrateType::from_index(((self.info() & MT_MASK) >> MT_SHIFT) as usize)
+    }
+
+    /// `PageBuddy`: the head of a free block.
+    #[inline]
+    #[must_use]
+    pub fn is_buddy(&self) -> bool {
+        self.flags() & pg::BUDDY != 0
+    }
+
+    /// The reference count (`page_ref_count`).
+    #[must_use]
+    pub fn refcount(&self) -> i32 {
+        self.refcount.load(Relaxed)
+    }
+
+    /// `get_page`: takes another reference on an allocated page.
+    pub fn get_page(&self) {
+        self.refcount.fetch_add(1, Relaxed);
+    }
+
+    /// Drops one reference; true when it was the last (`put_page_testzero`).
+    pub(crate) fn put_testzero(&self) -> bool {
+        self.refcount.fetch_sub(1, core::sync::atomic::Ordering::AcqRel) == 1
+    }
+
+    /// The `mapcount` of an allocated page (0 when not mapped).
+    #[must_use]
+    pub fn mapcount(&self) -> i32 {
+        self.prev.load(Relaxed) as i32
+    }
+
+    /// Sets the `mapcount` of an allocated page (vmalloc-to-user mappings, tests of PA-16).
+    pub fn set_mapcount(&self, count: i32) {
+        self.prev.store(count as u32, Relaxed);
+    }
+
+    /// The `mapping` token of an allocated page (0 is NULL).
+    #[must_use]
+    pub fn mapping(&self) -> u32 {
+        self.next.load(Relaxed)
+    }
+
+    /// Sets the `mapping` token of an allocated page.
+    pub fn set_mapping(&self, mapping: u32) {
+        self.next.store(mapping, Relaxed);
+    }
+
+    /// Resets the page to "allocated, one reference" (`set_page_refcounted` in `prep_new_page`).
+    #[inline]
+    pub(crate) fn prep_allocated(&self, flags: u32, order: u32) {
+        self.next.store(0, Relaxed);
+        self.prev.store(0, Relaxed);
+        self.info.store(flags | (order << ORDER_SHIFT), Relaxed);
+        self.refcount.store(1, Relaxed);
+    }
+}
+
+/// What one page costs in metadata, in bytes (for the `≤ 0.5 %` budget).
+pub const META_BYTES_PER_PAGE: usize = size_of::<Page>();
+
+/// The page array and the pageblock migratetype array for `[start_pfn, end_pfn)`.
+///
+/// # Invariants
+/// `pages` points to `end_pfn - start_pfn` `Page`s and `blocks` to one byte per pageblock of
+/// that range; both stay valid for the life of the `MemMap`.
+pub struct MemMap {
+    pages: NonNull<Page>,
+    blocks: NonNull<AtomicU8>,
+    start_pfn: usize,
+    end_pfn: usize,
+    pageblock_order: u32,
+}
+
+// SAFETY: The arrays hold only atomics, and the `MemMap` is their sole owner.
+unsafe impl Send for MemMap {}
+// SAFETY: As above: shared access goes through atomics.
+unsafe impl Sync for MemMap {}
+
+impl MemMap {
+    /// Bytes of metadata (page array plus pageblock array) for `nr_pages` pages.
+    #[must_use]
+    pub const fn bytes_needed(nr_pages: usize, pageblock_order: u32) -> usize {
+        let blocks = nr_pages.div_ceil(1 << pageblock_order);
+        nr_pages * size_of::<Page>() + blocks
+    }
+
+    /// Builds the map over `storage`, which must hold [`Self::bytes_needed`] bytes.
+    ///
+    /// # Safety
+    /// `storage` must be valid for reads and writes of `bytes_needed(end - start, ..)` bytes,
+    /// aligned to 4 bytes, used by nothing else for the life of the map. If `zeroed` is true it
+    /// must already be all zero bytes (fresh memory); otherwise it is zeroed here.
+    pub unsafe fn new(
+        storage: NonNull<u8>,
+        start_pfn: usize,
+        end_pfn: usize,
+        pageblock_order: u32,
+        zeroed: bool,
+    ) -> Self {
+        let nr = end_pfn - start_pfn;
+        let bytes = Self::bytes_needed(nr, pageblock_order);
+        assert!(storage.as_ptr().align_offset(align_of::<Page>()) == 0, "memmap storage misaligned");
+        if !zeroed {
+            // SAFETY: The caller gave us `bytes` writable bytes at `storage`.
+            unsafe { storage.as_ptr().write_bytes(0, bytes) };
+        }
+        // SAFETY: `nr * 16 <= bytes`, so the block array starts inside `storage`.
+        let blocks = unsafe { storage.add(nr * size_of::<Page>()) }.cast::<AtomicU8>();
+        Self { pages: storage.cast(), blocks, start_pfn, end_pfn, pageblock_order }
+    }
+
+    /// First pfn covered.
+    #[must_use]
+    pub fn start_pfn(&self) -> usize {
+        self.start_pfn
+    }
+
+    /// One past the last pfn covered.
+    #[must_use]
+    pub fn end_pfn(&self) -> usize {
+        self.end_pfn
+    }
+
+    /// log2 of the pages in a pageblock.
+    #[must_use]
+    pub fn pageblock_order(&self) -> u32 {
+        self.pageblock_order
+    }
+
+    /// `pfn_to_page`, or `None` outside the map.
+    #[inline]
+    #[must_use]
+    pub fn get(&self, pfn: usize) -> Option<&Page> {
+        if pfn < self.start_pfn || pfn >= self.end_pfn {
+            return None;
+        }
+        // SAFETY: In range by the check above, and the array lives as long as `self`.
+        Some(unsafe { self.pages.add(pfn - self.start_pfn).as_ref() })
+    }
+
+    /// `pfn_to_page` for a pfn the caller knows to be in range.
+    ///
+    /// # Panics
+    /// If `pfn` is outside the map (an internal bug).
+    #[inline]
+    #[must_use]
+    pub fn page(&self, pfn: usize) -> &Page {
+        assert!(pfn >= self.start_pfn && pfn < self.end_pfn, "pfn {pfn:#x} outside mem_map");
+        // SAFETY: In range by the assertion above.
+        unsafe { self.pages.add(pfn - self.start_pfn).as_ref() }
+    }
+
+    /// `page_to_pfn`, or `None` if `page` is not an element of this map.
+    #[inline]
+    #[must_use]
+    pub fn pfn_of(&self, page: &Page) -> Option<usize> {
+        let offset = (page as *const Page as usize).wrapping_sub(self.pages.as_ptr() as usize);
+        let index = offset / size_of::<Page>();
+        (offset.is_multiple_of(size_of::<Page>()) && index < self.end_pfn - self.start_pfn)
+            .then_some(self.start_pfn + index)
+    }
+
+    /// The migratetype of the pageblock holding `pfn`.
+    #[inline]
+    #[must_use]
+    pub fn pageblock_mt(&self, pfn: usize) -> MigrateType {
+        MigrateType::from_index(self.block(pfn).load(Relaxed) as usize)
+    }
+
+    /// Sets the migratetype of the pageblock holding `pfn`.
+    pub fn set_pageblock_mt(&self, pfn: usize, mt: MigrateType) {
+        self.block(pfn).store(mt as u8, Relaxed);
+    }
+
+    fn block(&self, pfn: usize) -> &AtomicU8 {
+        let index = (pfn - self.start_pfn) >> self.pageblock_order;
+        assert!(pfn >= self.start_pfn && pfn < self.end_pfn);
+        // SAFETY: `pfn` is in range, so `index` is below the number of pageblocks.
+        unsafe { self.blocks.add(index).as_ref() }
+    }
+}
+
+/// Bytes of a page range, for callers converting between pfns and addresses.
+#[must_use]
+pub const fn pfn_bytes(nr_pages: usize) -> usize {
+    nr_pages * PAGE_SIZE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn page_is_sixteen_bytes_and_zero_is_free_tail() {
+        assert_eq!(META_BYTES_PER_PAGE, 16);
+        let page = Page::default();
+        assert!(!page.is_buddy());
+        assert_eq!(page.order(), 0);
+        assert_eq!(page.refcount(), 0);
+    }
+
+    #[test]
+    fn pfn_round_trip_and_pageblocks() {
+        let bytes = MemMap::bytes_needed(4096, 9);
+        let mut storage = vec![0u32; bytes.div_ceil(4)];
+        let ptr = NonNull::new(storage.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `storage` is zeroed, 4-aligned, large enough and outlives `map`.
+        let map = unsafe { MemMap::new(ptr, 1024, 1024 + 4096, 9, true) };
+        let page = map.page(1500);
+        assert_eq!(map.pfn_of(page), Some(1500));
+        assert!(map.get(1023).is_none() && map.get(5120).is_none());
+        let stranger = Page::default();
+        assert_eq!(map.pfn_of(&stranger), None);
+        map.set_pageblock_mt(1024 + 512, MigrateType::Movable);
+        assert_eq!(map.pageblock_mt(1024 + 1000), MigrateType::Movable);
+        assert_eq!(map.pageblock_mt(1024), MigrateType::Unmovable);
+        page.set_info(pg::BUDDY, 7, MigrateType::Reclaimable);
+        assert!(page.is_buddy());
+        assert_eq!(page.order(), 7);
+        assert_eq!(page.list_mt(), MigrateType::Reclaimable);
+    }
+}

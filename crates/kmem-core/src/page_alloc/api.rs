@@ -1,0 +1,221 @@
+//! The rest of the public page API (§2.10): addresses, `__get_free_pages`, exact and bulk
+//! allocation, `split_page`, and the pfn/page/address conversions.
+
+use core::panic::Location;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::PageAllocator;
+use crate::AllocError;
+use crate::gfp::{__GFP_COMP, __GFP_HIGHMEM, __GFP_ZERO, Gfp};
+use crate::memmap::{Page, pg};
+use crate::order::{PAGE_SHIFT, PAGE_SIZE, size_to_pages, try_get_order};
+use crate::platform::{Level, Platform};
+use crate::watermark::alloc_flags as af;
+use crate::zone::Wmark;
+
+impl<P: Platform> PageAllocator<P> {
+    /// `page_to_pfn`, or `None` for a `Page` that is not in this machine's page array.
+    #[inline]
+    pub fn page_to_pfn(&self, page: &Page) -> Option<usize> {
+        self.mm.pfn_of(page)
+    }
+
+    /// `pfn_to_page`, or `None` outside memory.
+    #[inline]
+    pub fn pfn_to_page(&self, pfn: usize) -> Option<&Page> {
+        self.mm.get(pfn)
+    }
+
+    /// `page_address`: the direct-map address, or `None` for HighMem pages (not mapped).
+    #[inline]
+    pub fn page_address(&self, page: &Page) -> Option<NonNull<u8>> {
+        let pfn = self.mm.pfn_of(page)?;
+        self.pfn_address(pfn)
+    }
+
+    /// The direct-map address of `pfn`, if it is lowmem.
+    #[inline]
+    pub fn pfn_address(&self, pfn: usize) -> Option<NonNull<u8>> {
+        if pfn < self.mm.start_pfn() || pfn >= self.direct_map_end_pfn {
+            return None;
+        }
+        // SAFETY: `pfn` is inside the direct map, which covers `[start_pfn, direct_map_end_pfn)`.
+        Some(unsafe { self.direct_map.add((pfn - self.mm.start_pfn()) << PAGE_SHIFT) })
+    }
+
+    /// `virt_to_page` for a direct-map address, or `None` if `addr` is not in the direct map.
+    #[inline]
+    pub fn virt_to_page(&self, addr: *const u8) -> Option<&Page> {
+        self.mm.get(self.virt_to_pfn(addr)?)
+    }
+
+    /// The pfn of a direct-map address.
+    #[inline]
+    pub fn virt_to_pfn(&self, addr: *const u8) -> Option<usize> {
+        let offset = (addr as usize).checked_sub(self.direct_map.as_ptr() as usize)?;
+        let pfn = self.mm.start_pfn() + (offset >> PAGE_SHIFT);
+        (pfn < self.direct_map_end_pfn).then_some(pfn)
+    }
+
+    /// `virt_to_phys`: the physical address (`pfn << PAGE_SHIFT | offset`) of a direct-map address.
+    pub fn virt_to_phys(&self, addr: *const u8) -> Option<u64> {
+        let pfn = self.virt_to_pfn(addr)?;
+        Some(((pfn as u64) << PAGE_SHIFT) | (addr as u64 & (PAGE_SIZE as u64 - 1)))
+    }
+
+    /// `phys_to_virt` for lowmem physical addresses.
+    pub fn phys_to_virt(&self, phys: u64) -> Option<NonNull<u8>> {
+        let base = self.pfn_address((phys >> PAGE_SHIFT) as usize)?;
+        // SAFETY: The offset is below a page, inside the page `base` maps.
+        Some(unsafe { base.add((phys as usize) & (PAGE_SIZE - 1)) })
+    }
+
+    /// `__get_free_pages`: like [`Self::alloc_pages`] without `__GFP_HIGHMEM`, returning the
+    /// direct-map address.
+    ///
+    /// # Errors
+    /// As `alloc_pages`.
+    #[track_caller]
+    pub fn get_free_pages(&self, gfp: Gfp, order: u32) -> Result<NonNull<u8>, AllocError> {
+        let page = self.alloc_pages_at(gfp.difference(__GFP_HIGHMEM), order, Location::caller())?;
+        Ok(self.page_address(page).expect("lowmem page has an address"))
+    }
+
+    /// `get_zeroed_page`: one zeroed lowmem page.
+    ///
+    /// # Errors
+    /// As `alloc_pages`.
+    #[track_caller]
+    pub fn get_zeroed_page(&self, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        let page = self.alloc_pages_at((gfp | __GFP_ZERO).difference(__GFP_HIGHMEM), 0, Location::caller())?;
+        Ok(self.page_address(page).expect("lowmem page has an address"))
+    }
+
+    /// `free_pages(addr, order)`: a null address is a no-op; an address outside the direct
+    /// map is reported and ignored.
+    #[track_caller]
+    pub fn free_pages_addr(&self, addr: *const u8, order: u32) {
+        if addr.is_null() {
+            return;
+        }
+        let caller = Location::caller();
+        match self.virt_to_page(addr) {
+            Some(page) => self.free_pages_at(page, order, caller),
+            None => self.report_bad_free(None, order, "address is not in the direct map", caller),
+        }
+    }
+
+    /// `alloc_pages_exact`: `ceil(size / PAGE_SIZE)` contiguous lowmem pages; the rest of the
+    /// `get_order(size)` block is freed at once (PA-18). `__GFP_COMP` and `__GFP_HIGHMEM` are
+    /// stripped with a warning, as in the kernel.
+    ///
+    /// # Errors
+    /// As `alloc_pages`, and for `size == 0`.
+    #[track_caller]
+    pub fn alloc_pages_exact(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        let caller = Location::caller();
+        let order = try_get_order(size).ok_or(AllocError)?;
+        let mut gfp = gfp;
+        if gfp.intersects(__GFP_COMP.union(__GFP_HIGHMEM)) {
+            self.platform.log(
+                Level::Warning,
+                format_args!("WARNING: at {caller} alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+            );
+            gfp = gfp.difference(__GFP_COMP.union(__GFP_HIGHMEM));
+        }
+        let page = self.alloc_pages_at(gfp, order, caller)?;
+        let pfn = self.mm.pfn_of(page).expect("allocated page is in mem_map");
+        self.split_block(pfn, order);
+        for tail in pfn + size_to_pages(size)..pfn + (1 << order) {
+            self.mm.page(tail).refcount.store(0, Relaxed);
+            self.free_block(tail, 0, caller);
+        }
+        Ok(self.pfn_address(pfn).expect("lowmem page has an address"))
+    }
+
+    /// `free_pages_exact`: frees what [`Self::alloc_pages_exact`] returned, page by page.
+    #[track_caller]
+    pub fn free_pages_exact(&self, addr: *const u8, size: usize) {
+        let caller = Location::caller();
+        for i in 0..size_to_pages(size) {
+            let page_addr = (addr as usize + i * PAGE_SIZE) as *const u8;
+            match self.virt_to_page(page_addr) {
+                Some(page) => self.free_pages_at(page, 0, caller),
+                None => self.report_bad_free(None, 0, "free_pages_exact: address is not in the direct map", caller),
+            }
+        }
+    }
+
+    /// `split_page`: turns an allocated non-compound order-`order` block into independent
+    /// order-0 pages, each with one reference.
+    ///
+    /// # Errors
+    /// A compound page, or a page that is not an allocated block of that order (reported).
+    #[track_caller]
+    pub fn split_page(&self, page: &Page, order: u32) -> Result<(), AllocError> {
+        let caller = Location::caller();
+        let Some(pfn) = self.mm.pfn_of(page) else {
+            self.report_bad_free(None, order, "split_page: page is not in mem_map", caller);
+            return Err(AllocError);
+        };
+        if page.flags() & pg::HEAD != 0 || page.refcount() <= 0 || page.order() != order {
+            self.platform.log(
+                Level::Warning,
+                format_args!(
+                    "WARNING: at {caller} split_page: pfn:{pfn:05x} is compound, free, or not of order {order}"
+                ),
+            );
+            return Err(AllocError);
+        }
+        self.split_block(pfn, order);
+        Ok(())
+    }
+
+    fn split_block(&self, pfn: usize, order: u32) {
+        for sub in pfn..pfn + (1 << order) {
+            self.mm.page(sub).prep_allocated(0, 0);
+        }
+    }
+
+    /// `alloc_pages_bulk`: fills the `None` slots of `pages` with order-0 pages and returns how
+    /// many slots are populated (PA-19). It may return fewer than `pages.len()`; it takes what
+    /// the first eligible zone can give above its low watermark plus the request, and falls
+    /// back to one ordinary allocation if that gives nothing.
+    #[track_caller]
+    pub fn alloc_pages_bulk<'a>(&'a self, gfp: Gfp, pages: &mut [Option<&'a Page>]) -> usize {
+        let caller = Location::caller();
+        let mut populated = pages.iter().filter(|p| p.is_some()).count();
+        let wanted = pages.len() - populated;
+        if wanted == 0 {
+            return populated;
+        }
+        if wanted > 1 {
+            let Ok((gfp, highest)) = self.prepare_alloc(gfp, 0, caller) else { return populated };
+            let zone = self.zones[..=highest as usize]
+                .iter()
+                .rev()
+                .find(|z| z.managed > 0 && z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(highest) + wanted);
+            if let Some(zone) = zone {
+                let mut got = 0;
+                for slot in pages.iter_mut().filter(|p| p.is_none()) {
+                    let Some(pfn) = self.rmqueue(zone, gfp, 0, af::WMARK_LOW | af::NO_WATERMARKS, highest) else {
+                        break;
+                    };
+                    *slot = Some(self.prep_new_page(pfn, 0, gfp));
+                    got += 1;
+                }
+                if got > 0 {
+                    return populated + got;
+                }
+            }
+        }
+        if let Some(slot) = pages.iter_mut().find(|p| p.is_none())
+            && let Ok(page) = self.alloc_pages_at(gfp, 0, caller)
+        {
+            *slot = Some(page);
+            populated += 1;
+        }
+        populated
+    }
+}

@@ -1,0 +1,307 @@
+//! The fast path: zonelist walk with watermark checks (`get_page_from_freelist`), per-CPU
+//! lists (`rmqueue_pcplist`, `free_unref_page`), the buddy path, and freeing with its checks.
+
+use core::panic::Location;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use super::PageAllocator;
+use crate::gfp::{__GFP_COLD, __GFP_COMP, __GFP_ZERO, Gfp};
+use crate::memmap::{Page, pg};
+use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, is_aligned};
+use crate::pcp::PCP_MAX_ORDER;
+use crate::platform::Platform;
+use crate::watermark::{alloc_flags as af, effective_min, zone_watermark_ok};
+use crate::zone::{MigrateType, Zone, ZoneType};
+
+impl<P: Platform> PageAllocator<P> {
+    /// `get_page_from_freelist`: walks the zones from `highest` down, takes the first zone that
+    /// passes the watermark test for `alloc_flags`, and allocates from it (PA-8, PA-11).
+    pub(super) fn get_page_from_freelist(&self, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
+        for zi in (0..=highest as usize).rev() {
+            let zone = &self.zones[zi];
+            if zone.managed == 0 {
+                continue;
+            }
+            if flags & af::NO_WATERMARKS == 0 {
+                let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
+                let min = effective_min(mark, flags) + zone.lowmem_reserve(highest);
+                // The count part of `zone_watermark_ok`; the per-order part is checked under the
+                // zone lock when the buddy lists are used.
+                if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
+                    continue;
+                }
+            }
+            if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, highest) {
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// `rmqueue`: per-CPU list for small orders, else the buddy lists.
+    #[inline]
+    pub(super) fn rmqueue(&self, zone: &Zone, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
+        let mt = gfp.migratetype();
+        if self.pcp_enabled
+            && order <= PCP_MAX_ORDER
+            && let Some(cpu) = self.platform.cpu()
+        {
+            return self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD));
+        }
+        let mut area = zone.lock();
+        if order > 0 && flags & af::NO_WATERMARKS == 0 {
+            let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
+            let ok = zone_watermark_ok(area.nr_free_pages, order, mark, zone.lowmem_reserve(highest), flags, |o| {
+                MigrateType::ALL[..crate::zone::MIGRATE_PCPTYPES].iter().any(|&t| area.has_block(o, t))
+            });
+            if !ok {
+                return None;
+            }
+        }
+        let pfn = area.rmqueue_smallest(&self.mm, order, mt).or_else(|| area.rmqueue_fallback(&self.mm, order, mt));
+        zone.publish(&area);
+        pfn
+    }
+
+    /// Takes a block from this CPU's list, refilling it from the buddy lists in a batch when
+    /// empty (`rmqueue_pcplist`, `rmqueue_bulk`).
+    #[inline]
+    fn rmqueue_pcplist(&self, cpu: usize, zone: &Zone, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
+        let slot = &self.pcp[cpu];
+        if slot.drain_requested.load(Relaxed) {
+            self.drain_cpu(cpu);
+        }
+        let zi = zone.kind as usize;
+        // SAFETY: `Platform::cpu` gave us this slot exclusively (the trait's contract).
+        let lists = unsafe { slot.lists(zi) };
+        let pfn = match lists.pop(&self.mm, order, mt, cold) {
+            Some(pfn) => pfn,
+            None => {
+                let batch = zone.pcp_batch() as usize;
+                let want = (batch >> order).max(2);
+                let mut area = zone.lock();
+                for _ in 0..want {
+                    let Some(pfn) = area
+                        .rmqueue_smallest(&self.mm, order, mt)
+                        .or_else(|| area.rmqueue_fallback(&self.mm, order, mt))
+                    else {
+                        break;
+                    };
+                    lists.push(&self.mm, pfn, order, mt, true);
+                }
+                zone.publish(&area);
+                drop(area);
+                self.stats.pcp_refills.fetch_add(1, Relaxed);
+                lists.pop(&self.mm, order, mt, cold)?
+            }
+        };
+        slot.counts[zi].store(lists.count, Relaxed);
+        Some(pfn)
+    }
+
+    /// `prep_new_page`: reference count, order, compound head, zeroing.
+    #[inline]
+    pub(super) fn prep_new_page(&self, pfn: usize, order: u32, gfp: Gfp) -> &Page {
+        let page = self.mm.page(pfn);
+        let head = if order > 0 && gfp.contains(__GFP_COMP) { pg::HEAD } else { 0 };
+        page.prep_allocated(head, order);
+        if gfp.contains(__GFP_ZERO) {
+            self.zero_pages(pfn, 1 << order);
+        }
+        if let Some(zone) = self.pfn_zone(pfn) {
+            self.stats.pgalloc[zone.kind as usize].fetch_add(1 << order, Relaxed);
+        }
+        page
+    }
+
+    fn zero_pages(&self, pfn: usize, nr: usize) {
+        if pfn + nr <= self.direct_map_end_pfn {
+            let offset = (pfn - self.mm.start_pfn()) * PAGE_SIZE;
+            // SAFETY: The pages are inside the direct map (checked above) and were just
+            // allocated, so no one else uses them.
+            unsafe { self.direct_map.add(offset).write_bytes(0, nr * PAGE_SIZE) };
+        } else {
+            let zeroed = self.platform.zero_highmem(pfn, nr);
+            assert!(zeroed, "platform cannot zero HighMem pages");
+        }
+    }
+
+    /// `__free_pages`: drops a reference; the last one frees the block. With other references
+    /// left on a non-compound block, the tail halves are freed now (§2.10).
+    #[track_caller]
+    pub fn free_pages(&self, page: &Page, order: u32) {
+        self.free_pages_at(page, order, Location::caller());
+    }
+
+    pub(super) fn free_pages_at(&self, page: &Page, order: u32, caller: &Location<'_>) {
+        let Some(pfn) = self.mm.pfn_of(page) else {
+            self.report_bad_free(None, order, "page is not in this machine's mem_map", caller);
+            return;
+        };
+        if order > MAX_PAGE_ORDER || !is_aligned(pfn, order) {
+            self.report_bad_free(
+                Some(pfn),
+                order,
+                "order does not fit the page (misaligned or above MAX_PAGE_ORDER)",
+                caller,
+            );
+            return;
+        }
+        let flags = page.flags();
+        if flags & (pg::BUDDY | pg::PCP) != 0 || page.refcount() <= 0 {
+            self.report_bad_page(pfn, "VM_BUG_ON_PAGE(page_ref_count(page) == 0) (double free)", caller);
+            return;
+        }
+        if flags & pg::RESERVED != 0 {
+            self.report_bad_page(pfn, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
+            return;
+        }
+        if page.order() != order && page.refcount() == 1 {
+            self.report_bad_free(Some(pfn), order, "freed with a different order than it was allocated with", caller);
+            return;
+        }
+        if !page.put_testzero() {
+            if order > 0 && flags & pg::HEAD == 0 {
+                for o in (0..order).rev() {
+                    self.free_block(pfn + (1 << o), o, caller);
+                }
+                page.info.store(flags & !(0xf << 8), Relaxed);
+            }
+            return;
+        }
+        if !self.free_pages_prepare(pfn, page, caller) {
+            return;
+        }
+        self.free_block(pfn, order, caller);
+    }
+
+    /// `free_pages_prepare`: a page freed in a bad state is reported and leaked (PA-16).
+    fn free_pages_prepare(&self, pfn: usize, page: &Page, caller: &Location<'_>) -> bool {
+        let reason = if page.mapcount() != 0 {
+            "nonzero mapcount"
+        } else if page.mapping() != 0 {
+            "non-NULL mapping"
+        } else if page.flags() & pg::CHECK_AT_FREE != 0 {
+            "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
+        } else {
+            return true;
+        };
+        self.report_bad_page(pfn, reason, caller);
+        false
+    }
+
+    /// Frees a block whose checks passed: onto this CPU's list, or to the buddy lists.
+    pub(super) fn free_block(&self, pfn: usize, order: u32, caller: &Location<'_>) {
+        let _ = caller;
+        let page = self.mm.page(pfn);
+        page.info.store(0, Relaxed);
+        page.refcount.store(0, Relaxed);
+        self.stats.pgfree.fetch_add(1 << order, Relaxed);
+        let mut mt = self.mm.pageblock_mt(pfn);
+        if mt == MigrateType::HighAtomic {
+            mt = MigrateType::Movable;
+        }
+        let Some(zone) = self.pfn_zone(pfn) else { return };
+        if self.pcp_enabled
+            && order <= PCP_MAX_ORDER
+            && self.nr_waiters.load(Relaxed) == 0
+            && let Some(cpu) = self.platform.cpu()
+        {
+            self.free_to_pcp(cpu, zone, pfn, order, mt);
+            return;
+        }
+        let mut area = zone.lock();
+        let (_, merged) = area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
+        self.after_buddy_free(zone, &mut area, merged);
+    }
+
+    /// Bookkeeping after pages reached the buddy lists, zone lock held: publish the count,
+    /// release memory to the host past the threshold, wake sleepers.
+    pub(super) fn after_buddy_free(&self, zone: &Zone, area: &mut crate::buddy::FreeArea, merged_order: u32) {
+        if merged_order == MAX_PAGE_ORDER && area.untrimmed >= self.trim_threshold {
+            let released = area.trim(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
+            self.stats.trimmed_blocks.fetch_add(released, Relaxed);
+        }
+        zone.publish(area);
+        if self.nr_waiters.load(SeqCst) > 0 {
+            self.free_seq.fetch_add(1, SeqCst);
+            self.platform.wake_all(&self.free_seq);
+        }
+    }
+
+    /// `free_unref_page_commit`: head of this CPU's list; past `high`, a batch of the coldest
+    /// pages goes back to the buddy lists (PA-17).
+    #[inline]
+    fn free_to_pcp(&self, cpu: usize, zone: &Zone, pfn: usize, order: u32, mt: MigrateType) {
+        let slot = &self.pcp[cpu];
+        if slot.drain_requested.load(Relaxed) {
+            self.drain_cpu(cpu);
+        }
+        let zi = zone.kind as usize;
+        // SAFETY: `Platform::cpu` gave us this slot exclusively.
+        let lists = unsafe { slot.lists(zi) };
+        lists.push(&self.mm, pfn, order, mt, false);
+        if lists.count >= zone.pcp_high() as usize {
+            let batch = zone.pcp_batch() as usize;
+            let mut area = zone.lock();
+            let mut top = 0;
+            lists.take_cold(&self.mm, batch, |p, o, t| {
+                top = top.max(area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false).1);
+            });
+            self.after_buddy_free(zone, &mut area, top);
+        }
+        slot.counts[zi].store(lists.count, Relaxed);
+    }
+
+    /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the
+    /// number of pages drained.
+    pub(super) fn drain_cpu(&self, cpu: usize) -> usize {
+        let slot = &self.pcp[cpu];
+        slot.drain_requested.store(false, Relaxed);
+        let mut drained = 0;
+        for (zi, zone) in self.zones.iter().enumerate() {
+            // SAFETY: Callers own `cpu` (it is theirs by `Platform::cpu`, or its owner is gone).
+            let lists = unsafe { slot.lists(zi) };
+            if lists.count == 0 {
+                continue;
+            }
+            let mut area = zone.lock();
+            let mut top = 0;
+            drained += lists.take_cold(&self.mm, usize::MAX, |p, o, t| {
+                top = top.max(area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false).1);
+            });
+            self.after_buddy_free(zone, &mut area, top);
+            slot.counts[zi].store(0, Relaxed);
+        }
+        drained
+    }
+
+    /// `drain_local_pages`: drains the caller's CPU slot. Returns pages drained.
+    pub fn drain_local_pages(&self) -> usize {
+        self.platform.cpu().map_or(0, |cpu| self.drain_cpu(cpu))
+    }
+
+    /// `drain_all_pages`: drains the caller's slot now and asks every other slot's owner to
+    /// drain on its next page operation. Returns pages drained now.
+    pub fn drain_all_pages(&self) -> usize {
+        let me = self.platform.cpu();
+        for (cpu, slot) in self.pcp[..self.nr_cpus].iter().enumerate() {
+            if Some(cpu) != me {
+                slot.drain_requested.store(true, Relaxed);
+            }
+        }
+        me.map_or(0, |cpu| self.drain_cpu(cpu))
+    }
+
+    /// Drains the lists of a CPU slot whose owner is leaving (thread exit, `page_alloc_cpu_dead`).
+    ///
+    /// # Safety
+    /// The caller must own slot `cpu` exclusively (as `Platform::cpu` would give it) and no
+    /// other context may use it until this returns.
+    pub unsafe fn drain_cpu_slot(&self, cpu: usize) -> usize {
+        if cpu >= self.nr_cpus {
+            return 0;
+        }
+        self.drain_cpu(cpu)
+    }
+}

@@ -1,0 +1,487 @@
+//! The page allocator (`mm/page_alloc.c`): zones with buddy free lists, per-CPU lists,
+//! watermarks, the slow path with reclaim, OOM handling and waiting, and the public page API.
+//!
+//! Lock order, outermost first: the shrinker registry (reclaim passes), then one zone lock at
+//! a time (`Zone::area`). Per-CPU lists are owned by their CPU slot and need no lock. Nothing
+//! is allocated while a zone lock is held, and no callback runs under one.
+//!
+//! Where the pieces are: [`freelist`](self) (fast path, per-CPU lists, freeing), `slowpath`
+//! (reclaim, OOM, sleeping), `api` (exact/bulk/split and address conversions), `reports`
+//! (`warn_alloc`, bad page, `might_sleep`, `show_mem`).
+
+mod api;
+mod freelist;
+mod reports;
+mod slowpath;
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use crate::fault::FaultAttr;
+use crate::memmap::{MemMap, pg};
+use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE};
+use crate::pcp::{MAX_CPUS, PcpSlot};
+use crate::platform::Platform;
+use crate::reclaim::{OomNotifier, RegistrationId, Registry, Shrinker};
+use crate::report::Ratelimit;
+use crate::watermark;
+use crate::zone::{MAX_NR_ZONES, MigrateType, Wmark, Zone, ZoneType};
+
+/// The physical memory a [`PageAllocator`] manages.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// First managed pfn.
+    pub start_pfn: usize,
+    /// One past the last pfn.
+    pub end_pfn: usize,
+    /// Each configured zone's `[start, end)` pfn range by zone index (`None`: not configured).
+    /// Ranges are ascending, contiguous and cover `[start_pfn, end_pfn)`; a range may be empty.
+    pub zones: [Option<(usize, usize)>; MAX_NR_ZONES],
+    /// Where pfn `start_pfn` is mapped (the direct map).
+    pub direct_map: NonNull<u8>,
+    /// One past the last directly mapped pfn (lowmem end); pages above are HighMem.
+    pub direct_map_end_pfn: usize,
+    /// log2 of pages per pageblock (≤ `MAX_PAGE_ORDER`).
+    pub pageblock_order: u32,
+    /// The memory is known to be zero-filled (fresh), so the page array needs no clearing.
+    pub zeroed: bool,
+}
+
+/// Tunables of a [`PageAllocator`].
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// `vm.min_free_kbytes`; `None` computes it from lowmem (`calculate_min_free_kbytes`).
+    pub min_free_kbytes: Option<usize>,
+    /// `vm.watermark_scale_factor` (default 10 = 0.1 %).
+    pub watermark_scale_factor: usize,
+    /// Per-CPU page lists on (off: boot pagesets, batch 1 and high 0, every page via the buddy).
+    pub pcp: bool,
+    /// How long a request that may not fail waits for memory after reclaim and the OOM
+    /// notifiers made no progress before it fails (kmem's deviation: there is no process to kill).
+    pub oom_timeout_ns: u64,
+    /// Free max-order blocks the host may keep backing before they are released (hole punched).
+    pub trim_threshold_blocks: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            min_free_kbytes: None,
+            watermark_scale_factor: 10,
+            pcp: true,
+            oom_timeout_ns: 5_000_000_000,
+            trim_threshold_blocks: 16,
+        }
+    }
+}
+
+/// Why a [`PageAllocator`] could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitError(pub &'static str);
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl core::error::Error for InitError {}
+
+/// Event counters (`/proc/vmstat` style).
+#[derive(Default)]
+pub struct Stats {
+    /// Pages allocated, per zone (`pgalloc_*`).
+    pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
+    /// Pages freed (`pgfree`).
+    pub pgfree: AtomicUsize,
+    /// Direct reclaim passes (`allocstall`).
+    pub allocstall: AtomicUsize,
+    /// Requests that failed.
+    pub alloc_fail: AtomicUsize,
+    /// OOM events (`oom_kill` counts kills; here: OOM reports).
+    pub oom: AtomicUsize,
+    /// Times the background reclaimer was woken.
+    pub kswapd_wakeups: AtomicUsize,
+    /// Pages leaked because they were freed in a bad state (PA-16).
+    pub bad_pages: AtomicUsize,
+    /// Per-CPU list refills from the buddy lists.
+    pub pcp_refills: AtomicUsize,
+    /// Max-order blocks whose memory went back to the host.
+    pub trimmed_blocks: AtomicUsize,
+    /// Times a request slept waiting for a free.
+    pub sleeps: AtomicUsize,
+}
+
+/// The page allocator of one machine.
+pub struct PageAllocator<P: Platform> {
+    platform: P,
+    mm: MemMap,
+    zones: [Zone; MAX_NR_ZONES],
+    configured: [bool; MAX_NR_ZONES],
+    pcp: [PcpSlot; MAX_CPUS],
+    nr_cpus: usize,
+    pcp_enabled: bool,
+    direct_map: NonNull<u8>,
+    direct_map_end_pfn: usize,
+    reserved_pages: usize,
+    min_free_kbytes: AtomicUsize,
+    watermark_scale_factor: AtomicUsize,
+    oom_timeout_ns: AtomicU64,
+    trim_threshold: usize,
+    /// Bumped on every free to the buddy lists while someone waits; the wait word.
+    free_seq: AtomicU32,
+    nr_waiters: AtomicUsize,
+    shrinkers: Registry<dyn Shrinker>,
+    oom_notifiers: Registry<dyn OomNotifier>,
+    fail_page_alloc: FaultAttr,
+    warn_rs: Ratelimit,
+    bad_page_rs: Ratelimit,
+    might_sleep_rs: Ratelimit,
+    stats: Stats,
+}
+
+// SAFETY: `direct_map` is a plain address into memory the allocator manages; everything the
+// allocator shares between threads is atomic, behind a lock, or per-CPU by `Platform::cpu`.
+unsafe impl<P: Platform> Send for PageAllocator<P> {}
+// SAFETY: As above.
+unsafe impl<P: Platform> Sync for PageAllocator<P> {}
+
+impl<P: Platform> PageAllocator<P> {
+    /// Builds the allocator over `layout`: carves the page array from the top of the direct
+    /// map (those pages become reserved), frees every other page into the buddy lists, and
+    /// computes watermarks, lowmem reserves and per-CPU list sizes.
+    ///
+    /// # Errors
+    /// An inconsistent layout, more CPUs than [`MAX_CPUS`], or too little lowmem for the page array.
+    ///
+    /// # Safety
+    /// `layout.direct_map` must point to `direct_map_end_pfn - start_pfn` pages of memory, valid
+    /// for reads and writes and used by nothing else while the allocator lives; if
+    /// `layout.zeroed`, that memory must be zero-filled.
+    pub unsafe fn new(platform: P, layout: Layout, config: Config) -> Result<Self, InitError> {
+        let nr_cpus = platform.nr_cpus();
+        if nr_cpus == 0 || nr_cpus > MAX_CPUS {
+            return Err(InitError("number of CPUs must be 1..=64"));
+        }
+        validate(&layout)?;
+        let nr_pages = layout.end_pfn - layout.start_pfn;
+        let meta_pages = MemMap::bytes_needed(nr_pages, layout.pageblock_order).div_ceil(PAGE_SIZE);
+        let lowmem = layout.direct_map_end_pfn - layout.start_pfn;
+        if meta_pages + (1 << MAX_PAGE_ORDER) > lowmem {
+            return Err(InitError("too little directly mapped memory for the page array"));
+        }
+        let meta_start = layout.direct_map_end_pfn - meta_pages;
+        // SAFETY: `meta_start - start_pfn < lowmem`, so the offset stays inside the direct map.
+        let storage = unsafe { layout.direct_map.add((meta_start - layout.start_pfn) * PAGE_SIZE) };
+        // SAFETY: The caller owns the direct map; these pages are taken out of management
+        // before anything else can use them, and are zeroed if `layout.zeroed` says so.
+        let mm =
+            unsafe { MemMap::new(storage, layout.start_pfn, layout.end_pfn, layout.pageblock_order, layout.zeroed) };
+        for pfn in meta_start..layout.direct_map_end_pfn {
+            let page = mm.page(pfn);
+            page.info.store(pg::RESERVED, Relaxed);
+            page.refcount.store(1, Relaxed);
+        }
+        let mut block = layout.start_pfn;
+        while block < layout.end_pfn {
+            mm.set_pageblock_mt(block, MigrateType::Movable);
+            block = (block | ((1 << layout.pageblock_order) - 1)) + 1;
+        }
+        let mut zones = ZoneType::ALL.map(|kind| {
+            let (s, e) = layout.zones[kind as usize].unwrap_or((layout.end_pfn, layout.end_pfn));
+            Zone::new(kind, s, e)
+        });
+        for zone in &mut zones {
+            let reserved = overlap((zone.start_pfn, zone.end_pfn), (meta_start, layout.direct_map_end_pfn));
+            zone.managed = zone.present - reserved;
+            let mut area = zone.lock();
+            let (s, e) = (zone.start_pfn, zone.end_pfn);
+            for (a, b) in [(s, e.min(meta_start).max(s)), (s.max(layout.direct_map_end_pfn).min(e), e)] {
+                add_range(&mm, &mut area, a, b, layout.zeroed);
+            }
+            zone.publish(&area);
+        }
+        let allocator = Self {
+            platform,
+            mm,
+            zones,
+            configured: core::array::from_fn(|i| layout.zones[i].is_some() || i == ZoneType::Movable as usize),
+            pcp: [const { PcpSlot::new() }; MAX_CPUS],
+            nr_cpus,
+            pcp_enabled: config.pcp,
+            direct_map: layout.direct_map,
+            direct_map_end_pfn: layout.direct_map_end_pfn,
+            reserved_pages: meta_pages,
+            min_free_kbytes: AtomicUsize::new(0),
+            watermark_scale_factor: AtomicUsize::new(config.watermark_scale_factor),
+            oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
+            trim_threshold: config.trim_threshold_blocks.max(1),
+            free_seq: AtomicU32::new(0),
+            nr_waiters: AtomicUsize::new(0),
+            shrinkers: Registry::new(),
+            oom_notifiers: Registry::new(),
+            fail_page_alloc: FaultAttr::fail_page_alloc_defaults(),
+            warn_rs: Ratelimit::new(10_000_000_000, 1),
+            bad_page_rs: Ratelimit::new(60_000_000_000, 60),
+            might_sleep_rs: Ratelimit::new(1_000_000_000, 1),
+            stats: Stats::default(),
+        };
+        let min_free = config.min_free_kbytes.unwrap_or_else(|| {
+            let lowmem_kb: usize =
+                allocator.zones.iter().filter(|z| !z.kind.is_highmem()).map(|z| z.managed * (PAGE_SIZE / 1024)).sum();
+            watermark::min_free_kbytes_for(lowmem_kb)
+        });
+        allocator.min_free_kbytes.store(min_free, Relaxed);
+        allocator.recompute_watermarks();
+        Ok(allocator)
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The page array.
+    pub fn memmap(&self) -> &MemMap {
+        &self.mm
+    }
+
+    /// Every zone, populated or not, in index order.
+    pub fn zones(&self) -> &[Zone; MAX_NR_ZONES] {
+        &self.zones
+    }
+
+    /// The zone of a kind.
+    pub fn zone(&self, kind: ZoneType) -> &Zone {
+        &self.zones[kind as usize]
+    }
+
+    /// Whether a zone kind exists in this machine's configuration.
+    pub fn zone_configured(&self, kind: ZoneType) -> bool {
+        self.configured[kind as usize]
+    }
+
+    /// Number of CPU slots.
+    pub fn nr_cpus(&self) -> usize {
+        self.nr_cpus
+    }
+
+    /// Whether per-CPU lists are on.
+    pub fn pcp_enabled(&self) -> bool {
+        self.pcp_enabled
+    }
+
+    /// Pages per CPU slot per zone on per-CPU lists, as last published.
+    pub fn pcp_count(&self, cpu: usize, zone: ZoneType) -> usize {
+        self.pcp[cpu].counts[zone as usize].load(Relaxed)
+    }
+
+    /// Pages taken by the page array (reserved, not managed).
+    pub fn reserved_pages(&self) -> usize {
+        self.reserved_pages
+    }
+
+    /// Pages managed by the buddy allocator over all zones (`totalram_pages`).
+    pub fn total_managed(&self) -> usize {
+        self.zones.iter().map(Zone::managed).sum()
+    }
+
+    /// Free pages over all zones (buddy lists only).
+    pub fn total_free(&self) -> usize {
+        self.zones.iter().map(Zone::free_pages).sum()
+    }
+
+    /// Event counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The `fail_page_alloc` fault-injection knobs.
+    pub fn fail_page_alloc(&self) -> &FaultAttr {
+        &self.fail_page_alloc
+    }
+
+    /// `vm.min_free_kbytes`.
+    pub fn min_free_kbytes(&self) -> usize {
+        self.min_free_kbytes.load(Relaxed)
+    }
+
+    /// `vm.watermark_scale_factor`.
+    pub fn watermark_scale_factor(&self) -> usize {
+        self.watermark_scale_factor.load(Relaxed)
+    }
+
+    /// Sets `vm.min_free_kbytes` and recomputes every zone's watermarks (PA-10).
+    pub fn set_min_free_kbytes(&self, kbytes: usize) {
+        self.min_free_kbytes.store(kbytes, Relaxed);
+        self.recompute_watermarks();
+    }
+
+    /// Sets `vm.watermark_scale_factor` (1..=3000, as the sysctl) and recomputes (PA-10).
+    ///
+    /// # Errors
+    /// A value outside 1..=3000.
+    pub fn set_watermark_scale_factor(&self, factor: usize) -> Result<(), InitError> {
+        if !(1..=3000).contains(&factor) {
+            return Err(InitError("watermark_scale_factor must be 1..=3000"));
+        }
+        self.watermark_scale_factor.store(factor, Relaxed);
+        self.recompute_watermarks();
+        Ok(())
+    }
+
+    /// The OOM wait timeout in nanoseconds.
+    pub fn set_oom_timeout_ns(&self, ns: u64) {
+        self.oom_timeout_ns.store(ns, Relaxed);
+    }
+
+    /// Sets a zone's watermarks directly (tests of exact boundaries).
+    pub fn set_zone_watermarks(&self, kind: ZoneType, marks: [usize; 4]) {
+        for (slot, value) in self.zones[kind as usize].wmark.iter().zip(marks) {
+            slot.store(value, Relaxed);
+        }
+    }
+
+    fn recompute_watermarks(&self) {
+        let kinds: [(ZoneType, usize); MAX_NR_ZONES] =
+            core::array::from_fn(|i| (self.zones[i].kind, self.zones[i].managed));
+        let marks = watermark::setup_wmarks(
+            &kinds,
+            self.min_free_kbytes.load(Relaxed),
+            self.watermark_scale_factor.load(Relaxed),
+        );
+        let reserve = watermark::setup_lowmem_reserve(&kinds);
+        for (i, zone) in self.zones.iter().enumerate() {
+            for (w, slot) in zone.wmark.iter().enumerate() {
+                slot.store(marks[i][w], Relaxed);
+            }
+            for (j, slot) in zone.lowmem_reserve.iter().enumerate() {
+                slot.store(reserve[i][j], Relaxed);
+            }
+            if self.pcp_enabled && zone.managed > 0 {
+                let batch = watermark::zone_batchsize(zone.managed);
+                zone.pcp_batch.store(batch, Relaxed);
+                zone.pcp_high.store(watermark::zone_highsize(zone.wmark(Wmark::Low), batch, self.nr_cpus), Relaxed);
+            } else {
+                zone.pcp_batch.store(1, Relaxed);
+                zone.pcp_high.store(0, Relaxed);
+            }
+        }
+    }
+
+    /// Registers a shrinker that reclaim calls.
+    ///
+    /// # Safety
+    /// `shrinker` must stay valid until [`Self::unregister_shrinker`] returns for the id, and
+    /// must never register or unregister from inside its callbacks.
+    pub unsafe fn register_shrinker(&self, shrinker: NonNull<dyn Shrinker>) -> Option<RegistrationId> {
+        // SAFETY: Forwarded contract.
+        unsafe { self.shrinkers.register(shrinker) }
+    }
+
+    /// Removes a shrinker; returns after any running reclaim pass.
+    pub fn unregister_shrinker(&self, id: RegistrationId) {
+        self.shrinkers.unregister(id);
+    }
+
+    /// Registers an OOM notifier.
+    ///
+    /// # Safety
+    /// As [`Self::register_shrinker`].
+    pub unsafe fn register_oom_notifier(&self, notifier: NonNull<dyn OomNotifier>) -> Option<RegistrationId> {
+        // SAFETY: Forwarded contract.
+        unsafe { self.oom_notifiers.register(notifier) }
+    }
+
+    /// Removes an OOM notifier.
+    pub fn unregister_oom_notifier(&self, id: RegistrationId) {
+        self.oom_notifiers.unregister(id);
+    }
+
+    /// The zone holding `pfn`.
+    #[inline]
+    pub fn pfn_zone(&self, pfn: usize) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.contains(pfn))
+    }
+
+    /// Gives the memory of free max-order blocks back to the host now. Returns blocks released.
+    pub fn trim(&self) -> usize {
+        let mut released = 0;
+        for zone in &self.zones {
+            let mut area = zone.lock();
+            released += area.trim(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
+        }
+        self.stats.trimmed_blocks.fetch_add(released, Relaxed);
+        released
+    }
+
+    /// Checks every invariant of the free lists and per-CPU lists; panics on a broken one.
+    /// Takes every zone lock in turn and walks all free pages: tests only.
+    ///
+    /// # Safety
+    /// No context may be using a per-CPU slot meanwhile (the per-CPU lists are read).
+    #[cfg(any(test, feature = "check"))]
+    pub unsafe fn check(&self) {
+        for zone in &self.zones {
+            let area = zone.lock();
+            area.check(&self.mm, (zone.start_pfn, zone.end_pfn));
+            assert_eq!(area.nr_free_pages, zone.free_pages(), "zone {} nr_free mirror", zone.name());
+        }
+        for cpu in 0..self.nr_cpus {
+            for (zi, zone) in self.zones.iter().enumerate() {
+                // SAFETY: The caller promises no slot is in use.
+                let lists = unsafe { self.pcp[cpu].lists(zi) };
+                let mut pages = 0;
+                lists.for_each(&self.mm, |pfn, order, _| {
+                    assert!(zone.contains(pfn), "pcp page {pfn:#x} outside zone {}", zone.name());
+                    assert_eq!(self.mm.page(pfn).flags() & pg::PCP, pg::PCP);
+                    assert_eq!(self.mm.page(pfn).order(), order);
+                    pages += 1 << order;
+                });
+                assert_eq!(pages, lists.count, "cpu {cpu} zone {} pcp count", zone.name());
+            }
+        }
+    }
+}
+
+fn validate(layout: &Layout) -> Result<(), InitError> {
+    if layout.start_pfn >= layout.end_pfn {
+        return Err(InitError("empty memory range"));
+    }
+    if layout.end_pfn > u32::MAX as usize {
+        return Err(InitError("memory above 16 TiB is not supported"));
+    }
+    if layout.pageblock_order > MAX_PAGE_ORDER {
+        return Err(InitError("pageblock_order must be <= MAX_PAGE_ORDER"));
+    }
+    if layout.direct_map_end_pfn <= layout.start_pfn || layout.direct_map_end_pfn > layout.end_pfn {
+        return Err(InitError("direct map end outside the memory range"));
+    }
+    let mut expect = layout.start_pfn;
+    for range in layout.zones.iter().flatten() {
+        if range.0 != expect || range.1 < range.0 {
+            return Err(InitError("zones must be ascending, contiguous and cover the memory range"));
+        }
+        expect = range.1;
+    }
+    if expect != layout.end_pfn {
+        return Err(InitError("zones must cover the memory range"));
+    }
+    Ok(())
+}
+
+fn overlap(a: (usize, usize), b: (usize, usize)) -> usize {
+    a.1.min(b.1).saturating_sub(a.0.max(b.0))
+}
+
+/// Frees `[a, b)` into `area` as maximal naturally aligned blocks.
+fn add_range(mm: &MemMap, area: &mut crate::buddy::FreeArea, mut a: usize, b: usize, zeroed: bool) {
+    while a < b {
+        let align = if a == 0 { MAX_PAGE_ORDER } else { a.trailing_zeros().min(MAX_PAGE_ORDER) };
+        let fit = usize::BITS - 1 - (b - a).leading_zeros();
+        let order = align.min(fit);
+        let extra = if zeroed && order == MAX_PAGE_ORDER { pg::TRIMMED } else { 0 };
+        area.add(mm, a, order, mm.pageblock_mt(a), true, extra);
+        a += 1 << order;
+    }
+}

@@ -1,0 +1,158 @@
+//! The allocator's reports, in the kernel's words: `warn_alloc` (PA-15), bad page state
+//! (PA-16), `might_sleep`, the OOM report, fault-injection dumps.
+
+use core::fmt;
+use core::panic::Location;
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::PageAllocator;
+use crate::gfp::{__GFP_NOWARN, Gfp};
+use crate::platform::{Level, Platform, Task};
+use crate::proc;
+use crate::report::Verdict;
+
+/// Formats with a closure (a `Display` without allocating).
+pub(crate) struct Show<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result>(pub F);
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Show<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+impl<P: Platform> PageAllocator<P> {
+    fn with_task<R>(&self, f: impl FnOnce(Task<'_>) -> R) -> R {
+        let mut f = Some(f);
+        let mut out = None;
+        self.platform.with_task(&mut |task| {
+            if let Some(f) = f.take() {
+                out = Some(f(task));
+            }
+        });
+        out.expect("Platform::with_task must call its argument")
+    }
+
+    /// `warn_alloc`: one rate-limited report (10 s, burst 1) unless `__GFP_NOWARN` (PA-15).
+    pub(super) fn warn_alloc(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
+        if gfp.contains(__GFP_NOWARN) {
+            return;
+        }
+        let Verdict::Print { missed } = self.warn_rs.check(self.platform.now_ns()) else { return };
+        if let Some(n) = missed {
+            self.platform.log(Level::Warning, format_args!("warn_alloc: {n} callbacks suppressed"));
+        }
+        let cpu = self.platform.cpu().unwrap_or(0);
+        self.with_task(|task| {
+            self.platform.log(
+                Level::Warning,
+                format_args!(
+                    "{}: page allocation failure: order:{order}, mode:{gfp:?}, nodemask=(null)\ncpuset=/ mems_allowed=0\nCPU: {cpu} PID: {} Comm: {} Not tainted",
+                    task.comm,
+                    task.pid,
+                    task.comm,
+                ),
+            );
+        });
+        self.platform.dump_stack(caller);
+        self.show_mem();
+    }
+
+    /// `show_mem`: the Mem-Info block of reports.
+    pub fn show_mem(&self) {
+        self.platform.log(Level::Warning, format_args!("{}", Show(|f| proc::show_mem(self, f))));
+    }
+
+    /// `bad_page`: the page is reported and leaked, never reused (PA-16). Rate limit: 60
+    /// reports, then quiet for a minute.
+    pub(super) fn report_bad_page(&self, pfn: usize, reason: &str, caller: &Location<'_>) {
+        self.stats.bad_pages.fetch_add(1, Relaxed);
+        let now = self.platform.now_ns();
+        match self.bad_page_rs.check(now) {
+            Verdict::Suppress => return,
+            Verdict::Print { missed: Some(n) } => {
+                self.platform.log(Level::Alert, format_args!("BUG: Bad page state: {n} messages suppressed"));
+            }
+            Verdict::Print { missed: None } => {}
+        }
+        let page = self.mm.page(pfn);
+        self.with_task(|task| {
+            self.platform.log(
+                Level::Alert,
+                format_args!(
+                    "BUG: Bad page state in process {}  pfn:{pfn:05x}\npage: refcount:{} mapcount:{} mapping:{:016x} index:0x0 pfn:{pfn:#x}\nflags: {:#x}\npage dumped because: {reason}",
+                    task.comm,
+                    page.refcount(),
+                    page.mapcount(),
+                    page.mapping(),
+                    page.flags(),
+                ),
+            );
+        });
+        self.platform.dump_stack(caller);
+    }
+
+    /// A free that cannot be carried out at all (unknown page, impossible order).
+    pub(super) fn report_bad_free(&self, pfn: Option<usize>, order: u32, what: &str, caller: &Location<'_>) {
+        self.stats.bad_pages.fetch_add(1, Relaxed);
+        match pfn {
+            Some(pfn) => self.platform.log(
+                Level::Err,
+                format_args!("BUG: free_pages: pfn:{pfn:05x} order:{order}: {what}; ignored\n  at {caller}"),
+            ),
+            None => self
+                .platform
+                .log(Level::Err, format_args!("BUG: free_pages: order:{order}: {what}; ignored\n  at {caller}")),
+        }
+    }
+
+    /// `__might_resched`: at most once a second.
+    pub(super) fn report_might_sleep(&self, caller: &Location<'_>) {
+        if self.might_sleep_rs.check(self.platform.now_ns()) == Verdict::Suppress {
+            return;
+        }
+        self.with_task(|task| {
+            self.platform.log(
+                Level::Err,
+                format_args!(
+                    "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
+                    caller.file(),
+                    caller.line(),
+                    task.pid,
+                    task.comm,
+                ),
+            );
+        });
+        self.platform.dump_stack(caller);
+    }
+
+    /// The OOM report (`dump_header`), followed by kmem's deviation notice.
+    pub(super) fn report_oom(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
+        self.with_task(|task| {
+            self.platform.log(
+                Level::Warning,
+                format_args!("{} invoked oom-killer: gfp_mask={gfp:?}, order={order}, oom_score_adj=0", task.comm,),
+            );
+        });
+        self.platform.dump_stack(caller);
+        self.show_mem();
+        self.platform.log(
+            Level::Err,
+            format_args!(
+                "Out of memory and no killable processes...\nkmem: no process to kill; waiting up to {} ms for memory to be freed",
+                self.oom_timeout_ns.load(Relaxed) / 1_000_000
+            ),
+        );
+    }
+
+    /// `fail_dump`.
+    pub(super) fn report_fault(&self, verbose: u32, caller: &Location<'_>) {
+        if verbose == 0 {
+            return;
+        }
+        self.platform
+            .log(Level::Notice, format_args!("{}", Show(|f| self.fail_page_alloc.describe(f, "fail_page_alloc"))));
+        if verbose > 1 {
+            self.platform.dump_stack(caller);
+        }
+    }
+}

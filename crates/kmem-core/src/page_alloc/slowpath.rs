@@ -1,0 +1,275 @@
+//! `alloc_pages` and the slow path (`__alloc_pages_slowpath`): kswapd wake-up, reserve
+//! access, direct reclaim, the retry decisions of §2.8, OOM and sleeping until a free.
+//!
+//! Give-up table (PA-13, PA-14), as implemented here:
+//! - no `__GFP_DIRECT_RECLAIM`: fail after one slow-path freelist attempt, never sleep;
+//! - `__GFP_NORETRY`: fail after one reclaim pass;
+//! - costly order (> 3) without `__GFP_RETRY_MAYFAIL`: fail after one reclaim pass;
+//! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress, no OOM;
+//! - otherwise (order ≤ 3): OOM report and notifiers, then sleep until a free wakes us; fail
+//!   once `oom_timeout` has passed without success (kmem's one deviation: nothing to kill);
+//! - `__GFP_NOFAIL` with direct reclaim: never fails; it keeps sleeping and retrying, and may
+//!   dip into the min reserve (`ALLOC_MIN_RESERVE`).
+
+use core::panic::Location;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use super::PageAllocator;
+use crate::AllocError;
+use crate::gfp::{
+    __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
+};
+use crate::memmap::Page;
+use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
+use crate::platform::{Level, Platform};
+use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags};
+use crate::zone::{Wmark, ZoneType};
+
+/// `MAX_RECLAIM_RETRIES`.
+pub const MAX_RECLAIM_RETRIES: u32 = 16;
+/// Longest single sleep while waiting for a free; the waiter then re-checks and re-requests drains.
+const WAIT_SLICE_NS: u64 = 50_000_000;
+
+impl<P: Platform> PageAllocator<P> {
+    /// `alloc_pages(gfp, order)`: a naturally aligned block of `1 << order` pages with one
+    /// reference, or `Err` (the kernel's NULL) after the retry rules of §2.8.
+    ///
+    /// # Errors
+    /// When no memory could be found within what `gfp` allows, for an order above
+    /// `MAX_PAGE_ORDER` (PA-1), or for an invalid zone combination in `gfp` (GFP-2).
+    #[track_caller]
+    #[inline]
+    pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Result<&Page, AllocError> {
+        self.alloc_pages_at(gfp, order, Location::caller())
+    }
+
+    pub(super) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
+        let (gfp, highest) = self.prepare_alloc(gfp, order, caller)?;
+        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, highest) {
+            Some(pfn) => pfn,
+            None => self.alloc_slowpath(gfp, order, highest, caller)?,
+        };
+        Ok(self.prep_new_page(pfn, order, gfp))
+    }
+
+    /// `prepare_alloc_pages`: order check, scope, zone, `might_sleep`, fault injection.
+    pub(super) fn prepare_alloc(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        caller: &Location<'_>,
+    ) -> Result<(Gfp, ZoneType), AllocError> {
+        if order > MAX_PAGE_ORDER {
+            if !gfp.contains(__GFP_NOWARN) {
+                self.platform.log(
+                    Level::Warning,
+                    format_args!(
+                        "WARNING: CPU: {} at {caller} __alloc_pages_noprof: order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})",
+                        self.platform.cpu().unwrap_or(0)
+                    ),
+                );
+            }
+            self.stats.alloc_fail.fetch_add(1, Relaxed);
+            return Err(AllocError);
+        }
+        let (noio, nofs) = self.platform.gfp_scope();
+        let mut gfp = gfp.with_scope(noio, nofs);
+        let highest = match gfp.zone() {
+            Ok(zone) => self.effective_zone(zone),
+            Err(bad) => {
+                self.platform.log(Level::Err, format_args!("BUG: {bad}\n  at {caller}"));
+                self.stats.alloc_fail.fetch_add(1, Relaxed);
+                return Err(AllocError);
+            }
+        };
+        if gfp.allow_blocking() && self.platform.in_atomic() {
+            self.report_might_sleep(caller);
+            // Sleeping here could deadlock the caller's "spin lock": the request goes on
+            // without direct reclaim instead (documented deviation).
+            gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
+        }
+        if let Some(verbose) = self.fail_page_alloc.should_fail_alloc_page(gfp, order) {
+            self.report_fault(verbose, caller);
+            self.stats.alloc_fail.fetch_add(1, Relaxed);
+            return Err(AllocError);
+        }
+        Ok((gfp, highest))
+    }
+
+    /// Maps a zone that this machine does not configure to `ZONE_NORMAL` (`OPT_ZONE_*`).
+    pub(super) fn effective_zone(&self, zone: ZoneType) -> ZoneType {
+        if self.configured[zone as usize] { zone } else { ZoneType::Normal }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slowpath(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        highest: ZoneType,
+        caller: &Location<'_>,
+    ) -> Result<usize, AllocError> {
+        let costly = order > PAGE_ALLOC_COSTLY_ORDER;
+        let mut flags = gfp_to_alloc_flags(gfp, order, false);
+        if flags & af::KSWAPD != 0 {
+            self.wake_kswapd(highest);
+        }
+        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+            return Ok(pfn);
+        }
+        let mut no_progress_loops = 0;
+        let mut reclaimed_once = false;
+        let start = self.platform.now_ns();
+        let mut oom_reported = false;
+        loop {
+            // `retry:`
+            if flags & af::KSWAPD != 0 {
+                self.wake_kswapd(highest);
+            }
+            let reserve = gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim());
+            if reserve != 0 {
+                flags = (flags & !af::WMARK_MASK & !af::CPUSET) | reserve;
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+                    return Ok(pfn);
+                }
+            }
+            if !gfp.contains(__GFP_DIRECT_RECLAIM) || self.platform.in_reclaim() {
+                break;
+            }
+            let progress = self.direct_reclaim(gfp);
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+                return Ok(pfn);
+            }
+            reclaimed_once = true;
+            if gfp.contains(__GFP_NORETRY) && !gfp.contains(__GFP_NOFAIL) {
+                break;
+            }
+            if costly && !gfp.contains(__GFP_RETRY_MAYFAIL) && !gfp.contains(__GFP_NOFAIL) {
+                break;
+            }
+            // `should_reclaim_retry`.
+            if progress && !costly {
+                no_progress_loops = 0;
+            } else {
+                no_progress_loops += 1;
+            }
+            if progress && no_progress_loops <= MAX_RECLAIM_RETRIES {
+                continue;
+            }
+            if gfp.contains(__GFP_RETRY_MAYFAIL) && !gfp.contains(__GFP_NOFAIL) {
+                if no_progress_loops > MAX_RECLAIM_RETRIES {
+                    break;
+                }
+                continue;
+            }
+            // `__alloc_pages_may_oom`: not for costly orders, THISNODE or lowmem-only requests.
+            let oom_allowed = !costly && !gfp.contains(__GFP_THISNODE) && highest >= ZoneType::Normal;
+            if !oom_allowed && !gfp.contains(__GFP_NOFAIL) {
+                break;
+            }
+            if oom_allowed && !oom_reported {
+                oom_reported = true;
+                self.out_of_memory(gfp, order, caller);
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+                    return Ok(pfn);
+                }
+            }
+            if gfp.contains(__GFP_NOFAIL) {
+                // `nopage:` for NOFAIL: one try with half the min reserve, then wait and retry.
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags | af::MIN_RESERVE, highest) {
+                    return Ok(pfn);
+                }
+            } else if self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed) {
+                break;
+            }
+            if let Some(pfn) = self.wait_for_free(gfp, order, flags, highest) {
+                return Ok(pfn);
+            }
+        }
+        let _ = reclaimed_once;
+        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        self.warn_alloc(gfp, order, caller);
+        Err(AllocError)
+    }
+
+    /// Sleeps until another context frees pages (or a slice passes), then tries again.
+    fn wait_for_free(&self, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
+        self.nr_waiters.fetch_add(1, SeqCst);
+        let seq = self.free_seq.load(SeqCst);
+        // Pages parked on other CPUs' lists come back on their owners' next operation.
+        self.drain_all_pages();
+        let result = self.get_page_from_freelist(gfp, order, flags, highest).or_else(|| {
+            self.stats.sleeps.fetch_add(1, Relaxed);
+            self.platform.wait(&self.free_seq, seq, WAIT_SLICE_NS);
+            self.get_page_from_freelist(gfp, order, flags, highest)
+        });
+        self.nr_waiters.fetch_sub(1, SeqCst);
+        result
+    }
+
+    /// One direct-reclaim pass: shrinkers, then per-CPU lists. Returns whether it made progress.
+    fn direct_reclaim(&self, gfp: Gfp) -> bool {
+        self.stats.allocstall.fetch_add(1, Relaxed);
+        let was = self.platform.set_in_reclaim(true);
+        let freed = self.shrink_all(gfp);
+        let drained = self.drain_all_pages();
+        self.platform.set_in_reclaim(was);
+        freed > 0 || drained > 0
+    }
+
+    /// Runs every shrinker over everything it can free. Returns objects freed.
+    pub fn shrink_all(&self, gfp: Gfp) -> usize {
+        let mut freed = 0;
+        let _ = self.shrinkers.try_for_each(|s| {
+            let n = s.count_objects();
+            if n > 0 {
+                freed += s.scan_objects(n, gfp);
+            }
+        });
+        freed
+    }
+
+    fn wake_kswapd(&self, highest: ZoneType) {
+        let below_low = self.zones[..=highest as usize]
+            .iter()
+            .any(|z| z.managed > 0 && z.free_pages() < z.wmark(Wmark::Low) + z.lowmem_reserve(highest));
+        if below_low {
+            self.stats.kswapd_wakeups.fetch_add(1, Relaxed);
+            self.platform.wake_kswapd();
+        }
+    }
+
+    /// What the background reclaimer runs (`balance_pgdat`): reclaim passes until every
+    /// populated zone is above its high watermark or a pass makes no progress. Returns whether
+    /// the zones are balanced.
+    pub fn kswapd_balance(&self) -> bool {
+        let balanced = || self.zones.iter().filter(|z| z.managed > 0).all(|z| z.free_pages() >= z.wmark(Wmark::High));
+        for _ in 0..MAX_RECLAIM_RETRIES {
+            if balanced() {
+                return true;
+            }
+            let was = self.platform.set_in_reclaim(true);
+            let freed = self.shrink_all(crate::gfp::GFP_KERNEL);
+            for slot in &self.pcp[..self.nr_cpus] {
+                slot.drain_requested.store(true, Relaxed);
+            }
+            self.platform.set_in_reclaim(was);
+            if freed == 0 {
+                break;
+            }
+        }
+        balanced()
+    }
+
+    /// `out_of_memory`: report once per event, then call the OOM notifiers.
+    fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> usize {
+        self.stats.oom.fetch_add(1, Relaxed);
+        if !gfp.contains(__GFP_NOWARN) {
+            self.report_oom(gfp, order, caller);
+        }
+        let mut freed = 0;
+        let _ = self.oom_notifiers.try_for_each(|n| freed += n.out_of_memory());
+        freed
+    }
+}

@@ -1,0 +1,184 @@
+//! Per-CPU page lists (`struct per_cpu_pages`): the page allocator's fast path.
+//!
+//! Each CPU slot has, per zone, one list per (order ≤ 3, migratetype < `MIGRATE_PCPTYPES`),
+//! linked through the pages' `next`/`prev` like the buddy lists. Pages on them are marked
+//! `PG_PCP` with their order and are not counted as free (`NR_FREE_PAGES`), as in the kernel.
+//!
+//! Ownership: a slot's lists are touched only by the context that [`crate::platform::Platform::cpu`]
+//! says runs on that slot, so the fast path takes no lock and no atomic read-modify-write.
+//! Another context that wants the pages back (reclaim, `drain_all_pages`) sets the slot's
+//! `drain_requested` flag; the owner drains on its next page operation (the analogue of the
+//! kernel's per-CPU drain work). A slot whose thread exits is drained by that thread first.
+//! Invariant: `count == Σ over lists of (list length << order)`.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+use crate::memmap::{MemMap, NIL, pg};
+use crate::zone::{MAX_NR_ZONES, MIGRATE_PCPTYPES, MigrateType};
+
+/// Most CPU slots a machine can have.
+pub const MAX_CPUS: usize = 64;
+/// Orders served by per-CPU lists: `0..=PCP_MAX_ORDER` (`pcp_allowed_order`).
+pub const PCP_MAX_ORDER: u32 = crate::order::PAGE_ALLOC_COSTLY_ORDER;
+/// Lists per zone per CPU (`NR_LOWORDER_PCP_LISTS`).
+pub const NR_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PCP_MAX_ORDER as usize + 1);
+
+/// `order_to_pindex`.
+#[inline]
+#[must_use]
+pub const fn pindex(order: u32, mt: MigrateType) -> usize {
+    MIGRATE_PCPTYPES * order as usize + mt as usize
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+/// One zone's lists on one CPU.
+pub struct PerCpuPages {
+    lists: [List; NR_PCP_LISTS],
+    /// Pages on all lists.
+    pub count: usize,
+    /// Round-robin cursor for draining.
+    drain_cursor: usize,
+}
+
+impl PerCpuPages {
+    const fn new() -> Self {
+        Self { lists: [List { head: NIL, tail: NIL }; NR_PCP_LISTS], count: 0, drain_cursor: 0 }
+    }
+
+    /// Adds a block at the head (hot) or the tail (cold).
+    #[inline]
+    pub fn push(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, cold: bool) {
+        let list = &mut self.lists[pindex(order, mt)];
+        let page = mm.page(pfn);
+        page.set_info(pg::PCP, order, mt);
+        let p = pfn as u32;
+        if cold {
+            page.next.store(NIL, Relaxed);
+            page.prev.store(list.tail, Relaxed);
+            if list.tail == NIL {
+                list.head = p;
+            } else {
+                mm.page(list.tail as usize).next.store(p, Relaxed);
+            }
+            list.tail = p;
+        } else {
+            page.prev.store(NIL, Relaxed);
+            page.next.store(list.head, Relaxed);
+            if list.head == NIL {
+                list.tail = p;
+            } else {
+                mm.page(list.head as usize).prev.store(p, Relaxed);
+            }
+            list.head = p;
+        }
+        self.count += 1 << order;
+    }
+
+    /// Takes a block from the head (hot) or the tail (cold).
+    #[inline]
+    pub fn pop(&mut self, mm: &MemMap, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
+        let list = &mut self.lists[pindex(order, mt)];
+        let pfn = if cold { list.tail } else { list.head };
+        if pfn == NIL {
+            return None;
+        }
+        let page = mm.page(pfn as usize);
+        let (next, prev) = (page.next.load(Relaxed), page.prev.load(Relaxed));
+        if prev == NIL {
+            list.head = next;
+        } else {
+            mm.page(prev as usize).next.store(next, Relaxed);
+        }
+        if next == NIL {
+            list.tail = prev;
+        } else {
+            mm.page(next as usize).prev.store(prev, Relaxed);
+        }
+        page.set_info(0, 0, MigrateType::Unmovable);
+        self.count -= 1 << order;
+        Some(pfn as usize)
+    }
+
+    /// Takes the coldest blocks until at least `nr_pages` pages (or everything) are taken,
+    /// visiting the lists round-robin (`free_pcppages_bulk`). Calls `f(pfn, order, mt)` for each.
+    pub fn take_cold(&mut self, mm: &MemMap, nr_pages: usize, mut f: impl FnMut(usize, u32, MigrateType)) -> usize {
+        let mut taken = 0;
+        let mut empty_streak = 0;
+        while taken < nr_pages && self.count > 0 && empty_streak < NR_PCP_LISTS {
+            let index = self.drain_cursor;
+            self.drain_cursor = (self.drain_cursor + 1) % NR_PCP_LISTS;
+            let order = (index / MIGRATE_PCPTYPES) as u32;
+            let mt = MigrateType::from_index(index % MIGRATE_PCPTYPES);
+            match self.pop(mm, order, mt, true) {
+                Some(pfn) => {
+                    empty_streak = 0;
+                    taken += 1 << order;
+                    f(pfn, order, mt);
+                }
+                None => empty_streak += 1,
+            }
+        }
+        taken
+    }
+
+    /// Every block on the lists (checks and diagnostics).
+    pub fn for_each(&self, mm: &MemMap, mut f: impl FnMut(usize, u32, MigrateType)) {
+        for (index, list) in self.lists.iter().enumerate() {
+            let mut pfn = list.head;
+            while pfn != NIL {
+                f(pfn as usize, (index / MIGRATE_PCPTYPES) as u32, MigrateType::from_index(index % MIGRATE_PCPTYPES));
+                pfn = mm.page(pfn as usize).next.load(Relaxed);
+            }
+        }
+    }
+}
+
+/// One CPU slot: its per-zone lists and the drain request flag.
+pub struct PcpSlot {
+    zones: [UnsafeCell<PerCpuPages>; MAX_NR_ZONES],
+    /// Set by another context that wants this slot's pages back on the buddy lists.
+    pub drain_requested: AtomicBool,
+    /// Copy of each zone's `count`, for readers on other CPUs (`/proc/zoneinfo`).
+    pub counts: [AtomicUsize; MAX_NR_ZONES],
+}
+
+// SAFETY: The `UnsafeCell`s are accessed only through `PcpSlot::lists`, whose contract gives
+// one context exclusive use of the slot; everything else is atomic.
+unsafe impl Sync for PcpSlot {}
+
+impl Default for PcpSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PcpSlot {
+    /// An empty slot.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            zones: [const { UnsafeCell::new(PerCpuPages::new()) }; MAX_NR_ZONES],
+            drain_requested: AtomicBool::new(false),
+            counts: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
+        }
+    }
+
+    /// The lists of zone `zone` on this slot.
+    ///
+    /// # Safety
+    /// The caller must be the only context using this slot (it was returned by
+    /// `Platform::cpu` for the caller, or the slot's owner is gone), and must not hold another
+    /// reference obtained from this function for the same zone.
+    #[inline]
+    #[expect(clippy::mut_from_ref, reason = "exclusive per-CPU access is the caller's contract")]
+    pub unsafe fn lists(&self, zone: usize) -> &mut PerCpuPages {
+        // SAFETY: Exclusive use of the slot is the caller's contract.
+        unsafe { &mut *self.zones[zone].get() }
+    }
+}

@@ -1,0 +1,116 @@
+//! What the core needs from its environment: CPU identity, a log, a clock, sleeping and
+//! waking, the task's context, and a way to give memory back.
+//!
+//! The `kmem` crate implements this for the userspace machine (threads as CPUs, futex waits,
+//! memfd hole punching); a `no_std` user implements it for their kernel or board.
+
+use core::fmt;
+use core::panic::Location;
+use core::sync::atomic::AtomicU32;
+
+/// Kernel log levels (`KERN_EMERG` .. `KERN_DEBUG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Level {
+    /// `KERN_EMERG`: system is unusable.
+    Emerg = 0,
+    /// `KERN_ALERT`: action must be taken immediately.
+    Alert = 1,
+    /// `KERN_CRIT`: critical conditions.
+    Crit = 2,
+    /// `KERN_ERR`: error conditions.
+    Err = 3,
+    /// `KERN_WARNING`: warning conditions.
+    Warning = 4,
+    /// `KERN_NOTICE`: normal but significant.
+    Notice = 5,
+    /// `KERN_INFO`: informational.
+    Info = 6,
+    /// `KERN_DEBUG`: debug-level messages.
+    Debug = 7,
+}
+
+impl Level {
+    /// The level of index `n` (values above 7 are `Debug`).
+    #[must_use]
+    pub const fn from_u8(n: u8) -> Level {
+        match n {
+            0 => Level::Emerg,
+            1 => Level::Alert,
+            2 => Level::Crit,
+            3 => Level::Err,
+            4 => Level::Warning,
+            5 => Level::Notice,
+            6 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+}
+
+/// The calling task, as reports name it.
+#[derive(Clone, Copy, Debug)]
+pub struct Task<'a> {
+    /// `current->comm`.
+    pub comm: &'a str,
+    /// `current->pid`.
+    pub pid: u32,
+}
+
+/// The environment of a [`crate::PageAllocator`].
+///
+/// # Safety
+/// [`Platform::cpu`] must return `Some(id)` only with `id < nr_cpus()` and only while no other
+/// context can be running with the same id (the kernel's "preemption disabled"): per-CPU
+/// lists are used without locks on that promise.
+pub unsafe trait Platform: Send + Sync {
+    /// Number of CPU slots (at most [`crate::pcp::MAX_CPUS`]).
+    fn nr_cpus(&self) -> usize;
+    /// The calling context's CPU slot, or `None` to bypass per-CPU lists.
+    fn cpu(&self) -> Option<usize>;
+    /// Appends a line (or several) to the kernel log.
+    fn log(&self, level: Level, args: fmt::Arguments<'_>);
+    /// A monotonic clock in nanoseconds.
+    fn now_ns(&self) -> u64;
+    /// The calling task.
+    fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {
+        f(Task { comm: "swapper/0", pid: 0 });
+    }
+    /// Whether the caller is in atomic context (spin lock held, interrupts off).
+    fn in_atomic(&self) -> bool {
+        false
+    }
+    /// The caller's `memalloc_noio`/`memalloc_nofs` scope as `(noio, nofs)` (GFP-7).
+    fn gfp_scope(&self) -> (bool, bool) {
+        (false, false)
+    }
+    /// Whether the caller is itself reclaiming (`PF_MEMALLOC`).
+    fn in_reclaim(&self) -> bool {
+        false
+    }
+    /// Enters or leaves reclaim (`PF_MEMALLOC`); returns the previous state.
+    fn set_in_reclaim(&self, on: bool) -> bool {
+        let _ = on;
+        false
+    }
+    /// Sleeps while `*word == expected`, for at most `timeout_ns`. May return early.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64);
+    /// Wakes every context sleeping on `word`.
+    fn wake_all(&self, word: &AtomicU32);
+    /// Asks the background reclaimer to run (`wakeup_kswapd`).
+    fn wake_kswapd(&self) {}
+    /// Gives the memory of `nr` pages from `pfn` back to the host; their contents become zero.
+    /// Returns false if the platform cannot.
+    fn discard(&self, pfn: usize, nr: usize) -> bool {
+        let _ = (pfn, nr);
+        false
+    }
+    /// Zero-fills pages that are not in the direct map (HighMem). Returns false if it cannot.
+    fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
+        let _ = (pfn, nr);
+        false
+    }
+    /// Prints the call trace part of a report (`dump_stack`).
+    fn dump_stack(&self, caller: &Location<'_>) {
+        self.log(Level::Warning, format_args!("Call Trace:\n <TASK>\n  {caller}\n </TASK>"));
+    }
+}

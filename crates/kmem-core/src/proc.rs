@@ -1,0 +1,359 @@
+//! `/proc` texts of the page allocator (`mm/vmstat.c`, `fs/proc/meminfo.c`), byte-exact to the
+//! kernel's formats (PROC-1..4), and `show_mem` for reports.
+//!
+//! kmem has one node (node 0), no CMA, no swap, no page cache. Zone lists print every
+//! configured zone (`zoneinfo`) or every populated one (`buddyinfo`, `pagetypeinfo`).
+
+use core::fmt::{self, Write};
+
+use crate::order::{NR_PAGE_ORDERS, PAGE_SHIFT};
+use crate::page_alloc::PageAllocator;
+use crate::platform::Platform;
+use crate::zone::{MIGRATE_TYPES, MigrateType, Wmark, Zone, ZoneType};
+
+/// Counters from layers above the page allocator that `/proc/meminfo` shows, in pages
+/// unless named otherwise.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MeminfoExtra {
+    /// `SReclaimable`: slab pages of `SLAB_RECLAIM_ACCOUNT` caches.
+    pub slab_reclaimable: usize,
+    /// `SUnreclaim`: other slab pages (and large kmalloc pages).
+    pub slab_unreclaimable: usize,
+    /// `VmallocTotal` in kB.
+    pub vmalloc_total_kb: usize,
+    /// `VmallocUsed`: pages mapped by vmalloc.
+    pub vmalloc_used: usize,
+    /// `Percpu` in kB.
+    pub percpu_kb: usize,
+}
+
+fn kb(pages: usize) -> usize {
+    pages << (PAGE_SHIFT - 10)
+}
+
+fn populated<P: Platform>(pa: &PageAllocator<P>) -> impl Iterator<Item = &Zone> {
+    pa.zones().iter().filter(|z| z.is_populated())
+}
+
+/// `/proc/buddyinfo` (PROC-1): free blocks per order for each populated zone.
+pub fn buddyinfo<P: Platform>(pa: &PageAllocator<P>, w: &mut dyn Write) -> fmt::Result {
+    for zone in populated(pa) {
+        write!(w, "Node 0, zone {:>8} ", zone.name())?;
+        for n in zone.free_blocks_per_order() {
+            write!(w, "{n:>6} ")?;
+        }
+        w.write_char('\n')?;
+    }
+    Ok(())
+}
+
+/// `/proc/pagetypeinfo` (PROC-4).
+pub fn pagetypeinfo<P: Platform>(pa: &PageAllocator<P>, w: &mut dyn Write) -> fmt::Result {
+    let pb = pa.memmap().pageblock_order();
+    writeln!(w, "Page block order: {pb}")?;
+    writeln!(w, "Pages per block:  {}", 1usize << pb)?;
+    w.write_char('\n')?;
+    write!(w, "{:<43} ", "Free pages count per migrate type at order")?;
+    for order in 0..NR_PAGE_ORDERS {
+        write!(w, "{order:>6} ")?;
+    }
+    w.write_char('\n')?;
+    for zone in populated(pa) {
+        let per_type = zone.free_blocks_per_type();
+        for mt in MigrateType::ALL {
+            write!(w, "Node {:>4}, zone {:>8}, type {:>12} ", 0, zone.name(), mt.name())?;
+            for &count in &per_type[mt as usize] {
+                let prefix = if count >= 100_000 { ">" } else { "" };
+                write!(w, "{prefix}{:>6} ", count.min(100_000))?;
+            }
+            w.write_char('\n')?;
+        }
+    }
+    write!(w, "\n{:<23}", "Number of blocks type ")?;
+    for mt in MigrateType::ALL {
+        write!(w, "{:>12} ", mt.name())?;
+    }
+    w.write_char('\n')?;
+    for zone in populated(pa) {
+        let mut counts = [0usize; MIGRATE_TYPES];
+        let mut pfn = zone.start_pfn();
+        while pfn < zone.end_pfn() {
+            counts[pa.memmap().pageblock_mt(pfn) as usize] += 1;
+            pfn += 1 << pb;
+        }
+        write!(w, "Node 0, zone {:>8} ", zone.name())?;
+        for c in counts {
+            write!(w, "{c:>12} ")?;
+        }
+        w.write_char('\n')?;
+    }
+    Ok(())
+}
+
+const NODE_STATS: [&str; 8] = [
+    "nr_inactive_anon",
+    "nr_active_anon",
+    "nr_inactive_file",
+    "nr_active_file",
+    "nr_unevictable",
+    "nr_slab_reclaimable",
+    "nr_slab_unreclaimable",
+    "nr_kernel_stack",
+];
+
+/// `/proc/zoneinfo` (PROC-2): watermarks, spans, `protection:` (the lowmem reserves of every
+/// configured zone), zone counters and per-CPU list state.
+pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
+    let configured: heapless_zones::Zones = heapless_zones::configured(pa);
+    let first_populated = populated(pa).next().map(Zone::kind);
+    for &kind in configured.as_slice() {
+        let zone = pa.zone(kind);
+        write!(w, "Node 0, zone {:>8}", zone.name())?;
+        if Some(kind) == first_populated {
+            w.write_str("\n  per-node stats")?;
+            for name in NODE_STATS {
+                let value = match name {
+                    "nr_slab_reclaimable" => extra.slab_reclaimable,
+                    "nr_slab_unreclaimable" => extra.slab_unreclaimable,
+                    _ => 0,
+                };
+                write!(w, "\n      {name:<12} {value}")?;
+            }
+        }
+        write!(
+            w,
+            "\n  pages free     {}\n        boost    0\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n        spanned  {}\n        present  {}\n        managed  {}\n        cma      0",
+            zone.free_pages(),
+            zone.wmark(Wmark::Min),
+            zone.wmark(Wmark::Low),
+            zone.wmark(Wmark::High),
+            zone.wmark(Wmark::Promo),
+            zone.spanned(),
+            zone.present(),
+            zone.managed(),
+        )?;
+        w.write_str("\n        protection: (")?;
+        for (i, &other) in configured.as_slice().iter().enumerate() {
+            if i > 0 {
+                w.write_str(", ")?;
+            }
+            write!(w, "{}", zone.lowmem_reserve(other))?;
+        }
+        w.write_char(')')?;
+        if !zone.is_populated() {
+            w.write_char('\n')?;
+            continue;
+        }
+        let pb = pa.memmap().pageblock_order();
+        let blocks_free: usize =
+            zone.free_blocks_per_order().iter().enumerate().skip(pb as usize).map(|(o, n)| n << o).sum();
+        let zone_stats: [(&str, usize); 10] = [
+            ("nr_free_pages", zone.free_pages()),
+            ("nr_free_pages_blocks", blocks_free),
+            ("nr_zone_inactive_anon", 0),
+            ("nr_zone_active_anon", 0),
+            ("nr_zone_inactive_file", 0),
+            ("nr_zone_active_file", 0),
+            ("nr_zone_unevictable", 0),
+            ("nr_zone_write_pending", 0),
+            ("nr_mlock", 0),
+            ("nr_free_cma", 0),
+        ];
+        for (name, value) in zone_stats {
+            write!(w, "\n      {name:<12} {value}")?;
+        }
+        w.write_str("\n  pagesets")?;
+        let (high, batch) = (zone.pcp_high(), zone.pcp_batch());
+        let high_max =
+            if pa.pcp_enabled() { crate::watermark::zone_highsize(zone.managed() / 8, batch, pa.nr_cpus()) } else { 0 };
+        for cpu in 0..pa.nr_cpus() {
+            write!(
+                w,
+                "\n    cpu: {cpu}\n              count:    {}\n              high:     {high}\n              batch:    {batch}\n              high_min: {high}\n              high_max: {high_max}\n  vm stats threshold: {}",
+                pa.pcp_count(cpu, kind),
+                stat_threshold(zone.managed(), pa.nr_cpus()),
+            )?;
+        }
+        write!(w, "\n  node_unreclaimable:  0\n  start_pfn:           {}\n", zone.start_pfn())?;
+    }
+    Ok(())
+}
+
+/// `calculate_normal_threshold`.
+fn stat_threshold(managed: usize, cpus: usize) -> usize {
+    let mem_mb = managed >> (20 - PAGE_SHIFT);
+    let bits = usize::BITS - (cpus.max(1)).leading_zeros();
+    let t = 2 * bits as usize * (1 + usize::BITS as usize - 1 - mem_mb.max(1).leading_zeros() as usize);
+    t.min(125)
+}
+
+/// `/proc/meminfo` (PROC-3), with the counters of the upper layers in `extra`.
+pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
+    let line = |w: &mut dyn Write, label: &str, kbytes: usize| writeln!(w, "{:<16}{kbytes:>8} kB", alloc_label(label));
+    let total = pa.total_managed();
+    let free = pa.total_free();
+    let reserve: usize = pa
+        .zones()
+        .iter()
+        .map(|z| {
+            let max_reserve = ZoneType::ALL.iter().map(|&k| z.lowmem_reserve(k)).max().unwrap_or(0);
+            (max_reserve + z.wmark(Wmark::High)).min(z.managed())
+        })
+        .sum();
+    let wmark_low: usize = pa.zones().iter().map(|z| z.wmark(Wmark::Low)).sum();
+    let reclaimable = extra.slab_reclaimable - (extra.slab_reclaimable / 2).min(wmark_low);
+    let available = free.saturating_sub(reserve) + reclaimable;
+    line(w, "MemTotal", kb(total))?;
+    line(w, "MemFree", kb(free))?;
+    line(w, "MemAvailable", kb(available))?;
+    for label in [
+        "Buffers",
+        "Cached",
+        "SwapCached",
+        "Active",
+        "Inactive",
+        "Active(anon)",
+        "Inactive(anon)",
+        "Active(file)",
+        "Inactive(file)",
+        "Unevictable",
+        "Mlocked",
+    ] {
+        line(w, label, 0)?;
+    }
+    if pa.zone_configured(ZoneType::HighMem) {
+        let high = pa.zone(ZoneType::HighMem);
+        line(w, "HighTotal", kb(high.managed()))?;
+        line(w, "HighFree", kb(high.free_pages()))?;
+        line(w, "LowTotal", kb(total - high.managed()))?;
+        line(w, "LowFree", kb(free - high.free_pages()))?;
+    }
+    for label in ["SwapTotal", "SwapFree", "Dirty", "Writeback", "AnonPages", "Mapped", "Shmem"] {
+        line(w, label, 0)?;
+    }
+    line(w, "KReclaimable", kb(extra.slab_reclaimable))?;
+    line(w, "Slab", kb(extra.slab_reclaimable + extra.slab_unreclaimable))?;
+    line(w, "SReclaimable", kb(extra.slab_reclaimable))?;
+    line(w, "SUnreclaim", kb(extra.slab_unreclaimable))?;
+    for label in ["KernelStack", "PageTables", "SecPageTables", "NFS_Unstable", "Bounce", "WritebackTmp"] {
+        line(w, label, 0)?;
+    }
+    line(w, "CommitLimit", kb(total / 2))?;
+    line(w, "Committed_AS", kb(total - free))?;
+    line(w, "VmallocTotal", extra.vmalloc_total_kb)?;
+    line(w, "VmallocUsed", kb(extra.vmalloc_used))?;
+    line(w, "VmallocChunk", 0)?;
+    line(w, "Percpu", extra.percpu_kb)?;
+    writeln!(w, "HardwareCorrupted: {:>5} kB", 0)?;
+    for label in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
+        writeln!(w, "{:<16}{:>8}", alloc_label(label), 0)?;
+    }
+    line(w, "Hugepagesize", 2048)?;
+    line(w, "Hugetlb", 0)?;
+    let lowmem: usize = pa.zones().iter().filter(|z| !z.kind().is_highmem()).map(Zone::present).sum();
+    line(w, "DirectMap4k", kb(lowmem))?;
+    Ok(())
+}
+
+/// A label with its colon, as `show_val_kb` receives it.
+fn alloc_label(label: &str) -> LabelColon<'_> {
+    LabelColon(label)
+}
+
+struct LabelColon<'a>(&'a str);
+
+impl fmt::Display for LabelColon<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Pad label + ':' together to the requested width.
+        let width = f.width().unwrap_or(0);
+        f.write_str(self.0)?;
+        f.write_char(':')?;
+        for _ in self.0.len() + 1..width {
+            f.write_char(' ')?;
+        }
+        Ok(())
+    }
+}
+
+/// `show_mem` / `__show_free_areas`: the Mem-Info block of allocation-failure and OOM reports.
+pub fn show_mem<P: Platform>(pa: &PageAllocator<P>, w: &mut dyn Write) -> fmt::Result {
+    let free_pcp: usize = (0..pa.nr_cpus()).flat_map(|cpu| ZoneType::ALL.map(|k| pa.pcp_count(cpu, k))).sum();
+    writeln!(w, "Mem-Info:")?;
+    writeln!(w, "active_anon:0 inactive_anon:0 isolated_anon:0\n active_file:0 inactive_file:0 isolated_file:0")?;
+    writeln!(w, " unevictable:0 dirty:0 writeback:0\n slab_reclaimable:0 slab_unreclaimable:0")?;
+    writeln!(w, " mapped:0 shmem:0 pagetables:0\n sec_pagetables:0 bounce:0\n kernel_misc_reclaimable:0")?;
+    writeln!(w, " free:{} free_pcp:{free_pcp} free_cma:0", pa.total_free())?;
+    for zone in populated(pa) {
+        let pcp: usize = (0..pa.nr_cpus()).map(|cpu| pa.pcp_count(cpu, zone.kind())).sum();
+        writeln!(
+            w,
+            "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB reserved_highatomic:0KB free_highatomic:0KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{}kB managed:{}kB mlocked:0kB bounce:0kB free_pcp:{}kB local_pcp:0kB free_cma:0kB",
+            zone.name(),
+            kb(zone.free_pages()),
+            kb(zone.wmark(Wmark::Min)),
+            kb(zone.wmark(Wmark::Low)),
+            kb(zone.wmark(Wmark::High)),
+            kb(zone.present()),
+            kb(zone.managed()),
+            kb(pcp),
+        )?;
+        w.write_str("lowmem_reserve[]:")?;
+        for &k in heapless_zones::configured(pa).as_slice() {
+            write!(w, " {}", zone.lowmem_reserve(k))?;
+        }
+        w.write_char('\n')?;
+    }
+    for zone in populated(pa) {
+        write!(w, "Node 0 {}: ", zone.name())?;
+        let per_type = zone.free_blocks_per_type();
+        let mut total = 0;
+        for order in 0..NR_PAGE_ORDERS {
+            let nr: usize = per_type.iter().map(|t| t[order]).sum();
+            total += nr << order;
+            write!(w, "{nr}*{}kB ", 4usize << order)?;
+            if nr > 0 {
+                w.write_char('(')?;
+                for mt in MigrateType::ALL {
+                    if per_type[mt as usize][order] > 0 {
+                        w.write_char(['U', 'M', 'E', 'H'][mt as usize])?;
+                    }
+                }
+                w.write_str(") ")?;
+            }
+        }
+        writeln!(w, "= {}kB", kb(total))?;
+    }
+    let total_present: usize = pa.zones().iter().map(Zone::present).sum();
+    let high: usize = pa.zones().iter().filter(|z| z.kind().is_highmem()).map(Zone::managed).sum();
+    writeln!(w, "{total_present} pages RAM")?;
+    writeln!(w, "{high} pages HighMem/MovableOnly")?;
+    write!(w, "{} pages reserved", pa.reserved_pages())
+}
+
+/// The configured zone kinds in index order, without allocating.
+mod heapless_zones {
+    use super::*;
+    use crate::zone::MAX_NR_ZONES;
+
+    pub struct Zones {
+        kinds: [ZoneType; MAX_NR_ZONES],
+        len: usize,
+    }
+
+    impl Zones {
+        pub fn as_slice(&self) -> &[ZoneType] {
+            &self.kinds[..self.len]
+        }
+    }
+
+    pub fn configured<P: Platform>(pa: &PageAllocator<P>) -> Zones {
+        let mut z = Zones { kinds: [ZoneType::Dma; MAX_NR_ZONES], len: 0 };
+        for kind in ZoneType::ALL {
+            if pa.zone_configured(kind) {
+                z.kinds[z.len] = kind;
+                z.len += 1;
+            }
+        }
+        z
+    }
+}

@@ -1,0 +1,81 @@
+//! Rate limiting for reports (`struct ratelimit_state`, `___ratelimit`).
+
+use crate::sync::SpinLock;
+
+struct State {
+    begin: u64,
+    printed: u32,
+    missed: u32,
+}
+
+/// What [`Ratelimit::check`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Print; `missed` reports were suppressed since the last printed one, if any.
+    Print {
+        /// Reports suppressed in the interval that just ended.
+        missed: Option<u32>,
+    },
+    /// Stay quiet.
+    Suppress,
+}
+
+/// Allows `burst` reports per `interval_ns`, counting the suppressed ones.
+pub struct Ratelimit {
+    interval_ns: u64,
+    burst: u32,
+    state: SpinLock<State>,
+}
+
+impl Ratelimit {
+    /// A limiter of `burst` reports per `interval_ns` nanoseconds.
+    #[must_use]
+    pub const fn new(interval_ns: u64, burst: u32) -> Self {
+        Self { interval_ns, burst, state: SpinLock::new(State { begin: 0, printed: 0, missed: 0 }) }
+    }
+
+    /// `DEFAULT_RATELIMIT_INTERVAL` (5 s) and `DEFAULT_RATELIMIT_BURST` (10).
+    #[must_use]
+    pub const fn default_kernel() -> Self {
+        Self::new(5_000_000_000, 10)
+    }
+
+    /// Whether a report may be printed at time `now_ns`.
+    pub fn check(&self, now_ns: u64) -> Verdict {
+        let mut st = self.state.lock();
+        let mut missed = None;
+        if st.printed == 0 && st.missed == 0 && st.begin == 0 {
+            st.begin = now_ns.max(1);
+        }
+        if now_ns.saturating_sub(st.begin) >= self.interval_ns {
+            if st.missed > 0 {
+                missed = Some(st.missed);
+            }
+            st.begin = now_ns.max(1);
+            st.printed = 0;
+            st.missed = 0;
+        }
+        if st.printed < self.burst {
+            st.printed += 1;
+            Verdict::Print { missed }
+        } else {
+            st.missed += 1;
+            Verdict::Suppress
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_quiet_then_reports_missed() {
+        let rs = Ratelimit::new(1000, 2);
+        assert_eq!(rs.check(10), Verdict::Print { missed: None });
+        assert_eq!(rs.check(20), Verdict::Print { missed: None });
+        assert_eq!(rs.check(30), Verdict::Suppress);
+        assert_eq!(rs.check(40), Verdict::Suppress);
+        assert_eq!(rs.check(1100), Verdict::Print { missed: Some(2) });
+    }
+}

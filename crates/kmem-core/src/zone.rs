@@ -1,0 +1,320 @@
+//! Zones (`include/linux/mmzone.h`): ranges of page frames with their own free lists,
+//! watermarks and lowmem reserves.
+//!
+//! A [`Zone`] is a contiguous pfn range. Its free lists ([`crate::buddy::FreeArea`]) live under
+//! `Zone::area`, the zone lock. `nr_free` mirrors the free-list page count so watermark checks
+//! read it without the lock; it is written only while the lock is held.
+//! Invariant: `nr_free == area.nr_free_pages` whenever the lock is free.
+
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+
+use crate::buddy::FreeArea;
+use crate::sync::{SpinGuard, SpinLock};
+
+/// Zone kinds, in the kernel's index order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+#[repr(u8)]
+pub enum ZoneType {
+    /// `ZONE_DMA`: the lowest 16 MiB (ISA DMA).
+    Dma = 0,
+    /// `ZONE_DMA32`: below 4 GiB (x86_64 only).
+    Dma32 = 1,
+    /// `ZONE_NORMAL`: directly mapped memory.
+    Normal = 2,
+    /// `ZONE_HIGHMEM`: above 896 MiB on i386, not in the direct map.
+    HighMem = 3,
+    /// `ZONE_MOVABLE`: only movable allocations.
+    Movable = 4,
+}
+
+/// Number of zone kinds.
+pub const MAX_NR_ZONES: usize = 5;
+
+impl ZoneType {
+    /// Every zone kind in index order.
+    pub const ALL: [ZoneType; MAX_NR_ZONES] =
+        [ZoneType::Dma, ZoneType::Dma32, ZoneType::Normal, ZoneType::HighMem, ZoneType::Movable];
+
+    /// The kernel's zone name (`zone_names[]`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            ZoneType::Dma => "DMA",
+            ZoneType::Dma32 => "DMA32",
+            ZoneType::Normal => "Normal",
+            ZoneType::HighMem => "HighMem",
+            ZoneType::Movable => "Movable",
+        }
+    }
+
+    /// The zone of index `i`.
+    ///
+    /// # Panics
+    /// If `i >= MAX_NR_ZONES`.
+    #[must_use]
+    pub const fn from_index(i: usize) -> ZoneType {
+        Self::ALL[i]
+    }
+
+    /// `is_highmem_idx`: zones outside the direct map (HighMem, and Movable in this model).
+    #[must_use]
+    pub const fn is_highmem(self) -> bool {
+        matches!(self, ZoneType::HighMem | ZoneType::Movable)
+    }
+
+    /// `sysctl_lowmem_reserve_ratio` for this zone (PA-9).
+    #[must_use]
+    pub const fn lowmem_reserve_ratio(self) -> usize {
+        match self {
+            ZoneType::Dma | ZoneType::Dma32 => 256,
+            ZoneType::Normal => 32,
+            ZoneType::HighMem | ZoneType::Movable => 0,
+        }
+    }
+}
+
+/// Page mobility types (`enum migratetype`). CMA and ISOLATE are not configured.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+#[repr(u8)]
+pub enum MigrateType {
+    /// `MIGRATE_UNMOVABLE`.
+    Unmovable = 0,
+    /// `MIGRATE_MOVABLE`.
+    Movable = 1,
+    /// `MIGRATE_RECLAIMABLE`.
+    Reclaimable = 2,
+    /// `MIGRATE_HIGHATOMIC` (= `MIGRATE_PCPTYPES`).
+    HighAtomic = 3,
+}
+
+/// Number of migratetypes with free lists.
+pub const MIGRATE_TYPES: usize = 4;
+/// Migratetypes that have per-CPU lists.
+pub const MIGRATE_PCPTYPES: usize = 3;
+
+impl MigrateType {
+    /// Every migratetype in index order.
+    pub const ALL: [MigrateType; MIGRATE_TYPES] =
+        [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable, MigrateType::HighAtomic];
+
+    /// The kernel's name (`migratetype_names[]`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            MigrateType::Unmovable => "Unmovable",
+            MigrateType::Movable => "Movable",
+            MigrateType::Reclaimable => "Reclaimable",
+            MigrateType::HighAtomic => "HighAtomic",
+        }
+    }
+
+    /// The migratetype of index `i` (indices above 3 map to HighAtomic).
+    #[must_use]
+    pub const fn from_index(i: usize) -> MigrateType {
+        match i {
+            0 => MigrateType::Unmovable,
+            1 => MigrateType::Movable,
+            2 => MigrateType::Reclaimable,
+            _ => MigrateType::HighAtomic,
+        }
+    }
+
+    /// `fallbacks[]`: where to steal from when this type's lists are empty (PA-12).
+    #[must_use]
+    pub const fn fallbacks(self) -> &'static [MigrateType] {
+        match self {
+            MigrateType::Unmovable => &[MigrateType::Reclaimable, MigrateType::Movable],
+            MigrateType::Movable => &[MigrateType::Reclaimable, MigrateType::Unmovable],
+            MigrateType::Reclaimable => &[MigrateType::Unmovable, MigrateType::Movable],
+            MigrateType::HighAtomic => &[],
+        }
+    }
+
+    /// `migratetype_is_mergeable`: may merge across pageblocks of other mergeable types.
+    #[must_use]
+    pub const fn is_mergeable(self) -> bool {
+        (self as usize) < MIGRATE_PCPTYPES
+    }
+}
+
+/// Watermark indices (`enum zone_watermarks`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+pub enum Wmark {
+    /// `WMARK_MIN`: the emergency reserve.
+    Min = 0,
+    /// `WMARK_LOW`: kswapd wakes below this; the fast path's mark.
+    Low = 1,
+    /// `WMARK_HIGH`: kswapd stops above this.
+    High = 2,
+    /// `WMARK_PROMO`.
+    Promo = 3,
+}
+
+/// One zone of the machine.
+pub struct Zone {
+    pub(crate) kind: ZoneType,
+    pub(crate) start_pfn: usize,
+    pub(crate) end_pfn: usize,
+    pub(crate) present: usize,
+    pub(crate) managed: usize,
+    pub(crate) area: SpinLock<FreeArea>,
+    pub(crate) nr_free: AtomicUsize,
+    pub(crate) wmark: [AtomicUsize; 4],
+    pub(crate) lowmem_reserve: [AtomicUsize; MAX_NR_ZONES],
+    pub(crate) pcp_batch: AtomicU32,
+    pub(crate) pcp_high: AtomicU32,
+}
+
+impl Zone {
+    pub(crate) fn new(kind: ZoneType, start_pfn: usize, end_pfn: usize) -> Self {
+        Zone {
+            kind,
+            start_pfn,
+            end_pfn,
+            present: end_pfn - start_pfn,
+            managed: 0,
+            area: SpinLock::new(FreeArea::new()),
+            nr_free: AtomicUsize::new(0),
+            wmark: Default::default(),
+            lowmem_reserve: Default::default(),
+            pcp_batch: AtomicU32::new(1),
+            pcp_high: AtomicU32::new(0),
+        }
+    }
+
+    /// The zone kind.
+    #[must_use]
+    pub fn kind(&self) -> ZoneType {
+        self.kind
+    }
+
+    /// `zone->name`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// First pfn of the zone.
+    #[must_use]
+    pub fn start_pfn(&self) -> usize {
+        self.start_pfn
+    }
+
+    /// One past the last pfn (`zone_end_pfn`).
+    #[must_use]
+    pub fn end_pfn(&self) -> usize {
+        self.end_pfn
+    }
+
+    /// `spanned_pages`.
+    #[must_use]
+    pub fn spanned(&self) -> usize {
+        self.end_pfn - self.start_pfn
+    }
+
+    /// `present_pages`.
+    #[must_use]
+    pub fn present(&self) -> usize {
+        self.present
+    }
+
+    /// `managed_pages`: present pages the buddy allocator owns.
+    #[must_use]
+    pub fn managed(&self) -> usize {
+        self.managed
+    }
+
+    /// `populated_zone`.
+    #[must_use]
+    pub fn is_populated(&self) -> bool {
+        self.managed > 0
+    }
+
+    /// Whether `pfn` lies in this zone.
+    #[inline]
+    #[must_use]
+    pub fn contains(&self, pfn: usize) -> bool {
+        pfn >= self.start_pfn && pfn < self.end_pfn
+    }
+
+    /// `NR_FREE_PAGES`: pages on the buddy free lists (per-CPU lists not counted).
+    #[inline]
+    #[must_use]
+    pub fn free_pages(&self) -> usize {
+        self.nr_free.load(Relaxed)
+    }
+
+    /// A watermark in pages.
+    #[inline]
+    #[must_use]
+    pub fn wmark(&self, which: Wmark) -> usize {
+        self.wmark[which as usize].load(Relaxed)
+    }
+
+    /// `lowmem_reserve[highest_zoneidx]` in pages.
+    #[inline]
+    #[must_use]
+    pub fn lowmem_reserve(&self, highest: ZoneType) -> usize {
+        self.lowmem_reserve[highest as usize].load(Relaxed)
+    }
+
+    /// The per-CPU list batch for this zone.
+    #[must_use]
+    pub fn pcp_batch(&self) -> u32 {
+        self.pcp_batch.load(Relaxed)
+    }
+
+    /// The per-CPU list high mark for this zone.
+    #[must_use]
+    pub fn pcp_high(&self) -> u32 {
+        self.pcp_high.load(Relaxed)
+    }
+
+    /// Takes the zone lock.
+    #[inline]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, FreeArea> {
+        self.area.lock()
+    }
+
+    /// Publishes the free count after changes made under the lock.
+    #[inline]
+    pub(crate) fn publish(&self, area: &FreeArea) {
+        self.nr_free.store(area.nr_free_pages, Relaxed);
+    }
+
+    /// Free blocks per order (the buddyinfo row), taken under the lock.
+    #[must_use]
+    pub fn free_blocks_per_order(&self) -> [usize; crate::order::NR_PAGE_ORDERS] {
+        self.lock().nr_free_per_order()
+    }
+
+    /// Free blocks per migratetype and order (the pagetypeinfo rows), taken under the lock.
+    #[must_use]
+    pub fn free_blocks_per_type(&self) -> [[usize; crate::order::NR_PAGE_ORDERS]; MIGRATE_TYPES] {
+        self.lock().nr_free_per_type()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pa12_fallback_order() {
+        use MigrateType::*;
+        assert_eq!(Unmovable.fallbacks(), &[Reclaimable, Movable]);
+        assert_eq!(Movable.fallbacks(), &[Reclaimable, Unmovable]);
+        assert_eq!(Reclaimable.fallbacks(), &[Unmovable, Movable]);
+    }
+
+    #[test]
+    fn names_and_ratios() {
+        let names: [&str; 5] = ZoneType::ALL.map(ZoneType::name);
+        assert_eq!(names, ["DMA", "DMA32", "Normal", "HighMem", "Movable"]);
+        assert_eq!(ZoneType::Dma.lowmem_reserve_ratio(), 256);
+        assert_eq!(ZoneType::Normal.lowmem_reserve_ratio(), 32);
+        assert_eq!(ZoneType::HighMem.lowmem_reserve_ratio(), 0);
+        assert_eq!(MigrateType::ALL.map(MigrateType::name), ["Unmovable", "Movable", "Reclaimable", "HighAtomic"]);
+    }
+}

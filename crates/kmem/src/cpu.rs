@@ -1,0 +1,86 @@
+//! Threads as CPUs: each thread that uses a machine gets one of its CPU slots for as long as
+//! the thread lives, so per-CPU lists need no lock (the `Platform::cpu` contract).
+//!
+//! A thread caches its last (machine, slot) pair in a thread-local cell: the hot path is one
+//! TLS load and a compare. Other pairs live in a small per-thread list. When the thread exits,
+//! the list's destructor hands each slot back to its machine, which drains the slot's lists
+//! and frees the slot; it clears the cache first, so code running later in the thread's
+//! teardown gets no slot and uses the zone lists directly. A thread that finds every slot
+//! taken also runs without one.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Weak;
+
+/// Who takes a slot back when its thread exits.
+pub(crate) trait SlotOwner: Send + Sync {
+    /// Drains the slot's per-CPU lists and marks the slot free.
+    fn release_slot(&self, slot: usize);
+}
+
+struct Held {
+    entries: Vec<(u64, usize, Weak<dyn SlotOwner>)>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = CACHE.try_with(|c| c.set((0, 0)));
+        for (_, slot, owner) in self.entries.drain(..) {
+            if let Some(owner) = owner.upgrade() {
+                owner.release_slot(slot);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+    static HELD: RefCell<Held> = const { RefCell::new(Held { entries: Vec::new() }) };
+}
+
+/// The calling thread's slot on machine `id`, acquiring one with `acquire` on first use.
+#[inline]
+pub(crate) fn current(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
+    match CACHE.try_with(Cell::get) {
+        Ok((cached, slot)) if cached == id => Some(slot),
+        Ok(_) => current_slow(id, acquire),
+        Err(_) => None,
+    }
+}
+
+#[cold]
+fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
+    HELD.try_with(|held| {
+        let mut held = held.try_borrow_mut().ok()?;
+        let slot = match held.entries.iter().find(|e| e.0 == id) {
+            Some(&(_, slot, _)) => slot,
+            None => {
+                let (slot, owner) = acquire()?;
+                held.entries.push((id, slot, owner));
+                slot
+            }
+        };
+        let _ = CACHE.try_with(|c| c.set((id, slot)));
+        Some(slot)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Gives up the calling thread's slot on machine `id` now (its lists are drained by `owner`).
+pub(crate) fn release_current(id: u64) {
+    let entry = HELD.try_with(|held| {
+        let mut held = held.try_borrow_mut().ok()?;
+        let pos = held.entries.iter().position(|e| e.0 == id)?;
+        Some(held.entries.swap_remove(pos))
+    });
+    let _ = CACHE.try_with(|c| {
+        if c.get().0 == id {
+            c.set((0, 0));
+        }
+    });
+    if let Ok(Some((_, slot, owner))) = entry
+        && let Some(owner) = owner.upgrade()
+    {
+        owner.release_slot(slot);
+    }
+}

@@ -1,0 +1,213 @@
+//! Configuration of the default machine from `KMEM_*` environment variables. Every bad value
+//! is an [`EnvError`] that names the variable, the value and what was expected.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::machine::{Builder, Profile};
+use crate::printk::Echo;
+
+/// A bad `KMEM_*` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What was expected.
+    pub expected: String,
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}={:?}: expected {}", self.var, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+/// Every variable [`apply`] reads, with what it sets.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("KMEM_MEM", "size of physical memory: bytes or a number with K, M, G or T (e.g. 1G)"),
+    ("KMEM_PROFILE", "machine profile: i386 (DMA/Normal/HighMem) or x86_64 (DMA/DMA32/Normal)"),
+    ("KMEM_CPUS", "number of CPU slots, 1..=64"),
+    ("KMEM_PCP", "per-CPU page lists: 1 (on) or 0 (off)"),
+    ("KMEM_KSWAPD", "background reclaimer thread: 1 (on) or 0 (off)"),
+    ("KMEM_MIN_FREE_KBYTES", "vm.min_free_kbytes (default: computed from lowmem)"),
+    ("KMEM_WATERMARK_SCALE_FACTOR", "vm.watermark_scale_factor, 1..=3000 (default 10)"),
+    ("KMEM_OOM_TIMEOUT_MS", "how long a request waits for memory after OOM before failing"),
+    ("KMEM_LOG_ECHO", "echo the kernel log to stderr: off, on, or a console loglevel 0..=8"),
+    ("KMEM_LOG_BUF_LEN", "size of the log ring buffer (e.g. 1M)"),
+    (
+        "KMEM_FAIL_PAGE_ALLOC",
+        "<interval>,<probability>,<space>,<times>[,ignore-gfp-wait=N][,ignore-gfp-highmem=N][,min-order=N][,verbose=N]",
+    ),
+];
+
+/// Parses a size: plain bytes, or a number with a `K`, `M`, `G` or `T` suffix (binary units,
+/// optionally followed by `B` or `iB`).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let lower = s.to_ascii_lowercase();
+    let body = lower.trim_end_matches("ib").trim_end_matches('b');
+    let (digits, shift) = match body.chars().last()? {
+        'k' => (&body[..body.len() - 1], 10),
+        'm' => (&body[..body.len() - 1], 20),
+        'g' => (&body[..body.len() - 1], 30),
+        't' => (&body[..body.len() - 1], 40),
+        c if c.is_ascii_digit() => (body, 0),
+        _ => return None,
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    n.checked_mul(1 << shift)
+}
+
+fn err(var: &'static str, value: &str, expected: impl Into<String>) -> EnvError {
+    EnvError { var, value: value.to_owned(), expected: expected.into() }
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, EnvError> {
+    match v.trim() {
+        "1" | "on" | "yes" | "true" => Ok(true),
+        "0" | "off" | "no" | "false" => Ok(false),
+        _ => Err(err(var, v, "1 or 0")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str, what: &str) -> Result<T, EnvError> {
+    v.trim().parse().map_err(|_| err(var, v, what))
+}
+
+/// Applies every `KMEM_*` variable that `get` returns to `builder`.
+///
+/// # Errors
+/// The first bad value, naming its variable.
+pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Builder, EnvError> {
+    if let Some(v) = get("KMEM_PROFILE") {
+        b = b.profile(match v.trim() {
+            "i386" => Profile::I386,
+            "x86_64" => Profile::X86_64,
+            _ => return Err(err("KMEM_PROFILE", &v, "i386 or x86_64")),
+        });
+    }
+    if let Some(v) = get("KMEM_MEM") {
+        let bytes = parse_size(&v).ok_or_else(|| err("KMEM_MEM", &v, "a size like 64M or 1G"))?;
+        if !(8 << 20..=1 << 44).contains(&bytes) {
+            return Err(err("KMEM_MEM", &v, "a size from 8M to 16T"));
+        }
+        b = b.mem_bytes(bytes);
+    }
+    if let Some(v) = get("KMEM_CPUS") {
+        let n: usize = parse_num("KMEM_CPUS", &v, "a number from 1 to 64")?;
+        if !(1..=kmem_core::pcp::MAX_CPUS).contains(&n) {
+            return Err(err("KMEM_CPUS", &v, "a number from 1 to 64"));
+        }
+        b = b.cpus(n);
+    }
+    if let Some(v) = get("KMEM_PCP") {
+        b = b.pcp(parse_bool("KMEM_PCP", &v)?);
+    }
+    if let Some(v) = get("KMEM_KSWAPD") {
+        b = b.kswapd(parse_bool("KMEM_KSWAPD", &v)?);
+    }
+    if let Some(v) = get("KMEM_MIN_FREE_KBYTES") {
+        b = b.min_free_kbytes(parse_num("KMEM_MIN_FREE_KBYTES", &v, "a number of kilobytes")?);
+    }
+    if let Some(v) = get("KMEM_WATERMARK_SCALE_FACTOR") {
+        let n: usize = parse_num("KMEM_WATERMARK_SCALE_FACTOR", &v, "a number from 1 to 3000")?;
+        if !(1..=3000).contains(&n) {
+            return Err(err("KMEM_WATERMARK_SCALE_FACTOR", &v, "a number from 1 to 3000"));
+        }
+        b = b.watermark_scale_factor(n);
+    }
+    if let Some(v) = get("KMEM_OOM_TIMEOUT_MS") {
+        b = b.oom_timeout(Duration::from_millis(parse_num("KMEM_OOM_TIMEOUT_MS", &v, "milliseconds")?));
+    }
+    if let Some(v) = get("KMEM_LOG_ECHO") {
+        b = b.log_echo(match v.trim() {
+            "off" | "0" => Echo::Off,
+            "on" | "all" => Echo::Below(8),
+            n => match n.parse::<u8>() {
+                Ok(level @ 1..=8) => Echo::Below(level),
+                _ => return Err(err("KMEM_LOG_ECHO", &v, "off, on, or a console loglevel 0..=8")),
+            },
+        });
+    }
+    if let Some(v) = get("KMEM_LOG_BUF_LEN") {
+        let bytes = parse_size(&v).ok_or_else(|| err("KMEM_LOG_BUF_LEN", &v, "a size like 1M"))?;
+        b = b.log_capacity(bytes as usize);
+    }
+    if let Some(v) = get("KMEM_FAIL_PAGE_ALLOC") {
+        let probe = kmem_core::fault::FaultAttr::fail_page_alloc_defaults();
+        probe.parse_and_apply(&v).map_err(|e| err("KMEM_FAIL_PAGE_ALLOC", &v, e.0))?;
+        b = b.fail_page_alloc(v);
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn apply_map(pairs: &[(&str, &str)]) -> Result<Builder, EnvError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        apply(Builder::new(), |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("12k"), Some(12 << 10));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("1X"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("KMEM_MEM", "lots"),
+            ("KMEM_MEM", "1K"),
+            ("KMEM_PROFILE", "arm"),
+            ("KMEM_CPUS", "0"),
+            ("KMEM_CPUS", "65"),
+            ("KMEM_CPUS", "two"),
+            ("KMEM_PCP", "maybe"),
+            ("KMEM_KSWAPD", "2"),
+            ("KMEM_MIN_FREE_KBYTES", "-1"),
+            ("KMEM_WATERMARK_SCALE_FACTOR", "0"),
+            ("KMEM_OOM_TIMEOUT_MS", "soon"),
+            ("KMEM_LOG_ECHO", "loud"),
+            ("KMEM_LOG_BUF_LEN", "big"),
+            ("KMEM_FAIL_PAGE_ALLOC", "1,200,0,1"),
+        ] {
+            let e = apply_map(&[(var, value)]).err().unwrap_or_else(|| panic!("{var}={value} accepted"));
+            assert_eq!(e.var, var);
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("invalid {var}=")), "{text}");
+            assert!(text.contains(value), "{text}");
+        }
+    }
+
+    #[test]
+    fn good_values_apply() {
+        let b = apply_map(&[
+            ("KMEM_MEM", "64M"),
+            ("KMEM_PROFILE", "i386"),
+            ("KMEM_CPUS", "3"),
+            ("KMEM_PCP", "0"),
+            ("KMEM_LOG_ECHO", "off"),
+            ("KMEM_FAIL_PAGE_ALLOC", "1,100,0,1,min-order=0"),
+        ])
+        .unwrap();
+        assert_eq!(b.settings().mem_bytes, Some(64 << 20));
+        assert_eq!(b.settings().profile, Profile::I386);
+        assert_eq!(b.settings().cpus, Some(3));
+        assert!(!b.settings().pcp);
+    }
+}

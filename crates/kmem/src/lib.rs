@@ -1,0 +1,52 @@
+//! # kmem
+//!
+//! The Linux kernel's memory-allocation stack, run for real in userspace. A [`Machine`] is one
+//! instance: a memfd of "physical memory" with a direct map, zones by physical address
+//! ([`Profile::I386`] with HighMem, or [`Profile::X86_64`]), the buddy page allocator of
+//! `kmem-core` with per-CPU lists (threads are CPUs), real sleeping for `GFP_KERNEL`, a
+//! background reclaimer, and the kernel log.
+//!
+//! ```
+//! use kmem::{Machine, Profile};
+//! use kmem::gfp::GFP_KERNEL;
+//!
+//! let m = Machine::builder().profile(Profile::I386).mem_bytes(64 << 20).build()?;
+//! let order = kmem::get_order(8192 * 10);
+//! let buf = m.get_free_pages(GFP_KERNEL, order)?;
+//! m.free_pages_addr(buf.as_ptr(), order);
+//! assert_eq!(order, 5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `unsafe` code lives only in [`sys`] (the memfd mapping) and in the one `Platform` and slot
+//! hand-back implementations in `machine`.
+
+pub mod context;
+mod cpu;
+pub mod env;
+mod machine;
+pub mod printk;
+pub mod sys;
+
+pub use kmem_core::platform::Level;
+pub use kmem_core::{AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, order, proc, zone};
+pub use machine::{BuildError, Builder, Machine, Profile, Settings, UserPlatform};
+
+use std::sync::OnceLock;
+
+/// The default machine used by the C ABI, the CLI and the global allocator: built on first use
+/// from the `KMEM_*` environment variables, with `profile` unless `KMEM_PROFILE` says otherwise.
+///
+/// # Errors
+/// A bad environment value (naming the variable) or a machine that cannot be built. The first
+/// call decides; later calls return the same result.
+pub fn default_machine_with(profile: Profile) -> Result<&'static Machine, &'static str> {
+    static DEFAULT: OnceLock<Result<Machine, String>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let builder = Builder::new().profile(profile).from_env().map_err(|e| e.to_string())?;
+            builder.build().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(String::as_str)
+}

@@ -1,0 +1,613 @@
+//! A userspace machine: memfd "physical memory" with a direct map, the page allocator over
+//! it, threads as CPU slots, the printk ring, and a background reclaimer (kswapd).
+//!
+//! Profiles (DESIGN §3), by physical address:
+//! - `i386`: DMA [0, 16 MiB), Normal [16 MiB, 896 MiB), HighMem [896 MiB, end); HighMem is
+//!   not in the direct map. Pageblocks of 4 MiB (order 10). Default size 1 GiB.
+//! - `x86_64`: DMA [0, 16 MiB), DMA32 [16 MiB, 4 GiB), Normal above. Pageblocks of 2 MiB.
+//!   Default size: the host's RAM (the memfd is sparse; untouched pages cost nothing).
+//!
+//! Lock order: the page allocator's (shrinker registry, then one zone lock); the printk ring
+//! lock is a leaf taken only to append or read records.
+
+use std::ops::Deref;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use std::{fmt, io, thread};
+
+use kmem_core::order::PAGE_SIZE;
+use kmem_core::page_alloc::{Config, InitError, Layout};
+use kmem_core::pcp::MAX_CPUS;
+use kmem_core::platform::{Level, Platform, Task};
+use kmem_core::zone::MAX_NR_ZONES;
+use kmem_core::{AllocError, PageAllocator, proc};
+
+use crate::cpu::{self, SlotOwner};
+use crate::printk::{Echo, Printk};
+use crate::{context, sys};
+
+/// A machine profile: where the zones are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// The book's 32-bit PC: DMA, Normal, HighMem.
+    I386,
+    /// A 64-bit PC: DMA, DMA32, Normal.
+    X86_64,
+}
+
+impl Profile {
+    /// The profile's name as `KMEM_PROFILE` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::I386 => "i386",
+            Profile::X86_64 => "x86_64",
+        }
+    }
+}
+
+const MIB_PAGES: usize = (1 << 20) / PAGE_SIZE;
+
+impl Profile {
+    fn layout_ranges(self, end: usize) -> ([Option<(usize, usize)>; MAX_NR_ZONES], usize, u32) {
+        let dma_end = (16 * MIB_PAGES).min(end);
+        let mut zones = [None; MAX_NR_ZONES];
+        zones[0] = Some((0, dma_end));
+        match self {
+            Profile::I386 => {
+                let low_end = (896 * MIB_PAGES).min(end);
+                zones[2] = Some((dma_end, low_end));
+                zones[3] = Some((low_end, end));
+                (zones, low_end, 10)
+            }
+            Profile::X86_64 => {
+                let dma32_end = (4096 * MIB_PAGES).min(end);
+                zones[1] = Some((dma_end, dma32_end));
+                zones[2] = Some((dma32_end, end));
+                (zones, end, 9)
+            }
+        }
+    }
+}
+
+/// Why a machine could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The host refused the memory.
+    Host(io::Error),
+    /// The page allocator rejected the layout or settings.
+    Init(InitError),
+    /// A setting is out of range.
+    Setting(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Host(e) => write!(f, "cannot create physical memory: {e}"),
+            BuildError::Init(e) => write!(f, "cannot initialise the page allocator: {e}"),
+            BuildError::Setting(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// What a [`Builder`] will build.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The profile.
+    pub profile: Profile,
+    /// Bytes of memory (`None`: the profile's default).
+    pub mem_bytes: Option<u64>,
+    /// CPU slots (`None`: 4 per host CPU, at most 64).
+    pub cpus: Option<usize>,
+    /// Per-CPU page lists.
+    pub pcp: bool,
+    /// Background reclaimer thread.
+    pub kswapd: bool,
+    /// `vm.min_free_kbytes` (`None`: computed).
+    pub min_free_kbytes: Option<usize>,
+    /// `vm.watermark_scale_factor`.
+    pub watermark_scale_factor: usize,
+    /// OOM wait before failing.
+    pub oom_timeout: Duration,
+    /// Log ring size in bytes.
+    pub log_capacity: usize,
+    /// Log echo to stderr.
+    pub echo: Echo,
+    /// `fail_page_alloc` spec.
+    pub fail_page_alloc: Option<String>,
+    /// Free max-order blocks kept backed before hole punching.
+    pub trim_threshold_blocks: usize,
+}
+
+/// Builds a [`Machine`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    s: Settings,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// x86_64, host-sized, per-CPU lists and kswapd on, log not echoed.
+    pub fn new() -> Self {
+        Self {
+            s: Settings {
+                profile: Profile::X86_64,
+                mem_bytes: None,
+                cpus: None,
+                pcp: true,
+                kswapd: true,
+                min_free_kbytes: None,
+                watermark_scale_factor: 10,
+                oom_timeout: Duration::from_secs(5),
+                log_capacity: 1 << 20,
+                echo: Echo::Off,
+                fail_page_alloc: None,
+                trim_threshold_blocks: 16,
+            },
+        }
+    }
+
+    /// The settings so far.
+    pub fn settings(&self) -> &Settings {
+        &self.s
+    }
+
+    /// Sets the profile.
+    pub fn profile(mut self, p: Profile) -> Self {
+        self.s.profile = p;
+        self
+    }
+
+    /// Sets the memory size in bytes (rounded down to whole pages).
+    pub fn mem_bytes(mut self, bytes: u64) -> Self {
+        self.s.mem_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the number of CPU slots (1..=64).
+    pub fn cpus(mut self, n: usize) -> Self {
+        self.s.cpus = Some(n);
+        self
+    }
+
+    /// Turns per-CPU page lists on or off.
+    pub fn pcp(mut self, on: bool) -> Self {
+        self.s.pcp = on;
+        self
+    }
+
+    /// Turns the background reclaimer on or off.
+    pub fn kswapd(mut self, on: bool) -> Self {
+        self.s.kswapd = on;
+        self
+    }
+
+    /// Sets `vm.min_free_kbytes`.
+    pub fn min_free_kbytes(mut self, kb: usize) -> Self {
+        self.s.min_free_kbytes = Some(kb);
+        self
+    }
+
+    /// Sets `vm.watermark_scale_factor`.
+    pub fn watermark_scale_factor(mut self, f: usize) -> Self {
+        self.s.watermark_scale_factor = f;
+        self
+    }
+
+    /// Sets how long a request waits after OOM before failing.
+    pub fn oom_timeout(mut self, d: Duration) -> Self {
+        self.s.oom_timeout = d;
+        self
+    }
+
+    /// Sets the log ring size.
+    pub fn log_capacity(mut self, bytes: usize) -> Self {
+        self.s.log_capacity = bytes;
+        self
+    }
+
+    /// Sets which log records are echoed to stderr.
+    pub fn log_echo(mut self, echo: Echo) -> Self {
+        self.s.echo = echo;
+        self
+    }
+
+    /// Sets `fail_page_alloc` as `<interval>,<probability>,<space>,<times>[,key=value…]`.
+    pub fn fail_page_alloc(mut self, spec: impl Into<String>) -> Self {
+        self.s.fail_page_alloc = Some(spec.into());
+        self
+    }
+
+    /// Sets how many free max-order blocks may stay backed by the host before release.
+    pub fn trim_threshold_blocks(mut self, n: usize) -> Self {
+        self.s.trim_threshold_blocks = n;
+        self
+    }
+
+    /// Applies the `KMEM_*` environment variables (see [`crate::env::VARIABLES`]).
+    ///
+    /// # Errors
+    /// A bad value, naming the variable.
+    pub fn from_env(self) -> Result<Self, crate::env::EnvError> {
+        crate::env::apply(self, |k| std::env::var(k).ok())
+    }
+
+    /// Builds the machine.
+    ///
+    /// # Errors
+    /// A setting out of range, the host refusing memory, or an impossible layout.
+    pub fn build(self) -> Result<Machine, BuildError> {
+        let s = self.s;
+        let host_cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = s.cpus.unwrap_or((host_cpus * 4).min(MAX_CPUS));
+        if !(1..=MAX_CPUS).contains(&cpus) {
+            return Err(BuildError::Setting(format!("cpus must be 1..={MAX_CPUS}, got {cpus}")));
+        }
+        let bytes = s.mem_bytes.unwrap_or_else(|| match s.profile {
+            Profile::I386 => 1 << 30,
+            Profile::X86_64 => sys::host_ram(),
+        });
+        let pages = (bytes / PAGE_SIZE as u64) as usize;
+        if pages < 8 * MIB_PAGES {
+            return Err(BuildError::Setting(format!("memory must be at least 8 MiB, got {bytes} bytes")));
+        }
+        let phys = sys::PhysMem::new(pages * PAGE_SIZE).map_err(BuildError::Host)?;
+        let (zones, dm_end, pageblock_order) = s.profile.layout_ranges(pages);
+        let layout = Layout {
+            start_pfn: 0,
+            end_pfn: pages,
+            zones,
+            direct_map: phys.base(),
+            direct_map_end_pfn: dm_end,
+            pageblock_order,
+            zeroed: true,
+        };
+        let config = Config {
+            min_free_kbytes: s.min_free_kbytes,
+            watermark_scale_factor: s.watermark_scale_factor,
+            pcp: s.pcp,
+            oom_timeout_ns: s.oom_timeout.as_nanos() as u64,
+            trim_threshold_blocks: s.trim_threshold_blocks,
+        };
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let platform = UserPlatform {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            nr_cpus: cpus,
+            slots: (0..cpus).map(|_| AtomicBool::new(false)).collect(),
+            owner: std::sync::OnceLock::new(),
+            phys,
+            log: Printk::new(s.log_capacity, s.echo),
+            start: Instant::now(),
+            kswapd_word: AtomicU32::new(0),
+            stopping: AtomicBool::new(false),
+        };
+        // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
+        // `dm_end` pages, and the mapping lives in the platform, which the allocator owns.
+        let pa = unsafe { PageAllocator::new(platform, layout, config) }.map_err(BuildError::Init)?;
+        if let Some(spec) = &s.fail_page_alloc {
+            pa.fail_page_alloc()
+                .parse_and_apply(spec)
+                .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
+        }
+        pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
+        let inner = Arc::new(Inner { pa, profile: s.profile });
+        let weak: Weak<dyn SlotOwner> = Arc::downgrade(&inner) as Weak<dyn SlotOwner>;
+        let _ = inner.pa.platform().owner.set(weak);
+        if s.kswapd {
+            spawn_kswapd(&inner).map_err(BuildError::Host)?;
+        }
+        Ok(Machine { inner })
+    }
+}
+
+/// One instance of the whole stack. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Machine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pa: PageAllocator<UserPlatform>,
+    profile: Profile,
+}
+
+impl Deref for Machine {
+    type Target = PageAllocator<UserPlatform>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner.pa
+    }
+}
+
+impl fmt::Debug for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Machine")
+            .field("profile", &self.inner.profile)
+            .field("pages", &self.memmap().end_pfn())
+            .field("cpus", &self.nr_cpus())
+            .finish()
+    }
+}
+
+impl Machine {
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> Profile {
+        self.inner.profile
+    }
+
+    /// The page allocator (also reachable through `Deref`).
+    pub fn pages(&self) -> &PageAllocator<UserPlatform> {
+        &self.inner.pa
+    }
+
+    /// The kernel log ring.
+    pub fn log(&self) -> &Printk {
+        &self.platform().log
+    }
+
+    /// Logs a message (`printk`) at `level`.
+    pub fn printk(&self, level: Level, text: &str) {
+        self.platform().log.log(level, text, false);
+    }
+
+    /// `dmesg`: the log with timestamps.
+    pub fn dmesg(&self) -> String {
+        self.platform().log.dmesg()
+    }
+
+    /// Bytes of physical memory the host currently backs.
+    pub fn resident_bytes(&self) -> u64 {
+        self.platform().phys.resident_bytes()
+    }
+
+    /// The physical memory (for layers that map frames: vmalloc, kmap).
+    pub fn phys(&self) -> &sys::PhysMem {
+        &self.platform().phys
+    }
+
+    /// Copies `data` to the direct-map address `addr`, which must lie in allocated lowmem pages.
+    ///
+    /// # Errors
+    /// If any byte of the range is outside the direct map or in a page that is not allocated.
+    pub fn write_bytes(&self, addr: NonNull<u8>, data: &[u8]) -> Result<(), AllocError> {
+        self.check_allocated(addr, data.len())?;
+        // SAFETY: The range is inside allocated direct-map pages (checked), so it is mapped and
+        // writable; the caller allocated them, and bytes have no validity requirements.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr.as_ptr(), data.len()) };
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes from the direct-map address `addr` (allocated lowmem pages).
+    ///
+    /// # Errors
+    /// As [`Self::write_bytes`].
+    pub fn read_bytes(&self, addr: NonNull<u8>, buf: &mut [u8]) -> Result<(), AllocError> {
+        self.check_allocated(addr, buf.len())?;
+        // SAFETY: As in `write_bytes`; reading initialised (memfd) bytes.
+        unsafe { std::ptr::copy_nonoverlapping(addr.as_ptr(), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn check_allocated(&self, addr: NonNull<u8>, len: usize) -> Result<(), AllocError> {
+        let first = self.virt_to_pfn(addr.as_ptr()).ok_or(AllocError)?;
+        let last_addr = (addr.as_ptr() as usize).checked_add(len.max(1) - 1).ok_or(AllocError)?;
+        let last = self.virt_to_pfn(last_addr as *const u8).ok_or(AllocError)?;
+        for pfn in first..=last {
+            let page = self.pfn_to_page(pfn).ok_or(AllocError)?;
+            if page.refcount() <= 0 {
+                return Err(AllocError);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back the calling thread's CPU slot now (as thread exit would), draining it.
+    pub fn release_cpu(&self) {
+        cpu::release_current(self.platform().id);
+    }
+
+    /// Metadata bytes per managed page, as a percentage of managed memory.
+    pub fn metadata_percent(&self) -> f64 {
+        let meta = self.reserved_pages() * PAGE_SIZE;
+        100.0 * meta as f64 / (self.total_managed() * PAGE_SIZE) as f64
+    }
+
+    /// `/proc/buddyinfo`.
+    pub fn buddyinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::buddyinfo(self.pages(), &mut s);
+        s
+    }
+
+    /// `/proc/pagetypeinfo`.
+    pub fn pagetypeinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::pagetypeinfo(self.pages(), &mut s);
+        s
+    }
+
+    /// `/proc/zoneinfo`.
+    pub fn zoneinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::zoneinfo(self.pages(), &proc::MeminfoExtra::default(), &mut s);
+        s
+    }
+
+    /// `/proc/meminfo`.
+    pub fn meminfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::meminfo(self.pages(), &proc::MeminfoExtra::default(), &mut s);
+        s
+    }
+
+    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`).
+    pub fn proc_read(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "buddyinfo" => self.buddyinfo(),
+            "zoneinfo" => self.zoneinfo(),
+            "meminfo" => self.meminfo(),
+            "pagetypeinfo" => self.pagetypeinfo(),
+            _ => return None,
+        })
+    }
+}
+
+impl SlotOwner for Inner {
+    fn release_slot(&self, slot: usize) {
+        // SAFETY: Only the thread that held `slot` calls this (from its exit or `release_cpu`),
+        // after it stopped using the slot; the slot is marked free only afterwards.
+        unsafe { self.pa.drain_cpu_slot(slot) };
+        self.pa.platform().slots[slot].store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let p = self.pa.platform();
+        p.stopping.store(true, Ordering::SeqCst);
+        p.kswapd_word.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(&p.kswapd_word);
+    }
+}
+
+/// Runs `kswapd_balance` and `trim` each time an allocation wakes it. The thread holds only a
+/// `Weak` between rounds, and at most 200 ms of sleep with a strong reference, so dropping the
+/// machine ends the thread within that time.
+fn spawn_kswapd(inner: &Arc<Inner>) -> io::Result<()> {
+    let weak = Arc::downgrade(inner);
+    let mut seen = inner.pa.platform().kswapd_word.load(Ordering::SeqCst);
+    thread::Builder::new().name("kswapd0".into()).spawn(move || {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let p = inner.pa.platform();
+            if p.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = p.kswapd_word.load(Ordering::SeqCst);
+            if now != seen {
+                seen = now;
+                inner.pa.kswapd_balance();
+                inner.pa.trim();
+                continue;
+            }
+            sys::futex_wait(&p.kswapd_word, seen, Duration::from_millis(200));
+        }
+    })?;
+    Ok(())
+}
+
+/// The [`Platform`] of a userspace machine.
+pub struct UserPlatform {
+    id: u64,
+    nr_cpus: usize,
+    slots: Box<[AtomicBool]>,
+    owner: std::sync::OnceLock<Weak<dyn SlotOwner>>,
+    phys: sys::PhysMem,
+    log: Printk,
+    start: Instant,
+    kswapd_word: AtomicU32,
+    stopping: AtomicBool,
+}
+
+impl UserPlatform {
+    fn acquire_slot(&self) -> Option<(usize, Weak<dyn SlotOwner>)> {
+        let owner = self.owner.get()?.clone();
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| s.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok())?;
+        Some((slot, owner))
+    }
+}
+
+// SAFETY: `cpu` hands out a slot only to the thread that won its `slots` flag, and the flag is
+// cleared only after that thread released it (thread exit or `release_cpu`); slots are below
+// `nr_cpus` because `slots` has `nr_cpus` entries.
+unsafe impl Platform for UserPlatform {
+    fn nr_cpus(&self) -> usize {
+        self.nr_cpus
+    }
+
+    #[inline]
+    fn cpu(&self) -> Option<usize> {
+        cpu::current(self.id, || self.acquire_slot())
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        match args.as_str() {
+            Some(s) => self.log.log(level, s, true),
+            None => self.log.log(level, &args.to_string(), true),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {
+        let current = thread::current();
+        let name = current.name().unwrap_or("kmem");
+        let comm: String = name.chars().take(15).collect();
+        f(Task { comm: &comm, pid: sys::gettid() });
+    }
+
+    fn in_atomic(&self) -> bool {
+        context::in_atomic()
+    }
+
+    fn gfp_scope(&self) -> (bool, bool) {
+        context::gfp_scope()
+    }
+
+    fn in_reclaim(&self) -> bool {
+        context::in_reclaim()
+    }
+
+    fn set_in_reclaim(&self, on: bool) -> bool {
+        context::set_in_reclaim(on)
+    }
+
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) {
+        sys::futex_wait(word, expected, Duration::from_nanos(timeout_ns));
+    }
+
+    fn wake_all(&self, word: &AtomicU32) {
+        sys::futex_wake_all(word);
+    }
+
+    fn wake_kswapd(&self) {
+        self.kswapd_word.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(&self.kswapd_word);
+    }
+
+    fn discard(&self, pfn: usize, nr: usize) -> bool {
+        self.phys.discard(pfn, nr)
+    }
+
+    fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
+        self.phys.zero(pfn, nr)
+    }
+
+    fn dump_stack(&self, caller: &Location<'_>) {
+        let cpu = self.cpu().unwrap_or(0);
+        self.log.log(
+            Level::Warning,
+            &format!("CPU: {cpu} UID: 0 PID: {} Comm: kmem\nCall Trace:\n <TASK>\n  {caller}\n </TASK>", sys::gettid()),
+            true,
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! The host side of "physical memory": a memfd mapped once, `MAP_SHARED`, hole punching to
+//! give pages back, and futex waits. The only module of this crate with `unsafe` code.
+//!
+//! Invariant: `base .. base + len` is a live mapping of the whole memfd for the life of
+//! [`PhysMem`]; pfn `n` is file offset `n << 12` and address `base + (n << 12)`.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::fs::{FallocateFlags, MemfdFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+
+use kmem_core::PAGE_SHIFT;
+
+/// A memfd of `len` bytes, mapped read-write and shared.
+pub struct PhysMem {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: The mapping is plain shared memory; who may touch which page is decided by the
+// page allocator, which is itself `Sync`.
+unsafe impl Send for PhysMem {}
+// SAFETY: As above.
+unsafe impl Sync for PhysMem {}
+
+impl PhysMem {
+    /// Creates and maps a sparse memfd of `len` bytes (a multiple of the page size).
+    ///
+    /// # Errors
+    /// The host refused the memfd, its size, or the mapping.
+    pub fn new(len: usize) -> io::Result<Self> {
+        let fd = rustix::fs::memfd_create("kmem-phys", MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, len as u64)?;
+        // SAFETY: A fresh shared mapping of our own memfd at an address the kernel picks;
+        // nothing else refers to that range.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED | MapFlags::NORESERVE,
+                &fd,
+                0,
+            )?
+        };
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Self { fd, base, len })
+    }
+
+    /// Address of pfn 0.
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// Bytes of "physical memory".
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the memory is empty (never, for a built machine).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The memfd, for mapping frames elsewhere (vmalloc, kmap).
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Punches a hole over `nr` pages from `pfn`: the host frees them and they read as zero.
+    pub fn discard(&self, pfn: usize, nr: usize) -> bool {
+        let (offset, len) = ((pfn as u64) << PAGE_SHIFT, (nr as u64) << PAGE_SHIFT);
+        if offset + len > self.len as u64 {
+            return false;
+        }
+        rustix::fs::fallocate(&self.fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len).is_ok()
+    }
+
+    /// Zero-fills `nr` pages from `pfn` through the internal mapping (HighMem has no direct map
+    /// address, but the machine can still reach its frames).
+    pub fn zero(&self, pfn: usize, nr: usize) -> bool {
+        let (offset, len) = (pfn << PAGE_SHIFT, nr << PAGE_SHIFT);
+        if offset + len > self.len {
+            return false;
+        }
+        // SAFETY: In bounds of the mapping (checked); the pages were just allocated by the
+        // caller, so no one else uses them.
+        unsafe { self.base.as_ptr().add(offset).write_bytes(0, len) };
+        true
+    }
+
+    /// Bytes of the memfd the host currently backs (resident), from `st_blocks`.
+    pub fn resident_bytes(&self) -> u64 {
+        rustix::fs::fstat(&self.fd).map_or(0, |st| st.st_blocks as u64 * 512)
+    }
+}
+
+impl Drop for PhysMem {
+    fn drop(&mut self) {
+        // SAFETY: `base .. base + len` is our mapping (type invariant) and nothing refers to
+        // it any more: the machine that owned it is being dropped.
+        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Sleeps while `*word == expected`, at most `timeout`.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::PRIVATE, expected, Some(&ts));
+}
+
+/// Wakes every thread sleeping on `word`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
+}
+
+/// The host's RAM in bytes.
+pub fn host_ram() -> u64 {
+    let info = rustix::system::sysinfo();
+    info.totalram as u64 * u64::from(info.mem_unit)
+}
+
+/// The calling thread's id.
+pub fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
