@@ -143,7 +143,11 @@ impl FaultAttr {
 
     /// `should_fail_alloc_page`: the filters, then [`FaultAttr::should_fail`]. Returns
     /// `Some(verbose)` when this request must fail (and how loudly), `None` otherwise.
+    #[inline]
     pub fn should_fail_alloc_page(&self, gfp: Gfp, order: u32) -> Option<u32> {
+        if self.probability.load(Relaxed) == 0 {
+            return None;
+        }
         if order < self.min_order.load(Relaxed) || gfp.contains(__GFP_NOFAIL) {
             return None;
         }

@@ -27,6 +27,7 @@ pub mod proc;
 pub mod reclaim;
 pub mod report;
 pub mod sync;
+pub mod waitq;
 pub mod watermark;
 pub mod zone;
 

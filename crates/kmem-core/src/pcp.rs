@@ -146,6 +146,10 @@ pub struct PcpSlot {
     pub drain_requested: AtomicBool,
     /// Copy of each zone's `count`, for readers on other CPUs (`/proc/zoneinfo`).
     pub counts: [AtomicUsize; MAX_NR_ZONES],
+    /// Pages allocated through this slot, per zone; written only by the owner.
+    pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
+    /// Pages freed through this slot; written only by the owner.
+    pub pgfree: AtomicUsize,
 }
 
 // SAFETY: The `UnsafeCell`s are accessed only through `PcpSlot::lists`, whose contract gives
@@ -166,7 +170,15 @@ impl PcpSlot {
             zones: [const { UnsafeCell::new(PerCpuPages::new()) }; MAX_NR_ZONES],
             drain_requested: AtomicBool::new(false),
             counts: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
+            pgalloc: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
+            pgfree: AtomicUsize::new(0),
         }
+    }
+
+    /// Adds to an owner-only counter without a read-modify-write instruction.
+    #[inline]
+    pub fn bump(counter: &AtomicUsize, n: usize) {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
     /// The lists of zone `zone` on this slot.

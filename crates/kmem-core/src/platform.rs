@@ -4,9 +4,9 @@
 //! The `kmem` crate implements this for the userspace machine (threads as CPUs, futex waits,
 //! memfd hole punching); a `no_std` user implements it for their kernel or board.
 
+use crate::waitq::WaitWord;
 use core::fmt;
 use core::panic::Location;
-use core::sync::atomic::AtomicU32;
 
 /// Kernel log levels (`KERN_EMERG` .. `KERN_DEBUG`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,9 +93,9 @@ pub unsafe trait Platform: Send + Sync {
         false
     }
     /// Sleeps while `*word == expected`, for at most `timeout_ns`. May return early.
-    fn wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64);
+    fn wait(&self, word: &WaitWord, expected: u32, timeout_ns: u64);
     /// Wakes every context sleeping on `word`.
-    fn wake_all(&self, word: &AtomicU32);
+    fn wake_all(&self, word: &WaitWord);
     /// Asks the background reclaimer to run (`wakeup_kswapd`).
     fn wake_kswapd(&self) {}
     /// Gives the memory of `nr` pages from `pfn` back to the host; their contents become zero.

@@ -55,7 +55,7 @@ impl<T: ?Sized + 'static> Default for Registry<T> {
 impl<T: ?Sized + 'static> Registry<T> {
     /// An empty registry.
     #[must_use]
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self { slots: SpinLock::new([None; MAX_ENTRIES]) }
     }
 

@@ -30,13 +30,13 @@ pub struct Ratelimit {
 impl Ratelimit {
     /// A limiter of `burst` reports per `interval_ns` nanoseconds.
     #[must_use]
-    pub const fn new(interval_ns: u64, burst: u32) -> Self {
+    pub fn new(interval_ns: u64, burst: u32) -> Self {
         Self { interval_ns, burst, state: SpinLock::new(State { begin: 0, printed: 0, missed: 0 }) }
     }
 
     /// `DEFAULT_RATELIMIT_INTERVAL` (5 s) and `DEFAULT_RATELIMIT_BURST` (10).
     #[must_use]
-    pub const fn default_kernel() -> Self {
+    pub fn default_kernel() -> Self {
         Self::new(5_000_000_000, 10)
     }
 

@@ -4,9 +4,18 @@
 //! feature a waiter that has spun for a while yields its host CPU, so a lock holder that the
 //! host preempted can finish; without it the waiter only spins.
 
-use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(not(kmem_loom))]
+use core::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicBool, Ordering},
+};
+#[cfg(kmem_loom)]
+use loom::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 /// A mutual-exclusion lock that spins.
 pub struct SpinLock<T> {
@@ -22,7 +31,14 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     /// A new unlocked lock around `value`.
+    #[cfg(not(kmem_loom))]
     pub const fn new(value: T) -> Self {
+        Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    /// A new unlocked lock around `value`.
+    #[cfg(kmem_loom)]
+    pub fn new(value: T) -> Self {
         Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
@@ -45,7 +61,7 @@ impl<T> SpinLock<T> {
                 if spins.is_multiple_of(128) {
                     relax_hard();
                 } else {
-                    core::hint::spin_loop();
+                    spin_hint();
                 }
             }
             if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
@@ -69,13 +85,28 @@ impl<T> SpinLock<T> {
     }
 }
 
-#[cfg(feature = "std")]
+#[cfg(kmem_loom)]
+fn relax_hard() {
+    loom::thread::yield_now();
+}
+
+#[cfg(all(feature = "std", not(kmem_loom)))]
 fn relax_hard() {
     std::thread::yield_now();
 }
 
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), not(kmem_loom)))]
 fn relax_hard() {
+    core::hint::spin_loop();
+}
+
+#[cfg(kmem_loom)]
+fn spin_hint() {
+    loom::thread::yield_now();
+}
+
+#[cfg(not(kmem_loom))]
+fn spin_hint() {
     core::hint::spin_loop();
 }
 
@@ -87,16 +118,24 @@ pub struct SpinGuard<'a, T> {
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
+        #[cfg(not(kmem_loom))]
         // SAFETY: The guard exists only while `locked` is true and was set by us, so no other
         // reference to `value` exists.
-        unsafe { &*self.lock.value.get() }
+        return unsafe { &*self.lock.value.get() };
+        #[cfg(kmem_loom)]
+        // SAFETY: As above; loom records the access while the guard is held.
+        return self.lock.value.with(|p| unsafe { &*p });
     }
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
+        #[cfg(not(kmem_loom))]
         // SAFETY: As in `deref`, and `&mut self` makes this the only access through the guard.
-        unsafe { &mut *self.lock.value.get() }
+        return unsafe { &mut *self.lock.value.get() };
+        #[cfg(kmem_loom)]
+        // SAFETY: As above; loom records the access while the guard is held.
+        return self.lock.value.with_mut(|p| unsafe { &mut *p });
     }
 }
 
@@ -106,7 +145,7 @@ impl<T> Drop for SpinGuard<'_, T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(kmem_loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -2,13 +2,13 @@
 //! lists (`rmqueue_pcplist`, `free_unref_page`), the buddy path, and freeing with its checks.
 
 use core::panic::Location;
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::PageAllocator;
 use crate::gfp::{__GFP_COLD, __GFP_COMP, __GFP_ZERO, Gfp};
 use crate::memmap::{Page, pg};
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, is_aligned};
-use crate::pcp::PCP_MAX_ORDER;
+use crate::pcp::{PCP_MAX_ORDER, PcpSlot};
 use crate::platform::Platform;
 use crate::watermark::{alloc_flags as af, effective_min, zone_watermark_ok};
 use crate::zone::{MigrateType, Zone, ZoneType};
@@ -60,6 +60,9 @@ impl<P: Platform> PageAllocator<P> {
         }
         let pfn = area.rmqueue_smallest(&self.mm, order, mt).or_else(|| area.rmqueue_fallback(&self.mm, order, mt));
         zone.publish(&area);
+        if pfn.is_some() {
+            self.stats.pgalloc[zone.kind as usize].fetch_add(1 << order, Relaxed);
+        }
         pfn
     }
 
@@ -96,6 +99,7 @@ impl<P: Platform> PageAllocator<P> {
             }
         };
         slot.counts[zi].store(lists.count, Relaxed);
+        PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
         Some(pfn)
     }
 
@@ -107,9 +111,6 @@ impl<P: Platform> PageAllocator<P> {
         page.prep_allocated(head, order);
         if gfp.contains(__GFP_ZERO) {
             self.zero_pages(pfn, 1 << order);
-        }
-        if let Some(zone) = self.pfn_zone(pfn) {
-            self.stats.pgalloc[zone.kind as usize].fetch_add(1 << order, Relaxed);
         }
         page
     }
@@ -196,7 +197,6 @@ impl<P: Platform> PageAllocator<P> {
         let page = self.mm.page(pfn);
         page.info.store(0, Relaxed);
         page.refcount.store(0, Relaxed);
-        self.stats.pgfree.fetch_add(1 << order, Relaxed);
         let mut mt = self.mm.pageblock_mt(pfn);
         if mt == MigrateType::HighAtomic {
             mt = MigrateType::Movable;
@@ -204,12 +204,13 @@ impl<P: Platform> PageAllocator<P> {
         let Some(zone) = self.pfn_zone(pfn) else { return };
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
-            && self.nr_waiters.load(Relaxed) == 0
+            && !self.waitq.has_waiters()
             && let Some(cpu) = self.platform.cpu()
         {
             self.free_to_pcp(cpu, zone, pfn, order, mt);
             return;
         }
+        self.stats.pgfree.fetch_add(1 << order, Relaxed);
         let mut area = zone.lock();
         let (_, merged) = area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
         self.after_buddy_free(zone, &mut area, merged);
@@ -223,10 +224,7 @@ impl<P: Platform> PageAllocator<P> {
             self.stats.trimmed_blocks.fetch_add(released, Relaxed);
         }
         zone.publish(area);
-        if self.nr_waiters.load(SeqCst) > 0 {
-            self.free_seq.fetch_add(1, SeqCst);
-            self.platform.wake_all(&self.free_seq);
-        }
+        self.waitq.wake(|word| self.platform.wake_all(word));
     }
 
     /// `free_unref_page_commit`: head of this CPU's list; past `high`, a batch of the coldest
@@ -241,6 +239,7 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: `Platform::cpu` gave us this slot exclusively.
         let lists = unsafe { slot.lists(zi) };
         lists.push(&self.mm, pfn, order, mt, false);
+        PcpSlot::bump(&slot.pgfree, 1 << order);
         if lists.count >= zone.pcp_high() as usize {
             let batch = zone.pcp_batch() as usize;
             let mut area = zone.lock();

@@ -15,7 +15,7 @@ mod reports;
 mod slowpath;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::fault::FaultAttr;
 use crate::memmap::{MemMap, pg};
@@ -24,6 +24,7 @@ use crate::pcp::{MAX_CPUS, PcpSlot};
 use crate::platform::Platform;
 use crate::reclaim::{OomNotifier, RegistrationId, Registry, Shrinker};
 use crate::report::Ratelimit;
+use crate::waitq::WaitQueue;
 use crate::watermark;
 use crate::zone::{MAX_NR_ZONES, MigrateType, Wmark, Zone, ZoneType};
 
@@ -90,9 +91,10 @@ impl core::error::Error for InitError {}
 /// Event counters (`/proc/vmstat` style).
 #[derive(Default)]
 pub struct Stats {
-    /// Pages allocated, per zone (`pgalloc_*`).
+    /// Pages allocated from the buddy lists directly, per zone (see [`PageAllocator::nr_pgalloc`]
+    /// for the total including per-CPU allocations).
     pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
-    /// Pages freed (`pgfree`).
+    /// Pages freed to the buddy lists directly (see [`PageAllocator::nr_pgfree`]).
     pub pgfree: AtomicUsize,
     /// Direct reclaim passes (`allocstall`).
     pub allocstall: AtomicUsize,
@@ -128,9 +130,8 @@ pub struct PageAllocator<P: Platform> {
     watermark_scale_factor: AtomicUsize,
     oom_timeout_ns: AtomicU64,
     trim_threshold: usize,
-    /// Bumped on every free to the buddy lists while someone waits; the wait word.
-    free_seq: AtomicU32,
-    nr_waiters: AtomicUsize,
+    /// Requests sleeping until a free.
+    waitq: WaitQueue,
     shrinkers: Registry<dyn Shrinker>,
     oom_notifiers: Registry<dyn OomNotifier>,
     fail_page_alloc: FaultAttr,
@@ -216,8 +217,7 @@ impl<P: Platform> PageAllocator<P> {
             watermark_scale_factor: AtomicUsize::new(config.watermark_scale_factor),
             oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
             trim_threshold: config.trim_threshold_blocks.max(1),
-            free_seq: AtomicU32::new(0),
-            nr_waiters: AtomicUsize::new(0),
+            waitq: WaitQueue::new(),
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),
             fail_page_alloc: FaultAttr::fail_page_alloc_defaults(),
@@ -294,6 +294,18 @@ impl<P: Platform> PageAllocator<P> {
     /// Event counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// `pgalloc_<zone>`: pages allocated from a zone, per-CPU allocations included.
+    pub fn nr_pgalloc(&self, kind: ZoneType) -> usize {
+        let z = kind as usize;
+        self.stats.pgalloc[z].load(Relaxed)
+            + self.pcp[..self.nr_cpus].iter().map(|s| s.pgalloc[z].load(Relaxed)).sum::<usize>()
+    }
+
+    /// `pgfree`: pages freed, per-CPU frees included.
+    pub fn nr_pgfree(&self) -> usize {
+        self.stats.pgfree.load(Relaxed) + self.pcp[..self.nr_cpus].iter().map(|s| s.pgfree.load(Relaxed)).sum::<usize>()
     }
 
     /// The `fail_page_alloc` fault-injection knobs.

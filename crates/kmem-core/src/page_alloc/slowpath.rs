@@ -12,7 +12,7 @@
 //!   dip into the min reserve (`ALLOC_MIN_RESERVE`).
 
 use core::panic::Location;
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::PageAllocator;
 use crate::AllocError;
@@ -195,16 +195,15 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Sleeps until another context frees pages (or a slice passes), then tries again.
     fn wait_for_free(&self, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
-        self.nr_waiters.fetch_add(1, SeqCst);
-        let seq = self.free_seq.load(SeqCst);
+        let ticket = self.waitq.prepare();
         // Pages parked on other CPUs' lists come back on their owners' next operation.
         self.drain_all_pages();
         let result = self.get_page_from_freelist(gfp, order, flags, highest).or_else(|| {
             self.stats.sleeps.fetch_add(1, Relaxed);
-            self.platform.wait(&self.free_seq, seq, WAIT_SLICE_NS);
+            self.platform.wait(self.waitq.word(), ticket, WAIT_SLICE_NS);
             self.get_page_from_freelist(gfp, order, flags, highest)
         });
-        self.nr_waiters.fetch_sub(1, SeqCst);
+        self.waitq.finish();
         result
     }
 
