@@ -141,6 +141,12 @@ impl FaultAttr {
         Ok(())
     }
 
+    /// Whether this point can fail at all (probability above 0): one load, for fast paths.
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.probability.load(Relaxed) != 0
+    }
+
     /// `should_fail_alloc_page`: the filters, then [`FaultAttr::should_fail`]. Returns
     /// `Some(verbose)` when this request must fail (and how loudly), `None` otherwise.
     #[inline]

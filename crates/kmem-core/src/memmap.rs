@@ -50,6 +50,10 @@ const ORDER_SHIFT: u32 = 8;
 const ORDER_MASK: u32 = 0xf << ORDER_SHIFT;
 const MT_SHIFT: u32 = 12;
 const MT_MASK: u32 = 0x7 << MT_SHIFT;
+const ZONE_SHIFT: u32 = 16;
+const ZONE_MASK: u32 = 0x7 << ZONE_SHIFT;
+/// The bits of `info` that must equal `order << 8` (plus zone bits) for a clean fast free.
+pub(crate) const FAST_FREE_MASK: u32 = (pg::CHECK_AT_FREE) | ORDER_MASK;
 
 /// One page frame's metadata (`struct page`).
 #[repr(C)]
@@ -148,13 +152,26 @@ impl Page {
         self.next.store(mapping, Relaxed);
     }
 
-    /// Resets the page to "allocated, one reference" (`set_page_refcounted` in `prep_new_page`).
+    /// Resets the page to "allocated, one reference" (`set_page_refcounted` in `prep_new_page`),
+    /// remembering its order and zone for the free.
     #[inline]
-    pub(crate) fn prep_allocated(&self, flags: u32, order: u32) {
+    pub(crate) fn prep_allocated(&self, flags: u32, order: u32, zone: usize) {
         self.next.store(0, Relaxed);
         self.prev.store(0, Relaxed);
-        self.info.store(flags | (order << ORDER_SHIFT), Relaxed);
+        self.info.store(flags | (order << ORDER_SHIFT) | ((zone as u32) << ZONE_SHIFT), Relaxed);
         self.refcount.store(1, Relaxed);
+    }
+
+    /// The zone index remembered by `prep_allocated`.
+    #[inline]
+    pub(crate) fn zone_idx(info: u32) -> usize {
+        ((info & ZONE_MASK) >> ZONE_SHIFT) as usize
+    }
+
+    /// The order bits of an `info` word, shifted into place.
+    #[inline]
+    pub(crate) const fn order_bits(order: u32) -> u32 {
+        order << ORDER_SHIFT
     }
 }
 
@@ -253,10 +270,24 @@ impl MemMap {
         unsafe { self.pages.add(pfn - self.start_pfn).as_ref() }
     }
 
+    /// `pfn_to_page` without a bounds check in release builds: the per-CPU and buddy lists'
+    /// hot paths, whose pfns are in range by their invariants.
+    ///
+    /// # Safety
+    /// `start_pfn <= pfn < end_pfn`.
+    #[inline]
+    #[must_use]
+    pub unsafe fn page_unchecked(&self, pfn: usize) -> &Page {
+        debug_assert!(pfn >= self.start_pfn && pfn < self.end_pfn, "pfn {pfn:#x} outside mem_map");
+        // SAFETY: In range by the caller's contract.
+        unsafe { self.pages.add(pfn - self.start_pfn).as_ref() }
+    }
+
     /// `page_to_pfn`, or `None` if `page` is not an element of this map.
     #[inline]
     #[must_use]
     pub fn pfn_of(&self, page: &Page) -> Option<usize> {
+        // Division by a power of two and a range check; no pointer is dereferenced.
         let offset = (page as *const Page as usize).wrapping_sub(self.pages.as_ptr() as usize);
         let index = offset / size_of::<Page>();
         (offset.is_multiple_of(size_of::<Page>()) && index < self.end_pfn - self.start_pfn)
@@ -275,9 +306,10 @@ impl MemMap {
         self.block(pfn).store(mt as u8, Relaxed);
     }
 
+    #[inline]
     fn block(&self, pfn: usize) -> &AtomicU8 {
+        assert!(pfn >= self.start_pfn && pfn < self.end_pfn, "pfn {pfn:#x} outside mem_map");
         let index = (pfn - self.start_pfn) >> self.pageblock_order;
-        assert!(pfn >= self.start_pfn && pfn < self.end_pfn);
         // SAFETY: `pfn` is in range, so `index` is below the number of pageblocks.
         unsafe { self.blocks.add(index).as_ref() }
     }

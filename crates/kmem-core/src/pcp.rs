@@ -52,6 +52,9 @@ impl PerCpuPages {
     }
 
     /// Adds a block at the head (hot) or the tail (cold).
+    ///
+    /// # Panics
+    /// If `pfn` is outside `mm` (callers pass pfns they have already validated).
     #[inline]
     pub fn push(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, cold: bool) {
         let list = &mut self.lists[pindex(order, mt)];
@@ -64,7 +67,8 @@ impl PerCpuPages {
             if list.tail == NIL {
                 list.head = p;
             } else {
-                mm.page(list.tail as usize).next.store(p, Relaxed);
+                // SAFETY: The tail is a pfn on this list, in range by the module invariant.
+                unsafe { mm.page_unchecked(list.tail as usize) }.next.store(p, Relaxed);
             }
             list.tail = p;
         } else {
@@ -73,7 +77,8 @@ impl PerCpuPages {
             if list.head == NIL {
                 list.tail = p;
             } else {
-                mm.page(list.head as usize).prev.store(p, Relaxed);
+                // SAFETY: The head is a pfn on this list, in range by the module invariant.
+                unsafe { mm.page_unchecked(list.head as usize) }.prev.store(p, Relaxed);
             }
             list.head = p;
         }
@@ -88,19 +93,22 @@ impl PerCpuPages {
         if pfn == NIL {
             return None;
         }
-        let page = mm.page(pfn as usize);
+        // SAFETY: `pfn` and its neighbours are on this list, so in range (module invariant).
+        let page = unsafe { mm.page_unchecked(pfn as usize) };
         let (next, prev) = (page.next.load(Relaxed), page.prev.load(Relaxed));
         if prev == NIL {
             list.head = next;
         } else {
-            mm.page(prev as usize).next.store(next, Relaxed);
+            // SAFETY: As above.
+            unsafe { mm.page_unchecked(prev as usize) }.next.store(next, Relaxed);
         }
         if next == NIL {
             list.tail = prev;
         } else {
-            mm.page(next as usize).prev.store(prev, Relaxed);
+            // SAFETY: As above.
+            unsafe { mm.page_unchecked(next as usize) }.prev.store(prev, Relaxed);
         }
-        page.set_info(0, 0, MigrateType::Unmovable);
+        // The caller rewrites the page's `info` (allocation) or re-lists it (drain).
         self.count -= 1 << order;
         Some(pfn as usize)
     }
@@ -117,6 +125,7 @@ impl PerCpuPages {
             let mt = MigrateType::from_index(index % MIGRATE_PCPTYPES);
             match self.pop(mm, order, mt, true) {
                 Some(pfn) => {
+                    mm.page(pfn).set_info(0, 0, MigrateType::Unmovable);
                     empty_streak = 0;
                     taken += 1 << order;
                     f(pfn, order, mt);

@@ -56,6 +56,20 @@ pub struct Task<'a> {
     pub pid: u32,
 }
 
+/// The calling context, read once per allocation: its CPU slot and the modifiers that change
+/// what an allocation may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The CPU slot (see [`Platform::cpu`]).
+    pub cpu: Option<usize>,
+    /// In atomic context (see [`Platform::in_atomic`]).
+    pub atomic: bool,
+    /// Inside `memalloc_noio_save`.
+    pub noio: bool,
+    /// Inside `memalloc_nofs_save`.
+    pub nofs: bool,
+}
+
 /// The environment of a [`crate::PageAllocator`].
 ///
 /// # Safety
@@ -74,6 +88,14 @@ pub unsafe trait Platform: Send + Sync {
     /// The calling task.
     fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {
         f(Task { comm: "swapper/0", pid: 0 });
+    }
+    /// Everything the allocation fast path needs to know about the caller, in one call.
+    /// The default asks the individual methods; a platform with thread-local state should
+    /// answer from one read.
+    #[inline]
+    fn context(&self) -> Context {
+        let (noio, nofs) = self.gfp_scope();
+        Context { cpu: self.cpu(), atomic: self.in_atomic(), noio, nofs }
     }
     /// Whether the caller is in atomic context (spin lock held, interrupts off).
     fn in_atomic(&self) -> bool {

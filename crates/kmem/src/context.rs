@@ -4,11 +4,42 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 
+/// Everything kmem keeps per thread, in one thread-local so the allocation fast path reads it
+/// with one TLS access: the last (machine, CPU slot) pair used and the context counters.
+pub(crate) struct ThreadState {
+    /// Machine id of the cached slot (0: none).
+    pub(crate) machine: Cell<u64>,
+    /// The cached CPU slot on that machine.
+    pub(crate) slot: Cell<usize>,
+    preempt: Cell<u32>,
+    noio: Cell<u32>,
+    nofs: Cell<u32>,
+    memalloc: Cell<bool>,
+}
+
 thread_local! {
-    static PREEMPT_COUNT: Cell<u32> = const { Cell::new(0) };
-    static NOIO: Cell<u32> = const { Cell::new(0) };
-    static NOFS: Cell<u32> = const { Cell::new(0) };
-    static MEMALLOC: Cell<bool> = const { Cell::new(false) };
+    pub(crate) static THREAD: ThreadState = const {
+        ThreadState {
+            machine: Cell::new(0),
+            slot: Cell::new(0),
+            preempt: Cell::new(0),
+            noio: Cell::new(0),
+            nofs: Cell::new(0),
+            memalloc: Cell::new(false),
+        }
+    };
+}
+
+/// The calling thread's context on machine `id`, with the cached slot if it belongs to `id`:
+/// `(slot if cached, atomic, noio, nofs)`. `None` while the thread is being torn down.
+#[inline]
+pub(crate) fn snapshot(id: u64) -> Option<(Option<usize>, bool, bool, bool)> {
+    THREAD
+        .try_with(|t| {
+            let slot = (t.machine.get() == id).then(|| t.slot.get());
+            (slot, t.preempt.get() > 0, t.noio.get() > 0, t.nofs.get() > 0)
+        })
+        .ok()
 }
 
 /// While alive, the thread is in atomic context: allocations that may sleep are reported
@@ -20,29 +51,29 @@ pub struct AtomicSection {
 
 /// Enters atomic context (`preempt_disable`, `spin_lock`, `local_irq_save`).
 pub fn atomic_section() -> AtomicSection {
-    PREEMPT_COUNT.with(|c| c.set(c.get() + 1));
+    THREAD.with(|t| t.preempt.set(t.preempt.get() + 1));
     AtomicSection { _not_send: PhantomData }
 }
 
 impl Drop for AtomicSection {
     fn drop(&mut self) {
-        PREEMPT_COUNT.with(|c| c.set(c.get().saturating_sub(1)));
+        let _ = THREAD.try_with(|t| t.preempt.set(t.preempt.get().saturating_sub(1)));
     }
 }
 
 /// Whether the calling thread is in atomic context (`in_atomic()`).
 pub fn in_atomic() -> bool {
-    PREEMPT_COUNT.try_with(Cell::get).unwrap_or(0) > 0
+    THREAD.try_with(|t| t.preempt.get()).unwrap_or(0) > 0
 }
 
 /// Enters atomic context without a guard (the C ABI's `spin_lock`, `local_irq_save`).
 pub fn preempt_disable() {
-    PREEMPT_COUNT.with(|c| c.set(c.get() + 1));
+    THREAD.with(|t| t.preempt.set(t.preempt.get() + 1));
 }
 
 /// Leaves atomic context entered by [`preempt_disable`]. An unbalanced call is ignored.
 pub fn preempt_enable() {
-    PREEMPT_COUNT.with(|c| c.set(c.get().saturating_sub(1)));
+    THREAD.with(|t| t.preempt.set(t.preempt.get().saturating_sub(1)));
 }
 
 /// Which scope a [`GfpScope`] restores.
@@ -61,37 +92,39 @@ pub struct GfpScope {
 
 /// `memalloc_noio_save`: every allocation in the scope loses `__GFP_IO` and `__GFP_FS`.
 pub fn memalloc_noio_save() -> GfpScope {
-    NOIO.with(|c| c.set(c.get() + 1));
+    THREAD.with(|t| t.noio.set(t.noio.get() + 1));
     GfpScope { kind: ScopeKind::NoIo, _not_send: PhantomData }
 }
 
 /// `memalloc_nofs_save`: every allocation in the scope loses `__GFP_FS`.
 pub fn memalloc_nofs_save() -> GfpScope {
-    NOFS.with(|c| c.set(c.get() + 1));
+    THREAD.with(|t| t.nofs.set(t.nofs.get() + 1));
     GfpScope { kind: ScopeKind::NoFs, _not_send: PhantomData }
 }
 
 impl Drop for GfpScope {
     fn drop(&mut self) {
-        let cell = match self.kind {
-            ScopeKind::NoIo => &NOIO,
-            ScopeKind::NoFs => &NOFS,
-        };
-        cell.with(|c| c.set(c.get().saturating_sub(1)));
+        let _ = THREAD.try_with(|t| {
+            let cell = match self.kind {
+                ScopeKind::NoIo => &t.noio,
+                ScopeKind::NoFs => &t.nofs,
+            };
+            cell.set(cell.get().saturating_sub(1));
+        });
     }
 }
 
 /// The calling thread's scope as `(noio, nofs)`.
 pub fn gfp_scope() -> (bool, bool) {
-    (NOIO.try_with(Cell::get).unwrap_or(0) > 0, NOFS.try_with(Cell::get).unwrap_or(0) > 0)
+    THREAD.try_with(|t| (t.noio.get() > 0, t.nofs.get() > 0)).unwrap_or((false, false))
 }
 
 /// Whether the thread is reclaiming (`PF_MEMALLOC`).
 pub fn in_reclaim() -> bool {
-    MEMALLOC.try_with(Cell::get).unwrap_or(false)
+    THREAD.try_with(|t| t.memalloc.get()).unwrap_or(false)
 }
 
 /// Sets the reclaim flag; returns the previous value.
 pub fn set_in_reclaim(on: bool) -> bool {
-    MEMALLOC.try_with(|c| c.replace(on)).unwrap_or(false)
+    THREAD.try_with(|t| t.memalloc.replace(on)).unwrap_or(false)
 }

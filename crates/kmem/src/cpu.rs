@@ -8,8 +8,10 @@
 //! teardown gets no slot and uses the zone lists directly. A thread that finds every slot
 //! taken also runs without one.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::Weak;
+
+use crate::context::THREAD;
 
 /// Who takes a slot back when its thread exits.
 pub(crate) trait SlotOwner: Send + Sync {
@@ -23,7 +25,7 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let _ = CACHE.try_with(|c| c.set((0, 0)));
+        let _ = THREAD.try_with(|t| t.machine.set(0));
         for (_, slot, owner) in self.entries.drain(..) {
             if let Some(owner) = owner.upgrade() {
                 owner.release_slot(slot);
@@ -33,22 +35,22 @@ impl Drop for Held {
 }
 
 thread_local! {
-    static CACHE: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
     static HELD: RefCell<Held> = const { RefCell::new(Held { entries: Vec::new() }) };
 }
 
 /// The calling thread's slot on machine `id`, acquiring one with `acquire` on first use.
 #[inline]
 pub(crate) fn current(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
-    match CACHE.try_with(Cell::get) {
+    match THREAD.try_with(|t| (t.machine.get(), t.slot.get())) {
         Ok((cached, slot)) if cached == id => Some(slot),
         Ok(_) => current_slow(id, acquire),
         Err(_) => None,
     }
 }
 
+/// Slow part of [`current`]: looks the machine up in the thread's list or acquires a slot.
 #[cold]
-fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
+pub(crate) fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
     HELD.try_with(|held| {
         let mut held = held.try_borrow_mut().ok()?;
         let slot = match held.entries.iter().find(|e| e.0 == id) {
@@ -59,7 +61,10 @@ fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotO
                 slot
             }
         };
-        let _ = CACHE.try_with(|c| c.set((id, slot)));
+        let _ = THREAD.try_with(|t| {
+            t.machine.set(id);
+            t.slot.set(slot);
+        });
         Some(slot)
     })
     .ok()
@@ -73,9 +78,9 @@ pub(crate) fn release_current(id: u64) {
         let pos = held.entries.iter().position(|e| e.0 == id)?;
         Some(held.entries.swap_remove(pos))
     });
-    let _ = CACHE.try_with(|c| {
-        if c.get().0 == id {
-            c.set((0, 0));
+    let _ = THREAD.try_with(|t| {
+        if t.machine.get() == id {
+            t.machine.set(0);
         }
     });
     if let Ok(Some((_, slot, owner))) = entry

@@ -408,11 +408,21 @@ impl Machine {
         let last = self.virt_to_pfn(last_addr as *const u8).ok_or(AllocError)?;
         for pfn in first..=last {
             let page = self.pfn_to_page(pfn).ok_or(AllocError)?;
-            if page.refcount() <= 0 {
+            if page.refcount() <= 0 && !self.in_allocated_block(pfn) {
                 return Err(AllocError);
             }
         }
         Ok(())
+    }
+
+    /// Whether `pfn` is a tail page of a block allocated with order > 0: such pages hold no
+    /// reference of their own; the block's head (the aligned pfn below) holds it with its order.
+    fn in_allocated_block(&self, pfn: usize) -> bool {
+        (1..=kmem_core::MAX_PAGE_ORDER).any(|order| {
+            let head = pfn & !((1 << order) - 1);
+            head != pfn
+                && self.pfn_to_page(head).is_some_and(|h| h.refcount() > 0 && !h.is_buddy() && h.order() >= order)
+        })
     }
 
     /// Gives back the calling thread's CPU slot now (as thread exit would), draining it.
@@ -563,6 +573,17 @@ unsafe impl Platform for UserPlatform {
         let name = current.name().unwrap_or("kmem");
         let comm: String = name.chars().take(15).collect();
         f(Task { comm: &comm, pid: sys::gettid() });
+    }
+
+    #[inline]
+    fn context(&self) -> kmem_core::platform::Context {
+        match context::snapshot(self.id) {
+            Some((slot, atomic, noio, nofs)) => {
+                let cpu = slot.or_else(|| cpu::current_slow(self.id, || self.acquire_slot()));
+                kmem_core::platform::Context { cpu, atomic, noio, nofs }
+            }
+            None => kmem_core::platform::Context::default(),
+        }
     }
 
     fn in_atomic(&self) -> bool {

@@ -127,9 +127,10 @@ impl<P: Platform> PageAllocator<P> {
         let page = self.alloc_pages_at(gfp, order, caller)?;
         let pfn = self.mm.pfn_of(page).expect("allocated page is in mem_map");
         self.split_block(pfn, order);
+        let zone = &self.zones[self.zone_index_of(pfn)];
         for tail in pfn + size_to_pages(size)..pfn + (1 << order) {
             self.mm.page(tail).refcount.store(0, Relaxed);
-            self.free_block(tail, 0, caller);
+            self.free_block(tail, 0, zone);
         }
         Ok(self.pfn_address(pfn).expect("lowmem page has an address"))
     }
@@ -173,8 +174,9 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     fn split_block(&self, pfn: usize, order: u32) {
+        let zone = self.zone_index_of(pfn);
         for sub in pfn..pfn + (1 << order) {
-            self.mm.page(sub).prep_allocated(0, 0);
+            self.mm.page(sub).prep_allocated(0, 0, zone);
         }
     }
 
@@ -191,15 +193,16 @@ impl<P: Platform> PageAllocator<P> {
             return populated;
         }
         if wanted > 1 {
-            let Ok((gfp, highest)) = self.prepare_alloc(gfp, 0, caller) else { return populated };
-            let zone = self.zones[..=highest as usize]
+            let ctx = self.platform.context();
+            let Ok((gfp, zl)) = self.prepare_alloc(gfp, 0, ctx, caller) else { return populated };
+            let zone = zl
                 .iter()
-                .rev()
-                .find(|z| z.managed > 0 && z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(highest) + wanted);
+                .map(|zi| &self.zones[zi])
+                .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + wanted);
             if let Some(zone) = zone {
                 let mut got = 0;
                 for slot in pages.iter_mut().filter(|p| p.is_none()) {
-                    let Some(pfn) = self.rmqueue(zone, gfp, 0, af::WMARK_LOW | af::NO_WATERMARKS, highest) else {
+                    let Some(pfn) = self.rmqueue(zone, gfp, 0, af::WMARK_LOW | af::NO_WATERMARKS, zl, ctx.cpu) else {
                         break;
                     };
                     *slot = Some(self.prep_new_page(pfn, 0, gfp));

@@ -1,37 +1,47 @@
 //! The fast path: zonelist walk with watermark checks (`get_page_from_freelist`), per-CPU
 //! lists (`rmqueue_pcplist`, `free_unref_page`), the buddy path, and freeing with its checks.
+//!
+//! The common cases stay small: an allocation reads the caller's context once, walks a
+//! precomputed zonelist, checks one watermark and pops this CPU's list; a free of a clean page
+//! (right order, one reference, no mapping, no stray flags) pushes it back. Everything else —
+//! refills, drains, bad frees, reports — is in separate cold functions.
 
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::PageAllocator;
+use super::{PageAllocator, ZoneList};
 use crate::gfp::{__GFP_COLD, __GFP_COMP, __GFP_ZERO, Gfp};
-use crate::memmap::{Page, pg};
+use crate::memmap::{FAST_FREE_MASK, Page, pg};
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, is_aligned};
 use crate::pcp::{PCP_MAX_ORDER, PcpSlot};
 use crate::platform::Platform;
 use crate::watermark::{alloc_flags as af, effective_min, zone_watermark_ok};
-use crate::zone::{MigrateType, Zone, ZoneType};
+use crate::zone::{MigrateType, Zone};
 
 impl<P: Platform> PageAllocator<P> {
-    /// `get_page_from_freelist`: walks the zones from `highest` down, takes the first zone that
-    /// passes the watermark test for `alloc_flags`, and allocates from it (PA-8, PA-11).
-    pub(super) fn get_page_from_freelist(&self, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
-        for zi in (0..=highest as usize).rev() {
+    /// `get_page_from_freelist`: walks the zonelist from its highest zone down, takes the first
+    /// zone that passes the watermark test for `alloc_flags`, and allocates from it (PA-8, PA-11).
+    #[inline]
+    pub(super) fn get_page_from_freelist(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        flags: u32,
+        zl: &ZoneList,
+        cpu: Option<usize>,
+    ) -> Option<usize> {
+        for zi in zl.iter() {
             let zone = &self.zones[zi];
-            if zone.managed == 0 {
-                continue;
-            }
             if flags & af::NO_WATERMARKS == 0 {
                 let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
-                let min = effective_min(mark, flags) + zone.lowmem_reserve(highest);
+                let min = effective_min(mark, flags) + zone.lowmem_reserve(zl.highest);
                 // The count part of `zone_watermark_ok`; the per-order part is checked under the
                 // zone lock when the buddy lists are used.
                 if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
                     continue;
                 }
             }
-            if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, highest) {
+            if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
                 return Some(pfn);
             }
         }
@@ -40,18 +50,31 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `rmqueue`: per-CPU list for small orders, else the buddy lists.
     #[inline]
-    pub(super) fn rmqueue(&self, zone: &Zone, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
+    pub(super) fn rmqueue(
+        &self,
+        zone: &Zone,
+        gfp: Gfp,
+        order: u32,
+        flags: u32,
+        zl: &ZoneList,
+        cpu: Option<usize>,
+    ) -> Option<usize> {
         let mt = gfp.migratetype();
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
-            && let Some(cpu) = self.platform.cpu()
+            && let Some(cpu) = cpu
         {
             return self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD));
         }
+        self.rmqueue_buddy(zone, order, mt, flags, zl)
+    }
+
+    /// `rmqueue_buddy`: under the zone lock, with the per-order watermark test for order > 0.
+    fn rmqueue_buddy(&self, zone: &Zone, order: u32, mt: MigrateType, flags: u32, zl: &ZoneList) -> Option<usize> {
         let mut area = zone.lock();
         if order > 0 && flags & af::NO_WATERMARKS == 0 {
             let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
-            let ok = zone_watermark_ok(area.nr_free_pages, order, mark, zone.lowmem_reserve(highest), flags, |o| {
+            let ok = zone_watermark_ok(area.nr_free_pages, order, mark, zone.lowmem_reserve(zl.highest), flags, |o| {
                 MigrateType::ALL[..crate::zone::MIGRATE_PCPTYPES].iter().any(|&t| area.has_block(o, t))
             });
             if !ok {
@@ -66,8 +89,7 @@ impl<P: Platform> PageAllocator<P> {
         pfn
     }
 
-    /// Takes a block from this CPU's list, refilling it from the buddy lists in a batch when
-    /// empty (`rmqueue_pcplist`, `rmqueue_bulk`).
+    /// Takes a block from this CPU's list (`rmqueue_pcplist`), refilling it when empty.
     #[inline]
     fn rmqueue_pcplist(&self, cpu: usize, zone: &Zone, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
         let slot = &self.pcp[cpu];
@@ -75,46 +97,68 @@ impl<P: Platform> PageAllocator<P> {
             self.drain_cpu(cpu);
         }
         let zi = zone.kind as usize;
-        // SAFETY: `Platform::cpu` gave us this slot exclusively (the trait's contract).
+        // SAFETY: `Platform::context`/`cpu` gave us this slot exclusively (the trait's contract).
         let lists = unsafe { slot.lists(zi) };
         let pfn = match lists.pop(&self.mm, order, mt, cold) {
             Some(pfn) => pfn,
-            None => {
-                let batch = zone.pcp_batch() as usize;
-                let want = (batch >> order).max(2);
-                let mut area = zone.lock();
-                for _ in 0..want {
-                    let Some(pfn) = area
-                        .rmqueue_smallest(&self.mm, order, mt)
-                        .or_else(|| area.rmqueue_fallback(&self.mm, order, mt))
-                    else {
-                        break;
-                    };
-                    lists.push(&self.mm, pfn, order, mt, true);
-                }
-                zone.publish(&area);
-                drop(area);
-                self.stats.pcp_refills.fetch_add(1, Relaxed);
-                lists.pop(&self.mm, order, mt, cold)?
-            }
+            None => self.refill_pcp(slot, zone, order, mt, cold)?,
         };
         slot.counts[zi].store(lists.count, Relaxed);
         PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
         Some(pfn)
     }
 
-    /// `prep_new_page`: reference count, order, compound head, zeroing.
+    /// `rmqueue_bulk`: refills this CPU's list with `max(batch >> order, 2)` blocks under one
+    /// zone-lock acquisition, then takes one.
+    #[cold]
+    #[inline(never)]
+    fn refill_pcp(&self, slot: &PcpSlot, zone: &Zone, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
+        // SAFETY: The caller owns the slot (see `rmqueue_pcplist`) and holds no other reference
+        // to these lists across this call.
+        let lists = unsafe { slot.lists(zone.kind as usize) };
+        let want = (zone.pcp_batch() as usize >> order).max(2);
+        let mut area = zone.lock();
+        for _ in 0..want {
+            let Some(pfn) =
+                area.rmqueue_smallest(&self.mm, order, mt).or_else(|| area.rmqueue_fallback(&self.mm, order, mt))
+            else {
+                break;
+            };
+            lists.push(&self.mm, pfn, order, mt, true);
+        }
+        zone.publish(&area);
+        drop(area);
+        self.stats.pcp_refills.fetch_add(1, Relaxed);
+        lists.pop(&self.mm, order, mt, cold)
+    }
+
+    /// `prep_new_page`: reference count, order and zone, compound head, zeroing.
     #[inline]
     pub(super) fn prep_new_page(&self, pfn: usize, order: u32, gfp: Gfp) -> &Page {
-        let page = self.mm.page(pfn);
+        self.prep_new_page_in(pfn, order, gfp, self.zone_index_of(pfn))
+    }
+
+    /// [`Self::prep_new_page`] when the caller knows the zone index.
+    #[inline]
+    pub(super) fn prep_new_page_in(&self, pfn: usize, order: u32, gfp: Gfp, zi: usize) -> &Page {
+        debug_assert!(self.zones[zi].contains(pfn));
+        // SAFETY: `pfn` came off a free list of this allocator, so it is in the page array.
+        let page = unsafe { self.mm.page_unchecked(pfn) };
         let head = if order > 0 && gfp.contains(__GFP_COMP) { pg::HEAD } else { 0 };
-        page.prep_allocated(head, order);
+        page.prep_allocated(head, order, zi);
         if gfp.contains(__GFP_ZERO) {
             self.zero_pages(pfn, 1 << order);
         }
         page
     }
 
+    /// The index of the zone holding `pfn` (which must be in memory).
+    #[inline]
+    pub(super) fn zone_index_of(&self, pfn: usize) -> usize {
+        self.zones.iter().position(|z| z.contains(pfn)).expect("pfn in a zone")
+    }
+
+    #[cold]
     fn zero_pages(&self, pfn: usize, nr: usize) {
         if pfn + nr <= self.direct_map_end_pfn {
             let offset = (pfn - self.mm.start_pfn()) * PAGE_SIZE;
@@ -130,11 +174,37 @@ impl<P: Platform> PageAllocator<P> {
     /// `__free_pages`: drops a reference; the last one frees the block. With other references
     /// left on a non-compound block, the tail halves are freed now (§2.10).
     #[track_caller]
+    #[inline]
     pub fn free_pages(&self, page: &Page, order: u32) {
         self.free_pages_at(page, order, Location::caller());
     }
 
+    #[inline]
     pub(super) fn free_pages_at(&self, page: &Page, order: u32, caller: &Location<'_>) {
+        if let Some(pfn) = self.mm.pfn_of(page) {
+            let info = page.info();
+            // A clean page: allocated with this order, our reference the only one, no mapping,
+            // mapcount or checked flag. One reference means no one else can take another, so a
+            // plain store releases it.
+            if order <= MAX_PAGE_ORDER
+                && info & FAST_FREE_MASK == Page::order_bits(order)
+                && page.refcount() == 1
+                && page.mapping() == 0
+                && page.mapcount() == 0
+                && is_aligned(pfn, order)
+            {
+                page.refcount.store(0, Relaxed);
+                self.free_block(pfn, order, &self.zones[Page::zone_idx(info)]);
+                return;
+            }
+        }
+        self.free_pages_checked(page, order, caller);
+    }
+
+    /// The free path for everything that is not a clean page: every check, each failure reported.
+    #[cold]
+    #[inline(never)]
+    fn free_pages_checked(&self, page: &Page, order: u32, caller: &Location<'_>) {
         let Some(pfn) = self.mm.pfn_of(page) else {
             self.report_bad_free(None, order, "page is not in this machine's mem_map", caller);
             return;
@@ -161,19 +231,20 @@ impl<P: Platform> PageAllocator<P> {
             self.report_bad_free(Some(pfn), order, "freed with a different order than it was allocated with", caller);
             return;
         }
+        let zone = &self.zones[self.zone_index_of(pfn)];
         if !page.put_testzero() {
             if order > 0 && flags & pg::HEAD == 0 {
                 for o in (0..order).rev() {
-                    self.free_block(pfn + (1 << o), o, caller);
+                    self.free_block(pfn + (1 << o), o, zone);
                 }
-                page.info.store(flags & !(0xf << 8), Relaxed);
+                page.info.store(page.info() & !(0xf << 8), Relaxed); // Keep the zone bits.
             }
             return;
         }
         if !self.free_pages_prepare(pfn, page, caller) {
             return;
         }
-        self.free_block(pfn, order, caller);
+        self.free_block(pfn, order, zone);
     }
 
     /// `free_pages_prepare`: a page freed in a bad state is reported and leaked (PA-16).
@@ -192,16 +263,12 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Frees a block whose checks passed: onto this CPU's list, or to the buddy lists.
-    pub(super) fn free_block(&self, pfn: usize, order: u32, caller: &Location<'_>) {
-        let _ = caller;
-        let page = self.mm.page(pfn);
-        page.info.store(0, Relaxed);
-        page.refcount.store(0, Relaxed);
+    #[inline]
+    pub(super) fn free_block(&self, pfn: usize, order: u32, zone: &Zone) {
         let mut mt = self.mm.pageblock_mt(pfn);
         if mt == MigrateType::HighAtomic {
             mt = MigrateType::Movable;
         }
-        let Some(zone) = self.pfn_zone(pfn) else { return };
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
             && !self.waitq.has_waiters()
@@ -210,6 +277,13 @@ impl<P: Platform> PageAllocator<P> {
             self.free_to_pcp(cpu, zone, pfn, order, mt);
             return;
         }
+        self.free_to_buddy(pfn, order, mt, zone);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_to_buddy(&self, pfn: usize, order: u32, mt: MigrateType, zone: &Zone) {
+        self.mm.page(pfn).info.store(0, Relaxed);
         self.stats.pgfree.fetch_add(1 << order, Relaxed);
         let mut area = zone.lock();
         let (_, merged) = area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
@@ -236,20 +310,30 @@ impl<P: Platform> PageAllocator<P> {
             self.drain_cpu(cpu);
         }
         let zi = zone.kind as usize;
-        // SAFETY: `Platform::cpu` gave us this slot exclusively.
+        // SAFETY: `Platform::context` gave us this slot exclusively.
         let lists = unsafe { slot.lists(zi) };
         lists.push(&self.mm, pfn, order, mt, false);
         PcpSlot::bump(&slot.pgfree, 1 << order);
         if lists.count >= zone.pcp_high() as usize {
-            let batch = zone.pcp_batch() as usize;
-            let mut area = zone.lock();
-            let mut top = 0;
-            lists.take_cold(&self.mm, batch, |p, o, t| {
-                top = top.max(area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false).1);
-            });
-            self.after_buddy_free(zone, &mut area, top);
+            self.flush_pcp_batch(slot, zone);
         }
         slot.counts[zi].store(lists.count, Relaxed);
+    }
+
+    /// `free_pcppages_bulk`: a batch of this CPU's coldest pages back to the buddy lists.
+    #[cold]
+    #[inline(never)]
+    fn flush_pcp_batch(&self, slot: &PcpSlot, zone: &Zone) {
+        // SAFETY: The caller owns the slot (see `free_to_pcp`) and holds no other reference to
+        // these lists across this call.
+        let lists = unsafe { slot.lists(zone.kind as usize) };
+        let batch = zone.pcp_batch() as usize;
+        let mut area = zone.lock();
+        let mut top = 0;
+        lists.take_cold(&self.mm, batch, |p, o, t| {
+            top = top.max(area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false).1);
+        });
+        self.after_buddy_free(zone, &mut area, top);
     }
 
     /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the

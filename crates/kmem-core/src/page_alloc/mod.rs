@@ -88,6 +88,40 @@ impl core::fmt::Display for InitError {
 
 impl core::error::Error for InitError {}
 
+/// The zones an allocation may use, highest first (`struct zonelist` from `gfp_zone`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ZoneList {
+    /// `highest_zoneidx`: the zone `gfp_zone` chose, mapped to a configured zone.
+    pub(crate) highest: ZoneType,
+    zones: [u8; MAX_NR_ZONES],
+    len: u8,
+}
+
+impl ZoneList {
+    fn build(highest: ZoneType, zones: &[Zone; MAX_NR_ZONES]) -> Self {
+        let mut list = ZoneList { highest, zones: [0; MAX_NR_ZONES], len: 0 };
+        for zi in (0..=highest as usize).rev() {
+            if zones[zi].managed > 0 {
+                list.zones[list.len as usize] = zi as u8;
+                list.len += 1;
+            }
+        }
+        list
+    }
+
+    /// The highest populated zone of the list.
+    #[inline]
+    pub(crate) fn first(&self) -> Option<usize> {
+        (self.len > 0).then_some(self.zones[0] as usize)
+    }
+
+    /// Zone indices, highest first.
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.zones[..self.len as usize].iter().map(|&z| z as usize)
+    }
+}
+
 /// Event counters (`/proc/vmstat` style).
 #[derive(Default)]
 pub struct Stats {
@@ -120,6 +154,8 @@ pub struct PageAllocator<P: Platform> {
     mm: MemMap,
     zones: [Zone; MAX_NR_ZONES],
     configured: [bool; MAX_NR_ZONES],
+    /// The zonelist for each result of `gfp_zone`.
+    zonelists: [ZoneList; MAX_NR_ZONES],
     pcp: [PcpSlot; MAX_CPUS],
     nr_cpus: usize,
     pcp_enabled: bool,
@@ -202,11 +238,18 @@ impl<P: Platform> PageAllocator<P> {
             }
             zone.publish(&area);
         }
+        let configured: [bool; MAX_NR_ZONES] =
+            core::array::from_fn(|i| layout.zones[i].is_some() || i == ZoneType::Movable as usize);
+        let zonelists = ZoneType::ALL.map(|kind| {
+            let highest = if configured[kind as usize] { kind } else { ZoneType::Normal };
+            ZoneList::build(highest, &zones)
+        });
         let allocator = Self {
             platform,
             mm,
             zones,
-            configured: core::array::from_fn(|i| layout.zones[i].is_some() || i == ZoneType::Movable as usize),
+            configured,
+            zonelists,
             pcp: [const { PcpSlot::new() }; MAX_CPUS],
             nr_cpus,
             pcp_enabled: config.pcp,

@@ -14,14 +14,14 @@
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::PageAllocator;
+use super::{PageAllocator, ZoneList};
 use crate::AllocError;
 use crate::gfp::{
     __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
 };
 use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
-use crate::platform::{Level, Platform};
+use crate::platform::{Context, Level, Platform};
 use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags};
 use crate::zone::{Wmark, ZoneType};
 
@@ -43,46 +43,84 @@ impl<P: Platform> PageAllocator<P> {
         self.alloc_pages_at(gfp, order, Location::caller())
     }
 
+    #[inline]
     pub(super) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
-        let (gfp, highest) = self.prepare_alloc(gfp, order, caller)?;
-        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, highest) {
+        let ctx = self.platform.context();
+        if let Some((pfn, zi)) = self.alloc_fast(gfp, order, ctx) {
+            return Ok(self.prep_new_page_in(pfn, order, gfp, zi));
+        }
+        self.alloc_pages_general(gfp, order, ctx, caller)
+    }
+
+    /// The common case in as few steps as possible: a per-CPU order, a caller with a CPU slot
+    /// and no context modifier, fault injection off, and the first zone of the zonelist above
+    /// its low watermark with a block on this CPU's list. Anything else returns `None` and the
+    /// general path decides (it repeats no side effect of this one).
+    #[inline]
+    fn alloc_fast(&self, gfp: Gfp, order: u32, ctx: Context) -> Option<(usize, usize)> {
+        let cpu = ctx.cpu?;
+        if order > crate::pcp::PCP_MAX_ORDER
+            || !self.pcp_enabled
+            || ctx.atomic
+            || ctx.noio
+            || ctx.nofs
+            || self.fail_page_alloc.enabled()
+        {
+            return None;
+        }
+        let zl = &self.zonelists[gfp.zone().ok()? as usize];
+        let zone = &self.zones[zl.first()?];
+        let min = zone.wmark(crate::zone::Wmark::Low) + zone.lowmem_reserve(zl.highest);
+        if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
+            return None;
+        }
+        let slot = &self.pcp[cpu];
+        if slot.drain_requested.load(Relaxed) {
+            return None;
+        }
+        let zi = zone.kind as usize;
+        // SAFETY: `Platform::context` gave us this slot exclusively (the trait's contract).
+        let lists = unsafe { slot.lists(zi) };
+        let pfn = lists.pop(&self.mm, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))?;
+        slot.counts[zi].store(lists.count, Relaxed);
+        crate::pcp::PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
+        Some((pfn, zi))
+    }
+
+    #[inline(never)]
+    fn alloc_pages_general(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        ctx: Context,
+        caller: &Location<'_>,
+    ) -> Result<&Page, AllocError> {
+        let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
+        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, zl, ctx.cpu) {
             Some(pfn) => pfn,
-            None => self.alloc_slowpath(gfp, order, highest, caller)?,
+            None => self.alloc_slowpath(gfp, order, zl, caller)?,
         };
         Ok(self.prep_new_page(pfn, order, gfp))
     }
 
-    /// `prepare_alloc_pages`: order check, scope, zone, `might_sleep`, fault injection.
+    /// `prepare_alloc_pages`: order check, scope, zonelist, `might_sleep`, fault injection.
+    #[inline]
     pub(super) fn prepare_alloc(
         &self,
         gfp: Gfp,
         order: u32,
+        ctx: Context,
         caller: &Location<'_>,
-    ) -> Result<(Gfp, ZoneType), AllocError> {
+    ) -> Result<(Gfp, &ZoneList), AllocError> {
         if order > MAX_PAGE_ORDER {
-            if !gfp.contains(__GFP_NOWARN) {
-                self.platform.log(
-                    Level::Warning,
-                    format_args!(
-                        "WARNING: CPU: {} at {caller} __alloc_pages_noprof: order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})",
-                        self.platform.cpu().unwrap_or(0)
-                    ),
-                );
-            }
-            self.stats.alloc_fail.fetch_add(1, Relaxed);
-            return Err(AllocError);
+            return Err(self.fail_order(gfp, order, caller));
         }
-        let (noio, nofs) = self.platform.gfp_scope();
-        let mut gfp = gfp.with_scope(noio, nofs);
-        let highest = match gfp.zone() {
-            Ok(zone) => self.effective_zone(zone),
-            Err(bad) => {
-                self.platform.log(Level::Err, format_args!("BUG: {bad}\n  at {caller}"));
-                self.stats.alloc_fail.fetch_add(1, Relaxed);
-                return Err(AllocError);
-            }
+        let mut gfp = if ctx.noio || ctx.nofs { gfp.with_scope(ctx.noio, ctx.nofs) } else { gfp };
+        let zl = match gfp.zone() {
+            Ok(zone) => &self.zonelists[zone as usize],
+            Err(bad) => return Err(self.fail_bad_zone(bad, caller)),
         };
-        if gfp.allow_blocking() && self.platform.in_atomic() {
+        if ctx.atomic && gfp.allow_blocking() {
             self.report_might_sleep(caller);
             // Sleeping here could deadlock the caller's "spin lock": the request goes on
             // without direct reclaim instead (documented deviation).
@@ -93,29 +131,41 @@ impl<P: Platform> PageAllocator<P> {
             self.stats.alloc_fail.fetch_add(1, Relaxed);
             return Err(AllocError);
         }
-        Ok((gfp, highest))
+        Ok((gfp, zl))
     }
 
-    /// Maps a zone that this machine does not configure to `ZONE_NORMAL` (`OPT_ZONE_*`).
-    pub(super) fn effective_zone(&self, zone: ZoneType) -> ZoneType {
-        if self.configured[zone as usize] { zone } else { ZoneType::Normal }
+    #[cold]
+    fn fail_order(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> AllocError {
+        if !gfp.contains(__GFP_NOWARN) {
+            self.platform.log(
+                Level::Warning,
+                format_args!(
+                    "WARNING: CPU: {} at {caller} __alloc_pages_noprof: order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})",
+                    self.platform.cpu().unwrap_or(0)
+                ),
+            );
+        }
+        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        AllocError
+    }
+
+    #[cold]
+    fn fail_bad_zone(&self, bad: crate::gfp::BadGfpZone, caller: &Location<'_>) -> AllocError {
+        self.platform.log(Level::Err, format_args!("BUG: {bad}\n  at {caller}"));
+        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        AllocError
     }
 
     #[cold]
     #[inline(never)]
-    fn alloc_slowpath(
-        &self,
-        gfp: Gfp,
-        order: u32,
-        highest: ZoneType,
-        caller: &Location<'_>,
-    ) -> Result<usize, AllocError> {
+    fn alloc_slowpath(&self, gfp: Gfp, order: u32, zl: &ZoneList, caller: &Location<'_>) -> Result<usize, AllocError> {
+        let highest = zl.highest;
         let costly = order > PAGE_ALLOC_COSTLY_ORDER;
         let mut flags = gfp_to_alloc_flags(gfp, order, false);
         if flags & af::KSWAPD != 0 {
             self.wake_kswapd(highest);
         }
-        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
             return Ok(pfn);
         }
         let mut no_progress_loops = 0;
@@ -130,7 +180,7 @@ impl<P: Platform> PageAllocator<P> {
             let reserve = gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim());
             if reserve != 0 {
                 flags = (flags & !af::WMARK_MASK & !af::CPUSET) | reserve;
-                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                     return Ok(pfn);
                 }
             }
@@ -138,7 +188,7 @@ impl<P: Platform> PageAllocator<P> {
                 break;
             }
             let progress = self.direct_reclaim(gfp);
-            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                 return Ok(pfn);
             }
             reclaimed_once = true;
@@ -171,19 +221,21 @@ impl<P: Platform> PageAllocator<P> {
             if oom_allowed && !oom_reported {
                 oom_reported = true;
                 self.out_of_memory(gfp, order, caller);
-                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, highest) {
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                     return Ok(pfn);
                 }
             }
             if gfp.contains(__GFP_NOFAIL) {
                 // `nopage:` for NOFAIL: one try with half the min reserve, then wait and retry.
-                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags | af::MIN_RESERVE, highest) {
+                if let Some(pfn) =
+                    self.get_page_from_freelist(gfp, order, flags | af::MIN_RESERVE, zl, self.platform.cpu())
+                {
                     return Ok(pfn);
                 }
             } else if self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed) {
                 break;
             }
-            if let Some(pfn) = self.wait_for_free(gfp, order, flags, highest) {
+            if let Some(pfn) = self.wait_for_free(gfp, order, flags, zl) {
                 return Ok(pfn);
             }
         }
@@ -194,14 +246,14 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Sleeps until another context frees pages (or a slice passes), then tries again.
-    fn wait_for_free(&self, gfp: Gfp, order: u32, flags: u32, highest: ZoneType) -> Option<usize> {
+    fn wait_for_free(&self, gfp: Gfp, order: u32, flags: u32, zl: &ZoneList) -> Option<usize> {
         let ticket = self.waitq.prepare();
         // Pages parked on other CPUs' lists come back on their owners' next operation.
         self.drain_all_pages();
-        let result = self.get_page_from_freelist(gfp, order, flags, highest).or_else(|| {
+        let result = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()).or_else(|| {
             self.stats.sleeps.fetch_add(1, Relaxed);
             self.platform.wait(self.waitq.word(), ticket, WAIT_SLICE_NS);
-            self.get_page_from_freelist(gfp, order, flags, highest)
+            self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu())
         });
         self.waitq.finish();
         result
