@@ -7,6 +7,7 @@
 //! allocator and identical in shape for kmem, the peers and the floor.
 
 use std::hint::black_box;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use crate::harness::{self, Config, Results, Role};
@@ -242,8 +243,11 @@ pub fn run(cfg: &Config, contenders: &mut [Box<dyn Contender + '_>], results: &m
             }
         }
     }
+    let progress = std::io::stderr().is_terminal();
     for round in 0..cfg.rounds {
-        eprint!("\rpages: round {}/{}", round + 1, cfg.rounds);
+        if progress {
+            eprint!("\rpages: round {}/{}", round + 1, cfg.rounds);
+        }
         for order in 0..=MAX_ORDER {
             let [pair, alloc, free] = names(order);
             // A B C … within the round, for each workload.
@@ -264,5 +268,7 @@ pub fn run(cfg: &Config, contenders: &mut [Box<dyn Contender + '_>], results: &m
             }
         }
     }
-    eprintln!();
+    if progress {
+        eprintln!();
+    }
 }

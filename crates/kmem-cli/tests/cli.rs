@@ -75,9 +75,8 @@ fn stat_buddyinfo_after_fragment_workload() {
         }
     }
     // Freeing every other page of 4096 leaves many isolated order-0 blocks.
-    let order0 = |t: &str| -> usize {
-        t.lines().map(|l| l.split_whitespace().nth(4).unwrap().parse::<usize>().unwrap()).sum()
-    };
+    let order0 =
+        |t: &str| -> usize { t.lines().map(|l| l.split_whitespace().nth(4).unwrap().parse::<usize>().unwrap()).sum() };
     assert!(order0(&frag) >= 2000, "fragmented: {frag}");
     assert!(order0(&fresh) < 100, "fresh: {fresh}");
 }

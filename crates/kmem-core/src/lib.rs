@@ -22,6 +22,7 @@ pub mod memmap;
 pub mod order;
 pub mod page_alloc;
 pub mod pcp;
+pub mod pcp_guard;
 pub mod platform;
 pub mod proc;
 pub mod reclaim;

@@ -301,6 +301,19 @@ impl MemMap {
         MigrateType::from_index(self.block(pfn).load(Relaxed) as usize)
     }
 
+    /// [`Self::pageblock_mt`] without the bounds check in release builds.
+    ///
+    /// # Safety
+    /// `start_pfn <= pfn < end_pfn`.
+    #[inline]
+    #[must_use]
+    pub unsafe fn pageblock_mt_unchecked(&self, pfn: usize) -> MigrateType {
+        debug_assert!(pfn >= self.start_pfn && pfn < self.end_pfn, "pfn {pfn:#x} outside mem_map");
+        let index = (pfn - self.start_pfn) >> self.pageblock_order;
+        // SAFETY: `pfn` is in range (caller), so `index` is below the number of pageblocks.
+        MigrateType::from_index(unsafe { self.blocks.add(index).as_ref() }.load(Relaxed) as usize)
+    }
+
     /// Sets the migratetype of the pageblock holding `pfn`.
     pub fn set_pageblock_mt(&self, pfn: usize, mt: MigrateType) {
         self.block(pfn).store(mt as u8, Relaxed);

@@ -4,11 +4,12 @@
 //! linked through the pages' `next`/`prev` like the buddy lists. Pages on them are marked
 //! `PG_PCP` with their order and are not counted as free (`NR_FREE_PAGES`), as in the kernel.
 //!
-//! Ownership: a slot's lists are touched only by the context that [`crate::platform::Platform::cpu`]
-//! says runs on that slot, so the fast path takes no lock and no atomic read-modify-write.
-//! Another context that wants the pages back (reclaim, `drain_all_pages`) sets the slot's
-//! `drain_requested` flag; the owner drains on its next page operation (the analogue of the
-//! kernel's per-CPU drain work). A slot whose thread exits is drained by that thread first.
+//! Ownership: a slot's lists are touched by the context that [`crate::platform::Platform::cpu`]
+//! says runs on that slot, inside a [`crate::pcp_guard::SlotGuard`] section (two plain stores,
+//! no lock, no atomic read-modify-write), or by a remote drainer (reclaim, `drain_all_pages`)
+//! that claimed the slot while the owner was outside its section. A drainer that finds the
+//! owner inside leaves `drain_requested`, which the owner honours on its next operation. A
+//! slot whose thread exits is drained by that thread first.
 //! Invariant: `count == Σ over lists of (list length << order)`.
 
 use core::cell::UnsafeCell;
@@ -53,12 +54,13 @@ impl PerCpuPages {
 
     /// Adds a block at the head (hot) or the tail (cold).
     ///
-    /// # Panics
-    /// If `pfn` is outside `mm` (callers pass pfns they have already validated).
-    #[inline]
-    pub fn push(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, cold: bool) {
+    /// # Safety
+    /// `pfn` must be inside `mm` and the block must be free and owned by the caller.
+    #[inline(always)]
+    pub unsafe fn push(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, cold: bool) {
         let list = &mut self.lists[pindex(order, mt)];
-        let page = mm.page(pfn);
+        // SAFETY: In range by the caller's contract.
+        let page = unsafe { mm.page_unchecked(pfn) };
         page.set_info(pg::PCP, order, mt);
         let p = pfn as u32;
         if cold {
@@ -86,7 +88,7 @@ impl PerCpuPages {
     }
 
     /// Takes a block from the head (hot) or the tail (cold).
-    #[inline]
+    #[inline(always)]
     pub fn pop(&mut self, mm: &MemMap, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
         let list = &mut self.lists[pindex(order, mt)];
         let pfn = if cold { list.tail } else { list.head };
@@ -153,6 +155,8 @@ pub struct PcpSlot {
     zones: [UnsafeCell<PerCpuPages>; MAX_NR_ZONES],
     /// Set by another context that wants this slot's pages back on the buddy lists.
     pub drain_requested: AtomicBool,
+    /// Owner-or-drainer exclusion (see [`crate::pcp_guard`]).
+    pub guard: crate::pcp_guard::SlotGuard,
     /// Copy of each zone's `count`, for readers on other CPUs (`/proc/zoneinfo`).
     pub counts: [AtomicUsize; MAX_NR_ZONES],
     /// Pages allocated through this slot, per zone; written only by the owner.
@@ -178,6 +182,7 @@ impl PcpSlot {
         Self {
             zones: [const { UnsafeCell::new(PerCpuPages::new()) }; MAX_NR_ZONES],
             drain_requested: AtomicBool::new(false),
+            guard: crate::pcp_guard::SlotGuard::new(),
             counts: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
             pgalloc: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
             pgfree: AtomicUsize::new(0),

@@ -118,6 +118,13 @@ pub unsafe trait Platform: Send + Sync {
     fn wait(&self, word: &WaitWord, expected: u32, timeout_ns: u64);
     /// Wakes every context sleeping on `word`.
     fn wake_all(&self, word: &WaitWord);
+    /// Executes a process-wide barrier: every context that may own a CPU slot executes a full
+    /// memory barrier before this returns (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`).
+    /// Returns false if the platform has none; then per-CPU lists are never drained remotely,
+    /// only by request. A single-CPU platform may return true after a `SeqCst` fence.
+    fn heavy_barrier(&self) -> bool {
+        false
+    }
     /// Asks the background reclaimer to run (`wakeup_kswapd`).
     fn wake_kswapd(&self) {}
     /// Gives the memory of `nr` pages from `pfn` back to the host; their contents become zero.

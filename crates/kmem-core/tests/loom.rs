@@ -49,3 +49,38 @@ fn waitqueue_no_lost_wakeup() {
         q.finish();
     });
 }
+
+/// The per-CPU slot handshake: the owner and a remote drainer never both touch the lists.
+/// The heavy barrier (membarrier) is modelled as a `SeqCst` fence, as is the owner's light one.
+#[test]
+fn pcp_guard_excludes_owner_and_drainer() {
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{Ordering::SeqCst, fence};
+
+    struct Slot {
+        guard: kmem_core::pcp_guard::SlotGuard,
+        lists: UnsafeCell<u32>,
+    }
+    // SAFETY: `lists` is only touched inside the guard's exclusive sections (what is tested).
+    unsafe impl Sync for Slot {}
+
+    loom::model(|| {
+        let slot = Arc::new(Slot { guard: kmem_core::pcp_guard::SlotGuard::new(), lists: UnsafeCell::new(0) });
+        let drainer = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                if slot.guard.claim(|| fence(SeqCst)) {
+                    slot.lists.with_mut(|p| unsafe { *p += 10 });
+                    slot.guard.unclaim();
+                }
+            })
+        };
+        for _ in 0..2 {
+            if slot.guard.enter() {
+                slot.lists.with_mut(|p| unsafe { *p += 1 });
+                slot.guard.exit();
+            }
+        }
+        drainer.join().unwrap();
+    });
+}

@@ -615,6 +615,10 @@ unsafe impl Platform for UserPlatform {
         sys::futex_wake_all(&self.kswapd_word);
     }
 
+    fn heavy_barrier(&self) -> bool {
+        sys::heavy_barrier()
+    }
+
     fn discard(&self, pfn: usize, nr: usize) -> bool {
         self.phys.discard(pfn, nr)
     }

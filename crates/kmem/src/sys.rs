@@ -119,6 +119,16 @@ pub fn futex_wake_all(word: &AtomicU32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
 }
 
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`: every running thread of this process
+/// executes a full memory barrier before this returns. Registers the process on first use.
+/// False if the host kernel refuses (then remote per-CPU drains are not attempted).
+pub fn heavy_barrier() -> bool {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok())
+        && membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+}
+
 /// The host's RAM in bytes.
 pub fn host_ram() -> u64 {
     let info = rustix::system::sysinfo();

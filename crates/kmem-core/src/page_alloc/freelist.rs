@@ -63,8 +63,9 @@ impl<P: Platform> PageAllocator<P> {
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
             && let Some(cpu) = cpu
+            && let Some(result) = self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD))
         {
-            return self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD));
+            return result;
         }
         self.rmqueue_buddy(zone, order, mt, flags, zl)
     }
@@ -90,21 +91,33 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Takes a block from this CPU's list (`rmqueue_pcplist`), refilling it when empty.
+    /// `None` when a remote drainer holds the slot (use the buddy lists instead).
     #[inline]
-    fn rmqueue_pcplist(&self, cpu: usize, zone: &Zone, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
+    fn rmqueue_pcplist(
+        &self,
+        cpu: usize,
+        zone: &Zone,
+        order: u32,
+        mt: MigrateType,
+        cold: bool,
+    ) -> Option<Option<usize>> {
         let slot = &self.pcp[cpu];
+        if !slot.guard.enter() {
+            return None;
+        }
         if slot.drain_requested.load(Relaxed) {
             self.drain_cpu(cpu);
         }
         let zi = zone.kind as usize;
-        // SAFETY: `Platform::context`/`cpu` gave us this slot exclusively (the trait's contract).
+        // SAFETY: `Platform::context`/`cpu` gave us this slot (the trait's contract) and we are
+        // inside its guard section.
         let lists = unsafe { slot.lists(zi) };
-        let pfn = match lists.pop(&self.mm, order, mt, cold) {
-            Some(pfn) => pfn,
-            None => self.refill_pcp(slot, zone, order, mt, cold)?,
-        };
-        slot.counts[zi].store(lists.count, Relaxed);
-        PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
+        let pfn = lists.pop(&self.mm, order, mt, cold).or_else(|| self.refill_pcp(slot, zone, order, mt, cold));
+        if pfn.is_some() {
+            slot.counts[zi].store(lists.count, Relaxed);
+            PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
+        }
+        slot.guard.exit();
         Some(pfn)
     }
 
@@ -124,7 +137,8 @@ impl<P: Platform> PageAllocator<P> {
             else {
                 break;
             };
-            lists.push(&self.mm, pfn, order, mt, true);
+            // SAFETY: `pfn` came off this zone's free lists, so it is in range, free and ours.
+            unsafe { lists.push(&self.mm, pfn, order, mt, true) };
         }
         zone.publish(&area);
         drop(area);
@@ -139,7 +153,7 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// [`Self::prep_new_page`] when the caller knows the zone index.
-    #[inline]
+    #[inline(always)]
     pub(super) fn prep_new_page_in(&self, pfn: usize, order: u32, gfp: Gfp, zi: usize) -> &Page {
         debug_assert!(self.zones[zi].contains(pfn));
         // SAFETY: `pfn` came off a free list of this allocator, so it is in the page array.
@@ -174,12 +188,12 @@ impl<P: Platform> PageAllocator<P> {
     /// `__free_pages`: drops a reference; the last one frees the block. With other references
     /// left on a non-compound block, the tail halves are freed now (§2.10).
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn free_pages(&self, page: &Page, order: u32) {
         self.free_pages_at(page, order, Location::caller());
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn free_pages_at(&self, page: &Page, order: u32, caller: &Location<'_>) {
         if let Some(pfn) = self.mm.pfn_of(page) {
             let info = page.info();
@@ -263,9 +277,11 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Frees a block whose checks passed: onto this CPU's list, or to the buddy lists.
-    #[inline]
+    #[inline(always)]
     pub(super) fn free_block(&self, pfn: usize, order: u32, zone: &Zone) {
-        let mut mt = self.mm.pageblock_mt(pfn);
+        debug_assert!(zone.contains(pfn));
+        // SAFETY: `pfn` is inside `zone` (every caller checked it), so inside the page array.
+        let mut mt = unsafe { self.mm.pageblock_mt_unchecked(pfn) };
         if mt == MigrateType::HighAtomic {
             mt = MigrateType::Movable;
         }
@@ -273,8 +289,8 @@ impl<P: Platform> PageAllocator<P> {
             && order <= PCP_MAX_ORDER
             && !self.waitq.has_waiters()
             && let Some(cpu) = self.platform.cpu()
+            && self.free_to_pcp(cpu, zone, pfn, order, mt)
         {
-            self.free_to_pcp(cpu, zone, pfn, order, mt);
             return;
         }
         self.free_to_buddy(pfn, order, mt, zone);
@@ -302,22 +318,28 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `free_unref_page_commit`: head of this CPU's list; past `high`, a batch of the coldest
-    /// pages goes back to the buddy lists (PA-17).
-    #[inline]
-    fn free_to_pcp(&self, cpu: usize, zone: &Zone, pfn: usize, order: u32, mt: MigrateType) {
+    /// pages goes back to the buddy lists (PA-17). False when a remote drainer holds the slot.
+    #[inline(always)]
+    fn free_to_pcp(&self, cpu: usize, zone: &Zone, pfn: usize, order: u32, mt: MigrateType) -> bool {
         let slot = &self.pcp[cpu];
+        if !slot.guard.enter() {
+            return false;
+        }
         if slot.drain_requested.load(Relaxed) {
             self.drain_cpu(cpu);
         }
         let zi = zone.kind as usize;
         // SAFETY: `Platform::context` gave us this slot exclusively.
         let lists = unsafe { slot.lists(zi) };
-        lists.push(&self.mm, pfn, order, mt, false);
+        // SAFETY: Callers of `free_block` pass a validated pfn of a block they own and free.
+        unsafe { lists.push(&self.mm, pfn, order, mt, false) };
         PcpSlot::bump(&slot.pgfree, 1 << order);
         if lists.count >= zone.pcp_high() as usize {
             self.flush_pcp_batch(slot, zone);
         }
         slot.counts[zi].store(lists.count, Relaxed);
+        slot.guard.exit();
+        true
     }
 
     /// `free_pcppages_bulk`: a batch of this CPU's coldest pages back to the buddy lists.
@@ -337,13 +359,14 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the
-    /// number of pages drained.
+    /// number of pages drained. The caller is inside the slot's guard section (owner) or holds
+    /// its claim (drainer).
     pub(super) fn drain_cpu(&self, cpu: usize) -> usize {
         let slot = &self.pcp[cpu];
         slot.drain_requested.store(false, Relaxed);
         let mut drained = 0;
         for (zi, zone) in self.zones.iter().enumerate() {
-            // SAFETY: Callers own `cpu` (it is theirs by `Platform::cpu`, or its owner is gone).
+            // SAFETY: Callers hold the slot: inside its guard section, or with its claim.
             let lists = unsafe { slot.lists(zi) };
             if lists.count == 0 {
                 continue;
@@ -361,30 +384,74 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `drain_local_pages`: drains the caller's CPU slot. Returns pages drained.
     pub fn drain_local_pages(&self) -> usize {
-        self.platform.cpu().map_or(0, |cpu| self.drain_cpu(cpu))
+        self.platform.cpu().map_or(0, |cpu| self.drain_own(cpu))
     }
 
-    /// `drain_all_pages`: drains the caller's slot now and asks every other slot's owner to
-    /// drain on its next page operation. Returns pages drained now.
+    /// Drains the caller's own slot inside its guard section (0 if a drainer holds it: then
+    /// that drainer is emptying it).
+    fn drain_own(&self, cpu: usize) -> usize {
+        let slot = &self.pcp[cpu];
+        if !slot.guard.enter() {
+            return 0;
+        }
+        let drained = self.drain_cpu(cpu);
+        slot.guard.exit();
+        drained
+    }
+
+    /// `drain_all_pages`: drains the caller's slot, then every other slot whose owner is
+    /// outside its fast path right now (one process-wide barrier for all of them); a slot
+    /// whose owner is busy gets a drain request it honours on its next operation. Returns
+    /// the pages drained now.
     pub fn drain_all_pages(&self) -> usize {
         let me = self.platform.cpu();
+        let mut drained = me.map_or(0, |cpu| self.drain_own(cpu));
+        let mut claimed = [false; crate::pcp::MAX_CPUS];
+        let mut any = false;
         for (cpu, slot) in self.pcp[..self.nr_cpus].iter().enumerate() {
-            if Some(cpu) != me {
+            let has_pages = slot.counts.iter().any(|c| c.load(Relaxed) > 0);
+            if Some(cpu) != me && has_pages && slot.guard.mark_claimed() {
+                claimed[cpu] = true;
+                any = true;
+            }
+        }
+        if !any {
+            return drained;
+        }
+        let barrier = self.platform.heavy_barrier();
+        for (cpu, slot) in self.pcp[..self.nr_cpus].iter().enumerate() {
+            if !claimed[cpu] {
+                continue;
+            }
+            if barrier && slot.guard.confirm_claim() {
+                drained += self.drain_cpu(cpu);
+                slot.guard.unclaim();
+            } else {
+                if !barrier {
+                    slot.guard.unclaim();
+                }
                 slot.drain_requested.store(true, Relaxed);
             }
         }
-        me.map_or(0, |cpu| self.drain_cpu(cpu))
+        drained
     }
 
     /// Drains the lists of a CPU slot whose owner is leaving (thread exit, `page_alloc_cpu_dead`).
     ///
     /// # Safety
-    /// The caller must own slot `cpu` exclusively (as `Platform::cpu` would give it) and no
-    /// other context may use it until this returns.
+    /// The caller must be the slot's owner (the context `Platform::cpu` gives it to), and must
+    /// not use the slot again afterwards.
     pub unsafe fn drain_cpu_slot(&self, cpu: usize) -> usize {
         if cpu >= self.nr_cpus {
             return 0;
         }
-        self.drain_cpu(cpu)
+        let slot = &self.pcp[cpu];
+        // A drainer holding the slot finishes quickly; wait for it, then empty what is left.
+        while !slot.guard.enter() {
+            core::hint::spin_loop();
+        }
+        let drained = self.drain_cpu(cpu);
+        slot.guard.exit();
+        drained
     }
 }

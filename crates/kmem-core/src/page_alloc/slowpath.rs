@@ -38,12 +38,12 @@ impl<P: Platform> PageAllocator<P> {
     /// When no memory could be found within what `gfp` allows, for an order above
     /// `MAX_PAGE_ORDER` (PA-1), or for an invalid zone combination in `gfp` (GFP-2).
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Result<&Page, AllocError> {
         self.alloc_pages_at(gfp, order, Location::caller())
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
         let ctx = self.platform.context();
         if let Some((pfn, zi)) = self.alloc_fast(gfp, order, ctx) {
@@ -56,7 +56,7 @@ impl<P: Platform> PageAllocator<P> {
     /// and no context modifier, fault injection off, and the first zone of the zonelist above
     /// its low watermark with a block on this CPU's list. Anything else returns `None` and the
     /// general path decides (it repeats no side effect of this one).
-    #[inline]
+    #[inline(always)]
     fn alloc_fast(&self, gfp: Gfp, order: u32, ctx: Context) -> Option<(usize, usize)> {
         let cpu = ctx.cpu?;
         if order > crate::pcp::PCP_MAX_ORDER
@@ -75,16 +75,20 @@ impl<P: Platform> PageAllocator<P> {
             return None;
         }
         let slot = &self.pcp[cpu];
-        if slot.drain_requested.load(Relaxed) {
+        if slot.drain_requested.load(Relaxed) || !slot.guard.enter() {
             return None;
         }
         let zi = zone.kind as usize;
-        // SAFETY: `Platform::context` gave us this slot exclusively (the trait's contract).
+        // SAFETY: `Platform::context` gave us this slot (the trait's contract) and we are inside
+        // its guard section, so no drainer touches the lists.
         let lists = unsafe { slot.lists(zi) };
-        let pfn = lists.pop(&self.mm, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))?;
-        slot.counts[zi].store(lists.count, Relaxed);
-        crate::pcp::PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
-        Some((pfn, zi))
+        let pfn = lists.pop(&self.mm, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD));
+        if pfn.is_some() {
+            slot.counts[zi].store(lists.count, Relaxed);
+            crate::pcp::PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
+        }
+        slot.guard.exit();
+        Some((pfn?, zi))
     }
 
     #[inline(never)]
@@ -198,9 +202,12 @@ impl<P: Platform> PageAllocator<P> {
             if costly && !gfp.contains(__GFP_RETRY_MAYFAIL) && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
-            // `should_reclaim_retry`.
+            // `should_reclaim_retry`: retry while progress is made; with nothing left to
+            // reclaim, retrying cannot help.
             if progress && !costly {
                 no_progress_loops = 0;
+            } else if !progress && self.reclaimable_objects() == 0 {
+                no_progress_loops = MAX_RECLAIM_RETRIES + 1;
             } else {
                 no_progress_loops += 1;
             }
@@ -259,14 +266,24 @@ impl<P: Platform> PageAllocator<P> {
         result
     }
 
-    /// One direct-reclaim pass: shrinkers, then per-CPU lists. Returns whether it made progress.
+    /// One direct-reclaim pass: shrinkers, then every CPU's lists. Progress is measured in
+    /// pages, as the kernel's `nr_reclaimed`: free pages went up, or pages came off per-CPU lists.
     fn direct_reclaim(&self, gfp: Gfp) -> bool {
         self.stats.allocstall.fetch_add(1, Relaxed);
         let was = self.platform.set_in_reclaim(true);
-        let freed = self.shrink_all(gfp);
+        let before = self.total_free();
+        self.shrink_all(gfp);
         let drained = self.drain_all_pages();
         self.platform.set_in_reclaim(was);
-        freed > 0 || drained > 0
+        drained > 0 || self.total_free() > before
+    }
+
+    /// Objects the shrinkers say they could free now (the reclaimable part of
+    /// `should_reclaim_retry`).
+    fn reclaimable_objects(&self) -> usize {
+        let mut n = 0;
+        let _ = self.shrinkers.try_for_each(|s| n += s.count_objects());
+        n
     }
 
     /// Runs every shrinker over everything it can free. Returns objects freed.
@@ -301,12 +318,11 @@ impl<P: Platform> PageAllocator<P> {
                 return true;
             }
             let was = self.platform.set_in_reclaim(true);
-            let freed = self.shrink_all(crate::gfp::GFP_KERNEL);
-            for slot in &self.pcp[..self.nr_cpus] {
-                slot.drain_requested.store(true, Relaxed);
-            }
+            let before = self.total_free();
+            self.shrink_all(crate::gfp::GFP_KERNEL);
+            let drained = self.drain_all_pages();
             self.platform.set_in_reclaim(was);
-            if freed == 0 {
+            if drained == 0 && self.total_free() <= before {
                 break;
             }
         }

@@ -1,0 +1,78 @@
+//! Concurrency tests of the page allocator through the public `kmem::Machine` API.
+//!
+//! - `blocking`: the give-up table of SEMANTICS §2.8 (PA-13, PA-14) with real sleeping and
+//!   waking between threads, OOM reports and notifiers, shrinkers and kswapd.
+//! - `model`: two threads replay random operations in lock step against a plain model of the
+//!   live blocks (STYLE §7), with `check()` after every step (PA-3, PA-5, PA-11, PA-17).
+//! - `stress`: many random allocations and cross-thread frees with ownership patterns written
+//!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs only these,
+//!   with `KMEM_STRESS_ITERS` scaled down.
+//!
+//! No test asserts a duration: waits poll a condition against a generous deadline and fail
+//! with a message naming what did not happen.
+
+mod blocking;
+mod model;
+mod stress;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kmem::gfp::{__GFP_NOWARN, GFP_ATOMIC};
+use kmem::{Machine, Profile};
+
+/// How long a poll waits for something that should happen promptly before it fails the test.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `cond` every millisecond until it holds; panics naming `what` after [`DEADLINE`].
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for: {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A small x86_64 machine (DMA + DMA32) for the blocking tests.
+pub fn small_machine(oom_timeout: Duration, kswapd: bool) -> Machine {
+    Machine::builder()
+        .profile(Profile::X86_64)
+        .mem_bytes(32 << 20)
+        .cpus(4)
+        .pcp(true)
+        .kswapd(kswapd)
+        .oom_timeout(oom_timeout)
+        .build()
+        .expect("build machine")
+}
+
+/// Takes every page that `GFP_ATOMIC` may take (down to its 37.5 % share of the min
+/// watermark), draining this thread's per-CPU lists and retaking until they stay empty, so no
+/// page is parked where a later request could not see it. Returns the pfns taken (order 0).
+pub fn exhaust(m: &Machine) -> Vec<usize> {
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        while let Ok(page) = m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0) {
+            held.push(m.page_to_pfn(page).expect("pfn"));
+        }
+        if m.drain_local_pages() == 0 {
+            assert_eq!(pcp_pages(m), 0, "pages left on per-CPU lists after exhausting");
+            assert!(!held.is_empty(), "exhausting took no page");
+            return held;
+        }
+    }
+    panic!("per-CPU lists never stayed empty while exhausting");
+}
+
+/// Frees order-0 pages by pfn.
+pub fn free_pfns(m: &Machine, pfns: impl IntoIterator<Item = usize>) {
+    for pfn in pfns {
+        m.free_pages(m.pfn_to_page(pfn).expect("page"), 0);
+    }
+}
+
+/// Pages parked on any CPU's per-CPU lists, all zones.
+pub fn pcp_pages(m: &Machine) -> usize {
+    (0..m.nr_cpus()).map(|cpu| m.zones().iter().map(|z| m.pcp_count(cpu, z.kind())).sum::<usize>()).sum()
+}

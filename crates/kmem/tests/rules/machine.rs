@@ -1,0 +1,349 @@
+//! The userspace machine (DESIGN.md §3): profiles and zones, HighMem, the direct map, the
+//! environment configuration, and memory given back to the host.
+
+use std::collections::HashMap;
+use std::ptr::NonNull;
+
+use kmem::gfp::*;
+use kmem::zone::ZoneType;
+use kmem::{BuildError, Machine, PAGE_SIZE, Page, Profile};
+
+use crate::*;
+
+fn range(m: &Machine, kind: ZoneType) -> (usize, usize) {
+    (m.zone(kind).start_pfn(), m.zone(kind).end_pfn())
+}
+
+#[test]
+fn machine_i386_profile_zones_and_page_array() {
+    let m = i386(1024);
+    assert_eq!(m.profile(), Profile::I386);
+    let pages = 1024 * MIB_PAGES;
+    assert_eq!(range(&m, ZoneType::Dma), (0, DMA_END_PFN));
+    assert_eq!(range(&m, ZoneType::Normal), (DMA_END_PFN, HIGHMEM_START_PFN));
+    assert_eq!(range(&m, ZoneType::HighMem), (HIGHMEM_START_PFN, pages));
+    assert!(!m.zone_configured(ZoneType::Dma32));
+    assert_eq!(m.memmap().pageblock_order(), 10);
+    let meta = expected_meta_pages(pages, 10);
+    assert_eq!(m.reserved_pages(), meta);
+    // The page array sits at the top of lowmem, so only Normal loses pages.
+    assert_eq!(m.zone(ZoneType::Dma).managed(), DMA_END_PFN);
+    assert_eq!(m.zone(ZoneType::Normal).managed(), HIGHMEM_START_PFN - DMA_END_PFN - meta);
+    assert_eq!(m.zone(ZoneType::HighMem).managed(), 128 * MIB_PAGES);
+    assert_eq!(m.total_managed() + meta, pages);
+    assert_eq!(m.total_free(), m.total_managed());
+    let names: Vec<&str> = m.zones().iter().map(|z| z.name()).collect();
+    assert_eq!(names, ["DMA", "DMA32", "Normal", "HighMem", "Movable"]);
+    check(&m);
+}
+
+#[test]
+fn machine_x86_64_profile_zones() {
+    let m = builder(Profile::X86_64, 64).build().unwrap();
+    assert_eq!(range(&m, ZoneType::Dma), (0, DMA_END_PFN));
+    assert_eq!(range(&m, ZoneType::Dma32), (DMA_END_PFN, 64 * MIB_PAGES));
+    assert!(!m.zone(ZoneType::Normal).is_populated());
+    assert!(!m.zone_configured(ZoneType::HighMem));
+    assert_eq!(m.memmap().pageblock_order(), 9);
+    // Above 4 GiB there is a Normal zone, which then holds the page array.
+    let big = builder(Profile::X86_64, 4096 + 64).build().unwrap();
+    let four_g = 4096 * MIB_PAGES;
+    assert_eq!(range(&big, ZoneType::Dma32), (DMA_END_PFN, four_g));
+    assert_eq!(range(&big, ZoneType::Normal), (four_g, four_g + 64 * MIB_PAGES));
+    let meta = expected_meta_pages(four_g + 64 * MIB_PAGES, 9);
+    assert_eq!(big.zone(ZoneType::Normal).managed(), 64 * MIB_PAGES - meta);
+    assert_eq!(big.zone(ZoneType::Dma32).managed(), four_g - DMA_END_PFN);
+    let page = big.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!(zone_of(&big, pfn(&big, page)), ZoneType::Normal, "highest zone first");
+    let page32 = big.alloc_pages(GFP_KERNEL | GFP_DMA32, 0).unwrap();
+    assert_eq!(zone_of(&big, pfn(&big, page32)), ZoneType::Dma32);
+    assert!(big.page_address(page).is_some(), "x86_64 maps everything");
+}
+
+#[test]
+fn highmem_never_given_to_requests_that_cannot_take_it() {
+    let m = i386(1024);
+    let high = m.zone(ZoneType::HighMem);
+    let high_free = high.free_pages();
+    let held = grab_all(&m, GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+    assert!(pages_in(&held) > 200 * MIB_PAGES, "most of lowmem");
+    for &(p, _) in &held {
+        assert!(pfn(&m, p) < HIGHMEM_START_PFN, "GFP_KERNEL got HighMem pfn {:#x}", pfn(&m, p));
+        assert!(m.page_address(p).is_some());
+    }
+    assert_eq!(high.free_pages(), high_free, "HighMem untouched");
+    // __get_free_pages strips __GFP_HIGHMEM: with lowmem at its watermarks it fails although
+    // HighMem is all free.
+    let gfp = GFP_HIGHUSER | __GFP_NORETRY | __GFP_NOWARN;
+    assert!(m.get_free_pages(gfp, 0).is_err());
+    assert!(m.get_zeroed_page(gfp).is_err());
+    assert!(m.alloc_pages_exact(8192, gfp).is_err());
+    // A DMA-only request still has ZONE_DMA's lowmem reserve for Normal to use.
+    let dma = m.alloc_pages(GFP_DMA | __GFP_NOWARN, 0).expect("DMA below the Normal reserve");
+    assert!(pfn(&m, dma) < DMA_END_PFN);
+    m.free_pages(dma, 0);
+    // GFP_HIGHUSER itself may use HighMem.
+    let page = m.alloc_pages(gfp, 0).expect("HighMem page");
+    assert!(pfn(&m, page) >= HIGHMEM_START_PFN);
+    assert_eq!(m.page_address(page), None, "HighMem is not in the direct map");
+    m.free_pages(page, 0);
+    free_all(&m, held);
+    m.drain_local_pages();
+    assert_eq!(m.total_free(), m.total_managed());
+    check(&m);
+}
+
+#[test]
+fn highmem_gfp_highuser_prefers_highmem_and_get_free_pages_does_not() {
+    let m = i386(1024);
+    for order in [0, 3, 10] {
+        let page = m.alloc_pages(GFP_HIGHUSER, order).unwrap();
+        let p = pfn(&m, page);
+        assert!(p >= HIGHMEM_START_PFN, "order {order}");
+        assert_eq!(m.page_address(page), None);
+        assert_eq!(m.pfn_address(p), None);
+        assert!(std::ptr::eq(m.pfn_to_page(p).unwrap(), page));
+        m.free_pages(page, order);
+        let addr = m.get_free_pages(GFP_HIGHUSER, order).unwrap();
+        let phys = m.virt_to_phys(addr.as_ptr()).unwrap();
+        assert!(phys < (HIGHMEM_START_PFN as u64) << 12, "get_free_pages returned phys {phys:#x}");
+        m.free_pages_addr(addr.as_ptr(), order);
+    }
+    let zeroed = m.get_zeroed_page(GFP_HIGHUSER).unwrap();
+    assert!(m.virt_to_phys(zeroed.as_ptr()).unwrap() < (HIGHMEM_START_PFN as u64) << 12);
+    m.free_pages_addr(zeroed.as_ptr(), 0);
+    check(&m);
+}
+
+#[test]
+fn highmem_gfp_zero_zeroes_pages_outside_the_direct_map() {
+    let m = i386(1024);
+    let base = m.phys().base();
+    let page = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+    let p = pfn(&m, page);
+    assert!(p >= HIGHMEM_START_PFN);
+    // SAFETY: `p` is an allocated frame of this machine's memfd mapping, owned by the test.
+    unsafe { base.as_ptr().add(p * PAGE_SIZE).write_bytes(0xee, PAGE_SIZE) };
+    m.free_pages(page, 0);
+    let again = m.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0).unwrap();
+    assert_eq!(pfn(&m, again), p, "per-CPU LIFO gives the dirty frame back");
+    // SAFETY: As above; reading initialised bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(base.as_ptr().add(p * PAGE_SIZE), PAGE_SIZE) };
+    assert!(bytes.iter().all(|&b| b == 0));
+    m.free_pages(again, 0);
+    check(&m);
+}
+
+#[test]
+fn gfp_dma_pages_lie_below_16_mib() {
+    let m = i386(64);
+    let normal_free = m.zone(ZoneType::Normal).free_pages();
+    let held = grab_all(&m, GFP_DMA | __GFP_NOWARN);
+    assert!(pages_in(&held) > DMA_END_PFN * 9 / 10);
+    for &(p, o) in &held {
+        assert!(pfn(&m, p) + (1 << o) <= DMA_END_PFN, "GFP_DMA block at {:#x}", pfn(&m, p));
+        let phys = m.virt_to_phys(m.page_address(p).unwrap().as_ptr()).unwrap();
+        assert!(phys + ((PAGE_SIZE as u64) << o) <= 16 << 20);
+    }
+    m.drain_local_pages();
+    assert_eq!(m.zone(ZoneType::Normal).free_pages(), normal_free, "ZONE_NORMAL never used");
+    assert!(m.get_free_pages(GFP_KERNEL | GFP_DMA | __GFP_NORETRY | __GFP_NOWARN, 0).is_err());
+    free_all(&m, held);
+    let addr = m.get_free_pages(GFP_KERNEL | GFP_DMA, 2).unwrap();
+    assert!(m.virt_to_phys(addr.as_ptr()).unwrap() < 16 << 20);
+    m.free_pages_addr(addr.as_ptr(), 2);
+    check(&m);
+}
+
+#[test]
+fn direct_map_conversions_round_trip() {
+    let m = i386(64);
+    let page = m.alloc_pages(GFP_KERNEL, 3).unwrap();
+    let p = pfn(&m, page);
+    let addr = m.page_address(page).unwrap();
+    assert_eq!(addr.as_ptr(), m.phys().base().as_ptr().wrapping_add(p * PAGE_SIZE), "direct map = memfd offset");
+    assert_eq!(m.virt_to_phys(addr.as_ptr()), Some((p as u64) << 12));
+    let inner = addr.as_ptr().wrapping_add(3 * PAGE_SIZE + 7);
+    assert_eq!(m.virt_to_phys(inner), Some(((p as u64 + 3) << 12) + 7));
+    assert!(std::ptr::eq(m.virt_to_page(inner).unwrap(), m.pfn_to_page(p + 3).unwrap()));
+    assert_eq!(m.phys_to_virt(((p as u64 + 3) << 12) + 7).map(NonNull::as_ptr), Some(inner));
+    assert!(std::ptr::eq(m.pfn_to_page(p).unwrap(), page));
+    assert_eq!(m.page_to_pfn(&Page::default()), None, "not a page of this machine");
+    let local = 0u64;
+    assert!(m.virt_to_page(std::ptr::from_ref(&local).cast()).is_none());
+    assert!(m.pfn_to_page(64 * MIB_PAGES).is_none(), "beyond memory");
+    m.free_pages(page, 3);
+}
+
+#[test]
+fn direct_map_write_read_only_in_allocated_pages() {
+    let m = i386(64);
+    let addr = m.get_free_pages(GFP_KERNEL, 1).unwrap();
+    let data: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i * 7) as u8).collect();
+    m.write_bytes(addr, &data).unwrap();
+    let mut back = vec![0; data.len()];
+    m.read_bytes(addr, &mut back).unwrap();
+    assert_eq!(back, data);
+    // The same bytes are visible through the physical memory at pfn << 12.
+    let phys = m.virt_to_phys(addr.as_ptr()).unwrap() as usize;
+    // SAFETY: The two pages are allocated by this test; reading initialised bytes.
+    let raw = unsafe { std::slice::from_raw_parts(m.phys().base().as_ptr().add(phys), data.len()) };
+    assert_eq!(raw, &data[..]);
+    // One byte past the block is a page that is not allocated.
+    let mut one = [0u8];
+    assert!(m.read_bytes(addr, &mut vec![0; 2 * PAGE_SIZE + 1]).is_err());
+    m.free_pages_addr(addr.as_ptr(), 1);
+    assert!(m.read_bytes(addr, &mut one).is_err(), "freed pages are not readable through the machine");
+    assert!(m.write_bytes(addr, &[1]).is_err());
+}
+
+fn env(pairs: &[(&str, &str)]) -> Result<kmem::Builder, kmem::env::EnvError> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    kmem::env::apply(Machine::builder(), |k| map.get(k).cloned())
+}
+
+#[test]
+fn env_bad_values_name_the_variable() {
+    for (var, value) in [
+        ("KMEM_MEM", "lots"),
+        ("KMEM_MEM", "4M"),
+        ("KMEM_PROFILE", "sparc"),
+        ("KMEM_CPUS", "0"),
+        ("KMEM_CPUS", "65"),
+        ("KMEM_PCP", "maybe"),
+        ("KMEM_KSWAPD", "2"),
+        ("KMEM_MIN_FREE_KBYTES", "-5"),
+        ("KMEM_WATERMARK_SCALE_FACTOR", "3001"),
+        ("KMEM_OOM_TIMEOUT_MS", "soon"),
+        ("KMEM_LOG_ECHO", "loud"),
+        ("KMEM_FAIL_PAGE_ALLOC", "1,100"),
+    ] {
+        let err = env(&[(var, value)]).err().unwrap_or_else(|| panic!("{var}={value} accepted"));
+        assert_eq!(err.var, var);
+        let text = err.to_string();
+        assert!(text.starts_with(&format!("invalid {var}={value:?}: expected ")), "{text}");
+    }
+    let err = env(&[("KMEM_MEM", "lots")]).unwrap_err();
+    assert_eq!(err.to_string(), "invalid KMEM_MEM=\"lots\": expected a size like 64M or 1G");
+}
+
+#[test]
+fn env_good_values_build_the_machine() {
+    let b = env(&[
+        ("KMEM_PROFILE", "i386"),
+        ("KMEM_MEM", "32M"),
+        ("KMEM_CPUS", "3"),
+        ("KMEM_PCP", "0"),
+        ("KMEM_KSWAPD", "0"),
+        ("KMEM_MIN_FREE_KBYTES", "512"),
+        ("KMEM_WATERMARK_SCALE_FACTOR", "20"),
+        ("KMEM_FAIL_PAGE_ALLOC", "1,0,0,1"),
+    ])
+    .unwrap();
+    let m = b.build().unwrap();
+    assert_eq!(m.profile(), Profile::I386);
+    assert_eq!(m.memmap().end_pfn(), 32 * MIB_PAGES);
+    assert_eq!((m.nr_cpus(), m.pcp_enabled(), m.min_free_kbytes(), m.watermark_scale_factor()), (3, false, 512, 20));
+    assert!(m.alloc_pages(GFP_KERNEL, 1).is_ok());
+}
+
+#[test]
+fn builder_errors_are_clear() {
+    let err = builder(Profile::I386, 4).build().unwrap_err();
+    assert!(matches!(err, BuildError::Setting(_)));
+    assert!(err.to_string().starts_with("memory must be at least 8 MiB"), "{err}");
+    for cpus in [0, 65] {
+        let err = builder(Profile::I386, 32).cpus(cpus).build().unwrap_err();
+        assert_eq!(err.to_string(), format!("cpus must be 1..=64, got {cpus}"));
+    }
+    let err = builder(Profile::I386, 32).watermark_scale_factor(0).build().unwrap_err();
+    assert!(err.to_string().contains("watermark_scale_factor"), "{err}");
+}
+
+/// Allocates `n` max-order blocks and writes to every page of them.
+fn touched_blocks(m: &Machine, n: usize) -> Vec<(&Page, u32)> {
+    let held: Vec<_> = (0..n).map(|_| (m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap(), MAX_PAGE_ORDER)).collect();
+    for &(p, o) in &held {
+        m.write_bytes(m.page_address(p).unwrap(), &vec![0x5a; PAGE_SIZE << o]).unwrap();
+    }
+    held
+}
+
+use kmem::MAX_PAGE_ORDER;
+
+#[test]
+fn trim_gives_freed_memory_back_to_the_host() {
+    let m = builder(Profile::X86_64, 64).trim_threshold_blocks(1000).build().unwrap();
+    let r0 = m.resident_bytes();
+    let held = touched_blocks(&m, 8); // 32 MiB
+    let r1 = m.resident_bytes();
+    assert!(r1 >= r0 + (30 << 20), "touching 32 MiB made it resident: {r0} -> {r1}");
+    free_all(&m, held);
+    let r2 = m.resident_bytes();
+    assert!(r2 + (1 << 20) >= r1, "below the threshold nothing is released yet: {r1} -> {r2}");
+    assert!(m.trim() >= 8);
+    let r3 = m.resident_bytes();
+    assert!(r3 + (30 << 20) <= r2, "trim released the blocks: {r2} -> {r3}");
+    assert!(m.stats().trimmed_blocks.load(SEQ) >= 8);
+    // Trimmed memory reads back as zero and is usable again.
+    let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
+    let mut buf = vec![1u8; PAGE_SIZE << MAX_PAGE_ORDER];
+    m.read_bytes(m.page_address(page).unwrap(), &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    check(&m);
+}
+
+#[test]
+fn trim_threshold_releases_automatically() {
+    let m = builder(Profile::X86_64, 64).trim_threshold_blocks(2).build().unwrap();
+    let held = touched_blocks(&m, 8);
+    let r1 = m.resident_bytes();
+    free_all(&m, held);
+    let r2 = m.resident_bytes();
+    assert!(m.stats().trimmed_blocks.load(SEQ) > 0);
+    assert!(r2 + (24 << 20) <= r1, "freeing past the threshold released memory: {r1} -> {r2}");
+    check(&m);
+}
+
+#[test]
+fn metadata_is_at_most_half_a_percent() {
+    for m in [i386(64), i386(1024), builder(Profile::X86_64, 64).build().unwrap()] {
+        let pct = m.metadata_percent();
+        assert!(pct > 0.0 && pct <= 0.5, "{m:?}: {pct} %");
+    }
+}
+
+#[test]
+fn release_cpu_drains_this_threads_lists() {
+    let m = i386(64);
+    let initial = m.buddyinfo();
+    let pages: Vec<_> = (0..16).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in pages {
+        m.free_pages(p, 0);
+    }
+    assert!(pcp_pages(&m, ZoneType::Normal) > 0);
+    m.release_cpu();
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), 0);
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+#[test]
+fn thread_exit_returns_its_per_cpu_pages() {
+    let m = i386(64);
+    let initial = m.buddyinfo();
+    // A plain (not scoped) thread: `join` returns only after its thread-local destructors ran.
+    let mc = m.clone();
+    std::thread::spawn(move || {
+        let pages: Vec<_> = (0..16).map(|_| mc.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+        for p in pages {
+            mc.free_pages(p, 0);
+        }
+        assert!(pcp_pages(&mc, ZoneType::Normal) > 0);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), 0);
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}

@@ -1,0 +1,306 @@
+//! PROC-1..PROC-4 (SEMANTICS.md §7): `/proc/buddyinfo`, `/proc/zoneinfo`, `/proc/meminfo` and
+//! `/proc/pagetypeinfo`, byte-exact to the kernel's format strings.
+
+use std::collections::HashMap;
+
+use kmem::gfp::*;
+use kmem::proc::MeminfoExtra;
+use kmem::zone::{MigrateType, ZoneType};
+use kmem::{Machine, Profile};
+
+use crate::*;
+
+/// The kernel's `"Node %d, zone %8s "` + `"%6lu "` per order + `"\n"`.
+fn buddyinfo_line(name: &str, counts: &[usize]) -> String {
+    let mut line = format!("Node 0, zone {name:>8} ");
+    for c in counts {
+        line += &format!("{c:>6} ");
+    }
+    line + "\n"
+}
+
+#[test]
+fn proc1_buddyinfo_byte_exact_on_a_fresh_i386_machine() {
+    let m = i386_nopcp(64);
+    let pages = 64 * MIB_PAGES;
+    let meta = expected_meta_pages(pages, 10);
+    assert_eq!(m.reserved_pages(), meta);
+    let normal_end = pages - meta; // The page array is carved from the top of lowmem.
+    let expected = buddyinfo_line("DMA", &expected_blocks(0, DMA_END_PFN))
+        + &buddyinfo_line("Normal", &expected_blocks(DMA_END_PFN, normal_end));
+    assert_eq!(m.buddyinfo(), expected);
+    assert!(expected.starts_with(
+        "Node 0, zone      DMA      0      0      0      0      0      0      0      0      0      0      4 \n"
+    ));
+}
+
+#[test]
+fn proc1_buddyinfo_byte_exact_on_x86_64_and_tracks_free_blocks() {
+    let m = x86_64_nopcp(32);
+    let pages = 32 * MIB_PAGES;
+    let dma32_end = pages - expected_meta_pages(pages, 9);
+    let initial = buddyinfo_line("DMA", &expected_blocks(0, DMA_END_PFN))
+        + &buddyinfo_line("DMA32", &expected_blocks(DMA_END_PFN, dma32_end));
+    assert_eq!(m.buddyinfo(), initial, "populated zones only (Normal is empty)");
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let dma32 = m.zone(ZoneType::Dma32).free_blocks_per_order();
+    assert_eq!(
+        m.buddyinfo(),
+        buddyinfo_line("DMA", &expected_blocks(0, DMA_END_PFN)) + &buddyinfo_line("DMA32", &dma32)
+    );
+    assert_ne!(m.buddyinfo(), initial);
+    m.free_pages(page, 0);
+    assert_eq!(m.buddyinfo(), initial);
+}
+
+#[test]
+fn proc1_pages_on_per_cpu_lists_are_not_counted() {
+    let m = i386(64);
+    let pages: Vec<_> = (0..8).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let before = m.buddyinfo();
+    for p in pages {
+        m.free_pages(p, 0);
+    }
+    assert_eq!(m.buddyinfo(), before);
+    m.drain_local_pages();
+    assert_ne!(m.buddyinfo(), before);
+}
+
+/// The zoneinfo text from a zone's header to its `protection:` line, as the kernel prints it.
+fn zoneinfo_wmark_block(m: &Machine, kind: ZoneType) -> String {
+    let z = m.zone(kind);
+    let marks = expected_wmarks(m, expected_min_free_kbytes(m), 10)[kind as usize];
+    let reserve = expected_reserve(m)[kind as usize];
+    let protection: Vec<String> =
+        ZoneType::ALL.iter().filter(|&&k| m.zone_configured(k)).map(|&k| reserve[k as usize].to_string()).collect();
+    format!(
+        "\n  pages free     {}\n        boost    0\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n        spanned  {}\n        present  {}\n        managed  {}\n        cma      0\n        protection: ({})",
+        z.free_pages(),
+        marks[0],
+        marks[1],
+        marks[2],
+        marks[3],
+        z.spanned(),
+        z.present(),
+        z.managed(),
+        protection.join(", ")
+    )
+}
+
+/// Splits zoneinfo into (zone name, block text).
+fn zoneinfo_blocks(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in text.split("Node 0, zone ").skip(1) {
+        let name = part[..8].trim().to_string();
+        out.push((name, part[8..].to_string()));
+    }
+    out
+}
+
+#[test]
+fn proc2_zoneinfo_watermarks_and_protection_i386() {
+    let m = i386_nopcp(1024);
+    let text = m.zoneinfo();
+    assert!(text.starts_with("Node 0, zone      DMA\n  per-node stats"), "{text}");
+    assert_eq!(text.matches("per-node stats").count(), 1, "only in the first populated zone");
+    let blocks = zoneinfo_blocks(&text);
+    let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["DMA", "Normal", "HighMem", "Movable"], "every configured zone");
+    for (name, block) in &blocks {
+        let kind = ZoneType::ALL.into_iter().find(|k| k.name() == name).unwrap();
+        let expected = zoneinfo_wmark_block(&m, kind);
+        assert!(block.contains(&expected), "zone {name}: expected\n{expected}\nin\n{block}");
+        assert!(
+            block.ends_with(&format!("\n  start_pfn:           {}\n", m.zone(kind).start_pfn()))
+                || kind == ZoneType::Movable
+        );
+    }
+    // The example numbers: Normal's protection for HighMem is HighMem/32, DMA's is (Normal+HighMem)/256.
+    let (n, h) = (m.zone(ZoneType::Normal).managed(), m.zone(ZoneType::HighMem).managed());
+    assert!(blocks[1].1.contains(&format!("protection: (0, 0, {}, {})", h / 32, h / 32)));
+    assert!(blocks[0].1.contains(&format!("protection: (0, {}, {}, {})", n / 256, (n + h) / 256, (n + h) / 256)));
+}
+
+#[test]
+fn proc2_zoneinfo_unpopulated_zone_ends_after_protection() {
+    let m = i386_nopcp(64);
+    let text = m.zoneinfo();
+    let blocks = zoneinfo_blocks(&text);
+    let (name, block) = &blocks[2];
+    assert_eq!(name, "HighMem");
+    assert_eq!(*block, zoneinfo_wmark_block(&m, ZoneType::HighMem) + "\n", "nothing after protection");
+    assert!(text.contains("Node 0, zone  HighMem\n  pages free     0\n"));
+    // The populated ones go on with stats and pagesets.
+    assert!(blocks[1].1.contains("\n      nr_free_pages "));
+    assert!(blocks[1].1.contains("\n  pagesets\n    cpu: 0\n              count:    "));
+}
+
+#[test]
+fn proc2_zoneinfo_follows_min_free_kbytes_changes() {
+    let m = x86_64_nopcp(64);
+    m.set_min_free_kbytes(2048);
+    let marks = expected_wmarks(&m, 2048, 10)[ZoneType::Dma32 as usize];
+    let text = m.zoneinfo();
+    let expected = format!(
+        "\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n",
+        marks[0], marks[1], marks[2], marks[3]
+    );
+    assert!(text.contains(&expected), "{text}");
+}
+
+/// Parses meminfo, checking every line's layout; returns label → value (kB or count).
+fn parse_meminfo(text: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let (label, value) = if let Some(rest) = line.strip_prefix("HardwareCorrupted: ") {
+            assert_eq!(rest.len(), 5 + 3, "HardwareCorrupted uses %5lu: {line:?}");
+            ("HardwareCorrupted".to_string(), rest.strip_suffix(" kB").unwrap())
+        } else if line.starts_with("HugePages_") {
+            assert_eq!(line.len(), 24, "{line:?}");
+            (line[..16].trim_end().trim_end_matches(':').to_string(), &line[16..])
+        } else {
+            assert_eq!(line.len(), 16 + 8 + 3, "label 16 + value 8 + \" kB\": {line:?}");
+            assert!(line.ends_with(" kB"), "{line:?}");
+            let label = &line[..16];
+            assert!(label.trim_end().ends_with(':'), "{line:?}");
+            (label.trim_end().trim_end_matches(':').to_string(), &line[16..24])
+        };
+        assert!(value.starts_with(' ') || value.len() == 8 || value.len() == 5, "right-aligned: {line:?}");
+        out.push((label, value.trim().parse().unwrap_or_else(|_| panic!("{line:?}"))));
+    }
+    out
+}
+
+#[test]
+fn proc3_meminfo_label_and_value_widths() {
+    let m = i386_nopcp(64);
+    let text = m.meminfo();
+    let fields = parse_meminfo(&text);
+    let labels: Vec<&str> = fields.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels[..3], ["MemTotal", "MemFree", "MemAvailable"]);
+    let map: HashMap<&str, usize> = fields.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    assert_eq!(map["MemTotal"], m.total_managed() * 4);
+    assert_eq!(map["MemFree"], m.total_free() * 4);
+    assert_eq!(map["Slab"], map["SReclaimable"] + map["SUnreclaim"]);
+    assert_eq!(map["HighTotal"] + map["LowTotal"], map["MemTotal"]);
+    assert_eq!(map["HighFree"] + map["LowFree"], map["MemFree"]);
+    let pos = |l: &str| labels.iter().position(|x| *x == l).unwrap_or_else(|| panic!("{l} missing"));
+    assert!(pos("Mlocked") < pos("HighTotal") && pos("LowFree") < pos("SwapTotal"));
+    assert!(pos("SUnreclaim") < pos("KernelStack") && pos("VmallocTotal") < pos("VmallocUsed"));
+    assert!(text.starts_with(&format!("MemTotal:       {:>8} kB\n", m.total_managed() * 4)));
+    // MemFree follows allocations exactly (no per-CPU lists here).
+    let page = m.alloc_pages(GFP_KERNEL, 4).unwrap();
+    let after: HashMap<String, usize> = parse_meminfo(&m.meminfo()).into_iter().collect();
+    assert_eq!(after["MemFree"], map["MemFree"] - 64);
+    m.free_pages(page, 4);
+}
+
+#[test]
+fn proc3_meminfo_highmem_lines_only_with_highmem_configured() {
+    let x = x86_64_nopcp(64);
+    let text = x.meminfo();
+    assert!(!text.contains("HighTotal") && !text.contains("LowFree"), "{text}");
+    parse_meminfo(&text);
+    let i = i386_nopcp(1024);
+    let map: HashMap<String, usize> = parse_meminfo(&i.meminfo()).into_iter().collect();
+    assert_eq!(map["HighTotal"], i.zone(ZoneType::HighMem).managed() * 4);
+    assert_eq!(map["HighTotal"], 128 << 10);
+}
+
+#[test]
+fn proc3_meminfo_slab_sum_and_vmalloc_used() {
+    let m = i386_nopcp(64);
+    let extra = MeminfoExtra {
+        slab_reclaimable: 10,
+        slab_unreclaimable: 5,
+        vmalloc_total_kb: 1 << 20,
+        vmalloc_used: 7,
+        percpu_kb: 96,
+    };
+    let mut text = String::new();
+    kmem::proc::meminfo(m.pages(), &extra, &mut text).unwrap();
+    let map: HashMap<String, usize> = parse_meminfo(&text).into_iter().collect();
+    assert_eq!((map["SReclaimable"], map["SUnreclaim"], map["Slab"]), (40, 20, 60));
+    assert_eq!(map["KReclaimable"], 40);
+    assert_eq!(map["VmallocUsed"], 28);
+    assert_eq!(map["VmallocTotal"], 1 << 20);
+    assert_eq!(map["Percpu"], 96);
+}
+
+/// The pagetypeinfo header of the kernel for a pageblock order.
+fn pagetypeinfo_header(pb: u32) -> String {
+    let mut s = format!("Page block order: {pb}\nPages per block:  {}\n\n", 1 << pb);
+    s += &format!("{:<43} ", "Free pages count per migrate type at order");
+    for o in 0..11 {
+        s += &format!("{o:>6} ");
+    }
+    s + "\n"
+}
+
+/// Free-count rows of pagetypeinfo: (zone, type) → counts per order.
+fn pagetypeinfo_rows(text: &str) -> HashMap<(String, String), Vec<usize>> {
+    let mut out = HashMap::new();
+    for line in text.lines().filter(|l| l.contains(", type ")) {
+        assert!(line.starts_with("Node    0, zone "), "{line:?}");
+        let zone = line[16..24].trim().to_string();
+        assert_eq!(&line[24..31], ", type ", "{line:?}");
+        let mt = line[31..43].trim().to_string();
+        assert_eq!(&line[43..44], " ");
+        let rest = &line[44..];
+        assert_eq!(rest.len(), 11 * 7, "eleven \"%6lu \" columns: {line:?}");
+        let counts = rest.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        out.insert((zone, mt), counts);
+    }
+    out
+}
+
+#[test]
+fn proc4_pagetypeinfo_header_and_row_layout() {
+    let m = i386_nopcp(64);
+    let text = m.pagetypeinfo();
+    assert!(text.starts_with(&pagetypeinfo_header(10)), "{text}");
+    assert!(text.starts_with(
+        "Page block order: 10\nPages per block:  1024\n\nFree pages count per migrate type at order       0      1"
+    ));
+    let row = format!("Node {:>4}, zone {:>8}, type {:>12} ", 0, "DMA", "Movable");
+    assert!(text.contains(&format!("{row}{}\n", "     0 ".repeat(10) + "     4 ")), "{text}");
+    let mut blocks_header = format!("\n{:<23}", "Number of blocks type ");
+    for mt in MigrateType::ALL {
+        blocks_header += &format!("{:>12} ", mt.name());
+    }
+    assert!(text.contains(&(blocks_header + "\n")), "{text}");
+    // Every pageblock of a zone is counted once.
+    let dma_blocks = format!("Node 0, zone {:>8} {:>12} {:>12} {:>12} {:>12} \n", "DMA", 0, 4, 0, 0);
+    assert!(text.contains(&dma_blocks), "{text}");
+    let x = x86_64_nopcp(32);
+    assert!(x.pagetypeinfo().starts_with(&pagetypeinfo_header(9)));
+}
+
+#[test]
+fn proc4_pagetypeinfo_counts_sum_to_buddyinfo() {
+    let m = builder(Profile::I386, 64).build().unwrap();
+    let mut held = Vec::new();
+    for (i, gfp) in [GFP_KERNEL, GFP_KERNEL | __GFP_MOVABLE, GFP_KERNEL | __GFP_RECLAIMABLE, GFP_DMA].iter().enumerate()
+    {
+        for order in [0, 1, 3, 5, 9] {
+            for _ in 0..=i {
+                held.push((m.alloc_pages(*gfp, order).unwrap(), order));
+            }
+        }
+    }
+    for (p, o) in held.drain(..).step_by(2) {
+        m.free_pages(p, o);
+    }
+    m.drain_local_pages();
+    let rows = pagetypeinfo_rows(&m.pagetypeinfo());
+    let types: Vec<&str> = MigrateType::ALL.iter().map(|t| t.name()).collect();
+    let mut nonzero_types = 0;
+    for zone in ["DMA", "Normal"] {
+        let per_type: Vec<&Vec<usize>> = types.iter().map(|t| &rows[&(zone.to_string(), t.to_string())]).collect();
+        nonzero_types += per_type.iter().filter(|c| c.iter().any(|&n| n > 0)).count();
+        let sums: Vec<usize> = (0..11).map(|o| per_type.iter().map(|c| c[o]).sum()).collect();
+        assert_eq!(sums, buddyinfo_row(&m, zone), "zone {zone}");
+    }
+    assert!(nonzero_types >= 3, "the mix spread free pages over several types");
+    check(&m);
+}

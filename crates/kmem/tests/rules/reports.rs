@@ -1,0 +1,339 @@
+//! The allocator's reports: warn_alloc (PA-15), bad page state (PA-16), bad frees that are
+//! reported and ignored, `might_sleep` in atomic context, and `fail_page_alloc` injection.
+
+use std::thread;
+
+use kmem::context::atomic_section;
+use kmem::gfp::*;
+use kmem::zone::ZoneType;
+use kmem::{Machine, Page, Profile};
+use kmem_core::memmap::pg;
+
+use crate::*;
+
+/// Runs `f` on a thread named `comm` (the task name reports print).
+fn as_task<R: Send>(comm: &str, f: impl FnOnce() -> R + Send) -> R {
+    thread::scope(|s| thread::Builder::new().name(comm.into()).spawn_scoped(s, f).unwrap().join().unwrap())
+}
+
+#[test]
+fn pa15_warn_alloc_line_format_exactly_once_per_window() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    let results = as_task("warner", || {
+        [
+            m.alloc_pages(GFP_ATOMIC, 2).is_err(),
+            m.alloc_pages(GFP_ATOMIC, 2).is_err(),
+            m.alloc_pages(GFP_KERNEL | __GFP_NORETRY, 0).is_err(),
+        ]
+    });
+    assert_eq!(results, [true; 3]);
+    let lines = log_lines(&m);
+    let reports: Vec<&String> = lines.iter().filter(|l| l.contains("page allocation failure")).collect();
+    assert_eq!(
+        reports,
+        ["warner: page allocation failure: order:2, mode:0x820(GFP_ATOMIC), nodemask=(null)"],
+        "one per window (10 s, burst 1)"
+    );
+    let at = lines.iter().position(|l| l.contains("page allocation failure")).unwrap();
+    assert_eq!(lines[at + 1], "cpuset=/ mems_allowed=0");
+    assert!(lines[at + 2].contains("Comm: warner"), "{}", lines[at + 2]);
+    assert!(lines[at..].iter().any(|l| l == "Call Trace:"), "stack dump");
+    assert!(lines[at..].iter().any(|l| l == "Mem-Info:"), "show_mem");
+    assert!(m.stats().alloc_fail.load(SEQ) >= 3);
+    free_all(&m, held);
+    check(&m);
+}
+
+#[test]
+fn pa15_nowarn_suppresses_the_report() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0).is_err());
+    assert!(m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 3).is_err());
+    assert!(m.get_free_pages(GFP_NOWAIT, 1).is_err());
+    assert_eq!(count_log(&m, "page allocation failure"), 0);
+    // The window was not used up by the silent failures.
+    assert!(m.alloc_pages(GFP_ATOMIC, 1).is_err());
+    assert_eq!(count_log(&m, "page allocation failure: order:1, mode:0x820(GFP_ATOMIC), nodemask=(null)"), 1);
+    free_all(&m, held);
+    check(&m);
+}
+
+/// Frees a page prepared by `spoil` from a task named "badpage"; checks the report, that the
+/// page was not returned, and that it is never handed out again.
+fn bad_page_case(spoil: impl Fn(&Page), reason: &str) {
+    let m = i386_nopcp(64);
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let bad = pfn(&m, page);
+    spoil(page);
+    let (free, bad_pages) = (m.total_free(), m.stats().bad_pages.load(SEQ));
+    as_task("badpage", || m.free_pages(page, 0));
+    let lines = log_lines(&m);
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("BUG: Bad page state in process badpage  pfn:{bad:05x}"))
+        .unwrap_or_else(|| panic!("no bad page report in {lines:?}"));
+    assert!(lines[at..].iter().any(|l| *l == format!("page dumped because: {reason}")), "{lines:?}");
+    assert_eq!(m.total_free(), free, "the page is not returned to the free lists");
+    assert_eq!(m.stats().bad_pages.load(SEQ), bad_pages + 1);
+    check(&m);
+    let all = exhaust(&m);
+    assert!(all.iter().all(|&(p, o)| !(pfn(&m, p)..pfn(&m, p) + (1 << o)).contains(&bad)), "leaked page reused");
+    assert_eq!(pages_in(&all), free);
+    free_all(&m, all);
+    check(&m);
+}
+
+#[test]
+fn pa16_bad_page_nonzero_mapcount_is_reported_and_leaked() {
+    bad_page_case(|p| p.set_mapcount(1), "nonzero mapcount");
+}
+
+#[test]
+fn pa16_bad_page_non_null_mapping_is_reported_and_leaked() {
+    bad_page_case(|p| p.set_mapping(0xdead), "non-NULL mapping");
+}
+
+#[test]
+fn pa16_bad_page_flags_checked_at_free_are_reported_and_leaked() {
+    bad_page_case(|p| p.set_flags(pg::SLAB), "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
+}
+
+#[test]
+fn bad_free_double_free_is_reported_and_ignored_with_pcp() {
+    let m = i386(64);
+    let initial = m.buddyinfo();
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    m.free_pages(page, 0);
+    let pcp = pcp_pages(&m, ZoneType::Normal);
+    m.log().clear();
+    m.free_pages(page, 0);
+    assert_eq!(count_log(&m, "double free"), 1, "{:?}", log_lines(&m));
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), pcp, "not queued twice");
+    check(&m);
+    m.drain_local_pages();
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+#[test]
+fn bad_free_double_free_of_merged_page_is_reported_and_ignored() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let b = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let block = m.alloc_pages(GFP_KERNEL, 2).unwrap();
+    for (p, o) in [(a, 0), (b, 0), (block, 2)] {
+        m.free_pages(p, o);
+    }
+    assert_eq!(m.buddyinfo(), initial, "all merged back");
+    m.log().clear();
+    for (p, o) in [(b, 0), (a, 0), (block, 2)] {
+        m.free_pages(p, o);
+        check(&m);
+    }
+    assert_eq!(count_log(&m, "double free"), 3, "{:?}", log_lines(&m));
+    assert_eq!(m.buddyinfo(), initial);
+}
+
+#[test]
+fn bad_free_wrong_order_is_reported_and_ignored() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    let page = m.alloc_pages(GFP_KERNEL, 2).unwrap();
+    let free = m.total_free();
+    m.free_pages(page, 1);
+    m.free_pages(page, 3);
+    assert_eq!(count_log(&m, "freed with a different order than it was allocated with"), 2);
+    assert_eq!(m.total_free(), free, "nothing freed");
+    check(&m);
+    m.free_pages(page, 2);
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+#[test]
+fn bad_free_misaligned_or_above_max_order_is_reported_and_ignored() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    let pair = m.alloc_pages(GFP_KERNEL, 1).unwrap();
+    let odd = m.pfn_to_page(pfn(&m, pair) + 1).unwrap();
+    let free = m.total_free();
+    m.free_pages(odd, 1);
+    m.free_pages(pair, 11);
+    assert_eq!(count_log(&m, "order does not fit the page (misaligned or above MAX_PAGE_ORDER)"), 2);
+    assert_eq!(m.total_free(), free);
+    check(&m);
+    m.free_pages(pair, 1);
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+#[test]
+fn bad_free_foreign_and_reserved_pages_are_reported_and_ignored() {
+    let m = i386_nopcp(64);
+    let other = i386_nopcp(32);
+    let initial = (m.buddyinfo(), other.buddyinfo());
+    let theirs = other.alloc_pages(GFP_KERNEL, 0).unwrap();
+    m.free_pages(theirs, 0);
+    let stack_page = Page::default();
+    m.free_pages(&stack_page, 0);
+    assert_eq!(count_log(&m, "page is not in this machine's mem_map"), 2);
+    // The page array's own pages are reserved: freeing one is a bad page, not a free.
+    let reserved = m.pfn_to_page(m.zone(ZoneType::Normal).end_pfn() - 1).unwrap();
+    m.free_pages(reserved, 0);
+    assert_eq!(count_log(&m, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"), 1);
+    assert_eq!(m.buddyinfo(), initial.0);
+    check(&m);
+    other.free_pages(theirs, 0);
+    assert_eq!(other.buddyinfo(), initial.1);
+    check(&other);
+}
+
+#[test]
+fn bad_free_bad_address_is_reported_and_null_is_a_no_op() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    m.log().clear();
+    m.free_pages_addr(std::ptr::null(), 3);
+    assert!(m.log().records().is_empty(), "free_pages(0, order) is a no-op");
+    let local = [0u8; 16];
+    let (_, line) = (m.free_pages_addr(local.as_ptr(), 0), line!());
+    let lines = log_lines(&m);
+    assert!(lines.iter().any(|l| l.ends_with("address is not in the direct map; ignored")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&format!("at {}:{line}", file!()))), "{lines:?}");
+    m.free_pages_exact(local.as_ptr(), 8192);
+    assert_eq!(count_log(&m, "free_pages_exact: address is not in the direct map"), 2, "one per page");
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+#[test]
+fn might_sleep_in_atomic_context_reports_the_callers_line() {
+    let m = i386(64);
+    m.log().clear();
+    let (atomic_ok, sleeping, line) = {
+        let _lock = atomic_section();
+        let atomic_ok = m.alloc_pages(GFP_ATOMIC, 0).is_ok();
+        assert_eq!(count_log(&m, "BUG: sleeping function"), 0, "GFP_ATOMIC is fine in atomic context");
+        let (r, line) = (m.alloc_pages(GFP_KERNEL, 0), line!());
+        (atomic_ok, r.is_ok(), line)
+    };
+    assert!(atomic_ok && sleeping, "both succeed: memory is plentiful");
+    assert!(file!().ends_with("tests/rules/reports.rs"));
+    let expected = format!("BUG: sleeping function called from invalid context at {}:{line}", file!());
+    let lines = log_lines(&m);
+    assert_eq!(lines.iter().filter(|l| **l == expected).count(), 1, "{lines:?}");
+    // Outside the section GFP_KERNEL is fine again.
+    assert!(m.alloc_pages(GFP_KERNEL, 0).is_ok());
+    assert_eq!(count_log(&m, "BUG: sleeping function"), 1);
+}
+
+#[test]
+fn might_sleep_through_every_api_names_the_caller() {
+    type Call = fn(&Machine) -> (bool, u32);
+    let calls: [Call; 5] = [
+        |m| (m.get_free_pages(GFP_KERNEL, 1).is_ok(), line!()),
+        |m| (m.get_zeroed_page(GFP_KERNEL).is_ok(), line!()),
+        |m| (m.alloc_pages_exact(5000, GFP_KERNEL).is_ok(), line!()),
+        |m| (m.alloc_pages_bulk(GFP_KERNEL, &mut [None, None]) == 2, line!()),
+        |m| (m.alloc_pages(GFP_NOIO, 0).is_ok(), line!()),
+    ];
+    for call in calls {
+        let m = i386(32); // The report is rate limited per machine.
+        let (ok, line) = {
+            let _lock = atomic_section();
+            call(&m)
+        };
+        assert!(ok);
+        let expected = format!("BUG: sleeping function called from invalid context at {}:{line}", file!());
+        assert_eq!(count_log(&m, &expected), 1, "{:?}", log_lines(&m));
+    }
+}
+
+#[test]
+fn might_sleep_request_in_atomic_context_does_not_sleep_or_reclaim() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    let (stalls, sleeps) = (m.stats().allocstall.load(SEQ), m.stats().sleeps.load(SEQ));
+    {
+        let _lock = atomic_section();
+        assert!(m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err());
+    }
+    assert_eq!(m.stats().allocstall.load(SEQ), stalls);
+    assert_eq!(m.stats().sleeps.load(SEQ), sleeps);
+    assert_eq!(count_log(&m, "BUG: sleeping function called from invalid context"), 1);
+    free_all(&m, held);
+    check(&m);
+}
+
+#[test]
+fn fault_fail_page_alloc_via_api() {
+    let m = i386(64);
+    let initial = m.total_free();
+    let fpa = m.fail_page_alloc();
+    fpa.configure(1, 100, 0, 1).unwrap();
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC, 1).is_err(), "injected");
+    let lines = log_lines(&m);
+    assert_eq!(lines[0], "FAULT_INJECTION: forcing a failure.");
+    assert!(lines[1].starts_with("name fail_page_alloc, interval 1, probability 100, space 0, times "), "{}", lines[1]);
+    assert!(lines.iter().any(|l| l == "Call Trace:"), "verbose 2 dumps the stack");
+    assert_eq!(count_log(&m, "page allocation failure"), 0, "an injected failure is not warn_alloc'ed");
+    assert_eq!(fpa.injected.load(SEQ), 1);
+    let page = m.alloc_pages(GFP_ATOMIC, 1).expect("times exhausted");
+    m.free_pages(page, 1);
+    m.drain_local_pages();
+    assert_eq!(m.total_free(), initial, "{}", m.buddyinfo());
+    check(&m);
+}
+
+#[test]
+fn fault_fail_page_alloc_filters() {
+    let m = i386(64);
+    let fpa = m.fail_page_alloc();
+    fpa.configure(1, 100, 0, -1).unwrap();
+    // Defaults: min-order 1, ignore-gfp-wait, ignore-gfp-highmem, never __GFP_NOFAIL.
+    for (gfp, order) in
+        [(GFP_ATOMIC, 0), (GFP_KERNEL, 1), (GFP_ATOMIC | __GFP_HIGHMEM, 1), (GFP_ATOMIC | __GFP_NOFAIL, 1)]
+    {
+        let page = m.alloc_pages(gfp, order).unwrap_or_else(|_| panic!("{gfp:?} order {order} is filtered out"));
+        m.free_pages(page, order);
+    }
+    assert_eq!(fpa.injected.load(SEQ), 0);
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 1).is_err());
+    assert!(m.log().records().is_empty(), "__GFP_NOWARN: injected silently");
+    fpa.set_verbose(1);
+    assert!(m.alloc_pages(GFP_ATOMIC, 2).is_err());
+    assert_eq!(count_log(&m, "FAULT_INJECTION: forcing a failure."), 1);
+    assert_eq!(count_log(&m, "Call Trace:"), 0, "verbose 1: no stack");
+    assert_eq!(fpa.injected.load(SEQ), 2);
+    fpa.configure(1, 0, 0, -1).unwrap();
+    assert!(m.alloc_pages(GFP_ATOMIC, 1).is_ok(), "probability 0: off");
+    assert!(fpa.configure(1, 101, 0, 1).is_err());
+    assert!(fpa.configure(0, 10, 0, 1).is_err());
+}
+
+#[test]
+fn fault_fail_page_alloc_via_builder_spec() {
+    let m = builder(Profile::I386, 64)
+        .fail_page_alloc("1,100,0,-1,ignore-gfp-wait=0,min-order=0,verbose=0")
+        .build()
+        .unwrap();
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_KERNEL, 0).is_err());
+    assert!(m.get_free_pages(GFP_ATOMIC, 3).is_err());
+    assert_eq!(m.fail_page_alloc().injected.load(SEQ), 2);
+    assert!(m.log().records().is_empty(), "verbose=0");
+    m.fail_page_alloc().configure(1, 0, 0, 0).unwrap();
+    assert!(m.alloc_pages(GFP_KERNEL, 0).is_ok());
+    // A bad spec is a build error naming the knob.
+    let err = builder(Profile::I386, 64).fail_page_alloc("1,200,0,1").build().unwrap_err();
+    assert_eq!(err.to_string(), "fail_page_alloc: probability must be 0..=100");
+    let err = builder(Profile::I386, 64).fail_page_alloc("1,10,0,1,bogus=1").build().unwrap_err();
+    assert!(err.to_string().starts_with("fail_page_alloc: unknown option"), "{err}");
+}
