@@ -176,9 +176,9 @@ impl Default for PcpSlot {
 }
 
 impl PcpSlot {
-    /// An empty slot.
+    /// An empty slot. (Not `const`: under `cfg(kmem_loom)` its guard is built on loom's atomics.)
     #[must_use]
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             zones: [const { UnsafeCell::new(PerCpuPages::new()) }; MAX_NR_ZONES],
             drain_requested: AtomicBool::new(false),

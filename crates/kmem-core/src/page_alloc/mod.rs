@@ -250,7 +250,7 @@ impl<P: Platform> PageAllocator<P> {
             zones,
             configured,
             zonelists,
-            pcp: [const { PcpSlot::new() }; MAX_CPUS],
+            pcp: core::array::from_fn(|_| PcpSlot::new()),
             nr_cpus,
             pcp_enabled: config.pcp,
             direct_map: layout.direct_map,

@@ -173,7 +173,6 @@ impl<P: Platform> PageAllocator<P> {
             return Ok(pfn);
         }
         let mut no_progress_loops = 0;
-        let mut reclaimed_once = false;
         let start = self.platform.now_ns();
         let mut oom_reported = false;
         loop {
@@ -195,7 +194,6 @@ impl<P: Platform> PageAllocator<P> {
             if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                 return Ok(pfn);
             }
-            reclaimed_once = true;
             if gfp.contains(__GFP_NORETRY) && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
@@ -246,7 +244,6 @@ impl<P: Platform> PageAllocator<P> {
                 return Ok(pfn);
             }
         }
-        let _ = reclaimed_once;
         self.stats.alloc_fail.fetch_add(1, Relaxed);
         self.warn_alloc(gfp, order, caller);
         Err(AllocError)
