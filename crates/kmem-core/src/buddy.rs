@@ -3,7 +3,7 @@
 //!
 //! Free blocks are linked through their head page's `next`/`prev` fields by pfn, one doubly
 //! linked list per (order, migratetype); no pointer into the free memory itself is ever made.
-//! Invariants (checked by [`FreeArea::check`]):
+//! Invariants (checked by `FreeArea::check`, a test-only method):
 //! - every listed pfn is the head of a naturally aligned block inside the zone, marked
 //!   `PG_BUDDY` with the list's order and migratetype;
 //! - `count[o][mt]` is the length of each list and `nr_free_pages` is `Σ count << o`;
