@@ -1,0 +1,171 @@
+//! kmem-core embedded the way a `no_std` user would: the caller hands the allocator a memory
+//! region it owns (here a heap buffer standing in for RAM given by a bootloader), and writes a
+//! small `Platform`: one CPU, a log into a buffer, a tick counter for a clock, no sleeping.
+//! Nothing from the `kmem` crate is used.
+
+use core::fmt::Write as _;
+use core::ptr::NonNull;
+use std::alloc::{Layout as HeapLayout, alloc_zeroed, dealloc};
+use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use kmem_core::gfp::{__GFP_DMA, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL};
+use kmem_core::page_alloc::{Config, Layout};
+use kmem_core::platform::{Level, Platform};
+use kmem_core::waitq::WaitWord;
+use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
+use kmem_core::{PAGE_SIZE, PageAllocator, proc};
+
+/// Memory the "bootloader" gives us: page-aligned, zero-filled, owned by the test.
+struct Region {
+    ptr: NonNull<u8>,
+    layout: HeapLayout,
+}
+
+impl Region {
+    fn new(bytes: usize) -> Self {
+        let layout = HeapLayout::from_size_align(bytes, PAGE_SIZE).unwrap();
+        // SAFETY: Non-zero size with a valid alignment.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("region");
+        Self { ptr, layout }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: Allocated in `new` with this layout; the allocator using it is dropped first.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// A one-CPU board: the only CPU slot is used by one thread at a time (the test thread).
+struct Board {
+    log: Mutex<String>,
+    ticks: AtomicU64,
+    single_cpu: bool,
+}
+
+thread_local! {
+    static ON_BOARD_CPU: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: `cpu` returns `Some(0)` only on the one thread that set `ON_BOARD_CPU`, so slot 0 is
+// never used by two contexts at once.
+unsafe impl Platform for Board {
+    fn nr_cpus(&self) -> usize {
+        1
+    }
+    fn cpu(&self) -> Option<usize> {
+        (self.single_cpu && ON_BOARD_CPU.with(Cell::get)).then_some(0)
+    }
+    fn log(&self, level: Level, args: core::fmt::Arguments<'_>) {
+        let _ = writeln!(self.log.lock().unwrap(), "<{}>{args}", level as u8);
+    }
+    fn now_ns(&self) -> u64 {
+        self.ticks.fetch_add(1_000_000, Relaxed)
+    }
+    fn wait(&self, _word: &WaitWord, _expected: u32, _timeout_ns: u64) {}
+    fn wake_all(&self, _word: &WaitWord) {}
+}
+
+/// A 32 MiB board with DMA [0, 16 MiB) and Normal above, all directly mapped.
+fn boot(region: &Region, single_cpu: bool) -> PageAllocator<Board> {
+    ON_BOARD_CPU.with(|c| c.set(true));
+    let pages = region.layout.size() / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Dma as usize] = Some((0, 4096));
+    zones[ZoneType::Normal as usize] = Some((4096, pages));
+    let layout = Layout {
+        start_pfn: 0,
+        end_pfn: pages,
+        zones,
+        direct_map: region.ptr,
+        direct_map_end_pfn: pages,
+        pageblock_order: 9,
+        zeroed: true,
+    };
+    let board = Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), single_cpu };
+    let config = Config { oom_timeout_ns: 0, ..Config::default() };
+    // SAFETY: The region is ours, zeroed, `pages` pages long, and outlives the allocator.
+    unsafe { PageAllocator::new(board, layout, config) }.expect("boot")
+}
+
+fn buddyinfo(pa: &PageAllocator<Board>) -> String {
+    let mut s = String::new();
+    proc::buddyinfo(pa, &mut s).unwrap();
+    s
+}
+
+#[test]
+fn caller_provided_region_serves_every_zone_and_recovers() {
+    let region = Region::new(32 << 20);
+    let pa = boot(&region, true);
+    let initial = buddyinfo(&pa);
+    assert!(initial.starts_with("Node 0, zone      DMA "), "{initial}");
+    assert!(initial.contains("zone   Normal "), "{initial}");
+    // Addresses are inside the caller's region; DMA requests stay below 16 MiB.
+    let base = region.ptr.as_ptr() as usize;
+    let page = pa.alloc_pages(GFP_KERNEL, 3).unwrap();
+    let addr = pa.page_address(page).unwrap().as_ptr() as usize;
+    assert!(addr >= base && addr + (8 << 12) <= base + (32 << 20));
+    assert_eq!((addr - base) % (8 << 12), 0, "PA-3: naturally aligned");
+    let dma = pa.alloc_pages(GFP_KERNEL | __GFP_DMA, 0).unwrap();
+    assert!(pa.page_to_pfn(dma).unwrap() < 4096);
+    // __GFP_ZERO zeroes through the caller's mapping.
+    let z = pa.get_zeroed_page(GFP_KERNEL).unwrap();
+    // SAFETY: `z` is a page we own in the region.
+    assert!(unsafe { core::slice::from_raw_parts(z.as_ptr(), PAGE_SIZE) }.iter().all(|&b| b == 0));
+    pa.free_pages_addr(z.as_ptr(), 0);
+    pa.free_pages(dma, 0);
+    pa.free_pages(page, 3);
+    pa.drain_local_pages();
+    assert_eq!(buddyinfo(&pa), initial);
+    // SAFETY: Single-threaded test; no CPU slot in use.
+    unsafe { pa.check() };
+}
+
+#[test]
+fn exhaustion_without_sleeping_platform_fails_cleanly_and_recovers() {
+    let region = Region::new(32 << 20);
+    let pa = boot(&region, false);
+    let initial = buddyinfo(&pa);
+    let mut held = Vec::new();
+    while let Ok(p) = pa.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0) {
+        held.push(p);
+    }
+    assert!(held.len() > 7000, "got {} pages of ~8 000", held.len());
+    // A sleeping request on a board that cannot sleep: reclaim finds nothing, the OOM report is
+    // logged and, with a zero OOM timeout, the request fails instead of hanging.
+    assert!(pa.alloc_pages(GFP_KERNEL, 0).is_err());
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(log.contains("invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0"), "{log}");
+    assert!(log.contains("page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)"), "{log}");
+    for p in held {
+        pa.free_pages(p, 0);
+    }
+    assert_eq!(buddyinfo(&pa), initial, "nothing leaked");
+    // SAFETY: Single-threaded test; no CPU slot in use.
+    unsafe { pa.check() };
+}
+
+#[test]
+fn a_bad_layout_is_rejected() {
+    let region = Region::new(32 << 20);
+    let pages = region.layout.size() / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Normal as usize] = Some((16, pages));
+    let layout = Layout {
+        start_pfn: 0,
+        end_pfn: pages,
+        zones,
+        direct_map: region.ptr,
+        direct_map_end_pfn: pages,
+        pageblock_order: 9,
+        zeroed: true,
+    };
+    let board = Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), single_cpu: false };
+    // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
+    let err = unsafe { PageAllocator::new(board, layout, Config::default()) }.err().unwrap();
+    assert_eq!(err.0, "zones must be ascending, contiguous and cover the memory range");
+}
