@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use kmem_core::gfp::{__GFP_DMA, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL};
+use kmem_core::gfp::{__GFP_DMA, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::page_alloc::{Config, Layout};
 use kmem_core::platform::{Level, Platform};
 use kmem_core::waitq::WaitWord;
