@@ -265,6 +265,32 @@ impl FreeArea {
         page.is_buddy() && page.order() == order + 1
     }
 
+    /// One aging scan: an untrimmed free max-order block seen free by the previous scan too
+    /// is released through `discard` and marked `PG_TRIMMED`; the others are marked
+    /// `PG_TRIM_AGED` for the next scan. A block that is allocated in between loses its marks.
+    /// Returns the number of blocks released.
+    pub fn trim_aged(&mut self, mm: &MemMap, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+        let mut released = 0;
+        for mt in MigrateType::ALL {
+            let mut pfn = self.head[MAX_PAGE_ORDER as usize][mt as usize];
+            while pfn != NIL {
+                let page = mm.page(pfn as usize);
+                let flags = page.flags();
+                if flags & pg::TRIMMED == 0 {
+                    if flags & pg::TRIM_AGED == 0 {
+                        page.set_info(flags | pg::TRIM_AGED, MAX_PAGE_ORDER, mt);
+                    } else if discard(pfn as usize, 1 << MAX_PAGE_ORDER) {
+                        page.set_info(pg::BUDDY | pg::TRIMMED, MAX_PAGE_ORDER, mt);
+                        self.untrimmed -= 1;
+                        released += 1;
+                    }
+                }
+                pfn = page.next.load(core::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        released
+    }
+
     /// Every pfn on every list, with its order and migratetype (diagnostics and checks).
     pub fn for_each_block(&self, mm: &MemMap, mut f: impl FnMut(usize, u32, MigrateType)) {
         for order in 0..NR_PAGE_ORDERS {

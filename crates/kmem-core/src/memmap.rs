@@ -42,6 +42,8 @@ pub mod pg {
     pub const HEAD: u32 = 1 << 4;
     /// Free max-order block whose memory was given back to the host (hole punched).
     pub const TRIMMED: u32 = 1 << 5;
+    /// Free max-order block that a trim scan has already seen free (released on the next scan).
+    pub const TRIM_AGED: u32 = 1 << 6;
     /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`).
     pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB;
 }

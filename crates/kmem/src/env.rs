@@ -36,6 +36,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KMEM_MIN_FREE_KBYTES", "vm.min_free_kbytes (default: computed from lowmem)"),
     ("KMEM_WATERMARK_SCALE_FACTOR", "vm.watermark_scale_factor, 1..=3000 (default 10)"),
     ("KMEM_OOM_TIMEOUT_MS", "how long a request waits for memory after OOM before failing"),
+    (
+        "KMEM_TRIM_AFTER_MS",
+        "kswapd releases free memory to the host after it stays free this long (0: never; default 1000)",
+    ),
     ("KMEM_LOG_ECHO", "echo the kernel log to stderr: off, on, or a console loglevel 0..=8"),
     ("KMEM_LOG_BUF_LEN", "size of the log ring buffer (e.g. 1M)"),
     (
@@ -123,6 +127,10 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
     if let Some(v) = get("KMEM_OOM_TIMEOUT_MS") {
         b = b.oom_timeout(Duration::from_millis(parse_num("KMEM_OOM_TIMEOUT_MS", &v, "milliseconds")?));
     }
+    if let Some(v) = get("KMEM_TRIM_AFTER_MS") {
+        let ms: u64 = parse_num("KMEM_TRIM_AFTER_MS", &v, "milliseconds (0: never)")?;
+        b = b.trim_after((ms > 0).then(|| Duration::from_millis(ms)));
+    }
     if let Some(v) = get("KMEM_LOG_ECHO") {
         b = b.log_echo(match v.trim() {
             "off" | "0" => Echo::Off,
@@ -182,6 +190,7 @@ mod tests {
             ("KMEM_MIN_FREE_KBYTES", "-1"),
             ("KMEM_WATERMARK_SCALE_FACTOR", "0"),
             ("KMEM_OOM_TIMEOUT_MS", "soon"),
+            ("KMEM_TRIM_AFTER_MS", "-5"),
             ("KMEM_LOG_ECHO", "loud"),
             ("KMEM_LOG_BUF_LEN", "big"),
             ("KMEM_FAIL_PAGE_ALLOC", "1,200,0,1"),
@@ -201,6 +210,7 @@ mod tests {
             ("KMEM_PROFILE", "i386"),
             ("KMEM_CPUS", "3"),
             ("KMEM_PCP", "0"),
+            ("KMEM_TRIM_AFTER_MS", "0"),
             ("KMEM_LOG_ECHO", "off"),
             ("KMEM_FAIL_PAGE_ALLOC", "1,100,0,1,min-order=0"),
         ])
@@ -209,5 +219,8 @@ mod tests {
         assert_eq!(b.settings().profile, Profile::I386);
         assert_eq!(b.settings().cpus, Some(3));
         assert!(!b.settings().pcp);
+        assert_eq!(b.settings().trim_after, None, "0 means never");
+        let b = apply_map(&[("KMEM_TRIM_AFTER_MS", "250")]).unwrap();
+        assert_eq!(b.settings().trim_after, Some(Duration::from_millis(250)));
     }
 }

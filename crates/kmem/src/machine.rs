@@ -120,8 +120,9 @@ pub struct Settings {
     pub echo: Echo,
     /// `fail_page_alloc` spec.
     pub fail_page_alloc: Option<String>,
-    /// Free max-order blocks kept backed before hole punching.
-    pub trim_threshold_blocks: usize,
+    /// kswapd's aging period for giving memory back to the host: a free max-order block that
+    /// stays free for one to two periods is released (`None`: only [`Machine::trim`] releases).
+    pub trim_after: Option<Duration>,
 }
 
 /// Builds a [`Machine`].
@@ -152,7 +153,7 @@ impl Builder {
                 log_capacity: 1 << 20,
                 echo: Echo::Off,
                 fail_page_alloc: None,
-                trim_threshold_blocks: 16,
+                trim_after: Some(Duration::from_secs(1)),
             },
         }
     }
@@ -228,9 +229,10 @@ impl Builder {
         self
     }
 
-    /// Sets how many free max-order blocks may stay backed by the host before release.
-    pub fn trim_threshold_blocks(mut self, n: usize) -> Self {
-        self.s.trim_threshold_blocks = n;
+    /// Sets kswapd's aging period for releasing free memory to the host (`None`: never on its
+    /// own; [`Machine::trim`] still releases on demand). Needs kswapd.
+    pub fn trim_after(mut self, period: Option<Duration>) -> Self {
+        self.s.trim_after = period;
         self
     }
 
@@ -277,7 +279,6 @@ impl Builder {
             watermark_scale_factor: s.watermark_scale_factor,
             pcp: s.pcp,
             oom_timeout_ns: s.oom_timeout.as_nanos() as u64,
-            trim_threshold_blocks: s.trim_threshold_blocks,
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let platform = UserPlatform {
@@ -304,7 +305,7 @@ impl Builder {
         let weak: Weak<dyn SlotOwner> = Arc::downgrade(&inner) as Weak<dyn SlotOwner>;
         let _ = inner.pa.platform().owner.set(weak);
         if s.kswapd {
-            spawn_kswapd(&inner).map_err(BuildError::Host)?;
+            spawn_kswapd(&inner, s.trim_after).map_err(BuildError::Host)?;
         }
         Ok(Machine { inner })
     }
@@ -494,12 +495,14 @@ impl Drop for Inner {
     }
 }
 
-/// Runs `kswapd_balance` and `trim` each time an allocation wakes it. The thread holds only a
-/// `Weak` between rounds, and at most 200 ms of sleep with a strong reference, so dropping the
-/// machine ends the thread within that time.
-fn spawn_kswapd(inner: &Arc<Inner>) -> io::Result<()> {
+/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it, and an
+/// aging trim scan (`trim_aged`) every `trim_after`. The thread holds only a `Weak` between
+/// rounds and sleeps at most 200 ms with a strong reference, so dropping the machine ends the
+/// thread within that time.
+fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
     let mut seen = inner.pa.platform().kswapd_word.load(Ordering::SeqCst);
+    let mut last_scan = Instant::now();
     thread::Builder::new().name("kswapd0".into()).spawn(move || {
         loop {
             let Some(inner) = weak.upgrade() else { return };
@@ -511,10 +514,19 @@ fn spawn_kswapd(inner: &Arc<Inner>) -> io::Result<()> {
             if now != seen {
                 seen = now;
                 inner.pa.kswapd_balance();
-                inner.pa.trim();
                 continue;
             }
-            sys::futex_wait(&p.kswapd_word, seen, Duration::from_millis(200));
+            let mut sleep = Duration::from_millis(200);
+            if let Some(period) = trim_after {
+                let since = last_scan.elapsed();
+                if since >= period {
+                    inner.pa.trim_aged();
+                    last_scan = Instant::now();
+                } else {
+                    sleep = sleep.min(period - since);
+                }
+            }
+            sys::futex_wait(&p.kswapd_word, seen, sleep);
         }
     })?;
     Ok(())

@@ -302,17 +302,14 @@ impl<P: Platform> PageAllocator<P> {
         self.mm.page(pfn).info.store(0, Relaxed);
         self.stats.pgfree.fetch_add(1 << order, Relaxed);
         let mut area = zone.lock();
-        let (_, merged) = area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
-        self.after_buddy_free(zone, &mut area, merged);
+        area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
+        self.after_buddy_free(zone, &mut area);
     }
 
-    /// Bookkeeping after pages reached the buddy lists, zone lock held: publish the count,
-    /// release memory to the host past the threshold, wake sleepers.
-    pub(super) fn after_buddy_free(&self, zone: &Zone, area: &mut crate::buddy::FreeArea, merged_order: u32) {
-        if merged_order == MAX_PAGE_ORDER && area.untrimmed >= self.trim_threshold {
-            let released = area.trim(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
-            self.stats.trimmed_blocks.fetch_add(released, Relaxed);
-        }
+    /// Bookkeeping after pages reached the buddy lists, zone lock held: publish the count and
+    /// wake sleepers. (Memory goes back to the host from periodic aging scans, `trim_aged`,
+    /// never from here.)
+    pub(super) fn after_buddy_free(&self, zone: &Zone, area: &mut crate::buddy::FreeArea) {
         zone.publish(area);
         self.waitq.wake(|word| self.platform.wake_all(word));
     }
@@ -351,11 +348,10 @@ impl<P: Platform> PageAllocator<P> {
         let lists = unsafe { slot.lists(zone.kind as usize) };
         let batch = zone.pcp_batch() as usize;
         let mut area = zone.lock();
-        let mut top = 0;
         lists.take_cold(&self.mm, batch, |p, o, t| {
-            top = top.max(area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false).1);
+            area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false);
         });
-        self.after_buddy_free(zone, &mut area, top);
+        self.after_buddy_free(zone, &mut area);
     }
 
     /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the
@@ -372,11 +368,10 @@ impl<P: Platform> PageAllocator<P> {
                 continue;
             }
             let mut area = zone.lock();
-            let mut top = 0;
             drained += lists.take_cold(&self.mm, usize::MAX, |p, o, t| {
-                top = top.max(area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false).1);
+                area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false);
             });
-            self.after_buddy_free(zone, &mut area, top);
+            self.after_buddy_free(zone, &mut area);
             slot.counts[zi].store(0, Relaxed);
         }
         drained

@@ -60,19 +60,11 @@ pub struct Config {
     /// How long a request that may not fail waits for memory after reclaim and the OOM
     /// notifiers made no progress before it fails (kmem's deviation: there is no process to kill).
     pub oom_timeout_ns: u64,
-    /// Free max-order blocks the host may keep backing before they are released (hole punched).
-    pub trim_threshold_blocks: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            min_free_kbytes: None,
-            watermark_scale_factor: 10,
-            pcp: true,
-            oom_timeout_ns: 5_000_000_000,
-            trim_threshold_blocks: 16,
-        }
+        Self { min_free_kbytes: None, watermark_scale_factor: 10, pcp: true, oom_timeout_ns: 5_000_000_000 }
     }
 }
 
@@ -165,7 +157,6 @@ pub struct PageAllocator<P: Platform> {
     min_free_kbytes: AtomicUsize,
     watermark_scale_factor: AtomicUsize,
     oom_timeout_ns: AtomicU64,
-    trim_threshold: usize,
     /// Requests sleeping until a free.
     waitq: WaitQueue,
     shrinkers: Registry<dyn Shrinker>,
@@ -259,7 +250,6 @@ impl<P: Platform> PageAllocator<P> {
             min_free_kbytes: AtomicUsize::new(0),
             watermark_scale_factor: AtomicUsize::new(config.watermark_scale_factor),
             oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
-            trim_threshold: config.trim_threshold_blocks.max(1),
             waitq: WaitQueue::new(),
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),
@@ -457,6 +447,20 @@ impl<P: Platform> PageAllocator<P> {
     #[inline]
     pub fn pfn_zone(&self, pfn: usize) -> Option<&Zone> {
         self.zones.iter().find(|z| z.contains(pfn))
+    }
+
+    /// One aging scan of memory given back to the host: free max-order blocks that were already
+    /// free at the previous scan are released (hole punched), the others are marked. Run
+    /// periodically (kswapd does), it releases memory that stays free for one period and never
+    /// touches a free fast path. Returns blocks released.
+    pub fn trim_aged(&self) -> usize {
+        let mut released = 0;
+        for zone in &self.zones {
+            let mut area = zone.lock();
+            released += area.trim_aged(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
+        }
+        self.stats.trimmed_blocks.fetch_add(released, Relaxed);
+        released
     }
 
     /// Gives the memory of free max-order blocks back to the host now. Returns blocks released.

@@ -273,14 +273,15 @@ use kmem::MAX_PAGE_ORDER;
 
 #[test]
 fn trim_gives_freed_memory_back_to_the_host() {
-    let m = builder(Profile::X86_64, 64).trim_threshold_blocks(1000).build().unwrap();
+    // No kswapd: nothing is released until `trim` is called.
+    let m = builder(Profile::X86_64, 64).build().unwrap();
     let r0 = m.resident_bytes();
     let held = touched_blocks(&m, 8); // 32 MiB
     let r1 = m.resident_bytes();
     assert!(r1 >= r0 + (30 << 20), "touching 32 MiB made it resident: {r0} -> {r1}");
     free_all(&m, held);
     let r2 = m.resident_bytes();
-    assert!(r2 + (1 << 20) >= r1, "below the threshold nothing is released yet: {r1} -> {r2}");
+    assert!(r2 + (1 << 20) >= r1, "the free path itself never releases memory: {r1} -> {r2}");
     assert!(m.trim() >= 8);
     let r3 = m.resident_bytes();
     assert!(r3 + (30 << 20) <= r2, "trim released the blocks: {r2} -> {r3}");
@@ -294,15 +295,43 @@ fn trim_gives_freed_memory_back_to_the_host() {
 }
 
 #[test]
-fn trim_threshold_releases_automatically() {
-    let m = builder(Profile::X86_64, 64).trim_threshold_blocks(2).build().unwrap();
+fn kswapd_releases_memory_that_stays_free() {
+    // kswapd ages free max-order blocks: seen free by one scan, released by the next.
+    let m = builder(Profile::X86_64, 64).kswapd(true).trim_after(Some(Duration::from_millis(20))).build().unwrap();
     let held = touched_blocks(&m, 8);
     let r1 = m.resident_bytes();
+    // While the blocks are allocated, no scan may release them.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(m.resident_bytes() + (1 << 20) >= r1, "allocated memory must stay resident");
     free_all(&m, held);
-    let r2 = m.resident_bytes();
-    assert!(m.stats().trimmed_blocks.load(SEQ) > 0);
-    assert!(r2 + (24 << 20) <= r1, "freeing past the threshold released memory: {r1} -> {r2}");
-    check(&m);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // The scan bumps its counter after releasing, so wait for both.
+    while m.resident_bytes() + (24 << 20) > r1 || m.stats().trimmed_blocks.load(SEQ) < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kswapd never released the freed 32 MiB: {r1} -> {}",
+            m.resident_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The released memory is usable and reads as zero.
+    let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
+    let mut buf = vec![1u8; 4096];
+    m.read_bytes(m.page_address(page).unwrap(), &mut buf).unwrap();
+    m.free_pages(page, MAX_PAGE_ORDER);
+}
+
+#[test]
+fn trim_after_none_never_releases_on_its_own() {
+    let m = builder(Profile::X86_64, 64).kswapd(true).trim_after(None).build().unwrap();
+    let held = touched_blocks(&m, 4);
+    let r1 = m.resident_bytes();
+    free_all(&m, held);
+    // Give kswapd time to (wrongly) scan; it has no period, so nothing may go back.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(m.stats().trimmed_blocks.load(SEQ), 0);
+    assert!(m.resident_bytes() + (1 << 20) >= r1);
+    assert!(m.trim() >= 4, "on-demand trim still works");
 }
 
 #[test]
