@@ -58,6 +58,13 @@ impl FreeArea {
         core::array::from_fn(|mt| core::array::from_fn(|o| self.count[o][mt]))
     }
 
+    /// Whether the (`order`, `mt`) list is non-empty (`!free_area_empty(area, mt)`).
+    #[inline]
+    #[must_use]
+    pub fn has_free_at(&self, order: u32, mt: MigrateType) -> bool {
+        self.count[order as usize][mt as usize] != 0
+    }
+
     /// Whether any list of `order` or above for `mt` is non-empty.
     #[must_use]
     pub fn has_block(&self, order: u32, mt: MigrateType) -> bool {

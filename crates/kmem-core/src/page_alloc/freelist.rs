@@ -76,7 +76,7 @@ impl<P: Platform> PageAllocator<P> {
         if order > 0 && flags & af::NO_WATERMARKS == 0 {
             let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
             let ok = zone_watermark_ok(area.nr_free_pages, order, mark, zone.lowmem_reserve(zl.highest), flags, |o| {
-                MigrateType::ALL[..crate::zone::MIGRATE_PCPTYPES].iter().any(|&t| area.has_block(o, t))
+                MigrateType::ALL[..crate::zone::MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
             });
             if !ok {
                 return None;
