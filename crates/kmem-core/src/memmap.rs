@@ -46,6 +46,10 @@ pub mod pg {
     pub const TRIM_AGED: u32 = 1 << 6;
     /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`).
     pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB;
+    /// Flags the owner of an allocated page may set or clear ([`super::Page::set_flags`]).
+    pub const OWNER: u32 = SLAB | HEAD;
+    /// Flags that mark a page as not owned by anyone who could legitimately change it.
+    pub const NOT_OWNED: u32 = BUDDY | PCP | RESERVED;
 }
 
 const ORDER_SHIFT: u32 = 8;
@@ -87,14 +91,31 @@ impl Page {
         self.info() & 0xff
     }
 
-    /// Sets owner flag bits (for example [`pg::SLAB`]) on an allocated page.
-    pub fn set_flags(&self, bits: u32) {
-        self.info.store(self.info() | bits, Relaxed);
+    /// Whether the page is allocated: it holds a reference and is on no free list.
+    #[inline]
+    #[must_use]
+    pub fn is_allocated(&self) -> bool {
+        self.flags() & pg::NOT_OWNED == 0 && self.refcount() > 0
     }
 
-    /// Clears owner flag bits on an allocated page.
-    pub fn clear_flags(&self, bits: u32) {
+    /// Sets owner flag bits ([`pg::OWNER`]: `PG_slab`, `PG_head`) on an allocated page.
+    /// Returns false, changing nothing, for other bits or a page that is not allocated: free
+    /// and per-CPU pages keep list state in the same word.
+    pub fn set_flags(&self, bits: u32) -> bool {
+        if bits & !pg::OWNER != 0 || !self.is_allocated() {
+            return false;
+        }
+        self.info.store(self.info() | bits, Relaxed);
+        true
+    }
+
+    /// Clears owner flag bits on an allocated page; false (nothing changed) as for `set_flags`.
+    pub fn clear_flags(&self, bits: u32) -> bool {
+        if bits & !pg::OWNER != 0 || !self.is_allocated() {
+            return false;
+        }
         self.info.store(self.info() & !bits, Relaxed);
+        true
     }
 
     /// The order stored with the page (buddy order, pcp order, or compound order).
@@ -122,9 +143,14 @@ impl Page {
         self.refcount.load(Relaxed)
     }
 
-    /// `get_page`: takes another reference on an allocated page.
-    pub fn get_page(&self) {
+    /// `get_page`: takes another reference on an allocated page. Returns false, changing
+    /// nothing, for a page that is not allocated (free, on a per-CPU list, or reserved).
+    pub fn get_page(&self) -> bool {
+        if !self.is_allocated() {
+            return false;
+        }
         self.refcount.fetch_add(1, Relaxed);
+        true
     }
 
     /// Drops one reference; true when it was the last (`put_page_testzero`).
@@ -139,8 +165,14 @@ impl Page {
     }
 
     /// Sets the `mapcount` of an allocated page (vmalloc-to-user mappings, tests of PA-16).
-    pub fn set_mapcount(&self, count: i32) {
+    /// Returns false, changing nothing, for a page that is not allocated: on free pages the
+    /// same field links the free lists.
+    pub fn set_mapcount(&self, count: i32) -> bool {
+        if !self.is_allocated() {
+            return false;
+        }
         self.prev.store(count as u32, Relaxed);
+        true
     }
 
     /// The `mapping` token of an allocated page (0 is NULL).
@@ -149,9 +181,14 @@ impl Page {
         self.next.load(Relaxed)
     }
 
-    /// Sets the `mapping` token of an allocated page.
-    pub fn set_mapping(&self, mapping: u32) {
+    /// Sets the `mapping` token of an allocated page; false (nothing changed) for a page that
+    /// is not allocated, as for [`Page::set_mapcount`].
+    pub fn set_mapping(&self, mapping: u32) -> bool {
+        if !self.is_allocated() {
+            return false;
+        }
         self.next.store(mapping, Relaxed);
+        true
     }
 
     /// Resets the page to "allocated, one reference" (`set_page_refcounted` in `prep_new_page`),
@@ -316,8 +353,9 @@ impl MemMap {
         MigrateType::from_index(unsafe { self.blocks.add(index).as_ref() }.load(Relaxed) as usize)
     }
 
-    /// Sets the migratetype of the pageblock holding `pfn`.
-    pub fn set_pageblock_mt(&self, pfn: usize, mt: MigrateType) {
+    /// Sets the migratetype of the pageblock holding `pfn` (allocator-internal: it decides
+    /// which free lists pages go to).
+    pub(crate) fn set_pageblock_mt(&self, pfn: usize, mt: MigrateType) {
         self.block(pfn).store(mt as u8, Relaxed);
     }
 

@@ -95,9 +95,18 @@ impl PerCpuPages {
         if pfn == NIL {
             return None;
         }
-        // SAFETY: `pfn` and its neighbours are on this list, so in range (module invariant).
+        // SAFETY: `pfn` and its neighbours are on this list, so in range (module invariant;
+        // every link is range-checked below before it becomes a list end).
         let page = unsafe { mm.page_unchecked(pfn as usize) };
-        let (next, prev) = (page.next.load(Relaxed), page.prev.load(Relaxed));
+        let (mut next, mut prev) = (page.next.load(Relaxed), page.prev.load(Relaxed));
+        // Defence in depth: a link outside memory can only come from a corrupted page; end the
+        // list there (its pages leak) rather than follow it.
+        if next != NIL && mm.get(next as usize).is_none() {
+            next = NIL;
+        }
+        if prev != NIL && mm.get(prev as usize).is_none() {
+            prev = NIL;
+        }
         if prev == NIL {
             list.head = next;
         } else {

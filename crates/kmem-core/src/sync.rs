@@ -73,10 +73,11 @@ impl<T> SpinLock<T> {
     /// Takes the lock if it is free right now.
     #[inline]
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        // `then`, not `then_some`: a guard built for a failed attempt would unlock on drop.
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(SpinGuard { lock: self })
+            .then(|| SpinGuard { lock: self })
     }
 
     /// Whether someone holds the lock (a racy hint for diagnostics).
@@ -174,7 +175,14 @@ mod tests {
         let lock = SpinLock::new(());
         let guard = lock.lock();
         assert!(lock.try_lock().is_none());
+        assert!(lock.is_locked(), "a failed try_lock must leave the holder's lock alone");
+        assert!(lock.try_lock().is_none(), "still held after a failed attempt");
         drop(guard);
-        assert!(lock.try_lock().is_some());
+        assert!(!lock.is_locked());
+        let second = lock.try_lock();
+        assert!(second.is_some());
+        assert!(lock.try_lock().is_none());
+        drop(second);
+        assert!(!lock.is_locked());
     }
 }

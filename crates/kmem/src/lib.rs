@@ -29,7 +29,9 @@ pub mod printk;
 pub mod sys;
 
 pub use kmem_core::platform::Level;
-pub use kmem_core::{AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, order, proc, zone};
+pub use kmem_core::{
+    AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, zone,
+};
 pub use machine::{BuildError, Builder, Machine, Profile, Settings, UserPlatform};
 
 use std::sync::OnceLock;

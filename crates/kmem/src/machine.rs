@@ -409,7 +409,10 @@ impl Machine {
         let last = self.virt_to_pfn(last_addr as *const u8).ok_or(AllocError)?;
         for pfn in first..=last {
             let page = self.pfn_to_page(pfn).ok_or(AllocError)?;
-            if page.refcount() <= 0 && !self.in_allocated_block(pfn) {
+            // The page itself is allocated, or it is a tail of an allocated block. Free, per-CPU
+            // and reserved pages (the page array itself) are never accessible.
+            let tail = page.flags() == 0 && page.refcount() == 0 && self.in_allocated_block(pfn);
+            if !page.is_allocated() && !tail {
                 return Err(AllocError);
             }
         }
@@ -421,8 +424,7 @@ impl Machine {
     fn in_allocated_block(&self, pfn: usize) -> bool {
         (1..=kmem_core::MAX_PAGE_ORDER).any(|order| {
             let head = pfn & !((1 << order) - 1);
-            head != pfn
-                && self.pfn_to_page(head).is_some_and(|h| h.refcount() > 0 && !h.is_buddy() && h.order() >= order)
+            head != pfn && self.pfn_to_page(head).is_some_and(|h| h.is_allocated() && h.order() >= order)
         })
     }
 

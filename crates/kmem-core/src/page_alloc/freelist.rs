@@ -241,7 +241,9 @@ impl<P: Platform> PageAllocator<P> {
             self.report_bad_page(pfn, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
             return;
         }
-        if page.order() != order && page.refcount() == 1 {
+        if page.order() != order {
+            // Whatever the reference count: freeing more than was allocated would free pages
+            // that belong to someone else.
             self.report_bad_free(Some(pfn), order, "freed with a different order than it was allocated with", caller);
             return;
         }

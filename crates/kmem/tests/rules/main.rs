@@ -8,6 +8,7 @@
 
 mod gfp;
 mod machine;
+mod misuse;
 mod pages;
 mod proc;
 mod reports;

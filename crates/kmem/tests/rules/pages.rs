@@ -188,7 +188,7 @@ fn pa5_free_with_extra_reference_frees_tail_halves_first() {
     let initial = m.buddyinfo();
     let free0 = m.total_free();
     let page = m.alloc_pages(GFP_KERNEL, 3).unwrap();
-    page.get_page();
+    assert!(page.get_page());
     m.free_pages(page, 3);
     assert_eq!(m.total_free(), free0 - 1, "orders 2, 1, 0 of the tail are free; the head is still held");
     assert_eq!(page.refcount(), 1);

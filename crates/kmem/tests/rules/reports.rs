@@ -89,17 +89,17 @@ fn bad_page_case(spoil: impl Fn(&Page), reason: &str) {
 
 #[test]
 fn pa16_bad_page_nonzero_mapcount_is_reported_and_leaked() {
-    bad_page_case(|p| p.set_mapcount(1), "nonzero mapcount");
+    bad_page_case(|p| assert!(p.set_mapcount(1)), "nonzero mapcount");
 }
 
 #[test]
 fn pa16_bad_page_non_null_mapping_is_reported_and_leaked() {
-    bad_page_case(|p| p.set_mapping(0xdead), "non-NULL mapping");
+    bad_page_case(|p| assert!(p.set_mapping(0xdead)), "non-NULL mapping");
 }
 
 #[test]
 fn pa16_bad_page_flags_checked_at_free_are_reported_and_leaked() {
-    bad_page_case(|p| p.set_flags(pg::SLAB), "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
+    bad_page_case(|p| assert!(p.set_flags(pg::SLAB)), "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
 }
 
 #[test]

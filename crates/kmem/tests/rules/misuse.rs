@@ -1,0 +1,78 @@
+//! Misuse through the safe API must be reported or refused, never corrupt the free lists
+//! (found in review: each of these corrupted memory before the fix).
+
+use kmem::gfp::GFP_KERNEL;
+use kmem::memmap::pg;
+
+use crate::{check, count_log, i386_nopcp, pfn};
+
+/// A wrong-order free is refused even when another reference is held; the kernel's tail
+/// freeing (`__free_pages` with references left) must not free someone else's pages.
+#[test]
+fn wrong_order_free_with_extra_reference_leaves_neighbours_alone() {
+    let m = i386_nopcp(64);
+    // Without per-CPU lists, successive order-0 allocations split one block: consecutive pfns.
+    let pages: Vec<_> = (0..8).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let a = pages[0];
+    assert_eq!(pfn(&m, pages[1]), pfn(&m, a) + 1, "neighbours for the test");
+    assert!(a.get_page());
+    m.free_pages(a, 3);
+    assert_eq!(count_log(&m, "freed with a different order than it was allocated with"), 1);
+    for p in &pages {
+        assert!(p.is_allocated(), "pfn {:#x} was freed by someone else's free", pfn(&m, p));
+    }
+    check(&m);
+    // The extra reference is dropped normally, then the last one frees the page.
+    m.free_pages(a, 0);
+    assert!(a.is_allocated());
+    for p in pages {
+        m.free_pages(p, 0);
+    }
+    check(&m);
+}
+
+/// A `&Page` kept after its free cannot write list links: the setters refuse free pages.
+#[test]
+fn stale_page_reference_cannot_touch_a_free_page() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    m.free_pages(a, 0);
+    assert!(!a.set_mapping(0x4000_0000));
+    assert!(!a.set_mapcount(7));
+    assert!(!a.get_page());
+    assert!(!a.set_flags(pg::SLAB));
+    assert!(!a.clear_flags(pg::HEAD));
+    // Owner flags only, even on an allocated page.
+    let b = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert!(!b.set_flags(pg::BUDDY), "list-state flags are not the owner's");
+    assert!(b.set_flags(pg::HEAD) && b.clear_flags(pg::HEAD));
+    m.free_pages(b, 0);
+    let again: Vec<_> = (0..32).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in again {
+        m.free_pages(p, 0);
+    }
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+/// `write_bytes`/`read_bytes` reach only allocated memory: never the page array (reserved
+/// pages) and never a free page.
+#[test]
+fn byte_access_refuses_the_page_array_and_free_pages() {
+    let m = i386_nopcp(64);
+    let reserved = (0..m.memmap().end_pfn())
+        .rev()
+        .find(|&p| m.pfn_to_page(p).is_some_and(|page| page.flags() & pg::RESERVED != 0))
+        .expect("the page array is carved from lowmem");
+    let addr = m.pfn_address(reserved).expect("reserved pages are in the direct map");
+    assert!(m.write_bytes(addr, &[0x41; 64]).is_err());
+    let mut buf = [0u8; 16];
+    assert!(m.read_bytes(addr, &mut buf).is_err());
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let paddr = m.page_address(page).unwrap();
+    assert!(m.write_bytes(paddr, b"mine").is_ok());
+    m.free_pages(page, 0);
+    assert!(m.write_bytes(paddr, b"gone").is_err(), "a freed page is not writable through the machine");
+    check(&m);
+}
