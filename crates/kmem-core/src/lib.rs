@@ -6,9 +6,13 @@
 //! crate supplies a userspace [`platform::Platform`] (memfd-backed memory, threads as CPUs,
 //! real sleeping), and a `no_std` user supplies their own over caller-provided regions.
 //!
-//! Unsafe code lives only in [`memmap`] (carving the page array out of managed memory),
-//! [`sync`] (the spin lock's `UnsafeCell`), [`pcp`] (per-CPU lists owned by one context) and
-//! the page-zeroing helper of [`page_alloc`].
+//! Unsafe code is confined to the places that touch raw memory or per-CPU ownership:
+//! [`memmap`] (the page array carved out of managed memory, unchecked lookups for pfns taken
+//! from the lists), [`sync`] (the spin lock's `UnsafeCell`), [`pcp`] (lists owned by one CPU
+//! slot), [`reclaim`] (callbacks registered by raw pointer), and [`page_alloc`] (building the
+//! allocator over the caller's memory, zeroing pages, direct-map address arithmetic, and
+//! entering a CPU slot's lists). Every block carries a `// SAFETY:` argument; the algorithms
+//! themselves ([`buddy`], [`watermark`], [`gfp`], [`proc`]) work on pfns and indices.
 #![no_std]
 #![warn(missing_docs)]
 

@@ -1,14 +1,17 @@
 //! Shrinkers and OOM notifiers: the callbacks reclaim runs (`register_shrinker`,
 //! `register_oom_notifier`).
 //!
-//! A registry is a fixed table of raw trait-object pointers under a spin lock. Reclaim holds
-//! the lock for the whole pass, so `unregister` returns only when no callback of the entry is
-//! running; a callback must therefore never register or unregister. Reclaimers that find the
-//! lock taken skip the pass (another context is already reclaiming).
+//! A registry is a fixed table of raw trait-object pointers. Reclaim passes run concurrently,
+//! as in the kernel: a pass copies the table under its lock and counts itself as a reader;
+//! `unregister` removes the entry under the lock and then waits until no pass is running, so
+//! when it returns no callback of the entry is running or will run. A callback must therefore
+//! never register or unregister (it would wait for itself).
+//! Lock order: the table lock is a leaf; no callback runs under it.
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::sync::SpinLock;
+use crate::sync::{SpinLock, cpu_relax};
 
 /// Something that can give memory back under pressure (`struct shrinker`).
 pub trait Shrinker: Sync {
@@ -31,13 +34,23 @@ pub trait OomNotifier: Sync {
 /// Maximum registered entries per registry.
 pub const MAX_ENTRIES: usize = 64;
 
-/// Handle of a registered entry.
+/// Handle of a registered entry. It names one registration: after `unregister`, or in another
+/// registry, it matches nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RegistrationId(usize);
+pub struct RegistrationId {
+    index: usize,
+    generation: u64,
+}
+
+/// Generations are unique across every registry of the process.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+type Entry<T> = Option<(NonNull<T>, u64)>;
 
 /// A table of callbacks.
 pub struct Registry<T: ?Sized + 'static> {
-    slots: SpinLock<[Option<NonNull<T>>; MAX_ENTRIES]>,
+    slots: SpinLock<[Entry<T>; MAX_ENTRIES]>,
+    passes: AtomicUsize,
 }
 
 // SAFETY: The pointees are `Sync` (trait bounds of the callers) and the table itself is behind
@@ -56,7 +69,7 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// An empty registry.
     #[must_use]
     pub fn new() -> Self {
-        Self { slots: SpinLock::new([None; MAX_ENTRIES]) }
+        Self { slots: SpinLock::new([None; MAX_ENTRIES]), passes: AtomicUsize::new(0) }
     }
 
     /// Adds `entry`; `None` when the table is full.
@@ -65,24 +78,95 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// `entry` must stay valid until [`Registry::unregister`] returns for the returned id.
     pub unsafe fn register(&self, entry: NonNull<T>) -> Option<RegistrationId> {
         let mut slots = self.slots.lock();
-        let free = slots.iter().position(Option::is_none)?;
-        slots[free] = Some(entry);
-        Some(RegistrationId(free))
+        let index = slots.iter().position(Option::is_none)?;
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        slots[index] = Some((entry, generation));
+        Some(RegistrationId { index, generation })
     }
 
-    /// Removes an entry; waits for a running pass to finish first.
-    pub fn unregister(&self, id: RegistrationId) {
-        self.slots.lock()[id.0] = None;
+    /// Removes an entry, then waits until no pass that may still call it is running. Returns
+    /// false (and removes nothing) for an id that is stale or from another registry.
+    pub fn unregister(&self, id: RegistrationId) -> bool {
+        let removed = {
+            let mut slots = self.slots.lock();
+            match slots.get(id.index) {
+                Some(Some((_, generation))) if *generation == id.generation => {
+                    slots[id.index] = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if removed {
+            while self.passes.load(Ordering::Acquire) != 0 {
+                cpu_relax();
+            }
+        }
+        removed
     }
 
-    /// Runs `f` on every entry, holding the table lock; `None` if another pass is running.
-    pub fn try_for_each(&self, mut f: impl FnMut(&T)) -> Option<()> {
-        let slots = self.slots.try_lock()?;
-        for entry in slots.iter().flatten() {
-            // SAFETY: Registered entries stay valid until unregistered, and unregistering needs
-            // the lock we hold.
+    /// Runs `f` on every entry registered when the pass starts. Passes may run concurrently.
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        let snapshot = {
+            let slots = self.slots.lock();
+            self.passes.fetch_add(1, Ordering::Acquire);
+            *slots
+        };
+        for (entry, _) in snapshot.iter().flatten() {
+            // SAFETY: The entry was registered when the snapshot was taken, and `unregister`
+            // waits for this pass (counted in `passes` under the same lock) before its caller
+            // may invalidate it.
             f(unsafe { entry.as_ref() });
         }
-        Some(())
+        self.passes.fetch_sub(1, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, not(kmem_loom)))]
+mod tests {
+    use super::*;
+
+    struct Counter(AtomicUsize);
+
+    impl OomNotifier for Counter {
+        fn out_of_memory(&self) -> usize {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            0
+        }
+    }
+
+    #[test]
+    fn ids_are_single_use_and_registry_specific() {
+        let a: Registry<dyn OomNotifier> = Registry::new();
+        let b: Registry<dyn OomNotifier> = Registry::new();
+        let counter = Counter(AtomicUsize::new(0));
+        // SAFETY: `counter` outlives both registrations (unregistered below).
+        let id_a = unsafe { a.register(NonNull::from(&counter as &dyn OomNotifier)) }.unwrap();
+        // SAFETY: As above.
+        let id_b = unsafe { b.register(NonNull::from(&counter as &dyn OomNotifier)) }.unwrap();
+        assert_ne!(id_a, id_b);
+        assert!(!b.unregister(id_a), "an id from registry a matches nothing in b");
+        a.for_each(|n| {
+            n.out_of_memory();
+        });
+        b.for_each(|n| {
+            n.out_of_memory();
+        });
+        assert_eq!(counter.0.load(Ordering::Relaxed), 2, "b's entry survived a's id");
+        assert!(a.unregister(id_a));
+        assert!(!a.unregister(id_a), "stale id");
+        assert!(b.unregister(id_b));
+        a.for_each(|_| panic!("nothing registered"));
+    }
+
+    #[test]
+    fn passes_run_concurrently() {
+        let r: Registry<dyn OomNotifier> = Registry::new();
+        let counter = Counter(AtomicUsize::new(0));
+        // SAFETY: `counter` outlives the registration.
+        let id = unsafe { r.register(NonNull::from(&counter as &dyn OomNotifier)) }.unwrap();
+        r.for_each(|_| r.for_each(|n| assert_eq!(n.out_of_memory(), 0)));
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "a nested pass is not skipped");
+        assert!(r.unregister(id));
     }
 }

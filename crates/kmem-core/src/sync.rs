@@ -86,6 +86,12 @@ impl<T> SpinLock<T> {
     }
 }
 
+/// Waits a little in a spin loop: yields the host CPU with `std`, else a spin hint.
+#[inline]
+pub fn cpu_relax() {
+    relax_hard();
+}
+
 #[cfg(kmem_loom)]
 fn relax_hard() {
     loom::thread::yield_now();

@@ -18,8 +18,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `unsafe` code lives only in [`sys`] (the memfd mapping) and in the one `Platform` and slot
-//! hand-back implementations in `machine`.
+//! `unsafe` code lives only in [`sys`] (the memfd mapping) and in `machine`: the `Platform`
+//! implementation, the slot hand-back at thread exit, and the byte copies of
+//! `write_bytes`/`read_bytes` (after checking every page of the range is allocated).
 
 pub mod context;
 mod cpu;

@@ -289,8 +289,7 @@ impl Builder {
             phys,
             log: Printk::new(s.log_capacity, s.echo),
             start: Instant::now(),
-            kswapd_word: AtomicU32::new(0),
-            stopping: AtomicBool::new(false),
+            kswapd: Arc::new(KswapdCtl { word: AtomicU32::new(0), stopping: AtomicBool::new(false) }),
         };
         // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
         // `dm_end` pages, and the mapping lives in the platform, which the allocator owns.
@@ -490,45 +489,55 @@ impl SlotOwner for Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let p = self.pa.platform();
-        p.stopping.store(true, Ordering::SeqCst);
-        p.kswapd_word.fetch_add(1, Ordering::SeqCst);
-        sys::futex_wake_all(&p.kswapd_word);
+        let ctl = &self.pa.platform().kswapd;
+        ctl.stopping.store(true, Ordering::SeqCst);
+        ctl.word.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(&ctl.word);
     }
 }
 
-/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it, and an
-/// aging trim scan (`trim_aged`) every `trim_after`. The thread holds only a `Weak` between
-/// rounds and sleeps at most 200 ms with a strong reference, so dropping the machine ends the
-/// thread within that time.
+/// What the machine and its kswapd thread share: the wake-up word and the stop flag. Kept
+/// apart from the machine so the thread can sleep without keeping the machine alive.
+struct KswapdCtl {
+    word: AtomicU32,
+    stopping: AtomicBool,
+}
+
+/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it (then
+/// gives its CPU slot back, so it never keeps one from a worker thread), and an aging trim
+/// scan (`trim_aged`) every `trim_after`. It holds the machine only while working; dropping
+/// the machine stops the thread at once.
 fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
-    let mut seen = inner.pa.platform().kswapd_word.load(Ordering::SeqCst);
+    let ctl = inner.pa.platform().kswapd.clone();
+    let id = inner.pa.platform().id;
+    let mut seen = ctl.word.load(Ordering::SeqCst);
     let mut last_scan = Instant::now();
     thread::Builder::new().name("kswapd0".into()).spawn(move || {
         loop {
-            let Some(inner) = weak.upgrade() else { return };
-            let p = inner.pa.platform();
-            if p.stopping.load(Ordering::SeqCst) {
+            if ctl.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let now = p.kswapd_word.load(Ordering::SeqCst);
+            let now = ctl.word.load(Ordering::SeqCst);
             if now != seen {
                 seen = now;
+                let Some(inner) = weak.upgrade() else { return };
                 inner.pa.kswapd_balance();
+                cpu::release_current(id);
                 continue;
             }
             let mut sleep = Duration::from_millis(200);
             if let Some(period) = trim_after {
                 let since = last_scan.elapsed();
                 if since >= period {
+                    let Some(inner) = weak.upgrade() else { return };
                     inner.pa.trim_aged();
                     last_scan = Instant::now();
                 } else {
                     sleep = sleep.min(period - since);
                 }
             }
-            sys::futex_wait(&p.kswapd_word, seen, sleep);
+            sys::futex_wait(&ctl.word, seen, sleep);
         }
     })?;
     Ok(())
@@ -543,8 +552,7 @@ pub struct UserPlatform {
     phys: sys::PhysMem,
     log: Printk,
     start: Instant,
-    kswapd_word: AtomicU32,
-    stopping: AtomicBool,
+    kswapd: Arc<KswapdCtl>,
 }
 
 impl UserPlatform {
@@ -625,8 +633,8 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn wake_kswapd(&self) {
-        self.kswapd_word.fetch_add(1, Ordering::SeqCst);
-        sys::futex_wake_all(&self.kswapd_word);
+        self.kswapd.word.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(&self.kswapd.word);
     }
 
     fn heavy_barrier(&self) -> bool {

@@ -139,7 +139,13 @@ impl<P: Platform> PageAllocator<P> {
     #[track_caller]
     pub fn free_pages_exact(&self, addr: *const u8, size: usize) {
         let caller = Location::caller();
-        for i in 0..size_to_pages(size) {
+        let pages = size_to_pages(size);
+        let end = pages.checked_mul(PAGE_SIZE).and_then(|bytes| (addr as usize).checked_add(bytes));
+        if pages > 1 << crate::order::MAX_PAGE_ORDER || end.is_none() {
+            self.report_bad_free(None, 0, "free_pages_exact: size larger than any allocation", caller);
+            return;
+        }
+        for i in 0..pages {
             let page_addr = (addr as usize + i * PAGE_SIZE) as *const u8;
             match self.virt_to_page(page_addr) {
                 Some(page) => self.free_pages_at(page, 0, caller),
@@ -205,7 +211,8 @@ impl<P: Platform> PageAllocator<P> {
                     let Some(pfn) = self.rmqueue(zone, gfp, 0, af::WMARK_LOW | af::NO_WATERMARKS, zl, ctx.cpu) else {
                         break;
                     };
-                    *slot = Some(self.prep_new_page(pfn, 0, gfp));
+                    let Some(page) = self.prep_new_page(pfn, 0, gfp) else { break };
+                    *slot = Some(page);
                     got += 1;
                 }
                 if got > 0 {

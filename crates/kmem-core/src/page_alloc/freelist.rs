@@ -13,7 +13,7 @@ use super::{PageAllocator, ZoneList};
 use crate::gfp::{__GFP_COLD, __GFP_COMP, __GFP_ZERO, Gfp};
 use crate::memmap::{FAST_FREE_MASK, Page, pg};
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, is_aligned};
-use crate::pcp::{PCP_MAX_ORDER, PcpSlot};
+use crate::pcp::{PCP_MAX_ORDER, PcpSlot, PerCpuPages};
 use crate::platform::Platform;
 use crate::watermark::{alloc_flags as af, effective_min, zone_watermark_ok};
 use crate::zone::{MigrateType, Zone};
@@ -112,7 +112,10 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: `Platform::context`/`cpu` gave us this slot (the trait's contract) and we are
         // inside its guard section.
         let lists = unsafe { slot.lists(zi) };
-        let pfn = lists.pop(&self.mm, order, mt, cold).or_else(|| self.refill_pcp(slot, zone, order, mt, cold));
+        let pfn = match lists.pop(&self.mm, order, mt, cold) {
+            Some(pfn) => Some(pfn),
+            None => self.refill_pcp(lists, zone, order, mt, cold),
+        };
         if pfn.is_some() {
             slot.counts[zi].store(lists.count, Relaxed);
             PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
@@ -125,10 +128,14 @@ impl<P: Platform> PageAllocator<P> {
     /// zone-lock acquisition, then takes one.
     #[cold]
     #[inline(never)]
-    fn refill_pcp(&self, slot: &PcpSlot, zone: &Zone, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
-        // SAFETY: The caller owns the slot (see `rmqueue_pcplist`) and holds no other reference
-        // to these lists across this call.
-        let lists = unsafe { slot.lists(zone.kind as usize) };
+    fn refill_pcp(
+        &self,
+        lists: &mut PerCpuPages,
+        zone: &Zone,
+        order: u32,
+        mt: MigrateType,
+        cold: bool,
+    ) -> Option<usize> {
         let want = (zone.pcp_batch() as usize >> order).max(2);
         let mut area = zone.lock();
         for _ in 0..want {
@@ -146,24 +153,37 @@ impl<P: Platform> PageAllocator<P> {
         lists.pop(&self.mm, order, mt, cold)
     }
 
-    /// `prep_new_page`: reference count, order and zone, compound head, zeroing.
+    /// `prep_new_page`: reference count, order and zone, compound head, zeroing. `None` (the
+    /// block freed again, the failure logged) only if `__GFP_ZERO` asked for HighMem pages that
+    /// the platform cannot zero.
     #[inline]
-    pub(super) fn prep_new_page(&self, pfn: usize, order: u32, gfp: Gfp) -> &Page {
+    pub(super) fn prep_new_page(&self, pfn: usize, order: u32, gfp: Gfp) -> Option<&Page> {
         self.prep_new_page_in(pfn, order, gfp, self.zone_index_of(pfn))
     }
 
     /// [`Self::prep_new_page`] when the caller knows the zone index.
     #[inline(always)]
-    pub(super) fn prep_new_page_in(&self, pfn: usize, order: u32, gfp: Gfp, zi: usize) -> &Page {
+    pub(super) fn prep_new_page_in(&self, pfn: usize, order: u32, gfp: Gfp, zi: usize) -> Option<&Page> {
         debug_assert!(self.zones[zi].contains(pfn));
         // SAFETY: `pfn` came off a free list of this allocator, so it is in the page array.
         let page = unsafe { self.mm.page_unchecked(pfn) };
         let head = if order > 0 && gfp.contains(__GFP_COMP) { pg::HEAD } else { 0 };
         page.prep_allocated(head, order, zi);
-        if gfp.contains(__GFP_ZERO) {
-            self.zero_pages(pfn, 1 << order);
+        if gfp.contains(__GFP_ZERO) && !self.zero_pages(pfn, 1 << order) {
+            return self.undo_unzeroable(page, pfn, order, zi);
         }
-        page
+        Some(page)
+    }
+
+    #[cold]
+    fn undo_unzeroable(&self, page: &Page, pfn: usize, order: u32, zi: usize) -> Option<&Page> {
+        self.platform.log(
+            crate::platform::Level::Err,
+            format_args!("kmem: cannot zero HighMem pfn:{pfn:05x} order:{order}: the platform has no HighMem access"),
+        );
+        page.refcount.store(0, Relaxed);
+        self.free_block(pfn, order, &self.zones[zi]);
+        None
     }
 
     /// The index of the zone holding `pfn` (which must be in memory).
@@ -172,16 +192,17 @@ impl<P: Platform> PageAllocator<P> {
         self.zones.iter().position(|z| z.contains(pfn)).expect("pfn in a zone")
     }
 
+    /// Zero-fills just-allocated pages; false if they are HighMem and the platform cannot.
     #[cold]
-    fn zero_pages(&self, pfn: usize, nr: usize) {
+    fn zero_pages(&self, pfn: usize, nr: usize) -> bool {
         if pfn + nr <= self.direct_map_end_pfn {
             let offset = (pfn - self.mm.start_pfn()) * PAGE_SIZE;
             // SAFETY: The pages are inside the direct map (checked above) and were just
             // allocated, so no one else uses them.
             unsafe { self.direct_map.add(offset).write_bytes(0, nr * PAGE_SIZE) };
+            true
         } else {
-            let zeroed = self.platform.zero_highmem(pfn, nr);
-            assert!(zeroed, "platform cannot zero HighMem pages");
+            self.platform.zero_highmem(pfn, nr)
         }
     }
 
@@ -334,7 +355,7 @@ impl<P: Platform> PageAllocator<P> {
         unsafe { lists.push(&self.mm, pfn, order, mt, false) };
         PcpSlot::bump(&slot.pgfree, 1 << order);
         if lists.count >= zone.pcp_high() as usize {
-            self.flush_pcp_batch(slot, zone);
+            self.flush_pcp_batch(lists, zone);
         }
         slot.counts[zi].store(lists.count, Relaxed);
         slot.guard.exit();
@@ -344,10 +365,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `free_pcppages_bulk`: a batch of this CPU's coldest pages back to the buddy lists.
     #[cold]
     #[inline(never)]
-    fn flush_pcp_batch(&self, slot: &PcpSlot, zone: &Zone) {
-        // SAFETY: The caller owns the slot (see `free_to_pcp`) and holds no other reference to
-        // these lists across this call.
-        let lists = unsafe { slot.lists(zone.kind as usize) };
+    fn flush_pcp_batch(&self, lists: &mut PerCpuPages, zone: &Zone) {
         let batch = zone.pcp_batch() as usize;
         let mut area = zone.lock();
         lists.take_cold(&self.mm, batch, |p, o, t| {
@@ -445,7 +463,7 @@ impl<P: Platform> PageAllocator<P> {
         let slot = &self.pcp[cpu];
         // A drainer holding the slot finishes quickly; wait for it, then empty what is left.
         while !slot.guard.enter() {
-            core::hint::spin_loop();
+            crate::sync::cpu_relax();
         }
         let drained = self.drain_cpu(cpu);
         slot.guard.exit();

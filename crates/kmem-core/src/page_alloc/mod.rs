@@ -424,9 +424,11 @@ impl<P: Platform> PageAllocator<P> {
         unsafe { self.shrinkers.register(shrinker) }
     }
 
-    /// Removes a shrinker; returns after any running reclaim pass.
-    pub fn unregister_shrinker(&self, id: RegistrationId) {
-        self.shrinkers.unregister(id);
+    /// Removes a shrinker; returns once no reclaim pass can still call it. False (nothing
+    /// removed) for a stale id or an id of another registry. Must not be called from a
+    /// shrinker or OOM-notifier callback.
+    pub fn unregister_shrinker(&self, id: RegistrationId) -> bool {
+        self.shrinkers.unregister(id)
     }
 
     /// Registers an OOM notifier.
@@ -438,9 +440,9 @@ impl<P: Platform> PageAllocator<P> {
         unsafe { self.oom_notifiers.register(notifier) }
     }
 
-    /// Removes an OOM notifier.
-    pub fn unregister_oom_notifier(&self, id: RegistrationId) {
-        self.oom_notifiers.unregister(id);
+    /// Removes an OOM notifier, as [`Self::unregister_shrinker`].
+    pub fn unregister_oom_notifier(&self, id: RegistrationId) -> bool {
+        self.oom_notifiers.unregister(id)
     }
 
     /// The zone holding `pfn`.
@@ -517,9 +519,13 @@ fn validate(layout: &Layout) -> Result<(), InitError> {
         return Err(InitError("direct map end outside the memory range"));
     }
     let mut expect = layout.start_pfn;
-    for range in layout.zones.iter().flatten() {
+    for (kind, range) in ZoneType::ALL.iter().zip(layout.zones.iter()) {
+        let Some(range) = range else { continue };
         if range.0 != expect || range.1 < range.0 {
             return Err(InitError("zones must be ascending, contiguous and cover the memory range"));
+        }
+        if !kind.is_highmem() && range.1 > layout.direct_map_end_pfn {
+            return Err(InitError("DMA, DMA32 and Normal zones must lie inside the direct map"));
         }
         expect = range.1;
     }

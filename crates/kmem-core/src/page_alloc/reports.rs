@@ -29,7 +29,8 @@ impl<P: Platform> PageAllocator<P> {
                 out = Some(f(task));
             }
         });
-        out.expect("Platform::with_task must call its argument")
+        // A platform that never calls its argument still gets its report, with a default task.
+        out.unwrap_or_else(|| f.take().map(|f| f(Task { comm: "kmem", pid: 0 })).expect("called at most once"))
     }
 
     /// `warn_alloc`: one rate-limited report (10 s, burst 1) unless `__GFP_NOWARN` (PA-15).
@@ -94,6 +95,14 @@ impl<P: Platform> PageAllocator<P> {
     /// A free that cannot be carried out at all (unknown page, impossible order).
     pub(super) fn report_bad_free(&self, pfn: Option<usize>, order: u32, what: &str, caller: &Location<'_>) {
         self.stats.bad_pages.fetch_add(1, Relaxed);
+        // Shares the bad-page rate limit: 60 reports, then a quiet minute.
+        match self.bad_page_rs.check(self.platform.now_ns()) {
+            Verdict::Suppress => return,
+            Verdict::Print { missed: Some(n) } => {
+                self.platform.log(Level::Err, format_args!("BUG: Bad page state: {n} messages suppressed"));
+            }
+            Verdict::Print { missed: None } => {}
+        }
         match pfn {
             Some(pfn) => self.platform.log(
                 Level::Err,

@@ -47,7 +47,7 @@ impl<P: Platform> PageAllocator<P> {
     pub(super) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
         let ctx = self.platform.context();
         if let Some((pfn, zi)) = self.alloc_fast(gfp, order, ctx) {
-            return Ok(self.prep_new_page_in(pfn, order, gfp, zi));
+            return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
         }
         self.alloc_pages_general(gfp, order, ctx, caller)
     }
@@ -104,7 +104,7 @@ impl<P: Platform> PageAllocator<P> {
             Some(pfn) => pfn,
             None => self.alloc_slowpath(gfp, order, zl, caller)?,
         };
-        Ok(self.prep_new_page(pfn, order, gfp))
+        self.prep_new_page(pfn, order, gfp).ok_or(AllocError)
     }
 
     /// `prepare_alloc_pages`: order check, scope, zonelist, `might_sleep`, fault injection.
@@ -175,8 +175,18 @@ impl<P: Platform> PageAllocator<P> {
         let mut no_progress_loops = 0;
         let start = self.platform.now_ns();
         let mut oom_reported = false;
+        let mut passes = 0u32;
         loop {
-            // `retry:`
+            // `retry:`. kmem's bound (docs/deviations.md): a request that may fail gives up once
+            // it has spent `oom_timeout` here, even while reclaim keeps reporting progress (other
+            // threads' frees count as progress) — but only after at least one full pass.
+            if passes > 0
+                && !gfp.contains(__GFP_NOFAIL)
+                && self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed)
+            {
+                break;
+            }
+            passes += 1;
             if flags & af::KSWAPD != 0 {
                 self.wake_kswapd(highest);
             }
@@ -187,7 +197,18 @@ impl<P: Platform> PageAllocator<P> {
                     return Ok(pfn);
                 }
             }
-            if !gfp.contains(__GFP_DIRECT_RECLAIM) || self.platform.in_reclaim() {
+            if !gfp.contains(__GFP_DIRECT_RECLAIM) {
+                break;
+            }
+            if self.platform.in_reclaim() {
+                // No reclaim from inside reclaim. `__GFP_NOFAIL` still must not fail: it waits
+                // for frees, as the kernel keeps looping.
+                if gfp.contains(__GFP_NOFAIL) {
+                    if let Some(pfn) = self.wait_for_free(gfp, order, flags, zl) {
+                        return Ok(pfn);
+                    }
+                    continue;
+                }
                 break;
             }
             let progress = self.direct_reclaim(gfp);
@@ -237,8 +258,6 @@ impl<P: Platform> PageAllocator<P> {
                 {
                     return Ok(pfn);
                 }
-            } else if self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed) {
-                break;
             }
             if let Some(pfn) = self.wait_for_free(gfp, order, flags, zl) {
                 return Ok(pfn);
@@ -279,14 +298,14 @@ impl<P: Platform> PageAllocator<P> {
     /// `should_reclaim_retry`).
     fn reclaimable_objects(&self) -> usize {
         let mut n = 0;
-        let _ = self.shrinkers.try_for_each(|s| n += s.count_objects());
+        self.shrinkers.for_each(|s| n += s.count_objects());
         n
     }
 
     /// Runs every shrinker over everything it can free. Returns objects freed.
     pub fn shrink_all(&self, gfp: Gfp) -> usize {
         let mut freed = 0;
-        let _ = self.shrinkers.try_for_each(|s| {
+        self.shrinkers.for_each(|s| {
             let n = s.count_objects();
             if n > 0 {
                 freed += s.scan_objects(n, gfp);
@@ -333,7 +352,7 @@ impl<P: Platform> PageAllocator<P> {
             self.report_oom(gfp, order, caller);
         }
         let mut freed = 0;
-        let _ = self.oom_notifiers.try_for_each(|n| freed += n.out_of_memory());
+        self.oom_notifiers.for_each(|n| freed += n.out_of_memory());
         freed
     }
 }
