@@ -13,6 +13,7 @@
 
 mod blocking;
 mod model;
+mod review;
 mod stress;
 
 use std::thread;
