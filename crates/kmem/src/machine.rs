@@ -121,7 +121,7 @@ pub struct Settings {
     /// `fail_page_alloc` spec.
     pub fail_page_alloc: Option<String>,
     /// kswapd's aging period for giving memory back to the host: a free max-order block that
-    /// stays free for one to two periods is released (`None`: only [`Machine::trim`] releases).
+    /// stays free for one to two periods is released (`None`: only `trim` releases, see [`PageAllocator::trim`]).
     pub trim_after: Option<Duration>,
 }
 
@@ -230,7 +230,7 @@ impl Builder {
     }
 
     /// Sets kswapd's aging period for releasing free memory to the host (`None`: never on its
-    /// own; [`Machine::trim`] still releases on demand). Needs kswapd.
+    /// own; `trim` ([`PageAllocator::trim`]) still releases on demand). Needs kswapd.
     pub fn trim_after(mut self, period: Option<Duration>) -> Self {
         self.s.trim_after = period;
         self
