@@ -1,13 +1,16 @@
 //! The page allocator (`mm/page_alloc.c`): zones with buddy free lists, per-CPU lists,
 //! watermarks, the slow path with reclaim, OOM handling and waiting, and the public page API.
 //!
-//! Lock order, outermost first: the shrinker registry (reclaim passes), then one zone lock at
-//! a time (`Zone::area`). Per-CPU lists are owned by their CPU slot and need no lock. Nothing
-//! is allocated while a zone lock is held, and no callback runs under one.
+//! Locks: one zone lock at a time (`Zone::area`); the shrinker and OOM-notifier registries'
+//! table locks are leaves held only to copy or edit the table (reclaim passes run unlocked and
+//! concurrently). Per-CPU lists are owned by their CPU slot, entered through its
+//! [`crate::pcp_guard::SlotGuard`] (no lock). Nothing is allocated while a zone lock is held, and
+//! no callback runs under any lock; hole punching (`trim`, `trim_aged`) runs under the zone lock
+//! so no one can allocate a block while its memory is discarded.
 //!
-//! Where the pieces are: [`freelist`](self) (fast path, per-CPU lists, freeing), `slowpath`
-//! (reclaim, OOM, sleeping), `api` (exact/bulk/split and address conversions), `reports`
-//! (`warn_alloc`, bad page, `might_sleep`, `show_mem`).
+//! Where the pieces are: `freelist` (fast path, per-CPU lists, freeing, drains), `slowpath`
+//! (`alloc_pages`, reclaim, OOM, sleeping), `api` (exact/bulk/split and address conversions),
+//! `reports` (`warn_alloc`, bad page, `might_sleep`, OOM, fault-injection dumps).
 
 mod api;
 mod freelist;

@@ -5,11 +5,13 @@
 //! - no `__GFP_DIRECT_RECLAIM`: fail after one slow-path freelist attempt, never sleep;
 //! - `__GFP_NORETRY`: fail after one reclaim pass;
 //! - costly order (> 3) without `__GFP_RETRY_MAYFAIL`: fail after one reclaim pass;
-//! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress, no OOM;
-//! - otherwise (order ≤ 3): OOM report and notifiers, then sleep until a free wakes us; fail
-//!   once `oom_timeout` has passed without success (kmem's one deviation: nothing to kill);
-//! - `__GFP_NOFAIL` with direct reclaim: never fails; it keeps sleeping and retrying, and may
-//!   dip into the min reserve (`ALLOC_MIN_RESERVE`).
+//! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
+//!   when no shrinker has anything to free), no OOM;
+//! - otherwise (order ≤ 3): OOM report and notifiers, then sleep until a free wakes us;
+//! - every request without `__GFP_NOFAIL` gives up once it has spent `oom_timeout` in the slow
+//!   path (after at least one full pass) — kmem's deviation, there is no process to kill;
+//! - `__GFP_NOFAIL` with direct reclaim: never fails; it keeps sleeping and retrying, may dip
+//!   into the min reserve (`ALLOC_MIN_RESERVE`), and from inside reclaim it waits for frees.
 
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
