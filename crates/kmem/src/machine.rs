@@ -7,8 +7,9 @@
 //! - `x86_64`: DMA [0, 16 MiB), DMA32 [16 MiB, 4 GiB), Normal above. Pageblocks of 2 MiB.
 //!   Default size: the host's RAM (the memfd is sparse; untouched pages cost nothing).
 //!
-//! Lock order: the page allocator's (shrinker registry, then one zone lock); the printk ring
-//! lock is a leaf taken only to append or read records.
+//! Locks: the page allocator's (see `kmem_core::page_alloc`); the printk ring mutex is a leaf
+//! taken only to append or read records. kswapd shares only a wake-up word and a stop flag
+//! with the machine, and holds the machine only while it works.
 
 use std::ops::Deref;
 use std::panic::Location;
