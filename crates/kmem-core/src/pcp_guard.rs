@@ -11,9 +11,13 @@
 //!   is inside, the drainer backs off (and leaves a drain request).
 //!
 //! The heavy barrier pairs with every light one as two `SeqCst` fences would, so at least one
-//! side sees the other's flag: they never both proceed. `tests/loom.rs` checks this file with
-//! both barriers modelled as `SeqCst` fences. Without a heavy barrier (a platform that has
-//! none), remote claims are never attempted and drains stay requests.
+//! side sees the other's flag: they never both proceed. A drainer that finds the owner inside
+//! keeps its claim and waits (boundedly) for the owner to leave: owner sections never sleep, and
+//! every entry after the barrier sees the claim and backs off, so once `in_use` reads false the
+//! lists are the drainer's — the kernel's `drain_all_pages` also waits for every CPU.
+//! `tests/loom.rs` checks this file with both barriers modelled as `SeqCst` fences. Without a
+//! heavy barrier (a platform that has none), remote claims are never attempted and drains stay
+//! requests.
 
 #[cfg(not(kmem_loom))]
 use core::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release, compiler_fence};
@@ -64,14 +68,15 @@ impl SlotGuard {
         self.in_use.store(false, Release);
     }
 
-    /// A drainer takes the slot; `heavy_barrier` is the platform's process-wide barrier.
-    /// Returns true if the drainer now owns the lists (release with [`SlotGuard::unclaim`]).
-    pub fn claim(&self, heavy_barrier: impl FnOnce()) -> bool {
+    /// A drainer takes the slot; `heavy_barrier` is the platform's process-wide barrier; an
+    /// owner inside is waited for up to `patience` rounds of `relax`. Returns true if the
+    /// drainer now owns the lists (release with [`SlotGuard::unclaim`]).
+    pub fn claim(&self, heavy_barrier: impl FnOnce(), patience: usize, relax: impl FnMut()) -> bool {
         if !self.mark_claimed() {
             return false;
         }
         heavy_barrier();
-        self.confirm_claim()
+        self.confirm_claim(patience, relax)
     }
 
     /// First half of [`SlotGuard::claim`], so one heavy barrier can serve many slots: marks the
@@ -80,14 +85,18 @@ impl SlotGuard {
         !self.claimed.swap(true, Acquire)
     }
 
-    /// Second half of [`SlotGuard::claim`], after the heavy barrier: true if the owner is
-    /// outside (the drainer owns the lists); otherwise the claim is dropped.
-    pub fn confirm_claim(&self) -> bool {
-        if self.in_use.load(Acquire) {
-            self.claimed.store(false, Release);
-            return false;
+    /// Second half of [`SlotGuard::claim`], after the heavy barrier: waits up to `patience`
+    /// rounds of `relax` for an owner inside to leave. True if the drainer now owns the lists;
+    /// otherwise the claim is dropped.
+    pub fn confirm_claim(&self, patience: usize, mut relax: impl FnMut()) -> bool {
+        for _ in 0..=patience {
+            if !self.in_use.load(Acquire) {
+                return true;
+            }
+            relax();
         }
-        true
+        self.claimed.store(false, Release);
+        false
     }
 
     /// The drainer gives the slot back.

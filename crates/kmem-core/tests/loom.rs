@@ -69,7 +69,7 @@ fn pcp_guard_excludes_owner_and_drainer() {
         let drainer = {
             let slot = slot.clone();
             thread::spawn(move || {
-                if slot.guard.claim(|| fence(SeqCst)) {
+                if slot.guard.claim(|| fence(SeqCst), 2, loom::thread::yield_now) {
                     slot.lists.with_mut(|p| unsafe { *p += 10 });
                     slot.guard.unclaim();
                 }

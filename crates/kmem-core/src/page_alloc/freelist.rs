@@ -438,7 +438,9 @@ impl<P: Platform> PageAllocator<P> {
             if !claimed[cpu] {
                 continue;
             }
-            if barrier && slot.guard.confirm_claim() {
+            // Owner sections never sleep; wait for one in progress (bounded), as the kernel waits
+            // for every CPU's drain.
+            if barrier && slot.guard.confirm_claim(4096, crate::sync::cpu_relax) {
                 drained += self.drain_cpu(cpu);
                 slot.guard.unclaim();
             } else {
