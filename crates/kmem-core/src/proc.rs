@@ -248,7 +248,8 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
     for label in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
         writeln!(w, "{:<16}{:>8}", alloc_label(label), 0)?;
     }
-    line(w, "Hugepagesize", 2048)?;
+    // The huge page is the pageblock (HPAGE_SHIFT): 2 MiB on x86_64, 4 MiB on non-PAE i386.
+    line(w, "Hugepagesize", kb(1 << pa.memmap().pageblock_order()))?;
     line(w, "Hugetlb", 0)?;
     let lowmem: usize = pa.zones().iter().filter(|z| !z.kind().is_highmem()).map(Zone::present).sum();
     line(w, "DirectMap4k", kb(lowmem))?;

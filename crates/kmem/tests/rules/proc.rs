@@ -205,6 +205,10 @@ fn proc3_meminfo_highmem_lines_only_with_highmem_configured() {
     let map: HashMap<String, usize> = parse_meminfo(&i.meminfo()).into_iter().collect();
     assert_eq!(map["HighTotal"], i.zone(ZoneType::HighMem).managed() * 4);
     assert_eq!(map["HighTotal"], 128 << 10);
+    // The huge page size follows the profile: 4 MiB on (non-PAE) i386, 2 MiB on x86_64.
+    assert_eq!(map["Hugepagesize"], 4096);
+    let x: HashMap<String, usize> = parse_meminfo(&x.meminfo()).into_iter().collect();
+    assert_eq!(x["Hugepagesize"], 2048);
 }
 
 #[test]
