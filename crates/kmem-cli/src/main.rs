@@ -9,20 +9,28 @@ mod workload;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use kmem::{Machine, Profile};
 
 /// The Linux kernel's memory-allocation stack, run in userspace.
 #[derive(Parser)]
-#[command(name = "kmem", version, about, after_help = ENV_HELP)]
+#[command(name = "kmem", version, about = "The Linux kernel's memory-allocation stack, run in userspace")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-const ENV_HELP: &str = "Environment: KMEM_MEM, KMEM_PROFILE, KMEM_CPUS, KMEM_PCP, KMEM_KSWAPD, KMEM_MIN_FREE_KBYTES, \
-KMEM_WATERMARK_SCALE_FACTOR, KMEM_OOM_TIMEOUT_MS, KMEM_LOG_ECHO, KMEM_LOG_BUF_LEN, KMEM_FAIL_PAGE_ALLOC.\n\
-Exit codes: 0 ok, 1 an example or workload failed, 2 bad command line, 3 bad environment or machine.";
+/// The `--help` epilogue: every `KMEM_*` variable (from `kmem::env::VARIABLES`) and the exit codes.
+fn after_help() -> String {
+    let mut text = String::from("Environment:\n");
+    for (var, what) in kmem::env::VARIABLES {
+        text.push_str(&format!("  {var:<28} {what}\n"));
+    }
+    text.push_str(
+        "Exit codes: 0 ok, 1 an example or workload failed, 2 bad command line, 3 bad environment or machine.",
+    );
+    text
+}
 
 #[derive(Subcommand)]
 enum Command {
@@ -34,7 +42,7 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// Print a /proc text of a machine after a workload.
+    /// Print a /proc text of a machine (i386, 1 GiB, unless KMEM_* say otherwise) after a workload.
     Stat {
         /// Which text.
         #[arg(value_enum, default_value = "buddyinfo")]
@@ -76,7 +84,11 @@ fn machine(profile: Profile) -> Result<Machine, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().after_help(after_help()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Demo { list: true, .. } => {
             for (name, about) in demo::EXAMPLES {

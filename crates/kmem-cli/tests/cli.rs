@@ -98,3 +98,14 @@ fn stat_other_files() {
     let p = stdout(&kmem(&["stat", "pagetypeinfo"], &[]));
     assert!(p.starts_with("Page block order: 10\nPages per block:  1024\n\n"), "{p}");
 }
+
+#[test]
+fn help_lists_every_environment_variable_and_the_exit_codes() {
+    let o = kmem(&["--help"], &[]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for (var, _) in kmem::env::VARIABLES {
+        assert!(help.contains(var), "--help does not mention {var}");
+    }
+    assert!(help.contains("Exit codes: 0 ok, 1 an example or workload failed, 2 bad command line, 3 bad environment"));
+}

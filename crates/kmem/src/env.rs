@@ -35,7 +35,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KMEM_KSWAPD", "background reclaimer thread: 1 (on) or 0 (off)"),
     ("KMEM_MIN_FREE_KBYTES", "vm.min_free_kbytes (default: computed from lowmem)"),
     ("KMEM_WATERMARK_SCALE_FACTOR", "vm.watermark_scale_factor, 1..=3000 (default 10)"),
-    ("KMEM_OOM_TIMEOUT_MS", "how long a request waits for memory after OOM before failing"),
+    (
+        "KMEM_OOM_TIMEOUT_MS",
+        "ms a request without __GFP_NOFAIL keeps reclaiming and waiting before it fails (default 5000)",
+    ),
     (
         "KMEM_TRIM_AFTER_MS",
         "kswapd releases free memory to the host after it stays free this long (0: never; default 1000)",
