@@ -13,6 +13,7 @@
 //! allocator over the caller's memory, zeroing pages, direct-map address arithmetic, and
 //! entering a CPU slot's lists). Every block carries a `// SAFETY:` argument; the algorithms
 //! themselves ([`buddy`], [`watermark`], [`gfp`], [`proc`]) work on pfns and indices.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![warn(missing_docs)]
 
