@@ -28,6 +28,7 @@ impl Workload {
                 for page in pages.iter().step_by(2) {
                     m.free_pages(page, 0);
                 }
+                eprintln!("workload fragment: allocated {} pages, freed every other one", pages.len());
                 Ok(())
             }
             Workload::Exhaust => {
@@ -37,6 +38,8 @@ impl Workload {
                         held.push((page, order));
                     }
                 }
+                let pages: usize = held.iter().map(|&(_, order)| 1usize << order).sum();
+                eprintln!("workload exhaust: took {pages} pages in {} blocks, freed them all", held.len());
                 for (page, order) in held {
                     m.free_pages(page, order);
                 }

@@ -84,9 +84,19 @@ fn stat_buddyinfo_after_fragment_workload() {
 #[test]
 fn stat_exhaust_returns_to_the_fresh_buddyinfo() {
     let env = [("KMEM_PCP", "0"), ("KMEM_KSWAPD", "0")];
-    let fresh = stdout(&kmem(&["stat", "buddyinfo"], &env));
-    let after = stdout(&kmem(&["stat", "buddyinfo", "--workload", "exhaust"], &env));
-    assert_eq!(fresh, after);
+    let fresh = kmem(&["stat", "buddyinfo"], &env);
+    let after = kmem(&["stat", "buddyinfo", "--workload", "exhaust"], &env);
+    assert!(fresh.status.success() && after.status.success());
+    let (fresh, report) = (stdout(&fresh), String::from_utf8_lossy(&after.stderr).into_owned());
+    assert!(fresh.starts_with("Node 0, zone      DMA "), "{fresh}");
+    // The workload really took (almost) all of the 64 MiB before freeing it.
+    let took: usize = report
+        .strip_prefix("workload exhaust: took ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exhaust report: {report:?}"));
+    assert!(took > 15_000, "took only {took} of 16 384 pages");
+    assert_eq!(fresh, stdout(&after), "everything came back");
 }
 
 #[test]

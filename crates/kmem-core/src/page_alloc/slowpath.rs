@@ -330,6 +330,7 @@ impl<P: Platform> PageAllocator<P> {
     /// populated zone is above its high watermark or a pass makes no progress. Returns whether
     /// the zones are balanced.
     pub fn kswapd_balance(&self) -> bool {
+        self.stats.kswapd_rounds.fetch_add(1, Relaxed);
         let balanced = || self.zones.iter().filter(|z| z.managed > 0).all(|z| z.free_pages() >= z.wmark(Wmark::High));
         for _ in 0..MAX_RECLAIM_RETRIES {
             if balanced() {

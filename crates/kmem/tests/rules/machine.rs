@@ -294,30 +294,36 @@ fn trim_gives_freed_memory_back_to_the_host() {
     check(&m);
 }
 
+/// Polls `cond` every few milliseconds; fails the test naming `what` after 20 s.
+fn poll(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn kswapd_releases_memory_that_stays_free() {
     // kswapd ages free max-order blocks: seen free by one scan, released by the next.
     let m = builder(Profile::X86_64, 64).kswapd(true).trim_after(Some(Duration::from_millis(20))).build().unwrap();
     let held = touched_blocks(&m, 8);
     let r1 = m.resident_bytes();
-    // While the blocks are allocated, no scan may release them.
-    std::thread::sleep(Duration::from_millis(100));
+    // While the blocks are allocated, scans run and must not release them.
+    let scans = m.stats().trim_scans.load(SEQ);
+    poll("two aging scans while the blocks are allocated", || m.stats().trim_scans.load(SEQ) >= scans + 2);
+    assert_eq!(m.stats().trimmed_blocks.load(SEQ), 0, "nothing free was old enough");
     assert!(m.resident_bytes() + (1 << 20) >= r1, "allocated memory must stay resident");
     free_all(&m, held);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     // The scan bumps its counter after releasing, so wait for both.
-    while m.resident_bytes() + (24 << 20) > r1 || m.stats().trimmed_blocks.load(SEQ) < 6 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kswapd never released the freed 32 MiB: {r1} -> {}",
-            m.resident_bytes()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll("kswapd releases the freed 32 MiB", || {
+        m.resident_bytes() + (24 << 20) <= r1 && m.stats().trimmed_blocks.load(SEQ) >= 6
+    });
     // The released memory is usable and reads as zero.
     let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
     let mut buf = vec![1u8; 4096];
     m.read_bytes(m.page_address(page).unwrap(), &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
     m.free_pages(page, MAX_PAGE_ORDER);
 }
 
@@ -327,8 +333,13 @@ fn trim_after_none_never_releases_on_its_own() {
     let held = touched_blocks(&m, 4);
     let r1 = m.resident_bytes();
     free_all(&m, held);
-    // Give kswapd time to (wrongly) scan; it has no period, so nothing may go back.
-    std::thread::sleep(Duration::from_millis(300));
+    // kswapd is alive and runs real rounds (woken below the low watermark), yet without a trim
+    // period it never scans and never releases.
+    let rounds = m.stats().kswapd_rounds.load(SEQ);
+    let dip = crate::grab_all(&m, kmem::gfp::GFP_ATOMIC | kmem::gfp::__GFP_NOWARN);
+    poll("a kswapd round after dipping below the low watermark", || m.stats().kswapd_rounds.load(SEQ) > rounds);
+    free_all(&m, dip);
+    assert_eq!(m.stats().trim_scans.load(SEQ), 0);
     assert_eq!(m.stats().trimmed_blocks.load(SEQ), 0);
     assert!(m.resident_bytes() + (1 << 20) >= r1);
     assert!(m.trim() >= 4, "on-demand trim still works");

@@ -515,7 +515,10 @@ fn pa14_costly_order_without_retry_mayfail_does_one_pass_and_no_oom() {
 
 #[test]
 fn pa14_retry_mayfail_retries_then_fails_without_oom() {
-    let m = i386_nopcp(64);
+    // A long OOM timeout: the retries must end by the no-progress rule, not because a
+    // descheduled thread ran past the suite's short timeout.
+    let m =
+        crate::builder(Profile::I386, 64).pcp(false).oom_timeout(std::time::Duration::from_secs(30)).build().unwrap();
     let held = exhaust(&m);
     let reg = register(&m, TestShrinker::new(&m, Vec::new(), 0, false));
     m.log().clear();
