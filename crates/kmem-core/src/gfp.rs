@@ -21,7 +21,6 @@
 //!   without the `mode:`.
 
 use core::fmt;
-use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
 use crate::zone::{MigrateType, ZoneType};
 
@@ -239,47 +238,9 @@ const _: () = {
     }
 };
 
+crate::flagset::flag_set!(Gfp, "gfp_t");
+
 impl Gfp {
-    /// The empty set (no flags): what `alloc_pages_nolock()` passes.
-    pub const fn empty() -> Gfp {
-        Gfp(0)
-    }
-
-    /// Wraps raw `gfp_t` bits; every bit is kept, known or not.
-    pub const fn from_bits(bits: u32) -> Gfp {
-        Gfp(bits)
-    }
-
-    /// The raw `gfp_t` bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// True when every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Gfp) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// True when any bit of `other` is set in `self`.
-    pub const fn intersects(self, other: Gfp) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// `self | other`, usable in `const` items.
-    pub const fn union(self, other: Gfp) -> Gfp {
-        Gfp(self.0 | other.0)
-    }
-
-    /// `self & other`, usable in `const` items.
-    pub const fn intersection(self, other: Gfp) -> Gfp {
-        Gfp(self.0 & other.0)
-    }
-
-    /// `self & !other`: `self` with the bits of `other` cleared.
-    pub const fn difference(self, other: Gfp) -> Gfp {
-        Gfp(self.0 & !other.0)
-    }
-
     /// `gfpflags_allow_blocking()`: `__GFP_DIRECT_RECLAIM` is set, so the caller may sleep (GFP-5).
     pub const fn allow_blocking(self) -> bool {
         self.intersects(__GFP_DIRECT_RECLAIM)
@@ -380,32 +341,6 @@ impl Gfp {
     }
 }
 
-macro_rules! gfp_binop {
-    ($op:ident, $f:ident, $assign:ident, $fa:ident, $sym:tt) => {
-        impl $op for Gfp {
-            type Output = Gfp;
-            fn $f(self, rhs: Gfp) -> Gfp {
-                Gfp(self.0 $sym rhs.0)
-            }
-        }
-        impl $assign for Gfp {
-            fn $fa(&mut self, rhs: Gfp) {
-                *self = Gfp(self.0 $sym rhs.0);
-            }
-        }
-    };
-}
-gfp_binop!(BitOr, bitor, BitOrAssign, bitor_assign, |);
-gfp_binop!(BitAnd, bitand, BitAndAssign, bitand_assign, &);
-
-impl Not for Gfp {
-    type Output = Gfp;
-    /// All 32 bits inverted, like C's `~`.
-    fn not(self) -> Gfp {
-        Gfp(!self.0)
-    }
-}
-
 /// Prints like the kernel's `%pGg` (`format_flags()` in lib/vsprintf.c).
 ///
 /// Walks [`GFPFLAG_NAMES`] in order; each entry whose bits are all still set is printed and its
@@ -413,31 +348,7 @@ impl Not for Gfp {
 /// empty set prints nothing (tracepoints print `none` instead; that is the caller's choice).
 impl fmt::Display for Gfp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        for &(flag, name) in GFPFLAG_NAMES {
-            if rest == 0 {
-                break;
-            }
-            if rest & flag.0 != flag.0 {
-                continue;
-            }
-            f.write_str(name)?;
-            rest &= !flag.0;
-            if rest != 0 {
-                f.write_str("|")?;
-            }
-        }
-        if rest != 0 {
-            write!(f, "{rest:#x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Prints like the kernel's `"%#x(%pGg)"`, e.g. `0xcc0(GFP_KERNEL)`, `0x0()`.
-impl fmt::Debug for Gfp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}({self})", self.0)
+        crate::flagset::format_flags(f, self.0, GFPFLAG_NAMES.iter().map(|&(flag, name)| (flag.0, name)))
     }
 }
 

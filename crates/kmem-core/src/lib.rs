@@ -22,6 +22,7 @@ extern crate std;
 
 pub mod buddy;
 pub mod fault;
+mod flagset;
 pub mod gfp;
 pub mod kmalloc;
 pub mod memmap;

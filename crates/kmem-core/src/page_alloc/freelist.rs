@@ -92,8 +92,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Takes a block from this CPU's list (`rmqueue_pcplist`), refilling it when empty.
     /// `None` when a remote drainer holds the slot (use the buddy lists instead).
-    #[inline]
-    fn rmqueue_pcplist(
+    #[inline(always)]
+    pub(super) fn rmqueue_pcplist(
         &self,
         cpu: usize,
         zone: &Zone,

@@ -56,8 +56,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// The common case in as few steps as possible: a per-CPU order, a caller with a CPU slot
     /// and no context modifier, fault injection off, and the first zone of the zonelist above
-    /// its low watermark with a block on this CPU's list. Anything else returns `None` and the
-    /// general path decides (it repeats no side effect of this one).
+    /// its low watermark. Anything else returns `None` and the general path decides (it repeats
+    /// no side effect of this one).
     #[inline(always)]
     fn alloc_fast(&self, gfp: Gfp, order: u32, ctx: Context) -> Option<(usize, usize)> {
         let cpu = ctx.cpu?;
@@ -76,21 +76,10 @@ impl<P: Platform> PageAllocator<P> {
         if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
             return None;
         }
-        let slot = &self.pcp[cpu];
-        if slot.drain_requested.load(Relaxed) || !slot.guard.enter() {
-            return None;
-        }
-        let zi = zone.kind as usize;
-        // SAFETY: `Platform::context` gave us this slot (the trait's contract) and we are inside
-        // its guard section, so no drainer touches the lists.
-        let lists = unsafe { slot.lists(zi) };
-        let pfn = lists.pop(&self.mm, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD));
-        if pfn.is_some() {
-            slot.counts[zi].store(lists.count, Relaxed);
-            crate::pcp::PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
-        }
-        slot.guard.exit();
-        Some((pfn?, zi))
+        // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a slot
+        // held by a drainer or a failed refill leaves the decision to the general path.
+        let pfn = self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))??;
+        Some((pfn, zone.kind as usize))
     }
 
     #[inline(never)]

@@ -19,7 +19,6 @@
 
 use core::ffi::c_ulong;
 use core::fmt;
-use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
 use crate::gfp::Gfp;
 
@@ -180,47 +179,9 @@ const _: () = assert!(SLAB_NO_REAP.0 >= 1 << SLAB_FLAGS_LAST_BIT);
 const _: () = assert!(SLAB_FLAGS_PERMITTED.0 & (__OBJECT_POISON.0 | __CMPXCHG_DOUBLE.0 | SLAB_FAILSLAB.0) == 0);
 const _: () = assert!(SLAB_NEVER_MERGE.0 & SLAB_MERGE_SAME.0 == 0);
 
+crate::flagset::flag_set!(SlabFlags, "slab_flags_t");
+
 impl SlabFlags {
-    /// The empty set.
-    pub const fn empty() -> SlabFlags {
-        SlabFlags(0)
-    }
-
-    /// Wraps raw `slab_flags_t` bits; every bit is kept, known or not.
-    pub const fn from_bits(bits: u32) -> SlabFlags {
-        SlabFlags(bits)
-    }
-
-    /// The raw `slab_flags_t` bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// True when every bit of `other` is set in `self`.
-    pub const fn contains(self, other: SlabFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// True when any bit of `other` is set in `self`.
-    pub const fn intersects(self, other: SlabFlags) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// `self | other`, usable in `const` items.
-    pub const fn union(self, other: SlabFlags) -> SlabFlags {
-        SlabFlags(self.0 | other.0)
-    }
-
-    /// `self & other`, usable in `const` items.
-    pub const fn intersection(self, other: SlabFlags) -> SlabFlags {
-        SlabFlags(self.0 & other.0)
-    }
-
-    /// `self & !other`: `self` with the bits of `other` cleared.
-    pub const fn difference(self, other: SlabFlags) -> SlabFlags {
-        SlabFlags(self.0 & !other.0)
-    }
-
     /// `kmem_cache_debug()`: any of [`SLAB_DEBUG_FLAGS`] is set.
     pub const fn is_debug(self) -> bool {
         self.intersects(SLAB_DEBUG_FLAGS)
@@ -255,56 +216,11 @@ pub const fn validate(flags: SlabFlags) -> Result<(), InvalidSlabFlags> {
     if flags.difference(SLAB_FLAGS_PERMITTED).0 == 0 { Ok(()) } else { Err(InvalidSlabFlags { flags }) }
 }
 
-macro_rules! slab_binop {
-    ($op:ident, $f:ident, $assign:ident, $fa:ident, $sym:tt) => {
-        impl $op for SlabFlags {
-            type Output = SlabFlags;
-            fn $f(self, rhs: SlabFlags) -> SlabFlags {
-                SlabFlags(self.0 $sym rhs.0)
-            }
-        }
-        impl $assign for SlabFlags {
-            fn $fa(&mut self, rhs: SlabFlags) {
-                *self = SlabFlags(self.0 $sym rhs.0);
-            }
-        }
-    };
-}
-slab_binop!(BitOr, bitor, BitOrAssign, bitor_assign, |);
-slab_binop!(BitAnd, bitand, BitAndAssign, bitand_assign, &);
-
-impl Not for SlabFlags {
-    type Output = SlabFlags;
-    /// All 32 bits inverted, like C's `~`.
-    fn not(self) -> SlabFlags {
-        SlabFlags(!self.0)
-    }
-}
-
 /// Prints the set bits' names in bit order joined by `|` (aliases print as the flag they alias),
 /// then the bits no name covers as one `0x…` number; the empty set prints nothing, like [`Gfp`].
 impl fmt::Display for SlabFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
-        let mut rest = self.0;
-        for &(flag, name) in SLAB_FLAG_NAMES {
-            if rest & flag.0 != 0 {
-                write!(f, "{sep}{name}")?;
-                sep = "|";
-                rest &= !flag.0;
-            }
-        }
-        if rest != 0 {
-            write!(f, "{sep}{rest:#x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Prints `0x…(names)`, e.g. `0x110(SLAB_HWCACHE_ALIGN|SLAB_PANIC)`.
-impl fmt::Debug for SlabFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}({self})", self.0)
+        crate::flagset::format_flags(f, self.0, SLAB_FLAG_NAMES.iter().map(|&(flag, name)| (flag.0, name)))
     }
 }
 

@@ -69,14 +69,10 @@ unsafe impl Platform for Board {
     fn wake_all(&self, _word: &WaitWord) {}
 }
 
-/// A 32 MiB board with DMA [0, 16 MiB) and Normal above, all directly mapped.
-fn boot(region: &Region, single_cpu: bool) -> PageAllocator<Board> {
-    ON_BOARD_CPU.with(|c| c.set(true));
+/// The region as one directly mapped range with the given zones.
+fn layout(region: &Region, zones: [Option<(usize, usize)>; MAX_NR_ZONES]) -> Layout {
     let pages = region.layout.size() / PAGE_SIZE;
-    let mut zones = [None; MAX_NR_ZONES];
-    zones[ZoneType::Dma as usize] = Some((0, 4096));
-    zones[ZoneType::Normal as usize] = Some((4096, pages));
-    let layout = Layout {
+    Layout {
         start_pfn: 0,
         end_pfn: pages,
         zones,
@@ -84,8 +80,21 @@ fn boot(region: &Region, single_cpu: bool) -> PageAllocator<Board> {
         direct_map_end_pfn: pages,
         pageblock_order: 9,
         zeroed: true,
-    };
-    let board = Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), single_cpu };
+    }
+}
+
+fn board(single_cpu: bool) -> Board {
+    Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), single_cpu }
+}
+
+/// A 32 MiB board with DMA [0, 16 MiB) and Normal above, all directly mapped.
+fn boot(region: &Region, single_cpu: bool) -> PageAllocator<Board> {
+    ON_BOARD_CPU.with(|c| c.set(true));
+    let pages = region.layout.size() / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Dma as usize] = Some((0, 4096));
+    zones[ZoneType::Normal as usize] = Some((4096, pages));
+    let (layout, board) = (layout(region, zones), board(single_cpu));
     let config = Config { oom_timeout_ns: 0, ..Config::default() };
     // SAFETY: The region is ours, zeroed, `pages` pages long, and outlives the allocator.
     unsafe { PageAllocator::new(board, layout, config) }.expect("boot")
@@ -155,17 +164,7 @@ fn a_bad_layout_is_rejected() {
     let pages = region.layout.size() / PAGE_SIZE;
     let mut zones = [None; MAX_NR_ZONES];
     zones[ZoneType::Normal as usize] = Some((16, pages));
-    let layout = Layout {
-        start_pfn: 0,
-        end_pfn: pages,
-        zones,
-        direct_map: region.ptr,
-        direct_map_end_pfn: pages,
-        pageblock_order: 9,
-        zeroed: true,
-    };
-    let board = Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), single_cpu: false };
     // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
-    let err = unsafe { PageAllocator::new(board, layout, Config::default()) }.err().unwrap();
+    let err = unsafe { PageAllocator::new(board(false), layout(&region, zones), Config::default()) }.err().unwrap();
     assert_eq!(err.0, "zones must be ascending, contiguous and cover the memory range");
 }
