@@ -465,6 +465,7 @@ mod tests {
         for bits in [0x3, 0x5, 0x6, 0x7, 0xb, 0xd, 0xe, 0xf] {
             let gfp = GFP_KERNEL | Gfp::from_bits(bits);
             assert_eq!(gfp.zone(), Err(BadGfpZone { flags: gfp }), "{bits:#x}");
+            assert_eq!(gfp.zone().unwrap_err().modifiers().bits(), bits, "{bits:#x}");
         }
         assert_eq!(GFP_HIGHUSER_MOVABLE.zone(), Ok(Movable));
         assert_eq!(GFP_HIGHUSER.zone(), Ok(HighMem));
@@ -515,6 +516,8 @@ mod tests {
         let nested = (GFP_HIGHUSER_MOVABLE | __GFP_ZERO | __GFP_COMP).nested();
         assert_eq!(nested, GFP_KERNEL | __GFP_NORETRY | __GFP_NOMEMALLOC | __GFP_NOWARN);
         assert_eq!(GFP_ATOMIC.nested().bits(), 0x9_2820);
+        let nested = (GFP_KERNEL | __GFP_ZERO | __GFP_HIGHMEM).nested();
+        assert_eq!(nested, GFP_KERNEL | __GFP_NORETRY | __GFP_NOMEMALLOC | __GFP_NOWARN);
     }
 
     #[test]
@@ -583,6 +586,17 @@ mod tests {
         assert_eq!(format!("{GFP_KERNEL:?}"), "0xcc0(GFP_KERNEL)");
         assert_eq!(format!("{:?}", GFP_NOWAIT | __GFP_ZERO), "0x2900(GFP_NOWAIT|__GFP_ZERO)");
         assert_eq!(format!("{:?}", Gfp::empty()), "0x0()");
+        #[rustfmt::skip]
+        let cases = [
+            (GFP_KERNEL | __GFP_NOWARN, "0x2cc0(GFP_KERNEL|__GFP_NOWARN)"), (GFP_ATOMIC, "0x820(GFP_ATOMIC)"),
+            (GFP_NOWAIT, "0x2800(GFP_NOWAIT)"), (GFP_HIGHUSER_MOVABLE, "0x100cca(GFP_HIGHUSER_MOVABLE)"),
+            (GFP_NOFS | __GFP_NORETRY, "0x10c40(GFP_NOFS|__GFP_NORETRY)"),
+            (GFP_KERNEL | __GFP_DMA | __GFP_HIGHMEM, "0xcc3(GFP_KERNEL|GFP_DMA|__GFP_HIGHMEM)"),
+            (Gfp::from_bits(0x400_0000), "0x4000000(0x4000000)"),
+        ];
+        for (gfp, text) in cases {
+            assert_eq!(format!("{gfp:?}"), text);
+        }
     }
 
     #[test]

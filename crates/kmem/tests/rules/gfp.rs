@@ -1,5 +1,7 @@
-//! GFP-1..GFP-7 (SEMANTICS.md §1.6): flag values, zone selection, reserves, mobility,
-//! non-blocking requests, and the scoped NOIO/NOFS API.
+//! GFP-1..GFP-7 (SEMANTICS.md §1.6) through a machine: zone selection, reserves, mobility,
+//! non-blocking requests, and the scoped NOIO/NOFS API. The pure tables (GFP-1 bit and
+//! composite values, `%pGg` printing, the 16-entry `gfp_zone` table of GFP-2) are the unit tests
+//! at the end of `kmem-core/src/gfp.rs`; they are not repeated here.
 
 use kmem::context::{memalloc_nofs_save, memalloc_noio_save};
 use kmem::gfp::*;
@@ -7,86 +9,6 @@ use kmem::zone::{MigrateType, ZoneType};
 use kmem::{Gfp, MAX_PAGE_ORDER, Machine, Profile};
 
 use crate::*;
-
-#[test]
-fn gfp1_single_bit_values_match_table() {
-    #[rustfmt::skip]
-    let bits = [
-        (__GFP_DMA, 0x01), (__GFP_HIGHMEM, 0x02), (__GFP_DMA32, 0x04), (__GFP_MOVABLE, 0x08),
-        (__GFP_RECLAIMABLE, 0x10), (__GFP_HIGH, 0x20), (__GFP_IO, 0x40), (__GFP_FS, 0x80),
-        (__GFP_ZERO, 0x100), (__GFP_DIRECT_RECLAIM, 0x400), (__GFP_KSWAPD_RECLAIM, 0x800),
-        (__GFP_WRITE, 0x1000), (__GFP_NOWARN, 0x2000), (__GFP_RETRY_MAYFAIL, 0x4000),
-        (__GFP_NOFAIL, 0x8000), (__GFP_NORETRY, 0x10000), (__GFP_MEMALLOC, 0x20000),
-        (__GFP_COMP, 0x40000), (__GFP_NOMEMALLOC, 0x80000), (__GFP_HARDWALL, 0x100000),
-        (__GFP_THISNODE, 0x200000), (__GFP_ACCOUNT, 0x400000), (__GFP_ZEROTAGS, 0x800000),
-    ];
-    for (flag, value) in bits {
-        assert_eq!(flag.bits(), value, "{flag}");
-    }
-    assert_eq!(__GFP_RECLAIM.bits(), 0xc00);
-    assert_eq!(GFP_ZONEMASK.bits(), 0xf);
-    assert_eq!(__GFP_BITS_MASK.bits(), (1 << __GFP_BITS_SHIFT) - 1);
-    assert_eq!(__GFP_BITS_MASK.bits(), 0xff_ffff, "last defined bit is __GFP_ZEROTAGS in this configuration");
-    for absent in [__GFP_SKIP_ZERO, __GFP_SKIP_KASAN, __GFP_NOLOCKDEP, __GFP_NO_OBJ_EXT] {
-        assert_eq!(absent.bits(), 0);
-    }
-}
-
-#[test]
-fn gfp1_composite_values_match_table_nowait_is_0x2800() {
-    #[rustfmt::skip]
-    let composites = [
-        (GFP_ATOMIC, 0x820), (GFP_KERNEL, 0xcc0), (GFP_KERNEL_ACCOUNT, 0x40_0cc0), (GFP_NOWAIT, 0x2800),
-        (GFP_NOIO, 0xc00), (GFP_NOFS, 0xc40), (GFP_USER, 0x10_0cc0), (GFP_DMA, 0x1), (GFP_DMA32, 0x4),
-        (GFP_HIGHUSER, 0x10_0cc2), (GFP_HIGHUSER_MOVABLE, 0x10_0cca), (GFP_TRANSHUGE_LIGHT, 0x1c_20ca),
-        (GFP_TRANSHUGE, 0x1c_24ca),
-    ];
-    for (flag, value) in composites {
-        assert_eq!(flag.bits(), value, "{flag}");
-    }
-    // Internal masks of mm/internal.h and gfp_nested_mask().
-    assert_eq!(GFP_RECLAIM_MASK.bits(), 0xb_ece0);
-    assert_eq!(GFP_BOOT_MASK.bits(), __GFP_BITS_MASK.bits() & !0xcc0);
-    assert_eq!(GFP_CONSTRAINT_MASK.bits(), 0x30_0000);
-    let nested = (GFP_KERNEL | __GFP_ZERO | __GFP_HIGHMEM).nested();
-    assert_eq!(nested, GFP_KERNEL | __GFP_NORETRY | __GFP_NOMEMALLOC | __GFP_NOWARN);
-}
-
-#[test]
-fn gfp1_flags_print_like_pgg() {
-    #[rustfmt::skip]
-    let cases = [
-        (GFP_KERNEL, "0xcc0(GFP_KERNEL)"), (GFP_KERNEL | __GFP_NOWARN, "0x2cc0(GFP_KERNEL|__GFP_NOWARN)"),
-        (GFP_ATOMIC, "0x820(GFP_ATOMIC)"), (GFP_NOWAIT, "0x2800(GFP_NOWAIT)"),
-        (GFP_HIGHUSER_MOVABLE, "0x100cca(GFP_HIGHUSER_MOVABLE)"),
-        (GFP_NOFS | __GFP_NORETRY, "0x10c40(GFP_NOFS|__GFP_NORETRY)"),
-        (GFP_KERNEL | __GFP_DMA | __GFP_HIGHMEM, "0xcc3(GFP_KERNEL|GFP_DMA|__GFP_HIGHMEM)"),
-        (Gfp::from_bits(0x400_0000), "0x4000000(0x4000000)"), (Gfp::empty(), "0x0()"),
-    ];
-    for (gfp, text) in cases {
-        assert_eq!(format!("{gfp:?}"), text);
-    }
-}
-
-#[test]
-fn gfp2_zone_table_all_sixteen_combinations() {
-    use ZoneType::*;
-    for bits in 0..16u32 {
-        let expected = match bits {
-            0x0 | 0x8 => Some(Normal),
-            0x1 | 0x9 => Some(Dma),
-            0x2 => Some(HighMem),
-            0x4 | 0xc => Some(Dma32),
-            0xa => Some(Movable),
-            _ => None,
-        };
-        let gfp = GFP_KERNEL | Gfp::from_bits(bits);
-        match expected {
-            Some(zone) => assert_eq!(gfp.zone(), Ok(zone), "{bits:#x}"),
-            None => assert_eq!(gfp.zone().unwrap_err().modifiers().bits(), bits, "{bits:#x} must be BAD"),
-        }
-    }
-}
 
 /// The zone the first page of a request with zone modifiers `bits` comes from.
 fn zone_of_first_page(m: &Machine, bits: u32) -> ZoneType {
