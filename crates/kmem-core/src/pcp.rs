@@ -10,7 +10,7 @@
 //! that claimed the slot while the owner was outside its section. A drainer that finds the
 //! owner inside leaves `drain_requested`, which the owner honours on its next operation. A
 //! slot whose thread exits is drained by that thread first.
-//! Invariant: `count == Σ over lists of (list length << order)`.
+//! Invariant: `counts[zone] == Σ over that zone's lists of (list length << order)`.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -38,18 +38,38 @@ struct List {
     tail: u32,
 }
 
-/// One zone's lists on one CPU.
-pub struct PerCpuPages {
+/// One zone's lists on one CPU: the part only the slot's holder may touch.
+struct Lists {
     lists: [List; NR_PCP_LISTS],
-    /// Pages on all lists.
-    pub count: usize,
     /// Round-robin cursor for draining.
     drain_cursor: usize,
 }
 
-impl PerCpuPages {
+impl Lists {
     const fn new() -> Self {
-        Self { lists: [List { head: NIL, tail: NIL }; NR_PCP_LISTS], count: 0, drain_cursor: 0 }
+        Self { lists: [List { head: NIL, tail: NIL }; NR_PCP_LISTS], drain_cursor: 0 }
+    }
+}
+
+/// One zone's lists on one CPU, as the slot's holder sees them: the lists, and the page count
+/// that lives outside them (an atomic in [`PcpSlot`], written only by the holder) so other
+/// CPUs can read it.
+pub struct PerCpuPages<'a> {
+    inner: &'a mut Lists,
+    pages: &'a AtomicUsize,
+}
+
+impl PerCpuPages<'_> {
+    /// Pages on all lists.
+    #[inline]
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.pages.load(Relaxed)
+    }
+
+    #[inline]
+    fn add_count(&self, delta: isize) {
+        PcpSlot::bump(self.pages, delta as usize);
     }
 
     /// Adds a block at the head (hot) or the tail (cold).
@@ -58,7 +78,7 @@ impl PerCpuPages {
     /// `pfn` must be inside `mm` and the block must be free and owned by the caller.
     #[inline(always)]
     pub unsafe fn push(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, cold: bool) {
-        let list = &mut self.lists[pindex(order, mt)];
+        let list = &mut self.inner.lists[pindex(order, mt)];
         // SAFETY: In range by the caller's contract.
         let page = unsafe { mm.page_unchecked(pfn) };
         page.set_info(pg::PCP, order, mt);
@@ -84,13 +104,13 @@ impl PerCpuPages {
             }
             list.head = p;
         }
-        self.count += 1 << order;
+        self.add_count(1 << order);
     }
 
     /// Takes a block from the head (hot) or the tail (cold).
     #[inline(always)]
     pub fn pop(&mut self, mm: &MemMap, order: u32, mt: MigrateType, cold: bool) -> Option<usize> {
-        let list = &mut self.lists[pindex(order, mt)];
+        let list = &mut self.inner.lists[pindex(order, mt)];
         let pfn = if cold { list.tail } else { list.head };
         if pfn == NIL {
             return None;
@@ -120,7 +140,7 @@ impl PerCpuPages {
             unsafe { mm.page_unchecked(next as usize) }.prev.store(prev, Relaxed);
         }
         // The caller rewrites the page's `info` (allocation) or re-lists it (drain).
-        self.count -= 1 << order;
+        self.add_count(-(1isize << order));
         Some(pfn as usize)
     }
 
@@ -129,9 +149,9 @@ impl PerCpuPages {
     pub fn take_cold(&mut self, mm: &MemMap, nr_pages: usize, mut f: impl FnMut(usize, u32, MigrateType)) -> usize {
         let mut taken = 0;
         let mut empty_streak = 0;
-        while taken < nr_pages && self.count > 0 && empty_streak < NR_PCP_LISTS {
-            let index = self.drain_cursor;
-            self.drain_cursor = (self.drain_cursor + 1) % NR_PCP_LISTS;
+        while taken < nr_pages && self.count() > 0 && empty_streak < NR_PCP_LISTS {
+            let index = self.inner.drain_cursor;
+            self.inner.drain_cursor = (index + 1) % NR_PCP_LISTS;
             let order = (index / MIGRATE_PCPTYPES) as u32;
             let mt = MigrateType::from_index(index % MIGRATE_PCPTYPES);
             match self.pop(mm, order, mt, true) {
@@ -149,7 +169,7 @@ impl PerCpuPages {
 
     /// Every block on the lists (checks and diagnostics).
     pub fn for_each(&self, mm: &MemMap, mut f: impl FnMut(usize, u32, MigrateType)) {
-        for (index, list) in self.lists.iter().enumerate() {
+        for (index, list) in self.inner.lists.iter().enumerate() {
             let mut pfn = list.head;
             while pfn != NIL {
                 f(pfn as usize, (index / MIGRATE_PCPTYPES) as u32, MigrateType::from_index(index % MIGRATE_PCPTYPES));
@@ -161,12 +181,13 @@ impl PerCpuPages {
 
 /// One CPU slot: its per-zone lists and the drain request flag.
 pub struct PcpSlot {
-    zones: [UnsafeCell<PerCpuPages>; MAX_NR_ZONES],
+    zones: [UnsafeCell<Lists>; MAX_NR_ZONES],
     /// Set by another context that wants this slot's pages back on the buddy lists.
     pub drain_requested: AtomicBool,
     /// Owner-or-drainer exclusion (see [`crate::pcp_guard`]).
     pub guard: crate::pcp_guard::SlotGuard,
-    /// Copy of each zone's `count`, for readers on other CPUs (`/proc/zoneinfo`).
+    /// Pages on each zone's lists; written only by the slot's holder, read by anyone
+    /// (`/proc/zoneinfo`, drain decisions).
     pub counts: [AtomicUsize; MAX_NR_ZONES],
     /// Pages allocated through this slot, per zone; written only by the owner.
     pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
@@ -189,7 +210,7 @@ impl PcpSlot {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            zones: [const { UnsafeCell::new(PerCpuPages::new()) }; MAX_NR_ZONES],
+            zones: [const { UnsafeCell::new(Lists::new()) }; MAX_NR_ZONES],
             drain_requested: AtomicBool::new(false),
             guard: crate::pcp_guard::SlotGuard::new(),
             counts: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
@@ -211,9 +232,8 @@ impl PcpSlot {
     /// `Platform::cpu` for the caller, or the slot's owner is gone), and must not hold another
     /// reference obtained from this function for the same zone.
     #[inline]
-    #[expect(clippy::mut_from_ref, reason = "exclusive per-CPU access is the caller's contract")]
-    pub unsafe fn lists(&self, zone: usize) -> &mut PerCpuPages {
+    pub unsafe fn lists(&self, zone: usize) -> PerCpuPages<'_> {
         // SAFETY: Exclusive use of the slot is the caller's contract.
-        unsafe { &mut *self.zones[zone].get() }
+        PerCpuPages { inner: unsafe { &mut *self.zones[zone].get() }, pages: &self.counts[zone] }
     }
 }

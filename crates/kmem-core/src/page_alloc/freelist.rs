@@ -111,13 +111,12 @@ impl<P: Platform> PageAllocator<P> {
         let zi = zone.kind as usize;
         // SAFETY: `Platform::context`/`cpu` gave us this slot (the trait's contract) and we are
         // inside its guard section.
-        let lists = unsafe { slot.lists(zi) };
+        let mut lists = unsafe { slot.lists(zi) };
         let pfn = match lists.pop(&self.mm, order, mt, cold) {
             Some(pfn) => Some(pfn),
-            None => self.refill_pcp(lists, zone, order, mt, cold),
+            None => self.refill_pcp(&mut lists, zone, order, mt, cold),
         };
         if pfn.is_some() {
-            slot.counts[zi].store(lists.count, Relaxed);
             PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
         }
         slot.guard.exit();
@@ -130,7 +129,7 @@ impl<P: Platform> PageAllocator<P> {
     #[inline(never)]
     fn refill_pcp(
         &self,
-        lists: &mut PerCpuPages,
+        lists: &mut PerCpuPages<'_>,
         zone: &Zone,
         order: u32,
         mt: MigrateType,
@@ -350,14 +349,13 @@ impl<P: Platform> PageAllocator<P> {
         }
         let zi = zone.kind as usize;
         // SAFETY: `Platform::context` gave us this slot exclusively.
-        let lists = unsafe { slot.lists(zi) };
+        let mut lists = unsafe { slot.lists(zi) };
         // SAFETY: Callers of `free_block` pass a validated pfn of a block they own and free.
         unsafe { lists.push(&self.mm, pfn, order, mt, false) };
         PcpSlot::bump(&slot.pgfree, 1 << order);
-        if lists.count >= zone.pcp_high() as usize {
-            self.flush_pcp_batch(lists, zone);
+        if lists.count() >= zone.pcp_high() as usize {
+            self.flush_pcp_batch(&mut lists, zone);
         }
-        slot.counts[zi].store(lists.count, Relaxed);
         slot.guard.exit();
         true
     }
@@ -365,7 +363,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `free_pcppages_bulk`: a batch of this CPU's coldest pages back to the buddy lists.
     #[cold]
     #[inline(never)]
-    fn flush_pcp_batch(&self, lists: &mut PerCpuPages, zone: &Zone) {
+    fn flush_pcp_batch(&self, lists: &mut PerCpuPages<'_>, zone: &Zone) {
         let batch = zone.pcp_batch() as usize;
         let mut area = zone.lock();
         lists.take_cold(&self.mm, batch, |p, o, t| {
@@ -383,8 +381,8 @@ impl<P: Platform> PageAllocator<P> {
         let mut drained = 0;
         for (zi, zone) in self.zones.iter().enumerate() {
             // SAFETY: Callers hold the slot: inside its guard section, or with its claim.
-            let lists = unsafe { slot.lists(zi) };
-            if lists.count == 0 {
+            let mut lists = unsafe { slot.lists(zi) };
+            if lists.count() == 0 {
                 continue;
             }
             let mut area = zone.lock();
@@ -392,7 +390,6 @@ impl<P: Platform> PageAllocator<P> {
                 area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false);
             });
             self.after_buddy_free(zone, &mut area);
-            slot.counts[zi].store(0, Relaxed);
         }
         drained
     }

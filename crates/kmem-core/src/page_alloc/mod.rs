@@ -507,7 +507,7 @@ impl<P: Platform> PageAllocator<P> {
                     assert_eq!(self.mm.page(pfn).order(), order);
                     pages += 1 << order;
                 });
-                assert_eq!(pages, lists.count, "cpu {cpu} zone {} pcp count", zone.name());
+                assert_eq!(pages, lists.count(), "cpu {cpu} zone {} pcp count", zone.name());
             }
         }
     }
