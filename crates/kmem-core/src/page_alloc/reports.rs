@@ -66,14 +66,8 @@ impl<P: Platform> PageAllocator<P> {
     /// `bad_page`: the page is reported and leaked, never reused (PA-16). Rate limit: 60
     /// reports, then quiet for a minute.
     pub(super) fn report_bad_page(&self, pfn: usize, reason: &str, caller: &Location<'_>) {
-        self.stats.bad_pages.fetch_add(1, Relaxed);
-        let now = self.platform.now_ns();
-        match self.bad_page_rs.check(now) {
-            Verdict::Suppress => return,
-            Verdict::Print { missed: Some(n) } => {
-                self.platform.log(Level::Alert, format_args!("BUG: Bad page state: {n} messages suppressed"));
-            }
-            Verdict::Print { missed: None } => {}
+        if !self.count_bad_page() {
+            return;
         }
         let page = self.mm.page(pfn);
         self.with_task(|task| {
@@ -92,16 +86,25 @@ impl<P: Platform> PageAllocator<P> {
         self.platform.dump_stack(caller);
     }
 
+    /// Counts a bad page or bad free and applies the shared rate limit (60 reports, then a quiet
+    /// minute, announcing how many were suppressed). Returns whether to print this one.
+    fn count_bad_page(&self) -> bool {
+        self.stats.bad_pages.fetch_add(1, Relaxed);
+        match self.bad_page_rs.check(self.platform.now_ns()) {
+            Verdict::Suppress => false,
+            Verdict::Print { missed } => {
+                if let Some(n) = missed {
+                    self.platform.log(Level::Alert, format_args!("BUG: Bad page state: {n} messages suppressed"));
+                }
+                true
+            }
+        }
+    }
+
     /// A free that cannot be carried out at all (unknown page, impossible order).
     pub(super) fn report_bad_free(&self, pfn: Option<usize>, order: u32, what: &str, caller: &Location<'_>) {
-        self.stats.bad_pages.fetch_add(1, Relaxed);
-        // Shares the bad-page rate limit: 60 reports, then a quiet minute.
-        match self.bad_page_rs.check(self.platform.now_ns()) {
-            Verdict::Suppress => return,
-            Verdict::Print { missed: Some(n) } => {
-                self.platform.log(Level::Err, format_args!("BUG: Bad page state: {n} messages suppressed"));
-            }
-            Verdict::Print { missed: None } => {}
+        if !self.count_bad_page() {
+            return;
         }
         match pfn {
             Some(pfn) => self.platform.log(

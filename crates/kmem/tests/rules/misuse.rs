@@ -76,3 +76,17 @@ fn byte_access_refuses_the_page_array_and_free_pages() {
     assert!(m.write_bytes(paddr, b"gone").is_err(), "a freed page is not writable through the machine");
     check(&m);
 }
+
+/// PA-16's rate limit (60 reports, then a quiet minute), shared by bad-page and bad-free
+/// reports: a burst of 70 bad frees prints 60 reports and counts all 70.
+#[test]
+fn bad_free_reports_share_the_bad_page_rate_limit() {
+    let m = i386_nopcp(64);
+    let bad_pages = m.stats().bad_pages.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..70 {
+        m.free_pages_addr(8 as *const u8, 0);
+    }
+    assert_eq!(count_log(&m, "address is not in the direct map"), 60);
+    assert_eq!(m.stats().bad_pages.load(std::sync::atomic::Ordering::SeqCst), bad_pages + 70);
+    check(&m);
+}
