@@ -1,4 +1,4 @@
-//! Fault injection: `fail_page_alloc` (and, later, `failslab`) with the kernel's knobs
+//! Fault injection: `fail_page_alloc` and `failslab` with the kernel's knobs
 //! (`lib/fault-inject.c`, `Documentation/fault-injection/fault-injection.rst`).
 //!
 //! The decision follows `should_fail_ex`: probability 0 never fails; `times` (−1 unlimited)
@@ -29,6 +29,8 @@ pub struct FaultAttr {
     pub min_order: AtomicU32,
     /// Failures injected so far (for tests and statistics).
     pub injected: AtomicUsize,
+    /// failslab's `cache-filter`: only caches with `SLAB_FAILSLAB` fail.
+    pub cache_filter: core::sync::atomic::AtomicBool,
 }
 
 /// A bad fault-injection setting.
@@ -60,7 +62,18 @@ impl FaultAttr {
             ignore_gfp_highmem: core::sync::atomic::AtomicBool::new(true),
             min_order: AtomicU32::new(1),
             injected: AtomicUsize::new(0),
+            cache_filter: core::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The `failslab` defaults: off, interval 1, times 1, ignore-gfp-wait on, cache-filter off
+    /// (`mm/failslab.c`).
+    #[must_use]
+    pub const fn failslab_defaults() -> Self {
+        let mut attr = Self::fail_page_alloc_defaults();
+        attr.ignore_gfp_highmem = core::sync::atomic::AtomicBool::new(false);
+        attr.min_order = AtomicU32::new(0);
+        attr
     }
 
     /// Sets `probability` (percent, 0..=100), `interval` (≥ 1), `times` (−1 = unlimited) and

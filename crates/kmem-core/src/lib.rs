@@ -25,6 +25,7 @@ pub mod fault;
 mod flagset;
 pub mod gfp;
 pub mod kmalloc;
+mod kmem;
 pub mod memmap;
 pub mod order;
 pub mod page_alloc;
@@ -32,6 +33,7 @@ pub mod pcp;
 pub mod pcp_guard;
 pub mod platform;
 pub mod proc;
+pub mod rcu;
 pub mod reclaim;
 pub mod report;
 pub mod slab;
@@ -41,9 +43,13 @@ pub mod watermark;
 pub mod zone;
 
 pub use gfp::Gfp;
+pub use kmem::Kmem;
 pub use memmap::Page;
 pub use order::{MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, get_order};
 pub use page_alloc::PageAllocator;
+
+/// `NUMA_NO_NODE`: "any node" (kmem machines have one node, 0).
+pub const NUMA_NO_NODE: i32 = -1;
 
 /// An allocation could not be satisfied (the kernel's NULL return).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

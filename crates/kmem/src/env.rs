@@ -49,6 +49,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "KMEM_FAIL_PAGE_ALLOC",
         "<interval>,<probability>,<space>,<times>[,ignore-gfp-wait=N][,ignore-gfp-highmem=N][,min-order=N][,verbose=N]",
     ),
+    ("KMEM_FAILSLAB", "failslab knobs, same syntax as KMEM_FAIL_PAGE_ALLOC"),
+    ("KMEM_SLUB_DEBUG", "slab_debug=: debug letters FZPUTAO- and cache names, e.g. FZPU or Z,kmalloc-*"),
+    ("KMEM_INIT_ON_ALLOC", "init_on_alloc: zero slab objects on allocation, 1 or 0"),
+    ("KMEM_INIT_ON_FREE", "init_on_free: zero slab objects on free, 1 or 0"),
+    ("KMEM_SLAB_MERGE", "merge compatible slab caches: 1 (slab_merge, default) or 0 (slab_nomerge)"),
+    ("KMEM_SLAB_FREELIST_RANDOM", "randomise the object order of new slabs: 1 (default) or 0"),
 ];
 
 /// Parses a size: plain bytes, or a number with a `K`, `M`, `G` or `T` suffix (binary units,
@@ -153,6 +159,27 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         probe.parse_and_apply(&v).map_err(|e| err("KMEM_FAIL_PAGE_ALLOC", &v, e.0))?;
         b = b.fail_page_alloc(v);
     }
+    if let Some(v) = get("KMEM_FAILSLAB") {
+        let probe = kmem_core::fault::FaultAttr::failslab_defaults();
+        probe.parse_and_apply(&v).map_err(|e| err("KMEM_FAILSLAB", &v, e.0))?;
+        b = b.failslab(v);
+    }
+    if let Some(v) = get("KMEM_SLUB_DEBUG") {
+        kmem_core::slab::DebugSpec::new(&v).map_err(|e| err("KMEM_SLUB_DEBUG", &v, e.to_string()))?;
+        b = b.slub_debug(v);
+    }
+    if let Some(v) = get("KMEM_INIT_ON_ALLOC") {
+        b = b.init_on_alloc(parse_bool("KMEM_INIT_ON_ALLOC", &v)?);
+    }
+    if let Some(v) = get("KMEM_INIT_ON_FREE") {
+        b = b.init_on_free(parse_bool("KMEM_INIT_ON_FREE", &v)?);
+    }
+    if let Some(v) = get("KMEM_SLAB_MERGE") {
+        b = b.slab_merge(parse_bool("KMEM_SLAB_MERGE", &v)?);
+    }
+    if let Some(v) = get("KMEM_SLAB_FREELIST_RANDOM") {
+        b = b.random_freelist(parse_bool("KMEM_SLAB_FREELIST_RANDOM", &v)?);
+    }
     Ok(b)
 }
 
@@ -197,6 +224,12 @@ mod tests {
             ("KMEM_LOG_ECHO", "loud"),
             ("KMEM_LOG_BUF_LEN", "big"),
             ("KMEM_FAIL_PAGE_ALLOC", "1,200,0,1"),
+            ("KMEM_FAILSLAB", "0,10,0,1"),
+            ("KMEM_SLUB_DEBUG", "FQ"),
+            ("KMEM_INIT_ON_ALLOC", "sometimes"),
+            ("KMEM_INIT_ON_FREE", "2"),
+            ("KMEM_SLAB_MERGE", "x"),
+            ("KMEM_SLAB_FREELIST_RANDOM", "y"),
         ] {
             let e = apply_map(&[(var, value)]).err().unwrap_or_else(|| panic!("{var}={value} accepted"));
             assert_eq!(e.var, var);
@@ -216,12 +249,17 @@ mod tests {
             ("KMEM_TRIM_AFTER_MS", "0"),
             ("KMEM_LOG_ECHO", "off"),
             ("KMEM_FAIL_PAGE_ALLOC", "1,100,0,1,min-order=0"),
+            ("KMEM_SLUB_DEBUG", "Z,kmalloc-*"),
+            ("KMEM_INIT_ON_FREE", "1"),
+            ("KMEM_SLAB_MERGE", "0"),
         ])
         .unwrap();
         assert_eq!(b.settings().mem_bytes, Some(64 << 20));
         assert_eq!(b.settings().profile, Profile::I386);
         assert_eq!(b.settings().cpus, Some(3));
         assert!(!b.settings().pcp);
+        assert_eq!(b.settings().slub_debug.as_deref(), Some("Z,kmalloc-*"));
+        assert!(b.settings().slab.init_on_free && !b.settings().slab.merge);
         assert_eq!(b.settings().trim_after, None, "0 means never");
         let b = apply_map(&[("KMEM_TRIM_AFTER_MS", "250")]).unwrap();
         assert_eq!(b.settings().trim_after, Some(Duration::from_millis(250)));

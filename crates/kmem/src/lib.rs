@@ -27,6 +27,8 @@ mod cpu;
 pub mod env;
 mod machine;
 pub mod printk;
+mod procfs;
+pub use kmem_core::{kmalloc, slab};
 pub mod sys;
 
 pub use kmem_core::platform::Level;

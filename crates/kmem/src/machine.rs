@@ -23,8 +23,9 @@ use kmem_core::order::PAGE_SIZE;
 use kmem_core::page_alloc::{Config, InitError, Layout};
 use kmem_core::pcp::MAX_CPUS;
 use kmem_core::platform::{Level, Platform, Task};
+use kmem_core::slab::{DebugSpec, SlabConfig};
 use kmem_core::zone::MAX_NR_ZONES;
-use kmem_core::{AllocError, PageAllocator, proc};
+use kmem_core::{AllocError, Kmem, PageAllocator};
 
 use crate::cpu::{self, SlotOwner};
 use crate::printk::{Echo, Printk};
@@ -124,6 +125,12 @@ pub struct Settings {
     /// kswapd's aging period for giving memory back to the host: a free max-order block that
     /// stays free for one to two periods is released (`None`: only `trim` releases, see [`PageAllocator::trim`]).
     pub trim_after: Option<Duration>,
+    /// Slab settings (`init_on_alloc`, `init_on_free`, freelist randomisation, merging).
+    pub slab: SlabConfig,
+    /// `slab_debug=` spec.
+    pub slub_debug: Option<String>,
+    /// `failslab` spec (same syntax as `fail_page_alloc`).
+    pub failslab: Option<String>,
 }
 
 /// Builds a [`Machine`].
@@ -155,6 +162,9 @@ impl Builder {
                 echo: Echo::Off,
                 fail_page_alloc: None,
                 trim_after: Some(Duration::from_secs(1)),
+                slab: SlabConfig::default(),
+                slub_debug: None,
+                failslab: None,
             },
         }
     }
@@ -241,6 +251,42 @@ impl Builder {
     ///
     /// # Errors
     /// A bad value, naming the variable.
+    /// `init_on_alloc=`: zero slab objects on allocation.
+    pub fn init_on_alloc(mut self, on: bool) -> Self {
+        self.s.slab.init_on_alloc = on;
+        self
+    }
+
+    /// `init_on_free=`: zero slab objects on free.
+    pub fn init_on_free(mut self, on: bool) -> Self {
+        self.s.slab.init_on_free = on;
+        self
+    }
+
+    /// `CONFIG_SLAB_FREELIST_RANDOM`: new slabs hand out objects in a random order (default on).
+    pub fn random_freelist(mut self, on: bool) -> Self {
+        self.s.slab.random_freelist = on;
+        self
+    }
+
+    /// `slab_merge` (true, default) or `slab_nomerge` (false).
+    pub fn slab_merge(mut self, on: bool) -> Self {
+        self.s.slab.merge = on;
+        self
+    }
+
+    /// `slab_debug=`: debug flags for caches, e.g. `FZPU` or `Z,kmalloc-*` (checked at build).
+    pub fn slub_debug(mut self, spec: impl Into<String>) -> Self {
+        self.s.slub_debug = Some(spec.into());
+        self
+    }
+
+    /// `failslab` knobs, in `fail_page_alloc` syntax (checked at build).
+    pub fn failslab(mut self, spec: impl Into<String>) -> Self {
+        self.s.failslab = Some(spec.into());
+        self
+    }
+
     pub fn from_env(self) -> Result<Self, crate::env::EnvError> {
         crate::env::apply(self, |k| std::env::var(k).ok())
     }
@@ -295,15 +341,27 @@ impl Builder {
         // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
         // `dm_end` pages, and the mapping lives in the platform, which the allocator owns.
         let pa = unsafe { PageAllocator::new(platform, layout, config) }.map_err(BuildError::Init)?;
+        let mut slab = s.slab;
+        if let Some(spec) = &s.slub_debug {
+            slab.debug = DebugSpec::new(spec).map_err(|e| BuildError::Setting(format!("slab_debug: {e}")))?;
+        }
+        let pa = Kmem::new(pa, slab);
+        if let Some(spec) = &s.failslab {
+            pa.slabs().failslab().parse_and_apply(spec).map_err(|e| BuildError::Setting(format!("failslab: {e}")))?;
+        }
         if let Some(spec) = &s.fail_page_alloc {
             pa.fail_page_alloc()
                 .parse_and_apply(spec)
                 .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
         }
         pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
-        let inner = Arc::new(Inner { pa, profile: s.profile });
+        let inner = Arc::new(Inner { kmem: pa, profile: s.profile, shrinker: std::sync::OnceLock::new() });
+        // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
+        if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
+            let _ = inner.shrinker.set(id);
+        }
         let weak: Weak<dyn SlotOwner> = Arc::downgrade(&inner) as Weak<dyn SlotOwner>;
-        let _ = inner.pa.platform().owner.set(weak);
+        let _ = inner.kmem.platform().owner.set(weak);
         if s.kswapd {
             spawn_kswapd(&inner, s.trim_after).map_err(BuildError::Host)?;
         }
@@ -318,14 +376,16 @@ pub struct Machine {
 }
 
 pub(crate) struct Inner {
-    pa: PageAllocator<UserPlatform>,
+    kmem: Kmem<UserPlatform>,
     profile: Profile,
+    shrinker: std::sync::OnceLock<kmem_core::reclaim::RegistrationId>,
 }
 
 impl Deref for Machine {
-    type Target = PageAllocator<UserPlatform>;
+    type Target = Kmem<UserPlatform>;
+    #[inline(always)]
     fn deref(&self) -> &Self::Target {
-        &self.inner.pa
+        &self.inner.kmem
     }
 }
 
@@ -352,7 +412,7 @@ impl Machine {
 
     /// The page allocator (also reachable through `Deref`).
     pub fn pages(&self) -> &PageAllocator<UserPlatform> {
-        &self.inner.pa
+        &self.inner.kmem
     }
 
     /// The kernel log ring.
@@ -438,59 +498,25 @@ impl Machine {
         let meta = self.reserved_pages() * PAGE_SIZE;
         100.0 * meta as f64 / (self.total_managed() * PAGE_SIZE) as f64
     }
-
-    /// `/proc/buddyinfo`.
-    pub fn buddyinfo(&self) -> String {
-        let mut s = String::new();
-        let _ = proc::buddyinfo(self.pages(), &mut s);
-        s
-    }
-
-    /// `/proc/pagetypeinfo`.
-    pub fn pagetypeinfo(&self) -> String {
-        let mut s = String::new();
-        let _ = proc::pagetypeinfo(self.pages(), &mut s);
-        s
-    }
-
-    /// `/proc/zoneinfo`.
-    pub fn zoneinfo(&self) -> String {
-        let mut s = String::new();
-        let _ = proc::zoneinfo(self.pages(), &proc::MeminfoExtra::default(), &mut s);
-        s
-    }
-
-    /// `/proc/meminfo`.
-    pub fn meminfo(&self) -> String {
-        let mut s = String::new();
-        let _ = proc::meminfo(self.pages(), &proc::MeminfoExtra::default(), &mut s);
-        s
-    }
-
-    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`).
-    pub fn proc_read(&self, name: &str) -> Option<String> {
-        Some(match name {
-            "buddyinfo" => self.buddyinfo(),
-            "zoneinfo" => self.zoneinfo(),
-            "meminfo" => self.meminfo(),
-            "pagetypeinfo" => self.pagetypeinfo(),
-            _ => return None,
-        })
-    }
 }
 
 impl SlotOwner for Inner {
     fn release_slot(&self, slot: usize) {
         // SAFETY: Only the thread that held `slot` calls this (from its exit or `release_cpu`),
         // after it stopped using the slot; the slot is marked free only afterwards.
-        unsafe { self.pa.drain_cpu_slot(slot) };
-        self.pa.platform().slots[slot].store(false, Ordering::Release);
+        self.kmem.slab_cpu_dead(slot);
+        // SAFETY: As above.
+        unsafe { self.kmem.drain_cpu_slot(slot) };
+        self.kmem.platform().slots[slot].store(false, Ordering::Release);
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let ctl = &self.pa.platform().kswapd;
+        if let Some(&id) = self.shrinker.get() {
+            self.kmem.unregister_reclaim(id);
+        }
+        let ctl = &self.kmem.platform().kswapd;
         ctl.stopping.store(true, Ordering::SeqCst);
         ctl.word.fetch_add(1, Ordering::SeqCst);
         sys::futex_wake_all(&ctl.word);
@@ -510,8 +536,8 @@ struct KswapdCtl {
 /// the machine stops the thread at once.
 fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
-    let ctl = inner.pa.platform().kswapd.clone();
-    let id = inner.pa.platform().id;
+    let ctl = inner.kmem.platform().kswapd.clone();
+    let id = inner.kmem.platform().id;
     let mut seen = ctl.word.load(Ordering::SeqCst);
     let mut last_scan = Instant::now();
     thread::Builder::new().name("kswapd0".into()).spawn(move || {
@@ -523,7 +549,7 @@ fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<
             if now != seen {
                 seen = now;
                 let Some(inner) = weak.upgrade() else { return };
-                inner.pa.kswapd_balance();
+                inner.kmem.kswapd_balance();
                 cpu::release_current(id);
                 continue;
             }
@@ -532,7 +558,7 @@ fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<
                 let since = last_scan.elapsed();
                 if since >= period {
                     let Some(inner) = weak.upgrade() else { return };
-                    inner.pa.trim_aged();
+                    inner.kmem.trim_aged();
                     last_scan = Instant::now();
                 } else {
                     sleep = sleep.min(period - since);

@@ -5,4 +5,7 @@
 //! lookup, the cache type chosen by the GFP flags, the alignment of each class cache and
 //! `kmalloc_size_roundup`.
 
+mod api;
 pub mod classes;
+
+pub use api::{LARGE_KMALLOC, zero_size_ptr};

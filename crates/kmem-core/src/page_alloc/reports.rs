@@ -118,7 +118,7 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `__might_resched`: at most once a second.
-    pub(super) fn report_might_sleep(&self, caller: &Location<'_>) {
+    pub(crate) fn report_might_sleep(&self, caller: &Location<'_>) {
         if self.might_sleep_rs.check(self.platform.now_ns()) == Verdict::Suppress {
             return;
         }

@@ -1,9 +1,163 @@
-//! Slab caches (SLUB, SEMANTICS.md §3): the arithmetic a cache is built on.
+//! Slab caches (SLUB, SEMANTICS.md §3) on the page allocator.
 //!
-//! [`flags`] has the `SLAB_*` cache flags with their derived bit values, masks and the seeds'
-//! legacy names; [`layout`] computes a cache's alignment, object layout, slab order, partial-list
-//! budgets and whether a new cache merges into an existing one. Everything here is pure: no
-//! memory is touched and no cache object exists.
+//! - [`flags`], [`layout`]: the pure arithmetic (flag bits, alignment, object layout, slab
+//!   order, merging).
+//! - [`cache`]: one cache — its layout, per-CPU object arrays and node; [`node`]: the partial
+//!   and full slab lists; [`desc`]: slab descriptors and how a page finds its slab;
+//!   [`hardening`]: encoded free pointers and randomised freelists.
+//! - `create` (create, merge, destroy), `alloc` (the per-CPU fast paths and their slow
+//!   paths), `grow` (new slabs, freeing slabs, flushing per-CPU arrays, shrink and reclaim),
+//!   `slabinfo` (`/proc/slabinfo`): operations of [`crate::Kmem`].
+//!
+//! # Design (see `docs/slab-design.md`)
+//! Objects live in slabs: blocks of `1 << order` pages whose free objects are chained through
+//! encoded free pointers. Each CPU slot keeps a LIFO array of free objects per cache; alloc and
+//! free use only that array (no lock, no atomic read-modify-write) and go to the node, under
+//! its spin lock, only to refill or flush half an array at a time. Frees from any CPU land in
+//! the freeing CPU's array, so objects freed far from where they were allocated reach their
+//! slab in batches. Debug caches skip the arrays and check every operation under the node lock,
+//! as SLUB's debug caches do.
+//!
+//! Lock order: the cache list lock ([`Slabs`]), a cache's node lock, the descriptor pool's lock,
+//! then the page allocator's own locks. A page allocation is never made under a node lock.
 
+pub mod cache;
+pub mod desc;
 pub mod flags;
+pub mod hardening;
 pub mod layout;
+pub mod node;
+
+pub mod debug;
+pub mod debug_spec;
+
+mod alloc;
+mod create;
+mod grow;
+mod rcu_free;
+mod report;
+mod slabinfo;
+
+pub use cache::{Cache, CacheArgs, CacheRef, ObjFn};
+pub use create::{CreateError, DestroyError};
+pub use debug_spec::{BadDebugSpec, DebugSpec};
+pub use slabinfo::CacheInfo;
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize};
+
+use crate::fault::FaultAttr;
+use crate::kmalloc::classes::{NR_KMALLOC_INFO, NR_KMALLOC_TYPES};
+use crate::report::Ratelimit;
+use crate::sync::SpinLock;
+use desc::DescPool;
+use hardening::Rng;
+
+/// Slab settings of a machine (boot parameters in the kernel).
+#[derive(Clone, Copy, Debug)]
+pub struct SlabConfig {
+    /// `init_on_alloc=1`: zero every object on allocation (not for caches with a constructor,
+    /// `SLAB_TYPESAFE_BY_RCU` or poisoning).
+    pub init_on_alloc: bool,
+    /// `init_on_free=1`: zero every object on free (same exceptions).
+    pub init_on_free: bool,
+    /// `CONFIG_SLAB_FREELIST_RANDOM`: new slabs hand out objects in a random order.
+    pub random_freelist: bool,
+    /// `slab_merge` (true) or `slab_nomerge` (false).
+    pub merge: bool,
+    /// `slab_min_objects=`.
+    pub min_objects: Option<u32>,
+    /// Seed mixed into `s->random` and the freelist permutations.
+    pub seed: u64,
+    /// `slab_debug=`.
+    pub debug: DebugSpec,
+}
+
+impl Default for SlabConfig {
+    fn default() -> Self {
+        Self {
+            init_on_alloc: false,
+            init_on_free: false,
+            random_freelist: true,
+            merge: true,
+            min_objects: None,
+            seed: 0,
+            debug: DebugSpec::none(),
+        }
+    }
+}
+
+/// The list of caches, newest first (`slab_caches`), guarded by the cache list lock
+/// (`slab_mutex`).
+pub(crate) struct CacheList {
+    pub(crate) head: *mut Cache,
+    pub(crate) len: usize,
+}
+
+// SAFETY: The list holds pointers to caches, which are `Sync`; it is only used under its lock.
+unsafe impl Send for CacheList {}
+
+/// The slab allocator's machine-wide state.
+pub struct Slabs {
+    pub(crate) list: SpinLock<CacheList>,
+    pub(crate) descs: DescPool,
+    pub(crate) rng: Rng,
+    pub(crate) config: SlabConfig,
+    /// `failslab`.
+    pub(crate) failslab: FaultAttr,
+    /// `kmalloc_caches[type][index]` (null where no cache exists).
+    pub(crate) kmalloc: [[AtomicPtr<Cache>; NR_KMALLOC_INFO]; NR_KMALLOC_TYPES],
+    /// Pages held by large (page-backed) kmalloc allocations.
+    pub(crate) large_kmalloc_pages: AtomicUsize,
+    /// Pages holding cache structures.
+    pub(crate) cache_pages: AtomicUsize,
+    /// Rate limit of slab error reports.
+    pub(crate) report_rs: Ratelimit,
+    /// Rate limit of `slab_out_of_memory`.
+    pub(crate) oom_rs: Ratelimit,
+    /// Slabs of `SLAB_TYPESAFE_BY_RCU` caches waiting for a grace period.
+    pub(crate) rcu: crate::rcu::Rcu,
+    /// Interned caller locations of allocation/free tracks.
+    pub(crate) callers: debug::Callers,
+    /// Slab error reports so far (the `slab_errors` counter of `slub_kunit`).
+    pub(crate) errors: AtomicUsize,
+    /// Serialises the creation of kmalloc caches on first use.
+    pub(crate) kmalloc_lock: SpinLock<()>,
+}
+
+impl Slabs {
+    pub(crate) fn new(config: SlabConfig, clock: u64) -> Self {
+        Self {
+            list: SpinLock::new(CacheList { head: ptr::null_mut(), len: 0 }),
+            descs: DescPool::new(),
+            rng: Rng::new(config.seed ^ clock.rotate_left(17) ^ 0x5bd1_e995),
+            config,
+            failslab: FaultAttr::failslab_defaults(),
+            kmalloc: core::array::from_fn(|_| core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
+            large_kmalloc_pages: AtomicUsize::new(0),
+            cache_pages: AtomicUsize::new(0),
+            report_rs: Ratelimit::default_kernel(),
+            oom_rs: Ratelimit::default_kernel(),
+            rcu: crate::rcu::Rcu::new(),
+            callers: debug::Callers::new(),
+            errors: AtomicUsize::new(0),
+            kmalloc_lock: SpinLock::new(()),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SlabConfig {
+        &self.config
+    }
+
+    /// Slab error reports printed or suppressed so far (each `BUG`/`WARN` of the slab
+    /// allocator counts one), like `slub_kunit`'s `slab_errors`.
+    pub fn errors(&self) -> usize {
+        self.errors.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The `failslab` fault-injection knobs.
+    pub fn failslab(&self) -> &FaultAttr {
+        &self.failslab
+    }
+}

@@ -12,6 +12,7 @@ mod misuse;
 mod pages;
 mod proc;
 mod reports;
+mod slab_smoke;
 
 use std::ptr::NonNull;
 use std::sync::Mutex;

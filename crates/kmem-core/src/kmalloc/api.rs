@@ -1,0 +1,298 @@
+//! The kmalloc family on [`Kmem`] (SEMANTICS §4.2, KM-1..11): class caches up to 8 KiB,
+//! whole pages up to 4 MiB, `ZERO_SIZE_PTR`, and the helpers around them.
+//!
+//! A large (page-backed) allocation is a compound block whose head page carries
+//! [`LARGE_KMALLOC`] in its `mapping` word, so `kfree`/`ksize` recognise it from the address;
+//! the word is cleared before the pages go back.
+
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::classes::{KMALLOC_MAX_CACHE_SIZE, KMALLOC_SIZE_INDEX, ZERO_SIZE_PTR, kmalloc_type, zero_or_null_ptr};
+use crate::AllocError;
+use crate::gfp::{__GFP_COMP, __GFP_HIGHMEM, __GFP_NOWARN, __GFP_ZERO, Gfp};
+use crate::kmem::Kmem;
+use crate::memmap::pg;
+use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
+use crate::platform::{Level, Platform};
+use crate::slab::Cache;
+
+/// The `mapping` token of a large kmalloc head page ("kmlg").
+pub const LARGE_KMALLOC: u32 = 0x6b6d_6c67;
+
+/// `ZERO_SIZE_PTR` as a pointer.
+#[inline(always)]
+pub fn zero_size_ptr() -> NonNull<u8> {
+    // SAFETY: 16 is not null. It is never dereferenced by kmem and faults if a caller does.
+    unsafe { NonNull::new_unchecked(ZERO_SIZE_PTR as *mut u8) }
+}
+
+/// `kmalloc_index` for the hot path: the class of `size` (1..=8192).
+#[inline(always)]
+fn class_index(size: usize) -> usize {
+    if size <= 192 {
+        KMALLOC_SIZE_INDEX[(size - 1) / 8] as usize
+    } else {
+        (usize::BITS - (size - 1).leading_zeros()) as usize
+    }
+}
+
+impl<P: Platform> Kmem<P> {
+    /// The cache `kmalloc(size, gfp)` would use, if `size` is served by a slab cache.
+    pub fn kmalloc_cache(&self, size: usize, gfp: Gfp) -> Option<crate::slab::CacheRef> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return None;
+        }
+        let (ty, index) = (kmalloc_type(gfp), class_index(size));
+        match NonNull::new(self.slabs.kmalloc[ty as usize][index].load(Relaxed)) {
+            Some(c) => Some(crate::slab::CacheRef(c)),
+            None => self.kmalloc_cache_create(index, ty, gfp),
+        }
+    }
+
+    /// `kmalloc`: `size` bytes, at least 8-aligned and size-aligned for powers of two (KM-6).
+    /// Size 0 gives `ZERO_SIZE_PTR` (KM-2).
+    ///
+    /// # Errors
+    /// Out of memory, above `KMALLOC_MAX_SIZE` (KM-5, with a warning unless `__GFP_NOWARN`),
+    /// or no cache for the GFP type (a DMA request on a machine without a DMA zone).
+    #[track_caller]
+    #[inline(always)]
+    pub fn kmalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.kmalloc_at(size, gfp, Location::caller())
+    }
+
+    #[inline(always)]
+    pub(crate) fn kmalloc_at(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        if size.wrapping_sub(1) < KMALLOC_MAX_CACHE_SIZE {
+            let c = self.slabs.kmalloc[kmalloc_type(gfp) as usize][class_index(size)].load(Relaxed);
+            // SAFETY: kmalloc caches live as long as the machine (they are never destroyed
+            // through the table: destroy clears the entry first).
+            return match unsafe { c.as_ref() } {
+                Some(s) => self.slab_alloc(s, gfp, caller),
+                None => self.kmalloc_first_use(size, gfp, caller),
+            };
+        }
+        if size == 0 {
+            return Ok(zero_size_ptr());
+        }
+        self.kmalloc_large(size, gfp, caller)
+    }
+
+    /// The first kmalloc of a class and type: make its cache.
+    #[cold]
+    fn kmalloc_first_use(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        let c = self.kmalloc_cache_create(class_index(size), kmalloc_type(gfp), gfp).ok_or(AllocError)?;
+        self.slab_alloc(c.get(), gfp, caller)
+    }
+
+    /// `__kmalloc_large_node`: whole pages, marked so `kfree` knows them.
+    #[cold]
+    fn kmalloc_large(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        let order = get_order(size);
+        if order > MAX_PAGE_ORDER {
+            if !gfp.contains(__GFP_NOWARN) {
+                self.platform().log(
+                    Level::Warning,
+                    format_args!(
+                        "WARNING: at {caller} __alloc_pages: order {order} > MAX_PAGE_ORDER\nkmalloc: {size} bytes is above KMALLOC_MAX_SIZE (4194304); returning NULL"
+                    ),
+                );
+            }
+            return Err(AllocError);
+        }
+        let page = self.pages().alloc_pages(gfp.difference(__GFP_HIGHMEM).union(__GFP_COMP), order)?;
+        page.next.store(LARGE_KMALLOC, Relaxed);
+        self.slabs.large_kmalloc_pages.fetch_add(1 << order, Relaxed);
+        Ok(self.page_address(page).expect("kmalloc pages are lowmem"))
+    }
+
+    /// `kzalloc`.
+    ///
+    /// # Errors
+    /// As [`Kmem::kmalloc`].
+    #[track_caller]
+    pub fn kzalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.kmalloc_at(size, gfp.union(__GFP_ZERO), Location::caller())
+    }
+
+    /// `kmalloc_node`: node 0 and `NUMA_NO_NODE` are the machine's only node.
+    ///
+    /// # Errors
+    /// As [`Kmem::kmalloc`]; also for a node that does not exist.
+    #[track_caller]
+    pub fn kmalloc_node(&self, size: usize, gfp: Gfp, node: i32) -> Result<NonNull<u8>, AllocError> {
+        if node != crate::NUMA_NO_NODE && node != 0 {
+            return Err(AllocError);
+        }
+        self.kmalloc_at(size, gfp, Location::caller())
+    }
+
+    /// `kmalloc_array`: `n * size` bytes, or `Err` without allocating on overflow.
+    ///
+    /// # Errors
+    /// Overflow, or as [`Kmem::kmalloc`].
+    #[track_caller]
+    pub fn kmalloc_array(&self, n: usize, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        let bytes = n.checked_mul(size).ok_or(AllocError)?;
+        self.kmalloc_at(bytes, gfp, Location::caller())
+    }
+
+    /// `kcalloc`: zeroed `kmalloc_array` (KM-10).
+    ///
+    /// # Errors
+    /// As [`Kmem::kmalloc_array`].
+    #[track_caller]
+    pub fn kcalloc(&self, n: usize, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        let bytes = n.checked_mul(size).ok_or(AllocError)?;
+        self.kmalloc_at(bytes, gfp.union(__GFP_ZERO), Location::caller())
+    }
+
+    /// `kfree`: NULL and `ZERO_SIZE_PTR` are ignored (KM-3); slab objects go to their cache
+    /// whatever cache they came from; large allocations free their pages; anything else is
+    /// reported (`Not a kmalloc allocation`) and ignored.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or an object this API handed out and the caller still owns; it
+    /// must not be used afterwards. Pointers that break this are detected and reported where
+    /// the allocator can tell (not an object, wrong cache, immediate double free), but a
+    /// pointer still in use elsewhere would be written to (free pointers, `init_on_free`).
+    #[track_caller]
+    #[inline(always)]
+    pub unsafe fn kfree(&self, ptr: *const u8) {
+        self.kfree_at(ptr, Location::caller());
+    }
+
+    #[inline(always)]
+    pub(crate) fn kfree_at(&self, ptr: *const u8, caller: &Location<'_>) {
+        if zero_or_null_ptr(ptr as usize) {
+            return;
+        }
+        if let Some(found) = self.object_slab(ptr) {
+            // SAFETY: The slab's cache is live while the slab is.
+            let s = unsafe { &*found.cache };
+            self.slab_free(s, found.base, ptr.cast_mut(), caller);
+            return;
+        }
+        self.kfree_large(ptr, caller);
+    }
+
+    #[cold]
+    fn kfree_large(&self, ptr: *const u8, caller: &Location<'_>) {
+        match self.large_kmalloc_order(ptr) {
+            Some(order) => {
+                let page = self.virt_to_page(ptr).expect("checked above");
+                page.next.store(0, Relaxed);
+                self.slabs.large_kmalloc_pages.fetch_sub(1 << order, Relaxed);
+                self.pages().free_pages(page, order);
+            }
+            None => self.report_not_slab(ptr, "kfree", caller),
+        }
+    }
+
+    /// The order of the large kmalloc starting at `ptr`, if it is one.
+    fn large_kmalloc_order(&self, ptr: *const u8) -> Option<u32> {
+        let page = self.virt_to_page(ptr)?;
+        let start = self.page_address(page)?.as_ptr().cast_const();
+        (ptr == start
+            && page.is_allocated()
+            && page.flags() & (pg::HEAD | pg::SLAB) == pg::HEAD
+            && page.mapping() == LARGE_KMALLOC)
+            .then(|| page.order())
+    }
+
+    /// `ksize`: the usable size of a kmalloc object (KM-4, KM-7): 0 for NULL and
+    /// `ZERO_SIZE_PTR`; the cache's `slab_ksize` for slab objects; the block size for large
+    /// ones. A pointer that is neither is reported and gives 0.
+    #[track_caller]
+    pub fn ksize(&self, ptr: *const u8) -> usize {
+        if zero_or_null_ptr(ptr as usize) {
+            return 0;
+        }
+        if let Some(found) = self.object_slab(ptr) {
+            // SAFETY: As in `kfree_at`.
+            return unsafe { &*found.cache }.ksize();
+        }
+        match self.large_kmalloc_order(ptr) {
+            Some(order) => PAGE_SIZE << order,
+            None => {
+                self.report_not_slab(ptr, "ksize", Location::caller());
+                0
+            }
+        }
+    }
+
+    /// The capacity `krealloc` may grow into in place: the class size for slab objects, the
+    /// block for large ones.
+    fn krealloc_capacity(&self, ptr: *const u8) -> Option<usize> {
+        if let Some(found) = self.object_slab(ptr) {
+            // SAFETY: As in `kfree_at`.
+            let s: &Cache = unsafe { &*found.cache };
+            return Some(s.object_size());
+        }
+        self.large_kmalloc_order(ptr).map(|order| PAGE_SIZE << order)
+    }
+
+    /// `krealloc` (KM-9): the same pointer when `new_size` fits the object's capacity (with
+    /// `__GFP_ZERO` the bytes past `new_size` are zeroed); otherwise a new object with the
+    /// contents copied and the old one freed. `new_size == 0` frees and returns
+    /// `ZERO_SIZE_PTR`. On failure `ptr` stays valid and untouched.
+    ///
+    /// # Errors
+    /// As [`Kmem::kmalloc`]; also for a `ptr` that is not a kmalloc allocation (reported).
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or an object this API handed out and the caller still owns; on success it
+    /// must not be used afterwards (unless the same pointer is returned). Pointers that break this are detected and reported where
+    /// the allocator can tell (not an object, wrong cache, immediate double free), but a
+    /// pointer still in use elsewhere would be written to (free pointers, `init_on_free`).
+    #[track_caller]
+    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        let caller = Location::caller();
+        if new_size == 0 {
+            self.kfree_at(ptr, caller);
+            return Ok(zero_size_ptr());
+        }
+        if zero_or_null_ptr(ptr as usize) {
+            return self.kmalloc_at(new_size, gfp, caller);
+        }
+        let Some(ks) = self.krealloc_capacity(ptr) else {
+            self.report_not_slab(ptr, "krealloc", caller);
+            return Err(AllocError);
+        };
+        if new_size <= ks {
+            if gfp.contains(__GFP_ZERO) || self.slabs.config.init_on_alloc {
+                // SAFETY: `[new_size, ks)` lies inside the caller's object.
+                unsafe { ptr.add(new_size).write_bytes(0, ks - new_size) };
+            }
+            // SAFETY: Not null (checked above).
+            return Ok(unsafe { NonNull::new_unchecked(ptr) });
+        }
+        let new = self.kmalloc_at(new_size, gfp, caller)?;
+        // SAFETY: Both objects are the caller's; the old one holds `ks` bytes, the new one more.
+        unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), ks) };
+        self.kfree_at(ptr, caller);
+        Ok(new)
+    }
+
+    /// `kfree_sensitive`: zeroes the whole usable size, then frees.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or an object this API handed out and the caller still owns; it
+    /// must not be used afterwards. Pointers that break this are detected and reported where
+    /// the allocator can tell (not an object, wrong cache, immediate double free), but a
+    /// pointer still in use elsewhere would be written to (free pointers, `init_on_free`).
+    #[track_caller]
+    pub unsafe fn kfree_sensitive(&self, ptr: *mut u8) {
+        if zero_or_null_ptr(ptr as usize) {
+            return;
+        }
+        let caller = Location::caller();
+        if let Some(n) = self.krealloc_capacity(ptr).map(|_| self.ksize(ptr)) {
+            // SAFETY: `ksize` bytes belong to the object being freed.
+            unsafe { ptr.write_bytes(0, n) };
+        }
+        self.kfree_at(ptr, caller);
+    }
+}

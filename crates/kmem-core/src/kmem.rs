@@ -1,0 +1,82 @@
+//! [`Kmem`]: one machine's whole allocation stack — the page allocator plus the slab
+//! allocator and kmalloc built on it.
+//!
+//! `Kmem` dereferences to its [`PageAllocator`], so every page operation is available on it
+//! directly. The slab allocator keeps no pointer to `Kmem`: caches live in pages of their own
+//! and every slab operation is a method here, so a `Kmem` may move until
+//! [`Kmem::register_reclaim`] hands its address to the page allocator's reclaim.
+
+use core::ops::Deref;
+use core::ptr::NonNull;
+
+use crate::page_alloc::PageAllocator;
+use crate::platform::Platform;
+use crate::reclaim::{RegistrationId, Shrinker};
+use crate::slab::{SlabConfig, Slabs};
+
+/// The page allocator, slab caches and kmalloc of one machine.
+pub struct Kmem<P: Platform> {
+    pa: PageAllocator<P>,
+    pub(crate) slabs: Slabs,
+}
+
+impl<P: Platform> Deref for Kmem<P> {
+    type Target = PageAllocator<P>;
+    #[inline(always)]
+    fn deref(&self) -> &PageAllocator<P> {
+        &self.pa
+    }
+}
+
+impl<P: Platform> Kmem<P> {
+    /// Builds the slab allocator on `pa`. The kmalloc caches are made on first use.
+    pub fn new(pa: PageAllocator<P>, config: SlabConfig) -> Self {
+        let slabs = Slabs::new(config, pa.platform().now_ns());
+        Self { pa, slabs }
+    }
+
+    /// The page allocator.
+    #[inline(always)]
+    pub fn pages(&self) -> &PageAllocator<P> {
+        &self.pa
+    }
+
+    /// The slab allocator's settings and machine-wide state.
+    pub fn slabs(&self) -> &Slabs {
+        &self.slabs
+    }
+
+    /// Registers the slab shrinker with the page allocator's reclaim: reclaim then flushes
+    /// per-CPU object arrays and frees empty slabs of every cache except `SLAB_NO_REAP` ones.
+    ///
+    /// # Safety
+    /// `self` must not move or be dropped until [`Kmem::unregister_reclaim`] is called with the
+    /// returned id.
+    pub unsafe fn register_reclaim(&self) -> Option<RegistrationId>
+    where
+        P: 'static,
+    {
+        let me: &dyn Shrinker = self;
+        // SAFETY: The caller keeps `self` in place and alive while registered.
+        unsafe { self.pa.register_shrinker(NonNull::from(me)) }
+    }
+
+    /// Undoes [`Kmem::register_reclaim`]; waits for a reclaim pass using it to finish.
+    pub fn unregister_reclaim(&self, id: RegistrationId) -> bool {
+        self.pa.unregister_shrinker(id)
+    }
+}
+
+impl<P: Platform> Shrinker for Kmem<P> {
+    fn name(&self) -> &str {
+        "slab"
+    }
+
+    fn count_objects(&self) -> usize {
+        self.reclaimable_slab_pages()
+    }
+
+    fn scan_objects(&self, nr_to_scan: usize, gfp: crate::gfp::Gfp) -> usize {
+        self.shrink_for_reclaim(nr_to_scan, gfp)
+    }
+}

@@ -1,0 +1,187 @@
+//! A small RCU: read-side sections and grace periods, for `SLAB_TYPESAFE_BY_RCU` caches and
+//! `kfree_rcu` (SEMANTICS §3.2, SL-11, TST-7).
+//!
+//! Readers enter with [`Rcu::read_lock`] (the kernel's `rcu_read_lock`), which counts them in
+//! one of two counters; a grace period ([`Rcu::synchronize`], `synchronize_rcu`) flips the
+//! current counter and waits until every reader counted in the old one has left. A reader
+//! re-checks the index after counting itself, so one that raced with the flip counts itself in
+//! the new counter instead (both steps `SeqCst`: either the writer sees the reader's count, or
+//! the reader sees the flip). This is SRCU's scheme; read-side sections cost two atomic
+//! read-modify-writes, which is the price of having no scheduler to piggy-back on.
+//!
+//! What waits for a grace period (slabs of RCU caches, `kfree_rcu` objects) is queued by the
+//! slab allocator and released after the next one. Grace periods run when someone asks:
+//! `synchronize_rcu`/`rcu_barrier`, cache shrink and destroy, and reclaim — documented in
+//! `docs/deviations.md` (the kernel runs them continuously in the background).
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+use crate::sync::SpinLock;
+
+/// The grace-period state.
+pub struct Rcu {
+    idx: AtomicUsize,
+    readers: [AtomicUsize; 2],
+    gp: SpinLock<()>,
+    completed: AtomicU64,
+    /// Deferred work, owned by the slab allocator: `(slab chain head, object pages head)`.
+    pub(crate) pending: SpinLock<Pending>,
+}
+
+/// Work waiting for a grace period.
+pub(crate) struct Pending {
+    /// Slab descriptors of RCU caches waiting to be freed, chained through `next` (descriptor
+    /// offsets); `desc::NIL_PFN` ends it.
+    pub(crate) slabs: u32,
+    /// Number of slabs on the chain.
+    pub(crate) nr_slabs: usize,
+    /// Pages of pointers to `kfree_rcu` objects; each page's word 0 links to the next page and
+    /// word 1 counts the pointers that follow.
+    pub(crate) objects: usize,
+}
+
+/// A read-side critical section; ends on drop.
+#[must_use = "the read-side section ends when the guard is dropped"]
+pub struct RcuReadGuard<'a> {
+    rcu: &'a Rcu,
+    idx: usize,
+}
+
+impl Drop for RcuReadGuard<'_> {
+    fn drop(&mut self) {
+        self.rcu.readers[self.idx].fetch_sub(1, SeqCst);
+    }
+}
+
+impl Default for Rcu {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rcu {
+    /// No readers, nothing pending.
+    pub const fn new() -> Self {
+        Self {
+            idx: AtomicUsize::new(0),
+            readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            gp: SpinLock::new(()),
+            completed: AtomicU64::new(0),
+            pending: SpinLock::new(Pending { slabs: crate::slab::desc::NIL_PFN, nr_slabs: 0, objects: 0 }),
+        }
+    }
+
+    /// `rcu_read_lock`: until the guard drops, nothing freed after this point through RCU is
+    /// given back.
+    pub fn read_lock(&self) -> RcuReadGuard<'_> {
+        loop {
+            let idx = self.idx.load(SeqCst);
+            self.readers[idx].fetch_add(1, SeqCst);
+            if self.idx.load(SeqCst) == idx {
+                return RcuReadGuard { rcu: self, idx };
+            }
+            self.readers[idx].fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Readers inside a section now.
+    pub fn readers(&self) -> usize {
+        self.readers[0].load(SeqCst) + self.readers[1].load(SeqCst)
+    }
+
+    /// Grace periods completed.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(SeqCst)
+    }
+
+    /// Waits until every reader that entered before the call has left (`synchronize_rcu`),
+    /// calling `relax` while it waits. Must not be called inside a read-side section of the
+    /// same thread (it would wait for itself, as in the kernel).
+    pub fn synchronize(&self, mut relax: impl FnMut()) {
+        let _gp = self.gp.lock();
+        let old = self.idx.load(SeqCst);
+        // Readers left in the inactive counter by a `try_synchronize` that gave up started
+        // before us too: drain them, then flip and drain the active one.
+        while self.readers[old ^ 1].load(SeqCst) != 0 {
+            relax();
+        }
+        self.idx.store(old ^ 1, SeqCst);
+        while self.readers[old].load(SeqCst) != 0 {
+            relax();
+        }
+        self.completed.fetch_add(1, SeqCst);
+    }
+
+    /// Like [`Rcu::synchronize`] but gives up (false) instead of waiting when a reader of the
+    /// old period is still inside; for callers that may not wait (atomic context).
+    pub fn try_synchronize(&self) -> bool {
+        let Some(_gp) = self.gp.try_lock() else { return false };
+        let old = self.idx.load(SeqCst);
+        if self.readers[old ^ 1].load(SeqCst) != 0 {
+            return false;
+        }
+        self.idx.store(old ^ 1, SeqCst);
+        if self.readers[old].load(SeqCst) != 0 {
+            return false;
+        }
+        self.completed.fetch_add(1, SeqCst);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn synchronize_waits_for_a_reader_that_entered_before() {
+        let rcu = Arc::new(Rcu::new());
+        let entered = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (rcu, entered, release) = (rcu.clone(), entered.clone(), release.clone());
+            std::thread::spawn(move || {
+                let _g = rcu.read_lock();
+                entered.store(true, SeqCst);
+                while !release.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+            })
+        };
+        while !entered.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        assert!(!rcu.try_synchronize(), "a grace period cannot end while an old reader is inside");
+        let done = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (rcu, done) = (rcu.clone(), done.clone());
+            std::thread::spawn(move || {
+                rcu.synchronize(std::thread::yield_now);
+                done.store(true, SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!done.load(SeqCst));
+        release.store(true, SeqCst);
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert!(done.load(SeqCst));
+        assert_eq!(rcu.readers(), 0);
+    }
+
+    #[test]
+    fn a_reader_after_the_flip_does_not_block() {
+        let rcu = Rcu::new();
+        assert!(rcu.try_synchronize());
+        let _g = rcu.read_lock();
+        // A reader inside blocks every grace period, whichever counter it is in: a failed
+        // attempt leaves it in the inactive counter, and the next attempt drains that first.
+        assert!(!rcu.try_synchronize());
+        assert!(!rcu.try_synchronize());
+        drop(_g);
+        assert!(rcu.try_synchronize());
+        assert_eq!(rcu.completed(), 2);
+    }
+}

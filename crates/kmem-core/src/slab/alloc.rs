@@ -1,0 +1,423 @@
+//! Allocating and freeing objects: the per-CPU fast paths, their slow paths (refill, flush,
+//! new slab), finding an object's slab from its address, and the bulk API.
+//!
+//! Fast path (alloc): one context read, the slot guard's enter, a pop from the CPU's array,
+//! the guard's exit, one owner-only counter. Free adds the page lookup that finds the object's
+//! slab and cache — needed anyway to catch a pointer that is not an object (SL-18, misuse) —
+//! and the freelist-head double-free check (SL-16).
+
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::cache::{Cache, CacheRef};
+use super::desc::Slab;
+use super::grow::MAX_BATCH;
+use super::node::Node;
+use crate::AllocError;
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, Gfp};
+use crate::kmem::Kmem;
+use crate::memmap::pg;
+use crate::order::{MAX_PAGE_ORDER, PAGE_SHIFT};
+use crate::platform::{Context, Level, Platform};
+use crate::report::Verdict;
+
+/// Where an object lives: its slab descriptor, its cache and the slab's first byte.
+#[derive(Clone, Copy)]
+pub(crate) struct ObjSlab {
+    pub(crate) slab: *mut Slab,
+    pub(crate) cache: *mut Cache,
+    pub(crate) base: usize,
+}
+
+impl<P: Platform> Kmem<P> {
+    /// `kmem_cache_alloc`: an object of `cache` (constructed, or as last freed: SL-7), or
+    /// `Err` (the kernel's NULL) when no slab could be made within what `gfp` allows.
+    ///
+    /// # Errors
+    /// Out of memory for a new slab, or `failslab` injected a failure.
+    #[track_caller]
+    #[inline(always)]
+    pub fn kmem_cache_alloc(&self, cache: CacheRef, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.slab_alloc(cache.get(), gfp, Location::caller())
+    }
+
+    /// `kmem_cache_zalloc`: [`Kmem::kmem_cache_alloc`] with `__GFP_ZERO`.
+    ///
+    /// # Errors
+    /// As [`Kmem::kmem_cache_alloc`].
+    #[track_caller]
+    pub fn kmem_cache_zalloc(&self, cache: CacheRef, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.slab_alloc(cache.get(), gfp.union(__GFP_ZERO), Location::caller())
+    }
+
+    /// `kmem_cache_alloc_node`: NUMA nodes other than `NUMA_NO_NODE` (-1) and 0 do not exist
+    /// on a kmem machine; both are served the same way.
+    ///
+    /// # Errors
+    /// As [`Kmem::kmem_cache_alloc`]; also for a node that does not exist.
+    #[track_caller]
+    pub fn kmem_cache_alloc_node(&self, cache: CacheRef, gfp: Gfp, node: i32) -> Result<NonNull<u8>, AllocError> {
+        if node != crate::NUMA_NO_NODE && node != 0 {
+            return Err(AllocError);
+        }
+        self.slab_alloc(cache.get(), gfp, Location::caller())
+    }
+
+    #[inline(always)]
+    pub(crate) fn slab_alloc(&self, s: &Cache, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        let ctx = self.platform().context();
+        if let Some(cpu) = ctx.cpu
+            && s.fast
+            && !(ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM))
+            && !self.slabs.failslab.enabled()
+        {
+            let c = s.cpu(cpu);
+            if c.guard.enter() {
+                // SAFETY: We own the slot and are inside its guard.
+                let count = unsafe { &mut *c.count.get() };
+                if *count > 0 {
+                    *count -= 1;
+                    // SAFETY: `objs[..count]` hold free objects of `s` (module invariant).
+                    let obj = unsafe { *c.objs.add(*count as usize) };
+                    c.guard.exit();
+                    c.alloc_fast.store(c.alloc_fast.load(Relaxed) + 1, Relaxed);
+                    if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
+                        // SAFETY: The object is ours now; `object_size` bytes are the object.
+                        unsafe { obj.write_bytes(0, s.object_size()) };
+                    }
+                    // SAFETY: Objects are never null.
+                    return Ok(unsafe { NonNull::new_unchecked(obj) });
+                }
+                c.guard.exit();
+            }
+        }
+        self.alloc_slow(s, gfp, ctx, caller)
+    }
+
+    /// Everything the fast path does not do: context checks, fault injection, refilling the
+    /// CPU's array (making a new slab if the node has no free object), and debug caches.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, s: &Cache, gfp: Gfp, ctx: Context, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        s.stats.alloc_slow.fetch_add(1, Relaxed);
+        if ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM) {
+            self.pages().report_might_sleep(caller);
+        }
+        if self.should_failslab(s, gfp) {
+            return Err(AllocError);
+        }
+        let gfp = gfp.with_scope(ctx.noio, ctx.nofs);
+        let want = match ctx.cpu {
+            Some(_) if s.fast => s.cpu(0).cap as usize / 2,
+            _ => 1,
+        }
+        .max(1);
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
+        let got = self.take_from_node(s, gfp, &mut batch[..want], caller)?;
+        let obj = batch[got - 1];
+        if got > 1 {
+            let cpu = ctx.cpu.expect("batches only for CPU slots");
+            let c = s.cpu(cpu);
+            let mut rest = &batch[..got - 1];
+            if c.guard.enter() {
+                // SAFETY: Owner inside the guard.
+                let count = unsafe { &mut *c.count.get() };
+                let room = (c.cap - *count) as usize;
+                let n = room.min(rest.len());
+                // SAFETY: `n` entries fit after `count`.
+                unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), c.objs.add(*count as usize), n) };
+                *count += n as u32;
+                c.guard.exit();
+                rest = &rest[n..];
+            }
+            if !rest.is_empty() {
+                self.return_objects(s, rest);
+            }
+            s.stats.refills.fetch_add(1, Relaxed);
+        }
+        super::debug::on_alloc(self, s, obj, caller);
+        if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
+            // SAFETY: The object is ours.
+            unsafe { obj.write_bytes(0, s.object_size()) };
+        }
+        // SAFETY: Objects are never null.
+        Ok(unsafe { NonNull::new_unchecked(obj) })
+    }
+
+    /// Takes `out.len()` objects from the node (at least one), making new slabs as needed.
+    fn take_from_node(
+        &self,
+        s: &Cache,
+        gfp: Gfp,
+        out: &mut [*mut u8],
+        caller: &Location<'_>,
+    ) -> Result<usize, AllocError> {
+        loop {
+            // SAFETY: `s` owns its node.
+            let got = unsafe { s.node.lock().take(s, out) };
+            if got > 0 {
+                return Ok(got);
+            }
+            match self.new_slab(s, gfp, caller) {
+                // SAFETY: A fresh slab of `s`, on no list yet.
+                Ok(slab) => unsafe { s.node.lock().add_new(slab.as_ptr()) },
+                Err(e) => {
+                    self.slab_out_of_memory(s, gfp);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// `kmem_cache_free`: gives `obj` back to `cache` (NULL is ignored). A pointer that is not
+    /// an object of any cache is reported and ignored; one of another cache is freed to its
+    /// real cache with the kernel's warning (SL-18); an immediate double free is reported and
+    /// ignored (SL-16).
+    ///
+    /// # Safety
+    /// `obj` must be NULL or an object this API handed out and the caller still owns; it
+    /// must not be used afterwards. Pointers that break this are detected and reported where
+    /// the allocator can tell (not an object, wrong cache, immediate double free), but a
+    /// pointer still in use elsewhere would be written to (free pointers, `init_on_free`).
+    #[track_caller]
+    #[inline(always)]
+    pub unsafe fn kmem_cache_free(&self, cache: CacheRef, obj: *mut u8) {
+        if obj.is_null() {
+            return;
+        }
+        let caller = Location::caller();
+        let Some(found) = self.object_slab(obj) else {
+            self.report_not_slab(obj, "kmem_cache_free", caller);
+            return;
+        };
+        let s = if ptr::eq(found.cache, cache.as_ptr()) {
+            cache.get()
+        } else {
+            // SAFETY: The slab's cache is live while the slab is.
+            let real = unsafe { &*found.cache };
+            self.report_wrong_cache(cache.get(), real, caller);
+            real
+        };
+        self.slab_free(s, found.base, obj, caller);
+    }
+
+    #[inline(always)]
+    pub(crate) fn slab_free(&self, s: &Cache, base: usize, obj: *mut u8, caller: &Location<'_>) {
+        if s.obj_index(base, obj as usize).is_none() {
+            self.report_invalid_object(s, obj, caller);
+            return;
+        }
+        let ctx = self.platform().context();
+        if let Some(cpu) = ctx.cpu
+            && s.fast
+        {
+            let c = s.cpu(cpu);
+            if s.init_on_free {
+                // SAFETY: The caller gives the object back; its bytes are ours to clear.
+                unsafe { obj.write_bytes(0, s.object_size()) };
+            }
+            if c.guard.enter() {
+                // SAFETY: Owner inside the guard.
+                let count = unsafe { &mut *c.count.get() };
+                let n = *count as usize;
+                // SAFETY: `objs[..n]` are initialised.
+                if n > 0 && unsafe { *c.objs.add(n - 1) } == obj {
+                    c.guard.exit();
+                    self.report_double_free(s, obj, caller);
+                    return;
+                }
+                if n < c.cap as usize {
+                    // SAFETY: `n < cap` slots exist.
+                    unsafe { *c.objs.add(n) = obj };
+                    *count += 1;
+                    c.guard.exit();
+                    c.free_fast.store(c.free_fast.load(Relaxed) + 1, Relaxed);
+                    return;
+                }
+                c.guard.exit();
+            }
+        }
+        self.free_slow(s, obj, ctx, caller);
+    }
+
+    /// Free without a usable CPU array, or with a full one: flush half the array to the node,
+    /// then keep the object; debug caches check the object and return it to its slab.
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&self, s: &Cache, obj: *mut u8, ctx: Context, caller: &Location<'_>) {
+        s.stats.free_slow.fetch_add(1, Relaxed);
+        if let Some(cpu) = ctx.cpu
+            && s.fast
+        {
+            let c = s.cpu(cpu);
+            if c.guard.enter() {
+                let mut batch = [ptr::null_mut(); MAX_BATCH];
+                // SAFETY: Owner inside the guard; the array is full, so `half <= count`.
+                let n = unsafe {
+                    let count = &mut *c.count.get();
+                    let half = (c.cap as usize / 2).clamp(1, MAX_BATCH);
+                    // The oldest half goes back: the hottest objects stay.
+                    ptr::copy_nonoverlapping(c.objs, batch.as_mut_ptr(), half);
+                    ptr::copy(c.objs.add(half), c.objs, *count as usize - half);
+                    *count -= half as u32;
+                    *c.objs.add(*count as usize) = obj;
+                    *count += 1;
+                    half
+                };
+                c.guard.exit();
+                s.stats.flushes.fetch_add(1, Relaxed);
+                self.return_objects(s, &batch[..n]);
+                return;
+            }
+        }
+        if !super::debug::on_free(self, s, obj, caller) {
+            return;
+        }
+        if self.slab_freelist_head_is(s, obj) {
+            self.report_double_free(s, obj, caller);
+            return;
+        }
+        self.return_objects(s, &[obj]);
+    }
+
+    /// Whether `obj` is already the first free object of its slab (SL-16 without a CPU array).
+    fn slab_freelist_head_is(&self, s: &Cache, obj: *mut u8) -> bool {
+        let Some(found) = self.object_slab(obj) else { return false };
+        let _node = s.node.lock();
+        // SAFETY: The slab is live (its page says so) and its freelist is read under the lock.
+        unsafe { (*found.slab).freelist == obj }
+    }
+
+    /// Finds the slab holding `addr` from the page it lies in: `PG_slab` on its page, or on
+    /// the head of the naturally aligned block around a tail page. `None` for anything else.
+    #[inline(always)]
+    pub(crate) fn object_slab(&self, addr: *const u8) -> Option<ObjSlab> {
+        let pfn = self.virt_to_pfn(addr)?;
+        let page = self.memmap().get(pfn)?;
+        let (head_pfn, head) = if page.info() & pg::SLAB != 0 { (pfn, page) } else { self.slab_head_of_tail(pfn)? };
+        let dm = self.direct_map_base();
+        let slab = Node::at(dm, head.next.load(Relaxed));
+        // SAFETY: A `PG_slab` head page names a live descriptor, whose `cache` is atomic.
+        let cache = unsafe { (*slab).cache.load(Relaxed) };
+        if cache.is_null() {
+            return None;
+        }
+        let base = dm + ((head_pfn - self.memmap().start_pfn()) << PAGE_SHIFT);
+        Some(ObjSlab { slab, cache, base })
+    }
+
+    /// The slab head page of an order > 0 slab that `pfn` is a tail page of.
+    #[cold]
+    fn slab_head_of_tail(&self, pfn: usize) -> Option<(usize, &crate::Page)> {
+        for order in 1..=MAX_PAGE_ORDER {
+            let head = pfn & !((1usize << order) - 1);
+            if head == pfn {
+                continue;
+            }
+            let page = self.memmap().get(head)?;
+            let info = page.info();
+            if info & pg::SLAB != 0 {
+                return (page.order() >= order && page.refcount() > 0).then_some((head, page));
+            }
+            if info & (pg::BUDDY | pg::PCP) != 0 || page.refcount() > 0 {
+                // A free block or another allocation's head covers this page first.
+                return None;
+            }
+        }
+        None
+    }
+
+    /// `should_failslab`: the per-cache and global filters, then the knobs.
+    fn should_failslab(&self, s: &Cache, gfp: Gfp) -> bool {
+        let attr = &self.slabs.failslab;
+        if !attr.enabled() || gfp.contains(__GFP_NOFAIL) {
+            return false;
+        }
+        if attr.cache_filter.load(Relaxed) && !s.failslab.load(Relaxed) {
+            return false;
+        }
+        if attr.ignore_gfp_reclaim.load(Relaxed) && gfp.contains(__GFP_DIRECT_RECLAIM) {
+            return false;
+        }
+        match attr.should_fail(s.object_size() as i64) {
+            Some(verbose) => {
+                if verbose > 0 && !gfp.contains(__GFP_NOWARN) {
+                    self.platform().log(
+                        Level::Info,
+                        format_args!("FAULT_INJECTION: forcing a failure.\nname failslab, cache {}", s.name()),
+                    );
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `slab_out_of_memory` (rate-limited, silenced by `__GFP_NOWARN`).
+    fn slab_out_of_memory(&self, s: &Cache, gfp: Gfp) {
+        if gfp.contains(__GFP_NOWARN) || self.slabs.oom_rs.check(self.platform().now_ns()) == Verdict::Suppress {
+            return;
+        }
+        let (slabs, objs, free) = {
+            let node = s.node.lock();
+            (node.nr_slabs, node.total_objects, node.partial_free)
+        };
+        let cpu = self.platform().cpu().unwrap_or(0);
+        self.platform().log(
+            Level::Warning,
+            format_args!(
+                "SLUB: Unable to allocate memory on CPU {cpu} (of node 0) on node -1, gfp={:#x}({gfp})\n  cache: {}, object size: {}, buffer size: {}, default order: {}, min order: {}\n  node 0: slabs: {slabs}, objs: {objs}, free: {free}",
+                gfp.bits(),
+                s.name(),
+                s.object_size(),
+                s.size,
+                s.order,
+                s.min_order,
+            ),
+        );
+    }
+
+    /// `kmem_cache_alloc_bulk`: fills `out` with objects and returns `out.len()`, or frees
+    /// what it got and returns 0 (all or nothing, SL-9).
+    #[track_caller]
+    pub fn kmem_cache_alloc_bulk(&self, cache: CacheRef, gfp: Gfp, out: &mut [*mut u8]) -> usize {
+        let caller = Location::caller();
+        let s = cache.get();
+        for i in 0..out.len() {
+            match self.slab_alloc(s, gfp, caller) {
+                Ok(p) => out[i] = p.as_ptr(),
+                Err(_) => {
+                    for &p in &out[..i] {
+                        // SAFETY: Objects we just allocated and never handed out.
+                        unsafe { self.kmem_cache_free(cache, p) };
+                    }
+                    out[..i].fill(ptr::null_mut());
+                    return 0;
+                }
+            }
+        }
+        out.len()
+    }
+
+    /// `kmem_cache_free_bulk`: frees every object; `cache == None` derives each object's cache
+    /// (`kfree_bulk`, which also takes large kmalloc pointers). Objects may come from any slab.
+    ///
+    /// # Safety
+    /// `each object` must be NULL or an object this API handed out and the caller still owns; it
+    /// must not be used afterwards. Pointers that break this are detected and reported where
+    /// the allocator can tell (not an object, wrong cache, immediate double free), but a
+    /// pointer still in use elsewhere would be written to (free pointers, `init_on_free`).
+    #[track_caller]
+    pub unsafe fn kmem_cache_free_bulk(&self, cache: Option<CacheRef>, objs: &[*mut u8]) {
+        for &p in objs {
+            // SAFETY: The caller gives every object up.
+            unsafe {
+                match cache {
+                    Some(c) => self.kmem_cache_free(c, p),
+                    None => self.kfree(p),
+                }
+            }
+        }
+    }
+}

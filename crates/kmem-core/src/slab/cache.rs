@@ -1,0 +1,364 @@
+//! One slab cache (`struct kmem_cache`): its layout, its per-CPU object caches and its node.
+//!
+//! A cache lives in pages of its own, taken from the page allocator when it is created:
+//! `[Cache][CpuCache × nr_cpus][object arrays: nr_cpus × cap][random sequence][name]`. Nothing
+//! of it comes from a heap, so the `no_std` core needs none.
+//!
+//! # Per-CPU object caches
+//! Each CPU slot has a [`CpuCache`]: a LIFO array of free objects (Bonwick's magazine; the
+//! "sheaf" of Linux 6.18+). Alloc pops, free pushes; both touch only the calling CPU's array,
+//! bracketed by the slot's [`SlotGuard`] (plain stores, no atomic read-modify-write). An empty
+//! array is refilled with half its capacity from the node; a full one gives half back. A
+//! remote drainer (shrink, destroy, reclaim) claims a slot with the same handshake as the page
+//! allocator's `drain_all_pages`.
+//!
+//! # Invariants
+//! - `count <= cap`; `objs[..count]` are distinct free objects of this cache, each counted in
+//!   its slab's `inuse` (an object in a per-CPU array is "out" of its slab, as in SLUB's cpu
+//!   freelists), and none is on a slab freelist.
+//! - Only the slot's owner inside `guard.enter()`/`exit()`, or a drainer holding the claim,
+//!   touches `count` and `objs`.
+//!
+//! Lock order: the cache list lock, then a cache's node lock, then the descriptor pool's lock,
+//! then the page allocator's zone locks. Slab pages are allocated and freed with no node lock
+//! held (allocation may sleep and run reclaim, which takes the list and node locks).
+
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use super::flags::SlabFlags;
+use super::layout::ObjectLayout;
+use super::node::Node;
+use crate::pcp_guard::SlotGuard;
+use crate::sync::SpinLock;
+
+/// A constructor or destructor: `func(ctx, object)`. The C ABI passes the C function in `ctx`;
+/// the typed Rust caches pass their closure.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjFn {
+    /// Called with `ctx` and the object.
+    pub func: unsafe fn(ctx: *const (), obj: *mut u8),
+    /// Passed back to `func`.
+    pub ctx: *const (),
+}
+
+// SAFETY: Whoever builds an `ObjFn` promises that `func` may be called from any thread with
+// `ctx` (documented on `CacheArgs`).
+unsafe impl Send for ObjFn {}
+// SAFETY: As above.
+unsafe impl Sync for ObjFn {}
+
+impl ObjFn {
+    /// Runs the function on `obj`.
+    ///
+    /// # Safety
+    /// `obj` must be an object of the cache this function was registered with.
+    #[inline]
+    pub(crate) unsafe fn call(&self, obj: *mut u8) {
+        // SAFETY: The creator of the cache promised `func` is callable with `ctx` and any of the
+        // cache's objects.
+        unsafe { (self.func)(self.ctx, obj) }
+    }
+}
+
+/// The optional arguments of `kmem_cache_create` (`struct kmem_cache_args`, plus the seeds'
+/// destructor). `Default` leaves everything unused.
+///
+/// The constructor and destructor may be called from any thread, at any allocation or
+/// reclaim: they must be thread-safe and must not allocate from the same cache.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheArgs {
+    /// Object alignment (0: none beyond the minimum).
+    pub align: usize,
+    /// Start of the hardened-usercopy region.
+    pub useroffset: usize,
+    /// Size of the hardened-usercopy region (0: none).
+    pub usersize: usize,
+    /// Custom free-pointer offset (`use_freeptr_offset`); only for `SLAB_TYPESAFE_BY_RCU`.
+    pub freeptr_offset: Option<usize>,
+    /// Runs once per object slot when a slab is populated (never on reuse: SL-7).
+    pub ctor: Option<ObjFn>,
+    /// The seeds' destructor: runs on each object when its slab's pages go back to the page
+    /// allocator (never on free).
+    pub dtor: Option<ObjFn>,
+}
+
+/// One CPU slot's object array. Owner-only fields are in `UnsafeCell`s (see the module docs).
+#[repr(C, align(64))]
+pub(crate) struct CpuCache {
+    pub(crate) guard: SlotGuard,
+    pub(crate) count: UnsafeCell<u32>,
+    pub(crate) cap: u32,
+    pub(crate) objs: *mut *mut u8,
+    /// Fast-path allocations (owner writes with load+store; anyone reads).
+    pub(crate) alloc_fast: AtomicU64,
+    /// Fast-path frees.
+    pub(crate) free_fast: AtomicU64,
+}
+
+// SAFETY: The unsynchronised fields are used only by the slot's owner or by a drainer that
+// holds the slot's claim (the `SlotGuard` handshake), never by both.
+unsafe impl Sync for CpuCache {}
+
+/// Counters of one cache (SLUB's `CONFIG_SLUB_STATS` subset), besides the per-CPU fast-path
+/// counts.
+#[derive(Default)]
+pub(crate) struct CacheStats {
+    pub(crate) alloc_slow: AtomicU64,
+    pub(crate) free_slow: AtomicU64,
+    pub(crate) refills: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) remote_drains: AtomicU64,
+    pub(crate) new_slabs: AtomicU64,
+    pub(crate) freed_slabs: AtomicU64,
+    pub(crate) order_fallback: AtomicU64,
+}
+
+/// Whether a cache is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum CacheState {
+    Live = 0,
+    /// Destroyed while objects were still allocated: unlinked, memory kept (SL-12).
+    Leaked = 1,
+}
+
+/// A slab cache. Handed out as [`CacheRef`].
+#[repr(C)]
+pub struct Cache {
+    // The fast paths read the first fields.
+    pub(crate) cpus: NonNull<CpuCache>,
+    pub(crate) nr_cpus: u32,
+    /// Per-CPU arrays in use (not a debug cache).
+    pub(crate) fast: bool,
+    /// Zero objects on allocation (`init_on_alloc` where it applies).
+    pub(crate) init_on_alloc: bool,
+    /// Zero objects on free (`init_on_free` where it applies).
+    pub(crate) init_on_free: bool,
+    /// Stride (`s->size`).
+    pub(crate) size: usize,
+    /// `ceil(2^64 / size)`, to find an object's index by multiplication (`obj_to_index`).
+    pub(crate) recip: u64,
+    /// Objects per slab.
+    pub(crate) objects: u32,
+    /// Slab order.
+    pub(crate) order: u32,
+    /// `s->random`.
+    pub(crate) random: usize,
+    pub(crate) layout: ObjectLayout,
+    /// `s->object_size`, raised by merged aliases.
+    pub(crate) object_size: AtomicUsize,
+    /// `s->inuse`, raised by merged aliases.
+    pub(crate) inuse: AtomicUsize,
+    /// `s->min` order (one object).
+    pub(crate) min_order: u32,
+    pub(crate) min_partial: usize,
+    pub(crate) ctor: Option<ObjFn>,
+    pub(crate) dtor: Option<ObjFn>,
+    pub(crate) usersize: usize,
+    /// `SLAB_FAILSLAB` (per cache, like sysfs `failslab`).
+    pub(crate) failslab: AtomicBool,
+    pub(crate) node: SpinLock<Node>,
+    /// Creators minus destroyers; under the cache list lock.
+    pub(crate) refcount: AtomicIsize,
+    pub(crate) state: core::sync::atomic::AtomicU8,
+    /// Next cache on the list (newest first); under the cache list lock.
+    pub(crate) next: AtomicPtr<Cache>,
+    pub(crate) name_ptr: *const u8,
+    pub(crate) name_len: usize,
+    /// Random permutation of object indices, or null (no randomisation).
+    pub(crate) random_seq: *const u16,
+    /// Order of the pages holding this structure.
+    pub(crate) mem_order: u32,
+    pub(crate) stats: CacheStats,
+}
+
+// SAFETY: Shared fields are atomics or behind the node lock; the raw pointers point into the
+// cache's own pages, immutable after creation except through the per-CPU protocol.
+unsafe impl Sync for Cache {}
+// SAFETY: As above.
+unsafe impl Send for Cache {}
+
+/// A handle to a slab cache (`struct kmem_cache *`). Copyable, like the kernel's pointer: it is
+/// valid until the cache is destroyed, which is why destroying is `unsafe`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheRef(pub(crate) NonNull<Cache>);
+
+// SAFETY: A cache is `Sync`; the handle is a shared reference in disguise.
+unsafe impl Send for CacheRef {}
+// SAFETY: As above.
+unsafe impl Sync for CacheRef {}
+
+impl core::fmt::Debug for CacheRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CacheRef({:?} @ {:p})", self.get().name(), self.0)
+    }
+}
+
+impl CacheRef {
+    /// The cache.
+    #[inline(always)]
+    pub fn get(&self) -> &Cache {
+        // SAFETY: A `CacheRef` is only made for a created cache, and stays valid until the
+        // (unsafe) destroy, whose caller promises not to use it afterwards.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The raw pointer (`struct kmem_cache *` for the C ABI).
+    pub fn as_ptr(&self) -> *mut Cache {
+        self.0.as_ptr()
+    }
+
+    /// A handle from a raw pointer.
+    ///
+    /// # Safety
+    /// `ptr` must be a live cache's pointer (from [`CacheRef::as_ptr`]).
+    pub unsafe fn from_ptr(ptr: *mut Cache) -> Option<CacheRef> {
+        NonNull::new(ptr).map(CacheRef)
+    }
+}
+
+impl Cache {
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        // SAFETY: The name was copied from a `&str` into the cache's own pages at creation.
+        unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(self.name_ptr, self.name_len)) }
+    }
+
+    /// `kmem_cache_size`: the object size (the largest of merged aliases).
+    pub fn object_size(&self) -> usize {
+        self.object_size.load(Relaxed)
+    }
+
+    /// The stride between objects (`slab_size`).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The object alignment.
+    pub fn align(&self) -> usize {
+        self.layout.align
+    }
+
+    /// The slab order.
+    pub fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Objects per slab.
+    pub fn objects_per_slab(&self) -> usize {
+        self.objects as usize
+    }
+
+    /// The cache flags (after layout: `SLAB_KMALLOC`, `__OBJECT_POISON` included).
+    pub fn flags(&self) -> SlabFlags {
+        self.layout.flags
+    }
+
+    /// The object layout.
+    pub fn layout(&self) -> &ObjectLayout {
+        &self.layout
+    }
+
+    /// `min_partial`.
+    pub fn min_partial(&self) -> usize {
+        self.min_partial
+    }
+
+    /// How many creators share the cache (1 + merged aliases).
+    pub fn refcount(&self) -> isize {
+        self.refcount.load(Relaxed)
+    }
+
+    /// Whether a constructor was given.
+    pub fn has_ctor(&self) -> bool {
+        self.ctor.is_some()
+    }
+
+    /// Sets or clears `SLAB_FAILSLAB` (the sysfs `failslab` attribute).
+    pub fn set_failslab(&self, on: bool) {
+        self.failslab.store(on, Relaxed);
+    }
+
+    /// `slab_ksize`: what `ksize` reports for an object of this cache.
+    pub fn ksize(&self) -> usize {
+        use super::flags::{SLAB_POISON, SLAB_RED_ZONE, SLAB_STORE_USER, SLAB_TYPESAFE_BY_RCU};
+        let flags = self.layout.flags;
+        if flags.intersects(SLAB_RED_ZONE.union(SLAB_POISON)) {
+            self.object_size()
+        } else if flags.intersects(SLAB_TYPESAFE_BY_RCU.union(SLAB_STORE_USER)) {
+            self.inuse.load(Relaxed)
+        } else {
+            self.size
+        }
+    }
+
+    /// The per-CPU array of slot `cpu` (`cpu < nr_cpus`).
+    #[inline(always)]
+    pub(crate) fn cpu(&self, cpu: usize) -> &CpuCache {
+        debug_assert!(cpu < self.nr_cpus as usize);
+        // SAFETY: `cpus` points to `nr_cpus` initialised entries in the cache's pages; callers
+        // pass a slot below `nr_cpus` (the platform's `cpu()` contract).
+        unsafe { &*self.cpus.as_ptr().add(cpu) }
+    }
+
+    /// The object index of `obj` in a slab whose first slot is at `base`, if `obj` is exactly an
+    /// object start (`obj_to_index`, plus the boundary check the kernel leaves to debug builds).
+    #[inline(always)]
+    pub(crate) fn obj_index(&self, base: usize, obj: usize) -> Option<usize> {
+        let off = obj.checked_sub(base + self.layout.red_left_pad)?;
+        let idx = ((off as u128 * self.recip as u128) >> 64) as usize;
+        (idx < self.objects as usize && idx * self.size == off).then_some(idx)
+    }
+
+    /// The object pointer of slot `idx` of a slab starting at `base`.
+    #[inline(always)]
+    pub(crate) fn obj_at(&self, base: *mut u8, idx: usize) -> *mut u8 {
+        base.wrapping_add(idx * self.size + self.layout.red_left_pad)
+    }
+
+    /// Reads the decoded free pointer of free object `obj`.
+    ///
+    /// # Safety
+    /// `obj` must be an object of a live slab of this cache that the caller owns.
+    #[inline(always)]
+    pub(crate) unsafe fn get_freepointer(&self, obj: *mut u8) -> *mut u8 {
+        let at = obj.wrapping_add(self.layout.offset);
+        // SAFETY: The free pointer lies inside the object's slot (layout), in the slab's pages.
+        let stored = unsafe { at.cast::<usize>().read_unaligned() };
+        super::hardening::decode(stored, self.random, at as usize) as *mut u8
+    }
+
+    /// Stores the encoded free pointer `next` in free object `obj`.
+    ///
+    /// # Safety
+    /// As [`Cache::get_freepointer`].
+    #[inline(always)]
+    pub(crate) unsafe fn set_freepointer(&self, obj: *mut u8, next: *mut u8) {
+        let at = obj.wrapping_add(self.layout.offset);
+        let stored = super::hardening::encode(next as usize, self.random, at as usize);
+        // SAFETY: As in `get_freepointer`.
+        unsafe { at.cast::<usize>().write_unaligned(stored) };
+    }
+}
+
+/// `ceil(2^64 / size)` for `size >= 2`.
+pub(crate) const fn reciprocal(size: usize) -> u64 {
+    ((1u128 << 64).div_ceil(size as u128)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reciprocal_division_is_exact_for_every_slab_offset() {
+        // Every stride a cache can have against offsets up to a 4 MiB slab, sampled densely.
+        for size in (8..=4096usize).step_by(8).chain([10_240, 65_528, 1 << 20, (4 << 20) - 8]) {
+            let r = super::reciprocal(size);
+            let tail = (4usize << 20) - 1;
+            for off in (0..(4usize << 20)).step_by(14_009).chain([size - 1, size, size + 1, tail - size, tail]) {
+                assert_eq!(((off as u128 * r as u128) >> 64) as usize, off / size, "size {size} off {off}");
+            }
+        }
+    }
+}

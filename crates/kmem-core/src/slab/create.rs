@@ -1,0 +1,432 @@
+//! Creating, merging and destroying caches (SEMANTICS §3.1–3.4, §3.7; SL-1, SL-2, SL-6, SL-12),
+//! and the kmalloc caches made at boot (`create_kmalloc_caches`).
+
+use core::fmt;
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use super::cache::{Cache, CacheArgs, CacheRef, CacheState, CacheStats, CpuCache, reciprocal};
+use super::flags::{self, InvalidSlabFlags, SLAB_NO_USER_FLAGS, SLAB_PANIC, SLAB_POISON, SLAB_TYPESAFE_BY_RCU};
+use super::flags::{SLAB_KMALLOC, SlabFlags};
+use super::layout::{self, CACHE_LINE_SIZE, LayoutError, MergeRequest, MergeTarget};
+use super::node::{Node, Which};
+use crate::gfp::{__GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, Gfp};
+use crate::kmalloc::classes::{KMALLOC_INFO, KmallocType, kmalloc_cache_align};
+use crate::kmem::Kmem;
+use crate::order::{PAGE_SIZE, get_order};
+use crate::pcp_guard::SlotGuard;
+use crate::platform::{Level, Platform};
+use crate::sync::SpinLock;
+use crate::zone::ZoneType;
+
+/// Why `kmem_cache_create` returned NULL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// Flags outside the permitted set (SL-2).
+    InvalidFlags(InvalidSlabFlags),
+    /// The size, alignment or free-pointer offset cannot make a cache.
+    Layout(LayoutError),
+    /// No memory for the cache structure.
+    NoMemory,
+}
+
+impl CreateError {
+    /// The kernel's error number (`-EINVAL`, `-ENOSYS` or `-ENOMEM`).
+    pub const fn errno(&self) -> i32 {
+        match self {
+            CreateError::InvalidFlags(e) => e.errno(),
+            CreateError::Layout(e) => e.errno(),
+            CreateError::NoMemory => -12,
+        }
+    }
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreateError::InvalidFlags(e) => write!(f, "{e}"),
+            CreateError::Layout(e) => write!(f, "{e}"),
+            CreateError::NoMemory => f.write_str("no memory for the cache (error -12)"),
+        }
+    }
+}
+
+impl core::error::Error for CreateError {}
+
+/// `kmem_cache_destroy` found objects still allocated (SL-12): the reports were printed and
+/// the cache's memory is kept, unlinked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestroyError {
+    /// Objects still allocated.
+    pub live_objects: usize,
+}
+
+impl fmt::Display for DestroyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slab cache still has {} objects", self.live_objects)
+    }
+}
+
+impl core::error::Error for DestroyError {}
+
+/// Objects a CPU's array holds for a cache of this stride (refills and flushes move half).
+const fn cpu_array_cap(size: usize) -> u32 {
+    if size <= 256 {
+        128
+    } else if size <= 1024 {
+        64
+    } else if size <= PAGE_SIZE {
+        32
+    } else {
+        16
+    }
+}
+
+impl<P: Platform> Kmem<P> {
+    /// `kmem_cache_create(name, size, args, flags)`: a new cache, or an existing compatible
+    /// one with one more reference (merging, SL-6). On failure the kernel's warning is logged
+    /// (`SLAB_PANIC` panics instead).
+    ///
+    /// # Errors
+    /// [`CreateError`] for invalid flags, an impossible layout, or no memory.
+    ///
+    /// # Panics
+    /// With `SLAB_PANIC`, when creation fails.
+    #[track_caller]
+    pub fn kmem_cache_create(
+        &self,
+        name: &str,
+        size: usize,
+        args: &CacheArgs,
+        flags: SlabFlags,
+    ) -> Result<CacheRef, CreateError> {
+        let caller = Location::caller();
+        let made = flags::validate(flags).map_err(CreateError::InvalidFlags).and_then(|()| {
+            // `slab_debug=` flags come after the check, as `kmem_cache_flags()` adds them.
+            let flags = if flags.intersects(SLAB_NO_USER_FLAGS) { flags } else { self.slab_debug_flags(name, flags) };
+            self.create_cache(name, size, args, flags, true, GFP_KERNEL)
+        });
+        match made {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                if flags.intersects(SLAB_PANIC) {
+                    panic!("kmem_cache_create: Failed to create slab '{name}'. Error {}", e.errno());
+                }
+                self.platform().log(
+                    Level::Warning,
+                    format_args!("__kmem_cache_create_args({name}) failed with error {}: {e}", e.errno()),
+                );
+                self.platform().dump_stack(caller);
+                Err(e)
+            }
+        }
+    }
+
+    /// The flags `slab_debug=` adds for a cache of this name (none by default).
+    fn slab_debug_flags(&self, name: &str, flags: SlabFlags) -> SlabFlags {
+        flags.union(self.slabs.config.debug.flags_for(name))
+    }
+
+    pub(crate) fn create_cache(
+        &self,
+        name: &str,
+        size: usize,
+        args: &CacheArgs,
+        flags: SlabFlags,
+        may_merge: bool,
+        mem_gfp: Gfp,
+    ) -> Result<CacheRef, CreateError> {
+        if may_merge && let Some(c) = self.find_mergeable(size, args, flags) {
+            return Ok(c);
+        }
+        let align = layout::calculate_alignment(flags, args.align, size, CACHE_LINE_SIZE);
+        let is_kmalloc = flags.intersects(SLAB_KMALLOC);
+        let lay = layout::calculate_sizes(size, align, flags, args.ctor.is_some(), args.freeptr_offset, is_kmalloc)
+            .map_err(CreateError::Layout)?;
+        let (order, objects) = layout::calculate_order(lay.size, self.nr_cpus() as u32, self.slabs.config.min_objects)
+            .map_err(CreateError::Layout)?;
+        let nr_cpus = self.nr_cpus();
+        let cap = cpu_array_cap(lay.size);
+        let random_seq = self.slabs.config.random_freelist && objects >= 2;
+        let header = size_of::<Cache>().next_multiple_of(64);
+        let cpus_at = header;
+        let objs_at = cpus_at + nr_cpus * size_of::<CpuCache>();
+        let seq_at = objs_at + nr_cpus * cap as usize * size_of::<usize>();
+        let name_at = seq_at + if random_seq { objects * 2 } else { 0 };
+        let total = name_at + name.len();
+        let mem_order = get_order(total);
+        let mem =
+            self.pages().get_free_pages(mem_gfp.union(__GFP_ZERO), mem_order).map_err(|_| CreateError::NoMemory)?;
+        self.slabs.cache_pages.fetch_add(1 << mem_order, Relaxed);
+        let base = mem.as_ptr();
+        let rcu_or_poison = flags.intersects(SLAB_TYPESAFE_BY_RCU.union(SLAB_POISON));
+        let plain = args.ctor.is_none() && !rcu_or_poison;
+        // SAFETY: `mem` is a fresh zeroed block of `total` bytes or more, ours alone; every
+        // part is written before the cache is published on the list.
+        unsafe {
+            let cpus = base.add(cpus_at).cast::<CpuCache>();
+            for cpu in 0..nr_cpus {
+                cpus.add(cpu).write(CpuCache {
+                    guard: SlotGuard::new(),
+                    count: core::cell::UnsafeCell::new(0),
+                    cap,
+                    objs: base.add(objs_at + cpu * cap as usize * size_of::<usize>()).cast(),
+                    alloc_fast: AtomicU64::new(0),
+                    free_fast: AtomicU64::new(0),
+                });
+            }
+            let seq = base.add(seq_at).cast::<u16>();
+            if random_seq {
+                super::hardening::shuffle(core::slice::from_raw_parts_mut(seq, objects), &self.slabs.rng);
+            }
+            ptr::copy_nonoverlapping(name.as_ptr(), base.add(name_at), name.len());
+            base.cast::<Cache>().write(Cache {
+                cpus: NonNull::new_unchecked(cpus),
+                nr_cpus: nr_cpus as u32,
+                fast: !lay.flags.is_debug(),
+                init_on_alloc: self.slabs.config.init_on_alloc && plain,
+                init_on_free: self.slabs.config.init_on_free && plain,
+                size: lay.size,
+                recip: reciprocal(lay.size),
+                objects: objects as u32,
+                order,
+                random: self.slabs.rng.next_u64() as usize,
+                layout: lay,
+                object_size: AtomicUsize::new(size),
+                inuse: AtomicUsize::new(lay.inuse),
+                min_order: get_order(lay.size),
+                min_partial: layout::min_partial(lay.size),
+                ctor: args.ctor,
+                dtor: args.dtor,
+                usersize: args.usersize,
+                failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),
+                node: SpinLock::new(Node::new(self.direct_map_base())),
+                refcount: AtomicIsize::new(1),
+                state: AtomicU8::new(CacheState::Live as u8),
+                next: AtomicPtr::new(ptr::null_mut()),
+                name_ptr: base.add(name_at),
+                name_len: name.len(),
+                random_seq: if random_seq { seq } else { ptr::null() },
+                mem_order,
+                stats: CacheStats::default(),
+            });
+        }
+        let cache = base.cast::<Cache>();
+        let mut list = self.slabs.list.lock();
+        // SAFETY: Fully initialised above; linked under the list lock.
+        unsafe { (*cache).next.store(list.head, Relaxed) };
+        list.head = cache;
+        list.len += 1;
+        // SAFETY: Non-null: made from a page address.
+        Ok(CacheRef(unsafe { NonNull::new_unchecked(cache) }))
+    }
+
+    /// `find_mergeable` + `__kmem_cache_alias`: the oldest compatible cache, with one more
+    /// reference and its sizes raised to fit the new user.
+    fn find_mergeable(&self, size: usize, args: &CacheArgs, flags: SlabFlags) -> Option<CacheRef> {
+        let req = MergeRequest {
+            object_size: size,
+            align: args.align,
+            flags,
+            has_ctor: args.ctor.is_some(),
+            usersize: args.usersize,
+        };
+        let nomerge = !self.slabs.config.merge;
+        // A destructor, like a constructor, makes a cache its owner's alone.
+        if nomerge || args.dtor.is_some() {
+            return None;
+        }
+        let list = self.slabs.list.lock();
+        let mut found = None;
+        let mut cur = list.head;
+        while let Some(c) = NonNull::new(cur) {
+            // SAFETY: Caches on the list are live; we hold the list lock.
+            let s = unsafe { c.as_ref() };
+            let target = MergeTarget {
+                size: s.size,
+                flags: s.layout.flags,
+                has_ctor: s.ctor.is_some() || s.dtor.is_some(),
+                usersize: s.usersize,
+                refcount: s.refcount.load(Relaxed) as i32,
+            };
+            if layout::mergeable(nomerge, &req, &target, CACHE_LINE_SIZE) {
+                found = Some(c); // Newest first: the last match is the oldest.
+            }
+            cur = s.next.load(Relaxed);
+        }
+        let c = found?;
+        // SAFETY: As above.
+        let s = unsafe { c.as_ref() };
+        s.refcount.fetch_add(1, Relaxed);
+        let (object_size, inuse) = layout::alias_sizes(s.object_size(), s.inuse.load(Relaxed), size);
+        s.object_size.store(object_size, Relaxed);
+        s.inuse.store(inuse, Relaxed);
+        Some(CacheRef(c))
+    }
+
+    /// `kmem_cache_destroy`: drops one reference; the last one flushes every per-CPU array,
+    /// frees every slab and the cache itself. With objects still allocated it prints the
+    /// kernel's two reports, keeps the cache's memory (unlinked) and returns `Err` (SL-12).
+    ///
+    /// # Errors
+    /// [`DestroyError`] when objects were still allocated.
+    ///
+    /// # Safety
+    /// `cache` must not be used after a call that dropped the last reference (whatever the
+    /// result); objects still allocated must not be freed to it afterwards.
+    #[track_caller]
+    pub unsafe fn kmem_cache_destroy(&self, cache: CacheRef) -> Result<(), DestroyError> {
+        let caller = Location::caller();
+        let s = cache.get();
+        // Pending `kfree_rcu` objects of this cache are freed first (`kvfree_rcu_barrier`).
+        if !self.platform().in_atomic() {
+            self.rcu_barrier();
+        }
+        {
+            let mut list = self.slabs.list.lock();
+            if s.refcount.fetch_sub(1, Relaxed) > 1 {
+                return Ok(());
+            }
+            // Unlink: reclaim and thread exits no longer see the cache.
+            let mut link: *const AtomicPtr<Cache> = ptr::null();
+            let mut cur = list.head;
+            while !cur.is_null() && cur != cache.as_ptr() {
+                // SAFETY: Live caches on the list, under its lock.
+                link = unsafe { &(*cur).next };
+                cur = unsafe { (*cur).next.load(Relaxed) };
+            }
+            if cur == cache.as_ptr() {
+                let next = s.next.load(Relaxed);
+                if link.is_null() {
+                    list.head = next;
+                } else {
+                    // SAFETY: `link` is the `next` field of the previous (live) cache.
+                    unsafe { (*link).store(next, Relaxed) };
+                }
+                list.len -= 1;
+            }
+            for row in &self.slabs.kmalloc {
+                for slot in row {
+                    let _ = slot.compare_exchange(cache.as_ptr(), ptr::null_mut(), Relaxed, Relaxed);
+                }
+            }
+        }
+        self.shrink_cache(s);
+        if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) && !self.platform().in_atomic() {
+            self.rcu_barrier();
+        }
+        let live = self.report_remaining(s);
+        if live > 0 || s.node.lock().nr_slabs > 0 {
+            s.state.store(CacheState::Leaked as u8, Relaxed);
+            if self.slab_report_allowed() {
+                self.platform().log(
+                    Level::Warning,
+                    format_args!(
+                        "WARNING: at {caller} kmem_cache_destroy\nkmem_cache_destroy {}: Slab cache still has objects when called from {caller}",
+                        s.name()
+                    ),
+                );
+                self.platform().dump_stack(caller);
+            }
+            return Err(DestroyError { live_objects: live });
+        }
+        let order = s.mem_order;
+        self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
+        self.pages().free_pages_addr(cache.as_ptr().cast(), order);
+        Ok(())
+    }
+
+    /// `list_slab_objects` for every slab still holding objects; returns how many are live.
+    fn report_remaining(&self, s: &Cache) -> usize {
+        let node = s.node.lock();
+        let mut live = 0;
+        for which in [Which::Partial, Which::Full] {
+            let mut cur = node.first(which);
+            while let Some(slab) = cur {
+                // SAFETY: Slabs on the node's lists, under its lock.
+                let (inuse, objects, pfn, mut fp) = unsafe {
+                    ((*slab).inuse as usize, (*slab).objects as usize, (*slab).pfn as usize, (*slab).freelist)
+                };
+                if inuse > 0 {
+                    live += inuse;
+                    let base = self.pfn_address(pfn).expect("slab in lowmem").as_ptr();
+                    let mut free = [0u64; layout::MAX_OBJS_PER_PAGE.div_ceil(64)];
+                    let mut guard = objects;
+                    while !fp.is_null() && guard > 0 {
+                        if let Some(i) = s.obj_index(base as usize, fp as usize) {
+                            free[i / 64] |= 1 << (i % 64);
+                        }
+                        // SAFETY: `fp` is a free object of this slab (node lock held).
+                        fp = unsafe { s.get_freepointer(fp) };
+                        guard -= 1;
+                    }
+                    if self.slab_report_allowed() {
+                        self.slab_bug(s, format_args!("Objects remaining on __kmem_cache_shutdown()"));
+                        self.platform().log(
+                            Level::Err,
+                            format_args!(
+                                "Slab 0x{:x} objects={objects} used={inuse} fp=0x{:x} flags=0x{:x}(slab|head)",
+                                slab as usize,
+                                // SAFETY: As above.
+                                unsafe { (*slab).freelist } as usize,
+                                crate::memmap::pg::SLAB
+                            ),
+                        );
+                        for i in (0..objects).filter(|i| free[i / 64] & (1 << (i % 64)) == 0) {
+                            let obj = s.obj_at(base, i);
+                            self.platform().log(
+                                Level::Err,
+                                format_args!("Object 0x{:x} @offset={}", obj as usize, obj as usize - base as usize),
+                            );
+                            self.print_tracking(s, obj);
+                        }
+                    }
+                }
+                // SAFETY: As above.
+                cur = unsafe { node.next_of(slab) };
+            }
+        }
+        live
+    }
+
+    /// The kmalloc cache of class `index` and type `ty`, created on first use (kmem's
+    /// deviation from `create_kmalloc_caches`, which makes them all at boot: a machine that
+    /// never calls kmalloc keeps its pages). Creation uses `gfp`'s ability to sleep; two
+    /// racing creators keep the first cache published.
+    #[cold]
+    pub(crate) fn kmalloc_cache_create(&self, index: usize, ty: KmallocType, gfp: Gfp) -> Option<CacheRef> {
+        if ty == KmallocType::Dma && !self.zone_configured(ZoneType::Dma) {
+            return None;
+        }
+        let slot = &self.slabs.kmalloc[ty as usize][index];
+        if let Some(c) = NonNull::new(slot.load(Relaxed)) {
+            return Some(CacheRef(c));
+        }
+        let info = KMALLOC_INFO[index];
+        let args = CacheArgs { align: kmalloc_cache_align(info.size), ..CacheArgs::default() };
+        let name = info.name(ty);
+        let flags = self.slab_debug_flags(name, ty.slab_flags());
+        let blocking = gfp.allow_blocking() && !self.platform().in_atomic();
+        let mem_gfp = if blocking { GFP_KERNEL } else { GFP_ATOMIC }.union(__GFP_NOWARN);
+        let _creating = self.slabs.kmalloc_lock.lock();
+        if let Some(c) = NonNull::new(slot.load(Relaxed)) {
+            return Some(CacheRef(c));
+        }
+        let c = self.create_cache(name, info.size, &args, flags, false, mem_gfp).ok()?;
+        slot.store(c.as_ptr(), Relaxed);
+        Some(c)
+    }
+
+    /// Every live cache, newest first (`slab_caches`), as handles. `f` runs under the cache
+    /// list lock: it must not create or destroy caches.
+    pub fn for_each_cache(&self, mut f: impl FnMut(CacheRef)) {
+        let list = self.slabs.list.lock();
+        let mut cur = list.head;
+        while let Some(c) = NonNull::new(cur) {
+            f(CacheRef(c));
+            // SAFETY: Live caches under the list lock.
+            cur = unsafe { c.as_ref() }.next.load(Relaxed);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The `slab_debug=` boot option (alias `slub_debug=`; `KMEM_SLUB_DEBUG` on the userspace
+//! machine): which debug flags go to which caches (SEMANTICS §3.8).
+//!
+//! Syntax: blocks separated by `;`, each `<letters>[,<cache>[,<cache>…]]`. Letters: `F`
+//! consistency checks, `Z` red zone, `P` poison, `U` store user, `T` trace, `A` failslab, `O`
+//! (accepted; kmem never raises a cache's order for debugging), `-` none. A block without
+//! letters means `FZPU`; a block without names applies to every cache; a name ending in `*`
+//! matches every cache name with that prefix. The spec is kept as text (no heap in the core)
+//! and parsed again for each cache created.
+
+use core::fmt;
+
+use super::flags::{
+    SLAB_CONSISTENCY_CHECKS, SLAB_FAILSLAB, SLAB_POISON, SLAB_RED_ZONE, SLAB_STORE_USER, SLAB_TRACE, SlabFlags,
+};
+
+/// The longest spec kept.
+pub const MAX_SPEC_LEN: usize = 256;
+
+/// `DEBUG_DEFAULT_FLAGS`: what a block without letters means.
+pub const DEBUG_DEFAULT_FLAGS: SlabFlags =
+    SLAB_CONSISTENCY_CHECKS.union(SLAB_RED_ZONE).union(SLAB_POISON).union(SLAB_STORE_USER);
+
+/// A validated `slab_debug=` value.
+#[derive(Clone, Copy)]
+pub struct DebugSpec {
+    buf: [u8; MAX_SPEC_LEN],
+    len: usize,
+}
+
+impl fmt::Debug for DebugSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DebugSpec({:?})", self.as_str())
+    }
+}
+
+/// A `slab_debug=` value that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadDebugSpec {
+    /// A letter that is not an option (the kernel skips it with `slab_debug option '%c' unknown. skipped`).
+    UnknownOption(char),
+    /// Longer than [`MAX_SPEC_LEN`].
+    TooLong,
+}
+
+impl fmt::Display for BadDebugSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadDebugSpec::UnknownOption(c) => write!(f, "slab_debug option '{c}' unknown (options: FZPUTAO-)"),
+            BadDebugSpec::TooLong => write!(f, "slab_debug value longer than {MAX_SPEC_LEN} bytes"),
+        }
+    }
+}
+
+impl core::error::Error for BadDebugSpec {}
+
+fn letter_flags(c: char) -> Result<SlabFlags, BadDebugSpec> {
+    Ok(match c.to_ascii_uppercase() {
+        'F' => SLAB_CONSISTENCY_CHECKS,
+        'Z' => SLAB_RED_ZONE,
+        'P' => SLAB_POISON,
+        'U' => SLAB_STORE_USER,
+        'T' => SLAB_TRACE,
+        'A' => SLAB_FAILSLAB,
+        'O' | '-' => SlabFlags::empty(),
+        other => return Err(BadDebugSpec::UnknownOption(other)),
+    })
+}
+
+fn block_flags(letters: &str) -> Result<SlabFlags, BadDebugSpec> {
+    if letters.is_empty() {
+        return Ok(DEBUG_DEFAULT_FLAGS);
+    }
+    letters.chars().try_fold(SlabFlags::empty(), |acc, c| Ok(acc.union(letter_flags(c)?)))
+}
+
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+impl DebugSpec {
+    /// No debugging.
+    pub const fn none() -> Self {
+        Self { buf: [0; MAX_SPEC_LEN], len: 0 }
+    }
+
+    /// Parses and keeps `spec`.
+    ///
+    /// # Errors
+    /// An unknown option letter, or a spec that is too long.
+    pub fn new(spec: &str) -> Result<Self, BadDebugSpec> {
+        if spec.len() > MAX_SPEC_LEN {
+            return Err(BadDebugSpec::TooLong);
+        }
+        for block in spec.split(';') {
+            block_flags(block.split(',').next().unwrap_or(""))?;
+        }
+        let mut me = Self::none();
+        me.buf[..spec.len()].copy_from_slice(spec.as_bytes());
+        me.len = spec.len();
+        Ok(me)
+    }
+
+    /// The spec as given.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+
+    /// Whether no spec was given.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The debug flags for a cache named `name`.
+    pub fn flags_for(&self, name: &str) -> SlabFlags {
+        if self.is_empty() {
+            return SlabFlags::empty();
+        }
+        let mut flags = SlabFlags::empty();
+        for block in self.as_str().split(';') {
+            let mut parts = block.split(',');
+            let letters = parts.next().unwrap_or("");
+            let Ok(f) = block_flags(letters) else { continue };
+            let mut names = parts.filter(|n| !n.is_empty()).peekable();
+            if names.peek().is_none() || names.any(|n| matches(n, name)) {
+                flags = flags.union(f);
+            }
+        }
+        flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_names_globs_and_blocks() {
+        let all = DebugSpec::new("").unwrap();
+        assert_eq!(all.flags_for("x"), SlabFlags::empty(), "an empty spec means no debugging");
+        let fzpu = DebugSpec::new(",kmalloc-*").unwrap();
+        assert_eq!(fzpu.flags_for("kmalloc-64"), DEBUG_DEFAULT_FLAGS);
+        assert_eq!(fzpu.flags_for("dentry"), SlabFlags::empty());
+        let s = DebugSpec::new("Z,dentry;P,kmalloc-64,foo*;U").unwrap();
+        assert_eq!(s.flags_for("dentry"), SLAB_RED_ZONE.union(SLAB_STORE_USER));
+        assert_eq!(s.flags_for("kmalloc-64"), SLAB_POISON.union(SLAB_STORE_USER));
+        assert_eq!(s.flags_for("foobar"), SLAB_POISON.union(SLAB_STORE_USER));
+        assert_eq!(s.flags_for("kmalloc-128"), SLAB_STORE_USER);
+        assert_eq!(DebugSpec::new("fa").unwrap().flags_for("c"), SLAB_CONSISTENCY_CHECKS.union(SLAB_FAILSLAB));
+        assert_eq!(DebugSpec::new("-").unwrap().flags_for("c"), SlabFlags::empty());
+        assert_eq!(
+            DebugSpec::new("FZPUTAO").unwrap().flags_for("c"),
+            DEBUG_DEFAULT_FLAGS.union(SLAB_TRACE).union(SLAB_FAILSLAB)
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        assert_eq!(DebugSpec::new("FX").unwrap_err(), BadDebugSpec::UnknownOption('X'));
+        assert_eq!(DebugSpec::new("F;q,c").unwrap_err(), BadDebugSpec::UnknownOption('Q'));
+        let long = "F,".repeat(200);
+        assert_eq!(DebugSpec::new(&long).unwrap_err(), BadDebugSpec::TooLong);
+    }
+}

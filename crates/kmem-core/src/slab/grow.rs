@@ -1,0 +1,392 @@
+//! Slabs in and out: `allocate_slab` (pages, descriptor, constructor, freelist), freeing a
+//! slab (destructor, pages back), refilling and flushing per-CPU arrays, shrink, and reclaim.
+//!
+//! No function here holds a node lock while it allocates or frees pages.
+
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::cache::{Cache, CacheRef};
+use super::desc::{NIL_PFN, Slab};
+use super::flags::{SLAB_NO_REAP, SLAB_TYPESAFE_BY_RCU};
+use super::node::Node;
+use crate::AllocError;
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_DMA32, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY};
+use crate::gfp::{__GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
+use crate::kmem::Kmem;
+use crate::memmap::pg;
+use crate::platform::{Level, Platform};
+
+/// Objects moved between a per-CPU array and the node at a time, at most.
+pub(crate) const MAX_BATCH: usize = 64;
+
+impl<P: Platform> Kmem<P> {
+    /// `allocate_slab`: a new slab for `s`, its objects constructed and chained, not yet on
+    /// any list.
+    pub(crate) fn new_slab(&self, s: &Cache, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<Slab>, AllocError> {
+        let mut flags = gfp.difference(__GFP_ZERO);
+        if flags.intersects(__GFP_DMA32.union(__GFP_HIGHMEM)) {
+            flags = self.kmalloc_fix_flags(flags, caller);
+        }
+        flags = flags.union(s.layout.allocflags);
+        let desc = self.take_desc(flags)?;
+        // First the preferred order without warnings or retries (and without reclaim when a
+        // smaller order could do), then the minimum order with the caller's flags.
+        let mut first = flags.union(__GFP_NOWARN).union(__GFP_NORETRY).difference(__GFP_NOFAIL);
+        if first.contains(__GFP_DIRECT_RECLAIM) && s.order > s.min_order {
+            first = first.union(__GFP_NOMEMALLOC).difference(__GFP_RECLAIM);
+        }
+        let (page, order) = match self.pages().alloc_pages(first, s.order) {
+            Ok(page) => (page, s.order),
+            Err(_) if s.order > s.min_order => match self.pages().alloc_pages(flags, s.min_order) {
+                Ok(page) => {
+                    s.stats.order_fallback.fetch_add(1, Relaxed);
+                    (page, s.min_order)
+                }
+                Err(e) => return Err(self.put_desc_on_failure(desc, e)),
+            },
+            Err(e) => return Err(self.put_desc_on_failure(desc, e)),
+        };
+        let pfn = self.page_to_pfn(page).expect("allocated page is ours");
+        let Some(base) = self.pfn_address(pfn) else {
+            // Not reachable: slab flags never ask for HighMem. Give everything back.
+            self.pages().free_pages(page, order);
+            return Err(self.put_desc_on_failure(desc, AllocError));
+        };
+        let objects = super::layout::order_objects(order, s.size).min(s.objects as usize);
+        let dm = self.direct_map_base();
+        // SAFETY: `desc` came from the pool and is ours; `page` was just allocated for us.
+        unsafe {
+            let d = desc.as_ptr();
+            (*d).cache.store(ptr::from_ref(s).cast_mut(), Relaxed);
+            (*d).next = NIL_PFN;
+            (*d).prev = NIL_PFN;
+            (*d).inuse = 0;
+            (*d).objects = objects as u16;
+            (*d).pfn = pfn as u32;
+            (*d).freelist = self.build_freelist(s, base.as_ptr(), objects);
+            page.next.store(Node::offset_of(dm, d), Relaxed);
+            let _ = page.set_flags(pg::SLAB);
+        }
+        s.stats.new_slabs.fetch_add(1, Relaxed);
+        Ok(desc)
+    }
+
+    /// Runs the constructor on every object and chains them in slot order, or in the cache's
+    /// random order from a random start (`shuffle_freelist`). Returns the first object.
+    ///
+    /// # Safety
+    /// `base` must be a new slab of `s` holding `objects` slots, owned by the caller.
+    unsafe fn build_freelist(&self, s: &Cache, base: *mut u8, objects: usize) -> *mut u8 {
+        for i in 0..objects {
+            let obj = s.obj_at(base, i);
+            super::debug::init_object(s, obj, false);
+            if let Some(ctor) = &s.ctor {
+                // SAFETY: `obj` is an object of `s`, not yet visible to anyone else.
+                unsafe { ctor.call(obj) };
+            }
+        }
+        let start = if s.random_seq.is_null() { 0 } else { self.slabs.rng.below(objects as u32) as usize };
+        let index = |k: usize| -> usize {
+            if s.random_seq.is_null() {
+                k
+            } else {
+                // SAFETY: The sequence has `s.objects >= objects` entries, each below `objects`
+                // for a full-order slab; a fallback-order slab skips larger indices below.
+                unsafe { *s.random_seq.add((start + k) % s.objects as usize) as usize }
+            }
+        };
+        let mut head: *mut u8 = ptr::null_mut();
+        let mut k = s.objects as usize;
+        while k > 0 {
+            k -= 1;
+            let i = index(k);
+            if i >= objects {
+                continue;
+            }
+            let obj = s.obj_at(base, i);
+            // SAFETY: `obj` is a free object of the new slab.
+            unsafe { s.set_freepointer(obj, head) };
+            head = obj;
+        }
+        head
+    }
+
+    /// A descriptor from the pool, growing the pool by a page if it is empty.
+    fn take_desc(&self, gfp: Gfp) -> Result<NonNull<Slab>, AllocError> {
+        if let Some(d) = self.slabs.descs.take() {
+            return Ok(d);
+        }
+        let flags = gfp.difference(__GFP_ZERO.union(__GFP_HIGHMEM).union(__GFP_DMA32).union(crate::gfp::__GFP_DMA));
+        let page = self.pages().get_free_pages(flags.difference(crate::gfp::__GFP_COMP), 0)?;
+        // SAFETY: A fresh lowmem page, handed to the pool for good.
+        unsafe { self.slabs.descs.add_page(page) };
+        self.slabs.descs.take().ok_or(AllocError)
+    }
+
+    fn put_desc_on_failure(&self, desc: NonNull<Slab>, e: AllocError) -> AllocError {
+        // SAFETY: The descriptor was taken for a slab that was never made.
+        unsafe { self.slabs.descs.put(desc) };
+        e
+    }
+
+    /// Frees a slab that is on no list and has no object out: destructor on each object, page
+    /// flags cleared, pages and descriptor back. RCU caches wait for a grace period first.
+    pub(crate) fn discard_slab(&self, s: &Cache, slab: *mut Slab) {
+        s.stats.freed_slabs.fetch_add(1, Relaxed);
+        if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
+            let mut pending = self.slabs.rcu.pending.lock();
+            // SAFETY: The slab is off every list; its `next` link is free for the RCU chain.
+            unsafe { (*slab).next = pending.slabs };
+            pending.slabs = Node::offset_of(self.direct_map_base(), slab);
+            pending.nr_slabs += 1;
+            return;
+        }
+        // SAFETY: As the caller promises: an empty slab on no list.
+        unsafe { self.free_slab(s, slab) };
+    }
+
+    /// The last step of [`Kmem::discard_slab`].
+    ///
+    /// # Safety
+    /// `slab` must be a slab of `s` on no list, with no object out, that nothing else uses.
+    pub(crate) unsafe fn free_slab(&self, s: &Cache, slab: *mut Slab) {
+        // SAFETY: The slab is ours alone now.
+        let (pfn, objects) = unsafe { ((*slab).pfn as usize, (*slab).objects as usize) };
+        let base = self.pfn_address(pfn).expect("slab pages are lowmem").as_ptr();
+        if let Some(dtor) = &s.dtor {
+            for i in 0..objects {
+                // SAFETY: Every object of the slab is free and constructed.
+                unsafe { dtor.call(s.obj_at(base, i)) };
+            }
+        }
+        let page = self.pfn_to_page(pfn).expect("slab page in memory");
+        let order = page.order();
+        page.next.store(0, Relaxed);
+        page.prev.store(0, Relaxed);
+        let _ = page.clear_flags(pg::SLAB);
+        self.pages().free_pages(page, order);
+        // SAFETY: The slab is gone; its descriptor goes back to the pool.
+        unsafe { self.slabs.descs.put(NonNull::new_unchecked(slab)) };
+    }
+
+    /// Gives `objs` (objects of `s` that are out) back to their slabs under the node lock,
+    /// then frees the slabs that became empty beyond `min_partial`.
+    pub(crate) fn return_objects(&self, s: &Cache, objs: &[*mut u8]) {
+        let mut discard: [*mut Slab; MAX_BATCH] = [ptr::null_mut(); MAX_BATCH];
+        let mut nd = 0;
+        {
+            let mut node = s.node.lock();
+            for &obj in objs {
+                let slab = self.object_slab(obj).expect("object of a live slab").slab;
+                // SAFETY: `obj` is an out object of `slab`, a slab of `s`; we hold the lock.
+                if unsafe { node.put(s, slab, obj) } {
+                    // SAFETY: Empty and on the partial list, as `put` just said.
+                    unsafe { node.remove(slab) };
+                    discard[nd] = slab;
+                    nd += 1;
+                    if nd == MAX_BATCH {
+                        drop(node);
+                        for &d in &discard[..nd] {
+                            self.discard_slab(s, d);
+                        }
+                        nd = 0;
+                        node = s.node.lock();
+                    }
+                }
+            }
+        }
+        for &d in &discard[..nd] {
+            self.discard_slab(s, d);
+        }
+    }
+
+    /// Empties CPU slot `cpu`'s array of `s` back to the slabs. The caller must own the slot's
+    /// array (be its owner inside the guard, or hold its claim).
+    pub(crate) unsafe fn flush_cpu_array(&self, s: &Cache, cpu: usize) -> usize {
+        let c = s.cpu(cpu);
+        let mut total = 0;
+        loop {
+            let mut batch = [ptr::null_mut(); MAX_BATCH];
+            // SAFETY: The caller owns the array.
+            let n = unsafe {
+                let count = &mut *c.count.get();
+                let n = (*count as usize).min(MAX_BATCH);
+                *count -= n as u32;
+                ptr::copy_nonoverlapping(c.objs.add(*count as usize), batch.as_mut_ptr(), n);
+                n
+            };
+            if n == 0 {
+                return total;
+            }
+            self.return_objects(s, &batch[..n]);
+            total += n;
+        }
+    }
+
+    /// Flushes every CPU's array of `s` (`flush_all`): the caller's own directly, the others by
+    /// claiming their slots with the page allocator's drain handshake. Returns objects moved.
+    pub(crate) fn flush_all(&self, s: &Cache) -> usize {
+        if !s.fast {
+            return 0;
+        }
+        let me = self.platform().cpu();
+        let mut moved = 0;
+        if let Some(cpu) = me
+            && s.cpu(cpu).guard.enter()
+        {
+            // SAFETY: We are the slot's owner, inside its guard.
+            moved += unsafe { self.flush_cpu_array(s, cpu) };
+            s.cpu(cpu).guard.exit();
+        }
+        let mut claimed = [false; crate::pcp::MAX_CPUS];
+        let mut any = false;
+        for (cpu, flag) in claimed.iter_mut().enumerate().take(s.nr_cpus as usize) {
+            if Some(cpu) != me && s.cpu(cpu).guard.mark_claimed() {
+                *flag = true;
+                any = true;
+            }
+        }
+        if !any {
+            return moved;
+        }
+        let barrier = self.platform().heavy_barrier();
+        for (cpu, &was_claimed) in claimed.iter().enumerate().take(s.nr_cpus as usize) {
+            if !was_claimed {
+                continue;
+            }
+            let guard = &s.cpu(cpu).guard;
+            if barrier && guard.confirm_claim(4096, crate::sync::cpu_relax) {
+                // SAFETY: We hold the slot's claim and its owner is outside.
+                moved += unsafe { self.flush_cpu_array(s, cpu) };
+                guard.unclaim();
+            } else if !barrier {
+                guard.unclaim();
+            }
+        }
+        if moved > 0 {
+            s.stats.remote_drains.fetch_add(1, Relaxed);
+        }
+        moved
+    }
+
+    /// Frees every empty slab of `s` (after flushing the per-CPU arrays); returns pages freed.
+    pub(crate) fn shrink_cache(&self, s: &Cache) -> usize {
+        self.flush_all(s);
+        let chain = s.node.lock().take_empty(0);
+        let dm = self.direct_map_base();
+        let mut pages = 0;
+        let mut cur = chain;
+        while !cur.is_null() {
+            // SAFETY: Chains from `take_empty` hold empty slabs unlinked from the node.
+            let next = unsafe { Node::chain_next(dm, cur) };
+            pages += 1usize << s.order;
+            self.discard_slab(s, cur);
+            cur = next;
+        }
+        pages
+    }
+
+    /// `kmem_cache_shrink`: flushes the per-CPU arrays, frees every empty slab (SL-13) and
+    /// runs a grace period for RCU caches; returns 0 only if the cache holds no slab at all.
+    pub fn kmem_cache_shrink(&self, cache: CacheRef) -> i32 {
+        let s = cache.get();
+        self.shrink_cache(s);
+        if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) && !self.platform().in_atomic() {
+            self.rcu_barrier();
+        }
+        i32::from(s.node.lock().nr_slabs != 0)
+    }
+
+    /// Runs every cache's per-CPU arrays of slot `cpu` back to the slabs: the slot's thread
+    /// is leaving (`slub_cpu_dead`). Called by the slot's owner or with the slot unowned.
+    pub fn slab_cpu_dead(&self, cpu: usize) {
+        let list = self.slabs.list.lock();
+        let mut cur = list.head;
+        while let Some(c) = NonNull::new(cur) {
+            // SAFETY: Caches on the list are live; we hold the list lock.
+            let s = unsafe { c.as_ref() };
+            if s.fast
+                && (cpu as u32) < s.nr_cpus
+                && s.cpu(cpu).guard.mark_claimed()
+                && s.cpu(cpu).guard.confirm_claim(4096, crate::sync::cpu_relax)
+            {
+                // SAFETY: Claimed, and the owner is gone or is us outside any section.
+                unsafe { self.flush_cpu_array(s, cpu) };
+                s.cpu(cpu).guard.unclaim();
+            }
+            cur = s.next.load(Relaxed);
+        }
+    }
+
+    /// Pages that shrinking could free now: empty slabs of reapable caches (`count_objects`).
+    pub(crate) fn reclaimable_slab_pages(&self) -> usize {
+        let list = self.slabs.list.lock();
+        let mut pages = 0;
+        let mut cur = list.head;
+        while let Some(c) = NonNull::new(cur) {
+            // SAFETY: As in `slab_cpu_dead`.
+            let s = unsafe { c.as_ref() };
+            if !s.layout.flags.intersects(SLAB_NO_REAP) {
+                let node = s.node.lock();
+                let mut slab = node.first(super::node::Which::Partial);
+                while let Some(d) = slab {
+                    // SAFETY: On the partial list, under its lock.
+                    unsafe {
+                        if (*d).inuse == 0 {
+                            pages += 1 << s.order;
+                        }
+                        slab = node.next_of(d);
+                    }
+                }
+            }
+            cur = s.next.load(Relaxed);
+        }
+        pages + self.slabs.rcu.pending.lock().nr_slabs
+    }
+
+    /// The shrinker's scan: shrink every cache except `SLAB_NO_REAP` ones, then release what
+    /// waits for a grace period if no reader holds one up. Returns pages freed.
+    pub(crate) fn shrink_for_reclaim(&self, _nr_to_scan: usize, _gfp: Gfp) -> usize {
+        let mut freed = 0;
+        {
+            // The list lock keeps every cache alive while it is shrunk (destroy unlinks under
+            // it). Lock order: list, node, page allocator.
+            let list = self.slabs.list.lock();
+            let mut cur = list.head;
+            while let Some(c) = NonNull::new(cur) {
+                // SAFETY: As in `slab_cpu_dead`.
+                let s = unsafe { c.as_ref() };
+                if !s.layout.flags.intersects(SLAB_NO_REAP) {
+                    freed += self.shrink_cache(s);
+                }
+                cur = s.next.load(Relaxed);
+            }
+        }
+        freed + self.release_rcu_pending()
+    }
+
+    /// The direct-map base as an address (descriptor offsets are relative to it).
+    #[inline(always)]
+    pub(crate) fn direct_map_base(&self) -> usize {
+        self.pfn_address(self.memmap().start_pfn()).map_or(0, |p| p.as_ptr() as usize)
+    }
+
+    /// Reports and fixes flags slab allocations may not carry (`kmalloc_fix_flags`, KM-11).
+    #[cold]
+    fn kmalloc_fix_flags(&self, flags: Gfp, caller: &Location<'_>) -> Gfp {
+        let fixed = flags.difference(__GFP_DMA32.union(__GFP_HIGHMEM));
+        self.platform().log(
+            Level::Warning,
+            format_args!(
+                "Unexpected gfp: {:#x} ({}). Fixing up to gfp: {:#x} ({}). Fix your code!\n  at {caller}",
+                flags.difference(fixed).bits(),
+                flags.difference(fixed),
+                fixed.bits(),
+                fixed
+            ),
+        );
+        fixed
+    }
+}

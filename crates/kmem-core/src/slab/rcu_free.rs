@@ -1,0 +1,186 @@
+//! What waits for an RCU grace period: slabs of `SLAB_TYPESAFE_BY_RCU` caches (SL-11) and
+//! `kfree_rcu` objects (TST-7), and the grace-period entry points (`synchronize_rcu`,
+//! `rcu_barrier`). The mechanism is in [`crate::rcu`].
+//!
+//! A grace period only releases what was queued before it started: the pending lists are
+//! taken first, then the grace period runs, then the taken items are freed.
+
+use core::panic::Location;
+use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::desc::NIL_PFN;
+use super::node::Node;
+use crate::gfp::{__GFP_NOWARN, GFP_NOWAIT};
+use crate::kmem::Kmem;
+use crate::platform::Platform;
+use crate::rcu::RcuReadGuard;
+
+/// Pointers a pending-object page holds after its two header words.
+const PTRS_PER_PAGE: usize = crate::PAGE_SIZE / size_of::<usize>() - 2;
+
+impl<P: Platform> Kmem<P> {
+    /// `rcu_read_lock`: objects of `SLAB_TYPESAFE_BY_RCU` caches stay objects of their cache
+    /// (their slab is not freed) and `kfree_rcu` objects stay allocated until the guard drops.
+    pub fn rcu_read_lock(&self) -> RcuReadGuard<'_> {
+        self.slabs.rcu.read_lock()
+    }
+
+    /// `synchronize_rcu`: waits for every read-side section that started before the call,
+    /// then frees what was waiting for it. Must not be called inside a read-side section.
+    pub fn synchronize_rcu(&self) {
+        self.rcu_grace_period(true);
+    }
+
+    /// `rcu_barrier`: after it returns, everything queued before the call has been freed.
+    pub fn rcu_barrier(&self) {
+        self.rcu_grace_period(true);
+    }
+
+    /// Runs a grace period (waiting, or only if no old reader is inside) and frees what was
+    /// queued before it. Returns pages freed.
+    pub(crate) fn rcu_grace_period(&self, wait: bool) -> usize {
+        let (slabs, objects) = {
+            let mut p = self.slabs.rcu.pending.lock();
+            let taken = (p.slabs, p.objects);
+            p.slabs = NIL_PFN;
+            p.nr_slabs = 0;
+            p.objects = 0;
+            taken
+        };
+        let done = if wait {
+            self.slabs.rcu.synchronize(crate::sync::cpu_relax);
+            true
+        } else {
+            self.slabs.rcu.try_synchronize()
+        };
+        if !done {
+            self.requeue(slabs, objects);
+            return 0;
+        }
+        self.free_pending(slabs, objects)
+    }
+
+    /// What reclaim calls: a grace period only if it can complete without waiting.
+    pub(crate) fn release_rcu_pending(&self) -> usize {
+        self.rcu_grace_period(false)
+    }
+
+    fn free_pending(&self, slabs: u32, objects: usize) -> usize {
+        let dm = self.direct_map_base();
+        let mut pages = 0;
+        let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
+        while !cur.is_null() {
+            // SAFETY: Slabs on the pending chain are off every list and wait only for us.
+            unsafe {
+                let next = Node::chain_next(dm, cur);
+                let s = &*(*cur).cache.load(Relaxed);
+                pages += 1 << s.order;
+                self.free_slab(s, cur);
+                cur = next;
+            }
+        }
+        let mut page = objects;
+        while page != 0 {
+            let words = page as *mut usize;
+            // SAFETY: Pending-object pages are ours: word 0 links, word 1 counts.
+            unsafe {
+                let next = *words;
+                let n = *words.add(1);
+                for i in 0..n {
+                    self.kfree_at(*words.add(2 + i) as *const u8, Location::caller());
+                }
+                self.free_pages_addr(page as *const u8, 0);
+                page = next;
+            }
+        }
+        pages
+    }
+
+    /// Puts taken items back after a grace period that could not complete.
+    fn requeue(&self, slabs: u32, objects: usize) {
+        let dm = self.direct_map_base();
+        let mut p = self.slabs.rcu.pending.lock();
+        let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
+        while !cur.is_null() {
+            // SAFETY: As in `free_pending`; each slab moves to the front of the pending chain.
+            unsafe {
+                let next = Node::chain_next(dm, cur);
+                (*cur).next = p.slabs;
+                p.slabs = Node::offset_of(dm, cur);
+                p.nr_slabs += 1;
+                cur = next;
+            }
+        }
+        let mut page = objects;
+        while page != 0 {
+            // SAFETY: As in `free_pending`.
+            unsafe {
+                let words = page as *mut usize;
+                let next = *words;
+                *words = p.objects;
+                p.objects = page;
+                page = next;
+            }
+        }
+    }
+
+    /// `kfree_rcu` (single-argument form, `kvfree_rcu_mightsleep`): frees `ptr` after a grace
+    /// period. Objects are queued in pages of pointers; when no page can be had, the caller
+    /// waits for a grace period and frees directly (outside atomic context), as the kernel's
+    /// fallback does.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or an object this API handed out and the caller still owns; readers
+    /// inside a read-side section may still read it until the grace period ends; nothing
+    /// else may use it. Pointers that break this are detected and reported where
+    /// the allocator can tell (not an object, wrong cache, immediate double free), but a
+    /// pointer still in use elsewhere would be written to (free pointers, `init_on_free`).
+    #[track_caller]
+    pub unsafe fn kfree_rcu(&self, ptr: *const u8) {
+        if crate::kmalloc::classes::zero_or_null_ptr(ptr as usize) {
+            return;
+        }
+        let caller = Location::caller();
+        {
+            let p = self.slabs.rcu.pending.lock();
+            let head = p.objects as *mut usize;
+            // SAFETY: Pending-object pages are ours (see `free_pending`).
+            if !head.is_null() && unsafe { *head.add(1) } < PTRS_PER_PAGE {
+                // SAFETY: As above; the count is below capacity.
+                unsafe {
+                    let n = *head.add(1);
+                    *head.add(2 + n) = ptr as usize;
+                    *head.add(1) = n + 1;
+                }
+                return;
+            }
+        }
+        match self.pages().get_free_pages(GFP_NOWAIT.union(__GFP_NOWARN), 0) {
+            Ok(page) => {
+                let words = page.as_ptr().cast::<usize>();
+                let mut p = self.slabs.rcu.pending.lock();
+                // SAFETY: A fresh page, ours.
+                unsafe {
+                    *words = p.objects;
+                    *words.add(1) = 1;
+                    *words.add(2) = ptr as usize;
+                }
+                p.objects = words as usize;
+            }
+            Err(_) if !self.platform().in_atomic() => {
+                self.synchronize_rcu();
+                self.kfree_at(ptr, caller);
+            }
+            Err(_) => {
+                self.platform().log(
+                    crate::platform::Level::Warning,
+                    format_args!(
+                        "kfree_rcu: no memory to queue 0x{:x} in atomic context; it stays allocated\n  at {caller}",
+                        ptr as usize
+                    ),
+                );
+            }
+        }
+    }
+}

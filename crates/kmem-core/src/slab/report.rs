@@ -1,0 +1,125 @@
+//! Reports of slab misuse in the kernel's words (SEMANTICS §3.8): `slab_bug` headers, the
+//! wrong-cache warning (SL-18), double frees (SL-16), pointers that are not objects.
+//!
+//! Every report goes to the machine's log, rate-limited together, and counts in
+//! [`super::Slabs::errors`] so tests can expect an exact number of reports (the `slab_errors`
+//! counter of `slub_kunit`). The operation that was reported is never carried out.
+
+use core::fmt;
+use core::panic::Location;
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::cache::Cache;
+use crate::kmem::Kmem;
+use crate::platform::{Level, Platform};
+use crate::report::Verdict;
+
+impl<P: Platform> Kmem<P> {
+    /// Counts one report and says whether to print it.
+    pub(crate) fn slab_report_allowed(&self) -> bool {
+        self.slabs.errors.fetch_add(1, Relaxed);
+        self.slabs.report_rs.check(self.platform().now_ns()) != Verdict::Suppress
+    }
+
+    /// `slab_bug`: the `BUG <cache> (Not tainted): <message>` header block.
+    pub(crate) fn slab_bug(&self, s: &Cache, msg: fmt::Arguments<'_>) {
+        let eq = "=============================================================================";
+        let dash = "-----------------------------------------------------------------------------";
+        self.platform().log(Level::Err, format_args!("{eq}\nBUG {} (Not tainted): {msg}\n{dash}\n", s.name()));
+    }
+
+    /// `kmem_cache_free(s, p)` with `p` from another cache (`cache_from_obj`).
+    #[cold]
+    pub(crate) fn report_wrong_cache(&self, given: &Cache, real: &Cache, caller: &Location<'_>) {
+        if !self.slab_report_allowed() {
+            return;
+        }
+        self.platform().log(
+            Level::Warning,
+            format_args!(
+                "WARNING: at {caller} cache_from_obj\ncache_from_obj: Wrong slab cache. {} but object is from {}",
+                given.name(),
+                real.name()
+            ),
+        );
+        self.platform().dump_stack(caller);
+    }
+
+    /// A free of a pointer inside a slab that is not the start of an object.
+    #[cold]
+    pub(crate) fn report_invalid_object(&self, s: &Cache, obj: *mut u8, caller: &Location<'_>) {
+        if !self.slab_report_allowed() {
+            return;
+        }
+        self.slab_bug(s, format_args!("Invalid object pointer 0x{:x}", obj as usize));
+        self.platform().log(Level::Err, format_args!("FIX {}: Object at 0x{:x} not freed", s.name(), obj as usize));
+        self.platform().dump_stack(caller);
+    }
+
+    /// A free of the object that is already the first free object (`BUG_ON(object == fp)` in
+    /// `set_freepointer`). kmem reports it and keeps the object out, instead of crashing.
+    #[cold]
+    pub(crate) fn report_double_free(&self, s: &Cache, obj: *mut u8, caller: &Location<'_>) {
+        if !self.slab_report_allowed() {
+            return;
+        }
+        self.platform().log(
+            Level::Emerg,
+            format_args!(
+                "kernel BUG at mm/slub.c: set_freepointer: object == fp\ndouble free of object 0x{:x} in cache {}; the free is ignored\n  at {caller}",
+                obj as usize,
+                s.name()
+            ),
+        );
+        self.platform().dump_stack(caller);
+    }
+
+    /// A free of an address that is in no slab (and is not a large kmalloc).
+    #[cold]
+    pub(crate) fn report_not_slab(&self, obj: *const u8, what: &str, caller: &Location<'_>) {
+        if !self.slab_report_allowed() {
+            return;
+        }
+        let pfn = self.virt_to_pfn(obj);
+        let detail = match pfn {
+            Some(pfn) => {
+                let page = self.memmap().get(pfn);
+                let (flags, refs) = page.map_or((0, 0), |p| (p.flags(), p.refcount()));
+                alloc_detail(pfn, flags, refs)
+            }
+            None => Detail::Outside,
+        };
+        self.platform().log(
+            Level::Warning,
+            format_args!(
+                "WARNING: at {caller} {what}\n{what}: object pointer: 0x{:x}: {detail}; ignored",
+                obj as usize
+            ),
+        );
+        self.platform().dump_stack(caller);
+    }
+}
+
+/// Why a pointer is not an object, for [`Kmem::report_not_slab`].
+enum Detail {
+    Outside,
+    Page { pfn: usize, flags: u32, refs: i32 },
+}
+
+fn alloc_detail(pfn: usize, flags: u32, refs: i32) -> Detail {
+    Detail::Page { pfn, flags, refs }
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detail::Outside => f.write_str("not a kmem address (outside the direct map)"),
+            Detail::Page { pfn, flags, refs } if *refs <= 0 => {
+                write!(f, "Not a kmalloc allocation (page:pfn:{pfn:05x} is free, flags:{flags:#x})")
+            }
+            Detail::Page { pfn, flags, refs } => {
+                write!(f, "Not a kmalloc allocation (page:pfn:{pfn:05x} refcount:{refs} flags:{flags:#x})")
+            }
+        }
+    }
+}

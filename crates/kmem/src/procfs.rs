@@ -1,0 +1,60 @@
+//! The `/proc` texts of a machine: buddyinfo, pagetypeinfo, zoneinfo, meminfo (with the slab
+//! lines) and slabinfo.
+
+use kmem_core::proc;
+
+use crate::Machine;
+
+impl Machine {
+    fn meminfo_extra(&self) -> proc::MeminfoExtra {
+        let (slab_reclaimable, slab_unreclaimable) = self.slab_pages();
+        proc::MeminfoExtra { slab_reclaimable, slab_unreclaimable, ..proc::MeminfoExtra::default() }
+    }
+
+    /// `/proc/buddyinfo`.
+    pub fn buddyinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::buddyinfo(self.pages(), &mut s);
+        s
+    }
+
+    /// `/proc/pagetypeinfo`.
+    pub fn pagetypeinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::pagetypeinfo(self.pages(), &mut s);
+        s
+    }
+
+    /// `/proc/zoneinfo`.
+    pub fn zoneinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::zoneinfo(self.pages(), &self.meminfo_extra(), &mut s);
+        s
+    }
+
+    /// `/proc/meminfo`, with `Slab`, `SReclaimable` and `SUnreclaim` from the slab allocator.
+    pub fn meminfo(&self) -> String {
+        let mut s = String::new();
+        let _ = proc::meminfo(self.pages(), &self.meminfo_extra(), &mut s);
+        s
+    }
+
+    /// `/proc/slabinfo` (SL-17).
+    pub fn slabinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = kmem_core::Kmem::slabinfo(self, &mut s);
+        s
+    }
+
+    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`, `slabinfo`).
+    pub fn proc_read(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "buddyinfo" => self.buddyinfo(),
+            "zoneinfo" => self.zoneinfo(),
+            "meminfo" => self.meminfo(),
+            "pagetypeinfo" => self.pagetypeinfo(),
+            "slabinfo" => self.slabinfo(),
+            _ => return None,
+        })
+    }
+}
