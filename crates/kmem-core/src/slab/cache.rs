@@ -5,7 +5,7 @@
 //! of it comes from a heap, so the `no_std` core needs none.
 //!
 //! # Per-CPU object caches
-//! Each CPU slot has a [`CpuCache`]: a LIFO array of free objects (Bonwick's magazine; the
+//! Each CPU slot has a `CpuCache`: a LIFO array of free objects (Bonwick's magazine; the
 //! "sheaf" of Linux 6.18+). Alloc pops, free pushes; both touch only the calling CPU's array,
 //! bracketed by the slot's [`SlotGuard`] (plain stores, no atomic read-modify-write). An empty
 //! array is refilled with half its capacity from the node; a full one gives half back. A

@@ -1,8 +1,8 @@
 //! Slab descriptors (`struct slab`) and where they live.
 //!
-//! A slab is one block of `1 << order` pages from the page allocator. Its 16-byte [`Page`] has
+//! A slab is one block of `1 << order` pages from the page allocator. Its 16-byte [`Page`](crate::Page) has
 //! no room for the slab's state, so each slab gets a 32-byte [`Slab`] descriptor, carved from
-//! order-0 pages that the [`DescPool`] takes from the page allocator and keeps for reuse.
+//! order-0 pages that the `DescPool` takes from the page allocator and keeps for reuse.
 //!
 //! The head page of a slab links to its descriptor:
 //! - `info` carries `PG_slab` (and `PG_head` and the order for an order > 0 slab);

@@ -7,7 +7,7 @@
 //! - Each cache may have a random permutation of its object indices
 //!   (`CONFIG_SLAB_FREELIST_RANDOM`); a new slab's freelist follows it from a random start.
 //!
-//! Randomness comes from a per-machine [`Rng`] seeded by the platform clock and the caller's
+//! Randomness comes from a per-machine `Rng` seeded by the platform clock and the caller's
 //! seed: it makes addresses unpredictable to code inside the machine, not cryptographically
 //! strong (the kernel uses `get_random_long()`).
 

@@ -4,7 +4,7 @@
 //! Lists are doubly linked through the descriptors' `next`/`prev`, which hold descriptor
 //! offsets (in 32-byte units from the direct-map base) so a descriptor stays 32 bytes.
 //!
-//! # Invariants (checked by [`Node::check`])
+//! # Invariants (checked by `Node::check`)
 //! - Every slab of the cache is on exactly one list: `partial` if its freelist is non-empty
 //!   (`inuse < objects`), `full` otherwise.
 //! - `nr_slabs` = both lists' lengths; `total_objects` = the sum of `objects`; `partial_free`
