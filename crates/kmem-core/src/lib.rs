@@ -26,6 +26,7 @@ mod flagset;
 pub mod gfp;
 pub mod kmalloc;
 pub mod memmap;
+pub mod mempool;
 pub mod order;
 pub mod page_alloc;
 pub mod pcp;

@@ -1,0 +1,717 @@
+//! Memory pools (`mm/mempool.c`, SEMANTICS.md §6): a reserve of pre-allocated elements that
+//! guarantees forward progress when the backing allocator runs dry.
+//!
+//! A pool wraps a backing allocator given as two callbacks with a `pool_data` pointer, exactly
+//! as the kernel's `mempool_alloc_t`/`mempool_free_t` (and ABI-compatible with C functions of
+//! those types: [`Gfp`] is a transparent `u32`). It keeps up to `min_nr` elements in a stack.
+//! [`Mempool::alloc`] tries the backing allocator first (with `__GFP_NOMEMALLOC|__GFP_NORETRY|
+//! __GFP_NOWARN`, and without direct reclaim or I/O on the first pass), then pops the reserve
+//! (LIFO), then retries once with the caller's full mask, and then — only if the mask allows
+//! direct reclaim — sleeps until a [`Mempool::free`] refills the reserve (at most 5 s, the
+//! kernel's `io_schedule_timeout(5*HZ)`) and starts over. A free refills the reserve before
+//! anything goes back to the backing allocator.
+//!
+//! kmem-core has no heap, so the pool structure ([`mempool_create`]) and its element array
+//! come from a [`PoolEnv`] (the page allocator implements it), or the structure is the
+//! caller's ([`mempool_init`]). Page pools are in [`helpers`].
+//!
+//! # Invariants
+//! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
+//!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
+//! - `curr_nr` and `min_nr` change only under `reserve`'s lock; `mempool_free` reads them
+//!   without it (a racy hint re-checked under the lock, as the kernel does).
+//! - `outstanding` = elements handed out by `alloc`/`alloc_preallocated` minus elements passed
+//!   to `free`; `mempool_exit` reports a non-zero value instead of trusting it.
+//!
+//! Lock order: the pool's `reserve` lock is a leaf. No callback (`alloc_fn`, `free_fn`), no
+//! [`PoolEnv`] call and no sleep happens while it is held.
+
+pub mod helpers;
+mod stack;
+
+use core::ffi::c_void;
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, fence};
+
+use crate::AllocError;
+use crate::gfp::{
+    __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, Gfp,
+};
+use crate::platform::{Level, Platform};
+use crate::sync::SpinLock;
+use crate::waitq::WaitQueue;
+use stack::Stack;
+
+pub use helpers::{
+    PoolHelperData, mempool_alloc_pages, mempool_create_page_pool, mempool_free_pages, mempool_helper_arg,
+    mempool_init_page_pool,
+};
+
+/// `mempool_alloc_t`: returns a new element or NULL. Called with the pool's `pool_data`.
+pub type MempoolAllocFn = unsafe extern "C" fn(gfp: Gfp, pool_data: *mut c_void) -> *mut c_void;
+/// `mempool_free_t`: gives an element back to the backing allocator.
+pub type MempoolFreeFn = unsafe extern "C" fn(element: *mut c_void, pool_data: *mut c_void);
+
+/// `NUMA_NO_NODE`: kmem has one node, so every node id means it.
+pub const NUMA_NO_NODE: i32 = -1;
+/// How long `mempool_alloc` sleeps at most before it retries the backing allocator
+/// (`io_schedule_timeout(5*HZ)`).
+pub const MEMPOOL_WAIT_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// What a pool needs besides its callbacks: the platform (sleeping, waking, the log) and
+/// memory for its own structure and element array.
+///
+/// # Safety
+/// `alloc_meta` returns memory aligned to at least 8 bytes, valid for `bytes` bytes and unused
+/// by anyone else until it is passed to `free_meta` with the same `bytes`. Neither may call
+/// into a mempool.
+pub unsafe trait PoolEnv: Sync {
+    /// The platform sleepers sleep on and reports go to.
+    fn platform(&self) -> &dyn Platform;
+    /// Memory for pool metadata (`kmalloc` in the kernel); `None` when there is none.
+    fn alloc_meta(&self, bytes: usize, gfp: Gfp) -> Option<NonNull<u8>>;
+    /// Gives back what [`Self::alloc_meta`] returned.
+    ///
+    /// # Safety
+    /// `ptr` came from `alloc_meta(bytes, _)` on this environment and is not used afterwards.
+    unsafe fn free_meta(&self, ptr: NonNull<u8>, bytes: usize);
+}
+
+/// Why [`Mempool::resize`] did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeError {
+    /// `new_min_nr == 0`: the kernel's `BUG_ON(new_min_nr <= 0)` (reported, pool untouched).
+    Invalid,
+    /// The larger element array could not be allocated (`-ENOMEM`).
+    NoMemory,
+}
+
+/// Slow-path event counters of one pool.
+#[derive(Debug, Default)]
+pub struct MempoolStats {
+    /// Times `mempool_alloc` went to sleep waiting for a free.
+    pub sleeps: AtomicUsize,
+    /// Frees that refilled the reserve and found sleepers to wake.
+    pub wakeups: AtomicUsize,
+    /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`.
+    pub reserve_allocs: AtomicUsize,
+}
+
+/// `mempool_t`. Build one with [`mempool_create`] (memory from the [`PoolEnv`]) or
+/// [`mempool_init`] (caller's storage); it must not move while initialised.
+pub struct Mempool {
+    reserve: SpinLock<Stack>,
+    curr_nr: AtomicUsize,
+    min_nr: AtomicUsize,
+    outstanding: AtomicIsize,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+    pool_data: *mut c_void,
+    wait: WaitQueue,
+    env: Option<NonNull<dyn PoolEnv>>,
+    /// Data owned by the pool for the helper pairs (`helpers`): `pool_data` points here.
+    helper: helpers::PoolHelperData,
+    /// Allocated by `mempool_create` (so `mempool_destroy` frees the structure too).
+    owned: bool,
+    zero_warned: AtomicBool,
+    stats: MempoolStats,
+}
+
+// SAFETY: Everything `&Mempool` mutates is atomic or behind `reserve`'s lock. The creator
+// promised (unsafe `mempool_init`/`mempool_create`) that the callbacks may be called from any
+// thread with `pool_data`, and `PoolEnv: Sync`.
+unsafe impl Sync for Mempool {}
+// SAFETY: As above: nothing in the pool is tied to the thread that built it.
+unsafe impl Send for Mempool {}
+
+impl Default for Mempool {
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
+impl Mempool {
+    /// A never-initialised pool (the kernel's zeroed `mempool_t`): [`mempool_exit`] on it is a
+    /// no-op and [`Mempool::is_initialized`] is false.
+    #[must_use]
+    pub const fn zeroed() -> Self {
+        Self {
+            reserve: SpinLock::new(Stack::EMPTY),
+            curr_nr: AtomicUsize::new(0),
+            min_nr: AtomicUsize::new(0),
+            outstanding: AtomicIsize::new(0),
+            alloc_fn: None,
+            free_fn: None,
+            pool_data: ptr::null_mut(),
+            wait: WaitQueue::new(),
+            env: None,
+            helper: helpers::PoolHelperData { allocator: ptr::null(), arg: 0 },
+            owned: false,
+            zero_warned: AtomicBool::new(false),
+            stats: MempoolStats {
+                sleeps: AtomicUsize::new(0),
+                wakeups: AtomicUsize::new(0),
+                reserve_allocs: AtomicUsize::new(0),
+            },
+        }
+    }
+
+    /// `pool->min_nr`.
+    pub fn min_nr(&self) -> usize {
+        self.min_nr.load(Relaxed)
+    }
+
+    /// `pool->curr_nr`: elements in the reserve now.
+    pub fn curr_nr(&self) -> usize {
+        self.curr_nr.load(Relaxed)
+    }
+
+    /// `pool->pool_data`.
+    pub fn pool_data(&self) -> *mut c_void {
+        self.pool_data
+    }
+
+    /// `mempool_initialized`: the pool has an element array.
+    pub fn is_initialized(&self) -> bool {
+        self.reserve.lock().capacity() > 0
+    }
+
+    /// `mempool_is_saturated`: the reserve is full (`curr_nr >= min_nr`).
+    pub fn is_saturated(&self) -> bool {
+        self.curr_nr() >= self.min_nr()
+    }
+
+    /// Elements handed out and not yet freed (kmem's bookkeeping; the kernel keeps none).
+    pub fn outstanding(&self) -> isize {
+        self.outstanding.load(Relaxed)
+    }
+
+    /// Slow-path counters.
+    pub fn stats(&self) -> &MempoolStats {
+        &self.stats
+    }
+
+    fn env(&self) -> Option<&dyn PoolEnv> {
+        // SAFETY: The creator promised the environment outlives the pool (`mempool_init_node`).
+        self.env.map(|e| unsafe { e.as_ref() })
+    }
+
+    /// Calls the backing allocator.
+    fn backing_alloc(&self, gfp: Gfp) -> *mut c_void {
+        match self.alloc_fn {
+            // SAFETY: The creator promised `alloc_fn` may be called with `pool_data` from any thread.
+            Some(f) => unsafe { f(gfp, self.pool_data) },
+            None => ptr::null_mut(),
+        }
+    }
+
+    /// Calls the backing free function.
+    fn backing_free(&self, element: *mut c_void) {
+        if let Some(f) = self.free_fn {
+            // SAFETY: `element` came from `alloc_fn` (the pool's callers promise so), and the
+            // creator promised `free_fn` may be called with it and `pool_data` from any thread.
+            unsafe { f(element, self.pool_data) }
+        }
+    }
+
+    /// Pops the top of the reserve (`remove_element`), if any.
+    fn pop(&self) -> Option<NonNull<c_void>> {
+        let stack = self.reserve.lock();
+        let curr = self.curr_nr.load(Relaxed);
+        if curr == 0 {
+            return None;
+        }
+        let element = stack.get(curr - 1);
+        // INVARIANT: Slot `curr - 1` is no longer counted, so it no longer holds an element.
+        self.curr_nr.store(curr - 1, Relaxed);
+        drop(stack);
+        // Pairs with the `Acquire` fence in `free`: whoever gets this element from us without
+        // synchronising sees a `curr_nr` from after this removal (the kernel's `smp_wmb`).
+        fence(Release);
+        Some(element)
+    }
+
+    /// Pushes `element` if the reserve is below its minimum (or empty in a zero-minimum pool);
+    /// returns whether it did.
+    fn push_if_short(&self, element: NonNull<c_void>) -> bool {
+        let mut stack = self.reserve.lock();
+        let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
+        if curr >= min.max(1) || curr >= stack.capacity() {
+            return false;
+        }
+        stack.set(curr, element);
+        // INVARIANT: Slot `curr` now holds an element; `curr + 1 <= max(min_nr, 1)`.
+        self.curr_nr.store(curr + 1, Relaxed);
+        true
+    }
+
+    /// `mempool_alloc(pool, gfp)`: an element, or NULL — which never happens when `gfp` has
+    /// `__GFP_DIRECT_RECLAIM` (MP-2, MP-4, MP-5, MP-6).
+    #[track_caller]
+    #[inline]
+    pub fn alloc(&self, gfp: Gfp) -> *mut c_void {
+        let gfp = if gfp.intersects(__GFP_ZERO.union(__GFP_DIRECT_RECLAIM)) {
+            self.check_gfp(gfp, Location::caller())
+        } else {
+            gfp
+        };
+        let gfp = gfp.union(__GFP_NOMEMALLOC.union(__GFP_NORETRY).union(__GFP_NOWARN));
+        // The first pass neither reclaims nor does I/O: the reserve is there for that.
+        let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
+        let element = self.backing_alloc(gfp_temp);
+        if !element.is_null() {
+            self.outstanding.fetch_add(1, Relaxed);
+            return element;
+        }
+        self.alloc_slow(gfp, gfp_temp)
+    }
+
+    /// `VM_WARN_ON_ONCE(gfp & __GFP_ZERO)` and `might_alloc`; returns the mask to use.
+    #[cold]
+    #[inline(never)]
+    fn check_gfp(&self, gfp: Gfp, caller: &Location<'_>) -> Gfp {
+        let Some(env) = self.env() else { return gfp };
+        let platform = env.platform();
+        if gfp.contains(__GFP_ZERO) && !self.zero_warned.swap(true, Relaxed) {
+            // MP-14: reserve elements are not zeroed, so `__GFP_ZERO` cannot be honoured.
+            platform.log(
+                Level::Warning,
+                format_args!(
+                    "WARNING: CPU: {} at {caller} mempool_alloc: __GFP_ZERO is not supported (reserved elements are not zeroed)",
+                    platform.cpu().unwrap_or(0)
+                ),
+            );
+        }
+        if gfp.allow_blocking() && platform.in_atomic() {
+            report_might_sleep(platform, caller);
+            // As the page allocator does (docs/deviations.md): go on without sleeping.
+            return gfp.difference(__GFP_DIRECT_RECLAIM);
+        }
+        gfp
+    }
+
+    /// After a failed first pass: the reserve, the full mask, then sleeping (`repeat_alloc`).
+    #[inline(never)]
+    fn alloc_slow(&self, gfp: Gfp, mut gfp_temp: Gfp) -> *mut c_void {
+        loop {
+            if let Some(element) = self.pop() {
+                self.stats.reserve_allocs.fetch_add(1, Relaxed);
+                self.outstanding.fetch_add(1, Relaxed);
+                return element.as_ptr();
+            }
+            if gfp_temp != gfp {
+                // The first pass failed and the reserve is empty: retry at once with the full mask.
+                gfp_temp = gfp;
+            } else if !gfp.contains(__GFP_DIRECT_RECLAIM) {
+                return ptr::null_mut();
+            } else {
+                let Some(env) = self.env() else { return ptr::null_mut() };
+                self.wait_for_free(env.platform());
+            }
+            let element = self.backing_alloc(gfp_temp);
+            if !element.is_null() {
+                self.outstanding.fetch_add(1, Relaxed);
+                return element;
+            }
+        }
+    }
+
+    /// Sleeps until a free refills the reserve or [`MEMPOOL_WAIT_TIMEOUT_NS`] passes.
+    fn wait_for_free(&self, platform: &dyn Platform) {
+        let ticket = self.wait.prepare();
+        // After `prepare`'s fence: either we see the refill here, or the freer sees us waiting
+        // and changes the word before waking (waitq's handshake).
+        if self.curr_nr.load(Relaxed) == 0 {
+            self.stats.sleeps.fetch_add(1, Relaxed);
+            platform.wait(self.wait.word(), ticket, MEMPOOL_WAIT_TIMEOUT_NS);
+        }
+        self.wait.finish();
+    }
+
+    /// `mempool_alloc_preallocated`: an element from the reserve only, or NULL; never calls
+    /// `alloc_fn` and never sleeps (MP-8).
+    pub fn alloc_preallocated(&self) -> *mut c_void {
+        match self.pop() {
+            Some(element) => {
+                self.stats.reserve_allocs.fetch_add(1, Relaxed);
+                self.outstanding.fetch_add(1, Relaxed);
+                element.as_ptr()
+            }
+            None => ptr::null_mut(),
+        }
+    }
+
+    /// `mempool_free(element, pool)`: back into the reserve if it is short of `min_nr` (or
+    /// empty in a zero-minimum pool), waking sleepers; otherwise to `free_fn`. NULL is ignored
+    /// (MP-3, MP-7).
+    ///
+    /// # Safety
+    /// `element` is NULL or an element `free_fn` accepts (normally one this pool handed out)
+    /// that nobody uses any more.
+    #[inline]
+    pub unsafe fn free(&self, element: *mut c_void) {
+        let Some(element) = NonNull::new(element) else { return };
+        self.outstanding.fetch_sub(1, Relaxed);
+        // Pairs with the `Release` fence in `pop` (the kernel's `smp_rmb`).
+        fence(Acquire);
+        let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
+        if (curr < min || (min == 0 && curr == 0)) && self.push_if_short(element) {
+            if self.wait.wake(|word| self.wake_sleepers(word)) {
+                self.stats.wakeups.fetch_add(1, Relaxed);
+            }
+            return;
+        }
+        self.backing_free(element.as_ptr());
+    }
+
+    fn wake_sleepers(&self, word: &crate::waitq::WaitWord) {
+        if let Some(env) = self.env() {
+            env.platform().wake_all(word);
+        }
+    }
+
+    /// `mempool_resize(pool, new_min_nr)`: shrinking frees surplus reserve elements at once;
+    /// growing enlarges the array and fills it with `GFP_KERNEL` allocations as far as they
+    /// succeed (later frees fill the rest). May sleep (MP-9).
+    ///
+    /// # Errors
+    /// [`ResizeError::Invalid`] for `new_min_nr == 0` (reported as the kernel's BUG), and
+    /// [`ResizeError::NoMemory`] if the larger array cannot be allocated.
+    #[track_caller]
+    pub fn resize(&self, new_min_nr: usize) -> Result<(), ResizeError> {
+        self.resize_gfp(new_min_nr, GFP_KERNEL)
+    }
+
+    /// The 2.6-era `mempool_resize(pool, new_min_nr, gfp_mask)` the seeds use: as
+    /// [`Self::resize`], with `gfp` for the new array and the new elements.
+    ///
+    /// # Errors
+    /// As [`Self::resize`].
+    #[track_caller]
+    pub fn resize_gfp(&self, new_min_nr: usize, gfp: Gfp) -> Result<(), ResizeError> {
+        let caller = Location::caller();
+        let Some(env) = self.env() else { return Err(ResizeError::NoMemory) };
+        let platform = env.platform();
+        if new_min_nr == 0 {
+            platform.log(
+                Level::Crit,
+                format_args!("kernel BUG at mm/mempool.c: mempool_resize: new_min_nr <= 0\n  at {caller}"),
+            );
+            return Err(ResizeError::Invalid);
+        }
+        if gfp.allow_blocking() && platform.in_atomic() {
+            report_might_sleep(platform, caller);
+        }
+        let mut stack = self.reserve.lock();
+        if new_min_nr <= self.min_nr.load(Relaxed) {
+            while new_min_nr < self.curr_nr.load(Relaxed) {
+                let curr = self.curr_nr.load(Relaxed) - 1;
+                let element = stack.get(curr);
+                self.curr_nr.store(curr, Relaxed);
+                drop(stack);
+                self.backing_free(element.as_ptr());
+                stack = self.reserve.lock();
+            }
+            self.min_nr.store(new_min_nr, Relaxed);
+            return Ok(());
+        }
+        drop(stack);
+        let new = Stack::alloc(env, new_min_nr, gfp).ok_or(ResizeError::NoMemory)?;
+        let mut stack = self.reserve.lock();
+        if new_min_nr <= self.min_nr.load(Relaxed) {
+            drop(stack);
+            // SAFETY: `new` came from `Stack::alloc` on `env` and holds nothing.
+            unsafe { new.free(env) };
+            return Ok(()); // Raced with another resize, which does our work.
+        }
+        let curr = self.curr_nr.load(Relaxed);
+        let mut new = new;
+        for i in 0..curr {
+            new.set(i, stack.get(i));
+        }
+        let old = core::mem::replace(&mut *stack, new);
+        self.min_nr.store(new_min_nr, Relaxed);
+        drop(stack);
+        // SAFETY: `old` was this pool's array, allocated on `env`; its elements were copied.
+        unsafe { old.free(env) };
+        while self.curr_nr.load(Relaxed) < self.min_nr.load(Relaxed) {
+            let Some(element) = NonNull::new(self.backing_alloc(gfp)) else { break };
+            if !self.push_if_short(element) {
+                self.backing_free(element.as_ptr()); // Raced with frees that filled it.
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `might_sleep` report for a sleeping mempool call in atomic context.
+fn report_might_sleep(platform: &dyn Platform, caller: &Location<'_>) {
+    platform.with_task(&mut |task| {
+        platform.log(
+            Level::Err,
+            format_args!(
+                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
+                caller.file(),
+                caller.line(),
+                task.pid,
+                task.comm,
+            ),
+        );
+    });
+}
+
+/// `mempool_init_node`: initialises the pool at `pool` (the caller's storage) and fills its
+/// reserve with `max(min_nr, 1)` calls of `alloc_fn(gfp, pool_data)` (MP-1). On any failure
+/// everything obtained goes back to `free_fn` and the pool is left exited.
+///
+/// # Errors
+/// The element array or an element could not be allocated (`-ENOMEM`).
+///
+/// # Safety
+/// - `pool` is valid for writes, holds no initialised pool (its old contents are overwritten,
+///   not dropped), and stays in place, unused by anyone else, until [`mempool_exit`].
+/// - `env` outlives the pool.
+/// - `alloc_fn` and `free_fn` may be called from any thread with `pool_data` (and `free_fn`
+///   with any element `alloc_fn` returned) for as long as the pool exists.
+#[expect(clippy::too_many_arguments, reason = "the kernel signature of mempool_init_node")]
+pub unsafe fn mempool_init_node(
+    pool: NonNull<Mempool>,
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+    gfp: Gfp,
+    node: i32,
+) -> Result<(), AllocError> {
+    // SAFETY: Forwarded contract.
+    unsafe { init_with(pool, env, min_nr, alloc_fn, free_fn, PoolData::External(pool_data), gfp, node) }
+}
+
+/// Where a pool's `pool_data` points.
+pub(crate) enum PoolData {
+    /// The creator's pointer.
+    External(*mut c_void),
+    /// The pool's own helper storage, holding this.
+    Helper(helpers::PoolHelperData),
+}
+
+/// [`mempool_init_node`] with `pool_data` given as [`PoolData`].
+///
+/// # Safety
+/// As [`mempool_init_node`].
+#[expect(clippy::too_many_arguments, reason = "the kernel signature of mempool_init_node")]
+pub(crate) unsafe fn init_with(
+    pool: NonNull<Mempool>,
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    data: PoolData,
+    gfp: Gfp,
+    _node: i32,
+) -> Result<(), AllocError> {
+    let mut value = Mempool::zeroed();
+    value.min_nr = AtomicUsize::new(min_nr);
+    value.alloc_fn = Some(alloc_fn);
+    value.free_fn = Some(free_fn);
+    value.env = Some(NonNull::from(env));
+    value.pool_data = match data {
+        PoolData::External(p) => p,
+        PoolData::Helper(helper) => {
+            value.helper = helper;
+            // SAFETY: Only the field's address inside the caller's storage is computed.
+            unsafe { ptr::addr_of_mut!((*pool.as_ptr()).helper) }.cast()
+        }
+    };
+    // SAFETY: The caller gives us `pool` to write.
+    unsafe { pool.as_ptr().write(value) };
+    // SAFETY: Just initialised; the caller keeps it in place and nobody else uses it yet.
+    let p = unsafe { &mut *pool.as_ptr() };
+    let Some(array) = Stack::alloc(env, min_nr.max(1), gfp) else {
+        mempool_exit(p);
+        return Err(AllocError);
+    };
+    *p.reserve.lock() = array;
+    while p.curr_nr() < min_nr.max(1) {
+        let Some(element) = NonNull::new(p.backing_alloc(gfp)) else {
+            mempool_exit(p);
+            return Err(AllocError);
+        };
+        let pushed = p.push_if_short(element);
+        debug_assert!(pushed, "a fresh pool's array has room for max(min_nr, 1) elements");
+    }
+    Ok(())
+}
+
+/// `mempool_init`: [`mempool_init_node`] with `GFP_KERNEL` and no node.
+///
+/// # Errors
+/// As [`mempool_init_node`].
+///
+/// # Safety
+/// As [`mempool_init_node`].
+pub unsafe fn mempool_init(
+    pool: NonNull<Mempool>,
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+) -> Result<(), AllocError> {
+    // SAFETY: Forwarded contract.
+    unsafe { mempool_init_node(pool, env, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) }
+}
+
+/// `mempool_exit`: frees every reserved element with `free_fn` and the element array, and
+/// leaves the pool un-initialised. A no-op on a [`Mempool::zeroed`] pool. Elements still out
+/// are reported (they stay valid for whoever holds them; nothing is freed twice).
+#[track_caller]
+pub fn mempool_exit(pool: &mut Mempool) {
+    let caller = Location::caller();
+    while let Some(element) = pool.pop() {
+        pool.backing_free(element.as_ptr());
+    }
+    let Some(env) = pool.env() else { return };
+    let out = pool.outstanding();
+    if out != 0 {
+        let platform = env.platform();
+        let what = if out > 0 { "still allocated (leaked)" } else { "more freed than allocated" };
+        platform.log(
+            Level::Warning,
+            format_args!(
+                "WARNING: CPU: {} at {caller} mempool_exit: pool {:p} with min_nr={} destroyed with {} element(s) {what}",
+                platform.cpu().unwrap_or(0),
+                pool as *const Mempool,
+                pool.min_nr(),
+                out.unsigned_abs(),
+            ),
+        );
+    }
+    let array = core::mem::replace(&mut *pool.reserve.lock(), Stack::EMPTY);
+    // SAFETY: The array was allocated on `env` by `mempool_init_node` or `resize`, and is empty.
+    unsafe { array.free(env) };
+    pool.env = None;
+    pool.alloc_fn = None;
+    pool.free_fn = None;
+}
+
+/// `mempool_create_node`: a pool whose structure and array come from `env`, with its reserve
+/// filled by `max(min_nr, 1)` calls of `alloc_fn(gfp, pool_data)`; `None` if any fails (after
+/// everything obtained went back to `free_fn`) (MP-1).
+///
+/// # Safety
+/// As [`mempool_init_node`] for `env` and the callbacks; the pool is used until
+/// [`mempool_destroy`].
+pub unsafe fn mempool_create_node(
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+    gfp: Gfp,
+    node: i32,
+) -> Option<NonNull<Mempool>> {
+    // SAFETY: The caller's contract; `pool_data` is taken as given.
+    unsafe { create_with(env, min_nr, alloc_fn, free_fn, PoolData::External(pool_data), gfp, node) }
+}
+
+/// [`mempool_create_node`] with `pool_data` given as [`PoolData`].
+///
+/// # Safety
+/// As [`mempool_create_node`].
+pub(crate) unsafe fn create_with(
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    data: PoolData,
+    gfp: Gfp,
+    node: i32,
+) -> Option<NonNull<Mempool>> {
+    const _: () = assert!(core::mem::align_of::<Mempool>() <= 8);
+    let pool = env.alloc_meta(core::mem::size_of::<Mempool>(), gfp)?.cast::<Mempool>();
+    // SAFETY: `pool` is fresh, aligned memory of the right size from `env`, which stays in
+    // place until `mempool_destroy`; the rest is the caller's contract.
+    let result = unsafe { init_with(pool, env, min_nr, alloc_fn, free_fn, data, gfp, node) };
+    // SAFETY: Initialised by `mempool_init_node` (even on failure), used by nobody else yet.
+    let p = unsafe { &mut *pool.as_ptr() };
+    p.owned = true;
+    if result.is_err() {
+        // SAFETY: From `alloc_meta` with this size; exited, so nothing refers to it.
+        unsafe { env.free_meta(pool.cast(), core::mem::size_of::<Mempool>()) };
+        return None;
+    }
+    Some(pool)
+}
+
+/// `mempool_create`: [`mempool_create_node`] with `GFP_KERNEL` and no node.
+///
+/// # Safety
+/// As [`mempool_create_node`].
+pub unsafe fn mempool_create(
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+) -> Option<NonNull<Mempool>> {
+    // SAFETY: Forwarded contract.
+    unsafe { mempool_create_node(env, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) }
+}
+
+/// `mempool_destroy`: NULL is a no-op; otherwise [`mempool_exit`] and the structure itself
+/// goes back to its environment (MP-10). Elements still out are reported, not freed.
+///
+/// # Safety
+/// `pool` is NULL or came from [`mempool_create_node`] (or the helpers' create functions) and
+/// is not used by anyone afterwards.
+#[track_caller]
+pub unsafe fn mempool_destroy(pool: *mut Mempool) {
+    let Some(pool) = NonNull::new(pool) else { return };
+    // SAFETY: The caller hands the pool over.
+    let p = unsafe { &mut *pool.as_ptr() };
+    let env = p.env;
+    mempool_exit(p);
+    if p.owned
+        && let Some(env) = env
+    {
+        // SAFETY: The environment outlives the pool (creator's promise); the structure came
+        // from its `alloc_meta` with this size (`owned`) and nobody uses it any more.
+        unsafe { env.as_ref().free_meta(pool.cast(), core::mem::size_of::<Mempool>()) };
+    }
+}
+
+/// `mempool_alloc(pool, gfp)`: see [`Mempool::alloc`].
+#[track_caller]
+#[inline]
+pub fn mempool_alloc(pool: &Mempool, gfp: Gfp) -> *mut c_void {
+    pool.alloc(gfp)
+}
+
+/// `mempool_alloc_preallocated(pool)`: see [`Mempool::alloc_preallocated`].
+pub fn mempool_alloc_preallocated(pool: &Mempool) -> *mut c_void {
+    pool.alloc_preallocated()
+}
+
+/// `mempool_free(element, pool)`: see [`Mempool::free`].
+///
+/// # Safety
+/// As [`Mempool::free`].
+#[inline]
+pub unsafe fn mempool_free(element: *mut c_void, pool: &Mempool) {
+    // SAFETY: Forwarded contract.
+    unsafe { pool.free(element) }
+}
+
+/// `mempool_resize(pool, new_min_nr)`: see [`Mempool::resize`].
+///
+/// # Errors
+/// As [`Mempool::resize`].
+#[track_caller]
+pub fn mempool_resize(pool: &Mempool, new_min_nr: usize) -> Result<(), ResizeError> {
+    pool.resize(new_min_nr)
+}
