@@ -85,6 +85,19 @@ pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, p
     }
 }
 
+/// Where a page pool element's bytes are: its direct-map address and `PAGE_SIZE << order`
+/// (`None` for HighMem pages, which have no address).
+///
+/// # Safety
+/// As [`mempool_free_pages`], with a non-NULL element.
+unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+    // SAFETY: The caller's promise.
+    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
+    // SAFETY: `element` is a `Page` of that allocator (caller).
+    let page = unsafe { element.cast::<Page>().as_ref() }?;
+    Some((pa.page_address(page)?, crate::PAGE_SIZE << order))
+}
+
 /// Reads a page pool's helper data.
 ///
 /// # Safety
@@ -110,7 +123,7 @@ pub unsafe fn mempool_create_page_pool<P: Platform + 'static>(
     if order > MAX_PAGE_ORDER {
         return None;
     }
-    let data = PoolData::Helper(PoolHelperData::pages(pa, order));
+    let data = PoolData::Helper(PoolHelperData::pages(pa, order), Some(page_span::<P>));
     // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool,
     // and `pa` outlives the pool (caller); page allocation works from any thread.
     unsafe {
@@ -134,7 +147,7 @@ pub unsafe fn mempool_init_page_pool<P: Platform + 'static>(
     if order > MAX_PAGE_ORDER {
         return Err(AllocError);
     }
-    let data = PoolData::Helper(PoolHelperData::pages(pa, order));
+    let data = PoolData::Helper(PoolHelperData::pages(pa, order), Some(page_span::<P>));
     // SAFETY: The caller's contract; the helper data lives in the pool, which stays in place.
     unsafe {
         init_with(pool, pa, min_nr, mempool_alloc_pages::<P>, mempool_free_pages::<P>, data, GFP_KERNEL, NUMA_NO_NODE)

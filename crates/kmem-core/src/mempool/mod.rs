@@ -27,6 +27,7 @@
 //! [`PoolEnv`] call and no sleep happens while it is held.
 
 pub mod helpers;
+pub mod poison;
 mod stack;
 
 use core::ffi::c_void;
@@ -113,6 +114,10 @@ pub struct Mempool {
     env: Option<NonNull<dyn PoolEnv>>,
     /// Data owned by the pool for the helper pairs (`helpers`): `pool_data` points here.
     helper: helpers::PoolHelperData,
+    /// Where an element's bytes are (helper pairs only): what poisoning needs.
+    span_fn: Option<poison::ElementSpanFn>,
+    /// Debug poisoning of reserved elements is on (changed under `reserve`'s lock).
+    poison: AtomicBool,
     /// Allocated by `mempool_create` (so `mempool_destroy` frees the structure too).
     owned: bool,
     zero_warned: AtomicBool,
@@ -148,6 +153,8 @@ impl Mempool {
             wait: WaitQueue::new(),
             env: None,
             helper: helpers::PoolHelperData { allocator: ptr::null(), arg: 0 },
+            span_fn: None,
+            poison: AtomicBool::new(false),
             owned: false,
             zero_warned: AtomicBool::new(false),
             stats: MempoolStats {
@@ -216,9 +223,22 @@ impl Mempool {
         }
     }
 
-    /// Pops the top of the reserve (`remove_element`), if any.
+    /// Pops the top of the reserve, if any.
+    #[track_caller]
     fn pop(&self) -> Option<NonNull<c_void>> {
-        let stack = self.reserve.lock();
+        let mut stack = self.reserve.lock();
+        let element = self.remove_element(&mut stack)?;
+        drop(stack);
+        // Pairs with the `Acquire` fence in `free`: whoever gets this element from us without
+        // synchronising sees a `curr_nr` from after this removal (the kernel's `smp_wmb`).
+        fence(Release);
+        Some(element)
+    }
+
+    /// `remove_element`: takes the top element (checking its poison if that is on). Called
+    /// with the lock held (`stack` is the locked array).
+    #[track_caller]
+    fn remove_element(&self, stack: &mut Stack) -> Option<NonNull<c_void>> {
         let curr = self.curr_nr.load(Relaxed);
         if curr == 0 {
             return None;
@@ -226,11 +246,33 @@ impl Mempool {
         let element = stack.get(curr - 1);
         // INVARIANT: Slot `curr - 1` is no longer counted, so it no longer holds an element.
         self.curr_nr.store(curr - 1, Relaxed);
-        drop(stack);
-        // Pairs with the `Acquire` fence in `free`: whoever gets this element from us without
-        // synchronising sees a `curr_nr` from after this removal (the kernel's `smp_wmb`).
-        fence(Release);
+        if self.poison.load(Relaxed)
+            && let Some(span) = self.span(element)
+            && let Some(env) = self.env()
+        {
+            // SAFETY: The element just left the reserve: only we use its memory.
+            unsafe { poison::check(env.platform(), ptr::from_ref(self).cast(), span, curr - 1, Location::caller()) };
+        }
         Some(element)
+    }
+
+    /// `add_element`: pushes `element` (poisoning it if that is on); the caller checked room.
+    fn add_element(&self, stack: &mut Stack, element: NonNull<c_void>) {
+        let curr = self.curr_nr.load(Relaxed);
+        if self.poison.load(Relaxed)
+            && let Some(span) = self.span(element)
+        {
+            // SAFETY: The element is entering the reserve: nobody else uses its memory.
+            unsafe { poison::poison(span) };
+        }
+        stack.set(curr, element);
+        // INVARIANT: Slot `curr` now holds an element; the caller checked `curr < max(min_nr, 1)`.
+        self.curr_nr.store(curr + 1, Relaxed);
+    }
+
+    fn span(&self, element: NonNull<c_void>) -> Option<(NonNull<u8>, usize)> {
+        // SAFETY: `span_fn` is set only by the helper pairs, for their own elements and data.
+        self.span_fn.and_then(|f| unsafe { f(element.as_ptr(), self.pool_data) })
     }
 
     /// Pushes `element` if the reserve is below its minimum (or empty in a zero-minimum pool);
@@ -241,9 +283,28 @@ impl Mempool {
         if curr >= min.max(1) || curr >= stack.capacity() {
             return false;
         }
-        stack.set(curr, element);
-        // INVARIANT: Slot `curr` now holds an element; `curr + 1 <= max(min_nr, 1)`.
-        self.curr_nr.store(curr + 1, Relaxed);
+        self.add_element(&mut stack, element);
+        true
+    }
+
+    /// Turns debug poisoning of reserved elements on or off (MP-13; the kernel has it with
+    /// `CONFIG_SLUB_DEBUG_ON`). Elements already in the reserve are poisoned at once. Returns
+    /// false, changing nothing, for pools whose element memory the pool cannot find (custom
+    /// callbacks; only the helper pairs can be poisoned).
+    pub fn set_poisoning(&self, on: bool) -> bool {
+        if self.span_fn.is_none() {
+            return false;
+        }
+        let stack = self.reserve.lock();
+        if on && !self.poison.load(Relaxed) {
+            for i in 0..self.curr_nr.load(Relaxed) {
+                if let Some(span) = self.span(stack.get(i)) {
+                    // SAFETY: Reserved elements are used by nobody; we hold the lock.
+                    unsafe { poison::poison(span) };
+                }
+            }
+        }
+        self.poison.store(on, Relaxed);
         true
     }
 
@@ -294,6 +355,7 @@ impl Mempool {
 
     /// After a failed first pass: the reserve, the full mask, then sleeping (`repeat_alloc`).
     #[inline(never)]
+    #[track_caller]
     fn alloc_slow(&self, gfp: Gfp, mut gfp_temp: Gfp) -> *mut c_void {
         loop {
             if let Some(element) = self.pop() {
@@ -332,6 +394,7 @@ impl Mempool {
 
     /// `mempool_alloc_preallocated`: an element from the reserve only, or NULL; never calls
     /// `alloc_fn` and never sleeps (MP-8).
+    #[track_caller]
     pub fn alloc_preallocated(&self) -> *mut c_void {
         match self.pop() {
             Some(element) => {
@@ -407,9 +470,7 @@ impl Mempool {
         let mut stack = self.reserve.lock();
         if new_min_nr <= self.min_nr.load(Relaxed) {
             while new_min_nr < self.curr_nr.load(Relaxed) {
-                let curr = self.curr_nr.load(Relaxed) - 1;
-                let element = stack.get(curr);
-                self.curr_nr.store(curr, Relaxed);
+                let element = self.remove_element(&mut stack).expect("curr_nr > new_min_nr >= 1");
                 drop(stack);
                 self.backing_free(element.as_ptr());
                 stack = self.reserve.lock();
@@ -495,8 +556,8 @@ pub unsafe fn mempool_init_node(
 pub(crate) enum PoolData {
     /// The creator's pointer.
     External(*mut c_void),
-    /// The pool's own helper storage, holding this.
-    Helper(helpers::PoolHelperData),
+    /// The pool's own helper storage, holding this, and where its elements' bytes are.
+    Helper(helpers::PoolHelperData, Option<poison::ElementSpanFn>),
 }
 
 /// [`mempool_init_node`] with `pool_data` given as [`PoolData`].
@@ -521,8 +582,9 @@ pub(crate) unsafe fn init_with(
     value.env = Some(NonNull::from(env));
     value.pool_data = match data {
         PoolData::External(p) => p,
-        PoolData::Helper(helper) => {
+        PoolData::Helper(helper, span_fn) => {
             value.helper = helper;
+            value.span_fn = span_fn;
             // SAFETY: Only the field's address inside the caller's storage is computed.
             unsafe { ptr::addr_of_mut!((*pool.as_ptr()).helper) }.cast()
         }

@@ -488,3 +488,44 @@ fn sleeping_alloc_in_atomic_context_is_reported_and_does_not_sleep() {
     );
     free(&pool, held);
 }
+
+#[test]
+fn mp13_poisoned_reserve_reports_an_element_written_while_reserved() {
+    let m = i386_nopcp(32);
+    let pool = RawMempool::page_pool(&m, 2, 0).unwrap();
+    let rec = Recorder::new(&m, false);
+    let custom = rec.pool(1).unwrap();
+    assert!(!custom.set_poisoning(true), "custom callbacks: the pool cannot find element bytes");
+    assert!(pool.set_poisoning(true));
+    let held = exhaust(&m);
+    let bytes = |e: NonNull<c_void>| {
+        // SAFETY: Page pool elements are `Page`s of the machine.
+        let page: &Page = unsafe { e.cast::<Page>().as_ref() };
+        m.page_address(page).expect("lowmem")
+    };
+    m.log().clear();
+    let a = pool.alloc(GFP_ATOMIC).expect("from the reserve");
+    let b = pool.alloc(GFP_ATOMIC).expect("from the reserve");
+    assert!(log_lines(&m).is_empty(), "untouched reserve elements pass the check");
+    let mut page = vec![0u8; kmem::PAGE_SIZE];
+    m.read_bytes(bytes(a), &mut page).unwrap();
+    assert!(page.iter().all(|&x| x == 0x5a), "filled with POISON_INUSE when handed out");
+    free(&pool, b);
+    free(&pool, a); // On top.
+    // A use after free while `a` sits in the reserve: byte 100 of the element.
+    // SAFETY: The page is mapped (it is the pool's); this is the bug under test.
+    unsafe { bytes(a).as_ptr().add(100).write(0x11) };
+    let (again, line) = (pool.alloc(GFP_ATOMIC).expect("from the reserve"), line!());
+    assert_eq!(again, a);
+    let text = log_lines(&m).join("\n");
+    assert!(text.contains("BUG: mempool element poison mismatch"), "{text}");
+    assert!(text.contains(&format!("size {}", kmem::PAGE_SIZE)), "{text}");
+    let at = format!(" nr=1 @ {:p}: ... 0x6b 6b 6b 6b 6b 6b 6b 6b 11 6b 6b 6b 6b 6b 6b 6b ...", bytes(a).as_ptr());
+    assert!(text.contains(&at), "{text}\nwanted: {at}");
+    assert!(text.contains(&format!("{}:{line}:", file!())), "the call trace names the caller: {text}");
+    free(&pool, again);
+    drop(pool);
+    drop(custom);
+    free_all(&m, held);
+    check(&m);
+}
