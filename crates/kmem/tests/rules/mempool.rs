@@ -529,3 +529,100 @@ fn mp13_poisoned_reserve_reports_an_element_written_while_reserved() {
     free_all(&m, held);
     check(&m);
 }
+
+/// One step of the model test.
+#[derive(Clone, Debug)]
+enum Op {
+    /// `mempool_alloc(GFP_ATOMIC)`, with the backing allocator failing or not.
+    Alloc { fail: bool },
+    /// `mempool_alloc_preallocated`.
+    Prealloc,
+    /// Free the live element at `index % live.len()`.
+    Free { index: usize },
+    /// `mempool_resize(new_min)`.
+    Resize { new_min: usize },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => any::<bool>().prop_map(|fail| Op::Alloc { fail }),
+        1 => Just(Op::Prealloc),
+        4 => any::<usize>().prop_map(|index| Op::Free { index }),
+        1 => (1usize..6).prop_map(|new_min| Op::Resize { new_min }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
+
+    /// Random operations against a plain model of the reserve (a stack of element numbers),
+    /// MP-2, MP-3, MP-4, MP-8, MP-9 (STYLE §7).
+    #[test]
+    fn model_reserve_follows_a_plain_stack(min in 0usize..4, ops in proptest::collection::vec(op(), 1..80)) {
+        let m = i386_nopcp(32);
+        let rec = Recorder::new(&m, false);
+        let pool = rec.pool(min).unwrap();
+        let mut reserve: Vec<usize> = (0..min.max(1)).collect();
+        let mut next = reserve.len();
+        let (mut min_nr, mut frees) = (min, 0usize);
+        let mut live: Vec<NonNull<c_void>> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Alloc { fail } => {
+                    rec.fail.store(fail, SEQ);
+                    let got = pool.alloc(GFP_ATOMIC);
+                    let expected = if fail { reserve.pop() } else { next += 1; Some(next - 1) };
+                    proptest::prop_assert_eq!(got.map(number), expected);
+                    live.extend(got);
+                }
+                Op::Prealloc => {
+                    let got = NonNull::new(pool.alloc_preallocated());
+                    proptest::prop_assert_eq!(got.map(number), reserve.pop());
+                    live.extend(got);
+                }
+                Op::Free { index } => {
+                    if live.is_empty() {
+                        continue;
+                    }
+                    let e = live.swap_remove(index % live.len());
+                    let n = number(e);
+                    free(&pool, e);
+                    if reserve.len() < min_nr || (min_nr == 0 && reserve.is_empty()) {
+                        reserve.push(n);
+                    } else {
+                        frees += 1;
+                    }
+                }
+                Op::Resize { new_min } => {
+                    rec.fail.store(false, SEQ);
+                    pool.resize(new_min).unwrap();
+                    if new_min <= min_nr {
+                        while reserve.len() > new_min {
+                            reserve.pop();
+                            frees += 1;
+                        }
+                    } else {
+                        while reserve.len() < new_min {
+                            reserve.push(next);
+                            next += 1;
+                        }
+                    }
+                    min_nr = new_min;
+                }
+            }
+            proptest::prop_assert_eq!((pool.curr_nr(), pool.min_nr()), (reserve.len(), min_nr));
+            proptest::prop_assert_eq!(pool.outstanding(), live.len() as isize);
+            proptest::prop_assert_eq!(Recorder::frees(&rec.calls.lock().unwrap()), frees);
+        }
+        rec.take();
+        for e in live {
+            m.free_pages_addr(e.as_ptr().cast(), 0);
+        }
+        let in_reserve = reserve.len();
+        drop(pool);
+        // Elements still out were freed behind the pool's back above, so destroy reports them.
+        proptest::prop_assert_eq!(Recorder::frees(&rec.take()), in_reserve);
+        check(&m);
+    }
+}
