@@ -5,11 +5,20 @@
 //! user gets it); the benchmark thread takes CPU slot 0 on first use and allocates through
 //! `PageAllocator::alloc_pages`/`free_pages` with `GFP_KERNEL`, and through `alloc_pages_bulk`
 //! for the order-0 bulk row (the kernel's bulk API is order-0 only).
+//!
+//! The mempool rows use a page pool (order 0, four elements) on that machine for the
+//! `available` workload, and one on a second, 16 MiB machine whose every page is taken for the
+//! `reserve` workload; the comparison row is the page allocator's own order-0 pair.
 
-use kmem_core::gfp::GFP_KERNEL;
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use kmem::mempool::RawMempool;
+use kmem_core::gfp::{__GFP_MEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_KERNEL};
 use kmem_core::memmap::Page;
 
 use crate::harness::Role;
+use crate::mempool::{ElementAlloc, PoolBench, Workload};
 use crate::pages::{Bench, Contender, PageAlloc};
 use crate::peers::REGION_BYTES;
 
@@ -37,6 +46,82 @@ impl Kmem {
             Box::new(Bench::new("kmem alloc_pages", Role::Subject, pages())),
             Box::new(Bench::bulk("kmem alloc_pages_bulk", Role::Subject, pages())),
         ]
+    }
+}
+
+impl Kmem {
+    /// The mempool rows: kmem's pool in both workloads, and the backing allocator's own pair.
+    pub fn mempool_contenders(&self) -> Result<Vec<Box<dyn crate::mempool::Contender + '_>>, String> {
+        let available = RawMempool::page_pool(&self.machine, 4, 0).map_err(|e| e.to_string())?;
+        let exhausted = kmem::Machine::builder()
+            .profile(kmem::Profile::X86_64)
+            .mem_bytes(16 << 20)
+            .cpus(2)
+            .kswapd(false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let reserve = RawMempool::page_pool(&exhausted, 4, 0).map_err(|e| e.to_string())?;
+        take_every_page(&exhausted);
+        let pool = "kmem mempool page pool o0";
+        Ok(vec![
+            Box::new(PoolBench::new(pool, Role::Subject, &[Workload::Available], KmemPool { pool: available })),
+            Box::new(PoolBench::new(pool, Role::Subject, &[Workload::Reserve], KmemPool { pool: reserve })),
+            Box::new(PoolBench::new(
+                "kmem alloc_pages/free_pages o0",
+                Role::Peer,
+                &Workload::ALL,
+                KmemPages { machine: &self.machine },
+            )),
+            // With the slab: the kmem_cache pair here, and a slab pool as the subject.
+        ])
+    }
+}
+
+/// Takes every page of `m` (reserves included) for good, draining the per-CPU lists.
+fn take_every_page(m: &kmem::Machine) {
+    let gfp = GFP_KERNEL | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
+    loop {
+        for order in (0..=kmem::MAX_PAGE_ORDER).rev() {
+            while m.alloc_pages(gfp, order).is_ok() {}
+        }
+        if m.drain_local_pages() == 0 {
+            return;
+        }
+    }
+}
+
+/// A kmem mempool as an [`ElementAlloc`].
+struct KmemPool {
+    pool: RawMempool,
+}
+
+impl ElementAlloc for KmemPool {
+    type Element = NonNull<c_void>;
+
+    #[inline]
+    fn alloc(&mut self) -> Option<NonNull<c_void>> {
+        self.pool.alloc(GFP_KERNEL)
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, element: NonNull<c_void>) {
+        // SAFETY: The caller frees each element of this pool once.
+        unsafe { self.pool.free(element) }
+    }
+}
+
+impl<'m> ElementAlloc for KmemPages<'m> {
+    type Element = &'m Page;
+
+    #[inline]
+    fn alloc(&mut self) -> Option<&'m Page> {
+        PageAlloc::alloc(self, 0)
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, element: &'m Page) {
+        // SAFETY: Forwarded contract, order 0.
+        unsafe { PageAlloc::free(self, element, 0) }
     }
 }
 

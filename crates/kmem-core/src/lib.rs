@@ -1,18 +1,21 @@
 //! # kmem-core
 //!
 //! The Linux kernel's memory-allocation stack as a `#![no_std]` library: GFP flags
-//! ([`gfp`]), and the buddy page allocator with zones, watermarks, per-CPU page lists,
-//! reclaim and fault injection ([`page_alloc`]). Every algorithm lives here; the `kmem`
-//! crate supplies a userspace [`platform::Platform`] (memfd-backed memory, threads as CPUs,
-//! real sleeping), and a `no_std` user supplies their own over caller-provided regions.
+//! ([`gfp`]), the buddy page allocator with zones, watermarks, per-CPU page lists, reclaim
+//! and fault injection ([`page_alloc`]), and memory pools with a guaranteed reserve
+//! ([`mempool`]). Every algorithm lives here; the `kmem` crate supplies a userspace
+//! [`platform::Platform`] (memfd-backed memory, threads as CPUs, real sleeping), and a
+//! `no_std` user supplies their own over caller-provided regions.
 //!
 //! Unsafe code is confined to the places that touch raw memory or per-CPU ownership:
 //! [`memmap`] (the page array carved out of managed memory, unchecked lookups for pfns taken
 //! from the lists), [`sync`] (the spin lock's `UnsafeCell`), [`pcp`] (lists owned by one CPU
-//! slot), [`reclaim`] (callbacks registered by raw pointer), and [`page_alloc`] (building the
+//! slot), [`reclaim`] (callbacks registered by raw pointer), [`page_alloc`] (building the
 //! allocator over the caller's memory, zeroing pages, direct-map address arithmetic, and
-//! entering a CPU slot's lists). Every block carries a `// SAFETY:` argument; the algorithms
-//! themselves ([`buddy`], [`watermark`], [`gfp`], [`proc`]) work on pfns and indices.
+//! entering a CPU slot's lists), and [`mempool`] (the element array, element bytes for debug
+//! poisoning, the user's callbacks, and the page-pool helpers' element pointers). Every block
+//! carries a `// SAFETY:` argument; the algorithms themselves ([`buddy`], [`watermark`],
+//! [`gfp`], [`proc`]) work on pfns and indices.
 #![doc = include_str!("../README.md")]
 #![no_std]
 #![warn(missing_docs)]
@@ -27,6 +30,7 @@ pub mod gfp;
 pub mod kmalloc;
 mod kmem;
 pub mod memmap;
+pub mod mempool;
 pub mod order;
 pub mod page_alloc;
 pub mod pcp;

@@ -20,12 +20,14 @@
 //!
 //! `unsafe` code lives only in [`sys`] (the memfd mapping) and in `machine`: the `Platform`
 //! implementation, the slot hand-back at thread exit, and the byte copies of
-//! `write_bytes`/`read_bytes` (after checking every page of the range is allocated).
+//! `write_bytes`/`read_bytes` (after checking every page of the range is allocated), and in
+//! [`mempool`] (the pool handle over the core's raw pool, and typed elements in pool pages).
 
 pub mod context;
 mod cpu;
 pub mod env;
 mod machine;
+pub mod mempool;
 pub mod printk;
 mod procfs;
 pub use kmem_core::{kmalloc, slab};

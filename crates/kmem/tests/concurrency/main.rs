@@ -2,6 +2,8 @@
 //!
 //! - `blocking`: the give-up table of SEMANTICS §2.8 (PA-13, PA-14) with real sleeping and
 //!   waking between threads, OOM reports and notifiers, shrinkers and kswapd.
+//! - `mempool`: sleepers woken by `mempool_free` and the 5 s retry (MP-6, MP-7), and forward
+//!   progress of `GFP_KERNEL` pool allocations on a machine with every page taken.
 //! - `model`: two threads replay random operations in lock step against a plain model of the
 //!   live blocks (STYLE §7), with `check()` after every step (PA-3, PA-5, PA-11, PA-17).
 //! - `stress`: many random allocations and cross-thread frees with ownership patterns written
@@ -12,6 +14,7 @@
 //! with a message naming what did not happen.
 
 mod blocking;
+mod mempool;
 mod model;
 mod review;
 mod stress;

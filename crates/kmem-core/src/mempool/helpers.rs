@@ -1,0 +1,160 @@
+//! The backing-allocator pairs of `include/linux/mempool.h` that need no slab: page pools
+//! (`mempool_alloc_pages`/`mempool_free_pages`, element = `struct page *` of a fixed order,
+//! MP-12), and the page allocator as a [`PoolEnv`].
+//!
+//! In the kernel `pool_data` of a page pool is just the order, because `alloc_pages` is global.
+//! Here every allocator is an object, so `pool_data` points to a [`PoolHelperData`]: the
+//! backing allocator and one argument (the order here; the size for kmalloc pools, the cache
+//! for slab pools). Pools made by [`mempool_create_page_pool`] keep it inside themselves, so a
+//! helper pair costs no extra memory. Adding the slab and kmalloc pairs is a few lines each:
+//! an `extern "C"` function reading `allocator`/`arg` and calling the allocator, and a create
+//! function passing them to `create_with`.
+
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+
+use super::{Mempool, NUMA_NO_NODE, PoolData, PoolEnv, create_with, init_with};
+use crate::gfp::{GFP_KERNEL, Gfp};
+use crate::memmap::Page;
+use crate::order::get_order;
+use crate::page_alloc::PageAllocator;
+use crate::platform::Platform;
+use crate::{AllocError, MAX_PAGE_ORDER};
+
+/// What a helper pair's `pool_data` points to: the backing allocator and one argument.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct PoolHelperData {
+    /// The backing allocator (a `PageAllocator<P>` for page pools).
+    pub allocator: *const c_void,
+    /// The order of a page pool's elements.
+    pub arg: usize,
+}
+
+impl PoolHelperData {
+    /// The data of a page pool of `order` over `pa`.
+    pub fn pages<P: Platform>(pa: &PageAllocator<P>, order: u32) -> Self {
+        Self { allocator: ptr::from_ref(pa).cast(), arg: order as usize }
+    }
+}
+
+// SAFETY: `alloc_meta` returns whole pages (aligned to 4096, at least `bytes` long) that the
+// page allocator gives to no one else until `free_meta` frees them with the same order; the
+// page allocator never calls into a mempool.
+unsafe impl<P: Platform> PoolEnv for PageAllocator<P> {
+    fn platform(&self) -> &dyn Platform {
+        PageAllocator::<P>::platform(self)
+    }
+
+    fn alloc_meta(&self, bytes: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        self.get_free_pages(gfp, get_order(bytes.max(1))).ok()
+    }
+
+    unsafe fn free_meta(&self, ptr: NonNull<u8>, bytes: usize) {
+        self.free_pages_addr(ptr.as_ptr(), get_order(bytes.max(1)));
+    }
+}
+
+/// `mempool_alloc_pages`: a block of `1 << order` pages as a `*const Page` (the kernel's
+/// `struct page *`), or NULL.
+///
+/// # Safety
+/// `pool_data` points to a live [`PoolHelperData`] made by [`PoolHelperData::pages`] for a
+/// `PageAllocator<P>` that is still alive.
+pub unsafe extern "C" fn mempool_alloc_pages<P: Platform>(gfp: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    // SAFETY: The caller's promise.
+    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
+    match pa.alloc_pages(gfp, order) {
+        Ok(page) => ptr::from_ref(page).cast_mut().cast(),
+        Err(AllocError) => ptr::null_mut(),
+    }
+}
+
+/// `mempool_free_pages`: frees a block [`mempool_alloc_pages`] returned. An element that is
+/// not a page of this allocator is reported by the page allocator and ignored.
+///
+/// # Safety
+/// As [`mempool_alloc_pages`]; `element` is NULL or a `*const Page` of that allocator that no
+/// one uses any more.
+pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, pool_data: *mut c_void) {
+    // SAFETY: The caller's promise.
+    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
+    // SAFETY: `element` is NULL or a `Page` in the allocator's page array (caller).
+    if let Some(page) = unsafe { element.cast::<Page>().as_ref() } {
+        pa.free_pages(page, order);
+    }
+}
+
+/// Where a page pool element's bytes are: its direct-map address and `PAGE_SIZE << order`
+/// (`None` for HighMem pages, which have no address).
+///
+/// # Safety
+/// As [`mempool_free_pages`], with a non-NULL element.
+unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+    // SAFETY: The caller's promise.
+    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
+    // SAFETY: `element` is a `Page` of that allocator (caller).
+    let page = unsafe { element.cast::<Page>().as_ref() }?;
+    Some((pa.page_address(page)?, crate::PAGE_SIZE << order))
+}
+
+/// Reads a page pool's helper data.
+///
+/// # Safety
+/// As [`mempool_alloc_pages`].
+unsafe fn page_helper<'a, P: Platform>(pool_data: *mut c_void) -> (&'a PageAllocator<P>, u32) {
+    // SAFETY: `pool_data` points to a live `PoolHelperData` (caller).
+    let data = unsafe { &*pool_data.cast::<PoolHelperData>() };
+    // SAFETY: It names a live `PageAllocator<P>` (caller).
+    (unsafe { &*data.allocator.cast::<PageAllocator<P>>() }, data.arg as u32)
+}
+
+/// `mempool_create_page_pool(min_nr, order)` over `pa`: a pool of order-`order` page blocks
+/// whose structure and array are pages of `pa`. `None` if `order > MAX_PAGE_ORDER` or the
+/// reserve cannot be filled.
+///
+/// # Safety
+/// `pa` outlives the pool, which is used until [`super::mempool_destroy`].
+pub unsafe fn mempool_create_page_pool<P: Platform + 'static>(
+    pa: &PageAllocator<P>,
+    min_nr: usize,
+    order: u32,
+) -> Option<NonNull<Mempool>> {
+    if order > MAX_PAGE_ORDER {
+        return None;
+    }
+    let data = PoolData::Helper(PoolHelperData::pages(pa, order), Some(page_span::<P>));
+    // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool,
+    // and `pa` outlives the pool (caller); page allocation works from any thread.
+    unsafe {
+        create_with(pa, min_nr, mempool_alloc_pages::<P>, mempool_free_pages::<P>, data, GFP_KERNEL, NUMA_NO_NODE)
+    }
+}
+
+/// `mempool_init_page_pool(pool, min_nr, order)` over `pa`, in the caller's storage.
+///
+/// # Errors
+/// `order > MAX_PAGE_ORDER`, or the array or an element could not be allocated.
+///
+/// # Safety
+/// As [`super::mempool_init_node`], with `pa` as the environment.
+pub unsafe fn mempool_init_page_pool<P: Platform + 'static>(
+    pool: NonNull<Mempool>,
+    pa: &PageAllocator<P>,
+    min_nr: usize,
+    order: u32,
+) -> Result<(), AllocError> {
+    if order > MAX_PAGE_ORDER {
+        return Err(AllocError);
+    }
+    let data = PoolData::Helper(PoolHelperData::pages(pa, order), Some(page_span::<P>));
+    // SAFETY: The caller's contract; the helper data lives in the pool, which stays in place.
+    unsafe {
+        init_with(pool, pa, min_nr, mempool_alloc_pages::<P>, mempool_free_pages::<P>, data, GFP_KERNEL, NUMA_NO_NODE)
+    }
+}
+
+/// The helper argument of a pool made by a helper create/init function (a page pool's order).
+pub fn mempool_helper_arg(pool: &Mempool) -> usize {
+    pool.helper.arg
+}

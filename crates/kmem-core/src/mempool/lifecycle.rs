@@ -1,0 +1,267 @@
+//! Building and tearing down pools (`mempool_init_node`, `mempool_create_node`,
+//! `mempool_exit`, `mempool_destroy`) and the kernel-named free functions over [`Mempool`].
+
+use core::ffi::c_void;
+use core::panic::Location;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::AtomicUsize;
+
+use super::stack::Stack;
+use super::{Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, poison};
+use crate::AllocError;
+use crate::gfp::{GFP_KERNEL, Gfp};
+use crate::platform::Level;
+
+/// `mempool_init_node`: initialises the pool at `pool` (the caller's storage) and fills its
+/// reserve with `max(min_nr, 1)` calls of `alloc_fn(gfp, pool_data)` (MP-1). On any failure
+/// everything obtained goes back to `free_fn` and the pool is left exited.
+///
+/// # Errors
+/// The element array or an element could not be allocated (`-ENOMEM`).
+///
+/// # Safety
+/// - `pool` is valid for writes, holds no initialised pool (its old contents are overwritten,
+///   not dropped), and stays in place, unused by anyone else, until [`mempool_exit`].
+/// - `env` outlives the pool.
+/// - `alloc_fn` and `free_fn` may be called from any thread with `pool_data` (and `free_fn`
+///   with any element `alloc_fn` returned) for as long as the pool exists.
+#[expect(clippy::too_many_arguments, reason = "the kernel signature of mempool_init_node")]
+pub unsafe fn mempool_init_node(
+    pool: NonNull<Mempool>,
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+    gfp: Gfp,
+    node: i32,
+) -> Result<(), AllocError> {
+    // SAFETY: Forwarded contract.
+    unsafe { init_with(pool, env, min_nr, alloc_fn, free_fn, PoolData::External(pool_data), gfp, node) }
+}
+
+/// Where a pool's `pool_data` points.
+pub(crate) enum PoolData {
+    /// The creator's pointer.
+    External(*mut c_void),
+    /// The pool's own helper storage, holding this, and where its elements' bytes are.
+    Helper(helpers::PoolHelperData, Option<poison::ElementSpanFn>),
+}
+
+/// [`mempool_init_node`] with `pool_data` given as [`PoolData`].
+///
+/// # Safety
+/// As [`mempool_init_node`].
+#[expect(clippy::too_many_arguments, reason = "the kernel signature of mempool_init_node")]
+pub(crate) unsafe fn init_with(
+    pool: NonNull<Mempool>,
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    data: PoolData,
+    gfp: Gfp,
+    _node: i32,
+) -> Result<(), AllocError> {
+    let mut value = Mempool::zeroed();
+    value.min_nr = AtomicUsize::new(min_nr);
+    value.alloc_fn = Some(alloc_fn);
+    value.free_fn = Some(free_fn);
+    value.env = Some(NonNull::from(env));
+    value.pool_data = match data {
+        PoolData::External(p) => p,
+        PoolData::Helper(helper, span_fn) => {
+            value.helper = helper;
+            value.span_fn = span_fn;
+            // SAFETY: Only the field's address inside the caller's storage is computed.
+            unsafe { ptr::addr_of_mut!((*pool.as_ptr()).helper) }.cast()
+        }
+    };
+    // SAFETY: The caller gives us `pool` to write.
+    unsafe { pool.as_ptr().write(value) };
+    // SAFETY: Just initialised; the caller keeps it in place and nobody else uses it yet.
+    let p = unsafe { &mut *pool.as_ptr() };
+    let Some(array) = Stack::alloc(env, min_nr.max(1), gfp) else {
+        mempool_exit(p);
+        return Err(AllocError);
+    };
+    *p.reserve.lock() = array;
+    while p.curr_nr() < min_nr.max(1) {
+        let Some(element) = NonNull::new(p.backing_alloc(gfp)) else {
+            mempool_exit(p);
+            return Err(AllocError);
+        };
+        let pushed = p.push_if_short(element);
+        debug_assert!(pushed, "a fresh pool's array has room for max(min_nr, 1) elements");
+    }
+    Ok(())
+}
+
+/// `mempool_init`: [`mempool_init_node`] with `GFP_KERNEL` and no node.
+///
+/// # Errors
+/// As [`mempool_init_node`].
+///
+/// # Safety
+/// As [`mempool_init_node`].
+pub unsafe fn mempool_init(
+    pool: NonNull<Mempool>,
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+) -> Result<(), AllocError> {
+    // SAFETY: Forwarded contract.
+    unsafe { mempool_init_node(pool, env, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) }
+}
+
+/// `mempool_exit`: frees every reserved element with `free_fn` and the element array, and
+/// leaves the pool un-initialised. A no-op on a [`Mempool::zeroed`] pool. Elements still out
+/// are reported (they stay valid for whoever holds them; nothing is freed twice).
+#[track_caller]
+pub fn mempool_exit(pool: &mut Mempool) {
+    let caller = Location::caller();
+    while let Some(element) = pool.pop() {
+        pool.backing_free(element.as_ptr());
+    }
+    let Some(env) = pool.env() else { return };
+    let out = pool.outstanding();
+    if out != 0 {
+        let platform = env.platform();
+        let what = if out > 0 { "still allocated (leaked)" } else { "more freed than allocated" };
+        platform.log(
+            Level::Warning,
+            format_args!(
+                "WARNING: CPU: {} at {caller} mempool_exit: pool {:p} with min_nr={} destroyed with {} element(s) {what}",
+                platform.cpu().unwrap_or(0),
+                pool as *const Mempool,
+                pool.min_nr(),
+                out.unsigned_abs(),
+            ),
+        );
+    }
+    let array = core::mem::replace(&mut *pool.reserve.lock(), Stack::EMPTY);
+    // SAFETY: The array was allocated on `env` by `mempool_init_node` or `resize`, and is empty.
+    unsafe { array.free(env) };
+    pool.env = None;
+    pool.alloc_fn = None;
+    pool.free_fn = None;
+}
+
+/// `mempool_create_node`: a pool whose structure and array come from `env`, with its reserve
+/// filled by `max(min_nr, 1)` calls of `alloc_fn(gfp, pool_data)`; `None` if any fails (after
+/// everything obtained went back to `free_fn`) (MP-1).
+///
+/// # Safety
+/// As [`mempool_init_node`] for `env` and the callbacks; the pool is used until
+/// [`mempool_destroy`].
+pub unsafe fn mempool_create_node(
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+    gfp: Gfp,
+    node: i32,
+) -> Option<NonNull<Mempool>> {
+    // SAFETY: The caller's contract; `pool_data` is taken as given.
+    unsafe { create_with(env, min_nr, alloc_fn, free_fn, PoolData::External(pool_data), gfp, node) }
+}
+
+/// [`mempool_create_node`] with `pool_data` given as [`PoolData`].
+///
+/// # Safety
+/// As [`mempool_create_node`].
+pub(crate) unsafe fn create_with(
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    data: PoolData,
+    gfp: Gfp,
+    node: i32,
+) -> Option<NonNull<Mempool>> {
+    const _: () = assert!(core::mem::align_of::<Mempool>() <= 8);
+    let pool = env.alloc_meta(core::mem::size_of::<Mempool>(), gfp)?.cast::<Mempool>();
+    // SAFETY: `pool` is fresh, aligned memory of the right size from `env`, which stays in
+    // place until `mempool_destroy`; the rest is the caller's contract.
+    let result = unsafe { init_with(pool, env, min_nr, alloc_fn, free_fn, data, gfp, node) };
+    // SAFETY: Initialised by `mempool_init_node` (even on failure), used by nobody else yet.
+    let p = unsafe { &mut *pool.as_ptr() };
+    p.owned = true;
+    if result.is_err() {
+        // SAFETY: From `alloc_meta` with this size; exited, so nothing refers to it.
+        unsafe { env.free_meta(pool.cast(), core::mem::size_of::<Mempool>()) };
+        return None;
+    }
+    Some(pool)
+}
+
+/// `mempool_create`: [`mempool_create_node`] with `GFP_KERNEL` and no node.
+///
+/// # Safety
+/// As [`mempool_create_node`].
+pub unsafe fn mempool_create(
+    env: &(dyn PoolEnv + 'static),
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+) -> Option<NonNull<Mempool>> {
+    // SAFETY: Forwarded contract.
+    unsafe { mempool_create_node(env, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) }
+}
+
+/// `mempool_destroy`: NULL is a no-op; otherwise [`mempool_exit`] and the structure itself
+/// goes back to its environment (MP-10). Elements still out are reported, not freed.
+///
+/// # Safety
+/// `pool` is NULL or came from [`mempool_create_node`] (or the helpers' create functions) and
+/// is not used by anyone afterwards.
+#[track_caller]
+pub unsafe fn mempool_destroy(pool: *mut Mempool) {
+    let Some(pool) = NonNull::new(pool) else { return };
+    // SAFETY: The caller hands the pool over.
+    let p = unsafe { &mut *pool.as_ptr() };
+    let env = p.env;
+    mempool_exit(p);
+    if p.owned
+        && let Some(env) = env
+    {
+        // SAFETY: The environment outlives the pool (creator's promise); the structure came
+        // from its `alloc_meta` with this size (`owned`) and nobody uses it any more.
+        unsafe { env.as_ref().free_meta(pool.cast(), core::mem::size_of::<Mempool>()) };
+    }
+}
+
+/// `mempool_alloc(pool, gfp)`: see [`Mempool::alloc`].
+#[track_caller]
+#[inline]
+pub fn mempool_alloc(pool: &Mempool, gfp: Gfp) -> *mut c_void {
+    pool.alloc(gfp)
+}
+
+/// `mempool_alloc_preallocated(pool)`: see [`Mempool::alloc_preallocated`].
+pub fn mempool_alloc_preallocated(pool: &Mempool) -> *mut c_void {
+    pool.alloc_preallocated()
+}
+
+/// `mempool_free(element, pool)`: see [`Mempool::free`].
+///
+/// # Safety
+/// As [`Mempool::free`].
+#[inline]
+pub unsafe fn mempool_free(element: *mut c_void, pool: &Mempool) {
+    // SAFETY: Forwarded contract.
+    unsafe { pool.free(element) }
+}
+
+/// `mempool_resize(pool, new_min_nr)`: see [`Mempool::resize`].
+///
+/// # Errors
+/// As [`Mempool::resize`].
+#[track_caller]
+pub fn mempool_resize(pool: &Mempool, new_min_nr: usize) -> Result<(), ResizeError> {
+    pool.resize(new_min_nr)
+}

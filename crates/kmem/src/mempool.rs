@@ -1,0 +1,263 @@
+//! Memory pools on a [`Machine`] (SEMANTICS.md §6): a reserve of pre-allocated elements so
+//! that `GFP_KERNEL` allocations make progress even when memory is exhausted.
+//!
+//! - [`MemPool<T>`]: typed; [`MemPool::alloc`] moves a value into an element and returns a
+//!   [`PoolBox`], which drops the value and gives the element back to the pool when it goes.
+//! - [`RawMempool`]: the kernel's interface (`mempool_create` with `alloc_fn`/`free_fn`
+//!   callbacks and `pool_data`, raw elements), destroyed on drop.
+//!
+//! Both are `Send + Sync` and are meant to be shared between threads (`&` or `Arc`).
+//!
+//! ```
+//! use kmem::gfp::GFP_KERNEL;
+//! use kmem::mempool::MemPool;
+//!
+//! let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build()?;
+//! let pool: MemPool<[u64; 8]> = MemPool::new(&m, 4)?; // Four elements reserved.
+//! let mut a = pool.alloc(GFP_KERNEL, [0; 8])?;
+//! a[3] = 7;
+//! assert_eq!(a.iter().sum::<u64>(), 7);
+//! drop(a); // The reserve is full, so the element goes back to the page allocator.
+//! assert_eq!(pool.raw().curr_nr(), 4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::ffi::c_void;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+pub use kmem_core::mempool::{
+    MEMPOOL_WAIT_TIMEOUT_NS, Mempool, MempoolAllocFn, MempoolFreeFn, MempoolStats, PoolEnv, PoolHelperData,
+    ResizeError, mempool_alloc_pages, mempool_free_pages,
+};
+use kmem_core::mempool::{mempool_create, mempool_create_page_pool, mempool_destroy};
+use kmem_core::{AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SIZE, Page, get_order};
+
+use crate::Machine;
+
+/// A `mempool_t` on a machine, destroyed (with a report of elements still out) on drop.
+pub struct RawMempool {
+    machine: Machine,
+    pool: NonNull<Mempool>,
+}
+
+// SAFETY: `Mempool` is `Send + Sync` (its callbacks are callable from any thread by its
+// creation contract), and the machine it lives in is shared-safe.
+unsafe impl Send for RawMempool {}
+// SAFETY: As above.
+unsafe impl Sync for RawMempool {}
+
+impl RawMempool {
+    /// `mempool_create(min_nr, alloc_fn, free_fn, pool_data)` on `machine`: calls `alloc_fn`
+    /// `max(min_nr, 1)` times with `GFP_KERNEL`.
+    ///
+    /// # Errors
+    /// The pool's memory or an element could not be allocated (all obtained elements went back
+    /// to `free_fn`).
+    ///
+    /// # Safety
+    /// `alloc_fn` and `free_fn` may be called from any thread with `pool_data` (and `free_fn`
+    /// with any element `alloc_fn` returned) until this value is dropped.
+    pub unsafe fn new(
+        machine: &Machine,
+        min_nr: usize,
+        alloc_fn: MempoolAllocFn,
+        free_fn: MempoolFreeFn,
+        pool_data: *mut c_void,
+    ) -> Result<Self, AllocError> {
+        // SAFETY: The page allocator lives as long as `machine`, which we keep; the callbacks'
+        // contract is the caller's.
+        let pool = unsafe { mempool_create(machine.pages(), min_nr, alloc_fn, free_fn, pool_data) };
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+    }
+
+    /// `mempool_create_page_pool(min_nr, order)`: elements are `*const Page` of blocks of
+    /// `1 << order` pages.
+    ///
+    /// # Errors
+    /// `order > MAX_PAGE_ORDER`, or the reserve could not be filled.
+    pub fn page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
+        // SAFETY: We keep `machine`, so its page allocator outlives the pool.
+        let pool = unsafe { mempool_create_page_pool(machine.pages(), min_nr, order) };
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+    }
+
+    /// The machine the pool lives on.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// `mempool_alloc(pool, gfp)`: `None` (NULL) is only possible without
+    /// `__GFP_DIRECT_RECLAIM`.
+    #[track_caller]
+    #[inline]
+    pub fn alloc(&self, gfp: Gfp) -> Option<NonNull<c_void>> {
+        NonNull::new(self.pool().alloc(gfp))
+    }
+
+    /// `mempool_free(element, pool)`.
+    ///
+    /// # Safety
+    /// `element` came from this pool's [`Self::alloc`] (or is acceptable to its `free_fn`)
+    /// and is not used afterwards.
+    #[inline]
+    pub unsafe fn free(&self, element: NonNull<c_void>) {
+        // SAFETY: Forwarded contract.
+        unsafe { self.pool().free(element.as_ptr()) }
+    }
+}
+
+impl Deref for RawMempool {
+    type Target = Mempool;
+
+    /// The pool itself: `alloc_preallocated`, `resize`, `min_nr`, `curr_nr`, `stats`, …
+    fn deref(&self) -> &Mempool {
+        self.pool()
+    }
+}
+
+impl RawMempool {
+    #[inline]
+    fn pool(&self) -> &Mempool {
+        // SAFETY: Created by `mempool_create*` and destroyed only in `drop`.
+        unsafe { self.pool.as_ref() }
+    }
+}
+
+impl Drop for RawMempool {
+    #[track_caller]
+    fn drop(&mut self) {
+        // SAFETY: Created by `mempool_create*`; `&mut self` means no one uses it any more.
+        unsafe { mempool_destroy(self.pool.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for RawMempool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawMempool")
+            .field("min_nr", &self.min_nr())
+            .field("curr_nr", &self.curr_nr())
+            .field("outstanding", &self.outstanding())
+            .finish()
+    }
+}
+
+/// A typed pool: every element holds one `T`, in lowmem pages of the machine (a page pool of
+/// order `get_order(size_of::<T>())`).
+pub struct MemPool<T> {
+    raw: RawMempool,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> MemPool<T> {
+    const ALIGN_OK: () = assert!(align_of::<T>() <= PAGE_SIZE, "MemPool elements are page-aligned at most");
+
+    /// A pool with `min_nr` elements reserved.
+    ///
+    /// # Errors
+    /// `T` is larger than the largest block (4 MiB), or the reserve could not be filled.
+    pub fn new(machine: &Machine, min_nr: usize) -> Result<Self, AllocError> {
+        let () = Self::ALIGN_OK;
+        let order = get_order(size_of::<T>().max(1));
+        if order > MAX_PAGE_ORDER {
+            return Err(AllocError);
+        }
+        Ok(Self { raw: RawMempool::page_pool(machine, min_nr, order)?, _t: PhantomData })
+    }
+
+    /// The underlying pool (counts, `resize`, statistics).
+    pub fn raw(&self) -> &RawMempool {
+        &self.raw
+    }
+
+    /// `mempool_alloc` and a move of `value` into the element.
+    ///
+    /// # Errors
+    /// Only without `__GFP_DIRECT_RECLAIM`, when both the page allocator and the reserve are
+    /// empty. `__GFP_HIGHMEM` is ignored (elements must be in the direct map).
+    #[track_caller]
+    pub fn alloc(&self, gfp: Gfp, value: T) -> Result<PoolBox<'_, T>, AllocError> {
+        let element = self.raw.alloc(gfp.difference(kmem_core::gfp::__GFP_HIGHMEM)).ok_or(AllocError)?;
+        Ok(self.fill(element, value))
+    }
+
+    /// `mempool_alloc_preallocated`: from the reserve only; never sleeps.
+    ///
+    /// # Errors
+    /// The reserve is empty.
+    pub fn alloc_preallocated(&self, value: T) -> Result<PoolBox<'_, T>, AllocError> {
+        let element = NonNull::new(self.raw.alloc_preallocated()).ok_or(AllocError)?;
+        Ok(self.fill(element, value))
+    }
+
+    fn fill(&self, element: NonNull<c_void>, value: T) -> PoolBox<'_, T> {
+        // SAFETY: Page pool elements are `Page`s of this machine's page array.
+        let page = unsafe { element.cast::<Page>().as_ref() };
+        let addr = self.raw.machine.page_address(page).expect("page pool elements are lowmem (no __GFP_HIGHMEM)");
+        let ptr = addr.cast::<T>();
+        // SAFETY: The element is `1 << order >= size_of::<T>()` bytes of page-aligned memory
+        // (alignment checked by `ALIGN_OK`) that only we use now.
+        unsafe { ptr.as_ptr().write(value) };
+        PoolBox { pool: self, ptr, _t: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for MemPool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MemPool").field(&self.raw).finish()
+    }
+}
+
+/// A `T` in a pool element; dropping it drops the `T` and frees the element to its pool
+/// (into the reserve if it is short, else to the page allocator).
+pub struct PoolBox<'p, T> {
+    pool: &'p MemPool<T>,
+    ptr: NonNull<T>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: A `PoolBox` owns its `T` like a `Box`; the pool is `Sync`.
+unsafe impl<T: Send> Send for PoolBox<'_, T> {}
+// SAFETY: Shared access only gives `&T`.
+unsafe impl<T: Sync> Sync for PoolBox<'_, T> {}
+
+impl<T> PoolBox<'_, T> {
+    /// The element's direct-map address.
+    pub fn as_ptr(this: &Self) -> NonNull<T> {
+        this.ptr
+    }
+}
+
+impl<T> Deref for PoolBox<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` holds a live `T` that this box owns.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> DerefMut for PoolBox<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: As in `deref`, and `&mut self` is exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for PoolBox<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T> Drop for PoolBox<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The box owns a live `T`, dropped once here.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
+        let machine = &self.pool.raw.machine;
+        let page: &Page = machine.virt_to_page(self.ptr.as_ptr().cast()).expect("element in the direct map");
+        // SAFETY: The page came from this pool's `alloc` and is no longer used.
+        unsafe { self.pool.raw.free(NonNull::from(page).cast()) };
+    }
+}

@@ -1,0 +1,179 @@
+//! Mempools between threads (SEMANTICS.md §6): sleepers woken by `mempool_free` (MP-6, MP-7),
+//! the 5-second retry when nobody frees (MP-6), and forward progress under exhaustion — with
+//! every page of the machine taken, `GFP_KERNEL` pool allocations never fail while plain
+//! `GFP_ATOMIC` page allocations do.
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::thread;
+
+use kmem::gfp::{__GFP_MEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+use kmem::mempool::RawMempool;
+use kmem::{MAX_PAGE_ORDER, Machine, Page, Profile};
+
+use crate::wait_until;
+
+/// A machine without per-CPU lists (every free page is visible in the buddy lists) or kswapd.
+fn machine(mib: u64, cpus: usize) -> Machine {
+    Machine::builder()
+        .profile(Profile::X86_64)
+        .mem_bytes(mib << 20)
+        .cpus(cpus)
+        .pcp(false)
+        .kswapd(false)
+        .build()
+        .expect("build machine")
+}
+
+/// Takes every page of `m`, reserves included; returns the blocks as (pfn, order).
+fn take_every_page(m: &Machine) -> Vec<(usize, u32)> {
+    let gfp = GFP_KERNEL | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
+    let mut held = Vec::new();
+    for order in (0..=MAX_PAGE_ORDER).rev() {
+        while let Ok(page) = m.alloc_pages(gfp, order) {
+            held.push((m.page_to_pfn(page).expect("pfn"), order));
+        }
+    }
+    assert_eq!(m.total_free(), 0, "every page taken");
+    held
+}
+
+fn give_back(m: &Machine, held: Vec<(usize, u32)>) {
+    for (pfn, order) in held {
+        m.free_pages(m.pfn_to_page(pfn).expect("page"), order);
+    }
+}
+
+/// An element's address, to send between threads.
+fn addr(e: NonNull<c_void>) -> usize {
+    e.as_ptr() as usize
+}
+
+#[test]
+fn mp6_mp7_sleeper_is_woken_by_a_free_into_the_reserve() {
+    let m = machine(32, 2);
+    let pool = RawMempool::page_pool(&m, 1, 0).expect("pool");
+    let held = take_every_page(&m);
+    let mine = pool.alloc(GFP_KERNEL).expect("the reserve's element");
+    assert_eq!(pool.curr_nr(), 0);
+    let got = AtomicUsize::new(0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let e = pool.alloc(GFP_KERNEL).expect("GFP_KERNEL never fails");
+            got.store(addr(e), SeqCst);
+        });
+        wait_until("the waiter to sleep on the pool", || pool.stats().sleeps.load(SeqCst) >= 1);
+        assert_eq!(got.load(SeqCst), 0, "nothing to allocate yet");
+        // SAFETY: `mine` came from the pool and is not used afterwards.
+        unsafe { pool.free(mine) };
+        wait_until("the waiter to get the freed element", || got.load(SeqCst) != 0);
+    });
+    assert_eq!(got.load(SeqCst), addr(mine), "the element freed into the reserve went to the sleeper");
+    assert!(pool.stats().wakeups.load(SeqCst) >= 1, "the free woke the sleeper");
+    let e = NonNull::new(got.load(SeqCst) as *mut c_void).unwrap();
+    // SAFETY: From the pool, freed once.
+    unsafe { pool.free(e) };
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (1, 0));
+    drop(pool);
+    give_back(&m, held);
+}
+
+#[test]
+fn mp6_sleeper_retries_the_allocator_after_the_timeout() {
+    let m = machine(32, 2);
+    let pool = RawMempool::page_pool(&m, 1, 0).expect("pool");
+    let held = take_every_page(&m);
+    let mine = pool.alloc(GFP_KERNEL).expect("the reserve's element");
+    let got = AtomicUsize::new(0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let e = pool.alloc(GFP_KERNEL).expect("GFP_KERNEL never fails");
+            got.store(addr(e), SeqCst);
+        });
+        wait_until("the waiter to sleep on the pool", || pool.stats().sleeps.load(SeqCst) >= 1);
+        // Memory comes back to the page allocator, not to the pool: no one wakes the sleeper,
+        // so only its timeout sends it back to `alloc_fn`.
+        give_back(&m, held);
+        wait_until("the waiter to allocate after its timeout", || got.load(SeqCst) != 0);
+    });
+    assert_eq!(pool.stats().wakeups.load(SeqCst), 0, "no free went into the reserve");
+    assert_ne!(got.load(SeqCst), addr(mine));
+    assert_eq!(pool.curr_nr(), 0, "the element came from the page allocator");
+    // SAFETY: Both came from the pool and are freed once.
+    unsafe {
+        pool.free(mine);
+        pool.free(NonNull::new(got.load(SeqCst) as *mut c_void).unwrap());
+    }
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (1, 0));
+}
+
+/// Cycles per thread in the forward-progress test.
+const CYCLES: usize = 100_000;
+/// Threads in the forward-progress test (more than the pool's reserve, so some must wait).
+const THREADS: usize = 3;
+
+#[test]
+fn forward_progress_under_exhaustion_gfp_kernel_never_fails() {
+    let m = machine(16, THREADS + 1);
+    let before = m.total_free();
+    let pool = RawMempool::page_pool(&m, 2, 0).expect("pool");
+    let held = take_every_page(&m);
+    let in_use = AtomicUsize::new(0);
+    let overlap = AtomicBool::new(false);
+    thread::scope(|s| {
+        for t in 0..THREADS {
+            let (pool, m, in_use, overlap) = (&pool, &m, &in_use, &overlap);
+            s.spawn(move || {
+                for i in 0..CYCLES {
+                    let e = pool.alloc(GFP_KERNEL).expect("mempool_alloc(GFP_KERNEL) never fails");
+                    // SAFETY: Page pool elements are `Page`s of this machine.
+                    let page: &Page = unsafe { e.cast::<Page>().as_ref() };
+                    let p = m.page_address(page).expect("lowmem").cast::<u64>();
+                    let stamp = ((t as u64) << 32) | i as u64;
+                    // SAFETY: The element's page is ours until we free it.
+                    unsafe { p.write_volatile(stamp) };
+                    if in_use.fetch_add(1, SeqCst) >= 2 {
+                        overlap.store(true, SeqCst); // More elements out than the reserve holds.
+                    }
+                    thread::yield_now();
+                    // SAFETY: As above.
+                    assert_eq!(unsafe { p.read_volatile() }, stamp, "element handed to two threads at once");
+                    in_use.fetch_sub(1, SeqCst);
+                    // SAFETY: From the pool, freed once.
+                    unsafe { pool.free(e) };
+                }
+            });
+        }
+    });
+    assert!(!overlap.load(SeqCst), "the backing allocator had nothing, so at most min_nr elements were out");
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (2, 0), "nothing lost");
+    assert_eq!(m.total_free(), 0, "no element leaked into the page allocator or out of it");
+    assert!(
+        pool.stats().reserve_allocs.load(SeqCst) >= THREADS * CYCLES,
+        "every allocation was served from the reserve"
+    );
+
+    // The same workload on the plain page allocator with GFP_ATOMIC fails.
+    let failures = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for _ in 0..CYCLES {
+                    match m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0) {
+                        Ok(page) => m.free_pages(page, 0),
+                        Err(_) => {
+                            failures.fetch_add(1, SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.load(SeqCst), THREADS * CYCLES, "with every page taken, GFP_ATOMIC always fails");
+
+    drop(pool);
+    give_back(&m, held);
+    assert_eq!(m.total_free(), before);
+}
