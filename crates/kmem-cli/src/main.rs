@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 an example or workload failed; 2 bad command line; 3 bad
 //! `KMEM_*` environment or a machine that cannot be built.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod demo;
 mod workload;
@@ -59,6 +59,7 @@ enum ProcFile {
     Zoneinfo,
     Meminfo,
     Pagetypeinfo,
+    Slabinfo,
 }
 
 impl ProcFile {
@@ -68,6 +69,7 @@ impl ProcFile {
             ProcFile::Zoneinfo => "zoneinfo",
             ProcFile::Meminfo => "meminfo",
             ProcFile::Pagetypeinfo => "pagetypeinfo",
+            ProcFile::Slabinfo => "slabinfo",
         }
     }
 }

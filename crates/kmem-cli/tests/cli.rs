@@ -23,8 +23,14 @@ fn demo_prints_the_books_get_free_pages_lines() {
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
     let log: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
-    // Seed 000, basicmem.c: get_free_pages_test with get_order(8192*10) = 5.
-    assert_eq!(log, ["get_free_pages test", "__get_free_pages test ok [5]"]);
+    // Seed 000, basicmem.c (2.6 output): kmalloc_test, then get_free_pages_test with
+    // get_order(8192*10) = 5.
+    assert_eq!(
+        log,
+        ["kmalloc test", "test memory", "Big Memory Ok", "get_free_pages test", "__get_free_pages test ok [5]"]
+    );
+    assert!(out.contains("# /proc/slabinfo (caches in use)\nslabinfo - version: 2.1\n"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("kmalloc-1k ")), "the 1024-byte object's cache: {out}");
     assert!(out.contains("# /proc/buddyinfo\nNode 0, zone      DMA "), "{out}");
     assert!(out.contains("zone  HighMem "), "i386 profile by default: {out}");
     assert!(out.lines().any(|l| l.starts_with("MemTotal:") && l.ends_with(" kB")), "{out}");
@@ -34,7 +40,10 @@ fn demo_prints_the_books_get_free_pages_lines() {
 fn demo_list_and_single_example() {
     let o = kmem(&["demo", "--list"], &[]);
     assert!(o.status.success());
-    assert!(stdout(&o).starts_with("get_free_pages "));
+    assert!(stdout(&o).starts_with("kmalloc "));
+    let o = kmem(&["demo", "kmalloc"], &[]);
+    assert!(o.status.success());
+    assert!(stdout(&o).starts_with("kmalloc test\ntest memory\nBig Memory Ok\n\n"));
     let o = kmem(&["demo", "get_free_pages"], &[]);
     assert!(o.status.success());
     assert!(stdout(&o).starts_with("get_free_pages test\n__get_free_pages test ok [5]\n"));
@@ -118,4 +127,22 @@ fn help_lists_every_environment_variable_and_the_exit_codes() {
         assert!(help.contains(var), "--help does not mention {var}");
     }
     assert!(help.contains("Exit codes: 0 ok, 1 an example or workload failed, 2 bad command line, 3 bad environment"));
+}
+
+#[test]
+fn stat_slabinfo_after_slab_workload() {
+    let o = kmem(&["stat", "slabinfo", "--workload", "slab"], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("slabinfo - version: 2.1"));
+    assert!(lines.next().unwrap().starts_with("# name            <active_objs> <num_objs> <objsize>"));
+    let demo = out.lines().find(|l| l.starts_with("kmem_demo ")).expect("the workload's cache");
+    let fields: Vec<&str> = demo.split_whitespace().collect();
+    assert_eq!(fields[3], "200", "objsize is the stride: {demo}");
+    assert!(fields[1].parse::<usize>().unwrap() >= 1000, "1000 objects allocated: {demo}");
+    // Every kmalloc class from 8 to 8k was used by the random sizes.
+    for class in ["kmalloc-8 ", "kmalloc-96 ", "kmalloc-192 ", "kmalloc-8k "] {
+        assert!(out.lines().any(|l| l.starts_with(class)), "{class}: {out}");
+    }
 }
