@@ -36,6 +36,7 @@ pub mod reclaim;
 pub mod report;
 pub mod slab;
 pub mod sync;
+pub mod vmalloc;
 pub mod waitq;
 pub mod watermark;
 pub mod zone;
