@@ -23,10 +23,13 @@ use kmem_core::order::PAGE_SIZE;
 use kmem_core::page_alloc::{Config, InitError, Layout};
 use kmem_core::pcp::MAX_CPUS;
 use kmem_core::platform::{Level, Platform, Task};
+use kmem_core::vmalloc::Vmalloc;
 use kmem_core::zone::MAX_NR_ZONES;
 use kmem_core::{AllocError, PageAllocator, proc};
 
 use crate::cpu::{self, SlotOwner};
+use crate::highmem::Highmem;
+use crate::mapping::{UserMmu, VaRange};
 use crate::printk::{Echo, Printk};
 use crate::{context, sys};
 
@@ -124,6 +127,8 @@ pub struct Settings {
     /// kswapd's aging period for giving memory back to the host: a free max-order block that
     /// stays free for one to two periods is released (`None`: only `trim` releases, see [`PageAllocator::trim`]).
     pub trim_after: Option<Duration>,
+    /// Bytes of the vmalloc range (`None`: 128 MiB on i386, 64 GiB on x86_64).
+    pub vmalloc_bytes: Option<u64>,
 }
 
 /// Builds a [`Machine`].
@@ -155,6 +160,7 @@ impl Builder {
                 echo: Echo::Off,
                 fail_page_alloc: None,
                 trim_after: Some(Duration::from_secs(1)),
+                vmalloc_bytes: None,
             },
         }
     }
@@ -237,6 +243,12 @@ impl Builder {
         self
     }
 
+    /// Sets the size of the vmalloc range (`VMALLOC_TOTAL`), rounded down to whole pages.
+    pub fn vmalloc_bytes(mut self, bytes: u64) -> Self {
+        self.s.vmalloc_bytes = Some(bytes);
+        self
+    }
+
     /// Applies the `KMEM_*` environment variables (see [`crate::env::VARIABLES`]).
     ///
     /// # Errors
@@ -265,6 +277,24 @@ impl Builder {
             return Err(BuildError::Setting(format!("memory must be at least 8 MiB, got {bytes} bytes")));
         }
         let phys = sys::PhysMem::new(pages * PAGE_SIZE).map_err(BuildError::Host)?;
+        let vm_bytes = s.vmalloc_bytes.unwrap_or(match s.profile {
+            Profile::I386 => 128 << 20,
+            Profile::X86_64 => 64 << 30,
+        }) as usize
+            & !(PAGE_SIZE - 1);
+        let window = |len: usize| -> Result<VaRange, BuildError> {
+            let fd = phys.fd().try_clone().map_err(BuildError::Host)?;
+            VaRange::reserve(len, fd, phys.len()).map_err(BuildError::Host)
+        };
+        let vm_range = window(vm_bytes.max(PAGE_SIZE))?;
+        let vm_start = vm_range.base();
+        let vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
+        let highmem = if s.profile == Profile::I386 && pages > (896 * MIB_PAGES) {
+            let (pkmap, fixmap) = Highmem::window_bytes(cpus);
+            Some(Highmem::new(window(pkmap)?, window(fixmap)?, cpus))
+        } else {
+            None
+        };
         let (zones, dm_end, pageblock_order) = s.profile.layout_ranges(pages);
         let layout = Layout {
             start_pfn: 0,
@@ -301,7 +331,7 @@ impl Builder {
                 .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
         }
         pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
-        let inner = Arc::new(Inner { pa, profile: s.profile });
+        let inner = Arc::new(Inner { pa, profile: s.profile, vm, highmem });
         let weak: Weak<dyn SlotOwner> = Arc::downgrade(&inner) as Weak<dyn SlotOwner>;
         let _ = inner.pa.platform().owner.set(weak);
         if s.kswapd {
@@ -314,12 +344,14 @@ impl Builder {
 /// One instance of the whole stack. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Machine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    pa: PageAllocator<UserPlatform>,
+    pub(crate) pa: PageAllocator<UserPlatform>,
     profile: Profile,
+    pub(crate) vm: Vmalloc<UserMmu>,
+    pub(crate) highmem: Option<Highmem>,
 }
 
 impl Deref for Machine {
@@ -460,20 +492,24 @@ impl Machine {
         s
     }
 
-    /// `/proc/meminfo`.
+    /// `/proc/meminfo` (with `VmallocTotal` and `VmallocUsed` from vmalloc).
     pub fn meminfo(&self) -> String {
+        let mut extra = proc::MeminfoExtra::default();
+        self.inner.vm.fill_meminfo(&mut extra);
         let mut s = String::new();
-        let _ = proc::meminfo(self.pages(), &proc::MeminfoExtra::default(), &mut s);
+        let _ = proc::meminfo(self.pages(), &extra, &mut s);
         s
     }
 
-    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`).
+    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`,
+    /// `vmallocinfo`).
     pub fn proc_read(&self, name: &str) -> Option<String> {
         Some(match name {
             "buddyinfo" => self.buddyinfo(),
             "zoneinfo" => self.zoneinfo(),
             "meminfo" => self.meminfo(),
             "pagetypeinfo" => self.pagetypeinfo(),
+            "vmallocinfo" => self.vmallocinfo(),
             _ => return None,
         })
     }

@@ -123,6 +123,18 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
+    /// `might_sleep()` for callers outside the page allocator (`kmap`): reports a call that may
+    /// sleep made in atomic context, with the same report and rate limit as a sleeping
+    /// allocation. Returns whether the caller is in atomic context.
+    #[track_caller]
+    pub fn might_sleep(&self) -> bool {
+        let atomic = self.platform.in_atomic();
+        if atomic {
+            self.report_might_sleep(Location::caller());
+        }
+        atomic
+    }
+
     /// `__might_resched`: at most once a second.
     pub(crate) fn report_might_sleep(&self, caller: &Location<'_>) {
         if self.might_sleep_rs.check(self.platform.now_ns()) == Verdict::Suppress {

@@ -1,5 +1,5 @@
 //! Behaviour tests of the page allocator, one or more per rule of SEMANTICS.md §1 (GFP-n), §2
-//! (PA-n) and §7 (PROC-n), run against whole userspace machines (`kmem::Machine`).
+//! (PA-n), §5 (VM-n) and §7 (PROC-n), run against whole userspace machines (`kmem::Machine`).
 //!
 //! Every test builds its own small machine (32–64 MiB, or 1 GiB sparse when it needs HighMem),
 //! so tests run in parallel without sharing logs or free lists. Tests that compare exact counts
@@ -12,6 +12,7 @@ mod misuse;
 mod pages;
 mod proc;
 mod reports;
+mod vmalloc;
 
 use std::ptr::NonNull;
 use std::sync::Mutex;
