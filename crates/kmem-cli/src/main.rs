@@ -59,6 +59,7 @@ enum ProcFile {
     Zoneinfo,
     Meminfo,
     Pagetypeinfo,
+    Vmallocinfo,
 }
 
 impl ProcFile {
@@ -68,6 +69,7 @@ impl ProcFile {
             ProcFile::Zoneinfo => "zoneinfo",
             ProcFile::Meminfo => "meminfo",
             ProcFile::Pagetypeinfo => "pagetypeinfo",
+            ProcFile::Vmallocinfo => "vmallocinfo",
         }
     }
 }

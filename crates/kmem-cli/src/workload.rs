@@ -15,6 +15,8 @@ pub enum Workload {
     Fragment,
     /// Take every page with GFP_ATOMIC, then free them all: buddyinfo returns to the start.
     Exhaust,
+    /// vmalloc areas of 1..=8 pages, then vfree every other one: live and unpurged areas.
+    Vmalloc,
 }
 
 impl Workload {
@@ -44,6 +46,17 @@ impl Workload {
                     m.free_pages(page, order);
                 }
                 m.drain_local_pages();
+                Ok(())
+            }
+            Workload::Vmalloc => {
+                let mut areas = Vec::new();
+                for pages in 1..=8 {
+                    areas.push(m.vmalloc(pages * kmem::PAGE_SIZE).map_err(|e| format!("vmalloc: {e}"))?);
+                }
+                for p in areas.iter().skip(1).step_by(2) {
+                    m.vfree(p.as_ptr());
+                }
+                eprintln!("workload vmalloc: {} areas, freed every other one (lazily)", areas.len());
                 Ok(())
             }
         }
