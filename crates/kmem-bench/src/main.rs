@@ -5,6 +5,7 @@ mod harness;
 mod kmem_adapter;
 mod pages;
 mod peers;
+mod vmalloc;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::{env, fs, process};
@@ -13,7 +14,7 @@ use harness::{Config, Results, Role};
 use pages::{Bench, Contender};
 
 /// Workload groups, in the order they run.
-const GROUPS: [&str; 1] = ["pages"];
+const GROUPS: [&str; 2] = ["pages", "vmalloc"];
 
 const USAGE: &str = "\
 kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
@@ -22,7 +23,7 @@ usage: cargo run --release -p kmem-bench -- [OPTIONS]
 
 options:
   --quick           3 rounds of 10 ms samples (a few seconds) instead of 11 rounds of 20 ms
-  --groups G[,G..]  workload groups to run (default: all): pages
+  --groups G[,G..]  workload groups to run (default: all): pages, vmalloc
   --rounds N        interleaved rounds (default 11; 3 with --quick)
   --out FILE        also write the report (machine + markdown table) to FILE
   -h, --help        this text
@@ -100,6 +101,8 @@ fn main() {
             }
             contenders.extend(page_peers());
             pages::run(&cfg, &mut contenders, &mut results);
+        } else if group == "vmalloc" {
+            vmalloc::run(&cfg, &mut results);
         }
     }
     report.push('\n');

@@ -2,7 +2,8 @@
 //!
 //! The Linux kernel's memory-allocation stack as a `#![no_std]` library: GFP flags
 //! ([`gfp`]), and the buddy page allocator with zones, watermarks, per-CPU page lists,
-//! reclaim and fault injection ([`page_alloc`]). Every algorithm lives here; the `kmem`
+//! reclaim and fault injection ([`page_alloc`]), and vmalloc over caller-supplied page tables
+//! ([`vmalloc`]). Every algorithm lives here; the `kmem`
 //! crate supplies a userspace [`platform::Platform`] (memfd-backed memory, threads as CPUs,
 //! real sleeping), and a `no_std` user supplies their own over caller-provided regions.
 //!
@@ -11,7 +12,8 @@
 //! from the lists), [`sync`] (the spin lock's `UnsafeCell`), [`pcp`] (lists owned by one CPU
 //! slot), [`reclaim`] (callbacks registered by raw pointer), and [`page_alloc`] (building the
 //! allocator over the caller's memory, zeroing pages, direct-map address arithmetic, and
-//! entering a CPU slot's lists). Every block carries a `// SAFETY:` argument; the algorithms
+//! entering a CPU slot's lists), and `vmalloc::raw` (node chunks and pfn arrays carved from
+//! pages, byte access through mapped areas). Every block carries a `// SAFETY:` argument; the algorithms
 //! themselves ([`buddy`], [`watermark`], [`gfp`], [`proc`]) work on pfns and indices.
 #![doc = include_str!("../README.md")]
 #![no_std]
