@@ -6,6 +6,7 @@ mod kmem_adapter;
 mod mempool;
 mod pages;
 mod peers;
+mod vmalloc;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::{env, fs, process};
@@ -14,7 +15,7 @@ use harness::{Config, Results, Role};
 use pages::{Bench, Contender};
 
 /// Workload groups, in the order they run.
-const GROUPS: [&str; 2] = ["pages", "mempool"];
+const GROUPS: [&str; 3] = ["pages", "mempool", "vmalloc"];
 
 const USAGE: &str = "\
 kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
@@ -23,7 +24,7 @@ usage: cargo run --release -p kmem-bench -- [OPTIONS]
 
 options:
   --quick           3 rounds of 10 ms samples (a few seconds) instead of 11 rounds of 20 ms
-  --groups G[,G..]  workload groups to run (default: all): pages, mempool
+  --groups G[,G..]  workload groups to run (default: all): pages, mempool, vmalloc
   --rounds N        interleaved rounds (default 11; 3 with --quick)
   --out FILE        also write the report (machine + markdown table) to FILE
   -h, --help        this text
@@ -101,6 +102,8 @@ fn main() {
             }
             contenders.extend(page_peers());
             pages::run(&cfg, &mut contenders, &mut results);
+        } else if group == "vmalloc" {
+            vmalloc::run(&cfg, &mut results);
         }
         if group == "mempool" {
             // kmem against itself (pool vs. its backing allocator): no peer applies.

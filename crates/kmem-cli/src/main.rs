@@ -60,6 +60,7 @@ enum ProcFile {
     Meminfo,
     Pagetypeinfo,
     Slabinfo,
+    Vmallocinfo,
 }
 
 impl ProcFile {
@@ -70,6 +71,7 @@ impl ProcFile {
             ProcFile::Meminfo => "meminfo",
             ProcFile::Pagetypeinfo => "pagetypeinfo",
             ProcFile::Slabinfo => "slabinfo",
+            ProcFile::Vmallocinfo => "vmallocinfo",
         }
     }
 }

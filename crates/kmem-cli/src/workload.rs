@@ -19,6 +19,8 @@ pub enum Workload {
     /// kmalloc 10,000 objects of sizes 1..=8192, log-uniform (fixed seed), and free every other one; fill a
     /// `kmem_demo` cache of 200-byte objects with 1,000 objects: slabinfo has something to show.
     Slab,
+    /// vmalloc areas of 1..=8 pages, then vfree every other one: live and unpurged areas.
+    Vmalloc,
 }
 
 impl Workload {
@@ -49,6 +51,17 @@ impl Workload {
                     m.free_pages(page, order);
                 }
                 m.drain_local_pages();
+                Ok(())
+            }
+            Workload::Vmalloc => {
+                let mut areas = Vec::new();
+                for pages in 1..=8 {
+                    areas.push(m.vmalloc(pages * kmem::PAGE_SIZE).map_err(|e| format!("vmalloc: {e}"))?);
+                }
+                for p in areas.iter().skip(1).step_by(2) {
+                    m.vfree(p.as_ptr());
+                }
+                eprintln!("workload vmalloc: {} areas, freed every other one (lazily)", areas.len());
                 Ok(())
             }
         }

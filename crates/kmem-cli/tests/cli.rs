@@ -119,6 +119,23 @@ fn stat_other_files() {
 }
 
 #[test]
+fn stat_vmallocinfo_after_vmalloc_workload() {
+    assert_eq!(stdout(&kmem(&["stat", "vmallocinfo"], &[])), "", "a fresh machine has no areas");
+    let v = stdout(&kmem(&["stat", "vmallocinfo", "--workload", "vmalloc"], &[]));
+    let lines: Vec<&str> = v.lines().collect();
+    assert_eq!(lines.len(), 8, "{v}");
+    // Live areas of 1, 3, 5, 7 pages (plus guard), in address order, then the unpurged ones.
+    for (line, pages) in lines[..4].iter().zip([1usize, 3, 5, 7]) {
+        let size = format!(" {:>7} ", (pages + 1) * 4096);
+        assert!(line.contains(&size) && line.contains("workload.rs:"), "{line}");
+        assert!(line.ends_with(&format!(" pages={pages} vmalloc N0={pages}")), "{line}");
+    }
+    assert!(lines[4..].iter().all(|l| l.ends_with(" unpurged vm_area")), "{v}");
+    let m = stdout(&kmem(&["stat", "meminfo", "--workload", "vmalloc"], &[]));
+    assert!(m.contains("\nVmallocTotal:     131072 kB\nVmallocUsed:          64 kB\n"), "{m}");
+}
+
+#[test]
 fn help_lists_every_environment_variable_and_the_exit_codes() {
     let o = kmem(&["--help"], &[]);
     assert!(o.status.success());

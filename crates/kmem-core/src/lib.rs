@@ -2,8 +2,8 @@
 //!
 //! The Linux kernel's memory-allocation stack as a `#![no_std]` library: GFP flags
 //! ([`gfp`]), the buddy page allocator with zones, watermarks, per-CPU page lists, reclaim
-//! and fault injection ([`page_alloc`]), and memory pools with a guaranteed reserve
-//! ([`mempool`]). Every algorithm lives here; the `kmem` crate supplies a userspace
+//! and fault injection ([`page_alloc`]), vmalloc over caller-supplied page tables ([`vmalloc`]),
+//! and memory pools with a guaranteed reserve ([`mempool`]). Every algorithm lives here; the `kmem` crate supplies a userspace
 //! [`platform::Platform`] (memfd-backed memory, threads as CPUs, real sleeping), and a
 //! `no_std` user supplies their own over caller-provided regions.
 //!
@@ -13,7 +13,8 @@
 //! slot), [`reclaim`] (callbacks registered by raw pointer), [`page_alloc`] (building the
 //! allocator over the caller's memory, zeroing pages, direct-map address arithmetic, and
 //! entering a CPU slot's lists), and [`mempool`] (the element array, element bytes for debug
-//! poisoning, the user's callbacks, and the page-pool helpers' element pointers). Every block
+//! poisoning, the user's callbacks, and the page-pool helpers' element pointers). `vmalloc::raw` (node chunks and pfn arrays carved from pages, byte access through
+//! mapped areas). Every block
 //! carries a `// SAFETY:` argument; the algorithms themselves ([`buddy`], [`watermark`],
 //! [`gfp`], [`proc`]) work on pfns and indices.
 #![doc = include_str!("../README.md")]
@@ -42,6 +43,7 @@ pub mod reclaim;
 pub mod report;
 pub mod slab;
 pub mod sync;
+pub mod vmalloc;
 pub mod waitq;
 pub mod watermark;
 pub mod zone;

@@ -18,7 +18,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `unsafe` code lives only in [`sys`] (the memfd mapping) and in `machine`: the `Platform`
+//! `unsafe` code lives only in [`sys`] (the memfd mapping), [`mapping`] (frames mapped into
+//! the vmalloc range and the HighMem windows) and in `machine`: the `Platform`
 //! implementation, the slot hand-back at thread exit, and the byte copies of
 //! `write_bytes`/`read_bytes` (after checking every page of the range is allocated), and in
 //! [`mempool`] (the pool handle over the core's raw pool, and typed elements in pool pages).
@@ -26,16 +27,19 @@
 pub mod context;
 mod cpu;
 pub mod env;
+mod highmem;
 mod machine;
+pub mod mapping;
 pub mod mempool;
 pub mod printk;
 mod procfs;
 pub use kmem_core::{kmalloc, slab};
 pub mod sys;
+mod vm;
 
 pub use kmem_core::platform::Level;
 pub use kmem_core::{
-    AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, zone,
+    AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, vmalloc, zone,
 };
 pub use machine::{BuildError, Builder, Machine, Profile, Settings, UserPlatform};
 

@@ -24,10 +24,13 @@ use kmem_core::page_alloc::{Config, InitError, Layout};
 use kmem_core::pcp::MAX_CPUS;
 use kmem_core::platform::{Level, Platform, Task};
 use kmem_core::slab::{DebugSpec, SlabConfig};
+use kmem_core::vmalloc::Vmalloc;
 use kmem_core::zone::MAX_NR_ZONES;
 use kmem_core::{AllocError, Kmem, PageAllocator};
 
 use crate::cpu::{self, SlotOwner};
+use crate::highmem::Highmem;
+use crate::mapping::{UserMmu, VaRange};
 use crate::printk::{Echo, Printk};
 use crate::{context, sys};
 
@@ -131,6 +134,8 @@ pub struct Settings {
     pub slub_debug: Option<String>,
     /// `failslab` spec (same syntax as `fail_page_alloc`).
     pub failslab: Option<String>,
+    /// Bytes of the vmalloc range (`None`: 128 MiB on i386, 64 GiB on x86_64).
+    pub vmalloc_bytes: Option<u64>,
 }
 
 /// Builds a [`Machine`].
@@ -165,6 +170,7 @@ impl Builder {
                 slab: SlabConfig::default(),
                 slub_debug: None,
                 failslab: None,
+                vmalloc_bytes: None,
             },
         }
     }
@@ -247,6 +253,12 @@ impl Builder {
         self
     }
 
+    /// Sets the size of the vmalloc range (`VMALLOC_TOTAL`), rounded down to whole pages.
+    pub fn vmalloc_bytes(mut self, bytes: u64) -> Self {
+        self.s.vmalloc_bytes = Some(bytes);
+        self
+    }
+
     /// Applies the `KMEM_*` environment variables (see [`crate::env::VARIABLES`]).
     ///
     /// # Errors
@@ -311,6 +323,24 @@ impl Builder {
             return Err(BuildError::Setting(format!("memory must be at least 8 MiB, got {bytes} bytes")));
         }
         let phys = sys::PhysMem::new(pages * PAGE_SIZE).map_err(BuildError::Host)?;
+        let vm_bytes = s.vmalloc_bytes.unwrap_or(match s.profile {
+            Profile::I386 => 128 << 20,
+            Profile::X86_64 => 64 << 30,
+        }) as usize
+            & !(PAGE_SIZE - 1);
+        let window = |len: usize| -> Result<VaRange, BuildError> {
+            let fd = phys.fd().try_clone().map_err(BuildError::Host)?;
+            VaRange::reserve(len, fd, phys.len()).map_err(BuildError::Host)
+        };
+        let vm_range = window(vm_bytes.max(PAGE_SIZE))?;
+        let vm_start = vm_range.base();
+        let vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
+        let highmem = if s.profile == Profile::I386 && pages > (896 * MIB_PAGES) {
+            let (pkmap, fixmap) = Highmem::window_bytes(cpus);
+            Some(Highmem::new(window(pkmap)?, window(fixmap)?, cpus))
+        } else {
+            None
+        };
         let (zones, dm_end, pageblock_order) = s.profile.layout_ranges(pages);
         let layout = Layout {
             start_pfn: 0,
@@ -355,7 +385,7 @@ impl Builder {
                 .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
         }
         pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
-        let inner = Arc::new(Inner { kmem: pa, profile: s.profile, shrinker: std::sync::OnceLock::new() });
+        let inner = Arc::new(Inner { kmem: pa, profile: s.profile, shrinker: std::sync::OnceLock::new(), vm, highmem });
         // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
         if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
             let _ = inner.shrinker.set(id);
@@ -372,13 +402,15 @@ impl Builder {
 /// One instance of the whole stack. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Machine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    kmem: Kmem<UserPlatform>,
+    pub(crate) kmem: Kmem<UserPlatform>,
     profile: Profile,
     shrinker: std::sync::OnceLock<kmem_core::reclaim::RegistrationId>,
+    pub(crate) vm: Vmalloc<UserMmu>,
+    pub(crate) highmem: Option<Highmem>,
 }
 
 impl Deref for Machine {

@@ -8,7 +8,9 @@ use crate::Machine;
 impl Machine {
     fn meminfo_extra(&self) -> proc::MeminfoExtra {
         let (slab_reclaimable, slab_unreclaimable) = self.slab_pages();
-        proc::MeminfoExtra { slab_reclaimable, slab_unreclaimable, ..proc::MeminfoExtra::default() }
+        let mut extra = proc::MeminfoExtra { slab_reclaimable, slab_unreclaimable, ..proc::MeminfoExtra::default() };
+        self.inner.vm.fill_meminfo(&mut extra);
+        extra
     }
 
     /// `/proc/buddyinfo`.
@@ -32,7 +34,8 @@ impl Machine {
         s
     }
 
-    /// `/proc/meminfo`, with `Slab`, `SReclaimable` and `SUnreclaim` from the slab allocator.
+    /// `/proc/meminfo`, with `Slab`, `SReclaimable` and `SUnreclaim` from the slab allocator
+    /// and `VmallocTotal`/`VmallocUsed` from vmalloc.
     pub fn meminfo(&self) -> String {
         let mut s = String::new();
         let _ = proc::meminfo(self.pages(), &self.meminfo_extra(), &mut s);
@@ -46,7 +49,8 @@ impl Machine {
         s
     }
 
-    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`, `slabinfo`).
+    /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`, `slabinfo`,
+    /// `vmallocinfo`).
     pub fn proc_read(&self, name: &str) -> Option<String> {
         Some(match name {
             "buddyinfo" => self.buddyinfo(),
@@ -54,6 +58,7 @@ impl Machine {
             "meminfo" => self.meminfo(),
             "pagetypeinfo" => self.pagetypeinfo(),
             "slabinfo" => self.slabinfo(),
+            "vmallocinfo" => self.vmallocinfo(),
             _ => return None,
         })
     }

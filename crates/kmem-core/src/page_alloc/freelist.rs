@@ -214,7 +214,7 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     #[inline(always)]
-    pub(super) fn free_pages_at(&self, page: &Page, order: u32, caller: &Location<'_>) {
+    pub(crate) fn free_pages_at(&self, page: &Page, order: u32, caller: &Location<'_>) {
         if let Some(pfn) = self.mm.pfn_of(page) {
             let info = page.info();
             // A clean page: allocated with this order, our reference the only one, no mapping,

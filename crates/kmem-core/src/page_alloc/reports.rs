@@ -35,6 +35,12 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `warn_alloc`: one rate-limited report (10 s, burst 1) unless `__GFP_NOWARN` (PA-15).
     pub(super) fn warn_alloc(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
+        self.warn_alloc_msg(gfp, format_args!("page allocation failure: order:{order}"), caller);
+    }
+
+    /// `warn_alloc(gfp, NULL, fmt, ...)` with the caller's message (vmalloc's reports share the
+    /// rate limit and the layout of the page allocator's).
+    pub(crate) fn warn_alloc_msg(&self, gfp: Gfp, msg: fmt::Arguments<'_>, caller: &Location<'_>) {
         if gfp.contains(__GFP_NOWARN) {
             return;
         }
@@ -47,7 +53,7 @@ impl<P: Platform> PageAllocator<P> {
             self.platform.log(
                 Level::Warning,
                 format_args!(
-                    "{}: page allocation failure: order:{order}, mode:{gfp:?}, nodemask=(null)\ncpuset=/ mems_allowed=0\nCPU: {cpu} PID: {} Comm: {} Not tainted",
+                    "{}: {msg}, mode:{gfp:?}, nodemask=(null)\ncpuset=/ mems_allowed=0\nCPU: {cpu} PID: {} Comm: {} Not tainted",
                     task.comm,
                     task.pid,
                     task.comm,
@@ -115,6 +121,18 @@ impl<P: Platform> PageAllocator<P> {
                 .platform
                 .log(Level::Err, format_args!("BUG: free_pages: order:{order}: {what}; ignored\n  at {caller}")),
         }
+    }
+
+    /// `might_sleep()` for callers outside the page allocator (`kmap`): reports a call that may
+    /// sleep made in atomic context, with the same report and rate limit as a sleeping
+    /// allocation. Returns whether the caller is in atomic context.
+    #[track_caller]
+    pub fn might_sleep(&self) -> bool {
+        let atomic = self.platform.in_atomic();
+        if atomic {
+            self.report_might_sleep(Location::caller());
+        }
+        atomic
     }
 
     /// `__might_resched`: at most once a second.

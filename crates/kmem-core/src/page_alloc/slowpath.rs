@@ -46,7 +46,7 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     #[inline(always)]
-    pub(super) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
+    pub(crate) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
         let ctx = self.platform.context();
         if let Some((pfn, zi)) = self.alloc_fast(gfp, order, ctx) {
             return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);

@@ -17,6 +17,8 @@ use kmem_core::waitq::WaitWord;
 use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
 use kmem_core::{PAGE_SIZE, PageAllocator, proc};
 
+mod vmalloc;
+
 /// Memory the "bootloader" gives us: page-aligned, zero-filled, owned by the test.
 struct Region {
     ptr: NonNull<u8>,
@@ -48,6 +50,8 @@ struct Board {
 
 thread_local! {
     static ON_BOARD_CPU: Cell<bool> = const { Cell::new(false) };
+    /// The board's "interrupt handler is running" state (for vmalloc's deferred free).
+    static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
 }
 
 // SAFETY: `cpu` returns `Some(0)` only on the one thread that set `ON_BOARD_CPU`, so slot 0 is
@@ -67,6 +71,9 @@ unsafe impl Platform for Board {
     }
     fn wait(&self, _word: &WaitWord, _expected: u32, _timeout_ns: u64) {}
     fn wake_all(&self, _word: &WaitWord) {}
+    fn in_atomic(&self) -> bool {
+        IN_ATOMIC.with(Cell::get)
+    }
 }
 
 /// The region as one directly mapped range with the given zones.

@@ -9,6 +9,8 @@
 //! - `stress`: many random allocations and cross-thread frees with ownership patterns written
 //!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs only these,
 //!   with `KMEM_STRESS_ITERS` scaled down.
+//! - `vmalloc`: vmalloc/vfree (some deferred from atomic context) on three threads, with
+//!   owner stamps checked through the vmalloc address and through the backing frame.
 //!
 //! No test asserts a duration: waits poll a condition against a generous deadline and fail
 //! with a message naming what did not happen.
@@ -18,6 +20,7 @@ mod mempool;
 mod model;
 mod review;
 mod stress;
+mod vmalloc;
 
 use std::thread;
 use std::time::{Duration, Instant};

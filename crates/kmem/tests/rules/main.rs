@@ -1,5 +1,5 @@
 //! Behaviour tests of the page allocator, one or more per rule of SEMANTICS.md §1 (GFP-n), §2
-//! (PA-n), §6 (MP-n) and §7 (PROC-n), run against whole userspace machines (`kmem::Machine`).
+//! (PA-n), §5 (VM-n), §6 (MP-n) and §7 (PROC-n), run against whole userspace machines (`kmem::Machine`).
 //!
 //! Every test builds its own small machine (32–64 MiB, or 1 GiB sparse when it needs HighMem),
 //! so tests run in parallel without sharing logs or free lists. Tests that compare exact counts
@@ -14,6 +14,7 @@ mod pages;
 mod proc;
 mod reports;
 mod slab_smoke;
+mod vmalloc;
 
 use std::ptr::NonNull;
 use std::sync::Mutex;

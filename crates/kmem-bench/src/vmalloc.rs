@@ -1,0 +1,183 @@
+//! The `vmalloc` workloads (BENCHMARKS.md):
+//! - `vmalloc N reuse`: vmalloc + touch every page + vfree of N = 1..32 pages with the default
+//!   lazy purge, so freed areas are unmapped in batches and their frames come straight back;
+//! - `vmalloc N fresh`: the same with the purge threshold at 0, so every vfree unmaps at once
+//!   and every vmalloc maps into address space that was just unmapped;
+//! - the peer for both: `mmap` + touch every page + `munmap` of the same size (anonymous);
+//! - `vmalloc VA F free ranges`: [`VA_BATCH`] `get_vm_area` calls (address space only, one page
+//!   plus guard) with the free tree fragmented into F = 1..100 000 ranges. Only the allocations
+//!   are timed; freeing and purging them happens between samples.
+
+use std::hint::black_box;
+use std::io::IsTerminal;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use kmem::{Machine, PAGE_SIZE, Profile};
+use rustix::mm::{MapFlags, ProtFlags};
+
+use crate::harness::{self, Config, Results, Role};
+
+/// Area sizes in pages.
+const SIZES: [usize; 6] = [1, 2, 4, 8, 16, 32];
+/// Free-range counts of the VA latency rows.
+const FRAGMENTS: [usize; 6] = [1, 10, 100, 1_000, 10_000, 100_000];
+/// `get_vm_area` calls per timed unit.
+const VA_BATCH: usize = 64;
+
+fn machine() -> Result<Machine, String> {
+    Machine::builder()
+        .profile(Profile::X86_64)
+        .mem_bytes(512 << 20)
+        .cpus(2)
+        .kswapd(false)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// `n` vmalloc+touch+vfree of `pages` pages.
+fn vmalloc_pairs(m: &Machine, pages: usize, n: u64) -> Option<Duration> {
+    harness::time(|| {
+        for _ in 0..n {
+            let p = m.vmalloc(pages * PAGE_SIZE).ok()?;
+            touch(p, pages);
+            m.vfree(p.as_ptr());
+        }
+        Some(())
+    })
+}
+
+/// `n` mmap+touch+munmap of `pages` pages.
+fn mmap_pairs(pages: usize, n: u64) -> Option<Duration> {
+    let len = pages * PAGE_SIZE;
+    harness::time(|| {
+        for _ in 0..n {
+            // SAFETY: A fresh private anonymous mapping at an address the kernel picks.
+            let p = unsafe {
+                rustix::mm::mmap_anonymous(
+                    std::ptr::null_mut(),
+                    len,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::PRIVATE,
+                )
+            }
+            .ok()?;
+            touch(NonNull::new(p.cast::<u8>())?, pages);
+            // SAFETY: The mapping made just above, used by nothing else.
+            unsafe { rustix::mm::munmap(p, len) }.ok()?;
+        }
+        Some(())
+    })
+}
+
+/// Writes one byte in every page.
+fn touch(p: NonNull<u8>, pages: usize) {
+    for i in 0..pages {
+        // SAFETY: `p` is a live mapping of `pages` writable pages.
+        unsafe { p.as_ptr().add(i * PAGE_SIZE).write_volatile(i as u8) };
+    }
+    black_box(p);
+}
+
+/// Fragments the free tree into `ranges` free ranges: `ranges` one-page holes (two with the
+/// guard) between live areas, plus the rest of the range. Returns the live areas.
+fn fragment(m: &Machine, ranges: usize) -> Option<Vec<NonNull<u8>>> {
+    let mut areas = Vec::with_capacity(2 * ranges);
+    for _ in 0..2 * (ranges - 1) {
+        areas.push(m.get_vm_area(PAGE_SIZE, 0).ok()?);
+    }
+    let mut kept = Vec::with_capacity(ranges);
+    for (i, a) in areas.into_iter().enumerate() {
+        if i % 2 == 0 { m.free_vm_area(a.as_ptr()) } else { kept.push(a) }
+    }
+    m.vm().vm_unmap_aliases();
+    Some(kept)
+}
+
+/// `n` units of [`VA_BATCH`] timed `get_vm_area` calls, freed and purged untimed.
+fn va_batches(m: &Machine, n: u64) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut got = Vec::with_capacity(VA_BATCH);
+    for _ in 0..n {
+        total += harness::time(|| {
+            for _ in 0..VA_BATCH {
+                got.push(m.get_vm_area(PAGE_SIZE, 0).ok()?);
+            }
+            Some(())
+        })?;
+        for a in got.drain(..) {
+            m.free_vm_area(a.as_ptr());
+        }
+        m.vm().vm_unmap_aliases();
+    }
+    Some(total)
+}
+
+/// Runs the vmalloc workloads and records them into `results`.
+pub fn run(cfg: &Config, results: &mut Results) {
+    let m = match machine() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("kmem-bench: vmalloc group skipped: {e}");
+            return;
+        }
+    };
+    let default_lazy = m.vm().lazy_max_pages();
+    let progress = std::io::stderr().is_terminal();
+    // (workload, contender, role, lazy threshold or None for mmap, pages).
+    let mut rows = Vec::new();
+    for pages in SIZES {
+        for (case, lazy) in [("reuse", default_lazy), ("fresh", 0)] {
+            let w = format!("vmalloc {pages} {case}");
+            rows.push((w.clone(), "kmem vmalloc+vfree", Role::Subject, Some(lazy), pages));
+            rows.push((w, "mmap+munmap", Role::Peer, None, pages));
+        }
+    }
+    let run_row = |lazy: Option<usize>, pages: usize, n: u64| match lazy {
+        Some(l) => {
+            m.vm().set_lazy_max_pages(l);
+            vmalloc_pairs(&m, pages, n)
+        }
+        None => mmap_pairs(pages, n),
+    };
+    let plans: Vec<Option<u64>> = rows
+        .iter()
+        .map(|(w, c, role, lazy, pages)| {
+            results.declare(w, c, *role);
+            harness::calibrate(cfg.sample_target, 16, |n| run_row(*lazy, *pages, n))
+        })
+        .collect();
+    for round in 0..cfg.rounds {
+        if progress {
+            eprint!("\rvmalloc: round {}/{}", round + 1, cfg.rounds);
+        }
+        for ((w, c, role, lazy, pages), plan) in rows.iter().zip(&plans) {
+            let Some(n) = *plan else { continue };
+            if let Some(t) = run_row(*lazy, *pages, n) {
+                results.record(w, c, *role, round, t.as_nanos() as f64 / n as f64);
+            }
+        }
+    }
+    m.vm().set_lazy_max_pages(default_lazy);
+    m.vm().vm_unmap_aliases();
+    for ranges in FRAGMENTS {
+        let w = format!("vmalloc VA {ranges} free ranges");
+        let c = format!("kmem get_vm_area ×{VA_BATCH}");
+        results.declare(&w, &c, Role::Subject);
+        let Some(kept) = fragment(&m, ranges) else { continue };
+        if let Some(n) = harness::calibrate(cfg.sample_target, 1, |n| va_batches(&m, n)) {
+            for round in 0..cfg.rounds {
+                if let Some(t) = va_batches(&m, n) {
+                    results.record(&w, &c, Role::Subject, round, t.as_nanos() as f64 / (n * VA_BATCH as u64) as f64);
+                }
+            }
+        }
+        for a in kept {
+            m.free_vm_area(a.as_ptr());
+        }
+        m.vm().vm_unmap_aliases();
+    }
+    if progress {
+        eprintln!();
+    }
+}

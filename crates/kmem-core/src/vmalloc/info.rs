@@ -1,0 +1,65 @@
+//! `/proc/vmallocinfo` (`vmalloc_info_show`, VM-11) and the meminfo counters (VM-13).
+
+use core::fmt::{self, Write};
+
+use super::{Mmu, VM_ALLOC, VM_DMA_COHERENT, VM_IOREMAP, VM_MAP, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
+use crate::proc::MeminfoExtra;
+
+impl<M: Mmu> Vmalloc<M> {
+    /// `/proc/vmallocinfo`: each live area in address order as
+    /// `0x<start>-0x<end> <size> <caller> pages=<n> <kinds> N0=<n>` (the size includes the guard
+    /// page; the caller is the `file:line` that created the area), then every lazily freed area
+    /// as `0x<start>-0x<end> <size> unpurged vm_area`. Areas being set up are skipped.
+    pub fn vmallocinfo(&self, w: &mut dyn Write) -> fmt::Result {
+        let space = self.space.lock();
+        let mut result = Ok(());
+        space.busy.for_each(&space.pool, &mut |i| {
+            let n = space.pool.get(i);
+            if n.flags & VM_UNINITIALIZED != 0 {
+                return true;
+            }
+            result = (|| {
+                write!(w, "0x{:016x}-0x{:016x} {:>7}", n.start, n.end, n.size())?;
+                if let Some(caller) = n.caller {
+                    write!(w, " {caller}")?;
+                }
+                // `nr_pages` is set for vmalloc areas (and vmap areas that own their pages).
+                let owned = n.flags & (VM_ALLOC | super::VM_MAP_PUT_PAGES) != 0;
+                let nr = if owned { n.nr_pages() } else { 0 };
+                if nr > 0 {
+                    write!(w, " pages={nr}")?;
+                }
+                for (flag, word) in [
+                    (VM_IOREMAP, " ioremap"),
+                    (VM_ALLOC, " vmalloc"),
+                    (VM_MAP, " vmap"),
+                    (VM_USERMAP, " user"),
+                    (VM_DMA_COHERENT, " dma-coherent"),
+                ] {
+                    if n.flags & flag != 0 {
+                        w.write_str(word)?;
+                    }
+                }
+                if nr > 0 {
+                    write!(w, " N0={nr}")?;
+                }
+                w.write_char('\n')
+            })();
+            result.is_ok()
+        });
+        result?;
+        space.lazy.for_each(&space.pool, &mut |i| {
+            let n = space.pool.get(i);
+            result = writeln!(w, "0x{:016x}-0x{:016x} {:>7} unpurged vm_area", n.start, n.end, n.size());
+            result.is_ok()
+        });
+        result
+    }
+
+    /// Fills the vmalloc lines of `/proc/meminfo`: `VmallocTotal` (the range in kB) and
+    /// `VmallocUsed` (pages backing vmalloc areas). `VmallocChunk` is 0, as since Linux 5.3.
+    pub fn fill_meminfo(&self, extra: &mut MeminfoExtra) {
+        extra.vmalloc_total_kb = self.total_bytes() / 1024;
+        extra.vmalloc_used = self.nr_vmalloc_pages();
+    }
+}

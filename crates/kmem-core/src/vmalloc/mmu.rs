@@ -1,0 +1,40 @@
+//! What vmalloc needs from the platform's page tables: map frames at a virtual address, unmap a
+//! range, and (for `vrealloc`) copy and zero bytes through mapped addresses.
+
+/// The page-table side of a mapping could not be set up (`-ENOMEM` from `vmap_pages_range`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapError;
+
+/// Kernel page tables for the vmalloc range.
+///
+/// # Safety
+/// After `map(va, pfn, nr)` returns `Ok`, reads and writes of `[va, va + nr * PAGE_SIZE)`
+/// reach frames `pfn..pfn + nr` (the same bytes the direct map or `kmap` of those frames
+/// shows) until an `unmap` covers them; `unmap` makes the range inaccessible. vmalloc only
+/// calls `map` on unmapped, page-aligned ranges inside the range it was given. The default
+/// [`Mmu::copy`] and [`Mmu::zero`] access the virtual addresses directly: an implementation
+/// whose mappings are not real (a simulation) must override them. No method may call back
+/// into vmalloc.
+pub unsafe trait Mmu: Send + Sync {
+    /// Maps `nr` physically contiguous frames from `pfn` at `va` (page aligned).
+    ///
+    /// # Errors
+    /// The page tables could not be extended; nothing of the range stays mapped.
+    fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError>;
+
+    /// Unmaps `[va, va + len)` (page aligned; parts may already be unmapped).
+    fn unmap(&self, va: usize, len: usize);
+
+    /// Copies `len` bytes from mapped `src` to mapped `dst` (disjoint ranges).
+    fn copy(&self, dst: usize, src: usize, len: usize) {
+        // SAFETY: vmalloc calls this only on mapped ranges of areas it owns for the call; the
+        // trait contract makes mapped ranges accessible.
+        unsafe { super::raw::copy_mapped(dst, src, len) }
+    }
+
+    /// Zeroes `len` mapped bytes at `dst`.
+    fn zero(&self, dst: usize, len: usize) {
+        // SAFETY: As in `copy`.
+        unsafe { super::raw::zero_mapped(dst, len) }
+    }
+}

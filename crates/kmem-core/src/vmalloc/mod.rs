@@ -1,0 +1,282 @@
+//! vmalloc (`mm/vmalloc.c`): virtually contiguous memory from physically scattered pages,
+//! mapped through the platform's page tables ([`Mmu`]).
+//!
+//! Shape: a reserved range `[start, end)` is split into free ranges, busy areas and lazily freed
+//! areas, three address-keyed AVL trees over one pool of nodes (`space`, `tree`, `node`); the
+//! free tree caches the largest free size of each subtree, so the lowest-address fit is one
+//! descent (SEMANTICS §5.2). Every area ends in one unmapped guard page unless `VM_NO_GUARD`.
+//! Nodes and each area's pfn array live in pages of the page allocator (`raw`): kmem-core has
+//! no heap. `vfree` moves an area to the lazy tree; its mapping stays until a purge, which
+//! runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted, unmaps
+//! them all and returns their ranges to the free tree (§5.3). `vfree` in atomic context only
+//! queues the area; the queue is drained by the next `vmalloc`/`vfree` outside atomic context
+//! or by [`Vmalloc::flush_deferred`] (VM-7).
+//!
+//! Counting invariant: `nr_vmalloc_pages` is the number of pages backing live `VM_ALLOC`
+//! areas (meminfo `VmallocUsed`, VM-13); every pool node is unused or in exactly one tree.
+//!
+//! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
+//! surgery, `vmallocinfo`, and a purge's unmap calls), then the page allocator's zone locks —
+//! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
+//! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
+//! happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED` meanwhile).
+
+mod api;
+mod info;
+mod mmu;
+mod node;
+mod raw;
+mod space;
+mod tree;
+
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+pub use mmu::{MapError, Mmu};
+
+use crate::AllocError;
+use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_ZERO, GFP_RECLAIM_MASK, Gfp};
+use crate::order::PAGE_SIZE;
+use crate::page_alloc::{InitError, PageAllocator};
+use crate::platform::Platform;
+use crate::report::Ratelimit;
+use crate::sync::{SpinGuard, SpinLock};
+use space::Space;
+
+/// `ioremap` area.
+pub const VM_IOREMAP: u32 = 0x1;
+/// `vmalloc` area (pages owned and freed by `vfree`).
+pub const VM_ALLOC: u32 = 0x2;
+/// `vmap` area.
+pub const VM_MAP: u32 = 0x4;
+/// May be mapped to user space (`vmalloc_user`).
+pub const VM_USERMAP: u32 = 0x8;
+/// DMA-coherent mapping.
+pub const VM_DMA_COHERENT: u32 = 0x10;
+/// Being set up; hidden from `vmallocinfo` and `vmalloc_to_page`.
+pub const VM_UNINITIALIZED: u32 = 0x20;
+/// No guard page after the area.
+pub const VM_NO_GUARD: u32 = 0x40;
+/// Reset direct-map permissions on free (refused by `vmap`).
+pub const VM_FLUSH_RESET_PERMS: u32 = 0x100;
+/// `vmap` takes ownership of the pages: `vfree` frees them.
+pub const VM_MAP_PUT_PAGES: u32 = 0x200;
+/// kmem only: queued for a deferred free (`vfree` in atomic context).
+const VM_DEFERRED: u32 = 1 << 31;
+
+/// `NUMA_NO_NODE`.
+pub const NUMA_NO_NODE: i32 = -1;
+
+/// `fls(n)`: position of the highest set bit, 1-based; 0 for 0.
+const fn fls(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()) as usize
+}
+
+/// `lazy_max_pages()`: `fls(num_online_cpus()) * 32 MiB / PAGE_SIZE`.
+#[must_use]
+pub const fn lazy_max_pages_for(nr_cpus: usize) -> usize {
+    fls(nr_cpus) * ((32 << 20) / PAGE_SIZE)
+}
+
+/// Event counters.
+#[derive(Default, Debug)]
+pub struct VmStats {
+    /// Purges run.
+    pub purges: AtomicUsize,
+    /// Areas whose free was deferred (atomic context).
+    pub deferred_frees: AtomicUsize,
+}
+
+/// The vmalloc allocator of one machine, over a reserved virtual range.
+///
+/// Every method takes the [`PageAllocator`] the areas' pages come from; it must be the same one
+/// on every call (checked).
+pub struct Vmalloc<M: Mmu> {
+    mmu: M,
+    start: usize,
+    end: usize,
+    space: SpinLock<Space>,
+    nr_vmalloc_pages: AtomicUsize,
+    nr_deferred: AtomicUsize,
+    lazy_max_pages: AtomicUsize,
+    /// Address of the page allocator bound at first use.
+    owner: AtomicUsize,
+    warned_zero: AtomicBool,
+    warn_rs: Ratelimit,
+    stats: VmStats,
+}
+
+impl<M: Mmu> Vmalloc<M> {
+    /// A vmalloc allocator over `[start, start + len)`, lazily purging past
+    /// [`lazy_max_pages_for`]`(nr_cpus)` pages.
+    ///
+    /// # Errors
+    /// A range that is empty, not page aligned, starts at 0, or wraps.
+    pub fn new(mmu: M, start: usize, len: usize, nr_cpus: usize) -> Result<Self, InitError> {
+        if start == 0 || len == 0 || !start.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
+            return Err(InitError("vmalloc range must be non-empty, page aligned and above 0"));
+        }
+        let end = start.checked_add(len).ok_or(InitError("vmalloc range wraps"))?;
+        Ok(Self {
+            mmu,
+            start,
+            end,
+            space: SpinLock::new(Space::new(start, end)),
+            nr_vmalloc_pages: AtomicUsize::new(0),
+            nr_deferred: AtomicUsize::new(0),
+            lazy_max_pages: AtomicUsize::new(lazy_max_pages_for(nr_cpus)),
+            owner: AtomicUsize::new(0),
+            warned_zero: AtomicBool::new(false),
+            warn_rs: Ratelimit::default_kernel(),
+            stats: VmStats::default(),
+        })
+    }
+
+    /// The page tables.
+    pub fn mmu(&self) -> &M {
+        &self.mmu
+    }
+
+    /// `VMALLOC_START`.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// `VMALLOC_END`.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// `VMALLOC_TOTAL` in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// `is_vmalloc_addr`: whether `addr` lies in the vmalloc range.
+    pub fn is_vmalloc_addr(&self, addr: *const u8) -> bool {
+        (self.start..self.end).contains(&(addr as usize))
+    }
+
+    /// Pages backing live vmalloc areas (`nr_vmalloc_pages`, meminfo `VmallocUsed`).
+    pub fn nr_vmalloc_pages(&self) -> usize {
+        self.nr_vmalloc_pages.load(Relaxed)
+    }
+
+    /// Pages of address space freed but not yet purged (`vmap_lazy_nr`).
+    pub fn lazy_pages(&self) -> usize {
+        self.space.lock().lazy_pages
+    }
+
+    /// The largest free range in bytes (what `VmallocChunk` showed before Linux 5.3); lazily
+    /// freed ranges are not free until purged.
+    pub fn largest_free_bytes(&self) -> usize {
+        let space = self.space.lock();
+        space.free.max_size(&space.pool)
+    }
+
+    /// Areas queued by `vfree` in atomic context and not yet freed.
+    pub fn nr_deferred(&self) -> usize {
+        self.nr_deferred.load(Relaxed)
+    }
+
+    /// The purge threshold in pages.
+    pub fn lazy_max_pages(&self) -> usize {
+        self.lazy_max_pages.load(Relaxed)
+    }
+
+    /// Sets the purge threshold (tests; the kernel derives it from the CPU count).
+    pub fn set_lazy_max_pages(&self, pages: usize) {
+        self.lazy_max_pages.store(pages, Relaxed);
+    }
+
+    /// Event counters.
+    pub fn stats(&self) -> &VmStats {
+        &self.stats
+    }
+
+    /// Binds the allocator to `pa` on first use, and panics if another one is passed later.
+    fn bind<P: Platform>(&self, pa: &PageAllocator<P>) {
+        let addr = pa as *const PageAllocator<P> as usize;
+        match self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
+            Ok(_) => {}
+            Err(bound) => assert_eq!(bound, addr, "vmalloc used with two page allocators"),
+        }
+    }
+
+    /// Takes the vmap lock with at least `need` unused nodes, growing the pool by one chunk at a
+    /// time with pages allocated (lock dropped) under `gfp`.
+    fn lock_with_nodes<P: Platform>(
+        &self,
+        pa: &PageAllocator<P>,
+        need: usize,
+        gfp: Gfp,
+        caller: &core::panic::Location<'_>,
+    ) -> Result<SpinGuard<'_, Space>, AllocError> {
+        self.bind(pa);
+        loop {
+            let mut space = self.space.lock();
+            let init = usize::from(space.needs_init());
+            if space.pool.nr_free() >= need + init {
+                if init == 1 {
+                    space.init();
+                }
+                return Ok(space);
+            }
+            if space.pool.chunks.len() >= raw::MAX_CHUNKS {
+                return Err(AllocError);
+            }
+            drop(space);
+            let chunk_gfp = gfp.intersection(GFP_RECLAIM_MASK);
+            let page = pa.alloc_pages_at(chunk_gfp, raw::CHUNK_ORDER, caller)?;
+            let block = pa.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
+            let mut space = self.space.lock();
+            if space.pool.chunks.len() >= raw::MAX_CHUNKS {
+                drop(space);
+                pa.free_pages(page, raw::CHUNK_ORDER);
+                return Err(AllocError);
+            }
+            // SAFETY: A fresh lowmem block of `CHUNK_ORDER` we own and never free; the
+            // directory has room (checked under this lock hold).
+            unsafe { space.pool.grow(block) };
+        }
+    }
+
+    /// The gfp backing pages are allocated with (`__vmalloc_area_node`): HighMem unless a DMA
+    /// zone was asked for, never a warning per page.
+    fn page_gfp(gfp: Gfp) -> Gfp {
+        let gfp = gfp | crate::gfp::__GFP_NOWARN;
+        if gfp.intersects(__GFP_DMA.union(__GFP_DMA32)) { gfp } else { gfp | __GFP_HIGHMEM }
+    }
+
+    /// The gfp of a pfn array (kmalloc'ed in the kernel): lowmem, reclaim bits only.
+    fn array_gfp(gfp: Gfp) -> Gfp {
+        gfp.intersection(GFP_RECLAIM_MASK).difference(__GFP_ZERO)
+    }
+
+    /// Checks every invariant of the address space and of each area; panics on a broken one.
+    #[cfg(any(test, feature = "check"))]
+    pub fn check(&self) {
+        let space = self.space.lock();
+        space.check();
+        let mut vm_pages = 0;
+        space.busy.for_each(&space.pool, &mut |i| {
+            let n = space.pool.get(i);
+            if n.flags & VM_UNINITIALIZED == 0 {
+                let guard = if n.flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
+                assert_eq!(n.nr_pages() * PAGE_SIZE + guard, n.size(), "area {:#x} pages vs size", n.start);
+                if n.flags & VM_ALLOC != 0 {
+                    vm_pages += n.nr_pages();
+                }
+            }
+            true
+        });
+        let mut deferred = 0;
+        let mut d = space.deferred;
+        while d != node::NIL {
+            assert!(space.pool.get(d).flags & VM_DEFERRED != 0);
+            deferred += 1;
+            d = space.pool.get(d).next;
+        }
+        assert_eq!(deferred, self.nr_deferred(), "deferred count");
+        assert_eq!(vm_pages, self.nr_vmalloc_pages(), "VmallocUsed vs pages of vmalloc areas");
+    }
+}

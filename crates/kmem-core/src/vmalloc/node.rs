@@ -1,0 +1,144 @@
+//! `struct vmap_area` (+ the `vm_struct` fields kmem needs) and the pool they come from.
+//!
+//! A node is a range `[start, end)` of the vmalloc space that is either free (in the free
+//! tree), busy (an area, in the busy tree) or lazily freed (in the lazy tree). Nodes move
+//! between the trees without being copied. Unused nodes form a list threaded through `left`.
+//!
+//! Invariant: `nr_free` equals the length of the unused list; every index the pool hands out
+//! is below `chunks.len() * NODES_PER_CHUNK`.
+
+use core::panic::Location;
+
+use super::raw::{Chunks, NODES_PER_CHUNK, PfnArray};
+
+/// "No node".
+pub(super) const NIL: u32 = u32::MAX;
+
+/// One range of the vmalloc space.
+#[derive(Debug)]
+pub(super) struct Node {
+    /// First address.
+    pub(super) start: usize,
+    /// One past the last address (guard page included).
+    pub(super) end: usize,
+    /// Largest `end - start` in this node's subtree (the free tree's augmentation).
+    pub(super) subtree_max: usize,
+    pub(super) left: u32,
+    pub(super) right: u32,
+    pub(super) height: u8,
+    /// `VM_*` flags of the area.
+    pub(super) flags: u32,
+    /// Bytes asked for (`requested_size`).
+    pub(super) requested: usize,
+    /// Backing frames (vmalloc) or the caller's frames (vmap).
+    pub(super) pages: Option<PfnArray>,
+    /// Who created the area.
+    pub(super) caller: Option<&'static Location<'static>>,
+    /// Link of the deferred-free list.
+    pub(super) next: u32,
+}
+
+impl Node {
+    pub(super) const fn empty(next_free: u32) -> Self {
+        Node {
+            start: 0,
+            end: 0,
+            subtree_max: 0,
+            left: next_free,
+            right: NIL,
+            height: 0,
+            flags: 0,
+            requested: 0,
+            pages: None,
+            caller: None,
+            next: NIL,
+        }
+    }
+
+    /// Bytes of address space, guard included.
+    #[inline]
+    pub(super) fn size(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Pages backing the area.
+    #[inline]
+    pub(super) fn nr_pages(&self) -> usize {
+        self.pages.map_or(0, |p| p.len as usize)
+    }
+}
+
+/// Nodes, and the unused ones.
+pub(super) struct Pool {
+    pub(super) chunks: Chunks,
+    free_head: u32,
+    nr_free: usize,
+}
+
+impl Pool {
+    pub(super) const fn new() -> Self {
+        Self { chunks: Chunks::new(), free_head: NIL, nr_free: 0 }
+    }
+
+    /// Unused nodes.
+    pub(super) fn nr_free(&self) -> usize {
+        self.nr_free
+    }
+
+    /// Nodes in all chunks.
+    #[cfg(any(test, feature = "check"))]
+    pub(super) fn capacity(&self) -> usize {
+        self.chunks.len() * NODES_PER_CHUNK
+    }
+
+    /// Adds a chunk's nodes to the unused list.
+    ///
+    /// # Safety
+    /// As [`Chunks::add`].
+    pub(super) unsafe fn grow(&mut self, block: core::ptr::NonNull<u8>) {
+        let head = self.free_head;
+        // SAFETY: Forwarded contract.
+        let chunk = unsafe {
+            self.chunks.add(block, |i| {
+                let last = (i as usize + 1).is_multiple_of(NODES_PER_CHUNK);
+                Node::empty(if last { head } else { i + 1 })
+            })
+        };
+        // INVARIANT: The chunk's nodes are chained in order and end at the old head.
+        self.free_head = (chunk * NODES_PER_CHUNK) as u32;
+        self.nr_free += NODES_PER_CHUNK;
+    }
+
+    /// Takes an unused node for `[start, end)`, or `None` if the pool is empty.
+    pub(super) fn take(&mut self, start: usize, end: usize) -> Option<u32> {
+        let i = self.free_head;
+        if i == NIL {
+            return None;
+        }
+        let node = self.chunks.get_mut(i);
+        self.free_head = node.left;
+        *node = Node::empty(NIL);
+        node.start = start;
+        node.end = end;
+        self.nr_free -= 1;
+        Some(i)
+    }
+
+    /// Returns a node to the unused list.
+    pub(super) fn put(&mut self, i: u32) {
+        let head = self.free_head;
+        *self.chunks.get_mut(i) = Node::empty(head);
+        self.free_head = i;
+        self.nr_free += 1;
+    }
+
+    #[inline]
+    pub(super) fn get(&self, i: u32) -> &Node {
+        self.chunks.get(i)
+    }
+
+    #[inline]
+    pub(super) fn get_mut(&mut self, i: u32) -> &mut Node {
+        self.chunks.get_mut(i)
+    }
+}

@@ -1,0 +1,291 @@
+//! vmalloc embedded over a simulated MMU: the page table is a map from virtual page to frame
+//! (no real mapping), byte access goes through the board's direct map of the mapped frame.
+//! Random operation sequences are replayed against a plain model of the address space, and
+//! every step checks the allocator's invariants, the lowest-fit choice and the page table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use kmem_core::gfp::{__GFP_ZERO, GFP_KERNEL};
+use kmem_core::vmalloc::{MapError, Mmu, Vmalloc};
+use kmem_core::{PAGE_SIZE, PageAllocator};
+
+use super::{Board, IN_ATOMIC, Region, boot};
+
+/// The simulated vmalloc range: not a real address range, never dereferenced.
+const VSTART: usize = 0x7f00_0000_0000;
+const VPAGES: usize = 512;
+
+/// A page table: virtual page -> pfn.
+struct SimMmu {
+    table: Mutex<BTreeMap<usize, usize>>,
+    direct_map: usize,
+}
+
+impl SimMmu {
+    fn new(region: &Region) -> Self {
+        Self { table: Mutex::new(BTreeMap::new()), direct_map: region.ptr.as_ptr() as usize }
+    }
+
+    fn lookup(&self, va: usize) -> Option<usize> {
+        self.table.lock().unwrap().get(&(va & !(PAGE_SIZE - 1))).copied()
+    }
+
+    /// The direct-map address of the byte mapped at `va`.
+    fn byte(&self, va: usize) -> *mut u8 {
+        let pfn = self.lookup(va).unwrap_or_else(|| panic!("access to unmapped {va:#x}"));
+        (self.direct_map + pfn * PAGE_SIZE + va % PAGE_SIZE) as *mut u8
+    }
+
+    fn write(&self, va: usize, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: `byte` found a frame mapped at that address, which lies in the region.
+            unsafe { self.byte(va + i).write(b) };
+        }
+    }
+
+    fn read(&self, va: usize, len: usize) -> Vec<u8> {
+        // SAFETY: As in `write`.
+        (0..len).map(|i| unsafe { self.byte(va + i).read() }).collect()
+    }
+}
+
+// SAFETY: Mappings are not real, so `copy` and `zero` are overridden to reach the mapped
+// frames through the direct map; `map` and `unmap` keep the table exact.
+unsafe impl Mmu for SimMmu {
+    fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
+        assert!(va.is_multiple_of(PAGE_SIZE));
+        assert!(va >= VSTART && va + nr * PAGE_SIZE <= VSTART + VPAGES * PAGE_SIZE, "map outside the range");
+        let mut t = self.table.lock().unwrap();
+        for i in 0..nr {
+            assert!(t.insert(va + i * PAGE_SIZE, pfn + i).is_none(), "mapped twice at {:#x}", va + i * PAGE_SIZE);
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, va: usize, len: usize) {
+        let mut t = self.table.lock().unwrap();
+        for page in (va..va + len).step_by(PAGE_SIZE) {
+            t.remove(&page);
+        }
+    }
+
+    fn copy(&self, dst: usize, src: usize, len: usize) {
+        let data = self.read(src, len);
+        self.write(dst, &data);
+    }
+
+    fn zero(&self, dst: usize, len: usize) {
+        self.write(dst, &vec![0; len]);
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The model: live areas (start -> (pages, size with guard)) and lazily freed ranges.
+#[derive(Default)]
+struct Model {
+    live: BTreeMap<usize, (usize, usize)>,
+    lazy: BTreeSet<(usize, usize)>,
+}
+
+impl Model {
+    /// Free ranges: the complement of live and lazy ranges.
+    fn free(&self) -> Vec<(usize, usize)> {
+        let mut used: Vec<(usize, usize)> = self.live.iter().map(|(&s, &(_, size))| (s, s + size)).collect();
+        used.extend(self.lazy.iter().copied());
+        used.sort();
+        let (mut out, mut cursor) = (Vec::new(), VSTART);
+        for (s, e) in used {
+            assert!(s >= cursor, "model overlap at {s:#x}");
+            if s > cursor {
+                out.push((cursor, s));
+            }
+            cursor = e;
+        }
+        if cursor < VSTART + VPAGES * PAGE_SIZE {
+            out.push((cursor, VSTART + VPAGES * PAGE_SIZE));
+        }
+        out
+    }
+
+    /// Where lowest-fit must put `size` bytes aligned to `align` (SEMANTICS §5.2).
+    fn expected(&self, size: usize, align: usize) -> Option<usize> {
+        let len = if align > PAGE_SIZE { size + align - 1 } else { size };
+        self.free().into_iter().find(|&(s, e)| e - s >= len).map(|(s, _)| s.next_multiple_of(align))
+    }
+}
+
+fn setup(region: &Region) -> (PageAllocator<Board>, Vmalloc<SimMmu>) {
+    let pa = boot(region, true);
+    let vm = Vmalloc::new(SimMmu::new(region), VSTART, VPAGES * PAGE_SIZE, 1).unwrap();
+    vm.set_lazy_max_pages(96);
+    (pa, vm)
+}
+
+/// Every live area is mapped page for page as `vmalloc_to_pfn` says; guard pages are not.
+fn check_mappings(vm: &Vmalloc<SimMmu>, model: &Model) {
+    for (&start, &(pages, size)) in &model.live {
+        for p in 0..pages {
+            let va = start + p * PAGE_SIZE;
+            let pfn = vm.vmalloc_to_pfn(va as *const u8).expect("mapped page has a pfn");
+            assert_eq!(vm.mmu().lookup(va), Some(pfn), "page table vs vmalloc_to_pfn at {va:#x}");
+        }
+        let guard = start + pages * PAGE_SIZE;
+        assert_eq!(size, pages * PAGE_SIZE + PAGE_SIZE, "VM-1: one guard page");
+        assert_eq!(vm.vmalloc_to_pfn(guard as *const u8), None, "VM-1: guard page has no page");
+        assert_eq!(vm.mmu().lookup(guard), None, "VM-1: guard page unmapped");
+    }
+}
+
+#[test]
+fn random_operations_keep_the_address_space_exact() {
+    for seed in [1u64, 7, 42, 2024] {
+        let region = Region::new(32 << 20);
+        let (pa, vm) = setup(&region);
+        let mut rng = Rng(seed);
+        let mut model = Model::default();
+        let mut fails = 0;
+        for step in 0..1500 {
+            let purges = vm.stats().purges.load(std::sync::atomic::Ordering::Relaxed);
+            match rng.below(10) {
+                0..=4 => {
+                    let pages = 1 + rng.below(24);
+                    let align = if rng.below(4) == 0 { PAGE_SIZE << (1 + rng.below(3)) } else { PAGE_SIZE };
+                    let mut expect_model = Model { live: model.live.clone(), lazy: model.lazy.clone() };
+                    let first = expect_model.expected(pages * PAGE_SIZE + PAGE_SIZE, align);
+                    let got =
+                        vm.vmalloc_node_align(&pa, pages * PAGE_SIZE - rng.below(PAGE_SIZE), align, GFP_KERNEL, -1);
+                    let purged = vm.stats().purges.load(std::sync::atomic::Ordering::Relaxed) != purges;
+                    if purged {
+                        assert!(first.is_none(), "step {step}: purged although the request fitted");
+                        model.lazy.clear();
+                        expect_model.lazy.clear();
+                    }
+                    let want = expect_model.expected(pages * PAGE_SIZE + PAGE_SIZE, align);
+                    match got {
+                        Ok(p) => {
+                            let s = p.as_ptr() as usize;
+                            assert_eq!(Some(s), want, "step {step}: VM-3 lowest fit");
+                            assert!(s.is_multiple_of(align), "VM-4 alignment");
+                            model.live.insert(s, (pages, pages * PAGE_SIZE + PAGE_SIZE));
+                        }
+                        Err(_) => {
+                            assert_eq!(want, None, "step {step}: failed although a range fitted");
+                            fails += 1;
+                        }
+                    }
+                }
+                5..=8 if !model.live.is_empty() => {
+                    let k = rng.below(model.live.len());
+                    let (&s, &(_, size)) = model.live.iter().nth(k).unwrap();
+                    vm.vfree(&pa, s as *const u8);
+                    model.live.remove(&s);
+                    model.lazy.insert((s, s + size));
+                    if vm.stats().purges.load(std::sync::atomic::Ordering::Relaxed) != purges {
+                        model.lazy.clear();
+                    }
+                }
+                _ => {
+                    vm.vm_unmap_aliases();
+                    model.lazy.clear();
+                }
+            }
+            vm.check();
+            assert_eq!(vm.lazy_pages(), model.lazy.iter().map(|(s, e)| (e - s) / PAGE_SIZE).sum::<usize>());
+            let used: usize = model.live.values().map(|&(p, _)| p).sum();
+            assert_eq!(vm.nr_vmalloc_pages(), used, "VM-13");
+            // Lazily freed ranges keep their (stale) mappings until purged; nothing else is mapped.
+            let mapped = vm.mmu().table.lock().unwrap().len();
+            assert!(mapped >= used, "step {step}");
+            if model.lazy.is_empty() {
+                assert_eq!(mapped, used, "step {step}: purge unmapped everything lazy");
+            }
+            check_mappings(&vm, &model);
+        }
+        assert!(fails > 0, "seed {seed}: the run never filled the space");
+        for &s in model.live.keys() {
+            vm.vfree(&pa, s as *const u8);
+        }
+        vm.vm_unmap_aliases();
+        vm.check();
+        assert_eq!(vm.largest_free_bytes(), VPAGES * PAGE_SIZE, "everything coalesced back");
+        assert!(vm.mmu().table.lock().unwrap().is_empty());
+        // SAFETY: Single-threaded test; no CPU slot in use.
+        unsafe { pa.check() };
+    }
+}
+
+#[test]
+fn vfree_in_atomic_context_completes_later_and_misuse_is_reported() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    let free_before = pa.total_free();
+    let p = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    IN_ATOMIC.with(|c| c.set(true));
+    vm.vfree(&pa, p.as_ptr());
+    IN_ATOMIC.with(|c| c.set(false));
+    assert_eq!(vm.nr_deferred(), 1, "VM-7: queued, not freed");
+    assert_eq!(vm.nr_vmalloc_pages(), 3);
+    assert!(vm.vmalloc_to_pfn(p.as_ptr()).is_some(), "still mapped until the deferred free runs");
+    vm.check();
+    // A second vfree of the queued area is a double free.
+    vm.vfree(&pa, p.as_ptr());
+    assert_eq!(vm.nr_deferred(), 0, "the next vfree outside atomic context drained the queue");
+    assert_eq!(vm.nr_vmalloc_pages(), 0);
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(log.contains(&format!("Trying to vfree() nonexistent vm area ({:016x})", p.as_ptr() as usize)), "{log}");
+    vm.vfree(&pa, (VSTART + 5) as *const u8);
+    vm.vfree(&pa, std::ptr::null());
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(log.contains(&format!("Trying to vfree() bad address ({:016x})", VSTART + 5)), "{log}");
+    assert!(log.contains("WARNING: CPU: 0 at "), "{log}");
+    vm.vm_unmap_aliases();
+    vm.check();
+    pa.drain_local_pages();
+    // The page array, the node chunk and the frames: only the node chunk stays.
+    assert_eq!(pa.total_free() + 4, free_before, "frames and page array freed");
+}
+
+#[test]
+fn vrealloc_and_zeroing_through_the_mapping() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    let p = vm.vzalloc(&pa, 5000).unwrap();
+    let va = p.as_ptr() as usize;
+    assert!(vm.mmu().read(va, 2 * PAGE_SIZE).iter().all(|&b| b == 0), "VM-5");
+    let data: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
+    vm.mmu().write(va, &data);
+    // Growing within the two allocated pages happens in place.
+    let q = vm.vrealloc(&pa, p.as_ptr(), 8000, GFP_KERNEL | __GFP_ZERO).unwrap().unwrap();
+    assert_eq!(q, p, "VM-12: in place");
+    assert_eq!(vm.mmu().read(va, 5000), data);
+    assert!(vm.mmu().read(va + 5000, 3000).iter().all(|&b| b == 0));
+    // Shrinking is in place and zeroes the tail with __GFP_ZERO.
+    let q = vm.vrealloc(&pa, p.as_ptr(), 100, GFP_KERNEL | __GFP_ZERO).unwrap().unwrap();
+    assert_eq!(q, p);
+    assert!(vm.mmu().read(va + 100, 4900).iter().all(|&b| b == 0));
+    // Growing past the pages moves and copies the requested bytes.
+    let r = vm.vrealloc(&pa, p.as_ptr(), 3 * PAGE_SIZE, GFP_KERNEL).unwrap().unwrap();
+    assert_ne!(r, p);
+    assert_eq!(vm.mmu().read(r.as_ptr() as usize, 100), data[..100]);
+    assert_eq!(vm.vmalloc_to_pfn(p.as_ptr()), None, "old area freed");
+    assert_eq!(vm.vrealloc(&pa, r.as_ptr(), 0, GFP_KERNEL), Ok(None), "n == 0 frees and returns NULL");
+    assert_eq!(vm.nr_vmalloc_pages(), 0);
+    assert!(vm.vrealloc(&pa, (VSTART + 100 * PAGE_SIZE) as *const u8, 10, GFP_KERNEL).is_err());
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(log.contains("Trying to vrealloc() nonexistent vm area"), "{log}");
+    vm.check();
+}

@@ -1,0 +1,181 @@
+//! HighMem mappings (`mm/highmem.c`): `kmap`/`kunmap` through a window of `LAST_PKMAP`
+//! persistent slots, and `kmap_local_page`/`kunmap_local` through per-CPU fixmap slots used as
+//! a stack. Lowmem pages are already in the direct map: both return `page_address`.
+//!
+//! Invariant: a pkmap slot with `count > 0` maps its `pfn` and is in `by_pfn`; a slot with
+//! `count == 0` may keep a stale mapping until it is reused (the kernel flushes such slots in
+//! `flush_all_zero_pkmaps`). `local_depth[cpu]` fixmap slots of that CPU are mapped, the
+//! lowest first. Lock order: the pkmap mutex is a leaf; mapping calls run under it.
+
+use std::collections::HashMap;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex};
+
+use kmem_core::platform::{Level, Platform};
+use kmem_core::{PAGE_SIZE, Page, PageAllocator};
+
+use crate::machine::UserPlatform;
+use crate::mapping::VaRange;
+
+/// Persistent kmap slots (`LAST_PKMAP` on i386 without PAE).
+pub const LAST_PKMAP: usize = 1024;
+/// Local (fixmap) slots per CPU (`KM_MAX_IDX`).
+pub const KM_MAX_IDX: usize = 16;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    pfn: Option<usize>,
+    count: usize,
+}
+
+struct Pkmap {
+    slots: Vec<Slot>,
+    by_pfn: HashMap<usize, usize>,
+    /// Where the search for a free slot resumes (`last_pkmap_nr`).
+    next: usize,
+}
+
+/// The HighMem windows of one machine.
+pub(crate) struct Highmem {
+    pkmap: VaRange,
+    fixmap: VaRange,
+    state: Mutex<Pkmap>,
+    freed: Condvar,
+    local_depth: Box<[AtomicUsize]>,
+}
+
+type Pa = PageAllocator<UserPlatform>;
+
+impl Highmem {
+    pub(crate) fn new(pkmap: VaRange, fixmap: VaRange, nr_cpus: usize) -> Self {
+        Self {
+            pkmap,
+            fixmap,
+            state: Mutex::new(Pkmap {
+                slots: vec![Slot { pfn: None, count: 0 }; LAST_PKMAP],
+                by_pfn: HashMap::new(),
+                next: 0,
+            }),
+            freed: Condvar::new(),
+            local_depth: (0..nr_cpus).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    /// Bytes the two windows need.
+    pub(crate) fn window_bytes(nr_cpus: usize) -> (usize, usize) {
+        (LAST_PKMAP * PAGE_SIZE, nr_cpus * KM_MAX_IDX * PAGE_SIZE)
+    }
+
+    fn report(pa: &Pa, caller: &Location<'_>, what: std::fmt::Arguments<'_>) {
+        pa.platform().log(Level::Err, format_args!("BUG: {what}"));
+        pa.platform().dump_stack(caller);
+    }
+
+    /// `kmap`: maps a HighMem page in a persistent slot (sleeping while all are in use).
+    pub(crate) fn kmap(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(&i) = st.by_pfn.get(&pfn) {
+                st.slots[i].count += 1;
+                return NonNull::new((self.pkmap.base() + i * PAGE_SIZE) as *mut u8);
+            }
+            let start = st.next;
+            let free = (0..LAST_PKMAP).map(|k| (start + k) % LAST_PKMAP).find(|&i| st.slots[i].count == 0);
+            if let Some(i) = free {
+                let va = self.pkmap.base() + i * PAGE_SIZE;
+                if self.pkmap.map(va, pfn, 1).is_err() {
+                    Self::report(pa, caller, format_args!("kmap: cannot map pfn:{pfn:05x}"));
+                    return None;
+                }
+                if let Some(old) = st.slots[i].pfn.take() {
+                    st.by_pfn.remove(&old);
+                }
+                st.slots[i] = Slot { pfn: Some(pfn), count: 1 };
+                st.by_pfn.insert(pfn, i);
+                st.next = (i + 1) % LAST_PKMAP;
+                return NonNull::new(va as *mut u8);
+            }
+            // Every slot is in use: wait for a kunmap, as the kernel sleeps on `pkmap_map_wait`.
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// `kunmap`: releases one use of a persistent slot.
+    pub(crate) fn kunmap(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match st.by_pfn.get(&pfn).copied() {
+            Some(i) if st.slots[i].count > 0 => {
+                st.slots[i].count -= 1;
+                if st.slots[i].count == 0 {
+                    self.freed.notify_all();
+                }
+            }
+            _ => {
+                drop(st);
+                Self::report(pa, caller, format_args!("kunmap: pfn:{pfn:05x} is not kmapped"));
+            }
+        }
+    }
+
+    /// `kmap_local_page` for a HighMem page: the next fixmap slot of this CPU, or a persistent
+    /// slot for a thread without a CPU slot or past `KM_MAX_IDX` nested mappings.
+    pub(crate) fn kmap_local(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
+        let Some(cpu) = pa.platform().cpu().filter(|&c| c < self.local_depth.len()) else {
+            return self.kmap(pa, pfn, caller);
+        };
+        let depth = self.local_depth[cpu].load(Relaxed);
+        if depth >= KM_MAX_IDX {
+            Self::report(pa, caller, format_args!("kmap_local: more than {KM_MAX_IDX} nested mappings"));
+            return self.kmap(pa, pfn, caller);
+        }
+        let va = self.fixmap.base() + (cpu * KM_MAX_IDX + depth) * PAGE_SIZE;
+        if self.fixmap.map(va, pfn, 1).is_err() {
+            Self::report(pa, caller, format_args!("kmap_local: cannot map pfn:{pfn:05x}"));
+            return None;
+        }
+        self.local_depth[cpu].store(depth + 1, Relaxed);
+        NonNull::new(va as *mut u8)
+    }
+
+    /// `kunmap_local(addr)` for an address from [`Self::kmap_local`]; false if `addr` is in
+    /// neither window (a lowmem address: nothing to do).
+    pub(crate) fn kunmap_local(&self, pa: &Pa, addr: usize, caller: &Location<'_>) -> bool {
+        let page_va = addr & !(PAGE_SIZE - 1);
+        if (self.pkmap.base()..self.pkmap.base() + self.pkmap.len()).contains(&page_va) {
+            let i = (page_va - self.pkmap.base()) / PAGE_SIZE;
+            let pfn = self.state.lock().unwrap_or_else(|e| e.into_inner()).slots[i].pfn;
+            match pfn {
+                Some(pfn) => self.kunmap(pa, pfn, caller),
+                None => Self::report(pa, caller, format_args!("kunmap_local: {addr:#x} is not mapped")),
+            }
+            return true;
+        }
+        if !(self.fixmap.base()..self.fixmap.base() + self.fixmap.len()).contains(&page_va) {
+            return false;
+        }
+        let index = (page_va - self.fixmap.base()) / PAGE_SIZE;
+        let (cpu, idx) = (index / KM_MAX_IDX, index % KM_MAX_IDX);
+        let depth = self.local_depth[cpu].load(Relaxed);
+        if pa.platform().cpu() != Some(cpu) || depth != idx + 1 {
+            Self::report(
+                pa,
+                caller,
+                format_args!("kunmap_local: {addr:#x} is not this CPU's most recent local mapping"),
+            );
+            return true;
+        }
+        self.fixmap.unmap(page_va, PAGE_SIZE);
+        self.local_depth[cpu].store(idx, Relaxed);
+        true
+    }
+}
+
+/// The pfn of a HighMem page, or `None` for a lowmem page (which has an address already).
+pub(crate) fn highmem_pfn(pa: &Pa, page: &Page) -> Option<usize> {
+    if pa.page_address(page).is_some() {
+        return None;
+    }
+    pa.page_to_pfn(page)
+}

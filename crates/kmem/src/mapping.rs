@@ -1,0 +1,164 @@
+//! Virtual windows over "physical memory": a range reserved `PROT_NONE` at machine build, in
+//! which frames of the memfd are mapped `MAP_SHARED | MAP_FIXED` at chosen addresses and
+//! unmapped by putting `PROT_NONE` back. The vmalloc range ([`UserMmu`]) and the HighMem
+//! `kmap` windows are such ranges. With `sys`, the only module of this crate with `unsafe` code.
+//!
+//! Invariant: `base .. base + len` is a mapping this process made and owns for the life of the
+//! [`VaRange`]; every `mmap` here is `MAP_FIXED` strictly inside it, so no other mapping of the
+//! process is ever replaced.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+
+use rustix::mm::{MapFlags, ProtFlags};
+
+use kmem_core::PAGE_SIZE;
+use kmem_core::vmalloc::{MapError, Mmu};
+
+/// A reserved virtual range and the memfd whose frames are mapped into it.
+pub struct VaRange {
+    base: NonNull<u8>,
+    len: usize,
+    fd: OwnedFd,
+    /// Bytes of the memfd (frames beyond it are refused).
+    phys_len: usize,
+}
+
+// SAFETY: The range is address space owned by the machine; which parts are mapped is decided
+// by the allocators above, which are `Sync`.
+unsafe impl Send for VaRange {}
+// SAFETY: As above.
+unsafe impl Sync for VaRange {}
+
+impl VaRange {
+    /// Reserves `len` bytes (a multiple of the page size) of inaccessible address space for
+    /// frames of `fd` (`phys_len` bytes).
+    ///
+    /// # Errors
+    /// The host refused the reservation.
+    pub fn reserve(len: usize, fd: OwnedFd, phys_len: usize) -> io::Result<Self> {
+        // SAFETY: A fresh anonymous mapping at an address the kernel picks; nothing else
+        // refers to that range.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )?
+        };
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Self { base, len, fd, phys_len })
+    }
+
+    /// First address.
+    pub fn base(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
+    /// Bytes reserved.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty (never, once reserved).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `[va, va + len)` is page aligned and inside the range.
+    fn inside(&self, va: usize, len: usize) -> bool {
+        va.is_multiple_of(PAGE_SIZE)
+            && len.is_multiple_of(PAGE_SIZE)
+            && va >= self.base()
+            && va.checked_add(len).is_some_and(|end| end <= self.base() + self.len)
+    }
+
+    /// Maps frames `pfn..pfn + nr` at `va`, read-write and shared with every other view of them.
+    ///
+    /// # Errors
+    /// A range outside the reservation or the memfd, or the host refusing.
+    pub fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
+        let len = nr.checked_mul(PAGE_SIZE).ok_or(MapError)?;
+        let offset = pfn.checked_mul(PAGE_SIZE).ok_or(MapError)?;
+        if !self.inside(va, len) || offset.checked_add(len).is_none_or(|end| end > self.phys_len) {
+            return Err(MapError);
+        }
+        // SAFETY: `[va, va + len)` lies inside our reservation (checked), so `MAP_FIXED` only
+        // replaces pages of it; the file range exists (checked).
+        let mapped = unsafe {
+            rustix::mm::mmap(
+                va as *mut std::ffi::c_void,
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED | MapFlags::FIXED,
+                &self.fd,
+                offset as u64,
+            )
+        };
+        match mapped {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                self.unmap(va, len);
+                Err(MapError)
+            }
+        }
+    }
+
+    /// Makes `[va, va + len)` inaccessible again (`PROT_NONE`, no backing). Ignores ranges
+    /// outside the reservation.
+    pub fn unmap(&self, va: usize, len: usize) {
+        if len == 0 || !self.inside(va, len) {
+            return;
+        }
+        // SAFETY: Inside our reservation (checked); the pages become an inaccessible anonymous
+        // reservation again, as at `reserve`.
+        let _ = unsafe {
+            rustix::mm::mmap_anonymous(
+                va as *mut std::ffi::c_void,
+                len,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED,
+            )
+        };
+    }
+}
+
+impl Drop for VaRange {
+    fn drop(&mut self) {
+        // SAFETY: `base .. base + len` is our reservation (type invariant), and nothing refers
+        // to it any more: the machine that owned it is being dropped.
+        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The vmalloc page tables of a userspace machine: real mappings in a [`VaRange`].
+pub struct UserMmu {
+    range: VaRange,
+}
+
+impl UserMmu {
+    /// Wraps a reserved range.
+    pub fn new(range: VaRange) -> Self {
+        Self { range }
+    }
+
+    /// The reserved range.
+    pub fn range(&self) -> &VaRange {
+        &self.range
+    }
+}
+
+// SAFETY: `map` maps exactly the requested memfd frames at the requested addresses with
+// `MAP_SHARED`, so reads and writes reach the same bytes as the direct map and `kmap`; `unmap`
+// makes the range inaccessible. Neither calls back into vmalloc.
+unsafe impl Mmu for UserMmu {
+    fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
+        self.range.map(va, pfn, nr)
+    }
+
+    fn unmap(&self, va: usize, len: usize) {
+        self.range.unmap(va, len);
+    }
+}

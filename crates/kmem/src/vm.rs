@@ -1,0 +1,214 @@
+//! The machine's vmalloc and HighMem API: thin `#[track_caller]` wrappers that pass the
+//! machine's page allocator to `kmem_core::vmalloc`, and `kmap` over the HighMem windows.
+//!
+//! The vmalloc range is reserved `PROT_NONE` at build; an area's frames are mapped from the
+//! memfd with `MAP_SHARED | MAP_FIXED`, so the bytes written through a vmalloc address are the
+//! bytes of `page_address(vmalloc_to_page(p))` (or of `kmap` for a HighMem frame).
+
+use std::panic::Location;
+use std::ptr::NonNull;
+
+use kmem_core::vmalloc::Vmalloc;
+use kmem_core::{AllocError, Gfp, Page};
+
+use crate::highmem::highmem_pfn;
+use crate::machine::Machine;
+use crate::mapping::UserMmu;
+
+impl Machine {
+    /// The vmalloc allocator (statistics, purging, `/proc/vmallocinfo`); its allocating methods
+    /// take the page allocator, so use the wrappers below.
+    pub fn vm(&self) -> &Vmalloc<UserMmu> {
+        &self.inner.vm
+    }
+
+    /// `vmalloc(size)` (see [`Vmalloc::vmalloc`]).
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vmalloc(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc(self.inner.kmem.pages(), size)
+    }
+
+    /// `vzalloc(size)`.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vzalloc(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vzalloc(self.inner.kmem.pages(), size)
+    }
+
+    /// `vmalloc_user(size)`.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vmalloc_user(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_user(self.inner.kmem.pages(), size)
+    }
+
+    /// `vmalloc_32(size)`: frames below 4 GiB (lowmem on i386).
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vmalloc_32(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_32(self.inner.kmem.pages(), size)
+    }
+
+    /// `__vmalloc(size, gfp)`.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[doc(alias = "__vmalloc")]
+    #[track_caller]
+    pub fn vmalloc_gfp(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_gfp(self.inner.kmem.pages(), size, gfp)
+    }
+
+    /// `vmalloc_node(size, node)` (one node; `NUMA_NO_NODE` accepted).
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vmalloc_node(&self, size: usize, node: i32) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_node(self.inner.kmem.pages(), size, node)
+    }
+
+    /// `__vmalloc_node(size, align, gfp, node)`.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc_node_align`].
+    #[doc(alias = "__vmalloc_node")]
+    #[track_caller]
+    pub fn vmalloc_node_align(
+        &self,
+        size: usize,
+        align: usize,
+        gfp: Gfp,
+        node: i32,
+    ) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_node_align(self.inner.kmem.pages(), size, align, gfp, node)
+    }
+
+    /// `vfree(addr)`: deferred in atomic context (VM-7); misuse is reported (VM-6).
+    #[track_caller]
+    pub fn vfree(&self, addr: *const u8) {
+        self.inner.vm.vfree(self.inner.kmem.pages(), addr);
+    }
+
+    /// `vfree_atomic(addr)`.
+    #[track_caller]
+    pub fn vfree_atomic(&self, addr: *const u8) {
+        self.inner.vm.vfree_atomic(self.inner.kmem.pages(), addr);
+    }
+
+    /// Completes the `vfree`s deferred from atomic context now.
+    pub fn flush_deferred_vfree(&self) {
+        self.inner.vm.flush_deferred(self.inner.kmem.pages());
+    }
+
+    /// `vmap(pages, count, flags, PAGE_KERNEL)`.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmap`].
+    #[track_caller]
+    pub fn vmap(&self, pages: &[&Page], flags: u32) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmap(self.inner.kmem.pages(), pages, flags)
+    }
+
+    /// `vunmap(addr)`.
+    #[track_caller]
+    pub fn vunmap(&self, addr: *const u8) {
+        self.inner.vm.vunmap(self.inner.kmem.pages(), addr);
+    }
+
+    /// `get_vm_area(size, flags)`: address space only, nothing mapped.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::get_vm_area`].
+    #[track_caller]
+    pub fn get_vm_area(&self, size: usize, flags: u32) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.get_vm_area(self.inner.kmem.pages(), size, flags)
+    }
+
+    /// `free_vm_area`.
+    #[track_caller]
+    pub fn free_vm_area(&self, addr: *const u8) {
+        self.inner.vm.free_vm_area(self.inner.kmem.pages(), addr);
+    }
+
+    /// `vmalloc_to_page(addr)`.
+    pub fn vmalloc_to_page(&self, addr: *const u8) -> Option<&Page> {
+        self.inner.vm.vmalloc_to_page(self.inner.kmem.pages(), addr)
+    }
+
+    /// `vmalloc_to_pfn(addr)`.
+    pub fn vmalloc_to_pfn(&self, addr: *const u8) -> Option<usize> {
+        self.inner.vm.vmalloc_to_pfn(addr)
+    }
+
+    /// `is_vmalloc_addr(addr)`.
+    pub fn is_vmalloc_addr(&self, addr: *const u8) -> bool {
+        self.inner.vm.is_vmalloc_addr(addr)
+    }
+
+    /// `vrealloc(p, size, gfp)`: `Ok(None)` when `size == 0` freed `p`.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vrealloc`].
+    #[track_caller]
+    pub fn vrealloc(&self, p: *const u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
+        self.inner.vm.vrealloc(self.inner.kmem.pages(), p, size, gfp)
+    }
+
+    /// `/proc/vmallocinfo`.
+    pub fn vmallocinfo(&self) -> String {
+        let mut s = String::new();
+        let _ = self.inner.vm.vmallocinfo(&mut s);
+        s
+    }
+
+    /// `kmap(page)`: the direct-map address of a lowmem page; a HighMem page is mapped in a
+    /// persistent slot until [`Self::kunmap`] (may sleep while all slots are in use). `None`
+    /// for a page of another machine.
+    #[track_caller]
+    pub fn kmap(&self, page: &Page) -> Option<NonNull<u8>> {
+        let pa = self.inner.kmem.pages();
+        pa.might_sleep();
+        match (highmem_pfn(pa, page), &self.inner.highmem) {
+            (Some(pfn), Some(hm)) => hm.kmap(pa, pfn, Location::caller()),
+            _ => pa.page_address(page),
+        }
+    }
+
+    /// `kunmap(page)`.
+    #[track_caller]
+    pub fn kunmap(&self, page: &Page) {
+        let pa = self.inner.kmem.pages();
+        if let (Some(pfn), Some(hm)) = (highmem_pfn(pa, page), &self.inner.highmem) {
+            hm.kunmap(pa, pfn, Location::caller());
+        }
+    }
+
+    /// `kmap_local_page(page)`: a HighMem page is mapped in the next local slot of this CPU;
+    /// local mappings are released in reverse order with [`Self::kunmap_local`].
+    #[track_caller]
+    pub fn kmap_local_page(&self, page: &Page) -> Option<NonNull<u8>> {
+        let pa = self.inner.kmem.pages();
+        match (highmem_pfn(pa, page), &self.inner.highmem) {
+            (Some(pfn), Some(hm)) => hm.kmap_local(pa, pfn, Location::caller()),
+            _ => pa.page_address(page),
+        }
+    }
+
+    /// `kunmap_local(addr)`: releases the most recent local mapping (no-op for lowmem).
+    #[track_caller]
+    pub fn kunmap_local(&self, addr: *const u8) {
+        if let Some(hm) = &self.inner.highmem {
+            hm.kunmap_local(self.inner.kmem.pages(), addr as usize, Location::caller());
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! vmalloc (SEMANTICS §5, VM-1..13) and HighMem `kmap` on whole machines: real mappings of the
+//! memfd frames, so aliasing, guard-page faults and `/proc` texts are observed, not modelled.
+
+use std::process::Command;
+use std::ptr::NonNull;
+
+use kmem::context::atomic_section;
+use kmem::gfp::*;
+use kmem::vmalloc::{VM_MAP_PUT_PAGES, lazy_max_pages_for};
+use kmem::zone::ZoneType;
+use kmem::{Machine, PAGE_SIZE, Page, Profile};
+
+use crate::*;
+
+/// A 1 GiB (sparse) i386 machine: HighMem above 896 MiB, so vmalloc takes HighMem frames.
+fn i386_highmem() -> Machine {
+    builder(Profile::I386, 1024).build().expect("build i386 machine")
+}
+
+fn read(p: NonNull<u8>, offset: usize) -> u8 {
+    // SAFETY: Callers pass addresses inside live, mapped areas or kmap'ed pages of the test.
+    unsafe { p.as_ptr().add(offset).read_volatile() }
+}
+
+fn write(p: NonNull<u8>, offset: usize, value: u8) {
+    // SAFETY: As in `read`.
+    unsafe { p.as_ptr().add(offset).write_volatile(value) }
+}
+
+#[test]
+fn vm1_page_aligned_rounded_up_with_an_unmapped_guard_page() {
+    let m = i386_highmem();
+    let p = m.vmalloc(3 * PAGE_SIZE + 1).unwrap();
+    assert!((p.as_ptr() as usize).is_multiple_of(PAGE_SIZE));
+    assert!(m.is_vmalloc_addr(p.as_ptr()));
+    for i in 0..4 {
+        assert!(m.vmalloc_to_page(p.as_ptr().wrapping_add(i * PAGE_SIZE)).is_some(), "page {i} mapped");
+    }
+    assert!(m.vmalloc_to_page(p.as_ptr().wrapping_add(4 * PAGE_SIZE)).is_none(), "guard page has no page");
+    // The next area starts after the guard page.
+    let q = m.vmalloc(PAGE_SIZE).unwrap();
+    assert_eq!(q.as_ptr() as usize, p.as_ptr() as usize + 5 * PAGE_SIZE);
+    m.vfree(q.as_ptr());
+    m.vfree(p.as_ptr());
+    m.vm().check();
+}
+
+/// Run in a child process by [`vm1_access_past_the_end_faults`]: touches the guard page (or,
+/// with `inbounds`, the last byte of the area) of a fresh 2-page area.
+#[test]
+#[ignore = "helper run in a child process"]
+fn guard_page_child() {
+    let Ok(mode) = std::env::var("KMEM_GUARD_CHILD") else { return };
+    let m = i386(32);
+    let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
+    let offset = if mode == "inbounds" { 2 * PAGE_SIZE - 1 } else { 2 * PAGE_SIZE };
+    write(p, offset, 1);
+    println!("child survived");
+}
+
+#[test]
+fn vm1_access_past_the_end_faults() {
+    let run = |mode: &str| {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "vmalloc::guard_page_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("KMEM_GUARD_CHILD", mode)
+            .output()
+            .unwrap()
+    };
+    let ok = run("inbounds");
+    assert!(ok.status.success(), "the last byte is accessible: {ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("child survived"));
+    let bad = run("guard");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(bad.status.signal(), Some(11), "SIGSEGV on the guard page: {bad:?}");
+}
+
+#[test]
+fn vm2_zero_size_and_oversize_fail_with_reports() {
+    let m = i386(32);
+    assert!(m.vmalloc(0).is_err());
+    assert!(m.vmalloc(0).is_err());
+    assert_eq!(count_log(&m, "__vmalloc_node_range_noprof"), 1, "WARN_ON_ONCE: {:?}", log_lines(&m));
+    assert!(m.vmalloc(64 << 20).is_err());
+    assert_eq!(count_log(&m, "vmalloc error: size 67108864, exceeds total pages, mode:0xcc0(GFP_KERNEL)"), 1);
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+    m.vm().check();
+}
+
+#[test]
+fn vm3_lowest_fit_reuses_the_lowest_hole_after_purge() {
+    let m = i386(64);
+    let areas: Vec<_> = (0..6).map(|_| m.vmalloc(2 * PAGE_SIZE).unwrap()).collect();
+    m.vfree(areas[4].as_ptr());
+    m.vfree(areas[1].as_ptr());
+    m.vm().vm_unmap_aliases();
+    // Both holes are 3 pages (2 + guard); the lower one is taken, then the higher.
+    assert_eq!(m.vmalloc(2 * PAGE_SIZE).unwrap(), areas[1]);
+    assert_eq!(m.vmalloc(PAGE_SIZE).unwrap(), areas[4], "a 1-page area (2 with guard) fits the next hole");
+    m.vm().check();
+}
+
+#[test]
+fn vm4_alignment_power_of_two_and_impossible_aligns() {
+    let m = i386(64);
+    let _pad = m.vmalloc(PAGE_SIZE).unwrap();
+    let p = m.vmalloc_node_align(5 * PAGE_SIZE, 1 << 20, GFP_KERNEL, -1).unwrap();
+    assert!((p.as_ptr() as usize).is_multiple_of(1 << 20), "VM-4");
+    assert!(m.vmalloc_node_align(PAGE_SIZE, 3 * PAGE_SIZE, GFP_KERNEL, -1).is_err(), "not a power of two");
+    // align_shift_alloc_test: an alignment larger than the whole range cannot fit.
+    assert!(m.vmalloc_node_align(PAGE_SIZE, 1 << 40, GFP_KERNEL | __GFP_NOWARN, -1).is_err());
+    m.vfree(p.as_ptr());
+    m.vm().check();
+}
+
+#[test]
+fn vm5_vzalloc_is_zero_even_over_dirty_frames() {
+    let m = i386_highmem();
+    let p = m.vmalloc(8 * PAGE_SIZE).unwrap();
+    for i in 0..8 * PAGE_SIZE {
+        write(p, i, 0xa5);
+    }
+    m.vfree(p.as_ptr());
+    m.vm().vm_unmap_aliases();
+    m.drain_local_pages();
+    let z = m.vzalloc(8 * PAGE_SIZE).unwrap();
+    assert!((0..8 * PAGE_SIZE).all(|i| read(z, i) == 0), "VM-5");
+    let u = m.vmalloc_user(PAGE_SIZE).unwrap();
+    assert!((0..PAGE_SIZE).all(|i| read(u, i) == 0), "vmalloc_user is zeroed");
+    assert!(m.vmallocinfo().contains(" pages=1 vmalloc user N0=1\n"), "{}", m.vmallocinfo());
+}
+
+#[test]
+fn vm6_null_double_free_and_foreign_addresses_are_reported_and_ignored() {
+    let m = i386(32);
+    let before = log_lines(&m).len();
+    m.vfree(std::ptr::null());
+    assert_eq!(log_lines(&m).len(), before, "vfree(NULL) is silent");
+    let p = m.vmalloc(PAGE_SIZE).unwrap();
+    m.vfree(p.as_ptr());
+    m.vfree(p.as_ptr());
+    let expect = format!("Trying to vfree() nonexistent vm area ({:016x})", p.as_ptr() as usize);
+    assert_eq!(count_log(&m, &expect), 1, "{:?}", log_lines(&m));
+    let direct = m.get_free_pages(GFP_KERNEL, 0).unwrap();
+    m.vfree(direct.as_ptr());
+    assert_eq!(count_log(&m, "Trying to vfree() nonexistent vm area"), 2);
+    m.vfree(p.as_ptr().wrapping_add(12));
+    assert_eq!(count_log(&m, "Trying to vfree() bad address"), 1);
+    assert!(count_log(&m, &format!("WARNING: CPU: 0 at {}", file!())) >= 3, "{:?}", log_lines(&m));
+    m.vunmap(p.as_ptr());
+    assert_eq!(count_log(&m, "Trying to vunmap() nonexistent vm area"), 1);
+    // The direct-map page is untouched and still ours.
+    m.free_pages_addr(direct.as_ptr(), 0);
+    m.vm().check();
+    check(&m);
+}
+
+#[test]
+fn vm7_vfree_in_atomic_context_is_deferred_and_completes_later() {
+    let m = i386_highmem();
+    let p = m.vmalloc(4 * PAGE_SIZE).unwrap();
+    let q = m.vmalloc(PAGE_SIZE).unwrap();
+    {
+        let _lock = atomic_section();
+        m.vfree(p.as_ptr());
+        m.vfree(q.as_ptr());
+    }
+    assert_eq!(count_log(&m, "BUG: sleeping function"), 0, "vfree in atomic context is allowed");
+    assert_eq!(m.vm().nr_deferred(), 2);
+    assert_eq!(m.vm().nr_vmalloc_pages(), 5, "not freed yet");
+    assert!(m.vmalloc_to_page(p.as_ptr()).is_some());
+    // The next vmalloc outside atomic context completes them.
+    let r = m.vmalloc(PAGE_SIZE).unwrap();
+    assert_eq!(m.vm().nr_deferred(), 0);
+    assert_eq!(m.vm().nr_vmalloc_pages(), 1);
+    assert!(m.vmalloc_to_page(p.as_ptr()).is_none());
+    {
+        let _lock = atomic_section();
+        m.vfree(r.as_ptr());
+    }
+    m.flush_deferred_vfree();
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0, "an explicit flush completes them too");
+    m.vm().check();
+}
+
+#[test]
+fn vm7_sleeping_vmalloc_and_vunmap_in_atomic_context_are_reported() {
+    let m = i386(64);
+    let (p, line) = {
+        let _lock = atomic_section();
+        (m.vmalloc(PAGE_SIZE), line!())
+    };
+    assert!(p.is_ok(), "plenty of memory: served without sleeping");
+    let expected = format!("BUG: sleeping function called from invalid context at {}:{line}", file!());
+    assert_eq!(count_log(&m, &expected), 1, "{:?}", log_lines(&m));
+    // A second machine: the report is rate limited to one a second per machine.
+    let m = i386(64);
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let v = m.vmap(&[page], 0).unwrap();
+    let line = {
+        let _lock = atomic_section();
+        m.vunmap(v.as_ptr());
+        line!() - 1
+    };
+    assert_eq!(count_log(&m, &format!("invalid context at {}:{line}", file!())), 1, "{:?}", log_lines(&m));
+    m.free_pages(page, 0);
+}
+
+#[test]
+fn vm8_freed_space_is_reused_only_after_purge_and_exhaustion_purges() {
+    let m = i386(64);
+    // Purge only when the space runs out.
+    m.vm().set_lazy_max_pages(usize::MAX);
+    let p = m.vmalloc(PAGE_SIZE).unwrap();
+    m.vfree(p.as_ptr());
+    let q = m.vmalloc(PAGE_SIZE).unwrap();
+    assert_ne!(q, p, "VM-8: not reused while unpurged");
+    assert!(m.vmallocinfo().contains(&format!("0x{:016x}", p.as_ptr() as usize)));
+    assert!(m.vmallocinfo().contains("unpurged vm_area"));
+    m.vfree(q.as_ptr());
+    // 128 MiB of space, 1 MiB + guard per area: about 127 fit; 400 rounds must all succeed.
+    for round in 0..400 {
+        let a = m.vmalloc(1 << 20).unwrap_or_else(|_| panic!("round {round}: {:?}", log_lines(&m)));
+        m.vfree(a.as_ptr());
+    }
+    assert!(m.vm().stats().purges.load(SEQ) >= 2, "exhaustion purged");
+    assert_eq!(count_log(&m, "vmalloc_node_range for size"), 0);
+    // The kernel's threshold.
+    assert_eq!(lazy_max_pages_for(2), 2 * (32 << 20) / PAGE_SIZE);
+    m.vm().check();
+}
+
+#[test]
+fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
+    let m = i386_highmem();
+    let pages: Vec<&Page> = (0..3).map(|_| m.alloc_pages(GFP_HIGHUSER, 0).unwrap()).collect();
+    assert!(pages.iter().all(|p| zone_of(&m, pfn(&m, p)) == ZoneType::HighMem));
+    let v = m.vmap(&pages, 0).unwrap();
+    for (i, page) in pages.iter().enumerate() {
+        write(v, i * PAGE_SIZE + 7, i as u8 + 1);
+        assert_eq!(m.vmalloc_to_page(v.as_ptr().wrapping_add(i * PAGE_SIZE)).map(|p| pfn(&m, p)), Some(pfn(&m, page)));
+    }
+    assert!(m.vmallocinfo().contains(" vmap\n"), "{}", m.vmallocinfo());
+    m.vunmap(v.as_ptr());
+    m.vm().vm_unmap_aliases();
+    for (i, page) in pages.iter().enumerate() {
+        assert_eq!(page.refcount(), 1, "VM-9: still the caller's");
+        let k = m.kmap(page).unwrap();
+        assert_eq!(read(k, 7), i as u8 + 1, "contents survive vunmap");
+        m.kunmap(page);
+    }
+    // With VM_MAP_PUT_PAGES, vfree frees them.
+    let v = m.vmap(&pages, VM_MAP_PUT_PAGES).unwrap();
+    m.drain_local_pages();
+    let free = m.zone(ZoneType::HighMem).free_pages();
+    m.vfree(v.as_ptr());
+    m.drain_local_pages();
+    assert_eq!(m.zone(ZoneType::HighMem).free_pages(), free + 3);
+    check(&m);
+}
+
+#[test]
+fn vm10_aliasing_both_ways_through_direct_map_and_kmap() {
+    for m in [i386_highmem(), x86_64_nopcp(64)] {
+        let n = 16;
+        let p = m.vmalloc(n * PAGE_SIZE).unwrap();
+        for i in 0..n {
+            let page = m.vmalloc_to_page(p.as_ptr().wrapping_add(i * PAGE_SIZE + 100)).expect("VM-10");
+            assert_eq!(m.vmalloc_to_pfn(p.as_ptr().wrapping_add(i * PAGE_SIZE)), Some(pfn(&m, page)));
+            // vmalloc address -> frame view.
+            write(p, i * PAGE_SIZE + 100, 0x40 + i as u8);
+            let view = m.kmap_local_page(page).unwrap();
+            assert_eq!(read(view, 100), 0x40 + i as u8);
+            // Frame view -> vmalloc address.
+            write(view, 200, 0x80 + i as u8);
+            assert_eq!(read(p, i * PAGE_SIZE + 200), 0x80 + i as u8);
+            m.kunmap_local(view.as_ptr());
+            if let Some(direct) = m.page_address(page) {
+                assert_eq!(view, direct, "lowmem: kmap is page_address");
+            }
+        }
+        if m.profile() == Profile::I386 {
+            let high = (0..n)
+                .filter(|i| {
+                    let page = m.vmalloc_to_page(p.as_ptr().wrapping_add(i * PAGE_SIZE)).unwrap();
+                    m.page_address(page).is_none()
+                })
+                .count();
+            assert_eq!(high, n, "vmalloc prefers HighMem frames on i386");
+        }
+        m.vfree(p.as_ptr());
+        m.vm().check();
+    }
+}
+
+#[test]
+fn vmalloc_32_stays_below_4gib_and_in_lowmem() {
+    let m = i386_highmem();
+    let p = m.vmalloc_32(8 * PAGE_SIZE).unwrap();
+    for i in 0..8 {
+        let page = m.vmalloc_to_page(p.as_ptr().wrapping_add(i * PAGE_SIZE)).unwrap();
+        assert!(m.page_address(page).is_some(), "i386: vmalloc_32 frames are lowmem");
+    }
+    m.vfree(p.as_ptr());
+    let m = x86_64_nopcp(4096 + 64);
+    let p = m.vmalloc(8 * PAGE_SIZE).unwrap();
+    let q = m.vmalloc_32(8 * PAGE_SIZE).unwrap();
+    for i in 0..8 {
+        let at = |a: NonNull<u8>| m.vmalloc_to_pfn(a.as_ptr().wrapping_add(i * PAGE_SIZE)).unwrap();
+        assert!(at(p) >= 4096 * MIB_PAGES, "vmalloc takes Normal first");
+        assert!(at(q) < 4096 * MIB_PAGES, "vmalloc_32 stays below 4 GiB");
+    }
+}
+
+#[test]
+fn vm11_vmallocinfo_format() {
+    let m = i386(64);
+    let (p, line) = (m.vmalloc(4 * PAGE_SIZE).unwrap(), line!());
+    let start = p.as_ptr() as usize;
+    let info = m.vmallocinfo();
+    let head = format!("0x{start:016x}-0x{:016x}   20480 {}:{line}:", start + 5 * PAGE_SIZE, file!());
+    assert!(info.starts_with(&head), "VM-11: size includes the guard page: {info}");
+    let column = &info[head.len()..];
+    let digits = column.find(' ').unwrap();
+    assert!(column[..digits].parse::<u32>().is_ok(), "{info}");
+    assert_eq!(&column[digits..], " pages=4 vmalloc N0=4\n", "{info}");
+    assert_eq!(info.lines().count(), 1);
+    assert_eq!(m.proc_read("vmallocinfo").unwrap(), info);
+    m.vfree(p.as_ptr());
+    assert_eq!(m.vmallocinfo(), format!("0x{start:016x}-0x{:016x}   20480 unpurged vm_area\n", start + 5 * PAGE_SIZE));
+    m.vm().vm_unmap_aliases();
+    assert_eq!(m.vmallocinfo(), "");
+}
+
+#[test]
+fn vm12_vrealloc_in_place_move_and_free() {
+    let m = i386_highmem();
+    let p = m.vmalloc(5000).unwrap();
+    for i in 0..5000 {
+        write(p, i, (i % 253) as u8);
+    }
+    assert_eq!(m.vrealloc(p.as_ptr(), 8000, GFP_KERNEL).unwrap(), Some(p), "grow within the pages");
+    assert_eq!(m.vrealloc(p.as_ptr(), 10, GFP_KERNEL | __GFP_ZERO).unwrap(), Some(p), "shrink in place");
+    assert!((10..5000).all(|i| read(p, i) == 0), "__GFP_ZERO zeroes the tail");
+    let q = m.vrealloc(p.as_ptr(), 3 * PAGE_SIZE, GFP_KERNEL).unwrap().unwrap();
+    assert_ne!(q, p);
+    assert!((0..10).all(|i| read(q, i) == (i % 253) as u8), "requested bytes copied");
+    assert!(m.vmalloc_to_page(p.as_ptr()).is_none(), "old area freed");
+    assert_eq!(m.vrealloc(q.as_ptr(), 0, GFP_KERNEL), Ok(None), "size 0 frees, returns NULL");
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+    let fresh = m.vrealloc(std::ptr::null(), 100, GFP_KERNEL).unwrap().unwrap();
+    assert!(m.vrealloc(fresh.as_ptr().wrapping_add(PAGE_SIZE), 10, GFP_KERNEL).is_err());
+    assert_eq!(count_log(&m, "Trying to vrealloc() nonexistent vm area"), 1);
+    m.vm().check();
+}
+
+#[test]
+fn vm13_meminfo_vmalloc_lines_track_pages() {
+    let m = i386(64);
+    let kb = |label: &str| -> usize {
+        let text = m.meminfo();
+        let line = text.lines().find(|l| l.starts_with(label)).unwrap().to_owned();
+        line[label.len()..].trim().trim_end_matches(" kB").trim().parse().unwrap()
+    };
+    assert_eq!(kb("VmallocTotal:"), 128 << 10);
+    assert_eq!(kb("VmallocUsed:"), 0);
+    let p = m.vmalloc(10 * PAGE_SIZE).unwrap();
+    let space = m.get_vm_area(100 * PAGE_SIZE, 0).unwrap();
+    assert_eq!(kb("VmallocUsed:"), 40, "pages, not address space");
+    assert!(m.meminfo().contains("VmallocChunk:          0 kB\n"));
+    m.vfree(p.as_ptr());
+    m.free_vm_area(space.as_ptr());
+    assert_eq!(kb("VmallocUsed:"), 0);
+}
+
+#[test]
+fn kmap_maps_highmem_and_is_identity_for_lowmem() {
+    let m = i386_highmem();
+    let low = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!(m.kmap(low), m.page_address(low));
+    m.kunmap(low);
+    let high = m.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0).unwrap();
+    assert!(m.page_address(high).is_none());
+    let k1 = m.kmap(high).unwrap();
+    let k2 = m.kmap(high).unwrap();
+    assert_eq!(k1, k2, "one persistent slot per page");
+    assert!(m.virt_to_page(k1.as_ptr()).is_none(), "not a direct-map address");
+    write(k1, 0, 9);
+    m.kunmap(high);
+    m.kunmap(high);
+    m.kunmap(high);
+    assert_eq!(count_log(&m, "kunmap: pfn:"), 1, "unbalanced kunmap reported");
+    // Nested local mappings of two pages, released in reverse order.
+    let other = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+    let a = m.kmap_local_page(high).unwrap();
+    let b = m.kmap_local_page(other).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(read(a, 0), 9);
+    m.kunmap_local(a.as_ptr());
+    assert_eq!(count_log(&m, "kunmap_local:"), 1, "out of order reported");
+    m.kunmap_local(b.as_ptr());
+    m.kunmap_local(a.as_ptr());
+    assert_eq!(count_log(&m, "kunmap_local:"), 1);
+    m.free_pages(high, 0);
+    m.free_pages(other, 0);
+    m.free_pages(low, 0);
+}
