@@ -1,17 +1,26 @@
-//! `kmem demo`: the book's examples (seed 000, chapter 5), run on the machine and printed
-//! from its kernel log exactly as the book shows them, then `/proc` excerpts.
+//! `kmem demo`: the book's examples (seed 000, chapter 5; seed 003), run on the machine and
+//! printed from its kernel log exactly as the books show them, then `/proc` excerpts.
+//!
+//! Each example is the Rust transcription of a C module: what `insmod` runs (`init`) and, where
+//! the book shows the output after `rmmod` too, the `exit` function. Text the C code writes with
+//! `sprintf` into allocated memory is written into that memory and printed back from it.
+#![allow(unsafe_code)] // Freeing the examples' own allocations; the mempool callbacks.
 
-#![allow(unsafe_code)] // kfree of the demo's own kmalloc objects.
-
+use std::ffi::c_void;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use kmem::gfp::GFP_KERNEL;
-use kmem::{Level, Machine, get_order};
+use kmem::mempool::RawMempool;
+use kmem::{Gfp, Level, Machine, PAGE_SIZE, get_order};
 
 /// Every example: name and one line about it.
 pub const EXAMPLES: &[(&str, &str)] = &[
-    ("kmalloc", "basicmem's kmalloc_test (2.6 text): kmalloc(1024) and kmalloc(32 * PAGE_SIZE)"),
-    ("get_free_pages", "basicmem's get_free_pages_test: __get_free_pages(GFP_KERNEL, get_order(8192*10))"),
+    (
+        "basicmem",
+        "seed 000, 2.6/basicmem: kmalloc 1024 and 32*PAGE_SIZE, vmalloc 33*PAGE_SIZE, __get_free_pages order 5",
+    ),
+    ("mempool", "seed 000, 2.6/mempool: a 4-element mempool over kmalloc, 4 allocs, frees, destroy"),
 ];
 
 /// Runs one example or all of them and returns what to print.
@@ -23,13 +32,18 @@ pub fn run(m: &Machine, only: Option<&str>) -> Result<String, String> {
         }
         m.log().clear();
         match *name {
-            "kmalloc" => kmalloc_test(m)?,
-            "get_free_pages" => get_free_pages_test(m)?,
+            "basicmem" => basicmem(m)?,
+            "mempool" => mempool_example(m)?,
             _ => unreachable!("every example is listed in EXAMPLES"),
         }
         out.push_str(&m.log().messages());
     }
     out.push('\n');
+    proc_excerpts(m, &mut out);
+    Ok(out)
+}
+
+fn proc_excerpts(m: &Machine, out: &mut String) {
     out.push_str("# /proc/buddyinfo\n");
     out.push_str(&m.buddyinfo());
     out.push_str("# /proc/slabinfo (caches in use)\n");
@@ -40,59 +54,147 @@ pub fn run(m: &Machine, only: Option<&str>) -> Result<String, String> {
         }
     }
     out.push_str("# /proc/meminfo (excerpt)\n");
-    for line in m.meminfo().lines().filter(|l| {
-        [
-            "MemTotal:",
-            "MemFree:",
-            "MemAvailable:",
-            "Slab:",
-            "SReclaimable:",
-            "SUnreclaim:",
-            "HighTotal:",
-            "HighFree:",
-            "LowTotal:",
-            "LowFree:",
-        ]
-        .iter()
-        .any(|p| l.starts_with(p))
-    }) {
+    const KEEP: [&str; 12] = [
+        "MemTotal:",
+        "MemFree:",
+        "MemAvailable:",
+        "HighTotal:",
+        "HighFree:",
+        "LowTotal:",
+        "LowFree:",
+        "Slab:",
+        "SReclaimable:",
+        "SUnreclaim:",
+        "VmallocTotal:",
+        "VmallocUsed:",
+    ];
+    for line in m.meminfo().lines().filter(|l| KEEP.iter().any(|p| l.starts_with(p))) {
         let _ = writeln!(out, "{line}");
     }
-    Ok(out)
 }
 
-/// `kmalloc_test` of basicmem.c (the 2.6 variant): the first message is written into the
-/// 1024-byte object with `sprintf` and printed from there.
-fn kmalloc_test(m: &Machine) -> Result<(), String> {
+/// `sprintf(buff, text); printk(buff);`: the text goes into the allocation and is printed
+/// from there.
+fn sprintf_printk(m: &Machine, buff: std::ptr::NonNull<u8>, text: &str) -> Result<(), String> {
+    m.write_bytes(buff, text.as_bytes()).map_err(|e| format!("sprintf: {e}"))?;
+    let mut back = vec![0u8; text.len()];
+    m.read_bytes(buff, &mut back).map_err(|e| format!("printk: {e}"))?;
+    m.printk(Level::Warning, &String::from_utf8_lossy(&back));
+    Ok(())
+}
+
+/// basicmem.c (2.6): `memtest_init`.
+fn basicmem(m: &Machine) -> Result<(), String> {
+    m.printk(Level::Warning, "Module Memory Test\n");
+    // kmalloc_test
     m.printk(Level::Warning, "kmalloc test\n");
     if let Ok(buff) = m.kmalloc(1024, GFP_KERNEL) {
-        let text = "test memory\n";
-        m.write_bytes(buff, text.as_bytes()).map_err(|e| format!("sprintf into the object: {e}"))?;
-        let mut back = vec![0u8; text.len()];
-        m.read_bytes(buff, &mut back).map_err(|e| format!("reading the object: {e}"))?;
-        m.printk(Level::Warning, &String::from_utf8_lossy(&back));
-        // SAFETY: `buff` came from kmalloc above and is not used again.
+        sprintf_printk(m, buff, "test memory\n")?;
+        // SAFETY: From kmalloc above, freed once.
         unsafe { m.kfree(buff.as_ptr()) };
     }
-    if let Ok(buff) = m.kmalloc(32 * kmem::PAGE_SIZE, GFP_KERNEL) {
+    if let Ok(buff) = m.kmalloc(32 * PAGE_SIZE, GFP_KERNEL) {
         m.printk(Level::Warning, "Big Memory Ok\n");
         // SAFETY: As above.
         unsafe { m.kfree(buff.as_ptr()) };
     }
+    // vmalloc_test: vmalloc memory is mapped for real, so the text is written through the
+    // vmalloc address itself.
+    m.printk(Level::Warning, "vmalloc test\n");
+    if let Ok(buff) = m.vmalloc(33 * PAGE_SIZE) {
+        let text = b"vmalloc test ok\n";
+        // SAFETY: `buff` maps 33 pages of ours; the text fits.
+        let back = unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buff.as_ptr(), text.len());
+            std::slice::from_raw_parts(buff.as_ptr(), text.len()).to_vec()
+        };
+        m.printk(Level::Warning, &String::from_utf8_lossy(&back));
+        m.vfree(buff.as_ptr());
+    }
+    // get_free_pages_test
+    m.printk(Level::Warning, "get_free_pages test\n");
+    let order = get_order(8192 * 10);
+    if let Ok(buff) = m.get_free_pages(GFP_KERNEL, order) {
+        sprintf_printk(m, buff, &format!("__get_free_pages test ok [{order}]\n"))?;
+        m.free_pages_addr(buff.as_ptr(), order);
+    }
     Ok(())
 }
 
-/// `get_free_pages_test` of basicmem.c: the message is written into the allocated pages with
-/// `sprintf` and printed from there, as the book does.
-fn get_free_pages_test(m: &Machine) -> Result<(), String> {
-    m.printk(Level::Warning, "get_free_pages test\n");
-    let order = get_order(8192 * 10);
-    let buff = m.get_free_pages(GFP_KERNEL, order).map_err(|e| format!("__get_free_pages: {e}"))?;
-    let text = format!("__get_free_pages test ok [{order}]\n");
-    m.write_bytes(buff, text.as_bytes()).map_err(|e| format!("sprintf into the pages: {e}"))?;
-    let mut back = vec![0u8; text.len()];
-    m.read_bytes(buff, &mut back).map_err(|e| format!("reading the pages: {e}"))?;
-    m.printk(Level::Warning, &String::from_utf8_lossy(&back));
-    m.free_pages_addr(buff.as_ptr(), order);
+/// `TMemElement { int number; char string[128]; }`.
+const ELEMENT_SIZE: usize = 4 + 128;
+
+/// What the C example keeps in globals (`elementcount`), plus the machine.
+struct PoolCtx {
+    m: Machine,
+    elementcount: AtomicI32,
+}
+
+/// `mempool_alloc_test`.
+unsafe extern "C" fn mempool_alloc_test(gfp: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    // SAFETY: `pool_data` is the `PoolCtx` that outlives the pool (see `mempool_example`).
+    let ctx = unsafe { &*pool_data.cast::<PoolCtx>() };
+    ctx.m.printk(Level::Warning, "----> mempool_alloc_test\n");
+    match ctx.m.kmalloc(ELEMENT_SIZE, gfp) {
+        Ok(data) => {
+            let number = ctx.elementcount.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: A fresh 132-byte object; `number` is its first field.
+            unsafe { data.as_ptr().cast::<i32>().write_unaligned(number) };
+            data.as_ptr().cast()
+        }
+        Err(_) => std::ptr::null_mut(),
+    }
+}
+
+/// `mempool_free_test`.
+unsafe extern "C" fn mempool_free_test(element: *mut c_void, pool_data: *mut c_void) {
+    // SAFETY: As in `mempool_alloc_test`.
+    let ctx = unsafe { &*pool_data.cast::<PoolCtx>() };
+    ctx.m.printk(Level::Warning, "----> call mempool_free_test\n");
+    if !element.is_null() {
+        // SAFETY: Elements come from `mempool_alloc_test`'s kmalloc and are freed once.
+        unsafe { ctx.m.kfree(element.cast()) };
+    }
+}
+
+/// mempool.c (2.6): `mempool_init`, then `mempool_exit` (the book shows the output after
+/// `rmmod` too).
+fn mempool_example(m: &Machine) -> Result<(), String> {
+    const MIN_ELEMENT: usize = 4;
+    const TEST_ELEMENT: usize = 4;
+    let ctx = PoolCtx { m: m.clone(), elementcount: AtomicI32::new(0) };
+    m.printk(Level::Warning, "Module MEMPOOL Test\n");
+    let mut element = [None; TEST_ELEMENT];
+    m.printk(Level::Warning, "call mempool_create\n");
+    // SAFETY: The callbacks only use `ctx`, which outlives the pool (dropped at the end of
+    // this function, after the pool).
+    let mp = unsafe {
+        RawMempool::new(m, MIN_ELEMENT, mempool_alloc_test, mempool_free_test, (&raw const ctx).cast_mut().cast())
+    }
+    .map_err(|e| format!("mempool_create: {e}"))?;
+    m.printk(Level::Warning, "mempool allocate\n");
+    for slot in &mut element {
+        *slot = mp.alloc(GFP_KERNEL);
+        match *slot {
+            None => m.printk(Level::Warning, "allocate fail\n"),
+            Some(e) => {
+                let e = e.cast::<u8>();
+                let mut number = [0u8; 4];
+                m.read_bytes(e, &mut number).map_err(|err| format!("element: {err}"))?;
+                // SAFETY: `string` is 4 bytes into the 132-byte element.
+                let string = unsafe { e.add(4) };
+                sprintf_printk(m, string, &format!("alloc data {}\n", i32::from_ne_bytes(number)))?;
+            }
+        }
+    }
+    m.printk(Level::Warning, "mempool free\n");
+    for e in element.iter().flatten() {
+        // SAFETY: Each element came from `mp` and is freed once.
+        unsafe { mp.free(*e) };
+    }
+    m.printk(Level::Warning, "call mempool_destroy\n");
+    drop(mp);
+    // mempool_exit, at rmmod.
+    m.printk(Level::Warning, "Module MEMPOOL Test End\n");
     Ok(())
 }

@@ -16,37 +16,67 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
 }
 
+/// The golden log of one example: the lines the seed shows, in order.
+fn golden(name: &str) -> String {
+    let path = format!("{}/tests/golden/{name}.log", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The demo's log part: everything before the first blank line.
+fn log_part(out: &str) -> String {
+    out.split("\n\n").next().unwrap().to_string() + "\n"
+}
+
 #[test]
-fn demo_prints_the_books_get_free_pages_lines() {
+fn demo_prints_every_examples_seed_lines_then_proc_excerpts() {
     // The demo's own machine: i386, 1 GiB (sparse), so HighMem exists.
     let o = kmem(&["demo"], &[("KMEM_MEM", "1G")]);
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
-    let log: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
-    // Seed 000, basicmem.c (2.6 output): kmalloc_test, then get_free_pages_test with
-    // get_order(8192*10) = 5.
-    assert_eq!(
-        log,
-        ["kmalloc test", "test memory", "Big Memory Ok", "get_free_pages test", "__get_free_pages test ok [5]"]
-    );
-    assert!(out.contains("# /proc/slabinfo (caches in use)\nslabinfo - version: 2.1\n"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("kmalloc-1k ")), "the 1024-byte object's cache: {out}");
-    assert!(out.contains("# /proc/buddyinfo\nNode 0, zone      DMA "), "{out}");
+    assert_eq!(log_part(&out), golden("basicmem") + &golden("mempool"));
+    assert!(out.contains("\n\n# /proc/buddyinfo\nNode 0, zone      DMA "), "{out}");
     assert!(out.contains("zone  HighMem "), "i386 profile by default: {out}");
-    assert!(out.lines().any(|l| l.starts_with("MemTotal:") && l.ends_with(" kB")), "{out}");
+    assert!(out.contains("# /proc/slabinfo (caches in use)\nslabinfo - version: 2.1\n"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("kmalloc-1k ")), "basicmem's 1024-byte object: {out}");
+    assert!(out.lines().any(|l| l.starts_with("kmalloc-192 ")), "mempool's 132-byte elements: {out}");
+    for key in ["MemTotal:", "Slab:", "VmallocTotal:"] {
+        assert!(out.lines().any(|l| l.starts_with(key) && l.ends_with(" kB")), "{key}: {out}");
+    }
+}
+
+#[test]
+fn golden_logs_are_the_seeds_lines() {
+    // The golden files themselves, against DESIGN §8 (seed 000's printed output), so a golden
+    // file regenerated from a wrong demo cannot pass.
+    assert_eq!(
+        golden("basicmem"),
+        "Module Memory Test\nkmalloc test\ntest memory\nBig Memory Ok\nvmalloc test\nvmalloc test ok\nget_free_pages test\n__get_free_pages test ok [5]\n"
+    );
+    let mut want = String::from("Module MEMPOOL Test\ncall mempool_create\n");
+    want += &"----> mempool_alloc_test\n".repeat(4);
+    want += "mempool allocate\n";
+    for n in 4..8 {
+        want += &format!("----> mempool_alloc_test\nalloc data {n}\n");
+    }
+    want += "mempool free\n";
+    want += &"----> call mempool_free_test\n".repeat(4);
+    want += "call mempool_destroy\n";
+    want += &"----> call mempool_free_test\n".repeat(4);
+    want += "Module MEMPOOL Test End\n";
+    assert_eq!(golden("mempool"), want);
 }
 
 #[test]
 fn demo_list_and_single_example() {
     let o = kmem(&["demo", "--list"], &[]);
     assert!(o.status.success());
-    assert!(stdout(&o).starts_with("kmalloc "));
-    let o = kmem(&["demo", "kmalloc"], &[]);
-    assert!(o.status.success());
-    assert!(stdout(&o).starts_with("kmalloc test\ntest memory\nBig Memory Ok\n\n"));
-    let o = kmem(&["demo", "get_free_pages"], &[]);
-    assert!(o.status.success());
-    assert!(stdout(&o).starts_with("get_free_pages test\n__get_free_pages test ok [5]\n"));
+    let names: Vec<String> = stdout(&o).lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    assert_eq!(names, ["basicmem", "mempool"]);
+    for name in ["basicmem", "mempool"] {
+        let o = kmem(&["demo", name], &[]);
+        assert!(o.status.success());
+        assert_eq!(log_part(&stdout(&o)), golden(name), "{name}");
+    }
 }
 
 #[test]

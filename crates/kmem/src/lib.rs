@@ -28,6 +28,7 @@ pub mod context;
 mod cpu;
 pub mod env;
 mod highmem;
+mod kvmalloc;
 mod machine;
 pub mod mapping;
 pub mod mempool;

@@ -7,5 +7,6 @@
 
 mod api;
 pub mod classes;
+pub mod kv;
 
 pub use api::{LARGE_KMALLOC, zero_size_ptr};

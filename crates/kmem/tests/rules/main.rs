@@ -7,6 +7,7 @@
 //! lists first.
 
 mod gfp;
+mod kvmalloc;
 mod machine;
 mod mempool;
 mod misuse;

@@ -1,0 +1,114 @@
+//! `kvmalloc` and friends (SEMANTICS §4.2, KM-12): kmalloc first, vmalloc when that fails
+//! and the rules of [`kmem_core::kmalloc::kv`] allow it; `kvfree` tells the two apart by
+//! address.
+
+use std::panic::Location;
+use std::ptr::NonNull;
+
+use kmem_core::gfp::{__GFP_NOWARN, __GFP_ZERO};
+use kmem_core::kmalloc::kv::{KvFallback, kmalloc_gfp_adjust, kvmalloc_fallback};
+use kmem_core::platform::{Level, Platform};
+use kmem_core::{AllocError, Gfp};
+
+use crate::machine::Machine;
+
+impl Machine {
+    /// `kvmalloc(size, gfp)`: physically contiguous memory if kmalloc can find it quickly,
+    /// else virtually contiguous memory from vmalloc (only above a page, and only for
+    /// requests that may sleep). Free with [`Machine::kvfree`].
+    ///
+    /// # Errors
+    /// When both fail, or the fallback is not allowed.
+    #[track_caller]
+    pub fn kvmalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        if let Ok(p) = self.kmalloc(size, kmalloc_gfp_adjust(gfp, size)) {
+            return Ok(p);
+        }
+        match kvmalloc_fallback(gfp, size) {
+            KvFallback::SmallFails | KvFallback::NonBlockingFails => Err(AllocError),
+            KvFallback::TooLarge => {
+                if !gfp.contains(__GFP_NOWARN) {
+                    self.platform().log(
+                        Level::Warning,
+                        format_args!(
+                            "WARNING: at {} __kvmalloc_node_noprof\nkvmalloc: {size} bytes is above INT_MAX; returning NULL",
+                            Location::caller()
+                        ),
+                    );
+                }
+                Err(AllocError)
+            }
+            KvFallback::Vmalloc => self.vmalloc_gfp(size, gfp),
+        }
+    }
+
+    /// `kvzalloc`.
+    ///
+    /// # Errors
+    /// As [`Machine::kvmalloc`].
+    #[track_caller]
+    pub fn kvzalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.kvmalloc(size, gfp | __GFP_ZERO)
+    }
+
+    /// `kvfree`: `vfree` for a vmalloc address, `kfree` otherwise (NULL is ignored).
+    ///
+    /// # Safety
+    /// As [`kmem_core::Kmem::kfree`]: `ptr` must be NULL or a live allocation the caller owns.
+    #[track_caller]
+    pub unsafe fn kvfree(&self, ptr: *const u8) {
+        if self.is_vmalloc_addr(ptr) {
+            self.vfree(ptr);
+        } else {
+            // SAFETY: The caller's promise.
+            unsafe { self.kfree(ptr) };
+        }
+    }
+
+    /// `kvfree_sensitive`: zeroes `len` bytes, then frees.
+    ///
+    /// # Safety
+    /// As [`Machine::kvfree`], and `len` must not exceed the allocation.
+    #[track_caller]
+    pub unsafe fn kvfree_sensitive(&self, ptr: *mut u8, len: usize) {
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: The caller owns `len` bytes at `ptr`.
+        unsafe {
+            ptr.write_bytes(0, len);
+            self.kvfree(ptr);
+        }
+    }
+
+    /// `kvrealloc`: `vrealloc` for a vmalloc address; otherwise `krealloc` with kvmalloc's
+    /// adjusted flags, falling back to `kvmalloc` + copy of `ksize(p)` bytes + `kfree`. On
+    /// failure `ptr` stays valid.
+    ///
+    /// # Errors
+    /// When no memory could be found.
+    ///
+    /// # Safety
+    /// As [`kmem_core::Kmem::krealloc`].
+    #[track_caller]
+    pub unsafe fn kvrealloc(&self, ptr: *mut u8, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        if self.is_vmalloc_addr(ptr) {
+            return match self.vrealloc(ptr, size, gfp)? {
+                Some(p) => Ok(p),
+                None => Ok(kmem_core::kmalloc::zero_size_ptr()),
+            };
+        }
+        // SAFETY: The caller's promise.
+        if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {
+            return Ok(p);
+        }
+        let new = self.kvmalloc(size, gfp)?;
+        let old = self.ksize(ptr).min(size);
+        // SAFETY: `old` bytes are the caller's in `ptr` and fit the new allocation.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), old);
+            self.kfree(ptr);
+        }
+        Ok(new)
+    }
+}
