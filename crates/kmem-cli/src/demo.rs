@@ -14,6 +14,8 @@ use kmem::gfp::GFP_KERNEL;
 use kmem::mempool::RawMempool;
 use kmem::{Gfp, Level, Machine, PAGE_SIZE, get_order};
 
+use crate::scull::Scull;
+
 /// Every example: name and one line about it.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
@@ -21,6 +23,9 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "seed 000, 2.6/basicmem: kmalloc 1024 and 32*PAGE_SIZE, vmalloc 33*PAGE_SIZE, __get_free_pages order 5",
     ),
     ("mempool", "seed 000, 2.6/mempool: a 4-element mempool over kmalloc, 4 allocs, frees, destroy"),
+    ("scullc", "seed 002, scullc: a scull device whose 4000-byte quanta come from the slab cache \"scullc\""),
+    ("scullp", "seed 002 (LDD3 ch. 8), scullp: quanta of whole pages (order 0) from __get_free_pages"),
+    ("scullv", "seed 002 (LDD3 ch. 8), scullv: quanta of 16 pages (order 4) from vmalloc"),
 ];
 
 /// Runs one example or all of them and returns what to print.
@@ -34,6 +39,9 @@ pub fn run(m: &Machine, only: Option<&str>) -> Result<String, String> {
         match *name {
             "basicmem" => basicmem(m)?,
             "mempool" => mempool_example(m)?,
+            "scullc" => scull_example(m, "scullc", Scull::scullc(m, 4000, 1000)?, 10_000)?,
+            "scullp" => scull_example(m, "scullp", Scull::scullp(m, 0, 1000), 10_000)?,
+            "scullv" => scull_example(m, "scullv", Scull::scullv(m, 4, 1000), 200_000)?,
             _ => unreachable!("every example is listed in EXAMPLES"),
         }
         out.push_str(&m.log().messages());
@@ -196,5 +204,55 @@ fn mempool_example(m: &Machine) -> Result<(), String> {
     drop(mp);
     // mempool_exit, at rmmod.
     m.printk(Level::Warning, "Module MEMPOOL Test End\n");
+    Ok(())
+}
+
+/// A scull device in use: text written across quanta with `write`, read back whole and after
+/// an `lseek`, the allocator's view of the quanta, then `scull_trim` and the module's cleanup.
+fn scull_example(m: &Machine, name: &str, mut dev: Scull, bytes: usize) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let say = |text: String| m.printk(Level::Warning, &(text + "\n"));
+    let line = b"scull: the quantum of data lives in kernel memory. ";
+    let data: Vec<u8> = line.iter().copied().cycle().take(bytes).collect();
+    say(format!("{name}: quantum {} bytes", dev.quantum()));
+    dev.write_all(&data).map_err(|e| format!("{name} write: {e}"))?;
+    say(format!("{name}: wrote {} bytes into {} quanta", dev.size(), dev.quanta));
+    dev.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let mut back = Vec::new();
+    dev.read_to_end(&mut back).map_err(|e| format!("{name} read: {e}"))?;
+    say(format!("{name}: read back {} bytes: {}", back.len(), if back == data { "identical" } else { "DIFFERENT" }));
+    let at = dev.quantum() as u64 - 8;
+    dev.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
+    let mut piece = [0u8; 16];
+    dev.read_exact(&mut piece).map_err(|e| format!("{name} read: {e}"))?;
+    say(format!("{name}: lseek({at}) across a quantum boundary reads {:?}", String::from_utf8_lossy(&piece)));
+    match dev.cache() {
+        Some(c) => {
+            let info = m.cache_info(c);
+            let s = c.get();
+            say(format!(
+                "{name}: cache {}: object size {}, stride {}, {} objects per slab of {} pages; slabinfo: {} active of {} objects ({} quanta in use, {} free in this CPU's array)",
+                s.name(),
+                s.object_size(),
+                s.size(),
+                s.objects_per_slab(),
+                1u32 << s.order(),
+                info.active_objs,
+                info.num_objs,
+                dev.quanta,
+                info.active_objs - dev.quanta
+            ));
+        }
+        None if name == "scullv" => {
+            let areas = m.vmallocinfo().lines().filter(|l| l.contains(" vmalloc ") && !l.contains("unpurged")).count();
+            say(format!("{name}: {areas} vmalloc areas of {} pages each", dev.quantum() / PAGE_SIZE));
+        }
+        None => {
+            say(format!("{name}: {} blocks of {} pages from the page allocator", dev.quanta, dev.quantum() / PAGE_SIZE))
+        }
+    }
+    dev.trim();
+    drop(dev);
+    say(format!("{name}: trimmed and released"));
     Ok(())
 }

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 mod demo;
+mod scull;
 mod workload;
 
 use std::process::ExitCode;
@@ -77,7 +78,9 @@ impl ProcFile {
 }
 
 fn machine(profile: Profile) -> Result<Machine, ExitCode> {
-    let builder = Machine::builder().profile(profile).from_env().map_err(|e| {
+    // 8 CPU slots unless KMEM_CPUS says otherwise: slab orders depend on the CPU count
+    // (`calculate_order`), and the demo's output must not depend on the host.
+    let builder = Machine::builder().profile(profile).cpus(8).from_env().map_err(|e| {
         eprintln!("kmem: {e}");
         ExitCode::from(3)
     })?;

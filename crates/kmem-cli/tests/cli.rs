@@ -33,7 +33,8 @@ fn demo_prints_every_examples_seed_lines_then_proc_excerpts() {
     let o = kmem(&["demo"], &[("KMEM_MEM", "1G")]);
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
-    assert_eq!(log_part(&out), golden("basicmem") + &golden("mempool"));
+    let all: String = ["basicmem", "mempool", "scullc", "scullp", "scullv"].iter().map(|n| golden(n)).collect();
+    assert_eq!(log_part(&out), all);
     assert!(out.contains("\n\n# /proc/buddyinfo\nNode 0, zone      DMA "), "{out}");
     assert!(out.contains("zone  HighMem "), "i386 profile by default: {out}");
     assert!(out.contains("# /proc/slabinfo (caches in use)\nslabinfo - version: 2.1\n"), "{out}");
@@ -64,6 +65,14 @@ fn golden_logs_are_the_seeds_lines() {
     want += &"----> call mempool_free_test\n".repeat(4);
     want += "Module MEMPOOL Test End\n";
     assert_eq!(golden("mempool"), want);
+    // The scull devices store and return their data intact, in the expected number of quanta.
+    for (name, quanta) in [("scullc", 3), ("scullp", 3), ("scullv", 4)] {
+        let log = golden(name);
+        assert!(log.contains(&format!("into {quanta} quanta\n")), "{name}: {log}");
+        assert!(log.contains(": identical\n"), "{name}: {log}");
+        assert!(log.ends_with(&format!("{name}: trimmed and released\n")), "{name}: {log}");
+    }
+    assert!(golden("scullc").contains("cache scullc: object size 4000, stride 4032, 8 objects per slab of 8 pages"));
 }
 
 #[test]
@@ -71,8 +80,8 @@ fn demo_list_and_single_example() {
     let o = kmem(&["demo", "--list"], &[]);
     assert!(o.status.success());
     let names: Vec<String> = stdout(&o).lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
-    assert_eq!(names, ["basicmem", "mempool"]);
-    for name in ["basicmem", "mempool"] {
+    assert_eq!(names, ["basicmem", "mempool", "scullc", "scullp", "scullv"]);
+    for name in ["basicmem", "mempool", "scullc", "scullp", "scullv"] {
         let o = kmem(&["demo", name], &[]);
         assert!(o.status.success());
         assert_eq!(log_part(&stdout(&o)), golden(name), "{name}");
