@@ -253,21 +253,30 @@ impl<P: Platform> Kmem<P> {
             let c = s.cpu(cpu);
             if c.guard.enter() {
                 let mut batch = [ptr::null_mut(); MAX_BATCH];
-                // SAFETY: Owner inside the guard; the array is full, so `half <= count`.
+                // SAFETY: Owner inside the guard. A drainer may have emptied the array since
+                // the fast path saw it full: then there is room and nothing to flush.
                 let n = unsafe {
                     let count = &mut *c.count.get();
-                    let half = (c.cap as usize / 2).clamp(1, MAX_BATCH);
-                    // The oldest half goes back: the hottest objects stay.
-                    ptr::copy_nonoverlapping(c.objs, batch.as_mut_ptr(), half);
-                    ptr::copy(c.objs.add(half), c.objs, *count as usize - half);
-                    *count -= half as u32;
-                    *c.objs.add(*count as usize) = obj;
-                    *count += 1;
-                    half
+                    if *count < c.cap {
+                        *c.objs.add(*count as usize) = obj;
+                        *count += 1;
+                        0
+                    } else {
+                        let half = (c.cap as usize / 2).clamp(1, MAX_BATCH);
+                        // The oldest half goes back: the hottest objects stay.
+                        ptr::copy_nonoverlapping(c.objs, batch.as_mut_ptr(), half);
+                        ptr::copy(c.objs.add(half), c.objs, *count as usize - half);
+                        *count -= half as u32;
+                        *c.objs.add(*count as usize) = obj;
+                        *count += 1;
+                        half
+                    }
                 };
                 c.guard.exit();
-                s.stats.flushes.fetch_add(1, Relaxed);
-                self.return_objects(s, &batch[..n]);
+                if n > 0 {
+                    s.stats.flushes.fetch_add(1, Relaxed);
+                    self.return_objects(s, &batch[..n]);
+                }
                 return;
             }
         }
