@@ -5,16 +5,24 @@
 //! one of two counters; a grace period ([`Rcu::synchronize`], `synchronize_rcu`) flips the
 //! current counter and waits until every reader counted in the old one has left. A reader
 //! re-checks the index after counting itself, so one that raced with the flip counts itself in
-//! the new counter instead (both steps `SeqCst`: either the writer sees the reader's count, or
-//! the reader sees the flip). This is SRCU's scheme; read-side sections cost two atomic
+//! the new counter instead: a `SeqCst` fence between the store and the load on both sides (the
+//! reader's count then its re-check, the writer's flip then its wait) means either the writer
+//! sees the reader's count, or the reader sees the flip. This is SRCU's scheme; read-side sections cost two atomic
 //! read-modify-writes, which is the price of having no scheduler to piggy-back on.
 //!
 //! What waits for a grace period (slabs of RCU caches, `kfree_rcu` objects) is queued by the
 //! slab allocator and released after the next one. Grace periods run when someone asks:
 //! `synchronize_rcu`/`rcu_barrier`, cache shrink and destroy, and reclaim — documented in
 //! `docs/deviations.md` (the kernel runs them continuously in the background).
+//!
+//! `tests/loom.rs` checks that a grace period orders a reader's accesses before the writer's
+//! free, under every interleaving (the counters are loom's atomics under `cfg(kmem_loom)`).
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::Ordering::SeqCst;
+#[cfg(not(kmem_loom))]
+use core::sync::atomic::{AtomicU64, AtomicUsize, fence};
+#[cfg(kmem_loom)]
+use loom::sync::atomic::{AtomicU64, AtomicUsize, fence};
 
 use crate::sync::SpinLock;
 
@@ -61,7 +69,7 @@ impl Default for Rcu {
 
 impl Rcu {
     /// No readers, nothing pending.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             idx: AtomicUsize::new(0),
             readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
@@ -77,6 +85,8 @@ impl Rcu {
         loop {
             let idx = self.idx.load(SeqCst);
             self.readers[idx].fetch_add(1, SeqCst);
+            // Store-load ordering against the writer's flip (its fence pairs with this one).
+            fence(SeqCst);
             if self.idx.load(SeqCst) == idx {
                 return RcuReadGuard { rcu: self, idx };
             }
@@ -106,6 +116,7 @@ impl Rcu {
             relax();
         }
         self.idx.store(old ^ 1, SeqCst);
+        fence(SeqCst);
         while self.readers[old].load(SeqCst) != 0 {
             relax();
         }
@@ -121,6 +132,7 @@ impl Rcu {
             return false;
         }
         self.idx.store(old ^ 1, SeqCst);
+        fence(SeqCst);
         if self.readers[old].load(SeqCst) != 0 {
             return false;
         }
@@ -129,7 +141,7 @@ impl Rcu {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(kmem_loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -84,3 +84,37 @@ fn pcp_guard_excludes_owner_and_drainer() {
         drainer.join().unwrap();
     });
 }
+
+/// RCU: a reader that saw the object published finishes reading it before the writer, after
+/// unpublishing and a grace period, frees (writes) it. loom reports any read that is not
+/// ordered before the write; a reader that starts after the grace period began sees the object
+/// unpublished.
+#[test]
+fn rcu_grace_period_orders_readers_before_the_free() {
+    use kmem_core::rcu::Rcu;
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::Ordering::{Acquire, Release};
+
+    loom::model(|| {
+        let rcu = Arc::new(Rcu::new());
+        let object = Arc::new(UnsafeCell::new(7u32));
+        let published = Arc::new(AtomicBool::new(true));
+        let reader = {
+            let (rcu, object, published) = (rcu.clone(), object.clone(), published.clone());
+            thread::spawn(move || {
+                let _guard = rcu.read_lock();
+                if published.load(Acquire) {
+                    // SAFETY: Published objects stay valid until a grace period after unpublish.
+                    let v = object.with(|p| unsafe { *p });
+                    assert_eq!(v, 7, "read a freed object");
+                }
+            })
+        };
+        published.store(false, Release);
+        rcu.synchronize(thread::yield_now);
+        // "Free": overwrite the object.
+        // SAFETY: Unpublished, and every reader that could see it has left.
+        object.with_mut(|p| unsafe { *p = 0 });
+        reader.join().unwrap();
+    });
+}

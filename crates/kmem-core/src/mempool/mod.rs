@@ -146,7 +146,7 @@ impl Mempool {
     /// A never-initialised pool (the kernel's zeroed `mempool_t`): [`mempool_exit`] on it is a
     /// no-op and [`Mempool::is_initialized`] is false.
     #[must_use]
-    pub const fn zeroed() -> Self {
+    pub fn zeroed() -> Self {
         Self {
             reserve: SpinLock::new(Stack::EMPTY),
             curr_nr: AtomicUsize::new(0),

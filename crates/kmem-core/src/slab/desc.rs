@@ -72,7 +72,7 @@ struct FreeDescs {
 unsafe impl Send for FreeDescs {}
 
 impl DescPool {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { free: SpinLock::new(FreeDescs { head: ptr::null_mut() }), pages: AtomicUsize::new(0) }
     }
 
