@@ -13,6 +13,7 @@ mod misuse;
 mod pages;
 mod proc;
 mod reports;
+mod slab_debug;
 mod slab_smoke;
 
 use std::ptr::NonNull;
