@@ -70,7 +70,7 @@ impl<P: Platform> Kmem<P> {
             // SAFETY: kmalloc caches live as long as the machine (they are never destroyed
             // through the table: destroy clears the entry first).
             return match unsafe { c.as_ref() } {
-                Some(s) => self.slab_alloc(s, gfp, caller),
+                Some(s) => self.slab_alloc_orig(s, gfp, caller, size),
                 None => self.kmalloc_first_use(size, gfp, caller),
             };
         }
@@ -84,7 +84,25 @@ impl<P: Platform> Kmem<P> {
     #[cold]
     fn kmalloc_first_use(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
         let c = self.kmalloc_cache_create(class_index(size), kmalloc_type(gfp), gfp).ok_or(AllocError)?;
-        self.slab_alloc(c.get(), gfp, caller)
+        self.slab_alloc_orig(c.get(), gfp, caller, size)
+    }
+
+    /// `kmalloc_trace` (`__kmalloc_cache_noprof` since 6.10): a kmalloc-style allocation of
+    /// `size` bytes from `cache`, recording the request size where the cache tracks it (a
+    /// `SLAB_KMALLOC` cache with `SLAB_STORE_USER`, whose bytes past the request are then
+    /// red zone). `size` above the object size is served as the object size.
+    ///
+    /// # Errors
+    /// As [`Kmem::kmem_cache_alloc`].
+    #[track_caller]
+    pub fn kmalloc_trace(
+        &self,
+        cache: crate::slab::CacheRef,
+        gfp: Gfp,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let s = cache.get();
+        self.slab_alloc_orig(s, gfp, Location::caller(), size.clamp(1, s.object_size()))
     }
 
     /// `__kmalloc_large_node`: whole pages, marked so `kfree` knows them.
@@ -212,7 +230,12 @@ impl<P: Platform> Kmem<P> {
         }
         if let Some(found) = self.object_slab(ptr) {
             // SAFETY: As in `kfree_at`.
-            return unsafe { &*found.cache }.ksize();
+            let s = unsafe { &*found.cache };
+            if s.obj_index(found.base, ptr as usize).is_some() {
+                // The caller may now use all of it: no more kmalloc red-zone checks.
+                crate::slab::debug::skip_orig_size_check(s, ptr.cast_mut());
+            }
+            return s.ksize();
         }
         match self.large_kmalloc_order(ptr) {
             Some(order) => PAGE_SIZE << order,
@@ -223,15 +246,15 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
-    /// The capacity `krealloc` may grow into in place: the class size for slab objects, the
-    /// block for large ones.
-    fn krealloc_capacity(&self, ptr: *const u8) -> Option<usize> {
+    /// The capacity `krealloc` may grow into in place (the class size for slab objects, the
+    /// block for large ones), the recorded request size (0 for large ones) and the cache.
+    fn krealloc_capacity(&self, ptr: *const u8) -> Option<(usize, usize, Option<&Cache>)> {
         if let Some(found) = self.object_slab(ptr) {
             // SAFETY: As in `kfree_at`.
             let s: &Cache = unsafe { &*found.cache };
-            return Some(s.object_size());
+            return Some((s.object_size(), crate::slab::debug::get_orig_size(s, ptr), Some(s)));
         }
-        self.large_kmalloc_order(ptr).map(|order| PAGE_SIZE << order)
+        self.large_kmalloc_order(ptr).map(|order| (PAGE_SIZE << order, 0, None))
     }
 
     /// `krealloc` (KM-9): the same pointer when `new_size` fits the object's capacity (with
@@ -257,21 +280,39 @@ impl<P: Platform> Kmem<P> {
         if zero_or_null_ptr(ptr as usize) {
             return self.kmalloc_at(new_size, gfp, caller);
         }
-        let Some(ks) = self.krealloc_capacity(ptr) else {
+        let Some((ks, orig_size, cache)) = self.krealloc_capacity(ptr) else {
             self.report_not_slab(ptr, "krealloc", caller);
             return Err(AllocError);
         };
         if new_size <= ks {
             if gfp.contains(__GFP_ZERO) || self.slabs.config.init_on_alloc {
-                // SAFETY: `[new_size, ks)` lies inside the caller's object.
-                unsafe { ptr.add(new_size).write_bytes(0, ks - new_size) };
+                // SAFETY: Both ranges lie inside the caller's object of `ks` bytes.
+                unsafe {
+                    if orig_size != 0 && orig_size < new_size {
+                        ptr.add(orig_size).write_bytes(0, new_size - orig_size);
+                    } else {
+                        ptr.add(new_size).write_bytes(0, ks - new_size);
+                    }
+                }
+            }
+            if let Some(s) = cache
+                && crate::slab::debug::tracks_orig_size(s)
+            {
+                // The new request size, and the new tail red-zoned (TST-9).
+                crate::slab::debug::set_orig_size(s, ptr, new_size);
+                if s.flags().intersects(crate::slab::flags::SLAB_RED_ZONE) && new_size < ks {
+                    // SAFETY: `[new_size, ks)` lies inside the object.
+                    unsafe { ptr.add(new_size).write_bytes(crate::slab::debug::SLUB_RED_ACTIVE, ks - new_size) };
+                }
             }
             // SAFETY: Not null (checked above).
             return Ok(unsafe { NonNull::new_unchecked(ptr) });
         }
         let new = self.kmalloc_at(new_size, gfp, caller)?;
-        // SAFETY: Both objects are the caller's; the old one holds `ks` bytes, the new one more.
-        unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), ks) };
+        let copy = if orig_size != 0 { orig_size } else { ks };
+        // SAFETY: Both objects are the caller's; the old one holds `copy <= ks` bytes, the new
+        // one more.
+        unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), copy) };
         self.kfree_at(ptr, caller);
         Ok(new)
     }

@@ -66,6 +66,19 @@ impl<P: Platform> Kmem<P> {
 
     #[inline(always)]
     pub(crate) fn slab_alloc(&self, s: &Cache, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        self.slab_alloc_orig(s, gfp, caller, 0)
+    }
+
+    /// [`Kmem::slab_alloc`] for a kmalloc request of `orig_size` bytes (0: the object size),
+    /// which debug caches record and red-zone behind (`slab_alloc_node`'s `orig_size`).
+    #[inline(always)]
+    pub(crate) fn slab_alloc_orig(
+        &self,
+        s: &Cache,
+        gfp: Gfp,
+        caller: &Location<'_>,
+        orig_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
         let ctx = self.platform().context();
         if let Some(cpu) = ctx.cpu
             && s.fast
@@ -92,14 +105,21 @@ impl<P: Platform> Kmem<P> {
                 c.guard.exit();
             }
         }
-        self.alloc_slow(s, gfp, ctx, caller)
+        self.alloc_slow(s, gfp, ctx, caller, orig_size)
     }
 
     /// Everything the fast path does not do: context checks, fault injection, refilling the
     /// CPU's array (making a new slab if the node has no free object), and debug caches.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, s: &Cache, gfp: Gfp, ctx: Context, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_slow(
+        &self,
+        s: &Cache,
+        gfp: Gfp,
+        ctx: Context,
+        caller: &Location<'_>,
+        orig_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
         s.stats.alloc_slow.fetch_add(1, Relaxed);
         if ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM) {
             self.pages().report_might_sleep(caller);
@@ -114,7 +134,13 @@ impl<P: Platform> Kmem<P> {
         }
         .max(1);
         let mut batch = [ptr::null_mut(); MAX_BATCH];
-        let got = self.take_from_node(s, gfp, &mut batch[..want], caller)?;
+        // A debug cache takes one object and checks it; a rejected one is left behind.
+        let got = loop {
+            let got = self.take_from_node(s, gfp, &mut batch[..want], caller)?;
+            if super::debug::on_alloc(self, s, batch[got - 1], orig_size, caller) {
+                break got;
+            }
+        };
         let obj = batch[got - 1];
         if got > 1 {
             let cpu = ctx.cpu.expect("batches only for CPU slots");
@@ -136,10 +162,9 @@ impl<P: Platform> Kmem<P> {
             }
             s.stats.refills.fetch_add(1, Relaxed);
         }
-        super::debug::on_alloc(self, s, obj, caller);
         if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
-            // SAFETY: The object is ours.
-            unsafe { obj.write_bytes(0, s.object_size()) };
+            // SAFETY: The object is ours; `zero_size` is at most the object size.
+            unsafe { obj.write_bytes(0, super::debug::zero_size(s, orig_size)) };
         }
         // SAFETY: Objects are never null.
         Ok(unsafe { NonNull::new_unchecked(obj) })

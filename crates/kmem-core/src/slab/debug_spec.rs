@@ -4,9 +4,11 @@
 //! Syntax: blocks separated by `;`, each `<letters>[,<cache>[,<cache>…]]`. Letters: `F`
 //! consistency checks, `Z` red zone, `P` poison, `U` store user, `T` trace, `A` failslab, `O`
 //! (accepted; kmem never raises a cache's order for debugging), `-` none. A block without
-//! letters means `FZPU`; a block without names applies to every cache; a name ending in `*`
-//! matches every cache name with that prefix. The spec is kept as text (no heap in the core)
-//! and parsed again for each cache created.
+//! letters means `FZPU`; `-` drops the letters before it. A block without names sets the
+//! global flags (the last such block wins); a cache named in a block gets that block's flags
+//! instead of the global ones (the first matching block wins, as in `kmem_cache_flags`); a
+//! name ending in `*` matches every cache name with that prefix. The spec is kept as text (no
+//! heap in the core) and parsed again for each cache created.
 
 use core::fmt;
 
@@ -71,7 +73,10 @@ fn block_flags(letters: &str) -> Result<SlabFlags, BadDebugSpec> {
     if letters.is_empty() {
         return Ok(DEBUG_DEFAULT_FLAGS);
     }
-    letters.chars().try_fold(SlabFlags::empty(), |acc, c| Ok(acc.union(letter_flags(c)?)))
+    // `-` switches off what came before it in the block, as `parse_slub_debug_flags` does.
+    letters.chars().try_fold(SlabFlags::empty(), |acc, c| {
+        Ok(if c == '-' { SlabFlags::empty() } else { acc.union(letter_flags(c)?) })
+    })
 }
 
 fn matches(pattern: &str, name: &str) -> bool {
@@ -114,22 +119,22 @@ impl DebugSpec {
         self.len == 0
     }
 
-    /// The debug flags for a cache named `name`.
+    /// The debug flags for a cache named `name` (`kmem_cache_flags`): the flags of the first
+    /// block whose name list matches; otherwise the global flags, set by the last block without
+    /// names (none when every block names caches).
     pub fn flags_for(&self, name: &str) -> SlabFlags {
-        if self.is_empty() {
-            return SlabFlags::empty();
-        }
-        let mut flags = SlabFlags::empty();
-        for block in self.as_str().split(';') {
+        let mut global = SlabFlags::empty();
+        for block in self.as_str().split(';').filter(|b| !b.is_empty()) {
             let mut parts = block.split(',');
             let letters = parts.next().unwrap_or("");
             let Ok(f) = block_flags(letters) else { continue };
-            let mut names = parts.filter(|n| !n.is_empty()).peekable();
-            if names.peek().is_none() || names.any(|n| matches(n, name)) {
-                flags = flags.union(f);
+            if !block.contains(',') {
+                global = f;
+            } else if parts.filter(|n| !n.is_empty()).any(|n| matches(n, name)) {
+                return f;
             }
         }
-        flags
+        global
     }
 }
 
@@ -144,11 +149,16 @@ mod tests {
         let fzpu = DebugSpec::new(",kmalloc-*").unwrap();
         assert_eq!(fzpu.flags_for("kmalloc-64"), DEBUG_DEFAULT_FLAGS);
         assert_eq!(fzpu.flags_for("dentry"), SlabFlags::empty());
+        // A matching named block replaces the global flags (`kmem_cache_flags` returns early).
         let s = DebugSpec::new("Z,dentry;P,kmalloc-64,foo*;U").unwrap();
-        assert_eq!(s.flags_for("dentry"), SLAB_RED_ZONE.union(SLAB_STORE_USER));
-        assert_eq!(s.flags_for("kmalloc-64"), SLAB_POISON.union(SLAB_STORE_USER));
-        assert_eq!(s.flags_for("foobar"), SLAB_POISON.union(SLAB_STORE_USER));
+        assert_eq!(s.flags_for("dentry"), SLAB_RED_ZONE);
+        assert_eq!(s.flags_for("kmalloc-64"), SLAB_POISON);
+        assert_eq!(s.flags_for("foobar"), SLAB_POISON);
         assert_eq!(s.flags_for("kmalloc-128"), SLAB_STORE_USER);
+        assert_eq!(s.flags_for("dentry2"), SLAB_STORE_USER, "no glob: the whole name must match");
+        assert_eq!(DebugSpec::new("ZP,a;;F,a").unwrap().flags_for("a"), SLAB_RED_ZONE.union(SLAB_POISON));
+        assert_eq!(DebugSpec::new("Z-P").unwrap().flags_for("c"), SLAB_POISON);
+        assert_eq!(DebugSpec::new("U;Z").unwrap().flags_for("c"), SLAB_RED_ZONE, "the last global block wins");
         assert_eq!(DebugSpec::new("fa").unwrap().flags_for("c"), SLAB_CONSISTENCY_CHECKS.union(SLAB_FAILSLAB));
         assert_eq!(DebugSpec::new("-").unwrap().flags_for("c"), SlabFlags::empty());
         assert_eq!(

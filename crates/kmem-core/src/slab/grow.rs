@@ -65,6 +65,7 @@ impl<P: Platform> Kmem<P> {
             (*d).inuse = 0;
             (*d).objects = objects as u16;
             (*d).pfn = pfn as u32;
+            super::debug::setup_slab(s, base.as_ptr(), crate::PAGE_SIZE << order, objects);
             (*d).freelist = self.build_freelist(s, base.as_ptr(), objects);
             page.next.store(Node::offset_of(dm, d), Relaxed);
             let _ = page.set_flags(pg::SLAB);
@@ -81,7 +82,6 @@ impl<P: Platform> Kmem<P> {
     unsafe fn build_freelist(&self, s: &Cache, base: *mut u8, objects: usize) -> *mut u8 {
         for i in 0..objects {
             let obj = s.obj_at(base, i);
-            super::debug::init_object(s, obj, false);
             if let Some(ctor) = &s.ctor {
                 // SAFETY: `obj` is an object of `s`, not yet visible to anyone else.
                 unsafe { ctor.call(obj) };

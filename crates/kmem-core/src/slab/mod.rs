@@ -29,6 +29,7 @@ pub mod layout;
 pub mod node;
 
 pub mod debug;
+mod debug_check;
 pub mod debug_spec;
 
 mod alloc;
@@ -117,8 +118,9 @@ pub struct Slabs {
     pub(crate) oom_rs: Ratelimit,
     /// Slabs of `SLAB_TYPESAFE_BY_RCU` caches waiting for a grace period.
     pub(crate) rcu: crate::rcu::Rcu,
-    /// Interned caller locations of allocation/free tracks.
-    pub(crate) callers: debug::Callers,
+    /// Interned caller locations of allocation/free tracks, and slabs taken out of use by
+    /// failed consistency checks.
+    pub(crate) debug: debug::DebugState,
     /// Slab error reports so far (the `slab_errors` counter of `slub_kunit`).
     pub(crate) errors: AtomicUsize,
     /// Serialises the creation of kmalloc caches on first use.
@@ -139,7 +141,7 @@ impl Slabs {
             report_rs: Ratelimit::default_kernel(),
             oom_rs: Ratelimit::default_kernel(),
             rcu: crate::rcu::Rcu::new(),
-            callers: debug::Callers::new(),
+            debug: debug::DebugState::new(),
             errors: AtomicUsize::new(0),
             kmalloc_lock: SpinLock::new(()),
         }
@@ -150,8 +152,10 @@ impl Slabs {
         &self.config
     }
 
-    /// Slab error reports printed or suppressed so far (each `BUG`/`WARN` of the slab
-    /// allocator counts one), like `slub_kunit`'s `slab_errors`.
+    /// Slab error reports printed or suppressed so far, counted as `slub_kunit`'s
+    /// `slab_errors`: each `BUG`/`WARN` report of the slab allocator counts one and so does each
+    /// `FIX` line (an overwritten red zone found by a check is two: the report and its
+    /// `Restoring`).
     pub fn errors(&self) -> usize {
         self.errors.load(core::sync::atomic::Ordering::Relaxed)
     }

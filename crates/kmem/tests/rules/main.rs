@@ -14,6 +14,7 @@ mod misuse;
 mod pages;
 mod proc;
 mod reports;
+mod slab_debug;
 mod slab_smoke;
 mod vmalloc;
 
