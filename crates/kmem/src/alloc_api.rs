@@ -2,7 +2,9 @@
 //! machine's kmalloc memory, on stable Rust.
 //!
 //! - `&Machine` allocates with `GFP_KERNEL`; [`Kmalloc`] owns a machine handle (so boxes can be
-//!   `'static`) and takes any GFP mask (`GFP_ATOMIC`, `GFP_DMA`, …).
+//!   `'static`) and takes any GFP mask (`GFP_ATOMIC`, `GFP_DMA`, …). The typed kmalloc handle
+//!   (Rust-for-Linux's `KBox`) is `allocator_api2::boxed::Box<T, Kmalloc>`: it drops `T` and
+//!   `kfree`s on drop.
 //! - Sizes are rounded up to the alignment ([`kmalloc_size`]), which the kmalloc classes and
 //!   page-backed blocks honour (KM-6), for any power-of-two alignment; every result is checked.
 //! - Layouts above `KMALLOC_MAX_SIZE` (4 MiB) after rounding fail with [`AllocError`]: unlike the

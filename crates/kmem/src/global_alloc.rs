@@ -26,7 +26,8 @@
 //!   allocator: kmem never re-enters itself, so no kmem lock is ever taken twice by one thread.
 //!
 //! Frees are routed by address: a pointer inside the default machine's direct map is
-//! `kfree`d; anything else came from the system allocator. The counts of system allocations
+//! `kfree`d; anything else came from the system allocator. Inside a re-entry scope kmem only
+//! frees what it allocated there (system memory), so its frees do not re-enter it either. The counts of system allocations
 //! are in [`KmemAlloc::system_fallbacks`].
 //!
 //! No method unwinds: a panic inside kmem aborts the process (a `GlobalAlloc` must not unwind).
