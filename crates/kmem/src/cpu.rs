@@ -51,6 +51,8 @@ pub(crate) fn current(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn
 /// Slow part of [`current`]: looks the machine up in the thread's list or acquires a slot.
 #[cold]
 pub(crate) fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
+    // The list grows on the system heap: this runs inside kmem's own allocations.
+    let _heap = crate::global_alloc::system_scope();
     HELD.try_with(|held| {
         let mut held = held.try_borrow_mut().ok()?;
         let slot = match held.entries.iter().find(|e| e.0 == id) {

@@ -22,11 +22,16 @@
 //! the vmalloc range and the HighMem windows) and in `machine`: the `Platform`
 //! implementation, the slot hand-back at thread exit, and the byte copies of
 //! `write_bytes`/`read_bytes` (after checking every page of the range is allocated), and in
-//! [`mempool`] (the pool handle over the core's raw pool, and typed elements in pool pages).
+//! [`mempool`] (the pool handle over the core's raw pool, and typed elements in pool pages),
+//! `typed_cache` ([`KmemCache`]: slots of `T` and the constructor/destructor hooks),
+//! [`global_alloc`] ([`KmemAlloc`], the `#[global_allocator]`) and [`alloc_api`] (the
+//! `allocator-api2` [`allocator_api2::alloc::Allocator`] over kmalloc).
 
+pub mod alloc_api;
 pub mod context;
 mod cpu;
 pub mod env;
+pub mod global_alloc;
 mod highmem;
 mod kvmalloc;
 mod machine;
@@ -36,13 +41,17 @@ pub mod printk;
 mod procfs;
 pub use kmem_core::{kmalloc, slab};
 pub mod sys;
+mod typed_cache;
 mod vm;
 
+pub use alloc_api::Kmalloc;
+pub use global_alloc::KmemAlloc;
 pub use kmem_core::platform::Level;
 pub use kmem_core::{
     AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, vmalloc, zone,
 };
 pub use machine::{BuildError, Builder, Machine, Profile, Settings, UserPlatform};
+pub use typed_cache::{CacheBox, KmemCache};
 
 use std::sync::OnceLock;
 
@@ -56,6 +65,8 @@ pub fn default_machine_with(profile: Profile) -> Result<&'static Machine, &'stat
     static DEFAULT: OnceLock<Result<Machine, String>> = OnceLock::new();
     DEFAULT
         .get_or_init(|| {
+            // The build's own allocations must not come back here through `KmemAlloc`.
+            let _heap = global_alloc::system_scope();
             let builder = Builder::new().profile(profile).from_env().map_err(|e| e.to_string())?;
             builder.build().map_err(|e| e.to_string())
         })

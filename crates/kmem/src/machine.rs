@@ -639,6 +639,7 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let _heap = crate::global_alloc::system_scope(); // Reports run inside kmem (printk docs).
         match args.as_str() {
             Some(s) => self.log.log(level, s, true),
             None => self.log.log(level, &args.to_string(), true),
@@ -650,6 +651,7 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {
+        let _heap = crate::global_alloc::system_scope(); // As in `log`.
         let current = thread::current();
         let name = current.name().unwrap_or("kmem");
         let comm: String = name.chars().take(15).collect();
@@ -709,6 +711,7 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn dump_stack(&self, caller: &Location<'_>) {
+        let _heap = crate::global_alloc::system_scope(); // As in `log`.
         let cpu = self.cpu().unwrap_or(0);
         self.log.log(
             Level::Warning,

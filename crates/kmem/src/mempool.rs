@@ -3,8 +3,9 @@
 //!
 //! - [`MemPool<T>`]: typed; [`MemPool::alloc`] moves a value into an element and returns a
 //!   [`PoolBox`], which drops the value and gives the element back to the pool when it goes.
+//!   Small `T`s are kmalloc blocks, large ones page blocks.
 //! - [`RawMempool`]: the kernel's interface (`mempool_create` with `alloc_fn`/`free_fn`
-//!   callbacks and `pool_data`, raw elements), destroyed on drop.
+//!   callbacks and `pool_data`, raw elements; page, slab and kmalloc pools), destroyed on drop.
 //!
 //! Both are `Send + Sync` and are meant to be shared between threads (`&` or `Arc`).
 //!
@@ -17,7 +18,8 @@
 //! let mut a = pool.alloc(GFP_KERNEL, [0; 8])?;
 //! a[3] = 7;
 //! assert_eq!(a.iter().sum::<u64>(), 7);
-//! drop(a); // The reserve is full, so the element goes back to the page allocator.
+//! assert!(pool.is_kmalloc()); // 64 bytes: elements come from `kmalloc-64`.
+//! drop(a); // The reserve is full, so the element goes back to kmalloc.
 //! assert_eq!(pool.raw().curr_nr(), 4);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -28,11 +30,16 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use kmem_core::kmalloc::classes::KMALLOC_MAX_CACHE_SIZE;
 pub use kmem_core::mempool::{
     MEMPOOL_WAIT_TIMEOUT_NS, Mempool, MempoolAllocFn, MempoolFreeFn, MempoolStats, PoolEnv, PoolHelperData,
-    ResizeError, mempool_alloc_pages, mempool_free_pages,
+    ResizeError, mempool_alloc_pages, mempool_alloc_slab, mempool_free_pages, mempool_free_slab, mempool_kfree,
+    mempool_kmalloc,
 };
-use kmem_core::mempool::{mempool_create, mempool_create_page_pool, mempool_destroy};
+use kmem_core::mempool::{
+    mempool_create, mempool_create_kmalloc_pool, mempool_create_page_pool, mempool_create_slab_pool, mempool_destroy,
+};
+use kmem_core::slab::CacheRef;
 use kmem_core::{AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SIZE, Page, get_order};
 
 use crate::Machine;
@@ -81,6 +88,32 @@ impl RawMempool {
     pub fn page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its page allocator outlives the pool.
         let pool = unsafe { mempool_create_page_pool(machine.pages(), min_nr, order) };
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+    }
+
+    /// `mempool_create_slab_pool(min_nr, cache)`: elements are objects of `cache`. A cache with
+    /// a constructor is refused (MP-11: the kernel's `VM_BUG_ON`, reported in the log).
+    ///
+    /// The cache must stay alive as long as the pool: destroying it is `unsafe`
+    /// ([`kmem_core::Kmem::kmem_cache_destroy`]), and that call's caller promises no one
+    /// (this pool included) uses it any more.
+    ///
+    /// # Errors
+    /// The cache has a constructor, or the reserve could not be filled.
+    pub fn slab_pool(machine: &Machine, min_nr: usize, cache: CacheRef) -> Result<Self, AllocError> {
+        // SAFETY: We keep `machine`, so its `Kmem` outlives the pool; `cache` stays alive by
+        // the contract of its (unsafe) destroy, documented above.
+        let pool = unsafe { mempool_create_slab_pool(machine, min_nr, cache) };
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+    }
+
+    /// `mempool_create_kmalloc_pool(min_nr, size)`: elements are kmalloc blocks of `size` bytes.
+    ///
+    /// # Errors
+    /// The reserve could not be filled (also for `size` above `KMALLOC_MAX_SIZE`).
+    pub fn kmalloc_pool(machine: &Machine, min_nr: usize, size: usize) -> Result<Self, AllocError> {
+        // SAFETY: We keep `machine`, so its `Kmem` outlives the pool.
+        let pool = unsafe { mempool_create_kmalloc_pool(machine, min_nr, size) };
         Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
     }
 
@@ -144,10 +177,13 @@ impl fmt::Debug for RawMempool {
     }
 }
 
-/// A typed pool: every element holds one `T`, in lowmem pages of the machine (a page pool of
-/// order `get_order(size_of::<T>())`).
+/// A typed pool: every element holds one `T`. Small `T`s (up to 8 KiB once rounded up to
+/// their alignment) live in a kmalloc pool — slab objects of the `kmalloc-*` class that fits;
+/// larger ones in a page pool of order `get_order(size_of::<T>())`.
 pub struct MemPool<T> {
     raw: RawMempool,
+    /// Elements are kmalloc blocks (else `*const Page` of page blocks).
+    kmalloc: bool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -160,11 +196,21 @@ impl<T> MemPool<T> {
     /// `T` is larger than the largest block (4 MiB), or the reserve could not be filled.
     pub fn new(machine: &Machine, min_nr: usize) -> Result<Self, AllocError> {
         let () = Self::ALIGN_OK;
-        let order = get_order(size_of::<T>().max(1));
-        if order > MAX_PAGE_ORDER {
-            return Err(AllocError);
+        let layout =
+            std::alloc::Layout::from_size_align(size_of::<T>().max(1), align_of::<T>()).map_err(|_| AllocError)?;
+        match crate::alloc_api::kmalloc_size(layout).filter(|&size| size <= KMALLOC_MAX_CACHE_SIZE) {
+            // `kmalloc_size` makes the class aligned for `T` (KM-6).
+            Some(size) => {
+                Ok(Self { raw: RawMempool::kmalloc_pool(machine, min_nr, size)?, kmalloc: true, _t: PhantomData })
+            }
+            None => {
+                let order = get_order(size_of::<T>());
+                if order > MAX_PAGE_ORDER {
+                    return Err(AllocError);
+                }
+                Ok(Self { raw: RawMempool::page_pool(machine, min_nr, order)?, kmalloc: false, _t: PhantomData })
+            }
         }
-        Ok(Self { raw: RawMempool::page_pool(machine, min_nr, order)?, _t: PhantomData })
     }
 
     /// The underlying pool (counts, `resize`, statistics).
@@ -172,10 +218,15 @@ impl<T> MemPool<T> {
         &self.raw
     }
 
+    /// Whether the elements are kmalloc blocks (small `T`) rather than page blocks.
+    pub fn is_kmalloc(&self) -> bool {
+        self.kmalloc
+    }
+
     /// `mempool_alloc` and a move of `value` into the element.
     ///
     /// # Errors
-    /// Only without `__GFP_DIRECT_RECLAIM`, when both the page allocator and the reserve are
+    /// Only without `__GFP_DIRECT_RECLAIM`, when both the backing allocator and the reserve are
     /// empty. `__GFP_HIGHMEM` is ignored (elements must be in the direct map).
     #[track_caller]
     pub fn alloc(&self, gfp: Gfp, value: T) -> Result<PoolBox<'_, T>, AllocError> {
@@ -193,14 +244,27 @@ impl<T> MemPool<T> {
     }
 
     fn fill(&self, element: NonNull<c_void>, value: T) -> PoolBox<'_, T> {
-        // SAFETY: Page pool elements are `Page`s of this machine's page array.
-        let page = unsafe { element.cast::<Page>().as_ref() };
-        let addr = self.raw.machine.page_address(page).expect("page pool elements are lowmem (no __GFP_HIGHMEM)");
-        let ptr = addr.cast::<T>();
-        // SAFETY: The element is `1 << order >= size_of::<T>()` bytes of page-aligned memory
-        // (alignment checked by `ALIGN_OK`) that only we use now.
+        let ptr = if self.kmalloc {
+            element.cast::<T>()
+        } else {
+            // SAFETY: Page pool elements are `Page`s of this machine's page array.
+            let page = unsafe { element.cast::<Page>().as_ref() };
+            let addr = self.raw.machine.page_address(page).expect("page pool elements are lowmem (no __GFP_HIGHMEM)");
+            addr.cast::<T>()
+        };
+        // SAFETY: The element is at least `size_of::<T>()` bytes aligned for `T` (a kmalloc
+        // block of `kmalloc_size`, or a page block with `ALIGN_OK`) that only we use now.
         unsafe { ptr.as_ptr().write(value) };
         PoolBox { pool: self, ptr, _t: PhantomData }
+    }
+
+    /// The pool element holding `ptr` (what `mempool_free` takes).
+    fn element_of(&self, ptr: NonNull<T>) -> NonNull<c_void> {
+        if self.kmalloc {
+            return ptr.cast();
+        }
+        let page: &Page = self.raw.machine.virt_to_page(ptr.as_ptr().cast()).expect("element in the direct map");
+        NonNull::from(page).cast()
     }
 }
 
@@ -255,9 +319,8 @@ impl<T> Drop for PoolBox<'_, T> {
     fn drop(&mut self) {
         // SAFETY: The box owns a live `T`, dropped once here.
         unsafe { self.ptr.as_ptr().drop_in_place() };
-        let machine = &self.pool.raw.machine;
-        let page: &Page = machine.virt_to_page(self.ptr.as_ptr().cast()).expect("element in the direct map");
-        // SAFETY: The page came from this pool's `alloc` and is no longer used.
-        unsafe { self.pool.raw.free(NonNull::from(page).cast()) };
+        let element = self.pool.element_of(self.ptr);
+        // SAFETY: The element came from this pool's `alloc` and is no longer used.
+        unsafe { self.pool.raw.free(element) };
     }
 }

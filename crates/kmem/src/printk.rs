@@ -3,6 +3,11 @@
 //! Records keep their level, a sequence number and a timestamp since the machine started.
 //! The buffer holds at most `capacity` bytes of text; the oldest records are dropped first.
 //! With echo on, each record is also written to stderr as it is logged.
+//!
+//! Heap: everything the ring allocates comes from the system allocator even when
+//! [`crate::KmemAlloc`] is the global allocator, because kmem logs from inside its own
+//! operations (possibly under its locks), and a record allocated through kmem there could
+//! re-enter it. Each method that locks the ring first enters a system-heap scope.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -69,6 +74,7 @@ impl Printk {
     /// Logs text at `level`. Every `\n` ends a record; text after the last newline waits for
     /// the next call (as `KERN_CONT` continuation) unless `flush` is set.
     pub fn log(&self, level: Level, text: &str, flush: bool) {
+        let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         if ring.partial.is_empty() {
             ring.partial_level = level;
@@ -106,11 +112,13 @@ impl Printk {
 
     /// Every record still in the ring, oldest first.
     pub fn records(&self) -> Vec<Record> {
+        let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
         self.ring.lock().unwrap_or_else(|e| e.into_inner()).records.iter().cloned().collect()
     }
 
     /// The messages only, one per line (what the book's listings show).
     pub fn messages(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
         let mut out = String::new();
         for r in self.ring.lock().unwrap_or_else(|e| e.into_inner()).records.iter() {
             out.push_str(&r.text);
@@ -121,6 +129,7 @@ impl Printk {
 
     /// `dmesg`: each record as `[seconds.micros] text`.
     pub fn dmesg(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
         let mut out = String::new();
         for r in self.ring.lock().unwrap_or_else(|e| e.into_inner()).records.iter() {
             let _ = writeln!(out, "{}", format_record(r.ts_ns, &r.text));
@@ -130,6 +139,7 @@ impl Printk {
 
     /// `dmesg -C`: empties the ring.
     pub fn clear(&self) {
+        let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.records.clear();
         ring.bytes = 0;

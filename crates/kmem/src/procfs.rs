@@ -1,5 +1,8 @@
 //! The `/proc` texts of a machine: buddyinfo, pagetypeinfo, zoneinfo, meminfo (with the slab
 //! lines) and slabinfo.
+//!
+//! The texts are written while kmem holds its locks (zone locks, the cache list lock), so their
+//! `String`s come from the system heap even when [`crate::KmemAlloc`] is the global allocator.
 
 use kmem_core::proc;
 
@@ -15,6 +18,7 @@ impl Machine {
 
     /// `/proc/buddyinfo`.
     pub fn buddyinfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
         let mut s = String::new();
         let _ = proc::buddyinfo(self.pages(), &mut s);
         s
@@ -22,6 +26,7 @@ impl Machine {
 
     /// `/proc/pagetypeinfo`.
     pub fn pagetypeinfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
         let mut s = String::new();
         let _ = proc::pagetypeinfo(self.pages(), &mut s);
         s
@@ -29,6 +34,7 @@ impl Machine {
 
     /// `/proc/zoneinfo`.
     pub fn zoneinfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
         let mut s = String::new();
         let _ = proc::zoneinfo(self.pages(), &self.meminfo_extra(), &mut s);
         s
@@ -37,6 +43,7 @@ impl Machine {
     /// `/proc/meminfo`, with `Slab`, `SReclaimable` and `SUnreclaim` from the slab allocator
     /// and `VmallocTotal`/`VmallocUsed` from vmalloc.
     pub fn meminfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
         let mut s = String::new();
         let _ = proc::meminfo(self.pages(), &self.meminfo_extra(), &mut s);
         s
@@ -44,6 +51,7 @@ impl Machine {
 
     /// `/proc/slabinfo` (SL-17).
     pub fn slabinfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
         let mut s = String::new();
         let _ = kmem_core::Kmem::slabinfo(self, &mut s);
         s

@@ -6,9 +6,8 @@
 //! Here every allocator is an object, so `pool_data` points to a [`PoolHelperData`]: the
 //! backing allocator and one argument (the order here; the size for kmalloc pools, the cache
 //! for slab pools). Pools made by [`mempool_create_page_pool`] keep it inside themselves, so a
-//! helper pair costs no extra memory. Adding the slab and kmalloc pairs is a few lines each:
-//! an `extern "C"` function reading `allocator`/`arg` and calling the allocator, and a create
-//! function passing them to `create_with`.
+//! helper pair costs no extra memory. The slab and kmalloc pairs are in
+//! [`super::slab_helpers`].
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};

@@ -13,7 +13,8 @@
 //!
 //! kmem-core has no heap, so the pool structure ([`mempool_create`]) and its element array
 //! come from a [`PoolEnv`] (the page allocator implements it), or the structure is the
-//! caller's ([`mempool_init`]). Page pools are in [`helpers`].
+//! caller's ([`mempool_init`]). Page pools are in [`helpers`], slab and kmalloc pools in
+//! [`slab_helpers`].
 //!
 //! # Invariants
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
@@ -29,6 +30,7 @@
 pub mod helpers;
 mod lifecycle;
 pub mod poison;
+pub mod slab_helpers;
 mod stack;
 
 use core::ffi::c_void;
@@ -53,6 +55,10 @@ pub(crate) use lifecycle::{PoolData, create_with, init_with};
 pub use lifecycle::{
     mempool_alloc, mempool_alloc_preallocated, mempool_create, mempool_create_node, mempool_destroy, mempool_exit,
     mempool_free, mempool_init, mempool_init_node, mempool_resize,
+};
+pub use slab_helpers::{
+    mempool_alloc_slab, mempool_create_kmalloc_pool, mempool_create_slab_pool, mempool_free_slab,
+    mempool_init_kmalloc_pool, mempool_init_slab_pool, mempool_kfree, mempool_kmalloc,
 };
 
 /// `mempool_alloc_t`: returns a new element or NULL. Called with the pool's `pool_data`.

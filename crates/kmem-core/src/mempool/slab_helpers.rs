@@ -1,0 +1,228 @@
+//! The slab and kmalloc pairs of `include/linux/mempool.h` (MP-11, MP-12):
+//! `mempool_alloc_slab`/`mempool_free_slab` (elements are objects of one cache) and
+//! `mempool_kmalloc`/`mempool_kfree` (elements are kmalloc blocks of one size), with their
+//! create and init functions.
+//!
+//! As for page pools ([`super::helpers`]), `pool_data` points to a [`PoolHelperData`] kept in
+//! the pool: `allocator` is the [`Kmem`], `arg` the cache pointer or the size. The pool's own
+//! structure and element array come from the page allocator (`Kmem` derefs to it).
+//!
+//! MP-11: the kernel's `mempool_alloc_slab` has `VM_BUG_ON(mem->ctor)`, because a reserved
+//! element goes back to its cache only through `kmem_cache_free` and a pool hands out objects
+//! in whatever state their last user left them, so a constructor's promise would be broken.
+//! kmem reports the BUG (`kernel BUG at mm/mempool.c:` … `has a constructor`) and returns NULL
+//! instead of crashing, so creating a slab pool over such a cache fails.
+
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+
+use super::helpers::PoolHelperData;
+use super::{Mempool, NUMA_NO_NODE, PoolData, create_with, init_with};
+use crate::AllocError;
+use crate::gfp::{GFP_KERNEL, Gfp};
+use crate::kmem::Kmem;
+use crate::platform::{Level, Platform};
+use crate::slab::CacheRef;
+
+impl PoolHelperData {
+    /// The data of a slab pool of `cache` over `kmem`.
+    pub fn slab<P: Platform>(kmem: &Kmem<P>, cache: CacheRef) -> Self {
+        Self { allocator: ptr::from_ref(kmem).cast(), arg: cache.as_ptr() as usize }
+    }
+
+    /// The data of a kmalloc pool of `size`-byte elements over `kmem`.
+    pub fn kmalloc<P: Platform>(kmem: &Kmem<P>, size: usize) -> Self {
+        Self { allocator: ptr::from_ref(kmem).cast(), arg: size }
+    }
+}
+
+/// Reads a slab or kmalloc pool's helper data: the `Kmem` and the argument.
+///
+/// # Safety
+/// `pool_data` points to a live [`PoolHelperData`] whose `allocator` is a live `Kmem<P>`.
+unsafe fn kmem_helper<'a, P: Platform>(pool_data: *mut c_void) -> (&'a Kmem<P>, usize) {
+    // SAFETY: The caller's promise.
+    let data = unsafe { &*pool_data.cast::<PoolHelperData>() };
+    // SAFETY: As above.
+    (unsafe { &*data.allocator.cast::<Kmem<P>>() }, data.arg)
+}
+
+/// The cache of a slab pool's helper data.
+///
+/// # Safety
+/// As [`kmem_helper`], made by [`PoolHelperData::slab`] for a cache that is still live.
+unsafe fn slab_helper<'a, P: Platform>(pool_data: *mut c_void) -> (&'a Kmem<P>, CacheRef) {
+    // SAFETY: The caller's promise.
+    let (kmem, arg) = unsafe { kmem_helper::<P>(pool_data) };
+    // SAFETY: `arg` is a live cache's pointer (caller); pointers to caches are never null.
+    (kmem, unsafe { CacheRef::from_ptr(arg as *mut _) }.expect("a slab pool names its cache"))
+}
+
+/// `mempool_alloc_slab`: an object of the pool's cache, or NULL. A cache with a constructor is
+/// the kernel's `VM_BUG_ON` (MP-11): reported, and NULL.
+///
+/// # Safety
+/// `pool_data` points to a live [`PoolHelperData`] made by [`PoolHelperData::slab`] for a
+/// `Kmem<P>` and a cache that are both still alive.
+pub unsafe extern "C" fn mempool_alloc_slab<P: Platform>(gfp: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    // SAFETY: The caller's promise.
+    let (kmem, cache) = unsafe { slab_helper::<P>(pool_data) };
+    if cache.get().has_ctor() {
+        kmem.platform().log(
+            Level::Crit,
+            format_args!(
+                "kernel BUG at mm/mempool.c: mempool_alloc_slab: cache {} has a constructor (VM_BUG_ON(mem->ctor))",
+                cache.get().name()
+            ),
+        );
+        return ptr::null_mut();
+    }
+    kmem.kmem_cache_alloc(cache, gfp).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+}
+
+/// `mempool_free_slab`: gives `element` back to the pool's cache (NULL is ignored).
+///
+/// # Safety
+/// As [`mempool_alloc_slab`]; `element` is NULL or an object of that cache no one uses any more.
+pub unsafe extern "C" fn mempool_free_slab<P: Platform>(element: *mut c_void, pool_data: *mut c_void) {
+    // SAFETY: The caller's promise.
+    let (kmem, cache) = unsafe { slab_helper::<P>(pool_data) };
+    // SAFETY: An object of `cache` that nobody uses (caller).
+    unsafe { kmem.kmem_cache_free(cache, element.cast()) };
+}
+
+/// `mempool_kmalloc`: a kmalloc block of the pool's size, or NULL.
+///
+/// # Safety
+/// `pool_data` points to a live [`PoolHelperData`] made by [`PoolHelperData::kmalloc`] for a
+/// `Kmem<P>` that is still alive.
+pub unsafe extern "C" fn mempool_kmalloc<P: Platform>(gfp: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    // SAFETY: The caller's promise.
+    let (kmem, size) = unsafe { kmem_helper::<P>(pool_data) };
+    kmem.kmalloc(size, gfp).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+}
+
+/// `mempool_kfree`: `kfree(element)`.
+///
+/// # Safety
+/// As [`mempool_kmalloc`]; `element` is NULL or a kmalloc block of that `Kmem` no one uses any
+/// more.
+pub unsafe extern "C" fn mempool_kfree<P: Platform>(element: *mut c_void, pool_data: *mut c_void) {
+    // SAFETY: The caller's promise.
+    let (kmem, _) = unsafe { kmem_helper::<P>(pool_data) };
+    // SAFETY: A kmalloc block nobody uses (caller).
+    unsafe { kmem.kfree(element.cast()) };
+}
+
+/// A slab pool element's bytes: the object and the cache's object size (`kmem_cache_size`).
+///
+/// # Safety
+/// As [`mempool_free_slab`], with a non-NULL element.
+unsafe fn slab_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+    // SAFETY: The caller's promise.
+    let (_, cache) = unsafe { slab_helper::<P>(pool_data) };
+    Some((NonNull::new(element.cast())?, cache.get().object_size()))
+}
+
+/// A kmalloc pool element's bytes: the block and the pool's size.
+///
+/// # Safety
+/// As [`mempool_kfree`], with a non-NULL element.
+unsafe fn kmalloc_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+    // SAFETY: The caller's promise.
+    let (_, size) = unsafe { kmem_helper::<P>(pool_data) };
+    Some((NonNull::new(element.cast())?, size))
+}
+
+/// `mempool_create_slab_pool(min_nr, cache)` over `kmem`. `None` if the reserve cannot be
+/// filled — always for a cache with a constructor (MP-11, reported).
+///
+/// # Safety
+/// `kmem` and `cache` outlive the pool, which is used until [`super::mempool_destroy`].
+pub unsafe fn mempool_create_slab_pool<P: Platform + 'static>(
+    kmem: &Kmem<P>,
+    min_nr: usize,
+    cache: CacheRef,
+) -> Option<NonNull<Mempool>> {
+    let data = PoolData::Helper(PoolHelperData::slab(kmem, cache), Some(slab_span::<P>));
+    // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool;
+    // `kmem` and `cache` outlive it (caller); slab allocation works from any thread.
+    unsafe {
+        create_with(
+            kmem.pages(),
+            min_nr,
+            mempool_alloc_slab::<P>,
+            mempool_free_slab::<P>,
+            data,
+            GFP_KERNEL,
+            NUMA_NO_NODE,
+        )
+    }
+}
+
+/// `mempool_create_kmalloc_pool(min_nr, size)` over `kmem`. `None` if the reserve cannot be
+/// filled (`size` above `KMALLOC_MAX_SIZE` included).
+///
+/// # Safety
+/// `kmem` outlives the pool, which is used until [`super::mempool_destroy`].
+pub unsafe fn mempool_create_kmalloc_pool<P: Platform + 'static>(
+    kmem: &Kmem<P>,
+    min_nr: usize,
+    size: usize,
+) -> Option<NonNull<Mempool>> {
+    let data = PoolData::Helper(PoolHelperData::kmalloc(kmem, size), Some(kmalloc_span::<P>));
+    // SAFETY: As in `mempool_create_slab_pool`.
+    unsafe {
+        create_with(kmem.pages(), min_nr, mempool_kmalloc::<P>, mempool_kfree::<P>, data, GFP_KERNEL, NUMA_NO_NODE)
+    }
+}
+
+/// `mempool_init_slab_pool(pool, min_nr, cache)` over `kmem`, in the caller's storage.
+///
+/// # Errors
+/// The array or an element could not be allocated (always for a cache with a constructor).
+///
+/// # Safety
+/// As [`super::mempool_init_node`], with `kmem`'s page allocator as the environment; `cache`
+/// outlives the pool.
+pub unsafe fn mempool_init_slab_pool<P: Platform + 'static>(
+    pool: NonNull<Mempool>,
+    kmem: &Kmem<P>,
+    min_nr: usize,
+    cache: CacheRef,
+) -> Result<(), AllocError> {
+    let data = PoolData::Helper(PoolHelperData::slab(kmem, cache), Some(slab_span::<P>));
+    // SAFETY: The caller's contract; the helper data lives in the pool, which stays in place.
+    unsafe {
+        init_with(
+            pool,
+            kmem.pages(),
+            min_nr,
+            mempool_alloc_slab::<P>,
+            mempool_free_slab::<P>,
+            data,
+            GFP_KERNEL,
+            NUMA_NO_NODE,
+        )
+    }
+}
+
+/// `mempool_init_kmalloc_pool(pool, min_nr, size)` over `kmem`, in the caller's storage.
+///
+/// # Errors
+/// The array or an element could not be allocated.
+///
+/// # Safety
+/// As [`super::mempool_init_node`], with `kmem`'s page allocator as the environment.
+pub unsafe fn mempool_init_kmalloc_pool<P: Platform + 'static>(
+    pool: NonNull<Mempool>,
+    kmem: &Kmem<P>,
+    min_nr: usize,
+    size: usize,
+) -> Result<(), AllocError> {
+    let data = PoolData::Helper(PoolHelperData::kmalloc(kmem, size), Some(kmalloc_span::<P>));
+    // SAFETY: As in `mempool_init_slab_pool`.
+    unsafe {
+        init_with(pool, kmem.pages(), min_nr, mempool_kmalloc::<P>, mempool_kfree::<P>, data, GFP_KERNEL, NUMA_NO_NODE)
+    }
+}

@@ -1,0 +1,368 @@
+//! Typed slab caches: [`KmemCache<T>`], a `kmem_cache_create` whose objects are `T`s built by
+//! a constructor closure, and [`CacheBox<T>`], the owning handle of one object.
+//!
+//! An object is a `Slot<T>`: the value and a state byte. The core's constructor hook builds a
+//! `T` in every slot of a new slab (once per slot per slab lifetime, SL-7); a handle gives the
+//! object out and, when dropped, frees it back *without* dropping the `T`, so the next
+//! allocation may get it back as it was left (the kernel's constructed-object contract). The
+//! core's destructor hook drops the `T` in place when the slab's pages go back to the page
+//! allocator (shrink, reclaim, a thread's exit, destroy).
+//!
+//! # Lifetime
+//! The cache structure lives in an `Arc` shared by every [`KmemCache`] clone and every handle:
+//! the cache cannot go while an object is out. When the last reference goes, the cache is
+//! destroyed, and since no handle is left no object is out: destroy has nothing to report. A
+//! handle passed to `mem::forget` keeps its reference forever, so its cache is leaked (never
+//! destroyed) rather than destroyed under the object.
+//!
+//! # Panics in the constructor and destructor
+//! Hooks run inside the slab allocator, where unwinding must not go. A constructor panic
+//! during slab population is caught and leaves that slot *unconstructed* (state byte 0); the
+//! allocation that gets such a slot runs the constructor itself, outside the allocator, and a
+//! panic there frees the object back and propagates to the caller of [`KmemCache::alloc`]. A
+//! panic in `T`'s `Drop` inside the destructor hook is caught, logged (`kmem_cache <name>:
+//! destructor panicked`) and the value counts as dropped.
+//!
+//! # Re-entry
+//! The constructor runs while a slab is being made (no slab lock held) and may allocate, but
+//! not from the same cache. `T`'s `Drop` may run in reclaim or at a thread's exit, where the
+//! cache list lock can be held: it may free memory, but must not create or destroy caches
+//! (for instance by dropping the last handle of another `KmemCache`) — that would deadlock.
+
+use std::any::type_name;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ops::{Deref, DerefMut};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use kmem_core::gfp::__GFP_ZERO;
+use kmem_core::platform::Level;
+use kmem_core::slab::flags::SlabFlags;
+use kmem_core::slab::{CacheArgs, CacheInfo, CacheRef, CreateError, ObjFn};
+use kmem_core::{AllocError, Gfp};
+
+use crate::Machine;
+
+/// `Slot::state` when `value` holds no `T` (its constructor panicked).
+const EMPTY: u8 = 0;
+/// `Slot::state` when `value` holds a `T`.
+const FULL: u8 = 1;
+
+/// One object of a typed cache.
+///
+/// # Invariants
+/// `value` holds a `T` exactly when `state == FULL`. Only the object's owner touches the slot:
+/// the constructor hook (new slab, nobody else sees it), the handle (allocated), the
+/// destructor hook (slab being freed).
+#[repr(C)]
+struct Slot<T> {
+    value: MaybeUninit<T>,
+    state: u8,
+}
+
+/// What the hooks' `ctx` points to. Lives until the cache is destroyed.
+struct Hooks<T> {
+    ctor: Box<dyn Fn() -> T + Send + Sync>,
+    machine: Machine,
+    name: String,
+}
+
+/// The core's constructor: builds a `T` in `obj`, or marks it empty if the closure panics.
+///
+/// # Safety
+/// `ctx` is the cache's live `Hooks<T>` and `obj` a new object of the cache (a `Slot<T>`,
+/// aligned, unshared).
+unsafe fn ctor_hook<T>(ctx: *const (), obj: *mut u8) {
+    // SAFETY: The cache was created with this `ctx`, which lives until after its destroy.
+    let hooks = unsafe { &*ctx.cast::<Hooks<T>>() };
+    let slot = obj.cast::<Slot<T>>();
+    let made = panic::catch_unwind(AssertUnwindSafe(|| (hooks.ctor)()));
+    // SAFETY: `obj` is an unshared, aligned `Slot<T>` (caller); writing needs no prior value.
+    unsafe {
+        match made {
+            Ok(value) => {
+                (&raw mut (*slot).value).cast::<T>().write(value);
+                // INVARIANT: A `T` was just written.
+                (&raw mut (*slot).state).write(FULL);
+            }
+            Err(payload) => {
+                // INVARIANT: No `T`; the allocation that gets this slot constructs one.
+                (&raw mut (*slot).state).write(EMPTY);
+                discard(payload);
+            }
+        }
+    }
+}
+
+/// The core's destructor: drops the `T` of `obj`, if it holds one.
+///
+/// # Safety
+/// `ctx` is the cache's live `Hooks<T>` and `obj` an object of the cache whose slab is being
+/// freed (constructed by [`ctor_hook`], unshared).
+unsafe fn dtor_hook<T>(ctx: *const (), obj: *mut u8) {
+    // SAFETY: As in `ctor_hook`.
+    let hooks = unsafe { &*ctx.cast::<Hooks<T>>() };
+    let slot = obj.cast::<Slot<T>>();
+    // SAFETY: The slot is ours (caller) and its state byte was written by `ctor_hook`.
+    if unsafe { (*slot).state } != FULL {
+        return;
+    }
+    // SAFETY: As above; the slot is marked empty before the value goes.
+    let value = unsafe {
+        (&raw mut (*slot).state).write(EMPTY);
+        (&raw mut (*slot).value).cast::<T>()
+    };
+    // SAFETY: The slot held a `T` (state was `FULL`), dropped exactly once here.
+    let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { value.drop_in_place() }));
+    if let Err(payload) = dropped {
+        discard(payload);
+        hooks.machine.printk(
+            Level::Err,
+            &format!(
+                "kmem_cache {}: destructor of {} panicked; the value counts as dropped\n",
+                hooks.name,
+                type_name::<T>()
+            ),
+        );
+    }
+}
+
+/// Drops a panic payload without letting a panic in its own `Drop` escape.
+fn discard(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+/// The cache and what it needs; destroyed when the last [`KmemCache`] or [`CacheBox`] goes.
+struct Shared<T> {
+    machine: Machine,
+    cache: CacheRef,
+    hooks: NonNull<Hooks<T>>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: The cache hands `T`s to whichever thread allocates and drops them on whichever
+// thread frees a slab, so `T: Send` is all the sharing needs; `Hooks` holds `Send + Sync`
+// parts only and is read-only after creation.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: As above: `&Shared` only allocates and frees, which the slab allocator synchronises.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // SAFETY: This is the last reference: every handle holds one, so no object is out,
+        // and nothing uses `cache` afterwards.
+        let destroyed = unsafe { self.machine.kmem_cache_destroy(self.cache) };
+        // Only objects allocated through `cache_ref()` and never freed can make it fail: the
+        // core then reports them and keeps the cache (SL-12), and its hooks stay too.
+        if destroyed.is_ok() {
+            // SAFETY: Destroyed: no hook can run any more; `hooks` came from `Box::leak`.
+            drop(unsafe { Box::from_raw(self.hooks.as_ptr()) });
+        }
+    }
+}
+
+/// A slab cache of `T`s on a [`Machine`]: `kmem_cache_create` with a constructor closure.
+/// Clones share the cache; it is destroyed when the last clone and the last [`CacheBox`] go.
+///
+/// # Examples
+/// ```
+/// use kmem::gfp::GFP_KERNEL;
+/// use kmem::slab::flags::SLAB_HWCACHE_ALIGN;
+/// use kmem::KmemCache;
+///
+/// let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build()?;
+/// let cache = KmemCache::new(&m, "inode_cache", SLAB_HWCACHE_ALIGN, || vec![0u32; 4])?;
+/// let mut a = cache.alloc(GFP_KERNEL)?;
+/// a[1] = 7;
+/// assert_eq!(a.len(), 4);
+/// drop(a); // Freed, still holding `[0, 7, 0, 0]` for the next allocation that gets it.
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KmemCache<T: Send + 'static> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T: Send + 'static> Clone for KmemCache<T> {
+    fn clone(&self) -> Self {
+        Self { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<T: Send + 'static> KmemCache<T> {
+    /// `kmem_cache_create(name, size_of::<T>(), align_of::<T>(), flags, ctor)`: `ctor` runs once
+    /// per object slot each time a slab is made.
+    ///
+    /// # Errors
+    /// As [`kmem_core::Kmem::kmem_cache_create`]: invalid flags, a `T` too large or too aligned
+    /// for a slab, or no memory.
+    ///
+    /// # Panics
+    /// With `SLAB_PANIC`, when creation fails.
+    #[track_caller]
+    pub fn new(
+        machine: &Machine,
+        name: &str,
+        flags: SlabFlags,
+        ctor: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Result<Self, CreateError> {
+        let hooks = Box::new(Hooks { ctor: Box::new(ctor), machine: machine.clone(), name: name.to_owned() });
+        let hooks = NonNull::from(Box::leak(hooks));
+        let ctx = hooks.as_ptr().cast_const().cast::<()>();
+        let args = CacheArgs {
+            align: align_of::<Slot<T>>(),
+            ctor: Some(ObjFn { func: ctor_hook::<T>, ctx }),
+            dtor: Some(ObjFn { func: dtor_hook::<T>, ctx }),
+            ..CacheArgs::default()
+        };
+        match machine.kmem_cache_create(name, size_of::<Slot<T>>(), &args, flags) {
+            Ok(cache) => {
+                Ok(Self { shared: Arc::new(Shared { machine: machine.clone(), cache, hooks, _owns: PhantomData }) })
+            }
+            Err(e) => {
+                // SAFETY: No cache was made, so nothing holds `ctx`; it came from `Box::leak`.
+                drop(unsafe { Box::from_raw(hooks.as_ptr()) });
+                Err(e)
+            }
+        }
+    }
+
+    /// A cache whose constructor is `T::default`.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    #[track_caller]
+    pub fn new_default(machine: &Machine, name: &str, flags: SlabFlags) -> Result<Self, CreateError>
+    where
+        T: Default,
+    {
+        Self::new(machine, name, flags, T::default)
+    }
+
+    /// `kmem_cache_alloc`: an object holding a `T` — new from the constructor, or as the last
+    /// holder left it. `__GFP_ZERO` is ignored (it would overwrite a live `T`).
+    ///
+    /// # Errors
+    /// No memory for a new slab within what `gfp` allows, or `failslab`.
+    ///
+    /// # Panics
+    /// If the object's constructor had panicked while its slab was made and panics again now
+    /// (the object goes back to the cache first).
+    #[track_caller]
+    pub fn alloc(&self, gfp: Gfp) -> Result<CacheBox<T>, AllocError> {
+        let obj = self.shared.machine.kmem_cache_alloc(self.shared.cache, gfp.difference(__GFP_ZERO))?;
+        // Dropped by the unwind if the constructor panics below: the object goes back.
+        let handle = CacheBox { cache: self.clone(), slot: obj.cast::<Slot<T>>() };
+        // SAFETY: The object is ours; its state byte was written by `ctor_hook`.
+        if unsafe { (*handle.slot.as_ptr()).state } != FULL {
+            self.construct_late(handle.slot);
+        }
+        Ok(handle)
+    }
+
+    /// Builds the `T` of a slot whose constructor panicked during slab population.
+    #[cold]
+    fn construct_late(&self, slot: NonNull<Slot<T>>) {
+        // SAFETY: `hooks` lives as long as `shared`.
+        let value = (unsafe { self.shared.hooks.as_ref() }.ctor)();
+        // SAFETY: The slot is ours (allocated, not yet handed out) and holds no `T`.
+        unsafe {
+            (&raw mut (*slot.as_ptr()).value).cast::<T>().write(value);
+            // INVARIANT: A `T` was just written.
+            (&raw mut (*slot.as_ptr()).state).write(FULL);
+        }
+    }
+
+    /// `kmem_cache_shrink`: frees every empty slab (dropping its `T`s); 0 if the cache holds
+    /// no slab any more.
+    pub fn shrink(&self) -> i32 {
+        self.shared.machine.kmem_cache_shrink(self.shared.cache)
+    }
+
+    /// The cache's statistics.
+    pub fn info(&self) -> CacheInfo {
+        self.shared.machine.cache_info(self.shared.cache)
+    }
+
+    /// The raw cache (for `slabinfo`, validation, …). It stays valid while `self` lives;
+    /// objects allocated through it directly are `Slot`s, not `T`s.
+    pub fn cache_ref(&self) -> CacheRef {
+        self.shared.cache
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        self.shared.cache.get().name()
+    }
+
+    /// The machine the cache lives on.
+    pub fn machine(&self) -> &Machine {
+        &self.shared.machine
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for KmemCache<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmemCache").field("name", &self.name()).field("type", &type_name::<T>()).finish()
+    }
+}
+
+/// One object of a [`KmemCache`]: derefs to its `T`; dropping it frees the object to the cache
+/// (the `T` stays constructed in it; the cache's destructor drops it with the slab).
+pub struct CacheBox<T: Send + 'static> {
+    cache: KmemCache<T>,
+    slot: NonNull<Slot<T>>,
+}
+
+// SAFETY: A handle owns its object like a `Box` owns its value; the cache is `Send + Sync`.
+unsafe impl<T: Send + 'static> Send for CacheBox<T> {}
+// SAFETY: Shared access to the handle only gives `&T`.
+unsafe impl<T: Send + Sync + 'static> Sync for CacheBox<T> {}
+
+impl<T: Send + 'static> CacheBox<T> {
+    /// The cache the object belongs to.
+    pub fn cache(this: &Self) -> &KmemCache<T> {
+        &this.cache
+    }
+
+    /// The object's address (a direct-map address of the machine).
+    pub fn as_ptr(this: &Self) -> NonNull<T> {
+        this.slot.cast()
+    }
+}
+
+impl<T: Send + 'static> Deref for CacheBox<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: A handed-out slot holds a `T` (`alloc` checked `FULL`), owned by this handle.
+        unsafe { (*self.slot.as_ptr()).value.assume_init_ref() }
+    }
+}
+
+impl<T: Send + 'static> DerefMut for CacheBox<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: As in `deref`, and `&mut self` is exclusive.
+        unsafe { (*self.slot.as_ptr()).value.assume_init_mut() }
+    }
+}
+
+impl<T: Send + 'static> Drop for CacheBox<T> {
+    #[inline]
+    fn drop(&mut self) {
+        let shared = &self.cache.shared;
+        // SAFETY: The object came from this cache and this handle was its only user.
+        unsafe { shared.machine.kmem_cache_free(shared.cache, self.slot.as_ptr().cast()) };
+    }
+}
+
+impl<T: Send + fmt::Debug + 'static> fmt::Debug for CacheBox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
