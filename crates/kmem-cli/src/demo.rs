@@ -23,6 +23,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "seed 000, 2.6/basicmem: kmalloc 1024 and 32*PAGE_SIZE, vmalloc 33*PAGE_SIZE, __get_free_pages order 5",
     ),
     ("mempool", "seed 000, 2.6/mempool: a 4-element mempool over kmalloc, 4 allocs, frees, destroy"),
+    ("mc", "seed 003, mc.c: cache \"MyselfCache\" (10240 bytes, SLAB_HWCACHE_ALIGN) and a 6-element slab mempool"),
     ("scullc", "seed 002, scullc: a scull device whose 4000-byte quanta come from the slab cache \"scullc\""),
     ("scullp", "seed 002 (LDD3 ch. 8), scullp: quanta of whole pages (order 0) from __get_free_pages"),
     ("scullv", "seed 002 (LDD3 ch. 8), scullv: quanta of 16 pages (order 4) from vmalloc"),
@@ -39,6 +40,7 @@ pub fn run(m: &Machine, only: Option<&str>) -> Result<String, String> {
         match *name {
             "basicmem" => basicmem(m)?,
             "mempool" => mempool_example(m)?,
+            "mc" => mc_example(m)?,
             "scullc" => scull_example(m, "scullc", Scull::scullc(m, 4000, 1000)?, 10_000)?,
             "scullp" => scull_example(m, "scullp", Scull::scullp(m, 0, 1000), 10_000)?,
             "scullv" => scull_example(m, "scullv", Scull::scullv(m, 4, 1000), 200_000)?,
@@ -254,5 +256,38 @@ fn scull_example(m: &Machine, name: &str, mut dev: Scull, bytes: usize) -> Resul
     dev.trim();
     drop(dev);
     say(format!("{name}: trimmed and released"));
+    Ok(())
+}
+
+/// mc.c (seed 003): `mempool_create_InitFunc`, then `mempool_create_ExitFunc`, with the
+/// module's own (Chinese) messages. `mempool_create(6, mempool_alloc_slab, mempool_free_slab,
+/// pmycache)` is `RawMempool::slab_pool`.
+fn mc_example(m: &Machine) -> Result<(), String> {
+    use kmem::slab::{CacheArgs, flags::SLAB_HWCACHE_ALIGN};
+    const MEMSIZE: usize = 10240;
+    let say = |text: &str| m.printk(Level::Warning, &format!("{text}\n"));
+    let Ok(pmycache) = m.kmem_cache_create("MyselfCache", MEMSIZE, &CacheArgs::default(), SLAB_HWCACHE_ALIGN) else {
+        say("执行:kmem_cache_create(...)函数失败,请重新检查?");
+        return Ok(());
+    };
+    say("创建slab缓存成功!");
+    say(&format!("MyselfCache Cache大小为: {}", pmycache.get().object_size()));
+    let mypool = match RawMempool::slab_pool(m, 6, pmycache) {
+        Ok(pool) => pool,
+        Err(_) => {
+            say("执行:mempool_create()函数失败,请重新检查?");
+            return Ok(());
+        }
+    };
+    say("创建内存池成功!");
+    say(&format!("内存池中元素最大个数,min_nr = {}", mypool.min_nr()));
+    // Module exit.
+    drop(mypool);
+    say("执行:mempool_destroy()函数释放内存池成功!");
+    // SAFETY: The pool, the cache's only user, is gone; every element went back to the cache.
+    if unsafe { m.kmem_cache_destroy(pmycache) }.is_ok() {
+        say("执行:kmem_cache_destroy()函数释放slab缓存成功!");
+    }
+    say("内核模块退出成功!");
     Ok(())
 }

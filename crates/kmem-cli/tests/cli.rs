@@ -33,7 +33,7 @@ fn demo_prints_every_examples_seed_lines_then_proc_excerpts() {
     let o = kmem(&["demo"], &[("KMEM_MEM", "1G")]);
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
-    let all: String = ["basicmem", "mempool", "scullc", "scullp", "scullv"].iter().map(|n| golden(n)).collect();
+    let all: String = ["basicmem", "mempool", "mc", "scullc", "scullp", "scullv"].iter().map(|n| golden(n)).collect();
     assert_eq!(log_part(&out), all);
     assert!(out.contains("\n\n# /proc/buddyinfo\nNode 0, zone      DMA "), "{out}");
     assert!(out.contains("zone  HighMem "), "i386 profile by default: {out}");
@@ -65,6 +65,11 @@ fn golden_logs_are_the_seeds_lines() {
     want += &"----> call mempool_free_test\n".repeat(4);
     want += "Module MEMPOOL Test End\n";
     assert_eq!(golden("mempool"), want);
+    // Seed 003's mc.c: its own messages, the cache size and the pool's min_nr.
+    assert_eq!(
+        golden("mc"),
+        "创建slab缓存成功!\nMyselfCache Cache大小为: 10240\n创建内存池成功!\n内存池中元素最大个数,min_nr = 6\n执行:mempool_destroy()函数释放内存池成功!\n执行:kmem_cache_destroy()函数释放slab缓存成功!\n内核模块退出成功!\n"
+    );
     // The scull devices store and return their data intact, in the expected number of quanta.
     for (name, quanta) in [("scullc", 3), ("scullp", 3), ("scullv", 4)] {
         let log = golden(name);
@@ -80,8 +85,8 @@ fn demo_list_and_single_example() {
     let o = kmem(&["demo", "--list"], &[]);
     assert!(o.status.success());
     let names: Vec<String> = stdout(&o).lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
-    assert_eq!(names, ["basicmem", "mempool", "scullc", "scullp", "scullv"]);
-    for name in ["basicmem", "mempool", "scullc", "scullp", "scullv"] {
+    assert_eq!(names, ["basicmem", "mempool", "mc", "scullc", "scullp", "scullv"]);
+    for name in ["basicmem", "mempool", "mc", "scullc", "scullp", "scullv"] {
         let o = kmem(&["demo", name], &[]);
         assert!(o.status.success());
         assert_eq!(log_part(&stdout(&o)), golden(name), "{name}");
