@@ -28,6 +28,7 @@
 //! `allocator-api2` [`allocator_api2::alloc::Allocator`] over kmalloc).
 
 pub mod alloc_api;
+pub mod alloc_vm;
 pub mod context;
 mod cpu;
 pub mod env;
@@ -45,6 +46,7 @@ mod typed_cache;
 mod vm;
 
 pub use alloc_api::Kmalloc;
+pub use alloc_vm::{Kvmalloc, Vmalloc};
 pub use global_alloc::KmemAlloc;
 pub use kmem_core::platform::Level;
 pub use kmem_core::{

@@ -3,6 +3,7 @@
 //! binary (`tests/global_alloc.rs`).
 
 mod alloc_api;
+mod alloc_vm;
 mod typed_cache;
 
 use kmem::Machine;
