@@ -168,3 +168,30 @@ fn stat_after_init_and_after_rmmod() {
     assert!(stats.starts_with("Node 0, zone      DMA "), "{out}");
     assert!(stats.contains("# /proc/meminfo\nMemTotal:"), "{out}");
 }
+
+#[test]
+fn the_binary_exports_the_whole_c_abi() {
+    let so = module("exports");
+    let o = insmod(&["-t", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let (present, total) =
+        out.trim_end().split_once(" exports resolved").expect("summary line").0.split_once(" of ").unwrap();
+    assert_eq!(present, total, "{out}");
+    assert!(total.parse::<u32>().unwrap() > 70, "{out}");
+}
+
+#[test]
+fn too_long_string_parameter() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    let long = format!("who={}", "x".repeat(1025));
+    let o = insmod(&["-t", path, &long]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: No space left on device\n"));
+    let out = stdout(&o);
+    assert!(out.starts_with("who: string parameter too long\nhello: `xxx"), "{out}");
+    assert!(out.ends_with("' too large for parameter `who'\n"), "{out}");
+    let ok = format!("who={}", "y".repeat(1024));
+    assert!(insmod(&["-t", path, &ok]).status.success(), "1024 bytes are allowed");
+}

@@ -87,7 +87,8 @@ pub extern "C" fn arch_local_irq_enable() {
     ffi_guard("local_irq_enable", (), irq_enable);
 }
 
-/// `int arch_irqs_disabled(void)` (behind `irqs_disabled()`).
+/// `int arch_irqs_disabled(void)` (behind `irqs_disabled()`). Panic-free without a guard: it
+/// reads a thread-local with `try_with` and converts a `bool`.
 #[unsafe(no_mangle)]
 pub extern "C" fn arch_irqs_disabled() -> c_int {
     c_int::from(irqs_off())
@@ -105,7 +106,8 @@ pub extern "C" fn preempt_enable() {
     ffi_guard("preempt_enable", (), kmem::context::preempt_enable);
 }
 
-/// `int in_atomic(void)`: whether the thread is in atomic context.
+/// `int in_atomic(void)`: whether the thread is in atomic context. Panic-free without a
+/// guard, as [`arch_irqs_disabled`].
 #[unsafe(no_mangle)]
 pub extern "C" fn in_atomic() -> c_int {
     c_int::from(kmem::context::in_atomic())

@@ -46,8 +46,32 @@ struct Cont {
     text: String,
 }
 
+/// The slot of the per-thread continuation line; a thread that exits with a pending line
+/// logs it, as the kernel eventually does.
+struct ContSlot(RefCell<Option<Cont>>);
+
+impl ContSlot {
+    fn take(&self) -> Option<Cont> {
+        self.0.borrow_mut().take()
+    }
+
+    fn set(&self, cont: Cont) {
+        *self.0.borrow_mut() = Some(cont);
+    }
+}
+
+impl Drop for ContSlot {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.get_mut().take()
+            && let Ok(m) = crate::machine()
+        {
+            m.log().log(p.level, &p.text, true);
+        }
+    }
+}
+
 thread_local! {
-    static CONT: RefCell<Option<Cont>> = const { RefCell::new(None) };
+    static CONT: ContSlot = const { ContSlot(RefCell::new(None)) };
 }
 
 /// Logs `text` (one printk's output, prefixes included) to `m`'s log; returns the bytes of
@@ -55,7 +79,7 @@ thread_local! {
 pub fn log_printk(m: &Machine, text: &[u8]) -> usize {
     let (level, cont, body) = parse_prefix(text);
     let body = String::from_utf8_lossy(body);
-    let mut pending = CONT.with(|c| c.borrow_mut().take());
+    let mut pending = CONT.try_with(ContSlot::take).ok().flatten();
     if !cont && let Some(p) = pending.take() {
         m.log().log(p.level, &p.text, true);
     }
@@ -72,7 +96,12 @@ pub fn log_printk(m: &Machine, text: &[u8]) -> usize {
     }
     line.push_str(rest);
     if !line.is_empty() {
-        CONT.with(|c| *c.borrow_mut() = Some(Cont { level, text: line }));
+        let mut cont = Some(Cont { level, text: line });
+        let _ = CONT.try_with(|c| cont.take().map(|cont| c.set(cont)));
+        // During thread teardown there is no slot left: the text becomes a record at once.
+        if let Some(cont) = cont {
+            m.log().log(cont.level, &cont.text, true);
+        }
     }
     body.len()
 }
@@ -80,7 +109,7 @@ pub fn log_printk(m: &Machine, text: &[u8]) -> usize {
 /// Ends the calling thread's pending continuation line, if any, as a record of its own (what
 /// the kernel does when the next record arrives). `insmod` calls it after init and exit.
 pub fn flush(m: &Machine) {
-    if let Some(p) = CONT.with(|c| c.borrow_mut().take()) {
+    if let Some(p) = CONT.try_with(ContSlot::take).ok().flatten() {
         m.log().log(p.level, &p.text, true);
     }
 }
@@ -146,5 +175,18 @@ mod tests {
             (Level::Warning, "six"),
         ];
         assert_eq!(recs, want.map(|(l, t)| (l, t.to_owned())));
+    }
+
+    #[test]
+    fn a_thread_exiting_with_a_pending_line_logs_it() {
+        let m = crate::machine().expect("the default machine");
+        let marker = "pending at thread exit 7f3a";
+        std::thread::spawn(move || {
+            log_printk(m, format!("\x016{marker}").as_bytes());
+        })
+        .join()
+        .unwrap();
+        let rec = m.log().records().into_iter().find(|r| r.text == marker);
+        assert_eq!(rec.map(|r| r.level), Some(Level::Info));
     }
 }

@@ -19,8 +19,9 @@
 //!    (err -2)` and `ENOENT`; a module of that name already loaded is `EEXIST`;
 //! 4. parameters in order (`<mod>: unknown parameter '<p>' ignored`; a bad value is
 //!    `` <mod>: `<v>' invalid for parameter `<p>' `` and fails the load);
-//! 5. `init_module()`: a negative return fails the load without calling exit; a positive one
-//!    is warned about and the module loads anyway.
+//! 5. `init_module()`: a negative return fails the load without calling exit (`-EEXIST`
+//!    becomes `EBUSY`, as in `do_init_module`); a positive one is warned about and the module
+//!    loads anyway.
 //!
 //! Invariant: a [`Module`] is live (its init returned >= 0) and its name is in `LOADED` until
 //! [`Module::rmmod`] runs its exit and unloads it. Code from a module runs with the same trust
@@ -267,7 +268,8 @@ pub fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, Insmo
         if ret < 0 {
             module.free_params();
             module.unload();
-            return Err(insert_err(-ret));
+            // -EEXIST is how the kernel says "already loaded"; an init returning it becomes -EBUSY.
+            return Err(insert_err(if ret == -libc::EEXIST { libc::EBUSY } else { -ret }));
         }
         if ret > 0 {
             log(

@@ -147,10 +147,12 @@ macro_rules! int_param {
         /// `buffer` has `PAGE_SIZE` writable bytes; `kp` as for the setter.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $get(buffer: *mut c_char, kp: *const KernelParam) -> c_int {
-            // SAFETY: `kp` is valid and `arg` is a `$ty` variable.
-            let v = unsafe { (*kp).arg.cast::<$ty>().read_unaligned() };
-            // SAFETY: Forwarded contract.
-            unsafe { put(buffer, &format!($fmt, v)) }
+            crate::boundary::ffi_guard(stringify!($get), -libc::EINVAL, || {
+                // SAFETY: `kp` is valid and `arg` is a `$ty` variable.
+                let v = unsafe { (*kp).arg.cast::<$ty>().read_unaligned() };
+                // SAFETY: Forwarded contract.
+                unsafe { put(buffer, &format!($fmt, v)) }
+            })
         }
 
         #[doc = concat!("`const struct kernel_param_ops ", stringify!($ops), "`.")]
@@ -175,16 +177,18 @@ int_param!(u32, param_set_hexint, param_get_hexint, param_ops_hexint, kstrtoull,
 /// `val` is NULL or NUL-terminated; `kp->arg` is a `bool`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn param_set_bool(val: *const c_char, kp: *const KernelParam) -> c_int {
-    // SAFETY: Forwarded contract.
-    let parsed = if val.is_null() { Ok(true) } else { unsafe { val_bytes(val) }.and_then(kstrtobool) };
-    match parsed {
-        Ok(v) => {
-            // SAFETY: `arg` is a C `bool` (one byte, 0 or 1).
-            unsafe { (*kp).arg.cast::<u8>().write(u8::from(v)) };
-            0
+    crate::boundary::ffi_guard("param_set_bool", -libc::EINVAL, || {
+        // SAFETY: Forwarded contract.
+        let parsed = if val.is_null() { Ok(true) } else { unsafe { val_bytes(val) }.and_then(kstrtobool) };
+        match parsed {
+            Ok(v) => {
+                // SAFETY: `arg` is a C `bool` (one byte, 0 or 1).
+                unsafe { (*kp).arg.cast::<u8>().write(u8::from(v)) };
+                0
+            }
+            Err(e) => e,
         }
-        Err(e) => e,
-    }
+    })
 }
 
 /// `int param_get_bool(char *buffer, const struct kernel_param *kp)`: `Y` or `N`.
@@ -193,10 +197,12 @@ pub unsafe extern "C" fn param_set_bool(val: *const c_char, kp: *const KernelPar
 /// `buffer` has `PAGE_SIZE` bytes; `kp->arg` is a `bool`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn param_get_bool(buffer: *mut c_char, kp: *const KernelParam) -> c_int {
-    // SAFETY: `arg` is a C `bool`.
-    let v = unsafe { (*kp).arg.cast::<u8>().read() } != 0;
-    // SAFETY: Forwarded contract.
-    unsafe { put(buffer, if v { "Y\n" } else { "N\n" }) }
+    crate::boundary::ffi_guard("param_get_bool", -libc::EINVAL, || {
+        // SAFETY: `arg` is a C `bool`.
+        let v = unsafe { (*kp).arg.cast::<u8>().read() } != 0;
+        // SAFETY: Forwarded contract.
+        unsafe { put(buffer, if v { "Y\n" } else { "N\n" }) }
+    })
 }
 
 /// `const struct kernel_param_ops param_ops_bool`.
@@ -214,16 +220,18 @@ pub static param_ops_bool: KernelParamOps = KernelParamOps {
 /// As [`param_set_bool`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn param_set_invbool(val: *const c_char, kp: *const KernelParam) -> c_int {
-    // SAFETY: Forwarded contract.
-    let parsed = if val.is_null() { Ok(true) } else { unsafe { val_bytes(val) }.and_then(kstrtobool) };
-    match parsed {
-        Ok(v) => {
-            // SAFETY: `arg` is a C `bool`.
-            unsafe { (*kp).arg.cast::<u8>().write(u8::from(!v)) };
-            0
+    crate::boundary::ffi_guard("param_set_invbool", -libc::EINVAL, || {
+        // SAFETY: Forwarded contract.
+        let parsed = if val.is_null() { Ok(true) } else { unsafe { val_bytes(val) }.and_then(kstrtobool) };
+        match parsed {
+            Ok(v) => {
+                // SAFETY: `arg` is a C `bool`.
+                unsafe { (*kp).arg.cast::<u8>().write(u8::from(!v)) };
+                0
+            }
+            Err(e) => e,
         }
-        Err(e) => e,
-    }
+    })
 }
 
 /// `int param_get_invbool(char *buffer, const struct kernel_param *kp)`.
@@ -232,10 +240,12 @@ pub unsafe extern "C" fn param_set_invbool(val: *const c_char, kp: *const Kernel
 /// As [`param_get_bool`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn param_get_invbool(buffer: *mut c_char, kp: *const KernelParam) -> c_int {
-    // SAFETY: `arg` is a C `bool`.
-    let v = unsafe { (*kp).arg.cast::<u8>().read() } != 0;
-    // SAFETY: Forwarded contract.
-    unsafe { put(buffer, if v { "N\n" } else { "Y\n" }) }
+    crate::boundary::ffi_guard("param_get_invbool", -libc::EINVAL, || {
+        // SAFETY: `arg` is a C `bool`.
+        let v = unsafe { (*kp).arg.cast::<u8>().read() } != 0;
+        // SAFETY: Forwarded contract.
+        unsafe { put(buffer, if v { "N\n" } else { "Y\n" }) }
+    })
 }
 
 /// `const struct kernel_param_ops param_ops_invbool`.
@@ -260,7 +270,8 @@ fn free_if_ours(p: *mut c_char) {
 }
 
 /// `int param_set_charp(const char *val, const struct kernel_param *kp)`: stores a copy of
-/// `val`; `-ENOSPC` for 1024 bytes or more, as the kernel.
+/// `val`; more than 1024 bytes is `<name>: string parameter too long` and `-ENOSPC`, as in the
+/// kernel.
 ///
 /// # Safety
 /// `val` is NULL or NUL-terminated; `kp->arg` is a `char *` variable.
@@ -272,7 +283,12 @@ pub unsafe extern "C" fn param_set_charp(val: *const c_char, kp: *const KernelPa
             Ok(b) => b,
             Err(e) => return e,
         };
-        if bytes.len() >= 1024 {
+        if bytes.len() > 1024 {
+            if let Some(m) = crate::boundary::machine_or_report() {
+                // SAFETY: `kp` is a valid parameter whose `name` is NUL-terminated (contract).
+                let name = unsafe { crate::boundary::c_str((*kp).name) }.unwrap_or_default();
+                m.printk(kmem::Level::Err, &format!("{name}: string parameter too long\n"));
+            }
             return -libc::ENOSPC;
         }
         let copy = CString::new(bytes).expect("no NUL inside a C string").into_raw();
@@ -294,12 +310,14 @@ pub unsafe extern "C" fn param_set_charp(val: *const c_char, kp: *const KernelPa
 /// `buffer` has `PAGE_SIZE` bytes; `kp->arg` is a `char *` that is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn param_get_charp(buffer: *mut c_char, kp: *const KernelParam) -> c_int {
-    // SAFETY: `arg` is a `char *` variable.
-    let s = unsafe { (*kp).arg.cast::<*const c_char>().read_unaligned() };
-    // SAFETY: NULL or NUL-terminated (contract).
-    let text = if s.is_null() { "(null)".into() } else { unsafe { CStr::from_ptr(s) }.to_string_lossy() };
-    // SAFETY: Forwarded contract.
-    unsafe { put(buffer, &format!("{text}\n")) }
+    crate::boundary::ffi_guard("param_get_charp", -libc::EINVAL, || {
+        // SAFETY: `arg` is a `char *` variable.
+        let s = unsafe { (*kp).arg.cast::<*const c_char>().read_unaligned() };
+        // SAFETY: NULL or NUL-terminated (contract).
+        let text = if s.is_null() { "(null)".into() } else { unsafe { CStr::from_ptr(s) }.to_string_lossy() };
+        // SAFETY: Forwarded contract.
+        unsafe { put(buffer, &format!("{text}\n")) }
+    })
 }
 
 /// `void param_free_charp(void *arg)`: frees a string `param_set_charp` stored.
@@ -308,13 +326,15 @@ pub unsafe extern "C" fn param_get_charp(buffer: *mut c_char, kp: *const KernelP
 /// `arg` is a `char *` variable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn param_free_charp(arg: *mut c_void) {
-    // SAFETY: `arg` is a `char *` variable (contract).
-    let slot = arg.cast::<*mut c_char>();
-    // SAFETY: As above.
-    let p = unsafe { slot.read_unaligned() };
-    free_if_ours(p);
-    // SAFETY: As above.
-    unsafe { slot.write_unaligned(std::ptr::null_mut()) };
+    crate::boundary::ffi_guard("param_free_charp", (), || {
+        // SAFETY: `arg` is a `char *` variable (contract).
+        let slot = arg.cast::<*mut c_char>();
+        // SAFETY: As above.
+        let p = unsafe { slot.read_unaligned() };
+        free_if_ours(p);
+        // SAFETY: As above.
+        unsafe { slot.write_unaligned(std::ptr::null_mut()) };
+    })
 }
 
 /// `const struct kernel_param_ops param_ops_charp`.
