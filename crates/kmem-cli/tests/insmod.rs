@@ -195,3 +195,11 @@ fn too_long_string_parameter() {
     let ok = format!("who={}", "y".repeat(1024));
     assert!(insmod(&["-t", path, &ok]).status.success(), "1024 bytes are allowed");
 }
+
+#[test]
+fn a_modules_own_definitions_win_over_kmems_exports() {
+    let so = module("own_symbols");
+    let o = insmod(&["-t", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "the module's own dump_stack\n");
+}

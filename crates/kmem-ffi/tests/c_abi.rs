@@ -276,8 +276,28 @@ fn gep_kernel_does_not_compile() {
 /// exports come with those layers.
 #[test]
 fn legacy_forms_compile() {
-    let src = manifest().join("tests/c/legacy.c");
-    let obj = out_dir().join("legacy.o");
-    let o = gcc(&["-fPIC", "-c", &src.display().to_string(), "-o", &obj.display().to_string()]);
-    assert!(o.status.success(), "{}", show(&o));
+    for name in ["legacy", "legacy_mempool", "modern_mempool"] {
+        let src = manifest().join(format!("tests/c/{name}.c"));
+        let obj = out_dir().join(format!("{name}.o"));
+        let o = gcc(&["-fPIC", "-c", &src.display().to_string(), "-o", &obj.display().to_string()]);
+        assert!(o.status.success(), "{name}.c:\n{}", show(&o));
+    }
+}
+
+/// `mempool_create` accepts today's callback type and the book's `int gfp_mask` one, nothing else.
+#[test]
+fn mempool_create_rejects_other_callback_types() {
+    let dir = out_dir();
+    for (param, ok) in [("gfp_t", true), ("int", true), ("long", false)] {
+        let src = dir.join(format!("mempool-cb-{param}.c"));
+        std::fs::write(
+            &src,
+            format!(
+                "#include <linux/mempool.h>\nstatic void *a({param} g, void *d) {{ (void)g; return d; }}\nstatic void f(void *e, void *d) {{ (void)e; (void)d; }}\nmempool_t *make(void) {{ return mempool_create(1, a, f, NULL); }}\n"
+            ),
+        )
+        .unwrap();
+        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        assert_eq!(o.status.success(), ok, "{param}:\n{}", show(&o));
+    }
 }

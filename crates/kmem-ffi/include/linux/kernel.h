@@ -11,6 +11,7 @@
 #include <linux/printk.h>
 #include <linux/bug.h>
 #include <linux/err.h>
+#include <linux/string.h>	/* memset and friends, as the kernel's headers pull them in */
 
 #define ARRAY_SIZE(arr)		(sizeof(arr) / sizeof((arr)[0]))
 #define DIV_ROUND_UP(n, d)	(((n) + (d) - 1) / (d))

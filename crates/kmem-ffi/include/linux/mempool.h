@@ -17,6 +17,8 @@ struct kmem_cache;
 
 typedef void *(mempool_alloc_t)(gfp_t gfp_mask, void *pool_data);
 typedef void (mempool_free_t)(void *element, void *pool_data);
+/* The book's allocation callback takes `int gfp_mask` (before gfp_t existed). */
+typedef void *(mempool_alloc_legacy_t)(int gfp_mask, void *pool_data);
 
 /* The kernel's layout; seed 003 reads pool->min_nr. */
 typedef struct mempool {
@@ -33,11 +35,23 @@ typedef struct mempool {
 static inline bool mempool_initialized(mempool_t *pool) { return pool->elements != NULL; }
 static inline bool mempool_is_saturated(mempool_t *pool) { return pool->curr_nr >= pool->min_nr; }
 
-int mempool_init(mempool_t *pool, int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
-		 void *pool_data);
-void mempool_exit(mempool_t *pool);
+/* mempool_init(pool, min_nr, alloc_fn, free_fn, pool_data) and mempool_exit(pool) (Linux 4.18+)
+ * are declared without a prototype on purpose: the book's mempool.c, written for 2.6, defines
+ * its own `int mempool_init(void)` and `void mempool_exit(void)` module functions, and both
+ * must compile. `kmem insmod` binds a module's own functions before kmem's exports of the
+ * same name, as the kernel does. */
+int mempool_init();
+void mempool_exit();
 mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
 			  void *pool_data);
+/* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention);
+ * any other type is a compile error. */
+#define __mempool_alloc_fn(fn)							\
+	_Generic((fn),								\
+		mempool_alloc_t *: (fn),					\
+		mempool_alloc_legacy_t *: (mempool_alloc_t *)(fn))
+#define mempool_create(min_nr, alloc_fn, free_fn, pool_data)			\
+	(mempool_create)((min_nr), __mempool_alloc_fn(alloc_fn), (free_fn), (pool_data))
 mempool_t *mempool_create_node(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
 			       void *pool_data, gfp_t gfp_mask, int nid);
 void mempool_destroy(mempool_t *pool);

@@ -15,8 +15,11 @@
 //! 1. read the file (`could not load module`: its errno);
 //! 2. find `.modinfo` and `__param` (`ENOEXEC`, "Invalid module format"); a license that is not
 //!    GPL-compatible taints the kernel (`<mod>: module license '<l>' taints kernel.`);
-//! 3. `dlopen(RTLD_NOW | RTLD_LOCAL)`: an unresolved symbol is `<mod>: Unknown symbol <s>
-//!    (err -2)` and `ENOENT`; a module of that name already loaded is `EEXIST`;
+//! 3. `dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND)`: an unresolved symbol is `<mod>: Unknown
+//!    symbol <s> (err -2)` and `ENOENT`; a module of that name already loaded is `EEXIST`.
+//!    `RTLD_DEEPBIND` makes a module's own definitions win over kmem's exports of the same name
+//!    (the book's mempool.c defines its own `mempool_init`), as inside a kernel module, where
+//!    only undefined symbols are resolved against the kernel;
 //! 4. parameters in order (`<mod>: unknown parameter '<p>' ignored`; a bad value is
 //!    `` <mod>: `<v>' invalid for parameter `<p>' `` and fails the load);
 //! 5. `init_module()`: a negative return fails the load without calling exit (`-EEXIST`
@@ -214,7 +217,7 @@ pub fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, Insmo
     let c_path = CString::new(dl_path.into_encoded_bytes()).map_err(|_| insert_err(libc::EINVAL))?;
     // SAFETY: `c_path` is NUL-terminated. Loading runs the module's constructors: the module is
     // trusted code, as a kernel module is (see the module documentation).
-    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_DEEPBIND) };
     if handle.is_null() {
         let why = dlerror_text();
         if let Some(sym) = why.split("undefined symbol: ").nth(1) {
