@@ -201,7 +201,12 @@ fn current(m: &Machine) -> (i32, i32, String) {
 fn spin_bug(m: &Machine, lock: &RawSpinlock, msg: &str) {
     let (cpu, pid, comm) = current(m);
     let owner = lock.owner_pid.load(Ordering::Relaxed);
-    let owner_text = if owner == NO_OWNER { "<none>/-1".to_owned() } else { format!("{comm}/{owner}") };
+    // The lock records the owner's pid only: its name is known when it is the caller.
+    let owner_text = match owner {
+        NO_OWNER => "<none>/-1".to_owned(),
+        o if o == pid => format!("{comm}/{o}"),
+        o => format!("?/{o}"),
+    };
     m.printk(
         Level::Emerg,
         &format!(
