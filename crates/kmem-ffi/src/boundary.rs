@@ -110,3 +110,20 @@ pub(crate) unsafe fn c_str<'a>(s: *const c_char) -> Option<std::borrow::Cow<'a, 
     // SAFETY: Not NULL (checked); NUL-terminated and valid for `'a` by the caller's contract.
     Some(unsafe { CStr::from_ptr(s) }.to_string_lossy())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_fallback_and_a_logged_bug() {
+        let m = machine().expect("the default machine");
+        let got = ffi_boundary("kmem_test_export", -5, |_| -> i32 { panic!("deliberate panic 51c2") });
+        assert_eq!(got, -5);
+        let rec = m.log().records().into_iter().find(|r| r.text.contains("deliberate panic 51c2")).expect("logged");
+        assert_eq!(rec.text, "BUG: kmem internal error in kmem_test_export(): deliberate panic 51c2; the call failed");
+        assert_eq!(rec.level, Level::Crit);
+        assert_eq!(ffi_guard("kmem_test_guard", 7u8, || -> u8 { panic!("another") }), 7);
+        assert_eq!(ffi_boundary("kmem_test_ok", 0, |_| 3), 3);
+    }
+}
