@@ -1,10 +1,13 @@
-//! `kmem`: run the book's examples (`demo`) and read the machine's `/proc` texts (`stat`).
+//! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), and
+//! run C modules (`insmod`).
 //!
-//! Exit codes: 0 success; 1 an example or workload failed; 2 bad command line; 3 bad
-//! `KMEM_*` environment or a machine that cannot be built.
+//! Exit codes: 0 success; 1 an example or workload failed, or `insmod` failed (as
+//! `insmod(8)`); 2 bad command line; 3 bad `KMEM_*` environment or a machine that cannot be
+//! built.
 #![deny(unsafe_code)]
 
 mod demo;
+mod insmod;
 mod scull;
 mod workload;
 
@@ -28,7 +31,7 @@ fn after_help() -> String {
         text.push_str(&format!("  {var:<28} {what}\n"));
     }
     text.push_str(
-        "Exit codes: 0 ok, 1 an example or workload failed, 2 bad command line, 3 bad environment or machine.",
+        "Exit codes: 0 ok, 1 an example, workload or insmod failed, 2 bad command line, 3 bad environment or machine.",
     );
     text
 }
@@ -51,6 +54,26 @@ enum Command {
         /// Workload to run first.
         #[arg(long, value_enum, default_value = "none")]
         workload: workload::Workload,
+    },
+    /// Load a C module (gcc -shared -fPIC -I crates/kmem-ffi/include -o m.so m.c), run its init
+    /// and exit, and print the kernel log as dmesg does.
+    Insmod {
+        /// The module file (a shared object).
+        module: std::path::PathBuf,
+        /// Module parameters: name=value (or name alone for a bool).
+        params: Vec<String>,
+        /// Remove the module right after its init (otherwise it is removed when kmem exits).
+        #[arg(long)]
+        rmmod: bool,
+        /// Print this /proc text after init (after exit with --rmmod); repeatable.
+        #[arg(long, value_enum)]
+        stat: Vec<ProcFile>,
+        /// Leave out timestamps (as dmesg -t).
+        #[arg(short = 't', long)]
+        notime: bool,
+        /// Prefix each record with its level in angle brackets (as dmesg -r).
+        #[arg(short = 'r', long)]
+        raw: bool,
     },
 }
 
@@ -124,6 +147,10 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Command::Insmod { module, params, rmmod, stat, notime, raw } => {
+            let stats: Vec<&'static str> = stat.iter().map(|f| f.name()).collect();
+            insmod::run(&insmod::Options { path: &module, params: &params, rmmod, stats: &stats, notime, raw })
         }
         Command::Stat { file, workload } => {
             let m = match machine(Profile::I386) {

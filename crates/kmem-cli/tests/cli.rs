@@ -187,7 +187,11 @@ fn help_lists_every_environment_variable_and_the_exit_codes() {
     for (var, _) in kmem::env::VARIABLES {
         assert!(help.contains(var), "--help does not mention {var}");
     }
-    assert!(help.contains("Exit codes: 0 ok, 1 an example or workload failed, 2 bad command line, 3 bad environment"));
+    assert!(
+        help.contains(
+            "Exit codes: 0 ok, 1 an example, workload or insmod failed, 2 bad command line, 3 bad environment"
+        )
+    );
 }
 
 #[test]

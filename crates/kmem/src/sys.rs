@@ -15,6 +15,9 @@ use rustix::mm::{MapFlags, ProtFlags};
 
 use kmem_core::PAGE_SHIFT;
 
+/// Alignment of the direct map's start: one max-order block (4 MiB).
+pub const DIRECT_MAP_ALIGN: usize = kmem_core::PAGE_SIZE << kmem_core::MAX_PAGE_ORDER;
+
 /// A memfd of `len` bytes, mapped read-write and shared.
 pub struct PhysMem {
     fd: OwnedFd,
@@ -31,23 +34,58 @@ unsafe impl Sync for PhysMem {}
 impl PhysMem {
     /// Creates and maps a sparse memfd of `len` bytes (a multiple of the page size).
     ///
+    /// The mapping starts on a [`DIRECT_MAP_ALIGN`] boundary, as the kernel's `PAGE_OFFSET`
+    /// does, so the direct-map address of a naturally aligned block of any order is aligned to
+    /// the block's size (`__get_free_pages(gfp, order)` is `PAGE_SIZE << order` aligned).
+    ///
     /// # Errors
     /// The host refused the memfd, its size, or the mapping.
     pub fn new(len: usize) -> io::Result<Self> {
         let fd = rustix::fs::memfd_create("kmem-phys", MemfdFlags::CLOEXEC)?;
         rustix::fs::ftruncate(&fd, len as u64)?;
-        // SAFETY: A fresh shared mapping of our own memfd at an address the kernel picks;
-        // nothing else refers to that range.
-        let ptr = unsafe {
-            rustix::mm::mmap(
+        let span = len.checked_add(DIRECT_MAP_ALIGN).ok_or_else(|| io::Error::other("memory size overflows"))?;
+        // SAFETY: A fresh private reservation at an address the kernel picks; nothing else
+        // refers to that range.
+        let reserved = unsafe {
+            rustix::mm::mmap_anonymous(
                 std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::NORESERVE,
-                &fd,
-                0,
+                span,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
             )?
         };
+        let start = reserved as usize;
+        let aligned = start.next_multiple_of(DIRECT_MAP_ALIGN);
+        // SAFETY: `aligned .. aligned + len` lies inside the reservation made above, which only
+        // this function knows about, so replacing it with the memfd mapping clobbers nothing.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                aligned as *mut _,
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED | MapFlags::NORESERVE | MapFlags::FIXED,
+                &fd,
+                0,
+            )
+        };
+        let ptr = match ptr {
+            Ok(ptr) => ptr,
+            Err(e) => {
+                // SAFETY: The whole reservation is ours and unused.
+                let _ = unsafe { rustix::mm::munmap(reserved, span) };
+                return Err(e.into());
+            }
+        };
+        // SAFETY: The slack before and after the memfd mapping is the rest of our reservation.
+        unsafe {
+            if aligned > start {
+                let _ = rustix::mm::munmap(reserved, aligned - start);
+            }
+            let tail = aligned + len;
+            if start + span > tail {
+                let _ = rustix::mm::munmap(tail as *mut _, start + span - tail);
+            }
+        }
         let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
         Ok(Self { fd, base, len })
     }

@@ -1,0 +1,69 @@
+//! `kmem insmod MODULE.so [param=value...]`: loads a C module into the default machine (the
+//! one the C ABI uses), runs its init, then its exit (right away with `--rmmod`, otherwise when
+//! kmem exits), and prints the kernel log as `dmesg` does. Errors are worded as `insmod(8)`
+//! words them, with its exit code 1.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use kmem_ffi::module;
+use kmem_ffi::proc::{KMEM_DMESG_LEVEL, KMEM_DMESG_NOTIME};
+
+/// What `kmem insmod` was asked to do.
+pub struct Options<'a> {
+    /// The module file.
+    pub path: &'a Path,
+    /// `name[=value]` parameters, in order.
+    pub params: &'a [String],
+    /// Remove the module right after its init.
+    pub rmmod: bool,
+    /// `/proc` texts to print, taken after init (after exit with `rmmod`).
+    pub stats: &'a [&'static str],
+    /// Leave out timestamps (`dmesg -t`).
+    pub notime: bool,
+    /// Prefix records with their level (`dmesg -r`).
+    pub raw: bool,
+}
+
+/// Runs `kmem insmod`; returns the exit code.
+pub fn run(o: &Options<'_>) -> ExitCode {
+    let m = match kmem_ffi::machine() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("kmem: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let flags = if o.notime { KMEM_DMESG_NOTIME } else { 0 } | if o.raw { KMEM_DMESG_LEVEL } else { 0 };
+    let print_log = || print!("{}", kmem_ffi::proc::format_log(m, flags));
+    let loaded = match module::insmod(m, o.path, o.params) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            print_log();
+            eprintln!("insmod: ERROR: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    let mut loaded = Some(loaded);
+    if o.rmmod
+        && let Some(module) = loaded.take()
+        && let Err(e) = module.rmmod(m)
+    {
+        eprintln!("rmmod: ERROR: {e}");
+        code = ExitCode::from(1);
+    }
+    let stats: Vec<(&str, String)> =
+        o.stats.iter().map(|&name| (name, m.proc_read(name).unwrap_or_default())).collect();
+    // kmem exits: a module still loaded is removed, as at shutdown. One that cannot be removed
+    // (an init without an exit) simply stays until the process ends.
+    if let Some(module) = loaded {
+        let _ = module.rmmod(m);
+    }
+    print_log();
+    for (name, text) in stats {
+        println!("# /proc/{name}");
+        print!("{text}");
+    }
+    code
+}

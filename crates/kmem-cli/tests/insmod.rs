@@ -1,0 +1,205 @@
+//! `kmem insmod` on C modules built here with the system `gcc` against kmem-ffi's headers:
+//! init and exit messages in dmesg form, parameters (typed, unknown, invalid), an init that
+//! fails (insmod's message and exit code, no exit run), the kernel's load errors, and a
+//! module whose symbols resolve against the `kmem` binary's exports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Builds `tests/modules/<name>.c` into a module file of its own (tests run in parallel).
+fn module(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = manifest.join("tests/modules").join(format!("{name}.c"));
+    let include = manifest.join("../kmem-ffi/include");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let so = dir.join(n.to_string()).join(format!("{name}.so"));
+    std::fs::create_dir_all(so.parent().unwrap()).unwrap();
+    let o = Command::new("gcc")
+        .env("LC_ALL", "C")
+        .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-O2", "-I"])
+        .arg(&include)
+        .arg(&src)
+        .arg("-o")
+        .arg(&so)
+        .output()
+        .expect("run gcc");
+    assert!(o.status.success(), "gcc {name}.c:\n{}", String::from_utf8_lossy(&o.stderr));
+    so
+}
+
+fn insmod(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmem"));
+    cmd.arg("insmod").args(args);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KMEM_")) {
+        cmd.env_remove(k);
+    }
+    cmd.output().expect("run kmem insmod")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8")
+}
+
+#[test]
+fn init_then_exit_with_parameters_printed_as_dmesg() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    let o = insmod(&[path, "who=kmem", "order=3", "flags-mask=0x20", "delta=-7", "bogus=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // dmesg form: "[    0.001234] text".
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with('[') && l.contains("] ")), "{out}");
+    let texts: Vec<&str> = lines.iter().map(|l| l.split_once("] ").unwrap().1).collect();
+    assert_eq!(
+        texts,
+        [
+            "hello: unknown parameter 'bogus' ignored",
+            "hello kmem: order=3 mask=0x20 delta=-7",
+            "__get_free_pages test ok [3]",
+            "goodbye kmem",
+        ]
+    );
+}
+
+#[test]
+fn defaults_levels_and_notime() {
+    let so = module("hello");
+    let o = insmod(&["-t", "-r", so.to_str().unwrap(), "positive"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "<6>hello world: order=5 mask=0x10 delta=-1\n<4>__get_free_pages test ok [5]\n<4>do_init_module: 'hello'->init suspiciously returned 1, it should follow 0/-E convention\n<4>do_init_module: loading module anyway...\n"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("<6>goodbye world\n"), "{out}");
+}
+
+#[test]
+fn failing_init_is_reported_like_insmod() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    let o = insmod(&["-t", path, "fail=y"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: Cannot allocate memory\n"));
+    let out = stdout(&o);
+    assert!(out.contains("hello: failing on request\n"), "{out}");
+    assert!(!out.contains("goodbye"), "a failed init's module never runs its exit: {out}");
+}
+
+#[test]
+fn invalid_parameter_fails_the_load() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    let o = insmod(&["-t", path, "order=five"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: Invalid argument\n"));
+    assert_eq!(stdout(&o), "hello: `five' invalid for parameter `order'\n");
+    let o = insmod(&["-t", path, "order"]);
+    assert_eq!(o.status.code(), Some(1), "an int needs a value");
+    let o = insmod(&["-t", path, "order=99999999999"]);
+    assert_eq!(o.status.code(), Some(1), "out of range for int");
+}
+
+#[test]
+fn legacy_module_taints_and_reports_sleeping_under_a_lock() {
+    let so = module("legacy24");
+    let o = insmod(&["-t", so.to_str().unwrap(), "--rmmod"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "legacy24: module license 'unspecified' taints kernel.\nDisabling lock debugging due to kernel taint\nModule Memory Test\nBUG: sleeping function called from invalid context at "
+        ),
+        "{out}"
+    );
+    assert!(out.contains("in_atomic(): 1,"), "{out}");
+    assert!(out.ends_with("Module Memory Test End\n"), "{out}");
+}
+
+#[test]
+fn rmmod_of_a_module_without_exit_is_refused() {
+    let so = module("noexit");
+    let o = insmod(&["-t", so.to_str().unwrap(), "--rmmod"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "rmmod: ERROR: could not remove module noexit: Device or resource busy\n");
+    assert_eq!(stdout(&o), "noexit loaded\n");
+    let o = insmod(&["-t", so.to_str().unwrap()]);
+    assert!(o.status.success(), "without --rmmod it just stays loaded until kmem exits");
+}
+
+#[test]
+fn load_errors_use_the_kernels_words() {
+    let so = module("unknown_symbol");
+    let path = so.to_str().unwrap();
+    let o = insmod(&["-t", path]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: Unknown symbol in module\n"));
+    assert_eq!(stdout(&o), "unknown_symbol: Unknown symbol kmem_there_is_no_such_function (err -2)\n");
+
+    let text = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("not-a-module.so");
+    std::fs::write(&text, "not ELF\n").unwrap();
+    let o = insmod(&[text.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).ends_with("not-a-module.so: Invalid module format\n"), "{}", stderr(&o));
+
+    let o = insmod(&["/nonexistent/m.so"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "insmod: ERROR: could not load module /nonexistent/m.so: No such file or directory\n");
+}
+
+#[test]
+fn stat_after_init_and_after_rmmod() {
+    let so = module("hello");
+    let o = insmod(&["-t", so.to_str().unwrap(), "--stat", "buddyinfo", "--rmmod", "--stat", "meminfo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let stats = out.split_once("# /proc/buddyinfo\n").expect("buddyinfo header").1;
+    assert!(stats.starts_with("Node 0, zone      DMA "), "{out}");
+    assert!(stats.contains("# /proc/meminfo\nMemTotal:"), "{out}");
+}
+
+#[test]
+fn the_binary_exports_the_whole_c_abi() {
+    let so = module("exports");
+    let o = insmod(&["-t", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let (present, total) =
+        out.trim_end().split_once(" exports resolved").expect("summary line").0.split_once(" of ").unwrap();
+    assert_eq!(present, total, "{out}");
+    assert!(total.parse::<u32>().unwrap() > 70, "{out}");
+}
+
+#[test]
+fn too_long_string_parameter() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    let long = format!("who={}", "x".repeat(1025));
+    let o = insmod(&["-t", path, &long]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: No space left on device\n"));
+    let out = stdout(&o);
+    assert!(out.starts_with("who: string parameter too long\nhello: `xxx"), "{out}");
+    assert!(out.ends_with("' too large for parameter `who'\n"), "{out}");
+    let ok = format!("who={}", "y".repeat(1024));
+    assert!(insmod(&["-t", path, &ok]).status.success(), "1024 bytes are allowed");
+}
+
+#[test]
+fn a_modules_own_definitions_win_over_kmems_exports() {
+    let so = module("own_symbols");
+    let o = insmod(&["-t", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "the module's own dump_stack\n");
+}

@@ -1,0 +1,46 @@
+/* Takes the address of every function and object kmem exports today: the module loads only if
+ * the kmem binary exports each of them (RTLD_NOW resolves them all at load time). */
+#include <linux/module.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/spinlock.h>
+#include <linux/delay.h>
+#include <linux/kmem.h>
+#include <asm/io.h>
+
+static const void *const exported[] = {
+	/* pages */
+	alloc_pages, __get_free_pages, get_zeroed_page, free_pages, __free_pages, alloc_pages_exact,
+	free_pages_exact, alloc_pages_bulk, split_page, page_address, virt_to_page, virt_to_phys,
+	phys_to_virt, pfn_to_page, page_to_pfn, pfn_valid, virt_addr_valid, PageHighMem, page_count,
+	get_page,
+	/* log and /proc */
+	kmem_printk_text, dump_stack, kmem_dmesg_read, kmem_dmesg_clear, kmem_proc_read,
+	/* context */
+	arch_local_irq_save, arch_local_irq_restore, arch_local_irq_disable, arch_local_irq_enable,
+	arch_irqs_disabled, preempt_disable, preempt_enable, in_atomic, __might_sleep, msleep,
+	_cond_resched, _raw_spin_lock, _raw_spin_trylock, _raw_spin_unlock, _raw_spin_lock_irqsave,
+	_raw_spin_unlock_irqrestore, _raw_spin_lock_irq, _raw_spin_unlock_irq, spin_is_locked,
+	/* module parameters */
+	&param_ops_byte, &param_ops_short, &param_ops_ushort, &param_ops_int, &param_ops_uint,
+	&param_ops_long, &param_ops_ulong, &param_ops_ullong, &param_ops_hexint, &param_ops_charp,
+	&param_ops_bool, &param_ops_invbool,
+	param_set_byte, param_get_byte, param_set_short, param_get_short, param_set_ushort,
+	param_get_ushort, param_set_int, param_get_int, param_set_uint, param_get_uint,
+	param_set_long, param_get_long, param_set_ulong, param_get_ulong, param_set_ullong,
+	param_get_ullong, param_set_hexint, param_get_hexint, param_set_charp, param_get_charp,
+	param_free_charp, param_set_bool, param_get_bool, param_set_invbool, param_get_invbool,
+};
+
+static int __init exports_init(void)
+{
+	unsigned int i, present = 0;
+
+	for (i = 0; i < sizeof(exported) / sizeof(exported[0]); i++)
+		present += exported[i] != NULL;
+	pr_info("%u of %zu exports resolved\n", present, sizeof(exported) / sizeof(exported[0]));
+	return 0;
+}
+
+module_init(exports_init);
+MODULE_LICENSE("GPL");

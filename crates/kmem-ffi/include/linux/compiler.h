@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: the compiler attributes kernel-style code uses (linux/compiler.h, compiler_types.h). */
+#ifndef _KMEM_LINUX_COMPILER_H
+#define _KMEM_LINUX_COMPILER_H
+
+#define likely(x)		__builtin_expect(!!(x), 1)
+#define unlikely(x)		__builtin_expect(!!(x), 0)
+
+#undef __always_inline	/* also defined by glibc's <sys/cdefs.h>, the same way */
+#define __always_inline		inline __attribute__((__always_inline__))
+#define noinline		__attribute__((__noinline__))
+#define __maybe_unused		__attribute__((__unused__))
+#define __always_unused		__attribute__((__unused__))
+#define __used			__attribute__((__used__))
+#define __cold			__attribute__((__cold__))
+#define __section(s)		__attribute__((__section__(s)))
+#define __aligned(x)		__attribute__((__aligned__(x)))
+#define __packed		__attribute__((__packed__))
+#define __printf(a, b)		__attribute__((__format__(printf, a, b)))
+#define __must_check		__attribute__((__warn_unused_result__))
+#define __noreturn		__attribute__((__noreturn__))
+#define __weak			__attribute__((__weak__))
+#define __pure			__attribute__((__pure__))
+#define __malloc		__attribute__((__malloc__))
+
+/* Sparse annotations: meaningful to the kernel's checker only. */
+#define __bitwise
+#define __force
+#define __user
+#define __kernel
+#define __iomem
+#define __rcu
+#define __percpu
+
+#define barrier()		__asm__ __volatile__("" : : : "memory")
+#define READ_ONCE(x)		(*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, val)	do { *(volatile __typeof__(x) *)&(x) = (val); } while (0)
+
+#define ___PASTE(a, b)		a##b
+#define __PASTE(a, b)		___PASTE(a, b)
+#define __UNIQUE_ID(prefix)	__PASTE(__PASTE(__UNIQUE_ID_, prefix), __COUNTER__)
+
+#define __stringify_1(x...)	#x
+#define __stringify(x...)	__stringify_1(x)
+
+#define BUILD_BUG_ON(cond)	_Static_assert(!(cond), "BUILD_BUG_ON failed: " #cond)
+
+/* Argument counting for the seeds' legacy call forms (1 to 8 arguments). */
+#define __KMEM_NARGS(...)	__KMEM_NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define __KMEM_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N
+
+#endif

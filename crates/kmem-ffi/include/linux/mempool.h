@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: memory pools (include/linux/mempool.h). Status: the declarations are the contract for
+ * the mempool layer; libkmem exports these functions once it lands (issue 5).
+ *
+ * mempool_resize takes the kernel's 2 arguments (pool, new_min_nr) or the book's 3
+ * (pool, new_min_nr, gfp_mask); the gfp is then used for the elements the resize allocates. */
+#ifndef _KMEM_LINUX_MEMPOOL_H
+#define _KMEM_LINUX_MEMPOOL_H
+
+#include <linux/compiler.h>
+#include <linux/gfp.h>
+#include <linux/slab.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+struct kmem_cache;
+
+typedef void *(mempool_alloc_t)(gfp_t gfp_mask, void *pool_data);
+typedef void (mempool_free_t)(void *element, void *pool_data);
+/* The book's allocation callback takes `int gfp_mask` (before gfp_t existed). */
+typedef void *(mempool_alloc_legacy_t)(int gfp_mask, void *pool_data);
+
+/* The kernel's layout; seed 003 reads pool->min_nr. */
+typedef struct mempool {
+	spinlock_t lock;
+	int min_nr;		/* nr of elements at *elements */
+	int curr_nr;		/* current nr of elements at *elements */
+	void **elements;
+	void *pool_data;
+	mempool_alloc_t *alloc;
+	mempool_free_t *free;
+	wait_queue_head_t wait;
+} mempool_t;
+
+static inline bool mempool_initialized(mempool_t *pool) { return pool->elements != NULL; }
+static inline bool mempool_is_saturated(mempool_t *pool) { return pool->curr_nr >= pool->min_nr; }
+
+/* mempool_init(pool, min_nr, alloc_fn, free_fn, pool_data) and mempool_exit(pool) (Linux 4.18+)
+ * are declared without a prototype on purpose: the book's mempool.c, written for 2.6, defines
+ * its own `int mempool_init(void)` and `void mempool_exit(void)` module functions, and both
+ * must compile. `kmem insmod` binds a module's own functions before kmem's exports of the
+ * same name, as the kernel does. */
+int mempool_init();
+void mempool_exit();
+mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
+			  void *pool_data);
+/* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention);
+ * any other type is a compile error. */
+#define __mempool_alloc_fn(fn)							\
+	_Generic((fn),								\
+		mempool_alloc_t *: (fn),					\
+		mempool_alloc_legacy_t *: (mempool_alloc_t *)(fn))
+#define mempool_create(min_nr, alloc_fn, free_fn, pool_data)			\
+	(mempool_create)((min_nr), __mempool_alloc_fn(alloc_fn), (free_fn), (pool_data))
+mempool_t *mempool_create_node(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
+			       void *pool_data, gfp_t gfp_mask, int nid);
+void mempool_destroy(mempool_t *pool);
+void *mempool_alloc(mempool_t *pool, gfp_t gfp_mask) __malloc;
+void *mempool_alloc_preallocated(mempool_t *pool) __malloc;
+void mempool_free(void *element, mempool_t *pool);
+
+int mempool_resize(mempool_t *pool, int new_min_nr);
+/* kmem: the book's 3-argument form. */
+int mempool_resize_gfp(mempool_t *pool, int new_min_nr, gfp_t gfp_mask);
+#define __mempool_resize_2(pool, new_min_nr)		(mempool_resize)(pool, new_min_nr)
+#define __mempool_resize_3(pool, new_min_nr, gfp)	mempool_resize_gfp(pool, new_min_nr, gfp)
+#define mempool_resize(...)	__PASTE(__mempool_resize_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
+
+/* Slab-backed pools. */
+void *mempool_alloc_slab(gfp_t gfp_mask, void *pool_data);
+void mempool_free_slab(void *element, void *pool_data);
+static inline mempool_t *mempool_create_slab_pool(int min_nr, struct kmem_cache *kc)
+{
+	return mempool_create(min_nr, mempool_alloc_slab, mempool_free_slab, (void *)kc);
+}
+
+/* kmalloc-backed pools: pool_data is the element size. */
+void *mempool_kmalloc(gfp_t gfp_mask, void *pool_data);
+void mempool_kfree(void *element, void *pool_data);
+static inline mempool_t *mempool_create_kmalloc_pool(int min_nr, size_t size)
+{
+	return mempool_create(min_nr, mempool_kmalloc, mempool_kfree, (void *)size);
+}
+
+/* Page-backed pools: pool_data is the order. */
+void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data);
+void mempool_free_pages(void *element, void *pool_data);
+static inline mempool_t *mempool_create_page_pool(int min_nr, int order)
+{
+	return mempool_create(min_nr, mempool_alloc_pages, mempool_free_pages, (void *)(long)order);
+}
+
+#endif

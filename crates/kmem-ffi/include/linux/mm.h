@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: <linux/mm.h>: struct page and its conversions. struct page is opaque; a pointer to
+ * one is only ever passed back to these functions. A pointer that is not one of the
+ * machine's pages is reported in the log and ignored. */
+#ifndef _KMEM_LINUX_MM_H
+#define _KMEM_LINUX_MM_H
+
+#include <linux/gfp.h>
+#include <linux/kernel.h>
+#include <linux/types.h>
+#include <asm/page.h>
+
+struct page;
+
+void *page_address(const struct page *page);
+void split_page(struct page *page, unsigned int order);
+int page_count(const struct page *page);
+void get_page(struct page *page);
+int PageHighMem(const struct page *page);
+
+#define page_to_virt(page)	page_address(page)
+#define virt_to_head_page(x)	virt_to_page(x)
+#define lowmem_page_address(page) page_address(page)
+
+/* Exported by libkmem with the vmalloc layer. */
+bool is_vmalloc_addr(const void *x);
+
+#endif

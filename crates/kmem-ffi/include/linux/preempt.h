@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: preemption control (include/linux/preempt.h). preempt_disable() enters atomic
+ * context: an allocation that may sleep there is reported, and does not sleep. */
+#ifndef _KMEM_LINUX_PREEMPT_H
+#define _KMEM_LINUX_PREEMPT_H
+
+void preempt_disable(void);
+void preempt_enable(void);
+int in_atomic(void);
+
+#define preempt_enable_no_resched()	preempt_enable()
+/* kmem runs no interrupt handlers: code is never in hard or soft interrupt context. */
+#define in_interrupt()			0
+#define in_irq()			0
+#define in_softirq()			0
+#define in_task()			1
+
+#endif

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: slab caches and kmalloc (include/linux/slab.h), with the book's legacy forms.
+ *
+ * Status: the declarations are the contract for the slab and kmalloc layers; libkmem
+ * exports these functions once those layers land (issue 5). A program that calls them
+ * compiles now and links then.
+ *
+ * kmem_cache_create accepts every form kernel-style code has used:
+ *   kmem_cache_create(name, size, offset, flags, ctor, dtor)   LDD3 / 2.6, ctor and dtor of
+ *                                                              type (void *, kmem_cache_t *, unsigned long)
+ *   kmem_cache_create(name, size, align, flags, ctor)          2.6.23 .. 6.x, ctor (void *);
+ *                                                              a 2.6-style 3-argument ctor is accepted too
+ *   kmem_cache_create(name, size, &args, flags)                6.12+, struct kmem_cache_args
+ *   kmem_cache_create(name, size, NULL, flags)                 6.12+, default arguments
+ * kmem_cache_destroy returns int as in the book (0, or -EBUSY when objects are still
+ * allocated: the cache then stays), so code of both eras compiles. */
+#ifndef _KMEM_LINUX_SLAB_H
+#define _KMEM_LINUX_SLAB_H
+
+#include <linux/compiler.h>
+#include <linux/gfp.h>
+#include <linux/types.h>
+
+/* Flags (crates/kmem-core/src/slab/flags.rs decides the configuration). */
+#define SLAB_CONSISTENCY_CHECKS	((slab_flags_t)(1U << 0))
+#define SLAB_RED_ZONE		((slab_flags_t)(1U << 1))
+#define SLAB_POISON		((slab_flags_t)(1U << 2))
+#define SLAB_KMALLOC		((slab_flags_t)(1U << 3))
+#define SLAB_HWCACHE_ALIGN	((slab_flags_t)(1U << 4))
+#define SLAB_CACHE_DMA		((slab_flags_t)(1U << 5))
+#define SLAB_CACHE_DMA32	((slab_flags_t)(1U << 6))
+#define SLAB_STORE_USER		((slab_flags_t)(1U << 7))
+#define SLAB_PANIC		((slab_flags_t)(1U << 8))
+#define SLAB_TYPESAFE_BY_RCU	((slab_flags_t)(1U << 9))
+#define SLAB_TRACE		((slab_flags_t)(1U << 10))
+#define SLAB_NOLEAKTRACE	((slab_flags_t)(1U << 11))
+#define SLAB_NO_MERGE		((slab_flags_t)(1U << 12))
+#define SLAB_FAILSLAB		((slab_flags_t)(1U << 13))
+#define SLAB_ACCOUNT		((slab_flags_t)(1U << 14))
+#define SLAB_NO_USER_FLAGS	((slab_flags_t)(1U << 15))
+#define SLAB_RECLAIM_ACCOUNT	((slab_flags_t)(1U << 16))
+#define __OBJECT_POISON		((slab_flags_t)(1U << 17))	/* internal */
+#define __CMPXCHG_DOUBLE	((slab_flags_t)(1U << 18))	/* internal */
+#define SLAB_DEBUG_OBJECTS	((slab_flags_t)0)
+#define SLAB_KASAN		((slab_flags_t)0)
+#define SLAB_SKIP_KFENCE	((slab_flags_t)0)
+#define SLAB_NO_OBJ_EXT		((slab_flags_t)0)
+#define SLAB_TEMPORARY		SLAB_RECLAIM_ACCOUNT
+#define SLAB_DESTROY_BY_RCU	SLAB_TYPESAFE_BY_RCU
+/* The book's: never shrink this cache under memory pressure. */
+#define SLAB_NO_REAP		((slab_flags_t)(1U << 31))
+
+/* The 2.6 constructor's flags argument (not slab_flags_t). */
+#define SLAB_CTOR_CONSTRUCTOR	0x001UL
+#define SLAB_CTOR_ATOMIC	0x002UL
+
+/* kmalloc geometry. */
+#define ARCH_KMALLOC_MINALIGN	8
+#define KMALLOC_MIN_SIZE	8
+#define KMALLOC_SHIFT_HIGH	(PAGE_SHIFT + 1)
+#define KMALLOC_SHIFT_MAX	(MAX_PAGE_ORDER + PAGE_SHIFT)
+#define KMALLOC_MAX_SIZE	(1UL << KMALLOC_SHIFT_MAX)
+#define KMALLOC_MAX_CACHE_SIZE	(1UL << KMALLOC_SHIFT_HIGH)
+#define ZERO_SIZE_PTR		((void *)16)
+#define ZERO_OR_NULL_PTR(x)	((unsigned long)(x) <= (unsigned long)ZERO_SIZE_PTR)
+
+struct kmem_cache;
+typedef struct kmem_cache kmem_cache_t;
+
+struct kmem_cache_args {
+	unsigned int align;
+	unsigned int useroffset;
+	unsigned int usersize;
+	unsigned int freeptr_offset;
+	bool use_freeptr_offset;
+	void (*ctor)(void *);
+};
+
+typedef void (*kmem_cache_ctor_t)(void *);
+typedef void (*kmem_cache_legacy_ctor_t)(void *, kmem_cache_t *, unsigned long);
+
+struct kmem_cache *__kmem_cache_create(const char *name, unsigned int size, unsigned int align,
+				       slab_flags_t flags, void (*ctor)(void *));
+struct kmem_cache *__kmem_cache_create_args(const char *name, unsigned int object_size,
+					    struct kmem_cache_args *args, slab_flags_t flags);
+/* kmem: the 2.6 form, constructor and destructor with (object, cache, SLAB_CTOR_* flags). */
+struct kmem_cache *kmem_cache_create_dtor(const char *name, size_t size, size_t offset,
+					  unsigned long flags, kmem_cache_legacy_ctor_t ctor,
+					  kmem_cache_legacy_ctor_t dtor);
+
+static inline struct kmem_cache *__kmem_cache_default_args(const char *name, unsigned int size,
+							   struct kmem_cache_args *args,
+							   slab_flags_t flags)
+{
+	struct kmem_cache_args kmem_default_args = { 0 };
+	(void)args;
+	return __kmem_cache_create_args(name, size, &kmem_default_args, flags);
+}
+
+static inline struct kmem_cache *__kmem_cache_create_legacy5(const char *name, unsigned int size,
+							     unsigned int align, slab_flags_t flags,
+							     kmem_cache_legacy_ctor_t ctor)
+{
+	return kmem_cache_create_dtor(name, size, align, flags, ctor, NULL);
+}
+
+#define __kmem_cache_create_4(name, size, args, flags)				\
+	_Generic((args),							\
+		struct kmem_cache_args *: __kmem_cache_create_args,		\
+		void *: __kmem_cache_default_args)(name, size, args, flags)
+#define __kmem_cache_create_5(name, size, align, flags, ctor)			\
+	_Generic((ctor),							\
+		kmem_cache_legacy_ctor_t: __kmem_cache_create_legacy5,		\
+		default: __kmem_cache_create)(name, size, align, flags, ctor)
+#define __kmem_cache_create_6(name, size, offset, flags, ctor, dtor)		\
+	kmem_cache_create_dtor(name, size, offset, flags, ctor, dtor)
+#define kmem_cache_create(...)							\
+	__PASTE(__kmem_cache_create_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
+
+#define KMEM_CACHE(__struct, __flags)						\
+	__kmem_cache_create(#__struct, sizeof(struct __struct),		\
+			    __alignof__(struct __struct), (__flags), NULL)
+
+int kmem_cache_destroy(struct kmem_cache *s);
+int kmem_cache_shrink(struct kmem_cache *s);
+unsigned int kmem_cache_size(struct kmem_cache *s);
+const char *kmem_cache_name(struct kmem_cache *s);
+void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags);
+void kmem_cache_free(struct kmem_cache *s, void *objp);
+int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void **p);
+void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p);
+static inline void *kmem_cache_zalloc(struct kmem_cache *k, gfp_t flags)
+{
+	return kmem_cache_alloc(k, flags | __GFP_ZERO);
+}
+
+void *kmalloc(size_t size, gfp_t flags) __malloc;
+void *kmalloc_array(size_t n, size_t size, gfp_t flags) __malloc;
+void *kcalloc(size_t n, size_t size, gfp_t flags) __malloc;
+void *krealloc(const void *objp, size_t new_size, gfp_t flags) __must_check;
+void *krealloc_array(void *p, size_t new_n, size_t new_size, gfp_t flags) __must_check;
+void kfree(const void *objp);
+void kfree_sensitive(const void *objp);
+size_t ksize(const void *objp);
+size_t kmalloc_size_roundup(size_t size);
+static inline void *kzalloc(size_t size, gfp_t flags) { return kmalloc(size, flags | __GFP_ZERO); }
+#define kzfree(p)	kfree_sensitive(p)
+
+void *kvmalloc(size_t size, gfp_t flags) __malloc;
+void *kvmalloc_array(size_t n, size_t size, gfp_t flags) __malloc;
+void *kvrealloc(const void *p, size_t size, gfp_t flags) __must_check;
+void kvfree(const void *addr);
+void kvfree_sensitive(const void *addr, size_t len);
+static inline void *kvzalloc(size_t size, gfp_t flags) { return kvmalloc(size, flags | __GFP_ZERO); }
+static inline void *kvcalloc(size_t n, size_t size, gfp_t flags) { return kvmalloc_array(n, size, flags | __GFP_ZERO); }
+
+#endif

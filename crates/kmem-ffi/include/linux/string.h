@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: <linux/string.h>: the C library's string functions plus the kernel's own.
+ * kstrdup, kstrndup, kmemdup and kfree_const are exported by libkmem with kmalloc. */
+#ifndef _KMEM_LINUX_STRING_H
+#define _KMEM_LINUX_STRING_H
+
+#include <string.h>
+#include <linux/errno.h>
+#include <linux/types.h>
+
+char *kstrdup(const char *s, gfp_t gfp);
+char *kstrndup(const char *s, size_t max, gfp_t gfp);
+const char *kstrdup_const(const char *s, gfp_t gfp);
+void *kmemdup(const void *src, size_t len, gfp_t gfp);
+void kfree_const(const void *x);
+
+/* strscpy: copies at most size - 1 bytes, always terminates; -E2BIG if truncated. */
+static inline ssize_t strscpy(char *dest, const char *src, size_t size)
+{
+	size_t len;
+	if (size == 0)
+		return -E2BIG;
+	len = strnlen(src, size);
+	if (len == size) {
+		memcpy(dest, src, size - 1);
+		dest[size - 1] = '\0';
+		return -E2BIG;
+	}
+	memcpy(dest, src, len + 1);
+	return (ssize_t)len;
+}
+
+static inline void memzero_explicit(void *s, size_t count)
+{
+	memset(s, 0, count);
+	__asm__ __volatile__("" : : "r"(s) : "memory");
+}
+
+#endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: the kernel's fixed-size types (linux/types.h, asm-generic/int-ll64.h). */
+#ifndef _KMEM_LINUX_TYPES_H
+#define _KMEM_LINUX_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/compiler.h>
+
+typedef int8_t		__s8;
+typedef uint8_t		__u8;
+typedef int16_t		__s16;
+typedef uint16_t	__u16;
+typedef int32_t		__s32;
+typedef uint32_t	__u32;
+typedef int64_t		__s64;
+typedef uint64_t	__u64;
+
+typedef __s8		s8;
+typedef __u8		u8;
+typedef __s16		s16;
+typedef __u16		u16;
+typedef __s32		s32;
+typedef __u32		u32;
+typedef __s64		s64;
+typedef __u64		u64;
+
+typedef __u16 __bitwise	__le16;
+typedef __u16 __bitwise	__be16;
+typedef __u32 __bitwise	__le32;
+typedef __u32 __bitwise	__be32;
+typedef __u64 __bitwise	__le64;
+typedef __u64 __bitwise	__be64;
+
+/* gfp_t: allocation flags (linux/gfp_types.h). */
+typedef unsigned int __bitwise gfp_t;
+/* slab_flags_t: kmem_cache flags (linux/slab.h). */
+typedef unsigned int __bitwise slab_flags_t;
+/* fmode_t, as modules pass it around. */
+typedef unsigned int __bitwise fmode_t;
+
+typedef u64		phys_addr_t;
+typedef u64		dma_addr_t;
+typedef phys_addr_t	resource_size_t;
+typedef unsigned long	pgoff_t;
+typedef long long	__kernel_loff_t;	/* loff_t itself comes from <sys/types.h>. */
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+typedef struct {
+	long counter;
+} atomic_long_t;
+
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* kmem: vmalloc (include/linux/vmalloc.h): virtually contiguous memory over physically
+ * scattered pages, really mapped. Status: the declarations are the contract for the vmalloc
+ * layer; libkmem exports these functions once it lands (issue 5). */
+#ifndef _KMEM_LINUX_VMALLOC_H
+#define _KMEM_LINUX_VMALLOC_H
+
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/types.h>
+
+#define VM_IOREMAP		0x00000001
+#define VM_ALLOC		0x00000002
+#define VM_MAP			0x00000004
+#define VM_USERMAP		0x00000008
+#define VM_DMA_COHERENT		0x00000010
+#define VM_UNINITIALIZED	0x00000020
+#define VM_NO_GUARD		0x00000040
+
+typedef struct { unsigned long pgprot; } pgprot_t;
+#define __pgprot(x)		((pgprot_t){ (x) })
+#define PAGE_KERNEL		__pgprot(0x163)
+
+void *vmalloc(unsigned long size) __malloc;
+void *vzalloc(unsigned long size) __malloc;
+void *vmalloc_user(unsigned long size) __malloc;
+void *vmalloc_32(unsigned long size) __malloc;
+void *vmalloc_32_user(unsigned long size) __malloc;
+void *__vmalloc(unsigned long size, gfp_t gfp_mask) __malloc;
+void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;
+void vfree(const void *addr);
+void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot);
+void vunmap(const void *addr);
+struct page *vmalloc_to_page(const void *addr);
+unsigned long vmalloc_to_pfn(const void *addr);
+bool is_vmalloc_addr(const void *x);
+
+#endif

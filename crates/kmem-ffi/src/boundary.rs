@@ -1,0 +1,129 @@
+//! The boundary every export goes through: the default machine, panics caught before they
+//! reach C, and the kernel-worded reports for pointers C passes in.
+//!
+//! Invariants:
+//! - No export unwinds: each runs its body inside `ffi_boundary`, which turns a panic into
+//!   the export's failure value (NULL, 0 or an errno) after logging it.
+//! - No pointer from C is dereferenced before it is checked: NULL first, then, for pointers
+//!   kmem handed out (pages, addresses), membership in this machine's memory map or direct map.
+//!   Pointers to objects the caller owns (a `spinlock_t`, a string) are checked for NULL and
+//!   alignment and then trusted, as the kernel trusts them.
+
+use std::ffi::{CStr, c_char};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::Once;
+
+use kmem::{Level, Machine, Profile};
+use kmem_core::platform::Platform;
+
+/// The profile of the machine behind the C ABI unless `KMEM_PROFILE` says otherwise: the book's
+/// i386 PC (DESIGN §3, §7), so `GFP_DMA` means the first 16 MiB, HighMem exists above 896 MiB
+/// and `page_address()` of a HighMem page is NULL, as the seeds' examples expect. The memfd is
+/// sparse, so the default 1 GiB costs only what is touched.
+pub const DEFAULT_PROFILE: Profile = Profile::I386;
+
+/// The machine behind the C ABI: [`kmem::default_machine_with`]`(`[`DEFAULT_PROFILE`]`)`, built
+/// on first use from the `KMEM_*` variables. The CLI (`kmem insmod`) uses the same one, so a
+/// module's allocations show in the texts the CLI prints.
+///
+/// # Errors
+/// A bad `KMEM_*` value or a machine that cannot be built (the message names the variable).
+pub fn machine() -> Result<&'static Machine, &'static str> {
+    kmem::default_machine_with(DEFAULT_PROFILE)
+}
+
+/// The machine, or `None` after telling stderr once why there is none (C callers have no
+/// other channel: there is no log without a machine).
+pub(crate) fn machine_or_report() -> Option<&'static Machine> {
+    static REPORTED: Once = Once::new();
+    match machine() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            REPORTED.call_once(|| eprintln!("kmem: cannot start the machine behind the C ABI: {e}"));
+            None
+        }
+    }
+}
+
+/// Runs an export's body with the machine; a missing machine or a panic returns `fallback`.
+/// A panic is logged as a kernel `BUG` naming the export, never propagated into C.
+#[track_caller]
+pub(crate) fn ffi_boundary<R>(export: &str, fallback: R, body: impl FnOnce(&'static Machine) -> R) -> R {
+    let Some(m) = machine_or_report() else { return fallback };
+    let caller = Location::caller();
+    match catch_unwind(AssertUnwindSafe(|| body(m))) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            m.printk(Level::Crit, &format!("BUG: kmem internal error in {export}(): {msg}; the call failed\n"));
+            m.platform().dump_stack(caller);
+            fallback
+        }
+    }
+}
+
+/// Like [`ffi_boundary`] for exports that need no machine (parsers, context counters).
+pub(crate) fn ffi_guard<R>(export: &str, fallback: R, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("kmem: BUG: internal error in {export}(); the call failed");
+            fallback
+        }
+    }
+}
+
+/// What kind of pointer a report is about, for its second line.
+pub(crate) fn report_null(m: &Machine, export: &str, what: &str, caller: &Location<'_>) {
+    m.printk(
+        Level::Alert,
+        &format!(
+            "BUG: kernel NULL pointer dereference, address: 0000000000000000\nkmem: {export}() called with a NULL {what}; ignored\n"
+        ),
+    );
+    m.platform().dump_stack(caller);
+}
+
+/// A pointer that is not NULL but is not something kmem handed out: the kernel would fault.
+pub(crate) fn report_bad_pointer(m: &Machine, export: &str, what: &str, addr: usize, caller: &Location<'_>) {
+    m.printk(
+        Level::Alert,
+        &format!(
+            "BUG: unable to handle page fault for address: {addr:016x}\nkmem: {export}() called with a {what} that kmem did not hand out; ignored\n"
+        ),
+    );
+    m.platform().dump_stack(caller);
+}
+
+/// A NUL-terminated string from C, or `None` for NULL. Invalid UTF-8 is replaced, never trusted.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string that stays valid and unchanged for `'a`.
+pub(crate) unsafe fn c_str<'a>(s: *const c_char) -> Option<std::borrow::Cow<'a, str>> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: Not NULL (checked); NUL-terminated and valid for `'a` by the caller's contract.
+    Some(unsafe { CStr::from_ptr(s) }.to_string_lossy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_fallback_and_a_logged_bug() {
+        let m = machine().expect("the default machine");
+        let got = ffi_boundary("kmem_test_export", -5, |_| -> i32 { panic!("deliberate panic 51c2") });
+        assert_eq!(got, -5);
+        let rec = m.log().records().into_iter().find(|r| r.text.contains("deliberate panic 51c2")).expect("logged");
+        assert_eq!(rec.text, "BUG: kmem internal error in kmem_test_export(): deliberate panic 51c2; the call failed");
+        assert_eq!(rec.level, Level::Crit);
+        assert_eq!(ffi_guard("kmem_test_guard", 7u8, || -> u8 { panic!("another") }), 7);
+        assert_eq!(ffi_boundary("kmem_test_ok", 0, |_| 3), 3);
+    }
+}

@@ -1,0 +1,71 @@
+/* A minimal test harness for the C suite: CHECK() prints the failing expression with its
+ * line and counts it; main() returns ktest_result(), non-zero if anything failed. The Rust
+ * driver (tests/c_abi.rs) compiles each file with gcc and checks the exit status. */
+#ifndef KTEST_H
+#define KTEST_H
+
+#include <stdio.h>
+#include <string.h>
+#include <linux/kmem.h>
+
+static int ktest_failures;
+static int ktest_checks;
+
+#define CHECK(cond) do {								\
+		ktest_checks++;								\
+		if (!(cond)) {								\
+			ktest_failures++;						\
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);	\
+		}									\
+	} while (0)
+
+#define CHECK_EQ_UL(a, b) do {								\
+		unsigned long __a = (unsigned long)(a), __b = (unsigned long)(b);	\
+		ktest_checks++;								\
+		if (__a != __b) {							\
+			ktest_failures++;						\
+			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%#lx != %#lx)\n",	\
+				__FILE__, __LINE__, #a, #b, __a, __b);			\
+		}									\
+	} while (0)
+
+/* The whole log as "<level>text" lines without timestamps. */
+static char ktest_log[1 << 20];
+static __attribute__((unused)) const char *ktest_dmesg(void)
+{
+	ssize_t n = kmem_dmesg_read(ktest_log, sizeof(ktest_log), KMEM_DMESG_LEVEL | KMEM_DMESG_NOTIME);
+	if (n < 0)
+		ktest_log[0] = '\0';
+	return ktest_log;
+}
+
+static __attribute__((unused)) int ktest_log_has(const char *needle)
+{
+	return strstr(ktest_dmesg(), needle) != NULL;
+}
+
+#define CHECK_LOG(needle) do {								\
+		ktest_checks++;								\
+		if (!ktest_log_has(needle)) {						\
+			ktest_failures++;						\
+			fprintf(stderr, "%s:%d: the log lacks \"%s\"; log:\n%s\n",		\
+				__FILE__, __LINE__, needle, ktest_log);			\
+		}									\
+	} while (0)
+
+#define CHECK_NOT_LOG(needle) do {							\
+		ktest_checks++;								\
+		if (ktest_log_has(needle)) {						\
+			ktest_failures++;						\
+			fprintf(stderr, "%s:%d: the log has \"%s\"; log:\n%s\n",		\
+				__FILE__, __LINE__, needle, ktest_log);			\
+		}									\
+	} while (0)
+
+static int ktest_result(const char *name)
+{
+	printf("%s: %d checks, %d failed\n", name, ktest_checks, ktest_failures);
+	return ktest_failures ? 1 : 0;
+}
+
+#endif

@@ -1,0 +1,303 @@
+//! The C test suite: kernel-style C compiled with the system `gcc` against `include/` and
+//! linked with libkmem (built by the `libkmem` dev-dependency into this test's `deps`
+//! directory), run, and judged by its exit status; plus header-level checks (every header
+//! compiles alone, the flag values equal kmem-core's, `GEP_KERNEL` does not compile, the
+//! book's legacy forms do).
+//!
+//! `KMEM_C_TEST_WRAPPER` (e.g. `valgrind --error-exitcode=99`) runs each C program under a
+//! wrapper; `.ci/valgrind-c` uses it for memcheck.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kmem_core::gfp::{self, GFPFLAG_NAMES};
+use kmem_core::slab::flags::{self as sf, SLAB_FLAG_NAMES};
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put libkmem.so and libkmem.a for this build: next to this test binary.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().expect("deps directory").to_path_buf();
+    assert!(
+        dir.join("libkmem.so").exists() && dir.join("libkmem.a").exists(),
+        "libkmem.so and libkmem.a should be in {} (built through the libkmem dev-dependency)",
+        dir.display()
+    );
+    dir
+}
+
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
+    std::fs::create_dir_all(&dir).expect("create the output directory");
+    dir
+}
+
+const CFLAGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-g"];
+
+fn gcc(args: &[&str]) -> Output {
+    let include = manifest().join("include");
+    Command::new("gcc")
+        .env("LC_ALL", "C")
+        .args(CFLAGS)
+        .arg("-I")
+        .arg(&include)
+        .args(args)
+        .output()
+        .expect("run gcc (the C test suite needs the system C compiler)")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Link {
+    None,
+    Shared,
+    Static,
+}
+
+/// Compiles `tests/c/<name>.c` into an executable; returns its path.
+fn build(name: &str, link: Link) -> PathBuf {
+    let src = manifest().join("tests/c").join(format!("{name}.c"));
+    let suffix = match link {
+        Link::None => "plain",
+        Link::Shared => "so",
+        Link::Static => "static",
+    };
+    let exe = out_dir().join(format!("{name}-{suffix}"));
+    let lib = lib_dir();
+    let mut args: Vec<String> =
+        vec![src.display().to_string(), "-o".into(), exe.display().to_string(), "-pthread".into()];
+    match link {
+        Link::None => {}
+        Link::Shared => {
+            args.extend([format!("-L{}", lib.display()), "-lkmem".into(), format!("-Wl,-rpath,{}", lib.display())])
+        }
+        // The native libraries a Rust staticlib needs (`rustc --print native-static-libs`).
+        Link::Static => args.extend(
+            [lib.join("libkmem.a").display().to_string()]
+                .into_iter()
+                .chain(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"].map(String::from)),
+        ),
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = gcc(&args);
+    assert!(o.status.success(), "gcc {name}.c failed:\n{}", show(&o));
+    exe
+}
+
+/// Runs a C program on a fresh default machine (i386, 1 GiB sparse), under
+/// `KMEM_C_TEST_WRAPPER` if set.
+fn run(exe: &Path) -> Output {
+    let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KMEM_") && k != "KMEM_C_TEST_WRAPPER") {
+        cmd.env_remove(k);
+    }
+    // cargo's LD_LIBRARY_PATH lists target/<profile> first, whose libkmem.so is whatever
+    // `cargo build` uplifted last; the suite tests the one built with it.
+    cmd.env("LD_LIBRARY_PATH", lib_dir());
+    cmd.output().expect("run a C test program")
+}
+
+fn run_suite(name: &str, link: Link) {
+    let o = run(&build(name, link));
+    assert!(o.status.success(), "{name} failed:\n{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("{name}: ")) && out.contains(" checks, 0 failed"), "{}", show(&o));
+}
+
+#[test]
+fn pages() {
+    run_suite("pages", Link::Shared);
+}
+
+#[test]
+fn pages_with_the_static_library() {
+    run_suite("pages", Link::Static);
+}
+
+#[test]
+fn printk() {
+    run_suite("printk", Link::Shared);
+}
+
+#[test]
+fn misuse() {
+    run_suite("misuse", Link::Shared);
+}
+
+#[test]
+fn atomic() {
+    run_suite("atomic", Link::Shared);
+}
+
+#[test]
+fn byteorder() {
+    run_suite("byteorder", Link::None);
+}
+
+/// Every header compiles on its own (includes what it uses).
+#[test]
+fn every_header_compiles_alone() {
+    let include = manifest().join("include");
+    let mut headers = Vec::new();
+    for dir in ["linux", "linux/byteorder", "asm"] {
+        for entry in std::fs::read_dir(include.join(dir)).expect("read include/") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "h") {
+                headers.push(format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()));
+            }
+        }
+    }
+    assert!(headers.len() >= 30, "{headers:?}");
+    for h in headers {
+        let src = out_dir().join(format!("alone-{}.c", h.replace('/', "-")));
+        std::fs::write(&src, format!("#include <{h}>\n")).unwrap();
+        let obj = src.with_extension("o");
+        let o = gcc(&["-c", &src.display().to_string(), "-o", &obj.display().to_string()]);
+        assert!(o.status.success(), "<{h}> alone:\n{}", show(&o));
+    }
+}
+
+/// The header's flag values are kmem-core's: every name of the GFP and slab name tables, the
+/// legacy names and the page geometry.
+#[test]
+fn constants_match_kmem_core() {
+    let o = run(&build("constants", Link::None));
+    assert!(o.status.success(), "{}", show(&o));
+    let c: BTreeMap<String, u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("NAME=value");
+            let v = v.strip_prefix("0x").map_or_else(|| v.parse().unwrap(), |h| u64::from_str_radix(h, 16).unwrap());
+            (k.to_owned(), v)
+        })
+        .collect();
+    let mut want: BTreeMap<&str, u64> = BTreeMap::new();
+    for (flag, name) in GFPFLAG_NAMES {
+        want.insert(name, flag.bits().into());
+    }
+    for (flag, name) in SLAB_FLAG_NAMES {
+        want.insert(name, flag.bits().into());
+    }
+    for (name, flag) in [
+        ("__GFP_WAIT", gfp::__GFP_WAIT),
+        ("__GFP_REPEAT", gfp::__GFP_REPEAT),
+        ("__GFP_NOTRACK", gfp::__GFP_NOTRACK),
+        ("__GFP_SKIP_ZERO", gfp::__GFP_SKIP_ZERO),
+        ("__GFP_SKIP_KASAN", gfp::__GFP_SKIP_KASAN),
+        ("__GFP_NOLOCKDEP", gfp::__GFP_NOLOCKDEP),
+        ("__GFP_NO_OBJ_EXT", gfp::__GFP_NO_OBJ_EXT),
+        ("__GFP_BITS_MASK", gfp::__GFP_BITS_MASK),
+        ("GFP_ZONEMASK", gfp::GFP_ZONEMASK),
+    ] {
+        want.insert(name, flag.bits().into());
+    }
+    for (name, flag) in [
+        ("SLAB_DEBUG_OBJECTS", sf::SLAB_DEBUG_OBJECTS),
+        ("SLAB_KASAN", sf::SLAB_KASAN),
+        ("SLAB_SKIP_KFENCE", sf::SLAB_SKIP_KFENCE),
+        ("SLAB_NO_OBJ_EXT", sf::SLAB_NO_OBJ_EXT),
+        ("SLAB_TEMPORARY", sf::SLAB_TEMPORARY),
+        ("SLAB_DESTROY_BY_RCU", sf::SLAB_DESTROY_BY_RCU),
+    ] {
+        want.insert(name, flag.bits().into());
+    }
+    want.insert("SLAB_CTOR_CONSTRUCTOR", sf::SLAB_CTOR_CONSTRUCTOR);
+    want.insert("SLAB_CTOR_ATOMIC", sf::SLAB_CTOR_ATOMIC);
+    want.insert("__GFP_BITS_SHIFT", gfp::__GFP_BITS_SHIFT.into());
+    want.insert("PAGE_SHIFT", kmem_core::PAGE_SHIFT.into());
+    want.insert("PAGE_SIZE", kmem_core::PAGE_SIZE as u64);
+    want.insert("MAX_PAGE_ORDER", kmem_core::MAX_PAGE_ORDER.into());
+    want.insert("MAX_ORDER", kmem_core::order::MAX_ORDER.into());
+    want.insert("NR_PAGE_ORDERS", kmem_core::order::NR_PAGE_ORDERS as u64);
+    want.insert("PAGE_ALLOC_COSTLY_ORDER", kmem_core::order::PAGE_ALLOC_COSTLY_ORDER.into());
+    want.insert("MAX_ORDER_NR_PAGES", kmem_core::order::MAX_ORDER_NR_PAGES as u64);
+    want.insert("sizeof(gfp_t)", 4);
+    want.insert("sizeof(slab_flags_t)", 4);
+    for (name, value) in &want {
+        assert_eq!(
+            c.get(*name),
+            Some(value),
+            "{name}: header {:?}, kmem-core {value:#x}",
+            c.get(*name).map(|v| format!("{v:#x}"))
+        );
+    }
+    assert_eq!(
+        c.len(),
+        want.len(),
+        "names only in the C program: {:?}",
+        c.keys().filter(|k| !want.contains_key(k.as_str())).collect::<Vec<_>>()
+    );
+}
+
+/// `GEP_KERNEL` is the book's typo: it must not compile, while the same code with
+/// `GFP_KERNEL` does.
+#[test]
+fn gep_kernel_does_not_compile() {
+    let dir = out_dir();
+    for (spelling, ok) in [("GFP_KERNEL", true), ("GEP_KERNEL", false)] {
+        let src = dir.join(format!("typo-{spelling}.c"));
+        std::fs::write(
+            &src,
+            format!("#include <linux/gfp.h>\nunsigned long f(void) {{ return __get_free_pages({spelling}, 0); }}\n"),
+        )
+        .unwrap();
+        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        assert_eq!(o.status.success(), ok, "{spelling}:\n{}", show(&o));
+        if !ok {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("'GEP_KERNEL' undeclared"), "{}", show(&o));
+        }
+    }
+}
+
+/// The seeds' legacy forms (6-argument `kmem_cache_create`, `kmem_cache_t`, 3-argument
+/// `mempool_resize`, `SLAB_NO_REAP`, `SLAB_CTOR_*`, `__GFP_WAIT`/`REPEAT`/`COLD`, `MAX_ORDER`,
+/// 2.4-style `init_module`) compile next to today's forms. Compile only: the slab and mempool
+/// exports come with those layers.
+#[test]
+fn legacy_forms_compile() {
+    for name in ["legacy", "legacy_mempool", "modern_mempool"] {
+        let src = manifest().join(format!("tests/c/{name}.c"));
+        let obj = out_dir().join(format!("{name}.o"));
+        let o = gcc(&["-fPIC", "-c", &src.display().to_string(), "-o", &obj.display().to_string()]);
+        assert!(o.status.success(), "{name}.c:\n{}", show(&o));
+    }
+}
+
+/// `mempool_create` accepts today's callback type and the book's `int gfp_mask` one, nothing else.
+#[test]
+fn mempool_create_rejects_other_callback_types() {
+    let dir = out_dir();
+    for (param, ok) in [("gfp_t", true), ("int", true), ("long", false)] {
+        let src = dir.join(format!("mempool-cb-{param}.c"));
+        std::fs::write(
+            &src,
+            format!(
+                "#include <linux/mempool.h>\nstatic void *a({param} g, void *d) {{ (void)g; return d; }}\nstatic void f(void *e, void *d) {{ (void)e; (void)d; }}\nmempool_t *make(void) {{ return mempool_create(1, a, f, NULL); }}\n"
+            ),
+        )
+        .unwrap();
+        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        assert_eq!(o.status.success(), ok, "{param}:\n{}", show(&o));
+    }
+}
