@@ -7,12 +7,14 @@
 //! lists first.
 
 mod gfp;
+mod kmalloc;
 mod machine;
 mod mempool;
 mod misuse;
 mod pages;
 mod proc;
 mod reports;
+mod slab;
 mod slab_smoke;
 
 use std::ptr::NonNull;
