@@ -87,12 +87,13 @@ impl<P: Platform> Kmem<P> {
         {
             let c = s.cpu(cpu);
             if c.guard.enter() {
-                // SAFETY: We own the slot and are inside its guard.
-                let count = unsafe { &mut *c.count.get() };
-                if *count > 0 {
-                    *count -= 1;
+                // We own the slot and are inside its guard: nobody else writes `count`.
+                let count = c.count.load(Relaxed);
+                if count > 0 {
+                    let count = count - 1;
                     // SAFETY: `objs[..count]` hold free objects of `s` (module invariant).
-                    let obj = unsafe { *c.objs.add(*count as usize) };
+                    let obj = unsafe { *c.objs.add(count as usize) };
+                    c.count.store(count, Relaxed);
                     c.guard.exit();
                     c.alloc_fast.store(c.alloc_fast.load(Relaxed) + 1, Relaxed);
                     if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
@@ -147,13 +148,13 @@ impl<P: Platform> Kmem<P> {
             let c = s.cpu(cpu);
             let mut rest = &batch[..got - 1];
             if c.guard.enter() {
-                // SAFETY: Owner inside the guard.
-                let count = unsafe { &mut *c.count.get() };
-                let room = (c.cap - *count) as usize;
+                // Owner inside the guard.
+                let count = c.count.load(Relaxed);
+                let room = (c.cap - count) as usize;
                 let n = room.min(rest.len());
                 // SAFETY: `n` entries fit after `count`.
-                unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), c.objs.add(*count as usize), n) };
-                *count += n as u32;
+                unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), c.objs.add(count as usize), n) };
+                c.count.store(count + n as u32, Relaxed);
                 c.guard.exit();
                 rest = &rest[n..];
             }
@@ -243,9 +244,8 @@ impl<P: Platform> Kmem<P> {
                 unsafe { obj.write_bytes(0, s.object_size()) };
             }
             if c.guard.enter() {
-                // SAFETY: Owner inside the guard.
-                let count = unsafe { &mut *c.count.get() };
-                let n = *count as usize;
+                // Owner inside the guard.
+                let n = c.count.load(Relaxed) as usize;
                 // SAFETY: `objs[..n]` are initialised.
                 if n > 0 && unsafe { *c.objs.add(n - 1) } == obj {
                     c.guard.exit();
@@ -255,7 +255,7 @@ impl<P: Platform> Kmem<P> {
                 if n < c.cap as usize {
                     // SAFETY: `n < cap` slots exist.
                     unsafe { *c.objs.add(n) = obj };
-                    *count += 1;
+                    c.count.store(n as u32 + 1, Relaxed);
                     c.guard.exit();
                     c.free_fast.store(c.free_fast.load(Relaxed) + 1, Relaxed);
                     return;
@@ -278,25 +278,29 @@ impl<P: Platform> Kmem<P> {
             let c = s.cpu(cpu);
             if c.guard.enter() {
                 let mut batch = [ptr::null_mut(); MAX_BATCH];
-                // SAFETY: Owner inside the guard. A drainer may have emptied the array since
-                // the fast path saw it full: then there is room and nothing to flush.
-                let n = unsafe {
-                    let count = &mut *c.count.get();
-                    if *count < c.cap {
-                        *c.objs.add(*count as usize) = obj;
-                        *count += 1;
-                        0
-                    } else {
-                        let half = (c.cap as usize / 2).clamp(1, MAX_BATCH);
-                        // The oldest half goes back: the hottest objects stay.
-                        ptr::copy_nonoverlapping(c.objs, batch.as_mut_ptr(), half);
-                        ptr::copy(c.objs.add(half), c.objs, *count as usize - half);
-                        *count -= half as u32;
-                        *c.objs.add(*count as usize) = obj;
-                        *count += 1;
-                        half
+                // Owner inside the guard. The array is not necessarily full: a drainer may have
+                // emptied it since `slab_free` saw it full or found the slot claimed.
+                let mut count = c.count.load(Relaxed) as usize;
+                // SAFETY: `objs[..count]` are initialised.
+                if count > 0 && unsafe { *c.objs.add(count - 1) } == obj {
+                    c.guard.exit();
+                    self.report_double_free(s, obj, caller);
+                    return;
+                }
+                let mut n = 0;
+                if count == c.cap as usize {
+                    // The oldest half goes back: the hottest objects stay.
+                    n = (c.cap as usize / 2).clamp(1, MAX_BATCH);
+                    // SAFETY: `n <= count` initialised entries move; `count - n` remain.
+                    unsafe {
+                        ptr::copy_nonoverlapping(c.objs, batch.as_mut_ptr(), n);
+                        ptr::copy(c.objs.add(n), c.objs, count - n);
                     }
-                };
+                    count -= n;
+                }
+                // SAFETY: `count < cap`, so the slot exists.
+                unsafe { *c.objs.add(count) = obj };
+                c.count.store(count as u32 + 1, Relaxed);
                 c.guard.exit();
                 if n > 0 {
                     s.stats.flushes.fetch_add(1, Relaxed);

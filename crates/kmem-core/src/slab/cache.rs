@@ -23,9 +23,8 @@
 //! then the page allocator's zone locks. Slab pages are allocated and freed with no node lock
 //! held (allocation may sleep and run reclaim, which takes the list and node locks).
 
-use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use super::flags::SlabFlags;
 use super::layout::ObjectLayout;
@@ -84,11 +83,14 @@ pub struct CacheArgs {
     pub dtor: Option<ObjFn>,
 }
 
-/// One CPU slot's object array. Owner-only fields are in `UnsafeCell`s (see the module docs).
+/// One CPU slot's object array. `count` and `objs` belong to the slot's owner or to a drainer
+/// holding its claim (see the module docs).
 #[repr(C, align(64))]
 pub(crate) struct CpuCache {
     pub(crate) guard: SlotGuard,
-    pub(crate) count: UnsafeCell<u32>,
+    /// Objects in `objs`. Atomic only so reclaim's estimate (`count_objects`) may read it from
+    /// another thread; the owner uses plain `Relaxed` loads and stores (no read-modify-write).
+    pub(crate) count: AtomicU32,
     pub(crate) cap: u32,
     pub(crate) objs: *mut *mut u8,
     /// Fast-path allocations (owner writes with load+store; anyone reads).
@@ -97,7 +99,7 @@ pub(crate) struct CpuCache {
     pub(crate) free_fast: AtomicU64,
 }
 
-// SAFETY: The unsynchronised fields are used only by the slot's owner or by a drainer that
+// SAFETY: The unsynchronised array is used only by the slot's owner or by a drainer that
 // holds the slot's claim (the `SlotGuard` handshake), never by both.
 unsafe impl Sync for CpuCache {}
 

@@ -4,7 +4,9 @@
 use core::fmt;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
+};
 
 use super::cache::{Cache, CacheArgs, CacheRef, CacheState, CacheStats, CpuCache, reciprocal};
 use super::flags::{self, InvalidSlabFlags, SLAB_NO_USER_FLAGS, SLAB_PANIC, SLAB_POISON, SLAB_TYPESAFE_BY_RCU};
@@ -123,6 +125,27 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
+    /// The legacy five-argument `kmem_cache_create(name, size, align, flags, ctor)`: the
+    /// kernel's `_Generic` macro turns it into the args form with only `align` and `ctor` set
+    /// (SL-1).
+    ///
+    /// # Errors
+    /// As [`Kmem::kmem_cache_create`].
+    ///
+    /// # Panics
+    /// With `SLAB_PANIC`, when creation fails.
+    #[track_caller]
+    pub fn kmem_cache_create_legacy(
+        &self,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        ctor: Option<super::cache::ObjFn>,
+    ) -> Result<CacheRef, CreateError> {
+        self.kmem_cache_create(name, size, &CacheArgs { align, ctor, ..CacheArgs::default() }, flags)
+    }
+
     /// The flags `slab_debug=` adds for a cache of this name (none by default).
     fn slab_debug_flags(&self, name: &str, flags: SlabFlags) -> SlabFlags {
         flags.union(self.slabs.config.debug.flags_for(name))
@@ -169,7 +192,7 @@ impl<P: Platform> Kmem<P> {
             for cpu in 0..nr_cpus {
                 cpus.add(cpu).write(CpuCache {
                     guard: SlotGuard::new(),
-                    count: core::cell::UnsafeCell::new(0),
+                    count: AtomicU32::new(0),
                     cap,
                     objs: base.add(objs_at + cpu * cap as usize * size_of::<usize>()).cast(),
                     alloc_fast: AtomicU64::new(0),

@@ -173,13 +173,25 @@ impl<P: Platform> Kmem<P> {
 
     /// Gives `objs` (objects of `s` that are out) back to their slabs under the node lock,
     /// then frees the slabs that became empty beyond `min_partial`.
+    ///
+    /// An object that already heads its slab's freelist was freed twice (the second free went
+    /// into a CPU array, which only catches a repeat of its own last free): it is reported and
+    /// skipped, as SLUB's `BUG_ON(object == fp)` in `set_freepointer` would stop it, instead of
+    /// being linked to itself (a freelist cycle that would hand it out again and again).
+    #[track_caller]
     pub(crate) fn return_objects(&self, s: &Cache, objs: &[*mut u8]) {
         let mut discard: [*mut Slab; MAX_BATCH] = [ptr::null_mut(); MAX_BATCH];
         let mut nd = 0;
+        let mut double_freed: Option<*mut u8> = None;
         {
             let mut node = s.node.lock();
             for &obj in objs {
                 let slab = self.object_slab(obj).expect("object of a live slab").slab;
+                // SAFETY: `slab` is a live slab of `s`; its freelist is read under the lock.
+                if unsafe { (*slab).freelist } == obj {
+                    double_freed = Some(obj);
+                    continue;
+                }
                 // SAFETY: `obj` is an out object of `slab`, a slab of `s`; we hold the lock.
                 if unsafe { node.put(s, slab, obj) } {
                     // SAFETY: Empty and on the partial list, as `put` just said.
@@ -200,6 +212,9 @@ impl<P: Platform> Kmem<P> {
         for &d in &discard[..nd] {
             self.discard_slab(s, d);
         }
+        if let Some(obj) = double_freed {
+            self.report_double_free(s, obj, Location::caller());
+        }
     }
 
     /// Empties CPU slot `cpu`'s array of `s` back to the slabs. The caller must own the slot's
@@ -209,14 +224,12 @@ impl<P: Platform> Kmem<P> {
         let mut total = 0;
         loop {
             let mut batch = [ptr::null_mut(); MAX_BATCH];
-            // SAFETY: The caller owns the array.
-            let n = unsafe {
-                let count = &mut *c.count.get();
-                let n = (*count as usize).min(MAX_BATCH);
-                *count -= n as u32;
-                ptr::copy_nonoverlapping(c.objs.add(*count as usize), batch.as_mut_ptr(), n);
-                n
-            };
+            // The caller owns the array.
+            let count = c.count.load(Relaxed) as usize;
+            let n = count.min(MAX_BATCH);
+            // SAFETY: `objs[count - n..count]` are initialised entries of the caller's array.
+            unsafe { ptr::copy_nonoverlapping(c.objs.add(count - n), batch.as_mut_ptr(), n) };
+            c.count.store((count - n) as u32, Relaxed);
             if n == 0 {
                 return total;
             }
@@ -320,7 +333,8 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
-    /// Pages that shrinking could free now: empty slabs of reapable caches (`count_objects`).
+    /// Pages that shrinking could free now (`count_objects`): empty slabs of reapable caches,
+    /// slabs their per-CPU arrays could empty, and slabs waiting for a grace period.
     pub(crate) fn reclaimable_slab_pages(&self) -> usize {
         let list = self.slabs.list.lock();
         let mut pages = 0;
@@ -329,6 +343,7 @@ impl<P: Platform> Kmem<P> {
             // SAFETY: As in `slab_cpu_dead`.
             let s = unsafe { c.as_ref() };
             if !s.layout.flags.intersects(SLAB_NO_REAP) {
+                pages += parked_slab_pages(s);
                 let node = s.node.lock();
                 let mut slab = node.first(super::node::Which::Partial);
                 while let Some(d) = slab {
@@ -389,4 +404,15 @@ impl<P: Platform> Kmem<P> {
         );
         fixed
     }
+}
+
+/// What objects parked in per-CPU arrays of `s` could give back if flushed: the pages of as
+/// many slabs as they would fill. Without it, reclaim would see nothing to free while a
+/// cache's free objects all wait in CPU arrays (their slabs look in use), and would give up.
+fn parked_slab_pages(s: &Cache) -> usize {
+    if !s.fast {
+        return 0;
+    }
+    let parked: usize = (0..s.nr_cpus as usize).map(|cpu| s.cpu(cpu).count.load(Relaxed) as usize).sum();
+    parked.div_ceil(s.objects as usize) << s.order
 }

@@ -1,4 +1,4 @@
-//! Concurrency tests of the page allocator through the public `kmem::Machine` API.
+//! Concurrency tests of the page and slab allocators through the public `kmem::Machine` API.
 //!
 //! - `blocking`: the give-up table of SEMANTICS §2.8 (PA-13, PA-14) with real sleeping and
 //!   waking between threads, OOM reports and notifiers, shrinkers and kswapd.
@@ -6,8 +6,12 @@
 //!   progress of `GFP_KERNEL` pool allocations on a machine with every page taken.
 //! - `model`: two threads replay random operations in lock step against a plain model of the
 //!   live blocks (STYLE §7), with `check()` after every step (PA-3, PA-5, PA-11, PA-17).
+//! - `slab_model`: the slab allocator against a model, two threads in lock step with cross-thread
+//!   frees (issue 3); `slab_stress`: slab and kmalloc churn, producer/consumer, thread exit and
+//!   concurrent shrink/reclaim on several threads (also under `.ci/valgrind`).
 //! - `stress`: many random allocations and cross-thread frees with ownership patterns written
-//!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs only these,
+//!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs these and
+//!   `slab_stress` only,
 //!   with `KMEM_STRESS_ITERS` scaled down.
 //! - `vmalloc`: vmalloc/vfree (some deferred from atomic context) on three threads, with
 //!   owner stamps checked through the vmalloc address and through the backing frame.
@@ -19,6 +23,8 @@ mod blocking;
 mod mempool;
 mod model;
 mod review;
+mod slab_model;
+mod slab_stress;
 mod stress;
 mod vmalloc;
 

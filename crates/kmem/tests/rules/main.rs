@@ -7,6 +7,7 @@
 //! lists first.
 
 mod gfp;
+mod kmalloc;
 mod kvmalloc;
 mod machine;
 mod mempool;
@@ -14,6 +15,7 @@ mod misuse;
 mod pages;
 mod proc;
 mod reports;
+mod slab;
 mod slab_debug;
 mod slab_smoke;
 mod vmalloc;

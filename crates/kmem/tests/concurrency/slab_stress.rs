@@ -1,0 +1,339 @@
+//! Slab and kmalloc stress on several threads (`.ci/valgrind` runs every test whose path
+//! contains `stress::`, these included). Every object carries an owner pattern at both ends,
+//! written at allocation and verified before its free, so an object handed to two owners or
+//! overwritten by a neighbour is caught. Afterwards every object is freed, every thread has
+//! exited (thread exit flushes its per-CPU arrays), and each cache shrinks to no slab at all
+//! (SL-13) with every page back.
+//!
+//! `KMEM_STRESS_ITERS` scales the iterations, as in `stress.rs` (`.ci/valgrind` lowers it).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread;
+
+use kmem::gfp::{GFP_ATOMIC, GFP_KERNEL, Gfp};
+use kmem::slab::flags::{SLAB_NO_MERGE, SlabFlags};
+use kmem::slab::{CacheArgs, CacheRef};
+use kmem::{Machine, Profile};
+
+const DEFAULT_ITERS: usize = 100_000;
+/// Objects a thread keeps at most.
+const MAX_LIVE: usize = 256;
+
+/// Iterations per thread: an eighth of `KMEM_STRESS_ITERS` (objects are cheaper than pages,
+/// and it keeps these tests to about a tenth of the `.ci/valgrind` run).
+fn iters() -> usize {
+    let total = match std::env::var("KMEM_STRESS_ITERS") {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("KMEM_STRESS_ITERS must be a number, got {v:?}")),
+        Err(_) => DEFAULT_ITERS,
+    };
+    (total / 8).max(100)
+}
+
+fn machine(cpus: usize) -> Machine {
+    Machine::builder()
+        .profile(Profile::X86_64)
+        .mem_bytes(64 << 20)
+        .cpus(cpus)
+        .pcp(true)
+        .kswapd(false)
+        .build()
+        .expect("build machine")
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// A live object: address, length, the owner byte written into it, and its cache (None:
+/// kmalloc).
+#[derive(Clone, Copy)]
+struct Obj {
+    addr: usize,
+    len: usize,
+    owner: u8,
+    cache: Option<CacheRef>,
+}
+
+/// The pattern: the address (8 bytes) and the owner byte at the start, the owner byte at the
+/// end; objects shorter than 16 bytes are filled with the owner byte.
+fn pattern(o: Obj) -> (Vec<u8>, usize) {
+    if o.len < 16 {
+        return (vec![o.owner; o.len], 0);
+    }
+    let mut head = vec![o.owner; 9];
+    head[..8].copy_from_slice(&(o.addr as u64).to_le_bytes());
+    (head, o.len - 1)
+}
+
+fn at(addr: usize) -> std::ptr::NonNull<u8> {
+    std::ptr::NonNull::new(addr as *mut u8).expect("object")
+}
+
+fn stamp(m: &Machine, o: Obj) {
+    let (head, last) = pattern(o);
+    m.write_bytes(at(o.addr), &head).expect("object in allocated pages");
+    if last != 0 {
+        m.write_bytes(at(o.addr + last), &[o.owner]).expect("object in allocated pages");
+    }
+}
+
+fn verify(m: &Machine, o: Obj) {
+    let (want, last) = pattern(o);
+    let mut got = vec![0; want.len()];
+    m.read_bytes(at(o.addr), &mut got).expect("live object readable");
+    assert_eq!(got, want, "object {:#x} (owner {}) was overwritten", o.addr, o.owner);
+    if last != 0 {
+        let mut b = [0u8];
+        m.read_bytes(at(o.addr + last), &mut b).expect("live object readable");
+        assert_eq!(b[0], o.owner, "last byte of object {:#x} was overwritten", o.addr);
+    }
+}
+
+fn alloc(m: &Machine, cache: Option<CacheRef>, len: usize, owner: u8, gfp: Gfp) -> Obj {
+    let p = match cache {
+        Some(c) => m.kmem_cache_alloc(c, gfp),
+        None => m.kmalloc(len, gfp),
+    }
+    .expect("allocation");
+    let o = Obj { addr: p.as_ptr() as usize, len, owner, cache };
+    stamp(m, o);
+    o
+}
+
+fn free(m: &Machine, o: Obj) {
+    verify(m, o);
+    // SAFETY: Each `Obj` is owned by exactly one thread and freed once; nobody uses it after.
+    unsafe {
+        match o.cache {
+            Some(c) => m.kmem_cache_free(c, o.addr as *mut u8),
+            None => m.kfree(o.addr as *const u8),
+        }
+    }
+}
+
+/// A random kmalloc size: mostly small, sometimes up to a page, rarely large (page-backed).
+fn kmalloc_len(rng: &mut Rng) -> usize {
+    match rng.below(100) {
+        0..=69 => 1 + rng.below(256),
+        70..=97 => 1 + rng.below(4096),
+        _ => 4097 + rng.below(12_000),
+    }
+}
+
+/// After every thread is gone: every cache in `caches` (and every kmalloc cache) shrinks to
+/// nothing and the machine has every page back.
+fn assert_all_back(m: &Machine, free0: usize, caches: &[CacheRef]) {
+    let mut all = caches.to_vec();
+    m.for_each_cache(|c| {
+        if !all.contains(&c) {
+            all.push(c);
+        }
+    });
+    for c in all {
+        assert_eq!(m.kmem_cache_shrink(c), 0, "{} still holds slabs: {:?}", c.get().name(), m.cache_info(c));
+        assert_eq!(m.validate_slab_cache(c), Ok(0));
+    }
+    m.drain_all_pages();
+    assert_eq!(m.total_free() + m.slab_pages().1, free0, "every slab page back");
+}
+
+type Handoff = SyncSender<Obj>;
+
+/// Counts a finished thread when dropped (also while unwinding).
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Churn: alloc with `next` random objects, free random ones, hand some to the next thread.
+fn churn(m: &Machine, me: u8, iters: usize, caches: &[CacheRef], next: &Handoff, inbox: &Receiver<Obj>) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(me) << 32 | 1);
+    let mut live: Vec<Obj> = Vec::new();
+    for _ in 0..iters {
+        while let Ok(o) = inbox.try_recv() {
+            free(m, o);
+        }
+        if live.len() < MAX_LIVE && rng.below(2) == 0 {
+            let o = match rng.below(caches.len() + 1) {
+                0 => alloc(m, None, kmalloc_len(&mut rng), me, GFP_KERNEL),
+                i => {
+                    let c = caches[i - 1];
+                    alloc(
+                        m,
+                        Some(c),
+                        c.get().object_size(),
+                        me,
+                        if rng.below(4) == 0 { GFP_ATOMIC } else { GFP_KERNEL },
+                    )
+                }
+            };
+            live.push(o);
+        } else if !live.is_empty() {
+            let o = live.swap_remove(rng.below(live.len()));
+            if rng.below(3) == 0 {
+                match next.try_send(o) {
+                    Ok(()) => continue,
+                    Err(TrySendError::Full(o) | TrySendError::Disconnected(o)) => free(m, o),
+                }
+            } else {
+                free(m, o);
+            }
+        }
+    }
+    for o in live {
+        free(m, o);
+    }
+}
+
+/// Runs `churn` on `threads` threads in a ring (thread i hands objects to thread i + 1); each
+/// thread frees what is left in its inbox after everyone is done, then gives its CPU slot
+/// back (as its exit would; explicit, so it has happened when `ring` returns).
+fn ring(m: &Machine, threads: usize, caches: &[CacheRef]) {
+    let iters = iters();
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::sync_channel::<Obj>(64)).unzip();
+    let done = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let next = txs[(i + 1) % threads].clone();
+            let done = &done;
+            s.spawn(move || {
+                {
+                    // Counted even if `churn` panics, so the others stop waiting and the
+                    // test reports the panic instead of hanging.
+                    let _finished = Finished(done);
+                    churn(m, i as u8 + 1, iters, caches, &next, &rx);
+                }
+                drop(next);
+                crate::wait_until("every ring thread finished", || done.load(Ordering::SeqCst) == threads);
+                for o in rx.try_iter() {
+                    free(m, o);
+                }
+                m.release_cpu();
+            });
+        }
+        drop(txs);
+    });
+}
+
+#[test]
+fn kmalloc_and_cache_churn_with_cross_thread_frees() {
+    let m = machine(8);
+    let free0 = m.total_free();
+    let caches: Vec<CacheRef> = [40, 192, 1000]
+        .iter()
+        .map(|&size| {
+            m.kmem_cache_create(&format!("churn-{size}"), size, &CacheArgs::default(), SLAB_NO_MERGE).expect("create")
+        })
+        .collect();
+    ring(&m, 4, &caches);
+    assert_all_back(&m, free0, &caches);
+}
+
+#[test]
+fn producer_consumer_cross_thread_frees() {
+    let m = machine(8);
+    let free0 = m.total_free();
+    let c = m.kmem_cache_create("prodcons", 96, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    let n = iters();
+    thread::scope(|s| {
+        for pair in 0..2u8 {
+            let (tx, rx) = mpsc::sync_channel::<Obj>(256);
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..n {
+                    let o = if i % 4 == 0 {
+                        alloc(m, None, 1 + i % 500, pair + 1, GFP_KERNEL)
+                    } else {
+                        alloc(m, Some(c), 96, pair + 1, GFP_KERNEL)
+                    };
+                    tx.send(o).expect("consumer alive");
+                }
+                m.release_cpu();
+            });
+            s.spawn(move || {
+                for o in rx {
+                    free(m, o);
+                }
+                m.release_cpu();
+            });
+        }
+    });
+    assert_all_back(&m, free0, &[c]);
+}
+
+#[test]
+fn thread_exit_flushes_parked_objects_then_shrink_returns_zero() {
+    let m = machine(8);
+    let free0 = m.total_free();
+    let c = m.kmem_cache_create("parked", 128, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    let rounds = (iters() / 500).clamp(2, 40);
+    for round in 0..rounds {
+        let kept: Vec<Obj> = thread::scope(|s| {
+            let handles: Vec<_> = (0..4u8)
+                .map(|t| {
+                    let m = &m;
+                    s.spawn(move || {
+                        let objs: Vec<Obj> = (0..100).map(|_| alloc(m, Some(c), 128, t + 1, GFP_KERNEL)).collect();
+                        let (keep, park) = objs.split_at(10 + round % 7);
+                        for &o in park {
+                            free(m, o); // Parked in this thread's CPU array.
+                        }
+                        keep.to_vec() // The thread exits with `park` in its array.
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("worker")).collect()
+        });
+        // Every worker exited: their arrays are flushed, only the kept objects are active.
+        assert_eq!(m.cache_info(c).active_objs, kept.len(), "round {round}");
+        for o in kept {
+            free(&m, o);
+        }
+        m.release_cpu();
+        assert_eq!(m.cache_info(c).active_objs, 0);
+        assert_eq!(m.kmem_cache_shrink(c), 0, "round {round}");
+    }
+    assert_all_back(&m, free0, &[c]);
+}
+
+#[test]
+fn concurrent_shrink_and_reclaim_while_allocating() {
+    let m = machine(8);
+    let free0 = m.total_free();
+    let caches: Vec<CacheRef> = [24, 300]
+        .iter()
+        .map(|&size| m.kmem_cache_create(&format!("shrinking-{size}"), size, &CacheArgs::default(), SLAB_NO_MERGE))
+        .map(|c| c.expect("create"))
+        .collect();
+    let stop = AtomicBool::new(false);
+    let passes = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let shrinker = s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                for &c in &caches {
+                    m.kmem_cache_shrink(c);
+                }
+                m.shrink_all(GFP_KERNEL);
+                passes.fetch_add(1, Ordering::SeqCst);
+                thread::yield_now();
+            }
+            m.release_cpu();
+        });
+        ring(&m, 2, &caches);
+        stop.store(true, Ordering::SeqCst);
+        shrinker.join().expect("shrinker");
+    });
+    assert!(passes.load(Ordering::SeqCst) > 0);
+    assert_all_back(&m, free0, &caches);
+}
