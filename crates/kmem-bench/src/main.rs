@@ -4,6 +4,8 @@ mod floor;
 mod harness;
 mod kmem_adapter;
 mod mempool;
+mod obj_peers;
+mod objects;
 mod pages;
 mod peers;
 
@@ -13,8 +15,8 @@ use std::{env, fs, process};
 use harness::{Config, Results, Role};
 use pages::{Bench, Contender};
 
-/// Workload groups, in the order they run.
-const GROUPS: [&str; 2] = ["pages", "mempool"];
+/// Workload groups, in the order they run (a single kmalloc class `kN` is a group too).
+const GROUPS: [&str; 8] = ["pages", "mempool", "hot64", "hot64-2T", "kmalloc", "batch64", "churn", "prodcons"];
 
 const USAGE: &str = "\
 kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
@@ -23,7 +25,8 @@ usage: cargo run --release -p kmem-bench -- [OPTIONS]
 
 options:
   --quick           3 rounds of 10 ms samples (a few seconds) instead of 11 rounds of 20 ms
-  --groups G[,G..]  workload groups to run (default: all): pages, mempool
+  --groups G[,G..]  workload groups to run (default: all): pages, mempool, hot64, hot64-2T,
+                    kmalloc (k8..k8192), kN (one class, e.g. k64), batch64, churn, prodcons
   --rounds N        interleaved rounds (default 11; 3 with --quick)
   --out FILE        also write the report (machine + markdown table) to FILE
   -h, --help        this text
@@ -55,8 +58,8 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--groups" => {
                 for g in value("--groups")?.split(',').filter(|g| !g.is_empty()) {
-                    if !GROUPS.contains(&g) {
-                        return Err(format!("unknown group `{g}` (known: {})", GROUPS.join(", ")));
+                    if !GROUPS.contains(&g) && kmalloc_class(g).is_none() {
+                        return Err(format!("unknown group `{g}` (known: {}, kN)", GROUPS.join(", ")));
                     }
                     args.groups.push(g.to_owned());
                 }
@@ -111,6 +114,17 @@ fn main() {
             }
         }
     }
+    let works = slab_works(&args.groups);
+    if !works.is_empty() {
+        let mut contenders: Vec<Box<dyn objects::Contender + '_>> = Vec::new();
+        match kmem.as_ref().map(kmem_adapter::Kmem::slab_contenders) {
+            Ok(Ok(c)) => contenders.extend(c),
+            Ok(Err(e)) => eprintln!("kmem-bench: no kmem slab rows: {e}"),
+            Err(_) => {}
+        }
+        contenders.extend(slab_peers(&works));
+        objects::run(&cfg, &works, &mut contenders, &mut results);
+    }
     report.push('\n');
     report.push_str(&results.table());
     print!("{report}");
@@ -136,6 +150,106 @@ fn page_peers() -> Vec<Box<dyn Contender>> {
             floor::FreeList::new((pages::BATCH + pages::LIVE + 1) as u32),
         )),
     ]
+}
+
+/// The kmalloc class a `kN` group names.
+fn kmalloc_class(group: &str) -> Option<usize> {
+    let n: usize = group.strip_prefix('k')?.parse().ok()?;
+    floor::KMALLOC_CLASSES.contains(&n).then_some(n)
+}
+
+/// The slab workloads the selected groups ask for, in table order.
+fn slab_works(groups: &[String]) -> Vec<objects::Work> {
+    use objects::Work;
+    let has = |g: &str| groups.iter().any(|x| x == g);
+    let mut works = Vec::new();
+    if has("hot64") {
+        works.push(Work::Hot64);
+    }
+    if has("hot64-2T") {
+        works.push(Work::Hot64x2);
+    }
+    for n in floor::KMALLOC_CLASSES {
+        if has("kmalloc") || groups.iter().any(|g| kmalloc_class(g) == Some(n)) {
+            works.push(Work::K(n));
+        }
+    }
+    if has("batch64") {
+        works.push(Work::Batch64);
+    }
+    if has("churn") {
+        works.push(Work::Churn);
+    }
+    if has("prodcons") {
+        works.push(Work::ProdCons);
+    }
+    works
+}
+
+/// The slab peers and floors, in table order.
+fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
+    use objects::{BATCH64, Bench, FIXED, HOT64, SIZED, THREADS};
+    let all = FIXED | SIZED | THREADS;
+    let mut peers: Vec<Box<dyn objects::Contender>> = vec![
+        Box::new(Bench::shared("system (glibc malloc)", Role::Peer, all, obj_peers::Global(std::alloc::System))),
+        Box::new(Bench::shared("mimalloc", Role::Peer, all, obj_peers::Global(mimalloc::MiMalloc))),
+        Box::new(Bench::shared(
+            "jemalloc (tikv-jemallocator)",
+            Role::Peer,
+            all,
+            obj_peers::Global(tikv_jemallocator::Jemalloc),
+        )),
+        Box::new(Bench::shared("snmalloc (snmalloc-rs)", Role::Peer, all, obj_peers::Global(snmalloc_rs::SnMalloc))),
+        Box::new(Bench::new("talc Talc", Role::Peer, FIXED | SIZED, obj_peers::talc())),
+        Box::new(Bench::new("rlsf Tlsf", Role::Peer, FIXED | SIZED, obj_peers::rlsf())),
+        Box::new(Bench::new("linked_list_allocator Heap", Role::Peer, FIXED | SIZED, obj_peers::linked_list())),
+        Box::new(Bench::new("buddy_system_allocator Heap<32>", Role::Peer, FIXED | SIZED, obj_peers::buddy())),
+        Box::new(Bench::new("slab (tokio) Slab<[u8; 64]>", Role::Peer, FIXED, obj_peers::TokioSlab::new())),
+        Box::new(Bench::shared(
+            "sharded-slab Slab<[u8; 64]>",
+            Role::Peer,
+            FIXED | THREADS,
+            obj_peers::ShardedSlab::new(),
+        )),
+        // Not batch64: `pull` scans the pool's pages from the first one for a free slot, so a
+        // million objects out at once make the batch quadratic (it did not finish in 100 s).
+        Box::new(Bench::shared(
+            "lockfree-object-pool LinearObjectPool",
+            Role::Peer,
+            HOT64 | THREADS,
+            obj_peers::LockfreePool::new(),
+        )),
+        Box::new(Bench::shared("object-pool Pool", Role::Peer, FIXED | THREADS, obj_peers::ObjectPool::new())),
+        // Floors: hot64 keeps its list in L1; batch64 needs a million objects of arena.
+        Box::new(Bench::new(
+            "floor: free list in the objects",
+            Role::Floor,
+            HOT64,
+            floor::ObjFreeList::new(64, objects::LIVE + 1),
+        )),
+        Box::new(Bench::new(
+            "floor: free list per kmalloc class",
+            Role::Floor,
+            SIZED,
+            floor::ClassLists::new(objects::CHURN_LIVE + objects::LIVE + 1),
+        )),
+        Box::new(Bench::with_threads(
+            "floor: free list per thread, batched hand-off",
+            Role::Floor,
+            THREADS,
+            (),
+            |_, work, warm, units| {
+                let (a, b) = floor::handoff_pair(64, 4096);
+                objects::two_threads(work, a, b, warm, units)
+            },
+        )),
+    ];
+    if works.contains(&objects::Work::Batch64) {
+        // 64 MB of arena, made only when batch64 runs.
+        let list = floor::ObjFreeList::new(64, objects::BATCH_OBJECTS);
+        peers.push(Box::new(Bench::new("floor: free list in the objects", Role::Floor, BATCH64, list)));
+    }
+    peers
 }
 
 /// The machine, toolchain, date and method, as markdown lines above the table.
