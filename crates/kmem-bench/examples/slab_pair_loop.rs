@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `cache`: `kmem_cache_alloc`+`kmem_cache_free` on a 64-byte cache; `kmalloc SIZE`:
-//! `kmalloc(SIZE)`+`kfree`, the size hidden from the compiler (as in kmem-bench's `kN` loops).
+//! `kmalloc(SIZE)`+`kfree`, the size hidden from the compiler (as in kmem-bench's `kN` loops);
+//! `jemalloc SIZE`, `mimalloc SIZE`: the same pair through that peer's `GlobalAlloc`, for scale.
 //! (Instructions per pair) = (total − setup-only total) / N. ~61 objects stay live, as in
 //! kmem-bench. It prints the time per pair too, but timing belongs to `kmem-bench`.
 
@@ -32,6 +33,11 @@ fn main() {
         .build()
         .expect("machine");
     let cache = m.kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default()).expect("cache");
+    match mode.as_str() {
+        "jemalloc" => return peer_pairs(&tikv_jemallocator::Jemalloc, size, n),
+        "mimalloc" => return peer_pairs(&mimalloc::MiMalloc, size, n),
+        _ => {}
+    }
     let kmalloc = mode == "kmalloc";
     let live: Vec<NonNull<u8>> = (0..61)
         .map(|_| if kmalloc { m.kmalloc(size, GFP_KERNEL) } else { m.kmem_cache_alloc(cache, GFP_KERNEL) })
@@ -73,5 +79,32 @@ fn kmalloc_pairs(m: &kmem::Machine, size: usize, n: u64) {
         let p = m.kmalloc(size, GFP_KERNEL).expect("kmalloc");
         // SAFETY: just allocated by kmalloc, freed once.
         unsafe { m.kfree(black_box(p).as_ptr()) };
+    }
+}
+
+/// `n` pairs through a peer, with 61 live objects of `size` held around them.
+fn peer_pairs<G: std::alloc::GlobalAlloc>(g: &G, size: usize, n: u64) {
+    let layout = std::alloc::Layout::from_size_align(size, 8).expect("layout");
+    // SAFETY: non-zero sizes; every pointer is freed once with its layout.
+    unsafe {
+        let live: Vec<*mut u8> = (0..61).map(|_| g.alloc(layout)).collect();
+        let start = Instant::now();
+        global_pairs(g, black_box(layout), n);
+        println!("peer {size} pair: {:.1} ns", start.elapsed().as_nanos() as f64 / n.max(1) as f64);
+        for p in live {
+            g.dealloc(p, layout);
+        }
+    }
+}
+
+#[inline(never)]
+fn global_pairs<G: std::alloc::GlobalAlloc>(g: &G, layout: std::alloc::Layout, n: u64) {
+    for _ in 0..n {
+        // SAFETY: non-zero size; freed once with its layout.
+        unsafe {
+            let p = g.alloc(layout);
+            assert!(!p.is_null());
+            g.dealloc(black_box(p), layout);
+        }
     }
 }

@@ -264,9 +264,13 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
          - toolchain: {rustc}, release profile (thin LTO, codegen-units 1, no debug info)\n\
          - date: {date}\n\
          - method: {rounds} interleaved rounds, one sample per allocator per round, samples of at \
-           least {ms} ms after a warm-up, one thread, nothing pinned; ratios are medians of the \
+           least {ms} ms after a warm-up, one thread (two for hot64-2T and prodcons), nothing pinned; ratios are medians of the \
            per-round ratios kmem ÷ best peer and kmem ÷ floor\n\
-         - peers: buddy_system_allocator {bsa}, linked_list_allocator {lla}, talc {talc}\n",
+         - peers: buddy_system_allocator {bsa}, linked_list_allocator {lla}, talc {talc}; slab \
+           workloads also: system allocator ({glibc}), mimalloc {mi}, tikv-jemallocator {je}, \
+           snmalloc-rs {sn}, rlsf {rlsf}, slab {slab}, sharded-slab {sharded}, \
+           lockfree-object-pool {lfp}, object-pool {op}\n\
+         - load: {load}\n",
         groups = groups.join(", "),
         rustc = env!("KMEM_BENCH_RUSTC"),
         date = utc_now(),
@@ -275,11 +279,41 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
         bsa = env!("KMEM_BENCH_V_BUDDY_SYSTEM_ALLOCATOR"),
         lla = env!("KMEM_BENCH_V_LINKED_LIST_ALLOCATOR"),
         talc = env!("KMEM_BENCH_V_TALC"),
+        glibc = glibc_version(),
+        mi = env!("KMEM_BENCH_V_MIMALLOC"),
+        je = env!("KMEM_BENCH_V_JEMALLOC"),
+        sn = env!("KMEM_BENCH_V_SNMALLOC"),
+        rlsf = env!("KMEM_BENCH_V_RLSF"),
+        slab = env!("KMEM_BENCH_V_SLAB"),
+        sharded = env!("KMEM_BENCH_V_SHARDED_SLAB"),
+        lfp = env!("KMEM_BENCH_V_LOCKFREE_OBJECT_POOL"),
+        op = env!("KMEM_BENCH_V_OBJECT_POOL"),
+        load = load_average(),
     );
     if let Some(e) = kmem_err {
         h.push_str(&format!("- kmem: **machine failed to boot** ({e}); peers and floor only\n"));
     }
     h
+}
+
+/// The glibc version (`gnu_get_libc_version`), the system allocator's.
+fn glibc_version() -> String {
+    unsafe extern "C" {
+        fn gnu_get_libc_version() -> *const std::ffi::c_char;
+    }
+    // SAFETY: glibc returns a static NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(gnu_get_libc_version()) };
+    format!("glibc {}", v.to_string_lossy())
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute load averages at start: other work on the machine.
+fn load_average() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let avgs: Vec<&str> = text.split_whitespace().take(3).collect();
+    match avgs.as_slice() {
+        [a, b, c] => format!("load average {a}, {b}, {c} (1, 5, 15 min) at start"),
+        _ => "unknown".to_owned(),
+    }
 }
 
 /// The CPU model from `/proc/cpuinfo`, with its family and model numbers (a bare "AMD EPYC" does
