@@ -17,7 +17,8 @@ use harness::{Config, Results, Role};
 use pages::{Bench, Contender};
 
 /// Workload groups, in the order they run (a single kmalloc class `kN` is a group too).
-const GROUPS: [&str; 9] = ["pages", "mempool", "vmalloc", "hot64", "hot64-2T", "kmalloc", "batch64", "churn", "prodcons"];
+const GROUPS: [&str; 9] =
+    ["pages", "mempool", "vmalloc", "hot64", "hot64-2T", "kmalloc", "batch64", "churn", "prodcons"];
 
 const USAGE: &str = "\
 kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
