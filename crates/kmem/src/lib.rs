@@ -27,6 +27,7 @@
 pub mod context;
 mod cpu;
 pub mod env;
+mod fork;
 mod highmem;
 mod kvmalloc;
 mod machine;
@@ -38,6 +39,7 @@ pub use kmem_core::{kmalloc, slab};
 pub mod sys;
 mod vm;
 
+pub use fork::ForkError;
 pub use kmem_core::platform::Level;
 pub use kmem_core::{
     AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, vmalloc, zone,

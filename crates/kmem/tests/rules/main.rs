@@ -12,6 +12,7 @@ mod machine;
 mod mempool;
 mod misuse;
 mod pages;
+mod private;
 mod proc;
 mod reports;
 mod slab_smoke;
