@@ -162,7 +162,7 @@ fn init_machine() -> Option<&'static Machine> {
             let m: &'static Machine = Box::leak(Box::new(m));
             let base = m.phys().base().as_ptr() as usize;
             DM_START.store(base, Ordering::Relaxed);
-            DM_END.store(base + m.phys().len(), Ordering::Relaxed);
+            DM_END.store(base + m.phys().len(), Ordering::Release);
             MACHINE.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
             STATE.store(READY, Ordering::Release);
             Some(m)
@@ -188,9 +188,10 @@ fn kmalloc_request(size: usize, align: usize) -> Option<usize> {
 }
 
 fn owner(p: usize, heap: &Heap) -> Owner {
-    if p.wrapping_sub(DM_START.load(Ordering::Relaxed))
-        < DM_END.load(Ordering::Relaxed) - DM_START.load(Ordering::Relaxed)
-    {
+    // `END` first: once it is set, so is `START` (stored before it, published with `Release`).
+    let end = DM_END.load(Ordering::Acquire);
+    let start = DM_START.load(Ordering::Relaxed);
+    if p.wrapping_sub(start) < end.saturating_sub(start) {
         Owner::Kmem
     } else if BOOTSTRAP.contains(p) {
         Owner::Bootstrap

@@ -3,8 +3,8 @@
 //! Also the C edge-case suite `tests/c/edge.c`, compiled here with the system `gcc` and run both
 //! with glibc's malloc (which validates its expectations) and with the preload.
 //!
-//! The library is the one `cargo test` just built next to this test binary (`target/<profile>/
-//! deps/libkmem_preload.so`), or the file named by `KMEM_PRELOAD_SO`.
+//! The library is built by the tests themselves (`cargo test` does not build a `cdylib`), or is
+//! the file named by `KMEM_PRELOAD_SO`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,15 +16,36 @@ use std::time::{Duration, Instant};
 const HANG_LIMIT: Duration = Duration::from_secs(300);
 
 fn preload_so() -> PathBuf {
+    static SO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SO.get_or_init(build_preload_so).clone()
+}
+
+/// `cargo test` builds this package's test harnesses but not its `cdylib`, so the tests build
+/// it themselves, with the same cargo, profile and target directory (cargo holds no lock while
+/// tests run), and take the file cargo reports. `KMEM_PRELOAD_SO` names a library to use instead.
+fn build_preload_so() -> PathBuf {
     if let Some(p) = std::env::var_os("KMEM_PRELOAD_SO") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    [deps.join("libkmem_preload.so"), deps.parent().expect("profile directory").join("libkmem_preload.so")]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("libkmem_preload.so not found next to {}", exe.display()))
+    // `<target>/<profile>/deps/<test binary>`.
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile directory");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--lib", "--message-format=json", "-p", "kmem-preload", "--target-dir"])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = run(cmd, "cargo build -p kmem-preload");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"kmem_preload\""))
+        .flat_map(|l| l.split('"').filter(|s| s.ends_with("libkmem_preload.so")).map(PathBuf::from).collect::<Vec<_>>())
+        .last()
+        .unwrap_or_else(|| panic!("cargo built no libkmem_preload.so:\n{}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A scratch directory, removed on drop.
@@ -408,4 +429,18 @@ fn sort_of_a_50_mb_file() {
     });
     assert_eq!(kmem.stdout.len(), text.len());
     assert!(s.slab_allocs > 300, "{s:?}");
+}
+
+#[test]
+fn a_bad_kmem_variable_is_named_and_the_program_still_runs_on_the_bootstrap_heap() {
+    let dir = Scratch::new("badenv");
+    let py = python();
+    let mut cmd = command(&py, dir.path());
+    cmd.args(["-c", "print(sorted(str(i) for i in range(1000))[-1])"])
+        .env("LD_PRELOAD", preload_so())
+        .env("KMEM_MEM", "lots");
+    let r = run(cmd, "python3 with KMEM_MEM=lots");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "999\n");
+    assert!(r.stderr.contains("kmem_preload: invalid KMEM_MEM=\"lots\""), "{}", r.stderr);
+    assert!(r.stderr.contains("serving allocations from the bootstrap heap"), "{}", r.stderr);
 }

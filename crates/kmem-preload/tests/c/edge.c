@@ -337,6 +337,22 @@ static void *churn(void *arg) {
     return NULL;
 }
 
+/* Short-lived threads, so CPU slots are handed back at thread exit while forks happen. */
+static void *short_lived(void *arg) {
+    for (int i = 0; i < 50; i++)
+        free(malloc(i * 40 + 1));
+    return arg;
+}
+
+static void *spawner(void *arg) {
+    while (!stop_churn) {
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, short_lived, NULL) == 0, "pthread_create");
+        CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+    }
+    return arg;
+}
+
 static void *child_thread(void *arg) {
     for (int i = 0; i < 1000; i++)
         free(malloc(i * 7 % 5000 + 1));
@@ -346,9 +362,10 @@ static void *child_thread(void *arg) {
 static void check_fork(void) {
     unsigned char *a = malloc(10000);
     fill(a, 10000, 1);
-    pthread_t t[2];
+    pthread_t t[3];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&t[i], NULL, churn, NULL) == 0, "pthread_create");
+    CHECK(pthread_create(&t[2], NULL, spawner, NULL) == 0, "pthread_create");
     for (int round = 0; round < 40; round++) {
         pid_t pid = fork();
         CHECK(pid >= 0, "fork");
@@ -380,7 +397,7 @@ static void check_fork(void) {
         CHECK(holds(a, 10000, 1), "the child's writes reached the parent");
     }
     stop_churn = 1;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         CHECK(pthread_join(t[i], NULL) == 0, "pthread_join");
     free(a);
     printf("ok fork\n");
