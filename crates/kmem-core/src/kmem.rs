@@ -31,7 +31,8 @@ impl<P: Platform> Deref for Kmem<P> {
 impl<P: Platform> Kmem<P> {
     /// Builds the slab allocator on `pa`. The kmalloc caches are made on first use.
     pub fn new(pa: PageAllocator<P>, config: SlabConfig) -> Self {
-        let slabs = Slabs::new(config, pa.platform().now_ns());
+        let dm = pa.pfn_address(pa.memmap().start_pfn()).map_or(0, |p| p.as_ptr() as usize);
+        let slabs = Slabs::new(config, pa.platform().now_ns(), dm);
         Self { pa, slabs }
     }
 

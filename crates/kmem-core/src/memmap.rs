@@ -9,6 +9,7 @@
 //! | on a per-CPU list | pcp-list links (pfns) | `PG_PCP`, order, list migratetype | 0 |
 //! | allocated | `mapping` token / `mapcount` (owner's) | owner flags (`PG_SLAB`, `PG_HEAD`…), order if compound | ≥ 1 |
 //! | inside a free block (tail) | unused | 0 | 0 |
+//! | tail of a slab | descriptor offset / head pfn | `PG_tail` | 0 |
 //! | reserved (the page array itself) | unused | `PG_RESERVED` | 1 |
 //!
 //! Every field is an atomic used with `Relaxed` ordering: ownership of a page moves between
@@ -44,6 +45,9 @@ pub mod pg {
     pub const TRIMMED: u32 = 1 << 5;
     /// Free max-order block that a trim scan has already seen free (released on the next scan).
     pub const TRIM_AGED: u32 = 1 << 6;
+    /// Tail page of a slab of order > 0 (`next`: the slab's descriptor, `prev`: the head
+    /// pfn). The slab clears it before its pages go back.
+    pub const TAIL: u32 = 1 << 7;
     /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`).
     pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB;
     /// Flags the owner of an allocated page may set or clear ([`super::Page::set_flags`]).

@@ -97,6 +97,15 @@ pub unsafe trait Platform: Send + Sync {
         let (noio, nofs) = self.gfp_scope();
         Context { cpu: self.cpu(), atomic: self.in_atomic(), noio, nofs }
     }
+    /// The caller's CPU slot if it is not in atomic context: the one question a per-CPU object
+    /// fast path asks (the slab allocator's). `None` sends the caller to its slow path, which
+    /// asks [`Platform::context`]. A platform with thread-local state should answer from one
+    /// read.
+    #[inline]
+    fn fast_cpu(&self) -> Option<usize> {
+        let c = self.context();
+        if c.atomic { None } else { c.cpu }
+    }
     /// Whether the caller is in atomic context (spin lock held, interrupts off).
     fn in_atomic(&self) -> bool {
         false

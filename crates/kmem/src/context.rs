@@ -42,6 +42,13 @@ pub(crate) fn snapshot(id: u64) -> Option<(Option<usize>, bool, bool, bool)> {
         .ok()
 }
 
+/// The cached slot on machine `id` if the thread is not in atomic context (the slab fast
+/// path's question, `Platform::fast_cpu`): two loads from one thread-local.
+#[inline(always)]
+pub(crate) fn fast_slot(id: u64) -> Option<usize> {
+    THREAD.try_with(|t| (t.machine.get() == id && t.preempt.get() == 0).then(|| t.slot.get())).ok().flatten()
+}
+
 /// While alive, the thread is in atomic context: allocations that may sleep are reported
 /// (`BUG: sleeping function called from invalid context`) and do not sleep. Nests.
 #[must_use = "the atomic section ends when the guard is dropped"]

@@ -359,7 +359,16 @@ impl Builder {
             let fd = phys.fd().map(OwnedFd::try_clone).transpose().map_err(BuildError::Host)?;
             VaRange::reserve(len, fd, phys.len()).map_err(BuildError::Host)
         };
-        let vm_range = window(vm_bytes.max(PAGE_SIZE))?;
+        // The default range is large; a host that refuses it (an address-space limit, or
+        // valgrind, which caps single mappings) gets the largest half that fits, down to 128 MiB.
+        let mut vm_bytes = vm_bytes.max(PAGE_SIZE);
+        let vm_range = loop {
+            match window(vm_bytes) {
+                Ok(range) => break range,
+                Err(_) if s.vmalloc_bytes.is_none() && vm_bytes > 128 << 20 => vm_bytes /= 2,
+                Err(e) => return Err(e),
+            }
+        };
         let vm_start = vm_range.base();
         let vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
         let highmem = if highmem_wanted {
@@ -541,7 +550,11 @@ impl Machine {
             let page = self.pfn_to_page(pfn).ok_or(AllocError)?;
             // The page itself is allocated, or it is a tail of an allocated block. Free, per-CPU
             // and reserved pages (the page array itself) are never accessible.
-            let tail = page.flags() == 0 && page.refcount() == 0 && self.in_allocated_block(pfn);
+            // (A slab's tail pages carry `PG_tail` and lead to their head directly.)
+            let flags = page.flags();
+            let tail = page.refcount() == 0
+                && (flags == kmem_core::memmap::pg::TAIL || flags == 0)
+                && self.in_allocated_block(pfn);
             if !page.is_allocated() && !tail {
                 return Err(AllocError);
             }
@@ -718,6 +731,11 @@ unsafe impl Platform for UserPlatform {
             }
             None => kmem_core::platform::Context::default(),
         }
+    }
+
+    #[inline(always)]
+    fn fast_cpu(&self) -> Option<usize> {
+        context::fast_slot(self.id)
     }
 
     fn in_atomic(&self) -> bool {

@@ -18,7 +18,7 @@ use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, Gfp};
 use crate::kmem::Kmem;
 use crate::memmap::pg;
-use crate::order::{MAX_PAGE_ORDER, PAGE_SHIFT};
+use crate::order::PAGE_SHIFT;
 use crate::platform::{Context, Level, Platform};
 use crate::report::Verdict;
 
@@ -79,10 +79,8 @@ impl<P: Platform> Kmem<P> {
         caller: &Location<'_>,
         orig_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        let ctx = self.platform().context();
-        if let Some(cpu) = ctx.cpu
+        if let Some(cpu) = self.platform().fast_cpu()
             && s.fast
-            && !(ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM))
             && !self.slabs.failslab.enabled()
         {
             let c = s.cpu(cpu);
@@ -106,7 +104,7 @@ impl<P: Platform> Kmem<P> {
                 c.guard.exit();
             }
         }
-        self.alloc_slow(s, gfp, ctx, caller, orig_size)
+        self.alloc_slow(s, gfp, self.platform().context(), caller, orig_size)
     }
 
     /// Everything the fast path does not do: context checks, fault injection, refilling the
@@ -264,8 +262,7 @@ impl<P: Platform> Kmem<P> {
             self.report_invalid_object(s, obj, caller);
             return;
         }
-        let ctx = self.platform().context();
-        if let Some(cpu) = ctx.cpu
+        if let Some(cpu) = self.platform().fast_cpu()
             && s.fast
         {
             let c = s.cpu(cpu);
@@ -293,7 +290,7 @@ impl<P: Platform> Kmem<P> {
                 c.guard.exit();
             }
         }
-        self.free_slow(s, obj, ctx, caller);
+        self.free_slow(s, obj, self.platform().context(), caller);
     }
 
     /// Free without a usable CPU array, or with a full one: flush half the array to the node,
@@ -357,43 +354,27 @@ impl<P: Platform> Kmem<P> {
         unsafe { (*found.slab).freelist == obj }
     }
 
-    /// Finds the slab holding `addr` from the page it lies in: `PG_slab` on its page, or on
-    /// the head of the naturally aligned block around a tail page. `None` for anything else.
+    /// Finds the slab holding `addr` from the page it lies in: `PG_slab` on a slab's head page,
+    /// `PG_tail` on the others (both lead to the descriptor). `None` for anything else.
     #[inline(always)]
     pub(crate) fn object_slab(&self, addr: *const u8) -> Option<ObjSlab> {
         let pfn = self.virt_to_pfn(addr)?;
-        let page = self.memmap().get(pfn)?;
-        let (head_pfn, head) = if page.info() & pg::SLAB != 0 { (pfn, page) } else { self.slab_head_of_tail(pfn)? };
-        let dm = self.direct_map_base();
-        let slab = Node::at(dm, head.next.load(Relaxed));
-        // SAFETY: A `PG_slab` head page names a live descriptor, whose `cache` is atomic.
+        // SAFETY: `virt_to_pfn` only returns pfns of the direct map, which are in memory.
+        let page = unsafe { self.memmap().page_unchecked(pfn) };
+        let info = page.info();
+        if info & (pg::SLAB | pg::TAIL) == 0 {
+            return None;
+        }
+        let dm = self.slabs.dm;
+        let slab = Node::at(dm, page.next.load(Relaxed));
+        // SAFETY: A `PG_slab`/`PG_tail` page names a live descriptor, whose `cache` is atomic.
         let cache = unsafe { (*slab).cache.load(Relaxed) };
         if cache.is_null() {
             return None;
         }
-        let base = dm + ((head_pfn - self.memmap().start_pfn()) << PAGE_SHIFT);
+        let head_pfn = if info & pg::SLAB != 0 { pfn } else { page.prev.load(Relaxed) as usize };
+        let base = dm + (head_pfn.wrapping_sub(self.memmap().start_pfn()) << PAGE_SHIFT);
         Some(ObjSlab { slab, cache, base })
-    }
-
-    /// The slab head page of an order > 0 slab that `pfn` is a tail page of.
-    #[cold]
-    fn slab_head_of_tail(&self, pfn: usize) -> Option<(usize, &crate::Page)> {
-        for order in 1..=MAX_PAGE_ORDER {
-            let head = pfn & !((1usize << order) - 1);
-            if head == pfn {
-                continue;
-            }
-            let page = self.memmap().get(head)?;
-            let info = page.info();
-            if info & pg::SLAB != 0 {
-                return (page.order() >= order && page.refcount() > 0).then_some((head, page));
-            }
-            if info & (pg::BUDDY | pg::PCP) != 0 || page.refcount() > 0 {
-                // A free block or another allocation's head covers this page first.
-                return None;
-            }
-        }
-        None
     }
 
     /// `should_failslab`: the per-cache and global filters, then the knobs.

@@ -67,8 +67,16 @@ impl<P: Platform> Kmem<P> {
             (*d).pfn = pfn as u32;
             super::debug::setup_slab(s, base.as_ptr(), crate::PAGE_SIZE << order, objects);
             (*d).freelist = self.build_freelist(s, base.as_ptr(), objects);
-            page.next.store(Node::offset_of(dm, d), Relaxed);
+            let off = Node::offset_of(dm, d);
+            page.next.store(off, Relaxed);
             let _ = page.set_flags(pg::SLAB);
+            // Tail pages lead to the descriptor and the head in one step (`object_slab`).
+            for tail in pfn + 1..pfn + (1 << order) {
+                let t = self.memmap().page(tail);
+                t.next.store(off, Relaxed);
+                t.prev.store(pfn as u32, Relaxed);
+                t.info.store(pg::TAIL, Relaxed);
+            }
         }
         s.stats.new_slabs.fetch_add(1, Relaxed);
         Ok(desc)
@@ -163,6 +171,13 @@ impl<P: Platform> Kmem<P> {
         }
         let page = self.pfn_to_page(pfn).expect("slab page in memory");
         let order = page.order();
+        for tail in pfn + 1..pfn + (1 << order) {
+            // Back to "inside an allocated block" before the block goes back.
+            let t = self.memmap().page(tail);
+            t.info.store(0, Relaxed);
+            t.next.store(0, Relaxed);
+            t.prev.store(0, Relaxed);
+        }
         page.next.store(0, Relaxed);
         page.prev.store(0, Relaxed);
         let _ = page.clear_flags(pg::SLAB);
@@ -385,7 +400,7 @@ impl<P: Platform> Kmem<P> {
     /// The direct-map base as an address (descriptor offsets are relative to it).
     #[inline(always)]
     pub(crate) fn direct_map_base(&self) -> usize {
-        self.pfn_address(self.memmap().start_pfn()).map_or(0, |p| p.as_ptr() as usize)
+        self.slabs.dm
     }
 
     /// Reports and fixes flags slab allocations may not carry (`kmalloc_fix_flags`, KM-11).

@@ -123,13 +123,16 @@ pub struct Slabs {
     pub(crate) debug: debug::DebugState,
     /// Slab error reports so far (the `slab_errors` counter of `slub_kunit`).
     pub(crate) errors: AtomicUsize,
+    /// The direct-map base address (slab descriptors and pages are found from it).
+    pub(crate) dm: usize,
     /// Serialises the creation of kmalloc caches on first use.
     pub(crate) kmalloc_lock: SpinLock<()>,
 }
 
 impl Slabs {
-    pub(crate) fn new(config: SlabConfig, clock: u64) -> Self {
+    pub(crate) fn new(config: SlabConfig, clock: u64, dm: usize) -> Self {
         Self {
+            dm,
             list: SpinLock::new(CacheList { head: ptr::null_mut(), len: 0 }),
             descs: DescPool::new(),
             rng: Rng::new(config.seed ^ clock.rotate_left(17) ^ 0x5bd1_e995),

@@ -330,8 +330,16 @@ fn concurrent_shrink_and_reclaim_while_allocating() {
             }
             m.release_cpu();
         });
+        // Stop the shrinker even if a worker panics (else the scope would wait for it forever).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let stopper = StopOnDrop(&stop);
         ring(&m, 2, &caches);
-        stop.store(true, Ordering::SeqCst);
+        drop(stopper);
         shrinker.join().expect("shrinker");
     });
     assert!(passes.load(Ordering::SeqCst) > 0);
