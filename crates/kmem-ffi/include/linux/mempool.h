@@ -44,12 +44,14 @@ int mempool_init();
 void mempool_exit();
 mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
 			  void *pool_data);
-/* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention);
- * any other type is a compile error. */
+/* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention),
+ * and NULL (reported at run time, as the kernel would oops on it); any other type is a compile
+ * error. */
 #define __mempool_alloc_fn(fn)							\
 	_Generic((fn),								\
 		mempool_alloc_t *: (fn),					\
-		mempool_alloc_legacy_t *: (mempool_alloc_t *)(fn))
+		mempool_alloc_legacy_t *: (mempool_alloc_t *)(fn),		\
+		void *: (mempool_alloc_t *)(fn))
 #define mempool_create(min_nr, alloc_fn, free_fn, pool_data)			\
 	(mempool_create)((min_nr), __mempool_alloc_fn(alloc_fn), (free_fn), (pool_data))
 mempool_t *mempool_create_node(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
