@@ -2,6 +2,9 @@
 //! their Makefile by the system `gcc` and run with `kmem insmod`: what they print is the seeds'
 //! printed output, the same golden files the Rust demo is held to (`tests/golden/`). `insmod -t`
 //! prints the log without timestamps, so lines compare as text.
+//!
+//! `KMEM_C_TEST_WRAPPER` (e.g. `valgrind --error-exitcode=99`) runs `kmem insmod` under a
+//! wrapper, as for the C test suite; `.ci/valgrind-c` uses it for memcheck.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -33,7 +36,16 @@ fn built() -> &'static Path {
 
 fn insmod(name: &str) -> Output {
     let so = built().join(format!("{name}.so"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmem"));
+    let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(words).arg(env!("CARGO_BIN_EXE_kmem"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_kmem")),
+    };
     cmd.args(["insmod", "-t"]).arg(&so);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KMEM_")) {
         cmd.env_remove(k);

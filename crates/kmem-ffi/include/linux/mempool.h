@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
-/* kmem: memory pools (include/linux/mempool.h). Status: the declarations are the contract for
- * the mempool layer; libkmem exports these functions once it lands (issue 5).
+/* kmem: memory pools (include/linux/mempool.h), exported by libkmem (crates/kmem-ffi/src/mempool.rs).
+ * mempool_t has the kernel's layout; min_nr and curr_nr are kept up to date after every call,
+ * elements is non-NULL while the pool is initialised but opaque (the reserve lives in kmem).
  *
  * mempool_resize takes the kernel's 2 arguments (pool, new_min_nr) or the book's 3
  * (pool, new_min_nr, gfp_mask); the gfp is then used for the elements the resize allocates. */
