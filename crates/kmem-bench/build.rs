@@ -4,10 +4,18 @@
 use std::{env, fs, path::Path, process::Command};
 
 /// The peers whose resolved version the header prints, with the variable that carries each.
-const PEERS: [(&str, &str); 3] = [
+const PEERS: [(&str, &str); 11] = [
     ("buddy_system_allocator", "KMEM_BENCH_V_BUDDY_SYSTEM_ALLOCATOR"),
     ("linked_list_allocator", "KMEM_BENCH_V_LINKED_LIST_ALLOCATOR"),
     ("talc", "KMEM_BENCH_V_TALC"),
+    ("mimalloc", "KMEM_BENCH_V_MIMALLOC"),
+    ("tikv-jemallocator", "KMEM_BENCH_V_JEMALLOC"),
+    ("snmalloc-rs", "KMEM_BENCH_V_SNMALLOC"),
+    ("rlsf", "KMEM_BENCH_V_RLSF"),
+    ("slab", "KMEM_BENCH_V_SLAB"),
+    ("sharded-slab", "KMEM_BENCH_V_SHARDED_SLAB"),
+    ("lockfree-object-pool", "KMEM_BENCH_V_LOCKFREE_OBJECT_POOL"),
+    ("object-pool", "KMEM_BENCH_V_OBJECT_POOL"),
 ];
 
 fn main() {

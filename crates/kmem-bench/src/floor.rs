@@ -1,11 +1,26 @@
-//! The page floor (BENCHMARKS.md "Floors"): a singly linked free list of block indices whose
-//! links live outside the blocks, in a `Vec<u32>` next-array small enough to stay in L1.
+//! The floors (BENCHMARKS.md "Floors"): the least bookkeeping each workload needs, so nothing
+//! real can beat them.
 //!
-//! It is the least any page allocator with metadata outside the pages must do: pop a head and
-//! push it back. No splitting, merging, zones or counters, so nothing real can beat it.
-//! Invariant: `head` is [`NIL`] or `< next.len()`, and every link in the list is as well; an
-//! index is either on the list or held by exactly one caller.
+//! - [`FreeList`], for pages: a singly linked free list of block indices whose links live outside
+//!   the blocks, in a `Vec<u32>` next-array small enough to stay in L1. Pop a head, push it back:
+//!   no splitting, merging, zones or counters. Invariant: `head` is [`NIL`] or `< next.len()`,
+//!   and every link in the list is as well; an index is either on the list or held by exactly
+//!   one caller.
+//! - [`ObjFreeList`], for fixed-size objects (`hot64`, `batch64`): the same push/pop with the
+//!   link inside each free object, as SLUB keeps it; it stays in L1 for the hot pair.
+//! - [`ClassLists`], for kmalloc sizes (`kN`, `churn`): one such list per kmalloc class, the class
+//!   found by table, fresh objects cut from a per-class bump area when a list is empty.
+//! - [`handoff_pair`], for two threads (`hot64-2T`, `prodcons`): a list per thread, and a
+//!   thread that frees what another allocated hands its list over in batches (one
+//!   compare-exchange per batch, one swap to take it).
 
+use std::alloc::{self, Layout};
+use std::cell::Cell;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::objects::{ObjAlloc, Ptr};
 use crate::pages::PageAlloc;
 
 /// The end of the list.
@@ -50,6 +65,303 @@ impl PageAlloc for FreeList {
     }
 }
 
+/// A zeroed, 4 KiB-aligned arena of `bytes`, freed on drop. Zeroed so that its pages are
+/// mapped (touched by the system allocator's `calloc` or by us) before any timing.
+struct Arena {
+    base: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Arena {
+    fn new(bytes: usize) -> Self {
+        let layout = Layout::from_size_align(bytes.max(4096), 4096).expect("arena layout");
+        // SAFETY: non-zero size.
+        let p = unsafe { alloc::alloc_zeroed(layout) };
+        let base = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        Self { base, layout }
+    }
+
+    /// Like [`Arena::new`], but only reserves: pages are touched as objects are first cut.
+    fn lazy(bytes: usize) -> Self {
+        let layout = Layout::from_size_align(bytes.max(4096), 4096).expect("arena layout");
+        // SAFETY: non-zero size.
+        let p = unsafe { alloc::alloc(layout) };
+        let base = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        Self { base, layout }
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: allocated with `layout` in `new`/`lazy`, freed once.
+        unsafe { alloc::dealloc(self.base.as_ptr(), self.layout) };
+    }
+}
+
+// SAFETY: the arena is plain memory; who may touch which byte is the owner's business.
+unsafe impl Send for Arena {}
+// SAFETY: as above.
+unsafe impl Sync for Arena {}
+
+/// Reads the link stored in the first word of free object `obj`.
+///
+/// # Safety
+/// `obj` is a free object of an arena, 8-aligned, at least 8 bytes.
+#[inline(always)]
+unsafe fn next_of(obj: *mut u8) -> *mut u8 {
+    // SAFETY: caller.
+    unsafe { obj.cast::<*mut u8>().read() }
+}
+
+/// Stores `next` as the link of free object `obj`.
+///
+/// # Safety
+/// As [`next_of`].
+#[inline(always)]
+unsafe fn set_next(obj: *mut u8, next: *mut u8) {
+    // SAFETY: caller.
+    unsafe { obj.cast::<*mut u8>().write(next) }
+}
+
+/// A free list of `count` objects of `size` bytes whose links live in the free objects.
+/// Invariant: `head` is null or a free object of `arena`, and so is every link after it.
+pub struct ObjFreeList {
+    head: Cell<*mut u8>,
+    size: usize,
+    _arena: Arena,
+}
+
+impl ObjFreeList {
+    /// `count` objects of `size` bytes (a multiple of 8, at least 8), linked in address order.
+    pub fn new(size: usize, count: usize) -> Self {
+        assert!(size >= 8 && size.is_multiple_of(8) && count > 0);
+        let arena = Arena::new(size * count);
+        let base = arena.base();
+        for i in 0..count {
+            let next = if i + 1 < count { base.wrapping_add((i + 1) * size) } else { ptr::null_mut() };
+            // SAFETY: object `i` lies inside the arena and is free.
+            unsafe { set_next(base.add(i * size), next) };
+        }
+        Self { head: Cell::new(base), size, _arena: arena }
+    }
+}
+
+impl ObjAlloc for ObjFreeList {
+    type Obj = Ptr;
+
+    #[inline(always)]
+    fn alloc(&self, size: usize) -> Option<Ptr> {
+        debug_assert!(size <= self.size);
+        let obj = self.head.get();
+        let p = NonNull::new(obj)?;
+        // SAFETY: `obj` is the free head (type invariant).
+        self.head.set(unsafe { next_of(obj) });
+        Some(Ptr(p))
+    }
+
+    #[inline(always)]
+    unsafe fn free(&self, obj: Ptr, _size: usize) {
+        // SAFETY: `obj` came from `alloc` (caller), so it is an object of the arena, now free.
+        unsafe { set_next(obj.0.as_ptr(), self.head.get()) };
+        self.head.set(obj.0.as_ptr());
+    }
+}
+
+/// The kmalloc size classes (the kernel's and kmem's, up to `KMALLOC_MAX_CACHE_SIZE`).
+pub const KMALLOC_CLASSES: [usize; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+
+/// Class index of `size` for sizes 1..=192, by table (the kernel's `kmalloc_size_index`).
+const SMALL_INDEX: [u8; 24] = {
+    let mut t = [0u8; 24];
+    let mut i = 0;
+    while i < 24 {
+        let size = (i + 1) * 8;
+        let mut c = 0;
+        while KMALLOC_CLASSES[c] < size {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The index in [`KMALLOC_CLASSES`] of the class serving `size` (1..=8192).
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    if size <= 192 {
+        SMALL_INDEX[(size - 1) / 8] as usize
+    } else {
+        // 256 → 7, 512 → 8, …, 8192 → 12.
+        (usize::BITS - (size - 1).leading_zeros()) as usize - 1
+    }
+}
+
+/// One free list per kmalloc class; an empty list takes a fresh object from its class's bump
+/// area. Invariant: every list holds only free objects of its class's area; `bump[c]` is
+/// inside area `c` or at its end.
+pub struct ClassLists {
+    heads: [Cell<*mut u8>; 13],
+    bump: [Cell<usize>; 13],
+    ends: [usize; 13],
+    _areas: Vec<Arena>,
+}
+
+impl ClassLists {
+    /// Room for `per_class` objects of each class (reserved lazily: untouched pages cost nothing).
+    pub fn new(per_class: usize) -> Self {
+        let areas: Vec<Arena> = KMALLOC_CLASSES.iter().map(|&c| Arena::lazy(c * per_class)).collect();
+        let bump: [Cell<usize>; 13] = std::array::from_fn(|c| Cell::new(areas[c].base() as usize));
+        let ends = std::array::from_fn(|c| areas[c].base() as usize + KMALLOC_CLASSES[c] * per_class);
+        Self { heads: std::array::from_fn(|_| Cell::new(ptr::null_mut())), bump, ends, _areas: areas }
+    }
+}
+
+impl ObjAlloc for ClassLists {
+    type Obj = Ptr;
+
+    #[inline(always)]
+    fn alloc(&self, size: usize) -> Option<Ptr> {
+        let c = class_of(size);
+        let obj = self.heads[c].get();
+        if let Some(p) = NonNull::new(obj) {
+            // SAFETY: a free object of class `c` (type invariant).
+            self.heads[c].set(unsafe { next_of(obj) });
+            return Some(Ptr(p));
+        }
+        let b = self.bump[c].get();
+        if b + KMALLOC_CLASSES[c] > self.ends[c] {
+            return None;
+        }
+        self.bump[c].set(b + KMALLOC_CLASSES[c]);
+        NonNull::new(b as *mut u8).map(Ptr)
+    }
+
+    #[inline(always)]
+    unsafe fn free(&self, obj: Ptr, size: usize) {
+        let c = class_of(size);
+        // SAFETY: `obj` came from `alloc(size)` (caller): an object of class `c`, now free.
+        unsafe { set_next(obj.0.as_ptr(), self.heads[c].get()) };
+        self.heads[c].set(obj.0.as_ptr());
+    }
+}
+
+/// Objects a thread's list collects before [`HandoffEnd::free`] hands them to the other thread.
+pub const HANDOFF_BATCH: usize = 128;
+
+/// What the two ends of a hand-off floor share.
+struct Shared {
+    arena: Arena,
+    size: usize,
+    count: usize,
+    /// Objects never handed out yet: `arena + bump * size` onward.
+    bump: AtomicUsize,
+    /// A chain of free objects handed over by one end, or null.
+    mailbox: AtomicPtr<u8>,
+}
+
+/// One thread's end of the two-thread floor ([`handoff_pair`]). Invariant: `head` is null or a
+/// free object of the shared arena, linked to `count` objects in all.
+pub struct HandoffEnd {
+    head: Cell<*mut u8>,
+    count: Cell<usize>,
+    shared: Arc<Shared>,
+}
+
+// SAFETY: an end is used by one thread at a time; its list's objects belong to that end alone
+// until it publishes them through the atomic mailbox (release/acquire).
+unsafe impl Send for HandoffEnd {}
+
+/// The two-thread floor over `count` objects of `size` bytes: each end pops and pushes its own
+/// list; an end that has collected [`HANDOFF_BATCH`] freed objects hands its list to the mailbox
+/// if it is empty; an end whose list is empty takes the mailbox, or cuts a fresh object.
+pub fn handoff_pair(size: usize, count: usize) -> (HandoffEnd, HandoffEnd) {
+    assert!(size >= 8 && size.is_multiple_of(8));
+    let shared = Arc::new(Shared {
+        arena: Arena::new(size * count),
+        size,
+        count,
+        bump: AtomicUsize::new(0),
+        mailbox: AtomicPtr::new(ptr::null_mut()),
+    });
+    let end = || HandoffEnd { head: Cell::new(ptr::null_mut()), count: Cell::new(0), shared: Arc::clone(&shared) };
+    (end(), end())
+}
+
+impl ObjAlloc for HandoffEnd {
+    type Obj = Ptr;
+
+    #[inline(always)]
+    fn alloc(&self, _size: usize) -> Option<Ptr> {
+        loop {
+            let obj = self.head.get();
+            if let Some(p) = NonNull::new(obj) {
+                // SAFETY: our free head (type invariant).
+                self.head.set(unsafe { next_of(obj) });
+                self.count.set(self.count.get().saturating_sub(1));
+                return Some(Ptr(p));
+            }
+            self.refill();
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn free(&self, obj: Ptr, _size: usize) {
+        // SAFETY: an object of the arena (caller), now free and ours.
+        unsafe { set_next(obj.0.as_ptr(), self.head.get()) };
+        self.head.set(obj.0.as_ptr());
+        let n = self.count.get() + 1;
+        self.count.set(n);
+        if n >= HANDOFF_BATCH {
+            self.publish();
+        }
+    }
+}
+
+impl HandoffEnd {
+    /// Takes the mailbox's chain, or cuts a fresh object, waiting for the other end if neither.
+    #[cold]
+    #[inline(never)]
+    fn refill(&self) {
+        let s = &*self.shared;
+        loop {
+            let chain = s.mailbox.swap(ptr::null_mut(), Ordering::Acquire);
+            if !chain.is_null() {
+                self.head.set(chain);
+                // The exact length is not needed: it only delays the next publish.
+                self.count.set(0);
+                return;
+            }
+            let i = s.bump.fetch_add(1, Ordering::Relaxed);
+            if i < s.count {
+                let obj = s.arena.base().wrapping_add(i * s.size);
+                // SAFETY: a never-used object of the arena.
+                unsafe { set_next(obj, ptr::null_mut()) };
+                self.head.set(obj);
+                return;
+            }
+            s.bump.store(s.count, Ordering::Relaxed);
+            std::thread::yield_now();
+        }
+    }
+
+    /// Hands the whole list to the other end if the mailbox is empty.
+    #[cold]
+    #[inline(never)]
+    fn publish(&self) {
+        let s = &*self.shared;
+        let head = self.head.get();
+        if s.mailbox.compare_exchange(ptr::null_mut(), head, Ordering::Release, Ordering::Relaxed).is_ok() {
+            self.head.set(ptr::null_mut());
+            self.count.set(0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +375,49 @@ mod tests {
         // SAFETY: 1 came from `alloc` and is freed once.
         unsafe { f.free(1, 0) };
         assert_eq!(f.alloc(0), Some(1));
+    }
+
+    #[test]
+    fn obj_free_list_is_lifo_and_runs_dry() {
+        let f = ObjFreeList::new(64, 3);
+        let a: Vec<Ptr> = (0..3).map(|_| f.alloc(64).expect("obj")).collect();
+        assert!(f.alloc(64).is_none());
+        assert_eq!(a[1].0.as_ptr() as usize - a[0].0.as_ptr() as usize, 64);
+        let last = a[2];
+        for p in a {
+            // SAFETY: each came from `alloc` and is freed once.
+            unsafe { f.free(p, 64) };
+        }
+        assert_eq!(f.alloc(64), Some(last));
+    }
+
+    #[test]
+    fn class_lookup_matches_the_kmalloc_classes() {
+        for size in 1..=8192usize {
+            let c = class_of(size);
+            assert!(KMALLOC_CLASSES[c] >= size, "size {size}");
+            assert!(c == 0 || KMALLOC_CLASSES[c - 1] < size, "size {size}");
+        }
+        let lists = ClassLists::new(4);
+        let a = lists.alloc(100).expect("obj");
+        let b = lists.alloc(100).expect("obj");
+        assert_eq!(b.0.as_ptr() as usize - a.0.as_ptr() as usize, 128);
+        // SAFETY: freed once, with the size it was allocated with.
+        unsafe { lists.free(a, 100) };
+        assert_eq!(lists.alloc(128).map(|p| p.0), Some(a.0));
+    }
+
+    #[test]
+    fn handoff_moves_objects_between_ends() {
+        let (p, c) = handoff_pair(64, 4 * HANDOFF_BATCH);
+        for _ in 0..10 {
+            let objs: Vec<Ptr> = (0..HANDOFF_BATCH).map(|_| p.alloc(64).expect("obj")).collect();
+            for o in objs {
+                // SAFETY: each object is freed once (by the other end, as in prodcons).
+                unsafe { c.free(o, 64) };
+            }
+        }
+        // Ten batches went through an arena of four: the freed lists came back.
+        assert!(p.shared.bump.load(Ordering::Relaxed) <= 4 * HANDOFF_BATCH);
     }
 }

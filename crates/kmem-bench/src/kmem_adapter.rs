@@ -6,6 +6,11 @@
 //! `PageAllocator::alloc_pages`/`free_pages` with `GFP_KERNEL`, and through `alloc_pages_bulk`
 //! for the order-0 bulk row (the kernel's bulk API is order-0 only).
 //!
+//! The slab rows allocate 64-byte objects from a cache made with
+//! `kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default())` through
+//! `kmem_cache_alloc`/`kmem_cache_free`, and every other size through `kmalloc`/`kfree`, all with
+//! `GFP_KERNEL`, on the same machine.
+//!
 //! The mempool rows use a page pool (order 0, four elements) on that machine for the
 //! `available` workload, and one on a second, 16 MiB machine whose every page is taken for the
 //! `reserve` workload; the comparison row is the page allocator's own order-0 pair.
@@ -17,8 +22,13 @@ use kmem::mempool::RawMempool;
 use kmem_core::gfp::{__GFP_MEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_KERNEL};
 use kmem_core::memmap::Page;
 
+use kmem_core::slab::CacheArgs;
+use kmem_core::slab::CacheRef;
+use kmem_core::slab::flags::SlabFlags;
+
 use crate::harness::Role;
 use crate::mempool::{ElementAlloc, PoolBench, Workload};
+use crate::objects::{self, FIXED, ObjAlloc, Ptr, SIZED, THREADS};
 use crate::pages::{Bench, Contender, PageAlloc};
 use crate::peers::REGION_BYTES;
 
@@ -74,6 +84,72 @@ impl Kmem {
             )),
             // With the slab: the kmem_cache pair here, and a slab pool as the subject.
         ])
+    }
+}
+
+impl Kmem {
+    /// kmem's slab rows: a 64-byte `kmem_cache` (`hot64`, `batch64`, and on two threads
+    /// `hot64-2T` and `prodcons`) and `kmalloc` (`kN`, `churn`).
+    pub fn slab_contenders(&self) -> Result<Vec<Box<dyn objects::Contender + '_>>, String> {
+        let cache = self
+            .machine
+            .kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default())
+            .map_err(|e| e.to_string())?;
+        Ok(vec![
+            Box::new(objects::Bench::shared(
+                "kmem kmem_cache_alloc/free",
+                Role::Subject,
+                FIXED | THREADS,
+                KmemCache { machine: &self.machine, cache },
+            )),
+            Box::new(objects::Bench::new(
+                "kmem kmalloc/kfree",
+                Role::Subject,
+                SIZED,
+                KmemKmalloc { machine: &self.machine },
+            )),
+        ])
+    }
+}
+
+/// A kmem slab cache as an [`ObjAlloc`] (the size is the cache's).
+pub struct KmemCache<'m> {
+    machine: &'m kmem::Machine,
+    cache: CacheRef,
+}
+
+impl ObjAlloc for KmemCache<'_> {
+    type Obj = Ptr;
+
+    #[inline(always)]
+    fn alloc(&self, _size: usize) -> Option<Ptr> {
+        self.machine.kmem_cache_alloc(self.cache, GFP_KERNEL).ok().map(Ptr)
+    }
+
+    #[inline(always)]
+    unsafe fn free(&self, obj: Ptr, _size: usize) {
+        // SAFETY: `obj` came from this cache and is freed once (caller).
+        unsafe { self.machine.kmem_cache_free(self.cache, obj.0.as_ptr()) };
+    }
+}
+
+/// kmem's `kmalloc`/`kfree` as an [`ObjAlloc`].
+pub struct KmemKmalloc<'m> {
+    machine: &'m kmem::Machine,
+}
+
+impl ObjAlloc for KmemKmalloc<'_> {
+    type Obj = Ptr;
+
+    #[inline(always)]
+    fn alloc(&self, size: usize) -> Option<Ptr> {
+        self.machine.kmalloc(size, GFP_KERNEL).ok().map(Ptr)
+    }
+
+    #[inline(always)]
+    unsafe fn free(&self, obj: Ptr, _size: usize) {
+        // SAFETY: `obj` came from `kmalloc` and is freed once (caller).
+        unsafe { self.machine.kfree(obj.0.as_ptr()) };
     }
 }
 

@@ -4,6 +4,8 @@ mod floor;
 mod harness;
 mod kmem_adapter;
 mod mempool;
+mod obj_peers;
+mod objects;
 mod pages;
 mod peers;
 mod vmalloc;
@@ -14,8 +16,9 @@ use std::{env, fs, process};
 use harness::{Config, Results, Role};
 use pages::{Bench, Contender};
 
-/// Workload groups, in the order they run.
-const GROUPS: [&str; 3] = ["pages", "mempool", "vmalloc"];
+/// Workload groups, in the order they run (a single kmalloc class `kN` is a group too).
+const GROUPS: [&str; 9] =
+    ["pages", "mempool", "vmalloc", "hot64", "hot64-2T", "kmalloc", "batch64", "churn", "prodcons"];
 
 const USAGE: &str = "\
 kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
@@ -24,7 +27,8 @@ usage: cargo run --release -p kmem-bench -- [OPTIONS]
 
 options:
   --quick           3 rounds of 10 ms samples (a few seconds) instead of 11 rounds of 20 ms
-  --groups G[,G..]  workload groups to run (default: all): pages, mempool, vmalloc
+  --groups G[,G..]  workload groups to run (default: all): pages, mempool, vmalloc, hot64, hot64-2T,
+                    kmalloc (k8..k8192), kN (one class, e.g. k64), batch64, churn, prodcons
   --rounds N        interleaved rounds (default 11; 3 with --quick)
   --out FILE        also write the report (machine + markdown table) to FILE
   -h, --help        this text
@@ -56,8 +60,8 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--groups" => {
                 for g in value("--groups")?.split(',').filter(|g| !g.is_empty()) {
-                    if !GROUPS.contains(&g) {
-                        return Err(format!("unknown group `{g}` (known: {})", GROUPS.join(", ")));
+                    if !GROUPS.contains(&g) && kmalloc_class(g).is_none() {
+                        return Err(format!("unknown group `{g}` (known: {}, kN)", GROUPS.join(", ")));
                     }
                     args.groups.push(g.to_owned());
                 }
@@ -114,6 +118,17 @@ fn main() {
             }
         }
     }
+    let works = slab_works(&args.groups);
+    if !works.is_empty() {
+        let mut contenders: Vec<Box<dyn objects::Contender + '_>> = Vec::new();
+        match kmem.as_ref().map(kmem_adapter::Kmem::slab_contenders) {
+            Ok(Ok(c)) => contenders.extend(c),
+            Ok(Err(e)) => eprintln!("kmem-bench: no kmem slab rows: {e}"),
+            Err(_) => {}
+        }
+        contenders.extend(slab_peers(&works));
+        objects::run(&cfg, &works, &mut contenders, &mut results);
+    }
     report.push('\n');
     report.push_str(&results.table());
     print!("{report}");
@@ -141,6 +156,106 @@ fn page_peers() -> Vec<Box<dyn Contender>> {
     ]
 }
 
+/// The kmalloc class a `kN` group names.
+fn kmalloc_class(group: &str) -> Option<usize> {
+    let n: usize = group.strip_prefix('k')?.parse().ok()?;
+    floor::KMALLOC_CLASSES.contains(&n).then_some(n)
+}
+
+/// The slab workloads the selected groups ask for, in table order.
+fn slab_works(groups: &[String]) -> Vec<objects::Work> {
+    use objects::Work;
+    let has = |g: &str| groups.iter().any(|x| x == g);
+    let mut works = Vec::new();
+    if has("hot64") {
+        works.push(Work::Hot64);
+    }
+    if has("hot64-2T") {
+        works.push(Work::Hot64x2);
+    }
+    for n in floor::KMALLOC_CLASSES {
+        if has("kmalloc") || groups.iter().any(|g| kmalloc_class(g) == Some(n)) {
+            works.push(Work::K(n));
+        }
+    }
+    if has("batch64") {
+        works.push(Work::Batch64);
+    }
+    if has("churn") {
+        works.push(Work::Churn);
+    }
+    if has("prodcons") {
+        works.push(Work::ProdCons);
+    }
+    works
+}
+
+/// The slab peers and floors, in table order.
+fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
+    use objects::{BATCH64, Bench, FIXED, HOT64, SIZED, THREADS};
+    let all = FIXED | SIZED | THREADS;
+    let mut peers: Vec<Box<dyn objects::Contender>> = vec![
+        Box::new(Bench::shared("system (glibc malloc)", Role::Peer, all, obj_peers::Global(std::alloc::System))),
+        Box::new(Bench::shared("mimalloc", Role::Peer, all, obj_peers::Global(mimalloc::MiMalloc))),
+        Box::new(Bench::shared(
+            "jemalloc (tikv-jemallocator)",
+            Role::Peer,
+            all,
+            obj_peers::Global(tikv_jemallocator::Jemalloc),
+        )),
+        Box::new(Bench::shared("snmalloc (snmalloc-rs)", Role::Peer, all, obj_peers::Global(snmalloc_rs::SnMalloc))),
+        Box::new(Bench::new("talc Talc", Role::Peer, FIXED | SIZED, obj_peers::talc())),
+        Box::new(Bench::new("rlsf Tlsf", Role::Peer, FIXED | SIZED, obj_peers::rlsf())),
+        Box::new(Bench::new("linked_list_allocator Heap", Role::Peer, FIXED | SIZED, obj_peers::linked_list())),
+        Box::new(Bench::new("buddy_system_allocator Heap<32>", Role::Peer, FIXED | SIZED, obj_peers::buddy())),
+        Box::new(Bench::new("slab (tokio) Slab<[u8; 64]>", Role::Peer, FIXED, obj_peers::TokioSlab::new())),
+        Box::new(Bench::shared(
+            "sharded-slab Slab<[u8; 64]>",
+            Role::Peer,
+            FIXED | THREADS,
+            obj_peers::ShardedSlab::new(),
+        )),
+        // Not batch64: `pull` scans the pool's pages from the first one for a free slot, so a
+        // million objects out at once make the batch quadratic (it did not finish in 100 s).
+        Box::new(Bench::shared(
+            "lockfree-object-pool LinearObjectPool",
+            Role::Peer,
+            HOT64 | THREADS,
+            obj_peers::LockfreePool::new(),
+        )),
+        Box::new(Bench::shared("object-pool Pool", Role::Peer, FIXED | THREADS, obj_peers::ObjectPool::new())),
+        // Floors: hot64 keeps its list in L1; batch64 needs a million objects of arena.
+        Box::new(Bench::new(
+            "floor: free list in the objects",
+            Role::Floor,
+            HOT64,
+            floor::ObjFreeList::new(64, objects::LIVE + 1),
+        )),
+        Box::new(Bench::new(
+            "floor: free list per kmalloc class",
+            Role::Floor,
+            SIZED,
+            floor::ClassLists::new(objects::CHURN_LIVE + objects::LIVE + 1),
+        )),
+        Box::new(Bench::with_threads(
+            "floor: free list per thread, batched hand-off",
+            Role::Floor,
+            THREADS,
+            (),
+            |_, work, warm, units| {
+                let (a, b) = floor::handoff_pair(64, 4096);
+                objects::two_threads(work, a, b, warm, units)
+            },
+        )),
+    ];
+    if works.contains(&objects::Work::Batch64) {
+        // 64 MB of arena, made only when batch64 runs.
+        let list = floor::ObjFreeList::new(64, objects::BATCH_OBJECTS);
+        peers.push(Box::new(Bench::new("floor: free list in the objects", Role::Floor, BATCH64, list)));
+    }
+    peers
+}
+
 /// The machine, toolchain, date and method, as markdown lines above the table.
 fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String {
     let cpu = cpu_description();
@@ -153,9 +268,13 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
          - toolchain: {rustc}, release profile (thin LTO, codegen-units 1, no debug info)\n\
          - date: {date}\n\
          - method: {rounds} interleaved rounds, one sample per allocator per round, samples of at \
-           least {ms} ms after a warm-up, one thread, nothing pinned; ratios are medians of the \
+           least {ms} ms after a warm-up, one thread (two for hot64-2T and prodcons), nothing pinned; ratios are medians of the \
            per-round ratios kmem ÷ best peer and kmem ÷ floor\n\
-         - peers: buddy_system_allocator {bsa}, linked_list_allocator {lla}, talc {talc}\n",
+         - peers: buddy_system_allocator {bsa}, linked_list_allocator {lla}, talc {talc}; slab \
+           workloads also: system allocator ({glibc}), mimalloc {mi}, tikv-jemallocator {je}, \
+           snmalloc-rs {sn}, rlsf {rlsf}, slab {slab}, sharded-slab {sharded}, \
+           lockfree-object-pool {lfp}, object-pool {op}\n\
+         - load: {load}\n",
         groups = groups.join(", "),
         rustc = env!("KMEM_BENCH_RUSTC"),
         date = utc_now(),
@@ -164,11 +283,41 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
         bsa = env!("KMEM_BENCH_V_BUDDY_SYSTEM_ALLOCATOR"),
         lla = env!("KMEM_BENCH_V_LINKED_LIST_ALLOCATOR"),
         talc = env!("KMEM_BENCH_V_TALC"),
+        glibc = glibc_version(),
+        mi = env!("KMEM_BENCH_V_MIMALLOC"),
+        je = env!("KMEM_BENCH_V_JEMALLOC"),
+        sn = env!("KMEM_BENCH_V_SNMALLOC"),
+        rlsf = env!("KMEM_BENCH_V_RLSF"),
+        slab = env!("KMEM_BENCH_V_SLAB"),
+        sharded = env!("KMEM_BENCH_V_SHARDED_SLAB"),
+        lfp = env!("KMEM_BENCH_V_LOCKFREE_OBJECT_POOL"),
+        op = env!("KMEM_BENCH_V_OBJECT_POOL"),
+        load = load_average(),
     );
     if let Some(e) = kmem_err {
         h.push_str(&format!("- kmem: **machine failed to boot** ({e}); peers and floor only\n"));
     }
     h
+}
+
+/// The glibc version (`gnu_get_libc_version`), the system allocator's.
+fn glibc_version() -> String {
+    unsafe extern "C" {
+        fn gnu_get_libc_version() -> *const std::ffi::c_char;
+    }
+    // SAFETY: glibc returns a static NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(gnu_get_libc_version()) };
+    format!("glibc {}", v.to_string_lossy())
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute load averages at start: other work on the machine.
+fn load_average() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let avgs: Vec<&str> = text.split_whitespace().take(3).collect();
+    match avgs.as_slice() {
+        [a, b, c] => format!("load average {a}, {b}, {c} (1, 5, 15 min) at start"),
+        _ => "unknown".to_owned(),
+    }
 }
 
 /// The CPU model from `/proc/cpuinfo`, with its family and model numbers (a bare "AMD EPYC" does

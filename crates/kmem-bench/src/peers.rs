@@ -58,11 +58,13 @@ impl Region {
         Self { base, layout }
     }
 
-    fn base(&self) -> *mut u8 {
+    /// The first byte.
+    pub fn base(&self) -> *mut u8 {
         self.base.as_ptr()
     }
 
-    fn len(&self) -> usize {
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
         self.layout.size()
     }
 }

@@ -91,3 +91,8 @@ pub(crate) fn release_current(id: u64) {
         owner.release_slot(slot);
     }
 }
+
+/// The calling thread's slot on machine `id`, if it holds one (without acquiring one).
+pub(crate) fn held_slot(id: u64) -> Option<usize> {
+    HELD.try_with(|held| held.try_borrow().ok()?.entries.iter().find(|e| e.0 == id).map(|e| e.1)).ok().flatten()
+}

@@ -32,6 +32,7 @@ pub mod alloc_vm;
 pub mod context;
 mod cpu;
 pub mod env;
+mod fork;
 pub mod global_alloc;
 mod highmem;
 mod kvmalloc;
@@ -47,6 +48,7 @@ mod vm;
 
 pub use alloc_api::Kmalloc;
 pub use alloc_vm::{Kvmalloc, Vmalloc};
+pub use fork::ForkError;
 pub use global_alloc::KmemAlloc;
 pub use kmem_core::platform::Level;
 pub use kmem_core::{

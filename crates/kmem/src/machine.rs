@@ -12,6 +12,7 @@
 //! with the machine, and holds the machine only while it works.
 
 use std::ops::Deref;
+use std::os::fd::OwnedFd;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -136,6 +137,9 @@ pub struct Settings {
     pub failslab: Option<String>,
     /// Bytes of the vmalloc range (`None`: 128 MiB on i386, 64 GiB on x86_64).
     pub vmalloc_bytes: Option<u64>,
+    /// Private memory (anonymous `MAP_PRIVATE`) instead of a shared memfd: see
+    /// [`Builder::private_memory`].
+    pub private_memory: bool,
 }
 
 /// Builds a [`Machine`].
@@ -171,6 +175,7 @@ impl Builder {
                 slub_debug: None,
                 failslab: None,
                 vmalloc_bytes: None,
+                private_memory: false,
             },
         }
     }
@@ -259,10 +264,25 @@ impl Builder {
         self
     }
 
+    /// Backs physical memory with anonymous `MAP_PRIVATE` memory instead of a `MAP_SHARED`
+    /// memfd, so a `fork` child gets a copy-on-write copy of the whole machine (heap bytes and
+    /// allocator state) instead of sharing it with the parent. Pages go back to the host with
+    /// `madvise(MADV_DONTNEED)` instead of hole punching. A frame cannot then be mapped a
+    /// second time, so vmalloc (and `kvmalloc`'s fallback) fails with `AllocError`, and an
+    /// i386 machine may not have HighMem (at most 896 MiB). See [`Machine::fork_prepare`].
+    pub fn private_memory(mut self, on: bool) -> Self {
+        self.s.private_memory = on;
+        self
+    }
+
     /// Applies the `KMEM_*` environment variables (see [`crate::env::VARIABLES`]).
     ///
     /// # Errors
     /// A bad value, naming the variable.
+    pub fn from_env(self) -> Result<Self, crate::env::EnvError> {
+        crate::env::apply(self, |k| std::env::var(k).ok())
+    }
+
     /// `init_on_alloc=`: zero slab objects on allocation.
     pub fn init_on_alloc(mut self, on: bool) -> Self {
         self.s.slab.init_on_alloc = on;
@@ -299,10 +319,6 @@ impl Builder {
         self
     }
 
-    pub fn from_env(self) -> Result<Self, crate::env::EnvError> {
-        crate::env::apply(self, |k| std::env::var(k).ok())
-    }
-
     /// Builds the machine.
     ///
     /// # Errors
@@ -322,20 +338,31 @@ impl Builder {
         if pages < 8 * MIB_PAGES {
             return Err(BuildError::Setting(format!("memory must be at least 8 MiB, got {bytes} bytes")));
         }
-        let phys = sys::PhysMem::new(pages * PAGE_SIZE).map_err(BuildError::Host)?;
+        let highmem_wanted = s.profile == Profile::I386 && pages > (896 * MIB_PAGES);
+        if s.private_memory && highmem_wanted {
+            return Err(BuildError::Setting(format!(
+                "private memory has no HighMem windows: an i386 machine with private memory may have at most 896 MiB, got {bytes} bytes"
+            )));
+        }
+        let phys = if s.private_memory {
+            sys::PhysMem::new_private(pages * PAGE_SIZE)
+        } else {
+            sys::PhysMem::new(pages * PAGE_SIZE)
+        }
+        .map_err(BuildError::Host)?;
         let vm_bytes = s.vmalloc_bytes.unwrap_or(match s.profile {
             Profile::I386 => 128 << 20,
             Profile::X86_64 => 64 << 30,
         }) as usize
             & !(PAGE_SIZE - 1);
         let window = |len: usize| -> Result<VaRange, BuildError> {
-            let fd = phys.fd().try_clone().map_err(BuildError::Host)?;
+            let fd = phys.fd().map(OwnedFd::try_clone).transpose().map_err(BuildError::Host)?;
             VaRange::reserve(len, fd, phys.len()).map_err(BuildError::Host)
         };
         let vm_range = window(vm_bytes.max(PAGE_SIZE))?;
         let vm_start = vm_range.base();
         let vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
-        let highmem = if s.profile == Profile::I386 && pages > (896 * MIB_PAGES) {
+        let highmem = if highmem_wanted {
             let (pkmap, fixmap) = Highmem::window_bytes(cpus);
             Some(Highmem::new(window(pkmap)?, window(fixmap)?, cpus))
         } else {
@@ -367,6 +394,7 @@ impl Builder {
             log: Printk::new(s.log_capacity, s.echo),
             start: Instant::now(),
             kswapd: Arc::new(KswapdCtl { word: AtomicU32::new(0), stopping: AtomicBool::new(false) }),
+            fork_lock: crate::fork::ForkLock::new(),
         };
         // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
         // `dm_end` pages, and the mapping lives in the platform, which the allocator owns.
@@ -385,7 +413,15 @@ impl Builder {
                 .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
         }
         pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
-        let inner = Arc::new(Inner { kmem: pa, profile: s.profile, shrinker: std::sync::OnceLock::new(), vm, highmem });
+        let forkable = s.private_memory && !s.kswapd;
+        let inner = Arc::new(Inner {
+            kmem: pa,
+            profile: s.profile,
+            shrinker: std::sync::OnceLock::new(),
+            vm,
+            highmem,
+            forkable,
+        });
         // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
         if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
             let _ = inner.shrinker.set(id);
@@ -411,6 +447,8 @@ pub(crate) struct Inner {
     shrinker: std::sync::OnceLock<kmem_core::reclaim::RegistrationId>,
     pub(crate) vm: Vmalloc<UserMmu>,
     pub(crate) highmem: Option<Highmem>,
+    /// Private memory and no kswapd: [`Machine::fork_prepare`] may be used.
+    pub(crate) forkable: bool,
 }
 
 impl Deref for Machine {
@@ -534,10 +572,22 @@ impl Machine {
 
 impl SlotOwner for Inner {
     fn release_slot(&self, slot: usize) {
-        // SAFETY: Only the thread that held `slot` calls this (from its exit or `release_cpu`),
-        // after it stopped using the slot; the slot is marked free only afterwards.
+        // Excluded while a fork is prepared (`fork.rs`): the release runs before or after it.
+        let platform = self.kmem.platform();
+        platform.fork_lock.lock();
+        self.release_slot_locked(slot);
+        platform.fork_lock.unlock();
+    }
+}
+
+impl Inner {
+    /// Drains `slot`'s per-CPU lists and marks it free. The thread that held the slot has
+    /// stopped using it: it is the caller (thread exit, `release_cpu`), or it did not survive a
+    /// `fork` (`fork_child`).
+    pub(crate) fn release_slot_locked(&self, slot: usize) {
         self.kmem.slab_cpu_dead(slot);
-        // SAFETY: As above.
+        // SAFETY: The slot's owner is the caller or gone (see above), and the slot is marked
+        // free only afterwards, so no one else enters its lists.
         unsafe { self.kmem.drain_cpu_slot(slot) };
         self.kmem.platform().slots[slot].store(false, Ordering::Release);
     }
@@ -604,14 +654,15 @@ fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<
 
 /// The [`Platform`] of a userspace machine.
 pub struct UserPlatform {
-    id: u64,
+    pub(crate) id: u64,
     nr_cpus: usize,
-    slots: Box<[AtomicBool]>,
+    pub(crate) slots: Box<[AtomicBool]>,
     owner: std::sync::OnceLock<Weak<dyn SlotOwner>>,
     phys: sys::PhysMem,
     log: Printk,
     start: Instant,
     kswapd: Arc<KswapdCtl>,
+    pub(crate) fork_lock: crate::fork::ForkLock,
 }
 
 impl UserPlatform {

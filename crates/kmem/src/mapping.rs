@@ -1,7 +1,8 @@
 //! Virtual windows over "physical memory": a range reserved `PROT_NONE` at machine build, in
 //! which frames of the memfd are mapped `MAP_SHARED | MAP_FIXED` at chosen addresses and
 //! unmapped by putting `PROT_NONE` back. The vmalloc range ([`UserMmu`]) and the HighMem
-//! `kmap` windows are such ranges. With `sys`, the only module of this crate with `unsafe` code.
+//! `kmap` windows are such ranges. A machine with private memory has no memfd: its range stays
+//! reserved and every `map` fails, so vmalloc returns `AllocError` there. With `sys`, the only module of this crate with `unsafe` code.
 //!
 //! Invariant: `base .. base + len` is a mapping this process made and owns for the life of the
 //! [`VaRange`]; every `mmap` here is `MAP_FIXED` strictly inside it, so no other mapping of the
@@ -20,7 +21,8 @@ use kmem_core::vmalloc::{MapError, Mmu};
 pub struct VaRange {
     base: NonNull<u8>,
     len: usize,
-    fd: OwnedFd,
+    /// `None` for a machine with private memory (nothing can be mapped).
+    fd: Option<OwnedFd>,
     /// Bytes of the memfd (frames beyond it are refused).
     phys_len: usize,
 }
@@ -33,11 +35,11 @@ unsafe impl Sync for VaRange {}
 
 impl VaRange {
     /// Reserves `len` bytes (a multiple of the page size) of inaccessible address space for
-    /// frames of `fd` (`phys_len` bytes).
+    /// frames of `fd` (`phys_len` bytes); with no `fd`, nothing can ever be mapped there.
     ///
     /// # Errors
     /// The host refused the reservation.
-    pub fn reserve(len: usize, fd: OwnedFd, phys_len: usize) -> io::Result<Self> {
+    pub fn reserve(len: usize, fd: Option<OwnedFd>, phys_len: usize) -> io::Result<Self> {
         // SAFETY: A fresh anonymous mapping at an address the kernel picks; nothing else
         // refers to that range.
         let ptr = unsafe {
@@ -78,8 +80,10 @@ impl VaRange {
     /// Maps frames `pfn..pfn + nr` at `va`, read-write and shared with every other view of them.
     ///
     /// # Errors
-    /// A range outside the reservation or the memfd, or the host refusing.
+    /// A range outside the reservation or the memfd, no memfd (private memory), or the host
+    /// refusing.
     pub fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
+        let fd = self.fd.as_ref().ok_or(MapError)?;
         let len = nr.checked_mul(PAGE_SIZE).ok_or(MapError)?;
         let offset = pfn.checked_mul(PAGE_SIZE).ok_or(MapError)?;
         if !self.inside(va, len) || offset.checked_add(len).is_none_or(|end| end > self.phys_len) {
@@ -93,7 +97,7 @@ impl VaRange {
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED | MapFlags::FIXED,
-                &self.fd,
+                fd,
                 offset as u64,
             )
         };

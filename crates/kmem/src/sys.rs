@@ -1,8 +1,11 @@
-//! The host side of "physical memory": a memfd mapped once, `MAP_SHARED`, hole punching to
-//! give pages back, and futex waits. The only module of this crate with `unsafe` code.
+//! The host side of "physical memory": a memfd mapped once, `MAP_SHARED` (or, for a machine
+//! that must survive `fork`, anonymous `MAP_PRIVATE` memory), giving pages back (hole punching,
+//! or `MADV_DONTNEED` for private memory), and futex waits. With `mapping`, the only module of
+//! this crate with `unsafe` code that maps memory.
 //!
-//! Invariant: `base .. base + len` is a live mapping of the whole memfd for the life of
-//! [`PhysMem`]; pfn `n` is file offset `n << 12` and address `base + (n << 12)`.
+//! Invariant: `base .. base + len` is a live mapping of the whole memory for the life of
+//! [`PhysMem`], and `base` is aligned to [`DIRECT_MAP_ALIGN`]; pfn `n` is address
+//! `base + (n << 12)` and, for shared memory, memfd offset `n << 12`.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -11,28 +14,65 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use rustix::fs::{FallocateFlags, MemfdFlags};
-use rustix::mm::{MapFlags, ProtFlags};
+use rustix::mm::{Advice, MapFlags, ProtFlags};
 
-use kmem_core::PAGE_SHIFT;
+use kmem_core::{MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE};
 
-/// Alignment of the direct map's start: one max-order block (4 MiB).
-pub const DIRECT_MAP_ALIGN: usize = kmem_core::PAGE_SIZE << kmem_core::MAX_PAGE_ORDER;
+/// Alignment of the direct map: the largest buddy block (4 MiB), so a block of any order is
+/// aligned to its size in virtual memory as it is physically, and power-of-two kmalloc objects
+/// (page-backed ones included) are naturally aligned.
+pub const DIRECT_MAP_ALIGN: usize = PAGE_SIZE << MAX_PAGE_ORDER;
 
-/// A memfd of `len` bytes, mapped read-write and shared.
+/// Host memory behind a machine's "physical memory".
 pub struct PhysMem {
-    fd: OwnedFd,
+    /// The memfd of shared memory; `None` for private memory.
+    fd: Option<OwnedFd>,
     base: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: The mapping is plain shared memory; who may touch which page is decided by the
-// page allocator, which is itself `Sync`.
+// SAFETY: The mapping is plain memory; who may touch which page is decided by the page
+// allocator, which is itself `Sync`.
 unsafe impl Send for PhysMem {}
 // SAFETY: As above.
 unsafe impl Sync for PhysMem {}
 
+/// Maps `len` bytes at an address aligned to [`DIRECT_MAP_ALIGN`]: reserves `len` plus the
+/// alignment of inaccessible address space, maps the memory over the aligned part with `map`
+/// (which gets the address and must map exactly there, `MAP_FIXED`), and unmaps the slop.
+fn map_aligned(len: usize, map: impl FnOnce(*mut std::ffi::c_void) -> io::Result<()>) -> io::Result<NonNull<u8>> {
+    let total = len.checked_add(DIRECT_MAP_ALIGN).ok_or_else(|| io::Error::other("memory size overflows"))?;
+    // SAFETY: A fresh inaccessible anonymous reservation at an address the kernel picks;
+    // nothing else refers to that range.
+    let raw = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            total,
+            ProtFlags::empty(),
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )?
+    };
+    let start = raw as usize;
+    let aligned = start.next_multiple_of(DIRECT_MAP_ALIGN);
+    let unmap = |from: usize, bytes: usize| {
+        if bytes > 0 {
+            // SAFETY: `[from, from + bytes)` lies inside the reservation made above, which only
+            // this function knows about.
+            let _ = unsafe { rustix::mm::munmap(from as *mut std::ffi::c_void, bytes) };
+        }
+    };
+    if let Err(e) = map(aligned as *mut std::ffi::c_void) {
+        unmap(start, total);
+        return Err(e);
+    }
+    unmap(start, aligned - start);
+    unmap(aligned + len, start + total - (aligned + len));
+    NonNull::new(aligned as *mut u8).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
 impl PhysMem {
-    /// Creates and maps a sparse memfd of `len` bytes (a multiple of the page size).
+    /// Creates and maps a sparse memfd of `len` bytes (a multiple of the page size), shared:
+    /// frames can be mapped again elsewhere (vmalloc, kmap), and a `fork` child shares them.
     ///
     /// The mapping starts on a [`DIRECT_MAP_ALIGN`] boundary, as the kernel's `PAGE_OFFSET`
     /// does, so the direct-map address of a naturally aligned block of any order is aligned to
@@ -43,51 +83,47 @@ impl PhysMem {
     pub fn new(len: usize) -> io::Result<Self> {
         let fd = rustix::fs::memfd_create("kmem-phys", MemfdFlags::CLOEXEC)?;
         rustix::fs::ftruncate(&fd, len as u64)?;
-        let span = len.checked_add(DIRECT_MAP_ALIGN).ok_or_else(|| io::Error::other("memory size overflows"))?;
-        // SAFETY: A fresh private reservation at an address the kernel picks; nothing else
-        // refers to that range.
-        let reserved = unsafe {
-            rustix::mm::mmap_anonymous(
-                std::ptr::null_mut(),
-                span,
-                ProtFlags::empty(),
-                MapFlags::PRIVATE | MapFlags::NORESERVE,
-            )?
-        };
-        let start = reserved as usize;
-        let aligned = start.next_multiple_of(DIRECT_MAP_ALIGN);
-        // SAFETY: `aligned .. aligned + len` lies inside the reservation made above, which only
-        // this function knows about, so replacing it with the memfd mapping clobbers nothing.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                aligned as *mut _,
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::NORESERVE | MapFlags::FIXED,
-                &fd,
-                0,
-            )
-        };
-        let ptr = match ptr {
-            Ok(ptr) => ptr,
-            Err(e) => {
-                // SAFETY: The whole reservation is ours and unused.
-                let _ = unsafe { rustix::mm::munmap(reserved, span) };
-                return Err(e.into());
+        let base = map_aligned(len, |at| {
+            // SAFETY: `at .. at + len` is inside the caller's fresh reservation (see
+            // `map_aligned`), so `MAP_FIXED` replaces nothing else; the file has `len` bytes.
+            unsafe {
+                rustix::mm::mmap(
+                    at,
+                    len,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::SHARED | MapFlags::NORESERVE | MapFlags::FIXED,
+                    &fd,
+                    0,
+                )
             }
-        };
-        // SAFETY: The slack before and after the memfd mapping is the rest of our reservation.
-        unsafe {
-            if aligned > start {
-                let _ = rustix::mm::munmap(reserved, aligned - start);
+            .map(drop)
+            .map_err(io::Error::from)
+        })?;
+        Ok(Self { fd: Some(fd), base, len })
+    }
+
+    /// Maps `len` bytes (a multiple of the page size) of anonymous private memory without
+    /// reserving swap (`MAP_NORESERVE`): sparse like the memfd, but a `fork` child gets a
+    /// copy-on-write copy instead of sharing the bytes. Frames cannot be mapped a second time,
+    /// so vmalloc and `kmap` are unavailable on such a machine.
+    ///
+    /// # Errors
+    /// The host refused the mapping.
+    pub fn new_private(len: usize) -> io::Result<Self> {
+        let base = map_aligned(len, |at| {
+            // SAFETY: As in `new`: inside the caller's fresh reservation.
+            unsafe {
+                rustix::mm::mmap_anonymous(
+                    at,
+                    len,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED,
+                )
             }
-            let tail = aligned + len;
-            if start + span > tail {
-                let _ = rustix::mm::munmap(tail as *mut _, start + span - tail);
-            }
-        }
-        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-        Ok(Self { fd, base, len })
+            .map(drop)
+            .map_err(io::Error::from)
+        })?;
+        Ok(Self { fd: None, base, len })
     }
 
     /// Address of pfn 0.
@@ -105,18 +141,35 @@ impl PhysMem {
         self.len == 0
     }
 
-    /// The memfd, for mapping frames elsewhere (vmalloc, kmap).
-    pub fn fd(&self) -> &OwnedFd {
-        &self.fd
+    /// Whether the memory is private (anonymous, copy-on-write across `fork`).
+    pub fn is_private(&self) -> bool {
+        self.fd.is_none()
     }
 
-    /// Punches a hole over `nr` pages from `pfn`: the host frees them and they read as zero.
+    /// The memfd, for mapping frames elsewhere (vmalloc, kmap); `None` for private memory.
+    pub fn fd(&self) -> Option<&OwnedFd> {
+        self.fd.as_ref()
+    }
+
+    /// Gives `nr` pages from `pfn` back to the host: they read as zero afterwards. Shared
+    /// memory punches a hole in the memfd; private memory uses `madvise(MADV_DONTNEED)`.
     pub fn discard(&self, pfn: usize, nr: usize) -> bool {
         let (offset, len) = ((pfn as u64) << PAGE_SHIFT, (nr as u64) << PAGE_SHIFT);
         if offset + len > self.len as u64 {
             return false;
         }
-        rustix::fs::fallocate(&self.fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len).is_ok()
+        match &self.fd {
+            Some(fd) => {
+                rustix::fs::fallocate(fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len).is_ok()
+            }
+            // SAFETY: In bounds of our private anonymous mapping (checked); the caller (the page
+            // allocator, under the zone lock) owns these free pages, and zero pages are what it
+            // expects to find there afterwards.
+            None => unsafe {
+                rustix::mm::madvise(self.base.as_ptr().add(offset as usize).cast(), len as usize, Advice::LinuxDontNeed)
+            }
+            .is_ok(),
+        }
     }
 
     /// Zero-fills `nr` pages from `pfn` through the internal mapping (HighMem has no direct map
@@ -132,9 +185,15 @@ impl PhysMem {
         true
     }
 
-    /// Bytes of the memfd the host currently backs (resident), from `st_blocks`.
+    /// Bytes of the memory the host currently backs (resident): the memfd's `st_blocks`, or
+    /// the `Rss:` of the private mapping in `/proc/self/smaps`.
     pub fn resident_bytes(&self) -> u64 {
-        rustix::fs::fstat(&self.fd).map_or(0, |st| st.st_blocks as u64 * 512)
+        match &self.fd {
+            Some(fd) => rustix::fs::fstat(fd).map_or(0, |st| st.st_blocks as u64 * 512),
+            None => {
+                std::fs::read_to_string("/proc/self/smaps").map_or(0, |s| smaps_rss(&s, self.base.as_ptr() as usize))
+            }
+        }
     }
 }
 
@@ -144,6 +203,22 @@ impl Drop for PhysMem {
         // it any more: the machine that owned it is being dropped.
         let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) };
     }
+}
+
+/// The `Rss:` bytes of the mapping that starts at `start` in an `smaps` text (0 if absent).
+fn smaps_rss(smaps: &str, start: usize) -> u64 {
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((from, _)) = first.split_once('-')
+            && let Ok(from) = usize::from_str_radix(from, 16)
+        {
+            inside = from == start;
+        } else if inside && let Some(kb) = line.strip_prefix("Rss:") {
+            return kb.trim().trim_end_matches("kB").trim().parse::<u64>().map_or(0, |kb| kb * 1024);
+        }
+    }
+    0
 }
 
 /// Sleeps while `*word == expected`, at most `timeout`.

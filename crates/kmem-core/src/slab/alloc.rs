@@ -129,6 +129,18 @@ impl<P: Platform> Kmem<P> {
             return Err(AllocError);
         }
         let gfp = gfp.with_scope(ctx.noio, ctx.nofs);
+        // The fast path was skipped for the checks above (atomic context, failslab armed):
+        // the CPU's array may still hold an object.
+        if let Some(cpu) = ctx.cpu
+            && s.fast
+            && let Some(obj) = self.pop_cpu_array(s, cpu)
+        {
+            if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
+                // SAFETY: The object is ours now.
+                unsafe { obj.as_ptr().write_bytes(0, s.object_size()) };
+            }
+            return Ok(obj);
+        }
         let want = match ctx.cpu {
             Some(_) if s.fast => s.cpu(0).cap as usize / 2,
             _ => 1,
@@ -169,6 +181,24 @@ impl<P: Platform> Kmem<P> {
         }
         // SAFETY: Objects are never null.
         Ok(unsafe { NonNull::new_unchecked(obj) })
+    }
+
+    /// Pops an object from CPU `cpu`'s array, if it has one and no drainer holds the slot.
+    fn pop_cpu_array(&self, s: &Cache, cpu: usize) -> Option<NonNull<u8>> {
+        let c = s.cpu(cpu);
+        if !c.guard.enter() {
+            return None;
+        }
+        let n = c.count.load(Relaxed);
+        let obj = if n > 0 {
+            c.count.store(n - 1, Relaxed);
+            // SAFETY: `objs[..n]` hold free objects of `s`; we own the slot inside the guard.
+            NonNull::new(unsafe { *c.objs.add(n as usize - 1) })
+        } else {
+            None
+        };
+        c.guard.exit();
+        obj
     }
 
     /// Takes `out.len()` objects from the node (at least one), making new slabs as needed.

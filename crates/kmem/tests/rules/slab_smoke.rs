@@ -30,3 +30,20 @@ fn kmem_cache_round_trip_lifo_and_slabinfo() {
     assert_eq!(m.ksize(big.as_ptr()), 32 * 4096);
     unsafe { m.kfree(big.as_ptr()) };
 }
+
+/// SL-8 also when the fast path is skipped (failslab armed for another cache): the slow path
+/// takes the object from the CPU's array first instead of refilling past it.
+#[test]
+fn lifo_reuse_survives_the_slow_path() {
+    let m = crate::builder(kmem::Profile::I386, 64).failslab("1,100,0,-1,verbose=0").build().unwrap();
+    m.slabs().failslab().cache_filter.store(true, std::sync::atomic::Ordering::Relaxed);
+    let c = m.kmem_cache_create("lifo_slow", 64, &CacheArgs::default(), SlabFlags::empty()).unwrap();
+    let a = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    // SAFETY: Ours, freed once.
+    unsafe { m.kmem_cache_free(c, a.as_ptr()) };
+    let before = m.cache_info(c);
+    assert_eq!(m.kmem_cache_alloc(c, GFP_KERNEL).unwrap(), a, "LIFO through the slow path");
+    let after = m.cache_info(c);
+    assert_eq!(after.alloc_slow, before.alloc_slow + 1, "the armed failslab forced the slow path");
+    assert_eq!(after.refills, before.refills, "no refill: the object came from the array");
+}

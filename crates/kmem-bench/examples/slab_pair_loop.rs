@@ -1,0 +1,110 @@
+//! A bare slab alloc+free pair loop on a kmem machine, for instruction counts:
+//!
+//! ```sh
+//! cargo build --release -p kmem-bench --example slab_pair_loop
+//! N=200000 valgrind --tool=callgrind target/release/examples/slab_pair_loop cache
+//! N=0      valgrind --tool=callgrind target/release/examples/slab_pair_loop cache   # setup only
+//! N=200000 valgrind --tool=callgrind target/release/examples/slab_pair_loop kmalloc 64
+//! ```
+//!
+//! `cache`: `kmem_cache_alloc`+`kmem_cache_free` on a 64-byte cache; `kmalloc SIZE`:
+//! `kmalloc(SIZE)`+`kfree`, the size hidden from the compiler (as in kmem-bench's `kN` loops);
+//! `jemalloc SIZE`, `mimalloc SIZE`: the same pair through that peer's `GlobalAlloc`, for scale.
+//! (Instructions per pair) = (total − setup-only total) / N. ~61 objects stay live, as in
+//! kmem-bench. It prints the time per pair too, but timing belongs to `kmem-bench`.
+
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use kmem_core::gfp::GFP_KERNEL;
+use kmem_core::slab::{CacheArgs, CacheRef, flags::SlabFlags};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "cache".to_owned());
+    let size: usize = args.next().map_or(64, |s| s.parse().expect("size"));
+    let n: u64 = std::env::var("N").map_or(2_000_000, |s| s.parse().expect("N"));
+    let m = kmem::Machine::builder()
+        .profile(kmem::Profile::X86_64)
+        .mem_bytes(1 << 30)
+        .cpus(2)
+        .kswapd(false)
+        .build()
+        .expect("machine");
+    let cache = m.kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default()).expect("cache");
+    match mode.as_str() {
+        "jemalloc" => return peer_pairs(&tikv_jemallocator::Jemalloc, size, n),
+        "mimalloc" => return peer_pairs(&mimalloc::MiMalloc, size, n),
+        _ => {}
+    }
+    let kmalloc = mode == "kmalloc";
+    let live: Vec<NonNull<u8>> = (0..61)
+        .map(|_| if kmalloc { m.kmalloc(size, GFP_KERNEL) } else { m.kmem_cache_alloc(cache, GFP_KERNEL) })
+        .collect::<Result<_, _>>()
+        .expect("live objects");
+    let start = Instant::now();
+    if kmalloc {
+        kmalloc_pairs(&m, size, n);
+    } else {
+        cache_pairs(&m, cache, n);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    println!("{mode} {size} pair: {ns:.1} ns");
+    for p in live {
+        // SAFETY: each live object is freed once, to where it came from.
+        unsafe {
+            if kmalloc {
+                m.kfree(p.as_ptr());
+            } else {
+                m.kmem_cache_free(cache, p.as_ptr());
+            }
+        }
+    }
+}
+
+#[inline(never)]
+fn cache_pairs(m: &kmem::Machine, cache: CacheRef, n: u64) {
+    for _ in 0..n {
+        let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("alloc");
+        // SAFETY: just allocated from `cache`, freed once.
+        unsafe { m.kmem_cache_free(cache, black_box(p).as_ptr()) };
+    }
+}
+
+#[inline(never)]
+fn kmalloc_pairs(m: &kmem::Machine, size: usize, n: u64) {
+    let size = black_box(size);
+    for _ in 0..n {
+        let p = m.kmalloc(size, GFP_KERNEL).expect("kmalloc");
+        // SAFETY: just allocated by kmalloc, freed once.
+        unsafe { m.kfree(black_box(p).as_ptr()) };
+    }
+}
+
+/// `n` pairs through a peer, with 61 live objects of `size` held around them.
+fn peer_pairs<G: std::alloc::GlobalAlloc>(g: &G, size: usize, n: u64) {
+    let layout = std::alloc::Layout::from_size_align(size, 8).expect("layout");
+    // SAFETY: non-zero sizes; every pointer is freed once with its layout.
+    unsafe {
+        let live: Vec<*mut u8> = (0..61).map(|_| g.alloc(layout)).collect();
+        let start = Instant::now();
+        global_pairs(g, black_box(layout), n);
+        println!("peer {size} pair: {:.1} ns", start.elapsed().as_nanos() as f64 / n.max(1) as f64);
+        for p in live {
+            g.dealloc(p, layout);
+        }
+    }
+}
+
+#[inline(never)]
+fn global_pairs<G: std::alloc::GlobalAlloc>(g: &G, layout: std::alloc::Layout, n: u64) {
+    for _ in 0..n {
+        // SAFETY: non-zero size; freed once with its layout.
+        unsafe {
+            let p = g.alloc(layout);
+            assert!(!p.is_null());
+            g.dealloc(black_box(p), layout);
+        }
+    }
+}

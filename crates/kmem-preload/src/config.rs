@@ -1,0 +1,46 @@
+//! The preload's machine: the `KMEM_*` environment variables as for every default machine
+//! (`kmem::env`), over the preload's defaults — x86_64, the host's RAM (sparse) but at most
+//! [`DEFAULT_MAX`], a 64 KiB log — and two settings that are forced: private memory (so `fork` gives the child a copy) and no
+//! kswapd (a thread of its own would be inside the machine at any moment, and every preloaded
+//! program would get an extra thread). If the host refuses a mapping that large (strict
+//! overcommit), the size is halved until it fits, down to 64 MiB.
+//!
+//! Why at most 4 GiB by default: building a machine writes the page-array entry of the head of
+//! every free 4 MiB block, one host page of page array per block, so start-up costs 1 MiB of
+//! resident memory per GiB of machine in every process (27 MB and about 60 ms per process on a
+//! 23 GiB host, against 4 MB and a few ms at 4 GiB), and programs like `git` and `gcc` start
+//! many processes. Allocations above 4 MiB do not use the machine at all (they are mapped
+//! directly), so 4 GiB is 4 GiB of objects up to 4 MiB; `KMEM_MEM` sets any other size.
+
+use kmem::{BuildError, Builder, Machine, Profile};
+
+/// The largest i386 machine without HighMem, which private memory cannot have.
+const I386_LOWMEM: u64 = 896 << 20;
+const SMALLEST: u64 = 64 << 20;
+/// The default size's ceiling (see the module documentation).
+pub const DEFAULT_MAX: u64 = 4 << 30;
+
+/// Whether `KMEM_STATS_ON_EXIT` asks for statistics at exit (`1`, `on`, `yes`, `true`).
+pub fn stats_on_exit() -> bool {
+    std::env::var("KMEM_STATS_ON_EXIT").is_ok_and(|v| matches!(v.trim(), "1" | "on" | "yes" | "true"))
+}
+
+/// Builds the preload's machine.
+///
+/// # Errors
+/// A bad `KMEM_*` value (naming the variable), or a machine the host cannot give memory to.
+pub fn build() -> Result<Machine, String> {
+    let b = Builder::new().profile(Profile::X86_64).log_capacity(64 << 10).from_env().map_err(|e| e.to_string())?;
+    let mut b = b.private_memory(true).kswapd(false);
+    if b.settings().profile == Profile::I386 && b.settings().mem_bytes.is_none() {
+        b = b.mem_bytes(I386_LOWMEM);
+    }
+    let mut size = b.settings().mem_bytes.unwrap_or_else(|| kmem::sys::host_ram().min(DEFAULT_MAX));
+    loop {
+        match b.clone().mem_bytes(size).build() {
+            Ok(m) => return Ok(m),
+            Err(BuildError::Host(_)) if size / 2 >= SMALLEST => size /= 2,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `fork` support for a machine with private memory (`Builder::private_memory`): the child
+//! gets a copy-on-write copy of the whole machine, and these calls make that copy consistent.
+//!
+//! What a consistent copy needs: no thread of the parent inside the machine at the instant of
+//! the fork (no lock held, no per-CPU list half updated — per-CPU fast paths take no lock, so
+//! holding locks alone would not do), and in the child, the CPU slots of the threads that did
+//! not survive given back with their per-CPU object arrays and page lists flushed to the
+//! slabs and zones, not lost.
+//!
+//! Who does what: the *caller* keeps its own threads out of the machine around the fork (the
+//! preload library closes a gate in front of every allocation call); the machine excludes the
+//! one entry it makes on its own behalf, a thread handing its CPU slot back at thread exit,
+//! with [`ForkLock`]; a machine with kswapd cannot be forked (its thread would be inside at
+//! any moment, and is not copied to the child).
+//!
+//! Lock order: the caller's gate, then the fork lock, then everything inside the machine.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cpu;
+use crate::machine::Machine;
+
+/// Excludes slot hand-backs at thread exit from a fork in progress: held from
+/// [`Machine::fork_prepare`] to [`Machine::fork_parent`] or [`Machine::fork_child`], and around
+/// each hand-back. A plain flag with explicit lock and unlock, because the fork holds it across
+/// calls.
+pub(crate) struct ForkLock {
+    held: AtomicBool,
+}
+
+impl ForkLock {
+    pub(crate) const fn new() -> Self {
+        Self { held: AtomicBool::new(false) }
+    }
+
+    /// Waits until the lock is free and takes it.
+    pub(crate) fn lock(&self) {
+        while self.held.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Gives the lock back (also used in a fork child, where the holder is the only thread).
+    pub(crate) fn unlock(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+}
+
+/// Why a machine cannot be forked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForkError {
+    /// Its memory is a shared memfd: parent and child would share heap bytes and state.
+    SharedMemory,
+    /// It runs kswapd, a thread of its own that may be inside it at the fork.
+    Kswapd,
+}
+
+impl fmt::Display for ForkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ForkError::SharedMemory => "a machine with shared memory cannot be forked (use private memory)",
+            ForkError::Kswapd => "a machine with kswapd cannot be forked (build it without kswapd)",
+        })
+    }
+}
+
+impl std::error::Error for ForkError {}
+
+impl Machine {
+    /// Prepares a `fork` (a `pthread_atfork` prepare handler): waits for slot hand-backs at
+    /// thread exit to finish and holds further ones back until [`Machine::fork_parent`] or
+    /// [`Machine::fork_child`]. The caller must already keep all its other threads out of the
+    /// machine, and keep them out until then.
+    ///
+    /// # Errors
+    /// The machine has shared memory or kswapd (nothing is held then).
+    pub fn fork_prepare(&self) -> Result<(), ForkError> {
+        if self.phys().fd().is_some() {
+            return Err(ForkError::SharedMemory);
+        }
+        if !self.inner.forkable {
+            return Err(ForkError::Kswapd);
+        }
+        self.platform().fork_lock.lock();
+        Ok(())
+    }
+
+    /// Ends a fork in the parent: slot hand-backs may run again.
+    pub fn fork_parent(&self) {
+        self.platform().fork_lock.unlock();
+    }
+
+    /// Ends a fork in the child: gives back the CPU slots of every thread but the caller —
+    /// they did not survive the fork — flushing their per-CPU object arrays to the slabs and
+    /// their page lists to the zones. Returns how many slots were given back.
+    ///
+    /// # Safety
+    /// Must be called in a `fork` child, on its only thread, once, after a successful
+    /// [`Machine::fork_prepare`] in the parent before the fork; and no thread of the parent may
+    /// have been inside the machine at the fork (the caller's duty, see `fork_prepare`).
+    /// Otherwise a slot would be drained under a live owner, or a list be half updated.
+    pub unsafe fn fork_child(&self) -> usize {
+        let platform = self.platform();
+        let mine = cpu::held_slot(platform.id);
+        platform.fork_lock.unlock();
+        let mut released = 0;
+        for slot in 0..platform.slots.len() {
+            if Some(slot) != mine && platform.slots[slot].load(Ordering::Acquire) {
+                self.inner.release_slot_locked(slot);
+                released += 1;
+            }
+        }
+        released
+    }
+
+    /// CPU slots held by threads now.
+    pub fn nr_cpus_in_use(&self) -> usize {
+        self.platform().slots.iter().filter(|s| s.load(Ordering::Relaxed)).count()
+    }
+}
