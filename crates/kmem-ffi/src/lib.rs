@@ -2,9 +2,13 @@
 
 pub mod boundary;
 pub mod context;
+pub mod kmalloc;
+pub mod mempool;
 pub mod module;
 pub mod pages;
 pub mod printk;
 pub mod proc;
+pub mod slab;
+pub mod vmalloc;
 
 pub use boundary::{DEFAULT_PROFILE, machine};

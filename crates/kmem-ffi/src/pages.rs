@@ -35,13 +35,13 @@ pub(crate) fn page_from_c(m: &Machine, p: *const c_void) -> Option<&Page> {
     mm.get(mm.start_pfn().checked_add(offset / size_of::<Page>())?)
 }
 
-fn page_to_c(page: &Page) -> *mut c_void {
+pub(crate) fn page_to_c(page: &Page) -> *mut c_void {
     ptr::from_ref(page).cast_mut().cast()
 }
 
 /// The page of a C `struct page *` argument, reporting NULL and foreign pointers.
 #[track_caller]
-fn checked_page<'m>(m: &'m Machine, export: &str, p: *const c_void) -> Option<&'m Page> {
+pub(crate) fn checked_page<'m>(m: &'m Machine, export: &str, p: *const c_void) -> Option<&'m Page> {
     let caller = Location::caller();
     if p.is_null() {
         report_null(m, export, "struct page pointer", caller);

@@ -146,8 +146,33 @@ fn misuse() {
 }
 
 #[test]
+fn misuse_of_the_allocators() {
+    run_suite("misuse_alloc", Link::Shared);
+}
+
+#[test]
 fn atomic() {
     run_suite("atomic", Link::Shared);
+}
+
+#[test]
+fn kmalloc() {
+    run_suite("kmalloc", Link::Shared);
+}
+
+#[test]
+fn slab() {
+    run_suite("slab", Link::Shared);
+}
+
+#[test]
+fn mempool() {
+    run_suite("mempool", Link::Shared);
+}
+
+#[test]
+fn vmalloc() {
+    run_suite("vmalloc", Link::Shared);
 }
 
 #[test]
@@ -272,8 +297,8 @@ fn gep_kernel_does_not_compile() {
 
 /// The seeds' legacy forms (6-argument `kmem_cache_create`, `kmem_cache_t`, 3-argument
 /// `mempool_resize`, `SLAB_NO_REAP`, `SLAB_CTOR_*`, `__GFP_WAIT`/`REPEAT`/`COLD`, `MAX_ORDER`,
-/// 2.4-style `init_module`) compile next to today's forms. Compile only: the slab and mempool
-/// exports come with those layers.
+/// 2.4-style `init_module`) compile next to today's forms. Compile only: the `slab`, `mempool`
+/// and `kmalloc` suites run these forms, and `examples/c` runs the book's modules.
 #[test]
 fn legacy_forms_compile() {
     for name in ["legacy", "legacy_mempool", "modern_mempool"] {

@@ -1,4 +1,4 @@
-/* Takes the address of every function and object kmem exports today: the module loads only if
+/* Takes the address of every function and object kmem exports: the module loads only if
  * the kmem binary exports each of them (RTLD_NOW resolves them all at load time). */
 #include <linux/module.h>
 #include <linux/gfp.h>
@@ -6,6 +6,11 @@
 #include <linux/spinlock.h>
 #include <linux/delay.h>
 #include <linux/kmem.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/vmalloc.h>
+#include <linux/highmem.h>
+#include <linux/mempool.h>
 #include <asm/io.h>
 
 static const void *const exported[] = {
@@ -30,6 +35,23 @@ static const void *const exported[] = {
 	param_set_long, param_get_long, param_set_ulong, param_get_ulong, param_set_ullong,
 	param_get_ullong, param_set_hexint, param_get_hexint, param_set_charp, param_get_charp,
 	param_free_charp, param_set_bool, param_get_bool, param_set_invbool, param_get_invbool,
+	/* slab caches */
+	__kmem_cache_create, __kmem_cache_create_args, kmem_cache_create_dtor, kmem_cache_destroy,
+	kmem_cache_shrink, kmem_cache_size, kmem_cache_name, kmem_cache_alloc, kmem_cache_free,
+	kmem_cache_alloc_bulk, kmem_cache_free_bulk,
+	/* kmalloc and kvmalloc */
+	kmalloc, kmalloc_array, kcalloc, krealloc, krealloc_array, kfree, kfree_sensitive, ksize,
+	kmalloc_size_roundup, kvmalloc, kvmalloc_array, kvrealloc, kvfree, kvfree_sensitive,
+	kstrdup, kstrndup, kstrdup_const, kmemdup, kfree_const,
+	/* vmalloc and kmap */
+	vmalloc, vzalloc, vmalloc_user, vmalloc_32, vmalloc_32_user, __vmalloc, vrealloc, vfree,
+	vmap, vunmap, vmalloc_to_page, vmalloc_to_pfn, is_vmalloc_addr, kmap, kunmap,
+	kmap_local_page, kunmap_local, kmap_atomic, kunmap_atomic,
+	/* mempool (mempool_init and mempool_exit have no prototype: taken as functions) */
+	(mempool_create), mempool_create_node, mempool_destroy, mempool_init, mempool_exit,
+	mempool_alloc, mempool_alloc_preallocated, mempool_free, (mempool_resize),
+	mempool_resize_gfp, mempool_alloc_slab, mempool_free_slab, mempool_kmalloc, mempool_kfree,
+	mempool_alloc_pages, mempool_free_pages,
 };
 
 static int __init exports_init(void)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: <linux/highmem.h>. HighMem pages (above 896 MiB on the i386 profile) have no
  * direct-map address: page_address() is NULL until kmap(). kmap and friends are exported by
- * libkmem with the vmalloc layer, which maps frames. */
+ * libkmem (crates/kmem-ffi/src/vmalloc.rs); kmap_atomic enters atomic context until
+ * kunmap_atomic. */
 #ifndef _KMEM_LINUX_HIGHMEM_H
 #define _KMEM_LINUX_HIGHMEM_H
 

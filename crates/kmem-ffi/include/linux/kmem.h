@@ -6,7 +6,7 @@
 #include <linux/types.h>
 
 /* The text of /proc/<name> ("buddyinfo", "zoneinfo", "meminfo", "pagetypeinfo", and
- * "slabinfo", "vmallocinfo" as those layers land), copied like snprintf. Returns the text's
+ * "slabinfo", "vmallocinfo"), copied like snprintf. Returns the text's
  * full length, -ENOENT for an unknown name, -EINVAL for a NULL name. */
 ssize_t kmem_proc_read(const char *name, char *buf, size_t len);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
-/* kmem: memory pools (include/linux/mempool.h). Status: the declarations are the contract for
- * the mempool layer; libkmem exports these functions once it lands (issue 5).
+/* kmem: memory pools (include/linux/mempool.h), exported by libkmem (crates/kmem-ffi/src/mempool.rs).
+ * mempool_t has the kernel's layout; min_nr and curr_nr are kept up to date after every call,
+ * elements is non-NULL while the pool is initialised but opaque (the reserve lives in kmem).
  *
  * mempool_resize takes the kernel's 2 arguments (pool, new_min_nr) or the book's 3
  * (pool, new_min_nr, gfp_mask); the gfp is then used for the elements the resize allocates. */
@@ -44,12 +45,14 @@ int mempool_init();
 void mempool_exit();
 mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
 			  void *pool_data);
-/* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention);
- * any other type is a compile error. */
+/* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention),
+ * and NULL (reported at run time, as the kernel would oops on it); any other type is a compile
+ * error. */
 #define __mempool_alloc_fn(fn)							\
 	_Generic((fn),								\
 		mempool_alloc_t *: (fn),					\
-		mempool_alloc_legacy_t *: (mempool_alloc_t *)(fn))
+		mempool_alloc_legacy_t *: (mempool_alloc_t *)(fn),		\
+		void *: (mempool_alloc_t *)(fn))
 #define mempool_create(min_nr, alloc_fn, free_fn, pool_data)			\
 	(mempool_create)((min_nr), __mempool_alloc_fn(alloc_fn), (free_fn), (pool_data))
 mempool_t *mempool_create_node(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,

@@ -22,7 +22,6 @@ int PageHighMem(const struct page *page);
 #define virt_to_head_page(x)	virt_to_page(x)
 #define lowmem_page_address(page) page_address(page)
 
-/* Exported by libkmem with the vmalloc layer. */
 bool is_vmalloc_addr(const void *x);
 
 #endif

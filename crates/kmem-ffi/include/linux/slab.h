@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: slab caches and kmalloc (include/linux/slab.h), with the book's legacy forms.
  *
- * Status: the declarations are the contract for the slab and kmalloc layers; libkmem
- * exports these functions once those layers land (issue 5). A program that calls them
- * compiles now and links then.
+ * Exported by libkmem (crates/kmem-ffi/src/slab.rs and kmalloc.rs).
  *
  * kmem_cache_create accepts every form kernel-style code has used:
  *   kmem_cache_create(name, size, offset, flags, ctor, dtor)   LDD3 / 2.6, ctor and dtor of
@@ -13,7 +11,10 @@
  *   kmem_cache_create(name, size, &args, flags)                6.12+, struct kmem_cache_args
  *   kmem_cache_create(name, size, NULL, flags)                 6.12+, default arguments
  * kmem_cache_destroy returns int as in the book (0, or -EBUSY when objects are still
- * allocated: the cache then stays), so code of both eras compiles. */
+ * allocated: the kernel's reports are logged, the cache's memory stays, but the handle is
+ * dead), so code of both eras compiles. 2.6 constructors get SLAB_CTOR_CONSTRUCTOR (and
+ * SLAB_CTOR_ATOMIC when the allocation may not sleep); destructors get 0 and run when a
+ * slab's pages go back to the page allocator. */
 #ifndef _KMEM_LINUX_SLAB_H
 #define _KMEM_LINUX_SLAB_H
 

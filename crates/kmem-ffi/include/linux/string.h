@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: <linux/string.h>: the C library's string functions plus the kernel's own.
- * kstrdup, kstrndup, kmemdup and kfree_const are exported by libkmem with kmalloc. */
+ * kstrdup, kstrndup, kmemdup and kfree_const are exported by libkmem with kmalloc;
+ * kstrdup_const always copies (kfree_const leaves memory kmem did not hand out alone). */
 #ifndef _KMEM_LINUX_STRING_H
 #define _KMEM_LINUX_STRING_H
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: vmalloc (include/linux/vmalloc.h): virtually contiguous memory over physically
- * scattered pages, really mapped. Status: the declarations are the contract for the vmalloc
- * layer; libkmem exports these functions once it lands (issue 5). */
+ * scattered pages, really mapped. Exported by libkmem
+ * (crates/kmem-ffi/src/vmalloc.rs). */
 #ifndef _KMEM_LINUX_VMALLOC_H
 #define _KMEM_LINUX_VMALLOC_H
 

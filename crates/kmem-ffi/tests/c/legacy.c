@@ -1,5 +1,5 @@
-/* The book's legacy forms compile next to today's (compile-only: the slab and mempool layers
- * are not exported yet). The _Static_asserts check which function each form selects. */
+/* The book's legacy forms compile next to today's (compile-only; slab.c and mempool.c run
+ * them). The _Static_asserts check which function each form selects. */
 #define MODULE
 #include <linux/module.h>
 #include <linux/init.h>

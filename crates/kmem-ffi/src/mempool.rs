@@ -1,0 +1,493 @@
+//! Memory pools from C (`linux/mempool.h`): `mempool_create`/`_node`, `mempool_destroy`,
+//! `mempool_init`/`mempool_exit`, `mempool_alloc`, `mempool_alloc_preallocated`,
+//! `mempool_free`, `mempool_resize` (and the book's 3-argument form, `mempool_resize_gfp`),
+//! and the kernel's callback pairs for slab, kmalloc and page pools
+//! (`mempool_alloc_slab`/`mempool_free_slab`, `mempool_kmalloc`/`mempool_kfree`,
+//! `mempool_alloc_pages`/`mempool_free_pages`, whose `pool_data` is the cache, the size and the
+//! order, as in the kernel).
+//!
+//! # Two structures per pool
+//! C sees the kernel's `mempool_t` ([`mempool_t`], field for field, so seed 003 can read
+//! `pool->min_nr`); the pool itself is the core's `Mempool`, made by the core's
+//! `mempool_create` over the machine's page allocator. `POOLS` maps the C structure's address
+//! to the core pool; every call looks the C pointer up there first, so NULL and pointers that are
+//! not live pools are reported in the kernel's words and never dereferenced. After each call
+//! the C structure's `min_nr` and `curr_nr` are brought up to date; `elements` is non-NULL while
+//! the pool is initialised (so `mempool_initialized` works) but opaque: the reserve lives in the
+//! core pool. `mempool_create` takes the C structure from kmalloc, as the kernel does;
+//! `mempool_init` uses the caller's.
+//!
+//! # Callbacks
+//! The core calls `alloc_fn`/`free_fn` with no lock held (not its reserve lock, not
+//! `POOLS`), so a callback may `printk`, `kmalloc` or use another pool; C code does not
+//! unwind. Lock order: `POOLS` is a leaf.
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+use std::mem::size_of;
+use std::panic::Location;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{LazyLock, PoisonError, RwLock};
+
+use kmem::mempool::{Mempool, MempoolAllocFn, MempoolFreeFn, PoolHelperData, ResizeError};
+use kmem::{Gfp, Machine, UserPlatform};
+use kmem_core::gfp::GFP_KERNEL;
+use kmem_core::mempool::{self as core_pool, NUMA_NO_NODE};
+
+use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
+use crate::context::SPINLOCK_MAGIC;
+use crate::pages::{gfp_t, page_from_c};
+use crate::slab::{checked_cache, with_alloc_gfp};
+
+/// `-EINVAL`.
+const EINVAL: c_int = 22;
+/// `-ENOMEM`.
+const ENOMEM: c_int = 12;
+
+/// `spinlock_t` as the headers lay it out (`CONFIG_DEBUG_SPINLOCK` fields).
+#[repr(C)]
+#[derive(Debug)]
+struct CSpinlock {
+    raw_lock: u32,
+    magic: u32,
+    owner_cpu: i32,
+    owner: i32,
+}
+
+impl CSpinlock {
+    const UNLOCKED: Self = Self { raw_lock: 0, magic: SPINLOCK_MAGIC, owner_cpu: -1, owner: -1 };
+}
+
+/// `struct list_head`.
+#[repr(C)]
+#[derive(Debug)]
+struct ListHead {
+    next: *mut ListHead,
+    prev: *mut ListHead,
+}
+
+/// `wait_queue_head_t`.
+#[repr(C)]
+#[derive(Debug)]
+struct WaitQueueHead {
+    lock: CSpinlock,
+    head: ListHead,
+}
+
+/// The kernel's `mempool_t`, as `linux/mempool.h` declares it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct mempool_t {
+    lock: CSpinlock,
+    min_nr: c_int,
+    curr_nr: c_int,
+    elements: *mut *mut c_void,
+    pool_data: *mut c_void,
+    alloc: Option<MempoolAllocFn>,
+    free: Option<MempoolFreeFn>,
+    wait: WaitQueueHead,
+}
+
+// The header's layout on LP64 (checked from C too, in tests/c/mempool.c).
+const _: () = assert!(size_of::<mempool_t>() == 88);
+
+/// A pool C holds.
+struct PoolEntry {
+    /// The core pool (from the core's `mempool_create_node`).
+    pool: NonNull<Mempool>,
+    /// The C structure came from `mempool_create` (kmalloc), not the caller (`mempool_init`).
+    kmalloced: bool,
+}
+
+// SAFETY: `Mempool` is `Send + Sync`; the entry only carries its address.
+unsafe impl Send for PoolEntry {}
+// SAFETY: As above.
+unsafe impl Sync for PoolEntry {}
+
+/// The live pools C holds, by the address of their `mempool_t`.
+static POOLS: LazyLock<RwLock<HashMap<usize, PoolEntry>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// The core pool behind a C `mempool_t *`, reporting NULL and pointers that are not live pools.
+#[track_caller]
+fn checked_pool<'a>(m: &Machine, export: &str, pool: *mut mempool_t) -> Option<&'a Mempool> {
+    let caller = Location::caller();
+    if pool.is_null() {
+        report_null(m, export, "mempool_t pointer", caller);
+        return None;
+    }
+    let found = POOLS.read().unwrap_or_else(PoisonError::into_inner).get(&(pool as usize)).map(|e| e.pool);
+    match found {
+        // SAFETY: Registered pools are live until `mempool_destroy`/`mempool_exit` unregisters
+        // them; using one concurrently with its destruction is the caller's bug, as in C.
+        Some(p) => Some(unsafe { p.as_ref() }),
+        None => {
+            report_bad_pointer(m, export, "mempool_t pointer", pool as usize, caller);
+            None
+        }
+    }
+}
+
+/// Copies the core pool's counts into the C structure (relaxed atomic stores: C readers read
+/// them racily, as in the kernel).
+fn sync_counts(c: *mut mempool_t, pool: &Mempool) {
+    let as_int = |n: usize| c_int::try_from(n).unwrap_or(c_int::MAX);
+    // SAFETY: `c` is a registered, live `mempool_t` (C's storage, aligned for `int`); the
+    // fields are only written through these atomics while the pool is registered.
+    unsafe {
+        AtomicI32::from_ptr(&raw mut (*c).min_nr).store(as_int(pool.min_nr()), Ordering::Relaxed);
+        AtomicI32::from_ptr(&raw mut (*c).curr_nr).store(as_int(pool.curr_nr()), Ordering::Relaxed);
+    }
+}
+
+/// Builds the core pool and fills and registers the C structure at `c`; false (after giving
+/// back every element) when the reserve could not be filled.
+///
+/// # Safety
+/// `c` is valid for writes of a `mempool_t`, not registered, and stays in place until
+/// unregistered; the callbacks may be called from any thread with `pool_data`.
+#[expect(clippy::too_many_arguments, reason = "mempool_create_node's arguments plus the C structure")]
+unsafe fn build(
+    m: &'static Machine,
+    c: NonNull<mempool_t>,
+    kmalloced: bool,
+    min_nr: usize,
+    alloc_fn: MempoolAllocFn,
+    free_fn: MempoolFreeFn,
+    pool_data: *mut c_void,
+    gfp: Gfp,
+    node: i32,
+) -> bool {
+    // SAFETY: The machine is 'static, so its page allocator outlives the pool; the callbacks'
+    // contract is the caller's.
+    let Some(pool) =
+        (unsafe { core_pool::mempool_create_node(m.pages(), min_nr, alloc_fn, free_fn, pool_data, gfp, node) })
+    else {
+        return false;
+    };
+    let raw = c.as_ptr();
+    // SAFETY: `c` is ours to write (caller); the wait list's head points to itself (empty).
+    unsafe {
+        raw.write(mempool_t {
+            lock: CSpinlock::UNLOCKED,
+            min_nr: 0,
+            curr_nr: 0,
+            elements: pool.as_ptr().cast(),
+            pool_data,
+            alloc: Some(alloc_fn),
+            free: Some(free_fn),
+            wait: WaitQueueHead {
+                lock: CSpinlock::UNLOCKED,
+                head: ListHead { next: ptr::null_mut(), prev: ptr::null_mut() },
+            },
+        });
+        let head = &raw mut (*raw).wait.head;
+        (*head).next = head;
+        (*head).prev = head;
+    }
+    POOLS.write().unwrap_or_else(PoisonError::into_inner).insert(raw as usize, PoolEntry { pool, kmalloced });
+    // SAFETY: Just created and registered.
+    sync_counts(raw, unsafe { pool.as_ref() });
+    true
+}
+
+/// Unregisters the pool at `c` and destroys the core pool (elements still out are reported by
+/// the core); returns whether the C structure came from kmalloc, or `None` if `c` was not a pool.
+fn teardown(c: *mut mempool_t) -> Option<bool> {
+    let entry = POOLS.write().unwrap_or_else(PoisonError::into_inner).remove(&(c as usize))?;
+    // SAFETY: Made by the core's `mempool_create_node` and now unregistered: no later C call
+    // reaches it.
+    unsafe { core_pool::mempool_destroy(entry.pool.as_ptr()) };
+    // SAFETY: `c` was registered, so it is a live `mempool_t`; nothing refers to the core pool.
+    unsafe {
+        (*c).elements = ptr::null_mut();
+        (*c).curr_nr = 0;
+    }
+    Some(entry.kmalloced)
+}
+
+/// The callbacks, or a NULL report.
+#[track_caller]
+fn callbacks(
+    m: &Machine,
+    export: &str,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+) -> Option<(MempoolAllocFn, MempoolFreeFn)> {
+    match (alloc_fn, free_fn) {
+        (Some(a), Some(f)) => Some((a, f)),
+        (None, _) => {
+            report_null(m, export, "alloc_fn", Location::caller());
+            None
+        }
+        (_, None) => {
+            report_null(m, export, "free_fn", Location::caller());
+            None
+        }
+    }
+}
+
+/// `mempool_t *mempool_create_node(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t
+/// *free_fn, void *pool_data, gfp_t gfp_mask, int nid)`: a pool with `max(min_nr, 1)` elements
+/// reserved by `alloc_fn(gfp_mask, pool_data)`; NULL if any fails (those obtained go back to
+/// `free_fn`).
+///
+/// # Safety
+/// `alloc_fn` and `free_fn` may be called from any thread with `pool_data` (and `free_fn` with
+/// any element `alloc_fn` returned) until the pool is destroyed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_create_node(
+    min_nr: c_int,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+    pool_data: *mut c_void,
+    gfp_mask: gfp_t,
+    nid: c_int,
+) -> *mut mempool_t {
+    ffi_boundary("mempool_create_node", ptr::null_mut(), |m| {
+        let Some((alloc_fn, free_fn)) = callbacks(m, "mempool_create_node", alloc_fn, free_fn) else {
+            return ptr::null_mut();
+        };
+        let Ok(min_nr) = usize::try_from(min_nr) else { return ptr::null_mut() };
+        let gfp = Gfp::from_bits(gfp_mask);
+        let Ok(c) = m.kzalloc(size_of::<mempool_t>(), gfp) else { return ptr::null_mut() };
+        let c = c.cast::<mempool_t>();
+        // SAFETY: A fresh kmalloc block of the right size (8-aligned), ours until freed; the
+        // callbacks' contract is the caller's.
+        if unsafe { build(m, c, true, min_nr, alloc_fn, free_fn, pool_data, gfp, nid) } {
+            return c.as_ptr();
+        }
+        // SAFETY: Ours, never registered.
+        unsafe { m.kfree(c.as_ptr().cast()) };
+        ptr::null_mut()
+    })
+}
+
+/// `mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
+/// void *pool_data)`: [`mempool_create_node`] with `GFP_KERNEL`.
+///
+/// # Safety
+/// As [`mempool_create_node`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_create(
+    min_nr: c_int,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+    pool_data: *mut c_void,
+) -> *mut mempool_t {
+    // SAFETY: Forwarded contract.
+    unsafe { mempool_create_node(min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL.bits(), NUMA_NO_NODE) }
+}
+
+/// `void mempool_destroy(mempool_t *pool)`: NULL is a no-op; otherwise every reserved element
+/// goes to `free_fn` and the pool is freed (elements still out are reported, not freed). A
+/// pointer that is not a live pool is reported and ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_destroy(pool: *mut mempool_t) {
+    ffi_boundary("mempool_destroy", (), |m| {
+        if pool.is_null() {
+            return;
+        }
+        match teardown(pool) {
+            // SAFETY: The C structure `mempool_create` kmalloc'ed, now unregistered.
+            Some(true) => unsafe { m.kfree(pool.cast_const().cast()) },
+            Some(false) => {}
+            None => report_bad_pointer(m, "mempool_destroy", "mempool_t pointer", pool as usize, Location::caller()),
+        }
+    });
+}
+
+/// `int mempool_init(mempool_t *pool, int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t
+/// *free_fn, void *pool_data)` (4.18+): a pool in the caller's storage; 0 or `-ENOMEM`
+/// (`-EINVAL` for NULL arguments or a pool that is already initialised, reported). The header
+/// declares it without a prototype so the book's own `int mempool_init(void)` still compiles.
+///
+/// # Safety
+/// `pool` is NULL or valid for writes of a `mempool_t` and stays in place until
+/// `mempool_exit`; the callbacks as for [`mempool_create_node`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_init(
+    pool: *mut mempool_t,
+    min_nr: c_int,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+    pool_data: *mut c_void,
+) -> c_int {
+    ffi_boundary("mempool_init", -ENOMEM, |m| {
+        let Some(c) = NonNull::new(pool) else {
+            report_null(m, "mempool_init", "mempool_t pointer", Location::caller());
+            return -EINVAL;
+        };
+        let Some((alloc_fn, free_fn)) = callbacks(m, "mempool_init", alloc_fn, free_fn) else { return -EINVAL };
+        if POOLS.read().unwrap_or_else(PoisonError::into_inner).contains_key(&(pool as usize)) {
+            m.printk(
+                kmem::Level::Warning,
+                &format!("WARNING: mempool_init: pool {pool:p} is already initialised; call mempool_exit first\n"),
+            );
+            return -EINVAL;
+        }
+        let Ok(min_nr) = usize::try_from(min_nr) else { return -EINVAL };
+        // SAFETY: The caller's storage, not registered (checked); callbacks: caller's contract.
+        let ok = unsafe { build(m, c, false, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) };
+        if ok { 0 } else { -ENOMEM }
+    })
+}
+
+/// `void mempool_exit(mempool_t *pool)`: frees the reserve of a pool made by `mempool_init`
+/// (or `mempool_create`, whose structure then stays allocated); a pool that is not initialised
+/// is left alone, as the kernel does for a zeroed one. NULL is reported.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_exit(pool: *mut mempool_t) {
+    ffi_boundary("mempool_exit", (), |m| {
+        if pool.is_null() {
+            report_null(m, "mempool_exit", "mempool_t pointer", Location::caller());
+            return;
+        }
+        teardown(pool);
+    });
+}
+
+/// `void *mempool_alloc(mempool_t *pool, gfp_t gfp_mask)`: `alloc_fn` first, then the reserve,
+/// then (if `gfp_mask` may sleep) a wait for a free; NULL only when it may not sleep.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_alloc(pool: *mut mempool_t, gfp_mask: gfp_t) -> *mut c_void {
+    ffi_boundary("mempool_alloc", ptr::null_mut(), |m| {
+        let Some(p) = checked_pool(m, "mempool_alloc", pool) else { return ptr::null_mut() };
+        let element = p.alloc(Gfp::from_bits(gfp_mask));
+        sync_counts(pool, p);
+        element
+    })
+}
+
+/// `void *mempool_alloc_preallocated(mempool_t *pool)`: an element from the reserve only, or
+/// NULL; never calls `alloc_fn`, never sleeps.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_alloc_preallocated(pool: *mut mempool_t) -> *mut c_void {
+    ffi_boundary("mempool_alloc_preallocated", ptr::null_mut(), |m| {
+        let Some(p) = checked_pool(m, "mempool_alloc_preallocated", pool) else { return ptr::null_mut() };
+        let element = p.alloc_preallocated();
+        sync_counts(pool, p);
+        element
+    })
+}
+
+/// `void mempool_free(void *element, mempool_t *pool)`: refills the reserve if it is short,
+/// else `free_fn`. A NULL element is ignored, as in the kernel; a NULL or foreign pool is
+/// reported and the element is left alone.
+///
+/// # Safety
+/// `element` is NULL or an element of this pool the caller no longer uses.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_free(element: *mut c_void, pool: *mut mempool_t) {
+    ffi_boundary("mempool_free", (), |m| {
+        let Some(p) = checked_pool(m, "mempool_free", pool) else { return };
+        // SAFETY: The caller gives the element up.
+        unsafe { p.free(element) };
+        sync_counts(pool, p);
+    });
+}
+
+/// `mempool_resize`'s result in the kernel's terms.
+fn resize_result(pool: *mut mempool_t, p: &Mempool, r: Result<(), ResizeError>) -> c_int {
+    sync_counts(pool, p);
+    match r {
+        Ok(()) => 0,
+        Err(ResizeError::Invalid) => -EINVAL,
+        Err(ResizeError::NoMemory) => -ENOMEM,
+    }
+}
+
+/// `int mempool_resize(mempool_t *pool, int new_min_nr)`: 0, or `-ENOMEM`; `new_min_nr <= 0`
+/// is the kernel's `BUG_ON`, reported, and `-EINVAL`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_resize(pool: *mut mempool_t, new_min_nr: c_int) -> c_int {
+    mempool_resize_gfp(pool, new_min_nr, GFP_KERNEL.bits())
+}
+
+/// `int mempool_resize_gfp(mempool_t *pool, int new_min_nr, gfp_t gfp_mask)`: the book's
+/// 3-argument `mempool_resize`, with `gfp_mask` for what the resize allocates.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_resize_gfp(pool: *mut mempool_t, new_min_nr: c_int, gfp_mask: gfp_t) -> c_int {
+    ffi_boundary("mempool_resize", -ENOMEM, |m| {
+        let Some(p) = checked_pool(m, "mempool_resize", pool) else { return -EINVAL };
+        let new_min_nr = usize::try_from(new_min_nr).unwrap_or(0);
+        resize_result(pool, p, p.resize_gfp(new_min_nr, Gfp::from_bits(gfp_mask)))
+    })
+}
+
+/// `void *mempool_alloc_slab(gfp_t gfp_mask, void *pool_data)`: an object of the cache
+/// `pool_data`. A cache with a constructor is the kernel's `VM_BUG_ON(mem->ctor)`: reported,
+/// NULL. A `pool_data` that is not a live cache is reported.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_alloc_slab(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    ffi_boundary("mempool_alloc_slab", ptr::null_mut(), |m| {
+        let Some(cache) = checked_cache(m, "mempool_alloc_slab", pool_data) else { return ptr::null_mut() };
+        let mut data = PoolHelperData::slab(&**m, cache);
+        // SAFETY: `data` describes this machine's `Kmem` and a live cache, and outlives the call.
+        with_alloc_gfp(gfp_mask, || unsafe {
+            kmem::mempool::mempool_alloc_slab::<UserPlatform>(gfp_mask, (&raw mut data).cast())
+        })
+    })
+}
+
+/// `void mempool_free_slab(void *element, void *pool_data)`: `kmem_cache_free(pool_data,
+/// element)`, with that function's checks.
+///
+/// # Safety
+/// `element` is NULL or an object of the cache the caller gives up.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_free_slab(element: *mut c_void, pool_data: *mut c_void) {
+    ffi_boundary("mempool_free_slab", (), |m| {
+        if let Some(cache) = checked_cache(m, "mempool_free_slab", pool_data) {
+            // SAFETY: The caller gives the object up; the core checks it is one of the cache's.
+            unsafe { m.kmem_cache_free(cache, element.cast()) };
+        }
+    });
+}
+
+/// `void *mempool_kmalloc(gfp_t gfp_mask, void *pool_data)`: `kmalloc((size_t)pool_data)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_kmalloc(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    ffi_boundary("mempool_kmalloc", ptr::null_mut(), |m| {
+        m.kmalloc(pool_data as usize, gfp_mask).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    })
+}
+
+/// `void mempool_kfree(void *element, void *pool_data)`: `kfree(element)`.
+///
+/// # Safety
+/// As `kfree`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_kfree(element: *mut c_void, pool_data: *mut c_void) {
+    let _ = pool_data;
+    // SAFETY: The caller gives the block up; the core checks it.
+    ffi_boundary("mempool_kfree", (), |m| unsafe { m.kfree(element.cast()) });
+}
+
+/// `void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data)`: a `struct page *` of order
+/// `(long)pool_data`, or NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_alloc_pages(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    ffi_boundary("mempool_alloc_pages", ptr::null_mut(), |m| {
+        let Ok(order) = u32::try_from(pool_data as usize) else { return ptr::null_mut() };
+        m.alloc_pages(gfp_mask, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast())
+    })
+}
+
+/// `void mempool_free_pages(void *element, void *pool_data)`: `__free_pages(element, order)`;
+/// an element that is not one of kmem's pages is reported and ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_free_pages(element: *mut c_void, pool_data: *mut c_void) {
+    ffi_boundary("mempool_free_pages", (), |m| {
+        if element.is_null() {
+            return;
+        }
+        let Ok(order) = u32::try_from(pool_data as usize) else { return };
+        match page_from_c(m, element) {
+            Some(page) => m.free_pages(page, order),
+            None => {
+                report_bad_pointer(m, "mempool_free_pages", "struct page pointer", element as usize, Location::caller())
+            }
+        }
+    });
+}

@@ -1,0 +1,205 @@
+//! vmalloc and kmap from C (`linux/vmalloc.h`, `linux/highmem.h`): `vmalloc` and its
+//! variants, `vfree`, `vmap`/`vunmap`, `vmalloc_to_page`/`vmalloc_to_pfn`, `is_vmalloc_addr`,
+//! `vrealloc`, and `kmap`/`kunmap`, `kmap_local_page`/`kunmap_local`, `kmap_atomic`/
+//! `kunmap_atomic`.
+//!
+//! A vmalloc address is really mapped: the bytes written through it are the bytes of
+//! `page_address(vmalloc_to_page(p))` (or of `kmap` of that page for HighMem). Addresses C gives
+//! back are checked by the vmalloc layer against its areas (`vfree` of anything else is the
+//! kernel's `Trying to vfree() nonexistent vm area` warning, and ignored); `struct page *`
+//! arguments are located in the memory map first, as in [`crate::pages`].
+
+use std::ffi::{c_uint, c_ulong, c_void};
+use std::panic::Location;
+use std::ptr::{self, NonNull};
+
+use kmem::{Gfp, Page};
+
+use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
+use crate::pages::{checked_page, gfp_t, page_from_c, page_to_c};
+
+fn out(r: Result<NonNull<u8>, kmem_core::AllocError>) -> *mut c_void {
+    r.map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+}
+
+/// `pgprot_t`: `vmap` maps everything `PAGE_KERNEL` whatever it says.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct pgprot_t {
+    /// The protection bits.
+    pub pgprot: c_ulong,
+}
+
+/// `void *vmalloc(unsigned long size)`: NULL on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc(size: c_ulong) -> *mut c_void {
+    ffi_boundary("vmalloc", ptr::null_mut(), |m| out(m.vmalloc(size as usize)))
+}
+
+/// `void *vzalloc(unsigned long size)`: zeroed `vmalloc`.
+#[unsafe(no_mangle)]
+pub extern "C" fn vzalloc(size: c_ulong) -> *mut c_void {
+    ffi_boundary("vzalloc", ptr::null_mut(), |m| out(m.vzalloc(size as usize)))
+}
+
+/// `void *vmalloc_user(unsigned long size)`: zeroed, mappable to user space (`VM_USERMAP`).
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_user(size: c_ulong) -> *mut c_void {
+    ffi_boundary("vmalloc_user", ptr::null_mut(), |m| out(m.vmalloc_user(size as usize)))
+}
+
+/// `void *vmalloc_32(unsigned long size)`: frames below 4 GiB.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_32(size: c_ulong) -> *mut c_void {
+    ffi_boundary("vmalloc_32", ptr::null_mut(), |m| out(m.vmalloc_32(size as usize)))
+}
+
+/// `void *vmalloc_32_user(unsigned long size)`: `vmalloc_32`, zeroed, `VM_USERMAP`.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_32_user(size: c_ulong) -> *mut c_void {
+    ffi_boundary("vmalloc_32_user", ptr::null_mut(), |m| out(m.vm().vmalloc_32_user(m.pages(), size as usize)))
+}
+
+/// `void *__vmalloc(unsigned long size, gfp_t gfp_mask)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
+    ffi_boundary("__vmalloc", ptr::null_mut(), |m| out(m.vmalloc_gfp(size as usize, Gfp::from_bits(gfp_mask))))
+}
+
+/// `void *vrealloc(const void *p, size_t size, gfp_t flags)`: NULL `p` allocates; size 0
+/// frees and returns NULL; NULL on failure with `p` untouched.
+#[unsafe(no_mangle)]
+pub extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
+    ffi_boundary("vrealloc", ptr::null_mut(), |m| match m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) {
+        Ok(Some(p)) => p.as_ptr().cast(),
+        Ok(None) | Err(_) => ptr::null_mut(),
+    })
+}
+
+/// `void vfree(const void *addr)`: NULL is a no-op; an address that starts no vmalloc area is
+/// reported (`Trying to vfree() nonexistent vm area`) and ignored. Deferred in atomic context.
+#[unsafe(no_mangle)]
+pub extern "C" fn vfree(addr: *const c_void) {
+    ffi_boundary("vfree", (), |m| m.vfree(addr.cast()));
+}
+
+/// `void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot)`:
+/// maps `count` pages contiguously; NULL on failure or for a page that is not one of kmem's
+/// (reported).
+///
+/// # Safety
+/// `pages` is NULL or points to `count` readable `struct page *` entries.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmap(
+    pages: *const *const c_void,
+    count: c_uint,
+    flags: c_ulong,
+    prot: pgprot_t,
+) -> *mut c_void {
+    let _ = prot;
+    ffi_boundary("vmap", ptr::null_mut(), |m| {
+        if pages.is_null() {
+            report_null(m, "vmap", "page array", Location::caller());
+            return ptr::null_mut();
+        }
+        // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
+        let entries = unsafe { std::slice::from_raw_parts(pages, count as usize) };
+        let mut found: Vec<&Page> = Vec::with_capacity(entries.len());
+        for &entry in entries {
+            match page_from_c(m, entry) {
+                Some(page) => found.push(page),
+                None if entry.is_null() => {
+                    report_null(m, "vmap", "page array entry", Location::caller());
+                    return ptr::null_mut();
+                }
+                None => {
+                    report_bad_pointer(m, "vmap", "page array entry", entry as usize, Location::caller());
+                    return ptr::null_mut();
+                }
+            }
+        }
+        out(m.vmap(&found, flags as u32))
+    })
+}
+
+/// `void vunmap(const void *addr)`: unmaps what `vmap` mapped (the pages stay the caller's).
+#[unsafe(no_mangle)]
+pub extern "C" fn vunmap(addr: *const c_void) {
+    ffi_boundary("vunmap", (), |m| m.vunmap(addr.cast()));
+}
+
+/// `struct page *vmalloc_to_page(const void *addr)`: the page mapped at a vmalloc address, or
+/// NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_to_page(addr: *const c_void) -> *mut c_void {
+    ffi_boundary("vmalloc_to_page", ptr::null_mut(), |m| {
+        m.vmalloc_to_page(addr.cast()).map_or(ptr::null_mut(), page_to_c)
+    })
+}
+
+/// `unsigned long vmalloc_to_pfn(const void *addr)`: its frame number, or 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_to_pfn(addr: *const c_void) -> c_ulong {
+    ffi_boundary("vmalloc_to_pfn", 0, |m| m.vmalloc_to_pfn(addr.cast()).map_or(0, |pfn| pfn as c_ulong))
+}
+
+/// `bool is_vmalloc_addr(const void *x)`: whether `x` is in the vmalloc range.
+#[unsafe(no_mangle)]
+pub extern "C" fn is_vmalloc_addr(x: *const c_void) -> bool {
+    ffi_boundary("is_vmalloc_addr", false, |m| m.is_vmalloc_addr(x.cast()))
+}
+
+/// `void *kmap(struct page *page)`: the page's address, mapping a HighMem page in a persistent
+/// slot until `kunmap` (may sleep). NULL for a page that is not one of kmem's (reported).
+#[unsafe(no_mangle)]
+pub extern "C" fn kmap(page: *mut c_void) -> *mut c_void {
+    ffi_boundary("kmap", ptr::null_mut(), |m| {
+        checked_page(m, "kmap", page).and_then(|p| m.kmap(p)).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    })
+}
+
+/// `void kunmap(struct page *page)`: releases `kmap`'s slot (nothing for lowmem).
+#[unsafe(no_mangle)]
+pub extern "C" fn kunmap(page: *mut c_void) {
+    ffi_boundary("kunmap", (), |m| {
+        if let Some(p) = checked_page(m, "kunmap", page) {
+            m.kunmap(p);
+        }
+    });
+}
+
+/// `void *kmap_local_page(struct page *page)`: a CPU-local mapping, released in reverse order
+/// with `kunmap_local`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kmap_local_page(page: *mut c_void) -> *mut c_void {
+    ffi_boundary("kmap_local_page", ptr::null_mut(), |m| {
+        checked_page(m, "kmap_local_page", page)
+            .and_then(|p| m.kmap_local_page(p))
+            .map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    })
+}
+
+/// `void kunmap_local(const void *addr)`: releases the most recent local mapping.
+#[unsafe(no_mangle)]
+pub extern "C" fn kunmap_local(addr: *const c_void) {
+    ffi_boundary("kunmap_local", (), |m| m.kunmap_local(addr.cast()));
+}
+
+/// `void *kmap_atomic(struct page *page)`: enters atomic context, then `kmap_local_page`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kmap_atomic(page: *mut c_void) -> *mut c_void {
+    ffi_boundary("kmap_atomic", ptr::null_mut(), |m| {
+        kmem::context::preempt_disable();
+        let addr = checked_page(m, "kmap_atomic", page).and_then(|p| m.kmap_local_page(p));
+        addr.map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    })
+}
+
+/// `void kunmap_atomic(void *addr)`: `kunmap_local`, then leaves atomic context.
+#[unsafe(no_mangle)]
+pub extern "C" fn kunmap_atomic(addr: *mut c_void) {
+    ffi_boundary("kunmap_atomic", (), |m| {
+        m.kunmap_local(addr.cast_const().cast());
+        kmem::context::preempt_enable();
+    });
+}

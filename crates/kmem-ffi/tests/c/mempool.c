@@ -1,0 +1,143 @@
+/* Memory pools through the C ABI: the seed's call sequence (alloc_fn/free_fn counted at each
+ * step, 4/4/4/4), the kernel's mempool_t layout (pool->min_nr, curr_nr), both mempool_resize
+ * forms, mempool_init/mempool_exit on an embedded pool, the slab, kmalloc and page helper pairs,
+ * mempool_alloc_preallocated, and the reports for misuse. */
+#include <linux/slab.h>
+#include <linux/mempool.h>
+#include <linux/mm.h>
+#include "ktest.h"
+
+_Static_assert(sizeof(mempool_t) == 88, "the layout kmem-ffi's mempool_t mirrors");
+
+static int allocs, frees, number;
+
+static void *count_alloc(gfp_t gfp_mask, void *pool_data)
+{
+	int *element = kmalloc(sizeof(int) + (size_t)pool_data, gfp_mask);
+	allocs++;
+	if (element)
+		*element = number++;
+	return element;
+}
+
+static void count_free(void *element, void *pool_data)
+{
+	(void)pool_data;
+	frees++;
+	kfree(element);
+}
+
+/* The book's callback type takes int gfp_mask. */
+static void *legacy_alloc(int gfp_mask, void *pool_data)
+{
+	return count_alloc((gfp_t)gfp_mask, pool_data);
+}
+
+static void ctor(void *obj) { (void)obj; }
+
+int main(void)
+{
+	mempool_t *mp, embedded;
+	struct kmem_cache *cache;
+	struct page *page;
+	int *element[4], lp, on_stack = 0;
+	void *e;
+
+	/* The seed's sequence: MIN_ELEMENT = TEST_ELEMENT = 4. */
+	mp = mempool_create(4, legacy_alloc, count_free, (void *)128);
+	CHECK(mp != NULL);
+	CHECK_EQ_UL(allocs, 4);	/* the reserve is filled at once */
+	CHECK_EQ_UL(mp->min_nr, 4);
+	CHECK_EQ_UL(mp->curr_nr, 4);
+	CHECK(mempool_initialized(mp) && mempool_is_saturated(mp));
+	CHECK(mp->pool_data == (void *)128 && mp->free == count_free);
+	for (lp = 0; lp < 4; lp++)
+		element[lp] = mempool_alloc(mp, GFP_KERNEL);
+	CHECK_EQ_UL(allocs, 8);	/* alloc_fn first, while it succeeds */
+	for (lp = 0; lp < 4; lp++)
+		CHECK(element[lp] && *element[lp] == 4 + lp);	/* "alloc data 4..7" */
+	CHECK_EQ_UL(mp->curr_nr, 4);
+	for (lp = 0; lp < 4; lp++)
+		mempool_free(element[lp], mp);
+	CHECK_EQ_UL(frees, 4);	/* the reserve is full: back to free_fn */
+	mempool_destroy(mp);
+	CHECK_EQ_UL(frees, 8);	/* and the reserve goes at destroy */
+	CHECK_EQ_UL(allocs, 8);
+
+	/* The reserve serves what alloc_fn cannot: alloc_preallocated never calls it. */
+	allocs = frees = 0;
+	mp = mempool_create(2, count_alloc, count_free, (void *)16);
+	e = mempool_alloc_preallocated(mp);
+	CHECK(e != NULL && allocs == 2 && mp->curr_nr == 1);
+	mempool_free(e, mp);	/* refills the reserve, not free_fn */
+	CHECK(frees == 0 && mp->curr_nr == 2);
+	mempool_free(NULL, mp);	/* ignored, as in the kernel */
+	CHECK_EQ_UL(frees, 0);
+
+	/* mempool_resize: today's two arguments and the book's three. */
+	CHECK_EQ_UL(mempool_resize(mp, 5), 0);
+	CHECK(mp->min_nr == 5 && mp->curr_nr == 5 && allocs == 5);
+	CHECK_EQ_UL(mempool_resize(mp, 3, GFP_KERNEL), 0);
+	CHECK(mp->min_nr == 3 && mp->curr_nr == 3 && frees == 2);
+	kmem_dmesg_clear();
+	CHECK_EQ_UL(mempool_resize(mp, 0), -EINVAL);
+	CHECK_LOG("kernel BUG at mm/mempool.c: mempool_resize: new_min_nr <= 0");
+	CHECK_EQ_UL(mp->min_nr, 3);
+	mempool_destroy(mp);
+	CHECK_EQ_UL(frees, 5);
+
+	/* Slab-backed pool (seed 003) and the embedded pool of mempool_init. */
+	cache = kmem_cache_create("ktest_pool", 10240, 0, SLAB_HWCACHE_ALIGN, NULL);
+	CHECK(cache != NULL);
+	mp = mempool_create_slab_pool(6, cache);
+	CHECK(mp && mp->min_nr == 6 && mp->pool_data == cache);
+	e = mempool_alloc(mp, GFP_KERNEL);
+	CHECK(e && ksize(e) >= 10240);
+	mempool_free(e, mp);
+	mempool_destroy(mp);
+	memset(&embedded, 0, sizeof(embedded));
+	CHECK(!mempool_initialized(&embedded));
+	mempool_exit(&embedded);	/* a zeroed pool: nothing to do */
+	CHECK_EQ_UL(mempool_init(&embedded, 3, mempool_alloc_slab, mempool_free_slab, cache), 0);
+	CHECK(mempool_initialized(&embedded) && embedded.min_nr == 3 && embedded.curr_nr == 3);
+	e = mempool_alloc(&embedded, GFP_NOWAIT);
+	CHECK(e != NULL);
+	mempool_free(e, &embedded);
+	mempool_exit(&embedded);
+	CHECK(!mempool_initialized(&embedded));
+	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);	/* every element went back */
+
+	/* kmalloc and page pools. */
+	mp = mempool_create_kmalloc_pool(2, 300);
+	e = mempool_alloc(mp, GFP_KERNEL);
+	CHECK(e && ksize(e) == 512);
+	mempool_free(e, mp);
+	mempool_destroy(mp);
+	mp = mempool_create_page_pool(2, 1);
+	page = mempool_alloc(mp, GFP_KERNEL);
+	CHECK(page != NULL && page_count(page) == 1);
+	mempool_free(page, mp);
+	mempool_destroy(mp);
+
+	/* A slab pool over a cache with a constructor is the kernel's VM_BUG_ON: it fails. */
+	cache = kmem_cache_create("ktest_pool_ctor", 64, 0, 0, ctor);
+	kmem_dmesg_clear();
+	CHECK(mempool_create_slab_pool(2, cache) == NULL);
+	CHECK_LOG("kernel BUG at mm/mempool.c: mempool_alloc_slab: cache ktest_pool_ctor has a constructor");
+	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);
+
+	/* Misuse: NULL and foreign pools are reported and ignored. */
+	kmem_dmesg_clear();
+	mempool_destroy(NULL);	/* a no-op, as in the kernel */
+	CHECK_NOT_LOG("BUG");
+	mempool_free(&on_stack, NULL);
+	CHECK_LOG("kmem: mempool_free() called with a NULL mempool_t pointer; ignored");
+	kmem_dmesg_clear();
+	CHECK(mempool_alloc((mempool_t *)&on_stack, GFP_KERNEL) == NULL);
+	CHECK_LOG("kmem: mempool_alloc() called with a mempool_t pointer that kmem did not hand out; ignored");
+	kmem_dmesg_clear();
+	CHECK(mempool_create(2, NULL, count_free, NULL) == NULL);
+	CHECK_LOG("kmem: mempool_create_node() called with a NULL alloc_fn; ignored");
+
+	return ktest_result("mempool");
+}
