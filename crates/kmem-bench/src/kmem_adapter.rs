@@ -11,9 +11,12 @@
 //! `kmem_cache_alloc`/`kmem_cache_free`, and every other size through `kmalloc`/`kfree`, all with
 //! `GFP_KERNEL`, on the same machine.
 //!
-//! The mempool rows use a page pool (order 0, four elements) on that machine for the
-//! `available` workload, and one on a second, 16 MiB machine whose every page is taken for the
-//! `reserve` workload; the comparison row is the page allocator's own order-0 pair.
+//! The mempool rows use pools of four elements: a page pool (order 0) and a slab pool over a
+//! 64-byte cache on that machine for the `available` workload, and the same two on second,
+//! 16 MiB machines whose every page (and, for the slab pool, every free object) is taken for
+//! the `reserve` workload. The comparison rows are the backing allocators' own pairs: the page
+//! allocator's order-0 pair, and the `kmem_cache` pair on a 64-byte cache (BENCHMARKS.md's
+//! yardstick for the mempool goals).
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
@@ -82,7 +85,25 @@ impl Kmem {
                 &Workload::ALL,
                 KmemPages { machine: &self.machine },
             )),
-            // With the slab: the kmem_cache pair here, and a slab pool as the subject.
+            Box::new(PoolBench::new(
+                "kmem mempool slab pool (64 B)",
+                Role::Subject,
+                &[Workload::Available],
+                KmemPool { pool: slab_pool(&self.machine)? },
+            )),
+            Box::new(PoolBench::new(
+                "kmem mempool slab pool (64 B)",
+                Role::Subject,
+                &[Workload::Reserve],
+                KmemPool { pool: exhausted_slab_pool()? },
+            )),
+            // The goal's yardstick: kmem's own kmem_cache pair on the same object size.
+            Box::new(PoolBench::new(
+                "kmem kmem_cache_alloc/free (64 B)",
+                Role::Peer,
+                &Workload::ALL,
+                KmemCacheElem { machine: &self.machine, cache: bench_cache(&self.machine, "pool_peer64")? },
+            )),
         ])
     }
 }
@@ -235,5 +256,54 @@ impl<'m> PageAlloc for KmemPages<'m> {
             filled = now;
         }
         filled
+    }
+}
+
+/// A 64-byte cache for the mempool rows.
+fn bench_cache(m: &kmem::Machine, name: &str) -> Result<CacheRef, String> {
+    m.kmem_cache_create(name, 64, &CacheArgs::default(), SlabFlags::default()).map_err(|e| e.to_string())
+}
+
+/// A four-element slab pool over a 64-byte cache of `m`.
+fn slab_pool(m: &kmem::Machine) -> Result<RawMempool, String> {
+    let cache = bench_cache(m, "pool64")?;
+    RawMempool::slab_pool(m, 4, cache).map_err(|e| e.to_string())
+}
+
+/// A four-element slab pool whose cache can give nothing more: every page of its machine is
+/// taken and every free object of the cache is held, so `mempool_alloc` takes the reserve.
+fn exhausted_slab_pool() -> Result<RawMempool, String> {
+    let m = kmem::Machine::builder()
+        .profile(kmem::Profile::X86_64)
+        .mem_bytes(16 << 20)
+        .cpus(2)
+        .kswapd(false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let cache = bench_cache(&m, "pool64_exhausted")?;
+    let pool = RawMempool::slab_pool(&m, 4, cache).map_err(|e| e.to_string())?;
+    take_every_page(&m);
+    while m.kmem_cache_alloc(cache, GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN).is_ok() {}
+    Ok(pool)
+}
+
+/// A kmem cache's alloc/free pair as an [`ElementAlloc`].
+struct KmemCacheElem<'m> {
+    machine: &'m kmem::Machine,
+    cache: CacheRef,
+}
+
+impl ElementAlloc for KmemCacheElem<'_> {
+    type Element = NonNull<u8>;
+
+    #[inline]
+    fn alloc(&mut self) -> Option<NonNull<u8>> {
+        self.machine.kmem_cache_alloc(self.cache, GFP_KERNEL).ok()
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, element: NonNull<u8>) {
+        // SAFETY: The caller frees each object of this cache once.
+        unsafe { self.machine.kmem_cache_free(self.cache, element.as_ptr()) };
     }
 }
