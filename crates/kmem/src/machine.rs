@@ -402,7 +402,11 @@ impl Builder {
             phys,
             log: Printk::new(s.log_capacity, s.echo),
             start: Instant::now(),
-            kswapd: Arc::new(KswapdCtl { word: AtomicU32::new(0), stopping: AtomicBool::new(false) }),
+            kswapd: Arc::new(KswapdCtl {
+                word: AtomicU32::new(0),
+                stopping: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+            }),
             fork_lock: crate::fork::ForkLock::new(),
         };
         // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
@@ -623,6 +627,9 @@ impl Drop for Inner {
 struct KswapdCtl {
     word: AtomicU32,
     stopping: AtomicBool,
+    /// The thread is (about to be) asleep on `word`: only then does a wake-up need a futex
+    /// call (the kernel's `wakeup_kswapd` also skips a kswapd that is not waiting).
+    sleeping: AtomicBool,
 }
 
 /// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it (then
@@ -659,7 +666,12 @@ fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<
                     sleep = sleep.min(period - since);
                 }
             }
+            // Dekker with `wake_kswapd`: either the waker sees `sleeping` and calls the futex,
+            // or the futex sees the waker's new `word` and returns at once.
+            ctl.sleeping.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
             sys::futex_wait(&ctl.word, seen, sleep);
+            ctl.sleeping.store(false, Ordering::SeqCst);
         }
     })?;
     Ok(())
@@ -764,7 +776,10 @@ unsafe impl Platform for UserPlatform {
 
     fn wake_kswapd(&self) {
         self.kswapd.word.fetch_add(1, Ordering::SeqCst);
-        sys::futex_wake_all(&self.kswapd.word);
+        // No thread (kswapd off) or a thread that is awake: the new `word` is enough.
+        if self.kswapd.sleeping.load(Ordering::SeqCst) {
+            sys::futex_wake_all(&self.kswapd.word);
+        }
     }
 
     fn heavy_barrier(&self) -> bool {
