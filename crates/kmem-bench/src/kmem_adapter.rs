@@ -66,13 +66,7 @@ impl Kmem {
     /// The mempool rows: kmem's pool in both workloads, and the backing allocator's own pair.
     pub fn mempool_contenders(&self) -> Result<Vec<Box<dyn crate::mempool::Contender + '_>>, String> {
         let available = RawMempool::page_pool(&self.machine, 4, 0).map_err(|e| e.to_string())?;
-        let exhausted = kmem::Machine::builder()
-            .profile(kmem::Profile::X86_64)
-            .mem_bytes(16 << 20)
-            .cpus(2)
-            .kswapd(false)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let exhausted = small_machine()?;
         let reserve = RawMempool::page_pool(&exhausted, 4, 0).map_err(|e| e.to_string())?;
         take_every_page(&exhausted);
         let pool = "kmem mempool page pool o0";
@@ -259,6 +253,17 @@ impl<'m> PageAlloc for KmemPages<'m> {
     }
 }
 
+/// A 16 MiB machine for the reserve rows (every page of it gets taken).
+fn small_machine() -> Result<kmem::Machine, String> {
+    kmem::Machine::builder()
+        .profile(kmem::Profile::X86_64)
+        .mem_bytes(16 << 20)
+        .cpus(2)
+        .kswapd(false)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// A 64-byte cache for the mempool rows.
 fn bench_cache(m: &kmem::Machine, name: &str) -> Result<CacheRef, String> {
     m.kmem_cache_create(name, 64, &CacheArgs::default(), SlabFlags::default()).map_err(|e| e.to_string())
@@ -273,13 +278,7 @@ fn slab_pool(m: &kmem::Machine) -> Result<RawMempool, String> {
 /// A four-element slab pool whose cache can give nothing more: every page of its machine is
 /// taken and every free object of the cache is held, so `mempool_alloc` takes the reserve.
 fn exhausted_slab_pool() -> Result<RawMempool, String> {
-    let m = kmem::Machine::builder()
-        .profile(kmem::Profile::X86_64)
-        .mem_bytes(16 << 20)
-        .cpus(2)
-        .kswapd(false)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let m = small_machine()?;
     let cache = bench_cache(&m, "pool64_exhausted")?;
     let pool = RawMempool::slab_pool(&m, 4, cache).map_err(|e| e.to_string())?;
     take_every_page(&m);
