@@ -35,6 +35,7 @@ pub mod env;
 mod fork;
 pub mod global_alloc;
 mod highmem;
+mod kswapd;
 mod kvmalloc;
 mod machine;
 pub mod mapping;

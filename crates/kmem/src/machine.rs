@@ -31,6 +31,7 @@ use kmem_core::{AllocError, Kmem, PageAllocator};
 
 use crate::cpu::{self, SlotOwner};
 use crate::highmem::Highmem;
+use crate::kswapd::{KswapdCtl, spawn_kswapd};
 use crate::mapping::{UserMmu, VaRange};
 use crate::printk::{Echo, Printk};
 use crate::{context, sys};
@@ -622,61 +623,6 @@ impl Drop for Inner {
     }
 }
 
-/// What the machine and its kswapd thread share: the wake-up word and the stop flag. Kept
-/// apart from the machine so the thread can sleep without keeping the machine alive.
-struct KswapdCtl {
-    word: AtomicU32,
-    stopping: AtomicBool,
-    /// The thread is (about to be) asleep on `word`: only then does a wake-up need a futex
-    /// call (the kernel's `wakeup_kswapd` also skips a kswapd that is not waiting).
-    sleeping: AtomicBool,
-}
-
-/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it (then
-/// gives its CPU slot back, so it never keeps one from a worker thread), and an aging trim
-/// scan (`trim_aged`) every `trim_after`. It holds the machine only while working; dropping
-/// the machine stops the thread at once.
-fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
-    let weak = Arc::downgrade(inner);
-    let ctl = inner.kmem.platform().kswapd.clone();
-    let id = inner.kmem.platform().id;
-    let mut seen = ctl.word.load(Ordering::SeqCst);
-    let mut last_scan = Instant::now();
-    thread::Builder::new().name("kswapd0".into()).spawn(move || {
-        loop {
-            if ctl.stopping.load(Ordering::SeqCst) {
-                return;
-            }
-            let now = ctl.word.load(Ordering::SeqCst);
-            if now != seen {
-                seen = now;
-                let Some(inner) = weak.upgrade() else { return };
-                inner.kmem.kswapd_balance();
-                cpu::release_current(id);
-                continue;
-            }
-            let mut sleep = Duration::from_millis(200);
-            if let Some(period) = trim_after {
-                let since = last_scan.elapsed();
-                if since >= period {
-                    let Some(inner) = weak.upgrade() else { return };
-                    inner.kmem.trim_aged();
-                    last_scan = Instant::now();
-                } else {
-                    sleep = sleep.min(period - since);
-                }
-            }
-            // Dekker with `wake_kswapd`: either the waker sees `sleeping` and calls the futex,
-            // or the futex sees the waker's new `word` and returns at once.
-            ctl.sleeping.store(true, Ordering::SeqCst);
-            std::sync::atomic::fence(Ordering::SeqCst);
-            sys::futex_wait(&ctl.word, seen, sleep);
-            ctl.sleeping.store(false, Ordering::SeqCst);
-        }
-    })?;
-    Ok(())
-}
-
 /// The [`Platform`] of a userspace machine.
 pub struct UserPlatform {
     pub(crate) id: u64,
@@ -686,7 +632,7 @@ pub struct UserPlatform {
     phys: sys::PhysMem,
     log: Printk,
     start: Instant,
-    kswapd: Arc<KswapdCtl>,
+    pub(crate) kswapd: Arc<KswapdCtl>,
     pub(crate) fork_lock: crate::fork::ForkLock,
 }
 
