@@ -34,6 +34,51 @@ use std::time::{Duration, Instant};
 use kmem::gfp::{__GFP_NOWARN, GFP_ATOMIC};
 use kmem::{Machine, Profile};
 
+/// The per-thread iterations of the stress tests: `KMEM_STRESS_ITERS` (`.ci/valgrind` lowers
+/// it), default 100,000.
+pub fn stress_iters() -> usize {
+    match std::env::var("KMEM_STRESS_ITERS") {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("KMEM_STRESS_ITERS must be a number, got {v:?}")),
+        Err(_) => 100_000,
+    }
+}
+
+/// The stress tests' machine: x86_64, 64 MiB, `cpus` CPU slots, per-CPU lists on, no kswapd.
+pub fn stress_machine(cpus: usize) -> Machine {
+    Machine::builder()
+        .profile(Profile::X86_64)
+        .mem_bytes(64 << 20)
+        .cpus(cpus)
+        .pcp(true)
+        .kswapd(false)
+        .build()
+        .expect("build machine")
+}
+
+/// The tests' pseudo-random source (xorshift64*): fixed seeds, so a failure replays. The seed
+/// must not be 0.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// An index in `0..n`.
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+}
+
 /// How long a poll waits for something that should happen promptly before it fails the test.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 

@@ -16,7 +16,7 @@ use kmem::gfp::{
 use kmem::zone::ZoneType;
 use kmem::{MAX_PAGE_ORDER, Machine, Profile};
 
-use crate::{DEADLINE, pcp_pages};
+use crate::{DEADLINE, Rng, pcp_pages};
 
 const THREADS: usize = 2;
 const STEPS: usize = 120;
@@ -45,20 +45,7 @@ enum Op {
 }
 
 /// xorshift64*: a fixed-seed generator, so a failure names a seed that replays its operations.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
     fn op(&mut self) -> Op {
         match self.below(10) {
             0..=4 => {
@@ -66,7 +53,7 @@ impl Rng {
                 let order = if self.below(4) == 0 { self.below(MAX_PAGE_ORDER as u64 + 1) } else { self.below(4) };
                 Op::Alloc { order: order as u32, gfp: GFPS[self.below(GFPS.len() as u64) as usize] }
             }
-            5..=8 => Op::Free { index: self.next() as usize },
+            5..=8 => Op::Free { index: self.next_u64() as usize },
             _ => Op::DrainLocal,
         }
     }

@@ -26,6 +26,8 @@ use kmem::slab::flags::{SLAB_HWCACHE_ALIGN, SLAB_NO_MERGE, SLAB_RECLAIM_ACCOUNT,
 use kmem::slab::{CacheArgs, CacheRef};
 use kmem::{Machine, Profile};
 
+use crate::Rng;
+
 const SEEDS: [u64; 3] = [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d, 7];
 const STEPS: usize = 1500;
 /// Objects each CPU array may hold at most (the largest capacity of `cpu_array_cap`), times
@@ -35,17 +37,6 @@ const SIZES: [usize; 8] = [8, 24, 60, 64, 100, 256, 700, 3000];
 const FLAGS: [SlabFlags; 3] = [SlabFlags::empty(), SLAB_HWCACHE_ALIGN, SLAB_RECLAIM_ACCOUNT];
 
 /// xorshift64*: a fixed-seed generator, so a failure names a seed that replays it.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Create { size: usize, flags: SlabFlags, name: usize },
@@ -142,35 +133,35 @@ impl Model {
     }
 
     fn step(&mut self, rng: &mut Rng, step: usize) {
-        let t = rng.below(2);
+        let t = rng.index(2);
         let tag = (step as u8) | 1;
-        let choice = rng.below(100);
+        let choice = rng.index(100);
         if self.handles.is_empty() || choice < 5 {
-            let (size, flags) = (SIZES[rng.below(SIZES.len())], FLAGS[rng.below(FLAGS.len())]);
-            let flags = if rng.below(4) == 0 { flags.union(SLAB_NO_MERGE) } else { flags };
+            let (size, flags) = (SIZES[rng.index(SIZES.len())], FLAGS[rng.index(FLAGS.len())]);
+            let flags = if rng.index(4) == 0 { flags.union(SLAB_NO_MERGE) } else { flags };
             self.names += 1;
             let Reply::Created(c) = self.run(t, Op::Create { size, flags, name: self.names }) else { unreachable!() };
             assert!(c.get().object_size() >= size);
             self.handles.push(c);
         } else if choice < 45 {
-            let c = self.handles[rng.below(self.handles.len())];
+            let c = self.handles[rng.index(self.handles.len())];
             let len = c.get().object_size();
             let Reply::Allocated(addr) = self.run(t, Op::Alloc { cache: c, len, tag }) else { unreachable!() };
             assert!(self.live.insert(addr, Obj { cache: Some(c), len, tag }).is_none(), "{addr:#x} handed out twice");
         } else if choice < 55 {
-            let len = 1 + rng.below(9000);
+            let len = 1 + rng.index(9000);
             let Reply::Allocated(addr) = self.run(t, Op::Kmalloc { len, tag }) else { unreachable!() };
             assert!(self.live.insert(addr, Obj { cache: None, len, tag }).is_none(), "{addr:#x} handed out twice");
         } else if choice < 92 {
             if self.live.is_empty() {
                 return;
             }
-            let addr = *self.live.keys().nth(rng.below(self.live.len())).expect("index in range");
+            let addr = *self.live.keys().nth(rng.index(self.live.len())).expect("index in range");
             let o = self.live.remove(&addr).expect("live");
             // The other worker frees it about half the time: a cross-CPU free.
             assert_eq!(self.run(t, Op::Free { cache: o.cache, addr, len: o.len, tag: o.tag }), Reply::Freed);
         } else if choice < 97 {
-            let c = self.handles[rng.below(self.handles.len())];
+            let c = self.handles[rng.index(self.handles.len())];
             let Reply::Shrunk(r) = self.run(t, Op::Shrink { cache: c }) else { unreachable!() };
             let live = self.live_in(c);
             assert_eq!(r, i32::from(live != 0), "SL-13: shrink with {live} live objects");
@@ -178,7 +169,7 @@ impl Model {
             assert_eq!(info.active_objs, live, "after a shrink no object is parked");
             assert!(info.slabs <= live, "every empty slab was freed");
         } else {
-            let i = rng.below(self.handles.len());
+            let i = rng.index(self.handles.len());
             let c = self.handles[i];
             let refs = self.handles.iter().filter(|&&h| h == c).count();
             if refs == 1 && self.live_in(c) > 0 {

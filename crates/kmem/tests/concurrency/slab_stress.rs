@@ -11,45 +11,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 
+use kmem::Machine;
 use kmem::gfp::{GFP_ATOMIC, GFP_KERNEL, Gfp};
 use kmem::slab::flags::{SLAB_NO_MERGE, SlabFlags};
 use kmem::slab::{CacheArgs, CacheRef};
-use kmem::{Machine, Profile};
 
-const DEFAULT_ITERS: usize = 100_000;
+use crate::{Rng, stress_iters, stress_machine};
+
 /// Objects a thread keeps at most.
 const MAX_LIVE: usize = 256;
 
 /// Iterations per thread: an eighth of `KMEM_STRESS_ITERS` (objects are cheaper than pages,
 /// and it keeps these tests to about a tenth of the `.ci/valgrind` run).
 fn iters() -> usize {
-    let total = match std::env::var("KMEM_STRESS_ITERS") {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("KMEM_STRESS_ITERS must be a number, got {v:?}")),
-        Err(_) => DEFAULT_ITERS,
-    };
-    (total / 8).max(100)
-}
-
-fn machine(cpus: usize) -> Machine {
-    Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(64 << 20)
-        .cpus(cpus)
-        .pcp(true)
-        .kswapd(false)
-        .build()
-        .expect("build machine")
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
+    (stress_iters() / 8).max(100)
 }
 
 /// A live object: address, length, the owner byte written into it, and its cache (None:
@@ -121,10 +96,10 @@ fn free(m: &Machine, o: Obj) {
 
 /// A random kmalloc size: mostly small, sometimes up to a page, rarely large (page-backed).
 fn kmalloc_len(rng: &mut Rng) -> usize {
-    match rng.below(100) {
-        0..=69 => 1 + rng.below(256),
-        70..=97 => 1 + rng.below(4096),
-        _ => 4097 + rng.below(12_000),
+    match rng.index(100) {
+        0..=69 => 1 + rng.index(256),
+        70..=97 => 1 + rng.index(4096),
+        _ => 4097 + rng.index(12_000),
     }
 }
 
@@ -164,8 +139,8 @@ fn churn(m: &Machine, me: u8, iters: usize, caches: &[CacheRef], next: &Handoff,
         while let Ok(o) = inbox.try_recv() {
             free(m, o);
         }
-        if live.len() < MAX_LIVE && rng.below(2) == 0 {
-            let o = match rng.below(caches.len() + 1) {
+        if live.len() < MAX_LIVE && rng.index(2) == 0 {
+            let o = match rng.index(caches.len() + 1) {
                 0 => alloc(m, None, kmalloc_len(&mut rng), me, GFP_KERNEL),
                 i => {
                     let c = caches[i - 1];
@@ -174,14 +149,14 @@ fn churn(m: &Machine, me: u8, iters: usize, caches: &[CacheRef], next: &Handoff,
                         Some(c),
                         c.get().object_size(),
                         me,
-                        if rng.below(4) == 0 { GFP_ATOMIC } else { GFP_KERNEL },
+                        if rng.index(4) == 0 { GFP_ATOMIC } else { GFP_KERNEL },
                     )
                 }
             };
             live.push(o);
         } else if !live.is_empty() {
-            let o = live.swap_remove(rng.below(live.len()));
-            if rng.below(3) == 0 {
+            let o = live.swap_remove(rng.index(live.len()));
+            if rng.index(3) == 0 {
                 match next.try_send(o) {
                     Ok(()) => continue,
                     Err(TrySendError::Full(o) | TrySendError::Disconnected(o)) => free(m, o),
@@ -228,7 +203,7 @@ fn ring(m: &Machine, threads: usize, caches: &[CacheRef]) {
 
 #[test]
 fn kmalloc_and_cache_churn_with_cross_thread_frees() {
-    let m = machine(8);
+    let m = stress_machine(8);
     let free0 = m.total_free();
     let caches: Vec<CacheRef> = [40, 192, 1000]
         .iter()
@@ -242,7 +217,7 @@ fn kmalloc_and_cache_churn_with_cross_thread_frees() {
 
 #[test]
 fn producer_consumer_cross_thread_frees() {
-    let m = machine(8);
+    let m = stress_machine(8);
     let free0 = m.total_free();
     let c = m.kmem_cache_create("prodcons", 96, &CacheArgs::default(), SlabFlags::empty()).expect("create");
     let n = iters();
@@ -274,7 +249,7 @@ fn producer_consumer_cross_thread_frees() {
 
 #[test]
 fn thread_exit_flushes_parked_objects_then_shrink_returns_zero() {
-    let m = machine(8);
+    let m = stress_machine(8);
     let free0 = m.total_free();
     let c = m.kmem_cache_create("parked", 128, &CacheArgs::default(), SlabFlags::empty()).expect("create");
     let rounds = (iters() / 500).clamp(2, 40);
@@ -309,7 +284,7 @@ fn thread_exit_flushes_parked_objects_then_shrink_returns_zero() {
 
 #[test]
 fn concurrent_shrink_and_reclaim_while_allocating() {
-    let m = machine(8);
+    let m = stress_machine(8);
     let free0 = m.total_free();
     let caches: Vec<CacheRef> = [24, 300]
         .iter()

@@ -9,44 +9,14 @@
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 
+use kmem::Machine;
 use kmem::gfp::{GFP_KERNEL, Gfp};
-use kmem::{Machine, Profile};
 
-use crate::pcp_pages;
+use crate::{Rng, pcp_pages, stress_iters, stress_machine};
 
-const DEFAULT_ITERS: usize = 100_000;
 /// Blocks a thread keeps at most (bounds memory: 64 × 32 pages per thread).
 const MAX_LIVE: usize = 64;
 const MAX_ORDER: u64 = 5;
-
-fn iters() -> usize {
-    match std::env::var("KMEM_STRESS_ITERS") {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("KMEM_STRESS_ITERS must be a number, got {v:?}")),
-        Err(_) => DEFAULT_ITERS,
-    }
-}
-
-fn machine() -> Machine {
-    Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(64 << 20)
-        .cpus(8)
-        .pcp(true)
-        .kswapd(false)
-        .build()
-        .expect("build machine")
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// What thread `owner` writes at the start of page `pfn`.
 fn pattern(owner: usize, pfn: usize) -> [u8; 16] {
@@ -118,9 +88,9 @@ fn worker(m: &Machine, t: usize, iters: usize, gfp: Gfp, tx: SyncSender<Handoff>
 }
 
 fn run(threads: usize) {
-    let m = machine();
+    let m = stress_machine(8);
     let initial = m.buddyinfo();
-    let iters = iters();
+    let iters = stress_iters();
     let (mut txs, rxs): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::sync_channel::<Handoff>(64)).unzip();
     // Thread t receives on channel t and sends on channel t + 1 (a ring).
     txs.rotate_left(1);
@@ -165,9 +135,9 @@ fn stress_four_threads_ring() {
 /// gives them back without any drain call.
 #[test]
 fn stress_thread_exit_returns_per_cpu_pages() {
-    let m = machine();
+    let m = stress_machine(8);
     let initial = m.buddyinfo();
-    let n = iters().clamp(4, 1000);
+    let n = stress_iters().clamp(4, 1000);
     let (m2, initial2) = (m.clone(), initial.clone());
     thread::Builder::new()
         .name("parker".into())

@@ -11,19 +11,10 @@ use std::thread;
 use kmem::context::atomic_section;
 use kmem::{Machine, PAGE_SIZE, Profile};
 
+use crate::Rng;
+
 const ITERS: usize = 3000;
 const MAX_LIVE: usize = 24;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn stamp(thread: usize, serial: usize, page: usize) -> u64 {
     ((thread as u64) << 48) | ((serial as u64) << 16) | page as u64
