@@ -117,15 +117,6 @@ pub(crate) struct CacheStats {
     pub(crate) order_fallback: AtomicU64,
 }
 
-/// Whether a cache is in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum CacheState {
-    Live = 0,
-    /// Destroyed while objects were still allocated: unlinked, memory kept (SL-12).
-    Leaked = 1,
-}
-
 /// A slab cache. Handed out as [`CacheRef`].
 #[repr(C)]
 pub struct Cache {
@@ -164,7 +155,6 @@ pub struct Cache {
     pub(crate) node: SpinLock<Node>,
     /// Creators minus destroyers; under the cache list lock.
     pub(crate) refcount: AtomicIsize,
-    pub(crate) state: core::sync::atomic::AtomicU8,
     /// Next cache on the list (newest first); under the cache list lock.
     pub(crate) next: AtomicPtr<Cache>,
     pub(crate) name_ptr: *const u8,

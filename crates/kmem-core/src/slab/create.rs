@@ -4,11 +4,9 @@
 use core::fmt;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{
-    AtomicBool, AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
-};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use super::cache::{Cache, CacheArgs, CacheRef, CacheState, CacheStats, CpuCache, reciprocal};
+use super::cache::{Cache, CacheArgs, CacheRef, CacheStats, CpuCache, reciprocal};
 use super::flags::{self, InvalidSlabFlags, SLAB_NO_USER_FLAGS, SLAB_PANIC, SLAB_POISON, SLAB_TYPESAFE_BY_RCU};
 use super::flags::{SLAB_KMALLOC, SlabFlags};
 use super::layout::{self, CACHE_LINE_SIZE, LayoutError, MergeRequest, MergeTarget};
@@ -226,7 +224,6 @@ impl<P: Platform> Kmem<P> {
                 failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),
                 node: SpinLock::new(Node::new(self.direct_map_base())),
                 refcount: AtomicIsize::new(1),
-                state: AtomicU8::new(CacheState::Live as u8),
                 next: AtomicPtr::new(ptr::null_mut()),
                 name_ptr: base.add(name_at),
                 name_len: name.len(),
@@ -341,7 +338,6 @@ impl<P: Platform> Kmem<P> {
         }
         let live = self.report_remaining(s);
         if live > 0 || s.node.lock().nr_slabs > 0 {
-            s.state.store(CacheState::Leaked as u8, Relaxed);
             if self.slab_report_allowed() {
                 self.platform().log(
                     Level::Warning,

@@ -85,7 +85,7 @@ impl<P: Platform> Kmem<P> {
             Some(pfn) => {
                 let page = self.memmap().get(pfn);
                 let (flags, refs) = page.map_or((0, 0), |p| (p.flags(), p.refcount()));
-                alloc_detail(pfn, flags, refs)
+                Detail::Page { pfn, flags, refs }
             }
             None => Detail::Outside,
         };
@@ -104,10 +104,6 @@ impl<P: Platform> Kmem<P> {
 enum Detail {
     Outside,
     Page { pfn: usize, flags: u32, refs: i32 },
-}
-
-fn alloc_detail(pfn: usize, flags: u32, refs: i32) -> Detail {
-    Detail::Page { pfn, flags, refs }
 }
 
 impl fmt::Display for Detail {
