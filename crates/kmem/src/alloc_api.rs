@@ -60,8 +60,8 @@ impl Kmalloc {
     }
 }
 
-/// A dangling, aligned block of `len` 0.
-fn dangling(layout: Layout) -> NonNull<[u8]> {
+/// A dangling, aligned block of `len` 0 (zero-size layouts touch no allocator).
+pub(crate) fn dangling(layout: Layout) -> NonNull<[u8]> {
     // An address equal to the alignment: non-null and aligned (`Layout::dangling` is unstable).
     let ptr = NonNull::new(std::ptr::without_provenance_mut::<u8>(layout.align())).expect("alignment is non-zero");
     NonNull::slice_from_raw_parts(ptr, 0)

@@ -18,12 +18,8 @@ use kmem_core::gfp::__GFP_ZERO;
 use kmem_core::{Gfp, NUMA_NO_NODE, PAGE_SIZE};
 
 use crate::Machine;
+use crate::alloc_api::dangling;
 use crate::global_alloc::kmalloc_size;
-
-fn dangling(layout: Layout) -> NonNull<[u8]> {
-    let ptr = NonNull::new(std::ptr::without_provenance_mut::<u8>(layout.align())).expect("alignment is non-zero");
-    NonNull::slice_from_raw_parts(ptr, 0)
-}
 
 /// vmalloc on a machine with a fixed GFP mask, as an [`Allocator`].
 #[derive(Clone, Debug)]
