@@ -86,7 +86,8 @@ impl FreeArea {
             if old_tail == NIL {
                 self.head[o][m] = pfn32;
             } else {
-                mm.page(old_tail as usize).next.store(pfn32, core::sync::atomic::Ordering::Relaxed);
+                // SAFETY: A listed pfn, in the page array by the module invariant.
+                unsafe { mm.page_unchecked(old_tail as usize) }.next.store(pfn32, core::sync::atomic::Ordering::Relaxed);
             }
             self.tail[o][m] = pfn32;
         } else {
@@ -96,7 +97,8 @@ impl FreeArea {
             if old_head == NIL {
                 self.tail[o][m] = pfn32;
             } else {
-                mm.page(old_head as usize).prev.store(pfn32, core::sync::atomic::Ordering::Relaxed);
+                // SAFETY: A listed pfn, in the page array by the module invariant.
+                unsafe { mm.page_unchecked(old_head as usize) }.prev.store(pfn32, core::sync::atomic::Ordering::Relaxed);
             }
             self.head[o][m] = pfn32;
         }
@@ -119,12 +121,14 @@ impl FreeArea {
         if prev == NIL {
             self.head[o][m] = next;
         } else {
-            mm.page(prev as usize).next.store(next, Relaxed);
+            // SAFETY: A listed pfn's neighbours are listed pfns, in range (module invariant).
+            unsafe { mm.page_unchecked(prev as usize) }.next.store(next, Relaxed);
         }
         if next == NIL {
             self.tail[o][m] = prev;
         } else {
-            mm.page(next as usize).prev.store(prev, Relaxed);
+            // SAFETY: As above.
+            unsafe { mm.page_unchecked(next as usize) }.prev.store(prev, Relaxed);
         }
         let extra = page.flags() & !pg::BUDDY;
         page.set_info(0, 0, MigrateType::Unmovable);
@@ -228,7 +232,8 @@ impl FreeArea {
             if buddy < zone.0 || buddy + (1 << order) > zone.1 {
                 break;
             }
-            let bpage = mm.page(buddy);
+            // SAFETY: `buddy` lies inside the zone (checked just above), so in the page array.
+            let bpage = unsafe { mm.page_unchecked(buddy) };
             if !bpage.is_buddy() || bpage.order() != order {
                 break;
             }
@@ -268,7 +273,8 @@ impl FreeArea {
         if higher_buddy < zone.0 || higher_buddy + (2 << order) > zone.1 {
             return false;
         }
-        let page = mm.page(higher_buddy);
+        // SAFETY: Inside the zone (checked just above), so in the page array.
+        let page = unsafe { mm.page_unchecked(higher_buddy) };
         page.is_buddy() && page.order() == order + 1
     }
 

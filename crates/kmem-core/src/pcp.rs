@@ -10,7 +10,7 @@
 //! that claimed the slot while the owner was outside its section. A drainer that finds the
 //! owner inside leaves `drain_requested`, which the owner honours on its next operation. A
 //! slot whose thread exits is drained by that thread first.
-//! Invariant: `counts[zone] == Σ over that zone's lists of (list length << order)`.
+//! Invariant: `zones[z].count == Σ over zone z's lists of (list length << order)`.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -51,12 +51,12 @@ impl Lists {
     }
 }
 
-/// One zone's lists on one CPU, as the slot's holder sees them: the lists, and the page count
-/// that lives outside them (an atomic in [`PcpSlot`], written only by the holder) so other
-/// CPUs can read it.
+/// One zone's lists on one CPU, as the slot's holder sees them: the lists, and the counters
+/// that live outside them (atomics in [`ZonePcp`], written only by the holder) so other CPUs
+/// can read them.
 pub struct PerCpuPages<'a> {
     inner: &'a mut Lists,
-    pages: &'a AtomicUsize,
+    zone: &'a ZonePcp,
 }
 
 impl PerCpuPages<'_> {
@@ -64,12 +64,24 @@ impl PerCpuPages<'_> {
     #[inline]
     #[must_use]
     pub fn count(&self) -> usize {
-        self.pages.load(Relaxed)
+        self.zone.count.load(Relaxed)
     }
 
     #[inline]
     fn add_count(&self, delta: isize) {
-        PcpSlot::bump(self.pages, delta as usize);
+        PcpSlot::bump(&self.zone.count, delta as usize);
+    }
+
+    /// Counts `nr` pages allocated through this slot from this zone.
+    #[inline(always)]
+    pub fn count_alloc(&self, nr: usize) {
+        PcpSlot::bump(&self.zone.pgalloc, nr);
+    }
+
+    /// Counts `nr` pages freed through this slot to this zone.
+    #[inline(always)]
+    pub fn count_free(&self, nr: usize) {
+        PcpSlot::bump(&self.zone.pgfree, nr);
     }
 
     /// Adds a block at the head (hot) or the tail (cold).
@@ -144,24 +156,27 @@ impl PerCpuPages<'_> {
         Some(pfn as usize)
     }
 
-    /// Takes the coldest blocks until at least `nr_pages` pages (or everything) are taken,
-    /// visiting the lists round-robin (`free_pcppages_bulk`). Calls `f(pfn, order, mt)` for each.
+    /// Takes the coldest blocks until at least `nr_pages` pages (or everything) are taken
+    /// (`free_pcppages_bulk`): the lists are visited round-robin, and a non-empty list is
+    /// emptied from its cold end until enough is taken before the next one is visited, as the
+    /// kernel does. Calls `f(pfn, order, mt)` for each block.
     pub fn take_cold(&mut self, mm: &MemMap, nr_pages: usize, mut f: impl FnMut(usize, u32, MigrateType)) -> usize {
         let mut taken = 0;
-        let mut empty_streak = 0;
-        while taken < nr_pages && self.count() > 0 && empty_streak < NR_PCP_LISTS {
+        let mut visited = 0;
+        while taken < nr_pages && self.count() > 0 && visited < NR_PCP_LISTS {
             let index = self.inner.drain_cursor;
             self.inner.drain_cursor = (index + 1) % NR_PCP_LISTS;
+            visited += 1;
             let order = (index / MIGRATE_PCPTYPES) as u32;
             let mt = MigrateType::from_index(index % MIGRATE_PCPTYPES);
-            match self.pop(mm, order, mt, true) {
-                Some(pfn) => {
-                    mm.page(pfn).set_info(0, 0, MigrateType::Unmovable);
-                    empty_streak = 0;
-                    taken += 1 << order;
-                    f(pfn, order, mt);
-                }
-                None => empty_streak += 1,
+            while taken < nr_pages
+                && let Some(pfn) = self.pop(mm, order, mt, true)
+            {
+                // SAFETY: `pop` returned a pfn of this list, in range by the module invariant.
+                unsafe { mm.page_unchecked(pfn) }.set_info(0, 0, MigrateType::Unmovable);
+                visited = 0;
+                taken += 1 << order;
+                f(pfn, order, mt);
             }
         }
         taken
@@ -179,20 +194,27 @@ impl PerCpuPages<'_> {
     }
 }
 
+/// One zone's part of a CPU slot: the lists and their counters, side by side so the fast path
+/// finds all of them from one index.
+pub struct ZonePcp {
+    lists: UnsafeCell<Lists>,
+    /// Pages on the lists; written only by the slot's holder, read by anyone
+    /// (`/proc/zoneinfo`, drain decisions).
+    pub count: AtomicUsize,
+    /// Pages allocated through this slot from this zone; written only by the holder.
+    pub pgalloc: AtomicUsize,
+    /// Pages freed through this slot to this zone; written only by the holder.
+    pub pgfree: AtomicUsize,
+}
+
 /// One CPU slot: its per-zone lists and the drain request flag.
 pub struct PcpSlot {
-    zones: [UnsafeCell<Lists>; MAX_NR_ZONES],
+    /// Per zone, by zone index.
+    pub zones: [ZonePcp; MAX_NR_ZONES],
     /// Set by another context that wants this slot's pages back on the buddy lists.
     pub drain_requested: AtomicBool,
     /// Owner-or-drainer exclusion (see [`crate::pcp_guard`]).
     pub guard: crate::pcp_guard::SlotGuard,
-    /// Pages on each zone's lists; written only by the slot's holder, read by anyone
-    /// (`/proc/zoneinfo`, drain decisions).
-    pub counts: [AtomicUsize; MAX_NR_ZONES],
-    /// Pages allocated through this slot, per zone; written only by the owner.
-    pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
-    /// Pages freed through this slot; written only by the owner.
-    pub pgfree: AtomicUsize,
 }
 
 // SAFETY: The `UnsafeCell`s are accessed only through `PcpSlot::lists`, whose contract gives
@@ -210,12 +232,16 @@ impl PcpSlot {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            zones: [const { UnsafeCell::new(Lists::new()) }; MAX_NR_ZONES],
+            zones: [const {
+                ZonePcp {
+                    lists: UnsafeCell::new(Lists::new()),
+                    count: AtomicUsize::new(0),
+                    pgalloc: AtomicUsize::new(0),
+                    pgfree: AtomicUsize::new(0),
+                }
+            }; MAX_NR_ZONES],
             drain_requested: AtomicBool::new(false),
             guard: crate::pcp_guard::SlotGuard::new(),
-            counts: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
-            pgalloc: [const { AtomicUsize::new(0) }; MAX_NR_ZONES],
-            pgfree: AtomicUsize::new(0),
         }
     }
 
@@ -233,7 +259,56 @@ impl PcpSlot {
     /// reference obtained from this function for the same zone.
     #[inline]
     pub unsafe fn lists(&self, zone: usize) -> PerCpuPages<'_> {
+        let zone = &self.zones[zone];
         // SAFETY: Exclusive use of the slot is the caller's contract.
-        PerCpuPages { inner: unsafe { &mut *self.zones[zone].get() }, pages: &self.counts[zone] }
+        PerCpuPages { inner: unsafe { &mut *zone.lists.get() }, zone }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::ptr::NonNull;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn map(nr: usize) -> (Vec<u32>, MemMap) {
+        let mut storage = vec![0u32; MemMap::bytes_needed(nr, 9).div_ceil(4)];
+        let ptr = NonNull::new(storage.as_mut_ptr().cast()).unwrap();
+        // SAFETY: zeroed, aligned, big enough; `storage` is returned alongside and outlives use.
+        let mm = unsafe { MemMap::new(ptr, 0, nr, 9, true) };
+        (storage, mm)
+    }
+
+    /// PA-17 / `free_pcppages_bulk`: a drain of `n` pages empties one list from its cold end
+    /// before it visits the next, and the count stays the sum of the lists.
+    #[test]
+    fn take_cold_drains_a_list_before_moving_on() {
+        let (_s, mm) = map(64);
+        let slot = PcpSlot::new();
+        // SAFETY: This test is the slot's only user.
+        let mut lists = unsafe { slot.lists(0) };
+        for pfn in 0..8 {
+            // SAFETY: In range, and owned by this test.
+            unsafe { lists.push(&mm, pfn, 0, MigrateType::Movable, false) };
+        }
+        for pfn in [8, 10, 12] {
+            // SAFETY: As above (order-1 blocks at even pfns).
+            unsafe { lists.push(&mm, pfn, 1, MigrateType::Unmovable, false) };
+        }
+        assert_eq!(lists.count(), 14);
+        let mut got = Vec::new();
+        let taken = lists.take_cold(&mm, 5, |pfn, order, mt| got.push((pfn, order, mt)));
+        assert_eq!(taken, 5);
+        // Cursor starts at pindex 0 (order 0, Unmovable: empty), then order 0 Movable, coldest
+        // (first pushed) first, until five pages are taken.
+        let movable: Vec<_> = (0..5).map(|pfn| (pfn, 0, MigrateType::Movable)).collect();
+        assert_eq!(got, movable);
+        assert_eq!(lists.count(), 9);
+        got.clear();
+        assert_eq!(lists.take_cold(&mm, usize::MAX, |pfn, order, mt| got.push((pfn, order, mt))), 9);
+        assert_eq!(lists.count(), 0);
+        assert_eq!(got.len(), 6, "three order-0 and three order-1 blocks left");
+        assert!(got.iter().all(|&(pfn, _, _)| mm.page(pfn).flags() & pg::PCP == 0));
     }
 }

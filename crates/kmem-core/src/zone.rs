@@ -110,13 +110,12 @@ impl MigrateType {
 
     /// The migratetype of index `i` (indices above 3 map to HighAtomic).
     #[must_use]
+    #[inline]
     pub const fn from_index(i: usize) -> MigrateType {
-        match i {
-            0 => MigrateType::Unmovable,
-            1 => MigrateType::Movable,
-            2 => MigrateType::Reclaimable,
-            _ => MigrateType::HighAtomic,
-        }
+        // A table lookup: the hot free path calls this for every page's pageblock.
+        const BY_INDEX: [MigrateType; 4] =
+            [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable, MigrateType::HighAtomic];
+        BY_INDEX[if i < 3 { i } else { 3 }]
     }
 
     /// `fallbacks[]`: where to steal from when this type's lists are empty (PA-12).

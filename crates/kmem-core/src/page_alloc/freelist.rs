@@ -70,7 +70,21 @@ impl<P: Platform> PageAllocator<P> {
         self.rmqueue_buddy(zone, order, mt, flags, zl)
     }
 
+    /// [`Self::rmqueue_buddy`] kept out of line, for the fast path's large orders.
+    #[inline(never)]
+    pub(super) fn rmqueue_buddy_cold(
+        &self,
+        zone: &Zone,
+        order: u32,
+        mt: MigrateType,
+        flags: u32,
+        zl: &ZoneList,
+    ) -> Option<usize> {
+        self.rmqueue_buddy(zone, order, mt, flags, zl)
+    }
+
     /// `rmqueue_buddy`: under the zone lock, with the per-order watermark test for order > 0.
+    #[inline]
     fn rmqueue_buddy(&self, zone: &Zone, order: u32, mt: MigrateType, flags: u32, zl: &ZoneList) -> Option<usize> {
         let mut area = zone.lock();
         if order > 0 && flags & af::NO_WATERMARKS == 0 {
@@ -85,7 +99,8 @@ impl<P: Platform> PageAllocator<P> {
         let pfn = area.rmqueue_smallest(&self.mm, order, mt).or_else(|| area.rmqueue_fallback(&self.mm, order, mt));
         zone.publish(&area);
         if pfn.is_some() {
-            self.stats.pgalloc[zone.kind as usize].fetch_add(1 << order, Relaxed);
+            // Written only under this zone's lock: no read-modify-write instruction needed.
+            PcpSlot::bump(&self.stats.pgalloc[zone.kind as usize], 1 << order);
         }
         pfn
     }
@@ -117,7 +132,7 @@ impl<P: Platform> PageAllocator<P> {
             None => self.refill_pcp(&mut lists, zone, order, mt, cold),
         };
         if pfn.is_some() {
-            PcpSlot::bump(&slot.pgalloc[zi], 1 << order);
+            lists.count_alloc(1 << order);
         }
         slot.guard.exit();
         Some(pfn)
@@ -322,8 +337,9 @@ impl<P: Platform> PageAllocator<P> {
     #[inline(never)]
     fn free_to_buddy(&self, pfn: usize, order: u32, mt: MigrateType, zone: &Zone) {
         self.mm.page(pfn).info.store(0, Relaxed);
-        self.stats.pgfree.fetch_add(1 << order, Relaxed);
         let mut area = zone.lock();
+        // Written only under this zone's lock: no read-modify-write instruction needed.
+        PcpSlot::bump(&self.stats.pgfree[zone.kind as usize], 1 << order);
         area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
         self.after_buddy_free(zone, &mut area);
     }
@@ -352,7 +368,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut lists = unsafe { slot.lists(zi) };
         // SAFETY: Callers of `free_block` pass a validated pfn of a block they own and free.
         unsafe { lists.push(&self.mm, pfn, order, mt, false) };
-        PcpSlot::bump(&slot.pgfree, 1 << order);
+        lists.count_free(1 << order);
         if lists.count() >= zone.pcp_high() as usize {
             self.flush_pcp_batch(&mut lists, zone);
         }
@@ -421,7 +437,7 @@ impl<P: Platform> PageAllocator<P> {
         let mut claimed = [false; crate::pcp::MAX_CPUS];
         let mut any = false;
         for (cpu, slot) in self.pcp[..self.nr_cpus].iter().enumerate() {
-            let has_pages = slot.counts.iter().any(|c| c.load(Relaxed) > 0);
+            let has_pages = slot.zones.iter().any(|z| z.count.load(Relaxed) > 0);
             if Some(cpu) != me && has_pages && slot.guard.mark_claimed() {
                 claimed[cpu] = true;
                 any = true;

@@ -121,10 +121,11 @@ impl ZoneList {
 #[derive(Default)]
 pub struct Stats {
     /// Pages allocated from the buddy lists directly, per zone (see [`PageAllocator::nr_pgalloc`]
-    /// for the total including per-CPU allocations).
+    /// for the total including per-CPU allocations). This and `pgfree` are written only under
+    /// the zone's lock.
     pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
-    /// Pages freed to the buddy lists directly (see [`PageAllocator::nr_pgfree`]).
-    pub pgfree: AtomicUsize,
+    /// Pages freed to the buddy lists directly, per zone (see [`PageAllocator::nr_pgfree`]).
+    pub pgfree: [AtomicUsize; MAX_NR_ZONES],
     /// Direct reclaim passes (`allocstall`).
     pub allocstall: AtomicUsize,
     /// Requests that failed.
@@ -313,7 +314,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Pages per CPU slot per zone on per-CPU lists, as last published.
     pub fn pcp_count(&self, cpu: usize, zone: ZoneType) -> usize {
-        self.pcp[cpu].counts[zone as usize].load(Relaxed)
+        self.pcp[cpu].zones[zone as usize].count.load(Relaxed)
     }
 
     /// Pages taken by the page array (reserved, not managed).
@@ -340,12 +341,13 @@ impl<P: Platform> PageAllocator<P> {
     pub fn nr_pgalloc(&self, kind: ZoneType) -> usize {
         let z = kind as usize;
         self.stats.pgalloc[z].load(Relaxed)
-            + self.pcp[..self.nr_cpus].iter().map(|s| s.pgalloc[z].load(Relaxed)).sum::<usize>()
+            + self.pcp[..self.nr_cpus].iter().map(|s| s.zones[z].pgalloc.load(Relaxed)).sum::<usize>()
     }
 
     /// `pgfree`: pages freed, per-CPU frees included.
     pub fn nr_pgfree(&self) -> usize {
-        self.stats.pgfree.load(Relaxed) + self.pcp[..self.nr_cpus].iter().map(|s| s.pgfree.load(Relaxed)).sum::<usize>()
+        self.stats.pgfree.iter().map(|c| c.load(Relaxed)).sum::<usize>()
+            + self.pcp[..self.nr_cpus].iter().flat_map(|s| &s.zones).map(|z| z.pgfree.load(Relaxed)).sum::<usize>()
     }
 
     /// The `fail_page_alloc` fault-injection knobs.

@@ -54,20 +54,15 @@ impl<P: Platform> PageAllocator<P> {
         self.alloc_pages_general(gfp, order, ctx, caller)
     }
 
-    /// The common case in as few steps as possible: a per-CPU order, a caller with a CPU slot
-    /// and no context modifier, fault injection off, and the first zone of the zonelist above
-    /// its low watermark. Anything else returns `None` and the general path decides (it repeats
-    /// no side effect of this one).
+    /// The common case in as few steps as possible: a caller with a CPU slot and no context
+    /// modifier, fault injection off, and the first zone of the zonelist above its low
+    /// watermark; per-CPU orders pop this CPU's list, larger ones take the zone lock
+    /// (`rmqueue_buddy`, with its per-order watermark test). Anything else returns `None` and
+    /// the general path decides (it repeats no side effect of this one).
     #[inline(always)]
     fn alloc_fast(&self, gfp: Gfp, order: u32, ctx: Context) -> Option<(usize, usize)> {
         let cpu = ctx.cpu?;
-        if order > crate::pcp::PCP_MAX_ORDER
-            || !self.pcp_enabled
-            || ctx.atomic
-            || ctx.noio
-            || ctx.nofs
-            || self.fail_page_alloc.enabled()
-        {
+        if order > MAX_PAGE_ORDER || ctx.atomic || ctx.noio || ctx.nofs || self.fail_page_alloc.enabled() {
             return None;
         }
         let zl = &self.zonelists[gfp.zone().ok()? as usize];
@@ -76,9 +71,13 @@ impl<P: Platform> PageAllocator<P> {
         if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
             return None;
         }
-        // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a slot
-        // held by a drainer or a failed refill leaves the decision to the general path.
-        let pfn = self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))??;
+        let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
+            // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a
+            // slot held by a drainer or a failed refill leaves the decision to the general path.
+            self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))??
+        } else {
+            self.rmqueue_buddy_cold(zone, order, gfp.migratetype(), af::WMARK_LOW, zl)?
+        };
         Some((pfn, zone.kind as usize))
     }
 
