@@ -87,7 +87,9 @@ impl FreeArea {
                 self.head[o][m] = pfn32;
             } else {
                 // SAFETY: A listed pfn, in the page array by the module invariant.
-                unsafe { mm.page_unchecked(old_tail as usize) }.next.store(pfn32, core::sync::atomic::Ordering::Relaxed);
+                unsafe { mm.page_unchecked(old_tail as usize) }
+                    .next
+                    .store(pfn32, core::sync::atomic::Ordering::Relaxed);
             }
             self.tail[o][m] = pfn32;
         } else {
@@ -98,7 +100,9 @@ impl FreeArea {
                 self.tail[o][m] = pfn32;
             } else {
                 // SAFETY: A listed pfn, in the page array by the module invariant.
-                unsafe { mm.page_unchecked(old_head as usize) }.prev.store(pfn32, core::sync::atomic::Ordering::Relaxed);
+                unsafe { mm.page_unchecked(old_head as usize) }
+                    .prev
+                    .store(pfn32, core::sync::atomic::Ordering::Relaxed);
             }
             self.head[o][m] = pfn32;
         }
