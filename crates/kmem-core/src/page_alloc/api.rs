@@ -206,6 +206,27 @@ impl<P: Platform> PageAllocator<P> {
                 .map(|zi| &self.zones[zi])
                 .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + wanted);
             if let Some(zone) = zone {
+                let zi = zone.kind as usize;
+                // Preparing a page fails only when HighMem must be zeroed and cannot be; only
+                // pages whose preparation cannot fail are prepared inside the slot's section.
+                let prep_cannot_fail = !(gfp.contains(__GFP_ZERO) && zone.kind.is_highmem());
+                if self.pcp_enabled
+                    && prep_cannot_fail
+                    && let Some(cpu) = ctx.cpu
+                {
+                    let mut free_slots = pages.iter_mut().filter(|p| p.is_none());
+                    let got = self.rmqueue_pcplist_bulk(cpu, zone, gfp.migratetype(), wanted, |pfn| {
+                        let page = self.prep_new_page_in(pfn, 0, gfp, zi);
+                        if let Some(slot) = free_slots.next() {
+                            *slot = page;
+                        }
+                    });
+                    if let Some(got) = got
+                        && got > 0
+                    {
+                        return populated + got;
+                    }
+                }
                 let mut got = 0;
                 for slot in pages.iter_mut().filter(|p| p.is_none()) {
                     let Some(pfn) = self.rmqueue(zone, gfp, 0, af::WMARK_LOW | af::NO_WATERMARKS, zl, ctx.cpu) else {

@@ -138,6 +138,42 @@ impl<P: Platform> PageAllocator<P> {
         Some(pfn)
     }
 
+    /// `alloc_pages_bulk`'s per-CPU loop: takes up to `max` order-0 blocks from this CPU's
+    /// list in one guard section, refilling it in batches as it empties, and hands each pfn to
+    /// `put` (which must not allocate or free pages: the slot is held). `None` when a remote
+    /// drainer holds the slot.
+    pub(super) fn rmqueue_pcplist_bulk(
+        &self,
+        cpu: usize,
+        zone: &Zone,
+        mt: MigrateType,
+        max: usize,
+        mut put: impl FnMut(usize),
+    ) -> Option<usize> {
+        let slot = &self.pcp[cpu];
+        if !slot.guard.enter() {
+            return None;
+        }
+        if slot.drain_requested.load(Relaxed) {
+            self.drain_cpu(cpu);
+        }
+        // SAFETY: `Platform::context` gave us this slot and we are inside its guard section.
+        let mut lists = unsafe { slot.lists(zone.kind as usize) };
+        let mut got = 0;
+        while got < max {
+            let Some(pfn) =
+                lists.pop(&self.mm, 0, mt, false).or_else(|| self.refill_pcp(&mut lists, zone, 0, mt, false))
+            else {
+                break;
+            };
+            put(pfn);
+            got += 1;
+        }
+        lists.count_alloc(got);
+        slot.guard.exit();
+        Some(got)
+    }
+
     /// `rmqueue_bulk`: refills this CPU's list with `max(batch >> order, 2)` blocks under one
     /// zone-lock acquisition, then takes one.
     #[cold]

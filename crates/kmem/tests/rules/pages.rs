@@ -757,6 +757,41 @@ fn pa19_bulk_fills_only_empty_slots() {
     check(&m);
 }
 
+/// PA-19 with PA-18: a bulk request several per-CPU batches long is served in one pass
+/// (refilling as it goes), gives distinct pages from the first eligible zone, zeroes every
+/// page it was asked to zero, and everything comes back.
+#[test]
+fn pa19_bulk_spans_refills_and_zeroes() {
+    let m = i386(64);
+    let initial = m.buddyinfo();
+    // Dirty a good number of pages and free them so the bulk request reuses dirty memory.
+    let dirty: Vec<&Page> = (0..600).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for &p in &dirty {
+        m.write_bytes(m.page_address(p).unwrap(), &[0x5a; PAGE_SIZE]).unwrap();
+    }
+    for p in dirty {
+        m.free_pages(p, 0);
+    }
+    let mut slots: Vec<Option<&Page>> = vec![None; 700];
+    assert_eq!(m.alloc_pages_bulk(GFP_KERNEL | __GFP_ZERO, &mut slots), 700);
+    let mut pfns: Vec<usize> = slots.iter().map(|p| pfn(&m, p.unwrap())).collect();
+    pfns.sort_unstable();
+    pfns.dedup();
+    assert_eq!(pfns.len(), 700, "distinct pages");
+    let mut buf = vec![0u8; PAGE_SIZE];
+    for p in slots.iter().flatten() {
+        assert_eq!(m.pfn_zone(pfn(&m, p)).map(|z| z.kind()), Some(ZoneType::Normal));
+        m.read_bytes(m.page_address(p).unwrap(), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "bulk __GFP_ZERO page not zeroed");
+    }
+    for p in slots.into_iter().flatten() {
+        m.free_pages(p, 0);
+    }
+    m.drain_local_pages();
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
 #[test]
 fn pa19_bulk_under_pressure_returns_at_least_the_previous_count() {
     let m = i386_nopcp(64);
