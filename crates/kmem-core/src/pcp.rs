@@ -38,16 +38,33 @@ struct List {
     tail: u32,
 }
 
+/// The auto-tuning state of one zone's lists on one CPU (`pcp->free_count`, `alloc_factor`,
+/// `PCPF_PREV_FREE_HIGH_ORDER`); only the slot's holder touches it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    /// Pages freed recently without allocations in between (halved by each allocation).
+    pub free_count: usize,
+    /// log2 of the refill multiplier for consecutive order-0 allocations (halved by each free).
+    pub alloc_factor: u32,
+    /// The previous free was of order 1..=3.
+    pub prev_free_high_order: bool,
+}
+
 /// One zone's lists on one CPU: the part only the slot's holder may touch.
 struct Lists {
     lists: [List; NR_PCP_LISTS],
     /// Round-robin cursor for draining.
     drain_cursor: usize,
+    tuning: Tuning,
 }
 
 impl Lists {
     const fn new() -> Self {
-        Self { lists: [List { head: NIL, tail: NIL }; NR_PCP_LISTS], drain_cursor: 0 }
+        Self {
+            lists: [List { head: NIL, tail: NIL }; NR_PCP_LISTS],
+            drain_cursor: 0,
+            tuning: Tuning { free_count: 0, alloc_factor: 0, prev_free_high_order: false },
+        }
     }
 }
 
@@ -70,6 +87,25 @@ impl PerCpuPages<'_> {
     #[inline]
     fn add_count(&self, delta: isize) {
         PcpSlot::bump(&self.zone.count, delta as usize);
+    }
+
+    /// This CPU's high mark for the zone (`pcp->high`; 0 until first tuned).
+    #[inline(always)]
+    #[must_use]
+    pub fn high(&self) -> usize {
+        self.zone.high.load(Relaxed)
+    }
+
+    /// Sets this CPU's high mark (published for `/proc/zoneinfo`).
+    #[inline(always)]
+    pub fn set_high(&self, high: usize) {
+        self.zone.high.store(high, Relaxed);
+    }
+
+    /// The auto-tuning state.
+    #[inline(always)]
+    pub fn tuning(&mut self) -> &mut Tuning {
+        &mut self.inner.tuning
     }
 
     /// Counts `nr` pages allocated through this slot from this zone.
@@ -205,6 +241,8 @@ pub struct ZonePcp {
     pub pgalloc: AtomicUsize,
     /// Pages freed through this slot to this zone; written only by the holder.
     pub pgfree: AtomicUsize,
+    /// `pcp->high`, auto-tuned; written only by the holder.
+    pub high: AtomicUsize,
 }
 
 /// One CPU slot: its per-zone lists and the drain request flag.
@@ -238,6 +276,7 @@ impl PcpSlot {
                     count: AtomicUsize::new(0),
                     pgalloc: AtomicUsize::new(0),
                     pgfree: AtomicUsize::new(0),
+                    high: AtomicUsize::new(0),
                 }
             }; MAX_NR_ZONES],
             drain_requested: AtomicBool::new(false),

@@ -163,14 +163,13 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
             write!(w, "\n      {name:<12} {value}")?;
         }
         w.write_str("\n  pagesets")?;
-        let (high, batch) = (zone.pcp_high(), zone.pcp_batch());
-        let high_max =
-            if pa.pcp_enabled() { crate::watermark::zone_highsize(zone.managed() / 8, batch, pa.nr_cpus()) } else { 0 };
+        let (high_min, high_max, batch) = (zone.pcp_high(), zone.pcp_high_max(), zone.pcp_batch());
         for cpu in 0..pa.nr_cpus() {
             write!(
                 w,
-                "\n    cpu: {cpu}\n              count:    {}\n              high:     {high}\n              batch:    {batch}\n              high_min: {high}\n              high_max: {high_max}\n  vm stats threshold: {}",
+                "\n    cpu: {cpu}\n              count:    {}\n              high:     {}\n              batch:    {batch}\n              high_min: {high_min}\n              high_max: {high_max}\n  vm stats threshold: {}",
                 pa.pcp_count(cpu, kind),
+                pa.pcp_high(cpu, kind),
                 stat_threshold(zone.managed(), pa.nr_cpus()),
             )?;
         }

@@ -6,7 +6,7 @@
 //! read it without the lock; it is written only while the lock is held.
 //! Invariant: `nr_free == area.nr_free_pages` whenever the lock is free.
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use crate::buddy::FreeArea;
 use crate::sync::{SpinGuard, SpinLock};
@@ -162,7 +162,13 @@ pub struct Zone {
     pub(crate) wmark: [AtomicUsize; 4],
     pub(crate) lowmem_reserve: [AtomicUsize; MAX_NR_ZONES],
     pub(crate) pcp_batch: AtomicU32,
+    /// `pcp->high_min`: where every CPU's high mark starts and decays back to.
     pub(crate) pcp_high: AtomicU32,
+    /// `pcp->high_max`: how far auto-tuning may raise a CPU's high mark.
+    pub(crate) pcp_high_max: AtomicU32,
+    /// `ZONE_BELOW_HIGH`: free pages fell below the high watermark, so per-CPU high marks
+    /// shrink on frees (set by allocations, cleared by a flush that restores the watermark).
+    pub(crate) below_high: AtomicBool,
 }
 
 impl Zone {
@@ -179,6 +185,8 @@ impl Zone {
             lowmem_reserve: Default::default(),
             pcp_batch: AtomicU32::new(1),
             pcp_high: AtomicU32::new(0),
+            pcp_high_max: AtomicU32::new(0),
+            below_high: AtomicBool::new(false),
         }
     }
 
@@ -264,10 +272,27 @@ impl Zone {
         self.pcp_batch.load(Relaxed)
     }
 
-    /// The per-CPU list high mark for this zone.
+    /// The per-CPU list high mark every CPU starts from (`high_min`); auto-tuning moves each
+    /// CPU's own mark between this and [`Zone::pcp_high_max`] (see
+    /// [`crate::page_alloc::PageAllocator::pcp_high`]).
+    #[inline]
     #[must_use]
     pub fn pcp_high(&self) -> u32 {
         self.pcp_high.load(Relaxed)
+    }
+
+    /// `high_max`: the most pages auto-tuning lets one CPU keep on this zone's lists.
+    #[inline]
+    #[must_use]
+    pub fn pcp_high_max(&self) -> u32 {
+        self.pcp_high_max.load(Relaxed)
+    }
+
+    /// `ZONE_BELOW_HIGH`.
+    #[inline]
+    #[must_use]
+    pub fn below_high(&self) -> bool {
+        self.below_high.load(Relaxed)
     }
 
     /// Takes the zone lock.

@@ -20,16 +20,22 @@ pub(crate) struct KswapdCtl {
     pub(crate) sleeping: AtomicBool,
 }
 
+/// How often kswapd decays the per-CPU high marks (`decay_pcp_high`), as the kernel's vmstat
+/// worker does once a second.
+const PCP_DECAY_PERIOD: Duration = Duration::from_secs(1);
+
 /// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it (then
-/// gives its CPU slot back, so it never keeps one from a worker thread), and an aging trim
-/// scan (`trim_aged`) every `trim_after`. It holds the machine only while working; dropping
-/// the machine stops the thread at once.
+/// gives its CPU slot back, so it never keeps one from a worker thread), decays the per-CPU
+/// high marks every [`PCP_DECAY_PERIOD`], and runs an aging trim scan (`trim_aged`) every
+/// `trim_after`. It holds the machine only while working; dropping the machine stops the
+/// thread at once.
 pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
     let ctl = inner.kmem.platform().kswapd.clone();
     let id = inner.kmem.platform().id;
     let mut seen = ctl.word.load(Ordering::SeqCst);
     let mut last_scan = Instant::now();
+    let mut last_decay = Instant::now();
     thread::Builder::new().name("kswapd0".into()).spawn(move || {
         loop {
             if ctl.stopping.load(Ordering::SeqCst) {
@@ -44,6 +50,15 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 continue;
             }
             let mut sleep = Duration::from_millis(200);
+            let since_decay = last_decay.elapsed();
+            if since_decay >= PCP_DECAY_PERIOD {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.kmem.decay_pcp_high();
+                cpu::release_current(id);
+                last_decay = Instant::now();
+            } else {
+                sleep = sleep.min(PCP_DECAY_PERIOD - since_decay);
+            }
             if let Some(period) = trim_after {
                 let since = last_scan.elapsed();
                 if since >= period {

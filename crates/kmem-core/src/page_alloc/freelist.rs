@@ -32,20 +32,34 @@ impl<P: Platform> PageAllocator<P> {
     ) -> Option<usize> {
         for zi in zl.iter() {
             let zone = &self.zones[zi];
-            if flags & af::NO_WATERMARKS == 0 {
-                let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
-                let min = effective_min(mark, flags) + zone.lowmem_reserve(zl.highest);
-                // The count part of `zone_watermark_ok`; the per-order part is checked under the
-                // zone lock when the buddy lists are used.
-                if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
-                    continue;
-                }
+            if flags & af::NO_WATERMARKS == 0 && !self.zone_watermark_fast(zone, order, zl, flags) {
+                continue;
             }
             if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
                 return Some(pfn);
             }
         }
         None
+    }
+
+    /// The count part of `zone_watermark_ok` for the mark in `flags` (the per-order part is
+    /// checked under the zone lock when the buddy lists are used), after the
+    /// `ZONE_BELOW_HIGH` detection that `get_page_from_freelist` does first: a zone above
+    /// its high watermark passes at once; one found below it is marked, so frees shrink the
+    /// per-CPU high marks (`pcp_tune`).
+    #[inline(always)]
+    pub(super) fn zone_watermark_fast(&self, zone: &Zone, order: u32, zl: &ZoneList, flags: u32) -> bool {
+        let free = zone.free_pages() as isize - ((1isize << order) - 1);
+        let reserve = zone.lowmem_reserve(zl.highest);
+        let which = flags & af::WMARK_MASK;
+        if which <= crate::zone::Wmark::High as u32 && !zone.below_high() {
+            if free > (zone.wmark(crate::zone::Wmark::High) + reserve) as isize {
+                return true;
+            }
+            zone.below_high.store(true, Relaxed);
+        }
+        let mark = zone.wmark[which as usize].load(Relaxed);
+        free > (effective_min(mark, flags) + reserve) as isize
     }
 
     /// `rmqueue`: per-CPU list for small orders, else the buddy lists.
@@ -127,6 +141,8 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: `Platform::context`/`cpu` gave us this slot (the trait's contract) and we are
         // inside its guard section.
         let mut lists = unsafe { slot.lists(zi) };
+        // An allocation halves the run of frees that sizes the next flush.
+        lists.tuning().free_count >>= 1;
         let pfn = match lists.pop(&self.mm, order, mt, cold) {
             Some(pfn) => Some(pfn),
             None => self.refill_pcp(&mut lists, zone, order, mt, cold),
@@ -159,6 +175,7 @@ impl<P: Platform> PageAllocator<P> {
         }
         // SAFETY: `Platform::context` gave us this slot and we are inside its guard section.
         let mut lists = unsafe { slot.lists(zone.kind as usize) };
+        lists.tuning().free_count >>= 1;
         let mut got = 0;
         while got < max {
             let Some(pfn) =
@@ -174,8 +191,8 @@ impl<P: Platform> PageAllocator<P> {
         Some(got)
     }
 
-    /// `rmqueue_bulk`: refills this CPU's list with `max(batch >> order, 2)` blocks under one
-    /// zone-lock acquisition, then takes one.
+    /// `rmqueue_bulk`: refills this CPU's list with `nr_pcp_alloc` blocks under one zone-lock
+    /// acquisition, then takes one.
     #[cold]
     #[inline(never)]
     fn refill_pcp(
@@ -186,7 +203,7 @@ impl<P: Platform> PageAllocator<P> {
         mt: MigrateType,
         cold: bool,
     ) -> Option<usize> {
-        let want = (zone.pcp_batch() as usize >> order).max(2);
+        let want = super::pcp_tune::nr_pcp_alloc(lists, zone, order);
         let mut area = zone.lock();
         for _ in 0..want {
             let Some(pfn) =
@@ -388,8 +405,9 @@ impl<P: Platform> PageAllocator<P> {
         self.waitq.wake(|word| self.platform.wake_all(word));
     }
 
-    /// `free_unref_page_commit`: head of this CPU's list; past `high`, a batch of the coldest
-    /// pages goes back to the buddy lists (PA-17). False when a remote drainer holds the slot.
+    /// `free_unref_page_commit`: head of this CPU's list; at the auto-tuned high mark a batch
+    /// of the coldest pages goes back to the buddy lists (PA-17, `pcp_tune`). False when a
+    /// remote drainer holds the slot.
     #[inline(always)]
     fn free_to_pcp(&self, cpu: usize, zone: &Zone, pfn: usize, order: u32, mt: MigrateType) -> bool {
         let slot = &self.pcp[cpu];
@@ -405,23 +423,48 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: Callers of `free_block` pass a validated pfn of a block they own and free.
         unsafe { lists.push(&self.mm, pfn, order, mt, false) };
         lists.count_free(1 << order);
-        if lists.count() >= zone.pcp_high() as usize {
-            self.flush_pcp_batch(&mut lists, zone);
+        let batch = zone.pcp_batch() as usize;
+        let tuning = lists.tuning();
+        // A free halves the refill multiplier of consecutive allocations.
+        tuning.alloc_factor >>= 1;
+        // High-order pages freed in a long run without allocations should not linger here.
+        let free_high = if order > 0 {
+            let run = tuning.free_count >= batch + zone.pcp_high() as usize / 2 && tuning.prev_free_high_order;
+            tuning.prev_free_high_order = true;
+            run
+        } else {
+            tuning.prev_free_high_order = false;
+            false
+        };
+        if tuning.free_count < batch << super::pcp_tune::PCP_BATCH_SCALE_MAX {
+            tuning.free_count += 1 << order;
+        }
+        let high = super::pcp_tune::nr_pcp_high(&mut lists, zone, batch, free_high);
+        if lists.count() >= high {
+            self.flush_pcp_at_high(&mut lists, zone, batch, high, free_high);
         }
         slot.guard.exit();
         true
     }
 
-    /// `free_pcppages_bulk`: a batch of this CPU's coldest pages back to the buddy lists.
     #[cold]
     #[inline(never)]
-    fn flush_pcp_batch(&self, lists: &mut PerCpuPages<'_>, zone: &Zone) {
-        let batch = zone.pcp_batch() as usize;
+    fn flush_pcp_at_high(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, batch: usize, high: usize, free_high: bool) {
+        let free_count = lists.tuning().free_count;
+        let n = super::pcp_tune::nr_pcp_free(lists.count(), free_count, batch, high, free_high);
+        self.flush_pcp_batch(lists, zone, n);
+        self.maybe_clear_below_high(zone);
+    }
+
+    /// `free_pcppages_bulk`: at least `nr_pages` of this CPU's coldest pages (or all) back to
+    /// the buddy lists. Returns the pages flushed.
+    pub(super) fn flush_pcp_batch(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, nr_pages: usize) -> usize {
         let mut area = zone.lock();
-        lists.take_cold(&self.mm, batch, |p, o, t| {
+        let flushed = lists.take_cold(&self.mm, nr_pages, |p, o, t| {
             area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false);
         });
         self.after_buddy_free(zone, &mut area);
+        flushed
     }
 
     /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the
@@ -468,19 +511,42 @@ impl<P: Platform> PageAllocator<P> {
     /// whose owner is busy gets a drain request it honours on its next operation. Returns
     /// the pages drained now.
     pub fn drain_all_pages(&self) -> usize {
+        self.for_each_slot_held(
+            |slot| slot.zones.iter().any(|z| z.count.load(Relaxed) > 0),
+            |cpu| self.drain_cpu(cpu),
+            |slot| slot.drain_requested.store(true, Relaxed),
+        )
+    }
+
+    /// Runs `f(cpu)` on the caller's own slot inside its guard section, then on every other
+    /// slot that `wanted` selects and whose owner is outside its fast path right now (claimed
+    /// with one process-wide barrier for all of them); a selected slot whose owner is busy, or
+    /// any selected slot on a platform without that barrier, gets `busy(slot)` instead.
+    /// Returns the sum of `f`'s results.
+    pub(super) fn for_each_slot_held(
+        &self,
+        wanted: impl Fn(&PcpSlot) -> bool,
+        mut f: impl FnMut(usize) -> usize,
+        busy: impl Fn(&PcpSlot),
+    ) -> usize {
         let me = self.platform.cpu();
-        let mut drained = me.map_or(0, |cpu| self.drain_own(cpu));
+        let mut total = 0;
+        if let Some(cpu) = me
+            && self.pcp[cpu].guard.enter()
+        {
+            total += f(cpu);
+            self.pcp[cpu].guard.exit();
+        }
         let mut claimed = [false; crate::pcp::MAX_CPUS];
         let mut any = false;
         for (cpu, slot) in self.pcp[..self.nr_cpus].iter().enumerate() {
-            let has_pages = slot.zones.iter().any(|z| z.count.load(Relaxed) > 0);
-            if Some(cpu) != me && has_pages && slot.guard.mark_claimed() {
+            if Some(cpu) != me && wanted(slot) && slot.guard.mark_claimed() {
                 claimed[cpu] = true;
                 any = true;
             }
         }
         if !any {
-            return drained;
+            return total;
         }
         let barrier = self.platform.heavy_barrier();
         for (cpu, slot) in self.pcp[..self.nr_cpus].iter().enumerate() {
@@ -490,16 +556,16 @@ impl<P: Platform> PageAllocator<P> {
             // Owner sections never sleep; wait for one in progress (bounded), as the kernel waits
             // for every CPU's drain.
             if barrier && slot.guard.confirm_claim(4096, crate::sync::cpu_relax) {
-                drained += self.drain_cpu(cpu);
+                total += f(cpu);
                 slot.guard.unclaim();
             } else {
                 if !barrier {
                     slot.guard.unclaim();
                 }
-                slot.drain_requested.store(true, Relaxed);
+                busy(slot);
             }
         }
-        drained
+        total
     }
 
     /// Drains the lists of a CPU slot whose owner is leaving (thread exit, `page_alloc_cpu_dead`).

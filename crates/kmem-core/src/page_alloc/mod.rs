@@ -14,6 +14,7 @@
 
 mod api;
 mod freelist;
+mod pcp_tune;
 mod reports;
 mod slowpath;
 
@@ -312,6 +313,14 @@ impl<P: Platform> PageAllocator<P> {
         self.pcp_enabled
     }
 
+    /// A CPU slot's current high mark for a zone's lists (`pcp->high`, auto-tuned between
+    /// [`Zone::pcp_high`] and [`Zone::pcp_high_max`]), as last published.
+    pub fn pcp_high(&self, cpu: usize, zone: ZoneType) -> usize {
+        let z = &self.zones[zone as usize];
+        let published = self.pcp[cpu].zones[zone as usize].high.load(Relaxed);
+        published.clamp(z.pcp_high() as usize, (z.pcp_high_max() as usize).max(z.pcp_high() as usize))
+    }
+
     /// Pages per CPU slot per zone on per-CPU lists, as last published.
     pub fn pcp_count(&self, cpu: usize, zone: ZoneType) -> usize {
         self.pcp[cpu].zones[zone as usize].count.load(Relaxed)
@@ -413,12 +422,16 @@ impl<P: Platform> PageAllocator<P> {
                 slot.store(reserve[i][j], Relaxed);
             }
             if self.pcp_enabled && zone.managed > 0 {
+                // `zone_set_pageset_high_and_batch` without `percpu_pagelist_high_fraction`:
+                // high_min from the low watermark, high_max from managed / 8.
                 let batch = watermark::zone_batchsize(zone.managed);
                 zone.pcp_batch.store(batch, Relaxed);
                 zone.pcp_high.store(watermark::zone_highsize(zone.wmark(Wmark::Low), batch, self.nr_cpus), Relaxed);
+                zone.pcp_high_max.store(watermark::zone_highsize(zone.managed / 8, batch, self.nr_cpus), Relaxed);
             } else {
                 zone.pcp_batch.store(1, Relaxed);
                 zone.pcp_high.store(0, Relaxed);
+                zone.pcp_high_max.store(0, Relaxed);
             }
         }
     }

@@ -67,8 +67,7 @@ impl<P: Platform> PageAllocator<P> {
         }
         let zl = &self.zonelists[gfp.zone().ok()? as usize];
         let zone = &self.zones[zl.first()?];
-        let min = zone.wmark(crate::zone::Wmark::Low) + zone.lowmem_reserve(zl.highest);
-        if zone.free_pages() as isize - ((1isize << order) - 1) <= min as isize {
+        if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
             return None;
         }
         let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
