@@ -439,16 +439,26 @@ impl<P: Platform> PageAllocator<P> {
         if tuning.free_count < batch << super::pcp_tune::PCP_BATCH_SCALE_MAX {
             tuning.free_count += 1 << order;
         }
-        let high = super::pcp_tune::nr_pcp_high(&mut lists, zone, batch, free_high);
-        if lists.count() >= high {
-            self.flush_pcp_at_high(&mut lists, zone, batch, high, free_high);
+        // `nr_pcp_high` changes nothing and flushes nothing while the list is below a mark
+        // that is within bounds and the zone is above its high watermark: skip it then.
+        let high = lists.high();
+        if free_high || lists.count() >= high || high > zone.pcp_high_max() as usize || zone.below_high() {
+            self.tune_and_flush(&mut lists, zone, batch, free_high);
         }
         slot.guard.exit();
         true
     }
 
+    /// The rest of `free_unref_page_commit`: `nr_pcp_high`, then a flush if the list is at it.
     #[cold]
     #[inline(never)]
+    fn tune_and_flush(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, batch: usize, free_high: bool) {
+        let high = super::pcp_tune::nr_pcp_high(lists, zone, batch, free_high);
+        if lists.count() >= high {
+            self.flush_pcp_at_high(lists, zone, batch, high, free_high);
+        }
+    }
+
     fn flush_pcp_at_high(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, batch: usize, high: usize, free_high: bool) {
         let free_count = lists.tuning().free_count;
         let n = super::pcp_tune::nr_pcp_free(lists.count(), free_count, batch, high, free_high);
