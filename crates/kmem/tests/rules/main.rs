@@ -13,6 +13,7 @@ mod machine;
 mod mempool;
 mod misuse;
 mod pages;
+mod pcp;
 mod private;
 mod proc;
 mod reports;

@@ -1,0 +1,215 @@
+//! PA-17 (SEMANTICS.md §2.7, §2.11): per-CPU page lists — LIFO reuse, the orders they serve,
+//! flushing at the high mark, and the Linux 6.7+ auto-tuning of that mark, through
+//! `kmem::Machine`.
+
+use std::time::Duration;
+
+use kmem::gfp::*;
+use kmem::zone::{Wmark, ZoneType};
+use kmem::{Machine, Page, Profile};
+
+use crate::*;
+
+#[test]
+fn pa17_pcp_lifo_reuse_and_pages_on_pcp_are_not_free() {
+    let m = i386(64);
+    let normal = m.zone(ZoneType::Normal);
+    let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let b = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let (pa, pb) = (pfn(&m, a), pfn(&m, b));
+    let (free, pcp) = (normal.free_pages(), pcp_pages(&m, ZoneType::Normal));
+    let row = buddyinfo_row(&m, "Normal");
+    m.free_pages(a, 0);
+    m.free_pages(b, 0);
+    assert_eq!(normal.free_pages(), free, "pages on per-CPU lists are not counted as free");
+    assert_eq!(buddyinfo_row(&m, "Normal"), row);
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), pcp + 2);
+    let c = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let d = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!((pfn(&m, c), pfn(&m, d)), (pb, pa), "last freed, first reused");
+    // Orders up to 3 go through the lists too.
+    let e = m.alloc_pages(GFP_KERNEL, 3).unwrap();
+    let pe = pfn(&m, e);
+    let free = normal.free_pages();
+    m.free_pages(e, 3);
+    assert_eq!(normal.free_pages(), free);
+    assert_eq!(pfn(&m, m.alloc_pages(GFP_KERNEL, 3).unwrap()), pe);
+    check(&m);
+}
+
+#[test]
+fn pa17_orders_above_3_bypass_the_pcp() {
+    let m = i386(64);
+    let normal = m.zone(ZoneType::Normal);
+    let page = m.alloc_pages(GFP_KERNEL, 4).unwrap();
+    let (free, pcp) = (normal.free_pages(), pcp_pages(&m, ZoneType::Normal));
+    m.free_pages(page, 4);
+    assert_eq!(normal.free_pages(), free + 16, "straight to the buddy lists");
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), pcp);
+    check(&m);
+}
+
+/// The largest per-CPU high mark of a zone over all slots (one test thread uses one slot).
+fn cpu_high(m: &Machine, kind: ZoneType) -> usize {
+    (0..m.nr_cpus()).map(|cpu| m.pcp_high(cpu, kind)).max().unwrap_or(0)
+}
+
+/// PA-17 with auto-tuning (SEMANTICS §2.7): frees go to the list until the CPU's high mark;
+/// at it, pages go back to the buddy lists a batch or more at a time; a long run of frees
+/// raises the mark (never above `high_max`) so later runs stay on the list.
+#[test]
+fn pa17_pcp_list_is_flushed_to_the_buddy_at_high() {
+    let m = i386(64);
+    let initial = m.buddyinfo();
+    let normal = m.zone(ZoneType::Normal);
+    let (high_min, high_max, batch) =
+        (normal.pcp_high() as usize, normal.pcp_high_max() as usize, normal.pcp_batch() as usize);
+    assert!(high_min > 0 && batch > 0 && high_max > high_min, "{high_min} {high_max} {batch}");
+    assert_eq!(cpu_high(&m, ZoneType::Normal), high_min, "every CPU starts at high_min");
+    let pages: Vec<&Page> = (0..high_max + 4 * batch).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    assert!(pages.iter().all(|&p| zone_of(&m, pfn(&m, p)) == ZoneType::Normal));
+    let free_before = normal.free_pages();
+    let mut flushes = 0;
+    for &p in &pages {
+        let before = pcp_pages(&m, ZoneType::Normal);
+        m.free_pages(p, 0);
+        let (count, high) = (pcp_pages(&m, ZoneType::Normal), cpu_high(&m, ZoneType::Normal));
+        assert!(count < high && high <= high_max, "count {count} high {high} high_max {high_max}");
+        if count <= before {
+            flushes += 1;
+            assert!(before + 1 - count >= batch, "a flush returns at least a batch");
+        }
+    }
+    assert!(flushes > 0 && normal.free_pages() > free_before, "flushed pages reached the buddy lists");
+    assert!(cpu_high(&m, ZoneType::Normal) > high_min, "a long run of frees raised the mark");
+    assert!(m.drain_local_pages() > 0);
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), 0);
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
+
+/// PA-17 auto-tuning: consecutive order-0 allocations double the refill (`alloc_factor`), so
+/// fewer refills than one per batch serve a long run.
+#[test]
+fn pa17_consecutive_allocations_refill_in_growing_batches() {
+    let m = i386(64);
+    let normal = m.zone(ZoneType::Normal);
+    let batch = normal.pcp_batch() as usize;
+    let n = 16 * batch;
+    let refills = m.stats().pcp_refills.load(SEQ);
+    let pages: Vec<&Page> = (0..n).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let used = m.stats().pcp_refills.load(SEQ) - refills;
+    assert!(used > 0 && used < n / batch, "{used} refills for {n} pages with batch {batch}");
+    for p in pages {
+        m.free_pages(p, 0);
+    }
+    m.drain_local_pages();
+    check(&m);
+}
+
+/// PA-17 auto-tuning (`ZONE_BELOW_HIGH`): an allocation that finds the zone below its high
+/// watermark marks it; frees then shrink the CPU's high mark toward `high_min` and flush down
+/// to it, and a flush that brings the zone back above the high watermark clears the mark.
+#[test]
+fn pa17_below_the_high_watermark_the_mark_shrinks() {
+    // Eight CPU slots and a wide watermark gap, so the zone can sit well below its high
+    // watermark (by more than the lists hold) while staying above low.
+    let m = builder(Profile::I386, 256).cpus(8).build().unwrap();
+    m.set_watermark_scale_factor(300).unwrap();
+    let normal = m.zone(ZoneType::Normal);
+    let (high_min, batch) = (normal.pcp_high() as usize, normal.pcp_batch() as usize);
+    let target = normal.wmark(Wmark::High) - 3 * high_min;
+    assert!(target > normal.wmark(Wmark::Low) + batch, "watermark gap too small for the test");
+    // Raise the mark with a long run of frees while memory is plentiful.
+    let run: Vec<&Page> = (0..normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in run {
+        m.free_pages(p, 0);
+    }
+    let raised = cpu_high(&m, ZoneType::Normal);
+    assert!(raised > high_min && !normal.below_high());
+    // Take the zone below its high watermark with order-4 blocks (straight from the buddy lists).
+    m.drain_local_pages();
+    let mut held = Vec::new();
+    while normal.free_pages() > target {
+        held.push(m.alloc_pages(GFP_KERNEL, 4).unwrap());
+    }
+    let probe = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert!(normal.below_high(), "an allocation below the high watermark marks the zone");
+    m.free_pages(probe, 0);
+    assert!(cpu_high(&m, ZoneType::Normal) < raised, "frees below the high watermark shrink the mark");
+    // Order-0 frees keep shrinking it to high_min: above high_min every free flushes, so the
+    // lists never grow until they are down to it.
+    let small: Vec<&Page> = (0..2 * high_min).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let mut prev = pcp_pages(&m, ZoneType::Normal);
+    for p in small {
+        m.free_pages(p, 0);
+        let count = pcp_pages(&m, ZoneType::Normal);
+        assert!(count <= prev.max(high_min), "{prev} -> {count} (high_min {high_min})");
+        prev = count;
+    }
+    assert!(prev <= high_min);
+    assert_eq!(cpu_high(&m, ZoneType::Normal), high_min);
+    assert!(normal.below_high());
+    // Give the memory back: a flush that finds the zone above its high watermark clears the mark.
+    for p in held {
+        m.free_pages(p, 4);
+    }
+    let more: Vec<&Page> = (0..2 * high_min).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in more {
+        m.free_pages(p, 0);
+    }
+    assert!(!normal.below_high(), "cleared once a flush finds the zone above its high watermark");
+    m.drain_local_pages();
+    check(&m);
+}
+
+/// PA-17 auto-tuning: kswapd decays an idle CPU's raised mark on its own (about once a
+/// second, as the kernel's vmstat worker does), flushing the pages above it.
+#[test]
+fn pa17_kswapd_decays_idle_marks() {
+    let m = builder(Profile::I386, 64).kswapd(true).build().unwrap();
+    let normal = m.zone(ZoneType::Normal);
+    let run: Vec<&Page> = (0..normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in run {
+        m.free_pages(p, 0);
+    }
+    let (raised, parked) = (cpu_high(&m, ZoneType::Normal), pcp_pages(&m, ZoneType::Normal));
+    assert!(raised > normal.pcp_high() as usize);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cpu_high(&m, ZoneType::Normal) == raised {
+        assert!(std::time::Instant::now() < deadline, "kswapd never decayed the mark");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cpu_high(&m, ZoneType::Normal) < raised);
+    assert!(pcp_pages(&m, ZoneType::Normal) <= parked);
+    m.drain_local_pages();
+}
+
+/// PA-17 auto-tuning (`decay_pcp_high`): each decay lowers an idle CPU's raised mark by an
+/// eighth toward `high_min` and flushes the pages above it, down to `high_min`.
+#[test]
+fn pa17_decay_returns_idle_pages_to_high_min() {
+    let m = i386(64);
+    let initial = m.buddyinfo();
+    let normal = m.zone(ZoneType::Normal);
+    let high_min = normal.pcp_high() as usize;
+    let run: Vec<&Page> = (0..normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in run {
+        m.free_pages(p, 0);
+    }
+    let mut high = cpu_high(&m, ZoneType::Normal);
+    assert!(high > high_min && pcp_pages(&m, ZoneType::Normal) > high_min);
+    let mut flushed = 0;
+    while high > high_min {
+        flushed += m.decay_pcp_high();
+        let next = cpu_high(&m, ZoneType::Normal);
+        assert!(next < high && next >= high - high / 8 - 1 || next == high_min, "{high} -> {next}");
+        assert!(pcp_pages(&m, ZoneType::Normal) <= next.max(high_min));
+        high = next;
+    }
+    assert!(flushed > 0 && pcp_pages(&m, ZoneType::Normal) <= high_min);
+    assert_eq!(m.decay_pcp_high(), 0, "nothing left to decay");
+    m.drain_local_pages();
+    assert_eq!(m.buddyinfo(), initial);
+    check(&m);
+}
