@@ -106,6 +106,14 @@ pub unsafe trait Platform: Send + Sync {
         let c = self.context();
         if c.atomic { None } else { c.cpu }
     }
+    /// The caller's CPU slot if it is in no atomic context and no `memalloc_noio`/`nofs`
+    /// scope: the one question the page allocator's fast path asks. `None` sends the caller to
+    /// the general path, which asks [`Platform::context`].
+    #[inline]
+    fn plain_cpu(&self) -> Option<usize> {
+        let c = self.context();
+        if c.atomic || c.noio || c.nofs { None } else { c.cpu }
+    }
     /// Whether the caller is in atomic context (spin lock held, interrupts off).
     fn in_atomic(&self) -> bool {
         false

@@ -44,6 +44,18 @@ pub(crate) fn snapshot(id: u64) -> Option<(Option<usize>, bool, bool, bool)> {
 
 /// The cached slot on machine `id` if the thread is not in atomic context (the slab fast
 /// path's question, `Platform::fast_cpu`): two loads from one thread-local.
+/// The slot for the page allocator's fast path: this machine's slot, outside atomic context
+/// and outside any `memalloc_noio`/`nofs` scope.
+#[inline(always)]
+pub(crate) fn plain_slot(id: u64) -> Option<usize> {
+    THREAD
+        .try_with(|t| {
+            (t.machine.get() == id && (t.preempt.get() | t.noio.get() | t.nofs.get()) == 0).then(|| t.slot.get())
+        })
+        .ok()
+        .flatten()
+}
+
 #[inline(always)]
 pub(crate) fn fast_slot(id: u64) -> Option<usize> {
     THREAD.try_with(|t| (t.machine.get() == id && t.preempt.get() == 0).then(|| t.slot.get())).ok().flatten()

@@ -696,6 +696,11 @@ unsafe impl Platform for UserPlatform {
         context::fast_slot(self.id)
     }
 
+    #[inline(always)]
+    fn plain_cpu(&self) -> Option<usize> {
+        context::plain_slot(self.id)
+    }
+
     fn in_atomic(&self) -> bool {
         context::in_atomic()
     }

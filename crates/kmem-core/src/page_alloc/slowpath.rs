@@ -47,22 +47,22 @@ impl<P: Platform> PageAllocator<P> {
 
     #[inline(always)]
     pub(crate) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
-        let ctx = self.platform.context();
-        if let Some((pfn, zi)) = self.alloc_fast(gfp, order, ctx) {
+        if let Some(cpu) = self.platform.plain_cpu()
+            && let Some((pfn, zi)) = self.alloc_fast(gfp, order, cpu)
+        {
             return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
         }
-        self.alloc_pages_general(gfp, order, ctx, caller)
+        self.alloc_pages_general(gfp, order, self.platform.context(), caller)
     }
 
-    /// The common case in as few steps as possible: a caller with a CPU slot and no context
-    /// modifier, fault injection off, and the first zone of the zonelist above its low
-    /// watermark; per-CPU orders pop this CPU's list, larger ones take the zone lock
-    /// (`rmqueue_buddy`, with its per-order watermark test). Anything else returns `None` and
-    /// the general path decides (it repeats no side effect of this one).
+    /// The common case in as few steps as possible: a caller on CPU slot `cpu` with no context
+    /// modifier ([`Platform::plain_cpu`]), fault injection off, and the first zone of the
+    /// zonelist above its low watermark; per-CPU orders pop this CPU's list, larger ones take
+    /// the zone lock (`rmqueue_buddy`, with its per-order watermark test). Anything else
+    /// returns `None` and the general path decides (it repeats no side effect of this one).
     #[inline(always)]
-    fn alloc_fast(&self, gfp: Gfp, order: u32, ctx: Context) -> Option<(usize, usize)> {
-        let cpu = ctx.cpu?;
-        if order > MAX_PAGE_ORDER || ctx.atomic || ctx.noio || ctx.nofs || self.fail_page_alloc.enabled() {
+    fn alloc_fast(&self, gfp: Gfp, order: u32, cpu: usize) -> Option<(usize, usize)> {
+        if order > MAX_PAGE_ORDER || self.fail_page_alloc.enabled() {
             return None;
         }
         let zl = &self.zonelists[gfp.zone().ok()? as usize];
