@@ -169,6 +169,9 @@ pub struct Zone {
     /// `ZONE_BELOW_HIGH`: free pages fell below the high watermark, so per-CPU high marks
     /// shrink on frees (set by allocations, cleared by a flush that restores the watermark).
     pub(crate) below_high: AtomicBool,
+    /// `PCPF_FREE_HIGH_BATCH`: a CPU's cache slice holds more than three batches, so a run of
+    /// high-order frees may keep up to a batch of pages on the lists.
+    pub(crate) pcp_free_high_batch: AtomicBool,
 }
 
 impl Zone {
@@ -187,6 +190,7 @@ impl Zone {
             pcp_high: AtomicU32::new(0),
             pcp_high_max: AtomicU32::new(0),
             below_high: AtomicBool::new(false),
+            pcp_free_high_batch: AtomicBool::new(false),
         }
     }
 
@@ -286,6 +290,13 @@ impl Zone {
     #[must_use]
     pub fn pcp_high_max(&self) -> u32 {
         self.pcp_high_max.load(Relaxed)
+    }
+
+    /// `PCPF_FREE_HIGH_BATCH` for this zone's per-CPU lists.
+    #[inline]
+    #[must_use]
+    pub fn pcp_free_high_batch(&self) -> bool {
+        self.pcp_free_high_batch.load(Relaxed)
     }
 
     /// `ZONE_BELOW_HIGH`.

@@ -424,6 +424,7 @@ impl<P: Platform> PageAllocator<P> {
         unsafe { lists.push(&self.mm, pfn, order, mt, false) };
         lists.count_free(1 << order);
         let batch = zone.pcp_batch() as usize;
+        let count = lists.count();
         let tuning = lists.tuning();
         // A free halves the refill multiplier of consecutive allocations.
         tuning.alloc_factor >>= 1;
@@ -431,7 +432,7 @@ impl<P: Platform> PageAllocator<P> {
         let free_high = if order > 0 {
             let run = tuning.free_count >= batch + zone.pcp_high() as usize / 2 && tuning.prev_free_high_order;
             tuning.prev_free_high_order = true;
-            run
+            run && (!zone.pcp_free_high_batch() || count >= batch)
         } else {
             tuning.prev_free_high_order = false;
             false

@@ -13,8 +13,13 @@
 //!   as the kernel's vmstat worker does every second) lowers an idle CPU's `high` by an
 //!   eighth toward `high_min` and flushes what lies above it.
 //!
-//! Deviation: `ZONE_RECLAIM_ACTIVE` (a cap while kswapd reclaims) is not modelled; reclaim
-//! drains every CPU's lists instead (`drain_all_pages`).
+//! A run of high-order frees flushes at every free, or, when the per-CPU cache slice holds
+//! more than three batches (`PCPF_FREE_HIGH_BATCH`, from
+//! [`PageAllocator::set_pcp_cache_slice_bytes`]), once a batch has gathered.
+//!
+//! Deviations: `ZONE_RECLAIM_ACTIVE` (a cap while kswapd reclaims) is not modelled (reclaim
+//! drains every CPU's lists instead, `drain_all_pages`); the cache slice is a setting, not
+//! read from the CPU.
 //!
 //! Everything here runs inside the slot's guard section (owner) or with its claim (drainer).
 

@@ -213,3 +213,47 @@ fn pa17_decay_returns_idle_pages_to_high_min() {
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
+
+/// Frees `n` order-1 blocks in one run and returns, after each free, the pages on the lists.
+fn high_order_free_run(m: &Machine, n: usize) -> Vec<usize> {
+    let blocks: Vec<&Page> = (0..n).map(|_| m.alloc_pages(GFP_KERNEL, 1).unwrap()).collect();
+    m.drain_local_pages();
+    blocks
+        .into_iter()
+        .map(|p| {
+            m.free_pages(p, 1);
+            pcp_pages(m, ZoneType::Normal)
+        })
+        .collect()
+}
+
+/// PA-17 auto-tuning (`free_high`): in a long run of high-order frees without allocations the
+/// pages do not linger; with a cache slice of more than three batches
+/// (`PCPF_FREE_HIGH_BATCH`) up to a batch stays between flushes, without it every free of the
+/// run flushes the lists.
+#[test]
+fn pa17_runs_of_high_order_frees_do_not_linger() {
+    // A zone large enough for a batch above 1 (the run is only detected once `free_count`,
+    // capped at `batch << 5`, reaches `batch + high_min / 2`).
+    let m = i386(512);
+    let normal = m.zone(ZoneType::Normal);
+    let (high_min, batch) = (normal.pcp_high() as usize, normal.pcp_batch() as usize);
+    let n = 2 * (batch + high_min);
+    assert!(normal.pcp_free_high_batch(), "the default 2 MiB slice holds more than three batches");
+    let counts = high_order_free_run(&m, n);
+    let tail = &counts[n / 2..];
+    assert!(tail.iter().all(|&c| c < batch + 2), "at most a batch stays: {tail:?}");
+    assert!(tail.iter().any(|&c| c >= 2), "pages stay between flushes with PCPF_FREE_HIGH_BATCH");
+    m.drain_local_pages();
+
+    m.set_pcp_cache_slice_bytes(0);
+    assert!(!normal.pcp_free_high_batch());
+    let counts = high_order_free_run(&m, n);
+    assert!(counts[n / 2..].iter().all(|&c| c == 0), "every free of the run flushes: {counts:?}");
+    // Order-0 frees are not such a run: they stay.
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    m.free_pages(page, 0);
+    assert!(pcp_pages(&m, ZoneType::Normal) > 0);
+    m.drain_local_pages();
+    check(&m);
+}
