@@ -1,13 +1,18 @@
 //! The handshake between a request that sleeps for memory and the frees that wake it.
 //!
-//! A sleeper announces itself (`prepare`: waiters += 1, read the sequence word as its ticket,
-//! then a `SeqCst` fence), checks the free lists once more, and sleeps only while the word still
-//! holds its ticket. A freer makes pages visible, then (`wake`: a `SeqCst` fence, then reads
-//! `waiters`) bumps the word and wakes if anyone waits. The two fences are Dekker's handshake:
-//! either the sleeper's check sees the pages, or the freer's read sees the sleeper — and then
-//! its bump comes after the sleeper read its ticket, so the futex wait cannot sleep through it.
-//! `tests/loom.rs` checks this file under every interleaving (loom models `SeqCst` fences
-//! exactly; it would not for `SeqCst` loads and stores alone).
+//! The resource (the free lists) is changed only under a lock (the zone lock). A sleeper
+//! announces itself (`prepare`: waiters += 1, then reads the sequence word as its ticket),
+//! then passes through the lock of every resource it could be woken for (takes and drops it),
+//! checks the resource once more, and sleeps only while the word still holds its ticket. A
+//! freer changes the resource and, still holding the lock, reads `waiters`
+//! ([`WaitQueue::wake_locked`]); if anyone waits it bumps the word and wakes.
+//!
+//! The lock orders the two: if the freer's critical section came first, the sleeper's pass
+//! through the lock makes the change visible to its check; if it came second, the freer's lock
+//! acquisition makes the sleeper's `waiters += 1` (and its ticket read, before it) visible, so
+//! the bump comes after the ticket and the futex wait cannot sleep through it. No fence is
+//! needed on the free path. `tests/loom.rs` checks this under every interleaving. A resource
+//! changed without a lock uses the fenced forms, `prepare` and `wake` (two `SeqCst` fences).
 
 #[cfg(not(kmem_loom))]
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst, fence};
@@ -48,12 +53,25 @@ impl WaitQueue {
         self.waiters.load(Relaxed) != 0
     }
 
-    /// Announces a sleeper; returns the ticket to sleep on. Check the resource after this.
-    pub fn prepare(&self) -> u32 {
+    /// Announces a sleeper; returns the ticket to sleep on. Then pass through the lock of every
+    /// resource to wait for, and check the resource.
+    pub fn prepare_locked(&self) -> u32 {
         self.waiters.fetch_add(1, Relaxed);
-        let ticket = self.seq.load(Relaxed);
+        self.seq.load(Relaxed)
+    }
+
+    /// [`WaitQueue::prepare_locked`] for a resource changed without a lock: a `SeqCst` fence
+    /// after the ticket pairs with the one in [`WaitQueue::wake`] (Dekker's handshake).
+    pub fn prepare(&self) -> u32 {
+        let ticket = self.prepare_locked();
         fence(SeqCst);
         ticket
+    }
+
+    /// [`WaitQueue::wake_locked`] for a resource changed without a lock: a `SeqCst` fence first.
+    pub fn wake(&self, wake: impl FnOnce(&AtomicU32)) -> bool {
+        fence(SeqCst);
+        self.wake_locked(wake)
     }
 
     /// The word a sleeper with `ticket` sleeps on while it still equals `ticket`.
@@ -66,10 +84,9 @@ impl WaitQueue {
         self.waiters.fetch_sub(1, Relaxed);
     }
 
-    /// Called after making the resource visible: if anyone waits, changes the word and calls
-    /// `wake` with it (the futex wake). Returns whether it woke.
-    pub fn wake(&self, wake: impl FnOnce(&AtomicU32)) -> bool {
-        fence(SeqCst);
+    /// Called by a freer that changed the resource and still holds its lock: if anyone waits,
+    /// changes the word and calls `wake` with it (the futex wake). Returns whether it woke.
+    pub fn wake_locked(&self, wake: impl FnOnce(&AtomicU32)) -> bool {
         if self.waiters.load(Relaxed) == 0 {
             return false;
         }

@@ -27,20 +27,25 @@ fn spinlock_mutual_exclusion() {
 
 /// No lost wake-up: if the sleeper decided to sleep (it did not see the freed pages), the freer
 /// saw it waiting and moved the word away from the sleeper's ticket, so the futex wait returns.
-/// The "pages" flag is `Relaxed` on purpose: the queue's fences alone must carry the handshake.
+/// The "pages" flag is `Relaxed` on purpose: the lock the freer holds and the sleeper passes
+/// through must carry the handshake alone.
 #[test]
 fn waitqueue_no_lost_wakeup() {
     loom::model(|| {
         let q = Arc::new(waitq::WaitQueue::new());
+        let lock = Arc::new(sync::SpinLock::new(()));
         let freed = Arc::new(AtomicBool::new(false));
         let freer = {
-            let (q, freed) = (q.clone(), freed.clone());
+            let (q, lock, freed) = (q.clone(), lock.clone(), freed.clone());
             thread::spawn(move || {
+                let guard = lock.lock();
                 freed.store(true, Relaxed);
-                q.wake(|_| {});
+                q.wake_locked(|_| {});
+                drop(guard);
             })
         };
-        let ticket = q.prepare();
+        let ticket = q.prepare_locked();
+        drop(lock.lock());
         let saw_pages = freed.load(Relaxed);
         freer.join().unwrap();
         if !saw_pages {

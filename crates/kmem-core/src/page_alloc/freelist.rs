@@ -402,7 +402,8 @@ impl<P: Platform> PageAllocator<P> {
     /// never from here.)
     pub(super) fn after_buddy_free(&self, zone: &Zone, area: &mut crate::buddy::FreeArea) {
         zone.publish(area);
-        self.waitq.wake(|word| self.platform.wake_all(word));
+        // Still under the zone lock: see `waitq` for why no fence is needed.
+        self.waitq.wake_locked(|word| self.platform.wake_all(word));
     }
 
     /// `free_unref_page_commit`: head of this CPU's list; at the auto-tuned high mark a batch

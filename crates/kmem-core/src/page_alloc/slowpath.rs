@@ -259,7 +259,11 @@ impl<P: Platform> PageAllocator<P> {
 
     /// Sleeps until another context frees pages (or a slice passes), then tries again.
     fn wait_for_free(&self, gfp: Gfp, order: u32, flags: u32, zl: &ZoneList) -> Option<usize> {
-        let ticket = self.waitq.prepare();
+        let ticket = self.waitq.prepare_locked();
+        // The `waitq` handshake: pass through the lock of every zone a free could wake us for.
+        for zi in zl.iter() {
+            drop(self.zones[zi].lock());
+        }
         // Pages parked on other CPUs' lists come back on their owners' next operation.
         self.drain_all_pages();
         let result = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()).or_else(|| {
