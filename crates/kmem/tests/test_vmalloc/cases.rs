@@ -372,13 +372,21 @@ pub fn align_shift_alloc_test(m: &Machine) -> Result<Vec<usize>, usize> {
     Ok(got)
 }
 
-/// The smallest shift `align_shift_alloc_test` cannot place in a free range of
-/// `largest_free` bytes: one page plus its guard, searched with length `size + align - 1`
-/// when `align > PAGE_SIZE` (SEMANTICS §5.2, `adjust_search_size`).
-pub fn first_unplaceable_shift(largest_free: usize) -> usize {
-    (PAGE_SHIFT as usize..usize::BITS as usize)
-        .find(|&i| (2 * PAGE_SIZE).checked_add((1usize << i) - 1).is_none_or(|need| need > largest_free))
-        .unwrap_or(usize::BITS as usize)
+/// Where `align_shift_alloc_test` fails on an idle machine, whose free space is one range
+/// `[start, end)`: `(lo, hi)`. `hi` is the first shift with no aligned place for a page plus
+/// its guard (`ALIGN(start, align) + 2 pages > end`): Linux's `find_vmap_lowest_match` checks
+/// the range it visits with `is_within_this_va`, exactly, so it fails there and not before.
+/// `lo` is the first shift whose search length `2 pages + align - 1` (`adjust_search_size`,
+/// SEMANTICS §5.2) exceeds the range: below it every reading of the rule places the page.
+pub fn align_shift_failure_bounds(start: usize, end: usize) -> (usize, usize) {
+    let shifts = PAGE_SHIFT as usize..usize::BITS as usize;
+    let first =
+        |no_room: &dyn Fn(usize) -> bool| shifts.clone().find(|&i| no_room(1 << i)).unwrap_or(usize::BITS as usize);
+    let lo = first(&|align| (2 * PAGE_SIZE).checked_add(align - 1).is_none_or(|need| need > end - start));
+    let hi = first(&|align| {
+        start.checked_next_multiple_of(align).and_then(|a| a.checked_add(2 * PAGE_SIZE)).is_none_or(|e| e > end)
+    });
+    (lo, hi)
 }
 
 /// Case 1024: `nr_pages` pages from the bulk allocator, mapped and unmapped `loops` times

@@ -18,6 +18,9 @@
 //! is empty again and the trees check. The first pass may keep vmap_area bookkeeping (node
 //! chunks are never given back) up to a small bound; the second pass must give back every
 //! page exactly.
+//!
+//! Ignored: `tst14_align_shift_alloc_test_fails_where_linux_does`, a kmem deviation in placing
+//! large alignments (see its `ignore` reason); the xfail itself is pinned by the test before it.
 
 mod cases;
 
@@ -150,27 +153,36 @@ fn tst14_random_size_align_alloc_test() {
     }
 }
 
-/// TST-14 bit 64, `align_shift_alloc_test`, the expected failure: alignments up to half the range place, larger ones fail cleanly (no
-/// crash, no leak, the kernel's two reports), exactly from the first shift whose search
-/// length `2 pages + align - 1` exceeds the largest free range.
+/// An idle machine of `profile` whose free space is one range, the whole vmalloc range.
+fn idle_machine(profile: Profile, mib: u64) -> Machine {
+    let m = machine(profile, mib);
+    // The free tree is set up by the first allocation.
+    m.vfree(m.vmalloc(PAGE_SIZE).unwrap().as_ptr());
+    settle(&m);
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes(), "{profile:?}: the whole range is free");
+    m
+}
+
+/// TST-14 bit 64, `align_shift_alloc_test`, the expected failure: one page aligned to
+/// `1 << 0`, `1 << 1`, ... fails at some shift (xfail), never while the search length still
+/// fits the range and never after the last alignment with a place in it; from there up to
+/// `1 << 63` every request fails cleanly (no crash, no leak, the kernel's two reports).
 #[test]
 fn tst14_align_shift_alloc_test_xfails() {
     for (profile, mib) in [(Profile::X86_64, 64), (Profile::I386, 1024)] {
-        let m = machine(profile, mib);
-        // The free tree is set up by the first allocation.
-        m.vfree(m.vmalloc(PAGE_SIZE).unwrap().as_ptr());
-        settle(&m);
-        assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes(), "{profile:?}: the whole range is free");
-        let fail_at = first_unplaceable_shift(m.vm().largest_free_bytes());
-        assert!(m.vm().total_bytes() >> fail_at <= 1, "{profile:?}: fails only beyond half the range");
+        let m = idle_machine(profile, mib);
+        let (lo, hi) = align_shift_failure_bounds(m.vm().start(), m.vm().end());
+        assert!(m.vm().total_bytes() >> lo <= 1, "{profile:?}: no failure before half the range");
         let [a, b] = twice(&m, 2, align_shift_alloc_test);
-        for got in [a, b] {
-            assert_eq!(got.as_ref().map_err(|&i| i).err(), Some(fail_at), "{profile:?}: xfail at shift {fail_at}");
-        }
-        // Every larger alignment fails too, up to 1 << 63.
-        for i in fail_at..usize::BITS as usize {
+        let fail_at = a.as_ref().err().copied();
+        assert!(
+            fail_at.is_some_and(|i| (lo..=hi).contains(&i)),
+            "{profile:?}: xfail at {fail_at:?}, not in {lo}..={hi}"
+        );
+        assert_eq!(b.err(), fail_at, "{profile:?}: the second pass fails at the same shift");
+        for i in hi..usize::BITS as usize {
             let r = m.vmalloc_node_align(PAGE_SIZE, 1 << i, GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN, -1);
-            assert!(r.is_err(), "{profile:?}: shift {i} placed at {r:?}");
+            assert!(r.is_err(), "{profile:?}: shift {i} has no place in the range but got {r:?}");
         }
         let log = m.dmesg();
         assert!(log.contains("vmalloc_node_range for size 8192 failed: Address range restricted to"), "{log}");
@@ -178,6 +190,25 @@ fn tst14_align_shift_alloc_test_xfails() {
         settle(&m);
         assert_eq!(m.vmallocinfo(), "");
         m.vm().check();
+    }
+}
+
+/// TST-14 bit 64, exactly as Linux: on an idle machine `align_shift_alloc_test` fails at the
+/// first shift with no aligned place in the range, because `find_vmap_lowest_match` checks
+/// the one free range (the root) with `is_within_this_va`; the search length only prunes
+/// subtrees.
+#[test]
+#[ignore = "kmem bug: Space::alloc demands a free range of size + align - 1 bytes for any align > \
+            PAGE_SIZE, so an alignment that has a place in the idle range but needs no such slack \
+            (align = VMALLOC_TOTAL on a range not aligned to it) fails; Linux places it"]
+fn tst14_align_shift_alloc_test_fails_where_linux_does() {
+    for (profile, mib) in [(Profile::X86_64, 64), (Profile::I386, 1024)] {
+        let m = idle_machine(profile, mib);
+        let (_, hi) = align_shift_failure_bounds(m.vm().start(), m.vm().end());
+        let got = align_shift_alloc_test(&m);
+        assert_eq!(got.err(), Some(hi), "{profile:?}: range {:#x}..{:#x}", m.vm().start(), m.vm().end());
+        settle(&m);
+        assert_eq!(m.vmallocinfo(), "");
     }
 }
 
