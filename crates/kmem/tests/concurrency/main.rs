@@ -10,11 +10,14 @@
 //!   frees (issue 3); `slab_stress`: slab and kmalloc churn, producer/consumer, thread exit and
 //!   concurrent shrink/reclaim on several threads (also under `.ci/valgrind`).
 //! - `stress`: many random allocations and cross-thread frees with ownership patterns written
-//!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs these and
-//!   `slab_stress` only,
-//!   with `KMEM_STRESS_ITERS` scaled down.
+//!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs these,
+//!   `slab_stress` and `vmalloc_stress` only (paths containing `stress::`), with
+//!   `KMEM_STRESS_ITERS` scaled down.
 //! - `vmalloc`: vmalloc/vfree (some deferred from atomic context) on three threads, with
 //!   owner stamps checked through the vmalloc address and through the backing frame.
+//! - `vmalloc_stress`: the ported `lib/test_vmalloc.c` cases (TST-14) on three workers at once,
+//!   sharing `tests/test_vmalloc/cases.rs` with the single-thread tests (also under
+//!   `.ci/valgrind`).
 //!
 //! No test asserts a duration: waits poll a condition against a generous deadline and fail
 //! with a message naming what did not happen.
@@ -27,6 +30,9 @@ mod slab_model;
 mod slab_stress;
 mod stress;
 mod vmalloc;
+#[path = "../test_vmalloc/cases.rs"]
+mod vmalloc_cases;
+mod vmalloc_stress;
 
 use std::thread;
 use std::time::{Duration, Instant};
