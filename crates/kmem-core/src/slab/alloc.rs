@@ -6,6 +6,7 @@
 //! slab and cache — needed anyway to catch a pointer that is not an object (SL-18, misuse) —
 //! and the freelist-head double-free check (SL-16).
 
+use core::mem::MaybeUninit;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
@@ -144,14 +145,19 @@ impl<P: Platform> Kmem<P> {
             _ => 1,
         }
         .max(1);
-        let mut batch = [ptr::null_mut(); MAX_BATCH];
+        // Not zeroed: a refill that fails (an exhausted machine) should cost no more than it
+        // must; `take_from_node` initialises what it returns.
+        let mut batch = [MaybeUninit::<*mut u8>::uninit(); MAX_BATCH];
         // A debug cache takes one object and checks it; a rejected one is left behind.
         let got = loop {
             let got = self.take_from_node(s, gfp, &mut batch[..want], caller)?;
-            if super::debug::on_alloc(self, s, batch[got - 1], orig_size, caller) {
+            // SAFETY: `take_from_node` initialised `batch[..got]`, `got >= 1`.
+            if super::debug::on_alloc(self, s, unsafe { batch[got - 1].assume_init() }, orig_size, caller) {
                 break got;
             }
         };
+        // SAFETY: `batch[..got]` are initialised (above); `MaybeUninit<T>` has `T`'s layout.
+        let batch: &[*mut u8] = unsafe { &*(ptr::from_ref(&batch[..got]) as *const [*mut u8]) };
         let obj = batch[got - 1];
         if got > 1 {
             let cpu = ctx.cpu.expect("batches only for CPU slots");
@@ -204,7 +210,7 @@ impl<P: Platform> Kmem<P> {
         &self,
         s: &Cache,
         gfp: Gfp,
-        out: &mut [*mut u8],
+        out: &mut [MaybeUninit<*mut u8>],
         caller: &Location<'_>,
     ) -> Result<usize, AllocError> {
         loop {
