@@ -13,7 +13,11 @@
 //! - `slab-reserve`: the same pool on a 16 MiB machine whose every page and every free object
 //!   of the cache is taken, so each alloc pops the reserve after one failed backing attempt
 //!   (the reserve pair);
-//! - `page`, `page-reserve`: the same with an order-0 page pool.
+//! - `page`, `page-reserve`: the same with an order-0 page pool;
+//! - `fail-reserve`: only the failing backing attempt of `slab-reserve` (`kmem_cache_alloc`
+//!   with `mempool_alloc`'s first-pass mask on the exhausted machine);
+//! - `prealloc-reserve`: only the reserve half of `slab-reserve` (`mempool_alloc_preallocated`
+//!   and `mempool_free` back into the reserve).
 //!
 //! (Instructions per pair) = (total − setup-only total) / N. It prints the time per pair too,
 //! but timing belongs to `kmem-bench`.
@@ -22,7 +26,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use kmem::mempool::RawMempool;
-use kmem_core::gfp::{__GFP_MEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_KERNEL};
+use kmem_core::gfp::{
+    __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_MEMALLOC, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_KERNEL,
+};
 use kmem_core::slab::{CacheArgs, CacheRef, flags::SlabFlags};
 
 fn main() {
@@ -40,6 +46,15 @@ fn main() {
     let start = Instant::now();
     match mode.as_str() {
         "cache" => cache_pairs(&m, cache, n),
+        "fail-reserve" => {
+            exhaust(&m, cache);
+            fail_loop(&m, cache, n);
+        }
+        "prealloc-reserve" => {
+            let pool = RawMempool::slab_pool(&m, 4, cache).expect("pool");
+            exhaust(&m, cache);
+            prealloc_pairs(&pool, n);
+        }
         "slab" | "slab-reserve" | "page" | "page-reserve" => {
             let pool = if mode.starts_with("slab") {
                 RawMempool::slab_pool(&m, 4, cache)
@@ -81,6 +96,29 @@ fn cache_pairs(m: &kmem::Machine, cache: CacheRef, n: u64) {
         let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("alloc");
         // SAFETY: just allocated from `cache`, freed once.
         unsafe { m.kmem_cache_free(cache, black_box(p).as_ptr()) };
+    }
+}
+
+/// `mempool_alloc(GFP_KERNEL)`'s first-pass mask.
+const FIRST_PASS: kmem_core::Gfp = GFP_KERNEL
+    .union(__GFP_NOMEMALLOC)
+    .union(__GFP_NORETRY)
+    .union(__GFP_NOWARN)
+    .difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
+
+#[inline(never)]
+fn fail_loop(m: &kmem::Machine, cache: CacheRef, n: u64) {
+    for _ in 0..n {
+        assert!(m.kmem_cache_alloc(cache, black_box(FIRST_PASS)).is_err(), "the machine is exhausted");
+    }
+}
+
+#[inline(never)]
+fn prealloc_pairs(pool: &RawMempool, n: u64) {
+    for _ in 0..n {
+        let e = std::ptr::NonNull::new(pool.alloc_preallocated()).expect("a reserved element");
+        // SAFETY: just taken from `pool`, freed once.
+        unsafe { pool.free(black_box(e)) };
     }
 }
 

@@ -143,28 +143,38 @@ impl RawMempool {
     /// `mempool_alloc(pool, gfp)`: `None` (NULL) is only possible without
     /// `__GFP_DIRECT_RECLAIM`.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&self, gfp: Gfp) -> Option<NonNull<c_void>> {
         let pool = self.pool();
         let m = &self.machine;
-        let cpu = || m.pages().platform().fast_cpu();
         // SAFETY (each arm): the closure makes the call the pool's helper `alloc_fn` makes
-        // (`Backing`), and `cpu()` is the pool's platform's answer (the machine's page
+        // (`Backing`), and `fast_cpu(m)` is the pool's platform's answer (the machine's page
         // allocator is the pool's environment).
         let element = match self.backing {
             Backing::Custom => pool.alloc(gfp),
             Backing::Slab(cache) => unsafe {
-                pool.alloc_inline(gfp, cpu(), |g| {
-                    m.kmem_cache_alloc(cache, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
-                })
+                pool.alloc_inline(
+                    gfp,
+                    fast_cpu(m),
+                    #[inline(always)]
+                    |g| m.kmem_cache_alloc(cache, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
+                )
             },
             Backing::Kmalloc(size) => unsafe {
-                pool.alloc_inline(gfp, cpu(), |g| m.kmalloc(size, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()))
+                pool.alloc_inline(
+                    gfp,
+                    fast_cpu(m),
+                    #[inline(always)]
+                    |g| m.kmalloc(size, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
+                )
             },
             Backing::Pages(order) => unsafe {
-                pool.alloc_inline(gfp, cpu(), |g| {
-                    m.alloc_pages(g, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast())
-                })
+                pool.alloc_inline(
+                    gfp,
+                    fast_cpu(m),
+                    #[inline(always)]
+                    |g| m.alloc_pages(g, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast()),
+                )
             },
         };
         NonNull::new(element)
@@ -176,29 +186,54 @@ impl RawMempool {
     /// `element` came from this pool's [`Self::alloc`] (or is acceptable to its `free_fn`)
     /// and is not used afterwards.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub unsafe fn free(&self, element: NonNull<c_void>) {
         let pool = self.pool();
         let m = &self.machine;
-        let cpu = || m.pages().platform().fast_cpu();
         // SAFETY (each arm): the caller's promise; the closure makes the call the pool's
-        // helper `free_fn` makes, and `cpu()` is the pool's platform's answer.
+        // helper `free_fn` makes, and `fast_cpu(m)` is the pool's platform's answer.
         match self.backing {
             Backing::Custom => unsafe { pool.free(element.as_ptr()) },
             Backing::Slab(cache) => unsafe {
-                pool.free_inline(element.as_ptr(), cpu, |e| m.kmem_cache_free(cache, e.cast()))
+                pool.free_inline(
+                    element.as_ptr(),
+                    #[inline(always)]
+                    || fast_cpu(m),
+                    #[inline(always)]
+                    |e| m.kmem_cache_free(cache, e.cast()),
+                )
             },
-            Backing::Kmalloc(_) => unsafe { pool.free_inline(element.as_ptr(), cpu, |e| m.kfree(e.cast())) },
+            Backing::Kmalloc(_) => unsafe {
+                pool.free_inline(
+                    element.as_ptr(),
+                    #[inline(always)]
+                    || fast_cpu(m),
+                    #[inline(always)]
+                    |e| m.kfree(e.cast()),
+                )
+            },
             Backing::Pages(order) => unsafe {
-                pool.free_inline(element.as_ptr(), cpu, |e| {
-                    // SAFETY: Page pool elements are `Page`s of this machine (caller).
-                    if let Some(page) = e.cast::<Page>().as_ref() {
-                        m.free_pages(page, order);
-                    }
-                })
+                pool.free_inline(
+                    element.as_ptr(),
+                    #[inline(always)]
+                    || fast_cpu(m),
+                    #[inline(always)]
+                    |e| {
+                        // SAFETY: Page pool elements are `Page`s of this machine (caller).
+                        if let Some(page) = e.cast::<Page>().as_ref() {
+                            m.free_pages(page, order);
+                        }
+                    },
+                )
             },
         }
     }
+}
+
+/// The machine's answer to the pool's `fast_cpu` question (the pool's platform is the machine's).
+#[inline(always)]
+fn fast_cpu(m: &Machine) -> Option<usize> {
+    m.pages().platform().fast_cpu()
 }
 
 impl Deref for RawMempool {
