@@ -214,14 +214,25 @@ impl<P: Platform> Kmem<P> {
         caller: &Location<'_>,
     ) -> Result<usize, AllocError> {
         loop {
-            // SAFETY: `s` owns its node.
-            let got = unsafe { s.node.lock().take(s, out) };
-            if got > 0 {
-                return Ok(got);
+            if s.node_has_free.load(Relaxed) {
+                let mut node = s.node.lock();
+                // SAFETY: `s` owns its node.
+                let got = unsafe { node.take(s, out) };
+                if node.partial_free == 0 {
+                    s.node_has_free.store(false, Relaxed);
+                }
+                drop(node);
+                if got > 0 {
+                    return Ok(got);
+                }
             }
             match self.new_slab(s, gfp, caller) {
-                // SAFETY: A fresh slab of `s`, on no list yet.
-                Ok(slab) => unsafe { s.node.lock().add_new(slab.as_ptr()) },
+                Ok(slab) => {
+                    let mut node = s.node.lock();
+                    // SAFETY: A fresh slab of `s`, on no list yet.
+                    unsafe { node.add_new(slab.as_ptr()) };
+                    s.node_has_free.store(true, Relaxed);
+                }
                 Err(e) => {
                     self.slab_out_of_memory(s, gfp);
                     return Err(e);

@@ -213,7 +213,9 @@ impl<P: Platform> Kmem<P> {
                     continue;
                 }
                 // SAFETY: `obj` is an out object of `slab`, a slab of `s`; we hold the lock.
-                if unsafe { node.put(s, slab, obj) } {
+                let empty = unsafe { node.put(s, slab, obj) };
+                s.node_has_free.store(true, Relaxed);
+                if empty {
                     // SAFETY: Empty and on the partial list, as `put` just said.
                     unsafe { node.remove(slab) };
                     discard[nd] = slab;
