@@ -19,8 +19,10 @@
 //! # Invariants
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
 //!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
-//! - `curr_nr` and `min_nr` change only under `reserve`'s lock; `mempool_free` reads them
-//!   without it (a racy hint re-checked under the lock, as the kernel does).
+//! - `curr_nr`, `min_nr` and `poison` change only under `reserve`'s lock, and `free_locks`
+//!   (`curr_nr < max(min_nr, 1)` or poisoning on) is recomputed there with them;
+//!   `mempool_free` reads `free_locks` without the lock (a racy hint re-checked under the lock,
+//!   as the kernel reads `curr_nr`).
 //! - Elements out (handed out by `alloc`/`alloc_preallocated` minus elements passed to `free`)
 //!   = the per-CPU counters (`counters.rs`: elements from and to the backing allocator) +
 //!   `Reserve::out` (elements from and to the reserve, under the lock). `mempool_exit` reports
@@ -33,8 +35,11 @@
 //! # Fast paths
 //! With an element available, `mempool_alloc` is one call to the platform (`fast_cpu`, which
 //! also answers `might_sleep`'s question), the backing allocator through `alloc_fn`, and a
-//! per-CPU counter; `mempool_free` reads `curr_nr`/`min_nr` without the lock and calls
-//! `free_fn`. No atomic read-modify-write and no lock on either, unless poisoning is on.
+//! per-CPU counter; `mempool_free` reads `free_locks` without the lock, counts, and calls
+//! `free_fn`. No atomic read-modify-write and no lock on either, unless poisoning is on or the
+//! caller has no CPU slot. [`Mempool::alloc_inline`]/[`Mempool::free_inline`] let a caller that
+//! knows the backing allocator (the `kmem` crate's helper pools) call it directly instead of
+//! through the pointers, so it can be inlined.
 //!
 //! Lock order: the pool's `reserve` lock is a leaf. No callback (`alloc_fn`, `free_fn`), no
 //! [`PoolEnv`] call and no sleep happens while it is held; reports (poisoning, debug checks) are
