@@ -147,11 +147,12 @@ impl RawMempool {
     pub fn alloc(&self, gfp: Gfp) -> Option<NonNull<c_void>> {
         let pool = self.pool();
         let m = &self.machine;
-        // SAFETY (each arm): the closure makes the call the pool's helper `alloc_fn` makes
-        // (`Backing`), and `fast_cpu(m)` is the pool's platform's answer (the machine's page
-        // allocator is the pool's environment).
+        // In each arm the closure makes the call the pool's helper `alloc_fn` makes (`Backing`),
+        // and `fast_cpu(m)` is the pool's platform's answer (the machine's page allocator is the
+        // pool's environment); the pool is initialised until `drop`.
         let element = match self.backing {
             Backing::Custom => pool.alloc(gfp),
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Slab(cache) => unsafe {
                 pool.alloc_inline(
                     gfp,
@@ -160,6 +161,7 @@ impl RawMempool {
                     |g| m.kmem_cache_alloc(cache, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
                 )
             },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Kmalloc(size) => unsafe {
                 pool.alloc_inline(
                     gfp,
@@ -168,6 +170,7 @@ impl RawMempool {
                     |g| m.kmalloc(size, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
                 )
             },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Pages(order) => unsafe {
                 pool.alloc_inline(
                     gfp,
@@ -190,10 +193,13 @@ impl RawMempool {
     pub unsafe fn free(&self, element: NonNull<c_void>) {
         let pool = self.pool();
         let m = &self.machine;
-        // SAFETY (each arm): the caller's promise; the closure makes the call the pool's
-        // helper `free_fn` makes, and `fast_cpu(m)` is the pool's platform's answer.
+        // In each arm: the caller's promise; the closure makes the call the pool's helper
+        // `free_fn` makes, `fast_cpu(m)` is the pool's platform's answer, and the pool is
+        // initialised until `drop`.
         match self.backing {
+            // SAFETY: The caller's promise.
             Backing::Custom => unsafe { pool.free(element.as_ptr()) },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Slab(cache) => unsafe {
                 pool.free_inline(
                     element.as_ptr(),
@@ -203,6 +209,7 @@ impl RawMempool {
                     |e| m.kmem_cache_free(cache, e.cast()),
                 )
             },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Kmalloc(_) => unsafe {
                 pool.free_inline(
                     element.as_ptr(),
@@ -212,6 +219,7 @@ impl RawMempool {
                     |e| m.kfree(e.cast()),
                 )
             },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Pages(order) => unsafe {
                 pool.free_inline(
                     element.as_ptr(),

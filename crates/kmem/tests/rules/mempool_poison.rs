@@ -306,7 +306,7 @@ fn invalid_free(size: usize) {
     let p = Pool::new(&m, Kind::Kmalloc(size), 4);
     m.log().clear();
     let elem = p.take();
-    // SAFETY: Only the address is computed.
+    // SAFETY: One byte into a non-NULL element: not NULL; only the address is computed.
     let inner = unsafe { NonNull::new_unchecked(elem.as_ptr().cast::<u8>().add(1)) }.cast();
     p.give(inner);
     assert_reported(
