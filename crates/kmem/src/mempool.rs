@@ -28,7 +28,7 @@ use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use kmem_core::kmalloc::classes::KMALLOC_MAX_CACHE_SIZE;
 pub use kmem_core::mempool::{
@@ -39,6 +39,7 @@ pub use kmem_core::mempool::{
 use kmem_core::mempool::{
     mempool_create, mempool_create_kmalloc_pool, mempool_create_page_pool, mempool_create_slab_pool, mempool_destroy,
 };
+use kmem_core::platform::Platform as _;
 use kmem_core::slab::CacheRef;
 use kmem_core::{AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SIZE, Page, get_order};
 
@@ -48,6 +49,23 @@ use crate::Machine;
 pub struct RawMempool {
     machine: Machine,
     pool: NonNull<Mempool>,
+    backing: Backing,
+}
+
+/// The backing allocator of a helper pool, known statically so that `alloc`/`free` call it
+/// directly (inlined into the caller) instead of through the pool's `alloc_fn`/`free_fn`
+/// pointers. The calls are the ones the helper pairs make (`mempool_alloc_slab` without its
+/// constructor check: a slab pool exists only over a cache without one, MP-11).
+#[derive(Clone, Copy, Debug)]
+enum Backing {
+    /// The caller's callbacks: through the pointers.
+    Custom,
+    /// `mempool_alloc_pages`/`mempool_free_pages` of this order.
+    Pages(u32),
+    /// `mempool_alloc_slab`/`mempool_free_slab` on this cache.
+    Slab(CacheRef),
+    /// `mempool_kmalloc`/`mempool_kfree` of this size.
+    Kmalloc(usize),
 }
 
 // SAFETY: `Mempool` is `Send + Sync` (its callbacks are callable from any thread by its
@@ -77,7 +95,7 @@ impl RawMempool {
         // SAFETY: The page allocator lives as long as `machine`, which we keep; the callbacks'
         // contract is the caller's.
         let pool = unsafe { mempool_create(machine.pages(), min_nr, alloc_fn, free_fn, pool_data) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Custom })
     }
 
     /// `mempool_create_page_pool(min_nr, order)`: elements are `*const Page` of blocks of
@@ -88,7 +106,7 @@ impl RawMempool {
     pub fn page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its page allocator outlives the pool.
         let pool = unsafe { mempool_create_page_pool(machine.pages(), min_nr, order) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Pages(order) })
     }
 
     /// `mempool_create_slab_pool(min_nr, cache)`: elements are objects of `cache`. A cache with
@@ -104,7 +122,7 @@ impl RawMempool {
         // SAFETY: We keep `machine`, so its `Kmem` outlives the pool; `cache` stays alive by
         // the contract of its (unsafe) destroy, documented above.
         let pool = unsafe { mempool_create_slab_pool(machine, min_nr, cache) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Slab(cache) })
     }
 
     /// `mempool_create_kmalloc_pool(min_nr, size)`: elements are kmalloc blocks of `size` bytes.
@@ -114,7 +132,7 @@ impl RawMempool {
     pub fn kmalloc_pool(machine: &Machine, min_nr: usize, size: usize) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its `Kmem` outlives the pool.
         let pool = unsafe { mempool_create_kmalloc_pool(machine, min_nr, size) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)? })
+        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Kmalloc(size) })
     }
 
     /// The machine the pool lives on.
@@ -125,9 +143,44 @@ impl RawMempool {
     /// `mempool_alloc(pool, gfp)`: `None` (NULL) is only possible without
     /// `__GFP_DIRECT_RECLAIM`.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&self, gfp: Gfp) -> Option<NonNull<c_void>> {
-        NonNull::new(self.pool().alloc(gfp))
+        let pool = self.pool();
+        let m = &self.machine;
+        // In each arm the closure makes the call the pool's helper `alloc_fn` makes (`Backing`),
+        // and `fast_cpu(m)` is the pool's platform's answer (the machine's page allocator is the
+        // pool's environment); the pool is initialised until `drop`.
+        let element = match self.backing {
+            Backing::Custom => pool.alloc(gfp),
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            Backing::Slab(cache) => unsafe {
+                pool.alloc_inline(
+                    gfp,
+                    fast_cpu(m),
+                    #[inline(always)]
+                    |g| m.kmem_cache_alloc(cache, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
+                )
+            },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            Backing::Kmalloc(size) => unsafe {
+                pool.alloc_inline(
+                    gfp,
+                    fast_cpu(m),
+                    #[inline(always)]
+                    |g| m.kmalloc(size, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
+                )
+            },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            Backing::Pages(order) => unsafe {
+                pool.alloc_inline(
+                    gfp,
+                    fast_cpu(m),
+                    #[inline(always)]
+                    |g| m.alloc_pages(g, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast()),
+                )
+            },
+        };
+        NonNull::new(element)
     }
 
     /// `mempool_free(element, pool)`.
@@ -135,11 +188,60 @@ impl RawMempool {
     /// # Safety
     /// `element` came from this pool's [`Self::alloc`] (or is acceptable to its `free_fn`)
     /// and is not used afterwards.
-    #[inline]
+    #[track_caller]
+    #[inline(always)]
     pub unsafe fn free(&self, element: NonNull<c_void>) {
-        // SAFETY: Forwarded contract.
-        unsafe { self.pool().free(element.as_ptr()) }
+        let pool = self.pool();
+        let m = &self.machine;
+        // In each arm: the caller's promise; the closure makes the call the pool's helper
+        // `free_fn` makes, `fast_cpu(m)` is the pool's platform's answer, and the pool is
+        // initialised until `drop`.
+        match self.backing {
+            // SAFETY: The caller's promise.
+            Backing::Custom => unsafe { pool.free(element.as_ptr()) },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            Backing::Slab(cache) => unsafe {
+                pool.free_inline(
+                    element.as_ptr(),
+                    #[inline(always)]
+                    || fast_cpu(m),
+                    #[inline(always)]
+                    |e| m.kmem_cache_free(cache, e.cast()),
+                )
+            },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            Backing::Kmalloc(_) => unsafe {
+                pool.free_inline(
+                    element.as_ptr(),
+                    #[inline(always)]
+                    || fast_cpu(m),
+                    #[inline(always)]
+                    |e| m.kfree(e.cast()),
+                )
+            },
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            Backing::Pages(order) => unsafe {
+                pool.free_inline(
+                    element.as_ptr(),
+                    #[inline(always)]
+                    || fast_cpu(m),
+                    #[inline(always)]
+                    |e| {
+                        // SAFETY: Page pool elements are `Page`s of this machine (caller).
+                        if let Some(page) = e.cast::<Page>().as_ref() {
+                            m.free_pages(page, order);
+                        }
+                    },
+                )
+            },
+        }
     }
+}
+
+/// The machine's answer to the pool's `fast_cpu` question (the pool's platform is the machine's).
+#[inline(always)]
+fn fast_cpu(m: &Machine) -> Option<usize> {
+    m.pages().platform().fast_cpu()
 }
 
 impl Deref for RawMempool {

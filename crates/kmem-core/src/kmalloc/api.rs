@@ -210,7 +210,7 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// The order of the large kmalloc starting at `ptr`, if it is one.
-    fn large_kmalloc_order(&self, ptr: *const u8) -> Option<u32> {
+    pub(crate) fn large_kmalloc_order(&self, ptr: *const u8) -> Option<u32> {
         let page = self.virt_to_page(ptr)?;
         let start = self.page_address(page)?.as_ptr().cast_const();
         (ptr == start

@@ -12,6 +12,7 @@
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
+use super::poison::ElementBytes;
 use super::{Mempool, NUMA_NO_NODE, PoolData, PoolEnv, create_with, init_with};
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::memmap::Page;
@@ -84,17 +85,37 @@ pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, p
     }
 }
 
-/// Where a page pool element's bytes are: its direct-map address and `PAGE_SIZE << order`
-/// (`None` for HighMem pages, which have no address).
+/// Where a page pool element's bytes are: its direct-map address and `PAGE_SIZE << order`;
+/// [`ElementBytes::Unmapped`] for HighMem pages, and [`ElementBytes::NotAnElement`] for a
+/// pointer that is not the first `Page` of an allocated block of the pool's order.
 ///
 /// # Safety
-/// As [`mempool_free_pages`], with a non-NULL element.
-unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+/// `pool_data` is as for [`mempool_alloc_pages`]; `element` may be any pointer.
+unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
     // SAFETY: The caller's promise.
     let (pa, order) = unsafe { page_helper::<P>(pool_data) };
-    // SAFETY: `element` is a `Page` of that allocator (caller).
-    let page = unsafe { element.cast::<Page>().as_ref() }?;
-    Some((pa.page_address(page)?, crate::PAGE_SIZE << order))
+    let Some((page, pfn)) = page_at(pa, element) else { return ElementBytes::NotAnElement };
+    if !page.is_allocated() || !pfn.is_multiple_of(1 << order) {
+        return ElementBytes::NotAnElement;
+    }
+    match pa.page_address(page) {
+        Some(addr) => ElementBytes::Bytes(addr, crate::PAGE_SIZE << order),
+        None => ElementBytes::Unmapped,
+    }
+}
+
+/// The `Page` of `pa`'s page array at `element` and its pfn, found by address arithmetic
+/// (nothing is read through `element` unless it is such a `Page`).
+fn page_at<P: Platform>(pa: &PageAllocator<P>, element: *mut c_void) -> Option<(&Page, usize)> {
+    let start = pa.memmap().start_pfn();
+    let first = pa.pfn_to_page(start)?;
+    let offset = (element as usize).wrapping_sub(ptr::from_ref(first) as usize);
+    if !offset.is_multiple_of(size_of::<Page>()) {
+        return None;
+    }
+    let pfn = start.checked_add(offset / size_of::<Page>())?;
+    let page = pa.pfn_to_page(pfn)?;
+    ptr::eq(page, element.cast::<Page>()).then_some((page, pfn))
 }
 
 /// Reads a page pool's helper data.

@@ -6,11 +6,13 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
 
-use super::stack::Stack;
+use super::counters::Outstanding;
+use super::stack::{SLOT, Stack};
 use super::{Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, poison};
 use crate::AllocError;
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::platform::Level;
+use crate::platform::Platform;
 
 /// `mempool_init_node`: initialises the pool at `pool` (the caller's storage) and fills its
 /// reserve with `max(min_nr, 1)` calls of `alloc_fn(gfp, pool_data)` (MP-1). On any failure
@@ -68,6 +70,10 @@ pub(crate) unsafe fn init_with(
     value.alloc_fn = Some(alloc_fn);
     value.free_fn = Some(free_fn);
     value.env = Some(NonNull::from(env));
+    // SAFETY: Only the lifetime is widened: the platform lives as long as `env` (`PoolEnv`'s
+    // contract), which outlives the pool (caller); the pool drops the pointer at exit.
+    let platform: &'static dyn Platform = unsafe { core::mem::transmute::<&dyn Platform, _>(env.platform()) };
+    value.platform = Some(NonNull::from(platform));
     value.pool_data = match data {
         PoolData::External(p) => p,
         PoolData::Helper(helper, span_fn) => {
@@ -81,17 +87,31 @@ pub(crate) unsafe fn init_with(
     unsafe { pool.as_ptr().write(value) };
     // SAFETY: Just initialised; the caller keeps it in place and nobody else uses it yet.
     let p = unsafe { &mut *pool.as_ptr() };
-    let Some(array) = Stack::alloc(env, min_nr.max(1), gfp) else {
+    // One block: the per-CPU counters, then the first element array.
+    let capacity = min_nr.max(1);
+    let nr_cpus = platform.nr_cpus();
+    let counters = Outstanding::bytes(nr_cpus);
+    let Some(bytes) = capacity.checked_mul(SLOT).and_then(|b| b.checked_add(counters)) else {
         mempool_exit(p);
         return Err(AllocError);
     };
-    *p.reserve.lock() = array;
-    while p.curr_nr() < min_nr.max(1) {
+    let Some(block) = env.alloc_meta(bytes, gfp) else {
+        mempool_exit(p);
+        return Err(AllocError);
+    };
+    p.block = Some((block, bytes));
+    // SAFETY: `block` is `bytes` bytes aligned to 8, ours until `mempool_exit` frees it: the
+    // counters take the first `counters` bytes (a multiple of 8), the array the rest.
+    unsafe {
+        p.counts = Outstanding::init(block.as_ptr(), nr_cpus);
+        p.reserve.lock().stack = Stack::in_block(block.as_ptr().add(counters), capacity);
+    }
+    while p.curr_nr() < capacity {
         let Some(element) = NonNull::new(p.backing_alloc(gfp)) else {
             mempool_exit(p);
             return Err(AllocError);
         };
-        let pushed = p.push_if_short(element);
+        let pushed = p.push_fill(element);
         debug_assert!(pushed, "a fresh pool's array has room for max(min_nr, 1) elements");
     }
     Ok(())
@@ -122,10 +142,12 @@ pub unsafe fn mempool_init(
 #[track_caller]
 pub fn mempool_exit(pool: &mut Mempool) {
     let caller = Location::caller();
-    while let Some(element) = pool.pop() {
+    while let Some(element) = pool.pop(false) {
         pool.backing_free(element.as_ptr());
     }
-    let Some(env) = pool.env() else { return };
+    let Some(env) = pool.env else { return };
+    // SAFETY: The creator promised the environment outlives the pool.
+    let env = unsafe { env.as_ref() };
     let out = pool.outstanding();
     if out != 0 {
         let platform = env.platform();
@@ -141,10 +163,18 @@ pub fn mempool_exit(pool: &mut Mempool) {
             ),
         );
     }
-    let array = core::mem::replace(&mut *pool.reserve.lock(), Stack::EMPTY);
-    // SAFETY: The array was allocated on `env` by `mempool_init_node` or `resize`, and is empty.
+    let array = core::mem::replace(&mut pool.reserve.lock().stack, Stack::EMPTY);
+    // SAFETY: The array was allocated on `env` by `resize`, or lies in the first block; empty.
     unsafe { array.free(env) };
+    pool.counts = Outstanding::NONE;
+    *pool.reserve.lock() = super::Reserve::EMPTY;
+    if let Some((block, bytes)) = pool.block.take() {
+        // SAFETY: From `alloc_meta(bytes, _)` on `env` in `init_with`; nothing points into it
+        // any more (the counters and the array are gone).
+        unsafe { env.free_meta(block, bytes) };
+    }
     pool.env = None;
+    pool.platform = None;
     pool.alloc_fn = None;
     pool.free_fn = None;
 }

@@ -19,14 +19,33 @@
 //! # Invariants
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
 //!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
-//! - `curr_nr` and `min_nr` change only under `reserve`'s lock; `mempool_free` reads them
-//!   without it (a racy hint re-checked under the lock, as the kernel does).
-//! - `outstanding` = elements handed out by `alloc`/`alloc_preallocated` minus elements passed
-//!   to `free`; `mempool_exit` reports a non-zero value instead of trusting it.
+//! - `curr_nr`, `min_nr` and `poison` change only under `reserve`'s lock, and `free_locks`
+//!   (`curr_nr < max(min_nr, 1)` or poisoning on) is recomputed there with them;
+//!   `mempool_free` reads `free_locks` without the lock (a racy hint re-checked under the lock,
+//!   as the kernel reads `curr_nr`).
+//! - Elements out (handed out by `alloc`/`alloc_preallocated` minus elements passed to `free`)
+//!   = the per-CPU counters (`counters.rs`: elements from and to the backing allocator) +
+//!   `Reserve::out` (elements from and to the reserve, under the lock). `mempool_exit` reports
+//!   a non-zero total instead of trusting it.
+//! - A sleeper registers in `Reserve::waiters` and reads its ticket (`wait_seq`) under the lock
+//!   after seeing `curr_nr == 0`; a free that pushes an element bumps `wait_seq` under the same
+//!   lock when `waiters > 0`, then wakes after unlocking. So a sleeper either sees the element
+//!   or sleeps on a ticket the free has already outdated: no fence is needed on the free path.
+//!
+//! # Fast paths
+//! With an element available, `mempool_alloc` is one call to the platform (`fast_cpu`, which
+//! also answers `might_sleep`'s question), the backing allocator through `alloc_fn`, and a
+//! per-CPU counter; `mempool_free` reads `free_locks` without the lock, counts, and calls
+//! `free_fn`. No atomic read-modify-write and no lock on either, unless poisoning is on or the
+//! caller has no CPU slot. [`Mempool::alloc_inline`]/[`Mempool::free_inline`] let a caller that
+//! knows the backing allocator (the `kmem` crate's helper pools) call it directly instead of
+//! through the pointers, so it can be inlined.
 //!
 //! Lock order: the pool's `reserve` lock is a leaf. No callback (`alloc_fn`, `free_fn`), no
-//! [`PoolEnv`] call and no sleep happens while it is held.
+//! [`PoolEnv`] call and no sleep happens while it is held; reports (poisoning, debug checks) are
+//! logged under it, as the kernel prints under `pool->lock`.
 
+mod counters;
 pub mod helpers;
 mod lifecycle;
 pub mod poison;
@@ -37,14 +56,14 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, fence};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, fence};
 
 use crate::gfp::{
     __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, Gfp,
 };
 use crate::platform::{Level, Platform};
 use crate::sync::SpinLock;
-use crate::waitq::WaitQueue;
+use counters::Outstanding;
 use stack::Stack;
 
 pub use helpers::{
@@ -78,7 +97,7 @@ pub const MEMPOOL_WAIT_TIMEOUT_NS: u64 = 5_000_000_000;
 /// # Safety
 /// `alloc_meta` returns memory aligned to at least 8 bytes, valid for `bytes` bytes and unused
 /// by anyone else until it is passed to `free_meta` with the same `bytes`. Neither may call
-/// into a mempool.
+/// into a mempool. `platform` returns the same platform for as long as the environment lives.
 pub unsafe trait PoolEnv: Sync {
     /// The platform sleepers sleep on and reports go to.
     fn platform(&self) -> &dyn Platform;
@@ -107,22 +126,48 @@ pub struct MempoolStats {
     pub sleeps: AtomicUsize,
     /// Frees that refilled the reserve and found sleepers to wake.
     pub wakeups: AtomicUsize,
-    /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`.
+    /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`
+    /// (written under the pool's lock).
     pub reserve_allocs: AtomicUsize,
+}
+
+/// What the pool's lock protects besides `curr_nr`/`min_nr`.
+struct Reserve {
+    /// `pool->elements`.
+    stack: Stack,
+    /// Sleepers in `wait_for_free` (see the module invariants).
+    waiters: u32,
+    /// Elements taken from the reserve by alloc minus elements a free put into it.
+    out: isize,
+    /// The element size a custom pool declared for poisoning ([`Mempool::set_element_size`]).
+    custom_size: usize,
+}
+
+impl Reserve {
+    const EMPTY: Reserve = Reserve { stack: Stack::EMPTY, waiters: 0, out: 0, custom_size: 0 };
 }
 
 /// `mempool_t`. Build one with [`mempool_create`] (memory from the [`PoolEnv`]) or
 /// [`mempool_init`] (caller's storage); it must not move while initialised.
 pub struct Mempool {
-    reserve: SpinLock<Stack>,
+    reserve: SpinLock<Reserve>,
     curr_nr: AtomicUsize,
     min_nr: AtomicUsize,
-    outstanding: AtomicIsize,
+    /// `curr_nr < max(min_nr, 1)` or poisoning on: a free must take the lock (written under
+    /// the lock with `curr_nr`/`min_nr`/`poison`, read without it as they are).
+    free_locks: AtomicBool,
+    /// Elements out through the backing allocator, per CPU slot (set up by init, gone at exit).
+    counts: Outstanding,
     alloc_fn: Option<MempoolAllocFn>,
     free_fn: Option<MempoolFreeFn>,
     pool_data: *mut c_void,
-    wait: WaitQueue,
+    /// The futex word sleepers wait on (`pool->wait`).
+    wait_seq: AtomicU32,
     env: Option<NonNull<dyn PoolEnv>>,
+    /// `env`'s platform, kept so the fast path asks it in one call.
+    platform: Option<NonNull<dyn Platform>>,
+    /// The first metadata block (per-CPU counters, then the first element array) and its size.
+    block: Option<(NonNull<u8>, usize)>,
     /// Data owned by the pool for the helper pairs (`helpers`): `pool_data` points here.
     helper: helpers::PoolHelperData,
     /// Where an element's bytes are (helper pairs only): what poisoning needs.
@@ -137,7 +182,7 @@ pub struct Mempool {
 
 // SAFETY: Everything `&Mempool` mutates is atomic or behind `reserve`'s lock. The creator
 // promised (unsafe `mempool_init`/`mempool_create`) that the callbacks may be called from any
-// thread with `pool_data`, and `PoolEnv: Sync`.
+// thread with `pool_data`, and `PoolEnv: Sync` (its platform is `Sync` too).
 unsafe impl Sync for Mempool {}
 // SAFETY: As above: nothing in the pool is tied to the thread that built it.
 unsafe impl Send for Mempool {}
@@ -154,15 +199,18 @@ impl Mempool {
     #[must_use]
     pub fn zeroed() -> Self {
         Self {
-            reserve: SpinLock::new(Stack::EMPTY),
+            reserve: SpinLock::new(Reserve::EMPTY),
             curr_nr: AtomicUsize::new(0),
             min_nr: AtomicUsize::new(0),
-            outstanding: AtomicIsize::new(0),
+            free_locks: AtomicBool::new(false),
+            counts: Outstanding::NONE,
             alloc_fn: None,
             free_fn: None,
             pool_data: ptr::null_mut(),
-            wait: WaitQueue::new(),
+            wait_seq: AtomicU32::new(0),
             env: None,
+            platform: None,
+            block: None,
             helper: helpers::PoolHelperData { allocator: ptr::null(), arg: 0 },
             span_fn: None,
             poison: AtomicBool::new(false),
@@ -193,7 +241,7 @@ impl Mempool {
 
     /// `mempool_initialized`: the pool has an element array.
     pub fn is_initialized(&self) -> bool {
-        self.reserve.lock().capacity() > 0
+        self.reserve.lock().stack.capacity() > 0
     }
 
     /// `mempool_is_saturated`: the reserve is full (`curr_nr >= min_nr`).
@@ -202,8 +250,9 @@ impl Mempool {
     }
 
     /// Elements handed out and not yet freed (kmem's bookkeeping; the kernel keeps none).
+    /// Exact when no alloc or free runs at the same time.
     pub fn outstanding(&self) -> isize {
-        self.outstanding.load(Relaxed)
+        self.counts.sum() + self.reserve.lock().out
     }
 
     /// Slow-path counters.
@@ -216,7 +265,21 @@ impl Mempool {
         self.env.map(|e| unsafe { e.as_ref() })
     }
 
+    #[inline(always)]
+    fn platform(&self) -> Option<&dyn Platform> {
+        // SAFETY: The environment's platform, which lives as long as the environment, which
+        // outlives the pool (creator's promise, `PoolEnv`'s contract).
+        self.platform.map(|p| unsafe { p.as_ref() })
+    }
+
+    /// The caller's CPU slot when it is not in atomic context.
+    #[inline(always)]
+    fn fast_cpu(&self) -> Option<usize> {
+        self.platform().and_then(|p| p.fast_cpu())
+    }
+
     /// Calls the backing allocator.
+    #[inline(always)]
     fn backing_alloc(&self, gfp: Gfp) -> *mut c_void {
         match self.alloc_fn {
             // SAFETY: The creator promised `alloc_fn` may be called with `pool_data` from any thread.
@@ -226,6 +289,7 @@ impl Mempool {
     }
 
     /// Calls the backing free function.
+    #[inline(always)]
     fn backing_free(&self, element: *mut c_void) {
         if let Some(f) = self.free_fn {
             // SAFETY: `element` came from `alloc_fn` (the pool's callers promise so), and the
@@ -234,12 +298,17 @@ impl Mempool {
         }
     }
 
-    /// Pops the top of the reserve, if any.
+    /// Pops the top of the reserve, if any; `handed_out` counts it as an element out.
     #[track_caller]
-    fn pop(&self) -> Option<NonNull<c_void>> {
-        let mut stack = self.reserve.lock();
-        let element = self.remove_element(&mut stack)?;
-        drop(stack);
+    fn pop(&self, handed_out: bool) -> Option<NonNull<c_void>> {
+        let mut r = self.reserve.lock();
+        let element = self.remove_element(&mut r)?;
+        if handed_out {
+            r.out += 1;
+            // Under the lock: no other writer.
+            self.stats.reserve_allocs.store(self.stats.reserve_allocs.load(Relaxed) + 1, Relaxed);
+        }
+        drop(r);
         // Pairs with the `Acquire` fence in `free`: whoever gets this element from us without
         // synchronising sees a `curr_nr` from after this removal (the kernel's `smp_wmb`).
         fence(Release);
@@ -247,75 +316,56 @@ impl Mempool {
     }
 
     /// `remove_element`: takes the top element (checking its poison if that is on). Called
-    /// with the lock held (`stack` is the locked array).
+    /// with the lock held (`r` is the locked reserve).
     #[track_caller]
-    fn remove_element(&self, stack: &mut Stack) -> Option<NonNull<c_void>> {
+    fn remove_element(&self, r: &mut Reserve) -> Option<NonNull<c_void>> {
         let curr = self.curr_nr.load(Relaxed);
         if curr == 0 {
             return None;
         }
-        let element = stack.get(curr - 1);
+        let element = r.stack.get(curr - 1);
         // INVARIANT: Slot `curr - 1` is no longer counted, so it no longer holds an element.
         self.curr_nr.store(curr - 1, Relaxed);
-        if self.poison.load(Relaxed)
-            && let Some(span) = self.span(element)
-            && let Some(env) = self.env()
-        {
-            // SAFETY: The element just left the reserve: only we use its memory.
-            unsafe { poison::check(env.platform(), ptr::from_ref(self).cast(), span, curr - 1, Location::caller()) };
+        self.update_free_locks();
+        if self.poison.load(Relaxed) {
+            self.check_poison(r, element, curr - 1, Location::caller());
         }
         Some(element)
     }
 
     /// `add_element`: pushes `element` (poisoning it if that is on); the caller checked room.
-    fn add_element(&self, stack: &mut Stack, element: NonNull<c_void>) {
+    fn add_element(&self, r: &mut Reserve, element: NonNull<c_void>) {
         let curr = self.curr_nr.load(Relaxed);
-        if self.poison.load(Relaxed)
-            && let Some(span) = self.span(element)
-        {
-            // SAFETY: The element is entering the reserve: nobody else uses its memory.
-            unsafe { poison::poison(span) };
+        if self.poison.load(Relaxed) {
+            self.poison_element(r, element);
         }
-        stack.set(curr, element);
+        r.stack.set(curr, element);
         // INVARIANT: Slot `curr` now holds an element; the caller checked `curr < max(min_nr, 1)`.
         self.curr_nr.store(curr + 1, Relaxed);
+        self.update_free_locks();
     }
 
-    fn span(&self, element: NonNull<c_void>) -> Option<(NonNull<u8>, usize)> {
-        // SAFETY: `span_fn` is set only by the helper pairs, for their own elements and data.
-        self.span_fn.and_then(|f| unsafe { f(element.as_ptr(), self.pool_data) })
-    }
-
-    /// Pushes `element` if the reserve is below its minimum (or empty in a zero-minimum pool);
-    /// returns whether it did.
-    fn push_if_short(&self, element: NonNull<c_void>) -> bool {
-        let mut stack = self.reserve.lock();
+    /// Recomputes `free_locks`; called under the lock after `curr_nr`, `min_nr` or `poison`
+    /// changed.
+    fn update_free_locks(&self) {
         let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
-        if curr >= min.max(1) || curr >= stack.capacity() {
-            return false;
-        }
-        self.add_element(&mut stack, element);
-        true
+        self.free_locks.store(curr < min.max(1) || self.poison.load(Relaxed), Relaxed);
     }
 
-    /// Turns debug poisoning of reserved elements on or off (MP-13; the kernel has it with
-    /// `CONFIG_SLUB_DEBUG_ON`). Elements already in the reserve are poisoned at once. Returns
-    /// false, changing nothing, for pools whose element memory the pool cannot find (custom
-    /// callbacks; only the helper pairs can be poisoned).
-    pub fn set_poisoning(&self, on: bool) -> bool {
-        if self.span_fn.is_none() {
+    /// Whether the locked reserve has room for one more element: below `min_nr` (or empty in
+    /// a zero-minimum pool) and inside the array.
+    fn has_room(&self, r: &Reserve) -> bool {
+        let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
+        curr < min.max(1) && curr < r.stack.capacity()
+    }
+
+    /// Pushes a new element while filling the reserve (init, resize); returns whether it did.
+    fn push_fill(&self, element: NonNull<c_void>) -> bool {
+        let mut r = self.reserve.lock();
+        if !self.has_room(&r) {
             return false;
         }
-        let stack = self.reserve.lock();
-        if on && !self.poison.load(Relaxed) {
-            for i in 0..self.curr_nr.load(Relaxed) {
-                if let Some(span) = self.span(stack.get(i)) {
-                    // SAFETY: Reserved elements are used by nobody; we hold the lock.
-                    unsafe { poison::poison(span) };
-                }
-            }
-        }
-        self.poison.store(on, Relaxed);
+        self.add_element(&mut r, element);
         true
     }
 
@@ -324,7 +374,30 @@ impl Mempool {
     #[track_caller]
     #[inline]
     pub fn alloc(&self, gfp: Gfp) -> *mut c_void {
-        let gfp = if gfp.intersects(__GFP_ZERO.union(__GFP_DIRECT_RECLAIM)) {
+        // SAFETY: The first pass calls `alloc_fn` itself (nothing for a pool without one, so
+        // an uninitialised pool is fine too), with the platform's own answer.
+        unsafe { self.alloc_inline(gfp, self.fast_cpu(), |gfp| self.backing_alloc(gfp)) }
+    }
+
+    /// [`Self::alloc`] for a caller that knows the backing allocator statically (the `kmem`
+    /// crate's helper pools): the first pass calls `first` instead of `alloc_fn` through its
+    /// pointer, so it can be inlined into the caller. Everything else is [`Self::alloc`]'s.
+    ///
+    /// # Safety
+    /// - `first(gfp)` does what `alloc_fn(gfp, pool_data)` does (the same allocator, call and
+    ///   result), so the pool behaves exactly as with the pointer.
+    /// - `cpu` is what the pool's platform's `fast_cpu()` returns for the caller now.
+    /// - The pool is initialised (not zeroed, not exited).
+    #[track_caller]
+    #[inline(always)]
+    pub unsafe fn alloc_inline(
+        &self,
+        gfp: Gfp,
+        cpu: Option<usize>,
+        first: impl FnOnce(Gfp) -> *mut c_void,
+    ) -> *mut c_void {
+        // `might_alloc`: only a caller without a fast CPU slot can be in atomic context.
+        let gfp = if gfp.contains(__GFP_ZERO) || (cpu.is_none() && gfp.contains(__GFP_DIRECT_RECLAIM)) {
             self.check_gfp(gfp, Location::caller())
         } else {
             gfp
@@ -332,9 +405,9 @@ impl Mempool {
         let gfp = gfp.union(__GFP_NOMEMALLOC.union(__GFP_NORETRY).union(__GFP_NOWARN));
         // The first pass neither reclaims nor does I/O: the reserve is there for that.
         let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
-        let element = self.backing_alloc(gfp_temp);
+        let element = first(gfp_temp);
         if !element.is_null() {
-            self.outstanding.fetch_add(1, Relaxed);
+            self.counts.add(cpu, 1);
             return element;
         }
         self.alloc_slow(gfp, gfp_temp)
@@ -344,8 +417,7 @@ impl Mempool {
     #[cold]
     #[inline(never)]
     fn check_gfp(&self, gfp: Gfp, caller: &Location<'_>) -> Gfp {
-        let Some(env) = self.env() else { return gfp };
-        let platform = env.platform();
+        let Some(platform) = self.platform() else { return gfp };
         if gfp.contains(__GFP_ZERO) && !self.zero_warned.swap(true, Relaxed) {
             // MP-14: reserve elements are not zeroed, so `__GFP_ZERO` cannot be honoured.
             platform.log(
@@ -369,9 +441,7 @@ impl Mempool {
     #[track_caller]
     fn alloc_slow(&self, gfp: Gfp, mut gfp_temp: Gfp) -> *mut c_void {
         loop {
-            if let Some(element) = self.pop() {
-                self.stats.reserve_allocs.fetch_add(1, Relaxed);
-                self.outstanding.fetch_add(1, Relaxed);
+            if let Some(element) = self.pop(true) {
                 return element.as_ptr();
             }
             if gfp_temp != gfp {
@@ -380,12 +450,12 @@ impl Mempool {
             } else if !gfp.contains(__GFP_DIRECT_RECLAIM) {
                 return ptr::null_mut();
             } else {
-                let Some(env) = self.env() else { return ptr::null_mut() };
-                self.wait_for_free(env.platform());
+                let Some(platform) = self.platform() else { return ptr::null_mut() };
+                self.wait_for_free(platform);
             }
             let element = self.backing_alloc(gfp_temp);
             if !element.is_null() {
-                self.outstanding.fetch_add(1, Relaxed);
+                self.counts.add(self.fast_cpu(), 1);
                 return element;
             }
         }
@@ -393,57 +463,94 @@ impl Mempool {
 
     /// Sleeps until a free refills the reserve or [`MEMPOOL_WAIT_TIMEOUT_NS`] passes.
     fn wait_for_free(&self, platform: &dyn Platform) {
-        let ticket = self.wait.prepare();
-        // After `prepare`'s fence: either we see the refill here, or the freer sees us waiting
-        // and changes the word before waking (waitq's handshake).
-        if self.curr_nr.load(Relaxed) == 0 {
-            self.stats.sleeps.fetch_add(1, Relaxed);
-            platform.wait(self.wait.word(), ticket, MEMPOOL_WAIT_TIMEOUT_NS);
+        let mut r = self.reserve.lock();
+        if self.curr_nr.load(Relaxed) > 0 {
+            return; // Refilled since we looked.
         }
-        self.wait.finish();
+        r.waiters += 1;
+        // Read under the lock: a free that pushes after we unlock sees `waiters > 0` and bumps
+        // the word first, so the wait below returns at once.
+        let ticket = self.wait_seq.load(Relaxed);
+        drop(r);
+        self.stats.sleeps.fetch_add(1, Relaxed);
+        platform.wait(&self.wait_seq, ticket, MEMPOOL_WAIT_TIMEOUT_NS);
+        self.reserve.lock().waiters -= 1;
     }
 
     /// `mempool_alloc_preallocated`: an element from the reserve only, or NULL; never calls
     /// `alloc_fn` and never sleeps (MP-8).
     #[track_caller]
     pub fn alloc_preallocated(&self) -> *mut c_void {
-        match self.pop() {
-            Some(element) => {
-                self.stats.reserve_allocs.fetch_add(1, Relaxed);
-                self.outstanding.fetch_add(1, Relaxed);
-                element.as_ptr()
-            }
-            None => ptr::null_mut(),
-        }
+        self.pop(true).map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     /// `mempool_free(element, pool)`: back into the reserve if it is short of `min_nr` (or
     /// empty in a zero-minimum pool), waking sleepers; otherwise to `free_fn`. NULL is ignored
-    /// (MP-3, MP-7).
+    /// (MP-3, MP-7). With poisoning on, a double free of an element in the reserve and an
+    /// element the pool cannot have handed out are reported and ignored (TST-16).
     ///
     /// # Safety
     /// `element` is NULL or an element `free_fn` accepts (normally one this pool handed out)
     /// that nobody uses any more.
+    #[track_caller]
     #[inline]
     pub unsafe fn free(&self, element: *mut c_void) {
-        let Some(element) = NonNull::new(element) else { return };
-        self.outstanding.fetch_sub(1, Relaxed);
-        // Pairs with the `Release` fence in `pop` (the kernel's `smp_rmb`).
-        fence(Acquire);
-        let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
-        if (curr < min || (min == 0 && curr == 0)) && self.push_if_short(element) {
-            if self.wait.wake(|word| self.wake_sleepers(word)) {
-                self.stats.wakeups.fetch_add(1, Relaxed);
-            }
-            return;
-        }
-        self.backing_free(element.as_ptr());
+        // SAFETY: The caller's promise; the last step calls `free_fn` itself (nothing for a pool
+        // without one), and counts of an uninitialised pool go to the unread static slots.
+        unsafe { self.free_inline(element, || self.fast_cpu(), |e| self.backing_free(e)) }
     }
 
-    fn wake_sleepers(&self, word: &crate::waitq::WaitWord) {
-        if let Some(env) = self.env() {
-            env.platform().wake_all(word);
+    /// [`Self::free`] for a caller that knows the backing allocator statically: `last` is
+    /// called instead of `free_fn` through its pointer when the element goes back to it.
+    ///
+    /// # Safety
+    /// As [`Self::free`]; `last(element)` does what `free_fn(element, pool_data)` does,
+    /// `cpu()` returns what the pool's platform's `fast_cpu()` returns for the caller, and the
+    /// pool is initialised.
+    #[track_caller]
+    #[inline(always)]
+    pub unsafe fn free_inline(
+        &self,
+        element: *mut c_void,
+        cpu: impl FnOnce() -> Option<usize>,
+        last: impl FnOnce(*mut c_void),
+    ) {
+        let Some(element) = NonNull::new(element) else { return };
+        // Pairs with the `Release` fence in `pop` (the kernel's `smp_rmb`).
+        fence(Acquire);
+        // `curr_nr < min_nr` (or an empty zero-minimum pool), read without the lock.
+        if self.free_locks.load(Relaxed) && self.free_slow(element) {
+            return;
         }
+        self.counts.add(cpu(), -1);
+        last(element.as_ptr());
+    }
+
+    /// The locked part of `mempool_free`: the debug checks, then the push if the reserve is
+    /// still short, and the wake-up. Returns true if the element was dealt with.
+    #[inline(never)]
+    #[track_caller]
+    fn free_slow(&self, element: NonNull<c_void>) -> bool {
+        let mut r = self.reserve.lock();
+        if self.poison.load(Relaxed) && !self.check_free(&r, element, Location::caller()) {
+            return true; // Reported; the element is left alone.
+        }
+        if !self.has_room(&r) {
+            return false;
+        }
+        self.add_element(&mut r, element);
+        r.out -= 1;
+        let wake = r.waiters > 0;
+        if wake {
+            // Under the lock, so every registered sleeper's ticket is now out of date.
+            self.wait_seq.fetch_add(1, Relaxed);
+        }
+        drop(r);
+        if wake && let Some(platform) = self.platform() {
+            platform.wake_all(&self.wait_seq);
+            self.stats.wakeups.fetch_add(1, Relaxed);
+        }
+        true
     }
 
     /// `mempool_resize(pool, new_min_nr)`: shrinking frees surplus reserve elements at once;
@@ -478,22 +585,23 @@ impl Mempool {
         if gfp.allow_blocking() && platform.in_atomic() {
             report_might_sleep(platform, caller);
         }
-        let mut stack = self.reserve.lock();
+        let mut r = self.reserve.lock();
         if new_min_nr <= self.min_nr.load(Relaxed) {
             while new_min_nr < self.curr_nr.load(Relaxed) {
-                let element = self.remove_element(&mut stack).expect("curr_nr > new_min_nr >= 1");
-                drop(stack);
+                let element = self.remove_element(&mut r).expect("curr_nr > new_min_nr >= 1");
+                drop(r);
                 self.backing_free(element.as_ptr());
-                stack = self.reserve.lock();
+                r = self.reserve.lock();
             }
             self.min_nr.store(new_min_nr, Relaxed);
+            self.update_free_locks();
             return Ok(());
         }
-        drop(stack);
+        drop(r);
         let new = Stack::alloc(env, new_min_nr, gfp).ok_or(ResizeError::NoMemory)?;
-        let mut stack = self.reserve.lock();
+        let mut r = self.reserve.lock();
         if new_min_nr <= self.min_nr.load(Relaxed) {
-            drop(stack);
+            drop(r);
             // SAFETY: `new` came from `Stack::alloc` on `env` and holds nothing.
             unsafe { new.free(env) };
             return Ok(()); // Raced with another resize, which does our work.
@@ -501,16 +609,18 @@ impl Mempool {
         let curr = self.curr_nr.load(Relaxed);
         let mut new = new;
         for i in 0..curr {
-            new.set(i, stack.get(i));
+            new.set(i, r.stack.get(i));
         }
-        let old = core::mem::replace(&mut *stack, new);
+        let old = core::mem::replace(&mut r.stack, new);
         self.min_nr.store(new_min_nr, Relaxed);
-        drop(stack);
-        // SAFETY: `old` was this pool's array, allocated on `env`; its elements were copied.
+        self.update_free_locks();
+        drop(r);
+        // SAFETY: `old` was this pool's array, allocated on `env` (or in its first block, which
+        // `free` leaves alone); its elements were copied.
         unsafe { old.free(env) };
         while self.curr_nr.load(Relaxed) < self.min_nr.load(Relaxed) {
             let Some(element) = NonNull::new(self.backing_alloc(gfp)) else { break };
-            if !self.push_if_short(element) {
+            if !self.push_fill(element) {
                 self.backing_free(element.as_ptr()); // Raced with frees that filled it.
                 break;
             }

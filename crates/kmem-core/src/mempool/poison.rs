@@ -1,15 +1,34 @@
 //! Debug poisoning of reserved elements (the kernel's `CONFIG_SLUB_DEBUG_ON` mempool checks,
-//! MP-13): an element pushed into the reserve is filled with `POISON_FREE` (0x6b) and a final
-//! `POISON_END` (0xa5); when it is popped every byte is checked, a mismatch is reported as
-//! `BUG: mempool element poison mismatch`, and the element is filled with `POISON_INUSE` (0x5a).
-//! Only pools whose element bytes the pool can find (the helper pairs give an
-//! [`ElementSpanFn`]) can be poisoned.
+//! MP-13, TST-16): an element pushed into the reserve is filled with `POISON_FREE` (0x6b) and a
+//! final `POISON_END` (0xa5); when it is popped every byte is checked, a mismatch is reported as
+//! `BUG: mempool element poison mismatch` (the kernel's `poison_error` lines), and the element
+//! is filled with `POISON_INUSE` (0x5a).
+//!
+//! Which pools can be poisoned: every helper pool — page pools (`PAGE_SIZE << order` bytes at
+//! the direct-map address), slab pools (`kmem_cache_size` bytes) and kmalloc pools (the pool's
+//! size), as the newest kernel's `check_element` — and custom pools whose creator declared the
+//! element size ([`Mempool::set_element_size`]: the element pointer addresses that many bytes
+//! the pool may overwrite while it holds the element). Not covered: custom pools without a
+//! declared size (the pool cannot know what an element is), and HighMem page elements, which
+//! have no direct-map address (the kernel maps each page with `kmap_local_page`; kmem-core has
+//! no mapping window, so they pass through the reserve unpoisoned).
+//!
+//! While poisoning is on, `mempool_free` also checks under the lock what KASAN reports for the
+//! mempool cases of TST-16: an element that is already in the reserve (double free) and, for
+//! helper pools, a pointer that is not an element of the pool's kind (invalid free: not the
+//! start of an object of the cache / a kmalloc block / an allocated page block of the order).
+//! Both are reported and the free is ignored.
+//!
+//! Lock order: everything here runs under the pool's `reserve` lock (a leaf); reports go to the
+//! platform's log, which takes no pool lock.
 
 use core::ffi::c_void;
 use core::fmt;
 use core::panic::Location;
-use core::ptr::NonNull;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::Relaxed;
 
+use super::{Mempool, Reserve};
 use crate::platform::{Level, Platform};
 
 /// `POISON_FREE`.
@@ -19,12 +38,24 @@ pub const POISON_END: u8 = 0xa5;
 /// `POISON_INUSE`.
 pub const POISON_INUSE: u8 = 0x5a;
 
-/// Finds an element's bytes: `(address, size)`, or `None` if they are not mapped.
+/// What a pool knows about an element's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementBytes {
+    /// The element's bytes: address and size.
+    Bytes(NonNull<u8>, usize),
+    /// A valid element whose bytes are not mapped (a HighMem page).
+    Unmapped,
+    /// Not an element of this pool's kind.
+    NotAnElement,
+}
+
+/// Finds an element's bytes.
 ///
 /// # Safety
-/// Called with an element of the pool and the pool's `pool_data`; the returned bytes must be
-/// the element's own memory, which the pool owns while the element is in the reserve.
-pub type ElementSpanFn = unsafe fn(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)>;
+/// Called with a pointer given to the pool as an element and the pool's `pool_data`; the
+/// pointer may be anything (it is checked, never trusted), and returned bytes must be the
+/// element's own memory, which the pool owns while the element is in the reserve.
+pub type ElementSpanFn = unsafe fn(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes;
 
 /// `__poison_element`.
 ///
@@ -89,5 +120,91 @@ impl fmt::Display for Hex<'_> {
             f.write_str("...")?;
         }
         Ok(())
+    }
+}
+
+impl Mempool {
+    /// Where `element`'s bytes are, as far as the pool knows.
+    fn span(&self, r: &Reserve, element: NonNull<c_void>) -> ElementBytes {
+        match self.span_fn {
+            // SAFETY: `span_fn` is set only by the helper pairs, for their own `pool_data`.
+            Some(f) => unsafe { f(element.as_ptr(), self.pool_data) },
+            None if r.custom_size > 0 => ElementBytes::Bytes(element.cast(), r.custom_size),
+            None => ElementBytes::Unmapped,
+        }
+    }
+
+    /// `poison_element`, under the lock, for an element entering the reserve.
+    pub(super) fn poison_element(&self, r: &Reserve, element: NonNull<c_void>) {
+        if let ElementBytes::Bytes(addr, size) = self.span(r, element) {
+            // SAFETY: The element is entering the reserve: nobody else uses its memory.
+            unsafe { poison((addr, size)) };
+        }
+    }
+
+    /// `check_element`, under the lock, for the element that just left slot `nr`.
+    pub(super) fn check_poison(&self, r: &Reserve, element: NonNull<c_void>, nr: usize, caller: &Location<'_>) {
+        if let ElementBytes::Bytes(addr, size) = self.span(r, element)
+            && let Some(platform) = self.platform()
+        {
+            // SAFETY: The element just left the reserve: only we use its memory.
+            unsafe { check(platform, ptr::from_ref(self).cast(), (addr, size), nr, caller) };
+        }
+    }
+
+    /// The debug checks of `mempool_free` while poisoning is on: false (after a report) for
+    /// an element already in the reserve or a pointer that is not an element of the pool.
+    pub(super) fn check_free(&self, r: &Reserve, element: NonNull<c_void>, caller: &Location<'_>) -> bool {
+        let Some(platform) = self.platform() else { return true };
+        let pool: *const Mempool = self;
+        let what = if r.stack.holds(self.curr_nr.load(Relaxed), element) {
+            "double free: the element is already in the reserve"
+        } else if self.span(r, element) == ElementBytes::NotAnElement {
+            "invalid free: not an element of this pool"
+        } else {
+            return true;
+        };
+        platform.log(
+            Level::Err,
+            format_args!("BUG: mempool_free: {what}\nMempool {pool:p} element {:p}", element.as_ptr()),
+        );
+        platform.dump_stack(caller);
+        false
+    }
+
+    /// Turns debug poisoning of reserved elements on or off (MP-13; the kernel has it with
+    /// `CONFIG_SLUB_DEBUG_ON`). Elements already in the reserve are poisoned at once. Returns
+    /// false, changing nothing, for a custom pool that has not declared its element size.
+    pub fn set_poisoning(&self, on: bool) -> bool {
+        let r = self.reserve.lock();
+        if self.span_fn.is_none() && r.custom_size == 0 {
+            return false;
+        }
+        if on && !self.poison.load(Relaxed) {
+            for i in 0..self.curr_nr.load(Relaxed) {
+                self.poison_element(&r, r.stack.get(i));
+            }
+        }
+        self.poison.store(on, Relaxed);
+        self.update_free_locks();
+        true
+    }
+
+    /// Declares that every element of this custom pool (`mempool_create` with the caller's
+    /// callbacks) addresses `size` bytes of its own, so the pool can poison it. Returns false,
+    /// changing nothing, for helper pools (they know their elements), for `size == 0`, and while
+    /// poisoning is on.
+    ///
+    /// # Safety
+    /// Every element `alloc_fn` returns, and every pointer given to `mempool_free`, points to
+    /// at least `size` writable bytes that belong to the element alone while it is in the
+    /// reserve.
+    pub unsafe fn set_element_size(&self, size: usize) -> bool {
+        let mut r = self.reserve.lock();
+        if self.span_fn.is_some() || size == 0 || self.poison.load(Relaxed) {
+            return false;
+        }
+        r.custom_size = size;
+        true
     }
 }

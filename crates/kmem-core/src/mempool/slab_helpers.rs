@@ -17,6 +17,7 @@ use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
 use super::helpers::PoolHelperData;
+use super::poison::ElementBytes;
 use super::{Mempool, NUMA_NO_NODE, PoolData, create_with, init_with};
 use crate::AllocError;
 use crate::gfp::{GFP_KERNEL, Gfp};
@@ -114,24 +115,40 @@ pub unsafe extern "C" fn mempool_kfree<P: Platform>(element: *mut c_void, pool_d
     unsafe { kmem.kfree(element.cast()) };
 }
 
-/// A slab pool element's bytes: the object and the cache's object size (`kmem_cache_size`).
+/// A slab pool element's bytes: the object and the cache's object size (`kmem_cache_size`), or
+/// [`ElementBytes::NotAnElement`] for a pointer that is not the start of an object of the cache.
 ///
 /// # Safety
-/// As [`mempool_free_slab`], with a non-NULL element.
-unsafe fn slab_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+/// `pool_data` is as for [`mempool_alloc_slab`]; `element` may be any pointer.
+unsafe fn slab_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
     // SAFETY: The caller's promise.
-    let (_, cache) = unsafe { slab_helper::<P>(pool_data) };
-    Some((NonNull::new(element.cast())?, cache.get().object_size()))
+    let (kmem, cache) = unsafe { slab_helper::<P>(pool_data) };
+    match (kmem.object_slab(element.cast()), NonNull::new(element.cast::<u8>())) {
+        (Some(found), Some(addr))
+            if ptr::eq(found.cache, cache.as_ptr())
+                && cache.get().obj_index(found.base, addr.as_ptr() as usize).is_some() =>
+        {
+            ElementBytes::Bytes(addr, cache.get().object_size())
+        }
+        _ => ElementBytes::NotAnElement,
+    }
 }
 
-/// A kmalloc pool element's bytes: the block and the pool's size.
+/// A kmalloc pool element's bytes: the block and the pool's size, or
+/// [`ElementBytes::NotAnElement`] for a pointer that is not the start of a kmalloc block.
 ///
 /// # Safety
-/// As [`mempool_kfree`], with a non-NULL element.
-unsafe fn kmalloc_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> Option<(NonNull<u8>, usize)> {
+/// `pool_data` is as for [`mempool_kmalloc`]; `element` may be any pointer.
+unsafe fn kmalloc_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
     // SAFETY: The caller's promise.
-    let (_, size) = unsafe { kmem_helper::<P>(pool_data) };
-    Some((NonNull::new(element.cast())?, size))
+    let (kmem, size) = unsafe { kmem_helper::<P>(pool_data) };
+    let Some(addr) = NonNull::new(element.cast::<u8>()) else { return ElementBytes::NotAnElement };
+    let block = match kmem.object_slab(addr.as_ptr()) {
+        // SAFETY: A live slab's cache is live.
+        Some(found) => unsafe { &*found.cache }.obj_index(found.base, addr.as_ptr() as usize).is_some(),
+        None => kmem.large_kmalloc_order(addr.as_ptr()).is_some(),
+    };
+    if block { ElementBytes::Bytes(addr, size) } else { ElementBytes::NotAnElement }
 }
 
 /// `mempool_create_slab_pool(min_nr, cache)` over `kmem`. `None` if the reserve cannot be

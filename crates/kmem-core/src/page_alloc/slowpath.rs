@@ -162,21 +162,24 @@ impl<P: Platform> PageAllocator<P> {
             return Ok(pfn);
         }
         let mut no_progress_loops = 0;
-        let start = self.platform.now_ns();
+        // When the first pass got past the no-reclaim exit (read lazily: a request that cannot
+        // reclaim fails without asking the clock).
+        let mut start = None;
         let mut oom_reported = false;
         let mut passes = 0u32;
         loop {
             // `retry:`. kmem's bound (docs/deviations.md): a request that may fail gives up once
             // it has spent `oom_timeout` here, even while reclaim keeps reporting progress (other
             // threads' frees count as progress) — but only after at least one full pass.
-            if passes > 0
+            if let Some(start) = start
                 && !gfp.contains(__GFP_NOFAIL)
                 && self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed)
             {
                 break;
             }
             passes += 1;
-            if flags & af::KSWAPD != 0 {
+            // The first pass comes straight from the wake-up above: kswapd is awake already.
+            if flags & af::KSWAPD != 0 && passes > 1 {
                 self.wake_kswapd(highest);
             }
             let reserve = gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim());
@@ -188,6 +191,9 @@ impl<P: Platform> PageAllocator<P> {
             }
             if !gfp.contains(__GFP_DIRECT_RECLAIM) {
                 break;
+            }
+            if start.is_none() {
+                start = Some(self.platform.now_ns());
             }
             if self.platform.in_reclaim() {
                 // No reclaim from inside reclaim. `__GFP_NOFAIL` still must not fail: it waits

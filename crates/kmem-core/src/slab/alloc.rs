@@ -6,6 +6,7 @@
 //! slab and cache — needed anyway to catch a pointer that is not an object (SL-18, misuse) —
 //! and the freelist-head double-free check (SL-16).
 
+use core::mem::MaybeUninit;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
@@ -144,14 +145,19 @@ impl<P: Platform> Kmem<P> {
             _ => 1,
         }
         .max(1);
-        let mut batch = [ptr::null_mut(); MAX_BATCH];
+        // Not zeroed: a refill that fails (an exhausted machine) should cost no more than it
+        // must; `take_from_node` initialises what it returns.
+        let mut batch = [MaybeUninit::<*mut u8>::uninit(); MAX_BATCH];
         // A debug cache takes one object and checks it; a rejected one is left behind.
         let got = loop {
             let got = self.take_from_node(s, gfp, &mut batch[..want], caller)?;
-            if super::debug::on_alloc(self, s, batch[got - 1], orig_size, caller) {
+            // SAFETY: `take_from_node` initialised `batch[..got]`, `got >= 1`.
+            if super::debug::on_alloc(self, s, unsafe { batch[got - 1].assume_init() }, orig_size, caller) {
                 break got;
             }
         };
+        // SAFETY: `batch[..got]` are initialised (above); `MaybeUninit<T>` has `T`'s layout.
+        let batch: &[*mut u8] = unsafe { &*(ptr::from_ref(&batch[..got]) as *const [*mut u8]) };
         let obj = batch[got - 1];
         if got > 1 {
             let cpu = ctx.cpu.expect("batches only for CPU slots");
@@ -204,18 +210,29 @@ impl<P: Platform> Kmem<P> {
         &self,
         s: &Cache,
         gfp: Gfp,
-        out: &mut [*mut u8],
+        out: &mut [MaybeUninit<*mut u8>],
         caller: &Location<'_>,
     ) -> Result<usize, AllocError> {
         loop {
-            // SAFETY: `s` owns its node.
-            let got = unsafe { s.node.lock().take(s, out) };
-            if got > 0 {
-                return Ok(got);
+            if s.node_has_free.load(Relaxed) {
+                let mut node = s.node.lock();
+                // SAFETY: `s` owns its node.
+                let got = unsafe { node.take(s, out) };
+                if node.partial_free == 0 {
+                    s.node_has_free.store(false, Relaxed);
+                }
+                drop(node);
+                if got > 0 {
+                    return Ok(got);
+                }
             }
             match self.new_slab(s, gfp, caller) {
-                // SAFETY: A fresh slab of `s`, on no list yet.
-                Ok(slab) => unsafe { s.node.lock().add_new(slab.as_ptr()) },
+                Ok(slab) => {
+                    let mut node = s.node.lock();
+                    // SAFETY: A fresh slab of `s`, on no list yet.
+                    unsafe { node.add_new(slab.as_ptr()) };
+                    s.node_has_free.store(true, Relaxed);
+                }
                 Err(e) => {
                     self.slab_out_of_memory(s, gfp);
                     return Err(e);

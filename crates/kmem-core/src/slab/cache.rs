@@ -153,6 +153,11 @@ pub struct Cache {
     /// `SLAB_FAILSLAB` (per cache, like sysfs `failslab`).
     pub(crate) failslab: AtomicBool,
     pub(crate) node: SpinLock<Node>,
+    /// The node may hold free objects: the kernel's racy `n->nr_partial` look in
+    /// `get_partial_node`, so a refill on an empty node skips the lock. Written only under the
+    /// node lock: false when a take leaves no free object, true when a new slab or a freed
+    /// object is added. A stale value costs at most one lock or one new slab.
+    pub(crate) node_has_free: AtomicBool,
     /// Creators minus destroyers; under the cache list lock.
     pub(crate) refcount: AtomicIsize,
     /// Next cache on the list (newest first); under the cache list lock.

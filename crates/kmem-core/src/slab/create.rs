@@ -223,6 +223,7 @@ impl<P: Platform> Kmem<P> {
                 usersize: args.usersize,
                 failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),
                 node: SpinLock::new(Node::new(self.direct_map_base())),
+                node_has_free: AtomicBool::new(true),
                 refcount: AtomicIsize::new(1),
                 next: AtomicPtr::new(ptr::null_mut()),
                 name_ptr: base.add(name_at),

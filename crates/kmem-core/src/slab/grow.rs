@@ -30,23 +30,28 @@ impl<P: Platform> Kmem<P> {
             flags = self.kmalloc_fix_flags(flags, caller);
         }
         flags = flags.union(s.layout.allocflags);
-        let desc = self.take_desc(flags)?;
         // First the preferred order without warnings or retries (and without reclaim when a
-        // smaller order could do), then the minimum order with the caller's flags.
+        // smaller order could do), then the minimum order with the caller's flags. The pages
+        // come before the descriptor, so a failure (memory exhausted) has nothing to undo.
         let mut first = flags.union(__GFP_NOWARN).union(__GFP_NORETRY).difference(__GFP_NOFAIL);
         if first.contains(__GFP_DIRECT_RECLAIM) && s.order > s.min_order {
             first = first.union(__GFP_NOMEMALLOC).difference(__GFP_RECLAIM);
         }
         let (page, order) = match self.pages().alloc_pages(first, s.order) {
             Ok(page) => (page, s.order),
-            Err(_) if s.order > s.min_order => match self.pages().alloc_pages(flags, s.min_order) {
-                Ok(page) => {
-                    s.stats.order_fallback.fetch_add(1, Relaxed);
-                    (page, s.min_order)
-                }
-                Err(e) => return Err(self.put_desc_on_failure(desc, e)),
-            },
-            Err(e) => return Err(self.put_desc_on_failure(desc, e)),
+            Err(_) if s.order > s.min_order => {
+                let page = self.pages().alloc_pages(flags, s.min_order)?;
+                s.stats.order_fallback.fetch_add(1, Relaxed);
+                (page, s.min_order)
+            }
+            Err(e) => return Err(e),
+        };
+        let desc = match self.take_desc(flags) {
+            Ok(desc) => desc,
+            Err(e) => {
+                self.pages().free_pages(page, order);
+                return Err(e);
+            }
         };
         let pfn = self.page_to_pfn(page).expect("allocated page is ours");
         let Some(base) = self.pfn_address(pfn) else {
@@ -208,7 +213,9 @@ impl<P: Platform> Kmem<P> {
                     continue;
                 }
                 // SAFETY: `obj` is an out object of `slab`, a slab of `s`; we hold the lock.
-                if unsafe { node.put(s, slab, obj) } {
+                let empty = unsafe { node.put(s, slab, obj) };
+                s.node_has_free.store(true, Relaxed);
+                if empty {
                     // SAFETY: Empty and on the partial list, as `put` just said.
                     unsafe { node.remove(slab) };
                     discard[nd] = slab;

@@ -168,11 +168,11 @@ impl Node {
     }
 
     /// Takes up to `out.len()` free objects from partial slabs (head first), returning how
-    /// many; slabs that run out move to the full list.
+    /// many (`out[..n]` are then initialised); slabs that run out move to the full list.
     ///
     /// # Safety
     /// `cache` must own this node.
-    pub(crate) unsafe fn take(&mut self, cache: &Cache, out: &mut [*mut u8]) -> usize {
+    pub(crate) unsafe fn take(&mut self, cache: &Cache, out: &mut [core::mem::MaybeUninit<*mut u8>]) -> usize {
         let mut n = 0;
         while n < out.len() {
             let Some(slab) = self.first(Which::Partial) else { break };
@@ -182,7 +182,7 @@ impl Node {
                     let obj = (*slab).freelist;
                     (*slab).freelist = cache.get_freepointer(obj);
                     (*slab).inuse += 1;
-                    out[n] = obj;
+                    out[n].write(obj);
                     n += 1;
                 }
                 if (*slab).freelist.is_null() {
