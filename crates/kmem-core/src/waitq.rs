@@ -11,13 +11,12 @@
 //! through the lock makes the change visible to its check; if it came second, the freer's lock
 //! acquisition makes the sleeper's `waiters += 1` (and its ticket read, before it) visible, so
 //! the bump comes after the ticket and the futex wait cannot sleep through it. No fence is
-//! needed on the free path. `tests/loom.rs` checks this under every interleaving. A resource
-//! changed without a lock uses the fenced forms, `prepare` and `wake` (two `SeqCst` fences).
+//! needed on the free path. `tests/loom.rs` checks this under every interleaving.
 
 #[cfg(not(kmem_loom))]
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst, fence};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 #[cfg(kmem_loom)]
-use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst, fence};
+use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 /// The word sleepers wait on (a futex word on the userspace machine).
 pub type WaitWord = AtomicU32;
@@ -58,20 +57,6 @@ impl WaitQueue {
     pub fn prepare_locked(&self) -> u32 {
         self.waiters.fetch_add(1, Relaxed);
         self.seq.load(Relaxed)
-    }
-
-    /// [`WaitQueue::prepare_locked`] for a resource changed without a lock: a `SeqCst` fence
-    /// after the ticket pairs with the one in [`WaitQueue::wake`] (Dekker's handshake).
-    pub fn prepare(&self) -> u32 {
-        let ticket = self.prepare_locked();
-        fence(SeqCst);
-        ticket
-    }
-
-    /// [`WaitQueue::wake_locked`] for a resource changed without a lock: a `SeqCst` fence first.
-    pub fn wake(&self, wake: impl FnOnce(&AtomicU32)) -> bool {
-        fence(SeqCst);
-        self.wake_locked(wake)
     }
 
     /// The word a sleeper with `ticket` sleeps on while it still equals `ticket`.
