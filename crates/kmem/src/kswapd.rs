@@ -18,6 +18,8 @@ pub(crate) struct KswapdCtl {
     /// The thread is (about to be) asleep on `word`: only then does a wake-up need a futex
     /// call (the kernel's `wakeup_kswapd` also skips a kswapd that is not waiting).
     pub(crate) sleeping: AtomicBool,
+    /// A kswapd thread was started (set once, before the machine is handed out).
+    pub(crate) running: AtomicBool,
 }
 
 /// How often kswapd decays the per-CPU high marks (`decay_pcp_high`), as the kernel's vmstat
@@ -36,6 +38,7 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
     let mut seen = ctl.word.load(Ordering::SeqCst);
     let mut last_scan = Instant::now();
     let mut last_decay = Instant::now();
+    ctl.running.store(true, Ordering::SeqCst);
     thread::Builder::new().name("kswapd0".into()).spawn(move || {
         loop {
             if ctl.stopping.load(Ordering::SeqCst) {

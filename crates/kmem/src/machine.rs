@@ -407,6 +407,7 @@ impl Builder {
                 word: AtomicU32::new(0),
                 stopping: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
+                running: AtomicBool::new(false),
             }),
             fork_lock: crate::fork::ForkLock::new(),
         };
@@ -726,8 +727,12 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn wake_kswapd(&self) {
+        // No thread (kswapd off): nothing to wake, and no shared counter to bump.
+        if !self.kswapd.running.load(Ordering::Relaxed) {
+            return;
+        }
         self.kswapd.word.fetch_add(1, Ordering::SeqCst);
-        // No thread (kswapd off) or a thread that is awake: the new `word` is enough.
+        // A thread that is awake: the new `word` is enough.
         if self.kswapd.sleeping.load(Ordering::SeqCst) {
             sys::futex_wake_all(&self.kswapd.word);
         }
