@@ -3,7 +3,8 @@
 //! vmalloc address, checks the stamps (through the area and through `kmap_local` of the backing
 //! page) before freeing, and frees some areas from atomic context (deferred, VM-7). Two owners
 //! of one frame or of one address range would break a stamp. Afterwards nothing is left: no
-//! vmalloc pages, no deferred frees, the trees' invariants hold, and every frame is back.
+//! vmalloc pages, no deferred frees, the trees' invariants hold, and every frame is back once
+//! the frame cache is reclaimed.
 
 use std::ptr::NonNull;
 use std::thread;
@@ -81,7 +82,8 @@ fn vmalloc_vfree_on_several_threads() {
         }
     });
     m.flush_deferred_vfree();
-    m.vm().vm_unmap_aliases();
+    // Purge, and give back the frames the frame cache still holds.
+    m.vm_reclaim_and_purge();
     assert_eq!(m.vm().nr_deferred(), 0);
     assert_eq!(m.vm().nr_vmalloc_pages(), 0);
     assert!(m.vm().stats().deferred_frees.load(std::sync::atomic::Ordering::Relaxed) > 0);
