@@ -196,7 +196,12 @@ impl<M: Mmu> Vmalloc<M> {
         let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
         let (area, start) = self.alloc_area(pa, bytes + guard, align, gfp, flags, size, caller)?;
         let order = PfnArray::order_for(nr_pages);
-        let Ok(array) = pa.alloc_pages_at(Self::array_gfp(gfp) | __GFP_NOWARN, order, caller) else {
+        let array_gfp = Self::array_gfp(gfp) | __GFP_NOWARN;
+        let mut array = pa.alloc_pages_at(array_gfp, order, caller);
+        if array.is_err() && self.drain_cache(pa, usize::MAX) > 0 {
+            array = pa.alloc_pages_at(array_gfp, order, caller);
+        }
+        let Ok(array) = array else {
             pa.warn_alloc_msg(
                 gfp,
                 format_args!(

@@ -329,7 +329,8 @@ impl<M: Mmu> Vmalloc<M> {
         let mut vm_pages = 0;
         space.busy.for_each(&space.pool, &mut |i| {
             let n = space.pool.get(i);
-            if n.flags & (VM_UNINITIALIZED | VM_PARKED) == 0 {
+            // Areas with frames (`get_vm_area` ones have none) map all but the guard page.
+            if n.flags & (VM_UNINITIALIZED | VM_PARKED) == 0 && n.pages.is_some() {
                 let guard = if n.flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
                 assert_eq!(n.nr_pages() * PAGE_SIZE + guard, n.size(), "area {:#x} pages vs size", n.start);
                 if n.flags & VM_ALLOC != 0 {

@@ -175,8 +175,14 @@ impl Space {
         if let Some((s, e)) = run {
             unmap(s, e - s);
         }
-        while self.lazy.root != NIL {
-            let start = self.pool.get(self.lazy.root).start;
+        // In address order, as the kernel's purge list: the highest range ends up at the head
+        // of its pool list.
+        loop {
+            let first = self.lazy.ceil(&self.pool, 0);
+            if first == NIL {
+                break;
+            }
+            let start = self.pool.get(first).start;
             let i = self.lazy.remove(&mut self.pool, start);
             match SizeLists::bucket(self.pool.get(i).size()).filter(|_| populate) {
                 Some(b) => {
