@@ -15,6 +15,12 @@
 //!   pooled ones;
 //! - `vmalloc VA F free ranges (tree)`: informational, the same with the VA pool off, so every
 //!   call descends the free tree (lowest fit) and inserts into the busy tree.
+//!
+//! The VA rows use one machine per F, fragmented once, and interleave all of them in every
+//! round (each sample ends with the pool emptied back into the tree). Each F > 1 row is paired
+//! with the F = 1 time of the same variant in the same round (the "reference" row, shown as
+//! the peer), so its ratio column is the growth with F, read within rounds rather than across
+//! minutes of drift: flat within ±20 % means every such ratio is in 0.8–1.2.
 
 use std::hint::black_box;
 use std::io::IsTerminal;
@@ -173,31 +179,63 @@ pub fn run(cfg: &Config, results: &mut Results) {
         }
     }
     m.vm().set_lazy_max_pages(default_lazy);
-    m.vm().vm_unmap_aliases();
-    let pools = m.vm().va_pools();
-    for (suffix, pool) in [("", pools), (" (tree)", false)] {
-        m.vm().set_va_pools(pool);
-        for ranges in FRAGMENTS {
-            let w = format!("vmalloc VA {ranges} free ranges{suffix}");
-            let c = format!("kmem get_vm_area ×{VA_BATCH}");
-            results.declare(&w, &c, Role::Subject);
-            let Some(kept) = fragment(&m, ranges) else { continue };
-            if let Some(n) = harness::calibrate(cfg.sample_target, 1, |n| va_batches(&m, n)) {
-                for round in 0..cfg.rounds {
-                    if let Some(t) = va_batches(&m, n) {
-                        let ns = t.as_nanos() as f64 / (n * VA_BATCH as u64) as f64;
-                        results.record(&w, &c, Role::Subject, round, ns);
-                    }
-                }
-            }
-            for a in kept {
-                m.free_vm_area(a.as_ptr());
-            }
-            m.vm_reclaim_and_purge();
-        }
-    }
-    m.vm().set_va_pools(pools);
+    m.vm_reclaim_and_purge();
+    va_rows(cfg, results, progress);
     if progress {
         eprintln!();
+    }
+}
+
+/// The VA latency rows: one machine per free-range count, each fragmented once, measured in
+/// interleaved rounds (every F, with the VA pool on and then off, in each round) so that drift
+/// between rounds does not pass for growth with F.
+fn va_rows(cfg: &Config, results: &mut Results, progress: bool) {
+    let c = format!("kmem get_vm_area ×{VA_BATCH}");
+    let mut setups = Vec::new();
+    for ranges in FRAGMENTS {
+        let rows = [format!("vmalloc VA {ranges} free ranges"), format!("vmalloc VA {ranges} free ranges (tree)")];
+        for w in &rows {
+            results.declare(w, &c, Role::Subject);
+        }
+        let Ok(m) = machine() else { continue };
+        let Some(kept) = fragment(&m, ranges) else { continue };
+        let pools = m.vm().va_pools();
+        let mut plans = [None; 2];
+        for (plan, pool) in plans.iter_mut().zip([pools, false]) {
+            m.vm().set_va_pools(pool);
+            *plan = harness::calibrate(cfg.sample_target, 1, |n| va_batches(&m, n));
+            m.vm_reclaim_and_purge();
+        }
+        setups.push((m, kept, rows, pools, plans));
+    }
+    let reference = format!("same, 1 free range (reference, same round) ×{VA_BATCH}");
+    for round in 0..cfg.rounds {
+        if progress {
+            eprint!("\rvmalloc VA: round {}/{}", round + 1, cfg.rounds);
+        }
+        // The F = 1 times of this round, per variant: each other F's row is paired with them.
+        let mut first: [Option<f64>; 2] = [None; 2];
+        for (k, (m, _, rows, pools, plans)) in setups.iter().enumerate() {
+            for (v, ((w, pool), plan)) in rows.iter().zip([*pools, false]).zip(plans).enumerate() {
+                let Some(n) = *plan else { continue };
+                m.vm().set_va_pools(pool);
+                if let Some(t) = va_batches(m, n) {
+                    let ns = t.as_nanos() as f64 / (n * VA_BATCH as u64) as f64;
+                    results.record(w, &c, Role::Subject, round, ns);
+                    if k == 0 {
+                        first[v] = Some(ns);
+                    } else if let Some(one) = first[v] {
+                        results.record(w, &reference, Role::Peer, round, one);
+                    }
+                }
+                // Back to exactly F free ranges in the tree, nothing pooled.
+                m.vm_reclaim_and_purge();
+            }
+        }
+    }
+    for (m, kept, ..) in setups {
+        for a in kept {
+            m.free_vm_area(a.as_ptr());
+        }
     }
 }
