@@ -18,14 +18,16 @@
 //! cache, from which a vmalloc of the same size takes it back without a page allocation or a
 //! mapping call (kmem's deviation, bounded by [`Vmalloc::cache_limit_pages`], released by
 //! purges, exhaustion, failed page allocations and the shrinker [`Vmalloc::shrink`]). Parked
-//! nodes stay in the busy tree, flagged, and are skipped by every lookup and by `vmallocinfo`.
+//! nodes stay in the busy tree, flagged, and are skipped by every lookup; `vmallocinfo` lists
+//! cached areas as `unpurged vm_area` and skips pooled ranges.
 //!
 //! Counting invariant: `nr_vmalloc_pages` is the number of pages backing live `VM_ALLOC`
 //! areas (meminfo `VmallocUsed`, VM-13; cached frames are not counted); every pool node is
 //! unused or in exactly one tree.
 //!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
-//! surgery, `vmallocinfo`, and a purge's unmap calls), then the page allocator's zone locks —
+//! surgery, `vmallocinfo`, and the unmap calls of purges and cache releases), then the page
+//! allocator's zone locks —
 //! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
 //! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
 //! happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED` meanwhile).
