@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::raw::PfnArray;
 use super::space::Space;
 use super::{Mmu, VM_ALLOC, Vmalloc};
-use crate::gfp::{__GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
+use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
 use crate::page_alloc::PageAllocator;
 use crate::platform::Platform;
@@ -156,7 +156,7 @@ impl<M: Mmu> Vmalloc<M> {
         if n < 2 || order > MAX_PAGE_ORDER {
             return 0;
         }
-        let try_gfp = gfp.difference(__GFP_RECLAIM) | __GFP_NOWARN | __GFP_NORETRY;
+        let try_gfp = gfp.difference(__GFP_RECLAIM.union(__GFP_NOFAIL)) | __GFP_NOWARN | __GFP_NORETRY;
         let Ok(block) = pa.alloc_pages_at(try_gfp, order, Location::caller()) else { return 0 };
         if pa.split_page(block, order).is_err() {
             pa.free_pages(block, order);
