@@ -29,6 +29,8 @@ pub(super) struct SizeLists {
     head: [u32; MAX_VA_SIZE_PAGES],
     tail: [u32; MAX_VA_SIZE_PAGES],
     len: [u32; MAX_VA_SIZE_PAGES],
+    /// Bit `b` set iff list `b` is non-empty (finding lists without scanning 256 heads).
+    busy: [u64; MAX_VA_SIZE_PAGES / 64],
     /// Nodes on all lists.
     pub(super) nr: usize,
     /// Backing pages of the nodes on all lists (frame cache; 0 for the VA pool).
@@ -41,6 +43,7 @@ impl SizeLists {
             head: [NIL; MAX_VA_SIZE_PAGES],
             tail: [NIL; MAX_VA_SIZE_PAGES],
             len: [0; MAX_VA_SIZE_PAGES],
+            busy: [0; MAX_VA_SIZE_PAGES / 64],
             nr: 0,
             pages: 0,
         }
@@ -65,6 +68,7 @@ impl SizeLists {
         let pages = n.nr_pages();
         if self.head[b] == NIL {
             self.tail[b] = i;
+            self.busy[b / 64] |= 1 << (b % 64);
         }
         self.head[b] = i;
         self.len[b] += 1;
@@ -88,6 +92,9 @@ impl SizeLists {
         }
         if self.tail[b] == i {
             self.tail[b] = prev;
+        }
+        if self.head[b] == NIL {
+            self.busy[b / 64] &= !(1 << (b % 64));
         }
         let n = p.get_mut(i);
         n.next = NIL;
@@ -119,7 +126,21 @@ impl SizeLists {
 
     /// The first non-empty list at or after `from`, or `None`.
     pub(super) fn next_nonempty(&self, from: usize) -> Option<usize> {
-        (from..MAX_VA_SIZE_PAGES).find(|&b| self.head[b] != NIL)
+        let mut w = from / 64;
+        let mut bits = self.busy.get(w)? & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            bits = *self.busy.get(w)?;
+        }
+    }
+
+    /// The last non-empty list (the largest areas), or `None`.
+    pub(super) fn last_nonempty(&self) -> Option<usize> {
+        let w = self.busy.iter().rposition(|&bits| bits != 0)?;
+        Some(w * 64 + 63 - self.busy[w].leading_zeros() as usize)
     }
 
     /// Panics unless the lists match their counters and hold nodes flagged `flag` of their
@@ -140,6 +161,7 @@ impl SizeLists {
             }
             assert_eq!(len, self.len[b] as usize, "pool list {b}: length");
             assert_eq!(last, self.tail[b], "pool list {b}: tail");
+            assert_eq!(self.busy[b / 64] & (1 << (b % 64)) != 0, len > 0, "pool list {b}: bitmap");
             nr += len;
         }
         assert_eq!(nr, self.nr, "pool entries");

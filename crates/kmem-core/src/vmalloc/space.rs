@@ -9,7 +9,7 @@
 //! flagged `VM_POOLED` (resp. `VM_CACHED`) iff it is on the VA pool (resp. frame cache) lists.
 
 use super::node::{NIL, Node, Pool};
-use super::pool::{MAX_VA_SIZE_PAGES, SizeLists};
+use super::pool::SizeLists;
 use super::tree::Tree;
 use super::{VM_CACHED, VM_POOLED};
 use crate::order::PAGE_SIZE;
@@ -273,7 +273,7 @@ impl Space {
     /// Takes the most recently cached area of the largest size, out of the cache and the busy
     /// tree (still mapped, frames attached); `None` when the cache is empty.
     pub(super) fn cache_evict(&mut self) -> Option<u32> {
-        let b = (0..MAX_VA_SIZE_PAGES).rev().find(|&b| self.cache.len(b) > 0)?;
+        let b = self.cache.last_nonempty()?;
         let i = self.cache.pop(&mut self.pool, b);
         let start = self.pool.get(i).start;
         let gone = self.busy.remove(&mut self.pool, start);
