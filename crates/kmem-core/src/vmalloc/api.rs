@@ -280,7 +280,7 @@ impl<M: Mmu> Vmalloc<M> {
         // `node_alloc` first: an exact-size pooled range, O(1).
         let mut area = if self.va_pools() { space.pool_take(va_size, align) } else { None };
         if area.is_some() {
-            self.stats.pool_hits.fetch_add(1, Relaxed);
+            super::locked_add(&self.stats.pool_hits, 1);
         } else {
             area = space.alloc(va_size, align);
         }
@@ -328,7 +328,7 @@ impl<M: Mmu> Vmalloc<M> {
         node.zone = zone;
         node.flags &= !VM_UNINITIALIZED;
         if vmalloc_pages {
-            self.nr_vmalloc_pages.fetch_add(pfns.len as usize, Relaxed);
+            super::locked_add(&self.nr_vmalloc_pages, pfns.len as usize);
         }
     }
 
@@ -483,7 +483,7 @@ impl<M: Mmu> Vmalloc<M> {
         let node = space.pool.get(i);
         let (nr, flags) = (node.nr_pages(), node.flags);
         if flags & VM_ALLOC != 0 {
-            self.nr_vmalloc_pages.fetch_sub(nr, Relaxed);
+            super::locked_sub(&self.nr_vmalloc_pages, nr);
         }
         let cacheable = how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_ALLOC;
         if cacheable && space.cache.pages + nr <= cache_cap && space.cache_put(i) {

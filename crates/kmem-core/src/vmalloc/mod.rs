@@ -82,6 +82,19 @@ const VM_CACHED: u32 = 1 << 29;
 /// Busy-tree nodes that are not live areas.
 const VM_PARKED: u32 = VM_POOLED | VM_CACHED;
 
+/// Adds `n` to a counter that is only ever changed under the vmap lock: a plain load and
+/// store, no atomic read-modify-write on the allocation path (readers may load it any time).
+#[inline]
+fn locked_add(counter: &AtomicUsize, n: usize) {
+    counter.store(counter.load(Relaxed) + n, Relaxed);
+}
+
+/// Subtracts `n` from a counter only changed under the vmap lock (see [`locked_add`]).
+#[inline]
+fn locked_sub(counter: &AtomicUsize, n: usize) {
+    counter.store(counter.load(Relaxed) - n, Relaxed);
+}
+
 /// `NUMA_NO_NODE`.
 pub const NUMA_NO_NODE: i32 = -1;
 
@@ -267,6 +280,9 @@ impl<M: Mmu> Vmalloc<M> {
     /// Binds the allocator to `pa` on first use, and panics if another one is passed later.
     fn bind<P: Platform>(&self, pa: &PageAllocator<P>) {
         let addr = pa as *const PageAllocator<P> as usize;
+        if self.owner.load(Relaxed) == addr {
+            return;
+        }
         match self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
             Ok(_) => {}
             Err(bound) => assert_eq!(bound, addr, "vmalloc used with two page allocators"),

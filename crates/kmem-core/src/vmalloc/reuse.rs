@@ -8,7 +8,6 @@
 
 use core::panic::Location;
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering::Relaxed;
 
 use super::raw::PfnArray;
 use super::space::Space;
@@ -47,9 +46,9 @@ impl<M: Mmu> Vmalloc<M> {
         node.requested = requested;
         node.caller = Some(caller);
         let start = node.start;
-        self.nr_vmalloc_pages.fetch_add(nr_pages, Relaxed);
+        super::locked_add(&self.nr_vmalloc_pages, nr_pages);
+        super::locked_add(&self.stats.cache_hits, 1);
         drop(space);
-        self.stats.cache_hits.fetch_add(1, Relaxed);
         if gfp.contains(__GFP_ZERO) {
             // VM-5: the frames hold what their last user wrote.
             self.mmu.zero(start, nr_pages * PAGE_SIZE);
@@ -79,6 +78,7 @@ impl<M: Mmu> Vmalloc<M> {
                     freed += pfns.map_or(0, |p| p.len as usize);
                     batch[taken] = pfns;
                     taken += 1;
+                    super::locked_add(&self.stats.cache_releases, 1);
                 }
             }
             if taken == 0 {
@@ -88,7 +88,6 @@ impl<M: Mmu> Vmalloc<M> {
                 self.free_frames(pa, pfns, pfns.len as usize);
                 pa.free_pages_addr(pfns.block().as_ptr(), pfns.order);
             }
-            self.stats.cache_releases.fetch_add(taken, Relaxed);
         }
         freed
     }
@@ -128,7 +127,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// `__purge_vmap_area_lazy(.., full_pool_decay)`: decays the VA pool (fully when `full`),
     /// then purges the lazy areas into it (unless `full` or pools are off) or the free tree.
     pub(super) fn purge_locked(&self, space: &mut Space, full: bool) -> usize {
-        self.stats.purges.fetch_add(1, Relaxed);
+        super::locked_add(&self.stats.purges, 1);
         space.decay_pool(full);
         let populate = self.va_pools() && !full;
         space.purge(&mut |start, len| self.mmu.unmap(start, len), populate)
