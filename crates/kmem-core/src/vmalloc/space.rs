@@ -11,7 +11,7 @@
 use super::node::{NIL, Node, Pool};
 use super::pool::SizeLists;
 use super::tree::Tree;
-use super::{VM_CACHED, VM_POOLED};
+use super::{VM_ALLOC, VM_CACHED, VM_MAP, VM_POOLED};
 use crate::order::PAGE_SIZE;
 
 /// Frame-cache entries of one size looked at for one request (constant time).
@@ -159,16 +159,20 @@ impl Space {
     /// pool when `populate` and it is small enough (`purge_vmap_node`), else to the free tree.
     /// Returns the pages of address space purged.
     pub(super) fn purge(&mut self, unmap: &mut dyn FnMut(usize, usize), populate: bool) -> usize {
+        // Only vmalloc and vmap areas were ever mapped; a `get_vm_area` range has nothing to
+        // unmap (the kernel's `vunmap_range_noflush` finds no PTE there), so it never opens a
+        // run of its own, but it may join a run it touches.
         let mut run: Option<(usize, usize)> = None;
         self.lazy.for_each(&self.pool, &mut |i| {
             let n = self.pool.get(i);
+            let mapped = n.flags & (VM_ALLOC | VM_MAP) != 0;
             run = match run {
                 Some((s, e)) if e == n.start => Some((s, n.end)),
                 Some((s, e)) => {
                     unmap(s, e - s);
-                    Some((n.start, n.end))
+                    mapped.then_some((n.start, n.end))
                 }
-                None => Some((n.start, n.end)),
+                None => mapped.then_some((n.start, n.end)),
             };
             true
         });
