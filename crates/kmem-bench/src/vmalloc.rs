@@ -1,12 +1,26 @@
 //! The `vmalloc` workloads (BENCHMARKS.md):
 //! - `vmalloc N reuse`: vmalloc + touch every page + vfree of N = 1..32 pages with the default
-//!   lazy purge, so freed areas are unmapped in batches and their frames come straight back;
-//! - `vmalloc N fresh`: the same with the purge threshold at 0, so every vfree unmaps at once
-//!   and every vmalloc maps into address space that was just unmapped;
+//!   lazy purge: a freed area waits, still mapped with its frames, in vmalloc's frame cache
+//!   and the next vmalloc of its size takes it back (no page allocation, no syscall);
+//! - `vmalloc N fresh`: the same with the purge threshold at 0, which also turns the frame
+//!   cache off (emptied before each sample): every vfree unmaps and frees the frames at once,
+//!   every vmalloc allocates frames and maps them (one `mmap` when they are contiguous);
 //! - the peer for both: `mmap` + touch every page + `munmap` of the same size (anonymous);
 //! - `vmalloc VA F free ranges`: [`VA_BATCH`] `get_vm_area` calls (address space only, one page
-//!   plus guard) with the free tree fragmented into F = 1..100 000 ranges. Only the allocations
-//!   are timed; freeing and purging them happens between samples.
+//!   plus guard) after the free tree was fragmented into F = 1..100 000 ranges (pools and
+//!   caches emptied into the tree first). Only the allocations are timed; freeing and
+//!   `vm_unmap_aliases` happen between units. That purge puts the freed ranges in the VA pool
+//!   (two CPUs, so pools are on, as in the kernel), so after the first unit the timed calls
+//!   are served by the pool, in O(1), while the tree keeps F ranges minus the (at most 64)
+//!   pooled ones;
+//! - `vmalloc VA F free ranges (tree)`: informational, the same with the VA pool off, so every
+//!   call descends the free tree (lowest fit) and inserts into the busy tree.
+//!
+//! The VA rows use one machine per F, fragmented once, and interleave all of them in every
+//! round (each sample ends with the pool emptied back into the tree). Each F > 1 row is paired
+//! with the F = 1 time of the same variant in the same round (the "reference" row, shown as
+//! the peer), so its ratio column is the growth with F, read within rounds rather than across
+//! minutes of drift: flat within ±20 % means every such ratio is in 0.8–1.2.
 
 use std::hint::black_box;
 use std::io::IsTerminal;
@@ -80,7 +94,8 @@ fn touch(p: NonNull<u8>, pages: usize) {
 }
 
 /// Fragments the free tree into `ranges` free ranges: `ranges` one-page holes (two with the
-/// guard) between live areas, plus the rest of the range. Returns the live areas.
+/// guard) between live areas, plus the rest of the range. The purge empties the VA pool so
+/// every free range is in the tree. Returns the live areas.
 fn fragment(m: &Machine, ranges: usize) -> Option<Vec<NonNull<u8>>> {
     let mut areas = Vec::with_capacity(2 * ranges);
     for _ in 0..2 * (ranges - 1) {
@@ -90,7 +105,8 @@ fn fragment(m: &Machine, ranges: usize) -> Option<Vec<NonNull<u8>>> {
     for (i, a) in areas.into_iter().enumerate() {
         if i % 2 == 0 { m.free_vm_area(a.as_ptr()) } else { kept.push(a) }
     }
-    m.vm().vm_unmap_aliases();
+    m.vm_reclaim_and_purge();
+    debug_assert_eq!(m.vm().pooled_areas(), 0);
     Some(kept)
 }
 
@@ -136,6 +152,10 @@ pub fn run(cfg: &Config, results: &mut Results) {
     let run_row = |lazy: Option<usize>, pages: usize, n: u64| match lazy {
         Some(l) => {
             m.vm().set_lazy_max_pages(l);
+            if l == 0 {
+                // Nothing cached by the reuse rows may serve a fresh row.
+                m.vm_reclaim_and_purge();
+            }
             vmalloc_pairs(&m, pages, n)
         }
         None => mmap_pairs(pages, n),
@@ -159,25 +179,63 @@ pub fn run(cfg: &Config, results: &mut Results) {
         }
     }
     m.vm().set_lazy_max_pages(default_lazy);
-    m.vm().vm_unmap_aliases();
+    m.vm_reclaim_and_purge();
+    va_rows(cfg, results, progress);
+    if progress {
+        eprintln!();
+    }
+}
+
+/// The VA latency rows: one machine per free-range count, each fragmented once, measured in
+/// interleaved rounds (every F, with the VA pool on and then off, in each round) so that drift
+/// between rounds does not pass for growth with F.
+fn va_rows(cfg: &Config, results: &mut Results, progress: bool) {
+    let c = format!("kmem get_vm_area ×{VA_BATCH}");
+    let mut setups = Vec::new();
     for ranges in FRAGMENTS {
-        let w = format!("vmalloc VA {ranges} free ranges");
-        let c = format!("kmem get_vm_area ×{VA_BATCH}");
-        results.declare(&w, &c, Role::Subject);
+        let rows = [format!("vmalloc VA {ranges} free ranges"), format!("vmalloc VA {ranges} free ranges (tree)")];
+        for w in &rows {
+            results.declare(w, &c, Role::Subject);
+        }
+        let Ok(m) = machine() else { continue };
         let Some(kept) = fragment(&m, ranges) else { continue };
-        if let Some(n) = harness::calibrate(cfg.sample_target, 1, |n| va_batches(&m, n)) {
-            for round in 0..cfg.rounds {
-                if let Some(t) = va_batches(&m, n) {
-                    results.record(&w, &c, Role::Subject, round, t.as_nanos() as f64 / (n * VA_BATCH as u64) as f64);
+        let pools = m.vm().va_pools();
+        let mut plans = [None; 2];
+        for (plan, pool) in plans.iter_mut().zip([pools, false]) {
+            m.vm().set_va_pools(pool);
+            *plan = harness::calibrate(cfg.sample_target, 1, |n| va_batches(&m, n));
+            m.vm_reclaim_and_purge();
+        }
+        setups.push((m, kept, rows, pools, plans));
+    }
+    let reference = format!("same, 1 free range (reference, same round) ×{VA_BATCH}");
+    for round in 0..cfg.rounds {
+        if progress {
+            eprint!("\rvmalloc VA: round {}/{}", round + 1, cfg.rounds);
+        }
+        // The F = 1 times of this round, per variant: each other F's row is paired with them.
+        let mut first: [Option<f64>; 2] = [None; 2];
+        for (k, (m, _, rows, pools, plans)) in setups.iter().enumerate() {
+            for (v, ((w, pool), plan)) in rows.iter().zip([*pools, false]).zip(plans).enumerate() {
+                let Some(n) = *plan else { continue };
+                m.vm().set_va_pools(pool);
+                if let Some(t) = va_batches(m, n) {
+                    let ns = t.as_nanos() as f64 / (n * VA_BATCH as u64) as f64;
+                    results.record(w, &c, Role::Subject, round, ns);
+                    if k == 0 {
+                        first[v] = Some(ns);
+                    } else if let Some(one) = first[v] {
+                        results.record(w, &reference, Role::Peer, round, one);
+                    }
                 }
+                // Back to exactly F free ranges in the tree, nothing pooled.
+                m.vm_reclaim_and_purge();
             }
         }
+    }
+    for (m, kept, ..) in setups {
         for a in kept {
             m.free_vm_area(a.as_ptr());
         }
-        m.vm().vm_unmap_aliases();
-    }
-    if progress {
-        eprintln!();
     }
 }

@@ -433,6 +433,7 @@ impl Builder {
             kmem: pa,
             profile: s.profile,
             shrinker: std::sync::OnceLock::new(),
+            vm_shrinker: std::sync::OnceLock::new(),
             vm,
             highmem,
             forkable,
@@ -440,6 +441,11 @@ impl Builder {
         // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
         if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
             let _ = inner.shrinker.set(id);
+        }
+        let vm_shrinker: &dyn kmem_core::reclaim::Shrinker = &*inner;
+        // SAFETY: `inner` lives inside the `Arc` until `Inner` drops, which unregisters first.
+        if let Some(id) = unsafe { inner.kmem.pages().register_shrinker(std::ptr::NonNull::from(vm_shrinker)) } {
+            let _ = inner.vm_shrinker.set(id);
         }
         let weak: Weak<dyn SlotOwner> = Arc::downgrade(&inner) as Weak<dyn SlotOwner>;
         let _ = inner.kmem.platform().owner.set(weak);
@@ -460,6 +466,8 @@ pub(crate) struct Inner {
     pub(crate) kmem: Kmem<UserPlatform>,
     profile: Profile,
     shrinker: std::sync::OnceLock<kmem_core::reclaim::RegistrationId>,
+    /// The vmalloc shrinker (`vm.rs`).
+    vm_shrinker: std::sync::OnceLock<kmem_core::reclaim::RegistrationId>,
     pub(crate) vm: Vmalloc<UserMmu>,
     pub(crate) highmem: Option<Highmem>,
     /// Private memory and no kswapd: [`Machine::fork_prepare`] may be used.
@@ -616,6 +624,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(&id) = self.shrinker.get() {
             self.kmem.unregister_reclaim(id);
+        }
+        if let Some(&id) = self.vm_shrinker.get() {
+            self.kmem.pages().unregister_shrinker(id);
         }
         let ctl = &self.kmem.platform().kswapd;
         ctl.stopping.store(true, Ordering::SeqCst);

@@ -1,21 +1,34 @@
 //! Virtual windows over "physical memory": a range reserved `PROT_NONE` at machine build, in
-//! which frames of the memfd are mapped `MAP_SHARED | MAP_FIXED` at chosen addresses and
-//! unmapped by putting `PROT_NONE` back. The vmalloc range ([`UserMmu`]) and the HighMem
-//! `kmap` windows are such ranges. A machine with private memory has no memfd: its range stays
-//! reserved and every `map` fails, so vmalloc returns `AllocError` there. With `sys`, the only module of this crate with `unsafe` code.
+//! which frames of the memfd are mapped `MAP_SHARED | MAP_FIXED | MAP_POPULATE` at chosen
+//! addresses (populated at once, as the kernel's `vmap_pages_range` fills every PTE, so first
+//! touches do not fault page by page) and unmapped by making them `PROT_NONE` again. The
+//! vmalloc range ([`UserMmu`]) and the HighMem `kmap` windows are such ranges. A machine with
+//! private memory has no memfd: its range stays reserved and every `map` fails, so vmalloc
+//! returns `AllocError` there. With `sys`, the only module of this crate with `unsafe` code.
+//!
+//! Unmapping a range of at most [`SOFT_UNMAP_MAX`] bytes is one `mprotect(PROT_NONE)`: the
+//! file mapping stays as an inaccessible VMA, which is what makes a single-area unmap cheap
+//! (no VMA split and re-merge with the reservation). Longer ranges (batched lazy purges) are
+//! replaced by a fresh anonymous `PROT_NONE` reservation, which also drops any inaccessible
+//! file VMAs left inside them. Either way the range faults on access afterwards. The number of
+//! VMAs stays bounded by the pages of the range ever mapped, as before.
 //!
 //! Invariant: `base .. base + len` is a mapping this process made and owns for the life of the
-//! [`VaRange`]; every `mmap` here is `MAP_FIXED` strictly inside it, so no other mapping of the
-//! process is ever replaced.
+//! [`VaRange`]; every `mmap`/`mprotect` here is strictly inside it, so no other mapping of the
+//! process is ever replaced or changed.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 
-use rustix::mm::{MapFlags, ProtFlags};
+use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 use kmem_core::PAGE_SIZE;
 use kmem_core::vmalloc::{MapError, Mmu};
+
+/// Longest range [`VaRange::unmap`] makes inaccessible with `mprotect` instead of a new
+/// reservation (1 MiB: the areas the vmalloc pools and caches hold).
+pub const SOFT_UNMAP_MAX: usize = 256 * PAGE_SIZE;
 
 /// A reserved virtual range and the memfd whose frames are mapped into it.
 pub struct VaRange {
@@ -96,7 +109,7 @@ impl VaRange {
                 va as *mut std::ffi::c_void,
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::FIXED,
+                MapFlags::SHARED | MapFlags::FIXED | MapFlags::POPULATE,
                 fd,
                 offset as u64,
             )
@@ -110,11 +123,20 @@ impl VaRange {
         }
     }
 
-    /// Makes `[va, va + len)` inaccessible again (`PROT_NONE`, no backing). Ignores ranges
-    /// outside the reservation.
+    /// Makes `[va, va + len)` inaccessible again: `PROT_NONE` in place up to
+    /// [`SOFT_UNMAP_MAX`] bytes, a fresh anonymous reservation (no backing) beyond. Ignores
+    /// ranges outside the reservation.
     pub fn unmap(&self, va: usize, len: usize) {
         if len == 0 || !self.inside(va, len) {
             return;
+        }
+        if len <= SOFT_UNMAP_MAX {
+            // SAFETY: Inside our reservation (checked); only the protection of our own pages
+            // changes, and nothing may access them any more (the caller unmaps them).
+            let done = unsafe { rustix::mm::mprotect(va as *mut std::ffi::c_void, len, MprotectFlags::empty()) };
+            if done.is_ok() {
+                return;
+            }
         }
         // SAFETY: Inside our reservation (checked); the pages become an inaccessible anonymous
         // reservation again, as at `reserve`.

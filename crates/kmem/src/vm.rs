@@ -8,12 +8,29 @@
 use std::panic::Location;
 use std::ptr::NonNull;
 
+use kmem_core::reclaim::Shrinker;
 use kmem_core::vmalloc::Vmalloc;
 use kmem_core::{AllocError, Gfp, Page};
 
 use crate::highmem::highmem_pfn;
-use crate::machine::Machine;
+use crate::machine::{Inner, Machine};
 use crate::mapping::UserMmu;
+
+/// The vmalloc shrinker (`vmap_node_shrinker`): reclaim empties the VA pool and takes frames
+/// back from the frame cache. Registered by the machine for its whole life.
+impl Shrinker for Inner {
+    fn name(&self) -> &str {
+        "vmap_node"
+    }
+
+    fn count_objects(&self) -> usize {
+        self.vm.reclaimable_pages()
+    }
+
+    fn scan_objects(&self, nr_to_scan: usize, _gfp: Gfp) -> usize {
+        self.vm.shrink(self.kmem.pages(), nr_to_scan)
+    }
+}
 
 impl Machine {
     /// The vmalloc allocator (statistics, purging, `/proc/vmallocinfo`); its allocating methods
@@ -108,6 +125,18 @@ impl Machine {
     /// Completes the `vfree`s deferred from atomic context now.
     pub fn flush_deferred_vfree(&self) {
         self.inner.vm.flush_deferred(self.inner.kmem.pages());
+    }
+
+    /// Releases the vmalloc frame cache, purges every lazily freed area and empties the VA
+    /// pool into the free tree (`reclaim_and_purge_vmap_areas`, plus the cache). Returns the
+    /// pages of address space purged.
+    pub fn vm_reclaim_and_purge(&self) -> usize {
+        self.inner.vm.reclaim_and_purge(self.inner.kmem.pages())
+    }
+
+    /// Runs the vmalloc shrinker as reclaim would: returns the frames freed.
+    pub fn vm_shrink(&self, nr_to_scan: usize) -> usize {
+        self.inner.vm.shrink(self.inner.kmem.pages(), nr_to_scan)
     }
 
     /// `vmap(pages, count, flags, PAGE_KERNEL)`.

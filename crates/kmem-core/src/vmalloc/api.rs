@@ -10,7 +10,7 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_DEFERRED, VM_FLUSH_RESET_PERMS, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD,
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_DEFERRED, VM_FLUSH_RESET_PERMS, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED,
     VM_UNINITIALIZED, VM_USERMAP, Vmalloc,
 };
 use crate::AllocError;
@@ -26,7 +26,7 @@ const BULK: usize = 32;
 
 /// What a free of an area does with its pages.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Release {
+pub(super) enum Release {
     /// `vfree`: owned pages go back to the page allocator.
     Pages,
     /// `vunmap`/`free_vm_area`: only the mapping goes.
@@ -186,10 +186,22 @@ impl<M: Mmu> Vmalloc<M> {
             gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
         let guard = if vm_flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
+        let page_gfp = Self::page_gfp(gfp);
+        let zone = page_gfp.zone().map_or(0, |z| z as u8);
+        if guard != 0
+            && let Some(p) = self.cache_alloc(bytes + guard, nr_pages, align, gfp, zone, vm_flags, size, caller)
+        {
+            return Ok(p);
+        }
         let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
         let (area, start) = self.alloc_area(pa, bytes + guard, align, gfp, flags, size, caller)?;
         let order = PfnArray::order_for(nr_pages);
-        let Ok(array) = pa.alloc_pages_at(Self::array_gfp(gfp) | __GFP_NOWARN, order, caller) else {
+        let array_gfp = Self::array_gfp(gfp) | __GFP_NOWARN;
+        let mut array = pa.alloc_pages_at(array_gfp, order, caller);
+        if array.is_err() && self.drain_cache(pa, usize::MAX) > 0 {
+            array = pa.alloc_pages_at(array_gfp, order, caller);
+        }
+        let Ok(array) = array else {
             pa.warn_alloc_msg(
                 gfp,
                 format_args!(
@@ -204,7 +216,11 @@ impl<M: Mmu> Vmalloc<M> {
         let block = pa.page_address(array).expect("array gfp has no __GFP_HIGHMEM");
         // SAFETY: A lowmem block of `order` we own, sized for `nr_pages` entries by `order_for`.
         let mut pfns = unsafe { PfnArray::new(block, order, nr_pages as u32) };
-        let got = self.fill_pages(pa, &mut pfns, Self::page_gfp(gfp));
+        let mut got = self.fill_contiguous(pa, &mut pfns, page_gfp);
+        got = self.fill_pages(pa, &mut pfns, page_gfp, got);
+        if got < nr_pages && self.drain_cache(pa, usize::MAX) > 0 {
+            got = self.fill_pages(pa, &mut pfns, page_gfp, got);
+        }
         if got < nr_pages {
             pa.warn_alloc_msg(
                 gfp,
@@ -223,7 +239,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.abandon(area, start);
             return Err(AllocError);
         }
-        self.publish(area, pfns, true);
+        self.publish(area, pfns, true, zone);
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }
 
@@ -261,9 +277,27 @@ impl<M: Mmu> Vmalloc<M> {
             return Err(fail(self));
         };
         let align = align.max(PAGE_SIZE);
-        let mut area = space.alloc(va_size, align);
-        if area.is_none() && space.lazy.len > 0 {
-            self.purge_locked(&mut space);
+        // `node_alloc` first: an exact-size pooled range, O(1).
+        let mut area = if self.va_pools() { space.pool_take(va_size, align) } else { None };
+        if area.is_some() {
+            super::locked_add(&self.stats.pool_hits, 1);
+        } else {
+            area = space.alloc(va_size, align);
+        }
+        if area.is_none() && space.cache.nr > 0 {
+            // The frame cache holds address space too: give it back (pages are freed with
+            // the lock dropped), then purge as below.
+            drop(space);
+            self.drain_cache(pa, usize::MAX);
+            let Ok(again) = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller) else {
+                return Err(fail(self));
+            };
+            space = again;
+            area = space.alloc(va_size, align);
+        }
+        if area.is_none() && (space.lazy.len > 0 || space.va_pool.nr > 0) {
+            // `reclaim_and_purge_vmap_areas`: purge, with the pools fully decayed.
+            self.purge_locked(&mut space, true);
             area = space.alloc(va_size, align);
         }
         let Some(i) = area else {
@@ -286,21 +320,23 @@ impl<M: Mmu> Vmalloc<M> {
         space.release(area);
     }
 
-    /// Makes an area visible with its frames.
-    fn publish(&self, area: u32, pfns: PfnArray, vmalloc_pages: bool) {
+    /// Makes an area visible with its frames (from zones up to `zone`).
+    fn publish(&self, area: u32, pfns: PfnArray, vmalloc_pages: bool, zone: u8) {
         let mut space = self.space.lock();
         let node = space.pool.get_mut(area);
         node.pages = Some(pfns);
+        node.zone = zone;
         node.flags &= !VM_UNINITIALIZED;
         if vmalloc_pages {
-            self.nr_vmalloc_pages.fetch_add(pfns.len as usize, Relaxed);
+            super::locked_add(&self.nr_vmalloc_pages, pfns.len as usize);
         }
     }
 
-    /// Fills `pfns` with order-0 pages, in bulk batches; returns how many it got.
-    fn fill_pages<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &mut PfnArray, gfp: Gfp) -> usize {
+    /// Fills `pfns` from entry `got` on with order-0 pages, in bulk batches; returns how many
+    /// entries are filled.
+    fn fill_pages<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &mut PfnArray, gfp: Gfp, got: usize) -> usize {
         let want = pfns.len as usize;
-        let mut got = 0;
+        let mut got = got;
         while got < want {
             let mut slots: [Option<&Page>; BULK] = [None; BULK];
             let n = pa.alloc_pages_bulk(gfp, &mut slots[..(want - got).min(BULK)]);
@@ -316,9 +352,10 @@ impl<M: Mmu> Vmalloc<M> {
         got
     }
 
-    /// Frees the first `n` frames of `pfns`.
-    fn free_frames<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &PfnArray, n: usize) {
-        for i in 0..n {
+    /// Frees the first `n` frames of `pfns`, last first, so that per-CPU lists (LIFO) hand
+    /// them out again in ascending order, physically contiguous runs included.
+    pub(super) fn free_frames<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &PfnArray, n: usize) {
+        for i in (0..n).rev() {
             let page = pa.pfn_to_page(pfns.get(i) as usize).expect("frame is in mem_map");
             pa.free_pages(page, 0);
         }
@@ -417,7 +454,8 @@ impl<M: Mmu> Vmalloc<M> {
             node.flags &= !VM_DEFERRED;
             node.next = NIL;
             self.nr_deferred.fetch_sub(1, Relaxed);
-            let (pages, flags, purge) = self.retire(&mut space, i);
+            let cap = self.cache_limit_pages(pa.total_managed());
+            let (pages, flags, purge) = self.retire(&mut space, i, Release::Pages, cap);
             drop(space);
             self.finish_free(pa, pages, flags, Release::Pages, purge);
         }
@@ -433,18 +471,25 @@ impl<M: Mmu> Vmalloc<M> {
             self.warn_nonexistent(pa, caller, func, addr);
             return;
         }
-        let (pages, flags, purge) = self.retire(&mut space, i);
+        let cap = self.cache_limit_pages(pa.total_managed());
+        let (pages, flags, purge) = self.retire(&mut space, i, how, cap);
         drop(space);
         self.finish_free(pa, pages, flags, how, purge);
     }
 
-    /// Moves area `i` to the lazy tree; returns its frames, flags, and whether a purge is due.
-    fn retire(&self, space: &mut Space, i: u32) -> (Option<PfnArray>, u32, bool) {
-        let node = space.pool.get_mut(i);
-        let (pages, flags) = (node.pages.take(), node.flags);
+    /// Parks vmalloc area `i` in the frame cache if it fits under `cache_cap` pages, else moves
+    /// it to the lazy tree; returns the frames to free, the flags, and whether a purge is due.
+    fn retire(&self, space: &mut Space, i: u32, how: Release, cache_cap: usize) -> (Option<PfnArray>, u32, bool) {
+        let node = space.pool.get(i);
+        let (nr, flags) = (node.nr_pages(), node.flags);
         if flags & VM_ALLOC != 0 {
-            self.nr_vmalloc_pages.fetch_sub(pages.map_or(0, |p| p.len as usize), Relaxed);
+            super::locked_sub(&self.nr_vmalloc_pages, nr);
         }
+        let cacheable = how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_ALLOC;
+        if cacheable && space.cache.pages + nr <= cache_cap && space.cache_put(i) {
+            return (None, flags, false);
+        }
+        let pages = space.pool.get_mut(i).pages.take();
         space.retire(i);
         (pages, flags, space.lazy_pages > self.lazy_max_pages())
     }
@@ -464,20 +509,8 @@ impl<M: Mmu> Vmalloc<M> {
             pa.free_pages_addr(pfns.block().as_ptr(), pfns.order);
         }
         if purge {
-            self.vm_unmap_aliases();
+            self.lazy_purge(pa);
         }
-    }
-
-    /// `vm_unmap_aliases`/`purge_vmap_area_lazy`: unmaps every lazily freed area now and makes
-    /// its address space reusable. Returns the pages of address space purged.
-    pub fn vm_unmap_aliases(&self) -> usize {
-        let mut space = self.space.lock();
-        self.purge_locked(&mut space)
-    }
-
-    fn purge_locked(&self, space: &mut Space) -> usize {
-        self.stats.purges.fetch_add(1, Relaxed);
-        space.purge(&mut |start, len| self.mmu.unmap(start, len))
     }
 
     /// `vmap(pages, count, flags, PAGE_KERNEL)`: maps the caller's pages contiguously. The pages
@@ -535,7 +568,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.abandon(area, start);
             return Err(AllocError);
         }
-        self.publish(area, pfns, false);
+        self.publish(area, pfns, false, 0);
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }
 
@@ -586,7 +619,7 @@ impl<M: Mmu> Vmalloc<M> {
         let addr = addr as usize;
         let space = self.space.lock();
         let i = space.busy.containing(&space.pool, addr);
-        if i == NIL {
+        if i == NIL || space.pool.get(i).flags & VM_PARKED != 0 {
             return None;
         }
         let node = space.pool.get(i);
@@ -677,7 +710,7 @@ fn find_area(space: &Space, addr: usize) -> u32 {
         return NIL;
     }
     let node = space.pool.get(i);
-    if node.start != addr || node.flags & (VM_UNINITIALIZED | VM_DEFERRED) != 0 {
+    if node.start != addr || node.flags & (VM_UNINITIALIZED | VM_DEFERRED | VM_PARKED) != 0 {
         return NIL;
     }
     i

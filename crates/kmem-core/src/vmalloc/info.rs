@@ -9,13 +9,14 @@ impl<M: Mmu> Vmalloc<M> {
     /// `/proc/vmallocinfo`: each live area in address order as
     /// `0x<start>-0x<end> <size> <caller> pages=<n> <kinds> N0=<n>` (the size includes the guard
     /// page; the caller is the `file:line` that created the area), then every lazily freed area
-    /// as `0x<start>-0x<end> <size> unpurged vm_area`. Areas being set up are skipped.
+    /// as `0x<start>-0x<end> <size> unpurged vm_area`, and so is every area of the frame cache
+    /// (freed, not yet unmapped). Areas being set up and pooled address space are skipped.
     pub fn vmallocinfo(&self, w: &mut dyn Write) -> fmt::Result {
         let space = self.space.lock();
         let mut result = Ok(());
         space.busy.for_each(&space.pool, &mut |i| {
             let n = space.pool.get(i);
-            if n.flags & VM_UNINITIALIZED != 0 {
+            if n.flags & (VM_UNINITIALIZED | super::VM_PARKED) != 0 {
                 return true;
             }
             result = (|| {
@@ -51,6 +52,15 @@ impl<M: Mmu> Vmalloc<M> {
         space.lazy.for_each(&space.pool, &mut |i| {
             let n = space.pool.get(i);
             result = writeln!(w, "0x{:016x}-0x{:016x} {:>7} unpurged vm_area", n.start, n.end, n.size());
+            result.is_ok()
+        });
+        result?;
+        // Cached areas are freed areas whose purge (unmap, page frees) is still pending too.
+        space.busy.for_each(&space.pool, &mut |i| {
+            let n = space.pool.get(i);
+            if n.flags & super::VM_CACHED != 0 {
+                result = writeln!(w, "0x{:016x}-0x{:016x} {:>7} unpurged vm_area", n.start, n.end, n.size());
+            }
             result.is_ok()
         });
         result

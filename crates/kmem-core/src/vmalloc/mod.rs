@@ -12,11 +12,22 @@
 //! queues the area; the queue is drained by the next `vmalloc`/`vfree` outside atomic context
 //! or by [`Vmalloc::flush_deferred`] (VM-7).
 //!
+//! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
+//! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);
+//! and `vfree` of a small vmalloc area parks it, still mapped with its frames, in the frame
+//! cache, from which a vmalloc of the same size takes it back without a page allocation or a
+//! mapping call (kmem's deviation, bounded by [`Vmalloc::cache_limit_pages`], released by
+//! purges, exhaustion, failed page allocations and the shrinker [`Vmalloc::shrink`]). Parked
+//! nodes stay in the busy tree, flagged, and are skipped by every lookup; `vmallocinfo` lists
+//! cached areas as `unpurged vm_area` and skips pooled ranges.
+//!
 //! Counting invariant: `nr_vmalloc_pages` is the number of pages backing live `VM_ALLOC`
-//! areas (meminfo `VmallocUsed`, VM-13); every pool node is unused or in exactly one tree.
+//! areas (meminfo `VmallocUsed`, VM-13; cached frames are not counted); every pool node is
+//! unused or in exactly one tree.
 //!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
-//! surgery, `vmallocinfo`, and a purge's unmap calls), then the page allocator's zone locks —
+//! surgery, `vmallocinfo`, and the unmap calls of purges and cache releases), then the page
+//! allocator's zone locks —
 //! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
 //! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
 //! happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED` meanwhile).
@@ -25,7 +36,9 @@ mod api;
 mod info;
 mod mmu;
 mod node;
+mod pool;
 mod raw;
+mod reuse;
 mod space;
 mod tree;
 
@@ -62,6 +75,25 @@ pub const VM_FLUSH_RESET_PERMS: u32 = 0x100;
 pub const VM_MAP_PUT_PAGES: u32 = 0x200;
 /// kmem only: queued for a deferred free (`vfree` in atomic context).
 const VM_DEFERRED: u32 = 1 << 31;
+/// kmem only: purged address space in the VA pool (a `vmap_pool` entry).
+const VM_POOLED: u32 = 1 << 30;
+/// kmem only: a freed vmalloc area kept mapped with its frames in the frame cache.
+const VM_CACHED: u32 = 1 << 29;
+/// Busy-tree nodes that are not live areas.
+const VM_PARKED: u32 = VM_POOLED | VM_CACHED;
+
+/// Adds `n` to a counter that is only ever changed under the vmap lock: a plain load and
+/// store, no atomic read-modify-write on the allocation path (readers may load it any time).
+#[inline]
+fn locked_add(counter: &AtomicUsize, n: usize) {
+    counter.store(counter.load(Relaxed) + n, Relaxed);
+}
+
+/// Subtracts `n` from a counter only changed under the vmap lock (see [`locked_add`]).
+#[inline]
+fn locked_sub(counter: &AtomicUsize, n: usize) {
+    counter.store(counter.load(Relaxed) - n, Relaxed);
+}
 
 /// `NUMA_NO_NODE`.
 pub const NUMA_NO_NODE: i32 = -1;
@@ -84,6 +116,12 @@ pub struct VmStats {
     pub purges: AtomicUsize,
     /// Areas whose free was deferred (atomic context).
     pub deferred_frees: AtomicUsize,
+    /// Address ranges served by the VA pool (`node_alloc` hits).
+    pub pool_hits: AtomicUsize,
+    /// vmalloc calls served by the frame cache (no page allocation, no mapping).
+    pub cache_hits: AtomicUsize,
+    /// Cached areas released (unmapped, frames freed).
+    pub cache_releases: AtomicUsize,
 }
 
 /// The vmalloc allocator of one machine, over a reserved virtual range.
@@ -98,6 +136,10 @@ pub struct Vmalloc<M: Mmu> {
     nr_vmalloc_pages: AtomicUsize,
     nr_deferred: AtomicUsize,
     lazy_max_pages: AtomicUsize,
+    /// Whether purged ranges go to the VA pool (`nr_vmap_nodes > 1`, i.e. more than one CPU).
+    va_pools: AtomicBool,
+    /// Upper bound of the frame cache in pages (see [`Vmalloc::cache_limit_pages`]).
+    cache_max_pages: AtomicUsize,
     /// Address of the page allocator bound at first use.
     owner: AtomicUsize,
     warned_zero: AtomicBool,
@@ -124,6 +166,8 @@ impl<M: Mmu> Vmalloc<M> {
             nr_vmalloc_pages: AtomicUsize::new(0),
             nr_deferred: AtomicUsize::new(0),
             lazy_max_pages: AtomicUsize::new(lazy_max_pages_for(nr_cpus)),
+            va_pools: AtomicBool::new(nr_cpus > 1),
+            cache_max_pages: AtomicUsize::new(usize::MAX),
             owner: AtomicUsize::new(0),
             warned_zero: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
@@ -188,6 +232,46 @@ impl<M: Mmu> Vmalloc<M> {
         self.lazy_max_pages.store(pages, Relaxed);
     }
 
+    /// Whether purged address space is pooled for exact-size reuse (on by default with more
+    /// than one CPU, as the kernel's per-node pools exist only with more than one vmap node).
+    pub fn va_pools(&self) -> bool {
+        self.va_pools.load(Relaxed)
+    }
+
+    /// Turns the VA pool on or off (tests, and the benchmark's tree-path row). Turning it off
+    /// does not empty it; [`Vmalloc::vm_unmap_aliases`] and purges decay what is there.
+    pub fn set_va_pools(&self, on: bool) {
+        self.va_pools.store(on, Relaxed);
+    }
+
+    /// Ranges in the VA pool.
+    pub fn pooled_areas(&self) -> usize {
+        self.space.lock().va_pool.nr
+    }
+
+    /// Frames held by the frame cache (allocated, mapped, backing no live area).
+    pub fn cached_pages(&self) -> usize {
+        self.space.lock().cache.pages
+    }
+
+    /// Freed areas held by the frame cache.
+    pub fn cached_areas(&self) -> usize {
+        self.space.lock().cache.nr
+    }
+
+    /// The frame cache's bound in pages: the smallest of [`Vmalloc::lazy_max_pages`] (so a
+    /// purge threshold of 0 disables it), 1/64 of `managed` pages, and the limit set by
+    /// [`Vmalloc::set_cache_max_pages`].
+    pub fn cache_limit_pages(&self, managed: usize) -> usize {
+        self.lazy_max_pages().min(managed / 64).min(self.cache_max_pages.load(Relaxed))
+    }
+
+    /// Caps the frame cache (0 disables it; `usize::MAX` leaves the other bounds). Frames
+    /// already cached stay until the next purge or shrink.
+    pub fn set_cache_max_pages(&self, pages: usize) {
+        self.cache_max_pages.store(pages, Relaxed);
+    }
+
     /// Event counters.
     pub fn stats(&self) -> &VmStats {
         &self.stats
@@ -196,6 +280,9 @@ impl<M: Mmu> Vmalloc<M> {
     /// Binds the allocator to `pa` on first use, and panics if another one is passed later.
     fn bind<P: Platform>(&self, pa: &PageAllocator<P>) {
         let addr = pa as *const PageAllocator<P> as usize;
+        if self.owner.load(Relaxed) == addr {
+            return;
+        }
         match self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
             Ok(_) => {}
             Err(bound) => assert_eq!(bound, addr, "vmalloc used with two page allocators"),
@@ -260,7 +347,8 @@ impl<M: Mmu> Vmalloc<M> {
         let mut vm_pages = 0;
         space.busy.for_each(&space.pool, &mut |i| {
             let n = space.pool.get(i);
-            if n.flags & VM_UNINITIALIZED == 0 {
+            // Areas with frames (`get_vm_area` ones have none) map all but the guard page.
+            if n.flags & (VM_UNINITIALIZED | VM_PARKED) == 0 && n.pages.is_some() {
                 let guard = if n.flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
                 assert_eq!(n.nr_pages() * PAGE_SIZE + guard, n.size(), "area {:#x} pages vs size", n.start);
                 if n.flags & VM_ALLOC != 0 {

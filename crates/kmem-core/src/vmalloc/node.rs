@@ -2,7 +2,8 @@
 //!
 //! A node is a range `[start, end)` of the vmalloc space that is either free (in the free
 //! tree), busy (an area, in the busy tree) or lazily freed (in the lazy tree). Nodes move
-//! between the trees without being copied. Unused nodes form a list threaded through `left`.
+//! between the trees without being copied. Unused nodes form a list threaded through `left`;
+//! deferred frees, VA pool and frame cache lists are threaded through `next`.
 //!
 //! Invariant: `nr_free` equals the length of the unused list; every index the pool hands out
 //! is below `chunks.len() * NODES_PER_CHUNK`.
@@ -26,6 +27,8 @@ pub(super) struct Node {
     pub(super) left: u32,
     pub(super) right: u32,
     pub(super) height: u8,
+    /// Highest zone (index) the backing frames may come from (the allocation's `gfp_zone`).
+    pub(super) zone: u8,
     /// `VM_*` flags of the area.
     pub(super) flags: u32,
     /// Bytes asked for (`requested_size`).
@@ -47,6 +50,7 @@ impl Node {
             left: next_free,
             right: NIL,
             height: 0,
+            zone: 0,
             flags: 0,
             requested: 0,
             pages: None,

@@ -1,14 +1,21 @@
 //! The vmalloc address space: free ranges, busy areas and lazily freed areas, as three trees
-//! over one node pool (`alloc_vmap_area`, `free_vmap_area`, `__purge_vmap_area_lazy`).
+//! over one node pool (`alloc_vmap_area`, `free_vmap_area`, `__purge_vmap_area_lazy`), plus
+//! the VA pool and the frame cache (`pool`), whose nodes stay in the busy tree, flagged.
 //!
 //! Invariants (checked by [`Space::check`]): the free, busy and lazy ranges are disjoint and
 //! together cover `[start, end)` exactly; no two free ranges touch (freeing coalesces);
 //! `lazy_pages` is the sum of the lazy ranges' sizes in pages; a node taken from the pool is
-//! in exactly one tree or on its way between two under the same lock hold.
+//! in exactly one tree or on its way between two under the same lock hold; a busy node is
+//! flagged `VM_POOLED` (resp. `VM_CACHED`) iff it is on the VA pool (resp. frame cache) lists.
 
 use super::node::{NIL, Node, Pool};
+use super::pool::SizeLists;
 use super::tree::Tree;
+use super::{VM_ALLOC, VM_CACHED, VM_MAP, VM_POOLED};
 use crate::order::PAGE_SIZE;
+
+/// Frame-cache entries of one size looked at for one request (constant time).
+const CACHE_SCAN: usize = 4;
 
 /// Nodes an allocation may need: the area itself and the split-off right part of a free range.
 pub(super) const NODES_PER_ALLOC: usize = 2;
@@ -23,6 +30,10 @@ pub(super) struct Space {
     pub(super) lazy_pages: usize,
     /// Head of the deferred-free list (areas `vfree`d in atomic context), linked by `next`.
     pub(super) deferred: u32,
+    /// Purged address space ready for exact-size reuse (`vmap_node::pool`).
+    pub(super) va_pool: SizeLists,
+    /// Freed vmalloc areas still mapped with their frames (kmem's deviation).
+    pub(super) cache: SizeLists,
     start: usize,
     end: usize,
 }
@@ -36,6 +47,8 @@ impl Space {
             lazy: Tree::new(),
             lazy_pages: 0,
             deferred: NIL,
+            va_pool: SizeLists::new(),
+            cache: SizeLists::new(),
             start,
             end,
         }
@@ -142,31 +155,134 @@ impl Space {
         self.lazy.insert(&mut self.pool, i);
     }
 
-    /// Unmaps every lazily freed range (adjacent ranges in one call) and returns them all to
-    /// the free tree. Returns the pages of address space purged.
-    pub(super) fn purge(&mut self, unmap: &mut dyn FnMut(usize, usize)) -> usize {
+    /// Unmaps every lazily freed range (adjacent ranges in one call) and hands each to the VA
+    /// pool when `populate` and it is small enough (`purge_vmap_node`), else to the free tree.
+    /// Returns the pages of address space purged.
+    pub(super) fn purge(&mut self, unmap: &mut dyn FnMut(usize, usize), populate: bool) -> usize {
+        // Only vmalloc and vmap areas were ever mapped; a `get_vm_area` range has nothing to
+        // unmap (the kernel's `vunmap_range_noflush` finds no PTE there), so it never opens a
+        // run of its own, but it may join a run it touches.
         let mut run: Option<(usize, usize)> = None;
         self.lazy.for_each(&self.pool, &mut |i| {
             let n = self.pool.get(i);
+            let mapped = n.flags & (VM_ALLOC | VM_MAP) != 0;
             run = match run {
                 Some((s, e)) if e == n.start => Some((s, n.end)),
                 Some((s, e)) => {
                     unmap(s, e - s);
-                    Some((n.start, n.end))
+                    mapped.then_some((n.start, n.end))
                 }
-                None => Some((n.start, n.end)),
+                None => mapped.then_some((n.start, n.end)),
             };
             true
         });
         if let Some((s, e)) = run {
             unmap(s, e - s);
         }
-        while self.lazy.root != NIL {
-            let start = self.pool.get(self.lazy.root).start;
+        // In address order, as the kernel's purge list: the highest range ends up at the head
+        // of its pool list.
+        loop {
+            let first = self.lazy.ceil(&self.pool, 0);
+            if first == NIL {
+                break;
+            }
+            let start = self.pool.get(first).start;
             let i = self.lazy.remove(&mut self.pool, start);
-            self.release(i);
+            match SizeLists::bucket(self.pool.get(i).size()).filter(|_| populate) {
+                Some(b) => {
+                    let n = self.pool.get_mut(i);
+                    *n = Node { start: n.start, end: n.end, flags: VM_POOLED, ..Node::empty(NIL) };
+                    self.busy.insert(&mut self.pool, i);
+                    self.va_pool.push(&mut self.pool, b, i);
+                }
+                None => self.release(i),
+            }
         }
         core::mem::take(&mut self.lazy_pages)
+    }
+
+    /// `decay_va_pool_node`: returns about a quarter of each VA pool list (lists of fewer than
+    /// four entries keep them), or all of it when `full`, to the free tree. Returns the number
+    /// of ranges released.
+    pub(super) fn decay_pool(&mut self, full: bool) -> usize {
+        let mut released = 0;
+        let mut b = 0;
+        while let Some(list) = self.va_pool.next_nonempty(b) {
+            let len = self.va_pool.len(list);
+            let n = if full { len } else { len >> 2 };
+            for _ in 0..n {
+                let i = self.va_pool.pop(&mut self.pool, list);
+                let start = self.pool.get(i).start;
+                let gone = self.busy.remove(&mut self.pool, start);
+                debug_assert_eq!(gone, i);
+                self.release(i);
+            }
+            released += n;
+            b = list + 1;
+        }
+        released
+    }
+
+    /// `node_pool_del_va`: the head of the VA pool list of exactly `size` bytes if it is
+    /// aligned to `align` (else the head moves to the tail and `None`). The node stays in the
+    /// busy tree with no flags; the caller fills it in.
+    pub(super) fn pool_take(&mut self, size: usize, align: usize) -> Option<u32> {
+        let b = SizeLists::bucket(size)?;
+        let i = self.va_pool.first(b);
+        if i == NIL {
+            return None;
+        }
+        if !self.pool.get(i).start.is_multiple_of(align) {
+            self.va_pool.rotate(&mut self.pool, b);
+            return None;
+        }
+        self.va_pool.unlink(&mut self.pool, b, NIL, i);
+        self.pool.get_mut(i).flags = 0;
+        Some(i)
+    }
+
+    /// Parks busy area `i` (mapped, with its frames) in the frame cache; false (nothing done)
+    /// if it is too large.
+    pub(super) fn cache_put(&mut self, i: u32) -> bool {
+        let Some(b) = SizeLists::bucket(self.pool.get(i).size()) else { return false };
+        let n = self.pool.get_mut(i);
+        n.flags = VM_CACHED;
+        n.caller = None;
+        n.requested = 0;
+        self.cache.push(&mut self.pool, b, i);
+        true
+    }
+
+    /// A cached area of `size` bytes with `nr_pages` frames, aligned to `align`, whose frames
+    /// come from zones up to `zone_max`; looks at the first [`CACHE_SCAN`] entries of its
+    /// list. The node stays in the busy tree, with its frames and no flags.
+    pub(super) fn cache_take(&mut self, size: usize, nr_pages: usize, align: usize, zone_max: u8) -> Option<u32> {
+        let b = SizeLists::bucket(size)?;
+        let (mut prev, mut i) = (NIL, self.cache.first(b));
+        for _ in 0..CACHE_SCAN {
+            if i == NIL {
+                return None;
+            }
+            let n = self.pool.get(i);
+            if n.zone <= zone_max && n.nr_pages() == nr_pages && n.start.is_multiple_of(align) {
+                self.cache.unlink(&mut self.pool, b, prev, i);
+                self.pool.get_mut(i).flags = 0;
+                return Some(i);
+            }
+            (prev, i) = (i, n.next);
+        }
+        None
+    }
+
+    /// Takes the most recently cached area of the largest size, out of the cache and the busy
+    /// tree (still mapped, frames attached); `None` when the cache is empty.
+    pub(super) fn cache_evict(&mut self) -> Option<u32> {
+        let b = self.cache.last_nonempty()?;
+        let i = self.cache.pop(&mut self.pool, b);
+        let start = self.pool.get(i).start;
+        let gone = self.busy.remove(&mut self.pool, start);
+        debug_assert_eq!(gone, i);
+        Some(i)
     }
 
     /// Panics on a broken invariant (module docs).
@@ -203,6 +319,15 @@ impl Space {
         });
         assert_eq!(lazy, self.lazy_pages, "lazy page count");
         assert_eq!(nf + nb + nl + self.pool.nr_free(), self.pool.capacity(), "nodes lost");
+        let (mut pooled, mut cached) = (0, 0);
+        self.busy.for_each(&self.pool, &mut |i| {
+            let f = self.pool.get(i).flags;
+            pooled += usize::from(f & VM_POOLED != 0);
+            cached += usize::from(f & VM_CACHED != 0);
+            true
+        });
+        assert_eq!(self.va_pool.check(&self.pool, VM_POOLED), pooled, "VA pool vs flagged nodes");
+        assert_eq!(self.cache.check(&self.pool, VM_CACHED), cached, "frame cache vs flagged nodes");
     }
 
     #[cfg(any(test, feature = "check"))]

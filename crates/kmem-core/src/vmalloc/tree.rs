@@ -1,7 +1,9 @@
 //! An AVL tree of nodes keyed by start address, augmented with the largest range size in each
 //! subtree (the kernel's `free_vmap_area_root` is a red-black tree with the same
-//! augmentation). Every operation is O(log n); recursion depth is at most the height
-//! (≤ 1.44 log2 n, about 27 for 400 000 nodes).
+//! augmentation). Every operation is one iterative descent, O(log n), recording its path;
+//! rebalancing and augmentation then go back up only while a subtree's height or largest range
+//! changes (the kernel's `augment_tree_propagate_from` stops the same way). The height is at
+//! most 1.44 log2 n, about 27 for 400 000 nodes.
 //!
 //! Invariants (checked by [`Tree::check`]): in-order starts strictly increase and ranges do
 //! not overlap; each node's `height` is 1 + the larger child height and the child heights
@@ -74,74 +76,58 @@ fn balance(p: &mut Pool, i: u32) -> u32 {
     i
 }
 
-fn insert_at(p: &mut Pool, root: u32, x: u32) -> u32 {
-    if root == NIL {
-        let n = p.get_mut(x);
-        n.left = NIL;
-        n.right = NIL;
-        update(p, x);
-        return x;
-    }
-    if p.get(x).start < p.get(root).start {
-        let l = insert_at(p, p.get(root).left, x);
-        p.get_mut(root).left = l;
-    } else {
-        let r = insert_at(p, p.get(root).right, x);
-        p.get_mut(root).right = r;
-    }
-    balance(p, root)
+/// Deepest path an operation records: an AVL tree of height 48 has more than 2^32 nodes.
+const MAX_HEIGHT: usize = 48;
+
+/// The nodes from the root down to where an operation changed the tree, with the side taken
+/// below each and the height and augmentation each subtree had before the change.
+struct Path {
+    node: [u32; MAX_HEIGHT],
+    went_left: [bool; MAX_HEIGHT],
+    old: [(u8, usize); MAX_HEIGHT],
+    len: usize,
 }
 
-/// Removes the leftmost node of `root`; returns (new root, removed).
-fn remove_min(p: &mut Pool, root: u32) -> (u32, u32) {
-    let l = p.get(root).left;
-    if l == NIL {
-        return (p.get(root).right, root);
+impl Path {
+    const fn new() -> Self {
+        Self { node: [NIL; MAX_HEIGHT], went_left: [false; MAX_HEIGHT], old: [(0, 0); MAX_HEIGHT], len: 0 }
     }
-    let (nl, min) = remove_min(p, l);
-    p.get_mut(root).left = nl;
-    (balance(p, root), min)
+
+    fn push(&mut self, p: &Pool, i: u32, left: bool) {
+        assert!(self.len < MAX_HEIGHT, "vmalloc: tree deeper than {MAX_HEIGHT}");
+        let n = p.get(i);
+        self.node[self.len] = i;
+        self.went_left[self.len] = left;
+        self.old[self.len] = (n.height, n.subtree_max);
+        self.len += 1;
+    }
 }
 
-fn remove_at(p: &mut Pool, root: u32, key: usize) -> (u32, u32) {
-    if root == NIL {
-        return (NIL, NIL);
+impl Tree {
+    /// Makes `child` the subtree at path position `k` (the root for 0).
+    fn attach(&mut self, p: &mut Pool, path: &Path, k: usize, child: u32) {
+        if k == 0 {
+            self.root = child;
+        } else if path.went_left[k - 1] {
+            p.get_mut(path.node[k - 1]).left = child;
+        } else {
+            p.get_mut(path.node[k - 1]).right = child;
+        }
     }
-    let start = p.get(root).start;
-    if key < start {
-        let (nl, gone) = remove_at(p, p.get(root).left, key);
-        p.get_mut(root).left = nl;
-        return (balance(p, root), gone);
-    }
-    if key > start {
-        let (nr, gone) = remove_at(p, p.get(root).right, key);
-        p.get_mut(root).right = nr;
-        return (balance(p, root), gone);
-    }
-    let (l, r) = (p.get(root).left, p.get(root).right);
-    if l == NIL || r == NIL {
-        return (if l == NIL { r } else { l }, root);
-    }
-    let (nr, min) = remove_min(p, r);
-    let m = p.get_mut(min);
-    m.left = l;
-    m.right = nr;
-    (balance(p, min), root)
-}
 
-/// Recomputes the augmentation on the path to `key` (after a node's range changed in place
-/// without changing its position in the order).
-fn refresh_at(p: &mut Pool, root: u32, key: usize) {
-    if root == NIL {
-        return;
+    /// Rebalances and re-augments the path bottom-up from position `from`. Above position
+    /// `must` (a node that moved into the path and has stale fields), it stops at the first
+    /// subtree whose height and largest range did not change: nothing above it can change.
+    fn fix_up(&mut self, p: &mut Pool, path: &Path, from: usize, must: usize) {
+        for k in (0..=from).rev() {
+            let r = balance(p, path.node[k]);
+            self.attach(p, path, k, r);
+            let n = p.get(r);
+            if k <= must && (n.height, n.subtree_max) == path.old[k] {
+                return;
+            }
+        }
     }
-    let start = p.get(root).start;
-    if key < start {
-        refresh_at(p, p.get(root).left, key);
-    } else if key > start {
-        refresh_at(p, p.get(root).right, key);
-    }
-    update(p, root);
 }
 
 impl Tree {
@@ -149,25 +135,101 @@ impl Tree {
         Self { root: NIL, len: 0 }
     }
 
-    /// Inserts node `x` (its range must not overlap any node of the tree).
+    /// Inserts node `x` (its range must not overlap any node of the tree): one descent, then
+    /// fix-ups that stop where the subtree above stops changing.
     pub(super) fn insert(&mut self, p: &mut Pool, x: u32) {
-        self.root = insert_at(p, self.root, x);
+        let key = p.get(x).start;
+        let mut path = Path::new();
+        let mut i = self.root;
+        while i != NIL {
+            let n = p.get(i);
+            let left = key < n.start;
+            let next = if left { n.left } else { n.right };
+            path.push(p, i, left);
+            i = next;
+        }
+        let n = p.get_mut(x);
+        n.left = NIL;
+        n.right = NIL;
+        update(p, x);
+        self.attach(p, &path, path.len, x);
+        if path.len > 0 {
+            self.fix_up(p, &path, path.len - 1, path.len - 1);
+        }
         self.len += 1;
     }
 
     /// Removes and returns the node starting at `key`, or `NIL`.
     pub(super) fn remove(&mut self, p: &mut Pool, key: usize) -> u32 {
-        let (root, gone) = remove_at(p, self.root, key);
-        self.root = root;
-        if gone != NIL {
-            self.len -= 1;
+        let mut path = Path::new();
+        let mut i = self.root;
+        while i != NIL {
+            let n = p.get(i);
+            if key == n.start {
+                break;
+            }
+            let left = key < n.start;
+            let next = if left { n.left } else { n.right };
+            path.push(p, i, left);
+            i = next;
         }
-        gone
+        if i == NIL {
+            return NIL;
+        }
+        let kd = path.len;
+        let (l, r) = (p.get(i).left, p.get(i).right);
+        if l == NIL || r == NIL {
+            self.attach(p, &path, kd, if l == NIL { r } else { l });
+            if kd > 0 {
+                self.fix_up(p, &path, kd - 1, kd - 1);
+            }
+        } else {
+            // The successor (leftmost of the right subtree) takes the removed node's place.
+            path.push(p, i, false);
+            let mut s = r;
+            while p.get(s).left != NIL {
+                path.push(p, s, true);
+                s = p.get(s).left;
+            }
+            let ks = path.len;
+            let s_right = p.get(s).right;
+            self.attach(p, &path, ks, s_right);
+            let right = p.get(i).right;
+            let m = p.get_mut(s);
+            m.left = l;
+            m.right = right;
+            path.node[kd] = s;
+            self.attach(p, &path, kd, s);
+            self.fix_up(p, &path, ks - 1, kd);
+        }
+        self.len -= 1;
+        i
     }
 
-    /// Recomputes the augmentation above the node now starting at `key`.
+    /// Recomputes the augmentation above the node now starting at `key` (its range changed
+    /// in place without changing its position in the order), stopping where it stops
+    /// changing.
     pub(super) fn refresh(&self, p: &mut Pool, key: usize) {
-        refresh_at(p, self.root, key);
+        let mut path = [NIL; MAX_HEIGHT];
+        let mut len = 0;
+        let mut i = self.root;
+        while i != NIL {
+            assert!(len < MAX_HEIGHT, "vmalloc: tree deeper than {MAX_HEIGHT}");
+            path[len] = i;
+            len += 1;
+            let n = p.get(i);
+            if key == n.start {
+                break;
+            }
+            i = if key < n.start { n.left } else { n.right };
+        }
+        for &i in path[..len].iter().rev() {
+            let before = p.get(i).subtree_max;
+            update(p, i);
+            if p.get(i).subtree_max == before {
+                return;
+            }
+        }
     }
 
     /// The node with the largest start `<= addr`, or `NIL`.
@@ -266,5 +328,85 @@ impl Tree {
         walk(p, self.root, 0, usize::MAX, &mut count);
         assert_eq!(count, self.len, "tree length");
         count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{Layout, alloc_zeroed};
+    use std::collections::BTreeMap;
+    use std::vec::Vec;
+
+    use super::super::node::{NIL, Pool};
+    use super::super::raw::{CHUNK_ORDER, NODES_PER_CHUNK};
+    use super::Tree;
+    use crate::order::PAGE_SIZE;
+
+    fn pool(chunks: usize) -> Pool {
+        let mut pool = Pool::new();
+        let layout = Layout::from_size_align(PAGE_SIZE << CHUNK_ORDER, PAGE_SIZE).unwrap();
+        for _ in 0..chunks {
+            // SAFETY: A fresh, page-aligned block of the chunk size, leaked: never freed or
+            // used by anything else, as `Pool::grow` requires.
+            let block = core::ptr::NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+            // SAFETY: As above.
+            unsafe { pool.grow(block) };
+        }
+        pool
+    }
+
+    /// Random inserts, removes and in-place resizes against a sorted map; every invariant
+    /// (order, balance, augmentation) is checked after each step, and the lowest fit, floor
+    /// and ceil answers are compared with the map's.
+    #[test]
+    fn iterative_avl_matches_a_sorted_map() {
+        let mut p = pool(8);
+        let mut t = Tree::new();
+        let mut model: BTreeMap<usize, (usize, u32)> = BTreeMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..20_000 {
+            // Slots of 64 pages; a range fills a prefix of its slot.
+            let slot = rnd(400) as usize * 64 * PAGE_SIZE;
+            match model.get(&slot).copied() {
+                None if model.len() < 8 * NODES_PER_CHUNK - 1 => {
+                    let len = (1 + rnd(64) as usize) * PAGE_SIZE;
+                    let i = p.take(slot, slot + len).unwrap();
+                    t.insert(&mut p, i);
+                    model.insert(slot, (len, i));
+                }
+                Some((_, i)) if rnd(3) == 0 => {
+                    let len = (1 + rnd(64) as usize) * PAGE_SIZE;
+                    p.get_mut(i).end = slot + len;
+                    t.refresh(&mut p, slot);
+                    model.insert(slot, (len, i));
+                }
+                Some((_, i)) => {
+                    assert_eq!(t.remove(&mut p, slot), i, "step {step}");
+                    p.put(i);
+                    model.remove(&slot);
+                }
+                None => {}
+            }
+            assert_eq!(t.remove(&mut p, slot + PAGE_SIZE / 2), NIL, "absent key");
+            assert_eq!(t.check(&p), model.len(), "step {step}");
+            let want = 1 + rnd(64) as usize * PAGE_SIZE;
+            let fit = model.iter().find(|(_, (len, _))| *len >= want).map_or(NIL, |(_, &(_, i))| i);
+            assert_eq!(t.lowest_fit(&p, want), fit, "step {step}: lowest fit");
+            let probe = rnd(400 * 64) as usize * PAGE_SIZE;
+            let floor = model.range(..=probe).next_back().map_or(NIL, |(_, &(_, i))| i);
+            let ceil = model.range(probe..).next().map_or(NIL, |(_, &(_, i))| i);
+            assert_eq!((t.floor(&p, probe), t.ceil(&p, probe)), (floor, ceil), "step {step}");
+        }
+        let keys: Vec<usize> = model.keys().copied().collect();
+        for k in keys {
+            t.remove(&mut p, k);
+        }
+        assert_eq!((t.root, t.len), (NIL, 0));
     }
 }

@@ -155,6 +155,9 @@ fn random_operations_keep_the_address_space_exact() {
     for seed in [1u64, 7, 42, 2024] {
         let region = Region::new(32 << 20);
         let (pa, vm) = setup(&region);
+        // The model is the kernel's lazy path: no frame cache (tested on machines in
+        // kmem's `vmalloc_reuse` tests).
+        vm.set_cache_max_pages(0);
         let mut rng = Rng(seed);
         let mut model = Model::default();
         let mut fails = 0;
@@ -252,7 +255,8 @@ fn vfree_in_atomic_context_completes_later_and_misuse_is_reported() {
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains(&format!("Trying to vfree() bad address ({:016x})", VSTART + 5)), "{log}");
     assert!(log.contains("WARNING: CPU: 0 at "), "{log}");
-    vm.vm_unmap_aliases();
+    // Purge, and release the frame cache, which took the area.
+    vm.reclaim_and_purge(&pa);
     vm.check();
     pa.drain_local_pages();
     // The page array, the node chunk and the frames: only the node chunk stays.
@@ -287,5 +291,43 @@ fn vrealloc_and_zeroing_through_the_mapping() {
     assert!(vm.vrealloc(&pa, (VSTART + 100 * PAGE_SIZE) as *const u8, 10, GFP_KERNEL).is_err());
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains("Trying to vrealloc() nonexistent vm area"), "{log}");
+    vm.check();
+}
+
+/// The frame cache seen from the page table: a freed area stays mapped, taking it back maps
+/// nothing (no `Mmu::map` call: the table is unchanged), `__GFP_ZERO` zeroes it through the
+/// mapping, and only a release (shrinker or `reclaim_and_purge`) unmaps it and frees its frames.
+#[test]
+fn frame_cache_reuses_the_mapping_and_releases_on_shrink() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    let free_before = pa.total_free();
+    let p = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    let va = p.as_ptr() as usize;
+    vm.mmu().write(va, &[0xee; 3 * PAGE_SIZE]);
+    let mapped = vm.mmu().table.lock().unwrap().clone();
+    vm.vfree(&pa, p.as_ptr());
+    assert_eq!(*vm.mmu().table.lock().unwrap(), mapped, "still mapped while cached");
+    assert_eq!((vm.cached_areas(), vm.cached_pages(), vm.nr_vmalloc_pages()), (1, 3, 0));
+    assert_eq!(vm.lazy_pages(), 0, "cached, not lazy");
+    let q = vm.vzalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    assert_eq!(q, p);
+    assert_eq!(*vm.mmu().table.lock().unwrap(), mapped, "nothing mapped again");
+    assert!(vm.mmu().read(va, 3 * PAGE_SIZE).iter().all(|&b| b == 0), "VM-5");
+    vm.check();
+    vm.vfree(&pa, q.as_ptr());
+    assert_eq!(vm.reclaimable_pages(), 3);
+    assert_eq!(vm.shrink(&pa, 1), 3, "a whole area is released");
+    assert!(vm.mmu().table.lock().unwrap().is_empty(), "unmapped on release");
+    assert_eq!((vm.cached_areas(), vm.stats().cache_releases.load(std::sync::atomic::Ordering::Relaxed)), (0, 1));
+    vm.check();
+    pa.drain_local_pages();
+    assert_eq!(pa.total_free() + 4, free_before, "frames and page array back; the node chunk stays");
+    // A purge threshold of 0 turns the cache off.
+    vm.set_lazy_max_pages(0);
+    let r = vm.vmalloc(&pa, PAGE_SIZE).unwrap();
+    vm.vfree(&pa, r.as_ptr());
+    assert_eq!(vm.cached_areas(), 0);
+    assert!(vm.mmu().table.lock().unwrap().is_empty(), "purged at once");
     vm.check();
 }

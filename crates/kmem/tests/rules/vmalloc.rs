@@ -90,6 +90,9 @@ fn vm2_zero_size_and_oversize_fail_with_reports() {
 #[test]
 fn vm3_lowest_fit_reuses_the_lowest_hole_after_purge() {
     let m = i386(64);
+    // The tree path: no frame cache, no VA pool (both tested in `vmalloc_reuse.rs`).
+    m.vm().set_cache_max_pages(0);
+    m.vm().set_va_pools(false);
     let areas: Vec<_> = (0..6).map(|_| m.vmalloc(2 * PAGE_SIZE).unwrap()).collect();
     m.vfree(areas[4].as_ptr());
     m.vfree(areas[1].as_ptr());
@@ -209,8 +212,10 @@ fn vm7_sleeping_vmalloc_and_vunmap_in_atomic_context_are_reported() {
 #[test]
 fn vm8_freed_space_is_reused_only_after_purge_and_exhaustion_purges() {
     let m = i386(64);
-    // Purge only when the space runs out.
+    // Purge only when the space runs out. The frame cache would hand `p` back at once
+    // (kmem's deviation, tested in `vmalloc_reuse.rs`); this is the kernel's lazy path.
     m.vm().set_lazy_max_pages(usize::MAX);
+    m.vm().set_cache_max_pages(0);
     let p = m.vmalloc(PAGE_SIZE).unwrap();
     m.vfree(p.as_ptr());
     let q = m.vmalloc(PAGE_SIZE).unwrap();
@@ -315,6 +320,8 @@ fn vmalloc_32_stays_below_4gib_and_in_lowmem() {
 #[test]
 fn vm11_vmallocinfo_format() {
     let m = i386(64);
+    // Freed areas go lazy, not to the frame cache (whose areas are not listed: `vmalloc_reuse.rs`).
+    m.vm().set_cache_max_pages(0);
     let (p, line) = (m.vmalloc(4 * PAGE_SIZE).unwrap(), line!());
     let start = p.as_ptr() as usize;
     let info = m.vmallocinfo();

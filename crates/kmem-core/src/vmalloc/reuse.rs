@@ -1,0 +1,173 @@
+//! Reuse paths of vmalloc (see `pool` for the lists): the frame cache (taking an area back,
+//! releasing cached areas), purging with VA pool decay (`__purge_vmap_area_lazy`,
+//! `vm_unmap_aliases`, `reclaim_and_purge_vmap_areas`), the shrinker entry, and contiguous
+//! frame allocation for fresh areas.
+//!
+//! Lock order as in the module root: the vmap lock is taken for list and tree surgery and for
+//! the unmap calls of released areas; frames and pfn arrays are freed after it is dropped.
+
+use core::panic::Location;
+use core::ptr::NonNull;
+
+use super::raw::PfnArray;
+use super::space::Space;
+use super::{Mmu, VM_ALLOC, Vmalloc};
+use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
+use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
+use crate::page_alloc::PageAllocator;
+use crate::platform::Platform;
+
+/// Cached areas released per hold of the vmap lock.
+const RELEASE_BATCH: usize = 16;
+
+impl<M: Mmu> Vmalloc<M> {
+    /// Takes a cached area of `va_size` bytes with `nr_pages` frames (from zones up to `zone`),
+    /// aligned to `align`, for a vmalloc with flags `vm_flags`; zeroes it for `__GFP_ZERO`.
+    /// `None` on a miss: the caller allocates as usual.
+    #[expect(clippy::too_many_arguments, reason = "the area's vm_struct fields")]
+    pub(super) fn cache_alloc(
+        &self,
+        va_size: usize,
+        nr_pages: usize,
+        align: usize,
+        gfp: Gfp,
+        zone: u8,
+        vm_flags: u32,
+        requested: usize,
+        caller: &'static Location<'static>,
+    ) -> Option<NonNull<u8>> {
+        let mut space = self.space.lock();
+        if space.cache.nr == 0 {
+            return None;
+        }
+        let i = space.cache_take(va_size, nr_pages, align.max(PAGE_SIZE), zone)?;
+        let node = space.pool.get_mut(i);
+        node.flags = vm_flags | VM_ALLOC;
+        node.requested = requested;
+        node.caller = Some(caller);
+        let start = node.start;
+        super::locked_add(&self.nr_vmalloc_pages, nr_pages);
+        super::locked_add(&self.stats.cache_hits, 1);
+        drop(space);
+        if gfp.contains(__GFP_ZERO) {
+            // VM-5: the frames hold what their last user wrote.
+            self.mmu.zero(start, nr_pages * PAGE_SIZE);
+        }
+        NonNull::new(start as *mut u8)
+    }
+
+    /// Releases cached areas (largest first) until at least `max_pages` frames are freed or
+    /// the cache is empty: each is unmapped, its range returned to the free tree, its frames
+    /// and pfn array freed. Returns the frames freed.
+    pub fn drain_cache<P: Platform>(&self, pa: &PageAllocator<P>, max_pages: usize) -> usize {
+        let mut freed = 0;
+        while freed < max_pages {
+            let mut batch: [Option<PfnArray>; RELEASE_BATCH] = [None; RELEASE_BATCH];
+            let mut taken = 0;
+            {
+                let mut guard = self.space.lock();
+                let space = &mut *guard;
+                while taken < RELEASE_BATCH && freed < max_pages {
+                    let Some(i) = space.cache_evict() else { break };
+                    let node = space.pool.get_mut(i);
+                    let pfns = node.pages.take();
+                    node.flags = 0;
+                    let (start, end) = (node.start, node.end);
+                    self.mmu.unmap(start, end - start);
+                    space.release(i);
+                    freed += pfns.map_or(0, |p| p.len as usize);
+                    batch[taken] = pfns;
+                    taken += 1;
+                    super::locked_add(&self.stats.cache_releases, 1);
+                }
+            }
+            if taken == 0 {
+                break;
+            }
+            for pfns in batch.iter().flatten() {
+                self.free_frames(pa, pfns, pfns.len as usize);
+                pa.free_pages_addr(pfns.block().as_ptr(), pfns.order);
+            }
+        }
+        freed
+    }
+
+    /// The lazy purge `vfree` triggers past [`Vmalloc::lazy_max_pages`]
+    /// (`drain_vmap_area_work`): the VA pool decays by ~25 % and takes the purged ranges, and
+    /// the frame cache gives back ~25 % of its frames.
+    pub(super) fn lazy_purge<P: Platform>(&self, pa: &PageAllocator<P>) {
+        let cached = {
+            let mut space = self.space.lock();
+            self.purge_locked(&mut space, false);
+            space.cache.pages
+        };
+        if cached >= 4 {
+            self.drain_cache(pa, cached >> 2);
+        }
+    }
+
+    /// `vm_unmap_aliases`/`purge_vmap_area_lazy`: unmaps every lazily freed area now and makes
+    /// its address space reusable (in the VA pool when it is on, after a ~25 % decay of the
+    /// pool). Returns the pages of address space purged. The frame cache is left alone: its
+    /// frames were never freed, so its mappings alias no page anyone else owns.
+    pub fn vm_unmap_aliases(&self) -> usize {
+        let mut space = self.space.lock();
+        self.purge_locked(&mut space, false)
+    }
+
+    /// `reclaim_and_purge_vmap_areas` and more: releases the whole frame cache, purges every
+    /// lazy area and empties the VA pool into the free tree, so the free tree holds every free
+    /// range. Returns the pages of address space purged.
+    pub fn reclaim_and_purge<P: Platform>(&self, pa: &PageAllocator<P>) -> usize {
+        self.drain_cache(pa, usize::MAX);
+        let mut space = self.space.lock();
+        self.purge_locked(&mut space, true)
+    }
+
+    /// `__purge_vmap_area_lazy(.., full_pool_decay)`: decays the VA pool (fully when `full`),
+    /// then purges the lazy areas into it (unless `full` or pools are off) or the free tree.
+    pub(super) fn purge_locked(&self, space: &mut Space, full: bool) -> usize {
+        super::locked_add(&self.stats.purges, 1);
+        space.decay_pool(full);
+        let populate = self.va_pools() && !full;
+        space.purge(&mut |start, len| self.mmu.unmap(start, len), populate)
+    }
+
+    /// Pages the shrinker could free now (`count_objects`): the frame cache's frames.
+    pub fn reclaimable_pages(&self) -> usize {
+        self.cached_pages()
+    }
+
+    /// The shrinker (`vmap_node_shrink_scan`): empties the VA pool into the free tree and
+    /// releases cached areas until `nr_to_scan` frames are freed. Returns the frames freed.
+    pub fn shrink<P: Platform>(&self, pa: &PageAllocator<P>, nr_to_scan: usize) -> usize {
+        self.space.lock().decay_pool(true);
+        self.drain_cache(pa, nr_to_scan)
+    }
+
+    /// Fills all of `pfns` from one physically contiguous block when one is free right away
+    /// (no reclaim, no warning): the block is split into order-0 pages (`split_page`), as the
+    /// kernel's huge-vmap path does, and the pages past the area are freed. One block maps
+    /// with one [`Mmu::map`] call. Returns the entries filled: all or none.
+    pub(super) fn fill_contiguous<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &mut PfnArray, gfp: Gfp) -> usize {
+        let n = pfns.len as usize;
+        let order = get_order(n * PAGE_SIZE);
+        if n < 2 || order > MAX_PAGE_ORDER {
+            return 0;
+        }
+        let try_gfp = gfp.difference(__GFP_RECLAIM.union(__GFP_NOFAIL)) | __GFP_NOWARN | __GFP_NORETRY;
+        let Ok(block) = pa.alloc_pages_at(try_gfp, order, Location::caller()) else { return 0 };
+        if pa.split_page(block, order).is_err() {
+            pa.free_pages(block, order);
+            return 0;
+        }
+        let first = pa.page_to_pfn(block).expect("allocated page is in mem_map");
+        for i in 0..n {
+            pfns.set(i, (first + i) as u32);
+        }
+        for pfn in (first + n..first + (1 << order)).rev() {
+            pa.free_pages(pa.pfn_to_page(pfn).expect("frame is in mem_map"), 0);
+        }
+        n
+    }
+}
