@@ -70,9 +70,13 @@ impl Space {
     pub(super) fn alloc(&mut self, size: usize, align: usize) -> Option<u32> {
         debug_assert!(size > 0 && size.is_multiple_of(PAGE_SIZE) && align.is_power_of_two());
         // `find_vmap_lowest_match` with `adjust_search_size`: a block that long fits any
-        // alignment, so the descent never has to back up.
+        // alignment, so the descent never has to back up; each range it passes is also tested
+        // exactly (`is_within_this_va`), so an aligned place in a shorter range is found too.
         let len = if align > PAGE_SIZE { size.checked_add(align - 1)? } else { size };
-        let f = self.free.lowest_fit(&self.pool, len);
+        let within = |fs: usize, fe: usize| {
+            fs.checked_next_multiple_of(align).and_then(|s| s.checked_add(size)).is_some_and(|e| e <= fe)
+        };
+        let f = self.free.lowest_match(&self.pool, len, within);
         if f == NIL {
             return None;
         }

@@ -270,13 +270,23 @@ impl Tree {
 
     /// The lowest-addressed node of size `>= len` (`find_vmap_lowest_match`): descends left
     /// whenever the left subtree holds one, so one root-to-leaf walk.
+    #[cfg(test)]
     pub(super) fn lowest_fit(&self, p: &Pool, len: usize) -> u32 {
+        self.lowest_match(p, len, |start, end| end - start >= len)
+    }
+
+    /// `find_vmap_lowest_match` with a search length: the walk of [`Tree::lowest_fit`] for
+    /// `len` (subtrees without a range of `len` are skipped), but every node on the way is
+    /// tested with `fits(start, end)`, so a shorter range that happens to fit (an aligned
+    /// request whose alignment needs no slack there) is taken when the walk passes it, as
+    /// Linux's `is_within_this_va` does. `fits` must hold for any range of `len` or more.
+    pub(super) fn lowest_match(&self, p: &Pool, len: usize, fits: impl Fn(usize, usize) -> bool) -> u32 {
         let mut i = self.root;
         while i != NIL {
             let n = p.get(i);
             if max(p, n.left) >= len {
                 i = n.left;
-            } else if n.size() >= len {
+            } else if fits(n.start, n.end) {
                 return i;
             } else if max(p, n.right) >= len {
                 i = n.right;

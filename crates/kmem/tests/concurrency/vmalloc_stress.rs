@@ -26,7 +26,8 @@ const LAZY_MAX: usize = 256;
 
 fn settle(m: &Machine) {
     m.flush_deferred_vfree();
-    m.vm().vm_unmap_aliases();
+    // Frees the frame cache and the VA pools too, then purges: every freed area is gone.
+    m.vm_reclaim_and_purge();
     m.drain_all_pages();
 }
 

@@ -19,8 +19,8 @@
 //! chunks are never given back) up to a small bound; the second pass must give back every
 //! page exactly.
 //!
-//! Ignored: `tst14_align_shift_alloc_test_fails_where_linux_does`, a kmem deviation in placing
-//! large alignments (see its `ignore` reason); the xfail itself is pinned by the test before it.
+//! `tst14_align_shift_alloc_test_fails_where_linux_does` pins the exact shift Linux fails at;
+//! `tst14_align_shift_alloc_test_xfails` only bounds it.
 
 mod cases;
 
@@ -44,10 +44,12 @@ fn machine(profile: Profile, mib: u64) -> Machine {
         .expect("build machine")
 }
 
-/// Completes deferred frees and purges the lazily freed areas.
+/// Completes deferred frees, releases the frame cache and VA pools, and purges the lazily
+/// freed areas.
 fn settle(m: &Machine) {
     m.flush_deferred_vfree();
-    m.vm().vm_unmap_aliases();
+    // Frees the frame cache and the VA pools too, then purges: every freed area is gone.
+    m.vm_reclaim_and_purge();
     m.drain_all_pages();
 }
 
@@ -198,9 +200,6 @@ fn tst14_align_shift_alloc_test_xfails() {
 /// the one free range (the root) with `is_within_this_va`; the search length only prunes
 /// subtrees.
 #[test]
-#[ignore = "kmem bug: Space::alloc demands a free range of size + align - 1 bytes for any align > \
-            PAGE_SIZE, so an alignment that has a place in the idle range but needs no such slack \
-            (align = VMALLOC_TOTAL on a range not aligned to it) fails; Linux places it"]
 fn tst14_align_shift_alloc_test_fails_where_linux_does() {
     for (profile, mib) in [(Profile::X86_64, 64), (Profile::I386, 1024)] {
         let m = idle_machine(profile, mib);
