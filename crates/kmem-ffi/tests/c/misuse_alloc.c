@@ -84,13 +84,22 @@ int main(void)
 	kfree(p);
 	CHECK_EQ_UL(kmem_cache_destroy(b), 0);
 
-	/* vfree of addresses that start no vmalloc area. */
+	/* vfree of addresses that start no vmalloc area. A kmalloc-64 object that is not
+	 * page-aligned (the first object of a slab page is: of two objects, one is not). */
 	p = kmalloc(64, GFP_KERNEL);
+	q = kmalloc(64, GFP_KERNEL);
+	if (((unsigned long)p & ~PAGE_MASK) == 0) {
+		void *t = p;
+		p = q;
+		q = t;
+	}
+	CHECK(((unsigned long)p & ~PAGE_MASK) != 0);
 	kmem_dmesg_clear();
 	vfree(p);
 	CHECK_LOG("Trying to vfree() bad address (");	/* not even page-aligned */
 	CHECK(ksize(p) == 64);	/* still a live kmalloc object */
 	kfree(p);
+	kfree(q);
 	kmem_dmesg_clear();
 	vfree(&on_stack);
 	CHECK_LOG("Trying to vfree() bad address (");
