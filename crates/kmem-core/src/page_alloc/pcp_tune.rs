@@ -128,9 +128,10 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// `decay_pcp_high` for one slot's lists of every zone: `high` drops by an eighth (at most
-    /// to `count - batch << PCP_BATCH_SCALE_MAX`, never below `high_min`) and the pages above
-    /// it go back to the buddy lists. The caller holds the slot. Returns pages flushed.
+    /// `decay_pcp_high` for one slot's lists of every zone: `high` drops by an eighth, but not
+    /// below `count - (batch << PCP_BATCH_SCALE_MAX)` (so one decay flushes at most that many
+    /// pages) nor below `high_min`, and the pages above it go back to the buddy lists. The
+    /// caller holds the slot. Returns pages flushed.
     pub(super) fn decay_cpu(&self, cpu: usize) -> usize {
         let mut flushed = 0;
         for (zi, zone) in self.zones.iter().enumerate() {
@@ -139,8 +140,9 @@ impl<P: Platform> PageAllocator<P> {
             let (high_min, batch) = (zone.pcp_high() as usize, zone.pcp_batch() as usize);
             let high = lists.high();
             if high > high_min {
-                let eighth = high - (high >> 3);
-                lists.set_high(lists.count().saturating_sub(batch << PCP_BATCH_SCALE_MAX).max(eighth).max(high_min));
+                let seven_eighths = high - (high >> 3);
+                let floor = lists.count().saturating_sub(batch << PCP_BATCH_SCALE_MAX);
+                lists.set_high(floor.max(seven_eighths).max(high_min));
             }
             let to_drain = lists.count().saturating_sub(lists.high().max(high_min));
             if to_drain > 0 {
