@@ -315,6 +315,7 @@ impl<P: Platform> Kmem<P> {
             while !cur.is_null() && cur != cache.as_ptr() {
                 // SAFETY: Live caches on the list, under its lock.
                 link = unsafe { &(*cur).next };
+                // SAFETY: As above.
                 cur = unsafe { (*cur).next.load(Relaxed) };
             }
             if cur == cache.as_ptr() {
