@@ -359,17 +359,8 @@ impl FreeArea {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::ptr::NonNull;
-    use std::vec;
-    use std::vec::Vec;
 
-    fn map(nr: usize) -> (Vec<u32>, MemMap) {
-        let mut storage = vec![0u32; MemMap::bytes_needed(nr, 9).div_ceil(4)];
-        let ptr = NonNull::new(storage.as_mut_ptr().cast()).unwrap();
-        // SAFETY: zeroed, aligned, big enough; `storage` is returned alongside and outlives use.
-        let mm = unsafe { MemMap::new(ptr, 0, nr, 9, true) };
-        (storage, mm)
-    }
+    use crate::memmap::test_map as map;
 
     #[test]
     fn pa4_split_leaves_one_block_per_lower_order() {

@@ -378,6 +378,17 @@ pub const fn pfn_bytes(nr_pages: usize) -> usize {
     nr_pages * PAGE_SIZE
 }
 
+/// A zeroed page array for `nr` pages (pageblock order 9) over heap storage, for unit tests;
+/// the storage is returned alongside and must outlive the map.
+#[cfg(test)]
+pub(crate) fn test_map(nr: usize) -> (std::vec::Vec<u32>, MemMap) {
+    let mut storage = std::vec![0u32; MemMap::bytes_needed(nr, 9).div_ceil(4)];
+    let ptr = NonNull::new(storage.as_mut_ptr().cast()).expect("heap storage");
+    // SAFETY: zeroed, aligned, big enough; `storage` is returned alongside and outlives use.
+    let mm = unsafe { MemMap::new(ptr, 0, nr, 9, true) };
+    (storage, mm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,17 +307,9 @@ impl PcpSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::ptr::NonNull;
-    use std::vec;
     use std::vec::Vec;
 
-    fn map(nr: usize) -> (Vec<u32>, MemMap) {
-        let mut storage = vec![0u32; MemMap::bytes_needed(nr, 9).div_ceil(4)];
-        let ptr = NonNull::new(storage.as_mut_ptr().cast()).unwrap();
-        // SAFETY: zeroed, aligned, big enough; `storage` is returned alongside and outlives use.
-        let mm = unsafe { MemMap::new(ptr, 0, nr, 9, true) };
-        (storage, mm)
-    }
+    use crate::memmap::test_map as map;
 
     /// PA-17 / `free_pcppages_bulk`: a drain of `n` pages empties one list from its cold end
     /// before it visits the next, and the count stays the sum of the lists.

@@ -26,6 +26,8 @@ mod blocking;
 mod mempool;
 mod model;
 mod review;
+#[path = "../common/rng.rs"]
+mod rng;
 mod slab_model;
 mod slab_stress;
 mod stress;
@@ -36,6 +38,8 @@ mod vmalloc_stress;
 
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub use rng::Rng;
 
 use kmem::gfp::{__GFP_NOWARN, GFP_ATOMIC};
 use kmem::{Machine, Profile};
@@ -59,30 +63,6 @@ pub fn stress_machine(cpus: usize) -> Machine {
         .kswapd(false)
         .build()
         .expect("build machine")
-}
-
-/// The tests' pseudo-random source (xorshift64*): fixed seeds, so a failure replays. The seed
-/// must not be 0.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A value in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// An index in `0..n`.
-    pub fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
-    }
 }
 
 /// How long a poll waits for something that should happen promptly before it fails the test.

@@ -15,10 +15,10 @@ use std::thread;
 
 use kmem::{Machine, Profile};
 
-use crate::stress_iters;
 use crate::vmalloc_cases::{
-    CASES, KERNEL_BUSY_AREAS, Params, Rng, align_shift_alloc_test, align_shift_failure_bounds, run_mask,
+    CASES, KERNEL_BUSY_AREAS, Params, align_shift_alloc_test, align_shift_failure_bounds, run_mask,
 };
+use crate::{Rng, stress_iters};
 
 const THREADS: u32 = 3;
 /// The purge threshold, and so `full_fit_alloc_test`'s number of junk areas.

@@ -21,6 +21,8 @@ use std::ptr::NonNull;
 use kmem::gfp::{__GFP_ZERO, GFP_KERNEL};
 use kmem::{Machine, PAGE_SHIFT, PAGE_SIZE, Page, Profile};
 
+use crate::Rng;
+
 /// `NUMA_NO_NODE`.
 const NO_NODE: i32 = -1;
 /// Live areas of `long_busy_list_alloc_test` in the kernel.
@@ -102,23 +104,6 @@ pub fn run_mask(m: &Machine, mask: u32, p: &Params, rng: &mut Rng, shuffle: bool
         m.printk(kmem::Level::Info, &line);
     }
     tallies
-}
-
-/// xorshift64* with a fixed seed, so a failure replays (the kernel uses `get_random_*`).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A value in `lo..=hi` (`get_random_u32_inclusive`).
-    pub fn inclusive(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
 }
 
 /// `THREAD_ALIGN` (= `THREAD_SIZE` without KASAN): 16 KiB on x86_64, 8 KiB on i386.

@@ -23,6 +23,8 @@
 //! `tst14_align_shift_alloc_test_xfails` only bounds it.
 
 mod cases;
+#[path = "../common/rng.rs"]
+mod rng;
 
 use kmem::gfp::__GFP_NOWARN;
 use kmem::gfp::{__GFP_ZERO, GFP_KERNEL};
@@ -30,6 +32,7 @@ use kmem::vmalloc::lazy_max_pages_for;
 use kmem::{Machine, PAGE_SIZE, Profile};
 
 use cases::*;
+pub use rng::Rng;
 
 /// A machine without per-CPU lists (exact free counts), two CPU slots, no kswapd. i386 of
 /// 1 GiB has HighMem, so vmalloc frames are reached through `kmap_local_page`.
