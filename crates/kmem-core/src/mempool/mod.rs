@@ -56,7 +56,7 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, fence};
+use core::sync::atomic::{AtomicBool, AtomicUsize, fence};
 
 use crate::gfp::{
     __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, Gfp,
@@ -161,8 +161,9 @@ pub struct Mempool {
     alloc_fn: Option<MempoolAllocFn>,
     free_fn: Option<MempoolFreeFn>,
     pool_data: *mut c_void,
-    /// The futex word sleepers wait on (`pool->wait`).
-    wait_seq: AtomicU32,
+    /// The futex word sleepers wait on (`pool->wait`; the platform's word type, which is
+    /// loom's under `cfg(kmem_loom)`).
+    wait_seq: crate::waitq::WaitWord,
     env: Option<NonNull<dyn PoolEnv>>,
     /// `env`'s platform, kept so the fast path asks it in one call.
     platform: Option<NonNull<dyn Platform>>,
@@ -207,7 +208,7 @@ impl Mempool {
             alloc_fn: None,
             free_fn: None,
             pool_data: ptr::null_mut(),
-            wait_seq: AtomicU32::new(0),
+            wait_seq: crate::waitq::WaitWord::new(0),
             env: None,
             platform: None,
             block: None,
