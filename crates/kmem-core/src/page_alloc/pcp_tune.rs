@@ -152,10 +152,13 @@ impl<P: Platform> PageAllocator<P> {
         flushed
     }
 
-    /// Runs [`Self::decay_cpu`] on every CPU slot: the caller's own, and every other slot
-    /// whose owner is outside its fast path right now (one process-wide barrier for all; a
-    /// busy slot is skipped until the next call). Returns pages flushed. The userspace
-    /// machine's kswapd calls this about once a second, as the kernel's vmstat worker does.
+    /// `decay_pcp_high` on every CPU slot: each zone's `high` drops by an eighth toward
+    /// `high_min` (at most `batch << PCP_BATCH_SCALE_MAX` pages flushed per slot and zone) and
+    /// the pages above it go back to the buddy lists. It runs on the caller's own slot and on
+    /// every other slot whose owner is outside its fast path right now (one process-wide
+    /// barrier for all; a busy slot is skipped until the next call). Returns pages flushed.
+    /// The userspace machine's kswapd calls this about once a second, as the kernel's vmstat
+    /// worker does.
     pub fn decay_pcp_high(&self) -> usize {
         if !self.pcp_enabled {
             return 0;
