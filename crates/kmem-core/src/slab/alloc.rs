@@ -218,9 +218,7 @@ impl<P: Platform> Kmem<P> {
                 let mut node = s.node.lock();
                 // SAFETY: `s` owns its node.
                 let got = unsafe { node.take(s, out) };
-                if node.partial_free == 0 {
-                    s.node_has_free.store(false, Relaxed);
-                }
+                s.publish_node_free(&node);
                 drop(node);
                 if got > 0 {
                     return Ok(got);
@@ -231,7 +229,7 @@ impl<P: Platform> Kmem<P> {
                     let mut node = s.node.lock();
                     // SAFETY: A fresh slab of `s`, on no list yet.
                     unsafe { node.add_new(slab.as_ptr()) };
-                    s.node_has_free.store(true, Relaxed);
+                    s.publish_node_free(&node);
                 }
                 Err(e) => {
                     self.slab_out_of_memory(s, gfp);

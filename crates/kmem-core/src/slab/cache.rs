@@ -154,9 +154,11 @@ pub struct Cache {
     pub(crate) failslab: AtomicBool,
     pub(crate) node: SpinLock<Node>,
     /// The node may hold free objects: the kernel's racy `n->nr_partial` look in
-    /// `get_partial_node`, so a refill on an empty node skips the lock. Written only under the
-    /// node lock: false when a take leaves no free object, true when a new slab or a freed
-    /// object is added. A stale value costs at most one lock or one new slab.
+    /// `get_partial_node`, so a refill on an empty node skips the lock. A mirror of
+    /// `node.partial_free > 0`, written only under the node lock by
+    /// [`Cache::publish_node_free`] after a change to the node's free objects (paths that only
+    /// remove empty slabs may leave it true: a stale value costs at most one lock or one new
+    /// slab).
     pub(crate) node_has_free: AtomicBool,
     /// Creators minus destroyers; under the cache list lock.
     pub(crate) refcount: AtomicIsize,
@@ -217,6 +219,13 @@ impl CacheRef {
 }
 
 impl Cache {
+    /// Publishes whether `node` (this cache's node, locked by the caller) holds free objects,
+    /// for the unlocked look of `take_from_node`.
+    #[inline]
+    pub(crate) fn publish_node_free(&self, node: &super::node::Node) {
+        self.node_has_free.store(node.partial_free > 0, core::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The cache's name.
     pub fn name(&self) -> &str {
         // SAFETY: The name was copied from a `&str` into the cache's own pages at creation.

@@ -474,7 +474,7 @@ impl<P: Platform> Kmem<P> {
                     caller,
                 );
                 self.refile(node, slab, |d| d.objects = max_objects as u16);
-                s.node_has_free.store(true, core::sync::atomic::Ordering::Relaxed); // The repair may have freed objects.
+                s.publish_node_free(node);
                 self.slab_fix(s, format_args!("Number of objects adjusted"));
             }
             let (objects, inuse) = ((*slab).objects as usize, (*slab).inuse as usize);
@@ -487,7 +487,7 @@ impl<P: Platform> Kmem<P> {
                     caller,
                 );
                 self.refile(node, slab, |d| d.inuse = counted as u16);
-                s.node_has_free.store(true, core::sync::atomic::Ordering::Relaxed); // The repair may have freed objects.
+                s.publish_node_free(node);
                 self.slab_fix(s, format_args!("Object count adjusted"));
             }
         }

@@ -214,13 +214,13 @@ impl<P: Platform> Kmem<P> {
                 }
                 // SAFETY: `obj` is an out object of `slab`, a slab of `s`; we hold the lock.
                 let empty = unsafe { node.put(s, slab, obj) };
-                s.node_has_free.store(true, Relaxed);
                 if empty {
                     // SAFETY: Empty and on the partial list, as `put` just said.
                     unsafe { node.remove(slab) };
                     discard[nd] = slab;
                     nd += 1;
                     if nd == MAX_BATCH {
+                        s.publish_node_free(&node);
                         drop(node);
                         for &d in &discard[..nd] {
                             self.discard_slab(s, d);
@@ -230,6 +230,7 @@ impl<P: Platform> Kmem<P> {
                     }
                 }
             }
+            s.publish_node_free(&node);
         }
         for &d in &discard[..nd] {
             self.discard_slab(s, d);
