@@ -84,9 +84,10 @@ impl<P: Platform> PageAllocator<P> {
         self.rmqueue_buddy(zone, order, mt, flags, zl)
     }
 
-    /// [`Self::rmqueue_buddy`] kept out of line, for the fast path's large orders.
+    /// `rmqueue_buddy`: under the zone lock, with the per-order watermark test for order > 0.
+    /// Out of line: the fast path's large orders and the general path share one copy.
     #[inline(never)]
-    pub(super) fn rmqueue_buddy_cold(
+    pub(super) fn rmqueue_buddy(
         &self,
         zone: &Zone,
         order: u32,
@@ -94,12 +95,6 @@ impl<P: Platform> PageAllocator<P> {
         flags: u32,
         zl: &ZoneList,
     ) -> Option<usize> {
-        self.rmqueue_buddy(zone, order, mt, flags, zl)
-    }
-
-    /// `rmqueue_buddy`: under the zone lock, with the per-order watermark test for order > 0.
-    #[inline]
-    fn rmqueue_buddy(&self, zone: &Zone, order: u32, mt: MigrateType, flags: u32, zl: &ZoneList) -> Option<usize> {
         let mut area = zone.lock();
         if order > 0 && flags & af::NO_WATERMARKS == 0 {
             let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);

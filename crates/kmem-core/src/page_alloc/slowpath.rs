@@ -75,7 +75,7 @@ impl<P: Platform> PageAllocator<P> {
             // slot held by a drainer or a failed refill leaves the decision to the general path.
             self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))??
         } else {
-            self.rmqueue_buddy_cold(zone, order, gfp.migratetype(), af::WMARK_LOW, zl)?
+            self.rmqueue_buddy(zone, order, gfp.migratetype(), af::WMARK_LOW, zl)?
         };
         Some((pfn, zone.kind as usize))
     }
