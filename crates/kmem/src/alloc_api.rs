@@ -67,7 +67,8 @@ pub(crate) fn dangling(layout: Layout) -> NonNull<[u8]> {
     NonNull::slice_from_raw_parts(ptr, 0)
 }
 
-fn aligned(ptr: NonNull<u8>, align: usize) -> bool {
+/// Whether `ptr` is aligned to `align` (a power of two).
+pub(crate) fn aligned(ptr: NonNull<u8>, align: usize) -> bool {
     ptr.as_ptr() as usize & (align - 1) == 0
 }
 

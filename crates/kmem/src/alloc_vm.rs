@@ -18,7 +18,7 @@ use kmem_core::gfp::__GFP_ZERO;
 use kmem_core::{Gfp, NUMA_NO_NODE, PAGE_SIZE};
 
 use crate::Machine;
-use crate::alloc_api::dangling;
+use crate::alloc_api::{aligned, dangling};
 use crate::global_alloc::kmalloc_size;
 
 /// vmalloc on a machine with a fixed GFP mask, as an [`Allocator`].
@@ -35,15 +35,13 @@ impl Vmalloc {
     }
 
     fn alloc(&self, layout: Layout, zero: bool) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        let gfp = if zero { self.gfp | __GFP_ZERO } else { self.gfp };
-        let p = self
-            .machine
-            .vmalloc_node_align(layout.size(), layout.align(), gfp, NUMA_NO_NODE)
-            .map_err(|_| AllocError)?;
-        Ok(NonNull::slice_from_raw_parts(p, layout.size().next_multiple_of(PAGE_SIZE)))
+        with_gfp(layout, self.gfp, zero, |gfp| {
+            let p = self
+                .machine
+                .vmalloc_node_align(layout.size(), layout.align(), gfp, NUMA_NO_NODE)
+                .map_err(|_| AllocError)?;
+            Ok(NonNull::slice_from_raw_parts(p, layout.size().next_multiple_of(PAGE_SIZE)))
+        })
     }
 }
 
@@ -80,29 +78,42 @@ impl Kvmalloc {
     }
 
     fn alloc(&self, layout: Layout, zero: bool) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        let m = &self.machine;
-        let gfp = if zero { self.gfp | __GFP_ZERO } else { self.gfp };
-        let (p, len) = if layout.align() <= PAGE_SIZE {
-            // Page-aligned vmalloc areas satisfy every alignment up to a page; kmalloc blocks of
-            // `kmalloc_size` are aligned to it (KM-6).
-            let size = kmalloc_size(layout).unwrap_or(layout.size());
-            (m.kvmalloc(size, gfp).map_err(|_| AllocError)?, size)
-        } else if let Some(size) = kmalloc_size(layout) {
-            (m.kmalloc(size, gfp).map_err(|_| AllocError)?, size)
-        } else {
-            let p = m.vmalloc_node_align(layout.size(), layout.align(), gfp, NUMA_NO_NODE).map_err(|_| AllocError)?;
-            (p, layout.size())
-        };
-        if p.as_ptr() as usize & (layout.align() - 1) != 0 {
-            // SAFETY: Just allocated, unused. Never expected; refuse misaligned memory.
-            unsafe { m.kvfree(p.as_ptr()) };
-            return Err(AllocError);
-        }
-        Ok(NonNull::slice_from_raw_parts(p, len))
+        with_gfp(layout, self.gfp, zero, |gfp| {
+            let m = &self.machine;
+            let (p, len) = if layout.align() <= PAGE_SIZE {
+                // Page-aligned vmalloc areas satisfy every alignment up to a page; kmalloc blocks
+                // of `kmalloc_size` are aligned to it (KM-6).
+                let size = kmalloc_size(layout).unwrap_or(layout.size());
+                (m.kvmalloc(size, gfp).map_err(|_| AllocError)?, size)
+            } else if let Some(size) = kmalloc_size(layout) {
+                (m.kmalloc(size, gfp).map_err(|_| AllocError)?, size)
+            } else {
+                let p =
+                    m.vmalloc_node_align(layout.size(), layout.align(), gfp, NUMA_NO_NODE).map_err(|_| AllocError)?;
+                (p, layout.size())
+            };
+            if !aligned(p, layout.align()) {
+                // SAFETY: Just allocated, unused. Never expected; refuse misaligned memory.
+                unsafe { m.kvfree(p.as_ptr()) };
+                return Err(AllocError);
+            }
+            Ok(NonNull::slice_from_raw_parts(p, len))
+        })
     }
+}
+
+/// What both allocators share: a zero-size layout touches no allocator, and `zero` asks for
+/// `__GFP_ZERO`.
+fn with_gfp(
+    layout: Layout,
+    gfp: Gfp,
+    zero: bool,
+    alloc: impl FnOnce(Gfp) -> Result<NonNull<[u8]>, AllocError>,
+) -> Result<NonNull<[u8]>, AllocError> {
+    if layout.size() == 0 {
+        return Ok(dangling(layout));
+    }
+    alloc(if zero { gfp | __GFP_ZERO } else { gfp })
 }
 
 // SAFETY: Blocks come from kmalloc or vmalloc on the machine, at least the layout's size at
