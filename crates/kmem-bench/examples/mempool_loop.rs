@@ -31,17 +31,14 @@ use kmem_core::gfp::{
 };
 use kmem_core::slab::{CacheArgs, CacheRef, flags::SlabFlags};
 
+#[path = "support/mod.rs"]
+mod support;
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "slab".to_owned());
-    let n: u64 = std::env::var("N").map_or(2_000_000, |s| s.parse().expect("N"));
+    let n = support::iterations(2_000_000);
     let reserve = mode.ends_with("-reserve");
-    let m = kmem::Machine::builder()
-        .profile(kmem::Profile::X86_64)
-        .mem_bytes(if reserve { 16 << 20 } else { 1 << 30 })
-        .cpus(2)
-        .kswapd(false)
-        .build()
-        .expect("machine");
+    let m = support::machine(if reserve { 16 << 20 } else { 1 << 30 });
     let cache = m.kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default()).expect("cache");
     let start = Instant::now();
     match mode.as_str() {

@@ -15,18 +15,15 @@ use std::time::Instant;
 
 use kmem_core::gfp::GFP_KERNEL;
 
+#[path = "support/mod.rs"]
+mod support;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let order: u32 = args.next().map_or(0, |s| s.parse().expect("order"));
     let opaque = args.next().is_none_or(|s| s == "opaque");
-    let n: u64 = std::env::var("N").map_or(2_000_000, |s| s.parse().expect("N"));
-    let m = kmem::Machine::builder()
-        .profile(kmem::Profile::X86_64)
-        .mem_bytes(1 << 30)
-        .cpus(2)
-        .kswapd(false)
-        .build()
-        .expect("machine");
+    let n = support::iterations(2_000_000);
+    let m = support::machine(1 << 30);
     // ~61 live blocks, as kmem-bench keeps, so no path is a degenerate empty one.
     let live: Vec<_> = (0..61).map(|_| m.alloc_pages(GFP_KERNEL, order).expect("live block")).collect();
     let start = Instant::now();

@@ -20,18 +20,15 @@ use std::time::Instant;
 use kmem_core::gfp::GFP_KERNEL;
 use kmem_core::slab::{CacheArgs, CacheRef, flags::SlabFlags};
 
+#[path = "support/mod.rs"]
+mod support;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "cache".to_owned());
     let size: usize = args.next().map_or(64, |s| s.parse().expect("size"));
-    let n: u64 = std::env::var("N").map_or(2_000_000, |s| s.parse().expect("N"));
-    let m = kmem::Machine::builder()
-        .profile(kmem::Profile::X86_64)
-        .mem_bytes(1 << 30)
-        .cpus(2)
-        .kswapd(false)
-        .build()
-        .expect("machine");
+    let n = support::iterations(2_000_000);
+    let m = support::machine(1 << 30);
     let cache = m.kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default()).expect("cache");
     match mode.as_str() {
         "jemalloc" => return peer_pairs(&tikv_jemallocator::Jemalloc, size, n),

@@ -11,18 +11,15 @@
 
 use std::time::Instant;
 
+#[path = "support/mod.rs"]
+mod support;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let pages: usize = args.next().map_or(1, |s| s.parse().expect("pages"));
     let fresh = args.next().is_some_and(|s| s == "fresh");
-    let n: u64 = std::env::var("N").map_or(100_000, |s| s.parse().expect("N"));
-    let m = kmem::Machine::builder()
-        .profile(kmem::Profile::X86_64)
-        .mem_bytes(512 << 20)
-        .cpus(2)
-        .kswapd(false)
-        .build()
-        .expect("machine");
+    let n = support::iterations(100_000);
+    let m = support::machine(512 << 20);
     if fresh {
         m.vm().set_lazy_max_pages(0);
     }
