@@ -55,6 +55,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KMEM_INIT_ON_FREE", "init_on_free: zero slab objects on free, 1 or 0"),
     ("KMEM_SLAB_MERGE", "merge compatible slab caches: 1 (slab_merge, default) or 0 (slab_nomerge)"),
     ("KMEM_SLAB_FREELIST_RANDOM", "randomise the object order of new slabs: 1 (default) or 0"),
+    (
+        "KMEM_MEMPOOL_DEBUG",
+        "mempool debugging: count every element (destroy reports any still out) and poison reserves, 1 or 0 (default)",
+    ),
 ];
 
 /// Parses a size: plain bytes, or a number with a `K`, `M`, `G` or `T` suffix (binary units,
@@ -180,6 +184,9 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
     if let Some(v) = get("KMEM_SLAB_FREELIST_RANDOM") {
         b = b.random_freelist(parse_bool("KMEM_SLAB_FREELIST_RANDOM", &v)?);
     }
+    if let Some(v) = get("KMEM_MEMPOOL_DEBUG") {
+        b = b.mempool_debug(parse_bool("KMEM_MEMPOOL_DEBUG", &v)?);
+    }
     Ok(b)
 }
 
@@ -230,6 +237,7 @@ mod tests {
             ("KMEM_INIT_ON_FREE", "2"),
             ("KMEM_SLAB_MERGE", "x"),
             ("KMEM_SLAB_FREELIST_RANDOM", "y"),
+            ("KMEM_MEMPOOL_DEBUG", "sure"),
         ] {
             let e = apply_map(&[(var, value)]).err().unwrap_or_else(|| panic!("{var}={value} accepted"));
             assert_eq!(e.var, var);
@@ -252,8 +260,10 @@ mod tests {
             ("KMEM_SLUB_DEBUG", "Z,kmalloc-*"),
             ("KMEM_INIT_ON_FREE", "1"),
             ("KMEM_SLAB_MERGE", "0"),
+            ("KMEM_MEMPOOL_DEBUG", "1"),
         ])
         .unwrap();
+        assert!(b.settings().mempool_debug);
         assert_eq!(b.settings().mem_bytes, Some(64 << 20));
         assert_eq!(b.settings().profile, Profile::I386);
         assert_eq!(b.settings().cpus, Some(3));

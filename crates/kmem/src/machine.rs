@@ -136,6 +136,8 @@ pub struct Settings {
     pub slub_debug: Option<String>,
     /// `failslab` spec (same syntax as `fail_page_alloc`).
     pub failslab: Option<String>,
+    /// Mempool debugging for every pool on the machine: see [`Builder::mempool_debug`].
+    pub mempool_debug: bool,
     /// Bytes of the vmalloc range (`None`: 128 MiB on i386, 64 GiB on x86_64).
     pub vmalloc_bytes: Option<u64>,
     /// Private memory (anonymous `MAP_PRIVATE`) instead of a shared memfd: see
@@ -174,6 +176,7 @@ impl Builder {
                 trim_after: Some(Duration::from_secs(1)),
                 slab: SlabConfig::default(),
                 slub_debug: None,
+                mempool_debug: false,
                 failslab: None,
                 vmalloc_bytes: None,
                 private_memory: false,
@@ -308,6 +311,16 @@ impl Builder {
         self
     }
 
+    /// Mempool debugging (the kernel's `CONFIG_SLUB_DEBUG_ON` for pools), off by default: every
+    /// element a pool hands out is counted, so destroying a pool with any element still out
+    /// is reported (without it, only reserve elements are, as the 2.6 kernel checked), and
+    /// reserves are poisoned wherever the pool knows its elements' size. It costs an atomic
+    /// count per `mempool_alloc` and the pool's lock per `mempool_free`.
+    pub fn mempool_debug(mut self, on: bool) -> Self {
+        self.s.mempool_debug = on;
+        self
+    }
+
     /// `slab_debug=`: debug flags for caches, e.g. `FZPU` or `Z,kmalloc-*` (checked at build).
     pub fn slub_debug(mut self, spec: impl Into<String>) -> Self {
         self.s.slub_debug = Some(spec.into());
@@ -428,6 +441,7 @@ impl Builder {
                 .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
         }
         pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
+        pa.set_mempool_debug(s.mempool_debug);
         let forkable = s.private_memory && !s.kswapd;
         let inner = Arc::new(Inner {
             kmem: pa,

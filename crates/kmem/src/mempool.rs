@@ -194,37 +194,30 @@ impl RawMempool {
         let pool = self.pool();
         let m = &self.machine;
         // In each arm: the caller's promise; the closure makes the call the pool's helper
-        // `free_fn` makes, `fast_cpu(m)` is the pool's platform's answer, and the pool is
-        // initialised until `drop`.
+        // `free_fn` makes, and the pool is initialised until `drop`.
         match self.backing {
             // SAFETY: The caller's promise.
             Backing::Custom => unsafe { pool.free(element.as_ptr()) },
-            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            // SAFETY: As said above: the helper pair's own call.
             Backing::Slab(cache) => unsafe {
                 pool.free_inline(
                     element.as_ptr(),
                     #[inline(always)]
-                    || fast_cpu(m),
-                    #[inline(always)]
                     |e| m.kmem_cache_free(cache, e.cast()),
                 )
             },
-            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            // SAFETY: As said above: the helper pair's own call.
             Backing::Kmalloc(_) => unsafe {
                 pool.free_inline(
                     element.as_ptr(),
                     #[inline(always)]
-                    || fast_cpu(m),
-                    #[inline(always)]
                     |e| m.kfree(e.cast()),
                 )
             },
-            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            // SAFETY: As said above: the helper pair's own call.
             Backing::Pages(order) => unsafe {
                 pool.free_inline(
                     element.as_ptr(),
-                    #[inline(always)]
-                    || fast_cpu(m),
                     #[inline(always)]
                     |e| {
                         // SAFETY: Page pool elements are `Page`s of this machine (caller).

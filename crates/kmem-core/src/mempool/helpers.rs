@@ -53,6 +53,10 @@ unsafe impl<P: Platform> PoolEnv for PageAllocator<P> {
     unsafe fn free_meta(&self, ptr: NonNull<u8>, bytes: usize) {
         self.free_pages_addr(ptr.as_ptr(), get_order(bytes.max(1)));
     }
+
+    fn debug_pools(&self) -> bool {
+        self.mempool_debug()
+    }
 }
 
 /// `mempool_alloc_pages`: a block of `1 << order` pages as a `*const Page` (the kernel's

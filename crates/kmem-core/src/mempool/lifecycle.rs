@@ -6,7 +6,6 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
 
-use super::counters::Outstanding;
 use super::stack::{SLOT, Stack};
 use super::{Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, poison};
 use crate::AllocError;
@@ -70,6 +69,7 @@ pub(crate) unsafe fn init_with(
     value.alloc_fn = Some(alloc_fn);
     value.free_fn = Some(free_fn);
     value.env = Some(NonNull::from(env));
+    value.tracking = env.debug_pools();
     // SAFETY: Only the lifetime is widened: the platform lives as long as `env` (`PoolEnv`'s
     // contract), which outlives the pool (caller); the pool drops the pointer at exit.
     let platform: &'static dyn Platform = unsafe { core::mem::transmute::<&dyn Platform, _>(env.platform()) };
@@ -87,11 +87,8 @@ pub(crate) unsafe fn init_with(
     unsafe { pool.as_ptr().write(value) };
     // SAFETY: Just initialised; the caller keeps it in place and nobody else uses it yet.
     let p = unsafe { &mut *pool.as_ptr() };
-    // One block: the per-CPU counters, then the first element array.
     let capacity = min_nr.max(1);
-    let nr_cpus = platform.nr_cpus();
-    let counters = Outstanding::bytes(nr_cpus);
-    let Some(bytes) = capacity.checked_mul(SLOT).and_then(|b| b.checked_add(counters)) else {
+    let Some(bytes) = capacity.checked_mul(SLOT) else {
         mempool_exit(p);
         return Err(AllocError);
     };
@@ -100,12 +97,8 @@ pub(crate) unsafe fn init_with(
         return Err(AllocError);
     };
     p.block = Some((block, bytes));
-    // SAFETY: `block` is `bytes` bytes aligned to 8, ours until `mempool_exit` frees it: the
-    // counters take the first `counters` bytes (a multiple of 8), the array the rest.
-    unsafe {
-        p.counts = Outstanding::init(block.as_ptr(), nr_cpus);
-        p.reserve.lock().stack = Stack::in_block(block.as_ptr().add(counters), capacity);
-    }
+    // SAFETY: `block` is `bytes` bytes aligned to 8, ours until `mempool_exit` frees it.
+    unsafe { p.reserve.lock().stack = Stack::in_block(block.as_ptr(), capacity) };
     while p.curr_nr() < capacity {
         let Some(element) = NonNull::new(p.backing_alloc(gfp)) else {
             mempool_exit(p);
@@ -113,6 +106,10 @@ pub(crate) unsafe fn init_with(
         };
         let pushed = p.push_fill(element);
         debug_assert!(pushed, "a fresh pool's array has room for max(min_nr, 1) elements");
+    }
+    if p.tracking {
+        // Mempool debugging poisons the reserve too, where the pool knows its elements' size.
+        p.set_poisoning(true);
     }
     Ok(())
 }
@@ -138,7 +135,9 @@ pub unsafe fn mempool_init(
 
 /// `mempool_exit`: frees every reserved element with `free_fn` and the element array, and
 /// leaves the pool un-initialised. A no-op on a [`Mempool::zeroed`] pool. Elements still out
-/// are reported (they stay valid for whoever holds them; nothing is freed twice).
+/// are reported (they stay valid for whoever holds them; nothing is freed twice): with element
+/// tracking every one ([`Mempool::is_tracking`]), otherwise those taken from the reserve and
+/// not replaced (the 2.6 kernel's `BUG_ON(curr_nr != min_nr)`; today's kernel checks nothing).
 #[track_caller]
 pub fn mempool_exit(pool: &mut Mempool) {
     let caller = Location::caller();
@@ -151,11 +150,15 @@ pub fn mempool_exit(pool: &mut Mempool) {
     let out = pool.outstanding();
     if out != 0 {
         let platform = env.platform();
-        let what = if out > 0 { "still allocated (leaked)" } else { "more freed than allocated" };
+        let what = match (out > 0, pool.tracking) {
+            (true, true) => "element(s) still allocated (leaked)",
+            (true, false) => "reserve element(s) still allocated (leaked)",
+            (false, _) => "element(s) more freed than allocated",
+        };
         platform.log(
             Level::Warning,
             format_args!(
-                "WARNING: CPU: {} at {caller} mempool_exit: pool {:p} with min_nr={} destroyed with {} element(s) {what}",
+                "WARNING: CPU: {} at {caller} mempool_exit: pool {:p} with min_nr={} destroyed with {} {what}",
                 platform.cpu().unwrap_or(0),
                 pool as *const Mempool,
                 pool.min_nr(),
@@ -166,11 +169,10 @@ pub fn mempool_exit(pool: &mut Mempool) {
     let array = core::mem::replace(&mut pool.reserve.lock().stack, Stack::EMPTY);
     // SAFETY: The array was allocated on `env` by `resize`, or lies in the first block; empty.
     unsafe { array.free(env) };
-    pool.counts = Outstanding::NONE;
     *pool.reserve.lock() = super::Reserve::EMPTY;
     if let Some((block, bytes)) = pool.block.take() {
         // SAFETY: From `alloc_meta(bytes, _)` on `env` in `init_with`; nothing points into it
-        // any more (the counters and the array are gone).
+        // any more (the array is gone).
         unsafe { env.free_meta(block, bytes) };
     }
     pool.env = None;

@@ -23,10 +23,16 @@
 //!   (`curr_nr < max(min_nr, 1)` or poisoning on) is recomputed there with them;
 //!   `mempool_free` reads `free_locks` without the lock (a racy hint re-checked under the lock,
 //!   as the kernel reads `curr_nr`).
-//! - Elements out (handed out by `alloc`/`alloc_preallocated` minus elements passed to `free`)
-//!   = the per-CPU counters (`counters.rs`: elements from and to the backing allocator) +
-//!   `Reserve::out` (elements from and to the reserve, under the lock). `mempool_exit` reports
-//!   a non-zero total instead of trusting it.
+//! - `Reserve::out` (under the lock) = elements `alloc` took from the reserve minus elements
+//!   `free` put into it: the reserve elements still out, which `mempool_exit` reports when
+//!   positive (the 2.6 kernel's `BUG_ON(curr_nr != min_nr)`). It can be negative when frees
+//!   filled slots a resize could not fill.
+//! - With element tracking (`tracking`, fixed at init: mempool debugging of the
+//!   [`PoolEnv`]), `tracked` = elements handed out by `alloc`/`alloc_preallocated` minus
+//!   elements `free` accepted, exactly, and `mempool_exit` reports a non-zero value. Without
+//!   it the fast paths count nothing, as the kernel's (SEMANTICS: outstanding elements are not
+//!   checked), so a leak of an element that came from the backing allocator is the backing
+//!   allocator's to report (`kmem_cache_destroy`, meminfo).
 //! - A sleeper registers in `Reserve::waiters` and reads its ticket (`wait_seq`) under the lock
 //!   after seeing `curr_nr == 0`; a free that pushes an element bumps `wait_seq` under the same
 //!   lock when `waiters > 0`, then wakes after unlocking. So a sleeper either sees the element
@@ -34,10 +40,10 @@
 //!
 //! # Fast paths
 //! With an element available, `mempool_alloc` is one call to the platform (`fast_cpu`, which
-//! also answers `might_sleep`'s question), the backing allocator through `alloc_fn`, and a
-//! per-CPU counter; `mempool_free` reads `free_locks` without the lock, counts, and calls
-//! `free_fn`. No atomic read-modify-write and no lock on either, unless poisoning is on or the
-//! caller has no CPU slot. [`Mempool::alloc_inline`]/[`Mempool::free_inline`] let a caller that
+//! answers `might_sleep`'s question) and the backing allocator through `alloc_fn`;
+//! `mempool_free` reads `free_locks` without the lock and calls `free_fn`. No atomic
+//! read-modify-write, no count and no lock on either, unless mempool debugging (tracking,
+//! poisoning) is on. [`Mempool::alloc_inline`]/[`Mempool::free_inline`] let a caller that
 //! knows the backing allocator (the `kmem` crate's helper pools) call it directly instead of
 //! through the pointers, so it can be inlined.
 //!
@@ -45,7 +51,6 @@
 //! [`PoolEnv`] call and no sleep happens while it is held; reports (poisoning, debug checks) are
 //! logged under it, as the kernel prints under `pool->lock`.
 
-mod counters;
 pub mod helpers;
 mod lifecycle;
 pub mod poison;
@@ -56,14 +61,13 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicUsize, fence};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, fence};
 
 use crate::gfp::{
     __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, Gfp,
 };
 use crate::platform::{Level, Platform};
 use crate::sync::SpinLock;
-use counters::Outstanding;
 use stack::Stack;
 
 pub use helpers::{
@@ -108,6 +112,14 @@ pub unsafe trait PoolEnv: Sync {
     /// # Safety
     /// `ptr` came from `alloc_meta(bytes, _)` on this environment and is not used afterwards.
     unsafe fn free_meta(&self, ptr: NonNull<u8>, bytes: usize);
+    /// Whether pools initialised now get mempool debugging (the kernel's
+    /// `CONFIG_SLUB_DEBUG_ON` for pools): every element handed out is counted, so destroying
+    /// a pool with any element out is reported, and the reserve is poisoned where the pool
+    /// knows its elements' size. Costs an atomic operation per alloc and the pool's lock per
+    /// free. Off by default.
+    fn debug_pools(&self) -> bool {
+        false
+    }
 }
 
 /// Why [`Mempool::resize`] did nothing.
@@ -153,11 +165,13 @@ pub struct Mempool {
     reserve: SpinLock<Reserve>,
     curr_nr: AtomicUsize,
     min_nr: AtomicUsize,
-    /// `curr_nr < max(min_nr, 1)` or poisoning on: a free must take the lock (written under
-    /// the lock with `curr_nr`/`min_nr`/`poison`, read without it as they are).
+    /// `curr_nr < max(min_nr, 1)`, poisoning or tracking on: a free must take the lock
+    /// (written under the lock with `curr_nr`/`min_nr`/`poison`, read without it as they are).
     free_locks: AtomicBool,
-    /// Elements out through the backing allocator, per CPU slot (set up by init, gone at exit).
-    counts: Outstanding,
+    /// Every element is counted in `tracked` (mempool debugging; set at init, then fixed).
+    tracking: bool,
+    /// Elements handed out minus elements freed, kept only while `tracking`.
+    tracked: AtomicIsize,
     alloc_fn: Option<MempoolAllocFn>,
     free_fn: Option<MempoolFreeFn>,
     pool_data: *mut c_void,
@@ -167,7 +181,7 @@ pub struct Mempool {
     env: Option<NonNull<dyn PoolEnv>>,
     /// `env`'s platform, kept so the fast path asks it in one call.
     platform: Option<NonNull<dyn Platform>>,
-    /// The first metadata block (per-CPU counters, then the first element array) and its size.
+    /// The first element array's block and its size.
     block: Option<(NonNull<u8>, usize)>,
     /// Data owned by the pool for the helper pairs (`helpers`): `pool_data` points here.
     helper: helpers::PoolHelperData,
@@ -204,7 +218,8 @@ impl Mempool {
             curr_nr: AtomicUsize::new(0),
             min_nr: AtomicUsize::new(0),
             free_locks: AtomicBool::new(false),
-            counts: Outstanding::NONE,
+            tracking: false,
+            tracked: AtomicIsize::new(0),
             alloc_fn: None,
             free_fn: None,
             pool_data: ptr::null_mut(),
@@ -250,10 +265,26 @@ impl Mempool {
         self.curr_nr() >= self.min_nr()
     }
 
-    /// Elements handed out and not yet freed (kmem's bookkeeping; the kernel keeps none).
-    /// Exact when no alloc or free runs at the same time.
+    /// Elements out. With element tracking ([`Self::is_tracking`]): every element handed out
+    /// and not yet freed, exact when no alloc or free runs at the same time. Without it (the
+    /// default, as the kernel keeps no count): only elements taken from the reserve and not
+    /// replaced by a free.
     pub fn outstanding(&self) -> isize {
-        self.counts.sum() + self.reserve.lock().out
+        if self.tracking { self.tracked.load(Relaxed) } else { self.reserve.lock().out.max(0) }
+    }
+
+    /// Whether every element handed out is counted (mempool debugging, [`PoolEnv::debug_pools`]
+    /// at init).
+    pub fn is_tracking(&self) -> bool {
+        self.tracking
+    }
+
+    /// Counts `delta` elements out when tracking.
+    #[inline(always)]
+    fn track(&self, delta: isize) {
+        if self.tracking {
+            self.tracked.fetch_add(delta, Relaxed);
+        }
     }
 
     /// Slow-path counters.
@@ -306,6 +337,7 @@ impl Mempool {
         let element = self.remove_element(&mut r)?;
         if handed_out {
             r.out += 1;
+            self.track(1);
             // Under the lock: no other writer.
             self.stats.reserve_allocs.store(self.stats.reserve_allocs.load(Relaxed) + 1, Relaxed);
         }
@@ -350,7 +382,7 @@ impl Mempool {
     /// changed.
     fn update_free_locks(&self) {
         let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
-        self.free_locks.store(curr < min.max(1) || self.poison.load(Relaxed), Relaxed);
+        self.free_locks.store(curr < min.max(1) || self.poison.load(Relaxed) || self.tracking, Relaxed);
     }
 
     /// Whether the locked reserve has room for one more element: below `min_nr` (or empty in
@@ -408,7 +440,7 @@ impl Mempool {
         let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
         let element = first(gfp_temp);
         if !element.is_null() {
-            self.counts.add(cpu, 1);
+            self.track(1);
             return element;
         }
         self.alloc_slow(gfp, gfp_temp)
@@ -456,7 +488,7 @@ impl Mempool {
             }
             let element = self.backing_alloc(gfp_temp);
             if !element.is_null() {
-                self.counts.add(self.fast_cpu(), 1);
+                self.track(1);
                 return element;
             }
         }
@@ -497,25 +529,18 @@ impl Mempool {
     #[inline]
     pub unsafe fn free(&self, element: *mut c_void) {
         // SAFETY: The caller's promise; the last step calls `free_fn` itself (nothing for a pool
-        // without one), and counts of an uninitialised pool go to the unread static slots.
-        unsafe { self.free_inline(element, || self.fast_cpu(), |e| self.backing_free(e)) }
+        // without one).
+        unsafe { self.free_inline(element, |e| self.backing_free(e)) }
     }
 
     /// [`Self::free`] for a caller that knows the backing allocator statically: `last` is
     /// called instead of `free_fn` through its pointer when the element goes back to it.
     ///
     /// # Safety
-    /// As [`Self::free`]; `last(element)` does what `free_fn(element, pool_data)` does,
-    /// `cpu()` returns what the pool's platform's `fast_cpu()` returns for the caller, and the
-    /// pool is initialised.
+    /// As [`Self::free`]; `last(element)` does what `free_fn(element, pool_data)` does.
     #[track_caller]
     #[inline(always)]
-    pub unsafe fn free_inline(
-        &self,
-        element: *mut c_void,
-        cpu: impl FnOnce() -> Option<usize>,
-        last: impl FnOnce(*mut c_void),
-    ) {
+    pub unsafe fn free_inline(&self, element: *mut c_void, last: impl FnOnce(*mut c_void)) {
         let Some(element) = NonNull::new(element) else { return };
         // Pairs with the `Release` fence in `pop` (the kernel's `smp_rmb`).
         fence(Acquire);
@@ -523,12 +548,11 @@ impl Mempool {
         if self.free_locks.load(Relaxed) && self.free_slow(element) {
             return;
         }
-        self.counts.add(cpu(), -1);
         last(element.as_ptr());
     }
 
-    /// The locked part of `mempool_free`: the debug checks, then the push if the reserve is
-    /// still short, and the wake-up. Returns true if the element was dealt with.
+    /// The locked part of `mempool_free`: the debug checks and the count, then the push if the
+    /// reserve is still short, and the wake-up. Returns true if the element was dealt with.
     #[inline(never)]
     #[track_caller]
     fn free_slow(&self, element: NonNull<c_void>) -> bool {
@@ -536,6 +560,7 @@ impl Mempool {
         if self.poison.load(Relaxed) && !self.check_free(&r, element, Location::caller()) {
             return true; // Reported; the element is left alone.
         }
+        self.track(-1);
         if !self.has_room(&r) {
             return false;
         }

@@ -19,7 +19,7 @@ mod reports;
 mod slowpath;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::fault::FaultAttr;
 use crate::memmap::{MemMap, pg};
@@ -172,6 +172,8 @@ pub struct PageAllocator<P: Platform> {
     watermark_scale_factor: AtomicUsize,
     /// The data-cache slice per CPU that `PCPF_FREE_HIGH_BATCH` is derived from.
     cache_slice_bytes: AtomicUsize,
+    /// Pools initialised over this allocator get mempool debugging (`PoolEnv::debug_pools`).
+    mempool_debug: AtomicBool,
     oom_timeout_ns: AtomicU64,
     /// Requests sleeping until a free.
     waitq: WaitQueue,
@@ -266,6 +268,7 @@ impl<P: Platform> PageAllocator<P> {
             min_free_kbytes: AtomicUsize::new(0),
             watermark_scale_factor: AtomicUsize::new(config.watermark_scale_factor),
             cache_slice_bytes: AtomicUsize::new(DEFAULT_CACHE_SLICE_BYTES),
+            mempool_debug: AtomicBool::new(false),
             oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
             waitq: WaitQueue::new(),
             shrinkers: Registry::new(),
@@ -408,6 +411,18 @@ impl<P: Platform> PageAllocator<P> {
     pub fn set_pcp_cache_slice_bytes(&self, bytes: usize) {
         self.cache_slice_bytes.store(bytes, Relaxed);
         self.recompute_watermarks();
+    }
+
+    /// Mempool debugging for pools initialised from now on over this allocator (their
+    /// [`crate::mempool::PoolEnv`]): every element counted, so a destroy with any element
+    /// out is reported, and poisoned reserves. Off by default.
+    pub fn set_mempool_debug(&self, on: bool) {
+        self.mempool_debug.store(on, Relaxed);
+    }
+
+    /// Whether [`Self::set_mempool_debug`] is on.
+    pub fn mempool_debug(&self) -> bool {
+        self.mempool_debug.load(Relaxed)
     }
 
     /// The OOM wait timeout in nanoseconds.

@@ -373,23 +373,68 @@ fn mp10_destroy_null_is_a_noop_and_destroy_frees_the_reserve() {
 }
 
 #[test]
-fn mp10_destroy_with_elements_out_is_reported_not_freed() {
-    let m = i386_nopcp(32);
+fn mp10_destroy_with_elements_out_is_reported_not_freed_under_mempool_debug() {
+    let m = builder(Profile::I386, 32).pcp(false).mempool_debug(true).build().unwrap();
     let rec = Recorder::new(&m, false);
     let pool = rec.pool(2).unwrap();
+    assert!(pool.is_tracking());
     let out = [pool.alloc(GFP_KERNEL).unwrap(), pool.alloc(GFP_KERNEL).unwrap()];
+    assert_eq!(pool.outstanding(), 2, "elements from alloc_fn count too");
     rec.take();
     m.log().clear();
     drop(pool);
     assert_eq!(Recorder::frees(&rec.take()), 2, "only the reserve");
     let lines = log_lines(&m);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].starts_with("WARNING:") && lines[0].contains("2 element(s) still allocated"), "{}", lines[0]);
+    assert!(lines[0].starts_with("WARNING:") && lines[0].contains("with 2 element(s) still allocated"), "{}", lines[0]);
     // The elements stay valid for their holder, who frees them to the backing allocator.
     for e in out {
         assert!((2..4).contains(&number(e)), "element {} came from alloc_fn, not the reserve", number(e));
         m.free_pages_addr(e.as_ptr().cast(), 0);
     }
+    check(&m);
+}
+
+/// Without mempool debugging the pool counts nothing on its fast paths (SEMANTICS: today's
+/// kernel checks no outstanding elements); destroy reports the reserve elements still out, as
+/// the 2.6 kernel's `BUG_ON(curr_nr != min_nr)` did, and leaves the rest to their allocator.
+#[test]
+fn mp10_destroy_reports_reserve_elements_still_out_without_debug() {
+    let m = i386_nopcp(32);
+    let rec = Recorder::new(&m, false);
+    let pool = rec.pool(2).unwrap();
+    assert!(!pool.is_tracking());
+    let from_backing = pool.alloc(GFP_KERNEL).unwrap();
+    rec.fail.store(true, SEQ);
+    let from_reserve = [pool.alloc(GFP_ATOMIC).unwrap(), pool.alloc(GFP_ATOMIC).unwrap()];
+    assert_eq!(pool.outstanding(), 2, "only the reserve's elements are counted");
+    // A free refills the reserve: one reserve element is out now, replaced by the other.
+    free(&pool, from_backing);
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (1, 1));
+    rec.take();
+    m.log().clear();
+    drop(pool);
+    assert_eq!(Recorder::frees(&rec.take()), 1, "only the reserve");
+    let lines = log_lines(&m);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("WARNING:") && lines[0].contains("with 1 reserve element(s) still allocated"),
+        "{}",
+        lines[0]
+    );
+    for e in from_reserve {
+        m.free_pages_addr(e.as_ptr().cast(), 0);
+    }
+    check(&m);
+
+    // Elements out that came from the backing allocator, with a full reserve: nothing to report.
+    let rec = Recorder::new(&m, false);
+    let pool = rec.pool(2).unwrap();
+    let e = pool.alloc(GFP_KERNEL).unwrap();
+    m.log().clear();
+    drop(pool);
+    assert!(log_lines(&m).is_empty(), "{:?}", log_lines(&m));
+    m.free_pages_addr(e.as_ptr().cast(), 0);
     check(&m);
 }
 
@@ -656,14 +701,21 @@ proptest::proptest! {
     /// Random operations against a plain model of the reserve (a stack of element numbers),
     /// MP-2, MP-3, MP-4, MP-8, MP-9 (STYLE §7).
     #[test]
-    fn model_reserve_follows_a_plain_stack(min in 0usize..4, ops in proptest::collection::vec(op(), 1..80)) {
-        let m = i386_nopcp(32);
+    fn model_reserve_follows_a_plain_stack(
+        min in 0usize..4,
+        debug in proptest::prelude::any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..80),
+    ) {
+        // With mempool debugging every element is counted; without, only reserve elements.
+        let m = builder(Profile::I386, 32).pcp(false).mempool_debug(debug).build().unwrap();
         let rec = Recorder::new(&m, false);
         let pool = rec.pool(min).unwrap();
         let mut reserve: Vec<usize> = (0..min.max(1)).collect();
         let mut next = reserve.len();
         let (mut min_nr, mut frees) = (min, 0usize);
         let mut live: Vec<NonNull<c_void>> = Vec::new();
+        // Elements taken from the reserve minus elements a free put back into it.
+        let mut reserve_out = 0isize;
         for op in ops {
             match op {
                 Op::Alloc { fail } => {
@@ -671,11 +723,13 @@ proptest::proptest! {
                     let got = pool.alloc(GFP_ATOMIC);
                     let expected = if fail { reserve.pop() } else { next += 1; Some(next - 1) };
                     proptest::prop_assert_eq!(got.map(number), expected);
+                    reserve_out += isize::from(fail && got.is_some());
                     live.extend(got);
                 }
                 Op::Prealloc => {
                     let got = NonNull::new(pool.alloc_preallocated());
                     proptest::prop_assert_eq!(got.map(number), reserve.pop());
+                    reserve_out += isize::from(got.is_some());
                     live.extend(got);
                 }
                 Op::Free { index } => {
@@ -687,6 +741,7 @@ proptest::proptest! {
                     free(&pool, e);
                     if reserve.len() < min_nr || (min_nr == 0 && reserve.is_empty()) {
                         reserve.push(n);
+                        reserve_out -= 1;
                     } else {
                         frees += 1;
                     }
@@ -709,7 +764,8 @@ proptest::proptest! {
                 }
             }
             proptest::prop_assert_eq!((pool.curr_nr(), pool.min_nr()), (reserve.len(), min_nr));
-            proptest::prop_assert_eq!(pool.outstanding(), live.len() as isize);
+            let out = if debug { live.len() as isize } else { reserve_out.max(0) };
+            proptest::prop_assert_eq!((pool.is_tracking(), pool.outstanding()), (debug, out));
             proptest::prop_assert_eq!(Recorder::frees(&rec.calls.lock().unwrap()), frees);
         }
         rec.take();

@@ -222,6 +222,37 @@ fn mp13_poisoning_turned_on_poisons_what_is_already_reserved() {
     check(&m);
 }
 
+/// Mempool debugging (`Builder::mempool_debug`, `KMEM_MEMPOOL_DEBUG=1`) is the kernel's
+/// `CONFIG_SLUB_DEBUG_ON` for pools: every pool that knows its elements' size starts poisoned,
+/// and every pool counts its elements.
+#[test]
+fn mp13_mempool_debug_poisons_every_sized_pool_from_creation() {
+    let m = builder(Profile::X86_64, 64).pcp(false).mempool_debug(true).build().unwrap();
+    let pool = RawMempool::kmalloc_pool(&m, 2, 64).unwrap();
+    assert!(pool.is_tracking());
+    let a = NonNull::new(pool.alloc_preallocated()).unwrap();
+    assert!(read(&m, (a.cast(), 64)).iter().all(|&b| b == 0x5a), "checked, then POISON_INUSE");
+    poke(a.cast(), 0, 0x42);
+    // SAFETY: `a` is this pool's; it goes back into the reserve, poisoned.
+    unsafe { pool.free(a) };
+    let mut poisoned = vec![0x6b; 64];
+    poisoned[63] = 0xa5;
+    assert_eq!(read(&m, (a.cast(), 64)), poisoned);
+    assert_eq!(pool.outstanding(), 0);
+    drop(pool);
+    // A custom pool without a declared size is counted, not poisoned.
+    let rec = Recorder::new(&m, false);
+    let custom = rec.pool(1).unwrap();
+    assert!(custom.is_tracking());
+    let e = custom.alloc(kmem::gfp::GFP_KERNEL).unwrap();
+    assert_eq!(custom.outstanding(), 1);
+    // SAFETY: `e` is this pool's.
+    unsafe { custom.free(e) };
+    drop(custom);
+    assert!(log_lines(&m).is_empty(), "{:#?}", log_lines(&m));
+    check(&m);
+}
+
 /// `mempool_uaf_helper`: an element freed into the reserve is written; the next allocation of
 /// it reports the write at byte 0.
 fn uaf(kind: Kind) {
