@@ -106,7 +106,7 @@ impl RawMempool {
     pub fn page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its page allocator outlives the pool.
         let pool = unsafe { mempool_create_page_pool(machine.pages(), min_nr, order) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Pages(order) })
+        Self::helper(machine, pool, Backing::Pages(order))
     }
 
     /// `mempool_create_slab_pool(min_nr, cache)`: elements are objects of `cache`. A cache with
@@ -122,7 +122,7 @@ impl RawMempool {
         // SAFETY: We keep `machine`, so its `Kmem` outlives the pool; `cache` stays alive by
         // the contract of its (unsafe) destroy, documented above.
         let pool = unsafe { mempool_create_slab_pool(machine, min_nr, cache) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Slab(cache) })
+        Self::helper(machine, pool, Backing::Slab(cache))
     }
 
     /// `mempool_create_kmalloc_pool(min_nr, size)`: elements are kmalloc blocks of `size` bytes.
@@ -132,7 +132,17 @@ impl RawMempool {
     pub fn kmalloc_pool(machine: &Machine, min_nr: usize, size: usize) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its `Kmem` outlives the pool.
         let pool = unsafe { mempool_create_kmalloc_pool(machine, min_nr, size) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Kmalloc(size) })
+        Self::helper(machine, pool, Backing::Kmalloc(size))
+    }
+
+    /// Wraps a helper pool just created on `machine` (`None`: creation failed). A pool with
+    /// mempool debugging goes through its pointers, which count every element (the inlined
+    /// first pass counts nothing, [`Mempool::alloc_inline`]).
+    fn helper(machine: &Machine, pool: Option<NonNull<Mempool>>, backing: Backing) -> Result<Self, AllocError> {
+        let pool = pool.ok_or(AllocError)?;
+        // SAFETY: Just created by `mempool_create*`, not destroyed.
+        let tracking = unsafe { pool.as_ref() }.is_tracking();
+        Ok(Self { machine: machine.clone(), pool, backing: if tracking { Backing::Custom } else { backing } })
     }
 
     /// The machine the pool lives on.
@@ -149,9 +159,9 @@ impl RawMempool {
         let m = &self.machine;
         // In each arm the closure makes the call the pool's helper `alloc_fn` makes (`Backing`),
         // and `fast_cpu(m)` is the pool's platform's answer (the machine's page allocator is the
-        // pool's environment); the pool is initialised until `drop`.
+        // pool's environment); the pool is initialised until `drop`, and a helper kind means it
+        // does not track its elements (`helper`).
         let element = match self.backing {
-            Backing::Custom => pool.alloc(gfp),
             // SAFETY: As said above: the helper pair's own call, the platform's own answer.
             Backing::Slab(cache) => unsafe {
                 pool.alloc_inline(
@@ -179,8 +189,18 @@ impl RawMempool {
                     |g| m.alloc_pages(g, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast()),
                 )
             },
+            Backing::Custom => self.alloc_custom(gfp),
         };
         NonNull::new(element)
+    }
+
+    /// [`Self::alloc`] for custom pools, through the pointers (which also count every
+    /// element of a pool with mempool debugging): out of line, as that path calls through a
+    /// pointer anyway and would only make every inlined `alloc` larger.
+    #[track_caller]
+    #[inline(never)]
+    fn alloc_custom(&self, gfp: Gfp) -> *mut c_void {
+        self.pool().alloc(gfp)
     }
 
     /// `mempool_free(element, pool)`.

@@ -407,9 +407,17 @@ impl Mempool {
     #[track_caller]
     #[inline]
     pub fn alloc(&self, gfp: Gfp) -> *mut c_void {
+        let first = |gfp| {
+            let element = self.backing_alloc(gfp);
+            if !element.is_null() {
+                self.track(1);
+            }
+            element
+        };
         // SAFETY: The first pass calls `alloc_fn` itself (nothing for a pool without one, so
-        // an uninitialised pool is fine too), with the platform's own answer.
-        unsafe { self.alloc_inline(gfp, self.fast_cpu(), |gfp| self.backing_alloc(gfp)) }
+        // an uninitialised pool is fine too) and counts what it returns, with the platform's
+        // own answer.
+        unsafe { self.alloc_first(gfp, self.fast_cpu(), first) }
     }
 
     /// [`Self::alloc`] for a caller that knows the backing allocator statically (the `kmem`
@@ -420,7 +428,9 @@ impl Mempool {
     /// - `first(gfp)` does what `alloc_fn(gfp, pool_data)` does (the same allocator, call and
     ///   result), so the pool behaves exactly as with the pointer.
     /// - `cpu` is what the pool's platform's `fast_cpu()` returns for the caller now.
-    /// - The pool is initialised (not zeroed, not exited).
+    /// - The pool is initialised (not zeroed, not exited) and does not track its elements
+    ///   ([`Self::is_tracking`]; the first pass counts nothing, so a tracking pool goes
+    ///   through [`Self::alloc`]).
     #[track_caller]
     #[inline(always)]
     pub unsafe fn alloc_inline(
@@ -429,6 +439,20 @@ impl Mempool {
         cpu: Option<usize>,
         first: impl FnOnce(Gfp) -> *mut c_void,
     ) -> *mut c_void {
+        debug_assert!(!self.tracking, "alloc_inline on a tracking pool");
+        // SAFETY: The caller's promise, and `first` need not count on a pool that does not track.
+        unsafe { self.alloc_first(gfp, cpu, first) }
+    }
+
+    /// The body of [`Self::alloc`]: the first pass through `first`, which counts its element
+    /// when the pool tracks (so the untracked fast path has no test), then the slow path.
+    ///
+    /// # Safety
+    /// As [`Self::alloc_inline`], except that on a tracking pool `first` counts the element it
+    /// returns ([`Self::track`]).
+    #[track_caller]
+    #[inline(always)]
+    unsafe fn alloc_first(&self, gfp: Gfp, cpu: Option<usize>, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
         // `might_alloc`: only a caller without a fast CPU slot can be in atomic context.
         let gfp = if gfp.contains(__GFP_ZERO) || (cpu.is_none() && gfp.contains(__GFP_DIRECT_RECLAIM)) {
             self.check_gfp(gfp, Location::caller())
@@ -440,7 +464,6 @@ impl Mempool {
         let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
         let element = first(gfp_temp);
         if !element.is_null() {
-            self.track(1);
             return element;
         }
         self.alloc_slow(gfp, gfp_temp)

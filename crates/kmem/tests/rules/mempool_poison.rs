@@ -240,6 +240,22 @@ fn mp13_mempool_debug_poisons_every_sized_pool_from_creation() {
     assert_eq!(read(&m, (a.cast(), 64)), poisoned);
     assert_eq!(pool.outstanding(), 0);
     drop(pool);
+    // Elements from the backing allocator count too, for every helper kind (their inlined
+    // first pass counts nothing, so a debugging pool goes through its pointers).
+    let cache = m.kmem_cache_create("debug_pool", 48, &Default::default(), Default::default()).unwrap();
+    for pool in [
+        RawMempool::kmalloc_pool(&m, 1, 64).unwrap(),
+        RawMempool::slab_pool(&m, 1, cache).unwrap(),
+        RawMempool::page_pool(&m, 1, 0).unwrap(),
+    ] {
+        let e = pool.alloc(kmem::gfp::GFP_KERNEL).unwrap();
+        assert_eq!((pool.curr_nr(), pool.outstanding()), (1, 1), "from the backing allocator");
+        // SAFETY: `e` is this pool's.
+        unsafe { pool.free(e) };
+        assert_eq!(pool.outstanding(), 0);
+    }
+    // SAFETY: The pools are gone.
+    unsafe { m.kmem_cache_destroy(cache) }.unwrap();
     // A custom pool without a declared size is counted, not poisoned.
     let rec = Recorder::new(&m, false);
     let custom = rec.pool(1).unwrap();
