@@ -351,6 +351,7 @@ impl Mempool {
     /// `remove_element`: takes the top element (checking its poison if that is on). Called
     /// with the lock held (`r` is the locked reserve).
     #[track_caller]
+    #[inline(always)]
     fn remove_element(&self, r: &mut Reserve) -> Option<NonNull<c_void>> {
         let curr = self.curr_nr.load(Relaxed);
         if curr == 0 {
@@ -367,6 +368,7 @@ impl Mempool {
     }
 
     /// `add_element`: pushes `element` (poisoning it if that is on); the caller checked room.
+    #[inline(always)]
     fn add_element(&self, r: &mut Reserve, element: NonNull<c_void>) {
         let curr = self.curr_nr.load(Relaxed);
         if self.poison.load(Relaxed) {
@@ -380,6 +382,7 @@ impl Mempool {
 
     /// Recomputes `free_locks`; called under the lock after `curr_nr`, `min_nr` or `poison`
     /// changed.
+    #[inline(always)]
     fn update_free_locks(&self) {
         let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
         self.free_locks.store(curr < min.max(1) || self.poison.load(Relaxed) || self.tracking, Relaxed);

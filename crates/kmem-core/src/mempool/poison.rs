@@ -135,6 +135,8 @@ impl Mempool {
     }
 
     /// `poison_element`, under the lock, for an element entering the reserve.
+    #[cold]
+    #[inline(never)]
     pub(super) fn poison_element(&self, r: &Reserve, element: NonNull<c_void>) {
         if let ElementBytes::Bytes(addr, size) = self.span(r, element) {
             // SAFETY: The element is entering the reserve: nobody else uses its memory.
@@ -143,6 +145,8 @@ impl Mempool {
     }
 
     /// `check_element`, under the lock, for the element that just left slot `nr`.
+    #[cold]
+    #[inline(never)]
     pub(super) fn check_poison(&self, r: &Reserve, element: NonNull<c_void>, nr: usize, caller: &Location<'_>) {
         if let ElementBytes::Bytes(addr, size) = self.span(r, element)
             && let Some(platform) = self.platform()
