@@ -1,8 +1,8 @@
 //! The element array of a pool (`pool->elements`): `capacity` pointer slots in memory from the
 //! pool's [`PoolEnv`]. The pool decides which slots hold elements (`curr_nr`); this type only
-//! reads and writes slots, in bounds. The first array of a pool lives in the pool's first
-//! metadata block (after the per-CPU counters, see `counters.rs`) and is not freed on its own;
-//! arrays made by `mempool_resize` are allocations of their own.
+//! reads and writes slots, in bounds. The first array of a pool is the pool's first metadata
+//! block, which the pool frees itself; arrays made by `mempool_resize` are allocations of
+//! their own.
 //!
 //! # Invariants
 //! `ptr` is null with `capacity == 0` ([`Stack::EMPTY`]), or points to `capacity` pointer
