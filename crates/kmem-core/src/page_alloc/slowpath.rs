@@ -61,7 +61,7 @@ impl<P: Platform> PageAllocator<P> {
     /// [`Platform::context`], which it answers the same way, so neither is asked again.
     #[track_caller]
     #[inline(always)]
-    pub(crate) fn alloc_pages_ctx(&self, gfp: Gfp, order: u32, ctx: Context) -> Result<&Page, AllocError> {
+    pub(crate) fn alloc_pages_ctx(&self, gfp: Gfp, order: u32, ctx: &Context) -> Result<&Page, AllocError> {
         self.alloc_pages_ctx_at(gfp, order, ctx, Location::caller())
     }
 
@@ -73,9 +73,10 @@ impl<P: Platform> PageAllocator<P> {
         &self,
         gfp: Gfp,
         order: u32,
-        ctx: Context,
+        ctx: &Context,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
+        let ctx = *ctx;
         let plain = if ctx.atomic || ctx.noio || ctx.nofs { None } else { ctx.cpu };
         if let Some(cpu) = plain
             && let Some((pfn, zi)) = self.alloc_fast(gfp, order, cpu)

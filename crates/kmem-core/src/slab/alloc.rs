@@ -155,7 +155,7 @@ impl<P: Platform> Kmem<P> {
         let mut batch = [MaybeUninit::<*mut u8>::uninit(); MAX_BATCH];
         // A debug cache takes one object and checks it; a rejected one is left behind.
         let got = loop {
-            let got = self.take_from_node(s, gfp, ctx, &mut batch[..want], caller)?;
+            let got = self.take_from_node(s, gfp, &ctx, &mut batch[..want], caller)?;
             // SAFETY: `take_from_node` initialised `batch[..got]`, `got >= 1`.
             if super::debug::on_alloc(self, s, unsafe { batch[got - 1].assume_init() }, orig_size, caller) {
                 break got;
@@ -215,7 +215,7 @@ impl<P: Platform> Kmem<P> {
         &self,
         s: &Cache,
         gfp: Gfp,
-        ctx: Context,
+        ctx: &Context,
         out: &mut [MaybeUninit<*mut u8>],
         caller: &Location<'_>,
     ) -> Result<usize, AllocError> {

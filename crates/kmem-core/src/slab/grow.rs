@@ -15,7 +15,7 @@ use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_DMA32, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY};
 use crate::gfp::{__GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
 use crate::kmem::Kmem;
-use crate::memmap::pg;
+use crate::memmap::{Page, pg};
 use crate::platform::{Context, Level, Platform};
 
 /// Objects moved between a per-CPU array and the node at a time, at most.
@@ -24,12 +24,15 @@ pub(crate) const MAX_BATCH: usize = 64;
 impl<P: Platform> Kmem<P> {
     /// `allocate_slab`: a new slab for `s`, its objects constructed and chained, not yet on
     /// any list. `ctx` is the caller's context as the slab allocator read it; the page
-    /// allocator uses it instead of asking the platform again.
+    /// allocator uses it instead of asking the platform again. The pages are taken here;
+    /// the rest is [`Kmem::init_slab`], out of line, so a caller whose request finds no
+    /// page carries none of it.
+    #[inline(always)]
     pub(crate) fn new_slab(
         &self,
         s: &Cache,
         gfp: Gfp,
-        ctx: Context,
+        ctx: &Context,
         caller: &Location<'_>,
     ) -> Result<NonNull<Slab>, AllocError> {
         let mut flags = gfp.difference(__GFP_ZERO);
@@ -53,6 +56,13 @@ impl<P: Platform> Kmem<P> {
             }
             Err(e) => return Err(e),
         };
+        self.init_slab(s, page, order, flags)
+    }
+
+    /// The rest of `allocate_slab` once the pages are there: the descriptor (pages freed
+    /// again if there is none), the objects (constructor, freelist) and the page links.
+    #[inline(never)]
+    fn init_slab(&self, s: &Cache, page: &Page, order: u32, flags: Gfp) -> Result<NonNull<Slab>, AllocError> {
         let desc = match self.take_desc(flags) {
             Ok(desc) => desc,
             Err(e) => {
