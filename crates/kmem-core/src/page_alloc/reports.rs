@@ -34,7 +34,18 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `warn_alloc`: one rate-limited report (10 s, burst 1) unless `__GFP_NOWARN` (PA-15).
+    /// `__GFP_NOWARN` is tested before the message is built: the common silent failure
+    /// costs one test.
+    #[inline(always)]
     pub(super) fn warn_alloc(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
+        if !gfp.contains(__GFP_NOWARN) {
+            self.warn_alloc_order(gfp, order, caller);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn warn_alloc_order(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
         self.warn_alloc_msg(gfp, format_args!("page allocation failure: order:{order}"), caller);
     }
 

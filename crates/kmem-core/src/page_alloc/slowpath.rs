@@ -19,7 +19,8 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::{PageAllocator, ZoneList};
 use crate::AllocError;
 use crate::gfp::{
-    __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
+    __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL,
+    __GFP_THISNODE, Gfp,
 };
 use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
@@ -55,6 +56,36 @@ impl<P: Platform> PageAllocator<P> {
         self.alloc_pages_general(gfp, order, self.platform.context(), caller)
     }
 
+    /// [`Self::alloc_pages`] for a caller that has read its context already (the slab
+    /// allocator's slow path): `ctx` stands for [`Platform::plain_cpu`] and
+    /// [`Platform::context`], which it answers the same way, so neither is asked again.
+    #[track_caller]
+    #[inline(always)]
+    pub(crate) fn alloc_pages_ctx(&self, gfp: Gfp, order: u32, ctx: &Context) -> Result<&Page, AllocError> {
+        self.alloc_pages_ctx_at(gfp, order, ctx, Location::caller())
+    }
+
+    /// [`Self::alloc_pages_ctx`] in one frame: the fast path and the general path with the
+    /// first part of the slow path, so a caller that has no page coming (an exhausted
+    /// machine) makes one call, and its own code stays free of the page allocator's.
+    #[inline(never)]
+    fn alloc_pages_ctx_at(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        ctx: &Context,
+        caller: &Location<'_>,
+    ) -> Result<&Page, AllocError> {
+        let ctx = *ctx;
+        let plain = if ctx.atomic || ctx.noio || ctx.nofs { None } else { ctx.cpu };
+        if let Some(cpu) = plain
+            && let Some((pfn, zi)) = self.alloc_fast(gfp, order, cpu)
+        {
+            return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
+        }
+        self.alloc_pages_general_in(gfp, order, ctx, caller)
+    }
+
     /// The common case in as few steps as possible: a caller on CPU slot `cpu` with no context
     /// modifier ([`Platform::plain_cpu`]), fault injection off, and the first zone of the
     /// zonelist above its low watermark; per-CPU orders pop this CPU's list, larger ones take
@@ -88,16 +119,29 @@ impl<P: Platform> PageAllocator<P> {
         ctx: Context,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
+        self.alloc_pages_general_in(gfp, order, ctx, caller)
+    }
+
+    /// The body of [`Self::alloc_pages_general`], inlined into it and into
+    /// [`Self::alloc_pages_ctx_at`].
+    #[inline(always)]
+    fn alloc_pages_general_in(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        ctx: Context,
+        caller: &Location<'_>,
+    ) -> Result<&Page, AllocError> {
         let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
         let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, zl, ctx.cpu) {
             Some(pfn) => pfn,
-            None => self.alloc_slowpath(gfp, order, zl, caller)?,
+            None => self.alloc_slowpath(gfp, order, zl, ctx.cpu, caller)?,
         };
         self.prep_new_page(pfn, order, gfp).ok_or(AllocError)
     }
 
     /// `prepare_alloc_pages`: order check, scope, zonelist, `might_sleep`, fault injection.
-    #[inline]
+    #[inline(always)]
     pub(super) fn prepare_alloc(
         &self,
         gfp: Gfp,
@@ -149,51 +193,100 @@ impl<P: Platform> PageAllocator<P> {
         AllocError
     }
 
-    #[cold]
-    #[inline(never)]
-    fn alloc_slowpath(&self, gfp: Gfp, order: u32, zl: &ZoneList, caller: &Location<'_>) -> Result<usize, AllocError> {
-        let highest = zl.highest;
-        let costly = order > PAGE_ALLOC_COSTLY_ORDER;
+    /// `__alloc_pages_slowpath` up to the first decision that needs direct reclaim: the
+    /// slow-path flags, the kswapd wake-up, the freelist retry with them, the reserve retry
+    /// (`__gfp_pfmemalloc_flags`) and, without `__GFP_DIRECT_RECLAIM`, the failure. What
+    /// follows (reclaim, OOM, waiting) is [`Self::alloc_slowpath_reclaim`], out of line, so
+    /// the common failing path of a request that cannot reclaim stays small. `cpu` is the
+    /// caller's CPU slot as its context read it.
+    #[inline(always)]
+    fn alloc_slowpath(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        zl: &ZoneList,
+        cpu: Option<usize>,
+        caller: &Location<'_>,
+    ) -> Result<usize, AllocError> {
         let mut flags = gfp_to_alloc_flags(gfp, order, false);
         if flags & af::KSWAPD != 0 {
-            self.wake_kswapd(highest);
+            self.wake_kswapd(zl.highest);
         }
-        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
+        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, cpu) {
             return Ok(pfn);
         }
+        // The first `retry:` pass. kswapd is awake already, and the request has not spent
+        // any time here yet (no `oom_timeout` check).
+        let reserve = self.reserve_flags(gfp);
+        if reserve != 0 {
+            flags = (flags & !af::WMARK_MASK & !af::CPUSET) | reserve;
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
+                return Ok(pfn);
+            }
+        }
+        if !gfp.contains(__GFP_DIRECT_RECLAIM) {
+            return Err(self.alloc_failed(gfp, order, caller));
+        }
+        self.alloc_slowpath_reclaim(gfp, order, flags, zl, caller)
+    }
+
+    /// `__gfp_pfmemalloc_flags` for this caller (`__GFP_NOMEMALLOC` answers without asking
+    /// the platform whether the caller is in reclaim).
+    #[inline(always)]
+    fn reserve_flags(&self, gfp: Gfp) -> u32 {
+        if gfp.contains(__GFP_NOMEMALLOC) { 0 } else { gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim()) }
+    }
+
+    /// The `fail:` label: counted, then `warn_alloc`.
+    #[inline(always)]
+    fn alloc_failed(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> AllocError {
+        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        self.warn_alloc(gfp, order, caller);
+        AllocError
+    }
+
+    /// The rest of the slow path for a request that may reclaim, entered after the first
+    /// `retry:` pass found no page (`flags` as that pass left them): direct reclaim, the retry
+    /// decisions, OOM, waiting, and every later `retry:` pass.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slowpath_reclaim(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        mut flags: u32,
+        zl: &ZoneList,
+        caller: &Location<'_>,
+    ) -> Result<usize, AllocError> {
+        let highest = zl.highest;
+        let costly = order > PAGE_ALLOC_COSTLY_ORDER;
         let mut no_progress_loops = 0;
-        // When the first pass got past the no-reclaim exit (read lazily: a request that cannot
-        // reclaim fails without asking the clock).
-        let mut start = None;
+        // The clock starts here: the first pass got past the no-reclaim exit.
+        let start = self.platform.now_ns();
         let mut oom_reported = false;
-        let mut passes = 0u32;
+        // The first pass's `retry:` head ran in `alloc_slowpath`.
+        let mut head_done = true;
         loop {
-            // `retry:`. kmem's bound (docs/deviations.md): a request that may fail gives up once
-            // it has spent `oom_timeout` here, even while reclaim keeps reporting progress (other
-            // threads' frees count as progress) — but only after at least one full pass.
-            if let Some(start) = start
-                && !gfp.contains(__GFP_NOFAIL)
-                && self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed)
-            {
-                break;
-            }
-            passes += 1;
-            // The first pass comes straight from the wake-up above: kswapd is awake already.
-            if flags & af::KSWAPD != 0 && passes > 1 {
-                self.wake_kswapd(highest);
-            }
-            let reserve = gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim());
-            if reserve != 0 {
-                flags = (flags & !af::WMARK_MASK & !af::CPUSET) | reserve;
-                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
-                    return Ok(pfn);
+            if !core::mem::take(&mut head_done) {
+                // `retry:`. kmem's bound (docs/deviations.md): a request that may fail gives
+                // up once it has spent `oom_timeout` here, even while reclaim keeps reporting
+                // progress (other threads' frees count as progress) — but only after at least
+                // one full pass.
+                if !gfp.contains(__GFP_NOFAIL)
+                    && self.platform.now_ns().saturating_sub(start) >= self.oom_timeout_ns.load(Relaxed)
+                {
+                    break;
                 }
-            }
-            if !gfp.contains(__GFP_DIRECT_RECLAIM) {
-                break;
-            }
-            if start.is_none() {
-                start = Some(self.platform.now_ns());
+                if flags & af::KSWAPD != 0 {
+                    self.wake_kswapd(highest);
+                }
+                let reserve = self.reserve_flags(gfp);
+                if reserve != 0 {
+                    flags = (flags & !af::WMARK_MASK & !af::CPUSET) | reserve;
+                    if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
+                        return Ok(pfn);
+                    }
+                }
             }
             if self.platform.in_reclaim() {
                 // No reclaim from inside reclaim. `__GFP_NOFAIL` still must not fail: it waits
@@ -258,9 +351,7 @@ impl<P: Platform> PageAllocator<P> {
                 return Ok(pfn);
             }
         }
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
-        self.warn_alloc(gfp, order, caller);
-        Err(AllocError)
+        Err(self.alloc_failed(gfp, order, caller))
     }
 
     /// Sleeps until another context frees pages (or a slice passes), then tries again.

@@ -103,23 +103,27 @@ impl<P: Platform> Kmem<P> {
                     return Ok(unsafe { NonNull::new_unchecked(obj) });
                 }
                 c.guard.exit();
+                // Seen empty by its owner: only the owner fills it, so it stays empty.
+                return self.alloc_slow(s, gfp, caller, orig_size, true);
             }
         }
-        self.alloc_slow(s, gfp, self.platform().context(), caller, orig_size)
+        self.alloc_slow(s, gfp, caller, orig_size, false)
     }
 
     /// Everything the fast path does not do: context checks, fault injection, refilling the
     /// CPU's array (making a new slab if the node has no free object), and debug caches.
+    /// `array_empty`: the fast path found this CPU's array empty (so it is not looked at again).
     #[cold]
     #[inline(never)]
     fn alloc_slow(
         &self,
         s: &Cache,
         gfp: Gfp,
-        ctx: Context,
         caller: &Location<'_>,
         orig_size: usize,
+        array_empty: bool,
     ) -> Result<NonNull<u8>, AllocError> {
+        let ctx = self.platform().context();
         s.stats.alloc_slow.fetch_add(1, Relaxed);
         if ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM) {
             self.pages().report_might_sleep(caller);
@@ -127,10 +131,11 @@ impl<P: Platform> Kmem<P> {
         if self.should_failslab(s, gfp) {
             return Err(AllocError);
         }
-        let gfp = gfp.with_scope(ctx.noio, ctx.nofs);
-        // The fast path was skipped for the checks above (atomic context, failslab armed):
-        // the CPU's array may still hold an object.
-        if let Some(cpu) = ctx.cpu
+        let gfp = if ctx.noio || ctx.nofs { gfp.with_scope(ctx.noio, ctx.nofs) } else { gfp };
+        // The fast path was skipped for the checks above (atomic context, failslab armed), or
+        // a drainer held the slot: the CPU's array may still hold an object.
+        if !array_empty
+            && let Some(cpu) = ctx.cpu
             && s.fast
             && let Some(obj) = self.pop_cpu_array(s, cpu)
         {
@@ -150,7 +155,7 @@ impl<P: Platform> Kmem<P> {
         let mut batch = [MaybeUninit::<*mut u8>::uninit(); MAX_BATCH];
         // A debug cache takes one object and checks it; a rejected one is left behind.
         let got = loop {
-            let got = self.take_from_node(s, gfp, &mut batch[..want], caller)?;
+            let got = self.take_from_node(s, gfp, &ctx, &mut batch[..want], caller)?;
             // SAFETY: `take_from_node` initialised `batch[..got]`, `got >= 1`.
             if super::debug::on_alloc(self, s, unsafe { batch[got - 1].assume_init() }, orig_size, caller) {
                 break got;
@@ -210,6 +215,7 @@ impl<P: Platform> Kmem<P> {
         &self,
         s: &Cache,
         gfp: Gfp,
+        ctx: &Context,
         out: &mut [MaybeUninit<*mut u8>],
         caller: &Location<'_>,
     ) -> Result<usize, AllocError> {
@@ -224,7 +230,7 @@ impl<P: Platform> Kmem<P> {
                     return Ok(got);
                 }
             }
-            match self.new_slab(s, gfp, caller) {
+            match self.new_slab(s, gfp, ctx, caller) {
                 Ok(slab) => {
                     let mut node = s.node.lock();
                     // SAFETY: A fresh slab of `s`, on no list yet.

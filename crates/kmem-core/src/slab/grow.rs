@@ -15,16 +15,26 @@ use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_DMA32, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY};
 use crate::gfp::{__GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
 use crate::kmem::Kmem;
-use crate::memmap::pg;
-use crate::platform::{Level, Platform};
+use crate::memmap::{Page, pg};
+use crate::platform::{Context, Level, Platform};
 
 /// Objects moved between a per-CPU array and the node at a time, at most.
 pub(crate) const MAX_BATCH: usize = 64;
 
 impl<P: Platform> Kmem<P> {
     /// `allocate_slab`: a new slab for `s`, its objects constructed and chained, not yet on
-    /// any list.
-    pub(crate) fn new_slab(&self, s: &Cache, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<Slab>, AllocError> {
+    /// any list. `ctx` is the caller's context as the slab allocator read it; the page
+    /// allocator uses it instead of asking the platform again. The pages are taken here;
+    /// the rest is [`Kmem::init_slab`], out of line, so a caller whose request finds no
+    /// page carries none of it.
+    #[inline(always)]
+    pub(crate) fn new_slab(
+        &self,
+        s: &Cache,
+        gfp: Gfp,
+        ctx: &Context,
+        caller: &Location<'_>,
+    ) -> Result<NonNull<Slab>, AllocError> {
         let mut flags = gfp.difference(__GFP_ZERO);
         if flags.intersects(__GFP_DMA32.union(__GFP_HIGHMEM)) {
             flags = self.kmalloc_fix_flags(flags, caller);
@@ -37,15 +47,22 @@ impl<P: Platform> Kmem<P> {
         if first.contains(__GFP_DIRECT_RECLAIM) && s.order > s.min_order {
             first = first.union(__GFP_NOMEMALLOC).difference(__GFP_RECLAIM);
         }
-        let (page, order) = match self.pages().alloc_pages(first, s.order) {
+        let (page, order) = match self.pages().alloc_pages_ctx(first, s.order, ctx) {
             Ok(page) => (page, s.order),
             Err(_) if s.order > s.min_order => {
-                let page = self.pages().alloc_pages(flags, s.min_order)?;
+                let page = self.pages().alloc_pages_ctx(flags, s.min_order, ctx)?;
                 s.stats.order_fallback.fetch_add(1, Relaxed);
                 (page, s.min_order)
             }
             Err(e) => return Err(e),
         };
+        self.init_slab(s, page, order, flags)
+    }
+
+    /// The rest of `allocate_slab` once the pages are there: the descriptor (pages freed
+    /// again if there is none), the objects (constructor, freelist) and the page links.
+    #[inline(never)]
+    fn init_slab(&self, s: &Cache, page: &Page, order: u32, flags: Gfp) -> Result<NonNull<Slab>, AllocError> {
         let desc = match self.take_desc(flags) {
             Ok(desc) => desc,
             Err(e) => {
