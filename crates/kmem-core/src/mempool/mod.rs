@@ -20,7 +20,7 @@
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
 //!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
 //! - `curr_nr`, `min_nr` and `poison` change only under `reserve`'s lock, and `free_locks`
-//!   (`curr_nr < max(min_nr, 1)` or poisoning on) is recomputed there with them;
+//!   (`curr_nr < max(min_nr, 1)`, poisoning on, or tracking) is recomputed there with them;
 //!   `mempool_free` reads `free_locks` without the lock (a racy hint re-checked under the lock,
 //!   as the kernel reads `curr_nr`).
 //! - `Reserve::out` (under the lock) = elements `alloc` took from the reserve minus elements
