@@ -67,7 +67,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// [`Self::alloc_pages_ctx`] in one frame: the fast path and the general path with the
     /// first part of the slow path, so a caller that has no page coming (an exhausted
-    /// machine) makes one call, and its own code stays free of the page allocator's.
+    /// machine) makes one call, and its own code stays free of the page allocator's. The order
+    /// and zone checks and the fault-injection switch are read once for both paths.
     #[inline(never)]
     fn alloc_pages_ctx_at(
         &self,
@@ -77,13 +78,17 @@ impl<P: Platform> PageAllocator<P> {
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
         let ctx = *ctx;
+        let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
+        let inject = self.fail_page_alloc.enabled();
         let plain = if ctx.atomic || ctx.noio || ctx.nofs { None } else { ctx.cpu };
-        if let Some(cpu) = plain
-            && let Some((pfn, zi)) = self.alloc_fast(gfp, order, cpu)
+        if !inject
+            && let Some(cpu) = plain
+            && let Some((pfn, zi)) = self.alloc_fast_in(gfp, order, zl, cpu)
         {
             return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
         }
-        self.alloc_pages_general_in(gfp, order, ctx, caller)
+        let gfp = self.prepare_checked(gfp, order, ctx, inject, caller)?;
+        self.alloc_pages_prepared(gfp, order, zl, ctx.cpu, caller)
     }
 
     /// The common case in as few steps as possible: a caller on CPU slot `cpu` with no context
@@ -97,6 +102,13 @@ impl<P: Platform> PageAllocator<P> {
             return None;
         }
         let zl = &self.zonelists[gfp.zone().ok()? as usize];
+        self.alloc_fast_in(gfp, order, zl, cpu)
+    }
+
+    /// [`Self::alloc_fast`] after its checks: a valid order, fault injection off, `zl` the
+    /// zonelist of `gfp`.
+    #[inline(always)]
+    fn alloc_fast_in(&self, gfp: Gfp, order: u32, zl: &ZoneList, cpu: usize) -> Option<(usize, usize)> {
         let zone = &self.zones[zl.first()?];
         if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
             return None;
@@ -133,9 +145,23 @@ impl<P: Platform> PageAllocator<P> {
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
         let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
-        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, zl, ctx.cpu) {
+        self.alloc_pages_prepared(gfp, order, zl, ctx.cpu, caller)
+    }
+
+    /// The general path after `prepare_alloc_pages`: the freelist pass at the low watermark,
+    /// then the slow path, then the new page's preparation.
+    #[inline(always)]
+    fn alloc_pages_prepared(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        zl: &ZoneList,
+        cpu: Option<usize>,
+        caller: &Location<'_>,
+    ) -> Result<&Page, AllocError> {
+        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, zl, cpu) {
             Some(pfn) => pfn,
-            None => self.alloc_slowpath(gfp, order, zl, ctx.cpu, caller)?,
+            None => self.alloc_slowpath(gfp, order, zl, cpu, caller)?,
         };
         self.prep_new_page(pfn, order, gfp).ok_or(AllocError)
     }
@@ -149,30 +175,60 @@ impl<P: Platform> PageAllocator<P> {
         ctx: Context,
         caller: &Location<'_>,
     ) -> Result<(Gfp, &ZoneList), AllocError> {
+        let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
+        let gfp = self.prepare_checked(gfp, order, ctx, self.fail_page_alloc.enabled(), caller)?;
+        Ok((gfp, zl))
+    }
+
+    /// The first checks of `prepare_alloc_pages`, which the fast path makes too: the order
+    /// (PA-1) and the zone combination (GFP-2). Returns the zonelist of `gfp` (the scope
+    /// applied later does not change it).
+    #[inline(always)]
+    fn check_request(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        cpu: Option<usize>,
+        caller: &Location<'_>,
+    ) -> Result<&ZoneList, AllocError> {
         if order > MAX_PAGE_ORDER {
-            return Err(self.fail_order(gfp, order, caller));
+            return Err(self.fail_order(gfp, order, cpu, caller));
         }
+        match gfp.zone() {
+            Ok(zone) => Ok(&self.zonelists[zone as usize]),
+            Err(bad) => Err(self.fail_bad_zone(bad, cpu, caller)),
+        }
+    }
+
+    /// The rest of `prepare_alloc_pages` after [`Self::check_request`]: scope, `might_sleep`,
+    /// fault injection (`inject`: [`FaultAttr::enabled`](crate::fault::FaultAttr::enabled), as
+    /// the caller read it). Returns the request's flags with the scope and context applied.
+    #[inline(always)]
+    fn prepare_checked(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        ctx: Context,
+        inject: bool,
+        caller: &Location<'_>,
+    ) -> Result<Gfp, AllocError> {
         let mut gfp = if ctx.noio || ctx.nofs { gfp.with_scope(ctx.noio, ctx.nofs) } else { gfp };
-        let zl = match gfp.zone() {
-            Ok(zone) => &self.zonelists[zone as usize],
-            Err(bad) => return Err(self.fail_bad_zone(bad, caller)),
-        };
         if ctx.atomic && gfp.allow_blocking() {
             self.report_might_sleep(caller);
             // Sleeping here could deadlock the caller's "spin lock": the request goes on
             // without direct reclaim instead (documented deviation).
             gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
-        if let Some(verbose) = self.fail_page_alloc.should_fail_alloc_page(gfp, order) {
+        if inject && let Some(verbose) = self.fail_page_alloc.should_fail_alloc_page(gfp, order) {
             self.report_fault(verbose, caller);
-            self.stats.alloc_fail.fetch_add(1, Relaxed);
+            self.count_alloc_fail(ctx.cpu);
             return Err(AllocError);
         }
-        Ok((gfp, zl))
+        Ok(gfp)
     }
 
     #[cold]
-    fn fail_order(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> AllocError {
+    fn fail_order(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
         if !gfp.contains(__GFP_NOWARN) {
             self.platform.log(
                 Level::Warning,
@@ -182,14 +238,14 @@ impl<P: Platform> PageAllocator<P> {
                 ),
             );
         }
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        self.count_alloc_fail(cpu);
         AllocError
     }
 
     #[cold]
-    fn fail_bad_zone(&self, bad: crate::gfp::BadGfpZone, caller: &Location<'_>) -> AllocError {
+    fn fail_bad_zone(&self, bad: crate::gfp::BadGfpZone, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
         self.platform.log(Level::Err, format_args!("BUG: {bad}\n  at {caller}"));
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        self.count_alloc_fail(cpu);
         AllocError
     }
 
@@ -210,7 +266,7 @@ impl<P: Platform> PageAllocator<P> {
     ) -> Result<usize, AllocError> {
         let mut flags = gfp_to_alloc_flags(gfp, order, false);
         if flags & af::KSWAPD != 0 {
-            self.wake_kswapd(zl.highest);
+            self.wake_kswapd(zl.highest, cpu);
         }
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, cpu) {
             return Ok(pfn);
@@ -225,7 +281,7 @@ impl<P: Platform> PageAllocator<P> {
             }
         }
         if !gfp.contains(__GFP_DIRECT_RECLAIM) {
-            return Err(self.alloc_failed(gfp, order, caller));
+            return Err(self.alloc_failed(gfp, order, cpu, caller));
         }
         self.alloc_slowpath_reclaim(gfp, order, flags, zl, caller)
     }
@@ -237,10 +293,10 @@ impl<P: Platform> PageAllocator<P> {
         if gfp.contains(__GFP_NOMEMALLOC) { 0 } else { gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim()) }
     }
 
-    /// The `fail:` label: counted, then `warn_alloc`.
+    /// The `fail:` label: counted (on the caller's CPU slot `cpu`, if any), then `warn_alloc`.
     #[inline(always)]
-    fn alloc_failed(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> AllocError {
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
+    fn alloc_failed(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
+        self.count_alloc_fail(cpu);
         self.warn_alloc(gfp, order, caller);
         AllocError
     }
@@ -278,7 +334,7 @@ impl<P: Platform> PageAllocator<P> {
                     break;
                 }
                 if flags & af::KSWAPD != 0 {
-                    self.wake_kswapd(highest);
+                    self.wake_kswapd(highest, self.platform.cpu());
                 }
                 let reserve = self.reserve_flags(gfp);
                 if reserve != 0 {
@@ -351,7 +407,7 @@ impl<P: Platform> PageAllocator<P> {
                 return Ok(pfn);
             }
         }
-        Err(self.alloc_failed(gfp, order, caller))
+        Err(self.alloc_failed(gfp, order, self.platform.cpu(), caller))
     }
 
     /// Sleeps until another context frees pages (or a slice passes), then tries again.
@@ -404,12 +460,14 @@ impl<P: Platform> PageAllocator<P> {
         freed
     }
 
-    fn wake_kswapd(&self, highest: ZoneType) {
+    /// Wakes kswapd if a zone the request may use is below its low watermark, counted on the
+    /// caller's CPU slot `cpu` (if any).
+    fn wake_kswapd(&self, highest: ZoneType, cpu: Option<usize>) {
         let below_low = self.zones[..=highest as usize]
             .iter()
             .any(|z| z.managed > 0 && z.free_pages() < z.wmark(Wmark::Low) + z.lowmem_reserve(highest));
         if below_low {
-            self.stats.kswapd_wakeups.fetch_add(1, Relaxed);
+            self.count_kswapd_wakeup(cpu);
             self.platform.wake_kswapd();
         }
     }
