@@ -119,7 +119,13 @@ impl ZoneList {
     /// Zone indices, highest first.
     #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.zones[..self.len as usize].iter().map(|&z| z as usize)
+        self.iter_from(0)
+    }
+
+    /// Zone indices from the `skip`-th on (`skip <= len`), highest first.
+    #[inline]
+    pub(crate) fn iter_from(&self, skip: usize) -> impl Iterator<Item = usize> + '_ {
+        self.zones[skip..self.len as usize].iter().map(|&z| z as usize)
     }
 }
 

@@ -68,7 +68,8 @@ impl<P: Platform> PageAllocator<P> {
     /// [`Self::alloc_pages_ctx`] in one frame: the fast path and the general path with the
     /// first part of the slow path, so a caller that has no page coming (an exhausted
     /// machine) makes one call, and its own code stays free of the page allocator's. The order
-    /// and zone checks and the fault-injection switch are read once for both paths.
+    /// and zone checks, the fault-injection switch and the first zone's low-watermark test are
+    /// made once for both paths.
     #[inline(never)]
     fn alloc_pages_ctx_at(
         &self,
@@ -81,14 +82,23 @@ impl<P: Platform> PageAllocator<P> {
         let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
         let inject = self.fail_page_alloc.enabled();
         let plain = if ctx.atomic || ctx.noio || ctx.nofs { None } else { ctx.cpu };
+        // Zones at the head of the zonelist the fast path found below the low watermark: the
+        // general path's first pass starts after them, so each zone is tested once at the low
+        // watermark, as `__alloc_pages`' single first pass does.
+        let mut tested = 0;
         if !inject
             && let Some(cpu) = plain
-            && let Some((pfn, zi)) = self.alloc_fast_in(gfp, order, zl, cpu)
+            && let Some(first) = zl.first()
         {
-            return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
+            let zone = &self.zones[first];
+            if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
+                tested = 1;
+            } else if let Some((pfn, zi)) = self.alloc_fast_from(zone, gfp, order, zl, cpu) {
+                return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
+            }
         }
         let gfp = self.prepare_checked(gfp, order, ctx, inject, caller)?;
-        self.alloc_pages_prepared(gfp, order, zl, ctx.cpu, caller)
+        self.alloc_pages_prepared(gfp, order, zl, tested, ctx.cpu, caller)
     }
 
     /// The common case in as few steps as possible: a caller on CPU slot `cpu` with no context
@@ -102,17 +112,24 @@ impl<P: Platform> PageAllocator<P> {
             return None;
         }
         let zl = &self.zonelists[gfp.zone().ok()? as usize];
-        self.alloc_fast_in(gfp, order, zl, cpu)
-    }
-
-    /// [`Self::alloc_fast`] after its checks: a valid order, fault injection off, `zl` the
-    /// zonelist of `gfp`.
-    #[inline(always)]
-    fn alloc_fast_in(&self, gfp: Gfp, order: u32, zl: &ZoneList, cpu: usize) -> Option<(usize, usize)> {
         let zone = &self.zones[zl.first()?];
         if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
             return None;
         }
+        self.alloc_fast_from(zone, gfp, order, zl, cpu)
+    }
+
+    /// [`Self::alloc_fast`] after its checks: a valid order, fault injection off, `zone` the
+    /// first zone of `zl` (the zonelist of `gfp`), above its low watermark.
+    #[inline(always)]
+    fn alloc_fast_from(
+        &self,
+        zone: &crate::zone::Zone,
+        gfp: Gfp,
+        order: u32,
+        zl: &ZoneList,
+        cpu: usize,
+    ) -> Option<(usize, usize)> {
         let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
             // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a
             // slot held by a drainer or a failed refill leaves the decision to the general path.
@@ -131,35 +148,24 @@ impl<P: Platform> PageAllocator<P> {
         ctx: Context,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        self.alloc_pages_general_in(gfp, order, ctx, caller)
-    }
-
-    /// The body of [`Self::alloc_pages_general`], inlined into it and into
-    /// [`Self::alloc_pages_ctx_at`].
-    #[inline(always)]
-    fn alloc_pages_general_in(
-        &self,
-        gfp: Gfp,
-        order: u32,
-        ctx: Context,
-        caller: &Location<'_>,
-    ) -> Result<&Page, AllocError> {
         let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
-        self.alloc_pages_prepared(gfp, order, zl, ctx.cpu, caller)
+        self.alloc_pages_prepared(gfp, order, zl, 0, ctx.cpu, caller)
     }
 
-    /// The general path after `prepare_alloc_pages`: the freelist pass at the low watermark,
-    /// then the slow path, then the new page's preparation.
+    /// The general path after `prepare_alloc_pages`: the freelist pass at the low watermark
+    /// (from the zonelist's zone `skip`: the ones before it were found below it already), then
+    /// the slow path, then the new page's preparation.
     #[inline(always)]
     fn alloc_pages_prepared(
         &self,
         gfp: Gfp,
         order: u32,
         zl: &ZoneList,
+        skip: usize,
         cpu: Option<usize>,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, zl, cpu) {
+        let pfn = match self.get_page_from_freelist_from(gfp, order, af::WMARK_LOW, zl, skip, cpu) {
             Some(pfn) => pfn,
             None => self.alloc_slowpath(gfp, order, zl, cpu, caller)?,
         };
