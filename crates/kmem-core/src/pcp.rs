@@ -10,6 +10,14 @@
 //! that claimed the slot while the owner was outside its section. A drainer that finds the
 //! owner inside leaves `drain_requested`, which the owner honours on its next operation. A
 //! slot whose thread exits is drained by that thread first.
+//!
+//! Counters are atomics written by one context with a plain load and store ([`PcpSlot::bump`],
+//! no read-modify-write) and read by anyone: a slot's per-zone counters (`count`, `pgalloc`,
+//! `pgfree`, `high`) by the slot's holder (owner or drainer), its event counters
+//! ([`PcpSlot::alloc_fail`], [`PcpSlot::kswapd_wakeups`]: the kernel's `count_vm_event`) only
+//! by its owner, inside or outside a section (a drainer never writes them). A sum over the
+//! slots is exact while no allocation runs.
+//!
 //! Invariant: `zones[z].count == Σ over zone z's lists of (list length << order)`.
 
 use core::cell::UnsafeCell;
@@ -245,10 +253,15 @@ pub struct ZonePcp {
     pub high: AtomicUsize,
 }
 
-/// One CPU slot: its per-zone lists and the drain request flag.
+/// One CPU slot: its per-zone lists, its event counters and the drain request flag.
 pub struct PcpSlot {
     /// Per zone, by zone index.
     pub zones: [ZonePcp; MAX_NR_ZONES],
+    /// Page allocations that failed on this slot; written only by the slot's owner.
+    pub alloc_fail: AtomicUsize,
+    /// Times an allocation on this slot woke the background reclaimer; written only by the
+    /// slot's owner.
+    pub kswapd_wakeups: AtomicUsize,
     /// Set by another context that wants this slot's pages back on the buddy lists.
     pub drain_requested: AtomicBool,
     /// Owner-or-drainer exclusion (see [`crate::pcp_guard`]).
@@ -279,6 +292,8 @@ impl PcpSlot {
                     high: AtomicUsize::new(0),
                 }
             }; MAX_NR_ZONES],
+            alloc_fail: AtomicUsize::new(0),
+            kswapd_wakeups: AtomicUsize::new(0),
             drain_requested: AtomicBool::new(false),
             guard: crate::pcp_guard::SlotGuard::new(),
         }

@@ -33,7 +33,23 @@ impl<P: Platform> PageAllocator<P> {
         zl: &ZoneList,
         cpu: Option<usize>,
     ) -> Option<usize> {
-        for zi in zl.iter() {
+        self.get_page_from_freelist_from(gfp, order, flags, zl, 0, cpu)
+    }
+
+    /// [`Self::get_page_from_freelist`] from the zonelist's zone `skip` (`skip <= len`): the
+    /// general path skips the first zone when the fast path has just found it below the same
+    /// watermark.
+    #[inline(always)]
+    pub(super) fn get_page_from_freelist_from(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        flags: u32,
+        zl: &ZoneList,
+        skip: usize,
+        cpu: Option<usize>,
+    ) -> Option<usize> {
+        for zi in zl.iter_from(skip) {
             let zone = &self.zones[zi];
             if flags & af::NO_WATERMARKS == 0 && !self.zone_watermark_fast(zone, order, zl, flags) {
                 continue;

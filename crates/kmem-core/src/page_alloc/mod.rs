@@ -119,7 +119,13 @@ impl ZoneList {
     /// Zone indices, highest first.
     #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.zones[..self.len as usize].iter().map(|&z| z as usize)
+        self.iter_from(0)
+    }
+
+    /// Zone indices from the `skip`-th on (`skip <= len`), highest first.
+    #[inline]
+    pub(crate) fn iter_from(&self, skip: usize) -> impl Iterator<Item = usize> + '_ {
+        self.zones[skip..self.len as usize].iter().map(|&z| z as usize)
     }
 }
 
@@ -134,12 +140,14 @@ pub struct Stats {
     pub pgfree: [AtomicUsize; MAX_NR_ZONES],
     /// Direct reclaim passes (`allocstall`).
     pub allocstall: AtomicUsize,
-    /// Requests that failed.
-    pub alloc_fail: AtomicUsize,
+    /// Requests that failed with no CPU slot (per-slot counts are in [`PcpSlot::alloc_fail`];
+    /// [`PageAllocator::nr_alloc_fail`] is the total).
+    alloc_fail: AtomicUsize,
     /// OOM events (`oom_kill` counts kills; here: OOM reports).
     pub oom: AtomicUsize,
-    /// Times the background reclaimer was woken.
-    pub kswapd_wakeups: AtomicUsize,
+    /// Times the background reclaimer was woken by a request with no CPU slot (see
+    /// [`PageAllocator::nr_kswapd_wakeups`] for the total).
+    kswapd_wakeups: AtomicUsize,
     /// Pages leaked because they were freed in a bad state (PA-16).
     pub bad_pages: AtomicUsize,
     /// Per-CPU list refills from the buddy lists.
@@ -362,6 +370,42 @@ impl<P: Platform> PageAllocator<P> {
         let z = kind as usize;
         self.stats.pgalloc[z].load(Relaxed)
             + self.pcp[..self.nr_cpus].iter().map(|s| s.zones[z].pgalloc.load(Relaxed)).sum::<usize>()
+    }
+
+    /// Requests that failed (`Stats::alloc_fail` plus every CPU slot's count).
+    pub fn nr_alloc_fail(&self) -> usize {
+        self.stats.alloc_fail.load(Relaxed)
+            + self.pcp[..self.nr_cpus].iter().map(|s| s.alloc_fail.load(Relaxed)).sum::<usize>()
+    }
+
+    /// Times the background reclaimer was woken (`Stats::kswapd_wakeups` plus every CPU
+    /// slot's count).
+    pub fn nr_kswapd_wakeups(&self) -> usize {
+        self.stats.kswapd_wakeups.load(Relaxed)
+            + self.pcp[..self.nr_cpus].iter().map(|s| s.kswapd_wakeups.load(Relaxed)).sum::<usize>()
+    }
+
+    /// Counts a failed request on the caller's CPU slot `cpu` (as [`Platform::cpu`] answered)
+    /// if it has one (`count_vm_event`: no shared read-modify-write), else on the shared counter.
+    #[inline(always)]
+    fn count_alloc_fail(&self, cpu: Option<usize>) {
+        match cpu {
+            Some(cpu) => PcpSlot::bump(&self.pcp[cpu].alloc_fail, 1),
+            None => {
+                self.stats.alloc_fail.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Counts a kswapd wake-up, as [`Self::count_alloc_fail`] does.
+    #[inline(always)]
+    fn count_kswapd_wakeup(&self, cpu: Option<usize>) {
+        match cpu {
+            Some(cpu) => PcpSlot::bump(&self.pcp[cpu].kswapd_wakeups, 1),
+            None => {
+                self.stats.kswapd_wakeups.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     /// `pgfree`: pages freed, per-CPU frees included.

@@ -67,7 +67,9 @@ impl<P: Platform> PageAllocator<P> {
 
     /// [`Self::alloc_pages_ctx`] in one frame: the fast path and the general path with the
     /// first part of the slow path, so a caller that has no page coming (an exhausted
-    /// machine) makes one call, and its own code stays free of the page allocator's.
+    /// machine) makes one call, and its own code stays free of the page allocator's. The order
+    /// and zone checks, the fault-injection switch and the first zone's low-watermark test are
+    /// made once for both paths.
     #[inline(never)]
     fn alloc_pages_ctx_at(
         &self,
@@ -77,13 +79,26 @@ impl<P: Platform> PageAllocator<P> {
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
         let ctx = *ctx;
+        let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
+        let inject = self.fail_page_alloc.enabled();
         let plain = if ctx.atomic || ctx.noio || ctx.nofs { None } else { ctx.cpu };
-        if let Some(cpu) = plain
-            && let Some((pfn, zi)) = self.alloc_fast(gfp, order, cpu)
+        // Zones at the head of the zonelist the fast path found below the low watermark: the
+        // general path's first pass starts after them, so each zone is tested once at the low
+        // watermark, as `__alloc_pages`' single first pass does.
+        let mut tested = 0;
+        if !inject
+            && let Some(cpu) = plain
+            && let Some(first) = zl.first()
         {
-            return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
+            let zone = &self.zones[first];
+            if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
+                tested = 1;
+            } else if let Some((pfn, zi)) = self.alloc_fast_from(zone, gfp, order, zl, cpu) {
+                return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
+            }
         }
-        self.alloc_pages_general_in(gfp, order, ctx, caller)
+        let gfp = self.prepare_checked(gfp, order, ctx, inject, caller)?;
+        self.alloc_pages_prepared(gfp, order, zl, tested, ctx.cpu, caller)
     }
 
     /// The common case in as few steps as possible: a caller on CPU slot `cpu` with no context
@@ -101,6 +116,20 @@ impl<P: Platform> PageAllocator<P> {
         if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
             return None;
         }
+        self.alloc_fast_from(zone, gfp, order, zl, cpu)
+    }
+
+    /// [`Self::alloc_fast`] after its checks: a valid order, fault injection off, `zone` the
+    /// first zone of `zl` (the zonelist of `gfp`), above its low watermark.
+    #[inline(always)]
+    fn alloc_fast_from(
+        &self,
+        zone: &crate::zone::Zone,
+        gfp: Gfp,
+        order: u32,
+        zl: &ZoneList,
+        cpu: usize,
+    ) -> Option<(usize, usize)> {
         let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
             // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a
             // slot held by a drainer or a failed refill leaves the decision to the general path.
@@ -119,23 +148,26 @@ impl<P: Platform> PageAllocator<P> {
         ctx: Context,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        self.alloc_pages_general_in(gfp, order, ctx, caller)
+        let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
+        self.alloc_pages_prepared(gfp, order, zl, 0, ctx.cpu, caller)
     }
 
-    /// The body of [`Self::alloc_pages_general`], inlined into it and into
-    /// [`Self::alloc_pages_ctx_at`].
+    /// The general path after `prepare_alloc_pages`: the freelist pass at the low watermark
+    /// (from the zonelist's zone `skip`: the ones before it were found below it already), then
+    /// the slow path, then the new page's preparation.
     #[inline(always)]
-    fn alloc_pages_general_in(
+    fn alloc_pages_prepared(
         &self,
         gfp: Gfp,
         order: u32,
-        ctx: Context,
+        zl: &ZoneList,
+        skip: usize,
+        cpu: Option<usize>,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
-        let pfn = match self.get_page_from_freelist(gfp, order, af::WMARK_LOW, zl, ctx.cpu) {
+        let pfn = match self.get_page_from_freelist_from(gfp, order, af::WMARK_LOW, zl, skip, cpu) {
             Some(pfn) => pfn,
-            None => self.alloc_slowpath(gfp, order, zl, ctx.cpu, caller)?,
+            None => self.alloc_slowpath(gfp, order, zl, cpu, caller)?,
         };
         self.prep_new_page(pfn, order, gfp).ok_or(AllocError)
     }
@@ -149,30 +181,60 @@ impl<P: Platform> PageAllocator<P> {
         ctx: Context,
         caller: &Location<'_>,
     ) -> Result<(Gfp, &ZoneList), AllocError> {
+        let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
+        let gfp = self.prepare_checked(gfp, order, ctx, self.fail_page_alloc.enabled(), caller)?;
+        Ok((gfp, zl))
+    }
+
+    /// The first checks of `prepare_alloc_pages`, which the fast path makes too: the order
+    /// (PA-1) and the zone combination (GFP-2). Returns the zonelist of `gfp` (the scope
+    /// applied later does not change it).
+    #[inline(always)]
+    fn check_request(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        cpu: Option<usize>,
+        caller: &Location<'_>,
+    ) -> Result<&ZoneList, AllocError> {
         if order > MAX_PAGE_ORDER {
-            return Err(self.fail_order(gfp, order, caller));
+            return Err(self.fail_order(gfp, order, cpu, caller));
         }
+        match gfp.zone() {
+            Ok(zone) => Ok(&self.zonelists[zone as usize]),
+            Err(bad) => Err(self.fail_bad_zone(bad, cpu, caller)),
+        }
+    }
+
+    /// The rest of `prepare_alloc_pages` after [`Self::check_request`]: scope, `might_sleep`,
+    /// fault injection (`inject`: [`FaultAttr::enabled`](crate::fault::FaultAttr::enabled), as
+    /// the caller read it). Returns the request's flags with the scope and context applied.
+    #[inline(always)]
+    fn prepare_checked(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        ctx: Context,
+        inject: bool,
+        caller: &Location<'_>,
+    ) -> Result<Gfp, AllocError> {
         let mut gfp = if ctx.noio || ctx.nofs { gfp.with_scope(ctx.noio, ctx.nofs) } else { gfp };
-        let zl = match gfp.zone() {
-            Ok(zone) => &self.zonelists[zone as usize],
-            Err(bad) => return Err(self.fail_bad_zone(bad, caller)),
-        };
         if ctx.atomic && gfp.allow_blocking() {
             self.report_might_sleep(caller);
             // Sleeping here could deadlock the caller's "spin lock": the request goes on
             // without direct reclaim instead (documented deviation).
             gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
-        if let Some(verbose) = self.fail_page_alloc.should_fail_alloc_page(gfp, order) {
+        if inject && let Some(verbose) = self.fail_page_alloc.should_fail_alloc_page(gfp, order) {
             self.report_fault(verbose, caller);
-            self.stats.alloc_fail.fetch_add(1, Relaxed);
+            self.count_alloc_fail(ctx.cpu);
             return Err(AllocError);
         }
-        Ok((gfp, zl))
+        Ok(gfp)
     }
 
     #[cold]
-    fn fail_order(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> AllocError {
+    fn fail_order(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
         if !gfp.contains(__GFP_NOWARN) {
             self.platform.log(
                 Level::Warning,
@@ -182,14 +244,14 @@ impl<P: Platform> PageAllocator<P> {
                 ),
             );
         }
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        self.count_alloc_fail(cpu);
         AllocError
     }
 
     #[cold]
-    fn fail_bad_zone(&self, bad: crate::gfp::BadGfpZone, caller: &Location<'_>) -> AllocError {
+    fn fail_bad_zone(&self, bad: crate::gfp::BadGfpZone, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
         self.platform.log(Level::Err, format_args!("BUG: {bad}\n  at {caller}"));
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
+        self.count_alloc_fail(cpu);
         AllocError
     }
 
@@ -210,7 +272,7 @@ impl<P: Platform> PageAllocator<P> {
     ) -> Result<usize, AllocError> {
         let mut flags = gfp_to_alloc_flags(gfp, order, false);
         if flags & af::KSWAPD != 0 {
-            self.wake_kswapd(zl.highest);
+            self.wake_kswapd(zl.highest, cpu);
         }
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, cpu) {
             return Ok(pfn);
@@ -225,7 +287,7 @@ impl<P: Platform> PageAllocator<P> {
             }
         }
         if !gfp.contains(__GFP_DIRECT_RECLAIM) {
-            return Err(self.alloc_failed(gfp, order, caller));
+            return Err(self.alloc_failed(gfp, order, cpu, caller));
         }
         self.alloc_slowpath_reclaim(gfp, order, flags, zl, caller)
     }
@@ -237,10 +299,10 @@ impl<P: Platform> PageAllocator<P> {
         if gfp.contains(__GFP_NOMEMALLOC) { 0 } else { gfp_pfmemalloc_flags(gfp, self.platform.in_reclaim()) }
     }
 
-    /// The `fail:` label: counted, then `warn_alloc`.
+    /// The `fail:` label: counted (on the caller's CPU slot `cpu`, if any), then `warn_alloc`.
     #[inline(always)]
-    fn alloc_failed(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> AllocError {
-        self.stats.alloc_fail.fetch_add(1, Relaxed);
+    fn alloc_failed(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
+        self.count_alloc_fail(cpu);
         self.warn_alloc(gfp, order, caller);
         AllocError
     }
@@ -278,7 +340,7 @@ impl<P: Platform> PageAllocator<P> {
                     break;
                 }
                 if flags & af::KSWAPD != 0 {
-                    self.wake_kswapd(highest);
+                    self.wake_kswapd(highest, self.platform.cpu());
                 }
                 let reserve = self.reserve_flags(gfp);
                 if reserve != 0 {
@@ -351,7 +413,7 @@ impl<P: Platform> PageAllocator<P> {
                 return Ok(pfn);
             }
         }
-        Err(self.alloc_failed(gfp, order, caller))
+        Err(self.alloc_failed(gfp, order, self.platform.cpu(), caller))
     }
 
     /// Sleeps until another context frees pages (or a slice passes), then tries again.
@@ -404,12 +466,14 @@ impl<P: Platform> PageAllocator<P> {
         freed
     }
 
-    fn wake_kswapd(&self, highest: ZoneType) {
+    /// Wakes kswapd if a zone the request may use is below its low watermark, counted on the
+    /// caller's CPU slot `cpu` (if any).
+    fn wake_kswapd(&self, highest: ZoneType, cpu: Option<usize>) {
         let below_low = self.zones[..=highest as usize]
             .iter()
             .any(|z| z.managed > 0 && z.free_pages() < z.wmark(Wmark::Low) + z.lowmem_reserve(highest));
         if below_low {
-            self.stats.kswapd_wakeups.fetch_add(1, Relaxed);
+            self.count_kswapd_wakeup(cpu);
             self.platform.wake_kswapd();
         }
     }

@@ -124,7 +124,16 @@ impl<P: Platform> Kmem<P> {
         array_empty: bool,
     ) -> Result<NonNull<u8>, AllocError> {
         let ctx = self.platform().context();
-        s.stats.alloc_slow.fetch_add(1, Relaxed);
+        match ctx.cpu {
+            // The slot's owner: a plain load and store (`this_cpu_inc`), no shared atomic.
+            Some(cpu) => {
+                let c = s.cpu(cpu);
+                c.alloc_slow.store(c.alloc_slow.load(Relaxed) + 1, Relaxed);
+            }
+            None => {
+                s.stats.alloc_slow.fetch_add(1, Relaxed);
+            }
+        }
         if ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM) {
             self.pages().report_might_sleep(caller);
         }

@@ -97,6 +97,9 @@ pub(crate) struct CpuCache {
     pub(crate) alloc_fast: AtomicU64,
     /// Fast-path frees.
     pub(crate) free_fast: AtomicU64,
+    /// Slow-path allocations by the slot's owner (written like `alloc_fast`; callers with no
+    /// slot count in [`CacheStats::alloc_slow`]).
+    pub(crate) alloc_slow: AtomicU64,
 }
 
 // SAFETY: The unsynchronised array is used only by the slot's owner or by a drainer that
@@ -107,6 +110,7 @@ unsafe impl Sync for CpuCache {}
 /// counts.
 #[derive(Default)]
 pub(crate) struct CacheStats {
+    /// Slow-path allocations by callers with no CPU slot (see [`CpuCache::alloc_slow`]).
     pub(crate) alloc_slow: AtomicU64,
     pub(crate) free_slow: AtomicU64,
     pub(crate) refills: AtomicU64,

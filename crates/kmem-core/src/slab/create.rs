@@ -195,6 +195,7 @@ impl<P: Platform> Kmem<P> {
                     objs: base.add(objs_at + cpu * cap as usize * size_of::<usize>()).cast(),
                     alloc_fast: AtomicU64::new(0),
                     free_fast: AtomicU64::new(0),
+                    alloc_slow: AtomicU64::new(0),
                 });
             }
             let seq = base.add(seq_at).cast::<u16>();

@@ -72,6 +72,7 @@ impl<P: Platform> Kmem<P> {
         for cpu in 0..s.nr_cpus as usize {
             info.alloc_fast += s.cpu(cpu).alloc_fast.load(Relaxed);
             info.free_fast += s.cpu(cpu).free_fast.load(Relaxed);
+            info.alloc_slow += s.cpu(cpu).alloc_slow.load(Relaxed);
         }
         info
     }

@@ -41,7 +41,7 @@ fn counters(m: &Machine) -> Counters {
         allocstall: s.allocstall.load(Relaxed),
         sleeps: s.sleeps.load(Relaxed),
         oom: s.oom.load(Relaxed),
-        alloc_fail: s.alloc_fail.load(Relaxed),
+        alloc_fail: m.nr_alloc_fail(),
     }
 }
 
@@ -390,16 +390,16 @@ fn kswapd_wakes_below_low_watermark_and_runs_shrinkers() {
         let page = m.alloc_pages(GFP_KERNEL, 0).expect("plenty of memory");
         held.push(m.page_to_pfn(page).unwrap());
     }
-    assert_eq!(m.stats().kswapd_wakeups.load(Relaxed), 0, "kswapd woken with plenty of memory");
+    assert_eq!(m.nr_kswapd_wakeups(), 0, "kswapd woken with plenty of memory");
     let shrinker = PageHolder::new(&m, std::mem::take(&mut held));
     let registered = register_shrinker(&m, &shrinker);
-    while m.stats().kswapd_wakeups.load(Relaxed) == 0 {
+    while m.nr_kswapd_wakeups() == 0 {
         // Stops before direct reclaim could run the shrinker on this thread: the fast path
         // fails at the low watermark, wakes kswapd, and the min-watermark retry succeeds.
         let Ok(page) = m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0) else { break };
         held.push(m.page_to_pfn(page).unwrap());
     }
-    assert!(m.stats().kswapd_wakeups.load(Relaxed) > 0, "kswapd not woken below the low watermark");
+    assert!(m.nr_kswapd_wakeups() > 0, "kswapd not woken below the low watermark");
     wait_until("kswapd0 to scan the shrinker", || shrinker.scanned_by.lock().unwrap().iter().any(|t| t == "kswapd0"));
     drop(registered);
     let counted_by = shrinker.counted_by.lock().unwrap().clone();

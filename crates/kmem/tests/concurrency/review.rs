@@ -144,11 +144,11 @@ fn kswapd_does_not_keep_a_cpu_slot() {
         .oom_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let wakeups = m.stats().kswapd_wakeups.load(SeqCst);
+    let wakeups = m.nr_kswapd_wakeups();
     let held: Vec<usize> = std::iter::from_fn(|| m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0).ok())
         .map(|p| m.page_to_pfn(p).unwrap())
         .collect();
-    wait_until("kswapd was woken below the low watermark", || m.stats().kswapd_wakeups.load(SeqCst) > wakeups);
+    wait_until("kswapd was woken below the low watermark", || m.nr_kswapd_wakeups() > wakeups);
     free_pfns(&m, held);
     m.drain_local_pages();
     // A worker that got a slot leaves its freed page on that slot's list (checked before it exits).

@@ -113,7 +113,7 @@ fn run(threads: usize) {
     }
     // Every thread has exited, which handed its CPU slot and per-CPU pages back.
     assert_eq!(pcp_pages(&m), 0, "pages left on per-CPU lists after the threads exited");
-    assert_eq!(m.stats().alloc_fail.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(m.nr_alloc_fail(), 0);
     // SAFETY: All threads that used the machine have been joined; kswapd is off.
     unsafe { m.check() };
     assert_eq!(m.buddyinfo(), initial, "buddyinfo not restored after freeing everything");

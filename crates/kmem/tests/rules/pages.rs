@@ -30,14 +30,14 @@ fn pa1_orders_0_to_10_succeed_order_11_fails_with_warning() {
         let page = m.alloc_pages(GFP_KERNEL, order).unwrap_or_else(|_| panic!("order {order}"));
         m.free_pages(page, order);
     }
-    let fails = m.stats().alloc_fail.load(SEQ);
+    let fails = m.nr_alloc_fail();
     let (result, line) = (m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER + 1), line!());
     assert!(result.is_err());
     let lines = log_lines(&m);
     let warning = lines.iter().find(|l| l.starts_with("WARNING:")).expect("a WARNING");
     assert!(warning.contains(&format!(" at {}:{line}:", file!())), "{warning}");
     assert!(warning.ends_with("order 11 > MAX_PAGE_ORDER (10)"), "{warning}");
-    assert_eq!(m.stats().alloc_fail.load(SEQ), fails + 1);
+    assert_eq!(m.nr_alloc_fail(), fails + 1);
     assert!(m.get_free_pages(GFP_ATOMIC, 12).is_err());
     assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 2);
     m.drain_local_pages();
@@ -283,10 +283,10 @@ fn pa8_fast_path_uses_low_slow_path_uses_min() {
     let mut held = Vec::new();
     let mut slow = 0;
     loop {
-        let (free, woken) = (dma.free_pages(), m.stats().kswapd_wakeups.load(SEQ));
+        let (free, woken) = (dma.free_pages(), m.nr_kswapd_wakeups());
         let Ok(page) = m.alloc_pages(gfp, 0) else { break };
         held.push((page, 0));
-        let woke = m.stats().kswapd_wakeups.load(SEQ) - woken;
+        let woke = m.nr_kswapd_wakeups() - woken;
         if free > 2000 {
             assert_eq!(woke, 0, "fast path above the low mark (free {free})");
         } else if free < 2000 {
@@ -469,14 +469,14 @@ fn pa13_nonblocking_requests_fail_after_one_attempt_without_sleeping() {
     let m = i386_nopcp(64);
     let held = exhaust(&m);
     let stats = m.stats();
-    let (stalls, sleeps, fails) = (stats.allocstall.load(SEQ), stats.sleeps.load(SEQ), stats.alloc_fail.load(SEQ));
+    let (stalls, sleeps, fails) = (stats.allocstall.load(SEQ), stats.sleeps.load(SEQ), m.nr_alloc_fail());
     m.log().clear();
     assert!(m.alloc_pages(GFP_ATOMIC, 0).is_err());
     assert!(m.alloc_pages(GFP_NOWAIT, 0).is_err());
     assert!(m.alloc_pages(GFP_ATOMIC | __GFP_NOFAIL | __GFP_NOWARN, 0).is_err(), "NOFAIL without reclaim fails too");
     assert_eq!(stats.allocstall.load(SEQ), stalls, "no direct reclaim");
     assert_eq!(stats.sleeps.load(SEQ), sleeps, "never slept");
-    assert_eq!(stats.alloc_fail.load(SEQ), fails + 3);
+    assert_eq!(m.nr_alloc_fail(), fails + 3);
     assert_eq!(count_log(&m, "page allocation failure"), 1, "GFP_ATOMIC warns, GFP_NOWAIT is silent");
     assert_eq!(count_log(&m, "invoked oom-killer"), 0);
     free_all(&m, held);

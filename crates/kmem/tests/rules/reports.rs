@@ -41,7 +41,7 @@ fn pa15_warn_alloc_line_format_exactly_once_per_window() {
     assert!(lines[at + 2].contains("Comm: warner"), "{}", lines[at + 2]);
     assert!(lines[at..].iter().any(|l| l == "Call Trace:"), "stack dump");
     assert!(lines[at..].iter().any(|l| l == "Mem-Info:"), "show_mem");
-    assert!(m.stats().alloc_fail.load(SEQ) >= 3);
+    assert!(m.nr_alloc_fail() >= 3);
     free_all(&m, held);
     check(&m);
 }
