@@ -56,16 +56,23 @@ pub struct RawMempool {
 /// directly (inlined into the caller) instead of through the pool's `alloc_fn`/`free_fn`
 /// pointers. The calls are the ones the helper pairs make (`mempool_alloc_slab` without its
 /// constructor check: a slab pool exists only over a cache without one, MP-11).
+///
+/// The discriminants are spread on purpose: three dense helper kinds and a distant custom one
+/// make `alloc` and `free` dispatch with two compares each, where four dense values become a
+/// jump table, an indirect branch on both halves of every pair (measured in kmem-bench's
+/// mempool rows: the slab pool's element-available pair went from 1.19–1.29× to 1.06–1.13×
+/// the `kmem_cache` pair).
 #[derive(Clone, Copy, Debug)]
+#[repr(u32)]
 enum Backing {
-    /// The caller's callbacks: through the pointers.
-    Custom,
-    /// `mempool_alloc_pages`/`mempool_free_pages` of this order.
-    Pages(u32),
     /// `mempool_alloc_slab`/`mempool_free_slab` on this cache.
-    Slab(CacheRef),
+    Slab(CacheRef) = 0,
     /// `mempool_kmalloc`/`mempool_kfree` of this size.
-    Kmalloc(usize),
+    Kmalloc(usize) = 1,
+    /// `mempool_alloc_pages`/`mempool_free_pages` of this order.
+    Pages(u32) = 2,
+    /// The caller's callbacks: through the pointers.
+    Custom = 0x100,
 }
 
 // SAFETY: `Mempool` is `Send + Sync` (its callbacks are callable from any thread by its
