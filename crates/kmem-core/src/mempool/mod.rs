@@ -456,12 +456,38 @@ impl Mempool {
     #[track_caller]
     #[inline(always)]
     unsafe fn alloc_first(&self, gfp: Gfp, cpu: Option<usize>, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
-        // `might_alloc`: only a caller without a fast CPU slot can be in atomic context.
-        let gfp = if gfp.contains(__GFP_ZERO) || (cpu.is_none() && gfp.contains(__GFP_DIRECT_RECLAIM)) {
-            self.check_gfp(gfp, Location::caller())
-        } else {
-            gfp
-        };
+        // `might_alloc`: only a caller without a fast CPU slot can be in atomic context. The
+        // checked case is a call of its own, so that here `gfp` stays what the caller wrote
+        // (usually a constant the backing allocator's fast path folds).
+        if gfp.contains(__GFP_ZERO) || (cpu.is_none() && gfp.contains(__GFP_DIRECT_RECLAIM)) {
+            // SAFETY: The caller's promise, passed on.
+            return unsafe { self.alloc_checked(gfp, first) };
+        }
+        // SAFETY: The caller's promise, passed on.
+        unsafe { self.alloc_passes(gfp, first) }
+    }
+
+    /// [`Self::alloc_first`] for a mask that needs [`Self::check_gfp`] first.
+    ///
+    /// # Safety
+    /// As [`Self::alloc_first`].
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    unsafe fn alloc_checked(&self, gfp: Gfp, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
+        let gfp = self.check_gfp(gfp, Location::caller());
+        // SAFETY: The caller's promise, passed on.
+        unsafe { self.alloc_passes(gfp, first) }
+    }
+
+    /// The passes of `mempool_alloc` with a checked mask: the backing allocator through
+    /// `first`, then [`Self::alloc_slow`].
+    ///
+    /// # Safety
+    /// As [`Self::alloc_first`].
+    #[track_caller]
+    #[inline(always)]
+    unsafe fn alloc_passes(&self, gfp: Gfp, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
         let gfp = gfp.union(__GFP_NOMEMALLOC.union(__GFP_NORETRY).union(__GFP_NOWARN));
         // The first pass neither reclaims nor does I/O: the reserve is there for that.
         let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
