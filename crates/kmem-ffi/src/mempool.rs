@@ -280,8 +280,9 @@ pub unsafe extern "C" fn mempool_create(
 }
 
 /// `void mempool_destroy(mempool_t *pool)`: NULL is a no-op; otherwise every reserved element
-/// goes to `free_fn` and the pool is freed (elements still out are reported, not freed). A
-/// pointer that is not a live pool is reported and ignored.
+/// goes to `free_fn` and the pool is freed (elements still out are reported, not freed: those
+/// taken from the reserve, or every one with `KMEM_MEMPOOL_DEBUG=1`). A pointer that is not a
+/// live pool is reported and ignored.
 #[unsafe(no_mangle)]
 pub extern "C" fn mempool_destroy(pool: *mut mempool_t) {
     ffi_boundary("mempool_destroy", (), |m| {
