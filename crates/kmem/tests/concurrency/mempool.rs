@@ -177,3 +177,63 @@ fn forward_progress_under_exhaustion_gfp_kernel_never_fails() {
     give_back(&m, held);
     assert_eq!(m.total_free(), before);
 }
+
+/// Mempool debugging (`Builder::mempool_debug`) counts every element exactly while two threads
+/// allocate and free, each also freeing elements the other allocated: nothing is counted twice
+/// or lost, and a destroy with elements still out names how many.
+#[test]
+fn mempool_debug_counts_every_element_across_threads() {
+    let m = Machine::builder()
+        .profile(Profile::X86_64)
+        .mem_bytes(64 << 20)
+        .cpus(3)
+        .kswapd(false)
+        .mempool_debug(true)
+        .build()
+        .expect("build machine");
+    let cache = m.kmem_cache_create("debug_elems", 96, &Default::default(), Default::default()).expect("cache");
+    let pool = RawMempool::slab_pool(&m, 2, cache).expect("pool");
+    assert!(pool.is_tracking());
+    let iters = crate::stress_iters();
+    let (to_b, from_a) = std::sync::mpsc::channel::<usize>();
+    thread::scope(|s| {
+        let pool = &pool;
+        s.spawn(move || {
+            for i in 0..iters {
+                let e = pool.alloc(GFP_KERNEL).expect("GFP_KERNEL");
+                if i % 2 == 0 {
+                    to_b.send(addr(e)).expect("peer alive");
+                } else {
+                    // SAFETY: From the pool, freed once.
+                    unsafe { pool.free(e) };
+                }
+            }
+        });
+        s.spawn(move || {
+            for i in 0..iters {
+                let e = pool.alloc(GFP_KERNEL).expect("GFP_KERNEL");
+                // SAFETY: From the pool, freed once.
+                unsafe { pool.free(e) };
+                if i % 2 == 0
+                    && let Ok(theirs) = from_a.recv()
+                {
+                    // SAFETY: The other thread's element, handed over, freed once here.
+                    unsafe { pool.free(NonNull::new(theirs as *mut c_void).expect("element")) };
+                }
+            }
+        });
+    });
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (2, 0), "every element counted once");
+    let kept: Vec<_> = (0..3).map(|_| pool.alloc(GFP_KERNEL).expect("GFP_KERNEL")).collect();
+    assert_eq!(pool.outstanding(), 3);
+    m.log().clear();
+    drop(pool);
+    let log = m.log().messages();
+    assert!(log.contains("destroyed with 3 element(s) still allocated (leaked)"), "{log}");
+    for e in kept {
+        // SAFETY: Objects of `cache`, still valid after the pool is gone, freed once.
+        unsafe { m.kmem_cache_free(cache, e.as_ptr().cast()) };
+    }
+    // SAFETY: The pool is gone and every object is back.
+    unsafe { m.kmem_cache_destroy(cache) }.expect("every object back");
+}
