@@ -22,7 +22,7 @@ impl<P: Platform> PageAllocator<P> {
     /// `get_page_from_freelist`: walks the zonelist from its highest zone down, takes the first
     /// zone that passes the watermark test for `alloc_flags`, and allocates from it (PA-8, PA-11).
     /// The walk is inlined into each caller and the allocation is a call
-    /// ([`Self::rmqueue_walk`]): a walk that finds every zone below its watermark, as on an
+    /// ([`Self::rmqueue`], out of line): a walk that finds every zone below its watermark, as on an
     /// exhausted machine, costs a few tests per zone and no call.
     #[inline(always)]
     pub(super) fn get_page_from_freelist(
@@ -54,25 +54,11 @@ impl<P: Platform> PageAllocator<P> {
             if flags & af::NO_WATERMARKS == 0 && !self.zone_watermark_fast(zone, order, zl, flags) {
                 continue;
             }
-            if let Some(pfn) = self.rmqueue_walk(zone, gfp, order, flags, zl, cpu) {
+            if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
                 return Some(pfn);
             }
         }
         None
-    }
-
-    /// [`Self::rmqueue`] out of line, for [`Self::get_page_from_freelist`].
-    #[inline(never)]
-    fn rmqueue_walk(
-        &self,
-        zone: &Zone,
-        gfp: Gfp,
-        order: u32,
-        flags: u32,
-        zl: &ZoneList,
-        cpu: Option<usize>,
-    ) -> Option<usize> {
-        self.rmqueue(zone, gfp, order, flags, zl, cpu)
     }
 
     /// The count part of `zone_watermark_ok` for the mark in `flags` (the per-order part is
@@ -95,8 +81,9 @@ impl<P: Platform> PageAllocator<P> {
         free > (effective_min(mark, flags) + reserve) as isize
     }
 
-    /// `rmqueue`: per-CPU list for small orders, else the buddy lists.
-    #[inline]
+    /// `rmqueue`: per-CPU list for small orders, else the buddy lists. Out of line, so that a
+    /// zone walk over zones below their watermarks makes no call.
+    #[inline(never)]
     pub(super) fn rmqueue(
         &self,
         zone: &Zone,

@@ -368,44 +368,47 @@ impl<P: Platform> PageAllocator<P> {
     /// `pgalloc_<zone>`: pages allocated from a zone, per-CPU allocations included.
     pub fn nr_pgalloc(&self, kind: ZoneType) -> usize {
         let z = kind as usize;
-        self.stats.pgalloc[z].load(Relaxed)
-            + self.pcp[..self.nr_cpus].iter().map(|s| s.zones[z].pgalloc.load(Relaxed)).sum::<usize>()
+        self.sum_event(&self.stats.pgalloc[z], |s| &s.zones[z].pgalloc)
     }
 
     /// Requests that failed (`Stats::alloc_fail` plus every CPU slot's count).
     pub fn nr_alloc_fail(&self) -> usize {
-        self.stats.alloc_fail.load(Relaxed)
-            + self.pcp[..self.nr_cpus].iter().map(|s| s.alloc_fail.load(Relaxed)).sum::<usize>()
+        self.sum_event(&self.stats.alloc_fail, |s| &s.alloc_fail)
     }
 
     /// Times the background reclaimer was woken (`Stats::kswapd_wakeups` plus every CPU
     /// slot's count).
     pub fn nr_kswapd_wakeups(&self) -> usize {
-        self.stats.kswapd_wakeups.load(Relaxed)
-            + self.pcp[..self.nr_cpus].iter().map(|s| s.kswapd_wakeups.load(Relaxed)).sum::<usize>()
+        self.sum_event(&self.stats.kswapd_wakeups, |s| &s.kswapd_wakeups)
     }
 
-    /// Counts a failed request on the caller's CPU slot `cpu` (as [`Platform::cpu`] answered)
-    /// if it has one (`count_vm_event`: no shared read-modify-write), else on the shared counter.
+    /// An event's total: the `shared` counter plus every CPU slot's (`slot` picks the field).
+    fn sum_event(&self, shared: &AtomicUsize, slot: impl Fn(&PcpSlot) -> &AtomicUsize) -> usize {
+        shared.load(Relaxed) + self.pcp[..self.nr_cpus].iter().map(|s| slot(s).load(Relaxed)).sum::<usize>()
+    }
+
+    /// Counts one event (`count_vm_event`: no shared read-modify-write) on the caller's CPU
+    /// slot `cpu` (as [`Platform::cpu`] answered) if it has one, else on the `shared` counter.
+    #[inline(always)]
+    fn count_event(&self, cpu: Option<usize>, shared: &AtomicUsize, slot: impl Fn(&PcpSlot) -> &AtomicUsize) {
+        match cpu {
+            Some(cpu) => PcpSlot::bump(slot(&self.pcp[cpu]), 1),
+            None => {
+                shared.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Counts a failed request ([`Self::count_event`]).
     #[inline(always)]
     fn count_alloc_fail(&self, cpu: Option<usize>) {
-        match cpu {
-            Some(cpu) => PcpSlot::bump(&self.pcp[cpu].alloc_fail, 1),
-            None => {
-                self.stats.alloc_fail.fetch_add(1, Relaxed);
-            }
-        }
+        self.count_event(cpu, &self.stats.alloc_fail, |s| &s.alloc_fail);
     }
 
-    /// Counts a kswapd wake-up, as [`Self::count_alloc_fail`] does.
+    /// Counts a kswapd wake-up ([`Self::count_event`]).
     #[inline(always)]
     fn count_kswapd_wakeup(&self, cpu: Option<usize>) {
-        match cpu {
-            Some(cpu) => PcpSlot::bump(&self.pcp[cpu].kswapd_wakeups, 1),
-            None => {
-                self.stats.kswapd_wakeups.fetch_add(1, Relaxed);
-            }
-        }
+        self.count_event(cpu, &self.stats.kswapd_wakeups, |s| &s.kswapd_wakeups);
     }
 
     /// `pgfree`: pages freed, per-CPU frees included.

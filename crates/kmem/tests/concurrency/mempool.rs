@@ -17,14 +17,12 @@ use crate::wait_until;
 
 /// A machine without per-CPU lists (every free page is visible in the buddy lists) or kswapd.
 fn machine(mib: u64, cpus: usize) -> Machine {
-    Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(mib << 20)
-        .cpus(cpus)
-        .pcp(false)
-        .kswapd(false)
-        .build()
-        .expect("build machine")
+    builder(mib, cpus).build().expect("build machine")
+}
+
+/// [`machine`]'s settings, for a test that adds its own.
+fn builder(mib: u64, cpus: usize) -> kmem::Builder {
+    Machine::builder().profile(Profile::X86_64).mem_bytes(mib << 20).cpus(cpus).pcp(false).kswapd(false)
 }
 
 /// Takes every page of `m`, reserves included; returns the blocks as (pfn, order).
@@ -183,14 +181,7 @@ fn forward_progress_under_exhaustion_gfp_kernel_never_fails() {
 /// or lost, and a destroy with elements still out names how many.
 #[test]
 fn mempool_debug_counts_every_element_across_threads() {
-    let m = Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(64 << 20)
-        .cpus(3)
-        .kswapd(false)
-        .mempool_debug(true)
-        .build()
-        .expect("build machine");
+    let m = builder(64, 3).mempool_debug(true).build().expect("build machine");
     let cache = m.kmem_cache_create("debug_elems", 96, &Default::default(), Default::default()).expect("cache");
     let pool = RawMempool::slab_pool(&m, 2, cache).expect("pool");
     assert!(pool.is_tracking());
