@@ -78,6 +78,11 @@ impl Results {
         Self { rounds, workloads: Vec::new() }
     }
 
+    /// Whether no workload was declared or recorded (only untimed groups ran).
+    pub fn is_empty(&self) -> bool {
+        self.workloads.is_empty()
+    }
+
     /// Creates the row of `contender` in `workload`, with no sample yet.
     pub fn declare(&mut self, workload: &str, contender: &str, role: Role) {
         self.row(workload, contender, role);

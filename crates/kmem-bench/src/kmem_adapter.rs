@@ -153,6 +153,13 @@ pub struct KmemKmalloc<'m> {
     machine: &'m kmem::Machine,
 }
 
+impl<'m> KmemKmalloc<'m> {
+    /// `kmalloc`/`kfree` on `machine` with `GFP_KERNEL` (the memory group's churn).
+    pub fn new(machine: &'m kmem::Machine) -> Self {
+        Self { machine }
+    }
+}
+
 impl ObjAlloc for KmemKmalloc<'_> {
     type Obj = Ptr;
 

@@ -3,6 +3,7 @@
 mod floor;
 mod harness;
 mod kmem_adapter;
+mod memory;
 mod mempool;
 mod obj_peers;
 mod objects;
@@ -16,9 +17,10 @@ use std::{env, fs, process};
 use harness::{Config, Results, Role};
 use pages::{Bench, Contender};
 
-/// Workload groups, in the order they run (a single kmalloc class `kN` is a group too).
-const GROUPS: [&str; 9] =
-    ["pages", "mempool", "vmalloc", "hot64", "hot64-2T", "kmalloc", "batch64", "churn", "prodcons"];
+/// Workload groups, in the order they run (a single kmalloc class `kN` is a group too). `memory`
+/// is not timed: it runs once, after the others, and adds its own section to the report.
+const GROUPS: [&str; 10] =
+    ["pages", "mempool", "vmalloc", "hot64", "hot64-2T", "kmalloc", "batch64", "churn", "prodcons", "memory"];
 
 const USAGE: &str = "\
 kmem-bench: kmem against crates.io allocators and the floor, as paired ratios (BENCHMARKS.md)
@@ -28,7 +30,8 @@ usage: cargo run --release -p kmem-bench -- [OPTIONS]
 options:
   --quick           3 rounds of 10 ms samples (a few seconds) instead of 11 rounds of 20 ms
   --groups G[,G..]  workload groups to run (default: all): pages, mempool, vmalloc, hot64, hot64-2T,
-                    kmalloc (k8..k8192), kN (one class, e.g. k64), batch64, churn, prodcons
+                    kmalloc (k8..k8192), kN (one class, e.g. k64), batch64, churn, prodcons,
+                    memory (not timed: metadata, slab waste, resident memory after churn)
   --rounds N        interleaved rounds (default 11; 3 with --quick)
   --out FILE        also write the report (machine + markdown table) to FILE
   -h, --help        this text
@@ -129,8 +132,14 @@ fn main() {
         contenders.extend(slab_peers(&works));
         objects::run(&cfg, &works, &mut contenders, &mut results);
     }
-    report.push('\n');
-    report.push_str(&results.table());
+    if !results.is_empty() {
+        report.push('\n');
+        report.push_str(&results.table());
+    }
+    if args.groups.iter().any(|g| g == "memory") {
+        report.push('\n');
+        report.push_str(&memory::run());
+    }
     print!("{report}");
     if let Some(path) = &args.out {
         if let Err(e) = fs::write(path, &report) {

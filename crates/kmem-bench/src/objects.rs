@@ -246,24 +246,13 @@ impl<A: ObjAlloc> Bench<A> {
     }
 
     fn churn(&mut self, warm: u64, iters: u64) -> Option<Duration> {
-        let mut rng = XorShift(CHURN_SEED);
-        let mut ok = true;
-        while self.churn.len() < CHURN_LIVE {
-            let size = rng.size();
-            let Some(o) = self.alloc.alloc(size) else {
-                ok = false;
-                break;
-            };
-            self.churn.push((o, size));
-        }
+        let mut rng = XorShift::churn();
         let mut result = None;
-        if ok && churn_ops(&self.alloc, &mut self.churn, &mut rng, warm) {
+        if churn_fill(&self.alloc, &mut self.churn, &mut rng) && churn_ops(&self.alloc, &mut self.churn, &mut rng, warm)
+        {
             result = harness::time(|| churn_ops(&self.alloc, &mut self.churn, &mut rng, iters).then_some(()));
         }
-        for (o, size) in self.churn.drain(..) {
-            // SAFETY: each slot holds an object allocated with its size, drained once.
-            unsafe { self.alloc.free(o, size) };
-        }
+        churn_free(&self.alloc, &mut self.churn);
         result
     }
 }
@@ -345,9 +334,14 @@ fn drain<A: ObjAlloc>(a: &A, objs: &mut Vec<A::Obj>) {
 }
 
 /// xorshift64 (Marsaglia), as BENCHMARKS.md asks for `churn`.
-struct XorShift(u64);
+pub struct XorShift(u64);
 
 impl XorShift {
+    /// The generator of one `churn` run: seeded with [`CHURN_SEED`].
+    pub fn churn() -> Self {
+        Self(CHURN_SEED)
+    }
+
     #[inline(always)]
     fn next(&mut self) -> u64 {
         let mut x = self.0;
@@ -372,10 +366,29 @@ impl XorShift {
     }
 }
 
+/// Allocates `churn` objects of sizes from `rng` until `slots` holds [`CHURN_LIVE`] (outside
+/// the timing); `false` if an alloc failed (`slots` keeps what was allocated).
+pub fn churn_fill<A: ObjAlloc>(a: &A, slots: &mut Vec<(A::Obj, usize)>, rng: &mut XorShift) -> bool {
+    while slots.len() < CHURN_LIVE {
+        let size = rng.size();
+        let Some(o) = a.alloc(size) else { return false };
+        slots.push((o, size));
+    }
+    true
+}
+
+/// Frees every object of `slots`, emptying it.
+pub fn churn_free<A: ObjAlloc>(a: &A, slots: &mut Vec<(A::Obj, usize)>) {
+    for (o, size) in slots.drain(..) {
+        // SAFETY: each slot holds an object allocated with its size, drained once.
+        unsafe { a.free(o, size) };
+    }
+}
+
 /// The timed churn loop: `iters` times, frees a random live object and allocates a new random
-/// size in its slot; `false` if an alloc failed (the slot is then refilled to keep `slots` whole).
+/// size in its slot; `false` if an alloc failed (the slot then keeps its old object).
 #[inline(never)]
-fn churn_ops<A: ObjAlloc>(a: &A, slots: &mut [(A::Obj, usize)], rng: &mut XorShift, iters: u64) -> bool {
+pub fn churn_ops<A: ObjAlloc>(a: &A, slots: &mut [(A::Obj, usize)], rng: &mut XorShift, iters: u64) -> bool {
     let n = slots.len();
     for _ in 0..iters {
         let i = rng.index(n);
