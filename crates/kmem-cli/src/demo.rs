@@ -29,28 +29,42 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("scullv", "seed 002 (LDD3 ch. 8), scullv: quanta of 16 pages (order 4) from vmalloc"),
 ];
 
-/// Runs one example or all of them and returns what to print.
-pub fn run(m: &Machine, only: Option<&str>) -> Result<String, String> {
-    let mut out = String::new();
+/// What `kmem demo` printed, and how it ended.
+pub struct Outcome {
+    /// The examples' logs, in order, up to and including a failing example's log so far, then
+    /// the `/proc` excerpts (after a failure too: they show the state it left).
+    pub text: String,
+    /// The failing example's error, if one failed; the examples after it did not run.
+    pub error: Option<String>,
+}
+
+/// Runs one example or all of them; nothing an example logged is lost when it fails.
+pub fn run(m: &Machine, only: Option<&str>) -> Outcome {
+    let mut text = String::new();
+    let mut error = None;
     for (name, _) in EXAMPLES {
         if only.is_some_and(|o| o != *name) {
             continue;
         }
         m.log().clear();
-        match *name {
-            "basicmem" => basicmem(m)?,
-            "mempool" => mempool_example(m)?,
-            "mc" => mc_example(m)?,
-            "scullc" => scull_example(m, "scullc", Scull::scullc(m, 4000, 1000)?, 10_000)?,
-            "scullp" => scull_example(m, "scullp", Scull::scullp(m, 0, 1000), 10_000)?,
-            "scullv" => scull_example(m, "scullv", Scull::scullv(m, 4, 1000), 200_000)?,
+        let result = match *name {
+            "basicmem" => basicmem(m),
+            "mempool" => mempool_example(m),
+            "mc" => mc_example(m),
+            "scullc" => Scull::scullc(m, 4000, 1000).and_then(|dev| scull_example(m, "scullc", dev, 10_000)),
+            "scullp" => scull_example(m, "scullp", Scull::scullp(m, 0, 1000), 10_000),
+            "scullv" => scull_example(m, "scullv", Scull::scullv(m, 4, 1000), 200_000),
             _ => unreachable!("every example is listed in EXAMPLES"),
+        };
+        text.push_str(&m.log().messages());
+        if let Err(e) = result {
+            error = Some(e);
+            break;
         }
-        out.push_str(&m.log().messages());
     }
-    out.push('\n');
-    proc_excerpts(m, &mut out);
-    Ok(out)
+    text.push('\n');
+    proc_excerpts(m, &mut text);
+    Outcome { text, error }
 }
 
 fn proc_excerpts(m: &Machine, out: &mut String) {

@@ -35,11 +35,13 @@ pub fn run(o: &Options<'_>) -> ExitCode {
         }
     };
     let flags = if o.notime { KMEM_DMESG_NOTIME } else { 0 } | if o.raw { KMEM_DMESG_LEVEL } else { 0 };
-    let print_log = || print!("{}", kmem_ffi::proc::format_log(m, flags));
+    let log = || kmem_ffi::proc::format_log(m, flags);
     let loaded = match module::insmod(m, o.path, o.params) {
         Ok(loaded) => loaded,
         Err(e) => {
-            print_log();
+            if let Err(code) = crate::emit(&log()) {
+                return code;
+            }
             eprintln!("insmod: ERROR: {e}");
             return ExitCode::from(1);
         }
@@ -60,10 +62,9 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     if let Some(module) = loaded {
         let _ = module.rmmod(m);
     }
-    print_log();
-    for (name, text) in stats {
-        println!("# /proc/{name}");
-        print!("{text}");
+    let mut text = log();
+    for (name, proc_text) in stats {
+        text.push_str(&format!("# /proc/{name}\n{proc_text}"));
     }
-    code
+    crate::emit(&text).err().unwrap_or(code)
 }

@@ -1,9 +1,10 @@
 //! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), and
 //! run C modules (`insmod`).
 //!
-//! Exit codes: 0 success; 1 an example or workload failed, or `insmod` failed (as
-//! `insmod(8)`); 2 bad command line; 3 bad `KMEM_*` environment or a machine that cannot be
-//! built.
+//! Exit codes: 0 success; 1 an example or workload failed, `insmod` failed (as
+//! `insmod(8)`), or the output could not be written; 2 bad command line; 3 bad `KMEM_*`
+//! environment or a machine that cannot be built. A reader that closes the pipe early
+//! (`kmem demo | head`) ends the output quietly, as for any filter.
 #![deny(unsafe_code)]
 
 mod demo;
@@ -11,6 +12,7 @@ mod insmod;
 mod scull;
 mod workload;
 
+use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -31,7 +33,7 @@ fn after_help() -> String {
         text.push_str(&format!("  {var:<28} {what}\n"));
     }
     text.push_str(
-        "Exit codes: 0 ok, 1 an example, workload or insmod failed, 2 bad command line, 3 bad environment or machine.",
+        "Exit codes: 0 ok, 1 an example, workload or insmod failed or the output could not be written, 2 bad command line, 3 bad environment or machine.",
     );
     text
 }
@@ -113,6 +115,21 @@ fn machine(profile: Profile) -> Result<Machine, ExitCode> {
     })
 }
 
+/// Writes `text` to standard output. `Err` holds the exit code to end with: success when the
+/// reader went away (a closed pipe: there is no one left to tell), 1 for any other write error,
+/// which is reported.
+fn emit(text: &str) -> Result<(), ExitCode> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("kmem: cannot write to standard output: {e}");
+            ExitCode::from(1)
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().after_help(after_help()).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
@@ -121,10 +138,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Demo { list: true, .. } => {
-            for (name, about) in demo::EXAMPLES {
-                println!("{name:<16} {about}");
-            }
-            ExitCode::SUCCESS
+            let list: String = demo::EXAMPLES.iter().map(|(name, about)| format!("{name:<16} {about}\n")).collect();
+            emit(&list).err().unwrap_or(ExitCode::SUCCESS)
         }
         Command::Demo { name, .. } => {
             if let Some(n) = &name
@@ -137,12 +152,13 @@ fn main() -> ExitCode {
                 Ok(m) => m,
                 Err(code) => return code,
             };
-            match demo::run(&m, name.as_deref()) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
+            let outcome = demo::run(&m, name.as_deref());
+            if let Err(code) = emit(&outcome.text) {
+                return code;
+            }
+            match outcome.error {
+                None => ExitCode::SUCCESS,
+                Some(e) => {
                     eprintln!("kmem demo: {e}");
                     ExitCode::from(1)
                 }
@@ -161,8 +177,7 @@ fn main() -> ExitCode {
                 eprintln!("kmem stat: workload failed: {e}");
                 return ExitCode::from(1);
             }
-            print!("{}", m.proc_read(file.name()).unwrap_or_default());
-            ExitCode::SUCCESS
+            emit(&m.proc_read(file.name()).unwrap_or_default()).err().unwrap_or(ExitCode::SUCCESS)
         }
     }
 }

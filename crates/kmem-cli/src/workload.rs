@@ -28,7 +28,7 @@ impl Workload {
     pub fn run(self, m: &Machine) -> Result<(), String> {
         match self {
             Workload::None => Ok(()),
-            Workload::Demo => crate::demo::run(m, None).map(drop),
+            Workload::Demo => crate::demo::run(m, None).error.map_or(Ok(()), Err),
             Workload::Fragment => {
                 let pages: Vec<_> = (0..4096).map_while(|_| m.alloc_pages(GFP_KERNEL, 0).ok()).collect();
                 for page in pages.iter().step_by(2) {

@@ -189,7 +189,7 @@ fn help_lists_every_environment_variable_and_the_exit_codes() {
     }
     assert!(
         help.contains(
-            "Exit codes: 0 ok, 1 an example, workload or insmod failed, 2 bad command line, 3 bad environment"
+            "Exit codes: 0 ok, 1 an example, workload or insmod failed or the output could not be written, 2 bad command line, 3 bad environment"
         )
     );
 }
@@ -210,4 +210,54 @@ fn stat_slabinfo_after_slab_workload() {
     for class in ["kmalloc-8 ", "kmalloc-96 ", "kmalloc-192 ", "kmalloc-8k "] {
         assert!(out.lines().any(|l| l.starts_with(class)), "{class}: {out}");
     }
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_output_quietly() {
+    // `kmem demo --list | head -1`: the reader goes away after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
+        .args(["demo"])
+        .env("KMEM_MEM", "64M")
+        .env_remove("KMEM_LOG_ECHO")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kmem");
+    drop(child.stdout.take()); // Closed before kmem writes anything.
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "exit {:?}, stderr: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "no panic, no message: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn an_output_that_cannot_be_written_is_reported_with_exit_1() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return; // Nothing to write into that fails.
+    }
+    for args in [&["demo", "--list"][..], &["demo", "mempool"], &["stat", "buddyinfo"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_kmem"))
+            .args(args)
+            .env("KMEM_MEM", "64M")
+            .env_remove("KMEM_LOG_ECHO")
+            .stdout(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .output()
+            .expect("run kmem");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err, "kmem: cannot write to standard output: No space left on device (os error 28)\n", "{args:?}");
+    }
+}
+
+#[test]
+fn a_failing_example_keeps_what_it_logged_and_the_proc_excerpts() {
+    // Every page allocation fails: basicmem logs its lines and the failure reports, then the
+    // mempool example cannot create its pool.
+    let o = kmem(&["demo"], &[("KMEM_FAIL_PAGE_ALLOC", "1,100,0,-1,ignore-gfp-wait=0,min-order=0")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "kmem demo: mempool_create: memory allocation failed\n");
+    let out = stdout(&o);
+    assert!(out.starts_with("Module Memory Test\nkmalloc test\nFAULT_INJECTION: forcing a failure.\n"), "{out}");
+    assert!(out.contains("\nModule MEMPOOL Test\ncall mempool_create\n"), "the failing example's log: {out}");
+    assert!(!out.contains("Module MEMPOOL Test End"), "{out}");
+    assert!(out.contains("\n\n# /proc/buddyinfo\n"), "{out}");
 }

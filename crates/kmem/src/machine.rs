@@ -700,9 +700,7 @@ unsafe impl Platform for UserPlatform {
 
     fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {
         let _heap = crate::global_alloc::system_scope(); // As in `log`.
-        let current = thread::current();
-        let name = current.name().unwrap_or("kmem");
-        let comm: String = name.chars().take(15).collect();
+        let comm = sys::comm();
         f(Task { comm: &comm, pid: sys::gettid() });
     }
 
@@ -780,7 +778,11 @@ unsafe impl Platform for UserPlatform {
         let cpu = self.cpu().unwrap_or(0);
         self.log.log(
             Level::Warning,
-            &format!("CPU: {cpu} UID: 0 PID: {} Comm: kmem\nCall Trace:\n <TASK>\n  {caller}\n </TASK>", sys::gettid()),
+            &format!(
+                "CPU: {cpu} UID: 0 PID: {} Comm: {}\nCall Trace:\n <TASK>\n  {caller}\n </TASK>",
+                sys::gettid(),
+                sys::comm()
+            ),
             true,
         );
     }

@@ -252,3 +252,13 @@ pub fn host_ram() -> u64 {
 pub fn gettid() -> u32 {
     rustix::thread::gettid().as_raw_nonzero().get() as u32
 }
+
+/// The calling thread's `comm`, as the kernel's reports print `current->comm`: the task name
+/// the OS keeps (`PR_GET_NAME`; the executable's name for a main thread, the name given to a
+/// spawned thread), at most 15 bytes; "kmem" if the OS does not answer.
+pub fn comm() -> String {
+    match rustix::thread::name() {
+        Ok(name) if !name.is_empty() => name.to_string_lossy().into_owned(),
+        _ => "kmem".to_owned(),
+    }
+}

@@ -38,7 +38,9 @@ fn pa15_warn_alloc_line_format_exactly_once_per_window() {
     );
     let at = lines.iter().position(|l| l.contains("page allocation failure")).unwrap();
     assert_eq!(lines[at + 1], "cpuset=/ mems_allowed=0");
-    assert!(lines[at + 2].contains("Comm: warner"), "{}", lines[at + 2]);
+    assert!(lines[at + 2].contains("Comm: warner Not tainted"), "{}", lines[at + 2]);
+    // dump_stack names the same task (the OS thread name, as `current->comm`).
+    assert!(lines[at + 3].starts_with("CPU: ") && lines[at + 3].ends_with(" Comm: warner"), "{}", lines[at + 3]);
     assert!(lines[at..].iter().any(|l| l == "Call Trace:"), "stack dump");
     assert!(lines[at..].iter().any(|l| l == "Mem-Info:"), "show_mem");
     assert!(m.nr_alloc_fail() >= 3);
