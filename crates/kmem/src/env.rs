@@ -28,7 +28,10 @@ impl std::error::Error for EnvError {}
 
 /// Every variable [`apply`] reads, with what it sets.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("KMEM_MEM", "size of physical memory: bytes or a number with K, M, G or T (e.g. 1G)"),
+    (
+        "KMEM_MEM",
+        "size of physical memory: bytes or a number with K, M, G or T (e.g. 1G); 8M to 64G on i386, below 16T on x86_64",
+    ),
     ("KMEM_PROFILE", "machine profile: i386 (DMA/Normal/HighMem) or x86_64 (DMA/DMA32/Normal)"),
     ("KMEM_CPUS", "number of CPU slots, 1..=64"),
     ("KMEM_PCP", "per-CPU page lists: 1 (on) or 0 (off)"),
@@ -87,7 +90,7 @@ fn parse_bool(var: &'static str, v: &str) -> Result<bool, EnvError> {
     match v.trim() {
         "1" | "on" | "yes" | "true" => Ok(true),
         "0" | "off" | "no" | "false" => Ok(false),
-        _ => Err(err(var, v, "1 or 0")),
+        _ => Err(err(var, v, "1 or 0 (or on/off, yes/no, true/false)")),
     }
 }
 
@@ -109,8 +112,10 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
     }
     if let Some(v) = get("KMEM_MEM") {
         let bytes = parse_size(&v).ok_or_else(|| err("KMEM_MEM", &v, "a size like 64M or 1G"))?;
-        if !(8 << 20..=1 << 44).contains(&bytes) {
-            return Err(err("KMEM_MEM", &v, "a size from 8M to 16T"));
+        let profile = b.settings().profile;
+        if !(8 << 20..=profile.max_mem_bytes()).contains(&bytes) {
+            let range = format!("a size from 8M to {} on the {} profile", profile.max_mem_text(), profile.name());
+            return Err(err("KMEM_MEM", &v, range));
         }
         b = b.mem_bytes(bytes);
     }
@@ -128,7 +133,13 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         b = b.kswapd(parse_bool("KMEM_KSWAPD", &v)?);
     }
     if let Some(v) = get("KMEM_MIN_FREE_KBYTES") {
-        b = b.min_free_kbytes(parse_num("KMEM_MIN_FREE_KBYTES", &v, "a number of kilobytes")?);
+        // The sysctl is an `int` with a minimum of 0.
+        let what = "a number of kilobytes from 0 to 2147483647";
+        let kb: u64 = parse_num("KMEM_MIN_FREE_KBYTES", &v, what)?;
+        if kb > i32::MAX as u64 {
+            return Err(err("KMEM_MIN_FREE_KBYTES", &v, what));
+        }
+        b = b.min_free_kbytes(kb as usize);
     }
     if let Some(v) = get("KMEM_WATERMARK_SCALE_FACTOR") {
         let n: usize = parse_num("KMEM_WATERMARK_SCALE_FACTOR", &v, "a number from 1 to 3000")?;
@@ -238,6 +249,9 @@ mod tests {
             ("KMEM_SLAB_MERGE", "x"),
             ("KMEM_SLAB_FREELIST_RANDOM", "y"),
             ("KMEM_MEMPOOL_DEBUG", "sure"),
+            ("KMEM_MEM", "16T"),
+            ("KMEM_MIN_FREE_KBYTES", "99999999999"),
+            ("KMEM_MIN_FREE_KBYTES", "2147483648"),
         ] {
             let e = apply_map(&[(var, value)]).err().unwrap_or_else(|| panic!("{var}={value} accepted"));
             assert_eq!(e.var, var);
@@ -245,6 +259,25 @@ mod tests {
             assert!(text.starts_with(&format!("invalid {var}=")), "{text}");
             assert!(text.contains(value), "{text}");
         }
+    }
+
+    #[test]
+    fn mem_range_depends_on_the_profile() {
+        // i386 (PAE) addresses 64 GiB; x86_64 pfns are 32 bits wide.
+        let e = apply_map(&[("KMEM_PROFILE", "i386"), ("KMEM_MEM", "65G")]).expect_err("65G on i386");
+        assert_eq!(e.to_string(), "invalid KMEM_MEM=\"65G\": expected a size from 8M to 64G on the i386 profile");
+        assert!(apply_map(&[("KMEM_PROFILE", "i386"), ("KMEM_MEM", "64G")]).is_ok());
+        let e = apply_map(&[("KMEM_MEM", "16T")]).expect_err("16T on x86_64");
+        assert_eq!(
+            e.to_string(),
+            "invalid KMEM_MEM=\"16T\": expected a size from 8M to 16T minus one page on the x86_64 profile"
+        );
+        assert!(apply_map(&[("KMEM_MEM", "8T")]).is_ok());
+        // The builder's own check, for settings made without the environment.
+        let e = Builder::new().profile(Profile::I386).mem_bytes(1 << 40).build().expect_err("1T on i386");
+        assert_eq!(e.to_string(), "memory must be at most 64G on the i386 profile, got 1099511627776 bytes");
+        let b = apply_map(&[("KMEM_MIN_FREE_KBYTES", "2147483647")]).unwrap();
+        assert_eq!(b.settings().min_free_kbytes, Some(i32::MAX as usize));
     }
 
     #[test]

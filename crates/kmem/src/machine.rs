@@ -53,6 +53,24 @@ impl Profile {
             Profile::X86_64 => "x86_64",
         }
     }
+
+    /// The most memory a machine of the profile may have: 64 GiB on i386 (what PAE addresses;
+    /// the page array must also fit below 896 MiB), just under 16 TiB on x86_64 (pfns are 32
+    /// bits wide in the page allocator's lists).
+    pub fn max_mem_bytes(self) -> u64 {
+        match self {
+            Profile::I386 => 64 << 30,
+            Profile::X86_64 => (u32::MAX as u64) * PAGE_SIZE as u64,
+        }
+    }
+
+    /// [`Self::max_mem_bytes`] as a size to print.
+    pub fn max_mem_text(self) -> &'static str {
+        match self {
+            Profile::I386 => "64G",
+            Profile::X86_64 => "16T minus one page",
+        }
+    }
 }
 
 const MIB_PAGES: usize = (1 << 20) / PAGE_SIZE;
@@ -351,6 +369,13 @@ impl Builder {
         let pages = (bytes / PAGE_SIZE as u64) as usize;
         if pages < 8 * MIB_PAGES {
             return Err(BuildError::Setting(format!("memory must be at least 8 MiB, got {bytes} bytes")));
+        }
+        if bytes > s.profile.max_mem_bytes() {
+            return Err(BuildError::Setting(format!(
+                "memory must be at most {} on the {} profile, got {bytes} bytes",
+                s.profile.max_mem_text(),
+                s.profile.name()
+            )));
         }
         let highmem_wanted = s.profile == Profile::I386 && pages > (896 * MIB_PAGES);
         if s.private_memory && highmem_wanted {
