@@ -138,6 +138,8 @@ pub struct MempoolStats {
     pub sleeps: AtomicUsize,
     /// Frees that refilled the reserve and found sleepers to wake.
     pub wakeups: AtomicUsize,
+    /// Sleeps that lasted the whole timeout (no free woke them; by the platform's clock).
+    pub timeouts: AtomicUsize,
     /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`
     /// (written under the pool's lock).
     pub reserve_allocs: AtomicUsize,
@@ -235,6 +237,7 @@ impl Mempool {
             stats: MempoolStats {
                 sleeps: AtomicUsize::new(0),
                 wakeups: AtomicUsize::new(0),
+                timeouts: AtomicUsize::new(0),
                 reserve_allocs: AtomicUsize::new(0),
             },
         }
@@ -558,7 +561,11 @@ impl Mempool {
         let ticket = self.wait_seq.load(Relaxed);
         drop(r);
         self.stats.sleeps.fetch_add(1, Relaxed);
+        let start = platform.now_ns();
         platform.wait(&self.wait_seq, ticket, MEMPOOL_WAIT_TIMEOUT_NS);
+        if platform.now_ns().saturating_sub(start) >= MEMPOOL_WAIT_TIMEOUT_NS {
+            self.stats.timeouts.fetch_add(1, Relaxed);
+        }
         self.reserve.lock().waiters -= 1;
     }
 

@@ -11,7 +11,7 @@ use std::thread;
 
 use kmem::gfp::{__GFP_MEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
 use kmem::mempool::RawMempool;
-use kmem::{MAX_PAGE_ORDER, Machine, Page, Profile};
+use kmem::{MAX_PAGE_ORDER, Machine, PAGE_SIZE, Page, Profile};
 
 use crate::wait_until;
 
@@ -78,6 +78,54 @@ fn mp6_mp7_sleeper_is_woken_by_a_free_into_the_reserve() {
     give_back(&m, held);
 }
 
+/// MP-7: `wake_up` on `pool->wait` wakes every sleeper (non-exclusive waits): one free into the
+/// reserve sends both sleepers back through their allocation loop, where one takes the element
+/// and the other goes back to sleep at once, not after its 5-second timeout.
+#[test]
+fn mp7_a_free_into_the_reserve_wakes_every_sleeper() {
+    let m = machine(32, 3);
+    let pool = RawMempool::page_pool(&m, 1, 0).expect("pool");
+    let held = take_every_page(&m);
+    let mine = pool.alloc(GFP_KERNEL).expect("the reserve's element");
+    let got = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    thread::scope(|s| {
+        for slot in &got {
+            let pool = &pool;
+            s.spawn(move || {
+                let e = pool.alloc(GFP_KERNEL).expect("GFP_KERNEL never fails");
+                slot.store(addr(e), SeqCst);
+            });
+        }
+        wait_until("both waiters to sleep on the pool", || pool.stats().sleeps.load(SeqCst) >= 2);
+        // SAFETY: `mine` came from the pool and is not used afterwards.
+        unsafe { pool.free(mine) };
+        // Both woke: one got the element, the other re-ran its loop and slept again.
+        wait_until("one waiter to get the element", || got.iter().any(|g| g.load(SeqCst) != 0));
+        wait_until("the other waiter to sleep again", || pool.stats().sleeps.load(SeqCst) >= 3);
+        assert_eq!(pool.stats().timeouts.load(SeqCst), 0, "the second sleep began on the wake-up, not a timeout");
+        let winner = got.iter().find(|g| g.load(SeqCst) != 0).expect("a winner").load(SeqCst);
+        assert_eq!(winner, addr(mine));
+        // SAFETY: From the pool, freed once; the second sleeper gets it.
+        unsafe { pool.free(NonNull::new(winner as *mut c_void).unwrap()) };
+        wait_until("the second waiter to get the element", || got.iter().all(|g| g.load(SeqCst) != 0));
+    });
+    assert_eq!(pool.stats().wakeups.load(SeqCst), 2, "each free into the reserve found sleepers");
+    assert_eq!(pool.stats().timeouts.load(SeqCst), 0);
+    assert_eq!(got[0].load(SeqCst), got[1].load(SeqCst), "the same element, in turn");
+    // SAFETY: From the pool, freed once.
+    unsafe { pool.free(NonNull::new(got[0].load(SeqCst) as *mut c_void).unwrap()) };
+    // A free that goes to `free_fn` (the reserve is full) wakes nobody.
+    let extra = {
+        give_back(&m, held);
+        pool.alloc(GFP_KERNEL).expect("from the page allocator")
+    };
+    assert_eq!(pool.curr_nr(), 1, "the reserve stayed full");
+    // SAFETY: From the pool, freed once.
+    unsafe { pool.free(extra) };
+    assert_eq!(pool.stats().wakeups.load(SeqCst), 2, "a free to free_fn wakes no one");
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (1, 0));
+}
+
 #[test]
 fn mp6_sleeper_retries_the_allocator_after_the_timeout() {
     let m = machine(32, 2);
@@ -97,6 +145,7 @@ fn mp6_sleeper_retries_the_allocator_after_the_timeout() {
         wait_until("the waiter to allocate after its timeout", || got.load(SeqCst) != 0);
     });
     assert_eq!(pool.stats().wakeups.load(SeqCst), 0, "no free went into the reserve");
+    assert!(pool.stats().timeouts.load(SeqCst) >= 1, "the sleep ended by its timeout");
     assert_ne!(got.load(SeqCst), addr(mine));
     assert_eq!(pool.curr_nr(), 0, "the element came from the page allocator");
     // SAFETY: Both came from the pool and are freed once.
@@ -170,6 +219,31 @@ fn forward_progress_under_exhaustion_gfp_kernel_never_fails() {
         }
     });
     assert_eq!(failures.load(SeqCst), THREADS * CYCLES, "with every page taken, GFP_ATOMIC always fails");
+
+    // And on plain kmalloc with GFP_ATOMIC (the comparison): once the objects its cache
+    // still had are taken, every attempt fails.
+    let spare: Vec<_> = std::iter::from_fn(|| m.kmalloc(PAGE_SIZE, GFP_ATOMIC | __GFP_NOWARN).ok()).collect();
+    let failures = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for _ in 0..CYCLES {
+                    match m.kmalloc(PAGE_SIZE, GFP_ATOMIC | __GFP_NOWARN) {
+                        // SAFETY: Just allocated, freed once.
+                        Ok(p) => unsafe { m.kfree(p.as_ptr()) },
+                        Err(_) => {
+                            failures.fetch_add(1, SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.load(SeqCst), THREADS * CYCLES, "kmalloc(GFP_ATOMIC) fails every time");
+    for p in spare {
+        // SAFETY: From kmalloc above, freed once.
+        unsafe { m.kfree(p.as_ptr()) };
+    }
 
     drop(pool);
     give_back(&m, held);

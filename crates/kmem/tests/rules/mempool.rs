@@ -501,6 +501,39 @@ fn mp14_gfp_zero_warns_once() {
     free(&pool, b);
 }
 
+/// MP-14's other half: `__GFP_ZERO` is passed on to `alloc_fn` (whose allocator zeroes), while
+/// an element from the reserve comes back exactly as it was freed.
+#[test]
+fn mp14_reserve_elements_are_not_zeroed_the_mask_reaches_alloc_fn() {
+    let m = i386_nopcp(32);
+    let rec = Recorder::new(&m, false);
+    let recorded = rec.pool(1).unwrap();
+    rec.take();
+    let e = recorded.alloc(GFP_KERNEL | __GFP_ZERO).unwrap();
+    assert_eq!(rec.take(), vec![Call::Alloc(first_pass(GFP_KERNEL | __GFP_ZERO), true)]);
+    free(&recorded, e);
+
+    let pool = RawMempool::page_pool(&m, 1, 0).unwrap();
+    let bytes = |e: NonNull<c_void>| {
+        // SAFETY: Page pool elements are `Page`s of this machine.
+        let page: &Page = unsafe { e.cast::<Page>().as_ref() };
+        m.page_address(page).expect("lowmem").as_ptr()
+    };
+    // Dirty the reserve's element and put it back.
+    let r = NonNull::new(pool.alloc_preallocated()).expect("the reserve's element");
+    // SAFETY: The element's page is ours until it is freed.
+    unsafe { bytes(r).write_bytes(0xab, kmem::PAGE_SIZE) };
+    free(&pool, r);
+    let held = exhaust(&m);
+    let reserved = pool.alloc(GFP_KERNEL | __GFP_ZERO).expect("the reserve's element");
+    assert_eq!(reserved, r);
+    let p = bytes(reserved);
+    // SAFETY: As above: the page is ours, every byte was written.
+    assert!((0..kmem::PAGE_SIZE).all(|i| unsafe { p.add(i).read() } == 0xab), "reserve elements are not zeroed");
+    free(&pool, reserved);
+    free_all(&m, held);
+}
+
 #[test]
 fn misuse_free_null_is_ignored() {
     let m = i386_nopcp(32);
