@@ -19,7 +19,7 @@
 //!   free, same seed: [`CHURN_LIVE`] live objects of 8..=4096 bytes) through `kmalloc`/`kfree`
 //!   for [`CHURN_OPS`] operations on a fresh 1 GiB, 2-CPU machine; then every object is freed,
 //!   every cache shrunk (`kmem_cache_shrink`, which first flushes the per-CPU object arrays),
-//!   the per-CPU page lists drained (`drain_all_pages`), and the free max-order blocks given back
+//!   the per-CPU page lists drained (`drain_all_pages`), and the free blocks of at least a pageblock given back
 //!   (`Machine::trim`, hole punching). "Resident" is the memfd's allocated blocks
 //!   (`Machine::resident_bytes`: `st_blocks × 512`), the physical memory the host backs for the
 //!   machine. That machine has no aging trim (`trim_after(None)`), so each step's effect is its
@@ -202,9 +202,10 @@ fn resident_with_trim(out: &mut String, m: &Machine) {
     points.push(Point::take("after freeing every object", m));
     let (caches, drained) = shrink_everything(m);
     points.push(Point::take(&format!("after kmem_cache_shrink ({caches} caches) + drain_all_pages"), m));
-    let blocks = m.trim();
-    points.push(Point::take(&format!("after Machine::trim ({blocks} max-order blocks released)"), m));
-    let stranded = free_below_max_order(&m.buddyinfo());
+    let released = m.trim();
+    points.push(Point::take(&format!("after Machine::trim ({released} pages released)"), m));
+    let pb_order = m.memmap().pageblock_order();
+    let stranded = free_below(&m.buddyinfo(), pb_order);
     if !ok {
         out.push_str("**An allocation failed during the churn.**\n\n");
     }
@@ -216,9 +217,10 @@ fn resident_with_trim(out: &mut String, m: &Machine) {
          {} of {} resident at the peak went back to the host ({:.1} %); {} more than before the \
          workload stays resident after trim. After shrinking, {} slab pages remain (cache \
          structures and slab descriptor pages); `drain_all_pages` moved {drained} pages. After \
-         trim, {stranded} free pages ({}) lie in max-order blocks that are partly in use \
-         (buddyinfo, orders below {max}): `trim` punches only whole free max-order blocks, so \
-         those of these pages that the workload touched stay resident.",
+         trim, {stranded} free pages ({}) lie in pageblocks that are partly in use \
+         (buddyinfo, orders below {pb_order}): `trim` punches free blocks of at least a pageblock \
+         (the kernel's `page_reporting_order`), so those of these pages that the workload \
+         touched stay resident.",
         fmt_mib(requested as u64),
         fmt_mib((points[1].slab_pages * PAGE_SIZE) as u64),
         fmt_mib(peak.saturating_sub(trimmed)),
@@ -227,7 +229,6 @@ fn resident_with_trim(out: &mut String, m: &Machine) {
         fmt_mib(trimmed.saturating_sub(before)),
         points[3].slab_pages,
         fmt_mib((stranded * PAGE_SIZE) as u64),
-        max = kmem::MAX_PAGE_ORDER,
     );
 }
 
@@ -245,7 +246,7 @@ fn resident_with_aging(out: &mut String) {
         out,
         "\n### The same, given back by kswapd's aging instead of `trim`\n\n\
          A second such machine with the builder's default `trim_after` of 1 s (kswapd punches a \
-         free max-order block at the second scan that finds it free); after the frees, shrink and \
+         free block of at least a pageblock at the second scan that finds it free); after the frees, shrink and \
          drain, no `trim`: the resident size is polled until it has not changed for {} s \
          (at most {} s).\n\n",
         AGING_SETTLE.as_secs_f64(),
@@ -451,15 +452,15 @@ fn slabinfo_geometry(text: &str, name: &str) -> Option<SlabGeometry> {
     })
 }
 
-/// Free pages in blocks below the maximum order, summed over the zones of a `/proc/buddyinfo`
+/// Free pages in blocks of order below `below`, summed over the zones of a `/proc/buddyinfo`
 /// text (`Node 0, zone   DMA32   c0 c1 … c10`: free blocks of each order).
-fn free_below_max_order(buddyinfo: &str) -> usize {
+fn free_below(buddyinfo: &str, below: u32) -> usize {
     buddyinfo
         .lines()
         .filter_map(|line| line.split_once("zone"))
         .flat_map(|(_, rest)| {
             let counts = rest.split_whitespace().skip(1).map(|c| c.parse::<usize>().unwrap_or(0));
-            counts.enumerate().filter(|&(order, _)| order < kmem::MAX_PAGE_ORDER as usize).map(|(o, n)| n << o)
+            counts.enumerate().filter(|&(order, _)| order < below as usize).map(|(o, n)| n << o)
         })
         .sum()
 }
@@ -539,9 +540,10 @@ mod tests {
         let text = "Node 0, zone      DMA      0      0      0      0      0      0      0      0      0      0      4 \n\
                     Node 0, zone    DMA32      8      9      4      2      1      1      2      2      2      2    249 \n";
         assert_eq!(kmem::MAX_PAGE_ORDER, 10);
-        assert_eq!(free_below_max_order(text), 8 + 18 + 16 + 16 + 16 + 32 + 128 + 256 + 512 + 1024);
-        assert_eq!(free_below_max_order("Node 0, zone Normal 1 0 0 0 0 0 0 0 0 0 7\n"), 1);
-        assert_eq!(free_below_max_order(""), 0);
+        assert_eq!(free_below(text, 10), 8 + 18 + 16 + 16 + 16 + 32 + 128 + 256 + 512 + 1024);
+        assert_eq!(free_below(text, 9), 8 + 18 + 16 + 16 + 16 + 32 + 128 + 256 + 512);
+        assert_eq!(free_below("Node 0, zone Normal 1 0 0 0 0 0 0 0 0 0 7\n", 10), 1);
+        assert_eq!(free_below("", 10), 0);
     }
 
     #[test]

@@ -23,8 +23,6 @@ pub struct FreeArea {
     count: [[usize; MIGRATE_TYPES]; NR_PAGE_ORDERS],
     /// Pages on the free lists (`NR_FREE_PAGES`).
     pub(crate) nr_free_pages: usize,
-    /// Free max-order blocks not marked `PG_TRIMMED`: memory the host still backs.
-    pub(crate) untrimmed: usize,
 }
 
 impl Default for FreeArea {
@@ -42,7 +40,6 @@ impl FreeArea {
             tail: [[NIL; MIGRATE_TYPES]; NR_PAGE_ORDERS],
             count: [[0; MIGRATE_TYPES]; NR_PAGE_ORDERS],
             nr_free_pages: 0,
-            untrimmed: 0,
         }
     }
 
@@ -108,9 +105,6 @@ impl FreeArea {
         }
         self.count[o][m] += 1;
         self.nr_free_pages += 1 << order;
-        if order == MAX_PAGE_ORDER && extra & pg::TRIMMED == 0 {
-            self.untrimmed += 1;
-        }
     }
 
     /// Takes the free block headed by `pfn` off its list (`__del_page_from_free_list`).
@@ -138,26 +132,39 @@ impl FreeArea {
         page.set_info(0, 0, MigrateType::Unmovable);
         self.count[o][m] -= 1;
         self.nr_free_pages -= 1 << order;
-        if order == MAX_PAGE_ORDER && extra & pg::TRIMMED == 0 {
-            self.untrimmed -= 1;
-        }
         extra
     }
 
-    /// Gives the memory of every untrimmed free max-order block back through `discard`, and
-    /// marks those blocks `PG_TRIMMED`. Returns the number of blocks released.
-    pub fn trim(&mut self, mm: &MemMap, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+    /// Gives the memory of every untrimmed free block of order `min_order` or more back
+    /// through `discard`, and marks those blocks `PG_TRIMMED`. Returns the pages released.
+    pub fn trim(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+        self.walk_reportable(mm, min_order, |page, pfn, order| {
+            let flags = page.flags();
+            flags & pg::TRIMMED == 0 && discard(pfn, 1 << order)
+        })
+    }
+
+    /// Calls `release(page, pfn, order)` for every free block of order `min_order` or more;
+    /// a block it returns true for is marked `PG_TRIMMED` (its other marks dropped). Returns
+    /// the pages of those blocks.
+    fn walk_reportable(
+        &mut self,
+        mm: &MemMap,
+        min_order: u32,
+        mut release: impl FnMut(&crate::memmap::Page, usize, u32) -> bool,
+    ) -> usize {
         let mut released = 0;
-        for mt in MigrateType::ALL {
-            let mut pfn = self.head[MAX_PAGE_ORDER as usize][mt as usize];
-            while pfn != NIL {
-                let page = mm.page(pfn as usize);
-                if page.flags() & pg::TRIMMED == 0 && discard(pfn as usize, 1 << MAX_PAGE_ORDER) {
-                    page.set_info(pg::BUDDY | pg::TRIMMED, MAX_PAGE_ORDER, mt);
-                    self.untrimmed -= 1;
-                    released += 1;
+        for order in min_order..=MAX_PAGE_ORDER {
+            for mt in MigrateType::ALL {
+                let mut pfn = self.head[order as usize][mt as usize];
+                while pfn != NIL {
+                    let page = mm.page(pfn as usize);
+                    if release(page, pfn as usize, order) {
+                        page.set_info(pg::BUDDY | pg::TRIMMED, order, mt);
+                        released += 1 << order;
+                    }
+                    pfn = page.next.load(core::sync::atomic::Ordering::Relaxed);
                 }
-                pfn = page.next.load(core::sync::atomic::Ordering::Relaxed);
             }
         }
         released
@@ -282,30 +289,23 @@ impl FreeArea {
         page.is_buddy() && page.order() == order + 1
     }
 
-    /// One aging scan: an untrimmed free max-order block seen free by the previous scan too
-    /// is released through `discard` and marked `PG_TRIMMED`; the others are marked
-    /// `PG_TRIM_AGED` for the next scan. A block that is allocated in between loses its marks.
-    /// Returns the number of blocks released.
-    pub fn trim_aged(&mut self, mm: &MemMap, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
-        let mut released = 0;
-        for mt in MigrateType::ALL {
-            let mut pfn = self.head[MAX_PAGE_ORDER as usize][mt as usize];
-            while pfn != NIL {
-                let page = mm.page(pfn as usize);
-                let flags = page.flags();
-                if flags & pg::TRIMMED == 0 {
-                    if flags & pg::TRIM_AGED == 0 {
-                        page.set_info(flags | pg::TRIM_AGED, MAX_PAGE_ORDER, mt);
-                    } else if discard(pfn as usize, 1 << MAX_PAGE_ORDER) {
-                        page.set_info(pg::BUDDY | pg::TRIMMED, MAX_PAGE_ORDER, mt);
-                        self.untrimmed -= 1;
-                        released += 1;
-                    }
-                }
-                pfn = page.next.load(core::sync::atomic::Ordering::Relaxed);
+    /// One aging scan over the free blocks of order `min_order` or more: an untrimmed block
+    /// seen free by the previous scan too is released through `discard` and marked
+    /// `PG_TRIMMED`; the others are marked `PG_TRIM_AGED` for the next scan. A block that is
+    /// allocated, or merged into a larger one, in between loses its marks. Returns the pages
+    /// released.
+    pub fn trim_aged(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+        self.walk_reportable(mm, min_order, |page, pfn, order| {
+            let flags = page.flags();
+            if flags & pg::TRIMMED != 0 {
+                return false;
             }
-        }
-        released
+            if flags & pg::TRIM_AGED == 0 {
+                page.set_info(flags | pg::TRIM_AGED, order, page.list_mt());
+                return false;
+            }
+            discard(pfn, 1 << order)
+        })
     }
 
     /// Every pfn on every list, with its order and migratetype (diagnostics and checks).

@@ -152,8 +152,8 @@ pub struct Stats {
     pub bad_pages: AtomicUsize,
     /// Per-CPU list refills from the buddy lists.
     pub pcp_refills: AtomicUsize,
-    /// Max-order blocks whose memory went back to the host.
-    pub trimmed_blocks: AtomicUsize,
+    /// Pages whose memory went back to the host (in free blocks of at least a pageblock).
+    pub trimmed_pages: AtomicUsize,
     /// Aging scans run (`trim_aged`).
     pub trim_scans: AtomicUsize,
     /// Background reclaim rounds run (`kswapd_balance`).
@@ -555,29 +555,31 @@ impl<P: Platform> PageAllocator<P> {
         self.zones.iter().find(|z| z.contains(pfn))
     }
 
-    /// One aging scan of memory given back to the host: free max-order blocks that were already
-    /// free at the previous scan are released (hole punched), the others are marked. Run
-    /// periodically (kswapd does), it releases memory that stays free for one period and never
-    /// touches a free fast path. Returns blocks released.
+    /// One aging scan of memory given back to the host: free blocks of at least a pageblock
+    /// (the kernel's `page_reporting_order`) that were already free at the previous scan are
+    /// released (hole punched), the others are marked. Run periodically (kswapd does), it
+    /// releases memory that stays free for one period and never touches a free fast path.
+    /// Returns the pages released.
     pub fn trim_aged(&self) -> usize {
         let mut released = 0;
         for zone in &self.zones {
             let mut area = zone.lock();
-            released += area.trim_aged(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
+            released += area.trim_aged(&self.mm, self.mm.pageblock_order(), |pfn, nr| self.platform.discard(pfn, nr));
         }
-        self.stats.trimmed_blocks.fetch_add(released, Relaxed);
+        self.stats.trimmed_pages.fetch_add(released, Relaxed);
         self.stats.trim_scans.fetch_add(1, Relaxed);
         released
     }
 
-    /// Gives the memory of free max-order blocks back to the host now. Returns blocks released.
+    /// Gives the memory of every free block of at least a pageblock back to the host now.
+    /// Returns the pages released.
     pub fn trim(&self) -> usize {
         let mut released = 0;
         for zone in &self.zones {
             let mut area = zone.lock();
-            released += area.trim(&self.mm, |pfn, nr| self.platform.discard(pfn, nr));
+            released += area.trim(&self.mm, self.mm.pageblock_order(), |pfn, nr| self.platform.discard(pfn, nr));
         }
-        self.stats.trimmed_blocks.fetch_add(released, Relaxed);
+        self.stats.trimmed_pages.fetch_add(released, Relaxed);
         released
     }
 
@@ -650,7 +652,8 @@ fn add_range(mm: &MemMap, area: &mut crate::buddy::FreeArea, mut a: usize, b: us
         let align = if a == 0 { MAX_PAGE_ORDER } else { a.trailing_zeros().min(MAX_PAGE_ORDER) };
         let fit = usize::BITS - 1 - (b - a).leading_zeros();
         let order = align.min(fit);
-        let extra = if zeroed && order == MAX_PAGE_ORDER { pg::TRIMMED } else { 0 };
+        // Fresh memory the host has not backed yet counts as released already.
+        let extra = if zeroed && order >= mm.pageblock_order() { pg::TRIMMED } else { 0 };
         area.add(mm, a, order, mm.pageblock_mt(a), true, extra);
         a += 1 << order;
     }

@@ -282,15 +282,46 @@ fn trim_gives_freed_memory_back_to_the_host() {
     free_all(&m, held);
     let r2 = m.resident_bytes();
     assert!(r2 + (1 << 20) >= r1, "the free path itself never releases memory: {r1} -> {r2}");
-    assert!(m.trim() >= 8);
+    assert!(m.trim() >= 8 << MAX_PAGE_ORDER, "at least the freed blocks' pages");
     let r3 = m.resident_bytes();
     assert!(r3 + (30 << 20) <= r2, "trim released the blocks: {r2} -> {r3}");
-    assert!(m.stats().trimmed_blocks.load(SEQ) >= 8);
+    assert!(m.stats().trimmed_pages.load(SEQ) >= 8 << MAX_PAGE_ORDER);
     // Trimmed memory reads back as zero and is usable again.
     let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
     let mut buf = vec![1u8; PAGE_SIZE << MAX_PAGE_ORDER];
     m.read_bytes(m.page_address(page).unwrap(), &mut buf).unwrap();
     assert!(buf.iter().all(|&b| b == 0));
+    check(&m);
+}
+
+/// Memory goes back at the kernel's free-page-reporting granularity (`page_reporting_order`,
+/// a pageblock: order 9 on x86_64), not only in whole max-order blocks: the free half of a
+/// max-order block whose other half is in use is released.
+#[test]
+fn trim_releases_free_pageblocks_of_partly_used_blocks() {
+    let m = builder(Profile::X86_64, 64).pcp(false).build().unwrap();
+    let half = 1usize << (MAX_PAGE_ORDER - 1);
+    let [(block, _)] = touched_blocks(&m, 1)[..] else { unreachable!() };
+    m.split_page(block, MAX_PAGE_ORDER).unwrap();
+    let pfn = m.page_to_pfn(block).unwrap();
+    let pages: Vec<&Page> = (pfn..pfn + 2 * half).map(|p| m.pfn_to_page(p).unwrap()).collect();
+    // The upper half goes back to the buddy lists and merges into one free pageblock.
+    for page in &pages[half..] {
+        m.free_pages(page, 0);
+    }
+    let r1 = m.resident_bytes();
+    let released = m.trim();
+    let r2 = m.resident_bytes();
+    assert!(released >= half, "the free pageblock is released: {released} pages");
+    assert!(r2 + ((half * PAGE_SIZE) as u64) <= r1, "its 2 MiB left the memfd: {r1} -> {r2}");
+    // The lower half, still allocated, kept its contents.
+    let mut buf = vec![0u8; PAGE_SIZE];
+    m.read_bytes(m.page_address(pages[half - 1]).unwrap(), &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0x5a), "allocated pages are never released");
+    assert_eq!(m.trim(), 0, "a released block is not released again");
+    for page in &pages[..half] {
+        m.free_pages(page, 0);
+    }
     check(&m);
 }
 
@@ -312,12 +343,12 @@ fn kswapd_releases_memory_that_stays_free() {
     // While the blocks are allocated, scans run and must not release them.
     let scans = m.stats().trim_scans.load(SEQ);
     poll("two aging scans while the blocks are allocated", || m.stats().trim_scans.load(SEQ) >= scans + 2);
-    assert_eq!(m.stats().trimmed_blocks.load(SEQ), 0, "nothing free was old enough");
+    assert_eq!(m.stats().trimmed_pages.load(SEQ), 0, "nothing free was old enough");
     assert!(m.resident_bytes() + (1 << 20) >= r1, "allocated memory must stay resident");
     free_all(&m, held);
     // The scan bumps its counter after releasing, so wait for both.
     poll("kswapd releases the freed 32 MiB", || {
-        m.resident_bytes() + (24 << 20) <= r1 && m.stats().trimmed_blocks.load(SEQ) >= 6
+        m.resident_bytes() + (24 << 20) <= r1 && m.stats().trimmed_pages.load(SEQ) >= 6 << MAX_PAGE_ORDER
     });
     // The released memory is usable and reads as zero.
     let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
@@ -340,9 +371,9 @@ fn trim_after_none_never_releases_on_its_own() {
     poll("a kswapd round after dipping below the low watermark", || m.stats().kswapd_rounds.load(SEQ) > rounds);
     free_all(&m, dip);
     assert_eq!(m.stats().trim_scans.load(SEQ), 0);
-    assert_eq!(m.stats().trimmed_blocks.load(SEQ), 0);
+    assert_eq!(m.stats().trimmed_pages.load(SEQ), 0);
     assert!(m.resident_bytes() + (1 << 20) >= r1);
-    assert!(m.trim() >= 4, "on-demand trim still works");
+    assert!(m.trim() >= 4 << MAX_PAGE_ORDER, "on-demand trim still works");
 }
 
 #[test]
