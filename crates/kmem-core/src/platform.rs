@@ -144,6 +144,13 @@ pub unsafe trait Platform: Send + Sync {
     }
     /// Asks the background reclaimer to run (`wakeup_kswapd`).
     fn wake_kswapd(&self) {}
+    /// Asks the platform's worker to run kmem's deferred work soon, from process context
+    /// (`schedule_work`): the `vfree`s queued in atomic context (VM-7), which the worker
+    /// completes with [`crate::vmalloc::Vmalloc::flush_deferred`]. Called in any context,
+    /// atomic included, with no kmem lock held; must not sleep. The default does nothing: the
+    /// queued frees then complete on the next `vmalloc`/`vfree` outside atomic context, or
+    /// when reclaim runs the vmalloc shrinker ([`crate::vmalloc::Vmalloc::shrink`]).
+    fn schedule_work(&self) {}
     /// Gives the memory of `nr` pages from `pfn` back to the host; their contents become zero.
     /// Returns false if the platform cannot.
     fn discard(&self, pfn: usize, nr: usize) -> bool {

@@ -99,6 +99,11 @@ fn build(name: &str, link: Link) -> PathBuf {
 /// Runs a C program on a fresh default machine (i386, 1 GiB sparse), under
 /// `KMEM_C_TEST_WRAPPER` if set.
 fn run(exe: &Path) -> Output {
+    run_env(exe, &[])
+}
+
+/// [`run`] with the default machine configured by `env` (`KMEM_*` variables).
+fn run_env(exe: &Path, env: &[(&str, &str)]) -> Output {
     let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
     let mut words = wrapper.split_whitespace();
     let mut cmd = match words.next() {
@@ -115,6 +120,7 @@ fn run(exe: &Path) -> Output {
     // cargo's LD_LIBRARY_PATH lists target/<profile> first, whose libkmem.so is whatever
     // `cargo build` uplifted last; the suite tests the one built with it.
     cmd.env("LD_LIBRARY_PATH", lib_dir());
+    cmd.envs(env.iter().copied());
     cmd.output().expect("run a C test program")
 }
 
@@ -173,6 +179,18 @@ fn mempool() {
 #[test]
 fn vmalloc() {
     run_suite("vmalloc", Link::Shared);
+}
+
+/// VM-7 on a 32 MiB machine: a `vfree` under a spin lock completes by kswapd, and without
+/// kswapd by direct reclaim. One test, so the executable is built once before both runs.
+#[test]
+fn vfree_atomic_completes_by_kswapd_or_direct_reclaim() {
+    let exe = build("vfree_atomic", Link::Shared);
+    for kswapd in ["1", "0"] {
+        let o = run_env(&exe, &[("KMEM_MEM", "32M"), ("KMEM_KSWAPD", kswapd)]);
+        assert!(o.status.success(), "vfree_atomic with KMEM_KSWAPD={kswapd} failed:\n{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(" checks, 0 failed"), "{}", show(&o));
+    }
 }
 
 #[test]

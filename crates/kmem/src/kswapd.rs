@@ -1,5 +1,8 @@
 //! kmem's kswapd: the background reclaimer thread of a machine, and what it shares with the
-//! machine (the wake-up word, the stop flag, whether it sleeps).
+//! machine (the wake-up word, the stop flag, whether it sleeps, what it was woken for). It is
+//! also the machine's worker for deferred work (`schedule_work`): the `vfree`s queued in atomic
+//! context (VM-7), which it completes from process context as the kernel's
+//! `delayed_vfree_work` does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -20,17 +23,38 @@ pub(crate) struct KswapdCtl {
     pub(crate) sleeping: AtomicBool,
     /// A kswapd thread was started (set once, before the machine is handed out).
     pub(crate) running: AtomicBool,
+    /// A reclaim round was asked for (`wake_kswapd`); set before `word` is bumped.
+    pub(crate) balance: AtomicBool,
+    /// Deferred work was queued (`schedule_work`); set before `word` is bumped.
+    pub(crate) work: AtomicBool,
+}
+
+impl KswapdCtl {
+    /// Sets `flag` and wakes the thread (no-op without one).
+    pub(crate) fn kick(&self, flag: &AtomicBool) {
+        // No thread (kswapd off): nothing to wake, and no shared counter to bump.
+        if !self.running.load(Ordering::Relaxed) {
+            return;
+        }
+        flag.store(true, Ordering::SeqCst);
+        self.word.fetch_add(1, Ordering::SeqCst);
+        // A thread that is awake: the new `word` is enough.
+        if self.sleeping.load(Ordering::SeqCst) {
+            sys::futex_wake_all(&self.word);
+        }
+    }
 }
 
 /// How often kswapd decays the per-CPU high marks (`decay_pcp_high`), as the kernel's vmstat
 /// worker does once a second.
 const PCP_DECAY_PERIOD: Duration = Duration::from_secs(1);
 
-/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it (then
-/// gives its CPU slot back, so it never keeps one from a worker thread), decays the per-CPU
-/// high marks every [`PCP_DECAY_PERIOD`], and runs an aging trim scan (`trim_aged`) every
-/// `trim_after`. It holds the machine only while working; dropping the machine stops the
-/// thread at once.
+/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it, and
+/// completes the deferred `vfree`s each time one is queued (then gives its CPU slot back, so
+/// it never keeps one from a worker thread), decays the per-CPU high marks every
+/// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net), and runs
+/// an aging trim scan (`trim_aged`) every `trim_after`. It holds the machine only while
+/// working; dropping the machine stops the thread at once.
 pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
     let ctl = inner.kmem.platform().kswapd.clone();
@@ -48,7 +72,12 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
             if now != seen {
                 seen = now;
                 let Some(inner) = weak.upgrade() else { return };
-                inner.kmem.kswapd_balance();
+                if ctl.work.swap(false, Ordering::SeqCst) {
+                    inner.deferred_work();
+                }
+                if ctl.balance.swap(false, Ordering::SeqCst) {
+                    inner.kmem.kswapd_balance();
+                }
                 cpu::release_current(id);
                 continue;
             }
@@ -57,6 +86,7 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
             if since_decay >= PCP_DECAY_PERIOD {
                 let Some(inner) = weak.upgrade() else { return };
                 inner.kmem.decay_pcp_high();
+                inner.deferred_work();
                 cpu::release_current(id);
                 last_decay = Instant::now();
             } else {

@@ -8,8 +8,9 @@
 //!   Default size: the host's RAM (the memfd is sparse; untouched pages cost nothing).
 //!
 //! Locks: the page allocator's (see `kmem_core::page_alloc`); the printk ring mutex is a leaf
-//! taken only to append or read records. kswapd shares only a wake-up word and a stop flag
-//! with the machine, and holds the machine only while it works.
+//! taken only to append or read records. kswapd shares only a wake-up word and flags (stop,
+//! reclaim asked, deferred work queued) with the machine, and holds the machine only while it
+//! works; waking it takes no lock.
 
 use std::ops::Deref;
 use std::os::fd::OwnedFd;
@@ -446,6 +447,8 @@ impl Builder {
                 stopping: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
                 running: AtomicBool::new(false),
+                balance: AtomicBool::new(false),
+                work: AtomicBool::new(false),
             }),
             fork_lock: crate::fork::ForkLock::new(),
         };
@@ -775,15 +778,13 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn wake_kswapd(&self) {
-        // No thread (kswapd off): nothing to wake, and no shared counter to bump.
-        if !self.kswapd.running.load(Ordering::Relaxed) {
-            return;
-        }
-        self.kswapd.word.fetch_add(1, Ordering::SeqCst);
-        // A thread that is awake: the new `word` is enough.
-        if self.kswapd.sleeping.load(Ordering::SeqCst) {
-            sys::futex_wake_all(&self.kswapd.word);
-        }
+        self.kswapd.kick(&self.kswapd.balance);
+    }
+
+    fn schedule_work(&self) {
+        // kswapd is the machine's worker; without it, the deferred frees wait for the next
+        // vmalloc/vfree or for reclaim (the vmalloc shrinker, `vm.rs`).
+        self.kswapd.kick(&self.kswapd.work);
     }
 
     fn heavy_barrier(&self) -> bool {

@@ -16,8 +16,9 @@ use crate::highmem::highmem_pfn;
 use crate::machine::{Inner, Machine};
 use crate::mapping::UserMmu;
 
-/// The vmalloc shrinker (`vmap_node_shrinker`): reclaim empties the VA pool and takes frames
-/// back from the frame cache. Registered by the machine for its whole life.
+/// The vmalloc shrinker (`vmap_node_shrinker`): reclaim completes the `vfree`s deferred from
+/// atomic context (VM-7), empties the VA pool and takes frames back from the frame cache.
+/// Registered by the machine for its whole life.
 impl Shrinker for Inner {
     fn name(&self) -> &str {
         "vmap_node"
@@ -29,6 +30,16 @@ impl Shrinker for Inner {
 
     fn scan_objects(&self, nr_to_scan: usize, _gfp: Gfp) -> usize {
         self.vm.shrink(self.kmem.pages(), nr_to_scan)
+    }
+}
+
+impl Inner {
+    /// The machine's deferred work (`schedule_work`), run by kswapd: completes the `vfree`s
+    /// queued in atomic context.
+    pub(crate) fn deferred_work(&self) {
+        if self.vm.nr_deferred() > 0 {
+            self.vm.flush_deferred(self.kmem.pages());
+        }
     }
 }
 
@@ -122,7 +133,8 @@ impl Machine {
         self.inner.vm.vfree_atomic(self.inner.kmem.pages(), addr);
     }
 
-    /// Completes the `vfree`s deferred from atomic context now.
+    /// Completes the `vfree`s deferred from atomic context now (kswapd, the next
+    /// `vmalloc`/`vfree` and reclaim also complete them).
     pub fn flush_deferred_vfree(&self) {
         self.inner.vm.flush_deferred(self.inner.kmem.pages());
     }

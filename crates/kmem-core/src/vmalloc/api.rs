@@ -161,7 +161,7 @@ impl<M: Mmu> Vmalloc<M> {
         let _ = node; // One node: every node id means node 0.
         let ctx = pa.platform().context();
         if !ctx.atomic {
-            self.drain_deferred(pa);
+            self.drain_deferred(pa, true);
         }
         if size == 0 {
             if !self.warned_zero.swap(true, Relaxed) {
@@ -396,7 +396,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.vfree_atomic_at(pa, addr, caller);
             return;
         }
-        self.drain_deferred(pa);
+        self.drain_deferred(pa, true);
         if !(addr as usize).is_multiple_of(PAGE_SIZE) {
             self.warn(pa, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
             return;
@@ -404,8 +404,11 @@ impl<M: Mmu> Vmalloc<M> {
         self.remove_area(pa, addr, caller, Release::Pages);
     }
 
-    /// `vfree_atomic(addr)`: queues the area; the next `vmalloc`/`vfree` outside atomic context
-    /// or [`Self::flush_deferred`] frees it.
+    /// `vfree_atomic(addr)`: queues the area and, when the queue was empty, kicks the
+    /// platform's worker ([`Platform::schedule_work`], the kernel's `schedule_work` of
+    /// `delayed_vfree_work`), which frees it with [`Self::flush_deferred`]. The next
+    /// `vmalloc`/`vfree` outside atomic context and the shrinker ([`Self::shrink`], run by
+    /// direct reclaim and kswapd) free it too, whichever comes first.
     #[track_caller]
     pub fn vfree_atomic<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8) {
         if !addr.is_null() {
@@ -429,36 +432,56 @@ impl<M: Mmu> Vmalloc<M> {
         let node = space.pool.get_mut(i);
         node.flags |= VM_DEFERRED;
         node.next = head;
+        let pages = node.nr_pages().max(1);
         space.deferred = i;
+        super::locked_add(&self.deferred_pages, pages);
         self.nr_deferred.fetch_add(1, Relaxed);
         self.stats.deferred_frees.fetch_add(1, Relaxed);
-    }
-
-    /// Completes every deferred `vfree` now (the kernel's `vfree_deferred` work). Must not be
-    /// called in atomic context (it is then a no-op).
-    pub fn flush_deferred<P: Platform>(&self, pa: &PageAllocator<P>) {
-        if !pa.platform().context().atomic {
-            self.drain_deferred(pa);
+        drop(space);
+        // `llist_add` returned true: the first entry of an empty queue schedules the work; a
+        // worker already draining takes later entries in the same run (it pops until empty).
+        if head == NIL {
+            pa.platform().schedule_work();
         }
     }
 
-    fn drain_deferred<P: Platform>(&self, pa: &PageAllocator<P>) {
+    /// Completes every deferred `vfree` now (the kernel's `delayed_vfree_work`, run by the
+    /// platform's worker after [`Platform::schedule_work`]). Must not be called in atomic
+    /// context (it is then a no-op).
+    pub fn flush_deferred<P: Platform>(&self, pa: &PageAllocator<P>) {
+        if !pa.platform().context().atomic {
+            self.drain_deferred(pa, true);
+        }
+    }
+
+    /// Frees every queued area, each as `vfree` would (`cache`: small areas may be parked in
+    /// the frame cache) or straight back to the page allocator (reclaim). Returns the frames
+    /// given back to the page allocator.
+    pub(super) fn drain_deferred<P: Platform>(&self, pa: &PageAllocator<P>, cache: bool) -> usize {
+        let mut freed = 0;
         while self.nr_deferred.load(Relaxed) > 0 {
             let mut space = self.space.lock();
             let i = space.deferred;
             if i == NIL {
-                return;
+                break;
             }
             space.deferred = space.pool.get(i).next;
             let node = space.pool.get_mut(i);
             node.flags &= !VM_DEFERRED;
             node.next = NIL;
+            super::locked_sub(&self.deferred_pages, node.nr_pages().max(1));
             self.nr_deferred.fetch_sub(1, Relaxed);
-            let cap = self.cache_limit_pages(pa.total_managed());
+            let cap = if cache { self.cache_limit_pages(pa.total_managed()) } else { 0 };
             let (pages, flags, purge) = self.retire(&mut space, i, Release::Pages, cap);
             drop(space);
+            if let Some(pfns) = pages
+                && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0
+            {
+                freed += pfns.len as usize;
+            }
             self.finish_free(pa, pages, flags, Release::Pages, purge);
         }
+        freed
     }
 
     /// Unlinks the area at `addr` (a live, published area) or reports it.

@@ -9,8 +9,12 @@
 //! no heap. `vfree` moves an area to the lazy tree; its mapping stays until a purge, which
 //! runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted, unmaps
 //! them all and returns their ranges to the free tree (§5.3). `vfree` in atomic context only
-//! queues the area; the queue is drained by the next `vmalloc`/`vfree` outside atomic context
-//! or by [`Vmalloc::flush_deferred`] (VM-7).
+//! queues the area (VM-7), and the first entry of an empty queue kicks the platform's worker
+//! ([`Platform::schedule_work`]; kmem's machine runs it on its kswapd thread), which drains the
+//! queue from process context with [`Vmalloc::flush_deferred`], as the kernel's
+//! `delayed_vfree_work` does. The next `vmalloc`/`vfree` outside atomic context drains it too,
+//! and so does the shrinker ([`Vmalloc::shrink`], counted by [`Vmalloc::reclaimable_pages`]),
+//! so direct reclaim gets the frames back even on a platform without a worker.
 //!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);
@@ -31,6 +35,10 @@
 //! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
 //! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
 //! happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED` meanwhile).
+//! The worker kick of a deferred free ([`Platform::schedule_work`]) is made after the vmap lock
+//! is dropped and takes no kmem lock. The deferred queue is drained from reclaim (the shrinker
+//! runs with no vmap lock held: nothing allocates under it), taking the vmap lock for each
+//! entry and freeing its frames after dropping it, as `vfree` does.
 
 mod api;
 mod info;
@@ -135,6 +143,9 @@ pub struct Vmalloc<M: Mmu> {
     space: SpinLock<Space>,
     nr_vmalloc_pages: AtomicUsize,
     nr_deferred: AtomicUsize,
+    /// Pages held by the deferred queue (see [`Vmalloc::deferred_pages`]); changed under the
+    /// vmap lock.
+    deferred_pages: AtomicUsize,
     lazy_max_pages: AtomicUsize,
     /// Whether purged ranges go to the VA pool (`nr_vmap_nodes > 1`, i.e. more than one CPU).
     va_pools: AtomicBool,
@@ -165,6 +176,7 @@ impl<M: Mmu> Vmalloc<M> {
             space: SpinLock::new(Space::new(start, end)),
             nr_vmalloc_pages: AtomicUsize::new(0),
             nr_deferred: AtomicUsize::new(0),
+            deferred_pages: AtomicUsize::new(0),
             lazy_max_pages: AtomicUsize::new(lazy_max_pages_for(nr_cpus)),
             va_pools: AtomicBool::new(nr_cpus > 1),
             cache_max_pages: AtomicUsize::new(usize::MAX),
@@ -220,6 +232,12 @@ impl<M: Mmu> Vmalloc<M> {
     /// Areas queued by `vfree` in atomic context and not yet freed.
     pub fn nr_deferred(&self) -> usize {
         self.nr_deferred.load(Relaxed)
+    }
+
+    /// Pages held by the areas queued by `vfree` in atomic context: their frames, and at least
+    /// one page per area (its pfn array).
+    pub fn deferred_pages(&self) -> usize {
+        self.deferred_pages.load(Relaxed)
     }
 
     /// The purge threshold in pages.
@@ -357,14 +375,16 @@ impl<M: Mmu> Vmalloc<M> {
             }
             true
         });
-        let mut deferred = 0;
+        let (mut deferred, mut deferred_pages) = (0, 0);
         let mut d = space.deferred;
         while d != node::NIL {
             assert!(space.pool.get(d).flags & VM_DEFERRED != 0);
             deferred += 1;
+            deferred_pages += space.pool.get(d).nr_pages().max(1);
             d = space.pool.get(d).next;
         }
         assert_eq!(deferred, self.nr_deferred(), "deferred count");
+        assert_eq!(deferred_pages, self.deferred_pages(), "deferred pages");
         assert_eq!(vm_pages, self.nr_vmalloc_pages(), "VmallocUsed vs pages of vmalloc areas");
     }
 }

@@ -1,7 +1,7 @@
 //! Reuse paths of vmalloc (see `pool` for the lists): the frame cache (taking an area back,
 //! releasing cached areas), purging with VA pool decay (`__purge_vmap_area_lazy`,
-//! `vm_unmap_aliases`, `reclaim_and_purge_vmap_areas`), the shrinker entry, and contiguous
-//! frame allocation for fresh areas.
+//! `vm_unmap_aliases`, `reclaim_and_purge_vmap_areas`), the shrinker entry (which also
+//! completes deferred `vfree`s, VM-7), and contiguous frame allocation for fresh areas.
 //!
 //! Lock order as in the module root: the vmap lock is taken for list and tree surgery and for
 //! the unmap calls of released areas; frames and pfn arrays are freed after it is dropped.
@@ -133,16 +133,21 @@ impl<M: Mmu> Vmalloc<M> {
         space.purge(&mut |start, len| self.mmu.unmap(start, len), populate)
     }
 
-    /// Pages the shrinker could free now (`count_objects`): the frame cache's frames.
+    /// Pages the shrinker could free now (`count_objects`): the frame cache's frames and the
+    /// pages of deferred frees ([`Vmalloc::deferred_pages`]).
     pub fn reclaimable_pages(&self) -> usize {
-        self.cached_pages()
+        self.cached_pages() + self.deferred_pages()
     }
 
-    /// The shrinker (`vmap_node_shrink_scan`): empties the VA pool into the free tree and
-    /// releases cached areas until `nr_to_scan` frames are freed. Returns the frames freed.
+    /// The shrinker (`vmap_node_shrink_scan`): completes the deferred `vfree`s (outside atomic
+    /// context; their frames go straight back, not to the frame cache), so reclaim gets them
+    /// back even when no worker ran (VM-7); empties the VA pool into the free tree; and
+    /// releases cached areas until `nr_to_scan` frames in all are freed. Returns the frames
+    /// freed.
     pub fn shrink<P: Platform>(&self, pa: &PageAllocator<P>, nr_to_scan: usize) -> usize {
+        let freed = if pa.platform().context().atomic { 0 } else { self.drain_deferred(pa, false) };
         self.space.lock().decay_pool(true);
-        self.drain_cache(pa, nr_to_scan)
+        freed + self.drain_cache(pa, nr_to_scan.saturating_sub(freed))
     }
 
     /// Fills all of `pfns` from one physically contiguous block when one is free right away

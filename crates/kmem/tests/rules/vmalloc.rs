@@ -187,6 +187,54 @@ fn vm7_vfree_in_atomic_context_is_deferred_and_completes_later() {
 }
 
 #[test]
+fn vm7_kswapd_completes_a_deferred_vfree_without_further_vmalloc_calls() {
+    // The kernel's `delayed_vfree_work`: queuing a deferred free kicks the machine's worker
+    // (kswapd), which frees it from process context. Nothing else touches vmalloc here.
+    let m = builder(Profile::I386, 32).kswapd(true).build().expect("build i386 machine");
+    let p = m.vmalloc(64 * PAGE_SIZE).unwrap();
+    {
+        let _lock = atomic_section();
+        m.vfree(p.as_ptr());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (m.vm().nr_deferred(), m.vm().nr_vmalloc_pages()) != (0, 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(m.vm().nr_deferred(), 0, "VM-7: kswapd drained the deferred free");
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+    assert!(m.vmalloc_to_page(p.as_ptr()).is_none());
+    m.vm().check();
+}
+
+#[test]
+fn vm7_direct_reclaim_completes_deferred_vfrees_without_kswapd() {
+    // The C repro of the review (`spin_lock; vfree; spin_unlock`, then take every page): with
+    // no background thread, the reclaim pass of a `GFP_KERNEL | __GFP_NORETRY` allocation
+    // must get the deferred area's frames back.
+    let m = i386(32);
+    let gfp = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN;
+    let held = grab_all(&m, gfp);
+    let baseline = pages_in(&held);
+    free_all(&m, held);
+    let p = m.vmalloc(2048 * PAGE_SIZE).unwrap();
+    {
+        let _lock = atomic_section();
+        m.vfree(p.as_ptr());
+    }
+    assert_eq!(m.vm().nr_deferred(), 1, "queued: no worker, no vmalloc call since");
+    let counted = m.vm().reclaimable_pages();
+    let held = grab_all(&m, gfp);
+    let after = pages_in(&held);
+    assert!(after + 64 >= baseline, "{after} pages after the deferred vfree, {baseline} before");
+    assert_eq!(m.vm().nr_deferred(), 0, "VM-7: direct reclaim drained the deferred free");
+    assert!(counted >= 2048, "the shrinker counted the queued frames: {counted}");
+    free_all(&m, held);
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+    m.vm().check();
+    check(&m);
+}
+
+#[test]
 fn vm7_sleeping_vmalloc_and_vunmap_in_atomic_context_are_reported() {
     let m = i386(64);
     let (p, line) = {
