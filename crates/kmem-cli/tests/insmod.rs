@@ -124,6 +124,12 @@ fn legacy_module_taints_and_reports_sleeping_under_a_lock() {
         "{out}"
     );
     assert!(out.contains("in_atomic(): 1,"), "{out}");
+    // The call trace names the module's function, as the kernel's `%pS` does.
+    let trace = &out[out.find("Call Trace:\n <TASK>\n").expect("a call trace")..];
+    let frames: Vec<&str> = trace.lines().skip(2).take_while(|l| *l != " </TASK>").collect();
+    assert_eq!(frames.len(), 2, "kmem's location, then the module's frame: {trace}");
+    assert!(frames[0].starts_with("  crates/kmem-ffi/src/pages.rs:"), "{trace}");
+    assert!(frames[1].starts_with("  init_module+0x") && frames[1].ends_with(" [legacy24]"), "{trace}");
     assert!(out.ends_with("Module Memory Test End\n"), "{out}");
 }
 

@@ -24,11 +24,13 @@
 //! `write_bytes`/`read_bytes` (after checking every page of the range is allocated), and in
 //! [`mempool`] (the pool handle over the core's raw pool, and typed elements in pool pages),
 //! `typed_cache` ([`KmemCache`]: slots of `T` and the constructor/destructor hooks),
-//! [`global_alloc`] ([`KmemAlloc`], the `#[global_allocator]`) and [`alloc_api`] (the
-//! `allocator-api2` [`allocator_api2::alloc::Allocator`] over kmalloc).
+//! [`global_alloc`] ([`KmemAlloc`], the `#[global_allocator]`), [`alloc_api`] (the
+//! `allocator-api2` [`allocator_api2::alloc::Allocator`] over kmalloc) and `callers` (glibc's
+//! `backtrace`/`dladdr1`, naming a C caller's frames in a report).
 
 pub mod alloc_api;
 pub mod alloc_vm;
+mod callers;
 pub mod context;
 mod cpu;
 pub mod env;

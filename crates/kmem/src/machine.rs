@@ -802,10 +802,14 @@ unsafe impl Platform for UserPlatform {
     fn dump_stack(&self, caller: &Location<'_>) {
         let _heap = crate::global_alloc::system_scope(); // As in `log`.
         let cpu = self.cpu().unwrap_or(0);
+        let mut trace = format!("  {caller}\n");
+        for frame in crate::callers::foreign_frames() {
+            trace.push_str(&format!("  {frame}\n"));
+        }
         self.log.log(
             Level::Warning,
             &format!(
-                "CPU: {cpu} UID: 0 PID: {} Comm: {}\nCall Trace:\n <TASK>\n  {caller}\n </TASK>",
+                "CPU: {cpu} UID: 0 PID: {} Comm: {}\nCall Trace:\n <TASK>\n{trace} </TASK>",
                 sys::gettid(),
                 sys::comm()
             ),
