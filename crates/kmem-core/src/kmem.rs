@@ -47,6 +47,13 @@ impl<P: Platform> Kmem<P> {
         &self.slabs
     }
 
+    /// Tells the slab allocator where the machine's vmalloc range is (`VMALLOC_START..
+    /// VMALLOC_END`), so that `kfree` and its relatives report a vmalloc address as one (to be
+    /// freed with `vfree()`/`kvfree()`) instead of as an address kmem knows nothing of.
+    pub fn set_vmalloc_range(&mut self, range: core::ops::Range<usize>) {
+        self.slabs.vmalloc = range;
+    }
+
     /// Registers the slab shrinker with the page allocator's reclaim: reclaim then flushes
     /// per-CPU object arrays and frees empty slabs of every cache except `SLAB_NO_REAP` ones.
     ///

@@ -4,6 +4,7 @@ pub mod boundary;
 pub mod context;
 pub mod kmalloc;
 pub mod mempool;
+pub mod mempool_helpers;
 pub mod module;
 pub mod pages;
 pub mod printk;

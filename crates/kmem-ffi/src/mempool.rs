@@ -1,21 +1,25 @@
 //! Memory pools from C (`linux/mempool.h`): `mempool_create`/`_node`, `mempool_destroy`,
 //! `mempool_init`/`mempool_exit`, `mempool_alloc`, `mempool_alloc_preallocated`,
-//! `mempool_free`, `mempool_resize` (and the book's 3-argument form, `mempool_resize_gfp`),
-//! and the kernel's callback pairs for slab, kmalloc and page pools
-//! (`mempool_alloc_slab`/`mempool_free_slab`, `mempool_kmalloc`/`mempool_kfree`,
-//! `mempool_alloc_pages`/`mempool_free_pages`, whose `pool_data` is the cache, the size and the
-//! order, as in the kernel).
+//! `mempool_free`, `mempool_resize` (and the book's 3-argument form, `mempool_resize_gfp`).
+//! The kernel's callback pairs for slab, kmalloc and page pools are in
+//! [`crate::mempool_helpers`].
 //!
 //! # Two structures per pool
 //! C sees the kernel's `mempool_t` ([`mempool_t`], field for field, so seed 003 can read
-//! `pool->min_nr`); the pool itself is the core's `Mempool`, made by the core's
-//! `mempool_create` over the machine's page allocator. `POOLS` maps the C structure's address
-//! to the core pool; every call looks the C pointer up there first, so NULL and pointers that are
-//! not live pools are reported in the kernel's words and never dereferenced. After each call
-//! the C structure's `min_nr` and `curr_nr` are brought up to date; `elements` is non-NULL while
-//! the pool is initialised (so `mempool_initialized` works) but opaque: the reserve lives in the
-//! core pool. `mempool_create` takes the C structure from kmalloc, as the kernel does;
-//! `mempool_init` uses the caller's.
+//! `pool->min_nr`); the pool itself is a core `Mempool`, made over the machine's page
+//! allocator. `POOLS` maps the C structure's address to the core pool; every call looks the C
+//! pointer up there first, so NULL and pointers that are not live pools are reported in the
+//! kernel's words and never dereferenced. After each call the C structure's `min_nr` and
+//! `curr_nr` are brought up to date; `alloc`, `free` and `pool_data` are what C passed;
+//! `elements` is non-NULL while the pool is initialised (so `mempool_initialized` works) but
+//! opaque: the reserve lives in the core pool. `mempool_create` takes the C structure from
+//! kmalloc, as the kernel does; `mempool_init` uses the caller's.
+//!
+//! # Helper pools and custom pools
+//! A pool whose callbacks are one of the ABI's helper pairs becomes the core's helper pool of
+//! that kind, as the Rust API's helper pools are, so mempool debugging poisons its reserve and
+//! checks its frees (MP-13, TST-16; see [`crate::mempool_helpers`] for how pairs are
+//! recognised). Any other pool is the core's custom pool over the caller's callbacks.
 //!
 //! # Callbacks
 //! The core calls `alloc_fn`/`free_fn` with no lock held (not its reserve lock, not
@@ -30,15 +34,15 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{LazyLock, PoisonError, RwLock};
 
-use kmem::mempool::{Mempool, MempoolAllocFn, MempoolFreeFn, PoolHelperData, ResizeError};
-use kmem::{Gfp, Machine, UserPlatform};
+use kmem::mempool::{Mempool, MempoolAllocFn, MempoolFreeFn, ResizeError};
+use kmem::{Gfp, Machine};
 use kmem_core::gfp::GFP_KERNEL;
-use kmem_core::mempool::{self as core_pool, NUMA_NO_NODE};
+use kmem_core::mempool::{self as core_pool, HelperPair, NUMA_NO_NODE};
 
 use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
 use crate::context::SPINLOCK_MAGIC;
-use crate::pages::{gfp_t, page_from_c};
-use crate::slab::{checked_cache, with_alloc_gfp};
+use crate::mempool_helpers::helper_pair;
+use crate::pages::gfp_t;
 
 /// `-EINVAL`.
 const EINVAL: c_int = 22;
@@ -98,6 +102,9 @@ struct PoolEntry {
     pool: NonNull<Mempool>,
     /// The C structure came from `mempool_create` (kmalloc), not the caller (`mempool_init`).
     kmalloced: bool,
+    /// The cache of a slab helper pool (its C address), which must outlive the pool; 0 for
+    /// other pools.
+    slab_cache: usize,
 }
 
 // SAFETY: `Mempool` is `Send + Sync`; the entry only carries its address.
@@ -107,6 +114,13 @@ unsafe impl Sync for PoolEntry {}
 
 /// The live pools C holds, by the address of their `mempool_t`.
 static POOLS: LazyLock<RwLock<HashMap<usize, PoolEntry>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// A live C pool that is a slab helper pool over the cache at `cache` (a C `struct
+/// kmem_cache *`), if any: `kmem_cache_destroy` refuses such a cache.
+pub(crate) fn pool_over_cache(cache: *const c_void) -> Option<*mut mempool_t> {
+    let pools = POOLS.read().unwrap_or_else(PoisonError::into_inner);
+    pools.iter().find(|(_, e)| e.slab_cache == cache as usize).map(|(&c, _)| c as *mut mempool_t)
+}
 
 /// The core pool behind a C `mempool_t *`, reporting NULL and pointers that are not live pools.
 #[track_caller]
@@ -158,12 +172,20 @@ unsafe fn build(
     gfp: Gfp,
     node: i32,
 ) -> bool {
-    // SAFETY: The machine is 'static, so its page allocator outlives the pool; the callbacks'
-    // contract is the caller's.
-    let Some(pool) =
-        (unsafe { core_pool::mempool_create_node(m.pages(), min_nr, alloc_fn, free_fn, pool_data, gfp, node) })
-    else {
-        return false;
+    let pair = helper_pair(alloc_fn, free_fn, pool_data);
+    let pool = match pair {
+        // SAFETY: The machine is 'static, so its allocators outlive the pool, and the cache of a
+        // slab pair is a live one of this ABI, which `kmem_cache_destroy` keeps while the pool
+        // is registered (`pool_over_cache`).
+        Some(pair) => unsafe { core_pool::mempool_create_helper_node(&**m, min_nr, pair, gfp, node) },
+        // SAFETY: The machine is 'static, so its page allocator outlives the pool; the
+        // callbacks' contract is the caller's.
+        None => unsafe { core_pool::mempool_create_node(m.pages(), min_nr, alloc_fn, free_fn, pool_data, gfp, node) },
+    };
+    let Some(pool) = pool else { return false };
+    let slab_cache = match pair {
+        Some(HelperPair::Slab(cache)) => cache.as_ptr() as usize,
+        _ => 0,
     };
     let raw = c.as_ptr();
     // SAFETY: `c` is ours to write (caller); the wait list's head points to itself (empty).
@@ -185,7 +207,10 @@ unsafe fn build(
         (*head).next = head;
         (*head).prev = head;
     }
-    POOLS.write().unwrap_or_else(PoisonError::into_inner).insert(raw as usize, PoolEntry { pool, kmalloced });
+    POOLS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(raw as usize, PoolEntry { pool, kmalloced, slab_cache });
     // SAFETY: Just created and registered.
     sync_counts(raw, unsafe { pool.as_ref() });
     true
@@ -414,81 +439,4 @@ pub extern "C" fn mempool_resize_gfp(pool: *mut mempool_t, new_min_nr: c_int, gf
         let new_min_nr = usize::try_from(new_min_nr).unwrap_or(0);
         resize_result(pool, p, p.resize_gfp(new_min_nr, Gfp::from_bits(gfp_mask)))
     })
-}
-
-/// `void *mempool_alloc_slab(gfp_t gfp_mask, void *pool_data)`: an object of the cache
-/// `pool_data`. A cache with a constructor is the kernel's `VM_BUG_ON(mem->ctor)`: reported,
-/// NULL. A `pool_data` that is not a live cache is reported.
-#[unsafe(no_mangle)]
-pub extern "C" fn mempool_alloc_slab(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
-    ffi_boundary("mempool_alloc_slab", ptr::null_mut(), |m| {
-        let Some(cache) = checked_cache(m, "mempool_alloc_slab", pool_data) else { return ptr::null_mut() };
-        let mut data = PoolHelperData::slab(&**m, cache);
-        // SAFETY: `data` describes this machine's `Kmem` and a live cache, and outlives the call.
-        with_alloc_gfp(gfp_mask, || unsafe {
-            kmem::mempool::mempool_alloc_slab::<UserPlatform>(gfp_mask, (&raw mut data).cast())
-        })
-    })
-}
-
-/// `void mempool_free_slab(void *element, void *pool_data)`: `kmem_cache_free(pool_data,
-/// element)`, with that function's checks.
-///
-/// # Safety
-/// `element` is NULL or an object of the cache the caller gives up.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn mempool_free_slab(element: *mut c_void, pool_data: *mut c_void) {
-    ffi_boundary("mempool_free_slab", (), |m| {
-        if let Some(cache) = checked_cache(m, "mempool_free_slab", pool_data) {
-            // SAFETY: The caller gives the object up; the core checks it is one of the cache's.
-            unsafe { m.kmem_cache_free(cache, element.cast()) };
-        }
-    });
-}
-
-/// `void *mempool_kmalloc(gfp_t gfp_mask, void *pool_data)`: `kmalloc((size_t)pool_data)`.
-#[unsafe(no_mangle)]
-pub extern "C" fn mempool_kmalloc(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
-    ffi_boundary("mempool_kmalloc", ptr::null_mut(), |m| {
-        m.kmalloc(pool_data as usize, gfp_mask).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
-    })
-}
-
-/// `void mempool_kfree(void *element, void *pool_data)`: `kfree(element)`.
-///
-/// # Safety
-/// As `kfree`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn mempool_kfree(element: *mut c_void, pool_data: *mut c_void) {
-    let _ = pool_data;
-    // SAFETY: The caller gives the block up; the core checks it.
-    ffi_boundary("mempool_kfree", (), |m| unsafe { m.kfree(element.cast()) });
-}
-
-/// `void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data)`: a `struct page *` of order
-/// `(long)pool_data`, or NULL.
-#[unsafe(no_mangle)]
-pub extern "C" fn mempool_alloc_pages(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
-    ffi_boundary("mempool_alloc_pages", ptr::null_mut(), |m| {
-        let Ok(order) = u32::try_from(pool_data as usize) else { return ptr::null_mut() };
-        m.alloc_pages(gfp_mask, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast())
-    })
-}
-
-/// `void mempool_free_pages(void *element, void *pool_data)`: `__free_pages(element, order)`;
-/// an element that is not one of kmem's pages is reported and ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn mempool_free_pages(element: *mut c_void, pool_data: *mut c_void) {
-    ffi_boundary("mempool_free_pages", (), |m| {
-        if element.is_null() {
-            return;
-        }
-        let Ok(order) = u32::try_from(pool_data as usize) else { return };
-        match page_from_c(m, element) {
-            Some(page) => m.free_pages(page, order),
-            None => {
-                report_bad_pointer(m, "mempool_free_pages", "struct page pointer", element as usize, Location::caller())
-            }
-        }
-    });
 }

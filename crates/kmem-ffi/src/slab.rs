@@ -18,7 +18,8 @@
 //! is released before the core is called), so a constructor may call `printk` or allocate from
 //! other caches.
 //!
-//! Lock order: `CACHES` is a leaf: it is never held across a call into the core or into C.
+//! Lock order: `CACHES` is a leaf: it is never held across a call into the core or into C (or
+//! while the mempool registry is looked up).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{LazyLock, PoisonError, RwLock};
 
 use kmem::{Gfp, Level, Machine};
+use kmem_core::platform::Platform as _;
 use kmem_core::slab::flags::{SLAB_CTOR_ATOMIC, SLAB_CTOR_CONSTRUCTOR, SlabFlags};
 use kmem_core::slab::{Cache, CacheArgs, CacheRef, ObjFn};
 
@@ -319,6 +321,9 @@ pub unsafe extern "C" fn kmem_cache_create_dtor(
 /// (`BUG <cache> (...): Objects remaining on __kmem_cache_shutdown()` and `kmem_cache_destroy
 /// <cache>: Slab cache still has objects`) are logged, the cache's memory is kept but the
 /// handle is dead, and the result is `-EBUSY`. A pointer that is not a live cache is reported.
+/// The last reference of a cache that a live slab mempool uses (`mempool_create_slab_pool`)
+/// is refused: reported, `-EBUSY`, and the cache and its handle stay as they were (the kernel
+/// would leave the pool with a dangling cache).
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_cache_destroy(s: *mut c_void) -> c_int {
     ffi_boundary("kmem_cache_destroy", -EBUSY, |m| {
@@ -326,9 +331,17 @@ pub extern "C" fn kmem_cache_destroy(s: *mut c_void) -> c_int {
             return 0;
         }
         let Some(cache) = checked_cache(m, "kmem_cache_destroy", s) else { return 0 };
+        // Looked up before `CACHES` is taken (both are leaves); a pool made over the cache
+        // while it is being destroyed is the caller's race, as any use during a destroy.
+        let pool = crate::mempool::pool_over_cache(s);
         let legacy = {
             let mut caches = CACHES.write().unwrap_or_else(PoisonError::into_inner);
             let Some(entry) = caches.get_mut(&(s as usize)) else { return 0 };
+            if let Some(pool) = pool.filter(|_| entry.refs == 1) {
+                drop(caches);
+                report_used_by_pool(m, cache, pool.cast(), Location::caller());
+                return -EBUSY;
+            }
             entry.refs -= 1;
             if entry.refs > 0 { None } else { caches.remove(&(s as usize)).map(|e| e.legacy) }
         };
@@ -348,6 +361,19 @@ pub extern "C" fn kmem_cache_destroy(s: *mut c_void) -> c_int {
             Err(_) => -EBUSY,
         }
     })
+}
+
+/// `kmem_cache_destroy` of a cache a live mempool still uses, in the words of the kernel's
+/// warning for a cache that still has objects.
+fn report_used_by_pool(m: &Machine, cache: CacheRef, pool: *const c_void, caller: &Location<'_>) {
+    let name = cache.get().name();
+    m.printk(
+        Level::Warning,
+        &format!(
+            "WARNING: at {caller} kmem_cache_destroy\nkmem_cache_destroy {name}: Slab cache still used by mempool {pool:p}; not destroyed (mempool_destroy() the pool first)\n"
+        ),
+    );
+    m.platform().dump_stack(caller);
 }
 
 /// `int kmem_cache_shrink(struct kmem_cache *s)`: frees the cache's empty slabs; 0.

@@ -63,6 +63,9 @@ fn show(o: &Output) -> String {
 enum Link {
     None,
     Shared,
+    /// Shared, from a position-dependent executable: the addresses C takes of the library's
+    /// functions are the executable's PLT entries, which the library's own references share.
+    SharedNoPie,
     Static,
 }
 
@@ -72,6 +75,7 @@ fn build(name: &str, link: Link) -> PathBuf {
     let suffix = match link {
         Link::None => "plain",
         Link::Shared => "so",
+        Link::SharedNoPie => "so-nopie",
         Link::Static => "static",
     };
     let exe = out_dir().join(format!("{name}-{suffix}"));
@@ -80,8 +84,11 @@ fn build(name: &str, link: Link) -> PathBuf {
         vec![src.display().to_string(), "-o".into(), exe.display().to_string(), "-pthread".into()];
     match link {
         Link::None => {}
-        Link::Shared => {
-            args.extend([format!("-L{}", lib.display()), "-lkmem".into(), format!("-Wl,-rpath,{}", lib.display())])
+        Link::Shared | Link::SharedNoPie => {
+            args.extend([format!("-L{}", lib.display()), "-lkmem".into(), format!("-Wl,-rpath,{}", lib.display())]);
+            if matches!(link, Link::SharedNoPie) {
+                args.extend(["-fno-pie".into(), "-no-pie".into()]);
+            }
         }
         // The native libraries a Rust staticlib needs (`rustc --print native-static-libs`).
         Link::Static => args.extend(
@@ -99,11 +106,11 @@ fn build(name: &str, link: Link) -> PathBuf {
 /// Runs a C program on a fresh default machine (i386, 1 GiB sparse), under
 /// `KMEM_C_TEST_WRAPPER` if set.
 fn run(exe: &Path) -> Output {
-    run_env(exe, &[])
+    run_with(exe, &[])
 }
 
-/// [`run`] with the default machine configured by `env` (`KMEM_*` variables).
-fn run_env(exe: &Path, env: &[(&str, &str)]) -> Output {
+/// [`run`] with these `KMEM_*` settings (every other `KMEM_*` variable is removed).
+fn run_with(exe: &Path, settings: &[(&str, &str)]) -> Output {
     let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
     let mut words = wrapper.split_whitespace();
     let mut cmd = match words.next() {
@@ -120,12 +127,16 @@ fn run_env(exe: &Path, env: &[(&str, &str)]) -> Output {
     // cargo's LD_LIBRARY_PATH lists target/<profile> first, whose libkmem.so is whatever
     // `cargo build` uplifted last; the suite tests the one built with it.
     cmd.env("LD_LIBRARY_PATH", lib_dir());
-    cmd.envs(env.iter().copied());
+    cmd.envs(settings.iter().copied());
     cmd.output().expect("run a C test program")
 }
 
 fn run_suite(name: &str, link: Link) {
-    let o = run(&build(name, link));
+    run_suite_with(name, link, &[]);
+}
+
+fn run_suite_with(name: &str, link: Link, settings: &[(&str, &str)]) {
+    let o = run_with(&build(name, link), settings);
     assert!(o.status.success(), "{name} failed:\n{}", show(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(&format!("{name}: ")) && out.contains(" checks, 0 failed"), "{}", show(&o));
@@ -176,6 +187,22 @@ fn mempool() {
     run_suite("mempool", Link::Shared);
 }
 
+/// MP-13, TST-16 from C: with mempool debugging, pools made with the kernel's helper pairs
+/// poison their reserve and check their frees as the Rust API's helper pools do; custom pools
+/// and mixed pairs stay custom.
+#[test]
+fn mempool_debugging_of_helper_pools() {
+    run_suite_with("mempool_debug", Link::Shared, &[("KMEM_MEMPOOL_DEBUG", "1")]);
+}
+
+/// The same from a position-dependent executable and with the static library: the helper
+/// pairs are recognised by address however C takes their addresses.
+#[test]
+fn mempool_debugging_of_helper_pools_without_pie_and_with_the_static_library() {
+    run_suite_with("mempool_debug", Link::SharedNoPie, &[("KMEM_MEMPOOL_DEBUG", "1")]);
+    run_suite_with("mempool_debug", Link::Static, &[("KMEM_MEMPOOL_DEBUG", "1")]);
+}
+
 #[test]
 fn vmalloc() {
     run_suite("vmalloc", Link::Shared);
@@ -187,7 +214,7 @@ fn vmalloc() {
 fn vfree_atomic_completes_by_kswapd_or_direct_reclaim() {
     let exe = build("vfree_atomic", Link::Shared);
     for kswapd in ["1", "0"] {
-        let o = run_env(&exe, &[("KMEM_MEM", "32M"), ("KMEM_KSWAPD", kswapd)]);
+        let o = run_with(&exe, &[("KMEM_MEM", "32M"), ("KMEM_KSWAPD", kswapd)]);
         assert!(o.status.success(), "vfree_atomic with KMEM_KSWAPD={kswapd} failed:\n{}", show(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains(" checks, 0 failed"), "{}", show(&o));
     }

@@ -459,7 +459,8 @@ impl Builder {
         if let Some(spec) = &s.slub_debug {
             slab.debug = DebugSpec::new(spec).map_err(|e| BuildError::Setting(format!("slab_debug: {e}")))?;
         }
-        let pa = Kmem::new(pa, slab);
+        let mut pa = Kmem::new(pa, slab);
+        pa.set_vmalloc_range(vm.start()..vm.end());
         if let Some(spec) = &s.failslab {
             pa.slabs().failslab().parse_and_apply(spec).map_err(|e| BuildError::Setting(format!("failslab: {e}")))?;
         }

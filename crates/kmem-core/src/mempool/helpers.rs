@@ -10,6 +10,7 @@
 //! [`super::slab_helpers`].
 
 use core::ffi::c_void;
+use core::panic::Location;
 use core::ptr::{self, NonNull};
 
 use super::poison::ElementBytes;
@@ -74,18 +75,23 @@ pub unsafe extern "C" fn mempool_alloc_pages<P: Platform>(gfp: Gfp, pool_data: *
     }
 }
 
-/// `mempool_free_pages`: frees a block [`mempool_alloc_pages`] returned. An element that is
-/// not a page of this allocator is reported by the page allocator and ignored.
+/// `mempool_free_pages`: frees a block [`mempool_alloc_pages`] returned. NULL is ignored; a
+/// pointer that is not a `Page` of this allocator's page array (found by address arithmetic,
+/// never read) is reported as the page allocator reports it and ignored, so a C caller's
+/// foreign pointer cannot reach the free path.
 ///
 /// # Safety
-/// As [`mempool_alloc_pages`]; `element` is NULL or a `*const Page` of that allocator that no
-/// one uses any more.
+/// As [`mempool_alloc_pages`]; `element` is NULL, any pointer that is not a `Page` of that
+/// allocator, or a `Page` of it that no one uses any more.
 pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, pool_data: *mut c_void) {
     // SAFETY: The caller's promise.
     let (pa, order) = unsafe { page_helper::<P>(pool_data) };
-    // SAFETY: `element` is NULL or a `Page` in the allocator's page array (caller).
-    if let Some(page) = unsafe { element.cast::<Page>().as_ref() } {
-        pa.free_pages(page, order);
+    if element.is_null() {
+        return;
+    }
+    match page_at(pa, element) {
+        Some((page, _)) => pa.free_pages(page, order),
+        None => pa.report_bad_free(None, order, "page is not in this machine's mem_map", Location::caller()),
     }
 }
 
@@ -95,7 +101,7 @@ pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, p
 ///
 /// # Safety
 /// `pool_data` is as for [`mempool_alloc_pages`]; `element` may be any pointer.
-unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
+pub(super) unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
     // SAFETY: The caller's promise.
     let (pa, order) = unsafe { page_helper::<P>(pool_data) };
     let Some((page, pfn)) = page_at(pa, element) else { return ElementBytes::NotAnElement };

@@ -80,8 +80,8 @@ pub use lifecycle::{
     mempool_free, mempool_init, mempool_init_node, mempool_resize,
 };
 pub use slab_helpers::{
-    mempool_alloc_slab, mempool_create_kmalloc_pool, mempool_create_slab_pool, mempool_free_slab,
-    mempool_init_kmalloc_pool, mempool_init_slab_pool, mempool_kfree, mempool_kmalloc,
+    HelperPair, mempool_alloc_slab, mempool_create_helper_node, mempool_create_kmalloc_pool, mempool_create_slab_pool,
+    mempool_free_slab, mempool_init_kmalloc_pool, mempool_init_slab_pool, mempool_kfree, mempool_kmalloc,
 };
 
 /// `mempool_alloc_t`: returns a new element or NULL. Called with the pool's `pool_data`.

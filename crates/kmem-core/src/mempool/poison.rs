@@ -6,7 +6,8 @@
 //!
 //! Which pools can be poisoned: every helper pool — page pools (`PAGE_SIZE << order` bytes at
 //! the direct-map address), slab pools (`kmem_cache_size` bytes) and kmalloc pools (the pool's
-//! size), as the newest kernel's `check_element` — and custom pools whose creator declared the
+//! size), as the newest kernel's `check_element`; from C these are the pools made with the
+//! ABI's helper pairs ([`super::mempool_create_helper_node`]) — and custom pools whose creator declared the
 //! element size ([`Mempool::set_element_size`]: the element pointer addresses that many bytes
 //! the pool may overwrite while it holds the element). Not covered: custom pools without a
 //! declared size (the pool cannot know what an element is), and HighMem page elements, which

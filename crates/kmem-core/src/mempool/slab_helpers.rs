@@ -1,7 +1,8 @@
 //! The slab and kmalloc pairs of `include/linux/mempool.h` (MP-11, MP-12):
 //! `mempool_alloc_slab`/`mempool_free_slab` (elements are objects of one cache) and
 //! `mempool_kmalloc`/`mempool_kfree` (elements are kmalloc blocks of one size), with their
-//! create and init functions.
+//! create and init functions, and [`mempool_create_helper_node`]: any of the three pairs
+//! (pages too) named as a [`HelperPair`], with the caller's GFP mask and node.
 //!
 //! As for page pools ([`super::helpers`]), `pool_data` points to a [`PoolHelperData`] kept in
 //! the pool: `allocator` is the [`Kmem`], `arg` the cache pointer or the size. The pool's own
@@ -16,14 +17,14 @@
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
-use super::helpers::PoolHelperData;
+use super::helpers::{PoolHelperData, mempool_alloc_pages, mempool_free_pages, page_span};
 use super::poison::ElementBytes;
-use super::{Mempool, NUMA_NO_NODE, PoolData, create_with, init_with};
-use crate::AllocError;
+use super::{Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolData, create_with, init_with};
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::kmem::Kmem;
 use crate::platform::{Level, Platform};
 use crate::slab::CacheRef;
+use crate::{AllocError, MAX_PAGE_ORDER};
 
 impl PoolHelperData {
     /// The data of a slab pool of `cache` over `kmem`.
@@ -151,6 +152,58 @@ unsafe fn kmalloc_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void
     if block { ElementBytes::Bytes(addr, size) } else { ElementBytes::NotAnElement }
 }
 
+/// One of the kernel's helper pairs and its argument: what a pool's `alloc_fn`/`free_fn` and
+/// `pool_data` are when it is made by `mempool_create_{slab,kmalloc,page}_pool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperPair {
+    /// `mempool_alloc_slab`/`mempool_free_slab` over this cache.
+    Slab(CacheRef),
+    /// `mempool_kmalloc`/`mempool_kfree` of this size.
+    Kmalloc(usize),
+    /// `mempool_alloc_pages`/`mempool_free_pages` of this order.
+    Pages(u32),
+}
+
+/// `mempool_create_node(min_nr, <pair>, <argument>, gfp, node)` over `kmem`: the helper pool
+/// of `pair` (its callbacks, its helper data in the pool, and the knowledge of its elements'
+/// bytes that poisoning and the debug free checks need), with the reserve filled with `gfp`.
+/// This is what a caller that names a helper pair through function pointers (the C ABI) gets.
+/// `None` if the reserve cannot be filled — always for a cache with a constructor (MP-11,
+/// reported) and for an order above `MAX_PAGE_ORDER`.
+///
+/// # Safety
+/// `kmem` (and the cache of a slab pair) outlive the pool, which is used until
+/// [`super::mempool_destroy`].
+pub unsafe fn mempool_create_helper_node<P: Platform + 'static>(
+    kmem: &Kmem<P>,
+    min_nr: usize,
+    pair: HelperPair,
+    gfp: Gfp,
+    node: i32,
+) -> Option<NonNull<Mempool>> {
+    let (alloc_fn, free_fn, data): (MempoolAllocFn, MempoolFreeFn, _) = match pair {
+        HelperPair::Slab(cache) => (
+            mempool_alloc_slab::<P>,
+            mempool_free_slab::<P>,
+            PoolData::Helper(PoolHelperData::slab(kmem, cache), Some(slab_span::<P>)),
+        ),
+        HelperPair::Kmalloc(size) => (
+            mempool_kmalloc::<P>,
+            mempool_kfree::<P>,
+            PoolData::Helper(PoolHelperData::kmalloc(kmem, size), Some(kmalloc_span::<P>)),
+        ),
+        HelperPair::Pages(order) if order <= MAX_PAGE_ORDER => (
+            mempool_alloc_pages::<P>,
+            mempool_free_pages::<P>,
+            PoolData::Helper(PoolHelperData::pages(kmem.pages(), order), Some(page_span::<P>)),
+        ),
+        HelperPair::Pages(_) => return None,
+    };
+    // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool;
+    // `kmem` and the cache outlive it (caller); the backing allocators work from any thread.
+    unsafe { create_with(kmem.pages(), min_nr, alloc_fn, free_fn, data, gfp, node) }
+}
+
 /// `mempool_create_slab_pool(min_nr, cache)` over `kmem`. `None` if the reserve cannot be
 /// filled — always for a cache with a constructor (MP-11, reported).
 ///
@@ -161,20 +214,8 @@ pub unsafe fn mempool_create_slab_pool<P: Platform + 'static>(
     min_nr: usize,
     cache: CacheRef,
 ) -> Option<NonNull<Mempool>> {
-    let data = PoolData::Helper(PoolHelperData::slab(kmem, cache), Some(slab_span::<P>));
-    // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool;
-    // `kmem` and `cache` outlive it (caller); slab allocation works from any thread.
-    unsafe {
-        create_with(
-            kmem.pages(),
-            min_nr,
-            mempool_alloc_slab::<P>,
-            mempool_free_slab::<P>,
-            data,
-            GFP_KERNEL,
-            NUMA_NO_NODE,
-        )
-    }
+    // SAFETY: The caller's contract.
+    unsafe { mempool_create_helper_node(kmem, min_nr, HelperPair::Slab(cache), GFP_KERNEL, NUMA_NO_NODE) }
 }
 
 /// `mempool_create_kmalloc_pool(min_nr, size)` over `kmem`. `None` if the reserve cannot be
@@ -187,11 +228,8 @@ pub unsafe fn mempool_create_kmalloc_pool<P: Platform + 'static>(
     min_nr: usize,
     size: usize,
 ) -> Option<NonNull<Mempool>> {
-    let data = PoolData::Helper(PoolHelperData::kmalloc(kmem, size), Some(kmalloc_span::<P>));
-    // SAFETY: As in `mempool_create_slab_pool`.
-    unsafe {
-        create_with(kmem.pages(), min_nr, mempool_kmalloc::<P>, mempool_kfree::<P>, data, GFP_KERNEL, NUMA_NO_NODE)
-    }
+    // SAFETY: The caller's contract.
+    unsafe { mempool_create_helper_node(kmem, min_nr, HelperPair::Kmalloc(size), GFP_KERNEL, NUMA_NO_NODE) }
 }
 
 /// `mempool_init_slab_pool(pool, min_nr, cache)` over `kmem`, in the caller's storage.

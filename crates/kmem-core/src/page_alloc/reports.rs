@@ -119,7 +119,7 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// A free that cannot be carried out at all (unknown page, impossible order).
-    pub(super) fn report_bad_free(&self, pfn: Option<usize>, order: u32, what: &str, caller: &Location<'_>) {
+    pub(crate) fn report_bad_free(&self, pfn: Option<usize>, order: u32, what: &str, caller: &Location<'_>) {
         if !self.count_bad_page() {
             return;
         }

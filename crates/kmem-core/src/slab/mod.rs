@@ -125,6 +125,8 @@ pub struct Slabs {
     pub(crate) errors: AtomicUsize,
     /// The direct-map base address (slab descriptors and pages are found from it).
     pub(crate) dm: usize,
+    /// The machine's vmalloc range, for reports (empty unless [`crate::Kmem::set_vmalloc_range`]).
+    pub(crate) vmalloc: core::ops::Range<usize>,
     /// Serialises the creation of kmalloc caches on first use.
     pub(crate) kmalloc_lock: SpinLock<()>,
 }
@@ -133,6 +135,7 @@ impl Slabs {
     pub(crate) fn new(config: SlabConfig, clock: u64, dm: usize) -> Self {
         Self {
             dm,
+            vmalloc: 0..0,
             list: SpinLock::new(CacheList { head: ptr::null_mut(), len: 0 }),
             descs: DescPool::new(),
             rng: Rng::new(config.seed ^ clock.rotate_left(17) ^ 0x5bd1_e995),

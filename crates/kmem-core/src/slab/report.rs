@@ -87,6 +87,7 @@ impl<P: Platform> Kmem<P> {
                 let (flags, refs) = page.map_or((0, 0), |p| (p.flags(), p.refcount()));
                 Detail::Page { pfn, flags, refs }
             }
+            None if self.slabs.vmalloc.contains(&(obj as usize)) => Detail::Vmalloc,
             None => Detail::Outside,
         };
         self.platform().log(
@@ -102,14 +103,24 @@ impl<P: Platform> Kmem<P> {
 
 /// Why a pointer is not an object, for [`Kmem::report_not_slab`].
 enum Detail {
+    /// Neither the direct map nor the vmalloc range.
     Outside,
-    Page { pfn: usize, flags: u32, refs: i32 },
+    /// In the vmalloc range: memory from `vmalloc`/`kvmalloc`, which `vfree`/`kvfree` free.
+    Vmalloc,
+    Page {
+        pfn: usize,
+        flags: u32,
+        refs: i32,
+    },
 }
 
 impl fmt::Display for Detail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Detail::Outside => f.write_str("not a kmem address (outside the direct map)"),
+            Detail::Vmalloc => {
+                f.write_str("Not a kmalloc allocation (a vmalloc address: free it with vfree() or kvfree())")
+            }
             Detail::Page { pfn, flags, refs } if *refs <= 0 => {
                 write!(f, "Not a kmalloc allocation (page:pfn:{pfn:05x} is free, flags:{flags:#x})")
             }

@@ -69,6 +69,14 @@ int mempool_resize_gfp(mempool_t *pool, int new_min_nr, gfp_t gfp_mask);
 #define __mempool_resize_3(pool, new_min_nr, gfp)	mempool_resize_gfp(pool, new_min_nr, gfp)
 #define mempool_resize(...)	__PASTE(__mempool_resize_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
 
+/* The helper pairs. A pool whose alloc_fn and free_fn are one of these pairs (however it is
+ * made: the inline functions below, mempool_create, mempool_create_node, mempool_init) is kmem's
+ * helper pool of that kind, as in Rust: with mempool debugging (KMEM_MEMPOOL_DEBUG=1) its
+ * reserve is poisoned (0x6b..., 0xa5; 0x5a when handed out, a write while reserved reported)
+ * and mempool_free of a foreign pointer or of an element already in the reserve is reported and
+ * ignored. Other pools (own callbacks, mixed pairs) are custom: counted, never looked into.
+ * kmem_cache_destroy of the cache of a live slab pool is refused (-EBUSY, reported). */
+
 /* Slab-backed pools. */
 void *mempool_alloc_slab(gfp_t gfp_mask, void *pool_data);
 void mempool_free_slab(void *element, void *pool_data);

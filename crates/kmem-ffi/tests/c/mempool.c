@@ -41,6 +41,7 @@ int main(void)
 	struct kmem_cache *cache;
 	struct page *page;
 	int *element[4], lp, on_stack = 0;
+	char text[160];
 	void *e;
 
 	/* The seed's sequence: MIN_ELEMENT = TEST_ELEMENT = 4. */
@@ -117,6 +118,31 @@ int main(void)
 	page = mempool_alloc(mp, GFP_KERNEL);
 	CHECK(page != NULL && page_count(page) == 1);
 	mempool_free(page, mp);
+	mempool_destroy(mp);
+
+	/* The cache of a live slab pool is not destroyed under it: reported, -EBUSY, and both
+	 * the pool and the cache go on working until the pool is gone. */
+	cache = kmem_cache_create("ktest_pool_pinned", 64, 0, SLAB_NO_MERGE, NULL);
+	mp = mempool_create_slab_pool(1, cache);
+	kmem_dmesg_clear();
+	CHECK_EQ_UL(kmem_cache_destroy(cache), -EBUSY);
+	snprintf(text, sizeof(text), "<4>kmem_cache_destroy ktest_pool_pinned: Slab cache still used by mempool %p; not destroyed", (void *)mp);
+	CHECK_LOG(text);
+	CHECK_NOT_LOG("Objects remaining");
+	e = mempool_alloc(mp, GFP_KERNEL);
+	CHECK(e != NULL && ksize(e) >= 64);
+	mempool_free(e, mp);
+	CHECK_EQ_UL(kmem_cache_size(cache), 64);	/* the handle is still live */
+	mempool_destroy(mp);
+	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);
+
+	/* A page pool's free_fn is given a foreign pointer when the reserve is full: reported by
+	 * the page allocator and ignored, even misaligned for a struct page. */
+	mp = mempool_create_page_pool(1, 0);
+	kmem_dmesg_clear();
+	mempool_free((char *)&on_stack + 1, mp);
+	CHECK_LOG("BUG: free_pages: order:0: page is not in this machine's mem_map; ignored");
+	CHECK_EQ_UL(mp->curr_nr, 1);
 	mempool_destroy(mp);
 
 	/* A slab pool over a cache with a constructor is the kernel's VM_BUG_ON: it fails. */

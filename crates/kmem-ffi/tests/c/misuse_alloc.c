@@ -111,8 +111,19 @@ int main(void)
 	vfree((char *)v + PAGE_SIZE);	/* inside an area, not its start */
 	CHECK_LOG("Trying to vfree() nonexistent vm area (");
 	kmem_dmesg_clear();
-	kfree(v);	/* and kfree of a vmalloc address */
+	kfree(v);	/* and kfree of a vmalloc address: named as one */
 	CHECK_LOG("kfree: object pointer: 0x");
+	CHECK_LOG(": Not a kmalloc allocation (a vmalloc address: free it with vfree() or kvfree()); ignored");
+	CHECK_NOT_LOG("outside the direct map");
+	/* The same through a kmalloc pool whose reserve is full (mempool_kfree is kfree). */
+	mp = mempool_create_kmalloc_pool(1, 64);
+	kmem_dmesg_clear();
+	mempool_free(v, mp);
+	CHECK_LOG("kfree: object pointer: 0x");
+	CHECK_LOG(": Not a kmalloc allocation (a vmalloc address: free it with vfree() or kvfree()); ignored");
+	CHECK_EQ_UL(mp->curr_nr, 1);
+	mempool_destroy(mp);
+	CHECK(is_vmalloc_addr(v) && vmalloc_to_page(v) != NULL);	/* still mapped */
 	vfree(v);
 
 	/* mempool_free: a NULL element is ignored as in the kernel; a NULL pool is reported. */

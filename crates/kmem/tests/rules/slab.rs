@@ -610,6 +610,27 @@ fn kfree_of_pointers_kmem_did_not_hand_out_is_reported_and_ignored() {
     m.free_pages(page, 0);
 }
 
+/// A vmalloc address is kmem's, not a kmalloc object: `kfree` says so and names the functions
+/// that free it, and leaves the area mapped.
+#[test]
+fn kfree_of_a_vmalloc_address_points_to_vfree() {
+    let m = crate::i386(64);
+    let v = m.vmalloc(2 * PAGE_SIZE).expect("vmalloc");
+    m.log().clear();
+    let errors = m.slabs().errors();
+    // SAFETY: kfree must recognise a vmalloc address and touch nothing.
+    unsafe { m.kfree(v.as_ptr()) };
+    assert_eq!(m.slabs().errors(), errors + 1);
+    let want = format!(
+        "kfree: object pointer: {:#x}: Not a kmalloc allocation (a vmalloc address: free it with vfree() or kvfree()); ignored",
+        v.as_ptr() as usize
+    );
+    assert_eq!(count_log(&m, &want), 1, "{:#?}", crate::log_lines(&m));
+    assert_eq!(count_log(&m, "outside the direct map"), 0);
+    assert!(m.vmalloc_to_page(v.as_ptr()).is_some(), "still mapped");
+    m.vfree(v.as_ptr());
+}
+
 #[test]
 fn destructor_runs_when_slab_pages_go_back_never_on_free() {
     let m = machine();
