@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use kmem_core::gfp::{__GFP_DMA, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+use kmem_core::gfp::{__GFP_DMA, __GFP_MOVABLE, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::page_alloc::{Config, Layout};
 use kmem_core::platform::{Level, Platform};
 use kmem_core::waitq::WaitWord;
@@ -174,4 +174,49 @@ fn a_bad_layout_is_rejected() {
     // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
     let err = unsafe { PageAllocator::new(board(false), layout(&region, zones), Config::default()) }.err().unwrap();
     assert_eq!(err.0, "zones must be ascending, contiguous and cover the memory range");
+}
+
+/// PA-6 across zones, with a layout only a caller-provided region can have (the `kmem` machine's
+/// zone boundaries, 16 MiB, 896 MiB and 4 GiB, are all multiples of a max-order block): DMA ends
+/// at pfn 4092, aligned to order 2 but not to order 3. The last order-2 block of DMA (4088) and
+/// the first of Normal (4092) are buddies of the same order; freed, they must stay apart.
+#[test]
+fn pa6_buddies_straddling_an_unaligned_zone_boundary_do_not_merge() {
+    const BOUNDARY: usize = 4092;
+    let region = Region::new(32 << 20);
+    let pages = region.layout.size() / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Dma as usize] = Some((0, BOUNDARY));
+    zones[ZoneType::Normal as usize] = Some((BOUNDARY, pages));
+    // Without per-CPU lists every free goes straight to `__free_one_page`.
+    let config = Config { oom_timeout_ns: 0, pcp: false, ..Config::default() };
+    // SAFETY: As in `boot`.
+    let pa = unsafe { PageAllocator::new(board(false), layout(&region, zones), config) }.expect("boot");
+    let (dma, normal) = (pa.zone(ZoneType::Dma), pa.zone(ZoneType::Normal));
+    let initial = (dma.free_blocks_per_order(), normal.free_blocks_per_order());
+    // DMA's only order-2 block, and the first on Normal's order-2 list (the boot frees went to
+    // the tails in ascending order), are what movable order-2 requests get (every pageblock
+    // starts movable, so nothing is stolen).
+    assert_eq!(initial.0[2], 1);
+    let movable = GFP_KERNEL | __GFP_MOVABLE;
+    for dma_first in [true, false] {
+        let low = pa.alloc_pages(movable | __GFP_DMA, 2).unwrap();
+        let high = pa.alloc_pages(movable, 2).unwrap();
+        assert_eq!((pa.page_to_pfn(low), pa.page_to_pfn(high)), (Some(BOUNDARY - 4), Some(BOUNDARY)));
+        let [first, second] = if dma_first { [low, high] } else { [high, low] };
+        pa.free_pages(first, 2);
+        pa.free_pages(second, 2);
+        let now = (dma.free_blocks_per_order(), normal.free_blocks_per_order());
+        assert_eq!(now, initial, "dma_first {dma_first}: no order-3 block made of both zones");
+        assert_eq!(buddy_order(&pa, BOUNDARY - 4), Some(2));
+        assert_eq!(buddy_order(&pa, BOUNDARY), Some(2));
+        // SAFETY: Single-threaded test; no CPU slot in use.
+        unsafe { pa.check() };
+    }
+}
+
+/// The order of the free block headed by `pfn`, if it heads one.
+fn buddy_order(pa: &PageAllocator<Board>, pfn: usize) -> Option<u32> {
+    let page = pa.pfn_to_page(pfn)?;
+    page.is_buddy().then(|| page.order())
 }
