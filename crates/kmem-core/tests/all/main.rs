@@ -220,3 +220,39 @@ fn buddy_order(pa: &PageAllocator<Board>, pfn: usize) -> Option<u32> {
     let page = pa.pfn_to_page(pfn)?;
     page.is_buddy().then(|| page.order())
 }
+
+/// PA-16's rate limit on the board's clock, which the test moves: 60 bad-page reports, then
+/// quiet until a minute has passed since the first; the first report after that is preceded
+/// by the count of those suppressed, and a new burst of 60 begins.
+#[test]
+fn pa16_bad_page_reports_60_per_minute_then_the_suppressed_count() {
+    const REPORT: &str = "BUG: Bad page state in process swapper/0  pfn:";
+    let region = Region::new(32 << 20);
+    let pa = boot(&region, false);
+    let bad_free = || {
+        let page = pa.alloc_pages(GFP_KERNEL, 0).unwrap();
+        assert!(page.set_mapcount(1));
+        pa.free_pages(page, 0);
+    };
+    let log = || pa.platform().log.lock().unwrap().clone();
+    let reports = |log: &str| log.lines().filter(|l| l.contains(REPORT)).count();
+    for _ in 0..70 {
+        bad_free();
+    }
+    let first = log();
+    assert_eq!(reports(&first), 60, "the 61st to 70th are suppressed");
+    assert!(!first.contains("messages suppressed"), "not announced before the minute is over");
+    // The board's clock advances 1 ms per reading; the 70 frees took far less than a minute.
+    pa.platform().ticks.fetch_add(60_000_000_000, Relaxed);
+    bad_free();
+    let second = log();
+    let after: Vec<&str> = second[first.len()..].lines().collect();
+    assert_eq!(after[0], "<1>BUG: Bad page state: 10 messages suppressed", "{after:?}");
+    assert!(after[1].starts_with(&format!("<1>{REPORT}")), "then the report itself: {after:?}");
+    // A new window: 59 more are printed, the next one is not.
+    for _ in 0..60 {
+        bad_free();
+    }
+    assert_eq!(reports(&log()), 120);
+    assert_eq!(pa.stats().bad_pages.load(Relaxed), 131, "every bad page is counted, printed or not");
+}
