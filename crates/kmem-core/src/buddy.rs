@@ -382,18 +382,47 @@ mod tests {
     }
 
     #[test]
-    fn pa6_no_merge_with_buddy_of_other_order_or_outside_zone() {
+    fn pa6_no_merge_with_buddy_of_other_order() {
         let (_s, mm) = map(1024);
         let mut area = FreeArea::new();
-        area.add(&mm, 0, 1, MigrateType::Unmovable, false, 0);
-        // Freeing order 0 at pfn 2: its buddy is pfn 3 (not free), so no merge with the order-1 block at 0.
-        area.free_one_page(&mm, (0, 1024), 2, 0, MigrateType::Unmovable, false);
-        assert_eq!(area.nr_free_per_order()[..2], [1, 1]);
-        // Zone [4, 8): a block at 4 of order 2 must not merge with pfn 0..4 outside the zone.
-        let mut other = FreeArea::new();
-        other.free_one_page(&mm, (4, 8), 4, 2, MigrateType::Unmovable, false);
-        assert_eq!(other.nr_free_per_order()[2], 1);
-        other.check(&mm, (4, 8));
+        // pfn 0 is free at order 0 (its buddy 1 is not free).
+        area.add(&mm, 0, 0, MigrateType::Unmovable, false, 0);
+        // Freeing order 1 at pfn 2: its buddy position 0 is a free block, but of order 0, not 1.
+        let freed = area.free_one_page(&mm, (0, 1024), 2, 1, MigrateType::Unmovable, false);
+        assert_eq!(freed, (2, 1));
+        assert_eq!(area.nr_free_per_order()[..3], [1, 1, 0]);
+        area.check(&mm, (0, 1024));
+    }
+
+    /// PA-6 across zones: two zones meet at pfn 12, which is aligned to order 2 but not to
+    /// order 3, so the order-2 blocks at 8 (zone A) and 12 (zone B) are buddies of the same
+    /// order, both free, and only the zone bound in `free_one_page` keeps them apart. Both
+    /// freeing orders are tried: the second free looks across the zone's end (A) or its start (B).
+    /// Each zone also holds a free order-2 block that is nobody's buddy, so a wrong merge shows
+    /// as counts rather than as an underflow.
+    #[test]
+    fn pa6_no_merge_across_a_zone_boundary_not_aligned_to_the_merge_order() {
+        const MT: MigrateType = MigrateType::Unmovable;
+        let (za, zb) = ((0, 12), (12, 64));
+        for b_first in [false, true] {
+            let (_s, mm) = map(64);
+            let (mut a, mut b) = (FreeArea::new(), FreeArea::new());
+            a.add(&mm, 0, 2, MT, false, 0); // Its buddy 4 is not free.
+            b.add(&mm, 20, 2, MT, false, 0); // Its buddy 16 is not free.
+            let (in_a, in_b) = if b_first {
+                let in_b = b.free_one_page(&mm, zb, 12, 2, MT, false);
+                (a.free_one_page(&mm, za, 8, 2, MT, false), in_b)
+            } else {
+                let in_a = a.free_one_page(&mm, za, 8, 2, MT, false);
+                (in_a, b.free_one_page(&mm, zb, 12, 2, MT, false))
+            };
+            assert_eq!((in_a, in_b), ((8, 2), (12, 2)), "b_first {b_first}: each stays in its own zone");
+            assert_eq!(a.nr_free_per_order()[2..4], [2, 0], "b_first {b_first}: zone A");
+            assert_eq!(b.nr_free_per_order()[2..4], [2, 0], "b_first {b_first}: zone B");
+            assert_eq!((a.nr_free_pages, b.nr_free_pages), (8, 8));
+            a.check(&mm, za);
+            b.check(&mm, zb);
+        }
     }
 
     #[test]

@@ -157,6 +157,15 @@ impl Page {
         true
     }
 
+    /// `page_ref_inc` without [`Page::get_page`]'s check that the page is allocated: what a
+    /// reference taken through a stale pointer does to a page freed meanwhile (a free page
+    /// with a nonzero `_refcount`). Test builds only (feature `check`), for PA-16's check of
+    /// pages taken off the free lists.
+    #[cfg(any(test, feature = "check"))]
+    pub fn page_ref_inc(&self) {
+        self.refcount.fetch_add(1, Relaxed);
+    }
+
     /// Drops one reference; true when it was the last (`put_page_testzero`).
     pub(crate) fn put_testzero(&self) -> bool {
         self.refcount.fetch_sub(1, core::sync::atomic::Ordering::AcqRel) == 1
@@ -203,6 +212,15 @@ impl Page {
         self.prev.store(0, Relaxed);
         self.info.store(flags | (order << ORDER_SHIFT) | ((zone as u32) << ZONE_SHIFT), Relaxed);
         self.refcount.store(1, Relaxed);
+    }
+
+    /// A block taken off a free list and found bad (PA-16): no list state left in it
+    /// (`page_mapcount_reset`), only its order and zone, as for an allocated block, so whoever
+    /// holds the stray reference frees it like one. The reference count is left as found.
+    pub(crate) fn reset_bad_new(&self, order: u32, zone: usize) {
+        self.next.store(0, Relaxed);
+        self.prev.store(0, Relaxed);
+        self.info.store((order << ORDER_SHIFT) | ((zone as u32) << ZONE_SHIFT), Relaxed);
     }
 
     /// The zone index remembered by `prep_allocated`.

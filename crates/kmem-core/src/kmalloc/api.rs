@@ -11,7 +11,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::classes::{KMALLOC_MAX_CACHE_SIZE, KMALLOC_SIZE_INDEX, ZERO_SIZE_PTR, kmalloc_type, zero_or_null_ptr};
 use crate::AllocError;
-use crate::gfp::{__GFP_COMP, __GFP_HIGHMEM, __GFP_NOWARN, __GFP_ZERO, Gfp};
+use crate::gfp::{__GFP_COMP, __GFP_NOWARN, __GFP_ZERO, GFP_SLAB_BUG_MASK, Gfp};
 use crate::kmem::Kmem;
 use crate::memmap::pg;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
@@ -105,9 +105,13 @@ impl<P: Platform> Kmem<P> {
         self.slab_alloc_orig(s, gfp, Location::caller(), size.clamp(1, s.object_size()))
     }
 
-    /// `__kmalloc_large_node`: whole pages, marked so `kfree` knows them.
+    /// `__kmalloc_large_node`: whole pages, marked so `kfree` knows them. Flags a slab
+    /// allocation may not carry are reported and stripped first, as for a new slab (GFP-6).
     #[cold]
-    fn kmalloc_large(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+    fn kmalloc_large(&self, size: usize, mut gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
+        if gfp.intersects(GFP_SLAB_BUG_MASK) {
+            gfp = self.kmalloc_fix_flags(gfp, caller);
+        }
         let order = get_order(size);
         if order > MAX_PAGE_ORDER {
             if !gfp.contains(__GFP_NOWARN) {
@@ -120,7 +124,7 @@ impl<P: Platform> Kmem<P> {
             }
             return Err(AllocError);
         }
-        let page = self.pages().alloc_pages(gfp.difference(__GFP_HIGHMEM).union(__GFP_COMP), order)?;
+        let page = self.pages().alloc_pages(gfp.union(__GFP_COMP), order)?;
         page.next.store(LARGE_KMALLOC, Relaxed);
         self.slabs.large_kmalloc_pages.fetch_add(1 << order, Relaxed);
         Ok(self.page_address(page).expect("kmalloc pages are lowmem"))

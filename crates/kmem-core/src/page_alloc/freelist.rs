@@ -81,10 +81,42 @@ impl<P: Platform> PageAllocator<P> {
         free > (effective_min(mark, flags) + reserve) as isize
     }
 
-    /// `rmqueue`: per-CPU list for small orders, else the buddy lists. Out of line, so that a
-    /// zone walk over zones below their watermarks makes no call.
+    /// `rmqueue`: per-CPU list for small orders, else the buddy lists; a block found bad when
+    /// taken ([`Self::has_reference`]) is reported and leaked, and another one taken (PA-16).
+    /// Out of line, so that a zone walk over zones below their watermarks makes no call.
     #[inline(never)]
     pub(super) fn rmqueue(
+        &self,
+        zone: &Zone,
+        gfp: Gfp,
+        order: u32,
+        flags: u32,
+        zl: &ZoneList,
+        cpu: Option<usize>,
+    ) -> Option<usize> {
+        loop {
+            let pfn = self.rmqueue_unchecked(zone, gfp, order, flags, zl, cpu)?;
+            if !self.has_reference(pfn) {
+                return Some(pfn);
+            }
+            self.bad_new_page(pfn, order, zone.kind as usize);
+        }
+    }
+
+    /// `check_new_pages` for the head of a block just taken off a free list, made outside the
+    /// zone lock and the CPU slot: a free page holds no reference, so a nonzero count means one
+    /// was taken through a stale pointer after the free; the block must then be reported and
+    /// leaked ([`Self::bad_new_page`]), not handed out (PA-16). One load of the entry just
+    /// unlinked.
+    #[inline(always)]
+    pub(super) fn has_reference(&self, pfn: usize) -> bool {
+        // SAFETY: `pfn` came off a free list of this allocator, so it is in the page array.
+        unsafe { self.mm.page_unchecked(pfn) }.refcount() != 0
+    }
+
+    /// [`Self::rmqueue`] without the check of the block taken.
+    #[inline(always)]
+    fn rmqueue_unchecked(
         &self,
         zone: &Zone,
         gfp: Gfp,
@@ -191,18 +223,26 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: `Platform::context` gave us this slot and we are inside its guard section.
         let mut lists = unsafe { slot.lists(zone.kind as usize) };
         lists.tuning().free_count >>= 1;
-        let mut got = 0;
+        let (mut got, mut bad) = (0, None);
         while got < max {
             let Some(pfn) =
                 lists.pop(&self.mm, 0, mt, false).or_else(|| self.refill_pcp(&mut lists, zone, 0, mt, false))
             else {
                 break;
             };
+            if self.has_reference(pfn) {
+                // Reported and leaked once the slot is released; the caller gets fewer pages.
+                bad = Some(pfn);
+                break;
+            }
             put(pfn);
             got += 1;
         }
         lists.count_alloc(got);
         slot.guard.exit();
+        if let Some(pfn) = bad {
+            self.bad_new_page(pfn, 0, zone.kind as usize);
+        }
         Some(got)
     }
 
@@ -368,15 +408,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `free_pages_prepare`: a page freed in a bad state is reported and leaked (PA-16).
     fn free_pages_prepare(&self, pfn: usize, page: &Page, caller: &Location<'_>) -> bool {
-        let reason = if page.mapcount() != 0 {
-            "nonzero mapcount"
-        } else if page.mapping() != 0 {
-            "non-NULL mapping"
-        } else if page.flags() & pg::CHECK_AT_FREE != 0 {
-            "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
-        } else {
-            return true;
-        };
+        let Some(reason) = super::reports::free_page_bad_reason(page) else { return true };
         self.report_bad_page(pfn, reason, caller);
         false
     }

@@ -148,7 +148,8 @@ pub struct Stats {
     /// Times the background reclaimer was woken by a request with no CPU slot (see
     /// [`PageAllocator::nr_kswapd_wakeups`] for the total).
     kswapd_wakeups: AtomicUsize,
-    /// Pages leaked because they were freed in a bad state (PA-16).
+    /// Bad pages (PA-16: freed in a bad state, or found holding a reference when taken off a
+    /// free list; each is leaked) and bad frees, counted whether reported or rate-limited.
     pub bad_pages: AtomicUsize,
     /// Per-CPU list refills from the buddy lists.
     pub pcp_refills: AtomicUsize,

@@ -105,7 +105,9 @@ impl<P: Platform> PageAllocator<P> {
     /// modifier ([`Platform::plain_cpu`]), fault injection off, and the first zone of the
     /// zonelist above its low watermark; per-CPU orders pop this CPU's list, larger ones take
     /// the zone lock (`rmqueue_buddy`, with its per-order watermark test). Anything else
-    /// returns `None` and the general path decides (it repeats no side effect of this one).
+    /// returns `None` and the general path decides (it repeats no side effect of this one; a
+    /// block found bad when taken is reported and leaked here, and the general path takes
+    /// another, PA-16).
     #[inline(always)]
     fn alloc_fast(&self, gfp: Gfp, order: u32, cpu: usize) -> Option<(usize, usize)> {
         if order > MAX_PAGE_ORDER || self.fail_page_alloc.enabled() {
@@ -137,6 +139,11 @@ impl<P: Platform> PageAllocator<P> {
         } else {
             self.rmqueue_buddy(zone, order, gfp.migratetype(), af::WMARK_LOW, zl)?
         };
+        if self.has_reference(pfn) {
+            // `check_new_pages` (PA-16): reported and leaked; the general path takes another.
+            self.bad_new_page(pfn, order, zone.kind as usize);
+            return None;
+        }
         Some((pfn, zone.kind as usize))
     }
 

@@ -12,8 +12,8 @@ use super::desc::{NIL_PFN, Slab};
 use super::flags::{SLAB_NO_REAP, SLAB_TYPESAFE_BY_RCU};
 use super::node::Node;
 use crate::AllocError;
-use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_DMA32, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY};
-use crate::gfp::{__GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM};
+use crate::gfp::{__GFP_DMA32, __GFP_HIGHMEM, __GFP_ZERO, GFP_SLAB_BUG_MASK, Gfp};
 use crate::kmem::Kmem;
 use crate::memmap::{Page, pg};
 use crate::platform::{Context, Level, Platform};
@@ -36,7 +36,8 @@ impl<P: Platform> Kmem<P> {
         caller: &Location<'_>,
     ) -> Result<NonNull<Slab>, AllocError> {
         let mut flags = gfp.difference(__GFP_ZERO);
-        if flags.intersects(__GFP_DMA32.union(__GFP_HIGHMEM)) {
+        // GFP-6: one test of a constant mask, here on the slow path only.
+        if flags.intersects(GFP_SLAB_BUG_MASK) {
             flags = self.kmalloc_fix_flags(flags, caller);
         }
         flags = flags.union(s.layout.allocflags);
@@ -428,20 +429,24 @@ impl<P: Platform> Kmem<P> {
         self.slabs.dm
     }
 
-    /// Reports and fixes flags slab allocations may not carry (`kmalloc_fix_flags`, KM-11).
+    /// `kmalloc_fix_flags` (GFP-6, KM-11): reports the bits of `flags` a slab or large
+    /// kmalloc allocation may not carry (`GFP_SLAB_BUG_MASK`: `__GFP_DMA32`, `__GFP_HIGHMEM`
+    /// and anything outside `__GFP_BITS_MASK`), with a stack dump, and returns `flags` without
+    /// them; the allocation goes on with the fixed mask. Callers test the mask first.
     #[cold]
-    fn kmalloc_fix_flags(&self, flags: Gfp, caller: &Location<'_>) -> Gfp {
-        let fixed = flags.difference(__GFP_DMA32.union(__GFP_HIGHMEM));
+    #[inline(never)]
+    pub(crate) fn kmalloc_fix_flags(&self, flags: Gfp, caller: &Location<'_>) -> Gfp {
+        let invalid = flags.intersection(GFP_SLAB_BUG_MASK);
+        let fixed = flags.difference(GFP_SLAB_BUG_MASK);
         self.platform().log(
             Level::Warning,
             format_args!(
-                "Unexpected gfp: {:#x} ({}). Fixing up to gfp: {:#x} ({}). Fix your code!\n  at {caller}",
-                flags.difference(fixed).bits(),
-                flags.difference(fixed),
+                "Unexpected gfp: {:#x} ({invalid}). Fixing up to gfp: {:#x} ({fixed}). Fix your code!",
+                invalid.bits(),
                 fixed.bits(),
-                fixed
             ),
         );
+        self.platform().dump_stack(caller);
         fixed
     }
 }

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use kmem_core::gfp::{__GFP_DMA, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+use kmem_core::gfp::{__GFP_DMA, __GFP_MOVABLE, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::page_alloc::{Config, Layout};
 use kmem_core::platform::{Level, Platform};
 use kmem_core::waitq::WaitWord;
@@ -174,4 +174,85 @@ fn a_bad_layout_is_rejected() {
     // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
     let err = unsafe { PageAllocator::new(board(false), layout(&region, zones), Config::default()) }.err().unwrap();
     assert_eq!(err.0, "zones must be ascending, contiguous and cover the memory range");
+}
+
+/// PA-6 across zones, with a layout only a caller-provided region can have (the `kmem` machine's
+/// zone boundaries, 16 MiB, 896 MiB and 4 GiB, are all multiples of a max-order block): DMA ends
+/// at pfn 4092, aligned to order 2 but not to order 3. The last order-2 block of DMA (4088) and
+/// the first of Normal (4092) are buddies of the same order; freed, they must stay apart.
+#[test]
+fn pa6_buddies_straddling_an_unaligned_zone_boundary_do_not_merge() {
+    const BOUNDARY: usize = 4092;
+    let region = Region::new(32 << 20);
+    let pages = region.layout.size() / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Dma as usize] = Some((0, BOUNDARY));
+    zones[ZoneType::Normal as usize] = Some((BOUNDARY, pages));
+    // Without per-CPU lists every free goes straight to `__free_one_page`.
+    let config = Config { oom_timeout_ns: 0, pcp: false, ..Config::default() };
+    // SAFETY: As in `boot`.
+    let pa = unsafe { PageAllocator::new(board(false), layout(&region, zones), config) }.expect("boot");
+    let (dma, normal) = (pa.zone(ZoneType::Dma), pa.zone(ZoneType::Normal));
+    let initial = (dma.free_blocks_per_order(), normal.free_blocks_per_order());
+    // DMA's only order-2 block, and the first on Normal's order-2 list (the boot frees went to
+    // the tails in ascending order), are what movable order-2 requests get (every pageblock
+    // starts movable, so nothing is stolen).
+    assert_eq!(initial.0[2], 1);
+    let movable = GFP_KERNEL | __GFP_MOVABLE;
+    for dma_first in [true, false] {
+        let low = pa.alloc_pages(movable | __GFP_DMA, 2).unwrap();
+        let high = pa.alloc_pages(movable, 2).unwrap();
+        assert_eq!((pa.page_to_pfn(low), pa.page_to_pfn(high)), (Some(BOUNDARY - 4), Some(BOUNDARY)));
+        let [first, second] = if dma_first { [low, high] } else { [high, low] };
+        pa.free_pages(first, 2);
+        pa.free_pages(second, 2);
+        let now = (dma.free_blocks_per_order(), normal.free_blocks_per_order());
+        assert_eq!(now, initial, "dma_first {dma_first}: no order-3 block made of both zones");
+        assert_eq!(buddy_order(&pa, BOUNDARY - 4), Some(2));
+        assert_eq!(buddy_order(&pa, BOUNDARY), Some(2));
+        // SAFETY: Single-threaded test; no CPU slot in use.
+        unsafe { pa.check() };
+    }
+}
+
+/// The order of the free block headed by `pfn`, if it heads one.
+fn buddy_order(pa: &PageAllocator<Board>, pfn: usize) -> Option<u32> {
+    let page = pa.pfn_to_page(pfn)?;
+    page.is_buddy().then(|| page.order())
+}
+
+/// PA-16's rate limit on the board's clock, which the test moves: 60 bad-page reports, then
+/// quiet until a minute has passed since the first; the first report after that is preceded
+/// by the count of those suppressed, and a new burst of 60 begins.
+#[test]
+fn pa16_bad_page_reports_60_per_minute_then_the_suppressed_count() {
+    const REPORT: &str = "BUG: Bad page state in process swapper/0  pfn:";
+    let region = Region::new(32 << 20);
+    let pa = boot(&region, false);
+    let bad_free = || {
+        let page = pa.alloc_pages(GFP_KERNEL, 0).unwrap();
+        assert!(page.set_mapcount(1));
+        pa.free_pages(page, 0);
+    };
+    let log = || pa.platform().log.lock().unwrap().clone();
+    let reports = |log: &str| log.lines().filter(|l| l.contains(REPORT)).count();
+    for _ in 0..70 {
+        bad_free();
+    }
+    let first = log();
+    assert_eq!(reports(&first), 60, "the 61st to 70th are suppressed");
+    assert!(!first.contains("messages suppressed"), "not announced before the minute is over");
+    // The board's clock advances 1 ms per reading; the 70 frees took far less than a minute.
+    pa.platform().ticks.fetch_add(60_000_000_000, Relaxed);
+    bad_free();
+    let second = log();
+    let after: Vec<&str> = second[first.len()..].lines().collect();
+    assert_eq!(after[0], "<1>BUG: Bad page state: 10 messages suppressed", "{after:?}");
+    assert!(after[1].starts_with(&format!("<1>{REPORT}")), "then the report itself: {after:?}");
+    // A new window: 59 more are printed, the next one is not.
+    for _ in 0..60 {
+        bad_free();
+    }
+    assert_eq!(reports(&log()), 120);
+    assert_eq!(pa.stats().bad_pages.load(Relaxed), 131, "every bad page is counted, printed or not");
 }

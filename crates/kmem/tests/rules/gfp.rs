@@ -5,8 +5,10 @@
 
 use kmem::context::{memalloc_nofs_save, memalloc_noio_save};
 use kmem::gfp::*;
+use kmem::slab::CacheArgs;
+use kmem::slab::flags::SlabFlags;
 use kmem::zone::{MigrateType, ZoneType};
-use kmem::{Gfp, MAX_PAGE_ORDER, Machine, Profile};
+use kmem::{Gfp, MAX_PAGE_ORDER, Machine, PAGE_SIZE, Profile};
 
 use crate::*;
 
@@ -140,13 +142,112 @@ fn gfp5_atomic_and_nowait_never_reclaim_even_when_reclaim_would_help() {
     check(&m);
 }
 
+/// The `kmalloc_fix_flags` reports in `m`'s log (GFP-6), each with the lines that follow it
+/// up to the end of its stack dump.
+fn fix_flags_reports(m: &Machine) -> Vec<(String, Vec<String>)> {
+    let lines = log_lines(m);
+    let dump = |i: usize| {
+        let rest = &lines[i + 1..];
+        let end = rest.iter().position(|l| l == " </TASK>").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_vec()
+    };
+    lines.iter().enumerate().filter(|(_, l)| l.contains("Unexpected gfp")).map(|(i, l)| (l.clone(), dump(i))).collect()
+}
+
+/// Asserts that `m` logged exactly one GFP-6 report, stripping `invalid` and leaving `fixed`
+/// (hex and `%pGg` names), followed by the stack dump naming the caller in this file.
+fn assert_one_fix_report(m: &Machine, invalid: &str, fixed: &str) {
+    let reports = fix_flags_reports(m);
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    let (report, trace) = &reports[0];
+    assert_eq!(report, &format!("Unexpected gfp: {invalid}. Fixing up to gfp: {fixed}. Fix your code!"));
+    assert!(trace[0].starts_with("CPU: ") && trace[1] == "Call Trace:", "stack dump after the report: {trace:?}");
+    assert!(trace[2..].iter().any(|l| l.trim_start().starts_with(file!())), "the caller is named: {trace:?}");
+}
+
+/// A bit above `__GFP_BITS_MASK` (bit 27; the defined bits end at bit 23).
+const UNKNOWN_BIT: Gfp = Gfp::from_bits(0x800_0000);
+/// Another one (bit 30).
+const UNKNOWN_BIT_30: Gfp = Gfp::from_bits(0x4000_0000);
+
 #[test]
-fn gfp6_slab_bug_mask_value() {
-    // The stripping itself (`kmalloc_fix_flags`) belongs to the slab layer, which this
-    // workspace does not have yet; the mask it uses is pinned here.
+fn gfp6_slab_bug_mask_is_dma32_highmem_and_unknown_bits() {
     assert_eq!(GFP_SLAB_BUG_MASK.bits(), 0xff00_0006);
-    assert!(GFP_SLAB_BUG_MASK.contains(__GFP_DMA32 | __GFP_HIGHMEM));
+    assert!(GFP_SLAB_BUG_MASK.contains(__GFP_DMA32 | __GFP_HIGHMEM | UNKNOWN_BIT | UNKNOWN_BIT_30));
     assert!(!GFP_SLAB_BUG_MASK.intersects(GFP_KERNEL | __GFP_DMA | __GFP_ZERO));
+}
+
+#[test]
+fn gfp6_kmalloc_with_unknown_bit_is_reported_fixed_and_served() {
+    let m = x86_64_nopcp(64);
+    // kmalloc-64 has no slab yet: the request makes one, where the kernel checks the mask.
+    let p = m.kmalloc(64, GFP_KERNEL | UNKNOWN_BIT).expect("allocation proceeds with the fixed mask");
+    assert_one_fix_report(&m, "0x8000000 (0x8000000)", "0xcc0 (GFP_KERNEL)");
+    assert_eq!(m.ksize(p.as_ptr()), 64);
+    m.write_bytes(p, &[0x5a; 64]).expect("usable");
+    let mut back = [0; 64];
+    m.read_bytes(p, &mut back).expect("readable");
+    assert_eq!(back, [0x5a; 64]);
+    // The check sits on the slow path only: an object from the slab already there is handed
+    // out without looking at the mask again, as in the kernel.
+    let q = m.kmalloc(64, GFP_KERNEL | UNKNOWN_BIT).expect("from the same slab");
+    assert_eq!(fix_flags_reports(&m).len(), 1);
+    // SAFETY: Both are ours and unused afterwards.
+    unsafe {
+        m.kfree(p.as_ptr());
+        m.kfree(q.as_ptr());
+    }
+    check(&m);
+}
+
+#[test]
+fn gfp6_kmem_cache_alloc_with_unknown_bit_is_reported_fixed_and_served() {
+    let m = x86_64_nopcp(64);
+    let c = m.kmem_cache_create("gfp6", 100, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    let o = m.kmem_cache_alloc(c, GFP_KERNEL | __GFP_ZERO | UNKNOWN_BIT_30).expect("allocation proceeds");
+    // __GFP_ZERO is the object's business, not the slab page's: the fixed mask has it dropped.
+    assert_one_fix_report(&m, "0x40000000 (0x40000000)", "0xcc0 (GFP_KERNEL)");
+    let mut bytes = [0xff; 100];
+    m.read_bytes(o, &mut bytes).expect("readable");
+    assert_eq!(bytes, [0; 100], "__GFP_ZERO still applies to the object");
+    m.write_bytes(o, &[0xa5; 100]).expect("usable");
+    // SAFETY: Ours, unused afterwards; the cache is empty and unused when destroyed.
+    unsafe {
+        m.kmem_cache_free(c, o.as_ptr());
+        m.kmem_cache_destroy(c).expect("destroy");
+    }
+    check(&m);
+}
+
+#[test]
+fn gfp6_large_kmalloc_with_highmem_is_reported_and_served_from_lowmem() {
+    // i386 with 1 GiB: HighMem exists, so a request that kept __GFP_HIGHMEM would get pages
+    // without a kernel address.
+    let m = i386(1024);
+    let p = m.kmalloc(4 * PAGE_SIZE, GFP_KERNEL | __GFP_HIGHMEM).expect("large kmalloc proceeds");
+    assert_one_fix_report(&m, "0x2 (__GFP_HIGHMEM)", "0xcc0 (GFP_KERNEL)");
+    assert!(m.virt_to_phys(p.as_ptr()).expect("direct map") < (HIGHMEM_START_PFN * PAGE_SIZE) as u64, "lowmem");
+    assert_eq!(m.ksize(p.as_ptr()), 4 * PAGE_SIZE);
+    m.write_bytes(p, &vec![0x3c; 4 * PAGE_SIZE]).expect("usable");
+    // SAFETY: Ours, unused afterwards.
+    unsafe { m.kfree(p.as_ptr()) };
+    check(&m);
+}
+
+#[test]
+fn gfp6_large_kmalloc_with_unknown_bit_is_reported_and_keeps_the_rest() {
+    let m = x86_64_nopcp(64);
+    let size = 3 * PAGE_SIZE + 1;
+    let p = m.kmalloc(size, GFP_KERNEL | __GFP_ZERO | UNKNOWN_BIT).expect("large kmalloc proceeds");
+    assert_one_fix_report(&m, "0x8000000 (0x8000000)", "0xdc0 (GFP_KERNEL|__GFP_ZERO)");
+    assert_eq!(m.ksize(p.as_ptr()), 4 * PAGE_SIZE);
+    let mut bytes = vec![0xff; 4 * PAGE_SIZE];
+    m.read_bytes(p, &mut bytes).expect("readable");
+    assert!(bytes.iter().all(|&b| b == 0), "the fixed mask still has __GFP_ZERO");
+    m.write_bytes(p, &vec![0x77; size]).expect("usable");
+    // SAFETY: Ours, unused afterwards.
+    unsafe { m.kfree(p.as_ptr()) };
+    check(&m);
 }
 
 /// Makes one failing request through each allocating API on an exhausted machine and returns

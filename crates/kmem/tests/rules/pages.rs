@@ -216,6 +216,14 @@ fn pa6_no_merge_with_free_buddy_of_different_order() {
     check(&m);
 }
 
+/// PA-6 on a whole machine. The "across zones" half cannot fail here: a `kmem` machine's zone
+/// boundaries are fixed by its profile at 16 MiB, 896 MiB and 4 GiB, all multiples of a
+/// max-order block, whatever the memory size (an odd size only moves the end of the last zone,
+/// and the page array carved from the top of the direct map is reserved pages inside a zone,
+/// not a boundary), so no two buddies ever straddle one. The zone bound of the merge is tested
+/// where a layout can put a boundary anywhere: the `kmem-core` unit test
+/// `pa6_no_merge_across_a_zone_boundary_not_aligned_to_the_merge_order` and the caller-region
+/// test `pa6_buddies_straddling_an_unaligned_zone_boundary_do_not_merge`.
 #[test]
 fn pa6_no_merge_beyond_max_order_or_across_zones() {
     let m = i386_nopcp(64);
