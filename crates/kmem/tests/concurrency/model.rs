@@ -19,8 +19,11 @@ use kmem::{MAX_PAGE_ORDER, Machine, Profile};
 use crate::{DEADLINE, Rng, pcp_pages};
 
 const THREADS: usize = 2;
-const STEPS: usize = 120;
-const SEEDS: [u64; 3] = [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d, 42];
+const STEPS: usize = 200;
+/// Fixed seeds, replayed by every run; `MODEL_SEEDS=N` adds N more drawn from the clock (each
+/// printed, so a failing one can be pinned here).
+const SEEDS: [u64; 6] =
+    [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d, 42, 0xdead_beef_cafe_f00d, 0x0123_4567_89ab_cdef, 7];
 
 const MIB_PAGES: usize = (1 << 20) / kmem::PAGE_SIZE;
 
@@ -273,6 +276,14 @@ fn run_seed(seed: u64) {
 #[test]
 fn two_threads_in_lock_step_match_the_model() {
     for seed in SEEDS {
+        run_seed(seed);
+    }
+    let extra: u64 = std::env::var("MODEL_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    let mut rng = Rng(clock | 1);
+    for _ in 0..extra {
+        let seed = rng.next_u64();
+        eprintln!("model: seed {seed:#x}");
         run_seed(seed);
     }
 }
