@@ -84,6 +84,10 @@ static inline mempool_t *mempool_create_slab_pool(int min_nr, struct kmem_cache 
 {
 	return mempool_create(min_nr, mempool_alloc_slab, mempool_free_slab, (void *)kc);
 }
+static inline int mempool_init_slab_pool(mempool_t *pool, int min_nr, struct kmem_cache *kc)
+{
+	return mempool_init(pool, min_nr, mempool_alloc_slab, mempool_free_slab, (void *)kc);
+}
 
 /* kmalloc-backed pools: pool_data is the element size. */
 void *mempool_kmalloc(gfp_t gfp_mask, void *pool_data);
@@ -92,6 +96,10 @@ static inline mempool_t *mempool_create_kmalloc_pool(int min_nr, size_t size)
 {
 	return mempool_create(min_nr, mempool_kmalloc, mempool_kfree, (void *)size);
 }
+static inline int mempool_init_kmalloc_pool(mempool_t *pool, int min_nr, size_t size)
+{
+	return mempool_init(pool, min_nr, mempool_kmalloc, mempool_kfree, (void *)size);
+}
 
 /* Page-backed pools: pool_data is the order. */
 void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data);
@@ -99,6 +107,10 @@ void mempool_free_pages(void *element, void *pool_data);
 static inline mempool_t *mempool_create_page_pool(int min_nr, int order)
 {
 	return mempool_create(min_nr, mempool_alloc_pages, mempool_free_pages, (void *)(long)order);
+}
+static inline int mempool_init_page_pool(mempool_t *pool, int min_nr, int order)
+{
+	return mempool_init(pool, min_nr, mempool_alloc_pages, mempool_free_pages, (void *)(long)order);
 }
 
 #endif

@@ -106,6 +106,16 @@ int main(void)
 	mempool_free(e, &embedded);
 	mempool_exit(&embedded);
 	CHECK(!mempool_initialized(&embedded));
+	/* The init forms of the helper pools (include/linux/mempool.h). */
+	CHECK_EQ_UL(mempool_init_slab_pool(&embedded, 2, cache), 0);
+	CHECK(embedded.alloc == mempool_alloc_slab && embedded.pool_data == cache && embedded.curr_nr == 2);
+	mempool_exit(&embedded);
+	CHECK_EQ_UL(mempool_init_kmalloc_pool(&embedded, 2, 300), 0);
+	e = mempool_alloc(&embedded, GFP_KERNEL);
+	CHECK(e && ksize(e) == 512 && embedded.free == mempool_kfree);
+	mempool_free(e, &embedded);
+	mempool_exit(&embedded);
+	CHECK(!mempool_initialized(&embedded));
 	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);	/* every element went back */
 
 	/* kmalloc and page pools. */

@@ -183,8 +183,8 @@ int main(void)
 	kinds[3] = (struct kind){ "kmalloc, mempool_create_node",
 		mempool_create_node(MIN_NR, mempool_kmalloc, mempool_kfree, (void *)300, GFP_KERNEL, -1), 300, 0 };
 	memset(&embedded, 0, sizeof(embedded));
-	CHECK_EQ_UL(mempool_init(&embedded, MIN_NR, mempool_alloc_pages, mempool_free_pages, (void *)0), 0);
-	kinds[4] = (struct kind){ "page, mempool_init", &embedded, PAGE_SIZE, 1 };
+	CHECK_EQ_UL(mempool_init_page_pool(&embedded, MIN_NR, 0), 0);
+	kinds[4] = (struct kind){ "page, mempool_init_page_pool", &embedded, PAGE_SIZE, 1 };
 	for (i = 0; i < 5; i++) {
 		CHECK(kinds[i].pool != NULL);
 		if (!kinds[i].pool)
