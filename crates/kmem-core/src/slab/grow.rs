@@ -212,10 +212,14 @@ impl<P: Platform> Kmem<P> {
     /// Gives `objs` (objects of `s` that are out) back to their slabs under the node lock,
     /// then frees the slabs that became empty beyond `min_partial`.
     ///
-    /// An object that already heads its slab's freelist was freed twice (the second free went
-    /// into a CPU array, which only catches a repeat of its own last free): it is reported and
-    /// skipped, as SLUB's `BUG_ON(object == fp)` in `set_freepointer` would stop it, instead of
-    /// being linked to itself (a freelist cycle that would hand it out again and again).
+    /// An object freed twice (the second free went into a CPU array, which only catches a
+    /// repeat of its own last free) is reported and skipped when it shows: it already heads its
+    /// slab's freelist, as SLUB's `BUG_ON(object == fp)` in `set_freepointer` would stop it,
+    /// instead of being linked to itself (a freelist cycle that would hand it out again and
+    /// again); its slab has no object out (`inuse == 0`: the count would wrap and the slab
+    /// never be freed); or its slab is gone (freed when its last object came back, or now
+    /// another cache's). A duplicate deeper in the freelist of a slab with other objects out
+    /// is not found here; `slub_debug=F` finds every one.
     #[track_caller]
     pub(crate) fn return_objects(&self, s: &Cache, objs: &[*mut u8]) {
         let mut discard: [*mut Slab; MAX_BATCH] = [ptr::null_mut(); MAX_BATCH];
@@ -224,9 +228,13 @@ impl<P: Platform> Kmem<P> {
         {
             let mut node = s.node.lock();
             for &obj in objs {
-                let slab = self.object_slab(obj).expect("object of a live slab").slab;
-                // SAFETY: `slab` is a live slab of `s`; its freelist is read under the lock.
-                if unsafe { (*slab).freelist } == obj {
+                let Some(slab) = self.object_slab(obj).filter(|o| ptr::eq(o.cache, s)).map(|o| o.slab) else {
+                    double_freed = Some(obj);
+                    continue;
+                };
+                // SAFETY: `slab` is a live slab of `s`; its freelist and count are read under
+                // the lock.
+                if unsafe { (*slab).freelist == obj || (*slab).inuse == 0 } {
                     double_freed = Some(obj);
                     continue;
                 }
