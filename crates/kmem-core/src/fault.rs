@@ -2,7 +2,9 @@
 //! (`lib/fault-inject.c`, `Documentation/fault-injection/fault-injection.rst`).
 //!
 //! The decision follows `should_fail_ex`: probability 0 never fails; `times` (−1 unlimited)
-//! counts the failures left; `space` is a byte budget consumed before failures start;
+//! counts the failures left; `space` is a budget consumed before failures start (in the units
+//! the caller passes: pages for `fail_page_alloc`, `1 << order` per request, and bytes for
+//! `failslab`, the object size, as the kernel's callers pass them);
 //! `interval` fails only every n-th eligible call; then `probability` percent fail.
 //! `fail_page_alloc` adds its filters first: orders below `min_order`, `__GFP_NOFAIL`, and
 //! (when set) requests with `__GFP_HIGHMEM` or `__GFP_DIRECT_RECLAIM` never fail.
@@ -17,6 +19,8 @@ pub struct FaultAttr {
     probability: AtomicU32,
     interval: AtomicU64,
     times: AtomicI64,
+    /// `times` as the last failure found it, for its report.
+    dump_times: AtomicI64,
     space: AtomicI64,
     verbose: AtomicU32,
     count: AtomicU64,
@@ -54,6 +58,7 @@ impl FaultAttr {
             probability: AtomicU32::new(0),
             interval: AtomicU64::new(1),
             times: AtomicI64::new(1),
+            dump_times: AtomicI64::new(1),
             space: AtomicI64::new(0),
             verbose: AtomicU32::new(2),
             count: AtomicU64::new(0),
@@ -77,7 +82,7 @@ impl FaultAttr {
     }
 
     /// Sets `probability` (percent, 0..=100), `interval` (≥ 1), `times` (−1 = unlimited) and
-    /// `space` (bytes) at once, like the boot parameter `fail_page_alloc=<interval>,<probability>,<space>,<times>`.
+    /// `space` (pages for `fail_page_alloc`, bytes for `failslab`) at once, like the boot parameter `fail_page_alloc=<interval>,<probability>,<space>,<times>`.
     ///
     /// # Errors
     /// A probability above 100 or an interval of 0.
@@ -176,7 +181,8 @@ impl FaultAttr {
         if self.ignore_gfp_reclaim.load(Relaxed) && gfp.contains(__GFP_DIRECT_RECLAIM) {
             return None;
         }
-        let fail = self.should_fail(1i64 << (order + crate::order::PAGE_SHIFT))?;
+        // `mm/fail_page_alloc.c` passes the request's size in pages.
+        let fail = self.should_fail(1i64 << order)?;
         Some(if gfp.contains(__GFP_NOWARN) { 0 } else { fail })
     }
 
@@ -201,7 +207,10 @@ impl FaultAttr {
         if probability <= self.random_below_100() {
             return None;
         }
+        // `fail_dump` runs before `times` is decremented: the report shows the value that let
+        // this failure through.
         let times = self.times.load(Relaxed);
+        self.dump_times.store(times, Relaxed);
         if times > 0 {
             self.times.fetch_sub(1, Relaxed);
         }
@@ -209,7 +218,8 @@ impl FaultAttr {
         Some(self.verbose.load(Relaxed))
     }
 
-    /// The report line `fail_dump` prints.
+    /// The report line `fail_dump` prints for the failure just decided (with `times` as it was
+    /// before that failure used one up).
     pub fn describe(&self, f: &mut dyn fmt::Write, name: &str) -> fmt::Result {
         write!(
             f,
@@ -217,7 +227,7 @@ impl FaultAttr {
             self.interval.load(Relaxed),
             self.probability.load(Relaxed),
             self.space.load(Relaxed),
-            self.times.load(Relaxed)
+            self.dump_times.load(Relaxed)
         )
     }
 
@@ -267,6 +277,32 @@ mod tests {
         // to 4096, which is not > 4096). From then on every third call fails.
         let results: std::vec::Vec<bool> = (0..8).map(|_| attr.should_fail(4096).is_some()).collect();
         assert_eq!(results, [false, false, false, true, false, false, true, false]);
+    }
+
+    #[test]
+    fn fail_page_alloc_space_counts_pages() {
+        // `mm/fail_page_alloc.c` passes `1 << order`: a space of 8 lets three order-1 requests
+        // through (8 → 6 → 4 → 2) and the fourth fails (2 is not > 2).
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        attr.configure(1, 100, 8, 1).unwrap();
+        let results: std::vec::Vec<bool> =
+            (0..4).map(|_| attr.should_fail_alloc_page(GFP_ATOMIC, 1).is_some()).collect();
+        assert_eq!(results, [false, false, false, true]);
+    }
+
+    #[test]
+    fn the_dump_shows_times_before_the_failure_used_one() {
+        let attr = FaultAttr::fail_page_alloc_defaults();
+        attr.configure(1, 100, 0, 2).unwrap();
+        assert!(attr.should_fail_alloc_page(GFP_ATOMIC, 1).is_some());
+        let mut text = std::string::String::new();
+        attr.describe(&mut text, "fail_page_alloc").unwrap();
+        assert!(text.ends_with("interval 1, probability 100, space 0, times 2"), "{text}");
+        assert!(attr.should_fail_alloc_page(GFP_ATOMIC, 1).is_some());
+        text.clear();
+        attr.describe(&mut text, "fail_page_alloc").unwrap();
+        assert!(text.ends_with("times 1"), "{text}");
+        assert_eq!(attr.should_fail_alloc_page(GFP_ATOMIC, 1), None, "times used up");
     }
 
     #[test]
