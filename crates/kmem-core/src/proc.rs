@@ -178,12 +178,12 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
     Ok(())
 }
 
-/// `calculate_normal_threshold`.
+/// `calculate_normal_threshold`: `2 * fls(cpus) * (1 + fls(managed in 128 MiB units))`, at
+/// most 125.
 fn stat_threshold(managed: usize, cpus: usize) -> usize {
-    let mem_mb = managed >> (20 - PAGE_SHIFT);
-    let bits = usize::BITS - (cpus.max(1)).leading_zeros();
-    let t = 2 * bits as usize * (1 + usize::BITS as usize - 1 - mem_mb.max(1).leading_zeros() as usize);
-    t.min(125)
+    let fls = |x: usize| (usize::BITS - x.leading_zeros()) as usize;
+    let mem = managed >> (27 - PAGE_SHIFT);
+    (2 * fls(cpus.max(1)) * (1 + fls(mem))).min(125)
 }
 
 /// `/proc/meminfo` (PROC-3), with the counters of the upper layers in `extra`.
@@ -201,7 +201,8 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
         .sum();
     let wmark_low: usize = pa.zones().iter().map(|z| z.wmark(Wmark::Low)).sum();
     let reclaimable = extra.slab_reclaimable - (extra.slab_reclaimable / 2).min(wmark_low);
-    let available = free.saturating_sub(reserve) + reclaimable;
+    // `si_mem_available` works in a signed long and clamps the sum, not the first difference.
+    let available = (free as isize - reserve as isize + reclaimable as isize).max(0) as usize;
     line(w, "MemTotal", kb(total))?;
     line(w, "MemFree", kb(free))?;
     line(w, "MemAvailable", kb(available))?;
@@ -250,8 +251,13 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
     // The huge page is the pageblock (HPAGE_SHIFT): 2 MiB on x86_64, 4 MiB on non-PAE i386.
     line(w, "Hugepagesize", kb(1 << pa.memmap().pageblock_order()))?;
     line(w, "Hugetlb", 0)?;
+    // x86's `arch_report_meminfo`: the direct map by page size. The machine's direct map is a
+    // host mapping of 4 KiB pages, so all of it is `DirectMap4k`; the large-page line is there
+    // and zero (2 MiB pages on x86_64, 4 MiB on non-PAE i386, the book's machine).
     let lowmem: usize = pa.zones().iter().filter(|z| !z.kind().is_highmem()).map(Zone::present).sum();
     line(w, "DirectMap4k", kb(lowmem))?;
+    let large = if pa.zone_configured(ZoneType::HighMem) { "DirectMap4M" } else { "DirectMap2M" };
+    line(w, large, 0)?;
     Ok(())
 }
 

@@ -308,3 +308,67 @@ fn proc4_pagetypeinfo_counts_sum_to_buddyinfo() {
     assert!(nonzero_types >= 3, "the mix spread free pages over several types");
     check(&m);
 }
+
+/// `si_mem_available` in a signed long: free − totalreserve + reclaimable slab (less
+/// `min(half, low watermarks)`), clamped at zero as a whole — not `free − reserve` first.
+#[test]
+fn proc3_meminfo_mem_available_follows_si_mem_available() {
+    let m = i386_nopcp(64);
+    let extra = MeminfoExtra { slab_reclaimable: 200, ..MeminfoExtra::default() };
+    let available = |m: &Machine| {
+        let mut text = String::new();
+        kmem::proc::meminfo(m.pages(), &extra, &mut text).unwrap();
+        parse_meminfo(&text).into_iter().find(|(l, _)| l == "MemAvailable").unwrap().1
+    };
+    let totalreserve: usize = m
+        .zones()
+        .iter()
+        .map(|z| {
+            let reserve = ZoneType::ALL.iter().map(|&k| z.lowmem_reserve(k)).max().unwrap_or(0);
+            (reserve + z.wmark(kmem::zone::Wmark::High)).min(z.managed())
+        })
+        .sum();
+    let low: usize = m.zones().iter().map(|z| z.wmark(kmem::zone::Wmark::Low)).sum();
+    let reclaimable = 200 - (200 / 2).min(low);
+    assert_eq!(available(&m), (m.total_free() - totalreserve + reclaimable) * 4);
+    // Below the reserve: the reclaimable slab does not lift the sum above zero.
+    let held = exhaust(&m);
+    assert!(m.total_free() + reclaimable < totalreserve, "the test needs free + reclaimable < reserve");
+    assert_eq!(available(&m), 0);
+    free_all(&m, held);
+}
+
+#[test]
+fn proc3_meminfo_direct_map_lines_by_profile() {
+    // x86's arch_report_meminfo: 4 KiB pages, then the large-page line (2 MiB on x86_64, 4 MiB
+    // on non-PAE i386); the machine maps its direct map with 4 KiB pages only.
+    for (m, large) in [(x86_64_nopcp(64), "DirectMap2M"), (i386_nopcp(64), "DirectMap4M")] {
+        let fields = parse_meminfo(&m.meminfo());
+        let n = fields.len();
+        assert_eq!(fields[n - 2].0, "DirectMap4k");
+        let lowmem: usize = m.zones().iter().filter(|z| z.kind() != ZoneType::HighMem).map(|z| z.present()).sum();
+        assert_eq!(fields[n - 2].1, lowmem * 4);
+        assert_eq!(fields[n - 1], (large.to_string(), 0));
+    }
+}
+
+/// `calculate_normal_threshold`: 2 · fls(CPUs) · (1 + fls(managed pages in 128 MiB units)),
+/// at most 125, on the zoneinfo's `vm stats threshold:` line of every zone.
+#[test]
+fn proc2_zoneinfo_vm_stats_threshold() {
+    let fls = |x: usize| (usize::BITS - x.leading_zeros()) as usize;
+    for cpus in [1, 2, 8] {
+        let m = builder(Profile::I386, 1024).cpus(cpus).build().unwrap();
+        let text = m.zoneinfo();
+        for z in m.zones().iter().filter(|z| z.managed() > 0) {
+            let want = (2 * fls(cpus) * (1 + fls(z.managed() >> 15))).min(125);
+            let block = text.split("Node 0, zone").find(|b| b.trim_start().starts_with(z.name())).unwrap();
+            let lines: Vec<&str> = block.lines().filter(|l| l.starts_with("  vm stats threshold: ")).collect();
+            assert_eq!(lines.len(), cpus, "one per CPU: {block}");
+            assert!(lines.iter().all(|l| *l == format!("  vm stats threshold: {want}")), "{}: {lines:?}", z.name());
+        }
+    }
+    // The kernel's own sample rows: 8 CPUs, about 1 GiB of Normal: 2·4·(1+3) = 32.
+    let m = builder(Profile::I386, 1024).cpus(8).build().unwrap();
+    assert!(m.zoneinfo().contains("  vm stats threshold: 32\n"));
+}
