@@ -34,6 +34,9 @@ impl Workload {
                 for page in pages.iter().step_by(2) {
                     m.free_pages(page, 0);
                 }
+                // The freed pages sit on the per-CPU lists, which buddyinfo does not count:
+                // drain them (`drain_all_pages`) so the fragmentation shows.
+                m.drain_all_pages();
                 eprintln!("workload fragment: allocated {} pages, freed every other one", pages.len());
                 Ok(())
             }
