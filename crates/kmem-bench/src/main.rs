@@ -276,9 +276,7 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
          - machine: {cpu}, {cores} cores, Linux {kernel}\n\
          - toolchain: {rustc}, release profile (thin LTO, codegen-units 1, no debug info)\n\
          - date: {date}\n\
-         - method: {rounds} interleaved rounds, one sample per allocator per round, samples of at \
-           least {ms} ms after a warm-up, one thread (two for hot64-2T and prodcons), nothing pinned; ratios are medians of the \
-           per-round ratios kmem ÷ best peer and kmem ÷ floor\n\
+         {method}\
          - peers: buddy_system_allocator {bsa}, linked_list_allocator {lla}, talc {talc}; slab \
            workloads also: system allocator ({glibc}), mimalloc {mi}, tikv-jemallocator {je}, \
            snmalloc-rs {sn}, rlsf {rlsf}, slab {slab}, sharded-slab {sharded}, \
@@ -287,8 +285,17 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
         groups = groups.join(", "),
         rustc = env!("KMEM_BENCH_RUSTC"),
         date = utc_now(),
-        rounds = cfg.rounds,
-        ms = cfg.sample_target.as_millis(),
+        method = if groups.iter().all(|g| g == "memory") {
+            "- method: the `memory` group alone: not timed, run once\n".to_owned()
+        } else {
+            format!(
+                "- method: {} interleaved rounds, one sample per allocator per round, samples of at least {} ms after a \
+                 warm-up, one thread (two for hot64-2T and prodcons), nothing pinned; ratios are medians of the \
+                 per-round ratios kmem ÷ best peer and kmem ÷ floor\n",
+                cfg.rounds,
+                cfg.sample_target.as_millis()
+            )
+        },
         bsa = env!("KMEM_BENCH_V_BUDDY_SYSTEM_ALLOCATOR"),
         lla = env!("KMEM_BENCH_V_LINKED_LIST_ALLOCATOR"),
         talc = env!("KMEM_BENCH_V_TALC"),
