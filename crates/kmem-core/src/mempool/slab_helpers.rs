@@ -136,7 +136,10 @@ unsafe fn slab_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -
 }
 
 /// A kmalloc pool element's bytes: the block and the pool's size, or
-/// [`ElementBytes::NotAnElement`] for a pointer that is not the start of a kmalloc block.
+/// [`ElementBytes::NotAnElement`] for a pointer that is not the start of a kmalloc block of at
+/// least the pool's size — an object of a kmalloc cache (`SLAB_KMALLOC`) or a large kmalloc
+/// block. So a block that `mempool_kmalloc` cannot have returned (another cache's object, a
+/// smaller kmalloc block freed into the wrong pool) is never poisoned over its end.
 ///
 /// # Safety
 /// `pool_data` is as for [`mempool_kmalloc`]; `element` may be any pointer.
@@ -144,12 +147,17 @@ unsafe fn kmalloc_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void
     // SAFETY: The caller's promise.
     let (kmem, size) = unsafe { kmem_helper::<P>(pool_data) };
     let Some(addr) = NonNull::new(element.cast::<u8>()) else { return ElementBytes::NotAnElement };
-    let block = match kmem.object_slab(addr.as_ptr()) {
-        // SAFETY: A live slab's cache is live.
-        Some(found) => unsafe { &*found.cache }.obj_index(found.base, addr.as_ptr() as usize).is_some(),
-        None => kmem.large_kmalloc_order(addr.as_ptr()).is_some(),
+    let usable = match kmem.object_slab(addr.as_ptr()) {
+        Some(found) => {
+            // SAFETY: A live slab's cache is live.
+            let cache = unsafe { &*found.cache };
+            let kmalloc = cache.flags().contains(crate::slab::flags::SLAB_KMALLOC);
+            let start = cache.obj_index(found.base, addr.as_ptr() as usize).is_some();
+            if kmalloc && start { cache.ksize() } else { 0 }
+        }
+        None => kmem.large_kmalloc_order(addr.as_ptr()).map_or(0, |order| crate::PAGE_SIZE << order),
     };
-    if block { ElementBytes::Bytes(addr, size) } else { ElementBytes::NotAnElement }
+    if usable >= size.max(1) { ElementBytes::Bytes(addr, size) } else { ElementBytes::NotAnElement }
 }
 
 /// One of the kernel's helper pairs and its argument: what a pool's `alloc_fn`/`free_fn` and

@@ -372,6 +372,41 @@ fn invalid_free(size: usize) {
     check(&m);
 }
 
+/// A smaller kmalloc block freed into a kmalloc pool's short reserve (the wrong pool) is not an
+/// element: reported and left alone, never poisoned over its end (poisoning the pool's 256
+/// bytes would overwrite its neighbours).
+#[test]
+fn tst16_mempool_kmalloc_smaller_block_from_elsewhere_is_rejected() {
+    let m = x86_64_nopcp(64);
+    let p = Pool::new(&m, Kind::Kmalloc(256), 4);
+    let small = m.kmalloc(16, kmem::gfp::GFP_KERNEL).unwrap();
+    let neighbour = m.kmalloc(16, kmem::gfp::GFP_KERNEL).unwrap();
+    // SAFETY: 16 bytes of our own kmalloc block.
+    unsafe { neighbour.as_ptr().write_bytes(0x11, 16) };
+    m.log().clear();
+    let elem = p.take();
+    p.give(small.cast());
+    assert_reported(
+        &m,
+        &format!(
+            "BUG: mempool_free: invalid free: not an element of this pool\nMempool {:p} element {:p}",
+            p.mempool(),
+            small.as_ptr()
+        ),
+    );
+    assert_eq!(p.pool.curr_nr(), 3, "not taken into the reserve");
+    // SAFETY: As above.
+    assert!((0..16).all(|i| unsafe { neighbour.as_ptr().add(i).read() } == 0x11), "the neighbour is intact");
+    p.give(elem);
+    // SAFETY: Both are ours, freed once.
+    unsafe {
+        m.kfree(small.as_ptr());
+        m.kfree(neighbour.as_ptr());
+    }
+    p.destroy(&m);
+    check(&m);
+}
+
 #[test]
 fn tst16_mempool_kmalloc_invalid_free() {
     invalid_free(128);
