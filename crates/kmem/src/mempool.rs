@@ -123,11 +123,29 @@ impl RawMempool {
     /// ([`kmem_core::Kmem::kmem_cache_destroy`]), and that call's caller promises no one
     /// (this pool included) uses it any more.
     ///
+    /// A cache of another machine is refused (reported): its objects are not this machine's
+    /// memory, and that machine may go away first.
+    ///
     /// # Errors
-    /// The cache has a constructor, or the reserve could not be filled.
+    /// The cache has a constructor or belongs to another machine, or the reserve could not be
+    /// filled.
+    #[track_caller]
     pub fn slab_pool(machine: &Machine, min_nr: usize, cache: CacheRef) -> Result<Self, AllocError> {
-        // SAFETY: We keep `machine`, so its `Kmem` outlives the pool; `cache` stays alive by
-        // the contract of its (unsafe) destroy, documented above.
+        let mut ours = false;
+        machine.for_each_cache(|c| ours |= c == cache);
+        if !ours {
+            machine.printk(
+                kmem_core::platform::Level::Err,
+                &format!(
+                    "mempool_create_slab_pool: cache {:p} is not a cache of this machine; no pool made\n  at {}",
+                    cache.as_ptr(),
+                    std::panic::Location::caller()
+                ),
+            );
+            return Err(AllocError);
+        }
+        // SAFETY: We keep `machine`, so its `Kmem` outlives the pool; `cache` is one of its
+        // caches (checked) and stays alive by the contract of its (unsafe) destroy, above.
         let pool = unsafe { mempool_create_slab_pool(machine, min_nr, cache) };
         Self::helper(machine, pool, Backing::Slab(cache))
     }

@@ -812,3 +812,24 @@ proptest::proptest! {
         check(&m);
     }
 }
+
+/// A slab pool over a cache of another machine is refused with a report (its objects are that
+/// machine's memory, and that machine may be dropped first), and the pool's own machine is
+/// left as it was.
+#[test]
+fn mp12_slab_pool_over_another_machines_cache_is_refused() {
+    let a = i386_nopcp(32);
+    let b = i386_nopcp(32);
+    let cache = a
+        .kmem_cache_create("mp12-foreign", 64, &kmem::slab::CacheArgs::default(), kmem::slab::flags::SlabFlags::empty())
+        .unwrap();
+    b.log().clear();
+    let free = b.total_free();
+    assert!(RawMempool::slab_pool(&b, 2, cache).is_err());
+    assert_eq!(count_log(&b, "is not a cache of this machine; no pool made"), 1);
+    assert_eq!(b.total_free(), free);
+    let pool = RawMempool::slab_pool(&a, 2, cache).expect("on its own machine");
+    drop(pool);
+    // SAFETY: The pool is gone; nothing else uses the cache.
+    unsafe { a.kmem_cache_destroy(cache) }.unwrap();
+}
