@@ -37,7 +37,8 @@ pub use kmem_core::mempool::{
     mempool_kmalloc,
 };
 use kmem_core::mempool::{
-    mempool_create, mempool_create_kmalloc_pool, mempool_create_page_pool, mempool_create_slab_pool, mempool_destroy,
+    mempool_create, mempool_create_kmalloc_pool, mempool_create_lowmem_page_pool, mempool_create_page_pool,
+    mempool_create_slab_pool, mempool_destroy,
 };
 use kmem_core::platform::Platform as _;
 use kmem_core::slab::CacheRef;
@@ -114,6 +115,16 @@ impl RawMempool {
         // SAFETY: We keep `machine`, so its page allocator outlives the pool.
         let pool = unsafe { mempool_create_page_pool(machine.pages(), min_nr, order) };
         Self::helper(machine, pool, Backing::Pages(order))
+    }
+
+    /// [`Self::page_pool`] whose elements are always lowmem (every allocation of the pool leaves
+    /// `__GFP_HIGHMEM` out, also a resize's or a caller's), for [`MemPool`], which writes its
+    /// values through the elements' direct-map addresses. It goes through the pool's pointers,
+    /// which know that ([`mempool_create_lowmem_page_pool`]).
+    fn lowmem_page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
+        // SAFETY: We keep `machine`, so its page allocator outlives the pool.
+        let pool = unsafe { mempool_create_lowmem_page_pool(machine.pages(), min_nr, order) };
+        Self::helper(machine, pool, Backing::Custom)
     }
 
     /// `mempool_create_slab_pool(min_nr, cache)`: elements are objects of `cache`. A cache with
@@ -348,7 +359,8 @@ impl<T> MemPool<T> {
                 if order > MAX_PAGE_ORDER {
                     return Err(AllocError);
                 }
-                Ok(Self { raw: RawMempool::page_pool(machine, min_nr, order)?, kmalloc: false, _t: PhantomData })
+                let raw = RawMempool::lowmem_page_pool(machine, min_nr, order)?;
+                Ok(Self { raw, kmalloc: false, _t: PhantomData })
             }
         }
     }

@@ -15,7 +15,7 @@ use core::ptr::{self, NonNull};
 
 use super::poison::ElementBytes;
 use super::{Mempool, NUMA_NO_NODE, PoolData, PoolEnv, create_with, init_with};
-use crate::gfp::{GFP_KERNEL, Gfp};
+use crate::gfp::{__GFP_HIGHMEM, GFP_KERNEL, Gfp};
 use crate::memmap::Page;
 use crate::order::get_order;
 use crate::page_alloc::PageAllocator;
@@ -32,10 +32,20 @@ pub struct PoolHelperData {
     pub arg: usize,
 }
 
+/// `arg` bit of a page pool whose elements must stay in the direct map: every allocation the
+/// pool makes (first passes, refills, resizes) leaves `__GFP_HIGHMEM` out, whatever mask its
+/// caller gave. For owners that address the elements' bytes (the `kmem` crate's typed pools).
+const LOWMEM_ONLY: usize = 1 << (usize::BITS - 1);
+
 impl PoolHelperData {
     /// The data of a page pool of `order` over `pa`.
     pub fn pages<P: Platform>(pa: &PageAllocator<P>, order: u32) -> Self {
         Self { allocator: ptr::from_ref(pa).cast(), arg: order as usize }
+    }
+
+    /// [`Self::pages`] for a pool whose elements are always lowmem ([`LOWMEM_ONLY`]).
+    fn lowmem_pages<P: Platform>(pa: &PageAllocator<P>, order: u32) -> Self {
+        Self { allocator: ptr::from_ref(pa).cast(), arg: order as usize | LOWMEM_ONLY }
     }
 }
 
@@ -68,8 +78,8 @@ unsafe impl<P: Platform> PoolEnv for PageAllocator<P> {
 /// `PageAllocator<P>` that is still alive.
 pub unsafe extern "C" fn mempool_alloc_pages<P: Platform>(gfp: Gfp, pool_data: *mut c_void) -> *mut c_void {
     // SAFETY: The caller's promise.
-    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
-    match pa.alloc_pages(gfp, order) {
+    let (pa, order, strip) = unsafe { page_helper::<P>(pool_data) };
+    match pa.alloc_pages(gfp.difference(strip), order) {
         Ok(page) => ptr::from_ref(page).cast_mut().cast(),
         Err(AllocError) => ptr::null_mut(),
     }
@@ -85,7 +95,7 @@ pub unsafe extern "C" fn mempool_alloc_pages<P: Platform>(gfp: Gfp, pool_data: *
 /// allocator, or a `Page` of it that no one uses any more.
 pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, pool_data: *mut c_void) {
     // SAFETY: The caller's promise.
-    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
+    let (pa, order, _) = unsafe { page_helper::<P>(pool_data) };
     if element.is_null() {
         return;
     }
@@ -103,7 +113,7 @@ pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, p
 /// `pool_data` is as for [`mempool_alloc_pages`]; `element` may be any pointer.
 pub(super) unsafe fn page_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
     // SAFETY: The caller's promise.
-    let (pa, order) = unsafe { page_helper::<P>(pool_data) };
+    let (pa, order, _) = unsafe { page_helper::<P>(pool_data) };
     let Some((page, pfn)) = page_at(pa, element) else { return ElementBytes::NotAnElement };
     if !page.is_allocated() || !pfn.is_multiple_of(1 << order) {
         return ElementBytes::NotAnElement;
@@ -132,11 +142,13 @@ fn page_at<P: Platform>(pa: &PageAllocator<P>, element: *mut c_void) -> Option<(
 ///
 /// # Safety
 /// As [`mempool_alloc_pages`].
-unsafe fn page_helper<'a, P: Platform>(pool_data: *mut c_void) -> (&'a PageAllocator<P>, u32) {
+/// Returns the allocator, the order and the flags every allocation leaves out.
+unsafe fn page_helper<'a, P: Platform>(pool_data: *mut c_void) -> (&'a PageAllocator<P>, u32, Gfp) {
     // SAFETY: `pool_data` points to a live `PoolHelperData` (caller).
     let data = unsafe { &*pool_data.cast::<PoolHelperData>() };
+    let strip = if data.arg & LOWMEM_ONLY != 0 { __GFP_HIGHMEM } else { Gfp::empty() };
     // SAFETY: It names a live `PageAllocator<P>` (caller).
-    (unsafe { &*data.allocator.cast::<PageAllocator<P>>() }, data.arg as u32)
+    (unsafe { &*data.allocator.cast::<PageAllocator<P>>() }, (data.arg & !LOWMEM_ONLY) as u32, strip)
 }
 
 /// `mempool_create_page_pool(min_nr, order)` over `pa`: a pool of order-`order` page blocks
@@ -150,10 +162,40 @@ pub unsafe fn mempool_create_page_pool<P: Platform + 'static>(
     min_nr: usize,
     order: u32,
 ) -> Option<NonNull<Mempool>> {
+    // SAFETY: The caller's contract.
+    unsafe { create_page_pool(pa, min_nr, order, PoolHelperData::pages(pa, order)) }
+}
+
+/// [`mempool_create_page_pool`] whose elements are always lowmem: every allocation of the pool
+/// (also a caller's `mempool_alloc` or `mempool_resize` with `__GFP_HIGHMEM`) leaves
+/// `__GFP_HIGHMEM` out, so each element has a direct-map address. For owners that use the
+/// elements' bytes.
+///
+/// # Safety
+/// As [`mempool_create_page_pool`].
+pub unsafe fn mempool_create_lowmem_page_pool<P: Platform + 'static>(
+    pa: &PageAllocator<P>,
+    min_nr: usize,
+    order: u32,
+) -> Option<NonNull<Mempool>> {
+    // SAFETY: The caller's contract.
+    unsafe { create_page_pool(pa, min_nr, order, PoolHelperData::lowmem_pages(pa, order)) }
+}
+
+/// The body of the page pool constructors, with the pool's helper data.
+///
+/// # Safety
+/// As [`mempool_create_page_pool`].
+unsafe fn create_page_pool<P: Platform + 'static>(
+    pa: &PageAllocator<P>,
+    min_nr: usize,
+    order: u32,
+    helper: PoolHelperData,
+) -> Option<NonNull<Mempool>> {
     if order > MAX_PAGE_ORDER {
         return None;
     }
-    let data = PoolData::Helper(PoolHelperData::pages(pa, order), Some(page_span::<P>));
+    let data = PoolData::Helper(helper, Some(page_span::<P>));
     // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool,
     // and `pa` outlives the pool (caller); page allocation works from any thread.
     unsafe {

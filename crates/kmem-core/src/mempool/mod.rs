@@ -71,8 +71,8 @@ use crate::sync::SpinLock;
 use stack::Stack;
 
 pub use helpers::{
-    PoolHelperData, mempool_alloc_pages, mempool_create_page_pool, mempool_free_pages, mempool_helper_arg,
-    mempool_init_page_pool,
+    PoolHelperData, mempool_alloc_pages, mempool_create_lowmem_page_pool, mempool_create_page_pool, mempool_free_pages,
+    mempool_helper_arg, mempool_init_page_pool,
 };
 pub(crate) use lifecycle::{PoolData, create_with, init_with};
 pub use lifecycle::{

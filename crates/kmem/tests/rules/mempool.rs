@@ -833,3 +833,20 @@ fn mp12_slab_pool_over_another_machines_cache_is_refused() {
     // SAFETY: The pool is gone; nothing else uses the cache.
     unsafe { a.kmem_cache_destroy(cache) }.unwrap();
 }
+
+/// A typed pool writes its values through the elements' direct-map addresses, so its page
+/// pool never takes HighMem, whatever mask reaches the pool: a resize with `GFP_HIGHUSER`
+/// through `raw()` fills the reserve with lowmem pages, and every reserved element is usable.
+#[test]
+fn mp12_typed_page_pool_elements_stay_lowmem_under_a_highmem_mask() {
+    let m = i386_nopcp(1024);
+    assert!(m.zone(kmem::zone::ZoneType::HighMem).free_pages() > 1000, "HighMem to tempt the pool");
+    let pool: MemPool<[u8; 16384]> = MemPool::new(&m, 2).unwrap();
+    assert!(!pool.is_kmalloc());
+    pool.raw().resize_gfp(64, GFP_HIGHUSER).unwrap();
+    assert_eq!(pool.raw().curr_nr(), 64);
+    let held: Vec<_> = (0..64).map(|i| pool.alloc_preallocated([i as u8; 16384]).expect("reserved")).collect();
+    assert!(held.iter().enumerate().all(|(i, b)| b[16383] == i as u8));
+    drop(held);
+    assert_eq!(pool.raw().curr_nr(), 64);
+}
