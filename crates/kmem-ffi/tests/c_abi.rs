@@ -36,7 +36,8 @@ fn out_dir() -> PathBuf {
     dir
 }
 
-const CFLAGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-g"];
+/// `-Wstrict-prototypes` as the kernel builds with it: the headers must pass it.
+const CFLAGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Wstrict-prototypes", "-Werror", "-O2", "-g"];
 
 fn gcc(args: &[&str]) -> Output {
     let include = manifest().join("include");
@@ -352,6 +353,16 @@ fn legacy_forms_compile() {
         let o = gcc(&["-fPIC", "-c", &src.display().to_string(), "-o", &obj.display().to_string()]);
         assert!(o.status.success(), "{name}.c:\n{}", show(&o));
     }
+}
+
+/// Today's forms compile as C2x too (C23, where `()` means `(void)`: `linux/mempool.h` then
+/// declares the kernel's `mempool_init`/`mempool_exit` prototypes), with `-Wstrict-prototypes`.
+#[test]
+fn modern_forms_compile_as_c2x() {
+    let src = manifest().join("tests/c/modern_mempool.c");
+    let obj = out_dir().join("modern_mempool-c2x.o");
+    let o = gcc(&["-std=c2x", "-fPIC", "-c", &src.display().to_string(), "-o", &obj.display().to_string()]);
+    assert!(o.status.success(), "modern_mempool.c as C2x:\n{}", show(&o));
 }
 
 /// `mempool_create` accepts today's callback type and the book's `int gfp_mask` one, nothing else.

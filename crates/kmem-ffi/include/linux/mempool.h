@@ -37,12 +37,23 @@ static inline bool mempool_initialized(mempool_t *pool) { return pool->elements 
 static inline bool mempool_is_saturated(mempool_t *pool) { return pool->curr_nr >= pool->min_nr; }
 
 /* mempool_init(pool, min_nr, alloc_fn, free_fn, pool_data) and mempool_exit(pool) (Linux 4.18+)
- * are declared without a prototype on purpose: the book's mempool.c, written for 2.6, defines
- * its own `int mempool_init(void)` and `void mempool_exit(void)` module functions, and both
- * must compile. `kmem insmod` binds a module's own functions before kmem's exports of the
- * same name, as the kernel does. */
+ * are declared without a prototype on purpose before C23: the book's mempool.c, written for
+ * 2.6, defines its own `int mempool_init(void)` and `void mempool_exit(void)` module functions,
+ * and both must compile (-Wstrict-prototypes, which the kernel builds with, is silenced for
+ * these two lines only). `kmem insmod` binds a module's own functions before kmem's exports of
+ * the same name, as the kernel does. In C23 `()` means `(void)`, so there the kernel's own
+ * prototypes are declared (and the book's module must be built as gnu11, as it was written). */
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L
+int mempool_init(mempool_t *pool, int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
+		 void *pool_data);
+void mempool_exit(mempool_t *pool);
+#else
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
 int mempool_init();
 void mempool_exit();
+#pragma GCC diagnostic pop
+#endif
 mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
 			  void *pool_data);
 /* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention),
