@@ -107,8 +107,8 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `alloc_pages_exact`: `ceil(size / PAGE_SIZE)` contiguous lowmem pages; the rest of the
-    /// `get_order(size)` block is freed at once (PA-18). `__GFP_COMP` and `__GFP_HIGHMEM` are
-    /// stripped with a warning, as in the kernel.
+    /// `get_order(size)` block is freed at once, to the tail of the buddy lists (PA-18).
+    /// `__GFP_COMP` and `__GFP_HIGHMEM` are stripped with a warning, as in the kernel.
     ///
     /// # Errors
     /// As `alloc_pages`, and for `size == 0`.
@@ -127,10 +127,13 @@ impl<P: Platform> PageAllocator<P> {
         let page = self.alloc_pages_at(gfp, order, caller)?;
         let pfn = self.mm.pfn_of(page).expect("allocated page is in mem_map");
         self.split_block(pfn, order);
+        // `make_alloc_exact`: each unused page goes back on its own with
+        // `__free_pages_ok(page, 0, FPI_TO_TAIL)` — to the cold end of the buddy lists, never
+        // through a per-CPU list (PA-18).
         let zone = &self.zones[self.zone_index_of(pfn)];
         for tail in pfn + size_to_pages(size)..pfn + (1 << order) {
             self.mm.page(tail).refcount.store(0, Relaxed);
-            self.free_block(tail, 0, zone);
+            self.free_pages_ok(tail, 0, zone, true);
         }
         Ok(self.pfn_address(pfn).expect("lowmem page has an address"))
     }

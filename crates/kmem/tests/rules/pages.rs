@@ -639,25 +639,64 @@ fn pa18_gfp_zero_on_a_fully_dirtied_zone() {
     check(&m);
 }
 
+/// Whether `pfn` lies in a free block on the buddy lists (not on a per-CPU list, not allocated).
+fn in_buddy_block(m: &Machine, pfn: usize) -> bool {
+    (0..=MAX_PAGE_ORDER).any(|order| {
+        let head = m.pfn_to_page(pfn & !((1 << order) - 1)).unwrap();
+        head.is_buddy() && head.order() == order
+    })
+}
+
+/// PA-18 and §2.10 (`make_alloc_exact`): the unused tail goes straight back to the buddy lists
+/// (`__free_pages_ok(page, 0, FPI_TO_TAIL)`), never to a per-CPU list — with per-CPU lists on
+/// as well as off.
 #[test]
 fn pa18_alloc_pages_exact_uses_ceil_pages_and_frees_the_rest() {
-    let m = i386_nopcp(64);
-    let initial = m.buddyinfo();
-    for size in [1usize, 4096, 4097, 3 * 4096, 3 * 4096 + 1, 5 * 4096 + 100, 100 * 4096, 1000 * 4096 + 1] {
-        let pages = size.div_ceil(PAGE_SIZE);
-        let free = m.total_free();
-        let addr = m.alloc_pages_exact(size, GFP_KERNEL).unwrap();
-        assert_eq!(m.total_free(), free - pages, "size {size}: exactly {pages} pages used");
-        m.write_bytes(addr, &vec![7; pages * PAGE_SIZE]).expect("all pages usable");
-        let after = addr.as_ptr().wrapping_add(pages * PAGE_SIZE);
-        if pages < 1 << get_order(size) {
-            let tail = std::ptr::NonNull::new(after).unwrap();
-            assert!(m.write_bytes(tail, &[1]).is_err(), "size {size}: the tail is free again");
+    for m in [i386_nopcp(64), i386(64)] {
+        let initial = m.buddyinfo();
+        // Free pages, the per-CPU lists' included (a refill only moves pages onto them).
+        let free = || m.total_free() + pcp_pages(&m, ZoneType::Normal) + pcp_pages(&m, ZoneType::Dma);
+        for size in [1usize, 4096, 4097, 3 * 4096, 3 * 4096 + 1, 5 * 4096 + 100, 100 * 4096, 1000 * 4096 + 1] {
+            let pages = size.div_ceil(PAGE_SIZE);
+            let before = free();
+            let addr = m.alloc_pages_exact(size, GFP_KERNEL).unwrap();
+            assert_eq!(free(), before - pages, "size {size}: exactly {pages} pages used");
+            m.write_bytes(addr, &vec![7; pages * PAGE_SIZE]).expect("all pages usable");
+            let base = m.virt_to_pfn(addr.as_ptr()).unwrap();
+            for tail in base + pages..base + (1 << get_order(size)) {
+                assert!(in_buddy_block(&m, tail), "size {size}: tail pfn {tail:#x} is on the buddy lists");
+            }
+            let after = addr.as_ptr().wrapping_add(pages * PAGE_SIZE);
+            if pages < 1 << get_order(size) {
+                let tail = std::ptr::NonNull::new(after).unwrap();
+                assert!(m.write_bytes(tail, &[1]).is_err(), "size {size}: the tail is free again");
+            }
+            m.free_pages_exact(addr.as_ptr(), size);
+            assert_eq!(free(), before);
         }
-        m.free_pages_exact(addr.as_ptr(), size);
-        assert_eq!(m.total_free(), free);
+        m.drain_local_pages();
+        assert_eq!(m.buddyinfo(), initial, "pcp {}", m.pcp_enabled());
+        check(&m);
     }
-    assert_eq!(m.buddyinfo(), initial);
+}
+
+/// `FPI_TO_TAIL`: the tail pages go to the cold end of the buddy lists, so the next order-0
+/// allocation from the buddy lists takes a page that was free before, not one of them.
+#[test]
+fn pa18_alloc_pages_exact_tail_goes_to_the_buddy_list_tail() {
+    let m = i386_nopcp(64);
+    // A free order-0 page at the head of the order-0 list: the upper half left by a split.
+    let first = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert!(buddyinfo_row(&m, "Normal")[0] > 0, "an order-0 block is free");
+    // Three pages of an order-2 block: its last page goes back at order 0 (its buddy is in use).
+    let addr = m.alloc_pages_exact(3 * PAGE_SIZE, GFP_KERNEL).unwrap();
+    let tail = m.virt_to_pfn(addr.as_ptr()).unwrap() + 3;
+    assert!(in_buddy_block(&m, tail));
+    let next = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_ne!(pfn(&m, next), tail, "the tail was put at the head of the list");
+    m.free_pages(next, 0);
+    m.free_pages_exact(addr.as_ptr(), 3 * PAGE_SIZE);
+    m.free_pages(first, 0);
     check(&m);
 }
 
