@@ -108,7 +108,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `alloc_pages_exact`: `ceil(size / PAGE_SIZE)` contiguous lowmem pages; the rest of the
     /// `get_order(size)` block is freed at once, to the tail of the buddy lists (PA-18).
-    /// `__GFP_COMP` and `__GFP_HIGHMEM` are stripped with a warning, as in the kernel.
+    /// `__GFP_COMP` and `__GFP_HIGHMEM` are stripped, with a warning the first time
+    /// (`WARN_ON_ONCE`), as in the kernel.
     ///
     /// # Errors
     /// As `alloc_pages`, and for `size == 0`.
@@ -118,9 +119,12 @@ impl<P: Platform> PageAllocator<P> {
         let order = try_get_order(size).ok_or(AllocError)?;
         let mut gfp = gfp;
         if gfp.intersects(__GFP_COMP.union(__GFP_HIGHMEM)) {
-            self.platform.log(
-                Level::Warning,
-                format_args!("WARNING: at {caller} alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+            // `WARN_ON_ONCE`: `__GFP_NOWARN` does not silence it.
+            self.warn_once(
+                super::reports::once::EXACT_FLAGS,
+                "alloc_pages_exact",
+                format_args!("__GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+                caller,
             );
             gfp = gfp.difference(__GFP_COMP.union(__GFP_HIGHMEM));
         }

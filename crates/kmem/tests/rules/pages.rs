@@ -38,8 +38,10 @@ fn pa1_orders_0_to_10_succeed_order_11_fails_with_warning() {
     assert!(warning.contains(&format!(" at {}:{line}:", file!())), "{warning}");
     assert!(warning.ends_with("order 11 > MAX_PAGE_ORDER (10)"), "{warning}");
     assert_eq!(m.nr_alloc_fail(), fails + 1);
+    // `WARN_ON_ONCE_GFP`: once per machine; the second failure is silent.
     assert!(m.get_free_pages(GFP_ATOMIC, 12).is_err());
-    assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 2);
+    assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 1);
+    assert_eq!(m.nr_alloc_fail(), fails + 2);
     m.drain_local_pages();
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
@@ -52,6 +54,13 @@ fn pa1_order_11_with_nowarn_fails_silently() {
     assert!(m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 11).is_err());
     assert!(m.alloc_pages(GFP_NOWAIT, 11).is_err(), "GFP_NOWAIT carries __GFP_NOWARN");
     assert!(m.log().records().is_empty(), "{:?}", log_lines(&m));
+    // `WARN_ON_ONCE_GFP`: a silenced failure does not use up the one warning...
+    assert!(m.alloc_pages(GFP_KERNEL, 11).is_err());
+    assert_eq!(count_log(&m, "order 11 > MAX_PAGE_ORDER (10)"), 1);
+    // ...and after it nothing warns again.
+    assert!(m.alloc_pages(GFP_KERNEL, 11).is_err());
+    assert!(m.alloc_pages(GFP_KERNEL | __GFP_COMP, 12).is_err());
+    assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 1, "{:?}", log_lines(&m));
 }
 
 #[test]
@@ -710,7 +719,11 @@ fn pa18_alloc_pages_exact_strips_comp_and_highmem_with_a_warning() {
     let addr = m.alloc_pages_exact(3 * 4096, GFP_HIGHUSER).unwrap();
     let phys = m.virt_to_phys(addr.as_ptr()).expect("a direct-map address");
     assert!(phys < (HIGHMEM_START_PFN as u64) << 12);
-    assert_eq!(count_log(&m, "alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"), 2);
+    assert_eq!(
+        count_log(&m, "alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+        1,
+        "WARN_ON_ONCE: the flags are stripped again, silently"
+    );
     m.free_pages_exact(addr.as_ptr(), 3 * 4096);
     check(&m);
 }
