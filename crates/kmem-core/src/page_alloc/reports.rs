@@ -95,16 +95,12 @@ impl<P: Platform> PageAllocator<P> {
         if let Some(n) = missed {
             self.platform.log(Level::Warning, format_args!("warn_alloc: {n} callbacks suppressed"));
         }
-        let cpu = self.platform.cpu().unwrap_or(0);
+        // `warn_alloc` prints the line and `cpuset_print_current_mems_allowed` continues it
+        // (`pr_cont`, since 4.19); the `CPU:` line is `dump_stack`'s.
         self.with_task(|task| {
             self.platform.log(
                 Level::Warning,
-                format_args!(
-                    "{}: {msg}, mode:{gfp:?}, nodemask=(null)\ncpuset=/ mems_allowed=0\nCPU: {cpu} PID: {} Comm: {} Not tainted",
-                    task.comm,
-                    task.pid,
-                    task.comm,
-                ),
+                format_args!("{}: {msg}, mode:{gfp:?}, nodemask=(null),cpuset=/,mems_allowed=0", task.comm),
             );
         });
         self.platform.dump_stack(caller);
@@ -254,7 +250,8 @@ impl<P: Platform> PageAllocator<P> {
         self.platform.dump_stack(caller);
     }
 
-    /// The OOM report (`dump_header`), followed by kmem's deviation notice.
+    /// The OOM report (`dump_header`: whatever the mask, `__GFP_NOWARN` included), followed by
+    /// kmem's deviation notice.
     pub(super) fn report_oom(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
         self.with_task(|task| {
             self.platform.log(

@@ -516,12 +516,11 @@ impl<P: Platform> PageAllocator<P> {
         balanced()
     }
 
-    /// `out_of_memory`: report once per event, then call the OOM notifiers.
+    /// `out_of_memory`: report once per event (`dump_header` does not look at
+    /// `__GFP_NOWARN`), then call the OOM notifiers.
     fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> usize {
         self.stats.oom.fetch_add(1, Relaxed);
-        if !gfp.contains(__GFP_NOWARN) {
-            self.report_oom(gfp, order, caller);
-        }
+        self.report_oom(gfp, order, caller);
         let mut freed = 0;
         self.oom_notifiers.for_each(|n| freed += n.out_of_memory());
         freed

@@ -31,17 +31,18 @@ fn pa15_warn_alloc_line_format_exactly_once_per_window() {
     assert_eq!(results, [true; 3]);
     let lines = log_lines(&m);
     let reports: Vec<&String> = lines.iter().filter(|l| l.contains("page allocation failure")).collect();
+    // Since 4.19 `cpuset_print_current_mems_allowed` continues the same line (`pr_cont`).
     assert_eq!(
         reports,
-        ["warner: page allocation failure: order:2, mode:0x820(GFP_ATOMIC), nodemask=(null)"],
+        ["warner: page allocation failure: order:2, mode:0x820(GFP_ATOMIC), nodemask=(null),cpuset=/,mems_allowed=0"],
         "one per window (10 s, burst 1)"
     );
     let at = lines.iter().position(|l| l.contains("page allocation failure")).unwrap();
-    assert_eq!(lines[at + 1], "cpuset=/ mems_allowed=0");
-    assert!(lines[at + 2].contains("Comm: warner Not tainted"), "{}", lines[at + 2]);
-    // dump_stack names the same task (the OS thread name, as `current->comm`).
-    assert!(lines[at + 3].starts_with("CPU: ") && lines[at + 3].ends_with(" Comm: warner"), "{}", lines[at + 3]);
-    assert!(lines[at..].iter().any(|l| l == "Call Trace:"), "stack dump");
+    // Then exactly one `CPU:` line, dump_stack's, naming the same task (the OS thread name, as
+    // `current->comm`).
+    assert!(lines[at + 1].starts_with("CPU: ") && lines[at + 1].ends_with(" Comm: warner"), "{}", lines[at + 1]);
+    assert_eq!(lines[at + 2], "Call Trace:", "stack dump");
+    assert_eq!(lines[at..].iter().filter(|l| l.starts_with("CPU: ")).count(), 1, "{:?}", &lines[at..]);
     assert!(lines[at..].iter().any(|l| l == "Mem-Info:"), "show_mem");
     assert!(m.nr_alloc_fail() >= 3);
     free_all(&m, held);
@@ -59,7 +60,33 @@ fn pa15_nowarn_suppresses_the_report() {
     assert_eq!(count_log(&m, "page allocation failure"), 0);
     // The window was not used up by the silent failures.
     assert!(m.alloc_pages(GFP_ATOMIC, 1).is_err());
-    assert_eq!(count_log(&m, "page allocation failure: order:1, mode:0x820(GFP_ATOMIC), nodemask=(null)"), 1);
+    assert_eq!(
+        count_log(
+            &m,
+            "page allocation failure: order:1, mode:0x820(GFP_ATOMIC), nodemask=(null),cpuset=/,mems_allowed=0"
+        ),
+        1
+    );
+    free_all(&m, held);
+    check(&m);
+}
+
+/// `dump_header` (mm/oom_kill.c) prints the OOM report whatever the mask: `__GFP_NOWARN`
+/// silences the allocation-failure report (`warn_alloc`), not the OOM killer's.
+#[test]
+fn pa15_nowarn_does_not_silence_the_oom_report() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    let ooms = m.stats().oom.load(SEQ);
+    assert!(as_task("quiet", || m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err()));
+    assert_eq!(m.stats().oom.load(SEQ), ooms + 1);
+    let lines = log_lines(&m);
+    let header = "quiet invoked oom-killer: gfp_mask=0x2cc0(GFP_KERNEL|__GFP_NOWARN), order=0, oom_score_adj=0";
+    assert_eq!(lines.iter().filter(|l| *l == header).count(), 1, "{lines:?}");
+    assert!(lines.iter().any(|l| l == "Mem-Info:"), "show_mem");
+    assert!(lines.iter().any(|l| l == "Out of memory and no killable processes..."));
+    assert_eq!(count_log(&m, "page allocation failure"), 0, "warn_alloc stays silent");
     free_all(&m, held);
     check(&m);
 }
