@@ -195,8 +195,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `alloc_pages_bulk`: fills the `None` slots of `pages` with order-0 pages and returns how
     /// many slots are populated (PA-19). It may return fewer than `pages.len()`; it takes what
-    /// the first eligible zone can give above its low watermark plus the request, and falls
-    /// back to one ordinary allocation if that gives nothing.
+    /// the first zone with more than its low watermark plus `pages.len()` free pages can give,
+    /// and falls back to one ordinary allocation if no zone qualifies or that gives nothing.
     #[track_caller]
     pub fn alloc_pages_bulk<'a>(&'a self, gfp: Gfp, pages: &mut [Option<&'a Page>]) -> usize {
         let caller = Location::caller();
@@ -208,10 +208,13 @@ impl<P: Platform> PageAllocator<P> {
         if wanted > 1 {
             let ctx = self.platform.context();
             let Ok((gfp, zl)) = self.prepare_alloc(gfp, 0, ctx, caller) else { return populated };
+            // `alloc_pages_bulk_noprof`: the first zone above its low watermark plus the
+            // array's length (`nr_pages`, populated slots included) and its lowmem reserve.
+            let nr_pages = pages.len();
             let zone = zl
                 .iter()
                 .map(|zi| &self.zones[zi])
-                .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + wanted);
+                .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + nr_pages);
             if let Some(zone) = zone {
                 let zi = zone.kind as usize;
                 // Preparing a page fails only when HighMem must be zeroed and cannot be; only
