@@ -162,8 +162,24 @@ pub unsafe trait Platform: Send + Sync {
         let _ = (pfn, nr);
         false
     }
-    /// Prints the call trace part of a report (`dump_stack`).
+    /// Prints the call trace part of a report (`dump_stack`): the `CPU:` line naming the task,
+    /// then the trace. Reports print no `CPU:` line of their own (`warn_alloc` since 4.19).
     fn dump_stack(&self, caller: &Location<'_>) {
-        self.log(Level::Warning, format_args!("Call Trace:\n <TASK>\n  {caller}\n </TASK>"));
+        let cpu = self.cpu().unwrap_or(0);
+        let mut printed = false;
+        self.with_task(&mut |task| {
+            if !core::mem::replace(&mut printed, true) {
+                self.log(
+                    Level::Warning,
+                    format_args!(
+                        "CPU: {cpu} UID: 0 PID: {} Comm: {}\nCall Trace:\n <TASK>\n  {caller}\n </TASK>",
+                        task.pid, task.comm
+                    ),
+                );
+            }
+        });
+        if !printed {
+            self.log(Level::Warning, format_args!("Call Trace:\n <TASK>\n  {caller}\n </TASK>"));
+        }
     }
 }

@@ -107,8 +107,9 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `alloc_pages_exact`: `ceil(size / PAGE_SIZE)` contiguous lowmem pages; the rest of the
-    /// `get_order(size)` block is freed at once (PA-18). `__GFP_COMP` and `__GFP_HIGHMEM` are
-    /// stripped with a warning, as in the kernel.
+    /// `get_order(size)` block is freed at once, to the tail of the buddy lists (PA-18).
+    /// `__GFP_COMP` and `__GFP_HIGHMEM` are stripped, with a warning the first time
+    /// (`WARN_ON_ONCE`), as in the kernel.
     ///
     /// # Errors
     /// As `alloc_pages`, and for `size == 0`.
@@ -118,19 +119,25 @@ impl<P: Platform> PageAllocator<P> {
         let order = try_get_order(size).ok_or(AllocError)?;
         let mut gfp = gfp;
         if gfp.intersects(__GFP_COMP.union(__GFP_HIGHMEM)) {
-            self.platform.log(
-                Level::Warning,
-                format_args!("WARNING: at {caller} alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+            // `WARN_ON_ONCE`: `__GFP_NOWARN` does not silence it.
+            self.warn_once(
+                super::reports::once::EXACT_FLAGS,
+                "alloc_pages_exact",
+                format_args!("__GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+                caller,
             );
             gfp = gfp.difference(__GFP_COMP.union(__GFP_HIGHMEM));
         }
         let page = self.alloc_pages_at(gfp, order, caller)?;
         let pfn = self.mm.pfn_of(page).expect("allocated page is in mem_map");
         self.split_block(pfn, order);
+        // `make_alloc_exact`: each unused page goes back on its own with
+        // `__free_pages_ok(page, 0, FPI_TO_TAIL)` — to the cold end of the buddy lists, never
+        // through a per-CPU list (PA-18).
         let zone = &self.zones[self.zone_index_of(pfn)];
         for tail in pfn + size_to_pages(size)..pfn + (1 << order) {
             self.mm.page(tail).refcount.store(0, Relaxed);
-            self.free_block(tail, 0, zone);
+            self.free_pages_ok(tail, 0, zone, true);
         }
         Ok(self.pfn_address(pfn).expect("lowmem page has an address"))
     }
@@ -188,8 +195,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `alloc_pages_bulk`: fills the `None` slots of `pages` with order-0 pages and returns how
     /// many slots are populated (PA-19). It may return fewer than `pages.len()`; it takes what
-    /// the first eligible zone can give above its low watermark plus the request, and falls
-    /// back to one ordinary allocation if that gives nothing.
+    /// the first zone with more than its low watermark plus `pages.len()` free pages can give,
+    /// and falls back to one ordinary allocation if no zone qualifies or that gives nothing.
     #[track_caller]
     pub fn alloc_pages_bulk<'a>(&'a self, gfp: Gfp, pages: &mut [Option<&'a Page>]) -> usize {
         let caller = Location::caller();
@@ -201,10 +208,13 @@ impl<P: Platform> PageAllocator<P> {
         if wanted > 1 {
             let ctx = self.platform.context();
             let Ok((gfp, zl)) = self.prepare_alloc(gfp, 0, ctx, caller) else { return populated };
+            // `alloc_pages_bulk_noprof`: the first zone above its low watermark plus the
+            // array's length (`nr_pages`, populated slots included) and its lowmem reserve.
+            let nr_pages = pages.len();
             let zone = zl
                 .iter()
                 .map(|zi| &self.zones[zi])
-                .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + wanted);
+                .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + nr_pages);
             if let Some(zone) = zone {
                 let zi = zone.kind as usize;
                 // Preparing a page fails only when HighMem must be zeroed and cannot be; only

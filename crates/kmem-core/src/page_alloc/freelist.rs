@@ -436,11 +436,29 @@ impl<P: Platform> PageAllocator<P> {
     #[cold]
     #[inline(never)]
     fn free_to_buddy(&self, pfn: usize, order: u32, mt: MigrateType, zone: &Zone) {
+        self.free_one_to_buddy(pfn, order, mt, zone, false);
+    }
+
+    /// `__free_pages_ok(page, order, fpi)`: a block whose checks passed goes straight to the
+    /// buddy lists, bypassing the per-CPU lists; `to_tail` is `FPI_TO_TAIL` (the cold end of
+    /// the free list, so it is not handed out again first).
+    #[inline(never)]
+    pub(super) fn free_pages_ok(&self, pfn: usize, order: u32, zone: &Zone, to_tail: bool) {
+        debug_assert!(zone.contains(pfn));
+        let mt = match self.mm.pageblock_mt(pfn) {
+            MigrateType::HighAtomic => MigrateType::Movable,
+            mt => mt,
+        };
+        self.free_one_to_buddy(pfn, order, mt, zone, to_tail);
+    }
+
+    #[inline(always)]
+    fn free_one_to_buddy(&self, pfn: usize, order: u32, mt: MigrateType, zone: &Zone, to_tail: bool) {
         self.mm.page(pfn).info.store(0, Relaxed);
         let mut area = zone.lock();
         // Written only under this zone's lock: no read-modify-write instruction needed.
         PcpSlot::bump(&self.stats.pgfree[zone.kind as usize], 1 << order);
-        area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, false);
+        area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, to_tail);
         self.after_buddy_free(zone, &mut area);
     }
 

@@ -10,7 +10,8 @@
 //!
 //! Where the pieces are: `freelist` (fast path, per-CPU lists, freeing, drains), `slowpath`
 //! (`alloc_pages`, reclaim, OOM, sleeping), `api` (exact/bulk/split and address conversions),
-//! `reports` (`warn_alloc`, bad page, `might_sleep`, OOM, fault-injection dumps).
+//! `reports` (`warn_alloc`, the `WARN_ON_ONCE` sites, bad page, `might_sleep`, OOM,
+//! fault-injection dumps).
 
 mod api;
 mod freelist;
@@ -19,7 +20,7 @@ mod reports;
 mod slowpath;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::fault::FaultAttr;
 use crate::memmap::{MemMap, pg};
@@ -189,6 +190,8 @@ pub struct PageAllocator<P: Platform> {
     shrinkers: Registry<dyn Shrinker>,
     oom_notifiers: Registry<dyn OomNotifier>,
     fail_page_alloc: FaultAttr,
+    /// The `WARN_ON_ONCE` sites that have fired (`reports::once` bits): once per allocator.
+    warned: AtomicU8,
     warn_rs: Ratelimit,
     bad_page_rs: Ratelimit,
     might_sleep_rs: Ratelimit,
@@ -283,6 +286,7 @@ impl<P: Platform> PageAllocator<P> {
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),
             fail_page_alloc: FaultAttr::fail_page_alloc_defaults(),
+            warned: AtomicU8::new(0),
             warn_rs: Ratelimit::new(10_000_000_000, 1),
             bad_page_rs: Ratelimit::new(60_000_000_000, 60),
             might_sleep_rs: Ratelimit::new(1_000_000_000, 1),

@@ -1,12 +1,12 @@
-//! The allocator's reports, in the kernel's words: `warn_alloc` (PA-15), bad page state
-//! (PA-16), `might_sleep`, the OOM report, fault-injection dumps.
+//! The allocator's reports, in the kernel's words: `warn_alloc` (PA-15), the `WARN_ON_ONCE`
+//! sites, bad page state (PA-16), `might_sleep`, the OOM report, fault-injection dumps.
 
 use core::fmt;
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::PageAllocator;
-use crate::gfp::{__GFP_NOWARN, Gfp};
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOWARN, Gfp};
 use crate::memmap::{Page, pg};
 use crate::platform::{Level, Platform, Task};
 use crate::proc;
@@ -30,6 +30,21 @@ pub(super) fn free_page_bad_reason(page: &Page) -> Option<&'static str> {
         reason = Some("PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
     }
     reason
+}
+
+/// The page allocator's `WARN_ON_ONCE` sites: bits of `PageAllocator::warned`. The kernel
+/// keeps one flag per call site for the whole system; kmem keeps one per allocator (machine).
+pub(super) mod once {
+    /// `WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp)` in `__alloc_frozen_pages_noprof`.
+    pub const ORDER: u8 = 1 << 0;
+    /// `WARN_ON_ONCE(gfp_mask & (__GFP_COMP | __GFP_HIGHMEM))` in `alloc_pages_exact`.
+    pub const EXACT_FLAGS: u8 = 1 << 1;
+    /// `WARN_ON_ONCE(order > 1)` for `__GFP_NOFAIL` in `__alloc_pages_slowpath`.
+    pub const NOFAIL_ORDER: u8 = 1 << 2;
+    /// `WARN_ON_ONCE(!can_direct_reclaim)` for `__GFP_NOFAIL`.
+    pub const NOFAIL_NO_RECLAIM: u8 = 1 << 3;
+    /// `WARN_ON_ONCE(current->flags & PF_MEMALLOC)` for `__GFP_NOFAIL`.
+    pub const NOFAIL_MEMALLOC: u8 = 1 << 4;
 }
 
 /// Formats with a closure (a `Display` without allocating).
@@ -80,20 +95,56 @@ impl<P: Platform> PageAllocator<P> {
         if let Some(n) = missed {
             self.platform.log(Level::Warning, format_args!("warn_alloc: {n} callbacks suppressed"));
         }
-        let cpu = self.platform.cpu().unwrap_or(0);
+        // `warn_alloc` prints the line and `cpuset_print_current_mems_allowed` continues it
+        // (`pr_cont`, since 4.19); the `CPU:` line is `dump_stack`'s.
         self.with_task(|task| {
             self.platform.log(
                 Level::Warning,
-                format_args!(
-                    "{}: {msg}, mode:{gfp:?}, nodemask=(null)\ncpuset=/ mems_allowed=0\nCPU: {cpu} PID: {} Comm: {} Not tainted",
-                    task.comm,
-                    task.pid,
-                    task.comm,
-                ),
+                format_args!("{}: {msg}, mode:{gfp:?}, nodemask=(null),cpuset=/,mems_allowed=0", task.comm),
             );
         });
         self.platform.dump_stack(caller);
         self.show_mem();
+    }
+
+    /// `WARN_ON_ONCE` at `site` (a [`once`] bit), in `func`: the first time for this allocator
+    /// only, `WARNING: CPU: N at <caller> <func>: <what>` and the stack dump. Returns whether it
+    /// printed.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn warn_once(&self, site: u8, func: &str, what: fmt::Arguments<'_>, caller: &Location<'_>) -> bool {
+        if self.warned.load(Relaxed) & site != 0 || self.warned.fetch_or(site, Relaxed) & site != 0 {
+            return false;
+        }
+        self.platform.log(
+            Level::Warning,
+            format_args!("WARNING: CPU: {} at {caller} {func}: {what}", self.platform.cpu().unwrap_or(0)),
+        );
+        self.platform.dump_stack(caller);
+        true
+    }
+
+    /// The `__GFP_NOFAIL` sanity checks at the entry of `__alloc_pages_slowpath` (§2.8 step 5,
+    /// v6.18): plain `WARN_ON_ONCE`s, so `__GFP_NOWARN` does not silence them.
+    /// [`Platform::in_reclaim`] stands for `current->flags & PF_MEMALLOC`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn warn_nofail(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
+        const FUNC: &str = "__alloc_pages_slowpath";
+        if order > 1 {
+            self.warn_once(once::NOFAIL_ORDER, FUNC, format_args!("__GFP_NOFAIL with order {order} > 1"), caller);
+        }
+        if !gfp.contains(__GFP_DIRECT_RECLAIM) {
+            self.warn_once(
+                once::NOFAIL_NO_RECLAIM,
+                FUNC,
+                format_args!("__GFP_NOFAIL without __GFP_DIRECT_RECLAIM"),
+                caller,
+            );
+        }
+        if self.platform.in_reclaim() {
+            self.warn_once(once::NOFAIL_MEMALLOC, FUNC, format_args!("__GFP_NOFAIL in a PF_MEMALLOC context"), caller);
+        }
     }
 
     /// `show_mem`: the Mem-Info block of reports.
@@ -199,7 +250,8 @@ impl<P: Platform> PageAllocator<P> {
         self.platform.dump_stack(caller);
     }
 
-    /// The OOM report (`dump_header`), followed by kmem's deviation notice.
+    /// The OOM report (`dump_header`: whatever the mask, `__GFP_NOWARN` included), followed by
+    /// kmem's deviation notice.
     pub(super) fn report_oom(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
         self.with_task(|task| {
             self.platform.log(

@@ -1,8 +1,13 @@
 //! `alloc_pages` and the slow path (`__alloc_pages_slowpath`): kswapd wake-up, reserve
 //! access, direct reclaim, the retry decisions of §2.8, OOM and sleeping until a free.
 //!
+//! A `__GFP_NOFAIL` request entering the slow path is checked first, as in v6.18: order above
+//! 1, no `__GFP_DIRECT_RECLAIM`, or a caller in reclaim (`PF_MEMALLOC`) each warn once per
+//! allocator (§2.8 step 5).
+//!
 //! Give-up table (PA-13, PA-14), as implemented here:
-//! - no `__GFP_DIRECT_RECLAIM`: fail after one slow-path freelist attempt, never sleep;
+//! - no `__GFP_DIRECT_RECLAIM`: fail after one slow-path freelist attempt, never sleep (with
+//!   `__GFP_NOFAIL` too: the kernel returns NULL for it as well, after its warning);
 //! - `__GFP_NORETRY`: fail after one reclaim pass;
 //! - costly order (> 3) without `__GFP_RETRY_MAYFAIL`: fail after one reclaim pass;
 //! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
@@ -240,15 +245,16 @@ impl<P: Platform> PageAllocator<P> {
         Ok(gfp)
     }
 
+    /// `WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp)` and NULL (PA-1): the warning once per
+    /// allocator; a request with `__GFP_NOWARN` neither prints it nor uses it up.
     #[cold]
     fn fail_order(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
         if !gfp.contains(__GFP_NOWARN) {
-            self.platform.log(
-                Level::Warning,
-                format_args!(
-                    "WARNING: CPU: {} at {caller} __alloc_pages_noprof: order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})",
-                    self.platform.cpu().unwrap_or(0)
-                ),
+            self.warn_once(
+                super::reports::once::ORDER,
+                "__alloc_frozen_pages_noprof",
+                format_args!("order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})"),
+                caller,
             );
         }
         self.count_alloc_fail(cpu);
@@ -277,6 +283,9 @@ impl<P: Platform> PageAllocator<P> {
         cpu: Option<usize>,
         caller: &Location<'_>,
     ) -> Result<usize, AllocError> {
+        if gfp.contains(__GFP_NOFAIL) {
+            self.warn_nofail(gfp, order, caller);
+        }
         let mut flags = gfp_to_alloc_flags(gfp, order, false);
         if flags & af::KSWAPD != 0 {
             self.wake_kswapd(zl.highest, cpu);
@@ -507,12 +516,11 @@ impl<P: Platform> PageAllocator<P> {
         balanced()
     }
 
-    /// `out_of_memory`: report once per event, then call the OOM notifiers.
+    /// `out_of_memory`: report once per event (`dump_header` does not look at
+    /// `__GFP_NOWARN`), then call the OOM notifiers.
     fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> usize {
         self.stats.oom.fetch_add(1, Relaxed);
-        if !gfp.contains(__GFP_NOWARN) {
-            self.report_oom(gfp, order, caller);
-        }
+        self.report_oom(gfp, order, caller);
         let mut freed = 0;
         self.oom_notifiers.for_each(|n| freed += n.out_of_memory());
         freed

@@ -319,7 +319,9 @@ fn gfp7_scope_shows_in_warn_alloc_mode() {
     let lines = log_lines(&m);
     let report = lines.iter().find(|l| l.contains("page allocation failure")).expect("warn_alloc");
     assert!(
-        report.ends_with(": page allocation failure: order:0, mode:0x10c40(GFP_NOFS|__GFP_NORETRY), nodemask=(null)"),
+        report.ends_with(
+            ": page allocation failure: order:0, mode:0x10c40(GFP_NOFS|__GFP_NORETRY), nodemask=(null),cpuset=/,mems_allowed=0"
+        ),
         "{report}"
     );
     free_all(&m, held);

@@ -14,6 +14,7 @@ mod mempool;
 mod mempool_poison;
 mod misuse;
 mod pages;
+mod pages_bulk;
 mod pcp;
 mod private;
 mod proc;

@@ -38,8 +38,10 @@ fn pa1_orders_0_to_10_succeed_order_11_fails_with_warning() {
     assert!(warning.contains(&format!(" at {}:{line}:", file!())), "{warning}");
     assert!(warning.ends_with("order 11 > MAX_PAGE_ORDER (10)"), "{warning}");
     assert_eq!(m.nr_alloc_fail(), fails + 1);
+    // `WARN_ON_ONCE_GFP`: once per machine; the second failure is silent.
     assert!(m.get_free_pages(GFP_ATOMIC, 12).is_err());
-    assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 2);
+    assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 1);
+    assert_eq!(m.nr_alloc_fail(), fails + 2);
     m.drain_local_pages();
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
@@ -52,6 +54,13 @@ fn pa1_order_11_with_nowarn_fails_silently() {
     assert!(m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 11).is_err());
     assert!(m.alloc_pages(GFP_NOWAIT, 11).is_err(), "GFP_NOWAIT carries __GFP_NOWARN");
     assert!(m.log().records().is_empty(), "{:?}", log_lines(&m));
+    // `WARN_ON_ONCE_GFP`: a silenced failure does not use up the one warning...
+    assert!(m.alloc_pages(GFP_KERNEL, 11).is_err());
+    assert_eq!(count_log(&m, "order 11 > MAX_PAGE_ORDER (10)"), 1);
+    // ...and after it nothing warns again.
+    assert!(m.alloc_pages(GFP_KERNEL, 11).is_err());
+    assert!(m.alloc_pages(GFP_KERNEL | __GFP_COMP, 12).is_err());
+    assert_eq!(count_log(&m, "> MAX_PAGE_ORDER (10)"), 1, "{:?}", log_lines(&m));
 }
 
 #[test]
@@ -639,25 +648,64 @@ fn pa18_gfp_zero_on_a_fully_dirtied_zone() {
     check(&m);
 }
 
+/// Whether `pfn` lies in a free block on the buddy lists (not on a per-CPU list, not allocated).
+fn in_buddy_block(m: &Machine, pfn: usize) -> bool {
+    (0..=MAX_PAGE_ORDER).any(|order| {
+        let head = m.pfn_to_page(pfn & !((1 << order) - 1)).unwrap();
+        head.is_buddy() && head.order() == order
+    })
+}
+
+/// PA-18 and §2.10 (`make_alloc_exact`): the unused tail goes straight back to the buddy lists
+/// (`__free_pages_ok(page, 0, FPI_TO_TAIL)`), never to a per-CPU list — with per-CPU lists on
+/// as well as off.
 #[test]
 fn pa18_alloc_pages_exact_uses_ceil_pages_and_frees_the_rest() {
-    let m = i386_nopcp(64);
-    let initial = m.buddyinfo();
-    for size in [1usize, 4096, 4097, 3 * 4096, 3 * 4096 + 1, 5 * 4096 + 100, 100 * 4096, 1000 * 4096 + 1] {
-        let pages = size.div_ceil(PAGE_SIZE);
-        let free = m.total_free();
-        let addr = m.alloc_pages_exact(size, GFP_KERNEL).unwrap();
-        assert_eq!(m.total_free(), free - pages, "size {size}: exactly {pages} pages used");
-        m.write_bytes(addr, &vec![7; pages * PAGE_SIZE]).expect("all pages usable");
-        let after = addr.as_ptr().wrapping_add(pages * PAGE_SIZE);
-        if pages < 1 << get_order(size) {
-            let tail = std::ptr::NonNull::new(after).unwrap();
-            assert!(m.write_bytes(tail, &[1]).is_err(), "size {size}: the tail is free again");
+    for m in [i386_nopcp(64), i386(64)] {
+        let initial = m.buddyinfo();
+        // Free pages, the per-CPU lists' included (a refill only moves pages onto them).
+        let free = || m.total_free() + pcp_pages(&m, ZoneType::Normal) + pcp_pages(&m, ZoneType::Dma);
+        for size in [1usize, 4096, 4097, 3 * 4096, 3 * 4096 + 1, 5 * 4096 + 100, 100 * 4096, 1000 * 4096 + 1] {
+            let pages = size.div_ceil(PAGE_SIZE);
+            let before = free();
+            let addr = m.alloc_pages_exact(size, GFP_KERNEL).unwrap();
+            assert_eq!(free(), before - pages, "size {size}: exactly {pages} pages used");
+            m.write_bytes(addr, &vec![7; pages * PAGE_SIZE]).expect("all pages usable");
+            let base = m.virt_to_pfn(addr.as_ptr()).unwrap();
+            for tail in base + pages..base + (1 << get_order(size)) {
+                assert!(in_buddy_block(&m, tail), "size {size}: tail pfn {tail:#x} is on the buddy lists");
+            }
+            let after = addr.as_ptr().wrapping_add(pages * PAGE_SIZE);
+            if pages < 1 << get_order(size) {
+                let tail = std::ptr::NonNull::new(after).unwrap();
+                assert!(m.write_bytes(tail, &[1]).is_err(), "size {size}: the tail is free again");
+            }
+            m.free_pages_exact(addr.as_ptr(), size);
+            assert_eq!(free(), before);
         }
-        m.free_pages_exact(addr.as_ptr(), size);
-        assert_eq!(m.total_free(), free);
+        m.drain_local_pages();
+        assert_eq!(m.buddyinfo(), initial, "pcp {}", m.pcp_enabled());
+        check(&m);
     }
-    assert_eq!(m.buddyinfo(), initial);
+}
+
+/// `FPI_TO_TAIL`: the tail pages go to the cold end of the buddy lists, so the next order-0
+/// allocation from the buddy lists takes a page that was free before, not one of them.
+#[test]
+fn pa18_alloc_pages_exact_tail_goes_to_the_buddy_list_tail() {
+    let m = i386_nopcp(64);
+    // A free order-0 page at the head of the order-0 list: the upper half left by a split.
+    let first = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert!(buddyinfo_row(&m, "Normal")[0] > 0, "an order-0 block is free");
+    // Three pages of an order-2 block: its last page goes back at order 0 (its buddy is in use).
+    let addr = m.alloc_pages_exact(3 * PAGE_SIZE, GFP_KERNEL).unwrap();
+    let tail = m.virt_to_pfn(addr.as_ptr()).unwrap() + 3;
+    assert!(in_buddy_block(&m, tail));
+    let next = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_ne!(pfn(&m, next), tail, "the tail was put at the head of the list");
+    m.free_pages(next, 0);
+    m.free_pages_exact(addr.as_ptr(), 3 * PAGE_SIZE);
+    m.free_pages(first, 0);
     check(&m);
 }
 
@@ -671,94 +719,12 @@ fn pa18_alloc_pages_exact_strips_comp_and_highmem_with_a_warning() {
     let addr = m.alloc_pages_exact(3 * 4096, GFP_HIGHUSER).unwrap();
     let phys = m.virt_to_phys(addr.as_ptr()).expect("a direct-map address");
     assert!(phys < (HIGHMEM_START_PFN as u64) << 12);
-    assert_eq!(count_log(&m, "alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"), 2);
+    assert_eq!(
+        count_log(&m, "alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"),
+        1,
+        "WARN_ON_ONCE: the flags are stripped again, silently"
+    );
     m.free_pages_exact(addr.as_ptr(), 3 * 4096);
-    check(&m);
-}
-
-#[test]
-fn pa19_bulk_fills_only_empty_slots() {
-    let m = i386(64);
-    let initial = m.buddyinfo();
-    let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-    let b = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-    let mut slots: Vec<Option<&Page>> = vec![Some(a), None, None, Some(b), None, None, None, None];
-    assert_eq!(m.alloc_pages_bulk(GFP_KERNEL, &mut slots), 8);
-    assert!(std::ptr::eq(slots[0].unwrap(), a) && std::ptr::eq(slots[3].unwrap(), b), "filled slots untouched");
-    let mut pfns: Vec<usize> = slots.iter().map(|p| pfn(&m, p.unwrap())).collect();
-    pfns.sort_unstable();
-    pfns.dedup();
-    assert_eq!(pfns.len(), 8, "eight distinct pages");
-    // Nothing to fill: nothing allocated.
-    let free = (m.total_free(), pcp_pages(&m, ZoneType::Normal));
-    assert_eq!(m.alloc_pages_bulk(GFP_KERNEL, &mut slots), 8);
-    assert_eq!((m.total_free(), pcp_pages(&m, ZoneType::Normal)), free);
-    // A single empty slot goes through the ordinary allocator.
-    slots.push(None);
-    assert_eq!(m.alloc_pages_bulk(GFP_KERNEL, &mut slots), 9);
-    for p in slots.into_iter().flatten() {
-        m.free_pages(p, 0);
-    }
-    m.drain_local_pages();
-    assert_eq!(m.buddyinfo(), initial);
-    check(&m);
-}
-
-/// PA-19 with PA-18: a bulk request several per-CPU batches long is served in one pass
-/// (refilling as it goes), gives distinct pages from the first eligible zone, zeroes every
-/// page it was asked to zero, and everything comes back.
-#[test]
-fn pa19_bulk_spans_refills_and_zeroes() {
-    let m = i386(64);
-    let initial = m.buddyinfo();
-    // Dirty a good number of pages and free them so the bulk request reuses dirty memory.
-    let dirty: Vec<&Page> = (0..600).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
-    for &p in &dirty {
-        m.write_bytes(m.page_address(p).unwrap(), &[0x5a; PAGE_SIZE]).unwrap();
-    }
-    for p in dirty {
-        m.free_pages(p, 0);
-    }
-    let mut slots: Vec<Option<&Page>> = vec![None; 700];
-    assert_eq!(m.alloc_pages_bulk(GFP_KERNEL | __GFP_ZERO, &mut slots), 700);
-    let mut pfns: Vec<usize> = slots.iter().map(|p| pfn(&m, p.unwrap())).collect();
-    pfns.sort_unstable();
-    pfns.dedup();
-    assert_eq!(pfns.len(), 700, "distinct pages");
-    let mut buf = vec![0u8; PAGE_SIZE];
-    for p in slots.iter().flatten() {
-        assert_eq!(m.pfn_zone(pfn(&m, p)).map(|z| z.kind()), Some(ZoneType::Normal));
-        m.read_bytes(m.page_address(p).unwrap(), &mut buf).unwrap();
-        assert!(buf.iter().all(|&b| b == 0), "bulk __GFP_ZERO page not zeroed");
-    }
-    for p in slots.into_iter().flatten() {
-        m.free_pages(p, 0);
-    }
-    m.drain_local_pages();
-    assert_eq!(m.buddyinfo(), initial);
-    check(&m);
-}
-
-#[test]
-fn pa19_bulk_under_pressure_returns_at_least_the_previous_count() {
-    let m = i386_nopcp(64);
-    let mut held = exhaust(&m);
-    let i0 = held.iter().position(|&(_, o)| o == 0).expect("an order-0 block");
-    let (keep, _) = held.swap_remove(i0);
-    let mut slots = [Some(keep), None, None, None];
-    assert_eq!(m.alloc_pages_bulk(GFP_ATOMIC | __GFP_NOWARN, &mut slots), 1, "nothing free: only the old slot");
-    assert!(std::ptr::eq(slots[0].unwrap(), keep) && slots[1..].iter().all(Option::is_none));
-    // Two free pages: it may return fewer than asked, never fewer than before.
-    let i1 = held.iter().position(|&(_, o)| o == 1).expect("an order-1 block");
-    let (pair, _) = held.swap_remove(i1);
-    m.free_pages(pair, 1);
-    let n = m.alloc_pages_bulk(GFP_KERNEL | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN, &mut slots);
-    assert!((2..=3).contains(&n), "{n}");
-    assert_eq!(slots.iter().filter(|s| s.is_some()).count(), n);
-    for p in slots.into_iter().flatten() {
-        m.free_pages(p, 0);
-    }
-    free_all(&m, held);
     check(&m);
 }
 

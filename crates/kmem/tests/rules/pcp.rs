@@ -37,6 +37,34 @@ fn pa17_pcp_lifo_reuse_and_pages_on_pcp_are_not_free() {
     check(&m);
 }
 
+/// `__GFP_COLD` (the seeds' legacy flag, kept in the free bit 0x200; docs/deviations.md): the
+/// page comes from the cold tail of the per-CPU list, the one freed longest ago, while a plain
+/// request keeps taking the hot head.
+#[test]
+fn pa17_gfp_cold_takes_the_tail_of_the_pcp_list() {
+    let m = i386(64);
+    let pages: Vec<&Page> = (0..3).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let pfns: Vec<usize> = pages.iter().map(|&p| pfn(&m, p)).collect();
+    // Only these three on the list: freed in order, the first is the coldest.
+    m.drain_local_pages();
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), 0);
+    for &p in &pages {
+        m.free_pages(p, 0);
+    }
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), 3);
+    let cold = m.alloc_pages(GFP_KERNEL | __GFP_COLD, 0).unwrap();
+    assert_eq!(pfn(&m, cold), pfns[0], "the coldest page");
+    let hot = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!(pfn(&m, hot), pfns[2], "the hottest page");
+    let cold2 = m.alloc_pages(GFP_KERNEL | __GFP_COLD, 0).unwrap();
+    assert_eq!(pfn(&m, cold2), pfns[1]);
+    assert_eq!(pcp_pages(&m, ZoneType::Normal), 0, "no refill while the list had pages");
+    for p in [cold, hot, cold2] {
+        m.free_pages(p, 0);
+    }
+    check(&m);
+}
+
 #[test]
 fn pa17_orders_above_3_bypass_the_pcp() {
     let m = i386(64);

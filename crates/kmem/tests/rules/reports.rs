@@ -31,17 +31,18 @@ fn pa15_warn_alloc_line_format_exactly_once_per_window() {
     assert_eq!(results, [true; 3]);
     let lines = log_lines(&m);
     let reports: Vec<&String> = lines.iter().filter(|l| l.contains("page allocation failure")).collect();
+    // Since 4.19 `cpuset_print_current_mems_allowed` continues the same line (`pr_cont`).
     assert_eq!(
         reports,
-        ["warner: page allocation failure: order:2, mode:0x820(GFP_ATOMIC), nodemask=(null)"],
+        ["warner: page allocation failure: order:2, mode:0x820(GFP_ATOMIC), nodemask=(null),cpuset=/,mems_allowed=0"],
         "one per window (10 s, burst 1)"
     );
     let at = lines.iter().position(|l| l.contains("page allocation failure")).unwrap();
-    assert_eq!(lines[at + 1], "cpuset=/ mems_allowed=0");
-    assert!(lines[at + 2].contains("Comm: warner Not tainted"), "{}", lines[at + 2]);
-    // dump_stack names the same task (the OS thread name, as `current->comm`).
-    assert!(lines[at + 3].starts_with("CPU: ") && lines[at + 3].ends_with(" Comm: warner"), "{}", lines[at + 3]);
-    assert!(lines[at..].iter().any(|l| l == "Call Trace:"), "stack dump");
+    // Then exactly one `CPU:` line, dump_stack's, naming the same task (the OS thread name, as
+    // `current->comm`).
+    assert!(lines[at + 1].starts_with("CPU: ") && lines[at + 1].ends_with(" Comm: warner"), "{}", lines[at + 1]);
+    assert_eq!(lines[at + 2], "Call Trace:", "stack dump");
+    assert_eq!(lines[at..].iter().filter(|l| l.starts_with("CPU: ")).count(), 1, "{:?}", &lines[at..]);
     assert!(lines[at..].iter().any(|l| l == "Mem-Info:"), "show_mem");
     assert!(m.nr_alloc_fail() >= 3);
     free_all(&m, held);
@@ -59,7 +60,98 @@ fn pa15_nowarn_suppresses_the_report() {
     assert_eq!(count_log(&m, "page allocation failure"), 0);
     // The window was not used up by the silent failures.
     assert!(m.alloc_pages(GFP_ATOMIC, 1).is_err());
-    assert_eq!(count_log(&m, "page allocation failure: order:1, mode:0x820(GFP_ATOMIC), nodemask=(null)"), 1);
+    assert_eq!(
+        count_log(
+            &m,
+            "page allocation failure: order:1, mode:0x820(GFP_ATOMIC), nodemask=(null),cpuset=/,mems_allowed=0"
+        ),
+        1
+    );
+    free_all(&m, held);
+    check(&m);
+}
+
+/// `dump_header` (mm/oom_kill.c) prints the OOM report whatever the mask: `__GFP_NOWARN`
+/// silences the allocation-failure report (`warn_alloc`), not the OOM killer's.
+#[test]
+fn pa15_nowarn_does_not_silence_the_oom_report() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    let ooms = m.stats().oom.load(SEQ);
+    assert!(as_task("quiet", || m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err()));
+    assert_eq!(m.stats().oom.load(SEQ), ooms + 1);
+    let lines = log_lines(&m);
+    let header = "quiet invoked oom-killer: gfp_mask=0x2cc0(GFP_KERNEL|__GFP_NOWARN), order=0, oom_score_adj=0";
+    assert_eq!(lines.iter().filter(|l| *l == header).count(), 1, "{lines:?}");
+    assert!(lines.iter().any(|l| l == "Mem-Info:"), "show_mem");
+    assert!(lines.iter().any(|l| l == "Out of memory and no killable processes..."));
+    assert_eq!(count_log(&m, "page allocation failure"), 0, "warn_alloc stays silent");
+    free_all(&m, held);
+    check(&m);
+}
+
+/// The `WARNING:` record of a page allocator `WARN_ON_ONCE` whose text ends with `what`:
+/// asserts there is exactly one, that it names the caller at `line` of this file, and that
+/// the stack dump follows it.
+fn assert_one_warning(m: &Machine, what: &str, line: u32) {
+    let lines = log_lines(m);
+    let hits: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].ends_with(what)).collect();
+    assert_eq!(hits.len(), 1, "{what}: {lines:#?}");
+    let warning = &lines[hits[0]];
+    assert!(warning.starts_with("WARNING: CPU: "), "{warning}");
+    assert!(warning.contains(&format!(" at {}:{line}:", file!())), "{warning}");
+    assert!(lines[hits[0] + 1].starts_with("CPU: ") && lines[hits[0] + 2] == "Call Trace:", "{lines:#?}");
+}
+
+/// §2.8 step 5 (v6.18 `__alloc_pages_slowpath`): a `__GFP_NOFAIL` request entering the slow
+/// path warns once (per machine, like `WARN_ON_ONCE`, and `__GFP_NOWARN` does not silence it)
+/// for an order above 1, for a mask without `__GFP_DIRECT_RECLAIM` and for a caller already in
+/// reclaim (`PF_MEMALLOC`). Without direct reclaim the request still fails, with the
+/// allocation-failure report; the others are served.
+#[test]
+fn pa14_nofail_sanity_warnings_fire_once_each() {
+    let m = i386_nopcp(64);
+    let mut held = exhaust(&m);
+    m.log().clear();
+    let no_reclaim = "__alloc_pages_slowpath: __GFP_NOFAIL without __GFP_DIRECT_RECLAIM";
+    let big = "__alloc_pages_slowpath: __GFP_NOFAIL with order 2 > 1";
+    let memalloc = "__alloc_pages_slowpath: __GFP_NOFAIL in a PF_MEMALLOC context";
+
+    let (result, line) = (m.alloc_pages(GFP_ATOMIC | __GFP_NOFAIL, 0), line!());
+    assert!(result.is_err(), "no direct reclaim: NULL anyway");
+    assert_one_warning(&m, no_reclaim, line);
+    assert_eq!(count_log(&m, "page allocation failure: order:0, mode:0x8820(GFP_ATOMIC|__GFP_NOFAIL)"), 1);
+    assert_eq!(count_log(&m, "WARNING:"), 1, "{:?}", log_lines(&m));
+
+    // Order 2 and no reclaim again: only the order is new.
+    let (result, line) = (m.alloc_pages(GFP_ATOMIC | __GFP_NOFAIL | __GFP_NOWARN, 2), line!());
+    assert!(result.is_err());
+    assert_one_warning(&m, big, line);
+    assert_eq!(count_log(&m, "WARNING:"), 2, "{:?}", log_lines(&m));
+
+    // A costly NOFAIL request that reclaim can serve: served, nothing warned again.
+    let block = take_block(&m, &mut held, kmem::MAX_PAGE_ORDER);
+    let reg = register(&m, TestShrinker::new(&m, vec![block], 1, false));
+    let page = m.alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 3).expect("served after reclaim");
+    assert!(reg.shrinker.calls() >= 1);
+    drop(reg);
+    assert_eq!(count_log(&m, "WARNING:"), 2, "{:?}", log_lines(&m));
+    m.free_pages(page, 3);
+    held.extend(grab_all(&m, GFP_KERNEL | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN));
+
+    // From inside reclaim, with two pages free, far below the watermarks: warned, then served
+    // from the reserves (`PF_MEMALLOC` ignores the watermarks); the second one silently.
+    let (pfn1, order1) = take_block(&m, &mut held, 1);
+    m.free_pages(m.pfn_to_page(pfn1).unwrap(), order1);
+    let was = kmem::context::set_in_reclaim(true);
+    let (first, line) = (m.alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 0), line!());
+    let second = m.alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 0);
+    kmem::context::set_in_reclaim(was);
+    held.push((first.expect("served from the reserves"), 0));
+    held.push((second.expect("served from the reserves"), 0));
+    assert_one_warning(&m, memalloc, line);
+    assert_eq!(count_log(&m, "WARNING:"), 3, "{:?}", log_lines(&m));
     free_all(&m, held);
     check(&m);
 }
