@@ -98,8 +98,9 @@ const _: () = assert!(size_of::<mempool_t>() == 88);
 
 /// A pool C holds.
 struct PoolEntry {
-    /// The core pool (from the core's `mempool_create_node`).
-    pool: NonNull<Mempool>,
+    /// The core pool (from the core's `mempool_create_node`); `None` after `mempool_exit` of a
+    /// pool `mempool_create` made, whose structure stays allocated until `mempool_destroy`.
+    pool: Option<NonNull<Mempool>>,
     /// The C structure came from `mempool_create` (kmalloc), not the caller (`mempool_init`).
     kmalloced: bool,
     /// The cache of a slab helper pool (its C address), which must outlive the pool; 0 for
@@ -114,6 +115,17 @@ unsafe impl Sync for PoolEntry {}
 
 /// The live pools C holds, by the address of their `mempool_t`.
 static POOLS: LazyLock<RwLock<HashMap<usize, PoolEntry>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// The addresses of the last [`DESTROYED_KEPT`] structures `mempool_destroy` freed (an address
+/// leaves when a new pool is built there), so a second destroy is named as one.
+static DESTROYED: LazyLock<std::sync::Mutex<std::collections::VecDeque<usize>>> = LazyLock::new(Default::default);
+const DESTROYED_KEPT: usize = 64;
+
+/// Whether `c` is a structure `mempool_destroy` freed recently (and nothing was built there
+/// since).
+fn was_destroyed(c: *mut mempool_t) -> bool {
+    DESTROYED.lock().unwrap_or_else(PoisonError::into_inner).contains(&(c as usize))
+}
 
 /// A live C pool that is a slab helper pool over the cache at `cache` (a C `struct
 /// kmem_cache *`), if any: `kmem_cache_destroy` refuses such a cache.
@@ -134,12 +146,28 @@ fn checked_pool<'a>(m: &Machine, export: &str, pool: *mut mempool_t) -> Option<&
     match found {
         // SAFETY: Registered pools are live until `mempool_destroy`/`mempool_exit` unregisters
         // them; using one concurrently with its destruction is the caller's bug, as in C.
-        Some(p) => Some(unsafe { p.as_ref() }),
+        Some(Some(p)) => Some(unsafe { p.as_ref() }),
+        Some(None) => {
+            report_gone(m, export, pool, "after mempool_exit (no elements array)", caller);
+            None
+        }
+        None if was_destroyed(pool) => {
+            report_gone(m, export, pool, "after mempool_destroy freed it", caller);
+            None
+        }
         None => {
             report_bad_pointer(m, export, "mempool_t pointer", pool as usize, caller);
             None
         }
     }
+}
+
+/// A pool used after `mempool_exit` or `mempool_destroy`: in the kernel, a NULL `elements` or
+/// freed memory. Reported and ignored.
+fn report_gone(m: &Machine, export: &str, pool: *mut mempool_t, when: &str, caller: &Location<'_>) {
+    use kmem_core::platform::Platform as _;
+    m.printk(kmem::Level::Alert, &format!("BUG: kmem: {export}() called with mempool_t {pool:p} {when}; ignored\n"));
+    m.platform().dump_stack(caller);
 }
 
 /// Copies the core pool's counts into the C structure (relaxed atomic stores: C readers read
@@ -207,28 +235,45 @@ unsafe fn build(
         (*head).next = head;
         (*head).prev = head;
     }
+    DESTROYED.lock().unwrap_or_else(PoisonError::into_inner).retain(|&a| a != raw as usize);
     POOLS
         .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(raw as usize, PoolEntry { pool, kmalloced, slab_cache });
+        .insert(raw as usize, PoolEntry { pool: Some(pool), kmalloced, slab_cache });
     // SAFETY: Just created and registered.
     sync_counts(raw, unsafe { pool.as_ref() });
     true
 }
 
-/// Unregisters the pool at `c` and destroys the core pool (elements still out are reported by
-/// the core); returns whether the C structure came from kmalloc, or `None` if `c` was not a pool.
-fn teardown(c: *mut mempool_t) -> Option<bool> {
-    let entry = POOLS.write().unwrap_or_else(PoisonError::into_inner).remove(&(c as usize))?;
-    // SAFETY: Made by the core's `mempool_create_node` and now unregistered: no later C call
-    // reaches it.
-    unsafe { core_pool::mempool_destroy(entry.pool.as_ptr()) };
-    // SAFETY: `c` was registered, so it is a live `mempool_t`; nothing refers to the core pool.
-    unsafe {
-        (*c).elements = ptr::null_mut();
-        (*c).curr_nr = 0;
+/// Destroys the core pool behind `c` (elements still out are reported by the core), as
+/// `mempool_exit` does. For `mempool_destroy` (`exit_only` false) the entry goes and the result
+/// says whether the C structure came from kmalloc; for `mempool_exit` a structure `mempool_create`
+/// made stays registered, exited, until its destroy. `None` if `c` is not a registered pool.
+fn teardown(c: *mut mempool_t, exit_only: bool) -> Option<bool> {
+    let pool = {
+        let mut pools = POOLS.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = pools.get_mut(&(c as usize))?;
+        let kmalloced = entry.kmalloced;
+        let pool = entry.pool.take();
+        // An exited pool holds no cache any more.
+        entry.slab_cache = 0;
+        if !(exit_only && kmalloced) {
+            pools.remove(&(c as usize));
+        }
+        (pool, kmalloced)
+    };
+    if let Some(core) = pool.0 {
+        // SAFETY: Made by the core's `mempool_create_node` and now taken out of the registry:
+        // no later C call reaches it.
+        unsafe { core_pool::mempool_destroy(core.as_ptr()) };
+        // SAFETY: `c` was registered, so it is a live `mempool_t`; nothing refers to the core
+        // pool any more.
+        unsafe {
+            (*c).elements = ptr::null_mut();
+            (*c).curr_nr = 0;
+        }
     }
-    Some(entry.kmalloced)
+    Some(pool.1)
 }
 
 /// The callbacks, or a NULL report.
@@ -314,10 +359,27 @@ pub extern "C" fn mempool_destroy(pool: *mut mempool_t) {
         if pool.is_null() {
             return;
         }
-        match teardown(pool) {
-            // SAFETY: The C structure `mempool_create` kmalloc'ed, now unregistered.
-            Some(true) => unsafe { m.kfree(pool.cast_const().cast()) },
+        match teardown(pool, false) {
+            Some(true) => {
+                let mut destroyed = DESTROYED.lock().unwrap_or_else(PoisonError::into_inner);
+                if destroyed.len() == DESTROYED_KEPT {
+                    destroyed.pop_front();
+                }
+                destroyed.push_back(pool as usize);
+                drop(destroyed);
+                // SAFETY: The C structure `mempool_create` kmalloc'ed, now unregistered.
+                unsafe { m.kfree(pool.cast_const().cast()) }
+            }
             Some(false) => {}
+            None if was_destroyed(pool) => {
+                report_gone(
+                    m,
+                    "mempool_destroy",
+                    pool,
+                    "after mempool_destroy freed it (double destroy)",
+                    Location::caller(),
+                );
+            }
             None => report_bad_pointer(m, "mempool_destroy", "mempool_t pointer", pool as usize, Location::caller()),
         }
     });
@@ -345,7 +407,11 @@ pub unsafe extern "C" fn mempool_init(
             return -EINVAL;
         };
         let Some((alloc_fn, free_fn)) = callbacks(m, "mempool_init", alloc_fn, free_fn) else { return -EINVAL };
-        if POOLS.read().unwrap_or_else(PoisonError::into_inner).contains_key(&(pool as usize)) {
+        // A structure `mempool_create` made and `mempool_exit` emptied may be initialised
+        // again; it stays `mempool_destroy`'s to free.
+        let existing = POOLS.read().unwrap_or_else(PoisonError::into_inner).get(&(pool as usize)).map(|e| e.pool);
+        let kmalloced = existing == Some(None);
+        if matches!(existing, Some(Some(_))) {
             m.printk(
                 kmem::Level::Warning,
                 &format!("WARNING: mempool_init: pool {pool:p} is already initialised; call mempool_exit first\n"),
@@ -354,7 +420,7 @@ pub unsafe extern "C" fn mempool_init(
         }
         let Ok(min_nr) = usize::try_from(min_nr) else { return -EINVAL };
         // SAFETY: The caller's storage, not registered (checked); callbacks: caller's contract.
-        let ok = unsafe { build(m, c, false, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) };
+        let ok = unsafe { build(m, c, kmalloced, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) };
         if ok { 0 } else { -ENOMEM }
     })
 }
@@ -369,7 +435,7 @@ pub extern "C" fn mempool_exit(pool: *mut mempool_t) {
             report_null(m, "mempool_exit", "mempool_t pointer", Location::caller());
             return;
         }
-        teardown(pool);
+        teardown(pool, true);
     });
 }
 

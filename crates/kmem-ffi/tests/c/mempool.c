@@ -155,6 +155,27 @@ int main(void)
 	CHECK_EQ_UL(mp->curr_nr, 1);
 	mempool_destroy(mp);
 
+	/* mempool_exit of a pool mempool_create made, then mempool_destroy, as the kernel allows:
+	 * exit empties it (twice is fine), the destroy frees the structure, quietly. Using it in
+	 * between, or destroying it twice, is reported and ignored. */
+	cache = kmem_cache_create("ktest_pool_exit", 64, 0, SLAB_NO_MERGE, NULL);
+	mp = mempool_create_slab_pool(2, cache);
+	kmem_dmesg_clear();
+	mempool_exit(mp);
+	mempool_exit(mp);
+	CHECK(!mempool_initialized(mp) && mp->curr_nr == 0);
+	CHECK_NOT_LOG("BUG");
+	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);	/* the exited pool holds no cache */
+	CHECK(mempool_alloc(mp, GFP_KERNEL) == NULL);
+	snprintf(text, sizeof(text), "kmem: mempool_alloc() called with mempool_t %p after mempool_exit (no elements array); ignored", (void *)mp);
+	CHECK_LOG(text);
+	kmem_dmesg_clear();
+	mempool_destroy(mp);
+	CHECK_NOT_LOG("BUG");
+	mempool_destroy(mp);
+	snprintf(text, sizeof(text), "kmem: mempool_destroy() called with mempool_t %p after mempool_destroy freed it (double destroy); ignored", (void *)mp);
+	CHECK_LOG(text);
+
 	/* A slab pool over a cache with a constructor is the kernel's VM_BUG_ON: it fails. */
 	cache = kmem_cache_create("ktest_pool_ctor", 64, 0, 0, ctor);
 	kmem_dmesg_clear();
