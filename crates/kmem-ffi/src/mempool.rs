@@ -241,7 +241,10 @@ unsafe fn build(
         .unwrap_or_else(PoisonError::into_inner)
         .insert(raw as usize, PoolEntry { pool: Some(pool), kmalloced, slab_cache });
     // SAFETY: Just created and registered.
-    sync_counts(raw, unsafe { pool.as_ref() });
+    let core = unsafe { pool.as_ref() };
+    // Reports name the pool by the `mempool_t *` the program holds.
+    core.set_shown_address(raw as usize);
+    sync_counts(raw, core);
     true
 }
 

@@ -160,7 +160,7 @@ pub fn mempool_exit(pool: &mut Mempool) {
             format_args!(
                 "WARNING: CPU: {} at {caller} mempool_exit: pool {:p} with min_nr={} destroyed with {} {what}",
                 platform.cpu().unwrap_or(0),
-                pool as *const Mempool,
+                pool.shown_address(),
                 pool.min_nr(),
                 out.unsigned_abs(),
             ),

@@ -194,6 +194,9 @@ pub struct Mempool {
     /// Allocated by `mempool_create` (so `mempool_destroy` frees the structure too).
     owned: bool,
     zero_warned: AtomicBool,
+    /// The address reports name the pool by: its own, or the structure its owner hands out
+    /// ([`Mempool::set_shown_address`]: the C ABI's `mempool_t`).
+    shown: core::sync::atomic::AtomicUsize,
     stats: MempoolStats,
 }
 
@@ -234,6 +237,7 @@ impl Mempool {
             poison: AtomicBool::new(false),
             owned: false,
             zero_warned: AtomicBool::new(false),
+            shown: core::sync::atomic::AtomicUsize::new(0),
             stats: MempoolStats {
                 sleeps: AtomicUsize::new(0),
                 wakeups: AtomicUsize::new(0),
@@ -287,6 +291,20 @@ impl Mempool {
     fn track(&self, delta: isize) {
         if self.tracking {
             self.tracked.fetch_add(delta, Relaxed);
+        }
+    }
+
+    /// Makes reports name the pool as `addr` (the structure its owner hands out, such as the
+    /// C ABI's `mempool_t`), so a report points at what the program holds.
+    pub fn set_shown_address(&self, addr: usize) {
+        self.shown.store(addr, Relaxed);
+    }
+
+    /// The address reports name the pool by.
+    pub(crate) fn shown_address(&self) -> *const c_void {
+        match self.shown.load(Relaxed) {
+            0 => ptr::from_ref(self).cast(),
+            addr => addr as *const c_void,
         }
     }
 

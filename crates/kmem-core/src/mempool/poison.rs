@@ -26,7 +26,7 @@
 use core::ffi::c_void;
 use core::fmt;
 use core::panic::Location;
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::{Mempool, Reserve};
@@ -153,7 +153,7 @@ impl Mempool {
             && let Some(platform) = self.platform()
         {
             // SAFETY: The element just left the reserve: only we use its memory.
-            unsafe { check(platform, ptr::from_ref(self).cast(), (addr, size), nr, caller) };
+            unsafe { check(platform, self.shown_address(), (addr, size), nr, caller) };
         }
     }
 
@@ -161,7 +161,7 @@ impl Mempool {
     /// an element already in the reserve or a pointer that is not an element of the pool.
     pub(super) fn check_free(&self, r: &Reserve, element: NonNull<c_void>, caller: &Location<'_>) -> bool {
         let Some(platform) = self.platform() else { return true };
-        let pool: *const Mempool = self;
+        let pool = self.shown_address();
         let what = if r.stack.holds(self.curr_nr.load(Relaxed), element) {
             "double free: the element is already in the reserve"
         } else if self.span(r, element) == ElementBytes::NotAnElement {

@@ -75,7 +75,8 @@ static void check_poisoning(const struct kind *k)
 	again = take(mp);
 	CHECK(again == e);
 	CHECK_LOG("BUG: mempool element poison mismatch");
-	snprintf(want, sizeof(want), " size %zu\n", k->size);
+	/* The report names the pool by the mempool_t * the program holds. */
+	snprintf(want, sizeof(want), "Mempool %p size %zu\n", (void *)mp, k->size);
 	CHECK_LOG(want);
 	snprintf(want, sizeof(want), " nr=%d @ %p: ... 0x6b 6b 6b 6b 6b 6b 6b 6b 11 6b ", MIN_NR - 1, (void *)b);
 	CHECK_LOG(want);
@@ -89,6 +90,7 @@ static void check_frees(const struct kind *k, void *const *foreign, int n)
 {
 	mempool_t *mp = k->pool;
 	void *held[MIN_NR], *e;
+	char want[96];
 	int i, j;
 
 	e = take(mp);	/* one short, so frees go into the reserve */
@@ -96,6 +98,8 @@ static void check_frees(const struct kind *k, void *const *foreign, int n)
 		kmem_dmesg_clear();
 		mempool_free(foreign[i], mp);
 		CHECK_LOG("BUG: mempool_free: invalid free: not an element of this pool");
+		snprintf(want, sizeof(want), "Mempool %p element %p", (void *)mp, foreign[i]);
+		CHECK_LOG(want);
 		CHECK_EQ_UL(mp->curr_nr, MIN_NR - 1);
 	}
 	mempool_free(e, mp);
