@@ -105,6 +105,20 @@ pub extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
     });
 }
 
+/// `void put_page(struct page *page)`: drops a reference; the last one frees the page — a
+/// compound block (`__GFP_COMP`) whole, as `folio_put` does, otherwise one page. A
+/// non-compound block of more than one page is the caller's to free with `__free_pages(page,
+/// order)`: its `put_page` does not match its order, which is reported, and frees nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn put_page(page: *mut c_void) {
+    ffi_boundary("put_page", (), |m| {
+        if let Some(page) = checked_page(m, "put_page", page) {
+            let compound = page.flags() & kmem_core::memmap::pg::HEAD != 0;
+            m.free_pages(page, if compound { page.order() } else { 0 });
+        }
+    });
+}
+
 /// `void *alloc_pages_exact(size_t size, gfp_t gfp)`: `ceil(size / PAGE_SIZE)` contiguous
 /// lowmem pages, the rest of the power-of-two block given back at once; NULL on failure.
 #[unsafe(no_mangle)]

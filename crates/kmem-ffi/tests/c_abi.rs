@@ -205,6 +205,11 @@ fn mempool_debugging_of_helper_pools_without_pie_and_with_the_static_library() {
 }
 
 #[test]
+fn kernel_names() {
+    run_suite("kernel_names", Link::Shared);
+}
+
+#[test]
 fn vmalloc() {
     run_suite("vmalloc", Link::Shared);
 }

@@ -5,6 +5,7 @@
 #define _KMEM_LINUX_GFP_H
 
 #include <linux/gfp_types.h>
+#include <linux/numa.h>
 #include <linux/types.h>
 #include <asm/page.h>
 
@@ -18,6 +19,14 @@ void free_pages_exact(void *virt, size_t size);
 unsigned long alloc_pages_bulk(gfp_t gfp, unsigned long nr_pages, struct page **page_array);
 void __free_pages(struct page *page, unsigned int order);
 void free_pages(unsigned long addr, unsigned int order);
+
+/* One node (<linux/numa.h>): `nid` always names it. */
+static inline struct page *alloc_pages_node(int nid, gfp_t gfp, unsigned int order)
+{
+	(void)nid;
+	return alloc_pages(gfp, order);
+}
+#define __alloc_pages_node(nid, gfp, order)	alloc_pages_node((nid), (gfp), (order))
 
 #define alloc_page(gfp)		alloc_pages(gfp, 0)
 #define __get_free_page(gfp)	__get_free_pages((gfp), 0)

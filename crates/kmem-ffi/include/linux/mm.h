@@ -16,6 +16,10 @@ void *page_address(const struct page *page);
 void split_page(struct page *page, unsigned int order);
 int page_count(const struct page *page);
 void get_page(struct page *page);
+/* Drops a reference; the last one frees the page (a compound block whole, as folio_put). A
+ * non-compound block of more than one page must be freed with __free_pages(page, order): its
+ * put_page frees nothing and is reported (the order does not match). */
+void put_page(struct page *page);
 int PageHighMem(const struct page *page);
 
 #define page_to_virt(page)	page_address(page)

@@ -20,6 +20,8 @@
 
 #include <linux/compiler.h>
 #include <linux/gfp.h>
+#include <linux/numa.h>
+#include <linux/overflow.h>
 #include <linux/types.h>
 
 /* Flags (crates/kmem-core/src/slab/flags.rs decides the configuration). */
@@ -154,5 +156,27 @@ void kvfree(const void *addr);
 void kvfree_sensitive(const void *addr, size_t len);
 static inline void *kvzalloc(size_t size, gfp_t flags) { return kvmalloc(size, flags | __GFP_ZERO); }
 static inline void *kvcalloc(size_t n, size_t size, gfp_t flags) { return kvmalloc_array(n, size, flags | __GFP_ZERO); }
+
+/* The _node forms: the machine has one node (<linux/numa.h>), so `node` (a node id or
+ * NUMA_NO_NODE) always names it. */
+static inline void *kmalloc_node(size_t size, gfp_t flags, int node) { (void)node; return kmalloc(size, flags); }
+static inline void *kzalloc_node(size_t size, gfp_t flags, int node) { (void)node; return kzalloc(size, flags); }
+static inline void *kmalloc_array_node(size_t n, size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return kmalloc_array(n, size, flags);
+}
+static inline void *kcalloc_node(size_t n, size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return kcalloc(n, size, flags);
+}
+static inline void *kvmalloc_node(size_t size, gfp_t flags, int node) { (void)node; return kvmalloc(size, flags); }
+static inline void *kvzalloc_node(size_t size, gfp_t flags, int node) { (void)node; return kvzalloc(size, flags); }
+static inline void *kmem_cache_alloc_node(struct kmem_cache *s, gfp_t flags, int node)
+{
+	(void)node;
+	return kmem_cache_alloc(s, flags);
+}
 
 #endif
