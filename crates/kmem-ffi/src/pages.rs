@@ -140,7 +140,8 @@ pub extern "C" fn free_pages_exact(virt: *mut c_void, size: usize) {
     });
 }
 
-/// `void *page_address(const struct page *page)`: the direct-map address, NULL for HighMem.
+/// `void *page_address(const struct page *page)`: the direct-map address; for a HighMem page
+/// its `kmap()` address while it is kmapped, else NULL (as the kernel's `page_address_htable`).
 #[unsafe(no_mangle)]
 pub extern "C" fn page_address(page: *const c_void) -> *mut c_void {
     ffi_boundary("page_address", ptr::null_mut(), |m| {
@@ -224,7 +225,8 @@ pub extern "C" fn virt_addr_valid(addr: *const c_void) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn PageHighMem(page: *const c_void) -> c_int {
     ffi_boundary("PageHighMem", 0, |m| {
-        checked_page(m, "PageHighMem", page).map_or(0, |page| c_int::from(m.page_address(page).is_none()))
+        // The direct map alone decides (a kmapped HighMem page has an address, and is HighMem).
+        checked_page(m, "PageHighMem", page).map_or(0, |page| c_int::from(m.pages().page_address(page).is_none()))
     })
 }
 

@@ -102,6 +102,18 @@ impl Highmem {
         }
     }
 
+    /// The address of HighMem `pfn`'s persistent slot while it is `kmap`ped (a use is
+    /// outstanding), as the kernel's `page_address_htable` answers `page_address`; `None`
+    /// otherwise (a `kmap_local` mapping is not found there either).
+    pub(crate) fn pkmap_address(&self, pfn: usize) -> Option<NonNull<u8>> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let &i = st.by_pfn.get(&pfn)?;
+        if st.slots[i].count == 0 {
+            return None;
+        }
+        NonNull::new((self.pkmap.base() + i * PAGE_SIZE) as *mut u8)
+    }
+
     /// `kunmap`: releases one use of a persistent slot.
     pub(crate) fn kunmap(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,4 +190,23 @@ pub(crate) fn highmem_pfn(pa: &Pa, page: &Page) -> Option<usize> {
         return None;
     }
     pa.page_to_pfn(page)
+}
+
+impl crate::Machine {
+    /// `page_address(page)`: a lowmem page's direct-map address; a HighMem page's `kmap`
+    /// address while it is `kmap`ped (the kernel's `page_address_htable`), else `None`. (The
+    /// page allocator's own `page_address`, which this shadows, knows only the direct map.)
+    #[inline]
+    pub fn page_address(&self, page: &Page) -> Option<NonNull<u8>> {
+        let pa = self.inner.kmem.pages();
+        pa.page_address(page).or_else(|| self.kmapped_address(page))
+    }
+
+    /// The `kmap` address of a HighMem page, if it has one now.
+    #[cold]
+    fn kmapped_address(&self, page: &Page) -> Option<NonNull<u8>> {
+        let pa = self.inner.kmem.pages();
+        let hm = self.inner.highmem.as_ref()?;
+        hm.pkmap_address(pa.page_to_pfn(page)?)
+    }
 }

@@ -75,8 +75,10 @@ int main(void)
 	CHECK(page_address(pg) == NULL);
 	alias = kmap(pg);
 	CHECK(alias != NULL);
+	CHECK(page_address(pg) == alias && PageHighMem(pg));	/* kmapped: it has an address */
 	memset(alias, 0x3c, PAGE_SIZE);
 	kunmap(pg);
+	CHECK(page_address(pg) == NULL);
 	alias = kmap_local_page(pg);
 	CHECK(alias && alias[0] == 0x3c && alias[PAGE_SIZE - 1] == 0x3c);
 	kunmap_local(alias);

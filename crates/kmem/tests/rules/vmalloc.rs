@@ -440,9 +440,13 @@ fn kmap_maps_highmem_and_is_identity_for_lowmem() {
     let k2 = m.kmap(high).unwrap();
     assert_eq!(k1, k2, "one persistent slot per page");
     assert!(m.virt_to_page(k1.as_ptr()).is_none(), "not a direct-map address");
+    // While kmapped, page_address finds the kmap address (the kernel's page_address_htable).
+    assert_eq!(m.page_address(high), Some(k1));
     write(k1, 0, 9);
     m.kunmap(high);
+    assert_eq!(m.page_address(high), Some(k1), "one use left");
     m.kunmap(high);
+    assert!(m.page_address(high).is_none(), "no use left: no address");
     m.kunmap(high);
     assert_eq!(count_log(&m, "kunmap: pfn:"), 1, "unbalanced kunmap reported");
     // Nested local mappings of two pages, released in reverse order.
