@@ -1,7 +1,9 @@
 //! The kernel's helper pairs from C (`linux/mempool.h`): `mempool_alloc_slab`/
 //! `mempool_free_slab`, `mempool_kmalloc`/`mempool_kfree` and `mempool_alloc_pages`/
 //! `mempool_free_pages`, whose `pool_data` is the cache, the size and the order, as in the
-//! kernel; and how a pool made with one of them is recognised.
+//! kernel; and how a pool made with one of them is recognised. `mempool_kvmalloc`/
+//! `mempool_kvfree` (size in `pool_data`) are here too; their pools stay custom, as the
+//! kernel's poisoning does not know that pair either.
 //!
 //! # Recognition
 //! A C pool whose `alloc_fn` and `free_fn` are the two halves of one of these pairs (the
@@ -121,6 +123,27 @@ pub unsafe extern "C" fn mempool_kfree(element: *mut c_void, pool_data: *mut c_v
     let _ = pool_data;
     // SAFETY: The caller gives the block up; the core checks it.
     ffi_boundary("mempool_kfree", (), |m| unsafe { m.kfree(element.cast()) });
+}
+
+/// `void *mempool_kvmalloc(gfp_t gfp_mask, void *pool_data)` (6.x): `kvmalloc((size_t)pool_data)`.
+/// A pool of this pair is a custom pool: as in the kernel, mempool debugging does not poison
+/// kvmalloc elements (`poison_element` knows the kmalloc, slab and page pairs only).
+#[unsafe(no_mangle)]
+pub extern "C" fn mempool_kvmalloc(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
+    ffi_boundary("mempool_kvmalloc", ptr::null_mut(), |m| {
+        m.kvmalloc(pool_data as usize, gfp_mask).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    })
+}
+
+/// `void mempool_kvfree(void *element, void *pool_data)`: `kvfree(element)`.
+///
+/// # Safety
+/// As `kvfree`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_kvfree(element: *mut c_void, pool_data: *mut c_void) {
+    let _ = pool_data;
+    // SAFETY: The caller gives the allocation up; vfree and kfree both check it.
+    ffi_boundary("mempool_kvfree", (), |m| unsafe { m.kvfree(element.cast()) });
 }
 
 /// `void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data)`: a `struct page *` of order

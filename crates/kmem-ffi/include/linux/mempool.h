@@ -112,6 +112,19 @@ static inline int mempool_init_kmalloc_pool(mempool_t *pool, int min_nr, size_t 
 	return mempool_init(pool, min_nr, mempool_kmalloc, mempool_kfree, (void *)size);
 }
 
+/* kvmalloc-backed pools (6.x): pool_data is the element size. A custom pool for mempool
+ * debugging: the kernel does not poison kvmalloc elements either. */
+void *mempool_kvmalloc(gfp_t gfp_mask, void *pool_data);
+void mempool_kvfree(void *element, void *pool_data);
+static inline mempool_t *mempool_create_kvmalloc_pool(int min_nr, size_t size)
+{
+	return mempool_create(min_nr, mempool_kvmalloc, mempool_kvfree, (void *)size);
+}
+static inline int mempool_init_kvmalloc_pool(mempool_t *pool, int min_nr, size_t size)
+{
+	return mempool_init(pool, min_nr, mempool_kvmalloc, mempool_kvfree, (void *)size);
+}
+
 /* Page-backed pools: pool_data is the order. */
 void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data);
 void mempool_free_pages(void *element, void *pool_data);

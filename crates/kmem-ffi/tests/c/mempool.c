@@ -118,6 +118,22 @@ int main(void)
 	CHECK(!mempool_initialized(&embedded));
 	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);	/* every element went back */
 
+	/* kvmalloc pools (6.x): small elements from kmalloc, large ones from vmalloc. */
+	mp = mempool_create_kvmalloc_pool(2, 3 * PAGE_SIZE);
+	CHECK(mp && mp->alloc == mempool_kvmalloc && mp->curr_nr == 2);
+	e = mempool_alloc(mp, GFP_KERNEL);
+	CHECK(e != NULL);
+	if (e)
+		memset(e, 0x7e, 3 * PAGE_SIZE);
+	mempool_free(e, mp);
+	mempool_destroy(mp);
+	memset(&embedded, 0, sizeof(embedded));
+	CHECK_EQ_UL(mempool_init_kvmalloc_pool(&embedded, 1, 100), 0);
+	e = mempool_alloc(&embedded, GFP_KERNEL);
+	CHECK(e && ksize(e) == 128);
+	mempool_free(e, &embedded);
+	mempool_exit(&embedded);
+
 	/* kmalloc and page pools. */
 	mp = mempool_create_kmalloc_pool(2, 300);
 	e = mempool_alloc(mp, GFP_KERNEL);
