@@ -28,6 +28,7 @@ use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
 use std::ptr::{self, NonNull};
 
 use kmem_core::kmalloc::classes::KMALLOC_MAX_CACHE_SIZE;
@@ -38,7 +39,7 @@ pub use kmem_core::mempool::{
 };
 use kmem_core::mempool::{
     mempool_create, mempool_create_kmalloc_pool, mempool_create_lowmem_page_pool, mempool_create_page_pool,
-    mempool_create_slab_pool, mempool_destroy,
+    mempool_create_slab_pool, mempool_destroy_at,
 };
 use kmem_core::platform::Platform as _;
 use kmem_core::slab::CacheRef;
@@ -51,6 +52,9 @@ pub struct RawMempool {
     machine: Machine,
     pool: NonNull<Mempool>,
     backing: Backing,
+    /// Where the pool was made: the location a destroy report names when the pool is dropped
+    /// (drop glue has no caller location of its own).
+    created: &'static Location<'static>,
 }
 
 /// The backing allocator of a helper pool, known statically so that `alloc`/`free` call it
@@ -93,6 +97,7 @@ impl RawMempool {
     /// # Safety
     /// `alloc_fn` and `free_fn` may be called from any thread with `pool_data` (and `free_fn`
     /// with any element `alloc_fn` returned) until this value is dropped.
+    #[track_caller]
     pub unsafe fn new(
         machine: &Machine,
         min_nr: usize,
@@ -103,7 +108,12 @@ impl RawMempool {
         // SAFETY: The page allocator lives as long as `machine`, which we keep; the callbacks'
         // contract is the caller's.
         let pool = unsafe { mempool_create(machine.pages(), min_nr, alloc_fn, free_fn, pool_data) };
-        Ok(Self { machine: machine.clone(), pool: pool.ok_or(AllocError)?, backing: Backing::Custom })
+        Ok(Self {
+            machine: machine.clone(),
+            pool: pool.ok_or(AllocError)?,
+            backing: Backing::Custom,
+            created: Location::caller(),
+        })
     }
 
     /// `mempool_create_page_pool(min_nr, order)`: elements are `*const Page` of blocks of
@@ -111,6 +121,7 @@ impl RawMempool {
     ///
     /// # Errors
     /// `order > MAX_PAGE_ORDER`, or the reserve could not be filled.
+    #[track_caller]
     pub fn page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its page allocator outlives the pool.
         let pool = unsafe { mempool_create_page_pool(machine.pages(), min_nr, order) };
@@ -121,6 +132,7 @@ impl RawMempool {
     /// `__GFP_HIGHMEM` out, also a resize's or a caller's), for [`MemPool`], which writes its
     /// values through the elements' direct-map addresses. It goes through the pool's pointers,
     /// which know that ([`mempool_create_lowmem_page_pool`]).
+    #[track_caller]
     fn lowmem_page_pool(machine: &Machine, min_nr: usize, order: u32) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its page allocator outlives the pool.
         let pool = unsafe { mempool_create_lowmem_page_pool(machine.pages(), min_nr, order) };
@@ -150,7 +162,7 @@ impl RawMempool {
                 &format!(
                     "mempool_create_slab_pool: cache {:p} is not a cache of this machine; no pool made\n  at {}",
                     cache.as_ptr(),
-                    std::panic::Location::caller()
+                    Location::caller()
                 ),
             );
             return Err(AllocError);
@@ -165,6 +177,7 @@ impl RawMempool {
     ///
     /// # Errors
     /// The reserve could not be filled (also for `size` above `KMALLOC_MAX_SIZE`).
+    #[track_caller]
     pub fn kmalloc_pool(machine: &Machine, min_nr: usize, size: usize) -> Result<Self, AllocError> {
         // SAFETY: We keep `machine`, so its `Kmem` outlives the pool.
         let pool = unsafe { mempool_create_kmalloc_pool(machine, min_nr, size) };
@@ -174,11 +187,13 @@ impl RawMempool {
     /// Wraps a helper pool just created on `machine` (`None`: creation failed). A pool with
     /// mempool debugging goes through its pointers, which count every element (the inlined
     /// first pass counts nothing, [`Mempool::alloc_inline`]).
+    #[track_caller]
     fn helper(machine: &Machine, pool: Option<NonNull<Mempool>>, backing: Backing) -> Result<Self, AllocError> {
         let pool = pool.ok_or(AllocError)?;
         // SAFETY: Just created by `mempool_create*`, not destroyed.
         let tracking = unsafe { pool.as_ref() }.is_tracking();
-        Ok(Self { machine: machine.clone(), pool, backing: if tracking { Backing::Custom } else { backing } })
+        let backing = if tracking { Backing::Custom } else { backing };
+        Ok(Self { machine: machine.clone(), pool, backing, created: Location::caller() })
     }
 
     /// The machine the pool lives on.
@@ -311,10 +326,10 @@ impl RawMempool {
 }
 
 impl Drop for RawMempool {
-    #[track_caller]
+    /// Destroys the pool; a report of elements still out names where the pool was made.
     fn drop(&mut self) {
         // SAFETY: Created by `mempool_create*`; `&mut self` means no one uses it any more.
-        unsafe { mempool_destroy(self.pool.as_ptr()) }
+        unsafe { mempool_destroy_at(self.pool.as_ptr(), self.created) }
     }
 }
 
@@ -345,6 +360,7 @@ impl<T> MemPool<T> {
     ///
     /// # Errors
     /// `T` is larger than the largest block (4 MiB), or the reserve could not be filled.
+    #[track_caller]
     pub fn new(machine: &Machine, min_nr: usize) -> Result<Self, AllocError> {
         let () = Self::ALIGN_OK;
         let layout =

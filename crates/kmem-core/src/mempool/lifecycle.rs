@@ -140,7 +140,12 @@ pub unsafe fn mempool_init(
 /// not replaced (the 2.6 kernel's `BUG_ON(curr_nr != min_nr)`; today's kernel checks nothing).
 #[track_caller]
 pub fn mempool_exit(pool: &mut Mempool) {
-    let caller = Location::caller();
+    mempool_exit_at(pool, Location::caller());
+}
+
+/// [`mempool_exit`] with the location its report names (for an owner whose destroy runs from
+/// drop glue, which has no caller location of its own).
+pub fn mempool_exit_at(pool: &mut Mempool, caller: &Location<'_>) {
     while let Some(element) = pool.pop(false) {
         pool.backing_free(element.as_ptr());
     }
@@ -253,11 +258,20 @@ pub unsafe fn mempool_create(
 /// is not used by anyone afterwards.
 #[track_caller]
 pub unsafe fn mempool_destroy(pool: *mut Mempool) {
+    // SAFETY: Forwarded contract.
+    unsafe { mempool_destroy_at(pool, Location::caller()) }
+}
+
+/// [`mempool_destroy`] with the location its report names ([`mempool_exit_at`]).
+///
+/// # Safety
+/// As [`mempool_destroy`].
+pub unsafe fn mempool_destroy_at(pool: *mut Mempool, caller: &Location<'_>) {
     let Some(pool) = NonNull::new(pool) else { return };
     // SAFETY: The caller hands the pool over.
     let p = unsafe { &mut *pool.as_ptr() };
     let env = p.env;
-    mempool_exit(p);
+    mempool_exit_at(p, caller);
     if p.owned
         && let Some(env) = env
     {

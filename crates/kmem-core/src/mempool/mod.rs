@@ -76,8 +76,8 @@ pub use helpers::{
 };
 pub(crate) use lifecycle::{PoolData, create_with, init_with};
 pub use lifecycle::{
-    mempool_alloc, mempool_alloc_preallocated, mempool_create, mempool_create_node, mempool_destroy, mempool_exit,
-    mempool_free, mempool_init, mempool_init_node, mempool_resize,
+    mempool_alloc, mempool_alloc_preallocated, mempool_create, mempool_create_node, mempool_destroy,
+    mempool_destroy_at, mempool_exit, mempool_exit_at, mempool_free, mempool_init, mempool_init_node, mempool_resize,
 };
 pub use slab_helpers::{
     HelperPair, mempool_alloc_slab, mempool_create_helper_node, mempool_create_kmalloc_pool, mempool_create_slab_pool,

@@ -387,6 +387,8 @@ fn mp10_destroy_with_elements_out_is_reported_not_freed_under_mempool_debug() {
     let lines = log_lines(&m);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("WARNING:") && lines[0].contains("with 2 element(s) still allocated"), "{}", lines[0]);
+    // Dropped, so the report names where the pool was made (drop glue has no location).
+    assert!(lines[0].contains(&format!(" at {}:", file!())), "{}", lines[0]);
     // The elements stay valid for their holder, who frees them to the backing allocator.
     for e in out {
         assert!((2..4).contains(&number(e)), "element {} came from alloc_fn, not the reserve", number(e));
