@@ -44,6 +44,7 @@ pub mod mapping;
 pub mod mempool;
 pub mod printk;
 mod procfs;
+mod profile;
 pub use kmem_core::{kmalloc, slab};
 pub mod sys;
 mod typed_cache;
