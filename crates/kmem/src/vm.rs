@@ -205,8 +205,12 @@ impl Machine {
         self.inner.vm.vrealloc(self.inner.kmem.pages(), p, size, gfp)
     }
 
-    /// `/proc/vmallocinfo`.
+    /// `/proc/vmallocinfo`. The text is written under the vmap lock, so its `String` comes from
+    /// the system heap even when [`crate::KmemAlloc`] is the global allocator: a kmalloc there
+    /// could enter reclaim, whose vmalloc shrinker takes the vmap lock (as the other `/proc`
+    /// texts do, `procfs.rs`).
     pub fn vmallocinfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under the vmap lock.
         let mut s = String::new();
         let _ = self.inner.vm.vmallocinfo(&mut s);
         s
