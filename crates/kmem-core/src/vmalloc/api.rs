@@ -662,8 +662,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// of the requested bytes and `p` is freed.
     ///
     /// # Errors
-    /// `p` is not a vmalloc area (warned; nothing freed), or the new area cannot be allocated
-    /// (`p` is left as it was).
+    /// `p` starts no area, or an area that is not vmalloc memory (`get_vm_area`, `vmap`;
+    /// warned, nothing touched), or the new area cannot be allocated (`p` is left as it was).
     #[track_caller]
     pub fn vrealloc<P: Platform>(
         &self,
@@ -690,6 +690,15 @@ impl<M: Mmu> Vmalloc<M> {
                 return Err(AllocError);
             }
             let node = space.pool.get(i);
+            if node.flags & VM_ALLOC == 0 || node.pages.is_none() {
+                // `get_vm_area` address space (nothing mapped) or a `vmap` of the caller's
+                // pages: nothing vrealloc may copy or free. The kernel does not check and
+                // faults or frees what it does not own; kmem refuses.
+                drop(space);
+                let msg = format_args!("Trying to vrealloc() non-vmalloc vm area ({addr:016x})");
+                self.warn(pa, caller, "vrealloc", msg);
+                return Err(AllocError);
+            }
             (i, node.requested, node.nr_pages() * PAGE_SIZE)
         };
         if size <= alloced {

@@ -409,6 +409,29 @@ fn vm12_vrealloc_in_place_move_and_free() {
     m.vm().check();
 }
 
+/// `vrealloc` of an area that is not vmalloc memory (`get_vm_area` address space, a `vmap` of
+/// the caller's pages) is refused with a warning: nothing is copied, zeroed or freed.
+#[test]
+fn vm12_vrealloc_refuses_areas_that_are_not_vmalloc_memory() {
+    let m = i386(64);
+    let space = m.get_vm_area(2 * PAGE_SIZE, 0).unwrap();
+    for size in [PAGE_SIZE, 3 * PAGE_SIZE] {
+        assert!(m.vrealloc(space.as_ptr(), size, GFP_KERNEL | __GFP_ZERO).is_err(), "{size}: refused");
+    }
+    assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 2, "{:?}", log_lines(&m));
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let mapped = m.vmap(&[page], 0).unwrap();
+    write(mapped, 0, 7);
+    assert!(m.vrealloc(mapped.as_ptr(), 2 * PAGE_SIZE, GFP_KERNEL).is_err());
+    assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 3);
+    assert_eq!(read(mapped, 0), 7, "the vmap area is untouched");
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0, "nothing was allocated");
+    m.vunmap(mapped.as_ptr());
+    m.free_pages(page, 0);
+    m.free_vm_area(space.as_ptr());
+    m.vm().check();
+}
+
 #[test]
 fn vm13_meminfo_vmalloc_lines_track_pages() {
     let m = i386(64);
