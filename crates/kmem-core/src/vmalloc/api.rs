@@ -10,13 +10,13 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_DEFERRED, VM_FLUSH_RESET_PERMS, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED,
-    VM_UNINITIALIZED, VM_USERMAP, Vmalloc,
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_DEFERRED, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD,
+    VM_PARKED, VM_UNINITIALIZED, VM_USERMAP, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
 use crate::memmap::Page;
-use crate::order::PAGE_SIZE;
+use crate::order::{PAGE_SHIFT, PAGE_SIZE};
 use crate::page_alloc::PageAllocator;
 use crate::platform::{Level, Platform};
 use crate::report::Verdict;
@@ -169,15 +169,23 @@ impl<M: Mmu> Vmalloc<M> {
             }
             return Err(AllocError);
         }
-        if !align.is_power_of_two() {
-            return Err(AllocError);
-        }
-        let bytes = size.checked_next_multiple_of(PAGE_SIZE).ok_or(AllocError)?;
-        let nr_pages = bytes / PAGE_SIZE;
-        if nr_pages > pa.total_managed() || nr_pages > u32::MAX as usize {
+        // `(size >> PAGE_SHIFT) > totalram_pages()`, on the size as given (before rounding, so
+        // sizes that would wrap when rounded up are reported here too).
+        let pages_floor = size >> PAGE_SHIFT;
+        let rounded = size.checked_next_multiple_of(PAGE_SIZE).filter(|_| pages_floor <= pa.total_managed());
+        let Some(bytes) = rounded.filter(|&b| b / PAGE_SIZE <= u32::MAX as usize) else {
             pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, exceeds total pages"), caller);
             return Err(AllocError);
-        }
+        };
+        let nr_pages = bytes / PAGE_SIZE;
+        let guard = if vm_flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
+        // `alloc_vmap_area` refuses an align that is not a power of two (`-EINVAL`, silently);
+        // the vmalloc then reports its `__get_vm_area_node` failure.
+        let va_size = bytes.checked_add(guard).filter(|_| align.is_power_of_two());
+        let Some(va_size) = va_size else {
+            pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
+            return Err(AllocError);
+        };
         let mut gfp = gfp;
         if ctx.atomic && gfp.allow_blocking() {
             // `might_sleep()` in `alloc_vmap_area`; the request goes on without sleeping, as
@@ -185,16 +193,18 @@ impl<M: Mmu> Vmalloc<M> {
             pa.report_might_sleep(caller);
             gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
-        let guard = if vm_flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
         let page_gfp = Self::page_gfp(gfp);
         let zone = page_gfp.zone().map_or(0, |z| z as u8);
         if guard != 0
-            && let Some(p) = self.cache_alloc(bytes + guard, nr_pages, align, gfp, zone, vm_flags, size, caller)
+            && let Some(p) = self.cache_alloc(va_size, nr_pages, align, gfp, zone, vm_flags, size, caller)
         {
             return Ok(p);
         }
         let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
-        let (area, start) = self.alloc_area(pa, bytes + guard, align, gfp, flags, size, caller)?;
+        let Ok((area, start)) = self.alloc_area(pa, va_size, align, gfp, flags, size, caller) else {
+            pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
+            return Err(AllocError);
+        };
         let order = PfnArray::order_for(nr_pages);
         let array_gfp = Self::array_gfp(gfp) | __GFP_NOWARN;
         let mut array = pa.alloc_pages_at(array_gfp, order, caller);
@@ -244,7 +254,9 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// Reserves an area of `va_size` bytes (`alloc_vmap_area`), purging the lazy areas once if
-    /// the space is full. The area is busy and `VM_UNINITIALIZED` until [`Self::publish`].
+    /// the space is full. The area is busy and `VM_UNINITIALIZED` until [`Self::publish`]. Out
+    /// of space, it reports `Address range restricted` (unless `__GFP_NOWARN`, ratelimited);
+    /// the vmalloc family adds its own `vm_struct allocation failed` report.
     #[expect(clippy::too_many_arguments, reason = "the area's vm_struct fields")]
     fn alloc_area<P: Platform>(
         &self,
@@ -256,26 +268,7 @@ impl<M: Mmu> Vmalloc<M> {
         requested: usize,
         caller: &'static Location<'static>,
     ) -> Result<(u32, usize), AllocError> {
-        let fail = |this: &Self| {
-            if !gfp.contains(__GFP_NOWARN) && this.warn_rs.check(pa.platform().now_ns()) != Verdict::Suppress {
-                pa.platform().log(
-                    Level::Warning,
-                    format_args!(
-                        "vmalloc_node_range for size {va_size} failed: Address range restricted to {:#x} - {:#x}",
-                        this.start, this.end
-                    ),
-                );
-            }
-            pa.warn_alloc_msg(
-                gfp,
-                format_args!("vmalloc error: size {requested}, vm_struct allocation failed"),
-                caller,
-            );
-            AllocError
-        };
-        let Ok(mut space) = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller) else {
-            return Err(fail(self));
-        };
+        let mut space = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller)?;
         let align = align.max(PAGE_SIZE);
         // `node_alloc` first: an exact-size pooled range, O(1).
         let mut area = if self.va_pools() { space.pool_take(va_size, align) } else { None };
@@ -289,10 +282,7 @@ impl<M: Mmu> Vmalloc<M> {
             // the lock dropped), then purge as below.
             drop(space);
             self.drain_cache(pa, usize::MAX);
-            let Ok(again) = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller) else {
-                return Err(fail(self));
-            };
-            space = again;
+            space = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller)?;
             area = space.alloc(va_size, align);
         }
         if area.is_none() && (space.lazy.len > 0 || space.va_pool.nr > 0) {
@@ -302,7 +292,16 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let Some(i) = area else {
             drop(space);
-            return Err(fail(self));
+            if !gfp.contains(__GFP_NOWARN) && self.warn_rs.check(pa.platform().now_ns()) != Verdict::Suppress {
+                pa.platform().log(
+                    Level::Warning,
+                    format_args!(
+                        "vmalloc_node_range for size {va_size} failed: Address range restricted to {:#x} - {:#x}",
+                        self.start, self.end
+                    ),
+                );
+            }
+            return Err(AllocError);
         };
         let node = space.pool.get_mut(i);
         node.flags = flags;
@@ -608,11 +607,15 @@ impl<M: Mmu> Vmalloc<M> {
         }
     }
 
-    /// `get_vm_area(size, flags)`: reserves address space (plus a guard page unless
-    /// `VM_NO_GUARD`) without mapping anything.
+    /// `get_vm_area(size, flags)` (`__get_vm_area_node`): reserves address space (plus a guard
+    /// page unless `VM_NO_GUARD`) without mapping anything. A `VM_IOREMAP` area is aligned to
+    /// its size rounded up to a power of two, between a page and `IOREMAP_MAX_ORDER`. In
+    /// atomic context it is a bug (`BUG_ON(in_interrupt())`), reported as a sleeping call and
+    /// carried out.
     ///
     /// # Errors
-    /// Size 0 or no address space.
+    /// Size 0, a size that wraps when rounded up to pages or with its guard page (silently, as
+    /// the kernel's `-EINVAL`), or no address space.
     #[track_caller]
     pub fn get_vm_area<P: Platform>(
         &self,
@@ -620,10 +623,17 @@ impl<M: Mmu> Vmalloc<M> {
         size: usize,
         flags: u32,
     ) -> Result<NonNull<u8>, AllocError> {
-        let bytes = size.checked_next_multiple_of(PAGE_SIZE).filter(|&b| b > 0).ok_or(AllocError)?;
-        let guard = if flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
         let caller = Location::caller();
-        let (_, start) = self.alloc_area(pa, bytes + guard, PAGE_SIZE, GFP_KERNEL, flags, size, caller)?;
+        let ctx = pa.platform().context();
+        if ctx.atomic {
+            pa.report_might_sleep(caller);
+        }
+        let bytes = size.checked_next_multiple_of(PAGE_SIZE).filter(|&b| b > 0).ok_or(AllocError)?;
+        let align = if flags & VM_IOREMAP != 0 { ioremap_align(bytes) } else { PAGE_SIZE };
+        let guard = if flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
+        let va_size = bytes.checked_add(guard).ok_or(AllocError)?;
+        let gfp = if ctx.atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
+        let (_, start) = self.alloc_area(pa, va_size, align, gfp, flags, size, caller)?;
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }
 
@@ -732,6 +742,17 @@ impl<M: Mmu> Vmalloc<M> {
         platform.log(Level::Warning, format_args!("WARNING: CPU: {} at {caller} {func}", platform.cpu().unwrap_or(0)));
         platform.dump_stack(caller);
     }
+}
+
+/// `IOREMAP_MAX_ORDER` (generic `linux/vmalloc.h`: 128 pages).
+const IOREMAP_MAX_ORDER: u32 = 7 + PAGE_SHIFT;
+
+/// The alignment of a `VM_IOREMAP` area of `bytes` (page rounded, guard excluded):
+/// `1 << clamp(get_count_order_long(bytes), PAGE_SHIFT, IOREMAP_MAX_ORDER)`.
+fn ioremap_align(bytes: usize) -> usize {
+    // `get_count_order_long`: the order of `bytes` rounded up to a power of two.
+    let order = usize::BITS - (bytes - 1).leading_zeros();
+    1 << order.clamp(PAGE_SHIFT, IOREMAP_MAX_ORDER)
 }
 
 /// The live, published area starting exactly at `addr`, or `NIL` (`find_unlink_vmap_area`

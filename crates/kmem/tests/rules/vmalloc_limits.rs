@@ -1,0 +1,72 @@
+//! vmalloc at the edges of its arithmetic and metadata (VM-2, VM-4, `__get_vm_area_node`):
+//! sizes that wrap when rounded up to pages or given their guard page, alignments that are not
+//! powers of two, `VM_IOREMAP` alignment, and areas beyond any fixed number of tree nodes.
+
+use kmem::gfp::*;
+use kmem::vmalloc::{VM_IOREMAP, VM_NO_GUARD};
+use kmem::{PAGE_SIZE, Profile};
+
+use crate::*;
+
+/// Sizes whose page rounding or guard page wraps fail cleanly: `get_vm_area` silently (the
+/// kernel's `-EINVAL`), vmalloc with the VM-2 report, on the size as given. (`warn_alloc` is
+/// ratelimited to one report in 10 s: one machine per report.)
+#[test]
+fn vm2_sizes_that_wrap_fail_with_the_exceeds_report() {
+    let m = i386(32);
+    for size in [usize::MAX, usize::MAX - 10, usize::MAX - PAGE_SIZE - 10, usize::MAX - PAGE_SIZE + 1] {
+        assert!(m.get_vm_area(size, 0).is_err(), "get_vm_area({size:#x})");
+        assert!(m.get_vm_area(size, VM_NO_GUARD).is_err(), "get_vm_area({size:#x}, VM_NO_GUARD)");
+    }
+    assert_eq!(count_log(&m, "vmalloc error"), 0, "get_vm_area has no warn_alloc: {:?}", log_lines(&m));
+    for size in [usize::MAX, usize::MAX - 4094, 1 << 63] {
+        let m = i386(32);
+        assert!(m.vmalloc(size).is_err());
+        let msg = format!("vmalloc error: size {size}, exceeds total pages, mode:0xcc0(GFP_KERNEL)");
+        assert_eq!(count_log(&m, &msg), 1, "{msg}: {:?}", log_lines(&m));
+        assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+        m.vm().check();
+    }
+}
+
+/// VM-4: an alignment that is not a power of two (0 included) fails as the kernel's
+/// `alloc_vmap_area` `-EINVAL` does: the vmalloc reports `vm_struct allocation failed`
+/// (unless `__GFP_NOWARN`), with no address-range message.
+#[test]
+fn vm4_align_not_a_power_of_two_is_reported() {
+    for align in [0, 3, 3 * PAGE_SIZE] {
+        let m = i386(32);
+        assert!(m.vmalloc_node_align(PAGE_SIZE, align, GFP_KERNEL | __GFP_NOWARN, -1).is_err(), "align {align}");
+        assert_eq!(count_log(&m, "vmalloc"), 0, "__GFP_NOWARN: {:?}", log_lines(&m));
+        assert!(m.vmalloc_node_align(PAGE_SIZE, align, GFP_KERNEL, -1).is_err(), "align {align}");
+        let lines = log_lines(&m);
+        assert_eq!(count_log(&m, "vmalloc error: size 4096, vm_struct allocation failed"), 1, "{lines:?}");
+        assert_eq!(count_log(&m, "Address range restricted"), 0);
+        let ok = m.vmalloc_node_align(PAGE_SIZE, 4 * PAGE_SIZE, GFP_KERNEL, -1).unwrap();
+        assert!((ok.as_ptr() as usize).is_multiple_of(4 * PAGE_SIZE));
+        m.vfree(ok.as_ptr());
+        m.vm().check();
+    }
+}
+
+/// `__get_vm_area_node` aligns a `VM_IOREMAP` area to its size rounded up to a power of two,
+/// from a page up to `IOREMAP_MAX_ORDER` (128 pages).
+#[test]
+fn get_vm_area_ioremap_is_aligned_to_its_size_order() {
+    let m = builder(Profile::X86_64, 64).build().unwrap();
+    // Misalign the next free address first.
+    let pad = m.get_vm_area(PAGE_SIZE, 0).unwrap();
+    for (pages, align) in
+        [(1, PAGE_SIZE), (3, 4 * PAGE_SIZE), (5, 8 * PAGE_SIZE), (128, 128 * PAGE_SIZE), (1000, 128 * PAGE_SIZE)]
+    {
+        let a = m.get_vm_area(pages * PAGE_SIZE, VM_IOREMAP).unwrap();
+        assert!((a.as_ptr() as usize).is_multiple_of(align), "{pages} pages at {a:?}: aligned to {align:#x}");
+        let b = m.get_vm_area(pages * PAGE_SIZE, VM_IOREMAP).unwrap();
+        assert!((b.as_ptr() as usize).is_multiple_of(align));
+        m.free_vm_area(a.as_ptr());
+        m.free_vm_area(b.as_ptr());
+    }
+    m.free_vm_area(pad.as_ptr());
+    assert!(m.vmallocinfo().contains(" ioremap") || m.vm().lazy_pages() > 0);
+    m.vm().check();
+}
