@@ -6,9 +6,12 @@
 //! free tree caches the largest free size of each subtree, so the lowest-address fit is one
 //! descent (SEMANTICS §5.2). Every area ends in one unmapped guard page unless `VM_NO_GUARD`.
 //! Nodes and each area's pfn array live in pages of the page allocator (`raw`): kmem-core has
-//! no heap. `vfree` moves an area to the lazy tree; its mapping stays until a purge, which
-//! runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted, unmaps
-//! them all and returns their ranges to the free tree (§5.3). `vfree` in atomic context only
+//! no heap. `vfree` unmaps an area (under the vmap lock, before its frames are freed: the
+//! kernel's `vunmap_range_noflush` at free time) and moves it to the lazy tree; its address
+//! range stays there until a purge — the kernel's deferred TLB flush, [`Mmu::purge`] — which
+//! runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted and
+//! returns the ranges to the free tree (§5.3). `vunmap` unmaps at once too (the caller may
+//! free its pages next). `vfree` in atomic context only
 //! queues the area (VM-7), and the first entry of an empty queue kicks the platform's worker
 //! ([`Platform::schedule_work`]; kmem's machine runs it on its kswapd thread), which drains the
 //! queue from process context with [`Vmalloc::flush_deferred`], as the kernel's
@@ -29,8 +32,12 @@
 //! areas (meminfo `VmallocUsed`, VM-13; cached frames are not counted); every pool node is
 //! unused or in exactly one tree.
 //!
+//! Invariant: an area is mapped only while it is live (busy, published) or parked in the
+//! frame cache with its frames; lazily freed areas and pooled ranges are unmapped.
+//!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
-//! surgery, `vmallocinfo`, and the unmap calls of purges and cache releases), then the page
+//! surgery, `vmallocinfo`, the unmap calls of frees and cache releases, and purges' flushes),
+//! then the page
 //! allocator's zone locks —
 //! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
 //! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
@@ -41,6 +48,8 @@
 //! entry and freeing its frames after dropping it, as `vfree` does.
 
 mod api;
+mod area;
+mod free;
 mod info;
 mod mmu;
 mod node;

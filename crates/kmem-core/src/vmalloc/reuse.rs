@@ -106,10 +106,11 @@ impl<M: Mmu> Vmalloc<M> {
         }
     }
 
-    /// `vm_unmap_aliases`/`purge_vmap_area_lazy`: unmaps every lazily freed area now and makes
-    /// its address space reusable (in the VA pool when it is on, after a ~25 % decay of the
-    /// pool). Returns the pages of address space purged. The frame cache is left alone: its
-    /// frames were never freed, so its mappings alias no page anyone else owns.
+    /// `vm_unmap_aliases`/`purge_vmap_area_lazy`: makes the address space of every lazily
+    /// freed area reusable now (in the VA pool when it is on, after a ~25 % decay of the pool);
+    /// their mappings went when they were freed, so this is the kernel's TLB flush
+    /// ([`Mmu::purge`]). Returns the pages of address space purged. The frame cache is left
+    /// alone: its frames were never freed, so its mappings alias no page anyone else owns.
     pub fn vm_unmap_aliases(&self) -> usize {
         let mut space = self.space.lock();
         self.purge_locked(&mut space, false)
@@ -130,7 +131,7 @@ impl<M: Mmu> Vmalloc<M> {
         super::locked_add(&self.stats.purges, 1);
         space.decay_pool(full);
         let populate = self.va_pools() && !full;
-        space.purge(&mut |start, len| self.mmu.unmap(start, len), populate)
+        space.purge(&mut |start, len| self.mmu.purge(start, len), populate)
     }
 
     /// Pages the shrinker could free now (`count_objects`): the frame cache's frames and the

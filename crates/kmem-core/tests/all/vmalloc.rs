@@ -154,8 +154,12 @@ fn setup(region: &Region) -> (PageAllocator<Board>, Vmalloc<SimMmu>) {
     (pa, vm)
 }
 
-/// Every live area is mapped page for page as `vmalloc_to_pfn` says; guard pages are not.
+/// Every live area is mapped page for page as `vmalloc_to_pfn` says; guard pages are not; and
+/// nothing else is mapped: a freed area is unmapped at once, not at the purge (the kernel
+/// clears the PTEs in `vfree` and defers only the TLB flush).
 fn check_mappings(vm: &Vmalloc<SimMmu>, model: &Model) {
+    let live_pages: usize = model.live.values().map(|&(pages, _)| pages).sum();
+    assert_eq!(vm.mmu().table.lock().unwrap().len(), live_pages, "only live areas are mapped");
     for (&start, &(pages, size)) in &model.live {
         for p in 0..pages {
             let va = start + p * PAGE_SIZE;
