@@ -5,19 +5,21 @@
 //! areas, three address-keyed AVL trees over one pool of nodes (`space`, `tree`, `node`); the
 //! free tree caches the largest free size of each subtree, so the lowest-address fit is one
 //! descent (SEMANTICS §5.2). Every area ends in one unmapped guard page unless `VM_NO_GUARD`.
-//! Nodes and each area's pfn array live in pages of the page allocator (`raw`): kmem-core has
-//! no heap. `vfree` unmaps an area (under the vmap lock, before its frames are freed: the
-//! kernel's `vunmap_range_noflush` at free time) and moves it to the lazy tree; its address
-//! range stays there until a purge — the kernel's deferred TLB flush, [`Mmu::purge`] — which
-//! runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted and
-//! returns the ranges to the free tree (§5.3). `vunmap` unmaps at once too (the caller may
-//! free its pages next). `vfree` in atomic context only
-//! queues the area (VM-7), and the first entry of an empty queue kicks the platform's worker
-//! ([`Platform::schedule_work`]; kmem's machine runs it on its kswapd thread), which drains the
-//! queue from process context with [`Vmalloc::flush_deferred`], as the kernel's
-//! `delayed_vfree_work` does. The next `vmalloc`/`vfree` outside atomic context drains it too,
-//! and so does the shrinker ([`Vmalloc::shrink`], counted by [`Vmalloc::reclaimable_pages`]),
-//! so direct reclaim gets the frames back even on a platform without a worker.
+//! Nodes and each area's pfn array live in pages of the page allocator (`raw`): kmem-core has no
+//! heap. The node chunks' directory is sized at [`Vmalloc::new`] for every node the range can ever
+//! need (one per page, plus spares), so the number of areas is limited by memory only; chunks are
+//! kept for reuse, never freed. `vfree` unmaps an area (under the vmap lock, before its frames are
+//! freed: the kernel's `vunmap_range_noflush` at free time) and moves it to the lazy tree; its
+//! address range stays there until a purge — the kernel's deferred TLB flush, [`Mmu::purge`] —
+//! which runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted and
+//! returns the ranges to the free tree (§5.3). `vunmap` unmaps at once too (the caller may free its
+//! pages next). `vfree` in atomic context only queues the area (VM-7), and the first entry of an
+//! empty queue kicks the platform's worker ([`Platform::schedule_work`]; kmem's machine runs it on
+//! its kswapd thread), which drains the queue from process context with
+//! [`Vmalloc::flush_deferred`], as the kernel's `delayed_vfree_work` does. The next
+//! `vmalloc`/`vfree` outside atomic context drains it too, and so does the shrinker
+//! ([`Vmalloc::shrink`], counted by [`Vmalloc::reclaimable_pages`]), so direct reclaim gets the
+//! frames back even on a platform without a worker.
 //!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);
@@ -178,11 +180,17 @@ impl<M: Mmu> Vmalloc<M> {
             return Err(InitError("vmalloc range must be non-empty, page aligned and above 0"));
         }
         let end = start.checked_add(len).ok_or(InitError("vmalloc range wraps"))?;
+        // Every page its own range, plus the spares an allocation takes: the most nodes the
+        // range can ever need; indices are `u32` (`NIL` excluded).
+        let max_nodes = len / PAGE_SIZE + 1 + space::NODES_PER_ALLOC;
+        let dir_order = raw::Chunks::order_for(max_nodes, crate::order::MAX_PAGE_ORDER)
+            .filter(|_| max_nodes < node::NIL as usize)
+            .ok_or(InitError("vmalloc range too large (more than 2^32 pages)"))?;
         Ok(Self {
             mmu,
             start,
             end,
-            space: SpinLock::new(Space::new(start, end)),
+            space: SpinLock::new(Space::new(start, end, dir_order)),
             nr_vmalloc_pages: AtomicUsize::new(0),
             nr_deferred: AtomicUsize::new(0),
             deferred_pages: AtomicUsize::new(0),
@@ -316,8 +324,11 @@ impl<M: Mmu> Vmalloc<M> {
         }
     }
 
-    /// Takes the vmap lock with at least `need` unused nodes, growing the pool by one chunk at a
-    /// time with pages allocated (lock dropped) under `gfp`.
+    /// Takes the vmap lock with at least `need` unused nodes, growing the pool one block at a
+    /// time (a chunk of nodes, or first a block of the chunk directory) with pages allocated
+    /// (lock dropped) under `gfp`. The directory has room for every node the range can need, so
+    /// only a failed page allocation (reported by the page allocator unless `__GFP_NOWARN`)
+    /// makes this fail — the kernel's `-ENOMEM` from `kmem_cache_alloc(vmap_area_cachep)`.
     fn lock_with_nodes<P: Platform>(
         &self,
         pa: &PageAllocator<P>,
@@ -335,22 +346,28 @@ impl<M: Mmu> Vmalloc<M> {
                 }
                 return Ok(space);
             }
-            if space.pool.chunks.len() >= raw::MAX_CHUNKS {
-                return Err(AllocError);
-            }
+            // A full directory cannot happen (sized for the range at `new`); fail cleanly.
+            let dir = space.pool.chunks.needs_dir().ok_or(AllocError)?;
+            let order = if dir { space.pool.chunks.dir_order() } else { raw::CHUNK_ORDER };
             drop(space);
-            let chunk_gfp = gfp.intersection(GFP_RECLAIM_MASK);
-            let page = pa.alloc_pages_at(chunk_gfp, raw::CHUNK_ORDER, caller)?;
+            let page = pa.alloc_pages_at(gfp.intersection(GFP_RECLAIM_MASK), order, caller)?;
             let block = pa.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
             let mut space = self.space.lock();
-            if space.pool.chunks.len() >= raw::MAX_CHUNKS {
+            if space.pool.chunks.needs_dir() != Some(dir) {
+                // Another thread grew the pool meanwhile: look again.
                 drop(space);
-                pa.free_pages(page, raw::CHUNK_ORDER);
-                return Err(AllocError);
+                pa.free_pages(page, order);
+                continue;
             }
-            // SAFETY: A fresh lowmem block of `CHUNK_ORDER` we own and never free; the
-            // directory has room (checked under this lock hold).
-            unsafe { space.pool.grow(block) };
+            if dir {
+                // SAFETY: A fresh lowmem block of the directory order we own and never free;
+                // a directory block is needed (checked under this lock hold).
+                unsafe { space.pool.chunks.add_dir(block) };
+            } else {
+                // SAFETY: A fresh lowmem block of `CHUNK_ORDER` we own and never free; the
+                // directory has room (checked under this lock hold).
+                unsafe { space.pool.grow(block) };
+            }
         }
     }
 

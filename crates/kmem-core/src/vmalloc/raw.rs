@@ -1,11 +1,13 @@
 //! The only unsafe code of vmalloc: memory carved from pages of the page allocator (the node
-//! chunks of the area trees and the pfn arrays of areas), reached through the direct map, and
-//! byte access through a mapped area (`vrealloc`).
+//! chunks of the area trees, their directory, and the pfn arrays of areas), reached through
+//! the direct map, and byte access through a mapped area (`vrealloc`).
 //!
-//! Invariant: a [`Chunks`] entry below `len` is the direct-map address of a live order
-//! [`CHUNK_ORDER`] block whose [`NODES_PER_CHUNK`] slots were all initialised when it was
-//! added; chunks are never given back while the [`Chunks`] lives. A [`PfnArray`] points to
-//! `1 << order` pages of lowmem owned by one area.
+//! Invariant: the chunk directory is two levels deep: `dirs[d]` for `d < dirs_used` is the
+//! direct-map address of a live order-`dir_order` block holding [`Chunks::per_dir`] chunk
+//! addresses, of which the first `len` (counted across blocks) are the direct-map addresses of
+//! live order-[`CHUNK_ORDER`] blocks whose [`NODES_PER_CHUNK`] slots were all initialised when
+//! they were added. Blocks are never given back while the [`Chunks`] lives. A [`PfnArray`]
+//! points to `1 << order` pages of lowmem owned by one area.
 
 use core::ptr::NonNull;
 
@@ -16,27 +18,78 @@ use crate::order::PAGE_SIZE;
 pub(super) const CHUNK_ORDER: u32 = 2;
 /// Nodes per chunk.
 pub(super) const NODES_PER_CHUNK: usize = (PAGE_SIZE << CHUNK_ORDER) / size_of::<Node>();
-/// Most chunks: bounds the number of areas plus free ranges (about 400 000).
-pub(super) const MAX_CHUNKS: usize = 2048;
+/// Directory blocks: the directory covers `DIRS * per_dir` chunks, with `per_dir` chosen from
+/// the range so that every node the range could ever need has a place (no fixed cap).
+pub(super) const DIRS: usize = 256;
 
 const _: () = assert!(NODES_PER_CHUNK >= 64);
 const _: () = assert!(align_of::<Node>() <= PAGE_SIZE);
-const _: () = assert!(MAX_CHUNKS * NODES_PER_CHUNK < u32::MAX as usize);
 
 /// The directory of node chunks.
 pub(super) struct Chunks {
-    base: [usize; MAX_CHUNKS],
+    dirs: [usize; DIRS],
+    /// Directory blocks in use.
+    dirs_used: usize,
+    /// Order of each directory block.
+    dir_order: u32,
+    /// Chunks.
     len: usize,
 }
 
 impl Chunks {
-    pub(super) const fn new() -> Self {
-        Self { base: [0; MAX_CHUNKS], len: 0 }
+    /// An empty directory whose blocks are of `dir_order` (see [`Chunks::order_for`]).
+    pub(super) const fn new(dir_order: u32) -> Self {
+        Self { dirs: [0; DIRS], dirs_used: 0, dir_order, len: 0 }
+    }
+
+    /// The directory block order with room for `nodes` nodes, if one exists up to `max_order`.
+    pub(super) fn order_for(nodes: usize, max_order: u32) -> Option<u32> {
+        (0..=max_order).find(|&o| DIRS * Self::per_dir_of(o) * NODES_PER_CHUNK >= nodes)
+    }
+
+    const fn per_dir_of(order: u32) -> usize {
+        (PAGE_SIZE << order) / size_of::<usize>()
+    }
+
+    /// Chunk addresses per directory block.
+    pub(super) const fn per_dir(&self) -> usize {
+        Self::per_dir_of(self.dir_order)
+    }
+
+    /// Order of the directory blocks.
+    pub(super) const fn dir_order(&self) -> u32 {
+        self.dir_order
     }
 
     /// Number of chunks.
+    #[cfg(any(test, feature = "check"))]
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether the next chunk needs a new directory block first: `Some(true)`; `None` when the
+    /// directory is full (every node the range can use already exists).
+    pub(super) fn needs_dir(&self) -> Option<bool> {
+        if self.len < self.dirs_used * self.per_dir() {
+            Some(false)
+        } else if self.dirs_used < DIRS {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// Takes a fresh block of `dir_order` as the next directory block.
+    ///
+    /// # Safety
+    /// `block` is the direct-map address of `PAGE_SIZE << dir_order` bytes of allocated lowmem
+    /// that nothing else uses, now or later (it is never freed), and `needs_dir()` is
+    /// `Some(true)`.
+    pub(super) unsafe fn add_dir(&mut self, block: NonNull<u8>) {
+        assert_eq!(self.needs_dir(), Some(true), "vmalloc: chunk directory block not needed");
+        self.dirs[self.dirs_used] = block.as_ptr() as usize;
+        // INVARIANT: The block is live; its entries are written before `len` covers them.
+        self.dirs_used += 1;
     }
 
     /// Takes a fresh block as a new chunk and fills it with `fill(i)` for the global node
@@ -44,9 +97,10 @@ impl Chunks {
     ///
     /// # Safety
     /// `block` is the direct-map address of `PAGE_SIZE << CHUNK_ORDER` bytes of allocated lowmem
-    /// that nothing else uses, now or later (the chunk is never freed), and `len() < MAX_CHUNKS`.
+    /// that nothing else uses, now or later (the chunk is never freed), and `needs_dir()` is
+    /// `Some(false)`.
     pub(super) unsafe fn add(&mut self, block: NonNull<u8>, fill: impl Fn(u32) -> Node) -> usize {
-        assert!(self.len < MAX_CHUNKS, "vmalloc: node chunk directory full");
+        assert_eq!(self.needs_dir(), Some(false), "vmalloc: node chunk directory full");
         let chunk = self.len;
         let nodes = block.cast::<Node>();
         for slot in 0..NODES_PER_CHUNK {
@@ -54,17 +108,29 @@ impl Chunks {
             // page aligned, hence aligned for `Node` (checked above); nothing else uses it.
             unsafe { nodes.add(slot).write(fill((chunk * NODES_PER_CHUNK + slot) as u32)) };
         }
-        self.base[chunk] = block.as_ptr() as usize;
-        // INVARIANT: Every slot of the chunk was just initialised.
+        let entry = self.entry(chunk);
+        // SAFETY: `chunk < dirs_used * per_dir` (checked by `needs_dir`), so the entry lies in a
+        // live directory block (type invariant), aligned for `usize` (blocks are page aligned).
+        unsafe { entry.write(block.as_ptr() as usize) };
+        // INVARIANT: Every slot of the chunk was just initialised and its entry written.
         self.len += 1;
         chunk
+    }
+
+    /// The directory entry of chunk `chunk` (which must lie in a used directory block).
+    #[inline]
+    fn entry(&self, chunk: usize) -> *mut usize {
+        let (dir, idx) = (chunk / self.per_dir(), chunk % self.per_dir());
+        (self.dirs[dir] as *mut usize).wrapping_add(idx)
     }
 
     #[inline]
     fn slot(&self, i: u32) -> *mut Node {
         let (chunk, slot) = (i as usize / NODES_PER_CHUNK, i as usize % NODES_PER_CHUNK);
         assert!(chunk < self.len, "vmalloc: node index {i} out of range");
-        (self.base[chunk] as *mut Node).wrapping_add(slot)
+        // SAFETY: `chunk < len`: its entry was written in a live directory block (invariant).
+        let base = unsafe { self.entry(chunk).read() };
+        (base as *mut Node).wrapping_add(slot)
     }
 
     /// The node of index `i`.

@@ -39,9 +39,10 @@ pub(super) struct Space {
 }
 
 impl Space {
-    pub(super) const fn new(start: usize, end: usize) -> Self {
+    /// The space `[start, end)`, whose node directory blocks are of `dir_order`.
+    pub(super) const fn new(start: usize, end: usize, dir_order: u32) -> Self {
         Self {
-            pool: Pool::new(),
+            pool: Pool::new(dir_order),
             free: Tree::new(),
             busy: Tree::new(),
             lazy: Tree::new(),

@@ -70,3 +70,49 @@ fn get_vm_area_ioremap_is_aligned_to_its_size_order() {
     assert!(m.vmallocinfo().contains(" ioremap") || m.vm().lazy_pages() > 0);
     m.vm().check();
 }
+
+/// The area trees' nodes are limited by memory only, as the kernel's `vmap_area` slab is: far
+/// more areas than the 417 790 a fixed node directory once allowed fit in the range of a
+/// 512 MiB x86_64 machine (64 GiB of address space).
+#[test]
+fn areas_are_not_capped_by_a_fixed_node_directory() {
+    const AREAS: usize = 450_000;
+    let m = builder(Profile::X86_64, 512).build().unwrap();
+    let mut areas = Vec::with_capacity(AREAS);
+    for i in 0..AREAS {
+        match m.get_vm_area(PAGE_SIZE, 0) {
+            Ok(a) => areas.push(a),
+            Err(_) => panic!("area {i} failed: {:?}", log_lines(&m)),
+        }
+    }
+    assert_eq!(count_log(&m, "Address range restricted"), 0);
+    m.vm().check();
+    for a in &areas {
+        m.free_vm_area(a.as_ptr());
+    }
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes(), "the whole range is free again");
+    m.vm().check();
+}
+
+/// When the nodes themselves cannot be allocated, the failure says so: the page allocator's
+/// report for the node block (and vmalloc's `vm_struct allocation failed`), not an address
+/// range that is not full.
+#[test]
+fn node_allocation_failure_is_reported_as_such() {
+    let m = i386(32);
+    let mut held = Vec::new();
+    while let Ok(page) = m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0) {
+        held.push(page);
+    }
+    assert!(m.get_vm_area(PAGE_SIZE, 0).is_err(), "no page for the first node block");
+    let lines = log_lines(&m);
+    assert!(lines.iter().any(|l| l.contains("page allocation failure")), "{lines:?}");
+    assert_eq!(count_log(&m, "Address range restricted"), 0, "{lines:?}");
+    for page in held {
+        m.free_pages(page, 0);
+    }
+    let a = m.get_vm_area(PAGE_SIZE, 0).expect("memory is back");
+    m.free_vm_area(a.as_ptr());
+    m.vm().check();
+}
