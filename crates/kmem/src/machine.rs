@@ -410,7 +410,9 @@ impl Builder {
             }
         };
         let vm_start = vm_range.base();
-        let vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
+        let mut vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
+        // `sizeof(struct page *)`: the size of a vmalloc area's page array entries.
+        vm.set_page_pointer_bytes(if s.profile == Profile::I386 { 4 } else { 8 });
         let highmem = if highmem_wanted {
             let (pkmap, fixmap) = Highmem::window_bytes(cpus);
             Some(Highmem::new(window(pkmap)?, window(fixmap)?, cpus))

@@ -13,9 +13,9 @@ use super::space::{NODES_PER_ALLOC, Space};
 use super::{Mmu, NUMA_NO_NODE, VM_ALLOC, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
+use crate::kmem::Kmem;
 use crate::memmap::Page;
 use crate::order::{PAGE_SHIFT, PAGE_SIZE};
-use crate::page_alloc::PageAllocator;
 use crate::platform::{Level, Platform};
 use crate::report::Verdict;
 
@@ -28,8 +28,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// Size 0 (with a warning), larger than memory, no address space, or no pages.
     #[track_caller]
-    pub fn vmalloc<P: Platform>(&self, pa: &PageAllocator<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, GFP_KERNEL, 0, NUMA_NO_NODE, Location::caller())
+    pub fn vmalloc<P: Platform>(&self, k: &Kmem<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.vmalloc_node_range(k, size, PAGE_SIZE, GFP_KERNEL, 0, NUMA_NO_NODE, Location::caller())
     }
 
     /// `vzalloc(size)`: [`Self::vmalloc`], zeroed (VM-5).
@@ -37,8 +37,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// As [`Self::vmalloc`].
     #[track_caller]
-    pub fn vzalloc<P: Platform>(&self, pa: &PageAllocator<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO, 0, NUMA_NO_NODE, Location::caller())
+    pub fn vzalloc<P: Platform>(&self, k: &Kmem<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.vmalloc_node_range(k, size, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO, 0, NUMA_NO_NODE, Location::caller())
     }
 
     /// `vmalloc_user(size)`: zeroed, `SHMLBA` (one page) aligned, `VM_USERMAP`.
@@ -46,9 +46,9 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// As [`Self::vmalloc`].
     #[track_caller]
-    pub fn vmalloc_user<P: Platform>(&self, pa: &PageAllocator<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
+    pub fn vmalloc_user<P: Platform>(&self, k: &Kmem<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
         let gfp = GFP_KERNEL | __GFP_ZERO;
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, gfp, VM_USERMAP, NUMA_NO_NODE, Location::caller())
+        self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, VM_USERMAP, NUMA_NO_NODE, Location::caller())
     }
 
     /// `vmalloc_32(size)`: pages addressable with 32 bits (`GFP_VMALLOC32` = `GFP_DMA32 |
@@ -57,8 +57,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// As [`Self::vmalloc`].
     #[track_caller]
-    pub fn vmalloc_32<P: Platform>(&self, pa: &PageAllocator<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, GFP_DMA32 | GFP_KERNEL, 0, NUMA_NO_NODE, Location::caller())
+    pub fn vmalloc_32<P: Platform>(&self, k: &Kmem<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.vmalloc_node_range(k, size, PAGE_SIZE, GFP_DMA32 | GFP_KERNEL, 0, NUMA_NO_NODE, Location::caller())
     }
 
     /// `vmalloc_32_user(size)`: [`Self::vmalloc_32`], zeroed, `VM_USERMAP`.
@@ -66,9 +66,9 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// As [`Self::vmalloc`].
     #[track_caller]
-    pub fn vmalloc_32_user<P: Platform>(&self, pa: &PageAllocator<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
+    pub fn vmalloc_32_user<P: Platform>(&self, k: &Kmem<P>, size: usize) -> Result<NonNull<u8>, AllocError> {
         let gfp = GFP_DMA32 | GFP_KERNEL | __GFP_ZERO;
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, gfp, VM_USERMAP, NUMA_NO_NODE, Location::caller())
+        self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, VM_USERMAP, NUMA_NO_NODE, Location::caller())
     }
 
     /// `__vmalloc(size, gfp)`.
@@ -77,13 +77,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// As [`Self::vmalloc`].
     #[doc(alias = "__vmalloc")]
     #[track_caller]
-    pub fn vmalloc_gfp<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        size: usize,
-        gfp: Gfp,
-    ) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, Location::caller())
+    pub fn vmalloc_gfp<P: Platform>(&self, k: &Kmem<P>, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, Location::caller())
     }
 
     /// `vmalloc_node(size, node)`: kmem has one node; any node (or [`NUMA_NO_NODE`]) is node 0.
@@ -91,13 +86,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// As [`Self::vmalloc`].
     #[track_caller]
-    pub fn vmalloc_node<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        size: usize,
-        node: i32,
-    ) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, GFP_KERNEL, 0, node, Location::caller())
+    pub fn vmalloc_node<P: Platform>(&self, k: &Kmem<P>, size: usize, node: i32) -> Result<NonNull<u8>, AllocError> {
+        self.vmalloc_node_range(k, size, PAGE_SIZE, GFP_KERNEL, 0, node, Location::caller())
     }
 
     /// `vzalloc_node(size, node)`.
@@ -105,13 +95,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// As [`Self::vmalloc`].
     #[track_caller]
-    pub fn vzalloc_node<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        size: usize,
-        node: i32,
-    ) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO, 0, node, Location::caller())
+    pub fn vzalloc_node<P: Platform>(&self, k: &Kmem<P>, size: usize, node: i32) -> Result<NonNull<u8>, AllocError> {
+        self.vmalloc_node_range(k, size, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO, 0, node, Location::caller())
     }
 
     /// `__vmalloc_node(size, align, gfp, node, caller)`: the result is aligned to `align` (VM-4).
@@ -122,13 +107,13 @@ impl<M: Mmu> Vmalloc<M> {
     #[track_caller]
     pub fn vmalloc_node_align<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         size: usize,
         align: usize,
         gfp: Gfp,
         node: i32,
     ) -> Result<NonNull<u8>, AllocError> {
-        self.vmalloc_node_range(pa, size, align, gfp, 0, node, Location::caller())
+        self.vmalloc_node_range(k, size, align, gfp, 0, node, Location::caller())
     }
 
     /// `__vmalloc_node_range` over the whole range: reserve the area (guard page included),
@@ -139,7 +124,7 @@ impl<M: Mmu> Vmalloc<M> {
     #[expect(clippy::too_many_arguments, reason = "the kernel's __vmalloc_node_range signature")]
     pub fn vmalloc_node_range<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         size: usize,
         align: usize,
         gfp: Gfp,
@@ -148,22 +133,22 @@ impl<M: Mmu> Vmalloc<M> {
         caller: &'static Location<'static>,
     ) -> Result<NonNull<u8>, AllocError> {
         let _ = node; // One node: every node id means node 0.
-        let ctx = pa.platform().context();
+        let ctx = k.platform().context();
         if !ctx.atomic {
-            self.drain_deferred(pa, true);
+            self.drain_deferred(k, true);
         }
         if size == 0 {
             if !self.warned_zero.swap(true, Relaxed) {
-                self.warn(pa, caller, "__vmalloc_node_range_noprof", format_args!("vmalloc: size 0"));
+                self.warn(k, caller, "__vmalloc_node_range_noprof", format_args!("vmalloc: size 0"));
             }
             return Err(AllocError);
         }
         // `(size >> PAGE_SHIFT) > totalram_pages()`, on the size as given (before rounding, so
         // sizes that would wrap when rounded up are reported here too).
         let pages_floor = size >> PAGE_SHIFT;
-        let rounded = size.checked_next_multiple_of(PAGE_SIZE).filter(|_| pages_floor <= pa.total_managed());
+        let rounded = size.checked_next_multiple_of(PAGE_SIZE).filter(|_| pages_floor <= k.total_managed());
         let Some(bytes) = rounded.filter(|&b| b / PAGE_SIZE <= u32::MAX as usize) else {
-            pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, exceeds total pages"), caller);
+            k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, exceeds total pages"), caller);
             return Err(AllocError);
         };
         let nr_pages = bytes / PAGE_SIZE;
@@ -172,14 +157,14 @@ impl<M: Mmu> Vmalloc<M> {
         // the vmalloc then reports its `__get_vm_area_node` failure.
         let va_size = bytes.checked_add(guard).filter(|_| align.is_power_of_two());
         let Some(va_size) = va_size else {
-            pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
+            k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
             return Err(AllocError);
         };
         let mut gfp = gfp;
         if ctx.atomic && gfp.allow_blocking() {
             // `might_sleep()` in `alloc_vmap_area`; the request goes on without sleeping, as
             // the page allocator's does (documented deviation).
-            pa.report_might_sleep(caller);
+            k.report_might_sleep(caller);
             gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
         let page_gfp = Self::page_gfp(gfp);
@@ -190,51 +175,37 @@ impl<M: Mmu> Vmalloc<M> {
             return Ok(p);
         }
         let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
-        let Ok((area, start)) = self.alloc_area(pa, va_size, align, gfp, flags, size, caller) else {
-            pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
+        let Ok((area, start)) = self.alloc_area(k, va_size, align, gfp, flags, size, caller) else {
+            k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
             return Err(AllocError);
         };
-        let order = PfnArray::order_for(nr_pages);
-        let array_gfp = Self::array_gfp(gfp) | __GFP_NOWARN;
-        let mut array = pa.alloc_pages_at(array_gfp, order, caller);
-        if array.is_err() && self.drain_cache(pa, usize::MAX) > 0 {
-            array = pa.alloc_pages_at(array_gfp, order, caller);
-        }
-        let Ok(array) = array else {
-            pa.warn_alloc_msg(
-                gfp,
-                format_args!(
-                    "vmalloc error: size {bytes}, failed to allocated page array size {}",
-                    nr_pages * size_of::<u32>()
-                ),
-                caller,
-            );
+        let Ok(mut pfns) = self.alloc_array(k, nr_pages, gfp, caller) else {
+            let array_size = self.array_bytes(nr_pages);
+            let msg = format_args!("vmalloc error: size {bytes}, failed to allocated page array size {array_size}");
+            k.warn_alloc_msg(gfp, msg, caller);
             self.abandon(area, start);
             return Err(AllocError);
         };
-        let block = pa.page_address(array).expect("array gfp has no __GFP_HIGHMEM");
-        // SAFETY: A lowmem block of `order` we own, sized for `nr_pages` entries by `order_for`.
-        let mut pfns = unsafe { PfnArray::new(block, order, nr_pages as u32) };
-        let mut got = self.fill_contiguous(pa, &mut pfns, page_gfp);
-        got = self.fill_pages(pa, &mut pfns, page_gfp, got);
-        if got < nr_pages && self.drain_cache(pa, usize::MAX) > 0 {
-            got = self.fill_pages(pa, &mut pfns, page_gfp, got);
+        let mut got = self.fill_contiguous(k, &mut pfns, page_gfp);
+        got = self.fill_pages(k, &mut pfns, page_gfp, got);
+        if got < nr_pages && self.drain_cache(k, usize::MAX) > 0 {
+            got = self.fill_pages(k, &mut pfns, page_gfp, got);
         }
         if got < nr_pages {
-            pa.warn_alloc_msg(
+            k.warn_alloc_msg(
                 gfp,
                 format_args!("vmalloc error: size {}, failed to allocate pages", got * PAGE_SIZE),
                 caller,
             );
-            self.free_frames(pa, &pfns, got);
-            pa.free_pages(array, order);
+            self.free_frames(k, &pfns, got);
+            self.free_array(k, &pfns);
             self.abandon(area, start);
             return Err(AllocError);
         }
         if self.map_frames(start, &pfns).is_err() {
-            pa.warn_alloc_msg(gfp, format_args!("vmalloc error: size {bytes}, failed to map pages"), caller);
-            self.free_frames(pa, &pfns, nr_pages);
-            pa.free_pages(array, order);
+            k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {bytes}, failed to map pages"), caller);
+            self.free_frames(k, &pfns, nr_pages);
+            self.free_array(k, &pfns);
             self.abandon(area, start);
             return Err(AllocError);
         }
@@ -249,7 +220,7 @@ impl<M: Mmu> Vmalloc<M> {
     #[expect(clippy::too_many_arguments, reason = "the area's vm_struct fields")]
     pub(super) fn alloc_area<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         va_size: usize,
         align: usize,
         gfp: Gfp,
@@ -257,7 +228,7 @@ impl<M: Mmu> Vmalloc<M> {
         requested: usize,
         caller: &'static Location<'static>,
     ) -> Result<(u32, usize), AllocError> {
-        let mut space = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller)?;
+        let mut space = self.lock_with_nodes(k, NODES_PER_ALLOC, gfp, caller)?;
         let align = align.max(PAGE_SIZE);
         // `node_alloc` first: an exact-size pooled range, O(1).
         let mut area = if self.va_pools() { space.pool_take(va_size, align) } else { None };
@@ -270,8 +241,8 @@ impl<M: Mmu> Vmalloc<M> {
             // The frame cache holds address space too: give it back (pages are freed with
             // the lock dropped), then purge as below.
             drop(space);
-            self.drain_cache(pa, usize::MAX);
-            space = self.lock_with_nodes(pa, NODES_PER_ALLOC, gfp, caller)?;
+            self.drain_cache(k, usize::MAX);
+            space = self.lock_with_nodes(k, NODES_PER_ALLOC, gfp, caller)?;
             area = space.alloc(va_size, align);
         }
         if area.is_none() && (space.lazy.len > 0 || space.va_pool.nr > 0) {
@@ -281,8 +252,8 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let Some(i) = area else {
             drop(space);
-            if !gfp.contains(__GFP_NOWARN) && self.warn_rs.check(pa.platform().now_ns()) != Verdict::Suppress {
-                pa.platform().log(
+            if !gfp.contains(__GFP_NOWARN) && self.warn_rs.check(k.platform().now_ns()) != Verdict::Suppress {
+                k.platform().log(
                     Level::Warning,
                     format_args!(
                         "vmalloc_node_range for size {va_size} failed: Address range restricted to {:#x} - {:#x}",
@@ -322,17 +293,17 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// Fills `pfns` from entry `got` on with order-0 pages, in bulk batches; returns how many
     /// entries are filled.
-    fn fill_pages<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &mut PfnArray, gfp: Gfp, got: usize) -> usize {
+    fn fill_pages<P: Platform>(&self, k: &Kmem<P>, pfns: &mut PfnArray, gfp: Gfp, got: usize) -> usize {
         let want = pfns.len as usize;
         let mut got = got;
         while got < want {
             let mut slots: [Option<&Page>; BULK] = [None; BULK];
-            let n = pa.alloc_pages_bulk(gfp, &mut slots[..(want - got).min(BULK)]);
+            let n = k.alloc_pages_bulk(gfp, &mut slots[..(want - got).min(BULK)]);
             if n == 0 {
                 break;
             }
             for page in slots.iter().flatten() {
-                let pfn = pa.page_to_pfn(page).expect("allocated page is in mem_map");
+                let pfn = k.page_to_pfn(page).expect("allocated page is in mem_map");
                 pfns.set(got, pfn as u32);
                 got += 1;
             }
@@ -342,10 +313,10 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// Frees the first `n` frames of `pfns`, last first, so that per-CPU lists (LIFO) hand
     /// them out again in ascending order, physically contiguous runs included.
-    pub(super) fn free_frames<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &PfnArray, n: usize) {
+    pub(super) fn free_frames<P: Platform>(&self, k: &Kmem<P>, pfns: &PfnArray, n: usize) {
         for i in (0..n).rev() {
-            let page = pa.pfn_to_page(pfns.get(i) as usize).expect("frame is in mem_map");
-            pa.free_pages(page, 0);
+            let page = k.pfn_to_page(pfns.get(i) as usize).expect("frame is in mem_map");
+            k.free_pages(page, 0);
         }
     }
 
@@ -371,23 +342,17 @@ impl<M: Mmu> Vmalloc<M> {
 
     pub(super) fn warn_nonexistent<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         caller: &Location<'_>,
         func: &str,
         addr: *const u8,
     ) {
-        self.warn(pa, caller, func, format_args!("Trying to {func}() nonexistent vm area ({:016x})", addr as usize));
+        self.warn(k, caller, func, format_args!("Trying to {func}() nonexistent vm area ({:016x})", addr as usize));
     }
 
     /// `WARN(1, fmt, ...)`: the message, the `WARNING:` line, and the call trace.
-    pub(super) fn warn<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        caller: &Location<'_>,
-        func: &str,
-        msg: fmt::Arguments<'_>,
-    ) {
-        let platform = pa.platform();
+    pub(super) fn warn<P: Platform>(&self, k: &Kmem<P>, caller: &Location<'_>, func: &str, msg: fmt::Arguments<'_>) {
+        let platform = k.platform();
         platform.log(Level::Err, msg);
         platform.log(Level::Warning, format_args!("WARNING: CPU: {} at {caller} {func}", platform.cpu().unwrap_or(0)));
         platform.dump_stack(caller);

@@ -7,13 +7,13 @@ use core::ptr::NonNull;
 
 use super::api::find_area;
 use super::node::NIL;
-use super::raw::PfnArray;
 use super::{
     Mmu, NUMA_NO_NODE, VM_ALLOC, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED,
     Vmalloc,
 };
 use crate::AllocError;
-use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, Gfp};
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_ZERO, GFP_KERNEL, Gfp};
+use crate::kmem::Kmem;
 use crate::memmap::Page;
 use crate::order::{PAGE_SHIFT, PAGE_SIZE};
 use crate::page_alloc::PageAllocator;
@@ -27,51 +27,42 @@ impl<M: Mmu> Vmalloc<M> {
     /// No pages, more pages than memory, `VM_FLUSH_RESET_PERMS` (warned), a page that is not
     /// in this machine, or no address space.
     #[track_caller]
-    pub fn vmap<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        pages: &[&Page],
-        flags: u32,
-    ) -> Result<NonNull<u8>, AllocError> {
+    pub fn vmap<P: Platform>(&self, k: &Kmem<P>, pages: &[&Page], flags: u32) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
-        let ctx = pa.platform().context();
+        let ctx = k.platform().context();
         if ctx.atomic {
-            pa.report_might_sleep(caller);
+            k.report_might_sleep(caller);
         }
         if flags & VM_FLUSH_RESET_PERMS != 0 {
-            self.warn(pa, caller, "vmap", format_args!("vmap: VM_FLUSH_RESET_PERMS is not allowed"));
+            self.warn(k, caller, "vmap", format_args!("vmap: VM_FLUSH_RESET_PERMS is not allowed"));
             return Err(AllocError);
         }
         let mut flags = flags;
         if flags & VM_NO_GUARD != 0 {
-            self.warn(pa, caller, "vmap", format_args!("vmap: VM_NO_GUARD dropped"));
+            self.warn(k, caller, "vmap", format_args!("vmap: VM_NO_GUARD dropped"));
             flags &= !VM_NO_GUARD;
         }
-        if pages.is_empty() || pages.len() > pa.total_managed() {
+        if pages.is_empty() || pages.len() > k.total_managed() {
             return Err(AllocError);
         }
         let gfp = if ctx.atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
         let bytes = pages.len() * PAGE_SIZE;
         let (area, start) =
-            self.alloc_area(pa, bytes + PAGE_SIZE, PAGE_SIZE, gfp, flags | VM_MAP | VM_UNINITIALIZED, bytes, caller)?;
-        let order = PfnArray::order_for(pages.len());
-        let Ok(array) = pa.alloc_pages_at(Self::array_gfp(gfp) | __GFP_NOWARN, order, caller) else {
+            self.alloc_area(k, bytes + PAGE_SIZE, PAGE_SIZE, gfp, flags | VM_MAP | VM_UNINITIALIZED, bytes, caller)?;
+        let Ok(mut pfns) = self.alloc_array(k, pages.len(), gfp, caller) else {
             self.abandon(area, start);
             return Err(AllocError);
         };
-        let block = pa.page_address(array).expect("array gfp has no __GFP_HIGHMEM");
-        // SAFETY: As in `vmalloc_node_range`.
-        let mut pfns = unsafe { PfnArray::new(block, order, pages.len() as u32) };
         for (i, page) in pages.iter().enumerate() {
-            let Some(pfn) = pa.page_to_pfn(page) else {
-                pa.free_pages(array, order);
+            let Some(pfn) = k.page_to_pfn(page) else {
+                self.free_array(k, &pfns);
                 self.abandon(area, start);
                 return Err(AllocError);
             };
             pfns.set(i, pfn as u32);
         }
         if self.map_frames(start, &pfns).is_err() {
-            pa.free_pages(array, order);
+            self.free_array(k, &pfns);
             self.abandon(area, start);
             return Err(AllocError);
         }
@@ -89,23 +80,18 @@ impl<M: Mmu> Vmalloc<M> {
     /// Size 0, a size that wraps when rounded up to pages or with its guard page (silently, as
     /// the kernel's `-EINVAL`), or no address space.
     #[track_caller]
-    pub fn get_vm_area<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        size: usize,
-        flags: u32,
-    ) -> Result<NonNull<u8>, AllocError> {
+    pub fn get_vm_area<P: Platform>(&self, k: &Kmem<P>, size: usize, flags: u32) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
-        let ctx = pa.platform().context();
+        let ctx = k.platform().context();
         if ctx.atomic {
-            pa.report_might_sleep(caller);
+            k.report_might_sleep(caller);
         }
         let bytes = size.checked_next_multiple_of(PAGE_SIZE).filter(|&b| b > 0).ok_or(AllocError)?;
         let align = if flags & VM_IOREMAP != 0 { ioremap_align(bytes) } else { PAGE_SIZE };
         let guard = if flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
         let va_size = bytes.checked_add(guard).ok_or(AllocError)?;
         let gfp = if ctx.atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
-        let (_, start) = self.alloc_area(pa, va_size, align, gfp, flags, size, caller)?;
+        let (_, start) = self.alloc_area(k, va_size, align, gfp, flags, size, caller)?;
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }
 
@@ -143,18 +129,18 @@ impl<M: Mmu> Vmalloc<M> {
     #[track_caller]
     pub fn vrealloc<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         p: *const u8,
         size: usize,
         gfp: Gfp,
     ) -> Result<Option<NonNull<u8>>, AllocError> {
         let caller = Location::caller();
         if size == 0 {
-            self.vfree_at(pa, p, caller);
+            self.vfree_at(k, p, caller);
             return Ok(None);
         }
         if p.is_null() {
-            return self.vmalloc_node_range(pa, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller).map(Some);
+            return self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller).map(Some);
         }
         let addr = p as usize;
         let (i, old_size, alloced) = {
@@ -162,7 +148,7 @@ impl<M: Mmu> Vmalloc<M> {
             let i = find_area(&space, addr);
             if i == NIL {
                 drop(space);
-                self.warn_nonexistent(pa, caller, "vrealloc", p);
+                self.warn_nonexistent(k, caller, "vrealloc", p);
                 return Err(AllocError);
             }
             let node = space.pool.get(i);
@@ -172,7 +158,7 @@ impl<M: Mmu> Vmalloc<M> {
                 // faults or frees what it does not own; kmem refuses.
                 drop(space);
                 let msg = format_args!("Trying to vrealloc() non-vmalloc vm area ({addr:016x})");
-                self.warn(pa, caller, "vrealloc", msg);
+                self.warn(k, caller, "vrealloc", msg);
                 return Err(AllocError);
             }
             (i, node.requested, node.nr_pages() * PAGE_SIZE)
@@ -185,9 +171,9 @@ impl<M: Mmu> Vmalloc<M> {
             self.space.lock().pool.get_mut(i).requested = size;
             return Ok(NonNull::new(p.cast_mut()));
         }
-        let new = self.vmalloc_node_range(pa, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller)?;
+        let new = self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller)?;
         self.mmu.copy(new.as_ptr() as usize, addr, old_size);
-        self.vfree_at(pa, p, caller);
+        self.vfree_at(k, p, caller);
         Ok(Some(new))
     }
 }

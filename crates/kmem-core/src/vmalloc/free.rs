@@ -18,8 +18,8 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::Space;
 use super::{Mmu, VM_ALLOC, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, Vmalloc};
+use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
-use crate::page_alloc::PageAllocator;
 use crate::platform::Platform;
 
 /// What a free of an area does with its pages.
@@ -35,24 +35,24 @@ impl<M: Mmu> Vmalloc<M> {
     /// `vfree(addr)`: frees a vmalloc area (VM-6: NULL is a no-op, misuse is reported and
     /// ignored). In atomic context the free is queued and completes later (VM-7).
     #[track_caller]
-    pub fn vfree<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8) {
-        self.vfree_at(pa, addr, Location::caller());
+    pub fn vfree<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.vfree_at(k, addr, Location::caller());
     }
 
-    pub(super) fn vfree_at<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8, caller: &Location<'_>) {
+    pub(super) fn vfree_at<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>) {
         if addr.is_null() {
             return;
         }
-        if pa.platform().context().atomic {
-            self.vfree_atomic_at(pa, addr, caller);
+        if k.platform().context().atomic {
+            self.vfree_atomic_at(k, addr, caller);
             return;
         }
-        self.drain_deferred(pa, true);
+        self.drain_deferred(k, true);
         if !(addr as usize).is_multiple_of(PAGE_SIZE) {
-            self.warn(pa, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+            self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
             return;
         }
-        self.remove_area(pa, addr, caller, Release::Pages);
+        self.remove_area(k, addr, caller, Release::Pages);
     }
 
     /// `vfree_atomic(addr)`: queues the area and, when the queue was empty, kicks the
@@ -61,22 +61,22 @@ impl<M: Mmu> Vmalloc<M> {
     /// `vmalloc`/`vfree` outside atomic context and the shrinker ([`Self::shrink`], run by
     /// direct reclaim and kswapd) free it too, whichever comes first.
     #[track_caller]
-    pub fn vfree_atomic<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8) {
+    pub fn vfree_atomic<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         if !addr.is_null() {
-            self.vfree_atomic_at(pa, addr, Location::caller());
+            self.vfree_atomic_at(k, addr, Location::caller());
         }
     }
 
-    fn vfree_atomic_at<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8, caller: &Location<'_>) {
+    fn vfree_atomic_at<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>) {
         if !(addr as usize).is_multiple_of(PAGE_SIZE) {
-            self.warn(pa, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+            self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
             return;
         }
         let mut space = self.space.lock();
         let i = find_area(&space, addr as usize);
         if i == NIL {
             drop(space);
-            self.warn_nonexistent(pa, caller, "vfree", addr);
+            self.warn_nonexistent(k, caller, "vfree", addr);
             return;
         }
         let head = space.deferred;
@@ -92,23 +92,23 @@ impl<M: Mmu> Vmalloc<M> {
         // `llist_add` returned true: the first entry of an empty queue schedules the work; a
         // worker already draining takes later entries in the same run (it pops until empty).
         if head == NIL {
-            pa.platform().schedule_work();
+            k.platform().schedule_work();
         }
     }
 
     /// Completes every deferred `vfree` now (the kernel's `delayed_vfree_work`, run by the
     /// platform's worker after [`Platform::schedule_work`]). Must not be called in atomic
     /// context (it is then a no-op).
-    pub fn flush_deferred<P: Platform>(&self, pa: &PageAllocator<P>) {
-        if !pa.platform().context().atomic {
-            self.drain_deferred(pa, true);
+    pub fn flush_deferred<P: Platform>(&self, k: &Kmem<P>) {
+        if !k.platform().context().atomic {
+            self.drain_deferred(k, true);
         }
     }
 
     /// Frees every queued area, each as `vfree` would (`cache`: small areas may be parked in
     /// the frame cache) or straight back to the page allocator (reclaim). Returns the frames
     /// given back to the page allocator.
-    pub(super) fn drain_deferred<P: Platform>(&self, pa: &PageAllocator<P>, cache: bool) -> usize {
+    pub(super) fn drain_deferred<P: Platform>(&self, k: &Kmem<P>, cache: bool) -> usize {
         let mut freed = 0;
         while self.nr_deferred.load(Relaxed) > 0 {
             let mut space = self.space.lock();
@@ -122,7 +122,7 @@ impl<M: Mmu> Vmalloc<M> {
             node.next = NIL;
             super::locked_sub(&self.deferred_pages, node.nr_pages().max(1));
             self.nr_deferred.fetch_sub(1, Relaxed);
-            let cap = if cache { self.cache_limit_pages(pa.total_managed()) } else { 0 };
+            let cap = if cache { self.cache_limit_pages(k.total_managed()) } else { 0 };
             let (pages, flags, purge) = self.retire(&mut space, i, Release::Pages, cap);
             drop(space);
             if let Some(pfns) = pages
@@ -130,31 +130,25 @@ impl<M: Mmu> Vmalloc<M> {
             {
                 freed += pfns.len as usize;
             }
-            self.finish_free(pa, pages, flags, Release::Pages, purge);
+            self.finish_free(k, pages, flags, Release::Pages, purge);
         }
         freed
     }
 
     /// Unlinks the area at `addr` (a live, published area) or reports it.
-    pub(super) fn remove_area<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        addr: *const u8,
-        caller: &Location<'_>,
-        how: Release,
-    ) {
+    pub(super) fn remove_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>, how: Release) {
         let mut space = self.space.lock();
         let i = find_area(&space, addr as usize);
         if i == NIL {
             drop(space);
             let func = if how == Release::Pages { "vfree" } else { "vunmap" };
-            self.warn_nonexistent(pa, caller, func, addr);
+            self.warn_nonexistent(k, caller, func, addr);
             return;
         }
-        let cap = self.cache_limit_pages(pa.total_managed());
+        let cap = self.cache_limit_pages(k.total_managed());
         let (pages, flags, purge) = self.retire(&mut space, i, how, cap);
         drop(space);
-        self.finish_free(pa, pages, flags, how, purge);
+        self.finish_free(k, pages, flags, how, purge);
     }
 
     /// Parks vmalloc area `i` in the frame cache if it fits under `cache_cap` pages, else moves
@@ -182,41 +176,34 @@ impl<M: Mmu> Vmalloc<M> {
         (pages, flags, space.lazy_pages > self.lazy_max_pages())
     }
 
-    fn finish_free<P: Platform>(
-        &self,
-        pa: &PageAllocator<P>,
-        pages: Option<PfnArray>,
-        flags: u32,
-        how: Release,
-        purge: bool,
-    ) {
+    fn finish_free<P: Platform>(&self, k: &Kmem<P>, pages: Option<PfnArray>, flags: u32, how: Release, purge: bool) {
         if let Some(pfns) = pages {
             if how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0 {
-                self.free_frames(pa, &pfns, pfns.len as usize);
+                self.free_frames(k, &pfns, pfns.len as usize);
             }
-            pa.free_pages_addr(pfns.block().as_ptr(), pfns.order);
+            self.free_array(k, &pfns);
         }
         if purge {
-            self.lazy_purge(pa);
+            self.lazy_purge(k);
         }
     }
 
     /// `vunmap(addr)`: removes a `vmap` mapping; the pages are not freed (VM-9). Calling it in
     /// atomic context is a bug (reported as a sleeping call, VM-7); it is carried out anyway.
     #[track_caller]
-    pub fn vunmap<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8) {
+    pub fn vunmap<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         let caller = Location::caller();
-        if pa.platform().context().atomic {
-            pa.report_might_sleep(caller);
+        if k.platform().context().atomic {
+            k.report_might_sleep(caller);
         }
         if !addr.is_null() {
-            self.remove_area(pa, addr, caller, Release::MappingOnly);
+            self.remove_area(k, addr, caller, Release::MappingOnly);
         }
     }
 
     /// `free_vm_area`: gives back an area from [`Self::get_vm_area`] (lazily, like any area).
     #[track_caller]
-    pub fn free_vm_area<P: Platform>(&self, pa: &PageAllocator<P>, addr: *const u8) {
-        self.remove_area(pa, addr, Location::caller(), Release::MappingOnly);
+    pub fn free_vm_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.remove_area(k, addr, Location::caller(), Release::MappingOnly);
     }
 }

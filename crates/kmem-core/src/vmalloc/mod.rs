@@ -5,8 +5,8 @@
 //! areas, three address-keyed AVL trees over one pool of nodes (`space`, `tree`, `node`); the
 //! free tree caches the largest free size of each subtree, so the lowest-address fit is one
 //! descent (SEMANTICS §5.2). Every area ends in one unmapped guard page unless `VM_NO_GUARD`.
-//! Nodes and each area's pfn array live in pages of the page allocator (`raw`): kmem-core has no
-//! heap. The node chunks' directory is sized at [`Vmalloc::new`] for every node the range can ever
+//! Nodes live in pages of the page allocator (`raw`): kmem-core has no heap; an area's pfn array
+//! is a kmalloc object up to a page (the kernel's `area->pages`), else pages of its own. The node chunks' directory is sized at [`Vmalloc::new`] for every node the range can ever
 //! need (one per page, plus spares), so the number of areas is limited by memory only; chunks are
 //! kept for reuse, never freed. `vfree` unmaps an area (under the vmap lock, before its frames are
 //! freed: the kernel's `vunmap_range_noflush` at free time) and moves it to the lazy tree; its
@@ -39,15 +39,14 @@
 //!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
 //! surgery, `vmallocinfo`, the unmap calls of frees and cache releases, and purges' flushes),
-//! then the page
-//! allocator's zone locks —
-//! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
-//! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
-//! happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED` meanwhile).
-//! The worker kick of a deferred free ([`Platform::schedule_work`]) is made after the vmap lock
-//! is dropped and takes no kmem lock. The deferred queue is drained from reclaim (the shrinker
-//! runs with no vmap lock held: nothing allocates under it), taking the vmap lock for each
-//! entry and freeing its frames after dropping it, as `vfree` does.
+//! then the page allocator's zone locks — but no page or object is allocated or freed under the
+//! vmap lock: node chunks, pfn arrays (kmalloc objects: the slab locks, then the zone locks)
+//! and backing pages are allocated before it is taken, and freed after it is dropped. Mapping
+//! an area happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED`
+//! meanwhile). The worker kick of a deferred free ([`Platform::schedule_work`]) is made after
+//! the vmap lock is dropped and takes no kmem lock. The deferred queue is drained from reclaim
+//! (the shrinker runs with no vmap lock held: nothing allocates under it), taking the vmap lock
+//! for each entry and freeing its frames and array after dropping it, as `vfree` does.
 
 mod api;
 mod area;
@@ -66,7 +65,8 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 pub use mmu::{MapError, Mmu};
 
 use crate::AllocError;
-use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_ZERO, GFP_RECLAIM_MASK, Gfp};
+use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, GFP_RECLAIM_MASK, Gfp};
+use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::page_alloc::{InitError, PageAllocator};
 use crate::platform::Platform;
@@ -145,8 +145,8 @@ pub struct VmStats {
 
 /// The vmalloc allocator of one machine, over a reserved virtual range.
 ///
-/// Every method takes the [`PageAllocator`] the areas' pages come from; it must be the same one
-/// on every call (checked).
+/// Every method takes the machine's [`Kmem`] (the page allocator the areas' pages come from, and
+/// kmalloc for their pfn arrays); it must be the same one on every call (checked).
 pub struct Vmalloc<M: Mmu> {
     mmu: M,
     start: usize,
@@ -164,6 +164,8 @@ pub struct Vmalloc<M: Mmu> {
     cache_max_pages: AtomicUsize,
     /// Address of the page allocator bound at first use.
     owner: AtomicUsize,
+    /// `sizeof(struct page *)` (see [`Vmalloc::set_page_pointer_bytes`]).
+    page_ptr_bytes: usize,
     warned_zero: AtomicBool,
     warn_rs: Ratelimit,
     stats: VmStats,
@@ -198,6 +200,7 @@ impl<M: Mmu> Vmalloc<M> {
             va_pools: AtomicBool::new(nr_cpus > 1),
             cache_max_pages: AtomicUsize::new(usize::MAX),
             owner: AtomicUsize::new(0),
+            page_ptr_bytes: 8,
             warned_zero: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
             stats: VmStats::default(),
@@ -252,7 +255,7 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// Pages held by the areas queued by `vfree` in atomic context: their frames, and at least
-    /// one page per area (its pfn array).
+    /// one per area (so that the shrinker drains a queue of areas without frames too).
     pub fn deferred_pages(&self) -> usize {
         self.deferred_pages.load(Relaxed)
     }
@@ -312,9 +315,9 @@ impl<M: Mmu> Vmalloc<M> {
         &self.stats
     }
 
-    /// Binds the allocator to `pa` on first use, and panics if another one is passed later.
-    fn bind<P: Platform>(&self, pa: &PageAllocator<P>) {
-        let addr = pa as *const PageAllocator<P> as usize;
+    /// Binds the allocator to `k` on first use, and panics if another one is passed later.
+    fn bind<P: Platform>(&self, k: &Kmem<P>) {
+        let addr = k.pages() as *const PageAllocator<P> as usize;
         if self.owner.load(Relaxed) == addr {
             return;
         }
@@ -331,12 +334,12 @@ impl<M: Mmu> Vmalloc<M> {
     /// makes this fail — the kernel's `-ENOMEM` from `kmem_cache_alloc(vmap_area_cachep)`.
     fn lock_with_nodes<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         need: usize,
         gfp: Gfp,
         caller: &core::panic::Location<'_>,
     ) -> Result<SpinGuard<'_, Space>, AllocError> {
-        self.bind(pa);
+        self.bind(k);
         loop {
             let mut space = self.space.lock();
             let init = usize::from(space.needs_init());
@@ -350,13 +353,13 @@ impl<M: Mmu> Vmalloc<M> {
             let dir = space.pool.chunks.needs_dir().ok_or(AllocError)?;
             let order = if dir { space.pool.chunks.dir_order() } else { raw::CHUNK_ORDER };
             drop(space);
-            let page = pa.alloc_pages_at(gfp.intersection(GFP_RECLAIM_MASK), order, caller)?;
-            let block = pa.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
+            let page = k.alloc_pages_at(gfp.intersection(GFP_RECLAIM_MASK), order, caller)?;
+            let block = k.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
             let mut space = self.space.lock();
             if space.pool.chunks.needs_dir() != Some(dir) {
                 // Another thread grew the pool meanwhile: look again.
                 drop(space);
-                pa.free_pages(page, order);
+                k.free_pages(page, order);
                 continue;
             }
             if dir {
@@ -378,9 +381,16 @@ impl<M: Mmu> Vmalloc<M> {
         if gfp.intersects(__GFP_DMA.union(__GFP_DMA32)) { gfp } else { gfp | __GFP_HIGHMEM }
     }
 
-    /// The gfp of a pfn array (kmalloc'ed in the kernel): lowmem, reclaim bits only.
-    fn array_gfp(gfp: Gfp) -> Gfp {
-        gfp.intersection(GFP_RECLAIM_MASK).difference(__GFP_ZERO)
+    /// Bytes of the kernel's page array for `nr_pages` (`nr_pages * sizeof(struct page *)`).
+    pub(super) fn array_bytes(&self, nr_pages: usize) -> usize {
+        nr_pages.saturating_mul(self.page_ptr_bytes)
+    }
+
+    /// `sizeof(struct page *)` of the machine modelled (8 on 64-bit, 4 on i386): the entry
+    /// size pfn arrays are sized and reported with. 8 unless set.
+    pub fn set_page_pointer_bytes(&mut self, bytes: usize) {
+        assert!(bytes == 4 || bytes == 8, "sizeof(struct page *) is 4 or 8");
+        self.page_ptr_bytes = bytes;
     }
 
     /// Checks every invariant of the address space and of each area; panics on a broken one.

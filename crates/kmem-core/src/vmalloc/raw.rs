@@ -1,18 +1,23 @@
 //! The only unsafe code of vmalloc: memory carved from pages of the page allocator (the node
-//! chunks of the area trees, their directory, and the pfn arrays of areas), reached through
-//! the direct map, and byte access through a mapped area (`vrealloc`).
+//! chunks of the area trees, their directory, large pfn arrays) or from kmalloc (pfn arrays of
+//! up to a page), reached through the direct map, and byte access through a mapped area
+//! (`vrealloc`, zeroing).
 //!
 //! Invariant: the chunk directory is two levels deep: `dirs[d]` for `d < dirs_used` is the
 //! direct-map address of a live order-`dir_order` block holding [`Chunks::per_dir`] chunk
 //! addresses, of which the first `len` (counted across blocks) are the direct-map addresses of
 //! live order-[`CHUNK_ORDER`] blocks whose [`NODES_PER_CHUNK`] slots were all initialised when
 //! they were added. Blocks are never given back while the [`Chunks`] lives. A [`PfnArray`]
-//! points to `1 << order` pages of lowmem owned by one area.
+//! points to a kmalloc object or to `1 << order` pages of lowmem, owned by one area.
 
 use core::ptr::NonNull;
 
 use super::node::Node;
+use crate::AllocError;
+use crate::gfp::Gfp;
+use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
+use crate::platform::Platform;
 
 /// Order of the blocks node chunks are carved from (16 KiB).
 pub(super) const CHUNK_ORDER: u32 = 2;
@@ -149,35 +154,49 @@ impl Chunks {
     }
 }
 
-/// An area's page-frame numbers, in lowmem pages of its own.
+/// An area's page-frame numbers: a kmalloc object (arrays of up to a page, as the kernel's
+/// `area->pages`), or lowmem pages of its own (larger arrays, where the kernel nests a vmalloc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct PfnArray {
     base: NonNull<u32>,
-    /// Order of the block holding the array.
+    /// Order of the block holding the array, or [`PfnArray::KMALLOC`].
     pub(super) order: u32,
     /// Entries.
     pub(super) len: u32,
 }
 
-// SAFETY: A plain address of pages owned by one area; the area's owner decides who uses it.
+// SAFETY: A plain address of memory owned by one area; the area's owner decides who uses it.
 unsafe impl Send for PfnArray {}
 
 impl PfnArray {
-    /// Order of the block an array of `len` entries needs.
-    pub(super) fn order_for(len: usize) -> u32 {
-        crate::order::get_order((len * size_of::<u32>()).max(1))
-    }
+    /// `order` of an array that is a kmalloc object.
+    pub(super) const KMALLOC: u32 = u32::MAX;
 
-    /// Wraps a block.
+    /// Wraps a block of pages.
     ///
     /// # Safety
     /// `block` is the direct-map address of an allocated lowmem block of `order`, of at least
     /// `4 * len` bytes, owned by the caller until it is freed.
     pub(super) unsafe fn new(block: NonNull<u8>, order: u32, len: u32) -> Self {
+        debug_assert_ne!(order, Self::KMALLOC);
         Self { base: block.cast(), order, len }
     }
 
-    /// The block's address, to free it.
+    /// Wraps a kmalloc object.
+    ///
+    /// # Safety
+    /// `obj` is a live kmalloc object of at least `4 * len` bytes, owned by the caller until it
+    /// is `kfree`d.
+    pub(super) unsafe fn new_kmalloc(obj: NonNull<u8>, len: u32) -> Self {
+        Self { base: obj.cast(), order: Self::KMALLOC, len }
+    }
+
+    /// Whether the array is a kmalloc object (else a block of `order`).
+    pub(super) fn is_kmalloc(&self) -> bool {
+        self.order == Self::KMALLOC
+    }
+
+    /// The block's or object's address, to free it.
     pub(super) fn block(&self) -> NonNull<u8> {
         self.base.cast()
     }
@@ -197,6 +216,57 @@ impl PfnArray {
         assert!(i < self.len as usize);
         // SAFETY: As in `get`; only the thread building the area writes.
         unsafe { self.base.add(i).write(pfn) }
+    }
+}
+
+impl<M: super::Mmu> super::Vmalloc<M> {
+    /// Allocates the pfn array of an area of `nr_pages` (`__vmalloc_area_node`): `nr_pages *
+    /// sizeof(struct page *)` bytes from kmalloc up to a page (the kernel's `kmalloc_node`, so
+    /// it shows in `Slab` and `/proc/slabinfo`), else a lowmem block of its own (where the
+    /// kernel nests a vmalloc), with the reclaim bits of `gfp` and no warning. One retry after
+    /// releasing the frame cache.
+    pub(super) fn alloc_array<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        nr_pages: usize,
+        gfp: Gfp,
+        caller: &core::panic::Location<'_>,
+    ) -> Result<PfnArray, AllocError> {
+        let gfp = gfp.intersection(crate::gfp::GFP_RECLAIM_MASK).difference(crate::gfp::__GFP_ZERO)
+            | crate::gfp::__GFP_NOWARN;
+        let len = u32::try_from(nr_pages).map_err(|_| AllocError)?;
+        let bytes = self.array_bytes(nr_pages);
+        let try_once = || -> Result<PfnArray, AllocError> {
+            if bytes <= PAGE_SIZE {
+                let obj = k.kmalloc_at(bytes, gfp, caller)?;
+                // SAFETY: A fresh kmalloc object of `bytes >= 4 * len` bytes (entries of at
+                // least 4 bytes), ours until `free_array`.
+                Ok(unsafe { PfnArray::new_kmalloc(obj, len) })
+            } else {
+                let order = crate::order::get_order(bytes);
+                let page = k.alloc_pages_at(gfp, order, caller)?;
+                let block = k.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
+                // SAFETY: A fresh lowmem block of `order` (at least `bytes >= 4 * len` bytes),
+                // ours until `free_array`.
+                Ok(unsafe { PfnArray::new(block, order, len) })
+            }
+        };
+        let mut array = try_once();
+        if array.is_err() && self.drain_cache(k, usize::MAX) > 0 {
+            array = try_once();
+        }
+        array
+    }
+
+    /// Frees a pfn array from [`Self::alloc_array`].
+    pub(super) fn free_array<P: Platform>(&self, k: &Kmem<P>, pfns: &PfnArray) {
+        if pfns.is_kmalloc() {
+            // SAFETY: A kmalloc object from `alloc_array`, owned by the area being freed and no
+            // longer referenced (its node dropped it).
+            unsafe { k.kfree(pfns.block().as_ptr()) };
+        } else {
+            k.free_pages_addr(pfns.block().as_ptr(), pfns.order);
+        }
     }
 }
 

@@ -20,15 +20,24 @@ fn km12_small_requests_never_fall_back() {
     assert!(m.kvmalloc(4096, GFP_KERNEL).is_err(), "exactly a page: no fallback either");
 }
 
+/// A machine whose next slab allocation fails (failslab with `times` 1, also for requests
+/// that may sleep): kvmalloc's kmalloc attempt fails, and vmalloc, whose page array is a
+/// kmalloc object as in the kernel, then gets its array.
+fn fail_next_slab_alloc(m: &kmem::Machine) {
+    m.slabs().failslab().parse_and_apply("1,100,0,1,ignore-gfp-wait=0,verbose=0").unwrap();
+}
+
 #[test]
 fn km12_large_blocking_requests_fall_back_to_vmalloc_and_kvfree_frees_them() {
-    let m = failing_slabs();
+    let m = builder(Profile::I386, 64).build().unwrap();
     // A first cycle creates the kmalloc-8k cache and vmalloc's tree nodes (kept for reuse).
+    fail_next_slab_alloc(&m);
     let warm = m.kvmalloc(6000, GFP_KERNEL).expect("vmalloc fallback");
     // SAFETY: Ours, freed once.
     unsafe { m.kvfree(warm.as_ptr()) };
     m.drain_local_pages();
     let free0 = m.total_free();
+    fail_next_slab_alloc(&m);
     let p = m.kvmalloc(6000, GFP_KERNEL).expect("vmalloc fallback");
     assert!(m.is_vmalloc_addr(p.as_ptr()), "served by vmalloc");
     // SAFETY: 6000 bytes were just allocated at `p`.

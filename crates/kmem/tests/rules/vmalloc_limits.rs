@@ -116,3 +116,56 @@ fn node_allocation_failure_is_reported_as_such() {
     m.free_vm_area(a.as_ptr());
     m.vm().check();
 }
+
+/// An area's page array is a kmalloc object of `nr_pages * sizeof(struct page *)` bytes up to
+/// a page, as the kernel's `area->pages` (`__vmalloc_area_node`): a one-page vmalloc takes one
+/// page (its frame) and a kmalloc-8 object, which the slab statistics (and `Slab` in meminfo)
+/// count; arrays above a page get pages of their own.
+#[test]
+fn page_arrays_are_kmalloc_objects() {
+    for (profile, ptr_bytes) in [(Profile::X86_64, 8), (Profile::I386, 4)] {
+        let m = builder(profile, 64).pcp(false).build().unwrap();
+        m.vm().set_cache_max_pages(0);
+        let allocs = |size: usize| {
+            let info = m.cache_info(m.kmalloc_cache(size, GFP_KERNEL).expect("kmalloc cache"));
+            info.alloc_fast + info.alloc_slow
+        };
+        // Warm up: node chunks, the kmalloc caches and their slabs exist afterwards.
+        let largest = PAGE_SIZE / ptr_bytes;
+        for pages in [1, largest] {
+            let w = m.vmalloc(pages * PAGE_SIZE).unwrap();
+            m.vfree(w.as_ptr());
+        }
+        m.vm_reclaim_and_purge();
+        let (free0, small0, big0) = (m.total_free(), allocs(8), allocs(PAGE_SIZE));
+        let p = m.vmalloc(PAGE_SIZE).unwrap();
+        assert_eq!(free0 - m.total_free(), 1, "{profile:?}: one frame, no page for the array");
+        assert_eq!(allocs(8), small0 + 1, "{profile:?}: the array is a kmalloc-8 object");
+        let q = m.vmalloc(largest * PAGE_SIZE).unwrap();
+        assert_eq!(allocs(PAGE_SIZE), big0 + 1, "{profile:?}: {largest} entries fill a kmalloc-4k object");
+        assert_eq!(free0 - m.total_free(), 1 + largest, "{profile:?}: frames only");
+        m.vfree(p.as_ptr());
+        m.vfree(q.as_ptr());
+        m.vm_reclaim_and_purge();
+        assert_eq!(m.total_free(), free0, "{profile:?}: frames and arrays back");
+        m.vm().check();
+    }
+}
+
+/// A page array that cannot be allocated is reported with the kernel's array size
+/// (`nr_pages * sizeof(struct page *)`: 8 bytes an entry on x86_64, 4 on i386), and nothing
+/// is left behind.
+#[test]
+fn page_array_failure_reports_the_kernel_array_size() {
+    for (profile, array_size) in [(Profile::X86_64, 16), (Profile::I386, 8)] {
+        let m = builder(profile, 64).build().unwrap();
+        // The next slab allocation fails: the array's kmalloc.
+        m.slabs().failslab().parse_and_apply("1,100,0,1,ignore-gfp-wait=0,verbose=0").unwrap();
+        assert!(m.vmalloc(2 * PAGE_SIZE).is_err());
+        let msg = format!("vmalloc error: size 8192, failed to allocated page array size {array_size}");
+        assert_eq!(count_log(&m, &msg), 1, "{profile:?}: {:?}", log_lines(&m));
+        assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+        assert!(m.vmallocinfo().is_empty(), "the area was given back");
+        m.vm().check();
+    }
+}
