@@ -82,15 +82,15 @@ impl<M: Mmu> Vmalloc<M> {
     #[track_caller]
     pub fn get_vm_area<P: Platform>(&self, k: &Kmem<P>, size: usize, flags: u32) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
-        let ctx = k.platform().context();
-        if ctx.atomic {
+        let atomic = k.platform().in_atomic();
+        if atomic {
             k.report_might_sleep(caller);
         }
         let bytes = size.checked_next_multiple_of(PAGE_SIZE).filter(|&b| b > 0).ok_or(AllocError)?;
         let align = if flags & VM_IOREMAP != 0 { ioremap_align(bytes) } else { PAGE_SIZE };
         let guard = if flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
         let va_size = bytes.checked_add(guard).ok_or(AllocError)?;
-        let gfp = if ctx.atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
+        let gfp = if atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
         let (_, start) = self.alloc_area(k, va_size, align, gfp, flags, size, caller)?;
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }

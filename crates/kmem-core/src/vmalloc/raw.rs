@@ -3,11 +3,11 @@
 //! up to a page), reached through the direct map, and byte access through a mapped area
 //! (`vrealloc`, zeroing).
 //!
-//! Invariant: the chunk directory is two levels deep: `dirs[d]` for `d < dirs_used` is the
-//! direct-map address of a live order-`dir_order` block holding [`Chunks::per_dir`] chunk
-//! addresses, of which the first `len` (counted across blocks) are the direct-map addresses of
-//! live order-[`CHUNK_ORDER`] blocks whose [`NODES_PER_CHUNK`] slots were all initialised when
-//! they were added. Blocks are never given back while the [`Chunks`] lives. A [`PfnArray`]
+//! Invariant: the first `min(len, FIRST)` entries of `first`, then the first `len - FIRST`
+//! entries of the directory blocks (counted across blocks; `dirs[d]` for `d < dirs_used` is the
+//! direct-map address of a live order-`dir_order` block holding [`Chunks::per_dir`] entries)
+//! are the direct-map addresses of live order-[`CHUNK_ORDER`] blocks whose [`NODES_PER_CHUNK`]
+//! slots were all initialised when they were added. Blocks are never given back while the [`Chunks`] lives. A [`PfnArray`]
 //! points to a kmalloc object or to `1 << order` pages of lowmem, owned by one area.
 
 use core::ptr::NonNull;
@@ -23,15 +23,23 @@ use crate::platform::Platform;
 pub(super) const CHUNK_ORDER: u32 = 2;
 /// Nodes per chunk.
 pub(super) const NODES_PER_CHUNK: usize = (PAGE_SIZE << CHUNK_ORDER) / size_of::<Node>();
-/// Directory blocks: the directory covers `DIRS * per_dir` chunks, with `per_dir` chosen from
-/// the range so that every node the range could ever need has a place (no fixed cap).
+/// Chunks whose addresses sit inline (the first ~400 000 nodes): one load per node access,
+/// as with a flat array.
+pub(super) const FIRST: usize = 2048;
+/// Directory blocks for the chunks past [`FIRST`]: they cover `DIRS * per_dir` more chunks,
+/// with `per_dir` chosen from the range so that every node the range could ever need has a
+/// place (no fixed cap).
 pub(super) const DIRS: usize = 256;
 
 const _: () = assert!(NODES_PER_CHUNK >= 64);
+const _: () = assert!((PAGE_SIZE / size_of::<usize>()).is_power_of_two());
 const _: () = assert!(align_of::<Node>() <= PAGE_SIZE);
 
 /// The directory of node chunks.
 pub(super) struct Chunks {
+    /// Addresses of the first [`FIRST`] chunks.
+    first: [usize; FIRST],
+    /// Directory blocks of the later chunks.
     dirs: [usize; DIRS],
     /// Directory blocks in use.
     dirs_used: usize,
@@ -39,17 +47,19 @@ pub(super) struct Chunks {
     dir_order: u32,
     /// Chunks.
     len: usize,
+    /// `min(len, FIRST)`: node accesses below it need one compare and one load.
+    first_len: usize,
 }
 
 impl Chunks {
     /// An empty directory whose blocks are of `dir_order` (see [`Chunks::order_for`]).
     pub(super) const fn new(dir_order: u32) -> Self {
-        Self { dirs: [0; DIRS], dirs_used: 0, dir_order, len: 0 }
+        Self { first: [0; FIRST], dirs: [0; DIRS], dirs_used: 0, dir_order, len: 0, first_len: 0 }
     }
 
     /// The directory block order with room for `nodes` nodes, if one exists up to `max_order`.
     pub(super) fn order_for(nodes: usize, max_order: u32) -> Option<u32> {
-        (0..=max_order).find(|&o| DIRS * Self::per_dir_of(o) * NODES_PER_CHUNK >= nodes)
+        (0..=max_order).find(|&o| (FIRST + DIRS * Self::per_dir_of(o)) * NODES_PER_CHUNK >= nodes)
     }
 
     const fn per_dir_of(order: u32) -> usize {
@@ -75,7 +85,8 @@ impl Chunks {
     /// Whether the next chunk needs a new directory block first: `Some(true)`; `None` when the
     /// directory is full (every node the range can use already exists).
     pub(super) fn needs_dir(&self) -> Option<bool> {
-        if self.len < self.dirs_used * self.per_dir() {
+        let Some(later) = self.len.checked_sub(FIRST) else { return Some(false) };
+        if later < self.dirs_used * self.per_dir() {
             Some(false)
         } else if self.dirs_used < DIRS {
             Some(true)
@@ -113,29 +124,47 @@ impl Chunks {
             // page aligned, hence aligned for `Node` (checked above); nothing else uses it.
             unsafe { nodes.add(slot).write(fill((chunk * NODES_PER_CHUNK + slot) as u32)) };
         }
-        let entry = self.entry(chunk);
-        // SAFETY: `chunk < dirs_used * per_dir` (checked by `needs_dir`), so the entry lies in a
-        // live directory block (type invariant), aligned for `usize` (blocks are page aligned).
-        unsafe { entry.write(block.as_ptr() as usize) };
+        if chunk < FIRST {
+            self.first[chunk] = block.as_ptr() as usize;
+        } else {
+            let entry = self.entry(chunk - FIRST);
+            // SAFETY: `chunk - FIRST < dirs_used * per_dir` (checked by `needs_dir`), so the
+            // entry lies in a live directory block (type invariant), aligned for `usize`
+            // (blocks are page aligned).
+            unsafe { entry.write(block.as_ptr() as usize) };
+        }
         // INVARIANT: Every slot of the chunk was just initialised and its entry written.
         self.len += 1;
+        self.first_len = self.len.min(FIRST);
         chunk
     }
 
-    /// The directory entry of chunk `chunk` (which must lie in a used directory block).
+    /// The directory entry of chunk `FIRST + later` (which must lie in a used directory block).
     #[inline]
-    fn entry(&self, chunk: usize) -> *mut usize {
-        let (dir, idx) = (chunk / self.per_dir(), chunk % self.per_dir());
+    fn entry(&self, later: usize) -> *mut usize {
+        // `per_dir` is a power of two: a shift and a mask, no division.
+        let shift = self.per_dir().trailing_zeros();
+        let (dir, idx) = (later >> shift, later & (self.per_dir() - 1));
         (self.dirs[dir] as *mut usize).wrapping_add(idx)
     }
 
     #[inline]
     fn slot(&self, i: u32) -> *mut Node {
         let (chunk, slot) = (i as usize / NODES_PER_CHUNK, i as usize % NODES_PER_CHUNK);
-        assert!(chunk < self.len, "vmalloc: node index {i} out of range");
-        // SAFETY: `chunk < len`: its entry was written in a live directory block (invariant).
-        let base = unsafe { self.entry(chunk).read() };
+        let base = if chunk < self.first_len { self.first[chunk] } else { self.later_base(i) };
         (base as *mut Node).wrapping_add(slot)
+    }
+
+    /// The chunk address of node `i` past the inline part (out of line: the node accesses of
+    /// tree walks stay small).
+    #[cold]
+    #[inline(never)]
+    fn later_base(&self, i: u32) -> usize {
+        let chunk = i as usize / NODES_PER_CHUNK;
+        assert!(chunk >= FIRST && chunk < self.len, "vmalloc: node index {i} out of range");
+        // SAFETY: `FIRST <= chunk < len`: its entry was written in a live directory block (type
+        // invariant).
+        unsafe { self.entry(chunk - FIRST).read() }
     }
 
     /// The node of index `i`.

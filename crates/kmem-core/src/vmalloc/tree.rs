@@ -354,10 +354,6 @@ mod tests {
 
     fn pool(chunks: usize) -> Pool {
         let mut pool = Pool::new(0);
-        let dir = Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap();
-        // SAFETY: A fresh page-aligned page, leaked: never freed or used by anything else, as
-        // `Chunks::add_dir` requires; the empty directory needs one.
-        unsafe { pool.chunks.add_dir(core::ptr::NonNull::new(alloc_zeroed(dir)).unwrap()) };
         let layout = Layout::from_size_align(PAGE_SIZE << CHUNK_ORDER, PAGE_SIZE).unwrap();
         for _ in 0..chunks {
             // SAFETY: A fresh, page-aligned block of the chunk size, leaked: never freed or
