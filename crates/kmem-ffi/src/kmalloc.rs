@@ -144,35 +144,17 @@ pub unsafe extern "C" fn kvfree(addr: *const c_void) {
     ffi_boundary("kvfree", (), |m| unsafe { m.kvfree(addr.cast()) });
 }
 
-/// Whether `[p, p + len)` is mapped vmalloc memory, page by page.
-fn vmalloc_range_mapped(m: &Machine, p: *const u8, len: usize) -> bool {
-    let start = p as usize & !(kmem::PAGE_SIZE - 1);
-    let Some(end) = (p as usize).checked_add(len) else { return false };
-    (start..end).step_by(kmem::PAGE_SIZE).all(|a| m.vmalloc_to_page(a as *const u8).is_some())
-}
-
 /// `void kvfree_sensitive(const void *addr, size_t len)`: zeroes `len` bytes, then frees. The
-/// bytes are zeroed only once kmem has recognised the allocation: a kmalloc one is zeroed in
-/// full (its usable size is at least `len`), a vmalloc one only if every page of the range is
-/// mapped; anything else is reported by the free and nothing is written.
+/// bytes are zeroed only once kmem has recognised the allocation, and never past it: a `len`
+/// beyond it zeroes all of it and is reported (`WARN`), then the free goes on; anything that is
+/// no allocation is reported by the free and nothing is written ([`Machine::kvfree_sensitive`]).
 ///
 /// # Safety
-/// As [`kfree`], and `len` does not exceed the allocation.
+/// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvfree_sensitive(addr: *const c_void, len: usize) {
-    ffi_boundary("kvfree_sensitive", (), |m| {
-        let p = addr.cast::<u8>().cast_mut();
-        if m.is_vmalloc_addr(p) {
-            if vmalloc_range_mapped(m, p, len) {
-                // SAFETY: Every page of the range is mapped vmalloc memory of the caller's.
-                unsafe { p.write_bytes(0, len) };
-            }
-            m.vfree(p);
-        } else {
-            // SAFETY: As in `kfree_sensitive`.
-            unsafe { m.kfree_sensitive(p) };
-        }
-    });
+    // SAFETY: As in `kfree`; the allocation is recognised before anything is written.
+    ffi_boundary("kvfree_sensitive", (), |m| unsafe { m.kvfree_sensitive(addr.cast::<u8>().cast_mut(), len) });
 }
 
 /// A kmalloc copy of `len` bytes at `src` followed by `tail` zero bytes, or NULL.

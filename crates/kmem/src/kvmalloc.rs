@@ -65,20 +65,44 @@ impl Machine {
         }
     }
 
-    /// `kvfree_sensitive`: zeroes `len` bytes, then frees.
+    /// `kvfree_sensitive`: zeroes `len` bytes (`memzero_explicit`), then frees. The bytes
+    /// are zeroed only once kmem has recognised the allocation, and never past it: a `len`
+    /// beyond the allocation (kmalloc's usable size, or a vmalloc area's pages) zeroes all of
+    /// it and is reported (`WARN`; the kernel would write past the end), and the free goes on.
+    /// An address that is no allocation is reported by the free, and nothing is written.
     ///
     /// # Safety
-    /// As [`Machine::kvfree`], and `len` must not exceed the allocation.
+    /// As [`Machine::kvfree`]: `ptr` must be NULL or a live allocation the caller owns.
     #[track_caller]
     pub unsafe fn kvfree_sensitive(&self, ptr: *mut u8, len: usize) {
-        if ptr.is_null() {
+        if kmem_core::kmalloc::classes::zero_or_null_ptr(ptr as usize) {
             return;
         }
-        // SAFETY: The caller owns `len` bytes at `ptr`.
-        unsafe {
-            ptr.write_bytes(0, len);
-            self.kvfree(ptr);
+        let caller = Location::caller();
+        let held = if self.is_vmalloc_addr(ptr) {
+            self.inner.vm.zero_area(ptr, len)
+        } else {
+            let usable = self.kmalloc_usable_size(ptr);
+            if let Some(n) = usable {
+                // SAFETY: `ptr` is a live kmalloc allocation of `n` usable bytes, the caller's.
+                unsafe { ptr.write_bytes(0, len.min(n)) };
+            }
+            usable
+        };
+        if let Some(n) = held
+            && len > n
+        {
+            let platform = self.platform();
+            platform.log(
+                Level::Err,
+                format_args!("kvfree_sensitive: {len} bytes at {ptr:p} exceed the allocation ({n} bytes)"),
+            );
+            let cpu = platform.cpu().unwrap_or(0);
+            platform.log(Level::Warning, format_args!("WARNING: CPU: {cpu} at {caller} kvfree_sensitive"));
+            platform.dump_stack(caller);
         }
+        // SAFETY: The caller's allocation (kvfree checks it before freeing).
+        unsafe { self.kvfree(ptr) };
     }
 
     /// `kvrealloc`: `vrealloc` for a vmalloc address; otherwise `krealloc` with kvmalloc's

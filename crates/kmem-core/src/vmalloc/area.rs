@@ -118,6 +118,27 @@ impl<M: Mmu> Vmalloc<M> {
         pa.pfn_to_page(self.vmalloc_to_pfn(addr)?)
     }
 
+    /// Zeroes the first `len` bytes of the live area starting at `addr`, at most its mapped
+    /// pages (the guard page and `get_vm_area` space are never written), as
+    /// `kvfree_sensitive`'s `memzero_explicit` does before the free. Returns the area's mapped
+    /// bytes, or `None` (nothing written) when `addr` starts no live area. The caller owns the
+    /// area (it is about to free it).
+    pub fn zero_area(&self, addr: *const u8, len: usize) -> Option<usize> {
+        let mapped = {
+            let space = self.space.lock();
+            let i = find_area(&space, addr as usize);
+            if i == NIL {
+                return None;
+            }
+            space.pool.get(i).nr_pages() * PAGE_SIZE
+        };
+        let n = len.min(mapped);
+        if n > 0 {
+            self.mmu.zero(addr as usize, n);
+        }
+        Some(mapped)
+    }
+
     /// `vrealloc(p, size, gfp)` (VM-12): `size == 0` frees `p` and returns `Ok(None)` (the
     /// kernel's NULL); a NULL `p` allocates; shrinking, and growing within the pages already
     /// allocated, happen in place (zeroing with `__GFP_ZERO`); otherwise a new area gets a copy

@@ -1,10 +1,10 @@
 //! KM-12: `kvmalloc` tries kmalloc first and falls back to vmalloc only above a page and only
 //! for requests that may sleep; `kvfree` frees either kind; `kvfree_sensitive` zeroes.
 
-use kmem::Profile;
 use kmem::gfp::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+use kmem::{PAGE_SIZE, Profile};
 
-use crate::builder;
+use crate::{builder, count_log, log_lines};
 
 /// A machine whose slab allocations all fail (failslab at 100 %, also for requests that may
 /// sleep), so kvmalloc's kmalloc attempt fails whenever a slab cache would serve it.
@@ -78,5 +78,40 @@ fn km12_kvfree_sensitive_zeroes_before_freeing() {
     // can be read back: all zero.
     let mut back = [0xffu8; 512];
     m.read_bytes(p, &mut back).unwrap();
+    assert!(back.iter().all(|&b| b == 0));
+}
+
+/// `kvfree_sensitive` zeroes a vmalloc area's frames before freeing them (read back through
+/// the direct map after the free), and a length past the allocation zeroes all of it, is
+/// reported, and writes nothing beyond (the guard page is not touched: no fault).
+#[test]
+fn km12_kvfree_sensitive_zeroes_vmalloc_frames_and_reports_an_overrun() {
+    let m = builder(Profile::X86_64, 64).build().unwrap();
+    let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
+    // SAFETY: Two mapped pages of ours.
+    unsafe { p.as_ptr().write_bytes(0xa5, 2 * PAGE_SIZE) };
+    let frames: Vec<_> = (0..2).map(|i| m.vmalloc_to_page(p.as_ptr().wrapping_add(i * PAGE_SIZE)).unwrap()).collect();
+    // SAFETY: Ours, freed once; the length is checked against the area.
+    unsafe { m.kvfree_sensitive(p.as_ptr(), 2 * PAGE_SIZE + 1) };
+    assert!(m.vmalloc_to_page(p.as_ptr()).is_none(), "freed");
+    assert_eq!(
+        count_log(&m, &format!("kvfree_sensitive: 8193 bytes at {:p} exceed the allocation (8192 bytes)", p.as_ptr())),
+        1
+    );
+    assert_eq!(count_log(&m, " kvfree_sensitive"), 1, "{:?}", log_lines(&m));
+    for page in frames {
+        // The frames wait in vmalloc's frame cache: still allocated, readable.
+        let mut back = vec![0xffu8; PAGE_SIZE];
+        m.read_bytes(m.page_address(page).unwrap(), &mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 0), "the secret is gone from the frame");
+    }
+    // A kmalloc allocation: zeroed up to its usable size, the overrun reported.
+    let q = m.kvmalloc(512, GFP_KERNEL).unwrap();
+    m.write_bytes(q, &[0xa5; 512]).unwrap();
+    // SAFETY: Ours, freed once.
+    unsafe { m.kvfree_sensitive(q.as_ptr(), 600) };
+    assert_eq!(count_log(&m, "kvfree_sensitive: 600 bytes at"), 1);
+    let mut back = [0xffu8; 512];
+    m.read_bytes(q, &mut back).unwrap();
     assert!(back.iter().all(|&b| b == 0));
 }
