@@ -122,7 +122,8 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 }
 
 /// `void *kvrealloc(const void *p, size_t size, gfp_t flags)` (6.12+): the same or a new
-/// allocation with the contents; NULL on failure with `p` untouched.
+/// allocation with the contents; NULL on failure with `p` untouched. Size 0 frees: a vmalloc
+/// `p` gives NULL (`vrealloc`), a kmalloc one `ZERO_SIZE_PTR` (`krealloc`).
 ///
 /// # Safety
 /// `p` is NULL or a kvmalloc allocation the caller owns.
@@ -130,7 +131,10 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kvrealloc", ptr::null_mut(), |m| {
         // SAFETY: The caller's allocation; vmalloc and kmalloc both check it before use.
-        out(unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) })
+        match unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) } {
+            Ok(Some(n)) => n.as_ptr().cast(),
+            Ok(None) | Err(_) => ptr::null_mut(),
+        }
     })
 }
 

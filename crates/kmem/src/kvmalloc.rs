@@ -4,6 +4,7 @@
 
 use std::panic::Location;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Relaxed;
 
 use kmem_core::gfp::{__GFP_NOWARN, __GFP_ZERO};
 use kmem_core::kmalloc::kv::{KvFallback, kmalloc_gfp_adjust, kvmalloc_fallback};
@@ -27,14 +28,13 @@ impl Machine {
         match kvmalloc_fallback(gfp, size) {
             KvFallback::SmallFails | KvFallback::NonBlockingFails => Err(AllocError),
             KvFallback::TooLarge => {
-                if !gfp.contains(__GFP_NOWARN) {
-                    self.platform().log(
-                        Level::Warning,
-                        format_args!(
-                            "WARNING: at {} __kvmalloc_node_noprof\nkvmalloc: {size} bytes is above INT_MAX; returning NULL",
-                            Location::caller()
-                        ),
-                    );
+                // `WARN_ON_ONCE(!(flags & __GFP_NOWARN))`: once per machine, no message.
+                if !gfp.contains(__GFP_NOWARN) && !self.inner.kvmalloc_warned.swap(true, Relaxed) {
+                    let (platform, caller) = (self.platform(), Location::caller());
+                    let cpu = platform.cpu().unwrap_or(0);
+                    platform
+                        .log(Level::Warning, format_args!("WARNING: CPU: {cpu} at {caller} __kvmalloc_node_noprof"));
+                    platform.dump_stack(caller);
                 }
                 Err(AllocError)
             }
@@ -105,26 +105,25 @@ impl Machine {
         unsafe { self.kvfree(ptr) };
     }
 
-    /// `kvrealloc`: `vrealloc` for a vmalloc address; otherwise `krealloc` with kvmalloc's
-    /// adjusted flags, falling back to `kvmalloc` + copy of `ksize(p)` bytes + `kfree`. On
-    /// failure `ptr` stays valid.
+    /// `kvrealloc` (`kvrealloc_node_align_noprof`): `vrealloc` for a vmalloc address (size 0
+    /// frees it and gives `Ok(None)`, the kernel's NULL); otherwise `krealloc` with kvmalloc's
+    /// adjusted flags (size 0 frees and gives `ZERO_SIZE_PTR`), falling back to `kvmalloc` +
+    /// copy of `ksize(p)` bytes + `kfree`. On failure `ptr` stays valid.
     ///
     /// # Errors
-    /// When no memory could be found.
+    /// When no memory could be found, or `ptr` is a vmalloc address that starts no vmalloc
+    /// area (reported).
     ///
     /// # Safety
     /// As [`kmem_core::Kmem::krealloc`].
     #[track_caller]
-    pub unsafe fn kvrealloc(&self, ptr: *mut u8, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+    pub unsafe fn kvrealloc(&self, ptr: *mut u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
         if self.is_vmalloc_addr(ptr) {
-            return match self.vrealloc(ptr, size, gfp)? {
-                Some(p) => Ok(p),
-                None => Ok(kmem_core::kmalloc::zero_size_ptr()),
-            };
+            return self.vrealloc(ptr, size, gfp);
         }
         // SAFETY: The caller's promise.
         if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {
-            return Ok(p);
+            return Ok(Some(p));
         }
         let new = self.kvmalloc(size, gfp)?;
         let old = self.ksize(ptr).min(size);
@@ -133,6 +132,6 @@ impl Machine {
             std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), old);
             self.kfree(ptr);
         }
-        Ok(new)
+        Ok(Some(new))
     }
 }

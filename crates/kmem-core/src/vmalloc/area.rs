@@ -141,7 +141,8 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// `vrealloc(p, size, gfp)` (VM-12): `size == 0` frees `p` and returns `Ok(None)` (the
     /// kernel's NULL); a NULL `p` allocates; shrinking, and growing within the pages already
-    /// allocated, happen in place (zeroing with `__GFP_ZERO`); otherwise a new area gets a copy
+    /// allocated, happen in place (zeroing what is given up or taken with `__GFP_ZERO`,
+    /// `init_on_alloc` or `init_on_free`, as the kernel does); otherwise a new area gets a copy
     /// of the requested bytes and `p` is freed.
     ///
     /// # Errors
@@ -185,7 +186,12 @@ impl<M: Mmu> Vmalloc<M> {
             (i, node.requested, node.nr_pages() * PAGE_SIZE)
         };
         if size <= alloced {
-            if gfp.contains(__GFP_ZERO) {
+            // Shrinking zeroes the "freed" tail with `init_on_free` or `want_init_on_alloc`;
+            // growing within the pages zeroes the "allocated" bytes with `want_init_on_alloc`
+            // (`init_on_alloc` or `__GFP_ZERO`).
+            let config = &k.slabs().config;
+            let on_alloc = config.init_on_alloc || gfp.contains(__GFP_ZERO);
+            if on_alloc || (size < old_size && config.init_on_free) {
                 let (lo, hi) = (size.min(old_size), size.max(old_size));
                 self.mmu.zero(addr + lo, hi - lo);
             }

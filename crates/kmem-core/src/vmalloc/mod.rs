@@ -374,6 +374,13 @@ impl<M: Mmu> Vmalloc<M> {
         }
     }
 
+    /// Whether `init_on_alloc` or `init_on_free` is on: vmalloc memory then always comes back
+    /// zeroed, as the kernel's pages do.
+    pub(super) fn want_init<P: Platform>(k: &Kmem<P>) -> bool {
+        let config = &k.slabs().config;
+        config.init_on_alloc || config.init_on_free
+    }
+
     /// The gfp backing pages are allocated with (`__vmalloc_area_node`): HighMem unless a DMA
     /// zone was asked for, never a warning per page.
     fn page_gfp(gfp: Gfp) -> Gfp {

@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use super::raw::PfnArray;
 use super::space::Space;
 use super::{Mmu, VM_ALLOC, Vmalloc};
-use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
+use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, Gfp};
 use crate::kmem::Kmem;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
 use crate::platform::Platform;
@@ -22,7 +22,8 @@ const RELEASE_BATCH: usize = 16;
 
 impl<M: Mmu> Vmalloc<M> {
     /// Takes a cached area of `va_size` bytes with `nr_pages` frames (from zones up to `zone`),
-    /// aligned to `align`, for a vmalloc with flags `vm_flags`; zeroes it for `__GFP_ZERO`.
+    /// aligned to `align`, for a vmalloc with flags `vm_flags`; zeroes it when `zero`
+    /// (`__GFP_ZERO`, or `init_on_alloc`/`init_on_free`).
     /// `None` on a miss: the caller allocates as usual.
     #[expect(clippy::too_many_arguments, reason = "the area's vm_struct fields")]
     pub(super) fn cache_alloc(
@@ -30,7 +31,7 @@ impl<M: Mmu> Vmalloc<M> {
         va_size: usize,
         nr_pages: usize,
         align: usize,
-        gfp: Gfp,
+        zero: bool,
         zone: u8,
         vm_flags: u32,
         requested: usize,
@@ -49,7 +50,7 @@ impl<M: Mmu> Vmalloc<M> {
         super::locked_add(&self.nr_vmalloc_pages, nr_pages);
         super::locked_add(&self.stats.cache_hits, 1);
         drop(space);
-        if gfp.contains(__GFP_ZERO) {
+        if zero {
             // VM-5: the frames hold what their last user wrote.
             self.mmu.zero(start, nr_pages * PAGE_SIZE);
         }

@@ -115,3 +115,35 @@ fn km12_kvfree_sensitive_zeroes_vmalloc_frames_and_reports_an_overrun() {
     m.read_bytes(q, &mut back).unwrap();
     assert!(back.iter().all(|&b| b == 0));
 }
+
+/// `kvrealloc(p, 0)` follows the allocator of `p` (`kvrealloc_node_align_noprof`): a vmalloc
+/// address is freed by `vrealloc` and NULL returned; a kmalloc one by `krealloc`, which returns
+/// `ZERO_SIZE_PTR`.
+#[test]
+fn km12_kvrealloc_to_zero_follows_the_allocator_of_the_pointer() {
+    let m = builder(Profile::I386, 64).build().unwrap();
+    let v = m.vmalloc(3 * PAGE_SIZE).unwrap();
+    // SAFETY: Ours; freed by the call.
+    assert_eq!(unsafe { m.kvrealloc(v.as_ptr(), 0, GFP_KERNEL) }, Ok(None), "vmalloc: NULL");
+    assert!(m.vmalloc_to_page(v.as_ptr()).is_none(), "freed");
+    let k = m.kmalloc(100, GFP_KERNEL).unwrap();
+    // SAFETY: Ours; freed by the call.
+    let z = unsafe { m.kvrealloc(k.as_ptr(), 0, GFP_KERNEL) };
+    assert_eq!(z, Ok(Some(kmem_core::kmalloc::zero_size_ptr())), "kmalloc: ZERO_SIZE_PTR");
+}
+
+/// Above `INT_MAX` kvmalloc fails with `WARN_ON_ONCE(!(flags & __GFP_NOWARN))`: no report
+/// with `__GFP_NOWARN`, then one report on the machine however often it happens.
+#[test]
+fn km12_kvmalloc_above_int_max_warns_once() {
+    let m = builder(Profile::X86_64, 64).build().unwrap();
+    let huge = i32::MAX as usize + 1;
+    assert!(m.kvmalloc(huge, GFP_KERNEL | __GFP_NOWARN).is_err());
+    assert_eq!(count_log(&m, "__kvmalloc_node_noprof"), 0);
+    for _ in 0..3 {
+        assert!(m.kvmalloc(huge, GFP_KERNEL).is_err());
+    }
+    assert_eq!(count_log(&m, " __kvmalloc_node_noprof"), 1, "{:?}", log_lines(&m));
+    assert!(count_log(&m, "WARNING: CPU: ") >= 1);
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0, "vmalloc was not tried");
+}
