@@ -167,20 +167,19 @@ impl<M: Mmu> Vmalloc<M> {
             k.report_might_sleep(caller);
             gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
-        // `init_on_alloc`/`init_on_free`: the kernel's page allocator hands out zeroed pages
-        // (zeroed when allocated, resp. when last freed); so must vmalloc, from fresh pages
-        // and from the frame cache alike.
-        let init = Self::want_init(k);
         let mut page_gfp = Self::page_gfp(gfp);
-        if init {
-            page_gfp |= __GFP_ZERO;
-        }
         let zone = page_gfp.zone().map_or(0, |z| z as u8);
-        let zero = init || gfp.contains(__GFP_ZERO);
         if guard != 0
-            && let Some(p) = self.cache_alloc(va_size, nr_pages, align, zero, zone, vm_flags, size, caller)
+            && let Some(p) =
+                self.cache_alloc(va_size, nr_pages, align, gfp.contains(__GFP_ZERO), zone, vm_flags, size, caller)
         {
             return Ok(p);
+        }
+        // `init_on_alloc`/`init_on_free`: the kernel's page allocator hands out zeroed pages
+        // (zeroed when allocated, resp. when last freed); so must vmalloc, from fresh pages
+        // as from the frame cache (`cache_alloc`).
+        if Self::want_init(k) {
+            page_gfp |= __GFP_ZERO;
         }
         let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
         let Ok((area, start)) = self.alloc_area(k, va_size, align, gfp, flags, size, caller) else {

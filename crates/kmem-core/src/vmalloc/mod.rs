@@ -166,6 +166,8 @@ pub struct Vmalloc<M: Mmu> {
     owner: AtomicUsize,
     /// `sizeof(struct page *)` (see [`Vmalloc::set_page_pointer_bytes`]).
     page_ptr_bytes: usize,
+    /// [`Vmalloc::want_init`] of the bound allocator (its settings never change).
+    init_pages: AtomicBool,
     warned_zero: AtomicBool,
     warn_rs: Ratelimit,
     stats: VmStats,
@@ -201,6 +203,7 @@ impl<M: Mmu> Vmalloc<M> {
             cache_max_pages: AtomicUsize::new(usize::MAX),
             owner: AtomicUsize::new(0),
             page_ptr_bytes: 8,
+            init_pages: AtomicBool::new(false),
             warned_zero: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
             stats: VmStats::default(),
@@ -322,7 +325,7 @@ impl<M: Mmu> Vmalloc<M> {
             return;
         }
         match self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
-            Ok(_) => {}
+            Ok(_) => self.init_pages.store(Self::want_init(k), Relaxed),
             Err(bound) => assert_eq!(bound, addr, "vmalloc used with two page allocators"),
         }
     }
