@@ -122,7 +122,8 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 }
 
 /// `void *kvrealloc(const void *p, size_t size, gfp_t flags)` (6.12+): the same or a new
-/// allocation with the contents; NULL on failure with `p` untouched.
+/// allocation with the contents; NULL on failure with `p` untouched. Size 0 frees: a vmalloc
+/// `p` gives NULL (`vrealloc`), a kmalloc one `ZERO_SIZE_PTR` (`krealloc`).
 ///
 /// # Safety
 /// `p` is NULL or a kvmalloc allocation the caller owns.
@@ -130,7 +131,10 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kvrealloc", ptr::null_mut(), |m| {
         // SAFETY: The caller's allocation; vmalloc and kmalloc both check it before use.
-        out(unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) })
+        match unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) } {
+            Ok(Some(n)) => n.as_ptr().cast(),
+            Ok(None) | Err(_) => ptr::null_mut(),
+        }
     })
 }
 
@@ -144,35 +148,17 @@ pub unsafe extern "C" fn kvfree(addr: *const c_void) {
     ffi_boundary("kvfree", (), |m| unsafe { m.kvfree(addr.cast()) });
 }
 
-/// Whether `[p, p + len)` is mapped vmalloc memory, page by page.
-fn vmalloc_range_mapped(m: &Machine, p: *const u8, len: usize) -> bool {
-    let start = p as usize & !(kmem::PAGE_SIZE - 1);
-    let Some(end) = (p as usize).checked_add(len) else { return false };
-    (start..end).step_by(kmem::PAGE_SIZE).all(|a| m.vmalloc_to_page(a as *const u8).is_some())
-}
-
 /// `void kvfree_sensitive(const void *addr, size_t len)`: zeroes `len` bytes, then frees. The
-/// bytes are zeroed only once kmem has recognised the allocation: a kmalloc one is zeroed in
-/// full (its usable size is at least `len`), a vmalloc one only if every page of the range is
-/// mapped; anything else is reported by the free and nothing is written.
+/// bytes are zeroed only once kmem has recognised the allocation, and never past it: a `len`
+/// beyond it zeroes all of it and is reported (`WARN`), then the free goes on; anything that is
+/// no allocation is reported by the free and nothing is written ([`Machine::kvfree_sensitive`]).
 ///
 /// # Safety
-/// As [`kfree`], and `len` does not exceed the allocation.
+/// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvfree_sensitive(addr: *const c_void, len: usize) {
-    ffi_boundary("kvfree_sensitive", (), |m| {
-        let p = addr.cast::<u8>().cast_mut();
-        if m.is_vmalloc_addr(p) {
-            if vmalloc_range_mapped(m, p, len) {
-                // SAFETY: Every page of the range is mapped vmalloc memory of the caller's.
-                unsafe { p.write_bytes(0, len) };
-            }
-            m.vfree(p);
-        } else {
-            // SAFETY: As in `kfree_sensitive`.
-            unsafe { m.kfree_sensitive(p) };
-        }
-    });
+    // SAFETY: As in `kfree`; the allocation is recognised before anything is written.
+    ffi_boundary("kvfree_sensitive", (), |m| unsafe { m.kvfree_sensitive(addr.cast::<u8>().cast_mut(), len) });
 }
 
 /// A kmalloc copy of `len` bytes at `src` followed by `tail` zero bytes, or NULL.

@@ -57,7 +57,7 @@ pub extern "C" fn vmalloc_32(size: c_ulong) -> *mut c_void {
 /// `void *vmalloc_32_user(unsigned long size)`: `vmalloc_32`, zeroed, `VM_USERMAP`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_32_user(size: c_ulong) -> *mut c_void {
-    ffi_boundary("vmalloc_32_user", ptr::null_mut(), |m| out(m.vm().vmalloc_32_user(m.pages(), size as usize)))
+    ffi_boundary("vmalloc_32_user", ptr::null_mut(), |m| out(m.vm().vmalloc_32_user(m, size as usize)))
 }
 
 /// `void *__vmalloc(unsigned long size, gfp_t gfp_mask)`.

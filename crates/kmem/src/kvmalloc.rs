@@ -4,6 +4,7 @@
 
 use std::panic::Location;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Relaxed;
 
 use kmem_core::gfp::{__GFP_NOWARN, __GFP_ZERO};
 use kmem_core::kmalloc::kv::{KvFallback, kmalloc_gfp_adjust, kvmalloc_fallback};
@@ -27,14 +28,13 @@ impl Machine {
         match kvmalloc_fallback(gfp, size) {
             KvFallback::SmallFails | KvFallback::NonBlockingFails => Err(AllocError),
             KvFallback::TooLarge => {
-                if !gfp.contains(__GFP_NOWARN) {
-                    self.platform().log(
-                        Level::Warning,
-                        format_args!(
-                            "WARNING: at {} __kvmalloc_node_noprof\nkvmalloc: {size} bytes is above INT_MAX; returning NULL",
-                            Location::caller()
-                        ),
-                    );
+                // `WARN_ON_ONCE(!(flags & __GFP_NOWARN))`: once per machine, no message.
+                if !gfp.contains(__GFP_NOWARN) && !self.inner.kvmalloc_warned.swap(true, Relaxed) {
+                    let (platform, caller) = (self.platform(), Location::caller());
+                    let cpu = platform.cpu().unwrap_or(0);
+                    platform
+                        .log(Level::Warning, format_args!("WARNING: CPU: {cpu} at {caller} __kvmalloc_node_noprof"));
+                    platform.dump_stack(caller);
                 }
                 Err(AllocError)
             }
@@ -65,42 +65,65 @@ impl Machine {
         }
     }
 
-    /// `kvfree_sensitive`: zeroes `len` bytes, then frees.
+    /// `kvfree_sensitive`: zeroes `len` bytes (`memzero_explicit`), then frees. The bytes
+    /// are zeroed only once kmem has recognised the allocation, and never past it: a `len`
+    /// beyond the allocation (kmalloc's usable size, or a vmalloc area's pages) zeroes all of
+    /// it and is reported (`WARN`; the kernel would write past the end), and the free goes on.
+    /// An address that is no allocation is reported by the free, and nothing is written.
     ///
     /// # Safety
-    /// As [`Machine::kvfree`], and `len` must not exceed the allocation.
+    /// As [`Machine::kvfree`]: `ptr` must be NULL or a live allocation the caller owns.
     #[track_caller]
     pub unsafe fn kvfree_sensitive(&self, ptr: *mut u8, len: usize) {
-        if ptr.is_null() {
+        if kmem_core::kmalloc::classes::zero_or_null_ptr(ptr as usize) {
             return;
         }
-        // SAFETY: The caller owns `len` bytes at `ptr`.
-        unsafe {
-            ptr.write_bytes(0, len);
-            self.kvfree(ptr);
+        let caller = Location::caller();
+        let held = if self.is_vmalloc_addr(ptr) {
+            self.inner.vm.zero_area(ptr, len)
+        } else {
+            let usable = self.kmalloc_usable_size(ptr);
+            if let Some(n) = usable {
+                // SAFETY: `ptr` is a live kmalloc allocation of `n` usable bytes, the caller's.
+                unsafe { ptr.write_bytes(0, len.min(n)) };
+            }
+            usable
+        };
+        if let Some(n) = held
+            && len > n
+        {
+            let platform = self.platform();
+            platform.log(
+                Level::Err,
+                format_args!("kvfree_sensitive: {len} bytes at {ptr:p} exceed the allocation ({n} bytes)"),
+            );
+            let cpu = platform.cpu().unwrap_or(0);
+            platform.log(Level::Warning, format_args!("WARNING: CPU: {cpu} at {caller} kvfree_sensitive"));
+            platform.dump_stack(caller);
         }
+        // SAFETY: The caller's allocation (kvfree checks it before freeing).
+        unsafe { self.kvfree(ptr) };
     }
 
-    /// `kvrealloc`: `vrealloc` for a vmalloc address; otherwise `krealloc` with kvmalloc's
-    /// adjusted flags, falling back to `kvmalloc` + copy of `ksize(p)` bytes + `kfree`. On
-    /// failure `ptr` stays valid.
+    /// `kvrealloc` (`kvrealloc_node_align_noprof`): `vrealloc` for a vmalloc address (size 0
+    /// frees it and gives `Ok(None)`, the kernel's NULL); otherwise `krealloc` with kvmalloc's
+    /// adjusted flags (size 0 frees and gives `ZERO_SIZE_PTR`), falling back to `kvmalloc` +
+    /// copy of `ksize(p)` bytes + `kfree`. On failure `ptr` stays valid.
     ///
     /// # Errors
-    /// When no memory could be found.
+    /// When no memory could be found, or `ptr` is a vmalloc address that starts no vmalloc
+    /// area (reported).
     ///
     /// # Safety
     /// As [`kmem_core::Kmem::krealloc`].
     #[track_caller]
-    pub unsafe fn kvrealloc(&self, ptr: *mut u8, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+    pub unsafe fn kvrealloc(&self, ptr: *mut u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
         if self.is_vmalloc_addr(ptr) {
-            return match self.vrealloc(ptr, size, gfp)? {
-                Some(p) => Ok(p),
-                None => Ok(kmem_core::kmalloc::zero_size_ptr()),
-            };
+            return self.vrealloc(ptr, size, gfp);
         }
         // SAFETY: The caller's promise.
         if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {
-            return Ok(p);
+            return Ok(Some(p));
         }
         let new = self.kvmalloc(size, gfp)?;
         let old = self.ksize(ptr).min(size);
@@ -109,6 +132,6 @@ impl Machine {
             std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), old);
             self.kfree(ptr);
         }
-        Ok(new)
+        Ok(Some(new))
     }
 }

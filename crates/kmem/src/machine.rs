@@ -246,13 +246,15 @@ impl Builder {
         crate::env::apply(self, |k| std::env::var(k).ok())
     }
 
-    /// `init_on_alloc=`: zero slab objects on allocation.
+    /// `init_on_alloc=`: zero slab objects on allocation; vmalloc memory (fresh or from the
+    /// frame cache) comes zeroed too.
     pub fn init_on_alloc(mut self, on: bool) -> Self {
         self.s.slab.init_on_alloc = on;
         self
     }
 
-    /// `init_on_free=`: zero slab objects on free.
+    /// `init_on_free=`: zero slab objects on free; vmalloc memory (fresh or from the frame
+    /// cache) comes zeroed too, as the kernel's pages zeroed at free do.
     pub fn init_on_free(mut self, on: bool) -> Self {
         self.s.slab.init_on_free = on;
         self
@@ -350,7 +352,9 @@ impl Builder {
             }
         };
         let vm_start = vm_range.base();
-        let vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
+        let mut vm = Vmalloc::new(UserMmu::new(vm_range), vm_start, vm_bytes, cpus).map_err(BuildError::Init)?;
+        // `sizeof(struct page *)`: the size of a vmalloc area's page array entries.
+        vm.set_page_pointer_bytes(if s.profile == Profile::I386 { 4 } else { 8 });
         let highmem = if highmem_wanted {
             let (pkmap, fixmap) = Highmem::window_bytes(cpus);
             Some(Highmem::new(window(pkmap)?, window(fixmap)?, cpus))
@@ -420,6 +424,7 @@ impl Builder {
             vm,
             highmem,
             forkable,
+            kvmalloc_warned: std::sync::atomic::AtomicBool::new(false),
         });
         // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
         if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
@@ -455,6 +460,8 @@ pub(crate) struct Inner {
     pub(crate) highmem: Option<Highmem>,
     /// Private memory and no kswapd: [`Machine::fork_prepare`] may be used.
     pub(crate) forkable: bool,
+    /// The `WARN_ON_ONCE` of a kvmalloc above `INT_MAX` fired (`kvmalloc.rs`).
+    pub(crate) kvmalloc_warned: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for Machine {

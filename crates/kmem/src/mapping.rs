@@ -8,10 +8,12 @@
 //!
 //! Unmapping a range of at most [`SOFT_UNMAP_MAX`] bytes is one `mprotect(PROT_NONE)`: the
 //! file mapping stays as an inaccessible VMA, which is what makes a single-area unmap cheap
-//! (no VMA split and re-merge with the reservation). Longer ranges (batched lazy purges) are
-//! replaced by a fresh anonymous `PROT_NONE` reservation, which also drops any inaccessible
-//! file VMAs left inside them. Either way the range faults on access afterwards. The number of
-//! VMAs stays bounded by the pages of the range ever mapped, as before.
+//! (no VMA split and re-merge with the reservation). Longer ranges are replaced by a fresh
+//! anonymous `PROT_NONE` reservation, which also drops any inaccessible file VMAs left inside
+//! them; so are purged runs of lazily freed areas longer than that ([`Mmu::purge`]: vmalloc
+//! unmaps each area when it is freed, the purge is only the "TLB flush"). Either way the range
+//! faults on access afterwards. The number of VMAs stays bounded by the pages of the range
+//! ever mapped.
 //!
 //! Invariant: `base .. base + len` is a mapping this process made and owns for the life of the
 //! [`VaRange`]; every `mmap`/`mprotect` here is strictly inside it, so no other mapping of the
@@ -186,5 +188,14 @@ unsafe impl Mmu for UserMmu {
 
     fn unmap(&self, va: usize, len: usize) {
         self.range.unmap(va, len);
+    }
+
+    /// Purged runs longer than [`SOFT_UNMAP_MAX`] become a fresh reservation, which drops the
+    /// inaccessible file VMAs their areas' `mprotect` unmaps left; shorter ones need nothing
+    /// (their pages are `PROT_NONE` already), so a purge of a lone small area costs no syscall.
+    fn purge(&self, va: usize, len: usize) {
+        if len > SOFT_UNMAP_MAX {
+            self.range.unmap(va, len);
+        }
     }
 }

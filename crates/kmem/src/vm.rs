@@ -29,7 +29,7 @@ impl Shrinker for Inner {
     }
 
     fn scan_objects(&self, nr_to_scan: usize, _gfp: Gfp) -> usize {
-        self.vm.shrink(self.kmem.pages(), nr_to_scan)
+        self.vm.shrink(&self.kmem, nr_to_scan)
     }
 }
 
@@ -38,7 +38,7 @@ impl Inner {
     /// queued in atomic context.
     pub(crate) fn deferred_work(&self) {
         if self.vm.nr_deferred() > 0 {
-            self.vm.flush_deferred(self.kmem.pages());
+            self.vm.flush_deferred(&self.kmem);
         }
     }
 }
@@ -56,7 +56,7 @@ impl Machine {
     /// As [`Vmalloc::vmalloc`].
     #[track_caller]
     pub fn vmalloc(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmalloc(self.inner.kmem.pages(), size)
+        self.inner.vm.vmalloc(&self.inner.kmem, size)
     }
 
     /// `vzalloc(size)`.
@@ -65,7 +65,7 @@ impl Machine {
     /// As [`Vmalloc::vmalloc`].
     #[track_caller]
     pub fn vzalloc(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vzalloc(self.inner.kmem.pages(), size)
+        self.inner.vm.vzalloc(&self.inner.kmem, size)
     }
 
     /// `vmalloc_user(size)`.
@@ -74,7 +74,7 @@ impl Machine {
     /// As [`Vmalloc::vmalloc`].
     #[track_caller]
     pub fn vmalloc_user(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmalloc_user(self.inner.kmem.pages(), size)
+        self.inner.vm.vmalloc_user(&self.inner.kmem, size)
     }
 
     /// `vmalloc_32(size)`: frames below 4 GiB (lowmem on i386).
@@ -83,7 +83,7 @@ impl Machine {
     /// As [`Vmalloc::vmalloc`].
     #[track_caller]
     pub fn vmalloc_32(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmalloc_32(self.inner.kmem.pages(), size)
+        self.inner.vm.vmalloc_32(&self.inner.kmem, size)
     }
 
     /// `__vmalloc(size, gfp)`.
@@ -93,7 +93,7 @@ impl Machine {
     #[doc(alias = "__vmalloc")]
     #[track_caller]
     pub fn vmalloc_gfp(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmalloc_gfp(self.inner.kmem.pages(), size, gfp)
+        self.inner.vm.vmalloc_gfp(&self.inner.kmem, size, gfp)
     }
 
     /// `vmalloc_node(size, node)` (one node; `NUMA_NO_NODE` accepted).
@@ -102,7 +102,7 @@ impl Machine {
     /// As [`Vmalloc::vmalloc`].
     #[track_caller]
     pub fn vmalloc_node(&self, size: usize, node: i32) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmalloc_node(self.inner.kmem.pages(), size, node)
+        self.inner.vm.vmalloc_node(&self.inner.kmem, size, node)
     }
 
     /// `__vmalloc_node(size, align, gfp, node)`.
@@ -118,37 +118,37 @@ impl Machine {
         gfp: Gfp,
         node: i32,
     ) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmalloc_node_align(self.inner.kmem.pages(), size, align, gfp, node)
+        self.inner.vm.vmalloc_node_align(&self.inner.kmem, size, align, gfp, node)
     }
 
     /// `vfree(addr)`: deferred in atomic context (VM-7); misuse is reported (VM-6).
     #[track_caller]
     pub fn vfree(&self, addr: *const u8) {
-        self.inner.vm.vfree(self.inner.kmem.pages(), addr);
+        self.inner.vm.vfree(&self.inner.kmem, addr);
     }
 
     /// `vfree_atomic(addr)`.
     #[track_caller]
     pub fn vfree_atomic(&self, addr: *const u8) {
-        self.inner.vm.vfree_atomic(self.inner.kmem.pages(), addr);
+        self.inner.vm.vfree_atomic(&self.inner.kmem, addr);
     }
 
     /// Completes the `vfree`s deferred from atomic context now (kswapd, the next
     /// `vmalloc`/`vfree` and reclaim also complete them).
     pub fn flush_deferred_vfree(&self) {
-        self.inner.vm.flush_deferred(self.inner.kmem.pages());
+        self.inner.vm.flush_deferred(&self.inner.kmem);
     }
 
     /// Releases the vmalloc frame cache, purges every lazily freed area and empties the VA
     /// pool into the free tree (`reclaim_and_purge_vmap_areas`, plus the cache). Returns the
     /// pages of address space purged.
     pub fn vm_reclaim_and_purge(&self) -> usize {
-        self.inner.vm.reclaim_and_purge(self.inner.kmem.pages())
+        self.inner.vm.reclaim_and_purge(&self.inner.kmem)
     }
 
     /// Runs the vmalloc shrinker as reclaim would: returns the frames freed.
     pub fn vm_shrink(&self, nr_to_scan: usize) -> usize {
-        self.inner.vm.shrink(self.inner.kmem.pages(), nr_to_scan)
+        self.inner.vm.shrink(&self.inner.kmem, nr_to_scan)
     }
 
     /// `vmap(pages, count, flags, PAGE_KERNEL)`.
@@ -157,13 +157,13 @@ impl Machine {
     /// As [`Vmalloc::vmap`].
     #[track_caller]
     pub fn vmap(&self, pages: &[&Page], flags: u32) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.vmap(self.inner.kmem.pages(), pages, flags)
+        self.inner.vm.vmap(&self.inner.kmem, pages, flags)
     }
 
     /// `vunmap(addr)`.
     #[track_caller]
     pub fn vunmap(&self, addr: *const u8) {
-        self.inner.vm.vunmap(self.inner.kmem.pages(), addr);
+        self.inner.vm.vunmap(&self.inner.kmem, addr);
     }
 
     /// `get_vm_area(size, flags)`: address space only, nothing mapped.
@@ -172,13 +172,13 @@ impl Machine {
     /// As [`Vmalloc::get_vm_area`].
     #[track_caller]
     pub fn get_vm_area(&self, size: usize, flags: u32) -> Result<NonNull<u8>, AllocError> {
-        self.inner.vm.get_vm_area(self.inner.kmem.pages(), size, flags)
+        self.inner.vm.get_vm_area(&self.inner.kmem, size, flags)
     }
 
     /// `free_vm_area`.
     #[track_caller]
     pub fn free_vm_area(&self, addr: *const u8) {
-        self.inner.vm.free_vm_area(self.inner.kmem.pages(), addr);
+        self.inner.vm.free_vm_area(&self.inner.kmem, addr);
     }
 
     /// `vmalloc_to_page(addr)`.
@@ -202,11 +202,15 @@ impl Machine {
     /// As [`Vmalloc::vrealloc`].
     #[track_caller]
     pub fn vrealloc(&self, p: *const u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
-        self.inner.vm.vrealloc(self.inner.kmem.pages(), p, size, gfp)
+        self.inner.vm.vrealloc(&self.inner.kmem, p, size, gfp)
     }
 
-    /// `/proc/vmallocinfo`.
+    /// `/proc/vmallocinfo`. The text is written under the vmap lock, so its `String` comes from
+    /// the system heap even when [`crate::KmemAlloc`] is the global allocator: a kmalloc there
+    /// could enter reclaim, whose vmalloc shrinker takes the vmap lock (as the other `/proc`
+    /// texts do, `procfs.rs`).
     pub fn vmallocinfo(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under the vmap lock.
         let mut s = String::new();
         let _ = self.inner.vm.vmallocinfo(&mut s);
         s

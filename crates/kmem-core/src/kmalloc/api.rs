@@ -321,6 +321,16 @@ impl<P: Platform> Kmem<P> {
         Ok(new)
     }
 
+    /// The usable size of `ptr` ([`Kmem::ksize`]) if it is a kmalloc allocation, `None` (and
+    /// no report) otherwise: what `kvfree_sensitive` may zero before the free reports a bad
+    /// pointer.
+    pub fn kmalloc_usable_size(&self, ptr: *const u8) -> Option<usize> {
+        if zero_or_null_ptr(ptr as usize) {
+            return None;
+        }
+        self.krealloc_capacity(ptr).map(|_| self.ksize(ptr))
+    }
+
     /// `kfree_sensitive`: zeroes the whole usable size, then frees.
     ///
     /// # Safety

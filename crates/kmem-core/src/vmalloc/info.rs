@@ -11,6 +11,9 @@ impl<M: Mmu> Vmalloc<M> {
     /// page; the caller is the `file:line` that created the area), then every lazily freed area
     /// as `0x<start>-0x<end> <size> unpurged vm_area`, and so is every area of the frame cache
     /// (freed, not yet unmapped). Areas being set up and pooled address space are skipped.
+    ///
+    /// `w` is written under the vmap lock: it must not allocate from this machine's kmalloc
+    /// (reclaim would run the vmalloc shrinker, which takes the vmap lock: a self-deadlock).
     pub fn vmallocinfo(&self, w: &mut dyn Write) -> fmt::Result {
         let space = self.space.lock();
         let mut result = Ok(());

@@ -1,5 +1,6 @@
 //! What vmalloc needs from the platform's page tables: map frames at a virtual address, unmap a
-//! range, and (for `vrealloc`) copy and zero bytes through mapped addresses.
+//! range, flush purged ranges, and (for `vrealloc`) copy and zero bytes through mapped
+//! addresses.
 
 /// The page-table side of a mapping could not be set up (`-ENOMEM` from `vmap_pages_range`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +25,14 @@ pub unsafe trait Mmu: Send + Sync {
 
     /// Unmaps `[va, va + len)` (page aligned; parts may already be unmapped).
     fn unmap(&self, va: usize, len: usize);
+
+    /// A purge of `[va, va + len)` (page aligned), lazily freed ranges whose mappings were all
+    /// unmapped when they were freed: the kernel's deferred TLB flush. An implementation may
+    /// release what it still keeps for the range; the range must stay inaccessible. The
+    /// default does nothing.
+    fn purge(&self, va: usize, len: usize) {
+        let _ = (va, len);
+    }
 
     /// Copies `len` bytes from mapped `src` to mapped `dst` (disjoint ranges).
     fn copy(&self, dst: usize, src: usize, len: usize) {

@@ -5,16 +5,21 @@
 //! areas, three address-keyed AVL trees over one pool of nodes (`space`, `tree`, `node`); the
 //! free tree caches the largest free size of each subtree, so the lowest-address fit is one
 //! descent (SEMANTICS §5.2). Every area ends in one unmapped guard page unless `VM_NO_GUARD`.
-//! Nodes and each area's pfn array live in pages of the page allocator (`raw`): kmem-core has
-//! no heap. `vfree` moves an area to the lazy tree; its mapping stays until a purge, which
-//! runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted, unmaps
-//! them all and returns their ranges to the free tree (§5.3). `vfree` in atomic context only
-//! queues the area (VM-7), and the first entry of an empty queue kicks the platform's worker
-//! ([`Platform::schedule_work`]; kmem's machine runs it on its kswapd thread), which drains the
-//! queue from process context with [`Vmalloc::flush_deferred`], as the kernel's
-//! `delayed_vfree_work` does. The next `vmalloc`/`vfree` outside atomic context drains it too,
-//! and so does the shrinker ([`Vmalloc::shrink`], counted by [`Vmalloc::reclaimable_pages`]),
-//! so direct reclaim gets the frames back even on a platform without a worker.
+//! Nodes live in pages of the page allocator (`raw`): kmem-core has no heap; an area's pfn array
+//! is a kmalloc object up to a page (the kernel's `area->pages`), else pages of its own. The node chunks' directory is sized at [`Vmalloc::new`] for every node the range can ever
+//! need (one per page, plus spares), so the number of areas is limited by memory only; chunks are
+//! kept for reuse, never freed. `vfree` unmaps an area (under the vmap lock, before its frames are
+//! freed: the kernel's `vunmap_range_noflush` at free time) and moves it to the lazy tree; its
+//! address range stays there until a purge — the kernel's deferred TLB flush, [`Mmu::purge`] —
+//! which runs when more than [`Vmalloc::lazy_max_pages`] are lazy or the space is exhausted and
+//! returns the ranges to the free tree (§5.3). `vunmap` unmaps at once too (the caller may free its
+//! pages next). `vfree` in atomic context only queues the area (VM-7), and the first entry of an
+//! empty queue kicks the platform's worker ([`Platform::schedule_work`]; kmem's machine runs it on
+//! its kswapd thread), which drains the queue from process context with
+//! [`Vmalloc::flush_deferred`], as the kernel's `delayed_vfree_work` does. The next
+//! `vmalloc`/`vfree` outside atomic context drains it too, and so does the shrinker
+//! ([`Vmalloc::shrink`], counted by [`Vmalloc::reclaimable_pages`]), so direct reclaim gets the
+//! frames back even on a platform without a worker.
 //!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);
@@ -29,18 +34,23 @@
 //! areas (meminfo `VmallocUsed`, VM-13; cached frames are not counted); every pool node is
 //! unused or in exactly one tree.
 //!
+//! Invariant: an area is mapped only while it is live (busy, published) or parked in the
+//! frame cache with its frames; lazily freed areas and pooled ranges are unmapped.
+//!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
-//! surgery, `vmallocinfo`, and the unmap calls of purges and cache releases), then the page
-//! allocator's zone locks —
-//! but no page is allocated or freed under the vmap lock: node chunks, pfn arrays and backing
-//! pages are allocated before it is taken, and freed after it is dropped. Mapping an area
-//! happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED` meanwhile).
-//! The worker kick of a deferred free ([`Platform::schedule_work`]) is made after the vmap lock
-//! is dropped and takes no kmem lock. The deferred queue is drained from reclaim (the shrinker
-//! runs with no vmap lock held: nothing allocates under it), taking the vmap lock for each
-//! entry and freeing its frames after dropping it, as `vfree` does.
+//! surgery, `vmallocinfo`, the unmap calls of frees and cache releases, and purges' flushes),
+//! then the page allocator's zone locks — but no page or object is allocated or freed under the
+//! vmap lock: node chunks, pfn arrays (kmalloc objects: the slab locks, then the zone locks)
+//! and backing pages are allocated before it is taken, and freed after it is dropped. Mapping
+//! an area happens outside the lock (the area is reserved and marked `VM_UNINITIALIZED`
+//! meanwhile). The worker kick of a deferred free ([`Platform::schedule_work`]) is made after
+//! the vmap lock is dropped and takes no kmem lock. The deferred queue is drained from reclaim
+//! (the shrinker runs with no vmap lock held: nothing allocates under it), taking the vmap lock
+//! for each entry and freeing its frames and array after dropping it, as `vfree` does.
 
 mod api;
+mod area;
+mod free;
 mod info;
 mod mmu;
 mod node;
@@ -55,7 +65,8 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 pub use mmu::{MapError, Mmu};
 
 use crate::AllocError;
-use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_ZERO, GFP_RECLAIM_MASK, Gfp};
+use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, GFP_RECLAIM_MASK, Gfp};
+use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::page_alloc::{InitError, PageAllocator};
 use crate::platform::Platform;
@@ -134,8 +145,8 @@ pub struct VmStats {
 
 /// The vmalloc allocator of one machine, over a reserved virtual range.
 ///
-/// Every method takes the [`PageAllocator`] the areas' pages come from; it must be the same one
-/// on every call (checked).
+/// Every method takes the machine's [`Kmem`] (the page allocator the areas' pages come from, and
+/// kmalloc for their pfn arrays); it must be the same one on every call (checked).
 pub struct Vmalloc<M: Mmu> {
     mmu: M,
     start: usize,
@@ -153,6 +164,10 @@ pub struct Vmalloc<M: Mmu> {
     cache_max_pages: AtomicUsize,
     /// Address of the page allocator bound at first use.
     owner: AtomicUsize,
+    /// `sizeof(struct page *)` (see [`Vmalloc::set_page_pointer_bytes`]).
+    page_ptr_bytes: usize,
+    /// [`Vmalloc::want_init`] of the bound allocator (its settings never change).
+    init_pages: AtomicBool,
     warned_zero: AtomicBool,
     warn_rs: Ratelimit,
     stats: VmStats,
@@ -169,11 +184,17 @@ impl<M: Mmu> Vmalloc<M> {
             return Err(InitError("vmalloc range must be non-empty, page aligned and above 0"));
         }
         let end = start.checked_add(len).ok_or(InitError("vmalloc range wraps"))?;
+        // Every page its own range, plus the spares an allocation takes: the most nodes the
+        // range can ever need; indices are `u32` (`NIL` excluded).
+        let max_nodes = len / PAGE_SIZE + 1 + space::NODES_PER_ALLOC;
+        let dir_order = raw::Chunks::order_for(max_nodes, crate::order::MAX_PAGE_ORDER)
+            .filter(|_| max_nodes < node::NIL as usize)
+            .ok_or(InitError("vmalloc range too large (more than 2^32 pages)"))?;
         Ok(Self {
             mmu,
             start,
             end,
-            space: SpinLock::new(Space::new(start, end)),
+            space: SpinLock::new(Space::new(start, end, dir_order)),
             nr_vmalloc_pages: AtomicUsize::new(0),
             nr_deferred: AtomicUsize::new(0),
             deferred_pages: AtomicUsize::new(0),
@@ -181,6 +202,8 @@ impl<M: Mmu> Vmalloc<M> {
             va_pools: AtomicBool::new(nr_cpus > 1),
             cache_max_pages: AtomicUsize::new(usize::MAX),
             owner: AtomicUsize::new(0),
+            page_ptr_bytes: 8,
+            init_pages: AtomicBool::new(false),
             warned_zero: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
             stats: VmStats::default(),
@@ -235,7 +258,7 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// Pages held by the areas queued by `vfree` in atomic context: their frames, and at least
-    /// one page per area (its pfn array).
+    /// one per area (so that the shrinker drains a queue of areas without frames too).
     pub fn deferred_pages(&self) -> usize {
         self.deferred_pages.load(Relaxed)
     }
@@ -295,28 +318,31 @@ impl<M: Mmu> Vmalloc<M> {
         &self.stats
     }
 
-    /// Binds the allocator to `pa` on first use, and panics if another one is passed later.
-    fn bind<P: Platform>(&self, pa: &PageAllocator<P>) {
-        let addr = pa as *const PageAllocator<P> as usize;
+    /// Binds the allocator to `k` on first use, and panics if another one is passed later.
+    fn bind<P: Platform>(&self, k: &Kmem<P>) {
+        let addr = k.pages() as *const PageAllocator<P> as usize;
         if self.owner.load(Relaxed) == addr {
             return;
         }
         match self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
-            Ok(_) => {}
+            Ok(_) => self.init_pages.store(Self::want_init(k), Relaxed),
             Err(bound) => assert_eq!(bound, addr, "vmalloc used with two page allocators"),
         }
     }
 
-    /// Takes the vmap lock with at least `need` unused nodes, growing the pool by one chunk at a
-    /// time with pages allocated (lock dropped) under `gfp`.
+    /// Takes the vmap lock with at least `need` unused nodes, growing the pool one block at a
+    /// time (a chunk of nodes, or first a block of the chunk directory) with pages allocated
+    /// (lock dropped) under `gfp`. The directory has room for every node the range can need, so
+    /// only a failed page allocation (reported by the page allocator unless `__GFP_NOWARN`)
+    /// makes this fail — the kernel's `-ENOMEM` from `kmem_cache_alloc(vmap_area_cachep)`.
     fn lock_with_nodes<P: Platform>(
         &self,
-        pa: &PageAllocator<P>,
+        k: &Kmem<P>,
         need: usize,
         gfp: Gfp,
         caller: &core::panic::Location<'_>,
     ) -> Result<SpinGuard<'_, Space>, AllocError> {
-        self.bind(pa);
+        self.bind(k);
         loop {
             let mut space = self.space.lock();
             let init = usize::from(space.needs_init());
@@ -326,23 +352,36 @@ impl<M: Mmu> Vmalloc<M> {
                 }
                 return Ok(space);
             }
-            if space.pool.chunks.len() >= raw::MAX_CHUNKS {
-                return Err(AllocError);
-            }
+            // A full directory cannot happen (sized for the range at `new`); fail cleanly.
+            let dir = space.pool.chunks.needs_dir().ok_or(AllocError)?;
+            let order = if dir { space.pool.chunks.dir_order() } else { raw::CHUNK_ORDER };
             drop(space);
-            let chunk_gfp = gfp.intersection(GFP_RECLAIM_MASK);
-            let page = pa.alloc_pages_at(chunk_gfp, raw::CHUNK_ORDER, caller)?;
-            let block = pa.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
+            let page = k.alloc_pages_at(gfp.intersection(GFP_RECLAIM_MASK), order, caller)?;
+            let block = k.page_address(page).expect("no __GFP_HIGHMEM: lowmem page");
             let mut space = self.space.lock();
-            if space.pool.chunks.len() >= raw::MAX_CHUNKS {
+            if space.pool.chunks.needs_dir() != Some(dir) {
+                // Another thread grew the pool meanwhile: look again.
                 drop(space);
-                pa.free_pages(page, raw::CHUNK_ORDER);
-                return Err(AllocError);
+                k.free_pages(page, order);
+                continue;
             }
-            // SAFETY: A fresh lowmem block of `CHUNK_ORDER` we own and never free; the
-            // directory has room (checked under this lock hold).
-            unsafe { space.pool.grow(block) };
+            if dir {
+                // SAFETY: A fresh lowmem block of the directory order we own and never free;
+                // a directory block is needed (checked under this lock hold).
+                unsafe { space.pool.chunks.add_dir(block) };
+            } else {
+                // SAFETY: A fresh lowmem block of `CHUNK_ORDER` we own and never free; the
+                // directory has room (checked under this lock hold).
+                unsafe { space.pool.grow(block) };
+            }
         }
+    }
+
+    /// Whether `init_on_alloc` or `init_on_free` is on: vmalloc memory then always comes back
+    /// zeroed, as the kernel's pages do.
+    pub(super) fn want_init<P: Platform>(k: &Kmem<P>) -> bool {
+        let config = &k.slabs().config;
+        config.init_on_alloc || config.init_on_free
     }
 
     /// The gfp backing pages are allocated with (`__vmalloc_area_node`): HighMem unless a DMA
@@ -352,9 +391,16 @@ impl<M: Mmu> Vmalloc<M> {
         if gfp.intersects(__GFP_DMA.union(__GFP_DMA32)) { gfp } else { gfp | __GFP_HIGHMEM }
     }
 
-    /// The gfp of a pfn array (kmalloc'ed in the kernel): lowmem, reclaim bits only.
-    fn array_gfp(gfp: Gfp) -> Gfp {
-        gfp.intersection(GFP_RECLAIM_MASK).difference(__GFP_ZERO)
+    /// Bytes of the kernel's page array for `nr_pages` (`nr_pages * sizeof(struct page *)`).
+    pub(super) fn array_bytes(&self, nr_pages: usize) -> usize {
+        nr_pages.saturating_mul(self.page_ptr_bytes)
+    }
+
+    /// `sizeof(struct page *)` of the machine modelled (8 on 64-bit, 4 on i386): the entry
+    /// size pfn arrays are sized and reported with. 8 unless set.
+    pub fn set_page_pointer_bytes(&mut self, bytes: usize) {
+        assert!(bytes == 4 || bytes == 8, "sizeof(struct page *) is 4 or 8");
+        self.page_ptr_bytes = bytes;
     }
 
     /// Checks every invariant of the address space and of each area; panics on a broken one.

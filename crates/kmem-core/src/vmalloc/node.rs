@@ -80,8 +80,9 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    pub(super) const fn new() -> Self {
-        Self { chunks: Chunks::new(), free_head: NIL, nr_free: 0 }
+    /// An empty pool whose chunk directory blocks are of `dir_order` ([`Chunks::order_for`]).
+    pub(super) const fn new(dir_order: u32) -> Self {
+        Self { chunks: Chunks::new(dir_order), free_head: NIL, nr_free: 0 }
     }
 
     /// Unused nodes.

@@ -8,13 +8,14 @@
 
 use core::panic::Location;
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::raw::PfnArray;
 use super::space::Space;
 use super::{Mmu, VM_ALLOC, Vmalloc};
-use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, __GFP_ZERO, Gfp};
+use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, Gfp};
+use crate::kmem::Kmem;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
-use crate::page_alloc::PageAllocator;
 use crate::platform::Platform;
 
 /// Cached areas released per hold of the vmap lock.
@@ -22,7 +23,9 @@ const RELEASE_BATCH: usize = 16;
 
 impl<M: Mmu> Vmalloc<M> {
     /// Takes a cached area of `va_size` bytes with `nr_pages` frames (from zones up to `zone`),
-    /// aligned to `align`, for a vmalloc with flags `vm_flags`; zeroes it for `__GFP_ZERO`.
+    /// aligned to `align`, for a vmalloc with flags `vm_flags`; zeroes it when `zero`
+    /// (`__GFP_ZERO`) or `init_on_alloc`/`init_on_free` is on (recorded when the allocator was
+    /// bound, before any area could be cached).
     /// `None` on a miss: the caller allocates as usual.
     #[expect(clippy::too_many_arguments, reason = "the area's vm_struct fields")]
     pub(super) fn cache_alloc(
@@ -30,7 +33,7 @@ impl<M: Mmu> Vmalloc<M> {
         va_size: usize,
         nr_pages: usize,
         align: usize,
-        gfp: Gfp,
+        zero: bool,
         zone: u8,
         vm_flags: u32,
         requested: usize,
@@ -48,8 +51,10 @@ impl<M: Mmu> Vmalloc<M> {
         let start = node.start;
         super::locked_add(&self.nr_vmalloc_pages, nr_pages);
         super::locked_add(&self.stats.cache_hits, 1);
+        // Read under the lock: the binding thread stored it before it first took the lock.
+        let zero = zero || self.init_pages.load(Relaxed);
         drop(space);
-        if gfp.contains(__GFP_ZERO) {
+        if zero {
             // VM-5: the frames hold what their last user wrote.
             self.mmu.zero(start, nr_pages * PAGE_SIZE);
         }
@@ -59,7 +64,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// Releases cached areas (largest first) until at least `max_pages` frames are freed or
     /// the cache is empty: each is unmapped, its range returned to the free tree, its frames
     /// and pfn array freed. Returns the frames freed.
-    pub fn drain_cache<P: Platform>(&self, pa: &PageAllocator<P>, max_pages: usize) -> usize {
+    pub fn drain_cache<P: Platform>(&self, k: &Kmem<P>, max_pages: usize) -> usize {
         let mut freed = 0;
         while freed < max_pages {
             let mut batch: [Option<PfnArray>; RELEASE_BATCH] = [None; RELEASE_BATCH];
@@ -85,8 +90,8 @@ impl<M: Mmu> Vmalloc<M> {
                 break;
             }
             for pfns in batch.iter().flatten() {
-                self.free_frames(pa, pfns, pfns.len as usize);
-                pa.free_pages_addr(pfns.block().as_ptr(), pfns.order);
+                self.free_frames(k, pfns, pfns.len as usize);
+                self.free_array(k, pfns);
             }
         }
         freed
@@ -95,21 +100,22 @@ impl<M: Mmu> Vmalloc<M> {
     /// The lazy purge `vfree` triggers past [`Vmalloc::lazy_max_pages`]
     /// (`drain_vmap_area_work`): the VA pool decays by ~25 % and takes the purged ranges, and
     /// the frame cache gives back ~25 % of its frames.
-    pub(super) fn lazy_purge<P: Platform>(&self, pa: &PageAllocator<P>) {
+    pub(super) fn lazy_purge<P: Platform>(&self, k: &Kmem<P>) {
         let cached = {
             let mut space = self.space.lock();
             self.purge_locked(&mut space, false);
             space.cache.pages
         };
         if cached >= 4 {
-            self.drain_cache(pa, cached >> 2);
+            self.drain_cache(k, cached >> 2);
         }
     }
 
-    /// `vm_unmap_aliases`/`purge_vmap_area_lazy`: unmaps every lazily freed area now and makes
-    /// its address space reusable (in the VA pool when it is on, after a ~25 % decay of the
-    /// pool). Returns the pages of address space purged. The frame cache is left alone: its
-    /// frames were never freed, so its mappings alias no page anyone else owns.
+    /// `vm_unmap_aliases`/`purge_vmap_area_lazy`: makes the address space of every lazily
+    /// freed area reusable now (in the VA pool when it is on, after a ~25 % decay of the pool);
+    /// their mappings went when they were freed, so this is the kernel's TLB flush
+    /// ([`Mmu::purge`]). Returns the pages of address space purged. The frame cache is left
+    /// alone: its frames were never freed, so its mappings alias no page anyone else owns.
     pub fn vm_unmap_aliases(&self) -> usize {
         let mut space = self.space.lock();
         self.purge_locked(&mut space, false)
@@ -118,8 +124,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// `reclaim_and_purge_vmap_areas` and more: releases the whole frame cache, purges every
     /// lazy area and empties the VA pool into the free tree, so the free tree holds every free
     /// range. Returns the pages of address space purged.
-    pub fn reclaim_and_purge<P: Platform>(&self, pa: &PageAllocator<P>) -> usize {
-        self.drain_cache(pa, usize::MAX);
+    pub fn reclaim_and_purge<P: Platform>(&self, k: &Kmem<P>) -> usize {
+        self.drain_cache(k, usize::MAX);
         let mut space = self.space.lock();
         self.purge_locked(&mut space, true)
     }
@@ -130,7 +136,7 @@ impl<M: Mmu> Vmalloc<M> {
         super::locked_add(&self.stats.purges, 1);
         space.decay_pool(full);
         let populate = self.va_pools() && !full;
-        space.purge(&mut |start, len| self.mmu.unmap(start, len), populate)
+        space.purge(&mut |start, len| self.mmu.purge(start, len), populate)
     }
 
     /// Pages the shrinker could free now (`count_objects`): the frame cache's frames and the
@@ -144,34 +150,34 @@ impl<M: Mmu> Vmalloc<M> {
     /// back even when no worker ran (VM-7); empties the VA pool into the free tree; and
     /// releases cached areas until `nr_to_scan` frames in all are freed. Returns the frames
     /// freed.
-    pub fn shrink<P: Platform>(&self, pa: &PageAllocator<P>, nr_to_scan: usize) -> usize {
-        let freed = if pa.platform().context().atomic { 0 } else { self.drain_deferred(pa, false) };
+    pub fn shrink<P: Platform>(&self, k: &Kmem<P>, nr_to_scan: usize) -> usize {
+        let freed = if k.platform().context().atomic { 0 } else { self.drain_deferred(k, false) };
         self.space.lock().decay_pool(true);
-        freed + self.drain_cache(pa, nr_to_scan.saturating_sub(freed))
+        freed + self.drain_cache(k, nr_to_scan.saturating_sub(freed))
     }
 
     /// Fills all of `pfns` from one physically contiguous block when one is free right away
     /// (no reclaim, no warning): the block is split into order-0 pages (`split_page`), as the
     /// kernel's huge-vmap path does, and the pages past the area are freed. One block maps
     /// with one [`Mmu::map`] call. Returns the entries filled: all or none.
-    pub(super) fn fill_contiguous<P: Platform>(&self, pa: &PageAllocator<P>, pfns: &mut PfnArray, gfp: Gfp) -> usize {
+    pub(super) fn fill_contiguous<P: Platform>(&self, k: &Kmem<P>, pfns: &mut PfnArray, gfp: Gfp) -> usize {
         let n = pfns.len as usize;
         let order = get_order(n * PAGE_SIZE);
         if n < 2 || order > MAX_PAGE_ORDER {
             return 0;
         }
         let try_gfp = gfp.difference(__GFP_RECLAIM.union(__GFP_NOFAIL)) | __GFP_NOWARN | __GFP_NORETRY;
-        let Ok(block) = pa.alloc_pages_at(try_gfp, order, Location::caller()) else { return 0 };
-        if pa.split_page(block, order).is_err() {
-            pa.free_pages(block, order);
+        let Ok(block) = k.alloc_pages_at(try_gfp, order, Location::caller()) else { return 0 };
+        if k.split_page(block, order).is_err() {
+            k.free_pages(block, order);
             return 0;
         }
-        let first = pa.page_to_pfn(block).expect("allocated page is in mem_map");
+        let first = k.page_to_pfn(block).expect("allocated page is in mem_map");
         for i in 0..n {
             pfns.set(i, (first + i) as u32);
         }
         for pfn in (first + n..first + (1 << order)).rev() {
-            pa.free_pages(pa.pfn_to_page(pfn).expect("frame is in mem_map"), 0);
+            k.free_pages(k.pfn_to_page(pfn).expect("frame is in mem_map"), 0);
         }
         n
     }

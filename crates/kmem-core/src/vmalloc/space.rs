@@ -39,9 +39,10 @@ pub(super) struct Space {
 }
 
 impl Space {
-    pub(super) const fn new(start: usize, end: usize) -> Self {
+    /// The space `[start, end)`, whose node directory blocks are of `dir_order`.
+    pub(super) const fn new(start: usize, end: usize, dir_order: u32) -> Self {
         Self {
-            pool: Pool::new(),
+            pool: Pool::new(dir_order),
             free: Tree::new(),
             busy: Tree::new(),
             lazy: Tree::new(),
@@ -159,13 +160,13 @@ impl Space {
         self.lazy.insert(&mut self.pool, i);
     }
 
-    /// Unmaps every lazily freed range (adjacent ranges in one call) and hands each to the VA
-    /// pool when `populate` and it is small enough (`purge_vmap_node`), else to the free tree.
-    /// Returns the pages of address space purged.
-    pub(super) fn purge(&mut self, unmap: &mut dyn FnMut(usize, usize), populate: bool) -> usize {
-        // Only vmalloc and vmap areas were ever mapped; a `get_vm_area` range has nothing to
-        // unmap (the kernel's `vunmap_range_noflush` finds no PTE there), so it never opens a
-        // run of its own, but it may join a run it touches.
+    /// Flushes every lazily freed range (`flush`: adjacent ranges in one call; they were
+    /// unmapped when freed) and hands each to the VA pool when `populate` and it is small
+    /// enough (`purge_vmap_node`), else to the free tree. Returns the pages of address space
+    /// purged.
+    pub(super) fn purge(&mut self, flush: &mut dyn FnMut(usize, usize), populate: bool) -> usize {
+        // Only vmalloc and vmap areas were ever mapped; a `get_vm_area` range never was, so it
+        // never opens a run of its own, but it may join a run it touches.
         let mut run: Option<(usize, usize)> = None;
         self.lazy.for_each(&self.pool, &mut |i| {
             let n = self.pool.get(i);
@@ -173,7 +174,7 @@ impl Space {
             run = match run {
                 Some((s, e)) if e == n.start => Some((s, n.end)),
                 Some((s, e)) => {
-                    unmap(s, e - s);
+                    flush(s, e - s);
                     mapped.then_some((n.start, n.end))
                 }
                 None => mapped.then_some((n.start, n.end)),
@@ -181,7 +182,7 @@ impl Space {
             true
         });
         if let Some((s, e)) = run {
-            unmap(s, e - s);
+            flush(s, e - s);
         }
         // In address order, as the kernel's purge list: the highest range ends up at the head
         // of its pool list.

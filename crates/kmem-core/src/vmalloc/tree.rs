@@ -353,7 +353,7 @@ mod tests {
     use crate::order::PAGE_SIZE;
 
     fn pool(chunks: usize) -> Pool {
-        let mut pool = Pool::new();
+        let mut pool = Pool::new(0);
         let layout = Layout::from_size_align(PAGE_SIZE << CHUNK_ORDER, PAGE_SIZE).unwrap();
         for _ in 0..chunks {
             // SAFETY: A fresh, page-aligned block of the chunk size, leaked: never freed or

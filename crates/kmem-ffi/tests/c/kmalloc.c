@@ -140,6 +140,13 @@ int main(void)
 	q = kvrealloc(p, 9 << 20, GFP_KERNEL);
 	CHECK(q != NULL && is_vmalloc_addr(q));
 	kvfree_sensitive(q, 9 << 20);
+	/* kvrealloc to 0 frees: NULL for a vmalloc pointer (vrealloc), ZERO_SIZE_PTR for a kmalloc
+	 * one (krealloc), as kvrealloc_node_align_noprof. */
+	p = kvmalloc(8 << 20, GFP_KERNEL);
+	CHECK(p && is_vmalloc_addr(p));
+	CHECK(kvrealloc(p, 0, GFP_KERNEL) == NULL);
+	p = kvmalloc(100, GFP_KERNEL);
+	CHECK(p && kvrealloc(p, 0, GFP_KERNEL) == ZERO_SIZE_PTR);
 	p = kvmalloc(8 << 20, GFP_ATOMIC | __GFP_NOWARN);	/* no vmalloc fallback without sleeping */
 	CHECK(p == NULL || !is_vmalloc_addr(p));
 	kvfree(p);

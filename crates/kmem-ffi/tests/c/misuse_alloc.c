@@ -4,6 +4,8 @@
  * program goes on after each, and the allocator still works. */
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include <linux/highmem.h>
+#include <string.h>
 #include <linux/mempool.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
@@ -11,6 +13,14 @@
 #include "ktest.h"
 
 static int frees;
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return 0;
+	return 1;
+}
 static void *pool_alloc(gfp_t gfp, void *data) { (void)data; return kmalloc(32, gfp); }
 static void pool_free(void *element, void *data) { (void)data; frees++; kfree(element); }
 
@@ -20,7 +30,7 @@ int main(void)
 	struct kmem_cache *a, *b;
 	char *p, *q;
 	void *v;
-	struct page *pg;
+	struct page *pg, *pg2;
 	mempool_t *mp;
 
 	/* kfree of memory kmem did not hand out: a stack address, the inside of a page. */
@@ -125,6 +135,27 @@ int main(void)
 	mempool_destroy(mp);
 	CHECK(is_vmalloc_addr(v) && vmalloc_to_page(v) != NULL);	/* still mapped */
 	vfree(v);
+
+	/* kvfree_sensitive with a length past the allocation: all of it is zeroed (its frames
+	 * read back through kmap after the free), the overrun is reported, the free goes on. */
+	v = vmalloc(2 * PAGE_SIZE);
+	memset(v, 0xa5, 2 * PAGE_SIZE);
+	pg = vmalloc_to_page(v);
+	pg2 = vmalloc_to_page((char *)v + PAGE_SIZE);
+	kmem_dmesg_clear();
+	kvfree_sensitive(v, 2 * PAGE_SIZE + 1);
+	CHECK_LOG("kvfree_sensitive: 8193 bytes at ");
+	CHECK_LOG(" kvfree_sensitive");
+	CHECK(vmalloc_to_page(v) == NULL);	/* freed */
+	CHECK(all_zero(kmap(pg), PAGE_SIZE));
+	kunmap(pg);
+	CHECK(all_zero(kmap(pg2), PAGE_SIZE));
+	kunmap(pg2);
+	p = kvmalloc(512, GFP_KERNEL);
+	memset(p, 0xa5, 512);
+	kmem_dmesg_clear();
+	kvfree_sensitive(p, 600);
+	CHECK_LOG("kvfree_sensitive: 600 bytes at ");
 
 	/* mempool_free: a NULL element is ignored as in the kernel; a NULL pool is reported. */
 	mp = mempool_create(1, pool_alloc, pool_free, NULL);

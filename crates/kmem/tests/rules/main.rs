@@ -24,6 +24,7 @@ mod slab;
 mod slab_debug;
 mod slab_smoke;
 mod vmalloc;
+mod vmalloc_limits;
 mod vmalloc_reuse;
 
 use std::ptr::NonNull;

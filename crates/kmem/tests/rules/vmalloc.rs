@@ -75,6 +75,61 @@ fn vm1_access_past_the_end_faults() {
     assert_eq!(bad.status.signal(), Some(11), "SIGSEGV on the guard page: {bad:?}");
 }
 
+/// Run in a child process by [`freed_mappings_fault_before_the_purge`]: frees a mapping whose
+/// frames then belong to someone else, checks (without touching it) that the frame really was
+/// handed out again, then reads the stale address, which must fault. `KMEM_STALE_CHILD` says
+/// which free: `vfree` (frame cache off, lazy purge far away) or `vunmap` (the caller then
+/// frees its page).
+#[test]
+#[ignore = "helper run in a child process"]
+fn stale_mapping_child() {
+    let Ok(mode) = std::env::var("KMEM_STALE_CHILD") else { return };
+    let m = i386_highmem();
+    m.vm().set_cache_max_pages(0);
+    let (p, pfn) = if mode == "vunmap" {
+        let page = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+        let p = m.vmap(&[page], 0).unwrap();
+        write(p, 0, 0x11);
+        let pfn = m.vmalloc_to_pfn(p.as_ptr()).unwrap();
+        m.vunmap(p.as_ptr());
+        m.free_pages(page, 0);
+        (p, pfn)
+    } else {
+        let p = m.vmalloc(PAGE_SIZE).unwrap();
+        write(p, 0, 0x11);
+        let pfn = m.vmalloc_to_pfn(p.as_ptr()).unwrap();
+        m.vfree(p.as_ptr());
+        (p, pfn)
+    };
+    assert!(m.vm().lazy_pages() > 0, "the range is lazily freed, not purged");
+    // The frame comes straight back from this CPU's list (LIFO) to its next owner.
+    let owner = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+    assert_eq!(m.page_to_pfn(owner), Some(pfn), "the freed frame has a new owner");
+    let k = m.kmap(owner).unwrap();
+    write(k, 0, 0x22);
+    println!("stale read: {:#x}", read(p, 0));
+    write(p, 0, 0x33);
+    println!("new owner sees {:#x}", read(k, 0));
+}
+
+/// The kernel clears a freed area's PTEs at once and defers only the TLB flush: an access
+/// through a `vfree`d or `vunmap`ped address faults even before the purge, instead of reaching
+/// the frame's next owner (the frame cache alone keeps areas mapped, with their own frames).
+#[test]
+fn freed_mappings_fault_before_the_purge() {
+    use std::os::unix::process::ExitStatusExt;
+    for mode in ["vfree", "vunmap"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "vmalloc::stale_mapping_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("KMEM_STALE_CHILD", mode)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("stale read"), "{mode}: the stale address still maps the frame: {stdout}");
+        assert_eq!(out.status.signal(), Some(11), "{mode}: SIGSEGV on the stale address: {out:?}");
+    }
+}
+
 #[test]
 fn vm2_zero_size_and_oversize_fail_with_reports() {
     let m = i386(32);
@@ -406,6 +461,29 @@ fn vm12_vrealloc_in_place_move_and_free() {
     let fresh = m.vrealloc(std::ptr::null(), 100, GFP_KERNEL).unwrap().unwrap();
     assert!(m.vrealloc(fresh.as_ptr().wrapping_add(PAGE_SIZE), 10, GFP_KERNEL).is_err());
     assert_eq!(count_log(&m, "Trying to vrealloc() nonexistent vm area"), 1);
+    m.vm().check();
+}
+
+/// `vrealloc` of an area that is not vmalloc memory (`get_vm_area` address space, a `vmap` of
+/// the caller's pages) is refused with a warning: nothing is copied, zeroed or freed.
+#[test]
+fn vm12_vrealloc_refuses_areas_that_are_not_vmalloc_memory() {
+    let m = i386(64);
+    let space = m.get_vm_area(2 * PAGE_SIZE, 0).unwrap();
+    for size in [PAGE_SIZE, 3 * PAGE_SIZE] {
+        assert!(m.vrealloc(space.as_ptr(), size, GFP_KERNEL | __GFP_ZERO).is_err(), "{size}: refused");
+    }
+    assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 2, "{:?}", log_lines(&m));
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let mapped = m.vmap(&[page], 0).unwrap();
+    write(mapped, 0, 7);
+    assert!(m.vrealloc(mapped.as_ptr(), 2 * PAGE_SIZE, GFP_KERNEL).is_err());
+    assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 3);
+    assert_eq!(read(mapped, 0), 7, "the vmap area is untouched");
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0, "nothing was allocated");
+    m.vunmap(mapped.as_ptr());
+    m.free_pages(page, 0);
+    m.free_vm_area(space.as_ptr());
     m.vm().check();
 }
 

@@ -279,3 +279,44 @@ fn a_purged_area_faults() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(bad.status.signal(), Some(11), "SIGSEGV once unmapped: {bad:?}");
 }
+
+/// With `init_on_alloc` or `init_on_free` the kernel's page allocator hands out zeroed pages,
+/// so vmalloc memory comes back zeroed: from the frame cache as from fresh pages; and
+/// `vrealloc` zeroes the tail it gives up (either knob) and the bytes it takes back within the
+/// pages (`init_on_alloc`).
+#[test]
+fn init_on_alloc_or_free_zeroes_reused_and_fresh_vmalloc_memory() {
+    for (on_alloc, on_free) in [(true, false), (false, true)] {
+        let m = builder(kmem::Profile::X86_64, 64).init_on_alloc(on_alloc).init_on_free(on_free).build().unwrap();
+        let what = format!("init_on_alloc={on_alloc} init_on_free={on_free}");
+        let fill = |p: NonNull<u8>, n: usize| (0..n).for_each(|i| write(p, i, 0xa5));
+        let zero = |p: NonNull<u8>, from: usize, to: usize| (from..to).all(|i| read(p, i) == 0);
+        // The frame cache.
+        let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
+        fill(p, 2 * PAGE_SIZE);
+        m.vfree(p.as_ptr());
+        let q = m.vmalloc(2 * PAGE_SIZE).unwrap();
+        assert_eq!(q, p, "{what}: served by the frame cache");
+        assert!(zero(q, 0, 2 * PAGE_SIZE), "{what}: cached frames come back zeroed");
+        m.vfree(q.as_ptr());
+        // Fresh frames: the frame just freed comes straight back from the per-CPU list.
+        m.vm().set_cache_max_pages(0);
+        m.vm_reclaim_and_purge();
+        let p = m.vmalloc(PAGE_SIZE).unwrap();
+        fill(p, PAGE_SIZE);
+        let pfn = m.vmalloc_to_pfn(p.as_ptr());
+        m.vfree(p.as_ptr());
+        let q = m.vmalloc(PAGE_SIZE).unwrap();
+        assert_eq!(m.vmalloc_to_pfn(q.as_ptr()), pfn, "{what}: the same frame again");
+        assert!(zero(q, 0, PAGE_SIZE), "{what}: fresh frames come zeroed");
+        // vrealloc in place.
+        fill(q, PAGE_SIZE);
+        assert_eq!(m.vrealloc(q.as_ptr(), 10, GFP_KERNEL).unwrap(), Some(q));
+        assert!(zero(q, 10, PAGE_SIZE), "{what}: the tail given up is zeroed");
+        fill(q, PAGE_SIZE);
+        assert_eq!(m.vrealloc(q.as_ptr(), 100, GFP_KERNEL).unwrap(), Some(q));
+        assert_eq!(zero(q, 10, 100), on_alloc, "{what}: the bytes taken back are zeroed with init_on_alloc");
+        m.vfree(q.as_ptr());
+        m.vm().check();
+    }
+}

@@ -1,0 +1,217 @@
+//! Areas other than a fresh vmalloc (SEMANTICS §5.4): `vmap` of the caller's pages,
+//! `get_vm_area` address space, `vmalloc_to_page`/`vmalloc_to_pfn` (VM-10) and `vrealloc`
+//! (VM-12).
+
+use core::panic::Location;
+use core::ptr::NonNull;
+
+use super::api::find_area;
+use super::node::NIL;
+use super::{
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED,
+    Vmalloc,
+};
+use crate::AllocError;
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_ZERO, GFP_KERNEL, Gfp};
+use crate::kmem::Kmem;
+use crate::memmap::Page;
+use crate::order::{PAGE_SHIFT, PAGE_SIZE};
+use crate::page_alloc::PageAllocator;
+use crate::platform::Platform;
+
+impl<M: Mmu> Vmalloc<M> {
+    /// `vmap(pages, count, flags, PAGE_KERNEL)`: maps the caller's pages contiguously. The pages
+    /// stay the caller's (VM-9) unless `VM_MAP_PUT_PAGES`, which hands them to `vfree`.
+    ///
+    /// # Errors
+    /// No pages, more pages than memory, `VM_FLUSH_RESET_PERMS` (warned), a page that is not
+    /// in this machine, or no address space.
+    #[track_caller]
+    pub fn vmap<P: Platform>(&self, k: &Kmem<P>, pages: &[&Page], flags: u32) -> Result<NonNull<u8>, AllocError> {
+        let caller = Location::caller();
+        let ctx = k.platform().context();
+        if ctx.atomic {
+            k.report_might_sleep(caller);
+        }
+        if flags & VM_FLUSH_RESET_PERMS != 0 {
+            self.warn(k, caller, "vmap", format_args!("vmap: VM_FLUSH_RESET_PERMS is not allowed"));
+            return Err(AllocError);
+        }
+        let mut flags = flags;
+        if flags & VM_NO_GUARD != 0 {
+            self.warn(k, caller, "vmap", format_args!("vmap: VM_NO_GUARD dropped"));
+            flags &= !VM_NO_GUARD;
+        }
+        if pages.is_empty() || pages.len() > k.total_managed() {
+            return Err(AllocError);
+        }
+        let gfp = if ctx.atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
+        let bytes = pages.len() * PAGE_SIZE;
+        let (area, start) =
+            self.alloc_area(k, bytes + PAGE_SIZE, PAGE_SIZE, gfp, flags | VM_MAP | VM_UNINITIALIZED, bytes, caller)?;
+        let Ok(mut pfns) = self.alloc_array(k, pages.len(), gfp, caller) else {
+            self.abandon(area, start);
+            return Err(AllocError);
+        };
+        for (i, page) in pages.iter().enumerate() {
+            let Some(pfn) = k.page_to_pfn(page) else {
+                self.free_array(k, &pfns);
+                self.abandon(area, start);
+                return Err(AllocError);
+            };
+            pfns.set(i, pfn as u32);
+        }
+        if self.map_frames(start, &pfns).is_err() {
+            self.free_array(k, &pfns);
+            self.abandon(area, start);
+            return Err(AllocError);
+        }
+        self.publish(area, pfns, false, 0);
+        Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
+    }
+
+    /// `get_vm_area(size, flags)` (`__get_vm_area_node`): reserves address space (plus a guard
+    /// page unless `VM_NO_GUARD`) without mapping anything. A `VM_IOREMAP` area is aligned to
+    /// its size rounded up to a power of two, between a page and `IOREMAP_MAX_ORDER`. In
+    /// atomic context it is a bug (`BUG_ON(in_interrupt())`), reported as a sleeping call and
+    /// carried out.
+    ///
+    /// # Errors
+    /// Size 0, a size that wraps when rounded up to pages or with its guard page (silently, as
+    /// the kernel's `-EINVAL`), or no address space.
+    #[track_caller]
+    pub fn get_vm_area<P: Platform>(&self, k: &Kmem<P>, size: usize, flags: u32) -> Result<NonNull<u8>, AllocError> {
+        let caller = Location::caller();
+        let atomic = k.platform().in_atomic();
+        if atomic {
+            k.report_might_sleep(caller);
+        }
+        let bytes = size.checked_next_multiple_of(PAGE_SIZE).filter(|&b| b > 0).ok_or(AllocError)?;
+        let align = if flags & VM_IOREMAP != 0 { ioremap_align(bytes) } else { PAGE_SIZE };
+        let guard = if flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
+        let va_size = bytes.checked_add(guard).ok_or(AllocError)?;
+        let gfp = if atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
+        let (_, start) = self.alloc_area(k, va_size, align, gfp, flags, size, caller)?;
+        Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
+    }
+
+    /// `vmalloc_to_pfn`: the frame mapped at `addr`, `None` outside a live area or in a guard
+    /// page (VM-10).
+    pub fn vmalloc_to_pfn(&self, addr: *const u8) -> Option<usize> {
+        if !self.is_vmalloc_addr(addr) {
+            return None;
+        }
+        let addr = addr as usize;
+        let space = self.space.lock();
+        let i = space.busy.containing(&space.pool, addr);
+        if i == NIL || space.pool.get(i).flags & VM_PARKED != 0 {
+            return None;
+        }
+        let node = space.pool.get(i);
+        let index = (addr - node.start) / PAGE_SIZE;
+        let pfns = node.pages?;
+        (index < pfns.len as usize).then(|| pfns.get(index) as usize)
+    }
+
+    /// `vmalloc_to_page`: the page mapped at `addr` (VM-10).
+    pub fn vmalloc_to_page<'a, P: Platform>(&self, pa: &'a PageAllocator<P>, addr: *const u8) -> Option<&'a Page> {
+        pa.pfn_to_page(self.vmalloc_to_pfn(addr)?)
+    }
+
+    /// Zeroes the first `len` bytes of the live area starting at `addr`, at most its mapped
+    /// pages (the guard page and `get_vm_area` space are never written), as
+    /// `kvfree_sensitive`'s `memzero_explicit` does before the free. Returns the area's mapped
+    /// bytes, or `None` (nothing written) when `addr` starts no live area. The caller owns the
+    /// area (it is about to free it).
+    pub fn zero_area(&self, addr: *const u8, len: usize) -> Option<usize> {
+        let mapped = {
+            let space = self.space.lock();
+            let i = find_area(&space, addr as usize);
+            if i == NIL {
+                return None;
+            }
+            space.pool.get(i).nr_pages() * PAGE_SIZE
+        };
+        let n = len.min(mapped);
+        if n > 0 {
+            self.mmu.zero(addr as usize, n);
+        }
+        Some(mapped)
+    }
+
+    /// `vrealloc(p, size, gfp)` (VM-12): `size == 0` frees `p` and returns `Ok(None)` (the
+    /// kernel's NULL); a NULL `p` allocates; shrinking, and growing within the pages already
+    /// allocated, happen in place (zeroing what is given up or taken with `__GFP_ZERO`,
+    /// `init_on_alloc` or `init_on_free`, as the kernel does); otherwise a new area gets a copy
+    /// of the requested bytes and `p` is freed.
+    ///
+    /// # Errors
+    /// `p` starts no area, or an area that is not vmalloc memory (`get_vm_area`, `vmap`;
+    /// warned, nothing touched), or the new area cannot be allocated (`p` is left as it was).
+    #[track_caller]
+    pub fn vrealloc<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        p: *const u8,
+        size: usize,
+        gfp: Gfp,
+    ) -> Result<Option<NonNull<u8>>, AllocError> {
+        let caller = Location::caller();
+        if size == 0 {
+            self.vfree_at(k, p, caller);
+            return Ok(None);
+        }
+        if p.is_null() {
+            return self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller).map(Some);
+        }
+        let addr = p as usize;
+        let (i, old_size, alloced) = {
+            let space = self.space.lock();
+            let i = find_area(&space, addr);
+            if i == NIL {
+                drop(space);
+                self.warn_nonexistent(k, caller, "vrealloc", p);
+                return Err(AllocError);
+            }
+            let node = space.pool.get(i);
+            if node.flags & VM_ALLOC == 0 || node.pages.is_none() {
+                // `get_vm_area` address space (nothing mapped) or a `vmap` of the caller's
+                // pages: nothing vrealloc may copy or free. The kernel does not check and
+                // faults or frees what it does not own; kmem refuses.
+                drop(space);
+                let msg = format_args!("Trying to vrealloc() non-vmalloc vm area ({addr:016x})");
+                self.warn(k, caller, "vrealloc", msg);
+                return Err(AllocError);
+            }
+            (i, node.requested, node.nr_pages() * PAGE_SIZE)
+        };
+        if size <= alloced {
+            // Shrinking zeroes the "freed" tail with `init_on_free` or `want_init_on_alloc`;
+            // growing within the pages zeroes the "allocated" bytes with `want_init_on_alloc`
+            // (`init_on_alloc` or `__GFP_ZERO`).
+            let config = &k.slabs().config;
+            let on_alloc = config.init_on_alloc || gfp.contains(__GFP_ZERO);
+            if on_alloc || (size < old_size && config.init_on_free) {
+                let (lo, hi) = (size.min(old_size), size.max(old_size));
+                self.mmu.zero(addr + lo, hi - lo);
+            }
+            self.space.lock().pool.get_mut(i).requested = size;
+            return Ok(NonNull::new(p.cast_mut()));
+        }
+        let new = self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller)?;
+        self.mmu.copy(new.as_ptr() as usize, addr, old_size);
+        self.vfree_at(k, p, caller);
+        Ok(Some(new))
+    }
+}
+
+/// `IOREMAP_MAX_ORDER` (generic `linux/vmalloc.h`: 128 pages).
+const IOREMAP_MAX_ORDER: u32 = 7 + PAGE_SHIFT;
+
+/// The alignment of a `VM_IOREMAP` area of `bytes` (page rounded, guard excluded):
+/// `1 << clamp(get_count_order_long(bytes), PAGE_SHIFT, IOREMAP_MAX_ORDER)`.
+fn ioremap_align(bytes: usize) -> usize {
+    // `get_count_order_long`: the order of `bytes` rounded up to a power of two.
+    let order = usize::BITS - (bytes - 1).leading_zeros();
+    1 << order.clamp(PAGE_SHIFT, IOREMAP_MAX_ORDER)
+}

@@ -1,0 +1,209 @@
+//! Freeing areas (SEMANTICS §5.3, §5.4): `vfree` (queued in atomic context, VM-7), the
+//! deferred queue, `vunmap` and `free_vm_area`.
+//!
+//! A freed area is unmapped at once, under the vmap lock, unless the frame cache keeps it with
+//! its frames: the kernel clears the PTEs at free time (`vunmap_range_noflush` in
+//! `free_unmap_vmap_area`) and defers only the TLB flush, so an access through a stale address
+//! never reaches a frame someone else owns now (the frames of a `vfree`, the caller's pages
+//! after a `vunmap`). Only then does the area enter the lazy tree, and only after the lock is
+//! dropped are its frames and pfn array freed. The address range itself stays lazily freed
+//! until a purge (VM-8), which only releases what the [`Mmu`] still keeps for it
+//! ([`Mmu::purge`]).
+
+use core::panic::Location;
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::api::find_area;
+use super::node::NIL;
+use super::raw::PfnArray;
+use super::space::Space;
+use super::{Mmu, VM_ALLOC, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, Vmalloc};
+use crate::kmem::Kmem;
+use crate::order::PAGE_SIZE;
+use crate::platform::Platform;
+
+/// What a free of an area does with its pages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Release {
+    /// `vfree`: owned pages go back to the page allocator.
+    Pages,
+    /// `vunmap`/`free_vm_area`: only the mapping goes.
+    MappingOnly,
+}
+
+impl<M: Mmu> Vmalloc<M> {
+    /// `vfree(addr)`: frees a vmalloc area (VM-6: NULL is a no-op, misuse is reported and
+    /// ignored). In atomic context the free is queued and completes later (VM-7).
+    #[track_caller]
+    pub fn vfree<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.vfree_at(k, addr, Location::caller());
+    }
+
+    pub(super) fn vfree_at<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>) {
+        if addr.is_null() {
+            return;
+        }
+        if k.platform().context().atomic {
+            self.vfree_atomic_at(k, addr, caller);
+            return;
+        }
+        self.drain_deferred(k, true);
+        if !(addr as usize).is_multiple_of(PAGE_SIZE) {
+            self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+            return;
+        }
+        self.remove_area(k, addr, caller, Release::Pages);
+    }
+
+    /// `vfree_atomic(addr)`: queues the area and, when the queue was empty, kicks the
+    /// platform's worker ([`Platform::schedule_work`], the kernel's `schedule_work` of
+    /// `delayed_vfree_work`), which frees it with [`Self::flush_deferred`]. The next
+    /// `vmalloc`/`vfree` outside atomic context and the shrinker ([`Self::shrink`], run by
+    /// direct reclaim and kswapd) free it too, whichever comes first.
+    #[track_caller]
+    pub fn vfree_atomic<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        if !addr.is_null() {
+            self.vfree_atomic_at(k, addr, Location::caller());
+        }
+    }
+
+    fn vfree_atomic_at<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>) {
+        if !(addr as usize).is_multiple_of(PAGE_SIZE) {
+            self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+            return;
+        }
+        let mut space = self.space.lock();
+        let i = find_area(&space, addr as usize);
+        if i == NIL {
+            drop(space);
+            self.warn_nonexistent(k, caller, "vfree", addr);
+            return;
+        }
+        let head = space.deferred;
+        let node = space.pool.get_mut(i);
+        node.flags |= VM_DEFERRED;
+        node.next = head;
+        let pages = node.nr_pages().max(1);
+        space.deferred = i;
+        super::locked_add(&self.deferred_pages, pages);
+        self.nr_deferred.fetch_add(1, Relaxed);
+        self.stats.deferred_frees.fetch_add(1, Relaxed);
+        drop(space);
+        // `llist_add` returned true: the first entry of an empty queue schedules the work; a
+        // worker already draining takes later entries in the same run (it pops until empty).
+        if head == NIL {
+            k.platform().schedule_work();
+        }
+    }
+
+    /// Completes every deferred `vfree` now (the kernel's `delayed_vfree_work`, run by the
+    /// platform's worker after [`Platform::schedule_work`]). Must not be called in atomic
+    /// context (it is then a no-op).
+    pub fn flush_deferred<P: Platform>(&self, k: &Kmem<P>) {
+        if !k.platform().context().atomic {
+            self.drain_deferred(k, true);
+        }
+    }
+
+    /// Frees every queued area, each as `vfree` would (`cache`: small areas may be parked in
+    /// the frame cache) or straight back to the page allocator (reclaim). Returns the frames
+    /// given back to the page allocator.
+    pub(super) fn drain_deferred<P: Platform>(&self, k: &Kmem<P>, cache: bool) -> usize {
+        let mut freed = 0;
+        while self.nr_deferred.load(Relaxed) > 0 {
+            let mut space = self.space.lock();
+            let i = space.deferred;
+            if i == NIL {
+                break;
+            }
+            space.deferred = space.pool.get(i).next;
+            let node = space.pool.get_mut(i);
+            node.flags &= !VM_DEFERRED;
+            node.next = NIL;
+            super::locked_sub(&self.deferred_pages, node.nr_pages().max(1));
+            self.nr_deferred.fetch_sub(1, Relaxed);
+            let cap = if cache { self.cache_limit_pages(k.total_managed()) } else { 0 };
+            let (pages, flags, purge) = self.retire(&mut space, i, Release::Pages, cap);
+            drop(space);
+            if let Some(pfns) = pages
+                && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0
+            {
+                freed += pfns.len as usize;
+            }
+            self.finish_free(k, pages, flags, Release::Pages, purge);
+        }
+        freed
+    }
+
+    /// Unlinks the area at `addr` (a live, published area) or reports it.
+    pub(super) fn remove_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>, how: Release) {
+        let mut space = self.space.lock();
+        let i = find_area(&space, addr as usize);
+        if i == NIL {
+            drop(space);
+            let func = if how == Release::Pages { "vfree" } else { "vunmap" };
+            self.warn_nonexistent(k, caller, func, addr);
+            return;
+        }
+        let cap = self.cache_limit_pages(k.total_managed());
+        let (pages, flags, purge) = self.retire(&mut space, i, how, cap);
+        drop(space);
+        self.finish_free(k, pages, flags, how, purge);
+    }
+
+    /// Parks vmalloc area `i` in the frame cache if it fits under `cache_cap` pages, else moves
+    /// it to the lazy tree; returns the frames to free, the flags, and whether a purge is due.
+    ///
+    /// An area that leaves for the lazy tree is unmapped first, under the lock: its frames go
+    /// back to the page allocator (or stay the caller's) as soon as the lock is dropped, and
+    /// a purge may hand its range to someone else only after this lock hold.
+    fn retire(&self, space: &mut Space, i: u32, how: Release, cache_cap: usize) -> (Option<PfnArray>, u32, bool) {
+        let node = space.pool.get(i);
+        let (nr, flags, start) = (node.nr_pages(), node.flags, node.start);
+        if flags & VM_ALLOC != 0 {
+            super::locked_sub(&self.nr_vmalloc_pages, nr);
+        }
+        let cacheable = how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_ALLOC;
+        if cacheable && space.cache.pages + nr <= cache_cap && space.cache_put(i) {
+            return (None, flags, false);
+        }
+        let pages = space.pool.get_mut(i).pages.take();
+        if flags & (VM_ALLOC | VM_MAP) != 0 && nr > 0 {
+            // `vunmap_range_noflush`: the PTEs go now, only the "TLB flush" (the purge) waits.
+            self.mmu.unmap(start, nr * PAGE_SIZE);
+        }
+        space.retire(i);
+        (pages, flags, space.lazy_pages > self.lazy_max_pages())
+    }
+
+    fn finish_free<P: Platform>(&self, k: &Kmem<P>, pages: Option<PfnArray>, flags: u32, how: Release, purge: bool) {
+        if let Some(pfns) = pages {
+            if how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0 {
+                self.free_frames(k, &pfns, pfns.len as usize);
+            }
+            self.free_array(k, &pfns);
+        }
+        if purge {
+            self.lazy_purge(k);
+        }
+    }
+
+    /// `vunmap(addr)`: removes a `vmap` mapping; the pages are not freed (VM-9). Calling it in
+    /// atomic context is a bug (reported as a sleeping call, VM-7); it is carried out anyway.
+    #[track_caller]
+    pub fn vunmap<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        let caller = Location::caller();
+        if k.platform().context().atomic {
+            k.report_might_sleep(caller);
+        }
+        if !addr.is_null() {
+            self.remove_area(k, addr, caller, Release::MappingOnly);
+        }
+    }
+
+    /// `free_vm_area`: gives back an area from [`Self::get_vm_area`] (lazily, like any area).
+    #[track_caller]
+    pub fn free_vm_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.remove_area(k, addr, Location::caller(), Release::MappingOnly);
+    }
+}
