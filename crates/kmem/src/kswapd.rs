@@ -5,7 +5,7 @@
 //! `delayed_vfree_work` does.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use std::{io, thread};
 
@@ -27,6 +27,8 @@ pub(crate) struct KswapdCtl {
     pub(crate) balance: AtomicBool,
     /// Deferred work was queued (`schedule_work`); set before `word` is bumped.
     pub(crate) work: AtomicBool,
+    /// Kicks of `work` the thread has served (its periodic safety-net drain not counted).
+    pub(crate) work_runs: AtomicUsize,
 }
 
 impl KswapdCtl {
@@ -74,6 +76,7 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 let Some(inner) = weak.upgrade() else { return };
                 if ctl.work.swap(false, Ordering::SeqCst) {
                     inner.deferred_work();
+                    ctl.work_runs.fetch_add(1, Ordering::Relaxed);
                 }
                 if ctl.balance.swap(false, Ordering::SeqCst) {
                     inner.kmem.kswapd_balance();
@@ -111,4 +114,12 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
         }
     })?;
     Ok(())
+}
+
+impl crate::Machine {
+    /// How many `schedule_work` kicks (deferred `vfree`s, VM-7) kswapd has served, apart from
+    /// its once-a-second safety-net drain: shows that queuing deferred work wakes the worker.
+    pub fn kswapd_work_runs(&self) -> usize {
+        self.inner.kmem.platform().kswapd.work_runs.load(Ordering::Relaxed)
+    }
 }

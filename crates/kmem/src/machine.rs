@@ -393,6 +393,7 @@ impl Builder {
                 running: AtomicBool::new(false),
                 balance: AtomicBool::new(false),
                 work: AtomicBool::new(false),
+                work_runs: std::sync::atomic::AtomicUsize::new(0),
             }),
             fork_lock: crate::fork::ForkLock::new(),
         };
