@@ -60,7 +60,8 @@ mod reuse;
 mod space;
 mod tree;
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 pub use mmu::{MapError, Mmu};
 
@@ -319,14 +320,21 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// Binds the allocator to `k` on first use, and panics if another one is passed later.
+    ///
+    /// `init_pages` is stored before `owner` is published (Release, paired with the Acquire
+    /// of the fast check), so every thread that passes here — and every thread that takes the
+    /// vmap lock after one did, such as a frame-cache reuse — sees it. Every caller with this
+    /// allocator stores the same value (its settings never change).
     fn bind<P: Platform>(&self, k: &Kmem<P>) {
         let addr = k.pages() as *const PageAllocator<P> as usize;
-        if self.owner.load(Relaxed) == addr {
+        let bound = self.owner.load(Acquire);
+        if bound == addr {
             return;
         }
-        match self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
-            Ok(_) => self.init_pages.store(Self::want_init(k), Relaxed),
-            Err(bound) => assert_eq!(bound, addr, "vmalloc used with two page allocators"),
+        assert_eq!(bound, 0, "vmalloc used with two page allocators");
+        self.init_pages.store(Self::want_init(k), Relaxed);
+        if let Err(bound) = self.owner.compare_exchange(0, addr, Release, Acquire) {
+            assert_eq!(bound, addr, "vmalloc used with two page allocators");
         }
     }
 

@@ -51,7 +51,8 @@ impl<M: Mmu> Vmalloc<M> {
         let start = node.start;
         super::locked_add(&self.nr_vmalloc_pages, nr_pages);
         super::locked_add(&self.stats.cache_hits, 1);
-        // Read under the lock: the binding thread stored it before it first took the lock.
+        // Read under the lock: the binding thread stored it before publishing the allocator,
+        // and whoever parked this area bound first (`bind`).
         let zero = zero || self.init_pages.load(Relaxed);
         drop(space);
         if zero {
