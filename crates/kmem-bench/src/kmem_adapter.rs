@@ -1,8 +1,8 @@
 //! Every call into kmem lives here, so the benchmark follows kmem's API in one place.
 //!
 //! The machine manages the same 1 GiB each peer gets, with the builder's defaults otherwise
-//! (per-CPU lists and kswapd on, free max-order blocks beyond 16 trimmed back to the host, as a
-//! user gets it); the benchmark thread takes CPU slot 0 on first use and allocates through
+//! (per-CPU lists and kswapd on, free blocks of at least a pageblock that stay free given back
+//! to the host by kswapd's aging, as a user gets it); the benchmark thread takes CPU slot 0 on first use and allocates through
 //! `PageAllocator::alloc_pages`/`free_pages` with `GFP_KERNEL`, and through `alloc_pages_bulk`
 //! for the order-0 bulk row (the kernel's bulk API is order-0 only).
 //!

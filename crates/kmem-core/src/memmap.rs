@@ -41,9 +41,11 @@ pub mod pg {
     pub const SLAB: u32 = 1 << 3;
     /// Head of a compound page (`__GFP_COMP`).
     pub const HEAD: u32 = 1 << 4;
-    /// Free max-order block whose memory was given back to the host (hole punched).
+    /// Free block (of at least a pageblock) whose memory was given back to the host (hole
+    /// punched).
     pub const TRIMMED: u32 = 1 << 5;
-    /// Free max-order block that a trim scan has already seen free (released on the next scan).
+    /// Free block (of at least a pageblock) that a trim scan has already seen free (released on
+    /// the next scan).
     pub const TRIM_AGED: u32 = 1 << 6;
     /// Tail page of a slab of order > 0 (`next`: the slab's descriptor, `prev`: the head
     /// pfn). The slab clears it before its pages go back.

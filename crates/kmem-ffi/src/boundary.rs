@@ -18,7 +18,8 @@ use kmem_core::platform::Platform;
 
 /// The profile of the machine behind the C ABI unless `KMEM_PROFILE` says otherwise: the book's
 /// i386 PC (DESIGN §3, §7), so `GFP_DMA` means the first 16 MiB, HighMem exists above 896 MiB
-/// and `page_address()` of a HighMem page is NULL, as the seeds' examples expect. The memfd is
+/// and `page_address()` of a HighMem page is NULL until it is `kmap()`ed, as the seeds'
+/// examples expect. The memfd is
 /// sparse, so the default 1 GiB costs only what is touched.
 pub const DEFAULT_PROFILE: Profile = Profile::I386;
 

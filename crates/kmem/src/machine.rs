@@ -86,8 +86,8 @@ pub struct Settings {
     pub echo: Echo,
     /// `fail_page_alloc` spec.
     pub fail_page_alloc: Option<String>,
-    /// kswapd's aging period for giving memory back to the host: a free max-order block that
-    /// stays free for one to two periods is released (`None`: only `trim` releases, see [`PageAllocator::trim`]).
+    /// kswapd's aging period for giving memory back to the host: a free block of at least a
+    /// pageblock that stays free for one to two periods is released (`None`: only `trim` releases, see [`PageAllocator::trim`]).
     pub trim_after: Option<Duration>,
     /// Slab settings (`init_on_alloc`, `init_on_free`, freelist randomisation, merging).
     pub slab: SlabConfig,
