@@ -178,7 +178,8 @@ impl Highmem {
             );
             return true;
         }
-        self.fixmap.unmap(page_va, PAGE_SIZE);
+        // The slot is reused by the next `kmap_local` (which maps over it) whatever this returns.
+        let _ = self.fixmap.unmap(page_va, PAGE_SIZE);
         self.local_depth[cpu].store(idx, Relaxed);
         true
     }

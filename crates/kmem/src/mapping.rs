@@ -119,7 +119,7 @@ impl VaRange {
         match mapped {
             Ok(_) => Ok(()),
             Err(_) => {
-                self.unmap(va, len);
+                let _ = self.unmap(va, len);
                 Err(MapError)
             }
         }
@@ -128,21 +128,25 @@ impl VaRange {
     /// Makes `[va, va + len)` inaccessible again: `PROT_NONE` in place up to
     /// [`SOFT_UNMAP_MAX`] bytes, a fresh anonymous reservation (no backing) beyond. Ignores
     /// ranges outside the reservation.
-    pub fn unmap(&self, va: usize, len: usize) {
+    ///
+    /// # Errors
+    /// Both `mprotect(PROT_NONE)` and the fresh anonymous mapping failed (the host's mapping
+    /// limit): the range may still be accessible.
+    pub fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
         if len == 0 || !self.inside(va, len) {
-            return;
+            return Ok(());
         }
         if len <= SOFT_UNMAP_MAX {
             // SAFETY: Inside our reservation (checked); only the protection of our own pages
             // changes, and nothing may access them any more (the caller unmaps them).
             let done = unsafe { rustix::mm::mprotect(va as *mut std::ffi::c_void, len, MprotectFlags::empty()) };
             if done.is_ok() {
-                return;
+                return Ok(());
             }
         }
         // SAFETY: Inside our reservation (checked); the pages become an inaccessible anonymous
         // reservation again, as at `reserve`.
-        let _ = unsafe {
+        let done = unsafe {
             rustix::mm::mmap_anonymous(
                 va as *mut std::ffi::c_void,
                 len,
@@ -150,6 +154,7 @@ impl VaRange {
                 MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED,
             )
         };
+        done.map(drop).map_err(|_| MapError)
     }
 }
 
@@ -186,8 +191,8 @@ unsafe impl Mmu for UserMmu {
         self.range.map(va, pfn, nr)
     }
 
-    fn unmap(&self, va: usize, len: usize) {
-        self.range.unmap(va, len);
+    fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
+        self.range.unmap(va, len)
     }
 
     /// Purged runs longer than [`SOFT_UNMAP_MAX`] become a fresh reservation, which drops the
@@ -195,7 +200,8 @@ unsafe impl Mmu for UserMmu {
     /// (their pages are `PROT_NONE` already), so a purge of a lone small area costs no syscall.
     fn purge(&self, va: usize, len: usize) {
         if len > SOFT_UNMAP_MAX {
-            self.range.unmap(va, len);
+            // Already inaccessible (`PROT_NONE`): a failure only keeps the old VMAs.
+            let _ = self.range.unmap(va, len);
         }
     }
 }

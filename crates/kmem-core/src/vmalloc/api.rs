@@ -339,7 +339,10 @@ impl<M: Mmu> Vmalloc<M> {
                 run += 1;
             }
             if let Err(e) = self.mmu.map(start + i * PAGE_SIZE, first, run) {
-                self.mmu.unmap(start, i * PAGE_SIZE);
+                // A range that would not unmap either keeps its frames (the caller's error path
+                // frees them only after this returns; a failure here is reported by the platform
+                // when it maps over it again).
+                let _ = self.mmu.unmap(start, i * PAGE_SIZE);
                 return Err(e);
             }
             i += run;

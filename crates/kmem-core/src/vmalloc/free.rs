@@ -20,6 +20,7 @@ use super::space::Space;
 use super::{Mmu, VM_ALLOC, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, Vmalloc};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
+use crate::platform::Level;
 use crate::platform::Platform;
 
 /// What a free of an area does with its pages.
@@ -30,6 +31,9 @@ pub(super) enum Release {
     /// `vunmap`/`free_vm_area`: only the mapping goes.
     MappingOnly,
 }
+
+/// A flag `retire` adds (outside the `VM_*` bits) when the area could not be unmapped.
+const UNMAP_FAILED: u32 = 1 << 31;
 
 impl<M: Mmu> Vmalloc<M> {
     /// `vfree(addr)`: frees a vmalloc area (VM-6: NULL is a no-op, misuse is reported and
@@ -168,9 +172,12 @@ impl<M: Mmu> Vmalloc<M> {
             return (None, flags, false);
         }
         let pages = space.pool.get_mut(i).pages.take();
-        if flags & (VM_ALLOC | VM_MAP) != 0 && nr > 0 {
-            // `vunmap_range_noflush`: the PTEs go now, only the "TLB flush" (the purge) waits.
-            self.mmu.unmap(start, nr * PAGE_SIZE);
+        let mut flags = flags;
+        // `vunmap_range_noflush`: the PTEs go now, only the "TLB flush" (the purge) waits. If the
+        // platform cannot take the mapping away, the frames stay where the old address still
+        // reaches them: they are kept, never reused (`finish_free` reports it).
+        if flags & (VM_ALLOC | VM_MAP) != 0 && nr > 0 && self.mmu.unmap(start, nr * PAGE_SIZE).is_err() {
+            flags |= UNMAP_FAILED;
         }
         space.retire(i);
         (pages, flags, space.lazy_pages > self.lazy_max_pages())
@@ -178,7 +185,15 @@ impl<M: Mmu> Vmalloc<M> {
 
     fn finish_free<P: Platform>(&self, k: &Kmem<P>, pages: Option<PfnArray>, flags: u32, how: Release, purge: bool) {
         if let Some(pfns) = pages {
-            if how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0 {
+            if flags & UNMAP_FAILED != 0 {
+                let n = pfns.len;
+                k.platform().log(
+                    Level::Err,
+                    format_args!(
+                        "vmalloc: cannot unmap a freed area of {n} pages; its frames are kept (leaked), never reused"
+                    ),
+                );
+            } else if how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0 {
                 self.free_frames(k, &pfns, pfns.len as usize);
             }
             self.free_array(k, &pfns);

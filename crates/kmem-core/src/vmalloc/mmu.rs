@@ -23,8 +23,12 @@ pub unsafe trait Mmu: Send + Sync {
     /// The page tables could not be extended; nothing of the range stays mapped.
     fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError>;
 
-    /// Unmaps `[va, va + len)` (page aligned; parts may already be unmapped).
-    fn unmap(&self, va: usize, len: usize);
+    /// Unmaps `[va, va + len)` (page aligned; parts may already be unmapped). `Err` if the
+    /// range may still be accessible: the frames it mapped must then not be reused.
+    ///
+    /// # Errors
+    /// The platform could not take the mapping away.
+    fn unmap(&self, va: usize, len: usize) -> Result<(), MapError>;
 
     /// A purge of `[va, va + len)` (page aligned), lazily freed ranges whose mappings were all
     /// unmapped when they were freed: the kernel's deferred TLB flush. An implementation may

@@ -79,7 +79,8 @@ impl<M: Mmu> Vmalloc<M> {
                     let pfns = node.pages.take();
                     node.flags = 0;
                     let (start, end) = (node.start, node.end);
-                    self.mmu.unmap(start, end - start);
+                    // Frames still reachable through a mapping that would not go are kept.
+                    let pfns = if self.mmu.unmap(start, end - start).is_ok() { pfns } else { None };
                     space.release(i);
                     freed += pfns.map_or(0, |p| p.len as usize);
                     batch[taken] = pfns;

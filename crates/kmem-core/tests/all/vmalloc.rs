@@ -21,11 +21,17 @@ const VPAGES: usize = 512;
 struct SimMmu {
     table: Mutex<BTreeMap<usize, usize>>,
     direct_map: usize,
+    /// `unmap` fails (and leaves the mappings) while set: a platform out of mappings.
+    fail_unmap: std::sync::atomic::AtomicBool,
 }
 
 impl SimMmu {
     fn new(region: &Region) -> Self {
-        Self { table: Mutex::new(BTreeMap::new()), direct_map: region.ptr.as_ptr() as usize }
+        Self {
+            table: Mutex::new(BTreeMap::new()),
+            direct_map: region.ptr.as_ptr() as usize,
+            fail_unmap: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     fn lookup(&self, va: usize) -> Option<usize> {
@@ -64,11 +70,15 @@ unsafe impl Mmu for SimMmu {
         Ok(())
     }
 
-    fn unmap(&self, va: usize, len: usize) {
+    fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
+        if self.fail_unmap.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(MapError);
+        }
         let mut t = self.table.lock().unwrap();
         for page in (va..va + len).step_by(PAGE_SIZE) {
             t.remove(&page);
         }
+        Ok(())
     }
 
     fn copy(&self, dst: usize, src: usize, len: usize) {
@@ -377,4 +387,28 @@ fn frame_cache_reuses_the_mapping_and_releases_on_shrink() {
     assert_eq!(vm.cached_areas(), 0);
     assert!(vm.mmu().table.lock().unwrap().is_empty(), "purged at once");
     vm.check();
+}
+
+/// VM-8: a freed area whose mapping the platform cannot take away keeps its frames (reported):
+/// they are never handed to a new owner the stale address still reaches.
+#[test]
+fn frames_stay_out_of_reuse_when_an_area_cannot_be_unmapped() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    warm_up(&pa, &vm);
+    vm.set_lazy_max_pages(0); // No frame cache: the frames would go straight back.
+    let free_before = pa.total_free();
+    let p = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    let va = p.as_ptr() as usize;
+    let frames: Vec<usize> = (0..3).map(|i| vm.mmu().lookup(va + i * PAGE_SIZE).unwrap()).collect();
+    vm.mmu().fail_unmap.store(true, std::sync::atomic::Ordering::Relaxed);
+    vm.vfree(&pa, p.as_ptr());
+    vm.mmu().fail_unmap.store(false, std::sync::atomic::Ordering::Relaxed);
+    pa.drain_local_pages();
+    assert_eq!(pa.total_free(), free_before - 3, "the three frames are kept, the page array freed");
+    assert_eq!(vm.mmu().lookup(va), Some(frames[0]), "still mapped: the platform refused");
+    for &pfn in &frames {
+        assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is not free for reuse");
+    }
+    assert!(pa.platform().log.lock().unwrap().contains("cannot unmap a freed area of 3 pages; its frames are kept"));
 }
