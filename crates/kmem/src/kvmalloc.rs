@@ -4,11 +4,9 @@
 
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::Relaxed;
 
 use kmem_core::gfp::{__GFP_NOWARN, __GFP_ZERO};
 use kmem_core::kmalloc::kv::{KvFallback, kmalloc_gfp_adjust, kvmalloc_fallback};
-use kmem_core::platform::{Level, Platform};
 use kmem_core::{AllocError, Gfp};
 
 use crate::machine::Machine;
@@ -28,13 +26,14 @@ impl Machine {
         match kvmalloc_fallback(gfp, size) {
             KvFallback::SmallFails | KvFallback::NonBlockingFails => Err(AllocError),
             KvFallback::TooLarge => {
-                // `WARN_ON_ONCE(!(flags & __GFP_NOWARN))`: once per machine, no message.
-                if !gfp.contains(__GFP_NOWARN) && !self.inner.kvmalloc_warned.swap(true, Relaxed) {
-                    let (platform, caller) = (self.platform(), Location::caller());
-                    let cpu = platform.cpu().unwrap_or(0);
-                    platform
-                        .log(Level::Warning, format_args!("WARNING: CPU: {cpu} at {caller} __kvmalloc_node_noprof"));
-                    platform.dump_stack(caller);
+                // `WARN_ON_ONCE(!(flags & __GFP_NOWARN))`: once per machine.
+                if !gfp.contains(__GFP_NOWARN) {
+                    self.pages().warn_once(
+                        kmem_core::page_alloc::warn_sites::KVMALLOC_TOO_LARGE,
+                        "__kvmalloc_node_noprof",
+                        format_args!("size {size} > INT_MAX"),
+                        Location::caller(),
+                    );
                 }
                 Err(AllocError)
             }
@@ -92,14 +91,8 @@ impl Machine {
         if let Some(n) = held
             && len > n
         {
-            let platform = self.platform();
-            platform.log(
-                Level::Err,
-                format_args!("kvfree_sensitive: {len} bytes at {ptr:p} exceed the allocation ({n} bytes)"),
-            );
-            let cpu = platform.cpu().unwrap_or(0);
-            platform.log(Level::Warning, format_args!("WARNING: CPU: {cpu} at {caller} kvfree_sensitive"));
-            platform.dump_stack(caller);
+            let msg = format_args!("kvfree_sensitive: {len} bytes at {ptr:p} exceed the allocation ({n} bytes)");
+            self.inner.vm.warn(&self.inner.kmem, caller, "kvfree_sensitive", msg);
         }
         // SAFETY: The caller's allocation (kvfree checks it before freeing).
         unsafe { self.kvfree(ptr) };

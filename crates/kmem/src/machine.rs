@@ -425,7 +425,6 @@ impl Builder {
             vm,
             highmem,
             forkable,
-            kvmalloc_warned: std::sync::atomic::AtomicBool::new(false),
         });
         // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
         if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
@@ -461,8 +460,6 @@ pub(crate) struct Inner {
     pub(crate) highmem: Option<Highmem>,
     /// Private memory and no kswapd: [`Machine::fork_prepare`] may be used.
     pub(crate) forkable: bool,
-    /// The `WARN_ON_ONCE` of a kvmalloc above `INT_MAX` fired (`kvmalloc.rs`).
-    pub(crate) kvmalloc_warned: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for Machine {

@@ -17,6 +17,7 @@ mod api;
 mod freelist;
 mod pcp_tune;
 mod reports;
+pub use reports::once as warn_sites;
 mod slowpath;
 
 use core::ptr::NonNull;

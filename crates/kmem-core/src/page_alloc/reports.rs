@@ -34,7 +34,7 @@ pub(super) fn free_page_bad_reason(page: &Page) -> Option<&'static str> {
 
 /// The page allocator's `WARN_ON_ONCE` sites: bits of `PageAllocator::warned`. The kernel
 /// keeps one flag per call site for the whole system; kmem keeps one per allocator (machine).
-pub(super) mod once {
+pub mod once {
     /// `WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp)` in `__alloc_frozen_pages_noprof`.
     pub const ORDER: u8 = 1 << 0;
     /// `WARN_ON_ONCE(gfp_mask & (__GFP_COMP | __GFP_HIGHMEM))` in `alloc_pages_exact`.
@@ -45,6 +45,9 @@ pub(super) mod once {
     pub const NOFAIL_NO_RECLAIM: u8 = 1 << 3;
     /// `WARN_ON_ONCE(current->flags & PF_MEMALLOC)` for `__GFP_NOFAIL`.
     pub const NOFAIL_MEMALLOC: u8 = 1 << 4;
+    /// `WARN_ON_ONCE(!(flags & __GFP_NOWARN))` for a size above `INT_MAX` in
+    /// `__kvmalloc_node_noprof` (the `kmem` crate's kvmalloc shares these bits).
+    pub const KVMALLOC_TOO_LARGE: u8 = 1 << 5;
 }
 
 /// Formats with a closure (a `Display` without allocating).
@@ -112,7 +115,7 @@ impl<P: Platform> PageAllocator<P> {
     /// printed.
     #[cold]
     #[inline(never)]
-    pub(super) fn warn_once(&self, site: u8, func: &str, what: fmt::Arguments<'_>, caller: &Location<'_>) -> bool {
+    pub fn warn_once(&self, site: u8, func: &str, what: fmt::Arguments<'_>, caller: &Location<'_>) -> bool {
         if self.warned.load(Relaxed) & site != 0 || self.warned.fetch_or(site, Relaxed) & site != 0 {
             return false;
         }

@@ -169,16 +169,16 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let mut page_gfp = Self::page_gfp(gfp);
         let zone = page_gfp.zone().map_or(0, |z| z as u8);
+        // `init_on_alloc`/`init_on_free`: the kernel's page allocator hands out zeroed pages
+        // (zeroed when allocated, resp. when last freed); so must vmalloc, from the frame cache
+        // as from fresh pages.
+        let zero = gfp.contains(__GFP_ZERO) || Self::want_init(k);
         if guard != 0
-            && let Some(p) =
-                self.cache_alloc(va_size, nr_pages, align, gfp.contains(__GFP_ZERO), zone, vm_flags, size, caller)
+            && let Some(p) = self.cache_alloc(va_size, nr_pages, align, zero, zone, vm_flags, size, caller)
         {
             return Ok(p);
         }
-        // `init_on_alloc`/`init_on_free`: the kernel's page allocator hands out zeroed pages
-        // (zeroed when allocated, resp. when last freed); so must vmalloc, from fresh pages
-        // as from the frame cache (`cache_alloc`).
-        if Self::want_init(k) {
+        if zero {
             page_gfp |= __GFP_ZERO;
         }
         let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
@@ -361,7 +361,7 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// `WARN(1, fmt, ...)`: the message, the `WARNING:` line, and the call trace.
-    pub(super) fn warn<P: Platform>(&self, k: &Kmem<P>, caller: &Location<'_>, func: &str, msg: fmt::Arguments<'_>) {
+    pub fn warn<P: Platform>(&self, k: &Kmem<P>, caller: &Location<'_>, func: &str, msg: fmt::Arguments<'_>) {
         let platform = k.platform();
         platform.log(Level::Err, msg);
         platform.log(Level::Warning, format_args!("WARNING: CPU: {} at {caller} {func}", platform.cpu().unwrap_or(0)));

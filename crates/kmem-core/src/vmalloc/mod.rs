@@ -60,7 +60,7 @@ mod reuse;
 mod space;
 mod tree;
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 pub use mmu::{MapError, Mmu};
@@ -167,8 +167,6 @@ pub struct Vmalloc<M: Mmu> {
     owner: AtomicUsize,
     /// `sizeof(struct page *)` (see [`Vmalloc::set_page_pointer_bytes`]).
     page_ptr_bytes: usize,
-    /// [`Vmalloc::want_init`] of the bound allocator (its settings never change).
-    init_pages: AtomicBool,
     warned_zero: AtomicBool,
     warn_rs: Ratelimit,
     stats: VmStats,
@@ -204,7 +202,6 @@ impl<M: Mmu> Vmalloc<M> {
             cache_max_pages: AtomicUsize::new(usize::MAX),
             owner: AtomicUsize::new(0),
             page_ptr_bytes: 8,
-            init_pages: AtomicBool::new(false),
             warned_zero: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
             stats: VmStats::default(),
@@ -320,20 +317,12 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// Binds the allocator to `k` on first use, and panics if another one is passed later.
-    ///
-    /// `init_pages` is stored before `owner` is published (Release, paired with the Acquire
-    /// of the fast check), so every thread that passes here — and every thread that takes the
-    /// vmap lock after one did, such as a frame-cache reuse — sees it. Every caller with this
-    /// allocator stores the same value (its settings never change).
     fn bind<P: Platform>(&self, k: &Kmem<P>) {
         let addr = k.pages() as *const PageAllocator<P> as usize;
-        let bound = self.owner.load(Acquire);
-        if bound == addr {
+        if self.owner.load(Relaxed) == addr {
             return;
         }
-        assert_eq!(bound, 0, "vmalloc used with two page allocators");
-        self.init_pages.store(Self::want_init(k), Relaxed);
-        if let Err(bound) = self.owner.compare_exchange(0, addr, Release, Acquire) {
+        if let Err(bound) = self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
             assert_eq!(bound, addr, "vmalloc used with two page allocators");
         }
     }

@@ -8,7 +8,6 @@
 
 use core::panic::Location;
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering::Relaxed;
 
 use super::raw::PfnArray;
 use super::space::Space;
@@ -24,8 +23,7 @@ const RELEASE_BATCH: usize = 16;
 impl<M: Mmu> Vmalloc<M> {
     /// Takes a cached area of `va_size` bytes with `nr_pages` frames (from zones up to `zone`),
     /// aligned to `align`, for a vmalloc with flags `vm_flags`; zeroes it when `zero`
-    /// (`__GFP_ZERO`) or `init_on_alloc`/`init_on_free` is on (recorded when the allocator was
-    /// bound, before any area could be cached).
+    /// (`__GFP_ZERO`, or `init_on_alloc`/`init_on_free` on: the caller decides).
     /// `None` on a miss: the caller allocates as usual.
     #[expect(clippy::too_many_arguments, reason = "the area's vm_struct fields")]
     pub(super) fn cache_alloc(
@@ -51,9 +49,6 @@ impl<M: Mmu> Vmalloc<M> {
         let start = node.start;
         super::locked_add(&self.nr_vmalloc_pages, nr_pages);
         super::locked_add(&self.stats.cache_hits, 1);
-        // Read under the lock: the binding thread stored it before publishing the allocator,
-        // and whoever parked this area bound first (`bind`).
-        let zero = zero || self.init_pages.load(Relaxed);
         drop(space);
         if zero {
             // VM-5: the frames hold what their last user wrote.
