@@ -7,7 +7,9 @@
 //! N=200000 valgrind --tool=callgrind target/release/examples/slab_pair_loop kmalloc 64
 //! ```
 //!
-//! `cache`: `kmem_cache_alloc`+`kmem_cache_free` on a 64-byte cache; `kmalloc SIZE`:
+//! `cache`: `kmem_cache_alloc_unchecked`+`kmem_cache_free` on a 64-byte cache (kmem-bench's
+//! kmem_cache rows); `checked`: the same with the safe `kmem_cache_alloc`, which checks the
+//! handle first; `kmalloc SIZE`:
 //! `kmalloc(SIZE)`+`kfree`, the size hidden from the compiler (as in kmem-bench's `kN` loops);
 //! `jemalloc SIZE`, `mimalloc SIZE`: the same pair through that peer's `GlobalAlloc`, for scale.
 //! (Instructions per pair) = (total − setup-only total) / N. ~61 objects stay live, as in
@@ -43,6 +45,8 @@ fn main() {
     let start = Instant::now();
     if kmalloc {
         kmalloc_pairs(&m, size, n);
+    } else if mode == "checked" {
+        checked_pairs(&m, cache, n);
     } else {
         cache_pairs(&m, cache, n);
     }
@@ -62,6 +66,16 @@ fn main() {
 
 #[inline(never)]
 fn cache_pairs(m: &kmem::Machine, cache: CacheRef, n: u64) {
+    for _ in 0..n {
+        // SAFETY: `cache` is this machine's, never destroyed.
+        let p = unsafe { m.kmem_cache_alloc_unchecked(cache, GFP_KERNEL) }.expect("alloc");
+        // SAFETY: just allocated from `cache`, freed once.
+        unsafe { m.kmem_cache_free(cache, black_box(p).as_ptr()) };
+    }
+}
+
+#[inline(never)]
+fn checked_pairs(m: &kmem::Machine, cache: CacheRef, n: u64) {
     for _ in 0..n {
         let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("alloc");
         // SAFETY: just allocated from `cache`, freed once.

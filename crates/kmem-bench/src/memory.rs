@@ -142,7 +142,7 @@ fn slab_waste(out: &mut String, m: &Machine) {
             let _ = writeln!(out, "| k{n} | no cache | | | | | | | | |");
             continue;
         };
-        let c = cache.get();
+        let Some(c) = m.cache(cache) else { continue };
         let (objsize, stride, objs, pages) = (c.object_size(), c.size(), c.objects_per_slab(), 1usize << c.order());
         let slab_bytes = pages * PAGE_SIZE;
         let waste = waste_fraction(slab_bytes, objs, objsize);

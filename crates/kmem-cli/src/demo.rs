@@ -245,7 +245,7 @@ fn scull_example(m: &Machine, name: &str, mut dev: Scull, bytes: usize) -> Resul
     match dev.cache() {
         Some(c) => {
             let info = m.cache_info(c);
-            let s = c.get();
+            let s = m.cache(c).ok_or_else(|| format!("{name}: its cache is gone"))?;
             say(format!(
                 "{name}: cache {}: object size {}, stride {}, {} objects per slab of {} pages; slabinfo: {} active of {} objects ({} quanta in use, {} free in this CPU's array)",
                 s.name(),
@@ -285,7 +285,7 @@ fn mc_example(m: &Machine) -> Result<(), String> {
         return Ok(());
     };
     say("创建slab缓存成功!");
-    say(&format!("MyselfCache Cache大小为: {}", pmycache.get().object_size()));
+    say(&format!("MyselfCache Cache大小为: {}", m.kmem_cache_size(pmycache)));
     let mypool = match RawMempool::slab_pool(m, 6, pmycache) {
         Ok(pool) => pool,
         Err(_) => {

@@ -31,8 +31,11 @@ impl<P: Platform> Deref for Kmem<P> {
 impl<P: Platform> Kmem<P> {
     /// Builds the slab allocator on `pa`. The kmalloc caches are made on first use.
     pub fn new(pa: PageAllocator<P>, config: SlabConfig) -> Self {
-        let dm = pa.pfn_address(pa.memmap().start_pfn()).map_or(0, |p| p.as_ptr() as usize);
-        let slabs = Slabs::new(config, pa.platform().now_ns(), dm);
+        let start = pa.memmap().start_pfn();
+        let dm = pa.pfn_address(start).map_or(0, |p| p.as_ptr() as usize);
+        let dm_bytes = if dm == 0 { 0 } else { (pa.direct_map_end_pfn() - start) << crate::order::PAGE_SHIFT };
+        let dm_pages = if dm == 0 { 0 } else { core::ptr::from_ref(pa.memmap().page(start)) as usize };
+        let slabs = Slabs::new(config, pa.platform().now_ns(), dm, dm_bytes, dm_pages);
         Self { pa, slabs }
     }
 

@@ -8,6 +8,7 @@
 //! | head of a free buddy block | free-list links (pfns) | `PG_BUDDY`, order, list migratetype | 0 |
 //! | on a per-CPU list | pcp-list links (pfns) | `PG_PCP`, order, list migratetype | 0 |
 //! | allocated | `mapping` token / `mapcount` (owner's) | owner flags (`PG_SLAB`, `PG_HEAD`…), order if compound | ≥ 1 |
+//! | first page of a slab cache's structure | as allocated | as allocated, plus `PG_CACHE` | 1 |
 //! | inside a free block (tail) | unused | 0 | 0 |
 //! | tail of a slab | descriptor offset / head pfn | `PG_tail` | 0 |
 //! | reserved (the page array itself) | unused | `PG_RESERVED` | 1 |
@@ -50,6 +51,11 @@ pub mod pg {
     /// Tail page of a slab of order > 0 (`next`: the slab's descriptor, `prev`: the head
     /// pfn). The slab clears it before its pages go back.
     pub const TAIL: u32 = 1 << 7;
+    /// First page of the block holding a live slab cache's `struct kmem_cache` (set when the
+    /// cache is published, cleared when it is unlinked): what makes a `CacheRef` checkable
+    /// without reading the cache. Outside the low byte, so [`super::Page::flags`] does not
+    /// show it; kept out of the order/migratetype/zone fields (bits 8–14, 16–18).
+    pub const CACHE: u32 = 1 << 15;
     /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`).
     pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB;
     /// Flags the owner of an allocated page may set or clear ([`super::Page::set_flags`]).
@@ -107,7 +113,13 @@ impl Page {
     /// Sets owner flag bits ([`pg::OWNER`]: `PG_slab`, `PG_head`) on an allocated page.
     /// Returns false, changing nothing, for other bits or a page that is not allocated: free
     /// and per-CPU pages keep list state in the same word.
-    pub fn set_flags(&self, bits: u32) -> bool {
+    ///
+    /// # Safety
+    /// If the page is allocated, it is allocated to the caller (not to a slab, which keeps its
+    /// own state in the page, nor to anyone else), and no slab lookup (`kfree`, `ksize`, …) of an address in it
+    /// runs while `PG_slab` set here stays set: a slab page's `mapping` word names the slab's
+    /// descriptor, which that lookup follows.
+    pub unsafe fn set_flags(&self, bits: u32) -> bool {
         if bits & !pg::OWNER != 0 || !self.is_allocated() {
             return false;
         }
@@ -116,12 +128,37 @@ impl Page {
     }
 
     /// Clears owner flag bits on an allocated page; false (nothing changed) as for `set_flags`.
-    pub fn clear_flags(&self, bits: u32) -> bool {
+    ///
+    /// # Safety
+    /// As for [`Page::set_flags`].
+    pub unsafe fn clear_flags(&self, bits: u32) -> bool {
         if bits & !pg::OWNER != 0 || !self.is_allocated() {
             return false;
         }
         self.info.store(self.info() & !bits, Relaxed);
         true
+    }
+
+    /// Marks or unmarks the allocated page holding a slab cache's structure
+    /// ([`pg::CACHE`]); the slab layer's own call.
+    #[inline]
+    pub(crate) fn set_cache_mark(&self, on: bool) {
+        if on {
+            // Release: the cache was written before the mark (`live_cache` loads it with Acquire).
+            self.info.fetch_or(pg::CACHE, core::sync::atomic::Ordering::Release);
+        } else {
+            self.info.fetch_and(!pg::CACHE, Relaxed);
+        }
+    }
+
+    /// `PG_slab` on or off, for the slab layer (the public setter is `unsafe`).
+    #[inline]
+    pub(crate) fn set_slab_flag(&self, on: bool) {
+        if on {
+            self.info.fetch_or(pg::SLAB, Relaxed);
+        } else {
+            self.info.fetch_and(!pg::SLAB, Relaxed);
+        }
     }
 
     /// The order stored with the page (buddy order, pcp order, or compound order).
@@ -182,7 +219,13 @@ impl Page {
     /// Sets the `mapcount` of an allocated page (vmalloc-to-user mappings, tests of PA-16).
     /// Returns false, changing nothing, for a page that is not allocated: on free pages the
     /// same field links the free lists.
-    pub fn set_mapcount(&self, count: i32) -> bool {
+    ///
+    /// # Safety
+    /// If the page is allocated, it is allocated to the caller through the page API
+    /// (`alloc_pages` and kin), not to a slab or to anyone else: a slab page keeps its
+    /// descriptor's location in these words and slab lookups follow it. (A free page is
+    /// refused whoever asks.)
+    pub unsafe fn set_mapcount(&self, count: i32) -> bool {
         if !self.is_allocated() {
             return false;
         }
@@ -198,7 +241,10 @@ impl Page {
 
     /// Sets the `mapping` token of an allocated page; false (nothing changed) for a page that
     /// is not allocated, as for [`Page::set_mapcount`].
-    pub fn set_mapping(&self, mapping: u32) -> bool {
+    ///
+    /// # Safety
+    /// As for [`Page::set_mapcount`].
+    pub unsafe fn set_mapping(&self, mapping: u32) -> bool {
         if !self.is_allocated() {
             return false;
         }

@@ -231,7 +231,7 @@ fn create(
     let mut caches = CACHES.write().unwrap_or_else(PoisonError::into_inner);
     let entry = caches.entry(addr).or_insert_with(|| CacheEntry {
         refs: 0,
-        name: CString::new(cache.get().name().replace('\0', "")).unwrap_or_default(),
+        name: CString::new(m.cache_name(cache).unwrap_or_default().replace('\0', "")).unwrap_or_default(),
         legacy: ptr::null_mut(),
     });
     entry.refs += 1;
@@ -366,7 +366,7 @@ pub extern "C" fn kmem_cache_destroy(s: *mut c_void) -> c_int {
 /// `kmem_cache_destroy` of a cache a live mempool still uses, in the words of the kernel's
 /// warning for a cache that still has objects.
 fn report_used_by_pool(m: &Machine, cache: CacheRef, pool: *const c_void, caller: &Location<'_>) {
-    let name = cache.get().name();
+    let name = m.cache_name(cache).unwrap_or_default();
     m.printk(
         Level::Warning,
         &format!(
@@ -389,7 +389,8 @@ pub extern "C" fn kmem_cache_shrink(s: *mut c_void) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_cache_size(s: *mut c_void) -> c_uint {
     ffi_boundary("kmem_cache_size", 0, |m| {
-        checked_cache(m, "kmem_cache_size", s).map_or(0, |cache| cache.get().object_size() as c_uint)
+        checked_cache(m, "kmem_cache_size", s)
+            .map_or(0, |cache| m.cache(cache).map_or(0, |c| c.object_size() as c_uint))
     })
 }
 
@@ -411,7 +412,10 @@ pub extern "C" fn kmem_cache_alloc(s: *mut c_void, flags: gfp_t) -> *mut c_void 
     ffi_boundary("kmem_cache_alloc", ptr::null_mut(), |m| {
         let Some(cache) = checked_cache(m, "kmem_cache_alloc", s) else { return ptr::null_mut() };
         let gfp = Gfp::from_bits(flags);
-        with_alloc_gfp(gfp, || m.kmem_cache_alloc(cache, gfp)).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+        // SAFETY: `checked_cache` found a live cache C holds, made on this (the only) machine;
+        // a destroy racing with this call is C's bug, as in the kernel.
+        with_alloc_gfp(gfp, || unsafe { m.kmem_cache_alloc_unchecked(cache, gfp) })
+            .map_or(ptr::null_mut(), |p| p.as_ptr().cast())
     })
 }
 

@@ -48,7 +48,8 @@ pub fn report(m: &Machine) -> String {
         let allocs = info.alloc_fast + info.alloc_slow;
         if allocs > 0 {
             total += allocs;
-            let _ = writeln!(s, "{} {} {}", c.get().name(), allocs, info.free_fast + info.free_slow);
+            let _ =
+                writeln!(s, "{} {} {}", m.cache_name(c).unwrap_or_default(), allocs, info.free_fast + info.free_slow);
         }
     });
     let _ = writeln!(s, "kmem_preload: slab allocations total {total}");

@@ -154,9 +154,7 @@ impl RawMempool {
     /// filled.
     #[track_caller]
     pub fn slab_pool(machine: &Machine, min_nr: usize, cache: CacheRef) -> Result<Self, AllocError> {
-        let mut ours = false;
-        machine.for_each_cache(|c| ours |= c == cache);
-        if !ours {
+        if !machine.is_live_cache(cache) {
             machine.printk(
                 kmem_core::platform::Level::Err,
                 &format!(
@@ -211,15 +209,17 @@ impl RawMempool {
         // In each arm the closure makes the call the pool's helper `alloc_fn` makes (`Backing`),
         // and `fast_cpu(m)` is the pool's platform's answer (the machine's page allocator is the
         // pool's environment); the pool is initialised until `drop`, and a helper kind means it
-        // does not track its elements (`helper`).
+        // does not track its elements (`helper`). A slab pool's cache is a live cache of `m`
+        // (checked by `slab_pool`) for as long as the pool (the contract of its unsafe destroy).
         let element = match self.backing {
-            // SAFETY: As said above: the helper pair's own call, the platform's own answer.
+            // SAFETY: As said above: the helper pair's own call, the platform's own answer, a
+            // live cache.
             Backing::Slab(cache) => unsafe {
                 pool.alloc_inline(
                     gfp,
                     fast_cpu(m),
                     #[inline(always)]
-                    |g| m.kmem_cache_alloc(cache, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
+                    |g| m.kmem_cache_alloc_unchecked(cache, g).map_or(ptr::null_mut(), |p| p.as_ptr().cast()),
                 )
             },
             // SAFETY: As said above: the helper pair's own call, the platform's own answer.

@@ -254,7 +254,10 @@ impl<T: Send + 'static> KmemCache<T> {
     /// (the object goes back to the cache first).
     #[track_caller]
     pub fn alloc(&self, gfp: Gfp) -> Result<CacheBox<T>, AllocError> {
-        let obj = self.shared.machine.kmem_cache_alloc(self.shared.cache, gfp.difference(__GFP_ZERO))?;
+        // SAFETY: `shared` keeps the cache alive (destroyed only when it goes), and it is a
+        // cache of `shared.machine`, which made it.
+        let obj =
+            unsafe { self.shared.machine.kmem_cache_alloc_unchecked(self.shared.cache, gfp.difference(__GFP_ZERO)) }?;
         // Dropped by the unwind if the constructor panics below: the object goes back.
         let handle = CacheBox { cache: self.clone(), slot: obj.cast::<Slot<T>>() };
         // SAFETY: The object is ours; its state byte was written by `ctor_hook`.
@@ -296,7 +299,8 @@ impl<T: Send + 'static> KmemCache<T> {
 
     /// The cache's name.
     pub fn name(&self) -> &str {
-        self.shared.cache.get().name()
+        // A cache `self` keeps alive is live.
+        self.shared.machine.cache_name(self.shared.cache).unwrap_or_default()
     }
 
     /// The machine the cache lives on.

@@ -29,7 +29,7 @@ fn kmalloc_allocs(m: &Machine) -> u64 {
     let mut n = 0;
     // The closure runs under the cache list lock: it must not allocate (it does not).
     m.for_each_cache(|c| {
-        if c.get().name().starts_with("kmalloc-") {
+        if m.cache(c).unwrap().name().starts_with("kmalloc-") {
             let info = m.cache_info(c);
             n += info.alloc_fast + info.alloc_slow;
         }

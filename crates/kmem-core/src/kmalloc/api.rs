@@ -101,8 +101,9 @@ impl<P: Platform> Kmem<P> {
         gfp: Gfp,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        let s = cache.get();
-        self.slab_alloc_orig(s, gfp, Location::caller(), size.clamp(1, s.object_size()))
+        let caller = Location::caller();
+        let Some(s) = self.checked_cache(cache, "kmalloc_trace", caller) else { return Err(AllocError) };
+        self.slab_alloc_orig(s, gfp, caller, size.clamp(1, s.object_size()))
     }
 
     /// `__kmalloc_large_node`: whole pages, marked so `kfree` knows them. Flags a slab

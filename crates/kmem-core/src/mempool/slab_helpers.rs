@@ -79,7 +79,8 @@ pub unsafe extern "C" fn mempool_alloc_slab<P: Platform>(gfp: Gfp, pool_data: *m
         );
         return ptr::null_mut();
     }
-    kmem.kmem_cache_alloc(cache, gfp).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    // SAFETY: The pool's cache outlives the pool (the caller's promise, as for `slab_helper`).
+    unsafe { kmem.kmem_cache_alloc_unchecked(cache, gfp) }.map_or(ptr::null_mut(), |p| p.as_ptr().cast())
 }
 
 /// `mempool_free_slab`: gives `element` back to the pool's cache (NULL is ignored).

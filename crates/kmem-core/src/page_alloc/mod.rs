@@ -206,6 +206,12 @@ unsafe impl<P: Platform> Send for PageAllocator<P> {}
 unsafe impl<P: Platform> Sync for PageAllocator<P> {}
 
 impl<P: Platform> PageAllocator<P> {
+    /// The first pfn past the direct map.
+    #[inline]
+    pub(crate) fn direct_map_end_pfn(&self) -> usize {
+        self.direct_map_end_pfn
+    }
+
     /// Builds the allocator over `layout`: carves the page array from the top of the direct
     /// map (those pages become reserved), frees every other page into the buddy lists, and
     /// computes watermarks, lowmem reserves and per-CPU list sizes.

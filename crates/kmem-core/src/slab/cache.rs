@@ -183,8 +183,11 @@ unsafe impl Sync for Cache {}
 // SAFETY: As above.
 unsafe impl Send for Cache {}
 
-/// A handle to a slab cache (`struct kmem_cache *`). Copyable, like the kernel's pointer: it is
-/// valid until the cache is destroyed, which is why destroying is `unsafe`.
+/// A handle to a slab cache (`struct kmem_cache *`). Copyable, like the kernel's pointer, and
+/// like it with no lifetime: every safe operation that takes one checks first that it names a
+/// live cache of the machine it is given to (`Kmem::is_live_cache`), and reports and refuses
+/// one that does not (another machine's, or destroyed). Destroying is `unsafe` because that
+/// check cannot see a destroy racing with a use.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheRef(pub(crate) NonNull<Cache>);
 
@@ -194,17 +197,20 @@ unsafe impl Send for CacheRef {}
 unsafe impl Sync for CacheRef {}
 
 impl core::fmt::Debug for CacheRef {
+    /// The address only: the handle may name nothing any more (`Kmem::cache_name` reads the
+    /// name of a live cache).
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "CacheRef({:?} @ {:p})", self.get().name(), self.0)
+        write!(f, "CacheRef({:p})", self.0)
     }
 }
 
 impl CacheRef {
-    /// The cache.
+    /// The cache, for callers inside the slab layer that already know it is live (a cache they
+    /// hold, or one [`crate::Kmem`]'s `live_cache` accepted).
     #[inline(always)]
-    pub fn get(&self) -> &Cache {
-        // SAFETY: A `CacheRef` is only made for a created cache, and stays valid until the
-        // (unsafe) destroy, whose caller promises not to use it afterwards.
+    pub(crate) fn get(&self) -> &Cache {
+        // SAFETY: Only called on caches known live (above); a live cache stays valid until the
+        // (unsafe) destroy, whose caller promises no use during or after it.
         unsafe { self.0.as_ref() }
     }
 

@@ -235,6 +235,8 @@ impl<P: Platform> Kmem<P> {
             });
         }
         let cache = base.cast::<Cache>();
+        // Fully written: safe operations may accept handles to it from now on.
+        self.publish_cache_mark(cache);
         let mut list = self.slabs.list.lock();
         // SAFETY: Fully initialised above; linked under the list lock.
         unsafe { (*cache).next.store(list.head, Relaxed) };
@@ -294,13 +296,17 @@ impl<P: Platform> Kmem<P> {
     /// # Errors
     /// [`DestroyError`] when objects were still allocated.
     ///
+    /// A handle that is not a live cache of this machine (another machine's, or one already
+    /// destroyed) is reported and ignored (`Ok`).
+    ///
     /// # Safety
-    /// `cache` must not be used after a call that dropped the last reference (whatever the
-    /// result); objects still allocated must not be freed to it afterwards.
+    /// No other thread may use `cache` during a call that drops the last reference; objects
+    /// still allocated must not be freed to it afterwards (safe operations on the handle
+    /// afterwards are refused and reported).
     #[track_caller]
     pub unsafe fn kmem_cache_destroy(&self, cache: CacheRef) -> Result<(), DestroyError> {
         let caller = Location::caller();
-        let s = cache.get();
+        let Some(s) = self.checked_cache(cache, "kmem_cache_destroy", caller) else { return Ok(()) };
         // Pending `kfree_rcu` objects of this cache are freed first (`kvfree_rcu_barrier`).
         if !self.platform().in_atomic() {
             self.rcu_barrier();
@@ -310,6 +316,9 @@ impl<P: Platform> Kmem<P> {
             if s.refcount.fetch_sub(1, Relaxed) > 1 {
                 return Ok(());
             }
+            // The last reference: safe operations refuse the handle from now on (kept off even
+            // when objects remain and the memory is kept, SL-12).
+            self.retire_cache_mark(cache.as_ptr());
             // Unlink: reclaim and thread exits no longer see the cache.
             let mut link: *const AtomicPtr<Cache> = ptr::null();
             let mut cur = list.head;

@@ -92,7 +92,7 @@ impl<P: Platform> Kmem<P> {
             (*d).freelist = self.build_freelist(s, base.as_ptr(), objects);
             let off = Node::offset_of(dm, d);
             page.next.store(off, Relaxed);
-            let _ = page.set_flags(pg::SLAB);
+            page.set_slab_flag(true);
             // Tail pages lead to the descriptor and the head in one step (`object_slab`).
             for tail in pfn + 1..pfn + (1 << order) {
                 let t = self.memmap().page(tail);
@@ -203,7 +203,7 @@ impl<P: Platform> Kmem<P> {
         }
         page.next.store(0, Relaxed);
         page.prev.store(0, Relaxed);
-        let _ = page.clear_flags(pg::SLAB);
+        page.set_slab_flag(false);
         self.pages().free_pages(page, order);
         // SAFETY: The slab is gone; its descriptor goes back to the pool.
         unsafe { self.slabs.descs.put(NonNull::new_unchecked(slab)) };
@@ -352,8 +352,12 @@ impl<P: Platform> Kmem<P> {
 
     /// `kmem_cache_shrink`: flushes the per-CPU arrays, frees every empty slab (SL-13) and
     /// runs a grace period for RCU caches; returns 0 only if the cache holds no slab at all.
+    /// A handle that is not a live cache of this machine is reported and gives `-EINVAL`.
+    #[track_caller]
     pub fn kmem_cache_shrink(&self, cache: CacheRef) -> i32 {
-        let s = cache.get();
+        let Some(s) = self.checked_cache(cache, "kmem_cache_shrink", core::panic::Location::caller()) else {
+            return -22;
+        };
         self.shrink_cache(s);
         if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) && !self.platform().in_atomic() {
             self.rcu_barrier();

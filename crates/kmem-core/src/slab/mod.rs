@@ -7,7 +7,8 @@
 //!   [`hardening`]: encoded free pointers and randomised freelists.
 //! - `create` (create, merge, destroy), `alloc` (the per-CPU fast paths and their slow
 //!   paths), `grow` (new slabs, freeing slabs, flushing per-CPU arrays, shrink and reclaim),
-//!   `slabinfo` (`/proc/slabinfo`): operations of [`crate::Kmem`].
+//!   `slabinfo` (`/proc/slabinfo`), `handle` (checking a [`CacheRef`] before following it):
+//!   operations of [`crate::Kmem`].
 //!
 //! # Design (see `docs/slab-design.md`)
 //! Objects live in slabs: blocks of `1 << order` pages whose free objects are chained through
@@ -35,6 +36,7 @@ pub mod debug_spec;
 mod alloc;
 mod create;
 mod grow;
+mod handle;
 mod rcu_free;
 mod report;
 mod slabinfo;
@@ -125,6 +127,10 @@ pub struct Slabs {
     pub(crate) errors: AtomicUsize,
     /// The direct-map base address (slab descriptors and pages are found from it).
     pub(crate) dm: usize,
+    /// Bytes of the direct map from `dm` (0: none), and the address of the page-array entry of
+    /// its first page: what `live_cache` checks a `CacheRef` against without other loads.
+    pub(crate) dm_bytes: usize,
+    pub(crate) dm_pages: usize,
     /// The machine's vmalloc range, for reports (empty unless [`crate::Kmem::set_vmalloc_range`]).
     pub(crate) vmalloc: core::ops::Range<usize>,
     /// Serialises the creation of kmalloc caches on first use.
@@ -132,9 +138,11 @@ pub struct Slabs {
 }
 
 impl Slabs {
-    pub(crate) fn new(config: SlabConfig, clock: u64, dm: usize) -> Self {
+    pub(crate) fn new(config: SlabConfig, clock: u64, dm: usize, dm_bytes: usize, dm_pages: usize) -> Self {
         Self {
             dm,
+            dm_bytes,
+            dm_pages,
             vmalloc: 0..0,
             list: SpinLock::new(CacheList { head: ptr::null_mut(), len: 0 }),
             descs: DescPool::new(),

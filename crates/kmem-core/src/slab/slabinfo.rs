@@ -47,8 +47,14 @@ pub struct CacheInfo {
 
 impl<P: Platform> Kmem<P> {
     /// The numbers of `cache`.
+    ///
+    /// # Panics
+    /// If `cache` is not a live cache of this machine (another machine's, or destroyed).
+    #[track_caller]
     pub fn cache_info(&self, cache: CacheRef) -> CacheInfo {
-        let s = cache.get();
+        let Some(s) = self.live_cache(cache) else {
+            panic!("cache_info: {cache:?} is not a live slab cache of this machine (another machine's, or destroyed)")
+        };
         let (num_objs, slabs, partial_slabs, partial_free) = {
             let node = s.node.lock();
             (node.total_objects, node.nr_slabs, node.partial.len, node.partial_free)
@@ -126,7 +132,14 @@ impl<P: Platform> Kmem<P> {
     /// A description of what is inconsistent.
     #[track_caller]
     pub fn validate_slab_cache(&self, cache: CacheRef) -> Result<usize, &'static str> {
-        self.validate_cache(cache.get(), core::panic::Location::caller())
+        let caller = core::panic::Location::caller();
+        let s = self.checked_cache(cache, "validate_slab_cache", caller).ok_or("not a live cache of this machine")?;
+        self.validate_cache(s, caller)
+    }
+
+    /// The name of `cache`, if it is a live cache of this machine.
+    pub fn cache_name(&self, cache: CacheRef) -> Option<&str> {
+        self.live_cache(cache).map(Cache::name)
     }
 
     /// The cache named `name`, newest first (aliases have no name of their own).

@@ -231,7 +231,8 @@ fn pa16_bad_page_reports_60_per_minute_then_the_suppressed_count() {
     let pa = boot(&region, false);
     let bad_free = || {
         let page = pa.alloc_pages(GFP_KERNEL, 0).unwrap();
-        assert!(page.set_mapcount(1));
+        // SAFETY: Our page, freed next.
+        assert!(unsafe { page.set_mapcount(1) });
         pa.free_pages(page, 0);
     };
     let log = || pa.platform().log.lock().unwrap().clone();

@@ -141,11 +141,11 @@ impl Model {
             let flags = if rng.index(4) == 0 { flags.union(SLAB_NO_MERGE) } else { flags };
             self.names += 1;
             let Reply::Created(c) = self.run(t, Op::Create { size, flags, name: self.names }) else { unreachable!() };
-            assert!(c.get().object_size() >= size);
+            assert!(self.m.cache(c).unwrap().object_size() >= size);
             self.handles.push(c);
         } else if choice < 45 {
             let c = self.handles[rng.index(self.handles.len())];
-            let len = c.get().object_size();
+            let len = self.m.cache(c).unwrap().object_size();
             let Reply::Allocated(addr) = self.run(t, Op::Alloc { cache: c, len, tag }) else { unreachable!() };
             assert!(self.live.insert(addr, Obj { cache: Some(c), len, tag }).is_none(), "{addr:#x} handed out twice");
         } else if choice < 55 {
@@ -178,7 +178,11 @@ impl Model {
             assert_eq!(self.run(t, Op::Destroy { cache: c }), Reply::Destroyed(Ok(())));
             self.handles.swap_remove(i);
             if refs > 1 {
-                assert_eq!(c.get().refcount(), refs as isize - 1, "SL-6: an alias only drops a reference");
+                assert_eq!(
+                    self.m.cache(c).unwrap().refcount(),
+                    refs as isize - 1,
+                    "SL-6: an alias only drops a reference"
+                );
             }
         }
     }
@@ -206,7 +210,10 @@ impl Model {
                 "seed {seed:#x} step {step}: {} live, {info:?}",
                 live
             );
-            assert!(info.active_objs <= info.num_objs && info.num_objs <= info.slabs * c.get().objects_per_slab());
+            assert!(
+                info.active_objs <= info.num_objs
+                    && info.num_objs <= info.slabs * self.m.cache(c).unwrap().objects_per_slab()
+            );
         }
     }
 }
@@ -255,11 +262,11 @@ fn slab_model_two_threads_cross_frees() {
             w.join().expect("worker");
         }
         // The kmalloc caches stay; shrinking them gives their slabs back.
-        m.for_each_cache(|c| assert!(c.get().name().contains("kmalloc"), "only kmalloc caches are left"));
+        m.for_each_cache(|c| assert!(m.cache(c).unwrap().name().contains("kmalloc"), "only kmalloc caches are left"));
         let mut kmalloc = Vec::new();
         m.for_each_cache(|c| kmalloc.push(c));
         for c in kmalloc {
-            assert_eq!(m.kmem_cache_shrink(c), 0, "seed {seed:#x}: {} still has slabs", c.get().name());
+            assert_eq!(m.kmem_cache_shrink(c), 0, "seed {seed:#x}: {} still has slabs", m.cache(c).unwrap().name());
         }
         assert_eq!(m.total_free() + m.slab_pages().1, free0, "seed {seed:#x}: every slab page back");
     }

@@ -113,7 +113,13 @@ fn assert_all_back(m: &Machine, free0: usize, caches: &[CacheRef]) {
         }
     });
     for c in all {
-        assert_eq!(m.kmem_cache_shrink(c), 0, "{} still holds slabs: {:?}", c.get().name(), m.cache_info(c));
+        assert_eq!(
+            m.kmem_cache_shrink(c),
+            0,
+            "{} still holds slabs: {:?}",
+            m.cache(c).unwrap().name(),
+            m.cache_info(c)
+        );
         assert_eq!(m.validate_slab_cache(c), Ok(0));
     }
     m.drain_all_pages();
@@ -147,7 +153,7 @@ fn churn(m: &Machine, me: u8, iters: usize, caches: &[CacheRef], next: &Handoff,
                     alloc(
                         m,
                         Some(c),
-                        c.get().object_size(),
+                        m.cache(c).unwrap().object_size(),
                         me,
                         if rng.index(4) == 0 { GFP_ATOMIC } else { GFP_KERNEL },
                     )

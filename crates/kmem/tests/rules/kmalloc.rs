@@ -38,7 +38,7 @@ fn km1_km6_km7_every_size_from_1_to_8192_gets_its_class() {
         let addr = p.as_ptr() as usize;
         assert_eq!(m.ksize(p.as_ptr()), class, "KM-7: ksize of kmalloc({n})");
         let cache = m.kmalloc_cache(n, GFP_KERNEL).expect("class cache");
-        assert_eq!(cache.get().name(), format!("kmalloc-{}", name_of(class)), "KM-1: class of {n}");
+        assert_eq!(m.cache(cache).unwrap().name(), format!("kmalloc-{}", name_of(class)), "KM-1: class of {n}");
         assert_eq!(addr % 8, 0, "KM-6: 8-aligned");
         let natural = match class {
             96 => 32,
@@ -185,15 +185,19 @@ fn km10_kcalloc_overflow_allocates_nothing() {
 fn km11_dma_requests_use_dma_kmalloc_and_dma32_gets_fixed_up() {
     let m = machine();
     let p = m.kmalloc(64, GFP_DMA | GFP_KERNEL).expect("dma kmalloc");
-    assert_eq!(m.kmalloc_cache(64, GFP_DMA).expect("cache").get().name(), "dma-kmalloc-64");
+    assert_eq!(m.cache(m.kmalloc_cache(64, GFP_DMA).expect("cache")).unwrap().name(), "dma-kmalloc-64");
     assert!(m.virt_to_phys(p.as_ptr()).expect("phys") < 16 << 20, "ZONE_DMA");
     kfree(&m, p);
     let r = m.kmalloc(64, GFP_KERNEL | __GFP_RECLAIMABLE).expect("rcl");
-    assert_eq!(m.kmalloc_cache(64, __GFP_RECLAIMABLE).expect("cache").get().name(), "kmalloc-rcl-64");
+    assert_eq!(m.cache(m.kmalloc_cache(64, __GFP_RECLAIMABLE).expect("cache")).unwrap().name(), "kmalloc-rcl-64");
     kfree(&m, r);
     assert_eq!(count_log(&m, "Unexpected gfp"), 0);
     let q = m.kmalloc(128, GFP_KERNEL | __GFP_DMA32).expect("dma32 kmalloc");
-    assert_eq!(m.kmalloc_cache(128, __GFP_DMA32).expect("cache").get().name(), "kmalloc-128", "no DMA32 cache");
+    assert_eq!(
+        m.cache(m.kmalloc_cache(128, __GFP_DMA32).expect("cache")).unwrap().name(),
+        "kmalloc-128",
+        "no DMA32 cache"
+    );
     assert_eq!(count_log(&m, "Unexpected gfp"), 1, "the new slab's page was allocated with the fix-up");
     kfree(&m, q);
 }

@@ -55,7 +55,7 @@ fn mp12_slab_pools_hand_out_objects_of_their_cache() {
     };
     assert_eq!(out(&m), 3, "the reserve holds three objects of the cache");
     let a = pool.alloc(GFP_KERNEL).unwrap();
-    assert_eq!(m.ksize(a.as_ptr().cast()), cache.get().ksize());
+    assert_eq!(m.ksize(a.as_ptr().cast()), m.cache(cache).unwrap().ksize());
     assert_eq!((out(&m), pool.curr_nr()), (4, 3), "the allocator first, the reserve untouched (MP-2)");
     assert!(pool.set_poisoning(true), "slab pools know their elements' bytes");
     free(&pool, a); // The reserve is full: back to the cache.

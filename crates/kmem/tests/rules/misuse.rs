@@ -38,15 +38,22 @@ fn stale_page_reference_cannot_touch_a_free_page() {
     let initial = m.buddyinfo();
     let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     m.free_pages(a, 0);
-    assert!(!a.set_mapping(0x4000_0000));
-    assert!(!a.set_mapcount(7));
     assert!(!a.get_page());
-    assert!(!a.set_flags(pg::SLAB));
-    assert!(!a.clear_flags(pg::HEAD));
+    // SAFETY: `a` is free (nobody's page), which each setter refuses; `b` is ours, and no slab
+    // lookup runs on it.
+    unsafe {
+        assert!(!a.set_mapping(0x4000_0000));
+        assert!(!a.set_mapcount(7));
+        assert!(!a.set_flags(pg::SLAB));
+        assert!(!a.clear_flags(pg::HEAD));
+    }
     // Owner flags only, even on an allocated page.
     let b = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-    assert!(!b.set_flags(pg::BUDDY), "list-state flags are not the owner's");
-    assert!(b.set_flags(pg::HEAD) && b.clear_flags(pg::HEAD));
+    // SAFETY: As above.
+    unsafe {
+        assert!(!b.set_flags(pg::BUDDY), "list-state flags are not the owner's");
+        assert!(b.set_flags(pg::HEAD) && b.clear_flags(pg::HEAD));
+    }
     m.free_pages(b, 0);
     let again: Vec<_> = (0..32).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in again {

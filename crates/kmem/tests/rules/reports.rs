@@ -183,17 +183,20 @@ fn bad_page_case(spoil: impl Fn(&Page), reason: &str) {
 
 #[test]
 fn pa16_bad_page_nonzero_mapcount_is_reported_and_leaked() {
-    bad_page_case(|p| assert!(p.set_mapcount(1)), "nonzero mapcount");
+    // SAFETY: `bad_page_case` hands over a page allocated to this test, which it frees next.
+    bad_page_case(|p| assert!(unsafe { p.set_mapcount(1) }), "nonzero mapcount");
 }
 
 #[test]
 fn pa16_bad_page_non_null_mapping_is_reported_and_leaked() {
-    bad_page_case(|p| assert!(p.set_mapping(0xdead)), "non-NULL mapping");
+    // SAFETY: As above.
+    bad_page_case(|p| assert!(unsafe { p.set_mapping(0xdead) }), "non-NULL mapping");
 }
 
 #[test]
 fn pa16_bad_page_flags_checked_at_free_are_reported_and_leaked() {
-    bad_page_case(|p| assert!(p.set_flags(pg::SLAB)), "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
+    // SAFETY: As above; no slab lookup runs on the page before its free is refused.
+    bad_page_case(|p| assert!(unsafe { p.set_flags(pg::SLAB) }), "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
 }
 
 /// Asserts one bad page report for `bad` from the task "badpage" with `reason`, the page
@@ -306,7 +309,8 @@ fn pa16_bad_page_reports_after_the_60th_are_suppressed_and_still_leak() {
     let pages: Vec<&Page> = (0..70).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     let (free, bad_pages) = (m.total_free(), m.stats().bad_pages.load(SEQ));
     for page in &pages {
-        assert!(page.set_mapcount(1));
+        // SAFETY: Our page, freed next.
+        assert!(unsafe { page.set_mapcount(1) });
         m.free_pages(page, 0);
     }
     assert_eq!(count_log(&m, "BUG: Bad page state in process"), 60);

@@ -83,7 +83,7 @@ fn sl1_args_form_with_default_args_round_trips_and_gives_every_page_back() {
     let m = machine();
     let free0 = m.total_free();
     let c = create(&m, "sl1-args", 100, SlabFlags::empty());
-    let s = c.get();
+    let s = m.cache(c).unwrap();
     assert_eq!((s.name(), s.object_size(), s.align(), s.size(), s.has_ctor()), ("sl1-args", 100, 8, 104, false));
     let objs: Vec<_> = (0..50).map(|_| alloc(&m, c)).collect();
     for &p in &objs {
@@ -98,10 +98,10 @@ fn sl1_legacy_five_argument_form_sets_align_and_ctor() {
     let m = machine();
     let (ctor, calls) = counting();
     let c = m.kmem_cache_create_legacy("sl1-legacy", 100, 128, SlabFlags::empty(), Some(ctor)).expect("create");
-    assert_eq!((c.get().align(), c.get().has_ctor()), (128, true));
+    assert_eq!((m.cache(c).unwrap().align(), m.cache(c).unwrap().has_ctor()), (128, true));
     let p = alloc(&m, c);
     assert_eq!(p.as_ptr() as usize % 128, 0);
-    assert_eq!(calls.load(Ordering::SeqCst), c.get().objects_per_slab(), "ctor ran on the new slab");
+    assert_eq!(calls.load(Ordering::SeqCst), m.cache(c).unwrap().objects_per_slab(), "ctor ran on the new slab");
     free(&m, c, p);
     destroy(&m, c).expect("empty");
 }
@@ -149,7 +149,7 @@ fn sl3_alignment_of_real_caches() {
     for (i, (size, align, flags, want)) in cases.into_iter().enumerate() {
         let args = CacheArgs { align, ..CacheArgs::default() };
         let c = m.kmem_cache_create(&format!("sl3-{i}"), size, &args, flags.union(SLAB_NO_MERGE)).expect("create");
-        assert_eq!(c.get().align(), want, "size {size} align {align} flags {flags}");
+        assert_eq!(m.cache(c).unwrap().align(), want, "size {size} align {align} flags {flags}");
         let objs: Vec<_> = (0..20).map(|_| alloc(&m, c)).collect();
         assert!(objs.iter().all(|p| (p.as_ptr() as usize).is_multiple_of(want)), "objects aligned to {want}");
         for p in objs {
@@ -162,21 +162,22 @@ fn sl3_alignment_of_real_caches() {
 fn sl4_stride_and_free_pointer_placement() {
     let m = ordered_machine();
     let plain = create(&m, "sl4-plain", 64, SlabFlags::empty());
-    assert_eq!((plain.get().size(), plain.get().layout().offset), (64, 32));
+    assert_eq!((m.cache(plain).unwrap().size(), m.cache(plain).unwrap().layout().offset), (64, 32));
     let (ctor, _) = counting();
     let args = CacheArgs { ctor: Some(ctor), ..CacheArgs::default() };
     let with_ctor = m.kmem_cache_create("sl4-ctor", 64, &args, SlabFlags::empty()).expect("create");
-    assert_eq!((with_ctor.get().size(), with_ctor.get().layout().offset), (72, 64));
+    assert_eq!((m.cache(with_ctor).unwrap().size(), m.cache(with_ctor).unwrap().layout().offset), (72, 64));
     let rcu = create(&m, "sl4-rcu", 64, SLAB_TYPESAFE_BY_RCU);
-    assert_eq!((rcu.get().size(), rcu.get().layout().offset), (72, 64));
+    assert_eq!((m.cache(rcu).unwrap().size(), m.cache(rcu).unwrap().layout().offset), (72, 64));
     for c in [plain, with_ctor, rcu] {
-        let stride = c.get().size();
-        let slab_bytes = PAGE_SIZE << c.get().order();
-        let mut objs: Vec<usize> = (0..c.get().objects_per_slab()).map(|_| alloc(&m, c).as_ptr() as usize).collect();
+        let stride = m.cache(c).unwrap().size();
+        let slab_bytes = PAGE_SIZE << m.cache(c).unwrap().order();
+        let mut objs: Vec<usize> =
+            (0..m.cache(c).unwrap().objects_per_slab()).map(|_| alloc(&m, c).as_ptr() as usize).collect();
         objs.sort_unstable();
         let base = objs[0] & !(slab_bytes - 1);
         for (i, &p) in objs.iter().enumerate() {
-            assert_eq!(p, base + i * stride, "{}: slot {i} at the stride", c.get().name());
+            assert_eq!(p, base + i * stride, "{}: slot {i} at the stride", m.cache(c).unwrap().name());
         }
         for p in objs {
             free(&m, c, NonNull::new(p as *mut u8).unwrap());
@@ -189,7 +190,11 @@ fn sl5_order_and_objects_per_slab_for_8_cpus() {
     let m = builder(Profile::X86_64, 64).cpus(8).pcp(false).build().expect("machine");
     for (size, order, objects) in [(64, 0, 64), (704, 2, 23), (1024, 3, 32), (8, 0, 512), (4096, 3, 8)] {
         let c = create(&m, &format!("sl5-{size}"), size, SLAB_NO_MERGE);
-        assert_eq!((c.get().order(), c.get().objects_per_slab()), (order, objects), "size {size}");
+        assert_eq!(
+            (m.cache(c).unwrap().order(), m.cache(c).unwrap().objects_per_slab()),
+            (order, objects),
+            "size {size}"
+        );
         let p = alloc(&m, c);
         assert_eq!(m.cache_info(c).pages, 1 << order, "one slab of order {order}");
         free(&m, c, p);
@@ -202,7 +207,7 @@ fn sl6_merging_follows_find_mergeable() {
     let a = create(&m, "sl6-64", 64, SlabFlags::empty());
     let b = create(&m, "sl6-60", 60, SlabFlags::empty());
     assert_eq!(a, b, "60 merges into 64 (waste 4 < 8)");
-    assert_eq!(a.get().refcount(), 2);
+    assert_eq!(m.cache(a).unwrap().refcount(), 2);
     let c56 = create(&m, "sl6-56", 56, SlabFlags::empty());
     assert_ne!(c56, a, "56 does not merge (waste 8 is not < 8)");
     let (ctor, _) = counting();
@@ -223,10 +228,10 @@ fn sl6_merging_follows_find_mergeable() {
     }
     // Same RECLAIM_ACCOUNT on both sides merges (the oldest candidate wins).
     let rec2 = create(&m, "sl6-reclaim2", 60, SLAB_RECLAIM_ACCOUNT);
-    assert_eq!(rec2.get().name(), "sl6-reclaim");
+    assert_eq!(m.cache(rec2).unwrap().name(), "sl6-reclaim");
     // Destroying one alias leaves the other usable.
     destroy(&m, a).expect("alias drop");
-    assert_eq!(b.get().refcount(), 1);
+    assert_eq!(m.cache(b).unwrap().refcount(), 1);
     assert!(m.slabinfo().lines().any(|l| l.starts_with("sl6-64 ")));
     let p = alloc(&m, b);
     fill(&m, p, 60, 0x42);
@@ -242,7 +247,7 @@ fn sl7_ctor_runs_once_per_slot_not_on_reuse() {
     let args = CacheArgs { ctor: Some(ctor), ..CacheArgs::default() };
     let c = m.kmem_cache_create("sl7", 48, &args, SlabFlags::empty()).expect("create");
     let p = alloc(&m, c);
-    let per_slab = c.get().objects_per_slab();
+    let per_slab = m.cache(c).unwrap().objects_per_slab();
     assert_eq!(calls.load(Ordering::SeqCst), per_slab);
     fill(&m, p, 48, 0x77);
     free(&m, c, p);
@@ -320,7 +325,7 @@ fn failslab_cache_filter_fails_only_marked_caches() {
     let attr = m.slabs().failslab();
     let marked = create(&m, "fs-marked", 64, SLAB_NO_MERGE);
     let other = create(&m, "fs-other", 64, SLAB_NO_MERGE);
-    marked.get().set_failslab(true);
+    m.cache(marked).unwrap().set_failslab(true);
     attr.cache_filter.store(true, Ordering::SeqCst);
     attr.configure(1, 100, 0, -1).expect("knobs");
     attr.set_verbose(0);
@@ -337,7 +342,7 @@ fn failslab_cache_filter_fails_only_marked_caches() {
 fn sl10_gfp_zero_clears_exactly_object_size() {
     let m = machine();
     let c = create(&m, "sl10", 60, SLAB_NO_MERGE);
-    assert_eq!(c.get().size(), 64);
+    assert_eq!(m.cache(c).unwrap().size(), 64);
     let p = alloc(&m, c);
     fill(&m, p, 64, 0xff);
     free(&m, c, p);
@@ -353,7 +358,7 @@ fn sl10_gfp_zero_clears_exactly_object_size() {
 fn sl11_typesafe_by_rcu_keeps_contents_and_pages_until_a_grace_period() {
     let m = builder(Profile::X86_64, 64).pcp(false).init_on_free(true).build().expect("machine");
     let c = create(&m, "sl11", 128, SLAB_TYPESAFE_BY_RCU);
-    assert!(c.get().layout().offset >= 128, "free pointer outside the object");
+    assert!(m.cache(c).unwrap().layout().offset >= 128, "free pointer outside the object");
     let p = alloc(&m, c);
     fill(&m, p, 128, 0x5c);
     let (locked_tx, locked_rx) = mpsc::channel();
@@ -377,7 +382,7 @@ fn sl11_typesafe_by_rcu_keeps_contents_and_pages_until_a_grace_period() {
     release_tx.send(()).unwrap();
     reader.join().unwrap();
     m.synchronize_rcu();
-    assert_eq!(m.total_free(), free_before + (1 << c.get().order()), "freed after the grace period");
+    assert_eq!(m.total_free(), free_before + (1 << m.cache(c).unwrap().order()), "freed after the grace period");
     assert!(m.read_bytes(p, &mut [0; 1]).is_err(), "the page went back");
     destroy(&m, c).expect("empty");
 }
@@ -427,9 +432,9 @@ fn sl13_shrink_returns_zero_iff_no_slabs() {
 fn sl14_empty_slabs_beyond_min_partial_go_back_on_free() {
     let m = machine();
     let c = create(&m, "sl14", 1024, SlabFlags::empty());
-    let min_partial = c.get().min_partial();
+    let min_partial = m.cache(c).unwrap().min_partial();
     assert_eq!(min_partial, 5, "clamp(ilog2(1024) / 2, 5, 10)");
-    let per_slab = c.get().objects_per_slab();
+    let per_slab = m.cache(c).unwrap().objects_per_slab();
     let objs: Vec<_> = (0..per_slab * 12).map(|_| alloc(&m, c)).collect();
     assert_eq!(m.cache_info(c).slabs, 12);
     for p in objs {
@@ -445,7 +450,7 @@ fn sl14_empty_slabs_beyond_min_partial_go_back_on_free() {
 
 /// The words stored at the free-pointer offset of `objs` (free objects on a slab freelist).
 fn stored_free_pointers(m: &Machine, c: CacheRef, objs: &[usize]) -> Vec<usize> {
-    let off = c.get().layout().offset;
+    let off = m.cache(c).unwrap().layout().offset;
     objs.iter()
         .map(|&o| {
             let mut w = [0u8; 8];
@@ -461,7 +466,8 @@ fn sl16_stored_free_pointer_is_ptr_xor_random_xor_swab_slot() {
     let mut randoms = Vec::new();
     for name in ["sl16-a", "sl16-b"] {
         let c = create(&m, name, 16, SLAB_NO_MERGE);
-        let (size, off, n) = (c.get().size(), c.get().layout().offset, c.get().objects_per_slab());
+        let (size, off, n) =
+            (m.cache(c).unwrap().size(), m.cache(c).unwrap().layout().offset, m.cache(c).unwrap().objects_per_slab());
         assert_eq!((size, off, n), (16, 8, 256));
         // The first allocation moves half a CPU array (64 objects) out of the new slab; the
         // rest stays chained in slot order.
@@ -514,7 +520,7 @@ fn sl16_double_free_of_the_slab_freelist_head_is_reported_and_ignored() {
     m.release_cpu();
     assert_eq!(m.slabs().errors(), errors + 1, "the second free of the freelist head is caught");
     assert_eq!(m.validate_slab_cache(c), Ok(1));
-    let objs: Vec<_> = (0..c.get().objects_per_slab() - 1).map(|_| alloc(&m, c)).collect();
+    let objs: Vec<_> = (0..m.cache(c).unwrap().objects_per_slab() - 1).map(|_| alloc(&m, c)).collect();
     let mut sorted: Vec<_> = objs.iter().chain([&b]).copied().collect();
     sorted.sort_unstable();
     sorted.dedup();
@@ -546,7 +552,7 @@ fn sl16_double_free_found_when_the_objects_go_back_to_an_empty_slab() {
     assert_eq!(m.kmem_cache_shrink(c), 0);
     assert_eq!(m.validate_slab_cache(c), Ok(0));
     // The cache works on, and a full slab's worth of objects are all distinct.
-    let objs: Vec<_> = (0..c.get().objects_per_slab()).map(|_| alloc(&m, c)).collect();
+    let objs: Vec<_> = (0..m.cache(c).unwrap().objects_per_slab()).map(|_| alloc(&m, c)).collect();
     let mut sorted = objs.clone();
     sorted.sort_unstable();
     sorted.dedup();
@@ -672,14 +678,14 @@ fn destructor_runs_when_slab_pages_go_back_never_on_free() {
     let (dtor, dtors) = counting();
     let args = CacheArgs { ctor: Some(ctor), dtor: Some(dtor), ..CacheArgs::default() };
     let c = m.kmem_cache_create("dtor", 200, &args, SlabFlags::empty()).expect("create");
-    let objs: Vec<_> = (0..c.get().objects_per_slab() * 3).map(|_| alloc(&m, c)).collect();
+    let objs: Vec<_> = (0..m.cache(c).unwrap().objects_per_slab() * 3).map(|_| alloc(&m, c)).collect();
     for p in objs {
         free(&m, c, p);
     }
     assert_eq!(dtors.load(Ordering::SeqCst), 0, "never on free");
     assert_eq!(m.kmem_cache_shrink(c), 0);
     assert_eq!(dtors.load(Ordering::SeqCst), ctors.load(Ordering::SeqCst), "once per constructed slot");
-    assert_eq!(dtors.load(Ordering::SeqCst), c.get().objects_per_slab() * 3);
+    assert_eq!(dtors.load(Ordering::SeqCst), m.cache(c).unwrap().objects_per_slab() * 3);
     destroy(&m, c).expect("empty");
 }
 
@@ -699,7 +705,7 @@ fn reclaim_shrinks_every_cache_except_no_reap_ones() {
     assert!(m.shrink_all(GFP_KERNEL) > 0, "reclaim found the parked objects");
     assert_eq!(m.cache_info(reap).slabs, 0, "reapable cache shrunk");
     assert_eq!(m.cache_info(keep).slabs, 1, "SLAB_NO_REAP untouched");
-    assert_eq!(m.total_free(), free0 + (1 << reap.get().order()));
+    assert_eq!(m.total_free(), free0 + (1 << m.cache(reap).unwrap().order()));
     assert_eq!(m.kmem_cache_shrink(keep), 0, "an explicit shrink still works");
 }
 

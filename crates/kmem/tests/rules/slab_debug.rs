@@ -96,10 +96,10 @@ fn tst1_clobber_zone() {
 fn tst2_next_pointer() {
     let m = machine();
     let c = cache(&m, "TestSlub_next_ptr_free", 64, SLAB_POISON);
-    let objects = c.get().objects_per_slab();
+    let objects = m.cache(c).unwrap().objects_per_slab();
     let p = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
     free(&m, c, p);
-    let off = c.get().layout().offset as isize;
+    let off = m.cache(c).unwrap().layout().offset as isize;
     let saved = bytes(p, off..off + 8);
     poke(p, off, !peek(p, off));
     // The corrupted free chain, the wrong count of objects in use, and its fix.
@@ -262,7 +262,7 @@ fn tst9_krealloc_redzone_zeroing() {
 fn sl15_fill_bytes_of_free_and_allocated_objects() {
     let m = machine();
     let c = cache(&m, "fills", 60, FZPU);
-    let l = *c.get().layout();
+    let l = *m.cache(c).unwrap().layout();
     let (rz, inuse, pad, end) = (l.red_left_pad as isize, l.inuse as isize, l.pad_offset(), l.size_from_object());
     let p = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
     // Allocated: red zones 0xcc, the object poisoned (init_object poisons in both states).
@@ -365,7 +365,7 @@ fn more_byte_checks_left_redzone_alignment_end_poison_object_and_slab_padding() 
 
     let f = cache(&m, "pad", 64, FZPU);
     let p = m.kmem_cache_alloc(f, GFP_KERNEL).unwrap();
-    let pad = f.get().layout().pad_offset() as isize;
+    let pad = m.cache(f).unwrap().layout().pad_offset() as isize;
     poke(p, pad, 0);
     assert_eq!(validate(&m, f), 2);
     assert_eq!(count_log(&m, "[Object padding overwritten]"), 1);
@@ -378,7 +378,7 @@ fn freepointer_corrupt_in_an_allocated_object_is_cut() {
     let m = machine();
     let c = cache(&m, "fpc", 64, SLAB_POISON);
     let p = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
-    let off = c.get().layout().offset as isize;
+    let off = m.cache(c).unwrap().layout().offset as isize;
     poke(p, off + 3, !peek(p, off + 3));
     assert_eq!(validate(&m, c), 1);
     assert_eq!(count_log(&m, "BUG fpc (Not tainted): Freepointer corrupt"), 1);
@@ -471,13 +471,13 @@ fn slub_debug_spec_applies_to_the_named_caches_only() {
     let named = m.kmem_cache_create("dbg_one", 64, &CacheArgs::default(), SlabFlags::empty()).unwrap();
     let other = m.kmem_cache_create("other", 72, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
     let opted_out = m.kmem_cache_create("dbg_two", 80, &CacheArgs::default(), SLAB_NO_USER_FLAGS).unwrap();
-    assert!(named.get().flags().contains(SLAB_RED_ZONE | SLAB_STORE_USER));
-    assert!(!other.get().flags().is_debug());
-    assert!(!opted_out.get().flags().is_debug(), "SLAB_NO_USER_FLAGS ignores slab_debug=");
-    assert!(!m.kmalloc_cache(128, GFP_KERNEL).unwrap().get().flags().is_debug());
+    assert!(m.cache(named).unwrap().flags().contains(SLAB_RED_ZONE | SLAB_STORE_USER));
+    assert!(!m.cache(other).unwrap().flags().is_debug());
+    assert!(!m.cache(opted_out).unwrap().flags().is_debug(), "SLAB_NO_USER_FLAGS ignores slab_debug=");
+    assert!(!m.cache(m.kmalloc_cache(128, GFP_KERNEL).unwrap()).unwrap().flags().is_debug());
     // kmalloc-64 is a kmalloc debug cache: the request is recorded and red-zoned behind.
     let k = m.kmalloc_cache(64, GFP_KERNEL).unwrap();
-    assert!(k.get().flags().contains(SLAB_KMALLOC | SLAB_RED_ZONE | SLAB_STORE_USER));
+    assert!(m.cache(k).unwrap().flags().contains(SLAB_KMALLOC | SLAB_RED_ZONE | SLAB_STORE_USER));
     let p = m.kzalloc(40, GFP_KERNEL).unwrap();
     assert_eq!(bytes(p, 0..40), vec![0; 40], "kzalloc zeroes the request");
     assert_eq!(bytes(p, 40..64), vec![SLUB_RED_ACTIVE; 24], "and red-zones the rest");
@@ -515,7 +515,7 @@ fn init_on_alloc_and_init_on_free_on_debug_caches() {
     assert_eq!(bytes(q, 0..64), vec![0; 64]);
     poke(q, 0, 0x77);
     free(&m, zc, q);
-    let fp = zc.get().layout().offset as isize;
+    let fp = m.cache(zc).unwrap().layout().offset as isize;
     assert_eq!(bytes(q, 0..fp), vec![0; fp as usize], "wiped up to the free pointer");
     assert_eq!(bytes(q, 64..72), vec![SLUB_RED_INACTIVE; 8]);
     // A kmalloc debug cache zeroes only the request.
