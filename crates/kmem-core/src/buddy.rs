@@ -70,7 +70,7 @@ impl FreeArea {
 
     /// Puts the free block `pfn` of `order` on the `mt` list (`__add_to_free_list`), marking
     /// its head `PG_BUDDY` plus `extra` flags.
-    pub fn add(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, to_tail: bool, extra: u32) {
+    pub(crate) fn add(&mut self, mm: &MemMap, pfn: usize, order: u32, mt: MigrateType, to_tail: bool, extra: u32) {
         let (o, m) = (order as usize, mt as usize);
         let page = mm.page(pfn);
         page.set_info(pg::BUDDY | extra, order, mt);
@@ -109,7 +109,7 @@ impl FreeArea {
 
     /// Takes the free block headed by `pfn` off its list (`__del_page_from_free_list`).
     /// Returns the flags it carried besides `PG_BUDDY` (for example `PG_TRIMMED`).
-    pub fn del(&mut self, mm: &MemMap, pfn: usize) -> u32 {
+    pub(crate) fn del(&mut self, mm: &MemMap, pfn: usize) -> u32 {
         use core::sync::atomic::Ordering::Relaxed;
         let page = mm.page(pfn);
         debug_assert!(page.is_buddy(), "pfn {pfn:#x} is not a free block");
@@ -137,7 +137,7 @@ impl FreeArea {
 
     /// Gives the memory of every untrimmed free block of order `min_order` or more back
     /// through `discard`, and marks those blocks `PG_TRIMMED`. Returns the pages released.
-    pub fn trim(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+    pub(crate) fn trim(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
         self.walk_reportable(mm, min_order, |page, pfn, order| {
             let flags = page.flags();
             flags & pg::TRIMMED == 0 && discard(pfn, 1 << order)
@@ -179,7 +179,7 @@ impl FreeArea {
 
     /// `expand`: the block `pfn` of order `high` was taken for a request of order `low`; put the
     /// upper halves back on the heads of the lists, largest first. The caller keeps `pfn`.
-    pub fn expand(&mut self, mm: &MemMap, pfn: usize, low: u32, mut high: u32, mt: MigrateType) {
+    pub(crate) fn expand(&mut self, mm: &MemMap, pfn: usize, low: u32, mut high: u32, mt: MigrateType) {
         while high > low {
             high -= 1;
             self.add(mm, pfn + (1 << high), high, mt, false, 0);
@@ -188,7 +188,7 @@ impl FreeArea {
 
     /// `__rmqueue_smallest`: the first block of the smallest order ≥ `order` on the `mt` lists,
     /// split down to `order`.
-    pub fn rmqueue_smallest(&mut self, mm: &MemMap, order: u32, mt: MigrateType) -> Option<usize> {
+    pub(crate) fn rmqueue_smallest(&mut self, mm: &MemMap, order: u32, mt: MigrateType) -> Option<usize> {
         for current in order..=MAX_PAGE_ORDER {
             if let Some(pfn) = self.first(current, mt) {
                 self.del(mm, pfn);
@@ -202,7 +202,7 @@ impl FreeArea {
     /// `__rmqueue_fallback`: steals the largest free block of a fallback type (PA-12). A block of
     /// at least a pageblock claims its pageblocks for `mt`; the split remainder goes to the
     /// lists of the pageblock's (possibly new) type.
-    pub fn rmqueue_fallback(&mut self, mm: &MemMap, order: u32, mt: MigrateType) -> Option<usize> {
+    pub(crate) fn rmqueue_fallback(&mut self, mm: &MemMap, order: u32, mt: MigrateType) -> Option<usize> {
         for &fallback in mt.fallbacks() {
             for current in (order..=MAX_PAGE_ORDER).rev() {
                 let Some(pfn) = self.first(current, fallback) else { continue };
@@ -226,7 +226,7 @@ impl FreeArea {
     /// `__free_one_page`: frees the block `pfn` of `order` into a zone spanning
     /// `[zone_start, zone_end)`, merging with free buddies as far as possible (PA-5, PA-6).
     /// Returns the pfn and order of the resulting free block.
-    pub fn free_one_page(
+    pub(crate) fn free_one_page(
         &mut self,
         mm: &MemMap,
         zone: (usize, usize),
@@ -294,7 +294,7 @@ impl FreeArea {
     /// `PG_TRIMMED`; the others are marked `PG_TRIM_AGED` for the next scan. A block that is
     /// allocated, or merged into a larger one, in between loses its marks. Returns the pages
     /// released.
-    pub fn trim_aged(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+    pub(crate) fn trim_aged(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
         self.walk_reportable(mm, min_order, |page, pfn, order| {
             let flags = page.flags();
             if flags & pg::TRIMMED != 0 {

@@ -79,7 +79,8 @@ impl Machine {
         }
         let caller = Location::caller();
         let held = if self.is_vmalloc_addr(ptr) {
-            self.inner.vm.zero_area(ptr, len)
+            // SAFETY: The caller owns the allocation `ptr` starts, if any.
+            unsafe { self.inner.vm.zero_area(ptr, len) }
         } else {
             let usable = self.kmalloc_usable_size(ptr);
             if let Some(n) = usable {

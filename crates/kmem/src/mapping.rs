@@ -176,29 +176,24 @@ impl UserMmu {
     pub fn new(range: VaRange) -> Self {
         Self { range }
     }
-
-    /// The reserved range.
-    pub fn range(&self) -> &VaRange {
-        &self.range
-    }
 }
 
 // SAFETY: `map` maps exactly the requested memfd frames at the requested addresses with
 // `MAP_SHARED`, so reads and writes reach the same bytes as the direct map and `kmap`; `unmap`
 // makes the range inaccessible. Neither calls back into vmalloc.
 unsafe impl Mmu for UserMmu {
-    fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
+    unsafe fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
         self.range.map(va, pfn, nr)
     }
 
-    fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
+    unsafe fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
         self.range.unmap(va, len)
     }
 
     /// Purged runs longer than [`SOFT_UNMAP_MAX`] become a fresh reservation, which drops the
     /// inaccessible file VMAs their areas' `mprotect` unmaps left; shorter ones need nothing
     /// (their pages are `PROT_NONE` already), so a purge of a lone small area costs no syscall.
-    fn purge(&self, va: usize, len: usize) {
+    unsafe fn purge(&self, va: usize, len: usize) {
         if len > SOFT_UNMAP_MAX {
             // Already inaccessible (`PROT_NONE`): a failure only keeps the old VMAs.
             let _ = self.range.unmap(va, len);

@@ -338,11 +338,14 @@ impl<M: Mmu> Vmalloc<M> {
             while i + run < n && pfns.get(i + run) as usize == first + run {
                 run += 1;
             }
-            if let Err(e) = self.mmu.map(start + i * PAGE_SIZE, first, run) {
+            // SAFETY: `start` begins an area being set up (nobody else has its address yet) and
+            // the frames were just allocated for it.
+            if let Err(e) = unsafe { self.mmu.map(start + i * PAGE_SIZE, first, run) } {
                 // A range that would not unmap either keeps its frames (the caller's error path
                 // frees them only after this returns; a failure here is reported by the platform
                 // when it maps over it again).
-                let _ = self.mmu.unmap(start, i * PAGE_SIZE);
+                // SAFETY: As above: the area is not handed out.
+                let _ = unsafe { self.mmu.unmap(start, i * PAGE_SIZE) };
                 return Err(e);
             }
             i += run;

@@ -121,9 +121,12 @@ impl<M: Mmu> Vmalloc<M> {
     /// Zeroes the first `len` bytes of the live area starting at `addr`, at most its mapped
     /// pages (the guard page and `get_vm_area` space are never written), as
     /// `kvfree_sensitive`'s `memzero_explicit` does before the free. Returns the area's mapped
-    /// bytes, or `None` (nothing written) when `addr` starts no live area. The caller owns the
-    /// area (it is about to free it).
-    pub fn zero_area(&self, addr: *const u8, len: usize) -> Option<usize> {
+    /// bytes, or `None` (nothing written) when `addr` starts no live area.
+    ///
+    /// # Safety
+    /// If `addr` starts a live area, the caller owns it (it is about to free it): nothing else
+    /// uses its bytes.
+    pub unsafe fn zero_area(&self, addr: *const u8, len: usize) -> Option<usize> {
         let mapped = {
             let space = self.space.lock();
             let i = find_area(&space, addr as usize);
@@ -134,7 +137,8 @@ impl<M: Mmu> Vmalloc<M> {
         };
         let n = len.min(mapped);
         if n > 0 {
-            self.mmu.zero(addr as usize, n);
+            // SAFETY: The first `n` bytes of a live area are mapped; the caller owns the area.
+            unsafe { self.mmu.zero(addr as usize, n) };
         }
         Some(mapped)
     }
@@ -193,13 +197,17 @@ impl<M: Mmu> Vmalloc<M> {
             let on_alloc = config.init_on_alloc || gfp.contains(__GFP_ZERO);
             if on_alloc || (size < old_size && config.init_on_free) {
                 let (lo, hi) = (size.min(old_size), size.max(old_size));
-                self.mmu.zero(addr + lo, hi - lo);
+                // SAFETY: Inside the area's mapped pages (`size <= alloced`), which the caller
+                // hands over (`vrealloc`'s contract).
+                unsafe { self.mmu.zero(addr + lo, hi - lo) };
             }
             self.space.lock().pool.get_mut(i).requested = size;
             return Ok(NonNull::new(p.cast_mut()));
         }
         let new = self.vmalloc_node_range(k, size, PAGE_SIZE, gfp, 0, NUMA_NO_NODE, caller)?;
-        self.mmu.copy(new.as_ptr() as usize, addr, old_size);
+        // SAFETY: `new` is a fresh area of at least `size > old_size` mapped bytes, and the old
+        // area's first `old_size` bytes are mapped and handed over by the caller.
+        unsafe { self.mmu.copy(new.as_ptr() as usize, addr, old_size) };
         self.vfree_at(k, p, caller);
         Ok(Some(new))
     }

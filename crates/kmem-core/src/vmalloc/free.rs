@@ -176,7 +176,8 @@ impl<M: Mmu> Vmalloc<M> {
         // `vunmap_range_noflush`: the PTEs go now, only the "TLB flush" (the purge) waits. If the
         // platform cannot take the mapping away, the frames stay where the old address still
         // reaches them: they are kept, never reused (`finish_free` reports it).
-        if flags & (VM_ALLOC | VM_MAP) != 0 && nr > 0 && self.mmu.unmap(start, nr * PAGE_SIZE).is_err() {
+        // SAFETY: The area is being freed: its owner gave it up (the free's contract).
+        if flags & (VM_ALLOC | VM_MAP) != 0 && nr > 0 && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err() {
             flags |= UNMAP_FAILED;
         }
         space.retire(i);

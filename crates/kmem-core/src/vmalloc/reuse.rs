@@ -52,7 +52,8 @@ impl<M: Mmu> Vmalloc<M> {
         drop(space);
         if zero {
             // VM-5: the frames hold what their last user wrote.
-            self.mmu.zero(start, nr_pages * PAGE_SIZE);
+            // SAFETY: A cached area stays mapped; it was just taken for this caller alone.
+            unsafe { self.mmu.zero(start, nr_pages * PAGE_SIZE) };
         }
         NonNull::new(start as *mut u8)
     }
@@ -75,7 +76,8 @@ impl<M: Mmu> Vmalloc<M> {
                     node.flags = 0;
                     let (start, end) = (node.start, node.end);
                     // Frames still reachable through a mapping that would not go are kept.
-                    let pfns = if self.mmu.unmap(start, end - start).is_ok() { pfns } else { None };
+                    // SAFETY: A cached area belongs to the cache alone (its last owner freed it).
+                    let pfns = if unsafe { self.mmu.unmap(start, end - start) }.is_ok() { pfns } else { None };
                     space.release(i);
                     freed += pfns.map_or(0, |p| p.len as usize);
                     batch[taken] = pfns;
@@ -133,7 +135,8 @@ impl<M: Mmu> Vmalloc<M> {
         super::locked_add(&self.stats.purges, 1);
         space.decay_pool(full);
         let populate = self.va_pools() && !full;
-        space.purge(&mut |start, len| self.mmu.purge(start, len), populate)
+        // SAFETY: Purged ranges are lazily freed areas: unmapped when freed, owned by no one.
+        space.purge(&mut |start, len| unsafe { self.mmu.purge(start, len) }, populate)
     }
 
     /// Pages the shrinker could free now (`count_objects`): the frame cache's frames and the

@@ -60,7 +60,7 @@ impl SimMmu {
 // SAFETY: Mappings are not real, so `copy` and `zero` are overridden to reach the mapped
 // frames through the direct map; `map` and `unmap` keep the table exact.
 unsafe impl Mmu for SimMmu {
-    fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
+    unsafe fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
         assert!(va.is_multiple_of(PAGE_SIZE));
         assert!(va >= VSTART && va + nr * PAGE_SIZE <= VSTART + VPAGES * PAGE_SIZE, "map outside the range");
         let mut t = self.table.lock().unwrap();
@@ -70,7 +70,7 @@ unsafe impl Mmu for SimMmu {
         Ok(())
     }
 
-    fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
+    unsafe fn unmap(&self, va: usize, len: usize) -> Result<(), MapError> {
         if self.fail_unmap.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(MapError);
         }
@@ -81,12 +81,12 @@ unsafe impl Mmu for SimMmu {
         Ok(())
     }
 
-    fn copy(&self, dst: usize, src: usize, len: usize) {
+    unsafe fn copy(&self, dst: usize, src: usize, len: usize) {
         let data = self.read(src, len);
         self.write(dst, &data);
     }
 
-    fn zero(&self, dst: usize, len: usize) {
+    unsafe fn zero(&self, dst: usize, len: usize) {
         self.write(dst, &vec![0; len]);
     }
 }
