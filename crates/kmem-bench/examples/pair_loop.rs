@@ -35,7 +35,8 @@ fn main() {
     let ns = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
     println!("order {order} pair ({}): {ns:.1} ns", if opaque { "opaque gfp" } else { "const gfp" });
     for page in live {
-        m.free_pages(page, order);
+        // SAFETY: The bench's own memory, freed once and unused afterwards.
+        unsafe { m.free_pages(page, order) };
     }
 }
 
@@ -45,6 +46,7 @@ fn pairs<const OPAQUE: bool>(m: &kmem::Machine, order: u32, n: u64) {
     for _ in 0..n {
         let gfp = if OPAQUE { black_box(GFP_KERNEL) } else { GFP_KERNEL };
         let page = m.alloc_pages(gfp, order).expect("pair alloc");
-        m.free_pages(black_box(page), order);
+        // SAFETY: The bench's own memory, freed once and unused afterwards.
+        unsafe { m.free_pages(black_box(page), order) };
     }
 }

@@ -30,7 +30,8 @@ fn main() {
             // SAFETY: `p` is a live area of `pages` writable pages.
             unsafe { p.as_ptr().add(i * kmem::PAGE_SIZE).write_volatile(i as u8) };
         }
-        m.vfree(p.as_ptr());
+        // SAFETY: The bench's own memory, freed once and unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
     }
     let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
     println!("{pages} pages {}: {ns:.0} ns per vmalloc+touch+vfree", if fresh { "fresh" } else { "reuse" });

@@ -55,7 +55,8 @@ fn vmalloc_pairs(m: &Machine, pages: usize, n: u64) -> Option<Duration> {
         for _ in 0..n {
             let p = m.vmalloc(pages * PAGE_SIZE).ok()?;
             touch(p, pages);
-            m.vfree(p.as_ptr());
+            // SAFETY: The bench's own memory, freed once and unused afterwards.
+            unsafe { m.vfree(p.as_ptr()) };
         }
         Some(())
     })
@@ -103,7 +104,8 @@ fn fragment(m: &Machine, ranges: usize) -> Option<Vec<NonNull<u8>>> {
     }
     let mut kept = Vec::with_capacity(ranges);
     for (i, a) in areas.into_iter().enumerate() {
-        if i % 2 == 0 { m.free_vm_area(a.as_ptr()) } else { kept.push(a) }
+        // SAFETY: The bench's own memory, freed once and unused afterwards.
+        if i % 2 == 0 { unsafe { m.free_vm_area(a.as_ptr()) } } else { kept.push(a) }
     }
     m.vm_reclaim_and_purge();
     debug_assert_eq!(m.vm().pooled_areas(), 0);
@@ -122,7 +124,8 @@ fn va_batches(m: &Machine, n: u64) -> Option<Duration> {
             Some(())
         })?;
         for a in got.drain(..) {
-            m.free_vm_area(a.as_ptr());
+            // SAFETY: The bench's own memory, freed once and unused afterwards.
+            unsafe { m.free_vm_area(a.as_ptr()) };
         }
         m.vm().vm_unmap_aliases();
     }
@@ -235,7 +238,8 @@ fn va_rows(cfg: &Config, results: &mut Results, progress: bool) {
     }
     for (m, kept, ..) in setups {
         for a in kept {
-            m.free_vm_area(a.as_ptr());
+            // SAFETY: The bench's own memory, freed once and unused afterwards.
+            unsafe { m.free_vm_area(a.as_ptr()) };
         }
     }
 }

@@ -100,9 +100,11 @@ fn proc_excerpts(m: &Machine, out: &mut String) {
 /// `sprintf(buff, text); printk(buff);`: the text goes into the allocation and is printed
 /// from there.
 fn sprintf_printk(m: &Machine, buff: std::ptr::NonNull<u8>, text: &str) -> Result<(), String> {
-    m.write_bytes(buff, text.as_bytes()).map_err(|e| format!("sprintf: {e}"))?;
+    // SAFETY: The demo's own buffer, used by nothing else meanwhile.
+    unsafe { m.write_bytes(buff, text.as_bytes()) }.map_err(|e| format!("sprintf: {e}"))?;
     let mut back = vec![0u8; text.len()];
-    m.read_bytes(buff, &mut back).map_err(|e| format!("printk: {e}"))?;
+    // SAFETY: The demo's own buffer, used by nothing else meanwhile.
+    unsafe { m.read_bytes(buff, &mut back) }.map_err(|e| format!("printk: {e}"))?;
     m.printk(Level::Warning, &String::from_utf8_lossy(&back));
     Ok(())
 }
@@ -133,14 +135,16 @@ fn basicmem(m: &Machine) -> Result<(), String> {
             std::slice::from_raw_parts(buff.as_ptr(), text.len()).to_vec()
         };
         m.printk(Level::Warning, &String::from_utf8_lossy(&back));
-        m.vfree(buff.as_ptr());
+        // SAFETY: The demo's own memory, freed once and unused afterwards.
+        unsafe { m.vfree(buff.as_ptr()) };
     }
     // get_free_pages_test
     m.printk(Level::Warning, "get_free_pages test\n");
     let order = get_order(8192 * 10);
     if let Ok(buff) = m.get_free_pages(GFP_KERNEL, order) {
         sprintf_printk(m, buff, &format!("__get_free_pages test ok [{order}]\n"))?;
-        m.free_pages_addr(buff.as_ptr(), order);
+        // SAFETY: The demo's own memory, freed once and unused afterwards.
+        unsafe { m.free_pages_addr(buff.as_ptr(), order) };
     }
     Ok(())
 }
@@ -204,7 +208,8 @@ fn mempool_example(m: &Machine) -> Result<(), String> {
             Some(e) => {
                 let e = e.cast::<u8>();
                 let mut number = [0u8; 4];
-                m.read_bytes(e, &mut number).map_err(|err| format!("element: {err}"))?;
+                // SAFETY: The demo's own buffer, used by nothing else meanwhile.
+                unsafe { m.read_bytes(e, &mut number) }.map_err(|err| format!("element: {err}"))?;
                 // SAFETY: `string` is 4 bytes into the 132-byte element.
                 let string = unsafe { e.add(4) };
                 sprintf_printk(m, string, &format!("alloc data {}\n", i32::from_ne_bytes(number)))?;

@@ -94,8 +94,10 @@ impl Scull {
         match self.store {
             // SAFETY: Quanta come from this cache and are freed once (by `trim`).
             Store::Cache(c) => unsafe { self.m.kmem_cache_free(c, p.as_ptr()) },
-            Store::Pages(order) => self.m.free_pages_addr(p.as_ptr(), order),
-            Store::Vmalloc(_) => self.m.vfree(p.as_ptr()),
+            // SAFETY: The demo's own memory, freed once and unused afterwards.
+            Store::Pages(order) => unsafe { self.m.free_pages_addr(p.as_ptr(), order) },
+            // SAFETY: The demo's own memory, freed once and unused afterwards.
+            Store::Vmalloc(_) => unsafe { self.m.vfree(p.as_ptr()) },
         }
     }
 

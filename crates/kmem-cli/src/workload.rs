@@ -32,7 +32,8 @@ impl Workload {
             Workload::Fragment => {
                 let pages: Vec<_> = (0..4096).map_while(|_| m.alloc_pages(GFP_KERNEL, 0).ok()).collect();
                 for page in pages.iter().step_by(2) {
-                    m.free_pages(page, 0);
+                    // SAFETY: The demo's own memory, freed once and unused afterwards.
+                    unsafe { m.free_pages(page, 0) };
                 }
                 // The freed pages sit on the per-CPU lists, which buddyinfo does not count:
                 // drain them (`drain_all_pages`) so the fragmentation shows.
@@ -51,7 +52,8 @@ impl Workload {
                 let pages: usize = held.iter().map(|&(_, order)| 1usize << order).sum();
                 eprintln!("workload exhaust: took {pages} pages in {} blocks, freed them all", held.len());
                 for (page, order) in held {
-                    m.free_pages(page, order);
+                    // SAFETY: The demo's own memory, freed once and unused afterwards.
+                    unsafe { m.free_pages(page, order) };
                 }
                 m.drain_local_pages();
                 Ok(())
@@ -62,7 +64,8 @@ impl Workload {
                     areas.push(m.vmalloc(pages * kmem::PAGE_SIZE).map_err(|e| format!("vmalloc: {e}"))?);
                 }
                 for p in areas.iter().skip(1).step_by(2) {
-                    m.vfree(p.as_ptr());
+                    // SAFETY: The demo's own memory, freed once and unused afterwards.
+                    unsafe { m.vfree(p.as_ptr()) };
                 }
                 eprintln!("workload vmalloc: {} areas, freed every other one (lazily)", areas.len());
                 Ok(())

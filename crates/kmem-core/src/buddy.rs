@@ -294,7 +294,12 @@ impl FreeArea {
     /// `PG_TRIMMED`; the others are marked `PG_TRIM_AGED` for the next scan. A block that is
     /// allocated, or merged into a larger one, in between loses its marks. Returns the pages
     /// released.
-    pub(crate) fn trim_aged(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
+    pub(crate) fn trim_aged(
+        &mut self,
+        mm: &MemMap,
+        min_order: u32,
+        mut discard: impl FnMut(usize, usize) -> bool,
+    ) -> usize {
         self.walk_reportable(mm, min_order, |page, pfn, order| {
             let flags = page.flags();
             if flags & pg::TRIMMED != 0 {

@@ -153,12 +153,19 @@ pub unsafe trait Platform: Send + Sync {
     fn schedule_work(&self) {}
     /// Gives the memory of `nr` pages from `pfn` back to the host; their contents become zero.
     /// Returns false if the platform cannot.
-    fn discard(&self, pfn: usize, nr: usize) -> bool {
+    ///
+    /// # Safety
+    /// The caller owns the pages (the page allocator, for free blocks under the zone lock):
+    /// nothing else uses their bytes.
+    unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
         let _ = (pfn, nr);
         false
     }
     /// Zero-fills pages that are not in the direct map (HighMem). Returns false if it cannot.
-    fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
+    ///
+    /// # Safety
+    /// The caller owns the pages (just allocated, or being freed): nothing else uses them.
+    unsafe fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
         let _ = (pfn, nr);
         false
     }

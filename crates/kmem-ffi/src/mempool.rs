@@ -356,8 +356,12 @@ pub unsafe extern "C" fn mempool_create(
 /// goes to `free_fn` and the pool is freed (elements still out are reported, not freed: those
 /// taken from the reserve, or every one with `KMEM_MEMPOOL_DEBUG=1`). A pointer that is not a
 /// live pool is reported and ignored.
+///
+/// # Safety
+/// No other thread uses the object during or after the call (the kernel's contract); a pointer
+/// kmem did not hand out, or one already destroyed, is reported and ignored.
 #[unsafe(no_mangle)]
-pub extern "C" fn mempool_destroy(pool: *mut mempool_t) {
+pub unsafe extern "C" fn mempool_destroy(pool: *mut mempool_t) {
     ffi_boundary("mempool_destroy", (), |m| {
         if pool.is_null() {
             return;
@@ -431,8 +435,12 @@ pub unsafe extern "C" fn mempool_init(
 /// `void mempool_exit(mempool_t *pool)`: frees the reserve of a pool made by `mempool_init`
 /// (or `mempool_create`, whose structure then stays allocated); a pool that is not initialised
 /// is left alone, as the kernel does for a zeroed one. NULL is reported.
+///
+/// # Safety
+/// No other thread uses the object during or after the call (the kernel's contract); a pointer
+/// kmem did not hand out, or one already destroyed, is reported and ignored.
 #[unsafe(no_mangle)]
-pub extern "C" fn mempool_exit(pool: *mut mempool_t) {
+pub unsafe extern "C" fn mempool_exit(pool: *mut mempool_t) {
     ffi_boundary("mempool_exit", (), |m| {
         if pool.is_null() {
             report_null(m, "mempool_exit", "mempool_t pointer", Location::caller());

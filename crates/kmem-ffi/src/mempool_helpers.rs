@@ -158,15 +158,20 @@ pub extern "C" fn mempool_alloc_pages(gfp_mask: Gfp, pool_data: *mut c_void) -> 
 
 /// `void mempool_free_pages(void *element, void *pool_data)`: `__free_pages(element, order)`;
 /// an element that is not one of kmem's pages is reported and ignored.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn mempool_free_pages(element: *mut c_void, pool_data: *mut c_void) {
+pub unsafe extern "C" fn mempool_free_pages(element: *mut c_void, pool_data: *mut c_void) {
     ffi_boundary("mempool_free_pages", (), |m| {
         if element.is_null() {
             return;
         }
         let Ok(order) = u32::try_from(pool_data as usize) else { return };
         match page_from_c(m, element) {
-            Some(page) => m.free_pages(page, order),
+            // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+            Some(page) => unsafe { m.free_pages(page, order) },
             None => {
                 report_bad_pointer(m, "mempool_free_pages", "struct page pointer", element as usize, Location::caller())
             }

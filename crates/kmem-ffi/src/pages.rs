@@ -89,18 +89,28 @@ pub extern "C" fn get_zeroed_page(gfp: gfp_t) -> c_ulong {
 
 /// `void free_pages(unsigned long addr, unsigned int order)`: 0 is a no-op; an address kmem did
 /// not hand out is reported (`BUG: free_pages: ...`) and ignored.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn free_pages(addr: c_ulong, order: c_uint) {
-    ffi_boundary("free_pages", (), |m| m.free_pages_addr(addr as usize as *const u8, order));
+pub unsafe extern "C" fn free_pages(addr: c_ulong, order: c_uint) {
+    // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+    ffi_boundary("free_pages", (), |m| unsafe { m.free_pages_addr(addr as usize as *const u8, order) });
 }
 
 /// `void __free_pages(struct page *page, unsigned int order)`: drops a reference; the last one
 /// frees the block. NULL and foreign pointers are reported and ignored.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
+pub unsafe extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
     ffi_boundary("__free_pages", (), |m| {
         if let Some(page) = checked_page(m, "__free_pages", page) {
-            m.free_pages(page, order);
+            // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+            unsafe { m.free_pages(page, order) };
         }
     });
 }
@@ -109,12 +119,17 @@ pub extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
 /// compound block (`__GFP_COMP`) whole, as `folio_put` does, otherwise one page. A
 /// non-compound block of more than one page is the caller's to free with `__free_pages(page,
 /// order)`: its `put_page` does not match its order, which is reported, and frees nothing.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn put_page(page: *mut c_void) {
+pub unsafe extern "C" fn put_page(page: *mut c_void) {
     ffi_boundary("put_page", (), |m| {
         if let Some(page) = checked_page(m, "put_page", page) {
             let compound = page.flags() & kmem_core::memmap::pg::HEAD != 0;
-            m.free_pages(page, if compound { page.order() } else { 0 });
+            // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+            unsafe { m.free_pages(page, if compound { page.order() } else { 0 }) };
         }
     });
 }
@@ -129,14 +144,19 @@ pub extern "C" fn alloc_pages_exact(size: usize, gfp: gfp_t) -> *mut c_void {
 }
 
 /// `void free_pages_exact(void *virt, size_t size)`: frees what `alloc_pages_exact` returned.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn free_pages_exact(virt: *mut c_void, size: usize) {
+pub unsafe extern "C" fn free_pages_exact(virt: *mut c_void, size: usize) {
     ffi_boundary("free_pages_exact", (), |m| {
         if virt.is_null() {
             report_null(m, "free_pages_exact", "address", Location::caller());
             return;
         }
-        m.free_pages_exact(virt.cast::<u8>().cast_const(), size);
+        // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+        unsafe { m.free_pages_exact(virt.cast::<u8>().cast_const(), size) };
     });
 }
 
@@ -316,6 +336,7 @@ mod tests {
         let local = 0u64;
         assert!(page_from_c(&m, (&raw const local).cast()).is_none());
         assert!(page_from_c(&m, ptr::null()).is_none());
-        m.free_pages(page, 0);
+        // SAFETY: The test's own page, unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
 }

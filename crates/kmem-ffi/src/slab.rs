@@ -324,8 +324,12 @@ pub unsafe extern "C" fn kmem_cache_create_dtor(
 /// The last reference of a cache that a live slab mempool uses (`mempool_create_slab_pool`)
 /// is refused: reported, `-EBUSY`, and the cache and its handle stay as they were (the kernel
 /// would leave the pool with a dangling cache).
+///
+/// # Safety
+/// No other thread uses the object during or after the call (the kernel's contract); a pointer
+/// kmem did not hand out, or one already destroyed, is reported and ignored.
 #[unsafe(no_mangle)]
-pub extern "C" fn kmem_cache_destroy(s: *mut c_void) -> c_int {
+pub unsafe extern "C" fn kmem_cache_destroy(s: *mut c_void) -> c_int {
     ffi_boundary("kmem_cache_destroy", -EBUSY, |m| {
         if s.is_null() {
             return 0;

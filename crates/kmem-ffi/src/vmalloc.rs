@@ -68,9 +68,14 @@ pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
 
 /// `void *vrealloc(const void *p, size_t size, gfp_t flags)`: NULL `p` allocates; size 0
 /// frees and returns NULL; NULL on failure with `p` untouched.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
-    ffi_boundary("vrealloc", ptr::null_mut(), |m| match m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) {
+pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
+    // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+    ffi_boundary("vrealloc", ptr::null_mut(), |m| match unsafe { m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) } {
         Ok(Some(p)) => p.as_ptr().cast(),
         Ok(None) | Err(_) => ptr::null_mut(),
     })
@@ -78,9 +83,14 @@ pub extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut 
 
 /// `void vfree(const void *addr)`: NULL is a no-op; an address that starts no vmalloc area is
 /// reported (`Trying to vfree() nonexistent vm area`) and ignored. Deferred in atomic context.
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn vfree(addr: *const c_void) {
-    ffi_boundary("vfree", (), |m| m.vfree(addr.cast()));
+pub unsafe extern "C" fn vfree(addr: *const c_void) {
+    // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+    ffi_boundary("vfree", (), |m| unsafe { m.vfree(addr.cast()) });
 }
 
 /// `void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot)`:
@@ -123,9 +133,14 @@ pub unsafe extern "C" fn vmap(
 }
 
 /// `void vunmap(const void *addr)`: unmaps what `vmap` mapped (the pages stay the caller's).
+///
+/// # Safety
+/// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
+/// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn vunmap(addr: *const c_void) {
-    ffi_boundary("vunmap", (), |m| m.vunmap(addr.cast()));
+pub unsafe extern "C" fn vunmap(addr: *const c_void) {
+    // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+    ffi_boundary("vunmap", (), |m| unsafe { m.vunmap(addr.cast()) });
 }
 
 /// `struct page *vmalloc_to_page(const void *addr)`: the page mapped at a vmalloc address, or

@@ -59,7 +59,9 @@ unsafe impl Allocator for Vmalloc {
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         if layout.size() != 0 {
-            self.machine.vfree(ptr.as_ptr());
+            // SAFETY: `ptr` is a live area this allocator made (the `Allocator` contract), given
+            // up by its owner.
+            unsafe { self.machine.vfree(ptr.as_ptr()) };
         }
     }
 }

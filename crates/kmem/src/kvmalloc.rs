@@ -57,7 +57,8 @@ impl Machine {
     #[track_caller]
     pub unsafe fn kvfree(&self, ptr: *const u8) {
         if self.is_vmalloc_addr(ptr) {
-            self.vfree(ptr);
+            // SAFETY: The caller's promise.
+            unsafe { self.vfree(ptr) };
         } else {
             // SAFETY: The caller's promise.
             unsafe { self.kfree(ptr) };
@@ -113,7 +114,8 @@ impl Machine {
     #[track_caller]
     pub unsafe fn kvrealloc(&self, ptr: *mut u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
         if self.is_vmalloc_addr(ptr) {
-            return self.vrealloc(ptr, size, gfp);
+            // SAFETY: The caller's promise.
+            return unsafe { self.vrealloc(ptr, size, gfp) };
         }
         // SAFETY: The caller's promise.
         if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {

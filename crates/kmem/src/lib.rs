@@ -13,7 +13,9 @@
 //! let m = Machine::builder().profile(Profile::I386).mem_bytes(64 << 20).build()?;
 //! let order = kmem::get_order(8192 * 10);
 //! let buf = m.get_free_pages(GFP_KERNEL, order)?;
-//! m.free_pages_addr(buf.as_ptr(), order);
+//! // Freeing is `unsafe`, as `kfree` is: the caller promises nothing uses the pages afterwards.
+//! // SAFETY: Our pages, unused from here on.
+//! unsafe { m.free_pages_addr(buf.as_ptr(), order) };
 //! assert_eq!(order, 5);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -525,10 +525,14 @@ impl Machine {
     ///
     /// # Errors
     /// If any byte of the range is outside the direct map or in a page that is not allocated.
-    pub fn write_bytes(&self, addr: NonNull<u8>, data: &[u8]) -> Result<(), AllocError> {
+    ///
+    /// # Safety
+    /// The caller owns the range: no one else (no safe handle, no structure of kmem's own)
+    /// reads or writes it meanwhile.
+    pub unsafe fn write_bytes(&self, addr: NonNull<u8>, data: &[u8]) -> Result<(), AllocError> {
         self.check_allocated(addr, data.len())?;
         // SAFETY: The range is inside allocated direct-map pages (checked), so it is mapped and
-        // writable; the caller allocated them, and bytes have no validity requirements.
+        // writable; the caller owns it (its contract), and bytes have no validity requirements.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr.as_ptr(), data.len()) };
         Ok(())
     }
@@ -537,9 +541,13 @@ impl Machine {
     ///
     /// # Errors
     /// As [`Self::write_bytes`].
-    pub fn read_bytes(&self, addr: NonNull<u8>, buf: &mut [u8]) -> Result<(), AllocError> {
+    ///
+    /// # Safety
+    /// No one writes the range meanwhile (the caller owns it, or its owner is not writing).
+    pub unsafe fn read_bytes(&self, addr: NonNull<u8>, buf: &mut [u8]) -> Result<(), AllocError> {
         self.check_allocated(addr, buf.len())?;
-        // SAFETY: As in `write_bytes`; reading initialised (memfd) bytes.
+        // SAFETY: Mapped as in `write_bytes`, not written meanwhile (the caller's contract);
+        // reading initialised (memfd) bytes.
         unsafe { std::ptr::copy_nonoverlapping(addr.as_ptr(), buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
@@ -737,12 +745,14 @@ unsafe impl Platform for UserPlatform {
         sys::heavy_barrier()
     }
 
-    fn discard(&self, pfn: usize, nr: usize) -> bool {
-        self.phys.discard(pfn, nr)
+    unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
+        // SAFETY: The caller owns the pages (this method's contract).
+        unsafe { self.phys.discard(pfn, nr) }
     }
 
-    fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
-        self.phys.zero(pfn, nr)
+    unsafe fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
+        // SAFETY: As above.
+        unsafe { self.phys.zero(pfn, nr) }
     }
 
     fn dump_stack(&self, caller: &Location<'_>) {

@@ -153,11 +153,14 @@ impl PhysMem {
 
     /// Gives `nr` pages from `pfn` back to the host: they read as zero afterwards. Shared
     /// memory punches a hole in the memfd; private memory uses `madvise(MADV_DONTNEED)`.
-    pub fn discard(&self, pfn: usize, nr: usize) -> bool {
-        let (offset, len) = ((pfn as u64) << PAGE_SHIFT, (nr as u64) << PAGE_SHIFT);
-        if offset + len > self.len as u64 {
-            return false;
-        }
+    /// False, changing nothing, for a range outside the memory.
+    ///
+    /// # Safety
+    /// The caller owns the pages (the page allocator, for free pages under the zone lock):
+    /// nothing else uses their bytes.
+    pub unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
+        let Some((offset, len)) = self.byte_range(pfn, nr) else { return false };
+        let (offset, len) = (offset as u64, len as u64);
         match &self.fd {
             Some(fd) => {
                 rustix::fs::fallocate(fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len).is_ok()
@@ -173,16 +176,25 @@ impl PhysMem {
     }
 
     /// Zero-fills `nr` pages from `pfn` through the internal mapping (HighMem has no direct map
-    /// address, but the machine can still reach its frames).
-    pub fn zero(&self, pfn: usize, nr: usize) -> bool {
-        let (offset, len) = (pfn << PAGE_SHIFT, nr << PAGE_SHIFT);
-        if offset + len > self.len {
-            return false;
-        }
-        // SAFETY: In bounds of the mapping (checked); the pages were just allocated by the
-        // caller, so no one else uses them.
+    /// address, but the machine can still reach its frames). False, changing nothing, for a
+    /// range outside the memory.
+    ///
+    /// # Safety
+    /// The caller owns the pages (just allocated to it): nothing else uses their bytes.
+    pub unsafe fn zero(&self, pfn: usize, nr: usize) -> bool {
+        let Some((offset, len)) = self.byte_range(pfn, nr) else { return false };
+        // SAFETY: In bounds of the mapping (checked without overflow); the caller owns the
+        // pages (its contract).
         unsafe { self.base.as_ptr().add(offset).write_bytes(0, len) };
         true
+    }
+
+    /// `(offset, len)` in bytes of `nr` pages from `pfn`, if they lie inside the memory (checked
+    /// arithmetic: a huge `nr` must not wrap into a "small" range).
+    fn byte_range(&self, pfn: usize, nr: usize) -> Option<(usize, usize)> {
+        let offset = pfn.checked_mul(1 << PAGE_SHIFT)?;
+        let len = nr.checked_mul(1 << PAGE_SHIFT)?;
+        (offset.checked_add(len)? <= self.len).then_some((offset, len))
     }
 
     /// Bytes of the memory the host currently backs (resident): the memfd's `st_blocks`, or

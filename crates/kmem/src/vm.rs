@@ -122,15 +122,23 @@ impl Machine {
     }
 
     /// `vfree(addr)`: deferred in atomic context (VM-7); misuse is reported (VM-6).
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vfree`].
     #[track_caller]
-    pub fn vfree(&self, addr: *const u8) {
-        self.inner.vm.vfree(&self.inner.kmem, addr);
+    pub unsafe fn vfree(&self, addr: *const u8) {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vfree(&self.inner.kmem, addr) };
     }
 
     /// `vfree_atomic(addr)`.
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vfree_atomic`].
     #[track_caller]
-    pub fn vfree_atomic(&self, addr: *const u8) {
-        self.inner.vm.vfree_atomic(&self.inner.kmem, addr);
+    pub unsafe fn vfree_atomic(&self, addr: *const u8) {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vfree_atomic(&self.inner.kmem, addr) };
     }
 
     /// Completes the `vfree`s deferred from atomic context now (kswapd, the next
@@ -161,9 +169,13 @@ impl Machine {
     }
 
     /// `vunmap(addr)`.
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vunmap`].
     #[track_caller]
-    pub fn vunmap(&self, addr: *const u8) {
-        self.inner.vm.vunmap(&self.inner.kmem, addr);
+    pub unsafe fn vunmap(&self, addr: *const u8) {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vunmap(&self.inner.kmem, addr) };
     }
 
     /// `get_vm_area(size, flags)`: address space only, nothing mapped.
@@ -176,9 +188,13 @@ impl Machine {
     }
 
     /// `free_vm_area`.
+    ///
+    /// # Safety
+    /// As [`Vmalloc::free_vm_area`].
     #[track_caller]
-    pub fn free_vm_area(&self, addr: *const u8) {
-        self.inner.vm.free_vm_area(&self.inner.kmem, addr);
+    pub unsafe fn free_vm_area(&self, addr: *const u8) {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.free_vm_area(&self.inner.kmem, addr) };
     }
 
     /// `vmalloc_to_page(addr)`.
@@ -200,9 +216,13 @@ impl Machine {
     ///
     /// # Errors
     /// As [`Vmalloc::vrealloc`].
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vrealloc`].
     #[track_caller]
-    pub fn vrealloc(&self, p: *const u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
-        self.inner.vm.vrealloc(&self.inner.kmem, p, size, gfp)
+    pub unsafe fn vrealloc(&self, p: *const u8, size: usize, gfp: Gfp) -> Result<Option<NonNull<u8>>, AllocError> {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vrealloc(&self.inner.kmem, p, size, gfp) }
     }
 
     /// `/proc/vmallocinfo`. The text is written under the vmap lock, so its `String` comes from

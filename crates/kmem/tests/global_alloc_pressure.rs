@@ -31,7 +31,8 @@ fn child() {
     let m = KMEM.machine().expect("the default machine");
     assert!(m.total_managed() * PAGE_SIZE <= 64 << 20, "KMEM_MEM=64M reached the child");
     let areas: Vec<_> = (0..3000).map(|_| m.vmalloc(PAGE_SIZE).expect("vmalloc")).collect();
-    m.vfree(areas[0].as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(areas[0].as_ptr()) };
     // The reader is made before memory runs out; nothing on the way between the two threads
     // allocates (no channel: its first message allocates a block).
     let reader = thread::spawn(move || {
@@ -63,10 +64,12 @@ fn child() {
     assert!(len > 3000 * 40, "the texts list the areas ({len} bytes)");
     reader.join().expect("reader");
     for page in held {
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
     for a in &areas[1..] {
-        m.vfree(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
     }
     println!("child ok");
 }

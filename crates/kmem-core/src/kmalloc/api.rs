@@ -208,7 +208,8 @@ impl<P: Platform> Kmem<P> {
                 let page = self.virt_to_page(ptr).expect("checked above");
                 page.next.store(0, Relaxed);
                 self.slabs.large_kmalloc_pages.fetch_sub(1 << order, Relaxed);
-                self.pages().free_pages(page, order);
+                // SAFETY: A large kmalloc block the caller gives up (`kfree`'s contract).
+                unsafe { self.pages().free_pages(page, order) };
             }
             None => self.report_not_slab(ptr, "kfree", caller),
         }

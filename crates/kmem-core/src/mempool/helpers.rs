@@ -62,7 +62,8 @@ unsafe impl<P: Platform> PoolEnv for PageAllocator<P> {
     }
 
     unsafe fn free_meta(&self, ptr: NonNull<u8>, bytes: usize) {
-        self.free_pages_addr(ptr.as_ptr(), get_order(bytes.max(1)));
+        // SAFETY: The pool's metadata block, given up by the caller (this method's contract).
+        unsafe { self.free_pages_addr(ptr.as_ptr(), get_order(bytes.max(1))) };
     }
 
     fn debug_pools(&self) -> bool {
@@ -100,7 +101,8 @@ pub unsafe extern "C" fn mempool_free_pages<P: Platform>(element: *mut c_void, p
         return;
     }
     match page_at(pa, element) {
-        Some((page, _)) => pa.free_pages(page, order),
+        // SAFETY: An element the caller gives back to its allocator (this helper's contract).
+        Some((page, _)) => unsafe { pa.free_pages(page, order) },
         None => pa.report_bad_free(None, order, "page is not in this machine's mem_map", Location::caller()),
     }
 }

@@ -94,8 +94,14 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `free_pages(addr, order)`: a null address is a no-op; an address outside the direct
     /// map is reported and ignored.
+    ///
+    /// # Safety
+    /// The block, if allocated, is the caller's to free: no one else — no safe handle such as
+    /// a `Vec` in vmalloc memory or a pool element, no structure of kmem's own — uses it, and
+    /// the caller does not use it afterwards. (Pages that are not allocated, a wrong order,
+    /// a slab's or kmalloc's pages are reported and refused, PA-16.)
     #[track_caller]
-    pub fn free_pages_addr(&self, addr: *const u8, order: u32) {
+    pub unsafe fn free_pages_addr(&self, addr: *const u8, order: u32) {
         if addr.is_null() {
             return;
         }
@@ -143,8 +149,14 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `free_pages_exact`: frees what [`Self::alloc_pages_exact`] returned, page by page.
+    ///
+    /// # Safety
+    /// Every page of the range, if allocated, is the caller's to free: no one else — no safe handle such as
+    /// a `Vec` in vmalloc memory or a pool element, no structure of kmem's own — uses it, and
+    /// the caller does not use it afterwards. (Pages that are not allocated, a wrong order,
+    /// a slab's or kmalloc's pages are reported and refused, PA-16.)
     #[track_caller]
-    pub fn free_pages_exact(&self, addr: *const u8, size: usize) {
+    pub unsafe fn free_pages_exact(&self, addr: *const u8, size: usize) {
         let caller = Location::caller();
         let pages = size_to_pages(size);
         let end = pages.checked_mul(PAGE_SIZE).and_then(|bytes| (addr as usize).checked_add(bytes));

@@ -324,15 +324,22 @@ impl<P: Platform> PageAllocator<P> {
             unsafe { self.direct_map.add(offset).write_bytes(0, nr * PAGE_SIZE) };
             true
         } else {
-            self.platform.zero_highmem(pfn, nr)
+            // SAFETY: Just allocated, as above.
+            unsafe { self.platform.zero_highmem(pfn, nr) }
         }
     }
 
     /// `__free_pages`: drops a reference; the last one frees the block. With other references
     /// left on a non-compound block, the tail halves are freed now (§2.10).
+    ///
+    /// # Safety
+    /// The block, if allocated, is the caller's to free: no one else — no safe handle such as
+    /// a `Vec` in vmalloc memory or a pool element, no structure of kmem's own — uses it, and
+    /// the caller does not use it afterwards. (Pages that are not allocated, a wrong order,
+    /// a slab's or kmalloc's pages are reported and refused, PA-16.)
     #[track_caller]
     #[inline(always)]
-    pub fn free_pages(&self, page: &Page, order: u32) {
+    pub unsafe fn free_pages(&self, page: &Page, order: u32) {
         self.free_pages_at(page, order, Location::caller());
     }
 

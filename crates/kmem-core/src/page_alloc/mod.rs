@@ -576,7 +576,9 @@ impl<P: Platform> PageAllocator<P> {
         let mut released = 0;
         for zone in &self.zones {
             let mut area = zone.lock();
-            released += area.trim_aged(&self.mm, self.mm.pageblock_order(), |pfn, nr| self.platform.discard(pfn, nr));
+            // SAFETY: `trim_aged` discards only free blocks, which the locked zone owns.
+            released += area
+                .trim_aged(&self.mm, self.mm.pageblock_order(), |pfn, nr| unsafe { self.platform.discard(pfn, nr) });
         }
         self.stats.trimmed_pages.fetch_add(released, Relaxed);
         self.stats.trim_scans.fetch_add(1, Relaxed);
@@ -589,7 +591,9 @@ impl<P: Platform> PageAllocator<P> {
         let mut released = 0;
         for zone in &self.zones {
             let mut area = zone.lock();
-            released += area.trim(&self.mm, self.mm.pageblock_order(), |pfn, nr| self.platform.discard(pfn, nr));
+            // SAFETY: As in `trim_aged`.
+            released +=
+                area.trim(&self.mm, self.mm.pageblock_order(), |pfn, nr| unsafe { self.platform.discard(pfn, nr) });
         }
         self.stats.trimmed_pages.fetch_add(released, Relaxed);
         released

@@ -67,14 +67,16 @@ impl<P: Platform> Kmem<P> {
         let desc = match self.take_desc(flags) {
             Ok(desc) => desc,
             Err(e) => {
-                self.pages().free_pages(page, order);
+                // SAFETY: Allocated for this slab a moment ago; nothing else has it.
+                unsafe { self.pages().free_pages(page, order) };
                 return Err(e);
             }
         };
         let pfn = self.page_to_pfn(page).expect("allocated page is ours");
         let Some(base) = self.pfn_address(pfn) else {
             // Not reachable: slab flags never ask for HighMem. Give everything back.
-            self.pages().free_pages(page, order);
+            // SAFETY: As above.
+            unsafe { self.pages().free_pages(page, order) };
             return Err(self.put_desc_on_failure(desc, AllocError));
         };
         let objects = super::layout::order_objects(order, s.size).min(s.objects as usize);
@@ -204,7 +206,8 @@ impl<P: Platform> Kmem<P> {
         page.next.store(0, Relaxed);
         page.prev.store(0, Relaxed);
         page.set_slab_flag(false);
-        self.pages().free_pages(page, order);
+        // SAFETY: The slab is discarded: no object of it is in use or listed anywhere.
+        unsafe { self.pages().free_pages(page, order) };
         // SAFETY: The slab is gone; its descriptor goes back to the pool.
         unsafe { self.slabs.descs.put(NonNull::new_unchecked(slab)) };
     }

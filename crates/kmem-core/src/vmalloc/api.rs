@@ -323,7 +323,9 @@ impl<M: Mmu> Vmalloc<M> {
     pub(super) fn free_frames<P: Platform>(&self, k: &Kmem<P>, pfns: &PfnArray, n: usize) {
         for i in (0..n).rev() {
             let page = k.pfn_to_page(pfns.get(i) as usize).expect("frame is in mem_map");
-            k.free_pages(page, 0);
+            // SAFETY: The area's frames, which the caller frees with it (unmapped, or never
+            // mapped): nothing reaches them any more.
+            unsafe { k.free_pages(page, 0) };
         }
     }
 

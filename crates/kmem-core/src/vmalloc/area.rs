@@ -152,8 +152,13 @@ impl<M: Mmu> Vmalloc<M> {
     /// # Errors
     /// `p` starts no area, or an area that is not vmalloc memory (`get_vm_area`, `vmap`;
     /// warned, nothing touched), or the new area cannot be allocated (`p` is left as it was).
+    ///
+    /// # Safety
+    /// `p` is NULL, starts no live area (reported), or starts an area the caller owns:
+    /// no one else — no safe handle such as a `Vec` in vmalloc memory — uses it, and the
+    /// caller does not use it afterwards unless the call fails.
     #[track_caller]
-    pub fn vrealloc<P: Platform>(
+    pub unsafe fn vrealloc<P: Platform>(
         &self,
         k: &Kmem<P>,
         p: *const u8,

@@ -38,8 +38,13 @@ const UNMAP_FAILED: u32 = 1 << 31;
 impl<M: Mmu> Vmalloc<M> {
     /// `vfree(addr)`: frees a vmalloc area (VM-6: NULL is a no-op, misuse is reported and
     /// ignored). In atomic context the free is queued and completes later (VM-7).
+    ///
+    /// # Safety
+    /// `addr` is NULL, starts no live area (reported), or starts an area the caller owns:
+    /// no one else — no safe handle such as a `Vec` in vmalloc memory — uses it, and the
+    /// caller does not use it afterwards.
     #[track_caller]
-    pub fn vfree<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+    pub unsafe fn vfree<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         self.vfree_at(k, addr, Location::caller());
     }
 
@@ -64,8 +69,13 @@ impl<M: Mmu> Vmalloc<M> {
     /// `delayed_vfree_work`), which frees it with [`Self::flush_deferred`]. The next
     /// `vmalloc`/`vfree` outside atomic context and the shrinker ([`Self::shrink`], run by
     /// direct reclaim and kswapd) free it too, whichever comes first.
+    ///
+    /// # Safety
+    /// `addr` is NULL, starts no live area (reported), or starts an area the caller owns:
+    /// no one else — no safe handle such as a `Vec` in vmalloc memory — uses it, and the
+    /// caller does not use it afterwards.
     #[track_caller]
-    pub fn vfree_atomic<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+    pub unsafe fn vfree_atomic<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         if !addr.is_null() {
             self.vfree_atomic_at(k, addr, Location::caller());
         }
@@ -206,8 +216,13 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// `vunmap(addr)`: removes a `vmap` mapping; the pages are not freed (VM-9). Calling it in
     /// atomic context is a bug (reported as a sleeping call, VM-7); it is carried out anyway.
+    ///
+    /// # Safety
+    /// `addr` is NULL, starts no live area (reported), or starts an area the caller owns:
+    /// no one else — no safe handle such as a `Vec` in vmalloc memory — uses it, and the
+    /// caller does not use it afterwards.
     #[track_caller]
-    pub fn vunmap<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+    pub unsafe fn vunmap<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         let caller = Location::caller();
         if k.platform().context().atomic {
             k.report_might_sleep(caller);
@@ -218,8 +233,13 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// `free_vm_area`: gives back an area from [`Self::get_vm_area`] (lazily, like any area).
+    ///
+    /// # Safety
+    /// `addr` is NULL, starts no live area (reported), or starts an area the caller owns:
+    /// no one else — no safe handle such as a `Vec` in vmalloc memory — uses it, and the
+    /// caller does not use it afterwards.
     #[track_caller]
-    pub fn free_vm_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+    pub unsafe fn free_vm_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         self.remove_area(k, addr, Location::caller(), Release::MappingOnly);
     }
 }

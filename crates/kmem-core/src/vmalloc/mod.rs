@@ -359,7 +359,8 @@ impl<M: Mmu> Vmalloc<M> {
             if space.pool.chunks.needs_dir() != Some(dir) {
                 // Another thread grew the pool meanwhile: look again.
                 drop(space);
-                k.free_pages(page, order);
+                // SAFETY: Allocated above for the chunk that is not needed; never published.
+                unsafe { k.free_pages(page, order) };
                 continue;
             }
             if dir {

@@ -294,7 +294,8 @@ impl<M: super::Mmu> super::Vmalloc<M> {
             // longer referenced (its node dropped it).
             unsafe { k.kfree(pfns.block().as_ptr()) };
         } else {
-            k.free_pages_addr(pfns.block().as_ptr(), pfns.order);
+            // SAFETY: The array's own block, as for the kmalloc case above.
+            unsafe { k.free_pages_addr(pfns.block().as_ptr(), pfns.order) };
         }
     }
 }

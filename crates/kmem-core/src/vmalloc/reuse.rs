@@ -169,7 +169,8 @@ impl<M: Mmu> Vmalloc<M> {
         let try_gfp = gfp.difference(__GFP_RECLAIM.union(__GFP_NOFAIL)) | __GFP_NOWARN | __GFP_NORETRY;
         let Ok(block) = k.alloc_pages_at(try_gfp, order, Location::caller()) else { return 0 };
         if k.split_page(block, order).is_err() {
-            k.free_pages(block, order);
+            // SAFETY: Allocated just above, never handed out.
+            unsafe { k.free_pages(block, order) };
             return 0;
         }
         let first = k.page_to_pfn(block).expect("allocated page is in mem_map");
@@ -177,7 +178,8 @@ impl<M: Mmu> Vmalloc<M> {
             pfns.set(i, (first + i) as u32);
         }
         for pfn in (first + n..first + (1 << order)).rev() {
-            k.free_pages(k.pfn_to_page(pfn).expect("frame is in mem_map"), 0);
+            // SAFETY: A split page of the block allocated above that the area does not take.
+            unsafe { k.free_pages(k.pfn_to_page(pfn).expect("frame is in mem_map"), 0) };
         }
         n
     }

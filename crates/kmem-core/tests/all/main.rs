@@ -132,9 +132,12 @@ fn caller_provided_region_serves_every_zone_and_recovers() {
     let z = pa.get_zeroed_page(GFP_KERNEL).unwrap();
     // SAFETY: `z` is a page we own in the region.
     assert!(unsafe { core::slice::from_raw_parts(z.as_ptr(), PAGE_SIZE) }.iter().all(|&b| b == 0));
-    pa.free_pages_addr(z.as_ptr(), 0);
-    pa.free_pages(dma, 0);
-    pa.free_pages(page, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { pa.free_pages_addr(z.as_ptr(), 0) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { pa.free_pages(dma, 0) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { pa.free_pages(page, 3) };
     pa.drain_local_pages();
     assert_eq!(buddyinfo(&pa), initial);
     // SAFETY: Single-threaded test; no CPU slot in use.
@@ -158,7 +161,8 @@ fn exhaustion_without_sleeping_platform_fails_cleanly_and_recovers() {
     assert!(log.contains("invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0"), "{log}");
     assert!(log.contains("page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)"), "{log}");
     for p in held {
-        pa.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { pa.free_pages(p, 0) };
     }
     assert_eq!(buddyinfo(&pa), initial, "nothing leaked");
     // SAFETY: Single-threaded test; no CPU slot in use.
@@ -204,8 +208,10 @@ fn pa6_buddies_straddling_an_unaligned_zone_boundary_do_not_merge() {
         let high = pa.alloc_pages(movable, 2).unwrap();
         assert_eq!((pa.page_to_pfn(low), pa.page_to_pfn(high)), (Some(BOUNDARY - 4), Some(BOUNDARY)));
         let [first, second] = if dma_first { [low, high] } else { [high, low] };
-        pa.free_pages(first, 2);
-        pa.free_pages(second, 2);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { pa.free_pages(first, 2) };
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { pa.free_pages(second, 2) };
         let now = (dma.free_blocks_per_order(), normal.free_blocks_per_order());
         assert_eq!(now, initial, "dma_first {dma_first}: no order-3 block made of both zones");
         assert_eq!(buddy_order(&pa, BOUNDARY - 4), Some(2));
@@ -233,7 +239,8 @@ fn pa16_bad_page_reports_60_per_minute_then_the_suppressed_count() {
         let page = pa.alloc_pages(GFP_KERNEL, 0).unwrap();
         // SAFETY: Our page, freed next.
         assert!(unsafe { page.set_mapcount(1) });
-        pa.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { pa.free_pages(page, 0) };
     };
     let log = || pa.platform().log.lock().unwrap().clone();
     let reports = |log: &str| log.lines().filter(|l| l.contains(REPORT)).count();

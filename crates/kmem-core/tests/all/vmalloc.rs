@@ -163,7 +163,8 @@ impl Model {
 /// see only what later areas take.
 fn warm_up(pa: &Kmem<Board>, vm: &Vmalloc<SimMmu>) {
     let p = vm.vmalloc(pa, 3 * PAGE_SIZE).unwrap();
-    vm.vfree(pa, p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(pa, p.as_ptr()) };
     vm.reclaim_and_purge(pa);
     pa.drain_local_pages();
 }
@@ -249,7 +250,8 @@ fn random_operations_keep_the_address_space_exact() {
                 5..=8 if !model.live.is_empty() => {
                     let k = rng.below(model.live.len());
                     let (&s, &(_, size)) = model.live.iter().nth(k).unwrap();
-                    vm.vfree(&pa, s as *const u8);
+                    // SAFETY: The test's own area (or none: refused), unused afterwards.
+                    unsafe { vm.vfree(&pa, s as *const u8) };
                     model.live.remove(&s);
                     model.lazy.insert((s, s + size));
                     if vm.stats().purges.load(std::sync::atomic::Ordering::Relaxed) != purges {
@@ -275,7 +277,8 @@ fn random_operations_keep_the_address_space_exact() {
         }
         assert!(fails > 0, "seed {seed}: the run never filled the space");
         for &s in model.live.keys() {
-            vm.vfree(&pa, s as *const u8);
+            // SAFETY: The test's own area (or none: refused), unused afterwards.
+            unsafe { vm.vfree(&pa, s as *const u8) };
         }
         vm.vm_unmap_aliases();
         vm.check();
@@ -294,20 +297,24 @@ fn vfree_in_atomic_context_completes_later_and_misuse_is_reported() {
     let free_before = pa.total_free();
     let p = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
     IN_ATOMIC.with(|c| c.set(true));
-    vm.vfree(&pa, p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
     IN_ATOMIC.with(|c| c.set(false));
     assert_eq!(vm.nr_deferred(), 1, "VM-7: queued, not freed");
     assert_eq!(vm.nr_vmalloc_pages(), 3);
     assert!(vm.vmalloc_to_pfn(p.as_ptr()).is_some(), "still mapped until the deferred free runs");
     vm.check();
     // A second vfree of the queued area is a double free.
-    vm.vfree(&pa, p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
     assert_eq!(vm.nr_deferred(), 0, "the next vfree outside atomic context drained the queue");
     assert_eq!(vm.nr_vmalloc_pages(), 0);
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains(&format!("Trying to vfree() nonexistent vm area ({:016x})", p.as_ptr() as usize)), "{log}");
-    vm.vfree(&pa, (VSTART + 5) as *const u8);
-    vm.vfree(&pa, std::ptr::null());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, (VSTART + 5) as *const u8) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, std::ptr::null()) };
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains(&format!("Trying to vfree() bad address ({:016x})", VSTART + 5)), "{log}");
     assert!(log.contains("WARNING: CPU: 0 at "), "{log}");
@@ -328,22 +335,27 @@ fn vrealloc_and_zeroing_through_the_mapping() {
     let data: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
     vm.mmu().write(va, &data);
     // Growing within the two allocated pages happens in place.
-    let q = vm.vrealloc(&pa, p.as_ptr(), 8000, GFP_KERNEL | __GFP_ZERO).unwrap().unwrap();
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    let q = unsafe { vm.vrealloc(&pa, p.as_ptr(), 8000, GFP_KERNEL | __GFP_ZERO) }.unwrap().unwrap();
     assert_eq!(q, p, "VM-12: in place");
     assert_eq!(vm.mmu().read(va, 5000), data);
     assert!(vm.mmu().read(va + 5000, 3000).iter().all(|&b| b == 0));
     // Shrinking is in place and zeroes the tail with __GFP_ZERO.
-    let q = vm.vrealloc(&pa, p.as_ptr(), 100, GFP_KERNEL | __GFP_ZERO).unwrap().unwrap();
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    let q = unsafe { vm.vrealloc(&pa, p.as_ptr(), 100, GFP_KERNEL | __GFP_ZERO) }.unwrap().unwrap();
     assert_eq!(q, p);
     assert!(vm.mmu().read(va + 100, 4900).iter().all(|&b| b == 0));
     // Growing past the pages moves and copies the requested bytes.
-    let r = vm.vrealloc(&pa, p.as_ptr(), 3 * PAGE_SIZE, GFP_KERNEL).unwrap().unwrap();
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    let r = unsafe { vm.vrealloc(&pa, p.as_ptr(), 3 * PAGE_SIZE, GFP_KERNEL) }.unwrap().unwrap();
     assert_ne!(r, p);
     assert_eq!(vm.mmu().read(r.as_ptr() as usize, 100), data[..100]);
     assert_eq!(vm.vmalloc_to_pfn(p.as_ptr()), None, "old area freed");
-    assert_eq!(vm.vrealloc(&pa, r.as_ptr(), 0, GFP_KERNEL), Ok(None), "n == 0 frees and returns NULL");
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert_eq!(unsafe { vm.vrealloc(&pa, r.as_ptr(), 0, GFP_KERNEL) }, Ok(None), "n == 0 frees and returns NULL");
     assert_eq!(vm.nr_vmalloc_pages(), 0);
-    assert!(vm.vrealloc(&pa, (VSTART + 100 * PAGE_SIZE) as *const u8, 10, GFP_KERNEL).is_err());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert!(unsafe { vm.vrealloc(&pa, (VSTART + 100 * PAGE_SIZE) as *const u8, 10, GFP_KERNEL) }.is_err());
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains("Trying to vrealloc() nonexistent vm area"), "{log}");
     vm.check();
@@ -362,7 +374,8 @@ fn frame_cache_reuses_the_mapping_and_releases_on_shrink() {
     let va = p.as_ptr() as usize;
     vm.mmu().write(va, &[0xee; 3 * PAGE_SIZE]);
     let mapped = vm.mmu().table.lock().unwrap().clone();
-    vm.vfree(&pa, p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
     assert_eq!(*vm.mmu().table.lock().unwrap(), mapped, "still mapped while cached");
     assert_eq!((vm.cached_areas(), vm.cached_pages(), vm.nr_vmalloc_pages()), (1, 3, 0));
     assert_eq!(vm.lazy_pages(), 0, "cached, not lazy");
@@ -371,7 +384,8 @@ fn frame_cache_reuses_the_mapping_and_releases_on_shrink() {
     assert_eq!(*vm.mmu().table.lock().unwrap(), mapped, "nothing mapped again");
     assert!(vm.mmu().read(va, 3 * PAGE_SIZE).iter().all(|&b| b == 0), "VM-5");
     vm.check();
-    vm.vfree(&pa, q.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, q.as_ptr()) };
     assert_eq!(vm.reclaimable_pages(), 3);
     assert_eq!(vm.shrink(&pa, 1), 3, "a whole area is released");
     assert!(vm.mmu().table.lock().unwrap().is_empty(), "unmapped on release");
@@ -383,7 +397,8 @@ fn frame_cache_reuses_the_mapping_and_releases_on_shrink() {
     // A purge threshold of 0 turns the cache off.
     vm.set_lazy_max_pages(0);
     let r = vm.vmalloc(&pa, PAGE_SIZE).unwrap();
-    vm.vfree(&pa, r.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, r.as_ptr()) };
     assert_eq!(vm.cached_areas(), 0);
     assert!(vm.mmu().table.lock().unwrap().is_empty(), "purged at once");
     vm.check();
@@ -402,7 +417,8 @@ fn frames_stay_out_of_reuse_when_an_area_cannot_be_unmapped() {
     let va = p.as_ptr() as usize;
     let frames: Vec<usize> = (0..3).map(|i| vm.mmu().lookup(va + i * PAGE_SIZE).unwrap()).collect();
     vm.mmu().fail_unmap.store(true, std::sync::atomic::Ordering::Relaxed);
-    vm.vfree(&pa, p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
     vm.mmu().fail_unmap.store(false, std::sync::atomic::Ordering::Relaxed);
     pa.drain_local_pages();
     assert_eq!(pa.total_free(), free_before - 3, "the three frames are kept, the page array freed");

@@ -206,7 +206,8 @@ fn run_thread(m: &Machine, model: &Model, step: &Lockstep, seed: u64, t: usize) 
                 // Out of the model before the allocator may hand it to the other thread.
                 let live = model.lock().unwrap().remove(&pfn);
                 assert!(matches!(live, Some(l) if l.thread == t && l.order == order), "{where_}: model had {live:?}");
-                m.free_pages(m.pfn_to_page(pfn).expect("page"), order);
+                // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+                unsafe { m.free_pages(m.pfn_to_page(pfn).expect("page"), order) };
             }
             Op::Free { .. } => {}
             Op::DrainLocal => {
@@ -221,7 +222,8 @@ fn run_thread(m: &Machine, model: &Model, step: &Lockstep, seed: u64, t: usize) 
     }
     for (pfn, order) in mine.drain(..) {
         model.lock().unwrap().remove(&pfn);
-        m.free_pages(m.pfn_to_page(pfn).expect("page"), order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(m.pfn_to_page(pfn).expect("page"), order) };
     }
     step.wait()?;
     m.release_cpu();

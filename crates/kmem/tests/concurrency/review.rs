@@ -156,7 +156,8 @@ fn kswapd_does_not_keep_a_cpu_slot() {
         let m = m.clone();
         thread::spawn(move || {
             let p = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-            m.free_pages(p, 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(p, 0) };
             (0..m.nr_cpus()).any(|cpu| m.zones().iter().any(|z| m.pcp_count(cpu, z.kind()) > 0))
         })
         .join()

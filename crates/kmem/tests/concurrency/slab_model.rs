@@ -70,17 +70,20 @@ fn worker(m: Machine, ops: Receiver<Op>, replies: Sender<Reply>) {
             }
             Op::Alloc { cache, len, tag } => {
                 let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("kmem_cache_alloc");
-                m.write_bytes(p, &vec![tag; len]).expect("object in allocated pages");
+                // SAFETY: The test's own allocation, used by nothing else meanwhile.
+                unsafe { m.write_bytes(p, &vec![tag; len]) }.expect("object in allocated pages");
                 Reply::Allocated(p.as_ptr() as usize)
             }
             Op::Kmalloc { len, tag } => {
                 let p = m.kmalloc(len, GFP_KERNEL).expect("kmalloc");
-                m.write_bytes(p, &vec![tag; len]).expect("object in allocated pages");
+                // SAFETY: The test's own allocation, used by nothing else meanwhile.
+                unsafe { m.write_bytes(p, &vec![tag; len]) }.expect("object in allocated pages");
                 Reply::Allocated(p.as_ptr() as usize)
             }
             Op::Free { cache, addr, len, tag } => {
                 let mut buf = vec![0; len];
-                m.read_bytes(nn(addr), &mut buf).expect("live object readable");
+                // SAFETY: The test's own allocation, used by nothing else meanwhile.
+                unsafe { m.read_bytes(nn(addr), &mut buf) }.expect("live object readable");
                 assert!(buf.iter().all(|&b| b == tag), "object {addr:#x} changed before its free");
                 // SAFETY: The model hands each live object to exactly one free, after which
                 // no one touches it.
@@ -193,7 +196,8 @@ impl Model {
             assert!(addr >= end, "seed {seed:#x} step {step}: object {addr:#x} overlaps the previous one");
             end = addr + o.len;
             let mut buf = vec![0; o.len];
-            self.m.read_bytes(nn(addr), &mut buf).expect("live object in allocated pages");
+            // SAFETY: The test's own allocation, used by nothing else meanwhile.
+            unsafe { self.m.read_bytes(nn(addr), &mut buf) }.expect("live object in allocated pages");
             assert!(buf.iter().all(|&b| b == o.tag), "seed {seed:#x} step {step}: object {addr:#x} was overwritten");
         }
         let mut seen = Vec::new();

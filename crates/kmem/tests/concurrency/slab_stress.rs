@@ -54,20 +54,24 @@ fn at(addr: usize) -> std::ptr::NonNull<u8> {
 
 fn stamp(m: &Machine, o: Obj) {
     let (head, last) = pattern(o);
-    m.write_bytes(at(o.addr), &head).expect("object in allocated pages");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(at(o.addr), &head) }.expect("object in allocated pages");
     if last != 0 {
-        m.write_bytes(at(o.addr + last), &[o.owner]).expect("object in allocated pages");
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(at(o.addr + last), &[o.owner]) }.expect("object in allocated pages");
     }
 }
 
 fn verify(m: &Machine, o: Obj) {
     let (want, last) = pattern(o);
     let mut got = vec![0; want.len()];
-    m.read_bytes(at(o.addr), &mut got).expect("live object readable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(at(o.addr), &mut got) }.expect("live object readable");
     assert_eq!(got, want, "object {:#x} (owner {}) was overwritten", o.addr, o.owner);
     if last != 0 {
         let mut b = [0u8];
-        m.read_bytes(at(o.addr + last), &mut b).expect("live object readable");
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(at(o.addr + last), &mut b) }.expect("live object readable");
         assert_eq!(b[0], o.owner, "last byte of object {:#x} was overwritten", o.addr);
     }
 }

@@ -28,7 +28,8 @@ fn pattern(owner: usize, pfn: usize) -> [u8; 16] {
 fn stamp(m: &Machine, owner: usize, pfn: usize, order: u32) {
     for p in pfn..pfn + (1 << order) {
         let addr = m.pfn_address(p).expect("lowmem page");
-        m.write_bytes(addr, &pattern(owner, p))
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(addr, &pattern(owner, p)) }
             .unwrap_or_else(|_| panic!("write_bytes refused page {p:#x} of allocated block {pfn:#x}/{order}"));
     }
 }
@@ -37,7 +38,8 @@ fn verify(m: &Machine, owner: usize, pfn: usize, order: u32) {
     let mut buf = [0u8; 16];
     for p in pfn..pfn + (1 << order) {
         let addr = m.pfn_address(p).expect("lowmem page");
-        m.read_bytes(addr, &mut buf)
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(addr, &mut buf) }
             .unwrap_or_else(|_| panic!("read_bytes refused page {p:#x} of allocated block {pfn:#x}/{order}"));
         assert_eq!(buf, pattern(owner, p), "page {p:#x} of thread {owner}'s block {pfn:#x}/{order} was overwritten");
     }
@@ -48,7 +50,8 @@ type Handoff = (usize, u32, usize);
 
 fn free_block(m: &Machine, (pfn, order, owner): Handoff) {
     verify(m, owner, pfn, order);
-    m.free_pages(m.pfn_to_page(pfn).expect("page"), order);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(m.pfn_to_page(pfn).expect("page"), order) };
 }
 
 fn worker(m: &Machine, t: usize, iters: usize, gfp: Gfp, tx: SyncSender<Handoff>, rx: Receiver<Handoff>) {
@@ -149,12 +152,14 @@ fn stress_thread_exit_returns_per_cpu_pages() {
                 pfns.push((m2.page_to_pfn(page).expect("pfn"), order));
             }
             for (pfn, order) in pfns {
-                m2.free_pages(m2.pfn_to_page(pfn).expect("page"), order);
+                // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+                unsafe { m2.free_pages(m2.pfn_to_page(pfn).expect("page"), order) };
             }
             // A long run of high-order frees empties the lists (auto-tuning's `free_high`); an
             // order-0 allocation refills them with a batch, and its free parks one more.
             let page = m2.alloc_pages(GFP_KERNEL, 0).expect("plenty of memory");
-            m2.free_pages(page, 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m2.free_pages(page, 0) };
             assert!(pcp_pages(&m2) > 0, "no page parked on the per-CPU lists; the test proves nothing");
             assert_ne!(m2.buddyinfo(), initial2, "buddyinfo restored while pages are parked");
         })

@@ -69,15 +69,18 @@ fn vmalloc_vfree_on_several_threads() {
                         check_area(m, p, pages, t, owner);
                         if rng.below(4) == 0 {
                             let _irq = atomic_section();
-                            m.vfree(p.as_ptr());
+                            // SAFETY: The test's own area (or none: refused), unused afterwards.
+                            unsafe { m.vfree(p.as_ptr()) };
                         } else {
-                            m.vfree(p.as_ptr());
+                            // SAFETY: The test's own area (or none: refused), unused afterwards.
+                            unsafe { m.vfree(p.as_ptr()) };
                         }
                     }
                 }
                 for (p, pages, owner) in live {
                     check_area(m, p, pages, t, owner);
-                    m.vfree(p.as_ptr());
+                    // SAFETY: The test's own area (or none: refused), unused afterwards.
+                    unsafe { m.vfree(p.as_ptr()) };
                 }
                 m.release_cpu();
             });
@@ -134,12 +137,14 @@ fn vmalloc_reuse_while_the_shrinker_runs() {
                             live.push((p, pages, serial));
                         } else if let Some((p, pages, owner)) = live.pop() {
                             check_area(m, p, pages, t, owner);
-                            m.vfree(p.as_ptr());
+                            // SAFETY: The test's own area (or none: refused), unused afterwards.
+                            unsafe { m.vfree(p.as_ptr()) };
                         }
                     }
                     for (p, pages, owner) in live {
                         check_area(m, p, pages, t, owner);
-                        m.vfree(p.as_ptr());
+                        // SAFETY: The test's own area (or none: refused), unused afterwards.
+                        unsafe { m.vfree(p.as_ptr()) };
                     }
                     m.release_cpu();
                 })

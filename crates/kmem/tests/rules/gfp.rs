@@ -17,7 +17,8 @@ fn zone_of_first_page(m: &Machine, bits: u32) -> ZoneType {
     let gfp = GFP_KERNEL | __GFP_NOWARN | Gfp::from_bits(bits);
     let page = m.alloc_pages(gfp, 0).unwrap_or_else(|_| panic!("{gfp:?}"));
     let zone = zone_of(m, pfn(m, page));
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     zone
 }
 
@@ -136,7 +137,8 @@ fn gfp5_atomic_and_nowait_never_reclaim_even_when_reclaim_would_help() {
     // The same request with direct reclaim allowed gets the block the shrinker frees.
     let page = m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0).expect("reclaim frees a block");
     assert_eq!(reg.shrinker.calls(), 1);
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     drop(reg);
     free_all(&m, held);
     check(&m);
@@ -184,9 +186,11 @@ fn gfp6_kmalloc_with_unknown_bit_is_reported_fixed_and_served() {
     let p = m.kmalloc(64, GFP_KERNEL | UNKNOWN_BIT).expect("allocation proceeds with the fixed mask");
     assert_one_fix_report(&m, "0x8000000 (0x8000000)", "0xcc0 (GFP_KERNEL)");
     assert_eq!(m.ksize(p.as_ptr()), 64);
-    m.write_bytes(p, &[0x5a; 64]).expect("usable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &[0x5a; 64]) }.expect("usable");
     let mut back = [0; 64];
-    m.read_bytes(p, &mut back).expect("readable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(p, &mut back) }.expect("readable");
     assert_eq!(back, [0x5a; 64]);
     // The check sits on the slow path only: an object from the slab already there is handed
     // out without looking at the mask again, as in the kernel.
@@ -208,9 +212,11 @@ fn gfp6_kmem_cache_alloc_with_unknown_bit_is_reported_fixed_and_served() {
     // __GFP_ZERO is the object's business, not the slab page's: the fixed mask has it dropped.
     assert_one_fix_report(&m, "0x40000000 (0x40000000)", "0xcc0 (GFP_KERNEL)");
     let mut bytes = [0xff; 100];
-    m.read_bytes(o, &mut bytes).expect("readable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(o, &mut bytes) }.expect("readable");
     assert_eq!(bytes, [0; 100], "__GFP_ZERO still applies to the object");
-    m.write_bytes(o, &[0xa5; 100]).expect("usable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(o, &[0xa5; 100]) }.expect("usable");
     // SAFETY: Ours, unused afterwards; the cache is empty and unused when destroyed.
     unsafe {
         m.kmem_cache_free(c, o.as_ptr());
@@ -228,7 +234,8 @@ fn gfp6_large_kmalloc_with_highmem_is_reported_and_served_from_lowmem() {
     assert_one_fix_report(&m, "0x2 (__GFP_HIGHMEM)", "0xcc0 (GFP_KERNEL)");
     assert!(m.virt_to_phys(p.as_ptr()).expect("direct map") < (HIGHMEM_START_PFN * PAGE_SIZE) as u64, "lowmem");
     assert_eq!(m.ksize(p.as_ptr()), 4 * PAGE_SIZE);
-    m.write_bytes(p, &vec![0x3c; 4 * PAGE_SIZE]).expect("usable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &vec![0x3c; 4 * PAGE_SIZE]) }.expect("usable");
     // SAFETY: Ours, unused afterwards.
     unsafe { m.kfree(p.as_ptr()) };
     check(&m);
@@ -242,9 +249,11 @@ fn gfp6_large_kmalloc_with_unknown_bit_is_reported_and_keeps_the_rest() {
     assert_one_fix_report(&m, "0x8000000 (0x8000000)", "0xdc0 (GFP_KERNEL|__GFP_ZERO)");
     assert_eq!(m.ksize(p.as_ptr()), 4 * PAGE_SIZE);
     let mut bytes = vec![0xff; 4 * PAGE_SIZE];
-    m.read_bytes(p, &mut bytes).expect("readable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(p, &mut bytes) }.expect("readable");
     assert!(bytes.iter().all(|&b| b == 0), "the fixed mask still has __GFP_ZERO");
-    m.write_bytes(p, &vec![0x77; size]).expect("usable");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &vec![0x77; size]) }.expect("usable");
     // SAFETY: Ours, unused afterwards.
     unsafe { m.kfree(p.as_ptr()) };
     check(&m);

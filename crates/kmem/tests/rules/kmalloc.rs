@@ -25,7 +25,8 @@ fn kfree(m: &Machine, p: NonNull<u8>) {
 
 fn read(m: &Machine, p: NonNull<u8>, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
-    m.read_bytes(p, &mut buf).expect("allocated bytes");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(p, &mut buf) }.expect("allocated bytes");
     buf
 }
 
@@ -46,7 +47,8 @@ fn km1_km6_km7_every_size_from_1_to_8192_gets_its_class() {
             c => c,
         };
         assert_eq!(addr % natural, 0, "KM-6: kmalloc({n}) in kmalloc-{class} aligned to {natural}");
-        m.write_bytes(p, &vec![0xa5; n]).expect("the whole request is usable");
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(p, &vec![0xa5; n]) }.expect("the whole request is usable");
         kfree(&m, p);
     }
 }
@@ -94,7 +96,8 @@ fn km4_large_requests_are_whole_pages() {
         assert_eq!(p.as_ptr() as usize % PAGE_SIZE, 0);
         assert_eq!(m.total_free(), free0 - bytes / PAGE_SIZE);
         assert_eq!(m.slab_pages().1, bytes / PAGE_SIZE, "counted as unreclaimable slab");
-        m.write_bytes(p, &vec![1; n]).expect("usable");
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(p, &vec![1; n]) }.expect("usable");
         kfree(&m, p);
         assert_eq!(m.total_free(), free0, "kfree gave the pages back");
     }
@@ -123,7 +126,8 @@ fn km8_size_roundup_examples() {
 fn km9_krealloc_in_place_grow_shrink_and_zero() {
     let m = machine();
     let p = m.kmalloc(10, GFP_KERNEL).expect("kmalloc");
-    m.write_bytes(p, &[7; 10]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &[7; 10]) }.unwrap();
     // SAFETY: `p` is ours; on success only the returned pointer is used.
     let q = unsafe { m.krealloc(p.as_ptr(), 16, GFP_KERNEL) }.expect("fits");
     assert_eq!(q, p, "same pointer when it fits the class");
@@ -135,7 +139,8 @@ fn km9_krealloc_in_place_grow_shrink_and_zero() {
     // SAFETY: As above.
     let s = unsafe { m.krealloc(r.as_ptr(), 50, GFP_KERNEL) }.expect("shrink");
     assert_eq!(s, r, "shrinking keeps the object");
-    m.write_bytes(s, &[9; 128]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(s, &[9; 128]) }.unwrap();
     // SAFETY: As above.
     let t = unsafe { m.krealloc(s.as_ptr(), 60, GFP_KERNEL | __GFP_ZERO) }.expect("zeroing");
     assert_eq!(t, s);
@@ -157,7 +162,8 @@ fn km9_krealloc_in_place_grow_shrink_and_zero() {
 fn km9_krealloc_failure_leaves_the_old_block_valid() {
     let m = machine();
     let p = m.kmalloc(100, GFP_KERNEL).expect("kmalloc");
-    m.write_bytes(p, &[3; 100]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &[3; 100]) }.unwrap();
     // SAFETY: `p` is ours; the call fails, so it stays ours.
     assert!(unsafe { m.krealloc(p.as_ptr(), 5 << 20, GFP_KERNEL | __GFP_NOWARN) }.is_err());
     assert_eq!(read(&m, p, 100), vec![3; 100]);
@@ -207,7 +213,8 @@ fn kfree_sensitive_zeroes_the_whole_object() {
     let m = machine();
     let p = m.kmalloc(50, GFP_KERNEL).expect("kmalloc");
     let keep = m.kmalloc(50, GFP_KERNEL).expect("keeps the slab allocated");
-    m.write_bytes(p, &[0xee; 64]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &[0xee; 64]) }.unwrap();
     // SAFETY: `p` is ours and unused afterwards (its bytes are only read through the
     // checked machine API below).
     unsafe { m.kfree_sensitive(p.as_ptr()) };

@@ -71,13 +71,15 @@ fn km12_kmalloc_success_is_kept_and_kvfree_frees_it() {
 fn km12_kvfree_sensitive_zeroes_before_freeing() {
     let m = builder(Profile::I386, 64).build().unwrap();
     let p = m.kvmalloc(512, GFP_KERNEL).unwrap();
-    m.write_bytes(p, &[0xa5; 512]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &[0xa5; 512]) }.unwrap();
     // SAFETY: 512 bytes of ours, freed once.
     unsafe { m.kvfree_sensitive(p.as_ptr(), 512) };
     // The object sits in this CPU's array now; its slab page is still allocated, so the bytes
     // can be read back: all zero.
     let mut back = [0xffu8; 512];
-    m.read_bytes(p, &mut back).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(p, &mut back) }.unwrap();
     assert!(back.iter().all(|&b| b == 0));
 }
 
@@ -102,17 +104,20 @@ fn km12_kvfree_sensitive_zeroes_vmalloc_frames_and_reports_an_overrun() {
     for page in frames {
         // The frames wait in vmalloc's frame cache: still allocated, readable.
         let mut back = vec![0xffu8; PAGE_SIZE];
-        m.read_bytes(m.page_address(page).unwrap(), &mut back).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(m.page_address(page).unwrap(), &mut back) }.unwrap();
         assert!(back.iter().all(|&b| b == 0), "the secret is gone from the frame");
     }
     // A kmalloc allocation: zeroed up to its usable size, the overrun reported.
     let q = m.kvmalloc(512, GFP_KERNEL).unwrap();
-    m.write_bytes(q, &[0xa5; 512]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(q, &[0xa5; 512]) }.unwrap();
     // SAFETY: Ours, freed once.
     unsafe { m.kvfree_sensitive(q.as_ptr(), 600) };
     assert_eq!(count_log(&m, "kvfree_sensitive: 600 bytes at"), 1);
     let mut back = [0xffu8; 512];
-    m.read_bytes(q, &mut back).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(q, &mut back) }.unwrap();
     assert!(back.iter().all(|&b| b == 0));
 }
 

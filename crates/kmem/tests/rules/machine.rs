@@ -81,12 +81,14 @@ fn highmem_never_given_to_requests_that_cannot_take_it() {
     // A DMA-only request still has ZONE_DMA's lowmem reserve for Normal to use.
     let dma = m.alloc_pages(GFP_DMA | __GFP_NOWARN, 0).expect("DMA below the Normal reserve");
     assert!(pfn(&m, dma) < DMA_END_PFN);
-    m.free_pages(dma, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(dma, 0) };
     // GFP_HIGHUSER itself may use HighMem.
     let page = m.alloc_pages(gfp, 0).expect("HighMem page");
     assert!(pfn(&m, page) >= HIGHMEM_START_PFN);
     assert_eq!(m.page_address(page), None, "HighMem is not in the direct map");
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     free_all(&m, held);
     m.drain_local_pages();
     assert_eq!(m.total_free(), m.total_managed());
@@ -103,15 +105,18 @@ fn highmem_gfp_highuser_prefers_highmem_and_get_free_pages_does_not() {
         assert_eq!(m.page_address(page), None);
         assert_eq!(m.pfn_address(p), None);
         assert!(std::ptr::eq(m.pfn_to_page(p).unwrap(), page));
-        m.free_pages(page, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, order) };
         let addr = m.get_free_pages(GFP_HIGHUSER, order).unwrap();
         let phys = m.virt_to_phys(addr.as_ptr()).unwrap();
         assert!(phys < (HIGHMEM_START_PFN as u64) << 12, "get_free_pages returned phys {phys:#x}");
-        m.free_pages_addr(addr.as_ptr(), order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages_addr(addr.as_ptr(), order) };
     }
     let zeroed = m.get_zeroed_page(GFP_HIGHUSER).unwrap();
     assert!(m.virt_to_phys(zeroed.as_ptr()).unwrap() < (HIGHMEM_START_PFN as u64) << 12);
-    m.free_pages_addr(zeroed.as_ptr(), 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(zeroed.as_ptr(), 0) };
     check(&m);
 }
 
@@ -124,13 +129,15 @@ fn highmem_gfp_zero_zeroes_pages_outside_the_direct_map() {
     assert!(p >= HIGHMEM_START_PFN);
     // SAFETY: `p` is an allocated frame of this machine's memfd mapping, owned by the test.
     unsafe { base.as_ptr().add(p * PAGE_SIZE).write_bytes(0xee, PAGE_SIZE) };
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     let again = m.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0).unwrap();
     assert_eq!(pfn(&m, again), p, "per-CPU LIFO gives the dirty frame back");
     // SAFETY: As above; reading initialised bytes.
     let bytes = unsafe { std::slice::from_raw_parts(base.as_ptr().add(p * PAGE_SIZE), PAGE_SIZE) };
     assert!(bytes.iter().all(|&b| b == 0));
-    m.free_pages(again, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(again, 0) };
     check(&m);
 }
 
@@ -151,7 +158,8 @@ fn gfp_dma_pages_lie_below_16_mib() {
     free_all(&m, held);
     let addr = m.get_free_pages(GFP_KERNEL | GFP_DMA, 2).unwrap();
     assert!(m.virt_to_phys(addr.as_ptr()).unwrap() < 16 << 20);
-    m.free_pages_addr(addr.as_ptr(), 2);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(addr.as_ptr(), 2) };
     check(&m);
 }
 
@@ -172,7 +180,8 @@ fn direct_map_conversions_round_trip() {
     let local = 0u64;
     assert!(m.virt_to_page(std::ptr::from_ref(&local).cast()).is_none());
     assert!(m.pfn_to_page(64 * MIB_PAGES).is_none(), "beyond memory");
-    m.free_pages(page, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 3) };
 }
 
 #[test]
@@ -180,9 +189,11 @@ fn direct_map_write_read_only_in_allocated_pages() {
     let m = i386(64);
     let addr = m.get_free_pages(GFP_KERNEL, 1).unwrap();
     let data: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i * 7) as u8).collect();
-    m.write_bytes(addr, &data).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(addr, &data) }.unwrap();
     let mut back = vec![0; data.len()];
-    m.read_bytes(addr, &mut back).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(addr, &mut back) }.unwrap();
     assert_eq!(back, data);
     // The same bytes are visible through the physical memory at pfn << 12.
     let phys = m.virt_to_phys(addr.as_ptr()).unwrap() as usize;
@@ -191,10 +202,14 @@ fn direct_map_write_read_only_in_allocated_pages() {
     assert_eq!(raw, &data[..]);
     // One byte past the block is a page that is not allocated.
     let mut one = [0u8];
-    assert!(m.read_bytes(addr, &mut vec![0; 2 * PAGE_SIZE + 1]).is_err());
-    m.free_pages_addr(addr.as_ptr(), 1);
-    assert!(m.read_bytes(addr, &mut one).is_err(), "freed pages are not readable through the machine");
-    assert!(m.write_bytes(addr, &[1]).is_err());
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.read_bytes(addr, &mut vec![0; 2 * PAGE_SIZE + 1]) }.is_err());
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(addr.as_ptr(), 1) };
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.read_bytes(addr, &mut one) }.is_err(), "freed pages are not readable through the machine");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.write_bytes(addr, &[1]) }.is_err());
 }
 
 fn env(pairs: &[(&str, &str)]) -> Result<kmem::Builder, kmem::env::EnvError> {
@@ -264,7 +279,8 @@ fn builder_errors_are_clear() {
 fn touched_blocks(m: &Machine, n: usize) -> Vec<(&Page, u32)> {
     let held: Vec<_> = (0..n).map(|_| (m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap(), MAX_PAGE_ORDER)).collect();
     for &(p, o) in &held {
-        m.write_bytes(m.page_address(p).unwrap(), &vec![0x5a; PAGE_SIZE << o]).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(m.page_address(p).unwrap(), &vec![0x5a; PAGE_SIZE << o]) }.unwrap();
     }
     held
 }
@@ -289,7 +305,8 @@ fn trim_gives_freed_memory_back_to_the_host() {
     // Trimmed memory reads back as zero and is usable again.
     let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
     let mut buf = vec![1u8; PAGE_SIZE << MAX_PAGE_ORDER];
-    m.read_bytes(m.page_address(page).unwrap(), &mut buf).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(m.page_address(page).unwrap(), &mut buf) }.unwrap();
     assert!(buf.iter().all(|&b| b == 0));
     check(&m);
 }
@@ -307,7 +324,8 @@ fn trim_releases_free_pageblocks_of_partly_used_blocks() {
     let pages: Vec<&Page> = (pfn..pfn + 2 * half).map(|p| m.pfn_to_page(p).unwrap()).collect();
     // The upper half goes back to the buddy lists and merges into one free pageblock.
     for page in &pages[half..] {
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
     let r1 = m.resident_bytes();
     let released = m.trim();
@@ -316,11 +334,13 @@ fn trim_releases_free_pageblocks_of_partly_used_blocks() {
     assert!(r2 + ((half * PAGE_SIZE) as u64) <= r1, "its 2 MiB left the memfd: {r1} -> {r2}");
     // The lower half, still allocated, kept its contents.
     let mut buf = vec![0u8; PAGE_SIZE];
-    m.read_bytes(m.page_address(pages[half - 1]).unwrap(), &mut buf).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(m.page_address(pages[half - 1]).unwrap(), &mut buf) }.unwrap();
     assert!(buf.iter().all(|&b| b == 0x5a), "allocated pages are never released");
     assert_eq!(m.trim(), 0, "a released block is not released again");
     for page in &pages[..half] {
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
     check(&m);
 }
@@ -353,9 +373,11 @@ fn kswapd_releases_memory_that_stays_free() {
     // The released memory is usable and reads as zero.
     let page = m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap();
     let mut buf = vec![1u8; 4096];
-    m.read_bytes(m.page_address(page).unwrap(), &mut buf).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(m.page_address(page).unwrap(), &mut buf) }.unwrap();
     assert!(buf.iter().all(|&b| b == 0));
-    m.free_pages(page, MAX_PAGE_ORDER);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, MAX_PAGE_ORDER) };
 }
 
 #[test]
@@ -390,7 +412,8 @@ fn release_cpu_drains_this_threads_lists() {
     let initial = m.buddyinfo();
     let pages: Vec<_> = (0..16).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in pages {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     assert!(pcp_pages(&m, ZoneType::Normal) > 0);
     m.release_cpu();
@@ -408,7 +431,8 @@ fn thread_exit_returns_its_per_cpu_pages() {
     std::thread::spawn(move || {
         let pages: Vec<_> = (0..16).map(|_| mc.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
         for p in pages {
-            mc.free_pages(p, 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { mc.free_pages(p, 0) };
         }
         assert!(pcp_pages(&mc, ZoneType::Normal) > 0);
     })

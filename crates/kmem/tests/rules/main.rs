@@ -114,7 +114,8 @@ pub fn grab_all(m: &Machine, gfp: Gfp) -> Vec<(&Page, u32)> {
 /// Frees what [`grab_all`] (or any list of blocks) holds.
 pub fn free_all(m: &Machine, held: Vec<(&Page, u32)>) {
     for (page, order) in held {
-        m.free_pages(page, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, order) };
     }
 }
 
@@ -216,7 +217,8 @@ fn release(m: &Machine, held: &Mutex<Vec<(usize, u32)>>) -> usize {
     let blocks: Vec<(usize, u32)> = held.lock().unwrap().drain(..).collect();
     let mut freed = 0;
     for (pfn, order) in blocks {
-        m.free_pages(m.pfn_to_page(pfn).expect("held pfn"), order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(m.pfn_to_page(pfn).expect("held pfn"), order) };
         freed += 1 << order;
     }
     freed

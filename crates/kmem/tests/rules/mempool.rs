@@ -114,7 +114,8 @@ pub unsafe extern "C" fn rec_free(element: *mut c_void, data: *mut c_void) {
         r.machine.printk(kmem::Level::Warning, "----> call mempool_free_test\n");
     }
     r.calls.lock().unwrap().push(Call::Free(element as usize));
-    r.machine.free_pages_addr(element.cast(), 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { r.machine.free_pages_addr(element.cast(), 0) };
 }
 
 /// The mask of the first `alloc_fn` attempt of `mempool_alloc(gfp)` (§6.2).
@@ -393,7 +394,8 @@ fn mp10_destroy_with_elements_out_is_reported_not_freed_under_mempool_debug() {
     // The elements stay valid for their holder, who frees them to the backing allocator.
     for e in out {
         assert!((2..4).contains(&number(e)), "element {} came from alloc_fn, not the reserve", number(e));
-        m.free_pages_addr(e.as_ptr().cast(), 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages_addr(e.as_ptr().cast(), 0) };
     }
     check(&m);
 }
@@ -426,7 +428,8 @@ fn mp10_destroy_reports_reserve_elements_still_out_without_debug() {
         lines[0]
     );
     for e in from_reserve {
-        m.free_pages_addr(e.as_ptr().cast(), 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages_addr(e.as_ptr().cast(), 0) };
     }
     check(&m);
 
@@ -437,7 +440,8 @@ fn mp10_destroy_reports_reserve_elements_still_out_without_debug() {
     m.log().clear();
     drop(pool);
     assert!(log_lines(&m).is_empty(), "{:?}", log_lines(&m));
-    m.free_pages_addr(e.as_ptr().cast(), 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(e.as_ptr().cast(), 0) };
     check(&m);
 }
 
@@ -589,7 +593,8 @@ fn mp13_poisoned_reserve_reports_an_element_written_while_reserved() {
     let b = pool.alloc(GFP_ATOMIC).expect("from the reserve");
     assert!(log_lines(&m).is_empty(), "untouched reserve elements pass the check");
     let mut page = vec![0u8; kmem::PAGE_SIZE];
-    m.read_bytes(bytes(a), &mut page).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(bytes(a), &mut page) }.unwrap();
     assert!(page.iter().all(|&x| x == 0x5a), "filled with POISON_INUSE when handed out");
     free(&pool, b);
     free(&pool, a); // On top.
@@ -709,7 +714,8 @@ proptest::proptest! {
         }
         rec.take();
         for e in live {
-            m.free_pages_addr(e.as_ptr().cast(), 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages_addr(e.as_ptr().cast(), 0) };
         }
         let in_reserve = reserve.len();
         drop(pool);

@@ -16,17 +16,20 @@ fn wrong_order_free_with_extra_reference_leaves_neighbours_alone() {
     let a = pages[0];
     assert_eq!(pfn(&m, pages[1]), pfn(&m, a) + 1, "neighbours for the test");
     assert!(a.get_page());
-    m.free_pages(a, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(a, 3) };
     assert_eq!(count_log(&m, "freed with a different order than it was allocated with"), 1);
     for p in &pages {
         assert!(p.is_allocated(), "pfn {:#x} was freed by someone else's free", pfn(&m, p));
     }
     check(&m);
     // The extra reference is dropped normally, then the last one frees the page.
-    m.free_pages(a, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(a, 0) };
     assert!(a.is_allocated());
     for p in pages {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     check(&m);
 }
@@ -37,7 +40,8 @@ fn stale_page_reference_cannot_touch_a_free_page() {
     let m = i386_nopcp(64);
     let initial = m.buddyinfo();
     let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-    m.free_pages(a, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(a, 0) };
     assert!(!a.get_page());
     // SAFETY: `a` is free (nobody's page), which each setter refuses; `b` is ours, and no slab
     // lookup runs on it.
@@ -54,10 +58,12 @@ fn stale_page_reference_cannot_touch_a_free_page() {
         assert!(!b.set_flags(pg::BUDDY), "list-state flags are not the owner's");
         assert!(b.set_flags(pg::HEAD) && b.clear_flags(pg::HEAD));
     }
-    m.free_pages(b, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(b, 0) };
     let again: Vec<_> = (0..32).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in again {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
@@ -73,14 +79,19 @@ fn byte_access_refuses_the_page_array_and_free_pages() {
         .find(|&p| m.pfn_to_page(p).is_some_and(|page| page.flags() & pg::RESERVED != 0))
         .expect("the page array is carved from lowmem");
     let addr = m.pfn_address(reserved).expect("reserved pages are in the direct map");
-    assert!(m.write_bytes(addr, &[0x41; 64]).is_err());
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.write_bytes(addr, &[0x41; 64]) }.is_err());
     let mut buf = [0u8; 16];
-    assert!(m.read_bytes(addr, &mut buf).is_err());
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.read_bytes(addr, &mut buf) }.is_err());
     let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     let paddr = m.page_address(page).unwrap();
-    assert!(m.write_bytes(paddr, b"mine").is_ok());
-    m.free_pages(page, 0);
-    assert!(m.write_bytes(paddr, b"gone").is_err(), "a freed page is not writable through the machine");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.write_bytes(paddr, b"mine") }.is_ok());
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.write_bytes(paddr, b"gone") }.is_err(), "a freed page is not writable through the machine");
     check(&m);
 }
 
@@ -91,7 +102,8 @@ fn bad_free_reports_share_the_bad_page_rate_limit() {
     let m = i386_nopcp(64);
     let bad_pages = m.stats().bad_pages.load(std::sync::atomic::Ordering::SeqCst);
     for _ in 0..70 {
-        m.free_pages_addr(8 as *const u8, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages_addr(8 as *const u8, 0) };
     }
     assert_eq!(count_log(&m, "address is not in the direct map"), 60);
     assert_eq!(m.stats().bad_pages.load(std::sync::atomic::Ordering::SeqCst), bad_pages + 70);

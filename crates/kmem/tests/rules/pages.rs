@@ -28,7 +28,8 @@ fn pa1_orders_0_to_10_succeed_order_11_fails_with_warning() {
     let initial = m.buddyinfo();
     for order in 0..=MAX_PAGE_ORDER {
         let page = m.alloc_pages(GFP_KERNEL, order).unwrap_or_else(|_| panic!("order {order}"));
-        m.free_pages(page, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, order) };
     }
     let fails = m.nr_alloc_fail();
     let (result, line) = (m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER + 1), line!());
@@ -119,7 +120,8 @@ fn pa4_split_leaves_one_block_per_lower_order() {
             (0..=MAX_PAGE_ORDER).map(|o| usize::from(o >= order && o < MAX_PAGE_ORDER)).collect();
         assert_eq!(buddyinfo_row(&m, "DMA"), expected, "order {order} from one order-10 block");
         check(&m);
-        m.free_pages(page, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, order) };
         assert_eq!(buddyinfo_row(&m, "DMA"), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "PA-5: merged back");
     }
     free_all(&m, held);
@@ -137,7 +139,8 @@ fn pa5_order0_pages_freed_in_any_order_merge_back_to_max_order() {
     // Free in a scrambled but fixed order (multiplication by an odd number mod 1024).
     let order: Vec<usize> = (0..MAX_BLOCK).map(|i| (i * 389 + 17) % MAX_BLOCK).collect();
     for (n, &i) in order.iter().enumerate() {
-        m.free_pages(pages[i], 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(pages[i], 0) };
         if n % 97 == 0 {
             check(&m);
         }
@@ -162,14 +165,16 @@ fn pa5_mixed_orders_freed_everything_restores_initial_buddyinfo() {
         // Free about a third as we go, from the middle.
         if x.is_multiple_of(3) {
             let (p, o) = held.remove(held.len() / 2);
-            m.free_pages(p, o);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(p, o) };
         }
     }
     check(&m);
     while !held.is_empty() {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
         let (p, o) = held.swap_remove((x >> 8) as usize % held.len());
-        m.free_pages(p, o);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, o) };
     }
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
@@ -198,10 +203,12 @@ fn pa5_free_with_extra_reference_frees_tail_halves_first() {
     let free0 = m.total_free();
     let page = m.alloc_pages(GFP_KERNEL, 3).unwrap();
     assert!(page.get_page());
-    m.free_pages(page, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 3) };
     assert_eq!(m.total_free(), free0 - 1, "orders 2, 1, 0 of the tail are free; the head is still held");
     assert_eq!(page.refcount(), 1);
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
@@ -214,12 +221,15 @@ fn pa6_no_merge_with_free_buddy_of_different_order() {
     let x = m.alloc_pages(GFP_KERNEL | GFP_DMA, 0).unwrap();
     let y = m.alloc_pages(GFP_KERNEL | GFP_DMA, 0).unwrap();
     assert_eq!([pfn(&m, pair), pfn(&m, x), pfn(&m, y)], [b, b + 2, b + 3]);
-    m.free_pages(x, 0); // b+2 is free at order 0; its buddy b+3 is held.
-    m.free_pages(pair, 1); // The order-1 buddy position b+2 holds an order-0 block: no merge.
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(x, 0) }; // b+2 is free at order 0; its buddy b+3 is held.
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(pair, 1) }; // The order-1 buddy position b+2 holds an order-0 block: no merge.
     assert_eq!(buddyinfo_row(&m, "DMA"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
     assert!(m.pfn_to_page(b).unwrap().is_buddy() && m.pfn_to_page(b + 2).unwrap().is_buddy());
     check(&m);
-    m.free_pages(y, 0); // Now everything merges, one order at a time, up to order 10.
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(y, 0) }; // Now everything merges, one order at a time, up to order 10.
     assert_eq!(buddyinfo_row(&m, "DMA"), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
     free_all(&m, held);
     check(&m);
@@ -470,7 +480,8 @@ fn pa12_movable_falls_back_to_reclaimable_before_unmovable() {
     let r = m.alloc_pages(dma | __GFP_RECLAIMABLE, MAX_PAGE_ORDER).unwrap();
     let b = pfn(&m, r) / MAX_BLOCK;
     assert_eq!(m.memmap().pageblock_mt(b * MAX_BLOCK), MigrateType::Reclaimable);
-    m.free_pages(r, MAX_PAGE_ORDER);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(r, MAX_PAGE_ORDER) };
     // The two remaining movable blocks.
     let movable: Vec<_> = (0..2).map(|_| m.alloc_pages(dma | __GFP_MOVABLE, MAX_PAGE_ORDER).unwrap()).collect();
     assert!(movable.iter().all(|&p| m.memmap().pageblock_mt(pfn(&m, p)) == MigrateType::Movable));
@@ -576,7 +587,8 @@ fn pa14_default_request_succeeds_when_oom_notifier_frees() {
     let reg = register_oom(&m, vec![block]);
     let page = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("the OOM notifier freed a block");
     assert_eq!(reg.notifier.calls(), 1);
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     drop(reg);
     free_all(&m, held);
     check(&m);
@@ -592,7 +604,8 @@ fn pa14_nofail_waits_past_oom_timeout_until_reclaim_makes_progress() {
     let reg = register(&m, TestShrinker::new(&m, vec![block], 3, false));
     let page = m.alloc_pages(GFP_KERNEL | __GFP_NOFAIL | __GFP_NOWARN, 0).expect("__GFP_NOFAIL never fails");
     assert!(reg.shrinker.calls() >= 3);
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     drop(reg);
     free_all(&m, held);
     check(&m);
@@ -605,21 +618,27 @@ fn pa18_gfp_zero_pages_are_zeroed_after_reuse() {
         let len = PAGE_SIZE << order;
         let page = m.alloc_pages(GFP_KERNEL, order).unwrap();
         let addr = m.page_address(page).unwrap();
-        m.write_bytes(addr, &vec![0xa5; len]).unwrap();
-        m.free_pages(page, order);
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(addr, &vec![0xa5; len]) }.unwrap();
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, order) };
         // Without __GFP_ZERO the same (per-CPU, LIFO) block comes back dirty...
         let again = m.alloc_pages(GFP_KERNEL, order).unwrap();
         assert_eq!(m.page_address(again), Some(addr));
         let mut buf = vec![0; len];
-        m.read_bytes(addr, &mut buf).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(addr, &mut buf) }.unwrap();
         assert!(buf.iter().all(|&b| b == 0xa5), "no zeroing on free");
-        m.free_pages(again, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(again, order) };
         // ...and with it, zeroed.
         let zeroed = m.alloc_pages(GFP_KERNEL | __GFP_ZERO, order).unwrap();
         assert_eq!(m.page_address(zeroed), Some(addr));
-        m.read_bytes(addr, &mut buf).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(addr, &mut buf) }.unwrap();
         assert!(buf.iter().all(|&b| b == 0), "order {order} not zeroed");
-        m.free_pages(zeroed, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(zeroed, order) };
     }
     check(&m);
 }
@@ -631,7 +650,8 @@ fn pa18_gfp_zero_on_a_fully_dirtied_zone() {
     let held = grab_all(&m, GFP_DMA | __GFP_MEMALLOC | __GFP_NOWARN);
     assert_eq!(pages_in(&held), DMA_END_PFN);
     for &(p, o) in &held {
-        m.write_bytes(m.page_address(p).unwrap(), &vec![0xff; PAGE_SIZE << o]).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(m.page_address(p).unwrap(), &vec![0xff; PAGE_SIZE << o]) }.unwrap();
     }
     free_all(&m, held);
     let gfp = GFP_KERNEL | GFP_DMA | __GFP_ZERO;
@@ -639,11 +659,13 @@ fn pa18_gfp_zero_on_a_fully_dirtied_zone() {
     for order in [5, 0, 10] {
         let page = m.alloc_pages(gfp, order).unwrap();
         let buf = &mut buf[..PAGE_SIZE << order];
-        m.read_bytes(m.page_address(page).unwrap(), buf).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(m.page_address(page).unwrap(), buf) }.unwrap();
         assert!(buf.iter().all(|&b| b == 0), "order {order}");
     }
     let page = m.get_zeroed_page(GFP_KERNEL | GFP_DMA).unwrap();
-    m.read_bytes(page, &mut buf[..PAGE_SIZE]).unwrap();
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(page, &mut buf[..PAGE_SIZE]) }.unwrap();
     assert!(buf[..PAGE_SIZE].iter().all(|&b| b == 0), "get_zeroed_page");
     check(&m);
 }
@@ -670,7 +692,8 @@ fn pa18_alloc_pages_exact_uses_ceil_pages_and_frees_the_rest() {
             let before = free();
             let addr = m.alloc_pages_exact(size, GFP_KERNEL).unwrap();
             assert_eq!(free(), before - pages, "size {size}: exactly {pages} pages used");
-            m.write_bytes(addr, &vec![7; pages * PAGE_SIZE]).expect("all pages usable");
+            // SAFETY: The test's own allocation, used by nothing else meanwhile.
+            unsafe { m.write_bytes(addr, &vec![7; pages * PAGE_SIZE]) }.expect("all pages usable");
             let base = m.virt_to_pfn(addr.as_ptr()).unwrap();
             for tail in base + pages..base + (1 << get_order(size)) {
                 assert!(in_buddy_block(&m, tail), "size {size}: tail pfn {tail:#x} is on the buddy lists");
@@ -678,9 +701,11 @@ fn pa18_alloc_pages_exact_uses_ceil_pages_and_frees_the_rest() {
             let after = addr.as_ptr().wrapping_add(pages * PAGE_SIZE);
             if pages < 1 << get_order(size) {
                 let tail = std::ptr::NonNull::new(after).unwrap();
-                assert!(m.write_bytes(tail, &[1]).is_err(), "size {size}: the tail is free again");
+                // SAFETY: The test's own allocation, used by nothing else meanwhile.
+                assert!(unsafe { m.write_bytes(tail, &[1]) }.is_err(), "size {size}: the tail is free again");
             }
-            m.free_pages_exact(addr.as_ptr(), size);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages_exact(addr.as_ptr(), size) };
             assert_eq!(free(), before);
         }
         m.drain_local_pages();
@@ -703,9 +728,12 @@ fn pa18_alloc_pages_exact_tail_goes_to_the_buddy_list_tail() {
     assert!(in_buddy_block(&m, tail));
     let next = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     assert_ne!(pfn(&m, next), tail, "the tail was put at the head of the list");
-    m.free_pages(next, 0);
-    m.free_pages_exact(addr.as_ptr(), 3 * PAGE_SIZE);
-    m.free_pages(first, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(next, 0) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_exact(addr.as_ptr(), 3 * PAGE_SIZE) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(first, 0) };
     check(&m);
 }
 
@@ -715,7 +743,8 @@ fn pa18_alloc_pages_exact_strips_comp_and_highmem_with_a_warning() {
     assert!(m.alloc_pages_exact(0, GFP_KERNEL).is_err(), "size 0");
     let addr = m.alloc_pages_exact(2 * 4096, GFP_KERNEL | __GFP_COMP).unwrap();
     assert_eq!(count_log(&m, "alloc_pages_exact: __GFP_COMP|__GFP_HIGHMEM not allowed; stripped"), 1);
-    m.free_pages_exact(addr.as_ptr(), 2 * 4096);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_exact(addr.as_ptr(), 2 * 4096) };
     let addr = m.alloc_pages_exact(3 * 4096, GFP_HIGHUSER).unwrap();
     let phys = m.virt_to_phys(addr.as_ptr()).expect("a direct-map address");
     assert!(phys < (HIGHMEM_START_PFN as u64) << 12);
@@ -724,7 +753,8 @@ fn pa18_alloc_pages_exact_strips_comp_and_highmem_with_a_warning() {
         1,
         "WARN_ON_ONCE: the flags are stripped again, silently"
     );
-    m.free_pages_exact(addr.as_ptr(), 3 * 4096);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_exact(addr.as_ptr(), 3 * 4096) };
     check(&m);
 }
 
@@ -739,14 +769,16 @@ fn api_split_page_makes_each_subpage_independently_freeable() {
     for sub in [base + 2, base, base + 3, base + 1] {
         let p = m.pfn_to_page(sub).unwrap();
         assert_eq!(p.refcount(), 1);
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     assert_eq!(m.buddyinfo(), initial);
     // Compound pages cannot be split.
     let comp = m.alloc_pages(GFP_KERNEL | __GFP_COMP, 2).unwrap();
     assert!(m.split_page(comp, 2).is_err());
     assert_eq!(count_log(&m, "split_page:"), 2);
-    m.free_pages(comp, 2);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(comp, 2) };
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }

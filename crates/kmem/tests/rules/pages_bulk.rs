@@ -29,7 +29,8 @@ fn pa19_bulk_fills_only_empty_slots() {
     slots.push(None);
     assert_eq!(m.alloc_pages_bulk(GFP_KERNEL, &mut slots), 9);
     for p in slots.into_iter().flatten() {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     m.drain_local_pages();
     assert_eq!(m.buddyinfo(), initial);
@@ -46,10 +47,12 @@ fn pa19_bulk_spans_refills_and_zeroes() {
     // Dirty a good number of pages and free them so the bulk request reuses dirty memory.
     let dirty: Vec<&Page> = (0..600).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for &p in &dirty {
-        m.write_bytes(m.page_address(p).unwrap(), &[0x5a; PAGE_SIZE]).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.write_bytes(m.page_address(p).unwrap(), &[0x5a; PAGE_SIZE]) }.unwrap();
     }
     for p in dirty {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     let mut slots: Vec<Option<&Page>> = vec![None; 700];
     assert_eq!(m.alloc_pages_bulk(GFP_KERNEL | __GFP_ZERO, &mut slots), 700);
@@ -60,11 +63,13 @@ fn pa19_bulk_spans_refills_and_zeroes() {
     let mut buf = vec![0u8; PAGE_SIZE];
     for p in slots.iter().flatten() {
         assert_eq!(m.pfn_zone(pfn(&m, p)).map(|z| z.kind()), Some(ZoneType::Normal));
-        m.read_bytes(m.page_address(p).unwrap(), &mut buf).unwrap();
+        // SAFETY: The test's own allocation, used by nothing else meanwhile.
+        unsafe { m.read_bytes(m.page_address(p).unwrap(), &mut buf) }.unwrap();
         assert!(buf.iter().all(|&b| b == 0), "bulk __GFP_ZERO page not zeroed");
     }
     for p in slots.into_iter().flatten() {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     m.drain_local_pages();
     assert_eq!(m.buddyinfo(), initial);
@@ -83,12 +88,14 @@ fn pa19_bulk_under_pressure_returns_at_least_the_previous_count() {
     // Two free pages: it may return fewer than asked, never fewer than before.
     let i1 = held.iter().position(|&(_, o)| o == 1).expect("an order-1 block");
     let (pair, _) = held.swap_remove(i1);
-    m.free_pages(pair, 1);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(pair, 1) };
     let n = m.alloc_pages_bulk(GFP_KERNEL | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN, &mut slots);
     assert!((2..=3).contains(&n), "{n}");
     assert_eq!(slots.iter().filter(|s| s.is_some()).count(), n);
     for p in slots.into_iter().flatten() {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     free_all(&m, held);
     check(&m);
@@ -120,7 +127,8 @@ fn pa19_bulk_watermark_counts_the_whole_array() {
         assert_eq!(n, 4 + want, "free {free} = low {low} + reserve {reserve} + 8 + {above}");
         assert_eq!(normal.free_pages(), free - want);
         for p in slots.into_iter().flatten() {
-            m.free_pages(p, 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(p, 0) };
         }
     }
     check(&m);

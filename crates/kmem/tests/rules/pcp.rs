@@ -19,8 +19,10 @@ fn pa17_pcp_lifo_reuse_and_pages_on_pcp_are_not_free() {
     let (pa, pb) = (pfn(&m, a), pfn(&m, b));
     let (free, pcp) = (normal.free_pages(), pcp_pages(&m, ZoneType::Normal));
     let row = buddyinfo_row(&m, "Normal");
-    m.free_pages(a, 0);
-    m.free_pages(b, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(a, 0) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(b, 0) };
     assert_eq!(normal.free_pages(), free, "pages on per-CPU lists are not counted as free");
     assert_eq!(buddyinfo_row(&m, "Normal"), row);
     assert_eq!(pcp_pages(&m, ZoneType::Normal), pcp + 2);
@@ -31,7 +33,8 @@ fn pa17_pcp_lifo_reuse_and_pages_on_pcp_are_not_free() {
     let e = m.alloc_pages(GFP_KERNEL, 3).unwrap();
     let pe = pfn(&m, e);
     let free = normal.free_pages();
-    m.free_pages(e, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(e, 3) };
     assert_eq!(normal.free_pages(), free);
     assert_eq!(pfn(&m, m.alloc_pages(GFP_KERNEL, 3).unwrap()), pe);
     check(&m);
@@ -49,7 +52,8 @@ fn pa17_gfp_cold_takes_the_tail_of_the_pcp_list() {
     m.drain_local_pages();
     assert_eq!(pcp_pages(&m, ZoneType::Normal), 0);
     for &p in &pages {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     assert_eq!(pcp_pages(&m, ZoneType::Normal), 3);
     let cold = m.alloc_pages(GFP_KERNEL | __GFP_COLD, 0).unwrap();
@@ -60,7 +64,8 @@ fn pa17_gfp_cold_takes_the_tail_of_the_pcp_list() {
     assert_eq!(pfn(&m, cold2), pfns[1]);
     assert_eq!(pcp_pages(&m, ZoneType::Normal), 0, "no refill while the list had pages");
     for p in [cold, hot, cold2] {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     check(&m);
 }
@@ -71,7 +76,8 @@ fn pa17_orders_above_3_bypass_the_pcp() {
     let normal = m.zone(ZoneType::Normal);
     let page = m.alloc_pages(GFP_KERNEL, 4).unwrap();
     let (free, pcp) = (normal.free_pages(), pcp_pages(&m, ZoneType::Normal));
-    m.free_pages(page, 4);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 4) };
     assert_eq!(normal.free_pages(), free + 16, "straight to the buddy lists");
     assert_eq!(pcp_pages(&m, ZoneType::Normal), pcp);
     check(&m);
@@ -100,7 +106,8 @@ fn pa17_pcp_list_is_flushed_to_the_buddy_at_high() {
     let mut flushes = 0;
     for &p in &pages {
         let before = pcp_pages(&m, ZoneType::Normal);
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
         let (count, high) = (pcp_pages(&m, ZoneType::Normal), cpu_high(&m, ZoneType::Normal));
         assert!(count < high && high <= high_max, "count {count} high {high} high_max {high_max}");
         if count <= before {
@@ -129,7 +136,8 @@ fn pa17_consecutive_allocations_refill_in_growing_batches() {
     let used = m.stats().pcp_refills.load(SEQ) - refills;
     assert!(used > 0 && used < n / batch, "{used} refills for {n} pages with batch {batch}");
     for p in pages {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     m.drain_local_pages();
     check(&m);
@@ -151,7 +159,8 @@ fn pa17_below_the_high_watermark_the_mark_shrinks() {
     // Raise the mark with a long run of frees while memory is plentiful.
     let run: Vec<&Page> = (0..normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in run {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     let raised = cpu_high(&m, ZoneType::Normal);
     assert!(raised > high_min && !normal.below_high());
@@ -163,14 +172,16 @@ fn pa17_below_the_high_watermark_the_mark_shrinks() {
     }
     let probe = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     assert!(normal.below_high(), "an allocation below the high watermark marks the zone");
-    m.free_pages(probe, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(probe, 0) };
     assert!(cpu_high(&m, ZoneType::Normal) < raised, "frees below the high watermark shrink the mark");
     // Order-0 frees keep shrinking it to high_min: above high_min every free flushes, so the
     // lists never grow until they are down to it.
     let small: Vec<&Page> = (0..2 * high_min).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     let mut prev = pcp_pages(&m, ZoneType::Normal);
     for p in small {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
         let count = pcp_pages(&m, ZoneType::Normal);
         assert!(count <= prev.max(high_min), "{prev} -> {count} (high_min {high_min})");
         prev = count;
@@ -180,11 +191,13 @@ fn pa17_below_the_high_watermark_the_mark_shrinks() {
     assert!(normal.below_high());
     // Give the memory back: a flush that finds the zone above its high watermark clears the mark.
     for p in held {
-        m.free_pages(p, 4);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 4) };
     }
     let more: Vec<&Page> = (0..2 * high_min).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in more {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     assert!(!normal.below_high(), "cleared once a flush finds the zone above its high watermark");
     m.drain_local_pages();
@@ -199,7 +212,8 @@ fn pa17_kswapd_decays_idle_marks() {
     let normal = m.zone(ZoneType::Normal);
     let run: Vec<&Page> = (0..normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in run {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     let (raised, parked) = (cpu_high(&m, ZoneType::Normal), pcp_pages(&m, ZoneType::Normal));
     assert!(raised > normal.pcp_high() as usize);
@@ -223,7 +237,8 @@ fn pa17_decay_returns_idle_pages_to_high_min() {
     let high_min = normal.pcp_high() as usize;
     let run: Vec<&Page> = (0..normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     for p in run {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     let mut high = cpu_high(&m, ZoneType::Normal);
     assert!(high > high_min && pcp_pages(&m, ZoneType::Normal) > high_min);
@@ -249,7 +264,8 @@ fn high_order_free_run(m: &Machine, n: usize) -> Vec<usize> {
     blocks
         .into_iter()
         .map(|p| {
-            m.free_pages(p, 1);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(p, 1) };
             pcp_pages(m, ZoneType::Normal)
         })
         .collect()
@@ -280,7 +296,8 @@ fn pa17_runs_of_high_order_frees_do_not_linger() {
     assert!(counts[n / 2..].iter().all(|&c| c == 0), "every free of the run flushes: {counts:?}");
     // Order-0 frees are not such a run: they stay.
     let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     assert!(pcp_pages(&m, ZoneType::Normal) > 0);
     m.drain_local_pages();
     check(&m);

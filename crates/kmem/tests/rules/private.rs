@@ -43,7 +43,8 @@ fn private_memory_gives_freed_pages_back_with_madvise() {
     let touched = m.resident_bytes();
     assert!(touched >= 16 << 20, "16 MiB written, {touched} resident");
     for b in &blocks {
-        m.free_pages_addr(b.as_ptr(), order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages_addr(b.as_ptr(), order) };
     }
     assert!(m.trim() >= 4, "the four max-order blocks are released");
     let after = m.resident_bytes();
@@ -52,7 +53,8 @@ fn private_memory_gives_freed_pages_back_with_madvise() {
     // SAFETY: 4 MiB allocated for this test; reading bytes of a discarded (zero) block.
     let bytes = unsafe { std::slice::from_raw_parts(again.as_ptr(), PAGE_SIZE << order) };
     assert!(bytes.iter().all(|&b| b == 0), "discarded memory reads as zero");
-    m.free_pages_addr(again.as_ptr(), order);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(again.as_ptr(), order) };
 }
 
 #[test]

@@ -49,7 +49,8 @@ fn proc1_buddyinfo_byte_exact_on_x86_64_and_tracks_free_blocks() {
         buddyinfo_line("DMA", &expected_blocks(0, DMA_END_PFN)) + &buddyinfo_line("DMA32", &dma32)
     );
     assert_ne!(m.buddyinfo(), initial);
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     assert_eq!(m.buddyinfo(), initial);
 }
 
@@ -59,7 +60,8 @@ fn proc1_pages_on_per_cpu_lists_are_not_counted() {
     let pages: Vec<_> = (0..8).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
     let before = m.buddyinfo();
     for p in pages {
-        m.free_pages(p, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, 0) };
     }
     assert_eq!(m.buddyinfo(), before);
     m.drain_local_pages();
@@ -192,7 +194,8 @@ fn proc3_meminfo_label_and_value_widths() {
     let page = m.alloc_pages(GFP_KERNEL, 4).unwrap();
     let after: HashMap<String, usize> = parse_meminfo(&m.meminfo()).into_iter().collect();
     assert_eq!(after["MemFree"], map["MemFree"] - 64);
-    m.free_pages(page, 4);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 4) };
 }
 
 #[test]
@@ -293,7 +296,8 @@ fn proc4_pagetypeinfo_counts_sum_to_buddyinfo() {
         }
     }
     for (p, o) in held.drain(..).step_by(2) {
-        m.free_pages(p, o);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, o) };
     }
     m.drain_local_pages();
     let rows = pagetypeinfo_rows(&m.pagetypeinfo());

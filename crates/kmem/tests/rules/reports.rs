@@ -137,13 +137,15 @@ fn pa14_nofail_sanity_warnings_fire_once_each() {
     assert!(reg.shrinker.calls() >= 1);
     drop(reg);
     assert_eq!(count_log(&m, "WARNING:"), 2, "{:?}", log_lines(&m));
-    m.free_pages(page, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 3) };
     held.extend(grab_all(&m, GFP_KERNEL | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN));
 
     // From inside reclaim, with two pages free, far below the watermarks: warned, then served
     // from the reserves (`PF_MEMALLOC` ignores the watermarks); the second one silently.
     let (pfn1, order1) = take_block(&m, &mut held, 1);
-    m.free_pages(m.pfn_to_page(pfn1).unwrap(), order1);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(m.pfn_to_page(pfn1).unwrap(), order1) };
     let was = kmem::context::set_in_reclaim(true);
     let (first, line) = (m.alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 0), line!());
     let second = m.alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 0);
@@ -164,7 +166,8 @@ fn bad_page_case(spoil: impl Fn(&Page), reason: &str) {
     let bad = pfn(&m, page);
     spoil(page);
     let (free, bad_pages) = (m.total_free(), m.stats().bad_pages.load(SEQ));
-    as_task("badpage", || m.free_pages(page, 0));
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    as_task("badpage", || unsafe { m.free_pages(page, 0) });
     let lines = log_lines(&m);
     let at = lines
         .iter()
@@ -225,7 +228,8 @@ fn pa16_free_page_with_nonzero_refcount_is_reported_when_taken_from_the_pcp_list
         let bad = as_task("badpage", || {
             let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
             let bad = pfn(&m, page);
-            m.free_pages(page, 0); // To the head of this CPU's list, where the next request looks first.
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(page, 0) }; // To the head of this CPU's list, where the next request looks first.
             page.page_ref_inc();
             let next = if atomic {
                 let _lock = atomic_section();
@@ -236,7 +240,8 @@ fn pa16_free_page_with_nonzero_refcount_is_reported_when_taken_from_the_pcp_list
             let next = next.expect("another page is handed out");
             assert_ne!(pfn(&m, next), bad, "atomic {atomic}: the bad page is not handed out");
             assert_eq!(next.refcount(), 1);
-            m.free_pages(next, 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(next, 0) };
             bad
         });
         assert_bad_page_report(&m, bad, 1, "nonzero _refcount");
@@ -258,14 +263,16 @@ fn pa16_free_page_with_nonzero_refcount_is_reported_when_taken_by_alloc_pages_bu
     let bad = as_task("badpage", || {
         let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
         let bad = pfn(&m, page);
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
         page.page_ref_inc();
         let mut slots = [None; 4];
         assert_eq!(m.alloc_pages_bulk(GFP_KERNEL, &mut slots), 4);
         let got: Vec<&Page> = slots.iter().map(|s| s.expect("filled")).collect();
         assert!(got.iter().all(|&p| pfn(&m, p) != bad), "the bad page is not handed out");
         for p in got {
-            m.free_pages(p, 0);
+            // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+            unsafe { m.free_pages(p, 0) };
         }
         bad
     });
@@ -283,7 +290,8 @@ fn pa16_free_page_with_nonzero_refcount_is_reported_when_taken_from_the_buddy_li
     as_task("badpage", || {
         let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
         let bad = pfn(&m, page);
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
         assert!(m.pfn_to_page(bad).unwrap().is_buddy(), "heads a free block");
         page.page_ref_inc();
         let free = m.total_free();
@@ -311,7 +319,8 @@ fn pa16_bad_page_reports_after_the_60th_are_suppressed_and_still_leak() {
     for page in &pages {
         // SAFETY: Our page, freed next.
         assert!(unsafe { page.set_mapcount(1) });
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
     assert_eq!(count_log(&m, "BUG: Bad page state in process"), 60);
     assert_eq!(count_log(&m, "page dumped because: nonzero mapcount"), 60);
@@ -325,10 +334,12 @@ fn bad_free_double_free_is_reported_and_ignored_with_pcp() {
     let m = i386(64);
     let initial = m.buddyinfo();
     let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     let pcp = pcp_pages(&m, ZoneType::Normal);
     m.log().clear();
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
     assert_eq!(count_log(&m, "double free"), 1, "{:?}", log_lines(&m));
     assert_eq!(pcp_pages(&m, ZoneType::Normal), pcp, "not queued twice");
     check(&m);
@@ -345,12 +356,14 @@ fn bad_free_double_free_of_merged_page_is_reported_and_ignored() {
     let b = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     let block = m.alloc_pages(GFP_KERNEL, 2).unwrap();
     for (p, o) in [(a, 0), (b, 0), (block, 2)] {
-        m.free_pages(p, o);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, o) };
     }
     assert_eq!(m.buddyinfo(), initial, "all merged back");
     m.log().clear();
     for (p, o) in [(b, 0), (a, 0), (block, 2)] {
-        m.free_pages(p, o);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(p, o) };
         check(&m);
     }
     assert_eq!(count_log(&m, "double free"), 3, "{:?}", log_lines(&m));
@@ -363,12 +376,15 @@ fn bad_free_wrong_order_is_reported_and_ignored() {
     let initial = m.buddyinfo();
     let page = m.alloc_pages(GFP_KERNEL, 2).unwrap();
     let free = m.total_free();
-    m.free_pages(page, 1);
-    m.free_pages(page, 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 1) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 3) };
     assert_eq!(count_log(&m, "freed with a different order than it was allocated with"), 2);
     assert_eq!(m.total_free(), free, "nothing freed");
     check(&m);
-    m.free_pages(page, 2);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 2) };
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
@@ -380,12 +396,15 @@ fn bad_free_misaligned_or_above_max_order_is_reported_and_ignored() {
     let pair = m.alloc_pages(GFP_KERNEL, 1).unwrap();
     let odd = m.pfn_to_page(pfn(&m, pair) + 1).unwrap();
     let free = m.total_free();
-    m.free_pages(odd, 1);
-    m.free_pages(pair, 11);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(odd, 1) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(pair, 11) };
     assert_eq!(count_log(&m, "order does not fit the page (misaligned or above MAX_PAGE_ORDER)"), 2);
     assert_eq!(m.total_free(), free);
     check(&m);
-    m.free_pages(pair, 1);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(pair, 1) };
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
@@ -396,17 +415,21 @@ fn bad_free_foreign_and_reserved_pages_are_reported_and_ignored() {
     let other = i386_nopcp(32);
     let initial = (m.buddyinfo(), other.buddyinfo());
     let theirs = other.alloc_pages(GFP_KERNEL, 0).unwrap();
-    m.free_pages(theirs, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(theirs, 0) };
     let stack_page = Page::default();
-    m.free_pages(&stack_page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(&stack_page, 0) };
     assert_eq!(count_log(&m, "page is not in this machine's mem_map"), 2);
     // The page array's own pages are reserved: freeing one is a bad page, not a free.
     let reserved = m.pfn_to_page(m.zone(ZoneType::Normal).end_pfn() - 1).unwrap();
-    m.free_pages(reserved, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(reserved, 0) };
     assert_eq!(count_log(&m, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"), 1);
     assert_eq!(m.buddyinfo(), initial.0);
     check(&m);
-    other.free_pages(theirs, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { other.free_pages(theirs, 0) };
     assert_eq!(other.buddyinfo(), initial.1);
     check(&other);
 }
@@ -416,14 +439,17 @@ fn bad_free_bad_address_is_reported_and_null_is_a_no_op() {
     let m = i386_nopcp(64);
     let initial = m.buddyinfo();
     m.log().clear();
-    m.free_pages_addr(std::ptr::null(), 3);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(std::ptr::null(), 3) };
     assert!(m.log().records().is_empty(), "free_pages(0, order) is a no-op");
     let local = [0u8; 16];
-    let (_, line) = (m.free_pages_addr(local.as_ptr(), 0), line!());
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    let (_, line) = (unsafe { m.free_pages_addr(local.as_ptr(), 0) }, line!());
     let lines = log_lines(&m);
     assert!(lines.iter().any(|l| l.ends_with("address is not in the direct map; ignored")), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains(&format!("at {}:{line}", file!()))), "{lines:?}");
-    m.free_pages_exact(local.as_ptr(), 8192);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_exact(local.as_ptr(), 8192) };
     assert_eq!(count_log(&m, "free_pages_exact: address is not in the direct map"), 2, "one per page");
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
@@ -503,7 +529,8 @@ fn fault_fail_page_alloc_via_api() {
     assert_eq!(count_log(&m, "page allocation failure"), 0, "an injected failure is not warn_alloc'ed");
     assert_eq!(fpa.injected.load(SEQ), 1);
     let page = m.alloc_pages(GFP_ATOMIC, 1).expect("times exhausted");
-    m.free_pages(page, 1);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 1) };
     m.drain_local_pages();
     assert_eq!(m.total_free(), initial, "{}", m.buddyinfo());
     check(&m);
@@ -519,7 +546,8 @@ fn fault_fail_page_alloc_filters() {
         [(GFP_ATOMIC, 0), (GFP_KERNEL, 1), (GFP_ATOMIC | __GFP_HIGHMEM, 1), (GFP_ATOMIC | __GFP_NOFAIL, 1)]
     {
         let page = m.alloc_pages(gfp, order).unwrap_or_else(|_| panic!("{gfp:?} order {order} is filtered out"));
-        m.free_pages(page, order);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, order) };
     }
     assert_eq!(fpa.injected.load(SEQ), 0);
     m.log().clear();

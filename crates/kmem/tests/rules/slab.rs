@@ -51,12 +51,14 @@ fn destroy(m: &Machine, c: CacheRef) -> Result<(), DestroyError> {
 }
 
 fn fill(m: &Machine, p: NonNull<u8>, len: usize, byte: u8) {
-    m.write_bytes(p, &vec![byte; len]).expect("object bytes are in allocated pages");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.write_bytes(p, &vec![byte; len]) }.expect("object bytes are in allocated pages");
 }
 
 fn read(m: &Machine, p: NonNull<u8>, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
-    m.read_bytes(p, &mut buf).expect("object bytes are in allocated pages");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    unsafe { m.read_bytes(p, &mut buf) }.expect("object bytes are in allocated pages");
     buf
 }
 
@@ -383,7 +385,8 @@ fn sl11_typesafe_by_rcu_keeps_contents_and_pages_until_a_grace_period() {
     reader.join().unwrap();
     m.synchronize_rcu();
     assert_eq!(m.total_free(), free_before + (1 << m.cache(c).unwrap().order()), "freed after the grace period");
-    assert!(m.read_bytes(p, &mut [0; 1]).is_err(), "the page went back");
+    // SAFETY: The test's own allocation, used by nothing else meanwhile.
+    assert!(unsafe { m.read_bytes(p, &mut [0; 1]) }.is_err(), "the page went back");
     destroy(&m, c).expect("empty");
 }
 
@@ -454,7 +457,8 @@ fn stored_free_pointers(m: &Machine, c: CacheRef, objs: &[usize]) -> Vec<usize> 
     objs.iter()
         .map(|&o| {
             let mut w = [0u8; 8];
-            m.read_bytes(NonNull::new((o + off) as *mut u8).unwrap(), &mut w).expect("slab page");
+            // SAFETY: The test's own allocation, used by nothing else meanwhile.
+            unsafe { m.read_bytes(NonNull::new((o + off) as *mut u8).unwrap(), &mut w) }.expect("slab page");
             usize::from_le_bytes(w)
         })
         .collect()
@@ -647,7 +651,8 @@ fn kfree_of_pointers_kmem_did_not_hand_out_is_reported_and_ignored() {
     assert_ne!(next, obj, "the object an interior pointer points into stays allocated");
     free(&m, c, next);
     free(&m, c, obj);
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
 }
 
 /// A vmalloc address is kmem's, not a kmalloc object: `kfree` says so and names the functions
@@ -668,7 +673,8 @@ fn kfree_of_a_vmalloc_address_points_to_vfree() {
     assert_eq!(count_log(&m, &want), 1, "{:#?}", crate::log_lines(&m));
     assert_eq!(count_log(&m, "outside the direct map"), 0);
     assert!(m.vmalloc_to_page(v.as_ptr()).is_some(), "still mapped");
-    m.vfree(v.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(v.as_ptr()) };
 }
 
 #[test]

@@ -40,8 +40,10 @@ fn vm1_page_aligned_rounded_up_with_an_unmapped_guard_page() {
     // The next area starts after the guard page.
     let q = m.vmalloc(PAGE_SIZE).unwrap();
     assert_eq!(q.as_ptr() as usize, p.as_ptr() as usize + 5 * PAGE_SIZE);
-    m.vfree(q.as_ptr());
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(q.as_ptr()) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     m.vm().check();
 }
 
@@ -91,14 +93,17 @@ fn stale_mapping_child() {
         let p = m.vmap(&[page], 0).unwrap();
         write(p, 0, 0x11);
         let pfn = m.vmalloc_to_pfn(p.as_ptr()).unwrap();
-        m.vunmap(p.as_ptr());
-        m.free_pages(page, 0);
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vunmap(p.as_ptr()) };
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
         (p, pfn)
     } else {
         let p = m.vmalloc(PAGE_SIZE).unwrap();
         write(p, 0, 0x11);
         let pfn = m.vmalloc_to_pfn(p.as_ptr()).unwrap();
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
         (p, pfn)
     };
     assert!(m.vm().lazy_pages() > 0, "the range is lazily freed, not purged");
@@ -149,8 +154,10 @@ fn vm3_lowest_fit_reuses_the_lowest_hole_after_purge() {
     m.vm().set_cache_max_pages(0);
     m.vm().set_va_pools(false);
     let areas: Vec<_> = (0..6).map(|_| m.vmalloc(2 * PAGE_SIZE).unwrap()).collect();
-    m.vfree(areas[4].as_ptr());
-    m.vfree(areas[1].as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(areas[4].as_ptr()) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(areas[1].as_ptr()) };
     m.vm().vm_unmap_aliases();
     // Both holes are 3 pages (2 + guard); the lower one is taken, then the higher.
     assert_eq!(m.vmalloc(2 * PAGE_SIZE).unwrap(), areas[1]);
@@ -167,7 +174,8 @@ fn vm4_alignment_power_of_two_and_impossible_aligns() {
     assert!(m.vmalloc_node_align(PAGE_SIZE, 3 * PAGE_SIZE, GFP_KERNEL, -1).is_err(), "not a power of two");
     // align_shift_alloc_test: an alignment larger than the whole range cannot fit.
     assert!(m.vmalloc_node_align(PAGE_SIZE, 1 << 40, GFP_KERNEL | __GFP_NOWARN, -1).is_err());
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     m.vm().check();
 }
 
@@ -178,7 +186,8 @@ fn vm5_vzalloc_is_zero_even_over_dirty_frames() {
     for i in 0..8 * PAGE_SIZE {
         write(p, i, 0xa5);
     }
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     m.vm().vm_unmap_aliases();
     m.drain_local_pages();
     let z = m.vzalloc(8 * PAGE_SIZE).unwrap();
@@ -192,23 +201,30 @@ fn vm5_vzalloc_is_zero_even_over_dirty_frames() {
 fn vm6_null_double_free_and_foreign_addresses_are_reported_and_ignored() {
     let m = i386(32);
     let before = log_lines(&m).len();
-    m.vfree(std::ptr::null());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(std::ptr::null()) };
     assert_eq!(log_lines(&m).len(), before, "vfree(NULL) is silent");
     let p = m.vmalloc(PAGE_SIZE).unwrap();
-    m.vfree(p.as_ptr());
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     let expect = format!("Trying to vfree() nonexistent vm area ({:016x})", p.as_ptr() as usize);
     assert_eq!(count_log(&m, &expect), 1, "{:?}", log_lines(&m));
     let direct = m.get_free_pages(GFP_KERNEL, 0).unwrap();
-    m.vfree(direct.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(direct.as_ptr()) };
     assert_eq!(count_log(&m, "Trying to vfree() nonexistent vm area"), 2);
-    m.vfree(p.as_ptr().wrapping_add(12));
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr().wrapping_add(12)) };
     assert_eq!(count_log(&m, "Trying to vfree() bad address"), 1);
     assert!(count_log(&m, &format!("WARNING: CPU: 0 at {}", file!())) >= 3, "{:?}", log_lines(&m));
-    m.vunmap(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vunmap(p.as_ptr()) };
     assert_eq!(count_log(&m, "Trying to vunmap() nonexistent vm area"), 1);
     // The direct-map page is untouched and still ours.
-    m.free_pages_addr(direct.as_ptr(), 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages_addr(direct.as_ptr(), 0) };
     m.vm().check();
     check(&m);
 }
@@ -220,8 +236,10 @@ fn vm7_vfree_in_atomic_context_is_deferred_and_completes_later() {
     let q = m.vmalloc(PAGE_SIZE).unwrap();
     {
         let _lock = atomic_section();
-        m.vfree(p.as_ptr());
-        m.vfree(q.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(q.as_ptr()) };
     }
     assert_eq!(count_log(&m, "BUG: sleeping function"), 0, "vfree in atomic context is allowed");
     assert_eq!(m.vm().nr_deferred(), 2);
@@ -234,7 +252,8 @@ fn vm7_vfree_in_atomic_context_is_deferred_and_completes_later() {
     assert!(m.vmalloc_to_page(p.as_ptr()).is_none());
     {
         let _lock = atomic_section();
-        m.vfree(r.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(r.as_ptr()) };
     }
     m.flush_deferred_vfree();
     assert_eq!(m.vm().nr_vmalloc_pages(), 0, "an explicit flush completes them too");
@@ -249,7 +268,8 @@ fn vm7_kswapd_completes_a_deferred_vfree_without_further_vmalloc_calls() {
     let p = m.vmalloc(64 * PAGE_SIZE).unwrap();
     {
         let _lock = atomic_section();
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while (m.vm().nr_deferred(), m.vm().nr_vmalloc_pages()) != (0, 0) && std::time::Instant::now() < deadline {
@@ -276,7 +296,8 @@ fn vm7_direct_reclaim_completes_deferred_vfrees_without_kswapd() {
     let p = m.vmalloc(2048 * PAGE_SIZE).unwrap();
     {
         let _lock = atomic_section();
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
     }
     assert_eq!(m.vm().nr_deferred(), 1, "queued: no worker, no vmalloc call since");
     let counted = m.vm().reclaimable_pages();
@@ -307,11 +328,13 @@ fn vm7_sleeping_vmalloc_and_vunmap_in_atomic_context_are_reported() {
     let v = m.vmap(&[page], 0).unwrap();
     let line = {
         let _lock = atomic_section();
-        m.vunmap(v.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vunmap(v.as_ptr()) };
         line!() - 1
     };
     assert_eq!(count_log(&m, &format!("invalid context at {}:{line}", file!())), 1, "{:?}", log_lines(&m));
-    m.free_pages(page, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
 }
 
 #[test]
@@ -322,16 +345,19 @@ fn vm8_freed_space_is_reused_only_after_purge_and_exhaustion_purges() {
     m.vm().set_lazy_max_pages(usize::MAX);
     m.vm().set_cache_max_pages(0);
     let p = m.vmalloc(PAGE_SIZE).unwrap();
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     let q = m.vmalloc(PAGE_SIZE).unwrap();
     assert_ne!(q, p, "VM-8: not reused while unpurged");
     assert!(m.vmallocinfo().contains(&format!("0x{:016x}", p.as_ptr() as usize)));
     assert!(m.vmallocinfo().contains("unpurged vm_area"));
-    m.vfree(q.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(q.as_ptr()) };
     // 128 MiB of space, 1 MiB + guard per area: about 127 fit; 400 rounds must all succeed.
     for round in 0..400 {
         let a = m.vmalloc(1 << 20).unwrap_or_else(|_| panic!("round {round}: {:?}", log_lines(&m)));
-        m.vfree(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
     }
     assert!(m.vm().stats().purges.load(SEQ) >= 2, "exhaustion purged");
     assert_eq!(count_log(&m, "vmalloc_node_range for size"), 0);
@@ -351,7 +377,8 @@ fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
         assert_eq!(m.vmalloc_to_page(v.as_ptr().wrapping_add(i * PAGE_SIZE)).map(|p| pfn(&m, p)), Some(pfn(&m, page)));
     }
     assert!(m.vmallocinfo().contains(" vmap\n"), "{}", m.vmallocinfo());
-    m.vunmap(v.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vunmap(v.as_ptr()) };
     m.vm().vm_unmap_aliases();
     for (i, page) in pages.iter().enumerate() {
         assert_eq!(page.refcount(), 1, "VM-9: still the caller's");
@@ -363,7 +390,8 @@ fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
     let v = m.vmap(&pages, VM_MAP_PUT_PAGES).unwrap();
     m.drain_local_pages();
     let free = m.zone(ZoneType::HighMem).free_pages();
-    m.vfree(v.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(v.as_ptr()) };
     m.drain_local_pages();
     assert_eq!(m.zone(ZoneType::HighMem).free_pages(), free + 3);
     check(&m);
@@ -398,7 +426,8 @@ fn vm10_aliasing_both_ways_through_direct_map_and_kmap() {
                 .count();
             assert_eq!(high, n, "vmalloc prefers HighMem frames on i386");
         }
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
         m.vm().check();
     }
 }
@@ -411,7 +440,8 @@ fn vmalloc_32_stays_below_4gib_and_in_lowmem() {
         let page = m.vmalloc_to_page(p.as_ptr().wrapping_add(i * PAGE_SIZE)).unwrap();
         assert!(m.page_address(page).is_some(), "i386: vmalloc_32 frames are lowmem");
     }
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     let m = x86_64_nopcp(4096 + 64);
     let p = m.vmalloc(8 * PAGE_SIZE).unwrap();
     let q = m.vmalloc_32(8 * PAGE_SIZE).unwrap();
@@ -438,7 +468,8 @@ fn vm11_vmallocinfo_format() {
     assert_eq!(&column[digits..], " pages=4 vmalloc N0=4\n", "{info}");
     assert_eq!(info.lines().count(), 1);
     assert_eq!(m.proc_read("vmallocinfo").unwrap(), info);
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     assert_eq!(m.vmallocinfo(), format!("0x{start:016x}-0x{:016x}   20480 unpurged vm_area\n", start + 5 * PAGE_SIZE));
     m.vm().vm_unmap_aliases();
     assert_eq!(m.vmallocinfo(), "");
@@ -451,17 +482,23 @@ fn vm12_vrealloc_in_place_move_and_free() {
     for i in 0..5000 {
         write(p, i, (i % 253) as u8);
     }
-    assert_eq!(m.vrealloc(p.as_ptr(), 8000, GFP_KERNEL).unwrap(), Some(p), "grow within the pages");
-    assert_eq!(m.vrealloc(p.as_ptr(), 10, GFP_KERNEL | __GFP_ZERO).unwrap(), Some(p), "shrink in place");
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert_eq!(unsafe { m.vrealloc(p.as_ptr(), 8000, GFP_KERNEL) }.unwrap(), Some(p), "grow within the pages");
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert_eq!(unsafe { m.vrealloc(p.as_ptr(), 10, GFP_KERNEL | __GFP_ZERO) }.unwrap(), Some(p), "shrink in place");
     assert!((10..5000).all(|i| read(p, i) == 0), "__GFP_ZERO zeroes the tail");
-    let q = m.vrealloc(p.as_ptr(), 3 * PAGE_SIZE, GFP_KERNEL).unwrap().unwrap();
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    let q = unsafe { m.vrealloc(p.as_ptr(), 3 * PAGE_SIZE, GFP_KERNEL) }.unwrap().unwrap();
     assert_ne!(q, p);
     assert!((0..10).all(|i| read(q, i) == (i % 253) as u8), "requested bytes copied");
     assert!(m.vmalloc_to_page(p.as_ptr()).is_none(), "old area freed");
-    assert_eq!(m.vrealloc(q.as_ptr(), 0, GFP_KERNEL), Ok(None), "size 0 frees, returns NULL");
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert_eq!(unsafe { m.vrealloc(q.as_ptr(), 0, GFP_KERNEL) }, Ok(None), "size 0 frees, returns NULL");
     assert_eq!(m.vm().nr_vmalloc_pages(), 0);
-    let fresh = m.vrealloc(std::ptr::null(), 100, GFP_KERNEL).unwrap().unwrap();
-    assert!(m.vrealloc(fresh.as_ptr().wrapping_add(PAGE_SIZE), 10, GFP_KERNEL).is_err());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    let fresh = unsafe { m.vrealloc(std::ptr::null(), 100, GFP_KERNEL) }.unwrap().unwrap();
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert!(unsafe { m.vrealloc(fresh.as_ptr().wrapping_add(PAGE_SIZE), 10, GFP_KERNEL) }.is_err());
     assert_eq!(count_log(&m, "Trying to vrealloc() nonexistent vm area"), 1);
     m.vm().check();
 }
@@ -473,19 +510,24 @@ fn vm12_vrealloc_refuses_areas_that_are_not_vmalloc_memory() {
     let m = i386(64);
     let space = m.get_vm_area(2 * PAGE_SIZE, 0).unwrap();
     for size in [PAGE_SIZE, 3 * PAGE_SIZE] {
-        assert!(m.vrealloc(space.as_ptr(), size, GFP_KERNEL | __GFP_ZERO).is_err(), "{size}: refused");
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        assert!(unsafe { m.vrealloc(space.as_ptr(), size, GFP_KERNEL | __GFP_ZERO) }.is_err(), "{size}: refused");
     }
     assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 2, "{:?}", log_lines(&m));
     let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     let mapped = m.vmap(&[page], 0).unwrap();
     write(mapped, 0, 7);
-    assert!(m.vrealloc(mapped.as_ptr(), 2 * PAGE_SIZE, GFP_KERNEL).is_err());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert!(unsafe { m.vrealloc(mapped.as_ptr(), 2 * PAGE_SIZE, GFP_KERNEL) }.is_err());
     assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 3);
     assert_eq!(read(mapped, 0), 7, "the vmap area is untouched");
     assert_eq!(m.vm().nr_vmalloc_pages(), 0, "nothing was allocated");
-    m.vunmap(mapped.as_ptr());
-    m.free_pages(page, 0);
-    m.free_vm_area(space.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vunmap(mapped.as_ptr()) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(page, 0) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(space.as_ptr()) };
     m.vm().check();
 }
 
@@ -503,8 +545,10 @@ fn vm13_meminfo_vmalloc_lines_track_pages() {
     let space = m.get_vm_area(100 * PAGE_SIZE, 0).unwrap();
     assert_eq!(kb("VmallocUsed:"), 40, "pages, not address space");
     assert!(m.meminfo().contains("VmallocChunk:          0 kB\n"));
-    m.vfree(p.as_ptr());
-    m.free_vm_area(space.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(space.as_ptr()) };
     assert_eq!(kb("VmallocUsed:"), 0);
 }
 
@@ -540,7 +584,10 @@ fn kmap_maps_highmem_and_is_identity_for_lowmem() {
     m.kunmap_local(b.as_ptr());
     m.kunmap_local(a.as_ptr());
     assert_eq!(count_log(&m, "kunmap_local:"), 1);
-    m.free_pages(high, 0);
-    m.free_pages(other, 0);
-    m.free_pages(low, 0);
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(high, 0) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(other, 0) };
+    // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+    unsafe { m.free_pages(low, 0) };
 }

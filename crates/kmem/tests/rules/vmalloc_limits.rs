@@ -44,7 +44,8 @@ fn vm4_align_not_a_power_of_two_is_reported() {
         assert_eq!(count_log(&m, "Address range restricted"), 0);
         let ok = m.vmalloc_node_align(PAGE_SIZE, 4 * PAGE_SIZE, GFP_KERNEL, -1).unwrap();
         assert!((ok.as_ptr() as usize).is_multiple_of(4 * PAGE_SIZE));
-        m.vfree(ok.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(ok.as_ptr()) };
         m.vm().check();
     }
 }
@@ -63,10 +64,13 @@ fn get_vm_area_ioremap_is_aligned_to_its_size_order() {
         assert!((a.as_ptr() as usize).is_multiple_of(align), "{pages} pages at {a:?}: aligned to {align:#x}");
         let b = m.get_vm_area(pages * PAGE_SIZE, VM_IOREMAP).unwrap();
         assert!((b.as_ptr() as usize).is_multiple_of(align));
-        m.free_vm_area(a.as_ptr());
-        m.free_vm_area(b.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.free_vm_area(a.as_ptr()) };
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.free_vm_area(b.as_ptr()) };
     }
-    m.free_vm_area(pad.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(pad.as_ptr()) };
     assert!(m.vmallocinfo().contains(" ioremap") || m.vm().lazy_pages() > 0);
     m.vm().check();
 }
@@ -88,7 +92,8 @@ fn areas_are_not_capped_by_a_fixed_node_directory() {
     assert_eq!(count_log(&m, "Address range restricted"), 0);
     m.vm().check();
     for a in &areas {
-        m.free_vm_area(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.free_vm_area(a.as_ptr()) };
     }
     m.vm_reclaim_and_purge();
     assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes(), "the whole range is free again");
@@ -110,10 +115,12 @@ fn node_allocation_failure_is_reported_as_such() {
     assert!(lines.iter().any(|l| l.contains("page allocation failure")), "{lines:?}");
     assert_eq!(count_log(&m, "Address range restricted"), 0, "{lines:?}");
     for page in held {
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
     let a = m.get_vm_area(PAGE_SIZE, 0).expect("memory is back");
-    m.free_vm_area(a.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(a.as_ptr()) };
     m.vm().check();
 }
 
@@ -134,7 +141,8 @@ fn page_arrays_are_kmalloc_objects() {
         let largest = PAGE_SIZE / ptr_bytes;
         for pages in [1, largest] {
             let w = m.vmalloc(pages * PAGE_SIZE).unwrap();
-            m.vfree(w.as_ptr());
+            // SAFETY: The test's own area (or none: refused), unused afterwards.
+            unsafe { m.vfree(w.as_ptr()) };
         }
         m.vm_reclaim_and_purge();
         let (free0, small0, big0) = (m.total_free(), allocs(8), allocs(PAGE_SIZE));
@@ -144,8 +152,10 @@ fn page_arrays_are_kmalloc_objects() {
         let q = m.vmalloc(largest * PAGE_SIZE).unwrap();
         assert_eq!(allocs(PAGE_SIZE), big0 + 1, "{profile:?}: {largest} entries fill a kmalloc-4k object");
         assert_eq!(free0 - m.total_free(), 1 + largest, "{profile:?}: frames only");
-        m.vfree(p.as_ptr());
-        m.vfree(q.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(q.as_ptr()) };
         m.vm_reclaim_and_purge();
         assert_eq!(m.total_free(), free0, "{profile:?}: frames and arrays back");
         m.vm().check();

@@ -40,7 +40,8 @@ fn a_freed_area_is_cached_with_its_frames_and_taken_back_by_the_same_size() {
     let frames = pfns(&m, p, 4);
     write(p, 0, 0x5a);
     let free = m.total_free();
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     assert_eq!((m.vm().cached_areas(), m.vm().cached_pages()), (1, 4));
     assert_eq!(m.vm().nr_vmalloc_pages(), 0, "VM-13: cached frames back no live area");
     assert_eq!(m.total_free(), free, "the frames stay allocated while cached");
@@ -57,10 +58,13 @@ fn a_freed_area_is_cached_with_its_frames_and_taken_back_by_the_same_size() {
     assert!(m.vmallocinfo().ends_with(" pages=4 vmalloc N0=4\n"), "{}", m.vmallocinfo());
     let other = m.vmalloc(2 * PAGE_SIZE).unwrap();
     assert_ne!(other, p, "another size misses");
-    m.vfree(q.as_ptr());
-    m.vfree(q.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(q.as_ptr()) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(q.as_ptr()) };
     assert_eq!(count_log(&m, &format!("Trying to vfree() nonexistent vm area ({start:016x})")), 1, "VM-6");
-    m.vfree(other.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(other.as_ptr()) };
     m.vm().check();
     m.vm_reclaim_and_purge();
     assert_eq!((m.vm().cached_areas(), m.vm().cached_pages()), (0, 0));
@@ -73,12 +77,14 @@ fn reused_frames_are_zeroed_for_vzalloc_and_vmalloc_user() {
     let m = i386_highmem();
     let p = m.vmalloc(8 * PAGE_SIZE).unwrap();
     (0..8 * PAGE_SIZE).for_each(|i| write(p, i, 0xa5));
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     let z = m.vzalloc(8 * PAGE_SIZE).unwrap();
     assert_eq!(z, p, "from the cache");
     assert!((0..8 * PAGE_SIZE).all(|i| read(z, i) == 0), "VM-5 over reused frames");
     (0..8 * PAGE_SIZE).for_each(|i| write(z, i, 0x3c));
-    m.vfree(z.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(z.as_ptr()) };
     let u = m.vmalloc_user(8 * PAGE_SIZE).unwrap();
     assert_eq!(u, p);
     assert!((0..8 * PAGE_SIZE).all(|i| read(u, i) == 0), "vmalloc_user is zeroed");
@@ -92,12 +98,14 @@ fn highmem_frames_are_never_handed_to_vmalloc_32() {
     let m = i386_highmem();
     let p = m.vmalloc(4 * PAGE_SIZE).unwrap();
     assert!(pfns(&m, p, 4).iter().all(|&f| f >= HIGHMEM_START_PFN), "vmalloc takes HighMem first");
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     let q = m.vmalloc_32(4 * PAGE_SIZE).unwrap();
     assert_ne!(q, p, "the cached HighMem frames do not fit a vmalloc_32");
     assert!(pfns(&m, q, 4).iter().all(|&f| f < HIGHMEM_START_PFN), "vmalloc_32 frames are lowmem");
     assert_eq!(m.vm().cached_areas(), 1);
-    m.vfree(q.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(q.as_ptr()) };
     // The lowmem area (most recent) may serve anyone; the HighMem one only HighMem users.
     let any = m.vmalloc(4 * PAGE_SIZE).unwrap();
     assert_eq!(any, q);
@@ -113,7 +121,8 @@ fn purge_threshold_zero_disables_the_cache_and_unmaps_at_once() {
     m.vm().set_lazy_max_pages(0);
     assert_eq!(m.vm().cache_limit_pages(m.pages().total_managed()), 0);
     let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     assert_eq!(m.vm().cached_areas(), 0);
     assert_eq!(m.vm().lazy_pages(), 0, "purged at once");
     assert_eq!(m.vmallocinfo(), "");
@@ -126,7 +135,8 @@ fn vfree_from_atomic_context_reaches_the_cache_when_drained() {
     let p = m.vmalloc(3 * PAGE_SIZE).unwrap();
     {
         let _irq = atomic_section();
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
     }
     assert_eq!((m.vm().nr_deferred(), m.vm().cached_areas()), (1, 0), "VM-7: queued");
     m.flush_deferred_vfree();
@@ -139,7 +149,8 @@ fn vfree_from_atomic_context_reaches_the_cache_when_drained() {
 fn fill_cache(m: &Machine, n: usize, pages: usize) {
     let areas: Vec<_> = (0..n).map(|_| m.vmalloc(pages * PAGE_SIZE).unwrap()).collect();
     for a in areas {
-        m.vfree(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
     }
 }
 
@@ -169,7 +180,8 @@ fn a_vmalloc_that_finds_no_free_pages_takes_the_cached_frames_back() {
     let p = m.vmalloc_gfp(20 * PAGE_SIZE, GFP_NOWAIT | __GFP_NOWARN).expect("cached frames released");
     assert_eq!(m.vm().cached_pages(), 0);
     assert_eq!(m.vm().nr_vmalloc_pages(), 20);
-    m.vfree(p.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
     free_all(&m, held);
     m.vm().check();
 }
@@ -181,7 +193,8 @@ fn the_va_pool_serves_the_same_size_and_decays_by_a_quarter_per_purge() {
     let areas: Vec<_> = (0..8).map(|_| m.get_vm_area(PAGE_SIZE, 0).unwrap()).collect();
     let barrier = m.get_vm_area(PAGE_SIZE, 0).unwrap();
     for a in &areas {
-        m.free_vm_area(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.free_vm_area(a.as_ptr()) };
     }
     assert_eq!(m.vm().pooled_areas(), 0, "VM-8: lazy until purged");
     m.vm().vm_unmap_aliases();
@@ -204,7 +217,8 @@ fn the_va_pool_serves_the_same_size_and_decays_by_a_quarter_per_purge() {
     m.vm().check();
     // Off: purged ranges go to the tree (VM-3's lowest fit).
     m.vm().set_va_pools(false);
-    m.free_vm_area(a.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(a.as_ptr()) };
     m.vm().vm_unmap_aliases();
     assert_eq!(m.vm().pooled_areas(), 0);
     assert_eq!(m.get_vm_area(PAGE_SIZE, 0).unwrap(), areas[0], "lowest hole");
@@ -222,7 +236,8 @@ fn address_space_exhaustion_empties_the_va_pool_into_the_tree() {
     }
     assert!(areas.len() > 16_000, "128 MiB of 2-page ranges: {}", areas.len());
     for a in &areas {
-        m.free_vm_area(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.free_vm_area(a.as_ptr()) };
     }
     m.vm().vm_unmap_aliases();
     assert_eq!(m.vm().pooled_areas(), areas.len());
@@ -230,7 +245,8 @@ fn address_space_exhaustion_empties_the_va_pool_into_the_tree() {
     // Only the pooled ranges, merged back in the tree, can serve 64 MiB.
     let big = m.get_vm_area(64 << 20, 0).expect("pool decayed fully on exhaustion");
     assert_eq!(m.vm().pooled_areas(), 0);
-    m.free_vm_area(big.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(big.as_ptr()) };
     m.vm_reclaim_and_purge();
     assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes());
     m.vm().check();
@@ -257,7 +273,8 @@ fn purged_area_child() {
     let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
     write(p, 0, 1);
     if mode != "live" {
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
     }
     write(p, PAGE_SIZE, 2);
     println!("child survived");
@@ -294,29 +311,35 @@ fn init_on_alloc_or_free_zeroes_reused_and_fresh_vmalloc_memory() {
         // The frame cache.
         let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
         fill(p, 2 * PAGE_SIZE);
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
         let q = m.vmalloc(2 * PAGE_SIZE).unwrap();
         assert_eq!(q, p, "{what}: served by the frame cache");
         assert!(zero(q, 0, 2 * PAGE_SIZE), "{what}: cached frames come back zeroed");
-        m.vfree(q.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(q.as_ptr()) };
         // Fresh frames: the frame just freed comes straight back from the per-CPU list.
         m.vm().set_cache_max_pages(0);
         m.vm_reclaim_and_purge();
         let p = m.vmalloc(PAGE_SIZE).unwrap();
         fill(p, PAGE_SIZE);
         let pfn = m.vmalloc_to_pfn(p.as_ptr());
-        m.vfree(p.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
         let q = m.vmalloc(PAGE_SIZE).unwrap();
         assert_eq!(m.vmalloc_to_pfn(q.as_ptr()), pfn, "{what}: the same frame again");
         assert!(zero(q, 0, PAGE_SIZE), "{what}: fresh frames come zeroed");
         // vrealloc in place.
         fill(q, PAGE_SIZE);
-        assert_eq!(m.vrealloc(q.as_ptr(), 10, GFP_KERNEL).unwrap(), Some(q));
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        assert_eq!(unsafe { m.vrealloc(q.as_ptr(), 10, GFP_KERNEL) }.unwrap(), Some(q));
         assert!(zero(q, 10, PAGE_SIZE), "{what}: the tail given up is zeroed");
         fill(q, PAGE_SIZE);
-        assert_eq!(m.vrealloc(q.as_ptr(), 100, GFP_KERNEL).unwrap(), Some(q));
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        assert_eq!(unsafe { m.vrealloc(q.as_ptr(), 100, GFP_KERNEL) }.unwrap(), Some(q));
         assert_eq!(zero(q, 10, 100), on_alloc, "{what}: the bytes taken back are zeroed with init_on_alloc");
-        m.vfree(q.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(q.as_ptr()) };
         m.vm().check();
     }
 }

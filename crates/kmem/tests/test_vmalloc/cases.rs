@@ -191,7 +191,8 @@ impl PtrArray {
     }
 
     fn free(self, m: &Machine) {
-        m.vfree(self.0.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(self.0.as_ptr()) };
     }
 }
 
@@ -212,7 +213,8 @@ pub fn fix_size_alloc_test(m: &Machine, p: &Params, rng: &mut Rng) -> Result<(),
         let a = m.vmalloc(p.nr_pages * PAGE_SIZE).map_err(|_| i)?;
         stamp(a, p.nr_pages, tag(s, i));
         verify(m, a, p.nr_pages, tag(s, i));
-        m.vfree(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
     }
     Ok(())
 }
@@ -237,7 +239,8 @@ pub fn full_fit_alloc_test(m: &Machine, p: &Params) -> Result<usize, usize> {
     }
     let holes: HashSet<usize> = (0..junk_length).map(|i| junk.get(i).as_ptr() as usize).collect();
     for i in 0..junk_length {
-        m.vfree(junk.get(i).as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(junk.get(i).as_ptr()) };
     }
     let mut fits = 0;
     let mut rv = Ok(());
@@ -249,11 +252,13 @@ pub fn full_fit_alloc_test(m: &Machine, p: &Params) -> Result<usize, usize> {
         fits += usize::from(holes.contains(&(tmp.as_ptr() as usize)));
         stamp(tmp, 1, tag(0x2f, i));
         verify(m, tmp, 1, tag(0x2f, i));
-        m.vfree(tmp.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(tmp.as_ptr()) };
     }
     for i in 0..junk_length {
         verify(m, ptr.get(i), 1, tag(0x2, i));
-        m.vfree(ptr.get(i).as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(ptr.get(i).as_ptr()) };
     }
     ptr.free(m);
     junk.free(m);
@@ -276,7 +281,8 @@ pub fn long_busy_list_alloc_test(m: &Machine, p: &Params) -> Result<(), usize> {
             break;
         };
         let Ok(p2) = m.vmalloc(PAGE_SIZE) else {
-            m.vfree(p1.as_ptr());
+            // SAFETY: The test's own area (or none: refused), unused afterwards.
+            unsafe { m.vfree(p1.as_ptr()) };
             rv = Err(i);
             break;
         };
@@ -284,12 +290,15 @@ pub fn long_busy_list_alloc_test(m: &Machine, p: &Params) -> Result<(), usize> {
         stamp(p2, 1, tag(0x42, i));
         verify(m, p1, 100, tag(0x41, i));
         verify(m, p2, 1, tag(0x42, i));
-        m.vfree(p1.as_ptr());
-        m.vfree(p2.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p1.as_ptr()) };
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p2.as_ptr()) };
     }
     for i in 0..p.busy {
         verify(m, ptr.get(i), 1, tag(0x4, i));
-        m.vfree(ptr.get(i).as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(ptr.get(i).as_ptr()) };
     }
     ptr.free(m);
     rv
@@ -303,7 +312,8 @@ pub fn random_size_alloc_test(m: &Machine, p: &Params, rng: &mut Rng) -> Result<
         let a = m.vmalloc(n * PAGE_SIZE).map_err(|_| i)?;
         stamp(a, n, tag(s, i));
         verify(m, a, n, tag(s, i));
-        m.vfree(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
     }
     Ok(())
 }
@@ -317,7 +327,8 @@ fn zeroed_aligned_round(m: &Machine, pages: usize, align: usize, tag: u64) -> Op
     assert_zero(a, pages);
     stamp(a, pages, tag);
     verify(m, a, pages, tag);
-    m.vfree(a.as_ptr());
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(a.as_ptr()) };
     Some(())
 }
 
@@ -352,7 +363,8 @@ pub fn align_shift_alloc_test(m: &Machine) -> Result<Vec<usize>, usize> {
         stamp(a, 1, tag(0x64, i));
         verify(m, a, 1, tag(0x64, i));
         got.push(a.as_ptr() as usize);
-        m.vfree(a.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
     }
     Ok(got)
 }
@@ -394,7 +406,8 @@ pub fn vm_map_ram_test(m: &Machine, p: &Params) -> Result<(), usize> {
         assert_eq!(unsafe { v.as_ptr().read_volatile() }, b'a');
         stamp(v, p.nr_pages, tag(0x1024, i));
         verify(m, v, p.nr_pages, tag(0x1024, i));
-        m.vunmap(v.as_ptr());
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vunmap(v.as_ptr()) };
         last = Some(i);
     }
     for (j, page) in pages.iter().enumerate() {
@@ -406,7 +419,8 @@ pub fn vm_map_ram_test(m: &Machine, p: &Params) -> Result<(), usize> {
             m.kunmap_local(view.as_ptr());
             assert_eq!(got, pattern(tag(0x1024, i), j, false), "page {j} lost the last write");
         }
-        m.free_pages(page, 0);
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
     }
     rv
 }
