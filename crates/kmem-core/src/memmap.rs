@@ -57,7 +57,8 @@ pub mod pg {
     /// show it; kept out of the order/migratetype/zone fields (bits 8–14, 16–18).
     pub const CACHE: u32 = 1 << 15;
     /// Flags that must be clear when a page is freed (`PAGE_FLAGS_CHECK_AT_FREE`).
-    pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB;
+    /// (`PG_CACHE` is kmem's: a live cache's structure is never the caller's to free.)
+    pub const CHECK_AT_FREE: u32 = BUDDY | PCP | RESERVED | SLAB | CACHE;
     /// Flags the owner of an allocated page may set or clear ([`super::Page::set_flags`]).
     pub const OWNER: u32 = SLAB | HEAD;
     /// Flags that mark a page as not owned by anyone who could legitimately change it.

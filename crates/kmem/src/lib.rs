@@ -29,6 +29,59 @@
 //! [`global_alloc`] ([`KmemAlloc`], the `#[global_allocator]`), [`alloc_api`] (the
 //! `allocator-api2` [`allocator_api2::alloc::Allocator`] over kmalloc) and `callers` (glibc's
 //! `backtrace`/`dladdr1`, naming a C caller's frames in a report).
+//!
+//! ## What safe code cannot do
+//!
+//! A page, an area or a cache's memory may belong to a safe handle (`Vec<_, Vmalloc>`, a
+//! [`CacheBox`], a pool element) or to kmem itself, so the calls that free it, write it or
+//! remap it are `unsafe fn`s, as `kfree` is. Each of these does not compile without `unsafe`:
+//!
+//! ```compile_fail,E0133
+//! # let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build().unwrap();
+//! let page = m.alloc_pages(kmem::gfp::GFP_KERNEL, 0).unwrap();
+//! m.free_pages(page, 0);
+//! ```
+//! ```compile_fail,E0133
+//! # let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build().unwrap();
+//! let v = m.vmalloc(4096).unwrap();
+//! m.vfree(v.as_ptr());
+//! ```
+//! ```compile_fail,E0133
+//! # let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build().unwrap();
+//! let p = m.kmalloc(64, kmem::gfp::GFP_KERNEL).unwrap();
+//! m.write_bytes(p, &[0; 8]).unwrap();
+//! ```
+//! ```compile_fail,E0133
+//! # use kmem_core::vmalloc::Mmu;
+//! # let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build().unwrap();
+//! let v = m.vmalloc(4096).unwrap();
+//! m.vm().mmu().zero(v.as_ptr() as usize, 4096);
+//! ```
+//! ```compile_fail,E0133
+//! # let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build().unwrap();
+//! let page = m.alloc_pages(kmem::gfp::GFP_KERNEL, 0).unwrap();
+//! page.set_mapping(1);
+//! ```
+//!
+//! The same calls inside `unsafe` compile and run (so the blocks above fail for that reason
+//! alone):
+//!
+//! ```
+//! # use kmem_core::vmalloc::Mmu;
+//! # let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build().unwrap();
+//! let page = m.alloc_pages(kmem::gfp::GFP_KERNEL, 0).unwrap();
+//! let v = m.vmalloc(4096).unwrap();
+//! let p = m.kmalloc(64, kmem::gfp::GFP_KERNEL).unwrap();
+//! // SAFETY: All three are ours and unused by anything else; each is freed once.
+//! unsafe {
+//!     assert!(page.set_mapping(1) && page.set_mapping(0));
+//!     m.vm().mmu().zero(v.as_ptr() as usize, 4096);
+//!     m.write_bytes(p, &[0; 8]).unwrap();
+//!     m.free_pages(page, 0);
+//!     m.vfree(v.as_ptr());
+//!     m.kfree(p.as_ptr());
+//! }
+//! ```
 
 pub mod alloc_api;
 pub mod alloc_vm;

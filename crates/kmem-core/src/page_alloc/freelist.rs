@@ -387,7 +387,7 @@ impl<P: Platform> PageAllocator<P> {
             self.report_bad_page(pfn, "VM_BUG_ON_PAGE(page_ref_count(page) == 0) (double free)", caller);
             return;
         }
-        if flags & pg::RESERVED != 0 {
+        if flags & pg::RESERVED != 0 || page.info() & pg::CACHE != 0 {
             self.report_bad_page(pfn, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
             return;
         }

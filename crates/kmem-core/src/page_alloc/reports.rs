@@ -26,7 +26,7 @@ pub(super) fn free_page_bad_reason(page: &Page) -> Option<&'static str> {
     if page.refcount() != 0 {
         reason = Some("nonzero _refcount");
     }
-    if page.flags() & pg::CHECK_AT_FREE != 0 {
+    if page.info() & pg::CHECK_AT_FREE != 0 {
         reason = Some("PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
     }
     reason

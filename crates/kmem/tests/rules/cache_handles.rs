@@ -124,3 +124,21 @@ fn a_wrong_cache_free_naming_a_dead_cache_frees_to_the_real_one() {
     assert_eq!(m.cache_info(real).active_objs, active);
     check(&m);
 }
+
+#[test]
+fn pa16_a_live_caches_own_page_is_refused_by_free_pages() {
+    let m = i386_nopcp(32);
+    let c = cache(&m, "handles-struct");
+    let page = m.virt_to_page(c.as_ptr().cast()).expect("a cache lives in the direct map");
+    let free = m.total_free();
+    // SAFETY: Deliberate misuse that the allocator must refuse: the page is the cache's, and
+    // `PG_CACHE` makes the free a reported no-op (nothing is freed, so nothing is aliased).
+    unsafe { m.free_pages(page, page.order()) };
+    assert_eq!(count_log(&m, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"), 1);
+    assert_eq!(m.total_free(), free, "nothing was freed");
+    assert!(m.is_live_cache(c));
+    let obj = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    // SAFETY: Ours, freed once.
+    unsafe { m.kmem_cache_free(c, obj.as_ptr()) };
+    check(&m);
+}

@@ -109,3 +109,21 @@ fn bad_free_reports_share_the_bad_page_rate_limit() {
     assert_eq!(m.stats().bad_pages.load(std::sync::atomic::Ordering::SeqCst), bad_pages + 70);
     check(&m);
 }
+
+/// A page count whose byte length wraps must not pass the bounds check of `PhysMem::zero` or
+/// `discard` (found in review: `offset + len` wrapped to a small number and the zeroing ran
+/// over most of the address space).
+#[test]
+fn phys_zero_and_discard_refuse_ranges_that_wrap() {
+    let m = i386_nopcp(64);
+    let free = m.total_free();
+    // SAFETY: Both calls must refuse the range before touching anything; no page is in it.
+    unsafe {
+        assert!(!m.phys().zero(1, usize::MAX >> 12), "wrapping length");
+        assert!(!m.phys().zero(usize::MAX >> 12, 1), "pfn past every byte");
+        assert!(!m.phys().discard(1, usize::MAX >> 12));
+        assert!(!m.phys().zero(m.phys().len() >> 12, 1), "one past the end");
+    }
+    assert_eq!(m.total_free(), free);
+    check(&m);
+}
