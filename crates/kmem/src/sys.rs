@@ -179,8 +179,8 @@ impl PhysMem {
         if offset + len > self.len {
             return false;
         }
-        // SAFETY: In bounds of the mapping (checked); the pages were just allocated by the
-        // caller, so no one else uses them.
+        // SAFETY: In bounds of the mapping (checked); the caller owns the pages (just
+        // allocated, or being freed under `init_on_free`), so no one else uses them.
         unsafe { self.base.as_ptr().add(offset).write_bytes(0, len) };
         true
     }
