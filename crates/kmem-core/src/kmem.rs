@@ -30,7 +30,11 @@ impl<P: Platform> Deref for Kmem<P> {
 
 impl<P: Platform> Kmem<P> {
     /// Builds the slab allocator on `pa`. The kmalloc caches are made on first use.
-    pub fn new(pa: PageAllocator<P>, config: SlabConfig) -> Self {
+    /// `config`'s `init_on_alloc` and `init_on_free` are the machine's boot parameters: they
+    /// apply to pages too, so they are installed in `pa` here, before it is shared, and never
+    /// change afterwards (§2.10, `page_alloc`'s `meminit`).
+    pub fn new(mut pa: PageAllocator<P>, config: SlabConfig) -> Self {
+        pa.set_mem_init(config.init_on_alloc, config.init_on_free);
         let start = pa.memmap().start_pfn();
         let dm = pa.pfn_address(start).map_or(0, |p| p.as_ptr() as usize);
         let dm_bytes = if dm == 0 { 0 } else { (pa.direct_map_end_pfn() - start) << crate::order::PAGE_SHIFT };

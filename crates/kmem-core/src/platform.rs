@@ -161,7 +161,10 @@ pub unsafe trait Platform: Send + Sync {
         let _ = (pfn, nr);
         false
     }
-    /// Zero-fills pages that are not in the direct map (HighMem). Returns false if it cannot.
+    /// Zero-fills pages that are not in the direct map (HighMem), through a temporary mapping
+    /// of the platform's: pages just allocated, or being freed under `init_on_free`. Returns
+    /// false if it cannot. With `nr == 0` it only answers whether it can (the page allocator
+    /// asks once, when `init_on_free` is turned on).
     ///
     /// # Safety
     /// The caller owns the pages (just allocated, or being freed): nothing else uses them.

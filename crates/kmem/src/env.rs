@@ -54,8 +54,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("KMEM_FAILSLAB", "failslab knobs, same syntax as KMEM_FAIL_PAGE_ALLOC"),
     ("KMEM_SLUB_DEBUG", "slab_debug=: debug letters FZPUTAO- and cache names, e.g. FZPU or Z,kmalloc-*"),
-    ("KMEM_INIT_ON_ALLOC", "init_on_alloc: zero slab objects and vmalloc memory on allocation, 1 or 0"),
-    ("KMEM_INIT_ON_FREE", "init_on_free: zero slab objects on free (vmalloc memory comes zeroed), 1 or 0"),
+    ("KMEM_INIT_ON_ALLOC", "init_on_alloc: zero pages, slab objects and vmalloc memory on allocation, 1 or 0"),
+    ("KMEM_INIT_ON_FREE", "init_on_free: zero pages and slab objects on free (vmalloc memory comes zeroed), 1 or 0"),
     ("KMEM_SLAB_MERGE", "merge compatible slab caches: 1 (slab_merge, default) or 0 (slab_nomerge)"),
     ("KMEM_SLAB_FREELIST_RANDOM", "randomise the object order of new slabs: 1 (default) or 0"),
     (

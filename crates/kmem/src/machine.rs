@@ -246,15 +246,18 @@ impl Builder {
         crate::env::apply(self, |k| std::env::var(k).ok())
     }
 
-    /// `init_on_alloc=`: zero slab objects on allocation; vmalloc memory (fresh or from the
-    /// frame cache) comes zeroed too.
+    /// `init_on_alloc=`: zero every block of pages when it is allocated, as `__GFP_ZERO` does
+    /// (§2.10), and slab objects on allocation; vmalloc memory (fresh or from the frame cache)
+    /// comes zeroed too. Fixed once the machine is built, like the kernel's boot parameter.
     pub fn init_on_alloc(mut self, on: bool) -> Self {
         self.s.slab.init_on_alloc = on;
         self
     }
 
-    /// `init_on_free=`: zero slab objects on free; vmalloc memory (fresh or from the frame
-    /// cache) comes zeroed too, as the kernel's pages zeroed at free do.
+    /// `init_on_free=`: zero every block of pages when it is freed (so pages come zeroed,
+    /// and the allocation side skips its zeroing, `__GFP_ZERO` included: §2.10), and slab
+    /// objects on free; vmalloc memory (fresh or from the frame cache) comes zeroed too. Fixed
+    /// once the machine is built, like the kernel's boot parameter.
     pub fn init_on_free(mut self, on: bool) -> Self {
         self.s.slab.init_on_free = on;
         self

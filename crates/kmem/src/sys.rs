@@ -180,7 +180,8 @@ impl PhysMem {
     /// range outside the memory.
     ///
     /// # Safety
-    /// The caller owns the pages (just allocated to it): nothing else uses their bytes.
+    /// The caller owns the pages (just allocated, or being freed under `init_on_free`):
+    /// nothing else uses their bytes.
     pub unsafe fn zero(&self, pfn: usize, nr: usize) -> bool {
         let Some((offset, len)) = self.byte_range(pfn, nr) else { return false };
         // SAFETY: In bounds of the mapping (checked without overflow); the caller owns the

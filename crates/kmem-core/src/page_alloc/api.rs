@@ -139,7 +139,8 @@ impl<P: Platform> PageAllocator<P> {
         self.split_block(pfn, order);
         // `make_alloc_exact`: each unused page goes back on its own with
         // `__free_pages_ok(page, 0, FPI_TO_TAIL)` — to the cold end of the buddy lists, never
-        // through a per-CPU list (PA-18).
+        // through a per-CPU list (PA-18). Never handed out, so nothing to zero for
+        // `init_on_free` (the kernel zeroes them again).
         let zone = &self.zones[self.zone_index_of(pfn)];
         for tail in pfn + size_to_pages(size)..pfn + (1 << order) {
             self.mm.page(tail).refcount.store(0, Relaxed);
@@ -231,7 +232,7 @@ impl<P: Platform> PageAllocator<P> {
                 let zi = zone.kind as usize;
                 // Preparing a page fails only when HighMem must be zeroed and cannot be; only
                 // pages whose preparation cannot fail are prepared inside the slot's section.
-                let prep_cannot_fail = !(gfp.contains(__GFP_ZERO) && zone.kind.is_highmem());
+                let prep_cannot_fail = !self.prep_may_fail(gfp, zone.kind.is_highmem());
                 if self.pcp_enabled
                     && prep_cannot_fail
                     && let Some(cpu) = ctx.cpu

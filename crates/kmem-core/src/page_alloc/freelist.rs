@@ -10,9 +10,9 @@ use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::{PageAllocator, ZoneList};
-use crate::gfp::{__GFP_COLD, __GFP_COMP, __GFP_ZERO, Gfp};
+use crate::gfp::{__GFP_COLD, __GFP_COMP, Gfp};
 use crate::memmap::{FAST_FREE_MASK, Page, pg};
-use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, is_aligned};
+use crate::order::{MAX_PAGE_ORDER, is_aligned};
 use crate::pcp::{PCP_MAX_ORDER, PcpSlot, PerCpuPages};
 use crate::platform::Platform;
 use crate::watermark::{alloc_flags as af, effective_min, zone_watermark_ok};
@@ -275,9 +275,10 @@ impl<P: Platform> PageAllocator<P> {
         lists.pop(&self.mm, order, mt, cold)
     }
 
-    /// `prep_new_page`: reference count, order and zone, compound head, zeroing. `None` (the
-    /// block freed again, the failure logged) only if `__GFP_ZERO` asked for HighMem pages that
-    /// the platform cannot zero.
+    /// `prep_new_page`: reference count, order and zone, compound head, zeroing (`__GFP_ZERO`
+    /// or `init_on_alloc`, unless `init_on_free` zeroed the block already: `meminit`). `None`
+    /// (the block freed again, the failure logged) only if HighMem pages had to be zeroed and
+    /// the platform cannot.
     #[inline]
     pub(super) fn prep_new_page(&self, pfn: usize, order: u32, gfp: Gfp) -> Option<&Page> {
         self.prep_new_page_in(pfn, order, gfp, self.zone_index_of(pfn))
@@ -291,7 +292,7 @@ impl<P: Platform> PageAllocator<P> {
         let page = unsafe { self.mm.page_unchecked(pfn) };
         let head = if order > 0 && gfp.contains(__GFP_COMP) { pg::HEAD } else { 0 };
         page.prep_allocated(head, order, zi);
-        if gfp.contains(__GFP_ZERO) && !self.zero_pages(pfn, 1 << order) {
+        if self.zero_on_alloc(gfp) && !self.zero_pages(pfn, 1 << order) {
             return self.undo_unzeroable(page, pfn, order, zi);
         }
         Some(page)
@@ -312,21 +313,6 @@ impl<P: Platform> PageAllocator<P> {
     #[inline]
     pub(super) fn zone_index_of(&self, pfn: usize) -> usize {
         self.zones.iter().position(|z| z.contains(pfn)).expect("pfn in a zone")
-    }
-
-    /// Zero-fills just-allocated pages; false if they are HighMem and the platform cannot.
-    #[cold]
-    fn zero_pages(&self, pfn: usize, nr: usize) -> bool {
-        if pfn + nr <= self.direct_map_end_pfn {
-            let offset = (pfn - self.mm.start_pfn()) * PAGE_SIZE;
-            // SAFETY: The pages are inside the direct map (checked above) and were just
-            // allocated, so no one else uses them.
-            unsafe { self.direct_map.add(offset).write_bytes(0, nr * PAGE_SIZE) };
-            true
-        } else {
-            // SAFETY: Just allocated, as above.
-            unsafe { self.platform.zero_highmem(pfn, nr) }
-        }
     }
 
     /// `__free_pages`: drops a reference; the last one frees the block. With other references
@@ -420,10 +406,14 @@ impl<P: Platform> PageAllocator<P> {
         false
     }
 
-    /// Frees a block whose checks passed: onto this CPU's list, or to the buddy lists.
+    /// Frees a block whose checks passed: zeroed first under `init_on_free` (`meminit`),
+    /// then onto this CPU's list, or to the buddy lists.
     #[inline(always)]
     pub(super) fn free_block(&self, pfn: usize, order: u32, zone: &Zone) {
         debug_assert!(zone.contains(pfn));
+        if self.init.on_free && !self.init_freed_block(pfn, order) {
+            return;
+        }
         // SAFETY: `pfn` is inside `zone` (every caller checked it), so inside the page array.
         let mut mt = unsafe { self.mm.pageblock_mt_unchecked(pfn) };
         if mt == MigrateType::HighAtomic {
@@ -448,7 +438,9 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `__free_pages_ok(page, order, fpi)`: a block whose checks passed goes straight to the
     /// buddy lists, bypassing the per-CPU lists; `to_tail` is `FPI_TO_TAIL` (the cold end of
-    /// the free list, so it is not handed out again first).
+    /// the free list, so it is not handed out again first). Its only caller frees the unused
+    /// tail of `alloc_pages_exact`, which no one has written since it left a free list, so it
+    /// is zeroed already when `init_on_free` is on (`meminit`'s invariant).
     #[inline(never)]
     pub(super) fn free_pages_ok(&self, pfn: usize, order: u32, zone: &Zone, to_tail: bool) {
         debug_assert!(zone.contains(pfn));

@@ -10,11 +10,12 @@
 //!
 //! Where the pieces are: `freelist` (fast path, per-CPU lists, freeing, drains), `slowpath`
 //! (`alloc_pages`, reclaim, OOM, sleeping), `api` (exact/bulk/split and address conversions),
-//! `reports` (`warn_alloc`, the `WARN_ON_ONCE` sites, bad page, `might_sleep`, OOM,
-//! fault-injection dumps).
+//! `meminit` (`init_on_alloc`/`init_on_free` and page zeroing, §2.10), `reports` (`warn_alloc`,
+//! the `WARN_ON_ONCE` sites, bad page, `might_sleep`, OOM, fault-injection dumps).
 
 mod api;
 mod freelist;
+mod meminit;
 mod pcp_tune;
 mod reports;
 pub use reports::once as warn_sites;
@@ -176,6 +177,10 @@ pub struct PageAllocator<P: Platform> {
     pcp: [PcpSlot; MAX_CPUS],
     nr_cpus: usize,
     pcp_enabled: bool,
+    /// `init_on_alloc`/`init_on_free` (`meminit`): set before the allocator is shared, then fixed.
+    init: meminit::MemInit,
+    /// The memory was zero-filled when the allocator was built (`Layout::zeroed`).
+    zeroed_at_boot: bool,
     direct_map: NonNull<u8>,
     direct_map_end_pfn: usize,
     reserved_pages: usize,
@@ -281,6 +286,8 @@ impl<P: Platform> PageAllocator<P> {
             pcp: core::array::from_fn(|_| PcpSlot::new()),
             nr_cpus,
             pcp_enabled: config.pcp,
+            init: meminit::MemInit::OFF,
+            zeroed_at_boot: layout.zeroed,
             direct_map: layout.direct_map,
             direct_map_end_pfn: layout.direct_map_end_pfn,
             reserved_pages: meta_pages,

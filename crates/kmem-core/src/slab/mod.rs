@@ -57,12 +57,17 @@ use desc::DescPool;
 use hardening::Rng;
 
 /// Slab settings of a machine (boot parameters in the kernel).
+///
+/// `init_on_alloc` and `init_on_free` are the machine's only copy of those boot parameters:
+/// [`crate::Kmem::new`] also installs them in the page allocator (every block of pages zeroed
+/// when allocated, resp. freed, §2.10), and vmalloc reads them here; none of them changes once
+/// the `Kmem` is built.
 #[derive(Clone, Copy, Debug)]
 pub struct SlabConfig {
     /// `init_on_alloc=1`: zero every object on allocation (not for caches with a constructor,
-    /// `SLAB_TYPESAFE_BY_RCU` or poisoning).
+    /// `SLAB_TYPESAFE_BY_RCU` or poisoning), and every block of pages.
     pub init_on_alloc: bool,
-    /// `init_on_free=1`: zero every object on free (same exceptions).
+    /// `init_on_free=1`: zero every object on free (same exceptions), and every block of pages.
     pub init_on_free: bool,
     /// `CONFIG_SLAB_FREELIST_RANDOM`: new slabs hand out objects in a random order.
     pub random_freelist: bool,

@@ -17,6 +17,7 @@ mod mempool_poison;
 mod misuse;
 mod pages;
 mod pages_bulk;
+mod pages_init;
 mod pcp;
 mod private;
 mod proc;
