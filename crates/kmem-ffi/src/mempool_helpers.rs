@@ -42,7 +42,7 @@ use kmem_core::mempool::HelperPair;
 
 use crate::boundary::{ffi_boundary, report_bad_pointer};
 use crate::pages::page_from_c;
-use crate::slab::{checked_cache, lookup, with_alloc_gfp};
+use crate::slab::{live_cache, lookup, with_alloc_gfp};
 
 /// Which helper pair a callback pair is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub(crate) fn helper_pair(
 #[unsafe(no_mangle)]
 pub extern "C" fn mempool_alloc_slab(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
     ffi_boundary("mempool_alloc_slab", ptr::null_mut(), |m| {
-        let Some(cache) = checked_cache(m, "mempool_alloc_slab", pool_data) else { return ptr::null_mut() };
+        let Some(cache) = live_cache(m, "mempool_alloc_slab", pool_data) else { return ptr::null_mut() };
         let mut data = PoolHelperData::slab(&**m, cache);
         // SAFETY: `data` describes this machine's `Kmem` and a live cache, and outlives the call.
         with_alloc_gfp(gfp_mask, || unsafe {
@@ -99,7 +99,7 @@ pub extern "C" fn mempool_alloc_slab(gfp_mask: Gfp, pool_data: *mut c_void) -> *
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mempool_free_slab(element: *mut c_void, pool_data: *mut c_void) {
     ffi_boundary("mempool_free_slab", (), |m| {
-        if let Some(cache) = checked_cache(m, "mempool_free_slab", pool_data) {
+        if let Some(cache) = live_cache(m, "mempool_free_slab", pool_data) {
             // SAFETY: The caller gives the object up; the core checks it is one of the cache's.
             unsafe { m.kmem_cache_free(cache, element.cast()) };
         }

@@ -133,6 +133,25 @@ pub(crate) fn checked_cache(m: &Machine, export: &str, s: *const c_void) -> Opti
     cache
 }
 
+/// The cache of a C `struct kmem_cache *` argument for the object calls (alloc, free, bulk,
+/// shrink, size): any live cache of the machine, checked by the core from the page array
+/// (`Kmem::is_live_cache`: no lock, no map lookup, so C callers on many threads do not meet on
+/// a shared lock word). NULL and pointers that are not a live cache are reported.
+#[track_caller]
+pub(crate) fn live_cache(m: &Machine, export: &str, s: *const c_void) -> Option<CacheRef> {
+    let caller = Location::caller();
+    if s.is_null() {
+        report_null(m, export, "struct kmem_cache pointer", caller);
+        return None;
+    }
+    // SAFETY: Only a handle: it is checked below before anything follows it.
+    let cache = unsafe { CacheRef::from_ptr(s.cast_mut().cast::<Cache>()) }.filter(|&c| m.is_live_cache(c));
+    if cache.is_none() {
+        report_bad_pointer(m, export, "struct kmem_cache pointer", s as usize, caller);
+    }
+    cache
+}
+
 /// Calls a modern C constructor.
 ///
 /// # Safety
@@ -384,7 +403,7 @@ fn report_used_by_pool(m: &Machine, cache: CacheRef, pool: *const c_void, caller
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_cache_shrink(s: *mut c_void) -> c_int {
     ffi_boundary("kmem_cache_shrink", 0, |m| {
-        checked_cache(m, "kmem_cache_shrink", s).map_or(0, |cache| m.kmem_cache_shrink(cache))
+        live_cache(m, "kmem_cache_shrink", s).map_or(0, |cache| m.kmem_cache_shrink(cache))
     })
 }
 
@@ -393,8 +412,7 @@ pub extern "C" fn kmem_cache_shrink(s: *mut c_void) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_cache_size(s: *mut c_void) -> c_uint {
     ffi_boundary("kmem_cache_size", 0, |m| {
-        checked_cache(m, "kmem_cache_size", s)
-            .map_or(0, |cache| m.cache(cache).map_or(0, |c| c.object_size() as c_uint))
+        live_cache(m, "kmem_cache_size", s).map_or(0, |cache| m.cache(cache).map_or(0, |c| c.object_size() as c_uint))
     })
 }
 
@@ -414,10 +432,10 @@ pub extern "C" fn kmem_cache_name(s: *mut c_void) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_cache_alloc(s: *mut c_void, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kmem_cache_alloc", ptr::null_mut(), |m| {
-        let Some(cache) = checked_cache(m, "kmem_cache_alloc", s) else { return ptr::null_mut() };
+        let Some(cache) = live_cache(m, "kmem_cache_alloc", s) else { return ptr::null_mut() };
         let gfp = Gfp::from_bits(flags);
-        // SAFETY: `checked_cache` found a live cache C holds, made on this (the only) machine;
-        // a destroy racing with this call is C's bug, as in the kernel.
+        // SAFETY: `live_cache` found a live cache of this (the only) machine; a destroy racing
+        // with this call is C's bug, as in the kernel.
         with_alloc_gfp(gfp, || unsafe { m.kmem_cache_alloc_unchecked(cache, gfp) })
             .map_or(ptr::null_mut(), |p| p.as_ptr().cast())
     })
@@ -433,7 +451,7 @@ pub extern "C" fn kmem_cache_alloc(s: *mut c_void, flags: gfp_t) -> *mut c_void 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_cache_free(s: *mut c_void, objp: *mut c_void) {
     ffi_boundary("kmem_cache_free", (), |m| {
-        if let Some(cache) = checked_cache(m, "kmem_cache_free", s) {
+        if let Some(cache) = live_cache(m, "kmem_cache_free", s) {
             // SAFETY: The caller gives the object up; the core checks it is one.
             unsafe { m.kmem_cache_free(cache, objp.cast()) };
         }
@@ -453,7 +471,7 @@ pub unsafe extern "C" fn kmem_cache_alloc_bulk(
     p: *mut *mut c_void,
 ) -> c_int {
     ffi_boundary("kmem_cache_alloc_bulk", 0, |m| {
-        let Some(cache) = checked_cache(m, "kmem_cache_alloc_bulk", s) else { return 0 };
+        let Some(cache) = live_cache(m, "kmem_cache_alloc_bulk", s) else { return 0 };
         if p.is_null() {
             report_null(m, "kmem_cache_alloc_bulk", "object array", Location::caller());
             return 0;
@@ -477,7 +495,7 @@ pub unsafe extern "C" fn kmem_cache_free_bulk(s: *mut c_void, size: usize, p: *m
         let cache = if s.is_null() {
             None
         } else {
-            match checked_cache(m, "kmem_cache_free_bulk", s) {
+            match live_cache(m, "kmem_cache_free_bulk", s) {
                 Some(c) => Some(c),
                 None => return,
             }
