@@ -4,6 +4,7 @@
 //! feature a waiter that has spun for a while yields its host CPU, so a lock holder that the
 //! host preempted can finish; without it the waiter only spins.
 
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 #[cfg(not(kmem_loom))]
@@ -48,7 +49,7 @@ impl<T> SpinLock<T> {
         if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
-        SpinGuard { lock: self }
+        SpinGuard { lock: self, _not_sync: PhantomData }
     }
 
     #[cold]
@@ -77,7 +78,7 @@ impl<T> SpinLock<T> {
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then(|| SpinGuard { lock: self })
+            .then(|| SpinGuard { lock: self, _not_sync: PhantomData })
     }
 
     /// Whether someone holds the lock (a racy hint for diagnostics).
@@ -118,9 +119,31 @@ fn spin_hint() {
 }
 
 /// Proof that a [`SpinLock`] is held; unlocks on drop.
+///
+/// Shared across threads only when `T: Sync` (a `&SpinGuard` derefs to `&T`), sent only when
+/// `T: Send`, as std's `MutexGuard`: the lock itself is `Sync` for any `T: Send`, so without
+/// the marker a `&SpinGuard<Cell<_>>` would hand one `&Cell` to two threads.
+///
+/// ```compile_fail,E0277
+/// fn shared<T: Sync>(_: &T) {}
+/// let lock = kmem_core::sync::SpinLock::new(core::cell::Cell::new(0u64));
+/// shared(&lock.lock());
+/// ```
+/// ```
+/// fn shared<T: Sync>(_: &T) {}
+/// let lock = kmem_core::sync::SpinLock::new(0u64);
+/// shared(&lock.lock());
+/// ```
 pub struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
+    _not_sync: PhantomData<*mut T>,
 }
+
+// SAFETY: Sending the guard moves exclusive access to `T` (and the unlock) to another thread,
+// which is what `T: Send` permits.
+unsafe impl<T: Send> Send for SpinGuard<'_, T> {}
+// SAFETY: A shared guard only gives `&T` to the threads that share it, which `T: Sync` permits.
+unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;

@@ -94,9 +94,14 @@ pub unsafe extern "C" fn kfree_sensitive(objp: *const c_void) {
 
 /// `size_t ksize(const void *objp)`: the usable size (the size class, or the page block of a
 /// large allocation); 0 for NULL, `ZERO_SIZE_PTR`, and pointers kmem did not hand out (reported).
+///
+/// # Safety
+/// `objp` is NULL, not kmem's (reported), or an object the caller owns: the caller may use all
+/// of its bytes afterwards, which stops a debug cache's red-zone check past the request.
 #[unsafe(no_mangle)]
-pub extern "C" fn ksize(objp: *const c_void) -> usize {
-    ffi_boundary("ksize", 0, |m| m.ksize(objp.cast()))
+pub unsafe extern "C" fn ksize(objp: *const c_void) -> usize {
+    // SAFETY: C owns the object (this function's contract).
+    ffi_boundary("ksize", 0, |m| unsafe { m.ksize(objp.cast()) })
 }
 
 /// `size_t kmalloc_size_roundup(size_t size)`: the size `kmalloc(size)` really allocates.

@@ -275,11 +275,15 @@ pub extern "C" fn get_page(page: *mut c_void) {
 
 /// `void split_page(struct page *page, unsigned int order)`: turns a non-compound block into
 /// `1 << order` independent pages; a compound, free or wrongly sized block is reported.
+///
+/// # Safety
+/// The block, if allocated, is C's: no one frees or splits it meanwhile.
 #[unsafe(no_mangle)]
-pub extern "C" fn split_page(page: *mut c_void, order: c_uint) {
+pub unsafe extern "C" fn split_page(page: *mut c_void, order: c_uint) {
     ffi_boundary("split_page", (), |m| {
         if let Some(page) = checked_page(m, "split_page", page) {
-            let _ = m.split_page(page, order);
+            // SAFETY: C owns the block (this function's contract).
+            let _ = unsafe { m.split_page(page, order) };
         }
     });
 }

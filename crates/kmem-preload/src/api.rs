@@ -196,7 +196,8 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
-    heap::call(|h| h.usable_size(p.cast()))
+    // SAFETY: A live block the caller owns (this function's contract).
+    heap::call(|h| unsafe { h.usable_size(p.cast()) })
 }
 
 #[cfg(test)]

@@ -293,13 +293,18 @@ impl Heap {
         }
     }
 
-    /// `malloc_usable_size`: bytes the block at `p` may use (0 for null or foreign).
-    pub fn usable_size(&self, p: *const u8) -> usize {
+    /// `malloc_usable_size`: bytes the block at `p` may use (0 for null or foreign). The caller
+    /// may then use all of them (kmalloc's `ksize` stops the red-zone check past the request).
+    ///
+    /// # Safety
+    /// `p` is null, foreign, or a live block the caller owns.
+    pub unsafe fn usable_size(&self, p: *const u8) -> usize {
         if p.is_null() {
             return 0;
         }
         match owner(p as usize, self) {
-            Owner::Kmem => self.machine.map_or(0, |m| m.ksize(p)),
+            // SAFETY: A live block the caller owns (this function's contract).
+            Owner::Kmem => self.machine.map_or(0, |m| unsafe { m.ksize(p) }),
             Owner::Bootstrap => BOOTSTRAP.usable_size(p),
             Owner::Mmap(len) => len,
             Owner::Foreign => 0,
@@ -316,7 +321,8 @@ impl Heap {
         let owner = owner(p as usize, self);
         let cap = match owner {
             Owner::Kmem => match self.machine {
-                Some(m) => m.ksize(p),
+                // SAFETY: The caller owns the block (this function's contract).
+                Some(m) => unsafe { m.ksize(p) },
                 None => 0,
             },
             Owner::Bootstrap => BOOTSTRAP.usable_size(p),

@@ -22,7 +22,8 @@
 //! let m = kmem::Machine::builder().mem_bytes(16 << 20).kswapd(false).build()?;
 //! let mut v = Vec::new_in(&m);
 //! v.extend(0..1000u32); // Grows through kmalloc-64 … kmalloc-4k with krealloc.
-//! assert_eq!(m.ksize(v.as_ptr().cast()), 4096);
+//! // SAFETY: `v`'s block is ours (through `v`), and nothing else uses it meanwhile.
+//! assert_eq!(unsafe { m.ksize(v.as_ptr().cast()) }, 4096);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -120,7 +121,8 @@ unsafe fn reallocate(
     let size = kmalloc_size(new).ok_or(AllocError)?;
     let in_place_ok = aligned(ptr, new.align());
     // A shrink into half the capacity or less moves, so the larger class or block goes back.
-    let wasteful = new.size() < old.size() && size <= m.ksize(ptr.as_ptr()) / 2;
+    // SAFETY: The caller owns the allocation (this function's contract).
+    let wasteful = new.size() < old.size() && size <= unsafe { m.ksize(ptr.as_ptr()) } / 2;
     let moved = if in_place_ok && !wasteful {
         // SAFETY: A live block of ours (caller). `size` is a multiple of `new.align()`, so a
         // new block is aligned for `new` (KM-6); a kept one is aligned (checked). On failure

@@ -122,7 +122,8 @@ impl Machine {
             return Ok(Some(p));
         }
         let new = self.kvmalloc(size, gfp)?;
-        let old = self.ksize(ptr).min(size);
+        // SAFETY: The caller owns the allocation (this function's contract).
+        let old = unsafe { self.ksize(ptr) }.min(size);
         // SAFETY: `old` bytes are the caller's in `ptr` and fit the new allocation.
         unsafe {
             std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), old);

@@ -429,6 +429,9 @@ impl Builder {
             highmem,
             forkable,
         });
+        // vmalloc belongs to this machine's allocator from the start (now that it has its final
+        // address): a `Kmem` of another machine passed to it is refused, not used.
+        inner.vm.bind(&inner.kmem);
         // SAFETY: `kmem` lives inside the `Arc` until `Inner` drops, which unregisters first.
         if let Some(id) = unsafe { inner.kmem.register_reclaim() } {
             let _ = inner.shrinker.set(id);

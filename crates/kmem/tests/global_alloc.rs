@@ -124,8 +124,10 @@ fn main() {
     let b = Box::new(42u64);
     let v: Vec<u8> = vec![1; 100_000];
     assert!(m.virt_to_pfn((&raw const *b).cast()).is_some(), "a Box is in the machine's direct map");
-    assert_eq!(m.ksize((&raw const *b).cast()), 8, "from kmalloc-8");
-    assert_eq!(m.ksize(v.as_ptr()), 128 << 10, "100 KB: a page-backed kmalloc of order 5");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize((&raw const *b).cast()) }, 8, "from kmalloc-8");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(v.as_ptr()) }, 128 << 10, "100 KB: a page-backed kmalloc of order 5");
     let huge: Vec<u8> = vec![7; 5 << 20];
     assert!(m.virt_to_pfn(huge.as_ptr()).is_none(), "above 4 MiB: the system allocator");
     assert_eq!(huge[(5 << 20) - 1], 7);

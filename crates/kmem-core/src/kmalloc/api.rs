@@ -229,15 +229,29 @@ impl<P: Platform> Kmem<P> {
     /// `ksize`: the usable size of a kmalloc object (KM-4, KM-7): 0 for NULL and
     /// `ZERO_SIZE_PTR`; the cache's `slab_ksize` for slab objects; the block size for large
     /// ones. A pointer that is neither is reported and gives 0.
+    ///
+    /// As in the kernel, the caller may use all of those bytes afterwards, so a kmalloc debug
+    /// cache stops checking the red zone past the request (`skip_orig_size_check`): that is a
+    /// write to the object's metadata.
+    ///
+    /// # Safety
+    /// `ptr` is NULL, no object (reported), or an object the caller owns: no one else
+    /// allocates, frees or checks it meanwhile.
     #[track_caller]
-    pub fn ksize(&self, ptr: *const u8) -> usize {
+    pub unsafe fn ksize(&self, ptr: *const u8) -> usize {
+        self.ksize_at(ptr, true, Location::caller())
+    }
+
+    /// [`Kmem::ksize`]; `claim`: the caller takes the whole object (the red-zone check past
+    /// the request stops), which only its owner may ask for.
+    fn ksize_at(&self, ptr: *const u8, claim: bool, caller: &Location<'_>) -> usize {
         if zero_or_null_ptr(ptr as usize) {
             return 0;
         }
         if let Some(found) = self.object_slab(ptr) {
             // SAFETY: As in `kfree_at`.
             let s = unsafe { &*found.cache };
-            if s.obj_index(found.base, ptr as usize).is_some() {
+            if claim && s.obj_index(found.base, ptr as usize).is_some() {
                 // The caller may now use all of it: no more kmalloc red-zone checks.
                 crate::slab::debug::skip_orig_size_check(s, ptr.cast_mut());
             }
@@ -246,7 +260,7 @@ impl<P: Platform> Kmem<P> {
         match self.large_kmalloc_order(ptr) {
             Some(order) => PAGE_SIZE << order,
             None => {
-                self.report_not_slab(ptr, "ksize", Location::caller());
+                self.report_not_slab(ptr, "ksize", caller);
                 0
             }
         }
@@ -330,7 +344,8 @@ impl<P: Platform> Kmem<P> {
         if zero_or_null_ptr(ptr as usize) {
             return None;
         }
-        self.krealloc_capacity(ptr).map(|_| self.ksize(ptr))
+        // A query: nothing is claimed, so any caller may ask.
+        self.krealloc_capacity(ptr).map(|_| self.ksize_at(ptr, false, Location::caller()))
     }
 
     /// `kfree_sensitive`: zeroes the whole usable size, then frees.
@@ -346,7 +361,7 @@ impl<P: Platform> Kmem<P> {
             return;
         }
         let caller = Location::caller();
-        if let Some(n) = self.krealloc_capacity(ptr).map(|_| self.ksize(ptr)) {
+        if let Some(n) = self.krealloc_capacity(ptr).map(|_| self.ksize_at(ptr, true, Location::caller())) {
             // SAFETY: `ksize` bytes belong to the object being freed.
             unsafe { ptr.write_bytes(0, n) };
         }

@@ -179,8 +179,12 @@ impl<P: Platform> PageAllocator<P> {
     ///
     /// # Errors
     /// A compound page, or a page that is not an allocated block of that order (reported).
+    ///
+    /// # Safety
+    /// The block, if allocated, is the caller's: no one frees or splits it meanwhile (the
+    /// checks above and the rewrite of every page's state are not one atomic step).
     #[track_caller]
-    pub fn split_page(&self, page: &Page, order: u32) -> Result<(), AllocError> {
+    pub unsafe fn split_page(&self, page: &Page, order: u32) -> Result<(), AllocError> {
         let caller = Location::caller();
         let Some(pfn) = self.mm.pfn_of(page) else {
             self.report_bad_free(None, order, "split_page: page is not in mem_map", caller);

@@ -198,10 +198,14 @@ impl<P: Platform> Kmem<P> {
         let batch: &[*mut u8] = unsafe { &*(ptr::from_ref(&batch[..got]) as *const [*mut u8]) };
         let obj = batch[got - 1];
         if got > 1 {
-            let cpu = ctx.cpu.expect("batches only for CPU slots");
-            let c = s.cpu(cpu);
             let mut rest = &batch[..got - 1];
-            if c.guard.enter() {
+            // The slot is asked for again: a constructor run while the new slab was made may
+            // have given up this thread's slot (`release_cpu`), and another thread may own it
+            // now; its array is then not ours to fill.
+            if let Some(cpu) = self.platform().fast_cpu()
+                && let c = s.cpu(cpu)
+                && c.guard.enter()
+            {
                 // Owner inside the guard.
                 let count = c.count.load(Relaxed);
                 let room = (c.cap - count) as usize;

@@ -132,6 +132,7 @@ impl<M: Mmu> Vmalloc<M> {
         node: i32,
         caller: &'static Location<'static>,
     ) -> Result<NonNull<u8>, AllocError> {
+        self.bind(k);
         let _ = node; // One node: every node id means node 0.
         let ctx = k.platform().context();
         if !ctx.atomic {

@@ -28,6 +28,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// in this machine, or no address space.
     #[track_caller]
     pub fn vmap<P: Platform>(&self, k: &Kmem<P>, pages: &[&Page], flags: u32) -> Result<NonNull<u8>, AllocError> {
+        self.bind(k);
         let caller = Location::caller();
         let ctx = k.platform().context();
         if ctx.atomic {
@@ -81,6 +82,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// the kernel's `-EINVAL`), or no address space.
     #[track_caller]
     pub fn get_vm_area<P: Platform>(&self, k: &Kmem<P>, size: usize, flags: u32) -> Result<NonNull<u8>, AllocError> {
+        self.bind(k);
         let caller = Location::caller();
         let atomic = k.platform().in_atomic();
         if atomic {
@@ -165,6 +167,7 @@ impl<M: Mmu> Vmalloc<M> {
         size: usize,
         gfp: Gfp,
     ) -> Result<Option<NonNull<u8>>, AllocError> {
+        self.bind(k);
         let caller = Location::caller();
         if size == 0 {
             self.vfree_at(k, p, caller);

@@ -45,6 +45,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// caller does not use it afterwards.
     #[track_caller]
     pub unsafe fn vfree<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.bind(k);
         self.vfree_at(k, addr, Location::caller());
     }
 
@@ -76,6 +77,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// caller does not use it afterwards.
     #[track_caller]
     pub unsafe fn vfree_atomic<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.bind(k);
         if !addr.is_null() {
             self.vfree_atomic_at(k, addr, Location::caller());
         }
@@ -114,6 +116,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// platform's worker after [`Platform::schedule_work`]). Must not be called in atomic
     /// context (it is then a no-op).
     pub fn flush_deferred<P: Platform>(&self, k: &Kmem<P>) {
+        self.bind(k);
         if !k.platform().context().atomic {
             self.drain_deferred(k, true);
         }
@@ -223,6 +226,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// caller does not use it afterwards.
     #[track_caller]
     pub unsafe fn vunmap<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.bind(k);
         let caller = Location::caller();
         if k.platform().context().atomic {
             k.report_might_sleep(caller);
@@ -240,6 +244,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// caller does not use it afterwards.
     #[track_caller]
     pub unsafe fn free_vm_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
+        self.bind(k);
         self.remove_area(k, addr, Location::caller(), Release::MappingOnly);
     }
 }

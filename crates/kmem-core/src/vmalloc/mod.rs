@@ -316,8 +316,16 @@ impl<M: Mmu> Vmalloc<M> {
         &self.stats
     }
 
-    /// Binds the allocator to `k` on first use, and panics if another one is passed later.
-    fn bind<P: Platform>(&self, k: &Kmem<P>) {
+    /// Binds the allocator to `k` (on first use, or up front by its owner), and panics if
+    /// another one is passed later: every public method that takes a `Kmem` checks it, since
+    /// freeing this allocator's frames into another machine's page allocator would hand them to
+    /// two owners. Bind up front when the allocator is built with its `Kmem`, so that a foreign
+    /// `Kmem` is refused even before the first allocation.
+    ///
+    /// # Panics
+    /// If the allocator is already bound to another `Kmem`.
+    #[inline]
+    pub fn bind<P: Platform>(&self, k: &Kmem<P>) {
         let addr = k.pages() as *const PageAllocator<P> as usize;
         if self.owner.load(Relaxed) == addr {
             return;

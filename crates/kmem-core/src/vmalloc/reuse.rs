@@ -62,6 +62,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// the cache is empty: each is unmapped, its range returned to the free tree, its frames
     /// and pfn array freed. Returns the frames freed.
     pub fn drain_cache<P: Platform>(&self, k: &Kmem<P>, max_pages: usize) -> usize {
+        self.bind(k);
         let mut freed = 0;
         while freed < max_pages {
             let mut batch: [Option<PfnArray>; RELEASE_BATCH] = [None; RELEASE_BATCH];
@@ -124,6 +125,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// lazy area and empties the VA pool into the free tree, so the free tree holds every free
     /// range. Returns the pages of address space purged.
     pub fn reclaim_and_purge<P: Platform>(&self, k: &Kmem<P>) -> usize {
+        self.bind(k);
         self.drain_cache(k, usize::MAX);
         let mut space = self.space.lock();
         self.purge_locked(&mut space, true)
@@ -151,6 +153,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// releases cached areas until `nr_to_scan` frames in all are freed. Returns the frames
     /// freed.
     pub fn shrink<P: Platform>(&self, k: &Kmem<P>, nr_to_scan: usize) -> usize {
+        self.bind(k);
         let freed = if k.platform().context().atomic { 0 } else { self.drain_deferred(k, false) };
         self.space.lock().decay_pool(true);
         freed + self.drain_cache(k, nr_to_scan.saturating_sub(freed))
@@ -168,7 +171,8 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let try_gfp = gfp.difference(__GFP_RECLAIM.union(__GFP_NOFAIL)) | __GFP_NOWARN | __GFP_NORETRY;
         let Ok(block) = k.alloc_pages_at(try_gfp, order, Location::caller()) else { return 0 };
-        if k.split_page(block, order).is_err() {
+        // SAFETY: Allocated just above for this area, never handed out.
+        if unsafe { k.split_page(block, order) }.is_err() {
             // SAFETY: Allocated just above, never handed out.
             unsafe { k.free_pages(block, order) };
             return 0;

@@ -18,7 +18,8 @@ fn layout(size: usize, align: usize) -> Layout {
 
 /// Whether `ptr` is kmalloc memory of `m` (in its direct map, with a kmalloc size).
 fn is_kmalloc(m: &Machine, ptr: *const u8) -> bool {
-    m.virt_to_pfn(ptr).is_some() && m.ksize(ptr) > 0
+    // SAFETY: The test's own object (or none: reported).
+    m.virt_to_pfn(ptr).is_some() && unsafe { m.ksize(ptr) } > 0
 }
 
 #[test]
@@ -29,14 +30,17 @@ fn vec_and_box_live_in_kmalloc_memory() {
         v.push(i);
     }
     assert!(is_kmalloc(&m, v.as_ptr().cast()));
-    assert_eq!(m.ksize(v.as_ptr().cast()), 16384.max(v.capacity() * 4), "page-backed above 8 KiB");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(v.as_ptr().cast()) }, 16384.max(v.capacity() * 4), "page-backed above 8 KiB");
     assert!(v.iter().copied().eq(0..10_000));
     v.truncate(10);
     v.shrink_to_fit();
     assert!(v.iter().copied().eq(0..10));
-    assert_eq!(m.ksize(v.as_ptr().cast()), 64, "shrunk into kmalloc-64, the 64 KiB block given back");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(v.as_ptr().cast()) }, 64, "shrunk into kmalloc-64, the 64 KiB block given back");
     let b = ABox::new_in([7u64; 12], Kmalloc::new(&m, GFP_KERNEL));
-    assert_eq!(m.ksize((&raw const *b).cast()), 96, "96 bytes from kmalloc-96");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize((&raw const *b).cast()) }, 96, "96 bytes from kmalloc-96");
     assert_eq!(b.iter().sum::<u64>(), 84);
 }
 
@@ -54,7 +58,8 @@ fn every_alignment_is_honoured_from_the_classes_and_blocks() {
             let p = block.cast::<u8>();
             assert_eq!(p.as_ptr() as usize % align, 0, "size {size} align {align}");
             assert_eq!(block.len(), want);
-            assert!(m.ksize(p.as_ptr()) >= size);
+            // SAFETY: The test's own object (or none: reported).
+            assert!(unsafe { m.ksize(p.as_ptr()) } >= size);
             // SAFETY: The block holds `size` bytes and is ours.
             unsafe {
                 p.as_ptr().write_bytes(0xa5, size);
@@ -144,7 +149,8 @@ fn grow_and_shrink_are_krealloc_and_fix_alignment_when_asked() {
     // SAFETY: Ours.
     let shrunk = unsafe { a.shrink(kept, layout(12, 8), layout(4, 8)).unwrap().cast::<u8>() };
     assert_ne!(shrunk, p, "half the capacity or less: moved to kmalloc-8");
-    assert_eq!(m.ksize(shrunk.as_ptr()), 8);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(shrunk.as_ptr()) }, 8);
     // SAFETY: Ours, 4 bytes.
     assert_eq!(unsafe { std::slice::from_raw_parts(shrunk.as_ptr(), 4) }, b"kmem");
     // SAFETY: Ours; shrinking to nothing frees.

@@ -185,7 +185,8 @@ fn gfp6_kmalloc_with_unknown_bit_is_reported_fixed_and_served() {
     // kmalloc-64 has no slab yet: the request makes one, where the kernel checks the mask.
     let p = m.kmalloc(64, GFP_KERNEL | UNKNOWN_BIT).expect("allocation proceeds with the fixed mask");
     assert_one_fix_report(&m, "0x8000000 (0x8000000)", "0xcc0 (GFP_KERNEL)");
-    assert_eq!(m.ksize(p.as_ptr()), 64);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(p.as_ptr()) }, 64);
     // SAFETY: The test's own allocation, used by nothing else meanwhile.
     unsafe { m.write_bytes(p, &[0x5a; 64]) }.expect("usable");
     let mut back = [0; 64];
@@ -233,7 +234,8 @@ fn gfp6_large_kmalloc_with_highmem_is_reported_and_served_from_lowmem() {
     let p = m.kmalloc(4 * PAGE_SIZE, GFP_KERNEL | __GFP_HIGHMEM).expect("large kmalloc proceeds");
     assert_one_fix_report(&m, "0x2 (__GFP_HIGHMEM)", "0xcc0 (GFP_KERNEL)");
     assert!(m.virt_to_phys(p.as_ptr()).expect("direct map") < (HIGHMEM_START_PFN * PAGE_SIZE) as u64, "lowmem");
-    assert_eq!(m.ksize(p.as_ptr()), 4 * PAGE_SIZE);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(p.as_ptr()) }, 4 * PAGE_SIZE);
     // SAFETY: The test's own allocation, used by nothing else meanwhile.
     unsafe { m.write_bytes(p, &vec![0x3c; 4 * PAGE_SIZE]) }.expect("usable");
     // SAFETY: Ours, unused afterwards.
@@ -247,7 +249,8 @@ fn gfp6_large_kmalloc_with_unknown_bit_is_reported_and_keeps_the_rest() {
     let size = 3 * PAGE_SIZE + 1;
     let p = m.kmalloc(size, GFP_KERNEL | __GFP_ZERO | UNKNOWN_BIT).expect("large kmalloc proceeds");
     assert_one_fix_report(&m, "0x8000000 (0x8000000)", "0xdc0 (GFP_KERNEL|__GFP_ZERO)");
-    assert_eq!(m.ksize(p.as_ptr()), 4 * PAGE_SIZE);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(p.as_ptr()) }, 4 * PAGE_SIZE);
     let mut bytes = vec![0xff; 4 * PAGE_SIZE];
     // SAFETY: The test's own allocation, used by nothing else meanwhile.
     unsafe { m.read_bytes(p, &mut bytes) }.expect("readable");

@@ -37,7 +37,8 @@ fn km1_km6_km7_every_size_from_1_to_8192_gets_its_class() {
         let class = class_of(n);
         let p = m.kmalloc(n, GFP_KERNEL).unwrap_or_else(|_| panic!("kmalloc({n})"));
         let addr = p.as_ptr() as usize;
-        assert_eq!(m.ksize(p.as_ptr()), class, "KM-7: ksize of kmalloc({n})");
+        // SAFETY: The test's own object (or none: reported).
+        assert_eq!(unsafe { m.ksize(p.as_ptr()) }, class, "KM-7: ksize of kmalloc({n})");
         let cache = m.kmalloc_cache(n, GFP_KERNEL).expect("class cache");
         assert_eq!(m.cache(cache).unwrap().name(), format!("kmalloc-{}", name_of(class)), "KM-1: class of {n}");
         assert_eq!(addr % 8, 0, "KM-6: 8-aligned");
@@ -65,7 +66,8 @@ fn km1_spec_examples() {
     let m = machine();
     for (n, class) in [(200, 256), (1024, 1024), (1025, 2048), (8192, 8192)] {
         let p = m.kmalloc(n, GFP_KERNEL).expect("kmalloc");
-        assert_eq!(m.ksize(p.as_ptr()), class, "kmalloc({n})");
+        // SAFETY: The test's own object (or none: reported).
+        assert_eq!(unsafe { m.ksize(p.as_ptr()) }, class, "kmalloc({n})");
         kfree(&m, p);
     }
 }
@@ -76,12 +78,14 @@ fn km2_km3_zero_size_and_null() {
     let free0 = m.total_free();
     let z = m.kmalloc(0, GFP_KERNEL).expect("kmalloc(0)");
     assert_eq!(z.as_ptr() as usize, ZERO_SIZE_PTR);
-    assert_eq!(m.ksize(z.as_ptr()), 0);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(z.as_ptr()) }, 0);
     let errors = m.slabs().errors();
     kfree(&m, z);
     // SAFETY: NULL is accepted and ignored.
     unsafe { m.kfree(std::ptr::null()) };
-    assert_eq!(m.ksize(std::ptr::null()), 0);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(std::ptr::null()) }, 0);
     assert_eq!(m.slabs().errors(), errors, "no report for NULL or ZERO_SIZE_PTR");
     assert_eq!(m.total_free(), free0, "nothing allocated");
 }
@@ -92,7 +96,8 @@ fn km4_large_requests_are_whole_pages() {
     let free0 = m.total_free();
     for (n, bytes) in [(8193, 16384), (3 * PAGE_SIZE, 4 * PAGE_SIZE), (4 << 20, 4 << 20)] {
         let p = m.kmalloc(n, GFP_KERNEL).expect("large kmalloc");
-        assert_eq!(m.ksize(p.as_ptr()), bytes, "kmalloc({n})");
+        // SAFETY: The test's own object (or none: reported).
+        assert_eq!(unsafe { m.ksize(p.as_ptr()) }, bytes, "kmalloc({n})");
         assert_eq!(p.as_ptr() as usize % PAGE_SIZE, 0);
         assert_eq!(m.total_free(), free0 - bytes / PAGE_SIZE);
         assert_eq!(m.slab_pages().1, bytes / PAGE_SIZE, "counted as unreclaimable slab");
@@ -135,7 +140,8 @@ fn km9_krealloc_in_place_grow_shrink_and_zero() {
     let r = unsafe { m.krealloc(q.as_ptr(), 100, GFP_KERNEL) }.expect("grow");
     assert_ne!(r, q);
     assert_eq!(read(&m, r, 10), vec![7; 10], "contents kept");
-    assert_eq!(m.ksize(r.as_ptr()), 128);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(r.as_ptr()) }, 128);
     // SAFETY: As above.
     let s = unsafe { m.krealloc(r.as_ptr(), 50, GFP_KERNEL) }.expect("shrink");
     assert_eq!(s, r, "shrinking keeps the object");
@@ -154,7 +160,8 @@ fn km9_krealloc_in_place_grow_shrink_and_zero() {
     assert_eq!(z.as_ptr() as usize, ZERO_SIZE_PTR);
     // SAFETY: NULL behaves like kmalloc.
     let fresh = unsafe { m.krealloc(std::ptr::null_mut(), 24, GFP_KERNEL) }.expect("kmalloc");
-    assert_eq!(m.ksize(fresh.as_ptr()), 32);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(fresh.as_ptr()) }, 32);
     kfree(&m, fresh);
 }
 
@@ -233,7 +240,8 @@ fn node_variants_accept_numa_no_node_and_node_0_only() {
     let c = m.kmem_cache_create("node", 40, &CacheArgs::default(), SlabFlags::empty()).expect("create");
     for node in [kmem_core::NUMA_NO_NODE, 0] {
         let p = m.kmalloc_node(100, GFP_KERNEL, node).expect("kmalloc_node");
-        assert_eq!(m.ksize(p.as_ptr()), 128);
+        // SAFETY: The test's own object (or none: reported).
+        assert_eq!(unsafe { m.ksize(p.as_ptr()) }, 128);
         kfree(&m, p);
         let o = m.kmem_cache_alloc_node(c, GFP_KERNEL, node).expect("kmem_cache_alloc_node");
         // SAFETY: Ours, unused afterwards.

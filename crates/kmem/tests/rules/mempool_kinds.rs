@@ -55,7 +55,8 @@ fn mp12_slab_pools_hand_out_objects_of_their_cache() {
     };
     assert_eq!(out(&m), 3, "the reserve holds three objects of the cache");
     let a = pool.alloc(GFP_KERNEL).unwrap();
-    assert_eq!(m.ksize(a.as_ptr().cast()), m.cache(cache).unwrap().ksize());
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(a.as_ptr().cast()) }, m.cache(cache).unwrap().ksize());
     assert_eq!((out(&m), pool.curr_nr()), (4, 3), "the allocator first, the reserve untouched (MP-2)");
     assert!(pool.set_poisoning(true), "slab pools know their elements' bytes");
     free(&pool, a); // The reserve is full: back to the cache.
@@ -73,7 +74,8 @@ fn mp12_kmalloc_pools_hand_out_blocks_of_their_size() {
     assert!(pool.set_poisoning(true));
     m.log().clear();
     let a = NonNull::new(pool.alloc_preallocated()).expect("from the reserve");
-    assert_eq!(m.ksize(a.as_ptr().cast()), 128, "a kmalloc-128 block");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(a.as_ptr().cast()) }, 128, "a kmalloc-128 block");
     free(&pool, a); // The reserve is short: back into it, poisoned.
     // A write into the reserved block: the poison check on the next pop reports it.
     // SAFETY: The block is mapped (the pool's); this is the bug under test.
@@ -93,7 +95,8 @@ fn mp12_typed_pools_use_kmalloc_for_small_values_and_pages_for_large_ones() {
     let small: MemPool<[u64; 8]> = MemPool::new(&m, 2).unwrap();
     assert!(small.is_kmalloc());
     let v = small.alloc(GFP_KERNEL, [3; 8]).unwrap();
-    assert_eq!(m.ksize(MemPoolBox::as_ptr(&v).as_ptr().cast()), 64, "kmalloc-64");
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(MemPoolBox::as_ptr(&v).as_ptr().cast()) }, 64, "kmalloc-64");
     assert_eq!(v.iter().sum::<u64>(), 24);
     drop(v);
     #[repr(align(256))]

@@ -764,8 +764,10 @@ fn api_split_page_makes_each_subpage_independently_freeable() {
     let initial = m.buddyinfo();
     let page = m.alloc_pages(GFP_KERNEL, 2).unwrap();
     let base = pfn(&m, page);
-    assert!(m.split_page(page, 1).is_err(), "wrong order");
-    m.split_page(page, 2).unwrap();
+    // SAFETY: The test's own block (or not an allocated one: refused); nothing else frees it.
+    assert!(unsafe { m.split_page(page, 1) }.is_err(), "wrong order");
+    // SAFETY: The test's own block (or not an allocated one: refused); nothing else frees it.
+    unsafe { m.split_page(page, 2) }.unwrap();
     for sub in [base + 2, base, base + 3, base + 1] {
         let p = m.pfn_to_page(sub).unwrap();
         assert_eq!(p.refcount(), 1);
@@ -775,7 +777,8 @@ fn api_split_page_makes_each_subpage_independently_freeable() {
     assert_eq!(m.buddyinfo(), initial);
     // Compound pages cannot be split.
     let comp = m.alloc_pages(GFP_KERNEL | __GFP_COMP, 2).unwrap();
-    assert!(m.split_page(comp, 2).is_err());
+    // SAFETY: The test's own block (or not an allocated one: refused); nothing else frees it.
+    assert!(unsafe { m.split_page(comp, 2) }.is_err());
     assert_eq!(count_log(&m, "split_page:"), 2);
     // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
     unsafe { m.free_pages(comp, 2) };

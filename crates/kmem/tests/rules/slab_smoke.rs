@@ -24,10 +24,12 @@ fn kmem_cache_round_trip_lifo_and_slabinfo() {
     unsafe { m.kmem_cache_destroy(c) }.unwrap();
     assert_eq!(m.total_free() + m.slab_pages().1, free0, "only the descriptor page stays");
     let p = m.kmalloc(1024, GFP_KERNEL).unwrap();
-    assert_eq!(m.ksize(p.as_ptr()), 1024);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(p.as_ptr()) }, 1024);
     unsafe { m.kfree(p.as_ptr()) };
     let big = m.kmalloc(32 * 4096, GFP_KERNEL).unwrap();
-    assert_eq!(m.ksize(big.as_ptr()), 32 * 4096);
+    // SAFETY: The test's own object (or none: reported).
+    assert_eq!(unsafe { m.ksize(big.as_ptr()) }, 32 * 4096);
     unsafe { m.kfree(big.as_ptr()) };
 }
 

@@ -179,3 +179,36 @@ fn page_array_failure_reports_the_kernel_array_size() {
         m.vm().check();
     }
 }
+
+/// A machine's vmalloc refuses another machine's `Kmem` (found in review: `drain_cache`,
+/// `shrink`, `reclaim_and_purge` and `flush_deferred` skipped the owner check, so one machine's
+/// cached frames were freed into the other machine's page allocator while a `Vec` there still
+/// used them). The refusal is a panic, before any lock or page is touched.
+#[test]
+fn vmalloc_refuses_another_machines_kmem() {
+    let (a, b) = (i386(32), i386(32));
+    let v = a.vmalloc(8 * PAGE_SIZE).unwrap();
+    // SAFETY: Ours, unused afterwards: it goes to `a`'s frame cache.
+    unsafe { a.vfree(v.as_ptr()) };
+    assert!(a.vm().cached_pages() >= 8, "the frames are cached");
+    let (free_b, cached_a) = (b.total_free(), a.vm().cached_pages());
+    let refused = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    assert!(refused(&|| {
+        a.vm().drain_cache(&b, usize::MAX);
+    }));
+    assert!(refused(&|| {
+        a.vm().shrink(&b, usize::MAX);
+    }));
+    assert!(refused(&|| {
+        a.vm().reclaim_and_purge(&b);
+    }));
+    assert!(refused(&|| a.vm().flush_deferred(&b)));
+    assert!(refused(&|| {
+        let _ = a.vm().vmalloc(&b, PAGE_SIZE);
+    }));
+    assert_eq!(b.total_free(), free_b, "nothing of `a` went into `b`");
+    assert_eq!(a.vm().cached_pages(), cached_a, "`a`'s cache is untouched");
+    assert!(a.vm().drain_cache(&a, usize::MAX) >= 8, "its own machine drains it");
+    check(&a);
+    check(&b);
+}
