@@ -40,11 +40,13 @@ use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY
 
 impl Mempool {
     /// `mempool_alloc_bulk(pool, elems, count, allocated)`: fills every NULL slot of `elems`
-    /// (`count` is `elems.len()`), by `alloc_fn` first and then from the reserve, which gives
-    /// the whole remainder or nothing; sleeps and retries until it can (see the [module
-    /// docs](self)). `allocated` is the caller's count of filled slots, as in the kernel; kmem
-    /// counts them itself and warns once per pool when they differ (the kernel would take too
-    /// few or too many reserve elements).
+    /// (`count` is `elems.len()`): `alloc_fn` slot by slot (`GFP_KERNEL`'s first-pass mask)
+    /// until one fails, then the whole remainder from the reserve if `curr_nr` covers it and
+    /// nothing otherwise, then `alloc_fn` with the full mask, then a sleep (at most
+    /// [`MEMPOOL_WAIT_TIMEOUT_NS`](super::MEMPOOL_WAIT_TIMEOUT_NS), woken by any free into the
+    /// reserve) and over again. `allocated` is the caller's count of filled slots, as in the
+    /// kernel; kmem counts them itself and warns once per pool when they differ (the kernel
+    /// would take too few or too many reserve elements).
     ///
     /// `fail_mempool_alloc_bulk` sends the first round straight to the reserve.
     ///

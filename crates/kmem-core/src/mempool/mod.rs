@@ -10,7 +10,7 @@
 //! direct reclaim — sleeps until a [`Mempool::free`] refills the reserve (at most 5 s, the
 //! kernel's `io_schedule_timeout(5*HZ)`) and starts over. A free refills the reserve before
 //! anything goes back to the backing allocator. The newest kernel's bulk calls
-//! ([`Mempool::alloc_bulk`], [`Mempool::free_bulk`], in [`bulk`]) fill an array's NULL slots
+//! ([`Mempool::alloc_bulk`], [`Mempool::free_bulk`], in `bulk`) fill an array's NULL slots
 //! the same way, taking the whole remainder from the reserve or nothing, and give a run of
 //! leading elements back. `fail_mempool_alloc` and `fail_mempool_alloc_bulk` (the platform's
 //! [`FaultAttr`]s, in `inject`) make the allocations skip `alloc_fn` and use the reserve.
