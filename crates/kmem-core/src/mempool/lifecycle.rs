@@ -10,7 +10,8 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::stack::{SLOT, Stack};
 use super::{
-    Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, poison, report_might_sleep,
+    Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, inject, poison,
+    report_might_sleep,
 };
 use crate::AllocError;
 use crate::fault::FaultPoint;
@@ -80,7 +81,7 @@ pub(crate) unsafe fn init_with(
     let platform: &'static dyn Platform = unsafe { core::mem::transmute::<&dyn Platform, _>(env.platform()) };
     value.platform = Some(NonNull::from(platform));
     // The platform's attribute lives as long as the platform (`Platform::fault_attr`).
-    value.fail_alloc = platform.fault_attr(FaultPoint::FailMempoolAlloc).map(NonNull::from);
+    value.fail_alloc = NonNull::from(platform.fault_attr(FaultPoint::FailMempoolAlloc).unwrap_or(&inject::NEVER));
     value.pool_data = match data {
         PoolData::External(p) => p,
         PoolData::Helper(helper, span_fn) => {
@@ -189,7 +190,7 @@ pub fn mempool_exit_at(pool: &mut Mempool, caller: &Location<'_>) {
     }
     pool.env = None;
     pool.platform = None;
-    pool.fail_alloc = None;
+    pool.fail_alloc = NonNull::from(&inject::NEVER);
     pool.alloc_fn = None;
     pool.free_fn = None;
 }

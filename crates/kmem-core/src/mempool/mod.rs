@@ -203,8 +203,8 @@ pub struct Mempool {
     /// The pool's `WARN_ON_ONCE` sites that have fired ([`warn`] bits): once per pool.
     warned: AtomicU8,
     /// The platform's `fail_mempool_alloc` knobs, read at init (`Platform::fault_attr`); they
-    /// live as long as the platform, which outlives the pool.
-    fail_alloc: Option<NonNull<FaultAttr>>,
+    /// live as long as the platform, which outlives the pool. `inject::NEVER` without them.
+    fail_alloc: NonNull<FaultAttr>,
     /// The address reports name the pool by: its own, or the structure its owner hands out
     /// ([`Mempool::set_shown_address`]: the C ABI's `mempool_t`).
     shown: core::sync::atomic::AtomicUsize,
@@ -248,7 +248,7 @@ impl Mempool {
             poison: AtomicBool::new(false),
             owned: false,
             warned: AtomicU8::new(0),
-            fail_alloc: None,
+            fail_alloc: NonNull::from(&inject::NEVER),
             shown: core::sync::atomic::AtomicUsize::new(0),
             stats: MempoolStats {
                 sleeps: AtomicUsize::new(0),
