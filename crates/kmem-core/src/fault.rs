@@ -1,5 +1,6 @@
-//! Fault injection: `fail_page_alloc` and `failslab` with the kernel's knobs
-//! (`lib/fault-inject.c`, `Documentation/fault-injection/fault-injection.rst`).
+//! Fault injection: `fail_page_alloc`, `failslab`, `fail_mempool_alloc` and
+//! `fail_mempool_alloc_bulk` with the kernel's knobs (`lib/fault-inject.c`,
+//! `Documentation/fault-injection/fault-injection.rst`).
 //!
 //! The decision follows `should_fail_ex`: probability 0 never fails; `times` (−1 unlimited)
 //! counts the failures left; `space` is a budget consumed before failures start (in the units
@@ -7,7 +8,15 @@
 //! `failslab`, the object size, as the kernel's callers pass them);
 //! `interval` fails only every n-th eligible call; then `probability` percent fail.
 //! `fail_page_alloc` adds its filters first: orders below `min_order`, `__GFP_NOFAIL`, and
-//! (when set) requests with `__GFP_HIGHMEM` or `__GFP_DIRECT_RECLAIM` never fail.
+//! (when set) requests with `__GFP_HIGHMEM` or `__GFP_DIRECT_RECLAIM` never fail. The mempool
+//! points have no filters (`DECLARE_FAULT_ATTR`, [`FaultAttr::new`]) and consume `space` by 1
+//! per decision, as `mm/mempool.c` passes `should_fail_ex(attr, 1, FAULT_NOWARN)`.
+//!
+//! The page allocator and the slab allocator keep their attributes themselves; the mempool
+//! points, whose pools have no machine-wide object in the core, are the [`Platform`]'s
+//! ([`FaultPoint`], `Platform::fault_attr`).
+//!
+//! [`Platform`]: crate::platform::Platform
 
 use core::fmt;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -37,6 +46,29 @@ pub struct FaultAttr {
     pub cache_filter: core::sync::atomic::AtomicBool,
 }
 
+/// A fault-injection point whose attribute the platform keeps (`Platform::fault_attr`): the
+/// debugfs directories of subsystems that have no machine-wide object of their own in the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultPoint {
+    /// `fail_mempool_alloc`: `mempool_alloc` skips `alloc_fn` and goes to the reserve.
+    FailMempoolAlloc,
+    /// `fail_mempool_alloc_bulk`: `mempool_alloc_bulk` skips `alloc_fn` for the whole array
+    /// once and goes to the reserve.
+    FailMempoolAllocBulk,
+}
+
+impl FaultPoint {
+    /// The debugfs directory's name (`/sys/kernel/debug/<name>`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            FaultPoint::FailMempoolAlloc => "fail_mempool_alloc",
+            FaultPoint::FailMempoolAllocBulk => "fail_mempool_alloc_bulk",
+        }
+    }
+}
+
 /// A bad fault-injection setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadFaultSpec(pub &'static str);
@@ -49,7 +81,24 @@ impl fmt::Display for BadFaultSpec {
 
 impl core::error::Error for BadFaultSpec {}
 
+impl Default for FaultAttr {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FaultAttr {
+    /// `DECLARE_FAULT_ATTR` (`FAULT_ATTR_INITIALIZER`): off, interval 1, times 1, verbose 2,
+    /// no filters. The mempool points start so.
+    #[must_use]
+    pub const fn new() -> Self {
+        let mut attr = Self::fail_page_alloc_defaults();
+        attr.ignore_gfp_reclaim = core::sync::atomic::AtomicBool::new(false);
+        attr.ignore_gfp_highmem = core::sync::atomic::AtomicBool::new(false);
+        attr.min_order = AtomicU32::new(0);
+        attr
+    }
+
     /// The `fail_page_alloc` defaults: off, interval 1, times 1, ignore-gfp-wait and
     /// ignore-gfp-highmem on, min-order 1.
     #[must_use]
@@ -112,6 +161,21 @@ impl FaultAttr {
     /// # Errors
     /// Names the field that is missing or not a number, or the unknown key.
     pub fn parse_and_apply(&self, spec: &str) -> Result<(), BadFaultSpec> {
+        self.parse_with(spec, true)
+    }
+
+    /// [`Self::parse_and_apply`] for an attribute without GFP filters (`fail_mempool_alloc`,
+    /// `fail_mempool_alloc_bulk`): `<interval>,<probability>,<space>,<times>[,verbose=N]`.
+    /// (The mempool passes `FAULT_NOWARN`, so `verbose` is kept but prints nothing.)
+    ///
+    /// # Errors
+    /// As [`Self::parse_and_apply`]; the filter keys are unknown here.
+    pub fn parse_and_apply_plain(&self, spec: &str) -> Result<(), BadFaultSpec> {
+        self.parse_with(spec, false)
+    }
+
+    /// The parser of both forms; `filters` admits the GFP filter keys.
+    fn parse_with(&self, spec: &str, filters: bool) -> Result<(), BadFaultSpec> {
         let mut parts = spec.split(',').map(str::trim);
         let mut num = |what: &'static str| -> Result<i64, BadFaultSpec> {
             parts.next().ok_or(BadFaultSpec(what))?.parse::<i64>().map_err(|_| BadFaultSpec(what))
@@ -131,10 +195,11 @@ impl FaultAttr {
             let (key, value) = opt.split_once('=').ok_or(BadFaultSpec("options must be key=value"))?;
             let value: u32 = value.parse().map_err(|_| BadFaultSpec("option value must be an integer"))?;
             let slot = match key {
+                "verbose" => 3,
+                _ if !filters => return Err(BadFaultSpec("unknown option (verbose is the only one)")),
                 "ignore-gfp-wait" => 0,
                 "ignore-gfp-highmem" => 1,
                 "min-order" => 2,
-                "verbose" => 3,
                 _ => {
                     return Err(BadFaultSpec(
                         "unknown option (ignore-gfp-wait, ignore-gfp-highmem, min-order, verbose)",
@@ -315,6 +380,22 @@ mod tests {
         assert!(attr.parse_and_apply("1,10,0").is_err());
         assert!(attr.parse_and_apply("1,10,0,1,bogus=1").is_err());
         assert!(attr.parse_and_apply("0,10,0,1").is_err());
+    }
+
+    #[test]
+    fn plain_attribute_has_no_filters_and_refuses_their_keys() {
+        let attr = FaultAttr::new();
+        assert!(!attr.enabled(), "off by default");
+        attr.parse_and_apply_plain("1,100,0,2,verbose=0").unwrap();
+        // No GFP filter: a request that may sleep fails too (`should_fail_ex` of the mempool).
+        assert_eq!(attr.should_fail_alloc_page(GFP_KERNEL, 0), Some(0));
+        assert!(attr.should_fail(1).is_some());
+        assert_eq!(attr.should_fail(1), None, "times used up");
+        for spec in ["1,100,0,1,ignore-gfp-wait=0", "1,100,0,1,min-order=1", "1,100,0,1,ignore-gfp-highmem=1"] {
+            assert_eq!(attr.parse_and_apply_plain(spec).unwrap_err().0, "unknown option (verbose is the only one)");
+        }
+        assert!(attr.parse_and_apply_plain("1,101,0,1").is_err());
+        assert_eq!(FaultPoint::FailMempoolAlloc.name(), "fail_mempool_alloc");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! What the core needs from its environment: CPU identity, a log, a clock, sleeping and
-//! waking, the task's context, and a way to give memory back.
+//! waking, the task's context, a way to give memory back, and the fault-injection attributes
+//! of the subsystems without a machine-wide object of their own (the mempool's).
 //!
 //! The `kmem` crate implements this for the userspace machine (threads as CPUs, futex waits,
 //! memfd hole punching); a `no_std` user implements it for their kernel or board.
 
+use crate::fault::{FaultAttr, FaultPoint};
 use crate::waitq::WaitWord;
 use core::fmt;
 use core::panic::Location;
@@ -171,6 +173,15 @@ pub unsafe trait Platform: Send + Sync {
     unsafe fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
         let _ = (pfn, nr);
         false
+    }
+    /// The knobs of fault-injection point `point` (its debugfs directory), or `None` if the
+    /// platform has none: the point then never fires. Pools read
+    /// [`FaultPoint::FailMempoolAlloc`] once when they are initialised (so the attribute must
+    /// live as long as the platform) and [`FaultPoint::FailMempoolAllocBulk`] on each bulk
+    /// allocation. The default has none.
+    fn fault_attr(&self, point: FaultPoint) -> Option<&FaultAttr> {
+        let _ = point;
+        None
     }
     /// Prints the call trace part of a report (`dump_stack`): the `CPU:` line naming the task,
     /// then the trace. Reports print no `CPU:` line of their own (`warn_alloc` since 4.19).

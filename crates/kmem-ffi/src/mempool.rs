@@ -1,6 +1,7 @@
 //! Memory pools from C (`linux/mempool.h`): `mempool_create`/`_node`, `mempool_destroy`,
 //! `mempool_init`/`mempool_exit`, `mempool_alloc`, `mempool_alloc_preallocated`,
-//! `mempool_free`, `mempool_resize` (and the book's 3-argument form, `mempool_resize_gfp`).
+//! `mempool_free`, the newest kernel's `mempool_alloc_bulk`/`mempool_free_bulk`,
+//! `mempool_resize` (and the book's 3-argument form, `mempool_resize_gfp`).
 //! The kernel's callback pairs for slab, kmalloc and page pools are in
 //! [`crate::mempool_helpers`].
 //!
@@ -27,7 +28,7 @@
 //! unwind. Lock order: `POOLS` is a leaf.
 
 use std::collections::HashMap;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_uint, c_void};
 use std::mem::size_of;
 use std::panic::Location;
 use std::ptr::{self, NonNull};
@@ -488,6 +489,70 @@ pub unsafe extern "C" fn mempool_free(element: *mut c_void, pool: *mut mempool_t
         unsafe { p.free(element) };
         sync_counts(pool, p);
     });
+}
+
+/// `int mempool_alloc_bulk(mempool_t *pool, void **elems, unsigned int count, unsigned int
+/// allocated)`: fills every NULL slot of `elems[0..count]` (`allocated` of them are filled
+/// already), with `alloc_fn` first and then from the reserve, which gives the whole remainder
+/// or nothing; sleeps until it can. Returns 0, as the kernel's always does. `-ENOMEM` only in
+/// atomic context, where kmem does not sleep (reported; the slots filled so far stay
+/// filled); `-EINVAL` for a NULL or foreign pool, or a NULL `elems` with `count > 0`
+/// (reported). An `allocated` that is not the number of filled slots is warned about once per
+/// pool and the real number used.
+///
+/// # Safety
+/// `elems` is NULL or points to `count` writable pointers, each NULL or the caller's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_alloc_bulk(
+    pool: *mut mempool_t,
+    elems: *mut *mut c_void,
+    count: c_uint,
+    allocated: c_uint,
+) -> c_int {
+    ffi_boundary("mempool_alloc_bulk", -ENOMEM, |m| {
+        let Some(p) = checked_pool(m, "mempool_alloc_bulk", pool) else { return -EINVAL };
+        let slots: &mut [*mut c_void] = match (elems.is_null(), count) {
+            (_, 0) => &mut [],
+            (true, _) => {
+                report_null(m, "mempool_alloc_bulk", "elems array", Location::caller());
+                return -EINVAL;
+            }
+            // SAFETY: Not NULL; `count` writable pointers (caller's contract).
+            (false, n) => unsafe { std::slice::from_raw_parts_mut(elems, n as usize) },
+        };
+        let result = core_pool::mempool_alloc_bulk(p, slots, allocated as usize);
+        sync_counts(pool, p);
+        result
+    })
+}
+
+/// `unsigned int mempool_free_bulk(mempool_t *pool, void **elems, unsigned int count)`: puts
+/// the leading elements of `elems[0..count]` into the reserve while it is short (waking
+/// sleepers) and returns how many it took; the caller frees `elems[taken..count]`. The slots
+/// are left as they were (as the kernel's code leaves them). A NULL or foreign pool, or a NULL
+/// `elems` with `count > 0`, is reported and 0 returned (the caller then frees them all).
+///
+/// # Safety
+/// `elems` is NULL or points to `count` pointers, each NULL or a distinct element of this pool
+/// the caller no longer uses.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_free_bulk(pool: *mut mempool_t, elems: *mut *mut c_void, count: c_uint) -> c_uint {
+    ffi_boundary("mempool_free_bulk", 0, |m| {
+        let Some(p) = checked_pool(m, "mempool_free_bulk", pool) else { return 0 };
+        if count == 0 {
+            return 0;
+        }
+        if elems.is_null() {
+            report_null(m, "mempool_free_bulk", "elems array", Location::caller());
+            return 0;
+        }
+        // SAFETY: Not NULL; `count` readable pointers (caller's contract).
+        let slots = unsafe { std::slice::from_raw_parts(elems.cast_const(), count as usize) };
+        // SAFETY: The caller gives the elements up.
+        let taken = unsafe { core_pool::mempool_free_bulk(p, slots) };
+        sync_counts(pool, p);
+        c_uint::try_from(taken).unwrap_or(c_uint::MAX)
+    })
 }
 
 /// `mempool_resize`'s result in the kernel's terms.

@@ -188,6 +188,20 @@ fn mempool() {
     run_suite("mempool", Link::Shared);
 }
 
+/// §6.1, §6.2 from C: `mempool_alloc_bulk`/`mempool_free_bulk`; run again with
+/// `KMEM_FAIL_MEMPOOL_ALLOC` armed (times 1), where the program also checks that the first
+/// `mempool_alloc` skipped `alloc_fn`. One test, so the executable is built once.
+#[test]
+fn mempool_bulk_and_fail_mempool_alloc() {
+    let exe = build("mempool_bulk", Link::Shared);
+    for settings in [&[][..], &[("KMEM_FAIL_MEMPOOL_ALLOC", "1,100,0,1")]] {
+        let o = run_with(&exe, settings);
+        assert!(o.status.success(), "mempool_bulk with {settings:?} failed:\n{}", show(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("mempool_bulk: ") && out.contains(" checks, 0 failed"), "{}", show(&o));
+    }
+}
+
 /// MP-13, TST-16 from C: with mempool debugging, pools made with the kernel's helper pairs
 /// poison their reserve and check their frees as the Rust API's helper pools do; custom pools
 /// and mixed pairs stay custom.

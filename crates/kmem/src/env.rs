@@ -53,6 +53,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "<interval>,<probability>,<space>,<times>[,ignore-gfp-wait=N][,ignore-gfp-highmem=N][,min-order=N][,verbose=N]",
     ),
     ("KMEM_FAILSLAB", "failslab knobs, same syntax as KMEM_FAIL_PAGE_ALLOC"),
+    (
+        "KMEM_FAIL_MEMPOOL_ALLOC",
+        "fail_mempool_alloc (mempool_alloc skips alloc_fn, takes from the reserve): <interval>,<probability>,<space>,<times>[,verbose=N]",
+    ),
+    (
+        "KMEM_FAIL_MEMPOOL_ALLOC_BULK",
+        "fail_mempool_alloc_bulk (mempool_alloc_bulk goes to the reserve first), same syntax as KMEM_FAIL_MEMPOOL_ALLOC",
+    ),
     ("KMEM_SLUB_DEBUG", "slab_debug=: debug letters FZPUTAO- and cache names, e.g. FZPU or Z,kmalloc-*"),
     ("KMEM_INIT_ON_ALLOC", "init_on_alloc: zero pages, slab objects and vmalloc memory on allocation, 1 or 0"),
     ("KMEM_INIT_ON_FREE", "init_on_free: zero pages and slab objects on free (vmalloc memory comes zeroed), 1 or 0"),
@@ -179,6 +187,16 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         probe.parse_and_apply(&v).map_err(|e| err("KMEM_FAILSLAB", &v, e.0))?;
         b = b.failslab(v);
     }
+    if let Some(v) = get("KMEM_FAIL_MEMPOOL_ALLOC") {
+        let probe = kmem_core::fault::FaultAttr::new();
+        probe.parse_and_apply_plain(&v).map_err(|e| err("KMEM_FAIL_MEMPOOL_ALLOC", &v, e.0))?;
+        b = b.fail_mempool_alloc(v);
+    }
+    if let Some(v) = get("KMEM_FAIL_MEMPOOL_ALLOC_BULK") {
+        let probe = kmem_core::fault::FaultAttr::new();
+        probe.parse_and_apply_plain(&v).map_err(|e| err("KMEM_FAIL_MEMPOOL_ALLOC_BULK", &v, e.0))?;
+        b = b.fail_mempool_alloc_bulk(v);
+    }
     if let Some(v) = get("KMEM_SLUB_DEBUG") {
         kmem_core::slab::DebugSpec::new(&v).map_err(|e| err("KMEM_SLUB_DEBUG", &v, e.to_string()))?;
         b = b.slub_debug(v);
@@ -243,6 +261,9 @@ mod tests {
             ("KMEM_LOG_BUF_LEN", "big"),
             ("KMEM_FAIL_PAGE_ALLOC", "1,200,0,1"),
             ("KMEM_FAILSLAB", "0,10,0,1"),
+            ("KMEM_FAIL_MEMPOOL_ALLOC", "1,101,0,1"),
+            ("KMEM_FAIL_MEMPOOL_ALLOC", "1,100,0,1,ignore-gfp-wait=0"),
+            ("KMEM_FAIL_MEMPOOL_ALLOC_BULK", "often"),
             ("KMEM_SLUB_DEBUG", "FQ"),
             ("KMEM_INIT_ON_ALLOC", "sometimes"),
             ("KMEM_INIT_ON_FREE", "2"),
@@ -278,6 +299,30 @@ mod tests {
         assert_eq!(e.to_string(), "memory must be at most 64G on the i386 profile, got 1099511627776 bytes");
         let b = apply_map(&[("KMEM_MIN_FREE_KBYTES", "2147483647")]).unwrap();
         assert_eq!(b.settings().min_free_kbytes, Some(i32::MAX as usize));
+    }
+
+    /// The mempool's fault-injection variables take the plain attribute's syntax: the GFP
+    /// filter keys of `fail_page_alloc` are refused, naming the variable.
+    #[test]
+    fn fail_mempool_alloc_variables() {
+        let e = apply_map(&[("KMEM_FAIL_MEMPOOL_ALLOC", "1,100,0,1,ignore-gfp-wait=0")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid KMEM_FAIL_MEMPOOL_ALLOC=\"1,100,0,1,ignore-gfp-wait=0\": expected unknown option (verbose is the only one)"
+        );
+        let e = apply_map(&[("KMEM_FAIL_MEMPOOL_ALLOC_BULK", "1,10,0")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid KMEM_FAIL_MEMPOOL_ALLOC_BULK=\"1,10,0\": expected times (4th field) must be an integer"
+        );
+        let b = apply_map(&[
+            ("KMEM_FAIL_MEMPOOL_ALLOC", "2,100,0,3"),
+            ("KMEM_FAIL_MEMPOOL_ALLOC_BULK", "1,50,0,-1,verbose=0"),
+        ])
+        .unwrap();
+        assert_eq!(b.settings().fail_mempool_alloc.as_deref(), Some("2,100,0,3"));
+        assert_eq!(b.settings().fail_mempool_alloc_bulk.as_deref(), Some("1,50,0,-1,verbose=0"));
+        assert!(VARIABLES.iter().any(|(v, _)| *v == "KMEM_FAIL_MEMPOOL_ALLOC_BULK"));
     }
 
     #[test]

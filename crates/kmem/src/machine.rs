@@ -21,6 +21,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use std::{fmt, io, thread};
 
+use kmem_core::fault::{FaultAttr, FaultPoint};
 use kmem_core::order::PAGE_SIZE;
 use kmem_core::page_alloc::{Config, InitError, Layout};
 use kmem_core::pcp::MAX_CPUS;
@@ -95,6 +96,10 @@ pub struct Settings {
     pub slub_debug: Option<String>,
     /// `failslab` spec (same syntax as `fail_page_alloc`).
     pub failslab: Option<String>,
+    /// `fail_mempool_alloc` spec: `<interval>,<probability>,<space>,<times>[,verbose=N]`.
+    pub fail_mempool_alloc: Option<String>,
+    /// `fail_mempool_alloc_bulk` spec (same syntax as `fail_mempool_alloc`).
+    pub fail_mempool_alloc_bulk: Option<String>,
     /// Mempool debugging for every pool on the machine: see [`Builder::mempool_debug`].
     pub mempool_debug: bool,
     /// Bytes of the vmalloc range (`None`: 128 MiB on i386, 64 GiB on x86_64).
@@ -137,6 +142,8 @@ impl Builder {
                 slub_debug: None,
                 mempool_debug: false,
                 failslab: None,
+                fail_mempool_alloc: None,
+                fail_mempool_alloc_bulk: None,
                 vmalloc_bytes: None,
                 private_memory: false,
             },
@@ -297,6 +304,21 @@ impl Builder {
         self
     }
 
+    /// `fail_mempool_alloc` knobs: `<interval>,<probability>,<space>,<times>[,verbose=N]`
+    /// (checked at build). When it fires, `mempool_alloc` skips `alloc_fn` on that pass and
+    /// takes from the reserve, logging `forcing mempool usage for <caller>`.
+    pub fn fail_mempool_alloc(mut self, spec: impl Into<String>) -> Self {
+        self.s.fail_mempool_alloc = Some(spec.into());
+        self
+    }
+
+    /// `fail_mempool_alloc_bulk` knobs, in `fail_mempool_alloc` syntax (checked at build). When
+    /// it fires, `mempool_alloc_bulk` goes to the reserve before calling `alloc_fn` at all.
+    pub fn fail_mempool_alloc_bulk(mut self, spec: impl Into<String>) -> Self {
+        self.s.fail_mempool_alloc_bulk = Some(spec.into());
+        self
+    }
+
     /// Builds the machine.
     ///
     /// # Errors
@@ -399,7 +421,18 @@ impl Builder {
                 work_runs: std::sync::atomic::AtomicUsize::new(0),
             }),
             fork_lock: crate::fork::ForkLock::new(),
+            fail_mempool_alloc: FaultAttr::new(),
+            fail_mempool_alloc_bulk: FaultAttr::new(),
         };
+        for (spec, point) in [
+            (&s.fail_mempool_alloc, FaultPoint::FailMempoolAlloc),
+            (&s.fail_mempool_alloc_bulk, FaultPoint::FailMempoolAllocBulk),
+        ] {
+            if let (Some(spec), Some(attr)) = (spec, platform.fault_attr(point)) {
+                let name = point.name();
+                attr.parse_and_apply_plain(spec).map_err(|e| BuildError::Setting(format!("{name}: {e}")))?;
+            }
+        }
         // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
         // `dm_end` pages, and the mapping lives in the platform, which the allocator owns.
         let pa = unsafe { PageAllocator::new(platform, layout, config) }.map_err(BuildError::Init)?;
@@ -500,6 +533,17 @@ impl Machine {
     /// The page allocator (also reachable through `Deref`).
     pub fn pages(&self) -> &PageAllocator<UserPlatform> {
         &self.inner.kmem
+    }
+
+    /// The `fail_mempool_alloc` fault-injection knobs of the machine's pools (pools made before
+    /// a change see it too: they keep the attribute, not its values).
+    pub fn fail_mempool_alloc(&self) -> &FaultAttr {
+        &self.platform().fail_mempool_alloc
+    }
+
+    /// The `fail_mempool_alloc_bulk` fault-injection knobs of the machine's pools.
+    pub fn fail_mempool_alloc_bulk(&self) -> &FaultAttr {
+        &self.platform().fail_mempool_alloc_bulk
     }
 
     /// The kernel log ring.
@@ -648,6 +692,10 @@ pub struct UserPlatform {
     start: Instant,
     pub(crate) kswapd: Arc<KswapdCtl>,
     pub(crate) fork_lock: crate::fork::ForkLock,
+    /// The mempool's fault-injection points (the kernel's static `DECLARE_FAULT_ATTR`s in
+    /// `mm/mempool.c`; here per machine, handed to pools by `Platform::fault_attr`).
+    fail_mempool_alloc: FaultAttr,
+    fail_mempool_alloc_bulk: FaultAttr,
 }
 
 impl UserPlatform {
@@ -759,6 +807,14 @@ unsafe impl Platform for UserPlatform {
     unsafe fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
         // SAFETY: As above.
         unsafe { self.phys.zero(pfn, nr) }
+    }
+
+    fn fault_attr(&self, point: FaultPoint) -> Option<&FaultAttr> {
+        match point {
+            FaultPoint::FailMempoolAlloc => Some(&self.fail_mempool_alloc),
+            FaultPoint::FailMempoolAllocBulk => Some(&self.fail_mempool_alloc_bulk),
+            _ => None,
+        }
     }
 
     fn dump_stack(&self, caller: &Location<'_>) {

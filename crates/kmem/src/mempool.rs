@@ -7,6 +7,15 @@
 //! - [`RawMempool`]: the kernel's interface (`mempool_create` with `alloc_fn`/`free_fn`
 //!   callbacks and `pool_data`, raw elements; page, slab and kmalloc pools), destroyed on drop.
 //!
+//! Bulk calls (`mempool_alloc_bulk`/`mempool_free_bulk`, the newest kernel's) keep the
+//! kernel's shape, an array of slots: [`RawMempool::alloc_bulk`] fills the `None` slots of a
+//! `&mut [Option<NonNull<c_void>>]`, [`MemPool::alloc_bulk`] the `None` slots of a
+//! `&mut [Option<PoolBox<T>>]` (so a caller that got some elements elsewhere, or from an
+//! earlier call, passes them along); the count of filled slots is taken from the slice, not
+//! from the caller. [`RawMempool::free_bulk`] returns how many leading elements the reserve
+//! took, leaving the rest to the caller, as the kernel does; [`MemPool::free_bulk`] takes boxes
+//! and frees the rest itself.
+//!
 //! Both are `Send + Sync` and are meant to be shared between threads (`&` or `Arc`).
 //!
 //! ```
@@ -21,6 +30,13 @@
 //! assert!(pool.is_kmalloc()); // 64 bytes: elements come from `kmalloc-64`.
 //! drop(a); // The reserve is full, so the element goes back to kmalloc.
 //! assert_eq!(pool.raw().curr_nr(), 4);
+//!
+//! // Three elements at once: every `None` slot is filled (from kmalloc while it can, then the
+//! // reserve, which gives all the missing ones or none).
+//! let mut slots: [Option<_>; 3] = [None, None, None];
+//! pool.alloc_bulk(&mut slots, || [1; 8])?;
+//! assert!(slots.iter().all(|s| s.as_ref().is_some_and(|b| b[0] == 1)));
+//! assert_eq!(pool.free_bulk(slots.into_iter().flatten()), 0); // The reserve is full.
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -254,6 +270,40 @@ impl RawMempool {
         self.pool().alloc(gfp)
     }
 
+    /// `mempool_alloc_bulk(pool, elems, count, allocated)`: fills every `None` slot of `elems`
+    /// (`count` is its length, `allocated` its `Some` slots), by `alloc_fn` first, then from the
+    /// reserve, which gives the whole remainder or nothing, sleeping until it can (see
+    /// [`Mempool::alloc_bulk`]). Always `GFP_KERNEL`. A length above `min_nr` is warned about
+    /// once per pool: such a call may wait for a reserve that never holds enough.
+    ///
+    /// # Errors
+    /// Only in atomic context, where kmem does not sleep (reported); the slots filled so far
+    /// stay filled.
+    #[track_caller]
+    pub fn alloc_bulk(&self, elems: &mut [Option<NonNull<c_void>>]) -> Result<(), AllocError> {
+        let allocated = elems.iter().filter(|e| e.is_some()).count();
+        // SAFETY: `Option<NonNull<c_void>>` has the layout of `*mut c_void`, `None` being NULL;
+        // the core writes only non-NULL elements into the slots.
+        let raw = unsafe { &mut *(ptr::from_mut(elems) as *mut [*mut c_void]) };
+        self.pool().alloc_bulk(raw, allocated)
+    }
+
+    /// `mempool_free_bulk(pool, elems, count)`: puts the leading elements of `elems` into the
+    /// reserve while it is short and returns how many it took; the caller frees the rest
+    /// (`elems[taken..]`) with the backing allocator, e.g. [`Mempool::free_backing`] (not
+    /// [`Self::free`]: under mempool debugging the bulk free already counted them back).
+    ///
+    /// # Safety
+    /// Every element came from this pool (or is acceptable to its `free_fn`), appears once,
+    /// and is not used afterwards; the first `taken` belong to the pool after the call.
+    #[track_caller]
+    pub unsafe fn free_bulk(&self, elems: &[NonNull<c_void>]) -> usize {
+        // SAFETY: `NonNull<c_void>` has the layout of `*mut c_void`.
+        let raw = unsafe { &*(ptr::from_ref(elems) as *const [*mut c_void]) };
+        // SAFETY: The caller's promise.
+        unsafe { self.pool().free_bulk(raw) }
+    }
+
     /// `mempool_free(element, pool)`.
     ///
     /// # Safety
@@ -409,6 +459,66 @@ impl<T> MemPool<T> {
     pub fn alloc_preallocated(&self, value: T) -> Result<PoolBox<'_, T>, AllocError> {
         let element = NonNull::new(self.raw.alloc_preallocated()).ok_or(AllocError)?;
         Ok(self.fill(element, value))
+    }
+
+    /// `mempool_alloc_bulk` for values: fills every `None` slot of `slots` with a box holding
+    /// `init()`, by the backing allocator while it can and then from the reserve, which gives
+    /// all the missing elements or none (then the call sleeps until a free and retries; see
+    /// [`RawMempool::alloc_bulk`]). `init` runs once per empty slot before any element is
+    /// taken, so a panic in it costs no element. Boxes already in `slots` are kept.
+    ///
+    /// # Errors
+    /// Only in atomic context (reported): the slots that could be filled are, with values
+    /// from `init`; the others stay `None` and their values are dropped.
+    #[track_caller]
+    pub fn alloc_bulk<'p>(
+        &'p self,
+        slots: &mut [Option<PoolBox<'p, T>>],
+        mut init: impl FnMut() -> T,
+    ) -> Result<(), AllocError> {
+        let missing = slots.iter().filter(|s| s.is_none()).count();
+        let values: Vec<T> = (0..missing).map(|_| init()).collect();
+        // Filled slots stand in the array as a dangling (non-NULL) pointer the pool never reads.
+        let filled = NonNull::<c_void>::dangling().as_ptr();
+        let mut elems: Vec<*mut c_void> =
+            slots.iter().map(|s| if s.is_some() { filled } else { ptr::null_mut() }).collect();
+        let result = self.raw.pool().alloc_bulk(&mut elems, slots.len() - missing);
+        let mut values = values.into_iter();
+        for (slot, &e) in slots.iter_mut().zip(&elems) {
+            if slot.is_none()
+                && let Some(element) = NonNull::new(e)
+            {
+                let value = values.next().expect("one value per empty slot");
+                *slot = Some(self.fill(element, value));
+            }
+        }
+        result
+    }
+
+    /// `mempool_free_bulk` for boxes: drops each box's value, puts the leading elements into
+    /// the reserve while it is short, and gives the rest to the backing allocator (as the
+    /// kernel's caller does). Returns how many the reserve took. A box of another pool is
+    /// dropped as usual (into its own pool) and not counted.
+    #[track_caller]
+    pub fn free_bulk<'p>(&'p self, boxes: impl IntoIterator<Item = PoolBox<'p, T>>) -> usize {
+        let mut elems = Vec::new();
+        for b in boxes {
+            if !ptr::eq(b.pool, self) {
+                drop(b);
+                continue;
+            }
+            let b = std::mem::ManuallyDrop::new(b);
+            // SAFETY: The box owns a live `T`, dropped once here (the box's own drop does not run).
+            unsafe { b.ptr.as_ptr().drop_in_place() };
+            elems.push(self.element_of(b.ptr));
+        }
+        // SAFETY: Each element came from this pool's box, once, and its value is gone.
+        let taken = unsafe { self.raw.free_bulk(&elems) };
+        for &e in &elems[taken..] {
+            // SAFETY: As above: the rest are still ours to free, once, to the pool's `free_fn`.
+            unsafe { self.raw.free_backing(e.as_ptr()) };
+        }
+        taken
     }
 
     fn fill(&self, element: NonNull<c_void>, value: T) -> PoolBox<'_, T> {

@@ -1,14 +1,20 @@
-//! Building and tearing down pools (`mempool_init_node`, `mempool_create_node`,
-//! `mempool_exit`, `mempool_destroy`) and the kernel-named free functions over [`Mempool`].
+//! Building, resizing and tearing down pools (`mempool_init_node`, `mempool_create_node`,
+//! `mempool_resize`, `mempool_exit`, `mempool_destroy`) and the kernel-named free functions
+//! over [`Mempool`].
 
 use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::stack::{SLOT, Stack};
-use super::{Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, poison};
+use super::{
+    Mempool, MempoolAllocFn, MempoolFreeFn, NUMA_NO_NODE, PoolEnv, ResizeError, helpers, inject, poison,
+    report_might_sleep,
+};
 use crate::AllocError;
+use crate::fault::FaultPoint;
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::platform::Level;
 use crate::platform::Platform;
@@ -74,6 +80,8 @@ pub(crate) unsafe fn init_with(
     // contract), which outlives the pool (caller); the pool drops the pointer at exit.
     let platform: &'static dyn Platform = unsafe { core::mem::transmute::<&dyn Platform, _>(env.platform()) };
     value.platform = Some(NonNull::from(platform));
+    // The platform's attribute lives as long as the platform (`Platform::fault_attr`).
+    value.fail_alloc = NonNull::from(platform.fault_attr(FaultPoint::FailMempoolAlloc).unwrap_or(&inject::NEVER));
     value.pool_data = match data {
         PoolData::External(p) => p,
         PoolData::Helper(helper, span_fn) => {
@@ -182,6 +190,7 @@ pub fn mempool_exit_at(pool: &mut Mempool, caller: &Location<'_>) {
     }
     pool.env = None;
     pool.platform = None;
+    pool.fail_alloc = NonNull::from(&inject::NEVER);
     pool.alloc_fn = None;
     pool.free_fn = None;
 }
@@ -288,6 +297,30 @@ pub fn mempool_alloc(pool: &Mempool, gfp: Gfp) -> *mut c_void {
     pool.alloc(gfp)
 }
 
+/// `mempool_alloc_bulk(pool, elems, count, allocated)` with `count = elems.len()`: see
+/// [`Mempool::alloc_bulk`]. Returns 0, as the kernel's always does; `-ENOMEM` only where kmem
+/// cannot sleep (atomic context, [`Mempool::alloc_bulk`]'s errors).
+#[track_caller]
+pub fn mempool_alloc_bulk(pool: &Mempool, elems: &mut [*mut c_void], allocated: usize) -> i32 {
+    /// `ENOMEM`.
+    const ENOMEM: i32 = 12;
+    match pool.alloc_bulk(elems, allocated) {
+        Ok(()) => 0,
+        Err(AllocError) => -ENOMEM,
+    }
+}
+
+/// `mempool_free_bulk(pool, elems, count)` with `count = elems.len()`: see
+/// [`Mempool::free_bulk`]; returns how many leading elements the pool took.
+///
+/// # Safety
+/// As [`Mempool::free_bulk`].
+#[track_caller]
+pub unsafe fn mempool_free_bulk(pool: &Mempool, elems: &[*mut c_void]) -> usize {
+    // SAFETY: Forwarded contract.
+    unsafe { pool.free_bulk(elems) }
+}
+
 /// `mempool_alloc_preallocated(pool)`: see [`Mempool::alloc_preallocated`].
 pub fn mempool_alloc_preallocated(pool: &Mempool) -> *mut c_void {
     pool.alloc_preallocated()
@@ -310,4 +343,81 @@ pub unsafe fn mempool_free(element: *mut c_void, pool: &Mempool) {
 #[track_caller]
 pub fn mempool_resize(pool: &Mempool, new_min_nr: usize) -> Result<(), ResizeError> {
     pool.resize(new_min_nr)
+}
+
+impl Mempool {
+    /// `mempool_resize(pool, new_min_nr)`: shrinking frees surplus reserve elements at once;
+    /// growing enlarges the array and fills it with `GFP_KERNEL` allocations as far as they
+    /// succeed (later frees fill the rest). May sleep (MP-9).
+    ///
+    /// # Errors
+    /// [`ResizeError::Invalid`] for `new_min_nr == 0` (reported as the kernel's BUG), and
+    /// [`ResizeError::NoMemory`] if the larger array cannot be allocated.
+    #[track_caller]
+    pub fn resize(&self, new_min_nr: usize) -> Result<(), ResizeError> {
+        self.resize_gfp(new_min_nr, GFP_KERNEL)
+    }
+
+    /// The 2.6-era `mempool_resize(pool, new_min_nr, gfp_mask)` the seeds use: as
+    /// [`Self::resize`], with `gfp` for the new array and the new elements.
+    ///
+    /// # Errors
+    /// As [`Self::resize`].
+    #[track_caller]
+    pub fn resize_gfp(&self, new_min_nr: usize, gfp: Gfp) -> Result<(), ResizeError> {
+        let caller = Location::caller();
+        let Some(env) = self.env() else { return Err(ResizeError::NoMemory) };
+        let platform = env.platform();
+        if new_min_nr == 0 {
+            platform.log(
+                Level::Crit,
+                format_args!("kernel BUG at mm/mempool.c: mempool_resize: new_min_nr <= 0\n  at {caller}"),
+            );
+            return Err(ResizeError::Invalid);
+        }
+        if gfp.allow_blocking() && platform.in_atomic() {
+            report_might_sleep(platform, caller);
+        }
+        let mut r = self.reserve.lock();
+        if new_min_nr <= self.min_nr.load(Relaxed) {
+            while new_min_nr < self.curr_nr.load(Relaxed) {
+                let element = self.remove_element(&mut r).expect("curr_nr > new_min_nr >= 1");
+                drop(r);
+                self.backing_free(element.as_ptr());
+                r = self.reserve.lock();
+            }
+            self.min_nr.store(new_min_nr, Relaxed);
+            self.update_free_locks();
+            return Ok(());
+        }
+        drop(r);
+        let new = Stack::alloc(env, new_min_nr, gfp).ok_or(ResizeError::NoMemory)?;
+        let mut r = self.reserve.lock();
+        if new_min_nr <= self.min_nr.load(Relaxed) {
+            drop(r);
+            // SAFETY: `new` came from `Stack::alloc` on `env` and holds nothing.
+            unsafe { new.free(env) };
+            return Ok(()); // Raced with another resize, which does our work.
+        }
+        let curr = self.curr_nr.load(Relaxed);
+        let mut new = new;
+        for i in 0..curr {
+            new.set(i, r.stack.get(i));
+        }
+        let old = core::mem::replace(&mut r.stack, new);
+        self.min_nr.store(new_min_nr, Relaxed);
+        self.update_free_locks();
+        drop(r);
+        // SAFETY: `old` was this pool's array, allocated on `env` (or in its first block, which
+        // `free` leaves alone); its elements were copied.
+        unsafe { old.free(env) };
+        while self.curr_nr.load(Relaxed) < self.min_nr.load(Relaxed) {
+            let Some(element) = NonNull::new(self.backing_alloc(gfp)) else { break };
+            if !self.push_fill(element) {
+                self.backing_free(element.as_ptr()); // Raced with frees that filled it.
+                break;
+            }
+        }
+        Ok(())
+    }
 }

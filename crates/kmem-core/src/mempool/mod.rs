@@ -9,7 +9,11 @@
 //! (LIFO), then retries once with the caller's full mask, and then — only if the mask allows
 //! direct reclaim — sleeps until a [`Mempool::free`] refills the reserve (at most 5 s, the
 //! kernel's `io_schedule_timeout(5*HZ)`) and starts over. A free refills the reserve before
-//! anything goes back to the backing allocator.
+//! anything goes back to the backing allocator. The newest kernel's bulk calls
+//! ([`Mempool::alloc_bulk`], [`Mempool::free_bulk`], in `bulk`) fill an array's NULL slots
+//! the same way, taking the whole remainder from the reserve or nothing, and give a run of
+//! leading elements back. `fail_mempool_alloc` and `fail_mempool_alloc_bulk` (the platform's
+//! [`FaultAttr`]s, in `inject`) make the allocations skip `alloc_fn` and use the reserve.
 //!
 //! kmem-core has no heap, so the pool structure ([`mempool_create`]) and its element array
 //! come from a [`PoolEnv`] (the page allocator implements it), or the structure is the
@@ -34,7 +38,8 @@
 //!   checked), so a leak of an element that came from the backing allocator is the backing
 //!   allocator's to report (`kmem_cache_destroy`, meminfo).
 //! - A sleeper registers in `Reserve::waiters` and reads its ticket (`wait_seq`) under the lock
-//!   after seeing `curr_nr == 0`; a free that pushes an element bumps `wait_seq` under the same
+//!   after seeing `curr_nr` below what it needs (1, or a bulk allocation's remainder); a free
+//!   (single or bulk) that pushes an element bumps `wait_seq` under the same
 //!   lock when `waiters > 0`, then wakes after unlocking. So a sleeper either sees the element
 //!   or sleeps on a ticket the free has already outdated: no fence is needed on the free path.
 //!
@@ -51,7 +56,9 @@
 //! [`PoolEnv`] call and no sleep happens while it is held; reports (poisoning, debug checks) are
 //! logged under it, as the kernel prints under `pool->lock`.
 
+mod bulk;
 pub mod helpers;
+mod inject;
 mod lifecycle;
 pub mod poison;
 pub mod slab_helpers;
@@ -61,13 +68,12 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, fence};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize, fence};
 
-use crate::gfp::{
-    __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, Gfp,
-};
+use crate::fault::FaultAttr;
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, Gfp};
 use crate::platform::{Level, Platform};
-use crate::sync::SpinLock;
+use crate::sync::{SpinGuard, SpinLock};
 use stack::Stack;
 
 pub use helpers::{
@@ -76,8 +82,9 @@ pub use helpers::{
 };
 pub(crate) use lifecycle::{PoolData, create_with, init_with};
 pub use lifecycle::{
-    mempool_alloc, mempool_alloc_preallocated, mempool_create, mempool_create_node, mempool_destroy,
-    mempool_destroy_at, mempool_exit, mempool_exit_at, mempool_free, mempool_init, mempool_init_node, mempool_resize,
+    mempool_alloc, mempool_alloc_bulk, mempool_alloc_preallocated, mempool_create, mempool_create_node,
+    mempool_destroy, mempool_destroy_at, mempool_exit, mempool_exit_at, mempool_free, mempool_free_bulk, mempool_init,
+    mempool_init_node, mempool_resize,
 };
 pub use slab_helpers::{
     HelperPair, mempool_alloc_slab, mempool_create_helper_node, mempool_create_kmalloc_pool, mempool_create_slab_pool,
@@ -140,8 +147,8 @@ pub struct MempoolStats {
     pub wakeups: AtomicUsize,
     /// Sleeps that lasted the whole timeout (no free woke them; by the platform's clock).
     pub timeouts: AtomicUsize,
-    /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`
-    /// (written under the pool's lock).
+    /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`/
+    /// `mempool_alloc_bulk` (written under the pool's lock).
     pub reserve_allocs: AtomicUsize,
 }
 
@@ -193,7 +200,11 @@ pub struct Mempool {
     poison: AtomicBool,
     /// Allocated by `mempool_create` (so `mempool_destroy` frees the structure too).
     owned: bool,
-    zero_warned: AtomicBool,
+    /// The pool's `WARN_ON_ONCE` sites that have fired ([`warn`] bits): once per pool.
+    warned: AtomicU8,
+    /// The platform's `fail_mempool_alloc` knobs, read at init (`Platform::fault_attr`); they
+    /// live as long as the platform, which outlives the pool. `inject::NEVER` without them.
+    fail_alloc: NonNull<FaultAttr>,
     /// The address reports name the pool by: its own, or the structure its owner hands out
     /// ([`Mempool::set_shown_address`]: the C ABI's `mempool_t`).
     shown: core::sync::atomic::AtomicUsize,
@@ -236,7 +247,8 @@ impl Mempool {
             span_fn: None,
             poison: AtomicBool::new(false),
             owned: false,
-            zero_warned: AtomicBool::new(false),
+            warned: AtomicU8::new(0),
+            fail_alloc: NonNull::from(&inject::NEVER),
             shown: core::sync::atomic::AtomicUsize::new(0),
             stats: MempoolStats {
                 sleeps: AtomicUsize::new(0),
@@ -512,9 +524,12 @@ impl Mempool {
         let gfp = gfp.union(__GFP_NOMEMALLOC.union(__GFP_NORETRY).union(__GFP_NOWARN));
         // The first pass neither reclaims nor does I/O: the reserve is there for that.
         let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
-        let element = first(gfp_temp);
-        if !element.is_null() {
-            return element;
+        // `fail_mempool_alloc` skips the backing allocator (one load when it is off).
+        if !self.forced_to_reserve() {
+            let element = first(gfp_temp);
+            if !element.is_null() {
+                return element;
+            }
         }
         self.alloc_slow(gfp, gfp_temp)
     }
@@ -524,7 +539,7 @@ impl Mempool {
     #[inline(never)]
     fn check_gfp(&self, gfp: Gfp, caller: &Location<'_>) -> Gfp {
         let Some(platform) = self.platform() else { return gfp };
-        if gfp.contains(__GFP_ZERO) && !self.zero_warned.swap(true, Relaxed) {
+        if gfp.contains(__GFP_ZERO) && self.warned.fetch_or(warn::ZERO, Relaxed) & warn::ZERO == 0 {
             // MP-14: reserve elements are not zeroed, so `__GFP_ZERO` cannot be honoured.
             platform.log(
                 Level::Warning,
@@ -557,7 +572,10 @@ impl Mempool {
                 return ptr::null_mut();
             } else {
                 let Some(platform) = self.platform() else { return ptr::null_mut() };
-                self.wait_for_free(platform);
+                self.wait_for_free(platform, 1);
+            }
+            if self.forced_to_reserve() {
+                continue; // `repeat_alloc` asks `fail_mempool_alloc` again.
             }
             let element = self.backing_alloc(gfp_temp);
             if !element.is_null() {
@@ -567,10 +585,12 @@ impl Mempool {
         }
     }
 
-    /// Sleeps until a free refills the reserve or [`MEMPOOL_WAIT_TIMEOUT_NS`] passes.
-    fn wait_for_free(&self, platform: &dyn Platform) {
+    /// Sleeps until a free puts an element into the reserve or [`MEMPOOL_WAIT_TIMEOUT_NS`]
+    /// passes; returns at once if the reserve holds `need` elements (refilled since the caller
+    /// looked).
+    fn wait_for_free(&self, platform: &dyn Platform, need: usize) {
         let mut r = self.reserve.lock();
-        if self.curr_nr.load(Relaxed) > 0 {
+        if self.curr_nr.load(Relaxed) >= need.max(1) {
             return; // Refilled since we looked.
         }
         r.waiters += 1;
@@ -634,7 +654,7 @@ impl Mempool {
     #[track_caller]
     fn free_slow(&self, element: NonNull<c_void>) -> bool {
         let mut r = self.reserve.lock();
-        if self.poison.load(Relaxed) && !self.check_free(&r, element, Location::caller()) {
+        if self.poison.load(Relaxed) && !self.check_free(&r, element, "mempool_free", Location::caller()) {
             return true; // Reported; the element is left alone.
         }
         self.track(-1);
@@ -643,6 +663,13 @@ impl Mempool {
         }
         self.add_element(&mut r, element);
         r.out -= 1;
+        self.unlock_and_wake(r);
+        true
+    }
+
+    /// Unlocks the reserve after a free put elements into it, and wakes its sleepers if it has
+    /// any (`wake_up(&pool->wait)`, MP-7).
+    fn unlock_and_wake(&self, r: SpinGuard<'_, Reserve>) {
         let wake = r.waiters > 0;
         if wake {
             // Under the lock, so every registered sleeper's ticket is now out of date.
@@ -653,83 +680,35 @@ impl Mempool {
             platform.wake_all(&self.wait_seq);
             self.stats.wakeups.fetch_add(1, Relaxed);
         }
-        true
     }
 
-    /// `mempool_resize(pool, new_min_nr)`: shrinking frees surplus reserve elements at once;
-    /// growing enlarges the array and fills it with `GFP_KERNEL` allocations as far as they
-    /// succeed (later frees fill the rest). May sleep (MP-9).
-    ///
-    /// # Errors
-    /// [`ResizeError::Invalid`] for `new_min_nr == 0` (reported as the kernel's BUG), and
-    /// [`ResizeError::NoMemory`] if the larger array cannot be allocated.
-    #[track_caller]
-    pub fn resize(&self, new_min_nr: usize) -> Result<(), ResizeError> {
-        self.resize_gfp(new_min_nr, GFP_KERNEL)
+    /// `WARN_ON_ONCE` at `site` (a [`warn`] bit) in `func`: the first time for this pool only,
+    /// `WARNING: CPU: N at <caller> <func>: <what>` and the stack dump.
+    #[cold]
+    #[inline(never)]
+    fn warn_once(&self, site: u8, func: &str, what: core::fmt::Arguments<'_>, caller: &Location<'_>) {
+        let Some(platform) = self.platform() else { return };
+        if self.warned.fetch_or(site, Relaxed) & site != 0 {
+            return;
+        }
+        platform.log(
+            Level::Warning,
+            format_args!("WARNING: CPU: {} at {caller} {func}: {what}", platform.cpu().unwrap_or(0)),
+        );
+        platform.dump_stack(caller);
     }
+}
 
-    /// The 2.6-era `mempool_resize(pool, new_min_nr, gfp_mask)` the seeds use: as
-    /// [`Self::resize`], with `gfp` for the new array and the new elements.
-    ///
-    /// # Errors
-    /// As [`Self::resize`].
-    #[track_caller]
-    pub fn resize_gfp(&self, new_min_nr: usize, gfp: Gfp) -> Result<(), ResizeError> {
-        let caller = Location::caller();
-        let Some(env) = self.env() else { return Err(ResizeError::NoMemory) };
-        let platform = env.platform();
-        if new_min_nr == 0 {
-            platform.log(
-                Level::Crit,
-                format_args!("kernel BUG at mm/mempool.c: mempool_resize: new_min_nr <= 0\n  at {caller}"),
-            );
-            return Err(ResizeError::Invalid);
-        }
-        if gfp.allow_blocking() && platform.in_atomic() {
-            report_might_sleep(platform, caller);
-        }
-        let mut r = self.reserve.lock();
-        if new_min_nr <= self.min_nr.load(Relaxed) {
-            while new_min_nr < self.curr_nr.load(Relaxed) {
-                let element = self.remove_element(&mut r).expect("curr_nr > new_min_nr >= 1");
-                drop(r);
-                self.backing_free(element.as_ptr());
-                r = self.reserve.lock();
-            }
-            self.min_nr.store(new_min_nr, Relaxed);
-            self.update_free_locks();
-            return Ok(());
-        }
-        drop(r);
-        let new = Stack::alloc(env, new_min_nr, gfp).ok_or(ResizeError::NoMemory)?;
-        let mut r = self.reserve.lock();
-        if new_min_nr <= self.min_nr.load(Relaxed) {
-            drop(r);
-            // SAFETY: `new` came from `Stack::alloc` on `env` and holds nothing.
-            unsafe { new.free(env) };
-            return Ok(()); // Raced with another resize, which does our work.
-        }
-        let curr = self.curr_nr.load(Relaxed);
-        let mut new = new;
-        for i in 0..curr {
-            new.set(i, r.stack.get(i));
-        }
-        let old = core::mem::replace(&mut r.stack, new);
-        self.min_nr.store(new_min_nr, Relaxed);
-        self.update_free_locks();
-        drop(r);
-        // SAFETY: `old` was this pool's array, allocated on `env` (or in its first block, which
-        // `free` leaves alone); its elements were copied.
-        unsafe { old.free(env) };
-        while self.curr_nr.load(Relaxed) < self.min_nr.load(Relaxed) {
-            let Some(element) = NonNull::new(self.backing_alloc(gfp)) else { break };
-            if !self.push_fill(element) {
-                self.backing_free(element.as_ptr()); // Raced with frees that filled it.
-                break;
-            }
-        }
-        Ok(())
-    }
+/// The pool's `WARN_ON_ONCE` sites: bits of `Mempool::warned`. The kernel keeps one flag per
+/// call site for the whole system; kmem keeps one per pool (as for `__GFP_ZERO` since the
+/// first pools: a pool has no machine-wide object to keep them in).
+mod warn {
+    /// `VM_WARN_ON_ONCE(gfp_mask & __GFP_ZERO)` in `mempool_alloc` (MP-14).
+    pub(super) const ZERO: u8 = 1 << 0;
+    /// `VM_WARN_ON_ONCE(count > pool->min_nr)` in `mempool_alloc_bulk`.
+    pub(super) const BULK_COUNT: u8 = 1 << 1;
+    /// kmem's check of `mempool_alloc_bulk`'s `allocated` against the filled slots.
+    pub(super) const BULK_ALLOCATED: u8 = 1 << 2;
 }
 
 /// The `might_sleep` report for a sleeping mempool call in atomic context.

@@ -157,9 +157,10 @@ impl Mempool {
         }
     }
 
-    /// The debug checks of `mempool_free` while poisoning is on: false (after a report) for
-    /// an element already in the reserve or a pointer that is not an element of the pool.
-    pub(super) fn check_free(&self, r: &Reserve, element: NonNull<c_void>, caller: &Location<'_>) -> bool {
+    /// The debug checks of `mempool_free` (and `mempool_free_bulk`, `func` names which) while
+    /// poisoning is on: false (after a report) for an element already in the reserve or a
+    /// pointer that is not an element of the pool.
+    pub(super) fn check_free(&self, r: &Reserve, element: NonNull<c_void>, func: &str, caller: &Location<'_>) -> bool {
         let Some(platform) = self.platform() else { return true };
         let pool = self.shown_address();
         let what = if r.stack.holds(self.curr_nr.load(Relaxed), element) {
@@ -169,10 +170,7 @@ impl Mempool {
         } else {
             return true;
         };
-        platform.log(
-            Level::Err,
-            format_args!("BUG: mempool_free: {what}\nMempool {pool:p} element {:p}", element.as_ptr()),
-        );
+        platform.log(Level::Err, format_args!("BUG: {func}: {what}\nMempool {pool:p} element {:p}", element.as_ptr()));
         platform.dump_stack(caller);
         false
     }

@@ -72,6 +72,17 @@ void mempool_destroy(mempool_t *pool);
 void *mempool_alloc(mempool_t *pool, gfp_t gfp_mask) __malloc;
 void *mempool_alloc_preallocated(mempool_t *pool) __malloc;
 void mempool_free(void *element, mempool_t *pool);
+/* The newest kernel's bulk calls (2025). mempool_alloc_bulk fills every NULL slot of
+ * elems[0..count], of which `allocated` are filled already: alloc_fn first (GFP_KERNEL), then the
+ * reserve, which gives the whole remainder or nothing, else it sleeps (at most 5 s, woken by a
+ * free into the reserve) and retries; so it returns 0 with every slot filled. kmem also returns
+ * -ENOMEM in atomic context, where it does not sleep (reported; the slots filled so far stay
+ * filled), and -EINVAL for a bad pool or a NULL elems. A count above min_nr may wait for a reserve
+ * that never holds enough: warned once per pool. mempool_free_bulk puts the leading elements into
+ * the reserve while it is short (the slots are left as they are) and returns how many it took;
+ * the caller frees elems[ret..count] with the backing allocator, as the kernel's callers do. */
+int mempool_alloc_bulk(mempool_t *pool, void **elems, unsigned int count, unsigned int allocated);
+unsigned int mempool_free_bulk(mempool_t *pool, void **elems, unsigned int count);
 
 int mempool_resize(mempool_t *pool, int new_min_nr);
 /* kmem: the book's 3-argument form. */

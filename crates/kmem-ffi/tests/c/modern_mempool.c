@@ -11,3 +11,11 @@ int setup(struct kmem_cache *cache)
 	mempool_exit(&pool);
 	return mempool_resize(mempool_create_kmalloc_pool(2, 64), 4);
 }
+
+/* The newest kernel's bulk calls (2025). */
+unsigned int bulk(mempool_t *mp, void **elems, unsigned int count)
+{
+	if (mempool_alloc_bulk(mp, elems, count, 0))
+		return 0;
+	return mempool_free_bulk(mp, elems, count);
+}

@@ -157,6 +157,52 @@ fn mp6_sleeper_retries_the_allocator_after_the_timeout() {
     assert_eq!((pool.curr_nr(), pool.outstanding()), (1, 0));
 }
 
+/// §6.2 `mempool_alloc_bulk` between threads: with the page allocator exhausted, a bulk call
+/// missing two elements sleeps on the pool; a free that brings the reserve to one wakes it
+/// (MP-7), but it takes nothing (all or nothing) and sleeps again; a `mempool_free_bulk` that
+/// brings it to two wakes it again and it takes both, last freed first (MP-4). No timing: the
+/// counters say what happened.
+#[test]
+fn bulk_sleeper_takes_the_whole_remainder_after_the_frees_that_cover_it() {
+    let m = machine(32, 2);
+    let pool = RawMempool::page_pool(&m, 2, 0).expect("pool");
+    let held = take_every_page(&m);
+    let mine = [pool.alloc(GFP_KERNEL).expect("reserved"), pool.alloc(GFP_KERNEL).expect("reserved")];
+    assert_eq!(pool.curr_nr(), 0);
+    let got = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut slots = [None; 2];
+            pool.alloc_bulk(&mut slots).expect("mempool_alloc_bulk never fails outside atomic context");
+            for (g, e) in got.iter().zip(slots) {
+                g.store(addr(e.expect("filled")), SeqCst);
+            }
+            done.store(true, SeqCst);
+        });
+        wait_until("the bulk caller to sleep on the pool", || pool.stats().sleeps.load(SeqCst) >= 1);
+        // SAFETY: `mine[0]` came from the pool and is not used afterwards.
+        unsafe { pool.free(mine[0]) };
+        wait_until("the woken bulk caller to sleep again", || pool.stats().sleeps.load(SeqCst) >= 2);
+        assert_eq!(pool.stats().wakeups.load(SeqCst), 1, "the free into the reserve woke it");
+        assert!(!done.load(SeqCst), "one element cannot fill two slots");
+        assert_eq!(pool.curr_nr(), 1, "and it took none of the reserve");
+        // SAFETY: `mine[1]` came from the pool and is not used afterwards; the pool takes it.
+        assert_eq!(unsafe { pool.free_bulk(&mine[1..]) }, 1);
+        wait_until("the bulk caller to fill both slots", || done.load(SeqCst));
+    });
+    assert_eq!(pool.stats().wakeups.load(SeqCst), 2, "the bulk free woke it too");
+    assert_eq!(pool.stats().timeouts.load(SeqCst), 0, "woken by the frees, not by the timeout");
+    assert_eq!(got.each_ref().map(|g| g.load(SeqCst)), [addr(mine[1]), addr(mine[0])], "top of the reserve first");
+    assert_eq!(pool.curr_nr(), 0);
+    give_back(&m, held);
+    for g in &got {
+        // SAFETY: From the pool, freed once.
+        unsafe { pool.free(NonNull::new(g.load(SeqCst) as *mut c_void).unwrap()) };
+    }
+    assert_eq!((pool.curr_nr(), pool.outstanding()), (2, 0));
+}
+
 /// Cycles per thread in the forward-progress test.
 const CYCLES: usize = 100_000;
 /// Threads in the forward-progress test (more than the pool's reserve, so some must wait).

@@ -12,6 +12,7 @@ mod kmalloc;
 mod kvmalloc;
 mod machine;
 mod mempool;
+mod mempool_bulk;
 mod mempool_kinds;
 mod mempool_poison;
 mod misuse;

@@ -119,12 +119,12 @@ pub unsafe extern "C" fn rec_free(element: *mut c_void, data: *mut c_void) {
 }
 
 /// The mask of the first `alloc_fn` attempt of `mempool_alloc(gfp)` (§6.2).
-fn first_pass(gfp: Gfp) -> Gfp {
+pub fn first_pass(gfp: Gfp) -> Gfp {
     full_pass(gfp).difference(__GFP_DIRECT_RECLAIM | __GFP_IO)
 }
 
 /// The mask of later attempts.
-fn full_pass(gfp: Gfp) -> Gfp {
+pub fn full_pass(gfp: Gfp) -> Gfp {
     gfp | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN
 }
 
