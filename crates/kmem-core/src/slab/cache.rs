@@ -65,7 +65,9 @@ impl ObjFn {
 /// destructor). `Default` leaves everything unused.
 ///
 /// The constructor and destructor may be called from any thread, at any allocation or
-/// reclaim: they must be thread-safe and must not allocate from the same cache.
+/// reclaim: they must be thread-safe and must not allocate from the same cache. They run with
+/// no slab lock held and may create and destroy caches, this one included: its teardown then
+/// waits for the operation that called them (`lifetime.rs`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CacheArgs {
     /// Object alignment (0: none beyond the minimum).
@@ -166,6 +168,11 @@ pub struct Cache {
     pub(crate) node_has_free: AtomicBool,
     /// Creators minus destroyers; under the cache list lock.
     pub(crate) refcount: AtomicIsize,
+    /// Slab operations in progress that hold the cache, and the `DYING`/`DEAD` marks of its
+    /// teardown (`lifetime.rs`).
+    pub(crate) ops: AtomicUsize,
+    /// What the last destroy asked for, kept for a teardown that runs later (`lifetime.rs`).
+    pub(crate) destroy: SpinLock<super::lifetime::DestroyRequest>,
     /// Next cache on the list (newest first); under the cache list lock.
     pub(crate) next: AtomicPtr<Cache>,
     pub(crate) name_ptr: *const u8,

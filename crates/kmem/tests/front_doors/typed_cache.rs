@@ -49,7 +49,7 @@ fn counted_cache(m: &Machine, name: &str) -> (KmemCache<Counted>, Arc<Counts>) {
 fn constructor_runs_once_per_slot_and_objects_keep_their_state() {
     let m = machine();
     let (cache, counts) = counted_cache(&m, "fd_state");
-    let per_slab = m.cache(cache.cache_ref()).unwrap().objects_per_slab();
+    let per_slab = cache.objects_per_slab();
     let mut a = cache.alloc(GFP_KERNEL).unwrap();
     assert_eq!(counts.made.load(SeqCst), per_slab, "one slab, every slot constructed");
     assert_eq!(cache.info().num_objs, per_slab);
@@ -161,7 +161,7 @@ fn a_constructor_panic_in_a_new_slab_is_caught_and_the_slot_built_on_allocation(
         vec![5u8; 8]
     })
     .unwrap();
-    let per_slab = m.cache(cache.cache_ref()).unwrap().objects_per_slab();
+    let per_slab = cache.objects_per_slab();
     // Every object of the first slab: one of them lost its constructor call.
     let held: Vec<_> = (0..per_slab).map(|_| cache.alloc(GFP_KERNEL).expect("no panic reaches the caller")).collect();
     assert!(held.iter().all(|v| **v == [5; 8]), "every handle holds a constructed value");
@@ -207,7 +207,7 @@ fn a_panicking_drop_in_the_destructor_is_caught_and_logged() {
     let m = machine();
     let cache = KmemCache::new(&m, "fd_bomb", SlabFlags::empty(), || Bomb).unwrap();
     drop(cache.alloc(GFP_KERNEL).unwrap());
-    let per_slab = m.cache(cache.cache_ref()).unwrap().objects_per_slab();
+    let per_slab = cache.objects_per_slab();
     assert_eq!(cache.shrink(), 0);
     assert_eq!(count_log(&m, "kmem_cache fd_bomb: destructor of"), per_slab, "{}", m.dmesg());
 }
