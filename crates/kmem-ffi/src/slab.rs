@@ -304,6 +304,7 @@ pub unsafe extern "C" fn __kmem_cache_create_args(
             freeptr_offset: a.use_freeptr_offset.then_some(a.freeptr_offset as usize),
             ctor: a.ctor.map(|f| ObjFn { func: call_ctor, ctx: f as *const () }),
             dtor: None,
+            unlisted: false,
         });
         create(m, name, object_size as usize, args, flags.into(), None)
     })

@@ -11,9 +11,32 @@
 //! # Lifetime
 //! The cache structure lives in an `Arc` shared by every [`KmemCache`] clone and every handle:
 //! the cache cannot go while an object is out. When the last reference goes, the cache is
-//! destroyed, and since no handle is left no object is out: destroy has nothing to report. A
-//! handle passed to `mem::forget` keeps its reference forever, so its cache is leaked (never
-//! destroyed) rather than destroyed under the object.
+//! destroyed, and since no handle is left no object is out: destroy has nothing to report
+//! (objects allocated through the raw handle and never freed are reported, SL-12, and the
+//! cache and its hooks are then kept). A handle passed to `mem::forget` keeps its reference
+//! forever, so its cache is leaked (never destroyed) rather than destroyed under the object.
+//!
+//! The last reference may go *inside* a slab operation of the cache itself: a `T` whose `Drop`
+//! drops a handle (`struct Node { next: Option<CacheBox<Node>> }`) runs in the destructor hook
+//! while the core frees one of the cache's slabs — in reclaim, at a thread's exit, in a grace
+//! period, in a shrink or free through the raw handle — and a constructor closure may drop the
+//! last handle while a slab is being filled (an allocation through the raw handle, which safe
+//! code also gets from `Kmem::find_cache`). The destroy then must not free the cache under the
+//! operation, whose loop still uses the cache, its hooks and its slabs. The core handles it (`kmem_core`'s
+//! `slab/lifetime.rs`): operations that may run hooks hold the cache; `kmem_cache_destroy`
+//! drops the last reference at once (the name disappears from `slabinfo` and `find_cache`) and
+//! leaves the teardown to the last operation holding the cache when it ends — or, for an
+//! allocation or free, to the next maintenance pass (cache creation or destroy, shrink,
+//! reclaim). Why there and not here: the hook may have been entered from reclaim triggered by
+//! an unrelated allocation, from a thread's exit or from a raw-handle call, with no typed
+//! operation up the stack to hand the destroy to, and the operations that must end first are
+//! the core's. The hooks' context (`Hooks`: the constructor closure) must live until the
+//! teardown has run every destructor, so the drop asks the core to free it once the cache is
+//! gone (`release_hooks`, through `kmem_cache_destroy_notify`) — at once or later, from
+//! whichever thread ends the teardown; never if the cache is kept for leaked objects.
+//!
+//! The raw handle ([`KmemCache::cache_ref`]) is `unsafe`: a call through it in progress on
+//! another thread when the last handle goes is a use the core cannot see.
 //!
 //! # Panics in the constructor and destructor
 //! Hooks run inside the slab allocator, where unwinding must not go. A constructor panic
@@ -25,9 +48,19 @@
 //!
 //! # Re-entry
 //! The constructor runs while a slab is being made (no slab lock held) and may allocate, but
-//! not from the same cache. `T`'s `Drop` may run in reclaim or at a thread's exit, where the
-//! cache list lock can be held: it may free memory, but must not create or destroy caches
-//! (for instance by dropping the last handle of another `KmemCache`) — that would deadlock.
+//! not from the same cache; it may drop handles, the last one included. `T`'s `Drop` runs with
+//! no slab lock held (the core releases the cache list lock around every cache it flushes or
+//! shrinks): it may allocate, free, and create or destroy caches — drop the last handle of
+//! this cache or of another. Both may run on any thread, in reclaim or at a thread's exit.
+//!
+//! # Invariants and locks
+//! - `Shared` is dropped exactly once, when no clone and no handle is left; it then gives the
+//!   cache up (`kmem_cache_destroy_notify`) and never touches it again.
+//! - `Hooks` lives from creation until the core's `release_hooks` call after the cache's
+//!   memory is gone (forever if the cache is kept): every hook call finds it.
+//! - A `Slot` is touched only by its owner (see `Slot`).
+//!
+//! This layer takes no lock of its own; the hooks run under none of the slab allocator's.
 
 use std::any::type_name;
 use std::fmt;
@@ -36,7 +69,7 @@ use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use kmem_core::gfp::__GFP_ZERO;
 use kmem_core::platform::Level;
@@ -45,6 +78,7 @@ use kmem_core::slab::{CacheArgs, CacheInfo, CacheRef, CreateError, ObjFn};
 use kmem_core::{AllocError, Gfp};
 
 use crate::Machine;
+use crate::machine::Inner;
 
 /// `Slot::state` when `value` holds no `T` (its constructor panicked).
 const EMPTY: u8 = 0;
@@ -63,10 +97,13 @@ struct Slot<T> {
     state: u8,
 }
 
-/// What the hooks' `ctx` points to. Lives until the cache is destroyed.
+/// What the hooks' `ctx` points to. Lives until the core has torn the cache down and calls
+/// [`release_hooks`] (forever if the teardown keeps the cache for leaked objects).
 struct Hooks<T> {
     ctor: Box<dyn Fn() -> T + Send + Sync>,
-    machine: Machine,
+    /// For reports only. Weak: a teardown still owed (an orphan, RCU slabs waiting for a grace
+    /// period) must not keep the whole machine alive after its last user handle is gone.
+    machine: Weak<Inner>,
     name: String,
 }
 
@@ -76,7 +113,8 @@ struct Hooks<T> {
 /// `ctx` is the cache's live `Hooks<T>` and `obj` a new object of the cache (a `Slot<T>`,
 /// aligned, unshared).
 unsafe fn ctor_hook<T>(ctx: *const (), obj: *mut u8) {
-    // SAFETY: The cache was created with this `ctx`, which lives until after its destroy.
+    // SAFETY: The cache was created with this `ctx`, which lives until the core releases it
+    // once the cache is gone (`release_hooks`), after every hook has run.
     let hooks = unsafe { &*ctx.cast::<Hooks<T>>() };
     let slot = obj.cast::<Slot<T>>();
     let made = panic::catch_unwind(AssertUnwindSafe(|| (hooks.ctor)()));
@@ -119,14 +157,31 @@ unsafe fn dtor_hook<T>(ctx: *const (), obj: *mut u8) {
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { value.drop_in_place() }));
     if let Err(payload) = dropped {
         discard(payload);
-        hooks.machine.printk(
-            Level::Err,
-            &format!(
-                "kmem_cache {}: destructor of {} panicked; the value counts as dropped\n",
-                hooks.name,
-                type_name::<T>()
-            ),
-        );
+        // The machine is alive: a hook runs inside one of its operations, whose caller holds it.
+        if let Some(inner) = hooks.machine.upgrade() {
+            Machine { inner }.printk(
+                Level::Err,
+                &format!(
+                    "kmem_cache {}: destructor of {} panicked; the value counts as dropped\n",
+                    hooks.name,
+                    type_name::<T>()
+                ),
+            );
+        }
+    }
+}
+
+/// The core's release of a destroyed cache: frees its hooks once no hook can run any more.
+///
+/// # Safety
+/// `ctx` is the `Box::leak`ed `Hooks<T>` of a cache whose memory the core has just freed; the
+/// core calls this once.
+unsafe fn release_hooks<T>(ctx: *const (), _obj: *mut u8) {
+    // SAFETY: The cache is gone (caller), so nothing else uses `ctx`, which came from a `Box`.
+    let hooks = unsafe { Box::from_raw(ctx.cast::<Hooks<T>>().cast_mut()) };
+    // The constructor closure's captures run arbitrary `Drop`s; the core must not unwind.
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(hooks))) {
+        discard(payload);
     }
 }
 
@@ -154,15 +209,15 @@ unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        // SAFETY: This is the last reference: every handle holds one, so no object is out,
-        // and nothing uses `cache` afterwards.
-        let destroyed = unsafe { self.machine.kmem_cache_destroy(self.cache) };
-        // Only objects allocated through `cache_ref()` and never freed can make it fail: the
-        // core then reports them and keeps the cache (SL-12), and its hooks stay too.
-        if destroyed.is_ok() {
-            // SAFETY: Destroyed: no hook can run any more; `hooks` came from `Box::leak`.
-            drop(unsafe { Box::from_raw(self.hooks.as_ptr()) });
-        }
+        let release = ObjFn { func: release_hooks::<T>, ctx: self.hooks.as_ptr().cast_const().cast::<()>() };
+        // SAFETY: This is the last reference: every handle holds one, so no object is out, and
+        // nothing of ours uses `cache` afterwards (raw-handle users promised, `cache_ref`). If a
+        // hook of this cache is running up the stack (this drop comes from a `T`'s `Drop` or
+        // from the constructor), the core leaves the teardown to the operation running it.
+        // `release_hooks` frees `hooks` once the cache is gone, from any thread: `Hooks` is
+        // `Send`. Objects allocated through the raw handle and never freed make the teardown
+        // keep the cache (SL-12); `release` then never runs and the hooks stay with it.
+        let _ = unsafe { self.machine.kmem_cache_destroy_notify(self.cache, release) };
     }
 }
 
@@ -210,13 +265,17 @@ impl<T: Send + 'static> KmemCache<T> {
         flags: SlabFlags,
         ctor: impl Fn() -> T + Send + Sync + 'static,
     ) -> Result<Self, CreateError> {
-        let hooks = Box::new(Hooks { ctor: Box::new(ctor), machine: machine.clone(), name: name.to_owned() });
+        let hooks =
+            Box::new(Hooks { ctor: Box::new(ctor), machine: Arc::downgrade(&machine.inner), name: name.to_owned() });
         let hooks = NonNull::from(Box::leak(hooks));
         let ctx = hooks.as_ptr().cast_const().cast::<()>();
         let args = CacheArgs {
             align: align_of::<Slot<T>>(),
             ctor: Some(ObjFn { func: ctor_hook::<T>, ctx }),
             dtor: Some(ObjFn { func: dtor_hook::<T>, ctx }),
+            // Dropping the last handle destroys the cache from safe code: no lookup may hand a
+            // raw handle to it that another thread could be using then.
+            unlisted: true,
             ..CacheArgs::default()
         };
         match machine.kmem_cache_create(name, size_of::<Slot<T>>(), &args, flags) {
@@ -291,9 +350,24 @@ impl<T: Send + 'static> KmemCache<T> {
         self.shared.machine.cache_info(self.shared.cache)
     }
 
-    /// The raw cache (for `slabinfo`, validation, …). It stays valid while `self` lives;
-    /// objects allocated through it directly are `Slot`s, not `T`s.
-    pub fn cache_ref(&self) -> CacheRef {
+    /// Objects per slab.
+    pub fn objects_per_slab(&self) -> usize {
+        // A cache `self` keeps alive is live.
+        self.shared.machine.cache(self.shared.cache).map_or(0, |c| c.objects_per_slab())
+    }
+
+    /// The raw cache (for `slabinfo`, validation, …). Objects allocated through it directly
+    /// are `Slot`s, not `T`s.
+    ///
+    /// # Safety
+    /// The cache is destroyed when the last [`KmemCache`] clone and [`CacheBox`] go, and the
+    /// slab allocator cannot see a call through the raw handle that is in progress then. So no
+    /// call through it may be running on another thread when they go; and a `&Cache` from
+    /// [`kmem_core::Kmem::cache`] must not be used after they are gone. (A constructor or `T`'s
+    /// `Drop` may drop the last of them inside a call through the handle on this thread: the
+    /// teardown waits for that call.) After they are gone the handle is dead: calls that check
+    /// it report and refuse it, and objects allocated through it must not be freed to it.
+    pub unsafe fn cache_ref(&self) -> CacheRef {
         self.shared.cache
     }
 

@@ -67,9 +67,9 @@ impl<P: Platform> Kmem<P> {
     pub(crate) fn kmalloc_at(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
         if size.wrapping_sub(1) < KMALLOC_MAX_CACHE_SIZE {
             let c = self.slabs.kmalloc[kmalloc_type(gfp) as usize][class_index(size)].load(Relaxed);
-            // SAFETY: kmalloc caches live as long as the machine (they are never destroyed
-            // through the table: destroy clears the entry first).
-            return match unsafe { c.as_ref() } {
+            // kmalloc caches live as long as the machine (they are never destroyed through the
+            // table: destroy clears the entry first).
+            return match NonNull::new(c) {
                 Some(s) => self.slab_alloc_orig(s, gfp, caller, size),
                 None => self.kmalloc_first_use(size, gfp, caller),
             };
@@ -84,7 +84,7 @@ impl<P: Platform> Kmem<P> {
     #[cold]
     fn kmalloc_first_use(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
         let c = self.kmalloc_cache_create(class_index(size), kmalloc_type(gfp), gfp).ok_or(AllocError)?;
-        self.slab_alloc_orig(c.get(), gfp, caller, size)
+        self.slab_alloc_orig(c.0, gfp, caller, size)
     }
 
     /// `kmalloc_trace` (`__kmalloc_cache_noprof` since 6.10): a kmalloc-style allocation of
@@ -103,7 +103,8 @@ impl<P: Platform> Kmem<P> {
     ) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
         let Some(s) = self.checked_cache(cache, "kmalloc_trace", caller) else { return Err(AllocError) };
-        self.slab_alloc_orig(s, gfp, caller, size.clamp(1, s.object_size()))
+        let orig_size = size.clamp(1, s.object_size());
+        self.slab_alloc_orig(cache.0, gfp, caller, orig_size)
     }
 
     /// `__kmalloc_large_node`: whole pages, marked so `kfree` knows them. Flags a slab
@@ -193,9 +194,9 @@ impl<P: Platform> Kmem<P> {
             return;
         }
         if let Some(found) = self.object_slab(ptr) {
-            // SAFETY: The slab's cache is live while the slab is.
-            let s = unsafe { &*found.cache };
-            self.slab_free(s, found.base, ptr.cast_mut(), caller);
+            // SAFETY: A slab names its cache (never null while the slab is live).
+            let cache = unsafe { NonNull::new_unchecked(found.cache) };
+            self.slab_free(cache, found.base, ptr.cast_mut(), caller);
             return;
         }
         self.kfree_large(ptr, caller);

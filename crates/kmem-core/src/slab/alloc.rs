@@ -44,8 +44,10 @@ impl<P: Platform> Kmem<P> {
     #[inline(always)]
     pub fn kmem_cache_alloc(&self, cache: CacheRef, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
-        let Some(s) = self.checked_cache(cache, "kmem_cache_alloc", caller) else { return Err(AllocError) };
-        self.slab_alloc(s, gfp, caller)
+        if self.checked_cache(cache, "kmem_cache_alloc", caller).is_none() {
+            return Err(AllocError);
+        }
+        self.slab_alloc(cache, gfp, caller)
     }
 
     /// [`Kmem::kmem_cache_alloc`] without checking the handle: for callers that hold the cache
@@ -60,7 +62,7 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     #[inline(always)]
     pub unsafe fn kmem_cache_alloc_unchecked(&self, cache: CacheRef, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
-        self.slab_alloc(cache.get(), gfp, Location::caller())
+        self.slab_alloc(cache, gfp, Location::caller())
     }
 
     /// `kmem_cache_zalloc`: [`Kmem::kmem_cache_alloc`] with `__GFP_ZERO`.
@@ -70,8 +72,10 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn kmem_cache_zalloc(&self, cache: CacheRef, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
-        let Some(s) = self.checked_cache(cache, "kmem_cache_zalloc", caller) else { return Err(AllocError) };
-        self.slab_alloc(s, gfp.union(__GFP_ZERO), caller)
+        if self.checked_cache(cache, "kmem_cache_zalloc", caller).is_none() {
+            return Err(AllocError);
+        }
+        self.slab_alloc(cache, gfp.union(__GFP_ZERO), caller)
     }
 
     /// `kmem_cache_alloc_node`: NUMA nodes other than `NUMA_NO_NODE` (-1) and 0 do not exist
@@ -82,16 +86,26 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn kmem_cache_alloc_node(&self, cache: CacheRef, gfp: Gfp, node: i32) -> Result<NonNull<u8>, AllocError> {
         let caller = Location::caller();
-        let Some(s) = self.checked_cache(cache, "kmem_cache_alloc_node", caller) else { return Err(AllocError) };
+        if self.checked_cache(cache, "kmem_cache_alloc_node", caller).is_none() {
+            return Err(AllocError);
+        }
         if node != crate::NUMA_NO_NODE && node != 0 {
             return Err(AllocError);
         }
-        self.slab_alloc(s, gfp, caller)
+        self.slab_alloc(cache, gfp, caller)
     }
 
+    /// An object of the live cache `cache`. The cache goes down the call chain as a pointer,
+    /// not a `&Cache` parameter: a constructor may destroy it (`lifetime.rs`), and then no
+    /// frame of ours may still have it as a reference argument when the teardown frees it.
     #[inline(always)]
-    pub(crate) fn slab_alloc(&self, s: &Cache, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
-        self.slab_alloc_orig(s, gfp, caller, 0)
+    pub(crate) fn slab_alloc(
+        &self,
+        cache: CacheRef,
+        gfp: Gfp,
+        caller: &Location<'_>,
+    ) -> Result<NonNull<u8>, AllocError> {
+        self.slab_alloc_at(cache.0, gfp, caller, 0)
     }
 
     /// [`Kmem::slab_alloc`] for a kmalloc request of `orig_size` bytes (0: the object size),
@@ -99,11 +113,25 @@ impl<P: Platform> Kmem<P> {
     #[inline(always)]
     pub(crate) fn slab_alloc_orig(
         &self,
-        s: &Cache,
+        cache: NonNull<Cache>,
         gfp: Gfp,
         caller: &Location<'_>,
         orig_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
+        self.slab_alloc_at(cache, gfp, caller, orig_size)
+    }
+
+    /// The allocation fast path; `cache` is live and held by the caller.
+    #[inline(always)]
+    fn slab_alloc_at(
+        &self,
+        cache: NonNull<Cache>,
+        gfp: Gfp,
+        caller: &Location<'_>,
+        orig_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: The caller holds the cache. A local, not a parameter (see `slab_alloc`).
+        let s = unsafe { cache.as_ref() };
         if let Some(cpu) = self.platform().fast_cpu()
             && s.fast
             && !self.slabs.failslab.enabled()
@@ -128,18 +156,44 @@ impl<P: Platform> Kmem<P> {
                 }
                 c.guard.exit();
                 // Seen empty by its owner: only the owner fills it, so it stays empty.
-                return self.alloc_slow(s, gfp, caller, orig_size, true);
+                return self.alloc_slow(cache, gfp, caller, orig_size, true);
             }
         }
-        self.alloc_slow(s, gfp, caller, orig_size, false)
+        self.alloc_slow(cache, gfp, caller, orig_size, false)
     }
 
-    /// Everything the fast path does not do: context checks, fault injection, refilling the
-    /// CPU's array (making a new slab if the node has no free object), and debug caches.
-    /// `array_empty`: the fast path found this CPU's array empty (so it is not looked at again).
+    /// Everything the fast path does not do (see [`Kmem::alloc_slow_held`]). A cache with a
+    /// constructor or destructor is held meanwhile: the constructor of a new slab, or the
+    /// destructor of a slab emptied by giving back surplus objects, may destroy it; its
+    /// teardown then waits for the next maintenance pass (`lifetime.rs`).
     #[cold]
     #[inline(never)]
     fn alloc_slow(
+        &self,
+        cache: NonNull<Cache>,
+        gfp: Gfp,
+        caller: &Location<'_>,
+        orig_size: usize,
+        array_empty: bool,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: The caller holds the cache; a local (see `slab_alloc`).
+        let s = unsafe { cache.as_ref() };
+        let held = s.has_hooks();
+        if held {
+            self.pin_cache(s);
+        }
+        let got = self.alloc_slow_held(s, gfp, caller, orig_size, array_empty);
+        if held {
+            self.unpin_cache_later(cache);
+        }
+        got
+    }
+
+    /// Context checks, fault injection, refilling the CPU's array (making a new slab if the
+    /// node has no free object), and debug caches. `array_empty`: the fast path found this
+    /// CPU's array empty (so it is not looked at again).
+    #[inline(always)]
+    fn alloc_slow_held(
         &self,
         s: &Cache,
         gfp: Gfp,
@@ -303,20 +357,30 @@ impl<P: Platform> Kmem<P> {
             self.report_not_slab(obj, "kmem_cache_free", caller);
             return;
         };
-        // SAFETY: The slab's cache is live while the slab is.
-        let real = unsafe { &*found.cache };
         if !ptr::eq(found.cache, cache.as_ptr()) {
+            // SAFETY: The slab's cache is live while the slab is.
+            let real = unsafe { &*found.cache };
             match self.live_cache(cache) {
                 Some(given) => self.report_wrong_cache(given, real, caller),
                 None => self.report_not_cache(cache, "kmem_cache_free", caller),
             }
         }
-        let s = real;
-        self.slab_free(s, found.base, obj, caller);
+        // SAFETY: `object_slab` returns a slab's (non-null) cache.
+        self.slab_free_at(unsafe { NonNull::new_unchecked(found.cache) }, found.base, obj, caller);
     }
 
+    /// Frees `obj` to `cache`, its cache (`kfree`'s way in), passed down as a pointer (see
+    /// `slab_alloc`).
     #[inline(always)]
-    pub(crate) fn slab_free(&self, s: &Cache, base: usize, obj: *mut u8, caller: &Location<'_>) {
+    pub(crate) fn slab_free(&self, cache: NonNull<Cache>, base: usize, obj: *mut u8, caller: &Location<'_>) {
+        self.slab_free_at(cache, base, obj, caller);
+    }
+
+    /// The free fast path: `cache` is the object's cache, as a pointer (see `slab_alloc`).
+    #[inline(always)]
+    fn slab_free_at(&self, cache: NonNull<Cache>, base: usize, obj: *mut u8, caller: &Location<'_>) {
+        // SAFETY: The slab of `obj` names its cache, live while the slab is; a local.
+        let s = unsafe { cache.as_ref() };
         if s.obj_index(base, obj as usize).is_none() {
             self.report_invalid_object(s, obj, caller);
             return;
@@ -349,14 +413,16 @@ impl<P: Platform> Kmem<P> {
                 c.guard.exit();
             }
         }
-        self.free_slow(s, obj, self.platform().context(), caller);
+        self.free_slow(cache, obj, self.platform().context(), caller);
     }
 
     /// Free without a usable CPU array, or with a full one: flush half the array to the node,
     /// then keep the object; debug caches check the object and return it to its slab.
     #[cold]
     #[inline(never)]
-    fn free_slow(&self, s: &Cache, obj: *mut u8, ctx: Context, caller: &Location<'_>) {
+    fn free_slow(&self, cache: NonNull<Cache>, obj: *mut u8, ctx: Context, caller: &Location<'_>) {
+        // SAFETY: As in `slab_free_at`.
+        let s = unsafe { cache.as_ref() };
         s.stats.free_slow.fetch_add(1, Relaxed);
         if let Some(cpu) = ctx.cpu
             && s.fast
@@ -390,7 +456,7 @@ impl<P: Platform> Kmem<P> {
                 c.guard.exit();
                 if n > 0 {
                     s.stats.flushes.fetch_add(1, Relaxed);
-                    self.return_objects(s, &batch[..n]);
+                    self.return_objects_held(cache, &batch[..n]);
                 }
                 return;
             }
@@ -402,7 +468,23 @@ impl<P: Platform> Kmem<P> {
             self.report_double_free(s, obj, caller);
             return;
         }
-        self.return_objects(s, &[obj]);
+        self.return_objects_held(cache, &[obj]);
+    }
+
+    /// [`Kmem::return_objects`] from a free, holding a cache with a destructor meanwhile: a
+    /// slab freed here runs it, and it may destroy the cache (`lifetime.rs`).
+    #[track_caller]
+    fn return_objects_held(&self, cache: NonNull<Cache>, objs: &[*mut u8]) {
+        // SAFETY: As in `slab_free_at`.
+        let s = unsafe { cache.as_ref() };
+        let held = s.has_hooks();
+        if held {
+            self.pin_cache(s);
+        }
+        self.return_objects(s, objs);
+        if held {
+            self.unpin_cache_later(cache);
+        }
     }
 
     /// Whether `obj` is already the first free object of its slab (SL-16 without a CPU array).
@@ -495,8 +577,14 @@ impl<P: Platform> Kmem<P> {
             out.fill(ptr::null_mut());
             return 0;
         };
+        // A constructor may destroy the cache in the middle: it stays until the loop is done.
+        let held = s.has_hooks();
+        if held {
+            self.pin_cache(s);
+        }
+        let mut got = out.len();
         for i in 0..out.len() {
-            match self.slab_alloc(s, gfp, caller) {
+            match self.slab_alloc(cache, gfp, caller) {
                 Ok(p) => out[i] = p.as_ptr(),
                 Err(_) => {
                     for &p in &out[..i] {
@@ -504,11 +592,17 @@ impl<P: Platform> Kmem<P> {
                         unsafe { self.kmem_cache_free(cache, p) };
                     }
                     out[..i].fill(ptr::null_mut());
-                    return 0;
+                    got = 0;
+                    break;
                 }
             }
         }
-        out.len()
+        if held {
+            // The objects are the caller's: a teardown owed is left to the next maintenance
+            // pass, after they may have been freed.
+            self.unpin_cache_later(cache.0);
+        }
+        got
     }
 
     /// `kmem_cache_free_bulk`: frees every object; `cache == None` derives each object's cache

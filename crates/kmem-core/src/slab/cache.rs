@@ -65,7 +65,9 @@ impl ObjFn {
 /// destructor). `Default` leaves everything unused.
 ///
 /// The constructor and destructor may be called from any thread, at any allocation or
-/// reclaim: they must be thread-safe and must not allocate from the same cache.
+/// reclaim: they must be thread-safe and must not allocate from the same cache. They run with
+/// no slab lock held and may create and destroy caches, this one included: its teardown then
+/// waits for the operation that called them (`lifetime.rs`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CacheArgs {
     /// Object alignment (0: none beyond the minimum).
@@ -81,6 +83,11 @@ pub struct CacheArgs {
     /// The seeds' destructor: runs on each object when its slab's pages go back to the page
     /// allocator (never on free).
     pub dtor: Option<ObjFn>,
+    /// Not handed out by [`crate::Kmem::find_cache`] or [`crate::Kmem::for_each_cache`], and
+    /// never merged: for an owner that destroys the cache from safe code (`kmem::KmemCache`),
+    /// where a handle from a lookup could be in use on another thread when that destroy runs.
+    /// It still shows in `/proc/slabinfo` and [`crate::Kmem::cache_listed`].
+    pub unlisted: bool,
 }
 
 /// One CPU slot's object array. `count` and `objs` belong to the slot's owner or to a drainer
@@ -154,6 +161,8 @@ pub struct Cache {
     pub(crate) ctor: Option<ObjFn>,
     pub(crate) dtor: Option<ObjFn>,
     pub(crate) usersize: usize,
+    /// [`CacheArgs::unlisted`].
+    pub(crate) unlisted: bool,
     /// `SLAB_FAILSLAB` (per cache, like sysfs `failslab`).
     pub(crate) failslab: AtomicBool,
     pub(crate) node: SpinLock<Node>,
@@ -166,6 +175,11 @@ pub struct Cache {
     pub(crate) node_has_free: AtomicBool,
     /// Creators minus destroyers; under the cache list lock.
     pub(crate) refcount: AtomicIsize,
+    /// Slab operations in progress that hold the cache, and the `DYING`/`DEAD` marks of its
+    /// teardown (`lifetime.rs`).
+    pub(crate) ops: AtomicUsize,
+    /// What the last destroy asked for, kept for a teardown that runs later (`lifetime.rs`).
+    pub(crate) destroy: SpinLock<super::lifetime::DestroyRequest>,
     /// Next cache on the list (newest first); under the cache list lock.
     pub(crate) next: AtomicPtr<Cache>,
     pub(crate) name_ptr: *const u8,

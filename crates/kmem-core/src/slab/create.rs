@@ -6,10 +6,11 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use super::cache::{Cache, CacheArgs, CacheRef, CacheStats, CpuCache, reciprocal};
+use super::cache::{Cache, CacheArgs, CacheRef, CacheStats, CpuCache, ObjFn, reciprocal};
 use super::flags::{self, InvalidSlabFlags, SLAB_NO_USER_FLAGS, SLAB_PANIC, SLAB_POISON, SLAB_TYPESAFE_BY_RCU};
 use super::flags::{SLAB_KMALLOC, SlabFlags};
 use super::layout::{self, CACHE_LINE_SIZE, LayoutError, MergeRequest, MergeTarget};
+use super::lifetime::{DestroyRequest, Teardown};
 use super::node::{Node, Which};
 use crate::gfp::{__GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, Gfp};
 use crate::kmalloc::classes::{KMALLOC_INFO, KmallocType, kmalloc_cache_align};
@@ -102,6 +103,7 @@ impl<P: Platform> Kmem<P> {
         flags: SlabFlags,
     ) -> Result<CacheRef, CreateError> {
         let caller = Location::caller();
+        self.reap_orphans();
         let made = flags::validate(flags).map_err(CreateError::InvalidFlags).and_then(|()| {
             // `slab_debug=` flags come after the check, as `kmem_cache_flags()` adds them.
             let flags = if flags.intersects(SLAB_NO_USER_FLAGS) { flags } else { self.slab_debug_flags(name, flags) };
@@ -222,10 +224,13 @@ impl<P: Platform> Kmem<P> {
                 ctor: args.ctor,
                 dtor: args.dtor,
                 usersize: args.usersize,
+                unlisted: args.unlisted,
                 failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),
                 node: SpinLock::new(Node::new(self.direct_map_base())),
                 node_has_free: AtomicBool::new(true),
                 refcount: AtomicIsize::new(1),
+                ops: AtomicUsize::new(0),
+                destroy: SpinLock::new(DestroyRequest::default()),
                 next: AtomicPtr::new(ptr::null_mut()),
                 name_ptr: base.add(name_at),
                 name_len: name.len(),
@@ -257,16 +262,21 @@ impl<P: Platform> Kmem<P> {
             usersize: args.usersize,
         };
         let nomerge = !self.slabs.config.merge;
-        // A destructor, like a constructor, makes a cache its owner's alone.
-        if nomerge || args.dtor.is_some() {
+        // A destructor, like a constructor, makes a cache its owner's alone; so does being
+        // unlisted.
+        if nomerge || args.dtor.is_some() || args.unlisted {
             return None;
         }
         let list = self.slabs.list.lock();
         let mut found = None;
         let mut cur = list.head;
         while let Some(c) = NonNull::new(cur) {
-            // SAFETY: Caches on the list are live; we hold the list lock.
+            // SAFETY: Caches on the list are allocated; we hold the list lock.
             let s = unsafe { c.as_ref() };
+            if s.is_dying() || s.unlisted {
+                cur = s.next.load(Relaxed);
+                continue;
+            }
             let target = MergeTarget {
                 size: s.size,
                 flags: s.layout.flags,
@@ -293,6 +303,13 @@ impl<P: Platform> Kmem<P> {
     /// frees every slab and the cache itself. With objects still allocated it prints the
     /// kernel's two reports, keeps the cache's memory (unlinked) and returns `Err` (SL-12).
     ///
+    /// If a slab operation still holds the cache when the last reference goes — this call
+    /// comes from a constructor or destructor of the cache (a `Drop` dropping a typed cache's
+    /// last handle), reclaim or a thread's exit is flushing it on another thread, or slabs of an
+    /// RCU cache wait for a grace period — the handle dies now (checked calls refuse it,
+    /// `slabinfo` and `for_each_cache` no longer show it) and the teardown, reports included,
+    /// is left to the last of those operations; the call returns `Ok` (see `lifetime.rs`).
+    ///
     /// # Errors
     /// [`DestroyError`] when objects were still allocated.
     ///
@@ -301,77 +318,79 @@ impl<P: Platform> Kmem<P> {
     ///
     /// # Safety
     /// No other thread may use `cache` during a call that drops the last reference; objects
-    /// still allocated must not be freed to it afterwards (safe operations on the handle
-    /// afterwards are refused and reported).
+    /// still allocated must not be freed to it afterwards, and no `&Cache` from
+    /// [`Kmem::cache`] (or name from [`Kmem::cache_name`]) may be used afterwards (safe
+    /// operations on the handle afterwards are refused and reported).
     #[track_caller]
     pub unsafe fn kmem_cache_destroy(&self, cache: CacheRef) -> Result<(), DestroyError> {
-        let caller = Location::caller();
+        // SAFETY: The caller's promise, passed on.
+        unsafe { self.destroy_cache(cache, None, Location::caller()) }
+    }
+
+    /// [`Kmem::kmem_cache_destroy`], and once the cache's memory has gone back — in this call
+    /// or in the operation the teardown was left to — `release.func(release.ctx, null)` runs:
+    /// the destroyer frees what its constructor and destructor use (`kmem::KmemCache` frees
+    /// its closure this way). `release` never runs if this call does not drop the last
+    /// reference, nor if the teardown keeps the cache for objects still allocated (their later
+    /// frees may still run the destructor).
+    ///
+    /// # Errors
+    /// As [`Kmem::kmem_cache_destroy`].
+    ///
+    /// # Safety
+    /// As [`Kmem::kmem_cache_destroy`]; and `release.func` may be called with `release.ctx`
+    /// and a null object from whichever thread ends the teardown, with no slab lock held.
+    #[track_caller]
+    pub unsafe fn kmem_cache_destroy_notify(&self, cache: CacheRef, release: ObjFn) -> Result<(), DestroyError> {
+        // SAFETY: The caller's promise, passed on.
+        unsafe { self.destroy_cache(cache, Some(release), Location::caller()) }
+    }
+
+    /// Both destroys.
+    ///
+    /// # Safety
+    /// As [`Kmem::kmem_cache_destroy_notify`].
+    unsafe fn destroy_cache(
+        &self,
+        cache: CacheRef,
+        release: Option<ObjFn>,
+        caller: &'static Location<'static>,
+    ) -> Result<(), DestroyError> {
+        self.reap_orphans();
         let Some(s) = self.checked_cache(cache, "kmem_cache_destroy", caller) else { return Ok(()) };
         // Pending `kfree_rcu` objects of this cache are freed first (`kvfree_rcu_barrier`).
         if !self.platform().in_atomic() {
             self.rcu_barrier();
         }
-        {
-            let mut list = self.slabs.list.lock();
+        let ours = {
+            let list = self.slabs.list.lock();
             if s.refcount.fetch_sub(1, Relaxed) > 1 {
                 return Ok(());
             }
             // The last reference: safe operations refuse the handle from now on (kept off even
             // when objects remain and the memory is kept, SL-12).
             self.retire_cache_mark(cache.as_ptr());
-            // Unlink: reclaim and thread exits no longer see the cache.
-            let mut link: *const AtomicPtr<Cache> = ptr::null();
-            let mut cur = list.head;
-            while !cur.is_null() && cur != cache.as_ptr() {
-                // SAFETY: Live caches on the list, under its lock.
-                link = unsafe { &(*cur).next };
-                // SAFETY: As above.
-                cur = unsafe { (*cur).next.load(Relaxed) };
-            }
-            if cur == cache.as_ptr() {
-                let next = s.next.load(Relaxed);
-                if link.is_null() {
-                    list.head = next;
-                } else {
-                    // SAFETY: `link` is the `next` field of the previous (live) cache.
-                    unsafe { (*link).store(next, Relaxed) };
-                }
-                list.len -= 1;
-            }
             for row in &self.slabs.kmalloc {
                 for slot in row {
                     let _ = slot.compare_exchange(cache.as_ptr(), ptr::null_mut(), Relaxed, Relaxed);
                 }
             }
+            *s.destroy.lock() = DestroyRequest { release, caller: Some(caller) };
+            // Dying: walks and merging skip it from now on. The teardown is ours unless an
+            // operation holds the cache; then the last of them does it.
+            self.mark_dying(s, &list)
+        };
+        if !ours {
+            return Ok(());
         }
-        self.shrink_cache(s);
-        if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) && !self.platform().in_atomic() {
-            self.rcu_barrier();
+        match self.teardown(cache.0, !self.platform().in_atomic()) {
+            Teardown::Kept(live) => Err(DestroyError { live_objects: live }),
+            Teardown::Freed | Teardown::Handed => Ok(()),
         }
-        let live = self.report_remaining(s);
-        if live > 0 || s.node.lock().nr_slabs > 0 {
-            if self.slab_report_allowed() {
-                self.platform().log(
-                    Level::Warning,
-                    format_args!(
-                        "WARNING: at {caller} kmem_cache_destroy\nkmem_cache_destroy {}: Slab cache still has objects when called from {caller}",
-                        s.name()
-                    ),
-                );
-                self.platform().dump_stack(caller);
-            }
-            return Err(DestroyError { live_objects: live });
-        }
-        let order = s.mem_order;
-        self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
-        // SAFETY: The cache's own block; unlinked, unmarked and empty, so nothing reaches it
-        // (the caller promised no use during or after this call).
-        unsafe { self.pages().free_pages_addr(cache.as_ptr().cast(), order) };
-        Ok(())
     }
 
     /// `list_slab_objects` for every slab still holding objects; returns how many are live.
-    fn report_remaining(&self, s: &Cache) -> usize {
+    pub(crate) fn report_remaining(&self, s: &Cache) -> usize {
         let node = s.node.lock();
         let mut live = 0;
         for which in [Which::Partial, Which::Full] {
@@ -451,15 +470,26 @@ impl<P: Platform> Kmem<P> {
         Some(c)
     }
 
-    /// Every live cache, newest first (`slab_caches`), as handles. `f` runs under the cache
-    /// list lock: it must not create or destroy caches.
+    /// Every live cache, newest first (`slab_caches`), as handles. Each cache is held while
+    /// `f` runs on it, and the cache list lock is not held: `f` may allocate, free, create and
+    /// destroy caches (a destroy of the cache `f` was given finishes after `f` returns).
+    /// Caches created during the walk may be missed; a cache whose last reference goes while
+    /// `f` runs (on any thread) is from then on a dead handle to the checked calls.
+    ///
+    /// Unlisted caches ([`CacheArgs::unlisted`]) are skipped.
     pub fn for_each_cache(&self, mut f: impl FnMut(CacheRef)) {
-        let list = self.slabs.list.lock();
-        let mut cur = list.head;
-        while let Some(c) = NonNull::new(cur) {
-            f(CacheRef(c));
-            // SAFETY: Live caches under the list lock.
-            cur = unsafe { c.as_ref() }.next.load(Relaxed);
-        }
+        self.walk_caches(|s| {
+            if !s.unlisted {
+                f(CacheRef(NonNull::from(s)));
+            }
+        });
+    }
+
+    /// Whether a live cache named `name` is on the cache list, unlisted ones included (no
+    /// handle is handed out).
+    pub fn cache_listed(&self, name: &str) -> bool {
+        let mut found = false;
+        self.walk_caches(|s| found |= s.name() == name);
+        found
     }
 }

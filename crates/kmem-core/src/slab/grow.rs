@@ -165,10 +165,13 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Frees a slab that is on no list and has no object out: destructor on each object, page
-    /// flags cleared, pages and descriptor back. RCU caches wait for a grace period first.
+    /// flags cleared, pages and descriptor back. RCU caches wait for a grace period first; the
+    /// waiting slab holds its cache (`lifetime.rs`) until the grace period frees it.
     pub(crate) fn discard_slab(&self, s: &Cache, slab: *mut Slab) {
         s.stats.freed_slabs.fetch_add(1, Relaxed);
         if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
+            // Our caller holds the cache (a reference, a pin, or the teardown's claim).
+            self.pin_cache(s);
             let mut pending = self.slabs.rcu.pending.lock();
             // SAFETY: The slab is off every list; its `next` link is free for the RCU chain.
             unsafe { (*slab).next = pending.slabs };
@@ -269,8 +272,35 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
-    /// Empties CPU slot `cpu`'s array of `s` back to the slabs. The caller must own the slot's
-    /// array (be its owner inside the guard, or hold its claim).
+    /// Empties the caller's own CPU array of `s` (slot `cpu`) back to the slabs, a batch at a
+    /// time, outside the slot's guard while the batch goes back: freeing a slab runs the
+    /// destructor, which may free objects of `s` into this very array (its own enter and exit
+    /// would end a section still open around it, letting a drainer in). Stops if a drainer
+    /// holds the slot (it flushes the array).
+    fn flush_own_array(&self, s: &Cache, cpu: usize) -> usize {
+        let c = s.cpu(cpu);
+        let mut moved = 0;
+        while c.guard.enter() {
+            let mut batch = [ptr::null_mut(); MAX_BATCH];
+            // Owner inside the guard.
+            let count = c.count.load(Relaxed) as usize;
+            let n = count.min(MAX_BATCH);
+            // SAFETY: `objs[count - n..count]` are initialised entries of our array.
+            unsafe { ptr::copy_nonoverlapping(c.objs.add(count - n), batch.as_mut_ptr(), n) };
+            c.count.store((count - n) as u32, Relaxed);
+            c.guard.exit();
+            if n == 0 {
+                break;
+            }
+            self.return_objects(s, &batch[..n]);
+            moved += n;
+        }
+        moved
+    }
+
+    /// Empties CPU slot `cpu`'s array of `s` back to the slabs. The caller must hold the
+    /// slot's claim (objects the destructor frees meanwhile then take the slow path, which
+    /// sees the claim and returns them to their slabs directly).
     pub(crate) unsafe fn flush_cpu_array(&self, s: &Cache, cpu: usize) -> usize {
         let c = s.cpu(cpu);
         let mut total = 0;
@@ -298,12 +328,8 @@ impl<P: Platform> Kmem<P> {
         }
         let me = self.platform().cpu();
         let mut moved = 0;
-        if let Some(cpu) = me
-            && s.cpu(cpu).guard.enter()
-        {
-            // SAFETY: We are the slot's owner, inside its guard.
-            moved += unsafe { self.flush_cpu_array(s, cpu) };
-            s.cpu(cpu).guard.exit();
+        if let Some(cpu) = me {
+            moved += self.flush_own_array(s, cpu);
         }
         let mut claimed = [false; crate::pcp::MAX_CPUS];
         let mut any = false;
@@ -356,26 +382,30 @@ impl<P: Platform> Kmem<P> {
     /// `kmem_cache_shrink`: flushes the per-CPU arrays, frees every empty slab (SL-13) and
     /// runs a grace period for RCU caches; returns 0 only if the cache holds no slab at all.
     /// A handle that is not a live cache of this machine is reported and gives `-EINVAL`.
+    ///
+    /// The cache is held for the call: a destructor that destroys it (drops a typed cache's
+    /// last handle) leaves the teardown to the end of the call (`lifetime.rs`).
     #[track_caller]
     pub fn kmem_cache_shrink(&self, cache: CacheRef) -> i32 {
+        self.reap_orphans();
         let Some(s) = self.checked_cache(cache, "kmem_cache_shrink", core::panic::Location::caller()) else {
             return -22;
         };
+        self.pin_cache(s);
         self.shrink_cache(s);
         if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) && !self.platform().in_atomic() {
             self.rcu_barrier();
         }
-        i32::from(s.node.lock().nr_slabs != 0)
+        let left = i32::from(s.node.lock().nr_slabs != 0);
+        self.unpin_cache(cache.0);
+        left
     }
 
     /// Runs every cache's per-CPU arrays of slot `cpu` back to the slabs: the slot's thread
-    /// is leaving (`slub_cpu_dead`). Called by the slot's owner or with the slot unowned.
+    /// is leaving (`slub_cpu_dead`). Called by the slot's owner or with the slot unowned. The
+    /// list lock is not held while a cache is flushed (its destructor may destroy caches).
     pub fn slab_cpu_dead(&self, cpu: usize) {
-        let list = self.slabs.list.lock();
-        let mut cur = list.head;
-        while let Some(c) = NonNull::new(cur) {
-            // SAFETY: Caches on the list are live; we hold the list lock.
-            let s = unsafe { c.as_ref() };
+        self.walk_caches(|s| {
             if s.fast
                 && (cpu as u32) < s.nr_cpus
                 && s.cpu(cpu).guard.mark_claimed()
@@ -385,20 +415,24 @@ impl<P: Platform> Kmem<P> {
                 unsafe { self.flush_cpu_array(s, cpu) };
                 s.cpu(cpu).guard.unclaim();
             }
-            cur = s.next.load(Relaxed);
-        }
+        });
     }
 
     /// Pages that shrinking could free now (`count_objects`): empty slabs of reapable caches,
-    /// slabs their per-CPU arrays could empty, and slabs waiting for a grace period.
+    /// slabs their per-CPU arrays could empty, slabs waiting for a grace period, and the slabs
+    /// and structure of orphaned caches (`lifetime.rs`: the scan tears them down).
     pub(crate) fn reclaimable_slab_pages(&self) -> usize {
         let list = self.slabs.list.lock();
         let mut pages = 0;
         let mut cur = list.head;
         while let Some(c) = NonNull::new(cur) {
-            // SAFETY: As in `slab_cpu_dead`.
+            // SAFETY: Caches on the list are allocated; we hold the list lock.
             let s = unsafe { c.as_ref() };
-            if !s.layout.flags.intersects(SLAB_NO_REAP) {
+            if s.is_dying() {
+                if s.is_orphan() {
+                    pages += (s.node.lock().nr_slabs << s.order) + (1 << s.mem_order);
+                }
+            } else if !s.layout.flags.intersects(SLAB_NO_REAP) {
                 pages += parked_slab_pages(s);
                 let node = s.node.lock();
                 let mut slab = node.first(super::node::Which::Partial);
@@ -417,24 +451,18 @@ impl<P: Platform> Kmem<P> {
         pages + self.slabs.rcu.pending.lock().nr_slabs
     }
 
-    /// The shrinker's scan: shrink every cache except `SLAB_NO_REAP` ones, then release what
-    /// waits for a grace period if no reader holds one up. Returns pages freed.
+    /// The shrinker's scan: tear down orphaned caches, shrink every cache except
+    /// `SLAB_NO_REAP` ones, then release what waits for a grace period if no reader holds one
+    /// up. Returns pages freed. Each cache is pinned while it is shrunk, with the list lock
+    /// released (`walk_caches`): its destructor may create and destroy caches.
     pub(crate) fn shrink_for_reclaim(&self, _nr_to_scan: usize, _gfp: Gfp) -> usize {
+        self.reap_orphans();
         let mut freed = 0;
-        {
-            // The list lock keeps every cache alive while it is shrunk (destroy unlinks under
-            // it). Lock order: list, node, page allocator.
-            let list = self.slabs.list.lock();
-            let mut cur = list.head;
-            while let Some(c) = NonNull::new(cur) {
-                // SAFETY: As in `slab_cpu_dead`.
-                let s = unsafe { c.as_ref() };
-                if !s.layout.flags.intersects(SLAB_NO_REAP) {
-                    freed += self.shrink_cache(s);
-                }
-                cur = s.next.load(Relaxed);
+        self.walk_caches(|s| {
+            if !s.layout.flags.intersects(SLAB_NO_REAP) {
+                freed += self.shrink_cache(s);
             }
-        }
+        });
         freed + self.release_rcu_pending()
     }
 

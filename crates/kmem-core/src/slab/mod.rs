@@ -20,7 +20,10 @@
 //! as SLUB's debug caches do.
 //!
 //! Lock order: the cache list lock ([`Slabs`]), a cache's node lock, the descriptor pool's lock,
-//! then the page allocator's own locks. A page allocation is never made under a node lock.
+//! then the page allocator's own locks. A page allocation is never made under a node lock, and
+//! no constructor, destructor or cache teardown runs under the list lock: walks over the list
+//! pin each cache and release the lock while they work on it (`lifetime`, which also says when
+//! a destroyed cache's memory goes).
 
 pub mod cache;
 pub mod desc;
@@ -37,6 +40,7 @@ mod alloc;
 mod create;
 mod grow;
 mod handle;
+mod lifetime;
 mod rcu_free;
 mod report;
 mod slabinfo;
@@ -47,7 +51,7 @@ pub use debug_spec::{BadDebugSpec, DebugSpec};
 pub use slabinfo::CacheInfo;
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
 
 use crate::fault::FaultAttr;
 use crate::kmalloc::classes::{NR_KMALLOC_INFO, NR_KMALLOC_TYPES};
@@ -140,6 +144,8 @@ pub struct Slabs {
     pub(crate) vmalloc: core::ops::Range<usize>,
     /// Serialises the creation of kmalloc caches on first use.
     pub(crate) kmalloc_lock: SpinLock<()>,
+    /// A dying cache may be waiting for `reap_orphans` (`lifetime.rs`).
+    pub(crate) orphans: AtomicBool,
 }
 
 impl Slabs {
@@ -163,6 +169,7 @@ impl Slabs {
             debug: debug::DebugState::new(),
             errors: AtomicUsize::new(0),
             kmalloc_lock: SpinLock::new(()),
+            orphans: AtomicBool::new(false),
         }
     }
 

@@ -6,7 +6,7 @@
 //! taken first, then the grace period runs, then the taken items are freed.
 
 use core::panic::Location;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::desc::NIL_PFN;
@@ -66,20 +66,12 @@ impl<P: Platform> Kmem<P> {
         self.rcu_grace_period(false)
     }
 
+    /// Frees what a completed grace period released: the `kfree_rcu` objects first (their
+    /// caches may be waiting for them before they can go), then the slabs, each of which holds
+    /// its cache until it is freed (`lifetime.rs`): the last one of a destroyed cache finishes
+    /// its teardown here.
     fn free_pending(&self, slabs: u32, objects: usize) -> usize {
         let dm = self.direct_map_base();
-        let mut pages = 0;
-        let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
-        while !cur.is_null() {
-            // SAFETY: Slabs on the pending chain are off every list and wait only for us.
-            unsafe {
-                let next = Node::chain_next(dm, cur);
-                let s = &*(*cur).cache.load(Relaxed);
-                pages += 1 << s.order;
-                self.free_slab(s, cur);
-                cur = next;
-            }
-        }
         let mut page = objects;
         while page != 0 {
             let words = page as *mut usize;
@@ -93,6 +85,22 @@ impl<P: Platform> Kmem<P> {
                 self.free_pages_addr(page as *const u8, 0);
                 page = next;
             }
+        }
+        let mut pages = 0;
+        let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
+        while !cur.is_null() {
+            // SAFETY: Slabs on the pending chain are off every list and wait only for us; each
+            // pins its cache (`discard_slab`), so the cache is there.
+            let (next, cache) = unsafe {
+                let next = Node::chain_next(dm, cur);
+                let cache = NonNull::new_unchecked((*cur).cache.load(Relaxed));
+                let s = cache.as_ref();
+                pages += 1 << s.order;
+                self.free_slab(s, cur);
+                (next, cache)
+            };
+            self.unpin_cache(cache);
+            cur = next;
         }
         pages
     }

@@ -55,68 +55,50 @@ impl<P: Platform> Kmem<P> {
         let Some(s) = self.live_cache(cache) else {
             panic!("cache_info: {cache:?} is not a live slab cache of this machine (another machine's, or destroyed)")
         };
-        let (num_objs, slabs, partial_slabs, partial_free) = {
-            let node = s.node.lock();
-            (node.total_objects, node.nr_slabs, node.partial.len, node.partial_free)
-        };
-        let mut info = CacheInfo {
-            active_objs: num_objs - partial_free,
-            num_objs,
-            slabs,
-            partial_slabs,
-            pages: slabs << s.order,
-            alloc_slow: s.stats.alloc_slow.load(Relaxed),
-            free_slow: s.stats.free_slow.load(Relaxed),
-            refills: s.stats.refills.load(Relaxed),
-            flushes: s.stats.flushes.load(Relaxed),
-            remote_drains: s.stats.remote_drains.load(Relaxed),
-            new_slabs: s.stats.new_slabs.load(Relaxed),
-            freed_slabs: s.stats.freed_slabs.load(Relaxed),
-            order_fallback: s.stats.order_fallback.load(Relaxed),
-            ..CacheInfo::default()
-        };
-        for cpu in 0..s.nr_cpus as usize {
-            info.alloc_fast += s.cpu(cpu).alloc_fast.load(Relaxed);
-            info.free_fast += s.cpu(cpu).free_fast.load(Relaxed);
-            info.alloc_slow += s.cpu(cpu).alloc_slow.load(Relaxed);
-        }
-        info
+        info_of(s)
     }
 
     /// Writes `/proc/slabinfo`: the version and header lines, then one line per cache,
-    /// newest first, in the kernel's exact format (SL-17).
+    /// newest first, in the kernel's exact format (SL-17). A destroyed cache is not listed,
+    /// even while its teardown waits for an operation in progress (`lifetime.rs`). `w` runs
+    /// without the cache list lock.
     ///
     /// # Errors
     /// Only what `w` returns.
     pub fn slabinfo(&self, w: &mut dyn Write) -> fmt::Result {
         w.write_str("slabinfo - version: 2.1\n")?;
         w.write_str("# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n")?;
-        let list = self.slabs.list.lock();
-        let mut cur = list.head;
-        while let Some(c) = NonNull::new(cur) {
-            // SAFETY: Live caches under the list lock.
-            let s = unsafe { c.as_ref() };
-            let info = self.cache_info(CacheRef(c));
-            slabinfo_line(w, s, &info)?;
-            cur = s.next.load(Relaxed);
-        }
-        Ok(())
+        let mut result = Ok(());
+        self.walk_caches(|s| {
+            if result.is_ok() {
+                let info = info_of(s);
+                result = slabinfo_line(w, s, &info);
+            }
+        });
+        result
     }
 
     /// Slab pages as `/proc/meminfo` counts them: `(SReclaimable, SUnreclaim)`. Large kmalloc
     /// pages count as unreclaimable, as in the kernel; so do the pages holding cache
     /// structures and slab descriptors (kmem's `struct kmem_cache` and `struct slab`).
+    /// Caches whose teardown is still pending count too: their slabs are still there.
     pub fn slab_pages(&self) -> (usize, usize) {
         let (mut rec, mut unrec) = (0, 0);
-        self.for_each_cache(|c| {
-            let s = c.get();
-            let pages = s.node.lock().nr_slabs << s.order;
-            if s.layout.flags.intersects(SLAB_RECLAIM_ACCOUNT) {
-                rec += pages;
-            } else {
-                unrec += pages;
+        {
+            let list = self.slabs.list.lock();
+            let mut cur = list.head;
+            while let Some(c) = NonNull::new(cur) {
+                // SAFETY: Caches on the list are allocated; we hold the list lock.
+                let s = unsafe { c.as_ref() };
+                let pages = s.node.lock().nr_slabs << s.order;
+                if s.layout.flags.intersects(SLAB_RECLAIM_ACCOUNT) {
+                    rec += pages;
+                } else {
+                    unrec += pages;
+                }
+                cur = s.next.load(Relaxed);
             }
-        });
+        }
         unrec += self.slabs.large_kmalloc_pages.load(Relaxed)
             + self.slabs.cache_pages.load(Relaxed)
             + self.slabs.descs.pages.load(Relaxed);
@@ -134,7 +116,11 @@ impl<P: Platform> Kmem<P> {
     pub fn validate_slab_cache(&self, cache: CacheRef) -> Result<usize, &'static str> {
         let caller = core::panic::Location::caller();
         let s = self.checked_cache(cache, "validate_slab_cache", caller).ok_or("not a live cache of this machine")?;
-        self.validate_cache(s, caller)
+        // Held for the call: flushing may run the destructor, which may destroy the cache.
+        self.pin_cache(s);
+        let result = self.validate_cache(s, caller);
+        self.unpin_cache(cache.0);
+        result
     }
 
     /// The name of `cache`, if it is a live cache of this machine.
@@ -142,7 +128,8 @@ impl<P: Platform> Kmem<P> {
         self.live_cache(cache).map(Cache::name)
     }
 
-    /// The cache named `name`, newest first (aliases have no name of their own).
+    /// The cache named `name`, newest first (aliases have no name of their own); unlisted
+    /// caches ([`crate::slab::CacheArgs::unlisted`]) are not handed out.
     pub fn find_cache(&self, name: &str) -> Option<CacheRef> {
         let mut found = None;
         self.for_each_cache(|c| {
@@ -152,6 +139,36 @@ impl<P: Platform> Kmem<P> {
         });
         found
     }
+}
+
+/// The numbers of `s`.
+fn info_of(s: &Cache) -> CacheInfo {
+    let (num_objs, slabs, partial_slabs, partial_free) = {
+        let node = s.node.lock();
+        (node.total_objects, node.nr_slabs, node.partial.len, node.partial_free)
+    };
+    let mut info = CacheInfo {
+        active_objs: num_objs - partial_free,
+        num_objs,
+        slabs,
+        partial_slabs,
+        pages: slabs << s.order,
+        alloc_slow: s.stats.alloc_slow.load(Relaxed),
+        free_slow: s.stats.free_slow.load(Relaxed),
+        refills: s.stats.refills.load(Relaxed),
+        flushes: s.stats.flushes.load(Relaxed),
+        remote_drains: s.stats.remote_drains.load(Relaxed),
+        new_slabs: s.stats.new_slabs.load(Relaxed),
+        freed_slabs: s.stats.freed_slabs.load(Relaxed),
+        order_fallback: s.stats.order_fallback.load(Relaxed),
+        ..CacheInfo::default()
+    };
+    for cpu in 0..s.nr_cpus as usize {
+        info.alloc_fast += s.cpu(cpu).alloc_fast.load(Relaxed);
+        info.free_fast += s.cpu(cpu).free_fast.load(Relaxed);
+        info.alloc_slow += s.cpu(cpu).alloc_slow.load(Relaxed);
+    }
+    info
 }
 
 fn slabinfo_line(w: &mut dyn Write, s: &Cache, info: &CacheInfo) -> fmt::Result {

@@ -5,6 +5,7 @@
 mod alloc_api;
 mod alloc_vm;
 mod typed_cache;
+mod typed_reentry;
 
 use kmem::Machine;
 

@@ -49,7 +49,7 @@ fn counted_cache(m: &Machine, name: &str) -> (KmemCache<Counted>, Arc<Counts>) {
 fn constructor_runs_once_per_slot_and_objects_keep_their_state() {
     let m = machine();
     let (cache, counts) = counted_cache(&m, "fd_state");
-    let per_slab = m.cache(cache.cache_ref()).unwrap().objects_per_slab();
+    let per_slab = cache.objects_per_slab();
     let mut a = cache.alloc(GFP_KERNEL).unwrap();
     assert_eq!(counts.made.load(SeqCst), per_slab, "one slab, every slot constructed");
     assert_eq!(cache.info().num_objs, per_slab);
@@ -84,13 +84,13 @@ fn handles_keep_the_cache_alive_and_the_last_reference_destroys_it_silently() {
     h.id = 1;
     let clone = cache.clone();
     drop(cache);
-    assert!(m.find_cache("fd_alive").is_some(), "a clone still holds it");
+    assert!(m.cache_listed("fd_alive"), "a clone still holds it");
     drop(clone);
-    assert!(m.find_cache("fd_alive").is_some(), "the handle still holds it");
+    assert!(m.cache_listed("fd_alive"), "the handle still holds it");
     assert_eq!(h.id, 1);
     assert_eq!(CacheBox::cache(&h).name(), "fd_alive");
     drop(h);
-    assert!(m.find_cache("fd_alive").is_none(), "destroyed with the last reference");
+    assert!(!m.cache_listed("fd_alive"), "destroyed with the last reference");
     assert_eq!(counts.drops.load(SeqCst), counts.made.load(SeqCst), "every value dropped");
     assert_eq!(count_log(&m, "still has objects"), 0, "{}", m.dmesg());
     assert_eq!(count_log(&m, "Objects remaining"), 0);
@@ -102,7 +102,7 @@ fn a_forgotten_handle_leaks_the_cache_instead_of_destroying_it_under_the_object(
     let (cache, counts) = counted_cache(&m, "fd_forgot");
     std::mem::forget(cache.alloc(GFP_KERNEL).unwrap());
     drop(cache);
-    assert!(m.find_cache("fd_forgot").is_some(), "the forgotten handle still holds the cache");
+    assert!(m.cache_listed("fd_forgot"), "the forgotten handle still holds the cache");
     assert_eq!(count_log(&m, "still has objects"), 0, "never destroyed, so nothing to report");
     assert_eq!(counts.drops.load(SeqCst), 0);
 }
@@ -161,7 +161,7 @@ fn a_constructor_panic_in_a_new_slab_is_caught_and_the_slot_built_on_allocation(
         vec![5u8; 8]
     })
     .unwrap();
-    let per_slab = m.cache(cache.cache_ref()).unwrap().objects_per_slab();
+    let per_slab = cache.objects_per_slab();
     // Every object of the first slab: one of them lost its constructor call.
     let held: Vec<_> = (0..per_slab).map(|_| cache.alloc(GFP_KERNEL).expect("no panic reaches the caller")).collect();
     assert!(held.iter().all(|v| **v == [5; 8]), "every handle holds a constructed value");
@@ -207,7 +207,7 @@ fn a_panicking_drop_in_the_destructor_is_caught_and_logged() {
     let m = machine();
     let cache = KmemCache::new(&m, "fd_bomb", SlabFlags::empty(), || Bomb).unwrap();
     drop(cache.alloc(GFP_KERNEL).unwrap());
-    let per_slab = m.cache(cache.cache_ref()).unwrap().objects_per_slab();
+    let per_slab = cache.objects_per_slab();
     assert_eq!(cache.shrink(), 0);
     assert_eq!(count_log(&m, "kmem_cache fd_bomb: destructor of"), per_slab, "{}", m.dmesg());
 }
