@@ -302,6 +302,7 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Takes `out.len()` objects from the node (at least one), making new slabs as needed.
+    #[inline(always)]
     fn take_from_node(
         &self,
         s: &Cache,
@@ -544,9 +545,19 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
-    /// `slab_out_of_memory` (rate-limited, silenced by `__GFP_NOWARN`).
+    /// `slab_out_of_memory` (rate-limited, silenced by `__GFP_NOWARN`). The `__GFP_NOWARN`
+    /// test is inline: a failing attempt that may not warn (mempool's first pass) costs no call.
+    #[inline(always)]
     fn slab_out_of_memory(&self, s: &Cache, gfp: Gfp) {
-        if gfp.contains(__GFP_NOWARN) || self.slabs.oom_rs.check(self.platform().now_ns()) == Verdict::Suppress {
+        if !gfp.contains(__GFP_NOWARN) {
+            self.slab_out_of_memory_warn(s, gfp);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slab_out_of_memory_warn(&self, s: &Cache, gfp: Gfp) {
+        if self.slabs.oom_rs.check(self.platform().now_ns()) == Verdict::Suppress {
             return;
         }
         let (slabs, objs, free) = {
