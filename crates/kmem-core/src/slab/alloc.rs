@@ -358,16 +358,32 @@ impl<P: Platform> Kmem<P> {
             self.report_not_slab(obj, "kmem_cache_free", caller);
             return;
         };
-        if !ptr::eq(found.cache, cache.as_ptr()) {
-            // SAFETY: The slab's cache is live while the slab is.
-            let real = unsafe { &*found.cache };
-            match self.live_cache(cache) {
-                Some(given) => self.report_wrong_cache(given, real, caller),
-                None => self.report_not_cache(cache, "kmem_cache_free", caller),
-            }
+        // The common case goes on with the caller's pointer, equal to the slab's: the rest of
+        // the free then does not wait for the load of the slab's cache field (an extra link in
+        // the chain page -> descriptor -> cache, ~1.5 ns per pair when it was followed).
+        let cache = if ptr::eq(found.cache, cache.as_ptr()) {
+            cache.0
+        } else {
+            self.wrong_cache_free(cache, found.cache, caller)
+        };
+        self.slab_free_at(cache, found.base, obj, caller);
+    }
+
+    /// `kmem_cache_free(s, p)` with `p` not an object of `s`: reported (SL-18, or a dead
+    /// handle), and the object goes to its real cache, which is returned.
+    #[cold]
+    #[inline(never)]
+    fn wrong_cache_free(&self, given: CacheRef, real: *mut Cache, caller: &Location<'_>) -> NonNull<Cache> {
+        // SAFETY: The slab's cache (`object_slab` never returns a null one), live while the
+        // slab is.
+        let real = unsafe { NonNull::new_unchecked(real) };
+        // SAFETY: As above; a local.
+        let real_ref = unsafe { real.as_ref() };
+        match self.live_cache(given) {
+            Some(s) => self.report_wrong_cache(s, real_ref, caller),
+            None => self.report_not_cache(given, "kmem_cache_free", caller),
         }
-        // SAFETY: `object_slab` returns a slab's (non-null) cache.
-        self.slab_free_at(unsafe { NonNull::new_unchecked(found.cache) }, found.base, obj, caller);
+        real
     }
 
     /// Frees `obj` to `cache`, its cache (`kfree`'s way in), passed down as a pointer (see
