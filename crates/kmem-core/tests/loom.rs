@@ -123,3 +123,74 @@ fn rcu_grace_period_orders_readers_before_the_free() {
         reader.join().unwrap();
     });
 }
+
+/// The slab lifetime word (`slab/lifeword.rs`): the last destroy and the last unpin race, and
+/// exactly one of them claims the cache's teardown (never both: a double free; never neither:
+/// a leak).
+#[test]
+fn cache_teardown_is_claimed_once_by_the_destroy_or_the_last_unpin() {
+    use kmem_core::slab::lifeword::LifeWord;
+    use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    loom::model(|| {
+        let word = Arc::new(LifeWord::new());
+        let claims = Arc::new(AtomicUsize::new(0));
+        word.pin(); // An operation holds the cache.
+        let op = {
+            let (word, claims) = (word.clone(), claims.clone());
+            thread::spawn(move || {
+                if word.unpin() {
+                    claims.fetch_add(1, SeqCst);
+                }
+            })
+        };
+        if word.mark_dying() {
+            claims.fetch_add(1, SeqCst);
+        }
+        op.join().unwrap();
+        assert_eq!(claims.load(SeqCst), 1);
+        assert!(word.is_dying() && !word.is_orphan());
+    });
+}
+
+/// A slow path's unpin leaves the teardown to a later pass (an orphan) instead of claiming it:
+/// then either the destroy claimed it or the reaper does, exactly once.
+#[test]
+fn an_orphaned_cache_is_claimed_once_by_the_destroy_or_the_reaper() {
+    use kmem_core::slab::lifeword::LifeWord;
+
+    loom::model(|| {
+        let word = Arc::new(LifeWord::new());
+        word.pin();
+        let op = {
+            let word = word.clone();
+            thread::spawn(move || word.unpin_later())
+        };
+        let destroy_claimed = word.mark_dying();
+        let orphaned = op.join().unwrap();
+        assert!(!(destroy_claimed && orphaned), "an orphan was left although the destroy claimed it");
+        let reaped = word.claim_orphan();
+        assert_eq!(u8::from(destroy_claimed) + u8::from(reaped), 1);
+        assert_eq!(orphaned, reaped);
+    });
+}
+
+/// A teardown that finds pins again (slabs waiting for a grace period, pinned during it) hands
+/// the claim back; whichever order it and the last unpin run in, one of them goes on.
+#[test]
+fn a_handed_back_teardown_is_finished_once() {
+    use kmem_core::slab::lifeword::LifeWord;
+
+    loom::model(|| {
+        let word = Arc::new(LifeWord::new());
+        assert!(word.mark_dying(), "no pin: the destroy claims");
+        word.pin(); // The teardown pins a slab that waits for a grace period.
+        let grace = {
+            let word = word.clone();
+            thread::spawn(move || word.unpin())
+        };
+        let handed = word.hand_back();
+        let unpin_claimed = grace.join().unwrap();
+        assert_eq!(unpin_claimed, handed, "exactly one party finishes the teardown");
+    });
+}

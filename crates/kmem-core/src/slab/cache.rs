@@ -177,7 +177,7 @@ pub struct Cache {
     pub(crate) refcount: AtomicIsize,
     /// Slab operations in progress that hold the cache, and the `DYING`/`DEAD` marks of its
     /// teardown (`lifetime.rs`).
-    pub(crate) ops: AtomicUsize,
+    pub(crate) ops: super::lifeword::LifeWord,
     /// What the last destroy asked for, kept for a teardown that runs later (`lifetime.rs`).
     pub(crate) destroy: SpinLock<super::lifetime::DestroyRequest>,
     /// Next cache on the list (newest first); under the cache list lock.

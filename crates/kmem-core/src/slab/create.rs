@@ -229,7 +229,7 @@ impl<P: Platform> Kmem<P> {
                 node: SpinLock::new(Node::new(self.direct_map_base())),
                 node_has_free: AtomicBool::new(true),
                 refcount: AtomicIsize::new(1),
-                ops: AtomicUsize::new(0),
+                ops: super::lifeword::LifeWord::new(),
                 destroy: SpinLock::new(DestroyRequest::default()),
                 next: AtomicPtr::new(ptr::null_mut()),
                 name_ptr: base.add(name_at),

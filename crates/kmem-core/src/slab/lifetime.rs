@@ -37,6 +37,9 @@
 //!   reclaim — tears it down ([`Kmem::reap_orphans`]). Reclaim counts an orphan's pages as
 //!   reclaimable, so memory pressure finds it. The fast paths run no hook and pin nothing.
 //!
+//! The word's transitions are in `lifeword.rs`, checked by loom (`tests/loom.rs`): exactly
+//! one party claims a teardown, whatever the interleaving.
+//!
 //! # Invariants
 //! - A pinned cache's memory stays, and the cache stays on the list, until it is unpinned: the
 //!   teardown (which unlinks, then frees) needs the claim, and the claim needs no pin left.
@@ -59,20 +62,13 @@
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicPtr;
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use super::CacheList;
 use super::cache::{Cache, ObjFn};
 use super::flags::SLAB_TYPESAFE_BY_RCU;
 use crate::kmem::Kmem;
 use crate::platform::{Level, Platform};
-
-/// `Cache::ops`: the last reference is gone; the teardown is owed.
-const DYING: usize = 1 << (usize::BITS - 1);
-/// `Cache::ops`: the teardown is claimed.
-const DEAD: usize = 1 << (usize::BITS - 2);
-/// `Cache::ops`: the pin count.
-const PINS: usize = DEAD - 1;
 
 /// What the destroy that dropped the last reference asked for, for whoever tears down.
 #[derive(Default)]
@@ -93,13 +89,13 @@ impl Cache {
     /// Whether the last reference is gone (checked under the list lock by walks and merging).
     #[inline]
     pub(crate) fn is_dying(&self) -> bool {
-        self.ops.load(Acquire) & DYING != 0
+        self.ops.is_dying()
     }
 
     /// Whether the cache is an orphan waiting for [`Kmem::reap_orphans`].
     #[inline]
     pub(crate) fn is_orphan(&self) -> bool {
-        self.ops.load(Acquire) == DYING
+        self.ops.is_orphan()
     }
 }
 
@@ -118,7 +114,7 @@ impl<P: Platform> Kmem<P> {
     /// a pin of its own, or the list lock with the cache not dying.
     #[inline]
     pub(crate) fn pin_cache(&self, s: &Cache) {
-        s.ops.fetch_add(1, Relaxed);
+        s.ops.pin();
     }
 
     /// Ends an operation begun with [`Kmem::pin_cache`]; the last one on a dying cache tears
@@ -128,8 +124,7 @@ impl<P: Platform> Kmem<P> {
         // SAFETY: Pinned until this update: the cache is there. Only the atomic is borrowed
         // across it (as `Arc`'s count is).
         let ops = unsafe { &cache.as_ref().ops };
-        let prev = ops.fetch_update(AcqRel, Acquire, |v| Some(if v == DYING | 1 { DYING | DEAD } else { v - 1 }));
-        if prev == Ok(DYING | 1) {
+        if ops.unpin() {
             self.teardown(cache, false);
         }
     }
@@ -141,7 +136,7 @@ impl<P: Platform> Kmem<P> {
     pub(crate) fn unpin_cache_later(&self, cache: NonNull<Cache>) {
         // SAFETY: As in `unpin_cache`.
         let ops = unsafe { &cache.as_ref().ops };
-        if ops.fetch_sub(1, AcqRel) == DYING | 1 {
+        if ops.unpin_later() {
             self.slabs.orphans.store(true, Relaxed);
         }
     }
@@ -149,9 +144,7 @@ impl<P: Platform> Kmem<P> {
     /// Under the list lock, once the last reference of `s` is dropped: marks it dying. Returns
     /// true if no operation holds it: the teardown is then claimed for the caller.
     pub(crate) fn mark_dying(&self, s: &Cache, _list: &CacheList) -> bool {
-        let prev =
-            s.ops.fetch_update(AcqRel, Acquire, |v| Some(if v & PINS == 0 { v | DYING | DEAD } else { v | DYING }));
-        prev.is_ok_and(|v| v & PINS == 0)
+        s.ops.mark_dying()
     }
 
     /// Tears down a cache whose teardown the caller claimed: unlinks it, flushes and frees its
@@ -171,7 +164,7 @@ impl<P: Platform> Kmem<P> {
             }
             // Slabs still waiting for a grace period (or an operation in progress elsewhere)
             // hold the cache: give up the claim; the last of them claims it again.
-            if s.ops.fetch_update(AcqRel, Acquire, |v| (v & PINS != 0).then_some(v & !DEAD)).is_ok() {
+            if s.ops.hand_back() {
                 return Teardown::Handed;
             }
             let live = self.report_remaining(s);
@@ -244,7 +237,7 @@ impl<P: Platform> Kmem<P> {
                 while let Some(c) = NonNull::new(cur) {
                     // SAFETY: Caches on the list are allocated, under its lock.
                     let s = unsafe { c.as_ref() };
-                    if s.ops.compare_exchange(DYING, DYING | DEAD, AcqRel, Relaxed).is_ok() {
+                    if s.ops.claim_orphan() {
                         found = Some(c);
                         break;
                     }
@@ -284,7 +277,7 @@ impl<P: Platform> Kmem<P> {
             // SAFETY: Caches on the list are allocated, under its lock.
             let s = unsafe { c.as_ref() };
             if !s.is_dying() {
-                s.ops.fetch_add(1, Relaxed);
+                s.ops.pin();
                 return Some(c);
             }
             cur = s.next.load(Relaxed);

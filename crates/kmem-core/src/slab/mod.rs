@@ -41,6 +41,7 @@ mod create;
 mod grow;
 mod handle;
 mod lifetime;
+pub mod lifeword;
 mod rcu_free;
 mod report;
 mod slabinfo;
