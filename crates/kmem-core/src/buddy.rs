@@ -1,5 +1,5 @@
-//! Buddy free lists of one zone (`struct free_area`): split ([`FreeArea::expand`]) and merge
-//! ([`FreeArea::free_one_page`]) exactly as `mm/page_alloc.c` does.
+//! Buddy free lists of one zone (`struct free_area`): split (`FreeArea::expand`) and merge
+//! (`FreeArea::free_one_page`) exactly as `mm/page_alloc.c` does.
 //!
 //! Free blocks are linked through their head page's `next`/`prev` fields by pfn, one doubly
 //! linked list per (order, migratetype); no pointer into the free memory itself is ever made.

@@ -52,7 +52,8 @@ pub mod pg {
     /// pfn). The slab clears it before its pages go back.
     pub const TAIL: u32 = 1 << 7;
     /// First page of the block holding a live slab cache's `struct kmem_cache` (set when the
-    /// cache is published, cleared when it is unlinked): what makes a `CacheRef` checkable
+    /// cache is published, cleared by the destroy that drops its last reference, before any
+    /// teardown): what makes a `CacheRef` checkable
     /// without reading the cache. Outside the low byte, so [`super::Page::flags`] does not
     /// show it; kept out of the order/migratetype/zone fields (bits 8–14, 16–18).
     pub const CACHE: u32 = 1 << 15;

@@ -120,9 +120,10 @@ fn spin_hint() {
 
 /// Proof that a [`SpinLock`] is held; unlocks on drop.
 ///
-/// Shared across threads only when `T: Sync` (a `&SpinGuard` derefs to `&T`), sent only when
-/// `T: Send`, as std's `MutexGuard`: the lock itself is `Sync` for any `T: Send`, so without
-/// the marker a `&SpinGuard<Cell<_>>` would hand one `&Cell` to two threads.
+/// Shared across threads only when `T: Sync` (a `&SpinGuard` derefs to `&T`), as std's
+/// `MutexGuard`: the lock itself is `Sync` for any `T: Send`, so without the marker a
+/// `&SpinGuard<Cell<_>>` would hand one `&Cell` to two threads. Unlike a `MutexGuard` it may
+/// be sent when `T: Send`: a spin lock belongs to no OS thread, so another may unlock it.
 ///
 /// ```compile_fail,E0277
 /// fn shared<T: Sync>(_: &T) {}

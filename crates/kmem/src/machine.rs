@@ -668,6 +668,9 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Caches whose teardown was left to the next maintenance pass (a typed cache dropped
+        // inside one of its own allocations) go now, and their hooks with them.
+        self.kmem.reap_orphans();
         if let Some(&id) = self.shrinker.get() {
             self.kmem.unregister_reclaim(id);
         }

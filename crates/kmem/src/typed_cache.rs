@@ -20,11 +20,12 @@
 //! drops a handle (`struct Node { next: Option<CacheBox<Node>> }`) runs in the destructor hook
 //! while the core frees one of the cache's slabs — in reclaim, at a thread's exit, in a grace
 //! period, in a shrink or free through the raw handle — and a constructor closure may drop the
-//! last handle while a slab is being filled (an allocation through the raw handle, which safe
-//! code also gets from `Kmem::find_cache`). The destroy then must not free the cache under the
+//! last handle while a slab is being filled (an allocation through the raw handle from the
+//! `unsafe` [`KmemCache::cache_ref`]: typed caches are unlisted, so `Kmem::find_cache` and
+//! `for_each_cache` never hand one out). The destroy then must not free the cache under the
 //! operation, whose loop still uses the cache, its hooks and its slabs. The core handles it (`kmem_core`'s
 //! `slab/lifetime.rs`): operations that may run hooks hold the cache; `kmem_cache_destroy`
-//! drops the last reference at once (the name disappears from `slabinfo` and `find_cache`) and
+//! drops the last reference at once (the name disappears from `slabinfo`) and
 //! leaves the teardown to the last operation holding the cache when it ends — or, for an
 //! allocation or free, to the next maintenance pass (cache creation or destroy, shrink,
 //! reclaim). Why there and not here: the hook may have been entered from reclaim triggered by

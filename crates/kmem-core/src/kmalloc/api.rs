@@ -362,7 +362,7 @@ impl<P: Platform> Kmem<P> {
             return;
         }
         let caller = Location::caller();
-        if let Some(n) = self.krealloc_capacity(ptr).map(|_| self.ksize_at(ptr, true, Location::caller())) {
+        if let Some(n) = self.krealloc_capacity(ptr).map(|_| self.ksize_at(ptr, true, caller)) {
             // SAFETY: `ksize` bytes belong to the object being freed.
             unsafe { ptr.write_bytes(0, n) };
         }

@@ -318,7 +318,9 @@ impl<P: Platform> Kmem<P> {
     ///
     /// # Safety
     /// No other thread may use `cache` during a call that drops the last reference; objects
-    /// still allocated must not be freed to it afterwards, and no `&Cache` from
+    /// still allocated must not be freed to it afterwards, no slab mempool made over it
+    /// (`kmem::mempool::RawMempool::slab_pool`, `mempool_create_slab_pool`: they allocate
+    /// without checking the handle) may be used afterwards, and no `&Cache` from
     /// [`Kmem::cache`] (or name from [`Kmem::cache_name`]) may be used afterwards (safe
     /// operations on the handle afterwards are refused and reported).
     #[track_caller]
@@ -383,7 +385,7 @@ impl<P: Platform> Kmem<P> {
         if !ours {
             return Ok(());
         }
-        match self.teardown(cache.0, !self.platform().in_atomic()) {
+        match self.teardown(cache.0, !self.platform().in_atomic()).0 {
             Teardown::Kept(live) => Err(DestroyError { live_objects: live }),
             Teardown::Freed | Teardown::Handed => Ok(()),
         }

@@ -456,8 +456,7 @@ impl<P: Platform> Kmem<P> {
     /// up. Returns pages freed. Each cache is pinned while it is shrunk, with the list lock
     /// released (`walk_caches`): its destructor may create and destroy caches.
     pub(crate) fn shrink_for_reclaim(&self, _nr_to_scan: usize, _gfp: Gfp) -> usize {
-        self.reap_orphans();
-        let mut freed = 0;
+        let mut freed = self.reap_orphans();
         self.walk_caches(|s| {
             if !s.layout.flags.intersects(SLAB_NO_REAP) {
                 freed += self.shrink_cache(s);

@@ -30,8 +30,8 @@
 //!   thread's grace period holds no longer frees the cache under that thread.
 //! - The allocation and free slow paths of a cache with a constructor or destructor pin it
 //!   around the code that runs them, and `kmem_cache_alloc_bulk` around its loop. Their
-//!   callers may still have the cache as a reference parameter (`kfree`, `kmalloc_trace`) or
-//!   free an object just allocated, so they do not tear down: their last
+//!   callers may still use the cache after they return (an allocation's caller may free the
+//!   object it just got to it), so they do not tear down: their last
 //!   unpin of a dying cache leaves it *orphaned* (dying, no pin, no claim), and the next
 //!   maintenance pass — `kmem_cache_create`, `kmem_cache_destroy`, `kmem_cache_shrink`,
 //!   reclaim — tears it down ([`Kmem::reap_orphans`]). Reclaim counts an orphan's pages as
@@ -125,14 +125,13 @@ impl<P: Platform> Kmem<P> {
         // across it (as `Arc`'s count is).
         let ops = unsafe { &cache.as_ref().ops };
         if ops.unpin() {
-            self.teardown(cache, false);
+            let _ = self.teardown(cache, false);
         }
     }
 
     /// [`Kmem::unpin_cache`] for the allocation and free slow paths, whose callers may still
-    /// have the cache as a reference parameter (`kfree`, `kmalloc_trace`) or free the object
-    /// just allocated: the last unpin of a dying cache leaves it to the next maintenance pass
-    /// ([`Kmem::reap_orphans`]).
+    /// use the cache after they return (free the object just allocated to it): the last unpin
+    /// of a dying cache leaves it to the next maintenance pass ([`Kmem::reap_orphans`]).
     pub(crate) fn unpin_cache_later(&self, cache: NonNull<Cache>) {
         // SAFETY: As in `unpin_cache`.
         let ops = unsafe { &cache.as_ref().ops };
@@ -152,20 +151,21 @@ impl<P: Platform> Kmem<P> {
     /// keeps it (SL-12), or hands it to the operations that still hold it. `wait_rcu`: the
     /// caller may wait for a grace period (a destroy outside atomic context); otherwise slabs
     /// of an RCU cache wait for the next one, and the last of them finishes the teardown.
-    pub(crate) fn teardown(&self, cache: NonNull<Cache>, wait_rcu: bool) -> Teardown {
-        let (order, release) = {
+    /// Also returns the pages it gave back (empty slabs, and the cache's own block).
+    pub(crate) fn teardown(&self, cache: NonNull<Cache>, wait_rcu: bool) -> (Teardown, usize) {
+        let (order, release, slab_pages) = {
             // SAFETY: Claimed: nobody else frees the cache, and it was live when claimed. `s`
             // is a local, not used once the memory goes.
             let s = unsafe { cache.as_ref() };
             self.unlink_cache(cache.as_ptr());
-            self.shrink_cache(s);
+            let slab_pages = self.shrink_cache(s);
             if wait_rcu && s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
                 self.rcu_barrier();
             }
             // Slabs still waiting for a grace period (or an operation in progress elsewhere)
             // hold the cache: give up the claim; the last of them claims it again.
             if s.ops.hand_back() {
-                return Teardown::Handed;
+                return (Teardown::Handed, slab_pages);
             }
             let live = self.report_remaining(s);
             if live > 0 || s.node.lock().nr_slabs > 0 {
@@ -180,9 +180,9 @@ impl<P: Platform> Kmem<P> {
                     );
                     self.platform().dump_stack(caller);
                 }
-                return Teardown::Kept(live);
+                return (Teardown::Kept(live), slab_pages);
             }
-            (s.mem_order, s.destroy.lock().release.take())
+            (s.mem_order, s.destroy.lock().release.take(), slab_pages)
         };
         self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
         // SAFETY: The cache's own block, claimed for teardown: unlinked, unmarked (its last
@@ -193,7 +193,7 @@ impl<P: Platform> Kmem<P> {
             // null object is its documented argument.
             unsafe { release.call(ptr::null_mut()) };
         }
-        Teardown::Freed
+        (Teardown::Freed, slab_pages + (1 << order))
     }
 
     /// Takes `cache` off the cache list, if it is still on it.
@@ -224,11 +224,13 @@ impl<P: Platform> Kmem<P> {
 
     /// Tears down the orphans: dying caches whose last pin went in an allocation or free slow
     /// path. Called at the start of maintenance passes (create, destroy, shrink, reclaim);
-    /// costs one load when there is none.
-    pub(crate) fn reap_orphans(&self) {
+    /// costs one load when there is none. Returns the pages given back. Public for an owner
+    /// about to drop the allocator: an orphan's `release` (a typed cache's hooks) runs then.
+    pub fn reap_orphans(&self) -> usize {
         if !self.slabs.orphans.load(Relaxed) || !self.slabs.orphans.swap(false, Acquire) {
-            return;
+            return 0;
         }
+        let mut pages = 0;
         loop {
             let claimed = {
                 let list = self.slabs.list.lock();
@@ -245,8 +247,8 @@ impl<P: Platform> Kmem<P> {
                 }
                 found
             };
-            let Some(c) = claimed else { return };
-            self.teardown(c, false);
+            let Some(c) = claimed else { return pages };
+            pages += self.teardown(c, false).1;
         }
     }
 

@@ -41,6 +41,7 @@ mod create;
 mod grow;
 mod handle;
 mod lifetime;
+#[doc(hidden)]
 pub mod lifeword;
 mod rcu_free;
 mod report;
