@@ -498,25 +498,34 @@ impl<T> MemPool<T> {
     /// `mempool_free_bulk` for boxes: drops each box's value, puts the leading elements into
     /// the reserve while it is short, and gives the rest to the backing allocator (as the
     /// kernel's caller does). Returns how many the reserve took. A box of another pool is
-    /// dropped as usual (into its own pool) and not counted.
+    /// dropped as usual (into its own pool) and not counted. If a value's `Drop` panics, every
+    /// element is still freed first, then the (first) panic goes on.
     #[track_caller]
     pub fn free_bulk<'p>(&'p self, boxes: impl IntoIterator<Item = PoolBox<'p, T>>) -> usize {
-        let mut elems = Vec::new();
+        // Boxes first: if the iterator panics, those already taken drop (and free) as usual.
+        let boxes: Vec<PoolBox<'p, T>> = boxes.into_iter().filter(|b| ptr::eq(b.pool, self)).collect();
+        let mut elems = Vec::with_capacity(boxes.len());
+        let mut panicked = None;
         for b in boxes {
-            if !ptr::eq(b.pool, self) {
-                drop(b);
-                continue;
-            }
             let b = std::mem::ManuallyDrop::new(b);
-            // SAFETY: The box owns a live `T`, dropped once here (the box's own drop does not run).
-            unsafe { b.ptr.as_ptr().drop_in_place() };
             elems.push(self.element_of(b.ptr));
+            // SAFETY: The box owns a live `T`, dropped once here (the box's own drop does not
+            // run). A panicking `Drop` still counts as dropped; the elements are freed below
+            // before the panic goes on, so none is lost.
+            let dropped =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { b.ptr.as_ptr().drop_in_place() }));
+            if let Err(payload) = dropped {
+                panicked.get_or_insert(payload);
+            }
         }
         // SAFETY: Each element came from this pool's box, once, and its value is gone.
         let taken = unsafe { self.raw.free_bulk(&elems) };
         for &e in &elems[taken..] {
             // SAFETY: As above: the rest are still ours to free, once, to the pool's `free_fn`.
             unsafe { self.raw.free_backing(e.as_ptr()) };
+        }
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
         }
         taken
     }
