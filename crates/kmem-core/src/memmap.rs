@@ -146,7 +146,7 @@ impl Page {
     #[inline]
     pub(crate) fn set_cache_mark(&self, on: bool) {
         if on {
-            // Release: the cache was written before the mark (`live_cache` loads it with Acquire).
+            // Release: the cache was written before the mark (`Kmem::cache` loads it with Acquire).
             self.info.fetch_or(pg::CACHE, core::sync::atomic::Ordering::Release);
         } else {
             self.info.fetch_and(!pg::CACHE, Relaxed);

@@ -105,25 +105,14 @@ impl<P: Platform> Kmem<P> {
         gfp: Gfp,
         caller: &Location<'_>,
     ) -> Result<NonNull<u8>, AllocError> {
-        self.slab_alloc_at(cache.0, gfp, caller, 0)
+        self.slab_alloc_orig(cache.0, gfp, caller, 0)
     }
 
-    /// [`Kmem::slab_alloc`] for a kmalloc request of `orig_size` bytes (0: the object size),
-    /// which debug caches record and red-zone behind (`slab_alloc_node`'s `orig_size`).
+    /// The allocation fast path, for a kmalloc request of `orig_size` bytes (0: the object
+    /// size), which debug caches record and red-zone behind (`slab_alloc_node`'s
+    /// `orig_size`); `cache` is live and held by the caller.
     #[inline(always)]
     pub(crate) fn slab_alloc_orig(
-        &self,
-        cache: NonNull<Cache>,
-        gfp: Gfp,
-        caller: &Location<'_>,
-        orig_size: usize,
-    ) -> Result<NonNull<u8>, AllocError> {
-        self.slab_alloc_at(cache, gfp, caller, orig_size)
-    }
-
-    /// The allocation fast path; `cache` is live and held by the caller.
-    #[inline(always)]
-    fn slab_alloc_at(
         &self,
         cache: NonNull<Cache>,
         gfp: Gfp,
@@ -366,7 +355,7 @@ impl<P: Platform> Kmem<P> {
         } else {
             self.wrong_cache_free(cache, found.cache, caller)
         };
-        self.slab_free_at(cache, found.base, obj, caller);
+        self.slab_free(cache, found.base, obj, caller);
     }
 
     /// `kmem_cache_free(s, p)` with `p` not an object of `s`: reported (SL-18, or a dead
@@ -379,23 +368,17 @@ impl<P: Platform> Kmem<P> {
         let real = unsafe { NonNull::new_unchecked(real) };
         // SAFETY: As above; a local.
         let real_ref = unsafe { real.as_ref() };
-        match self.live_cache(given) {
+        match self.cache(given) {
             Some(s) => self.report_wrong_cache(s, real_ref, caller),
             None => self.report_not_cache(given, "kmem_cache_free", caller),
         }
         real
     }
 
-    /// Frees `obj` to `cache`, its cache (`kfree`'s way in), passed down as a pointer (see
-    /// `slab_alloc`).
+    /// The free fast path (`kfree`'s way in too): `cache` is the object's cache, as a pointer
+    /// (see `slab_alloc`).
     #[inline(always)]
     pub(crate) fn slab_free(&self, cache: NonNull<Cache>, base: usize, obj: *mut u8, caller: &Location<'_>) {
-        self.slab_free_at(cache, base, obj, caller);
-    }
-
-    /// The free fast path: `cache` is the object's cache, as a pointer (see `slab_alloc`).
-    #[inline(always)]
-    fn slab_free_at(&self, cache: NonNull<Cache>, base: usize, obj: *mut u8, caller: &Location<'_>) {
         // SAFETY: The slab of `obj` names its cache, live while the slab is; a local.
         let s = unsafe { cache.as_ref() };
         if s.obj_index(base, obj as usize).is_none() {
@@ -438,7 +421,7 @@ impl<P: Platform> Kmem<P> {
     #[cold]
     #[inline(never)]
     fn free_slow(&self, cache: NonNull<Cache>, obj: *mut u8, ctx: Context, caller: &Location<'_>) {
-        // SAFETY: As in `slab_free_at`.
+        // SAFETY: As in `slab_free`.
         let s = unsafe { cache.as_ref() };
         s.stats.free_slow.fetch_add(1, Relaxed);
         if let Some(cpu) = ctx.cpu
@@ -492,7 +475,7 @@ impl<P: Platform> Kmem<P> {
     /// slab freed here runs it, and it may destroy the cache (`lifetime.rs`).
     #[track_caller]
     fn return_objects_held(&self, cache: NonNull<Cache>, objs: &[*mut u8]) {
-        // SAFETY: As in `slab_free_at`.
+        // SAFETY: As in `slab_free`.
         let s = unsafe { cache.as_ref() };
         let held = s.has_hooks();
         if held {

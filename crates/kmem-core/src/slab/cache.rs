@@ -220,7 +220,7 @@ impl core::fmt::Debug for CacheRef {
 
 impl CacheRef {
     /// The cache, for callers inside the slab layer that already know it is live (a cache they
-    /// hold, or one [`crate::Kmem`]'s `live_cache` accepted).
+    /// hold, or one [`crate::Kmem::cache`] accepted).
     #[inline(always)]
     pub(crate) fn get(&self) -> &Cache {
         // SAFETY: Only called on caches known live (above); a live cache stays valid until the

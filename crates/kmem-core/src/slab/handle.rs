@@ -3,7 +3,7 @@
 //! A `CacheRef` is the kernel's `struct kmem_cache *`: a plain pointer, copyable, with no
 //! lifetime. The safe operations that take one (`kmem_cache_alloc` and kin, `kmem_cache_shrink`,
 //! `cache_info`) must not trust it: it may name a cache of another machine, a cache whose
-//! machine is gone, or a cache already destroyed. Each of them first asks [`Kmem::live_cache`],
+//! machine is gone, or a cache already destroyed. Each of them first asks [`Kmem::cache`],
 //! which decides from this machine's page array alone, without reading the pointed-to memory:
 //!
 //! * the address lies in this machine's direct map, at the start of a page (a cache's structure
@@ -35,9 +35,11 @@ const _: () = assert!(size_of::<Page>() == 1 << PAGE_ENTRY_SHIFT);
 use crate::platform::{Level, Platform};
 
 impl<P: Platform> Kmem<P> {
-    /// The cache `cache` names, if it is a live cache of this machine (see the module docs).
+    /// The cache `cache` names, if it is a live cache of this machine (see the module docs):
+    /// its name, sizes and counters. The reference is valid until the cache's last destroy.
+    #[must_use]
     #[inline(always)]
-    pub(crate) fn live_cache(&self, cache: CacheRef) -> Option<&Cache> {
+    pub fn cache(&self, cache: CacheRef) -> Option<&Cache> {
         let off = (cache.as_ptr() as usize).wrapping_sub(self.slabs.dm);
         if off >= self.slabs.dm_bytes || off & (PAGE_SIZE - 1) != 0 {
             return None;
@@ -56,13 +58,6 @@ impl<P: Platform> Kmem<P> {
         Some(unsafe { cache.0.as_ref() })
     }
 
-    /// The cache `cache` names, if it is a live cache of this machine (see the module docs):
-    /// its name, sizes and counters. The reference is valid until the cache's last destroy.
-    #[must_use]
-    pub fn cache(&self, cache: CacheRef) -> Option<&Cache> {
-        self.live_cache(cache)
-    }
-
     /// `kmem_cache_size`: the object size of `cache` (the largest of merged aliases); a handle
     /// that is not a live cache of this machine is reported and gives 0.
     #[track_caller]
@@ -74,14 +69,14 @@ impl<P: Platform> Kmem<P> {
     /// here and no `kmem_cache_destroy` has dropped the last reference of.
     #[must_use]
     pub fn is_live_cache(&self, cache: CacheRef) -> bool {
-        self.live_cache(cache).is_some()
+        self.cache(cache).is_some()
     }
 
-    /// [`Kmem::live_cache`], reporting a handle that fails it: `export` was called with a
+    /// [`Kmem::cache`], reporting a handle that fails it: `export` was called with a
     /// `struct kmem_cache *` that is not one of this machine's live caches.
     #[inline(always)]
     pub(crate) fn checked_cache(&self, cache: CacheRef, export: &str, caller: &Location<'_>) -> Option<&Cache> {
-        let found = self.live_cache(cache);
+        let found = self.cache(cache);
         if found.is_none() {
             self.report_not_cache(cache, export, caller);
         }
@@ -107,14 +102,14 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Marks the page holding the newly made `cache` (fully written) as a live cache's:
-    /// from now on [`Kmem::live_cache`] accepts it.
+    /// from now on [`Kmem::cache`] accepts it.
     pub(crate) fn publish_cache_mark(&self, cache: *const Cache) {
         if let Some(pfn) = self.virt_to_pfn(cache.cast()) {
             self.memmap().page(pfn).set_cache_mark(true);
         }
     }
 
-    /// Clears the mark of a cache being unlinked: [`Kmem::live_cache`] refuses it from now on.
+    /// Clears the mark of a cache being unlinked: [`Kmem::cache`] refuses it from now on.
     pub(crate) fn retire_cache_mark(&self, cache: *const Cache) {
         if let Some(pfn) = self.virt_to_pfn(cache.cast()) {
             self.memmap().page(pfn).set_cache_mark(false);

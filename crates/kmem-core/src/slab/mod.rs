@@ -139,7 +139,7 @@ pub struct Slabs {
     /// The direct-map base address (slab descriptors and pages are found from it).
     pub(crate) dm: usize,
     /// Bytes of the direct map from `dm` (0: none), and the address of the page-array entry of
-    /// its first page: what `live_cache` checks a `CacheRef` against without other loads.
+    /// its first page: what `Kmem::cache` checks a `CacheRef` against without other loads.
     pub(crate) dm_bytes: usize,
     pub(crate) dm_pages: usize,
     /// The machine's vmalloc range, for reports (empty unless [`crate::Kmem::set_vmalloc_range`]).

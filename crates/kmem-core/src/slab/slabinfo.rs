@@ -52,7 +52,7 @@ impl<P: Platform> Kmem<P> {
     /// If `cache` is not a live cache of this machine (another machine's, or destroyed).
     #[track_caller]
     pub fn cache_info(&self, cache: CacheRef) -> CacheInfo {
-        let Some(s) = self.live_cache(cache) else {
+        let Some(s) = self.cache(cache) else {
             panic!("cache_info: {cache:?} is not a live slab cache of this machine (another machine's, or destroyed)")
         };
         info_of(s)
@@ -125,7 +125,7 @@ impl<P: Platform> Kmem<P> {
 
     /// The name of `cache`, if it is a live cache of this machine.
     pub fn cache_name(&self, cache: CacheRef) -> Option<&str> {
-        self.live_cache(cache).map(Cache::name)
+        self.cache(cache).map(Cache::name)
     }
 
     /// The cache named `name`, newest first (aliases have no name of their own); unlisted
