@@ -9,7 +9,9 @@
 //! once at init and kept in the pool (a never-armed static when the platform has none), so the
 //! allocation fast path pays two dependent loads and a test while it is off (callgrind, the
 //! slab pool pair of `kmem-bench/examples/mempool_loop.rs`: 131 instructions against 130 without
-//! the check); `fail_mempool_alloc_bulk` is looked up on each bulk allocation.
+//! the check); a caller that holds the platform passes the attribute in
+//! ([`Mempool::alloc_inline`]: the `kmem` crate's helper pools), one load. `fail_mempool_alloc_bulk`
+//! is looked up on each bulk allocation.
 //!
 //! [`Platform::fault_attr`]: crate::platform::Platform::fault_attr
 
@@ -24,14 +26,20 @@ use crate::platform::Level;
 pub(super) static NEVER: FaultAttr = FaultAttr::new();
 
 impl Mempool {
-    /// `should_fail_ex(&fail_mempool_alloc, 1, FAULT_NOWARN)` at `repeat_alloc`: true (after the
-    /// report line) if this pass must skip `alloc_fn`.
-    #[track_caller]
+    /// The pool's `fail_mempool_alloc` attribute.
     #[inline(always)]
-    pub(super) fn forced_to_reserve(&self) -> bool {
+    pub(super) fn fail_alloc_attr(&self) -> &FaultAttr {
         // SAFETY: The platform's attribute, which lives as long as the platform, which outlives
         // the pool (`init_with`), or [`NEVER`], which lives for ever.
-        let attr = unsafe { self.fail_alloc.as_ref() };
+        unsafe { self.fail_alloc.as_ref() }
+    }
+
+    /// `should_fail_ex(&fail_mempool_alloc, 1, FAULT_NOWARN)` at `repeat_alloc`: true (after the
+    /// report line) if this pass must skip `alloc_fn`. `attr` is the pool's
+    /// ([`Self::fail_alloc_attr`], or the same reached through the platform).
+    #[track_caller]
+    #[inline(always)]
+    pub(super) fn forced_to_reserve(&self, attr: &FaultAttr) -> bool {
         attr.enabled() && self.inject(attr)
     }
 

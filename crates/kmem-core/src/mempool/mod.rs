@@ -452,8 +452,8 @@ impl Mempool {
         };
         // SAFETY: The first pass calls `alloc_fn` itself (nothing for a pool without one, so
         // an uninitialised pool is fine too) and counts what it returns, with the platform's
-        // own answer.
-        unsafe { self.alloc_first(gfp, self.fast_cpu(), first) }
+        // own answer and the pool's own attribute.
+        unsafe { self.alloc_first(gfp, self.fast_cpu(), self.fail_alloc_attr(), first) }
     }
 
     /// [`Self::alloc`] for a caller that knows the backing allocator statically (the `kmem`
@@ -464,6 +464,9 @@ impl Mempool {
     /// - `first(gfp)` does what `alloc_fn(gfp, pool_data)` does (the same allocator, call and
     ///   result), so the pool behaves exactly as with the pointer.
     /// - `cpu` is what the pool's platform's `fast_cpu()` returns for the caller now.
+    /// - `fail` is the pool's `fail_mempool_alloc` attribute: what its platform's
+    ///   `fault_attr(FaultPoint::FailMempoolAlloc)` returns (a caller that holds the platform
+    ///   reaches it with one load fewer than the pool, which keeps a pointer to it).
     /// - The pool is initialised (not zeroed, not exited) and does not track its elements
     ///   ([`Self::is_tracking`]; the first pass counts nothing, so a tracking pool goes
     ///   through [`Self::alloc`]).
@@ -473,11 +476,13 @@ impl Mempool {
         &self,
         gfp: Gfp,
         cpu: Option<usize>,
+        fail: &FaultAttr,
         first: impl FnOnce(Gfp) -> *mut c_void,
     ) -> *mut c_void {
         debug_assert!(!self.tracking, "alloc_inline on a tracking pool");
+        debug_assert!(ptr::eq(fail, self.fail_alloc_attr()), "alloc_inline with another attribute");
         // SAFETY: The caller's promise, and `first` need not count on a pool that does not track.
-        unsafe { self.alloc_first(gfp, cpu, first) }
+        unsafe { self.alloc_first(gfp, cpu, fail, first) }
     }
 
     /// The body of [`Self::alloc`]: the first pass through `first`, which counts its element
@@ -488,7 +493,13 @@ impl Mempool {
     /// returns ([`Self::track`]).
     #[track_caller]
     #[inline(always)]
-    unsafe fn alloc_first(&self, gfp: Gfp, cpu: Option<usize>, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
+    unsafe fn alloc_first(
+        &self,
+        gfp: Gfp,
+        cpu: Option<usize>,
+        fail: &FaultAttr,
+        first: impl FnOnce(Gfp) -> *mut c_void,
+    ) -> *mut c_void {
         // `might_alloc`: only a caller without a fast CPU slot can be in atomic context. The
         // checked case is a call of its own, so that here `gfp` stays what the caller wrote
         // (usually a constant the backing allocator's fast path folds).
@@ -497,7 +508,7 @@ impl Mempool {
             return unsafe { self.alloc_checked(gfp, first) };
         }
         // SAFETY: The caller's promise, passed on.
-        unsafe { self.alloc_passes(gfp, first) }
+        unsafe { self.alloc_passes(gfp, fail, first) }
     }
 
     /// [`Self::alloc_first`] for a mask that needs [`Self::check_gfp`] first.
@@ -510,7 +521,7 @@ impl Mempool {
     unsafe fn alloc_checked(&self, gfp: Gfp, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
         let gfp = self.check_gfp(gfp, Location::caller());
         // SAFETY: The caller's promise, passed on.
-        unsafe { self.alloc_passes(gfp, first) }
+        unsafe { self.alloc_passes(gfp, self.fail_alloc_attr(), first) }
     }
 
     /// The passes of `mempool_alloc` with a checked mask: the backing allocator through
@@ -520,12 +531,12 @@ impl Mempool {
     /// As [`Self::alloc_first`].
     #[track_caller]
     #[inline(always)]
-    unsafe fn alloc_passes(&self, gfp: Gfp, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
+    unsafe fn alloc_passes(&self, gfp: Gfp, fail: &FaultAttr, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
         let gfp = gfp.union(__GFP_NOMEMALLOC.union(__GFP_NORETRY).union(__GFP_NOWARN));
         // The first pass neither reclaims nor does I/O: the reserve is there for that.
         let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
         // `fail_mempool_alloc` skips the backing allocator (one load when it is off).
-        if !self.forced_to_reserve() {
+        if !self.forced_to_reserve(fail) {
             let element = first(gfp_temp);
             if !element.is_null() {
                 return element;
@@ -574,7 +585,7 @@ impl Mempool {
                 let Some(platform) = self.platform() else { return ptr::null_mut() };
                 self.wait_for_free(platform, 1);
             }
-            if self.forced_to_reserve() {
+            if self.forced_to_reserve(self.fail_alloc_attr()) {
                 continue; // `repeat_alloc` asks `fail_mempool_alloc` again.
             }
             let element = self.backing_alloc(gfp_temp);
