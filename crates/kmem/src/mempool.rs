@@ -69,11 +69,13 @@ pub struct RawMempool {
     pool: NonNull<Mempool>,
     /// The cache of a slab pool that does not track its elements: `alloc`/`free` test it
     /// first, with the null test of a pointer the slab call needs anyway, and dispatch on
-    /// `backing` only without it. A slab pool is the kind the kernel's callers make most
-    /// (`mempool_create_slab_pool`), and its pair is BENCHMARKS.md's yardstick: matching
+    /// `backing` only without it; `free` asks [`Mempool::owner_may_free`], which tells with
+    /// one load that the reserve is full and that the pool is marked as a slab pool (by
+    /// `helper`, only when this is `Some`). A slab pool is the kind the kernel's callers make
+    /// most (`mempool_create_slab_pool`), and its pair is BENCHMARKS.md's yardstick: matching
     /// `backing` on both halves of the pair made kmem-bench's loop 136 instructions against
-    /// the `kmem_cache` pair's 117; the null tests make it 131 (130 with the attribute passed
-    /// in, [`Mempool::alloc_inline`]).
+    /// the `kmem_cache` pair's 117; the null test and the mark make it 127 (with the attribute
+    /// passed in, [`Mempool::alloc_inline`]).
     slab: Option<CacheRef>,
     backing: Backing,
     /// Where the pool was made: the location a destroy report names when the pool is dropped
@@ -222,6 +224,10 @@ impl RawMempool {
         // SAFETY: Just created by `mempool_create*`, not destroyed.
         let tracking = unsafe { pool.as_ref() }.is_tracking();
         let (backing, slab) = if tracking { (Backing::Custom, None) } else { (backing, slab) };
+        if slab.is_some() {
+            // SAFETY: We own the pool; the mark means `slab` is `Some` (`free` relies on it).
+            unsafe { pool.as_ref().set_owner_free(true) };
+        }
         Ok(Self { machine: machine.clone(), pool, slab, backing, created: Location::caller() })
     }
 
@@ -336,17 +342,17 @@ impl RawMempool {
         let m = &self.machine;
         // In each arm: the caller's promise; the closure makes the call the pool's helper
         // `free_fn` makes, and the pool is initialised until `drop`.
-        if let Some(cache) = self.slab {
-            // SAFETY: As said above: the helper pair's own call.
-            unsafe {
-                pool.free_inline(
-                    element.as_ptr(),
-                    #[inline(always)]
-                    |e| m.kmem_cache_free(cache, e.cast()),
-                );
-            }
+        // One load decides both that the reserve is full (no debugging) and that this is a
+        // slab pool: only `helper` marks the owner's free path, and only with `slab` set.
+        if pool.owner_may_free() {
+            // SAFETY: The mark is set only with `slab` `Some` (above), and nobody else changes
+            // it (`set_owner_free`'s contract); the element goes to the backing cache as
+            // `mempool_free_slab` sends it (the caller's promise: it came from this pool).
+            unsafe { m.kmem_cache_free(self.slab.unwrap_unchecked(), element.as_ptr().cast()) };
             return;
         }
+        // A slab pool's free that may go into the reserve takes the pool's lock: through the
+        // pointers (`mempool_free_slab`), as the uncommon case.
         match self.backing {
             // SAFETY: The caller's promise.
             Backing::Slab | Backing::Custom => unsafe { pool.free(element.as_ptr()) },

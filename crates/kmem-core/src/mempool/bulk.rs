@@ -155,7 +155,7 @@ impl Mempool {
         fence(Acquire);
         // `curr_nr < min_nr` (or an empty zero-minimum pool, poisoning, tracking), read without
         // the lock as the kernel reads `curr_nr`.
-        if elems.is_empty() || !self.free_locks.load(Relaxed) {
+        if elems.is_empty() || self.free_flags.load(Relaxed) & super::free_flag::LOCK == 0 {
             return 0;
         }
         let caller = Location::caller();

@@ -23,10 +23,11 @@
 //! # Invariants
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
 //!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
-//! - `curr_nr`, `min_nr` and `poison` change only under `reserve`'s lock, and `free_locks`
-//!   (`curr_nr < max(min_nr, 1)`, poisoning on, or tracking) is recomputed there with them;
-//!   `mempool_free` reads `free_locks` without the lock (a racy hint re-checked under the lock,
-//!   as the kernel reads `curr_nr`).
+//! - `curr_nr`, `min_nr` and `poison` change only under `reserve`'s lock, and `free_flags`'
+//!   [`free_flag::LOCK`] (`curr_nr < max(min_nr, 1)`, poisoning on, or tracking) is recomputed
+//!   there with them; `mempool_free` reads it without the lock (a racy hint re-checked under
+//!   the lock, as the kernel reads `curr_nr`). [`free_flag::NOT_OWNED`] is the owner's
+//!   ([`Mempool::set_owner_free`]), written under the lock too.
 //! - `Reserve::out` (under the lock) = elements `alloc` took from the reserve minus elements
 //!   `free` put into it: the reserve elements still out, which `mempool_exit` reports when
 //!   positive (the 2.6 kernel's `BUG_ON(curr_nr != min_nr)`). It can be negative when frees
@@ -46,7 +47,7 @@
 //! # Fast paths
 //! With an element available, `mempool_alloc` is one call to the platform (`fast_cpu`, which
 //! answers `might_sleep`'s question) and the backing allocator through `alloc_fn`;
-//! `mempool_free` reads `free_locks` without the lock and calls `free_fn`. No atomic
+//! `mempool_free` reads `free_flags` without the lock and calls `free_fn`. No atomic
 //! read-modify-write, no count and no lock on either, unless mempool debugging (tracking,
 //! poisoning) is on. [`Mempool::alloc_inline`]/[`Mempool::free_inline`] let a caller that
 //! knows the backing allocator (the `kmem` crate's helper pools) call it directly instead of
@@ -174,9 +175,9 @@ pub struct Mempool {
     reserve: SpinLock<Reserve>,
     curr_nr: AtomicUsize,
     min_nr: AtomicUsize,
-    /// `curr_nr < max(min_nr, 1)`, poisoning or tracking on: a free must take the lock
-    /// (written under the lock with `curr_nr`/`min_nr`/`poison`, read without it as they are).
-    free_locks: AtomicBool,
+    /// [`free_flag`] bits: whether a free must take the lock, and whether the owner's own free
+    /// path applies (written under the lock, read without it).
+    free_flags: AtomicU8,
     /// Every element is counted in `tracked` (mempool debugging; set at init, then fixed).
     tracking: bool,
     /// Elements handed out minus elements freed, kept only while `tracking`.
@@ -233,7 +234,7 @@ impl Mempool {
             reserve: SpinLock::new(Reserve::EMPTY),
             curr_nr: AtomicUsize::new(0),
             min_nr: AtomicUsize::new(0),
-            free_locks: AtomicBool::new(false),
+            free_flags: AtomicU8::new(free_flag::NOT_OWNED),
             tracking: false,
             tracked: AtomicIsize::new(0),
             alloc_fn: None,
@@ -413,12 +414,41 @@ impl Mempool {
         self.update_free_locks();
     }
 
-    /// Recomputes `free_locks`; called under the lock after `curr_nr`, `min_nr` or `poison`
-    /// changed.
+    /// Recomputes [`free_flag::LOCK`]; called under the lock after `curr_nr`, `min_nr` or
+    /// `poison` changed.
     #[inline(always)]
     fn update_free_locks(&self) {
         let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
-        self.free_locks.store(curr < min.max(1) || self.poison.load(Relaxed) || self.tracking, Relaxed);
+        let lock = curr < min.max(1) || self.poison.load(Relaxed) || self.tracking;
+        let owned = self.free_flags.load(Relaxed) & free_flag::NOT_OWNED;
+        self.free_flags.store(owned | if lock { free_flag::LOCK } else { 0 }, Relaxed);
+    }
+
+    /// Marks (or unmarks) the owner's own free path: while it is marked and no free needs the
+    /// lock, [`Self::owner_may_free`] is true. The owner (the `kmem` crate's slab pools) uses
+    /// it to test, with one load, both that the reserve is full and that the pool is of the
+    /// kind its inlined free handles.
+    ///
+    /// # Safety
+    /// Only the pool's owner (the code that made it and keeps it, such as the `kmem` crate's
+    /// `RawMempool`) calls this: the owner may rely on the mark meaning what it set it for.
+    pub unsafe fn set_owner_free(&self, on: bool) {
+        let _r = self.reserve.lock();
+        let flags = self.free_flags.load(Relaxed);
+        let flags = if on { flags & !free_flag::NOT_OWNED } else { flags | free_flag::NOT_OWNED };
+        self.free_flags.store(flags, Relaxed);
+    }
+
+    /// `mempool_free`'s lock-free decision for an owner that marked its free path
+    /// ([`Self::set_owner_free`]): true when the path is marked and the element goes to the
+    /// backing allocator (the reserve is not short, no debugging), with the ordering
+    /// [`Self::free_inline`] gives. Then the owner frees the element itself, as `free_fn`
+    /// would; otherwise it calls [`Self::free_inline`] or [`Self::free`].
+    #[inline(always)]
+    pub fn owner_may_free(&self) -> bool {
+        // Pairs with the `Release` fence in `pop`, as in `free_inline`.
+        fence(Acquire);
+        self.free_flags.load(Relaxed) == 0
     }
 
     /// Whether the locked reserve has room for one more element: below `min_nr` (or empty in
@@ -653,7 +683,7 @@ impl Mempool {
         // Pairs with the `Release` fence in `pop` (the kernel's `smp_rmb`).
         fence(Acquire);
         // `curr_nr < min_nr` (or an empty zero-minimum pool), read without the lock.
-        if self.free_locks.load(Relaxed) && self.free_slow(element) {
+        if self.free_flags.load(Relaxed) & free_flag::LOCK != 0 && self.free_slow(element) {
             return;
         }
         last(element.as_ptr());
@@ -708,6 +738,14 @@ impl Mempool {
         );
         platform.dump_stack(caller);
     }
+}
+
+/// The bits of `Mempool::free_flags`.
+mod free_flag {
+    /// `curr_nr < max(min_nr, 1)`, poisoning or tracking on: a free must take the lock.
+    pub(super) const LOCK: u8 = 1 << 0;
+    /// The owner's free path is not marked ([`super::Mempool::set_owner_free`]).
+    pub(super) const NOT_OWNED: u8 = 1 << 1;
 }
 
 /// The pool's `WARN_ON_ONCE` sites: bits of `Mempool::warned`. The kernel keeps one flag per

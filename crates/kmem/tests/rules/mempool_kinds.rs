@@ -68,6 +68,59 @@ fn mp12_slab_pools_hand_out_objects_of_their_cache() {
 }
 
 #[test]
+fn mp3_slab_pool_frees_go_straight_to_the_cache_only_while_the_reserve_is_full() {
+    let m = i386_nopcp(32);
+    let cache = m.kmem_cache_create("mp3_owner", 96, &Default::default(), kmem::slab::flags::SLAB_NO_MERGE).unwrap();
+    let out = |m: &Machine| {
+        let i = m.cache_info(cache);
+        i.alloc_fast + i.alloc_slow - i.free_fast - i.free_slow
+    };
+    let pool = RawMempool::slab_pool(&m, 2, cache).unwrap();
+    assert!(pool.owner_may_free(), "a full slab pool's free needs no lock");
+    let a = pool.alloc(GFP_KERNEL).unwrap();
+    let r = NonNull::new(pool.alloc_preallocated()).expect("a reserved element");
+    assert_eq!((pool.curr_nr(), out(&m)), (1, 3));
+    assert!(!pool.owner_may_free(), "the reserve is short: the free must look under the lock");
+    free(&pool, a);
+    assert_eq!((pool.curr_nr(), out(&m)), (2, 3), "MP-3: the free refilled the reserve");
+    assert!(pool.owner_may_free());
+    free(&pool, r);
+    assert_eq!((pool.curr_nr(), out(&m)), (2, 2), "MP-3: full, so back to the cache");
+    assert!(pool.set_poisoning(true));
+    assert!(!pool.owner_may_free(), "poisoning checks every free under the lock");
+    let b = pool.alloc(GFP_KERNEL).unwrap();
+    free(&pool, b);
+    assert_eq!((pool.curr_nr(), out(&m)), (2, 2));
+    pool.set_poisoning(false);
+    assert!(pool.owner_may_free());
+    assert_eq!(pool.resize(3), Ok(()));
+    assert!(pool.owner_may_free(), "the resize filled the larger reserve");
+    drop(pool);
+    assert_eq!(out(&m), 0);
+
+    // Pools of other kinds, and slab pools that count their elements, are not marked: their
+    // frees go through the pointers (or the kmalloc/page calls), and so reach the checks.
+    let kmalloc = RawMempool::kmalloc_pool(&m, 2, 96).unwrap();
+    assert!(!kmalloc.owner_may_free());
+    drop(kmalloc);
+    let debug = kmem::Machine::builder().mem_bytes(32 << 20).kswapd(false).mempool_debug(true).build().unwrap();
+    let cache2 =
+        debug.kmem_cache_create("mp3_owner_debug", 96, &Default::default(), kmem::slab::flags::SLAB_NO_MERGE).unwrap();
+    let tracked = RawMempool::slab_pool(&debug, 2, cache2).unwrap();
+    assert!(tracked.is_tracking() && !tracked.owner_may_free());
+    let c = tracked.alloc(GFP_KERNEL).unwrap();
+    assert_eq!(tracked.outstanding(), 1);
+    free(&tracked, c);
+    assert_eq!(tracked.outstanding(), 0, "the free was counted");
+    drop(tracked);
+    // SAFETY: The pools are gone; nothing uses the caches.
+    unsafe {
+        m.kmem_cache_destroy(cache).expect("no object left");
+        debug.kmem_cache_destroy(cache2).expect("no object left");
+    }
+}
+
+#[test]
 fn mp12_kmalloc_pools_hand_out_blocks_of_their_size() {
     let m = i386_nopcp(32);
     let pool = RawMempool::kmalloc_pool(&m, 2, 100).unwrap();
