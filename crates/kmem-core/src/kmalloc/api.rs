@@ -7,7 +7,7 @@
 
 use core::panic::Location;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use super::classes::{KMALLOC_MAX_CACHE_SIZE, KMALLOC_SIZE_INDEX, ZERO_SIZE_PTR, kmalloc_type, zero_or_null_ptr};
 use crate::AllocError;
@@ -45,7 +45,8 @@ impl<P: Platform> Kmem<P> {
             return None;
         }
         let (ty, index) = (kmalloc_type(gfp), class_index(size));
-        match NonNull::new(self.slabs.kmalloc[ty as usize][index].load(Relaxed)) {
+        // Acquire: pairs with the creator's publishing `Release` (the cache's fields).
+        match NonNull::new(self.slabs.kmalloc[ty as usize][index].load(Acquire)) {
             Some(c) => Some(crate::slab::CacheRef(c)),
             None => self.kmalloc_cache_create(index, ty, gfp),
         }
@@ -66,7 +67,8 @@ impl<P: Platform> Kmem<P> {
     #[inline(always)]
     pub(crate) fn kmalloc_at(&self, size: usize, gfp: Gfp, caller: &Location<'_>) -> Result<NonNull<u8>, AllocError> {
         if size.wrapping_sub(1) < KMALLOC_MAX_CACHE_SIZE {
-            let c = self.slabs.kmalloc[kmalloc_type(gfp) as usize][class_index(size)].load(Relaxed);
+            // Acquire: pairs with the creator's publishing `Release` (the cache's fields).
+            let c = self.slabs.kmalloc[kmalloc_type(gfp) as usize][class_index(size)].load(Acquire);
             // kmalloc caches live as long as the machine (they are never destroyed through the
             // table: destroy clears the entry first).
             return match NonNull::new(c) {

@@ -4,7 +4,8 @@
 use core::fmt;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 use super::cache::{Cache, CacheArgs, CacheRef, CacheStats, CpuCache, ObjFn, reciprocal};
 use super::flags::{self, InvalidSlabFlags, SLAB_NO_USER_FLAGS, SLAB_PANIC, SLAB_POISON, SLAB_TYPESAFE_BY_RCU};
@@ -446,15 +447,21 @@ impl<P: Platform> Kmem<P> {
 
     /// The kmalloc cache of class `index` and type `ty`, created on first use (kmem's
     /// deviation from `create_kmalloc_caches`, which makes them all at boot: a machine that
-    /// never calls kmalloc keeps its pages). Creation uses `gfp`'s ability to sleep; two
-    /// racing creators keep the first cache published.
+    /// never calls kmalloc keeps its pages). Creation uses `gfp`'s ability to sleep.
+    ///
+    /// No lock is held while the cache is made: its memory may come from reclaim, which runs
+    /// other caches' destructors, which may `kmalloc` a class not made yet on this very thread
+    /// (a lock held across the creation deadlocked there:
+    /// `tests/front_doors/hook_kmalloc.rs`). The cache is published with a compare-and-swap;
+    /// a creator that finds the slot filled meanwhile (a racing thread, or a nested creation of
+    /// the same class) destroys its own, still empty, and returns the published one.
     #[cold]
     pub(crate) fn kmalloc_cache_create(&self, index: usize, ty: KmallocType, gfp: Gfp) -> Option<CacheRef> {
         if ty == KmallocType::Dma && !self.zone_configured(ZoneType::Dma) {
             return None;
         }
         let slot = &self.slabs.kmalloc[ty as usize][index];
-        if let Some(c) = NonNull::new(slot.load(Relaxed)) {
+        if let Some(c) = NonNull::new(slot.load(Acquire)) {
             return Some(CacheRef(c));
         }
         let info = KMALLOC_INFO[index];
@@ -463,13 +470,16 @@ impl<P: Platform> Kmem<P> {
         let flags = self.slab_debug_flags(name, ty.slab_flags());
         let blocking = gfp.allow_blocking() && !self.platform().in_atomic();
         let mem_gfp = if blocking { GFP_KERNEL } else { GFP_ATOMIC }.union(__GFP_NOWARN);
-        let _creating = self.slabs.kmalloc_lock.lock();
-        if let Some(c) = NonNull::new(slot.load(Relaxed)) {
-            return Some(CacheRef(c));
-        }
         let c = self.create_cache(name, info.size, &args, flags, false, mem_gfp).ok()?;
-        slot.store(c.as_ptr(), Relaxed);
-        Some(c)
+        match slot.compare_exchange(ptr::null_mut(), c.as_ptr(), Release, Acquire) {
+            Ok(_) => Some(c),
+            Err(published) => {
+                // SAFETY: `c` was never published: only the cache-list walks, which pin what
+                // they visit, can have seen it, and nothing was allocated from it.
+                let _ = unsafe { self.kmem_cache_destroy(c) };
+                NonNull::new(published).map(CacheRef)
+            }
+        }
     }
 
     /// Every live cache, newest first (`slab_caches`), as handles. Each cache is held while

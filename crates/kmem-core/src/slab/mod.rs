@@ -144,8 +144,6 @@ pub struct Slabs {
     pub(crate) dm_pages: usize,
     /// The machine's vmalloc range, for reports (empty unless [`crate::Kmem::set_vmalloc_range`]).
     pub(crate) vmalloc: core::ops::Range<usize>,
-    /// Serialises the creation of kmalloc caches on first use.
-    pub(crate) kmalloc_lock: SpinLock<()>,
     /// A dying cache may be waiting for `reap_orphans` (`lifetime.rs`).
     pub(crate) orphans: AtomicBool,
 }
@@ -170,7 +168,6 @@ impl Slabs {
             rcu: crate::rcu::Rcu::new(),
             debug: debug::DebugState::new(),
             errors: AtomicUsize::new(0),
-            kmalloc_lock: SpinLock::new(()),
             orphans: AtomicBool::new(false),
         }
     }

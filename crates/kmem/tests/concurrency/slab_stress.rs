@@ -330,3 +330,54 @@ fn concurrent_shrink_and_reclaim_while_allocating() {
     assert!(passes.load(Ordering::SeqCst) > 0);
     assert_all_back(&m, free0, &caches);
 }
+
+/// Threads racing to make the same kmalloc class on first use: one cache is published and
+/// every thread's block comes from it; the losers destroy their own, still empty, cache
+/// (`kmalloc_cache_create`'s compare-and-swap). Repeated on fresh machines, every class.
+#[test]
+fn stress_first_kmallocs_racing_on_one_class_publish_one_cache() {
+    const THREADS: usize = 4;
+    let sizes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+    for round in 0..(iters() / 100).clamp(2, 20) {
+        let m = Machine::builder().mem_bytes(64 << 20).cpus(THREADS).kswapd(false).build().expect("machine");
+        let barrier = std::sync::Barrier::new(THREADS);
+        let blocks: Vec<Vec<usize>> = thread::scope(|s| {
+            let workers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        sizes
+                            .iter()
+                            .map(|&size| {
+                                barrier.wait();
+                                m.kmalloc(size, GFP_KERNEL).expect("kmalloc").as_ptr() as usize
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("worker")).collect()
+        });
+        let info = m.slabinfo();
+        for (i, &size) in sizes.iter().enumerate() {
+            let name = if size >= 1024 { format!("kmalloc-{}k ", size / 1024) } else { format!("kmalloc-{size} ") };
+            assert_eq!(info.lines().filter(|l| l.starts_with(&name)).count(), 1, "round {round}: one {name}\n{info}");
+            let cache = m.kmalloc_cache(size, GFP_KERNEL).expect("published");
+            let c = m.cache_info(cache);
+            assert_eq!(
+                c.alloc_fast + c.alloc_slow,
+                THREADS as u64,
+                "round {round}: every kmalloc({size}) from the published cache"
+            );
+            for thread in &blocks {
+                assert_eq!(m.kmalloc_usable_size(thread[i] as *const u8), Some(size), "round {round}");
+            }
+        }
+        assert!(!m.dmesg().contains("still has objects"), "round {round}: a loser's cache was empty\n{}", m.dmesg());
+        for thread in blocks {
+            for addr in thread {
+                // SAFETY: Each block once, unused.
+                unsafe { m.kfree(addr as *const u8) };
+            }
+        }
+    }
+}

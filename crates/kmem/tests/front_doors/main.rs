@@ -4,6 +4,7 @@
 
 mod alloc_api;
 mod alloc_vm;
+mod hook_kmalloc;
 mod typed_cache;
 mod typed_reentry;
 
