@@ -54,7 +54,8 @@ const PCP_DECAY_PERIOD: Duration = Duration::from_secs(1);
 /// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it, and
 /// completes the deferred `vfree`s each time one is queued (then gives its CPU slot back, so
 /// it never keeps one from a worker thread), decays the per-CPU high marks every
-/// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net), and runs
+/// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net, and tearing
+/// down orphaned caches), and runs
 /// an aging trim scan (`trim_aged`) every `trim_after`. It holds the machine only while
 /// working; dropping the machine stops the thread at once.
 pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
@@ -90,6 +91,10 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 let Some(inner) = weak.upgrade() else { return };
                 inner.kmem.decay_pcp_high();
                 inner.deferred_work();
+                // Caches destroyed inside one of their own allocations or frees, left to the
+                // next maintenance pass (`lifetime.rs`): one load when there is none, as the
+                // kernel's `slab_caches_to_rcu_destroy` work runs without memory pressure.
+                inner.kmem.reap_orphans();
                 cpu::release_current(id);
                 last_decay = Instant::now();
             } else {

@@ -34,7 +34,8 @@
 //!   object it just got to it), so they do not tear down: their last
 //!   unpin of a dying cache leaves it *orphaned* (dying, no pin, no claim), and the next
 //!   maintenance pass — `kmem_cache_create`, `kmem_cache_destroy`, `kmem_cache_shrink`,
-//!   reclaim — tears it down ([`Kmem::reap_orphans`]). Reclaim counts an orphan's pages as
+//!   reclaim, and in the `kmem` crate kswapd's once-a-second pass and the machine's drop —
+//!   tears it down ([`Kmem::reap_orphans`]). Reclaim counts an orphan's pages as
 //!   reclaimable, so memory pressure finds it. The fast paths run no hook and pin nothing.
 //!
 //! The word's transitions are in `lifeword.rs`, checked by loom (`tests/loom.rs`): exactly

@@ -279,6 +279,34 @@ fn a_constructor_dropping_the_last_handle_in_a_raw_allocation_leaves_the_destroy
 }
 
 #[test]
+fn kswapd_tears_down_a_cache_destroyed_inside_its_own_allocation_without_memory_pressure() {
+    struct Built;
+    let m = Machine::builder().mem_bytes(64 << 20).cpus(2).kswapd(true).build().expect("machine");
+    let stash: Arc<Mutex<Option<KmemCache<Built>>>> = Arc::default();
+    let s2 = Arc::clone(&stash);
+    let cache = KmemCache::new(&m, "fd_reent_kswapd", SlabFlags::empty(), move || {
+        drop(s2.lock().unwrap().take());
+        Built
+    })
+    .unwrap();
+    // SAFETY: As in the test above: this thread alone uses `raw`, in one allocation whose
+    // constructor drops the last handle.
+    let raw = unsafe { cache.cache_ref() };
+    *stash.lock().unwrap() = Some(cache);
+    let obj = m.kmem_cache_alloc(raw, GFP_KERNEL).expect("the allocation completes");
+    assert!(!m.cache_listed("fd_reent_kswapd"), "destroyed");
+    assert_eq!(count_log(&m, "still has objects"), 0, "the teardown waits for a maintenance pass");
+    // No allocation, no reclaim: kswapd's once-a-second pass tears the orphan down, which
+    // reports the object the allocation returned (SL-12).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count_log(&m, "kmem_cache_destroy fd_reent_kswapd: Slab cache still has objects") == 0 {
+        assert!(std::time::Instant::now() < deadline, "kswapd did not reap the orphan\n{}", m.dmesg());
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(count_log(&m, &format!("Object 0x{:x}", obj.as_ptr() as usize)) >= 1, "the object is named");
+}
+
+#[test]
 fn a_deferred_destroy_still_reports_an_object_leaked_through_the_raw_handle() {
     let m = machine();
     let w = Watch::default();
