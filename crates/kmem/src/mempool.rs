@@ -67,11 +67,12 @@ use crate::Machine;
 pub struct RawMempool {
     machine: Machine,
     pool: NonNull<Mempool>,
-    /// The cache of a slab pool that does not track its elements: `alloc`/`free` test it
-    /// first, with the null test of a pointer the slab call needs anyway, and dispatch on
-    /// `backing` only without it; `free` asks [`Mempool::owner_may_free`], which tells with
-    /// one load that the reserve is full and that the pool is marked as a slab pool (by
-    /// `helper`, only when this is `Some`). A slab pool is the kind the kernel's callers make
+    /// The cache of a slab pool that does not track its elements: `alloc` tests it first,
+    /// with the null test of a pointer the slab call needs anyway, and dispatches on `backing`
+    /// only without it; `free` first asks [`Mempool::owner_may_free`], which tells with one
+    /// load that the reserve is full and that the pool is marked as a slab pool (by `helper`,
+    /// only when this is `Some`), and frees to this cache if so. (Other kinds pay that load
+    /// and fence before their dispatch: a compiler fence and an L1 hit.) A slab pool is the kind the kernel's callers make
     /// most (`mempool_create_slab_pool`), and its pair is BENCHMARKS.md's yardstick: matching
     /// `backing` on both halves of the pair made kmem-bench's loop 136 instructions against
     /// the `kmem_cache` pair's 117; the null test and the mark make it 127 (with the attribute
@@ -244,10 +245,11 @@ impl RawMempool {
         let pool = self.pool();
         let m = &self.machine;
         // In each arm the closure makes the call the pool's helper `alloc_fn` makes (`Backing`),
-        // and `fast_cpu(m)` is the pool's platform's answer, `m.fail_mempool_alloc()` its
-        // attribute (the machine's page allocator is the pool's environment); the pool is initialised until `drop`, and a helper kind means it
-        // does not track its elements (`helper`). A slab pool's cache is a live cache of `m`
-        // (checked by `slab_pool`) for as long as the pool (the contract of its unsafe destroy).
+        // `fast_cpu(m)` is the pool's platform's answer and `m.fail_mempool_alloc()` its
+        // attribute (the machine's page allocator is the pool's environment); the pool is
+        // initialised until `drop`, and a helper kind means it does not track its elements
+        // (`helper`). A slab pool's cache is a live cache of `m` (checked by `slab_pool`) for
+        // as long as the pool (the contract of its unsafe destroy).
         if let Some(cache) = self.slab {
             // SAFETY: As said above: the helper pair's own call, the platform's own answer, a
             // live cache.

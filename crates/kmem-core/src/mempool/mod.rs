@@ -430,8 +430,10 @@ impl Mempool {
     /// kind its inlined free handles.
     ///
     /// # Safety
-    /// Only the pool's owner (the code that made it and keeps it, such as the `kmem` crate's
-    /// `RawMempool`) calls this: the owner may rely on the mark meaning what it set it for.
+    /// Only the code that created the pool and keeps it (such as the `kmem` crate's
+    /// `RawMempool`) calls this, and marks the pool only while its own free path handles the
+    /// pool's elements: that owner relies on the mark (`RawMempool` frees a marked pool's
+    /// elements to its cache without another test).
     pub unsafe fn set_owner_free(&self, on: bool) {
         let _r = self.reserve.lock();
         let flags = self.free_flags.load(Relaxed);

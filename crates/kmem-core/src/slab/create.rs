@@ -152,6 +152,8 @@ impl<P: Platform> Kmem<P> {
         flags.union(self.slabs.config.debug.flags_for(name))
     }
 
+    /// A cache for `name`: an alias of a mergeable one if `may_merge`, else a new one, built
+    /// and put on the cache list.
     pub(crate) fn create_cache(
         &self,
         name: &str,
@@ -164,6 +166,22 @@ impl<P: Platform> Kmem<P> {
         if may_merge && let Some(c) = self.find_mergeable(size, args, flags) {
             return Ok(c);
         }
+        let cache = self.build_cache(name, size, args, flags, mem_gfp)?;
+        self.list_cache(cache);
+        Ok(CacheRef(cache))
+    }
+
+    /// A new cache, fully written and marked (safe operations accept its handle) but on no
+    /// list and in no table: only the caller knows it. [`Self::list_cache`] publishes it;
+    /// [`Self::discard_unlisted_cache`] gives it back.
+    fn build_cache(
+        &self,
+        name: &str,
+        size: usize,
+        args: &CacheArgs,
+        flags: SlabFlags,
+        mem_gfp: Gfp,
+    ) -> Result<NonNull<Cache>, CreateError> {
         let align = layout::calculate_alignment(flags, args.align, size, CACHE_LINE_SIZE);
         let is_kmalloc = flags.intersects(SLAB_KMALLOC);
         let lay = layout::calculate_sizes(size, align, flags, args.ctor.is_some(), args.freeptr_offset, is_kmalloc)
@@ -243,13 +261,33 @@ impl<P: Platform> Kmem<P> {
         let cache = base.cast::<Cache>();
         // Fully written: safe operations may accept handles to it from now on.
         self.publish_cache_mark(cache);
-        let mut list = self.slabs.list.lock();
-        // SAFETY: Fully initialised above; linked under the list lock.
-        unsafe { (*cache).next.store(list.head, Relaxed) };
-        list.head = cache;
-        list.len += 1;
         // SAFETY: Non-null: made from a page address.
-        Ok(CacheRef(unsafe { NonNull::new_unchecked(cache) }))
+        Ok(unsafe { NonNull::new_unchecked(cache) })
+    }
+
+    /// Puts a cache from [`Self::build_cache`] on the cache list (`slabinfo`, walks, merging).
+    fn list_cache(&self, cache: NonNull<Cache>) {
+        let mut list = self.slabs.list.lock();
+        // SAFETY: Fully initialised by `build_cache`, on no list yet; linked under the list lock.
+        unsafe { cache.as_ref() }.next.store(list.head, Relaxed);
+        list.head = cache.as_ptr();
+        list.len += 1;
+    }
+
+    /// Gives back a cache from [`Self::build_cache`] that was never listed nor published, so
+    /// nothing can hold it, nothing was allocated from it, and it has no slab: its mark goes,
+    /// then its block. No grace period, no orphan reaping, no hook: it is a plain free, safe
+    /// in any context the creation itself was.
+    ///
+    /// # Safety
+    /// `cache` came from `build_cache` and was never listed nor handed out.
+    unsafe fn discard_unlisted_cache(&self, cache: NonNull<Cache>) {
+        // SAFETY: The caller's promise: nobody else knows the cache.
+        let order = unsafe { cache.as_ref() }.mem_order;
+        self.retire_cache_mark(cache.as_ptr());
+        self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
+        // SAFETY: The cache's own block (`build_cache`), unknown to anyone else.
+        unsafe { self.pages().free_pages_addr(cache.as_ptr().cast(), order) };
     }
 
     /// `find_mergeable` + `__kmem_cache_alias`: the oldest compatible cache, with one more
@@ -452,9 +490,12 @@ impl<P: Platform> Kmem<P> {
     /// No lock is held while the cache is made: its memory may come from reclaim, which runs
     /// other caches' destructors, which may `kmalloc` a class not made yet on this very thread
     /// (a lock held across the creation deadlocked there:
-    /// `tests/front_doors/hook_kmalloc.rs`). The cache is published with a compare-and-swap;
-    /// a creator that finds the slot filled meanwhile (a racing thread, or a nested creation of
-    /// the same class) destroys its own, still empty, and returns the published one.
+    /// `tests/front_doors/hook_kmalloc.rs`). The cache is built off the list, published in the
+    /// table with a compare-and-swap, and only then listed; a creator that finds the slot
+    /// filled meanwhile (a racing thread, or a nested creation of the same class) discards its
+    /// own — which nobody else can have seen — with a plain free and returns the published one.
+    /// (Discarding through `kmem_cache_destroy` waited for a grace period, so a first kmalloc
+    /// inside `rcu_read_lock` that lost the race waited for itself.)
     #[cold]
     pub(crate) fn kmalloc_cache_create(&self, index: usize, ty: KmallocType, gfp: Gfp) -> Option<CacheRef> {
         if ty == KmallocType::Dma && !self.zone_configured(ZoneType::Dma) {
@@ -470,13 +511,15 @@ impl<P: Platform> Kmem<P> {
         let flags = self.slab_debug_flags(name, ty.slab_flags());
         let blocking = gfp.allow_blocking() && !self.platform().in_atomic();
         let mem_gfp = if blocking { GFP_KERNEL } else { GFP_ATOMIC }.union(__GFP_NOWARN);
-        let c = self.create_cache(name, info.size, &args, flags, false, mem_gfp).ok()?;
+        let c = self.build_cache(name, info.size, &args, flags, mem_gfp).ok()?;
         match slot.compare_exchange(ptr::null_mut(), c.as_ptr(), Release, Acquire) {
-            Ok(_) => Some(c),
+            Ok(_) => {
+                self.list_cache(c);
+                Some(CacheRef(c))
+            }
             Err(published) => {
-                // SAFETY: `c` was never published: only the cache-list walks, which pin what
-                // they visit, can have seen it, and nothing was allocated from it.
-                let _ = unsafe { self.kmem_cache_destroy(c) };
+                // SAFETY: `c` was built just above and never listed nor published.
+                unsafe { self.discard_unlisted_cache(c) };
                 NonNull::new(published).map(CacheRef)
             }
         }

@@ -381,3 +381,38 @@ fn stress_first_kmallocs_racing_on_one_class_publish_one_cache() {
         }
     }
 }
+
+/// The same race, each first kmalloc `GFP_ATOMIC` inside `rcu_read_lock` (allowed in the
+/// kernel): a creator that loses the race must not wait for a grace period — its own read
+/// section would hold it up for ever. (The loser's cache went through `kmem_cache_destroy`,
+/// whose `rcu_barrier` hung here on every run; it is now discarded with a plain free.)
+#[test]
+fn stress_first_kmallocs_racing_inside_rcu_read_sections_do_not_wait_for_a_grace_period() {
+    const THREADS: usize = 4;
+    let sizes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+    let rounds = (iters() / 100).clamp(2, 20);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for _ in 0..rounds {
+            let m = Machine::builder().mem_bytes(64 << 20).cpus(THREADS).kswapd(false).build().expect("machine");
+            let barrier = std::sync::Barrier::new(THREADS);
+            thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        for &size in &sizes {
+                            barrier.wait();
+                            let guard = m.rcu_read_lock();
+                            let p = m.kmalloc(size, GFP_ATOMIC).expect("kmalloc");
+                            drop(guard);
+                            // SAFETY: Just allocated, unused, freed once.
+                            unsafe { m.kfree(p.as_ptr()) };
+                        }
+                    });
+                }
+            });
+        }
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("first kmallocs under rcu_read_lock hung: a losing creator waited for a grace period");
+}
