@@ -55,7 +55,12 @@ impl Highmem {
             fixmap,
             state: Mutex::new(Pkmap {
                 slots: vec![Slot { pfn: None, count: 0 }; LAST_PKMAP],
-                by_pfn: HashMap::new(),
+                // Never more than `LAST_PKMAP` entries (a slot's old pfn is removed when it is
+                // reused), so with this capacity `kmap` never allocates under `state`'s lock:
+                // an allocation there could reclaim and run a destructor that `kunmap`s,
+                // which takes the same lock (as the `#[global_allocator]` it did:
+                // `tests/global_alloc_kmap.rs`).
+                by_pfn: HashMap::with_capacity(LAST_PKMAP),
                 next: 0,
             }),
             freed: Condvar::new(),

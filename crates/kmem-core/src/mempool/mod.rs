@@ -24,9 +24,9 @@
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
 //!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
 //! - `curr_nr`, `min_nr` and `poison` change only under `reserve`'s lock, and `free_flags`'
-//!   [`free_flag::LOCK`] (`curr_nr < max(min_nr, 1)`, poisoning on, or tracking) is recomputed
+//!   `free_flag::LOCK` (`curr_nr < max(min_nr, 1)`, poisoning on, or tracking) is recomputed
 //!   there with them; `mempool_free` reads it without the lock (a racy hint re-checked under
-//!   the lock, as the kernel reads `curr_nr`). [`free_flag::NOT_OWNED`] is the owner's
+//!   the lock, as the kernel reads `curr_nr`). `free_flag::NOT_OWNED` is the owner's
 //!   ([`Mempool::set_owner_free`]), written under the lock too.
 //! - `Reserve::out` (under the lock) = elements `alloc` took from the reserve minus elements
 //!   `free` put into it: the reserve elements still out, which `mempool_exit` reports when
