@@ -2,10 +2,17 @@
 //! `register_oom_notifier`).
 //!
 //! A registry is a fixed table of raw trait-object pointers. Reclaim passes run concurrently,
-//! as in the kernel: a pass copies the table under its lock and counts itself as a reader;
-//! `unregister` removes the entry under the lock and then waits until no pass is running, so
-//! when it returns no callback of the entry is running or will run. A callback must therefore
-//! never register or unregister (it would wait for itself).
+//! as in the kernel. A pass visits the entries registered when it starts; before calling one
+//! it checks, under the table lock, that the entry is still registered and pins its slot
+//! (`pins`), and unpins it after the call. `unregister` removes the entry under the lock and
+//! then waits until its slot is unpinned, so when it returns no callback of the entry is
+//! running or will run.
+//!
+//! Only the entry's own calls are waited for, not whole passes: code that runs inside some
+//! other callback — the slab shrinker frees slabs, which runs destructors, which may drop a
+//! typed value that unregisters its shrinker — may unregister without waiting for the pass
+//! it runs in (it used to wait for every pass to end, its own included: a hang). A callback
+//! must still not unregister *its own* entry (it would wait for itself).
 //! Lock order: the table lock is a leaf; no callback runs under it.
 
 use core::ptr::NonNull;
@@ -50,7 +57,9 @@ type Entry<T> = Option<(NonNull<T>, u64)>;
 /// A table of callbacks.
 pub struct Registry<T: ?Sized + 'static> {
     slots: SpinLock<[Entry<T>; MAX_ENTRIES]>,
-    passes: AtomicUsize,
+    /// Calls in progress per slot: raised under the lock while the slot's entry is registered,
+    /// lowered after the call.
+    pins: [AtomicUsize; MAX_ENTRIES],
 }
 
 // SAFETY: The pointees are `Sync` (trait bounds of the callers) and the table itself is behind
@@ -69,7 +78,7 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// An empty registry.
     #[must_use]
     pub fn new() -> Self {
-        Self { slots: SpinLock::new([None; MAX_ENTRIES]), passes: AtomicUsize::new(0) }
+        Self { slots: SpinLock::new([None; MAX_ENTRIES]), pins: [const { AtomicUsize::new(0) }; MAX_ENTRIES] }
     }
 
     /// Adds `entry`; `None` when the table is full.
@@ -84,8 +93,9 @@ impl<T: ?Sized + 'static> Registry<T> {
         Some(RegistrationId { index, generation })
     }
 
-    /// Removes an entry, then waits until no pass that may still call it is running. Returns
-    /// false (and removes nothing) for an id that is stale or from another registry.
+    /// Removes an entry, then waits until no call of it is running (none can start once it is
+    /// removed). Returns false (and removes nothing) for an id that is stale or from another
+    /// registry.
     pub fn unregister(&self, id: RegistrationId) -> bool {
         let removed = {
             let mut slots = self.slots.lock();
@@ -98,27 +108,36 @@ impl<T: ?Sized + 'static> Registry<T> {
             }
         };
         if removed {
-            while self.passes.load(Ordering::Acquire) != 0 {
+            // A later entry in the same slot may raise it too; waiting for its calls as well
+            // is harmless.
+            while self.pins[id.index].load(Ordering::Acquire) != 0 {
                 cpu_relax();
             }
         }
         removed
     }
 
-    /// Runs `f` on every entry registered when the pass starts. Passes may run concurrently.
+    /// Runs `f` on every entry registered when the pass starts and still registered when its
+    /// turn comes. Passes may run concurrently.
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
-        let snapshot = {
-            let slots = self.slots.lock();
-            self.passes.fetch_add(1, Ordering::Acquire);
-            *slots
-        };
-        for (entry, _) in snapshot.iter().flatten() {
-            // SAFETY: The entry was registered when the snapshot was taken, and `unregister`
-            // waits for this pass (counted in `passes` under the same lock) before its caller
-            // may invalidate it.
+        let snapshot = *self.slots.lock();
+        for (index, (_, generation)) in snapshot.iter().enumerate().filter_map(|(i, e)| Some((i, (*e)?))) {
+            let entry = {
+                let slots = self.slots.lock();
+                match slots[index] {
+                    Some((entry, g)) if g == generation => {
+                        self.pins[index].fetch_add(1, Ordering::Relaxed);
+                        entry
+                    }
+                    _ => continue, // Unregistered since the pass started.
+                }
+            };
+            // SAFETY: The entry is registered (checked under the lock, which `unregister` takes
+            // to remove it), and its slot is pinned until the call returns, which `unregister`
+            // waits for before its caller may invalidate it.
             f(unsafe { entry.as_ref() });
+            self.pins[index].fetch_sub(1, Ordering::Release);
         }
-        self.passes.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -157,6 +176,46 @@ mod tests {
         assert!(!a.unregister(id_a), "stale id");
         assert!(b.unregister(id_b));
         a.for_each(|_| panic!("nothing registered"));
+    }
+
+    /// An entry whose callback unregisters another entry (as a destructor run by the slab
+    /// shrinker may): the other entry is not called afterwards, and nothing waits for the pass
+    /// the callback runs in.
+    #[test]
+    fn a_callback_may_unregister_another_entry() {
+        struct Unregisters {
+            registry: &'static Registry<dyn OomNotifier>,
+            victim: std::sync::Mutex<Option<RegistrationId>>,
+        }
+        impl OomNotifier for Unregisters {
+            fn out_of_memory(&self) -> usize {
+                if let Some(id) = self.victim.lock().unwrap().take() {
+                    assert!(self.registry.unregister(id), "the victim was registered");
+                }
+                0
+            }
+        }
+        let r: &'static Registry<dyn OomNotifier> = std::boxed::Box::leak(std::boxed::Box::new(Registry::new()));
+        let victim: &'static Counter = std::boxed::Box::leak(std::boxed::Box::new(Counter(AtomicUsize::new(0))));
+        let first: &'static Unregisters = std::boxed::Box::leak(std::boxed::Box::new(Unregisters {
+            registry: r,
+            victim: std::sync::Mutex::new(None),
+        }));
+        // SAFETY: Leaked: they outlive every registration.
+        let first_id = unsafe { r.register(NonNull::from(first as &dyn OomNotifier)) }.unwrap();
+        // SAFETY: As above.
+        let victim_id = unsafe { r.register(NonNull::from(victim as &dyn OomNotifier)) }.unwrap();
+        *first.victim.lock().unwrap() = Some(victim_id);
+        r.for_each(|n| {
+            n.out_of_memory();
+        });
+        assert_eq!(victim.0.load(Ordering::Relaxed), 0, "unregistered before its turn: not called");
+        assert!(!r.unregister(victim_id), "already gone");
+        r.for_each(|n| {
+            n.out_of_memory();
+        });
+        assert_eq!(victim.0.load(Ordering::Relaxed), 0);
+        assert!(r.unregister(first_id));
     }
 
     #[test]

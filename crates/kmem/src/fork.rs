@@ -16,34 +16,62 @@
 //! Lock order: the caller's gate, then the fork lock, then everything inside the machine.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::cpu;
 use crate::machine::Machine;
 
 /// Excludes slot hand-backs at thread exit from a fork in progress: held from
 /// [`Machine::fork_prepare`] to [`Machine::fork_parent`] or [`Machine::fork_child`], and around
-/// each hand-back. A plain flag with explicit lock and unlock, because the fork holds it across
-/// calls.
+/// each hand-back. A flag with explicit lock and unlock, because the fork holds it across
+/// calls; re-entrant for the thread that holds it, because a hand-back flushes the slot's
+/// object arrays, which frees slabs and runs destructors, and a destructor may use the machine
+/// (taking a slot) and give that slot back (`release_cpu`, a thread it joins) — on the holding
+/// thread (that spun for ever: `tests/front_doors/hook_reentry.rs`).
 pub(crate) struct ForkLock {
     held: AtomicBool,
+    /// The holding thread's token (`thread_token`), 0 when free; written only by the holder.
+    owner: AtomicUsize,
+    /// How many times the holder took it (read and written only by the holder).
+    depth: AtomicUsize,
+}
+
+/// A token per live thread: the address of a thread-local byte (usable during thread exit:
+/// constant initialisation, no destructor).
+fn thread_token() -> usize {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| std::ptr::from_ref(t) as usize)
 }
 
 impl ForkLock {
     pub(crate) const fn new() -> Self {
-        Self { held: AtomicBool::new(false) }
+        Self { held: AtomicBool::new(false), owner: AtomicUsize::new(0), depth: AtomicUsize::new(0) }
     }
 
-    /// Waits until the lock is free and takes it.
+    /// Takes the lock, waiting until it is free unless this thread holds it already.
     pub(crate) fn lock(&self) {
+        let me = thread_token();
+        if self.owner.load(Ordering::Relaxed) == me {
+            // Only this thread stores its own token, so reading it back means we hold the lock.
+            self.depth.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         while self.held.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::thread::yield_now();
         }
+        self.owner.store(me, Ordering::Relaxed);
+        self.depth.store(1, Ordering::Relaxed);
     }
 
-    /// Gives the lock back (also used in a fork child, where the holder is the only thread).
+    /// Gives one hold back; the last one frees the lock (also used in a fork child, where the
+    /// holder is the only thread).
     pub(crate) fn unlock(&self) {
-        self.held.store(false, Ordering::Release);
+        if self.depth.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.owner.store(0, Ordering::Relaxed);
+            self.held.store(false, Ordering::Release);
+        }
     }
 }
 

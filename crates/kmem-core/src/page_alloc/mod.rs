@@ -541,15 +541,18 @@ impl<P: Platform> PageAllocator<P> {
     ///
     /// # Safety
     /// `shrinker` must stay valid until [`Self::unregister_shrinker`] returns for the id, and
-    /// must never register or unregister from inside its callbacks.
+    /// its callbacks must not unregister the shrinker itself (that would wait for their own
+    /// call to end).
     pub unsafe fn register_shrinker(&self, shrinker: NonNull<dyn Shrinker>) -> Option<RegistrationId> {
         // SAFETY: Forwarded contract.
         unsafe { self.shrinkers.register(shrinker) }
     }
 
-    /// Removes a shrinker; returns once no reclaim pass can still call it. False (nothing
-    /// removed) for a stale id or an id of another registry. Must not be called from a
-    /// shrinker or OOM-notifier callback.
+    /// Removes a shrinker; returns once no reclaim pass can still call it (it waits only for
+    /// calls of this shrinker in progress). False (nothing removed) for a stale id or an id of
+    /// another registry. Code that reclaim runs — other shrinkers, OOM notifiers, the
+    /// destructors the slab shrinker runs — may call it; the shrinker's own callbacks must not
+    /// (they would wait for themselves).
     pub fn unregister_shrinker(&self, id: RegistrationId) -> bool {
         self.shrinkers.unregister(id)
     }

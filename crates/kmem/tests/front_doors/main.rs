@@ -5,6 +5,7 @@
 mod alloc_api;
 mod alloc_vm;
 mod hook_kmalloc;
+mod hook_reentry;
 mod typed_cache;
 mod typed_reentry;
 
