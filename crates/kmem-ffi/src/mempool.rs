@@ -322,7 +322,7 @@ pub unsafe extern "C" fn mempool_create_node(
         let Some((alloc_fn, free_fn)) = callbacks(m, "mempool_create_node", alloc_fn, free_fn) else {
             return ptr::null_mut();
         };
-        let Ok(min_nr) = usize::try_from(min_nr) else { return ptr::null_mut() };
+        let Some(min_nr) = checked_min_nr(m, "mempool_create", min_nr) else { return ptr::null_mut() };
         let gfp = Gfp::from_bits(gfp_mask);
         let Ok(c) = m.kzalloc(size_of::<mempool_t>(), gfp) else { return ptr::null_mut() };
         let c = c.cast::<mempool_t>();
@@ -426,11 +426,24 @@ pub unsafe extern "C" fn mempool_init(
             );
             return -EINVAL;
         }
-        let Ok(min_nr) = usize::try_from(min_nr) else { return -EINVAL };
+        let Some(min_nr) = checked_min_nr(m, "mempool_init", min_nr) else { return -EINVAL };
         // SAFETY: The caller's storage, not registered (checked); callbacks: caller's contract.
         let ok = unsafe { build(m, c, kmalloced, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) };
         if ok { 0 } else { -ENOMEM }
     })
+}
+
+/// `min_nr` as a count; a negative one is reported (no pool is made: the kernel would make a
+/// one-element pool with a negative minimum that its frees compare against) and gives `None`.
+fn checked_min_nr(m: &kmem::Machine, func: &str, min_nr: c_int) -> Option<usize> {
+    let n = usize::try_from(min_nr).ok();
+    if n.is_none() {
+        m.printk(
+            kmem::Level::Warning,
+            &format!("WARNING: {func}: min_nr {min_nr} is negative; no pool made (-EINVAL)\n"),
+        );
+    }
+    n
 }
 
 /// `void mempool_exit(mempool_t *pool)`: frees the reserve of a pool made by `mempool_init`

@@ -200,13 +200,21 @@ pub extern "C" fn kunmap_local(addr: *const c_void) {
     ffi_boundary("kunmap_local", (), |m| m.kunmap_local(addr.cast()));
 }
 
-/// `void *kmap_atomic(struct page *page)`: enters atomic context, then `kmap_local_page`.
+/// `void *kmap_atomic(struct page *page)`: enters atomic context, then `kmap_local_page`. A
+/// page that is none (reported) or cannot be mapped gives NULL and leaves the context as it
+/// was: the caller, seeing NULL, will not call `kunmap_atomic`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmap_atomic(page: *mut c_void) -> *mut c_void {
     ffi_boundary("kmap_atomic", ptr::null_mut(), |m| {
+        let Some(page) = checked_page(m, "kmap_atomic", page) else { return ptr::null_mut() };
         kmem::context::preempt_disable();
-        let addr = checked_page(m, "kmap_atomic", page).and_then(|p| m.kmap_local_page(p));
-        addr.map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+        match m.kmap_local_page(page) {
+            Some(p) => p.as_ptr().cast(),
+            None => {
+                kmem::context::preempt_enable();
+                ptr::null_mut()
+            }
+        }
     })
 }
 

@@ -169,6 +169,11 @@ fn misuse_of_the_allocators() {
 }
 
 #[test]
+fn bad_input_to_calls_that_take_a_live_object() {
+    run_suite("live_objects", Link::Shared);
+}
+
+#[test]
 fn atomic() {
     run_suite("atomic", Link::Shared);
 }

@@ -107,7 +107,7 @@ impl Machine {
     ///
     /// # Errors
     /// When no memory could be found, or `ptr` is a vmalloc address that starts no vmalloc
-    /// area (reported).
+    /// area, or no live kmalloc allocation (reported; `ptr` is left alone).
     ///
     /// # Safety
     /// As [`kmem_core::Kmem::krealloc`].
@@ -120,6 +120,11 @@ impl Machine {
         // SAFETY: The caller's promise.
         if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {
             return Ok(Some(p));
+        }
+        if !kmem_core::kmalloc::classes::zero_or_null_ptr(ptr as usize) && self.kmalloc_usable_size(ptr).is_none() {
+            // Not a live allocation: `krealloc` reported it; a fallback would copy nothing
+            // and hand back an empty block as if the data had moved.
+            return Err(AllocError);
         }
         let new = self.kvmalloc(size, gfp)?;
         // SAFETY: The caller owns the allocation (this function's contract).

@@ -400,7 +400,9 @@ impl Builder {
             min_free_kbytes: s.min_free_kbytes,
             watermark_scale_factor: s.watermark_scale_factor,
             pcp: s.pcp,
-            oom_timeout_ns: s.oom_timeout.as_nanos() as u64,
+            // Saturating: a huge timeout (`KMEM_OOM_TIMEOUT_MS` up to `u64::MAX`) waits for ever
+            // rather than wrapping to a short one.
+            oom_timeout_ns: u64::try_from(s.oom_timeout.as_nanos()).unwrap_or(u64::MAX),
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let platform = UserPlatform {

@@ -254,7 +254,12 @@ impl<P: Platform> Kmem<P> {
         if let Some(found) = self.object_slab(ptr) {
             // SAFETY: As in `kfree_at`.
             let s = unsafe { &*found.cache };
-            if claim && s.obj_index(found.base, ptr as usize).is_some() {
+            if s.obj_index(found.base, ptr as usize).is_none() {
+                // Inside an object: its size from here would reach into the next one.
+                self.report_not_live(s, ptr, false, "ksize", caller);
+                return 0;
+            }
+            if claim {
                 // The caller may now use all of it: no more kmalloc red-zone checks.
                 crate::slab::debug::skip_orig_size_check(s, ptr.cast_mut());
             }
@@ -270,11 +275,27 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// The capacity `krealloc` may grow into in place (the class size for slab objects, the
-    /// block for large ones), the recorded request size (0 for large ones) and the cache.
-    fn krealloc_capacity(&self, ptr: *const u8) -> Option<(usize, usize, Option<&Cache>)> {
+    /// block for large ones), the recorded request size (0 for large ones) and the cache —
+    /// for a live kmalloc allocation only. A pointer inside a slab object, or the object this
+    /// CPU freed last ([`Kmem::last_freed_here`], `kfree`'s immediate double free), is `None`:
+    /// writing `capacity` bytes there would reach into a neighbour or an object handed out
+    /// again. `report`: who to name in the report of such a slab pointer (a query passes
+    /// `None`; a pointer outside every slab is the caller's to report).
+    fn krealloc_capacity(
+        &self,
+        ptr: *const u8,
+        report: Option<(&str, &Location<'_>)>,
+    ) -> Option<(usize, usize, Option<&Cache>)> {
         if let Some(found) = self.object_slab(ptr) {
             // SAFETY: As in `kfree_at`.
             let s: &Cache = unsafe { &*found.cache };
+            let interior = s.obj_index(found.base, ptr as usize).is_none();
+            if interior || self.last_freed_here(s, ptr) {
+                if let Some((what, caller)) = report {
+                    self.report_not_live(s, ptr, !interior, what, caller);
+                }
+                return None;
+            }
             return Some((s.object_size(), crate::slab::debug::get_orig_size(s, ptr), Some(s)));
         }
         self.large_kmalloc_order(ptr).map(|order| (PAGE_SIZE << order, 0, None))
@@ -303,8 +324,10 @@ impl<P: Platform> Kmem<P> {
         if zero_or_null_ptr(ptr as usize) {
             return self.kmalloc_at(new_size, gfp, caller);
         }
-        let Some((ks, orig_size, cache)) = self.krealloc_capacity(ptr) else {
-            self.report_not_slab(ptr, "krealloc", caller);
+        let Some((ks, orig_size, cache)) = self.krealloc_capacity(ptr, Some(("krealloc", caller))) else {
+            if self.object_slab(ptr).is_none() {
+                self.report_not_slab(ptr, "krealloc", caller);
+            }
             return Err(AllocError);
         };
         if new_size <= ks {
@@ -348,7 +371,7 @@ impl<P: Platform> Kmem<P> {
             return None;
         }
         // A query: nothing is claimed, so any caller may ask.
-        self.krealloc_capacity(ptr).map(|_| self.ksize_at(ptr, false, Location::caller()))
+        self.krealloc_capacity(ptr, None).map(|_| self.ksize_at(ptr, false, Location::caller()))
     }
 
     /// `kfree_sensitive`: zeroes the whole usable size, then frees.
@@ -364,7 +387,8 @@ impl<P: Platform> Kmem<P> {
             return;
         }
         let caller = Location::caller();
-        if let Some(n) = self.krealloc_capacity(ptr).map(|_| self.ksize_at(ptr, true, caller)) {
+        // Zeroed only if it is a live allocation; the free then reports what it is not.
+        if let Some(n) = self.krealloc_capacity(ptr, None).map(|_| self.ksize_at(ptr, true, caller)) {
             // SAFETY: `ksize` bytes belong to the object being freed.
             unsafe { ptr.write_bytes(0, n) };
         }

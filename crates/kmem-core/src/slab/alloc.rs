@@ -488,6 +488,27 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Whether `obj` is already the first free object of its slab (SL-16 without a CPU array).
+    /// Whether `obj` (an object start of `s`) is the last object freed to this CPU's array:
+    /// the free that `kfree`'s fast path refuses as an immediate double free, which a call
+    /// that treats `obj` as live (`krealloc`, `kfree_sensitive`'s zeroing) must refuse too.
+    /// Lock-free (the slot's guard); other CPUs' arrays and the slabs' freelists are not
+    /// searched, as `kfree`'s fast path does not search them.
+    pub(crate) fn last_freed_here(&self, s: &Cache, obj: *const u8) -> bool {
+        let Some(cpu) = self.platform().fast_cpu() else { return false };
+        if !s.fast {
+            return false;
+        }
+        let c = s.cpu(cpu);
+        if !c.guard.enter() {
+            return false;
+        }
+        let n = c.count.load(Relaxed) as usize;
+        // SAFETY: `objs[..n]` are initialised; we are inside the slot's guard.
+        let top = n > 0 && unsafe { *c.objs.add(n - 1) }.cast_const() == obj;
+        c.guard.exit();
+        top
+    }
+
     fn slab_freelist_head_is(&self, s: &Cache, obj: *mut u8) -> bool {
         let Some(found) = self.object_slab(obj) else { return false };
         let _node = s.node.lock();

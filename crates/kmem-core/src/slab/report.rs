@@ -56,6 +56,24 @@ impl<P: Platform> Kmem<P> {
         self.platform().dump_stack(caller);
     }
 
+    /// A call that uses `obj` as a live object of `s` (`what`: `krealloc`, `ksize`,
+    /// `kfree_sensitive`) when it is not one: not the start of an object, or just freed. The
+    /// call does nothing to it.
+    #[cold]
+    pub(crate) fn report_not_live(&self, s: &Cache, obj: *const u8, freed: bool, what: &str, caller: &Location<'_>) {
+        if !self.slab_report_allowed() {
+            return;
+        }
+        if freed {
+            self.slab_bug(s, format_args!("Object 0x{:x} already free", obj as usize));
+        } else {
+            self.slab_bug(s, format_args!("Invalid object pointer 0x{:x}", obj as usize));
+        }
+        self.platform()
+            .log(Level::Err, format_args!("FIX {}: {what} of 0x{:x} ignored, nothing written", s.name(), obj as usize));
+        self.platform().dump_stack(caller);
+    }
+
     /// A free of the object that is already the first free object (`BUG_ON(object == fp)` in
     /// `set_freepointer`). kmem reports it and keeps the object out, instead of crashing.
     #[cold]

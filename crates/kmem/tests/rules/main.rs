@@ -10,6 +10,7 @@ mod cache_handles;
 mod gfp;
 mod kmalloc;
 mod kvmalloc;
+mod live_objects;
 mod machine;
 mod mempool;
 mod mempool_bulk;
