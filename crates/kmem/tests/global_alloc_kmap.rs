@@ -8,7 +8,9 @@
 //! Its own binary (`harness = false`): the child runs with `KMEM_PROFILE=i386 KMEM_MEM=1G`
 //! and reports a hang (after 30 s) instead of hanging.
 
-use std::process::Command;
+#[path = "common/child.rs"]
+mod child;
+
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::thread;
@@ -99,20 +101,9 @@ fn main() {
         child();
         return;
     }
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .env(CHILD, "1")
-        .env("KMEM_MEM", "1G")
-        .env("KMEM_PROFILE", "i386")
-        .env("KMEM_KSWAPD", "0")
-        .env("KMEM_CPUS", "2")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("child ok"),
-        "child failed: {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    child::run_child(
+        CHILD,
+        &[("KMEM_MEM", "1G"), ("KMEM_PROFILE", "i386"), ("KMEM_KSWAPD", "0"), ("KMEM_CPUS", "2")],
+        "global_alloc_kmap",
     );
-    println!("test global_alloc_kmap ... ok");
 }

@@ -8,7 +8,9 @@
 //! `main`), so the binary re-runs itself with `KMEM_MEM=64M` and checks the child; the child
 //! reads the texts on a worker thread and fails (instead of hanging) if one does not return.
 
-use std::process::Command;
+#[path = "common/child.rs"]
+mod child;
+
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::thread;
@@ -79,18 +81,5 @@ fn main() {
         child();
         return;
     }
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .env(CHILD, "1")
-        .env("KMEM_MEM", "64M")
-        .env("KMEM_PROFILE", "x86_64")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("child ok"),
-        "child failed: {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("test global_alloc_pressure ... ok");
+    child::run_child(CHILD, &[("KMEM_MEM", "64M"), ("KMEM_PROFILE", "x86_64")], "global_alloc_pressure");
 }
