@@ -72,18 +72,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Parses a size: plain bytes, or a number with a `K`, `M`, `G` or `T` suffix (binary units,
-/// optionally followed by `B` or `iB`).
+/// Parses a size: plain bytes (optionally followed by `B`), or a number with a `K`, `M`, `G`
+/// or `T` suffix (binary units, optionally followed by one `B` or `iB`). Anything else —
+/// repeated or stray suffixes such as `1kbibib` or `5bbb` — is refused.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let lower = s.to_ascii_lowercase();
-    let body = lower.trim_end_matches("ib").trim_end_matches('b');
+    let lower = s.trim().to_ascii_lowercase();
+    // At most one `iB` (after a unit) or one `B`.
+    let (body, after_unit) = match lower.strip_suffix("ib") {
+        Some(body) => (body, true),
+        None => (lower.strip_suffix('b').unwrap_or(&lower), false),
+    };
     let (digits, shift) = match body.chars().last()? {
         'k' => (&body[..body.len() - 1], 10),
         'm' => (&body[..body.len() - 1], 20),
         'g' => (&body[..body.len() - 1], 30),
         't' => (&body[..body.len() - 1], 40),
-        c if c.is_ascii_digit() => (body, 0),
+        c if c.is_ascii_digit() && !after_unit => (body, 0),
         _ => return None,
     };
     let n: u64 = digits.trim().parse().ok()?;
@@ -238,6 +242,12 @@ mod tests {
         assert_eq!(parse_size("12k"), Some(12 << 10));
         assert_eq!(parse_size("lots"), None);
         assert_eq!(parse_size("1X"), None);
+        // One optional `B`/`iB` and nothing more (the input audit: these were 1 KiB and 5 B).
+        assert_eq!(parse_size("12kB"), Some(12 << 10));
+        assert_eq!(parse_size("5b"), Some(5));
+        for junk in ["1kbibib", "5bbb", "1ib", "1kbb", "1kibb", "1kiib", "ib", "b", ""] {
+            assert_eq!(parse_size(junk), None, "{junk:?}");
+        }
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("99999999999T"), None);
     }
