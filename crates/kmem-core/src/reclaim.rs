@@ -132,12 +132,23 @@ impl<T: ?Sized + 'static> Registry<T> {
                     _ => continue, // Unregistered since the pass started.
                 }
             };
+            // Unpinned when the call returns or unwinds (a panicking callback must not leave
+            // `unregister` waiting for ever).
+            let _pin = Unpin(&self.pins[index]);
             // SAFETY: The entry is registered (checked under the lock, which `unregister` takes
             // to remove it), and its slot is pinned until the call returns, which `unregister`
             // waits for before its caller may invalidate it.
             f(unsafe { entry.as_ref() });
-            self.pins[index].fetch_sub(1, Ordering::Release);
         }
+    }
+}
+
+/// Lowers a slot's pin count when dropped.
+struct Unpin<'a>(&'a AtomicUsize);
+
+impl Drop for Unpin<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 

@@ -72,11 +72,11 @@ pub struct RawMempool {
     /// only without it; `free` first asks [`Mempool::owner_may_free`], which tells with one
     /// load that the reserve is full and that the pool is marked as a slab pool (by `helper`,
     /// only when this is `Some`), and frees to this cache if so. (Other kinds pay that load
-    /// and fence before their dispatch: a compiler fence and an L1 hit.) A slab pool is the kind the kernel's callers make
-    /// most (`mempool_create_slab_pool`), and its pair is BENCHMARKS.md's yardstick: matching
-    /// `backing` on both halves of the pair made kmem-bench's loop 136 instructions against
-    /// the `kmem_cache` pair's 117; the null test and the mark make it 127 (with the attribute
-    /// passed in, [`Mempool::alloc_inline`]).
+    /// and fence before their dispatch: a compiler fence and an L1 hit.) A slab pool is the
+    /// kind the kernel's callers make most (`mempool_create_slab_pool`), and its pair is
+    /// BENCHMARKS.md's yardstick: matching `backing` on both halves of the pair made
+    /// kmem-bench's loop 136 instructions against the `kmem_cache` pair's 117; the null test
+    /// and the mark make it 127 (with the attribute passed in, [`Mempool::alloc_inline`]).
     slab: Option<CacheRef>,
     backing: Backing,
     /// Where the pool was made: the location a destroy report names when the pool is dropped
