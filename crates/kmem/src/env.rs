@@ -106,6 +106,15 @@ fn parse_bool(var: &'static str, v: &str) -> Result<bool, EnvError> {
     }
 }
 
+/// `v` if it parses as fault-injection knobs (`filters`: with the page allocator's GFP filter
+/// keys), checked here so that the error names `var`.
+fn fault_spec(var: &'static str, v: String, filters: bool) -> Result<String, EnvError> {
+    let probe = kmem_core::fault::FaultAttr::new();
+    let parsed = if filters { probe.parse_and_apply(&v) } else { probe.parse_and_apply_plain(&v) };
+    parsed.map_err(|e| err(var, &v, e.0))?;
+    Ok(v)
+}
+
 fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str, what: &str) -> Result<T, EnvError> {
     v.trim().parse().map_err(|_| err(var, v, what))
 }
@@ -182,24 +191,16 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         b = b.log_capacity(bytes as usize);
     }
     if let Some(v) = get("KMEM_FAIL_PAGE_ALLOC") {
-        let probe = kmem_core::fault::FaultAttr::fail_page_alloc_defaults();
-        probe.parse_and_apply(&v).map_err(|e| err("KMEM_FAIL_PAGE_ALLOC", &v, e.0))?;
-        b = b.fail_page_alloc(v);
+        b = b.fail_page_alloc(fault_spec("KMEM_FAIL_PAGE_ALLOC", v, true)?);
     }
     if let Some(v) = get("KMEM_FAILSLAB") {
-        let probe = kmem_core::fault::FaultAttr::failslab_defaults();
-        probe.parse_and_apply(&v).map_err(|e| err("KMEM_FAILSLAB", &v, e.0))?;
-        b = b.failslab(v);
+        b = b.failslab(fault_spec("KMEM_FAILSLAB", v, true)?);
     }
     if let Some(v) = get("KMEM_FAIL_MEMPOOL_ALLOC") {
-        let probe = kmem_core::fault::FaultAttr::new();
-        probe.parse_and_apply_plain(&v).map_err(|e| err("KMEM_FAIL_MEMPOOL_ALLOC", &v, e.0))?;
-        b = b.fail_mempool_alloc(v);
+        b = b.fail_mempool_alloc(fault_spec("KMEM_FAIL_MEMPOOL_ALLOC", v, false)?);
     }
     if let Some(v) = get("KMEM_FAIL_MEMPOOL_ALLOC_BULK") {
-        let probe = kmem_core::fault::FaultAttr::new();
-        probe.parse_and_apply_plain(&v).map_err(|e| err("KMEM_FAIL_MEMPOOL_ALLOC_BULK", &v, e.0))?;
-        b = b.fail_mempool_alloc_bulk(v);
+        b = b.fail_mempool_alloc_bulk(fault_spec("KMEM_FAIL_MEMPOOL_ALLOC_BULK", v, false)?);
     }
     if let Some(v) = get("KMEM_SLUB_DEBUG") {
         kmem_core::slab::DebugSpec::new(&v).map_err(|e| err("KMEM_SLUB_DEBUG", &v, e.to_string()))?;
