@@ -71,8 +71,8 @@ pub struct RawMempool {
     /// with the null test of a pointer the slab call needs anyway, and dispatches on `backing`
     /// only without it; `free` first asks [`Mempool::owner_may_free`], which tells with one
     /// load that the reserve is full and that the pool is marked as a slab pool (by `helper`,
-    /// only when this is `Some`), and frees to this cache if so. (Other kinds pay that load
-    /// and fence before their dispatch: a compiler fence and an L1 hit.) A slab pool is the
+    /// only when this is `Some`), and frees to this cache if so; other kinds go on with the
+    /// same read ([`Mempool::free_checked`]). A slab pool is the
     /// kind the kernel's callers make most (`mempool_create_slab_pool`), and its pair is
     /// BENCHMARKS.md's yardstick: matching `backing` on both halves of the pair made
     /// kmem-bench's loop 136 instructions against the `kmem_cache` pair's 117; the null test
@@ -346,7 +346,8 @@ impl RawMempool {
         // `free_fn` makes, and the pool is initialised until `drop`.
         // One load decides both that the reserve is full (no debugging) and that this is a
         // slab pool: only `helper` marks the owner's free path, and only with `slab` set.
-        if pool.owner_may_free() {
+        let check = pool.free_check();
+        if check.owner() {
             // SAFETY: The mark is set only with `slab` `Some` (above), and nobody else changes
             // it (`set_owner_free`'s contract); the element goes to the backing cache as
             // `mempool_free_slab` sends it (the caller's promise: it came from this pool).
@@ -360,16 +361,18 @@ impl RawMempool {
             Backing::Slab | Backing::Custom => unsafe { pool.free(element.as_ptr()) },
             // SAFETY: As said above: the helper pair's own call.
             Backing::Kmalloc(_) => unsafe {
-                pool.free_inline(
-                    element.as_ptr(),
+                pool.free_checked(
+                    element,
+                    check,
                     #[inline(always)]
                     |e| m.kfree(e.cast()),
                 )
             },
             // SAFETY: As said above: the helper pair's own call.
             Backing::Pages(order) => unsafe {
-                pool.free_inline(
-                    element.as_ptr(),
+                pool.free_checked(
+                    element,
+                    check,
                     #[inline(always)]
                     |e| {
                         // SAFETY: Page pool elements are `Page`s of this machine (caller).

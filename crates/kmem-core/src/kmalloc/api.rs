@@ -242,12 +242,7 @@ impl<P: Platform> Kmem<P> {
     /// allocates, frees or checks it meanwhile.
     #[track_caller]
     pub unsafe fn ksize(&self, ptr: *const u8) -> usize {
-        self.ksize_at(ptr, true, Location::caller())
-    }
-
-    /// [`Kmem::ksize`]; `claim`: the caller takes the whole object (the red-zone check past
-    /// the request stops), which only its owner may ask for.
-    fn ksize_at(&self, ptr: *const u8, claim: bool, caller: &Location<'_>) -> usize {
+        let caller = Location::caller();
         if zero_or_null_ptr(ptr as usize) {
             return 0;
         }
@@ -259,10 +254,8 @@ impl<P: Platform> Kmem<P> {
                 self.report_not_live(s, ptr, false, "ksize", caller);
                 return 0;
             }
-            if claim {
-                // The caller may now use all of it: no more kmalloc red-zone checks.
-                crate::slab::debug::skip_orig_size_check(s, ptr.cast_mut());
-            }
+            // The caller takes all of it: no more kmalloc red-zone checks past the request.
+            crate::slab::debug::skip_orig_size_check(s, ptr.cast_mut());
             return s.ksize();
         }
         match self.large_kmalloc_order(ptr) {
@@ -279,8 +272,8 @@ impl<P: Platform> Kmem<P> {
     /// for a live kmalloc allocation only. A pointer inside a slab object, or the object this
     /// CPU freed last ([`Kmem::last_freed_here`], `kfree`'s immediate double free), is `None`:
     /// writing `capacity` bytes there would reach into a neighbour or an object handed out
-    /// again. `report`: who to name in the report of such a slab pointer (a query passes
-    /// `None`; a pointer outside every slab is the caller's to report).
+    /// again. `report`: who to name in the report of a pointer that is no live allocation (a
+    /// query passes `None`).
     fn krealloc_capacity(
         &self,
         ptr: *const u8,
@@ -298,7 +291,13 @@ impl<P: Platform> Kmem<P> {
             }
             return Some((s.object_size(), crate::slab::debug::get_orig_size(s, ptr), Some(s)));
         }
-        self.large_kmalloc_order(ptr).map(|order| (PAGE_SIZE << order, 0, None))
+        let order = self.large_kmalloc_order(ptr);
+        if order.is_none()
+            && let Some((what, caller)) = report
+        {
+            self.report_not_slab(ptr, what, caller);
+        }
+        order.map(|order| (PAGE_SIZE << order, 0, None))
     }
 
     /// `krealloc` (KM-9): the same pointer when `new_size` fits the object's capacity (with
@@ -325,9 +324,6 @@ impl<P: Platform> Kmem<P> {
             return self.kmalloc_at(new_size, gfp, caller);
         }
         let Some((ks, orig_size, cache)) = self.krealloc_capacity(ptr, Some(("krealloc", caller))) else {
-            if self.object_slab(ptr).is_none() {
-                self.report_not_slab(ptr, "krealloc", caller);
-            }
             return Err(AllocError);
         };
         if new_size <= ks {
@@ -371,7 +367,7 @@ impl<P: Platform> Kmem<P> {
             return None;
         }
         // A query: nothing is claimed, so any caller may ask.
-        self.krealloc_capacity(ptr, None).map(|_| self.ksize_at(ptr, false, Location::caller()))
+        self.krealloc_capacity(ptr, None).map(|(block, _, cache)| cache.map_or(block, Cache::ksize))
     }
 
     /// `kfree_sensitive`: zeroes the whole usable size, then frees.
@@ -388,8 +384,13 @@ impl<P: Platform> Kmem<P> {
         }
         let caller = Location::caller();
         // Zeroed only if it is a live allocation; the free then reports what it is not.
-        if let Some(n) = self.krealloc_capacity(ptr, None).map(|_| self.ksize_at(ptr, true, caller)) {
-            // SAFETY: `ksize` bytes belong to the object being freed.
+        if let Some((block, _, cache)) = self.krealloc_capacity(ptr, None) {
+            // All of it, as `ksize` claims it (no red-zone check past the request).
+            let n = cache.map_or(block, |s| {
+                crate::slab::debug::skip_orig_size_check(s, ptr);
+                s.ksize()
+            });
+            // SAFETY: `n` bytes belong to the object being freed.
             unsafe { ptr.write_bytes(0, n) };
         }
         self.kfree_at(ptr, caller);

@@ -448,9 +448,16 @@ impl Mempool {
     /// would; otherwise it calls [`Self::free_inline`] or [`Self::free`].
     #[inline(always)]
     pub fn owner_may_free(&self) -> bool {
-        // Pairs with the `Release` fence in `pop`, as in `free_inline`.
+        self.free_check().owner()
+    }
+
+    /// `mempool_free`'s one lock-free read (the flags, after the `Acquire` fence that pairs
+    /// with the `Release` fence in `pop`, the kernel's `smp_rmb`), for a caller that decides
+    /// its own path from it and then frees with [`Self::free_checked`].
+    #[inline(always)]
+    pub fn free_check(&self) -> FreeCheck {
         fence(Acquire);
-        self.free_flags.load(Relaxed) == 0
+        FreeCheck(self.free_flags.load(Relaxed))
     }
 
     /// Whether the locked reserve has room for one more element: below `min_nr` (or empty in
@@ -682,10 +689,20 @@ impl Mempool {
     #[inline(always)]
     pub unsafe fn free_inline(&self, element: *mut c_void, last: impl FnOnce(*mut c_void)) {
         let Some(element) = NonNull::new(element) else { return };
-        // Pairs with the `Release` fence in `pop` (the kernel's `smp_rmb`).
-        fence(Acquire);
+        // SAFETY: The caller's promise, and the check is this pool's, read now.
+        unsafe { self.free_checked(element, self.free_check(), last) }
+    }
+
+    /// [`Self::free_inline`] with the flags already read by [`Self::free_check`] (on this
+    /// pool, for this free).
+    ///
+    /// # Safety
+    /// As [`Self::free_inline`].
+    #[track_caller]
+    #[inline(always)]
+    pub unsafe fn free_checked(&self, element: NonNull<c_void>, check: FreeCheck, last: impl FnOnce(*mut c_void)) {
         // `curr_nr < min_nr` (or an empty zero-minimum pool), read without the lock.
-        if self.free_flags.load(Relaxed) & free_flag::LOCK != 0 && self.free_slow(element) {
+        if check.0 & free_flag::LOCK != 0 && self.free_slow(element) {
             return;
         }
         last(element.as_ptr());
@@ -739,6 +756,20 @@ impl Mempool {
             format_args!("WARNING: CPU: {} at {caller} {func}: {what}", platform.cpu().unwrap_or(0)),
         );
         platform.dump_stack(caller);
+    }
+}
+
+/// What [`Mempool::free_check`] read: whether a free must take the lock, and whether the
+/// owner's marked free path applies.
+#[derive(Clone, Copy, Debug)]
+pub struct FreeCheck(u8);
+
+impl FreeCheck {
+    /// The owner's marked path applies and no free needs the lock
+    /// ([`Mempool::set_owner_free`], [`Mempool::owner_may_free`]).
+    #[inline(always)]
+    pub fn owner(self) -> bool {
+        self.0 == 0
     }
 }
 

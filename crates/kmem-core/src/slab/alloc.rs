@@ -244,8 +244,10 @@ impl<P: Platform> Kmem<P> {
             let mut rest = &batch[..got - 1];
             // The slot is asked for again: a constructor run while the new slab was made may
             // have given up this thread's slot (`release_cpu`), and another thread may own it
-            // now; its array is then not ours to fill.
-            if let Some(cpu) = self.platform().fast_cpu()
+            // now; its array is then not ours to fill. The slot as `ctx` reads it (an atomic
+            // caller keeps its slot, and `want` was sized for it), not `fast_cpu`, which
+            // answers no for an atomic caller and would send the whole batch back.
+            if let Some(cpu) = self.platform().context().cpu
                 && let c = s.cpu(cpu)
                 && c.guard.enter()
             {
@@ -487,7 +489,6 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
-    /// Whether `obj` is already the first free object of its slab (SL-16 without a CPU array).
     /// Whether `obj` (an object start of `s`) is the last object freed to this CPU's array:
     /// the free that `kfree`'s fast path refuses as an immediate double free, which a call
     /// that treats `obj` as live (`krealloc`, `kfree_sensitive`'s zeroing) must refuse too.
@@ -509,6 +510,7 @@ impl<P: Platform> Kmem<P> {
         top
     }
 
+    /// Whether `obj` is already the first free object of its slab (SL-16 without a CPU array).
     fn slab_freelist_head_is(&self, s: &Cache, obj: *mut u8) -> bool {
         let Some(found) = self.object_slab(obj) else { return false };
         let _node = s.node.lock();

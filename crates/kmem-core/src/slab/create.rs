@@ -285,8 +285,17 @@ impl<P: Platform> Kmem<P> {
         // SAFETY: The caller's promise: nobody else knows the cache.
         let order = unsafe { cache.as_ref() }.mem_order;
         self.retire_cache_mark(cache.as_ptr());
-        self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
         // SAFETY: The cache's own block (`build_cache`), unknown to anyone else.
+        unsafe { self.free_cache_block(cache, order) };
+    }
+
+    /// Gives back a cache's own block (`build_cache`'s, of `order`), uncounting it.
+    ///
+    /// # Safety
+    /// Nothing reaches the cache any more: unmarked, on no list, in no table, pinned by no one.
+    pub(crate) unsafe fn free_cache_block(&self, cache: NonNull<Cache>, order: u32) {
+        self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
+        // SAFETY: The caller's promise.
         unsafe { self.pages().free_pages_addr(cache.as_ptr().cast(), order) };
     }
 

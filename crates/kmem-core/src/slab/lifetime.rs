@@ -185,10 +185,9 @@ impl<P: Platform> Kmem<P> {
             }
             (s.mem_order, s.destroy.lock().release.take(), slab_pages)
         };
-        self.slabs.cache_pages.fetch_sub(1 << order, Relaxed);
         // SAFETY: The cache's own block, claimed for teardown: unlinked, unmarked (its last
         // destroy cleared `PG_CACHE`), empty and pinned by no one, so nothing reaches it.
-        unsafe { self.pages().free_pages_addr(cache.as_ptr().cast(), order) };
+        unsafe { self.free_cache_block(cache, order) };
         if let Some(release) = release {
             // SAFETY: The cache is gone, which is when its destroyer asked for `release`; the
             // null object is its documented argument.
