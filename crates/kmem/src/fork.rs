@@ -16,7 +16,7 @@
 //! Lock order: the caller's gate, then the fork lock, then everything inside the machine.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cpu;
 use crate::machine::Machine;
@@ -29,8 +29,7 @@ use crate::machine::Machine;
 /// (taking a slot) and give that slot back (`release_cpu`, a thread it joins) — on the holding
 /// thread (that spun for ever: `tests/front_doors/hook_reentry.rs`).
 pub(crate) struct ForkLock {
-    held: AtomicBool,
-    /// The holding thread's token (`thread_token`), 0 when free; written only by the holder.
+    /// The holding thread's token (`thread_token`), 0 when free: the lock word.
     owner: AtomicUsize,
     /// How many times the holder took it (read and written only by the holder).
     depth: AtomicUsize,
@@ -47,7 +46,7 @@ fn thread_token() -> usize {
 
 impl ForkLock {
     pub(crate) const fn new() -> Self {
-        Self { held: AtomicBool::new(false), owner: AtomicUsize::new(0), depth: AtomicUsize::new(0) }
+        Self { owner: AtomicUsize::new(0), depth: AtomicUsize::new(0) }
     }
 
     /// Takes the lock, waiting until it is free unless this thread holds it already.
@@ -58,10 +57,9 @@ impl ForkLock {
             self.depth.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        while self.held.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::thread::yield_now();
         }
-        self.owner.store(me, Ordering::Relaxed);
         self.depth.store(1, Ordering::Relaxed);
     }
 
@@ -69,8 +67,7 @@ impl ForkLock {
     /// holder is the only thread).
     pub(crate) fn unlock(&self) {
         if self.depth.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.owner.store(0, Ordering::Relaxed);
-            self.held.store(false, Ordering::Release);
+            self.owner.store(0, Ordering::Release);
         }
     }
 }

@@ -121,14 +121,14 @@ impl Machine {
         if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {
             return Ok(Some(p));
         }
-        if !kmem_core::kmalloc::classes::zero_or_null_ptr(ptr as usize) && self.kmalloc_usable_size(ptr).is_none() {
+        let old = match self.kmalloc_usable_size(ptr) {
+            Some(n) => n.min(size),
+            None if kmem_core::kmalloc::classes::zero_or_null_ptr(ptr as usize) => 0,
             // Not a live allocation: `krealloc` reported it; a fallback would copy nothing
             // and hand back an empty block as if the data had moved.
-            return Err(AllocError);
-        }
+            None => return Err(AllocError),
+        };
         let new = self.kvmalloc(size, gfp)?;
-        // SAFETY: The caller owns the allocation (this function's contract).
-        let old = unsafe { self.ksize(ptr) }.min(size);
         // SAFETY: `old` bytes are the caller's in `ptr` and fit the new allocation.
         unsafe {
             std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), old);

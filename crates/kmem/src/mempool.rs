@@ -84,26 +84,23 @@ pub struct RawMempool {
     created: &'static Location<'static>,
 }
 
-/// The backing allocator of a helper pool, known statically so that `alloc`/`free` call it
-/// directly (inlined into the caller) instead of through the pool's `alloc_fn`/`free_fn`
-/// pointers. The calls are the ones the helper pairs make (`mempool_alloc_slab` without its
-/// constructor check: a slab pool exists only over a cache without one, MP-11).
+/// The backing allocator of a kmalloc or page helper pool, known statically so that
+/// `alloc`/`free` call it directly (inlined into the caller) instead of through the pool's
+/// `alloc_fn`/`free_fn` pointers. (Slab pools are `RawMempool::slab`, tested before this;
+/// with it `None` they are `Custom`, through the pointers.)
 ///
-/// The discriminants are spread on purpose: three dense helper kinds and a distant custom one
-/// make `alloc` and `free` dispatch with two compares each, where four dense values become a
-/// jump table, an indirect branch on both halves of every pair (measured in kmem-bench's
-/// mempool rows: the slab pool's element-available pair went from 1.19–1.29× to 1.06–1.13×
-/// the `kmem_cache` pair).
+/// The discriminants are spread on purpose: dense helper kinds and a distant custom one make
+/// `alloc` and `free` dispatch with compares, where dense values became a jump table, an
+/// indirect branch on both halves of every pair (measured in kmem-bench's mempool rows when
+/// slab pools were a kind too: their element-available pair went from 1.19–1.29× to
+/// 1.06–1.13× the `kmem_cache` pair).
 #[derive(Clone, Copy, Debug)]
 #[repr(u32)]
 enum Backing {
-    /// `mempool_alloc_slab`/`mempool_free_slab` on `RawMempool::slab`'s cache (a dispatch
-    /// that reaches this goes through the pool's pointers, which make the same calls).
-    Slab = 0,
     /// `mempool_kmalloc`/`mempool_kfree` of this size.
-    Kmalloc(usize) = 1,
+    Kmalloc(usize) = 0,
     /// `mempool_alloc_pages`/`mempool_free_pages` of this order.
-    Pages(u32) = 2,
+    Pages(u32) = 1,
     /// The caller's callbacks: through the pointers.
     Custom = 0x100,
 }
@@ -197,7 +194,7 @@ impl RawMempool {
         // SAFETY: We keep `machine`, so its `Kmem` outlives the pool; `cache` is one of its
         // caches (checked) and stays alive by the contract of its (unsafe) destroy, above.
         let pool = unsafe { mempool_create_slab_pool(machine, min_nr, cache) };
-        Self::helper(machine, pool, Backing::Slab, Some(cache))
+        Self::helper(machine, pool, Backing::Custom, Some(cache))
     }
 
     /// `mempool_create_kmalloc_pool(min_nr, size)`: elements are kmalloc blocks of `size` bytes.
@@ -284,7 +281,7 @@ impl RawMempool {
                     |g| m.alloc_pages(g, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast()),
                 )
             },
-            Backing::Slab | Backing::Custom => self.alloc_custom(gfp),
+            Backing::Custom => self.alloc_custom(gfp),
         };
         NonNull::new(element)
     }
@@ -354,11 +351,11 @@ impl RawMempool {
             unsafe { m.kmem_cache_free(self.slab.unwrap_unchecked(), element.as_ptr().cast()) };
             return;
         }
-        // A slab pool's free that may go into the reserve takes the pool's lock: through the
-        // pointers (`mempool_free_slab`), as the uncommon case.
+        // A slab pool's free that may go into the reserve (it needs the lock) goes through the
+        // pointers (`mempool_free_slab`), as custom pools do, with the same read.
         match self.backing {
-            // SAFETY: The caller's promise.
-            Backing::Slab | Backing::Custom => unsafe { pool.free(element.as_ptr()) },
+            // SAFETY: The caller's promise; `free_backing` is `free_fn`.
+            Backing::Custom => unsafe { pool.free_checked(element, check, |e| pool.free_backing(e)) },
             // SAFETY: As said above: the helper pair's own call.
             Backing::Kmalloc(_) => unsafe {
                 pool.free_checked(

@@ -31,7 +31,7 @@
 use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{Relaxed, Release};
 use core::sync::atomic::fence;
 
 use super::{Mempool, report_might_sleep, warn};
@@ -151,11 +151,9 @@ impl Mempool {
     /// belong to the pool.
     #[track_caller]
     pub unsafe fn free_bulk(&self, elems: &[*mut c_void]) -> usize {
-        // Pairs with the `Release` fence of the allocation (the kernel's `smp_rmb`).
-        fence(Acquire);
         // `curr_nr < min_nr` (or an empty zero-minimum pool, poisoning, tracking), read without
         // the lock as the kernel reads `curr_nr`.
-        if elems.is_empty() || self.free_flags.load(Relaxed) & super::free_flag::LOCK == 0 {
+        if elems.is_empty() || !self.free_check().locks() {
             return 0;
         }
         let caller = Location::caller();

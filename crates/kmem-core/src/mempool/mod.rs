@@ -702,7 +702,7 @@ impl Mempool {
     #[inline(always)]
     pub unsafe fn free_checked(&self, element: NonNull<c_void>, check: FreeCheck, last: impl FnOnce(*mut c_void)) {
         // `curr_nr < min_nr` (or an empty zero-minimum pool), read without the lock.
-        if check.0 & free_flag::LOCK != 0 && self.free_slow(element) {
+        if check.locks() && self.free_slow(element) {
             return;
         }
         last(element.as_ptr());
@@ -770,6 +770,13 @@ impl FreeCheck {
     #[inline(always)]
     pub fn owner(self) -> bool {
         self.0 == 0
+    }
+
+    /// A free must take the lock: the reserve is short (`curr_nr < max(min_nr, 1)`), or
+    /// poisoning or tracking is on.
+    #[inline(always)]
+    pub fn locks(self) -> bool {
+        self.0 & free_flag::LOCK != 0
     }
 }
 
