@@ -121,16 +121,7 @@ pub(crate) fn lookup(s: *const c_void) -> Option<CacheRef> {
 /// The cache of a C `struct kmem_cache *` argument, reporting NULL and foreign pointers.
 #[track_caller]
 pub(crate) fn checked_cache(m: &Machine, export: &str, s: *const c_void) -> Option<CacheRef> {
-    let caller = Location::caller();
-    if s.is_null() {
-        report_null(m, export, "struct kmem_cache pointer", caller);
-        return None;
-    }
-    let cache = lookup(s);
-    if cache.is_none() {
-        report_bad_pointer(m, export, "struct kmem_cache pointer", s as usize, caller);
-    }
-    cache
+    cache_arg(m, export, s, Location::caller(), lookup)
 }
 
 /// The cache of a C `struct kmem_cache *` argument for the object calls (alloc, free, bulk,
@@ -139,13 +130,26 @@ pub(crate) fn checked_cache(m: &Machine, export: &str, s: *const c_void) -> Opti
 /// a shared lock word). NULL and pointers that are not a live cache are reported.
 #[track_caller]
 pub(crate) fn live_cache(m: &Machine, export: &str, s: *const c_void) -> Option<CacheRef> {
-    let caller = Location::caller();
+    cache_arg(m, export, s, Location::caller(), |s| {
+        // SAFETY: Only a handle: it is checked before anything follows it.
+        unsafe { CacheRef::from_ptr(s.cast_mut().cast::<Cache>()) }.filter(|&c| m.is_live_cache(c))
+    })
+}
+
+/// A `struct kmem_cache *` argument through `find`, with NULL and what `find` does not know
+/// reported for `export` at `caller`.
+fn cache_arg(
+    m: &Machine,
+    export: &str,
+    s: *const c_void,
+    caller: &Location<'_>,
+    find: impl FnOnce(*const c_void) -> Option<CacheRef>,
+) -> Option<CacheRef> {
     if s.is_null() {
         report_null(m, export, "struct kmem_cache pointer", caller);
         return None;
     }
-    // SAFETY: Only a handle: it is checked below before anything follows it.
-    let cache = unsafe { CacheRef::from_ptr(s.cast_mut().cast::<Cache>()) }.filter(|&c| m.is_live_cache(c));
+    let cache = find(s);
     if cache.is_none() {
         report_bad_pointer(m, export, "struct kmem_cache pointer", s as usize, caller);
     }

@@ -165,17 +165,8 @@ impl<P: Platform> Kmem<P> {
         orig_size: usize,
         array_empty: bool,
     ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: The caller holds the cache; a local (see `slab_alloc`).
-        let s = unsafe { cache.as_ref() };
-        let held = s.has_hooks();
-        if held {
-            self.pin_cache(s);
-        }
-        let got = self.alloc_slow_held(s, gfp, caller, orig_size, array_empty);
-        if held {
-            self.unpin_cache_later(cache);
-        }
-        got
+        // The caller holds the cache (see `slab_alloc`).
+        self.with_hooks_pinned(cache, |s| self.alloc_slow_held(s, gfp, caller, orig_size, array_empty))
     }
 
     /// Context checks, fault injection, refilling the CPU's array (making a new slab if the
@@ -477,16 +468,8 @@ impl<P: Platform> Kmem<P> {
     /// slab freed here runs it, and it may destroy the cache (`lifetime.rs`).
     #[track_caller]
     fn return_objects_held(&self, cache: NonNull<Cache>, objs: &[*mut u8]) {
-        // SAFETY: As in `slab_free`.
-        let s = unsafe { cache.as_ref() };
-        let held = s.has_hooks();
-        if held {
-            self.pin_cache(s);
-        }
-        self.return_objects(s, objs);
-        if held {
-            self.unpin_cache_later(cache);
-        }
+        // The caller holds the cache, as in `slab_free`.
+        self.with_hooks_pinned(cache, |s| self.return_objects(s, objs));
     }
 
     /// Whether `obj` (an object start of `s`) is the last object freed to this CPU's array:
@@ -606,36 +589,28 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn kmem_cache_alloc_bulk(&self, cache: CacheRef, gfp: Gfp, out: &mut [*mut u8]) -> usize {
         let caller = Location::caller();
-        let Some(s) = self.checked_cache(cache, "kmem_cache_alloc_bulk", caller) else {
+        if self.checked_cache(cache, "kmem_cache_alloc_bulk", caller).is_none() {
             out.fill(ptr::null_mut());
             return 0;
-        };
-        // A constructor may destroy the cache in the middle: it stays until the loop is done.
-        let held = s.has_hooks();
-        if held {
-            self.pin_cache(s);
         }
-        let mut got = out.len();
-        for i in 0..out.len() {
-            match self.slab_alloc(cache, gfp, caller) {
-                Ok(p) => out[i] = p.as_ptr(),
-                Err(_) => {
-                    for &p in &out[..i] {
-                        // SAFETY: Objects we just allocated and never handed out.
-                        unsafe { self.kmem_cache_free(cache, p) };
-                    }
-                    out[..i].fill(ptr::null_mut());
-                    got = 0;
-                    break;
+        // A constructor may destroy the cache in the middle: it stays until the loop is done,
+        // and a teardown owed then is left to the next maintenance pass (the objects are the
+        // caller's, and may be freed after).
+        self.with_hooks_pinned(cache.0, |_| {
+            for i in 0..out.len() {
+                if let Ok(p) = self.slab_alloc(cache, gfp, caller) {
+                    out[i] = p.as_ptr();
+                    continue;
                 }
+                for &p in &out[..i] {
+                    // SAFETY: Objects we just allocated and never handed out.
+                    unsafe { self.kmem_cache_free(cache, p) };
+                }
+                out[..i].fill(ptr::null_mut());
+                return 0;
             }
-        }
-        if held {
-            // The objects are the caller's: a teardown owed is left to the next maintenance
-            // pass, after they may have been freed.
-            self.unpin_cache_later(cache.0);
-        }
-        got
+            out.len()
+        })
     }
 
     /// `kmem_cache_free_bulk`: frees every object; `cache == None` derives each object's cache

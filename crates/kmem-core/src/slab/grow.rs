@@ -7,7 +7,7 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::cache::{Cache, CacheRef};
+use super::cache::{Cache, CacheRef, CpuCache};
 use super::desc::{NIL_PFN, Slab};
 use super::flags::{SLAB_NO_REAP, SLAB_TYPESAFE_BY_RCU};
 use super::node::Node;
@@ -281,19 +281,15 @@ impl<P: Platform> Kmem<P> {
         let c = s.cpu(cpu);
         let mut moved = 0;
         while c.guard.enter() {
-            let mut batch = [ptr::null_mut(); MAX_BATCH];
-            // Owner inside the guard.
-            let count = c.count.load(Relaxed) as usize;
-            let n = count.min(MAX_BATCH);
-            // SAFETY: `objs[count - n..count]` are initialised entries of our array.
-            unsafe { ptr::copy_nonoverlapping(c.objs.add(count - n), batch.as_mut_ptr(), n) };
-            c.count.store((count - n) as u32, Relaxed);
+            // SAFETY: Owner inside the guard.
+            let (objs, n) = unsafe { take_batch(c) };
+            let batch = &objs[..n];
             c.guard.exit();
-            if n == 0 {
+            if batch.is_empty() {
                 break;
             }
-            self.return_objects(s, &batch[..n]);
-            moved += n;
+            self.return_objects(s, batch);
+            moved += batch.len();
         }
         moved
     }
@@ -305,18 +301,14 @@ impl<P: Platform> Kmem<P> {
         let c = s.cpu(cpu);
         let mut total = 0;
         loop {
-            let mut batch = [ptr::null_mut(); MAX_BATCH];
-            // The caller owns the array.
-            let count = c.count.load(Relaxed) as usize;
-            let n = count.min(MAX_BATCH);
-            // SAFETY: `objs[count - n..count]` are initialised entries of the caller's array.
-            unsafe { ptr::copy_nonoverlapping(c.objs.add(count - n), batch.as_mut_ptr(), n) };
-            c.count.store((count - n) as u32, Relaxed);
-            if n == 0 {
+            // SAFETY: The caller owns the array (its claim).
+            let (objs, n) = unsafe { take_batch(c) };
+            let batch = &objs[..n];
+            if batch.is_empty() {
                 return total;
             }
-            self.return_objects(s, &batch[..n]);
-            total += n;
+            self.return_objects(s, batch);
+            total += batch.len();
         }
     }
 
@@ -496,6 +488,21 @@ impl<P: Platform> Kmem<P> {
 /// What objects parked in per-CPU arrays of `s` could give back if flushed: the pages of as
 /// many slabs as they would fill. Without it, reclaim would see nothing to free while a
 /// cache's free objects all wait in CPU arrays (their slabs look in use), and would give up.
+/// Takes up to [`MAX_BATCH`] objects off the top of CPU array `c`: the objects and how many.
+///
+/// # Safety
+/// The caller owns the array: its slot's owner inside the guard, or the holder of its claim.
+unsafe fn take_batch(c: &CpuCache) -> ([*mut u8; MAX_BATCH], usize) {
+    let mut batch = [ptr::null_mut(); MAX_BATCH];
+    let count = c.count.load(Relaxed) as usize;
+    let n = count.min(MAX_BATCH);
+    // SAFETY: `objs[count - n..count]` are initialised entries of the array, which the caller
+    // owns.
+    unsafe { ptr::copy_nonoverlapping(c.objs.add(count - n), batch.as_mut_ptr(), n) };
+    c.count.store((count - n) as u32, Relaxed);
+    (batch, n)
+}
+
 fn parked_slab_pages(s: &Cache) -> usize {
     if !s.fast {
         return 0;

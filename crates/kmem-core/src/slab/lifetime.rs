@@ -141,6 +141,25 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
+    /// Runs `f` on the cache with a pin held if it has a constructor or destructor (whose calls
+    /// may destroy it meanwhile); the pin ends with [`Kmem::unpin_cache_later`], as the caller
+    /// may still use the cache afterwards. The caller must hold the cache (as for
+    /// [`Kmem::pin_cache`]).
+    #[inline(always)]
+    pub(crate) fn with_hooks_pinned<R>(&self, cache: NonNull<Cache>, f: impl FnOnce(&Cache) -> R) -> R {
+        // SAFETY: The caller holds the cache; `s` is a local, not used once the pin ends.
+        let s = unsafe { cache.as_ref() };
+        let held = s.has_hooks();
+        if held {
+            self.pin_cache(s);
+        }
+        let r = f(s);
+        if held {
+            self.unpin_cache_later(cache);
+        }
+        r
+    }
+
     /// Under the list lock, once the last reference of `s` is dropped: marks it dying. Returns
     /// true if no operation holds it: the teardown is then claimed for the caller.
     pub(crate) fn mark_dying(&self, s: &Cache, _list: &CacheList) -> bool {
