@@ -15,6 +15,7 @@
 //!   of the cache is taken, so each alloc pops the reserve after one failed backing attempt
 //!   (the reserve pair);
 //! - `page`, `page-reserve`: the same with an order-0 page pool;
+//! - `kmalloc`: the element-available pair of a 64-byte kmalloc pool;
 //! - `fail-reserve`: only the failing backing attempt of `slab-reserve` (`kmem_cache_alloc`
 //!   with `mempool_alloc`'s first-pass mask on the exhausted machine);
 //! - `prealloc-reserve`: only the reserve half of `slab-reserve` (`mempool_alloc_preallocated`
@@ -53,9 +54,11 @@ fn main() {
             exhaust(&m, cache);
             prealloc_pairs(&pool, n);
         }
-        "slab" | "slab-reserve" | "page" | "page-reserve" => {
+        "slab" | "slab-reserve" | "page" | "page-reserve" | "kmalloc" => {
             let pool = if mode.starts_with("slab") {
                 RawMempool::slab_pool(&m, 4, cache)
+            } else if mode == "kmalloc" {
+                RawMempool::kmalloc_pool(&m, 4, 64)
             } else {
                 RawMempool::page_pool(&m, 4, 0)
             }

@@ -9,9 +9,11 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
-use super::classes::{KMALLOC_MAX_CACHE_SIZE, KMALLOC_SIZE_INDEX, ZERO_SIZE_PTR, kmalloc_type, zero_or_null_ptr};
+use super::classes::{
+    KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, KMALLOC_SIZE_INDEX, ZERO_SIZE_PTR, kmalloc_type, zero_or_null_ptr,
+};
 use crate::AllocError;
-use crate::gfp::{__GFP_COMP, __GFP_NOWARN, __GFP_ZERO, GFP_SLAB_BUG_MASK, Gfp};
+use crate::gfp::{__GFP_COMP, __GFP_ZERO, GFP_SLAB_BUG_MASK, Gfp};
 use crate::kmem::Kmem;
 use crate::memmap::pg;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
@@ -118,11 +120,13 @@ impl<P: Platform> Kmem<P> {
         }
         let order = get_order(size);
         if order > MAX_PAGE_ORDER {
-            if !gfp.contains(__GFP_NOWARN) {
+            // The page allocator's `WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER)`, once per machine
+            // (shared with `alloc_pages`), with kmem's note on what asked for it.
+            if self.pages().refuse_order(gfp, order, self.platform().cpu(), caller) {
                 self.platform().log(
                     Level::Warning,
                     format_args!(
-                        "WARNING: at {caller} __alloc_pages: order {order} > MAX_PAGE_ORDER\nkmalloc: {size} bytes is above KMALLOC_MAX_SIZE (4194304); returning NULL"
+                        "kmalloc: {size} bytes is above KMALLOC_MAX_SIZE ({KMALLOC_MAX_SIZE}); returning NULL"
                     ),
                 );
             }

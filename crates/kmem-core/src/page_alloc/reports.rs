@@ -48,6 +48,9 @@ pub mod once {
     /// `WARN_ON_ONCE(!(flags & __GFP_NOWARN))` for a size above `INT_MAX` in
     /// `__kvmalloc_node_noprof` (the `kmem` crate's kvmalloc shares these bits).
     pub const KVMALLOC_TOO_LARGE: u8 = 1 << 5;
+    /// `WARN_ON_ONCE(s->ctor && (flags & __GFP_ZERO))` in `new_slab` (the slab allocator
+    /// shares these bits).
+    pub const SLAB_CTOR_ZERO: u8 = 1 << 6;
 }
 
 /// Formats with a closure (a `Display` without allocating).

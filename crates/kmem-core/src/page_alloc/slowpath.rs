@@ -249,16 +249,24 @@ impl<P: Platform> PageAllocator<P> {
     /// allocator; a request with `__GFP_NOWARN` neither prints it nor uses it up.
     #[cold]
     fn fail_order(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
-        if !gfp.contains(__GFP_NOWARN) {
-            self.warn_once(
+        self.refuse_order(gfp, order, cpu, caller);
+        AllocError
+    }
+
+    /// [`Self::fail_order`]'s warning and count, for a caller that refuses the order itself
+    /// (`kmalloc` of more than `KMALLOC_MAX_SIZE`, whose pages would come from here); returns
+    /// whether the warning printed now.
+    #[cold]
+    pub(crate) fn refuse_order(&self, gfp: Gfp, order: u32, cpu: Option<usize>, caller: &Location<'_>) -> bool {
+        let printed = !gfp.contains(__GFP_NOWARN)
+            && self.warn_once(
                 super::reports::once::ORDER,
                 "__alloc_frozen_pages_noprof",
                 format_args!("order {order} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER})"),
                 caller,
             );
-        }
         self.count_alloc_fail(cpu);
-        AllocError
+        printed
     }
 
     #[cold]

@@ -243,6 +243,17 @@ impl CacheRef {
 }
 
 impl Cache {
+    /// The pages of one slab of this cache holding `objects` objects: the preferred order's,
+    /// or the minimum order's for a slab made at the fallback order (fewer objects).
+    pub(crate) fn slab_pages_of(&self, objects: usize) -> usize {
+        1 << if objects < self.objects as usize { self.min_order } else { self.order }
+    }
+
+    /// The pages of the slabs on `node` (this cache's, locked), each at its own order.
+    pub(crate) fn node_slab_pages(&self, node: &super::node::Node) -> usize {
+        node.slab_pages(self.order, self.min_order)
+    }
+
     /// Publishes whether `node` (this cache's node, locked by the caller) holds free objects,
     /// for the unlocked look of `take_from_node`.
     #[inline]

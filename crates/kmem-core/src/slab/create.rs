@@ -13,7 +13,7 @@ use super::flags::{SLAB_KMALLOC, SlabFlags};
 use super::layout::{self, CACHE_LINE_SIZE, LayoutError, MergeRequest, MergeTarget};
 use super::lifetime::{DestroyRequest, Teardown};
 use super::node::{Node, Which};
-use crate::gfp::{__GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, Gfp};
+use crate::gfp::{__GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, Gfp};
 use crate::kmalloc::classes::{KMALLOC_INFO, KmallocType, kmalloc_cache_align};
 use crate::kmem::Kmem;
 use crate::order::{PAGE_SIZE, get_order};
@@ -245,7 +245,7 @@ impl<P: Platform> Kmem<P> {
                 usersize: args.usersize,
                 unlisted: args.unlisted,
                 failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),
-                node: SpinLock::new(Node::new(self.direct_map_base())),
+                node: SpinLock::new(Node::new(self.direct_map_base(), objects)),
                 node_has_free: AtomicBool::new(true),
                 refcount: AtomicIsize::new(1),
                 ops: super::lifeword::LifeWord::new(),
@@ -519,7 +519,10 @@ impl<P: Platform> Kmem<P> {
         let name = info.name(ty);
         let flags = self.slab_debug_flags(name, ty.slab_flags());
         let blocking = gfp.allow_blocking() && !self.platform().in_atomic();
-        let mem_gfp = if blocking { GFP_KERNEL } else { GFP_ATOMIC }.union(__GFP_NOWARN);
+        // The kernel makes these caches at boot, so a kmalloc never fails for want of one: a
+        // `__GFP_NOFAIL` caller's first use of a class does not fail here either.
+        let mem_gfp =
+            if blocking { GFP_KERNEL.union(gfp.intersection(__GFP_NOFAIL)) } else { GFP_ATOMIC }.union(__GFP_NOWARN);
         let c = self.build_cache(name, info.size, &args, flags, mem_gfp).ok()?;
         match slot.compare_exchange(ptr::null_mut(), c.as_ptr(), Release, Acquire) {
             Ok(_) => {

@@ -13,7 +13,9 @@ use super::flags::{SLAB_NO_REAP, SLAB_TYPESAFE_BY_RCU};
 use super::node::Node;
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM};
-use crate::gfp::{__GFP_DMA32, __GFP_HIGHMEM, __GFP_ZERO, GFP_SLAB_BUG_MASK, Gfp};
+use crate::gfp::{
+    __GFP_DMA32, __GFP_HIGHMEM, __GFP_ZERO, GFP_CONSTRAINT_MASK, GFP_RECLAIM_MASK, GFP_SLAB_BUG_MASK, Gfp,
+};
 use crate::kmem::Kmem;
 use crate::memmap::{Page, pg};
 use crate::platform::{Context, Level, Platform};
@@ -35,22 +37,32 @@ impl<P: Platform> Kmem<P> {
         ctx: &Context,
         caller: &Location<'_>,
     ) -> Result<NonNull<Slab>, AllocError> {
-        let mut flags = gfp.difference(__GFP_ZERO);
+        let mut flags = gfp;
         // GFP-6: one test of a constant mask, here on the slow path only.
         if flags.intersects(GFP_SLAB_BUG_MASK) {
             flags = self.kmalloc_fix_flags(flags, caller);
         }
-        flags = flags.union(s.layout.allocflags);
+        if flags.contains(__GFP_ZERO) && s.ctor.is_some() {
+            self.warn_ctor_zero(s, caller);
+        }
+        // `new_slab`: only the caller's reclaim and constraint bits reach the page allocator;
+        // the zone and the mobility are the cache's (`s->allocflags`: `SLAB_CACHE_DMA*`,
+        // `SLAB_RECLAIM_ACCOUNT`, `__GFP_COMP`), whatever the caller's mask says.
+        flags = flags.intersection(GFP_RECLAIM_MASK.union(GFP_CONSTRAINT_MASK)).union(s.layout.allocflags);
         // First the preferred order without warnings or retries (and without reclaim when a
-        // smaller order could do), then the minimum order with the caller's flags. The pages
-        // come before the descriptor, so a failure (memory exhausted) has nothing to undo.
+        // smaller order could do), then the minimum order with the caller's flags — also when
+        // that is the same order, as `allocate_slab` does: only the second attempt may retry,
+        // warn and honour `__GFP_NOFAIL`. A second attempt identical to the first (same order
+        // and flags: a mask that already has `__GFP_NORETRY|__GFP_NOWARN`, such as
+        // `mempool_alloc`'s first pass) is not made: it is the request that just failed. The
+        // pages come before the descriptor, so a failure (memory exhausted) has nothing to undo.
         let mut first = flags.union(__GFP_NOWARN).union(__GFP_NORETRY).difference(__GFP_NOFAIL);
         if first.contains(__GFP_DIRECT_RECLAIM) && s.order > s.min_order {
             first = first.union(__GFP_NOMEMALLOC).difference(__GFP_RECLAIM);
         }
         let (page, order) = match self.pages().alloc_pages_ctx(first, s.order, ctx) {
             Ok(page) => (page, s.order),
-            Err(_) if s.order > s.min_order => {
+            Err(_) if s.order > s.min_order || flags != first => {
                 let page = self.pages().alloc_pages_ctx(flags, s.min_order, ctx)?;
                 s.stats.order_fallback.fetch_add(1, Relaxed);
                 (page, s.min_order)
@@ -364,7 +376,8 @@ impl<P: Platform> Kmem<P> {
         while !cur.is_null() {
             // SAFETY: Chains from `take_empty` hold empty slabs unlinked from the node.
             let next = unsafe { Node::chain_next(dm, cur) };
-            pages += 1usize << s.order;
+            // SAFETY: As above: the slab is ours until `discard_slab`.
+            pages += s.slab_pages_of(unsafe { (*cur).objects } as usize);
             self.discard_slab(s, cur);
             cur = next;
         }
@@ -422,7 +435,7 @@ impl<P: Platform> Kmem<P> {
             let s = unsafe { c.as_ref() };
             if s.is_dying() {
                 if s.is_orphan() {
-                    pages += (s.node.lock().nr_slabs << s.order) + (1 << s.mem_order);
+                    pages += s.node_slab_pages(&s.node.lock()) + (1 << s.mem_order);
                 }
             } else if !s.layout.flags.intersects(SLAB_NO_REAP) {
                 pages += parked_slab_pages(s);
@@ -432,7 +445,7 @@ impl<P: Platform> Kmem<P> {
                     // SAFETY: On the partial list, under its lock.
                     unsafe {
                         if (*d).inuse == 0 {
-                            pages += 1 << s.order;
+                            pages += s.slab_pages_of((*d).objects as usize);
                         }
                         slab = node.next_of(d);
                     }
@@ -463,6 +476,15 @@ impl<P: Platform> Kmem<P> {
         self.slabs.dm
     }
 
+    /// `WARN_ON_ONCE(s->ctor && (flags & __GFP_ZERO))` in `new_slab`: zeroing an object
+    /// undoes what the constructor made of it.
+    #[cold]
+    #[inline(never)]
+    fn warn_ctor_zero(&self, s: &Cache, caller: &Location<'_>) {
+        let what = format_args!("__GFP_ZERO for cache {} with a constructor", s.name());
+        self.pages().warn_once(crate::page_alloc::warn_sites::SLAB_CTOR_ZERO, "new_slab", what, caller);
+    }
+
     /// `kmalloc_fix_flags` (GFP-6, KM-11): reports the bits of `flags` a slab or large
     /// kmalloc allocation may not carry (`GFP_SLAB_BUG_MASK`: `__GFP_DMA32`, `__GFP_HIGHMEM`
     /// and anything outside `__GFP_BITS_MASK`), with a stack dump, and returns `flags` without
@@ -485,9 +507,6 @@ impl<P: Platform> Kmem<P> {
     }
 }
 
-/// What objects parked in per-CPU arrays of `s` could give back if flushed: the pages of as
-/// many slabs as they would fill. Without it, reclaim would see nothing to free while a
-/// cache's free objects all wait in CPU arrays (their slabs look in use), and would give up.
 /// Takes up to [`MAX_BATCH`] objects off the top of CPU array `c`: the objects and how many.
 ///
 /// # Safety
@@ -503,6 +522,9 @@ unsafe fn take_batch(c: &CpuCache) -> ([*mut u8; MAX_BATCH], usize) {
     (batch, n)
 }
 
+/// What objects parked in per-CPU arrays of `s` could give back if flushed: the pages of as
+/// many slabs as they would fill. Without it, reclaim would see nothing to free while a
+/// cache's free objects all wait in CPU arrays (their slabs look in use), and would give up.
 fn parked_slab_pages(s: &Cache) -> usize {
     if !s.fast {
         return 0;

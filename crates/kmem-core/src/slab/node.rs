@@ -45,6 +45,11 @@ pub(crate) struct Node {
     pub(crate) partial: SlabList,
     pub(crate) full: SlabList,
     pub(crate) nr_slabs: usize,
+    /// Slabs made at the cache's minimum order (`allocate_slab`'s fallback): they hold fewer
+    /// than `per_slab` objects, which is how they are told apart.
+    pub(crate) fallback_slabs: usize,
+    /// Objects of a slab of the cache's preferred order (`s->oo`).
+    per_slab: usize,
     pub(crate) total_objects: usize,
     pub(crate) partial_free: usize,
 }
@@ -54,8 +59,29 @@ pub(crate) struct Node {
 unsafe impl Send for Node {}
 
 impl Node {
-    pub(crate) const fn new(dm: usize) -> Self {
-        Self { dm, partial: SlabList::new(), full: SlabList::new(), nr_slabs: 0, total_objects: 0, partial_free: 0 }
+    /// The node of a cache whose preferred-order slabs hold `per_slab` objects.
+    pub(crate) const fn new(dm: usize, per_slab: usize) -> Self {
+        Self {
+            dm,
+            partial: SlabList::new(),
+            full: SlabList::new(),
+            nr_slabs: 0,
+            fallback_slabs: 0,
+            per_slab,
+            total_objects: 0,
+            partial_free: 0,
+        }
+    }
+
+    /// Whether a slab of `objects` objects was made at the minimum order.
+    fn is_fallback(&self, objects: usize) -> bool {
+        objects < self.per_slab
+    }
+
+    /// The pages of the node's slabs, each at the order it was made at (`order` preferred,
+    /// `min_order` for fallback slabs), as the kernel accounts them (`account_slab`).
+    pub(crate) fn slab_pages(&self, order: u32, min_order: u32) -> usize {
+        ((self.nr_slabs - self.fallback_slabs) << order) + (self.fallback_slabs << min_order)
     }
 
     /// The descriptor offset stored in links and in the head page.
@@ -163,6 +189,7 @@ impl Node {
         // SAFETY: As above.
         unsafe { self.push(Which::Partial, slab, false) };
         self.nr_slabs += 1;
+        self.fallback_slabs += usize::from(self.is_fallback(objects));
         self.total_objects += objects;
         self.partial_free += objects;
     }
@@ -230,6 +257,7 @@ impl Node {
             (*slab).objects as usize
         };
         self.nr_slabs -= 1;
+        self.fallback_slabs -= usize::from(self.is_fallback(objects));
         self.total_objects -= objects;
         self.partial_free -= objects;
     }
@@ -271,6 +299,7 @@ impl Node {
     /// Checks the invariants of the module docs; returns a description of the first broken one.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         let mut slabs = 0;
+        let mut fallback = 0;
         let mut objects = 0;
         let mut free = 0;
         for which in [Which::Partial, Which::Full] {
@@ -289,6 +318,7 @@ impl Node {
                     free += objs - inuse;
                 }
                 slabs += 1;
+                fallback += usize::from(self.is_fallback(objs));
                 objects += objs;
                 len += 1;
                 // SAFETY: As above.
@@ -302,7 +332,11 @@ impl Node {
                 return Err("list length does not match its count");
             }
         }
-        if slabs != self.nr_slabs || objects != self.total_objects || free != self.partial_free {
+        if slabs != self.nr_slabs
+            || fallback != self.fallback_slabs
+            || objects != self.total_objects
+            || free != self.partial_free
+        {
             return Err("node counters do not match the lists");
         }
         Ok(())

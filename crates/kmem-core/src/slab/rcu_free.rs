@@ -95,7 +95,7 @@ impl<P: Platform> Kmem<P> {
                 let next = Node::chain_next(dm, cur);
                 let cache = NonNull::new_unchecked((*cur).cache.load(Relaxed));
                 let s = cache.as_ref();
-                pages += 1 << s.order;
+                pages += s.slab_pages_of((*cur).objects as usize);
                 self.free_slab(s, cur);
                 (next, cache)
             };

@@ -90,7 +90,7 @@ impl<P: Platform> Kmem<P> {
             while let Some(c) = NonNull::new(cur) {
                 // SAFETY: Caches on the list are allocated; we hold the list lock.
                 let s = unsafe { c.as_ref() };
-                let pages = s.node.lock().nr_slabs << s.order;
+                let pages = s.node_slab_pages(&s.node.lock());
                 if s.layout.flags.intersects(SLAB_RECLAIM_ACCOUNT) {
                     rec += pages;
                 } else {
@@ -143,16 +143,16 @@ impl<P: Platform> Kmem<P> {
 
 /// The numbers of `s`.
 fn info_of(s: &Cache) -> CacheInfo {
-    let (num_objs, slabs, partial_slabs, partial_free) = {
+    let (num_objs, slabs, partial_slabs, partial_free, pages) = {
         let node = s.node.lock();
-        (node.total_objects, node.nr_slabs, node.partial.len, node.partial_free)
+        (node.total_objects, node.nr_slabs, node.partial.len, node.partial_free, s.node_slab_pages(&node))
     };
     let mut info = CacheInfo {
         active_objs: num_objs - partial_free,
         num_objs,
         slabs,
         partial_slabs,
-        pages: slabs << s.order,
+        pages,
         alloc_slow: s.stats.alloc_slow.load(Relaxed),
         free_slow: s.stats.free_slow.load(Relaxed),
         refills: s.stats.refills.load(Relaxed),

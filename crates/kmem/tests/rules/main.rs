@@ -26,6 +26,7 @@ mod proc;
 mod reports;
 mod slab;
 mod slab_debug;
+mod slab_pages;
 mod slab_smoke;
 mod vmalloc;
 mod vmalloc_limits;
