@@ -116,9 +116,10 @@ pub unsafe extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
 }
 
 /// `void put_page(struct page *page)`: drops a reference; the last one frees the page — a
-/// compound block (`__GFP_COMP`) whole, as `folio_put` does, otherwise one page. A
-/// non-compound block of more than one page is the caller's to free with `__free_pages(page,
-/// order)`: its `put_page` does not match its order, which is reported, and frees nothing.
+/// compound block (`__GFP_COMP`) whole, as `folio_put` does (a tail page stands for its head),
+/// otherwise one page. A non-compound block of more than one page is the caller's to free
+/// with `__free_pages(page, order)`: its `put_page` does not match its order, which is
+/// reported, and frees nothing.
 ///
 /// # Safety
 /// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
@@ -127,6 +128,7 @@ pub unsafe extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
 pub unsafe extern "C" fn put_page(page: *mut c_void) {
     ffi_boundary("put_page", (), |m| {
         if let Some(page) = checked_page(m, "put_page", page) {
+            let page = m.pages().compound_head(page);
             let compound = page.flags() & kmem_core::memmap::pg::HEAD != 0;
             // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
             unsafe { m.free_pages(page, if compound { page.order() } else { 0 }) };
@@ -250,19 +252,23 @@ pub extern "C" fn PageHighMem(page: *const c_void) -> c_int {
     })
 }
 
-/// `int page_count(const struct page *page)`: the reference count.
+/// `int page_count(const struct page *page)`: the reference count (a compound block's, for
+/// any of its pages: `folio_ref_count(page_folio(page))`).
 #[unsafe(no_mangle)]
 pub extern "C" fn page_count(page: *const c_void) -> c_int {
-    ffi_boundary("page_count", 0, |m| checked_page(m, "page_count", page).map_or(0, Page::refcount))
+    ffi_boundary("page_count", 0, |m| {
+        checked_page(m, "page_count", page).map_or(0, |p| m.pages().compound_head(p).refcount())
+    })
 }
 
-/// `void get_page(struct page *page)`: takes another reference on an allocated page; a free
-/// page is reported (`VM_BUG_ON_PAGE`) and left alone.
+/// `void get_page(struct page *page)`: takes another reference on an allocated page (on its
+/// compound block, for a tail page: `folio_get(page_folio(page))`); a free page is reported
+/// (`VM_BUG_ON_PAGE`) and left alone.
 #[unsafe(no_mangle)]
 pub extern "C" fn get_page(page: *mut c_void) {
     ffi_boundary("get_page", (), |m| {
         if let Some(p) = checked_page(m, "get_page", page)
-            && !p.get_page()
+            && !m.pages().compound_head(p).get_page()
         {
             let pfn = m.page_to_pfn(p).unwrap_or(0);
             m.printk(

@@ -27,6 +27,25 @@ impl<P: Platform> PageAllocator<P> {
         self.mm.get(pfn)
     }
 
+    /// `compound_head(page)`: the head of the compound block (`__GFP_COMP`) that `page` is a
+    /// tail of, or `page` itself (a head, a page of no compound block, a free page). Tails are
+    /// not marked (a compound allocation costs nothing more): the head is the allocated
+    /// `PG_head` page among the naturally aligned pages below whose block covers `page`.
+    pub fn compound_head<'a>(&'a self, page: &'a Page) -> &'a Page {
+        if page.flags() & pg::HEAD != 0 || page.is_allocated() {
+            return page;
+        }
+        let Some(pfn) = self.mm.pfn_of(page) else { return page };
+        (1..=crate::order::MAX_PAGE_ORDER)
+            .map(|order| (order, pfn & !((1 << order) - 1)))
+            .filter(|&(_, head)| head != pfn)
+            .find_map(|(order, head)| {
+                let h = self.mm.get(head)?;
+                (h.flags() & pg::HEAD != 0 && h.order() >= order && h.is_allocated()).then_some(h)
+            })
+            .unwrap_or(page)
+    }
+
     /// `page_address`: the direct-map address, or `None` for HighMem pages (not mapped).
     #[inline]
     pub fn page_address(&self, page: &Page) -> Option<NonNull<u8>> {

@@ -10,8 +10,9 @@
 //!   direct-map base divided by 32 — one 32-bit word, read with one atomic load, so a racing
 //!   reader never sees half of an update; `prev` stays 0.
 //!
-//! Tail pages are left as the page allocator made them; [`super::Slabs`] finds a tail's head by
-//! looking at the naturally aligned candidates below it (at most `MAX_PAGE_ORDER` of them).
+//! Tail pages of an order > 0 slab carry `PG_tail` (kmem's), with `next` as the head's and
+//! `prev` the head pfn: an object in a tail page leads to the descriptor in one step. The
+//! slab clears them before its pages go back.
 //!
 //! # Invariants
 //! - A descriptor is either on the pool's free list (linked through `freelist`) or describes

@@ -149,7 +149,19 @@ int main(void)
 		__free_page(bulk[n]);
 	}
 
-	/* Everything went back: only per-CPU caching may still hold a few pages. */
+	/* A tail page of a compound block stands for the block (page_folio): get_page and
+	 * put_page count on the head, page_count reads the head's, and the last put_page, of
+	 * a tail, frees the whole block (checked with the rest below). */
+	page = alloc_pages(GFP_KERNEL | __GFP_COMP, 2);
+	CHECK(page != NULL);
+	get_page(pfn_to_page(page_to_pfn(page) + 3));
+	CHECK_EQ_UL(page_count(page), 2);
+	CHECK_EQ_UL(page_count(pfn_to_page(page_to_pfn(page) + 1)), 2);
+	put_page(pfn_to_page(page_to_pfn(page) + 1));
+	CHECK_EQ_UL(page_count(page), 1);
+	put_page(pfn_to_page(page_to_pfn(page) + 2));
+	CHECK_EQ_UL(page_count(page), 0);
+
 	/* Every page went back: to the free lists or the per-CPU lists. */
 	CHECK_EQ_UL(mem_free_kb() + pcp_kb(), before);
 	CHECK_NOT_LOG("BUG");

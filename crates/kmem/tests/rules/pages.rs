@@ -785,3 +785,28 @@ fn api_split_page_makes_each_subpage_independently_freeable() {
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
+
+/// `compound_head`: a tail page of a `__GFP_COMP` block leads to its head; a head, a page of a
+/// plain (non-compound) block and a free page lead to themselves.
+#[test]
+fn compound_head_finds_the_head_of_a_compound_block_only() {
+    let m = i386_nopcp(64);
+    let comp = m.alloc_pages(GFP_KERNEL | __GFP_COMP, 3).unwrap();
+    let plain = m.alloc_pages(GFP_KERNEL, 3).unwrap();
+    let (c0, p0) = (pfn(&m, comp), pfn(&m, plain));
+    for i in 0..8 {
+        let tail = m.pfn_to_page(c0 + i).unwrap();
+        assert!(std::ptr::eq(m.pages().compound_head(tail), comp), "tail {i} of the compound block");
+        let page = m.pfn_to_page(p0 + i).unwrap();
+        assert!(std::ptr::eq(m.pages().compound_head(page), page), "page {i} of the plain block");
+    }
+    // SAFETY: Ours, unused afterwards.
+    unsafe {
+        m.free_pages(comp, 3);
+        m.free_pages(plain, 3);
+    }
+    for i in 0..8 {
+        let page = m.pfn_to_page(c0 + i).unwrap();
+        assert!(std::ptr::eq(m.pages().compound_head(page), page), "free page {i}");
+    }
+}
