@@ -93,9 +93,20 @@ pub unsafe extern "C" fn vfree(addr: *const c_void) {
     ffi_boundary("vfree", (), |m| unsafe { m.vfree(addr.cast()) });
 }
 
+/// An `unsigned long` of `VM_*` flags as the core's `u32`. The kernel defines no bit above
+/// `VM_SPARSE` (0x1000) for callers, so bits 32 and up are folded into bit 31, itself not the
+/// caller's: the core then drops it and names it in its once-per-machine warning, instead of
+/// the high bits vanishing silently in a truncation.
+fn vm_flags_from_c(flags: c_ulong) -> u32 {
+    // `checked_shr(32)` is `None` where `unsigned long` has 32 bits: nothing above them.
+    let high = flags.checked_shr(32).is_some_and(|h| h != 0);
+    (flags as u32) | (u32::from(high) << 31)
+}
+
 /// `void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot)`:
 /// maps `count` pages contiguously; NULL on failure or for a page that is not one of kmem's
-/// (reported).
+/// (reported). `flags` the kernel does not define for callers are dropped with a warning;
+/// `VM_ALLOC` among them does not make `vfree` free the pages (VM-9).
 ///
 /// # Safety
 /// `pages` is NULL or points to `count` readable `struct page *` entries.
@@ -128,7 +139,7 @@ pub unsafe extern "C" fn vmap(
                 }
             }
         }
-        out(m.vmap(&found, flags as u32))
+        out(m.vmap(&found, vm_flags_from_c(flags)))
     })
 }
 

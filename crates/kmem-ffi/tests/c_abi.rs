@@ -233,6 +233,14 @@ fn vmalloc() {
     run_suite("vmalloc", Link::Shared);
 }
 
+/// VM-9, VM-13 from C: `vmap(..., VM_ALLOC, ...)` leaves the pages to the caller, and flags a
+/// caller may not set (bit 31, the high half of the `unsigned long`) are dropped with a
+/// warning instead of making the area impossible to unmap.
+#[test]
+fn vmap_flags() {
+    run_suite("vmap_flags", Link::Shared);
+}
+
 /// VM-7 on a 32 MiB machine: a `vfree` under a spin lock completes by kswapd, and without
 /// kswapd by direct reclaim. One test, so the executable is built once before both runs.
 #[test]

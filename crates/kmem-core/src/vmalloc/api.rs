@@ -10,7 +10,10 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
-use super::{Mmu, NUMA_NO_NODE, VM_ALLOC, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
+use super::{
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_USERMAP,
+    VM_VMALLOC, Vmalloc,
+};
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
 use crate::kmem::Kmem;
@@ -117,7 +120,9 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// `__vmalloc_node_range` over the whole range: reserve the area (guard page included),
-    /// allocate the pfn array and the pages, map them, publish the area.
+    /// allocate the pfn array and the pages, map them, publish the area. `vm_flags` are
+    /// sanitised first (`VM_UNINITIALIZED` and bits the kernel does not define are dropped,
+    /// with a warning).
     ///
     /// # Errors
     /// As [`Self::vmalloc_node_align`].
@@ -134,6 +139,7 @@ impl<M: Mmu> Vmalloc<M> {
     ) -> Result<NonNull<u8>, AllocError> {
         self.bind(k);
         let _ = node; // One node: every node id means node 0.
+        let vm_flags = self.caller_flags(k, caller, "__vmalloc_node_range_noprof", vm_flags);
         let ctx = k.platform().context();
         if !ctx.atomic {
             self.drain_deferred(k, true);
@@ -182,7 +188,7 @@ impl<M: Mmu> Vmalloc<M> {
         if zero {
             page_gfp |= __GFP_ZERO;
         }
-        let flags = vm_flags | VM_ALLOC | VM_UNINITIALIZED;
+        let flags = vm_flags | VM_ALLOC | VM_VMALLOC | VM_UNINITIALIZED;
         let Ok((area, start)) = self.alloc_area(k, va_size, align, gfp, flags, size, caller) else {
             k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
             return Err(AllocError);
@@ -219,6 +225,22 @@ impl<M: Mmu> Vmalloc<M> {
         }
         self.publish(area, pfns, true, zone);
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
+    }
+
+    /// The caller's `VM_*` flags as kmem keeps them (`vmap`, `get_vm_area`,
+    /// `__vmalloc_node_range`): bits the kernel does not define for callers (kmem's own
+    /// bookkeeping bits among them, which would hide the area from every free) and
+    /// `VM_UNINITIALIZED` (which would too) are dropped, and the first time on this machine a
+    /// `WARNING` names them. The kernel has no such check: it stores whatever it is given.
+    pub(super) fn caller_flags<P: Platform>(&self, k: &Kmem<P>, caller: &Location<'_>, func: &str, flags: u32) -> u32 {
+        let dropped = flags & !VM_CALLER_FLAGS;
+        if dropped != 0 && !self.warned_flags.swap(true, Relaxed) {
+            let msg = format_args!(
+                "{func}: VM flags {dropped:#x} dropped: not defined for callers (VM_UNINITIALIZED, undefined bits)"
+            );
+            self.warn(k, caller, func, msg);
+        }
+        flags & VM_CALLER_FLAGS
     }
 
     /// Reserves an area of `va_size` bytes (`alloc_vmap_area`), purging the lazy areas once if

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use super::api::find_area;
 use super::node::NIL;
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED,
+    Mmu, NUMA_NO_NODE, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_VMALLOC,
     Vmalloc,
 };
 use crate::AllocError;
@@ -21,7 +21,9 @@ use crate::platform::Platform;
 
 impl<M: Mmu> Vmalloc<M> {
     /// `vmap(pages, count, flags, PAGE_KERNEL)`: maps the caller's pages contiguously. The pages
-    /// stay the caller's (VM-9) unless `VM_MAP_PUT_PAGES`, which hands them to `vfree`.
+    /// stay the caller's (VM-9) unless `VM_MAP_PUT_PAGES`, which hands them to `vfree`; a
+    /// `VM_ALLOC` in `flags` only labels the area. `flags` are sanitised first (see
+    /// [`Self::vmalloc_node_range`]).
     ///
     /// # Errors
     /// No pages, more pages than memory, `VM_FLUSH_RESET_PERMS` (warned), a page that is not
@@ -34,11 +36,11 @@ impl<M: Mmu> Vmalloc<M> {
         if ctx.atomic {
             k.report_might_sleep(caller);
         }
+        let mut flags = self.caller_flags(k, caller, "vmap", flags);
         if flags & VM_FLUSH_RESET_PERMS != 0 {
             self.warn(k, caller, "vmap", format_args!("vmap: VM_FLUSH_RESET_PERMS is not allowed"));
             return Err(AllocError);
         }
-        let mut flags = flags;
         if flags & VM_NO_GUARD != 0 {
             self.warn(k, caller, "vmap", format_args!("vmap: VM_NO_GUARD dropped"));
             flags &= !VM_NO_GUARD;
@@ -75,7 +77,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// page unless `VM_NO_GUARD`) without mapping anything. A `VM_IOREMAP` area is aligned to
     /// its size rounded up to a power of two, between a page and `IOREMAP_MAX_ORDER`. In
     /// atomic context it is a bug (`BUG_ON(in_interrupt())`), reported as a sleeping call and
-    /// carried out.
+    /// carried out. `flags` are sanitised first (see [`Self::vmalloc_node_range`]); the area
+    /// owns no pages whatever they say (a `VM_ALLOC` only labels it).
     ///
     /// # Errors
     /// Size 0, a size that wraps when rounded up to pages or with its guard page (silently, as
@@ -88,6 +91,7 @@ impl<M: Mmu> Vmalloc<M> {
         if atomic {
             k.report_might_sleep(caller);
         }
+        let flags = self.caller_flags(k, caller, "__get_vm_area_node", flags);
         let bytes = size.checked_next_multiple_of(PAGE_SIZE).filter(|&b| b > 0).ok_or(AllocError)?;
         let align = if flags & VM_IOREMAP != 0 { ioremap_align(bytes) } else { PAGE_SIZE };
         let guard = if flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
@@ -186,10 +190,11 @@ impl<M: Mmu> Vmalloc<M> {
                 return Err(AllocError);
             }
             let node = space.pool.get(i);
-            if node.flags & VM_ALLOC == 0 || node.pages.is_none() {
+            if node.flags & VM_VMALLOC == 0 || node.pages.is_none() {
                 // `get_vm_area` address space (nothing mapped) or a `vmap` of the caller's
-                // pages: nothing vrealloc may copy or free. The kernel does not check and
-                // faults or frees what it does not own; kmem refuses.
+                // pages, whatever flags the caller gave them (`VM_ALLOC` included): nothing
+                // vrealloc may copy or free. The kernel does not check and faults or frees
+                // what it does not own; kmem refuses.
                 drop(space);
                 let msg = format_args!("Trying to vrealloc() non-vmalloc vm area ({addr:016x})");
                 self.warn(k, caller, "vrealloc", msg);

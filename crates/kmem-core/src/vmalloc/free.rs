@@ -17,7 +17,7 @@ use super::api::find_area;
 use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::Space;
-use super::{Mmu, VM_ALLOC, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, Vmalloc};
+use super::{Mmu, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_VMALLOC, Vmalloc};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::platform::Level;
@@ -143,7 +143,7 @@ impl<M: Mmu> Vmalloc<M> {
             let (pages, flags, purge) = self.retire(&mut space, i, Release::Pages, cap);
             drop(space);
             if let Some(pfns) = pages
-                && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0
+                && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES) != 0
             {
                 freed += pfns.len as usize;
             }
@@ -177,10 +177,12 @@ impl<M: Mmu> Vmalloc<M> {
     fn retire(&self, space: &mut Space, i: u32, how: Release, cache_cap: usize) -> (Option<PfnArray>, u32, bool) {
         let node = space.pool.get(i);
         let (nr, flags, start) = (node.nr_pages(), node.flags, node.start);
-        if flags & VM_ALLOC != 0 {
+        // Only kmem's own mark says the frames are vmalloc's: a `vmap` or `get_vm_area` area
+        // keeps whatever `VM_ALLOC` its caller gave it, and owns no pages (VM-9, VM-13).
+        if flags & VM_VMALLOC != 0 {
             super::locked_sub(&self.nr_vmalloc_pages, nr);
         }
-        let cacheable = how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_ALLOC;
+        let cacheable = how == Release::Pages && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_VMALLOC;
         if cacheable && space.cache.pages + nr <= cache_cap && space.cache_put(i) {
             return (None, flags, false);
         }
@@ -190,7 +192,7 @@ impl<M: Mmu> Vmalloc<M> {
         // platform cannot take the mapping away, the frames stay where the old address still
         // reaches them: they are kept, never reused (`finish_free` reports it).
         // SAFETY: The area is being freed: its owner gave it up (the free's contract).
-        if flags & (VM_ALLOC | VM_MAP) != 0 && nr > 0 && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err() {
+        if flags & (VM_VMALLOC | VM_MAP) != 0 && nr > 0 && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err() {
             flags |= UNMAP_FAILED;
         }
         space.retire(i);
@@ -207,7 +209,7 @@ impl<M: Mmu> Vmalloc<M> {
                         "vmalloc: cannot unmap a freed area of {n} pages; its frames are kept (leaked), never reused"
                     ),
                 );
-            } else if how == Release::Pages && flags & (VM_ALLOC | VM_MAP_PUT_PAGES) != 0 {
+            } else if how == Release::Pages && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES) != 0 {
                 self.free_frames(k, &pfns, pfns.len as usize);
             }
             self.free_array(k, &pfns);

@@ -27,8 +27,9 @@ impl<M: Mmu> Vmalloc<M> {
                 if let Some(caller) = n.caller {
                     write!(w, " {caller}")?;
                 }
-                // `nr_pages` is set for vmalloc areas (and vmap areas that own their pages).
-                let owned = n.flags & (VM_ALLOC | super::VM_MAP_PUT_PAGES) != 0;
+                // `nr_pages` is set for vmalloc areas (and vmap areas that own their pages), not
+                // for a `vmap` or `get_vm_area` whose caller passed `VM_ALLOC` (a label only).
+                let owned = n.flags & (super::VM_VMALLOC | super::VM_MAP_PUT_PAGES) != 0;
                 let nr = if owned { n.nr_pages() } else { 0 };
                 if nr > 0 {
                     write!(w, " pages={nr}")?;

@@ -30,9 +30,13 @@
 //! nodes stay in the busy tree, flagged, and are skipped by every lookup; `vmallocinfo` lists
 //! cached areas as `unpurged vm_area` and skips pooled ranges.
 //!
-//! Counting invariant: `nr_vmalloc_pages` is the number of pages backing live `VM_ALLOC`
-//! areas (meminfo `VmallocUsed`, VM-13; cached frames are not counted); every pool node is
-//! unused or in exactly one tree.
+//! Counting invariant: `nr_vmalloc_pages` is the number of pages backing live vmalloc areas
+//! (kmem's private `VM_VMALLOC`, never the caller's `VM_ALLOC`; meminfo `VmallocUsed`, VM-13;
+//! cached frames are not counted); every pool node is unused or in exactly one tree.
+//!
+//! Invariant: an area owns its frames only if vmalloc made it (`VM_VMALLOC`) or `vmap` was
+//! given `VM_MAP_PUT_PAGES` (VM-9); the caller's flags are sanitised at every public entry
+//! (`Vmalloc::caller_flags`), so kmem's own bits and `VM_UNINITIALIZED` only come from kmem.
 //!
 //! Invariant: an area is mapped only while it is live (busy, published) or parked in the
 //! frame cache with its frames; lazily freed areas and pooled ranges are unmapped.
@@ -77,7 +81,9 @@ use space::Space;
 
 /// `ioremap` area.
 pub const VM_IOREMAP: u32 = 0x1;
-/// `vmalloc` area (pages owned and freed by `vfree`).
+/// `vmalloc` area. From a caller (`vmap`, `get_vm_area`) it is only a label: which areas own
+/// their pages is kmem's own record, so `vfree` never frees pages a `vmap` was given unless
+/// `VM_MAP_PUT_PAGES` (VM-9).
 pub const VM_ALLOC: u32 = 0x2;
 /// `vmap` area.
 pub const VM_MAP: u32 = 0x4;
@@ -99,8 +105,19 @@ const VM_DEFERRED: u32 = 1 << 31;
 const VM_POOLED: u32 = 1 << 30;
 /// kmem only: a freed vmalloc area kept mapped with its frames in the frame cache.
 const VM_CACHED: u32 = 1 << 29;
+/// kmem only: an area `__vmalloc_node_range` made (it and the frame cache set it; no caller's
+/// flags can): its frames are vmalloc's, counted in `VmallocUsed`, freed or cached by `vfree`.
+/// The public [`VM_ALLOC`] only labels the area (`vmallocinfo`), as a caller may pass it to
+/// `vmap` or `get_vm_area`, whose areas never own their pages (VM-9).
+const VM_VMALLOC: u32 = 1 << 28;
 /// Busy-tree nodes that are not live areas.
 const VM_PARKED: u32 = VM_POOLED | VM_CACHED;
+/// The flags a caller may pass (`vmap`, `get_vm_area`, `__vmalloc_node_range`): every bit the
+/// kernel defines, `VM_IOREMAP` (0x1) up to `VM_SPARSE` (0x1000), except `VM_UNINITIALIZED`,
+/// which only vmalloc itself sets while it builds an area. The rest (kmem's own bits among
+/// them) is dropped with a warning (`Vmalloc::caller_flags`).
+const VM_CALLER_FLAGS: u32 = 0x1fff & !VM_UNINITIALIZED;
+const _: () = assert!(VM_CALLER_FLAGS & (VM_DEFERRED | VM_POOLED | VM_CACHED | VM_VMALLOC) == 0);
 
 /// Adds `n` to a counter that is only ever changed under the vmap lock: a plain load and
 /// store, no atomic read-modify-write on the allocation path (readers may load it any time).
@@ -168,6 +185,8 @@ pub struct Vmalloc<M: Mmu> {
     /// `sizeof(struct page *)` (see [`Vmalloc::set_page_pointer_bytes`]).
     page_ptr_bytes: usize,
     warned_zero: AtomicBool,
+    /// Whether the dropped-flags warning was printed (once per machine).
+    warned_flags: AtomicBool,
     warn_rs: Ratelimit,
     stats: VmStats,
 }
@@ -203,6 +222,7 @@ impl<M: Mmu> Vmalloc<M> {
             owner: AtomicUsize::new(0),
             page_ptr_bytes: 8,
             warned_zero: AtomicBool::new(false),
+            warned_flags: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
             stats: VmStats::default(),
         })
@@ -421,7 +441,7 @@ impl<M: Mmu> Vmalloc<M> {
             if n.flags & (VM_UNINITIALIZED | VM_PARKED) == 0 && n.pages.is_some() {
                 let guard = if n.flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
                 assert_eq!(n.nr_pages() * PAGE_SIZE + guard, n.size(), "area {:#x} pages vs size", n.start);
-                if n.flags & VM_ALLOC != 0 {
+                if n.flags & VM_VMALLOC != 0 {
                     vm_pages += n.nr_pages();
                 }
             }

@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 
 use super::raw::PfnArray;
 use super::space::Space;
-use super::{Mmu, VM_ALLOC, Vmalloc};
+use super::{Mmu, VM_ALLOC, VM_VMALLOC, Vmalloc};
 use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, Gfp};
 use crate::kmem::Kmem;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
@@ -43,7 +43,7 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let i = space.cache_take(va_size, nr_pages, align.max(PAGE_SIZE), zone)?;
         let node = space.pool.get_mut(i);
-        node.flags = vm_flags | VM_ALLOC;
+        node.flags = vm_flags | VM_ALLOC | VM_VMALLOC;
         node.requested = requested;
         node.caller = Some(caller);
         let start = node.start;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use kmem_core::gfp::{__GFP_ZERO, GFP_KERNEL};
 use kmem_core::slab::SlabConfig;
-use kmem_core::vmalloc::{MapError, Mmu, Vmalloc};
+use kmem_core::vmalloc::{MapError, Mmu, NUMA_NO_NODE, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
 use kmem_core::{Kmem, PAGE_SIZE};
 
 use super::{Board, IN_ATOMIC, Region, boot};
@@ -358,6 +358,33 @@ fn vrealloc_and_zeroing_through_the_mapping() {
     assert!(unsafe { vm.vrealloc(&pa, (VSTART + 100 * PAGE_SIZE) as *const u8, 10, GFP_KERNEL) }.is_err());
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains("Trying to vrealloc() nonexistent vm area"), "{log}");
+    vm.check();
+}
+
+/// VM-6, VM-10, VM-13: `__vmalloc_node_range` drops the flags a caller may not set
+/// (`VM_UNINITIALIZED`, kmem's own bits 31 and 29, undefined bits) with one warning and keeps
+/// the rest: the area is visible to `vmalloc_to_pfn`, counted, and freed by `vfree`.
+#[test]
+fn vmalloc_node_range_drops_flags_the_caller_may_not_set() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    let caller = std::panic::Location::caller();
+    let bad = VM_UNINITIALIZED | (1 << 31) | (1 << 29) | 0x8000;
+    let p = vm.vmalloc_node_range(&pa, 2 * PAGE_SIZE, PAGE_SIZE, GFP_KERNEL, bad | VM_USERMAP, NUMA_NO_NODE, caller);
+    let p = p.unwrap();
+    assert!(vm.vmalloc_to_pfn(p.as_ptr()).is_some(), "VM-10: not hidden as being set up");
+    assert_eq!(vm.nr_vmalloc_pages(), 2);
+    let mut info = String::new();
+    vm.vmallocinfo(&mut info).unwrap();
+    assert!(info.contains(" pages=2 vmalloc user N0=2"), "{info}");
+    let log = pa.platform().log.lock().unwrap().clone();
+    let warning = format!("__vmalloc_node_range_noprof: VM flags {:#x} dropped", bad);
+    assert_eq!(log.matches(&warning).count(), 1, "{log}");
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(!log.contains("nonexistent vm area"), "{log}");
+    assert_eq!(vm.nr_vmalloc_pages(), 0);
     vm.check();
 }
 

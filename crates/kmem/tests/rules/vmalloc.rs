@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 
 use kmem::context::atomic_section;
 use kmem::gfp::*;
-use kmem::vmalloc::{VM_MAP_PUT_PAGES, lazy_max_pages_for};
+use kmem::vmalloc::{VM_ALLOC, VM_MAP_PUT_PAGES, lazy_max_pages_for};
 use kmem::zone::ZoneType;
 use kmem::{Machine, PAGE_SIZE, Page, Profile};
 
@@ -394,6 +394,85 @@ fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
     unsafe { m.vfree(v.as_ptr()) };
     m.drain_local_pages();
     assert_eq!(m.zone(ZoneType::HighMem).free_pages(), free + 3);
+    check(&m);
+}
+
+/// VM-9, VM-13: a `VM_ALLOC` among `vmap`'s flags only labels the area (`vmallocinfo` shows
+/// `vmalloc vmap` and no `pages=`, as the kernel's `nr_pages` is 0): `vfree` frees none of the
+/// caller's pages, leaves `VmallocUsed` alone and parks nothing in the frame cache, so the next
+/// vmalloc never gets the caller's pages; `vrealloc` refuses the area (VM-12).
+#[test]
+fn vm9_vmap_with_vm_alloc_still_leaves_the_pages_to_the_caller() {
+    let m = x86_64_nopcp(64);
+    let pages: Vec<&Page> = (0..3).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let keep = m.vmalloc(4 * PAGE_SIZE).unwrap();
+    let v = m.vmap(&pages, VM_ALLOC).unwrap();
+    assert_eq!(m.vm().nr_vmalloc_pages(), 4, "VM-13: a vmap adds no vmalloc pages");
+    let info = m.vmallocinfo();
+    let start = format!("0x{:016x}-", v.as_ptr() as usize);
+    let line = info.lines().find(|l| l.starts_with(&start)).expect("the vmap area is listed");
+    assert!(line.ends_with(" vmalloc vmap") && !line.contains("pages="), "{line}");
+    write(v, 5, 9);
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert!(unsafe { m.vrealloc(v.as_ptr(), 8 * PAGE_SIZE, GFP_KERNEL) }.is_err());
+    assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 1, "{:?}", log_lines(&m));
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(v.as_ptr()) };
+    assert_eq!(count_log(&m, "nonexistent vm area"), 0);
+    assert_eq!(m.vm().nr_vmalloc_pages(), 4, "VM-13: nothing subtracted");
+    assert_eq!(m.vm().cached_areas(), 0, "no frame cache for pages vmalloc does not own");
+    assert!(pages.iter().all(|p| p.refcount() == 1), "VM-9: still the caller's");
+    let q = m.vmalloc(3 * PAGE_SIZE).unwrap();
+    let theirs: Vec<usize> = pages.iter().map(|p| pfn(&m, p)).collect();
+    for i in 0..3 {
+        let f = m.vmalloc_to_pfn(q.as_ptr().wrapping_add(i * PAGE_SIZE)).unwrap();
+        assert!(!theirs.contains(&f), "page {i} of a new vmalloc is one of the caller's");
+    }
+    let k = m.kmap(pages[0]).unwrap();
+    assert_eq!(read(k, 5), 9, "the caller's page kept its contents");
+    m.kunmap(pages[0]);
+    for a in [q, keep] {
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(a.as_ptr()) };
+    }
+    for page in pages {
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+    }
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+    check(&m);
+}
+
+/// VM-9, VM-13: `get_vm_area(size, VM_ALLOC)` is address space only, whatever the label: a
+/// `vfree` of it frees no frame, subtracts nothing from `VmallocUsed` and parks nothing in the
+/// frame cache (a later vmalloc of the same size gets real frames), and `free_vm_area` of
+/// another one returns its range; `vrealloc` refuses it (VM-12).
+#[test]
+fn vm9_get_vm_area_with_vm_alloc_owns_no_pages() {
+    let m = x86_64_nopcp(64);
+    let keep = m.vmalloc(PAGE_SIZE).unwrap();
+    let a = m.get_vm_area(2 * PAGE_SIZE, VM_ALLOC).unwrap();
+    let b = m.get_vm_area(2 * PAGE_SIZE, VM_ALLOC).unwrap();
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    assert!(unsafe { m.vrealloc(a.as_ptr(), PAGE_SIZE, GFP_KERNEL) }.is_err());
+    assert_eq!(count_log(&m, "Trying to vrealloc() non-vmalloc vm area"), 1, "{:?}", log_lines(&m));
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vfree(a.as_ptr()) };
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.free_vm_area(b.as_ptr()) };
+    assert_eq!(count_log(&m, "nonexistent vm area"), 0, "{:?}", log_lines(&m));
+    assert_eq!(m.vm().cached_areas(), 0, "an area without frames is never cached");
+    assert_eq!(m.vm().nr_vmalloc_pages(), 1);
+    let q = m.vmalloc(2 * PAGE_SIZE).unwrap();
+    for i in 0..2 {
+        assert!(m.vmalloc_to_pfn(q.as_ptr().wrapping_add(i * PAGE_SIZE)).is_some(), "page {i} has a frame");
+        write(q, i * PAGE_SIZE, 1);
+    }
+    assert_eq!(m.vm().nr_vmalloc_pages(), 3);
+    for p in [q, keep] {
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
+    }
     check(&m);
 }
 

@@ -1,10 +1,11 @@
 //! vmalloc at the edges of its arithmetic and metadata (VM-2, VM-4, `__get_vm_area_node`):
 //! sizes that wrap when rounded up to pages or given their guard page, alignments that are not
-//! powers of two, `VM_IOREMAP` alignment, and areas beyond any fixed number of tree nodes.
+//! powers of two, `VM_IOREMAP` alignment, areas beyond any fixed number of tree nodes, flags
+//! a caller may not set.
 
 use kmem::gfp::*;
-use kmem::vmalloc::{VM_IOREMAP, VM_NO_GUARD};
-use kmem::{PAGE_SIZE, Profile};
+use kmem::vmalloc::{VM_IOREMAP, VM_NO_GUARD, VM_UNINITIALIZED};
+use kmem::{PAGE_SIZE, Page, Profile};
 
 use crate::*;
 
@@ -211,4 +212,44 @@ fn vmalloc_refuses_another_machines_kmem() {
     assert!(a.vm().drain_cache(&a, usize::MAX) >= 8, "its own machine drains it");
     check(&a);
     check(&b);
+}
+
+/// VM-6, VM-9: flags that are not the caller's to set — kmem's own bookkeeping bits (31, 30,
+/// 29, 28), `VM_UNINITIALIZED`, bits the kernel does not define — are dropped with one
+/// `WARNING` per machine naming them, so the areas stay visible and free normally: `vunmap`
+/// and `free_vm_area` find them (no `nonexistent vm area`), and after a purge the whole range
+/// is free again (nothing leaked).
+#[test]
+fn vm9_flags_a_caller_may_not_set_are_dropped_with_one_warning() {
+    let m = x86_64_nopcp(64);
+    let pages: Vec<&Page> = (0..2).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let v = m.vmap(&pages, 1 << 31).unwrap();
+    assert_eq!(count_log(&m, "vmap: VM flags 0x80000000 dropped"), 1, "{:?}", log_lines(&m));
+    assert_eq!(count_log(&m, "WARNING: CPU:"), 1);
+    let areas = [
+        m.get_vm_area(PAGE_SIZE, VM_UNINITIALIZED).unwrap(),
+        m.get_vm_area(PAGE_SIZE, (1 << 30) | (1 << 29)).unwrap(),
+        m.get_vm_area(PAGE_SIZE, (1 << 28) | 0x4000).unwrap(),
+    ];
+    assert_eq!(count_log(&m, "dropped"), 1, "once per machine: {:?}", log_lines(&m));
+    let info = m.vmallocinfo();
+    for a in std::iter::once(&v).chain(&areas) {
+        assert!(info.contains(&format!("0x{:016x}-", a.as_ptr() as usize)), "{a:?} listed:\n{info}");
+    }
+    // SAFETY: The test's own area (or none: refused), unused afterwards.
+    unsafe { m.vunmap(v.as_ptr()) };
+    assert!(m.vmalloc_to_pfn(v.as_ptr()).is_none(), "unmapped");
+    for a in areas {
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.free_vm_area(a.as_ptr()) };
+    }
+    assert_eq!(count_log(&m, "nonexistent vm area"), 0, "{:?}", log_lines(&m));
+    assert!(pages.iter().all(|p| p.refcount() == 1), "VM-9: still the caller's");
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes(), "every range came back");
+    for page in pages {
+        // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+    }
+    check(&m);
 }
