@@ -15,7 +15,7 @@ use super::{
     VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
-use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
+use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
 use crate::kmem::Kmem;
 use crate::memmap::Page;
 use crate::order::{PAGE_SHIFT, PAGE_SIZE};
@@ -24,6 +24,10 @@ use crate::report::Verdict;
 
 /// Pages asked from the bulk allocator at a time.
 const BULK: usize = 32;
+
+/// How long a `__GFP_NOFAIL` vmalloc sleeps before it asks for address space again: the
+/// kernel's `schedule_timeout_uninterruptible(1)`, one jiffy at `HZ=250`.
+const NOFAIL_RETRY_NS: u64 = 4_000_000;
 
 impl<M: Mmu> Vmalloc<M> {
     /// `vmalloc(size)`: `GFP_KERNEL` pages, HighMem allowed, page aligned.
@@ -122,7 +126,10 @@ impl<M: Mmu> Vmalloc<M> {
     /// `__vmalloc_node_range` over the whole range: reserve the area (guard page included),
     /// allocate the pfn array and the pages, map them, publish the area. `vm_flags` are
     /// sanitised first (`VM_UNINITIALIZED` and bits the kernel does not define are dropped,
-    /// with a warning).
+    /// with a warning). Without address space (or memory for its bookkeeping) a
+    /// `__GFP_NOFAIL` request that may sleep reports `vm_struct allocation failed. Retrying.`,
+    /// sleeps about a tick and tries again until it gets an area, as the kernel does; one that
+    /// may not sleep fails.
     ///
     /// # Errors
     /// As [`Self::vmalloc_node_align`].
@@ -189,9 +196,20 @@ impl<M: Mmu> Vmalloc<M> {
             page_gfp |= __GFP_ZERO;
         }
         let flags = vm_flags | VM_ALLOC | VM_VMALLOC | VM_UNINITIALIZED;
-        let Ok((area, start)) = self.alloc_area(k, va_size, align, gfp, flags, size, caller) else {
-            k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {size}, vm_struct allocation failed"), caller);
-            return Err(AllocError);
+        let (area, start) = loop {
+            if let Ok(reserved) = self.alloc_area(k, va_size, align, gfp, flags, size, caller) {
+                break reserved;
+            }
+            // `__GFP_NOFAIL` without direct reclaim is a misuse (the page allocator reports
+            // it); it cannot sleep here, so it fails like any other request.
+            let retry = gfp.contains(__GFP_NOFAIL) && gfp.allow_blocking();
+            let suffix = if retry { ". Retrying." } else { "" };
+            let msg = format_args!("vmalloc error: size {size}, vm_struct allocation failed{suffix}");
+            k.warn_alloc_msg(gfp, msg, caller);
+            if !retry {
+                return Err(AllocError);
+            }
+            self.nofail_sleep(k);
         };
         let Ok(mut pfns) = self.alloc_array(k, nr_pages, gfp, caller) else {
             let array_size = self.array_bytes(nr_pages);
@@ -225,6 +243,17 @@ impl<M: Mmu> Vmalloc<M> {
         }
         self.publish(area, pfns, true, zone);
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
+    }
+
+    /// `schedule_timeout_uninterruptible(1)` between two tries of a `__GFP_NOFAIL` vmalloc
+    /// (process context: the mask allows blocking, which atomic context has taken away):
+    /// sleeps about a tick through the platform, then completes the deferred frees, whose
+    /// address space the next try may need.
+    fn nofail_sleep<P: Platform>(&self, k: &Kmem<P>) {
+        // Nobody wakes this word: the wait lasts its timeout (or less; the caller loops).
+        let word = crate::waitq::WaitWord::new(0);
+        k.platform().wait(&word, 0, NOFAIL_RETRY_NS);
+        self.drain_deferred(k, false);
     }
 
     /// The caller's `VM_*` flags as kmem keeps them (`vmap`, `get_vm_area`,

@@ -1,7 +1,9 @@
 //! vmalloc at the edges of its arithmetic and metadata (VM-2, VM-4, `__get_vm_area_node`):
 //! sizes that wrap when rounded up to pages or given their guard page, alignments that are not
 //! powers of two, `VM_IOREMAP` alignment, areas beyond any fixed number of tree nodes, flags
-//! a caller may not set.
+//! a caller may not set, and `__GFP_NOFAIL` out of address space.
+
+use std::time::{Duration, Instant};
 
 use kmem::gfp::*;
 use kmem::vmalloc::{VM_IOREMAP, VM_NO_GUARD, VM_UNINITIALIZED};
@@ -250,6 +252,46 @@ fn vm9_flags_a_caller_may_not_set_are_dropped_with_one_warning() {
     for page in pages {
         // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
         unsafe { m.free_pages(page, 0) };
+    }
+    check(&m);
+}
+
+/// SEMANTICS §5.4 (VM-8 exhaustion): out of address space, a `__GFP_NOFAIL` vmalloc that may
+/// sleep reports `vm_struct allocation failed. Retrying.`, sleeps a tick and tries again until
+/// another thread frees an area (200 ms later here); one that may not sleep
+/// (`GFP_NOWAIT | __GFP_NOFAIL`, a misuse) fails at once, as does a plain request.
+#[test]
+fn nofail_vmalloc_retries_until_address_space_is_freed() {
+    let m = builder(Profile::X86_64, 64).pcp(false).vmalloc_bytes(16 * PAGE_SIZE as u64).build().unwrap();
+    m.vm().set_cache_max_pages(0);
+    let a = m.vmalloc(7 * PAGE_SIZE).unwrap();
+    let b = m.vmalloc(7 * PAGE_SIZE).unwrap();
+    let b_addr = b.as_ptr() as usize;
+    let started = Instant::now();
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: The test's own area (or none: refused), unused afterwards.
+            unsafe { m.vfree(b_addr as *const u8) };
+        });
+        m.vmalloc_gfp(PAGE_SIZE, GFP_KERNEL | __GFP_NOFAIL)
+    });
+    let p = got.expect("__GFP_NOFAIL vmalloc succeeds once space is freed");
+    assert!(started.elapsed() >= Duration::from_millis(150), "it waited for the free");
+    // SAFETY: A live area of the test, one mapped page.
+    unsafe { p.as_ptr().write_volatile(1) };
+    let retrying = "vmalloc error: size 4096, vm_struct allocation failed. Retrying., mode:0x";
+    // `warn_alloc` is ratelimited (one report in 10 s): one line for the many tries.
+    assert_eq!(count_log(&m, retrying), 1, "{:?}", log_lines(&m));
+    // Full again: 8 + 2 + 6 of 16 pages (guard pages included).
+    let c = m.vmalloc(5 * PAGE_SIZE).unwrap();
+    let started = Instant::now();
+    assert!(m.vmalloc_gfp(PAGE_SIZE, GFP_NOWAIT | __GFP_NOFAIL).is_err(), "may not sleep: fails");
+    assert!(m.vmalloc_gfp(PAGE_SIZE, GFP_KERNEL | __GFP_NOWARN).is_err(), "no __GFP_NOFAIL: fails");
+    assert!(started.elapsed() < Duration::from_secs(5), "neither waited");
+    for q in [p, a, c] {
+        // SAFETY: The test's own area (or none: refused), unused afterwards.
+        unsafe { m.vfree(q.as_ptr()) };
     }
     check(&m);
 }
