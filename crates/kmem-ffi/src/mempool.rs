@@ -414,7 +414,6 @@ pub unsafe extern "C" fn mempool_init(
             report_null(m, "mempool_init", "mempool_t pointer", Location::caller());
             return -EINVAL;
         };
-        let Some((alloc_fn, free_fn)) = callbacks(m, "mempool_init", alloc_fn, free_fn) else { return -EINVAL };
         // A structure `mempool_create` made and `mempool_exit` emptied may be initialised
         // again; it stays `mempool_destroy`'s to free.
         let existing = POOLS.read().unwrap_or_else(PoisonError::into_inner).get(&(pool as usize)).map(|e| e.pool);
@@ -426,10 +425,27 @@ pub unsafe extern "C" fn mempool_init(
             );
             return -EINVAL;
         }
-        let Some(min_nr) = checked_min_nr(m, "mempool_init", min_nr) else { return -EINVAL };
-        // SAFETY: The caller's storage, not registered (checked); callbacks: caller's contract.
-        let ok = unsafe { build(m, c, kmalloced, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) };
-        if ok { 0 } else { -ENOMEM }
+        let built = callbacks(m, "mempool_init", alloc_fn, free_fn).zip(checked_min_nr(m, "mempool_init", min_nr)).map(
+            |((alloc_fn, free_fn), n)| {
+                // SAFETY: The caller's storage, not registered (checked); callbacks: caller's
+                // contract.
+                unsafe { build(m, c, kmalloced, n, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) }
+            },
+        );
+        if built == Some(true) {
+            return 0;
+        }
+        // As the kernel's failed `mempool_init` leaves it (`mempool_exit`: `elements = NULL`):
+        // not initialised, so `mempool_initialized()` is false and a cleanup that asks it first
+        // does not call `mempool_exit` on garbage.
+        // SAFETY: The caller's storage (not a registered pool: checked above), ours to write.
+        unsafe {
+            let raw = c.as_ptr();
+            (&raw mut (*raw).elements).write(ptr::null_mut());
+            (&raw mut (*raw).curr_nr).write(0);
+            (&raw mut (*raw).min_nr).write(min_nr);
+        }
+        if built.is_none() { -EINVAL } else { -ENOMEM }
     })
 }
 

@@ -635,10 +635,21 @@ impl<T: fmt::Debug> fmt::Debug for PoolBox<'_, T> {
 
 impl<T> Drop for PoolBox<'_, T> {
     fn drop(&mut self) {
+        /// Gives the element back when dropped: after the value's `Drop`, also when that
+        /// panics, so a reserve element is never lost to a panicking value.
+        struct FreeElement<'p, T> {
+            pool: &'p MemPool<T>,
+            element: NonNull<c_void>,
+        }
+        impl<T> Drop for FreeElement<'_, T> {
+            fn drop(&mut self) {
+                // SAFETY: The element came from this pool's `alloc`, and its value is gone (or
+                // its `Drop` panicked: it counts as dropped); freed once, here.
+                unsafe { self.pool.raw.free(self.element) };
+            }
+        }
+        let _free = FreeElement { pool: self.pool, element: self.pool.element_of(self.ptr) };
         // SAFETY: The box owns a live `T`, dropped once here.
         unsafe { self.ptr.as_ptr().drop_in_place() };
-        let element = self.pool.element_of(self.ptr);
-        // SAFETY: The element came from this pool's `alloc` and is no longer used.
-        unsafe { self.pool.raw.free(element) };
     }
 }

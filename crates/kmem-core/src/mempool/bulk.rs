@@ -170,7 +170,7 @@ impl Mempool {
                 continue; // Reported; the element is left alone.
             }
             self.add_element(&mut r, element);
-            r.out -= 1;
+            r.replaced();
             added = true;
         }
         if self.tracking {

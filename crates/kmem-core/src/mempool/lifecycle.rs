@@ -15,7 +15,7 @@ use super::{
 };
 use crate::AllocError;
 use crate::fault::FaultPoint;
-use crate::gfp::{GFP_KERNEL, Gfp};
+use crate::gfp::{__GFP_DIRECT_RECLAIM, GFP_KERNEL, Gfp};
 use crate::platform::Level;
 use crate::platform::Platform;
 
@@ -375,8 +375,11 @@ impl Mempool {
             );
             return Err(ResizeError::Invalid);
         }
+        let mut gfp = gfp;
         if gfp.allow_blocking() && platform.in_atomic() {
             report_might_sleep(platform, caller);
+            // As `mempool_alloc` (docs/deviations.md): go on without sleeping.
+            gfp = gfp.difference(__GFP_DIRECT_RECLAIM);
         }
         let mut r = self.reserve.lock();
         if new_min_nr <= self.min_nr.load(Relaxed) {
@@ -386,6 +389,9 @@ impl Mempool {
                 self.backing_free(element.as_ptr());
                 r = self.reserve.lock();
             }
+            // Of the elements out, the smaller reserve takes back only what it lacks.
+            let room = new_min_nr - self.curr_nr.load(Relaxed);
+            r.out = r.out.min(room as isize);
             self.min_nr.store(new_min_nr, Relaxed);
             self.update_free_locks();
             return Ok(());

@@ -58,6 +58,7 @@
 //! logged under it, as the kernel prints under `pool->lock`.
 
 mod bulk;
+mod free_check;
 pub mod helpers;
 mod inject;
 mod lifecycle;
@@ -77,6 +78,8 @@ use crate::platform::{Level, Platform};
 use crate::sync::{SpinGuard, SpinLock};
 use stack::Stack;
 
+pub use free_check::FreeCheck;
+use free_check::free_flag;
 pub use helpers::{
     PoolHelperData, mempool_alloc_pages, mempool_create_lowmem_page_pool, mempool_create_page_pool, mempool_free_pages,
     mempool_helper_arg, mempool_init_page_pool,
@@ -159,7 +162,11 @@ struct Reserve {
     stack: Stack,
     /// Sleepers in `wait_for_free` (see the module invariants).
     waiters: u32,
-    /// Elements taken from the reserve by alloc minus elements a free put into it.
+    /// Elements taken from the reserve and not yet replaced by a free: raised by every take,
+    /// lowered by every free into the reserve (never below 0: a free that fills a reserve a
+    /// grow left short replaces nothing taken), and capped by a shrink at what the smaller
+    /// reserve can still take back (the rest goes to `free_fn` when freed). What `mempool_exit`
+    /// reports as leaked when the pool does not track its elements.
     out: isize,
     /// The element size a custom pool declared for poisoning ([`Mempool::set_element_size`]).
     custom_size: usize,
@@ -167,6 +174,11 @@ struct Reserve {
 
 impl Reserve {
     const EMPTY: Reserve = Reserve { stack: Stack::EMPTY, waiters: 0, out: 0, custom_size: 0 };
+
+    /// A free put an element into the reserve.
+    fn replaced(&mut self) {
+        self.out = (self.out - 1).max(0);
+    }
 }
 
 /// `mempool_t`. Build one with [`mempool_create`] (memory from the [`PoolEnv`]) or
@@ -290,7 +302,7 @@ impl Mempool {
     /// default, as the kernel keeps no count): only elements taken from the reserve and not
     /// replaced by a free.
     pub fn outstanding(&self) -> isize {
-        if self.tracking { self.tracked.load(Relaxed) } else { self.reserve.lock().out.max(0) }
+        if self.tracking { self.tracked.load(Relaxed) } else { self.reserve.lock().out }
     }
 
     /// Whether every element handed out is counted (mempool debugging, [`PoolEnv::debug_pools`]
@@ -722,7 +734,7 @@ impl Mempool {
             return false;
         }
         self.add_element(&mut r, element);
-        r.out -= 1;
+        r.replaced();
         self.unlock_and_wake(r);
         true
     }
@@ -757,35 +769,6 @@ impl Mempool {
         );
         platform.dump_stack(caller);
     }
-}
-
-/// What [`Mempool::free_check`] read: whether a free must take the lock, and whether the
-/// owner's marked free path applies.
-#[derive(Clone, Copy, Debug)]
-pub struct FreeCheck(u8);
-
-impl FreeCheck {
-    /// The owner's marked path applies and no free needs the lock
-    /// ([`Mempool::set_owner_free`], [`Mempool::owner_may_free`]).
-    #[inline(always)]
-    pub fn owner(self) -> bool {
-        self.0 == 0
-    }
-
-    /// A free must take the lock: the reserve is short (`curr_nr < max(min_nr, 1)`), or
-    /// poisoning or tracking is on.
-    #[inline(always)]
-    pub fn locks(self) -> bool {
-        self.0 & free_flag::LOCK != 0
-    }
-}
-
-/// The bits of `Mempool::free_flags`.
-mod free_flag {
-    /// `curr_nr < max(min_nr, 1)`, poisoning or tracking on: a free must take the lock.
-    pub(super) const LOCK: u8 = 1 << 0;
-    /// The owner's free path is not marked ([`super::Mempool::set_owner_free`]).
-    pub(super) const NOT_OWNED: u8 = 1 << 1;
 }
 
 /// The pool's `WARN_ON_ONCE` sites: bits of `Mempool::warned`. The kernel keeps one flag per

@@ -27,6 +27,13 @@ static void count_free(void *element, void *pool_data)
 	kfree(element);
 }
 
+static void *failing_alloc(gfp_t gfp_mask, void *pool_data)
+{
+	(void)gfp_mask;
+	(void)pool_data;
+	return NULL;
+}
+
 /* The book's callback type takes int gfp_mask. */
 static void *legacy_alloc(int gfp_mask, void *pool_data)
 {
@@ -117,6 +124,15 @@ int main(void)
 	mempool_exit(&embedded);
 	CHECK(!mempool_initialized(&embedded));
 	CHECK_EQ_UL(kmem_cache_destroy(cache), 0);	/* every element went back */
+	/* A failed mempool_init leaves the pool uninitialised, as the kernel's mempool_exit
+	 * does (elements = NULL): the usual cleanup, which asks mempool_initialized() first,
+	 * does not call mempool_exit on an uninitialised structure. */
+	memset(&embedded, 0xff, sizeof(embedded));
+	CHECK_EQ_UL(mempool_init(&embedded, 2, failing_alloc, count_free, NULL), -ENOMEM);
+	CHECK(!mempool_initialized(&embedded) && embedded.curr_nr == 0 && embedded.min_nr == 2);
+	memset(&embedded, 0xff, sizeof(embedded));
+	CHECK_EQ_UL(mempool_init(&embedded, -1, count_alloc, count_free, NULL), -EINVAL);
+	CHECK(!mempool_initialized(&embedded));
 
 	/* kvmalloc pools (6.x): small elements from kmalloc, large ones from vmalloc. */
 	mp = mempool_create_kvmalloc_pool(2, 3 * PAGE_SIZE);

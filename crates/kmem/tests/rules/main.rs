@@ -16,6 +16,7 @@ mod mempool;
 mod mempool_bulk;
 mod mempool_kinds;
 mod mempool_poison;
+mod mempool_resize;
 mod misuse;
 mod pages;
 mod pages_bulk;

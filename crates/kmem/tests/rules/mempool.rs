@@ -658,7 +658,8 @@ proptest::proptest! {
         let mut next = reserve.len();
         let (mut min_nr, mut frees) = (min, 0usize);
         let mut live: Vec<NonNull<c_void>> = Vec::new();
-        // Elements taken from the reserve minus elements a free put back into it.
+        // Elements taken from the reserve and not replaced: a free into the reserve replaces
+        // one (if any is out), a shrink caps them at what the smaller reserve takes back.
         let mut reserve_out = 0isize;
         for op in ops {
             match op {
@@ -685,7 +686,7 @@ proptest::proptest! {
                     free(&pool, e);
                     if reserve.len() < min_nr || (min_nr == 0 && reserve.is_empty()) {
                         reserve.push(n);
-                        reserve_out -= 1;
+                        reserve_out = (reserve_out - 1).max(0);
                     } else {
                         frees += 1;
                     }
@@ -698,6 +699,7 @@ proptest::proptest! {
                             reserve.pop();
                             frees += 1;
                         }
+                        reserve_out = reserve_out.min((new_min - reserve.len()) as isize);
                     } else {
                         while reserve.len() < new_min {
                             reserve.push(next);
@@ -708,7 +710,7 @@ proptest::proptest! {
                 }
             }
             proptest::prop_assert_eq!((pool.curr_nr(), pool.min_nr()), (reserve.len(), min_nr));
-            let out = if debug { live.len() as isize } else { reserve_out.max(0) };
+            let out = if debug { live.len() as isize } else { reserve_out };
             proptest::prop_assert_eq!((pool.is_tracking(), pool.outstanding()), (debug, out));
             proptest::prop_assert_eq!(Recorder::frees(&rec.calls.lock().unwrap()), frees);
         }

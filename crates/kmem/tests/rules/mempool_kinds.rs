@@ -202,3 +202,21 @@ fn mp12_typed_page_pool_elements_stay_lowmem_under_a_highmem_mask() {
     drop(held);
     assert_eq!(pool.raw().curr_nr(), 64);
 }
+
+/// MP-7 for the typed API: a value whose `Drop` panics still gives its element back (to the
+/// reserve, here); the panic goes on.
+#[test]
+fn a_pool_box_whose_value_panics_in_drop_still_returns_its_element() {
+    struct Panicky(#[allow(dead_code)] u64);
+    impl Drop for Panicky {
+        fn drop(&mut self) {
+            panic!("value drop panics");
+        }
+    }
+    let m = i386_nopcp(32);
+    let pool: MemPool<Panicky> = MemPool::new(&m, 1).unwrap();
+    let b = pool.alloc_preallocated(Panicky(1)).ok().unwrap();
+    assert_eq!(pool.raw().curr_nr(), 0);
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(b))).is_err(), "the panic goes on");
+    assert_eq!(pool.raw().curr_nr(), 1, "the reserve element came back");
+}
