@@ -172,15 +172,26 @@ fn report_gone(m: &Machine, export: &str, pool: *mut mempool_t, when: &str, call
 }
 
 /// Copies the core pool's counts into the C structure (relaxed atomic stores: C readers read
-/// them racily, as in the kernel).
+/// them racily, as in the kernel). The copy is made under the pool's lock, so copies by calls
+/// racing on two threads end in the order of the changes, and once they are over the mirror
+/// holds the last counts; a call that changed nothing (the mirror already agrees, as after
+/// every `mempool_alloc` served by `alloc_fn`) takes no lock.
 fn sync_counts(c: *mut mempool_t, pool: &Mempool) {
     let as_int = |n: usize| c_int::try_from(n).unwrap_or(c_int::MAX);
     // SAFETY: `c` is a registered, live `mempool_t` (C's storage, aligned for `int`); the
     // fields are only written through these atomics while the pool is registered.
-    unsafe {
-        AtomicI32::from_ptr(&raw mut (*c).min_nr).store(as_int(pool.min_nr()), Ordering::Relaxed);
-        AtomicI32::from_ptr(&raw mut (*c).curr_nr).store(as_int(pool.curr_nr()), Ordering::Relaxed);
+    let (min_nr, curr_nr) =
+        unsafe { (AtomicI32::from_ptr(&raw mut (*c).min_nr), AtomicI32::from_ptr(&raw mut (*c).curr_nr)) };
+    let agrees = |min: usize, curr: usize| {
+        min_nr.load(Ordering::Relaxed) == as_int(min) && curr_nr.load(Ordering::Relaxed) == as_int(curr)
+    };
+    if agrees(pool.min_nr(), pool.curr_nr()) {
+        return;
     }
+    pool.with_counts(|min, curr| {
+        min_nr.store(as_int(min), Ordering::Relaxed);
+        curr_nr.store(as_int(curr), Ordering::Relaxed);
+    });
 }
 
 /// Builds the core pool and fills and registers the C structure at `c`; false (after giving

@@ -282,6 +282,14 @@ impl Mempool {
         self.curr_nr.load(Relaxed)
     }
 
+    /// Calls `f(min_nr, curr_nr)` under the pool's lock, for an owner that mirrors the counts
+    /// elsewhere (the C ABI's `mempool_t`): mirrors written by racing calls end in lock order,
+    /// so the last one holds the last counts. `f` must not call into the pool.
+    pub fn with_counts<R>(&self, f: impl FnOnce(usize, usize) -> R) -> R {
+        let _r = self.reserve.lock();
+        f(self.min_nr.load(Relaxed), self.curr_nr.load(Relaxed))
+    }
+
     /// `pool->pool_data`.
     pub fn pool_data(&self) -> *mut c_void {
         self.pool_data
