@@ -32,6 +32,8 @@ impl FreeCheck {
 pub(super) mod free_flag {
     /// `curr_nr < max(min_nr, 1)`, poisoning or tracking on: a free must take the lock.
     pub(in crate::mempool) const LOCK: u8 = 1 << 0;
-    /// The owner's free path is not marked ([`Mempool::set_owner_free`](crate::mempool::Mempool::set_owner_free)).
+    /// The owner's free path is not marked ([`Mempool::set_owner_free`]).
+    ///
+    /// [`Mempool::set_owner_free`]: crate::mempool::Mempool::set_owner_free
     pub(in crate::mempool) const NOT_OWNED: u8 = 1 << 1;
 }
