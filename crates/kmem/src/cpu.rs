@@ -5,10 +5,11 @@
 //! TLS load and a compare. Other pairs live in a small per-thread list. When the thread exits,
 //! the list's destructor hands each slot back to its machine, which drains the slot's lists
 //! and frees the slot; it clears the cache first, so code running later in the thread's
-//! teardown gets no slot and uses the zone lists directly. A thread that finds every slot
-//! taken also runs without one.
+//! teardown gets no slot and uses the zone lists directly. A thread that gives its slot up
+//! early (`Machine::release_cpu`) gets no new one while the release drains the old one. A
+//! thread that finds every slot taken also runs without one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Weak;
 
 use crate::context::THREAD;
@@ -36,6 +37,21 @@ impl Drop for Held {
 
 thread_local! {
     static HELD: RefCell<Held> = const { RefCell::new(Held { entries: Vec::new() }) };
+    /// The machine whose slot this thread is giving up in [`release_current`] (0: none). While
+    /// it is set, [`current_slow`] acquires no slot on that machine: the release's own frees
+    /// (slabs flushed from the slot's arrays) go to the shared lists instead of to a fresh
+    /// slot the thread would then keep.
+    static RELEASING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Restores [`RELEASING`] when dropped (also on unwind): a release nested in another (a
+/// destructor run by the outer one gives up another machine's slot) ends with the outer mark.
+struct ReleasingMark(u64);
+
+impl Drop for ReleasingMark {
+    fn drop(&mut self) {
+        let _ = RELEASING.try_with(|r| r.set(self.0));
+    }
 }
 
 /// The calling thread's slot on machine `id`, acquiring one with `acquire` on first use.
@@ -51,6 +67,9 @@ pub(crate) fn current(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn
 /// Slow part of [`current`]: looks the machine up in the thread's list or acquires a slot.
 #[cold]
 pub(crate) fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Weak<dyn SlotOwner>)>) -> Option<usize> {
+    if RELEASING.try_with(|r| r.get() == id).unwrap_or(false) {
+        return None;
+    }
     // The list grows on the system heap: this runs inside kmem's own allocations.
     let _heap = crate::global_alloc::system_scope();
     HELD.try_with(|held| {
@@ -88,6 +107,7 @@ pub(crate) fn release_current(id: u64) {
     if let Ok(Some((_, slot, owner))) = entry
         && let Some(owner) = owner.upgrade()
     {
+        let _mark = ReleasingMark(RELEASING.try_with(|r| r.replace(id)).unwrap_or(0));
         owner.release_slot(slot);
     }
 }

@@ -411,6 +411,14 @@ impl<P: Platform> Kmem<P> {
         // Pending `kfree_rcu` objects of this cache are freed first (`kvfree_rcu_barrier`).
         if !self.platform().in_atomic() {
             self.rcu_barrier();
+            // Those frees may have emptied slabs of an RCU cache into the grace-period list,
+            // each pinning the cache (which would keep it after a successful destroy): empty
+            // the CPU arrays into the slabs and wait once more, so they are gone before the
+            // teardown.
+            if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
+                self.shrink_cache(s);
+                self.rcu_barrier();
+            }
         }
         let ours = {
             let list = self.slabs.list.lock();

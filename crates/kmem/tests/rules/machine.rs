@@ -423,6 +423,27 @@ fn release_cpu_drains_this_threads_lists() {
     check(&m);
 }
 
+/// `release_cpu` gives the slot up for good: the frees its own drain makes (slabs flushed
+/// from the slot's object arrays) go to the zone lists, not to a fresh slot the thread would
+/// then keep with pages parked on it.
+#[test]
+fn release_cpu_takes_no_new_slot_while_it_drains_the_old_one() {
+    let m = i386(64);
+    let c = m.kmem_cache_create("release512", 512, &kmem::slab::CacheArgs::default(), Default::default()).unwrap();
+    let objs: Vec<_> = (0..4000).map(|_| m.kmem_cache_alloc(c, GFP_KERNEL).unwrap()).collect();
+    for o in objs {
+        // SAFETY: Ours, freed once, unused afterwards.
+        unsafe { m.kmem_cache_free(c, o.as_ptr()) };
+    }
+    m.drain_local_pages();
+    m.release_cpu();
+    let parked: usize = ZoneType::ALL.iter().map(|&z| pcp_pages(&m, z)).sum();
+    assert_eq!(parked, 0, "pages parked on per-CPU lists after the only thread gave its slot up");
+    check(&m);
+    // SAFETY: The cache is empty and unused.
+    unsafe { m.kmem_cache_destroy(c) }.expect("empty");
+}
+
 #[test]
 fn thread_exit_returns_its_per_cpu_pages() {
     let m = i386(64);

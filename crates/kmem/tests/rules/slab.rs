@@ -390,6 +390,27 @@ fn sl11_typesafe_by_rcu_keeps_contents_and_pages_until_a_grace_period() {
     destroy(&m, c).expect("empty");
 }
 
+/// SL-11/SL-12: destroying an RCU cache whose objects all went through `kfree_rcu` frees it
+/// whole: the barrier's frees leave slabs for a grace period, which the destroy waits for
+/// (it used to report success and keep the cache and those slabs until two more grace
+/// periods, run by somebody else).
+#[test]
+fn sl11_destroy_of_an_rcu_cache_after_kfree_rcu_gives_every_page_back() {
+    let m = builder(Profile::X86_64, 64).cpus(2).build().expect("machine");
+    let pages = |m: &Machine| m.total_free() + m.slab_pages().0 + m.slab_pages().1;
+    let before = pages(&m);
+    let c = create(&m, "sl11-kfree-rcu", 100, SLAB_TYPESAFE_BY_RCU);
+    let objs: Vec<_> = (0..2000).map(|_| alloc(&m, c)).collect();
+    for o in objs {
+        // SAFETY: Ours, freed once, unused afterwards.
+        unsafe { m.kfree_rcu(o.as_ptr()) };
+    }
+    destroy(&m, c).expect("every object was freed");
+    assert!(!m.cache_listed("sl11-kfree-rcu"));
+    m.drain_all_pages();
+    assert_eq!(pages(&m), before, "MemFree + Slab back where they were, with no grace period run since");
+}
+
 #[test]
 fn sl12_destroy_with_live_objects_reports_and_keeps_memory() {
     let m = machine();
