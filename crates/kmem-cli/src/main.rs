@@ -45,7 +45,7 @@ enum Command {
         /// Run only this example (see --list).
         name: Option<String>,
         /// List the examples.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "name")]
         list: bool,
     },
     /// Print a /proc text of a machine (i386, 1 GiB, unless KMEM_* say otherwise) after a workload.
@@ -115,6 +115,18 @@ fn machine(profile: Profile) -> Result<Machine, ExitCode> {
     })
 }
 
+/// Ends on what clap made of the command line: `--help` and `--version` are written to
+/// standard output (through [`emit`], so a write error is exit code 1, as for any output),
+/// anything else is a bad command line (exit code 2, clap's message on standard error).
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return emit(&e.render().to_string()).err().unwrap_or(ExitCode::SUCCESS);
+    }
+    let _ = e.print();
+    ExitCode::from(2)
+}
+
 /// Writes `text` to standard output. `Err` holds the exit code to end with: success when the
 /// reader went away (a closed pipe: there is no one left to tell), 1 for any other write error,
 /// which is reported.
@@ -131,10 +143,10 @@ fn emit(text: &str) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().after_help(after_help()).get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    let parsed = Cli::command().after_help(after_help()).try_get_matches().and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return clap_exit(&e),
     };
     match cli.command {
         Command::Demo { list: true, .. } => {

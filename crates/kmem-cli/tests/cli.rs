@@ -104,6 +104,24 @@ fn unknown_example_is_a_usage_error() {
 fn bad_arguments_exit_2() {
     assert_eq!(kmem(&["stat", "slabinfoo"], &[]).status.code(), Some(2));
     assert_eq!(kmem(&["frobnicate"], &[]).status.code(), Some(2));
+    // `--list` takes no name: one given with it is refused, not ignored.
+    let o = kmem(&["demo", "--list", "nosuch"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'--list' cannot be used with '[NAME]'"));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn a_variable_that_is_not_utf8_is_named_not_ignored() {
+    use std::os::unix::ffi::OsStrExt;
+    let o = Command::new(env!("CARGO_BIN_EXE_kmem"))
+        .args(["stat", "meminfo"])
+        .env("KMEM_MEM", std::ffi::OsStr::from_bytes(b"8M\xff"))
+        .output()
+        .expect("run kmem");
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "kmem: invalid KMEM_MEM=\"8M\u{fffd}\": expected UTF-8 text\n");
+    assert!(o.stdout.is_empty(), "no machine of the default size instead");
 }
 
 #[test]
@@ -237,7 +255,15 @@ fn an_output_that_cannot_be_written_is_reported_with_exit_1() {
     if !std::path::Path::new("/dev/full").exists() {
         return; // Nothing to write into that fails.
     }
-    for args in [&["demo", "--list"][..], &["demo", "mempool"], &["stat", "buddyinfo"]] {
+    let cases = [
+        &["demo", "--list"][..],
+        &["demo", "mempool"],
+        &["stat", "buddyinfo"],
+        &["--help"],
+        &["--version"],
+        &["demo", "--help"],
+    ];
+    for args in cases {
         let o = Command::new(env!("CARGO_BIN_EXE_kmem"))
             .args(args)
             .env("KMEM_MEM", "64M")

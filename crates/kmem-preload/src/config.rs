@@ -20,9 +20,13 @@ const SMALLEST: u64 = 64 << 20;
 /// The default size's ceiling (see the module documentation).
 pub const DEFAULT_MAX: u64 = 4 << 30;
 
-/// Whether `KMEM_STATS_ON_EXIT` asks for statistics at exit (`1`, `on`, `yes`, `true`).
+/// Whether `KMEM_STATS_ON_EXIT` asks for statistics at exit (`1`, `on`, `yes`, `true`; the
+/// other `KMEM_*` booleans' values). A bad value is named on standard error, and means no.
 pub fn stats_on_exit() -> bool {
-    std::env::var("KMEM_STATS_ON_EXIT").is_ok_and(|v| matches!(v.trim(), "1" | "on" | "yes" | "true"))
+    kmem::env::flag("KMEM_STATS_ON_EXIT").unwrap_or_else(|e| {
+        crate::sys::write_stderr(format!("kmem_preload: {e}; no statistics at exit\n").as_bytes());
+        false
+    })
 }
 
 /// Builds the preload's machine.

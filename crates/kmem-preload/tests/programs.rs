@@ -444,3 +444,15 @@ fn a_bad_kmem_variable_is_named_and_the_program_still_runs_on_the_bootstrap_heap
     assert!(r.stderr.contains("kmem_preload: invalid KMEM_MEM=\"lots\""), "{}", r.stderr);
     assert!(r.stderr.contains("serving allocations from the bootstrap heap"), "{}", r.stderr);
 }
+
+#[test]
+fn a_bad_stats_on_exit_value_is_named_and_means_no_statistics() {
+    let dir = Scratch::new("badstats");
+    let py = python();
+    let mut cmd = command(&py, dir.path());
+    cmd.args(["-c", "print(6 * 7)"]).env("LD_PRELOAD", preload_so()).env("KMEM_STATS_ON_EXIT", "maybe");
+    let r = run(cmd, "python3 with KMEM_STATS_ON_EXIT=maybe");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "42\n");
+    assert!(r.stderr.contains("kmem_preload: invalid KMEM_STATS_ON_EXIT=\"maybe\": expected 1 or 0"), "{}", r.stderr);
+    assert!(!r.stderr.contains("/proc/slabinfo"), "no statistics: {}", r.stderr);
+}

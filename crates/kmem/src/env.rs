@@ -111,12 +111,38 @@ fn parse_bool(var: &'static str, v: &str) -> Result<bool, EnvError> {
 fn fault_spec(var: &'static str, v: String, filters: bool) -> Result<String, EnvError> {
     let probe = kmem_core::fault::FaultAttr::new();
     let parsed = if filters { probe.parse_and_apply(&v) } else { probe.parse_and_apply_plain(&v) };
-    parsed.map_err(|e| err(var, &v, e.0))?;
+    let form = if filters {
+        "<interval>,<probability>,<space>,<times>[,key=value...]"
+    } else {
+        "<interval>,<probability>,<space>,<times>[,verbose=N]"
+    };
+    parsed.map_err(|e| err(var, &v, format!("{form} ({})", e.0)))?;
     Ok(v)
 }
 
 fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str, what: &str) -> Result<T, EnvError> {
     v.trim().parse().map_err(|_| err(var, v, what))
+}
+
+/// The value of `var` in the process environment (`None` when unset); a value that is not
+/// UTF-8 text is an error naming the variable, not taken as unset.
+///
+/// # Errors
+/// The value is not UTF-8 text.
+pub fn var(var: &'static str) -> Result<Option<String>, EnvError> {
+    match std::env::var(var) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(err(var, &v.to_string_lossy(), "UTF-8 text")),
+    }
+}
+
+/// `KMEM_*` boolean `var` from the process environment: `false` when unset.
+///
+/// # Errors
+/// A value other than 1/0, on/off, yes/no, true/false, or one that is not UTF-8 text.
+pub fn flag(var: &'static str) -> Result<bool, EnvError> {
+    self::var(var)?.map_or(Ok(false), |v| parse_bool(var, &v))
 }
 
 /// Applies every `KMEM_*` variable that `get` returns to `builder`.
@@ -319,12 +345,12 @@ mod tests {
         let e = apply_map(&[("KMEM_FAIL_MEMPOOL_ALLOC", "1,100,0,1,ignore-gfp-wait=0")]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid KMEM_FAIL_MEMPOOL_ALLOC=\"1,100,0,1,ignore-gfp-wait=0\": expected unknown option (verbose is the only one)"
+            "invalid KMEM_FAIL_MEMPOOL_ALLOC=\"1,100,0,1,ignore-gfp-wait=0\": expected <interval>,<probability>,<space>,<times>[,verbose=N] (unknown option (verbose is the only one))"
         );
         let e = apply_map(&[("KMEM_FAIL_MEMPOOL_ALLOC_BULK", "1,10,0")]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid KMEM_FAIL_MEMPOOL_ALLOC_BULK=\"1,10,0\": expected times (4th field) must be an integer"
+            "invalid KMEM_FAIL_MEMPOOL_ALLOC_BULK=\"1,10,0\": expected <interval>,<probability>,<space>,<times>[,verbose=N] (times (4th field) must be an integer)"
         );
         let b = apply_map(&[
             ("KMEM_FAIL_MEMPOOL_ALLOC", "2,100,0,3"),

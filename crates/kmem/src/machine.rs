@@ -250,6 +250,9 @@ impl Builder {
     /// # Errors
     /// A bad value, naming the variable.
     pub fn from_env(self) -> Result<Self, crate::env::EnvError> {
+        for &(var, _) in crate::env::VARIABLES {
+            crate::env::var(var)?;
+        }
         crate::env::apply(self, |k| std::env::var(k).ok())
     }
 
