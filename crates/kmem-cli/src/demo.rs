@@ -280,31 +280,40 @@ fn scull_example(m: &Machine, name: &str, mut dev: Scull, bytes: usize) -> Resul
 
 /// mc.c (seed 003): `mempool_create_InitFunc`, then `mempool_create_ExitFunc`, with the
 /// module's own (Chinese) messages. `mempool_create(6, mempool_alloc_slab, mempool_free_slab,
-/// pmycache)` is `RawMempool::slab_pool`.
+/// pmycache)` is `RawMempool::slab_pool`. As in the module, a failure in init is logged and
+/// init still returns 0, so the exit runs too: it destroys whatever init made.
 fn mc_example(m: &Machine) -> Result<(), String> {
     use kmem::slab::{CacheArgs, flags::SLAB_HWCACHE_ALIGN};
     const MEMSIZE: usize = 10240;
     let say = |text: &str| m.printk(Level::Warning, &format!("{text}\n"));
-    let Ok(pmycache) = m.kmem_cache_create("MyselfCache", MEMSIZE, &CacheArgs::default(), SLAB_HWCACHE_ALIGN) else {
-        say("执行:kmem_cache_create(...)函数失败,请重新检查?");
-        return Ok(());
-    };
-    say("创建slab缓存成功!");
-    say(&format!("MyselfCache Cache大小为: {}", m.kmem_cache_size(pmycache)));
-    let mypool = match RawMempool::slab_pool(m, 6, pmycache) {
-        Ok(pool) => pool,
-        Err(_) => {
-            say("执行:mempool_create()函数失败,请重新检查?");
-            return Ok(());
+    // Module init.
+    let pmycache = m.kmem_cache_create("MyselfCache", MEMSIZE, &CacheArgs::default(), SLAB_HWCACHE_ALIGN).ok();
+    let mut mypool = None;
+    match pmycache {
+        None => say("执行:kmem_cache_create(...)函数失败,请重新检查?"),
+        Some(cache) => {
+            say("创建slab缓存成功!");
+            say(&format!("MyselfCache Cache大小为: {}", m.kmem_cache_size(cache)));
+            match RawMempool::slab_pool(m, 6, cache) {
+                Err(_) => say("执行:mempool_create()函数失败,请重新检查?"),
+                Ok(pool) => {
+                    say("创建内存池成功!");
+                    say(&format!("内存池中元素最大个数,min_nr = {}", pool.min_nr()));
+                    mypool = Some(pool);
+                }
+            }
         }
-    };
-    say("创建内存池成功!");
-    say(&format!("内存池中元素最大个数,min_nr = {}", mypool.min_nr()));
+    }
     // Module exit.
-    drop(mypool);
-    say("执行:mempool_destroy()函数释放内存池成功!");
-    // SAFETY: The pool, the cache's only user, is gone; every element went back to the cache.
-    if unsafe { m.kmem_cache_destroy(pmycache) }.is_ok() {
+    if let Some(pool) = mypool {
+        drop(pool);
+        say("执行:mempool_destroy()函数释放内存池成功!");
+    }
+    if let Some(cache) = pmycache {
+        // SAFETY: The pool, the cache's only user, is gone; every element went back to the
+        // cache. (A destroy that finds objects reports them itself; the module prints its
+        // line either way, as `kmem_cache_destroy` returns nothing.)
+        let _ = unsafe { m.kmem_cache_destroy(cache) };
         say("执行:kmem_cache_destroy()函数释放slab缓存成功!");
     }
     say("内核模块退出成功!");

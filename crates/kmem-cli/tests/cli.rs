@@ -290,3 +290,20 @@ fn a_failing_example_keeps_what_it_logged_and_the_proc_excerpts() {
     assert!(!out.contains("Module MEMPOOL Test End"), "{out}");
     assert!(out.contains("\n\n# /proc/buddyinfo\n"), "{out}");
 }
+
+/// Seed 003's init logs a failed `mempool_create` and still returns 0, so its exit runs: the
+/// cache is destroyed and the module says goodbye, as `kmem insmod` of the C module shows.
+#[test]
+fn mc_runs_its_exit_after_a_failed_mempool_create() {
+    let o = kmem(&["demo", "mc"], &[("KMEM_FAILSLAB", "1,100,0,-1,ignore-gfp-wait=0")]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let log: Vec<&str> = out.lines().take_while(|l| !l.starts_with("# /proc")).filter(|l| !l.is_empty()).collect();
+    let tail = [
+        "执行:mempool_create()函数失败,请重新检查?",
+        "执行:kmem_cache_destroy()函数释放slab缓存成功!",
+        "内核模块退出成功!",
+    ];
+    assert!(log.ends_with(&tail), "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("MyselfCache") && l.contains(": tunables")), "no slabinfo line: {out}");
+}
