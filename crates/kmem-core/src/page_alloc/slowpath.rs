@@ -106,6 +106,19 @@ impl<P: Platform> PageAllocator<P> {
         self.alloc_pages_prepared(gfp, order, zl, tested, ctx.cpu, caller)
     }
 
+    /// An allocation `fail_page_alloc` does not see (otherwise `alloc_pages`): memory the
+    /// kernel sets aside at boot, which kmem takes on first use instead (a kmalloc cache's
+    /// structure). `gfp` must not ask for HighMem (the caller uses the page's address).
+    #[cold]
+    #[track_caller]
+    pub(crate) fn alloc_pages_boot(&self, gfp: Gfp, order: u32) -> Result<&Page, AllocError> {
+        let caller = Location::caller();
+        let ctx = self.platform.context();
+        let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
+        let gfp = self.prepare_checked(gfp, order, ctx, false, caller)?;
+        self.alloc_pages_prepared(gfp, order, zl, 0, ctx.cpu, caller)
+    }
+
     /// The common case in as few steps as possible: a caller on CPU slot `cpu` with no context
     /// modifier ([`Platform::plain_cpu`]), fault injection off, and the first zone of the
     /// zonelist above its low watermark; per-CPU orders pop this CPU's list, larger ones take

@@ -166,7 +166,7 @@ impl<P: Platform> Kmem<P> {
         if may_merge && let Some(c) = self.find_mergeable(size, args, flags) {
             return Ok(c);
         }
-        let cache = self.build_cache(name, size, args, flags, mem_gfp)?;
+        let cache = self.build_cache(name, size, args, flags, mem_gfp, false)?;
         self.list_cache(cache);
         Ok(CacheRef(cache))
     }
@@ -174,6 +174,10 @@ impl<P: Platform> Kmem<P> {
     /// A new cache, fully written and marked (safe operations accept its handle) but on no
     /// list and in no table: only the caller knows it. [`Self::list_cache`] publishes it;
     /// [`Self::discard_unlisted_cache`] gives it back.
+    ///
+    /// `boot`: a kmalloc cache, which the kernel makes at boot and kmem on first use: its
+    /// memory is not the request's, so `fail_page_alloc` does not see it (a kmalloc that would
+    /// pass fault injection's filters does not fail for want of its cache).
     fn build_cache(
         &self,
         name: &str,
@@ -181,6 +185,7 @@ impl<P: Platform> Kmem<P> {
         args: &CacheArgs,
         flags: SlabFlags,
         mem_gfp: Gfp,
+        boot: bool,
     ) -> Result<NonNull<Cache>, CreateError> {
         let align = layout::calculate_alignment(flags, args.align, size, CACHE_LINE_SIZE);
         let is_kmalloc = flags.intersects(SLAB_KMALLOC);
@@ -198,8 +203,13 @@ impl<P: Platform> Kmem<P> {
         let name_at = seq_at + if random_seq { objects * 2 } else { 0 };
         let total = name_at + name.len();
         let mem_order = get_order(total);
-        let mem =
-            self.pages().get_free_pages(mem_gfp.union(__GFP_ZERO), mem_order).map_err(|_| CreateError::NoMemory)?;
+        let mem_gfp = mem_gfp.union(__GFP_ZERO);
+        let mem = if boot {
+            self.pages().alloc_pages_boot(mem_gfp, mem_order).map(|p| self.page_address(p).expect("lowmem"))
+        } else {
+            self.pages().get_free_pages(mem_gfp, mem_order)
+        }
+        .map_err(|_| CreateError::NoMemory)?;
         self.slabs.cache_pages.fetch_add(1 << mem_order, Relaxed);
         let base = mem.as_ptr();
         let rcu_or_poison = flags.intersects(SLAB_TYPESAFE_BY_RCU.union(SLAB_POISON));
@@ -531,7 +541,7 @@ impl<P: Platform> Kmem<P> {
         // `__GFP_NOFAIL` caller's first use of a class does not fail here either.
         let mem_gfp =
             if blocking { GFP_KERNEL.union(gfp.intersection(__GFP_NOFAIL)) } else { GFP_ATOMIC }.union(__GFP_NOWARN);
-        let c = self.build_cache(name, info.size, &args, flags, mem_gfp).ok()?;
+        let c = self.build_cache(name, info.size, &args, flags, mem_gfp, true).ok()?;
         match slot.compare_exchange(ptr::null_mut(), c.as_ptr(), Release, Acquire) {
             Ok(_) => {
                 self.list_cache(c);
