@@ -408,7 +408,7 @@ fn fail_mempool_alloc_knobs_from_the_builder_and_the_environment() {
     let e = kmem::env::apply(Machine::builder(), env("KMEM_FAIL_MEMPOOL_ALLOC_BULK", "1,200,0,1")).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "invalid KMEM_FAIL_MEMPOOL_ALLOC_BULK=\"1,200,0,1\": expected probability must be 0..=100"
+        "invalid KMEM_FAIL_MEMPOOL_ALLOC_BULK=\"1,200,0,1\": expected <interval>,<probability>,<space>,<times>[,verbose=N] (probability must be 0..=100)"
     );
     let b = kmem::env::apply(builder(Profile::I386, 32), env("KMEM_FAIL_MEMPOOL_ALLOC_BULK", "2,100,0,-1")).unwrap();
     let m = b.build().unwrap();
