@@ -308,17 +308,32 @@ unsafe impl Send for MemMap {}
 unsafe impl Sync for MemMap {}
 
 impl MemMap {
-    /// Bytes of metadata (page array plus pageblock array) for `nr_pages` pages.
+    /// Bytes of metadata (page array plus pageblock array) for the pfns `[start_pfn,
+    /// end_pfn)`. Pageblocks are naturally aligned in pfns, so a range that starts inside one
+    /// has one entry for that partial block.
     #[must_use]
-    pub const fn bytes_needed(nr_pages: usize, pageblock_order: u32) -> usize {
-        let blocks = nr_pages.div_ceil(1 << pageblock_order);
-        nr_pages * size_of::<Page>() + blocks
+    pub const fn bytes_needed(start_pfn: usize, end_pfn: usize, pageblock_order: u32) -> usize {
+        let nr_pages = end_pfn - start_pfn;
+        nr_pages * size_of::<Page>() + Self::nr_blocks(start_pfn, end_pfn, pageblock_order)
+    }
+
+    /// Pageblocks (naturally aligned blocks of `1 << pageblock_order` pfns) that `[start_pfn,
+    /// end_pfn)` touches.
+    const fn nr_blocks(start_pfn: usize, end_pfn: usize, pageblock_order: u32) -> usize {
+        if end_pfn <= start_pfn { 0 } else { ((end_pfn - 1) >> pageblock_order) - (start_pfn >> pageblock_order) + 1 }
+    }
+
+    /// The pageblock array's entry for `pfn` (in range): by absolute pageblock number, as the
+    /// allocator walks pageblocks at their natural alignment.
+    #[inline(always)]
+    const fn block_index(&self, pfn: usize) -> usize {
+        (pfn >> self.pageblock_order) - (self.start_pfn >> self.pageblock_order)
     }
 
     /// Builds the map over `storage`, which must hold [`Self::bytes_needed`] bytes.
     ///
     /// # Safety
-    /// `storage` must be valid for reads and writes of `bytes_needed(end - start, ..)` bytes,
+    /// `storage` must be valid for reads and writes of `bytes_needed(start, end, ..)` bytes,
     /// aligned to 4 bytes, used by nothing else for the life of the map. If `zeroed` is true it
     /// must already be all zero bytes (fresh memory); otherwise it is zeroed here.
     pub unsafe fn new(
@@ -329,7 +344,7 @@ impl MemMap {
         zeroed: bool,
     ) -> Self {
         let nr = end_pfn - start_pfn;
-        let bytes = Self::bytes_needed(nr, pageblock_order);
+        let bytes = Self::bytes_needed(start_pfn, end_pfn, pageblock_order);
         assert!(storage.as_ptr().align_offset(align_of::<Page>()) == 0, "memmap storage misaligned");
         if !zeroed {
             // SAFETY: The caller gave us `bytes` writable bytes at `storage`.
@@ -420,7 +435,7 @@ impl MemMap {
     #[must_use]
     pub unsafe fn pageblock_mt_unchecked(&self, pfn: usize) -> MigrateType {
         debug_assert!(pfn >= self.start_pfn && pfn < self.end_pfn, "pfn {pfn:#x} outside mem_map");
-        let index = (pfn - self.start_pfn) >> self.pageblock_order;
+        let index = self.block_index(pfn);
         // SAFETY: `pfn` is in range (caller), so `index` is below the number of pageblocks.
         MigrateType::from_index(unsafe { self.blocks.add(index).as_ref() }.load(Relaxed) as usize)
     }
@@ -434,7 +449,7 @@ impl MemMap {
     #[inline]
     fn block(&self, pfn: usize) -> &AtomicU8 {
         assert!(pfn >= self.start_pfn && pfn < self.end_pfn, "pfn {pfn:#x} outside mem_map");
-        let index = (pfn - self.start_pfn) >> self.pageblock_order;
+        let index = self.block_index(pfn);
         // SAFETY: `pfn` is in range, so `index` is below the number of pageblocks.
         unsafe { self.blocks.add(index).as_ref() }
     }
@@ -450,7 +465,7 @@ pub const fn pfn_bytes(nr_pages: usize) -> usize {
 /// the storage is returned alongside and must outlive the map.
 #[cfg(test)]
 pub(crate) fn test_map(nr: usize) -> (std::vec::Vec<u32>, MemMap) {
-    let mut storage = std::vec![0u32; MemMap::bytes_needed(nr, 9).div_ceil(4)];
+    let mut storage = std::vec![0u32; MemMap::bytes_needed(0, nr, 9).div_ceil(4)];
     let ptr = NonNull::new(storage.as_mut_ptr().cast()).expect("heap storage");
     // SAFETY: zeroed, aligned, big enough; `storage` is returned alongside and outlives use.
     let mm = unsafe { MemMap::new(ptr, 0, nr, 9, true) };
@@ -472,7 +487,7 @@ mod tests {
 
     #[test]
     fn pfn_round_trip_and_pageblocks() {
-        let bytes = MemMap::bytes_needed(4096, 9);
+        let bytes = MemMap::bytes_needed(1024, 1024 + 4096, 9);
         let mut storage = vec![0u32; bytes.div_ceil(4)];
         let ptr = NonNull::new(storage.as_mut_ptr().cast::<u8>()).unwrap();
         // SAFETY: `storage` is zeroed, 4-aligned, large enough and outlives `map`.
@@ -489,5 +504,26 @@ mod tests {
         assert!(page.is_buddy());
         assert_eq!(page.order(), 7);
         assert_eq!(page.list_mt(), MigrateType::Reclaimable);
+    }
+
+    /// PA-12: pageblocks are naturally aligned in pfns even when the map starts inside one:
+    /// an entry per pageblock touched, and a pfn's entry is its own pageblock's.
+    #[test]
+    fn pageblocks_are_naturally_aligned_when_the_map_starts_inside_one() {
+        assert_eq!(MemMap::nr_blocks(1, 1 + 1024, 9), 3, "a partial block at each end");
+        assert_eq!(MemMap::nr_blocks(512, 1536, 9), 2);
+        assert_eq!(MemMap::nr_blocks(5, 5, 9), 0);
+        assert_eq!(MemMap::bytes_needed(1, 1025, 9), 1024 * 16 + 3);
+        let mut storage = vec![0u32; MemMap::bytes_needed(1, 1025, 9).div_ceil(4)];
+        let ptr = NonNull::new(storage.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `storage` is zeroed, 4-aligned, large enough and outlives `map`.
+        let map = unsafe { MemMap::new(ptr, 1, 1025, 9, true) };
+        map.set_pageblock_mt(512, MigrateType::Movable);
+        assert_eq!(map.pageblock_mt(511), MigrateType::Unmovable, "the partial first block");
+        assert_eq!(map.pageblock_mt(512), MigrateType::Movable);
+        assert_eq!(map.pageblock_mt(1023), MigrateType::Movable, "the whole block [512, 1024)");
+        assert_eq!(map.pageblock_mt(1024), MigrateType::Unmovable, "the partial last block");
+        map.set_pageblock_mt(1024, MigrateType::Reclaimable);
+        assert_eq!(map.pageblock_mt(1023), MigrateType::Movable);
     }
 }

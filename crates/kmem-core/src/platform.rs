@@ -85,7 +85,9 @@ pub unsafe trait Platform: Send + Sync {
     fn cpu(&self) -> Option<usize>;
     /// Appends a line (or several) to the kernel log.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
-    /// A monotonic clock in nanoseconds.
+    /// A monotonic clock in nanoseconds. It must advance, at least across [`Self::wait`]s:
+    /// a request that may sleep gives up after `Config::oom_timeout_ns` of it in the slow path
+    /// (a platform without a clock can let each wait's timeout pass on a counter).
     fn now_ns(&self) -> u64;
     /// The calling task.
     fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {

@@ -234,8 +234,8 @@ impl<P: Platform> PageAllocator<P> {
             return Err(InitError("number of CPUs must be 1..=64"));
         }
         validate(&layout)?;
-        let nr_pages = layout.end_pfn - layout.start_pfn;
-        let meta_pages = MemMap::bytes_needed(nr_pages, layout.pageblock_order).div_ceil(PAGE_SIZE);
+        let meta_pages =
+            MemMap::bytes_needed(layout.start_pfn, layout.end_pfn, layout.pageblock_order).div_ceil(PAGE_SIZE);
         let lowmem = layout.direct_map_end_pfn - layout.start_pfn;
         if meta_pages + (1 << MAX_PAGE_ORDER) > lowmem {
             return Err(InitError("too little directly mapped memory for the page array"));
@@ -650,6 +650,11 @@ fn validate(layout: &Layout) -> Result<(), InitError> {
     }
     if layout.direct_map_end_pfn <= layout.start_pfn || layout.direct_map_end_pfn > layout.end_pfn {
         return Err(InitError("direct map end outside the memory range"));
+    }
+    if !(layout.direct_map.as_ptr() as usize).is_multiple_of(PAGE_SIZE) {
+        // Blocks are naturally aligned in pfns; only a page-aligned map makes their addresses
+        // so (the slab's descriptors and kmalloc's size alignment rely on it).
+        return Err(InitError("direct map must be page aligned"));
     }
     let mut expect = layout.start_pfn;
     for (kind, range) in ZoneType::ALL.iter().zip(layout.zones.iter()) {
