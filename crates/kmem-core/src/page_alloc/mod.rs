@@ -166,9 +166,19 @@ pub struct Stats {
     pub sleeps: AtomicUsize,
 }
 
+/// The id the next [`PageAllocator`] gets (ids start at 1; 0 means "none" to whoever keeps
+/// one, such as `Vmalloc`'s binding).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The page allocator of one machine.
+///
+/// # Invariants
+/// `id` is unique among every allocator built in this process (never 0, never reused), and it
+/// moves with the allocator: it names the machine, not the place it lives.
 pub struct PageAllocator<P: Platform> {
     platform: P,
+    /// Identity of this allocator (see [`PageAllocator::id`]).
+    id: u64,
     mm: MemMap,
     zones: [Zone; MAX_NR_ZONES],
     configured: [bool; MAX_NR_ZONES],
@@ -279,6 +289,9 @@ impl<P: Platform> PageAllocator<P> {
         });
         let allocator = Self {
             platform,
+            // INVARIANT: A fresh value of a counter that only grows (a `u64` does not wrap
+            // within a process lifetime, even at one allocator per nanosecond).
+            id: NEXT_ID.fetch_add(1, Relaxed),
             mm,
             zones,
             configured,
@@ -319,6 +332,14 @@ impl<P: Platform> PageAllocator<P> {
     /// The platform.
     pub fn platform(&self) -> &P {
         &self.platform
+    }
+
+    /// This allocator's identity: unique among every allocator built in this process, never 0,
+    /// and the same wherever the allocator is moved. Structures that hand this allocator's
+    /// frames around (vmalloc) use it to refuse another machine's allocator, which an address
+    /// cannot do (an allocator may move, and another may later be built at the same place).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The page array.

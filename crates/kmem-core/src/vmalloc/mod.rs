@@ -65,7 +65,7 @@ mod space;
 mod tree;
 
 use core::sync::atomic::Ordering::Relaxed;
-use core::sync::atomic::{AtomicBool, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 pub use mmu::{MapError, Mmu};
 
@@ -73,7 +73,7 @@ use crate::AllocError;
 use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, GFP_RECLAIM_MASK, Gfp};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
-use crate::page_alloc::{InitError, PageAllocator};
+use crate::page_alloc::InitError;
 use crate::platform::Platform;
 use crate::report::Ratelimit;
 use crate::sync::{SpinGuard, SpinLock};
@@ -180,8 +180,9 @@ pub struct Vmalloc<M: Mmu> {
     va_pools: AtomicBool,
     /// Upper bound of the frame cache in pages (see [`Vmalloc::cache_limit_pages`]).
     cache_max_pages: AtomicUsize,
-    /// Address of the page allocator bound at first use.
-    owner: AtomicUsize,
+    /// [`PageAllocator::id`](crate::PageAllocator::id) of the page allocator bound at first
+    /// use (0: not bound yet).
+    owner: AtomicU64,
     /// `sizeof(struct page *)` (see [`Vmalloc::set_page_pointer_bytes`]).
     page_ptr_bytes: usize,
     warned_zero: AtomicBool,
@@ -219,7 +220,7 @@ impl<M: Mmu> Vmalloc<M> {
             lazy_max_pages: AtomicUsize::new(lazy_max_pages_for(nr_cpus)),
             va_pools: AtomicBool::new(nr_cpus > 1),
             cache_max_pages: AtomicUsize::new(usize::MAX),
-            owner: AtomicUsize::new(0),
+            owner: AtomicU64::new(0),
             page_ptr_bytes: 8,
             warned_zero: AtomicBool::new(false),
             warned_flags: AtomicBool::new(false),
@@ -342,16 +343,21 @@ impl<M: Mmu> Vmalloc<M> {
     /// two owners. Bind up front when the allocator is built with its `Kmem`, so that a foreign
     /// `Kmem` is refused even before the first allocation.
     ///
+    /// The machine is recognised by its page allocator's
+    /// [`PageAllocator::id`](crate::PageAllocator::id), not by where it lives: a `Kmem` may be
+    /// moved after binding (into a `Box`, a static) and is still the same machine, while
+    /// another `Kmem` built later at the old address is not.
+    ///
     /// # Panics
     /// If the allocator is already bound to another `Kmem`.
     #[inline]
     pub fn bind<P: Platform>(&self, k: &Kmem<P>) {
-        let addr = k.pages() as *const PageAllocator<P> as usize;
-        if self.owner.load(Relaxed) == addr {
+        let id = k.pages().id();
+        if self.owner.load(Relaxed) == id {
             return;
         }
-        if let Err(bound) = self.owner.compare_exchange(0, addr, Relaxed, Relaxed) {
-            assert_eq!(bound, addr, "vmalloc used with two page allocators");
+        if let Err(bound) = self.owner.compare_exchange(0, id, Relaxed, Relaxed) {
+            assert_eq!(bound, id, "vmalloc used with two page allocators");
         }
     }
 

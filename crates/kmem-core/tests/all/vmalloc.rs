@@ -455,3 +455,45 @@ fn frames_stay_out_of_reuse_when_an_area_cannot_be_unmapped() {
     }
     assert!(pa.platform().log.lock().unwrap().contains("cannot unmap a freed area of 3 pages; its frames are kept"));
 }
+
+/// `bind` follows the machine, not its address: a `Kmem` moved after binding (here into a
+/// `Box`, as an owner does once boot is over) is still the machine vmalloc serves, and its
+/// areas keep their frames (VM-10) and go back when freed (VM-13).
+#[test]
+fn a_bound_kmem_may_move() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    vm.bind(&pa);
+    let before = &pa as *const Kmem<Board> as usize;
+    let pa = Box::new(pa);
+    assert_ne!(&*pa as *const Kmem<Board> as usize, before, "the machine moved");
+    let p = vm.vmalloc(&pa, 2 * PAGE_SIZE).expect("the moved machine is the bound one");
+    let pfn = vm.vmalloc_to_pfn(p.as_ptr()).expect("VM-10: mapped");
+    assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "VM-10: a frame of this machine, allocated");
+    assert_eq!(vm.nr_vmalloc_pages(), 2, "VM-13");
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
+    assert_eq!(vm.nr_vmalloc_pages(), 0, "VM-13");
+    vm.check();
+}
+
+/// A different `Kmem` built where the bound one lived is another machine: vmalloc refuses it
+/// instead of handing it a frame of the first machine from the frame cache (a pfn the second
+/// machine holds free: two owners).
+#[test]
+#[should_panic(expected = "vmalloc used with two page allocators")]
+fn another_kmem_at_the_bound_ones_address_is_refused() {
+    let (first, second) = (Region::new(32 << 20), Region::new(32 << 20));
+    let (mut pa, vm) = setup(&first);
+    let p = vm.vmalloc(&pa, 2 * PAGE_SIZE).unwrap();
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
+    assert_eq!(vm.cached_areas(), 1, "machine 1's frames wait in the frame cache");
+    let at = &pa as *const Kmem<Board> as usize;
+    pa = Kmem::new(boot(&second, true), SlabConfig::default());
+    assert_eq!(&pa as *const Kmem<Board> as usize, at, "machine 2 lives where machine 1 did");
+    let q = vm.vmalloc(&pa, 2 * PAGE_SIZE);
+    // Not reached when the machine is refused; otherwise say what went wrong.
+    let pfn = q.ok().and_then(|q| vm.vmalloc_to_pfn(q.as_ptr()));
+    panic!("machine 2 accepted; it got pfn {pfn:x?}");
+}
