@@ -3,6 +3,7 @@
 //! the API (`free` frees, `area` has the other kinds of areas).
 
 use core::fmt;
+use core::ops::Range;
 use core::panic::Location;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
@@ -11,8 +12,8 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_USERMAP,
-    VM_VMALLOC, Vmalloc,
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED,
+    VM_UNMAP_FAILED, VM_USERMAP, VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
@@ -21,6 +22,15 @@ use crate::memmap::Page;
 use crate::order::{PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::{Level, Platform};
 use crate::report::Verdict;
+
+/// A failed [`Vmalloc::map_frames`].
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub(super) struct MapFailed {
+    /// Pages from the area's start that may still be mapped: the unwinding [`Mmu::unmap`]
+    /// failed (0: nothing of the area is mapped).
+    pub(super) still_mapped: usize,
+}
 
 /// Pages asked from the bulk allocator at a time.
 const BULK: usize = 32;
@@ -229,16 +239,14 @@ impl<M: Mmu> Vmalloc<M> {
                 format_args!("vmalloc error: size {}, failed to allocate pages", got * PAGE_SIZE),
                 caller,
             );
-            self.free_frames(k, &pfns, got);
+            self.free_frames(k, &pfns, 0..got);
             self.free_array(k, &pfns);
             self.abandon(area, start);
             return Err(AllocError);
         }
-        if self.map_frames(start, &pfns).is_err() {
+        if let Err(failed) = self.map_frames(start, &pfns) {
             k.warn_alloc_msg(gfp, format_args!("vmalloc error: size {bytes}, failed to map pages"), caller);
-            self.free_frames(k, &pfns, nr_pages);
-            self.free_array(k, &pfns);
-            self.abandon(area, start);
+            self.unwind_map(k, area, start, &pfns, true, failed);
             return Err(AllocError);
         }
         self.publish(area, pfns, true, zone);
@@ -370,10 +378,10 @@ impl<M: Mmu> Vmalloc<M> {
         got
     }
 
-    /// Frees the first `n` frames of `pfns`, last first, so that per-CPU lists (LIFO) hand
-    /// them out again in ascending order, physically contiguous runs included.
-    pub(super) fn free_frames<P: Platform>(&self, k: &Kmem<P>, pfns: &PfnArray, n: usize) {
-        for i in (0..n).rev() {
+    /// Frees the frames of `pfns` at indices `frames`, last first, so that per-CPU lists
+    /// (LIFO) hand them out again in ascending order, physically contiguous runs included.
+    pub(super) fn free_frames<P: Platform>(&self, k: &Kmem<P>, pfns: &PfnArray, frames: Range<usize>) {
+        for i in frames.rev() {
             let page = k.pfn_to_page(pfns.get(i) as usize).expect("frame is in mem_map");
             // SAFETY: The area's frames, which the caller frees with it (unmapped, or never
             // mapped): nothing reaches them any more.
@@ -381,9 +389,10 @@ impl<M: Mmu> Vmalloc<M> {
         }
     }
 
-    /// Maps `pfns` from `start`, one [`Mmu::map`] per physically contiguous run; on failure
-    /// nothing stays mapped.
-    pub(super) fn map_frames(&self, start: usize, pfns: &PfnArray) -> Result<(), super::MapError> {
+    /// Maps `pfns` from `start`, one [`Mmu::map`] per physically contiguous run. On failure it
+    /// unmaps the runs already mapped; the error says how many pages from `start` may still be
+    /// mapped because that [`Mmu::unmap`] failed (0: nothing of the area is mapped).
+    pub(super) fn map_frames(&self, start: usize, pfns: &PfnArray) -> Result<(), MapFailed> {
         let n = pfns.len as usize;
         let mut i = 0;
         while i < n {
@@ -393,18 +402,62 @@ impl<M: Mmu> Vmalloc<M> {
                 run += 1;
             }
             // SAFETY: `start` begins an area being set up (nobody else has its address yet) and
-            // the frames were just allocated for it.
-            if let Err(e) = unsafe { self.mmu.map(start + i * PAGE_SIZE, first, run) } {
-                // A range that would not unmap either keeps its frames (the caller's error path
-                // frees them only after this returns; a failure here is reported by the platform
-                // when it maps over it again).
+            // the frames were just allocated for it (or lent by `vmap`'s caller).
+            if unsafe { self.mmu.map(start + i * PAGE_SIZE, first, run) }.is_err() {
+                // The failed call mapped nothing (`Mmu::map`'s contract); the runs before it
+                // are undone here. If the platform refuses, they may still be reached: the
+                // caller must then keep their frames and the range out of use for good.
                 // SAFETY: As above: the area is not handed out.
-                let _ = unsafe { self.mmu.unmap(start, i * PAGE_SIZE) };
-                return Err(e);
+                let unmapped = i == 0 || unsafe { self.mmu.unmap(start, i * PAGE_SIZE) }.is_ok();
+                return Err(MapFailed { still_mapped: if unmapped { 0 } else { i } });
             }
             i += run;
         }
         Ok(())
+    }
+
+    /// Undoes reserved area `area` at `start` after `map_frames` failed: frees its pfn array
+    /// and, when the frames are vmalloc's (`owned`), the frames nothing maps; gives the range
+    /// back. If the unwind left pages mapped ([`MapFailed::still_mapped`]), the `Mmu::unmap`
+    /// contract forbids reusing their frames and the range: those frames are never freed
+    /// (leaked; a `vmap`'s pages stay its caller's, VM-9), the range stays busy for good
+    /// (`VM_UNMAP_FAILED`), and an error is logged, as `vfree` does for an area it cannot unmap.
+    pub(super) fn unwind_map<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        area: u32,
+        start: usize,
+        pfns: &PfnArray,
+        owned: bool,
+        failed: MapFailed,
+    ) {
+        let (kept, n) = (failed.still_mapped, pfns.len as usize);
+        if owned {
+            self.free_frames(k, pfns, kept..n);
+        }
+        self.free_array(k, pfns);
+        if kept == 0 {
+            self.abandon(area, start);
+            return;
+        }
+        {
+            let mut space = self.space.lock();
+            let node = space.pool.get_mut(area);
+            // INVARIANT: Still in the busy tree, now parked: no lookup, allocation, purge or
+            // counter sees it again. It was never published: no page counter counted it.
+            node.flags = VM_UNMAP_FAILED;
+            node.caller = None;
+            node.requested = 0;
+            super::locked_add(&self.stats.unmap_failures, 1);
+        }
+        let what = if owned { "its frames are kept (leaked) and its" } else { "its" };
+        k.platform().log(
+            Level::Err,
+            format_args!(
+                "vmalloc: cannot unmap a partly mapped area at {start:#x} ({kept} of {n} pages mapped); {what} \
+                 address range is never reused"
+            ),
+        );
     }
 
     pub(super) fn warn_nonexistent<P: Platform>(

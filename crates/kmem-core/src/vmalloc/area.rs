@@ -64,9 +64,9 @@ impl<M: Mmu> Vmalloc<M> {
             };
             pfns.set(i, pfn as u32);
         }
-        if self.map_frames(start, &pfns).is_err() {
-            self.free_array(k, &pfns);
-            self.abandon(area, start);
+        if let Err(failed) = self.map_frames(start, &pfns) {
+            // The pages stay the caller's (VM-9); a range left mapped is never reused.
+            self.unwind_map(k, area, start, &pfns, false, failed);
             return Err(AllocError);
         }
         self.publish(area, pfns, false, 0);

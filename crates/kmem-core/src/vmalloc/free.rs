@@ -210,7 +210,7 @@ impl<M: Mmu> Vmalloc<M> {
                     ),
                 );
             } else if how == Release::Pages && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES) != 0 {
-                self.free_frames(k, &pfns, pfns.len as usize);
+                self.free_frames(k, &pfns, 0..pfns.len as usize);
             }
             self.free_array(k, &pfns);
         }

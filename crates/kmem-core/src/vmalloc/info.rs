@@ -10,7 +10,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// `0x<start>-0x<end> <size> <caller> pages=<n> <kinds> N0=<n>` (the size includes the guard
     /// page; the caller is the `file:line` that created the area), then every lazily freed area
     /// as `0x<start>-0x<end> <size> unpurged vm_area`, and so is every area of the frame cache
-    /// (freed, not yet unmapped). Areas being set up and pooled address space are skipped.
+    /// (freed, not yet unmapped). Areas being set up, pooled address space and ranges kept
+    /// out of use after a failed unmap are skipped.
     ///
     /// `w` is written under the vmap lock: it must not allocate from this machine's kmalloc
     /// (reclaim would run the vmalloc shrinker, which takes the vmap lock: a self-deadlock).

@@ -39,7 +39,11 @@
 //! (`Vmalloc::caller_flags`), so kmem's own bits and `VM_UNINITIALIZED` only come from kmem.
 //!
 //! Invariant: an area is mapped only while it is live (busy, published) or parked in the
-//! frame cache with its frames; lazily freed areas and pooled ranges are unmapped.
+//! frame cache with its frames; lazily freed areas and pooled ranges are unmapped. The one
+//! exception is a range the platform would not unmap (an [`Mmu::unmap`] `Err` while a
+//! part-way [`Mmu::map`] failure was undone): it stays in the busy tree for good, flagged
+//! `VM_UNMAP_FAILED` (parked, never handed out again), and the frames still mapped there are
+//! never freed (`Mmu::unmap`'s contract), as a freed area's frames are when its unmap fails.
 //!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
 //! surgery, `vmallocinfo`, the unmap calls of frees and cache releases, and purges' flushes),
@@ -110,14 +114,18 @@ const VM_CACHED: u32 = 1 << 29;
 /// The public [`VM_ALLOC`] only labels the area (`vmallocinfo`), as a caller may pass it to
 /// `vmap` or `get_vm_area`, whose areas never own their pages (VM-9).
 const VM_VMALLOC: u32 = 1 << 28;
+/// kmem only: a range the platform would not unmap when a part-way mapping was undone (see
+/// [`Mmu::unmap`]): it may still reach frames, so it stays busy for good, never handed out
+/// again, hidden from every lookup; it owns no pfn array and counts in no page counter.
+const VM_UNMAP_FAILED: u32 = 1 << 27;
 /// Busy-tree nodes that are not live areas.
-const VM_PARKED: u32 = VM_POOLED | VM_CACHED;
+const VM_PARKED: u32 = VM_POOLED | VM_CACHED | VM_UNMAP_FAILED;
 /// The flags a caller may pass (`vmap`, `get_vm_area`, `__vmalloc_node_range`): every bit the
 /// kernel defines, `VM_IOREMAP` (0x1) up to `VM_SPARSE` (0x1000), except `VM_UNINITIALIZED`,
 /// which only vmalloc itself sets while it builds an area. The rest (kmem's own bits among
 /// them) is dropped with a warning (`Vmalloc::caller_flags`).
 const VM_CALLER_FLAGS: u32 = 0x1fff & !VM_UNINITIALIZED;
-const _: () = assert!(VM_CALLER_FLAGS & (VM_DEFERRED | VM_POOLED | VM_CACHED | VM_VMALLOC) == 0);
+const _: () = assert!(VM_CALLER_FLAGS & (VM_DEFERRED | VM_POOLED | VM_CACHED | VM_VMALLOC | VM_UNMAP_FAILED) == 0);
 
 /// Adds `n` to a counter that is only ever changed under the vmap lock: a plain load and
 /// store, no atomic read-modify-write on the allocation path (readers may load it any time).
@@ -159,6 +167,9 @@ pub struct VmStats {
     pub cache_hits: AtomicUsize,
     /// Cached areas released (unmapped, frames freed).
     pub cache_releases: AtomicUsize,
+    /// Ranges kept out of use for good because the platform would not unmap a part-way
+    /// mapping (`VM_UNMAP_FAILED`; their mapped frames are never freed either).
+    pub unmap_failures: AtomicUsize,
 }
 
 /// The vmalloc allocator of one machine, over a reserved virtual range.

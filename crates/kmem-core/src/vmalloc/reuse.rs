@@ -90,7 +90,7 @@ impl<M: Mmu> Vmalloc<M> {
                 break;
             }
             for pfns in batch.iter().flatten() {
-                self.free_frames(k, pfns, pfns.len as usize);
+                self.free_frames(k, pfns, 0..pfns.len as usize);
                 self.free_array(k, pfns);
             }
         }

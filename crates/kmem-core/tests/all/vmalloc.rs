@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use kmem_core::gfp::{__GFP_ZERO, GFP_KERNEL};
+use kmem_core::gfp::{__GFP_MEMALLOC, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::slab::SlabConfig;
 use kmem_core::vmalloc::{MapError, Mmu, NUMA_NO_NODE, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
 use kmem_core::{Kmem, PAGE_SIZE};
@@ -23,6 +24,10 @@ struct SimMmu {
     direct_map: usize,
     /// `unmap` fails (and leaves the mappings) while set: a platform out of mappings.
     fail_unmap: std::sync::atomic::AtomicBool,
+    /// `map` calls made so far.
+    map_calls: AtomicUsize,
+    /// The `map` call (1-based, as counted by `map_calls`) that fails, mapping nothing; 0: none.
+    fail_map_at: AtomicUsize,
 }
 
 impl SimMmu {
@@ -31,6 +36,8 @@ impl SimMmu {
             table: Mutex::new(BTreeMap::new()),
             direct_map: region.ptr.as_ptr() as usize,
             fail_unmap: std::sync::atomic::AtomicBool::new(false),
+            map_calls: AtomicUsize::new(0),
+            fail_map_at: AtomicUsize::new(0),
         }
     }
 
@@ -63,6 +70,9 @@ unsafe impl Mmu for SimMmu {
     unsafe fn map(&self, va: usize, pfn: usize, nr: usize) -> Result<(), MapError> {
         assert!(va.is_multiple_of(PAGE_SIZE));
         assert!(va >= VSTART && va + nr * PAGE_SIZE <= VSTART + VPAGES * PAGE_SIZE, "map outside the range");
+        if self.map_calls.fetch_add(1, Relaxed) + 1 == self.fail_map_at.load(Relaxed) {
+            return Err(MapError); // Nothing of this call's range is mapped (the contract).
+        }
         let mut t = self.table.lock().unwrap();
         for i in 0..nr {
             assert!(t.insert(va + i * PAGE_SIZE, pfn + i).is_none(), "mapped twice at {:#x}", va + i * PAGE_SIZE);
@@ -496,4 +506,132 @@ fn another_kmem_at_the_bound_ones_address_is_refused() {
     // Not reached when the machine is refused; otherwise say what went wrong.
     let pfn = q.ok().and_then(|q| vm.vmalloc_to_pfn(q.as_ptr()));
     panic!("machine 2 accepted; it got pfn {pfn:x?}");
+}
+
+/// Holds every free page, then gives back those with an odd pfn: no two free frames are
+/// adjacent, so each page of a vmalloc is a run of its own (one `Mmu::map` call per page).
+/// Returns the pages held.
+fn fragment(pa: &Kmem<Board>) -> Vec<&kmem_core::memmap::Page> {
+    let mut held = Vec::new();
+    while let Ok(p) = pa.alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0) {
+        held.push(p);
+    }
+    held.retain(|&p| {
+        let odd = pa.page_to_pfn(p).unwrap() % 2 == 1;
+        if odd {
+            // SAFETY: The test's own page, unused afterwards.
+            unsafe { pa.free_pages(p, 0) };
+        }
+        !odd
+    });
+    pa.drain_local_pages();
+    held
+}
+
+/// A vmalloc whose second `Mmu::map` fails: the page mapped first is unmapped again, and
+/// everything comes back (frames, page array, the range: VM-3 gives the same address next).
+/// When the platform refuses that unmap too, `Mmu::unmap`'s contract forbids reusing what it
+/// mapped: that frame is kept (leaked, reported), the two never mapped are freed, and the
+/// range stays busy for good, hidden from lookups (VM-10) and never mapped over again;
+/// `VmallocUsed` counts none of it (VM-13).
+#[test]
+fn a_vmalloc_that_cannot_undo_its_partial_mapping_keeps_the_frame_and_the_range() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    warm_up(&pa, &vm);
+    vm.set_lazy_max_pages(0); // No frame cache, no lazy ranges: what is freed is free at once.
+    let _held = fragment(&pa);
+    let free = pa.total_free();
+    let fail_second_map = || {
+        let calls = vm.mmu().map_calls.load(Relaxed);
+        vm.mmu().fail_map_at.store(calls + 2, Relaxed);
+        assert!(vm.vmalloc(&pa, 3 * PAGE_SIZE).is_err());
+        assert_eq!(vm.mmu().map_calls.load(Relaxed), calls + 2, "one call per page, the second failed");
+        vm.mmu().fail_map_at.store(0, Relaxed);
+        pa.drain_local_pages();
+    };
+    fail_second_map();
+    assert!(vm.mmu().table.lock().unwrap().is_empty(), "the first page was unmapped again");
+    assert_eq!(pa.total_free(), free, "frames and page array back");
+    let p = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    assert_eq!(p.as_ptr() as usize, VSTART, "VM-3: the range came back");
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
+    vm.reclaim_and_purge(&pa);
+    pa.drain_local_pages();
+    assert_eq!(pa.total_free(), free);
+
+    vm.mmu().fail_unmap.store(true, Relaxed);
+    fail_second_map();
+    vm.mmu().fail_unmap.store(false, Relaxed);
+    let mapped: Vec<(usize, usize)> = vm.mmu().table.lock().unwrap().iter().map(|(&v, &f)| (v, f)).collect();
+    assert_eq!(mapped.len(), 1, "the platform refused to unmap the first page");
+    let (va, pfn) = mapped[0];
+    assert_eq!(va, VSTART);
+    assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is still mapped: never reused");
+    assert_eq!(pa.total_free(), free - 1, "only the mapped frame is kept; the others and the array are back");
+    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
+    assert_eq!(vm.nr_vmalloc_pages(), 0, "VM-13: backs no area");
+    assert_eq!(vm.vmalloc_to_pfn(va as *const u8), None, "VM-10: no live area there");
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(
+        log.contains(&format!(
+            "cannot unmap a partly mapped area at {va:#x} (1 of 3 pages mapped); its frames are kept (leaked)"
+        )),
+        "{log}"
+    );
+    let mut info = String::new();
+    vm.vmallocinfo(&mut info).unwrap();
+    assert!(!info.contains(&format!("{va:016x}-")), "not an area: {info}");
+    vm.check();
+    // Purges and reclaim do not give the range back: the next area goes past it (the SimMmu
+    // panics on a map over a mapped page).
+    vm.reclaim_and_purge(&pa);
+    let q = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    assert!(q.as_ptr() as usize >= VSTART + 4 * PAGE_SIZE, "VM-3 lowest fit past the kept range");
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, q.as_ptr()) };
+    vm.check();
+}
+
+/// `vmap` of two pages that are not adjacent: the second `Mmu::map` fails and so does the
+/// unmap of the first. The pages stay the caller's (VM-9) but the range that may still reach
+/// one of them is kept busy, reported, and never mapped over by a later `vmap`.
+#[test]
+fn a_vmap_that_cannot_undo_its_partial_mapping_never_reuses_the_range() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    warm_up(&pa, &vm);
+    let block = pa.alloc_pages(GFP_KERNEL, 2).unwrap();
+    // SAFETY: The test's own block, just allocated.
+    unsafe { pa.split_page(block, 2) }.unwrap();
+    let first = pa.page_to_pfn(block).unwrap();
+    let pages = [pa.pfn_to_page(first).unwrap(), pa.pfn_to_page(first + 2).unwrap()];
+    let calls = vm.mmu().map_calls.load(Relaxed);
+    vm.mmu().fail_map_at.store(calls + 2, Relaxed);
+    vm.mmu().fail_unmap.store(true, Relaxed);
+    assert!(vm.vmap(&pa, &pages, 0).is_err());
+    vm.mmu().fail_map_at.store(0, Relaxed);
+    vm.mmu().fail_unmap.store(false, Relaxed);
+    assert_eq!(*vm.mmu().table.lock().unwrap(), BTreeMap::from([(VSTART, first)]), "the unmap was refused");
+    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(
+        log.contains(&format!(
+            "cannot unmap a partly mapped area at {VSTART:#x} (1 of 2 pages mapped); its address range is never reused"
+        )),
+        "{log}"
+    );
+    vm.check();
+    vm.reclaim_and_purge(&pa);
+    let p = vm.vmap(&pa, &pages, 0).expect("another range");
+    assert!(p.as_ptr() as usize >= VSTART + 3 * PAGE_SIZE, "VM-3 lowest fit past the kept range");
+    assert_eq!(vm.mmu().lookup(p.as_ptr() as usize + PAGE_SIZE), Some(first + 2));
+    // SAFETY: The test's own mapping, unused afterwards.
+    unsafe { vm.vunmap(&pa, p.as_ptr()) };
+    for page in pages {
+        assert!(page.is_allocated(), "VM-9: the caller's pages survive");
+    }
+    assert_eq!(vm.nr_vmalloc_pages(), 0, "VM-13: vmap pages are not vmalloc's");
+    vm.check();
 }
