@@ -12,8 +12,8 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED,
-    VM_UNMAP_FAILED, VM_USERMAP, VM_VMALLOC, Vmalloc,
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_USERMAP,
+    VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
@@ -441,13 +441,12 @@ impl<M: Mmu> Vmalloc<M> {
             return;
         }
         {
-            let mut space = self.space.lock();
-            let node = space.pool.get_mut(area);
-            // INVARIANT: Still in the busy tree, now parked: no lookup, allocation, purge or
-            // counter sees it again. It was never published: no page counter counted it.
-            node.flags = VM_UNMAP_FAILED;
-            node.caller = None;
-            node.requested = 0;
+            let mut guard = self.space.lock();
+            let space = &mut *guard;
+            let gone = space.busy.remove(&mut space.pool, start);
+            debug_assert_eq!(gone, area);
+            // Never published: no page counter counted it.
+            space.strand(area);
             super::locked_add(&self.stats.unmap_failures, 1);
         }
         let what = if owned { "its frames are kept (leaked) and its" } else { "its" };

@@ -8,7 +8,9 @@
 //! after a `vunmap`). Only then does the area enter the lazy tree, and only after the lock is
 //! dropped are its frames and pfn array freed. The address range itself stays lazily freed
 //! until a purge (VM-8), which only releases what the [`Mmu`] still keeps for it
-//! ([`Mmu::purge`]).
+//! ([`Mmu::purge`]). An area the platform cannot unmap keeps its frames (reported) and its
+//! range stays busy for good (`Space::strand`): [`Mmu::unmap`]'s contract forbids reusing
+//! either, and a purge only flushes ranges that were unmapped.
 
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
@@ -187,13 +189,17 @@ impl<M: Mmu> Vmalloc<M> {
             return (None, flags, false);
         }
         let pages = space.pool.get_mut(i).pages.take();
-        let mut flags = flags;
         // `vunmap_range_noflush`: the PTEs go now, only the "TLB flush" (the purge) waits. If the
         // platform cannot take the mapping away, the frames stay where the old address still
-        // reaches them: they are kept, never reused (`finish_free` reports it).
+        // reaches them: they are kept, never reused (`finish_free` reports it), and so is the
+        // range, which stays busy for good instead of going lazy.
         // SAFETY: The area is being freed: its owner gave it up (the free's contract).
         if flags & (VM_VMALLOC | VM_MAP) != 0 && nr > 0 && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err() {
-            flags |= UNMAP_FAILED;
+            let gone = space.busy.remove(&mut space.pool, start);
+            debug_assert_eq!(gone, i);
+            space.strand(i);
+            super::locked_add(&self.stats.unmap_failures, 1);
+            return (pages, flags | UNMAP_FAILED, false);
         }
         space.retire(i);
         (pages, flags, space.lazy_pages > self.lazy_max_pages())
@@ -206,7 +212,8 @@ impl<M: Mmu> Vmalloc<M> {
                 k.platform().log(
                     Level::Err,
                     format_args!(
-                        "vmalloc: cannot unmap a freed area of {n} pages; its frames are kept (leaked), never reused"
+                        "vmalloc: cannot unmap a freed area of {n} pages; its frames are kept (leaked), never \
+                         reused, and so is its address range"
                     ),
                 );
             } else if how == Release::Pages && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES) != 0 {

@@ -41,9 +41,10 @@
 //! Invariant: an area is mapped only while it is live (busy, published) or parked in the
 //! frame cache with its frames; lazily freed areas and pooled ranges are unmapped. The one
 //! exception is a range the platform would not unmap (an [`Mmu::unmap`] `Err` while a
-//! part-way [`Mmu::map`] failure was undone): it stays in the busy tree for good, flagged
-//! `VM_UNMAP_FAILED` (parked, never handed out again), and the frames still mapped there are
-//! never freed (`Mmu::unmap`'s contract), as a freed area's frames are when its unmap fails.
+//! part-way [`Mmu::map`] failure was undone, or when an area was freed or a cached one
+//! released): it stays in the busy tree for good, flagged `VM_UNMAP_FAILED` (parked, never
+//! purged or handed out again), and vmalloc never frees the frames still mapped there
+//! (`Mmu::unmap`'s contract).
 //!
 //! Lock order, outermost first: the vmap lock (`Vmalloc::space`, a spin lock held for tree
 //! surgery, `vmallocinfo`, the unmap calls of frees and cache releases, and purges' flushes),
@@ -114,9 +115,9 @@ const VM_CACHED: u32 = 1 << 29;
 /// The public [`VM_ALLOC`] only labels the area (`vmallocinfo`), as a caller may pass it to
 /// `vmap` or `get_vm_area`, whose areas never own their pages (VM-9).
 const VM_VMALLOC: u32 = 1 << 28;
-/// kmem only: a range the platform would not unmap when a part-way mapping was undone (see
-/// [`Mmu::unmap`]): it may still reach frames, so it stays busy for good, never handed out
-/// again, hidden from every lookup; it owns no pfn array and counts in no page counter.
+/// kmem only: a range the platform would not unmap (see [`Mmu::unmap`]): it may still reach
+/// frames, so it stays busy for good, never purged or handed out again, hidden from every
+/// lookup; it owns no pfn array and counts in no page counter.
 const VM_UNMAP_FAILED: u32 = 1 << 27;
 /// Busy-tree nodes that are not live areas.
 const VM_PARKED: u32 = VM_POOLED | VM_CACHED | VM_UNMAP_FAILED;
@@ -167,8 +168,9 @@ pub struct VmStats {
     pub cache_hits: AtomicUsize,
     /// Cached areas released (unmapped, frames freed).
     pub cache_releases: AtomicUsize,
-    /// Ranges kept out of use for good because the platform would not unmap a part-way
-    /// mapping (`VM_UNMAP_FAILED`; their mapped frames are never freed either).
+    /// Ranges kept out of use for good because the platform would not unmap them (a part-way
+    /// mapping undone, an area freed, a cached area released); vmalloc never frees the frames
+    /// they may still reach.
     pub unmap_failures: AtomicUsize,
 }
 

@@ -15,7 +15,7 @@ use super::{Mmu, VM_ALLOC, VM_VMALLOC, Vmalloc};
 use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, Gfp};
 use crate::kmem::Kmem;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
-use crate::platform::Platform;
+use crate::platform::{Level, Platform};
 
 /// Cached areas released per hold of the vmap lock.
 const RELEASE_BATCH: usize = 16;
@@ -60,12 +60,15 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// Releases cached areas (largest first) until at least `max_pages` frames are freed or
     /// the cache is empty: each is unmapped, its range returned to the free tree, its frames
-    /// and pfn array freed. Returns the frames freed.
+    /// and pfn array freed. An area the platform cannot unmap keeps its frames (leaked,
+    /// reported) and its range stays busy for good ([`Mmu::unmap`]'s contract); only its pfn
+    /// array is freed. Returns the frames freed.
     pub fn drain_cache<P: Platform>(&self, k: &Kmem<P>, max_pages: usize) -> usize {
         self.bind(k);
         let mut freed = 0;
         while freed < max_pages {
-            let mut batch: [Option<PfnArray>; RELEASE_BATCH] = [None; RELEASE_BATCH];
+            // Each released area's pfn array, and whether its frames may be freed (unmapped).
+            let mut batch: [Option<(PfnArray, bool)>; RELEASE_BATCH] = [None; RELEASE_BATCH];
             let mut taken = 0;
             {
                 let mut guard = self.space.lock();
@@ -76,12 +79,18 @@ impl<M: Mmu> Vmalloc<M> {
                     let pfns = node.pages.take();
                     node.flags = 0;
                     let (start, end) = (node.start, node.end);
-                    // Frames still reachable through a mapping that would not go are kept.
                     // SAFETY: A cached area belongs to the cache alone (its last owner freed it).
-                    let pfns = if unsafe { self.mmu.unmap(start, end - start) }.is_ok() { pfns } else { None };
-                    space.release(i);
-                    freed += pfns.map_or(0, |p| p.len as usize);
-                    batch[taken] = pfns;
+                    let unmapped = unsafe { self.mmu.unmap(start, end - start) }.is_ok();
+                    if unmapped {
+                        space.release(i);
+                        freed += pfns.map_or(0, |p| p.len as usize);
+                    } else {
+                        // Frames still reachable through a mapping that would not go are
+                        // kept, and so is the range.
+                        space.strand(i);
+                        super::locked_add(&self.stats.unmap_failures, 1);
+                    }
+                    batch[taken] = pfns.map(|p| (p, unmapped));
                     taken += 1;
                     super::locked_add(&self.stats.cache_releases, 1);
                 }
@@ -89,8 +98,17 @@ impl<M: Mmu> Vmalloc<M> {
             if taken == 0 {
                 break;
             }
-            for pfns in batch.iter().flatten() {
-                self.free_frames(k, pfns, 0..pfns.len as usize);
+            for (pfns, unmapped) in batch.iter().flatten() {
+                let n = pfns.len as usize;
+                if *unmapped {
+                    self.free_frames(k, pfns, 0..n);
+                } else {
+                    let msg = format_args!(
+                        "vmalloc: cannot unmap a cached area of {n} pages; its frames are kept (leaked), never \
+                         reused, and so is its address range"
+                    );
+                    k.platform().log(Level::Err, msg);
+                }
                 self.free_array(k, pfns);
             }
         }

@@ -6,12 +6,13 @@
 //! together cover `[start, end)` exactly; no two free ranges touch (freeing coalesces);
 //! `lazy_pages` is the sum of the lazy ranges' sizes in pages; a node taken from the pool is
 //! in exactly one tree or on its way between two under the same lock hold; a busy node is
-//! flagged `VM_POOLED` (resp. `VM_CACHED`) iff it is on the VA pool (resp. frame cache) lists.
+//! flagged `VM_POOLED` (resp. `VM_CACHED`) iff it is on the VA pool (resp. frame cache) lists;
+//! a busy node flagged `VM_UNMAP_FAILED` (`strand`) is on no list and stays busy for good.
 
 use super::node::{NIL, Node, Pool};
 use super::pool::SizeLists;
 use super::tree::Tree;
-use super::{VM_CACHED, VM_MAP, VM_POOLED, VM_VMALLOC};
+use super::{VM_CACHED, VM_MAP, VM_POOLED, VM_UNMAP_FAILED, VM_VMALLOC};
 use crate::order::PAGE_SIZE;
 
 /// Frame-cache entries of one size looked at for one request (constant time).
@@ -149,6 +150,16 @@ impl Space {
                 self.free.insert(&mut self.pool, i);
             }
         }
+    }
+
+    /// Keeps node `i` (in no tree) busy for good, flagged `VM_UNMAP_FAILED`: the platform would
+    /// not unmap its range, which may still reach frames ([`super::Mmu::unmap`]'s contract), so
+    /// it is never handed out, purged or looked up again. Its frames (the caller's to deal with)
+    /// and pfn array must already be taken. Needs no unused node.
+    pub(super) fn strand(&mut self, i: u32) {
+        let n = self.pool.get_mut(i);
+        *n = Node { start: n.start, end: n.end, flags: VM_UNMAP_FAILED, ..Node::empty(NIL) };
+        self.busy.insert(&mut self.pool, i);
     }
 
     /// Moves busy area `i` to the lazy tree (`free_vmap_area_noflush`).

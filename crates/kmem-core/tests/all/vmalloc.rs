@@ -442,7 +442,8 @@ fn frame_cache_reuses_the_mapping_and_releases_on_shrink() {
 }
 
 /// VM-8: a freed area whose mapping the platform cannot take away keeps its frames (reported):
-/// they are never handed to a new owner the stale address still reaches.
+/// they are never handed to a new owner the stale address still reaches. Its range is kept too:
+/// it never goes lazy, so no purge hands it out to be mapped over (VM-3 goes past it).
 #[test]
 fn frames_stay_out_of_reuse_when_an_area_cannot_be_unmapped() {
     let region = Region::new(32 << 20);
@@ -464,6 +465,51 @@ fn frames_stay_out_of_reuse_when_an_area_cannot_be_unmapped() {
         assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is not free for reuse");
     }
     assert!(pa.platform().log.lock().unwrap().contains("cannot unmap a freed area of 3 pages; its frames are kept"));
+    assert_eq!(vm.lazy_pages(), 0, "VM-8: not lazily freed, so never purged");
+    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
+    assert_eq!(vm.vmalloc_to_pfn(p.as_ptr()), None, "VM-10: no live area there");
+    vm.check();
+    vm.reclaim_and_purge(&pa);
+    // The SimMmu panics on a map over a mapped page.
+    let q = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    assert!(q.as_ptr() as usize >= va + 4 * PAGE_SIZE, "VM-3 lowest fit past the kept range");
+    vm.check();
+}
+
+/// The frame cache's release (shrinker, purge) of an area the platform cannot unmap keeps its
+/// frames (leaked, reported) and its range for good; the pfn array goes back. `VmallocUsed`
+/// never counted the cached frames (VM-13).
+#[test]
+fn a_cached_area_that_cannot_be_unmapped_keeps_its_frames_and_range() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    warm_up(&pa, &vm);
+    let free_before = pa.total_free();
+    let p = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    let va = p.as_ptr() as usize;
+    let frames: Vec<usize> = (0..3).map(|i| vm.mmu().lookup(va + i * PAGE_SIZE).unwrap()).collect();
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
+    assert_eq!((vm.cached_areas(), vm.nr_vmalloc_pages()), (1, 0), "VM-13: cached frames are not counted");
+    vm.mmu().fail_unmap.store(true, Relaxed);
+    assert_eq!(vm.shrink(&pa, usize::MAX), 0, "nothing freed: the unmap was refused");
+    vm.mmu().fail_unmap.store(false, Relaxed);
+    assert_eq!(vm.cached_areas(), 0);
+    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
+    pa.drain_local_pages();
+    assert_eq!(pa.total_free(), free_before - 3, "the frames are kept, the page array freed");
+    for (i, &pfn) in frames.iter().enumerate() {
+        assert_eq!(vm.mmu().lookup(va + i * PAGE_SIZE), Some(pfn), "still mapped: the platform refused");
+        assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is not free for reuse");
+    }
+    let log = pa.platform().log.lock().unwrap().clone();
+    assert!(log.contains("cannot unmap a cached area of 3 pages; its frames are kept (leaked)"), "{log}");
+    vm.check();
+    vm.reclaim_and_purge(&pa);
+    // The SimMmu panics on a map over a mapped page.
+    let q = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
+    assert!(q.as_ptr() as usize >= va + 4 * PAGE_SIZE, "VM-3 lowest fit past the kept range");
+    vm.check();
 }
 
 /// `bind` follows the machine, not its address: a `Kmem` moved after binding (here into a
