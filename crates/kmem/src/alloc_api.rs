@@ -145,9 +145,12 @@ unsafe fn reallocate(
             Err(e) => return Err(e),
         }
     };
-    if zero && new.size() > old.size() {
-        // SAFETY: The block holds at least `new.size()` bytes; the first `old.size()` were kept.
-        unsafe { moved.as_ptr().add(old.size()).write_bytes(0, new.size() - old.size()) };
+    // `grow_zeroed`: every byte past the old contents of the block handed back is zero, up to
+    // its whole length (`size`, which the alignment may round above `new.size()`).
+    if zero && size > old.size() {
+        // SAFETY: The block holds at least `size` bytes (`krealloc` or `allocate` of `size`);
+        // the first `old.size()` were kept.
+        unsafe { moved.as_ptr().add(old.size()).write_bytes(0, size - old.size()) };
     }
     Ok(NonNull::slice_from_raw_parts(moved, size))
 }

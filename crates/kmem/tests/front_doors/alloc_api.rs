@@ -208,3 +208,40 @@ fn gfp_masks_pass_through_and_failures_are_alloc_errors() {
     }
     assert!(v.try_reserve(2048).is_ok());
 }
+
+/// Leaves `n` freed kmalloc objects of `size` full of 0xaa (the next ones handed out).
+fn dirty_class(m: &Machine, size: usize, n: usize) {
+    let objs: Vec<_> = (0..n).map(|_| m.kmalloc(size, GFP_KERNEL).unwrap()).collect();
+    for p in objs.into_iter().rev() {
+        // SAFETY: Ours: dirtied whole, freed once, unused afterwards.
+        unsafe {
+            p.as_ptr().write_bytes(0xaa, size);
+            m.kfree(p.as_ptr());
+        }
+    }
+}
+
+/// `grow_zeroed` zeroes the whole block it hands back past the old contents, also where the
+/// alignment rounds its length above the size asked for: moved (16 → 48 bytes) and in place
+/// (48 → 64 bytes of one kmalloc-64 object).
+#[test]
+fn grow_zeroed_zeroes_every_byte_of_the_block_it_returns() {
+    let m = machine();
+    let a = Kmalloc::new(&m, GFP_KERNEL);
+    for (old, new, in_place) in [(layout(16, 16), layout(33, 16), false), (layout(40, 16), layout(50, 16), true)] {
+        dirty_class(&m, 64, 64);
+        let p = a.allocate(old).unwrap().cast::<u8>();
+        // SAFETY: Ours, `old.size()` bytes.
+        unsafe { p.as_ptr().write_bytes(0x11, old.size()) };
+        // SAFETY: Ours, allocated with `old`.
+        let g = unsafe { a.grow_zeroed(p, old, new) }.unwrap();
+        assert_eq!(g.cast::<u8>() == p, in_place, "{old:?} -> {new:?}");
+        assert!(g.len() > new.size(), "the alignment rounds the length up: {}", g.len());
+        // SAFETY: Ours, `g.len()` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(g.cast::<u8>().as_ptr(), g.len()) };
+        assert!(bytes[..old.size()].iter().all(|&b| b == 0x11), "contents kept");
+        assert!(bytes[old.size()..].iter().all(|&b| b == 0), "{old:?} -> {new:?}: {bytes:x?}");
+        // SAFETY: Ours, now of layout `new`.
+        unsafe { a.deallocate(g.cast(), new) };
+    }
+}
