@@ -273,8 +273,8 @@ impl<P: Platform> Kmem<P> {
 
     /// The capacity `krealloc` may grow into in place (the class size for slab objects, the
     /// block for large ones), the recorded request size (0 for large ones) and the cache —
-    /// for a live kmalloc allocation only. A pointer inside a slab object, or the object this
-    /// CPU freed last ([`Kmem::last_freed_here`], `kfree`'s immediate double free), is `None`:
+    /// for a live kmalloc allocation only. A pointer inside a slab object, or an object known
+    /// to be free ([`Kmem::known_free`]: `kfree`'s double-free checks), is `None`:
     /// writing `capacity` bytes there would reach into a neighbour or an object handed out
     /// again. `report`: who to name in the report of a pointer that is no live allocation (a
     /// query passes `None`).
@@ -287,7 +287,7 @@ impl<P: Platform> Kmem<P> {
             // SAFETY: As in `kfree_at`.
             let s: &Cache = unsafe { &*found.cache };
             let interior = s.obj_index(found.base, ptr as usize).is_none();
-            if interior || self.last_freed_here(s, ptr) {
+            if interior || self.known_free(s, &found, ptr) {
                 if let Some((what, caller)) = report {
                     self.report_not_live(s, ptr, !interior, what, caller);
                 }

@@ -472,16 +472,17 @@ impl<P: Platform> Kmem<P> {
         self.with_hooks_pinned(cache, |s| self.return_objects(s, objs));
     }
 
-    /// Whether `obj` (an object start of `s`) is the last object freed to this CPU's array:
-    /// the free that `kfree`'s fast path refuses as an immediate double free, which a call
-    /// that treats `obj` as live (`krealloc`, `kfree_sensitive`'s zeroing) must refuse too.
-    /// Lock-free (the slot's guard); other CPUs' arrays and the slabs' freelists are not
-    /// searched, as `kfree`'s fast path does not search them.
-    pub(crate) fn last_freed_here(&self, s: &Cache, obj: *const u8) -> bool {
-        let Some(cpu) = self.platform().fast_cpu() else { return false };
+    /// Whether `obj` (an object start of `s`, found in slab `found`) is known to be free, as
+    /// `kfree` would find it: which a call that treats `obj` as live (`krealloc`,
+    /// `kfree_sensitive`'s zeroing) must refuse. For a cache with CPU arrays, the last object
+    /// freed to this CPU's array (the immediate double free its fast path refuses; lock-free,
+    /// other arrays and the slabs are not searched, as that free does not search them). For a
+    /// debug cache, which frees to the slab, its slab's freelist, as its free searches it.
+    pub(crate) fn known_free(&self, s: &Cache, found: &ObjSlab, obj: *const u8) -> bool {
         if !s.fast {
-            return false;
+            return self.on_slab_freelist(s, found, obj);
         }
+        let Some(cpu) = self.platform().fast_cpu() else { return false };
         let c = s.cpu(cpu);
         if !c.guard.enter() {
             return false;

@@ -458,7 +458,7 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// `list_slab_objects` for every slab still holding objects; returns how many are live.
-    pub(crate) fn report_remaining(&self, s: &Cache) -> usize {
+    pub(crate) fn report_remaining(&self, s: &Cache, caller: &Location<'_>) -> usize {
         let node = s.node.lock();
         let mut live = 0;
         for which in [Which::Partial, Which::Full] {
@@ -481,27 +481,20 @@ impl<P: Platform> Kmem<P> {
                         fp = unsafe { s.get_freepointer(fp) };
                         guard -= 1;
                     }
-                    if self.slab_report_allowed() {
-                        self.slab_bug(s, format_args!("Objects remaining on __kmem_cache_shutdown()"));
+                    // `list_slab_objects`: the header, each object still out with its
+                    // tracking, then `__slab_err`: the slab's summary and the warning.
+                    self.count_slab_report();
+                    self.slab_bug(s, format_args!("Objects remaining on __kmem_cache_shutdown()"));
+                    for i in (0..objects).filter(|i| free[i / 64] & (1 << (i % 64)) == 0) {
+                        let obj = s.obj_at(base, i);
                         self.platform().log(
                             Level::Err,
-                            format_args!(
-                                "Slab 0x{:x} objects={objects} used={inuse} fp=0x{:x} flags=0x{:x}(slab|head)",
-                                slab as usize,
-                                // SAFETY: As above.
-                                unsafe { (*slab).freelist } as usize,
-                                crate::memmap::pg::SLAB
-                            ),
+                            format_args!("Object 0x{:x} @offset={}", obj as usize, obj as usize - base as usize),
                         );
-                        for i in (0..objects).filter(|i| free[i / 64] & (1 << (i % 64)) == 0) {
-                            let obj = s.obj_at(base, i);
-                            self.platform().log(
-                                Level::Err,
-                                format_args!("Object 0x{:x} @offset={}", obj as usize, obj as usize - base as usize),
-                            );
-                            self.print_tracking(s, obj);
-                        }
+                        self.print_tracking(s, obj);
                     }
+                    self.print_slab_info(slab);
+                    self.slab_warn("__slab_err", caller);
                 }
                 // SAFETY: As above.
                 cur = unsafe { node.next_of(slab) };

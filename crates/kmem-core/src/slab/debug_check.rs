@@ -98,9 +98,8 @@ impl<P: Platform> Kmem<P> {
 
     /// `slab_fix`: a `FIX <cache>: …` line (counts one report).
     pub(crate) fn slab_fix(&self, s: &Cache, msg: fmt::Arguments<'_>) {
-        if self.slab_report_allowed() {
-            self.platform().log(Level::Err, format_args!("FIX {}: {msg}", s.name()));
-        }
+        self.count_slab_report();
+        self.platform().log(Level::Err, format_args!("FIX {}: {msg}", s.name()));
     }
 
     /// `print_slab_info`: `Slab 0x… objects=… used=… fp=0x… flags=…`.
@@ -120,16 +119,14 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// The `WARN_ON(1)` of `object_err`/`slab_err`.
-    fn slab_warn(&self, func: &str, caller: &Location<'_>) {
+    pub(crate) fn slab_warn(&self, func: &str, caller: &Location<'_>) {
         self.platform().log(Level::Warning, format_args!("WARNING: at mm/slub.c {func} (called from {caller})"));
         self.platform().dump_stack(caller);
     }
 
     /// `slab_err`: a `BUG` header, the slab's summary and a warning (counts one report).
     pub(crate) fn slab_err(&self, s: &Cache, slab: *mut Slab, msg: fmt::Arguments<'_>, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         self.slab_bug(s, msg);
         self.print_slab_info(slab);
         self.slab_warn("slab_err", caller);
@@ -147,8 +144,8 @@ impl<P: Platform> Kmem<P> {
         count: bool,
         caller: &Location<'_>,
     ) {
-        if count && !self.slab_report_allowed() {
-            return;
+        if count {
+            self.count_slab_report();
         }
         self.slab_bug(s, format_args!("{reason}"));
         if obj.is_null() || !self.check_valid_pointer(s, at, obj) {
@@ -226,20 +223,19 @@ impl<P: Platform> Kmem<P> {
         let last = bytes.iter().rposition(|&b| b != value).unwrap_or(first);
         let fault = start.wrapping_add(first);
         let end = start.wrapping_add(last + 1);
-        if self.slab_report_allowed() {
-            self.platform().log(
-                Level::Err,
-                format_args!(
-                    "[{what} overwritten] 0x{:x}-0x{:x} @offset={}. First byte 0x{:x} instead of 0x{value:x}",
-                    fault as usize,
-                    end as usize - 1,
-                    fault as usize - at.base as usize,
-                    bytes[first]
-                ),
-            );
-            if dump {
-                self.object_err(s, at, obj, "Object corrupt", false, caller);
-            }
+        self.count_slab_report();
+        self.platform().log(
+            Level::Err,
+            format_args!(
+                "[{what} overwritten] 0x{:x}-0x{:x} @offset={}. First byte 0x{:x} instead of 0x{value:x}",
+                fault as usize,
+                end as usize - 1,
+                fault as usize - at.base as usize,
+                bytes[first]
+            ),
+        );
+        if dump {
+            self.object_err(s, at, obj, "Object corrupt", false, caller);
         }
         self.restore_bytes(s, what, value, fault, end);
         false
@@ -553,6 +549,16 @@ impl<P: Platform> Kmem<P> {
             return false;
         }
         !consistency || self.check_object(s, at, obj, SLUB_RED_ACTIVE, caller)
+    }
+
+    /// Whether `obj`, an object start in slab `found` of `s`, is on the slab's freelist (a
+    /// quiet, bounded search under the node lock; nothing reported).
+    pub(crate) fn on_slab_freelist(&self, s: &Cache, found: &super::alloc::ObjSlab, obj: *const u8) -> bool {
+        let _node = s.node.lock();
+        let at = SlabAt { slab: found.slab, base: found.base as *mut u8 };
+        // SAFETY: The node lock is held and `found` is the slab holding `obj` (its page says
+        // so), a slab of `s`.
+        unsafe { quiet_on_freelist(s, at, obj.cast_mut()) }
     }
 
     /// `validate_slab`: the slab, its freelist, then (debug caches) every object against the

@@ -88,9 +88,7 @@ impl<P: Platform> Kmem<P> {
     #[cold]
     #[inline(never)]
     pub(crate) fn report_not_cache(&self, cache: CacheRef, export: &str, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         self.platform().log(
             Level::Alert,
             format_args!(

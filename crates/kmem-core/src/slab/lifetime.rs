@@ -187,19 +187,18 @@ impl<P: Platform> Kmem<P> {
             if s.ops.hand_back() {
                 return (Teardown::Handed, slab_pages);
             }
-            let live = self.report_remaining(s);
+            let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
+            let live = self.report_remaining(s, caller);
             if live > 0 || s.node.lock().nr_slabs > 0 {
-                let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
-                if self.slab_report_allowed() {
-                    self.platform().log(
-                        Level::Warning,
-                        format_args!(
-                            "WARNING: at {caller} kmem_cache_destroy\nkmem_cache_destroy {}: Slab cache still has objects when called from {caller}",
-                            s.name()
-                        ),
-                    );
-                    self.platform().dump_stack(caller);
-                }
+                self.count_slab_report();
+                self.platform().log(
+                    Level::Warning,
+                    format_args!(
+                        "WARNING: at {caller} kmem_cache_destroy\nkmem_cache_destroy {}: Slab cache still has objects when called from {caller}",
+                        s.name()
+                    ),
+                );
+                self.platform().dump_stack(caller);
                 return (Teardown::Kept(live), slab_pages);
             }
             (s.mem_order, s.destroy.lock().release.take(), slab_pages)

@@ -125,8 +125,6 @@ pub struct Slabs {
     pub(crate) large_kmalloc_pages: AtomicUsize,
     /// Pages holding cache structures.
     pub(crate) cache_pages: AtomicUsize,
-    /// Rate limit of slab error reports.
-    pub(crate) report_rs: Ratelimit,
     /// Rate limit of `slab_out_of_memory`.
     pub(crate) oom_rs: Ratelimit,
     /// Slabs of `SLAB_TYPESAFE_BY_RCU` caches waiting for a grace period.
@@ -163,7 +161,6 @@ impl Slabs {
             kmalloc: core::array::from_fn(|_| core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
             large_kmalloc_pages: AtomicUsize::new(0),
             cache_pages: AtomicUsize::new(0),
-            report_rs: Ratelimit::default_kernel(),
             oom_rs: Ratelimit::default_kernel(),
             rcu: crate::rcu::Rcu::new(),
             debug: debug::DebugState::new(),

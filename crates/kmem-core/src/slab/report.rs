@@ -1,9 +1,10 @@
 //! Reports of slab misuse in the kernel's words (SEMANTICS §3.8): `slab_bug` headers, the
 //! wrong-cache warning (SL-18), double frees (SL-16), pointers that are not objects.
 //!
-//! Every report goes to the machine's log, rate-limited together, and counts in
-//! [`super::Slabs::errors`] so tests can expect an exact number of reports (the `slab_errors`
-//! counter of `slub_kunit`). The operation that was reported is never carried out.
+//! Every report goes to the machine's log, each time (the kernel rate-limits none of them: a
+//! misuse in a loop is reported in a loop), and counts in [`super::Slabs::errors`] so tests
+//! can expect an exact number of reports (the `slab_errors` counter of `slub_kunit`). The
+//! operation that was reported is never carried out.
 
 use core::fmt;
 use core::panic::Location;
@@ -12,13 +13,12 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::cache::Cache;
 use crate::kmem::Kmem;
 use crate::platform::{Level, Platform};
-use crate::report::Verdict;
 
 impl<P: Platform> Kmem<P> {
-    /// Counts one report and says whether to print it.
-    pub(crate) fn slab_report_allowed(&self) -> bool {
+    /// Counts one report (each is printed: the kernel's `slab_bug`, `slab_err`, `object_err`
+    /// and `slab_fix` are not rate-limited).
+    pub(crate) fn count_slab_report(&self) {
         self.slabs.errors.fetch_add(1, Relaxed);
-        self.slabs.report_rs.check(self.platform().now_ns()) != Verdict::Suppress
     }
 
     /// `slab_bug`: the `BUG <cache> (Not tainted): <message>` header block.
@@ -31,9 +31,7 @@ impl<P: Platform> Kmem<P> {
     /// `kmem_cache_free(s, p)` with `p` from another cache (`cache_from_obj`).
     #[cold]
     pub(crate) fn report_wrong_cache(&self, given: &Cache, real: &Cache, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         self.platform().log(
             Level::Warning,
             format_args!(
@@ -48,9 +46,7 @@ impl<P: Platform> Kmem<P> {
     /// A free of a pointer inside a slab that is not the start of an object.
     #[cold]
     pub(crate) fn report_invalid_object(&self, s: &Cache, obj: *mut u8, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         self.slab_bug(s, format_args!("Invalid object pointer 0x{:x}", obj as usize));
         self.platform().log(Level::Err, format_args!("FIX {}: Object at 0x{:x} not freed", s.name(), obj as usize));
         self.platform().dump_stack(caller);
@@ -61,9 +57,7 @@ impl<P: Platform> Kmem<P> {
     /// call does nothing to it.
     #[cold]
     pub(crate) fn report_not_live(&self, s: &Cache, obj: *const u8, freed: bool, what: &str, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         if freed {
             self.slab_bug(s, format_args!("Object 0x{:x} already free", obj as usize));
         } else {
@@ -78,9 +72,7 @@ impl<P: Platform> Kmem<P> {
     /// `set_freepointer`). kmem reports it and keeps the object out, instead of crashing.
     #[cold]
     pub(crate) fn report_double_free(&self, s: &Cache, obj: *mut u8, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         self.platform().log(
             Level::Emerg,
             format_args!(
@@ -95,9 +87,7 @@ impl<P: Platform> Kmem<P> {
     /// A free of an address that is in no slab (and is not a large kmalloc).
     #[cold]
     pub(crate) fn report_not_slab(&self, obj: *const u8, what: &str, caller: &Location<'_>) {
-        if !self.slab_report_allowed() {
-            return;
-        }
+        self.count_slab_report();
         let pfn = self.virt_to_pfn(obj);
         let detail = match pfn {
             Some(pfn) => {

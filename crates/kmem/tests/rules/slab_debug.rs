@@ -529,3 +529,89 @@ fn init_on_alloc_and_init_on_free_on_debug_caches() {
     destroy(&m, pc);
     destroy(&m, zc);
 }
+
+/// SL-15/SL-16: debug reports are not rate-limited (the kernel's `slab_bug`, `slab_err`,
+/// `object_err` and `slab_fix` print every time): every double free of a loop is in the log.
+#[test]
+fn sl16_every_debug_report_is_printed() {
+    let m = machine();
+    let c = cache(&m, "dfree8", 64, FZPU);
+    let keep = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    let ps: Vec<_> = (0..8).map(|_| m.kmem_cache_alloc(c, GFP_KERNEL).unwrap()).collect();
+    for &p in &ps {
+        free(&m, c, p);
+    }
+    let n = errors(&m, || {
+        for &p in &ps {
+            free(&m, c, p);
+        }
+    });
+    assert_eq!(n, 16, "counted: 8 reports + 8 FIX lines");
+    for &p in &ps {
+        let fix = format!("FIX dfree8: Object at 0x{:x} not freed", p.as_ptr() as usize);
+        assert_eq!(count_log(&m, &fix), 1, "missing from the log: {fix}");
+    }
+    assert_eq!(count_log(&m, "BUG dfree8 (Not tainted): Object already free"), 8);
+    free(&m, c, keep);
+    destroy(&m, c);
+}
+
+/// KM-9 with and without slub_debug: `krealloc` of an object just `kfree`d is refused and
+/// reported (`Object 0x… already free`, nothing written); with debugging, kmem writing into
+/// the free object would then show as `Poison overwritten` at the next allocation.
+#[test]
+fn krealloc_of_a_freed_object_is_refused_with_and_without_slub_debug() {
+    for spec in [None, Some("FZPU,kmalloc-64")] {
+        let mut b = builder(Profile::I386, 64);
+        if let Some(s) = spec {
+            b = b.slub_debug(s);
+        }
+        let m = b.build().unwrap();
+        let keep = m.kmalloc(40, GFP_KERNEL).unwrap();
+        let p = m.kmalloc(40, GFP_KERNEL).unwrap();
+        kfree(&m, p);
+        // SAFETY: Deliberate misuse: `p` was freed just above.
+        let r = unsafe { m.krealloc(p.as_ptr(), 48, GFP_KERNEL) };
+        assert!(r.is_err(), "{spec:?}: krealloc of a freed object returned {r:?}");
+        assert_eq!(count_log(&m, &format!("Object 0x{:x} already free", p.as_ptr() as usize)), 1, "{spec:?}");
+        // The next allocation finds nothing damaged (no `Poison overwritten` caused by kmem).
+        let before = m.slabs().errors();
+        let q = m.kmalloc(40, GFP_KERNEL).unwrap();
+        assert_eq!(m.slabs().errors() - before, 0, "{spec:?}: {:#?}", log_lines(&m));
+        kfree(&m, q);
+        kfree(&m, keep);
+    }
+}
+
+/// KM-12: `kfree_sensitive` of an object already free (a debug cache's) is refused without
+/// zeroing it: the free object keeps its poison.
+#[test]
+fn kfree_sensitive_of_a_freed_debug_object_writes_nothing() {
+    let m = builder(Profile::I386, 64).slub_debug("FZPU,kmalloc-64").build().unwrap();
+    let keep = m.kmalloc(40, GFP_KERNEL).unwrap();
+    let p = m.kmalloc(40, GFP_KERNEL).unwrap();
+    kfree(&m, p);
+    // SAFETY: Deliberate misuse.
+    unsafe { m.kfree_sensitive(p.as_ptr()) };
+    assert_eq!(bytes(p, 0..63), vec![POISON_FREE; 63], "kfree_sensitive wiped a free object");
+    kfree(&m, keep);
+}
+
+/// SL-12 / §3.7: a `slab_bug` header, then `Object 0x%p @offset=%tu` and tracking for each
+/// live object, then the slab's summary (`%pGp`: an order-0 slab is no compound `head`) and a
+/// WARN, as `list_slab_objects` and `__slab_err` print them.
+#[test]
+fn sl12_destroy_report_lists_objects_then_the_slab_with_its_flags() {
+    let m = machine();
+    let c = cache(&m, "leaky", 64, SLAB_STORE_USER);
+    let p = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    assert_eq!(m.cache(c).unwrap().order(), 0);
+    // SAFETY: The cache is not used again.
+    assert!(unsafe { m.kmem_cache_destroy(c) }.is_err());
+    let lines = log_lines(&m);
+    let slab = lines.iter().position(|l| l.starts_with("Slab 0x")).expect("slab line");
+    let obj =
+        lines.iter().position(|l| l.starts_with(&format!("Object 0x{:x} @offset=", p.as_ptr() as usize))).unwrap();
+    assert!(lines[slab].ends_with("flags=0x8(slab)"), "{}", lines[slab]);
+    assert!(slab > obj, "slab info comes after the objects: {lines:#?}");
+}
