@@ -458,21 +458,28 @@ fn frames_stay_out_of_reuse_when_an_area_cannot_be_unmapped() {
     // SAFETY: The test's own area (or none: refused), unused afterwards.
     unsafe { vm.vfree(&pa, p.as_ptr()) };
     vm.mmu().fail_unmap.store(false, std::sync::atomic::Ordering::Relaxed);
-    pa.drain_local_pages();
-    assert_eq!(pa.total_free(), free_before - 3, "the three frames are kept, the page array freed");
-    assert_eq!(vm.mmu().lookup(va), Some(frames[0]), "still mapped: the platform refused");
-    for &pfn in &frames {
-        assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is not free for reuse");
-    }
     assert!(pa.platform().log.lock().unwrap().contains("cannot unmap a freed area of 3 pages; its frames are kept"));
     assert_eq!(vm.lazy_pages(), 0, "VM-8: not lazily freed, so never purged");
-    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
     assert_eq!(vm.vmalloc_to_pfn(p.as_ptr()), None, "VM-10: no live area there");
+    assert_kept_for_good(&pa, &vm, va, &frames, free_before);
+}
+
+/// After the platform refused to unmap the area of `frames` at `va`: its frames stay allocated
+/// and mapped (everything else came back: `free_before` less the frames), one failure is
+/// counted, and the range is never handed out again (VM-3: the next area of the same size lies
+/// past it; the SimMmu panics on a map over a mapped page).
+fn assert_kept_for_good(pa: &Kmem<Board>, vm: &Vmalloc<SimMmu>, va: usize, frames: &[usize], free_before: usize) {
+    pa.drain_local_pages();
+    assert_eq!(pa.total_free(), free_before - frames.len(), "the frames are kept, the page array freed");
+    for (i, &pfn) in frames.iter().enumerate() {
+        assert_eq!(vm.mmu().lookup(va + i * PAGE_SIZE), Some(pfn), "still mapped: the platform refused");
+        assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is not free for reuse");
+    }
+    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
     vm.check();
-    vm.reclaim_and_purge(&pa);
-    // The SimMmu panics on a map over a mapped page.
-    let q = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
-    assert!(q.as_ptr() as usize >= va + 4 * PAGE_SIZE, "VM-3 lowest fit past the kept range");
+    vm.reclaim_and_purge(pa);
+    let q = vm.vmalloc(pa, frames.len() * PAGE_SIZE).unwrap();
+    assert!(q.as_ptr() as usize >= va + (frames.len() + 1) * PAGE_SIZE, "VM-3 lowest fit past the kept range");
     vm.check();
 }
 
@@ -495,21 +502,9 @@ fn a_cached_area_that_cannot_be_unmapped_keeps_its_frames_and_range() {
     assert_eq!(vm.shrink(&pa, usize::MAX), 0, "nothing freed: the unmap was refused");
     vm.mmu().fail_unmap.store(false, Relaxed);
     assert_eq!(vm.cached_areas(), 0);
-    assert_eq!(vm.stats().unmap_failures.load(Relaxed), 1);
-    pa.drain_local_pages();
-    assert_eq!(pa.total_free(), free_before - 3, "the frames are kept, the page array freed");
-    for (i, &pfn) in frames.iter().enumerate() {
-        assert_eq!(vm.mmu().lookup(va + i * PAGE_SIZE), Some(pfn), "still mapped: the platform refused");
-        assert!(pa.pfn_to_page(pfn).unwrap().is_allocated(), "pfn {pfn:#x} is not free for reuse");
-    }
     let log = pa.platform().log.lock().unwrap().clone();
     assert!(log.contains("cannot unmap a cached area of 3 pages; its frames are kept (leaked)"), "{log}");
-    vm.check();
-    vm.reclaim_and_purge(&pa);
-    // The SimMmu panics on a map over a mapped page.
-    let q = vm.vmalloc(&pa, 3 * PAGE_SIZE).unwrap();
-    assert!(q.as_ptr() as usize >= va + 4 * PAGE_SIZE, "VM-3 lowest fit past the kept range");
-    vm.check();
+    assert_kept_for_good(&pa, &vm, va, &frames, free_before);
 }
 
 /// `bind` follows the machine, not its address: a `Kmem` moved after binding (here into a
