@@ -292,14 +292,18 @@ pub const META_BYTES_PER_PAGE: usize = size_of::<Page>();
 /// The page array and the pageblock migratetype array for `[start_pfn, end_pfn)`.
 ///
 /// # Invariants
-/// `pages` points to `end_pfn - start_pfn` `Page`s and `blocks` to one byte per pageblock of
-/// that range; both stay valid for the life of the `MemMap`.
+/// `pages` points to `end_pfn - start_pfn` `Page`s and `blocks` to one byte per pageblock the
+/// range touches (pageblocks are naturally aligned in pfns; entry 0 is `first_block`'s); both
+/// stay valid for the life of the `MemMap`.
 pub struct MemMap {
     pages: NonNull<Page>,
     blocks: NonNull<AtomicU8>,
     start_pfn: usize,
     end_pfn: usize,
     pageblock_order: u32,
+    /// The pageblock `start_pfn` lies in (`start_pfn >> pageblock_order`): entry 0 of the
+    /// pageblock array.
+    first_block: usize,
 }
 
 // SAFETY: The arrays hold only atomics, and the `MemMap` is their sole owner.
@@ -327,7 +331,7 @@ impl MemMap {
     /// allocator walks pageblocks at their natural alignment.
     #[inline(always)]
     const fn block_index(&self, pfn: usize) -> usize {
-        (pfn >> self.pageblock_order) - (self.start_pfn >> self.pageblock_order)
+        (pfn >> self.pageblock_order) - self.first_block
     }
 
     /// Builds the map over `storage`, which must hold [`Self::bytes_needed`] bytes.
@@ -352,7 +356,8 @@ impl MemMap {
         }
         // SAFETY: `nr * 16 <= bytes`, so the block array starts inside `storage`.
         let blocks = unsafe { storage.add(nr * size_of::<Page>()) }.cast::<AtomicU8>();
-        Self { pages: storage.cast(), blocks, start_pfn, end_pfn, pageblock_order }
+        let first_block = start_pfn >> pageblock_order;
+        Self { pages: storage.cast(), blocks, start_pfn, end_pfn, pageblock_order, first_block }
     }
 
     /// First pfn covered.
