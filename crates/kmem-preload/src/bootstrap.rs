@@ -22,6 +22,16 @@ use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+thread_local! {
+    /// This thread holds the bootstrap lock for a fork in progress (`lock_for_fork`).
+    static FORK_HELD: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Whether this thread holds the bootstrap lock for a fork in progress.
+fn held_for_fork() -> bool {
+    FORK_HELD.try_with(core::cell::Cell::get).unwrap_or(false)
+}
+
 /// Bytes of address space reserved for the arena (sparse: untouched pages cost nothing).
 pub const ARENA_BYTES: usize = 1 << 30;
 /// Bytes per run; runs (and so large blocks) are aligned to this.
@@ -129,12 +139,18 @@ impl Bootstrap {
     }
 
     fn lock(&self) {
+        if held_for_fork() {
+            return; // This thread holds it for the fork in progress (see `lock_for_fork`).
+        }
         while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             crate::sys::relax();
         }
     }
 
     fn unlock(&self) {
+        if held_for_fork() {
+            return;
+        }
         self.locked.store(false, Ordering::Release);
     }
 
@@ -149,13 +165,18 @@ impl Bootstrap {
     }
 
     /// Takes the lock for a `fork` (prepare handler); the other two calls give it back.
+    /// The holder (the forking thread) passes the lock until `unlock_after_fork`: other
+    /// libraries' fork handlers may allocate on it meanwhile, and no other thread is in the
+    /// library then (the gate is closed).
     pub fn lock_for_fork(&self) {
         self.lock();
+        let _ = FORK_HELD.try_with(|h| h.set(true));
     }
 
     /// Gives the lock back after a `fork`, in the parent or in the child (where the holder is
     /// the only thread).
     pub fn unlock_after_fork(&self) {
+        let _ = FORK_HELD.try_with(|h| h.set(false));
         self.unlock();
     }
 

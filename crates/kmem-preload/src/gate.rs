@@ -13,7 +13,9 @@
 //!
 //! Records live in bootstrap memory on a push-only list (never freed); a thread takes one on
 //! its first call and a `pthread` key destructor hands it back at thread exit for reuse.
-//! Lock order: the gate, then the machine's fork lock, then the bootstrap heap's lock.
+//! Lock order: the gate, then the machine's fork lock, then the bootstrap heap's lock. The
+//! thread that closed the gate passes it while a fork is under way (other libraries' fork
+//! handlers run on it then, and may allocate): it holds both locks, which let it through.
 
 use core::cell::Cell;
 use core::ptr;
@@ -32,6 +34,12 @@ pub struct Record {
 
 static RECORDS: AtomicPtr<Record> = AtomicPtr::new(ptr::null_mut());
 static CLOSED: AtomicBool = AtomicBool::new(false);
+/// The record of the thread that closed the gate (null while it is open). That thread passes
+/// the closed gate: between `fork`'s prepare handlers and its parent/child handlers it runs
+/// other libraries' fork handlers, registered before ours, which may allocate; every other
+/// thread is outside, so it is alone in the library, and the locks the fork holds (the
+/// machine's fork lock, the bootstrap heap's lock) let their holder through.
+static CLOSER: AtomicPtr<Record> = AtomicPtr::new(ptr::null_mut());
 /// 0: not yet known; 1: `membarrier` works (light side is a compiler fence); 2: full fences.
 static MEMBARRIER: AtomicU8 = AtomicU8::new(0);
 static EXIT_KEY: OnceLock<Option<ExitKey>> = OnceLock::new();
@@ -141,7 +149,7 @@ pub fn enter() -> Option<Inside> {
     loop {
         record.inside.store(true, Ordering::Relaxed);
         light_barrier();
-        if !CLOSED.load(Ordering::Relaxed) {
+        if !CLOSED.load(Ordering::Relaxed) || ptr::eq(record, CLOSER.load(Ordering::Relaxed)) {
             return Some(Inside { record });
         }
         record.inside.store(false, Ordering::Release);
@@ -152,11 +160,15 @@ pub fn enter() -> Option<Inside> {
 }
 
 /// Closes the gate (fork prepare): waits for another fork to finish, then until no thread is
-/// inside. The caller must not be inside itself.
+/// inside. The caller must not be inside itself; it passes the gate until [`open`].
 pub fn close() {
+    // The closer's own record first (made now if it has none: nothing is closed yet).
+    let mine = MINE.try_with(Cell::get).unwrap_or(ptr::null());
+    let mine = if mine.is_null() { register().map_or(ptr::null(), ptr::from_ref) } else { mine };
     while CLOSED.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         sys::relax();
     }
+    CLOSER.store(mine.cast_mut(), Ordering::Relaxed);
     if MEMBARRIER.load(Ordering::Acquire) == 1 {
         kmem::sys::heavy_barrier();
     } else {
@@ -171,6 +183,7 @@ pub fn close() {
 
 /// Opens the gate again (fork parent; and the child, after [`forget_other_threads`]).
 pub fn open() {
+    CLOSER.store(ptr::null_mut(), Ordering::Relaxed);
     CLOSED.store(false, Ordering::Release);
 }
 

@@ -456,3 +456,31 @@ fn a_bad_stats_on_exit_value_is_named_and_means_no_statistics() {
     assert!(r.stderr.contains("kmem_preload: invalid KMEM_STATS_ON_EXIT=\"maybe\": expected 1 or 0"), "{}", r.stderr);
     assert!(!r.stderr.contains("/proc/slabinfo"), "no statistics: {}", r.stderr);
 }
+
+/// POSIX `pthread_atfork`: fork handlers may allocate. A library's handlers registered before
+/// the preload's (from its constructor, before the first `malloc`) run on the forking thread
+/// while the preload's gate is closed; they pass it instead of waiting for it forever.
+#[test]
+fn fork_handlers_of_other_libraries_may_allocate() {
+    let dir = Scratch::new("atfork");
+    let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
+    let gcc = which("gcc");
+    let mut lib = command(&gcc, dir.path());
+    lib.args(["-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread", "-o", "libatfork.so"])
+        .arg(c.join("atfork_lib.c"));
+    run(lib, "gcc atfork_lib.c");
+    let mut exe = command(&gcc, dir.path());
+    exe.args(["-O1", "-Wall", "-Werror", "-pthread", "-o", "atfork"]).arg(c.join("atfork.c")).args([
+        "-Wl,--no-as-needed",
+        "-L.",
+        "-latfork",
+        "-Wl,-rpath,$ORIGIN",
+    ]);
+    run(exe, "gcc atfork.c");
+    let plain = run(command(&dir.path().join("atfork"), dir.path()), "atfork (glibc malloc)");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "forks ok\n");
+    let mut cmd = command(&dir.path().join("atfork"), dir.path());
+    cmd.env("LD_PRELOAD", preload_so());
+    let kmem = run(cmd, "atfork (LD_PRELOAD)");
+    assert_eq!(String::from_utf8_lossy(&kmem.stdout), "forks ok\n", "{}", tail(&kmem.stderr));
+}
