@@ -389,8 +389,8 @@ impl<P: Platform> Kmem<P> {
             if c.guard.enter() {
                 // Owner inside the guard.
                 let n = c.count.load(Relaxed) as usize;
-                // SAFETY: `objs[..n]` are initialised.
-                if n > 0 && unsafe { *c.objs.add(n - 1) } == obj {
+                // SAFETY: Owner inside the guard; `n` is the count.
+                if unsafe { c.top_is(n, obj) } {
                     c.guard.exit();
                     self.report_double_free(s, obj, caller);
                     return;
@@ -426,8 +426,8 @@ impl<P: Platform> Kmem<P> {
                 // Owner inside the guard. The array is not necessarily full: a drainer may have
                 // emptied it since `slab_free` saw it full or found the slot claimed.
                 let mut count = c.count.load(Relaxed) as usize;
-                // SAFETY: `objs[..count]` are initialised.
-                if count > 0 && unsafe { *c.objs.add(count - 1) } == obj {
+                // SAFETY: Owner inside the guard; `count` is the count.
+                if unsafe { c.top_is(count, obj) } {
                     c.guard.exit();
                     self.report_double_free(s, obj, caller);
                     return;
@@ -487,9 +487,8 @@ impl<P: Platform> Kmem<P> {
         if !c.guard.enter() {
             return false;
         }
-        let n = c.count.load(Relaxed) as usize;
-        // SAFETY: `objs[..n]` are initialised; we are inside the slot's guard.
-        let top = n > 0 && unsafe { *c.objs.add(n - 1) }.cast_const() == obj;
+        // SAFETY: Owner inside the guard, with the array's count.
+        let top = unsafe { c.top_is(c.count.load(Relaxed) as usize, obj) };
         c.guard.exit();
         top
     }

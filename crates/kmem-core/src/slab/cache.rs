@@ -113,6 +113,19 @@ pub(crate) struct CpuCache {
 // holds the slot's claim (the `SlotGuard` handshake), never by both.
 unsafe impl Sync for CpuCache {}
 
+impl CpuCache {
+    /// Whether `obj` is the top of the array (holding `n` objects): the object freed last
+    /// here, whose free again is the immediate double free (`BUG_ON(object == fp)`).
+    ///
+    /// # Safety
+    /// The caller owns the array (the slot's owner inside the guard) and `n` is its count.
+    #[inline(always)]
+    pub(crate) unsafe fn top_is(&self, n: usize, obj: *const u8) -> bool {
+        // SAFETY: `objs[..n]` are initialised entries of an array the caller owns.
+        n > 0 && unsafe { *self.objs.add(n - 1) }.cast_const() == obj
+    }
+}
+
 /// Counters of one cache (SLUB's `CONFIG_SLUB_STATS` subset), besides the per-CPU fast-path
 /// counts.
 #[derive(Default)]
@@ -246,7 +259,7 @@ impl Cache {
     /// The pages of one slab of this cache holding `objects` objects: the preferred order's,
     /// or the minimum order's for a slab made at the fallback order (fewer objects).
     pub(crate) fn slab_pages_of(&self, objects: usize) -> usize {
-        1 << if objects < self.objects as usize { self.min_order } else { self.order }
+        1 << if super::node::made_at_fallback(objects, self.objects as usize) { self.min_order } else { self.order }
     }
 
     /// The pages of the slabs on `node` (this cache's, locked), each at its own order.

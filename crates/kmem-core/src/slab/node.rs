@@ -38,6 +38,12 @@ pub(crate) enum Which {
     Full,
 }
 
+/// Whether a slab holding `objects` objects, of a cache whose preferred-order slabs hold
+/// `per_slab`, was made at the minimum order (`allocate_slab`'s fallback): it holds fewer.
+pub(crate) const fn made_at_fallback(objects: usize, per_slab: usize) -> bool {
+    objects < per_slab
+}
+
 /// The node state of one cache.
 pub(crate) struct Node {
     /// Direct-map base address (descriptor offsets are relative to it).
@@ -75,7 +81,7 @@ impl Node {
 
     /// Whether a slab of `objects` objects was made at the minimum order.
     fn is_fallback(&self, objects: usize) -> bool {
-        objects < self.per_slab
+        made_at_fallback(objects, self.per_slab)
     }
 
     /// The pages of the node's slabs, each at the order it was made at (`order` preferred,
