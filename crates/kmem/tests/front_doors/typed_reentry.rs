@@ -295,7 +295,9 @@ fn kswapd_tears_down_a_cache_destroyed_inside_its_own_allocation_without_memory_
     *stash.lock().unwrap() = Some(cache);
     let obj = m.kmem_cache_alloc(raw, GFP_KERNEL).expect("the allocation completes");
     assert!(!m.cache_listed("fd_reent_kswapd"), "destroyed");
-    assert_eq!(count_log(&m, "still has objects"), 0, "the teardown waits for a maintenance pass");
+    // That the teardown waits for a maintenance pass is the test above's (with reclaim as the
+    // pass); here kswapd's pass may come at any moment, even before this line, so only its
+    // coming is asserted.
     // No allocation, no reclaim: kswapd's once-a-second pass tears the orphan down, which
     // reports the object the allocation returned (SL-12).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
