@@ -134,6 +134,29 @@ fn bad_environment_names_the_variable_and_exits_3() {
     }
 }
 
+/// DESIGN §3 (bad values give a clear error naming the variable) with PA-10/§2.3: a
+/// `KMEM_MIN_FREE_KBYTES` whose watermarks leave no lowmem to allocate is a bad environment
+/// value (exit 3, the variable named, the largest usable value given), not a machine whose
+/// first allocation is an OOM. The largest value it names works; one more is refused.
+#[test]
+fn a_min_free_kbytes_that_leaves_no_memory_is_refused_naming_the_variable() {
+    let prefix = "kmem: invalid KMEM_MIN_FREE_KBYTES=";
+    let o = kmem(&["stat", "slabinfo", "--workload", "slab"], &[("KMEM_MIN_FREE_KBYTES", "2147483647")]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let expected = "\"2147483647\": expected a number of kilobytes from 0 to ";
+    assert!(err.starts_with(&format!("{prefix}{expected}")), "{err}");
+    assert!(err.ends_with(" lowmem pages no room above the high watermark)\n"), "{err}");
+    let max: usize = err[prefix.len() + expected.len()..].split(' ').next().and_then(|n| n.parse().ok()).unwrap();
+    let ok = kmem(&["stat", "slabinfo", "--workload", "slab"], &[("KMEM_MIN_FREE_KBYTES", &max.to_string())]);
+    assert!(ok.status.success(), "{max}: {}", String::from_utf8_lossy(&ok.stderr));
+    let over = (max + 1).to_string();
+    let o = kmem(&["stat", "meminfo"], &[("KMEM_MIN_FREE_KBYTES", &over)]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with(&format!("{prefix}\"{over}\": expected a number of kilobytes from 0 to {max} ")), "{err}");
+}
+
 #[test]
 fn stat_buddyinfo_after_fragment_workload() {
     let fresh = stdout(&kmem(&["stat", "buddyinfo"], &[]));

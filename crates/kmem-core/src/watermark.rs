@@ -162,6 +162,37 @@ pub fn setup_wmarks(
     out
 }
 
+/// The largest `min_free_kbytes` (at most `i32::MAX`, the sysctl's type) whose high
+/// watermarks from [`setup_wmarks`], summed over the lowmem zones, stay below those zones'
+/// managed pages: above it, kswapd's balance target (the high watermark, which the fast path's
+/// low and the slow path's min watermark scale with) leaves no lowmem to allocate. `None` if
+/// not even 0 does, which only a scale factor above the sysctl's 3000 can cause. The kernel's
+/// sysctl has no upper bound; its computed default stays in 128..=262144 (§2.3).
+#[must_use]
+pub fn max_min_free_kbytes(zones: &[(ZoneType, usize)], watermark_scale_factor: usize) -> Option<usize> {
+    let lowmem = || zones.iter().enumerate().filter(|(_, (kind, _))| !kind.is_highmem());
+    let managed: usize = lowmem().map(|(_, &(_, m))| m).sum();
+    let fits = |kbytes: usize| {
+        let marks = setup_wmarks(zones, kbytes, watermark_scale_factor);
+        lowmem().map(|(i, _)| marks[i][2]).sum::<usize>() < managed
+    };
+    if !fits(0) {
+        return None;
+    }
+    // The high watermark grows with `min_free_kbytes`: bisect. `lo` fits; `hi` does not or lies
+    // past the sysctl's range.
+    let (mut lo, mut hi) = (0usize, i32::MAX as usize + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
 /// `setup_per_zone_lowmem_reserve`: `reserve[i][j]` = managed pages of zones `i+1..=j` divided
 /// by zone `i`'s ratio; 0 for `j <= i`, a zero ratio, or an empty zone `i` (PA-9). `zones` is
 /// indexed by zone index.
@@ -245,6 +276,32 @@ mod tests {
         assert_eq!(gfp_to_alloc_flags(GFP_ATOMIC, 0, false), af::MIN_RESERVE | af::KSWAPD | af::NON_BLOCK);
         assert_eq!(gfp_to_alloc_flags(GFP_NOWAIT, 1, false), af::CPUSET | af::KSWAPD | af::NON_BLOCK | af::HIGHATOMIC);
         assert_eq!(gfp_to_alloc_flags(GFP_KERNEL, 0, true) & af::MIN_RESERVE, af::MIN_RESERVE);
+    }
+
+    #[test]
+    fn pa10_largest_min_free_kbytes_leaves_lowmem_above_the_high_watermarks() {
+        let high_sum = |zones: &[(ZoneType, usize)], kb, f| -> usize {
+            let marks = setup_wmarks(zones, kb, f);
+            zones.iter().enumerate().filter(|(_, (k, _))| !k.is_highmem()).map(|(i, _)| marks[i][2]).sum()
+        };
+        let layouts: [&[(ZoneType, usize)]; 3] = [
+            &[(ZoneType::Dma, 4096), (ZoneType::Normal, 4000)],
+            &[(ZoneType::Dma, 4096), (ZoneType::Normal, 225_000), (ZoneType::HighMem, 30_000)],
+            &[(ZoneType::Dma, 2048)],
+        ];
+        for zones in layouts {
+            let lowmem: usize = zones.iter().filter(|(k, _)| !k.is_highmem()).map(|&(_, m)| m).sum();
+            for f in [1, 10, 3000] {
+                let max = max_min_free_kbytes(zones, f).unwrap();
+                assert!(high_sum(zones, max, f) < lowmem && high_sum(zones, max + 1, f) >= lowmem, "{zones:?} {f}");
+            }
+        }
+        // By hand: 21 599 kB is 5399 pages of min, shares 2731 + 2667, deltas 682 + 666, high
+        // watermarks 4095 + 3999 = 8094 < 8096; 21 600 kB gives 2732 (delta 683) + 2667: 8097.
+        assert_eq!(max_min_free_kbytes(layouts[0], 10), Some(21_599));
+        // A range the sysctl's `int` cannot exceed, and a scale factor past the sysctl's.
+        assert_eq!(max_min_free_kbytes(&[(ZoneType::Normal, 1 << 32)], 10), Some(i32::MAX as usize));
+        assert_eq!(max_min_free_kbytes(layouts[0], 5000), None);
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KMEM_CPUS", "number of CPU slots, 1..=64"),
     ("KMEM_PCP", "per-CPU page lists: 1 (on) or 0 (off)"),
     ("KMEM_KSWAPD", "background reclaimer thread: 1 (on) or 0 (off)"),
-    ("KMEM_MIN_FREE_KBYTES", "vm.min_free_kbytes (default: computed from lowmem)"),
+    (
+        "KMEM_MIN_FREE_KBYTES",
+        "vm.min_free_kbytes (default: computed from lowmem); at most what leaves lowmem above the high watermarks",
+    ),
     ("KMEM_WATERMARK_SCALE_FACTOR", "vm.watermark_scale_factor, 1..=3000 (default 10)"),
     (
         "KMEM_OOM_TIMEOUT_MS",
@@ -186,7 +189,9 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         if kb > i32::MAX as u64 {
             return Err(err("KMEM_MIN_FREE_KBYTES", &v, what));
         }
-        b = b.min_free_kbytes(kb as usize);
+        // How much the machine can take depends on its zones: `Builder::build` checks the
+        // rest, naming this variable.
+        b = b.min_free_kbytes_from_env(kb as usize, v);
     }
     if let Some(v) = get("KMEM_WATERMARK_SCALE_FACTOR") {
         let n: usize = parse_num("KMEM_WATERMARK_SCALE_FACTOR", &v, "a number from 1 to 3000")?;
@@ -248,6 +253,31 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         b = b.mempool_debug(parse_bool("KMEM_MEMPOOL_DEBUG", &v)?);
     }
     Ok(b)
+}
+
+/// Refuses a `min_free_kbytes` above [`kmem_core::PageAllocator::max_min_free_kbytes`] (DESIGN §3: a bad
+/// value gets a clear error, naming `KMEM_MIN_FREE_KBYTES` when that variable set it): its
+/// watermarks (PA-10) would leave no lowmem to allocate, so the first allocation would be an
+/// OOM.
+pub(crate) fn check_min_free_kbytes(
+    pa: &kmem_core::PageAllocator<crate::UserPlatform>,
+    kb: Option<usize>,
+    env_text: Option<String>,
+) -> Result<(), crate::BuildError> {
+    let (Some(kb), Some(max)) = (kb, pa.max_min_free_kbytes()) else { return Ok(()) };
+    if kb <= max {
+        return Ok(());
+    }
+    let lowmem: usize = pa.zones().iter().filter(|z| !z.kind().is_highmem()).map(|z| z.managed()).sum();
+    let why = format!("more leaves this machine's {lowmem} lowmem pages no room above the high watermark");
+    Err(match env_text {
+        Some(value) => crate::BuildError::Env(EnvError {
+            var: "KMEM_MIN_FREE_KBYTES",
+            value,
+            expected: format!("a number of kilobytes from 0 to {max} ({why})"),
+        }),
+        None => crate::BuildError::Setting(format!("min_free_kbytes must be at most {max} ({why}), got {kb}")),
+    })
 }
 
 #[cfg(test)]
@@ -334,6 +364,8 @@ mod tests {
         // The builder's own check, for settings made without the environment.
         let e = Builder::new().profile(Profile::I386).mem_bytes(1 << 40).build().expect_err("1T on i386");
         assert_eq!(e.to_string(), "memory must be at most 64G on the i386 profile, got 1099511627776 bytes");
+        // Any `int` passes here; `Builder::build` refuses what the machine's zones cannot take,
+        // naming the variable (tests/rules/machine.rs).
         let b = apply_map(&[("KMEM_MIN_FREE_KBYTES", "2147483647")]).unwrap();
         assert_eq!(b.settings().min_free_kbytes, Some(i32::MAX as usize));
     }

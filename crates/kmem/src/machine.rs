@@ -48,6 +48,9 @@ pub enum BuildError {
     Init(InitError),
     /// A setting is out of range.
     Setting(String),
+    /// A value a `KMEM_*` variable set ([`Builder::from_env`]) is out of range for the machine
+    /// being built (checks that need the machine's zones).
+    Env(crate::env::EnvError),
 }
 
 impl fmt::Display for BuildError {
@@ -56,6 +59,7 @@ impl fmt::Display for BuildError {
             BuildError::Host(e) => write!(f, "cannot create physical memory: {e}"),
             BuildError::Init(e) => write!(f, "cannot initialise the page allocator: {e}"),
             BuildError::Setting(s) => f.write_str(s),
+            BuildError::Env(e) => e.fmt(f),
         }
     }
 }
@@ -113,6 +117,9 @@ pub struct Settings {
 #[derive(Clone, Debug)]
 pub struct Builder {
     s: Settings,
+    /// The text of `KMEM_MIN_FREE_KBYTES` while `min_free_kbytes` is the value it set, so
+    /// that `build` names the variable if the machine cannot take the value.
+    min_free_kbytes_env: Option<String>,
 }
 
 impl Default for Builder {
@@ -147,6 +154,7 @@ impl Builder {
                 vmalloc_bytes: None,
                 private_memory: false,
             },
+            min_free_kbytes_env: None,
         }
     }
 
@@ -185,10 +193,19 @@ impl Builder {
         self
     }
 
-    /// Sets `vm.min_free_kbytes`.
+    /// Sets `vm.min_free_kbytes`. [`Builder::build`] refuses a value whose watermarks leave
+    /// no lowmem to allocate (see [`PageAllocator::max_min_free_kbytes`]).
     pub fn min_free_kbytes(mut self, kb: usize) -> Self {
         self.s.min_free_kbytes = Some(kb);
+        self.min_free_kbytes_env = None;
         self
+    }
+
+    /// [`Builder::min_free_kbytes`] from `KMEM_MIN_FREE_KBYTES`, whose `text` a build error names.
+    pub(crate) fn min_free_kbytes_from_env(self, kb: usize, text: String) -> Self {
+        let mut b = self.min_free_kbytes(kb);
+        b.min_free_kbytes_env = Some(text);
+        b
     }
 
     /// Sets `vm.watermark_scale_factor`.
@@ -327,7 +344,7 @@ impl Builder {
     /// # Errors
     /// A setting out of range, the host refusing memory, or an impossible layout.
     pub fn build(self) -> Result<Machine, BuildError> {
-        let s = self.s;
+        let (s, min_free_kbytes_env) = (self.s, self.min_free_kbytes_env);
         let host_cpus = thread::available_parallelism().map_or(1, |n| n.get());
         let cpus = s.cpus.unwrap_or((host_cpus * 4).min(MAX_CPUS));
         if !(1..=MAX_CPUS).contains(&cpus) {
@@ -441,6 +458,10 @@ impl Builder {
         // SAFETY: `phys` maps `pages` fresh zero pages at `base`, the direct map covers its first
         // `dm_end` pages, and the mapping lives in the platform, which the allocator owns.
         let pa = unsafe { PageAllocator::new(platform, layout, config) }.map_err(BuildError::Init)?;
+        if (1..=3000).contains(&s.watermark_scale_factor) {
+            // (An out-of-range scale factor is refused below.)
+            crate::env::check_min_free_kbytes(&pa, s.min_free_kbytes, min_free_kbytes_env)?;
+        }
         let mut slab = s.slab;
         if let Some(spec) = &s.slub_debug {
             slab.debug = DebugSpec::new(spec).map_err(|e| BuildError::Setting(format!("slab_debug: {e}")))?;

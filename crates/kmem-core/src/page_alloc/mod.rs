@@ -478,6 +478,16 @@ impl<P: Platform> PageAllocator<P> {
         self.recompute_watermarks();
     }
 
+    /// The largest `vm.min_free_kbytes` that leaves this allocator's lowmem zones pages above
+    /// their high watermarks with the current `watermark_scale_factor`
+    /// ([`watermark::max_min_free_kbytes`]); `None` if none does. [`Self::set_min_free_kbytes`]
+    /// takes any value, as the sysctl does; a machine builder refuses more than this.
+    pub fn max_min_free_kbytes(&self) -> Option<usize> {
+        let kinds: [(ZoneType, usize); MAX_NR_ZONES] =
+            core::array::from_fn(|i| (self.zones[i].kind, self.zones[i].managed));
+        watermark::max_min_free_kbytes(&kinds, self.watermark_scale_factor.load(Relaxed))
+    }
+
     /// Sets `vm.watermark_scale_factor` (1..=3000, as the sysctl) and recomputes (PA-10).
     ///
     /// # Errors

@@ -275,6 +275,77 @@ fn builder_errors_are_clear() {
     assert!(err.to_string().contains("watermark_scale_factor"), "{err}");
 }
 
+/// The largest `min_free_kbytes` whose §2.3 high watermarks, summed over the lowmem zones,
+/// stay below those zones' managed pages (by bisection, independent of the library), and the
+/// lowmem managed pages.
+fn usable_min_free_kbytes(m: &Machine, scale_factor: usize) -> (usize, usize) {
+    let lowmem_zones =
+        || m.zones().iter().enumerate().filter(|(_, z)| !matches!(z.kind(), ZoneType::HighMem | ZoneType::Movable));
+    let lowmem: usize = lowmem_zones().map(|(_, z)| z.managed()).sum();
+    let high = |kb: usize| -> usize {
+        let marks = expected_wmarks(m, kb, scale_factor);
+        lowmem_zones().map(|(i, _)| marks[i][2]).sum()
+    };
+    let (mut lo, mut hi) = (0usize, i32::MAX as usize + 1);
+    assert!(high(lo) < lowmem);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if high(mid) < lowmem { lo = mid } else { hi = mid }
+    }
+    (lo, lowmem)
+}
+
+/// DESIGN §3 (a bad value gives a clear error naming the variable), PA-10/§2.3: a
+/// `min_free_kbytes` whose watermarks leave no lowmem to allocate is refused when the machine is
+/// built (naming `KMEM_MIN_FREE_KBYTES` when the environment set it), instead of building a
+/// machine whose first allocation is an OOM. The largest value accepted leaves a working
+/// machine, whatever `watermark_scale_factor` (1..=3000) it is combined with; that factor alone
+/// cannot make a machine unusable.
+#[test]
+fn min_free_kbytes_that_leaves_no_lowmem_is_refused_at_build() {
+    for (profile, name) in [(Profile::I386, "i386"), (Profile::X86_64, "x86_64")] {
+        for wsf in [10, 3000] {
+            let probe = builder(profile, 32).watermark_scale_factor(wsf).build().unwrap();
+            assert!(probe.kmalloc(64, GFP_KERNEL).is_ok(), "{name}: scale factor {wsf} alone");
+            let (max, lowmem) = usable_min_free_kbytes(&probe, wsf);
+            drop(probe);
+            let why = format!("more leaves this machine's {lowmem} lowmem pages no room above the high watermark");
+            for kb in [i32::MAX as usize, max + 1] {
+                let err = builder(profile, 32).watermark_scale_factor(wsf).min_free_kbytes(kb).build().unwrap_err();
+                assert!(matches!(err, BuildError::Setting(_)), "{err}");
+                assert_eq!(err.to_string(), format!("min_free_kbytes must be at most {max} ({why}), got {kb}"));
+                let vars = [
+                    ("KMEM_PROFILE", name.to_string()),
+                    ("KMEM_MEM", "32M".into()),
+                    ("KMEM_MIN_FREE_KBYTES", kb.to_string()),
+                    ("KMEM_WATERMARK_SCALE_FACTOR", wsf.to_string()),
+                ];
+                let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let err = env(&vars).unwrap().cpus(2).kswapd(false).build().unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "invalid KMEM_MIN_FREE_KBYTES=\"{kb}\": expected a number of kilobytes from 0 to {max} ({why})"
+                    )
+                );
+            }
+            // The API's own setter takes over from the environment's value.
+            let vars = [("KMEM_MEM", "32M"), ("KMEM_MIN_FREE_KBYTES", "2147483647")];
+            let b = env(&vars).unwrap().profile(profile).cpus(2).kswapd(false).watermark_scale_factor(wsf);
+            let err = b.min_free_kbytes(max + 1).build().unwrap_err();
+            assert_eq!(err.to_string(), format!("min_free_kbytes must be at most {max} ({why}), got {}", max + 1));
+            let m = builder(profile, 32).watermark_scale_factor(wsf).min_free_kbytes(max).build().unwrap();
+            assert_eq!(m.min_free_kbytes(), max);
+            let p = m.kmalloc(64, GFP_KERNEL).expect("the largest accepted value leaves memory");
+            // SAFETY: The object just allocated, not used afterwards.
+            unsafe { m.kfree(p.as_ptr()) };
+            let page = m.alloc_pages(GFP_KERNEL, 0).expect("and pages");
+            // SAFETY: The page just allocated, not used afterwards.
+            unsafe { m.free_pages(page, 0) };
+        }
+    }
+}
+
 /// Allocates `n` max-order blocks and writes to every page of them.
 fn touched_blocks(m: &Machine, n: usize) -> Vec<(&Page, u32)> {
     let held: Vec<_> = (0..n).map(|_| (m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER).unwrap(), MAX_PAGE_ORDER)).collect();
