@@ -127,17 +127,41 @@ fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str, what: &str) -> Re
     v.trim().parse().map_err(|_| err(var, v, what))
 }
 
+/// One read of `var` from the process environment (tests count them).
+pub(crate) fn read(var: &str) -> Result<String, std::env::VarError> {
+    #[cfg(test)]
+    tests::READS.with(|r| r.borrow_mut().push(var.to_owned()));
+    std::env::var(var)
+}
+
 /// The value of `var` in the process environment (`None` when unset); a value that is not
 /// UTF-8 text is an error naming the variable, not taken as unset.
 ///
 /// # Errors
 /// The value is not UTF-8 text.
 pub fn var(var: &'static str) -> Result<Option<String>, EnvError> {
-    match std::env::var(var) {
+    match read(var) {
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(v)) => Err(err(var, &v.to_string_lossy(), "UTF-8 text")),
     }
+}
+
+/// [`apply`] over the process environment ([`crate::Builder::from_env`]): each variable of
+/// [`VARIABLES`] is read once, and every value that is not UTF-8 text is refused (the first,
+/// in [`VARIABLES`] order, naming its variable) before any value is parsed; `apply` then gets
+/// the very values that were checked.
+///
+/// # Errors
+/// A value that is not UTF-8 text, or the first bad value, naming its variable.
+pub(crate) fn apply_process_env(b: Builder) -> Result<Builder, EnvError> {
+    let mut values = Vec::with_capacity(VARIABLES.len());
+    for &(name, _) in VARIABLES {
+        if let Some(v) = var(name)? {
+            values.push((name, v));
+        }
+    }
+    apply(b, |k| values.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone()))
 }
 
 /// `KMEM_*` boolean `var` from the process environment: `false` when unset.
@@ -284,6 +308,38 @@ pub(crate) fn check_min_free_kbytes(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    thread_local! {
+        /// The variables this thread read from the process environment, in order.
+        pub(super) static READS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// `Builder::from_env` reads each variable of [`VARIABLES`] once, and nothing else: the
+    /// value it checks for UTF-8 is the value it applies.
+    #[test]
+    fn from_env_reads_each_variable_once() {
+        READS.with(|r| r.borrow_mut().clear());
+        let _ = Builder::new().from_env();
+        let reads = READS.with(|r| r.take());
+        for (var, _) in VARIABLES {
+            assert_eq!(reads.iter().filter(|r| r == var).count(), 1, "{var}: {reads:?}");
+        }
+        assert_eq!(reads.len(), VARIABLES.len(), "{reads:?}");
+    }
+
+    /// `apply` asks only for variables of [`VARIABLES`] (the ones `from_env` reads).
+    #[test]
+    fn apply_asks_only_for_listed_variables() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        apply(Builder::new(), |k| {
+            asked.borrow_mut().push(k.to_owned());
+            None
+        })
+        .unwrap();
+        let asked = asked.into_inner();
+        assert!(asked.iter().all(|k| VARIABLES.iter().any(|(v, _)| v == k)), "{asked:?}");
+        assert_eq!(asked.len(), VARIABLES.len());
+    }
 
     fn apply_map(pairs: &[(&str, &str)]) -> Result<Builder, EnvError> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -267,10 +267,7 @@ impl Builder {
     /// # Errors
     /// A bad value, naming the variable.
     pub fn from_env(self) -> Result<Self, crate::env::EnvError> {
-        for &(var, _) in crate::env::VARIABLES {
-            crate::env::var(var)?;
-        }
-        crate::env::apply(self, |k| std::env::var(k).ok())
+        crate::env::apply_process_env(self)
     }
 
     /// `init_on_alloc=`: zero every block of pages when it is allocated, as `__GFP_ZERO` does
