@@ -448,6 +448,13 @@ impl<M: Mmu> Vmalloc<M> {
         self.page_ptr_bytes = bytes;
     }
 
+    /// Node chunks allocated so far (blocks of `PAGE_SIZE << 2` holding the area trees' nodes):
+    /// the peak number of nodes in use, rounded up to whole chunks. Test hook.
+    #[cfg(any(test, feature = "check"))]
+    pub fn node_chunks(&self) -> usize {
+        self.space.lock().pool.chunks.len()
+    }
+
     /// Checks every invariant of the address space and of each area; panics on a broken one.
     #[cfg(any(test, feature = "check"))]
     pub fn check(&self) {

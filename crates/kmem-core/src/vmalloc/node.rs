@@ -7,6 +7,20 @@
 //!
 //! Invariant: `nr_free` equals the length of the unused list; every index the pool hands out
 //! is below `chunks.len() * NODES_PER_CHUNK`.
+//!
+//! Lifetime: chunks are never freed (a node's index is its name in the trees and lists, so a
+//! chunk could only go once all its nodes were unused, and kmem-core has no heap to move them
+//! to), but they are not a leak: a node whose range leaves the trees (merged into a free
+//! neighbour, handed out whole) goes back to the unused list with [`Pool::put`], a node reused
+//! in place (VA pool, frame cache) never leaves, and [`Pool::take`] hands out unused nodes
+//! before the pool grows (`Vmalloc::lock_with_nodes` grows it only when fewer than an
+//! allocation needs are unused). So the chunk count is the peak number of nodes in use at once,
+//! rounded up to whole chunks, not a function of how many areas were ever made: nodes in use are
+//! the live areas, the lazily freed ones (purged past `lazy_max_pages`), the VA pool (decayed at
+//! every purge), the frame cache (bounded) and the free ranges between them (no two touch), and
+//! since they cover disjoint pages of the range, never more than its pages. A churn of a steady
+//! working set stays at its peak (tests/rules/vmalloc_reuse.rs, counted with
+//! `Vmalloc::node_chunks`).
 
 use core::panic::Location;
 
