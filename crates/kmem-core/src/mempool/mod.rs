@@ -20,6 +20,14 @@
 //! caller's ([`mempool_init`]). Page pools are in [`helpers`], slab and kmalloc pools in
 //! [`slab_helpers`].
 //!
+//! This file is the type: [`Mempool`], its environment and counters, and the accessors the
+//! other files share (the platform, the backing allocator's calls, tracking, `WARN_ON_ONCE`).
+//! The operations are one file each: the reserve under the lock (`reserve`: the element stack,
+//! `pop`, `add_element`/`remove_element`, the free path's hint), the allocation path (`alloc`),
+//! the free path (`free`), the bulk calls (`bulk`), building and tearing down (`lifecycle`),
+//! poisoning (`poison`), fault injection (`inject`). The invariants below hold across all of
+//! them; each file states what its own code keeps.
+//!
 //! # Invariants
 //! - `curr_nr <= capacity` of the element array and `curr_nr <= max(min_nr, 1)`; slots
 //!   `0..curr_nr` hold elements, the top of the stack is `curr_nr - 1`.
@@ -57,26 +65,30 @@
 //! [`PoolEnv`] call and no sleep happens while it is held; reports (poisoning, debug checks) are
 //! logged under it, as the kernel prints under `pool->lock`.
 
+mod alloc;
 mod bulk;
+mod free;
 mod free_check;
 pub mod helpers;
 mod inject;
 mod lifecycle;
 pub mod poison;
+mod reserve;
 pub mod slab_helpers;
 mod stack;
 
 use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize, fence};
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize};
 
+use self::alloc::report_might_sleep;
+use self::reserve::Reserve;
 use crate::fault::FaultAttr;
-use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO, Gfp};
+use crate::gfp::Gfp;
 use crate::platform::{Level, Platform};
-use crate::sync::{SpinGuard, SpinLock};
-use stack::Stack;
+use crate::sync::SpinLock;
 
 pub use free_check::FreeCheck;
 use free_check::free_flag;
@@ -154,31 +166,6 @@ pub struct MempoolStats {
     /// Elements taken from the reserve by `mempool_alloc`/`mempool_alloc_preallocated`/
     /// `mempool_alloc_bulk` (written under the pool's lock).
     pub reserve_allocs: AtomicUsize,
-}
-
-/// What the pool's lock protects besides `curr_nr`/`min_nr`.
-struct Reserve {
-    /// `pool->elements`.
-    stack: Stack,
-    /// Sleepers in `wait_for_free` (see the module invariants).
-    waiters: u32,
-    /// Elements taken from the reserve and not yet replaced by a free: raised by every take,
-    /// lowered by every free into the reserve (never below 0: a free that fills a reserve a
-    /// grow left short replaces nothing taken), and capped by a shrink at what the smaller
-    /// reserve can still take back (the rest goes to `free_fn` when freed). What `mempool_exit`
-    /// reports as leaked when the pool does not track its elements.
-    out: isize,
-    /// The element size a custom pool declared for poisoning ([`Mempool::set_element_size`]).
-    custom_size: usize,
-}
-
-impl Reserve {
-    const EMPTY: Reserve = Reserve { stack: Stack::EMPTY, waiters: 0, out: 0, custom_size: 0 };
-
-    /// A free put an element into the reserve.
-    fn replaced(&mut self) {
-        self.out = (self.out - 1).max(0);
-    }
 }
 
 /// `mempool_t`. Build one with [`mempool_create`] (memory from the [`PoolEnv`]) or
@@ -384,384 +371,6 @@ impl Mempool {
         }
     }
 
-    /// Pops the top of the reserve, if any; `handed_out` counts it as an element out.
-    #[track_caller]
-    fn pop(&self, handed_out: bool) -> Option<NonNull<c_void>> {
-        let mut r = self.reserve.lock();
-        let element = self.remove_element(&mut r)?;
-        if handed_out {
-            r.out += 1;
-            self.track(1);
-            // Under the lock: no other writer.
-            self.stats.reserve_allocs.store(self.stats.reserve_allocs.load(Relaxed) + 1, Relaxed);
-        }
-        drop(r);
-        // Pairs with the `Acquire` fence in `free`: whoever gets this element from us without
-        // synchronising sees a `curr_nr` from after this removal (the kernel's `smp_wmb`).
-        fence(Release);
-        Some(element)
-    }
-
-    /// `remove_element`: takes the top element (checking its poison if that is on). Called
-    /// with the lock held (`r` is the locked reserve).
-    #[track_caller]
-    #[inline(always)]
-    fn remove_element(&self, r: &mut Reserve) -> Option<NonNull<c_void>> {
-        let curr = self.curr_nr.load(Relaxed);
-        if curr == 0 {
-            return None;
-        }
-        let element = r.stack.get(curr - 1);
-        // INVARIANT: Slot `curr - 1` is no longer counted, so it no longer holds an element.
-        self.curr_nr.store(curr - 1, Relaxed);
-        self.update_free_locks();
-        if self.poison.load(Relaxed) {
-            self.check_poison(r, element, curr - 1, Location::caller());
-        }
-        Some(element)
-    }
-
-    /// `add_element`: pushes `element` (poisoning it if that is on); the caller checked room.
-    #[inline(always)]
-    fn add_element(&self, r: &mut Reserve, element: NonNull<c_void>) {
-        let curr = self.curr_nr.load(Relaxed);
-        if self.poison.load(Relaxed) {
-            self.poison_element(r, element);
-        }
-        r.stack.set(curr, element);
-        // INVARIANT: Slot `curr` now holds an element; the caller checked `curr < max(min_nr, 1)`.
-        self.curr_nr.store(curr + 1, Relaxed);
-        self.update_free_locks();
-    }
-
-    /// Recomputes [`free_flag::LOCK`]; called under the lock after `curr_nr`, `min_nr` or
-    /// `poison` changed.
-    #[inline(always)]
-    fn update_free_locks(&self) {
-        let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
-        let lock = curr < min.max(1) || self.poison.load(Relaxed) || self.tracking;
-        let owned = self.free_flags.load(Relaxed) & free_flag::NOT_OWNED;
-        self.free_flags.store(owned | if lock { free_flag::LOCK } else { 0 }, Relaxed);
-    }
-
-    /// Marks (or unmarks) the owner's own free path: while it is marked and no free needs the
-    /// lock, [`Self::owner_may_free`] is true. The owner (the `kmem` crate's slab pools) uses
-    /// it to test, with one load, both that the reserve is full and that the pool is of the
-    /// kind its inlined free handles.
-    ///
-    /// # Safety
-    /// Only the code that created the pool and keeps it (such as the `kmem` crate's
-    /// `RawMempool`) calls this, and marks the pool only while its own free path handles the
-    /// pool's elements: that owner relies on the mark (`RawMempool` frees a marked pool's
-    /// elements to its cache without another test).
-    pub unsafe fn set_owner_free(&self, on: bool) {
-        let _r = self.reserve.lock();
-        let flags = self.free_flags.load(Relaxed);
-        let flags = if on { flags & !free_flag::NOT_OWNED } else { flags | free_flag::NOT_OWNED };
-        self.free_flags.store(flags, Relaxed);
-    }
-
-    /// `mempool_free`'s lock-free decision for an owner that marked its free path
-    /// ([`Self::set_owner_free`]): true when the path is marked and the element goes to the
-    /// backing allocator (the reserve is not short, no debugging), with the ordering
-    /// [`Self::free_inline`] gives. Then the owner frees the element itself, as `free_fn`
-    /// would; otherwise it calls [`Self::free_inline`] or [`Self::free`].
-    #[inline(always)]
-    pub fn owner_may_free(&self) -> bool {
-        self.free_check().owner()
-    }
-
-    /// `mempool_free`'s one lock-free read (the flags, after the `Acquire` fence that pairs
-    /// with the `Release` fence in `pop`, the kernel's `smp_rmb`), for a caller that decides
-    /// its own path from it and then frees with [`Self::free_checked`].
-    #[inline(always)]
-    pub fn free_check(&self) -> FreeCheck {
-        fence(Acquire);
-        FreeCheck(self.free_flags.load(Relaxed))
-    }
-
-    /// Whether the locked reserve has room for one more element: below `min_nr` (or empty in
-    /// a zero-minimum pool) and inside the array.
-    fn has_room(&self, r: &Reserve) -> bool {
-        let (curr, min) = (self.curr_nr.load(Relaxed), self.min_nr.load(Relaxed));
-        curr < min.max(1) && curr < r.stack.capacity()
-    }
-
-    /// Pushes a new element while filling the reserve (init, resize); returns whether it did.
-    fn push_fill(&self, element: NonNull<c_void>) -> bool {
-        let mut r = self.reserve.lock();
-        if !self.has_room(&r) {
-            return false;
-        }
-        self.add_element(&mut r, element);
-        true
-    }
-
-    /// `mempool_alloc(pool, gfp)`: an element, or NULL — which never happens when `gfp` has
-    /// `__GFP_DIRECT_RECLAIM` (MP-2, MP-4, MP-5, MP-6).
-    #[track_caller]
-    #[inline]
-    pub fn alloc(&self, gfp: Gfp) -> *mut c_void {
-        let first = |gfp| {
-            let element = self.backing_alloc(gfp);
-            if !element.is_null() {
-                self.track(1);
-            }
-            element
-        };
-        // SAFETY: The first pass calls `alloc_fn` itself (nothing for a pool without one, so
-        // an uninitialised pool is fine too) and counts what it returns, with the platform's
-        // own answer and the pool's own attribute.
-        unsafe { self.alloc_first(gfp, self.fast_cpu(), self.fail_alloc_attr(), first) }
-    }
-
-    /// [`Self::alloc`] for a caller that knows the backing allocator statically (the `kmem`
-    /// crate's helper pools): the first pass calls `first` instead of `alloc_fn` through its
-    /// pointer, so it can be inlined into the caller. Everything else is [`Self::alloc`]'s.
-    ///
-    /// # Safety
-    /// - `first(gfp)` does what `alloc_fn(gfp, pool_data)` does (the same allocator, call and
-    ///   result), so the pool behaves exactly as with the pointer.
-    /// - `cpu` is what the pool's platform's `fast_cpu()` returns for the caller now.
-    /// - `fail` is the pool's `fail_mempool_alloc` attribute: what its platform's
-    ///   `fault_attr(FaultPoint::FailMempoolAlloc)` returns (a caller that holds the platform
-    ///   reaches it with one load fewer than the pool, which keeps a pointer to it).
-    /// - The pool is initialised (not zeroed, not exited) and does not track its elements
-    ///   ([`Self::is_tracking`]; the first pass counts nothing, so a tracking pool goes
-    ///   through [`Self::alloc`]).
-    #[track_caller]
-    #[inline(always)]
-    pub unsafe fn alloc_inline(
-        &self,
-        gfp: Gfp,
-        cpu: Option<usize>,
-        fail: &FaultAttr,
-        first: impl FnOnce(Gfp) -> *mut c_void,
-    ) -> *mut c_void {
-        debug_assert!(!self.tracking, "alloc_inline on a tracking pool");
-        debug_assert!(ptr::eq(fail, self.fail_alloc_attr()), "alloc_inline with another attribute");
-        // SAFETY: The caller's promise, and `first` need not count on a pool that does not track.
-        unsafe { self.alloc_first(gfp, cpu, fail, first) }
-    }
-
-    /// The body of [`Self::alloc`]: the first pass through `first`, which counts its element
-    /// when the pool tracks (so the untracked fast path has no test), then the slow path.
-    ///
-    /// # Safety
-    /// As [`Self::alloc_inline`], except that on a tracking pool `first` counts the element it
-    /// returns ([`Self::track`]).
-    #[track_caller]
-    #[inline(always)]
-    unsafe fn alloc_first(
-        &self,
-        gfp: Gfp,
-        cpu: Option<usize>,
-        fail: &FaultAttr,
-        first: impl FnOnce(Gfp) -> *mut c_void,
-    ) -> *mut c_void {
-        // `might_alloc`: only a caller without a fast CPU slot can be in atomic context. The
-        // checked case is a call of its own, so that here `gfp` stays what the caller wrote
-        // (usually a constant the backing allocator's fast path folds).
-        if gfp.contains(__GFP_ZERO) || (cpu.is_none() && gfp.contains(__GFP_DIRECT_RECLAIM)) {
-            // SAFETY: The caller's promise, passed on.
-            return unsafe { self.alloc_checked(gfp, first) };
-        }
-        // SAFETY: The caller's promise, passed on.
-        unsafe { self.alloc_passes(gfp, fail, first) }
-    }
-
-    /// [`Self::alloc_first`] for a mask that needs [`Self::check_gfp`] first.
-    ///
-    /// # Safety
-    /// As [`Self::alloc_first`].
-    #[cold]
-    #[inline(never)]
-    #[track_caller]
-    unsafe fn alloc_checked(&self, gfp: Gfp, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
-        let gfp = self.check_gfp(gfp, Location::caller());
-        // SAFETY: The caller's promise, passed on.
-        unsafe { self.alloc_passes(gfp, self.fail_alloc_attr(), first) }
-    }
-
-    /// The passes of `mempool_alloc` with a checked mask: the backing allocator through
-    /// `first`, then [`Self::alloc_slow`].
-    ///
-    /// # Safety
-    /// As [`Self::alloc_first`].
-    #[track_caller]
-    #[inline(always)]
-    unsafe fn alloc_passes(&self, gfp: Gfp, fail: &FaultAttr, first: impl FnOnce(Gfp) -> *mut c_void) -> *mut c_void {
-        let gfp = gfp.union(__GFP_NOMEMALLOC.union(__GFP_NORETRY).union(__GFP_NOWARN));
-        // The first pass neither reclaims nor does I/O: the reserve is there for that.
-        let gfp_temp = gfp.difference(__GFP_DIRECT_RECLAIM.union(__GFP_IO));
-        // `fail_mempool_alloc` skips the backing allocator (one load when it is off).
-        if !self.forced_to_reserve(fail) {
-            let element = first(gfp_temp);
-            if !element.is_null() {
-                return element;
-            }
-        }
-        self.alloc_slow(gfp, gfp_temp)
-    }
-
-    /// `VM_WARN_ON_ONCE(gfp & __GFP_ZERO)` and `might_alloc`; returns the mask to use.
-    #[cold]
-    #[inline(never)]
-    fn check_gfp(&self, gfp: Gfp, caller: &Location<'_>) -> Gfp {
-        let Some(platform) = self.platform() else { return gfp };
-        if gfp.contains(__GFP_ZERO) && self.warned.fetch_or(warn::ZERO, Relaxed) & warn::ZERO == 0 {
-            // MP-14: reserve elements are not zeroed, so `__GFP_ZERO` cannot be honoured.
-            platform.log(
-                Level::Warning,
-                format_args!(
-                    "WARNING: CPU: {} at {caller} mempool_alloc: __GFP_ZERO is not supported (reserved elements are not zeroed)",
-                    platform.cpu().unwrap_or(0)
-                ),
-            );
-        }
-        if gfp.allow_blocking() && platform.in_atomic() {
-            report_might_sleep(platform, caller);
-            // As the page allocator does (docs/deviations.md): go on without sleeping.
-            return gfp.difference(__GFP_DIRECT_RECLAIM);
-        }
-        gfp
-    }
-
-    /// After a failed first pass: the reserve, the full mask, then sleeping (`repeat_alloc`).
-    #[inline(never)]
-    #[track_caller]
-    fn alloc_slow(&self, gfp: Gfp, mut gfp_temp: Gfp) -> *mut c_void {
-        loop {
-            if let Some(element) = self.pop(true) {
-                return element.as_ptr();
-            }
-            if gfp_temp != gfp {
-                // The first pass failed and the reserve is empty: retry at once with the full mask.
-                gfp_temp = gfp;
-            } else if !gfp.contains(__GFP_DIRECT_RECLAIM) {
-                return ptr::null_mut();
-            } else {
-                let Some(platform) = self.platform() else { return ptr::null_mut() };
-                self.wait_for_free(platform, 1);
-            }
-            if self.forced_to_reserve(self.fail_alloc_attr()) {
-                continue; // `repeat_alloc` asks `fail_mempool_alloc` again.
-            }
-            let element = self.backing_alloc(gfp_temp);
-            if !element.is_null() {
-                self.track(1);
-                return element;
-            }
-        }
-    }
-
-    /// Sleeps until a free puts an element into the reserve or [`MEMPOOL_WAIT_TIMEOUT_NS`]
-    /// passes; returns at once if the reserve holds `need` elements (refilled since the caller
-    /// looked).
-    fn wait_for_free(&self, platform: &dyn Platform, need: usize) {
-        let mut r = self.reserve.lock();
-        if self.curr_nr.load(Relaxed) >= need.max(1) {
-            return; // Refilled since we looked.
-        }
-        r.waiters += 1;
-        // Read under the lock: a free that pushes after we unlock sees `waiters > 0` and bumps
-        // the word first, so the wait below returns at once.
-        let ticket = self.wait_seq.load(Relaxed);
-        drop(r);
-        self.stats.sleeps.fetch_add(1, Relaxed);
-        let start = platform.now_ns();
-        platform.wait(&self.wait_seq, ticket, MEMPOOL_WAIT_TIMEOUT_NS);
-        if platform.now_ns().saturating_sub(start) >= MEMPOOL_WAIT_TIMEOUT_NS {
-            self.stats.timeouts.fetch_add(1, Relaxed);
-        }
-        self.reserve.lock().waiters -= 1;
-    }
-
-    /// `mempool_alloc_preallocated`: an element from the reserve only, or NULL; never calls
-    /// `alloc_fn` and never sleeps (MP-8).
-    #[track_caller]
-    pub fn alloc_preallocated(&self) -> *mut c_void {
-        self.pop(true).map_or(ptr::null_mut(), NonNull::as_ptr)
-    }
-
-    /// `mempool_free(element, pool)`: back into the reserve if it is short of `min_nr` (or
-    /// empty in a zero-minimum pool), waking sleepers; otherwise to `free_fn`. NULL is ignored
-    /// (MP-3, MP-7). With poisoning on, a double free of an element in the reserve and an
-    /// element the pool cannot have handed out are reported and ignored (TST-16).
-    ///
-    /// # Safety
-    /// `element` is NULL or an element `free_fn` accepts (normally one this pool handed out)
-    /// that nobody uses any more.
-    #[track_caller]
-    #[inline]
-    pub unsafe fn free(&self, element: *mut c_void) {
-        // SAFETY: The caller's promise; the last step calls `free_fn` itself (nothing for a pool
-        // without one).
-        unsafe { self.free_inline(element, |e| self.backing_free(e)) }
-    }
-
-    /// [`Self::free`] for a caller that knows the backing allocator statically: `last` is
-    /// called instead of `free_fn` through its pointer when the element goes back to it.
-    ///
-    /// # Safety
-    /// As [`Self::free`]; `last(element)` does what `free_fn(element, pool_data)` does.
-    #[track_caller]
-    #[inline(always)]
-    pub unsafe fn free_inline(&self, element: *mut c_void, last: impl FnOnce(*mut c_void)) {
-        let Some(element) = NonNull::new(element) else { return };
-        // SAFETY: The caller's promise, and the check is this pool's, read now.
-        unsafe { self.free_checked(element, self.free_check(), last) }
-    }
-
-    /// [`Self::free_inline`] with the flags already read by [`Self::free_check`] (on this
-    /// pool, for this free).
-    ///
-    /// # Safety
-    /// As [`Self::free_inline`].
-    #[track_caller]
-    #[inline(always)]
-    pub unsafe fn free_checked(&self, element: NonNull<c_void>, check: FreeCheck, last: impl FnOnce(*mut c_void)) {
-        // `curr_nr < min_nr` (or an empty zero-minimum pool), read without the lock.
-        if check.locks() && self.free_slow(element) {
-            return;
-        }
-        last(element.as_ptr());
-    }
-
-    /// The locked part of `mempool_free`: the debug checks and the count, then the push if the
-    /// reserve is still short, and the wake-up. Returns true if the element was dealt with.
-    #[inline(never)]
-    #[track_caller]
-    fn free_slow(&self, element: NonNull<c_void>) -> bool {
-        let mut r = self.reserve.lock();
-        if self.poison.load(Relaxed) && !self.check_free(&r, element, "mempool_free", Location::caller()) {
-            return true; // Reported; the element is left alone.
-        }
-        self.track(-1);
-        if !self.has_room(&r) {
-            return false;
-        }
-        self.add_element(&mut r, element);
-        r.replaced();
-        self.unlock_and_wake(r);
-        true
-    }
-
-    /// Unlocks the reserve after a free put elements into it, and wakes its sleepers if it has
-    /// any (`wake_up(&pool->wait)`, MP-7).
-    fn unlock_and_wake(&self, r: SpinGuard<'_, Reserve>) {
-        let wake = r.waiters > 0;
-        if wake {
-            // Under the lock, so every registered sleeper's ticket is now out of date.
-            self.wait_seq.fetch_add(1, Relaxed);
-        }
-        drop(r);
-        if wake && let Some(platform) = self.platform() {
-            platform.wake_all(&self.wait_seq);
-            self.stats.wakeups.fetch_add(1, Relaxed);
-        }
-    }
-
     /// `WARN_ON_ONCE` at `site` (a [`warn`] bit) in `func`: the first time for this pool only,
     /// `WARNING: CPU: N at <caller> <func>: <what>` and the stack dump.
     #[cold]
@@ -789,20 +398,4 @@ mod warn {
     pub(super) const BULK_COUNT: u8 = 1 << 1;
     /// kmem's check of `mempool_alloc_bulk`'s `allocated` against the filled slots.
     pub(super) const BULK_ALLOCATED: u8 = 1 << 2;
-}
-
-/// The `might_sleep` report for a sleeping mempool call in atomic context.
-fn report_might_sleep(platform: &dyn Platform, caller: &Location<'_>) {
-    platform.with_task(&mut |task| {
-        platform.log(
-            Level::Err,
-            format_args!(
-                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
-                caller.file(),
-                caller.line(),
-                task.pid,
-                task.comm,
-            ),
-        );
-    });
 }
