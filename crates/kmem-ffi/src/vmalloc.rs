@@ -13,6 +13,7 @@ use std::ffi::{c_uint, c_ulong, c_void};
 use std::panic::Location;
 use std::ptr::{self, NonNull};
 
+use kmem::vmalloc::VM_MAP_PUT_PAGES;
 use kmem::{Gfp, Page};
 
 use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
@@ -106,10 +107,15 @@ fn vm_flags_from_c(flags: c_ulong) -> u32 {
 /// `void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot)`:
 /// maps `count` pages contiguously; NULL on failure or for a page that is not one of kmem's
 /// (reported). `flags` the kernel does not define for callers are dropped with a warning;
-/// `VM_ALLOC` among them does not make `vfree` free the pages (VM-9).
+/// `VM_ALLOC` among them does not make `vfree` free the pages (VM-9). With `VM_MAP_PUT_PAGES`
+/// the area takes the pages and the `pages` array itself, which must then come from
+/// `kmalloc`/`kvmalloc` (any other array is reported and refused): `vfree` frees every page
+/// and `kvfree`s the array; on failure, or after `vunmap`, both stay the caller's.
 ///
 /// # Safety
-/// `pages` is NULL or points to `count` readable `struct page *` entries.
+/// `pages` is NULL or points to `count` readable `struct page *` entries. With
+/// `VM_MAP_PUT_PAGES`, a successful call takes the array and the pages from the caller, who
+/// uses neither afterwards (the kernel's contract).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vmap(
     pages: *const *const c_void,
@@ -139,7 +145,15 @@ pub unsafe extern "C" fn vmap(
                 }
             }
         }
-        out(m.vmap(&found, vm_flags_from_c(flags)))
+        let flags = vm_flags_from_c(flags);
+        if flags & VM_MAP_PUT_PAGES == 0 {
+            return out(m.vmap(&found, flags));
+        }
+        let array = NonNull::new(pages.cast_mut().cast::<u8>()).expect("checked not NULL above");
+        // SAFETY: C hands the array and the pages over on success (the kernel's contract for
+        // `VM_MAP_PUT_PAGES`); `found` was read from the array before, and kmem refuses an array
+        // that `kvfree` could not free.
+        out(unsafe { m.vmap_put_pages(&found, array, flags) })
     })
 }
 

@@ -241,6 +241,14 @@ fn vmap_flags() {
     run_suite("vmap_flags", Link::Shared);
 }
 
+/// VM-9 from C: `vmap(..., VM_MAP_PUT_PAGES, ...)` hands the pages and the kmalloc'd or
+/// vmalloc'd array to the area, which `vfree` frees (the pages put, the array `kvfree`d) and
+/// `vunmap` leaves to the caller; an array `kvfree` could not free is refused with a warning.
+#[test]
+fn vmap_put_pages() {
+    run_suite("vmap_put_pages", Link::Shared);
+}
+
 /// VM-7 on a 32 MiB machine: a `vfree` under a spin lock completes by kswapd, and without
 /// kswapd by direct reclaim. One test, so the executable is built once before both runs.
 #[test]

@@ -168,6 +168,26 @@ impl Machine {
         self.inner.vm.vmap(&self.inner.kmem, pages, flags)
     }
 
+    /// `vmap(array, count, flags | VM_MAP_PUT_PAGES, PAGE_KERNEL)`: the area takes the pages
+    /// and `array`, the `kmalloc`/[`Machine::kvmalloc`] allocation that held them;
+    /// [`Machine::vfree`] frees both.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmap_put_pages`].
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vmap_put_pages`].
+    #[track_caller]
+    pub unsafe fn vmap_put_pages(
+        &self,
+        pages: &[&Page],
+        array: NonNull<u8>,
+        flags: u32,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vmap_put_pages(&self.inner.kmem, pages, array, flags) }
+    }
+
     /// `vunmap(addr)`.
     ///
     /// # Safety

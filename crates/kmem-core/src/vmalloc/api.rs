@@ -334,6 +334,7 @@ impl<M: Mmu> Vmalloc<M> {
         node.flags = flags;
         node.requested = requested;
         node.caller = Some(caller);
+        node.put_array = 0;
         Ok((i, node.start))
     }
 

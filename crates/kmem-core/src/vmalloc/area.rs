@@ -8,8 +8,8 @@ use core::ptr::NonNull;
 use super::api::find_area;
 use super::node::NIL;
 use super::{
-    Mmu, NUMA_NO_NODE, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_VMALLOC,
-    Vmalloc,
+    Mmu, NUMA_NO_NODE, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED,
+    VM_UNINITIALIZED, VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_ZERO, GFP_KERNEL, Gfp};
@@ -31,7 +31,73 @@ impl<M: Mmu> Vmalloc<M> {
     #[track_caller]
     pub fn vmap<P: Platform>(&self, k: &Kmem<P>, pages: &[&Page], flags: u32) -> Result<NonNull<u8>, AllocError> {
         self.bind(k);
+        self.vmap_at(k, pages, flags, None, Location::caller())
+    }
+
+    /// `vmap(array, count, flags | VM_MAP_PUT_PAGES, PAGE_KERNEL)` as the kernel's callers
+    /// write it: the area takes both the pages and the `struct page *` array that held them
+    /// (`array`, the kernel's `vm->pages`), and `vfree` of the area frees every page and then
+    /// gives the array to `kvfree` (a vmalloc address to `vfree`, anything else to `kfree`).
+    /// `array` must be what `kmalloc` or `kvmalloc` of this machine returned (the start of a
+    /// live kmalloc object, or of a vmalloc area), with room for `pages.len()` pointers;
+    /// anything else is reported (`WARN`) and refused, the pages and the array left to the
+    /// caller. On failure both stay the caller's, as in the kernel. `vunmap` of the area
+    /// leaves both to the caller too (the kernel's `vunmap` frees neither, so they leak there).
+    ///
+    /// # Errors
+    /// As [`Self::vmap`], and an `array` that is no allocation `kvfree` could free.
+    ///
+    /// # Safety
+    /// On success the caller gives `array` up: nothing uses it afterwards (the area frees it
+    /// on `vfree`, or hands it back on `vunmap`), and the pages in `pages` are the caller's to
+    /// give up as well (as with [`Self::vmap`] and `VM_MAP_PUT_PAGES`).
+    #[track_caller]
+    pub unsafe fn vmap_put_pages<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        pages: &[&Page],
+        array: NonNull<u8>,
+        flags: u32,
+    ) -> Result<NonNull<u8>, AllocError> {
+        self.bind(k);
         let caller = Location::caller();
+        if !self.is_kvfree_array(k, array.as_ptr(), pages.len()) {
+            let msg = format_args!(
+                "vmap: VM_MAP_PUT_PAGES page array {:p} is not from kmalloc or kvmalloc (room for {} pointers)",
+                array.as_ptr(),
+                pages.len()
+            );
+            self.warn(k, caller, "vmap", msg);
+            return Err(AllocError);
+        }
+        self.vmap_at(k, pages, flags | VM_MAP_PUT_PAGES, Some(array), caller)
+    }
+
+    /// Whether `kvfree` can free `array` and it has room for `count` page pointers: the start
+    /// of a live kmalloc object, or of a live vmalloc area (`kvmalloc`'s fallback).
+    fn is_kvfree_array<P: Platform>(&self, k: &Kmem<P>, array: *const u8, count: usize) -> bool {
+        let Some(need) = count.checked_mul(size_of::<usize>()) else { return false };
+        if !self.is_vmalloc_addr(array) {
+            return k.kmalloc_usable_size(array).is_some_and(|n| n >= need);
+        }
+        let space = self.space.lock();
+        let i = find_area(&space, array as usize);
+        i != NIL && {
+            let node = space.pool.get(i);
+            node.flags & VM_VMALLOC != 0 && node.requested >= need
+        }
+    }
+
+    /// The body of [`Self::vmap`]; `put_array` is the array a `VM_MAP_PUT_PAGES` caller hands
+    /// over ([`Self::vmap_put_pages`]), recorded on the area once it is mapped.
+    fn vmap_at<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        pages: &[&Page],
+        flags: u32,
+        put_array: Option<NonNull<u8>>,
+        caller: &'static Location<'static>,
+    ) -> Result<NonNull<u8>, AllocError> {
         let ctx = k.platform().context();
         if ctx.atomic {
             k.report_might_sleep(caller);
@@ -68,6 +134,10 @@ impl<M: Mmu> Vmalloc<M> {
             // The pages stay the caller's (VM-9); a range left mapped is never reused.
             self.unwind_map(k, area, start, &pfns, false, failed);
             return Err(AllocError);
+        }
+        if let Some(array) = put_array {
+            // Before `publish`: the area is not visible yet, so no free can miss the array.
+            self.space.lock().pool.get_mut(area).put_array = array.as_ptr() as usize;
         }
         self.publish(area, pfns, false, 0);
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))

@@ -142,14 +142,14 @@ impl<M: Mmu> Vmalloc<M> {
             super::locked_sub(&self.deferred_pages, node.nr_pages().max(1));
             self.nr_deferred.fetch_sub(1, Relaxed);
             let cap = if cache { self.cache_limit_pages(k.total_managed()) } else { 0 };
-            let (pages, flags, purge) = self.retire(&mut space, i, Release::Pages, cap);
+            let (pages, flags, purge, array) = self.retire(&mut space, i, Release::Pages, cap);
             drop(space);
             if let Some(pfns) = pages
                 && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES) != 0
             {
                 freed += pfns.len as usize;
             }
-            self.finish_free(k, pages, flags, Release::Pages, purge);
+            self.finish_free(k, pages, flags, Release::Pages, purge, array);
         }
         freed
     }
@@ -165,19 +165,27 @@ impl<M: Mmu> Vmalloc<M> {
             return;
         }
         let cap = self.cache_limit_pages(k.total_managed());
-        let (pages, flags, purge) = self.retire(&mut space, i, how, cap);
+        let (pages, flags, purge, array) = self.retire(&mut space, i, how, cap);
         drop(space);
-        self.finish_free(k, pages, flags, how, purge);
+        self.finish_free(k, pages, flags, how, purge, array);
     }
 
     /// Parks vmalloc area `i` in the frame cache if it fits under `cache_cap` pages, else moves
-    /// it to the lazy tree; returns the frames to free, the flags, and whether a purge is due.
+    /// it to the lazy tree; returns the frames to free, the flags, whether a purge is due, and
+    /// the page array a `VM_MAP_PUT_PAGES` caller handed over (0 for none; taken off the node).
     ///
     /// An area that leaves for the lazy tree is unmapped first, under the lock: its frames go
     /// back to the page allocator (or stay the caller's) as soon as the lock is dropped, and
     /// a purge may hand its range to someone else only after this lock hold.
-    fn retire(&self, space: &mut Space, i: u32, how: Release, cache_cap: usize) -> (Option<PfnArray>, u32, bool) {
-        let node = space.pool.get(i);
+    fn retire(
+        &self,
+        space: &mut Space,
+        i: u32,
+        how: Release,
+        cache_cap: usize,
+    ) -> (Option<PfnArray>, u32, bool, usize) {
+        let node = space.pool.get_mut(i);
+        let array = core::mem::take(&mut node.put_array);
         let (nr, flags, start) = (node.nr_pages(), node.flags, node.start);
         // Only kmem's own mark says the frames are vmalloc's: a `vmap` or `get_vm_area` area
         // keeps whatever `VM_ALLOC` its caller gave it, and owns no pages (VM-9, VM-13).
@@ -186,7 +194,8 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let cacheable = how == Release::Pages && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_VMALLOC;
         if cacheable && space.cache.pages + nr <= cache_cap && space.cache_put(i) {
-            return (None, flags, false);
+            debug_assert_eq!(array, 0, "only a VM_MAP_PUT_PAGES vmap has an array");
+            return (None, flags, false, 0);
         }
         let pages = space.pool.get_mut(i).pages.take();
         // `vunmap_range_noflush`: the PTEs go now, only the "TLB flush" (the purge) waits. If the
@@ -199,13 +208,26 @@ impl<M: Mmu> Vmalloc<M> {
             debug_assert_eq!(gone, i);
             space.strand(i);
             super::locked_add(&self.stats.unmap_failures, 1);
-            return (pages, flags | UNMAP_FAILED, false);
+            return (pages, flags | UNMAP_FAILED, false, array);
         }
         space.retire(i);
-        (pages, flags, space.lazy_pages > self.lazy_max_pages())
+        (pages, flags, space.lazy_pages > self.lazy_max_pages(), array)
     }
 
-    fn finish_free<P: Platform>(&self, k: &Kmem<P>, pages: Option<PfnArray>, flags: u32, how: Release, purge: bool) {
+    /// Frees what `retire` took off an area, after the lock: the frames (a `vfree` of an area
+    /// that owns them), kmem's pfn array, and then a `VM_MAP_PUT_PAGES` caller's page array
+    /// (`array`, 0 for none), which a `vfree` gives to `kvfree` and a `vunmap` leaves to the
+    /// caller. An area that could not be unmapped keeps its frames, but not the array: no
+    /// mapping reaches it.
+    fn finish_free<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        pages: Option<PfnArray>,
+        flags: u32,
+        how: Release,
+        purge: bool,
+        array: usize,
+    ) {
         if let Some(pfns) = pages {
             if flags & UNMAP_FAILED != 0 {
                 let n = pfns.len;
@@ -221,8 +243,24 @@ impl<M: Mmu> Vmalloc<M> {
             }
             self.free_array(k, &pfns);
         }
+        if how == Release::Pages && array != 0 {
+            self.kvfree_put_array(k, array as *const u8);
+        }
         if purge {
             self.lazy_purge(k);
+        }
+    }
+
+    /// `kvfree(vm->pages)` for a `VM_MAP_PUT_PAGES` area: a vmalloc address goes to `vfree`
+    /// (deferred in atomic context, as any), anything else to `kfree`.
+    fn kvfree_put_array<P: Platform>(&self, k: &Kmem<P>, array: *const u8) {
+        if self.is_vmalloc_addr(array) {
+            self.vfree_at(k, array, Location::caller());
+        } else {
+            // SAFETY: `vmap_put_pages` checked that `array` started a live kmalloc object, and
+            // its caller gave the object up to the area, which is being freed now: nothing else
+            // frees or uses it.
+            unsafe { k.kfree(array) };
         }
     }
 

@@ -35,7 +35,10 @@
 //! cached frames are not counted); every pool node is unused or in exactly one tree.
 //!
 //! Invariant: an area owns its frames only if vmalloc made it (`VM_VMALLOC`) or `vmap` was
-//! given `VM_MAP_PUT_PAGES` (VM-9); the caller's flags are sanitised at every public entry
+//! given `VM_MAP_PUT_PAGES` (VM-9); such a `vmap` area also owns the caller's page array when
+//! one was handed over (`Vmalloc::vmap_put_pages`, checked then to be something `kvfree` can
+//! free), which `vfree` gives to `kvfree` after the frames and `vunmap` leaves to the caller;
+//! the caller's flags are sanitised at every public entry
 //! (`Vmalloc::caller_flags`), so kmem's own bits and `VM_UNINITIALIZED` only come from kmem.
 //!
 //! Invariant: an area is mapped only while it is live (busy, published) or parked in the

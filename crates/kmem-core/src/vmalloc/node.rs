@@ -49,6 +49,11 @@ pub(super) struct Node {
     pub(super) requested: usize,
     /// Backing frames (vmalloc) or the caller's frames (vmap).
     pub(super) pages: Option<PfnArray>,
+    /// The caller's `struct page *` array a `VM_MAP_PUT_PAGES` `vmap` handed over with its
+    /// pages (the kernel's `vm->pages`), which `vfree` gives to `kvfree`; 0 for none. Set only
+    /// by [`Vmalloc::vmap_put_pages`](super::Vmalloc::vmap_put_pages) on a live area, taken
+    /// back (zeroed) when the area is retired.
+    pub(super) put_array: usize,
     /// Who created the area.
     pub(super) caller: Option<&'static Location<'static>>,
     /// Link of the deferred-free list.
@@ -68,6 +73,7 @@ impl Node {
             flags: 0,
             requested: 0,
             pages: None,
+            put_array: 0,
             caller: None,
             next: NIL,
         }

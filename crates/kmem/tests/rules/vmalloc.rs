@@ -397,6 +397,74 @@ fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
     check(&m);
 }
 
+/// VM-9 with the array (`vmap(array, n, VM_MAP_PUT_PAGES, ..)` as the kernel's callers write
+/// it, the C ABI's path): `vfree` frees the pages and gives the array to `kvfree` (a kmalloc
+/// object to `kfree`, a vmalloc area to `vfree`); `vunmap` leaves both to the caller; an array
+/// `kvfree` could not free (not an allocation, inside one, too small for the pointers) is
+/// reported and refused, and takes nothing.
+#[test]
+fn vm9_vmap_put_pages_hands_over_the_pages_and_the_array() {
+    let m = x86_64_nopcp(64);
+    let three = || -> Vec<&Page> { (0..3).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect() };
+    let bytes = 3 * size_of::<*const Page>();
+
+    let pages = three();
+    let array = m.kmalloc(bytes, GFP_KERNEL).unwrap();
+    // SAFETY: The test's own pages and array, given up to the area.
+    let v = unsafe { m.vmap_put_pages(&pages, array, 0) }.unwrap();
+    write(v, 2 * PAGE_SIZE, 9);
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { m.vfree(v.as_ptr()) };
+    assert!(pages.iter().all(|p| p.refcount() == 0), "the pages are freed");
+    assert_eq!(m.kmalloc(bytes, GFP_KERNEL).unwrap(), array, "the array was kfree'd: LIFO hands it out again");
+    // SAFETY: The object just allocated, unused afterwards.
+    unsafe { m.kfree(array.as_ptr()) };
+
+    let pages = three();
+    let array = m.vmalloc(PAGE_SIZE).unwrap();
+    // SAFETY: As above.
+    let v = unsafe { m.vmap_put_pages(&pages, array, 0) }.unwrap();
+    // SAFETY: As above.
+    unsafe { m.vfree(v.as_ptr()) };
+    assert!(pages.iter().all(|p| p.refcount() == 0));
+    assert!(m.vmalloc_to_page(array.as_ptr()).is_none(), "the array's area was vfree'd");
+    assert_eq!(count_log(&m, "nonexistent vm area"), 0);
+
+    let pages = three();
+    let array = m.kmalloc(bytes, GFP_KERNEL).unwrap();
+    // SAFETY: As above.
+    let v = unsafe { m.vmap_put_pages(&pages, array, 0) }.unwrap();
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { m.vunmap(v.as_ptr()) };
+    assert!(pages.iter().all(|p| p.refcount() == 1), "vunmap leaves the pages to the caller");
+    assert!(m.kmalloc_usable_size(array.as_ptr()).is_some(), "and the array");
+    // SAFETY: The test's own array, unused afterwards.
+    unsafe { m.kfree(array.as_ptr()) };
+    assert_eq!(count_log(&m, "WARNING"), 0);
+
+    let mut local = [0usize; 3];
+    let big = m.kmalloc(64, GFP_KERNEL).unwrap();
+    let small = m.kmalloc(8, GFP_KERNEL).unwrap();
+    let bad = [NonNull::from(&mut local).cast::<u8>(), NonNull::new(big.as_ptr().wrapping_add(8)).unwrap(), small];
+    for (i, &array) in bad.iter().enumerate() {
+        // SAFETY: Refused (the test checks it), so nothing is given up.
+        assert!(unsafe { m.vmap_put_pages(&pages, array, 0) }.is_err(), "array {i} refused");
+        assert_eq!(count_log(&m, "is not from kmalloc or kvmalloc"), i + 1);
+    }
+    assert!(pages.iter().all(|p| p.refcount() == 1), "a refused vmap takes nothing");
+    for page in pages {
+        // SAFETY: The test's own pages, unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+    }
+    // SAFETY: The test's own objects, unused afterwards.
+    unsafe {
+        m.kfree(big.as_ptr());
+        m.kfree(small.as_ptr());
+    }
+    m.vm().check();
+    check(&m);
+}
+
 /// VM-9, VM-13: a `VM_ALLOC` among `vmap`'s flags only labels the area (`vmallocinfo` shows
 /// `vmalloc vmap` and no `pages=`, as the kernel's `nr_pages` is 0): `vfree` frees none of the
 /// caller's pages, leaves `VmallocUsed` alone and parks nothing in the frame cache, so the next
