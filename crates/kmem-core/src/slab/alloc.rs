@@ -417,6 +417,14 @@ impl<P: Platform> Kmem<P> {
         // SAFETY: As in `slab_free`.
         let s = unsafe { cache.as_ref() };
         s.stats.free_slow.fetch_add(1, Relaxed);
+        if s.fast && s.init_on_free {
+            // `init_on_free` for every free of a plain cache: the fast path zeroed the object
+            // only if it had a CPU (not in atomic context, nor from a thread without a slot);
+            // zeroing again after a fast path that found its array full costs one object's
+            // bytes per flush. Debug caches zero in `debug::on_free`.
+            // SAFETY: The caller gives the object back; its bytes are ours to clear.
+            unsafe { obj.write_bytes(0, s.object_size()) };
+        }
         if let Some(cpu) = ctx.cpu
             && s.fast
         {

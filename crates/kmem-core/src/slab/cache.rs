@@ -384,6 +384,17 @@ impl Cache {
         super::hardening::decode(stored, self.random, at as usize) as *mut u8
     }
 
+    /// Zeroes the free pointer of object `obj`, just taken off a slab's freelist (the
+    /// kernel's `maybe_wipe_obj_freeptr`, for `init_on_free` caches).
+    ///
+    /// # Safety
+    /// As [`Cache::get_freepointer`].
+    #[inline]
+    pub(crate) unsafe fn wipe_freepointer(&self, obj: *mut u8) {
+        // SAFETY: As in `get_freepointer`.
+        unsafe { obj.wrapping_add(self.layout.offset).cast::<usize>().write_unaligned(0) };
+    }
+
     /// Stores the encoded free pointer `next` in free object `obj`.
     ///
     /// # Safety

@@ -214,6 +214,11 @@ impl Node {
                 while n < out.len() && !(*slab).freelist.is_null() {
                     let obj = (*slab).freelist;
                     (*slab).freelist = cache.get_freepointer(obj);
+                    if cache.init_on_free {
+                        // `maybe_wipe_obj_freeptr`: the object was zeroed when freed, but then
+                        // carried the free pointer on the slab's freelist.
+                        cache.wipe_freepointer(obj);
+                    }
                     (*slab).inuse += 1;
                     out[n].write(obj);
                     n += 1;

@@ -27,6 +27,7 @@ mod proc;
 mod reports;
 mod slab;
 mod slab_debug;
+mod slab_init;
 mod slab_pages;
 mod slab_smoke;
 mod vmalloc;
