@@ -16,8 +16,8 @@ use std::sync::{Condvar, Mutex};
 use kmem_core::platform::{Level, Platform};
 use kmem_core::{PAGE_SIZE, Page, PageAllocator};
 
-use crate::machine::UserPlatform;
 use crate::mapping::VaRange;
+use crate::user_platform::UserPlatform;
 
 /// Persistent kmap slots (`LAST_PKMAP` on i386 without PAE).
 pub const LAST_PKMAP: usize = 1024;

@@ -100,6 +100,7 @@ pub mod mempool;
 pub mod printk;
 mod procfs;
 mod profile;
+mod user_platform;
 pub use kmem_core::{kmalloc, slab};
 pub mod sys;
 mod typed_cache;
@@ -113,8 +114,9 @@ pub use kmem_core::platform::Level;
 pub use kmem_core::{
     AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, vmalloc, zone,
 };
-pub use machine::{BuildError, Builder, Machine, Profile, Settings, UserPlatform};
+pub use machine::{BuildError, Builder, Machine, Profile, Settings};
 pub use typed_cache::{CacheBox, KmemCache};
+pub use user_platform::UserPlatform;
 
 use std::sync::OnceLock;
 

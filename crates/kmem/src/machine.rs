@@ -1,5 +1,6 @@
 //! A userspace machine: memfd "physical memory" with a direct map, the page allocator over
-//! it, threads as CPU slots, the printk ring, and a background reclaimer (kswapd).
+//! it, threads as CPU slots, the printk ring, and a background reclaimer (kswapd). The
+//! [`Platform`] the core runs on (slots, clock, waits, the log) is `user_platform.rs`.
 //!
 //! Profiles (DESIGN §3), by physical address:
 //! - `i386`: DMA [0, 16 MiB), Normal [16 MiB, 896 MiB), HighMem [896 MiB, end); HighMem is
@@ -14,7 +15,6 @@
 
 use std::ops::Deref;
 use std::os::fd::OwnedFd;
-use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -25,7 +25,7 @@ use kmem_core::fault::{FaultAttr, FaultPoint};
 use kmem_core::order::PAGE_SIZE;
 use kmem_core::page_alloc::{Config, InitError, Layout};
 use kmem_core::pcp::MAX_CPUS;
-use kmem_core::platform::{Level, Platform, Task};
+use kmem_core::platform::{Level, Platform};
 use kmem_core::slab::{DebugSpec, SlabConfig};
 use kmem_core::vmalloc::Vmalloc;
 use kmem_core::{AllocError, Kmem, PageAllocator};
@@ -37,7 +37,8 @@ use crate::mapping::{UserMmu, VaRange};
 use crate::printk::{Echo, Printk};
 use crate::profile::MIB_PAGES;
 pub use crate::profile::Profile;
-use crate::{context, sys};
+use crate::sys;
+use crate::user_platform::UserPlatform;
 
 /// Why a machine could not be built.
 #[derive(Debug)]
@@ -704,160 +705,5 @@ impl Drop for Inner {
         ctl.stopping.store(true, Ordering::SeqCst);
         ctl.word.fetch_add(1, Ordering::SeqCst);
         sys::futex_wake_all(&ctl.word);
-    }
-}
-
-/// The [`Platform`] of a userspace machine.
-pub struct UserPlatform {
-    pub(crate) id: u64,
-    nr_cpus: usize,
-    pub(crate) slots: Box<[AtomicBool]>,
-    owner: std::sync::OnceLock<Weak<dyn SlotOwner>>,
-    phys: sys::PhysMem,
-    log: Printk,
-    start: Instant,
-    pub(crate) kswapd: Arc<KswapdCtl>,
-    pub(crate) fork_lock: crate::fork::ForkLock,
-    /// The mempool's fault-injection points (the kernel's static `DECLARE_FAULT_ATTR`s in
-    /// `mm/mempool.c`; here per machine, handed to pools by `Platform::fault_attr`).
-    fail_mempool_alloc: FaultAttr,
-    fail_mempool_alloc_bulk: FaultAttr,
-}
-
-impl UserPlatform {
-    fn acquire_slot(&self) -> Option<(usize, Weak<dyn SlotOwner>)> {
-        let owner = self.owner.get()?.clone();
-        let slot = self
-            .slots
-            .iter()
-            .position(|s| s.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok())?;
-        Some((slot, owner))
-    }
-}
-
-// SAFETY: `cpu` hands out a slot only to the thread that won its `slots` flag, and the flag is
-// cleared only after that thread released it (thread exit or `release_cpu`); slots are below
-// `nr_cpus` because `slots` has `nr_cpus` entries.
-unsafe impl Platform for UserPlatform {
-    fn nr_cpus(&self) -> usize {
-        self.nr_cpus
-    }
-
-    #[inline]
-    fn cpu(&self) -> Option<usize> {
-        cpu::current(self.id, || self.acquire_slot())
-    }
-
-    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        let _heap = crate::global_alloc::system_scope(); // Reports run inside kmem (printk docs).
-        match args.as_str() {
-            Some(s) => self.log.log(level, s, true),
-            None => self.log.log(level, &args.to_string(), true),
-        }
-    }
-
-    fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
-    }
-
-    fn with_task(&self, f: &mut dyn FnMut(Task<'_>)) {
-        let _heap = crate::global_alloc::system_scope(); // As in `log`.
-        let comm = sys::comm();
-        f(Task { comm: &comm, pid: sys::gettid() });
-    }
-
-    #[inline]
-    fn context(&self) -> kmem_core::platform::Context {
-        match context::snapshot(self.id) {
-            Some((slot, atomic, noio, nofs)) => {
-                let cpu = slot.or_else(|| cpu::current_slow(self.id, || self.acquire_slot()));
-                kmem_core::platform::Context { cpu, atomic, noio, nofs }
-            }
-            None => kmem_core::platform::Context::default(),
-        }
-    }
-
-    #[inline(always)]
-    fn fast_cpu(&self) -> Option<usize> {
-        context::fast_slot(self.id)
-    }
-
-    #[inline(always)]
-    fn plain_cpu(&self) -> Option<usize> {
-        context::plain_slot(self.id)
-    }
-
-    fn in_atomic(&self) -> bool {
-        context::in_atomic()
-    }
-
-    fn gfp_scope(&self) -> (bool, bool) {
-        context::gfp_scope()
-    }
-
-    fn in_reclaim(&self) -> bool {
-        context::in_reclaim()
-    }
-
-    fn set_in_reclaim(&self, on: bool) -> bool {
-        context::set_in_reclaim(on)
-    }
-
-    fn wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) {
-        sys::futex_wait(word, expected, Duration::from_nanos(timeout_ns));
-    }
-
-    fn wake_all(&self, word: &AtomicU32) {
-        sys::futex_wake_all(word);
-    }
-
-    fn wake_kswapd(&self) {
-        self.kswapd.kick(&self.kswapd.balance);
-    }
-
-    fn schedule_work(&self) {
-        // kswapd is the machine's worker; without it, the deferred frees wait for the next
-        // vmalloc/vfree or for reclaim (the vmalloc shrinker, `vm.rs`).
-        self.kswapd.kick(&self.kswapd.work);
-    }
-
-    fn heavy_barrier(&self) -> bool {
-        sys::heavy_barrier()
-    }
-
-    unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
-        // SAFETY: The caller owns the pages (this method's contract).
-        unsafe { self.phys.discard(pfn, nr) }
-    }
-
-    unsafe fn zero_highmem(&self, pfn: usize, nr: usize) -> bool {
-        // SAFETY: As above.
-        unsafe { self.phys.zero(pfn, nr) }
-    }
-
-    fn fault_attr(&self, point: FaultPoint) -> Option<&FaultAttr> {
-        match point {
-            FaultPoint::FailMempoolAlloc => Some(&self.fail_mempool_alloc),
-            FaultPoint::FailMempoolAllocBulk => Some(&self.fail_mempool_alloc_bulk),
-            _ => None,
-        }
-    }
-
-    fn dump_stack(&self, caller: &Location<'_>) {
-        let _heap = crate::global_alloc::system_scope(); // As in `log`.
-        let cpu = self.cpu().unwrap_or(0);
-        let mut trace = format!("  {caller}\n");
-        for frame in crate::callers::foreign_frames() {
-            trace.push_str(&format!("  {frame}\n"));
-        }
-        self.log.log(
-            Level::Warning,
-            &format!(
-                "CPU: {cpu} UID: 0 PID: {} Comm: {}\nCall Trace:\n <TASK>\n{trace} </TASK>",
-                sys::gettid(),
-                sys::comm()
-            ),
-            true,
-        );
     }
 }
