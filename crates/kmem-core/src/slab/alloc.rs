@@ -462,14 +462,12 @@ impl<P: Platform> Kmem<P> {
                 return;
             }
         }
-        if !super::debug::on_free(self, s, obj, caller) {
-            return;
-        }
-        if self.slab_freelist_head_is(s, obj) {
-            self.report_double_free(s, obj, caller);
-            return;
-        }
-        self.return_objects_held(cache, &[obj]);
+        // A debug cache checks the object and frees it under one hold of the node lock.
+        self.with_hooks_pinned(cache, |s| {
+            self.return_objects_checked(s, &[obj], |node, found, obj| {
+                super::debug::on_free_locked(self, s, node, found, obj, caller)
+            });
+        });
     }
 
     /// [`Kmem::return_objects`] from a free, holding a cache with a destructor meanwhile: a
@@ -499,14 +497,6 @@ impl<P: Platform> Kmem<P> {
         let top = unsafe { c.top_is(c.count.load(Relaxed) as usize, obj) };
         c.guard.exit();
         top
-    }
-
-    /// Whether `obj` is already the first free object of its slab (SL-16 without a CPU array).
-    fn slab_freelist_head_is(&self, s: &Cache, obj: *mut u8) -> bool {
-        let Some(found) = self.object_slab(obj) else { return false };
-        let _node = s.node.lock();
-        // SAFETY: The slab is live (its page says so) and its freelist is read under the lock.
-        unsafe { (*found.slab).freelist == obj }
     }
 
     /// Finds the slab holding `addr` from the page it lies in: `PG_slab` on a slab's head page,

@@ -21,15 +21,19 @@
 //! cache, not only with consistency checks, because the kernel's alternative is a corrupted
 //! freelist.
 //!
-//! Lock order: every hook takes the cache's node lock itself (never held by the caller).
+//! Lock order: `on_alloc` takes the cache's node lock itself (never held by the caller);
+//! `on_free_locked` runs under the node lock its caller holds across the free, so a check and
+//! the free it allows are one critical section.
 
 use core::panic::Location;
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
+use super::alloc::ObjSlab;
 use super::cache::Cache;
 use super::flags::{__OBJECT_POISON, SLAB_CONSISTENCY_CHECKS, SLAB_KMALLOC, SLAB_POISON, SLAB_RED_ZONE};
 use super::flags::{SLAB_STORE_USER, SLAB_TRACE};
 use super::layout::{TRACK_SIZE, TrackItem};
+use super::node::Node;
 use crate::kmem::Kmem;
 use crate::platform::{Level, Platform};
 
@@ -312,18 +316,26 @@ pub(crate) fn on_alloc<P: Platform>(
     true
 }
 
-/// `free_debug_processing` before a debug-cache object goes back to its slab: with
-/// consistency checks the slab and object are checked; every debug cache refuses an object that
-/// is already free. A refused free reports `Object at 0x… not freed` and returns false (the
-/// object stays where it is). Otherwise `init_on_free`, the free track, `TRACE`, and the
-/// free-state fills.
-pub(crate) fn on_free<P: Platform>(k: &Kmem<P>, s: &Cache, obj: *mut u8, caller: &Location<'_>) -> bool {
+/// `free_debug_processing` before a debug-cache object goes back to its slab, under the node
+/// lock the caller holds and keeps until the object is on the freelist (the kernel's
+/// `free_to_partial_list` runs the checks and the free under one hold of `list_lock`: were
+/// the lock dropped in between, two racing frees of one object could both pass the checks).
+/// With consistency checks the slab and object are checked; every debug cache refuses an
+/// object that is already free. A refused free reports `Object at 0x… not freed` and returns
+/// false (the object stays where it is). Otherwise `init_on_free`, the free track, `TRACE`,
+/// and the free-state fills.
+pub(crate) fn on_free_locked<P: Platform>(
+    k: &Kmem<P>,
+    s: &Cache,
+    node: &mut Node,
+    found: &ObjSlab,
+    obj: *mut u8,
+    caller: &Location<'_>,
+) -> bool {
     if s.fast {
         return true;
     }
-    let Some(found) = k.object_slab(obj) else { return true };
-    let mut node = s.node.lock();
-    if !k.free_debug_checks(s, &mut node, found.slab, found.base, obj, caller) {
+    if !k.free_debug_checks(s, node, found.slab, found.base, obj, caller) {
         k.slab_fix(s, format_args!("Object at 0x{:x} not freed", obj as usize));
         return false;
     }

@@ -7,6 +7,7 @@ use core::panic::Location;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
 
+use super::alloc::ObjSlab;
 use super::cache::{Cache, CacheRef, CpuCache};
 use super::desc::{NIL_PFN, Slab};
 use super::flags::{SLAB_NO_REAP, SLAB_TYPESAFE_BY_RCU};
@@ -240,16 +241,33 @@ impl<P: Platform> Kmem<P> {
     /// is not found here; `slub_debug=F` finds every one.
     #[track_caller]
     pub(crate) fn return_objects(&self, s: &Cache, objs: &[*mut u8]) {
+        self.return_objects_checked(s, objs, |_, _, _| true);
+    }
+
+    /// [`Kmem::return_objects`] with `accept` asked first for each object, under the same hold
+    /// of the node lock as its free (a debug cache's `free_debug_processing`): an object it
+    /// refuses (having reported why) stays out.
+    #[track_caller]
+    pub(crate) fn return_objects_checked(
+        &self,
+        s: &Cache,
+        objs: &[*mut u8],
+        mut accept: impl FnMut(&mut Node, &ObjSlab, *mut u8) -> bool,
+    ) {
         let mut discard: [*mut Slab; MAX_BATCH] = [ptr::null_mut(); MAX_BATCH];
         let mut nd = 0;
         let mut double_freed: Option<*mut u8> = None;
         {
             let mut node = s.node.lock();
             for &obj in objs {
-                let Some(slab) = self.object_slab(obj).filter(|o| ptr::eq(o.cache, s)).map(|o| o.slab) else {
+                let Some(found) = self.object_slab(obj).filter(|o| ptr::eq(o.cache, s)) else {
                     double_freed = Some(obj);
                     continue;
                 };
+                if !accept(&mut node, &found, obj) {
+                    continue;
+                }
+                let slab = found.slab;
                 // SAFETY: `slab` is a live slab of `s`; its freelist and count are read under
                 // the lock.
                 if unsafe { (*slab).freelist == obj || (*slab).inuse == 0 } {

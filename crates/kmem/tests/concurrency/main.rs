@@ -6,6 +6,7 @@
 //!   progress of `GFP_KERNEL` pool allocations on a machine with every page taken.
 //! - `model`: two threads replay random operations in lock step against a plain model of the
 //!   live blocks (STYLE §7), with `check()` after every step (PA-3, PA-5, PA-11, PA-17).
+//! - `slab_debug_race`: two threads free one object of a debug cache at once (SL-15).
 //! - `slab_model`: the slab allocator against a model, two threads in lock step with cross-thread
 //!   frees (issue 3); `slab_stress`: slab and kmalloc churn, producer/consumer, thread exit and
 //!   concurrent shrink/reclaim on several threads (also under `.ci/valgrind`).
@@ -28,6 +29,7 @@ mod model;
 mod review;
 #[path = "../common/rng.rs"]
 mod rng;
+mod slab_debug_race;
 mod slab_model;
 mod slab_stress;
 mod stress;
