@@ -136,7 +136,7 @@ impl<P: Platform> Kmem<P> {
                     c.count.store(count, Relaxed);
                     c.guard.exit();
                     c.alloc_fast.store(c.alloc_fast.load(Relaxed) + 1, Relaxed);
-                    if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
+                    if s.want_init(gfp) {
                         // SAFETY: The object is ours now; `object_size` bytes are the object.
                         unsafe { obj.write_bytes(0, s.object_size()) };
                     }
@@ -206,7 +206,7 @@ impl<P: Platform> Kmem<P> {
             && s.fast
             && let Some(obj) = self.pop_cpu_array(s, cpu)
         {
-            if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
+            if s.want_init(gfp) {
                 // SAFETY: The object is ours now.
                 unsafe { obj.as_ptr().write_bytes(0, s.object_size()) };
             }
@@ -257,7 +257,7 @@ impl<P: Platform> Kmem<P> {
             }
             s.stats.refills.fetch_add(1, Relaxed);
         }
-        if gfp.contains(__GFP_ZERO) || s.init_on_alloc {
+        if s.want_init(gfp) {
             // SAFETY: The object is ours; `zero_size` is at most the object size.
             unsafe { obj.write_bytes(0, super::debug::zero_size(s, orig_size)) };
         }

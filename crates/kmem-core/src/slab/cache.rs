@@ -151,6 +151,9 @@ pub struct Cache {
     pub(crate) fast: bool,
     /// Zero objects on allocation (`init_on_alloc` where it applies).
     pub(crate) init_on_alloc: bool,
+    /// `__GFP_ZERO` zeroes objects: false only for a cache with a constructor while
+    /// `init_on_alloc` is on, as `slab_want_init_on_alloc` answers (see [`Cache::want_init`]).
+    pub(crate) gfp_zero: bool,
     /// Zero objects on free (`init_on_free` where it applies).
     pub(crate) init_on_free: bool,
     /// Stride (`s->size`).
@@ -278,6 +281,16 @@ impl Cache {
     pub fn name(&self) -> &str {
         // SAFETY: The name was copied from a `&str` into the cache's own pages at creation.
         unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(self.name_ptr, self.name_len)) }
+    }
+
+    /// `slab_want_init_on_alloc(gfp, s)` (SL-10): whether an allocation with `gfp` is zeroed.
+    /// With `init_on_alloc` off, iff `__GFP_ZERO`. With it on: never for a cache with a
+    /// constructor, not even with `__GFP_ZERO` (zeroing would undo the constructor; the kernel
+    /// returns false before it looks at the mask); only with `__GFP_ZERO` for
+    /// `SLAB_TYPESAFE_BY_RCU` and `SLAB_POISON` caches; always for the others.
+    #[inline(always)]
+    pub(crate) fn want_init(&self, gfp: crate::gfp::Gfp) -> bool {
+        self.init_on_alloc || (self.gfp_zero && gfp.contains(crate::gfp::__GFP_ZERO))
     }
 
     /// `kmem_cache_size`: the object size (the largest of merged aliases).

@@ -239,6 +239,7 @@ impl<P: Platform> Kmem<P> {
                 nr_cpus: nr_cpus as u32,
                 fast: !lay.flags.is_debug(),
                 init_on_alloc: self.slabs.config.init_on_alloc && plain,
+                gfp_zero: !(self.slabs.config.init_on_alloc && args.ctor.is_some()),
                 init_on_free: self.slabs.config.init_on_free && plain,
                 size: lay.size,
                 recip: reciprocal(lay.size),

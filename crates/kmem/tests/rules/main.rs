@@ -30,6 +30,7 @@ mod slab_debug;
 mod slab_init;
 mod slab_pages;
 mod slab_smoke;
+mod slab_want_init;
 mod vmalloc;
 mod vmalloc_limits;
 mod vmalloc_reuse;
