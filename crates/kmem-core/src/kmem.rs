@@ -94,4 +94,10 @@ impl<P: Platform> Shrinker for Kmem<P> {
     fn scan_objects(&self, nr_to_scan: usize, gfp: crate::gfp::Gfp) -> usize {
         self.shrink_for_reclaim(nr_to_scan, gfp)
     }
+
+    fn report_oom(&self) {
+        if self.should_dump_unreclaim_slab() {
+            self.dump_unreclaimable_slab();
+        }
+    }
 }

@@ -30,6 +30,10 @@ pub trait Shrinker: Sync {
     /// that needs I/O or the filesystem must check `__GFP_IO`/`__GFP_FS`); returns how many
     /// were freed (`scan_objects`).
     fn scan_objects(&self, nr_to_scan: usize, gfp: crate::gfp::Gfp) -> usize;
+    /// Adds to the OOM report (`dump_header`), right after its Mem-Info block. Nothing by
+    /// default; the slab allocator (the page allocator's only link to it is its shrinker)
+    /// prints `Unreclaimable slab info:` there, as the kernel's `dump_header` does.
+    fn report_oom(&self) {}
 }
 
 /// Called when reclaim has failed and the machine is out of memory (`register_oom_notifier`).

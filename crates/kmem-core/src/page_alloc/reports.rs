@@ -256,8 +256,9 @@ impl<P: Platform> PageAllocator<P> {
         self.platform.dump_stack(caller);
     }
 
-    /// The OOM report (`dump_header`: whatever the mask, `__GFP_NOWARN` included), followed by
-    /// kmem's deviation notice.
+    /// The OOM report (`dump_header`: whatever the mask, `__GFP_NOWARN` included: header,
+    /// stack, Mem-Info, then what the shrinkers add, i.e. the slab allocator's `Unreclaimable
+    /// slab info:`), followed by kmem's deviation notice.
     pub(super) fn report_oom(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
         self.with_task(|task| {
             self.platform.log(
@@ -267,6 +268,9 @@ impl<P: Platform> PageAllocator<P> {
         });
         self.platform.dump_stack(caller);
         self.show_mem();
+        // `should_dump_unreclaim_slab()` / `dump_unreclaimable_slab()`: the slab allocator's
+        // part, through its shrinker (it decides whether to print).
+        self.shrinkers.for_each(|s| s.report_oom());
         self.platform.log(
             Level::Err,
             format_args!(

@@ -1,5 +1,5 @@
-//! `/proc/slabinfo` (SEMANTICS §3.10, SL-17), the Slab lines of `/proc/meminfo`, and per-cache
-//! statistics.
+//! `/proc/slabinfo` (SEMANTICS §3.10, SL-17), the Slab lines of `/proc/meminfo`, the OOM
+//! report's `Unreclaimable slab info:` (`dump_unreclaimable_slab`), and per-cache statistics.
 
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
@@ -103,6 +103,44 @@ impl<P: Platform> Kmem<P> {
             + self.slabs.cache_pages.load(Relaxed)
             + self.slabs.descs.pages.load(Relaxed);
         (rec, unrec)
+    }
+
+    /// `should_dump_unreclaim_slab` (mm/oom_kill.c): unreclaimable slab memory exceeds the
+    /// pages on the LRU lists. A kmem machine has no LRU pages (no anonymous or file memory:
+    /// `show_mem` prints every LRU count as 0), so this is "any unreclaimable slab page", as
+    /// `SUnreclaim` counts them ([`Kmem::slab_pages`]: large kmalloc pages and kmem's cache
+    /// structures and slab descriptors included, as the kernel's `NR_SLAB_UNRECLAIMABLE_B`
+    /// includes large kmalloc and `struct kmem_cache` objects).
+    pub fn should_dump_unreclaim_slab(&self) -> bool {
+        const NR_LRU: usize = 0;
+        self.slab_pages().1 > NR_LRU
+    }
+
+    /// `dump_unreclaimable_slab` (mm/slab_common.c), part of the OOM report: a header, a column
+    /// line, then one line per cache without `SLAB_RECLAIM_ACCOUNT` that has objects (newest
+    /// first, as the cache list is kept), `%-17s %10luKB %10luKB`: active and total objects
+    /// times the stride, in KiB rounded down (the numbers of `/proc/slabinfo`, SL-17). The
+    /// kernel only try-locks `slab_mutex` here (a sleeping lock held across allocations) and
+    /// prints `excessive unreclaimable slab but cannot dump stats` when it is busy; kmem's
+    /// cache list lock is a spin lock never held while allocating, so it is simply taken.
+    pub fn dump_unreclaimable_slab(&self) {
+        let log = |args: fmt::Arguments<'_>| self.platform().log(crate::platform::Level::Info, args);
+        log(format_args!("Unreclaimable slab info:"));
+        log(format_args!("Name                      Used          Total"));
+        self.walk_caches(|s| {
+            if s.layout.flags.intersects(SLAB_RECLAIM_ACCOUNT) {
+                return;
+            }
+            let info = info_of(s);
+            if info.num_objs > 0 {
+                log(format_args!(
+                    "{:<17} {:>10}KB {:>10}KB",
+                    s.name(),
+                    info.active_objs * s.size / 1024,
+                    info.num_objs * s.size / 1024
+                ));
+            }
+        });
     }
 
     /// `validate_slab_cache` (sysfs `validate`): flushes the per-CPU arrays, checks every slab

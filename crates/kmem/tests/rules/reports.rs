@@ -91,6 +91,56 @@ fn pa15_nowarn_does_not_silence_the_oom_report() {
     check(&m);
 }
 
+/// `dump_header` → `should_dump_unreclaim_slab` → `dump_unreclaimable_slab` (mm/oom_kill.c,
+/// mm/slab_common.c): after the Mem-Info block, when unreclaimable slab memory exceeds the LRU
+/// pages (kmem has none, so whenever there is any), the OOM report lists every cache without
+/// `SLAB_RECLAIM_ACCOUNT` that has objects: `%-17s %10luKB %10luKB` with the active and total
+/// objects times the stride, in KiB rounded down. Empty and reclaimable caches are left out.
+#[test]
+fn pa15_oom_report_lists_unreclaimable_slab_caches() {
+    use kmem::slab::CacheArgs;
+    use kmem::slab::flags::{SLAB_NO_MERGE, SLAB_RECLAIM_ACCOUNT};
+    let m = i386_nopcp(64);
+    let unrec = m.kmem_cache_create("oom_unreclaim", 1000, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let rec =
+        m.kmem_cache_create("oom_reclaim", 1000, &CacheArgs::default(), SLAB_NO_MERGE | SLAB_RECLAIM_ACCOUNT).unwrap();
+    let empty = m.kmem_cache_create("oom_empty", 1000, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let objs: Vec<_> =
+        (0..10).flat_map(|_| [unrec, rec]).map(|c| (c, m.kmem_cache_alloc(c, GFP_KERNEL).unwrap())).collect();
+    let held = exhaust(&m);
+    m.log().clear();
+    assert!(as_task("slabby", || m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err()));
+    let lines = log_lines(&m);
+    let at = |text: &str| lines.iter().position(|l| l == text).unwrap_or_else(|| panic!("no {text:?} in {lines:#?}"));
+    let (info, oom) = (at("Unreclaimable slab info:"), at("Out of memory and no killable processes..."));
+    assert!(lines[info - 1].ends_with(" pages reserved"), "right after show_mem: {lines:#?}");
+    assert_eq!(lines[info + 1], "Name                      Used          Total");
+    let rows = &lines[info + 2..oom];
+    let (c, size) = (m.cache_info(unrec), m.cache(unrec).unwrap().size());
+    assert_eq!((c.active_objs, size), (10, 1000), "no CPU array holds objects; i386 stride");
+    let expect =
+        format!("{:<17} {:>10}KB {:>10}KB", "oom_unreclaim", c.active_objs * size / 1024, c.num_objs * size / 1024);
+    let total = c.num_objs * 1000 / 1024;
+    assert_eq!(expect, format!("oom_unreclaim              9KB {total:>10}KB"), "10 000 bytes: 9 KiB, rounded down");
+    assert_eq!(rows.iter().filter(|r| **r == expect).count(), 1, "{rows:#?}");
+    assert!(!rows.iter().any(|r| r.starts_with("oom_reclaim ") || r.starts_with("oom_empty ")), "{rows:#?}");
+    for row in rows {
+        let (name, rest) = row.split_at(17);
+        assert!(!name.trim().is_empty() && rest.starts_with(' ') && rest.len() == 26, "{row:?}");
+        assert!(rest.ends_with("KB") && rest[..13].ends_with("KB"), "{row:?}");
+    }
+    free_all(&m, held);
+    for (c, p) in objs {
+        // SAFETY: Allocated above from `c`, freed once.
+        unsafe { m.kmem_cache_free(c, p.as_ptr()) };
+    }
+    for c in [unrec, rec, empty] {
+        // SAFETY: Empty now, not used again.
+        unsafe { m.kmem_cache_destroy(c) }.unwrap();
+    }
+    check(&m);
+}
+
 /// The `WARNING:` record of a page allocator `WARN_ON_ONCE` whose text ends with `what`:
 /// asserts there is exactly one, that it names the caller at `line` of this file, and that
 /// the stack dump follows it.
