@@ -10,6 +10,21 @@ use crate::waitq::WaitWord;
 use core::fmt;
 use core::panic::Location;
 
+/// kmem's `HZ` (`CONFIG_HZ_250`, the x86 default): the rate of the jiffy counter that reports
+/// print (`age=` of slab tracks) and that the kernel's `n*HZ` timeouts are written in.
+pub const HZ: u64 = 250;
+
+/// Nanoseconds per jiffy (4 ms at [`HZ`] = 250).
+pub const NSEC_PER_JIFFY: u64 = 1_000_000_000 / HZ;
+
+/// `jiffies` at the clock reading `now_ns` ([`Platform::now_ns`]): whole ticks of `1/HZ` s
+/// since the clock's zero. Ages are differences of these counters (`jiffies - t->when`), as
+/// in the kernel, not the time between the readings rounded.
+#[must_use]
+pub const fn jiffies(now_ns: u64) -> u64 {
+    now_ns / NSEC_PER_JIFFY
+}
+
 /// Kernel log levels (`KERN_EMERG` .. `KERN_DEBUG`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]

@@ -12,7 +12,9 @@
 //! tail stay `0x5a`. A kmalloc debug object (`SLAB_KMALLOC` + `SLAB_STORE_USER`) records the
 //! requested size, and with `SLAB_RED_ZONE` the bytes from the request to the end of the
 //! object are red zone too (`kmalloc Redzone`). A `struct track` records the caller (an
-//! interned `#[track_caller]` location), CPU, pid and time.
+//! interned `#[track_caller]` location), CPU, pid and time (the platform clock in ns); its
+//! `age=` is printed in jiffies, `jiffies(now) - jiffies(when)` at `HZ` = 250, as the
+//! kernel's `jiffies - t->when`.
 //!
 //! Checks follow `free_debug_processing`/`alloc_debug_processing`: only
 //! `SLAB_CONSISTENCY_CHECKS` checks the slab and the object on alloc and free; the other debug
@@ -35,7 +37,7 @@ use super::flags::{SLAB_STORE_USER, SLAB_TRACE};
 use super::layout::{TRACK_SIZE, TrackItem};
 use super::node::Node;
 use crate::kmem::Kmem;
-use crate::platform::{Level, Platform};
+use crate::platform::{Level, Platform, jiffies};
 
 /// `POISON_FREE`: the bytes of a poisoned object.
 pub const POISON_FREE: u8 = 0x6b;
@@ -113,7 +115,8 @@ impl DebugState {
     }
 }
 
-/// One `struct track` as stored in the object's metadata (32 bytes). `when_ns == 0` with
+/// One `struct track` as stored in the object's metadata (32 bytes). `when_ns` is the clock
+/// reading in ns (the kernel stores `jiffies`; [`jiffies`] converts). `when_ns == 0` with
 /// `caller == 0` is an empty track (`init_tracking`).
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
@@ -244,7 +247,8 @@ impl<P: Platform> Kmem<P> {
             let off = s.layout.track_offset(item).expect("store-user cache has tracks");
             // SAFETY: Inside the object's slot.
             let t = unsafe { obj.add(off).cast::<Track>().read_unaligned() };
-            let age = now.saturating_sub(t.when_ns) / 1_000_000;
+            // `jiffies - t->when`: in jiffies (HZ = 250), as the kernel prints it.
+            let age = jiffies(now).saturating_sub(jiffies(t.when_ns));
             match self.slabs.debug.callers.get(t.caller) {
                 Some(loc) => self
                     .platform()

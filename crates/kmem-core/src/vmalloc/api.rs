@@ -37,7 +37,7 @@ const BULK: usize = 32;
 
 /// How long a `__GFP_NOFAIL` vmalloc sleeps before it asks for address space again: the
 /// kernel's `schedule_timeout_uninterruptible(1)`, one jiffy at `HZ=250`.
-const NOFAIL_RETRY_NS: u64 = 4_000_000;
+const NOFAIL_RETRY_NS: u64 = crate::platform::NSEC_PER_JIFFY;
 
 impl<M: Mmu> Vmalloc<M> {
     /// `vmalloc(size)`: `GFP_KERNEL` pages, HighMem allowed, page aligned.

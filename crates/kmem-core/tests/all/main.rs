@@ -19,6 +19,7 @@ use kmem_core::{PAGE_SIZE, PageAllocator, proc};
 
 mod layouts;
 mod meminit;
+mod slab_track;
 mod vmalloc;
 
 /// Memory the "bootloader" gives us: page-aligned, zero-filled, owned by the test.
@@ -47,6 +48,8 @@ impl Drop for Region {
 struct Board {
     log: Mutex<String>,
     ticks: AtomicU64,
+    /// How far each reading of the clock moves it (1 ms; 0 for a clock a test sets).
+    tick_ns: AtomicU64,
     single_cpu: bool,
 }
 
@@ -69,7 +72,7 @@ unsafe impl Platform for Board {
         let _ = writeln!(self.log.lock().unwrap(), "<{}>{args}", level as u8);
     }
     fn now_ns(&self) -> u64 {
-        self.ticks.fetch_add(1_000_000, Relaxed)
+        self.ticks.fetch_add(self.tick_ns.load(Relaxed), Relaxed)
     }
     fn wait(&self, _word: &WaitWord, _expected: u32, _timeout_ns: u64) {}
     fn wake_all(&self, _word: &WaitWord) {}
@@ -93,7 +96,7 @@ fn layout(region: &Region, zones: [Option<(usize, usize)>; MAX_NR_ZONES]) -> Lay
 }
 
 fn board(single_cpu: bool) -> Board {
-    Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), single_cpu }
+    Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), tick_ns: AtomicU64::new(1_000_000), single_cpu }
 }
 
 /// A 32 MiB board with DMA [0, 16 MiB) and Normal above, all directly mapped.
