@@ -1,5 +1,6 @@
-//! SL-10 with `init_on_alloc` (the per-path zeroing tests are `slab_init.rs`) (SEMANTICS §3.7 "Zeroing"): which allocations of a cache are
-//! zeroed, the kernel's `slab_want_init_on_alloc(flags, s)` (mm/slab.h, mm/slub.c):
+//! SL-10 with `init_on_alloc` (SEMANTICS §3.7 "Zeroing"): which allocations of a cache are
+//! zeroed, the kernel's `slab_want_init_on_alloc(flags, s)` (mm/slab.h, mm/slub.c). The
+//! zeroing on each path, under both settings, is `slab_init.rs`.
 //!
 //! | `init_on_alloc` | cache                              | zeroed                  |
 //! |-----------------|------------------------------------|-------------------------|
