@@ -20,6 +20,7 @@ mod mempool_resize;
 mod misuse;
 mod pages;
 mod pages_bulk;
+mod pages_giveup;
 mod pages_init;
 mod pcp;
 mod private;
