@@ -15,8 +15,9 @@ typedef int16_t		__s16;
 typedef uint16_t	__u16;
 typedef int32_t		__s32;
 typedef uint32_t	__u32;
-typedef int64_t		__s64;
-typedef uint64_t	__u64;
+/* long long on every arch, as asm-generic/int-ll64.h: %llu/%lld print them everywhere. */
+__extension__ typedef signed long long	__s64;
+__extension__ typedef unsigned long long	__u64;
 
 typedef __s8		s8;
 typedef __u8		u8;

@@ -1,0 +1,109 @@
+//! Shared by the C test drivers that came after `c_abi.rs`: compile a C file from `tests/c`
+//! against `include/` with gcc, link it with the libkmem this build made, run it with chosen
+//! `KMEM_*` settings. (`c_abi.rs` keeps its own copies of the same helpers.)
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put libkmem.so for this build: next to the test binary.
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().expect("deps directory").to_path_buf();
+    assert!(dir.join("libkmem.so").exists(), "libkmem.so should be in {}", dir.display());
+    dir
+}
+
+pub fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
+    std::fs::create_dir_all(&dir).expect("create the output directory");
+    dir
+}
+
+/// The suite's flags (as `c_abi.rs`): the kernel's `-Wstrict-prototypes`, warnings are errors.
+pub const CFLAGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Wstrict-prototypes", "-Werror", "-O2", "-g"];
+
+/// gcc with [`CFLAGS`], then `extra` (a later `-std=` wins), `-I include` and `args`.
+pub fn gcc(extra: &[&str], args: &[&str]) -> Output {
+    Command::new("gcc")
+        .env("LC_ALL", "C")
+        .args(CFLAGS)
+        .args(extra)
+        .arg("-I")
+        .arg(manifest().join("include"))
+        .args(args)
+        .output()
+        .expect("run gcc (the C test suite needs the system C compiler)")
+}
+
+pub fn show(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Compiles C source text with `extra` flags to an object file; the compiler's output.
+pub fn compile_text(tag: &str, text: &str, extra: &[&str]) -> Output {
+    let src = out_dir().join(format!("{tag}.c"));
+    std::fs::write(&src, text).expect("write the C source");
+    let obj = src.with_extension("o");
+    gcc(extra, &["-c", &src.display().to_string(), "-o", &obj.display().to_string()])
+}
+
+/// Compiles `tests/c/<name>.c` with `extra` flags and links it with libkmem.so.
+pub fn build(name: &str, extra: &[&str]) -> PathBuf {
+    let src = manifest().join("tests/c").join(format!("{name}.c"));
+    let exe = out_dir().join(format!("{name}-so"));
+    let lib = lib_dir();
+    let args = [
+        src.display().to_string(),
+        "-o".into(),
+        exe.display().to_string(),
+        "-pthread".into(),
+        format!("-L{}", lib.display()),
+        "-lkmem".into(),
+        format!("-Wl,-rpath,{}", lib.display()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = gcc(extra, &args);
+    assert!(o.status.success(), "gcc {name}.c failed:\n{}", show(&o));
+    exe
+}
+
+/// Runs a C program with these `KMEM_*` settings (every other `KMEM_*` variable is removed),
+/// under `KMEM_C_TEST_WRAPPER` if set.
+pub fn run_with(exe: &Path, settings: &[(&str, &str)]) -> Output {
+    let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KMEM_") && k != "KMEM_C_TEST_WRAPPER") {
+        cmd.env_remove(k);
+    }
+    cmd.env("LD_LIBRARY_PATH", lib_dir());
+    cmd.envs(settings.iter().copied());
+    cmd.output().expect("run a C test program")
+}
+
+/// Builds and runs `tests/c/<name>.c`; it must exit 0 and print `<name>: N checks, 0 failed`.
+pub fn run_suite_with(name: &str, extra: &[&str], settings: &[(&str, &str)]) -> Output {
+    let o = run_with(&build(name, extra), settings);
+    assert!(o.status.success(), "{name} failed:\n{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("{name}: ")) && out.contains(" checks, 0 failed"), "{}", show(&o));
+    o
+}
