@@ -13,3 +13,11 @@ use support::{compile_text, run_suite_with, show};
 fn u64_and_friends_are_long_long() {
     run_suite_with("types_printf", &[], &[]);
 }
+
+/// The kernel's `virt_to_page`/`virt_to_pfn`/`virt_addr_valid` are macros over
+/// `__pa((unsigned long)(x))`: `virt_to_page(__get_free_page(GFP_KERNEL))` compiles cleanly and
+/// pointers still work (DESIGN §6; PA rules §2.10 for the answers).
+#[test]
+fn virt_to_page_takes_an_unsigned_long_or_a_pointer() {
+    run_suite_with("virt_forms", &[], &[]);
+}

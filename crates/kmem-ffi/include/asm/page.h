@@ -36,9 +36,15 @@ unsigned long page_to_pfn(const struct page *page);
 int pfn_valid(unsigned long pfn);
 int virt_addr_valid(const void *kaddr);
 
-#define __pa(x)			virt_to_phys((void *)(x))
+/* As the kernel's macros (`__pa((unsigned long)(x))`), these take an address either way: a
+ * pointer or the `unsigned long` __get_free_page() returns. The functions keep their names, so
+ * `(virt_to_page)(p)` and `&virt_to_page` still reach the exports. */
+#define __kmem_addr(x)		((const void *)(unsigned long)(x))
+#define __pa(x)			virt_to_phys(__kmem_addr(x))
+#define virt_to_page(kaddr)	virt_to_page(__kmem_addr(kaddr))
+#define virt_addr_valid(kaddr)	virt_addr_valid(__kmem_addr(kaddr))
 #define __va(x)			phys_to_virt((phys_addr_t)(x))
-#define virt_to_pfn(kaddr)	((unsigned long)(virt_to_phys(kaddr) >> PAGE_SHIFT))
+#define virt_to_pfn(kaddr)	((unsigned long)(__pa(kaddr) >> PAGE_SHIFT))
 #define pfn_to_virt(pfn)	__va((phys_addr_t)(pfn) << PAGE_SHIFT)
 #define page_to_phys(page)	((phys_addr_t)page_to_pfn(page) << PAGE_SHIFT)
 #define PFN_UP(x)		(((x) + PAGE_SIZE - 1) >> PAGE_SHIFT)
