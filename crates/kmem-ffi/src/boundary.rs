@@ -67,6 +67,25 @@ pub(crate) fn ffi_boundary<R>(export: &str, fallback: R, body: impl FnOnce(&'sta
     }
 }
 
+/// The kernel's `panic()` (kernel/panic.c) reached from C, e.g. `SLAB_PANIC`: the panic line
+/// and its end marker at `KERN_EMERG` in the log and on stderr (as a panic forces them to the
+/// console), the stack in the log, then `abort()`. Nothing unwinds and no Rust panic message
+/// is printed: the process dies by `SIGABRT`, as the kernel would stop.
+pub(crate) fn kernel_panic(m: &Machine, msg: &str, caller: &Location<'_>) -> ! {
+    use std::io::Write as _;
+    let msg = msg.strip_suffix('\n').unwrap_or(msg);
+    let line = format!("Kernel panic - not syncing: {msg}\n");
+    let end = format!("---[ end Kernel panic - not syncing: {msg} ]---\n");
+    m.printk(Level::Emerg, &line);
+    m.platform().dump_stack(caller);
+    m.printk(Level::Emerg, &end);
+    if !m.log().echoes(Level::Emerg) {
+        // Write errors are ignored: nothing may stop the abort.
+        let _ = std::io::stderr().write_all(format!("{line}{end}").as_bytes());
+    }
+    std::process::abort()
+}
+
 /// Like [`ffi_boundary`] for exports that need no machine (parsers, context counters).
 pub(crate) fn ffi_guard<R>(export: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {

@@ -31,10 +31,10 @@ use std::sync::{LazyLock, PoisonError, RwLock};
 
 use kmem::{Gfp, Level, Machine};
 use kmem_core::platform::Platform as _;
-use kmem_core::slab::flags::{SLAB_CTOR_ATOMIC, SLAB_CTOR_CONSTRUCTOR, SlabFlags};
+use kmem_core::slab::flags::{SLAB_CTOR_ATOMIC, SLAB_CTOR_CONSTRUCTOR, SLAB_PANIC, SlabFlags};
 use kmem_core::slab::{Cache, CacheArgs, CacheRef, ObjFn};
 
-use crate::boundary::{c_str, ffi_boundary, report_bad_pointer, report_null};
+use crate::boundary::{c_str, ffi_boundary, kernel_panic, report_bad_pointer, report_null};
 use crate::pages::gfp_t;
 
 /// `slab_flags_t`.
@@ -214,14 +214,27 @@ fn create(
     flags: c_ulong,
     legacy: Option<Box<LegacyFns>>,
 ) -> *mut c_void {
+    let caller = Location::caller();
+    // SL-2: with `SLAB_PANIC` every failure is `__kmem_cache_create_args`' panic() instead of
+    // its warning; C has no unwinding, so the process aborts as the kernel stops.
+    let panics = flags & c_ulong::from(SLAB_PANIC.bits()) != 0;
+    let panic = |name: &str, errno: i32| -> ! {
+        kernel_panic(m, &format!("__kmem_cache_create_args: Failed to create slab '{name}'. Error {errno}"), caller)
+    };
     // SAFETY: The kernel's contract for `name`: NULL or a NUL-terminated string.
     let Some(name) = (unsafe { c_str(name) }) else {
         // `kmem_cache_sanity_check`, then `__kmem_cache_create_args`' warning.
         m.printk(Level::Err, "kmem_cache_create((null)) integrity check failed\n");
+        if panics {
+            panic("(null)", -22);
+        }
         m.printk(Level::Warning, "__kmem_cache_create_args((null)) failed with error -22\n");
         return ptr::null_mut();
     };
     let Ok(bits) = u32::try_from(flags) else {
+        if panics {
+            panic(&name, -22);
+        }
         m.printk(
             Level::Warning,
             &format!("__kmem_cache_create_args({name}) failed with error -22: flags {flags:#x} beyond slab_flags_t\n"),
@@ -237,7 +250,12 @@ fn create(
         args.ctor = has_ctor.then_some(ObjFn { func: call_legacy_ctor, ctx });
         args.dtor = has_dtor.then_some(ObjFn { func: call_legacy_dtor, ctx });
     }
-    let made = m.kmem_cache_create(&name, size, &args, SlabFlags::from_bits(bits));
+    let flags = SlabFlags::from_bits(bits);
+    let made = if panics {
+        m.kmem_cache_create_unreported(&name, size, &args, flags).map_err(|e| panic(&name, e.errno()))
+    } else {
+        m.kmem_cache_create(&name, size, &args, flags)
+    };
     let Ok(cache) = made else {
         if let Some(fns) = legacy {
             // SAFETY: From `Box::into_raw` above; the failed create kept no reference.

@@ -21,3 +21,25 @@ fn u64_and_friends_are_long_long() {
 fn virt_to_page_takes_an_unsigned_long_or_a_pointer() {
     run_suite_with("virt_forms", &[], &[]);
 }
+
+/// SL-2 from C: `SLAB_PANIC` makes a failed `kmem_cache_create` the kernel's `panic()`: the
+/// panic line (kernel/panic.c's prefix, `__kmem_cache_create_args`' message) in the log and
+/// on stderr, then `abort()`; no Rust panic message, no "kmem internal error".
+#[test]
+fn slab_panic_aborts_with_the_kernels_panic_line() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let exe = support::build("slab_panic", &[]);
+    for (arg, name, err) in [("size0", "p", -22), ("flags", "pflags", -22)] {
+        let o = support::run_with_args(&exe, &[arg], &[]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.signal(), Some(libc::SIGABRT), "{arg}: not aborted:\n{}", show(&o));
+        let line = format!("Kernel panic - not syncing: __kmem_cache_create_args: Failed to create slab '{name}'. Error {err}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with(&line)).count(), 1, "{arg}:\n{}", show(&o));
+        assert!(stderr.contains(&format!("---[ end {line} ]---")), "{arg}:\n{}", show(&o));
+        for noise in ["panicked at", "internal error", "RUST_BACKTRACE", "stack backtrace"] {
+            assert!(!stderr.contains(noise), "{arg}: {noise:?} on stderr:\n{}", show(&o));
+        }
+    }
+    let o = support::run_with(&exe, &[]);
+    assert!(o.status.success(), "a cache that can be made:\n{}", show(&o));
+}

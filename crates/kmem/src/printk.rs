@@ -110,6 +110,11 @@ impl Printk {
         }
     }
 
+    /// Whether a record at `level` is echoed to stderr (`KMEM_LOG_ECHO`).
+    pub fn echoes(&self, level: Level) -> bool {
+        matches!(self.echo, Echo::Below(console) if (level as u8) < console)
+    }
+
     /// Every record still in the ring, oldest first.
     pub fn records(&self) -> Vec<Record> {
         let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).

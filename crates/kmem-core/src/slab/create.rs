@@ -104,13 +104,7 @@ impl<P: Platform> Kmem<P> {
         flags: SlabFlags,
     ) -> Result<CacheRef, CreateError> {
         let caller = Location::caller();
-        self.reap_orphans();
-        let made = flags::validate(flags).map_err(CreateError::InvalidFlags).and_then(|()| {
-            // `slab_debug=` flags come after the check, as `kmem_cache_flags()` adds them.
-            let flags = if flags.intersects(SLAB_NO_USER_FLAGS) { flags } else { self.slab_debug_flags(name, flags) };
-            self.create_cache(name, size, args, flags, true, GFP_KERNEL)
-        });
-        match made {
+        match self.kmem_cache_create_unreported(name, size, args, flags) {
             Ok(c) => Ok(c),
             Err(e) => {
                 if flags.intersects(SLAB_PANIC) {
@@ -124,6 +118,27 @@ impl<P: Platform> Kmem<P> {
                 Err(e)
             }
         }
+    }
+
+    /// [`Kmem::kmem_cache_create`] without its report: a failure is returned with no warning
+    /// logged and no panic, even with `SLAB_PANIC`, for a caller that reports it in its own way
+    /// (the C ABI, where `SLAB_PANIC` is the kernel's `panic()`: the process aborts).
+    ///
+    /// # Errors
+    /// As [`Kmem::kmem_cache_create`].
+    pub fn kmem_cache_create_unreported(
+        &self,
+        name: &str,
+        size: usize,
+        args: &CacheArgs,
+        flags: SlabFlags,
+    ) -> Result<CacheRef, CreateError> {
+        self.reap_orphans();
+        flags::validate(flags).map_err(CreateError::InvalidFlags).and_then(|()| {
+            // `slab_debug=` flags come after the check, as `kmem_cache_flags()` adds them.
+            let flags = if flags.intersects(SLAB_NO_USER_FLAGS) { flags } else { self.slab_debug_flags(name, flags) };
+            self.create_cache(name, size, args, flags, true, GFP_KERNEL)
+        })
     }
 
     /// The legacy five-argument `kmem_cache_create(name, size, align, flags, ctor)`: the

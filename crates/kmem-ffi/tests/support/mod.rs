@@ -81,6 +81,11 @@ pub fn build(name: &str, extra: &[&str]) -> PathBuf {
 /// Runs a C program with these `KMEM_*` settings (every other `KMEM_*` variable is removed),
 /// under `KMEM_C_TEST_WRAPPER` if set.
 pub fn run_with(exe: &Path, settings: &[(&str, &str)]) -> Output {
+    run_with_args(exe, &[], settings)
+}
+
+/// [`run_with`], passing `args` to the program.
+pub fn run_with_args(exe: &Path, args: &[&str], settings: &[(&str, &str)]) -> Output {
     let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
     let mut words = wrapper.split_whitespace();
     let mut cmd = match words.next() {
@@ -94,6 +99,7 @@ pub fn run_with(exe: &Path, settings: &[(&str, &str)]) -> Output {
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KMEM_") && k != "KMEM_C_TEST_WRAPPER") {
         cmd.env_remove(k);
     }
+    cmd.args(args);
     cmd.env("LD_LIBRARY_PATH", lib_dir());
     cmd.envs(settings.iter().copied());
     cmd.output().expect("run a C test program")
