@@ -164,6 +164,20 @@ pub extern "C" fn msleep(msecs: c_uint) {
     });
 }
 
+/// `void __udelay(unsigned long usecs)` (behind `udelay()` and `mdelay()`): the kernel busy-waits
+/// and may be called in atomic context; here the thread sleeps that long, with no
+/// `might_sleep` check.
+#[unsafe(no_mangle)]
+pub extern "C" fn __udelay(usecs: c_ulong) {
+    ffi_guard("__udelay", (), || std::thread::sleep(Duration::from_micros(usecs.into())));
+}
+
+/// `void __ndelay(unsigned long nsecs)` (behind `ndelay()`): as [`__udelay`], in nanoseconds.
+#[unsafe(no_mangle)]
+pub extern "C" fn __ndelay(nsecs: c_ulong) {
+    ffi_guard("__ndelay", (), || std::thread::sleep(Duration::from_nanos(nsecs.into())));
+}
+
 /// `int _cond_resched(void)` (behind `cond_resched()`): yields the CPU; always 0 here.
 #[unsafe(no_mangle)]
 pub extern "C" fn _cond_resched() -> c_int {

@@ -7,9 +7,12 @@
 
 void msleep(unsigned int msecs);
 static inline void ssleep(unsigned int seconds) { msleep(seconds * 1000); }
-/* Busy-waits in the kernel; here a plain short sleep without the might_sleep check. */
-static inline void udelay(unsigned long usecs) { usleep((useconds_t)usecs); }
-static inline void mdelay(unsigned long msecs) { usleep((useconds_t)(msecs * 1000)); }
-static inline void ndelay(unsigned long nsecs) { usleep((useconds_t)(nsecs / 1000 + 1)); }
+/* Busy-waits in the kernel; here libkmem's __udelay/__ndelay (the kernel's names) sleep that
+ * long without the might_sleep check, so the header needs no POSIX declaration. */
+void __udelay(unsigned long usecs);
+void __ndelay(unsigned long nsecs);
+static inline void udelay(unsigned long usecs) { __udelay(usecs); }
+static inline void mdelay(unsigned long msecs) { __udelay(msecs * 1000); }
+static inline void ndelay(unsigned long nsecs) { __ndelay(nsecs); }
 
 #endif

@@ -18,10 +18,13 @@ void kfree_const(const void *x);
 /* strscpy: copies at most size - 1 bytes, always terminates; -E2BIG if truncated. */
 static inline ssize_t strscpy(char *dest, const char *src, size_t size)
 {
+	const char *nul;
 	size_t len;
 	if (size == 0)
 		return -E2BIG;
-	len = strnlen(src, size);
+	/* memchr, not POSIX's strnlen: the header stays ISO C (-std=c99/c11). */
+	nul = (const char *)memchr(src, '\0', size);
+	len = nul ? (size_t)(nul - src) : size;
 	if (len == size) {
 		memcpy(dest, src, size - 1);
 		dest[size - 1] = '\0';
