@@ -482,7 +482,8 @@ pub unsafe extern "C" fn kmem_cache_free(s: *mut c_void, objp: *mut c_void) {
 }
 
 /// `int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void **p)`:
-/// `size` objects into `p`, or 0 with none allocated.
+/// `size` objects into `p`, or 0 with none allocated; size 0 returns 0 at once, whatever `s`
+/// and `p` are.
 ///
 /// # Safety
 /// `p` is NULL or points to `size` writable pointers.
@@ -494,6 +495,10 @@ pub unsafe extern "C" fn kmem_cache_alloc_bulk(
     p: *mut *mut c_void,
 ) -> c_int {
     ffi_boundary("kmem_cache_alloc_bulk", 0, |m| {
+        // mm/slub.c returns before looking at the cache or the array (SL-9).
+        if size == 0 {
+            return 0;
+        }
         let Some(cache) = live_cache(m, "kmem_cache_alloc_bulk", s) else { return 0 };
         if p.is_null() {
             report_null(m, "kmem_cache_alloc_bulk", "object array", Location::caller());
@@ -508,13 +513,18 @@ pub unsafe extern "C" fn kmem_cache_alloc_bulk(
 }
 
 /// `void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p)`: frees every
-/// object; a NULL `s` frees each to its own cache (`kfree_bulk`).
+/// object; a NULL `s` frees each to its own cache (`kfree_bulk`). Size 0 does nothing,
+/// whatever `s` and `p` are.
 ///
 /// # Safety
 /// `p` is NULL or points to `size` pointers, each NULL or an object the caller gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_cache_free_bulk(s: *mut c_void, size: usize, p: *mut *mut c_void) {
     ffi_boundary("kmem_cache_free_bulk", (), |m| {
+        // mm/slub.c returns before looking at the cache or the array (SL-9).
+        if size == 0 {
+            return;
+        }
         let cache = if s.is_null() {
             None
         } else {

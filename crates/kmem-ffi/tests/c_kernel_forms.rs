@@ -75,3 +75,10 @@ fn headers_compile_as_strict_iso_c() {
         assert!(o.status.success(), "{std}: {}", show(&o));
     }
 }
+
+/// SL-9 edge from C: size 0 makes `kmem_cache_alloc_bulk` return 0 and `kmem_cache_free_bulk`
+/// return, silently, even with a NULL array (mm/slub.c returns before looking at anything).
+#[test]
+fn bulk_calls_of_size_zero_are_silent() {
+    run_suite_with("bulk_zero", &[], &[]);
+}
