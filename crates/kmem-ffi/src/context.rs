@@ -16,14 +16,14 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_ulong};
 use std::panic::Location;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 use kmem::Machine;
 use kmem_core::platform::{Level, Platform};
 use kmem_core::report::{Ratelimit, Verdict};
 
-use crate::boundary::{c_str, ffi_boundary, ffi_guard, report_null};
+use crate::boundary::{c_str, ffi_boundary, ffi_guard, machine_or_report, report_null};
 
 /// `X86_EFLAGS_IF`: the flags value `local_irq_save` returns when interrupts were on.
 pub const X86_EFLAGS_IF: c_ulong = 0x200;
@@ -100,10 +100,36 @@ pub extern "C" fn preempt_disable() {
     ffi_guard("preempt_disable", (), kmem::context::preempt_disable);
 }
 
-/// `void preempt_enable(void)`: leaves one level of atomic context.
+/// `void preempt_enable(void)`: leaves one level of atomic context; below zero it is
+/// reported (once) and the count stays 0 ([`preempt_enable_checked`]).
 #[unsafe(no_mangle)]
 pub extern "C" fn preempt_enable() {
-    ffi_guard("preempt_enable", (), kmem::context::preempt_enable);
+    ffi_guard("preempt_enable", (), || preempt_enable_checked(Location::caller()));
+}
+
+/// `preempt_count_sub` with CONFIG_DEBUG_PREEMPT: leaves one level of atomic context, or, with
+/// none to leave, `DEBUG_LOCKS_WARN_ON(val > preempt_count())` the first time (the warning
+/// turns lock debugging off, so it is printed once per process: the C ABI's one machine) and
+/// the count stays 0.
+pub(crate) fn preempt_enable_checked(caller: &Location<'_>) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if kmem::context::preempt_count() > 0 {
+        kmem::context::preempt_enable();
+        return;
+    }
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(m) = machine_or_report() {
+        m.printk(
+            Level::Warning,
+            &format!(
+                "WARNING: CPU: {} at {caller} preempt_count_sub: DEBUG_LOCKS_WARN_ON(val > preempt_count())\n",
+                m.platform().cpu().unwrap_or(0)
+            ),
+        );
+        m.platform().dump_stack(caller);
+    }
 }
 
 /// `int in_atomic(void)`: whether the thread is in atomic context. Panic-free without a

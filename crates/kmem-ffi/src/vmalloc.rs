@@ -243,11 +243,12 @@ pub extern "C" fn kmap_atomic(page: *mut c_void) -> *mut c_void {
     })
 }
 
-/// `void kunmap_atomic(void *addr)`: `kunmap_local`, then leaves atomic context.
+/// `void kunmap_atomic(void *addr)`: `kunmap_local`, then leaves atomic context (each
+/// unbalanced use reported once, as `kunmap_local` and `preempt_enable` report them).
 #[unsafe(no_mangle)]
 pub extern "C" fn kunmap_atomic(addr: *mut c_void) {
     ffi_boundary("kunmap_atomic", (), |m| {
         m.kunmap_local(addr.cast_const().cast());
-        kmem::context::preempt_enable();
+        crate::context::preempt_enable_checked(Location::caller());
     });
 }

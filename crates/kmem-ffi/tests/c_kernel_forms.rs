@@ -82,3 +82,12 @@ fn headers_compile_as_strict_iso_c() {
 fn bulk_calls_of_size_zero_are_silent() {
     run_suite_with("bulk_zero", &[], &[]);
 }
+
+/// Unbalanced `kunmap_local`/`kunmap_atomic` (NULL, a stack address) are mm/highmem.c's
+/// `WARN_ON_ONCE(addr < PAGE_OFFSET)` and a `preempt_enable` below zero is
+/// `DEBUG_LOCKS_WARN_ON(val > preempt_count())` (CONFIG_DEBUG_PREEMPT), each once; the count
+/// stays 0 (DESIGN §6: misuse is reported in the kernel's words).
+#[test]
+fn unbalanced_kunmap_and_preempt_enable_warn_once() {
+    run_suite_with("unbalanced", &[], &[]);
+}

@@ -90,7 +90,14 @@ pub fn preempt_disable() {
     THREAD.with(|t| t.preempt.set(t.preempt.get() + 1));
 }
 
-/// Leaves atomic context entered by [`preempt_disable`]. An unbalanced call is ignored.
+/// The calling thread's atomic-context depth (`preempt_count()`): spin locks held, interrupts
+/// off and `preempt_disable` levels together.
+pub fn preempt_count() -> u32 {
+    THREAD.try_with(|t| t.preempt.get()).unwrap_or(0)
+}
+
+/// Leaves atomic context entered by [`preempt_disable`]. An unbalanced call is ignored (the
+/// C ABI reports it first, as CONFIG_DEBUG_PREEMPT does, seeing [`preempt_count`] at 0).
 pub fn preempt_enable() {
     THREAD.with(|t| t.preempt.set(t.preempt.get().saturating_sub(1)));
 }

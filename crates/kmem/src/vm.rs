@@ -8,6 +8,7 @@
 use std::panic::Location;
 use std::ptr::NonNull;
 
+use kmem_core::page_alloc::warn_sites;
 use kmem_core::reclaim::Shrinker;
 use kmem_core::vmalloc::Vmalloc;
 use kmem_core::{AllocError, Gfp, Page};
@@ -289,11 +290,22 @@ impl Machine {
         }
     }
 
-    /// `kunmap_local(addr)`: releases the most recent local mapping (no-op for lowmem).
+    /// `kunmap_local(addr)`: releases the most recent local mapping (no-op for lowmem). An
+    /// address in no kmap window that is no kernel address either (not in the direct map or
+    /// the vmalloc area: NULL, the stack, the C heap) is mm/highmem.c's
+    /// `WARN_ON_ONCE(addr < PAGE_OFFSET)`, once per machine, and ignored.
     #[track_caller]
     pub fn kunmap_local(&self, addr: *const u8) {
-        if let Some(hm) = &self.inner.highmem {
-            hm.kunmap_local(self.inner.kmem.pages(), addr as usize, Location::caller());
+        let pa = self.inner.kmem.pages();
+        let caller = Location::caller();
+        let mapped = self.inner.highmem.as_ref().is_some_and(|hm| hm.kunmap_local(pa, addr as usize, caller));
+        if !mapped && pa.virt_to_pfn(addr).is_none() && !self.is_vmalloc_addr(addr) {
+            pa.warn_once(
+                warn_sites::KUNMAP_LOCAL_USER,
+                "kunmap_local_indexed",
+                format_args!("WARN_ON_ONCE(addr < PAGE_OFFSET): {addr:p} is no kmap mapping and no kernel address; ignored"),
+                caller,
+            );
         }
     }
 }

@@ -51,6 +51,9 @@ pub mod once {
     /// `WARN_ON_ONCE(s->ctor && (flags & __GFP_ZERO))` in `new_slab` (the slab allocator
     /// shares these bits).
     pub const SLAB_CTOR_ZERO: u8 = 1 << 6;
+    /// `WARN_ON_ONCE(addr < PAGE_OFFSET)` in `kunmap_local_indexed` (the `kmem` crate's
+    /// highmem shares these bits): a `kunmap_local` of no kmap mapping and no kernel address.
+    pub const KUNMAP_LOCAL_USER: u8 = 1 << 7;
 }
 
 /// Formats with a closure (a `Display` without allocating).
