@@ -91,3 +91,24 @@ fn bulk_calls_of_size_zero_are_silent() {
 fn unbalanced_kunmap_and_preempt_enable_warn_once() {
     run_suite_with("unbalanced", &[], &[]);
 }
+
+/// glibc defines some of the kernel's names too: `roundup` (<sys/param.h>) and `PAGE_MASK`
+/// (<sys/user.h>) with the same meaning, and <sys/sysinfo.h> includes <linux/kernel.h> for the
+/// uapi `struct sysinfo`. Either include order compiles under `-Werror` and computes the same
+/// (DESIGN §6: kernel-style C compiles unchanged).
+#[test]
+fn glibc_headers_mix_with_kmems_in_either_order() {
+    run_suite_with("glibc_mix", &[], &[]);
+    run_suite_with("glibc_mix", &["-DKMEM_GLIBC_FIRST"], &[]);
+}
+
+/// `__stringify` is ISO C (`__VA_ARGS__`, not GNU's named `x...`): <linux/compiler.h> is
+/// clean under `-pedantic -Werror`.
+#[test]
+fn compiler_h_is_clean_under_pedantic() {
+    let text = "#include <linux/compiler.h>\nconst char *kmem_s = __stringify(a, b) __stringify(1);\n";
+    for std in ["-std=c11", "-std=gnu11"] {
+        let o = compile_text(&format!("pedantic-compiler-{}", &std[5..]), text, &[std, "-pedantic"]);
+        assert!(o.status.success(), "{std} -pedantic:\n{}", show(&o));
+    }
+}

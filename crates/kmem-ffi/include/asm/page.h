@@ -8,7 +8,11 @@
 
 #define PAGE_SHIFT		12
 #define PAGE_SIZE		(1UL << PAGE_SHIFT)
-#define PAGE_MASK		(~(PAGE_SIZE - 1))
+/* glibc's <sys/user.h> defines PAGE_SHIFT, PAGE_SIZE and PAGE_MASK too, with these values and
+ * this spelling (an identical redefinition is no warning); the guard covers other spellings. */
+#ifndef PAGE_MASK
+#define PAGE_MASK		(~(PAGE_SIZE-1))
+#endif
 #define PAGE_ALIGN(addr)	(((addr) + PAGE_SIZE - 1) & PAGE_MASK)
 #define offset_in_page(p)	((unsigned long)(p) & ~PAGE_MASK)
 

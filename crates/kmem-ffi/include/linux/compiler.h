@@ -40,8 +40,9 @@
 #define __PASTE(a, b)		___PASTE(a, b)
 #define __UNIQUE_ID(prefix)	__PASTE(__PASTE(__UNIQUE_ID_, prefix), __COUNTER__)
 
-#define __stringify_1(x...)	#x
-#define __stringify(x...)	__stringify_1(x)
+/* ISO C's __VA_ARGS__ rather than GNU's named `x...`: clean under -pedantic. */
+#define __stringify_1(...)	#__VA_ARGS__
+#define __stringify(...)	__stringify_1(__VA_ARGS__)
 
 #define BUILD_BUG_ON(cond)	_Static_assert(!(cond), "BUILD_BUG_ON failed: " #cond)
 

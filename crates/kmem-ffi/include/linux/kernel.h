@@ -12,13 +12,22 @@
 #include <linux/bug.h>
 #include <linux/err.h>
 #include <linux/string.h>	/* memset and friends, as the kernel's headers pull them in */
+/* What the uapi <linux/kernel.h> gives, which kmem's shadows under -I include: glibc's
+ * <sys/sysinfo.h> includes <linux/kernel.h> for struct sysinfo. kmem has neither header, so
+ * these are the system's. */
+#include <linux/sysinfo.h>
+#include <linux/const.h>
 
 #define ARRAY_SIZE(arr)		(sizeof(arr) / sizeof((arr)[0]))
 #define DIV_ROUND_UP(n, d)	(((n) + (d) - 1) / (d))
 #define ALIGN(x, a)		(((x) + ((__typeof__(x))(a) - 1)) & ~((__typeof__(x))(a) - 1))
 #define ALIGN_DOWN(x, a)	((x) & ~((__typeof__(x))(a) - 1))
 #define IS_ALIGNED(x, a)	(((x) & ((__typeof__(x))(a) - 1)) == 0)
+/* glibc's <sys/param.h> defines roundup too, the same way (with a mask for a constant power
+ * of two): whichever header comes first defines it. */
+#ifndef roundup
 #define roundup(x, y)		((((x) + ((y) - 1)) / (y)) * (y))
+#endif
 #define rounddown(x, y)		((x) - ((x) % (y)))
 
 #define min(x, y) ({ __typeof__(x) _min1 = (x); __typeof__(y) _min2 = (y); _min1 < _min2 ? _min1 : _min2; })

@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/compiler.h>
+/* The uapi types (__kernel_long_t, __kernel_loff_t, ...) as the uapi <linux/types.h> has
+ * them, for the system's uapi headers that include <linux/types.h> and get kmem's
+ * (<linux/sysinfo.h>). kmem has no asm/posix_types.h: this is the system's. */
+#include <asm/posix_types.h>
 
 typedef int8_t		__s8;
 typedef uint8_t		__u8;
@@ -46,7 +50,6 @@ typedef u64		phys_addr_t;
 typedef u64		dma_addr_t;
 typedef phys_addr_t	resource_size_t;
 typedef unsigned long	pgoff_t;
-typedef long long	__kernel_loff_t;	/* loff_t itself comes from <sys/types.h>. */
 
 typedef struct {
 	int counter;
