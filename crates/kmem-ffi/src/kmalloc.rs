@@ -94,6 +94,9 @@ pub unsafe extern "C" fn kfree_sensitive(objp: *const c_void) {
 
 /// `size_t ksize(const void *objp)`: the usable size (the size class, or the page block of a
 /// large allocation); 0 for NULL, `ZERO_SIZE_PTR`, and pointers kmem did not hand out (reported).
+/// A pointer inside an allocation (a slab object or a large one) is reported (naming the large
+/// allocation it is in) and gives 0, where the kernel gives the whole size: from there, that
+/// many bytes would reach past the allocation.
 ///
 /// # Safety
 /// `objp` is NULL, not kmem's (reported), or an object the caller owns: the caller may use all

@@ -112,3 +112,10 @@ fn compiler_h_is_clean_under_pedantic() {
         assert!(o.status.success(), "{std} -pedantic:\n{}", show(&o));
     }
 }
+
+/// KM-4/KM-7 from C: `kfree` inside a live large kmalloc is refused and the report names the
+/// allocation (start, order, size); `ksize` there is reported and 0, as inside a slab object.
+#[test]
+fn pointers_inside_a_large_kmalloc_name_the_allocation() {
+    run_suite_with("large_interior", &[], &[]);
+}

@@ -233,9 +233,26 @@ impl<P: Platform> Kmem<P> {
             .then(|| page.order())
     }
 
+    /// The live large kmalloc that `ptr` points inside of (not at its start), as its start
+    /// address and order: for the report of a `kfree`/`ksize` of such a pointer, which names
+    /// the allocation rather than the page under `ptr`.
+    pub(crate) fn large_kmalloc_containing(&self, ptr: *const u8) -> Option<(usize, u32)> {
+        let head = self.pages().compound_head(self.virt_to_page(ptr)?);
+        let start = self.page_address(head)?.as_ptr() as usize;
+        let order = head.order();
+        let inside = (start..start + (PAGE_SIZE << order)).contains(&(ptr as usize));
+        (inside
+            && head.is_allocated()
+            && head.flags() & (pg::HEAD | pg::SLAB) == pg::HEAD
+            && head.mapping() == LARGE_KMALLOC)
+            .then_some((start, order))
+    }
+
     /// `ksize`: the usable size of a kmalloc object (KM-4, KM-7): 0 for NULL and
     /// `ZERO_SIZE_PTR`; the cache's `slab_ksize` for slab objects; the block size for large
-    /// ones. A pointer that is neither is reported and gives 0.
+    /// ones. A pointer that is neither is reported and gives 0, a pointer inside a large one
+    /// too (the report names the allocation), as one inside a slab object: the kernel gives
+    /// the whole size for either, which from such a pointer reaches past the allocation.
     ///
     /// As in the kernel, the caller may use all of those bytes afterwards, so a kmalloc debug
     /// cache stops checking the red zone past the request (`skip_orig_size_check`): that is a

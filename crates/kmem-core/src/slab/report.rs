@@ -90,6 +90,9 @@ impl<P: Platform> Kmem<P> {
         self.count_slab_report();
         let pfn = self.virt_to_pfn(obj);
         let detail = match pfn {
+            Some(_) if let Some((start, order)) = self.large_kmalloc_containing(obj) => {
+                Detail::InsideLarge { start, order }
+            }
             Some(pfn) => {
                 let page = self.memmap().get(pfn);
                 let (flags, refs) = page.map_or((0, 0), |p| (p.flags(), p.refcount()));
@@ -115,6 +118,11 @@ enum Detail {
     Outside,
     /// In the vmalloc range: memory from `vmalloc`/`kvmalloc`, which `vfree`/`kvfree` free.
     Vmalloc,
+    /// Inside (not at the start of) the live large kmalloc at `start` of this order.
+    InsideLarge {
+        start: usize,
+        order: u32,
+    },
     Page {
         pfn: usize,
         flags: u32,
@@ -129,6 +137,11 @@ impl fmt::Display for Detail {
             Detail::Vmalloc => {
                 f.write_str("Not a kmalloc allocation (a vmalloc address: free it with vfree() or kvfree())")
             }
+            Detail::InsideLarge { start, order } => write!(
+                f,
+                "Not the start of a kmalloc allocation: inside the large kmalloc at 0x{start:x} (order {order}, {} bytes)",
+                crate::order::PAGE_SIZE << order
+            ),
             Detail::Page { pfn, flags, refs } if *refs <= 0 => {
                 write!(f, "Not a kmalloc allocation (page:pfn:{pfn:05x} is free, flags:{flags:#x})")
             }
