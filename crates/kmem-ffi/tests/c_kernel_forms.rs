@@ -119,3 +119,26 @@ fn compiler_h_is_clean_under_pedantic() {
 fn pointers_inside_a_large_kmalloc_name_the_allocation() {
     run_suite_with("large_interior", &[], &[]);
 }
+
+/// Failure paths from C that the Rust side already tests: a bad zone mask (GFP-2), the
+/// `__GFP_NOFAIL` misuse warnings (§2.8 step 5, the Rust side's `pa14_nofail_...`; on a 32 MiB
+/// machine), a double `vfree` (§5.4: `Trying to vfree() nonexistent vm area`), `kfree` inside
+/// a small object (§3.8, SL-15 wording).
+#[test]
+fn failure_paths_from_c() {
+    run_suite_with("failure_paths", &[], &[("KMEM_MEM", "32M")]);
+}
+
+/// DESIGN §3: a bad `KMEM_*` value when the C ABI starts the machine: stderr names it once,
+/// every allocation fails, the program does not crash.
+#[test]
+fn a_bad_kmem_variable_fails_every_call_with_one_message() {
+    let exe = support::build("no_machine", &[]);
+    let o = support::run_with(&exe, &[("KMEM_MEM", "lots")]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("every allocation failed"), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = "kmem: cannot start the machine behind the C ABI: invalid KMEM_MEM=\"lots\"";
+    assert_eq!(stderr.matches(line).count(), 1, "{}", show(&o));
+    assert_eq!(stderr.matches("cannot start the machine").count(), 1, "{}", show(&o));
+}
