@@ -1,7 +1,7 @@
 //! The kmalloc family from C (`linux/slab.h`, `linux/string.h`): `kmalloc`, `kcalloc`,
 //! `kmalloc_array`, `krealloc`, `krealloc_array`, `kfree`, `kfree_sensitive`, `ksize`,
 //! `kmalloc_size_roundup`, the kvmalloc forms, and the string duplicators (`kstrdup`,
-//! `kstrndup`, `kstrdup_const`, `kmemdup`, `kfree_const`). `kzalloc`, `kvzalloc` and `kvcalloc`
+//! `kstrndup`, `kstrdup_const`, `kmemdup`, `kmemdup_nul`, `kfree_const`). `kzalloc`, `kvzalloc` and `kvcalloc`
 //! are the header's inline functions over these.
 //!
 //! Every pointer C gives back goes through the core, which finds it by address in the memory
@@ -229,6 +229,22 @@ pub unsafe extern "C" fn kstrndup(s: *const c_char, max: usize, gfp: gfp_t) -> *
 pub unsafe extern "C" fn kstrdup_const(s: *const c_char, gfp: gfp_t) -> *const c_char {
     // SAFETY: Forwarded contract.
     unsafe { kstrdup(s, gfp) }.cast_const()
+}
+
+/// `char *kmemdup_nul(const char *s, size_t len, gfp_t gfp)` (mm/util.c): a kmalloc copy of
+/// `len` bytes of `s` (NULs included) and a terminating NUL; NULL for a NULL `s` or on failure.
+///
+/// # Safety
+/// `s` is NULL or readable for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kmemdup_nul(s: *const c_char, len: usize, gfp: gfp_t) -> *mut c_char {
+    ffi_boundary("kmemdup_nul", ptr::null_mut(), |m| {
+        if s.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: `len` readable bytes (caller's contract).
+        unsafe { dup(m, s.cast(), len, 1, gfp) }.cast()
+    })
 }
 
 /// `void *kmemdup(const void *src, size_t len, gfp_t gfp)`: a kmalloc copy of `len` bytes.

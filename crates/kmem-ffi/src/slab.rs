@@ -328,8 +328,32 @@ pub unsafe extern "C" fn __kmem_cache_create_args(
             dtor: None,
             unlisted: false,
         });
+        let args = usercopy_checked(m, object_size as usize, args, Location::caller());
         create(m, name, object_size as usize, args, flags.into(), None)
     })
+}
+
+/// CONFIG_HARDENED_USERCOPY's check in `__kmem_cache_create_args`: an offset without a size,
+/// or a region that does not fit in the object, is a `WARN_ON` and no region at all.
+fn usercopy_checked(m: &Machine, size: usize, args: CacheArgs, caller: &Location<'_>) -> CacheArgs {
+    let (offset, len) = (args.useroffset, args.usersize);
+    let bad = if len == 0 && offset != 0 {
+        Some("!args->usersize && args->useroffset")
+    } else if size < len || size - len < offset {
+        Some("object_size < args->usersize || object_size - args->usersize < args->useroffset")
+    } else {
+        None
+    };
+    let Some(cond) = bad else { return args };
+    m.printk(
+        Level::Warning,
+        &format!(
+            "WARNING: CPU: {} at {caller} __kmem_cache_create_args: WARN_ON({cond}): useroffset {offset}, usersize {len}, object size {size}; no usercopy region\n",
+            m.platform().cpu().unwrap_or(0)
+        ),
+    );
+    m.platform().dump_stack(caller);
+    CacheArgs { useroffset: 0, usersize: 0, ..args }
 }
 
 /// `struct kmem_cache *kmem_cache_create_dtor(const char *name, size_t size, size_t offset,

@@ -142,3 +142,10 @@ fn a_bad_kmem_variable_fails_every_call_with_one_message() {
     assert_eq!(stderr.matches(line).count(), 1, "{}", show(&o));
     assert_eq!(stderr.matches("cannot start the machine").count(), 1, "{}", show(&o));
 }
+
+/// Kernel functions the headers lacked, with the kernel's semantics (include/linux/slab.h,
+/// string.h, vmalloc.h, mm.h, mm/util.c; SL-6 for usercopy caches never merging).
+#[test]
+fn more_kernel_names() {
+    run_suite_with("more_kernel_names", &[], &[]);
+}

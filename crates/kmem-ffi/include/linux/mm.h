@@ -28,4 +28,7 @@ int PageHighMem(const struct page *page);
 
 bool is_vmalloc_addr(const void *x);
 
+/* PAGE_ALIGNED(addr): an address or a pointer on a page boundary. */
+#define PAGE_ALIGNED(addr)	((((unsigned long)(addr)) & (PAGE_SIZE - 1)) == 0)
+
 #endif

@@ -124,6 +124,31 @@ static inline struct kmem_cache *__kmem_cache_create_legacy5(const char *name, u
 	__kmem_cache_create(#__struct, sizeof(struct __struct),		\
 			    __alignof__(struct __struct), (__flags), NULL)
 
+/* kmem_cache_create_usercopy: the hardened-usercopy region [useroffset, useroffset + usersize)
+ * of each object; a cache with one is never merged. As the kernel's inline (6.12+). */
+static inline struct kmem_cache *kmem_cache_create_usercopy(const char *name, unsigned int size,
+							    unsigned int align, slab_flags_t flags,
+							    unsigned int useroffset,
+							    unsigned int usersize,
+							    void (*ctor)(void *))
+{
+	struct kmem_cache_args kmem_args = {
+		.align = align,
+		.useroffset = useroffset,
+		.usersize = usersize,
+		.ctor = ctor,
+	};
+	return __kmem_cache_create_args(name, size, &kmem_args, flags);
+}
+
+#define KMEM_CACHE_USERCOPY(__struct, __flags, __field)				\
+	__kmem_cache_create_args(#__struct, sizeof(struct __struct),		\
+		&(struct kmem_cache_args) {						\
+			.align = __alignof__(struct __struct),				\
+			.useroffset = offsetof(struct __struct, __field),		\
+			.usersize = sizeof(((struct __struct *)0)->__field),		\
+		}, (__flags))
+
 int kmem_cache_destroy(struct kmem_cache *s);
 int kmem_cache_shrink(struct kmem_cache *s);
 unsigned int kmem_cache_size(struct kmem_cache *s);
@@ -132,6 +157,8 @@ void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags);
 void kmem_cache_free(struct kmem_cache *s, void *objp);
 int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void **p);
 void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p);
+/* kfree_bulk: each object to its own cache. */
+static inline void kfree_bulk(size_t size, void **p) { kmem_cache_free_bulk(NULL, size, p); }
 static inline void *kmem_cache_zalloc(struct kmem_cache *k, gfp_t flags)
 {
 	return kmem_cache_alloc(k, flags | __GFP_ZERO);
@@ -147,6 +174,8 @@ void kfree_sensitive(const void *objp);
 size_t ksize(const void *objp);
 size_t kmalloc_size_roundup(size_t size);
 static inline void *kzalloc(size_t size, gfp_t flags) { return kmalloc(size, flags | __GFP_ZERO); }
+/* The kernel records the caller's caller for slab debugging; here it is kmalloc. */
+#define kmalloc_track_caller(size, flags)	kmalloc((size), (flags))
 #define kzfree(p)	kfree_sensitive(p)
 
 void *kvmalloc(size_t size, gfp_t flags) __malloc;

@@ -8,12 +8,20 @@
 #include <string.h>
 #include <linux/errno.h>
 #include <linux/types.h>
+#include <linux/overflow.h>
 
 char *kstrdup(const char *s, gfp_t gfp);
 char *kstrndup(const char *s, size_t max, gfp_t gfp);
 const char *kstrdup_const(const char *s, gfp_t gfp);
 void *kmemdup(const void *src, size_t len, gfp_t gfp);
 void kfree_const(const void *x);
+/* kmemdup_nul: `len` bytes of `s` and a NUL (mm/util.c); NULL for a NULL `s`. */
+char *kmemdup_nul(const char *s, size_t len, gfp_t gfp);
+/* kmemdup_array(src, count, element_size, gfp): an overflowing size is SIZE_MAX, refused. */
+static inline void *kmemdup_array(const void *src, size_t count, size_t element_size, gfp_t gfp)
+{
+	return kmemdup(src, size_mul(element_size, count), gfp);
+}
 
 /* strscpy: copies at most size - 1 bytes, always terminates; -E2BIG if truncated. */
 static inline ssize_t strscpy(char *dest, const char *src, size_t size)

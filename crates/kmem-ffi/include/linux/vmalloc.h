@@ -8,6 +8,7 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/types.h>
+#include <linux/overflow.h>
 
 #define VM_IOREMAP		0x00000001
 #define VM_ALLOC		0x00000002
@@ -39,5 +40,20 @@ void vunmap(const void *addr);
 struct page *vmalloc_to_page(const void *addr);
 unsigned long vmalloc_to_pfn(const void *addr);
 bool is_vmalloc_addr(const void *x);
+
+/* The array and node forms, as the kernel's (mm/util.c __vmalloc_array): a product that
+ * overflows gives NULL; the machine has one node, so `node` always names it. */
+static inline void *__vmalloc_array(size_t n, size_t size, gfp_t flags)
+{
+	size_t bytes;
+
+	if (check_mul_overflow(n, size, &bytes))
+		return NULL;
+	return __vmalloc(bytes, flags);
+}
+static inline void *vmalloc_array(size_t n, size_t size) { return __vmalloc_array(n, size, GFP_KERNEL); }
+static inline void *vcalloc(size_t n, size_t size) { return __vmalloc_array(n, size, GFP_KERNEL | __GFP_ZERO); }
+static inline void *vmalloc_node(unsigned long size, int node) { (void)node; return vmalloc(size); }
+static inline void *vzalloc_node(unsigned long size, int node) { (void)node; return vzalloc(size); }
 
 #endif
