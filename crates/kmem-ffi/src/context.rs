@@ -190,18 +190,24 @@ pub extern "C" fn msleep(msecs: c_uint) {
     });
 }
 
+/// An `unsigned long` as `u64` (the same type on 64-bit targets, narrower on 32-bit ones).
+#[allow(clippy::useless_conversion, reason = "c_ulong is u64 on 64-bit targets only")]
+fn ulong_to_u64(v: c_ulong) -> u64 {
+    u64::from(v)
+}
+
 /// `void __udelay(unsigned long usecs)` (behind `udelay()` and `mdelay()`): the kernel busy-waits
 /// and may be called in atomic context; here the thread sleeps that long, with no
 /// `might_sleep` check.
 #[unsafe(no_mangle)]
 pub extern "C" fn __udelay(usecs: c_ulong) {
-    ffi_guard("__udelay", (), || std::thread::sleep(Duration::from_micros(usecs.into())));
+    ffi_guard("__udelay", (), || std::thread::sleep(Duration::from_micros(ulong_to_u64(usecs))));
 }
 
 /// `void __ndelay(unsigned long nsecs)` (behind `ndelay()`): as [`__udelay`], in nanoseconds.
 #[unsafe(no_mangle)]
 pub extern "C" fn __ndelay(nsecs: c_ulong) {
-    ffi_guard("__ndelay", (), || std::thread::sleep(Duration::from_nanos(nsecs.into())));
+    ffi_guard("__ndelay", (), || std::thread::sleep(Duration::from_nanos(ulong_to_u64(nsecs))));
 }
 
 /// `int _cond_resched(void)` (behind `cond_resched()`): yields the CPU; always 0 here.

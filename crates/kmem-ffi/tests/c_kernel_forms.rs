@@ -33,7 +33,9 @@ fn slab_panic_aborts_with_the_kernels_panic_line() {
         let o = support::run_with_args(&exe, &[arg], &[]);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.signal(), Some(libc::SIGABRT), "{arg}: not aborted:\n{}", show(&o));
-        let line = format!("Kernel panic - not syncing: __kmem_cache_create_args: Failed to create slab '{name}'. Error {err}");
+        let line = format!(
+            "Kernel panic - not syncing: __kmem_cache_create_args: Failed to create slab '{name}'. Error {err}"
+        );
         assert_eq!(stderr.lines().filter(|l| l.starts_with(&line)).count(), 1, "{arg}:\n{}", show(&o));
         assert!(stderr.contains(&format!("---[ end {line} ]---")), "{arg}:\n{}", show(&o));
         for noise in ["panicked at", "internal error", "RUST_BACKTRACE", "stack backtrace"] {

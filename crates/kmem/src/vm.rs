@@ -303,7 +303,9 @@ impl Machine {
             pa.warn_once(
                 warn_sites::KUNMAP_LOCAL_USER,
                 "kunmap_local_indexed",
-                format_args!("WARN_ON_ONCE(addr < PAGE_OFFSET): {addr:p} is no kmap mapping and no kernel address; ignored"),
+                format_args!(
+                    "WARN_ON_ONCE(addr < PAGE_OFFSET): {addr:p} is no kmap mapping and no kernel address; ignored"
+                ),
                 caller,
             );
         }
