@@ -9,138 +9,34 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kmem_core::gfp::{self, GFPFLAG_NAMES};
 use kmem_core::slab::flags::{self as sf, SLAB_FLAG_NAMES};
 
-fn manifest() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
 
-/// Where cargo put libkmem.so and libkmem.a for this build: next to this test binary.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().expect("deps directory").to_path_buf();
-    assert!(
-        dir.join("libkmem.so").exists() && dir.join("libkmem.a").exists(),
-        "libkmem.so and libkmem.a should be in {} (built through the libkmem dev-dependency)",
-        dir.display()
-    );
-    dir
-}
-
-fn out_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    dir
-}
-
-/// `-Wstrict-prototypes` as the kernel builds with it: the headers must pass it.
-const CFLAGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Wstrict-prototypes", "-Werror", "-O2", "-g"];
+use support::{Link, build_linked, gcc as gcc_with, manifest, out_dir, run_suite_linked, run_with, show};
 
 fn gcc(args: &[&str]) -> Output {
-    let include = manifest().join("include");
-    Command::new("gcc")
-        .env("LC_ALL", "C")
-        .args(CFLAGS)
-        .arg("-I")
-        .arg(&include)
-        .args(args)
-        .output()
-        .expect("run gcc (the C test suite needs the system C compiler)")
+    gcc_with(&[], args)
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-#[derive(Clone, Copy)]
-enum Link {
-    None,
-    Shared,
-    /// Shared, from a position-dependent executable: the addresses C takes of the library's
-    /// functions are the executable's PLT entries, which the library's own references share.
-    SharedNoPie,
-    Static,
-}
-
-/// Compiles `tests/c/<name>.c` into an executable; returns its path.
 fn build(name: &str, link: Link) -> PathBuf {
-    let src = manifest().join("tests/c").join(format!("{name}.c"));
-    let suffix = match link {
-        Link::None => "plain",
-        Link::Shared => "so",
-        Link::SharedNoPie => "so-nopie",
-        Link::Static => "static",
-    };
-    let exe = out_dir().join(format!("{name}-{suffix}"));
-    let lib = lib_dir();
-    let mut args: Vec<String> =
-        vec![src.display().to_string(), "-o".into(), exe.display().to_string(), "-pthread".into()];
-    match link {
-        Link::None => {}
-        Link::Shared | Link::SharedNoPie => {
-            args.extend([format!("-L{}", lib.display()), "-lkmem".into(), format!("-Wl,-rpath,{}", lib.display())]);
-            if matches!(link, Link::SharedNoPie) {
-                args.extend(["-fno-pie".into(), "-no-pie".into()]);
-            }
-        }
-        // The native libraries a Rust staticlib needs (`rustc --print native-static-libs`).
-        Link::Static => args.extend(
-            [lib.join("libkmem.a").display().to_string()]
-                .into_iter()
-                .chain(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"].map(String::from)),
-        ),
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = gcc(&args);
-    assert!(o.status.success(), "gcc {name}.c failed:\n{}", show(&o));
-    exe
+    build_linked(name, link, &[])
 }
 
-/// Runs a C program on a fresh default machine (i386, 1 GiB sparse), under
-/// `KMEM_C_TEST_WRAPPER` if set.
+/// Runs a C program on a fresh default machine (i386, 1 GiB sparse).
 fn run(exe: &Path) -> Output {
     run_with(exe, &[])
 }
 
-/// [`run`] with these `KMEM_*` settings (every other `KMEM_*` variable is removed).
-fn run_with(exe: &Path, settings: &[(&str, &str)]) -> Output {
-    let wrapper = std::env::var("KMEM_C_TEST_WRAPPER").unwrap_or_default();
-    let mut words = wrapper.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(w) => {
-            let mut c = Command::new(w);
-            c.args(words).arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KMEM_") && k != "KMEM_C_TEST_WRAPPER") {
-        cmd.env_remove(k);
-    }
-    // cargo's LD_LIBRARY_PATH lists target/<profile> first, whose libkmem.so is whatever
-    // `cargo build` uplifted last; the suite tests the one built with it.
-    cmd.env("LD_LIBRARY_PATH", lib_dir());
-    cmd.envs(settings.iter().copied());
-    cmd.output().expect("run a C test program")
-}
-
 fn run_suite(name: &str, link: Link) {
-    run_suite_with(name, link, &[]);
+    run_suite_linked(name, link, &[], &[]);
 }
 
 fn run_suite_with(name: &str, link: Link, settings: &[(&str, &str)]) {
-    let o = run_with(&build(name, link), settings);
-    assert!(o.status.success(), "{name} failed:\n{}", show(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains(&format!("{name}: ")) && out.contains(" checks, 0 failed"), "{}", show(&o));
+    run_suite_linked(name, link, &[], settings);
 }
 
 #[test]

@@ -125,10 +125,12 @@ fn pointers_inside_a_large_kmalloc_name_the_allocation() {
 /// Failure paths from C that the Rust side already tests: a bad zone mask (GFP-2), the
 /// `__GFP_NOFAIL` misuse warnings (§2.8 step 5, the Rust side's `pa14_nofail_...`; on a 32 MiB
 /// machine), a double `vfree` (§5.4: `Trying to vfree() nonexistent vm area`), `kfree` inside
-/// a small object (§3.8, SL-15 wording).
+/// a small object (§3.8, SL-15 wording). Without kswapd: its reclaim, running while the
+/// program holds every `GFP_ATOMIC` page (it has time to under valgrind), would free the
+/// order-2 block the `__GFP_NOFAIL` request must not find.
 #[test]
 fn failure_paths_from_c() {
-    run_suite_with("failure_paths", &[], &[("KMEM_MEM", "32M")]);
+    run_suite_with("failure_paths", &[], &[("KMEM_MEM", "32M"), ("KMEM_KSWAPD", "0")]);
 }
 
 /// DESIGN §3: a bad `KMEM_*` value when the C ABI starts the machine: stderr names it once,

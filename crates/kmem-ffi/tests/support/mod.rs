@@ -1,6 +1,7 @@
-//! Shared by the C test drivers that came after `c_abi.rs`: compile a C file from `tests/c`
-//! against `include/` with gcc, link it with the libkmem this build made, run it with chosen
-//! `KMEM_*` settings. (`c_abi.rs` keeps its own copies of the same helpers.)
+//! Shared by the C test drivers (`c_abi.rs`, `c_kernel_forms.rs`): compile a C file from
+//! `tests/c` against `include/` with gcc, link it with the libkmem this build made (shared,
+//! shared from a position-dependent executable, or static), run it with chosen `KMEM_*`
+//! settings, under `KMEM_C_TEST_WRAPPER` if set (`.ci/valgrind-c`).
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
@@ -11,11 +12,15 @@ pub fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put libkmem.so for this build: next to the test binary.
+/// Where cargo put libkmem.so and libkmem.a for this build: next to this test binary.
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().expect("deps directory").to_path_buf();
-    assert!(dir.join("libkmem.so").exists(), "libkmem.so should be in {}", dir.display());
+    assert!(
+        dir.join("libkmem.so").exists() && dir.join("libkmem.a").exists(),
+        "libkmem.so and libkmem.a should be in {} (built through the libkmem dev-dependency)",
+        dir.display()
+    );
     dir
 }
 
@@ -25,7 +30,8 @@ pub fn out_dir() -> PathBuf {
     dir
 }
 
-/// The suite's flags (as `c_abi.rs`): the kernel's `-Wstrict-prototypes`, warnings are errors.
+/// The suite's flags: the kernel's `-Wstrict-prototypes` (the headers must pass it), warnings
+/// are errors.
 pub const CFLAGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Wstrict-prototypes", "-Werror", "-O2", "-g"];
 
 /// gcc with [`CFLAGS`], then `extra` (a later `-std=` wins), `-I include` and `args`.
@@ -58,20 +64,52 @@ pub fn compile_text(tag: &str, text: &str, extra: &[&str]) -> Output {
     gcc(extra, &["-c", &src.display().to_string(), "-o", &obj.display().to_string()])
 }
 
+/// How a test program is linked with libkmem.
+#[derive(Clone, Copy)]
+pub enum Link {
+    /// Not linked (header-only programs).
+    None,
+    Shared,
+    /// Shared, from a position-dependent executable: the addresses C takes of the library's
+    /// functions are the executable's PLT entries, which the library's own references share.
+    SharedNoPie,
+    Static,
+}
+
 /// Compiles `tests/c/<name>.c` with `extra` flags and links it with libkmem.so.
 pub fn build(name: &str, extra: &[&str]) -> PathBuf {
+    build_linked(name, Link::Shared, extra)
+}
+
+/// Compiles `tests/c/<name>.c` with `extra` flags into an executable linked as `link`; returns
+/// its path.
+pub fn build_linked(name: &str, link: Link, extra: &[&str]) -> PathBuf {
     let src = manifest().join("tests/c").join(format!("{name}.c"));
-    let exe = out_dir().join(format!("{name}-so"));
+    let suffix = match link {
+        Link::None => "plain",
+        Link::Shared => "so",
+        Link::SharedNoPie => "so-nopie",
+        Link::Static => "static",
+    };
+    let exe = out_dir().join(format!("{name}-{suffix}"));
     let lib = lib_dir();
-    let args = [
-        src.display().to_string(),
-        "-o".into(),
-        exe.display().to_string(),
-        "-pthread".into(),
-        format!("-L{}", lib.display()),
-        "-lkmem".into(),
-        format!("-Wl,-rpath,{}", lib.display()),
-    ];
+    let mut args: Vec<String> =
+        vec![src.display().to_string(), "-o".into(), exe.display().to_string(), "-pthread".into()];
+    match link {
+        Link::None => {}
+        Link::Shared | Link::SharedNoPie => {
+            args.extend([format!("-L{}", lib.display()), "-lkmem".into(), format!("-Wl,-rpath,{}", lib.display())]);
+            if matches!(link, Link::SharedNoPie) {
+                args.extend(["-fno-pie".into(), "-no-pie".into()]);
+            }
+        }
+        // The native libraries a Rust staticlib needs (`rustc --print native-static-libs`).
+        Link::Static => args.extend(
+            [lib.join("libkmem.a").display().to_string()]
+                .into_iter()
+                .chain(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"].map(String::from)),
+        ),
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = gcc(extra, &args);
     assert!(o.status.success(), "gcc {name}.c failed:\n{}", show(&o));
@@ -100,6 +138,8 @@ pub fn run_with_args(exe: &Path, args: &[&str], settings: &[(&str, &str)]) -> Ou
         cmd.env_remove(k);
     }
     cmd.args(args);
+    // cargo's LD_LIBRARY_PATH lists target/<profile> first, whose libkmem.so is whatever
+    // `cargo build` uplifted last; the suite tests the one built with it.
     cmd.env("LD_LIBRARY_PATH", lib_dir());
     cmd.envs(settings.iter().copied());
     cmd.output().expect("run a C test program")
@@ -107,7 +147,12 @@ pub fn run_with_args(exe: &Path, args: &[&str], settings: &[(&str, &str)]) -> Ou
 
 /// Builds and runs `tests/c/<name>.c`; it must exit 0 and print `<name>: N checks, 0 failed`.
 pub fn run_suite_with(name: &str, extra: &[&str], settings: &[(&str, &str)]) -> Output {
-    let o = run_with(&build(name, extra), settings);
+    run_suite_linked(name, Link::Shared, extra, settings)
+}
+
+/// [`run_suite_with`], linked as `link`.
+pub fn run_suite_linked(name: &str, link: Link, extra: &[&str], settings: &[(&str, &str)]) -> Output {
+    let o = run_with(&build_linked(name, link, extra), settings);
     assert!(o.status.success(), "{name} failed:\n{}", show(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(&format!("{name}: ")) && out.contains(" checks, 0 failed"), "{}", show(&o));
