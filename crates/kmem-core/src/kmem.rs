@@ -100,4 +100,10 @@ impl<P: Platform> Shrinker for Kmem<P> {
             self.dump_unreclaimable_slab();
         }
     }
+
+    fn fill_meminfo(&self, extra: &mut crate::proc::MeminfoExtra) {
+        let (reclaimable, unreclaimable) = self.slab_pages();
+        extra.slab_reclaimable += reclaimable;
+        extra.slab_unreclaimable += unreclaimable;
+    }
 }

@@ -281,12 +281,14 @@ impl fmt::Display for LabelColon<'_> {
     }
 }
 
-/// `show_mem` / `__show_free_areas`: the Mem-Info block of allocation-failure and OOM reports.
-pub fn show_mem<P: Platform>(pa: &PageAllocator<P>, w: &mut dyn Write) -> fmt::Result {
+/// `show_mem` / `__show_free_areas`: the Mem-Info block of allocation-failure and OOM reports,
+/// with the slab pages of `extra` (the counts `/proc/meminfo` shows, in pages).
+pub fn show_mem<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
     let free_pcp: usize = (0..pa.nr_cpus()).flat_map(|cpu| ZoneType::ALL.map(|k| pa.pcp_count(cpu, k))).sum();
     writeln!(w, "Mem-Info:")?;
     writeln!(w, "active_anon:0 inactive_anon:0 isolated_anon:0\n active_file:0 inactive_file:0 isolated_file:0")?;
-    writeln!(w, " unevictable:0 dirty:0 writeback:0\n slab_reclaimable:0 slab_unreclaimable:0")?;
+    writeln!(w, " unevictable:0 dirty:0 writeback:0")?;
+    writeln!(w, " slab_reclaimable:{} slab_unreclaimable:{}", extra.slab_reclaimable, extra.slab_unreclaimable)?;
     writeln!(w, " mapped:0 shmem:0 pagetables:0\n sec_pagetables:0 bounce:0\n kernel_misc_reclaimable:0")?;
     writeln!(w, " free:{} free_pcp:{free_pcp} free_cma:0", pa.total_free())?;
     for zone in populated(pa) {

@@ -34,6 +34,10 @@ pub trait Shrinker: Sync {
     /// default; the slab allocator (the page allocator's only link to it is its shrinker)
     /// prints `Unreclaimable slab info:` there, as the kernel's `dump_header` does.
     fn report_oom(&self) {}
+    /// Adds this layer's counters to those the page allocator's Mem-Info block (`show_mem`)
+    /// prints: the slab allocator its slab pages (`slab_reclaimable:`, `slab_unreclaimable:`),
+    /// the same counts `/proc/meminfo` shows. Nothing by default.
+    fn fill_meminfo(&self, _extra: &mut crate::proc::MeminfoExtra) {}
 }
 
 /// Called when reclaim has failed and the machine is out of memory (`register_oom_notifier`).

@@ -156,9 +156,13 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// `show_mem`: the Mem-Info block of reports.
+    /// `show_mem`: the Mem-Info block of reports, with the counters of the layers above (the
+    /// slab pages) from the registered shrinkers ([`crate::reclaim::Shrinker::fill_meminfo`]),
+    /// as `/proc/meminfo` has them.
     pub fn show_mem(&self) {
-        self.platform.log(Level::Warning, format_args!("{}", Show(|f| proc::show_mem(self, f))));
+        let mut extra = proc::MeminfoExtra::default();
+        self.shrinkers.for_each(|s| s.fill_meminfo(&mut extra));
+        self.platform.log(Level::Warning, format_args!("{}", Show(|f| proc::show_mem(self, &extra, f))));
     }
 
     /// `bad_page`: the page is reported and leaked, never reused (PA-16). Rate limit: 60

@@ -26,6 +26,7 @@ mod pcp;
 mod private;
 mod proc;
 mod reports;
+mod show_mem;
 mod slab;
 mod slab_debug;
 mod slab_init;

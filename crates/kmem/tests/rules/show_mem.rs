@@ -1,0 +1,64 @@
+//! The Mem-Info block of `warn_alloc` and the OOM report (`__show_mem` / `show_free_areas`,
+//! mm/show_mem.c, v6.18; PA-15): the slab counts, the per-node line, the zones up to the
+//! request's highest zone, and the trailing hugetlb, page cache and hwpoison lines.
+
+use std::collections::HashMap;
+
+use kmem::gfp::*;
+use kmem::slab::CacheArgs;
+use kmem::slab::flags::{SLAB_NO_MERGE, SLAB_RECLAIM_ACCOUNT};
+use kmem::zone::ZoneType;
+use kmem::{Machine, Profile};
+
+use crate::*;
+
+/// `/proc/meminfo` as label → kB.
+fn meminfo_kb(m: &Machine) -> HashMap<String, usize> {
+    m.meminfo()
+        .lines()
+        .filter_map(|l| {
+            let (label, rest) = l.split_once(':')?;
+            Some((label.to_owned(), rest.trim().trim_end_matches(" kB").parse().ok()?))
+        })
+        .collect()
+}
+
+/// The lines of the one Mem-Info block in the log: from `Mem-Info:` to `... pages hwpoisoned`
+/// (or, before it existed, `... pages reserved`).
+fn mem_info(m: &Machine) -> Vec<String> {
+    let lines = log_lines(m);
+    let at = lines.iter().position(|l| l == "Mem-Info:").unwrap_or_else(|| panic!("no Mem-Info: {lines:#?}"));
+    assert_eq!(lines.iter().filter(|l| *l == "Mem-Info:").count(), 1, "one report: {lines:#?}");
+    let end = lines[at..].iter().position(|l| l.ends_with(" pages hwpoisoned")).map_or_else(
+        || at + lines[at..].iter().position(|l| l.ends_with(" pages reserved")).expect("pages reserved"),
+        |e| at + e,
+    );
+    lines[at..=end].to_vec()
+}
+
+/// `show_free_areas`' global line ` slab_reclaimable:%lu slab_unreclaimable:%lu` prints the
+/// slab pages `/proc/meminfo` counts as `SReclaimable` and `SUnreclaim` (in pages, not kB):
+/// `global_node_page_state_pages(NR_SLAB_RECLAIMABLE_B)` / `..._UNRECLAIMABLE_B`.
+#[test]
+fn pa15_show_mem_prints_the_slab_pages_meminfo_counts() {
+    let m = i386_nopcp(64);
+    let rec =
+        m.kmem_cache_create("sm_reclaim", 1000, &CacheArgs::default(), SLAB_NO_MERGE | SLAB_RECLAIM_ACCOUNT).unwrap();
+    let objs: Vec<_> = (0..20).map(|_| m.kmem_cache_alloc(rec, GFP_KERNEL).unwrap()).collect();
+    let held = exhaust(&m);
+    let info = meminfo_kb(&m);
+    let (r, u) = (info["SReclaimable"] / 4, info["SUnreclaim"] / 4);
+    assert!(r > 0 && u > 0, "both kinds present: {info:?}");
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC, 0).is_err());
+    let block = mem_info(&m);
+    assert_eq!(block[4], format!(" slab_reclaimable:{r} slab_unreclaimable:{u}"), "{block:#?}");
+    free_all(&m, held);
+    for o in objs {
+        // SAFETY: The test's own objects, freed once.
+        unsafe { m.kmem_cache_free(rec, o.as_ptr()) };
+    }
+    // SAFETY: Empty now, not used again.
+    unsafe { m.kmem_cache_destroy(rec) }.unwrap();
+    check(&m);
+}
