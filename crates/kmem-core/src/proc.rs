@@ -281,18 +281,28 @@ impl fmt::Display for LabelColon<'_> {
     }
 }
 
-/// `show_mem` / `__show_free_areas`: the Mem-Info block of allocation-failure and OOM reports,
-/// with the slab pages of `extra` (the counts `/proc/meminfo` shows, in pages).
-pub fn show_mem<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
-    let free_pcp: usize = (0..pa.nr_cpus()).flat_map(|cpu| ZoneType::ALL.map(|k| pa.pcp_count(cpu, k))).sum();
+/// `__show_mem(filter, nodemask, max_zone_idx)` / `show_free_areas`: the Mem-Info block of
+/// allocation-failure and OOM reports, with the slab pages of `extra` (the counts
+/// `/proc/meminfo` shows, in pages). The zone lines, their `lowmem_reserve[]:` lines, the
+/// free-area lines and `free_pcp` cover the populated zones up to `max_zone` only (callers pass
+/// `gfp_zone` of the request); the page totals count every zone.
+pub fn show_mem<P: Platform>(
+    pa: &PageAllocator<P>,
+    extra: &MeminfoExtra,
+    max_zone: ZoneType,
+    w: &mut dyn Write,
+) -> fmt::Result {
+    let shown = || populated(pa).filter(move |z| z.kind() <= max_zone);
+    let zone_pcp = |kind: ZoneType| -> usize { (0..pa.nr_cpus()).map(|cpu| pa.pcp_count(cpu, kind)).sum() };
+    let free_pcp: usize = shown().map(|z| zone_pcp(z.kind())).sum();
     writeln!(w, "Mem-Info:")?;
     writeln!(w, "active_anon:0 inactive_anon:0 isolated_anon:0\n active_file:0 inactive_file:0 isolated_file:0")?;
     writeln!(w, " unevictable:0 dirty:0 writeback:0")?;
     writeln!(w, " slab_reclaimable:{} slab_unreclaimable:{}", extra.slab_reclaimable, extra.slab_unreclaimable)?;
     writeln!(w, " mapped:0 shmem:0 pagetables:0\n sec_pagetables:0 bounce:0\n kernel_misc_reclaimable:0")?;
     writeln!(w, " free:{} free_pcp:{free_pcp} free_cma:0", pa.total_free())?;
-    for zone in populated(pa) {
-        let pcp: usize = (0..pa.nr_cpus()).map(|cpu| pa.pcp_count(cpu, zone.kind())).sum();
+    for zone in shown() {
+        let pcp = zone_pcp(zone.kind());
         writeln!(
             w,
             "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB reserved_highatomic:0KB free_highatomic:0KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{}kB managed:{}kB mlocked:0kB bounce:0kB free_pcp:{}kB local_pcp:0kB free_cma:0kB",
@@ -311,7 +321,7 @@ pub fn show_mem<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
         }
         w.write_char('\n')?;
     }
-    for zone in populated(pa) {
+    for zone in shown() {
         write!(w, "Node 0 {}: ", zone.name())?;
         let per_type = zone.free_blocks_per_type();
         let mut total = 0;

@@ -11,6 +11,7 @@ use crate::memmap::{Page, pg};
 use crate::platform::{Level, Platform, Task};
 use crate::proc;
 use crate::report::Verdict;
+use crate::zone::ZoneType;
 
 /// `page_bad_reason(page, PAGE_FLAGS_CHECK_AT_FREE)`: why a page whose last reference was
 /// just dropped may not be freed, if it may not. As in the kernel, when several things are
@@ -113,7 +114,7 @@ impl<P: Platform> PageAllocator<P> {
             );
         });
         self.platform.dump_stack(caller);
-        self.show_mem();
+        self.show_mem(self.report_max_zone(gfp));
     }
 
     /// `WARN_ON_ONCE` at `site` (a [`once`] bit), in `func`: the first time for this allocator
@@ -156,13 +157,21 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// `show_mem`: the Mem-Info block of reports, with the counters of the layers above (the
-    /// slab pages) from the registered shrinkers ([`crate::reclaim::Shrinker::fill_meminfo`]),
-    /// as `/proc/meminfo` has them.
-    pub fn show_mem(&self) {
+    /// `__show_mem(…, max_zone_idx)`: the Mem-Info block of reports, covering the zones up to
+    /// `max_zone` (see [`proc::show_mem`]), with the counters of the layers above (the slab
+    /// pages) from the registered shrinkers ([`crate::reclaim::Shrinker::fill_meminfo`]), as
+    /// `/proc/meminfo` has them.
+    pub fn show_mem(&self, max_zone: ZoneType) {
         let mut extra = proc::MeminfoExtra::default();
         self.shrinkers.for_each(|s| s.fill_meminfo(&mut extra));
-        self.platform.log(Level::Warning, format_args!("{}", Show(|f| proc::show_mem(self, &extra, f))));
+        self.platform.log(Level::Warning, format_args!("{}", Show(|f| proc::show_mem(self, &extra, max_zone, f))));
+    }
+
+    /// `gfp_zone(gfp)` as the reports pass it to `__show_mem`: the highest zone the request may
+    /// use on this machine (a zone modifier naming an absent zone means Normal, as the kernel's
+    /// `OPT_ZONE_*` do). An invalid modifier combination shows every zone.
+    fn report_max_zone(&self, gfp: Gfp) -> ZoneType {
+        gfp.zone().map_or(ZoneType::Movable, |kind| self.zonelists[kind as usize].highest)
     }
 
     /// `bad_page`: the page is reported and leaked, never reused (PA-16). Rate limit: 60
@@ -274,7 +283,7 @@ impl<P: Platform> PageAllocator<P> {
             );
         });
         self.platform.dump_stack(caller);
-        self.show_mem();
+        self.show_mem(self.report_max_zone(gfp));
         // `should_dump_unreclaim_slab()` / `dump_unreclaimable_slab()`: the slab allocator's
         // part, through its shrinker (it decides whether to print).
         self.shrinkers.for_each(|s| s.report_oom());

@@ -62,3 +62,32 @@ fn pa15_show_mem_prints_the_slab_pages_meminfo_counts() {
     unsafe { m.kmem_cache_destroy(rec) }.unwrap();
     check(&m);
 }
+
+/// `__show_mem(filter, nodemask, gfp_zone(gfp))`: the zone lines, their `lowmem_reserve[]:`
+/// lines, the free-area lines and `free_pcp` cover only the zones up to the request's highest
+/// zone; `pages RAM` and the rest still count every zone.
+#[test]
+fn pa15_show_mem_covers_zones_up_to_the_requests_highest_zone() {
+    let m = builder(Profile::I386, 1024).build().expect("i386 with HighMem");
+    let held = exhaust(&m);
+    // Order-0 HighMem pages on the per-CPU lists (after `exhaust`, whose reclaim drains them).
+    let high: Vec<_> = (0..8).map(|_| m.alloc_pages(GFP_HIGHUSER, 0).unwrap()).collect();
+    for p in high {
+        // SAFETY: The test's own page, freed once.
+        unsafe { m.free_pages(p, 0) };
+    }
+    assert!(pcp_pages(&m, ZoneType::HighMem) > 0, "HighMem pages on per-CPU lists");
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC, 10).is_err());
+    let block = mem_info(&m);
+    let lowmem_pcp = pcp_pages(&m, ZoneType::Dma) + pcp_pages(&m, ZoneType::Normal);
+    let zones: Vec<&String> = block.iter().filter(|l| l.starts_with("Node 0 ") && l.contains(" free:")).collect();
+    assert_eq!(zones.len(), 2, "DMA and Normal only: {block:#?}");
+    assert!(zones[0].starts_with("Node 0 DMA free:") && zones[1].starts_with("Node 0 Normal free:"), "{block:#?}");
+    assert_eq!(block.iter().filter(|l| l.starts_with("lowmem_reserve[]:")).count(), 2, "{block:#?}");
+    assert!(!block.iter().any(|l| l.starts_with("Node 0 HighMem")), "{block:#?}");
+    assert!(block.iter().any(|l| l.starts_with("Node 0 Normal: ")), "{block:#?}");
+    assert!(block[8].contains(&format!(" free_pcp:{lowmem_pcp} ")), "lowmem per-CPU pages only: {block:#?}");
+    free_all(&m, held);
+    check(&m);
+}
