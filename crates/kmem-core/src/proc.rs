@@ -101,6 +101,24 @@ const NODE_STATS: [&str; 8] = [
     "nr_kernel_stack",
 ];
 
+/// The kB counters of `show_free_areas`' node line before `all_unreclaimable?`, in order.
+const NODE_LINE_KB: [&str; 14] = [
+    "active_anon",
+    "inactive_anon",
+    "active_file",
+    "inactive_file",
+    "unevictable",
+    "isolated(anon)",
+    "isolated(file)",
+    "mapped",
+    "dirty",
+    "writeback",
+    "shmem",
+    "kernel_stack",
+    "pagetables",
+    "sec_pagetables",
+];
+
 /// `/proc/zoneinfo` (PROC-2): watermarks, spans, `protection:` (the lowmem reserves of every
 /// configured zone), zone counters and per-CPU list state.
 pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
@@ -301,6 +319,17 @@ pub fn show_mem<P: Platform>(
     writeln!(w, " slab_reclaimable:{} slab_unreclaimable:{}", extra.slab_reclaimable, extra.slab_unreclaimable)?;
     writeln!(w, " mapped:0 shmem:0 pagetables:0\n sec_pagetables:0 bounce:0\n kernel_misc_reclaimable:0")?;
     writeln!(w, " free:{} free_pcp:{free_pcp} free_cma:0", pa.total_free())?;
+    // The node line (v6.18, without `CONFIG_TRANSPARENT_HUGEPAGE` and
+    // `CONFIG_SHADOW_CALL_STACK`), when a zone up to `max_zone` has managed pages: kmem has no
+    // LRU, file, stack or page-table pages and no balloon, and kswapd never gives up on the
+    // node (`kswapd_failures` stays below `MAX_RECLAIM_RETRIES`: `all_unreclaimable? no`).
+    if pa.zones().iter().any(|z| z.kind() <= max_zone && z.managed() > 0) {
+        w.write_str("Node 0")?;
+        for name in NODE_LINE_KB {
+            write!(w, " {name}:0kB")?;
+        }
+        writeln!(w, " all_unreclaimable? no Balloon:0kB")?;
+    }
     for zone in shown() {
         let pcp = zone_pcp(zone.kind());
         writeln!(

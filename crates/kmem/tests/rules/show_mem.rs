@@ -63,6 +63,30 @@ fn pa15_show_mem_prints_the_slab_pages_meminfo_counts() {
     check(&m);
 }
 
+/// The per-node line between ` free:… free_pcp:… free_cma:…` and the first zone line, with the
+/// fields of v6.18 without `CONFIG_TRANSPARENT_HUGEPAGE` (kmem's meminfo has no `AnonHugePages`)
+/// or `CONFIG_SHADOW_CALL_STACK`: no LRU, file, stack or page-table pages, kswapd never gives
+/// up (`all_unreclaimable? no`), no balloon.
+#[test]
+fn pa15_show_mem_prints_the_per_node_line() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC, 0).is_err());
+    let block = mem_info(&m);
+    assert!(block[8].starts_with(" free:") && block[8].ends_with(" free_cma:0"), "{block:#?}");
+    assert_eq!(
+        block[9],
+        "Node 0 active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB \
+         isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:0kB writeback:0kB shmem:0kB \
+         kernel_stack:0kB pagetables:0kB sec_pagetables:0kB all_unreclaimable? no Balloon:0kB",
+        "{block:#?}"
+    );
+    assert!(block[10].starts_with("Node 0 DMA free:"), "{block:#?}");
+    free_all(&m, held);
+    check(&m);
+}
+
 /// `__show_mem(filter, nodemask, gfp_zone(gfp))`: the zone lines, their `lowmem_reserve[]:`
 /// lines, the free-area lines and `free_pcp` cover only the zones up to the request's highest
 /// zone; `pages RAM` and the rest still count every zone.
