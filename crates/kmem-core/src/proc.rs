@@ -266,8 +266,7 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
     for label in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
         writeln!(w, "{:<16}{:>8}", alloc_label(label), 0)?;
     }
-    // The huge page is the pageblock (HPAGE_SHIFT): 2 MiB on x86_64, 4 MiB on non-PAE i386.
-    line(w, "Hugepagesize", kb(1 << pa.memmap().pageblock_order()))?;
+    line(w, "Hugepagesize", hugepage_kb(pa))?;
     line(w, "Hugetlb", 0)?;
     // x86's `arch_report_meminfo`: the direct map by page size. The machine's direct map is a
     // host mapping of 4 KiB pages, so all of it is `DirectMap4k`; the large-page line is there
@@ -370,11 +369,23 @@ pub fn show_mem<P: Platform>(
         }
         writeln!(w, "= {}kB", kb(total))?;
     }
+    // `hugetlb_show_meminfo_node`: one hstate, the `Hugepagesize` of meminfo, with no pages;
+    // then the page cache (none). No swap lines: kmem has no swap (`CONFIG_SWAP` off).
+    writeln!(w, "Node 0 hugepages_total=0 hugepages_free=0 hugepages_surp=0 hugepages_size={}kB", hugepage_kb(pa))?;
+    writeln!(w, "0 total pagecache pages")?;
     let total_present: usize = pa.zones().iter().map(Zone::present).sum();
-    let high: usize = pa.zones().iter().filter(|z| z.kind().is_highmem()).map(Zone::managed).sum();
+    let high: usize = pa.zones().iter().filter(|z| z.kind().is_highmem()).map(Zone::present).sum();
     writeln!(w, "{total_present} pages RAM")?;
     writeln!(w, "{high} pages HighMem/MovableOnly")?;
-    write!(w, "{} pages reserved", pa.reserved_pages())
+    writeln!(w, "{} pages reserved", pa.reserved_pages())?;
+    // `CONFIG_MEMORY_FAILURE`, as meminfo's `HardwareCorrupted:` line; nothing is poisoned.
+    write!(w, "0 pages hwpoisoned")
+}
+
+/// The huge page size in kB (`HPAGE_SHIFT`): the pageblock, 2 MiB on x86_64, 4 MiB on
+/// non-PAE i386.
+fn hugepage_kb<P: Platform>(pa: &PageAllocator<P>) -> usize {
+    kb(1 << pa.memmap().pageblock_order())
 }
 
 /// The configured zone kinds in index order, without allocating.

@@ -113,7 +113,7 @@ fn pa15_oom_report_lists_unreclaimable_slab_caches() {
     let lines = log_lines(&m);
     let at = |text: &str| lines.iter().position(|l| l == text).unwrap_or_else(|| panic!("no {text:?} in {lines:#?}"));
     let (info, oom) = (at("Unreclaimable slab info:"), at("Out of memory and no killable processes..."));
-    assert!(lines[info - 1].ends_with(" pages reserved"), "right after show_mem: {lines:#?}");
+    assert!(lines[info - 1].ends_with(" pages hwpoisoned"), "right after show_mem: {lines:#?}");
     assert_eq!(lines[info + 1], "Name                      Used          Total");
     let rows = &lines[info + 2..oom];
     let (c, size) = (m.cache_info(unrec), m.cache(unrec).unwrap().size());

@@ -115,3 +115,29 @@ fn pa15_show_mem_covers_zones_up_to_the_requests_highest_zone() {
     free_all(&m, held);
     check(&m);
 }
+
+/// After the free-area lines: `hugetlb_show_meminfo_node` (one hstate, the `Hugepagesize` of
+/// meminfo: 4 MiB on non-PAE i386), `%ld total pagecache pages`, then `__show_mem`'s RAM lines
+/// and `%lu pages hwpoisoned` (meminfo prints `HardwareCorrupted`, so `CONFIG_MEMORY_FAILURE`).
+#[test]
+fn pa15_show_mem_ends_with_hugetlb_pagecache_and_hwpoison_lines() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_ATOMIC, 0).is_err());
+    let block = mem_info(&m);
+    let n = block.len();
+    let ram = block.iter().position(|l| l.ends_with(" pages RAM")).expect("pages RAM");
+    assert!(block[ram - 3].starts_with("Node 0 Normal: ") && block[ram - 3].ends_with("kB"), "{block:#?}");
+    assert_eq!(
+        block[ram - 2],
+        "Node 0 hugepages_total=0 hugepages_free=0 hugepages_surp=0 hugepages_size=4096kB",
+        "{block:#?}"
+    );
+    assert_eq!(block[ram - 1], "0 total pagecache pages", "{block:#?}");
+    assert!(block[ram + 1].ends_with(" pages HighMem/MovableOnly") && block[ram + 2].ends_with(" pages reserved"));
+    assert_eq!(ram + 4, n, "{block:#?}");
+    assert_eq!(block[n - 1], "0 pages hwpoisoned", "{block:#?}");
+    free_all(&m, held);
+    check(&m);
+}
