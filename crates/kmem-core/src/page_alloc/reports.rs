@@ -274,7 +274,8 @@ impl<P: Platform> PageAllocator<P> {
 
     /// The OOM report (`dump_header`: whatever the mask, `__GFP_NOWARN` included: header,
     /// stack, Mem-Info, then what the shrinkers add, i.e. the slab allocator's `Unreclaimable
-    /// slab info:`), followed by kmem's deviation notice.
+    /// slab info:`, then `dump_tasks` with no task), `out_of_memory`'s `Out of memory and no
+    /// killable processes...`, and kmem's deviation notice.
     pub(super) fn report_oom(&self, gfp: Gfp, order: u32, caller: &Location<'_>) {
         self.with_task(|task| {
             self.platform.log(
@@ -287,10 +288,22 @@ impl<P: Platform> PageAllocator<P> {
         // `should_dump_unreclaim_slab()` / `dump_unreclaimable_slab()`: the slab allocator's
         // part, through its shrinker (it decides whether to print).
         self.shrinkers.for_each(|s| s.report_oom());
+        // `dump_tasks` (`oom_dump_tasks` is 1 by default): the header, and no task row, as a
+        // kernel with no killable task prints it.
+        self.platform.log(Level::Info, format_args!("Tasks state (memory values in pages):"));
+        self.platform.log(
+            Level::Info,
+            format_args!(
+                "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name"
+            ),
+        );
+        // `out_of_memory` with no victim: `pr_warn`, then (instead of the kernel's panic) kmem's
+        // notice.
+        self.platform.log(Level::Warning, format_args!("Out of memory and no killable processes..."));
         self.platform.log(
             Level::Err,
             format_args!(
-                "Out of memory and no killable processes...\nkmem: no process to kill; waiting up to {} ms for memory to be freed",
+                "kmem: no process to kill; waiting up to {} ms for memory to be freed",
                 self.oom_timeout_ns.load(Relaxed) / 1_000_000
             ),
         );

@@ -6,7 +6,7 @@ use std::thread;
 use kmem::context::atomic_section;
 use kmem::gfp::*;
 use kmem::zone::ZoneType;
-use kmem::{Machine, Page, Profile};
+use kmem::{Level, Machine, Page, Profile};
 use kmem_core::memmap::pg;
 
 use crate::*;
@@ -91,6 +91,32 @@ fn pa15_nowarn_does_not_silence_the_oom_report() {
     check(&m);
 }
 
+/// `out_of_memory` with nothing to kill: `dump_header` ends with `dump_tasks`
+/// (`oom_dump_tasks` is 1 by default): its two `pr_info` lines and no task rows, as a kernel
+/// with no killable task prints them; then `out_of_memory`'s `pr_warn` line. kmem's own notice
+/// (its deviation: it waits for frees instead of panicking) follows as a record of its own.
+#[test]
+fn pa15_oom_report_ends_with_the_empty_task_dump_and_a_warning() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    m.log().clear();
+    assert!(as_task("tasky", || m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err()));
+    let records = m.log().records();
+    let at = |text: &str| {
+        records.iter().position(|r| r.text == text).unwrap_or_else(|| panic!("no {text:?} in {records:#?}"))
+    };
+    let tasks = at("Tasks state (memory values in pages):");
+    let header = "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name";
+    assert_eq!(records[tasks + 1].text, header);
+    assert_eq!((records[tasks].level, records[tasks + 1].level), (Level::Info, Level::Info));
+    let oom = &records[tasks + 2];
+    assert_eq!((oom.text.as_str(), oom.level), ("Out of memory and no killable processes...", Level::Warning));
+    assert!(records[tasks + 3].text.starts_with("kmem: no process to kill; waiting up to "), "{records:#?}");
+    assert!(records[..tasks].iter().rev().any(|r| r.text.ends_with(" pages hwpoisoned")), "after show_mem");
+    free_all(&m, held);
+    check(&m);
+}
+
 /// `dump_header` → `should_dump_unreclaim_slab` → `dump_unreclaimable_slab` (mm/oom_kill.c,
 /// mm/slab_common.c): after the Mem-Info block, when unreclaimable slab memory exceeds the LRU
 /// pages (kmem has none, so whenever there is any), the OOM report lists every cache without
@@ -112,10 +138,10 @@ fn pa15_oom_report_lists_unreclaimable_slab_caches() {
     assert!(as_task("slabby", || m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err()));
     let lines = log_lines(&m);
     let at = |text: &str| lines.iter().position(|l| l == text).unwrap_or_else(|| panic!("no {text:?} in {lines:#?}"));
-    let (info, oom) = (at("Unreclaimable slab info:"), at("Out of memory and no killable processes..."));
+    let (info, tasks) = (at("Unreclaimable slab info:"), at("Tasks state (memory values in pages):"));
     assert!(lines[info - 1].ends_with(" pages hwpoisoned"), "right after show_mem: {lines:#?}");
     assert_eq!(lines[info + 1], "Name                      Used          Total");
-    let rows = &lines[info + 2..oom];
+    let rows = &lines[info + 2..tasks];
     let (c, size) = (m.cache_info(unrec), m.cache(unrec).unwrap().size());
     assert_eq!((c.active_objs, size), (10, 1000), "no CPU array holds objects; i386 stride");
     let expect =
