@@ -2,7 +2,7 @@
 
 use core::fmt::{self, Write};
 
-use super::{Mmu, VM_ALLOC, VM_DMA_COHERENT, VM_IOREMAP, VM_MAP, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
+use super::{Mmu, VM_ALLOC, VM_DMA_COHERENT, VM_IOREMAP, VM_MAP, VM_SPARSE, VM_UNINITIALIZED, VM_USERMAP, Vmalloc};
 use crate::proc::MeminfoExtra;
 
 impl<M: Mmu> Vmalloc<M> {
@@ -37,6 +37,7 @@ impl<M: Mmu> Vmalloc<M> {
                 }
                 for (flag, word) in [
                     (VM_IOREMAP, " ioremap"),
+                    (VM_SPARSE, " sparse"),
                     (VM_ALLOC, " vmalloc"),
                     (VM_MAP, " vmap"),
                     (VM_USERMAP, " user"),

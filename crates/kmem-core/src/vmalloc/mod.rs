@@ -107,6 +107,9 @@ pub const VM_NO_GUARD: u32 = 0x40;
 pub const VM_FLUSH_RESET_PERMS: u32 = 0x100;
 /// `vmap` takes ownership of the pages: `vfree` frees them.
 pub const VM_MAP_PUT_PAGES: u32 = 0x200;
+/// Sparse area (`get_vm_area` for `vm_area_map_pages`); a label only in kmem, which
+/// `vmallocinfo` prints (` sparse`).
+pub const VM_SPARSE: u32 = 0x1000;
 /// kmem only: queued for a deferred free (`vfree` in atomic context).
 const VM_DEFERRED: u32 = 1 << 31;
 /// kmem only: purged address space in the VA pool (a `vmap_pool` entry).

@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 
 use kmem::context::atomic_section;
 use kmem::gfp::*;
-use kmem::vmalloc::{VM_ALLOC, VM_MAP_PUT_PAGES, lazy_max_pages_for};
+use kmem::vmalloc::{VM_ALLOC, VM_IOREMAP, VM_MAP_PUT_PAGES, VM_SPARSE, lazy_max_pages_for};
 use kmem::zone::ZoneType;
 use kmem::{Machine, PAGE_SIZE, Page, Profile};
 
@@ -597,6 +597,28 @@ fn vmalloc_32_stays_below_4gib_and_in_lowmem() {
         assert!(at(p) >= 4096 * MIB_PAGES, "vmalloc takes Normal first");
         assert!(at(q) < 4096 * MIB_PAGES, "vmalloc_32 stays below 4 GiB");
     }
+}
+
+/// VM-11, `vmalloc_info_show`: `VM_SPARSE` (0x1000, a caller may pass it) prints ` sparse`,
+/// after ` ioremap` and before ` vmalloc`.
+#[test]
+fn vm11_vmallocinfo_names_sparse_areas_between_ioremap_and_vmalloc() {
+    let m = x86_64_nopcp(64);
+    let a = m.get_vm_area(PAGE_SIZE, VM_SPARSE).unwrap();
+    let b = m.get_vm_area(PAGE_SIZE, VM_IOREMAP | VM_SPARSE | VM_ALLOC).unwrap();
+    let info = m.vmallocinfo();
+    let line = |p: NonNull<u8>| {
+        let head = format!("0x{:016x}-", p.as_ptr() as usize);
+        info.lines().find(|l| l.starts_with(&head)).unwrap_or_else(|| panic!("{info}")).to_owned()
+    };
+    assert!(line(a).ends_with(" sparse"), "{info}");
+    assert!(!line(a).contains(" vmalloc"), "{info}");
+    assert!(line(b).ends_with(" ioremap sparse vmalloc"), "{info}");
+    for p in [a, b] {
+        // SAFETY: The test's own area, unused afterwards.
+        unsafe { m.free_vm_area(p.as_ptr()) };
+    }
+    check(&m);
 }
 
 #[test]
