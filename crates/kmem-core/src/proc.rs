@@ -263,6 +263,8 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
     line(w, "VmallocChunk", 0)?;
     line(w, "Percpu", extra.percpu_kb)?;
     writeln!(w, "HardwareCorrupted: {:>5} kB", 0)?;
+    // v6.16+: no balloon driver. (No THP, CMA or unaccepted-memory lines before it.)
+    line(w, "Balloon", 0)?;
     for label in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
         writeln!(w, "{:<16}{:>8}", alloc_label(label), 0)?;
     }

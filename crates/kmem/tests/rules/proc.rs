@@ -173,6 +173,22 @@ fn parse_meminfo(text: &str) -> Vec<(String, usize)> {
     out
 }
 
+/// `Balloon:` (v6.16+, `NR_BALLOON_PAGES`): after `HardwareCorrupted` (and the THP, CMA and
+/// unaccepted-memory lines kmem's configuration has none of), before `HugePages_Total:`; kmem
+/// has no balloon driver, so 0.
+#[test]
+fn proc3_meminfo_balloon_line_before_the_hugetlb_lines() {
+    let m = i386_nopcp(64);
+    let text = m.meminfo();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("Balloon:")).unwrap_or_else(|| panic!("no Balloon: {text}"));
+    assert_eq!(lines[at], "Balloon:               0 kB");
+    assert!(
+        lines[at - 1].starts_with("HardwareCorrupted: ") && lines[at + 1].starts_with("HugePages_Total:"),
+        "{text}"
+    );
+}
+
 #[test]
 fn proc3_meminfo_label_and_value_widths() {
     let m = i386_nopcp(64);
