@@ -229,6 +229,21 @@ fn constants_match_kmem_core() {
     ] {
         want.insert(name, flag.bits().into());
     }
+    use kmem_core::vmalloc as vm;
+    for (name, flag) in [
+        ("VM_IOREMAP", vm::VM_IOREMAP),
+        ("VM_ALLOC", vm::VM_ALLOC),
+        ("VM_MAP", vm::VM_MAP),
+        ("VM_USERMAP", vm::VM_USERMAP),
+        ("VM_DMA_COHERENT", vm::VM_DMA_COHERENT),
+        ("VM_UNINITIALIZED", vm::VM_UNINITIALIZED),
+        ("VM_NO_GUARD", vm::VM_NO_GUARD),
+        ("VM_FLUSH_RESET_PERMS", vm::VM_FLUSH_RESET_PERMS),
+        ("VM_MAP_PUT_PAGES", vm::VM_MAP_PUT_PAGES),
+        ("VM_SPARSE", vm::VM_SPARSE),
+    ] {
+        want.insert(name, flag.into());
+    }
     want.insert("SLAB_CTOR_CONSTRUCTOR", sf::SLAB_CTOR_CONSTRUCTOR);
     want.insert("SLAB_CTOR_ATOMIC", sf::SLAB_CTOR_ATOMIC);
     want.insert("__GFP_BITS_SHIFT", gfp::__GFP_BITS_SHIFT.into());

@@ -17,11 +17,14 @@
 #define VM_DMA_COHERENT		0x00000010
 #define VM_UNINITIALIZED	0x00000020
 #define VM_NO_GUARD		0x00000040
+#define VM_FLUSH_RESET_PERMS	0x00000100
 /* vmap() hands the pages and the page array to the area: vfree() frees every page and
  * kvfree()s the array, which must come from kmalloc()/kvmalloc() (kcalloc, kvmalloc_array,
  * ...; any other array is reported and vmap() returns NULL). On failure, or after vunmap(),
  * both stay the caller's. */
 #define VM_MAP_PUT_PAGES	0x00000200
+/* An area whose pages are mapped later, piecewise (vmallocinfo says " sparse"). */
+#define VM_SPARSE		0x00001000
 
 typedef struct { unsigned long pgprot; } pgprot_t;
 #define __pgprot(x)		((pgprot_t){ (x) })

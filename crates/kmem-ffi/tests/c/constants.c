@@ -1,9 +1,10 @@
 /* Prints every flag the headers define as NAME=value; tests/c_abi.rs compares the values with
- * kmem-core's (gfp.rs, slab/flags.rs, order.rs). Needs no library. */
+ * kmem-core's (gfp.rs, slab/flags.rs, order.rs, vmalloc/mod.rs). Needs no library. */
 #include <stdio.h>
 #include <linux/gfp.h>
 #include <linux/slab.h>
 #include <asm/page.h>
+#include <linux/vmalloc.h>
 
 #define P(x) printf("%s=%#lx\n", #x, (unsigned long)(x))
 
@@ -28,6 +29,9 @@ int main(void)
 	P(__OBJECT_POISON); P(__CMPXCHG_DOUBLE); P(SLAB_DEBUG_OBJECTS); P(SLAB_KASAN);
 	P(SLAB_SKIP_KFENCE); P(SLAB_NO_OBJ_EXT); P(SLAB_TEMPORARY); P(SLAB_DESTROY_BY_RCU);
 	P(SLAB_NO_REAP); P(SLAB_CTOR_CONSTRUCTOR); P(SLAB_CTOR_ATOMIC);
+
+	P(VM_IOREMAP); P(VM_ALLOC); P(VM_MAP); P(VM_USERMAP); P(VM_DMA_COHERENT);
+	P(VM_UNINITIALIZED); P(VM_NO_GUARD); P(VM_FLUSH_RESET_PERMS); P(VM_MAP_PUT_PAGES); P(VM_SPARSE);
 
 	P(PAGE_SHIFT); P(PAGE_SIZE); P(MAX_PAGE_ORDER); P(MAX_ORDER); P(NR_PAGE_ORDERS);
 	P(PAGE_ALLOC_COSTLY_ORDER); P(MAX_ORDER_NR_PAGES);
