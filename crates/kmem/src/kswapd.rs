@@ -51,13 +51,13 @@ impl KswapdCtl {
 /// worker does once a second.
 const PCP_DECAY_PERIOD: Duration = Duration::from_secs(1);
 
-/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it, and
+/// The background reclaimer: runs `kswapd_balance` each time an allocation wakes it (not once
+/// the node is hopeless: `PageAllocator::kswapd_hopeless`, which reclaim's progress ends), and
 /// completes the deferred `vfree`s each time one is queued (then gives its CPU slot back, so
 /// it never keeps one from a worker thread), decays the per-CPU high marks every
 /// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net, and tearing
-/// down orphaned caches), and runs
-/// an aging trim scan (`trim_aged`) every `trim_after`. It holds the machine only while
-/// working; dropping the machine stops the thread at once.
+/// down orphaned caches), and runs an aging trim scan (`trim_aged`) every `trim_after`. It
+/// holds the machine only while working; dropping the machine stops the thread at once.
 pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
     let ctl = inner.kmem.platform().kswapd.clone();
@@ -79,7 +79,10 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                     inner.deferred_work();
                     ctl.work_runs.fetch_add(1, Ordering::Relaxed);
                 }
-                if ctl.balance.swap(false, Ordering::SeqCst) {
+                // A hopeless node (`kswapd_failures >= MAX_RECLAIM_RETRIES`): back to sleep
+                // without a run, as `prepare_kswapd_sleep` lets kswapd sleep; a wake-up sent
+                // before the last failing run ended is dropped with it.
+                if ctl.balance.swap(false, Ordering::SeqCst) && !inner.kmem.kswapd_hopeless() {
                     inner.kmem.kswapd_balance();
                 }
                 cpu::release_current(id);

@@ -22,7 +22,7 @@ pub use reports::once as warn_sites;
 mod slowpath;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::fault::FaultAttr;
 use crate::memmap::{MemMap, pg};
@@ -201,6 +201,11 @@ pub struct PageAllocator<P: Platform> {
     /// Pools initialised over this allocator get mempool debugging (`PoolEnv::debug_pools`).
     mempool_debug: AtomicBool,
     oom_timeout_ns: AtomicU64,
+    /// `pgdat->kswapd_failures`: background reclaim runs in a row that reclaimed nothing.
+    /// Raised by a `kswapd_balance` run that found the zones unbalanced and made no
+    /// progress, reset to 0 by any reclaim pass (direct or kswapd) that made progress; at
+    /// `MAX_RECLAIM_RETRIES` the node is hopeless and kswapd is not woken.
+    kswapd_failures: AtomicU32,
     /// Requests sleeping until a free.
     waitq: WaitQueue,
     shrinkers: Registry<dyn Shrinker>,
@@ -309,6 +314,7 @@ impl<P: Platform> PageAllocator<P> {
             cache_slice_bytes: AtomicUsize::new(DEFAULT_CACHE_SLICE_BYTES),
             mempool_debug: AtomicBool::new(false),
             oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
+            kswapd_failures: AtomicU32::new(0),
             waitq: WaitQueue::new(),
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),

@@ -475,12 +475,36 @@ impl<P: Platform> PageAllocator<P> {
     /// pages, as the kernel's `nr_reclaimed`: free pages went up, or pages came off per-CPU lists.
     fn direct_reclaim(&self, gfp: Gfp) -> bool {
         self.stats.allocstall.fetch_add(1, Relaxed);
+        self.reclaim_pass(gfp)
+    }
+
+    /// One reclaim pass (direct or kswapd's): the shrinkers, then every CPU's lists, marked as
+    /// reclaim (`PF_MEMALLOC`). Returns whether it made progress; progress ends a hopeless
+    /// node (`kswapd_failures = 0`, as `shrink_node` does for any reclaimer).
+    fn reclaim_pass(&self, gfp: Gfp) -> bool {
         let was = self.platform.set_in_reclaim(true);
         let before = self.total_free();
         self.shrink_all(gfp);
         let drained = self.drain_all_pages();
         self.platform.set_in_reclaim(was);
-        drained > 0 || self.total_free() > before
+        let progress = drained > 0 || self.total_free() > before;
+        if progress {
+            self.kswapd_failures.store(0, Relaxed);
+        }
+        progress
+    }
+
+    /// `pgdat->kswapd_failures`: background reclaim runs in a row that found the zones
+    /// unbalanced and reclaimed nothing (reset by any reclaim that makes progress).
+    pub fn kswapd_failures(&self) -> u32 {
+        self.kswapd_failures.load(Relaxed)
+    }
+
+    /// The node is hopeless (`kswapd_failures >= MAX_RECLAIM_RETRIES`): `wakeup_kswapd` leaves
+    /// it to direct reclaim, and kswapd goes back to sleep without a run
+    /// (`prepare_kswapd_sleep`).
+    pub fn kswapd_hopeless(&self) -> bool {
+        self.kswapd_failures() >= MAX_RECLAIM_RETRIES
     }
 
     /// Objects the shrinkers say they could free now (the reclaimable part of
@@ -503,13 +527,14 @@ impl<P: Platform> PageAllocator<P> {
         freed
     }
 
-    /// Wakes kswapd if a zone the request may use is below its low watermark, counted on the
-    /// caller's CPU slot `cpu` (if any).
+    /// `wakeup_kswapd`: wakes kswapd if a zone the request may use is below its low watermark,
+    /// counted on the caller's CPU slot `cpu` (if any) — unless the node is hopeless
+    /// ([`Self::kswapd_hopeless`]: "leave it to direct reclaim").
     fn wake_kswapd(&self, highest: ZoneType, cpu: Option<usize>) {
         let below_low = self.zones[..=highest as usize]
             .iter()
             .any(|z| z.managed > 0 && z.free_pages() < z.wmark(Wmark::Low) + z.lowmem_reserve(highest));
-        if below_low {
+        if below_low && !self.kswapd_hopeless() {
             self.count_kswapd_wakeup(cpu);
             self.platform.wake_kswapd();
         }
@@ -517,22 +542,23 @@ impl<P: Platform> PageAllocator<P> {
 
     /// What the background reclaimer runs (`balance_pgdat`): reclaim passes until every
     /// populated zone is above its high watermark or a pass makes no progress. Returns whether
-    /// the zones are balanced.
+    /// the zones are balanced. A run that found them unbalanced and reclaimed nothing raises
+    /// `kswapd_failures` (see [`Self::kswapd_hopeless`]).
     pub fn kswapd_balance(&self) -> bool {
         self.stats.kswapd_rounds.fetch_add(1, Relaxed);
         let balanced = || self.zones.iter().filter(|z| z.managed > 0).all(|z| z.free_pages() >= z.wmark(Wmark::High));
+        let mut reclaimed = false;
         for _ in 0..MAX_RECLAIM_RETRIES {
             if balanced() {
                 return true;
             }
-            let was = self.platform.set_in_reclaim(true);
-            let before = self.total_free();
-            self.shrink_all(crate::gfp::GFP_KERNEL);
-            let drained = self.drain_all_pages();
-            self.platform.set_in_reclaim(was);
-            if drained == 0 && self.total_free() <= before {
+            if !self.reclaim_pass(crate::gfp::GFP_KERNEL) {
                 break;
             }
+            reclaimed = true;
+        }
+        if !reclaimed {
+            self.kswapd_failures.fetch_add(1, Relaxed);
         }
         balanced()
     }

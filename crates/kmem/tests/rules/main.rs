@@ -25,6 +25,7 @@ mod pages_init;
 mod pcp;
 mod private;
 mod proc;
+mod reclaim;
 mod reports;
 mod show_mem;
 mod slab;
