@@ -20,16 +20,39 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::sync::{SpinLock, cpu_relax};
 
+/// `SHRINK_BATCH`: objects per [`Shrinker::scan_objects`] call when the shrinker sets no batch.
+pub const SHRINK_BATCH: usize = 128;
+/// `SHRINK_STOP`: what [`Shrinker::scan_objects`] returns to end the shrinker's part of the
+/// pass (it cannot make progress now, e.g. it needs `__GFP_FS` and the request lacks it).
+pub const SHRINK_STOP: usize = usize::MAX;
+/// `DEFAULT_SEEKS`: the cost of recreating an object, for [`Shrinker::seeks`].
+pub const DEFAULT_SEEKS: usize = 2;
+/// `DEF_PRIORITY`: reclaim starts at this priority and lowers it (scanning `1/2^priority` of
+/// each cache) as passes fail; direct reclaim goes down to 0, kswapd to 1.
+pub const DEF_PRIORITY: u32 = 12;
+
 /// Something that can give memory back under pressure (`struct shrinker`).
 pub trait Shrinker: Sync {
     /// The name shown in reports.
     fn name(&self) -> &str;
     /// How many objects could be freed now (`count_objects`).
     fn count_objects(&self) -> usize;
-    /// Tries to free up to `nr_to_scan` objects for a request with flags `gfp` (a shrinker
-    /// that needs I/O or the filesystem must check `__GFP_IO`/`__GFP_FS`); returns how many
-    /// were freed (`scan_objects`).
+    /// Tries to free up to `nr_to_scan` objects (at most [`Self::batch`] per call) for a
+    /// request with flags `gfp` (a shrinker that needs I/O or the filesystem must check
+    /// `__GFP_IO`/`__GFP_FS`); returns how many were freed, or [`SHRINK_STOP`] to be asked
+    /// no more in this pass (`scan_objects`).
     fn scan_objects(&self, nr_to_scan: usize, gfp: crate::gfp::Gfp) -> usize;
+    /// `shrinker->batch`: the most objects one [`Self::scan_objects`] call is asked for;
+    /// 0 (the default) means [`SHRINK_BATCH`].
+    fn batch(&self) -> usize {
+        0
+    }
+    /// `shrinker->seeks`: how costly an object is to recreate ([`DEFAULT_SEEKS`] by default);
+    /// a pass at priority `p` asks for `(count >> p) * 4 / seeks` objects, and with 0 for half
+    /// the count whatever the priority.
+    fn seeks(&self) -> usize {
+        DEFAULT_SEEKS
+    }
     /// Adds to the OOM report (`dump_header`), right after its Mem-Info block. Nothing by
     /// default; the slab allocator (the page allocator's only link to it is its shrinker)
     /// prints `Unreclaimable slab info:` there, as the kernel's `dump_header` does.
@@ -149,6 +172,38 @@ impl<T: ?Sized + 'static> Registry<T> {
             f(unsafe { entry.as_ref() });
         }
     }
+}
+
+/// `do_shrink_slab`: one shrinker's part of a reclaim pass at `priority` (0..=[`DEF_PRIORITY`]).
+/// Scans `(freeable >> priority) * 4 / seeks` objects (at most twice the count) in calls of at
+/// most the shrinker's batch, stopping early on [`SHRINK_STOP`]; a cache smaller than its
+/// share of a batch is left alone until the priority falls. Returns the objects freed.
+/// (No `nr_deferred`: work a pass skipped is not carried to the next, docs/deviations.md.)
+pub fn do_shrink_slab(shrinker: &(impl Shrinker + ?Sized), gfp: crate::gfp::Gfp, priority: u32) -> usize {
+    let freeable = shrinker.count_objects();
+    if freeable == 0 {
+        return 0;
+    }
+    let batch = match shrinker.batch() {
+        0 => SHRINK_BATCH,
+        b => b,
+    };
+    let delta = match shrinker.seeks() {
+        0 => freeable / 2,
+        seeks => (freeable >> priority.min(usize::BITS - 1)).saturating_mul(4) / seeks,
+    };
+    let mut total_scan = delta.min(freeable.saturating_mul(2));
+    let mut freed = 0usize;
+    while total_scan >= batch || total_scan >= freeable {
+        let nr_to_scan = batch.min(total_scan);
+        let ret = shrinker.scan_objects(nr_to_scan, gfp);
+        if ret == SHRINK_STOP {
+            break;
+        }
+        freed = freed.saturating_add(ret);
+        total_scan -= nr_to_scan;
+    }
+    freed
 }
 
 /// Lowers a slot's pin count when dropped.

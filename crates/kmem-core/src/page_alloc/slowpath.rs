@@ -30,11 +30,14 @@ use crate::gfp::{
 use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
 use crate::platform::{Context, Level, Platform};
+use crate::reclaim::{DEF_PRIORITY, do_shrink_slab};
 use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags};
 use crate::zone::{Wmark, ZoneType};
 
 /// `MAX_RECLAIM_RETRIES`.
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
+/// `SWAP_CLUSTER_MAX`: the pages one direct-reclaim pass aims for (`nr_to_reclaim`).
+const SWAP_CLUSTER_MAX: usize = 32;
 /// Longest single sleep while waiting for a free; the waiter then re-checks and re-requests drains.
 const WAIT_SLICE_NS: u64 = 50_000_000;
 
@@ -471,23 +474,28 @@ impl<P: Platform> PageAllocator<P> {
         result
     }
 
-    /// One direct-reclaim pass: shrinkers, then every CPU's lists. Progress is measured in
-    /// pages, as the kernel's `nr_reclaimed`: free pages went up, or pages came off per-CPU lists.
+    /// One direct-reclaim pass (`try_to_free_pages`): the shrinkers at falling priority,
+    /// from [`DEF_PRIORITY`] to 0, until `SWAP_CLUSTER_MAX` pages came back
+    /// (`do_try_to_free_pages`), then every CPU's lists. Progress is measured in pages, as the
+    /// kernel's `nr_reclaimed`: free pages went up, or pages came off per-CPU lists; it ends a
+    /// hopeless node (`kswapd_failures = 0`, as `shrink_node` does for any reclaimer).
     fn direct_reclaim(&self, gfp: Gfp) -> bool {
         self.stats.allocstall.fetch_add(1, Relaxed);
-        self.reclaim_pass(gfp)
-    }
-
-    /// One reclaim pass (direct or kswapd's): the shrinkers, then every CPU's lists, marked as
-    /// reclaim (`PF_MEMALLOC`). Returns whether it made progress; progress ends a hopeless
-    /// node (`kswapd_failures = 0`, as `shrink_node` does for any reclaimer).
-    fn reclaim_pass(&self, gfp: Gfp) -> bool {
         let was = self.platform.set_in_reclaim(true);
         let before = self.total_free();
-        self.shrink_all(gfp);
+        for priority in (0..=DEF_PRIORITY).rev() {
+            self.shrink_slab(gfp, priority);
+            if self.total_free().saturating_sub(before) >= SWAP_CLUSTER_MAX {
+                break;
+            }
+        }
         let drained = self.drain_all_pages();
         self.platform.set_in_reclaim(was);
-        let progress = drained > 0 || self.total_free() > before;
+        self.reclaimed(drained > 0 || self.total_free() > before)
+    }
+
+    /// Records a reclaim pass's outcome: progress resets `kswapd_failures`. Returns `progress`.
+    fn reclaimed(&self, progress: bool) -> bool {
         if progress {
             self.kswapd_failures.store(0, Relaxed);
         }
@@ -515,16 +523,29 @@ impl<P: Platform> PageAllocator<P> {
         n
     }
 
-    /// Runs every shrinker over everything it can free. Returns objects freed.
-    pub fn shrink_all(&self, gfp: Gfp) -> usize {
-        let mut freed = 0;
-        self.shrinkers.for_each(|s| {
-            let n = s.count_objects();
-            if n > 0 {
-                freed += s.scan_objects(n, gfp);
-            }
-        });
+    /// `shrink_slab`: every shrinker's part of a reclaim pass at `priority`
+    /// ([`do_shrink_slab`]: `(count >> priority) * 4 / seeks` objects in batches). Returns
+    /// objects freed.
+    fn shrink_slab(&self, gfp: Gfp, priority: u32) -> usize {
+        let mut freed = 0usize;
+        self.shrinkers.for_each(|s| freed = freed.saturating_add(do_shrink_slab(s, gfp, priority)));
         freed
+    }
+
+    /// Frees everything the shrinkers can (`drop_slab`, `echo 2 > drop_caches`): passes at
+    /// priority 0 (twice each count, in batches) until one frees next to nothing. Returns
+    /// objects freed.
+    pub fn shrink_all(&self, gfp: Gfp) -> usize {
+        let mut total = 0usize;
+        let mut shift = 0u32;
+        loop {
+            let freed = self.shrink_slab(gfp, 0);
+            total = total.saturating_add(freed);
+            if freed.checked_shr(shift).unwrap_or(0) <= 1 {
+                return total;
+            }
+            shift += 1;
+        }
     }
 
     /// `wakeup_kswapd`: wakes kswapd if a zone the request may use is below its low watermark,
@@ -540,22 +561,27 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// What the background reclaimer runs (`balance_pgdat`): reclaim passes until every
-    /// populated zone is above its high watermark or a pass makes no progress. Returns whether
-    /// the zones are balanced. A run that found them unbalanced and reclaimed nothing raises
-    /// `kswapd_failures` (see [`Self::kswapd_hopeless`]).
+    /// What the background reclaimer runs (`balance_pgdat`): reclaim passes at falling
+    /// priority, from [`DEF_PRIORITY`] down to 1 (kmem has no LRU scan rate to hold the priority
+    /// up), each the shrinkers at that priority (the first also every CPU's lists), until every populated
+    /// zone is above its high watermark. Returns whether the zones are balanced. A run that
+    /// found them unbalanced and reclaimed nothing raises `kswapd_failures` (see
+    /// [`Self::kswapd_hopeless`]); one that reclaimed something resets it.
     pub fn kswapd_balance(&self) -> bool {
         self.stats.kswapd_rounds.fetch_add(1, Relaxed);
         let balanced = || self.zones.iter().filter(|z| z.managed > 0).all(|z| z.free_pages() >= z.wmark(Wmark::High));
         let mut reclaimed = false;
-        for _ in 0..MAX_RECLAIM_RETRIES {
+        for priority in (1..=DEF_PRIORITY).rev() {
             if balanced() {
                 return true;
             }
-            if !self.reclaim_pass(crate::gfp::GFP_KERNEL) {
-                break;
-            }
-            reclaimed = true;
+            let was = self.platform.set_in_reclaim(true);
+            let before = self.total_free();
+            self.shrink_slab(crate::gfp::GFP_KERNEL, priority);
+            // Pages parked on per-CPU lists come back once per run.
+            let drained = if priority == DEF_PRIORITY { self.drain_all_pages() } else { 0 };
+            self.platform.set_in_reclaim(was);
+            reclaimed |= self.reclaimed(drained > 0 || self.total_free() > before);
         }
         if !reclaimed {
             self.kswapd_failures.fetch_add(1, Relaxed);

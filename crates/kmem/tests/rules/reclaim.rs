@@ -74,3 +74,87 @@ fn kswapd_gives_up_after_max_reclaim_retries() {
     free_all(&m, held);
     assert_eq!(rounds, 0, "kernel: a hopeless node's kswapd is not woken; kmem ran {rounds} more rounds");
 }
+
+/// A shrinker with a large cache that frees nothing: records what each `scan_objects` call is
+/// asked for.
+struct BigShrinker {
+    count: usize,
+    batch: usize,
+    stop: bool,
+    asked: std::sync::Mutex<Vec<usize>>,
+}
+
+impl BigShrinker {
+    fn new(count: usize, batch: usize, stop: bool) -> Self {
+        Self { count, batch, stop, asked: Vec::new().into() }
+    }
+
+    fn asked(&self) -> Vec<usize> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl kmem_core::reclaim::Shrinker for BigShrinker {
+    fn name(&self) -> &str {
+        "big"
+    }
+    fn count_objects(&self) -> usize {
+        self.count
+    }
+    fn scan_objects(&self, nr: usize, _gfp: kmem::Gfp) -> usize {
+        self.asked.lock().unwrap().push(nr);
+        if self.stop { kmem_core::reclaim::SHRINK_STOP } else { 0 }
+    }
+    fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+/// Runs one `__GFP_NORETRY` request (one direct-reclaim pass) on an exhausted machine with `s`
+/// registered; returns what `s` was asked for.
+fn one_reclaim_pass(s: BigShrinker) -> Vec<usize> {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    let ptr: std::ptr::NonNull<dyn kmem_core::reclaim::Shrinker> = std::ptr::NonNull::from(&s);
+    // SAFETY: unregistered below, before `s` drops.
+    let id = unsafe { m.register_shrinker(ptr) }.unwrap();
+    assert!(m.alloc_pages(GFP_KERNEL | kmem::gfp::__GFP_NORETRY | __GFP_NOWARN, 0).is_err());
+    assert!(m.unregister_shrinker(id));
+    free_all(&m, held);
+    s.asked()
+}
+
+/// Kernel `do_shrink_slab`: `scan_objects` is called with `nr_to_scan = min(batch_size,
+/// total_scan)` (`SHRINK_BATCH` = 128 by default), never the whole cache at once.
+#[test]
+fn reclaim_shrinker_is_scanned_in_batches() {
+    let asked = one_reclaim_pass(BigShrinker::new(1_000_000, 0, false));
+    let max = asked.iter().copied().max().unwrap_or(0);
+    assert!(max <= 128, "kernel: nr_to_scan <= SHRINK_BATCH (128); kmem asked for {max} in one call");
+}
+
+/// Kernel `do_try_to_free_pages` + `do_shrink_slab`: a direct-reclaim pass that frees nothing
+/// lowers the priority from `DEF_PRIORITY` (12) to 0, and at priority `p` a shrinker with
+/// `freeable` objects is scanned `min((freeable >> p) * 4 / DEFAULT_SEEKS, 2 * freeable)`
+/// objects in full batches (the rest of a batch is not scanned).
+#[test]
+fn reclaim_direct_reclaim_scans_by_falling_priority() {
+    let count = 1_000_000usize;
+    let asked = one_reclaim_pass(BigShrinker::new(count, 0, false));
+    let mut expected = Vec::new();
+    for p in (0..=12).rev() {
+        let total = ((count >> p) * 4 / 2).min(2 * count);
+        expected.extend(std::iter::repeat_n(128, total / 128));
+    }
+    assert_eq!(asked.len(), expected.len(), "scan_objects calls: priorities 12..=0 in batches of 128");
+    assert_eq!(asked, expected);
+}
+
+/// A shrinker's own batch size is honoured (at priorities 12 and 11 its share, 488 and 976
+/// objects, is less than a batch: not scanned), and `SHRINK_STOP` ends its part of the pass:
+/// one call per priority level from 10 to 0.
+#[test]
+fn reclaim_shrinker_batch_and_shrink_stop() {
+    let asked = one_reclaim_pass(BigShrinker::new(1_000_000, 1000, true));
+    assert_eq!(asked, vec![1000; 11]);
+}
