@@ -12,7 +12,9 @@
 //! - costly order (> 3) without `__GFP_RETRY_MAYFAIL`: fail after one reclaim pass;
 //! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
 //!   when no shrinker has anything to free), no OOM;
-//! - otherwise (order ≤ 3): OOM report and notifiers, then sleep until a free wakes us;
+//! - otherwise (order ≤ 3): the OOM step on every pass that reaches it — the OOM notifiers;
+//!   if they freed anything that is progress (no report, retry at once), else the OOM report
+//!   (once per request) and sleep until a free wakes us;
 //! - every request without `__GFP_NOFAIL` gives up once it has spent `oom_timeout` in the slow
 //!   path (after at least one full pass) — kmem's deviation, there is no process to kill;
 //! - `__GFP_NOFAIL` with direct reclaim: never fails; it keeps sleeping and retrying, may dip
@@ -434,12 +436,14 @@ impl<P: Platform> PageAllocator<P> {
             if !oom_allowed && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
-            if oom_allowed && !oom_reported {
-                oom_reported = true;
-                self.out_of_memory(gfp, order, caller);
+            if oom_allowed && self.out_of_memory(gfp, order, caller, &mut oom_reported) {
+                // "Retry as long as the OOM killer is making progress": the notifiers freed
+                // something.
+                no_progress_loops = 0;
                 if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                     return Ok(pfn);
                 }
+                continue;
             }
             if gfp.contains(__GFP_NOFAIL) {
                 // `nopage:` for NOFAIL: one try with half the min reserve, then wait and retry.
@@ -589,13 +593,20 @@ impl<P: Platform> PageAllocator<P> {
         balanced()
     }
 
-    /// `out_of_memory`: report once per event (`dump_header` does not look at
-    /// `__GFP_NOWARN`), then call the OOM notifiers.
-    fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> usize {
-        self.stats.oom.fetch_add(1, Relaxed);
-        self.report_oom(gfp, order, caller);
-        let mut freed = 0;
-        self.oom_notifiers.for_each(|n| freed += n.out_of_memory());
-        freed
+    /// `out_of_memory`, on every pass that reaches the OOM step: the OOM notifier chain first;
+    /// if it freed anything that is progress, with no report. Otherwise there is no process to
+    /// kill: the report (`dump_header`, which does not look at `__GFP_NOWARN`), once per request
+    /// (`reported`), counted in `stats.oom`. Returns whether the step made progress.
+    fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>, reported: &mut bool) -> bool {
+        let mut freed = 0usize;
+        self.oom_notifiers.for_each(|n| freed = freed.saturating_add(n.out_of_memory()));
+        if freed > 0 {
+            return true;
+        }
+        if !core::mem::replace(reported, true) {
+            self.stats.oom.fetch_add(1, Relaxed);
+            self.report_oom(gfp, order, caller);
+        }
+        false
     }
 }

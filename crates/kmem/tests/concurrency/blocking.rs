@@ -310,7 +310,8 @@ fn oom_reports_notifies_and_fails_after_timeout() {
 }
 
 /// DESIGN §3 "OOM": an OOM notifier that frees pages lets the request succeed, without the
-/// failure report.
+/// failure report, and without the OOM report either: `out_of_memory` calls the notifier chain
+/// first and returns progress before `dump_header` when it freed anything (PA-15).
 #[test]
 fn oom_notifier_that_frees_lets_the_request_succeed() {
     let m = small_machine(LONG, false);
@@ -322,11 +323,11 @@ fn oom_notifier_that_frees_lets_the_request_succeed() {
     drop(registered);
     held.push(pfn.expect("GFP_KERNEL failed although the OOM notifier freed pages"));
     let after = counters(&m);
-    assert_eq!(after.oom, before.oom + 1, "OOM events");
+    assert_eq!(after.oom, before.oom, "OOM events");
     assert_eq!(after.alloc_fail, before.alloc_fail, "a request failed");
     assert!(notifier.freed.load(Relaxed) > 0, "the notifier freed nothing");
     let log = m.log().messages();
-    assert!(log.contains(OOM_LINE), "no OOM report:\n{log}");
+    assert!(!log.contains(OOM_LINE), "OOM report although the notifier freed pages:\n{log}");
     assert!(!log.contains(FAILURE), "failure reported although the request succeeded:\n{log}");
     finish(&m, held);
 }

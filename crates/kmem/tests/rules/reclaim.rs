@@ -158,3 +158,83 @@ fn reclaim_shrinker_batch_and_shrink_stop() {
     let asked = one_reclaim_pass(BigShrinker::new(1_000_000, 1000, true));
     assert_eq!(asked, vec![1000; 11]);
 }
+
+/// Kernel `out_of_memory`: the OOM notifier chain runs first; if it freed anything the call
+/// returns "progress" before `dump_header`, so no "invoked oom-killer" report is printed.
+#[test]
+fn pa15_an_oom_notifier_that_frees_prevents_the_oom_report() {
+    let m = i386_nopcp(64);
+    let mut held = exhaust(&m);
+    let block = take_block(&m, &mut held, MAX_PAGE_ORDER);
+    let reg = register_oom(&m, vec![block]);
+    m.log().clear();
+    let ooms = m.stats().oom.load(SEQ);
+    let page = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("the OOM notifier freed a block");
+    assert_eq!(reg.notifier.calls(), 1);
+    let reports = count_log(&m, "invoked oom-killer");
+    let oom_delta = m.stats().oom.load(SEQ) - ooms;
+    // SAFETY: the test's own page.
+    unsafe { m.free_pages(page, 0) };
+    drop(reg);
+    free_all(&m, held);
+    assert_eq!(reports, 0, "kernel: notifier freed memory -> no OOM report (kmem printed {reports})");
+    assert_eq!(oom_delta, 0, "kernel: no OOM event counted when the notifiers freed memory");
+}
+
+struct StolenNotifier {
+    m: kmem::Machine,
+    calls: std::sync::atomic::AtomicUsize,
+    blocks: std::sync::Mutex<Vec<(usize, u32)>>,
+    stolen: std::sync::Mutex<Vec<usize>>,
+}
+impl kmem_core::reclaim::OomNotifier for StolenNotifier {
+    fn out_of_memory(&self) -> usize {
+        let call = self.calls.fetch_add(1, SEQ);
+        let Some((pfn, order)) = self.blocks.lock().unwrap().pop() else { return 0 };
+        let page = self.m.pfn_to_page(pfn).unwrap();
+        // SAFETY: a block the test allocated and handed over.
+        unsafe { self.m.free_pages(page, order) };
+        if call == 0 {
+            // A concurrent allocator takes what the first call freed before the waiter retries.
+            let p =
+                self.m.alloc_pages(kmem::gfp::GFP_ATOMIC | kmem::gfp::__GFP_MEMALLOC | __GFP_NOWARN, order).unwrap();
+            self.stolen.lock().unwrap().push(self.m.page_to_pfn(p).unwrap());
+        }
+        1 << order
+    }
+}
+
+/// Kernel: `__alloc_pages_may_oom` runs on every pass that reaches it, and `out_of_memory`
+/// calls the notifier chain every time; a notifier that frees memory is progress
+/// (`no_progress_loops = 0`, retry). Here the first call's block is taken by someone else
+/// before the request retries; the second pass calls the notifier again, which frees another.
+#[test]
+fn pa15_oom_notifiers_are_called_again_on_later_passes() {
+    let m = i386_nopcp(64);
+    let mut held = exhaust(&m);
+    let a = take_block(&m, &mut held, MAX_PAGE_ORDER);
+    let b = take_block(&m, &mut held, MAX_PAGE_ORDER);
+    let n =
+        Box::new(StolenNotifier { m: m.clone(), calls: 0.into(), blocks: vec![a, b].into(), stolen: vec![].into() });
+    let ptr: std::ptr::NonNull<dyn kmem_core::reclaim::OomNotifier> = std::ptr::NonNull::from(&*n);
+    // SAFETY: unregistered below before `n` drops.
+    let id = unsafe { m.register_oom_notifier(ptr) }.unwrap();
+    let r = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0);
+    m.unregister_oom_notifier(id);
+    let calls = n.calls.load(SEQ);
+    if let Ok(p) = r {
+        // SAFETY: own page.
+        unsafe { m.free_pages(p, 0) };
+    }
+    assert!(
+        r.is_ok(),
+        "kernel: the second OOM pass calls the notifier again and succeeds; kmem called it {calls}x and failed"
+    );
+    assert_eq!(calls, 2);
+    assert_eq!(m.stats().oom.load(SEQ), 0, "the notifiers made progress each time: no OOM event");
+    for pfn in n.stolen.lock().unwrap().drain(..) {
+        // SAFETY: the block the notifier's allocation took, unused.
+        unsafe { m.free_pages(m.pfn_to_page(pfn).unwrap(), MAX_PAGE_ORDER) };
+    }
+    free_all(&m, held);
+}
