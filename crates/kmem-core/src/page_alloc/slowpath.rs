@@ -13,7 +13,9 @@
 //! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
 //!   when no shrinker has anything to free), no OOM;
 //! - otherwise (order ≤ 3): the OOM step on every pass that reaches it — the OOM notifiers;
-//!   if they freed anything that is progress (no report, retry at once), else the OOM report
+//!   if they freed anything that is progress (no report, retry at once); without `__GFP_FS`
+//!   (`GFP_NOFS`, `GFP_NOIO`) it is progress too, with no report (nothing to kill for IO-less
+//!   reclaim), and the request sleeps until a free wakes us and retries; else the OOM report
 //!   (once per request) and sleep until a free wakes us;
 //! - every request without `__GFP_NOFAIL` gives up once it has spent `oom_timeout` in the slow
 //!   path (after at least one full pass) — kmem's deviation, there is no process to kill;
@@ -26,7 +28,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::{PageAllocator, ZoneList};
 use crate::AllocError;
 use crate::gfp::{
-    __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL,
+    __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL,
     __GFP_THISNODE, Gfp,
 };
 use crate::memmap::Page;
@@ -35,6 +37,16 @@ use crate::platform::{Context, Level, Platform};
 use crate::reclaim::{DEF_PRIORITY, do_shrink_slab};
 use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags};
 use crate::zone::{Wmark, ZoneType};
+
+/// What the OOM step (`out_of_memory`) achieved.
+enum OomStep {
+    /// The OOM notifiers freed something: progress.
+    Freed,
+    /// A request without `__GFP_FS`: progress, though nothing was freed.
+    IoLess,
+    /// No progress: the OOM report (once per request), then wait for frees.
+    NoVictim,
+}
 
 /// `MAX_RECLAIM_RETRIES`.
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
@@ -436,14 +448,21 @@ impl<P: Platform> PageAllocator<P> {
             if !oom_allowed && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
-            if oom_allowed && self.out_of_memory(gfp, order, caller, &mut oom_reported) {
-                // "Retry as long as the OOM killer is making progress": the notifiers freed
-                // something.
-                no_progress_loops = 0;
-                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
-                    return Ok(pfn);
+            if oom_allowed {
+                match self.out_of_memory(gfp, order, caller, &mut oom_reported) {
+                    OomStep::Freed => {
+                        // "Retry as long as the OOM killer is making progress".
+                        no_progress_loops = 0;
+                        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
+                            return Ok(pfn);
+                        }
+                        continue;
+                    }
+                    // Progress too, but nothing was freed: the request waits for frees below
+                    // and retries, until `oom_timeout` ends it (docs/deviations.md).
+                    OomStep::IoLess => no_progress_loops = 0,
+                    OomStep::NoVictim => {}
                 }
-                continue;
             }
             if gfp.contains(__GFP_NOFAIL) {
                 // `nopage:` for NOFAIL: one try with half the min reserve, then wait and retry.
@@ -594,19 +613,24 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `out_of_memory`, on every pass that reaches the OOM step: the OOM notifier chain first;
-    /// if it freed anything that is progress, with no report. Otherwise there is no process to
-    /// kill: the report (`dump_header`, which does not look at `__GFP_NOWARN`), once per request
-    /// (`reported`), counted in `stats.oom`. Returns whether the step made progress.
-    fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>, reported: &mut bool) -> bool {
+    /// if it freed anything that is progress, with no report. A request without `__GFP_FS`
+    /// (`GFP_NOFS`, `GFP_NOIO`) then also counts as progress with no report: "The OOM killer
+    /// does not compensate for IO-less reclaim". Otherwise there is no process to kill: the
+    /// report (`dump_header`, which does not look at `__GFP_NOWARN`), once per request
+    /// (`reported`), counted in `stats.oom`.
+    fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>, reported: &mut bool) -> OomStep {
         let mut freed = 0usize;
         self.oom_notifiers.for_each(|n| freed = freed.saturating_add(n.out_of_memory()));
         if freed > 0 {
-            return true;
+            return OomStep::Freed;
+        }
+        if !gfp.contains(__GFP_FS) {
+            return OomStep::IoLess;
         }
         if !core::mem::replace(reported, true) {
             self.stats.oom.fetch_add(1, Relaxed);
             self.report_oom(gfp, order, caller);
         }
-        false
+        OomStep::NoVictim
     }
 }

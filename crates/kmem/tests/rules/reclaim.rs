@@ -238,3 +238,29 @@ fn pa15_oom_notifiers_are_called_again_on_later_passes() {
     }
     free_all(&m, held);
 }
+
+/// Kernel `out_of_memory`: "The OOM killer does not compensate for IO-less reclaim": after the
+/// notifier chain, a request without `__GFP_FS` returns progress with no report, and the
+/// allocator retries. In kmem it keeps retrying (waiting for frees between passes) until the
+/// `oom_timeout` deviation ends it: a plain failure, no OOM report, no OOM event.
+#[test]
+fn pa15_nofs_and_noio_requests_print_no_oom_report() {
+    use kmem::gfp::{GFP_NOFS, GFP_NOIO};
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    let reg = register_oom(&m, Vec::new());
+    for gfp in [GFP_NOFS, GFP_NOIO] {
+        m.log().clear();
+        let (ooms, sleeps, fails, calls) =
+            (m.stats().oom.load(SEQ), m.stats().sleeps.load(SEQ), m.nr_alloc_fail(), reg.notifier.calls());
+        assert!(m.alloc_pages(gfp | __GFP_NOWARN, 0).is_err(), "{gfp:?}: the oom_timeout ends it");
+        let n = count_log(&m, "invoked oom-killer");
+        assert_eq!(n, 0, "kernel: {gfp:?} never reaches dump_header (kmem printed {n} OOM reports)");
+        assert_eq!(m.stats().oom.load(SEQ), ooms, "{gfp:?}: no OOM event");
+        assert!(reg.notifier.calls() > calls, "{gfp:?}: the notifier chain still runs first");
+        assert!(m.stats().sleeps.load(SEQ) > sleeps, "{gfp:?}: counted as progress, it waits and retries");
+        assert_eq!(m.nr_alloc_fail(), fails + 1);
+    }
+    drop(reg);
+    free_all(&m, held);
+}
