@@ -9,7 +9,9 @@
 //! - no `__GFP_DIRECT_RECLAIM`: fail after one slow-path freelist attempt, never sleep (with
 //!   `__GFP_NOFAIL` too: the kernel returns NULL for it as well, after its warning);
 //! - `__GFP_NORETRY`: fail after one reclaim pass;
-//! - costly order (> 3) without `__GFP_RETRY_MAYFAIL`: fail after one reclaim pass;
+//! - costly order (> 3) without `__GFP_RETRY_MAYFAIL`, or without `__GFP_IO` (it could not
+//!   compact: `gfp_compaction_allowed`, the kernel's `CONFIG_COMPACTION=y` flow): fail after
+//!   one reclaim pass;
 //! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
 //!   when no shrinker has anything to free), no OOM;
 //! - otherwise (order ≤ 3): the OOM step on every pass that reaches it — the OOM notifiers;
@@ -28,8 +30,8 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::{PageAllocator, ZoneList};
 use crate::AllocError;
 use crate::gfp::{
-    __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL,
-    __GFP_THISNODE, Gfp,
+    __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_IO, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN,
+    __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
 };
 use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
@@ -422,7 +424,11 @@ impl<P: Platform> PageAllocator<P> {
             if gfp.contains(__GFP_NORETRY) && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
-            if costly && !gfp.contains(__GFP_RETRY_MAYFAIL) && !gfp.contains(__GFP_NOFAIL) {
+            // "Do not retry costly high order allocations unless they are __GFP_RETRY_MAYFAIL
+            // and we can compact" (6.8+, CONFIG_COMPACTION=y: `gfp_compaction_allowed` is
+            // `__GFP_IO`; kmem has no compaction, but follows the kernel's decision).
+            let can_compact = gfp.contains(__GFP_IO);
+            if costly && (!can_compact || !gfp.contains(__GFP_RETRY_MAYFAIL)) && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
             // `should_reclaim_retry`: retry while progress is made; with nothing left to

@@ -264,3 +264,24 @@ fn pa15_nofs_and_noio_requests_print_no_oom_report() {
     drop(reg);
     free_all(&m, held);
 }
+
+/// PA-14, kernel 6.8+ (`gfp_compaction_allowed` needs `__GFP_IO`): "Do not retry costly high
+/// order allocations unless they are __GFP_RETRY_MAYFAIL and we can compact" — a costly
+/// `GFP_NOIO | __GFP_RETRY_MAYFAIL` request goes to nopage after one reclaim pass, while a
+/// costly `GFP_KERNEL | __GFP_RETRY_MAYFAIL` one keeps retrying.
+#[test]
+fn pa14_costly_noio_retry_mayfail_does_one_pass() {
+    use kmem::gfp::{__GFP_RETRY_MAYFAIL, GFP_NOIO};
+    let m = crate::builder(Profile::I386, 64).pcp(false).oom_timeout(Duration::from_secs(30)).build().unwrap();
+    let held = exhaust(&m);
+    // Claims progress every pass, frees nothing.
+    let reg = register(&m, TestShrinker::new(&m, Vec::new(), 0, true));
+    assert!(m.alloc_pages(GFP_NOIO | __GFP_RETRY_MAYFAIL | __GFP_NOWARN, 4).is_err());
+    let calls = reg.shrinker.calls();
+    assert_eq!(calls, 1, "kernel: costly NOIO|RETRY_MAYFAIL cannot compact -> one pass; kmem made {calls}");
+    assert!(m.alloc_pages(GFP_KERNEL | __GFP_RETRY_MAYFAIL | __GFP_NOWARN, 4).is_err());
+    let calls = reg.shrinker.calls() - calls;
+    assert_eq!(calls, MAX_RECLAIM_RETRIES as usize + 1, "GFP_KERNEL can compact: it retries");
+    drop(reg);
+    free_all(&m, held);
+}
