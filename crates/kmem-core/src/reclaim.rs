@@ -4,9 +4,14 @@
 //! A registry is a fixed table of raw trait-object pointers. Reclaim passes run concurrently,
 //! as in the kernel. A pass visits the entries registered when it starts; before calling one
 //! it checks, under the table lock, that the entry is still registered and pins its slot
-//! (`pins`), and unpins it after the call. `unregister` removes the entry under the lock and
-//! then waits until its slot is unpinned, so when it returns no callback of the entry is
-//! running or will run.
+//! (`pins`), and unpins it after the call. `unregister` turns the entry into a tombstone under
+//! the lock, waits until its slot is unpinned, then frees the slot, so when it returns no
+//! callback of the entry is running or will run.
+//!
+//! Invariants: a slot's pins are only raised while the slot holds a live entry (under the
+//! lock), so once it is a tombstone they only fall; a tombstone is never reused by `register`
+//! and only the `unregister` that made it frees it. Hence `unregister` waits for its own
+//! entry's calls only, never for a newer registration's.
 //!
 //! Only the entry's own calls are waited for, not whole passes: code that runs inside some
 //! other callback — the slab shrinker frees slabs, which runs destructors, which may drop a
@@ -83,12 +88,30 @@ pub struct RegistrationId {
 /// Generations are unique across every registry of the process.
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
-type Entry<T> = Option<(NonNull<T>, u64)>;
+/// One slot of a registry's table.
+enum Entry<T: ?Sized> {
+    /// Unused: [`Registry::register`] may take it.
+    Free,
+    /// A registered entry and its generation.
+    Live(NonNull<T>, u64),
+    /// A tombstone: the entry was unregistered and [`Registry::unregister`] is waiting for its
+    /// calls to end. No pass pins it and `register` does not reuse it, so the slot's pins are
+    /// the old entry's calls only.
+    Dying,
+}
+
+impl<T: ?Sized> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Entry<T> {}
 
 /// A table of callbacks.
 pub struct Registry<T: ?Sized + 'static> {
     slots: SpinLock<[Entry<T>; MAX_ENTRIES]>,
-    /// Calls in progress per slot: raised under the lock while the slot's entry is registered,
+    /// Calls in progress per slot: raised under the lock while the slot's entry is live,
     /// lowered after the call.
     pins: [AtomicUsize; MAX_ENTRIES],
 }
@@ -109,54 +132,60 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// An empty registry.
     #[must_use]
     pub fn new() -> Self {
-        Self { slots: SpinLock::new([None; MAX_ENTRIES]), pins: [const { AtomicUsize::new(0) }; MAX_ENTRIES] }
+        Self { slots: SpinLock::new([Entry::Free; MAX_ENTRIES]), pins: [const { AtomicUsize::new(0) }; MAX_ENTRIES] }
     }
 
-    /// Adds `entry`; `None` when the table is full.
+    /// Adds `entry` in a free slot (never a tombstone, [`Entry::Dying`]); `None` when the
+    /// table has no free slot.
     ///
     /// # Safety
     /// `entry` must stay valid until [`Registry::unregister`] returns for the returned id.
     pub unsafe fn register(&self, entry: NonNull<T>) -> Option<RegistrationId> {
         let mut slots = self.slots.lock();
-        let index = slots.iter().position(Option::is_none)?;
+        let index = slots.iter().position(|e| matches!(e, Entry::Free))?;
         let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
-        slots[index] = Some((entry, generation));
+        slots[index] = Entry::Live(entry, generation);
         Some(RegistrationId { index, generation })
     }
 
     /// Removes an entry, then waits until no call of it is running (none can start once it is
-    /// removed). Returns false (and removes nothing) for an id that is stale or from another
-    /// registry.
+    /// removed), then frees its slot. Returns false (and removes nothing) for an id that is
+    /// stale or from another registry.
+    ///
+    /// While it waits the slot is a tombstone ([`Entry::Dying`]): no pass pins it and
+    /// `register` skips it, so the pins waited for are the removed entry's own calls — never
+    /// those of a newer entry (which, if it needed something the caller holds, would wait for
+    /// the caller while the caller waited for it).
     pub fn unregister(&self, id: RegistrationId) -> bool {
-        let removed = {
+        {
             let mut slots = self.slots.lock();
             match slots.get(id.index) {
-                Some(Some((_, generation))) if *generation == id.generation => {
-                    slots[id.index] = None;
-                    true
-                }
-                _ => false,
-            }
-        };
-        if removed {
-            // A later entry in the same slot may raise it too; waiting for its calls as well
-            // is harmless.
-            while self.pins[id.index].load(Ordering::Acquire) != 0 {
-                cpu_relax();
+                Some(Entry::Live(_, generation)) if *generation == id.generation => slots[id.index] = Entry::Dying,
+                _ => return false,
             }
         }
-        removed
+        // Only this call turns this tombstone back into a free slot, and nothing pins it
+        // meanwhile: the count only falls.
+        while self.pins[id.index].load(Ordering::Acquire) != 0 {
+            cpu_relax();
+        }
+        self.slots.lock()[id.index] = Entry::Free;
+        true
     }
 
     /// Runs `f` on every entry registered when the pass starts and still registered when its
     /// turn comes. Passes may run concurrently.
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
         let snapshot = *self.slots.lock();
-        for (index, (_, generation)) in snapshot.iter().enumerate().filter_map(|(i, e)| Some((i, (*e)?))) {
+        let live = snapshot.iter().enumerate().filter_map(|(i, e)| match *e {
+            Entry::Live(_, generation) => Some((i, generation)),
+            Entry::Free | Entry::Dying => None,
+        });
+        for (index, generation) in live {
             let entry = {
                 let slots = self.slots.lock();
                 match slots[index] {
-                    Some((entry, g)) if g == generation => {
+                    Entry::Live(entry, g) if g == generation => {
                         self.pins[index].fetch_add(1, Ordering::Relaxed);
                         entry
                     }
@@ -290,6 +319,43 @@ mod tests {
         });
         assert_eq!(victim.0.load(Ordering::Relaxed), 0);
         assert!(r.unregister(first_id));
+    }
+
+    /// A slot whose entry is being unregistered (its call still running) is a tombstone: a
+    /// registration made meanwhile takes another slot, and the slot is free again once
+    /// `unregister` returns.
+    #[test]
+    fn a_draining_slot_is_not_reused() {
+        use std::sync::mpsc;
+        struct Blocks(std::sync::Mutex<mpsc::Receiver<()>>, mpsc::Sender<()>);
+        impl OomNotifier for Blocks {
+            fn out_of_memory(&self) -> usize {
+                self.1.send(()).unwrap();
+                self.0.lock().unwrap().recv().unwrap();
+                0
+            }
+        }
+        let r: &'static Registry<dyn OomNotifier> = std::boxed::Box::leak(std::boxed::Box::new(Registry::new()));
+        let (release, wait) = mpsc::channel();
+        let (entered_tx, entered) = mpsc::channel();
+        let old: &'static Blocks = std::boxed::Box::leak(std::boxed::Box::new(Blocks(wait.into(), entered_tx)));
+        // SAFETY: Leaked: it outlives every registration.
+        let old_id = unsafe { r.register(NonNull::from(old as &dyn OomNotifier)) }.unwrap();
+        let pass = std::thread::spawn(move || r.for_each(|n| assert_eq!(n.out_of_memory(), 0)));
+        entered.recv().unwrap();
+        let unregistering = std::thread::spawn(move || r.unregister(old_id));
+        while !matches!(r.slots.lock()[old_id.index], Entry::Dying) {
+            std::thread::yield_now();
+        }
+        let counter = Counter(AtomicUsize::new(0));
+        // SAFETY: `counter` outlives the registration (unregistered below).
+        let new_id = unsafe { r.register(NonNull::from(&counter as &dyn OomNotifier)) }.unwrap();
+        assert_ne!(new_id.index, old_id.index, "the tombstone was reused");
+        release.send(()).unwrap();
+        pass.join().unwrap();
+        assert!(unregistering.join().unwrap());
+        assert!(matches!(r.slots.lock()[old_id.index], Entry::Free), "freed once drained");
+        assert!(r.unregister(new_id));
     }
 
     #[test]

@@ -285,3 +285,74 @@ fn pa14_costly_noio_retry_mayfail_does_one_pass() {
     drop(reg);
     free_all(&m, held);
 }
+
+/// `Registry::unregister` waits for its own entry's calls only (the kernel waits for the old
+/// shrinker's own references, `shrinker_free`): a newer entry registered meanwhile does not
+/// take the slot being drained, so when that newer entry's callback needs something the
+/// unregistering thread holds, nothing deadlocks. (It used to: the slot was reused at once and
+/// `unregister` waited on the slot's pin count.) The 3 s is a watchdog, not a timing claim.
+#[test]
+fn reclaim_unregister_waits_only_for_its_own_entry() {
+    use kmem_core::reclaim::{OomNotifier, Registry};
+    use std::sync::{Arc, Barrier, Mutex};
+    struct Slow(Arc<Barrier>, Duration);
+    impl OomNotifier for Slow {
+        fn out_of_memory(&self) -> usize {
+            self.0.wait();
+            std::thread::sleep(self.1);
+            0
+        }
+    }
+    struct NeedsLock(Arc<Mutex<()>>, Arc<Barrier>);
+    impl OomNotifier for NeedsLock {
+        fn out_of_memory(&self) -> usize {
+            self.1.wait();
+            drop(self.0.lock().unwrap());
+            0
+        }
+    }
+    let reg: &'static Registry<dyn OomNotifier> = Box::leak(Box::new(Registry::new()));
+    let b1 = Arc::new(Barrier::new(2));
+    let old: &'static Slow = Box::leak(Box::new(Slow(b1.clone(), Duration::from_millis(100))));
+    // SAFETY: leaked.
+    let old_id = unsafe { reg.register(std::ptr::NonNull::from(old as &dyn OomNotifier)) }.unwrap();
+    // Pass 1: runs `old`'s callback (pins slot 0 for 100 ms).
+    let p1 = std::thread::spawn(move || {
+        reg.for_each(|n| {
+            n.out_of_memory();
+        })
+    });
+    b1.wait();
+    let lock = Arc::new(Mutex::new(()));
+    let b2 = Arc::new(Barrier::new(2));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (lock2, b2a) = (lock.clone(), b2.clone());
+    // Thread A: holds `lock`, unregisters `old`.
+    let a = std::thread::spawn(move || {
+        let _g = lock2.lock().unwrap();
+        b2a.wait(); // (1) lock held
+        let r = reg.unregister(old_id);
+        tx.send(r).unwrap();
+    });
+    b2.wait();
+    std::thread::sleep(Duration::from_millis(10)); // A is now waiting for slot 0's pins
+    let b3 = Arc::new(Barrier::new(2));
+    let newer: &'static NeedsLock = Box::leak(Box::new(NeedsLock(lock.clone(), b3.clone())));
+    // SAFETY: leaked.
+    let _new_id = unsafe { reg.register(std::ptr::NonNull::from(newer as &dyn OomNotifier)) }.unwrap();
+    // Pass 2: calls `newer` (same slot), which blocks on `lock` held by A.
+    let _p2 = std::thread::spawn(move || {
+        reg.for_each(|n| {
+            n.out_of_memory();
+        })
+    });
+    b3.wait();
+    p1.join().unwrap();
+    // `old`'s call is over: the kernel's unregister would return now.
+    let done = rx.recv_timeout(Duration::from_secs(3));
+    assert!(
+        done.is_ok(),
+        "unregister(old) still waiting 3 s after old's last call ended: deadlock with the slot's new entry"
+    );
+    a.join().unwrap();
+}
