@@ -206,6 +206,11 @@ pub struct PageAllocator<P: Platform> {
     /// progress, reset to 0 by any reclaim pass (direct or kswapd) that made progress; at
     /// `MAX_RECLAIM_RETRIES` the node is hopeless and kswapd is not woken.
     kswapd_failures: AtomicU32,
+    /// `pgdat->kswapd_order`: the largest order a waker asked kswapd for since its last run.
+    kswapd_order: AtomicU32,
+    /// `pgdat->kswapd_highest_zoneidx`: the highest zone index a waker asked for since
+    /// kswapd's last run (`MAX_NR_ZONES`: none, the run considers every zone).
+    kswapd_highest_zoneidx: AtomicU32,
     /// Requests sleeping until a free.
     waitq: WaitQueue,
     shrinkers: Registry<dyn Shrinker>,
@@ -315,6 +320,8 @@ impl<P: Platform> PageAllocator<P> {
             mempool_debug: AtomicBool::new(false),
             oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
             kswapd_failures: AtomicU32::new(0),
+            kswapd_order: AtomicU32::new(0),
+            kswapd_highest_zoneidx: AtomicU32::new(MAX_NR_ZONES as u32),
             waitq: WaitQueue::new(),
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),

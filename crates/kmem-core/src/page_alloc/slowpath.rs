@@ -37,8 +37,8 @@ use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
 use crate::platform::{Context, Level, Platform};
 use crate::reclaim::{DEF_PRIORITY, do_shrink_slab};
-use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags};
-use crate::zone::{Wmark, ZoneType};
+use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags, zone_watermark_ok};
+use crate::zone::{MAX_NR_ZONES, MIGRATE_PCPTYPES, MigrateType, Wmark, ZoneType};
 
 /// What the OOM step (`out_of_memory`) achieved.
 enum OomStep {
@@ -328,7 +328,7 @@ impl<P: Platform> PageAllocator<P> {
         }
         let mut flags = gfp_to_alloc_flags(gfp, order, false);
         if flags & af::KSWAPD != 0 {
-            self.wake_kswapd(zl.highest, cpu);
+            self.wake_kswapd(order, zl.highest, cpu);
         }
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, cpu) {
             return Ok(pfn);
@@ -396,7 +396,7 @@ impl<P: Platform> PageAllocator<P> {
                     break;
                 }
                 if flags & af::KSWAPD != 0 {
-                    self.wake_kswapd(highest, self.platform.cpu());
+                    self.wake_kswapd(order, highest, self.platform.cpu());
                 }
                 let reserve = self.reserve_flags(gfp);
                 if reserve != 0 {
@@ -577,10 +577,19 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// `wakeup_kswapd`: wakes kswapd if a zone the request may use is below its low watermark,
-    /// counted on the caller's CPU slot `cpu` (if any) — unless the node is hopeless
-    /// ([`Self::kswapd_hopeless`]: "leave it to direct reclaim").
-    fn wake_kswapd(&self, highest: ZoneType, cpu: Option<usize>) {
+    /// `wakeup_kswapd`: records the request's `order` and `highest` zone for kswapd's next run
+    /// (the largest of each since its last one), then wakes kswapd if a zone the request may
+    /// use is below its low watermark, counted on the caller's CPU slot `cpu` (if any) —
+    /// unless the node is hopeless ([`Self::kswapd_hopeless`]: "leave it to direct reclaim").
+    fn wake_kswapd(&self, order: u32, highest: ZoneType, cpu: Option<usize>) {
+        let idx = highest as u32;
+        let curr = self.kswapd_highest_zoneidx.load(Relaxed);
+        if curr == MAX_NR_ZONES as u32 || curr < idx {
+            self.kswapd_highest_zoneidx.store(idx, Relaxed);
+        }
+        if self.kswapd_order.load(Relaxed) < order {
+            self.kswapd_order.store(order, Relaxed);
+        }
         let below_low = self.zones[..=highest as usize]
             .iter()
             .any(|z| z.managed > 0 && z.free_pages() < z.wmark(Wmark::Low) + z.lowmem_reserve(highest));
@@ -590,18 +599,47 @@ impl<P: Platform> PageAllocator<P> {
         }
     }
 
-    /// What the background reclaimer runs (`balance_pgdat`): reclaim passes at falling
-    /// priority, from [`DEF_PRIORITY`] down to 1 (kmem has no LRU scan rate to hold the priority
-    /// up), each the shrinkers at that priority (the first also every CPU's lists), until every populated
-    /// zone is above its high watermark. Returns whether the zones are balanced. A run that
-    /// found them unbalanced and reclaimed nothing raises `kswapd_failures` (see
+    /// `pgdat_balanced`: some populated zone up to `highest` passes the high watermark for
+    /// `order` (`zone_watermark_ok_safe` with that zone's `lowmem_reserve[highest]`); with no
+    /// populated zone there, the node is balanced.
+    fn pgdat_balanced(&self, order: u32, highest: ZoneType) -> bool {
+        let mut eligible = false;
+        for zone in self.zones[..=highest as usize].iter().filter(|z| z.managed > 0) {
+            eligible = true;
+            let (mark, reserve) = (zone.wmark(Wmark::High), zone.lowmem_reserve(highest));
+            let ok = if order == 0 {
+                zone_watermark_ok(zone.free_pages(), 0, mark, reserve, 0, |_| true)
+            } else {
+                let area = zone.lock();
+                zone_watermark_ok(area.nr_free_pages, order, mark, reserve, 0, |o| {
+                    MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
+                })
+            };
+            if ok {
+                return true;
+            }
+        }
+        !eligible
+    }
+
+    /// What the background reclaimer runs (`balance_pgdat`) for the order and highest zone the
+    /// wakers asked for since the last run (taken and reset here, as `kswapd` does; none: order
+    /// 0, every zone): reclaim passes at falling priority, from [`DEF_PRIORITY`] down to 1
+    /// (kmem has no LRU scan rate to hold the priority up), each the shrinkers at that priority
+    /// (the first also every CPU's lists), until the node is balanced ([`Self::pgdat_balanced`]:
+    /// some eligible zone above its high watermark). Returns whether it is. A run that found it
+    /// unbalanced and reclaimed nothing raises `kswapd_failures` (see
     /// [`Self::kswapd_hopeless`]); one that reclaimed something resets it.
     pub fn kswapd_balance(&self) -> bool {
         self.stats.kswapd_rounds.fetch_add(1, Relaxed);
-        let balanced = || self.zones.iter().filter(|z| z.managed > 0).all(|z| z.free_pages() >= z.wmark(Wmark::High));
+        let order = self.kswapd_order.swap(0, Relaxed);
+        let highest = match self.kswapd_highest_zoneidx.swap(MAX_NR_ZONES as u32, Relaxed) {
+            idx if (idx as usize) < MAX_NR_ZONES => ZoneType::ALL[idx as usize],
+            _ => ZoneType::ALL[MAX_NR_ZONES - 1],
+        };
         let mut reclaimed = false;
         for priority in (1..=DEF_PRIORITY).rev() {
-            if balanced() {
+            if self.pgdat_balanced(order, highest) {
                 return true;
             }
             let was = self.platform.set_in_reclaim(true);
@@ -615,7 +653,7 @@ impl<P: Platform> PageAllocator<P> {
         if !reclaimed {
             self.kswapd_failures.fetch_add(1, Relaxed);
         }
-        balanced()
+        self.pgdat_balanced(order, highest)
     }
 
     /// `out_of_memory`, on every pass that reaches the OOM step: the OOM notifier chain first;

@@ -356,3 +356,27 @@ fn reclaim_unregister_waits_only_for_its_own_entry() {
     );
     a.join().unwrap();
 }
+
+/// Kernel `pgdat_balanced`: kswapd's run is over when *some* populated zone up to the waker's
+/// highest zone passes the high watermark (with that zone's `lowmem_reserve`), not when every
+/// zone of the node does. With ZONE_DMA exhausted and ZONE_NORMAL free, a run for a
+/// `GFP_DMA` waker is unbalanced (and, reclaiming nothing, fails), while a run that may count
+/// ZONE_NORMAL is balanced at once (kmem used to require every zone above its high watermark).
+#[test]
+fn kswapd_balanced_when_one_eligible_zone_passes_the_high_watermark() {
+    use kmem::gfp::{__GFP_DMA, __GFP_MEMALLOC, __GFP_NORETRY, GFP_DMA};
+    let m = i386_nopcp(64);
+    let held = grab_all(&m, GFP_KERNEL | __GFP_DMA | __GFP_MEMALLOC | __GFP_NORETRY | __GFP_NOWARN);
+    let dma = m.zones().iter().find(|z| z.kind() == kmem::zone::ZoneType::Dma).unwrap().free_pages();
+    assert_eq!(dma, 0, "ZONE_DMA exhausted");
+    // A GFP_DMA waker: only ZONE_DMA is eligible.
+    assert!(m.alloc_pages(GFP_DMA | GFP_NOWAIT, 0).is_err());
+    let rounds = m.stats().kswapd_rounds.load(SEQ);
+    assert!(!m.kswapd_balance(), "ZONE_DMA is the only eligible zone");
+    assert_eq!(m.kswapd_failures(), 1);
+    // A run nobody asked a zone for considers every zone: ZONE_NORMAL passes.
+    assert!(m.kswapd_balance(), "ZONE_NORMAL is above its high watermark");
+    assert_eq!(m.kswapd_failures(), 1, "a balanced run neither fails nor resets");
+    assert_eq!(m.stats().kswapd_rounds.load(SEQ), rounds + 2);
+    free_all(&m, held);
+}
