@@ -10,6 +10,14 @@
 //! - no page inside a free block (other than its head) is a buddy head: blocks never overlap;
 //! - two free buddies of the same order that could merge are never both on the lists.
 //!
+//! A block taken off the lists to give its memory back to the host (`FreeArea::walk_chunk`,
+//! the kernel's `__isolate_free_page`) is *isolated*: on no list, not counted in
+//! `nr_free_pages` (as the kernel's `del_page_from_free_list` takes it out of `NR_FREE_PAGES`),
+//! its head not `PG_BUDDY` (so no free merges with it and no allocation finds it), not
+//! allocated either (refcount 0). The context that isolated it owns it until
+//! `FreeArea::putback` returns it, merged as a free would be; the invariants above hold
+//! throughout, with isolated blocks simply absent.
+//!
 //! All methods run under the zone lock (`Zone::area`).
 
 use crate::memmap::{MemMap, NIL, pg};
@@ -23,6 +31,66 @@ pub struct FreeArea {
     count: [[usize; MIGRATE_TYPES]; NR_PAGE_ORDERS],
     /// Pages on the free lists (`NR_FREE_PAGES`).
     pub(crate) nr_free_pages: usize,
+}
+
+/// `PAGE_REPORTING_CAPACITY`: the most free blocks one hold of the zone lock takes off the
+/// free lists to give back to the host.
+pub const PAGE_REPORTING_CAPACITY: usize = 32;
+
+/// A free block taken off the free lists ([`FreeArea::walk_chunk`]) until
+/// [`FreeArea::putback`] returns it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Isolated {
+    pub(crate) pfn: u32,
+    pub(crate) order: u8,
+    /// The list it came from.
+    pub(crate) mt: MigrateType,
+}
+
+/// Up to [`PAGE_REPORTING_CAPACITY`] isolated blocks (the kernel's scatterlist).
+pub(crate) struct Batch {
+    blocks: [Isolated; PAGE_REPORTING_CAPACITY],
+    len: usize,
+}
+
+impl Batch {
+    pub(crate) const fn new() -> Self {
+        Self { blocks: [Isolated { pfn: 0, order: 0, mt: MigrateType::Unmovable }; PAGE_REPORTING_CAPACITY], len: 0 }
+    }
+
+    /// The blocks isolated so far.
+    pub(crate) fn blocks(&self) -> &[Isolated] {
+        &self.blocks[..self.len]
+    }
+}
+
+/// Where a chunked walk ([`FreeArea::walk_chunk`]) stands between two holds of the zone lock:
+/// a list, and how many of its blocks are still to visit. Only indices: no pfn is kept across
+/// an unlocked stretch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalkCursor {
+    order: u32,
+    mt: usize,
+    /// `None`: the list is not reached yet (its length is read when it is).
+    left: Option<usize>,
+}
+
+impl WalkCursor {
+    /// A walk over the lists of orders `min_order..=MAX_PAGE_ORDER`, lowest first.
+    pub(crate) const fn new(min_order: u32) -> Self {
+        Self { order: min_order, mt: 0, left: None }
+    }
+}
+
+/// What [`FreeArea::walk_chunk`] does with a block it visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Visit {
+    /// Leave it on its list (the visitor may have changed its marks) and go on.
+    Next,
+    /// Take it off its list into the batch.
+    Isolate,
+    /// End the chunk here, leaving the block at the head of its list.
+    Stop,
 }
 
 impl Default for FreeArea {
@@ -135,39 +203,82 @@ impl FreeArea {
         extra
     }
 
-    /// Gives the memory of every untrimmed free block of order `min_order` or more back
-    /// through `discard`, and marks those blocks `PG_TRIMMED`. Returns the pages released.
-    pub(crate) fn trim(&mut self, mm: &MemMap, min_order: u32, mut discard: impl FnMut(usize, usize) -> bool) -> usize {
-        self.walk_reportable(mm, min_order, |page, pfn, order| {
-            let flags = page.flags();
-            flags & pg::TRIMMED == 0 && discard(pfn, 1 << order)
-        })
-    }
-
-    /// Calls `release(page, pfn, order)` for every free block of order `min_order` or more;
-    /// a block it returns true for is marked `PG_TRIMMED` (its other marks dropped). Returns
-    /// the pages of those blocks.
-    fn walk_reportable(
+    /// One chunk of a walk over the lists of the cursor's orders and every migratetype, from
+    /// where `cur` stands: visits at most `steps` blocks, calling `visit(page, order,
+    /// nr_free_pages)` for each. A block answered [`Visit::Isolate`] is taken off its list
+    /// into `batch` (`__isolate_free_page`: no longer free, not allocated either; it must come
+    /// back through [`Self::putback`]). The chunk ends when `steps` are used, `batch` is full
+    /// or `visit` answers [`Visit::Stop`]; the list is then rotated so that the next block to
+    /// visit is its head (`list_rotate_to_front`, as `page_reporting_cycle` does before it drops
+    /// the zone lock), and the next chunk resumes there. Each list is walked for as many blocks
+    /// as it held when the walk reached it, so a block is visited once per walk unless other
+    /// contexts change the list in between. Returns true when every list has been walked.
+    pub(crate) fn walk_chunk(
         &mut self,
         mm: &MemMap,
-        min_order: u32,
-        mut release: impl FnMut(&crate::memmap::Page, usize, u32) -> bool,
-    ) -> usize {
-        let mut released = 0;
-        for order in min_order..=MAX_PAGE_ORDER {
-            for mt in MigrateType::ALL {
-                let mut pfn = self.head[order as usize][mt as usize];
-                while pfn != NIL {
-                    let page = mm.page(pfn as usize);
-                    if release(page, pfn as usize, order) {
-                        page.set_info(pg::BUDDY | pg::TRIMMED, order, mt);
-                        released += 1 << order;
-                    }
-                    pfn = page.next.load(core::sync::atomic::Ordering::Relaxed);
+        cur: &mut WalkCursor,
+        mut steps: usize,
+        batch: &mut Batch,
+        mut visit: impl FnMut(&crate::memmap::Page, u32, usize) -> Visit,
+    ) -> bool {
+        use core::sync::atomic::Ordering::Relaxed;
+        while cur.order <= MAX_PAGE_ORDER {
+            let (o, m) = (cur.order as usize, cur.mt);
+            let mut left = cur.left.unwrap_or(self.count[o][m]);
+            let mut pfn = self.head[o][m];
+            while pfn != NIL && left > 0 {
+                if steps == 0 || batch.len == PAGE_REPORTING_CAPACITY {
+                    cur.left = Some(left);
+                    self.rotate_to_front(mm, o, m, pfn);
+                    return false;
                 }
+                let page = mm.page(pfn as usize);
+                let next = page.next.load(Relaxed);
+                match visit(page, cur.order, self.nr_free_pages) {
+                    Visit::Next => {}
+                    Visit::Isolate => {
+                        self.del(mm, pfn as usize);
+                        batch.blocks[batch.len] = Isolated { pfn, order: o as u8, mt: MigrateType::ALL[m] };
+                        batch.len += 1;
+                    }
+                    Visit::Stop => {
+                        cur.left = Some(left);
+                        self.rotate_to_front(mm, o, m, pfn);
+                        return false;
+                    }
+                }
+                steps -= 1;
+                left -= 1;
+                pfn = next;
+            }
+            cur.left = None;
+            cur.mt += 1;
+            if cur.mt == MIGRATE_TYPES {
+                cur.mt = 0;
+                cur.order += 1;
             }
         }
-        released
+        true
+    }
+
+    /// `list_rotate_to_front`: makes the listed block `pfn` the head of the (`o`, `m`) list,
+    /// the blocks before it moving, in order, behind the tail.
+    fn rotate_to_front(&mut self, mm: &MemMap, o: usize, m: usize, pfn: u32) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let (head, tail) = (self.head[o][m], self.tail[o][m]);
+        if head == pfn {
+            return;
+        }
+        let page = mm.page(pfn as usize);
+        let prev = page.prev.load(Relaxed);
+        // A listed block other than the head has a listed predecessor; the list is non-empty,
+        // so its head and tail are listed blocks too.
+        mm.page(tail as usize).next.store(head, Relaxed);
+        mm.page(head as usize).prev.store(tail, Relaxed);
+        mm.page(prev as usize).next.store(NIL, Relaxed);
+        page.prev.store(NIL, Relaxed);
+        self.head[o][m] = pfn;
+        self.tail[o][m] = prev;
     }
 
     /// The first block of the (`order`, `mt`) list, if any.
@@ -230,10 +341,45 @@ impl FreeArea {
         &mut self,
         mm: &MemMap,
         zone: (usize, usize),
+        pfn: usize,
+        order: u32,
+        mt: MigrateType,
+        to_tail: bool,
+    ) -> (usize, u32) {
+        self.merge_free(mm, zone, pfn, order, mt, to_tail, 0)
+    }
+
+    /// `__putback_isolated_page`: returns a block taken off the lists by [`Self::walk_chunk`]
+    /// to the `mt` lists, merging with free buddies as a free does, at the tail (kmem's
+    /// choice: memory given back to the host is handed out after resident memory, and a
+    /// chunked walk resuming at the head meets the blocks it has not visited first).
+    /// `trimmed`: its memory was given back; the resulting block is marked `PG_TRIMMED` only if
+    /// every free buddy it merged with was too (the kernel instead marks only a block that did
+    /// not merge). Returns the pfn and order of the resulting free block.
+    pub(crate) fn putback(
+        &mut self,
+        mm: &MemMap,
+        zone: (usize, usize),
+        block: Isolated,
+        trimmed: bool,
+    ) -> (usize, u32) {
+        let keep = if trimmed { pg::TRIMMED } else { 0 };
+        self.merge_free(mm, zone, block.pfn as usize, block.order as u32, block.mt, true, keep)
+    }
+
+    /// [`Self::free_one_page`] with marks: the merged block carries the flags of `keep` that
+    /// every buddy it absorbed carried too (0 for a plain free: merging drops every mark).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn merge_free(
+        &mut self,
+        mm: &MemMap,
+        zone: (usize, usize),
         mut pfn: usize,
         mut order: u32,
         mut mt: MigrateType,
         to_tail: bool,
+        mut keep: u32,
     ) -> (usize, u32) {
         assert!(is_aligned(pfn, order), "free of misaligned block pfn {pfn:#x} order {order}");
         assert!(pfn >= zone.0 && pfn + (1 << order) <= zone.1, "free of pfn {pfn:#x} outside its zone");
@@ -264,12 +410,12 @@ impl FreeArea {
             } else {
                 mt = bpage.list_mt();
             }
-            self.del(mm, buddy);
+            keep &= self.del(mm, buddy);
             pfn &= buddy;
             order += 1;
         }
         let tail = to_tail || self.buddy_merge_likely(mm, zone, pfn, order);
-        self.add(mm, pfn, order, mt, tail, 0);
+        self.add(mm, pfn, order, mt, tail, keep);
         (pfn, order)
     }
 
@@ -287,30 +433,6 @@ impl FreeArea {
         // SAFETY: Inside the zone (checked just above), so in the page array.
         let page = unsafe { mm.page_unchecked(higher_buddy) };
         page.is_buddy() && page.order() == order + 1
-    }
-
-    /// One aging scan over the free blocks of order `min_order` or more: an untrimmed block
-    /// seen free by the previous scan too is released through `discard` and marked
-    /// `PG_TRIMMED`; the others are marked `PG_TRIM_AGED` for the next scan. A block that is
-    /// allocated, or merged into a larger one, in between loses its marks. Returns the pages
-    /// released.
-    pub(crate) fn trim_aged(
-        &mut self,
-        mm: &MemMap,
-        min_order: u32,
-        mut discard: impl FnMut(usize, usize) -> bool,
-    ) -> usize {
-        self.walk_reportable(mm, min_order, |page, pfn, order| {
-            let flags = page.flags();
-            if flags & pg::TRIMMED != 0 {
-                return false;
-            }
-            if flags & pg::TRIM_AGED == 0 {
-                page.set_info(flags | pg::TRIM_AGED, order, page.list_mt());
-                return false;
-            }
-            discard(pfn, 1 << order)
-        })
     }
 
     /// Every pfn on every list, with its order and migratetype (diagnostics and checks).
@@ -428,6 +550,57 @@ mod tests {
             a.check(&mm, za);
             b.check(&mm, zb);
         }
+    }
+
+    /// A chunked walk isolates at most a batch, resumes where it stopped (the list rotated so
+    /// the next block is its head), and the put-back merges, keeping `PG_TRIMMED` only when
+    /// both halves had it.
+    #[test]
+    fn walk_chunk_isolates_in_batches_and_putback_merges() {
+        const MT: MigrateType = MigrateType::Movable;
+        let (_s, mm) = map(1 << 16);
+        let zone = (0, 1 << 16);
+        let mut area = FreeArea::new();
+        // 64 order-9 blocks at every other order-9 slot: no two are buddies.
+        for i in 0..64 {
+            area.add(&mm, i * 1024, 9, MT, true, 0);
+        }
+        let mut cur = WalkCursor::new(9);
+        let mut batch = Batch::new();
+        let done = area.walk_chunk(&mm, &mut cur, usize::MAX, &mut batch, |_, _, _| Visit::Isolate);
+        assert!(!done);
+        assert_eq!(batch.blocks().len(), PAGE_REPORTING_CAPACITY);
+        assert_eq!(area.nr_free_pages, 32 << 9, "isolated blocks leave the free count");
+        assert_eq!(area.first(9, MT), Some(32 * 1024), "the next block to visit is the head");
+        area.check(&mm, zone);
+        for &b in batch.blocks() {
+            area.putback(&mm, zone, b, true);
+        }
+        area.check(&mm, zone);
+        assert_eq!(area.nr_free_pages, 64 << 9);
+        assert_eq!(area.first(9, MT), Some(32 * 1024), "put back at the tail");
+        let mut batch = Batch::new();
+        let done = area.walk_chunk(&mm, &mut cur, usize::MAX, &mut batch, |p, _, _| {
+            if p.flags() & pg::TRIMMED == 0 { Visit::Isolate } else { Visit::Next }
+        });
+        assert!(done, "every list walked once");
+        assert_eq!(batch.blocks()[0].pfn, 32 * 1024);
+        assert_eq!(batch.blocks().len(), 32);
+        for &b in batch.blocks() {
+            area.putback(&mm, zone, b, false);
+        }
+        // Merging: the buddy of a trimmed block comes back trimmed, then an untrimmed one.
+        let (_s, mm) = map(4096);
+        let mut area = FreeArea::new();
+        area.add(&mm, 0, 9, MT, false, pg::TRIMMED);
+        let (pfn, order) = area.putback(&mm, (0, 4096), Isolated { pfn: 512, order: 9, mt: MT }, true);
+        assert_eq!((pfn, order), (0, 10));
+        assert_eq!(mm.page(0).flags() & pg::TRIMMED, pg::TRIMMED, "both halves released");
+        area.add(&mm, 1024, 9, MT, false, 0);
+        let (pfn, order) = area.putback(&mm, (0, 4096), Isolated { pfn: 1536, order: 9, mt: MT }, true);
+        assert_eq!((pfn, order), (1024, 10));
+        assert_eq!(mm.page(1024).flags() & pg::TRIMMED, 0, "half of it is still resident");
+        area.check(&mm, (0, 4096));
     }
 
     #[test]

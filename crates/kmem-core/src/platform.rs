@@ -173,9 +173,12 @@ pub unsafe trait Platform: Send + Sync {
     /// Gives the memory of `nr` pages from `pfn` back to the host; their contents become zero.
     /// Returns false if the platform cannot.
     ///
+    /// Called with no kmem lock held (it may be slow: a hole punch), one block at a time, for
+    /// at most [`crate::buddy::PAGE_REPORTING_CAPACITY`] blocks in a row.
+    ///
     /// # Safety
-    /// The caller owns the pages (the page allocator, for free blocks under the zone lock):
-    /// nothing else uses their bytes.
+    /// The caller owns the pages (the page allocator, for free blocks it has isolated: taken
+    /// off the free lists, so no one can allocate or merge them): nothing else uses their bytes.
     unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
         let _ = (pfn, nr);
         false

@@ -156,8 +156,8 @@ impl PhysMem {
     /// False, changing nothing, for a range outside the memory.
     ///
     /// # Safety
-    /// The caller owns the pages (the page allocator, for free pages under the zone lock):
-    /// nothing else uses their bytes.
+    /// The caller owns the pages (the page allocator, for free blocks it has isolated from its
+    /// free lists): nothing else uses their bytes.
     pub unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
         let Some((offset, len)) = self.byte_range(pfn, nr) else { return false };
         let (offset, len) = (offset as u64, len as u64);
@@ -166,8 +166,8 @@ impl PhysMem {
                 rustix::fs::fallocate(fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len).is_ok()
             }
             // SAFETY: In bounds of our private anonymous mapping (checked); the caller (the page
-            // allocator, under the zone lock) owns these free pages, and zero pages are what it
-            // expects to find there afterwards.
+            // allocator, for blocks isolated from its free lists) owns these pages, and zero pages
+            // are what it expects to find there afterwards.
             None => unsafe {
                 rustix::mm::madvise(self.base.as_ptr().add(offset as usize).cast(), len as usize, Advice::LinuxDontNeed)
             }

@@ -5,13 +5,14 @@
 //! table locks are leaves held only to copy or edit the table (reclaim passes run unlocked and
 //! concurrently). Per-CPU lists are owned by their CPU slot, entered through its
 //! [`crate::pcp_guard::SlotGuard`] (no lock). Nothing is allocated while a zone lock is held, and
-//! no callback runs under any lock; hole punching (`trim`, `trim_aged`) runs under the zone lock
-//! so no one can allocate a block while its memory is discarded.
+//! no callback runs under any lock; hole punching (`trim`, `trim_aged`) runs with no lock held,
+//! on blocks taken off the free lists first (isolated), so no one can allocate them meanwhile.
 //!
 //! Where the pieces are: `freelist` (fast path, per-CPU lists, freeing, drains), `slowpath`
 //! (`alloc_pages`, reclaim, OOM, sleeping), `api` (exact/bulk/split and address conversions),
 //! `meminit` (`init_on_alloc`/`init_on_free` and page zeroing, §2.10), `reports` (`warn_alloc`,
-//! the `WARN_ON_ONCE` sites, bad page, `might_sleep`, OOM, fault-injection dumps).
+//! the `WARN_ON_ONCE` sites, bad page, `might_sleep`, OOM, fault-injection dumps), `trim`
+//! (memory back to the host in batches, as free page reporting).
 
 mod api;
 mod freelist;
@@ -20,6 +21,7 @@ mod pcp_tune;
 mod reports;
 pub use reports::once as warn_sites;
 mod slowpath;
+mod trim;
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -160,6 +162,10 @@ pub struct Stats {
     pub trimmed_pages: AtomicUsize,
     /// Aging scans run (`trim_aged`).
     pub trim_scans: AtomicUsize,
+    /// Batches of free blocks given back to the host (`trim`, `trim_aged`): each took at most
+    /// [`crate::buddy::PAGE_REPORTING_CAPACITY`] blocks off the free lists under one hold of
+    /// the zone lock, which was dropped while their memory was discarded.
+    pub trim_batches: AtomicUsize,
     /// Background reclaim rounds run (`kswapd_balance`).
     pub kswapd_rounds: AtomicUsize,
     /// Times a request slept waiting for a free.
@@ -619,38 +625,6 @@ impl<P: Platform> PageAllocator<P> {
     #[inline]
     pub fn pfn_zone(&self, pfn: usize) -> Option<&Zone> {
         self.zones.iter().find(|z| z.contains(pfn))
-    }
-
-    /// One aging scan of memory given back to the host: free blocks of at least a pageblock
-    /// (the kernel's `page_reporting_order`) that were already free at the previous scan are
-    /// released (hole punched), the others are marked. Run periodically (kswapd does), it
-    /// releases memory that stays free for one period and never touches a free fast path.
-    /// Returns the pages released.
-    pub fn trim_aged(&self) -> usize {
-        let mut released = 0;
-        for zone in &self.zones {
-            let mut area = zone.lock();
-            // SAFETY: `trim_aged` discards only free blocks, which the locked zone owns.
-            released += area
-                .trim_aged(&self.mm, self.mm.pageblock_order(), |pfn, nr| unsafe { self.platform.discard(pfn, nr) });
-        }
-        self.stats.trimmed_pages.fetch_add(released, Relaxed);
-        self.stats.trim_scans.fetch_add(1, Relaxed);
-        released
-    }
-
-    /// Gives the memory of every free block of at least a pageblock back to the host now.
-    /// Returns the pages released.
-    pub fn trim(&self) -> usize {
-        let mut released = 0;
-        for zone in &self.zones {
-            let mut area = zone.lock();
-            // SAFETY: As in `trim_aged`.
-            released +=
-                area.trim(&self.mm, self.mm.pageblock_order(), |pfn, nr| unsafe { self.platform.discard(pfn, nr) });
-        }
-        self.stats.trimmed_pages.fetch_add(released, Relaxed);
-        released
     }
 
     /// Checks every invariant of the free lists and per-CPU lists; panics on a broken one.

@@ -20,6 +20,7 @@ use kmem_core::{PAGE_SIZE, PageAllocator, proc};
 mod layouts;
 mod meminit;
 mod slab_track;
+mod trim;
 mod vmalloc;
 
 /// Memory the "bootloader" gives us: page-aligned, zero-filled, owned by the test.

@@ -1,9 +1,11 @@
-//! Model-based test (STYLE §7): two threads replay random `Alloc`/`Free`/`DrainLocal`
+//! Model-based test (STYLE §7): two threads replay random `Alloc`/`Free`/`DrainLocal`/`Trim`
 //! operations in lock step on an i386 machine (DMA, Normal and HighMem), and after every step
 //! one thread compares the allocator with a plain model of the live blocks while the other
 //! waits: no two live blocks overlap (PA-3 alignment, ownership), each block lies in a zone its
 //! flags allow (PA-11, §1.4), the free lists and per-CPU lists pass `check()`. At the end
-//! everything is freed and buddyinfo is back to its initial state (PA-5, PA-17).
+//! everything is freed and buddyinfo is back to its initial state (PA-5, PA-17). `Trim` gives
+//! free blocks back to the host in batches while the other thread's operation of the same step
+//! runs, so `check()` and the final buddyinfo also cover blocks taken off the lists and put back.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -45,6 +47,7 @@ enum Op {
     Alloc { order: u32, gfp: Gfp },
     Free { index: usize },
     DrainLocal,
+    Trim,
 }
 
 /// xorshift64*: a fixed-seed generator, so a failure names a seed that replays its operations.
@@ -57,6 +60,7 @@ impl Rng {
                 Op::Alloc { order: order as u32, gfp: GFPS[self.below(GFPS.len() as u64) as usize] }
             }
             5..=8 => Op::Free { index: self.next_u64() as usize },
+            _ if self.below(2) == 0 => Op::Trim,
             _ => Op::DrainLocal,
         }
     }
@@ -177,6 +181,7 @@ struct Tally {
     failures: usize,
     highmem: usize,
     dma: usize,
+    trims: usize,
 }
 
 fn run_thread(m: &Machine, model: &Model, step: &Lockstep, seed: u64, t: usize) -> Option<Tally> {
@@ -212,6 +217,10 @@ fn run_thread(m: &Machine, model: &Model, step: &Lockstep, seed: u64, t: usize) 
             Op::Free { .. } => {}
             Op::DrainLocal => {
                 m.drain_local_pages();
+            }
+            Op::Trim => {
+                tally.trims += 1;
+                m.trim();
             }
         }
         step.wait()?;
@@ -261,13 +270,17 @@ fn run_seed(seed: u64) {
                 total.failures += t.failures;
                 total.highmem += t.highmem;
                 total.dma += t.dma;
+                total.trims += t.trims;
             }
             Ok(None) => {}
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
     assert!(model.lock().unwrap().is_empty(), "model not empty at the end");
-    assert!(total.allocs > 0 && total.highmem > 0 && total.dma > 0, "seed {seed:#x}: ops not exercised: {total:?}");
+    assert!(
+        total.allocs > 0 && total.highmem > 0 && total.dma > 0 && total.trims > 0,
+        "seed {seed:#x}: ops not exercised: {total:?}"
+    );
     assert_eq!(pcp_pages(&m), 0, "pages left on per-CPU lists after release_cpu");
     // SAFETY: Both threads have released their CPU slots and been joined; kswapd is off.
     unsafe { m.check() };
