@@ -207,6 +207,8 @@ impl Node {
     /// `cache` must own this node.
     pub(crate) unsafe fn take(&mut self, cache: &Cache, out: &mut [core::mem::MaybeUninit<*mut u8>]) -> usize {
         let mut n = 0;
+        // Read once: the writes through slab pointers below could alias it for the compiler.
+        let wipe = cache.init_on_free;
         while n < out.len() {
             let Some(slab) = self.first(Which::Partial) else { break };
             // SAFETY: Partial slabs have a non-empty freelist of objects we own under the lock.
@@ -214,7 +216,7 @@ impl Node {
                 while n < out.len() && !(*slab).freelist.is_null() {
                     let obj = (*slab).freelist;
                     (*slab).freelist = cache.get_freepointer(obj);
-                    if cache.init_on_free {
+                    if wipe {
                         // `maybe_wipe_obj_freeptr`: the object was zeroed when freed, but then
                         // carried the free pointer on the slab's freelist.
                         cache.wipe_freepointer(obj);
