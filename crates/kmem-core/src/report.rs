@@ -1,6 +1,41 @@
-//! Rate limiting for reports (`struct ratelimit_state`, `___ratelimit`).
+//! Rate limiting for reports (`struct ratelimit_state`, `___ratelimit`), and the pieces of
+//! reports more than one allocator prints.
 
+use core::panic::Location;
+
+use crate::platform::{Level, Platform, Task};
 use crate::sync::SpinLock;
+
+/// `f` with the platform's current task, or with a default one (`kmem`, pid 0) if the
+/// platform never calls its argument: a report is printed either way.
+pub(crate) fn with_task<P: Platform + ?Sized, R>(platform: &P, f: impl FnOnce(Task<'_>) -> R) -> R {
+    let mut f = Some(f);
+    let mut out = None;
+    platform.with_task(&mut |task| {
+        if let Some(f) = f.take() {
+            out = Some(f(task));
+        }
+    });
+    out.unwrap_or_else(|| f.take().map(|f| f(Task { comm: "kmem", pid: 0 })).expect("called at most once"))
+}
+
+/// `__might_resched`'s report of a sleeping call in atomic context, with the stack: the page
+/// allocator's (rate-limited by its caller) and the mempool's.
+pub(crate) fn might_sleep<P: Platform + ?Sized>(platform: &P, caller: &Location<'_>) {
+    with_task(platform, |task| {
+        platform.log(
+            Level::Err,
+            format_args!(
+                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
+                caller.file(),
+                caller.line(),
+                task.pid,
+                task.comm,
+            ),
+        );
+    });
+    platform.dump_stack(caller);
+}
 
 struct State {
     begin: u64,

@@ -161,7 +161,7 @@ impl Mempool {
             );
         }
         if gfp.allow_blocking() && platform.in_atomic() {
-            report_might_sleep(platform, caller);
+            crate::report::might_sleep(platform, caller);
             // As the page allocator does (docs/deviations.md): go on without sleeping.
             return gfp.difference(__GFP_DIRECT_RECLAIM);
         }
@@ -224,20 +224,4 @@ impl Mempool {
     pub fn alloc_preallocated(&self) -> *mut c_void {
         self.pop(true).map_or(ptr::null_mut(), NonNull::as_ptr)
     }
-}
-
-/// The `might_sleep` report for a sleeping mempool call in atomic context.
-pub(super) fn report_might_sleep(platform: &dyn Platform, caller: &Location<'_>) {
-    platform.with_task(&mut |task| {
-        platform.log(
-            Level::Err,
-            format_args!(
-                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
-                caller.file(),
-                caller.line(),
-                task.pid,
-                task.comm,
-            ),
-        );
-    });
 }

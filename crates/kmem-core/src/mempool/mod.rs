@@ -83,11 +83,11 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize};
 
-use self::alloc::report_might_sleep;
 use self::reserve::Reserve;
 use crate::fault::FaultAttr;
 use crate::gfp::Gfp;
 use crate::platform::{Level, Platform};
+use crate::report::might_sleep as report_might_sleep;
 use crate::sync::SpinLock;
 
 pub use free_check::FreeCheck;

@@ -68,15 +68,7 @@ impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Show<F> {
 
 impl<P: Platform> PageAllocator<P> {
     fn with_task<R>(&self, f: impl FnOnce(Task<'_>) -> R) -> R {
-        let mut f = Some(f);
-        let mut out = None;
-        self.platform.with_task(&mut |task| {
-            if let Some(f) = f.take() {
-                out = Some(f(task));
-            }
-        });
-        // A platform that never calls its argument still gets its report, with a default task.
-        out.unwrap_or_else(|| f.take().map(|f| f(Task { comm: "kmem", pid: 0 })).expect("called at most once"))
+        crate::report::with_task(&self.platform, f)
     }
 
     /// `warn_alloc`: one rate-limited report (10 s, burst 1) unless `__GFP_NOWARN` (PA-15).
@@ -257,19 +249,7 @@ impl<P: Platform> PageAllocator<P> {
         if self.might_sleep_rs.check(self.platform.now_ns()) == Verdict::Suppress {
             return;
         }
-        self.with_task(|task| {
-            self.platform.log(
-                Level::Err,
-                format_args!(
-                    "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
-                    caller.file(),
-                    caller.line(),
-                    task.pid,
-                    task.comm,
-                ),
-            );
-        });
-        self.platform.dump_stack(caller);
+        crate::report::might_sleep(&self.platform, caller);
     }
 
     /// The OOM report (`dump_header`: whatever the mask, `__GFP_NOWARN` included: header,

@@ -571,6 +571,9 @@ fn sleeping_alloc_in_atomic_context_is_reported_and_does_not_sleep() {
         text.contains(&format!("BUG: sleeping function called from invalid context at {}:{line}", file!())),
         "{text}"
     );
+    // `__might_resched` dumps the stack after the report, as the page allocator's does.
+    let after = &text[text.find("BUG: sleeping function").unwrap()..];
+    assert!(after.contains("Call Trace:") && after.contains(&format!("{}:{line}", file!())), "{text}");
     free(&pool, held);
 }
 
