@@ -14,13 +14,7 @@
 /* meminfo VmallocUsed in kB, or -1. */
 static long vmalloc_used_kb(void)
 {
-	static char buf[8192];
-	const char *line;
-
-	if (kmem_proc_read("meminfo", buf, sizeof(buf)) <= 0)
-		return -1;
-	line = strstr(buf, "VmallocUsed:");
-	return line ? strtol(line + strlen("VmallocUsed:"), NULL, 10) : -1;
+	return ktest_meminfo_kb("VmallocUsed:");
 }
 
 /* The pages GFP_ATOMIC can take, chained through their first word. */

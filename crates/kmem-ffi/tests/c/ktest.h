@@ -5,6 +5,7 @@
 #define KTEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/kmem.h>
 
@@ -61,6 +62,18 @@ static __attribute__((unused)) int ktest_log_has(const char *needle)
 				__FILE__, __LINE__, needle, ktest_log);			\
 		}									\
 	} while (0)
+
+/* The value of /proc/meminfo's `key` line ("MemFree:", "VmallocUsed:", ...) in kB, or -1. */
+static __attribute__((unused)) long ktest_meminfo_kb(const char *key)
+{
+	static char buf[8192];
+	const char *line;
+
+	if (kmem_proc_read("meminfo", buf, sizeof(buf)) <= 0)
+		return -1;
+	line = strstr(buf, key);
+	return line ? strtol(line + strlen(key), NULL, 10) : -1;
+}
 
 static int ktest_result(const char *name)
 {

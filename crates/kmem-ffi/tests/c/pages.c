@@ -11,11 +11,10 @@
 
 static unsigned long mem_free_kb(void)
 {
-	static char buf[8192];
-	const char *line;
-	CHECK(kmem_proc_read("meminfo", buf, sizeof(buf)) > 0);
-	line = strstr(buf, "MemFree:");
-	return line ? strtoul(line + strlen("MemFree:"), NULL, 10) : 0;
+	long kb = ktest_meminfo_kb("MemFree:");
+
+	CHECK(kb >= 0);
+	return kb < 0 ? 0 : (unsigned long)kb;
 }
 
 /* Pages parked on the per-CPU lists (kB): free for the allocator, not counted in MemFree. */

@@ -17,13 +17,7 @@ static DEFINE_SPINLOCK(lock);
 /* meminfo VmallocUsed in kB, or -1. */
 static long vmalloc_used_kb(void)
 {
-	static char buf[8192];
-	const char *line;
-
-	if (kmem_proc_read("meminfo", buf, sizeof(buf)) <= 0)
-		return -1;
-	line = strstr(buf, "VmallocUsed:");
-	return line ? strtol(line + strlen("VmallocUsed:"), NULL, 10) : -1;
+	return ktest_meminfo_kb("VmallocUsed:");
 }
 
 /* Takes pages with a reclaiming, non-retrying mask until none is left, then frees them;
