@@ -165,16 +165,7 @@ fn byteorder() {
 /// Every header compiles on its own (includes what it uses).
 #[test]
 fn every_header_compiles_alone() {
-    let include = manifest().join("include");
-    let mut headers = Vec::new();
-    for dir in ["linux", "linux/byteorder", "asm"] {
-        for entry in std::fs::read_dir(include.join(dir)).expect("read include/") {
-            let path = entry.expect("dir entry").path();
-            if path.extension().is_some_and(|e| e == "h") {
-                headers.push(format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()));
-            }
-        }
-    }
+    let headers = support::headers();
     assert!(headers.len() >= 30, "{headers:?}");
     for h in headers {
         let src = out_dir().join(format!("alone-{}.c", h.replace('/', "-")));

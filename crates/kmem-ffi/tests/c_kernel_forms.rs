@@ -46,29 +46,13 @@ fn slab_panic_aborts_with_the_kernels_panic_line() {
     assert!(o.status.success(), "a cache that can be made:\n{}", show(&o));
 }
 
-/// Every header in `include/`, by path (`linux/slab.h`, ...).
-fn headers() -> Vec<String> {
-    let include = support::manifest().join("include");
-    let mut headers = Vec::new();
-    for dir in ["linux", "linux/byteorder", "asm"] {
-        for entry in std::fs::read_dir(include.join(dir)).expect("read include/") {
-            let path = entry.expect("dir entry").path();
-            if path.extension().is_some_and(|e| e == "h") {
-                headers.push(format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()));
-            }
-        }
-    }
-    headers.sort();
-    headers
-}
-
 /// Strict ISO C (`-std=c99`/`-std=c11`, no `_POSIX_C_SOURCE`): the headers use only what ISO C
 /// declares (`memchr`, not POSIX's `strnlen` or `usleep`), so each compiles alone, and the
 /// inline `strscpy` and the delays are used and link (DESIGN §6: kernel-style C compiles).
 #[test]
 fn headers_compile_as_strict_iso_c() {
     for std in ["-std=c99", "-std=c11"] {
-        for h in headers() {
+        for h in support::headers() {
             let tag = format!("strict-{}-{}", &std[5..], h.replace('/', "-"));
             let o = compile_text(&tag, &format!("#include <{h}>\nint kmem_strict_unit;\n"), &[std]);
             assert!(o.status.success(), "<{h}> with {std}:\n{}", show(&o));

@@ -158,3 +158,19 @@ pub fn run_suite_linked(name: &str, link: Link, extra: &[&str], settings: &[(&st
     assert!(out.contains(&format!("{name}: ")) && out.contains(" checks, 0 failed"), "{}", show(&o));
     o
 }
+
+/// Every header in `include/`, by path (`linux/slab.h`, ...).
+pub fn headers() -> Vec<String> {
+    let include = manifest().join("include");
+    let mut headers = Vec::new();
+    for dir in ["linux", "linux/byteorder", "asm"] {
+        for entry in std::fs::read_dir(include.join(dir)).expect("read include/") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "h") {
+                headers.push(format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()));
+            }
+        }
+    }
+    headers.sort();
+    headers
+}
