@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kmem_core::gfp::{__GFP_NOFAIL, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
-use kmem_core::page_alloc::{Config, Layout};
+use kmem_core::page_alloc::Config;
 use kmem_core::platform::{Level, Platform};
 use kmem_core::waitq::WaitWord;
 use kmem_core::zone::{MAX_NR_ZONES, Wmark, ZoneType};
@@ -81,15 +81,7 @@ fn host_boot(region: &Region) -> PageAllocator<Host> {
     let pages = REGION / PAGE_SIZE;
     let mut zones = [None; MAX_NR_ZONES];
     zones[ZoneType::Normal as usize] = Some((0, pages));
-    let layout = Layout {
-        start_pfn: 0,
-        end_pfn: pages,
-        zones,
-        direct_map: region.ptr,
-        direct_map_end_pfn: pages,
-        pageblock_order: 9,
-        zeroed: true,
-    };
+    let layout = crate::layout(region, zones);
     let host = Host {
         base: region.ptr.as_ptr() as usize,
         len: REGION,
