@@ -191,7 +191,9 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
                 stat_threshold(zone.managed(), pa.nr_cpus()),
             )?;
         }
-        write!(w, "\n  node_unreclaimable:  0\n  start_pfn:           {}\n", zone.start_pfn())?;
+        // `pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES`.
+        let hopeless = u8::from(pa.kswapd_hopeless());
+        write!(w, "\n  node_unreclaimable:  {hopeless}\n  start_pfn:           {}\n", zone.start_pfn())?;
     }
     Ok(())
 }
@@ -322,14 +324,15 @@ pub fn show_mem<P: Platform>(
     writeln!(w, " free:{} free_pcp:{free_pcp} free_cma:0", pa.total_free())?;
     // The node line (v6.18, without `CONFIG_TRANSPARENT_HUGEPAGE` and
     // `CONFIG_SHADOW_CALL_STACK`), when a zone up to `max_zone` has managed pages: kmem has no
-    // LRU, file, stack or page-table pages and no balloon, and kswapd never gives up on the
-    // node (`kswapd_failures` stays below `MAX_RECLAIM_RETRIES`: `all_unreclaimable? no`).
+    // LRU, file, stack or page-table pages and no balloon; `all_unreclaimable?` is whether
+    // kswapd gave up on the node (`kswapd_failures >= MAX_RECLAIM_RETRIES`).
     if pa.zones().iter().any(|z| z.kind() <= max_zone && z.managed() > 0) {
         w.write_str("Node 0")?;
         for name in NODE_LINE_KB {
             write!(w, " {name}:0kB")?;
         }
-        writeln!(w, " all_unreclaimable? no Balloon:0kB")?;
+        let hopeless = if pa.kswapd_hopeless() { "yes" } else { "no" };
+        writeln!(w, " all_unreclaimable? {hopeless} Balloon:0kB")?;
     }
     for zone in shown() {
         let pcp = zone_pcp(zone.kind());

@@ -20,7 +20,7 @@
 //!   touches `count` and `objs`.
 //!
 //! Lock order: the cache list lock, then a cache's node lock, then the descriptor pool's lock,
-//! then the page allocator's zone locks. Slab pages are allocated and freed with no node lock
+//! then the RCU pending lock, then the page allocator's zone locks. Slab pages are allocated and freed with no node lock
 //! held (allocation may sleep and run reclaim, which takes the list and node locks).
 
 use core::ptr::NonNull;

@@ -20,7 +20,7 @@
 //! as SLUB's debug caches do.
 //!
 //! Lock order: the cache list lock ([`Slabs`]), a cache's node lock, the descriptor pool's lock,
-//! then the page allocator's own locks. A page allocation is never made under a node lock, and
+//! the RCU pending lock, then the page allocator's own locks. A page allocation is never made under a node lock, and
 //! no constructor, destructor or cache teardown runs under the list lock: walks over the list
 //! pin each cache and release the lock while they work on it (`lifetime`, which also says when
 //! a destroyed cache's memory goes).

@@ -29,6 +29,16 @@ fn kswapd_hopeless_node_is_not_woken_until_reclaim_progresses() {
         assert_eq!(m.kswapd_failures(), run);
     }
     assert!(m.kswapd_hopeless());
+    // The node's state as /proc/zoneinfo and show_mem print it (`kswapd_failures >=
+    // MAX_RECLAIM_RETRIES`).
+    let node_state = |m: &kmem::Machine| {
+        m.log().clear();
+        m.pages().show_mem(kmem::zone::ZoneType::Normal);
+        let shown = m.dmesg();
+        let zoneinfo = m.zoneinfo();
+        (shown.contains("all_unreclaimable? yes"), zoneinfo.contains("node_unreclaimable:  1"))
+    };
+    assert_eq!(node_state(&m), (true, true), "a hopeless node is all_unreclaimable");
     let w = m.nr_kswapd_wakeups();
     for _ in 0..60 {
         assert!(m.alloc_pages(GFP_NOWAIT, 0).is_err());
@@ -40,6 +50,7 @@ fn kswapd_hopeless_node_is_not_woken_until_reclaim_progresses() {
     let page = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("the shrinker freed a page");
     drop(reg);
     assert_eq!(m.kswapd_failures(), 0, "reclaim progress resets kswapd_failures");
+    assert_eq!(node_state(&m), (false, false), "reclaimable again");
     let again = exhaust(&m);
     let w = m.nr_kswapd_wakeups();
     assert!(m.alloc_pages(GFP_NOWAIT, 0).is_err());
