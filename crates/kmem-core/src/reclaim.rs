@@ -135,7 +135,7 @@ impl<T: ?Sized + 'static> Registry<T> {
         Self { slots: SpinLock::new([Entry::Free; MAX_ENTRIES]), pins: [const { AtomicUsize::new(0) }; MAX_ENTRIES] }
     }
 
-    /// Adds `entry` in a free slot (never a tombstone, [`Entry::Dying`]); `None` when the
+    /// Adds `entry` in a free slot (never a tombstone, `Entry::Dying`); `None` when the
     /// table has no free slot.
     ///
     /// # Safety
@@ -152,7 +152,7 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// removed), then frees its slot. Returns false (and removes nothing) for an id that is
     /// stale or from another registry.
     ///
-    /// While it waits the slot is a tombstone ([`Entry::Dying`]): no pass pins it and
+    /// While it waits the slot is a tombstone (`Entry::Dying`): no pass pins it and
     /// `register` skips it, so the pins waited for are the removed entry's own calls — never
     /// those of a newer entry (which, if it needed something the caller holds, would wait for
     /// the caller while the caller waited for it).

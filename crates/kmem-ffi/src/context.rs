@@ -101,7 +101,7 @@ pub extern "C" fn preempt_disable() {
 }
 
 /// `void preempt_enable(void)`: leaves one level of atomic context; below zero it is
-/// reported (once) and the count stays 0 ([`preempt_enable_checked`]).
+/// reported (once) and the count stays 0 (`preempt_enable_checked`).
 #[unsafe(no_mangle)]
 pub extern "C" fn preempt_enable() {
     ffi_guard("preempt_enable", (), || preempt_enable_checked(Location::caller()));

@@ -626,7 +626,7 @@ impl<P: Platform> PageAllocator<P> {
     /// wakers asked for since the last run (taken and reset here, as `kswapd` does; none: order
     /// 0, every zone): reclaim passes at falling priority, from [`DEF_PRIORITY`] down to 1
     /// (kmem has no LRU scan rate to hold the priority up), each the shrinkers at that priority
-    /// (the first also every CPU's lists), until the node is balanced ([`Self::pgdat_balanced`]:
+    /// (the first also every CPU's lists), until the node is balanced (`pgdat_balanced`:
     /// some eligible zone above its high watermark). Returns whether it is. A run that found it
     /// unbalanced and reclaimed nothing raises `kswapd_failures` (see
     /// [`Self::kswapd_hopeless`]); one that reclaimed something resets it.
