@@ -581,6 +581,7 @@ impl<P: Platform> PageAllocator<P> {
     /// (the largest of each since its last one), then wakes kswapd if a zone the request may
     /// use is below its low watermark, counted on the caller's CPU slot `cpu` (if any) —
     /// unless the node is hopeless ([`Self::kswapd_hopeless`]: "leave it to direct reclaim").
+    #[inline]
     fn wake_kswapd(&self, order: u32, highest: ZoneType, cpu: Option<usize>) {
         let idx = highest as u32;
         let curr = self.kswapd_highest_zoneidx.load(Relaxed);
