@@ -9,6 +9,7 @@ pub mod module;
 pub mod pages;
 pub mod printk;
 pub mod proc;
+pub mod scope;
 pub mod slab;
 pub mod vmalloc;
 

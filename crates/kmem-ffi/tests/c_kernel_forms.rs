@@ -137,3 +137,10 @@ fn a_bad_kmem_variable_fails_every_call_with_one_message() {
 fn more_kernel_names() {
     run_suite_with("more_kernel_names", &[], &[]);
 }
+
+/// GFP-7 from C: `linux/sched/mm.h`'s scopes nest, `current_gfp_context` shows what they do to
+/// a mask, and `memalloc_noreclaim_save` saves and restores `PF_MEMALLOC`.
+#[test]
+fn memalloc_scopes_nest_and_shape_the_mask() {
+    run_suite_with("scopes", &[], &[]);
+}

@@ -118,25 +118,44 @@ pub struct GfpScope {
 
 /// `memalloc_noio_save`: every allocation in the scope loses `__GFP_IO` and `__GFP_FS`.
 pub fn memalloc_noio_save() -> GfpScope {
-    THREAD.with(|t| t.noio.set(t.noio.get() + 1));
+    enter_scope(true);
     GfpScope { kind: ScopeKind::NoIo, _not_send: PhantomData }
 }
 
 /// `memalloc_nofs_save`: every allocation in the scope loses `__GFP_FS`.
 pub fn memalloc_nofs_save() -> GfpScope {
-    THREAD.with(|t| t.nofs.set(t.nofs.get() + 1));
+    enter_scope(false);
     GfpScope { kind: ScopeKind::NoFs, _not_send: PhantomData }
+}
+
+/// Enters a NOIO (`noio`) or NOFS scope without a guard, as C's `memalloc_noio_save` does;
+/// returns whether that scope was already on (the kernel's saved `PF_MEMALLOC_NOIO`/`NOFS`
+/// bit). Each call needs one [`leave_scope`] of the same kind.
+pub fn enter_scope(noio: bool) -> bool {
+    THREAD.with(|t| {
+        let cell = if noio { &t.noio } else { &t.nofs };
+        let was = cell.get() > 0;
+        cell.set(cell.get() + 1);
+        was
+    })
+}
+
+/// Leaves a scope [`enter_scope`] entered (C's `memalloc_noio_restore`); returns false if
+/// none was open (the count stays 0).
+pub fn leave_scope(noio: bool) -> bool {
+    THREAD
+        .try_with(|t| {
+            let cell = if noio { &t.noio } else { &t.nofs };
+            let open = cell.get() > 0;
+            cell.set(cell.get().saturating_sub(1));
+            open
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for GfpScope {
     fn drop(&mut self) {
-        let _ = THREAD.try_with(|t| {
-            let cell = match self.kind {
-                ScopeKind::NoIo => &t.noio,
-                ScopeKind::NoFs => &t.nofs,
-            };
-            cell.set(cell.get().saturating_sub(1));
-        });
+        leave_scope(matches!(self.kind, ScopeKind::NoIo));
     }
 }
 

@@ -163,7 +163,7 @@ pub fn run_suite_linked(name: &str, link: Link, extra: &[&str], settings: &[(&st
 pub fn headers() -> Vec<String> {
     let include = manifest().join("include");
     let mut headers = Vec::new();
-    for dir in ["linux", "linux/byteorder", "asm"] {
+    for dir in ["linux", "linux/byteorder", "linux/sched", "asm"] {
         for entry in std::fs::read_dir(include.join(dir)).expect("read include/") {
             let path = entry.expect("dir entry").path();
             if path.extension().is_some_and(|e| e == "h") {
