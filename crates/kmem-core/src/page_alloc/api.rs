@@ -247,6 +247,8 @@ impl<P: Platform> PageAllocator<P> {
             // `alloc_pages_bulk_noprof`: the first zone above its low watermark plus the
             // array's length (`nr_pages`, populated slots included) and its lowmem reserve.
             let nr_pages = pages.len();
+            // `alloc_flags_nofragment` of the preferred zone, for every zone the bulk takes from.
+            let flags = af::WMARK_LOW | zl.nofragment;
             let zone = zl
                 .iter()
                 .map(|zi| &self.zones[zi])
@@ -261,7 +263,7 @@ impl<P: Platform> PageAllocator<P> {
                     && let Some(cpu) = ctx.cpu
                 {
                     let mut free_slots = pages.iter_mut().filter(|p| p.is_none());
-                    let got = self.rmqueue_pcplist_bulk(cpu, zone, gfp.migratetype(), wanted, |pfn| {
+                    let got = self.rmqueue_pcplist_bulk(cpu, zone, gfp.migratetype(), flags, wanted, |pfn| {
                         let page = self.prep_new_page_in(pfn, 0, gfp, zi);
                         if let Some(slot) = free_slots.next() {
                             *slot = page;
@@ -275,7 +277,7 @@ impl<P: Platform> PageAllocator<P> {
                 }
                 let mut got = 0;
                 for slot in pages.iter_mut().filter(|p| p.is_none()) {
-                    let Some(pfn) = self.rmqueue(zone, gfp, 0, af::WMARK_LOW | af::NO_WATERMARKS, zl, ctx.cpu) else {
+                    let Some(pfn) = self.rmqueue(zone, gfp, 0, flags | af::NO_WATERMARKS, zl, ctx.cpu) else {
                         break;
                     };
                     let Some(page) = self.prep_new_page(pfn, 0, gfp) else { break };

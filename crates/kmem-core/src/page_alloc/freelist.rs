@@ -49,16 +49,24 @@ impl<P: Platform> PageAllocator<P> {
         skip: usize,
         cpu: Option<usize>,
     ) -> Option<usize> {
-        for zi in zl.iter_from(skip) {
-            let zone = &self.zones[zi];
-            if flags & af::NO_WATERMARKS == 0 && !self.zone_watermark_fast(zone, order, zl, flags) {
-                continue;
+        let mut flags = flags;
+        loop {
+            for zi in zl.iter_from(skip) {
+                let zone = &self.zones[zi];
+                if flags & af::NO_WATERMARKS == 0 && !self.zone_watermark_fast(zone, order, zl, flags) {
+                    continue;
+                }
+                if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
+                    return Some(pfn);
+                }
             }
-            if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
-                return Some(pfn);
+            // `no_fallback`: no zone could serve the request without mixing pageblocks; walk
+            // the zonelist again, allowing it (the zones skipped stay below the same mark).
+            if flags & af::NOFRAGMENT == 0 {
+                return None;
             }
+            flags &= !af::NOFRAGMENT;
         }
-        None
     }
 
     /// The count part of `zone_watermark_ok` for the mark in `flags` (the per-order part is
@@ -129,7 +137,7 @@ impl<P: Platform> PageAllocator<P> {
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
             && let Some(cpu) = cpu
-            && let Some(result) = self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD))
+            && let Some(result) = self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD), flags)
         {
             return result;
         }
@@ -157,7 +165,10 @@ impl<P: Platform> PageAllocator<P> {
                 return None;
             }
         }
-        let pfn = area.rmqueue_smallest(&self.mm, order, mt).or_else(|| area.rmqueue_fallback(&self.mm, order, mt));
+        let nofragment = flags & af::NOFRAGMENT != 0;
+        let pfn = area
+            .rmqueue_smallest(&self.mm, order, mt)
+            .or_else(|| area.rmqueue_fallback(&self.mm, order, mt, nofragment));
         zone.publish(&area);
         if pfn.is_some() {
             // Written only under this zone's lock: no read-modify-write instruction needed.
@@ -166,8 +177,9 @@ impl<P: Platform> PageAllocator<P> {
         pfn
     }
 
-    /// Takes a block from this CPU's list (`rmqueue_pcplist`), refilling it when empty.
-    /// `None` when a remote drainer holds the slot (use the buddy lists instead).
+    /// Takes a block from this CPU's list (`rmqueue_pcplist`), refilling it when empty (the
+    /// refill's fallback honours `ALLOC_NOFRAGMENT` in `flags`). `None` when a remote drainer
+    /// holds the slot (use the buddy lists instead).
     #[inline(always)]
     pub(super) fn rmqueue_pcplist(
         &self,
@@ -176,6 +188,7 @@ impl<P: Platform> PageAllocator<P> {
         order: u32,
         mt: MigrateType,
         cold: bool,
+        flags: u32,
     ) -> Option<Option<usize>> {
         let slot = &self.pcp[cpu];
         if !slot.guard.enter() {
@@ -192,7 +205,7 @@ impl<P: Platform> PageAllocator<P> {
         lists.tuning().free_count >>= 1;
         let pfn = match lists.pop(&self.mm, order, mt, cold) {
             Some(pfn) => Some(pfn),
-            None => self.refill_pcp(&mut lists, zone, order, mt, cold),
+            None => self.refill_pcp(&mut lists, zone, order, mt, cold, flags),
         };
         if pfn.is_some() {
             lists.count_alloc(1 << order);
@@ -204,12 +217,13 @@ impl<P: Platform> PageAllocator<P> {
     /// `alloc_pages_bulk`'s per-CPU loop: takes up to `max` order-0 blocks from this CPU's
     /// list in one guard section, refilling it in batches as it empties, and hands each pfn to
     /// `put` (which must not allocate or free pages: the slot is held). `None` when a remote
-    /// drainer holds the slot.
+    /// drainer holds the slot. `flags`: the request's, for the refill (`ALLOC_NOFRAGMENT`).
     pub(super) fn rmqueue_pcplist_bulk(
         &self,
         cpu: usize,
         zone: &Zone,
         mt: MigrateType,
+        flags: u32,
         max: usize,
         mut put: impl FnMut(usize),
     ) -> Option<usize> {
@@ -226,7 +240,7 @@ impl<P: Platform> PageAllocator<P> {
         let (mut got, mut bad) = (0, None);
         while got < max {
             let Some(pfn) =
-                lists.pop(&self.mm, 0, mt, false).or_else(|| self.refill_pcp(&mut lists, zone, 0, mt, false))
+                lists.pop(&self.mm, 0, mt, false).or_else(|| self.refill_pcp(&mut lists, zone, 0, mt, false, flags))
             else {
                 break;
             };
@@ -247,7 +261,8 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `rmqueue_bulk`: refills this CPU's list with `nr_pcp_alloc` blocks under one zone-lock
-    /// acquisition, then takes one.
+    /// acquisition, then takes one. The fallback sees the request's `ALLOC_NOFRAGMENT` in
+    /// `flags`, as the kernel's `rmqueue_bulk` passes `alloc_flags` to `__rmqueue`.
     #[cold]
     #[inline(never)]
     fn refill_pcp(
@@ -257,12 +272,15 @@ impl<P: Platform> PageAllocator<P> {
         order: u32,
         mt: MigrateType,
         cold: bool,
+        flags: u32,
     ) -> Option<usize> {
         let want = super::pcp_tune::nr_pcp_alloc(lists, zone, order);
+        let nofragment = flags & af::NOFRAGMENT != 0;
         let mut area = zone.lock();
         for _ in 0..want {
-            let Some(pfn) =
-                area.rmqueue_smallest(&self.mm, order, mt).or_else(|| area.rmqueue_fallback(&self.mm, order, mt))
+            let Some(pfn) = area
+                .rmqueue_smallest(&self.mm, order, mt)
+                .or_else(|| area.rmqueue_fallback(&self.mm, order, mt, nofragment))
             else {
                 break;
             };

@@ -101,16 +101,24 @@ pub(crate) struct ZoneList {
     pub(crate) highest: ZoneType,
     zones: [u8; MAX_NR_ZONES],
     len: u8,
+    /// `alloc_flags_nofragment`, computed once: `ALLOC_NOFRAGMENT` when the list's first zone
+    /// is `ZONE_NORMAL` and the machine configures `ZONE_DMA32` (x86_64; kmem has one node, so
+    /// as in the kernel whether DMA32 is populated does not matter), else 0. The first pass of
+    /// an allocation ORs it into its flags.
+    pub(crate) nofragment: u32,
 }
 
 impl ZoneList {
-    fn build(highest: ZoneType, zones: &[Zone; MAX_NR_ZONES]) -> Self {
-        let mut list = ZoneList { highest, zones: [0; MAX_NR_ZONES], len: 0 };
+    fn build(highest: ZoneType, zones: &[Zone; MAX_NR_ZONES], has_dma32: bool) -> Self {
+        let mut list = ZoneList { highest, zones: [0; MAX_NR_ZONES], len: 0, nofragment: 0 };
         for zi in (0..=highest as usize).rev() {
             if zones[zi].managed > 0 {
                 list.zones[list.len as usize] = zi as u8;
                 list.len += 1;
             }
+        }
+        if has_dma32 && list.first() == Some(ZoneType::Normal as usize) {
+            list.nofragment = crate::watermark::alloc_flags::NOFRAGMENT;
         }
         list
     }
@@ -301,7 +309,7 @@ impl<P: Platform> PageAllocator<P> {
             core::array::from_fn(|i| layout.zones[i].is_some() || i == ZoneType::Movable as usize);
         let zonelists = ZoneType::ALL.map(|kind| {
             let highest = if configured[kind as usize] { kind } else { ZoneType::Normal };
-            ZoneList::build(highest, &zones)
+            ZoneList::build(highest, &zones, configured[ZoneType::Dma32 as usize])
         });
         let allocator = Self {
             platform,

@@ -172,9 +172,10 @@ impl<P: Platform> PageAllocator<P> {
         let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
             // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a
             // slot held by a drainer or a failed refill leaves the decision to the general path.
-            self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD))??
+            let flags = af::WMARK_LOW | zl.nofragment;
+            self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD), flags)??
         } else {
-            self.rmqueue_buddy(zone, order, gfp.migratetype(), af::WMARK_LOW, zl)?
+            self.rmqueue_buddy(zone, order, gfp.migratetype(), af::WMARK_LOW | zl.nofragment, zl)?
         };
         if self.has_reference(pfn) {
             // `check_new_pages` (PA-16): reported and leaked; the general path takes another.
@@ -209,7 +210,7 @@ impl<P: Platform> PageAllocator<P> {
         cpu: Option<usize>,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        let pfn = match self.get_page_from_freelist_from(gfp, order, af::WMARK_LOW, zl, skip, cpu) {
+        let pfn = match self.get_page_from_freelist_from(gfp, order, af::WMARK_LOW | zl.nofragment, zl, skip, cpu) {
             Some(pfn) => pfn,
             None => self.alloc_slowpath(gfp, order, zl, cpu, caller)?,
         };

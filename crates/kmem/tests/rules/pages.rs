@@ -689,3 +689,94 @@ fn compound_head_finds_the_head_of_a_compound_block_only() {
         assert!(std::ptr::eq(m.pages().compound_head(page), page), "free page {i}");
     }
 }
+
+/// Fills ZONE_NORMAL of an x86_64 machine with movable pages (the allocation that first lands
+/// in a lower zone is kept too), then frees every other Normal page: Normal has many free
+/// order-0 pages, all in Movable pageblocks, none of a whole pageblock. Returns the pages kept.
+fn fragment_normal(m: &Machine) -> Vec<&Page> {
+    assert!(m.zone(ZoneType::Normal).managed() > 0, "Normal populated");
+    let mut normal = Vec::new();
+    let mut kept = Vec::new();
+    loop {
+        let p = m.alloc_pages(GFP_KERNEL | __GFP_MOVABLE | __GFP_NOWARN, 0).expect("movable page");
+        if zone_of(m, pfn(m, p)) == ZoneType::Normal {
+            normal.push(p)
+        } else {
+            kept.push(p);
+            break;
+        }
+    }
+    for (i, p) in normal.into_iter().enumerate() {
+        if i % 2 == 0 {
+            // SAFETY: allocated above with order 0 and not used otherwise.
+            unsafe { m.free_pages(p, 0) }
+        } else {
+            kept.push(p)
+        }
+    }
+    kept
+}
+
+/// PA-12, `alloc_flags_nofragment` (from the audit): on x86_64 with ZONE_NORMAL preferred and
+/// ZONE_DMA32 configured, the first pass carries `ALLOC_NOFRAGMENT`: no page is taken out of a
+/// Movable pageblock in Normal for an unmovable request while DMA32 can serve it without mixing
+/// pageblocks.
+#[test]
+fn pa12_nofragment_prefers_dma32_over_stealing_in_normal() {
+    let m = x86_64_nopcp(4096 + 256);
+    let kept = fragment_normal(&m);
+    let p = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("unmovable page");
+    let z = zone_of(&m, pfn(&m, p));
+    let mt = m.memmap().pageblock_mt(pfn(&m, p));
+    // SAFETY: allocated above, order 0, unused.
+    unsafe { m.free_pages(p, 0) };
+    for p in kept {
+        // SAFETY: allocated by `fragment_normal`, order 0, unused.
+        unsafe { m.free_pages(p, 0) }
+    }
+    assert_eq!(z, ZoneType::Dma32, "NOFRAGMENT skips the sub-pageblock steal in Normal (got {z:?}, block {mt:?})");
+    check(&m);
+}
+
+/// PA-12: when no zone can serve the request with `ALLOC_NOFRAGMENT` (here DMA32 and DMA are
+/// below their low watermarks), `get_page_from_freelist` walks the zonelist again without it and
+/// steals from a Movable pageblock in Normal.
+#[test]
+fn pa12_nofragment_retries_without_it_when_every_zone_fails() {
+    let m = x86_64_nopcp(4096 + 256);
+    let kept = fragment_normal(&m);
+    for z in [ZoneType::Dma32, ZoneType::Dma] {
+        m.set_zone_watermarks(z, [1 << 24; 4]);
+    }
+    let p = m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).expect("unmovable page");
+    let z = zone_of(&m, pfn(&m, p));
+    let mt = m.memmap().pageblock_mt(pfn(&m, p));
+    // SAFETY: allocated above, order 0, unused.
+    unsafe { m.free_pages(p, 0) };
+    for p in kept {
+        // SAFETY: allocated by `fragment_normal`, order 0, unused.
+        unsafe { m.free_pages(p, 0) }
+    }
+    assert_eq!((z, mt), (ZoneType::Normal, MigrateType::Movable), "stolen from a Movable block in Normal");
+    check(&m);
+}
+
+/// PA-12 with the per-CPU lists: the refill (`rmqueue_bulk`) passes the request's flags to the
+/// fallback, so a refill for an unmovable request takes no page out of a Movable pageblock in
+/// Normal while DMA32 can serve it.
+#[test]
+fn pa12_nofragment_reaches_the_per_cpu_refill() {
+    let m = builder(Profile::X86_64, 4096 + 256).build().expect("build x86_64 machine");
+    let kept = fragment_normal(&m);
+    m.drain_local_pages();
+    let p = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("unmovable page");
+    let z = zone_of(&m, pfn(&m, p));
+    // SAFETY: allocated above, order 0, unused.
+    unsafe { m.free_pages(p, 0) };
+    for p in kept {
+        // SAFETY: allocated by `fragment_normal`, order 0, unused.
+        unsafe { m.free_pages(p, 0) }
+    }
+    assert_eq!(z, ZoneType::Dma32);
+    check(&m);
+}
