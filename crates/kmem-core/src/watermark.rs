@@ -44,7 +44,9 @@ const _: () = assert!(af::MIN_RESERVE == __GFP_HIGH.bits());
 const _: () = assert!(af::KSWAPD == __GFP_KSWAPD_RECLAIM.bits());
 
 /// `gfp_to_alloc_flags` for the slow path (target ≥ 6.3). `rt_task` adds `MIN_RESERVE` for a
-/// blocking request of a realtime task.
+/// blocking request of a realtime task. A non-blocking request of order > 0 gets `HIGHATOMIC`
+/// only with `MIN_RESERVE` (`__GFP_HIGH`), as since 6a204d4b14c9 (6.17; SEMANTICS §2.4 step 2
+/// describes the older rule, every non-blocking order > 0 request).
 #[must_use]
 pub fn gfp_to_alloc_flags(gfp: Gfp, order: u32, rt_task: bool) -> u32 {
     let mut flags = af::WMARK_MIN | af::CPUSET;
@@ -52,7 +54,7 @@ pub fn gfp_to_alloc_flags(gfp: Gfp, order: u32, rt_task: bool) -> u32 {
     if !gfp.contains(__GFP_DIRECT_RECLAIM) {
         if !gfp.contains(__GFP_NOMEMALLOC) {
             flags |= af::NON_BLOCK;
-            if order > 0 {
+            if order > 0 && flags & af::MIN_RESERVE != 0 {
                 flags |= af::HIGHATOMIC;
             }
         }
@@ -274,7 +276,11 @@ mod tests {
     fn alloc_flags_of_common_requests() {
         assert_eq!(gfp_to_alloc_flags(GFP_KERNEL, 0, false), af::WMARK_MIN | af::CPUSET | af::KSWAPD);
         assert_eq!(gfp_to_alloc_flags(GFP_ATOMIC, 0, false), af::MIN_RESERVE | af::KSWAPD | af::NON_BLOCK);
-        assert_eq!(gfp_to_alloc_flags(GFP_NOWAIT, 1, false), af::CPUSET | af::KSWAPD | af::NON_BLOCK | af::HIGHATOMIC);
+        assert_eq!(gfp_to_alloc_flags(GFP_NOWAIT, 1, false), af::CPUSET | af::KSWAPD | af::NON_BLOCK);
+        assert_eq!(
+            gfp_to_alloc_flags(GFP_ATOMIC, 1, false),
+            af::MIN_RESERVE | af::KSWAPD | af::NON_BLOCK | af::HIGHATOMIC
+        );
         assert_eq!(gfp_to_alloc_flags(GFP_KERNEL, 0, true) & af::MIN_RESERVE, af::MIN_RESERVE);
     }
 
@@ -350,5 +356,46 @@ mod tests {
         assert_eq!(zone_highsize(100, 63, 2), 252);
         assert_eq!(int_sqrt(65_536 * 16), 1024);
         assert_eq!(int_sqrt(99), 9);
+    }
+
+    /// PA-7 / §2.4 step 2 as since 6a204d4b14c9 (from the GFP audit): `HIGHATOMIC` only for a
+    /// non-blocking order > 0 request that also has `MIN_RESERVE`.
+    #[test]
+    fn pa7_highatomic_needs_min_reserve() {
+        assert_eq!(gfp_to_alloc_flags(GFP_NOWAIT, 1, false) & af::HIGHATOMIC, 0, "GFP_NOWAIT order 1");
+        assert_eq!(gfp_to_alloc_flags(GFP_KERNEL & !__GFP_DIRECT_RECLAIM, 3, false) & af::HIGHATOMIC, 0);
+        assert_ne!(gfp_to_alloc_flags(GFP_ATOMIC, 1, false) & af::HIGHATOMIC, 0);
+    }
+
+    /// Every combination of HIGH / KSWAPD / DIRECT / NOMEMALLOC at orders 0 and 1 against a
+    /// transcription of the kernel's (6.17+) rule (from the GFP audit).
+    #[test]
+    fn pa7_alloc_flags_table() {
+        for bits in 0u32..16 {
+            let mut g = Gfp::empty();
+            for (bit, flag) in
+                [(1, __GFP_HIGH), (2, __GFP_KSWAPD_RECLAIM), (4, __GFP_DIRECT_RECLAIM), (8, __GFP_NOMEMALLOC)]
+            {
+                if bits & bit != 0 {
+                    g |= flag;
+                }
+            }
+            for order in [0, 1] {
+                let mut k = af::WMARK_MIN | af::CPUSET;
+                k |= g.bits() & (af::MIN_RESERVE | af::KSWAPD);
+                if !g.contains(__GFP_DIRECT_RECLAIM) {
+                    if !g.contains(__GFP_NOMEMALLOC) {
+                        k |= af::NON_BLOCK;
+                        if order > 0 && k & af::MIN_RESERVE != 0 {
+                            k |= af::HIGHATOMIC;
+                        }
+                    }
+                    if k & af::MIN_RESERVE != 0 {
+                        k &= !af::CPUSET;
+                    }
+                }
+                assert_eq!(gfp_to_alloc_flags(g, order, false), k, "{g:?} order {order}");
+            }
+        }
     }
 }
