@@ -236,6 +236,7 @@ impl<P: Platform> PageAllocator<P> {
     #[track_caller]
     pub fn alloc_pages_bulk<'a>(&'a self, gfp: Gfp, pages: &mut [Option<&'a Page>]) -> usize {
         let caller = Location::caller();
+        let gfp = super::slowpath::gfp_allowed(gfp);
         let mut populated = pages.iter().filter(|p| p.is_some()).count();
         let wanted = pages.len() - populated;
         if wanted == 0 {

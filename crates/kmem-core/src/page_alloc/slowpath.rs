@@ -30,8 +30,8 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::{PageAllocator, ZoneList};
 use crate::AllocError;
 use crate::gfp::{
-    __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_IO, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN,
-    __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
+    __GFP_BITS_MASK, __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_IO, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY,
+    __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
 };
 use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
@@ -48,6 +48,15 @@ enum OomStep {
     IoLess,
     /// No progress: the OOM report (once per request), then wait for frees.
     NoVictim,
+}
+
+/// `gfp &= gfp_allowed_mask`, as `__alloc_frozen_pages_noprof` starts: bits above
+/// `__GFP_BITS_MASK` (the mask's value after boot; kmem has no boot phase) never reach the
+/// allocator's decisions, reclaim, the shrinkers or a report's flags. Applied where the general
+/// path starts: the fast path reads no bit above the mask, so it pays nothing for it.
+#[inline(always)]
+pub(super) const fn gfp_allowed(gfp: Gfp) -> Gfp {
+    gfp.intersection(__GFP_BITS_MASK)
 }
 
 /// `MAX_RECLAIM_RETRIES`.
@@ -72,6 +81,8 @@ impl<P: Platform> PageAllocator<P> {
 
     #[inline(always)]
     pub(crate) fn alloc_pages_at(&self, gfp: Gfp, order: u32, caller: &Location<'_>) -> Result<&Page, AllocError> {
+        // The fast path reads nothing above `__GFP_BITS_MASK` (zone, mobility, `__GFP_COLD`,
+        // `__GFP_COMP`, zeroing), so the mask is applied where the general path starts.
         if let Some(cpu) = self.platform.plain_cpu()
             && let Some((pfn, zi)) = self.alloc_fast(gfp, order, cpu)
         {
@@ -121,7 +132,8 @@ impl<P: Platform> PageAllocator<P> {
                 return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
             }
         }
-        let gfp = self.prepare_checked(gfp, order, ctx, inject, caller)?;
+        // The fast part above read nothing above `__GFP_BITS_MASK`; the rest sees no such bit.
+        let gfp = self.prepare_checked(gfp_allowed(gfp), order, ctx, inject, caller)?;
         self.alloc_pages_prepared(gfp, order, zl, tested, ctx.cpu, caller)
     }
 
@@ -133,6 +145,7 @@ impl<P: Platform> PageAllocator<P> {
     pub(crate) fn alloc_pages_boot(&self, gfp: Gfp, order: u32) -> Result<&Page, AllocError> {
         let caller = Location::caller();
         let ctx = self.platform.context();
+        let gfp = gfp_allowed(gfp);
         let zl = self.check_request(gfp, order, ctx.cpu, caller)?;
         let gfp = self.prepare_checked(gfp, order, ctx, false, caller)?;
         self.alloc_pages_prepared(gfp, order, zl, 0, ctx.cpu, caller)
@@ -193,7 +206,7 @@ impl<P: Platform> PageAllocator<P> {
         ctx: Context,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        let (gfp, zl) = self.prepare_alloc(gfp, order, ctx, caller)?;
+        let (gfp, zl) = self.prepare_alloc(gfp_allowed(gfp), order, ctx, caller)?;
         self.alloc_pages_prepared(gfp, order, zl, 0, ctx.cpu, caller)
     }
 
@@ -243,7 +256,7 @@ impl<P: Platform> PageAllocator<P> {
         caller: &Location<'_>,
     ) -> Result<&ZoneList, AllocError> {
         if order > MAX_PAGE_ORDER {
-            return Err(self.fail_order(gfp, order, cpu, caller));
+            return Err(self.fail_order(gfp_allowed(gfp), order, cpu, caller));
         }
         match gfp.zone() {
             Ok(zone) => Ok(&self.zonelists[zone as usize]),
@@ -304,6 +317,8 @@ impl<P: Platform> PageAllocator<P> {
 
     #[cold]
     fn fail_bad_zone(&self, bad: crate::gfp::BadGfpZone, cpu: Option<usize>, caller: &Location<'_>) -> AllocError {
+        // The report shows the flags as the kernel's `gfp_zone` sees them: after the mask.
+        let bad = crate::gfp::BadGfpZone { flags: gfp_allowed(bad.flags) };
         self.platform.log(Level::Err, format_args!("BUG: {bad}\n  at {caller}"));
         self.count_alloc_fail(cpu);
         AllocError

@@ -340,3 +340,31 @@ fn gfp7_scope_shows_in_warn_alloc_mode() {
     free_all(&m, held);
     check(&m);
 }
+
+/// §2.8 step 2, PA-15 (from the GFP audit): `__alloc_frozen_pages_noprof` starts with
+/// `gfp &= gfp_allowed_mask` (`__GFP_BITS_MASK` after boot), so bits above it reach neither
+/// reclaim nor `warn_alloc`'s `mode:` line, whichever page API the request comes through.
+#[test]
+fn pa15_page_alloc_masks_unknown_bits_before_reclaim_and_the_report() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    let reg = register(&m, TestShrinker::new(&m, Vec::new(), 0, false));
+    m.log().clear();
+    assert!(m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | UNKNOWN_BIT, 0).is_err());
+    let lines = log_lines(&m);
+    let report = lines.iter().find(|l| l.contains("page allocation failure")).expect("warn_alloc");
+    assert!(report.contains("mode:0x10cc0(GFP_KERNEL|__GFP_NORETRY),"), "{report}");
+    let start = reg.shrinker.gfps().len();
+    let gfp = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN | UNKNOWN_BIT | UNKNOWN_BIT_30;
+    assert!(m.alloc_pages(gfp, 0).is_err());
+    assert!(m.get_free_pages(gfp, 1).is_err());
+    assert!(m.alloc_pages_exact(3 * 4096, gfp).is_err());
+    let mut slots = [None, None, None];
+    assert_eq!(m.alloc_pages_bulk(gfp, &mut slots), 0);
+    let seen = reg.shrinker.gfps()[start..].to_vec();
+    assert_eq!(seen.len(), 4, "every API reaches reclaim");
+    assert!(seen.iter().all(|&g| g == GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN), "{seen:?}");
+    drop(reg);
+    free_all(&m, held);
+    check(&m);
+}
