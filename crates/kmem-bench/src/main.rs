@@ -217,9 +217,14 @@ fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
         Box::new(Bench::new("rlsf Tlsf", Role::Peer, FIXED | SIZED, obj_peers::rlsf())),
         Box::new(Bench::new("linked_list_allocator Heap", Role::Peer, FIXED | SIZED, obj_peers::linked_list())),
         Box::new(Bench::new("buddy_system_allocator Heap<32>", Role::Peer, FIXED | SIZED, obj_peers::buddy())),
-        Box::new(Bench::new("slab (tokio) Slab<[u8; 64]>", Role::Peer, FIXED, obj_peers::TokioSlab::new())),
+        Box::new(Bench::new(
+            "slab (tokio) Slab<MaybeUninit<[u8; 64]>>",
+            Role::Peer,
+            FIXED,
+            obj_peers::TokioSlab::new(),
+        )),
         Box::new(Bench::shared(
-            "sharded-slab Slab<[u8; 64]>",
+            "sharded-slab Slab<MaybeUninit<[u8; 64]>>",
             Role::Peer,
             FIXED | THREADS,
             obj_peers::ShardedSlab::new(),

@@ -5,13 +5,17 @@
 //! - `no_std` heaps by `&mut`, each over its own lazily mapped [`Region`]: talc, rlsf,
 //!   linked_list_allocator, buddy_system_allocator's `Heap` ([`Heap`]); they are not
 //!   thread-safe without a lock, so they run the one-thread workloads only;
-//! - fixed-size stores of `[u8; 64]`: tokio's `slab` (one thread, keys), `sharded-slab`
-//!   (concurrent, keys), `lockfree-object-pool`'s `LinearObjectPool` and `object-pool`'s `Pool`
-//!   (guards that give the object back on drop). They serve `hot64`, `batch64` and, when
+//! - fixed-size stores of 64-byte objects: tokio's `slab` (one thread, keys) and `sharded-slab`
+//!   (concurrent, keys) of [`Uninit64`], so `insert` writes no payload and `remove` moves none out
+//!   (every other contender hands out uninitialised memory: storing a `[0; 64]` per alloc would
+//!   be work nobody else does), `lockfree-object-pool`'s `LinearObjectPool` and `object-pool`'s
+//!   `Pool` of `[u8; 64]` (guards that give the object back on drop; they initialise an object
+//!   only when they first create it). They serve `hot64`, `batch64` and, when
 //!   thread-safe, `hot64-2T` and `prodcons`; a store of one type has no kmalloc sizes.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use buddy_system_allocator::Heap as BuddyHeap;
@@ -26,8 +30,12 @@ use crate::peers::Region;
 /// The memory each heap peer manages (lazily mapped: only what a workload touches is resident).
 pub const HEAP_BYTES: usize = 1 << 30;
 
-/// A 64-byte object for the fixed-size stores.
+/// A 64-byte object for the object pools (initialised once, when the pool creates it).
 pub type Obj64 = [u8; 64];
+
+/// A 64-byte object for the key-based slabs: stored uninitialised, as every other contender
+/// hands out its memory.
+pub type Uninit64 = MaybeUninit<[u8; 64]>;
 
 /// The layout every peer is asked for: `size` bytes, 8-aligned (kmalloc's minimum alignment).
 #[inline(always)]
@@ -185,8 +193,9 @@ pub fn buddy() -> Heap<BuddyHeap<32>> {
     Heap { heap: UnsafeCell::new(heap), _region: region }
 }
 
-/// tokio's `slab::Slab<[u8; 64]>`: a `Vec` of entries with a free list of keys; one thread.
-pub struct TokioSlab(UnsafeCell<slab::Slab<Obj64>>);
+/// tokio's `slab::Slab<MaybeUninit<[u8; 64]>>`: a `Vec` of entries with a free list of keys;
+/// one thread.
+pub struct TokioSlab(UnsafeCell<slab::Slab<Uninit64>>);
 
 impl TokioSlab {
     /// An empty slab (it grows its `Vec` as it needs, as a user's would).
@@ -201,18 +210,19 @@ impl ObjAlloc for TokioSlab {
     #[inline(always)]
     fn alloc(&self, _size: usize) -> Option<usize> {
         // SAFETY: not `Sync`; no reference into the cell outlives this call.
-        Some(unsafe { (*self.0.get()).insert([0; 64]) })
+        Some(unsafe { (*self.0.get()).insert(MaybeUninit::uninit()) })
     }
 
     #[inline(always)]
     unsafe fn free(&self, key: usize, _size: usize) {
-        // SAFETY: as in `alloc`; `key` is occupied (caller).
-        std::hint::black_box(unsafe { (*self.0.get()).remove(key) });
+        // SAFETY: as in `alloc`; `key` is occupied (caller). The removed value is uninitialised
+        // and dropped unread (a `black_box` would store its 64 bytes).
+        let _: Uninit64 = unsafe { (*self.0.get()).remove(key) };
     }
 }
 
-/// `sharded_slab::Slab<[u8; 64]>`: a concurrent slab with per-thread shards.
-pub struct ShardedSlab(sharded_slab::Slab<Obj64>);
+/// `sharded_slab::Slab<MaybeUninit<[u8; 64]>>`: a concurrent slab with per-thread shards.
+pub struct ShardedSlab(sharded_slab::Slab<Uninit64>);
 
 impl ShardedSlab {
     /// An empty slab with the default configuration.
@@ -226,7 +236,7 @@ impl ObjAlloc for ShardedSlab {
 
     #[inline(always)]
     fn alloc(&self, _size: usize) -> Option<usize> {
-        self.0.insert([0; 64])
+        self.0.insert(MaybeUninit::uninit())
     }
 
     #[inline(always)]
