@@ -251,6 +251,12 @@ fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
             SIZED,
             floor::ClassLists::new(objects::CHURN_LIVE + objects::LIVE + 1),
         )),
+        Box::new(Bench::new(
+            "floor: address stack per kmalloc class",
+            Role::Floor,
+            SIZED,
+            floor::ClassStacks::new(objects::CHURN_LIVE + objects::LIVE + 1),
+        )),
         Box::new(Bench::with_threads(
             "floor: free list per thread, batched hand-off",
             Role::Floor,
@@ -266,6 +272,9 @@ fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
         // 64 MB of arena, made only when batch64 runs.
         let list = floor::ObjFreeList::new(64, objects::BATCH_OBJECTS);
         peers.push(Box::new(Bench::new("floor: free list in the objects", Role::Floor, BATCH64, list)));
+        // The same with the links outside the objects (a further 8 MB of addresses).
+        let stack = floor::PtrStack::new(64, objects::BATCH_OBJECTS);
+        peers.push(Box::new(Bench::new("floor: address stack", Role::Floor, BATCH64, stack)));
     }
     peers
 }
