@@ -205,7 +205,7 @@ fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
     let all = FIXED | SIZED | THREADS;
     let mut peers: Vec<Box<dyn objects::Contender>> = vec![
         Box::new(Bench::shared("system (glibc malloc)", Role::Peer, all, obj_peers::Global(std::alloc::System))),
-        Box::new(Bench::shared("mimalloc", Role::Peer, all, obj_peers::Global(mimalloc::MiMalloc))),
+        Box::new(Bench::shared("mimalloc (mi_malloc/mi_free)", Role::Peer, all, obj_peers::MiMalloc)),
         Box::new(Bench::shared(
             "jemalloc (tikv-jemallocator)",
             Role::Peer,
