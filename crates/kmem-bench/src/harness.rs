@@ -1,7 +1,8 @@
 //! The measuring rules of BENCHMARKS.md, independent of what is measured.
 //!
 //! Each workload runs every contender (kmem's variants, the peers, the floor) once per round,
-//! interleaved (A B C A B C …), one sample each. A sample times enough iterations to last
+//! interleaved (A B C, B C A, C A B, …: the order rotates each round, [`rotation`]), one sample
+//! each. A sample times enough iterations to last
 //! [`Config::sample_target`]. Ratios are paired: within a round, kmem's time is divided by the
 //! best peer's time of that same round and by the floor's; the table reports the median of those
 //! per-round ratios, and each contender's median ns/op with its [min–max] over rounds.
@@ -44,6 +45,13 @@ pub fn calibrate(target: Duration, start: u64, mut run: impl FnMut(u64) -> Optio
         }
         n = n.saturating_mul(if took < target / 1000 { 16 } else { 4 });
     }
+}
+
+/// The order in which `n` contenders run in `round`: their list rotated by `round`, so that no
+/// contender always runs first (right after the previous workload's last one) or always after the
+/// same neighbour (position bias: caches, branch predictors and CPU frequency it inherits).
+pub fn rotation(n: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (k + round) % n)
 }
 
 /// Times one closure call.
@@ -210,6 +218,14 @@ fn fmt_ratio(r: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_visits_each_contender_once_from_a_moving_start() {
+        assert_eq!(rotation(3, 0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rotation(3, 1).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(rotation(3, 5).collect::<Vec<_>>(), [2, 0, 1]);
+        assert_eq!(rotation(0, 4).count(), 0);
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

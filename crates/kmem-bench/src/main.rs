@@ -303,7 +303,7 @@ fn header(cfg: &Config, groups: &[String], kmem_err: Option<&String>) -> String 
             "- method: the `memory` group alone: not timed, run once\n".to_owned()
         } else {
             format!(
-                "- method: {} interleaved rounds, one sample per allocator per round, samples of at least {} ms after a \
+                "- method: {} interleaved rounds (order rotated each round), one sample per allocator per round, samples of at least {} ms after a \
                  warm-up, one thread (two for hot64-2T and prodcons), nothing pinned; ratios are medians of the \
                  per-round ratios kmem ÷ best peer and kmem ÷ floor\n",
                 cfg.rounds,

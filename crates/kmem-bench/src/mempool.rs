@@ -124,7 +124,8 @@ pub fn run(cfg: &Config, contenders: &mut [Box<dyn Contender + '_>], results: &m
             eprint!("\rmempool: round {}/{}", round + 1, cfg.rounds);
         }
         for workload in Workload::ALL {
-            for (c, plan) in contenders.iter_mut().zip(&plans) {
+            for ci in harness::rotation(contenders.len(), round) {
+                let (c, plan) = (&mut contenders[ci], &plans[ci]);
                 let Some(iters) = *plan else { continue };
                 if !c.applies(workload) {
                     continue;

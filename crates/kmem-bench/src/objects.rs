@@ -618,8 +618,9 @@ pub fn run(cfg: &Config, works: &[Work], contenders: &mut [Box<dyn Contender + '
         }
         for (wi, &w) in works.iter().enumerate() {
             let rows = w.rows();
-            // A B C … within the round, for each workload.
-            for (c, plan) in contenders.iter_mut().zip(&plans) {
+            // A B C … within the round, for each workload, starting one further each round.
+            for ci in harness::rotation(contenders.len(), round) {
+                let (c, plan) = (&mut contenders[ci], &plans[ci]);
                 let Some(units) = plan[wi] else { continue };
                 let warm = if w == Work::Batch64 { 1 } else { (units / 8).max(1) };
                 if let Some((a, f)) = c.run(w, warm, units) {

@@ -250,15 +250,17 @@ pub fn run(cfg: &Config, contenders: &mut [Box<dyn Contender + '_>], results: &m
         }
         for order in 0..=MAX_ORDER {
             let [pair, alloc, free] = names(order);
-            // A B C … within the round, for each workload.
-            for (c, plan) in contenders.iter_mut().zip(&plans) {
+            // A B C … within the round, for each workload, starting one further each round.
+            for ci in harness::rotation(contenders.len(), round) {
+                let (c, plan) = (&mut contenders[ci], &plans[ci]);
                 let Some(iters) = plan[order as usize].pair else { continue };
                 if let Some(t) = c.pair(order, (iters / 8).max(1), iters) {
                     let ns = t.as_nanos() as f64 / iters as f64;
                     results.record(&pair, c.name(), c.role(), round, ns);
                 }
             }
-            for (c, plan) in contenders.iter_mut().zip(&plans) {
+            for ci in harness::rotation(contenders.len(), round) {
+                let (c, plan) = (&mut contenders[ci], &plans[ci]);
                 let Some(reps) = plan[order as usize].batch else { continue };
                 if let Some((a, f)) = c.batch(order, (reps / 8).max(1), reps) {
                     let ops = (reps * BATCH as u64) as f64;

@@ -174,7 +174,8 @@ pub fn run(cfg: &Config, results: &mut Results) {
         if progress {
             eprint!("\rvmalloc: round {}/{}", round + 1, cfg.rounds);
         }
-        for ((w, c, role, lazy, pages), plan) in rows.iter().zip(&plans) {
+        for ri in harness::rotation(rows.len(), round) {
+            let ((w, c, role, lazy, pages), plan) = (&rows[ri], &plans[ri]);
             let Some(n) = *plan else { continue };
             if let Some(t) = run_row(*lazy, *pages, n) {
                 results.record(w, c, *role, round, t.as_nanos() as f64 / n as f64);
