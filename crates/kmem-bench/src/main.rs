@@ -267,6 +267,16 @@ fn slab_peers(works: &[objects::Work]) -> Vec<Box<dyn objects::Contender>> {
                 objects::two_threads(work, a, b, warm, units)
             },
         )),
+        Box::new(Bench::with_threads(
+            "floor: address stack per thread, whole batches handed off",
+            Role::Floor,
+            THREADS,
+            (),
+            |_, work, warm, units| {
+                let (a, b) = floor::stack_handoff_pair(64, 4096);
+                objects::two_threads(work, a, b, warm, units)
+            },
+        )),
     ];
     if works.contains(&objects::Work::Batch64) {
         // 64 MB of arena, made only when batch64 runs.
