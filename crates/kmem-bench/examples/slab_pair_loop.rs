@@ -11,7 +11,8 @@
 //! kmem_cache rows); `checked`: the same with the safe `kmem_cache_alloc`, which checks the
 //! handle first; `kmalloc SIZE`:
 //! `kmalloc(SIZE)`+`kfree`, the size hidden from the compiler (as in kmem-bench's `kN` loops);
-//! `jemalloc SIZE`, `mimalloc SIZE`: the same pair through that peer's `GlobalAlloc`, for scale.
+//! `jemalloc SIZE`, `mimalloc SIZE`: the same pair through that peer, for scale (jemalloc through
+//! its `GlobalAlloc`, mimalloc through `mi_malloc`/`mi_free`, as kmem-bench calls them).
 //! (Instructions per pair) = (total − setup-only total) / N. ~61 objects stay live, as in
 //! kmem-bench. It prints the time per pair too, but timing belongs to `kmem-bench`.
 
@@ -34,7 +35,7 @@ fn main() {
     let cache = m.kmem_cache_create("bench64", 64, &CacheArgs::default(), SlabFlags::default()).expect("cache");
     match mode.as_str() {
         "jemalloc" => return peer_pairs(&tikv_jemallocator::Jemalloc, size, n),
-        "mimalloc" => return peer_pairs(&mimalloc::MiMalloc, size, n),
+        "mimalloc" => return peer_pairs(&MiDirect, size, n),
         _ => {}
     }
     let kmalloc = mode == "kmalloc";
@@ -117,5 +118,24 @@ fn global_pairs<G: std::alloc::GlobalAlloc>(g: &G, layout: std::alloc::Layout, n
             assert!(!p.is_null());
             g.dealloc(black_box(p), layout);
         }
+    }
+}
+
+/// mimalloc through its C API, as kmem-bench's peer: the `mimalloc` crate's `GlobalAlloc` calls
+/// `mi_malloc_aligned`, slower above 1 KiB. `mi_malloc` aligns to 16 bytes, which covers the
+/// 8 this loop asks for.
+struct MiDirect;
+
+// SAFETY: `mi_malloc`/`mi_free` are a thread-safe malloc/free pair; alignments up to 16 only.
+unsafe impl std::alloc::GlobalAlloc for MiDirect {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        assert!(layout.align() <= 16);
+        // SAFETY: any size; the result is NULL or a block of at least `layout.size()` bytes.
+        unsafe { libmimalloc_sys::mi_malloc(layout.size()) }.cast()
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `mi_malloc` above and is freed once (the caller's contract).
+        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
     }
 }
