@@ -18,7 +18,8 @@
 //! pages of a zone are `free + isolated + allocated + per-CPU` throughout.
 //!
 //! What an allocation sees meanwhile: a block is isolated only while the zone keeps more than
-//! its high watermark free after taking it (the kernel's `__isolate_free_page` requires the
+//! its high watermark plus its largest lowmem reserve free after taking it (the watermark tests
+//! add the reserve of the request's class; the kernel's `__isolate_free_page` requires the
 //! min watermark plus the block; kmem asks for more, so a batch never takes a zone below the
 //! low watermark that the fast path and kswapd test: no request takes the slow path, wakes
 //! kswapd or reclaims because a batch is out, and the reserves of `GFP_ATOMIC`, `__GFP_HIGH`
@@ -47,7 +48,7 @@ use super::PageAllocator;
 use crate::buddy::{Batch, PAGE_REPORTING_CAPACITY, Visit, WalkCursor};
 use crate::memmap::pg;
 use crate::platform::Platform;
-use crate::zone::{Wmark, Zone};
+use crate::zone::{Wmark, Zone, ZoneType};
 
 /// The most blocks one hold of the zone lock visits (isolated or passed over).
 const WALK_STEPS: usize = 16 * PAGE_REPORTING_CAPACITY;
@@ -91,7 +92,11 @@ impl<P: Platform> PageAllocator<P> {
             let mut low = false;
             let done = {
                 let mut area = zone.lock();
-                let high = zone.wmark(Wmark::High);
+                // The high watermark plus the largest lowmem reserve the zone keeps against any
+                // request class: the watermark tests of every allocation (`zone_watermark_fast`,
+                // the slow path's, kswapd's) add the reserve of the request's highest zone.
+                let reserve = ZoneType::ALL.iter().map(|&class| zone.lowmem_reserve(class)).max().unwrap_or(0);
+                let high = zone.wmark(Wmark::High) + reserve;
                 let done = area.walk_chunk(mm, &mut cursor, WALK_STEPS, &mut batch, |page, order, nr_free| {
                     let flags = page.flags();
                     if flags & pg::TRIMMED != 0 || (aged_only && flags & pg::TRIM_AGED == 0) {

@@ -312,3 +312,56 @@ fn a_nofail_request_succeeds_once_the_batch_is_back() {
     unsafe { pa.check() };
     assert_eq!(buddyinfo(&pa), initial, "nothing lost");
 }
+
+/// A batch keeps the zone above its high watermark plus the largest lowmem reserve it holds
+/// against any request class (PA-9): the watermark tests of allocations, the slow path and
+/// kswapd add the reserve of the request's highest zone, so taking a zone below it would send
+/// requests that never needed it into the slow path. Normal (64 MiB) under 192 MiB of HighMem:
+/// Normal keeps 1536 pages against HighMem requests, more than a max-order block.
+#[test]
+fn a_batch_keeps_the_zone_above_high_plus_its_lowmem_reserve() {
+    const BYTES: usize = 256 << 20;
+    const NORMAL: usize = 16384;
+    let region = Region::new(BYTES);
+    let pages = BYTES / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Normal as usize] = Some((0, NORMAL));
+    zones[ZoneType::HighMem as usize] = Some((NORMAL, pages));
+    let layout = kmem_core::page_alloc::Layout { direct_map_end_pfn: NORMAL, ..crate::layout(&region, zones) };
+    let host = Host {
+        base: region.ptr.as_ptr() as usize,
+        len: BYTES,
+        hook: Mutex::new(None),
+        refuse: AtomicBool::new(false),
+        discards: AtomicUsize::new(0),
+        ticks: AtomicU64::new(0),
+    };
+    let config = Config { oom_timeout_ns: 0, ..Config::default() };
+    // SAFETY: The region is ours, zeroed, `pages` long, and outlives the allocator; HighMem
+    // pages are never touched through the direct map.
+    let pa = unsafe { PageAllocator::new(host, layout, config) }.expect("boot");
+    let normal = pa.zone(ZoneType::Normal);
+    let reserve = normal.lowmem_reserve(ZoneType::HighMem);
+    assert!(reserve > 1 << MAX_PAGE_ORDER, "a reserve larger than a block ({reserve} pages)");
+    let blocks = dirty_all(&pa);
+    assert!(blocks > 4, "{blocks} lowmem blocks");
+    let initial = buddyinfo(&pa);
+    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
+    {
+        let (lowest, zone_addr) = (lowest.clone(), normal as *const _ as usize);
+        *pa.platform().hook.lock().unwrap() = Some(Box::new(move |_pfn, _nr| {
+            // SAFETY: The zone lives in the allocator, which outlives the trim that calls this.
+            let zone = unsafe { &*(zone_addr as *const kmem_core::zone::Zone) };
+            lowest.fetch_min(zone.free_pages(), Relaxed);
+        }));
+    }
+    let released = pa.trim();
+    *pa.platform().hook.lock().unwrap() = None;
+    assert!(released > 0, "something was released");
+    let floor = normal.wmark(Wmark::High) + reserve;
+    let lowest = lowest.load(Relaxed);
+    assert!(lowest > floor, "a batch took Normal to {lowest} free pages, at or below high + reserve = {floor}");
+    // SAFETY: Single-threaded; no CPU slot in use.
+    unsafe { pa.check() };
+    assert_eq!(buddyinfo(&pa), initial, "every block came back");
+}
