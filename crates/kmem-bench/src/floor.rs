@@ -271,23 +271,46 @@ pub fn class_of(size: usize) -> usize {
     }
 }
 
-/// One free list per kmalloc class; an empty list takes a fresh object from its class's bump
-/// area. Invariant: every list holds only free objects of its class's area; `bump[c]` is
-/// inside area `c` or at its end.
-pub struct ClassLists {
-    heads: [Cell<*mut u8>; 13],
+/// One bump area per kmalloc class, where the class floors cut objects never handed out.
+/// Invariant: `bump[c]` is inside area `c` or at its end.
+struct ClassAreas {
     bump: [Cell<usize>; 13],
     ends: [usize; 13],
     _areas: Vec<Arena>,
 }
 
-impl ClassLists {
+impl ClassAreas {
     /// Room for `per_class` objects of each class (reserved lazily: untouched pages cost nothing).
-    pub fn new(per_class: usize) -> Self {
+    fn new(per_class: usize) -> Self {
         let areas: Vec<Arena> = KMALLOC_CLASSES.iter().map(|&c| Arena::lazy(c * per_class)).collect();
         let bump: [Cell<usize>; 13] = std::array::from_fn(|c| Cell::new(areas[c].base() as usize));
         let ends = std::array::from_fn(|c| areas[c].base() as usize + KMALLOC_CLASSES[c] * per_class);
-        Self { heads: std::array::from_fn(|_| Cell::new(ptr::null_mut())), bump, ends, _areas: areas }
+        Self { bump, ends, _areas: areas }
+    }
+
+    /// A fresh object of class `c`, or `None` when its area is used up.
+    #[inline(always)]
+    fn cut(&self, c: usize) -> Option<Ptr> {
+        let b = self.bump[c].get();
+        if b + KMALLOC_CLASSES[c] > self.ends[c] {
+            return None;
+        }
+        self.bump[c].set(b + KMALLOC_CLASSES[c]);
+        NonNull::new(b as *mut u8).map(Ptr)
+    }
+}
+
+/// One free list per kmalloc class; an empty list takes a fresh object from its class's bump
+/// area. Invariant: every list holds only free objects of its class's area.
+pub struct ClassLists {
+    heads: [Cell<*mut u8>; 13],
+    areas: ClassAreas,
+}
+
+impl ClassLists {
+    /// Room for `per_class` objects of each class (reserved lazily: untouched pages cost nothing).
+    pub fn new(per_class: usize) -> Self {
+        Self { heads: std::array::from_fn(|_| Cell::new(ptr::null_mut())), areas: ClassAreas::new(per_class) }
     }
 }
 
@@ -303,12 +326,7 @@ impl ObjAlloc for ClassLists {
             self.heads[c].set(unsafe { next_of(obj) });
             return Some(Ptr(p));
         }
-        let b = self.bump[c].get();
-        if b + KMALLOC_CLASSES[c] > self.ends[c] {
-            return None;
-        }
-        self.bump[c].set(b + KMALLOC_CLASSES[c]);
-        NonNull::new(b as *mut u8).map(Ptr)
+        self.areas.cut(c)
     }
 
     #[inline(always)]
@@ -322,23 +340,17 @@ impl ObjAlloc for ClassLists {
 
 /// One [`AddrStack`] of free addresses per kmalloc class (links outside the objects); an empty
 /// stack takes a fresh object from its class's bump area. Invariant: every stack holds only
-/// free objects of its class's area and has room for all of them; `bump[c]` is inside area `c`
-/// or at its end.
+/// free objects of its class's area and has room for all of them.
 pub struct ClassStacks {
     stacks: [AddrStack; 13],
-    bump: [Cell<usize>; 13],
-    ends: [usize; 13],
-    _areas: Vec<Arena>,
+    areas: ClassAreas,
 }
 
 impl ClassStacks {
     /// Room for `per_class` objects of each class (reserved lazily, as [`ClassLists`]).
     pub fn new(per_class: usize) -> Self {
-        let areas: Vec<Arena> = KMALLOC_CLASSES.iter().map(|&c| Arena::lazy(c * per_class)).collect();
-        let bump: [Cell<usize>; 13] = std::array::from_fn(|c| Cell::new(areas[c].base() as usize));
-        let ends = std::array::from_fn(|c| areas[c].base() as usize + KMALLOC_CLASSES[c] * per_class);
         let stacks = std::array::from_fn(|_| AddrStack::with_capacity(per_class));
-        Self { stacks, bump, ends, _areas: areas }
+        Self { stacks, areas: ClassAreas::new(per_class) }
     }
 }
 
@@ -351,12 +363,7 @@ impl ObjAlloc for ClassStacks {
         if let Some(p) = self.stacks[c].pop() {
             return Some(Ptr(p));
         }
-        let b = self.bump[c].get();
-        if b + KMALLOC_CLASSES[c] > self.ends[c] {
-            return None;
-        }
-        self.bump[c].set(b + KMALLOC_CLASSES[c]);
-        NonNull::new(b as *mut u8).map(Ptr)
+        self.areas.cut(c)
     }
 
     #[inline(always)]
@@ -369,13 +376,44 @@ impl ObjAlloc for ClassStacks {
 /// Objects a thread's list collects before [`HandoffEnd::free`] hands them to the other thread.
 pub const HANDOFF_BATCH: usize = 128;
 
-/// What the two ends of a hand-off floor share.
-struct Shared {
+/// The objects of a two-thread floor's arena that were never handed out: `count` objects of
+/// `size` bytes, cut in index order by either end. Invariant: `bump` only grows, and is
+/// `count` once every object was cut.
+struct Fresh {
     arena: Arena,
     size: usize,
     count: usize,
     /// Objects never handed out yet: `arena + bump * size` onward.
     bump: AtomicUsize,
+}
+
+impl Fresh {
+    fn new(size: usize, count: usize) -> Self {
+        assert!(size >= 8 && size.is_multiple_of(8));
+        Self { arena: Arena::new(size * count), size, count, bump: AtomicUsize::new(0) }
+    }
+
+    /// The indices of up to `n` objects never handed out, or `None` (after a yield: the other
+    /// end holds every object) when none is left.
+    fn cut(&self, n: usize) -> Option<std::ops::Range<usize>> {
+        let i = self.bump.fetch_add(n, Ordering::Relaxed);
+        if i < self.count {
+            return Some(i..(i + n).min(self.count));
+        }
+        self.bump.store(self.count, Ordering::Relaxed);
+        std::thread::yield_now();
+        None
+    }
+
+    /// Object `i` of the arena.
+    fn at(&self, i: usize) -> *mut u8 {
+        self.arena.base().wrapping_add(i * self.size)
+    }
+}
+
+/// What the two ends of a hand-off floor share.
+struct Shared {
+    fresh: Fresh,
     /// A chain of free objects handed over by one end, or null.
     mailbox: AtomicPtr<u8>,
 }
@@ -396,14 +434,7 @@ unsafe impl Send for HandoffEnd {}
 /// list; an end that has collected [`HANDOFF_BATCH`] freed objects hands its list to the mailbox
 /// if it is empty; an end whose list is empty takes the mailbox, or cuts a fresh object.
 pub fn handoff_pair(size: usize, count: usize) -> (HandoffEnd, HandoffEnd) {
-    assert!(size >= 8 && size.is_multiple_of(8));
-    let shared = Arc::new(Shared {
-        arena: Arena::new(size * count),
-        size,
-        count,
-        bump: AtomicUsize::new(0),
-        mailbox: AtomicPtr::new(ptr::null_mut()),
-    });
+    let shared = Arc::new(Shared { fresh: Fresh::new(size, count), mailbox: AtomicPtr::new(ptr::null_mut()) });
     let end = || HandoffEnd { head: Cell::new(ptr::null_mut()), count: Cell::new(0), shared: Arc::clone(&shared) };
     (end(), end())
 }
@@ -452,16 +483,13 @@ impl HandoffEnd {
                 self.count.set(0);
                 return;
             }
-            let i = s.bump.fetch_add(1, Ordering::Relaxed);
-            if i < s.count {
-                let obj = s.arena.base().wrapping_add(i * s.size);
+            if let Some(cut) = s.fresh.cut(1) {
+                let obj = s.fresh.at(cut.start);
                 // SAFETY: a never-used object of the arena.
                 unsafe { set_next(obj, ptr::null_mut()) };
                 self.head.set(obj);
                 return;
             }
-            s.bump.store(s.count, Ordering::Relaxed);
-            std::thread::yield_now();
         }
     }
 
@@ -486,11 +514,7 @@ struct AddrBatch(Vec<NonNull<u8>>);
 /// own a `Box<AddrBatch>` (made by `Box::into_raw`); `full`'s addresses are free objects of the
 /// arena, `spare`'s batch is empty.
 struct StackShared {
-    arena: Arena,
-    size: usize,
-    count: usize,
-    /// Objects never handed out yet: `arena + bump * size` onward.
-    bump: AtomicUsize,
+    fresh: Fresh,
     /// A batch of freed objects handed over by one end, or null.
     full: AtomicPtr<AddrBatch>,
     /// An emptied batch on its way back to the end that fills batches, or null.
@@ -526,12 +550,8 @@ unsafe impl Send for StackHandoffEnd {}
 /// empty, an end whose array is empty takes it (one swap) and sends its empty array back, or
 /// cuts [`HANDOFF_BATCH`] fresh objects. No per-object atomic, and no object is ever touched.
 pub fn stack_handoff_pair(size: usize, count: usize) -> (StackHandoffEnd, StackHandoffEnd) {
-    assert!(size >= 8 && size.is_multiple_of(8));
     let shared = Arc::new(StackShared {
-        arena: Arena::new(size * count),
-        size,
-        count,
-        bump: AtomicUsize::new(0),
+        fresh: Fresh::new(size, count),
         full: AtomicPtr::new(ptr::null_mut()),
         spare: AtomicPtr::new(ptr::null_mut()),
     });
@@ -582,22 +602,15 @@ impl StackHandoffEnd {
                 let mut batch = unsafe { Box::from_raw(full) };
                 // Our empty array goes back in the box.
                 std::mem::swap(stack, &mut batch.0);
-                let back = Box::into_raw(batch);
-                if s.spare.compare_exchange(ptr::null_mut(), back, Ordering::Release, Ordering::Relaxed).is_err() {
-                    // SAFETY: `back` came from `Box::into_raw` just above and was not published.
-                    drop(unsafe { Box::from_raw(back) });
+                s.give_spare(batch);
+                return;
+            }
+            if let Some(cut) = s.fresh.cut(HANDOFF_BATCH) {
+                for k in cut.rev() {
+                    stack.push(NonNull::new(s.fresh.at(k)).expect("arena object"));
                 }
                 return;
             }
-            let i = s.bump.fetch_add(HANDOFF_BATCH, Ordering::Relaxed);
-            if i < s.count {
-                for k in (i..(i + HANDOFF_BATCH).min(s.count)).rev() {
-                    stack.push(NonNull::new(s.arena.base().wrapping_add(k * s.size)).expect("arena object"));
-                }
-                return;
-            }
-            s.bump.store(s.count, Ordering::Relaxed);
-            std::thread::yield_now();
         }
     }
 
@@ -621,11 +634,18 @@ impl StackHandoffEnd {
             // SAFETY: `out` came from `Box::into_raw` just above and was not published.
             let mut batch = unsafe { Box::from_raw(out) };
             std::mem::swap(stack, &mut batch.0);
-            let back = Box::into_raw(batch);
-            if s.spare.compare_exchange(ptr::null_mut(), back, Ordering::Release, Ordering::Relaxed).is_err() {
-                // SAFETY: as above.
-                drop(unsafe { Box::from_raw(back) });
-            }
+            s.give_spare(batch);
+        }
+    }
+}
+
+impl StackShared {
+    /// Offers an emptied batch as the `spare` (dropped if a spare is already there).
+    fn give_spare(&self, batch: Box<AddrBatch>) {
+        let back = Box::into_raw(batch);
+        if self.spare.compare_exchange(ptr::null_mut(), back, Ordering::Release, Ordering::Relaxed).is_err() {
+            // SAFETY: `back` came from `Box::into_raw` just above and was not published.
+            drop(unsafe { Box::from_raw(back) });
         }
     }
 }
@@ -713,7 +733,7 @@ mod tests {
             }
         }
         // Ten batches went through an arena of four: the freed arrays came back.
-        assert!(p.shared.bump.load(Ordering::Relaxed) <= 4 * HANDOFF_BATCH);
+        assert!(p.shared.fresh.bump.load(Ordering::Relaxed) <= 4 * HANDOFF_BATCH);
         assert!(seen.len() <= 4 * HANDOFF_BATCH);
     }
 
@@ -728,6 +748,6 @@ mod tests {
             }
         }
         // Ten batches went through an arena of four: the freed lists came back.
-        assert!(p.shared.bump.load(Ordering::Relaxed) <= 4 * HANDOFF_BATCH);
+        assert!(p.shared.fresh.bump.load(Ordering::Relaxed) <= 4 * HANDOFF_BATCH);
     }
 }
