@@ -594,9 +594,12 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `wakeup_kswapd`: records the request's `order` and `highest` zone for kswapd's next run
-    /// (the largest of each since its last one), then wakes kswapd if a zone the request may
-    /// use is below its low watermark, counted on the caller's CPU slot `cpu` (if any) —
-    /// unless the node is hopeless ([`Self::kswapd_hopeless`]: "leave it to direct reclaim").
+    /// (the largest of each since its last one), then wakes kswapd, counted on the caller's CPU
+    /// slot `cpu` (if any), unless the node is hopeless ([`Self::kswapd_hopeless`]: "leave it
+    /// to direct reclaim") or balanced for this request ([`Self::pgdat_balanced`]: some zone it
+    /// may use passes its high watermark at `order`). An order-0 request reaches here only
+    /// after every zone failed its low watermark, so the test matters for higher orders: a
+    /// zone with free pages but no free block of the order wakes kswapd.
     #[inline]
     fn wake_kswapd(&self, order: u32, highest: ZoneType, cpu: Option<usize>) {
         let idx = highest as u32;
@@ -607,10 +610,7 @@ impl<P: Platform> PageAllocator<P> {
         if self.kswapd_order.load(Relaxed) < order {
             self.kswapd_order.store(order, Relaxed);
         }
-        let below_low = self.zones[..=highest as usize]
-            .iter()
-            .any(|z| z.managed > 0 && z.free_pages() < z.wmark(Wmark::Low) + z.lowmem_reserve(highest));
-        if below_low && !self.kswapd_hopeless() {
+        if !self.kswapd_hopeless() && !self.pgdat_balanced(order, highest) {
             self.count_kswapd_wakeup(cpu);
             self.platform.wake_kswapd();
         }

@@ -391,3 +391,45 @@ fn kswapd_balanced_when_one_eligible_zone_passes_the_high_watermark() {
     assert_eq!(m.stats().kswapd_rounds.load(SEQ), rounds + 2);
     free_all(&m, held);
 }
+
+/// Kernel `wakeup_kswapd`: the slow path wakes kswapd unless the node is balanced for the
+/// request (`pgdat_balanced`: some zone it may use passes its high watermark at the request's
+/// order). Half of lowmem free in single pages is far above every watermark in pages, but
+/// holds no order-3 block: an order-3 request that fails wakes kswapd (and records its order
+/// for kswapd's run), while order-0 requests are served by the fast path without waking it.
+#[test]
+fn kswapd_is_woken_for_an_order_no_zone_can_serve() {
+    let m = i386_nopcp(64);
+    let mut held = grab_all(&m, GFP_KERNEL | kmem::gfp::__GFP_MEMALLOC | __GFP_NOWARN);
+    // Split everything into single pages and free every other one.
+    let mut singles = Vec::new();
+    for (page, order) in held.drain(..) {
+        // SAFETY: The test's own block, nobody else touches it.
+        unsafe { m.split_page(page, order) }.expect("an allocated block");
+        let first = pfn(&m, page);
+        for i in 0..1usize << order {
+            singles.push(m.pages().pfn_to_page(first + i).expect("a page of the machine"));
+        }
+    }
+    singles.sort_by_key(|p| pfn(&m, p));
+    let mut kept = Vec::new();
+    for (i, page) in singles.into_iter().enumerate() {
+        if i % 2 == 0 {
+            // SAFETY: The test's own page (split above), unused afterwards.
+            unsafe { m.free_pages(page, 0) };
+        } else {
+            kept.push((page, 0));
+        }
+    }
+    for z in m.zones().iter().filter(|z| z.managed() > 0) {
+        assert!(z.free_pages() > z.wmark(kmem::zone::Wmark::High), "{:?} far above high", z.kind());
+    }
+    let w = m.nr_kswapd_wakeups();
+    let page = m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).expect("order 0 from the fast path");
+    assert_eq!(m.nr_kswapd_wakeups(), w, "balanced for order 0: not woken");
+    assert!(m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 3).is_err(), "no order-3 block anywhere");
+    assert_eq!(m.nr_kswapd_wakeups(), w + 1, "not balanced for order 3: woken");
+    kept.push((page, 0));
+    free_all(&m, kept);
+    check(&m);
+}
