@@ -8,6 +8,7 @@
 
 mod cache_handles;
 mod gfp;
+mod kfence_semantics;
 mod kmalloc;
 mod kvmalloc;
 mod live_objects;
