@@ -8,6 +8,7 @@
 
 mod cache_handles;
 mod gfp;
+mod kasan_semantics;
 mod kfence_semantics;
 mod kmalloc;
 mod kvmalloc;
