@@ -21,8 +21,10 @@
 //! Lock order: the table lock is a leaf; no callback runs under it.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
+// The pins are the handoff's atomics: loom's under `cfg(kmem_loom)`, so `tests/loom.rs` sees them.
+use crate::sync::atomic::AtomicUsize;
 use crate::sync::{SpinLock, cpu_relax};
 
 /// `SHRINK_BATCH`: objects per [`Shrinker::scan_objects`] call when the shrinker sets no batch.
@@ -132,7 +134,12 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// An empty registry.
     #[must_use]
     pub fn new() -> Self {
-        Self { slots: SpinLock::new([Entry::Free; MAX_ENTRIES]), pins: [const { AtomicUsize::new(0) }; MAX_ENTRIES] }
+        #[cfg(not(kmem_loom))]
+        let pins = [const { AtomicUsize::new(0) }; MAX_ENTRIES];
+        // loom's atomics are not `const`.
+        #[cfg(kmem_loom)]
+        let pins = core::array::from_fn(|_| AtomicUsize::new(0));
+        Self { slots: SpinLock::new([Entry::Free; MAX_ENTRIES]), pins }
     }
 
     /// Adds `entry` in a free slot (never a tombstone, `Entry::Dying`); `None` when the

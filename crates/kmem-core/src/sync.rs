@@ -18,6 +18,17 @@ use loom::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
+/// The atomics and fences of the core's lock-free handoffs that loom checks (the mempool's
+/// reserve counts and free hint, the reclaim registry's pins): `core`'s, or loom's under
+/// `cfg(kmem_loom)` so that `tests/loom.rs` sees every access. Only the types change; the
+/// non-loom build uses `core::sync::atomic` itself.
+pub mod atomic {
+    #[cfg(not(kmem_loom))]
+    pub use core::sync::atomic::{AtomicU8, AtomicUsize, fence};
+    #[cfg(kmem_loom)]
+    pub use loom::sync::atomic::{AtomicU8, AtomicUsize, fence};
+}
+
 /// A mutual-exclusion lock that spins.
 pub struct SpinLock<T> {
     locked: AtomicBool,

@@ -32,11 +32,11 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{Relaxed, Release};
-use core::sync::atomic::fence;
 
 use super::{Mempool, report_might_sleep, warn};
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_KERNEL};
+use crate::sync::atomic::fence;
 
 impl Mempool {
     /// `mempool_alloc_bulk(pool, elems, count, allocated)`: fills every NULL slot of `elems`

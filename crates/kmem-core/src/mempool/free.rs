@@ -29,12 +29,12 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
-use core::sync::atomic::fence;
 
 use super::free_check::free_flag;
 use super::reserve::Reserve;
 use super::{FreeCheck, Mempool};
 use crate::sync::SpinGuard;
+use crate::sync::atomic::fence;
 
 impl Mempool {
     /// `mempool_free(element, pool)`: back into the reserve if it is short of `min_nr` (or

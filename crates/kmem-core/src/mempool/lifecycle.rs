@@ -5,7 +5,6 @@
 use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::stack::{SLOT, Stack};
@@ -71,7 +70,7 @@ pub(crate) unsafe fn init_with(
     _node: i32,
 ) -> Result<(), AllocError> {
     let mut value = Mempool::zeroed();
-    value.min_nr = AtomicUsize::new(min_nr);
+    value.min_nr = crate::sync::atomic::AtomicUsize::new(min_nr);
     value.alloc_fn = Some(alloc_fn);
     value.free_fn = Some(free_fn);
     value.env = Some(NonNull::from(env));

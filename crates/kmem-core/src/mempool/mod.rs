@@ -89,6 +89,7 @@ use crate::gfp::Gfp;
 use crate::platform::{Level, Platform};
 use crate::report::might_sleep as report_might_sleep;
 use crate::sync::SpinLock;
+use crate::sync::atomic as handoff;
 
 pub use free_check::FreeCheck;
 use free_check::free_flag;
@@ -172,11 +173,13 @@ pub struct MempoolStats {
 /// [`mempool_init`] (caller's storage); it must not move while initialised.
 pub struct Mempool {
     reserve: SpinLock<Reserve>,
-    curr_nr: AtomicUsize,
-    min_nr: AtomicUsize,
+    /// `curr_nr`, `min_nr` and `free_flags` are the handoff's atomics: loom's under
+    /// `cfg(kmem_loom)` ([`crate::sync::atomic`]), `core`'s otherwise.
+    curr_nr: handoff::AtomicUsize,
+    min_nr: handoff::AtomicUsize,
     /// [`free_flag`] bits: whether a free must take the lock, and whether the owner's own free
     /// path applies (written under the lock, read without it).
-    free_flags: AtomicU8,
+    free_flags: handoff::AtomicU8,
     /// Every element is counted in `tracked` (mempool debugging; set at init, then fixed).
     tracking: bool,
     /// Elements handed out minus elements freed, kept only while `tracking`.
@@ -231,9 +234,9 @@ impl Mempool {
     pub fn zeroed() -> Self {
         Self {
             reserve: SpinLock::new(Reserve::EMPTY),
-            curr_nr: AtomicUsize::new(0),
-            min_nr: AtomicUsize::new(0),
-            free_flags: AtomicU8::new(free_flag::NOT_OWNED),
+            curr_nr: handoff::AtomicUsize::new(0),
+            min_nr: handoff::AtomicUsize::new(0),
+            free_flags: handoff::AtomicU8::new(free_flag::NOT_OWNED),
             tracking: false,
             tracked: AtomicIsize::new(0),
             alloc_fn: None,

@@ -22,11 +22,11 @@ use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::{Relaxed, Release};
-use core::sync::atomic::fence;
 
 use super::Mempool;
 use super::free_check::free_flag;
 use super::stack::Stack;
+use crate::sync::atomic::fence;
 
 /// What the pool's lock protects besides `curr_nr`/`min_nr`.
 pub(super) struct Reserve {
