@@ -19,6 +19,9 @@
 //! it runs in (it used to wait for every pass to end, its own included: a hang). A callback
 //! must still not unregister *its own* entry (it would wait for itself).
 //! Lock order: the table lock is a leaf; no callback runs under it.
+//!
+//! `tests/loom.rs` checks the tombstones and pins under every interleaving (the pins are
+//! loom's atomics under `cfg(kmem_loom)`, through [`crate::sync::atomic`]).
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -194,3 +194,300 @@ fn a_handed_back_teardown_is_finished_once() {
         assert_eq!(unpin_claimed, handed, "exactly one party finishes the teardown");
     });
 }
+
+/// A pool over a platform whose `wait` is a futex and a backing allocator that hands out one
+/// element (the one `mempool_init` puts in the reserve) and then always fails.
+mod pool_model {
+    use core::ffi::c_void;
+    use core::fmt;
+    use core::mem::MaybeUninit;
+    use core::ptr::{self, NonNull};
+    use std::alloc::Layout;
+    use std::cell::UnsafeCell;
+
+    use kmem_core::gfp::Gfp;
+    use kmem_core::mempool::{Mempool, PoolEnv, mempool_exit, mempool_init};
+    use kmem_core::platform::{Level, Platform};
+    use kmem_core::waitq::WaitWord;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    use loom::sync::{Arc, Condvar, Mutex};
+
+    /// The futex: `wait` compares the word under the futex lock and sleeps on the condition
+    /// variable while it holds `expected`; `wake_all` takes the same lock, then wakes. There is
+    /// no timeout, so a lost wake-up is a sleeper blocked for ever: a deadlock loom reports.
+    struct Futex {
+        lock: Mutex<()>,
+        woken: Condvar,
+    }
+
+    // SAFETY: `cpu` never names a CPU slot, so no per-CPU list is used on its promise.
+    unsafe impl Platform for Futex {
+        fn nr_cpus(&self) -> usize {
+            1
+        }
+        fn cpu(&self) -> Option<usize> {
+            None
+        }
+        fn log(&self, _level: Level, args: fmt::Arguments<'_>) {
+            panic!("unexpected report: {args}");
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn wait(&self, word: &WaitWord, expected: u32, _timeout_ns: u64) {
+            let mut guard = self.lock.lock().unwrap();
+            while word.load(Relaxed) == expected {
+                guard = self.woken.wait(guard).unwrap();
+            }
+        }
+        fn wake_all(&self, _word: &WaitWord) {
+            drop(self.lock.lock().unwrap());
+            self.woken.notify_all();
+        }
+    }
+
+    /// The backing allocator: `ELEMENT` once, then NULL; counts what is freed back to it.
+    struct Backing {
+        given: AtomicBool,
+        freed: AtomicUsize,
+    }
+
+    /// The one element (never dereferenced: poisoning is off).
+    pub const ELEMENT: *mut c_void = ptr::without_provenance_mut(0x1000);
+
+    unsafe extern "C" fn backing_alloc(_gfp: Gfp, data: *mut c_void) -> *mut c_void {
+        // SAFETY: `data` is the `Backing` of the `Shared` that holds the pool.
+        let backing = unsafe { &*data.cast::<Backing>() };
+        if backing.given.swap(true, Relaxed) { ptr::null_mut() } else { ELEMENT }
+    }
+
+    unsafe extern "C" fn backing_free(element: *mut c_void, data: *mut c_void) {
+        assert_eq!(element, ELEMENT);
+        // SAFETY: As in `backing_alloc`.
+        let backing = unsafe { &*data.cast::<Backing>() };
+        backing.freed.fetch_add(1, Relaxed);
+    }
+
+    pub struct Shared {
+        futex: Futex,
+        backing: Backing,
+        pool: UnsafeCell<MaybeUninit<Mempool>>,
+    }
+
+    // SAFETY: `pool` is written only by `new` and `exit` (no other thread holds the `Shared`
+    // then); in between it is used through `&Mempool`, which is `Sync`.
+    unsafe impl Sync for Shared {}
+    // SAFETY: As above.
+    unsafe impl Send for Shared {}
+
+    // SAFETY: `alloc_meta` returns fresh 8-aligned memory of the std allocator, which
+    // `free_meta` gives back with the same layout; neither calls into a pool; the platform is
+    // the environment's own field.
+    unsafe impl PoolEnv for Shared {
+        fn platform(&self) -> &dyn Platform {
+            &self.futex
+        }
+        fn alloc_meta(&self, bytes: usize, _gfp: Gfp) -> Option<NonNull<u8>> {
+            // SAFETY: `bytes` is not zero (at least one slot).
+            NonNull::new(unsafe { std::alloc::alloc(Layout::from_size_align(bytes, 8).unwrap()) })
+        }
+        unsafe fn free_meta(&self, ptr: NonNull<u8>, bytes: usize) {
+            // SAFETY: Allocated by `alloc_meta` with this layout (the caller's promise).
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), Layout::from_size_align(bytes, 8).unwrap()) }
+        }
+    }
+
+    impl Shared {
+        /// A pool of `min_nr` 1 whose reserve holds the backing allocator's only element.
+        pub fn new() -> Arc<Self> {
+            let shared = Arc::new(Shared {
+                futex: Futex { lock: Mutex::new(()), woken: Condvar::new() },
+                backing: Backing { given: AtomicBool::new(false), freed: AtomicUsize::new(0) },
+                pool: UnsafeCell::new(MaybeUninit::uninit()),
+            });
+            let data = ptr::from_ref(&shared.backing).cast_mut().cast();
+            // SAFETY: The storage is ours and stays in place inside the `Arc`, as does the
+            // environment (`shared` itself); the callbacks are thread-safe over `data`.
+            unsafe {
+                mempool_init(
+                    NonNull::new(shared.pool.get().cast()).unwrap(),
+                    &*shared,
+                    1,
+                    backing_alloc,
+                    backing_free,
+                    data,
+                )
+            }
+            .unwrap();
+            shared
+        }
+
+        pub fn pool(&self) -> &Mempool {
+            // SAFETY: Initialised by `new`, and only `exit` (with the `Arc` unshared) ends it.
+            unsafe { (*self.pool.get()).assume_init_ref() }
+        }
+
+        /// Elements the pool gave back to the backing allocator.
+        pub fn freed(&self) -> usize {
+            self.backing.freed.load(Relaxed)
+        }
+
+        /// `mempool_exit`, with every other thread joined (`this` is the last `Arc`).
+        pub fn exit(this: Arc<Self>) -> usize {
+            assert_eq!(Arc::strong_count(&this), 1);
+            // SAFETY: Nobody else holds the `Shared`, so nobody uses the pool.
+            mempool_exit(unsafe { (*this.pool.get()).assume_init_mut() });
+            this.freed()
+        }
+    }
+}
+
+/// The mempool's free/sleep handshake (`mempool/alloc.rs`, `wait_for_free`, and
+/// `mempool/free.rs`, `unlock_and_wake`): the reserve of a one-element pool is empty and the
+/// backing allocator fails, so a `GFP_KERNEL` allocation sleeps until the element is freed.
+/// Whatever the interleaving, the sleeper cannot miss the free's wake-up (a missed one
+/// deadlocks the futex model) and gets the element, which went into the reserve and out again
+/// exactly once (never to the backing allocator).
+#[test]
+fn mempool_sleeper_is_woken_by_the_free_that_refills_the_reserve() {
+    use kmem_core::gfp::{GFP_KERNEL, GFP_NOWAIT};
+    use pool_model::{ELEMENT, Shared};
+
+    loom::model(|| {
+        let shared = Shared::new();
+        let element = shared.pool().alloc(GFP_NOWAIT);
+        assert_eq!(element, ELEMENT, "the reserve's element");
+        assert_eq!(shared.pool().curr_nr(), 0);
+        let element = element as usize;
+        let freer = {
+            let shared = shared.clone();
+            // SAFETY: The pool's element, no longer used.
+            thread::spawn(move || unsafe { shared.pool().free(element as *mut core::ffi::c_void) })
+        };
+        let got = shared.pool().alloc(GFP_KERNEL);
+        freer.join().unwrap();
+        assert_eq!(got, ELEMENT, "the sleeper gets the freed element");
+        assert_eq!(shared.pool().curr_nr(), 0, "taken once");
+        assert_eq!(shared.freed(), 0, "the free refilled the reserve instead of the backing allocator");
+        // SAFETY: As above.
+        unsafe { shared.pool().free(got) };
+        assert_eq!(shared.pool().curr_nr(), 1);
+        assert_eq!(Shared::exit(shared), 1, "the element is freed once, at exit");
+    });
+}
+
+/// The reserve's `Release` fence after a pop and the free path's `Acquire` fence before its
+/// lock-free read of the free hint (`mempool/reserve.rs`, `mempool/free.rs`): an element taken
+/// from a full reserve and handed to another thread through a `Relaxed` word (no
+/// synchronisation of its own) is freed into the reserve, because the freeing thread sees the
+/// hint from after the pop that made the reserve short. Without the fences the free could read
+/// the old hint and send the element to the backing allocator, leaving the reserve empty.
+#[test]
+fn mempool_element_handed_over_relaxed_refills_the_reserve() {
+    use kmem_core::gfp::GFP_NOWAIT;
+    use loom::sync::atomic::AtomicUsize;
+    use pool_model::{ELEMENT, Shared};
+
+    loom::model(|| {
+        let shared = Shared::new();
+        let handoff = Arc::new(AtomicUsize::new(0));
+        let taker = {
+            let (shared, handoff) = (shared.clone(), handoff.clone());
+            thread::spawn(move || {
+                let element = shared.pool().alloc(GFP_NOWAIT);
+                assert_eq!(element, ELEMENT);
+                handoff.store(element as usize, Relaxed);
+            })
+        };
+        let element = loop {
+            match handoff.load(Relaxed) {
+                0 => thread::yield_now(),
+                e => break e,
+            }
+        };
+        // SAFETY: The pool's element, handed over by its only user.
+        unsafe { shared.pool().free(element as *mut core::ffi::c_void) };
+        taker.join().unwrap();
+        assert_eq!(shared.pool().curr_nr(), 1, "the element went back into the short reserve");
+        assert_eq!(shared.freed(), 0, "not to the backing allocator");
+        assert_eq!(Shared::exit(shared), 1);
+    });
+}
+
+/// The reclaim registry's tombstones and per-slot pins (`reclaim.rs`): a pass calls an entry
+/// while its owner unregisters it (and then frees it), and the entry's callback registers a
+/// second entry while its own slot is pinned — so the registration races with the slot turning
+/// into a tombstone. No callback runs after its `unregister` returned (loom reports the call's
+/// read racing with the owner's free), and the registration never takes the tombstone: if it
+/// did, the `unregister` finishing would free the new entry's slot, and the new entry would be
+/// neither called by a later pass nor found by its own `unregister`.
+#[test]
+fn registry_unregister_outwaits_its_calls_and_tombstones_are_not_reused() {
+    use core::ptr::NonNull;
+    use kmem_core::reclaim::{OomNotifier, RegistrationId, Registry};
+    use loom::cell::UnsafeCell;
+    use loom::sync::Mutex;
+    use loom::sync::atomic::AtomicUsize;
+
+    struct Notifier {
+        /// Cleared by the owner once `unregister` returned (the "free").
+        alive: UnsafeCell<bool>,
+        calls: AtomicUsize,
+        /// The entry's callback registers this one (with this registry) once.
+        registers: Option<(Arc<Shared>, Mutex<Option<RegistrationId>>)>,
+    }
+    // SAFETY: `alive` is written once, by the owner after `unregister` returned, when by the
+    // registry's promise no call reads it any more (what is tested).
+    unsafe impl Sync for Notifier {}
+    // SAFETY: As above.
+    unsafe impl Send for Notifier {}
+    impl OomNotifier for Notifier {
+        fn out_of_memory(&self) -> usize {
+            if let Some((shared, id)) = &self.registers {
+                let mut id = id.lock().unwrap();
+                if id.is_none() {
+                    // SAFETY: `shared.new` lives as long as `shared`, which outlives the
+                    // registration (unregistered at the end of the model).
+                    *id = unsafe { shared.registry.register(NonNull::from(&shared.new as &dyn OomNotifier)) };
+                    assert!(id.is_some());
+                }
+            }
+            self.calls.fetch_add(1, Relaxed);
+            // Last, after every lock the call takes: only the slot's unpin (`Release`) and
+            // `unregister`'s wait for it (`Acquire`) order this read before the owner's free.
+            // SAFETY: See the `Sync` impl.
+            assert!(self.alive.with(|p| unsafe { *p }), "called after its unregister returned");
+            0
+        }
+    }
+    struct Shared {
+        registry: Registry<dyn OomNotifier>,
+        new: Notifier,
+    }
+    let notifier = |registers| Notifier { alive: UnsafeCell::new(true), calls: AtomicUsize::new(0), registers };
+
+    loom::model(move || {
+        let shared = Arc::new(Shared { registry: Registry::new(), new: notifier(None) });
+        let old = Arc::new(notifier(Some((shared.clone(), Mutex::new(None)))));
+        // SAFETY: `old` outlives its registration (unregistered below, before it is dropped).
+        let old_id = unsafe { shared.registry.register(NonNull::from(&*old as &dyn OomNotifier)) }.unwrap();
+        let pass = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.registry.for_each(|n| assert_eq!(n.out_of_memory(), 0)))
+        };
+        assert!(shared.registry.unregister(old_id));
+        // SAFETY: Unregistered: no call of it runs or will run.
+        old.alive.with_mut(|p| unsafe { *p = false });
+        pass.join().unwrap();
+        let Some((_, new_id)) = &old.registers else { unreachable!() };
+        let new_id = new_id.lock().unwrap().take();
+        if let Some(new_id) = new_id {
+            shared.registry.for_each(|n| assert_eq!(n.out_of_memory(), 0));
+            assert_eq!(shared.new.calls.load(Relaxed), 1, "the new entry is still registered");
+            assert!(shared.registry.unregister(new_id), "the new entry's slot was not freed under it");
+        } else {
+            assert_eq!(old.calls.load(Relaxed), 0, "the pass called the old entry, which registers");
+        }
+        assert!(!shared.registry.unregister(old_id), "the old id matches nothing");
+    });
+}

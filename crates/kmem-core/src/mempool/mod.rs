@@ -51,6 +51,9 @@
 //!   (single or bulk) that pushes an element bumps `wait_seq` under the same
 //!   lock when `waiters > 0`, then wakes after unlocking. So a sleeper either sees the element
 //!   or sleeps on a ticket the free has already outdated: no fence is needed on the free path.
+//!   `tests/loom.rs` checks this handshake and the pop/free fences under every interleaving
+//!   (`curr_nr`, `min_nr`, `free_flags` and the fences come from [`crate::sync::atomic`],
+//!   loom's under `cfg(kmem_loom)`).
 //!
 //! # Fast paths
 //! With an element available, `mempool_alloc` is one call to the platform (`fast_cpu`, which
