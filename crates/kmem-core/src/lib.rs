@@ -52,7 +52,7 @@ pub use gfp::Gfp;
 pub use kmem::Kmem;
 pub use memmap::Page;
 pub use order::{MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, get_order};
-pub use page_alloc::PageAllocator;
+pub use page_alloc::{MAX_WMARK_PAGES, PageAllocator};
 
 /// `NUMA_NO_NODE`: "any node" (kmem machines have one node, 0).
 pub const NUMA_NO_NODE: i32 = -1;

@@ -199,11 +199,15 @@ pub extern "C" fn kmap(page: *mut c_void) -> *mut c_void {
 }
 
 /// `void kunmap(struct page *page)`: releases `kmap`'s slot (nothing for lowmem).
+///
+/// # Safety
+/// As [`kmem::Machine::kunmap`]: the caller's own `kmap` of `page`, unused afterwards.
 #[unsafe(no_mangle)]
-pub extern "C" fn kunmap(page: *mut c_void) {
+pub unsafe extern "C" fn kunmap(page: *mut c_void) {
     ffi_boundary("kunmap", (), |m| {
         if let Some(p) = checked_page(m, "kunmap", page) {
-            m.kunmap(p);
+            // SAFETY: The caller's promise.
+            unsafe { m.kunmap(p) };
         }
     });
 }
@@ -220,9 +224,14 @@ pub extern "C" fn kmap_local_page(page: *mut c_void) -> *mut c_void {
 }
 
 /// `void kunmap_local(const void *addr)`: releases the most recent local mapping.
+///
+/// # Safety
+/// As [`kmem::Machine::kunmap_local`]: the caller's own most recent local mapping, unused
+/// afterwards.
 #[unsafe(no_mangle)]
-pub extern "C" fn kunmap_local(addr: *const c_void) {
-    ffi_boundary("kunmap_local", (), |m| m.kunmap_local(addr.cast()));
+pub unsafe extern "C" fn kunmap_local(addr: *const c_void) {
+    // SAFETY: The caller's promise.
+    ffi_boundary("kunmap_local", (), |m| unsafe { m.kunmap_local(addr.cast()) });
 }
 
 /// `void *kmap_atomic(struct page *page)`: enters atomic context, then `kmap_local_page`. A
@@ -245,10 +254,14 @@ pub extern "C" fn kmap_atomic(page: *mut c_void) -> *mut c_void {
 
 /// `void kunmap_atomic(void *addr)`: `kunmap_local`, then leaves atomic context (each
 /// unbalanced use reported once, as `kunmap_local` and `preempt_enable` report them).
+///
+/// # Safety
+/// As [`kunmap_local`], for the caller's own `kmap_atomic` mapping.
 #[unsafe(no_mangle)]
-pub extern "C" fn kunmap_atomic(addr: *mut c_void) {
+pub unsafe extern "C" fn kunmap_atomic(addr: *mut c_void) {
     ffi_boundary("kunmap_atomic", (), |m| {
-        m.kunmap_local(addr.cast_const().cast());
+        // SAFETY: The caller's promise.
+        unsafe { m.kunmap_local(addr.cast_const().cast()) };
         crate::context::preempt_enable_checked(Location::caller());
     });
 }

@@ -112,7 +112,8 @@ pub use fork::ForkError;
 pub use global_alloc::KmemAlloc;
 pub use kmem_core::platform::Level;
 pub use kmem_core::{
-    AllocError, Gfp, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc, vmalloc, zone,
+    AllocError, Gfp, MAX_PAGE_ORDER, MAX_WMARK_PAGES, PAGE_SHIFT, PAGE_SIZE, Page, get_order, gfp, memmap, order, proc,
+    vmalloc, zone,
 };
 pub use machine::{BuildError, Builder, Machine, Profile, Settings};
 pub use typed_cache::{CacheBox, KmemCache};

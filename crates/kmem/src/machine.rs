@@ -682,10 +682,12 @@ impl Inner {
     /// stopped using it: it is the caller (thread exit, `release_cpu`), or it did not survive a
     /// `fork` (`fork_child`).
     pub(crate) fn release_slot_locked(&self, slot: usize) {
-        self.kmem.slab_cpu_dead(slot);
-        // SAFETY: The slot's owner is the caller or gone (see above), and the slot is marked
-        // free only afterwards, so no one else enters its lists.
-        unsafe { self.kmem.drain_cpu_slot(slot) };
+        // SAFETY (both calls): The slot's owner is the caller or gone (see above), and the
+        // slot is marked free only afterwards, so no one else enters its arrays or lists.
+        unsafe {
+            self.kmem.slab_cpu_dead(slot);
+            self.kmem.drain_cpu_slot(slot);
+        }
         self.kmem.platform().slots[slot].store(false, Ordering::Release);
     }
 }

@@ -270,9 +270,15 @@ impl Machine {
         }
     }
 
-    /// `kunmap(page)`.
+    /// `kunmap(page)`: releases one [`Self::kmap`] of `page` (an unbalanced call, on a page
+    /// with no persistent mapping, is reported and ignored).
+    ///
+    /// # Safety
+    /// The caller made the `kmap` of `page` this releases and does not use its address
+    /// afterwards: releasing a mapping someone else still uses lets the slot be reused for
+    /// another page under them.
     #[track_caller]
-    pub fn kunmap(&self, page: &Page) {
+    pub unsafe fn kunmap(&self, page: &Page) {
         let pa = self.inner.kmem.pages();
         if let (Some(pfn), Some(hm)) = (highmem_pfn(pa, page), &self.inner.highmem) {
             hm.kunmap(pa, pfn, Location::caller());
@@ -294,8 +300,12 @@ impl Machine {
     /// address in no kmap window that is no kernel address either (not in the direct map or
     /// the vmalloc area: NULL, the stack, the C heap) is mm/highmem.c's
     /// `WARN_ON_ONCE(addr < PAGE_OFFSET)`, once per machine, and ignored.
+    ///
+    /// # Safety
+    /// `addr` is in the caller's own most recent [`Self::kmap_local_page`] mapping, and the
+    /// caller does not use that mapping afterwards (the slot is reused by the next local map).
     #[track_caller]
-    pub fn kunmap_local(&self, addr: *const u8) {
+    pub unsafe fn kunmap_local(&self, addr: *const u8) {
         let pa = self.inner.kmem.pages();
         let caller = Location::caller();
         let mapped = self.inner.highmem.as_ref().is_some_and(|hm| hm.kunmap_local(pa, addr as usize, caller));

@@ -86,6 +86,11 @@ impl Default for Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InitError(pub &'static str);
 
+/// The largest watermark [`PageAllocator::set_zone_watermarks`] takes, in pages: far above
+/// any zone (2^48 pages of 4 KiB is 1 EiB), and low enough that a mark plus a lowmem reserve
+/// plus a block can never overflow (the reserves and blocks are bounded by the machine).
+pub const MAX_WMARK_PAGES: usize = 1 << 48;
+
 impl core::fmt::Display for InitError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.0)
@@ -500,9 +505,16 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Sets `vm.min_free_kbytes` and recomputes every zone's watermarks (PA-10).
-    pub fn set_min_free_kbytes(&self, kbytes: usize) {
+    ///
+    /// # Errors
+    /// A value above `i32::MAX`, which the sysctl (an `int`, at least 0) cannot hold.
+    pub fn set_min_free_kbytes(&self, kbytes: usize) -> Result<(), InitError> {
+        if kbytes > i32::MAX as usize {
+            return Err(InitError("min_free_kbytes must be 0..=2147483647 (the sysctl's int)"));
+        }
         self.min_free_kbytes.store(kbytes, Relaxed);
         self.recompute_watermarks();
+        Ok(())
     }
 
     /// The largest `vm.min_free_kbytes` that leaves this allocator's lowmem zones pages above
@@ -554,11 +566,20 @@ impl<P: Platform> PageAllocator<P> {
         self.oom_timeout_ns.store(ns, Relaxed);
     }
 
-    /// Sets a zone's watermarks directly (tests of exact boundaries).
-    pub fn set_zone_watermarks(&self, kind: ZoneType, marks: [usize; 4]) {
+    /// Sets a zone's watermarks `[min, low, high, promo]` directly (tests of exact boundaries;
+    /// a mark above every zone's size closes the zone to all but `ALLOC_NO_WATERMARKS`).
+    ///
+    /// # Errors
+    /// A mark above [`MAX_WMARK_PAGES`] (nothing is set): the watermark tests add marks,
+    /// reserves and block sizes, which must not overflow.
+    pub fn set_zone_watermarks(&self, kind: ZoneType, marks: [usize; 4]) -> Result<(), InitError> {
+        if marks.iter().any(|&m| m > MAX_WMARK_PAGES) {
+            return Err(InitError("a watermark must be at most 2^48 pages"));
+        }
         for (slot, value) in self.zones[kind as usize].wmark.iter().zip(marks) {
             slot.store(value, Relaxed);
         }
+        Ok(())
     }
 
     fn recompute_watermarks(&self) {

@@ -425,16 +425,23 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Runs every cache's per-CPU arrays of slot `cpu` back to the slabs: the slot's thread
-    /// is leaving (`slub_cpu_dead`). Called by the slot's owner or with the slot unowned. The
-    /// list lock is not held while a cache is flushed (its destructor may destroy caches).
-    pub fn slab_cpu_dead(&self, cpu: usize) {
+    /// is leaving (`slub_cpu_dead`). The list lock is not held while a cache is flushed (its
+    /// destructor may destroy caches).
+    ///
+    /// # Safety
+    /// The caller is the slot's owner, outside any per-CPU section of it, or the slot has no
+    /// owner (its thread is gone, or did not survive a `fork`). The claim below takes no heavy
+    /// barrier, so a live owner elsewhere could run its lock-free fast path on the same array
+    /// as the flush (`drain_cpu_slot`, the page lists' twin, has the same contract).
+    pub unsafe fn slab_cpu_dead(&self, cpu: usize) {
         self.walk_caches(|s| {
             if s.fast
                 && (cpu as u32) < s.nr_cpus
                 && s.cpu(cpu).guard.mark_claimed()
                 && s.cpu(cpu).guard.confirm_claim(4096, crate::sync::cpu_relax)
             {
-                // SAFETY: Claimed, and the owner is gone or is us outside any section.
+                // SAFETY: Claimed, and the owner is gone or is us outside any section (the
+                // caller's promise).
                 unsafe { self.flush_cpu_array(s, cpu) };
                 s.cpu(cpu).guard.unclaim();
             }

@@ -33,7 +33,8 @@ fn check_area(m: &Machine, p: NonNull<u8>, pages: usize, thread: usize, serial: 
         let view = m.kmap_local_page(page).expect("kmap");
         // SAFETY: `view` maps the same frame for the duration of this local mapping.
         let seen = unsafe { view.as_ptr().cast::<u64>().read_volatile() };
-        m.kunmap_local(view.as_ptr());
+        // SAFETY: The test's own mapping, not used afterwards.
+        unsafe { m.kunmap_local(view.as_ptr()) };
         assert_eq!(seen, want, "frame view differs from the vmalloc view");
     }
 }

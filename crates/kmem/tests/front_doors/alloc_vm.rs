@@ -25,7 +25,8 @@ fn vmalloc_vec_spans_many_pages_and_gives_them_back() {
     let via = m.kmap(page).expect("mapped");
     // SAFETY: The page backs the vector's first 512 elements, mapped at `via`.
     assert_eq!(unsafe { via.as_ptr().cast::<u64>().add(7).read() }, 7);
-    m.kunmap(page);
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap(page) };
     drop(v);
     m.drain_local_pages();
     assert_eq!(m.total_free(), free0, "every frame back after the vectors are dropped");

@@ -87,7 +87,7 @@ fn gfp2_bad_zone_combinations_fail_with_report() {
 #[test]
 fn gfp3_nomemalloc_overrides_memalloc() {
     let m = i386_nopcp(64);
-    m.set_zone_watermarks(ZoneType::Dma, [1000; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [1000; 4]).expect("marks in range");
     let kernel = GFP_KERNEL | GFP_DMA | __GFP_NORETRY | __GFP_NOWARN;
     let atomic = GFP_ATOMIC | GFP_DMA | __GFP_NOWARN;
     assert_eq!(crate::pages::dma_floor(&m, kernel | __GFP_MEMALLOC), 0, "MEMALLOC ignores watermarks");

@@ -1,7 +1,7 @@
 //! Misuse through the safe API must be reported or refused, never corrupt the free lists
 //! (found in review: each of these corrupted memory before the fix).
 
-use kmem::gfp::GFP_KERNEL;
+use kmem::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use kmem::memmap::pg;
 
 use crate::{check, count_log, i386_nopcp, pfn};
@@ -125,5 +125,38 @@ fn phys_zero_and_discard_refuse_ranges_that_wrap() {
         assert!(!m.phys().zero(m.phys().len() >> 12, 1), "one past the end");
     }
     assert_eq!(m.total_free(), free);
+    check(&m);
+}
+
+/// Watermarks from the safe setters cannot overflow the watermark arithmetic (soundness
+/// audit: `usize::MAX` marks made debug builds panic in trim, kswapd's balance test and
+/// meminfo, and release builds wrap so `GFP_NOWAIT` passed an "infinite" mark). Marks above
+/// `MAX_WMARK_PAGES` and a `min_free_kbytes` above the sysctl's `int` are refused and change
+/// nothing; the largest accepted values close the zones and every reader copes.
+#[test]
+fn huge_watermarks_are_refused_and_the_largest_accepted_close_the_zones() {
+    use kmem::gfp::{__GFP_NOWARN, GFP_NOWAIT};
+    use kmem::zone::{Wmark, ZoneType};
+    let m = i386_nopcp(64);
+    let before = m.zone(ZoneType::Normal).wmark(Wmark::Low);
+    assert!(m.set_zone_watermarks(ZoneType::Normal, [usize::MAX; 4]).is_err());
+    assert!(m.set_zone_watermarks(ZoneType::Normal, [0, 0, 0, kmem::MAX_WMARK_PAGES + 1]).is_err());
+    assert_eq!(m.zone(ZoneType::Normal).wmark(Wmark::Low), before, "a refused call sets nothing");
+    assert!(m.set_min_free_kbytes(i32::MAX as usize + 1).is_err());
+    assert_eq!(m.zone(ZoneType::Normal).wmark(Wmark::Low), before);
+
+    for kind in [ZoneType::Dma, ZoneType::Normal] {
+        m.set_zone_watermarks(kind, [kmem::MAX_WMARK_PAGES; 4]).expect("the largest mark");
+    }
+    // Every reader of the marks copes (debug builds check the arithmetic).
+    let _ = (m.trim(), m.trim_aged(), m.kswapd_balance(), m.meminfo(), m.zoneinfo());
+    assert!(m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).is_err(), "a closed zone gives nothing");
+    assert!(m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0).is_err(), "not even to the reserves");
+
+    // The largest min_free_kbytes is taken (as the sysctl takes it) and recomputes the marks.
+    m.set_min_free_kbytes(i32::MAX as usize).expect("the sysctl's largest value");
+    assert!(m.zone(ZoneType::Normal).wmark(Wmark::Min) > m.zone(ZoneType::Normal).managed());
+    let _ = (m.trim(), m.kswapd_balance(), m.meminfo(), m.zoneinfo());
+    assert!(m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).is_err());
     check(&m);
 }

@@ -94,7 +94,7 @@ fn pa3_blocks_are_naturally_aligned() {
 /// Leaves exactly one free block (of max order) in ZONE_DMA of a 64 MiB pcp-less i386 machine
 /// and returns its pfn, with the three other DMA blocks held.
 fn lone_dma_block(m: &Machine) -> (usize, Vec<(&Page, u32)>) {
-    m.set_zone_watermarks(ZoneType::Dma, [0; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [0; 4]).expect("marks in range");
     let held: Vec<_> = (0..3)
         .map(|_| (m.alloc_pages(GFP_KERNEL | GFP_DMA, MAX_PAGE_ORDER).expect("DMA block"), MAX_PAGE_ORDER))
         .collect();
@@ -266,7 +266,7 @@ fn pa6_no_merge_beyond_max_order_or_across_zones() {
 fn pa7_reserve_fractions_at_min_1000() {
     let m = i386_nopcp(64);
     let initial = m.buddyinfo();
-    m.set_zone_watermarks(ZoneType::Dma, [1000; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [1000; 4]).expect("marks in range");
     let nowarn = __GFP_NOWARN | GFP_DMA;
     for (gfp, floor) in [
         (GFP_KERNEL | __GFP_NORETRY | nowarn, 1000),
@@ -288,11 +288,11 @@ fn pa7_order2_boundary_free_minus_3_equal_to_min_fails() {
     let m = i386_nopcp(64);
     let gfp = GFP_KERNEL | GFP_DMA | __GFP_NORETRY | __GFP_NOWARN;
     let free = m.zone(ZoneType::Dma).free_pages();
-    m.set_zone_watermarks(ZoneType::Dma, [free - 3; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [free - 3; 4]).expect("marks in range");
     assert!(m.alloc_pages(gfp, 2).is_err(), "free - 3 == min fails");
     assert!(m.alloc_pages(gfp, 0).is_ok(), "order 0 passes: free > min");
     let free = m.zone(ZoneType::Dma).free_pages();
-    m.set_zone_watermarks(ZoneType::Dma, [free - 4; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [free - 4; 4]).expect("marks in range");
     let page = m.alloc_pages(gfp, 2).expect("free - 3 > min passes");
     assert!(pfn(&m, page) < DMA_END_PFN);
     check(&m);
@@ -301,7 +301,7 @@ fn pa7_order2_boundary_free_minus_3_equal_to_min_fails() {
 #[test]
 fn pa8_fast_path_uses_low_slow_path_uses_min() {
     let m = i386_nopcp(64);
-    m.set_zone_watermarks(ZoneType::Dma, [1000, 2000, 3000, 4000]);
+    m.set_zone_watermarks(ZoneType::Dma, [1000, 2000, 3000, 4000]).expect("marks in range");
     let dma = m.zone(ZoneType::Dma);
     // Non-blocking, no reserves: 100 % of the mark; the slow path (and only it) wakes kswapd.
     let gfp = GFP_DMA | __GFP_KSWAPD_RECLAIM | __GFP_NOWARN;
@@ -349,9 +349,9 @@ fn pa9_fallback_into_lower_zones_leaves_min_plus_reserve() {
     let m = builder(kmem::Profile::I386, 1024).pcp(false).build().unwrap();
     let (dma, normal, high) = (m.zone(ZoneType::Dma), m.zone(ZoneType::Normal), m.zone(ZoneType::HighMem));
     let high_free = high.free_pages();
-    m.set_zone_watermarks(ZoneType::HighMem, [1 << 40; 4]); // Closed: forces the fallback.
-    m.set_zone_watermarks(ZoneType::Normal, [100; 4]);
-    m.set_zone_watermarks(ZoneType::Dma, [200; 4]);
+    m.set_zone_watermarks(ZoneType::HighMem, [1 << 40; 4]).expect("marks in range"); // Closed: forces the fallback.
+    m.set_zone_watermarks(ZoneType::Normal, [100; 4]).expect("marks in range");
+    m.set_zone_watermarks(ZoneType::Dma, [200; 4]).expect("marks in range");
     let res = expected_reserve(&m);
     let (n, h) = (ZoneType::Normal as usize, ZoneType::HighMem as usize);
     // A HighMem request may leave Normal and DMA only down to min + lowmem_reserve[HighMem].
@@ -395,14 +395,14 @@ fn pa10_changing_min_free_kbytes_or_scale_factor_recomputes_all_zones() {
     let marks = |m: &Machine| -> Vec<[usize; 4]> {
         m.zones().iter().map(|z| [Wmark::Min, Wmark::Low, Wmark::High, Wmark::Promo].map(|w| z.wmark(w))).collect()
     };
-    m.set_min_free_kbytes(16384);
+    m.set_min_free_kbytes(16384).expect("min_free_kbytes in range");
     assert_eq!(marks(&m), expected_wmarks(&m, 16384, 10).to_vec());
     m.set_watermark_scale_factor(300).unwrap();
     assert_eq!(marks(&m), expected_wmarks(&m, 16384, 300).to_vec());
     assert!(m.set_watermark_scale_factor(0).is_err());
     assert!(m.set_watermark_scale_factor(3001).is_err());
     assert_eq!(m.watermark_scale_factor(), 300, "a rejected value changes nothing");
-    m.set_min_free_kbytes(1024);
+    m.set_min_free_kbytes(1024).expect("min_free_kbytes in range");
     assert_eq!(marks(&m), expected_wmarks(&m, 1024, 300).to_vec());
 }
 
@@ -413,15 +413,15 @@ fn pa11_highest_eligible_zone_first_then_downwards() {
     let gfp = GFP_HIGHUSER | __GFP_NORETRY | __GFP_NOWARN;
     assert_eq!(zone_of_next(gfp), Ok(ZoneType::HighMem));
     assert_eq!(zone_of_next(GFP_KERNEL), Ok(ZoneType::Normal));
-    m.set_zone_watermarks(ZoneType::HighMem, [1 << 40; 4]);
+    m.set_zone_watermarks(ZoneType::HighMem, [1 << 40; 4]).expect("marks in range");
     assert_eq!(zone_of_next(gfp), Ok(ZoneType::Normal));
-    m.set_zone_watermarks(ZoneType::Normal, [1 << 40; 4]);
+    m.set_zone_watermarks(ZoneType::Normal, [1 << 40; 4]).expect("marks in range");
     assert_eq!(zone_of_next(gfp), Ok(ZoneType::Dma));
     assert_eq!(zone_of_next(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN), Ok(ZoneType::Dma));
-    m.set_zone_watermarks(ZoneType::Dma, [1 << 40; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [1 << 40; 4]).expect("marks in range");
     assert!(zone_of_next(gfp).is_err(), "no zone left");
     // __GFP_THISNODE: one node, so it cannot leave it; it behaves as without the flag.
-    m.set_zone_watermarks(ZoneType::HighMem, [0; 4]);
+    m.set_zone_watermarks(ZoneType::HighMem, [0; 4]).expect("marks in range");
     assert_eq!(zone_of_next(gfp | __GFP_THISNODE), Ok(ZoneType::HighMem));
     check(&m);
 }
@@ -429,7 +429,7 @@ fn pa11_highest_eligible_zone_first_then_downwards() {
 #[test]
 fn pa11_gfp_dma_never_leaves_the_dma_zone() {
     let m = i386_nopcp(64);
-    m.set_zone_watermarks(ZoneType::Dma, [1 << 40; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [1 << 40; 4]).expect("marks in range");
     let normal_free = m.zone(ZoneType::Normal).free_pages();
     assert!(m.alloc_pages(GFP_DMA | __GFP_NOWARN, 0).is_err());
     assert!(m.alloc_pages(GFP_KERNEL | GFP_DMA | __GFP_NORETRY | __GFP_NOWARN, 0).is_err());
@@ -469,7 +469,7 @@ fn pa12_reclaimable_falls_back_to_unmovable_before_movable() {
 #[test]
 fn pa12_movable_falls_back_to_reclaimable_before_unmovable() {
     let m = i386_nopcp(64);
-    m.set_zone_watermarks(ZoneType::Dma, [0; 4]);
+    m.set_zone_watermarks(ZoneType::Dma, [0; 4]).expect("marks in range");
     let dma = GFP_KERNEL | GFP_DMA;
     // Block A: unmovable (free unmovable blocks of orders 0..9 remain in it).
     let u = m.alloc_pages(dma, 0).unwrap();
@@ -746,7 +746,7 @@ fn pa12_nofragment_retries_without_it_when_every_zone_fails() {
     let m = x86_64_nopcp(4096 + 256);
     let kept = fragment_normal(&m);
     for z in [ZoneType::Dma32, ZoneType::Dma] {
-        m.set_zone_watermarks(z, [1 << 24; 4]);
+        m.set_zone_watermarks(z, [1 << 24; 4]).expect("marks in range");
     }
     let p = m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).expect("unmovable page");
     let z = zone_of(&m, pfn(&m, p));

@@ -112,7 +112,8 @@ fn pa19_bulk_watermark_counts_the_whole_array() {
     let (normal, dma) = (m.zone(ZoneType::Normal), m.zone(ZoneType::Dma));
     // ZONE_DMA never qualifies: it may not serve the bulk path here.
     let dma_free = dma.free_pages();
-    m.set_zone_watermarks(ZoneType::Dma, [dma.wmark(Wmark::Min), dma_free, dma_free, dma_free]);
+    m.set_zone_watermarks(ZoneType::Dma, [dma.wmark(Wmark::Min), dma_free, dma_free, dma_free])
+        .expect("marks in range");
     let reserve = normal.lowmem_reserve(ZoneType::Normal);
     for (above, want) in [(0, 1), (1, 4)] {
         // Four of eight slots populated: counting only the four empty ones, ZONE_NORMAL would
@@ -122,7 +123,7 @@ fn pa19_bulk_watermark_counts_the_whole_array() {
         let free = normal.free_pages();
         let low = free - reserve - slots.len() - above;
         let min = normal.wmark(Wmark::Min).min(low);
-        m.set_zone_watermarks(ZoneType::Normal, [min, low, low, low]);
+        m.set_zone_watermarks(ZoneType::Normal, [min, low, low, low]).expect("marks in range");
         let n = m.alloc_pages_bulk(GFP_KERNEL, &mut slots);
         assert_eq!(n, 4 + want, "free {free} = low {low} + reserve {reserve} + 8 + {above}");
         assert_eq!(normal.free_pages(), free - want);

@@ -39,7 +39,8 @@ fn with_bytes(m: &Machine, page: &Page, order: u32, mut f: impl FnMut(&mut [u8])
         // SAFETY: The block is allocated to this test and `view` maps one of its pages for
         // `PAGE_SIZE` bytes until `kunmap_local`; nothing else touches it meanwhile.
         f(unsafe { std::slice::from_raw_parts_mut(view.as_ptr(), PAGE_SIZE) });
-        m.kunmap_local(view.as_ptr());
+        // SAFETY: The test's own mapping, not used afterwards.
+        unsafe { m.kunmap_local(view.as_ptr()) };
     }
 }
 

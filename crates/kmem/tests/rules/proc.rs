@@ -140,7 +140,7 @@ fn proc2_zoneinfo_unpopulated_zone_ends_after_protection() {
 #[test]
 fn proc2_zoneinfo_follows_min_free_kbytes_changes() {
     let m = x86_64_nopcp(64);
-    m.set_min_free_kbytes(2048);
+    m.set_min_free_kbytes(2048).expect("min_free_kbytes in range");
     let marks = expected_wmarks(&m, 2048, 10)[ZoneType::Dma32 as usize];
     let text = m.zoneinfo();
     let expected = format!(

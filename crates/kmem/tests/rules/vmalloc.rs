@@ -384,7 +384,8 @@ fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
         assert_eq!(page.refcount(), 1, "VM-9: still the caller's");
         let k = m.kmap(page).unwrap();
         assert_eq!(read(k, 7), i as u8 + 1, "contents survive vunmap");
-        m.kunmap(page);
+        // SAFETY: The test's own mapping, not used afterwards.
+        unsafe { m.kunmap(page) };
     }
     // With VM_MAP_PUT_PAGES, vfree frees them.
     let v = m.vmap(&pages, VM_MAP_PUT_PAGES).unwrap();
@@ -498,7 +499,8 @@ fn vm9_vmap_with_vm_alloc_still_leaves_the_pages_to_the_caller() {
     }
     let k = m.kmap(pages[0]).unwrap();
     assert_eq!(read(k, 5), 9, "the caller's page kept its contents");
-    m.kunmap(pages[0]);
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap(pages[0]) };
     for a in [q, keep] {
         // SAFETY: The test's own area (or none: refused), unused afterwards.
         unsafe { m.vfree(a.as_ptr()) };
@@ -559,7 +561,8 @@ fn vm10_aliasing_both_ways_through_direct_map_and_kmap() {
             // Frame view -> vmalloc address.
             write(view, 200, 0x80 + i as u8);
             assert_eq!(read(p, i * PAGE_SIZE + 200), 0x80 + i as u8);
-            m.kunmap_local(view.as_ptr());
+            // SAFETY: The test's own mapping, not used afterwards.
+            unsafe { m.kunmap_local(view.as_ptr()) };
             if let Some(direct) = m.page_address(page) {
                 assert_eq!(view, direct, "lowmem: kmap is page_address");
             }
@@ -726,7 +729,8 @@ fn kmap_maps_highmem_and_is_identity_for_lowmem() {
     let m = i386_highmem();
     let low = m.alloc_pages(GFP_KERNEL, 0).unwrap();
     assert_eq!(m.kmap(low), m.page_address(low));
-    m.kunmap(low);
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap(low) };
     let high = m.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0).unwrap();
     assert!(m.page_address(high).is_none());
     let k1 = m.kmap(high).unwrap();
@@ -736,11 +740,14 @@ fn kmap_maps_highmem_and_is_identity_for_lowmem() {
     // While kmapped, page_address finds the kmap address (the kernel's page_address_htable).
     assert_eq!(m.page_address(high), Some(k1));
     write(k1, 0, 9);
-    m.kunmap(high);
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap(high) };
     assert_eq!(m.page_address(high), Some(k1), "one use left");
-    m.kunmap(high);
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap(high) };
     assert!(m.page_address(high).is_none(), "no use left: no address");
-    m.kunmap(high);
+    // SAFETY: Deliberately unbalanced: no mapping of `high` is left for anyone to use.
+    unsafe { m.kunmap(high) };
     assert_eq!(count_log(&m, "kunmap: pfn:"), 1, "unbalanced kunmap reported");
     // Nested local mappings of two pages, released in reverse order.
     let other = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
@@ -748,10 +755,14 @@ fn kmap_maps_highmem_and_is_identity_for_lowmem() {
     let b = m.kmap_local_page(other).unwrap();
     assert_ne!(a, b);
     assert_eq!(read(a, 0), 9);
-    m.kunmap_local(a.as_ptr());
+    // SAFETY: Deliberately out of order (refused and reported): `b` stays mapped and is
+    // released next; `a` is not used until its own release below.
+    unsafe { m.kunmap_local(a.as_ptr()) };
     assert_eq!(count_log(&m, "kunmap_local:"), 1, "out of order reported");
-    m.kunmap_local(b.as_ptr());
-    m.kunmap_local(a.as_ptr());
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap_local(b.as_ptr()) };
+    // SAFETY: The test's own mapping, not used afterwards.
+    unsafe { m.kunmap_local(a.as_ptr()) };
     assert_eq!(count_log(&m, "kunmap_local:"), 1);
     // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
     unsafe { m.free_pages(high, 0) };

@@ -149,7 +149,8 @@ pub fn verify(m: &Machine, p: NonNull<u8>, pages: usize, tag: u64) {
             let seen = unsafe { word(view, off).read_volatile() };
             assert_eq!(seen, want, "area {p:?} page {i}: the frame differs from the vmalloc view");
         }
-        m.kunmap_local(view.as_ptr());
+        // SAFETY: The test's own mapping, not used afterwards.
+        unsafe { m.kunmap_local(view.as_ptr()) };
     }
     let guard = p.as_ptr().wrapping_add(pages * PAGE_SIZE);
     assert!(m.vmalloc_to_page(guard).is_none(), "VM-1: guard page of {p:?} is mapped");
@@ -416,7 +417,8 @@ pub fn vm_map_ram_test(m: &Machine, p: &Params) -> Result<(), usize> {
             let view = m.kmap_local_page(page).expect("kmap_local_page");
             // SAFETY: `view` maps the page for the duration of this local mapping.
             let got = unsafe { word(view, 0).read_volatile() };
-            m.kunmap_local(view.as_ptr());
+            // SAFETY: The test's own mapping, not used afterwards.
+            unsafe { m.kunmap_local(view.as_ptr()) };
             assert_eq!(got, pattern(tag(0x1024, i), j, false), "page {j} lost the last write");
         }
         // SAFETY: The test's own pages (or not allocated: refused), unused afterwards.
