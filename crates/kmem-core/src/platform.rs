@@ -141,6 +141,17 @@ pub unsafe trait Platform: Send + Sync {
     fn gfp_scope(&self) -> (bool, bool) {
         (false, false)
     }
+    /// The caller enters an RCU read-side section of this platform's allocator
+    /// (`rcu_read_lock`; nests). A platform that tracks it answers [`Self::in_rcu_read`].
+    fn rcu_read_enter(&self) {}
+    /// The caller leaves the section [`Self::rcu_read_enter`] entered.
+    fn rcu_read_exit(&self) {}
+    /// Whether the caller is inside an RCU read-side section of this platform's allocator:
+    /// `synchronize_rcu` and `rcu_barrier` then refuse to wait for themselves (reported).
+    /// The default, for a platform without per-thread state, is false.
+    fn in_rcu_read(&self) -> bool {
+        false
+    }
     /// Whether the caller is itself reclaiming (`PF_MEMALLOC`).
     fn in_reclaim(&self) -> bool {
         false

@@ -24,6 +24,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, fence};
 #[cfg(kmem_loom)]
 use loom::sync::atomic::{AtomicU64, AtomicUsize, fence};
 
+use crate::platform::Platform;
 use crate::sync::SpinLock;
 
 /// The grace-period state.
@@ -53,11 +54,16 @@ pub(crate) struct Pending {
 pub struct RcuReadGuard<'a> {
     rcu: &'a Rcu,
     idx: usize,
+    /// The platform told of the section ([`Rcu::read_lock_on`]), told again when it ends.
+    platform: Option<&'a dyn Platform>,
 }
 
 impl Drop for RcuReadGuard<'_> {
     fn drop(&mut self) {
         self.rcu.readers[self.idx].fetch_sub(1, SeqCst);
+        if let Some(platform) = self.platform {
+            platform.rcu_read_exit();
+        }
     }
 }
 
@@ -82,13 +88,27 @@ impl Rcu {
     /// `rcu_read_lock`: until the guard drops, nothing freed after this point through RCU is
     /// given back.
     pub fn read_lock(&self) -> RcuReadGuard<'_> {
+        RcuReadGuard { rcu: self, idx: self.enter(), platform: None }
+    }
+
+    /// [`Self::read_lock`] that tells `platform` the caller is inside until the guard drops
+    /// ([`Platform::rcu_read_enter`]), so a grace period the caller asks for meanwhile can be
+    /// refused instead of waiting for the caller itself.
+    pub fn read_lock_on<'a>(&'a self, platform: &'a dyn Platform) -> RcuReadGuard<'a> {
+        let idx = self.enter();
+        platform.rcu_read_enter();
+        RcuReadGuard { rcu: self, idx, platform: Some(platform) }
+    }
+
+    /// Counts the caller in the current counter; returns its index.
+    fn enter(&self) -> usize {
         loop {
             let idx = self.idx.load(SeqCst);
             self.readers[idx].fetch_add(1, SeqCst);
             // Store-load ordering against the writer's flip (its fence pairs with this one).
             fence(SeqCst);
             if self.idx.load(SeqCst) == idx {
-                return RcuReadGuard { rcu: self, idx };
+                return idx;
             }
             self.readers[idx].fetch_sub(1, SeqCst);
         }

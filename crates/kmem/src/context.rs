@@ -15,7 +15,15 @@ pub(crate) struct ThreadState {
     noio: Cell<u32>,
     nofs: Cell<u32>,
     memalloc: Cell<bool>,
+    /// RCU read-side sections the thread is inside (`rcu_read_lock` nesting).
+    rcu: Cell<u32>,
+    /// The machine of those sections ([`RCU_ANY`] once they span two machines).
+    rcu_machine: Cell<u64>,
 }
+
+/// [`ThreadState::rcu_machine`] when the thread's read-side sections belong to more than one
+/// machine: it is then inside a section of every machine, as far as `in_rcu_read` can tell.
+const RCU_ANY: u64 = u64::MAX;
 
 thread_local! {
     pub(crate) static THREAD: ThreadState = const {
@@ -26,6 +34,8 @@ thread_local! {
             noio: Cell::new(0),
             nofs: Cell::new(0),
             memalloc: Cell::new(false),
+            rcu: Cell::new(0),
+            rcu_machine: Cell::new(0),
         }
     };
 }
@@ -100,6 +110,29 @@ pub fn preempt_count() -> u32 {
 /// C ABI reports it first, as CONFIG_DEBUG_PREEMPT does, seeing [`preempt_count`] at 0).
 pub fn preempt_enable() {
     THREAD.with(|t| t.preempt.set(t.preempt.get().saturating_sub(1)));
+}
+
+/// The thread enters an RCU read-side section of machine `id` (nests).
+pub(crate) fn rcu_read_enter(id: u64) {
+    let _ = THREAD.try_with(|t| {
+        let depth = t.rcu.get();
+        if depth == 0 {
+            t.rcu_machine.set(id);
+        } else if t.rcu_machine.get() != id {
+            t.rcu_machine.set(RCU_ANY);
+        }
+        t.rcu.set(depth.saturating_add(1));
+    });
+}
+
+/// The thread leaves an RCU read-side section ([`rcu_read_enter`]).
+pub(crate) fn rcu_read_exit() {
+    let _ = THREAD.try_with(|t| t.rcu.set(t.rcu.get().saturating_sub(1)));
+}
+
+/// Whether the thread is inside an RCU read-side section of machine `id`.
+pub(crate) fn in_rcu_read(id: u64) -> bool {
+    THREAD.try_with(|t| t.rcu.get() > 0 && matches!(t.rcu_machine.get(), m if m == id || m == RCU_ANY)).unwrap_or(false)
 }
 
 /// Which scope a [`GfpScope`] restores.

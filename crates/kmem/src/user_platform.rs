@@ -100,6 +100,18 @@ unsafe impl Platform for UserPlatform {
         context::plain_slot(self.id)
     }
 
+    fn rcu_read_enter(&self) {
+        context::rcu_read_enter(self.id);
+    }
+
+    fn rcu_read_exit(&self) {
+        context::rcu_read_exit();
+    }
+
+    fn in_rcu_read(&self) -> bool {
+        context::in_rcu_read(self.id)
+    }
+
     fn in_atomic(&self) -> bool {
         context::in_atomic()
     }

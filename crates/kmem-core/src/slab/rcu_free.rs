@@ -23,18 +23,47 @@ impl<P: Platform> Kmem<P> {
     /// `rcu_read_lock`: objects of `SLAB_TYPESAFE_BY_RCU` caches stay objects of their cache
     /// (their slab is not freed) and `kfree_rcu` objects stay allocated until the guard drops.
     pub fn rcu_read_lock(&self) -> RcuReadGuard<'_> {
-        self.slabs.rcu.read_lock()
+        self.slabs.rcu.read_lock_on(self.platform())
     }
 
     /// `synchronize_rcu`: waits for every read-side section that started before the call,
-    /// then frees what was waiting for it. Must not be called inside a read-side section.
+    /// then frees what was waiting for it. Inside the caller's own read-side section (which
+    /// it would wait for forever) it is lockdep's "suspicious RCU usage", reported, and
+    /// returns at once, with no grace period and nothing freed.
+    #[track_caller]
     pub fn synchronize_rcu(&self) {
-        self.rcu_grace_period(true);
+        if !self.refuse_in_rcu_read("synchronize_rcu()", Location::caller()) {
+            self.rcu_grace_period(true);
+        }
     }
 
     /// `rcu_barrier`: after it returns, everything queued before the call has been freed.
+    /// Inside the caller's own read-side section it is reported and returns at once, as
+    /// [`Self::synchronize_rcu`] does.
+    #[track_caller]
     pub fn rcu_barrier(&self) {
-        self.rcu_grace_period(true);
+        if !self.refuse_in_rcu_read("rcu_barrier()", Location::caller()) {
+            self.rcu_grace_period(true);
+        }
+    }
+
+    /// Whether the caller is inside its own RCU read-side section ([`Platform::in_rcu_read`]),
+    /// where a grace period would wait for the caller itself; if so, reports it in lockdep's
+    /// words (`RCU_LOCKDEP_WARN` in `synchronize_rcu`).
+    #[cold]
+    fn refuse_in_rcu_read(&self, what: &str, caller: &Location<'_>) -> bool {
+        let platform = self.platform();
+        if !platform.in_rcu_read() {
+            return false;
+        }
+        platform.log(
+            crate::platform::Level::Warning,
+            format_args!(
+                "=============================\nWARNING: suspicious RCU usage\n-----------------------------\n{caller} Illegal {what} in RCU read-side critical section!\nkmem: {what} returns without a grace period (it would wait for the caller itself)"
+            ),
+        );
+        platform.dump_stack(caller);
+        true
     }
 
     /// Runs a grace period (waiting, or only if no old reader is inside) and frees what was
@@ -176,7 +205,9 @@ impl<P: Platform> Kmem<P> {
                 }
                 p.objects = words as usize;
             }
-            Err(_) if !self.platform().in_atomic() => {
+            // Not inside the caller's own read-side section either: there `synchronize_rcu`
+            // returns at once, and the object must not be freed under its readers.
+            Err(_) if !self.platform().in_atomic() && !self.platform().in_rcu_read() => {
                 self.synchronize_rcu();
                 self.kfree_at(ptr, caller);
             }
@@ -184,7 +215,7 @@ impl<P: Platform> Kmem<P> {
                 self.platform().log(
                     crate::platform::Level::Warning,
                     format_args!(
-                        "kfree_rcu: no memory to queue 0x{:x} in atomic context; it stays allocated\n  at {caller}",
+                        "kfree_rcu: no memory to queue 0x{:x} in atomic context or an RCU read-side section; it stays allocated\n  at {caller}",
                         ptr as usize
                     ),
                 );

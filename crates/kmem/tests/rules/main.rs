@@ -27,6 +27,7 @@ mod pages_init;
 mod pcp;
 mod private;
 mod proc;
+mod rcu;
 mod reclaim;
 mod reports;
 mod show_mem;

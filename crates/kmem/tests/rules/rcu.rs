@@ -1,0 +1,132 @@
+//! Grace periods asked for inside the caller's own RCU read-side section (SL-11, TST-7; the
+//! soundness audit): the kernel's lockdep says "Illegal synchronize_rcu() in RCU read-side
+//! critical section!" (`RCU_LOCKDEP_WARN` in `synchronize_rcu`); kmem used to spin forever,
+//! silently, waiting for the caller itself. Now `synchronize_rcu` and `rcu_barrier` report it
+//! and return at once with no grace period, so nothing queued for one is freed under readers.
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use kmem::Machine;
+use kmem::gfp::GFP_KERNEL;
+use kmem::slab::flags::SLAB_TYPESAFE_BY_RCU;
+
+use crate::{count_log, slab::machine};
+
+const ILLEGAL_SYNC: &str = "Illegal synchronize_rcu() in RCU read-side critical section!";
+const ILLEGAL_BARRIER: &str = "Illegal rcu_barrier() in RCU read-side critical section!";
+
+/// Runs `f` on a thread of its own and fails the test if it is not done within `secs` (a
+/// watchdog for the old self-deadlock, not a timing claim; the stuck thread is left behind).
+fn must_finish(secs: u64, what: &str, f: impl FnOnce() + Send + 'static) {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let worker = std::thread::spawn(move || {
+        f();
+        flag.store(true, SeqCst);
+    });
+    let start = Instant::now();
+    while !worker.is_finished() && start.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(worker.is_finished(), "{what}: still waiting after {secs} s (it waits for its own reader)");
+    if let Err(panic) = worker.join() {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(done.load(SeqCst));
+}
+
+/// A kmalloc object queued by `kfree_rcu` (its address).
+fn queued(m: &Machine) -> usize {
+    let p = m.kmalloc(64, GFP_KERNEL).expect("kmalloc");
+    // SAFETY: Ours, freed once, unused afterwards.
+    unsafe { m.kfree_rcu(p.as_ptr()) };
+    p.as_ptr() as usize
+}
+
+/// Whether the kmalloc-64 object at `addr` is still allocated: once freed it is the first
+/// object this CPU's kmalloc-64 hands out again (SL-8, LIFO reuse).
+fn live(m: &Machine, addr: usize) -> bool {
+    let p = m.kmalloc(64, GFP_KERNEL).expect("kmalloc");
+    // SAFETY: Ours, freed once, unused afterwards.
+    unsafe { m.kfree(p.as_ptr()) };
+    p.as_ptr() as usize != addr
+}
+
+#[test]
+fn synchronize_rcu_inside_the_callers_read_section_is_reported_and_does_not_wait() {
+    let m = machine();
+    let m2 = m.clone();
+    must_finish(30, "synchronize_rcu inside rcu_read_lock", move || {
+        let guard = m2.rcu_read_lock();
+        let obj = queued(&m2);
+        m2.synchronize_rcu();
+        assert_eq!(count_log(&m2, ILLEGAL_SYNC), 1, "reported");
+        assert_eq!(count_log(&m2, "WARNING: suspicious RCU usage"), 1);
+        assert!(live(&m2, obj), "no grace period: the kfree_rcu object is not freed under its reader");
+        drop(guard);
+        m2.synchronize_rcu();
+        assert_eq!(count_log(&m2, ILLEGAL_SYNC), 1, "outside the section: a grace period, no report");
+        assert!(!live(&m2, obj), "freed by the grace period");
+    });
+    assert_eq!(m.slabs().errors(), 0);
+}
+
+#[test]
+fn rcu_barrier_inside_nested_sections_is_refused_until_the_outermost_ends() {
+    let m = machine();
+    must_finish(30, "rcu_barrier inside rcu_read_lock", move || {
+        let outer = m.rcu_read_lock();
+        let inner = m.rcu_read_lock();
+        let obj = queued(&m);
+        m.rcu_barrier();
+        drop(inner);
+        m.rcu_barrier();
+        assert_eq!(count_log(&m, ILLEGAL_BARRIER), 2, "still inside the outer section");
+        assert!(live(&m, obj));
+        drop(outer);
+        m.rcu_barrier();
+        assert_eq!(count_log(&m, ILLEGAL_BARRIER), 2);
+        assert!(!live(&m, obj), "everything queued before the barrier is freed");
+    });
+}
+
+/// A section of one machine does not stop another machine's grace periods (each machine has
+/// an RCU of its own).
+#[test]
+fn a_read_section_of_another_machine_does_not_refuse_a_grace_period() {
+    let (a, b) = (machine(), machine());
+    must_finish(30, "synchronize_rcu of another machine", move || {
+        let guard = a.rcu_read_lock();
+        let obj = queued(&b);
+        b.synchronize_rcu();
+        assert_eq!(count_log(&b, ILLEGAL_SYNC), 0);
+        assert!(!live(&b, obj), "b's grace period ran");
+        a.synchronize_rcu();
+        assert_eq!(count_log(&a, ILLEGAL_SYNC), 1, "a's own section still refuses a's");
+        drop(guard);
+    });
+}
+
+/// Shrinking a `SLAB_TYPESAFE_BY_RCU` cache runs `rcu_barrier`; inside the caller's own
+/// section that is reported and the slabs keep waiting for a later grace period.
+#[test]
+fn shrinking_an_rcu_cache_inside_a_read_section_does_not_hang() {
+    let m = machine();
+    must_finish(30, "kmem_cache_shrink of an RCU cache inside rcu_read_lock", move || {
+        let cache = kmem::KmemCache::<u64>::new(&m, "rcu_shrink", SLAB_TYPESAFE_BY_RCU, || 7).expect("cache");
+        let guard = m.rcu_read_lock();
+        let obj = cache.alloc(GFP_KERNEL).expect("alloc");
+        let addr = NonNull::from(&*obj).cast::<u8>();
+        drop(obj);
+        cache.shrink();
+        assert_eq!(count_log(&m, ILLEGAL_BARRIER), 1);
+        // SAFETY: Reads one byte of an object of a TYPESAFE_BY_RCU cache inside a read-side
+        // section: its slab cannot have gone back.
+        assert!(unsafe { m.read_bytes(addr, &mut [0; 1]) }.is_ok(), "the slab waits for the reader");
+        drop(guard);
+        cache.shrink();
+        assert_eq!(count_log(&m, ILLEGAL_BARRIER), 1);
+    });
+}
