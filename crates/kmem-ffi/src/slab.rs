@@ -247,8 +247,11 @@ fn create(
         let ctx = fns.cast_const().cast::<()>();
         // SAFETY: Just made from a `Box`; nobody else has it yet.
         let (has_ctor, has_dtor) = unsafe { ((*fns).ctor.is_some(), (*fns).dtor.is_some()) };
-        args.ctor = has_ctor.then_some(ObjFn { func: call_legacy_ctor, ctx });
-        args.dtor = has_dtor.then_some(ObjFn { func: call_legacy_dtor, ctx });
+        // SAFETY: The trampolines call the C functions in `fns` (kept until the cache is
+        // destroyed), which C callers may call from any thread, as the kernel does.
+        args.ctor = has_ctor.then_some(unsafe { ObjFn::new(call_legacy_ctor, ctx) });
+        // SAFETY: As above.
+        args.dtor = has_dtor.then_some(unsafe { ObjFn::new(call_legacy_dtor, ctx) });
     }
     let flags = SlabFlags::from_bits(bits);
     let made = if panics {
@@ -298,7 +301,9 @@ pub unsafe extern "C" fn __kmem_cache_create(
     ctor: Option<CtorFn>,
 ) -> *mut c_void {
     ffi_boundary("__kmem_cache_create", ptr::null_mut(), |m| {
-        let ctor = ctor.map(|f| ObjFn { func: call_ctor, ctx: f as *const () });
+        // SAFETY: `call_ctor` calls the C constructor `f`, which the kernel too calls from any
+        // thread at any allocation.
+        let ctor = ctor.map(|f| unsafe { ObjFn::new(call_ctor, f as *const ()) });
         let args = CacheArgs { align: align as usize, ctor, ..CacheArgs::default() };
         create(m, name, size as usize, args, flags.into(), None)
     })
@@ -324,7 +329,8 @@ pub unsafe extern "C" fn __kmem_cache_create_args(
             useroffset: a.useroffset as usize,
             usersize: a.usersize as usize,
             freeptr_offset: a.use_freeptr_offset.then_some(a.freeptr_offset as usize),
-            ctor: a.ctor.map(|f| ObjFn { func: call_ctor, ctx: f as *const () }),
+            // SAFETY: As in `kmem_cache_create`: the C constructor, callable from any thread.
+            ctor: a.ctor.map(|f| unsafe { ObjFn::new(call_ctor, f as *const ()) }),
             dtor: None,
             unlisted: false,
         });

@@ -210,7 +210,9 @@ unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        let release = ObjFn { func: release_hooks::<T>, ctx: self.hooks.as_ptr().cast_const().cast::<()>() };
+        // SAFETY: `release_hooks` frees `hooks` (made by `Box::leak`) once, from any thread:
+        // `Hooks` is `Send`; the core calls it once, with a null object (see below).
+        let release = unsafe { ObjFn::new(release_hooks::<T>, self.hooks.as_ptr().cast_const().cast::<()>()) };
         // SAFETY: This is the last reference: every handle holds one, so no object is out, and
         // nothing of ours uses `cache` afterwards (raw-handle users promised, `cache_ref`). If a
         // hook of this cache is running up the stack (this drop comes from a `T`'s `Drop` or
@@ -272,8 +274,12 @@ impl<T: Send + 'static> KmemCache<T> {
         let ctx = hooks.as_ptr().cast_const().cast::<()>();
         let args = CacheArgs {
             align: align_of::<Slot<T>>(),
-            ctor: Some(ObjFn { func: ctor_hook::<T>, ctx }),
-            dtor: Some(ObjFn { func: dtor_hook::<T>, ctx }),
+            // SAFETY: The hooks run the closures in `Hooks` (`Send + Sync`, kept until the cache
+            // is gone: `release_hooks`) on objects of this cache, from any thread; a panic in the
+            // closure is caught there and never unwinds into the allocator.
+            ctor: Some(unsafe { ObjFn::new(ctor_hook::<T>, ctx) }),
+            // SAFETY: As above.
+            dtor: Some(unsafe { ObjFn::new(dtor_hook::<T>, ctx) }),
             // Dropping the last handle destroys the cache from safe code: no lookup may hand a
             // raw handle to it that another thread could be using then.
             unlisted: true,

@@ -33,31 +33,57 @@ use crate::pcp_guard::SlotGuard;
 use crate::sync::SpinLock;
 
 /// A constructor or destructor: `func(ctx, object)`. The C ABI passes the C function in `ctx`;
-/// the typed Rust caches pass their closure.
+/// the typed Rust caches pass their closure. Made only by [`ObjFn::new`], whose caller makes
+/// the promises the allocator relies on when it calls it.
 #[derive(Clone, Copy, Debug)]
 pub struct ObjFn {
-    /// Called with `ctx` and the object.
-    pub func: unsafe fn(ctx: *const (), obj: *mut u8),
-    /// Passed back to `func`.
-    pub ctx: *const (),
+    func: unsafe fn(ctx: *const (), obj: *mut u8),
+    ctx: *const (),
 }
 
-// SAFETY: Whoever builds an `ObjFn` promises that `func` may be called from any thread with
-// `ctx` (documented on `CacheArgs`).
+// SAFETY: `ObjFn::new`'s caller promised that `func` may be called from any thread with `ctx`.
 unsafe impl Send for ObjFn {}
 // SAFETY: As above.
 unsafe impl Sync for ObjFn {}
 
+/// Aborts the process if dropped while a constructor or destructor unwinds: a panic would
+/// otherwise unwind through the allocator's half-done work (a slab being set up, a cache being
+/// torn down). Dropping it during the unwind is a panic inside a panic, which aborts after the
+/// panic's message, in `no_std` too.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        panic!("kmem: a slab constructor or destructor panicked; it may not unwind through the allocator");
+    }
+}
+
 impl ObjFn {
-    /// Runs the function on `obj`.
+    /// `func(ctx, object)` as a constructor or destructor for `kmem_cache_create`
+    /// ([`super::CacheArgs`]).
+    ///
+    /// # Safety
+    /// - `func` may be called with `ctx` from any thread, at any allocation or reclaim, for as
+    ///   long as a cache holds this `ObjFn` (with objects of that cache, each the cache's object
+    ///   size), also concurrently with itself;
+    /// - it does not allocate from the same cache (see [`super::CacheArgs`]).
+    ///
+    /// A `func` that panics aborts the process (it may not unwind through the allocator).
+    pub const unsafe fn new(func: unsafe fn(ctx: *const (), obj: *mut u8), ctx: *const ()) -> Self {
+        Self { func, ctx }
+    }
+
+    /// Runs the function on `obj`; a panic in it aborts ([`AbortOnUnwind`]).
     ///
     /// # Safety
     /// `obj` must be an object of the cache this function was registered with.
     #[inline]
     pub(crate) unsafe fn call(&self, obj: *mut u8) {
-        // SAFETY: The creator of the cache promised `func` is callable with `ctx` and any of the
-        // cache's objects.
-        unsafe { (self.func)(self.ctx, obj) }
+        let guard = AbortOnUnwind;
+        // SAFETY: `new`'s caller promised `func` is callable with `ctx` and any of the cache's
+        // objects, from any thread.
+        unsafe { (self.func)(self.ctx, obj) };
+        core::mem::forget(guard);
     }
 }
 

@@ -76,7 +76,9 @@ fn a_destructor_may_kmalloc_while_reclaim_runs_inside_a_kmalloc_caches_creation(
     let m = Machine::builder().mem_bytes(16 << 20).cpus(1).kswapd(false).build().expect("machine");
     let hook = Arc::new(Hook { machine: m.clone(), calls: AtomicUsize::new(0), kmallocs: AtomicUsize::new(0) });
     let args =
-        CacheArgs { dtor: Some(ObjFn { func: dtor_kmallocs, ctx: Arc::as_ptr(&hook).cast() }), ..CacheArgs::default() };
+        // SAFETY: `hook` outlives the cache (dropped after it), and the destructor only uses
+        // its atomics and machine, from any thread.
+        CacheArgs { dtor: Some(unsafe { ObjFn::new(dtor_kmallocs, Arc::as_ptr(&hook).cast()) }), ..CacheArgs::default() };
     let cache = m.kmem_cache_create("hook_kmalloc", 512, &args, SLAB_NO_MERGE).expect("cache");
     // A slab's worth of objects parked in the CPU array: reclaim flushes them and frees the slab.
     let objs: Vec<_> = (0..8).map(|_| m.kmem_cache_alloc(cache, GFP_KERNEL).expect("object")).collect();

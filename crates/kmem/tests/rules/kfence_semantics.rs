@@ -54,7 +54,8 @@ unsafe fn ctor_set_x(ctx: *const (), obj: *mut u8) {
 /// `ctor_set_x` with a counter of its own (leaked: a cache may call it until the test ends).
 fn ctor_x() -> (ObjFn, &'static AtomicUsize) {
     let calls: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
-    (ObjFn { func: ctor_set_x, ctx: std::ptr::from_ref(calls).cast() }, calls)
+    // SAFETY: A leaked atomic counter and the object's first 8 bytes, from any thread.
+    (unsafe { ObjFn::new(ctor_set_x, std::ptr::from_ref(calls).cast()) }, calls)
 }
 
 fn write(m: &Machine, p: NonNull<u8>, data: &[u8]) {

@@ -22,7 +22,8 @@ unsafe fn counting_ctor(ctx: *const (), _obj: *mut u8) {
 fn mp11_slab_pool_over_a_cache_with_a_constructor_is_refused() {
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let m = i386_nopcp(32);
-    let ctor = kmem::slab::ObjFn { func: counting_ctor, ctx: std::ptr::from_ref(&CALLS).cast() };
+    // SAFETY: A static counter, callable from any thread.
+    let ctor = unsafe { kmem::slab::ObjFn::new(counting_ctor, std::ptr::from_ref(&CALLS).cast()) };
     let args = kmem::slab::CacheArgs { ctor: Some(ctor), ..Default::default() };
     let cache = m.kmem_cache_create("mp11_ctor", 64, &args, kmem::slab::flags::SlabFlags::empty()).unwrap();
     m.log().clear();

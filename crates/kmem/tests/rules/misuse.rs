@@ -160,3 +160,42 @@ fn huge_watermarks_are_refused_and_the_largest_accepted_close_the_zones() {
     assert!(m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).is_err());
     check(&m);
 }
+
+/// Run in a child process by [`a_panicking_constructor_aborts_instead_of_unwinding`]: a raw
+/// cache whose constructor panics, then an allocation that runs it.
+#[test]
+#[ignore = "helper run in a child process"]
+fn panicking_ctor_child() {
+    if std::env::var("KMEM_PANIC_CTOR_CHILD").is_err() {
+        return;
+    }
+    unsafe fn boom(_ctx: *const (), _obj: *mut u8) {
+        panic!("constructor failed");
+    }
+    let m = i386_nopcp(32);
+    // SAFETY: Callable from any thread (it only panics, which is what the test is about).
+    let ctor = unsafe { kmem::slab::ObjFn::new(boom, std::ptr::null()) };
+    let args = kmem::slab::CacheArgs { ctor: Some(ctor), ..Default::default() };
+    let cache = m.kmem_cache_create("panicky", 64, &args, Default::default()).expect("cache");
+    let _ = m.kmem_cache_alloc(cache, GFP_KERNEL);
+    println!("child survived");
+}
+
+/// A constructor or destructor that panics may not unwind through the allocator (it would
+/// leave a slab half set up, locks' work half done): the process aborts after the panic's
+/// message and kmem's own (soundness audit: the raw API let it unwind out of
+/// `kmem_cache_alloc`).
+#[test]
+fn a_panicking_constructor_aborts_instead_of_unwinding() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "misuse::panicking_ctor_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("KMEM_PANIC_CTOR_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("child survived"), "the panic unwound: {out:?}");
+    assert_eq!(out.status.signal(), Some(6), "SIGABRT: {out:?}");
+    assert!(stderr.contains("constructor failed"), "{stderr}");
+    assert!(stderr.contains("kmem: a slab constructor or destructor panicked"), "{stderr}");
+}

@@ -69,7 +69,8 @@ fn counting() -> (ObjFn, &'static AtomicUsize) {
         unsafe { &*ctx.cast::<AtomicUsize>() }.fetch_add(1, Ordering::SeqCst);
     }
     let counter: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
-    (ObjFn { func: bump, ctx: std::ptr::from_ref(counter).cast() }, counter)
+    // SAFETY: A leaked atomic counter, callable from any thread.
+    (unsafe { ObjFn::new(bump, std::ptr::from_ref(counter).cast()) }, counter)
 }
 
 /// Pages of slabs (reclaimable, unreclaimable) as `/proc/meminfo` prints them, in kB.

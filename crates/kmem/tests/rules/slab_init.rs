@@ -181,7 +181,8 @@ fn tst12_constructor_cache_objects_are_never_wiped() {
     for settings in SETTINGS {
         let m = machine(settings);
         for size in cache_sizes() {
-            let args = CacheArgs { ctor: Some(ObjFn { func: ctor, ctx: std::ptr::null() }), ..CacheArgs::default() };
+            // SAFETY: `ctor` writes only the object it is given, from any thread.
+            let args = CacheArgs { ctor: Some(unsafe { ObjFn::new(ctor, std::ptr::null()) }), ..CacheArgs::default() };
             let c = create(&m, &format!("tst12c-{size}"), size, &args, SlabFlags::empty());
             let p = m.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc");
             assert_eq!(bytes(p, 4), CTOR_PATTERN.to_le_bytes(), "{settings:?} size {size}: constructed");

@@ -162,7 +162,8 @@ unsafe fn fill(_ctx: *const (), obj: *mut u8) {
 #[test]
 fn gfp_zero_on_a_cache_with_a_constructor_warns_once() {
     let m = i386_nopcp(64);
-    let args = CacheArgs { ctor: Some(ObjFn { func: fill, ctx: std::ptr::null() }), ..CacheArgs::default() };
+    // SAFETY: `fill` writes only the object it is given, from any thread.
+    let args = CacheArgs { ctor: Some(unsafe { ObjFn::new(fill, std::ptr::null()) }), ..CacheArgs::default() };
     let c = m.kmem_cache_create("ctor64", 64, &args, SLAB_NO_MERGE).unwrap();
     let d = m.kmem_cache_create("ctor64b", 64, &args, SLAB_NO_MERGE).unwrap();
     m.log().clear();

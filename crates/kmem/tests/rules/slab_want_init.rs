@@ -35,7 +35,8 @@ enum Kind {
 /// A constructor that leaves the object as it finds it (the test looks at the bytes).
 fn ctor() -> ObjFn {
     unsafe fn nothing(_ctx: *const (), _obj: *mut u8) {}
-    ObjFn { func: nothing, ctx: std::ptr::null() }
+    // SAFETY: Does nothing, from any thread.
+    unsafe { ObjFn::new(nothing, std::ptr::null()) }
 }
 
 fn machine(init_on_alloc: bool) -> Machine {
