@@ -34,7 +34,8 @@ extern "C" fn parent() {
     if MACHINE_PREPARED.load(Ordering::Relaxed)
         && let Some(m) = ready_machine()
     {
-        m.fork_parent();
+        // `prepare` ran on this thread (`pthread_atfork` runs both handlers on the forking one).
+        let _ = m.fork_parent();
     }
     gate::open();
 }

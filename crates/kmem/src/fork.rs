@@ -63,6 +63,15 @@ impl ForkLock {
         self.depth.store(1, Ordering::Relaxed);
     }
 
+    /// Gives one hold back if this thread holds the lock; false (nothing changed) otherwise.
+    pub(crate) fn unlock_if_held(&self) -> bool {
+        if self.owner.load(Ordering::Relaxed) != thread_token() {
+            return false;
+        }
+        self.unlock();
+        true
+    }
+
     /// Gives one hold back; the last one frees the lock (also used in a fork child, where the
     /// holder is the only thread).
     pub(crate) fn unlock(&self) {
@@ -79,6 +88,8 @@ pub enum ForkError {
     SharedMemory,
     /// It runs kswapd, a thread of its own that may be inside it at the fork.
     Kswapd,
+    /// [`Machine::fork_parent`] on a thread that holds no [`Machine::fork_prepare`].
+    NotPrepared,
 }
 
 impl fmt::Display for ForkError {
@@ -86,6 +97,7 @@ impl fmt::Display for ForkError {
         f.write_str(match self {
             ForkError::SharedMemory => "a machine with shared memory cannot be forked (use private memory)",
             ForkError::Kswapd => "a machine with kswapd cannot be forked (build it without kswapd)",
+            ForkError::NotPrepared => "fork_parent without a fork_prepare of this thread (nothing released)",
         })
     }
 }
@@ -112,8 +124,12 @@ impl Machine {
     }
 
     /// Ends a fork in the parent: slot hand-backs may run again.
-    pub fn fork_parent(&self) {
-        self.platform().fork_lock.unlock();
+    ///
+    /// # Errors
+    /// The calling thread holds no [`Machine::fork_prepare`] (an unbalanced call, or one from
+    /// another thread): nothing is released, so another thread's fork stays protected.
+    pub fn fork_parent(&self) -> Result<(), ForkError> {
+        if self.platform().fork_lock.unlock_if_held() { Ok(()) } else { Err(ForkError::NotPrepared) }
     }
 
     /// Ends a fork in the child: gives back the CPU slots of every thread but the caller —

@@ -73,7 +73,11 @@ fn only_private_machines_without_kswapd_can_be_forked() {
     assert_eq!(kswapd.fork_prepare(), Err(ForkError::Kswapd));
     let m = private(32);
     assert_eq!(m.fork_prepare(), Ok(()));
-    m.fork_parent();
+    // Another thread cannot end this thread's fork (soundness audit: it released the lock).
+    let other = m.clone();
+    assert_eq!(std::thread::spawn(move || other.fork_parent()).join().unwrap(), Err(ForkError::NotPrepared));
+    assert_eq!(m.fork_parent(), Ok(()));
+    assert_eq!(m.fork_parent(), Err(ForkError::NotPrepared), "unbalanced: refused, nothing released");
     // A thread exit after the fork ended hands its slot back as usual.
     let m2 = m.clone();
     std::thread::spawn(move || {
@@ -154,7 +158,7 @@ fn fork_child_gets_a_copy_and_flushes_the_cpus_of_threads_that_did_not_survive()
         // SAFETY: Ends the child without running the harness's exit handlers.
         unsafe { libc::_exit(code) };
     }
-    m.fork_parent();
+    m.fork_parent().expect("prepared on this thread");
     assert!(pid > 0, "fork failed");
     let mut status = 0;
     // SAFETY: Waits for our own child.
