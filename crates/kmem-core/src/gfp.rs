@@ -64,7 +64,9 @@ pub const __GFP_IO: Gfp = Gfp(0x40);
 pub const __GFP_FS: Gfp = Gfp(0x80);
 /// The caller may enter direct reclaim, so it may sleep.
 pub const __GFP_DIRECT_RECLAIM: Gfp = Gfp(0x400);
-/// Wake kswapd (background reclaim) when a zone falls below its low watermark.
+/// Wake kswapd (background reclaim) when the allocation enters the slow path and the node is
+/// not balanced for it (`wakeup_kswapd`: no usable zone above its high watermark at the
+/// request's order).
 pub const __GFP_KSWAPD_RECLAIM: Gfp = Gfp(0x800);
 /// Retry while reclaim makes progress, never invoke the OOM killer, and fail in the end.
 pub const __GFP_RETRY_MAYFAIL: Gfp = Gfp(0x4000);

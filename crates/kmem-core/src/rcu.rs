@@ -18,6 +18,7 @@
 //! `tests/loom.rs` checks that a grace period orders a reader's accesses before the writer's
 //! free, under every interleaving (the counters are loom's atomics under `cfg(kmem_loom)`).
 
+use core::marker::PhantomData;
 use core::sync::atomic::Ordering::SeqCst;
 #[cfg(not(kmem_loom))]
 use core::sync::atomic::{AtomicU64, AtomicUsize, fence};
@@ -49,13 +50,16 @@ pub(crate) struct Pending {
     pub(crate) objects: usize,
 }
 
-/// A read-side critical section; ends on drop.
+/// A read-side critical section; ends on drop, on the thread that entered it (not `Send`, as
+/// `rcu_read_unlock` must run on the task that called `rcu_read_lock`: the platform tracks
+/// sections per thread).
 #[must_use = "the read-side section ends when the guard is dropped"]
 pub struct RcuReadGuard<'a> {
     rcu: &'a Rcu,
     idx: usize,
     /// The platform told of the section ([`Rcu::read_lock_on`]), told again when it ends.
     platform: Option<&'a dyn Platform>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for RcuReadGuard<'_> {
@@ -88,7 +92,7 @@ impl Rcu {
     /// `rcu_read_lock`: until the guard drops, nothing freed after this point through RCU is
     /// given back.
     pub fn read_lock(&self) -> RcuReadGuard<'_> {
-        RcuReadGuard { rcu: self, idx: self.enter(), platform: None }
+        RcuReadGuard { rcu: self, idx: self.enter(), platform: None, _not_send: PhantomData }
     }
 
     /// [`Self::read_lock`] that tells `platform` the caller is inside until the guard drops
@@ -97,7 +101,7 @@ impl Rcu {
     pub fn read_lock_on<'a>(&'a self, platform: &'a dyn Platform) -> RcuReadGuard<'a> {
         let idx = self.enter();
         platform.rcu_read_enter();
-        RcuReadGuard { rcu: self, idx, platform: Some(platform) }
+        RcuReadGuard { rcu: self, idx, platform: Some(platform), _not_send: PhantomData }
     }
 
     /// Counts the caller in the current counter; returns its index.

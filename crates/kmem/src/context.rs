@@ -15,15 +15,17 @@ pub(crate) struct ThreadState {
     noio: Cell<u32>,
     nofs: Cell<u32>,
     memalloc: Cell<bool>,
-    /// RCU read-side sections the thread is inside (`rcu_read_lock` nesting).
-    rcu: Cell<u32>,
-    /// The machine of those sections ([`RCU_ANY`] once they span two machines).
-    rcu_machine: Cell<u64>,
+    /// RCU read-side sections the thread is inside, as `(machine id, depth)` per machine
+    /// (depth 0: a free entry).
+    rcu: Cell<[(u64, u32); RCU_MACHINES]>,
+    /// Sections of machines beyond the [`RCU_MACHINES`] entries: while any is open the thread
+    /// counts as inside a section of every machine (refusing a grace period it could wait for
+    /// is safe; waiting for itself is not).
+    rcu_overflow: Cell<u32>,
 }
 
-/// [`ThreadState::rcu_machine`] when the thread's read-side sections belong to more than one
-/// machine: it is then inside a section of every machine, as far as `in_rcu_read` can tell.
-const RCU_ANY: u64 = u64::MAX;
+/// Machines whose RCU sections one thread can be inside at once and still be told apart.
+const RCU_MACHINES: usize = 4;
 
 thread_local! {
     pub(crate) static THREAD: ThreadState = const {
@@ -34,8 +36,8 @@ thread_local! {
             noio: Cell::new(0),
             nofs: Cell::new(0),
             memalloc: Cell::new(false),
-            rcu: Cell::new(0),
-            rcu_machine: Cell::new(0),
+            rcu: Cell::new([(0, 0); RCU_MACHINES]),
+            rcu_overflow: Cell::new(0),
         }
     };
 }
@@ -115,24 +117,37 @@ pub fn preempt_enable() {
 /// The thread enters an RCU read-side section of machine `id` (nests).
 pub(crate) fn rcu_read_enter(id: u64) {
     let _ = THREAD.try_with(|t| {
-        let depth = t.rcu.get();
-        if depth == 0 {
-            t.rcu_machine.set(id);
-        } else if t.rcu_machine.get() != id {
-            t.rcu_machine.set(RCU_ANY);
+        let mut sections = t.rcu.get();
+        let slot =
+            sections.iter().position(|&(m, d)| m == id && d > 0).or_else(|| sections.iter().position(|&(_, d)| d == 0));
+        match slot {
+            Some(i) => {
+                sections[i] = (id, sections[i].1.saturating_add(1));
+                t.rcu.set(sections);
+            }
+            None => t.rcu_overflow.set(t.rcu_overflow.get().saturating_add(1)),
         }
-        t.rcu.set(depth.saturating_add(1));
     });
 }
 
-/// The thread leaves an RCU read-side section ([`rcu_read_enter`]).
-pub(crate) fn rcu_read_exit() {
-    let _ = THREAD.try_with(|t| t.rcu.set(t.rcu.get().saturating_sub(1)));
+/// The thread leaves an RCU read-side section of machine `id` ([`rcu_read_enter`]; the guards
+/// are not `Send`, so the section ends on the thread that entered it).
+pub(crate) fn rcu_read_exit(id: u64) {
+    let _ = THREAD.try_with(|t| {
+        let mut sections = t.rcu.get();
+        match sections.iter().position(|&(m, d)| m == id && d > 0) {
+            Some(i) => {
+                sections[i].1 -= 1;
+                t.rcu.set(sections);
+            }
+            None => t.rcu_overflow.set(t.rcu_overflow.get().saturating_sub(1)),
+        }
+    });
 }
 
 /// Whether the thread is inside an RCU read-side section of machine `id`.
 pub(crate) fn in_rcu_read(id: u64) -> bool {
-    THREAD.try_with(|t| t.rcu.get() > 0 && matches!(t.rcu_machine.get(), m if m == id || m == RCU_ANY)).unwrap_or(false)
+    THREAD.try_with(|t| t.rcu_overflow.get() > 0 || t.rcu.get().iter().any(|&(m, d)| m == id && d > 0)).unwrap_or(false)
 }
 
 /// Which scope a [`GfpScope`] restores.

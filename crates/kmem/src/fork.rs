@@ -33,6 +33,9 @@ pub(crate) struct ForkLock {
     owner: AtomicUsize,
     /// How many times the holder took it (read and written only by the holder).
     depth: AtomicUsize,
+    /// How many of those holds are `fork_prepare`'s (read and written only by the holder):
+    /// `fork_parent` gives back only such a hold, never a slot hand-back's.
+    prepared: AtomicUsize,
 }
 
 /// A token per live thread: the address of a thread-local byte (usable during thread exit:
@@ -46,7 +49,7 @@ fn thread_token() -> usize {
 
 impl ForkLock {
     pub(crate) const fn new() -> Self {
-        Self { owner: AtomicUsize::new(0), depth: AtomicUsize::new(0) }
+        Self { owner: AtomicUsize::new(0), depth: AtomicUsize::new(0), prepared: AtomicUsize::new(0) }
     }
 
     /// Takes the lock, waiting until it is free unless this thread holds it already.
@@ -63,11 +66,19 @@ impl ForkLock {
         self.depth.store(1, Ordering::Relaxed);
     }
 
-    /// Gives one hold back if this thread holds the lock; false (nothing changed) otherwise.
-    pub(crate) fn unlock_if_held(&self) -> bool {
-        if self.owner.load(Ordering::Relaxed) != thread_token() {
+    /// Takes the lock as `fork_prepare` does: a hold `unlock_prepared` can give back.
+    pub(crate) fn lock_prepared(&self) {
+        self.lock();
+        self.prepared.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gives back one `fork_prepare` hold of this thread; false (nothing changed) if it has
+    /// none (an unbalanced call, another thread's, or a slot hand-back's hold only).
+    pub(crate) fn unlock_prepared(&self) -> bool {
+        if self.owner.load(Ordering::Relaxed) != thread_token() || self.prepared.load(Ordering::Relaxed) == 0 {
             return false;
         }
+        self.prepared.fetch_sub(1, Ordering::Relaxed);
         self.unlock();
         true
     }
@@ -119,7 +130,7 @@ impl Machine {
         if !self.inner.forkable {
             return Err(ForkError::Kswapd);
         }
-        self.platform().fork_lock.lock();
+        self.platform().fork_lock.lock_prepared();
         Ok(())
     }
 
@@ -129,7 +140,7 @@ impl Machine {
     /// The calling thread holds no [`Machine::fork_prepare`] (an unbalanced call, or one from
     /// another thread): nothing is released, so another thread's fork stays protected.
     pub fn fork_parent(&self) -> Result<(), ForkError> {
-        if self.platform().fork_lock.unlock_if_held() { Ok(()) } else { Err(ForkError::NotPrepared) }
+        if self.platform().fork_lock.unlock_prepared() { Ok(()) } else { Err(ForkError::NotPrepared) }
     }
 
     /// Ends a fork in the child: gives back the CPU slots of every thread but the caller —
@@ -144,7 +155,10 @@ impl Machine {
     pub unsafe fn fork_child(&self) -> usize {
         let platform = self.platform();
         let mine = cpu::held_slot(platform.id);
-        platform.fork_lock.unlock();
+        // The child's only thread is the one that prepared (its token was copied with it).
+        if !platform.fork_lock.unlock_prepared() {
+            platform.fork_lock.unlock();
+        }
         let mut released = 0;
         for slot in 0..platform.slots.len() {
             if Some(slot) != mine && platform.slots[slot].load(Ordering::Acquire) {

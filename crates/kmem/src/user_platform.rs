@@ -105,7 +105,7 @@ unsafe impl Platform for UserPlatform {
     }
 
     fn rcu_read_exit(&self) {
-        context::rcu_read_exit();
+        context::rcu_read_exit(self.id);
     }
 
     fn in_rcu_read(&self) -> bool {

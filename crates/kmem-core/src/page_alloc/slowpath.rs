@@ -597,9 +597,10 @@ impl<P: Platform> PageAllocator<P> {
     /// (the largest of each since its last one), then wakes kswapd, counted on the caller's CPU
     /// slot `cpu` (if any), unless the node is hopeless ([`Self::kswapd_hopeless`]: "leave it
     /// to direct reclaim") or balanced for this request ([`Self::pgdat_balanced`]: some zone it
-    /// may use passes its high watermark at `order`). An order-0 request reaches here only
-    /// after every zone failed its low watermark, so the test matters for higher orders: a
-    /// zone with free pages but no free block of the order wakes kswapd.
+    /// may use passes its high watermark at `order`). On the slow path's first pass every zone
+    /// has failed its low watermark for the request, so the test matters there for higher
+    /// orders (a zone with free pages but no free block of the order wakes kswapd); on the
+    /// retries after reclaim, a zone between its low and high watermarks wakes it too.
     #[inline]
     fn wake_kswapd(&self, order: u32, highest: ZoneType, cpu: Option<usize>) {
         let idx = highest as u32;

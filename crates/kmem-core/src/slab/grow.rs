@@ -411,13 +411,14 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn kmem_cache_shrink(&self, cache: CacheRef) -> i32 {
         self.reap_orphans();
-        let Some(s) = self.checked_cache(cache, "kmem_cache_shrink", core::panic::Location::caller()) else {
+        let caller = core::panic::Location::caller();
+        let Some(s) = self.checked_cache(cache, "kmem_cache_shrink", caller) else {
             return -22;
         };
         self.pin_cache(s);
         self.shrink_cache(s);
         if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) && !self.platform().in_atomic() {
-            self.rcu_barrier();
+            self.rcu_barrier_at(caller);
         }
         let left = i32::from(s.node.lock().nr_slabs != 0);
         self.unpin_cache(cache.0);

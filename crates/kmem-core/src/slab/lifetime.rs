@@ -180,7 +180,8 @@ impl<P: Platform> Kmem<P> {
             self.unlink_cache(cache.as_ptr());
             let slab_pages = self.shrink_cache(s);
             if wait_rcu && s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
-                self.rcu_barrier();
+                let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
+                self.rcu_barrier_at(caller);
             }
             // Slabs still waiting for a grace period (or an operation in progress elsewhere)
             // hold the cache: give up the claim; the last of them claims it again.

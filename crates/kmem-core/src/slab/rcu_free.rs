@@ -42,9 +42,17 @@ impl<P: Platform> Kmem<P> {
     /// [`Self::synchronize_rcu`] does.
     #[track_caller]
     pub fn rcu_barrier(&self) {
-        if !self.refuse_in_rcu_read("rcu_barrier()", Location::caller()) {
-            self.rcu_grace_period(true);
+        self.rcu_barrier_at(Location::caller());
+    }
+
+    /// [`Self::rcu_barrier`] on behalf of `caller` (a cache shrink or destroy names its own
+    /// caller in the report); returns whether the barrier ran.
+    pub(crate) fn rcu_barrier_at(&self, caller: &Location<'_>) -> bool {
+        if self.refuse_in_rcu_read("rcu_barrier()", caller) {
+            return false;
         }
+        self.rcu_grace_period(true);
+        true
     }
 
     /// Whether the caller is inside its own RCU read-side section ([`Platform::in_rcu_read`]),
