@@ -83,7 +83,8 @@ impl Machine {
             // SAFETY: The caller owns the allocation `ptr` starts, if any.
             unsafe { self.inner.vm.zero_area(ptr, len) }
         } else {
-            let usable = self.kmalloc_usable_size(ptr);
+            // SAFETY: NULL or the caller's allocation (its promise), which no one frees meanwhile.
+            let usable = unsafe { self.kmalloc_usable_size(ptr) };
             if let Some(n) = usable {
                 // SAFETY: `ptr` is a live kmalloc allocation of `n` usable bytes, the caller's.
                 unsafe { ptr.write_bytes(0, len.min(n)) };
@@ -121,7 +122,9 @@ impl Machine {
         if let Ok(p) = unsafe { self.krealloc(ptr, size, kmalloc_gfp_adjust(gfp, size)) } {
             return Ok(Some(p));
         }
-        let old = match self.kmalloc_usable_size(ptr) {
+        // SAFETY: `krealloc` failed, so `ptr` is still the caller's allocation (or none), which
+        // no one frees meanwhile (the caller's promise).
+        let old = match unsafe { self.kmalloc_usable_size(ptr) } {
             Some(n) => n.min(size),
             None if kmem_core::kmalloc::classes::zero_or_null_ptr(ptr as usize) => 0,
             // Not a live allocation: `krealloc` reported it; a fallback would copy nothing

@@ -289,8 +289,8 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// The capacity `krealloc` may grow into in place (the class size for slab objects, the
-    /// block for large ones), the recorded request size (0 for large ones) and the cache —
-    /// for a live kmalloc allocation only. A pointer inside a slab object, or an object known
+    /// block for large ones) and the cache — for a live kmalloc allocation only. The object
+    /// itself is not read (its recorded request size is the caller's to read, as an owner). A pointer inside a slab object, or an object known
     /// to be free ([`Kmem::known_free`]: `kfree`'s double-free checks), is `None`:
     /// writing `capacity` bytes there would reach into a neighbour or an object handed out
     /// again. `report`: who to name in the report of a pointer that is no live allocation (a
@@ -299,7 +299,7 @@ impl<P: Platform> Kmem<P> {
         &self,
         ptr: *const u8,
         report: Option<(&str, &Location<'_>)>,
-    ) -> Option<(usize, usize, Option<&Cache>)> {
+    ) -> Option<(usize, Option<&Cache>)> {
         if let Some(found) = self.object_slab(ptr) {
             // SAFETY: As in `kfree_at`.
             let s: &Cache = unsafe { &*found.cache };
@@ -310,7 +310,7 @@ impl<P: Platform> Kmem<P> {
                 }
                 return None;
             }
-            return Some((s.object_size(), crate::slab::debug::get_orig_size(s, ptr), Some(s)));
+            return Some((s.object_size(), Some(s)));
         }
         let order = self.large_kmalloc_order(ptr);
         if order.is_none()
@@ -318,7 +318,7 @@ impl<P: Platform> Kmem<P> {
         {
             self.report_not_slab(ptr, what, caller);
         }
-        order.map(|order| (PAGE_SIZE << order, 0, None))
+        order.map(|order| (PAGE_SIZE << order, None))
     }
 
     /// `krealloc` (KM-9): the same pointer when `new_size` fits the object's capacity (with
@@ -344,9 +344,11 @@ impl<P: Platform> Kmem<P> {
         if zero_or_null_ptr(ptr as usize) {
             return self.kmalloc_at(new_size, gfp, caller);
         }
-        let Some((ks, orig_size, cache)) = self.krealloc_capacity(ptr, Some(("krealloc", caller))) else {
+        let Some((ks, cache)) = self.krealloc_capacity(ptr, Some(("krealloc", caller))) else {
             return Err(AllocError);
         };
+        // The object is the caller's (the contract): no one else allocates or resizes it.
+        let orig_size = cache.map_or(0, |s| crate::slab::debug::get_orig_size(s, ptr));
         if new_size <= ks {
             if gfp.contains(__GFP_ZERO) || self.slabs.config.init_on_alloc {
                 // SAFETY: Both ranges lie inside the caller's object of `ks` bytes.
@@ -382,13 +384,22 @@ impl<P: Platform> Kmem<P> {
 
     /// The usable size of `ptr` ([`Kmem::ksize`]) if it is a kmalloc allocation, `None` (and
     /// no report) otherwise: what `kvfree_sensitive` may zero before the free reports a bad
-    /// pointer.
-    pub fn kmalloc_usable_size(&self, ptr: *const u8) -> Option<usize> {
+    /// pointer. A query: nothing in the object is read or written.
+    ///
+    /// # Safety
+    /// The lookup follows `ptr`'s page to its slab descriptor and cache without holding
+    /// either (as `ksize` and `kfree` do), so nothing may free what `ptr` lies in while the
+    /// call runs: `ptr` is NULL, an allocation the caller holds, or an address that lies in no
+    /// slab or large kmalloc block another thread may free meanwhile (a pointer the caller
+    /// freed itself is answered `None` when no other thread frees objects of that slab or
+    /// destroys its cache during the call). A slab freed under the query could send it to a
+    /// descriptor the page no longer names, and a cache torn down under it (a destroyed
+    /// cache's memory goes back to the page allocator) to memory reused for anything.
+    pub unsafe fn kmalloc_usable_size(&self, ptr: *const u8) -> Option<usize> {
         if zero_or_null_ptr(ptr as usize) {
             return None;
         }
-        // A query: nothing is claimed, so any caller may ask.
-        self.krealloc_capacity(ptr, None).map(|(block, _, cache)| cache.map_or(block, Cache::ksize))
+        self.krealloc_capacity(ptr, None).map(|(block, cache)| cache.map_or(block, Cache::ksize))
     }
 
     /// `kfree_sensitive`: zeroes the whole usable size, then frees.
@@ -405,7 +416,7 @@ impl<P: Platform> Kmem<P> {
         }
         let caller = Location::caller();
         // Zeroed only if it is a live allocation; the free then reports what it is not.
-        if let Some((block, _, cache)) = self.krealloc_capacity(ptr, None) {
+        if let Some((block, cache)) = self.krealloc_capacity(ptr, None) {
             // All of it, as `ksize` claims it (no red-zone check past the request).
             let n = cache.map_or(block, |s| {
                 crate::slab::debug::skip_orig_size_check(s, ptr);

@@ -51,6 +51,8 @@ impl<M: Mmu> Vmalloc<M> {
     /// On success the caller gives `array` up: nothing uses it afterwards (the area frees it
     /// on `vfree`, or hands it back on `vunmap`), and the pages in `pages` are the caller's to
     /// give up as well (as with [`Self::vmap`] and `VM_MAP_PUT_PAGES`).
+    /// `array` is checked as [`Kmem::kmalloc_usable_size`] checks a pointer, under its
+    /// contract: an allocation the caller holds, or an address nothing frees meanwhile.
     #[track_caller]
     pub unsafe fn vmap_put_pages<P: Platform>(
         &self,
@@ -75,10 +77,13 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// Whether `kvfree` can free `array` and it has room for `count` page pointers: the start
     /// of a live kmalloc object, or of a live vmalloc area (`kvmalloc`'s fallback).
+    /// `array` as for [`Kmem::kmalloc_usable_size`] (the caller's contract).
     fn is_kvfree_array<P: Platform>(&self, k: &Kmem<P>, array: *const u8, count: usize) -> bool {
         let Some(need) = count.checked_mul(size_of::<usize>()) else { return false };
         if !self.is_vmalloc_addr(array) {
-            return k.kmalloc_usable_size(array).is_some_and(|n| n >= need);
+            // SAFETY: `vmap_put_pages`'s caller holds `array` if it is an allocation, and no
+            // other thread frees what it lies in otherwise (its contract).
+            return unsafe { k.kmalloc_usable_size(array) }.is_some_and(|n| n >= need);
         }
         let space = self.space.lock();
         let i = find_area(&space, array as usize);

@@ -21,6 +21,7 @@ mod layouts;
 mod meminit;
 mod slab_track;
 mod trim;
+mod usable_size;
 mod vmalloc;
 
 /// Memory the "bootloader" gives us: page-aligned, zero-filled, owned by the test.
@@ -58,6 +59,9 @@ thread_local! {
     static ON_BOARD_CPU: Cell<bool> = const { Cell::new(false) };
     /// The board's "interrupt handler is running" state (for vmalloc's deferred free).
     static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
+    /// Run once by the next `fast_cpu` on this thread: another thread's work at the moment the
+    /// caller asks for its CPU slot (a deterministic interleaving).
+    static FAST_CPU_HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(None) };
 }
 
 // SAFETY: `cpu` returns `Some(0)` only on the one thread that set `ON_BOARD_CPU`, so slot 0 is
@@ -79,6 +83,12 @@ unsafe impl Platform for Board {
     fn wake_all(&self, _word: &WaitWord) {}
     fn in_atomic(&self) -> bool {
         IN_ATOMIC.with(Cell::get)
+    }
+    fn fast_cpu(&self) -> Option<usize> {
+        if let Some(hook) = FAST_CPU_HOOK.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+        if self.in_atomic() { None } else { self.cpu() }
     }
 }
 

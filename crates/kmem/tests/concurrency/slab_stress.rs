@@ -369,7 +369,8 @@ fn stress_first_kmallocs_racing_on_one_class_publish_one_cache() {
                 "round {round}: every kmalloc({size}) from the published cache"
             );
             for thread in &blocks {
-                assert_eq!(m.kmalloc_usable_size(thread[i] as *const u8), Some(size), "round {round}");
+                // SAFETY: Blocks the test holds until after this check.
+                assert_eq!(unsafe { m.kmalloc_usable_size(thread[i] as *const u8) }, Some(size), "round {round}");
             }
         }
         assert!(!m.dmesg().contains("still has objects"), "round {round}: a loser's cache was empty\n{}", m.dmesg());

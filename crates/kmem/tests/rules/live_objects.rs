@@ -69,7 +69,8 @@ fn krealloc_and_ksize_of_an_interior_pointer_are_refused() {
     // SAFETY: As above.
     assert_eq!(unsafe { m.ksize(inner) }, 0, "ksize from inside an object would reach the next one");
     assert_eq!(count_log(&m, "FIX kmalloc-64: ksize of "), 1, "{}", m.dmesg());
-    assert_eq!(m.kmalloc_usable_size(inner), None);
+    // SAFETY: Inside the test's own object, which no one frees meanwhile.
+    assert_eq!(unsafe { m.kmalloc_usable_size(inner) }, None);
     // SAFETY: Growing past the object: refused the same way, nothing copied or freed.
     assert_eq!(unsafe { m.krealloc(inner, 200, GFP_KERNEL) }, Err(kmem::AllocError));
     assert_eq!(damaged(&objs, usize::MAX), Vec::<usize>::new());
@@ -86,7 +87,8 @@ fn krealloc_of_the_object_just_freed_is_refused_as_already_free() {
     let r = unsafe { m.krealloc(p, 32, GFP_KERNEL) };
     assert_eq!(r, Err(kmem::AllocError), "{}", m.dmesg());
     assert_eq!(count_log(&m, &format!("Object 0x{:x} already free", p as usize)), 1, "{}", m.dmesg());
-    assert_eq!(m.kmalloc_usable_size(p), None, "a free object has no usable size");
+    // SAFETY: Freed by this thread; no other thread frees or allocates meanwhile.
+    assert_eq!(unsafe { m.kmalloc_usable_size(p) }, None, "a free object has no usable size");
     // SAFETY: As above: kfree_sensitive zeroes nothing, and its free reports the double free.
     unsafe { m.kfree_sensitive(p) };
     assert_eq!(count_log(&m, "double free of object"), 1, "{}", m.dmesg());

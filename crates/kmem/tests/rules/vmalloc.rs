@@ -438,7 +438,8 @@ fn vm9_vmap_put_pages_hands_over_the_pages_and_the_array() {
     // SAFETY: The test's own area, unused afterwards.
     unsafe { m.vunmap(v.as_ptr()) };
     assert!(pages.iter().all(|p| p.refcount() == 1), "vunmap leaves the pages to the caller");
-    assert!(m.kmalloc_usable_size(array.as_ptr()).is_some(), "and the array");
+    // SAFETY: The test's own array, handed back by `vunmap`.
+    assert!(unsafe { m.kmalloc_usable_size(array.as_ptr()) }.is_some(), "and the array");
     // SAFETY: The test's own array, unused afterwards.
     unsafe { m.kfree(array.as_ptr()) };
     assert_eq!(count_log(&m, "WARNING"), 0);
