@@ -290,10 +290,10 @@ impl<P: Platform> Kmem<P> {
 
     /// The capacity `krealloc` may grow into in place (the class size for slab objects, the
     /// block for large ones) and the cache — for a live kmalloc allocation only. The object
-    /// itself is not read (its recorded request size is the caller's to read, as an owner). A pointer inside a slab object, or an object known
-    /// to be free ([`Kmem::known_free`]: `kfree`'s double-free checks), is `None`:
-    /// writing `capacity` bytes there would reach into a neighbour or an object handed out
-    /// again. `report`: who to name in the report of a pointer that is no live allocation (a
+    /// itself is not read (its recorded request size is the caller's to read, as an owner).
+    /// A pointer inside a slab object, or an object known to be free ([`Kmem::known_free`]:
+    /// `kfree`'s double-free checks), is `None`: writing `capacity` bytes there would reach
+    /// into a neighbour or an object handed out again. `report`: who to name in the report of a pointer that is no live allocation (a
     /// query passes `None`).
     fn krealloc_capacity(
         &self,
