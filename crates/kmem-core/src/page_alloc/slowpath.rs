@@ -621,18 +621,34 @@ impl<P: Platform> PageAllocator<P> {
     /// `order` (`zone_watermark_ok_safe` with that zone's `lowmem_reserve[highest]`); with no
     /// populated zone there, the node is balanced.
     fn pgdat_balanced(&self, order: u32, highest: ZoneType) -> bool {
+        if order == 0 {
+            // The common case (every order-0 slow path wakes through here) in a loop of its
+            // own: no zone lock, no free-list scan, so it needs no saved registers.
+            let mut eligible = false;
+            for zone in self.zones[..=highest as usize].iter().filter(|z| z.managed > 0) {
+                eligible = true;
+                let (mark, reserve) = (zone.wmark(Wmark::High), zone.lowmem_reserve(highest));
+                if zone_watermark_ok(zone.free_pages(), 0, mark, reserve, 0, |_| true) {
+                    return true;
+                }
+            }
+            return !eligible;
+        }
+        self.pgdat_balanced_high_order(order, highest)
+    }
+
+    /// [`Self::pgdat_balanced`] for `order > 0`: the free lists decide (under the zone lock).
+    #[inline(never)]
+    fn pgdat_balanced_high_order(&self, order: u32, highest: ZoneType) -> bool {
         let mut eligible = false;
         for zone in self.zones[..=highest as usize].iter().filter(|z| z.managed > 0) {
             eligible = true;
             let (mark, reserve) = (zone.wmark(Wmark::High), zone.lowmem_reserve(highest));
-            let ok = if order == 0 {
-                zone_watermark_ok(zone.free_pages(), 0, mark, reserve, 0, |_| true)
-            } else {
-                let area = zone.lock();
-                zone_watermark_ok(area.nr_free_pages, order, mark, reserve, 0, |o| {
-                    MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
-                })
-            };
+            let area = zone.lock();
+            let ok = zone_watermark_ok(area.nr_free_pages, order, mark, reserve, 0, |o| {
+                MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
+            });
+            drop(area);
             if ok {
                 return true;
             }
