@@ -119,6 +119,9 @@ pub struct Registry<T: ?Sized + 'static> {
     /// Calls in progress per slot: raised under the lock while the slot's entry is live,
     /// lowered after the call.
     pins: [AtomicUsize; MAX_ENTRIES],
+    /// Per slot, the entry's own counter for the callers' use (a shrinker's `nr_deferred`),
+    /// zeroed when an entry takes the slot. Not part of the pin handoff: a plain core atomic.
+    counters: [core::sync::atomic::AtomicUsize; MAX_ENTRIES],
 }
 
 // SAFETY: The pointees are `Sync` (trait bounds of the callers) and the table itself is behind
@@ -142,7 +145,8 @@ impl<T: ?Sized + 'static> Registry<T> {
         // loom's atomics are not `const`.
         #[cfg(kmem_loom)]
         let pins = core::array::from_fn(|_| AtomicUsize::new(0));
-        Self { slots: SpinLock::new([Entry::Free; MAX_ENTRIES]), pins }
+        let counters = [const { core::sync::atomic::AtomicUsize::new(0) }; MAX_ENTRIES];
+        Self { slots: SpinLock::new([Entry::Free; MAX_ENTRIES]), pins, counters }
     }
 
     /// Adds `entry` in a free slot (never a tombstone, `Entry::Dying`); `None` when the
@@ -154,6 +158,7 @@ impl<T: ?Sized + 'static> Registry<T> {
         let mut slots = self.slots.lock();
         let index = slots.iter().position(|e| matches!(e, Entry::Free))?;
         let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        self.counters[index].store(0, Ordering::Relaxed);
         slots[index] = Entry::Live(entry, generation);
         Some(RegistrationId { index, generation })
     }
@@ -186,6 +191,12 @@ impl<T: ?Sized + 'static> Registry<T> {
     /// Runs `f` on every entry registered when the pass starts and still registered when its
     /// turn comes. Passes may run concurrently.
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        self.for_each_with_counter(|entry, _| f(entry));
+    }
+
+    /// [`Self::for_each`], also passing each entry's own counter (zeroed at registration;
+    /// shared by the passes that run concurrently, so updated atomically).
+    pub fn for_each_with_counter(&self, mut f: impl FnMut(&T, &core::sync::atomic::AtomicUsize)) {
         let snapshot = *self.slots.lock();
         let live = snapshot.iter().enumerate().filter_map(|(i, e)| match *e {
             Entry::Live(_, generation) => Some((i, generation)),
@@ -208,31 +219,42 @@ impl<T: ?Sized + 'static> Registry<T> {
             // SAFETY: The entry is registered (checked under the lock, which `unregister` takes
             // to remove it), and its slot is pinned until the call returns, which `unregister`
             // waits for before its caller may invalidate it.
-            f(unsafe { entry.as_ref() });
+            f(unsafe { entry.as_ref() }, &self.counters[index]);
         }
     }
 }
 
 /// `do_shrink_slab`: one shrinker's part of a reclaim pass at `priority` (0..=[`DEF_PRIORITY`]).
-/// Scans `(freeable >> priority) * 4 / seeks` objects (at most twice the count) in calls of at
-/// most the shrinker's batch, stopping early on [`SHRINK_STOP`]; a cache smaller than its
-/// share of a batch is left alone until the priority falls. Returns the objects freed.
-/// (No `nr_deferred`: work a pass skipped is not carried to the next, docs/deviations.md.)
-pub fn do_shrink_slab(shrinker: &(impl Shrinker + ?Sized), gfp: crate::gfp::Gfp, priority: u32) -> usize {
+/// Scans `(freeable >> priority) * 4 / seeks` objects (`delta`) plus `nr_deferred >> priority`
+/// (at most twice the count in all) in calls of at most the shrinker's batch, stopping early on
+/// [`SHRINK_STOP`]; a cache smaller than its share of a batch is left alone until the priority
+/// falls. Work not done — the new `delta` not scanned, less the deferred work that was — is
+/// added back to `nr_deferred` (at most twice the count), so a pass that could not scan (a
+/// `GFP_NOFS` request and a shrinker that needs the filesystem) leaves its work to the next.
+/// Returns the objects freed.
+pub fn do_shrink_slab(
+    shrinker: &(impl Shrinker + ?Sized),
+    nr_deferred: &core::sync::atomic::AtomicUsize,
+    gfp: crate::gfp::Gfp,
+    priority: u32,
+) -> usize {
     let freeable = shrinker.count_objects();
     if freeable == 0 {
         return 0;
     }
+    // `xchg_nr_deferred`: this pass takes the deferred work; concurrent passes add theirs.
+    let nr = nr_deferred.swap(0, Ordering::Relaxed);
+    let shift = priority.min(usize::BITS - 1);
     let batch = match shrinker.batch() {
         0 => SHRINK_BATCH,
         b => b,
     };
     let delta = match shrinker.seeks() {
         0 => freeable / 2,
-        seeks => (freeable >> priority.min(usize::BITS - 1)).saturating_mul(4) / seeks,
+        seeks => (freeable >> shift).saturating_mul(4) / seeks,
     };
-    let mut total_scan = delta.min(freeable.saturating_mul(2));
-    let mut freed = 0usize;
+    let mut total_scan = (nr >> shift).saturating_add(delta).min(freeable.saturating_mul(2));
+    let (mut freed, mut scanned) = (0usize, 0usize);
     while total_scan >= batch || total_scan >= freeable {
         let nr_to_scan = batch.min(total_scan);
         let ret = shrinker.scan_objects(nr_to_scan, gfp);
@@ -241,6 +263,13 @@ pub fn do_shrink_slab(shrinker: &(impl Shrinker + ?Sized), gfp: crate::gfp::Gfp,
         }
         freed = freed.saturating_add(ret);
         total_scan -= nr_to_scan;
+        scanned += nr_to_scan;
+    }
+    // "The deferred work is increased by any new work (delta) that wasn't done, decreased by
+    // old deferred work that was done now", capped at twice the count (`add_nr_deferred`).
+    let next = nr.saturating_add(delta).saturating_sub(scanned).min(freeable.saturating_mul(2));
+    if next > 0 {
+        nr_deferred.fetch_add(next, Ordering::Relaxed);
     }
     freed
 }
@@ -376,6 +405,72 @@ mod tests {
         let id = unsafe { r.register(NonNull::from(&counter as &dyn OomNotifier)) }.unwrap();
         r.for_each(|_| r.for_each(|n| assert_eq!(n.out_of_memory(), 0)));
         assert_eq!(counter.0.load(Ordering::Relaxed), 1, "a nested pass is not skipped");
+        assert!(r.unregister(id));
+    }
+
+    /// A shrinker of `count` objects that frees nothing; with `stop` it cannot scan at all.
+    struct Fake {
+        count: usize,
+        stop: core::sync::atomic::AtomicBool,
+        scanned: core::sync::atomic::AtomicUsize,
+    }
+
+    impl Shrinker for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn count_objects(&self) -> usize {
+            self.count
+        }
+        fn scan_objects(&self, nr_to_scan: usize, _gfp: crate::gfp::Gfp) -> usize {
+            if self.stop.load(Ordering::Relaxed) {
+                return SHRINK_STOP;
+            }
+            self.scanned.fetch_add(nr_to_scan, Ordering::Relaxed);
+            0
+        }
+    }
+
+    /// `nr_deferred` (mm/shrinker.c `do_shrink_slab`): work a pass could not do is carried to
+    /// the next, scaled by its priority, and capped at twice the count.
+    #[test]
+    fn deferred_work_is_carried_to_the_next_pass_and_capped() {
+        let s = Fake { count: 10_000, stop: true.into(), scanned: 0.into() };
+        let gfp = crate::gfp::GFP_KERNEL;
+        let deferred = core::sync::atomic::AtomicUsize::new(0);
+        // Priority 0 wants 2 * 10000 (capped); `SHRINK_STOP` at once: all of it deferred.
+        assert_eq!(do_shrink_slab(&s, &deferred, gfp, 0), 0);
+        assert_eq!(deferred.load(Ordering::Relaxed), 20_000);
+        do_shrink_slab(&s, &deferred, gfp, 0);
+        assert_eq!(deferred.load(Ordering::Relaxed), 20_000, "capped at twice the count");
+        // Priority 6: delta = (10000 >> 6) * 4 / 2 = 312, plus 20000 >> 6 = 312 deferred: 624,
+        // scanned in 4 full batches (512); 20000 + 312 - 512 stays deferred.
+        s.stop.store(false, Ordering::Relaxed);
+        do_shrink_slab(&s, &deferred, gfp, 6);
+        assert_eq!(s.scanned.load(Ordering::Relaxed), 512);
+        assert_eq!(deferred.load(Ordering::Relaxed), 19_800);
+        // Without deferred work the same pass scans its delta only: 2 batches, 56 deferred.
+        let fresh = core::sync::atomic::AtomicUsize::new(0);
+        do_shrink_slab(&s, &fresh, gfp, 6);
+        assert_eq!(s.scanned.load(Ordering::Relaxed), 512 + 256);
+        assert_eq!(fresh.load(Ordering::Relaxed), 312 - 256);
+    }
+
+    /// An entry's counter starts at zero: a new registration in a slot does not inherit the
+    /// deferred work of the slot's previous entry.
+    #[test]
+    fn a_new_registration_starts_with_a_zero_counter() {
+        let r: Registry<dyn OomNotifier> = Registry::new();
+        let a = Counter(AtomicUsize::new(0));
+        // SAFETY: unregistered before `a` drops.
+        let id = unsafe { r.register(NonNull::from(&a as &dyn OomNotifier)) }.unwrap();
+        r.for_each_with_counter(|_, c| c.store(77, Ordering::Relaxed));
+        assert!(r.unregister(id));
+        // SAFETY: As above.
+        let id = unsafe { r.register(NonNull::from(&a as &dyn OomNotifier)) }.unwrap();
+        let mut seen = usize::MAX;
+        r.for_each_with_counter(|_, c| seen = c.load(Ordering::Relaxed));
+        assert_eq!(seen, 0);
         assert!(r.unregister(id));
     }
 }

@@ -146,16 +146,21 @@ fn reclaim_shrinker_is_scanned_in_batches() {
 
 /// Kernel `do_try_to_free_pages` + `do_shrink_slab`: a direct-reclaim pass that frees nothing
 /// lowers the priority from `DEF_PRIORITY` (12) to 0, and at priority `p` a shrinker with
-/// `freeable` objects is scanned `min((freeable >> p) * 4 / DEFAULT_SEEKS, 2 * freeable)`
-/// objects in full batches (the rest of a batch is not scanned).
+/// `freeable` objects is scanned `min((nr_deferred >> p) + (freeable >> p) * 4 / DEFAULT_SEEKS,
+/// 2 * freeable)` objects in full batches; the rest of a batch is not scanned but deferred
+/// (`nr_deferred`, at most `2 * freeable`) to the next priority.
 #[test]
 fn reclaim_direct_reclaim_scans_by_falling_priority() {
     let count = 1_000_000usize;
     let asked = one_reclaim_pass(BigShrinker::new(count, 0, false));
     let mut expected = Vec::new();
+    let mut deferred = 0usize;
     for p in (0..=12).rev() {
-        let total = ((count >> p) * 4 / 2).min(2 * count);
-        expected.extend(std::iter::repeat_n(128, total / 128));
+        let delta = (count >> p) * 4 / 2;
+        let total = ((deferred >> p) + delta).min(2 * count);
+        let calls = total / 128;
+        expected.extend(std::iter::repeat_n(128, calls));
+        deferred = (deferred + delta).saturating_sub(calls * 128).min(2 * count);
     }
     assert_eq!(asked.len(), expected.len(), "scan_objects calls: priorities 12..=0 in batches of 128");
     assert_eq!(asked, expected);
