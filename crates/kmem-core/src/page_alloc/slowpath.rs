@@ -568,10 +568,9 @@ impl<P: Platform> PageAllocator<P> {
         n
     }
 
-    /// `shrink_slab`: every shrinker's part of a reclaim pass at `priority`
-    /// ([`do_shrink_slab`]: `(count >> priority) * 4 / seeks` objects plus the shrinker's deferred work, in
-    /// batches). Returns
-    /// objects freed.
+    /// `shrink_slab`: every shrinker's part of a reclaim pass at `priority` ([`do_shrink_slab`]:
+    /// `(count >> priority) * 4 / seeks` objects plus the shrinker's deferred work, in batches).
+    /// Returns objects freed.
     fn shrink_slab(&self, gfp: Gfp, priority: u32) -> usize {
         let mut freed = 0usize;
         self.shrinkers.for_each_with_counter(|s, deferred| {
