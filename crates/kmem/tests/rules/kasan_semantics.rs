@@ -20,6 +20,7 @@
 //! `cache_handles::a_destroyed_cache_is_refused_and_a_second_destroy_is_reported`, the
 //! interior-pointer halves of `krealloc`/`ksize` by `live_objects.rs`.
 
+use crate::{read_obj as read, write_obj as write};
 use std::ptr::NonNull;
 
 use kmem::gfp::GFP_KERNEL;
@@ -47,19 +48,6 @@ fn debug_machine(class: usize) -> Machine {
 
 fn at(p: NonNull<u8>, off: usize) -> NonNull<u8> {
     NonNull::new(p.as_ptr().wrapping_add(off)).expect("not null")
-}
-
-fn write(m: &Machine, p: NonNull<u8>, data: &[u8]) {
-    // SAFETY: Tests write bytes of their own live object's slot (its red zone included), which
-    // lie in allocated pages of the test's machine, used by nothing else meanwhile.
-    unsafe { m.write_bytes(p, data) }.expect("bytes in allocated pages");
-}
-
-fn read(m: &Machine, p: NonNull<u8>, len: usize) -> Vec<u8> {
-    let mut buf = vec![0; len];
-    // SAFETY: As in `write`.
-    unsafe { m.read_bytes(p, &mut buf) }.expect("bytes in allocated pages");
-    buf
 }
 
 fn pattern(len: usize) -> Vec<u8> {

@@ -15,6 +15,7 @@
 //! kernel (`test_free_bulk`) run on both here; the kernel's custom caches are made with
 //! `SLAB_NOLEAKTRACE | SLAB_ACCOUNT` and align 1, so they are never merged.
 
+use crate::{read_obj as read, write_obj as write};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -56,19 +57,6 @@ fn ctor_x() -> (ObjFn, &'static AtomicUsize) {
     let calls: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
     // SAFETY: A leaked atomic counter and the object's first 8 bytes, from any thread.
     (unsafe { ObjFn::new(ctor_set_x, std::ptr::from_ref(calls).cast()) }, calls)
-}
-
-fn write(m: &Machine, p: NonNull<u8>, data: &[u8]) {
-    // SAFETY: The test's own live allocation of at least `data.len()` bytes, used by nothing
-    // else meanwhile.
-    unsafe { m.write_bytes(p, data) }.expect("object bytes are in allocated pages");
-}
-
-fn read(m: &Machine, p: NonNull<u8>, len: usize) -> Vec<u8> {
-    let mut buf = vec![0; len];
-    // SAFETY: As in `write`.
-    unsafe { m.read_bytes(p, &mut buf) }.expect("object bytes are in allocated pages");
-    buf
 }
 
 /// The kernel test's fill: byte `i` is `(char)(i + 1)`.

@@ -1,6 +1,7 @@
 //! The kmalloc family through a real machine, one or more tests per rule of SEMANTICS §4.3
 //! (KM-1..11), plus `krealloc`, `kfree_sensitive` and the `_node` variants.
 
+use crate::read_obj as read;
 use std::ptr::NonNull;
 
 use kmem::gfp::{__GFP_DMA32, __GFP_NOWARN, __GFP_RECLAIMABLE, __GFP_ZERO, GFP_DMA, GFP_KERNEL};
@@ -21,13 +22,6 @@ fn class_of(n: usize) -> usize {
 fn kfree(m: &Machine, p: NonNull<u8>) {
     // SAFETY: Every caller passes an allocation it owns and no longer uses.
     unsafe { m.kfree(p.as_ptr()) };
-}
-
-fn read(m: &Machine, p: NonNull<u8>, len: usize) -> Vec<u8> {
-    let mut buf = vec![0; len];
-    // SAFETY: The test's own allocation, used by nothing else meanwhile.
-    unsafe { m.read_bytes(p, &mut buf) }.expect("allocated bytes");
-    buf
 }
 
 #[test]

@@ -90,6 +90,21 @@ pub fn check(m: &Machine) {
     unsafe { m.check() }
 }
 
+/// `len` bytes at `p`, read through the machine's byte access.
+pub fn read_obj(m: &Machine, p: std::ptr::NonNull<u8>, len: usize) -> Vec<u8> {
+    let mut buf = vec![0; len];
+    // SAFETY: Tests read bytes of their own allocations (red zones included), in allocated
+    // pages of the test's machine, used by nothing else meanwhile.
+    unsafe { m.read_bytes(p, &mut buf) }.expect("bytes in allocated pages");
+    buf
+}
+
+/// Writes `data` at `p` through the machine's byte access.
+pub fn write_obj(m: &Machine, p: std::ptr::NonNull<u8>, data: &[u8]) {
+    // SAFETY: As in `read_obj`.
+    unsafe { m.write_bytes(p, data) }.expect("bytes in allocated pages");
+}
+
 /// The pfn of an allocated page.
 pub fn pfn(m: &Machine, page: &Page) -> usize {
     m.page_to_pfn(page).expect("page of this machine")

@@ -6,6 +6,7 @@
 //! and written with `Machine::read_bytes`/`write_bytes`, which refuse pages that are not
 //! allocated: a read that succeeds proves the slab page is still held.
 
+use crate::read_obj as read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,13 +54,6 @@ fn destroy(m: &Machine, c: CacheRef) -> Result<(), DestroyError> {
 fn fill(m: &Machine, p: NonNull<u8>, len: usize, byte: u8) {
     // SAFETY: The test's own allocation, used by nothing else meanwhile.
     unsafe { m.write_bytes(p, &vec![byte; len]) }.expect("object bytes are in allocated pages");
-}
-
-fn read(m: &Machine, p: NonNull<u8>, len: usize) -> Vec<u8> {
-    let mut buf = vec![0; len];
-    // SAFETY: The test's own allocation, used by nothing else meanwhile.
-    unsafe { m.read_bytes(p, &mut buf) }.expect("object bytes are in allocated pages");
-    buf
 }
 
 /// A constructor/destructor that counts its calls in a leaked counter.
