@@ -28,12 +28,18 @@ use loom::sync::atomic::{AtomicU64, AtomicUsize, fence};
 use crate::platform::Platform;
 use crate::sync::SpinLock;
 
+/// `CONFIG_RCU_CPU_STALL_TIMEOUT`: the default stall timeout, in seconds.
+pub const RCU_CPU_STALL_TIMEOUT: u32 = 21;
+
 /// The grace-period state.
 pub struct Rcu {
     idx: AtomicUsize,
     readers: [AtomicUsize; 2],
     gp: SpinLock<()>,
     completed: AtomicU64,
+    /// `rcupdate.rcu_cpu_stall_timeout` in seconds: a grace period waited for this long is
+    /// reported as an RCU stall. Not part of the grace-period handoff: a plain core atomic.
+    stall_timeout_s: core::sync::atomic::AtomicU32,
     /// Deferred work, owned by the slab allocator: `(slab chain head, object pages head)`.
     pub(crate) pending: SpinLock<Pending>,
 }
@@ -85,6 +91,7 @@ impl Rcu {
             readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
             gp: SpinLock::new(()),
             completed: AtomicU64::new(0),
+            stall_timeout_s: core::sync::atomic::AtomicU32::new(RCU_CPU_STALL_TIMEOUT),
             pending: SpinLock::new(Pending { slabs: crate::slab::desc::NIL_PFN, nr_slabs: 0, objects: 0 }),
         }
     }
@@ -126,6 +133,19 @@ impl Rcu {
     /// Grace periods completed.
     pub fn completed(&self) -> u64 {
         self.completed.load(SeqCst)
+    }
+
+    /// The stall timeout in seconds ([`Self::set_stall_timeout`]).
+    pub fn stall_timeout(&self) -> u32 {
+        self.stall_timeout_s.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets `rcupdate.rcu_cpu_stall_timeout`: clamped to 3..=300 seconds, as
+    /// `rcu_jiffies_till_stall_check` clamps it. Returns the value in effect.
+    pub fn set_stall_timeout(&self, secs: u32) -> u32 {
+        let secs = secs.clamp(3, 300);
+        self.stall_timeout_s.store(secs, core::sync::atomic::Ordering::Relaxed);
+        secs
     }
 
     /// Waits until every reader that entered before the call has left (`synchronize_rcu`),

@@ -86,7 +86,7 @@ impl<P: Platform> Kmem<P> {
             taken
         };
         let done = if wait {
-            self.slabs.rcu.synchronize(crate::sync::cpu_relax);
+            self.synchronize_watched();
             true
         } else {
             self.slabs.rcu.try_synchronize()
@@ -96,6 +96,63 @@ impl<P: Platform> Kmem<P> {
             return 0;
         }
         self.free_pending(slabs, objects)
+    }
+
+    /// A waiting grace period, watched as the kernel's stall detector watches one: once it has
+    /// waited `rcu_cpu_stall_timeout` seconds for readers, it reports an RCU stall (once per
+    /// grace period) and goes on waiting. A reader that never leaves (a leaked guard) then
+    /// shows in the log instead of as a silent hang.
+    fn synchronize_watched(&self) {
+        let platform = self.platform();
+        let rcu = &self.slabs.rcu;
+        let start = platform.now_ns();
+        let limit = u64::from(rcu.stall_timeout()) * 1_000_000_000;
+        let (mut spins, mut reported) = (0u32, false);
+        rcu.synchronize(|| {
+            crate::sync::cpu_relax();
+            spins = spins.wrapping_add(1);
+            if reported || spins % 4096 != 0 {
+                return;
+            }
+            let waited = platform.now_ns().saturating_sub(start);
+            if waited >= limit {
+                reported = true;
+                self.report_rcu_stall(waited);
+            }
+        });
+    }
+
+    /// `print_other_cpu_stall`, for a grace period held up by readers in their sections (kmem
+    /// cannot name the tasks, so it counts them).
+    #[cold]
+    #[inline(never)]
+    fn report_rcu_stall(&self, waited_ns: u64) {
+        let platform = self.platform();
+        let rcu = &self.slabs.rcu;
+        let n = platform.nr_cpus();
+        platform.log(
+            crate::platform::Level::Err,
+            format_args!(
+                "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\nrcu: \tTasks blocked on level-0 rcu_node (CPUs 0-{}): {} reader(s) in a read-side critical section\nrcu: \t(detected by {}, t={} jiffies, g={}, q=0 ncpus={n})",
+                n.saturating_sub(1),
+                rcu.readers(),
+                platform.cpu().unwrap_or(0),
+                waited_ns / (1_000_000_000 / crate::platform::HZ),
+                rcu.completed() * 4 + 1,
+            ),
+        );
+        platform.dump_stack(Location::caller());
+    }
+
+    /// `rcupdate.rcu_cpu_stall_timeout`, in seconds (default [`crate::rcu::RCU_CPU_STALL_TIMEOUT`]).
+    pub fn rcu_cpu_stall_timeout(&self) -> u32 {
+        self.slabs.rcu.stall_timeout()
+    }
+
+    /// Sets `rcupdate.rcu_cpu_stall_timeout` (clamped to 3..=300 seconds, as the kernel
+    /// clamps it); returns the value in effect.
+    pub fn set_rcu_cpu_stall_timeout(&self, secs: u32) -> u32 {
+        self.slabs.rcu.set_stall_timeout(secs)
     }
 
     /// What reclaim calls: a grace period only if it can complete without waiting.

@@ -185,3 +185,39 @@ fn destroy_inside_a_read_section_reports_once_and_keeps_queued_objects() {
         assert_eq!(count_log(&m, ILLEGAL_BARRIER), 1);
     });
 }
+
+/// The kernel's RCU stall detector: a grace period that waits `rcu_cpu_stall_timeout` seconds
+/// (clamped to 3..=300, default 21) for a reader is reported (`rcu: INFO: rcu_preempt detected
+/// stalls on CPUs/tasks:`), once, and goes on waiting; the reader here leaves only once the
+/// report is in the log, so the test asserts no timing, only the report and the wait's end.
+#[test]
+fn a_grace_period_held_up_by_a_reader_is_reported_as_a_stall() {
+    let m = machine();
+    assert_eq!(m.rcu_cpu_stall_timeout(), 21);
+    assert_eq!(m.set_rcu_cpu_stall_timeout(0), 3, "clamped as the kernel clamps it");
+    assert_eq!(m.set_rcu_cpu_stall_timeout(1000), 300);
+    assert_eq!(m.set_rcu_cpu_stall_timeout(3), 3);
+    const STALL: &str = "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:";
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn({
+        let m = m.clone();
+        move || {
+            let guard = m.rcu_read_lock();
+            entered_tx.send(()).unwrap();
+            // Watchdog only: the waiter reports after 3 s.
+            let start = Instant::now();
+            while count_log(&m, STALL) == 0 && start.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(guard);
+        }
+    });
+    entered_rx.recv().unwrap();
+    let obj = queued(&m);
+    m.synchronize_rcu();
+    reader.join().unwrap();
+    assert_eq!(count_log(&m, STALL), 1, "reported once");
+    let log = m.dmesg();
+    assert!(log.contains("1 reader(s) in a read-side critical section"), "{log}");
+    assert!(!live(&m, obj), "the grace period completed once the reader left");
+}
