@@ -324,3 +324,9 @@ fn mempool_create_rejects_other_callback_types() {
         assert_eq!(o.status.success(), ok, "{param}:\n{}", show(&o));
     }
 }
+
+/// Audit: huge `kmem_cache_create_dtor` alignments are an error, not an internal panic.
+#[test]
+fn ovf_kmem_cache_create_huge_alignment() {
+    run_suite("ovf", Link::Shared);
+}

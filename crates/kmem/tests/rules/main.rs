@@ -20,6 +20,7 @@ mod mempool_kinds;
 mod mempool_poison;
 mod mempool_resize;
 mod misuse;
+mod ovf;
 mod pages;
 mod pages_bulk;
 mod pages_giveup;
