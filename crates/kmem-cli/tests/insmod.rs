@@ -209,3 +209,25 @@ fn a_modules_own_definitions_win_over_kmems_exports() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "the module's own dump_stack\n");
 }
+
+/// Audit: a file whose ELF section-header offset (`e_shoff`) is near `u64::MAX` must be
+/// "Invalid module format" (exit 1), not a panic (exit 101): `elf::find_section`'s header
+/// closure checks `shoff + i * shentsize` but then adds the field offsets (`at + 4`, `at + 8`,
+/// ... `at + 32`) unchecked, which overflows in a debug build.
+#[test]
+fn a_section_table_offset_near_u64_max_is_an_invalid_module_not_a_panic() {
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // ELFCLASS64
+    elf[5] = 1; // little-endian
+    elf[0x10..0x12].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
+    elf[0x28..0x30].copy_from_slice(&(u64::MAX - 3).to_le_bytes()); // e_shoff
+    elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    elf[0x3c..0x3e].copy_from_slice(&1u16.to_le_bytes()); // e_shnum
+    elf[0x3e..0x40].copy_from_slice(&0u16.to_le_bytes()); // e_shstrndx
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ovf-shoff.so");
+    std::fs::write(&file, &elf).unwrap();
+    let o = insmod(&[file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).ends_with("ovf-shoff.so: Invalid module format\n"), "{}", stderr(&o));
+}
