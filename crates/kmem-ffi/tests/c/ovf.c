@@ -23,6 +23,12 @@ int main(void)
 	CHECK_NOT_LOG("internal error");
 	CHECK_LOG("__kmem_cache_create_args(ovf_rz) failed with error -22");
 
+	/* A size near SIZE_MAX overflows merge_size's round-up to a word the same way. */
+	kmem_dmesg_clear();
+	CHECK(kmem_cache_create_dtor("ovf_big", SIZE_MAX, 0, 0, NULL, NULL) == NULL);
+	CHECK_NOT_LOG("internal error");
+	CHECK_LOG("__kmem_cache_create_args(ovf_big) failed with error");
+
 	/* The machine still makes caches afterwards. */
 	struct kmem_cache *c = kmem_cache_create("ovf_c", 64, 0, 0, NULL);
 	CHECK(c != NULL);

@@ -36,3 +36,18 @@ fn kmem_cache_create_red_zone_with_alignment_2_pow_63_is_an_error_not_a_panic() 
     }));
     assert_eq!(r.ok(), Some(true), "an error, not a panic");
 }
+
+/// `kmem_cache_create` with a size near `usize::MAX`: `merge_size` rounds it up to a word
+/// (`object_size.next_multiple_of(8)`) before `calculate_sizes` can refuse it as too large, which
+/// overflows in a debug build. Must be `Err(TooLarge)`, not a panic.
+#[test]
+fn kmem_cache_create_with_a_size_near_usize_max_is_an_error_not_a_panic() {
+    let m = builder(Profile::X86_64, 64).pcp(false).build().unwrap();
+    let _a = m.kmem_cache_create("ovf_a", 64, &CacheArgs::default(), SlabFlags::empty()).unwrap();
+    for size in [usize::MAX, usize::MAX - 6] {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.kmem_cache_create("ovf_big", size, &CacheArgs::default(), SlabFlags::empty()).is_err()
+        }));
+        assert_eq!(r.ok(), Some(true), "size {size:#x}: an error, not a panic");
+    }
+}
