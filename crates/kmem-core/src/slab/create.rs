@@ -178,6 +178,9 @@ impl<P: Platform> Kmem<P> {
         may_merge: bool,
         mem_gfp: Gfp,
     ) -> Result<CacheRef, CreateError> {
+        // Before the merge check, which computes with them (audit: a huge alignment or size
+        // overflowed `merge_size`).
+        layout::check_args(size, args.align).map_err(CreateError::Layout)?;
         if may_merge && let Some(c) = self.find_mergeable(size, args, flags) {
             return Ok(c);
         }

@@ -48,6 +48,27 @@ pub const MAX_PARTIAL: usize = 10;
 const _: () = assert!(TRACK_SIZE == 32 || WORD != 8);
 const _: () = assert!(ARCH_SLAB_MINALIGN.is_power_of_two() && ARCH_SLAB_MINALIGN >= WORD);
 
+/// The checks `kmem_cache_create` makes of its arguments before anything is computed from
+/// them (`kmem_cache_sanity_check`: size 0 or above `KMALLOC_MAX_SIZE` is `-EINVAL`), plus
+/// an alignment bound: no object can be aligned beyond the largest slab, and the layout
+/// arithmetic (merge sizes, red-zone padding) must not overflow.
+///
+/// # Errors
+/// [`LayoutError::ZeroSize`], [`LayoutError::TooLarge`], or [`LayoutError::BadAlign`] for an
+/// alignment above `KMALLOC_MAX_SIZE`.
+pub const fn check_args(object_size: usize, align: usize) -> Result<(), LayoutError> {
+    if object_size == 0 {
+        return Err(LayoutError::ZeroSize);
+    }
+    if object_size > KMALLOC_MAX_SIZE {
+        return Err(LayoutError::TooLarge(object_size));
+    }
+    if align > KMALLOC_MAX_SIZE {
+        return Err(LayoutError::BadAlign(align));
+    }
+    Ok(())
+}
+
 /// `calculate_alignment()`: the object alignment for a cache (SL-3).
 ///
 /// With [`SLAB_HWCACHE_ALIGN`] the cache line, halved while `size` fits in half of it, unless the
@@ -195,7 +216,9 @@ impl fmt::Display for LayoutError {
         match *self {
             LayoutError::ZeroSize => f.write_str("object size 0"),
             LayoutError::TooLarge(n) => write!(f, "object size {n} above KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}"),
-            LayoutError::BadAlign(align) => write!(f, "alignment {align} is not a power of two"),
+            LayoutError::BadAlign(align) => {
+                write!(f, "alignment {align} is not a power of two of at most KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}")
+            }
             LayoutError::BadFreeptrOffset(offset) => write!(f, "invalid free pointer offset {offset}"),
             LayoutError::NoOrder(n) => write!(f, "no slab order up to {MAX_PAGE_ORDER} holds a {n}-byte object"),
         }?;

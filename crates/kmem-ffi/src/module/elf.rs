@@ -65,7 +65,12 @@ pub fn find_section(bytes: &[u8], name: &str) -> Result<Option<Section>, NotAMod
         return Err(NotAModule("bad section header table"));
     }
     let header = |i: u64| -> Result<(u32, Section), NotAModule> {
-        let at = shoff.checked_add(i * shentsize).ok_or(NotAModule("offset out of range"))?;
+        // The whole 64-byte header must have an address (`shentsize >= 64` is checked above),
+        // so the field offsets below cannot overflow.
+        let at = shoff
+            .checked_add(i * shentsize)
+            .filter(|at| at.checked_add(64).is_some())
+            .ok_or(NotAModule("offset out of range"))?;
         let sh_type = u32_at(bytes, at + 4)?;
         Ok((
             u32_at(bytes, at)?,

@@ -7,6 +7,7 @@
 //! lists first.
 
 mod cache_handles;
+mod create_args;
 mod gfp;
 mod kasan_semantics;
 mod kfence_semantics;
@@ -20,7 +21,6 @@ mod mempool_kinds;
 mod mempool_poison;
 mod mempool_resize;
 mod misuse;
-mod ovf;
 mod pages;
 mod pages_bulk;
 mod pages_giveup;

@@ -1,5 +1,5 @@
-//! Audit (size arithmetic): inputs through the safe API that must give a clear error, never a
-//! panic (debug overflow check, division by zero) or a wrapped size.
+//! `kmem_cache_create` arguments that would overflow the layout arithmetic (size-arithmetic
+//! audit): a clear error, never a panic (debug overflow check, division by zero) or a wrapped size.
 
 use kmem::Profile;
 use kmem::slab::CacheArgs;
