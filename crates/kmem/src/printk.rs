@@ -54,6 +54,9 @@ pub struct Printk {
     echo: Echo,
 }
 
+/// `PRINTKRB_RECORD_MAX`: the most text one record holds while continuations are added.
+pub const PRINTKRB_RECORD_MAX: usize = 1024;
+
 impl Printk {
     /// A ring of `capacity` bytes of text.
     pub fn new(capacity: usize, echo: Echo) -> Self {
@@ -72,7 +75,8 @@ impl Printk {
     }
 
     /// Logs text at `level`. Every `\n` ends a record; text after the last newline waits for
-    /// the next call (as `KERN_CONT` continuation) unless `flush` is set.
+    /// the next call (as `KERN_CONT` continuation) unless `flush` is set, or until it reaches
+    /// [`PRINTKRB_RECORD_MAX`] bytes, where it becomes a record of its own.
     pub fn log(&self, level: Level, text: &str, flush: bool) {
         let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
@@ -86,7 +90,9 @@ impl Printk {
             self.push(&mut ring, level, line.trim_end_matches('\n').to_owned());
             ring.partial_level = level;
         }
-        if flush && !ring.partial.is_empty() {
+        // `PRINTKRB_RECORD_MAX`: a continuation that no longer fits its record starts a new
+        // one (`prb_reserve_in_last` fails), so unterminated text cannot grow without bound.
+        if flush && !ring.partial.is_empty() || ring.partial.len() >= PRINTKRB_RECORD_MAX {
             let line = std::mem::take(&mut ring.partial);
             let level = ring.partial_level;
             self.push(&mut ring, level, line);
@@ -158,6 +164,21 @@ fn format_record(ts_ns: u64, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Continuations without a newline stop growing at `PRINTKRB_RECORD_MAX` (audit: the
+    /// pending text grew without bound): each full record is pushed, the rest keeps waiting.
+    #[test]
+    fn an_unterminated_continuation_becomes_records_of_at_most_the_record_max() {
+        let log = Printk::new(1 << 20, Echo::Off);
+        for _ in 0..2500 {
+            log.log(Level::Info, "x", false);
+        }
+        let recs = log.records();
+        assert_eq!(recs.len(), 2, "two full records, the rest pending");
+        assert!(recs.iter().all(|r| r.text.len() == PRINTKRB_RECORD_MAX && r.level == Level::Info));
+        log.log(Level::Info, "\n", false);
+        assert_eq!(log.records().last().map(|r| r.text.len()), Some(2500 - 2 * PRINTKRB_RECORD_MAX));
+    }
 
     #[test]
     fn lines_partial_and_capacity() {

@@ -625,7 +625,14 @@ mod tests {
         assert_eq!(calculate_sizes(KMALLOC_MAX_SIZE + 1, 8, NONE, false, None, false), Err(too_large));
         assert!(calculate_sizes(KMALLOC_MAX_SIZE, 8, NONE, false, None, false).is_ok());
         assert_eq!(layout(64, 8, SLAB_CACHE_DMA, false).allocflags, __GFP_COMP | GFP_DMA);
-        assert_eq!(format!("{}", LayoutError::BadAlign(24)), "alignment 24 is not a power of two (error -22)");
+        assert_eq!(
+            format!("{}", LayoutError::BadAlign(24)),
+            "alignment 24 is not a power of two of at most KMALLOC_MAX_SIZE 4194304 (error -22)"
+        );
+        assert_eq!(check_args(64, KMALLOC_MAX_SIZE), Ok(()));
+        assert_eq!(check_args(64, KMALLOC_MAX_SIZE + 1), Err(LayoutError::BadAlign(KMALLOC_MAX_SIZE + 1)));
+        assert_eq!(check_args(usize::MAX, 0), Err(LayoutError::TooLarge(usize::MAX)));
+        assert_eq!(check_args(0, 0), Err(LayoutError::ZeroSize));
         let no_order = LayoutError::NoOrder(1 << 23);
         assert_eq!(format!("{no_order}"), "no slab order up to 10 holds a 8388608-byte object (error -38)");
         assert_eq!((too_large.errno(), LayoutError::ZeroSize.errno()), (-22, -22));
