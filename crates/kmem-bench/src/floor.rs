@@ -665,9 +665,9 @@ mod tests {
         assert_eq!(f.alloc(0), Some(1));
     }
 
-    #[test]
-    fn obj_free_list_is_lifo_and_runs_dry() {
-        let f = ObjFreeList::new(64, 3);
+    /// A three-object arena of 64-byte objects: hands out adjacent objects, runs dry, and after
+    /// the frees gives the last freed one back first.
+    fn assert_lifo_and_runs_dry(f: &impl ObjAlloc<Obj = Ptr>) {
         let a: Vec<Ptr> = (0..3).map(|_| f.alloc(64).expect("obj")).collect();
         assert!(f.alloc(64).is_none());
         assert_eq!(a[1].0.as_ptr() as usize - a[0].0.as_ptr() as usize, 64);
@@ -677,6 +677,22 @@ mod tests {
             unsafe { f.free(p, 64) };
         }
         assert_eq!(f.alloc(64), Some(last));
+    }
+
+    /// A per-class floor: objects of one class are adjacent in it, and a freed object comes
+    /// back for another size of the same class.
+    fn assert_classes_share_by_class(f: &impl ObjAlloc<Obj = Ptr>) {
+        let a = f.alloc(100).expect("obj");
+        let b = f.alloc(100).expect("obj");
+        assert_eq!(b.0.as_ptr() as usize - a.0.as_ptr() as usize, 128);
+        // SAFETY: freed once, with the size it was allocated with.
+        unsafe { f.free(a, 100) };
+        assert_eq!(f.alloc(128).map(|p| p.0), Some(a.0));
+    }
+
+    #[test]
+    fn obj_free_list_is_lifo_and_runs_dry() {
+        assert_lifo_and_runs_dry(&ObjFreeList::new(64, 3));
     }
 
     #[test]
@@ -686,27 +702,12 @@ mod tests {
             assert!(KMALLOC_CLASSES[c] >= size, "size {size}");
             assert!(c == 0 || KMALLOC_CLASSES[c - 1] < size, "size {size}");
         }
-        let lists = ClassLists::new(4);
-        let a = lists.alloc(100).expect("obj");
-        let b = lists.alloc(100).expect("obj");
-        assert_eq!(b.0.as_ptr() as usize - a.0.as_ptr() as usize, 128);
-        // SAFETY: freed once, with the size it was allocated with.
-        unsafe { lists.free(a, 100) };
-        assert_eq!(lists.alloc(128).map(|p| p.0), Some(a.0));
+        assert_classes_share_by_class(&ClassLists::new(4));
     }
 
     #[test]
     fn pointer_stacks_are_lifo_and_keep_classes_apart() {
-        let f = PtrStack::new(64, 3);
-        let a: Vec<Ptr> = (0..3).map(|_| f.alloc(64).expect("obj")).collect();
-        assert!(f.alloc(64).is_none());
-        assert_eq!(a[1].0.as_ptr() as usize - a[0].0.as_ptr() as usize, 64);
-        let last = a[2];
-        for p in a {
-            // SAFETY: each came from `alloc` and is freed once.
-            unsafe { f.free(p, 64) };
-        }
-        assert_eq!(f.alloc(64), Some(last));
+        assert_lifo_and_runs_dry(&PtrStack::new(64, 3));
 
         let stacks = ClassStacks::new(4);
         let a = stacks.alloc(100).expect("obj");

@@ -38,7 +38,7 @@ use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
 use crate::platform::{Context, Level, Platform};
 use crate::reclaim::{DEF_PRIORITY, do_shrink_slab};
 use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags, zone_watermark_ok};
-use crate::zone::{MAX_NR_ZONES, MIGRATE_PCPTYPES, MigrateType, Wmark, ZoneType};
+use crate::zone::{MAX_NR_ZONES, MIGRATE_PCPTYPES, MigrateType, Wmark, Zone, ZoneType};
 
 /// What the OOM step (`out_of_memory`) achieved.
 enum OomStep {
@@ -624,17 +624,11 @@ impl<P: Platform> PageAllocator<P> {
     /// populated zone there, the node is balanced.
     fn pgdat_balanced(&self, order: u32, highest: ZoneType) -> bool {
         if order == 0 {
-            // The common case (every order-0 slow path wakes through here) in a loop of its
-            // own: no zone lock, no free-list scan, so it needs no saved registers.
-            let mut eligible = false;
-            for zone in self.zones[..=highest as usize].iter().filter(|z| z.managed > 0) {
-                eligible = true;
-                let (mark, reserve) = (zone.wmark(Wmark::High), zone.lowmem_reserve(highest));
-                if zone_watermark_ok(zone.free_pages(), 0, mark, reserve, 0, |_| true) {
-                    return true;
-                }
-            }
-            return !eligible;
+            // The common case (every order-0 slow path wakes through here), inlined: no zone
+            // lock, no free-list scan, so it needs no saved registers.
+            return self.any_zone_passes_high(highest, |zone, mark, reserve| {
+                zone_watermark_ok(zone.free_pages(), 0, mark, reserve, 0, |_| true)
+            });
         }
         self.pgdat_balanced_high_order(order, highest)
     }
@@ -642,16 +636,22 @@ impl<P: Platform> PageAllocator<P> {
     /// [`Self::pgdat_balanced`] for `order > 0`: the free lists decide (under the zone lock).
     #[inline(never)]
     fn pgdat_balanced_high_order(&self, order: u32, highest: ZoneType) -> bool {
+        self.any_zone_passes_high(highest, |zone, mark, reserve| {
+            let area = zone.lock();
+            zone_watermark_ok(area.nr_free_pages, order, mark, reserve, 0, |o| {
+                MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
+            })
+        })
+    }
+
+    /// Whether `passes(zone, high watermark, lowmem_reserve[highest])` holds for some populated
+    /// zone up to `highest`, or there is none.
+    #[inline(always)]
+    fn any_zone_passes_high(&self, highest: ZoneType, passes: impl Fn(&Zone, usize, usize) -> bool) -> bool {
         let mut eligible = false;
         for zone in self.zones[..=highest as usize].iter().filter(|z| z.managed > 0) {
             eligible = true;
-            let (mark, reserve) = (zone.wmark(Wmark::High), zone.lowmem_reserve(highest));
-            let area = zone.lock();
-            let ok = zone_watermark_ok(area.nr_free_pages, order, mark, reserve, 0, |o| {
-                MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
-            });
-            drop(area);
-            if ok {
+            if passes(zone, zone.wmark(Wmark::High), zone.lowmem_reserve(highest)) {
                 return true;
             }
         }

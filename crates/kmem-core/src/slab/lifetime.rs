@@ -179,8 +179,9 @@ impl<P: Platform> Kmem<P> {
             let s = unsafe { cache.as_ref() };
             self.unlink_cache(cache.as_ptr());
             let slab_pages = self.shrink_cache(s);
+            // The destroy's caller, named by the reports below.
+            let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
             if wait_rcu && s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
-                let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
                 self.rcu_barrier_at(caller);
             }
             // Slabs still waiting for a grace period (or an operation in progress elsewhere)
@@ -188,7 +189,6 @@ impl<P: Platform> Kmem<P> {
             if s.ops.hand_back() {
                 return (Teardown::Handed, slab_pages);
             }
-            let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
             let live = self.report_remaining(s, caller);
             if live > 0 || s.node.lock().nr_slabs > 0 {
                 self.count_slab_report();

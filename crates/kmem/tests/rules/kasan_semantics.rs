@@ -193,12 +193,19 @@ fn kasan_krealloc_uaf_returns_null_and_leaves_the_object_free() {
         1
     );
     assert_eq!(count_log(&m, &format!("FIX kmalloc-256: krealloc of 0x{:x} ignored", ptr1.as_ptr() as usize)), 1);
-    let a = m.kmalloc(201, GFP_KERNEL).expect("kmalloc");
-    let b = m.kmalloc(201, GFP_KERNEL).expect("kmalloc");
-    assert_eq!(a, ptr1, "the freed object is still on the free list");
-    assert_ne!(b, ptr1, "and only once");
+    assert_free_exactly_once(&m, 201, ptr1, keep, "krealloc_uaf");
+}
+
+/// The free object `ptr` (of a `size`-byte kmalloc) is on its CPU's free list exactly once:
+/// the next allocation of its size takes it (LIFO reuse) and the one after does not; then
+/// both and `keep` (the test's object that held the slab) are freed.
+fn assert_free_exactly_once(m: &Machine, size: usize, ptr: NonNull<u8>, keep: NonNull<u8>, what: &str) {
+    let a = m.kmalloc(size, GFP_KERNEL).expect("kmalloc");
+    let b = m.kmalloc(size, GFP_KERNEL).expect("kmalloc");
+    assert_eq!(a, ptr, "{what}: the freed object is still on the free list");
+    assert_ne!(b, ptr, "{what}: and only once");
     for p in [a, b, keep] {
-        kfree(&m, p);
+        kfree(m, p);
     }
 }
 
@@ -234,13 +241,7 @@ fn kasan_kmalloc_double_kzfree_is_reported_and_writes_nothing() {
         };
         assert_eq!(count_log(&m, &report), 1, "debug {debug}: {}", m.dmesg());
         assert_eq!(read(&m, ptr, 16), want, "debug {debug}: nothing written into the free object");
-        let a = m.kmalloc(16, GFP_KERNEL).expect("kmalloc");
-        let b = m.kmalloc(16, GFP_KERNEL).expect("kmalloc");
-        assert_eq!(a, ptr, "debug {debug}");
-        assert_ne!(b, ptr, "debug {debug}: freed once");
-        for p in [a, b, keep] {
-            kfree(&m, p);
-        }
+        assert_free_exactly_once(&m, 16, ptr, keep, &format!("double kzfree, debug {debug}"));
     }
 }
 
@@ -272,12 +273,19 @@ fn kasan_ksize_is_the_class_size_and_the_tail_is_red_zone_before_it() {
 /// an 8-byte object frees it, without a report.
 #[test]
 fn kasan_kfree_via_page_frees_the_object() {
+    assert_kfree_of_an_alias_frees(|m, ptr| {
+        let page = m.virt_to_page(ptr.as_ptr()).expect("a slab page");
+        at(m.page_address(page).expect("lowmem"), ptr.as_ptr() as usize % PAGE_SIZE)
+    });
+}
+
+/// `kfree` of `alias(m, ptr)`, another address of an 8-byte object `ptr`, frees the object
+/// without a report: the next 8-byte kmalloc hands it out again.
+fn assert_kfree_of_an_alias_frees(alias: impl Fn(&Machine, NonNull<u8>) -> NonNull<u8>) {
     let m = machine();
     let keep = m.kmalloc(8, GFP_KERNEL).expect("keeps the slab in use");
     let ptr = m.kmalloc(8, GFP_KERNEL).expect("kmalloc");
-    let page = m.virt_to_page(ptr.as_ptr()).expect("a slab page");
-    let offset = ptr.as_ptr() as usize % PAGE_SIZE;
-    let alias = at(m.page_address(page).expect("lowmem"), offset);
+    let alias = alias(&m, ptr);
     assert_eq!(errors(&m, || kfree(&m, alias)).0, 0, "{}", m.dmesg());
     assert_eq!(m.kmalloc(8, GFP_KERNEL).expect("kmalloc"), ptr, "freed: handed out again");
     kfree(&m, ptr);
@@ -288,15 +296,9 @@ fn kasan_kfree_via_page_frees_the_object() {
 /// it, without a report.
 #[test]
 fn kasan_kfree_via_phys_frees_the_object() {
-    let m = machine();
-    let keep = m.kmalloc(8, GFP_KERNEL).expect("keeps the slab in use");
-    let ptr = m.kmalloc(8, GFP_KERNEL).expect("kmalloc");
-    let phys = m.virt_to_phys(ptr.as_ptr()).expect("direct map");
-    let alias = m.phys_to_virt(phys).expect("lowmem");
-    assert_eq!(errors(&m, || kfree(&m, alias)).0, 0, "{}", m.dmesg());
-    assert_eq!(m.kmalloc(8, GFP_KERNEL).expect("kmalloc"), ptr, "freed: handed out again");
-    kfree(&m, ptr);
-    kfree(&m, keep);
+    assert_kfree_of_an_alias_frees(|m, ptr| {
+        m.phys_to_virt(m.virt_to_phys(ptr.as_ptr()).expect("direct map")).expect("lowmem")
+    });
 }
 
 fn cache(m: &Machine, size: usize, flags: SlabFlags) -> CacheRef {

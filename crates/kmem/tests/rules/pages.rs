@@ -717,6 +717,20 @@ fn fragment_normal(m: &Machine) -> Vec<&Page> {
     kept
 }
 
+/// Where one order-0 `gfp` page lands on a machine `fragment_normal` prepared: its zone and
+/// pageblock type. Frees it and the `kept` pages.
+fn where_one_page_lands(m: &Machine, gfp: Gfp, kept: Vec<&Page>) -> (ZoneType, MigrateType) {
+    let p = m.alloc_pages(gfp | __GFP_NOWARN, 0).expect("unmovable page");
+    let landed = (zone_of(m, pfn(m, p)), m.memmap().pageblock_mt(pfn(m, p)));
+    // SAFETY: allocated above, order 0, unused.
+    unsafe { m.free_pages(p, 0) };
+    for p in kept {
+        // SAFETY: allocated by `fragment_normal`, order 0, unused.
+        unsafe { m.free_pages(p, 0) }
+    }
+    landed
+}
+
 /// PA-12, `alloc_flags_nofragment` (from the audit): on x86_64 with ZONE_NORMAL preferred and
 /// ZONE_DMA32 configured, the first pass carries `ALLOC_NOFRAGMENT`: no page is taken out of a
 /// Movable pageblock in Normal for an unmovable request while DMA32 can serve it without mixing
@@ -725,15 +739,7 @@ fn fragment_normal(m: &Machine) -> Vec<&Page> {
 fn pa12_nofragment_prefers_dma32_over_stealing_in_normal() {
     let m = x86_64_nopcp(4096 + 256);
     let kept = fragment_normal(&m);
-    let p = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("unmovable page");
-    let z = zone_of(&m, pfn(&m, p));
-    let mt = m.memmap().pageblock_mt(pfn(&m, p));
-    // SAFETY: allocated above, order 0, unused.
-    unsafe { m.free_pages(p, 0) };
-    for p in kept {
-        // SAFETY: allocated by `fragment_normal`, order 0, unused.
-        unsafe { m.free_pages(p, 0) }
-    }
+    let (z, mt) = where_one_page_lands(&m, GFP_KERNEL, kept);
     assert_eq!(z, ZoneType::Dma32, "NOFRAGMENT skips the sub-pageblock steal in Normal (got {z:?}, block {mt:?})");
     check(&m);
 }
@@ -748,15 +754,7 @@ fn pa12_nofragment_retries_without_it_when_every_zone_fails() {
     for z in [ZoneType::Dma32, ZoneType::Dma] {
         m.set_zone_watermarks(z, [1 << 24; 4]).expect("marks in range");
     }
-    let p = m.alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 0).expect("unmovable page");
-    let z = zone_of(&m, pfn(&m, p));
-    let mt = m.memmap().pageblock_mt(pfn(&m, p));
-    // SAFETY: allocated above, order 0, unused.
-    unsafe { m.free_pages(p, 0) };
-    for p in kept {
-        // SAFETY: allocated by `fragment_normal`, order 0, unused.
-        unsafe { m.free_pages(p, 0) }
-    }
+    let (z, mt) = where_one_page_lands(&m, GFP_NOWAIT, kept);
     assert_eq!((z, mt), (ZoneType::Normal, MigrateType::Movable), "stolen from a Movable block in Normal");
     check(&m);
 }
@@ -769,14 +767,7 @@ fn pa12_nofragment_reaches_the_per_cpu_refill() {
     let m = builder(Profile::X86_64, 4096 + 256).build().expect("build x86_64 machine");
     let kept = fragment_normal(&m);
     m.drain_local_pages();
-    let p = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("unmovable page");
-    let z = zone_of(&m, pfn(&m, p));
-    // SAFETY: allocated above, order 0, unused.
-    unsafe { m.free_pages(p, 0) };
-    for p in kept {
-        // SAFETY: allocated by `fragment_normal`, order 0, unused.
-        unsafe { m.free_pages(p, 0) }
-    }
+    let (z, _) = where_one_page_lands(&m, GFP_KERNEL, kept);
     assert_eq!(z, ZoneType::Dma32);
     check(&m);
 }
