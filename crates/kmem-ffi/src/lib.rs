@@ -10,6 +10,7 @@ pub mod pages;
 pub mod printk;
 pub mod proc;
 pub mod scope;
+pub mod sheaf;
 pub mod slab;
 pub mod vmalloc;
 

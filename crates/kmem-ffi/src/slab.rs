@@ -64,6 +64,8 @@ pub struct kmem_cache_args {
     pub use_freeptr_offset: bool,
     /// Constructor, or NULL.
     pub ctor: Option<CtorFn>,
+    /// Capacity of the cache's prefilled sheaves (6.18), 0 for none.
+    pub sheaf_capacity: c_uint,
 }
 
 /// The C side of a legacy cache's constructor and destructor; lives until the cache is freed.
@@ -332,6 +334,7 @@ pub unsafe extern "C" fn __kmem_cache_create_args(
             // SAFETY: As in `kmem_cache_create`: the C constructor, callable from any thread.
             ctor: a.ctor.map(|f| unsafe { ObjFn::new(call_ctor, f as *const ()) }),
             dtor: None,
+            sheaf_capacity: a.sheaf_capacity,
             unlisted: false,
         });
         let args = usercopy_checked(m, object_size as usize, args, Location::caller());

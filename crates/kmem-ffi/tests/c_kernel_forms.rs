@@ -144,3 +144,10 @@ fn more_kernel_names() {
 fn memalloc_scopes_nest_and_shape_the_mask() {
     run_suite_with("scopes", &[], &[]);
 }
+
+/// Prefilled sheaves from C (SEMANTICS §3.1, 6.18): `sheaf_capacity`, prefill, allocations
+/// up to the size and NULL after, refill's cases, return, and every sheaf pointer kmem refuses.
+#[test]
+fn prefilled_sheaves() {
+    run_suite_with("sheaf", &[], &[]);
+}

@@ -24,7 +24,7 @@ mod slowpath;
 mod trim;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::fault::FaultAttr;
 use crate::memmap::{MemMap, pg};
@@ -236,7 +236,7 @@ pub struct PageAllocator<P: Platform> {
     oom_notifiers: Registry<dyn OomNotifier>,
     fail_page_alloc: FaultAttr,
     /// The `WARN_ON_ONCE` sites that have fired (`reports::once` bits): once per allocator.
-    warned: AtomicU8,
+    warned: AtomicU16,
     warn_rs: Ratelimit,
     bad_page_rs: Ratelimit,
     might_sleep_rs: Ratelimit,
@@ -345,7 +345,7 @@ impl<P: Platform> PageAllocator<P> {
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),
             fail_page_alloc: FaultAttr::fail_page_alloc_defaults(),
-            warned: AtomicU8::new(0),
+            warned: AtomicU16::new(0),
             warn_rs: Ratelimit::new(10_000_000_000, 1),
             bad_page_rs: Ratelimit::new(60_000_000_000, 60),
             might_sleep_rs: Ratelimit::new(1_000_000_000, 1),

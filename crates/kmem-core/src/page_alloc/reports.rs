@@ -37,24 +37,27 @@ pub(super) fn free_page_bad_reason(page: &Page) -> Option<&'static str> {
 /// keeps one flag per call site for the whole system; kmem keeps one per allocator (machine).
 pub mod once {
     /// `WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp)` in `__alloc_frozen_pages_noprof`.
-    pub const ORDER: u8 = 1 << 0;
+    pub const ORDER: u16 = 1 << 0;
     /// `WARN_ON_ONCE(gfp_mask & (__GFP_COMP | __GFP_HIGHMEM))` in `alloc_pages_exact`.
-    pub const EXACT_FLAGS: u8 = 1 << 1;
+    pub const EXACT_FLAGS: u16 = 1 << 1;
     /// `WARN_ON_ONCE(order > 1)` for `__GFP_NOFAIL` in `__alloc_pages_slowpath`.
-    pub const NOFAIL_ORDER: u8 = 1 << 2;
+    pub const NOFAIL_ORDER: u16 = 1 << 2;
     /// `WARN_ON_ONCE(!can_direct_reclaim)` for `__GFP_NOFAIL`.
-    pub const NOFAIL_NO_RECLAIM: u8 = 1 << 3;
+    pub const NOFAIL_NO_RECLAIM: u16 = 1 << 3;
     /// `WARN_ON_ONCE(current->flags & PF_MEMALLOC)` for `__GFP_NOFAIL`.
-    pub const NOFAIL_MEMALLOC: u8 = 1 << 4;
+    pub const NOFAIL_MEMALLOC: u16 = 1 << 4;
     /// `WARN_ON_ONCE(!(flags & __GFP_NOWARN))` for a size above `INT_MAX` in
     /// `__kvmalloc_node_noprof` (the `kmem` crate's kvmalloc shares these bits).
-    pub const KVMALLOC_TOO_LARGE: u8 = 1 << 5;
+    pub const KVMALLOC_TOO_LARGE: u16 = 1 << 5;
     /// `WARN_ON_ONCE(s->ctor && (flags & __GFP_ZERO))` in `new_slab` (the slab allocator
     /// shares these bits).
-    pub const SLAB_CTOR_ZERO: u8 = 1 << 6;
+    pub const SLAB_CTOR_ZERO: u16 = 1 << 6;
     /// `WARN_ON_ONCE(addr < PAGE_OFFSET)` in `kunmap_local_indexed` (the `kmem` crate's
     /// highmem shares these bits): a `kunmap_local` of no kmap mapping and no kernel address.
-    pub const KUNMAP_LOCAL_USER: u8 = 1 << 7;
+    pub const KUNMAP_LOCAL_USER: u16 = 1 << 7;
+    /// `WARN_ON_ONCE(s->sheaf_capacity == 0 && !(s->flags & SLAB_DEBUG_FLAGS))` in
+    /// `kmem_cache_prefill_sheaf` (6.18; the slab allocator shares these bits).
+    pub const SHEAF_NO_CAPACITY: u16 = 1 << 8;
 }
 
 /// Formats with a closure (a `Display` without allocating).
@@ -114,7 +117,7 @@ impl<P: Platform> PageAllocator<P> {
     /// printed.
     #[cold]
     #[inline(never)]
-    pub fn warn_once(&self, site: u8, func: &str, what: fmt::Arguments<'_>, caller: &Location<'_>) -> bool {
+    pub fn warn_once(&self, site: u16, func: &str, what: fmt::Arguments<'_>, caller: &Location<'_>) -> bool {
         if self.warned.load(Relaxed) & site != 0 || self.warned.fetch_or(site, Relaxed) & site != 0 {
             return false;
         }

@@ -109,6 +109,11 @@ pub struct CacheArgs {
     /// The seeds' destructor: runs on each object when its slab's pages go back to the page
     /// allocator (never on free).
     pub dtor: Option<ObjFn>,
+    /// `sheaf_capacity` (6.18): the capacity of the cache's prefilled sheaves
+    /// ([`crate::Kmem::kmem_cache_prefill_sheaf`]); 0: none, every prefilled sheaf is
+    /// "oversize". Ignored for a debug cache (as the kernel ignores it with `slab_debug`); a
+    /// cache with one is never merged.
+    pub sheaf_capacity: u32,
     /// Not handed out by [`crate::Kmem::find_cache`] or [`crate::Kmem::for_each_cache`], and
     /// never merged: for an owner that destroys the cache from safe code (`kmem::KmemCache`),
     /// where a handle from a lookup could be in use on another thread when that destroy runs.
@@ -207,6 +212,10 @@ pub struct Cache {
     pub(crate) unlisted: bool,
     /// `SLAB_FAILSLAB` (per cache, like sysfs `failslab`).
     pub(crate) failslab: AtomicBool,
+    /// `s->sheaf_capacity`: [`CacheArgs::sheaf_capacity`], or 0 for a debug cache.
+    pub(crate) sheaf_capacity: u32,
+    /// Returned full sheaves kept for the next prefill (`sheaf.rs`).
+    pub(crate) barn: SpinLock<super::sheaf::Barn>,
     pub(crate) node: SpinLock<Node>,
     /// The node may hold free objects: the kernel's racy `n->nr_partial` look in
     /// `get_partial_node`, so a refill on an empty node skips the lock. A mirror of

@@ -274,6 +274,8 @@ impl<P: Platform> Kmem<P> {
                 usersize: args.usersize,
                 unlisted: args.unlisted,
                 failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),
+                sheaf_capacity: if lay.flags.is_debug() { 0 } else { args.sheaf_capacity },
+                barn: SpinLock::new(super::sheaf::Barn::new()),
                 node: SpinLock::new(Node::new(self.direct_map_base(), objects)),
                 node_has_free: AtomicBool::new(true),
                 refcount: AtomicIsize::new(1),
@@ -341,7 +343,9 @@ impl<P: Platform> Kmem<P> {
         let nomerge = !self.slabs.config.merge;
         // A destructor, like a constructor, makes a cache its owner's alone; so does being
         // unlisted.
-        if nomerge || args.dtor.is_some() || args.unlisted {
+        // A cache with sheaves of its own capacity is special enough not to merge (6.18's
+        // `find_mergeable`, later `SLAB_NO_MERGE`).
+        if nomerge || args.dtor.is_some() || args.unlisted || args.sheaf_capacity != 0 {
             return None;
         }
         let list = self.slabs.list.lock();
@@ -350,7 +354,7 @@ impl<P: Platform> Kmem<P> {
         while let Some(c) = NonNull::new(cur) {
             // SAFETY: Caches on the list are allocated; we hold the list lock.
             let s = unsafe { c.as_ref() };
-            if s.is_dying() || s.unlisted {
+            if s.is_dying() || s.unlisted || s.sheaf_capacity != 0 {
                 cur = s.next.load(Relaxed);
                 continue;
             }

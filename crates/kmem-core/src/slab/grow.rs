@@ -386,6 +386,7 @@ impl<P: Platform> Kmem<P> {
 
     /// Frees every empty slab of `s` (after flushing the per-CPU arrays); returns pages freed.
     pub(crate) fn shrink_cache(&self, s: &Cache) -> usize {
+        self.barn_shrink(s);
         self.flush_all(s);
         let chain = s.node.lock().take_empty(0);
         let dm = self.direct_map_base();
@@ -555,6 +556,7 @@ fn parked_slab_pages(s: &Cache) -> usize {
     if !s.fast {
         return 0;
     }
-    let parked: usize = (0..s.nr_cpus as usize).map(|cpu| s.cpu(cpu).count.load(Relaxed) as usize).sum();
+    let parked: usize =
+        (0..s.nr_cpus as usize).map(|cpu| s.cpu(cpu).count.load(Relaxed) as usize).sum::<usize>() + s.barn_objects();
     parked.div_ceil(s.objects as usize) << s.order
 }

@@ -7,8 +7,8 @@
 //!   [`hardening`]: encoded free pointers and randomised freelists.
 //! - `create` (create, merge, destroy), `alloc` (the per-CPU fast paths and their slow
 //!   paths), `grow` (new slabs, freeing slabs, flushing per-CPU arrays, shrink and reclaim),
-//!   `slabinfo` (`/proc/slabinfo`), `handle` (checking a [`CacheRef`] before following it):
-//!   operations of [`crate::Kmem`].
+//!   `slabinfo` (`/proc/slabinfo`), `handle` (checking a [`CacheRef`] before following it),
+//!   [`sheaf`] (prefilled sheaves and the barn of returned ones): operations of [`crate::Kmem`].
 //!
 //! # Design (see `docs/slab-design.md`)
 //! Objects live in slabs: blocks of `1 << order` pages whose free objects are chained through
@@ -20,10 +20,11 @@
 //! as SLUB's debug caches do.
 //!
 //! Lock order: the cache list lock ([`Slabs`]), a cache's node lock, the descriptor pool's lock,
-//! the RCU pending lock, then the page allocator's own locks. A page allocation is never made under a node lock, and
-//! no constructor, destructor or cache teardown runs under the list lock: walks over the list
-//! pin each cache and release the lock while they work on it (`lifetime`, which also says when
-//! a destroyed cache's memory goes).
+//! the RCU pending lock, then the page allocator's own locks. A cache's barn lock (`sheaf`) is a
+//! leaf. A page allocation is never made under a node lock, and no constructor, destructor or
+//! cache teardown runs under the list lock: walks over the list pin each cache and release the
+//! lock while they work on it (`lifetime`, which also says when a destroyed cache's memory
+//! goes).
 
 pub mod cache;
 pub mod desc;
@@ -45,11 +46,13 @@ mod lifetime;
 pub mod lifeword;
 mod rcu_free;
 mod report;
+pub mod sheaf;
 mod slabinfo;
 
 pub use cache::{Cache, CacheArgs, CacheRef, ObjFn};
 pub use create::{CreateError, DestroyError};
 pub use debug_spec::{BadDebugSpec, DebugSpec};
+pub use sheaf::{MAX_FULL_SHEAVES, PrefilledSheaf, SheafError, SlabSheaf};
 pub use slabinfo::CacheInfo;
 
 use core::ptr;

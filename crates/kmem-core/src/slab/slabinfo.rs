@@ -43,6 +43,18 @@ pub struct CacheInfo {
     pub freed_slabs: u64,
     /// Slabs made at the minimum order after the preferred order failed.
     pub order_fallback: u64,
+    /// Free objects waiting in the CPUs' arrays (counted in `active_objs`).
+    pub cpu_objects: usize,
+    /// Objects in full sheaves kept for the next prefill (the barn; counted in `active_objs`).
+    pub barn_objects: usize,
+}
+
+impl CacheInfo {
+    /// Objects out with their users: `active_objs` less those parked in the CPUs' arrays and
+    /// the barn. (A sheaf a caller holds counts all its objects, taken or not.)
+    pub fn in_use(&self) -> usize {
+        self.active_objs - self.cpu_objects - self.barn_objects
+    }
 }
 
 impl<P: Platform> Kmem<P> {
@@ -199,9 +211,13 @@ fn info_of(s: &Cache) -> CacheInfo {
         new_slabs: s.stats.new_slabs.load(Relaxed),
         freed_slabs: s.stats.freed_slabs.load(Relaxed),
         order_fallback: s.stats.order_fallback.load(Relaxed),
+        barn_objects: s.barn_objects(),
         ..CacheInfo::default()
     };
     for cpu in 0..s.nr_cpus as usize {
+        if s.fast {
+            info.cpu_objects += s.cpu(cpu).count.load(Relaxed) as usize;
+        }
         info.alloc_fast += s.cpu(cpu).alloc_fast.load(Relaxed);
         info.free_fast += s.cpu(cpu).free_fast.load(Relaxed);
         info.alloc_slow += s.cpu(cpu).alloc_slow.load(Relaxed);

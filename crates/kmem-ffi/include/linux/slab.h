@@ -77,6 +77,7 @@ struct kmem_cache_args {
 	unsigned int freeptr_offset;
 	bool use_freeptr_offset;
 	void (*ctor)(void *);
+	unsigned int sheaf_capacity;	/* 6.18: capacity of prefilled sheaves, 0 for none */
 };
 
 typedef void (*kmem_cache_ctor_t)(void *);
@@ -157,6 +158,17 @@ void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags);
 void kmem_cache_free(struct kmem_cache *s, void *objp);
 int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void **p);
 void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p);
+
+/* Prefilled sheaves (6.18): up to `size` later allocations that cannot fail. A cache gets
+ * sheaves of its own capacity from kmem_cache_args.sheaf_capacity; a larger prefill makes an
+ * "oversize" sheaf. The sheaf is opaque; kmem checks every pointer passed back. */
+struct slab_sheaf;
+struct slab_sheaf *kmem_cache_prefill_sheaf(struct kmem_cache *s, gfp_t gfp, unsigned int size);
+int kmem_cache_refill_sheaf(struct kmem_cache *s, gfp_t gfp, struct slab_sheaf **sheafp,
+			    unsigned int size);
+void kmem_cache_return_sheaf(struct kmem_cache *s, gfp_t gfp, struct slab_sheaf *sheaf);
+void *kmem_cache_alloc_from_sheaf(struct kmem_cache *s, gfp_t gfp, struct slab_sheaf *sheaf) __malloc;
+unsigned int kmem_cache_sheaf_size(struct slab_sheaf *sheaf);
 /* kfree_bulk: each object to its own cache. */
 static inline void kfree_bulk(size_t size, void **p) { kmem_cache_free_bulk(NULL, size, p); }
 static inline void *kmem_cache_zalloc(struct kmem_cache *k, gfp_t flags)

@@ -31,6 +31,7 @@ mod proc;
 mod rcu;
 mod reclaim;
 mod reports;
+mod sheaf;
 mod show_mem;
 mod slab;
 mod slab_debug;
