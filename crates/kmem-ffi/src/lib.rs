@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod boundary;
+pub mod buckets;
 pub mod context;
 pub mod kmalloc;
 pub mod mempool;

@@ -85,6 +85,11 @@ fn slab() {
 }
 
 #[test]
+fn buckets_and_memcg_calls() {
+    run_suite("buckets", Link::Shared);
+}
+
+#[test]
 fn mempool() {
     run_suite("mempool", Link::Shared);
 }

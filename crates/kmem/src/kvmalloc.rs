@@ -1,11 +1,13 @@
 //! `kvmalloc` and friends (SEMANTICS §4.2, KM-12): kmalloc first, vmalloc when that fails
 //! and the rules of [`kmem_core::kmalloc::kv`] allow it; `kvfree` tells the two apart by
-//! address.
+//! address. `kmem_buckets_valloc` is the same with a bucket set's caches in kmalloc's place
+//! (`__kvmalloc_node` takes the set since Linux 6.11).
 
 use std::panic::Location;
 use std::ptr::NonNull;
 
 use kmem_core::gfp::{__GFP_NOWARN, __GFP_ZERO};
+use kmem_core::kmalloc::KmemBuckets;
 use kmem_core::kmalloc::kv::{KvFallback, kmalloc_gfp_adjust, kvmalloc_fallback};
 use kmem_core::{AllocError, Gfp};
 
@@ -20,8 +22,28 @@ impl Machine {
     /// When both fail, or the fallback is not allowed.
     #[track_caller]
     pub fn kvmalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
-        if let Ok(p) = self.kmalloc(size, kmalloc_gfp_adjust(gfp, size)) {
+        self.kmem_buckets_valloc(None, size, gfp)
+    }
+
+    /// `kmem_buckets_valloc(b, size, gfp)`: [`Machine::kvmalloc`] whose kmalloc attempt is
+    /// `kmem_buckets_alloc(b, …)` (the kmalloc caches when `b` is `None`); the vmalloc
+    /// fallback is the same. Free with [`Machine::kvfree`].
+    ///
+    /// # Errors
+    /// As [`Machine::kvmalloc`]; also when a cache of `b` is no longer live (reported).
+    #[track_caller]
+    pub fn kmem_buckets_valloc(
+        &self,
+        b: Option<&KmemBuckets>,
+        size: usize,
+        gfp: Gfp,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if let Ok(p) = self.kmem_buckets_alloc(b, size, kmalloc_gfp_adjust(gfp, size)) {
             return Ok(p);
+        }
+        if b.and_then(|b| b.cache_for(size)).is_some_and(|c| !self.is_live_cache(c)) {
+            // A set that is no longer live was reported; it gets no vmalloc memory either.
+            return Err(AllocError);
         }
         match kvmalloc_fallback(gfp, size) {
             KvFallback::SmallFails | KvFallback::NonBlockingFails => Err(AllocError),

@@ -295,7 +295,7 @@ impl<P: Platform> Kmem<P> {
     /// `kfree`'s double-free checks), is `None`: writing `capacity` bytes there would reach
     /// into a neighbour or an object handed out again. `report`: who to name in the report of a pointer that is no live allocation (a
     /// query passes `None`).
-    fn krealloc_capacity(
+    pub(crate) fn krealloc_capacity(
         &self,
         ptr: *const u8,
         report: Option<(&str, &Location<'_>)>,

@@ -207,6 +207,8 @@ pub struct Cache {
     pub(crate) min_partial: usize,
     pub(crate) ctor: Option<ObjFn>,
     pub(crate) dtor: Option<ObjFn>,
+    /// The hardened-usercopy window (`s->useroffset`, `s->usersize`), as created.
+    pub(crate) useroffset: usize,
     pub(crate) usersize: usize,
     /// [`CacheArgs::unlisted`].
     pub(crate) unlisted: bool,
@@ -253,7 +255,11 @@ unsafe impl Send for Cache {}
 /// live cache of the machine it is given to (`Kmem::is_live_cache`), and reports and refuses
 /// one that does not (another machine's, or destroyed). Destroying is `unsafe` because that
 /// check cannot see a destroy racing with a use.
+///
+/// `#[repr(transparent)]` over a non-null pointer: `Option<CacheRef>` has the layout of a
+/// `struct kmem_cache *` that may be NULL (a bucket set is an array of them, as in C).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(transparent)]
 pub struct CacheRef(pub(crate) NonNull<Cache>);
 
 // SAFETY: A cache is `Sync`; the handle is a shared reference in disguise.
@@ -376,6 +382,16 @@ impl Cache {
     /// Whether a constructor was given.
     pub fn has_ctor(&self) -> bool {
         self.ctor.is_some()
+    }
+
+    /// The start of the hardened-usercopy window ([`CacheArgs::useroffset`]).
+    pub fn useroffset(&self) -> usize {
+        self.useroffset
+    }
+
+    /// The size of the hardened-usercopy window (0: none; [`CacheArgs::usersize`]).
+    pub fn usersize(&self) -> usize {
+        self.usersize
     }
 
     /// Sets or clears `SLAB_FAILSLAB` (the sysfs `failslab` attribute).

@@ -271,6 +271,7 @@ impl<P: Platform> Kmem<P> {
                 min_partial: layout::min_partial(lay.size),
                 ctor: args.ctor,
                 dtor: args.dtor,
+                useroffset: args.useroffset,
                 usersize: args.usersize,
                 unlisted: args.unlisted,
                 failslab: AtomicBool::new(lay.flags.intersects(super::flags::SLAB_FAILSLAB)),

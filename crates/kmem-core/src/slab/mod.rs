@@ -8,7 +8,8 @@
 //! - `create` (create, merge, destroy), `alloc` (the per-CPU fast paths and their slow
 //!   paths), `grow` (new slabs, freeing slabs, flushing per-CPU arrays, shrink and reclaim),
 //!   `slabinfo` (`/proc/slabinfo`), `handle` (checking a [`CacheRef`] before following it),
-//!   [`sheaf`] (prefilled sheaves and the barn of returned ones): operations of [`crate::Kmem`].
+//!   `memcg` (`kmem_cache_alloc_lru`, `kmem_cache_charge` without memory cgroups), [`sheaf`]
+//!   (prefilled sheaves and the barn of returned ones): operations of [`crate::Kmem`].
 //!
 //! # Design (see `docs/slab-design.md`)
 //! Objects live in slabs: blocks of `1 << order` pages whose free objects are chained through
@@ -44,6 +45,7 @@ mod handle;
 mod lifetime;
 #[doc(hidden)]
 pub mod lifeword;
+mod memcg;
 mod rcu_free;
 mod report;
 pub mod sheaf;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: slab caches and kmalloc (include/linux/slab.h), with the book's legacy forms.
  *
- * Exported by libkmem (crates/kmem-ffi/src/slab.rs and kmalloc.rs).
+ * Exported by libkmem (crates/kmem-ffi/src/slab.rs, kmalloc.rs and buckets.rs).
  *
  * kmem_cache_create accepts every form kernel-style code has used:
  *   kmem_cache_create(name, size, offset, flags, ctor, dtor)   LDD3 / 2.6, ctor and dtor of
@@ -197,6 +197,24 @@ void kvfree(const void *addr);
 void kvfree_sensitive(const void *addr, size_t len);
 static inline void *kvzalloc(size_t size, gfp_t flags) { return kvmalloc(size, flags | __GFP_ZERO); }
 static inline void *kvcalloc(size_t n, size_t size, gfp_t flags) { return kvmalloc_array(n, size, flags | __GFP_ZERO); }
+
+/* Dedicated bucket sets (6.11+, CONFIG_SLAB_BUCKETS; crates/kmem-ffi/src/buckets.rs): a cache
+ * per kmalloc size class named "<name>-<size>" (SLAB_NO_MERGE, the usercopy window clamped per
+ * class). A NULL set allocates from the kmalloc caches. kmem_buckets_destroy is kmem's:
+ * mainline has no way to free a set. */
+typedef struct kmem_cache *kmem_buckets[KMALLOC_SHIFT_HIGH + 1];
+kmem_buckets *kmem_buckets_create(const char *name, slab_flags_t flags, unsigned int useroffset,
+				  unsigned int usersize, void (*ctor)(void *));
+void kmem_buckets_destroy(kmem_buckets *b);
+void *kmem_buckets_alloc(kmem_buckets *b, size_t size, gfp_t flags) __malloc;
+void *kmem_buckets_alloc_track_caller(kmem_buckets *b, size_t size, gfp_t flags) __malloc;
+void *kmem_buckets_valloc(kmem_buckets *b, size_t size, gfp_t flags) __malloc;
+
+/* Memory cgroups: kmem has none. kmem_cache_alloc_lru never reads lru; kmem_cache_charge is
+ * true for a live slab object or large kmalloc and false (reported) for anything else. */
+struct list_lru;
+void *kmem_cache_alloc_lru(struct kmem_cache *s, struct list_lru *lru, gfp_t gfpflags) __malloc;
+bool kmem_cache_charge(void *objp, gfp_t gfpflags);
 
 /* The _node forms: the machine has one node (<linux/numa.h>), so `node` (a node id or
  * NUMA_NO_NODE) always names it. */

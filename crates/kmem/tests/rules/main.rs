@@ -6,6 +6,7 @@
 //! build with `.pcp(false)` (every page goes through the buddy lists) or drain the per-CPU
 //! lists first.
 
+mod buckets;
 mod cache_handles;
 mod create_args;
 mod gfp;
