@@ -417,3 +417,77 @@ fn stress_first_kmallocs_racing_inside_rcu_read_sections_do_not_wait_for_a_grace
     rx.recv_timeout(std::time::Duration::from_secs(60))
         .expect("first kmallocs under rcu_read_lock hung: a losing creator waited for a grace period");
 }
+
+/// Prefilled sheaves (6.18's API) under load: two threads prefill sheaves of random sizes
+/// (oversize ones too), take objects from them, stamp them and hand some to the other thread
+/// to free, and return the sheaves with masks that may or may not refill; a third thread
+/// shrinks the cache (emptying its barn) and runs reclaim meanwhile. Every object is verified
+/// before its free, and at the end everything is back.
+#[test]
+fn stress_sheaves_prefill_and_return_while_the_barn_is_shrunk() {
+    let m = stress_machine(4);
+    let free0 = m.total_free();
+    let args = CacheArgs { sheaf_capacity: 12, ..CacheArgs::default() };
+    let c = m.kmem_cache_create("sheaf-stress", 72, &args, SlabFlags::empty()).expect("create");
+    let stop = AtomicBool::new(false);
+    let rounds = (iters() / 8).max(50);
+    thread::scope(|s| {
+        let shrinker = s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                m.kmem_cache_shrink(c);
+                m.shrink_all(GFP_KERNEL);
+                thread::yield_now();
+            }
+            m.release_cpu();
+        });
+        let (tx0, rx0) = mpsc::sync_channel::<Obj>(64);
+        let (tx1, rx1) = mpsc::sync_channel::<Obj>(64);
+        let workers: Vec<_> = [(1u8, tx1, rx0), (2u8, tx0, rx1)]
+            .into_iter()
+            .map(|(me, to_other, inbox)| {
+                let m = &m;
+                s.spawn(move || {
+                    let mut rng = Rng(u64::from(me) * 7919);
+                    let mut live: Vec<Obj> = Vec::new();
+                    for _ in 0..rounds {
+                        let want = 1 + rng.index(20) as u32;
+                        let mut sheaf = m.prefill_sheaf(c, GFP_KERNEL, want).expect("prefill never fails here");
+                        assert!(sheaf.size() >= want);
+                        for _ in 0..rng.index(want as usize + 1) {
+                            let p = sheaf.alloc(GFP_ATOMIC).expect("a prefilled object");
+                            let o = Obj { addr: p.as_ptr() as usize, len: 72, owner: me, cache: Some(c) };
+                            stamp(m, o);
+                            live.push(o);
+                        }
+                        if rng.index(4) == 0 {
+                            sheaf.give_back(GFP_KERNEL);
+                        } else {
+                            drop(sheaf); // GFP_NOWAIT
+                        }
+                        while live.len() > 32 {
+                            let o = live.swap_remove(rng.index(live.len()));
+                            if let Err(TrySendError::Full(o)) = to_other.try_send(o) {
+                                free(m, o);
+                            }
+                        }
+                        while let Ok(o) = inbox.try_recv() {
+                            free(m, o);
+                        }
+                    }
+                    drop(to_other);
+                    for o in live.drain(..).chain(inbox.iter()) {
+                        free(m, o);
+                    }
+                    m.release_cpu();
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker");
+        }
+        stop.store(true, Ordering::SeqCst);
+        shrinker.join().expect("shrinker");
+    });
+    // `assert_all_back`'s shrink empties the barn too.
+    assert_all_back(&m, free0, &[c]);
+}
