@@ -234,7 +234,13 @@ fn c_edge_cases_pass_with_glibc_and_with_the_preload() {
     }
     let s = stats(&kmem.stderr);
     assert_eq!(s.processes, 1, "forked children leave with _exit, only the parent reports");
-    assert!(s.slab_allocs > 1_000_000, "{s:?}");
+    // Only the fixed part of the program's allocations is counted on: `check_threads` alone
+    // makes 480,000 mallocs (3 rounds of 8 threads of 20,000), slab-sized but for the few above
+    // 8 KiB, and with the rest of the program they come to 467,512 slab allocations. The churn
+    // threads of `check_fork` add as many as the scheduler lets them make while the 40 forks
+    // run (0.66 to 1.78 million in measured runs, the fewest on one CPU). The bound used to be
+    // 1,000,000, which only the churn threads' speed could reach: a timing assertion.
+    assert!(s.slab_allocs > 400_000, "{s:?}");
     assert!(s.mmap_allocs > 0, "allocations above 4 MiB are mapped: {s:?}");
     assert!(s.foreign_frees >= 3, "the three foreign frees were recognised: {s:?}");
 }
