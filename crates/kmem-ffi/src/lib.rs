@@ -10,6 +10,7 @@ pub mod module;
 pub mod pages;
 pub mod printk;
 pub mod proc;
+pub mod ratelimit;
 pub mod scope;
 pub mod sheaf;
 pub mod slab;

@@ -151,3 +151,11 @@ fn memalloc_scopes_nest_and_shape_the_mask() {
 fn prefilled_sheaves() {
     run_suite_with("sheaf", &[], &[]);
 }
+
+/// printk's `_once`/`_ratelimited` forms, `WARN_ONCE`, `printk_ratelimit`,
+/// `printk_timed_ratelimit` and `struct ratelimit_state` with lib/ratelimit.c's rules, on the
+/// machine's jiffies (`HZ` 1000).
+#[test]
+fn printk_once_ratelimited_and_ratelimit_states() {
+    run_suite_with("ratelimit", &[], &[]);
+}

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
-/* kmem: WARN_ON and BUG_ON (include/asm-generic/bug.h), reported through printk.
+/* kmem: WARN_ON, WARN, their _ONCE forms and BUG_ON (include/asm-generic/bug.h), reported through printk.
  * BUG() aborts the process after its report, as the kernel oopses. */
 #ifndef _KMEM_LINUX_BUG_H
 #define _KMEM_LINUX_BUG_H
@@ -36,6 +36,16 @@
 		if (unlikely(__ret_warn_once && !__warned)) {				\
 			__warned = true;						\
 			WARN_ON(1);							\
+		}									\
+		unlikely(__ret_warn_once);						\
+	})
+
+#define WARN_ONCE(condition, fmt, ...) ({						\
+		static bool __warned;							\
+		int __ret_warn_once = !!(condition);					\
+		if (unlikely(__ret_warn_once && !__warned)) {				\
+			__warned = true;						\
+			WARN(1, fmt, ##__VA_ARGS__);					\
 		}									\
 		unlikely(__ret_warn_once);						\
 	})

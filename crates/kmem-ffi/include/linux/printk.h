@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <linux/compiler.h>
+#include <linux/ratelimit_types.h>
 
 #define KERN_SOH	"\001"
 #define KERN_SOH_ASCII	'\001'
@@ -90,6 +91,66 @@ static inline __printf(1, 2) int no_printk(const char *fmt, ...) { (void)fmt; re
 #else
 #define pr_debug(fmt, ...)	no_printk(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
 #define pr_devel(fmt, ...)	no_printk(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
+#endif
+
+
+/* printk_ratelimit(): at most 10 calls per 5 s over the whole process (printk_ratelimit_state);
+ * printk_timed_ratelimit(): one per interval_msecs for the caller's own timestamp. */
+int __printk_ratelimit(const char *func);
+#define printk_ratelimit() __printk_ratelimit(__func__)
+static inline bool printk_timed_ratelimit(unsigned long *caller_jiffies, unsigned int interval_msecs)
+{
+	unsigned long now = jiffies, elapsed = now - *caller_jiffies;
+
+	if (*caller_jiffies && elapsed <= msecs_to_jiffies(interval_msecs))
+		return false;
+	*caller_jiffies = now;
+	return true;
+}
+
+/* The _once forms print the first time the statement runs (DO_ONCE_LITE) and evaluate to
+ * true; the _ratelimited forms keep a static DEFAULT_RATELIMIT_INTERVAL/BURST state each. */
+#define printk_once(fmt, ...) ({							\
+		static bool __already_done;						\
+		if (unlikely(!__already_done)) {					\
+			__already_done = true;						\
+			printk(fmt, ##__VA_ARGS__);					\
+		}									\
+		true;									\
+	})
+#define printk_deferred_once(fmt, ...)	printk_once(fmt, ##__VA_ARGS__)
+#define printk_deferred(fmt, ...)	printk(fmt, ##__VA_ARGS__)
+
+#define printk_ratelimited(fmt, ...) ({						\
+		static DEFINE_RATELIMIT_STATE(_rs, DEFAULT_RATELIMIT_INTERVAL,		\
+					      DEFAULT_RATELIMIT_BURST);			\
+		if (__ratelimit(&_rs))							\
+			printk(fmt, ##__VA_ARGS__);					\
+	})
+
+#define pr_emerg_once(fmt, ...)		printk_once(KERN_EMERG pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_alert_once(fmt, ...)		printk_once(KERN_ALERT pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_crit_once(fmt, ...)		printk_once(KERN_CRIT pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_err_once(fmt, ...)		printk_once(KERN_ERR pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_warn_once(fmt, ...)		printk_once(KERN_WARNING pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_notice_once(fmt, ...)	printk_once(KERN_NOTICE pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_info_once(fmt, ...)		printk_once(KERN_INFO pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_cont_once(fmt, ...)		printk_once(KERN_CONT pr_fmt(fmt), ##__VA_ARGS__)
+
+#define pr_emerg_ratelimited(fmt, ...)	printk_ratelimited(KERN_EMERG pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_alert_ratelimited(fmt, ...)	printk_ratelimited(KERN_ALERT pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_crit_ratelimited(fmt, ...)	printk_ratelimited(KERN_CRIT pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_err_ratelimited(fmt, ...)	printk_ratelimited(KERN_ERR pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_warn_ratelimited(fmt, ...)	printk_ratelimited(KERN_WARNING pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_notice_ratelimited(fmt, ...)	printk_ratelimited(KERN_NOTICE pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_info_ratelimited(fmt, ...)	printk_ratelimited(KERN_INFO pr_fmt(fmt), ##__VA_ARGS__)
+
+#ifdef DEBUG
+#define pr_debug_once(fmt, ...)		printk_once(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_debug_ratelimited(fmt, ...)	printk_ratelimited(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
+#else
+#define pr_debug_once(fmt, ...)		no_printk(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_debug_ratelimited(fmt, ...)	no_printk(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
 #endif
 
 #endif
