@@ -52,6 +52,14 @@ pub trait Shrinker: Sync {
     /// `__GFP_IO`/`__GFP_FS`); returns how many were freed, or [`SHRINK_STOP`] to be asked
     /// no more in this pass (`scan_objects`).
     fn scan_objects(&self, nr_to_scan: usize, gfp: crate::gfp::Gfp) -> usize;
+    /// [`Self::scan_objects`] with the kernel's `struct shrink_control`: a shrinker that
+    /// scanned a different number of objects than `sc.nr_to_scan` (fewer, because it could
+    /// not get at some; or more, because it frees in larger units) says so in `sc.nr_scanned`,
+    /// which reclaim counts against the pass and `nr_deferred` instead. By default it calls
+    /// [`Self::scan_objects`] and leaves `nr_scanned` at `nr_to_scan`.
+    fn scan_objects_ctl(&self, sc: &mut ShrinkControl) -> usize {
+        self.scan_objects(sc.nr_to_scan, sc.gfp)
+    }
     /// `shrinker->batch`: the most objects one [`Self::scan_objects`] call is asked for;
     /// 0 (the default) means [`SHRINK_BATCH`].
     fn batch(&self) -> usize {
@@ -71,6 +79,18 @@ pub trait Shrinker: Sync {
     /// prints: the slab allocator its slab pages (`slab_reclaimable:`, `slab_unreclaimable:`),
     /// the same counts `/proc/meminfo` shows. Nothing by default.
     fn fill_meminfo(&self, _extra: &mut crate::proc::MeminfoExtra) {}
+}
+
+/// `struct shrink_control`: what one [`Shrinker::scan_objects_ctl`] call is asked, and what it
+/// reports back besides the objects it freed.
+#[derive(Clone, Copy, Debug)]
+pub struct ShrinkControl {
+    /// The request's flags (`gfp_mask`).
+    pub gfp: crate::gfp::Gfp,
+    /// Objects to scan (`nr_to_scan`), at most the shrinker's batch.
+    pub nr_to_scan: usize,
+    /// Objects the call scanned (`nr_scanned`); set to `nr_to_scan` before the call.
+    pub nr_scanned: usize,
 }
 
 /// Called when reclaim has failed and the machine is out of memory (`register_oom_notifier`).
@@ -257,13 +277,20 @@ pub fn do_shrink_slab(
     let (mut freed, mut scanned) = (0usize, 0usize);
     while total_scan >= batch || total_scan >= freeable {
         let nr_to_scan = batch.min(total_scan);
-        let ret = shrinker.scan_objects(nr_to_scan, gfp);
+        let mut sc = ShrinkControl { gfp, nr_to_scan, nr_scanned: nr_to_scan };
+        let ret = shrinker.scan_objects_ctl(&mut sc);
         if ret == SHRINK_STOP {
             break;
         }
         freed = freed.saturating_add(ret);
-        total_scan -= nr_to_scan;
-        scanned += nr_to_scan;
+        // The kernel subtracts `nr_scanned` as reported. A report of more than is left ends the
+        // pass (the kernel's unsigned count would wrap), and one of none ends it too: the
+        // kernel would ask again for ever.
+        total_scan = total_scan.saturating_sub(sc.nr_scanned);
+        scanned = scanned.saturating_add(sc.nr_scanned);
+        if sc.nr_scanned == 0 {
+            break;
+        }
     }
     // "The deferred work is increased by any new work (delta) that wasn't done, decreased by
     // old deferred work that was done now", capped at twice the count (`add_nr_deferred`).
@@ -454,6 +481,57 @@ mod tests {
         do_shrink_slab(&s, &fresh, gfp, 6);
         assert_eq!(s.scanned.load(Ordering::Relaxed), 512 + 256);
         assert_eq!(fresh.load(Ordering::Relaxed), 312 - 256);
+    }
+
+    /// A shrinker that scans only part of each batch (`shrink_control.nr_scanned`).
+    struct Partial {
+        count: usize,
+        per_call: usize,
+        calls: core::sync::atomic::AtomicUsize,
+    }
+
+    impl Shrinker for Partial {
+        fn name(&self) -> &str {
+            "partial"
+        }
+        fn count_objects(&self) -> usize {
+            self.count
+        }
+        fn scan_objects(&self, _nr_to_scan: usize, _gfp: crate::gfp::Gfp) -> usize {
+            unreachable!("scan_objects_ctl is overridden")
+        }
+        fn scan_objects_ctl(&self, sc: &mut ShrinkControl) -> usize {
+            assert_eq!(sc.nr_scanned, sc.nr_to_scan, "preset to nr_to_scan");
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            sc.nr_scanned = self.per_call.min(sc.nr_to_scan);
+            0
+        }
+    }
+
+    /// `nr_scanned` written back counts against the pass and `nr_deferred`: a shrinker that
+    /// scans 32 of each batch of 128 is called until the pass's total is scanned, and what it
+    /// did not scan is deferred as scanned work is; one that scans nothing ends the pass.
+    #[test]
+    fn nr_scanned_written_back_is_what_the_pass_counts() {
+        let gfp = crate::gfp::GFP_KERNEL;
+        // Priority 6: delta = (10000 >> 6) * 4 / 2 = 312; 32 per call: ceil(312 / 32) calls
+        // while at least a batch (128) or the count is left: 312 -> 280 -> ... -> 120 < 128.
+        let s = Partial { count: 10_000, per_call: 32, calls: 0.into() };
+        let deferred = core::sync::atomic::AtomicUsize::new(0);
+        do_shrink_slab(&s, &deferred, gfp, 6);
+        assert_eq!(s.calls.load(Ordering::Relaxed), 6, "312 - 6 * 32 = 120 left, below a batch");
+        assert_eq!(deferred.load(Ordering::Relaxed), 312 - 6 * 32);
+        // The same pass with the full batch scanned (the default) takes two calls.
+        let full = Fake { count: 10_000, stop: false.into(), scanned: 0.into() };
+        let d2 = core::sync::atomic::AtomicUsize::new(0);
+        do_shrink_slab(&full, &d2, gfp, 6);
+        assert_eq!((full.scanned.load(Ordering::Relaxed), d2.load(Ordering::Relaxed)), (256, 56));
+        // Scanning nothing ends the pass instead of asking for ever.
+        let none = Partial { count: 10_000, per_call: 0, calls: 0.into() };
+        let d3 = core::sync::atomic::AtomicUsize::new(0);
+        do_shrink_slab(&none, &d3, gfp, 0);
+        assert_eq!(none.calls.load(Ordering::Relaxed), 1);
+        assert_eq!(d3.load(Ordering::Relaxed), 20_000, "all of it deferred (capped)");
     }
 
     /// An entry's counter starts at zero: a new registration in a slot does not inherit the
