@@ -122,7 +122,7 @@ pub unsafe extern "C" fn __printk_ratelimit(func: *const c_char) -> c_int {
 }
 
 /// `void ratelimit_state_exit(struct ratelimit_state *rs)`: with `RATELIMIT_MSG_ON_RELEASE`,
-/// reports the callbacks suppressed since the last report as "<comm>: N output lines
+/// reports the callbacks suppressed since the last report as "`<comm>`: N output lines
 /// suppressed due to ratelimiting" and clears the count.
 ///
 /// # Safety
