@@ -108,6 +108,24 @@ pub(crate) fn report_null(m: &Machine, export: &str, what: &str, caller: &Locati
     m.platform().dump_stack(caller);
 }
 
+/// Whether an array of `count` pointers can exist at all (its bytes fit in `isize`, as a Rust
+/// slice requires). A count no array can hold is the caller's bug, which the kernel would turn
+/// into writes far past the array; kmem reports it (the kernel's fault line, then what was
+/// wrong) and the call does nothing.
+pub(crate) fn array_fits(m: &Machine, export: &str, what: &str, count: usize, caller: &Location<'_>) -> bool {
+    if count <= isize::MAX as usize / size_of::<*mut core::ffi::c_void>() {
+        return true;
+    }
+    m.printk(
+        Level::Alert,
+        &format!(
+            "BUG: unable to handle page fault\nkmem: {export}() called with {count} entries for its {what}, more than any array can hold; ignored\n"
+        ),
+    );
+    m.platform().dump_stack(caller);
+    false
+}
+
 /// A pointer that is not NULL but is not something kmem handed out: the kernel would fault.
 pub(crate) fn report_bad_pointer(m: &Machine, export: &str, what: &str, addr: usize, caller: &Location<'_>) {
     m.printk(

@@ -14,7 +14,7 @@ use std::ptr;
 
 use kmem::{Gfp, Machine, Page};
 
-use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
+use crate::boundary::{array_fits, ffi_boundary, report_bad_pointer, report_null};
 
 /// `gfp_t`.
 #[expect(non_camel_case_types, reason = "the kernel's type name")]
@@ -305,6 +305,9 @@ pub unsafe extern "C" fn alloc_pages_bulk(gfp: gfp_t, nr_pages: c_ulong, page_ar
     ffi_boundary("alloc_pages_bulk", 0, |m| {
         if page_array.is_null() {
             report_null(m, "alloc_pages_bulk", "page array", Location::caller());
+            return 0;
+        }
+        if !array_fits(m, "alloc_pages_bulk", "page array", nr_pages as usize, Location::caller()) {
             return 0;
         }
         // SAFETY: Not NULL (checked), `nr_pages` writable entries (caller's contract).

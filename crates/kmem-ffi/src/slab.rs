@@ -34,7 +34,7 @@ use kmem_core::platform::Platform as _;
 use kmem_core::slab::flags::{SLAB_CTOR_ATOMIC, SLAB_CTOR_CONSTRUCTOR, SLAB_PANIC, SlabFlags};
 use kmem_core::slab::{Cache, CacheArgs, CacheRef, ObjFn};
 
-use crate::boundary::{c_str, ffi_boundary, kernel_panic, report_bad_pointer, report_null};
+use crate::boundary::{array_fits, c_str, ffi_boundary, kernel_panic, report_bad_pointer, report_null};
 use crate::pages::gfp_t;
 
 /// `slab_flags_t`.
@@ -537,6 +537,9 @@ pub unsafe extern "C" fn kmem_cache_alloc_bulk(
             report_null(m, "kmem_cache_alloc_bulk", "object array", Location::caller());
             return 0;
         }
+        if !array_fits(m, "kmem_cache_alloc_bulk", "object array", size, Location::caller()) {
+            return 0;
+        }
         // SAFETY: Not NULL (checked); `size` writable pointers (caller's contract).
         let out = unsafe { std::slice::from_raw_parts_mut(p.cast::<*mut u8>(), size) };
         let gfp = Gfp::from_bits(flags);
@@ -568,6 +571,9 @@ pub unsafe extern "C" fn kmem_cache_free_bulk(s: *mut c_void, size: usize, p: *m
         };
         if p.is_null() {
             report_null(m, "kmem_cache_free_bulk", "object array", Location::caller());
+            return;
+        }
+        if !array_fits(m, "kmem_cache_free_bulk", "object array", size, Location::caller()) {
             return;
         }
         // SAFETY: Not NULL (checked); `size` readable pointers (caller's contract).

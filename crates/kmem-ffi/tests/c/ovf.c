@@ -1,9 +1,11 @@
-/* Audit (size arithmetic): kmem_cache_create_dtor takes a size_t alignment ("offset"), so C can
+/* Audit (size arithmetic), and bulk counts no array can hold (at the end). kmem_cache_create_dtor takes a size_t alignment ("offset"), so C can
  * pass any value. An alignment near SIZE_MAX, or 2^63 with SLAB_RED_ZONE, overflows the slab
  * layout arithmetic (calculate_alignment's round-up to a word, calculate_sizes' round-up of
  * the stride) and the call ends in a Rust panic caught at the boundary ("BUG: kmem internal
  * error"), instead of the kernel's "__kmem_cache_create_args(...) failed with error -22". */
+#include <limits.h>
 #include <stdint.h>
+#include <linux/gfp.h>
 #include <linux/slab.h>
 #include "ktest.h"
 
@@ -34,5 +36,32 @@ int main(void)
 	CHECK(c != NULL);
 	kmem_cache_destroy(c);
 	kmem_cache_destroy(a);
+	/* Bulk counts no array can hold (more than PTRDIFF_MAX bytes of pointers) are reported
+	 * and refused before anything is allocated or read, not turned into a slice. */
+	{
+		struct kmem_cache *bulk = kmem_cache_create("ovf_bulk", 64, 0, 0, NULL);
+		void *objs[2] = { NULL, NULL };
+		struct page *pages[2] = { NULL, NULL };
+
+		CHECK(bulk != NULL);
+		kmem_dmesg_clear();
+		CHECK(kmem_cache_alloc_bulk(bulk, GFP_KERNEL, SIZE_MAX / 2, objs) == 0);
+		CHECK_LOG("kmem_cache_alloc_bulk() called with");
+		CHECK_LOG("more than any array can hold; ignored");
+		CHECK(objs[0] == NULL);
+		kmem_dmesg_clear();
+		kmem_cache_free_bulk(bulk, SIZE_MAX / 4, objs);
+		CHECK_LOG("kmem_cache_free_bulk() called with");
+		kmem_dmesg_clear();
+		CHECK(alloc_pages_bulk(GFP_KERNEL, ULONG_MAX, pages) == 0);
+		CHECK_LOG("alloc_pages_bulk() called with");
+		CHECK(pages[0] == NULL);
+		/* A count an array can hold passes. */
+		kmem_dmesg_clear();
+		CHECK(kmem_cache_alloc_bulk(bulk, GFP_KERNEL, 2, objs) == 2);
+		CHECK_NOT_LOG("more than any array");
+		kmem_cache_free_bulk(bulk, 2, objs);
+		CHECK(kmem_cache_destroy(bulk) == 0);
+	}
 	return ktest_result("ovf");
 }
