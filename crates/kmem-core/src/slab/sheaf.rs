@@ -460,11 +460,17 @@ impl<P: Platform> Kmem<P> {
         sh.size
     }
 
-    /// `refill_sheaf` of a regular sheaf: to the cache's capacity, or false (keeping what it
-    /// got, as the kernel does).
+    /// `refill_sheaf` of a regular sheaf: to the cache's capacity, or false with the sheaf as
+    /// it was (the kernel fills with `__kmem_cache_alloc_bulk`, all or nothing: what a failed
+    /// attempt got goes back).
     fn refill_regular_once(&self, cache: CacheRef, sh: &mut SlabSheaf, gfp: Gfp, caller: &Location<'_>) -> bool {
         let capacity = cache.get().sheaf_capacity;
-        self.fill_sheaf(cache, sh, gfp, capacity, caller) == capacity
+        let before = sh.size;
+        if self.fill_sheaf(cache, sh, gfp, capacity, caller) == capacity {
+            return true;
+        }
+        self.release_objects(cache, sh, before);
+        false
     }
 
     /// `__prefill_sheaf_pfmemalloc`: [`Self::refill_regular_once`] without the reserves, then,

@@ -51,9 +51,11 @@ pub struct CacheInfo {
 
 impl CacheInfo {
     /// Objects out with their users: `active_objs` less those parked in the CPUs' arrays and
-    /// the barn. (A sheaf a caller holds counts all its objects, taken or not.)
+    /// the barn. (A sheaf a caller holds counts all its objects, taken or not.) The three are
+    /// read one after the other while other threads move objects, so the difference saturates
+    /// at 0 rather than underflowing.
     pub fn in_use(&self) -> usize {
-        self.active_objs - self.cpu_objects - self.barn_objects
+        self.active_objs.saturating_sub(self.cpu_objects).saturating_sub(self.barn_objects)
     }
 }
 

@@ -258,6 +258,7 @@ fn exhaustion_fails_cleanly_and_leaks_nothing() {
     assert_eq!(refill(&m, c, GFP_NOWAIT | __GFP_NOWARN, &mut slot, 1), Err(SheafError::NoMemory));
     assert_eq!(SheafError::NoMemory.errno(), -12);
     assert_eq!(slot, Some(sheaf));
+    assert_eq!(size(&m, sheaf), 0, "as it was");
     crate::free_all(&m, held);
     for p in taken {
         free(&m, c, p);
@@ -407,5 +408,95 @@ fn a_return_whose_refill_reclaims_empties_the_barn_without_deadlock() {
     }
     m.kmem_cache_shrink(c);
     assert_eq!(m.cache_info(c).active_objs, 0);
+    destroy(&m, c).expect("nothing left");
+}
+
+/// `refill_sheaf` fills with `__kmem_cache_alloc_bulk`, which is all or nothing: a regular
+/// sheaf whose refill fails part way holds what it held before, and the objects the attempt
+/// got went back (review: they stayed in the sheaf, so `-ENOMEM` changed its size).
+#[test]
+fn a_regular_refill_that_fails_part_way_leaves_the_sheaf_as_it_was() {
+    let m = machine();
+    let c = cache(&m, "partrefill", 512, 16, SlabFlags::empty());
+    let sheaf = m.kmem_cache_prefill_sheaf(c, GFP_KERNEL, 16).expect("prefill");
+    let mut slot = Some(sheaf);
+    let mut taken: Vec<_> = (0..15).map(|_| take(&m, c, GFP_KERNEL, sheaf)).collect();
+    assert_eq!(size(&m, sheaf), 1);
+    // No page left, and no free object of the cache but the three given back below.
+    let held = grab_all(&m, GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+    while let Ok(p) = m.kmem_cache_alloc(c, GFP_NOWAIT | __GFP_NOWARN) {
+        taken.push(p.as_ptr());
+    }
+    for p in taken.drain(..3) {
+        free(&m, c, p);
+    }
+    let before = out(&m, c);
+    // 15 more are needed: three can be had, then no slab.
+    assert_eq!(refill(&m, c, GFP_NOWAIT | __GFP_NOWARN, &mut slot, 4), Err(SheafError::NoMemory));
+    assert_eq!(slot, Some(sheaf));
+    assert_eq!(size(&m, sheaf), 1, "-ENOMEM: the sheaf holds what it held");
+    assert_eq!(out(&m, c), before, "the objects the failed refill got went back");
+    crate::free_all(&m, held);
+    for p in taken {
+        free(&m, c, p);
+    }
+    give_back(&m, c, GFP_KERNEL, sheaf);
+    m.kmem_cache_shrink(c);
+    assert_eq!(m.cache_info(c).active_objs, 0);
+    destroy(&m, c).expect("nothing left");
+}
+
+/// With `init_on_alloc`, what the sheaf hands out is zeroed without `__GFP_ZERO` (the kernel's
+/// `slab_want_init_on_alloc` in `kmem_cache_alloc_from_sheaf`), also from a kept sheaf whose
+/// object was written while it was out.
+#[test]
+fn init_on_alloc_zeroes_what_the_sheaf_hands_out() {
+    let m = builder(Profile::X86_64, 64).pcp(false).init_on_alloc(true).build().expect("machine");
+    let c = cache(&m, "initsheaf", 64, 2, SlabFlags::empty());
+    for round in 0..3 {
+        let sheaf = m.kmem_cache_prefill_sheaf(c, GFP_KERNEL, 2).expect("prefill");
+        for _ in 0..2 {
+            let p = NonNull::new(take(&m, c, GFP_KERNEL, sheaf)).expect("from the sheaf");
+            assert!(read_obj(&m, p, 64).iter().all(|&b| b == 0), "round {round}");
+            write_obj(&m, p, &[0xaa; 64]);
+            free(&m, c, p.as_ptr());
+        }
+        give_back(&m, c, GFP_KERNEL, sheaf);
+    }
+    m.kmem_cache_shrink(c);
+    destroy(&m, c).expect("nothing left");
+}
+
+/// `CacheInfo::in_use` is read from counters that move while it is computed: it must not
+/// underflow (a panic in a debug build) when a CPU array fills between the reads.
+#[test]
+fn in_use_never_underflows_while_another_thread_allocates() {
+    let m = machine();
+    let c = cache(&m, "inuserace", 64, 4, SlabFlags::empty());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|s| {
+        let (m, stop) = (&m, &stop);
+        s.spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Each alloc refills an empty CPU array (active and parked both grow), each
+                // shrink flushes it and empties the barn (both shrink).
+                let p = m.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc");
+                free(m, c, p.as_ptr());
+                give_back(m, c, GFP_KERNEL, m.kmem_cache_prefill_sheaf(c, GFP_KERNEL, 4).expect("prefill"));
+                m.kmem_cache_shrink(c);
+            }
+        });
+        // Stops the other thread however this one ends (an underflow panics here).
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(stop);
+        for _ in 0..1_000_000 {
+            let _ = m.cache_info(c).in_use();
+        }
+    });
     destroy(&m, c).expect("nothing left");
 }
