@@ -147,7 +147,12 @@ pub unsafe extern "C" fn kmem_cache_return_sheaf(s: *mut c_void, gfp: gfp_t, she
             unsafe { m.kmem_cache_return_sheaf(cache, Gfp::from_bits(gfp), held) };
             return;
         }
-        forget(sheaf);
+        // Off the record first, and only once: of two threads returning the same sheaf at once
+        // (a caller's bug), the second is refused here instead of freeing it again.
+        if !forget(sheaf) {
+            report_bad_pointer(m, "kmem_cache_return_sheaf", "sheaf", sheaf as usize, Location::caller());
+            return;
+        }
         let gfp = Gfp::from_bits(gfp);
         // SAFETY: C gives up a sheaf it held; it is off the record, so no later call uses it.
         with_alloc_gfp(gfp, || unsafe { m.kmem_cache_return_sheaf(cache, gfp, held) });

@@ -34,8 +34,10 @@
 //! # Invariants
 //! - `objects[..size]` are distinct allocated objects of `cache`, counted in their slabs'
 //!   `inuse`; `size <= capacity`.
-//! - A sheaf in a barn is full (`size == capacity == cache.sheaf_capacity`), not `pfmemalloc`,
-//!   and the barn holds at most [`MAX_FULL_SHEAVES`] of them.
+//! - A sheaf in a barn is full (`size == capacity == cache.sheaf_capacity`) and not
+//!   `pfmemalloc`. The barn takes one only while it holds fewer than [`MAX_FULL_SHEAVES`]
+//!   (checked before the refill, so returns racing each other may go a little past it, as in
+//!   the kernel).
 //!
 //! Lock order: the barn lock is a leaf; no allocation or free happens under it.
 
@@ -64,6 +66,10 @@ pub struct SlabSheaf {
     pfmemalloc: bool,
     /// Next sheaf in the barn.
     next: *mut SlabSheaf,
+    /// `objects`, as a pointer made from the block's own (`alloc_sheaf`): the slots lie past
+    /// the header, so they are reached through it, never through a reference to the header
+    /// (whose borrow covers the header's bytes only).
+    slots: *mut *mut u8,
     objects: [*mut u8; 0],
 }
 
@@ -86,7 +92,7 @@ impl SlabSheaf {
 
     /// The object slots.
     fn slots(&mut self) -> *mut *mut u8 {
-        ptr::addr_of_mut!(self.objects).cast()
+        self.slots
     }
 
     /// The objects held (`objects[..size]`).
@@ -221,7 +227,20 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn kmem_cache_prefill_sheaf(&self, cache: CacheRef, gfp: Gfp, size: u32) -> Option<NonNull<SlabSheaf>> {
         let caller = Location::caller();
-        let s = self.checked_cache(cache, "kmem_cache_prefill_sheaf", caller)?;
+        self.checked_cache(cache, "kmem_cache_prefill_sheaf", caller)?;
+        // A constructor run by the fills may destroy the cache: it stays until we are done.
+        self.with_hooks_pinned(cache.0, |s| self.prefill_held(s, cache, gfp, size, caller))
+    }
+
+    /// [`Kmem::kmem_cache_prefill_sheaf`] on a live cache the caller holds.
+    fn prefill_held(
+        &self,
+        s: &Cache,
+        cache: CacheRef,
+        gfp: Gfp,
+        size: u32,
+        caller: &Location<'_>,
+    ) -> Option<NonNull<SlabSheaf>> {
         if size > s.sheaf_capacity {
             if s.sheaf_capacity == 0 && !s.layout.flags.is_debug() {
                 self.pages().warn_once(
@@ -359,23 +378,26 @@ impl<P: Platform> Kmem<P> {
         if !self.sheaf_matches(cache, sh, "kmem_cache_return_sheaf", caller) {
             return;
         }
-        let s = cache.get();
-        // The barn's count is read racily, as the kernel's `data_race(barn->nr_full)`; its lock
-        // is not held across the refill (a leaf: reclaim from the refill empties barns).
-        let room = {
-            let barn = s.barn.lock();
-            barn.nr_full < MAX_FULL_SHEAVES
-        };
-        let keep = sh.capacity == s.sheaf_capacity
-            && !sh.pfmemalloc
-            && room
-            && self.refill_regular_once(cache, sh, gfp, caller);
-        if keep {
-            s.barn.lock().push(sheaf);
-        } else {
-            // SAFETY: Ours (the caller gave it up), with objects of `cache` only.
-            unsafe { self.free_sheaf(cache, sheaf) };
-        }
+        // A constructor run by the refill may destroy the cache: it stays until we are done.
+        self.with_hooks_pinned(cache.0, |s| {
+            // The barn's count is read racily, as the kernel's `data_race(barn->nr_full)` (so
+            // racing returns may leave it a little above the limit, as in the kernel); its lock
+            // is not held across the refill (a leaf: reclaim from the refill empties barns).
+            let room = {
+                let barn = s.barn.lock();
+                barn.nr_full < MAX_FULL_SHEAVES
+            };
+            let keep = sh.capacity == s.sheaf_capacity
+                && !sh.pfmemalloc
+                && room
+                && self.refill_regular_once(cache, sh, gfp, caller);
+            if keep {
+                s.barn.lock().push(sheaf);
+            } else {
+                // SAFETY: Ours (the caller gave it up), with objects of `cache` only.
+                unsafe { self.free_sheaf(cache, sheaf) };
+            }
+        });
     }
 
     /// `kmem_cache_sheaf_size(sheaf)`.
@@ -408,14 +430,17 @@ impl<P: Platform> Kmem<P> {
         let gfp = gfp.difference(clear.union(__GFP_ACCOUNT).union(__GFP_NOFAIL));
         let mem = self.kzalloc(bytes, gfp).ok()?.cast::<SlabSheaf>();
         // SAFETY: A fresh zeroed block of `bytes`, ours alone, aligned as kmalloc aligns
-        // (at least 8 bytes: pointers).
+        // (at least 8 bytes: pointers); `objects` is inside it, computed from the block's own
+        // pointer so that the slots keep the whole block's provenance.
         unsafe {
+            let slots = ptr::addr_of_mut!((*mem.as_ptr()).objects).cast::<*mut u8>();
             mem.as_ptr().write(SlabSheaf {
                 cache: NonNull::from(s).as_ptr(),
                 size: 0,
                 capacity,
                 pfmemalloc: false,
                 next: ptr::null_mut(),
+                slots,
                 objects: [],
             });
         }
@@ -475,15 +500,18 @@ impl<P: Platform> Kmem<P> {
 
     /// `__prefill_sheaf_pfmemalloc`: [`Self::refill_regular_once`] without the reserves, then,
     /// if that fails and `gfp` may use them, with them (marking the sheaf).
+    /// The cache is held across both attempts (a constructor of the first may destroy it).
     fn refill_regular(&self, cache: CacheRef, sh: &mut SlabSheaf, gfp: Gfp, caller: &Location<'_>) -> bool {
-        if self.refill_regular_once(cache, sh, gfp.union(__GFP_NOMEMALLOC), caller) {
-            return true;
-        }
-        if crate::watermark::gfp_pfmemalloc_flags(gfp, self.platform().in_reclaim()) == 0 {
-            return false;
-        }
-        sh.pfmemalloc = true;
-        self.refill_regular_once(cache, sh, gfp, caller)
+        self.with_hooks_pinned(cache.0, |_| {
+            if self.refill_regular_once(cache, sh, gfp.union(__GFP_NOMEMALLOC), caller) {
+                return true;
+            }
+            if crate::watermark::gfp_pfmemalloc_flags(gfp, self.platform().in_reclaim()) == 0 {
+                return false;
+            }
+            sh.pfmemalloc = true;
+            self.refill_regular_once(cache, sh, gfp, caller)
+        })
     }
 
     /// Whether `cache` is a live cache of this machine and `sh` belongs to it; reports what is
