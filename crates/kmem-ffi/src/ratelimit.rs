@@ -78,33 +78,35 @@ pub unsafe extern "C" fn ___ratelimit(rs: *mut ratelimit_state, func: *const c_c
         if lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return 0;
         }
-        // SAFETY: We hold the state's lock word: nobody else reads or writes the other fields.
-        let st = unsafe { &mut *rs };
         let now = jiffies_of(m);
-        if st.begin == 0 {
-            st.begin = now;
-        }
-        // `time_is_before_jiffies(begin + interval)`, wrap-safe.
-        if (now.wrapping_sub(st.begin.wrapping_add(st.interval as c_ulong)) as i64) > 0 {
-            if st.missed != 0 && st.flags & RATELIMIT_MSG_ON_RELEASE == 0 {
-                // SAFETY: NULL or a NUL-terminated string (caller's contract).
-                let name = if func.is_null() {
-                    "___ratelimit".into()
-                } else {
-                    unsafe { CStr::from_ptr(func) }.to_string_lossy()
-                };
-                m.printk(Level::Warning, &format!("{name}: {} callbacks suppressed\n", st.missed));
-                st.missed = 0;
+        // SAFETY: We hold the state's lock word, so no other `___ratelimit` reads or writes the
+        // fields below. They are reached through `rs` by place, never as a `&mut` of the whole
+        // state: other threads meanwhile read `interval` and compare-and-swap `lock` (both of
+        // which a `&mut ratelimit_state` would claim as ours alone).
+        let ok = unsafe {
+            if (*rs).begin == 0 {
+                (*rs).begin = now;
             }
-            st.begin = now;
-            st.printed = 0;
-        }
-        let ok = st.burst > 0 && st.burst > st.printed;
-        if ok {
-            st.printed += 1;
-        } else {
-            st.missed = st.missed.saturating_add(1);
-        }
+            // `time_is_before_jiffies(begin + interval)`, wrap-safe.
+            if (now.wrapping_sub((*rs).begin.wrapping_add((*rs).interval as c_ulong)) as i64) > 0 {
+                if (*rs).missed != 0 && (*rs).flags & RATELIMIT_MSG_ON_RELEASE == 0 {
+                    // NULL or a NUL-terminated string (caller's contract).
+                    let name =
+                        if func.is_null() { "___ratelimit".into() } else { CStr::from_ptr(func).to_string_lossy() };
+                    m.printk(Level::Warning, &format!("{name}: {} callbacks suppressed\n", (*rs).missed));
+                    (*rs).missed = 0;
+                }
+                (*rs).begin = now;
+                (*rs).printed = 0;
+            }
+            let ok = (*rs).burst > 0 && (*rs).burst > (*rs).printed;
+            if ok {
+                (*rs).printed += 1;
+            } else {
+                (*rs).missed = (*rs).missed.saturating_add(1);
+            }
+            ok
+        };
         lock.store(0, Ordering::Release);
         c_int::from(ok)
     })
@@ -142,4 +144,48 @@ pub unsafe extern "C" fn ratelimit_state_exit(rs: *mut ratelimit_state) {
         m.printk(Level::Warning, &format!("{comm}: {} output lines suppressed due to ratelimiting\n", st.missed));
         st.missed = 0;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state shared by threads: the lock word keeps `printed` and `missed` whole, and no
+    /// more than `burst` callers go ahead in the (hour-long) interval. Counts only, no timing:
+    /// a caller that finds the state busy is suppressed without being counted, so the allowed
+    /// number may be below `burst` but never above, and equals `printed`.
+    #[test]
+    fn threads_sharing_a_state_never_exceed_the_burst() {
+        struct Shared(*mut ratelimit_state);
+        // SAFETY: The state is only touched through `___ratelimit`, which locks it.
+        unsafe impl Sync for Shared {}
+        let st = Box::into_raw(Box::new(ratelimit_state {
+            lock: 0,
+            interval: 3_600_000,
+            burst: 5,
+            printed: 0,
+            missed: 0,
+            flags: 0,
+            begin: 0,
+        }));
+        let shared = Shared(st);
+        let allowed: i32 = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let shared = &shared;
+                    s.spawn(move || {
+                        // SAFETY: A valid state for the whole scope; `func` a C string.
+                        (0..2000).map(|_| unsafe { ___ratelimit(shared.0, c"worker".as_ptr()) }).sum::<i32>()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        // SAFETY: From `Box::into_raw` above; the threads are done.
+        let st = unsafe { Box::from_raw(st) };
+        assert!((1..=5).contains(&allowed), "{allowed}");
+        assert_eq!(st.printed, allowed);
+        assert!(st.missed <= 4 * 2000 - allowed, "{}", st.missed);
+        assert_eq!(st.lock, 0, "released");
+    }
 }
