@@ -41,7 +41,7 @@ impl Machine {
         if let Ok(p) = self.kmem_buckets_alloc(b, size, kmalloc_gfp_adjust(gfp, size)) {
             return Ok(p);
         }
-        if b.and_then(|b| b.cache_for(size)).is_some_and(|c| !self.is_live_cache(c)) {
+        if b.and_then(|b| b.cache_for(size)).is_some_and(|c| !self.bucket_cache_serves(c, size)) {
             // A set that is no longer live was reported; it gets no vmalloc memory either.
             return Err(AllocError);
         }

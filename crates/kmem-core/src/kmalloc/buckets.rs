@@ -35,8 +35,9 @@
 //! A `KmemBuckets` is made only here. Its entry `i` is a handle for exactly the created class
 //! indices `KMALLOC_CACHE_INDICES`, naming a cache of object size `KMALLOC_INFO[i].size`;
 //! the others (index 0) are `None`. So the entry that `kmalloc_index(size)` picks always holds
-//! `size` bytes. A handle may outlive its cache (after a destroy, or on another machine):
-//! every allocation checks it ([`Kmem::cache`]) before following it.
+//! `size` bytes. A handle may outlive its cache (after a destroy, or on another machine), and
+//! its memory may then hold another cache: every allocation checks that the handle is a live
+//! cache whose objects hold `size` bytes ([`Kmem::bucket_cache_serves`]) before following it.
 
 use core::fmt;
 use core::panic::Location;
@@ -257,10 +258,20 @@ impl<P: Platform> Kmem<P> {
         let Some(b) = b else { return self.kmalloc_at(size, gfp, caller) };
         // `__do_kmalloc_node`: large sizes and 0 first, as for kmalloc.
         let Some(cache) = b.cache_for(size) else { return self.kmalloc_at(size, gfp, caller) };
-        if self.checked_cache(cache, "kmem_buckets_alloc", caller).is_none() {
+        if !self.bucket_cache_serves(cache, size) {
+            self.report_not_cache(cache, "kmem_buckets_alloc", caller);
             return Err(AllocError);
         }
         self.slab_alloc_orig(cache.0, gfp, caller, size)
+    }
+
+    /// Whether `cache`, a set's entry for a `size`-byte request, may serve it: a live cache of
+    /// this machine whose objects hold `size` bytes. A live set's own cache always does; the
+    /// entry of a destroyed set may name nothing, or another (perhaps smaller) cache made
+    /// since in its memory, which the liveness check alone would accept.
+    #[must_use]
+    pub fn bucket_cache_serves(&self, cache: CacheRef, size: usize) -> bool {
+        self.cache(cache).is_some_and(|s| s.object_size() >= size)
     }
 
     /// `kmem_buckets_alloc_track_caller`: [`Kmem::kmem_buckets_alloc`], which already records

@@ -290,6 +290,42 @@ fn destroy_reports_objects_left_and_a_stale_set_is_refused() {
     let _ = kept;
 }
 
+/// A stale set whose cache's memory now holds another, smaller cache (the handle check alone
+/// passes: it is a live cache of this machine) must not hand out that cache's objects for a
+/// request larger than they are, nor fall back to vmalloc as if the set were fine.
+#[test]
+fn a_stale_set_whose_cache_address_was_reused_by_a_smaller_cache_is_refused() {
+    let m = machine();
+    let b = create(&m, "reuse");
+    let old: Vec<(usize, CacheRef)> = KMALLOC_CACHE_INDICES.iter().map(|&i| (i, b.cache(i).unwrap())).collect();
+    // SAFETY: `b` is used afterwards only to check the refusal; nothing was allocated from it.
+    unsafe { m.kmem_buckets_destroy(&b) }.expect("empty");
+    // Caches of 8-byte objects until one takes the memory of a bigger class's cache.
+    let mut made = Vec::new();
+    let hit = (0..64).find_map(|k| {
+        let args = CacheArgs::default();
+        let c = m.kmem_cache_create(&format!("tiny{k}"), 8, &args, SLAB_NO_MERGE).expect("cache");
+        made.push(c);
+        old.iter().find(|&&(i, o)| o == c && KMALLOC_INFO[i].size > 8).map(|&(i, _)| i)
+    });
+    let index = hit.expect("a freed cache's memory is reused by a new cache");
+    let size = KMALLOC_INFO[index].size;
+    let errors = m.slabs().errors();
+    let got = m.kmem_buckets_alloc(Some(&b), size, GFP_KERNEL);
+    if let Ok(p) = got {
+        let c = *made.last().unwrap();
+        // SAFETY: The object just allocated, never used.
+        unsafe { m.kmem_cache_free(c, p.as_ptr()) };
+    }
+    assert!(got.is_err(), "{size} bytes asked of a stale set: an object of an 8-byte cache");
+    assert!(m.kmem_buckets_valloc(Some(&b), size, GFP_KERNEL).is_err(), "and no vmalloc for it");
+    assert_eq!(m.slabs().errors(), errors + 2, "both reported");
+    for c in made {
+        // SAFETY: Empty caches of this test, unused afterwards.
+        unsafe { m.kmem_cache_destroy(c) }.expect("empty");
+    }
+}
+
 #[test]
 fn alloc_lru_is_kmem_cache_alloc_and_never_reads_the_lru() {
     let m = machine();
