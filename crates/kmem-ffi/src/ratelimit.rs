@@ -1,7 +1,7 @@
 //! Jiffies and rate limits from C (`linux/jiffies.h`, `linux/ratelimit_types.h`,
 //! `linux/ratelimit.h`, and `printk_ratelimit` of `linux/printk.h`).
 //!
-//! A jiffy is a millisecond of the machine's clock (`HZ` is 1000, see the header). A
+//! A jiffy is 4 ms of the machine's clock (`HZ` is 250, the core's, see the header). A
 //! `struct ratelimit_state` lives in C (usually a `static` of a `printk_ratelimited` or
 //! `DEFINE_RATELIMIT_STATE`); [`___ratelimit`] is lib/ratelimit.c's classic algorithm over it.
 //! Its `lock` word is taken with a compare-and-swap and never waited for: a caller that finds
@@ -41,14 +41,27 @@ pub struct ratelimit_state {
 pub const RATELIMIT_MSG_ON_RELEASE: c_uint = 1;
 
 /// `printk_ratelimit_state`: `printk_ratelimit()`'s, 5 s and 10 (the kernel's sysctl defaults).
-static mut PRINTK_RATELIMIT_STATE: ratelimit_state =
-    ratelimit_state { lock: 0, interval: 5 * 1000, burst: 10, printed: 0, missed: 0, flags: 0, begin: 0 };
+static mut PRINTK_RATELIMIT_STATE: ratelimit_state = ratelimit_state {
+    lock: 0,
+    interval: 5 * kmem_core::platform::HZ as c_int,
+    burst: 10,
+    printed: 0,
+    missed: 0,
+    flags: 0,
+    begin: 0,
+};
+
+/// `INITIAL_JIFFIES`: where the kernel's counter starts, `(unsigned int)(-300 * HZ)`, five
+/// minutes before a 32-bit counter wraps. Never 0, which `ratelimit_state.begin` and
+/// `printk_timed_ratelimit` read as "not started".
+pub const INITIAL_JIFFIES: c_ulong = (0u32.wrapping_sub(300 * kmem_core::platform::HZ as u32)) as c_ulong;
 
 fn jiffies_of(m: &Machine) -> c_ulong {
-    (m.platform().now_ns() / 1_000_000) as c_ulong
+    INITIAL_JIFFIES.wrapping_add(kmem_core::platform::jiffies(m.platform().now_ns()) as c_ulong)
 }
 
-/// `jiffies`: milliseconds of the machine's clock since it started.
+/// `jiffies`: [`INITIAL_JIFFIES`] plus the ticks of `HZ` (250, the core's
+/// [`kmem_core::platform::HZ`]) of the machine's clock since it started.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_jiffies() -> c_ulong {
     ffi_boundary("jiffies", 0, jiffies_of)

@@ -59,11 +59,15 @@ int main(void)
 
 	kmem_dmesg_clear();
 	j0 = jiffies;
-	CHECK(HZ == 1000);
-	CHECK_EQ_UL(DEFAULT_RATELIMIT_INTERVAL, 5000);
+	CHECK(HZ == 250);
+	/* Counted from INITIAL_JIFFIES, as the kernel's: never 0 ("not started" to a state). */
+	CHECK(j0 - INITIAL_JIFFIES < 3600UL * HZ);
+	CHECK_EQ_UL(DEFAULT_RATELIMIT_INTERVAL, 1250);
+	CHECK_EQ_UL(jiffies_to_msecs(HZ), 1000);
+	CHECK_EQ_UL(msecs_to_jiffies(1), 1);	/* rounds up */
 	CHECK_EQ_UL(msecs_to_jiffies(1000), HZ);
 	/* No 32-bit wrap in the rounding up (the kernel computes in long). */
-	CHECK_EQ_UL(usecs_to_jiffies(4294967295u), 4294968UL);
+	CHECK_EQ_UL(usecs_to_jiffies(4294967295u), 1073742UL);
 	CHECK_EQ_UL(msecs_to_jiffies(-1), MAX_JIFFY_OFFSET);
 	CHECK(time_after_eq(jiffies, j0));
 	CHECK(!time_after(j0, jiffies));
@@ -117,7 +121,7 @@ int main(void)
 	 * slept through: the interval is an hour). */
 	CHECK(printk_timed_ratelimit(&stamp2, 3600 * 1000));
 	CHECK(!printk_timed_ratelimit(&stamp2, 3600 * 1000));
-	stamp2 -= 3600 * 1000 + 1;
+	stamp2 -= msecs_to_jiffies(3600 * 1000) + 1;
 	CHECK(printk_timed_ratelimit(&stamp2, 3600 * 1000));
 
 	/* printk_ratelimit: the process-wide state, 10 per 5 s (exactly 10 when the calls took
