@@ -349,6 +349,9 @@ fn two_threads_prefill_allocate_and_return_at_once() {
                     }
                     give_back(m, c, if i % 3 == 0 { GFP_NOWAIT } else { GFP_KERNEL }, sheaf);
                 }
+                // Flush this thread's CPU arrays now: thread exit would do it after the scope
+                // has already seen the thread end, racing with the checks below.
+                m.release_cpu();
             });
         }
     });
@@ -370,7 +373,12 @@ fn the_safe_handle_allocates_refills_and_returns_on_drop_from_another_thread() {
     assert_eq!(kept(&m, c), 6, "the regular one went back refilled");
     // Moved to another thread and dropped there: an oversize sheaf is freed.
     thread::scope(|s| {
-        s.spawn(move || drop(sheaf));
+        let m = &m;
+        s.spawn(move || {
+            drop(sheaf);
+            // As in the test above: flushed before the scope ends, not at thread exit.
+            m.release_cpu();
+        });
     });
     assert_eq!((out(&m, c), kept(&m, c)), (6, 6), "the six objects taken are still out");
     for p in objs {
