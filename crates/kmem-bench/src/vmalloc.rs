@@ -127,7 +127,7 @@ fn va_batches(m: &Machine, n: u64) -> Option<Duration> {
             // SAFETY: The bench's own memory, freed once and unused afterwards.
             unsafe { m.free_vm_area(a.as_ptr()) };
         }
-        m.vm().vm_unmap_aliases();
+        m.vm_unmap_aliases();
     }
     Some(total)
 }

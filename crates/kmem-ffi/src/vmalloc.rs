@@ -9,7 +9,7 @@
 //! kernel's `Trying to vfree() nonexistent vm area` warning, and ignored); `struct page *`
 //! arguments are located in the memory map first, as in [`crate::pages`].
 
-use std::ffi::{c_uint, c_ulong, c_void};
+use std::ffi::{c_int, c_uint, c_ulong, c_void};
 use std::panic::Location;
 use std::ptr::{self, NonNull};
 
@@ -166,6 +166,71 @@ pub unsafe extern "C" fn vmap(
 pub unsafe extern "C" fn vunmap(addr: *const c_void) {
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vunmap", (), |m| unsafe { m.vunmap(addr.cast()) });
+}
+
+/// `void *vm_map_ram(struct page **pages, unsigned int count, int node)`: maps `count` pages
+/// contiguously for a short while (from a per-CPU vmap block up to `BITS_PER_LONG` pages);
+/// NULL on failure, for no pages (warned) or for a page that is not one of kmem's (reported).
+/// The pages stay the caller's.
+///
+/// # Safety
+/// `pages` is NULL or points to `count` readable `struct page *` entries.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vm_map_ram(pages: *const *const c_void, count: c_uint, node: c_int) -> *mut c_void {
+    ffi_boundary("vm_map_ram", ptr::null_mut(), |m| {
+        if pages.is_null() {
+            report_null(m, "vm_map_ram", "page array", Location::caller());
+            return ptr::null_mut();
+        }
+        // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
+        let entries = unsafe { std::slice::from_raw_parts(pages, count as usize) };
+        let mut found: Vec<&Page> = Vec::with_capacity(entries.len());
+        for &entry in entries {
+            match page_from_c(m, entry) {
+                Some(page) => found.push(page),
+                None if entry.is_null() => {
+                    report_null(m, "vm_map_ram", "page array entry", Location::caller());
+                    return ptr::null_mut();
+                }
+                None => {
+                    report_bad_pointer(m, "vm_map_ram", "page array entry", entry as usize, Location::caller());
+                    return ptr::null_mut();
+                }
+            }
+        }
+        out(m.vm_map_ram(&found, node))
+    })
+}
+
+/// `void vm_unmap_ram(const void *mem, unsigned int count)`: unmaps what `vm_map_ram` mapped,
+/// with the same `count`; the pages stay the caller's. An address kmem did not map, a second
+/// unmap or another count is reported in the kernel's words and ignored.
+///
+/// # Safety
+/// What is unmapped is C's to give up: nothing uses the mapping afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vm_unmap_ram(mem: *const c_void, count: c_uint) {
+    // SAFETY: C gives the mapping up (the kernel's contract); kmem refuses what it can check.
+    ffi_boundary("vm_unmap_ram", (), |m| unsafe { m.vm_unmap_ram(mem.cast(), count as usize) });
+}
+
+/// `void vm_unmap_aliases(void)`: purges lazily freed areas and fragmented vmap blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn vm_unmap_aliases() {
+    ffi_boundary("vm_unmap_aliases", (), |m| {
+        m.vm_unmap_aliases();
+    });
+}
+
+/// `void vfree_atomic(const void *addr)`: queues the free of a vmalloc area; it completes
+/// later from process context (kswapd, the next `vfree`, or reclaim).
+///
+/// # Safety
+/// As for [`vfree`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vfree_atomic(addr: *const c_void) {
+    // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
+    ffi_boundary("vfree_atomic", (), |m| unsafe { m.vfree_atomic(addr.cast()) });
 }
 
 /// `struct page *vmalloc_to_page(const void *addr)`: the page mapped at a vmalloc address, or

@@ -142,6 +142,14 @@ fn vmap_flags() {
     run_suite("vmap_flags", Link::Shared);
 }
 
+/// SEMANTICS §5.4 from C: `vm_map_ram`/`vm_unmap_ram` (vmap blocks, a large standalone area,
+/// aliasing with `page_address`, misuse reported and ignored), `vm_unmap_aliases`,
+/// `vfree_atomic`.
+#[test]
+fn vm_map_ram() {
+    run_suite("vm_map_ram", Link::Shared);
+}
+
 /// VM-9 from C: `vmap(..., VM_MAP_PUT_PAGES, ...)` hands the pages and the kmalloc'd or
 /// vmalloc'd array to the area, which `vfree` frees (the pages put, the array `kvfree`d) and
 /// `vunmap` leaves to the caller; an array `kvfree` could not free is refused with a warning.

@@ -199,6 +199,33 @@ impl Machine {
         unsafe { self.inner.vm.vunmap(&self.inner.kmem, addr) };
     }
 
+    /// `vm_map_ram(pages, count, node)`: a short-lived mapping of the caller's pages, from a
+    /// per-CPU vmap block up to [`Vmalloc::vmap_max_alloc`] pages.
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vm_map_ram`].
+    #[track_caller]
+    pub fn vm_map_ram(&self, pages: &[&Page], node: i32) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vm_map_ram(&self.inner.kmem, pages, node)
+    }
+
+    /// `vm_unmap_ram(mem, count)`: `count` must be the one passed to `vm_map_ram`.
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vm_unmap_ram`].
+    #[track_caller]
+    pub unsafe fn vm_unmap_ram(&self, mem: *const u8, count: usize) {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vm_unmap_ram(&self.inner.kmem, mem, count) };
+    }
+
+    /// `vm_unmap_aliases()`: purges the lazily freed areas and fragmented vmap blocks and
+    /// flushes the blocks' dirty ranges (see [`Vmalloc::vm_unmap_aliases`]); returns the pages of
+    /// address space purged.
+    pub fn vm_unmap_aliases(&self) -> usize {
+        self.inner.vm.vm_unmap_aliases(&self.inner.kmem)
+    }
+
     /// `get_vm_area(size, flags)`: address space only, nothing mapped.
     ///
     /// # Errors

@@ -12,8 +12,8 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_UNINITIALIZED, VM_USERMAP,
-    VM_VMALLOC, Vmalloc,
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_RAM, VM_UNINITIALIZED,
+    VM_USERMAP, VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
@@ -312,6 +312,14 @@ impl<M: Mmu> Vmalloc<M> {
             space = self.lock_with_nodes(k, NODES_PER_ALLOC, gfp, caller)?;
             area = space.alloc(va_size, align);
         }
+        if area.is_none() && space.vb_queues.iter().any(|&q| q != super::node::NIL) {
+            // `reclaim_and_purge_vmap_areas`: fragmented vmap blocks go first (forced), then
+            // the purge below makes their ranges free.
+            drop(space);
+            self.purge_fragmented_blocks(k, true);
+            space = self.lock_with_nodes(k, NODES_PER_ALLOC, gfp, caller)?;
+            area = space.alloc(va_size, align);
+        }
         if area.is_none() && (space.lazy.len > 0 || space.va_pool.nr > 0) {
             // `reclaim_and_purge_vmap_areas`: purge, with the pools fully decayed.
             self.purge_locked(&mut space, true);
@@ -394,16 +402,21 @@ impl<M: Mmu> Vmalloc<M> {
     /// unmaps the runs already mapped; the error says how many pages from `start` may still be
     /// mapped because that [`Mmu::unmap`] failed (0: nothing of the area is mapped).
     pub(super) fn map_frames(&self, start: usize, pfns: &PfnArray) -> Result<(), MapFailed> {
-        let n = pfns.len as usize;
+        self.map_runs(start, pfns.len as usize, &|i| pfns.get(i) as usize)
+    }
+
+    /// Maps `n` frames, frame `pfn_at(i)` at `start + i * PAGE_SIZE`, as [`Self::map_frames`].
+    pub(super) fn map_runs(&self, start: usize, n: usize, pfn_at: &dyn Fn(usize) -> usize) -> Result<(), MapFailed> {
         let mut i = 0;
         while i < n {
-            let first = pfns.get(i) as usize;
+            let first = pfn_at(i);
             let mut run = 1;
-            while i + run < n && pfns.get(i + run) as usize == first + run {
+            while i + run < n && pfn_at(i + run) == first + run {
                 run += 1;
             }
-            // SAFETY: `start` begins an area being set up (nobody else has its address yet) and
-            // the frames were just allocated for it (or lent by `vmap`'s caller).
+            // SAFETY: `start` begins an area (or a vmap block's range) being set up: nobody else
+            // has its address yet; the frames were just allocated for it (or lent by the caller
+            // of `vmap` or `vm_map_ram`).
             if unsafe { self.mmu.map(start + i * PAGE_SIZE, first, run) }.is_err() {
                 // The failed call mapped nothing (`Mmu::map`'s contract); the runs before it
                 // are undone here. If the platform refuses, they may still be reached: the
@@ -487,7 +500,7 @@ pub(super) fn find_area(space: &Space, addr: usize) -> u32 {
         return NIL;
     }
     let node = space.pool.get(i);
-    if node.start != addr || node.flags & (VM_UNINITIALIZED | VM_DEFERRED | VM_PARKED) != 0 {
+    if node.start != addr || node.flags & (VM_UNINITIALIZED | VM_DEFERRED | VM_PARKED | VM_RAM) != 0 {
         return NIL;
     }
     i

@@ -9,7 +9,7 @@ use super::api::find_area;
 use super::node::NIL;
 use super::{
     Mmu, NUMA_NO_NODE, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED,
-    VM_UNINITIALIZED, VM_VMALLOC, Vmalloc,
+    VM_RAM_BLOCK, VM_UNINITIALIZED, VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_ZERO, GFP_KERNEL, Gfp};
@@ -191,6 +191,10 @@ impl<M: Mmu> Vmalloc<M> {
         let node = space.pool.get(i);
         let index = (addr - node.start) / PAGE_SIZE;
         let pfns = node.pages?;
+        if node.flags & VM_RAM_BLOCK != 0 {
+            // A vmap block: only the pages of live `vm_map_ram` mappings map something.
+            return super::ram::block_pfn(&pfns, index);
+        }
         (index < pfns.len as usize).then(|| pfns.get(index) as usize)
     }
 

@@ -19,7 +19,7 @@ use super::api::find_area;
 use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::Space;
-use super::{Mmu, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_VMALLOC, Vmalloc};
+use super::{Mmu, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_RAM, VM_VMALLOC, Vmalloc};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::platform::Level;
@@ -177,7 +177,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// An area that leaves for the lazy tree is unmapped first, under the lock: its frames go
     /// back to the page allocator (or stay the caller's) as soon as the lock is dropped, and
     /// a purge may hand its range to someone else only after this lock hold.
-    fn retire(
+    pub(super) fn retire(
         &self,
         space: &mut Space,
         i: u32,
@@ -203,7 +203,10 @@ impl<M: Mmu> Vmalloc<M> {
         // reaches them: they are kept, never reused (`finish_free` reports it), and so is the
         // range, which stays busy for good instead of going lazy.
         // SAFETY: The area is being freed: its owner gave it up (the free's contract).
-        if flags & (VM_VMALLOC | VM_MAP) != 0 && nr > 0 && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err() {
+        if flags & (VM_VMALLOC | VM_MAP | VM_RAM) != 0
+            && nr > 0
+            && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err()
+        {
             let gone = space.busy.remove(&mut space.pool, start);
             debug_assert_eq!(gone, i);
             space.strand(i);
@@ -219,7 +222,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// (`array`, 0 for none), which a `vfree` gives to `kvfree` and a `vunmap` leaves to the
     /// caller. An area that could not be unmapped keeps its frames, but not the array: no
     /// mapping reaches it.
-    fn finish_free<P: Platform>(
+    pub(super) fn finish_free<P: Platform>(
         &self,
         k: &Kmem<P>,
         pages: Option<PfnArray>,

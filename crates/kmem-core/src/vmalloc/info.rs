@@ -8,7 +8,8 @@ use crate::proc::MeminfoExtra;
 impl<M: Mmu> Vmalloc<M> {
     /// `/proc/vmallocinfo`: each live area in address order as
     /// `0x<start>-0x<end> <size> <caller> pages=<n> <kinds> N0=<n>` (the size includes the guard
-    /// page; the caller is the `file:line` that created the area), then every lazily freed area
+    /// page; the caller is the `file:line` that created the area), or
+    /// `0x<start>-0x<end> <size> vm_map_ram` for a `vm_map_ram` area or vmap block, then every lazily freed area
     /// as `0x<start>-0x<end> <size> unpurged vm_area`, and so is every area of the frame cache
     /// (freed, not yet unmapped). Areas being set up, pooled address space and ranges kept
     /// out of use after a failed unmap are skipped.
@@ -22,6 +23,11 @@ impl<M: Mmu> Vmalloc<M> {
             let n = space.pool.get(i);
             if n.flags & (VM_UNINITIALIZED | super::VM_PARKED) != 0 {
                 return true;
+            }
+            if n.flags & super::VM_RAM != 0 {
+                // No `vm_struct`: the `VMAP_RAM` line (a standalone area or a vmap block).
+                result = writeln!(w, "0x{:016x}-0x{:016x} {:>7} vm_map_ram", n.start, n.end, n.size());
+                return result.is_ok();
             }
             result = (|| {
                 write!(w, "0x{:016x}-0x{:016x} {:>7}", n.start, n.end, n.size())?;

@@ -21,6 +21,11 @@
 //! ([`Vmalloc::shrink`], counted by [`Vmalloc::reclaimable_pages`]), so direct reclaim gets the
 //! frames back even on a platform without a worker.
 //!
+//! `vm_map_ram` (`ram`) carves small mappings from per-CPU vmap blocks, areas flagged
+//! `VM_RAM | VM_RAM_BLOCK` in the busy tree whose pfn array is the block's map; larger ones are
+//! `VM_RAM` areas without a guard page. Neither has a `vm_struct`: no `vfree`, `vunmap` or
+//! `find_vm_area` sees them.
+//!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);
 //! and `vfree` of a small vmalloc area parks it, still mapped with its frames, in the frame
@@ -67,6 +72,7 @@ mod info;
 mod mmu;
 mod node;
 mod pool;
+mod ram;
 mod raw;
 mod reuse;
 mod space;
@@ -76,6 +82,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 pub use mmu::{MapError, Mmu};
+pub use ram::VMAP_BBMAP_BITS_MAX;
 
 use crate::AllocError;
 use crate::gfp::{__GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, GFP_RECLAIM_MASK, Gfp};
@@ -125,6 +132,13 @@ const VM_VMALLOC: u32 = 1 << 28;
 /// frames, so it stays busy for good, never purged or handed out again, hidden from every
 /// lookup; it owns no pfn array and counts in no page counter.
 const VM_UNMAP_FAILED: u32 = 1 << 27;
+/// kmem only: a `vm_map_ram` area, standalone or a vmap block (the kernel's `VMAP_RAM`
+/// `vmap_area` flag): no `vm_struct`, so no `vfree`/`vunmap`/`find_vm_area` finds it, and
+/// `vmallocinfo` prints it as `vm_map_ram`. Its pages are the caller's.
+const VM_RAM: u32 = 1 << 26;
+/// kmem only: with [`VM_RAM`], a per-CPU vmap block (`VMAP_BLOCK`) that `vm_map_ram` carves
+/// small mappings from; its pfn array holds the block's map (see `ram`).
+const VM_RAM_BLOCK: u32 = 1 << 25;
 /// Busy-tree nodes that are not live areas.
 const VM_PARKED: u32 = VM_POOLED | VM_CACHED | VM_UNMAP_FAILED;
 /// The flags a caller may pass (`vmap`, `get_vm_area`, `__vmalloc_node_range`): every bit the
@@ -132,7 +146,9 @@ const VM_PARKED: u32 = VM_POOLED | VM_CACHED | VM_UNMAP_FAILED;
 /// which only vmalloc itself sets while it builds an area. The rest (kmem's own bits among
 /// them) is dropped with a warning (`Vmalloc::caller_flags`).
 const VM_CALLER_FLAGS: u32 = 0x1fff & !VM_UNINITIALIZED;
-const _: () = assert!(VM_CALLER_FLAGS & (VM_DEFERRED | VM_POOLED | VM_CACHED | VM_VMALLOC | VM_UNMAP_FAILED) == 0);
+const _: () = assert!(
+    VM_CALLER_FLAGS & (VM_DEFERRED | VM_POOLED | VM_CACHED | VM_VMALLOC | VM_UNMAP_FAILED | VM_RAM | VM_RAM_BLOCK) == 0
+);
 
 /// Adds `n` to a counter that is only ever changed under the vmap lock: a plain load and
 /// store, no atomic read-modify-write on the allocation path (readers may load it any time).
@@ -178,6 +194,11 @@ pub struct VmStats {
     /// mapping undone, an area freed, a cached area released); vmalloc never frees the frames
     /// they may still reach.
     pub unmap_failures: AtomicUsize,
+    /// Dirty vmap block ranges `vm_unmap_aliases` flushed (the kernel's TLB flush of
+    /// `vb->dirty_min..dirty_max`; userspace has no TLB, so this count is what is observable).
+    pub vb_flushes: AtomicUsize,
+    /// vmap blocks given back (fully dirty, or purged as fragmented).
+    pub vb_frees: AtomicUsize,
 }
 
 /// The vmalloc allocator of one machine, over a reserved virtual range.
@@ -195,6 +216,10 @@ pub struct Vmalloc<M: Mmu> {
     /// vmap lock.
     deferred_pages: AtomicUsize,
     lazy_max_pages: AtomicUsize,
+    /// CPUs of the machine (`NR_CPUS` in the vmap block size).
+    nr_cpus: usize,
+    /// Whether `vm_unmap_ram`'s `WARN_ON_ONCE(!va)` fired (once per machine).
+    warned_unmap_ram: AtomicBool,
     /// Whether purged ranges go to the VA pool (`nr_vmap_nodes > 1`, i.e. more than one CPU).
     va_pools: AtomicBool,
     /// Upper bound of the frame cache in pages (see [`Vmalloc::cache_limit_pages`]).
@@ -237,6 +262,8 @@ impl<M: Mmu> Vmalloc<M> {
             nr_deferred: AtomicUsize::new(0),
             deferred_pages: AtomicUsize::new(0),
             lazy_max_pages: AtomicUsize::new(lazy_max_pages_for(nr_cpus)),
+            nr_cpus,
+            warned_unmap_ram: AtomicBool::new(false),
             va_pools: AtomicBool::new(nr_cpus > 1),
             cache_max_pages: AtomicUsize::new(usize::MAX),
             owner: AtomicU64::new(0),
@@ -469,9 +496,14 @@ impl<M: Mmu> Vmalloc<M> {
         let mut vm_pages = 0;
         space.busy.for_each(&space.pool, &mut |i| {
             let n = space.pool.get(i);
-            // Areas with frames (`get_vm_area` ones have none) map all but the guard page.
+            if n.flags & (VM_UNINITIALIZED | VM_PARKED | VM_RAM_BLOCK) == VM_RAM_BLOCK {
+                self.check_block(&space, i);
+                return true;
+            }
+            // Areas with frames (`get_vm_area` ones have none) map all but the guard page
+            // (`vm_map_ram` areas have none).
             if n.flags & (VM_UNINITIALIZED | VM_PARKED) == 0 && n.pages.is_some() {
-                let guard = if n.flags & VM_NO_GUARD != 0 { 0 } else { PAGE_SIZE };
+                let guard = if n.flags & (VM_NO_GUARD | VM_RAM) != 0 { 0 } else { PAGE_SIZE };
                 assert_eq!(n.nr_pages() * PAGE_SIZE + guard, n.size(), "area {:#x} pages vs size", n.start);
                 if n.flags & VM_VMALLOC != 0 {
                     vm_pages += n.nr_pages();

@@ -56,8 +56,27 @@ pub(super) struct Node {
     pub(super) put_array: usize,
     /// Who created the area.
     pub(super) caller: Option<&'static Location<'static>>,
-    /// Link of the deferred-free list.
+    /// Link of the deferred-free list (and of a vmap block queue, `ram`).
     pub(super) next: u32,
+    /// A vmap block's counters (`VM_RAM_BLOCK` nodes only; see `ram`).
+    pub(super) vb: VbState,
+}
+
+/// The counters of a vmap block (`struct vmap_block` less its lock, bitmap and lists), in
+/// pages of the block: all at most `VMAP_BBMAP_BITS_MAX` (1024).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct VbState {
+    /// Pages never handed out (from the end of the block).
+    pub(super) free: u16,
+    /// Pages handed out and unmapped again (not reused before the block goes).
+    pub(super) dirty: u16,
+    /// The dirty range not yet flushed by `vm_unmap_aliases`: `[dirty_min, dirty_max)`,
+    /// empty as `dirty_min = bits`, `dirty_max = 0`.
+    pub(super) dirty_min: u16,
+    /// See `dirty_min`.
+    pub(super) dirty_max: u16,
+    /// The per-CPU queue the block is on while it has free pages.
+    pub(super) queue: u16,
 }
 
 impl Node {
@@ -76,6 +95,7 @@ impl Node {
             put_array: 0,
             caller: None,
             next: NIL,
+            vb: VbState { free: 0, dirty: 0, dirty_min: 0, dirty_max: 0, queue: 0 },
         }
     }
 

@@ -134,8 +134,16 @@ impl<M: Mmu> Vmalloc<M> {
     /// their mappings went when they were freed, so this is the kernel's TLB flush
     /// ([`Mmu::purge`]). Returns the pages of address space purged. The frame cache is left
     /// alone: its frames were never freed, so its mappings alias no page anyone else owns.
-    pub fn vm_unmap_aliases(&self) -> usize {
+    ///
+    /// First the vmap blocks (`_vm_unmap_aliases`, Linux ≥ 6.5): a fragmented block (every page
+    /// handed out was unmapped again, and fewer than `VMAP_PURGE_THRESHOLD` pages are left) is
+    /// given back, and the dirty range of every other block is flushed (counted in
+    /// [`VmStats::vb_flushes`](super::VmStats::vb_flushes)) and forgotten.
+    pub fn vm_unmap_aliases<P: Platform>(&self, k: &Kmem<P>) -> usize {
+        self.bind(k);
+        self.purge_fragmented_blocks(k, false);
         let mut space = self.space.lock();
+        self.flush_dirty_blocks(&mut space);
         self.purge_locked(&mut space, false)
     }
 
@@ -145,6 +153,7 @@ impl<M: Mmu> Vmalloc<M> {
     pub fn reclaim_and_purge<P: Platform>(&self, k: &Kmem<P>) -> usize {
         self.bind(k);
         self.drain_cache(k, usize::MAX);
+        self.purge_fragmented_blocks(k, true);
         let mut space = self.space.lock();
         self.purge_locked(&mut space, true)
     }

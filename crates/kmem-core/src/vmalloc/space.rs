@@ -12,7 +12,7 @@
 use super::node::{NIL, Node, Pool};
 use super::pool::SizeLists;
 use super::tree::Tree;
-use super::{VM_CACHED, VM_MAP, VM_POOLED, VM_UNMAP_FAILED, VM_VMALLOC};
+use super::{VM_CACHED, VM_MAP, VM_POOLED, VM_RAM, VM_UNMAP_FAILED, VM_VMALLOC};
 use crate::order::PAGE_SIZE;
 
 /// Frame-cache entries of one size looked at for one request (constant time).
@@ -35,6 +35,9 @@ pub(super) struct Space {
     pub(super) va_pool: SizeLists,
     /// Freed vmalloc areas still mapped with their frames (kmem's deviation).
     pub(super) cache: SizeLists,
+    /// Per-CPU queues of vmap blocks with free pages (`vmap_block_queue::free`), linked by
+    /// `next` (see `ram`).
+    pub(super) vb_queues: [u32; super::ram::VB_QUEUES],
     start: usize,
     end: usize,
 }
@@ -51,6 +54,7 @@ impl Space {
             deferred: NIL,
             va_pool: SizeLists::new(),
             cache: SizeLists::new(),
+            vb_queues: [NIL; super::ram::VB_QUEUES],
             start,
             end,
         }
@@ -182,7 +186,7 @@ impl Space {
         let mut run: Option<(usize, usize)> = None;
         self.lazy.for_each(&self.pool, &mut |i| {
             let n = self.pool.get(i);
-            let mapped = n.flags & (VM_VMALLOC | VM_MAP) != 0;
+            let mapped = n.flags & (VM_VMALLOC | VM_MAP | VM_RAM) != 0;
             run = match run {
                 Some((s, e)) if e == n.start => Some((s, n.end)),
                 Some((s, e)) => {

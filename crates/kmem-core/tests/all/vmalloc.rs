@@ -269,7 +269,7 @@ fn random_operations_keep_the_address_space_exact() {
                     }
                 }
                 _ => {
-                    vm.vm_unmap_aliases();
+                    vm.vm_unmap_aliases(&pa);
                     model.lazy.clear();
                 }
             }
@@ -290,7 +290,7 @@ fn random_operations_keep_the_address_space_exact() {
             // SAFETY: The test's own area (or none: refused), unused afterwards.
             unsafe { vm.vfree(&pa, s as *const u8) };
         }
-        vm.vm_unmap_aliases();
+        vm.vm_unmap_aliases(&pa);
         vm.check();
         assert_eq!(vm.largest_free_bytes(), VPAGES * PAGE_SIZE, "everything coalesced back");
         assert!(vm.mmu().table.lock().unwrap().is_empty());

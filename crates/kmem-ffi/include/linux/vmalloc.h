@@ -40,6 +40,15 @@ void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;
 void vfree(const void *addr);
 void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot);
 void vunmap(const void *addr);
+/* Frees from atomic context: the free completes later, from process context. */
+void vfree_atomic(const void *addr);
+/* Short-lived mappings: up to BITS_PER_LONG pages from a per-CPU vmap block, more in an area
+ * of their own (no guard page). vm_unmap_ram() takes the count passed to vm_map_ram(); any
+ * other count, or an address vm_map_ram() did not return, is reported and ignored. The pages
+ * stay the caller's. */
+void *vm_map_ram(struct page **pages, unsigned int count, int node);
+void vm_unmap_ram(const void *mem, unsigned int count);
+void vm_unmap_aliases(void);
 struct page *vmalloc_to_page(const void *addr);
 unsigned long vmalloc_to_pfn(const void *addr);
 bool is_vmalloc_addr(const void *x);

@@ -155,7 +155,7 @@ fn vmalloc_reuse_while_the_shrinker_runs() {
         s.spawn(move || {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 m.vm_shrink(usize::MAX);
-                m.vm().vm_unmap_aliases();
+                m.vm_unmap_aliases();
                 thread::yield_now();
             }
             m.release_cpu();

@@ -158,7 +158,7 @@ fn vm3_lowest_fit_reuses_the_lowest_hole_after_purge() {
     unsafe { m.vfree(areas[4].as_ptr()) };
     // SAFETY: The test's own area (or none: refused), unused afterwards.
     unsafe { m.vfree(areas[1].as_ptr()) };
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     // Both holes are 3 pages (2 + guard); the lower one is taken, then the higher.
     assert_eq!(m.vmalloc(2 * PAGE_SIZE).unwrap(), areas[1]);
     assert_eq!(m.vmalloc(PAGE_SIZE).unwrap(), areas[4], "a 1-page area (2 with guard) fits the next hole");
@@ -188,7 +188,7 @@ fn vm5_vzalloc_is_zero_even_over_dirty_frames() {
     }
     // SAFETY: The test's own area (or none: refused), unused afterwards.
     unsafe { m.vfree(p.as_ptr()) };
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     m.drain_local_pages();
     let z = m.vzalloc(8 * PAGE_SIZE).unwrap();
     assert!((0..8 * PAGE_SIZE).all(|i| read(z, i) == 0), "VM-5");
@@ -379,7 +379,7 @@ fn vm9_vmap_does_not_own_the_pages_unless_put_pages() {
     assert!(m.vmallocinfo().contains(" vmap\n"), "{}", m.vmallocinfo());
     // SAFETY: The test's own area (or none: refused), unused afterwards.
     unsafe { m.vunmap(v.as_ptr()) };
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     for (i, page) in pages.iter().enumerate() {
         assert_eq!(page.refcount(), 1, "VM-9: still the caller's");
         let k = m.kmap(page).unwrap();
@@ -644,7 +644,7 @@ fn vm11_vmallocinfo_format() {
     // SAFETY: The test's own area (or none: refused), unused afterwards.
     unsafe { m.vfree(p.as_ptr()) };
     assert_eq!(m.vmallocinfo(), format!("0x{start:016x}-0x{:016x}   20480 unpurged vm_area\n", start + 5 * PAGE_SIZE));
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     assert_eq!(m.vmallocinfo(), "");
 }
 

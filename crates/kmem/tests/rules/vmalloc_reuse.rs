@@ -197,7 +197,7 @@ fn the_va_pool_serves_the_same_size_and_decays_by_a_quarter_per_purge() {
         unsafe { m.free_vm_area(a.as_ptr()) };
     }
     assert_eq!(m.vm().pooled_areas(), 0, "VM-8: lazy until purged");
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     assert_eq!(m.vm().pooled_areas(), 8);
     assert_eq!(m.vmallocinfo().lines().count(), 1, "pooled ranges are not listed");
     let a = m.get_vm_area(PAGE_SIZE, 0).unwrap();
@@ -207,7 +207,7 @@ fn the_va_pool_serves_the_same_size_and_decays_by_a_quarter_per_purge() {
     assert!(b > barrier, "another size comes from the tree, past the pooled ranges");
     // Each purge decays ~25 % of a list (none of a list shorter than four).
     for want in [6, 5, 4, 3, 3] {
-        m.vm().vm_unmap_aliases();
+        m.vm_unmap_aliases();
         assert_eq!(m.vm().pooled_areas(), want);
         m.vm().check();
     }
@@ -219,7 +219,7 @@ fn the_va_pool_serves_the_same_size_and_decays_by_a_quarter_per_purge() {
     m.vm().set_va_pools(false);
     // SAFETY: The test's own area (or none: refused), unused afterwards.
     unsafe { m.free_vm_area(a.as_ptr()) };
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     assert_eq!(m.vm().pooled_areas(), 0);
     assert_eq!(m.get_vm_area(PAGE_SIZE, 0).unwrap(), areas[0], "lowest hole");
     m.vm().check();
@@ -239,7 +239,7 @@ fn address_space_exhaustion_empties_the_va_pool_into_the_tree() {
         // SAFETY: The test's own area (or none: refused), unused afterwards.
         unsafe { m.free_vm_area(a.as_ptr()) };
     }
-    m.vm().vm_unmap_aliases();
+    m.vm_unmap_aliases();
     assert_eq!(m.vm().pooled_areas(), areas.len());
     assert!(m.vm().largest_free_bytes() < 4 * PAGE_SIZE);
     // Only the pooled ranges, merged back in the tree, can serve 64 MiB.

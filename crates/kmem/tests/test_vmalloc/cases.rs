@@ -11,9 +11,9 @@
 //! (VM-1); zeroed requests read all zeros over frames earlier areas dirtied (VM-5); aligned
 //! requests honour the alignment (VM-4). A broken check panics: it is not a kernel "failure".
 //!
-//! Case 1024 (`vm_map_ram_test`) maps its bulk-allocated pages with `vmap`/`vunmap`: kmem
-//! has no `vm_map_ram`/`vm_unmap_ram` (SEMANTICS §5.4), and `vmap` is the public call that
-//! maps caller pages without taking them (VM-9), which is what the case exercises.
+//! Case 1024 (`vm_map_ram_test`) maps its bulk-allocated pages with `vm_map_ram` and unmaps
+//! them with `vm_unmap_ram`, as the kernel's does: up to `VMAP_MAX_ALLOC` pages from a per-CPU
+//! vmap block, more in an area of their own; the pages stay the caller's (VM-9).
 
 use std::collections::HashSet;
 use std::ptr::NonNull;
@@ -387,9 +387,9 @@ pub fn align_shift_failure_bounds(start: usize, end: usize) -> (usize, usize) {
     (lo, hi)
 }
 
-/// Case 1024: `nr_pages` pages from the bulk allocator, mapped and unmapped `loops` times
-/// with a write through each mapping (`vmap`/`vunmap` stand in for `vm_map_ram`, see the
-/// module docs). The pages stay the caller's and keep the last write (VM-9).
+/// Case 1024: `nr_pages` pages from the bulk allocator, mapped with `vm_map_ram` and unmapped
+/// with `vm_unmap_ram` `loops` times, with a write through each mapping. The pages stay the
+/// caller's and keep the last write (VM-9).
 pub fn vm_map_ram_test(m: &Machine, p: &Params) -> Result<(), usize> {
     let mut slots: Vec<Option<&Page>> = vec![None; p.nr_pages];
     let nr_allocated = m.alloc_pages_bulk(GFP_KERNEL, &mut slots);
@@ -397,7 +397,7 @@ pub fn vm_map_ram_test(m: &Machine, p: &Params) -> Result<(), usize> {
     let mut rv = if nr_allocated == p.nr_pages { Ok(()) } else { Err(0) };
     let mut last = None;
     for i in 0..if rv.is_ok() { p.loops } else { 0 } {
-        let Ok(v) = m.vmap(&pages, 0) else {
+        let Ok(v) = m.vm_map_ram(&pages, NO_NODE) else {
             rv = Err(i);
             break;
         };
@@ -407,12 +407,12 @@ pub fn vm_map_ram_test(m: &Machine, p: &Params) -> Result<(), usize> {
         assert_eq!(unsafe { v.as_ptr().read_volatile() }, b'a');
         stamp(v, p.nr_pages, tag(0x1024, i));
         verify(m, v, p.nr_pages, tag(0x1024, i));
-        // SAFETY: The test's own area (or none: refused), unused afterwards.
-        unsafe { m.vunmap(v.as_ptr()) };
+        // SAFETY: The test's own mapping, with the count it was made with, unused afterwards.
+        unsafe { m.vm_unmap_ram(v.as_ptr(), p.nr_pages) };
         last = Some(i);
     }
     for (j, page) in pages.iter().enumerate() {
-        assert_eq!(page.refcount(), 1, "VM-9: vunmap left page {j} to its caller");
+        assert_eq!(page.refcount(), 1, "VM-9: vm_unmap_ram left page {j} to its caller");
         if let Some(i) = last {
             let view = m.kmap_local_page(page).expect("kmap_local_page");
             // SAFETY: `view` maps the page for the duration of this local mapping.
