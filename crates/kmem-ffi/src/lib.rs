@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod scope;
 pub mod sheaf;
 pub mod slab;
+pub mod vm_struct;
 pub mod vmalloc;
 
 pub use boundary::{DEFAULT_PROFILE, machine};

@@ -91,14 +91,18 @@ pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfree(addr: *const c_void) {
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
-    ffi_boundary("vfree", (), |m| unsafe { m.vfree(addr.cast()) });
+    ffi_boundary("vfree", (), |m| {
+        // SAFETY: As above.
+        unsafe { m.vfree(addr.cast()) };
+        crate::vm_struct::forget(m, addr);
+    });
 }
 
 /// An `unsigned long` of `VM_*` flags as the core's `u32`. The kernel defines no bit above
 /// `VM_SPARSE` (0x1000) for callers, so bits 32 and up are folded into bit 31, itself not the
 /// caller's: the core then drops it and names it in its once-per-machine warning, instead of
 /// the high bits vanishing silently in a truncation.
-fn vm_flags_from_c(flags: c_ulong) -> u32 {
+pub(crate) fn vm_flags_from_c(flags: c_ulong) -> u32 {
     // `checked_shr(32)` is `None` where `unsigned long` has 32 bits: nothing above them.
     let high = flags.checked_shr(32).is_some_and(|h| h != 0);
     (flags as u32) | (u32::from(high) << 31)
@@ -165,7 +169,11 @@ pub unsafe extern "C" fn vmap(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vunmap(addr: *const c_void) {
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
-    ffi_boundary("vunmap", (), |m| unsafe { m.vunmap(addr.cast()) });
+    ffi_boundary("vunmap", (), |m| {
+        // SAFETY: As above.
+        unsafe { m.vunmap(addr.cast()) };
+        crate::vm_struct::forget(m, addr);
+    });
 }
 
 /// `void *vm_map_ram(struct page **pages, unsigned int count, int node)`: maps `count` pages

@@ -150,6 +150,14 @@ fn vm_map_ram() {
     run_suite("vm_map_ram", Link::Shared);
 }
 
+/// SEMANTICS §5.4 from C: `struct vm_struct` from `get_vm_area`/`find_vm_area`,
+/// `get_vm_area_size`, `remove_vm_area` (the caller `kfree`s the struct), `free_vm_area`; no
+/// struct outlives its area over 200 rounds.
+#[test]
+fn vm_area() {
+    run_suite("vm_area", Link::Shared);
+}
+
 /// VM-9 from C: `vmap(..., VM_MAP_PUT_PAGES, ...)` hands the pages and the kmalloc'd or
 /// vmalloc'd array to the area, which `vfree` frees (the pages put, the array `kvfree`d) and
 /// `vunmap` leaves to the caller; an array `kvfree` could not free is refused with a warning.

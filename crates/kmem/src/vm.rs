@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 use kmem_core::page_alloc::warn_sites;
 use kmem_core::reclaim::Shrinker;
-use kmem_core::vmalloc::Vmalloc;
+use kmem_core::vmalloc::{VmArea, Vmalloc};
 use kmem_core::{AllocError, Gfp, Page};
 
 use crate::highmem::highmem_pfn;
@@ -224,6 +224,21 @@ impl Machine {
     /// address space purged.
     pub fn vm_unmap_aliases(&self) -> usize {
         self.inner.vm.vm_unmap_aliases(&self.inner.kmem)
+    }
+
+    /// `find_vm_area(addr)`: the `vm_struct` fields of the area containing `addr`.
+    pub fn find_vm_area(&self, addr: *const u8) -> Option<VmArea> {
+        self.inner.vm.find_vm_area(addr)
+    }
+
+    /// `remove_vm_area(addr)` (see [`Vmalloc::remove_vm_area`]).
+    ///
+    /// # Safety
+    /// As [`Vmalloc::remove_vm_area`].
+    #[track_caller]
+    pub unsafe fn remove_vm_area(&self, addr: *const u8) -> Option<VmArea> {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.remove_vm_area(&self.inner.kmem, addr) }
     }
 
     /// `get_vm_area(size, flags)`: address space only, nothing mapped.

@@ -69,6 +69,7 @@ mod api;
 mod area;
 mod free;
 mod info;
+mod lookup;
 mod mmu;
 mod node;
 mod pool;
@@ -81,6 +82,7 @@ mod tree;
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
+pub use lookup::VmArea;
 pub use mmu::{MapError, Mmu};
 pub use ram::VMAP_BBMAP_BITS_MAX;
 

@@ -26,6 +26,37 @@
 /* An area whose pages are mapped later, piecewise (vmallocinfo says " sparse"). */
 #define VM_SPARSE		0x00001000
 
+/* The kernel's vm_struct. kmem gives C one per area, a kmalloc object: get_vm_area() makes it,
+ * find_vm_area() makes or refreshes it, free_vm_area()/vfree()/vunmap() free it with the area,
+ * remove_vm_area() hands it to the caller, who kfree()s it (as in the kernel). `pages` is always
+ * NULL (kmem hands out no page array; `nr_pages` still counts the pages the area owns),
+ * `caller` NULL, `page_order` 0. */
+struct vm_struct {
+	struct vm_struct	*next;
+	void			*addr;
+	unsigned long		size;		/* guard page included */
+	unsigned long		flags;
+	struct page		**pages;
+	unsigned int		page_order;
+	unsigned int		nr_pages;
+	phys_addr_t		phys_addr;
+	const void		*caller;
+	unsigned long		requested_size;
+};
+
+/* The size without the guard page. */
+static inline size_t get_vm_area_size(const struct vm_struct *area)
+{
+	if (!(area->flags & VM_NO_GUARD))
+		return area->size - PAGE_SIZE;
+	return area->size;
+}
+
+struct vm_struct *find_vm_area(const void *addr);
+struct vm_struct *remove_vm_area(const void *addr);
+struct vm_struct *get_vm_area(unsigned long size, unsigned long flags);
+void free_vm_area(struct vm_struct *area);
+
 typedef struct { unsigned long pgprot; } pgprot_t;
 #define __pgprot(x)		((pgprot_t){ (x) })
 #define PAGE_KERNEL		__pgprot(0x163)

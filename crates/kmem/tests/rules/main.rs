@@ -40,6 +40,7 @@ mod slab_init;
 mod slab_pages;
 mod slab_smoke;
 mod slab_want_init;
+mod vm_area;
 mod vm_map_ram;
 mod vmalloc;
 mod vmalloc_limits;

@@ -1,0 +1,194 @@
+//! `struct vm_struct` for C: `find_vm_area`, `remove_vm_area`, `get_vm_area`, `free_vm_area`
+//! (`get_vm_area_size` is a `static inline` of `linux/vmalloc.h`).
+//!
+//! The core keeps no `vm_struct`; C gets one the kernel's way: a kmalloc object of the machine
+//! (as the kernel's `kzalloc_node` in `__get_vm_area_node`) with the kernel's main fields, one
+//! per area, made by `get_vm_area` or the first `find_vm_area` and refreshed by every later
+//! one. `remove_vm_area` hands it to the caller, who `kfree`s it as in the kernel;
+//! `free_vm_area`, `vfree` and `vunmap` from C free it with the area. A struct whose area went
+//! another way (a free from Rust, `kvfree`) is freed at the next `find_vm_area` or
+//! `get_vm_area` from C. `pages` is always NULL: kmem hands no page array to C (`nr_pages`
+//! still says how many pages the area owns).
+//!
+//! Invariant: every value of `STRUCTS` is a live kmalloc object of `size_of::<vm_struct>()`
+//! bytes that C did not free, keyed by its `addr` field.
+
+use std::collections::HashMap;
+use std::ffi::{c_uint, c_ulong, c_void};
+use std::panic::Location;
+use std::ptr;
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+use kmem::gfp::{__GFP_ZERO, GFP_KERNEL};
+use kmem::vmalloc::VmArea;
+use kmem::{Level, Machine};
+
+use crate::boundary::{ffi_boundary, report_bad_pointer};
+
+/// `struct vm_struct` (`include/linux/vmalloc.h`, with `CONFIG_HAVE_ARCH_HUGE_VMALLOC`'s
+/// `page_order`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct vm_struct {
+    /// `next`: always NULL (the boot-time `vmlist` only).
+    pub next: *mut vm_struct,
+    /// `addr`.
+    pub addr: *mut c_void,
+    /// `size`: bytes, the guard page included.
+    pub size: c_ulong,
+    /// `flags`: `VM_*`.
+    pub flags: c_ulong,
+    /// `pages`: always NULL in kmem.
+    pub pages: *mut *mut c_void,
+    /// `page_order`: 0.
+    pub page_order: c_uint,
+    /// `nr_pages`: pages the area owns.
+    pub nr_pages: c_uint,
+    /// `phys_addr`: 0.
+    pub phys_addr: u64,
+    /// `caller`: NULL (kmem records a Rust source location, not a return address).
+    pub caller: *const c_void,
+    /// `requested_size`.
+    pub requested_size: c_ulong,
+}
+
+/// The structs C holds, by area address (see the module invariant).
+static STRUCTS: LazyLock<Mutex<HashMap<usize, usize>>> = LazyLock::new(Default::default);
+
+fn fill(s: *mut vm_struct, a: &VmArea) {
+    let value = vm_struct {
+        next: ptr::null_mut(),
+        addr: a.addr.as_ptr().cast(),
+        size: a.size as c_ulong,
+        flags: c_ulong::from(a.flags),
+        pages: ptr::null_mut(),
+        page_order: 0,
+        nr_pages: a.nr_pages as c_uint,
+        phys_addr: 0,
+        caller: ptr::null(),
+        requested_size: a.requested_size as c_ulong,
+    };
+    // SAFETY: `s` is a live kmalloc object of `size_of::<vm_struct>()` bytes (module invariant,
+    // or fresh from `new_struct`), aligned as kmalloc aligns (8 bytes at least).
+    unsafe { s.write(value) };
+}
+
+/// A fresh zeroed `vm_struct` from the machine's kmalloc.
+fn new_struct(m: &Machine) -> Option<*mut vm_struct> {
+    m.kmalloc(size_of::<vm_struct>(), GFP_KERNEL | __GFP_ZERO).ok().map(|p| p.as_ptr().cast())
+}
+
+/// Frees the structs whose area is gone or moved (module docs).
+fn prune(m: &Machine, structs: &mut HashMap<usize, usize>) {
+    structs.retain(|&addr, &mut s| {
+        let live = m.find_vm_area(addr as *const u8).is_some_and(|a| a.addr.as_ptr() as usize == addr);
+        if !live {
+            // SAFETY: A kmalloc object of ours that C did not free (module invariant); its area
+            // is gone, so no `vm_struct *` C got for it may be used any more.
+            unsafe { m.kfree(s as *const u8) };
+        }
+        live
+    });
+}
+
+/// The struct of `a`, made or refreshed; NULL without memory.
+fn struct_of(m: &Machine, a: &VmArea) -> *mut vm_struct {
+    let mut structs = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner);
+    prune(m, &mut structs);
+    let key = a.addr.as_ptr() as usize;
+    let s = match structs.get(&key) {
+        Some(&s) => s as *mut vm_struct,
+        None => {
+            let Some(s) = new_struct(m) else { return ptr::null_mut() };
+            structs.insert(key, s as usize);
+            s
+        }
+    };
+    fill(s, a);
+    s
+}
+
+/// Frees the struct of the area at `addr`, if C has one (after `vfree`/`vunmap` from C).
+pub(crate) fn forget(m: &Machine, addr: *const c_void) {
+    let s = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&(addr as usize));
+    if let Some(s) = s {
+        // SAFETY: As in `prune`: the area was just freed.
+        unsafe { m.kfree(s as *const u8) };
+    }
+}
+
+/// `struct vm_struct *find_vm_area(const void *addr)`: the area containing `addr` (guard page
+/// included); NULL for none, and for `vm_map_ram` mappings (no `vm_struct`).
+#[unsafe(no_mangle)]
+pub extern "C" fn find_vm_area(addr: *const c_void) -> *mut vm_struct {
+    ffi_boundary("find_vm_area", ptr::null_mut(), |m| {
+        m.find_vm_area(addr.cast()).map_or(ptr::null_mut(), |a| struct_of(m, &a))
+    })
+}
+
+/// `struct vm_struct *get_vm_area(unsigned long size, unsigned long flags)`: address space
+/// only (plus a guard page unless `VM_NO_GUARD`); NULL on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn get_vm_area(size: c_ulong, flags: c_ulong) -> *mut vm_struct {
+    ffi_boundary("get_vm_area", ptr::null_mut(), |m| {
+        let Ok(p) = m.get_vm_area(size as usize, crate::vmalloc::vm_flags_from_c(flags)) else {
+            return ptr::null_mut();
+        };
+        let area = m.find_vm_area(p.as_ptr()).expect("a fresh area");
+        let s = struct_of(m, &area);
+        if s.is_null() {
+            // SAFETY: The area made above, which nobody else knows.
+            unsafe { m.free_vm_area(p.as_ptr()) };
+        }
+        s
+    })
+}
+
+/// `struct vm_struct *remove_vm_area(const void *addr)`: unmaps the area starting at `addr`
+/// and frees its address space; returns its `vm_struct`, which the caller `kfree`s. NULL for
+/// no such area, an unaligned address (warned), or an area that owns its pages (warned:
+/// free it with `vfree`).
+///
+/// # Safety
+/// C gives the area up: nothing uses it afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn remove_vm_area(addr: *const c_void) -> *mut vm_struct {
+    ffi_boundary("remove_vm_area", ptr::null_mut(), |m| {
+        // SAFETY: C gives the area up (the kernel's contract); kmem refuses what it can check.
+        let Some(area) = (unsafe { m.remove_vm_area(addr.cast()) }) else { return ptr::null_mut() };
+        let kept = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&(addr as usize));
+        let Some(s) = kept.map(|s| s as *mut vm_struct).or_else(|| new_struct(m)) else {
+            return ptr::null_mut();
+        };
+        fill(s, &area);
+        s
+    })
+}
+
+/// `void free_vm_area(struct vm_struct *area)`: gives back an area from `get_vm_area` (or any
+/// `vm_struct` kmem handed out for a live area) and frees the struct. A pointer that is no
+/// such struct is reported and ignored.
+///
+/// # Safety
+/// C gives the area and the struct up: nothing uses either afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_vm_area(area: *mut vm_struct) {
+    ffi_boundary("free_vm_area", (), |m| {
+        let mut structs = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((&addr, _)) = structs.iter().find(|&(_, &s)| s == area as usize) else {
+            drop(structs);
+            if area.is_null() {
+                m.printk(Level::Alert, "BUG: kernel NULL pointer dereference in free_vm_area; ignored");
+            } else {
+                report_bad_pointer(m, "free_vm_area", "vm_struct", area as usize, Location::caller());
+            }
+            return;
+        };
+        structs.remove(&addr);
+        drop(structs);
+        // SAFETY: C gives the area up (the kernel's contract).
+        unsafe { m.free_vm_area(addr as *const u8) };
+        // SAFETY: Our kmalloc object (module invariant), just taken out of the map: C gives it up.
+        unsafe { m.kfree(area as *const u8) };
+    });
+}

@@ -1,0 +1,88 @@
+//! `find_vm_area`, `remove_vm_area`, `get_vm_area_size` (SEMANTICS §5.1, §5.4): the kernel's
+//! `vm_struct` fields of an area (size with the guard page, VM-1, VM-11), found from any address
+//! of its range; `vm_map_ram` areas have none; `remove_vm_area` unmaps and frees the address
+//! space of an area whose pages are not its own (VM-9).
+
+use kmem::gfp::*;
+use kmem::vmalloc::{VM_ALLOC, VM_IOREMAP, VM_MAP, VM_NO_GUARD};
+use kmem::{PAGE_SIZE, Page};
+
+use crate::*;
+
+#[test]
+fn find_vm_area_reports_the_vm_struct_fields() {
+    let m = x86_64_nopcp(64);
+    let p = m.vmalloc(3 * PAGE_SIZE + 1).unwrap();
+    let line = line!() - 1;
+    let a = m.find_vm_area(p.as_ptr()).expect("a vmalloc area");
+    assert_eq!(
+        (a.addr, a.size, a.flags, a.nr_pages, a.requested_size),
+        (p, 5 * PAGE_SIZE, VM_ALLOC, 4, 3 * PAGE_SIZE + 1)
+    );
+    assert_eq!(a.get_vm_area_size(), 4 * PAGE_SIZE, "vm->size minus the guard page");
+    assert_eq!(a.caller.map(|c| (c.file(), c.line())), Some((file!(), line)));
+    // Any address of the range, the guard page included, finds it; the next page does not.
+    assert_eq!(m.find_vm_area(p.as_ptr().wrapping_add(4 * PAGE_SIZE + 9)), Some(a));
+    assert_eq!(m.find_vm_area(p.as_ptr().wrapping_add(5 * PAGE_SIZE)), None);
+    let pages: Vec<&Page> = (0..2).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let v = m.vmap(&pages, 0).unwrap();
+    let va = m.find_vm_area(v.as_ptr()).unwrap();
+    assert_eq!((va.size, va.flags, va.nr_pages), (3 * PAGE_SIZE, VM_MAP, 0), "a vmap owns no pages");
+    let io = m.get_vm_area(5 * PAGE_SIZE, VM_IOREMAP | VM_NO_GUARD).unwrap();
+    let ia = m.find_vm_area(io.as_ptr()).unwrap();
+    assert_eq!((ia.flags, ia.size, ia.get_vm_area_size()), (VM_IOREMAP | VM_NO_GUARD, 5 * PAGE_SIZE, 5 * PAGE_SIZE));
+    // No vm_struct: vm_map_ram, addresses outside the range, freed areas.
+    let r = m.vm_map_ram(&pages, -1).unwrap();
+    assert_eq!(m.find_vm_area(r.as_ptr()), None);
+    assert_eq!(m.find_vm_area(std::ptr::null()), None);
+    assert_eq!(m.find_vm_area(m.page_address(pages[0]).unwrap().as_ptr()), None);
+    // SAFETY: The test's own mappings and areas, unused afterwards.
+    unsafe {
+        m.vm_unmap_ram(r.as_ptr(), 2);
+        m.vfree(p.as_ptr());
+        m.vunmap(v.as_ptr());
+        m.free_vm_area(io.as_ptr());
+    }
+    assert_eq!(m.find_vm_area(p.as_ptr()), None, "lazily freed: no vm_struct");
+    for page in pages {
+        // SAFETY: The test's own pages, unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+    }
+    check(&m);
+}
+
+#[test]
+fn remove_vm_area_frees_what_is_not_its_pages_and_refuses_the_rest() {
+    let m = x86_64_nopcp(64);
+    let pages: Vec<&Page> = (0..2).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let v = m.vmap(&pages, 0).unwrap();
+    let g = m.get_vm_area(3 * PAGE_SIZE, 0).unwrap();
+    let p = m.vzalloc(PAGE_SIZE).unwrap();
+    // SAFETY: The test's own areas (or misuse kmem refuses), unused afterwards unless refused.
+    unsafe {
+        let removed = m.remove_vm_area(v.as_ptr()).expect("the vmap area");
+        assert_eq!((removed.addr, removed.flags, removed.size), (v, VM_MAP, 3 * PAGE_SIZE));
+        assert!(m.vmalloc_to_page(v.as_ptr()).is_none(), "unmapped");
+        assert_eq!(m.remove_vm_area(g.as_ptr()).map(|a| a.get_vm_area_size()), Some(3 * PAGE_SIZE));
+        assert_eq!(m.remove_vm_area(g.as_ptr()), None, "gone: NULL without a warning");
+        assert_eq!(count_log(&m, "WARNING"), 0, "{:?}", log_lines(&m));
+        assert_eq!(m.remove_vm_area(p.as_ptr().wrapping_add(1)), None);
+        assert_eq!(count_log(&m, "Trying to vfree() bad address"), 1);
+        assert_eq!(m.remove_vm_area(p.as_ptr()), None, "a vmalloc area owns its pages");
+        assert_eq!(count_log(&m, "owns its pages"), 1, "{:?}", log_lines(&m));
+    }
+    assert!(m.find_vm_area(p.as_ptr()).is_some(), "left as it was");
+    let info = m.vmallocinfo();
+    assert_eq!(info.matches("unpurged vm_area").count(), 2, "{info}");
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
+    assert_eq!(count_log(&m, "nonexistent"), 0);
+    assert!(pages.iter().all(|p| p.refcount() == 1), "VM-9");
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes());
+    for page in pages {
+        // SAFETY: The test's own pages, unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+    }
+    check(&m);
+}
