@@ -40,7 +40,7 @@ pub struct vm_struct {
     pub flags: c_ulong,
     /// `pages`: always NULL in kmem.
     pub pages: *mut *mut c_void,
-    /// `page_order`: 0.
+    /// `page_order`: 9 for a huge vmalloc (`vmalloc_huge`), else 0.
     pub page_order: c_uint,
     /// `nr_pages`: pages the area owns.
     pub nr_pages: c_uint,
@@ -62,7 +62,7 @@ fn fill(s: *mut vm_struct, a: &VmArea) {
         size: a.size as c_ulong,
         flags: c_ulong::from(a.flags),
         pages: ptr::null_mut(),
-        page_order: 0,
+        page_order: a.page_order,
         nr_pages: a.nr_pages as c_uint,
         phys_addr: 0,
         caller: ptr::null(),

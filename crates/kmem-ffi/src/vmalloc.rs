@@ -67,6 +67,20 @@ pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
     ffi_boundary("__vmalloc", ptr::null_mut(), |m| out(m.vmalloc_gfp(size as usize, Gfp::from_bits(gfp_mask))))
 }
 
+/// `void *vmalloc_huge(unsigned long size, gfp_t gfp_mask)`: `VM_ALLOW_HUGE_VMAP`.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_huge(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
+    ffi_boundary("vmalloc_huge", ptr::null_mut(), |m| out(m.vmalloc_huge(size as usize, Gfp::from_bits(gfp_mask))))
+}
+
+/// `void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node)` (one node).
+#[unsafe(no_mangle)]
+pub extern "C" fn vmalloc_huge_node(size: c_ulong, gfp_mask: gfp_t, node: c_int) -> *mut c_void {
+    ffi_boundary("vmalloc_huge_node", ptr::null_mut(), |m| {
+        out(m.vmalloc_huge_node(size as usize, Gfp::from_bits(gfp_mask), node))
+    })
+}
+
 /// `void *vrealloc(const void *p, size_t size, gfp_t flags)`: NULL `p` allocates; size 0
 /// frees and returns NULL; NULL on failure with `p` untouched.
 ///

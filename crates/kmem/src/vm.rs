@@ -87,6 +87,24 @@ impl Machine {
         self.inner.vm.vmalloc_32(&self.inner.kmem, size)
     }
 
+    /// `vmalloc_huge(size, gfp)` (see [`Vmalloc::vmalloc_huge`]).
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vmalloc_huge(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_huge(&self.inner.kmem, size, gfp)
+    }
+
+    /// `vmalloc_huge_node(size, gfp, node)` (one node).
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmalloc`].
+    #[track_caller]
+    pub fn vmalloc_huge_node(&self, size: usize, gfp: Gfp, node: i32) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmalloc_huge_node(&self.inner.kmem, size, gfp, node)
+    }
+
     /// `__vmalloc(size, gfp)`.
     ///
     /// # Errors

@@ -205,6 +205,11 @@ impl<M: Mmu> Vmalloc<M> {
         if zero {
             page_gfp |= __GFP_ZERO;
         }
+        if vm_flags & super::VM_ALLOW_HUGE_VMAP != 0
+            && let Some(p) = self.vmalloc_huge_try(k, bytes, align, gfp, page_gfp, vm_flags, size, caller)
+        {
+            return Ok(p);
+        }
         let flags = vm_flags | VM_ALLOC | VM_VMALLOC | VM_UNINITIALIZED;
         let (area, start) = loop {
             if let Ok(reserved) = self.alloc_area(k, va_size, align, gfp, flags, size, caller) {

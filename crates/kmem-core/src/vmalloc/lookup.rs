@@ -35,6 +35,8 @@ pub struct VmArea {
     pub requested_size: usize,
     /// `vm->caller`: where the area was made.
     pub caller: Option<&'static Location<'static>>,
+    /// `vm->page_order`: [`PMD_ORDER`](super::PMD_ORDER) for a huge vmalloc, else 0.
+    pub page_order: u32,
 }
 
 impl VmArea {
@@ -52,6 +54,7 @@ impl VmArea {
             nr_pages: if owns { n.nr_pages() } else { 0 },
             requested_size: n.requested,
             caller: n.caller,
+            page_order: u32::from(n.page_order),
         }
     }
 }

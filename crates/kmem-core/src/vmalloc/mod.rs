@@ -68,6 +68,7 @@
 mod api;
 mod area;
 mod free;
+mod huge;
 mod info;
 mod lookup;
 mod mmu;
@@ -82,6 +83,7 @@ mod tree;
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
+pub use huge::{PMD_ORDER, PMD_SIZE};
 pub use lookup::VmArea;
 pub use mmu::{MapError, Mmu};
 pub use ram::VMAP_BBMAP_BITS_MAX;
@@ -116,6 +118,8 @@ pub const VM_NO_GUARD: u32 = 0x40;
 pub const VM_FLUSH_RESET_PERMS: u32 = 0x100;
 /// `vmap` takes ownership of the pages: `vfree` frees them.
 pub const VM_MAP_PUT_PAGES: u32 = 0x200;
+/// May be mapped with PMD-size leaves (`vmalloc_huge`): see [`Vmalloc::vmalloc_huge`].
+pub const VM_ALLOW_HUGE_VMAP: u32 = 0x400;
 /// Sparse area (`get_vm_area` for `vm_area_map_pages`); a label only in kmem, which
 /// `vmallocinfo` prints (` sparse`).
 pub const VM_SPARSE: u32 = 0x1000;

@@ -43,6 +43,9 @@ pub(super) struct Node {
     pub(super) height: u8,
     /// Highest zone (index) the backing frames may come from (the allocation's `gfp_zone`).
     pub(super) zone: u8,
+    /// `vm->page_order`: the order of the mapping leaves (`PMD_SHIFT - PAGE_SHIFT` for a
+    /// huge vmalloc, else 0).
+    pub(super) page_order: u8,
     /// `VM_*` flags of the area.
     pub(super) flags: u32,
     /// Bytes asked for (`requested_size`).
@@ -89,6 +92,7 @@ impl Node {
             right: NIL,
             height: 0,
             zone: 0,
+            page_order: 0,
             flags: 0,
             requested: 0,
             pages: None,

@@ -23,6 +23,10 @@
  * ...; any other array is reported and vmap() returns NULL). On failure, or after vunmap(),
  * both stay the caller's. */
 #define VM_MAP_PUT_PAGES	0x00000200
+/* vmalloc_huge(): sizes of at least PMD_SIZE (2 MiB) are rounded up to and aligned on PMD_SIZE
+ * and backed by PMD-size blocks (x86_64 profile only; kmem's host mapping stays 4 KiB), with a
+ * fallback to small pages. */
+#define VM_ALLOW_HUGE_VMAP	0x00000400
 /* An area whose pages are mapped later, piecewise (vmallocinfo says " sparse"). */
 #define VM_SPARSE		0x00001000
 
@@ -30,7 +34,7 @@
  * find_vm_area() makes or refreshes it, free_vm_area()/vfree()/vunmap() free it with the area,
  * remove_vm_area() hands it to the caller, who kfree()s it (as in the kernel). `pages` is always
  * NULL (kmem hands out no page array; `nr_pages` still counts the pages the area owns),
- * `caller` NULL, `page_order` 0. */
+ * `caller` NULL, `page_order` 9 for a vmalloc_huge() area mapped with PMD-size blocks. */
 struct vm_struct {
 	struct vm_struct	*next;
 	void			*addr;
@@ -67,6 +71,8 @@ void *vmalloc_user(unsigned long size) __malloc;
 void *vmalloc_32(unsigned long size) __malloc;
 void *vmalloc_32_user(unsigned long size) __malloc;
 void *__vmalloc(unsigned long size, gfp_t gfp_mask) __malloc;
+void *vmalloc_huge(unsigned long size, gfp_t gfp_mask) __malloc;
+void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node) __malloc;
 void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;
 void vfree(const void *addr);
 void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot);

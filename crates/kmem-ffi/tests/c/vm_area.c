@@ -55,7 +55,27 @@ int main(void)
 	}
 	CHECK_LOG("owns its pages");
 	CHECK(ktest_meminfo_kb("Slab:") <= slab0 + 16);
-	free_vm_area((struct vm_struct *)p);
+
+	/* vmalloc_huge(): PMD-size blocks where the profile has them (page_order 9: size rounded
+	 * up to and aligned on 2 MiB), small pages otherwise. */
+	p = vmalloc_huge(3UL << 20, GFP_KERNEL);
+	found = find_vm_area(p);
+	CHECK(found != NULL);
+	if (found->page_order == 9) {
+		CHECK_EQ_UL((unsigned long)p & ((2UL << 20) - 1), 0);
+		CHECK_EQ_UL(found->size, (4UL << 20) + PAGE_SIZE);
+		CHECK_EQ_UL(vmalloc_to_pfn(p) % 512, 0);
+		CHECK_EQ_UL(vmalloc_to_pfn(p + PAGE_SIZE), vmalloc_to_pfn(p) + 1);
+	} else {
+		CHECK_EQ_UL(found->page_order, 0);
+		CHECK_EQ_UL(found->size, (3UL << 20) + PAGE_SIZE);
+	}
+	CHECK_EQ_UL(found->flags & VM_ALLOW_HUGE_VMAP, VM_ALLOW_HUGE_VMAP);
+	vfree(p);
+	p = vmalloc_huge_node(PAGE_SIZE, GFP_KERNEL, 0);
+	CHECK(p != NULL && find_vm_area(p)->page_order == 0);
+	vfree(p);
+	free_vm_area((struct vm_struct *)pages[0]);
 	CHECK_LOG("free_vm_area");
 	CHECK_NOT_LOG("nonexistent vm area");
 	__free_page(pages[0]);

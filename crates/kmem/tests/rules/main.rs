@@ -43,6 +43,7 @@ mod slab_want_init;
 mod vm_area;
 mod vm_map_ram;
 mod vmalloc;
+mod vmalloc_huge;
 mod vmalloc_limits;
 mod vmalloc_reuse;
 
