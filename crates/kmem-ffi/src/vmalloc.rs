@@ -190,6 +190,27 @@ pub unsafe extern "C" fn vunmap(addr: *const c_void) {
     });
 }
 
+/// `void *vmap_pfn(unsigned long *pfns, unsigned int count, pgprot_t prot)`: maps `count` page
+/// frames of kmem's memory in a `VM_IOREMAP` area (free it with `vunmap`); NULL for no frames,
+/// a frame kmem does not have (warned) or no address space.
+///
+/// # Safety
+/// `pfns` is NULL or points to `count` readable entries.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmap_pfn(pfns: *const c_ulong, count: c_uint, prot: pgprot_t) -> *mut c_void {
+    let _ = prot;
+    ffi_boundary("vmap_pfn", ptr::null_mut(), |m| {
+        if pfns.is_null() {
+            report_null(m, "vmap_pfn", "pfn array", Location::caller());
+            return ptr::null_mut();
+        }
+        // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
+        let entries = unsafe { std::slice::from_raw_parts(pfns, count as usize) };
+        let pfns: Vec<usize> = entries.iter().map(|&pfn| usize::try_from(pfn).unwrap_or(usize::MAX)).collect();
+        out(m.vmap_pfn(&pfns))
+    })
+}
+
 /// `void *vm_map_ram(struct page **pages, unsigned int count, int node)`: maps `count` pages
 /// contiguously for a short while (from a per-CPU vmap block up to `BITS_PER_LONG` pages);
 /// NULL on failure, for no pages (warned) or for a page that is not one of kmem's (reported).

@@ -217,6 +217,16 @@ impl Machine {
         unsafe { self.inner.vm.vunmap(&self.inner.kmem, addr) };
     }
 
+    /// `vmap_pfn(pfns, count, PAGE_KERNEL)`: maps page frames of this machine in a
+    /// `VM_IOREMAP` area that owns nothing (see [`Vmalloc::vmap_pfn`]).
+    ///
+    /// # Errors
+    /// As [`Vmalloc::vmap_pfn`].
+    #[track_caller]
+    pub fn vmap_pfn(&self, pfns: &[usize]) -> Result<NonNull<u8>, AllocError> {
+        self.inner.vm.vmap_pfn(&self.inner.kmem, pfns)
+    }
+
     /// `vm_map_ram(pages, count, node)`: a short-lived mapping of the caller's pages, from a
     /// per-CPU vmap block up to [`Vmalloc::vmap_max_alloc`] pages.
     ///

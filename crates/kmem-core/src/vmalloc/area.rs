@@ -148,6 +148,50 @@ impl<M: Mmu> Vmalloc<M> {
         Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }
 
+    /// `vmap_pfn(pfns, count, prot)`: maps raw page frames in a `VM_IOREMAP` area (aligned as
+    /// `get_vm_area` aligns one, guard page included) that owns nothing: `vunmap` (or `vfree`)
+    /// only removes the mapping. The kernel's `vmap_pfn` is for memory that is *not* RAM and
+    /// refuses a `pfn_valid` frame (`WARN_ON_ONCE`); kmem's machine has no other memory, so it
+    /// maps frames of its memory map and refuses, with a warning, any frame outside it.
+    ///
+    /// # Errors
+    /// No frames, a frame that is not in this machine (warned; nothing reserved), or no address
+    /// space.
+    #[track_caller]
+    pub fn vmap_pfn<P: Platform>(&self, k: &Kmem<P>, pfns: &[usize]) -> Result<NonNull<u8>, AllocError> {
+        self.bind(k);
+        let caller = Location::caller();
+        let atomic = k.platform().in_atomic();
+        if atomic {
+            k.report_might_sleep(caller);
+        }
+        if pfns.is_empty() || pfns.len() > k.total_managed() {
+            return Err(AllocError);
+        }
+        if let Some(&bad) = pfns.iter().find(|&&pfn| k.pfn_to_page(pfn).is_none() || u32::try_from(pfn).is_err()) {
+            let msg = format_args!("vmap_pfn: pfn {bad:#x} is not a page frame of this machine");
+            self.warn(k, caller, "vmap_pfn_apply", msg);
+            return Err(AllocError);
+        }
+        let bytes = pfns.len() * PAGE_SIZE;
+        let gfp = if atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
+        let flags = VM_IOREMAP | VM_UNINITIALIZED;
+        let (area, start) = self.alloc_area(k, bytes + PAGE_SIZE, ioremap_align(bytes), gfp, flags, bytes, caller)?;
+        let Ok(mut array) = self.alloc_array(k, pfns.len(), gfp, caller) else {
+            self.abandon(area, start);
+            return Err(AllocError);
+        };
+        for (i, &pfn) in pfns.iter().enumerate() {
+            array.set(i, pfn as u32);
+        }
+        if let Err(failed) = self.map_frames(start, &array) {
+            self.unwind_map(k, area, start, &array, false, failed);
+            return Err(AllocError);
+        }
+        self.publish(area, array, false, 0);
+        Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
+    }
+
     /// `get_vm_area(size, flags)` (`__get_vm_area_node`): reserves address space (plus a guard
     /// page unless `VM_NO_GUARD`) without mapping anything. A `VM_IOREMAP` area is aligned to
     /// its size rounded up to a power of two, between a page and `IOREMAP_MAX_ORDER`. In

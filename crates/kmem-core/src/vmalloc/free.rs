@@ -19,7 +19,7 @@ use super::api::find_area;
 use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::Space;
-use super::{Mmu, VM_DEFERRED, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_RAM, VM_VMALLOC, Vmalloc};
+use super::{Mmu, VM_DEFERRED, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_VMALLOC, Vmalloc};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::platform::Level;
@@ -202,11 +202,10 @@ impl<M: Mmu> Vmalloc<M> {
         // platform cannot take the mapping away, the frames stay where the old address still
         // reaches them: they are kept, never reused (`finish_free` reports it), and so is the
         // range, which stays busy for good instead of going lazy.
+        // Every area with a pfn array was mapped (vmalloc, `vmap`, `vm_map_ram`, `vmap_pfn`);
+        // `get_vm_area` space has none.
         // SAFETY: The area is being freed: its owner gave it up (the free's contract).
-        if flags & (VM_VMALLOC | VM_MAP | VM_RAM) != 0
-            && nr > 0
-            && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err()
-        {
+        if nr > 0 && unsafe { self.mmu.unmap(start, nr * PAGE_SIZE) }.is_err() {
             let gone = space.busy.remove(&mut space.pool, start);
             debug_assert_eq!(gone, i);
             space.strand(i);

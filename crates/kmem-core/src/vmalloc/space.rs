@@ -12,7 +12,7 @@
 use super::node::{NIL, Node, Pool};
 use super::pool::SizeLists;
 use super::tree::Tree;
-use super::{VM_CACHED, VM_MAP, VM_POOLED, VM_RAM, VM_UNMAP_FAILED, VM_VMALLOC};
+use super::{VM_CACHED, VM_IOREMAP, VM_MAP, VM_POOLED, VM_RAM, VM_UNMAP_FAILED, VM_VMALLOC};
 use crate::order::PAGE_SIZE;
 
 /// Frame-cache entries of one size looked at for one request (constant time).
@@ -180,13 +180,14 @@ impl Space {
     /// enough (`purge_vmap_node`), else to the free tree. Returns the pages of address space
     /// purged.
     pub(super) fn purge(&mut self, flush: &mut dyn FnMut(usize, usize), populate: bool) -> usize {
-        // Only vmalloc and vmap areas were ever mapped; a `get_vm_area` range never was, so it
-        // never opens a run of its own (unless its caller passed `VM_MAP`: a flush of nothing),
-        // but it may join a run it touches.
+        // Only vmalloc, `vmap`, `vm_map_ram` and `vmap_pfn` (`VM_IOREMAP`) areas were ever
+        // mapped; a `get_vm_area` range never was, so it never opens a run of its own (unless
+        // its caller passed `VM_MAP` or `VM_IOREMAP`: a flush of nothing), but it may join a
+        // run it touches.
         let mut run: Option<(usize, usize)> = None;
         self.lazy.for_each(&self.pool, &mut |i| {
             let n = self.pool.get(i);
-            let mapped = n.flags & (VM_VMALLOC | VM_MAP | VM_RAM) != 0;
+            let mapped = n.flags & (VM_VMALLOC | VM_MAP | VM_RAM | VM_IOREMAP) != 0;
             run = match run {
                 Some((s, e)) if e == n.start => Some((s, n.end)),
                 Some((s, e)) => {

@@ -77,6 +77,9 @@ void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;
 void vfree(const void *addr);
 void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot);
 void vunmap(const void *addr);
+/* Maps page frames of kmem's memory (the kernel's is for non-RAM frames, which kmem has none of)
+ * in a VM_IOREMAP area; a frame kmem does not have is refused with a warning. vunmap() it. */
+void *vmap_pfn(unsigned long *pfns, unsigned int count, pgprot_t prot);
 /* Frees from atomic context: the free completes later, from process context. */
 void vfree_atomic(const void *addr);
 /* Short-lived mappings: up to BITS_PER_LONG pages from a per-CPU vmap block, more in an area

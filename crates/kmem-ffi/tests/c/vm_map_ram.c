@@ -80,6 +80,19 @@ int main(void)
 	vm_unmap_aliases();
 	CHECK_EQ_UL(count_lines(" vm_map_ram\n"), 1);	/* the block, with free pages left */
 	CHECK_EQ_UL(count_lines("unpurged vm_area"), 0);
+	/* vmap_pfn(): frames of kmem's memory in a VM_IOREMAP area; others refused. */
+	{
+		unsigned long pfns[2] = { page_to_pfn(pages[0]), page_to_pfn(pages[1]) };
+		char *io = vmap_pfn(pfns, 2, PAGE_KERNEL);
+
+		CHECK(io != NULL);
+		CHECK(vmalloc_to_page(io + PAGE_SIZE) == pages[1]);
+		CHECK(find_vm_area(io) != NULL && find_vm_area(io)->flags == VM_IOREMAP);
+		vunmap(io);
+		pfns[1] = ~0UL >> 8;
+		CHECK(vmap_pfn(pfns, 2, PAGE_KERNEL) == NULL);
+		CHECK_LOG("is not a page frame of this machine");
+	}
 	for (i = 0; i < NPAGES; i++) {
 		CHECK_EQ_UL(page_count(pages[i]), 1);
 		__free_page(pages[i]);

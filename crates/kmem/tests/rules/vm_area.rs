@@ -1,7 +1,8 @@
 //! `find_vm_area`, `remove_vm_area`, `get_vm_area_size` (SEMANTICS §5.1, §5.4): the kernel's
 //! `vm_struct` fields of an area (size with the guard page, VM-1, VM-11), found from any address
 //! of its range; `vm_map_ram` areas have none; `remove_vm_area` unmaps and frees the address
-//! space of an area whose pages are not its own (VM-9).
+//! space of an area whose pages are not its own (VM-9); `vmap_pfn` maps frames in a
+//! `VM_IOREMAP` area.
 
 use kmem::gfp::*;
 use kmem::vmalloc::{VM_ALLOC, VM_IOREMAP, VM_MAP, VM_NO_GUARD};
@@ -80,6 +81,46 @@ fn remove_vm_area_frees_what_is_not_its_pages_and_refuses_the_rest() {
     assert!(pages.iter().all(|p| p.refcount() == 1), "VM-9");
     m.vm_reclaim_and_purge();
     assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes());
+    for page in pages {
+        // SAFETY: The test's own pages, unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+    }
+    check(&m);
+}
+
+/// `vmap_pfn`: frames of the machine mapped in a `VM_IOREMAP` area (aligned to its size order,
+/// guard page included, listed ` ioremap` without `pages=`) that owns nothing; frames outside
+/// the memory map are refused with a warning and nothing reserved.
+#[test]
+fn vmap_pfn_maps_machine_frames_and_refuses_others() {
+    let m = x86_64_nopcp(64);
+    let pages: Vec<&Page> = (0..3).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    let pfns: Vec<usize> = pages.iter().map(|p| pfn(&m, p)).collect();
+    let v = m.vmap_pfn(&pfns).unwrap();
+    assert_eq!(v.as_ptr() as usize % (4 * PAGE_SIZE), 0, "VM_IOREMAP: aligned to 2^order(size)");
+    let a = m.find_vm_area(v.as_ptr()).unwrap();
+    assert_eq!((a.flags, a.size, a.nr_pages), (VM_IOREMAP, 4 * PAGE_SIZE, 0));
+    let info = m.vmallocinfo();
+    let line = info.lines().find(|l| l.starts_with(&format!("0x{:016x}-", v.as_ptr() as usize))).unwrap();
+    assert!(line.ends_with(" ioremap") && !line.contains("pages="), "{line}");
+    for (i, page) in pages.iter().enumerate() {
+        // SAFETY: Inside the test's live mapping.
+        unsafe { v.as_ptr().add(i * PAGE_SIZE + 1).write_volatile(0x60 + i as u8) };
+        // SAFETY: The direct map of the test's page.
+        assert_eq!(unsafe { m.page_address(page).unwrap().as_ptr().add(1).read_volatile() }, 0x60 + i as u8);
+        assert_eq!(m.vmalloc_to_pfn(v.as_ptr().wrapping_add(i * PAGE_SIZE)), Some(pfns[i]));
+    }
+    // SAFETY: The test's own mapping, unused afterwards.
+    unsafe { m.vunmap(v.as_ptr()) };
+    assert!(m.vmalloc_to_pfn(v.as_ptr()).is_none(), "unmapped");
+    assert!(pages.iter().all(|p| p.refcount() == 1), "the frames stay the caller's");
+    m.vm_unmap_aliases();
+    assert!(m.vmallocinfo().is_empty());
+    let beyond = m.zones().iter().map(|z| z.end_pfn()).max().unwrap() + 5;
+    assert!(m.vmap_pfn(&[pfns[0], beyond]).is_err());
+    assert!(m.vmap_pfn(&[]).is_err());
+    assert_eq!(count_log(&m, "is not a page frame of this machine"), 1, "{:?}", log_lines(&m));
+    assert!(m.vmallocinfo().is_empty(), "nothing reserved");
     for page in pages {
         // SAFETY: The test's own pages, unused afterwards.
         unsafe { m.free_pages(page, 0) };
