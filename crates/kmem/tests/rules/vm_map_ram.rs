@@ -365,3 +365,44 @@ fn exhaustion_leaks_nothing() {
     check(&m);
     free(&m, pages);
 }
+
+/// Two threads map and unmap concurrently (blocks of each CPU's queue, standalone areas, frees
+/// that dirty another thread's block); every mapping shows its own pages, and afterwards the
+/// invariants hold and a purge gives every range back.
+#[test]
+fn two_threads_map_and_unmap_concurrently() {
+    let m = i386_small_blocks(32);
+    let pages = alloc(&m, 80);
+    std::thread::scope(|s| {
+        for t in 0..2usize {
+            let (m, pages) = (&m, &pages);
+            s.spawn(move || {
+                let mut held: Vec<(NonNull<u8>, usize, usize)> = Vec::new();
+                for i in 0..3000usize {
+                    let count = 1 + (i * 7 + t * 13) % 40;
+                    let first = (t * 40 + i) % 40 + t * 40;
+                    let set: Vec<&Page> = (0..count).map(|j| pages[t * 40 + (first + j) % 40]).collect();
+                    let v = m.vm_map_ram(&set, -1).expect("room for a few mappings");
+                    for (j, page) in set.iter().enumerate() {
+                        let at = v.as_ptr().wrapping_add(j * PAGE_SIZE);
+                        assert_eq!(m.vmalloc_to_page(at).map(|p| pfn(m, p)), Some(pfn(m, page)));
+                    }
+                    held.push((v, count, first));
+                    if held.len() > 3 {
+                        let (v, count, _) = held.remove(i % 3);
+                        unmap(m, v, count);
+                    }
+                }
+                for (v, count, _) in held {
+                    unmap(m, v, count);
+                }
+            });
+        }
+    });
+    assert_eq!(count_log(&m, "WARNING"), 0, "{:?}", log_lines(&m));
+    check(&m);
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.vm().nr_vmap_blocks(), 0);
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes());
+    free(&m, pages);
+}
