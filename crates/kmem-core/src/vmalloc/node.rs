@@ -80,6 +80,9 @@ pub(super) struct VbState {
     pub(super) dirty_max: u16,
     /// The per-CPU queue the block is on while it has free pages.
     pub(super) queue: u16,
+    /// Link of the list of blocks with a dirty range to flush (`Space::vb_flush`), which a
+    /// block is on iff `dirty_max > 0`.
+    pub(super) flush_next: u32,
 }
 
 impl Node {
@@ -99,7 +102,7 @@ impl Node {
             put_array: 0,
             caller: None,
             next: NIL,
-            vb: VbState { free: 0, dirty: 0, dirty_min: 0, dirty_max: 0, queue: 0 },
+            vb: VbState { free: 0, dirty: 0, dirty_min: 0, dirty_max: 0, queue: 0, flush_next: NIL },
         }
     }
 

@@ -23,7 +23,9 @@
 //!
 //! Invariants (checked by `Vmalloc::check`): for a live block, `free + dirty + (pages of live
 //! mappings, each rounded to its power of two) == VMAP_BBMAP_BITS`, pages at or past
-//! `VMAP_BBMAP_BITS - free` map nothing, and a block is on its queue iff `free > 0` (unless a
+//! `VMAP_BBMAP_BITS - free` map nothing, a block is on the flush list iff it has a dirty range
+//! not yet flushed (so `vm_unmap_aliases` walks those blocks, never all areas), and a block is
+//! on its queue iff `free > 0` (unless a
 //! mapping could not be unmapped: then its pages count in neither `dirty` nor `free` and the
 //! block stays busy for good, as [`Mmu::unmap`]'s contract asks). The pages are the caller's
 //! (VM-9): nothing here frees them.
@@ -205,7 +207,8 @@ impl<M: Mmu> Vmalloc<M> {
         let node = space.pool.get_mut(i);
         node.pages = Some(map);
         let free = (bits - need) as u16;
-        node.vb = VbState { free, dirty: 0, dirty_min: bits as u16, dirty_max: 0, queue: queue as u16 };
+        node.vb =
+            VbState { free, dirty: 0, dirty_min: bits as u16, dirty_max: 0, queue: queue as u16, flush_next: NIL };
         node.flags &= !VM_UNINITIALIZED;
         space.vb_push(queue, i);
         Ok((i, start))
@@ -336,10 +339,18 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let bits = self.vmap_bbmap_bits();
         let vb = &mut space.pool.get_mut(i).vb;
+        let listed = vb.dirty_max > 0;
         vb.dirty_min = vb.dirty_min.min(off as u16);
         vb.dirty_max = vb.dirty_max.max((off + need) as u16);
         vb.dirty += need as u16;
-        if usize::from(vb.dirty) != bits {
+        let whole = usize::from(vb.dirty) == bits;
+        if !listed {
+            // Now with a range to flush: on the flush list (`vm_unmap_aliases` walks it, not
+            // every area).
+            vb.flush_next = space.vb_flush;
+            space.vb_flush = i;
+        }
+        if !whole {
             return None;
         }
         debug_assert_eq!(vb.free, 0, "a wholly dirty block has no free pages");
@@ -349,6 +360,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// Moves block `i` (off its queue) to the lazy tree; returns its map.
     fn vb_retire(&self, space: &mut Space, i: u32) -> PfnArray {
         space.vb_unlink(i);
+        space.vb_unlink_flush(i);
         let map = space.pool.get_mut(i).pages.take().expect("a live vmap block has its map");
         space.retire(i);
         super::locked_add(&self.stats.vb_frees, 1);
@@ -395,22 +407,17 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// The dirty-range half of `_vm_unmap_aliases`: every live block with a dirty range not
-    /// yet flushed has it flushed (counted) and forgotten.
+    /// yet flushed has it flushed (counted) and forgotten. It walks the flush list, which holds
+    /// exactly those blocks, so its cost does not grow with the number of areas.
     pub(super) fn flush_dirty_blocks(&self, space: &mut Space) {
         let bits = self.vmap_bbmap_bits() as u16;
-        let mut from = 0;
-        loop {
-            let i = space.busy.ceil(&space.pool, from);
-            if i == NIL {
-                break;
-            }
-            let n = space.pool.get_mut(i);
-            from = n.start + 1;
-            if n.flags & (VM_RAM_BLOCK | VM_UNINITIALIZED) == VM_RAM_BLOCK && n.vb.dirty_max > 0 && n.vb.dirty != bits {
-                n.vb.dirty_min = bits;
-                n.vb.dirty_max = 0;
-                super::locked_add(&self.stats.vb_flushes, 1);
-            }
+        let mut i = core::mem::replace(&mut space.vb_flush, NIL);
+        while i != NIL {
+            let vb = &mut space.pool.get_mut(i).vb;
+            i = core::mem::replace(&mut vb.flush_next, NIL);
+            vb.dirty_min = bits;
+            vb.dirty_max = 0;
+            super::locked_add(&self.stats.vb_flushes, 1);
         }
     }
 
@@ -469,6 +476,13 @@ impl<M: Mmu> Vmalloc<M> {
             q = space.pool.get(q).next;
         }
         assert_eq!(on_queue, free > 0, "block {:#x}: on its queue iff it has free pages", n.start);
+        let mut on_flush = false;
+        let mut f = space.vb_flush;
+        while f != NIL {
+            on_flush |= f == i;
+            f = space.pool.get(f).vb.flush_next;
+        }
+        assert_eq!(on_flush, n.vb.dirty_max > 0, "block {:#x}: on the flush list iff it has a dirty range", n.start);
     }
 }
 
@@ -512,6 +526,26 @@ impl Space {
             tail = self.pool.get(tail).next;
         }
         self.pool.get_mut(tail).next = i;
+    }
+
+    /// Takes block `i` off the flush list, if it is on it (a dirty range not flushed yet).
+    fn vb_unlink_flush(&mut self, i: u32) {
+        if self.pool.get(i).vb.dirty_max == 0 {
+            return;
+        }
+        let next = core::mem::replace(&mut self.pool.get_mut(i).vb.flush_next, NIL);
+        if self.vb_flush == i {
+            self.vb_flush = next;
+            return;
+        }
+        let mut p = self.vb_flush;
+        while p != NIL {
+            if self.pool.get(p).vb.flush_next == i {
+                self.pool.get_mut(p).vb.flush_next = next;
+                return;
+            }
+            p = self.pool.get(p).vb.flush_next;
+        }
     }
 
     /// Takes block `i` off its queue, if it is on it.
