@@ -14,7 +14,7 @@ use std::panic::Location;
 use std::ptr::{self, NonNull};
 
 use kmem::vmalloc::VM_MAP_PUT_PAGES;
-use kmem::{Gfp, Page};
+use kmem::{Gfp, Machine, Page};
 
 use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
 use crate::pages::{checked_page, gfp_t, page_from_c, page_to_c};
@@ -122,6 +122,41 @@ pub(crate) fn vm_flags_from_c(flags: c_ulong) -> u32 {
     (flags as u32) | (u32::from(high) << 31)
 }
 
+/// The pages of a C `struct page *` array of `count` entries; NULL (the array or an entry) and
+/// entries that are not pages of the machine are reported for `export` and give `None`.
+///
+/// # Safety
+/// `pages` is NULL or points to `count` readable entries.
+#[track_caller]
+unsafe fn pages_from_c<'m>(
+    m: &'m Machine,
+    export: &str,
+    pages: *const *const c_void,
+    count: c_uint,
+) -> Option<Vec<&'m Page>> {
+    if pages.is_null() {
+        report_null(m, export, "page array", Location::caller());
+        return None;
+    }
+    // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
+    let entries = unsafe { std::slice::from_raw_parts(pages, count as usize) };
+    let mut found: Vec<&Page> = Vec::with_capacity(entries.len());
+    for &entry in entries {
+        match page_from_c(m, entry) {
+            Some(page) => found.push(page),
+            None if entry.is_null() => {
+                report_null(m, export, "page array entry", Location::caller());
+                return None;
+            }
+            None => {
+                report_bad_pointer(m, export, "page array entry", entry as usize, Location::caller());
+                return None;
+            }
+        }
+    }
+    Some(found)
+}
+
 /// `void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot)`:
 /// maps `count` pages contiguously; NULL on failure or for a page that is not one of kmem's
 /// (reported). `flags` the kernel does not define for callers are dropped with a warning;
@@ -143,26 +178,8 @@ pub unsafe extern "C" fn vmap(
 ) -> *mut c_void {
     let _ = prot;
     ffi_boundary("vmap", ptr::null_mut(), |m| {
-        if pages.is_null() {
-            report_null(m, "vmap", "page array", Location::caller());
-            return ptr::null_mut();
-        }
-        // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
-        let entries = unsafe { std::slice::from_raw_parts(pages, count as usize) };
-        let mut found: Vec<&Page> = Vec::with_capacity(entries.len());
-        for &entry in entries {
-            match page_from_c(m, entry) {
-                Some(page) => found.push(page),
-                None if entry.is_null() => {
-                    report_null(m, "vmap", "page array entry", Location::caller());
-                    return ptr::null_mut();
-                }
-                None => {
-                    report_bad_pointer(m, "vmap", "page array entry", entry as usize, Location::caller());
-                    return ptr::null_mut();
-                }
-            }
-        }
+        // SAFETY: NULL or `count` readable entries (caller's contract).
+        let Some(found) = (unsafe { pages_from_c(m, "vmap", pages, count) }) else { return ptr::null_mut() };
         let flags = vm_flags_from_c(flags);
         if flags & VM_MAP_PUT_PAGES == 0 {
             return out(m.vmap(&found, flags));
@@ -221,26 +238,8 @@ pub unsafe extern "C" fn vmap_pfn(pfns: *const c_ulong, count: c_uint, prot: pgp
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vm_map_ram(pages: *const *const c_void, count: c_uint, node: c_int) -> *mut c_void {
     ffi_boundary("vm_map_ram", ptr::null_mut(), |m| {
-        if pages.is_null() {
-            report_null(m, "vm_map_ram", "page array", Location::caller());
-            return ptr::null_mut();
-        }
-        // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
-        let entries = unsafe { std::slice::from_raw_parts(pages, count as usize) };
-        let mut found: Vec<&Page> = Vec::with_capacity(entries.len());
-        for &entry in entries {
-            match page_from_c(m, entry) {
-                Some(page) => found.push(page),
-                None if entry.is_null() => {
-                    report_null(m, "vm_map_ram", "page array entry", Location::caller());
-                    return ptr::null_mut();
-                }
-                None => {
-                    report_bad_pointer(m, "vm_map_ram", "page array entry", entry as usize, Location::caller());
-                    return ptr::null_mut();
-                }
-            }
-        }
+        // SAFETY: NULL or `count` readable entries (caller's contract).
+        let Some(found) = (unsafe { pages_from_c(m, "vm_map_ram", pages, count) }) else { return ptr::null_mut() };
         out(m.vm_map_ram(&found, node))
     })
 }

@@ -45,6 +45,19 @@ static __attribute__((unused)) int ktest_log_has(const char *needle)
 	return strstr(ktest_dmesg(), needle) != NULL;
 }
 
+/* How many times the log holds `needle`. */
+static __attribute__((unused)) int ktest_log_count(const char *needle)
+{
+	const char *p = ktest_dmesg();
+	int n = 0;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p += strlen(needle);
+	}
+	return n;
+}
+
 #define CHECK_LOG(needle) do {								\
 		ktest_checks++;								\
 		if (!ktest_log_has(needle)) {						\

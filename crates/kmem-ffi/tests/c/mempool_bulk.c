@@ -34,19 +34,6 @@ static void count_free(void *element, void *pool_data)
 	kfree(element);
 }
 
-/* How many times the log holds `needle`. */
-static int occurrences(const char *needle)
-{
-	const char *p = ktest_dmesg();
-	int n = 0;
-
-	while ((p = strstr(p, needle)) != NULL) {
-		n++;
-		p += strlen(needle);
-	}
-	return n;
-}
-
 #define NUM(e) (*(int *)(e))
 
 static void forced_mempool_alloc(void)
@@ -64,7 +51,7 @@ static void forced_mempool_alloc(void)
 	mempool_free(x, mp);
 	x = mempool_alloc(mp, GFP_KERNEL);	/* times used up: alloc_fn again */
 	CHECK(x && NUM(x) == 2 && allocs == 3 && mp->curr_nr == 2);
-	CHECK_EQ_UL(occurrences("forcing mempool usage for "), 1);
+	CHECK_EQ_UL(ktest_log_count("forcing mempool usage for "), 1);
 	mempool_free(x, mp);
 	mempool_destroy(mp);
 	allocs = frees = number = 0;
@@ -147,7 +134,7 @@ int main(void)
 		for (taken = 0; taken < 5; taken++)
 			count_free(big[taken], NULL);
 	}
-	CHECK_EQ_UL(occurrences("mempool_alloc_bulk: count > pool->min_nr (5 > 4)"), 1);
+	CHECK_EQ_UL(ktest_log_count("mempool_alloc_bulk: count > pool->min_nr (5 > 4)"), 1);
 	CHECK_LOG("WARNING: CPU: ");
 
 	/* A wrong `allocated` is warned about (the kernel would take too few or too many reserve

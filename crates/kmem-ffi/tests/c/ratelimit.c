@@ -13,18 +13,6 @@
 #include <linux/jiffies.h>
 #include "ktest.h"
 
-static int count_log(const char *needle)
-{
-	const char *p = ktest_dmesg();
-	int n = 0;
-
-	while ((p = strstr(p, needle)) != NULL) {
-		n++;
-		p += strlen(needle);
-	}
-	return n;
-}
-
 static int allowed(struct ratelimit_state *rs, int calls)
 {
 	int i, n = 0;
@@ -79,13 +67,13 @@ int main(void)
 	for (i = 0; i < 25; i++)
 		say_once(i);
 	within = time_before(jiffies, j1 + DEFAULT_RATELIMIT_INTERVAL);
-	CHECK_EQ_UL(count_log("once-only line"), 1);
+	CHECK_EQ_UL(ktest_log_count("once-only line"), 1);
 	CHECK_LOG("once-only line 0");
 	if (within)
-		CHECK_EQ_UL(count_log("limited line"), DEFAULT_RATELIMIT_BURST);
+		CHECK_EQ_UL(ktest_log_count("limited line"), DEFAULT_RATELIMIT_BURST);
 	else
-		CHECK(count_log("limited line") >= DEFAULT_RATELIMIT_BURST);
-	CHECK_EQ_UL(count_log("warn-once at"), 1);
+		CHECK(ktest_log_count("limited line") >= DEFAULT_RATELIMIT_BURST);
+	CHECK_EQ_UL(ktest_log_count("warn-once at"), 1);
 	CHECK_LOG("warn-once at 3");
 
 	/* burst per interval; interval 0 never limits. */
