@@ -67,7 +67,7 @@ pub(super) struct Node {
 
 /// The counters of a vmap block (`struct vmap_block` less its lock, bitmap and lists), in
 /// pages of the block: all at most `VMAP_BBMAP_BITS_MAX` (1024).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct VbState {
     /// Pages never handed out (from the end of the block).
     pub(super) free: u16,
@@ -83,6 +83,18 @@ pub(super) struct VbState {
     /// Link of the list of blocks with a dirty range to flush (`Space::vb_flush`), which a
     /// block is on iff `dirty_max > 0`.
     pub(super) flush_next: u32,
+    /// Back link of the flush list (`NIL` at its head or off it): unlinking is O(1).
+    pub(super) flush_prev: u32,
+    /// Back link of the block's queue (`NIL` at its head or off it; `Node::next` is the
+    /// forward link): unlinking is O(1), as the kernel's `list_del_rcu`.
+    pub(super) prev: u32,
+}
+
+impl VbState {
+    /// A block's state with nothing linked.
+    pub(super) const fn new(free: u16, dirty_min: u16, queue: u16) -> Self {
+        VbState { free, dirty: 0, dirty_min, dirty_max: 0, queue, flush_next: NIL, flush_prev: NIL, prev: NIL }
+    }
 }
 
 impl Node {
@@ -102,7 +114,7 @@ impl Node {
             put_array: 0,
             caller: None,
             next: NIL,
-            vb: VbState { free: 0, dirty: 0, dirty_min: 0, dirty_max: 0, queue: 0, flush_next: NIL },
+            vb: VbState::new(0, 0, 0),
         }
     }
 

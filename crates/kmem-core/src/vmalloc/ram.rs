@@ -206,9 +206,7 @@ impl<M: Mmu> Vmalloc<M> {
         let mut space = self.space.lock();
         let node = space.pool.get_mut(i);
         node.pages = Some(map);
-        let free = (bits - need) as u16;
-        node.vb =
-            VbState { free, dirty: 0, dirty_min: bits as u16, dirty_max: 0, queue: queue as u16, flush_next: NIL };
+        node.vb = VbState::new((bits - need) as u16, bits as u16, queue as u16);
         node.flags &= !VM_UNINITIALIZED;
         space.vb_push(queue, i);
         Ok((i, start))
@@ -338,22 +336,27 @@ impl<M: Mmu> Vmalloc<M> {
             return None;
         }
         let bits = self.vmap_bbmap_bits();
+        let head = space.vb_flush;
         let vb = &mut space.pool.get_mut(i).vb;
         let listed = vb.dirty_max > 0;
         vb.dirty_min = vb.dirty_min.min(off as u16);
         vb.dirty_max = vb.dirty_max.max((off + need) as u16);
         vb.dirty += need as u16;
         let whole = usize::from(vb.dirty) == bits;
+        debug_assert!(!whole || vb.free == 0, "a wholly dirty block has no free pages");
         if !listed {
             // Now with a range to flush: on the flush list (`vm_unmap_aliases` walks it, not
             // every area).
-            vb.flush_next = space.vb_flush;
+            vb.flush_next = head;
+            vb.flush_prev = NIL;
+            if head != NIL {
+                space.pool.get_mut(head).vb.flush_prev = i;
+            }
             space.vb_flush = i;
         }
         if !whole {
             return None;
         }
-        debug_assert_eq!(vb.free, 0, "a wholly dirty block has no free pages");
         Some((self.vb_retire(space, i), space.lazy_pages > self.lazy_max_pages()))
     }
 
@@ -388,20 +391,39 @@ impl<M: Mmu> Vmalloc<M> {
     /// (only blocks with fewer than `VMAP_PURGE_THRESHOLD` = `VMAP_BBMAP_BITS / 8` pages
     /// left): every block whose pages were all unmapped again, some never handed out, goes to
     /// the lazy tree. Returns the blocks given back.
+    ///
+    /// One pass over the queues (as the kernel's walk of each CPU's list): the blocks are
+    /// retired under one lock hold and their maps, collected in a chain through the retired
+    /// nodes' map slots, are freed after it is dropped. A block made fragmented meanwhile waits
+    /// for the next purge, as in the kernel.
     pub(super) fn purge_fragmented_blocks<P: Platform>(&self, k: &Kmem<P>, force: bool) -> usize {
         let bits = self.vmap_bbmap_bits();
+        let mut dead: Option<PfnArray> = None;
         let mut n = 0;
-        loop {
-            let map = {
-                let mut space = self.space.lock();
-                let Some(i) = space.vb_fragmented(bits, force) else { break };
-                let vb = &mut space.pool.get_mut(i).vb;
-                vb.free = 0;
-                vb.dirty = bits as u16;
-                self.vb_retire(&mut space, i)
-            };
+        {
+            let mut space = self.space.lock();
+            for q in 0..VB_QUEUES {
+                let mut i = space.vb_queues[q];
+                while i != NIL {
+                    let next = space.pool.get(i).next;
+                    let vb = space.pool.get(i).vb;
+                    let (free, dirty) = (usize::from(vb.free), usize::from(vb.dirty));
+                    if free + dirty == bits && dirty != bits && (force || free < bits / 8) {
+                        let vb = &mut space.pool.get_mut(i).vb;
+                        vb.free = 0;
+                        vb.dirty = bits as u16;
+                        let mut map = self.vb_retire(&mut space, i);
+                        chain_push(&mut map, dead);
+                        dead = Some(map);
+                        n += 1;
+                    }
+                    i = next;
+                }
+            }
+        }
+        while let Some(map) = dead {
+            dead = chain_next(&map);
             self.free_array(k, &map);
-            n += 1;
         }
         n
     }
@@ -415,6 +437,7 @@ impl<M: Mmu> Vmalloc<M> {
         while i != NIL {
             let vb = &mut space.pool.get_mut(i).vb;
             i = core::mem::replace(&mut vb.flush_next, NIL);
+            vb.flush_prev = NIL;
             vb.dirty_min = bits;
             vb.dirty_max = 0;
             super::locked_add(&self.stats.vb_flushes, 1);
@@ -476,6 +499,14 @@ impl<M: Mmu> Vmalloc<M> {
             q = space.pool.get(q).next;
         }
         assert_eq!(on_queue, free > 0, "block {:#x}: on its queue iff it has free pages", n.start);
+        let q = usize::from(n.vb.queue);
+        if on_queue {
+            let prev_ok = if n.vb.prev == NIL { space.vb_queues[q] == i } else { space.pool.get(n.vb.prev).next == i };
+            let next_ok = if n.next == NIL { space.vb_tails[q] == i } else { space.pool.get(n.next).vb.prev == i };
+            assert!(prev_ok && next_ok, "block {:#x}: queue links", n.start);
+        } else {
+            assert!(n.vb.prev == NIL && n.next == NIL && space.vb_tails[q] != i, "block {:#x}: off its queue", n.start);
+        }
         let mut on_flush = false;
         let mut f = space.vb_flush;
         while f != NIL {
@@ -483,7 +514,45 @@ impl<M: Mmu> Vmalloc<M> {
             f = space.pool.get(f).vb.flush_next;
         }
         assert_eq!(on_flush, n.vb.dirty_max > 0, "block {:#x}: on the flush list iff it has a dirty range", n.start);
+        let (fp, fnext) = (n.vb.flush_prev, n.vb.flush_next);
+        if on_flush {
+            let prev_ok = if fp == NIL { space.vb_flush == i } else { space.pool.get(fp).vb.flush_next == i };
+            assert!(
+                prev_ok && (fnext == NIL || space.pool.get(fnext).vb.flush_prev == i),
+                "block {:#x}: flush links",
+                n.start
+            );
+        } else {
+            assert!(fp == NIL && fnext == NIL, "block {:#x}: off the flush list", n.start);
+        }
     }
+}
+
+/// Links the dead block map `map` (retired, owned by nobody else) to the chain `rest`: the
+/// first four entries of `map` (a map has at least `4 * VMAP_MAX_ALLOC` of them) record
+/// `rest`'s address, order and length, so that maps retired under the vmap lock are freed after
+/// it is dropped without a heap (kmem-core has none).
+fn chain_push(map: &mut PfnArray, rest: Option<PfnArray>) {
+    let (addr, order, len) = rest.map_or((0, 0, 0), |r| (r.block().as_ptr() as usize as u64, r.order, r.len));
+    map.set(0, addr as u32);
+    map.set(1, (addr >> 32) as u32);
+    map.set(2, order);
+    map.set(3, len);
+}
+
+/// The map linked after `map` by [`chain_push`].
+fn chain_next(map: &PfnArray) -> Option<PfnArray> {
+    let addr = (u64::from(map.get(1)) << 32 | u64::from(map.get(0))) as usize;
+    let (order, len) = (map.get(2), map.get(3));
+    let block = NonNull::new(addr as *mut u8)?;
+    Some(if order == PfnArray::KMALLOC {
+        // SAFETY: Recorded by `chain_push` from a live kmalloc map of `len` entries that was
+        // retired (nobody else refers to it) and is freed exactly once, by this chain's walk.
+        unsafe { PfnArray::new_kmalloc(block, len) }
+    } else {
+        // SAFETY: As above, for a map that is a block of `order`.
+        unsafe { PfnArray::new(block, order, len) }
+    })
 }
 
 /// Writes `pfns` into a block map at page `off`, tagged with their count.
@@ -514,72 +583,59 @@ impl Space {
         None
     }
 
-    /// Appends block `i` to `queue` (`list_add_tail_rcu`).
+    /// Appends block `i` to `queue` (`list_add_tail_rcu`), in O(1).
     fn vb_push(&mut self, queue: usize, i: u32) {
-        self.pool.get_mut(i).next = NIL;
-        let mut tail = self.vb_queues[queue];
+        let tail = self.vb_tails[queue];
+        let n = self.pool.get_mut(i);
+        n.next = NIL;
+        n.vb.prev = tail;
         if tail == NIL {
             self.vb_queues[queue] = i;
-            return;
+        } else {
+            self.pool.get_mut(tail).next = i;
         }
-        while self.pool.get(tail).next != NIL {
-            tail = self.pool.get(tail).next;
-        }
-        self.pool.get_mut(tail).next = i;
+        self.vb_tails[queue] = i;
     }
 
-    /// Takes block `i` off the flush list, if it is on it (a dirty range not flushed yet).
+    /// Takes block `i` off the flush list, if it is on it (a dirty range not flushed yet), in
+    /// O(1).
     fn vb_unlink_flush(&mut self, i: u32) {
-        if self.pool.get(i).vb.dirty_max == 0 {
+        let vb = self.pool.get(i).vb;
+        if vb.flush_prev == NIL && self.vb_flush != i {
             return;
         }
-        let next = core::mem::replace(&mut self.pool.get_mut(i).vb.flush_next, NIL);
-        if self.vb_flush == i {
-            self.vb_flush = next;
-            return;
+        if vb.flush_prev == NIL {
+            self.vb_flush = vb.flush_next;
+        } else {
+            self.pool.get_mut(vb.flush_prev).vb.flush_next = vb.flush_next;
         }
-        let mut p = self.vb_flush;
-        while p != NIL {
-            if self.pool.get(p).vb.flush_next == i {
-                self.pool.get_mut(p).vb.flush_next = next;
-                return;
-            }
-            p = self.pool.get(p).vb.flush_next;
+        if vb.flush_next != NIL {
+            self.pool.get_mut(vb.flush_next).vb.flush_prev = vb.flush_prev;
         }
+        let vb = &mut self.pool.get_mut(i).vb;
+        vb.flush_next = NIL;
+        vb.flush_prev = NIL;
     }
 
-    /// Takes block `i` off its queue, if it is on it.
+    /// Takes block `i` off its queue, if it is on it, in O(1) (`list_del_rcu`).
     fn vb_unlink(&mut self, i: u32) {
         let queue = usize::from(self.pool.get(i).vb.queue);
-        let next = self.pool.get(i).next;
-        self.pool.get_mut(i).next = NIL;
-        if self.vb_queues[queue] == i {
-            self.vb_queues[queue] = next;
+        let (prev, next) = (self.pool.get(i).vb.prev, self.pool.get(i).next);
+        if prev == NIL && self.vb_queues[queue] != i {
             return;
         }
-        let mut p = self.vb_queues[queue];
-        while p != NIL {
-            if self.pool.get(p).next == i {
-                self.pool.get_mut(p).next = next;
-                return;
-            }
-            p = self.pool.get(p).next;
+        if prev == NIL {
+            self.vb_queues[queue] = next;
+        } else {
+            self.pool.get_mut(prev).next = next;
         }
-    }
-
-    /// A queued block that `purge_fragmented_block` would give back.
-    fn vb_fragmented(&self, bits: usize, force: bool) -> Option<u32> {
-        for &head in &self.vb_queues {
-            let mut i = head;
-            while i != NIL {
-                let vb = self.pool.get(i).vb;
-                let (free, dirty) = (usize::from(vb.free), usize::from(vb.dirty));
-                if free + dirty == bits && dirty != bits && (force || free < bits / 8) {
-                    return Some(i);
-                }
-                i = self.pool.get(i).next;
-            }
+        if next == NIL {
+            self.vb_tails[queue] = prev;
+        } else {
+            self.pool.get_mut(next).vb.prev = prev;
         }
-        None
+        let n = self.pool.get_mut(i);
+        n.next = NIL;
+        n.vb.prev = NIL;
     }
 }

@@ -38,6 +38,8 @@ pub(super) struct Space {
     /// Per-CPU queues of vmap blocks with free pages (`vmap_block_queue::free`), linked by
     /// `next` (see `ram`).
     pub(super) vb_queues: [u32; super::ram::VB_QUEUES],
+    /// The last block of each queue (`NIL` for an empty one): appending is O(1).
+    pub(super) vb_tails: [u32; super::ram::VB_QUEUES],
     /// Head of the list of vmap blocks with a dirty range to flush, linked by
     /// `vb.flush_next` (`ram`).
     pub(super) vb_flush: u32,
@@ -58,6 +60,7 @@ impl Space {
             va_pool: SizeLists::new(),
             cache: SizeLists::new(),
             vb_queues: [NIL; super::ram::VB_QUEUES],
+            vb_tails: [NIL; super::ram::VB_QUEUES],
             vb_flush: NIL,
             start,
             end,

@@ -231,6 +231,60 @@ fn vm_unmap_aliases_purges_fragmented_blocks_and_flushes_dirty_ranges() {
     free(&m, pages);
 }
 
+/// Many blocks, their mappings unmapped in a scrambled order: blocks leave the flush list and
+/// their queue from anywhere in them (head, middle, tail: the lists are doubly linked, O(1)),
+/// `vm_unmap_aliases` in between empties the flush list, and one forced purge gives back every
+/// fragmented block, many of them in one pass over the queues. The invariants (list links
+/// included) hold throughout.
+#[test]
+fn blocks_leave_their_lists_in_any_order() {
+    let m = i386_small_blocks(64);
+    let pages = alloc(&m, 32);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut maps: Vec<(NonNull<u8>, usize)> = (0..400)
+        .map(|_| {
+            let n = 1 + (next() % 32) as usize;
+            let v = m.vm_map_ram(&pages[..n], -1).expect("room for 400 mappings");
+            write(v, (n - 1) * PAGE_SIZE, n as u8);
+            (v, n)
+        })
+        .collect();
+    let blocks = m.vm().nr_vmap_blocks();
+    assert!(blocks >= 100, "{blocks} blocks");
+    check(&m);
+    // Scramble: unmap in a random order, keeping a quarter mapped for the forced purge.
+    for i in (1..maps.len()).rev() {
+        maps.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let keep = maps.split_off(300);
+    for (j, &(v, n)) in maps.iter().enumerate() {
+        unmap(&m, v, n);
+        if j % 97 == 0 {
+            m.vm_unmap_aliases();
+            check(&m);
+        }
+    }
+    check(&m);
+    for &(v, n) in &keep {
+        assert_eq!(read(v, 0), read(m.page_address(pages[0]).unwrap(), 0), "a kept mapping still shows its pages");
+        unmap(&m, v, n);
+    }
+    check(&m);
+    assert!(m.vm().nr_vmap_blocks() > 1, "fragmented blocks wait for a purge");
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.vm().nr_vmap_blocks(), 0, "forced purge of every fragmented block");
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes(), "every range came back");
+    assert_eq!(count_log(&m, "WARNING"), 0, "{:?}", log_lines(&m));
+    check(&m);
+    free(&m, pages);
+}
+
 /// Misuse of `vm_unmap_ram` is reported in the kernel's words and ignored: the mappings stay
 /// intact and can still be unmapped properly afterwards.
 #[test]
