@@ -10,8 +10,15 @@
 //! `get_vm_area` from C. `pages` is always NULL: kmem hands no page array to C (`nr_pages`
 //! still says how many pages the area owns).
 //!
-//! Invariant: every value of `STRUCTS` is a live kmalloc object of `size_of::<vm_struct>()`
-//! bytes that C did not free, keyed by its `addr` field.
+//! Invariant: every value of `STRUCTS.by_addr` is a live kmalloc object of
+//! `size_of::<vm_struct>()` bytes that C did not free, keyed by its `addr` field; `by_struct`
+//! is the same map reversed.
+//!
+//! Cost: no call walks every struct. Stale structs (areas freed another way) are pruned when
+//! the registry has doubled since the last prune (amortised O(1) per call, at most twice the
+//! live structs plus [`PRUNE_MIN`] kept), `free_vm_area` finds its struct by pointer in the
+//! reversed map, and a struct is rewritten only when a field changed (C may be reading it on
+//! another thread: the kernel's `vm_struct` is not rewritten either).
 
 use std::collections::HashMap;
 use std::ffi::{c_uint, c_ulong, c_void};
@@ -28,7 +35,7 @@ use crate::boundary::{ffi_boundary, report_bad_pointer};
 /// `struct vm_struct` (`include/linux/vmalloc.h`, with `CONFIG_HAVE_ARCH_HUGE_VMALLOC`'s
 /// `page_order`).
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct vm_struct {
     /// `next`: always NULL (the boot-time `vmlist` only).
     pub next: *mut vm_struct,
@@ -52,8 +59,34 @@ pub struct vm_struct {
     pub requested_size: c_ulong,
 }
 
-/// The structs C holds, by area address (see the module invariant).
-static STRUCTS: LazyLock<Mutex<HashMap<usize, usize>>> = LazyLock::new(Default::default);
+/// The structs C holds (see the module invariant).
+#[derive(Default)]
+struct Registry {
+    /// Struct address by area address.
+    by_addr: HashMap<usize, usize>,
+    /// Area address by struct address.
+    by_struct: HashMap<usize, usize>,
+    /// Size of `by_addr` at which the next prune runs.
+    prune_at: usize,
+}
+
+/// The fewest structs a prune leaves room for before the next one.
+const PRUNE_MIN: usize = 64;
+
+static STRUCTS: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+impl Registry {
+    fn insert(&mut self, addr: usize, s: usize) {
+        self.by_addr.insert(addr, s);
+        self.by_struct.insert(s, addr);
+    }
+
+    fn remove(&mut self, addr: usize) -> Option<usize> {
+        let s = self.by_addr.remove(&addr)?;
+        self.by_struct.remove(&s);
+        Some(s)
+    }
+}
 
 fn fill(s: *mut vm_struct, a: &VmArea) {
     let value = vm_struct {
@@ -69,7 +102,13 @@ fn fill(s: *mut vm_struct, a: &VmArea) {
         requested_size: a.requested_size as c_ulong,
     };
     // SAFETY: `s` is a live kmalloc object of `size_of::<vm_struct>()` bytes (module invariant,
-    // or fresh from `new_struct`), aligned as kmalloc aligns (8 bytes at least).
+    // or fresh from `new_struct`, zeroed: a valid `vm_struct`), aligned as kmalloc aligns (8
+    // bytes at least). Reads may race only with C's own reads.
+    if unsafe { s.read() } == value {
+        return;
+    }
+    // SAFETY: As above; a field changed (or the struct is fresh), so C holds no copy that
+    // could be reading it under the kernel's contract of a stable `vm_struct`.
     unsafe { s.write(value) };
 }
 
@@ -78,17 +117,24 @@ fn new_struct(m: &Machine) -> Option<*mut vm_struct> {
     m.kmalloc(size_of::<vm_struct>(), GFP_KERNEL | __GFP_ZERO).ok().map(|p| p.as_ptr().cast())
 }
 
-/// Frees the structs whose area is gone or moved (module docs).
-fn prune(m: &Machine, structs: &mut HashMap<usize, usize>) {
-    structs.retain(|&addr, &mut s| {
+/// Frees the structs whose area is gone or moved (module docs), once the registry has doubled
+/// since the last prune.
+fn prune(m: &Machine, reg: &mut Registry) {
+    if reg.by_addr.len() < reg.prune_at {
+        return;
+    }
+    let Registry { by_addr, by_struct, prune_at } = reg;
+    by_addr.retain(|&addr, &mut s| {
         let live = m.find_vm_area(addr as *const u8).is_some_and(|a| a.addr.as_ptr() as usize == addr);
         if !live {
             // SAFETY: A kmalloc object of ours that C did not free (module invariant); its area
             // is gone, so no `vm_struct *` C got for it may be used any more.
             unsafe { m.kfree(s as *const u8) };
+            by_struct.remove(&s);
         }
         live
     });
+    *prune_at = (2 * by_addr.len()).max(PRUNE_MIN);
 }
 
 /// The struct of `a`, made or refreshed; NULL without memory.
@@ -96,7 +142,7 @@ fn struct_of(m: &Machine, a: &VmArea) -> *mut vm_struct {
     let mut structs = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner);
     prune(m, &mut structs);
     let key = a.addr.as_ptr() as usize;
-    let s = match structs.get(&key) {
+    let s = match structs.by_addr.get(&key) {
         Some(&s) => s as *mut vm_struct,
         None => {
             let Some(s) = new_struct(m) else { return ptr::null_mut() };
@@ -110,7 +156,7 @@ fn struct_of(m: &Machine, a: &VmArea) -> *mut vm_struct {
 
 /// Frees the struct of the area at `addr`, if C has one (after `vfree`/`vunmap` from C).
 pub(crate) fn forget(m: &Machine, addr: *const c_void) {
-    let s = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&(addr as usize));
+    let s = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(addr as usize);
     if let Some(s) = s {
         // SAFETY: As in `prune`: the area was just freed.
         unsafe { m.kfree(s as *const u8) };
@@ -156,7 +202,7 @@ pub unsafe extern "C" fn remove_vm_area(addr: *const c_void) -> *mut vm_struct {
     ffi_boundary("remove_vm_area", ptr::null_mut(), |m| {
         // SAFETY: C gives the area up (the kernel's contract); kmem refuses what it can check.
         let Some(area) = (unsafe { m.remove_vm_area(addr.cast()) }) else { return ptr::null_mut() };
-        let kept = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&(addr as usize));
+        let kept = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(addr as usize);
         let Some(s) = kept.map(|s| s as *mut vm_struct).or_else(|| new_struct(m)) else {
             return ptr::null_mut();
         };
@@ -175,7 +221,7 @@ pub unsafe extern "C" fn remove_vm_area(addr: *const c_void) -> *mut vm_struct {
 pub unsafe extern "C" fn free_vm_area(area: *mut vm_struct) {
     ffi_boundary("free_vm_area", (), |m| {
         let mut structs = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((&addr, _)) = structs.iter().find(|&(_, &s)| s == area as usize) else {
+        let Some(&addr) = structs.by_struct.get(&(area as usize)) else {
             drop(structs);
             if area.is_null() {
                 m.printk(Level::Alert, "BUG: kernel NULL pointer dereference in free_vm_area; ignored");
@@ -184,7 +230,7 @@ pub unsafe extern "C" fn free_vm_area(area: *mut vm_struct) {
             }
             return;
         };
-        structs.remove(&addr);
+        structs.remove(addr);
         drop(structs);
         // SAFETY: C gives the area up (the kernel's contract).
         unsafe { m.free_vm_area(addr as *const u8) };

@@ -56,6 +56,40 @@ int main(void)
 	CHECK_LOG("owns its pages");
 	CHECK(ktest_meminfo_kb("Slab:") <= slab0 + 16);
 
+	/* Structs of areas freed another way (kvfree(), vfree_atomic()) are pruned, not kept for
+	 * ever: Slab stays bounded over many rounds. */
+	for (round = 0; round < 3000; round++) {
+		p = vmalloc(PAGE_SIZE);
+		CHECK(find_vm_area(p) != NULL);
+		if (round & 1)
+			kvfree(p);
+		else
+			vfree_atomic(p);
+		if (round == 1000) {
+			vm_unmap_aliases();
+			slab0 = ktest_meminfo_kb("Slab:");
+		}
+	}
+	vm_unmap_aliases();
+	CHECK(ktest_meminfo_kb("Slab:") <= slab0 + 64);
+
+	/* Many structs held at once: each call finds its own without walking the others
+	 * (free_vm_area by pointer, stale structs pruned only when the registry doubles). */
+	{
+		enum { N = 4000 };
+		static struct vm_struct *held[N];
+		int i;
+
+		for (i = 0; i < N; i++) {
+			held[i] = get_vm_area(PAGE_SIZE, VM_IOREMAP);
+			CHECK(held[i] != NULL);
+		}
+		for (i = 0; i < N; i++)
+			CHECK(find_vm_area(held[i]->addr) == held[i]);
+		for (i = N - 1; i >= 0; i--)
+			free_vm_area(held[i]);
+	}
+
 	/* vmalloc_huge(): PMD-size blocks where the profile has them (page_order 9: size rounded
 	 * up to and aligned on 2 MiB), small pages otherwise. */
 	p = vmalloc_huge(3UL << 20, GFP_KERNEL);
