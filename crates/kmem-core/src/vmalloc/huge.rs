@@ -1,5 +1,6 @@
 //! `vmalloc_huge` (`VM_ALLOW_HUGE_VMAP`, SEMANTICS §5.4; Linux 6.6–6.13
-//! `__vmalloc_node_range_noprof`): with `size >= PMD_SIZE` the area's size and alignment are
+//! `__vmalloc_node_range_noprof`): with `size >= PMD_SIZE` (the size as asked, not rounded to
+//! pages) the area's size and alignment are
 //! raised to `PMD_SIZE` (its guard page still added) and it is filled with `PMD_SIZE` blocks
 //! (order `PMD_SHIFT - PAGE_SHIFT`), each `split_page`d so that every small page is its own;
 //! `vm->page_order` records the order. If that fails (no aligned address space, no block),
@@ -80,7 +81,9 @@ impl<M: Mmu> Vmalloc<M> {
         requested: usize,
         caller: &'static Location<'static>,
     ) -> Option<NonNull<u8>> {
-        if !self.huge_vmap_supported() || bytes < PMD_SIZE {
+        // The kernel compares the size as asked (`size_per_node = size`, before any rounding):
+        // `PMD_SIZE - 1` bytes are small pages even though they round up to `PMD_SIZE`.
+        if !self.huge_vmap_supported() || requested < PMD_SIZE {
             return None;
         }
         let size = bytes.checked_next_multiple_of(PMD_SIZE)?;

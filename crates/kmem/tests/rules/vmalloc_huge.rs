@@ -76,6 +76,13 @@ fn small_sizes_and_i386_are_plain_vmalloc() {
     let p = m.vmalloc_huge(PMD_SIZE - PAGE_SIZE, GFP_KERNEL | __GFP_ZERO).unwrap();
     let a = m.find_vm_area(p.as_ptr()).unwrap();
     assert_eq!((a.size, a.page_order), (PMD_SIZE, 0));
+    // `size_per_node >= PMD_SIZE` is on the size as asked: one byte short of `PMD_SIZE` is small
+    // pages, though it rounds up to `PMD_SIZE`.
+    let q = m.vmalloc_huge(PMD_SIZE - 1, GFP_KERNEL).unwrap();
+    let a = m.find_vm_area(q.as_ptr()).unwrap();
+    assert_eq!((a.size, a.page_order, a.nr_pages), (PMD_SIZE + PAGE_SIZE, 0, 512));
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { m.vfree(q.as_ptr()) };
     let n = m.vmalloc_huge_node(PMD_SIZE, GFP_KERNEL, 0).unwrap();
     assert_eq!(m.find_vm_area(n.as_ptr()).unwrap().page_order, PMD_ORDER, "exactly PMD_SIZE is huge");
     // SAFETY: The test's own areas, unused afterwards.
