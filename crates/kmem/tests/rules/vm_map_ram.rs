@@ -460,3 +460,72 @@ fn two_threads_map_and_unmap_concurrently() {
     assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes());
     free(&m, pages);
 }
+
+/// Two threads map, write through and unmap while a third runs `vm_unmap_aliases` and the
+/// forced purge of reclaim in a loop: a block being carved, or holding a live mapping, is never
+/// given back under a mapper (every write lands in the thread's own pages, `vmalloc_to_page`
+/// answers for every page), and afterwards the invariants hold and every range comes back.
+#[test]
+fn mapping_races_with_vm_unmap_aliases_and_reclaim() {
+    use std::sync::atomic::AtomicBool;
+    let m = i386_small_blocks(32);
+    let pages = alloc(&m, 64);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let purger = s.spawn(|| {
+            let mut rounds = 0usize;
+            while !done.load(Relaxed) || rounds < 10 {
+                m.vm_unmap_aliases();
+                if rounds.is_multiple_of(4) {
+                    m.vm_reclaim_and_purge();
+                }
+                rounds += 1;
+            }
+            rounds
+        });
+        let mappers: Vec<_> = (0..2usize)
+            .map(|t| {
+                let (m, pages) = (&m, &pages);
+                s.spawn(move || {
+                    let own = &pages[t * 32..t * 32 + 32];
+                    let mut held: Vec<(NonNull<u8>, usize)> = Vec::new();
+                    for i in 0..2000usize {
+                        let count = 1 + (i * 11 + t * 5) % 32;
+                        let tag = (i as u8) ^ (t as u8 * 0x80);
+                        let v = m.vm_map_ram(&own[..count], -1).expect("room for a few mappings");
+                        for (j, &page) in own[..count].iter().enumerate() {
+                            write(v, j * PAGE_SIZE + 7 + t, tag);
+                            let direct = m.page_address(page).expect("lowmem page");
+                            assert_eq!(read(direct, 7 + t), tag, "thread {t}: page {j} is the thread's own");
+                            let at = v.as_ptr().wrapping_add(j * PAGE_SIZE);
+                            assert_eq!(m.vmalloc_to_page(at).map(|p| pfn(m, p)), Some(pfn(m, page)));
+                        }
+                        held.push((v, count));
+                        if held.len() > 4 {
+                            let (v, count) = held.remove(i % 4);
+                            let last = (count - 1) * PAGE_SIZE + 7 + t;
+                            let direct = m.page_address(own[count - 1]).expect("lowmem page");
+                            assert_eq!(read(v, last), read(direct, 7 + t), "thread {t}: still its own page");
+                            unmap(m, v, count);
+                        }
+                    }
+                    for (v, count) in held {
+                        unmap(m, v, count);
+                    }
+                })
+            })
+            .collect();
+        for h in mappers {
+            h.join().expect("mapper");
+        }
+        done.store(true, Relaxed);
+        assert!(purger.join().expect("purger") >= 10);
+    });
+    assert_eq!(count_log(&m, "WARNING"), 0, "{:?}", log_lines(&m));
+    assert_eq!(count_log(&m, "kernel BUG"), 0, "{:?}", log_lines(&m));
+    check(&m);
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.vm().nr_vmap_blocks(), 0);
+    assert_eq!(m.vm().largest_free_bytes(), m.vm().total_bytes());
+    free(&m, pages);
+}
