@@ -16,7 +16,7 @@
 //!
 //! Cost: no call walks every struct. Stale structs (areas freed another way) are pruned when
 //! the registry has doubled since the last prune (amortised O(1) per call, at most twice the
-//! live structs plus [`PRUNE_MIN`] kept), `free_vm_area` finds its struct by pointer in the
+//! live structs plus `PRUNE_MIN` kept), `free_vm_area` finds its struct by pointer in the
 //! reversed map, and a struct is rewritten only when a field changed (C may be reading it on
 //! another thread: the kernel's `vm_struct` is not rewritten either).
 
