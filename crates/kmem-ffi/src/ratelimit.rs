@@ -91,6 +91,9 @@ pub unsafe extern "C" fn ___ratelimit(rs: *mut ratelimit_state, func: *const c_c
         if lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return 0;
         }
+        // The lock word goes back to 0 however this ends: a panic below (in the log, caught at
+        // the boundary) must not leave the state held, suppressing every later call.
+        let _unlock = Unlock(lock);
         let now = jiffies_of(m);
         // SAFETY: We hold the state's lock word, so no other `___ratelimit` reads or writes the
         // fields below. They are reached through `rs` by place, never as a `&mut` of the whole
@@ -120,9 +123,17 @@ pub unsafe extern "C" fn ___ratelimit(rs: *mut ratelimit_state, func: *const c_c
             }
             ok
         };
-        lock.store(0, Ordering::Release);
         c_int::from(ok)
     })
+}
+
+/// Releases a state's lock word when dropped.
+struct Unlock<'a>(&'a AtomicI32);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
 }
 
 /// `int __printk_ratelimit(const char *func)`: [`___ratelimit`] on `printk_ratelimit_state`

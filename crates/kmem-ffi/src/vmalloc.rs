@@ -238,6 +238,10 @@ pub unsafe extern "C" fn vmap_pfn(pfns: *const c_ulong, count: c_uint, prot: pgp
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vm_map_ram(pages: *const *const c_void, count: c_uint, node: c_int) -> *mut c_void {
     ffi_boundary("vm_map_ram", ptr::null_mut(), |m| {
+        // A count of 0 is `vb_alloc`'s `WARN_ON(size == 0)` before the array is looked at.
+        if count == 0 {
+            return out(m.vm_map_ram(&[], node));
+        }
         // SAFETY: NULL or `count` readable entries (caller's contract).
         let Some(found) = (unsafe { pages_from_c(m, "vm_map_ram", pages, count) }) else { return ptr::null_mut() };
         out(m.vm_map_ram(&found, node))

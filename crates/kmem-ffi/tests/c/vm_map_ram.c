@@ -100,5 +100,11 @@ int main(void)
 	vfree_atomic(v);
 	vfree(NULL);
 	vm_unmap_aliases();
+	/* A count of 0 is vb_alloc's WARN_ON(size == 0), whatever the array (the kernel does not
+	 * look at it first): NULL, and no NULL-pointer report. */
+	kmem_dmesg_clear();
+	CHECK(vm_map_ram(NULL, 0, NUMA_NO_NODE) == NULL);
+	CHECK_LOG("WARN_ON(size == 0)");
+	CHECK_NOT_LOG("NULL page array");
 	return ktest_result("vm_map_ram");
 }
