@@ -140,13 +140,6 @@ pub unsafe extern "C" fn kmem_cache_refill_sheaf(
 pub unsafe extern "C" fn kmem_cache_return_sheaf(s: *mut c_void, gfp: gfp_t, sheaf: *mut c_void) {
     ffi_boundary("kmem_cache_return_sheaf", (), |m| {
         let Some((cache, held)) = args(m, "kmem_cache_return_sheaf", s, sheaf) else { return };
-        // SAFETY: A live sheaf (recorded).
-        if unsafe { held.as_ref() }.cache() != cache {
-            // The core reports the mismatch and keeps the sheaf; so does the record.
-            // SAFETY: As above.
-            unsafe { m.kmem_cache_return_sheaf(cache, Gfp::from_bits(gfp), held) };
-            return;
-        }
         // Off the record first, and only once: of two threads returning the same sheaf at once
         // (a caller's bug), the second is refused here instead of freeing it again.
         if !forget(sheaf) {
@@ -155,7 +148,10 @@ pub unsafe extern "C" fn kmem_cache_return_sheaf(s: *mut c_void, gfp: gfp_t, she
         }
         let gfp = Gfp::from_bits(gfp);
         // SAFETY: C gives up a sheaf it held; it is off the record, so no later call uses it.
-        with_alloc_gfp(gfp, || unsafe { m.kmem_cache_return_sheaf(cache, gfp, held) });
+        if !with_alloc_gfp(gfp, || unsafe { m.kmem_cache_return_sheaf(cache, gfp, held) }) {
+            // Refused (another cache's sheaf, reported): it is still C's.
+            record(held);
+        }
     })
 }
 

@@ -591,6 +591,18 @@ impl<P: Platform> Kmem<P> {
             out.fill(ptr::null_mut());
             return 0;
         }
+        self.alloc_bulk_held(cache, gfp, out, caller)
+    }
+
+    /// [`Kmem::kmem_cache_alloc_bulk`] on a live cache the caller holds, for `caller` (also
+    /// the prefilled sheaves' fill, `__kmem_cache_alloc_bulk`).
+    pub(crate) fn alloc_bulk_held(
+        &self,
+        cache: CacheRef,
+        gfp: Gfp,
+        out: &mut [*mut u8],
+        caller: &Location<'_>,
+    ) -> usize {
         // A constructor may destroy the cache in the middle: it stays until the loop is done,
         // and a teardown owed then is left to the next maintenance pass (the objects are the
         // caller's, and may be freed after).

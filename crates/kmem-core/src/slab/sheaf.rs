@@ -102,6 +102,15 @@ impl SlabSheaf {
         // (`alloc_sheaf`), and the first `size` are initialised (invariant).
         unsafe { core::slice::from_raw_parts_mut(self.slots(), n) }
     }
+
+    /// The empty slots `objects[size..upto]`, to be filled (`upto <= capacity`).
+    fn empty_slots(&mut self, upto: u32) -> &mut [*mut u8] {
+        assert!(self.size <= upto && upto <= self.capacity);
+        let (from, n) = (self.size as usize, (upto - self.size) as usize);
+        // SAFETY: Slots `size..upto` lie inside the block (`upto <= capacity`, `alloc_sheaf`)
+        // and hold no object (invariant); a pointer array needs no initialisation to be written.
+        unsafe { core::slice::from_raw_parts_mut(self.slots().add(from), n) }
+    }
 }
 
 /// `struct node_barn`'s full list, one per cache (see the module docs).
@@ -189,7 +198,8 @@ impl<P: Platform> PrefilledSheaf<'_, P> {
     #[track_caller]
     pub fn give_back(self, gfp: Gfp) {
         let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: As in `alloc`; the handle is gone, so nothing uses the sheaf afterwards.
+        // SAFETY: As in `alloc`; the handle is gone, so nothing uses the sheaf afterwards. The
+        // handle's cache is the sheaf's, so the return takes it.
         unsafe { this.kmem.kmem_cache_return_sheaf(this.cache, gfp, this.sheaf) };
     }
 }
@@ -253,7 +263,7 @@ impl<P: Platform> Kmem<P> {
             let mut sheaf = self.alloc_sheaf(s, gfp, size)?;
             // SAFETY: A fresh sheaf, ours alone.
             let sh = unsafe { sheaf.as_mut() };
-            if self.fill_sheaf(cache, sh, gfp, size, caller) < size {
+            if !self.fill_sheaf(cache, sh, gfp, size, caller) {
                 // SAFETY: Ours, with objects of `cache` only.
                 unsafe { self.free_sheaf(cache, sheaf) };
                 return None;
@@ -347,13 +357,8 @@ impl<P: Platform> Kmem<P> {
                 return if self.refill_regular(cache, sh, gfp, caller) { Ok(()) } else { Err(SheafError::NoMemory) };
             }
             // An oversize sheaf: to its capacity, all or nothing.
-            let before = sh.size;
             let capacity = sh.capacity;
-            if self.fill_sheaf(cache, sh, gfp, capacity, caller) < capacity {
-                self.release_objects(cache, sh, before);
-                return Err(SheafError::NoMemory);
-            }
-            return Ok(());
+            return if self.fill_sheaf(cache, sh, gfp, capacity, caller) { Ok(()) } else { Err(SheafError::NoMemory) };
         }
         let Some(larger) = self.kmem_cache_prefill_sheaf(cache, gfp, size) else {
             return Err(SheafError::NoMemory);
@@ -366,17 +371,19 @@ impl<P: Platform> Kmem<P> {
 
     /// `kmem_cache_return_sheaf(s, gfp, sheaf)`: gives the sheaf and the objects it still holds
     /// back. A regular sheaf is refilled with `gfp` and kept for the next prefill while the
-    /// barn has room; otherwise its objects are freed, then the sheaf.
+    /// barn has room; otherwise its objects are freed, then the sheaf. Returns whether it took
+    /// the sheaf: false (reported) for a handle that is not a live cache or not the sheaf's,
+    /// and then the sheaf is untouched and still the caller's.
     ///
     /// # Safety
-    /// As [`Kmem::kmem_cache_alloc_from_sheaf`]; the sheaf is not used afterwards.
+    /// As [`Kmem::kmem_cache_alloc_from_sheaf`]; the sheaf is not used afterwards if taken.
     #[track_caller]
-    pub unsafe fn kmem_cache_return_sheaf(&self, cache: CacheRef, gfp: Gfp, mut sheaf: NonNull<SlabSheaf>) {
+    pub unsafe fn kmem_cache_return_sheaf(&self, cache: CacheRef, gfp: Gfp, mut sheaf: NonNull<SlabSheaf>) -> bool {
         let caller = Location::caller();
         // SAFETY: The caller's promise: a live sheaf, ours for the call.
         let sh = unsafe { sheaf.as_mut() };
         if !self.sheaf_matches(cache, sh, "kmem_cache_return_sheaf", caller) {
-            return;
+            return false;
         }
         // A constructor run by the refill may destroy the cache: it stays until we are done.
         self.with_hooks_pinned(cache.0, |s| {
@@ -398,6 +405,7 @@ impl<P: Platform> Kmem<P> {
                 unsafe { self.free_sheaf(cache, sheaf) };
             }
         });
+        true
     }
 
     /// `kmem_cache_sheaf_size(sheaf)`.
@@ -454,48 +462,32 @@ impl<P: Platform> Kmem<P> {
     unsafe fn free_sheaf(&self, cache: CacheRef, mut sheaf: NonNull<SlabSheaf>) {
         // SAFETY: The caller's promise.
         let sh = unsafe { sheaf.as_mut() };
-        self.release_objects(cache, sh, 0);
+        // SAFETY: Objects of `cache` the sheaf held (invariant); no one else has them.
+        unsafe { self.kmem_cache_free_bulk(Some(cache), sh.held()) };
+        sh.size = 0;
         // SAFETY: A `kzalloc`ed block (`alloc_sheaf`) no one uses any more.
         unsafe { self.kfree(sheaf.as_ptr().cast()) };
     }
 
-    /// Frees the objects above `keep` and leaves `keep` in the sheaf.
-    fn release_objects(&self, cache: CacheRef, sh: &mut SlabSheaf, keep: u32) {
-        let held = sh.held();
-        for &obj in &held[keep as usize..] {
-            // SAFETY: Objects of `cache` the sheaf held (invariant); no one else has them.
-            unsafe { self.kmem_cache_free(cache, obj) };
-        }
-        sh.size = keep;
-    }
-
-    /// Allocates objects into the sheaf until it holds `upto` (at most its capacity) or an
-    /// allocation fails; returns the count it reached.
-    fn fill_sheaf(&self, cache: CacheRef, sh: &mut SlabSheaf, gfp: Gfp, upto: u32, caller: &Location<'_>) -> u32 {
+    /// Fills the sheaf to `upto` objects (at most its capacity), all or nothing, as the
+    /// kernel's `__kmem_cache_alloc_bulk` does: true if it holds them now; on failure it is
+    /// as it was (the bulk call gave back what it got).
+    fn fill_sheaf(&self, cache: CacheRef, sh: &mut SlabSheaf, gfp: Gfp, upto: u32, caller: &Location<'_>) -> bool {
         let upto = upto.min(sh.capacity);
-        // A constructor may destroy the cache meanwhile: it stays until the loop is done.
-        self.with_hooks_pinned(cache.0, |_| {
-            while sh.size < upto {
-                let Ok(obj) = self.slab_alloc(cache, gfp, caller) else { break };
-                // SAFETY: `size < capacity`: a slot of the block (`alloc_sheaf`).
-                unsafe { sh.slots().add(sh.size as usize).write(obj.as_ptr()) };
-                sh.size += 1;
-            }
-        });
-        sh.size
+        if sh.size >= upto {
+            return true;
+        }
+        if self.alloc_bulk_held(cache, gfp, sh.empty_slots(upto), caller) == 0 {
+            return false;
+        }
+        sh.size = upto;
+        true
     }
 
     /// `refill_sheaf` of a regular sheaf: to the cache's capacity, or false with the sheaf as
-    /// it was (the kernel fills with `__kmem_cache_alloc_bulk`, all or nothing: what a failed
-    /// attempt got goes back).
+    /// it was.
     fn refill_regular_once(&self, cache: CacheRef, sh: &mut SlabSheaf, gfp: Gfp, caller: &Location<'_>) -> bool {
-        let capacity = cache.get().sheaf_capacity;
-        let before = sh.size;
-        if self.fill_sheaf(cache, sh, gfp, capacity, caller) == capacity {
-            return true;
-        }
-        self.release_objects(cache, sh, before);
-        false
+        self.fill_sheaf(cache, sh, gfp, cache.get().sheaf_capacity, caller)
     }
 
     /// `__prefill_sheaf_pfmemalloc`: [`Self::refill_regular_once`] without the reserves, then,

@@ -44,7 +44,7 @@ fn take(m: &Machine, c: CacheRef, gfp: Gfp, sheaf: NonNull<SlabSheaf>) -> *mut u
     unsafe { m.kmem_cache_alloc_from_sheaf(c, gfp, sheaf) }
 }
 
-fn give_back(m: &Machine, c: CacheRef, gfp: Gfp, sheaf: NonNull<SlabSheaf>) {
+fn give_back(m: &Machine, c: CacheRef, gfp: Gfp, sheaf: NonNull<SlabSheaf>) -> bool {
     // SAFETY: As in `size`; the sheaf is not used afterwards.
     unsafe { m.kmem_cache_return_sheaf(c, gfp, sheaf) }
 }
@@ -300,7 +300,7 @@ fn a_sheaf_used_with_another_cache_or_a_bad_handle_is_refused_and_reported() {
     assert_eq!(count_log(&m, "kmem_cache_alloc_from_sheaf: sheaf of cache sheafa used with cache sheafb"), 1);
     let mut slot = Some(sheaf);
     assert_eq!(refill(&m, b, GFP_KERNEL, &mut slot, 8), Err(SheafError::Invalid));
-    give_back(&m, b, GFP_KERNEL, sheaf);
+    assert!(!give_back(&m, b, GFP_KERNEL, sheaf), "refused: still the caller's");
     assert_eq!(count_log(&m, "kmem_cache_return_sheaf: sheaf of cache sheafa used with cache sheafb"), 1);
     assert_eq!(size(&m, sheaf), 4, "refused: the sheaf is untouched");
     assert_eq!(out(&m, a), 4);
