@@ -22,29 +22,17 @@ use std::sync::{LazyLock, PoisonError, RwLock};
 
 use kmem::{Gfp, Machine};
 use kmem_core::kmalloc::KmemBuckets;
-use kmem_core::kmalloc::classes::{KMALLOC_INFO, KmallocType, kmalloc_index};
+use kmem_core::kmalloc::buckets::bucket_class_name;
+use kmem_core::kmalloc::classes::kmalloc_index;
 use kmem_core::slab::ObjFn;
 use kmem_core::slab::flags::{SLAB_PANIC, SlabFlags};
 
 use crate::boundary::{c_str, ffi_boundary, kernel_panic, report_bad_pointer};
 use crate::pages::gfp_t;
-use crate::slab::{CtorFn, live_cache, slab_flags_t, with_alloc_gfp};
+use crate::slab::{CtorFn, call_ctor, live_cache, slab_flags_t, with_alloc_gfp};
 
 /// The bucket sets C holds, by address (each a `Box<KmemBuckets>` leaked to C).
 static BUCKETS: LazyLock<RwLock<HashSet<usize>>> = LazyLock::new(|| RwLock::new(HashSet::new()));
-
-/// Calls a modern C constructor (`void (*)(void *)`).
-///
-/// # Safety
-/// `ctx` is a [`CtorFn`] (stored by [`kmem_buckets_create`]) and `obj` an object of a cache of
-/// the set.
-unsafe fn call_ctor(ctx: *const (), obj: *mut u8) {
-    // SAFETY: `ctx` was made from a `CtorFn` (the caller's contract); function and data
-    // pointers have the same size on every target kmem supports.
-    let f = unsafe { std::mem::transmute::<*const (), CtorFn>(ctx) };
-    // SAFETY: The C constructor takes any object of its caches; C code does not unwind.
-    unsafe { f(obj.cast()) }
-}
 
 /// The set C names with `b` (a copy), if it is one this ABI handed out and has not destroyed;
 /// a pointer that is not is reported for `export`.
@@ -61,13 +49,9 @@ fn lookup(m: &Machine, export: &str, b: *const c_void) -> Option<KmemBuckets> {
     None
 }
 
-/// The cache name `<name>-<class>` of the set's cache of class size `size`.
+/// The name of the set `name`'s cache of class `size` (`<name>-<class>`), for reports.
 fn bucket_name(name: &str, size: usize) -> String {
-    let short = kmalloc_index(size).map_or("?", |i| {
-        let full = KMALLOC_INFO[i].name(KmallocType::Normal);
-        full.strip_prefix(KmallocType::Normal.prefix()).unwrap_or(full)
-    });
-    format!("{name}-{short}")
+    format!("{name}-{}", kmalloc_index(size).map_or("?", bucket_class_name))
 }
 
 /// `kmem_buckets *kmem_buckets_create(const char *name, slab_flags_t flags, unsigned int

@@ -161,9 +161,10 @@ fn cache_arg(
 /// Calls a modern C constructor.
 ///
 /// # Safety
-/// `ctx` is a [`CtorFn`] (stored by [`create`]) and `obj` an object of its cache.
-unsafe fn call_ctor(ctx: *const (), obj: *mut u8) {
-    // SAFETY: `ctx` was made from a `CtorFn` by `create` (the caller's contract); function and
+/// `ctx` is a [`CtorFn`] (stored by [`create`], or by the bucket sets' creation) and `obj` an
+/// object of its cache.
+pub(crate) unsafe fn call_ctor(ctx: *const (), obj: *mut u8) {
+    // SAFETY: `ctx` was made from a `CtorFn` (the caller's contract); function and
     // data pointers have the same size on every target kmem supports.
     let f = unsafe { std::mem::transmute::<*const (), CtorFn>(ctx) };
     // SAFETY: The C constructor takes any object of its cache; C code does not unwind.

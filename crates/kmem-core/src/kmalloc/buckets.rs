@@ -112,8 +112,9 @@ impl fmt::Display for BucketsError {
 
 impl core::error::Error for BucketsError {}
 
-/// The short size of class `index`, as in its kmalloc cache name: `96`, `1k`, `8k`.
-fn short_size(index: usize) -> &'static str {
+/// The short size of class `index`, as in its kmalloc cache name and its bucket caches'
+/// (`<name>-<class>`): `96`, `1k`, `8k`.
+pub fn bucket_class_name(index: usize) -> &'static str {
     let name = KMALLOC_INFO[index].name(KmallocType::Normal);
     name.strip_prefix(KmallocType::Normal.prefix()).unwrap_or(name)
 }
@@ -185,14 +186,14 @@ impl<P: Platform> Kmem<P> {
                             format_args!(
                                 "WARNING: CPU: {} at {caller} kmem_buckets_create: WARN_ON(!(*b)[aligned_idx]): {name}-{} not created",
                                 self.platform().cpu().unwrap_or(0),
-                                short_size(index)
+                                bucket_class_name(index)
                             ),
                         );
                         self.platform().dump_stack(caller);
                     }
                     // The caches made so far are empty: each destroy frees it at once.
                     // SAFETY: Ours alone, never handed out, nothing allocated from them.
-                    let _ = unsafe { self.buckets_destroy(&b) };
+                    let _ = unsafe { self.kmem_buckets_destroy(&b) };
                     return Err(BucketsError { size, error });
                 }
             }
@@ -211,7 +212,7 @@ impl<P: Platform> Kmem<P> {
         flags: SlabFlags,
         report: bool,
     ) -> Result<CacheRef, CreateError> {
-        let short = short_size(index);
+        let short = bucket_class_name(index);
         let len = name.len() + 1 + short.len();
         let buf = self.kmalloc(len, GFP_KERNEL).map_err(|_| CreateError::NoMemory)?;
         // SAFETY: `buf` is a fresh kmalloc object of at least `len` bytes, ours until the
@@ -303,15 +304,6 @@ impl<P: Platform> Kmem<P> {
     /// not be used afterwards (an allocation from it would be reported and refused).
     #[track_caller]
     pub unsafe fn kmem_buckets_destroy(&self, b: &KmemBuckets) -> Result<(), DestroyError> {
-        // SAFETY: The caller's promise, passed on.
-        unsafe { self.buckets_destroy(b) }
-    }
-
-    /// Destroys each cache of `b` once.
-    ///
-    /// # Safety
-    /// As [`Kmem::kmem_buckets_destroy`].
-    unsafe fn buckets_destroy(&self, b: &KmemBuckets) -> Result<(), DestroyError> {
         let mut live = 0;
         for cache in b.caches() {
             // SAFETY: The caller's promise for each cache of the set.
@@ -342,8 +334,8 @@ mod tests {
     }
 
     #[test]
-    fn short_sizes_are_the_kmalloc_names() {
-        let shorts: [&str; 13] = KMALLOC_CACHE_INDICES.map(short_size);
+    fn class_names_are_the_kmalloc_names() {
+        let shorts: [&str; 13] = KMALLOC_CACHE_INDICES.map(bucket_class_name);
         assert_eq!(shorts, ["96", "192", "8", "16", "32", "64", "128", "256", "512", "1k", "2k", "4k", "8k"]);
         assert_eq!(NR_BUCKETS, 14);
         assert_eq!(size_of::<KmemBuckets>(), NR_BUCKETS * size_of::<*const ()>());
