@@ -120,23 +120,43 @@ impl<M: Mmu> Vmalloc<M> {
             return Err(AllocError);
         }
         let gfp = if ctx.atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
-        let bytes = pages.len() * PAGE_SIZE;
+        let pfn = |i: usize| k.page_to_pfn(pages[i]);
+        self.map_lent(k, pages.len(), PAGE_SIZE, gfp, flags | VM_MAP, &pfn, put_array, caller)
+    }
+
+    /// The shared body of `vmap` and `vmap_pfn`: reserves an area of `n` pages and a guard page
+    /// aligned to `align`, records frame `pfn(i)` for page `i` (`None`: everything is given
+    /// back and the call fails), maps them, records `put_array`, and publishes the area. The
+    /// frames stay the caller's (VM-9).
+    #[expect(clippy::too_many_arguments, reason = "the two callers differ in each")]
+    fn map_lent<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        n: usize,
+        align: usize,
+        gfp: Gfp,
+        flags: u32,
+        pfn: &dyn Fn(usize) -> Option<usize>,
+        put_array: Option<NonNull<u8>>,
+        caller: &'static Location<'static>,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let bytes = n * PAGE_SIZE;
         let (area, start) =
-            self.alloc_area(k, bytes + PAGE_SIZE, PAGE_SIZE, gfp, flags | VM_MAP | VM_UNINITIALIZED, bytes, caller)?;
-        let Ok(mut pfns) = self.alloc_array(k, pages.len(), gfp, caller) else {
+            self.alloc_area(k, bytes + PAGE_SIZE, align, gfp, flags | VM_UNINITIALIZED, bytes, caller)?;
+        let Ok(mut pfns) = self.alloc_array(k, n, gfp, caller) else {
             self.abandon(area, start);
             return Err(AllocError);
         };
-        for (i, page) in pages.iter().enumerate() {
-            let Some(pfn) = k.page_to_pfn(page) else {
+        for i in 0..n {
+            let Some(frame) = pfn(i) else {
                 self.free_array(k, &pfns);
                 self.abandon(area, start);
                 return Err(AllocError);
             };
-            pfns.set(i, pfn as u32);
+            pfns.set(i, frame as u32);
         }
         if let Err(failed) = self.map_frames(start, &pfns) {
-            // The pages stay the caller's (VM-9); a range left mapped is never reused.
+            // A range left mapped is never reused.
             self.unwind_map(k, area, start, &pfns, false, failed);
             return Err(AllocError);
         }
@@ -173,23 +193,9 @@ impl<M: Mmu> Vmalloc<M> {
             self.warn(k, caller, "vmap_pfn_apply", msg);
             return Err(AllocError);
         }
-        let bytes = pfns.len() * PAGE_SIZE;
         let gfp = if atomic { GFP_KERNEL.difference(__GFP_DIRECT_RECLAIM) } else { GFP_KERNEL };
-        let flags = VM_IOREMAP | VM_UNINITIALIZED;
-        let (area, start) = self.alloc_area(k, bytes + PAGE_SIZE, ioremap_align(bytes), gfp, flags, bytes, caller)?;
-        let Ok(mut array) = self.alloc_array(k, pfns.len(), gfp, caller) else {
-            self.abandon(area, start);
-            return Err(AllocError);
-        };
-        for (i, &pfn) in pfns.iter().enumerate() {
-            array.set(i, pfn as u32);
-        }
-        if let Err(failed) = self.map_frames(start, &array) {
-            self.unwind_map(k, area, start, &array, false, failed);
-            return Err(AllocError);
-        }
-        self.publish(area, array, false, 0);
-        Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
+        let align = ioremap_align(pfns.len() * PAGE_SIZE);
+        self.map_lent(k, pfns.len(), align, gfp, VM_IOREMAP, &|i| Some(pfns[i]), None, caller)
     }
 
     /// `get_vm_area(size, flags)` (`__get_vm_area_node`): reserves address space (plus a guard
