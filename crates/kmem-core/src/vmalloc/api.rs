@@ -12,8 +12,8 @@ use super::node::NIL;
 use super::raw::PfnArray;
 use super::space::{NODES_PER_ALLOC, Space};
 use super::{
-    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_DEFERRED, VM_NO_GUARD, VM_PARKED, VM_RAM, VM_UNINITIALIZED,
-    VM_USERMAP, VM_VMALLOC, Vmalloc,
+    Mmu, NUMA_NO_NODE, VM_ALLOC, VM_CALLER_FLAGS, VM_NO_GUARD, VM_NO_VM_STRUCT, VM_UNINITIALIZED, VM_USERMAP,
+    VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO, GFP_DMA32, GFP_KERNEL, Gfp};
@@ -505,7 +505,7 @@ pub(super) fn find_area(space: &Space, addr: usize) -> u32 {
         return NIL;
     }
     let node = space.pool.get(i);
-    if node.start != addr || node.flags & (VM_UNINITIALIZED | VM_DEFERRED | VM_PARKED | VM_RAM) != 0 {
+    if node.start != addr || node.flags & VM_NO_VM_STRUCT != 0 {
         return NIL;
     }
     i

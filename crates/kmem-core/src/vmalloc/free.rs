@@ -24,6 +24,7 @@ use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::platform::Level;
 use crate::platform::Platform;
+use crate::sync::SpinGuard;
 
 /// What a free of an area does with its pages.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,7 +157,7 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// Unlinks the area at `addr` (a live, published area) or reports it.
     pub(super) fn remove_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>, how: Release) {
-        let mut space = self.space.lock();
+        let space = self.space.lock();
         let i = find_area(&space, addr as usize);
         if i == NIL {
             drop(space);
@@ -165,7 +166,20 @@ impl<M: Mmu> Vmalloc<M> {
             return;
         }
         let cap = self.cache_limit_pages(k.total_managed());
-        let (pages, flags, purge, array) = self.retire(&mut space, i, how, cap);
+        self.release(k, space, i, how, cap);
+    }
+
+    /// Retires area `i` ([`Self::retire`]) under the vmap lock `space`, drops the lock, and
+    /// finishes the free ([`Self::finish_free`]): every removal of a found area.
+    pub(super) fn release<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        mut space: SpinGuard<'_, Space>,
+        i: u32,
+        how: Release,
+        cache_cap: usize,
+    ) {
+        let (pages, flags, purge, array) = self.retire(&mut space, i, how, cache_cap);
         drop(space);
         self.finish_free(k, pages, flags, how, purge, array);
     }
@@ -177,7 +191,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// An area that leaves for the lazy tree is unmapped first, under the lock: its frames go
     /// back to the page allocator (or stay the caller's) as soon as the lock is dropped, and
     /// a purge may hand its range to someone else only after this lock hold.
-    pub(super) fn retire(
+    fn retire(
         &self,
         space: &mut Space,
         i: u32,
@@ -221,7 +235,7 @@ impl<M: Mmu> Vmalloc<M> {
     /// (`array`, 0 for none), which a `vfree` gives to `kvfree` and a `vunmap` leaves to the
     /// caller. An area that could not be unmapped keeps its frames, but not the array: no
     /// mapping reaches it.
-    pub(super) fn finish_free<P: Platform>(
+    fn finish_free<P: Platform>(
         &self,
         k: &Kmem<P>,
         pages: Option<PfnArray>,

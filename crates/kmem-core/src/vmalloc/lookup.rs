@@ -10,10 +10,7 @@ use core::ptr::NonNull;
 
 use super::free::Release;
 use super::node::{NIL, Node};
-use super::{
-    Mmu, VM_CALLER_FLAGS, VM_DEFERRED, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED, VM_RAM, VM_UNINITIALIZED, VM_VMALLOC,
-    Vmalloc,
-};
+use super::{Mmu, VM_CALLER_FLAGS, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_NO_VM_STRUCT, VM_VMALLOC, Vmalloc};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::platform::Platform;
@@ -59,9 +56,6 @@ impl VmArea {
     }
 }
 
-/// Flags of busy nodes that have no `vm_struct` to show.
-const HIDDEN: u32 = VM_UNINITIALIZED | VM_DEFERRED | VM_PARKED | VM_RAM;
-
 impl<M: Mmu> Vmalloc<M> {
     /// `find_vm_area(addr)`: the area whose address space (guard page included) contains
     /// `addr`, as the kernel's `__find_vmap_area` finds it.
@@ -71,7 +65,7 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let space = self.space.lock();
         let i = space.busy.containing(&space.pool, addr as usize);
-        (i != NIL && space.pool.get(i).flags & HIDDEN == 0).then(|| VmArea::of(space.pool.get(i)))
+        (i != NIL && space.pool.get(i).flags & VM_NO_VM_STRUCT == 0).then(|| VmArea::of(space.pool.get(i)))
     }
 
     /// `remove_vm_area(addr)`: unmaps the area that starts at `addr` and frees its address
@@ -96,7 +90,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.warn(k, caller, "remove_vm_area", msg);
             return None;
         }
-        let mut space = self.space.lock();
+        let space = self.space.lock();
         let i = super::api::find_area(&space, addr as usize);
         if i == NIL {
             return None;
@@ -112,9 +106,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.warn(k, caller, "remove_vm_area", msg);
             return None;
         }
-        let (pages, flags, purge, array) = self.retire(&mut space, i, Release::MappingOnly, 0);
-        drop(space);
-        self.finish_free(k, pages, flags, Release::MappingOnly, purge, array);
+        self.release(k, space, i, Release::MappingOnly, 0);
         Some(area)
     }
 }

@@ -147,6 +147,9 @@ const VM_RAM: u32 = 1 << 26;
 const VM_RAM_BLOCK: u32 = 1 << 25;
 /// Busy-tree nodes that are not live areas.
 const VM_PARKED: u32 = VM_POOLED | VM_CACHED | VM_UNMAP_FAILED;
+/// Busy-tree nodes no `vm_struct` lookup finds (`vfree`, `vunmap`, `find_vm_area`): areas
+/// being built or waiting for a deferred free, parked ones, and `vm_map_ram` areas.
+const VM_NO_VM_STRUCT: u32 = VM_UNINITIALIZED | VM_DEFERRED | VM_PARKED | VM_RAM;
 /// The flags a caller may pass (`vmap`, `get_vm_area`, `__vmalloc_node_range`): every bit the
 /// kernel defines, `VM_IOREMAP` (0x1) up to `VM_SPARSE` (0x1000), except `VM_UNINITIALIZED`,
 /// which only vmalloc itself sets while it builds an area. The rest (kmem's own bits among

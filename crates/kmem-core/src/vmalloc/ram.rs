@@ -251,7 +251,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.vb_free(k, addr, count, caller);
             return;
         }
-        let mut space = self.space.lock();
+        let space = self.space.lock();
         let i = space.busy.floor(&space.pool, addr);
         let found = i != NIL && {
             let n = space.pool.get(i);
@@ -272,9 +272,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.warn_count(k, caller, addr, count, mapped);
             return;
         }
-        let (pages, flags, purge, array) = self.retire(&mut space, i, Release::MappingOnly, 0);
-        drop(space);
-        self.finish_free(k, pages, flags, Release::MappingOnly, purge, array);
+        self.release(k, space, i, Release::MappingOnly, 0);
     }
 
     /// `vb_free`: the small-count half of [`Self::vm_unmap_ram`].
