@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use super::api::find_area;
 use super::node::NIL;
 use super::{
-    Mmu, NUMA_NO_NODE, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED,
+    Mmu, NUMA_NO_NODE, VM_FLUSH_RESET_PERMS, VM_IOREMAP, VM_MAP, VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_PARKED, VM_RAM,
     VM_RAM_BLOCK, VM_UNINITIALIZED, VM_VMALLOC, Vmalloc,
 };
 use crate::AllocError;
@@ -124,12 +124,13 @@ impl<M: Mmu> Vmalloc<M> {
         self.map_lent(k, pages.len(), PAGE_SIZE, gfp, flags | VM_MAP, &pfn, put_array, caller)
     }
 
-    /// The shared body of `vmap` and `vmap_pfn`: reserves an area of `n` pages and a guard page
-    /// aligned to `align`, records frame `pfn(i)` for page `i` (`None`: everything is given
-    /// back and the call fails), maps them, records `put_array`, and publishes the area. The
-    /// frames stay the caller's (VM-9).
-    #[expect(clippy::too_many_arguments, reason = "the two callers differ in each")]
-    fn map_lent<P: Platform>(
+    /// The shared body of `vmap`, `vmap_pfn` and the large `vm_map_ram`: reserves an area of
+    /// `n` pages aligned to `align` (and a guard page, but for `VM_NO_GUARD` and `VM_RAM`
+    /// areas), records frame `pfn(i)` for page `i` (`None`: everything is given back and the
+    /// call fails), maps them, records `put_array`, and publishes the area. The frames stay the
+    /// caller's (VM-9).
+    #[expect(clippy::too_many_arguments, reason = "the callers differ in each")]
+    pub(super) fn map_lent<P: Platform>(
         &self,
         k: &Kmem<P>,
         n: usize,
@@ -140,9 +141,9 @@ impl<M: Mmu> Vmalloc<M> {
         put_array: Option<NonNull<u8>>,
         caller: &'static Location<'static>,
     ) -> Result<NonNull<u8>, AllocError> {
-        let bytes = n * PAGE_SIZE;
-        let (area, start) =
-            self.alloc_area(k, bytes + PAGE_SIZE, align, gfp, flags | VM_UNINITIALIZED, bytes, caller)?;
+        let bytes = n.checked_mul(PAGE_SIZE).ok_or(AllocError)?;
+        let guard = if flags & (VM_NO_GUARD | VM_RAM) != 0 { 0 } else { PAGE_SIZE };
+        let (area, start) = self.alloc_area(k, bytes + guard, align, gfp, flags | VM_UNINITIALIZED, bytes, caller)?;
         let Ok(mut pfns) = self.alloc_array(k, n, gfp, caller) else {
             self.abandon(area, start);
             return Err(AllocError);

@@ -120,7 +120,9 @@ impl<M: Mmu> Vmalloc<M> {
             return Err(AllocError);
         }
         if count > self.vmap_max_alloc() {
-            return self.map_ram_area(k, pages, gfp, caller);
+            // The standalone area (no guard page, no `vm_struct`).
+            let pfn = |i: usize| k.page_to_pfn(pages[i]);
+            return self.map_lent(k, count, PAGE_SIZE, gfp, VM_RAM, &pfn, None, caller);
         }
         let mut pfns = [0u32; MAX_ALLOC_MAX];
         for (slot, page) in pfns.iter_mut().zip(pages) {
@@ -136,36 +138,6 @@ impl<M: Mmu> Vmalloc<M> {
             return Err(AllocError);
         }
         Ok(NonNull::new(addr as *mut u8).expect("vmalloc range starts above 0"))
-    }
-
-    /// The standalone `vm_map_ram` area of more than `VMAP_MAX_ALLOC` pages.
-    fn map_ram_area<P: Platform>(
-        &self,
-        k: &Kmem<P>,
-        pages: &[&Page],
-        gfp: Gfp,
-        caller: &'static Location<'static>,
-    ) -> Result<NonNull<u8>, AllocError> {
-        let bytes = pages.len().checked_mul(PAGE_SIZE).ok_or(AllocError)?;
-        let mut pfns = self.alloc_array(k, pages.len(), gfp, caller)?;
-        for (i, page) in pages.iter().enumerate() {
-            let Some(pfn) = k.page_to_pfn(page) else {
-                self.free_array(k, &pfns);
-                return Err(AllocError);
-            };
-            pfns.set(i, pfn as u32);
-        }
-        let Ok((area, start)) = self.alloc_area(k, bytes, PAGE_SIZE, gfp, VM_RAM | VM_UNINITIALIZED, bytes, caller)
-        else {
-            self.free_array(k, &pfns);
-            return Err(AllocError);
-        };
-        if let Err(failed) = self.map_frames(start, &pfns) {
-            self.unwind_map(k, area, start, &pfns, false, failed);
-            return Err(AllocError);
-        }
-        self.publish(area, pfns, false, 0);
-        Ok(NonNull::new(start as *mut u8).expect("vmalloc range starts above 0"))
     }
 
     /// `vb_alloc`: reserves `pfns.len().next_power_of_two()` pages in a block of this CPU's
