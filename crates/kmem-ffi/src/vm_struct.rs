@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::ffi::{c_uint, c_ulong, c_void};
 use std::panic::Location;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use kmem::gfp::{__GFP_ZERO, GFP_KERNEL};
@@ -75,15 +76,21 @@ const PRUNE_MIN: usize = 64;
 
 static STRUCTS: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 
+/// `by_addr.len()`, written under the `STRUCTS` lock after every change: C's `vfree` and
+/// `vunmap` look here first and take no lock when C holds no struct (the common case).
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
 impl Registry {
     fn insert(&mut self, addr: usize, s: usize) {
         self.by_addr.insert(addr, s);
         self.by_struct.insert(s, addr);
+        HELD.store(self.by_addr.len(), Relaxed);
     }
 
     fn remove(&mut self, addr: usize) -> Option<usize> {
         let s = self.by_addr.remove(&addr)?;
         self.by_struct.remove(&s);
+        HELD.store(self.by_addr.len(), Relaxed);
         Some(s)
     }
 }
@@ -134,6 +141,7 @@ fn prune(m: &Machine, reg: &mut Registry) {
         }
         live
     });
+    HELD.store(by_addr.len(), Relaxed);
     *prune_at = (2 * by_addr.len()).max(PRUNE_MIN);
 }
 
@@ -156,6 +164,11 @@ fn struct_of(m: &Machine, a: &VmArea) -> *mut vm_struct {
 
 /// Frees the struct of the area at `addr`, if C has one (after `vfree`/`vunmap` from C).
 pub(crate) fn forget(m: &Machine, addr: *const c_void) {
+    // A struct for this area is made only while the area is live, and C frees it after that
+    // (a caller making one during the free races with itself): none held means none to free.
+    if HELD.load(Relaxed) == 0 {
+        return;
+    }
     let s = STRUCTS.lock().unwrap_or_else(PoisonError::into_inner).remove(addr as usize);
     if let Some(s) = s {
         // SAFETY: As in `prune`: the area was just freed.
