@@ -31,6 +31,12 @@ pub struct FreeArea {
     count: [[usize; MIGRATE_TYPES]; NR_PAGE_ORDERS],
     /// Pages on the free lists (`NR_FREE_PAGES`).
     pub(crate) nr_free_pages: usize,
+    /// Pages on the `MIGRATE_HIGHATOMIC` lists (`zone->nr_free_highatomic`, kept as
+    /// `account_freepages` does).
+    pub(crate) nr_free_highatomic: usize,
+    /// Pages in pageblocks reserved for high-order atomic allocations
+    /// (`zone->nr_reserved_highatomic`; `page_alloc/highatomic.rs`).
+    pub(crate) nr_reserved_highatomic: usize,
 }
 
 /// `PAGE_REPORTING_CAPACITY`: the most free blocks one hold of the zone lock takes off the
@@ -108,6 +114,8 @@ impl FreeArea {
             tail: [[NIL; MIGRATE_TYPES]; NR_PAGE_ORDERS],
             count: [[0; MIGRATE_TYPES]; NR_PAGE_ORDERS],
             nr_free_pages: 0,
+            nr_free_highatomic: 0,
+            nr_reserved_highatomic: 0,
         }
     }
 
@@ -173,6 +181,7 @@ impl FreeArea {
         }
         self.count[o][m] += 1;
         self.nr_free_pages += 1 << order;
+        self.nr_free_highatomic += usize::from(mt == MigrateType::HighAtomic) << order;
     }
 
     /// Takes the free block headed by `pfn` off its list (`__del_page_from_free_list`).
@@ -200,6 +209,7 @@ impl FreeArea {
         page.set_info(0, 0, MigrateType::Unmovable);
         self.count[o][m] -= 1;
         self.nr_free_pages -= 1 << order;
+        self.nr_free_highatomic -= usize::from(mt == MigrateType::HighAtomic) << order;
         extra
     }
 
@@ -469,6 +479,11 @@ impl FreeArea {
             assert!(page.is_buddy(), "listed pfn {pfn:#x} not PG_BUDDY");
             assert_eq!(page.order(), order, "pfn {pfn:#x} order");
             assert_eq!(page.list_mt(), mt, "pfn {pfn:#x} migratetype");
+            assert_eq!(
+                mt == MigrateType::HighAtomic,
+                mm.pageblock_mt(pfn) == MigrateType::HighAtomic,
+                "pfn {pfn:#x}: on the high-atomic lists if and only if in a high-atomic pageblock"
+            );
             assert!(is_aligned(pfn, order), "pfn {pfn:#x} misaligned for order {order}");
             assert!(pfn >= zone.0 && pfn + (1 << order) <= zone.1, "pfn {pfn:#x} outside zone");
             for inner in pfn + 1..pfn + (1 << order) {
@@ -491,6 +506,8 @@ impl FreeArea {
         });
         assert_eq!(counts, self.count, "free list counts");
         assert_eq!(pages, self.nr_free_pages, "nr_free_pages");
+        let highatomic: usize = (0..NR_PAGE_ORDERS).map(|o| counts[o][MigrateType::HighAtomic as usize] << o).sum();
+        assert_eq!(highatomic, self.nr_free_highatomic, "nr_free_highatomic");
     }
 }
 

@@ -338,12 +338,14 @@ pub fn show_mem<P: Platform>(
         let pcp = zone_pcp(zone.kind());
         writeln!(
             w,
-            "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB reserved_highatomic:0KB free_highatomic:0KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{}kB managed:{}kB mlocked:0kB bounce:0kB free_pcp:{}kB local_pcp:0kB free_cma:0kB",
+            "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB reserved_highatomic:{}KB free_highatomic:{}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{}kB managed:{}kB mlocked:0kB bounce:0kB free_pcp:{}kB local_pcp:0kB free_cma:0kB",
             zone.name(),
             kb(zone.free_pages()),
             kb(zone.wmark(Wmark::Min)),
             kb(zone.wmark(Wmark::Low)),
             kb(zone.wmark(Wmark::High)),
+            kb(zone.reserved_highatomic()),
+            kb(zone.free_highatomic()),
             kb(zone.present()),
             kb(zone.managed()),
             kb(pcp),

@@ -99,6 +99,15 @@ pub const fn effective_min(mark: usize, alloc_flags: u32) -> usize {
     min
 }
 
+/// `__zone_watermark_unusable_free`'s high-atomic part: a request with no right to reserves
+/// (no `ALLOC_RESERVES` bit) may not count the free pages of high-atomic pageblocks, so
+/// they are taken from `free` first (saturating: the two counts are read without the lock).
+#[inline(always)]
+#[must_use]
+pub const fn usable_free(free: usize, free_highatomic: usize, alloc_flags: u32) -> usize {
+    if alloc_flags & af::RESERVES == 0 { free.saturating_sub(free_highatomic) } else { free }
+}
+
 /// `__zone_watermark_ok`: may an order-`order` request take pages from a zone with `free`
 /// free pages, given `mark`, the zone's `reserve` (`lowmem_reserve[highest_zoneidx]`) and
 /// `alloc_flags`? `has_block(o)` says whether a usable free list of order `o` is non-empty.
@@ -360,6 +369,16 @@ mod tests {
 
     /// PA-7 / §2.4 step 2 as since 6a204d4b14c9 (from the GFP audit): `HIGHATOMIC` only for a
     /// non-blocking order > 0 request that also has `MIN_RESERVE`.
+    #[test]
+    fn unusable_free_leaves_out_the_highatomic_pages_without_a_right_to_reserves() {
+        assert_eq!(usable_free(1000, 300, af::WMARK_LOW), 700);
+        assert_eq!(usable_free(1000, 300, af::WMARK_MIN | af::CPUSET | af::KSWAPD), 700);
+        for reserve in [af::NON_BLOCK, af::MIN_RESERVE, af::HIGHATOMIC, af::OOM] {
+            assert_eq!(usable_free(1000, 300, af::WMARK_MIN | reserve), 1000, "{reserve:#x}");
+        }
+        assert_eq!(usable_free(200, 300, 0), 0, "counts read without the lock never wrap");
+    }
+
     #[test]
     fn pa7_highatomic_needs_min_reserve() {
         assert_eq!(gfp_to_alloc_flags(GFP_NOWAIT, 1, false) & af::HIGHATOMIC, 0, "GFP_NOWAIT order 1");

@@ -3,8 +3,10 @@
 //!
 //! A [`Zone`] is a contiguous pfn range. Its free lists ([`crate::buddy::FreeArea`]) live under
 //! `Zone::area`, the zone lock. `nr_free` mirrors the free-list page count so watermark checks
-//! read it without the lock; it is written only while the lock is held.
-//! Invariant: `nr_free == area.nr_free_pages` whenever the lock is free.
+//! read it without the lock; it is written only while the lock is held, and so are its
+//! siblings `nr_free_highatomic` and `nr_reserved_highatomic`.
+//! Invariant: `nr_free == area.nr_free_pages` (and likewise for the two high-atomic counts)
+//! whenever the lock is free.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
@@ -159,6 +161,11 @@ pub struct Zone {
     pub(crate) managed: usize,
     pub(crate) area: SpinLock<FreeArea>,
     pub(crate) nr_free: AtomicUsize,
+    /// Mirrors `FreeArea::nr_free_highatomic`: free pages only high-atomic requests and
+    /// requests with reserves may count (`__zone_watermark_unusable_free`).
+    pub(crate) nr_free_highatomic: AtomicUsize,
+    /// Mirrors `FreeArea::nr_reserved_highatomic` (show_mem's `reserved_highatomic:`).
+    pub(crate) nr_reserved_highatomic: AtomicUsize,
     pub(crate) wmark: [AtomicUsize; 4],
     pub(crate) lowmem_reserve: [AtomicUsize; MAX_NR_ZONES],
     pub(crate) pcp_batch: AtomicU32,
@@ -184,6 +191,8 @@ impl Zone {
             managed: 0,
             area: SpinLock::new(FreeArea::new()),
             nr_free: AtomicUsize::new(0),
+            nr_free_highatomic: AtomicUsize::new(0),
+            nr_reserved_highatomic: AtomicUsize::new(0),
             wmark: Default::default(),
             lowmem_reserve: Default::default(),
             pcp_batch: AtomicU32::new(1),
@@ -256,6 +265,20 @@ impl Zone {
         self.nr_free.load(Relaxed)
     }
 
+    /// Free pages in `MIGRATE_HIGHATOMIC` pageblocks' free lists (`zone->nr_free_highatomic`).
+    #[inline]
+    #[must_use]
+    pub fn free_highatomic(&self) -> usize {
+        self.nr_free_highatomic.load(Relaxed)
+    }
+
+    /// Pages in pageblocks reserved for high-order atomic allocations
+    /// (`zone->nr_reserved_highatomic`).
+    #[must_use]
+    pub fn reserved_highatomic(&self) -> usize {
+        self.nr_reserved_highatomic.load(Relaxed)
+    }
+
     /// A watermark in pages.
     #[inline]
     #[must_use]
@@ -316,6 +339,8 @@ impl Zone {
     #[inline]
     pub(crate) fn publish(&self, area: &FreeArea) {
         self.nr_free.store(area.nr_free_pages, Relaxed);
+        self.nr_free_highatomic.store(area.nr_free_highatomic, Relaxed);
+        self.nr_reserved_highatomic.store(area.nr_reserved_highatomic, Relaxed);
     }
 
     /// Free blocks per order (the buddyinfo row), taken under the lock.

@@ -15,7 +15,7 @@ use crate::memmap::{FAST_FREE_MASK, Page, pg};
 use crate::order::{MAX_PAGE_ORDER, is_aligned};
 use crate::pcp::{PCP_MAX_ORDER, PcpSlot, PerCpuPages};
 use crate::platform::Platform;
-use crate::watermark::{alloc_flags as af, effective_min, zone_watermark_ok};
+use crate::watermark::{alloc_flags as af, effective_min, usable_free, zone_watermark_ok};
 use crate::zone::{MigrateType, Zone};
 
 impl<P: Platform> PageAllocator<P> {
@@ -57,6 +57,10 @@ impl<P: Platform> PageAllocator<P> {
                     continue;
                 }
                 if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
+                    // A high-order atomic success reserves its pageblock (`highatomic.rs`).
+                    if flags & af::HIGHATOMIC != 0 {
+                        self.reserve_highatomic_pageblock(zone, pfn, order);
+                    }
                     return Some(pfn);
                 }
             }
@@ -76,7 +80,7 @@ impl<P: Platform> PageAllocator<P> {
     /// per-CPU high marks (`pcp_tune`).
     #[inline(always)]
     pub(super) fn zone_watermark_fast(&self, zone: &Zone, order: u32, zl: &ZoneList, flags: u32) -> bool {
-        let free = zone.free_pages() as isize - ((1isize << order) - 1);
+        let free = usable_free(zone.free_pages(), zone.free_highatomic(), flags) as isize - ((1isize << order) - 1);
         let reserve = zone.lowmem_reserve(zl.highest);
         let which = flags & af::WMARK_MASK;
         if which <= crate::zone::Wmark::High as u32 && !zone.below_high() {
@@ -138,6 +142,9 @@ impl<P: Platform> PageAllocator<P> {
             && order <= PCP_MAX_ORDER
             && let Some(cpu) = cpu
             && let Some(result) = self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD), flags)
+            // A failed refill goes on to the buddy path only for a request that may use the
+            // high-atomic lists there (the refill looked at every other list already).
+            && (result.is_some() || flags & (af::OOM | af::NON_BLOCK) == 0)
         {
             return result;
         }
@@ -158,17 +165,30 @@ impl<P: Platform> PageAllocator<P> {
         let mut area = zone.lock();
         if order > 0 && flags & af::NO_WATERMARKS == 0 {
             let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
-            let ok = zone_watermark_ok(area.nr_free_pages, order, mark, zone.lowmem_reserve(zl.highest), flags, |o| {
+            let free = usable_free(area.nr_free_pages, area.nr_free_highatomic, flags);
+            let highatomic = flags & (af::HIGHATOMIC | af::OOM) != 0;
+            let ok = zone_watermark_ok(free, order, mark, zone.lowmem_reserve(zl.highest), flags, |o| {
                 MigrateType::ALL[..crate::zone::MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
+                    || (highatomic && area.has_free_at(o, MigrateType::HighAtomic))
             });
             if !ok {
                 return None;
             }
         }
         let nofragment = flags & af::NOFRAGMENT != 0;
-        let pfn = area
-            .rmqueue_smallest(&self.mm, order, mt)
-            .or_else(|| area.rmqueue_fallback(&self.mm, order, mt, nofragment));
+        let mut pfn = None;
+        if flags & af::HIGHATOMIC != 0 {
+            pfn = area.rmqueue_smallest(&self.mm, order, MigrateType::HighAtomic);
+        }
+        let pfn = pfn
+            .or_else(|| area.rmqueue_smallest(&self.mm, order, mt))
+            .or_else(|| area.rmqueue_fallback(&self.mm, order, mt, nofragment))
+            // "Failing now is worse than failing a high-order atomic allocation in the future".
+            .or_else(|| {
+                (flags & (af::OOM | af::NON_BLOCK) != 0)
+                    .then(|| area.rmqueue_smallest(&self.mm, order, MigrateType::HighAtomic))
+                    .flatten()
+            });
         zone.publish(&area);
         if pfn.is_some() {
             // Written only under this zone's lock: no read-modify-write instruction needed.
@@ -433,15 +453,14 @@ impl<P: Platform> PageAllocator<P> {
             return;
         }
         // SAFETY: `pfn` is inside `zone` (every caller checked it), so inside the page array.
-        let mut mt = unsafe { self.mm.pageblock_mt_unchecked(pfn) };
-        if mt == MigrateType::HighAtomic {
-            mt = MigrateType::Movable;
-        }
+        let mt = unsafe { self.mm.pageblock_mt_unchecked(pfn) };
+        // A high-atomic block's pages wait on the movable list; the flush sends them back.
+        let pcp_mt = if mt == MigrateType::HighAtomic { MigrateType::Movable } else { mt };
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
             && !self.waitq.has_waiters()
             && let Some(cpu) = self.platform.cpu()
-            && self.free_to_pcp(cpu, zone, pfn, order, mt)
+            && self.free_to_pcp(cpu, zone, pfn, order, pcp_mt)
         {
             return;
         }
@@ -462,11 +481,7 @@ impl<P: Platform> PageAllocator<P> {
     #[inline(never)]
     pub(super) fn free_pages_ok(&self, pfn: usize, order: u32, zone: &Zone, to_tail: bool) {
         debug_assert!(zone.contains(pfn));
-        let mt = match self.mm.pageblock_mt(pfn) {
-            MigrateType::HighAtomic => MigrateType::Movable,
-            mt => mt,
-        };
-        self.free_one_to_buddy(pfn, order, mt, zone, to_tail);
+        self.free_one_to_buddy(pfn, order, self.mm.pageblock_mt(pfn), zone, to_tail);
     }
 
     #[inline(always)]
@@ -555,10 +570,21 @@ impl<P: Platform> PageAllocator<P> {
     pub(super) fn flush_pcp_batch(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, nr_pages: usize) -> usize {
         let mut area = zone.lock();
         let flushed = lists.take_cold(&self.mm, nr_pages, |p, o, t| {
-            area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false);
+            area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, self.flush_mt(p, t), false);
         });
         self.after_buddy_free(zone, &mut area);
         flushed
+    }
+
+    /// The buddy list a page flushed from per-CPU list `t` goes to: its pageblock's if that is
+    /// a high-atomic block (whose freed pages wait on the movable list, see `free_block`),
+    /// else `t`.
+    #[inline(always)]
+    fn flush_mt(&self, pfn: usize, t: MigrateType) -> MigrateType {
+        match self.mm.pageblock_mt(pfn) {
+            MigrateType::HighAtomic => MigrateType::HighAtomic,
+            _ => t,
+        }
     }
 
     /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the
@@ -576,7 +602,7 @@ impl<P: Platform> PageAllocator<P> {
             }
             let mut area = zone.lock();
             drained += lists.take_cold(&self.mm, usize::MAX, |p, o, t| {
-                area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, t, false);
+                area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, self.flush_mt(p, t), false);
             });
             self.after_buddy_free(zone, &mut area);
         }

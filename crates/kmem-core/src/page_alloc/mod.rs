@@ -16,6 +16,7 @@
 
 mod api;
 mod freelist;
+mod highatomic;
 mod meminit;
 mod pcp_tune;
 mod reports;
@@ -667,6 +668,7 @@ impl<P: Platform> PageAllocator<P> {
             let area = zone.lock();
             area.check(&self.mm, (zone.start_pfn, zone.end_pfn));
             assert_eq!(area.nr_free_pages, zone.free_pages(), "zone {} nr_free mirror", zone.name());
+            self.check_highatomic(zone, &area);
         }
         for cpu in 0..self.nr_cpus {
             for (zi, zone) in self.zones.iter().enumerate() {

@@ -37,7 +37,7 @@ use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
 use crate::platform::{Context, Level, Platform};
 use crate::reclaim::{DEF_PRIORITY, do_shrink_slab};
-use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags, zone_watermark_ok};
+use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags, usable_free, zone_watermark_ok};
 use crate::zone::{MAX_NR_ZONES, MIGRATE_PCPTYPES, MigrateType, Wmark, Zone, ZoneType};
 
 /// What the OOM step (`out_of_memory`) achieved.
@@ -437,6 +437,14 @@ impl<P: Platform> PageAllocator<P> {
             if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                 return Ok(pfn);
             }
+            // `__alloc_pages_direct_reclaim`: reclaim made progress and still nothing: give
+            // back a high-atomic pageblock (a zone's last one is kept) and try once more.
+            if progress
+                && self.unreserve_highatomic_pageblock(zl, gfp.migratetype(), false)
+                && let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu())
+            {
+                return Ok(pfn);
+            }
             if gfp.contains(__GFP_NORETRY) && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
@@ -457,6 +465,11 @@ impl<P: Platform> PageAllocator<P> {
                 no_progress_loops += 1;
             }
             if progress && no_progress_loops <= MAX_RECLAIM_RETRIES {
+                continue;
+            }
+            // `should_reclaim_retry`'s "before OOM, exhaust highatomic_reserve": a block given
+            // back (even a zone's last) is a reason to retry.
+            if self.unreserve_highatomic_pageblock(zl, gfp.migratetype(), true) {
                 continue;
             }
             if gfp.contains(__GFP_RETRY_MAYFAIL) && !gfp.contains(__GFP_NOFAIL) {
@@ -627,7 +640,14 @@ impl<P: Platform> PageAllocator<P> {
             // The common case (every order-0 slow path wakes through here), inlined: no zone
             // lock, no free-list scan, so it needs no saved registers.
             return self.any_zone_passes_high(highest, |zone, mark, reserve| {
-                zone_watermark_ok(zone.free_pages(), 0, mark, reserve, 0, |_| true)
+                zone_watermark_ok(
+                    usable_free(zone.free_pages(), zone.free_highatomic(), 0),
+                    0,
+                    mark,
+                    reserve,
+                    0,
+                    |_| true,
+                )
             });
         }
         self.pgdat_balanced_high_order(order, highest)
@@ -638,9 +658,14 @@ impl<P: Platform> PageAllocator<P> {
     fn pgdat_balanced_high_order(&self, order: u32, highest: ZoneType) -> bool {
         self.any_zone_passes_high(highest, |zone, mark, reserve| {
             let area = zone.lock();
-            zone_watermark_ok(area.nr_free_pages, order, mark, reserve, 0, |o| {
-                MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
-            })
+            zone_watermark_ok(
+                usable_free(area.nr_free_pages, area.nr_free_highatomic, 0),
+                order,
+                mark,
+                reserve,
+                0,
+                |o| MigrateType::ALL[..MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t)),
+            )
         })
     }
 

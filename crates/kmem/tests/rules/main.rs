@@ -10,6 +10,7 @@ mod buckets;
 mod cache_handles;
 mod create_args;
 mod gfp;
+mod highatomic;
 mod kasan_semantics;
 mod kfence_semantics;
 mod kmalloc;
