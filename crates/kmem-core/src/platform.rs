@@ -205,6 +205,21 @@ pub unsafe trait Platform: Send + Sync {
         let _ = (pfn, nr);
         false
     }
+    /// Copies `dst.len()` bytes at `offset` of a frame that is not in the direct map (HighMem)
+    /// into `dst`, through a temporary mapping of the platform's (the kernel's `kmap_local_page`
+    /// in `copy_page_to_iter_nofault`), for [`crate::vmalloc::Vmalloc::vread_iter`]. Returns
+    /// false if it cannot; the read then stops short there, as a failed nofault copy does. The
+    /// default cannot.
+    ///
+    /// Called under the vmap lock: it must not sleep, allocate from kmem or take a kmem lock.
+    ///
+    /// # Safety
+    /// `pfn` is a frame of this machine that a live mapping reaches (its owner may be writing
+    /// it: the copy is a racy snapshot), and `offset + dst.len() <= PAGE_SIZE`.
+    unsafe fn read_highmem(&self, pfn: usize, offset: usize, dst: &mut [u8]) -> bool {
+        let _ = (pfn, offset, dst);
+        false
+    }
     /// The knobs of fault-injection point `point` (its debugfs directory), or `None` if the
     /// platform has none: the point then never fires. Pools read
     /// [`FaultPoint::FailMempoolAlloc`] once when they are initialised (so the attribute must

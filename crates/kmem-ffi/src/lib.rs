@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod scope;
 pub mod sheaf;
 pub mod slab;
+pub mod uio;
 pub mod vm_struct;
 pub mod vmalloc;
 

@@ -150,6 +150,15 @@ fn vm_map_ram() {
     run_suite("vm_map_ram", Link::Shared);
 }
 
+/// SEMANTICS §5.4 from C: `vread_iter` over `linux/uio.h`'s iterator (`iov_iter_ubuf`,
+/// `iov_iter_kvec`): area bytes, zeros for guard pages, freed and `VM_IOREMAP` areas, the
+/// overflow clamp, at most `iov_iter_count` bytes with the iterator advanced, and misuse
+/// (source iterator, unknown type, NULL) reported.
+#[test]
+fn vread() {
+    run_suite("vread", Link::Shared);
+}
+
 /// SEMANTICS §5.4 from C: `struct vm_struct` from `get_vm_area`/`find_vm_area`,
 /// `get_vm_area_size`, `remove_vm_area` (the caller `kfree`s the struct), `free_vm_area`; no
 /// struct outlives its area over 200 rounds.

@@ -190,6 +190,24 @@ impl PhysMem {
         true
     }
 
+    /// Copies `dst.len()` bytes at byte `offset` of frame `pfn` through the internal mapping
+    /// (which reaches HighMem frames too). False, copying nothing, for bytes outside the memory
+    /// or past the end of the page.
+    ///
+    /// # Safety
+    /// The frame is one the caller may read; its bytes may change meanwhile (the copy is then a
+    /// racy snapshot, as `vread_iter`'s is).
+    pub unsafe fn read(&self, pfn: usize, offset: usize, dst: &mut [u8]) -> bool {
+        let Some((page, _)) = self.byte_range(pfn, 1) else { return false };
+        if offset.checked_add(dst.len()).is_none_or(|end| end > PAGE_SIZE) {
+            return false;
+        }
+        // SAFETY: In bounds of the mapping (the page is inside it, checked, and the bytes inside
+        // the page, checked); `copy` tolerates a `dst` that is these very bytes.
+        unsafe { std::ptr::copy(self.base.as_ptr().add(page + offset), dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+
     /// `(offset, len)` in bytes of `nr` pages from `pfn`, if they lie inside the memory (checked
     /// arithmetic: a huge `nr` must not wrap into a "small" range).
     fn byte_range(&self, pfn: usize, nr: usize) -> Option<(usize, usize)> {

@@ -160,6 +160,11 @@ unsafe impl Platform for UserPlatform {
         unsafe { self.phys.zero(pfn, nr) }
     }
 
+    unsafe fn read_highmem(&self, pfn: usize, offset: usize, dst: &mut [u8]) -> bool {
+        // SAFETY: A frame of this machine inside the page (this method's contract).
+        unsafe { self.phys.read(pfn, offset, dst) }
+    }
+
     fn fault_attr(&self, point: FaultPoint) -> Option<&FaultAttr> {
         match point {
             FaultPoint::FailMempoolAlloc => Some(&self.fail_mempool_alloc),

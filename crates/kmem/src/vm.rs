@@ -293,6 +293,13 @@ impl Machine {
         self.inner.vm.vmalloc_to_page(self.inner.kmem.pages(), addr)
     }
 
+    /// `vread_iter(iter, addr, count)` into `buf` (`count = buf.len()`): the bytes of the
+    /// vmalloc space from `addr`, with holes, guard pages, ioremap areas and unmapped pages
+    /// read as zeros; returns the bytes read (see [`Vmalloc::vread_iter`]). Never faults.
+    pub fn vread_iter(&self, buf: &mut [u8], addr: usize) -> usize {
+        self.inner.vm.vread_iter(&self.inner.kmem, buf, addr)
+    }
+
     /// `vmalloc_to_pfn(addr)`.
     pub fn vmalloc_to_pfn(&self, addr: *const u8) -> Option<usize> {
         self.inner.vm.vmalloc_to_pfn(addr)

@@ -26,6 +26,10 @@
 //! `VM_RAM` areas without a guard page. Neither has a `vm_struct`: no `vfree`, `vunmap` or
 //! `find_vm_area` sees them.
 //!
+//! `vread_iter` (`vread`) reads any range of the space under the vmap lock through the frames'
+//! direct map (or the platform's HighMem read), never through the vmalloc addresses: holes,
+//! guard pages, ioremap areas and unmapped pages read as zeros.
+//!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);
 //! and `vfree` of a small vmalloc area parks it, still mapped with its frames, in the frame
@@ -79,6 +83,7 @@ mod raw;
 mod reuse;
 mod space;
 mod tree;
+mod vread;
 
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};

@@ -47,6 +47,7 @@ mod vmalloc;
 mod vmalloc_huge;
 mod vmalloc_limits;
 mod vmalloc_reuse;
+mod vread;
 
 use std::ptr::NonNull;
 use std::sync::Mutex;
