@@ -25,6 +25,9 @@ use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN
 
 /// The knobs of one fault-injection point (`struct fault_attr`), shared between threads.
 pub struct FaultAttr {
+    /// The probability (percent) in the bits of `PROBABILITY`, and above them a count of
+    /// holds (`FaultAttr::hold`): one word, so that a fast path asks both with one load
+    /// ([`FaultAttr::diverts`]).
     probability: AtomicU32,
     interval: AtomicU64,
     times: AtomicI64,
@@ -45,6 +48,12 @@ pub struct FaultAttr {
     /// failslab's `cache-filter`: only caches with `SLAB_FAILSLAB` fail.
     pub cache_filter: core::sync::atomic::AtomicBool,
 }
+
+/// The bits of `FaultAttr::probability` that hold the probability (0..=100); the bits above
+/// count holds, one `HOLD` each.
+const PROBABILITY: u32 = 0xff;
+/// One hold in `FaultAttr::probability`.
+const HOLD: u32 = 0x100;
 
 /// A fault-injection point whose attribute the platform keeps (`Platform::fault_attr`): the
 /// debugfs directories of subsystems that have no machine-wide object of their own in the core.
@@ -143,7 +152,8 @@ impl FaultAttr {
             return Err(BadFaultSpec("interval must be at least 1"));
         }
         self.interval.store(interval, Relaxed);
-        self.probability.store(probability, Relaxed);
+        // The holds stay as they are.
+        let _ = self.probability.fetch_update(Relaxed, Relaxed, |w| Some((w & !PROBABILITY) | probability));
         self.space.store(space, Relaxed);
         self.times.store(times, Relaxed);
         self.count.store(0, Relaxed);
@@ -224,17 +234,40 @@ impl FaultAttr {
         Ok(())
     }
 
-    /// Whether this point can fail at all (probability above 0): one load, for fast paths.
+    /// Whether this point can fail at all (probability above 0).
     #[inline]
     pub fn enabled(&self) -> bool {
+        self.probability.load(Relaxed) & PROBABILITY != 0
+    }
+
+    /// Whether a fast path must leave its requests to the slow path: this point can fail
+    /// ([`FaultAttr::enabled`]) or something in the crate holds it (the slab's userspace-shim
+    /// hooks, while a cache has them on). One load, as `enabled` cost before holds existed.
+    #[inline(always)]
+    pub fn diverts(&self) -> bool {
         self.probability.load(Relaxed) != 0
+    }
+
+    /// Takes a hold: [`FaultAttr::diverts`] answers true until it is released, whatever the
+    /// probability. For another check that only the slow path makes (the slab's userspace-shim
+    /// hooks hold `failslab`'s attribute while a cache has them on). At most one hold per
+    /// cache, so the 2^24 the word counts are never reached.
+    pub(crate) fn hold(&self) {
+        let before = self.probability.fetch_add(HOLD, Relaxed);
+        debug_assert!(before < u32::MAX - HOLD, "FaultAttr: too many holds");
+    }
+
+    /// Releases a hold taken with [`FaultAttr::hold`].
+    pub(crate) fn release(&self) {
+        let before = self.probability.fetch_sub(HOLD, Relaxed);
+        debug_assert!(before >= HOLD, "FaultAttr: release without a hold");
     }
 
     /// `should_fail_alloc_page`: the filters, then [`FaultAttr::should_fail`]. Returns
     /// `Some(verbose)` when this request must fail (and how loudly), `None` otherwise.
     #[inline]
     pub fn should_fail_alloc_page(&self, gfp: Gfp, order: u32) -> Option<u32> {
-        if self.probability.load(Relaxed) == 0 {
+        if !self.enabled() {
             return None;
         }
         if order < self.min_order.load(Relaxed) || gfp.contains(__GFP_NOFAIL) {
@@ -253,7 +286,7 @@ impl FaultAttr {
 
     /// `should_fail_ex` for a request of `size` bytes: `Some(verbose)` if it must fail.
     pub fn should_fail(&self, size: i64) -> Option<u32> {
-        let probability = self.probability.load(Relaxed);
+        let probability = self.probability.load(Relaxed) & PROBABILITY;
         if probability == 0 || self.times.load(Relaxed) == 0 {
             return None;
         }
@@ -290,7 +323,7 @@ impl FaultAttr {
             f,
             "FAULT_INJECTION: forcing a failure.\nname {name}, interval {}, probability {}, space {}, times {}",
             self.interval.load(Relaxed),
-            self.probability.load(Relaxed),
+            self.probability.load(Relaxed) & PROBABILITY,
             self.space.load(Relaxed),
             self.dump_times.load(Relaxed)
         )
@@ -396,6 +429,27 @@ mod tests {
         }
         assert!(attr.parse_and_apply_plain("1,101,0,1").is_err());
         assert_eq!(FaultPoint::FailMempoolAlloc.name(), "fail_mempool_alloc");
+    }
+
+    #[test]
+    fn holds_divert_without_failing_and_survive_a_configure() {
+        let attr = FaultAttr::failslab_defaults();
+        assert!(!attr.diverts());
+        attr.hold();
+        attr.hold();
+        assert!(attr.diverts() && !attr.enabled(), "held, not failing");
+        assert_eq!(attr.should_fail(1), None);
+        attr.configure(1, 100, 0, -1).unwrap();
+        assert!(attr.enabled() && attr.should_fail(1).is_some());
+        let mut text = std::string::String::new();
+        attr.describe(&mut text, "failslab").unwrap();
+        assert!(text.contains("probability 100,"), "{text}");
+        attr.configure(1, 0, 0, -1).unwrap();
+        assert!(attr.diverts() && !attr.enabled(), "the holds outlive the probability");
+        attr.release();
+        assert!(attr.diverts());
+        attr.release();
+        assert!(!attr.diverts());
     }
 
     #[test]

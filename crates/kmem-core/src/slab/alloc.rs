@@ -2,7 +2,9 @@
 //! new slab), finding an object's slab from its address, and the bulk API.
 //!
 //! Fast path (alloc): one context read, the slot guard's enter, a pop from the CPU's array,
-//! the guard's exit, one owner-only counter. Free adds the page lookup that finds the object's
+//! the guard's exit, one owner-only counter. Fault injection and the userspace shim's gate
+//! (`shim.rs`) are in the slow path, which the fast path diverts to with one load of
+//! `failslab`'s word while either is on (`FaultAttr::diverts`). Free adds the page lookup that finds the object's
 //! slab and cache — needed anyway to catch a pointer that is not an object (SL-18, misuse) —
 //! and the freelist-head double-free check (SL-16).
 
@@ -123,7 +125,7 @@ impl<P: Platform> Kmem<P> {
         let s = unsafe { cache.as_ref() };
         if let Some(cpu) = self.platform().fast_cpu()
             && s.fast
-            && !self.slabs.failslab.enabled()
+            && !self.slabs.failslab.diverts()
         {
             let c = s.cpu(cpu);
             if c.guard.enter() {
@@ -166,7 +168,18 @@ impl<P: Platform> Kmem<P> {
         array_empty: bool,
     ) -> Result<NonNull<u8>, AllocError> {
         // The caller holds the cache (see `slab_alloc`).
-        self.with_hooks_pinned(cache, |s| self.alloc_slow_held(s, gfp, caller, orig_size, array_empty))
+        self.with_hooks_pinned(cache, |s| {
+            // The userspace shim's gate (`shim.rs`), on caches that turned it on.
+            if s.shim.on() && !self.shim_admit(s, gfp) {
+                return Err(AllocError);
+            }
+            let r = self.alloc_slow_held(s, gfp, caller, orig_size, array_empty);
+            if r.is_err() {
+                // Counted in `alloc_slow` by the attempt: `nr_tallocated` takes it off.
+                s.stats.alloc_failed.fetch_add(1, Relaxed);
+            }
+            r
+        })
     }
 
     /// Context checks, fault injection, refilling the CPU's array (making a new slab if the
@@ -606,7 +619,7 @@ impl<P: Platform> Kmem<P> {
         // A constructor may destroy the cache in the middle: it stays until the loop is done,
         // and a teardown owed then is left to the next maintenance pass (the objects are the
         // caller's, and may be freed after).
-        self.with_hooks_pinned(cache.0, |_| {
+        self.with_hooks_pinned(cache.0, |s| {
             for i in 0..out.len() {
                 if let Ok(p) = self.slab_alloc(cache, gfp, caller) {
                     out[i] = p.as_ptr();
@@ -616,6 +629,8 @@ impl<P: Platform> Kmem<P> {
                     // SAFETY: Objects we just allocated and never handed out.
                     unsafe { self.kmem_cache_free(cache, p) };
                 }
+                // Counted as allocations, never handed out (`nr_tallocated`, `shim.rs`).
+                s.shim.uncount(i as i64);
                 out[..i].fill(ptr::null_mut());
                 return 0;
             }

@@ -163,6 +163,9 @@ impl CpuCache {
 pub(crate) struct CacheStats {
     /// Slow-path allocations by callers with no CPU slot (see [`CpuCache::alloc_slow`]).
     pub(crate) alloc_slow: AtomicU64,
+    /// Slow-path attempts (counted in an `alloc_slow`) that failed: out of memory or
+    /// `failslab` (the userspace shim's gate fails before the count).
+    pub(crate) alloc_failed: AtomicU64,
     pub(crate) free_slow: AtomicU64,
     pub(crate) refills: AtomicU64,
     pub(crate) flushes: AtomicU64,
@@ -242,6 +245,8 @@ pub struct Cache {
     /// Order of the pages holding this structure.
     pub(crate) mem_order: u32,
     pub(crate) stats: CacheStats,
+    /// The userspace test shim's hooks and counters (`shim.rs`).
+    pub(crate) shim: super::shim::ShimHooks,
 }
 
 // SAFETY: Shared fields are atomics or behind the node lock; the raw pointers point into the

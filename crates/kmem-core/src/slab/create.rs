@@ -288,6 +288,7 @@ impl<P: Platform> Kmem<P> {
                 random_seq: if random_seq { seq } else { ptr::null() },
                 mem_order,
                 stats: CacheStats::default(),
+                shim: super::shim::ShimHooks::new(),
             });
         }
         let cache = base.cast::<Cache>();

@@ -178,6 +178,7 @@ impl<P: Platform> Kmem<P> {
             // is a local, not used once the memory goes.
             let s = unsafe { cache.as_ref() };
             self.unlink_cache(cache.as_ptr());
+            self.shim_retire(s);
             let slab_pages = self.shrink_cache(s);
             // The destroy's caller, named by the reports below.
             let caller = s.destroy.lock().caller.unwrap_or(Location::caller());

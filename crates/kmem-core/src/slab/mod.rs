@@ -9,7 +9,8 @@
 //!   paths), `grow` (new slabs, freeing slabs, flushing per-CPU arrays, shrink and reclaim),
 //!   `slabinfo` (`/proc/slabinfo`), `handle` (checking a [`CacheRef`] before following it),
 //!   `memcg` (`kmem_cache_alloc_lru`, `kmem_cache_charge` without memory cgroups), [`sheaf`]
-//!   (prefilled sheaves and the barn of returned ones): operations of [`crate::Kmem`].
+//!   (prefilled sheaves and the barn of returned ones), [`shim`] (the userspace test shim's
+//!   budget, callback and counters, SEMANTICS §8.6): operations of [`crate::Kmem`].
 //!
 //! # Design (see `docs/slab-design.md`)
 //! Objects live in slabs: blocks of `1 << order` pages whose free objects are chained through
@@ -49,12 +50,14 @@ mod memcg;
 mod rcu_free;
 mod report;
 pub mod sheaf;
+pub mod shim;
 mod slabinfo;
 
 pub use cache::{Cache, CacheArgs, CacheRef, ObjFn};
 pub use create::{CreateError, DestroyError};
 pub use debug_spec::{BadDebugSpec, DebugSpec};
 pub use sheaf::{MAX_FULL_SHEAVES, PrefilledSheaf, SheafError, SlabSheaf};
+pub use shim::ShimCallback;
 pub use slabinfo::CacheInfo;
 
 use core::ptr;

@@ -26,7 +26,8 @@
 //! kmem's deviation (`docs/deviations.md`): the kernel keeps returned sheaves as a CPU's spare
 //! and in a per-node "barn", where ordinary allocations also draw from them; kmem's per-CPU
 //! object arrays are its own (`cache.rs`), so a returned full sheaf goes to a per-cache barn
-//! used only by prefills, which `kmem_cache_shrink`, reclaim and destroy empty.
+//! used only by prefills, which `kmem_cache_shrink`, reclaim and destroy empty. A cache with
+//! the userspace shim's gate on (`shim.rs`) neither keeps returned sheaves nor takes kept ones.
 //!
 //! The sheaf itself is a `kzalloc`ed block, as in the kernel (`struct_size(sheaf, objects,
 //! capacity)`), so the no_std core needs no heap of its own.
@@ -270,9 +271,16 @@ impl<P: Platform> Kmem<P> {
             }
             return Some(sheaf);
         }
-        let kept = s.barn.lock().pop();
+        // A cache with the userspace shim's gate takes no kept sheaf: its objects would pass
+        // no gate (`shim.rs`).
+        let kept = if s.shim.on() { None } else { s.barn.lock().pop() };
         let mut sheaf = match kept {
-            Some(sheaf) => sheaf,
+            Some(sheaf) => {
+                // Handed out again without an allocation: counted for `nr_tallocated`.
+                // SAFETY: Out of the barn: ours alone.
+                s.shim.uncount(-i64::from(unsafe { sheaf.as_ref() }.size));
+                sheaf
+            }
             None => self.alloc_sheaf(s, gfp, s.sheaf_capacity)?,
         };
         // SAFETY: Out of the barn or fresh: ours alone.
@@ -394,11 +402,15 @@ impl<P: Platform> Kmem<P> {
                 let barn = s.barn.lock();
                 barn.nr_full < MAX_FULL_SHEAVES
             };
+            let held = sh.size;
             let keep = sh.capacity == s.sheaf_capacity
                 && !sh.pfmemalloc
                 && room
+                && !s.shim.on()
                 && self.refill_regular_once(cache, sh, gfp, caller);
             if keep {
+                // The refill's objects went to the barn, not to a user (`nr_tallocated`).
+                s.shim.uncount(i64::from(sh.size - held));
                 s.barn.lock().push(sheaf);
             } else {
                 // SAFETY: Ours (the caller gave it up), with objects of `cache` only.

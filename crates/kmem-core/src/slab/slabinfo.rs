@@ -194,7 +194,7 @@ impl<P: Platform> Kmem<P> {
 }
 
 /// The numbers of `s`.
-fn info_of(s: &Cache) -> CacheInfo {
+pub(crate) fn info_of(s: &Cache) -> CacheInfo {
     let (num_objs, slabs, partial_slabs, partial_free, pages) = {
         let node = s.node.lock();
         (node.total_objects, node.nr_slabs, node.partial.len, node.partial_free, s.node_slab_pages(&node))

@@ -34,6 +34,7 @@ mod rcu;
 mod reclaim;
 mod reports;
 mod sheaf;
+mod shim;
 mod show_mem;
 mod slab;
 mod slab_debug;
