@@ -13,6 +13,7 @@ pub mod proc;
 pub mod ratelimit;
 pub mod scope;
 pub mod sheaf;
+pub mod shim;
 pub mod slab;
 pub mod uio;
 pub mod vm_struct;

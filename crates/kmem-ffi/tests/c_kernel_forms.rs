@@ -152,6 +152,14 @@ fn prefilled_sheaves() {
     run_suite_with("sheaf", &[], &[]);
 }
 
+/// The userspace test shim's hooks from C (SEMANTICS §8.6): the opt-in `non_kernel` budget,
+/// the failure callback, bulk under a short budget, the counters, TST-17's sequence, and the
+/// cache pointers kmem refuses.
+#[test]
+fn userspace_shim_hooks() {
+    run_suite_with("shim", &[], &[]);
+}
+
 /// printk's `_once`/`_ratelimited` forms, `WARN_ONCE`, `printk_ratelimit`,
 /// `printk_timed_ratelimit` and `struct ratelimit_state` with lib/ratelimit.c's rules, on the
 /// machine's jiffies (`HZ` 1000).

@@ -169,6 +169,27 @@ int kmem_cache_refill_sheaf(struct kmem_cache *s, gfp_t gfp, struct slab_sheaf *
 void kmem_cache_return_sheaf(struct kmem_cache *s, gfp_t gfp, struct slab_sheaf *sheaf);
 void *kmem_cache_alloc_from_sheaf(struct kmem_cache *s, gfp_t gfp, struct slab_sheaf *sheaf) __malloc;
 unsigned int kmem_cache_sheaf_size(struct slab_sheaf *sheaf);
+
+/* The userspace test shim's hooks (tools/testing/shared/linux.c, SEMANTICS §8.6), on real
+ * caches, for ports of the radix-tree/xarray/maple-tree userspace suites. Opt-in per cache:
+ * from the first kmem_cache_set_non_kernel() on it (any value, 0 too) until it is destroyed, a
+ * request without __GFP_DIRECT_RECLAIM fails (NULL) when the budget is 0, arming the callback,
+ * and otherwise takes one from the budget; other caches are never gated. An armed callback
+ * runs once, with the private pointer and no kmem lock held, at the start of the cache's next
+ * allocation. Bulk and sheaf fills gate each object (all or nothing; the budget taken stays
+ * spent). The shim's global `int nr_allocated` is the function kmem_nr_allocated() here. */
+void kmem_cache_set_non_kernel(struct kmem_cache *cachep, unsigned int val);
+void kmem_cache_set_callback(struct kmem_cache *cachep, void (*callback)(void *));
+void kmem_cache_set_private(struct kmem_cache *cachep, void *priv);
+/* Objects out with users (a held sheaf counts all it holds). */
+unsigned long kmem_cache_nr_allocated(struct kmem_cache *cachep);
+/* Objects handed out since the cache was made or last zeroed. */
+unsigned long kmem_cache_nr_tallocated(struct kmem_cache *cachep);
+void kmem_cache_zero_nr_tallocated(struct kmem_cache *cachep);
+/* kmem_cache_size(cachep) * kmem_cache_nr_allocated(cachep). */
+unsigned long kmem_cache_get_alloc(struct kmem_cache *cachep);
+/* kmem_cache_nr_allocated summed over the live caches, kmalloc's included. */
+unsigned long kmem_nr_allocated(void);
 /* kfree_bulk: each object to its own cache. */
 static inline void kfree_bulk(size_t size, void **p) { kmem_cache_free_bulk(NULL, size, p); }
 static inline void *kmem_cache_zalloc(struct kmem_cache *k, gfp_t flags)
