@@ -347,7 +347,7 @@ fn tst17_kmem_cache_bulk() {
     let test_cache2 = cache_with(&m, "test_cache2", 128, &args);
     m.kmem_cache_set_non_kernel(test_cache2, 0);
     assert_eq!(m.kmem_cache_alloc_bulk(test_cache2, gfp, &mut list[..10]), 10);
-    assert!(list[..10].iter().all(|&p| p as usize % 128 == 0), "aligned to 128");
+    assert!(list[..10].iter().all(|&p| (p as usize).is_multiple_of(128)), "aligned to 128");
     assert_eq!((m.kmem_cache_nr_allocated(test_cache2), m.kmem_cache_nr_tallocated(test_cache2)), (10, 10));
     assert_eq!(m.kmem_cache_get_alloc(test_cache2), 10 * 128);
     free_bulk(&m, test_cache2, &list[..10]);
@@ -416,7 +416,7 @@ fn two_threads_one_with_a_budget_one_that_may_reclaim() {
             let mut held = Vec::new();
             for i in 0..TRIES {
                 held.push(alloc(&m, c, GFP_KERNEL).expect("kernel is never gated") as usize);
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     free(&m, c, held.pop().expect("just pushed") as *mut u8);
                 }
             }
