@@ -44,8 +44,9 @@
 //!   `nr_allocated`.
 //!
 //! The counters and hooks are the real cache's: a merged alias shares them with the cache it
-//! merged into (the shim's caches never merge; a suite creates its caches with
-//! `SLAB_NO_MERGE`, a constructor, or anything else that keeps them apart).
+//! merged into, kmalloc's included (the shim's caches never merge; a suite creates its caches
+//! with `SLAB_NO_MERGE`, a constructor, or anything else that keeps them apart, or builds its
+//! machine with `slab_nomerge`). Turning the gate on for a shared cache warns.
 //!
 //! # Invariants
 //! - `on` goes from false to true once, in `kmem_cache_set_non_kernel`, which then takes one
@@ -166,13 +167,35 @@ impl<P: Platform> Kmem<P> {
     /// `kmem_cache_set_non_kernel(cachep, val)`: the cache's budget of allocations without
     /// `__GFP_DIRECT_RECLAIM` becomes `val`; the first call turns the gate on for good (see the
     /// module docs). A handle that is not a live cache is reported and ignored.
+    ///
+    /// A cache others share — a kmalloc cache, or one with merged aliases — gets the gate all
+    /// the same, with a warning the first time: its gate and counters cover every user of it.
     #[track_caller]
     pub fn kmem_cache_set_non_kernel(&self, cache: CacheRef, val: u32) {
-        let Some(s) = self.checked_cache(cache, "kmem_cache_set_non_kernel", Location::caller()) else { return };
+        let caller = Location::caller();
+        let Some(s) = self.checked_cache(cache, "kmem_cache_set_non_kernel", caller) else { return };
         s.shim.budget.store(val, Relaxed);
         if !s.shim.on.swap(true, Relaxed) {
             self.slabs.failslab.hold();
+            if s.refcount() > 1 || s.flags().intersects(super::flags::SLAB_KMALLOC) {
+                self.warn_shared_gate(s, caller);
+            }
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn warn_shared_gate(&self, s: &Cache, caller: &Location<'_>) {
+        self.platform().log(
+            crate::platform::Level::Warning,
+            format_args!(
+                "WARNING: CPU: {} at {caller} kmem_cache_set_non_kernel: cache {} is shared (kmalloc, or merged aliases: {}); its gate and counters cover all its users (create the cache with SLAB_NO_MERGE)",
+                self.platform().cpu().unwrap_or(0),
+                s.name(),
+                s.refcount() - 1,
+            ),
+        );
+        self.platform().dump_stack(caller);
     }
 
     /// `kmem_cache_set_callback(cachep, callback)`: what runs, with the private pointer, at

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize};
 use std::thread;
 
 use kmem::gfp::{__GFP_DIRECT_RECLAIM, GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT};
-use kmem::slab::flags::SLAB_NO_MERGE;
+use kmem::slab::flags::{SLAB_NO_MERGE, SlabFlags};
 use kmem::slab::{CacheArgs, CacheRef};
 use kmem::{Gfp, Machine, Profile};
 
@@ -432,4 +432,31 @@ fn two_threads_one_with_a_budget_one_that_may_reclaim() {
     }
     assert_eq!(m.kmem_cache_nr_allocated(c), 0);
     destroy(&m, c);
+}
+
+#[test]
+fn gating_a_shared_cache_warns_that_it_covers_every_user() {
+    let m = machine();
+    let own = cache(&m, "shim_own", 256);
+    m.kmem_cache_set_non_kernel(own, 0);
+    assert_eq!(count_log(&m, "is shared"), 0, "a cache of its own: no warning");
+    let first = m.kmem_cache_create("shim_first", 200, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    let alias = m.kmem_cache_create("shim_alias", 200, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    assert_eq!(first, alias, "merged");
+    m.kmem_cache_set_non_kernel(alias, 1);
+    m.kmem_cache_set_non_kernel(alias, 1);
+    assert_eq!(
+        count_log(&m, "kmem_cache_set_non_kernel: cache shim_first is shared"),
+        1,
+        "once, naming the real cache"
+    );
+    let p = alloc(&m, first, GFP_ATOMIC).expect("the budget of 1");
+    assert_eq!(alloc(&m, first, GFP_ATOMIC), None, "the other user is gated too, as warned");
+    free(&m, first, p);
+    let kmalloc = m.kmalloc_cache(512, GFP_KERNEL).expect("kmalloc-512");
+    m.kmem_cache_set_non_kernel(kmalloc, 1000);
+    assert_eq!(count_log(&m, "kmem_cache_set_non_kernel: cache kmalloc-512 is shared"), 1);
+    destroy(&m, alias);
+    destroy(&m, first);
+    destroy(&m, own);
 }
