@@ -320,41 +320,6 @@ impl FreeArea {
         None
     }
 
-    /// `__rmqueue_fallback`: steals the largest free block of a fallback type (PA-12). A block of
-    /// at least a pageblock claims its pageblocks for `mt`; the split remainder goes to the
-    /// lists of the pageblock's (possibly new) type.
-    ///
-    /// `nofragment` (`ALLOC_NOFRAGMENT`): only whole pageblocks may be claimed, nothing taken
-    /// out of a smaller block of another type (the kernel's `__rmqueue_claim` starts its search
-    /// at `pageblock_order` for a smaller request, and `__rmqueue_steal` is skipped).
-    pub(crate) fn rmqueue_fallback(
-        &mut self,
-        mm: &MemMap,
-        order: u32,
-        mt: MigrateType,
-        nofragment: bool,
-    ) -> Option<usize> {
-        let min_order = if nofragment { order.max(mm.pageblock_order()) } else { order };
-        for &fallback in mt.fallbacks() {
-            for current in (min_order..=MAX_PAGE_ORDER).rev() {
-                let Some(pfn) = self.first(current, fallback) else { continue };
-                self.del(mm, pfn);
-                let pb_order = mm.pageblock_order();
-                if current >= pb_order {
-                    let mut block = pfn;
-                    while block < pfn + (1 << current) {
-                        mm.set_pageblock_mt(block, mt);
-                        block += 1 << pb_order;
-                    }
-                }
-                let rest_mt = mm.pageblock_mt(pfn);
-                self.expand(mm, pfn, order, current, rest_mt);
-                return Some(pfn);
-            }
-        }
-        None
-    }
-
     /// `__free_one_page`: frees the block `pfn` of `order` into a zone spanning
     /// `[zone_start, zone_end)`, merging with free buddies as far as possible (PA-5, PA-6).
     /// Returns the pfn and order of the resulting free block.
@@ -629,39 +594,5 @@ mod tests {
         assert_eq!((pfn, order), (1024, 10));
         assert_eq!(mm.page(1024).flags() & pg::TRIMMED, 0, "half of it is still resident");
         area.check(&mm, (0, 4096));
-    }
-
-    #[test]
-    fn fallback_steals_largest_and_claims_pageblocks() {
-        let (_s, mm) = map(1024);
-        let mut area = FreeArea::new();
-        area.add(&mm, 0, 10, MigrateType::Movable, false, 0);
-        let pfn = area.rmqueue_fallback(&mm, 0, MigrateType::Unmovable, false).unwrap();
-        assert_eq!(pfn, 0);
-        assert_eq!(mm.pageblock_mt(0), MigrateType::Unmovable);
-        assert_eq!(mm.pageblock_mt(600), MigrateType::Unmovable);
-        assert!(area.has_block(0, MigrateType::Unmovable));
-        area.check(&mm, (0, 1024));
-    }
-
-    #[test]
-    fn pa12_nofragment_claims_whole_pageblocks_only() {
-        let (_s, mm) = map(1024);
-        let pb = mm.pageblock_order();
-        mm.set_pageblock_mt(0, MigrateType::Movable);
-        mm.set_pageblock_mt(1 << pb, MigrateType::Movable);
-        let mut area = FreeArea::new();
-        // A Movable block smaller than a pageblock: no claim possible, so no steal either.
-        area.add(&mm, 0, pb - 1, MigrateType::Movable, false, 0);
-        assert_eq!(area.rmqueue_fallback(&mm, 0, MigrateType::Unmovable, true), None);
-        assert_eq!(mm.pageblock_mt(0), MigrateType::Movable, "nothing taken");
-        // A whole free pageblock is claimed for the request's type.
-        area.add(&mm, 1 << pb, pb, MigrateType::Movable, false, 0);
-        assert_eq!(area.rmqueue_fallback(&mm, 0, MigrateType::Unmovable, true), Some(1 << pb));
-        assert_eq!(mm.pageblock_mt(1 << pb), MigrateType::Unmovable);
-        // Without the flag the smaller block is stolen from.
-        assert_eq!(area.rmqueue_fallback(&mm, 0, MigrateType::Unmovable, false), Some(0));
-        assert_eq!(mm.pageblock_mt(0), MigrateType::Movable, "a steal does not claim");
-        area.check(&mm, (0, 1024));
     }
 }

@@ -25,6 +25,7 @@
 extern crate std;
 
 pub mod buddy;
+mod fallback;
 pub mod fault;
 mod flagset;
 pub mod gfp;

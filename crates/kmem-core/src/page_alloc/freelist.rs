@@ -10,6 +10,7 @@ use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::{PageAllocator, ZoneList};
+use crate::fallback::RmqueueMode;
 use crate::gfp::{__GFP_COLD, __GFP_COMP, Gfp};
 use crate::memmap::{FAST_FREE_MASK, Page, pg};
 use crate::order::{MAX_PAGE_ORDER, is_aligned};
@@ -180,9 +181,9 @@ impl<P: Platform> PageAllocator<P> {
         if flags & af::HIGHATOMIC != 0 {
             pfn = area.rmqueue_smallest(&self.mm, order, MigrateType::HighAtomic);
         }
+        let bounds = (zone.start_pfn, zone.end_pfn);
         let pfn = pfn
-            .or_else(|| area.rmqueue_smallest(&self.mm, order, mt))
-            .or_else(|| area.rmqueue_fallback(&self.mm, order, mt, nofragment))
+            .or_else(|| area.rmqueue(&self.mm, bounds, order, mt, nofragment, &mut RmqueueMode::Normal))
             // "Failing now is worse than failing a high-order atomic allocation in the future".
             .or_else(|| {
                 (flags & (af::OOM | af::NON_BLOCK) != 0)
@@ -296,12 +297,11 @@ impl<P: Platform> PageAllocator<P> {
     ) -> Option<usize> {
         let want = super::pcp_tune::nr_pcp_alloc(lists, zone, order);
         let nofragment = flags & af::NOFRAGMENT != 0;
+        let bounds = (zone.start_pfn, zone.end_pfn);
+        let mut mode = RmqueueMode::Normal;
         let mut area = zone.lock();
         for _ in 0..want {
-            let Some(pfn) = area
-                .rmqueue_smallest(&self.mm, order, mt)
-                .or_else(|| area.rmqueue_fallback(&self.mm, order, mt, nofragment))
-            else {
+            let Some(pfn) = area.rmqueue(&self.mm, bounds, order, mt, nofragment, &mut mode) else {
                 break;
             };
             // SAFETY: `pfn` came off this zone's free lists, so it is in range, free and ours.

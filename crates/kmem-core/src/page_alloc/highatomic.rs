@@ -25,9 +25,7 @@
 //! puts a page of a high-atomic block on its block's lists); freed to the buddy lists
 //! directly, they go to them at once.
 //!
-//! kmem's free lists keep the pre-6.10 rule that a free block's list need not match its
-//! pageblock's type (a stolen remainder keeps its list), so moving a block's free pages
-//! (`move_freepages_block`) moves every free block inside it, whatever list it is on.
+//! Moving a pageblock's free pages is `FreeArea::move_freepages_block` (`fallback.rs`).
 //!
 //! Invariant (checked by [`PageAllocator::check`]): under each zone lock,
 //! `nr_reserved_highatomic` is `pageblock_nr_pages` times the zone's `MIGRATE_HIGHATOMIC`
@@ -36,56 +34,10 @@
 //! no per-CPU slot is held.
 
 use super::{PageAllocator, ZoneList};
-use crate::buddy::FreeArea;
-use crate::memmap::MemMap;
+use crate::fallback::change_pageblock_range;
 use crate::order::MAX_PAGE_ORDER;
 use crate::platform::{Level, Platform};
 use crate::zone::{MigrateType, Zone};
-
-/// `move_freepages_block`: moves every free block inside the pageblock of `pfn` to the `to`
-/// lists (at their tails, as `move_to_free_list` does) and retypes the pageblock. `None`
-/// (nothing changed) when the pageblock is not wholly inside the zone
-/// (`prep_move_freepages_block`); otherwise the pages moved.
-pub(super) fn move_freepages_block(
-    area: &mut FreeArea,
-    mm: &MemMap,
-    zone: (usize, usize),
-    pfn: usize,
-    to: MigrateType,
-) -> Option<usize> {
-    let pb_order = mm.pageblock_order();
-    let start = pfn & !((1 << pb_order) - 1);
-    let end = start + (1 << pb_order);
-    if start < zone.0 || end > zone.1 {
-        return None;
-    }
-    let (mut at, mut moved) = (start, 0);
-    while at < end {
-        let page = mm.page(at);
-        if !page.is_buddy() {
-            at += 1;
-            continue;
-        }
-        let order = page.order();
-        if page.list_mt() != to {
-            let extra = area.del(mm, at);
-            area.add(mm, at, order, to, true, extra);
-        }
-        moved += 1 << order;
-        at += 1 << order;
-    }
-    mm.set_pageblock_mt(start, to);
-    Some(moved)
-}
-
-/// `change_pageblock_range`: every pageblock of the block `pfn` of `order` (at least a
-/// pageblock) becomes `mt`.
-fn change_pageblock_range(mm: &MemMap, pfn: usize, order: u32, mt: MigrateType) {
-    let pb_order = mm.pageblock_order();
-    for block in (pfn..pfn + (1 << order)).step_by(1 << pb_order) {
-        mm.set_pageblock_mt(block, mt);
-    }
-}
 
 impl<P: Platform> PageAllocator<P> {
     /// The most pages a zone may hold in high-atomic pageblocks: `ALIGN(managed / 100,
@@ -116,7 +68,8 @@ impl<P: Platform> PageAllocator<P> {
         }
         let pb_order = self.mm.pageblock_order();
         if order < pb_order {
-            if move_freepages_block(&mut area, &self.mm, (zone.start_pfn, zone.end_pfn), pfn, MigrateType::HighAtomic)
+            if area
+                .move_freepages_block(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, MigrateType::HighAtomic)
                 .is_none()
             {
                 return;
@@ -158,7 +111,7 @@ impl<P: Platform> PageAllocator<P> {
                 }
                 let bounds = (zone.start_pfn, zone.end_pfn);
                 let converted = if order < pb_order {
-                    move_freepages_block(&mut area, &self.mm, bounds, pfn, mt).is_some()
+                    area.move_freepages_block(&self.mm, bounds, pfn, mt).is_some()
                 } else {
                     let extra = area.del(&self.mm, pfn);
                     area.add(&self.mm, pfn, order, mt, true, extra);
@@ -177,7 +130,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// The invariant of the module doc for `zone`, whose lock the caller holds (`area`).
     #[cfg(any(test, feature = "check"))]
-    pub(super) fn check_highatomic(&self, zone: &Zone, area: &FreeArea) {
+    pub(super) fn check_highatomic(&self, zone: &Zone, area: &crate::buddy::FreeArea) {
         let pb_order = self.mm.pageblock_order();
         let first = zone.start_pfn.next_multiple_of(1 << pb_order);
         let blocks = (first..zone.end_pfn)

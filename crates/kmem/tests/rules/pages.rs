@@ -438,13 +438,18 @@ fn pa11_gfp_dma_never_leaves_the_dma_zone() {
     check(&m);
 }
 
-/// Claims block 0 of ZONE_DMA for `first` with an order-0 request and returns where an
-/// order-0 request of `second` lands, as (pageblock index, that pageblock's type).
+/// Makes block 0 of ZONE_DMA a free pageblock of `first`'s type (an order-10 request claims
+/// it, and its free puts it back whole) beside the zone's three Movable ones, and returns where
+/// an order-0 request of `second` lands, as (pageblock index, that pageblock's type then).
+/// Every fallback candidate is a whole pageblock, so the order `fallbacks[]` lists the types
+/// in decides (`find_suitable_fallback` at order 10).
 fn second_request_block(first: Gfp, second: Gfp) -> (usize, MigrateType, Machine) {
     let m = i386_nopcp(64);
-    let a = m.alloc_pages(first | GFP_DMA, 0).unwrap();
+    let a = m.alloc_pages(first | GFP_DMA, MAX_PAGE_ORDER).unwrap();
     assert_eq!(pfn(&m, a), 0);
     assert_eq!(m.memmap().pageblock_mt(0), first.migratetype(), "first request claims its pageblock");
+    // SAFETY: The test's own pages, unused afterwards.
+    unsafe { m.free_pages(a, MAX_PAGE_ORDER) };
     let b = m.alloc_pages(second | GFP_DMA, 0).unwrap();
     let p = pfn(&m, b);
     (p / MAX_BLOCK, m.memmap().pageblock_mt(p), m)
@@ -453,8 +458,8 @@ fn second_request_block(first: Gfp, second: Gfp) -> (usize, MigrateType, Machine
 #[test]
 fn pa12_unmovable_falls_back_to_reclaimable_before_movable() {
     let (block, mt, m) = second_request_block(__GFP_RECLAIMABLE, Gfp::empty());
-    assert_eq!((block, mt), (0, MigrateType::Reclaimable), "stolen from the reclaimable block, not a movable one");
-    let row = format!("Node 0, zone {:>8} {:>12} {:>12} {:>12} {:>12} \n", "DMA", 0, 3, 1, 0);
+    assert_eq!((block, mt), (0, MigrateType::Unmovable), "the reclaimable block claimed, not a movable one");
+    let row = format!("Node 0, zone {:>8} {:>12} {:>12} {:>12} {:>12} \n", "DMA", 1, 3, 0, 0);
     assert!(m.pagetypeinfo().contains(&row), "{}", m.pagetypeinfo());
     check(&m);
 }
@@ -462,7 +467,21 @@ fn pa12_unmovable_falls_back_to_reclaimable_before_movable() {
 #[test]
 fn pa12_reclaimable_falls_back_to_unmovable_before_movable() {
     let (block, mt, m) = second_request_block(Gfp::empty(), __GFP_RECLAIMABLE);
-    assert_eq!((block, mt), (0, MigrateType::Unmovable));
+    assert_eq!((block, mt), (0, MigrateType::Reclaimable));
+    check(&m);
+}
+
+/// PA-12 (`__rmqueue_claim`): the largest fallback block is taken first, whatever its type's
+/// place in `fallbacks[]`: with a reclaimable pageblock split (its largest free block of order
+/// 9) and whole movable ones, an unmovable request claims a movable pageblock.
+#[test]
+fn pa12_the_largest_fallback_block_wins_over_the_fallback_order() {
+    let m = i386_nopcp(64);
+    let a = m.alloc_pages(__GFP_RECLAIMABLE | GFP_DMA, 0).unwrap();
+    assert_eq!((pfn(&m, a), m.memmap().pageblock_mt(0)), (0, MigrateType::Reclaimable));
+    let b = m.alloc_pages(GFP_DMA, 0).unwrap();
+    let p = pfn(&m, b);
+    assert_eq!((p / MAX_BLOCK, m.memmap().pageblock_mt(p)), (1, MigrateType::Unmovable));
     check(&m);
 }
 
@@ -746,7 +765,8 @@ fn pa12_nofragment_prefers_dma32_over_stealing_in_normal() {
 
 /// PA-12: when no zone can serve the request with `ALLOC_NOFRAGMENT` (here DMA32 and DMA are
 /// below their low watermarks), `get_page_from_freelist` walks the zonelist again without it and
-/// steals from a Movable pageblock in Normal.
+/// takes from a Movable pageblock in Normal — claiming it, as `try_to_claim_block` counts every
+/// allocated page of a movable pageblock alike an unmovable request when none is on an LRU.
 #[test]
 fn pa12_nofragment_retries_without_it_when_every_zone_fails() {
     let m = x86_64_nopcp(4096 + 256);
@@ -755,7 +775,7 @@ fn pa12_nofragment_retries_without_it_when_every_zone_fails() {
         m.set_zone_watermarks(z, [1 << 24; 4]).expect("marks in range");
     }
     let (z, mt) = where_one_page_lands(&m, GFP_NOWAIT, kept);
-    assert_eq!((z, mt), (ZoneType::Normal, MigrateType::Movable), "stolen from a Movable block in Normal");
+    assert_eq!((z, mt), (ZoneType::Normal, MigrateType::Unmovable), "a Movable block in Normal, claimed");
     check(&m);
 }
 
