@@ -164,6 +164,9 @@ pub struct Zone {
     /// Mirrors `FreeArea::nr_free_highatomic`: free pages only high-atomic requests and
     /// requests with reserves may count (`__zone_watermark_unusable_free`).
     pub(crate) nr_free_highatomic: AtomicUsize,
+    /// `nr_free - nr_free_highatomic`, published with them: what a request without a right to
+    /// reserves counts, in one load on the fast path ([`Zone::usable_free_pages`]).
+    pub(crate) nr_free_ordinary: AtomicUsize,
     /// Mirrors `FreeArea::nr_reserved_highatomic` (show_mem's `reserved_highatomic:`).
     pub(crate) nr_reserved_highatomic: AtomicUsize,
     pub(crate) wmark: [AtomicUsize; 4],
@@ -192,6 +195,7 @@ impl Zone {
             area: SpinLock::new(FreeArea::new()),
             nr_free: AtomicUsize::new(0),
             nr_free_highatomic: AtomicUsize::new(0),
+            nr_free_ordinary: AtomicUsize::new(0),
             nr_reserved_highatomic: AtomicUsize::new(0),
             wmark: Default::default(),
             lowmem_reserve: Default::default(),
@@ -272,6 +276,20 @@ impl Zone {
         self.nr_free_highatomic.load(Relaxed)
     }
 
+    /// The free pages a request with `alloc_flags` may count in its watermark test: all of
+    /// them with a right to reserves (an `ALLOC_RESERVES` bit), else those outside high-atomic
+    /// pageblocks (`__zone_watermark_unusable_free`; [`crate::watermark::usable_free`] of the
+    /// two counts, kept as one word so the fast path reads one).
+    #[inline(always)]
+    #[must_use]
+    pub fn usable_free_pages(&self, alloc_flags: u32) -> usize {
+        if alloc_flags & crate::watermark::alloc_flags::RESERVES == 0 {
+            self.nr_free_ordinary.load(Relaxed)
+        } else {
+            self.nr_free.load(Relaxed)
+        }
+    }
+
     /// Pages in pageblocks reserved for high-order atomic allocations
     /// (`zone->nr_reserved_highatomic`).
     #[must_use]
@@ -340,6 +358,7 @@ impl Zone {
     pub(crate) fn publish(&self, area: &FreeArea) {
         self.nr_free.store(area.nr_free_pages, Relaxed);
         self.nr_free_highatomic.store(area.nr_free_highatomic, Relaxed);
+        self.nr_free_ordinary.store(area.nr_free_pages - area.nr_free_highatomic, Relaxed);
         self.nr_reserved_highatomic.store(area.nr_reserved_highatomic, Relaxed);
     }
 

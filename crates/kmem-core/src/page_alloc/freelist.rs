@@ -81,7 +81,7 @@ impl<P: Platform> PageAllocator<P> {
     /// per-CPU high marks (`pcp_tune`).
     #[inline(always)]
     pub(super) fn zone_watermark_fast(&self, zone: &Zone, order: u32, zl: &ZoneList, flags: u32) -> bool {
-        let free = usable_free(zone.free_pages(), zone.free_highatomic(), flags) as isize - ((1isize << order) - 1);
+        let free = zone.usable_free_pages(flags) as isize - ((1isize << order) - 1);
         let reserve = zone.lowmem_reserve(zl.highest);
         let which = flags & af::WMARK_MASK;
         if which <= crate::zone::Wmark::High as u32 && !zone.below_high() {

@@ -140,6 +140,12 @@ impl<P: Platform> PageAllocator<P> {
         assert_eq!(area.nr_reserved_highatomic, blocks << pb_order, "zone {} nr_reserved_highatomic", zone.name());
         assert_eq!(area.nr_free_highatomic, zone.free_highatomic(), "zone {} nr_free_highatomic mirror", zone.name());
         assert_eq!(
+            area.nr_free_pages - area.nr_free_highatomic,
+            zone.usable_free_pages(0),
+            "zone {} ordinary",
+            zone.name()
+        );
+        assert_eq!(
             area.nr_reserved_highatomic,
             zone.reserved_highatomic(),
             "zone {} nr_reserved_highatomic mirror",

@@ -640,14 +640,7 @@ impl<P: Platform> PageAllocator<P> {
             // The common case (every order-0 slow path wakes through here), inlined: no zone
             // lock, no free-list scan, so it needs no saved registers.
             return self.any_zone_passes_high(highest, |zone, mark, reserve| {
-                zone_watermark_ok(
-                    usable_free(zone.free_pages(), zone.free_highatomic(), 0),
-                    0,
-                    mark,
-                    reserve,
-                    0,
-                    |_| true,
-                )
+                zone_watermark_ok(zone.usable_free_pages(0), 0, mark, reserve, 0, |_| true)
             });
         }
         self.pgdat_balanced_high_order(order, highest)
