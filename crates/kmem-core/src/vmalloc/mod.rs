@@ -28,7 +28,7 @@
 //!
 //! `vread_iter` (`vread`) reads any range of the space under the vmap lock through the frames'
 //! direct map (or the platform's HighMem read), never through the vmalloc addresses: holes,
-//! guard pages, ioremap areas and unmapped pages read as zeros.
+//! guard pages, ioremap and sparse areas and unmapped pages read as zeros.
 //!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);

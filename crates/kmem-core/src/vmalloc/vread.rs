@@ -20,8 +20,8 @@
 //! * **Extent** (`vread_iter`): `get_vm_area_size` for an area with a `vm_struct` (its guard
 //!   page, if any, is outside: it reads as a hole), the whole range for a `vm_map_ram` area
 //!   (`va_size`; it has no guard page).
-//! * **Ioremap** (`vread_iter`): a `VM_IOREMAP` area (`vmap_pfn`, `get_vm_area(VM_IOREMAP)`)
-//!   reads as zeros, mapped or not.
+//! * **Ioremap and sparse** (`vread_iter`): a `VM_IOREMAP` area (`vmap_pfn`,
+//!   `get_vm_area(VM_IOREMAP)`) or a `VM_SPARSE` one reads as zeros, mapped or not.
 //! * **vmalloc, `vmap`, `get_vm_area` and standalone `vm_map_ram` areas**
 //!   (`aligned_vread_iter`): page by page, the bytes of the frame mapped there, zeros for a page
 //!   that maps nothing (`vmalloc_to_page` is NULL: a `get_vm_area` area has no frames).
@@ -53,7 +53,7 @@
 
 use super::node::NIL;
 use super::space::Space;
-use super::{Mmu, VM_IOREMAP, VM_NO_GUARD, VM_PARKED, VM_RAM, VM_RAM_BLOCK, VM_UNINITIALIZED, Vmalloc};
+use super::{Mmu, VM_IOREMAP, VM_NO_GUARD, VM_PARKED, VM_RAM, VM_RAM_BLOCK, VM_SPARSE, VM_UNINITIALIZED, Vmalloc};
 use crate::kmem::Kmem;
 use crate::order::PAGE_SIZE;
 use crate::platform::Platform;
@@ -61,7 +61,7 @@ use crate::platform::Platform;
 /// How one area's bytes are read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// Zeros (`VM_IOREMAP`).
+    /// Zeros (`VM_IOREMAP`, `VM_SPARSE`).
     Zeros,
     /// Page by page through the pfn array (`aligned_vread_iter`).
     Pages,
@@ -114,7 +114,7 @@ impl<M: Mmu> Vmalloc<M> {
             let len = (end - cur).min(count - done);
             let kind = if n.flags & VM_RAM_BLOCK != 0 {
                 Kind::Block
-            } else if n.flags & (VM_IOREMAP | VM_RAM) == VM_IOREMAP {
+            } else if n.flags & VM_RAM == 0 && n.flags & (VM_IOREMAP | VM_SPARSE) != 0 {
                 Kind::Zeros
             } else {
                 Kind::Pages

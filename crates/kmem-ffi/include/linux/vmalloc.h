@@ -92,9 +92,9 @@ void *vm_map_ram(struct page **pages, unsigned int count, int node);
 void vm_unmap_ram(const void *mem, unsigned int count);
 void vm_unmap_aliases(void);
 /* Reads `count` bytes of the vmalloc space from `addr` into `iter` (see <linux/uio.h>: one
- * buffer or an array of kvecs) without ever faulting: holes, guard pages, VM_IOREMAP areas,
- * freed areas and pages of vm_map_ram blocks not mapped now read as zeros. If addr + count
- * wraps, count becomes -addr. Returns the bytes written to `iter` (zeros included):
+ * buffer or an array of kvecs) without ever faulting: holes, guard pages, VM_IOREMAP and
+ * VM_SPARSE areas, freed areas and pages of vm_map_ram blocks not mapped now read as zeros.
+ * If addr + count wraps, count becomes -addr. Returns the bytes written to `iter` (zeros included):
  * min(count, iov_iter_count(iter)), so 0 only when nothing was asked for or there is no room;
  * the iterator is advanced by as much. */
 long vread_iter(struct iov_iter *iter, const char *addr, size_t count);

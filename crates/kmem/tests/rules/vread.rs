@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use kmem::context::atomic_section;
 use kmem::gfp::*;
-use kmem::vmalloc::VM_IOREMAP;
+use kmem::vmalloc::{VM_IOREMAP, VM_SPARSE};
 use kmem::zone::ZoneType;
 use kmem::{Machine, PAGE_SIZE, Page, Profile};
 
@@ -250,6 +250,26 @@ fn ioremap_areas_read_as_zeros() {
     }
     // SAFETY: As above.
     unsafe { m.vunmap(io.as_ptr()) };
+    free_pages(&m, held);
+    m.vm().check();
+}
+
+/// `VM_SPARSE` areas are holes too (`vread_iter`: "IOREMAP | SPARSE area is treated as memory
+/// hole"), whatever they map: a `vmap` of pages full of data with that flag reads as zeros.
+#[test]
+fn sparse_areas_read_as_zeros() {
+    let m = machine();
+    let held = pages(&m, 2);
+    for page in &held {
+        fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, 100);
+    }
+    let v = m.vmap(&held, VM_SPARSE).unwrap();
+    assert!(m.find_vm_area(v.as_ptr()).is_some_and(|a| a.flags & VM_SPARSE != 0));
+    let (n, buf) = vread(&m, addr(v), 2 * PAGE_SIZE);
+    assert_eq!(n, 2 * PAGE_SIZE);
+    expect_zeros(&buf, "VM_SPARSE vmap");
+    // SAFETY: The test's own mapping, unused afterwards.
+    unsafe { m.vunmap(v.as_ptr()) };
     free_pages(&m, held);
     m.vm().check();
 }
