@@ -356,7 +356,9 @@ impl<P: Platform> Kmem<P> {
         while let Some(c) = NonNull::new(cur) {
             // SAFETY: Caches on the list are allocated; we hold the list lock.
             let s = unsafe { c.as_ref() };
-            if s.is_dying() || s.unlisted || s.sheaf_capacity != 0 {
+            // A cache with the userspace shim's gate on (`shim.rs`) takes no new users: they
+            // would be gated without having asked, and unwarned.
+            if s.is_dying() || s.unlisted || s.sheaf_capacity != 0 || s.shim.on() {
                 cur = s.next.load(Relaxed);
                 continue;
             }

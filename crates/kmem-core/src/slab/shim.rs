@@ -46,7 +46,8 @@
 //! The counters and hooks are the real cache's: a merged alias shares them with the cache it
 //! merged into, kmalloc's included (the shim's caches never merge; a suite creates its caches
 //! with `SLAB_NO_MERGE`, a constructor, or anything else that keeps them apart, or builds its
-//! machine with `slab_nomerge`). Turning the gate on for a shared cache warns.
+//! machine with `slab_nomerge`). Turning the gate on for a shared cache warns; a cache created
+//! after the gate went on never merges into it.
 //!
 //! # Invariants
 //! - `on` goes from false to true once, in `kmem_cache_set_non_kernel`, which then takes one

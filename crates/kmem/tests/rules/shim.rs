@@ -460,3 +460,21 @@ fn gating_a_shared_cache_warns_that_it_covers_every_user() {
     destroy(&m, first);
     destroy(&m, own);
 }
+
+/// A cache created after another turned its gate on does not merge into it: its owner never
+/// asked for the gate, and no warning would tell it (the warning is for caches already shared
+/// when the gate goes on).
+#[test]
+fn a_new_cache_does_not_merge_into_a_gated_one() {
+    let m = machine();
+    let gated =
+        m.kmem_cache_create("shim_gated_first", 176, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    m.kmem_cache_set_non_kernel(gated, 0);
+    assert_eq!(count_log(&m, "is shared"), 0, "its only user: no warning");
+    let later = m.kmem_cache_create("shim_later", 176, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    assert_ne!(later, gated, "not merged into the gated cache");
+    let p = alloc(&m, later, GFP_ATOMIC).expect("the later cache is not gated");
+    free(&m, later, p);
+    destroy(&m, later);
+    destroy(&m, gated);
+}
