@@ -676,3 +676,40 @@ fn a_vmap_that_cannot_undo_its_partial_mapping_never_reuses_the_range() {
     assert_eq!(vm.nr_vmalloc_pages(), 0, "VM-13: vmap pages are not vmalloc's");
     vm.check();
 }
+
+/// `vread_iter` on a board that cannot read HighMem (`Platform::read_highmem`'s default): the
+/// read stops at the first HighMem frame and returns the bytes written before it (a short
+/// `copy_page_to_iter_nofault`); the rest of the buffer is left as it was.
+#[test]
+fn vread_stops_short_at_a_highmem_frame_the_platform_cannot_read() {
+    use kmem_core::page_alloc::{Config, Layout};
+    use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
+    const JUNK: u8 = 0x5c;
+    let region = Region::new(32 << 20);
+    let pages = (32 << 20) / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Dma as usize] = Some((0, 4096));
+    zones[ZoneType::Normal as usize] = Some((4096, 6144));
+    zones[ZoneType::HighMem as usize] = Some((6144, pages));
+    let layout = Layout { direct_map_end_pfn: 6144, ..super::layout(&region, zones) };
+    let config = Config { oom_timeout_ns: 0, ..Config::default() };
+    super::ON_BOARD_CPU.with(|c| c.set(true));
+    // SAFETY: The region is ours, zeroed and outlives the allocator; pages above 6144 are never
+    // touched through the direct map.
+    let pa = unsafe { kmem_core::PageAllocator::new(super::board(true), layout, config) }.expect("boot");
+    let k = Kmem::new(pa, SlabConfig::default());
+    let vm = Vmalloc::new(SimMmu::new(&region), VSTART, VPAGES * PAGE_SIZE, 1).unwrap();
+    let p = vm.vmalloc(&k, 2 * PAGE_SIZE).unwrap();
+    let va = p.as_ptr() as usize;
+    assert_eq!(va, VSTART);
+    assert!(vm.vmalloc_to_pfn(p.as_ptr()).is_some_and(|pfn| pfn >= 6144), "a HighMem frame");
+    // The page below the area is a hole (zeros, counted); the area's first frame cannot be read.
+    let mut buf = vec![JUNK; 3 * PAGE_SIZE];
+    assert_eq!(vm.vread_iter(&k, &mut buf, va - PAGE_SIZE), PAGE_SIZE, "short: the hole only");
+    assert!(buf[..PAGE_SIZE].iter().all(|&b| b == 0), "the hole reads as zeros");
+    assert!(buf[PAGE_SIZE..].iter().all(|&b| b == JUNK), "nothing written past the short copy");
+    assert_eq!(vm.vread_iter(&k, &mut buf[..10], va + 5), 0, "nothing at all from inside the area");
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&k, p.as_ptr()) };
+    vm.check();
+}
