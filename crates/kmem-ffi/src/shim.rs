@@ -30,7 +30,8 @@ pub extern "C" fn kmem_cache_set_non_kernel(cachep: *mut c_void, val: c_uint) {
 /// # Safety
 /// `callback` is NULL or a function that may be called from any thread, at the start of any
 /// allocation from the cache, with the cache's private pointer, until it is replaced or the
-/// cache destroyed; it must not destroy the cache.
+/// cache destroyed. (Destroying the cache from it is misuse, reported when the cache is torn
+/// down with the allocation's object still out.)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_cache_set_callback(cachep: *mut c_void, callback: Option<ShimCallback>) {
     ffi_boundary("kmem_cache_set_callback", (), |m| {

@@ -28,7 +28,8 @@
 //! - Each slab of a `SLAB_TYPESAFE_BY_RCU` cache waiting for a grace period pins its cache; the
 //!   grace period that frees the slab unpins it, and tears down. A destroy whose slabs another
 //!   thread's grace period holds no longer frees the cache under that thread.
-//! - The allocation and free slow paths of a cache with a constructor or destructor pin it
+//! - The allocation and free slow paths of a cache with a constructor or destructor (or the
+//!   userspace shim's gate, whose callback runs in the allocation slow path) pin it
 //!   around the code that runs them, and `kmem_cache_alloc_bulk` around its loop. Their
 //!   callers may still use the cache after they return (an allocation's caller may free the
 //!   object it just got to it), so they do not tear down: their last
@@ -81,10 +82,11 @@ pub(crate) struct DestroyRequest {
 }
 
 impl Cache {
-    /// Whether a constructor or destructor runs foreign code inside this cache's operations.
+    /// Whether a constructor, a destructor or the userspace shim's callback (a gated cache,
+    /// `shim.rs`) runs foreign code inside this cache's operations.
     #[inline]
     pub(crate) fn has_hooks(&self) -> bool {
-        self.ctor.is_some() || self.dtor.is_some()
+        self.ctor.is_some() || self.dtor.is_some() || self.shim.on()
     }
 
     /// Whether the last reference is gone (checked under the list lock by walks and merging).

@@ -28,7 +28,9 @@
 //!
 //! The callback runs with no kmem lock held, at the start of the allocation's slow path; it
 //! may allocate and free (from this cache too). A callback that destroys the cache it runs for
-//! is the caller's bug, as in the shim.
+//! is the caller's bug, as in the shim: a gated cache counts as one with hooks, pinned by the
+//! slow paths as one with a constructor is (`lifetime.rs`), so the allocation completes and the
+//! next maintenance pass tears the cache down, reporting the object it handed out (SL-12).
 //!
 //! # The counters
 //! Derived from what the cache counts anyway, so they cost no allocation anything:
@@ -144,7 +146,9 @@ impl<P: Platform> Kmem<P> {
                 // and representation as a data pointer on every platform kmem supports).
                 let cb: ShimCallback = unsafe { core::mem::transmute::<*mut (), ShimCallback>(cb) };
                 // SAFETY: `kmem_cache_set_callback`'s caller promised `cb` may be called with
-                // the cache's private pointer at any allocation from it, from any thread.
+                // the cache's private pointer at any allocation from it, from any thread. The
+                // cache is pinned (`Cache::has_hooks`): a callback that destroys it does not
+                // free it under this allocation.
                 unsafe { cb(h.private.load(Relaxed)) };
             }
         }
@@ -207,7 +211,8 @@ impl<P: Platform> Kmem<P> {
     /// Until it is replaced, or the cache destroyed, `callback` may be called from any thread
     /// at the start of any allocation from this cache (also a bulk one or a sheaf's fill),
     /// with whatever pointer [`Kmem::kmem_cache_set_private`] last stored (null until then),
-    /// and must be sound to call so; it must not destroy the cache.
+    /// and must be sound to call so. (Destroying the cache from it is misuse, reported when
+    /// the cache is torn down with the allocation's object still out.)
     #[track_caller]
     pub unsafe fn kmem_cache_set_callback(&self, cache: CacheRef, callback: Option<ShimCallback>) {
         let Some(s) = self.checked_cache(cache, "kmem_cache_set_callback", Location::caller()) else { return };

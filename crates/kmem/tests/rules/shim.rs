@@ -478,3 +478,37 @@ fn a_new_cache_does_not_merge_into_a_gated_one() {
     destroy(&m, later);
     destroy(&m, gated);
 }
+
+/// What the destroying callback below works with.
+struct Destroyer<'a> {
+    m: &'a Machine,
+    cache: CacheRef,
+}
+
+/// A callback that destroys the cache it runs for: the caller's bug, as in the shim.
+unsafe extern "C" fn destroy_own_cache(private: *mut c_void) {
+    // SAFETY: The test sets a private pointer to a `Destroyer` that outlives the cache's use.
+    let d = unsafe { &*private.cast::<Destroyer<'_>>() };
+    // SAFETY: The misuse under test; nothing else uses the handle afterwards.
+    let _ = unsafe { d.m.kmem_cache_destroy(d.cache) };
+}
+
+/// A callback that destroys its own cache (misuse) does not free the cache under the
+/// allocation that runs it: the allocation completes, and the next maintenance pass tears the
+/// cache down and reports the object it handed out (SL-12), as for a constructor that does so.
+#[test]
+fn a_callback_that_destroys_its_cache_is_reported_and_the_allocation_completes() {
+    let m = machine();
+    let c = cache(&m, "shim_destroyed_by_cb", 64);
+    let d = Destroyer { m: &m, cache: c };
+    m.kmem_cache_set_private(c, ptr::from_ref(&d).cast_mut().cast());
+    // SAFETY: The callback misuses only the cache; `d` outlives every allocation from it.
+    unsafe { m.kmem_cache_set_callback(c, Some(destroy_own_cache)) };
+    m.kmem_cache_set_non_kernel(c, 0);
+    assert_eq!(alloc(&m, c, GFP_ATOMIC), None, "arms the callback");
+    let p = alloc(&m, c, GFP_KERNEL).expect("the allocation that runs the callback completes");
+    assert!(!p.is_null());
+    m.reap_orphans();
+    assert_eq!(count_log(&m, "kmem_cache_destroy shim_destroyed_by_cb: Slab cache still has objects"), 1);
+    assert!(!m.slabs().failslab().diverts(), "the teardown released the gate's hold");
+}
