@@ -2,7 +2,9 @@
  * the kernel's signature over <linux/uio.h>'s iterator (one buffer with iov_iter_ubuf, kvecs
  * with iov_iter_kvec); the bytes of an area, zeros for its guard page, a freed area and a
  * VM_IOREMAP area; the overflow clamp; at most iov_iter_count() bytes, the iterator advanced;
- * a source iterator, another iterator type and a NULL iterator refused with a report. */
+ * a source iterator, another iterator type and a NULL iterator refused with a report; a NULL
+ * buffer, kvec array or kvec base and an iov_offset past its kvec reported, the read stopping
+ * there. */
 #include <string.h>
 #include <linux/vmalloc.h>
 #include <linux/uio.h>
@@ -107,6 +109,31 @@ int main(void)
 	CHECK(all(buf, PAGE_SIZE, JUNK));
 	CHECK_EQ_UL(vread_iter(NULL, v, PAGE_SIZE), 0);
 	CHECK_LOG("NULL struct iov_iter pointer");
+
+	/* Broken iterators: reported, the read stops there, the iterator keeps what was done. */
+	iov_iter_ubuf(&iter, ITER_DEST, NULL, PAGE_SIZE);
+	CHECK_EQ_UL(vread_iter(&iter, v, PAGE_SIZE), 0);
+	CHECK_LOG("NULL ITER_UBUF buffer");
+	CHECK_EQ_UL(iov_iter_count(&iter), PAGE_SIZE);
+	iov_iter_kvec(&iter, ITER_DEST, NULL, 1, PAGE_SIZE);
+	CHECK_EQ_UL(vread_iter(&iter, v, PAGE_SIZE), 0);
+	CHECK_LOG("NULL ITER_KVEC array");
+	memset(a, JUNK, sizeof(a));
+	kv[0].iov_base = a;
+	kv[0].iov_len = 10;
+	kv[1].iov_base = NULL;	/* not empty: a NULL buffer */
+	kv[1].iov_len = 10;
+	iov_iter_kvec(&iter, ITER_DEST, kv, 2, 20);
+	CHECK_EQ_UL(vread_iter(&iter, v, 20), 10);
+	CHECK(all(a, 10, 0x11) && a[10] == JUNK);
+	CHECK_LOG("NULL kvec iov_base");
+	CHECK(iter.kvec == &kv[1] && iter.nr_segs == 1 && iov_iter_count(&iter) == 10);
+	kv[0].iov_base = a;
+	kv[0].iov_len = 10;
+	iov_iter_kvec(&iter, ITER_DEST, kv, 1, 10);
+	iter.iov_offset = 11;	/* past the kvec */
+	CHECK_EQ_UL(vread_iter(&iter, v, 10), 0);
+	CHECK_LOG("iov_offset is past the end of the current kvec");
 
 	__free_page(page);
 	vfree(v);
