@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 
 use super::raw::PfnArray;
 use super::space::Space;
-use super::{Mmu, VM_ALLOC, VM_VMALLOC, Vmalloc};
+use super::{Mmu, VM_ALLOC, VM_UNINITIALIZED, VM_VMALLOC, Vmalloc};
 use crate::gfp::{__GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM, Gfp};
 use crate::kmem::Kmem;
 use crate::order::{MAX_PAGE_ORDER, PAGE_SIZE, get_order};
@@ -43,7 +43,10 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let i = space.cache_take(va_size, nr_pages, align.max(PAGE_SIZE), zone)?;
         let node = space.pool.get_mut(i);
-        node.flags = vm_flags | VM_ALLOC | VM_VMALLOC;
+        // Until it is zeroed the area is `VM_UNINITIALIZED`, as a fresh one is until mapped:
+        // `vread_iter` must not show the last owner's bytes through it.
+        let uninit = if zero { VM_UNINITIALIZED } else { 0 };
+        node.flags = vm_flags | VM_ALLOC | VM_VMALLOC | uninit;
         node.requested = requested;
         node.caller = Some(caller);
         let start = node.start;
@@ -54,6 +57,7 @@ impl<M: Mmu> Vmalloc<M> {
             // VM-5: the frames hold what their last user wrote.
             // SAFETY: A cached area stays mapped; it was just taken for this caller alone.
             unsafe { self.mmu.zero(start, nr_pages * PAGE_SIZE) };
+            self.space.lock().pool.get_mut(i).flags &= !VM_UNINITIALIZED;
         }
         NonNull::new(start as *mut u8)
     }

@@ -12,9 +12,10 @@
 //!   `addr` is in the vmalloc range, so bytes below `VMALLOC_START` (or above `VMALLOC_END`)
 //!   are holes too and read as zeros.
 //! * **Skipped areas** (`vread_iter`'s `!vm && !flags` and `VM_UNINITIALIZED` tests): an area
-//!   being set up reads as a hole, and so does everything of kmem's that the kernel no longer
-//!   has in its busy tree — frame-cache areas (freed), pooled ranges (purged) and ranges kept
-//!   out of use after a failed unmap. Lazily freed areas are not busy at all. An area queued
+//!   being set up reads as a hole (a `vzalloc` served from the frame cache too, until it is
+//!   zeroed: the last owner's bytes never show through), and so does everything of kmem's
+//!   that the kernel no longer has in its busy tree — frame-cache areas (freed), pooled
+//!   ranges (purged) and ranges kept out of use after a failed unmap. Lazily freed areas are not busy at all. An area queued
 //!   by `vfree` in atomic context is still whole in the kernel until the deferred work runs,
 //!   and it is read like a live one here as well.
 //! * **Extent** (`vread_iter`): `get_vm_area_size` for an area with a `vm_struct` (its guard

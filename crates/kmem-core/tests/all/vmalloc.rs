@@ -97,8 +97,17 @@ unsafe impl Mmu for SimMmu {
     }
 
     unsafe fn zero(&self, dst: usize, len: usize) {
+        if let Some(hook) = ZERO_HOOK.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
         self.write(dst, &vec![0; len]);
     }
+}
+
+thread_local! {
+    /// Run once by the next [`SimMmu::zero`] on this thread, before it zeroes: what another
+    /// thread does at that moment (a deterministic interleaving).
+    static ZERO_HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(None) };
 }
 
 struct Rng(u64);
@@ -711,5 +720,46 @@ fn vread_stops_short_at_a_highmem_frame_the_platform_cannot_read() {
     assert_eq!(vm.vread_iter(&k, &mut buf[..10], va + 5), 0, "nothing at all from inside the area");
     // SAFETY: The test's own area, unused afterwards.
     unsafe { vm.vfree(&k, p.as_ptr()) };
+    vm.check();
+}
+
+/// `vread_iter` while a `vzalloc` served from the frame cache is zeroing its area (SEMANTICS
+/// §5.4): the area is not readable yet (a hole, as the kernel's `VM_UNINITIALIZED` area whose
+/// pages come zeroed), so the last owner's bytes never show through the new owner's area.
+#[test]
+fn vread_does_not_see_a_cached_area_before_its_zeroing() {
+    let region = Region::new(32 << 20);
+    let (pa, vm) = setup(&region);
+    let p = vm.vmalloc(&pa, 2 * PAGE_SIZE).unwrap();
+    let va = p.as_ptr() as usize;
+    vm.mmu().write(va, &[0xee; 2 * PAGE_SIZE]);
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, p.as_ptr()) };
+    assert_eq!(vm.cached_areas(), 1);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (vmp, pap, out) = (&raw const vm, &raw const pa, seen.clone());
+    ZERO_HOOK.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            let mut buf = vec![0x5c; 2 * PAGE_SIZE];
+            // SAFETY: `vm` and `pa` are the test's, alive for the whole `vzalloc` that runs this.
+            let n = unsafe { (*vmp).vread_iter(&*pap, &mut buf, va) };
+            assert_eq!(n, buf.len());
+            *out.borrow_mut() = buf;
+        }));
+    });
+    let q = vm.vzalloc(&pa, 2 * PAGE_SIZE).unwrap();
+    assert_eq!(q, p, "the cached area again");
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 2 * PAGE_SIZE, "the hook ran");
+    assert!(seen.iter().all(|&b| b == 0), "the last owner's bytes showed through a vzalloc area");
+    let mut buf = vec![0x5c; 2 * PAGE_SIZE];
+    assert_eq!(vm.vread_iter(&pa, &mut buf, va), buf.len());
+    assert!(buf.iter().all(|&b| b == 0), "readable (zeros) once handed out");
+    vm.mmu().write(va, &[0x77; 2 * PAGE_SIZE]);
+    assert_eq!(vm.vread_iter(&pa, &mut buf, va), buf.len());
+    assert!(buf.iter().all(|&b| b == 0x77), "the new owner's bytes");
+    vm.check();
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { vm.vfree(&pa, q.as_ptr()) };
     vm.check();
 }
