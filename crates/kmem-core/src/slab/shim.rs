@@ -16,7 +16,9 @@
 //! exempt (the shim does not know it). Bulk allocations and sheaf fills are loops of single
 //! allocations, so each object passes the gate: a bulk with budget for fewer objects than it
 //! asks for gives back what it took and returns 0, the budget those objects took stays spent
-//! (as in the shim), and the failure arms the callback (as a single allocation's does). A cache
+//! (as in the shim). Unlike the shim's bulk call, which neither runs nor arms the callback,
+//! kmem's runs an armed callback at its start and arms it when it fails, as a single
+//! allocation does (the gate is the same for every object). A cache
 //! with the hooks on keeps no returned sheaves in its barn (the shim has none), so every
 //! prefill passes its objects through the gate.
 //!
@@ -61,7 +63,9 @@
 use core::ffi::c_void;
 use core::panic::Location;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use super::cache::{Cache, CacheRef};
 use crate::gfp::{__GFP_DIRECT_RECLAIM, Gfp};
@@ -140,7 +144,9 @@ impl<P: Platform> Kmem<P> {
     pub(crate) fn shim_admit(&self, s: &Cache, gfp: Gfp) -> bool {
         let h = &s.shim;
         if h.pending.load(Relaxed) && h.pending.swap(false, Relaxed) {
-            let cb = h.callback.load(Relaxed);
+            // Acquire: pairs with the setters' Release, so the callback and its argument are
+            // seen as stored, with what they point to.
+            let cb = h.callback.load(Acquire);
             if !cb.is_null() {
                 // SAFETY: Stored by `kmem_cache_set_callback` from a `ShimCallback` (same size
                 // and representation as a data pointer on every platform kmem supports).
@@ -149,7 +155,7 @@ impl<P: Platform> Kmem<P> {
                 // the cache's private pointer at any allocation from it, from any thread. The
                 // cache is pinned (`Cache::has_hooks`): a callback that destroys it does not
                 // free it under this allocation.
-                unsafe { cb(h.private.load(Relaxed)) };
+                unsafe { cb(h.private.load(Acquire)) };
             }
         }
         if gfp.contains(__GFP_DIRECT_RECLAIM) {
@@ -217,7 +223,7 @@ impl<P: Platform> Kmem<P> {
     pub unsafe fn kmem_cache_set_callback(&self, cache: CacheRef, callback: Option<ShimCallback>) {
         let Some(s) = self.checked_cache(cache, "kmem_cache_set_callback", Location::caller()) else { return };
         let cb = callback.map_or(ptr::null_mut(), |f| f as *mut ());
-        s.shim.callback.store(cb, Relaxed);
+        s.shim.callback.store(cb, Release);
     }
 
     /// `kmem_cache_set_private(cachep, private)`: the callback's argument. A handle that is
@@ -225,7 +231,7 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn kmem_cache_set_private(&self, cache: CacheRef, private: *mut c_void) {
         let Some(s) = self.checked_cache(cache, "kmem_cache_set_private", Location::caller()) else { return };
-        s.shim.private.store(private, Relaxed);
+        s.shim.private.store(private, Release);
     }
 
     /// `kmem_cache_nr_allocated(cachep)`: objects of the cache out with users (see the module
@@ -262,10 +268,16 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// The shim's global `int nr_allocated`, a function here: `nr_allocated` summed over the
-    /// machine's live caches (kmalloc's and unlisted ones included).
+    /// machine's live caches other than kmalloc's (the shim counts `kmem_cache_alloc`'s objects
+    /// there, and `kmalloc`'s in a counter of their own, `tools/lib/slab.c`'s
+    /// `kmalloc_nr_allocated`, which kmem does not offer).
     pub fn kmem_nr_allocated(&self) -> usize {
         let mut n = 0;
-        self.walk_caches(|s| n += super::slabinfo::info_of(s).in_use());
+        self.walk_caches(|s| {
+            if !s.flags().intersects(super::flags::SLAB_KMALLOC) {
+                n += super::slabinfo::info_of(s).in_use();
+            }
+        });
         n
     }
 }

@@ -188,7 +188,9 @@ unsigned long kmem_cache_nr_tallocated(struct kmem_cache *cachep);
 void kmem_cache_zero_nr_tallocated(struct kmem_cache *cachep);
 /* kmem_cache_size(cachep) * kmem_cache_nr_allocated(cachep). */
 unsigned long kmem_cache_get_alloc(struct kmem_cache *cachep);
-/* kmem_cache_nr_allocated summed over the live caches, kmalloc's included. */
+/* kmem_cache_nr_allocated summed over the live caches but kmalloc's (the shim counts kmalloc's
+ * objects in kmalloc_nr_allocated, which kmem does not offer). A failure callback also runs for,
+ * and is armed by, a bulk allocation here; the shim's bulk call does neither. */
 unsigned long kmem_nr_allocated(void);
 /* kfree_bulk: each object to its own cache. */
 static inline void kfree_bulk(size_t size, void **p) { kmem_cache_free_bulk(NULL, size, p); }
