@@ -464,13 +464,13 @@ impl<P: Platform> PageAllocator<P> {
         {
             return;
         }
-        self.free_to_buddy(pfn, order, mt, zone);
+        self.free_to_buddy(pfn, order, zone);
     }
 
     #[cold]
     #[inline(never)]
-    fn free_to_buddy(&self, pfn: usize, order: u32, mt: MigrateType, zone: &Zone) {
-        self.free_one_to_buddy(pfn, order, mt, zone, false);
+    fn free_to_buddy(&self, pfn: usize, order: u32, zone: &Zone) {
+        self.free_one_to_buddy(pfn, order, zone, false);
     }
 
     /// `__free_pages_ok(page, order, fpi)`: a block whose checks passed goes straight to the
@@ -481,13 +481,17 @@ impl<P: Platform> PageAllocator<P> {
     #[inline(never)]
     pub(super) fn free_pages_ok(&self, pfn: usize, order: u32, zone: &Zone, to_tail: bool) {
         debug_assert!(zone.contains(pfn));
-        self.free_one_to_buddy(pfn, order, self.mm.pageblock_mt(pfn), zone, to_tail);
+        self.free_one_to_buddy(pfn, order, zone, to_tail);
     }
 
+    /// `free_one_page`: to the lists of the block's pageblock type, read under the zone lock
+    /// (as `split_large_buddy` does), since reserving or giving back a high-atomic pageblock
+    /// changes it under that lock and its free blocks must follow (`buddy.rs`'s invariant).
     #[inline(always)]
-    fn free_one_to_buddy(&self, pfn: usize, order: u32, mt: MigrateType, zone: &Zone, to_tail: bool) {
+    fn free_one_to_buddy(&self, pfn: usize, order: u32, zone: &Zone, to_tail: bool) {
         self.mm.page(pfn).info.store(0, Relaxed);
         let mut area = zone.lock();
+        let mt = self.mm.pageblock_mt(pfn);
         // Written only under this zone's lock: no read-modify-write instruction needed.
         PcpSlot::bump(&self.stats.pgfree[zone.kind as usize], 1 << order);
         area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), pfn, order, mt, to_tail);
