@@ -231,8 +231,9 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `alloc_pages_bulk`: fills the `None` slots of `pages` with order-0 pages and returns how
     /// many slots are populated (PA-19). It may return fewer than `pages.len()`; it takes what
-    /// the first zone with more than its low watermark plus `pages.len()` free pages can give,
-    /// and falls back to one ordinary allocation if no zone qualifies or that gives nothing.
+    /// the first zone with more than its low watermark plus `pages.len()` free pages (outside
+    /// its high-atomic reserve) can give, and falls back to one ordinary allocation if no zone
+    /// qualifies or that gives nothing.
     #[track_caller]
     pub fn alloc_pages_bulk<'a>(&'a self, gfp: Gfp, pages: &mut [Option<&'a Page>]) -> usize {
         let caller = Location::caller();
@@ -246,14 +247,15 @@ impl<P: Platform> PageAllocator<P> {
             let ctx = self.platform.context();
             let Ok((gfp, zl)) = self.prepare_alloc(gfp, 0, ctx, caller) else { return populated };
             // `alloc_pages_bulk_noprof`: the first zone above its low watermark plus the
-            // array's length (`nr_pages`, populated slots included) and its lowmem reserve.
+            // array's length (`nr_pages`, populated slots included) and its lowmem reserve,
+            // counting only the free pages a request without reserves may (`zone_watermark_fast`).
             let nr_pages = pages.len();
             // `alloc_flags_nofragment` of the preferred zone, for every zone the bulk takes from.
             let flags = af::WMARK_LOW | zl.nofragment;
             let zone = zl
                 .iter()
                 .map(|zi| &self.zones[zi])
-                .find(|z| z.free_pages() > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + nr_pages);
+                .find(|z| z.usable_free_pages(flags) > z.wmark(Wmark::Low) + z.lowmem_reserve(zl.highest) + nr_pages);
             if let Some(zone) = zone {
                 let zi = zone.kind as usize;
                 // Preparing a page fails only when HighMem must be zeroed and cannot be; only

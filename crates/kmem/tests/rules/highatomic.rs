@@ -231,3 +231,38 @@ fn highatomic_pages_freed_through_the_per_cpu_lists_return_to_the_reserve() {
     assert_eq!(dma32.free_highatomic(), reserve);
     check(&m);
 }
+
+/// Order-0 `GFP_KERNEL` pages from DMA32 until the free pages outside its reserve are at most
+/// `above` over its low watermark (and still over it).
+fn dma32_ordinary_down_to_low_plus(m: &Machine, above: usize) -> Vec<(&Page, u32)> {
+    let dma32 = m.zone(ZoneType::Dma32);
+    let mut held = Vec::new();
+    while dma32.free_pages() - dma32.free_highatomic() > dma32.wmark(Wmark::Low) + above {
+        let p = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+        assert!(dma32.contains(pfn(m, p)), "from DMA32 while it is above its low watermark");
+        held.push((p, 0));
+    }
+    held
+}
+
+/// §2.4 (`zone_watermark_fast` with `ALLOC_WMARK_LOW`, which `alloc_pages_bulk_noprof` uses to
+/// pick its zone): the free pages of the reserve do not count toward the low watermark plus
+/// the array's length, so a DMA32 zone whose ordinary free pages are below that is passed
+/// over for DMA, though its reserve would lift it above.
+#[test]
+fn highatomic_reserve_does_not_qualify_a_zone_for_a_bulk_allocation() {
+    let m = machine(false);
+    with_three_free_reserved_blocks(&m);
+    let dma32 = m.zone(ZoneType::Dma32);
+    const N: usize = 16;
+    let held = dma32_ordinary_down_to_low_plus(&m, N);
+    assert!(dma32.free_pages() > dma32.wmark(Wmark::Low) + N, "the reserve would lift DMA32 above");
+    let mut slots = [None; N];
+    assert_eq!(m.alloc_pages_bulk(GFP_KERNEL, &mut slots), N);
+    for page in slots.iter().map(|s| s.expect("filled")) {
+        assert!(m.zone(ZoneType::Dma).contains(pfn(&m, page)), "served by DMA, not the reserve-propped DMA32");
+    }
+    free_all(&m, slots.iter().map(|s| (s.unwrap(), 0)).collect());
+    free_all(&m, held);
+    check(&m);
+}
