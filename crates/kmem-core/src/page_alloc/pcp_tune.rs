@@ -120,10 +120,13 @@ pub(super) fn nr_pcp_alloc(lists: &mut PerCpuPages<'_>, zone: &Zone, order: u32)
 
 impl<P: Platform> PageAllocator<P> {
     /// After a flush: `ZONE_BELOW_HIGH` is cleared once the zone is back above its high
-    /// watermark.
+    /// watermark, counting the free pages a request without reserves may
+    /// (`zone_watermark_ok(.., 0)`: not those of high-atomic pageblocks).
     #[inline]
     pub(super) fn maybe_clear_below_high(&self, zone: &Zone) {
-        if zone.below_high() && zone.free_pages() > zone.wmark(Wmark::High) + zone.lowmem_reserve(ZoneType::Movable) {
+        if zone.below_high()
+            && zone.usable_free_pages(0) > zone.wmark(Wmark::High) + zone.lowmem_reserve(ZoneType::Movable)
+        {
             zone.below_high.store(false, Relaxed);
         }
     }

@@ -266,3 +266,35 @@ fn highatomic_reserve_does_not_qualify_a_zone_for_a_bulk_allocation() {
     free_all(&m, held);
     check(&m);
 }
+
+/// §2.4, §2.7 (`free_frozen_page_commit` clears `ZONE_BELOW_HIGH` after a flush only if
+/// `zone_watermark_ok(zone, 0, high_wmark_pages(zone), ZONE_MOVABLE, 0)`, without reserves):
+/// the free pages of the reserve do not take a zone back above its high watermark.
+#[test]
+fn highatomic_reserve_does_not_clear_the_below_high_mark() {
+    let m = builder(Profile::X86_64, 512).cpus(8).build().unwrap();
+    with_three_free_reserved_blocks(&m);
+    // A wide watermark gap, so the ordinary free pages can sit below high by less than the
+    // reserve and well above low.
+    m.set_watermark_scale_factor(300).unwrap();
+    let dma32 = m.zone(ZoneType::Dma32);
+    let (high, high_min) = (dma32.wmark(Wmark::High), dma32.pcp_high() as usize);
+    assert!(high - dma32.wmark(Wmark::Low) > 3 * PAGEBLOCK, "watermark gap too small for the test");
+    m.drain_all_pages();
+    // Order-4 blocks come straight from the buddy lists.
+    let mut held = Vec::new();
+    while dma32.free_pages() - dma32.free_highatomic() > high - PAGEBLOCK {
+        held.push((m.alloc_pages(GFP_KERNEL, 4).unwrap(), 4));
+    }
+    assert!(dma32.below_high(), "an allocation below the high watermark marks the zone");
+    // Frees shrink this CPU's mark and flush; the zone's ordinary free pages stay below high.
+    let small: Vec<_> = (0..2 * high_min).map(|_| (m.alloc_pages(GFP_KERNEL, 0).unwrap(), 0)).collect();
+    free_all(&m, small);
+    assert!(pcp_pages(&m, ZoneType::Dma32) <= high_min, "flushed");
+    assert!(dma32.free_pages() - dma32.free_highatomic() < high);
+    assert!(dma32.free_pages() > high, "the reserve would lift it above");
+    assert!(dma32.below_high(), "still below the high watermark without the reserve");
+    free_all(&m, held);
+    m.drain_all_pages();
+    check(&m);
+}
