@@ -214,8 +214,9 @@ impl FreeArea {
     }
 
     /// One chunk of a walk over the lists of the cursor's orders and every migratetype, from
-    /// where `cur` stands: visits at most `steps` blocks, calling `visit(page, order,
-    /// nr_free_pages)` for each. A block answered [`Visit::Isolate`] is taken off its list
+    /// where `cur` stands: visits at most `steps` blocks, calling `visit(page, order, free)` for
+    /// each, `free` being the free pages outside the high-atomic lists (what a watermark test
+    /// without reserves counts, as `__isolate_free_page`'s does). A block answered [`Visit::Isolate`] is taken off its list
     /// into `batch` (`__isolate_free_page`: no longer free, not allocated either; it must come
     /// back through [`Self::putback`]). The chunk ends when `steps` are used, `batch` is full
     /// or `visit` answers [`Visit::Stop`]; the list is then rotated so that the next block to
@@ -244,7 +245,7 @@ impl FreeArea {
                 }
                 let page = mm.page(pfn as usize);
                 let next = page.next.load(Relaxed);
-                match visit(page, cur.order, self.nr_free_pages) {
+                match visit(page, cur.order, self.nr_free_pages - self.nr_free_highatomic) {
                     Visit::Next => {}
                     Visit::Isolate => {
                         self.del(mm, pfn as usize);

@@ -18,9 +18,11 @@
 //! pages of a zone are `free + isolated + allocated + per-CPU` throughout.
 //!
 //! What an allocation sees meanwhile: a block is isolated only while the zone keeps more than
-//! its high watermark plus its largest lowmem reserve free after taking it (the watermark tests
-//! add the reserve of the request's class; the kernel's `__isolate_free_page` requires the
-//! min watermark plus the block; kmem asks for more, so a batch never takes a zone below the
+//! its high watermark plus its largest lowmem reserve free after taking it, not counting the
+//! free pages of high-atomic pageblocks (the watermark tests add the reserve of the request's
+//! class, and leave those pages out unless the request has a right to reserves; the kernel's
+//! `__isolate_free_page` requires the min watermark, without reserves, plus the block; kmem
+//! asks for more, so a batch never takes a zone below the
 //! low watermark that the fast path and kswapd test: no request takes the slow path, wakes
 //! kswapd or reclaims because a batch is out, and the reserves of `GFP_ATOMIC`, `__GFP_HIGH`
 //! and `__GFP_NOFAIL` are never touched). What remains is the kernel's own window: a request
@@ -97,12 +99,14 @@ impl<P: Platform> PageAllocator<P> {
                 // the slow path's, kswapd's) add the reserve of the request's highest zone.
                 let reserve = ZoneType::ALL.iter().map(|&class| zone.lowmem_reserve(class)).max().unwrap_or(0);
                 let high = zone.wmark(Wmark::High) + reserve;
-                let done = area.walk_chunk(mm, &mut cursor, WALK_STEPS, &mut batch, |page, order, nr_free| {
+                let done = area.walk_chunk(mm, &mut cursor, WALK_STEPS, &mut batch, |page, order, free| {
                     let flags = page.flags();
                     if flags & pg::TRIMMED != 0 || (aged_only && flags & pg::TRIM_AGED == 0) {
                         return Visit::Next;
                     }
-                    if nr_free <= high + (1 << order) {
+                    // `free`: outside the high-atomic reserve, which no watermark test of an
+                    // ordinary request counts.
+                    if free <= high + (1 << order) {
                         low = true;
                         return Visit::Stop;
                     }

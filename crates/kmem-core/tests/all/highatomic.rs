@@ -1,9 +1,13 @@
-//! High-order atomic reserves against a free that reaches the buddy lists directly (SEMANTICS
-//! §2.5, §2.6): the block goes to the list of its pageblock's type as it is when the zone lock
-//! is held, as the kernel's `free_one_page` reads it (`split_large_buddy`) under the lock. A
-//! hook in the platform's `cpu` — asked by the free after it looked at the pageblock and
-//! before it takes the lock — lets another thread reserve that pageblock in between (a
-//! deterministic interleaving, no timing).
+//! High-order atomic reserves on a platform without CPU slots, with hooks (SEMANTICS §2.4–2.6):
+//!
+//! - against a free that reaches the buddy lists directly: the block goes to the list of its
+//!   pageblock's type as it is when the zone lock is held, as the kernel's `free_one_page`
+//!   reads it (`split_large_buddy`) under the lock. A hook in the platform's `cpu` — asked by
+//!   the free after it looked at the pageblock and before it takes the lock — lets another
+//!   thread reserve that pageblock in between (a deterministic interleaving, no timing);
+//! - against giving memory back to the host (`trim`): a batch out keeps the free pages outside
+//!   the reserve above the high watermark, as the kernel's `__isolate_free_page` tests a
+//!   watermark without reserves; a hook in `discard` looks while the batch is out.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,9 +29,12 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-/// No CPU slots (every free goes to the buddy lists); `cpu` runs a hook the test arms once.
+/// No CPU slots (every free goes to the buddy lists); `cpu` runs a hook the test arms once,
+/// `discard` zero-fills and runs another one each time.
 struct Racer {
     hook: Mutex<Option<Hook>>,
+    on_discard: Mutex<Option<Box<dyn FnMut() + Send>>>,
+    base: usize,
     ticks: AtomicU64,
 }
 
@@ -51,6 +58,15 @@ unsafe impl Platform for Racer {
         std::thread::yield_now();
     }
     fn wake_all(&self, _word: &WaitWord) {}
+    unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
+        assert!((pfn + nr) * PAGE_SIZE <= REGION, "discard outside the region");
+        // SAFETY: Inside the region (checked); the caller owns these free pages.
+        unsafe { std::ptr::write_bytes((self.base + pfn * PAGE_SIZE) as *mut u8, 0, nr * PAGE_SIZE) };
+        if let Some(f) = self.on_discard.lock().unwrap().as_mut() {
+            f();
+        }
+        true
+    }
 }
 
 /// 32 MiB, one Normal zone, pageblocks of 32 pages: 1 % of the zone is several pageblocks, so
@@ -63,7 +79,12 @@ fn boot(region: &Region) -> PageAllocator<Racer> {
     zones[ZoneType::Normal as usize] = Some((0, pages));
     let mut layout = crate::layout(region, zones);
     layout.pageblock_order = 5;
-    let racer = Racer { hook: Mutex::new(None), ticks: AtomicU64::new(0) };
+    let racer = Racer {
+        hook: Mutex::new(None),
+        on_discard: Mutex::new(None),
+        base: region.ptr.as_ptr() as usize,
+        ticks: AtomicU64::new(0),
+    };
     let config = Config { oom_timeout_ns: 0, ..Config::default() };
     // SAFETY: The region is ours, zeroed, `pages` pages long, and outlives the allocator.
     unsafe { PageAllocator::new(racer, layout, config) }.expect("boot")
@@ -117,5 +138,49 @@ fn a_free_racing_a_reservation_goes_to_the_reserved_blocks_lists() {
         }
     });
     // SAFETY: As above.
+    unsafe { pa.check() };
+}
+
+/// Three pageblocks reserved by slow-path `GFP_ATOMIC` requests of a pageblock each (the
+/// watermarks raised so that only the slow path serves them), free again.
+fn reserve_three_blocks(pa: &PageAllocator<Racer>) {
+    let free = pa.zone(ZoneType::Normal).free_pages();
+    pa.set_zone_watermarks(ZoneType::Normal, [free, 2 * free, 2 * free, 2 * free]).unwrap();
+    let held: Vec<_> = (0..3).map(|_| pa.alloc_pages(GFP_ATOMIC, 5).unwrap()).collect();
+    for p in held {
+        // SAFETY: The test's own block, unused afterwards.
+        unsafe { pa.free_pages(p, 5) };
+    }
+    let zone = pa.zone(ZoneType::Normal);
+    assert_eq!((zone.reserved_highatomic(), zone.free_highatomic()), (96, 96));
+}
+
+#[test]
+fn a_trim_batch_keeps_the_pages_outside_the_reserve_above_high() {
+    let region = Region::new(REGION);
+    let pa = boot(&region);
+    reserve_three_blocks(&pa);
+    let zone = pa.zone(ZoneType::Normal);
+    // Less than a pageblock of ordinary free pages above the high watermark; the reserve would
+    // make room for several.
+    let ordinary = zone.free_pages() - zone.free_highatomic();
+    let high = ordinary - 16;
+    pa.set_zone_watermarks(ZoneType::Normal, [high / 2, high / 2, high, high]).unwrap();
+    let lowest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    {
+        let lowest = lowest.clone();
+        // The hook must be `'static`: it gets the zone as an address.
+        let zone_ptr = zone as *const kmem_core::zone::Zone as usize;
+        *pa.platform().on_discard.lock().unwrap() = Some(Box::new(move || {
+            // SAFETY: The zone lives in the allocator, which outlives the trim that runs this
+            // hook (the hook is dropped with it); `Zone` is read through shared references only.
+            let zone = unsafe { &*(zone_ptr as *const kmem_core::zone::Zone) };
+            lowest.fetch_min(zone.free_pages() - zone.free_highatomic(), Relaxed);
+        }));
+    }
+    pa.trim();
+    let lowest = lowest.load(Relaxed);
+    assert!(lowest == usize::MAX || lowest > high, "a batch took the ordinary free pages to {lowest} (high {high})");
+    // SAFETY: No context uses a CPU slot (the platform has none).
     unsafe { pa.check() };
 }
