@@ -298,3 +298,40 @@ fn highatomic_reserve_does_not_clear_the_below_high_mark() {
     m.drain_all_pages();
     check(&m);
 }
+
+/// The i386 profile, whose pageblock is a max-order block (pageblock_order == MAX_PAGE_ORDER):
+/// a small request reserves its whole 4 MiB pageblock (`move_freepages_block`), frees come
+/// back to it, and a failing `GFP_KERNEL` request gives even the zone's only reserved block
+/// back before it would fail (`should_reclaim_retry`).
+#[test]
+fn highatomic_i386_reserves_and_gives_back_max_order_pageblocks() {
+    let m = builder(Profile::I386, 512).pcp(false).build().unwrap();
+    const BLOCK: usize = 1 << 10;
+    let normal = m.zone(ZoneType::Normal);
+    let one_percent = normal.managed() / 100;
+    assert!((BLOCK..2 * BLOCK).contains(&one_percent), "this machine's cap: two pageblocks");
+    let old = m.min_free_kbytes();
+    let lowmem_kb: usize = m.zones().iter().filter(|z| z.kind() <= ZoneType::Normal).map(|z| z.managed() * 4).sum();
+    m.set_min_free_kbytes(lowmem_kb * 9 / 10).unwrap();
+    assert!(normal.free_pages() <= normal.wmark(Wmark::Low), "below low");
+    let a = m.alloc_pages(GFP_ATOMIC, 2).unwrap();
+    assert_eq!(block_mt(&m, a), MigrateType::HighAtomic);
+    assert_eq!((normal.reserved_highatomic(), normal.free_highatomic()), (BLOCK, BLOCK - 4));
+    let b = m.alloc_pages(GFP_ATOMIC, 1).unwrap();
+    assert_eq!(pfn(&m, b) & !(BLOCK - 1), pfn(&m, a) & !(BLOCK - 1), "served from the reserve");
+    m.set_min_free_kbytes(old).unwrap();
+    free_all(&m, vec![(a, 2), (b, 1)]);
+    assert_eq!((normal.reserved_highatomic(), normal.free_highatomic()), (BLOCK, BLOCK));
+    check(&m);
+    // Everything else taken (HighMem too: GFP_HIGHUSER's zonelist starts there).
+    let mut held = grab_all(&m, GFP_HIGHUSER | __GFP_NORETRY | __GFP_NOWARN);
+    held.extend(grab_all(&m, GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN));
+    assert_eq!(normal.free_highatomic(), BLOCK, "the reserve is untouched");
+    let c = m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).expect("served from the block given back");
+    assert_eq!(normal.reserved_highatomic(), 0, "the last block given back rather than fail");
+    assert_eq!(block_mt(&m, c), MigrateType::Unmovable);
+    assert_eq!(count_log(&m, "invoked oom-killer"), 0);
+    held.push((c, 0));
+    free_all(&m, held);
+    check(&m);
+}
