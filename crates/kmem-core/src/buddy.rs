@@ -596,4 +596,30 @@ mod tests {
         assert_eq!(mm.page(1024).flags() & pg::TRIMMED, 0, "half of it is still resident");
         area.check(&mm, (0, 4096));
     }
+
+    /// §2.6: at pageblock order a high-atomic pageblock merges only with another one (the
+    /// merged block stays high-atomic), never with a mergeable type.
+    #[test]
+    fn a_highatomic_pageblock_merges_only_with_another() {
+        let (_s, mm) = map(2048);
+        let pb = mm.pageblock_order();
+        let block = 1usize << pb;
+        let zone = (0, 2048);
+        let mut area = FreeArea::new();
+        mm.set_pageblock_mt(0, MigrateType::HighAtomic);
+        mm.set_pageblock_mt(block, MigrateType::Movable);
+        area.free_one_page(&mm, zone, block, pb, MigrateType::Movable, false);
+        assert_eq!(area.free_one_page(&mm, zone, 0, pb, MigrateType::HighAtomic, false), (0, pb), "kept apart");
+        assert_eq!(mm.pageblock_mt(block), MigrateType::Movable, "no retyping either");
+        assert_eq!(area.nr_free_highatomic, block);
+        area.check(&mm, zone);
+        mm.set_pageblock_mt(2 * block, MigrateType::HighAtomic);
+        mm.set_pageblock_mt(3 * block, MigrateType::HighAtomic);
+        area.free_one_page(&mm, zone, 3 * block, pb, MigrateType::HighAtomic, false);
+        let merged = area.free_one_page(&mm, zone, 2 * block, pb, MigrateType::HighAtomic, false);
+        assert_eq!(merged, (2 * block, pb + 1), "two high-atomic pageblocks merge");
+        assert!(area.has_free_at(pb + 1, MigrateType::HighAtomic));
+        assert_eq!(area.nr_free_highatomic, 3 * block);
+        area.check(&mm, zone);
+    }
 }
