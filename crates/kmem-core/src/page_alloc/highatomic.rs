@@ -36,7 +36,7 @@
 use super::{PageAllocator, ZoneList};
 use crate::fallback::change_pageblock_range;
 use crate::order::MAX_PAGE_ORDER;
-use crate::platform::{Level, Platform};
+use crate::platform::Platform;
 use crate::zone::{MigrateType, Zone};
 
 impl<P: Platform> PageAllocator<P> {
@@ -98,14 +98,16 @@ impl<P: Platform> PageAllocator<P> {
                 let Some(pfn) = area.first(order, MigrateType::HighAtomic) else { continue };
                 let mut size = pageblock.max(1 << order);
                 if size > area.nr_reserved_highatomic {
-                    // The kernel's `WARN_ON_ONCE`: the count and the lists disagree.
-                    self.platform.log(
-                        Level::Warning,
+                    // The count and the lists disagree (never, while the module's invariant holds).
+                    self.warn_once(
+                        super::reports::once::UNRESERVE_SIZE,
+                        "unreserve_highatomic_pageblock",
                         format_args!(
-                            "WARNING: unreserve_highatomic_pageblock: zone {} has {} pages reserved for a block of {size}",
+                            "size > zone->nr_reserved_highatomic (zone {}: {} pages reserved, a block of {size})",
                             zone.name(),
                             area.nr_reserved_highatomic
                         ),
+                        core::panic::Location::caller(),
                     );
                     size = area.nr_reserved_highatomic;
                 }

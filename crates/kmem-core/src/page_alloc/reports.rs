@@ -58,6 +58,8 @@ pub mod once {
     /// `WARN_ON_ONCE(s->sheaf_capacity == 0 && !(s->flags & SLAB_DEBUG_FLAGS))` in
     /// `kmem_cache_prefill_sheaf` (6.18; the slab allocator shares these bits).
     pub const SHEAF_NO_CAPACITY: u16 = 1 << 8;
+    /// `WARN_ON_ONCE(size > zone->nr_reserved_highatomic)` in `unreserve_highatomic_pageblock`.
+    pub const UNRESERVE_SIZE: u16 = 1 << 9;
 }
 
 /// Formats with a closure (a `Display` without allocating).
