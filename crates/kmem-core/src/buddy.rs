@@ -181,7 +181,9 @@ impl FreeArea {
         }
         self.count[o][m] += 1;
         self.nr_free_pages += 1 << order;
-        self.nr_free_highatomic += usize::from(mt == MigrateType::HighAtomic) << order;
+        if mt == MigrateType::HighAtomic {
+            self.nr_free_highatomic += 1 << order;
+        }
     }
 
     /// Takes the free block headed by `pfn` off its list (`__del_page_from_free_list`).
@@ -209,7 +211,9 @@ impl FreeArea {
         page.set_info(0, 0, MigrateType::Unmovable);
         self.count[o][m] -= 1;
         self.nr_free_pages -= 1 << order;
-        self.nr_free_highatomic -= usize::from(mt == MigrateType::HighAtomic) << order;
+        if mt == MigrateType::HighAtomic {
+            self.nr_free_highatomic -= 1 << order;
+        }
         extra
     }
 

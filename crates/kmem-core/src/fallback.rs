@@ -75,7 +75,9 @@ fn pageblock_in_zone(mm: &MemMap, zone: (usize, usize), pfn: usize) -> Option<(u
 impl FreeArea {
     /// `__rmqueue`: a block of `order` for a request of type `mt` (see the module docs), or
     /// `None`. `zone` bounds the zone's pfns; `nofragment` is `ALLOC_NOFRAGMENT`; `mode` is
-    /// the refill's mode, [`RmqueueMode::Normal`] for a single request.
+    /// the refill's mode, [`RmqueueMode::Normal`] for a single request. The request's own
+    /// lists are looked at inline; the fallback is out of line.
+    #[inline(always)]
     pub(crate) fn rmqueue(
         &mut self,
         mm: &MemMap,
@@ -85,21 +87,37 @@ impl FreeArea {
         nofragment: bool,
         mode: &mut RmqueueMode,
     ) -> Option<usize> {
-        if *mode == RmqueueMode::Normal {
-            if let Some(pfn) = self.rmqueue_smallest(mm, order, mt) {
-                return Some(pfn);
-            }
-            if let Some(pfn) = self.rmqueue_claim(mm, zone, order, mt, nofragment) {
-                return Some(pfn);
-            }
+        if *mode == RmqueueMode::Normal
+            && let Some(pfn) = self.rmqueue_smallest(mm, order, mt)
+        {
+            return Some(pfn);
+        }
+        self.rmqueue_fallback(mm, zone, order, mt, nofragment, mode)
+    }
+
+    /// [`Self::rmqueue`] past the request's own lists: claim (in normal mode), then steal.
+    #[cold]
+    #[inline(never)]
+    fn rmqueue_fallback(
+        &mut self,
+        mm: &MemMap,
+        zone: (usize, usize),
+        order: u32,
+        mt: MigrateType,
+        nofragment: bool,
+        mode: &mut RmqueueMode,
+    ) -> Option<usize> {
+        if *mode == RmqueueMode::Normal
+            && let Some(pfn) = self.rmqueue_claim(mm, zone, order, mt, nofragment)
+        {
+            return Some(pfn);
         }
         if !nofragment && let Some(pfn) = self.rmqueue_steal(mm, order, mt) {
             *mode = RmqueueMode::Steal;
             return Some(pfn);
         }
-        // A steal mode that found nothing to steal: the refill's remaining blocks look at the
-        // request's own lists again (the kernel's mode stays, but a refill stops at its first
-        // failure anyway).
+        // A steal mode that found nothing to steal: the refill stops at this first failure, as
+        // the kernel's does.
         None
     }
 
