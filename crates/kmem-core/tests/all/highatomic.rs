@@ -18,7 +18,7 @@ use kmem_core::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::page_alloc::Config;
 use kmem_core::platform::{Level, Platform};
 use kmem_core::waitq::WaitWord;
-use kmem_core::zone::{MAX_NR_ZONES, MigrateType, Wmark, ZoneType};
+use kmem_core::zone::{MigrateType, Wmark, ZoneType};
 use kmem_core::{PAGE_SIZE, PageAllocator};
 
 use super::Region;
@@ -74,11 +74,7 @@ unsafe impl Platform for Racer {
 const REGION: usize = 32 << 20;
 
 fn boot(region: &Region) -> PageAllocator<Racer> {
-    let pages = REGION / PAGE_SIZE;
-    let mut zones = [None; MAX_NR_ZONES];
-    zones[ZoneType::Normal as usize] = Some((0, pages));
-    let mut layout = crate::layout(region, zones);
-    layout.pageblock_order = 5;
+    let layout = kmem_core::page_alloc::Layout { pageblock_order: 5, ..crate::normal_only(region) };
     let racer = Racer {
         hook: Mutex::new(None),
         on_discard: Mutex::new(None),
@@ -86,7 +82,7 @@ fn boot(region: &Region) -> PageAllocator<Racer> {
         ticks: AtomicU64::new(0),
     };
     let config = Config { oom_timeout_ns: 0, ..Config::default() };
-    // SAFETY: The region is ours, zeroed, `pages` pages long, and outlives the allocator.
+    // SAFETY: The region is ours, zeroed, as long as the layout says, and outlives the allocator.
     unsafe { PageAllocator::new(racer, layout, config) }.expect("boot")
 }
 

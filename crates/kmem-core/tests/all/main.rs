@@ -107,6 +107,23 @@ fn layout(region: &Region, zones: [Option<(usize, usize)>; MAX_NR_ZONES]) -> Lay
     }
 }
 
+/// [`layout`] with one Normal zone over the whole region.
+fn normal_only(region: &Region) -> Layout {
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Normal as usize] = Some((0, region.layout.size() / PAGE_SIZE));
+    layout(region, zones)
+}
+
+/// [`layout`] of a small i386-like board: DMA below pfn 4096, Normal to 6144 (the end of the
+/// direct map), HighMem above.
+fn highmem_layout(region: &Region) -> Layout {
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Dma as usize] = Some((0, 4096));
+    zones[ZoneType::Normal as usize] = Some((4096, 6144));
+    zones[ZoneType::HighMem as usize] = Some((6144, region.layout.size() / PAGE_SIZE));
+    Layout { direct_map_end_pfn: 6144, ..layout(region, zones) }
+}
+
 fn board(single_cpu: bool) -> Board {
     Board { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), tick_ns: AtomicU64::new(1_000_000), single_cpu }
 }

@@ -104,12 +104,7 @@ fn s2_10_old_memory_is_never_handed_out_under_either_setting() {
 #[test]
 fn s2_10_init_on_free_without_highmem_access_zeroes_at_allocation() {
     let region = Region::new(32 << 20);
-    let pages = (32 << 20) / PAGE_SIZE;
-    let mut zones = [None; MAX_NR_ZONES];
-    zones[ZoneType::Dma as usize] = Some((0, 4096));
-    zones[ZoneType::Normal as usize] = Some((4096, 6144));
-    zones[ZoneType::HighMem as usize] = Some((6144, pages));
-    let layout = kmem_core::page_alloc::Layout { direct_map_end_pfn: 6144, ..layout(&region, zones) };
+    let layout = crate::highmem_layout(&region);
     let config = Config { oom_timeout_ns: 0, ..Config::default() };
     super::ON_BOARD_CPU.with(|c| c.set(true));
     // SAFETY: As in `boot`; pages above 6144 are simply never touched through the direct map.

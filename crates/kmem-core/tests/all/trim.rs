@@ -78,10 +78,7 @@ unsafe impl Platform for Host {
 const REGION: usize = 136 << 20;
 
 fn host_boot(region: &Region) -> PageAllocator<Host> {
-    let pages = REGION / PAGE_SIZE;
-    let mut zones = [None; MAX_NR_ZONES];
-    zones[ZoneType::Normal as usize] = Some((0, pages));
-    let layout = crate::layout(region, zones);
+    let layout = crate::normal_only(region);
     let host = Host {
         base: region.ptr.as_ptr() as usize,
         len: REGION,

@@ -691,16 +691,10 @@ fn a_vmap_that_cannot_undo_its_partial_mapping_never_reuses_the_range() {
 /// `copy_page_to_iter_nofault`); the rest of the buffer is left as it was.
 #[test]
 fn vread_stops_short_at_a_highmem_frame_the_platform_cannot_read() {
-    use kmem_core::page_alloc::{Config, Layout};
-    use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
+    use kmem_core::page_alloc::Config;
     const JUNK: u8 = 0x5c;
     let region = Region::new(32 << 20);
-    let pages = (32 << 20) / PAGE_SIZE;
-    let mut zones = [None; MAX_NR_ZONES];
-    zones[ZoneType::Dma as usize] = Some((0, 4096));
-    zones[ZoneType::Normal as usize] = Some((4096, 6144));
-    zones[ZoneType::HighMem as usize] = Some((6144, pages));
-    let layout = Layout { direct_map_end_pfn: 6144, ..super::layout(&region, zones) };
+    let layout = crate::highmem_layout(&region);
     let config = Config { oom_timeout_ns: 0, ..Config::default() };
     super::ON_BOARD_CPU.with(|c| c.set(true));
     // SAFETY: The region is ours, zeroed and outlives the allocator; pages above 6144 are never
