@@ -24,6 +24,7 @@
 //! with a message naming what did not happen.
 
 mod blocking;
+mod highatomic_stress;
 mod mempool;
 mod model;
 mod review;
