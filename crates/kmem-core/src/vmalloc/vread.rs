@@ -7,7 +7,7 @@
 //! * **Overflow clamp** (`vread_iter`): if `addr + count` wraps, `count` becomes `-addr` (the
 //!   bytes up to the end of the address space); the rest of the buffer is not written.
 //! * **Walk** (`vread_iter`): the busy areas whose range ends above `addr`
-//!   (`find_vmap_area_exceed_addr`), in address order, under the vmap lock. Bytes before the
+//!   (`find_vmap_area_exceed_addr`), in address order, each under the vmap lock. Bytes before the
 //!   first such area, between areas and after the last are holes: zeros. Nothing checks that
 //!   `addr` is in the vmalloc range, so bytes below `VMALLOC_START` (or above `VMALLOC_END`)
 //!   are holes too and read as zeros.
@@ -45,8 +45,8 @@
 //! is one the area still maps. The bytes may be changing while they are copied (the owner may
 //! write them): the copy is a racy snapshot, as `/proc/kcore`'s.
 //!
-//! Lock order: only the vmap lock, held for the whole walk as the kernel holds
-//! `vmap_area_lock`; nothing is allocated or freed under it, no page allocator, slab or
+//! Lock order: only the vmap lock, taken for one area at a time (the kernel takes its vmap
+//! node's lock and drops it after each area, looking the next one up again); nothing is allocated or freed under it, no page allocator, slab or
 //! reclaim lock is taken, and the platform's HighMem read takes no kmem lock and does not
 //! sleep. So a read cannot deadlock with reclaim, the vmalloc shrinker or a purge, which take
 //! the vmap lock themselves with nothing of this path held. The caller's buffer must not be
@@ -85,11 +85,18 @@ impl<M: Mmu> Vmalloc<M> {
         }
         let buf = &mut buf[..count];
         let mut done = 0;
-        let space = self.space.lock();
-        let mut i = first_ending_above(&space, addr);
-        while i != NIL && done < count {
+        // Where the next area is looked for: the first busy area ending above it. Each area is
+        // read under its own hold of the vmap lock, looked up again from here after the lock
+        // was dropped, as the kernel's walk drops its node's lock after each area.
+        let mut from = addr;
+        while done < count {
+            let space = self.space.lock();
+            let i = first_ending_above(&space, from);
+            if i == NIL {
+                break;
+            }
             let n = space.pool.get(i);
-            let next = space.busy.ceil(&space.pool, n.end);
+            from = n.end;
             let cur = addr.wrapping_add(done);
             // `cur` does not wrap before `count` bytes are done (the clamp), so `start - cur` is
             // the distance to the area when it lies ahead.
@@ -97,13 +104,11 @@ impl<M: Mmu> Vmalloc<M> {
                 break;
             }
             if n.flags & (VM_UNINITIALIZED | VM_PARKED) != 0 {
-                i = next;
                 continue;
             }
             let guard = if n.flags & (VM_NO_GUARD | VM_RAM) != 0 { 0 } else { PAGE_SIZE };
             let end = n.end - guard;
             if cur >= end {
-                i = next;
                 continue;
             }
             if cur < n.start {
@@ -126,9 +131,7 @@ impl<M: Mmu> Vmalloc<M> {
                 // `copied != n`: "We couldn't copy/zero everything".
                 return done;
             }
-            i = next;
         }
-        drop(space);
         // `finished_zero`: the holes after the last area.
         buf[done..].fill(0);
         count
