@@ -391,12 +391,8 @@ impl FreeArea {
                     break;
                 }
                 if buddy_mt != mt {
-                    // `change_pageblock_range`: the merged block takes our type.
-                    let mut block = buddy;
-                    while block < buddy + (1 << order) {
-                        mm.set_pageblock_mt(block, mt);
-                        block += 1 << pb_order;
-                    }
+                    // The merged block takes our type.
+                    crate::fallback::change_pageblock_range(mm, buddy, order, mt);
                 }
             } else {
                 mt = bpage.list_mt();

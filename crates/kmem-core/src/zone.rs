@@ -4,9 +4,10 @@
 //! A [`Zone`] is a contiguous pfn range. Its free lists ([`crate::buddy::FreeArea`]) live under
 //! `Zone::area`, the zone lock. `nr_free` mirrors the free-list page count so watermark checks
 //! read it without the lock; it is written only while the lock is held, and so are its
-//! siblings `nr_free_highatomic` and `nr_reserved_highatomic`.
-//! Invariant: `nr_free == area.nr_free_pages` (and likewise for the two high-atomic counts)
-//! whenever the lock is free.
+//! siblings `nr_free_ordinary` and `nr_reserved_highatomic`.
+//! Invariant: whenever the lock is free, `nr_free == area.nr_free_pages`, `nr_free_ordinary ==
+//! area.nr_free_pages - area.nr_free_highatomic` and `nr_reserved_highatomic` is the area's.
+//! (The free pages of the high-atomic reserve are the difference of the first two.)
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
@@ -161,11 +162,10 @@ pub struct Zone {
     pub(crate) managed: usize,
     pub(crate) area: SpinLock<FreeArea>,
     pub(crate) nr_free: AtomicUsize,
-    /// Mirrors `FreeArea::nr_free_highatomic`: free pages only high-atomic requests and
-    /// requests with reserves may count (`__zone_watermark_unusable_free`).
-    pub(crate) nr_free_highatomic: AtomicUsize,
-    /// `nr_free - nr_free_highatomic`, published with them: what a request without a right to
-    /// reserves counts, in one load on the fast path ([`Zone::usable_free_pages`]).
+    /// `nr_free` less the free pages of the high-atomic reserve (which only high-atomic
+    /// requests and requests with reserves may count, `__zone_watermark_unusable_free`),
+    /// published with it: what a request without a right to reserves counts, in one load on
+    /// the fast path ([`Zone::usable_free_pages`]).
     pub(crate) nr_free_ordinary: AtomicUsize,
     /// Mirrors `FreeArea::nr_reserved_highatomic` (show_mem's `reserved_highatomic:`).
     pub(crate) nr_reserved_highatomic: AtomicUsize,
@@ -194,7 +194,6 @@ impl Zone {
             managed: 0,
             area: SpinLock::new(FreeArea::new()),
             nr_free: AtomicUsize::new(0),
-            nr_free_highatomic: AtomicUsize::new(0),
             nr_free_ordinary: AtomicUsize::new(0),
             nr_reserved_highatomic: AtomicUsize::new(0),
             wmark: Default::default(),
@@ -269,11 +268,12 @@ impl Zone {
         self.nr_free.load(Relaxed)
     }
 
-    /// Free pages in `MIGRATE_HIGHATOMIC` pageblocks' free lists (`zone->nr_free_highatomic`).
+    /// Free pages in `MIGRATE_HIGHATOMIC` pageblocks' free lists (`zone->nr_free_highatomic`):
+    /// the difference of the two published counts (read without the lock, so it saturates).
     #[inline]
     #[must_use]
     pub fn free_highatomic(&self) -> usize {
-        self.nr_free_highatomic.load(Relaxed)
+        self.nr_free.load(Relaxed).saturating_sub(self.nr_free_ordinary.load(Relaxed))
     }
 
     /// The free pages a request with `alloc_flags` may count in its watermark test: all of
@@ -357,7 +357,6 @@ impl Zone {
     #[inline]
     pub(crate) fn publish(&self, area: &FreeArea) {
         self.nr_free.store(area.nr_free_pages, Relaxed);
-        self.nr_free_highatomic.store(area.nr_free_highatomic, Relaxed);
         self.nr_free_ordinary.store(area.nr_free_pages - area.nr_free_highatomic, Relaxed);
         self.nr_reserved_highatomic.store(area.nr_reserved_highatomic, Relaxed);
     }

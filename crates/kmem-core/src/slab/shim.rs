@@ -118,14 +118,10 @@ impl ShimHooks {
 
 impl Cache {
     /// Every successful allocation the cache counted: fast path, and slow-path attempts less
-    /// the failed ones.
+    /// the failed ones (the per-CPU sums are `/proc/slabinfo`'s, [`super::CacheInfo`]).
     fn allocations(&self) -> u64 {
-        let mut n = self.stats.alloc_slow.load(Relaxed);
-        for cpu in 0..self.nr_cpus as usize {
-            let c = self.cpu(cpu);
-            n = n.wrapping_add(c.alloc_fast.load(Relaxed)).wrapping_add(c.alloc_slow.load(Relaxed));
-        }
-        n.wrapping_sub(self.stats.alloc_failed.load(Relaxed))
+        let info = super::slabinfo::info_of(self);
+        info.alloc_fast.wrapping_add(info.alloc_slow).wrapping_sub(self.stats.alloc_failed.load(Relaxed))
     }
 
     /// `nr_tallocated` (see the module docs); read while other threads allocate, the parts may

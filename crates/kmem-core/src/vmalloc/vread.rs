@@ -141,8 +141,10 @@ impl<M: Mmu> Vmalloc<M> {
 /// The busy node whose range ends above `addr` with the lowest start
 /// (`find_vmap_area_exceed_addr`), or `NIL`.
 fn first_ending_above(space: &Space, addr: usize) -> u32 {
-    let i = space.busy.floor(&space.pool, addr);
-    if i != NIL && space.pool.get(i).end > addr { i } else { space.busy.ceil(&space.pool, addr) }
+    match space.busy.containing(&space.pool, addr) {
+        NIL => space.busy.ceil(&space.pool, addr),
+        i => i,
+    }
 }
 
 /// Reads `dst.len()` bytes of area `n` from `cur` (inside its extent) the way `kind` says;
