@@ -10,80 +10,28 @@
 //!   watermark without reserves; a hook in `discard` looks while the batch is out.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use kmem_core::PageAllocator;
 use kmem_core::gfp::{GFP_ATOMIC, GFP_KERNEL};
-use kmem_core::page_alloc::Config;
-use kmem_core::platform::{Level, Platform};
-use kmem_core::waitq::WaitWord;
 use kmem_core::zone::{MigrateType, Wmark, ZoneType};
-use kmem_core::{PAGE_SIZE, PageAllocator};
 
 use super::Region;
+use super::trim::{Host, boot_host};
 
 /// How long one thread waits for the other before it calls the allocator stuck (a deadlock
 /// detector, not a timing assertion).
 const DEADLINE: Duration = Duration::from_secs(20);
 
-type Hook = Box<dyn FnOnce() + Send>;
-
-/// No CPU slots (every free goes to the buddy lists); `cpu` runs a hook the test arms once,
-/// `discard` zero-fills and runs another one each time.
-struct Racer {
-    hook: Mutex<Option<Hook>>,
-    on_discard: Mutex<Option<Box<dyn FnMut() + Send>>>,
-    base: usize,
-    ticks: AtomicU64,
-}
-
-// SAFETY: `cpu` is always `None`, so no CPU slot is ever used.
-unsafe impl Platform for Racer {
-    fn nr_cpus(&self) -> usize {
-        1
-    }
-    fn cpu(&self) -> Option<usize> {
-        let hook = self.hook.lock().unwrap().take();
-        if let Some(f) = hook {
-            f();
-        }
-        None
-    }
-    fn log(&self, _level: Level, _args: core::fmt::Arguments<'_>) {}
-    fn now_ns(&self) -> u64 {
-        self.ticks.fetch_add(1_000_000, Relaxed)
-    }
-    fn wait(&self, _word: &WaitWord, _expected: u32, _timeout_ns: u64) {
-        std::thread::yield_now();
-    }
-    fn wake_all(&self, _word: &WaitWord) {}
-    unsafe fn discard(&self, pfn: usize, nr: usize) -> bool {
-        assert!((pfn + nr) * PAGE_SIZE <= REGION, "discard outside the region");
-        // SAFETY: Inside the region (checked); the caller owns these free pages.
-        unsafe { std::ptr::write_bytes((self.base + pfn * PAGE_SIZE) as *mut u8, 0, nr * PAGE_SIZE) };
-        if let Some(f) = self.on_discard.lock().unwrap().as_mut() {
-            f();
-        }
-        true
-    }
-}
-
 /// 32 MiB, one Normal zone, pageblocks of 32 pages: 1 % of the zone is several pageblocks, so
 /// the zone may hold high-atomic reserves.
 const REGION: usize = 32 << 20;
 
-fn boot(region: &Region) -> PageAllocator<Racer> {
-    let layout = kmem_core::page_alloc::Layout { pageblock_order: 5, ..crate::normal_only(region) };
-    let racer = Racer {
-        hook: Mutex::new(None),
-        on_discard: Mutex::new(None),
-        base: region.ptr.as_ptr() as usize,
-        ticks: AtomicU64::new(0),
-    };
-    let config = Config { oom_timeout_ns: 0, ..Config::default() };
-    // SAFETY: The region is ours, zeroed, as long as the layout says, and outlives the allocator.
-    unsafe { PageAllocator::new(racer, layout, config) }.expect("boot")
+/// The trim tests' host (no CPU slots: every free goes to the buddy lists) over `region`.
+fn boot(region: &Region) -> PageAllocator<Host> {
+    boot_host(region, kmem_core::page_alloc::Layout { pageblock_order: 5, ..crate::normal_only(region) })
 }
 
 #[test]
@@ -107,7 +55,7 @@ fn a_free_racing_a_reservation_goes_to_the_reserved_blocks_lists() {
     let (to_main, freeing) = mpsc::channel::<()>();
     let (to_free, reserved) = mpsc::channel::<()>();
     let reserved = Mutex::new(reserved);
-    *pa.platform().hook.lock().unwrap() = Some(Box::new(move || {
+    *pa.platform().on_cpu.lock().unwrap() = Some(Box::new(move || {
         to_main.send(()).unwrap();
         reserved.lock().unwrap().recv_timeout(DEADLINE).expect("the reserving thread answers");
     }));
@@ -139,7 +87,7 @@ fn a_free_racing_a_reservation_goes_to_the_reserved_blocks_lists() {
 
 /// Three pageblocks reserved by slow-path `GFP_ATOMIC` requests of a pageblock each (the
 /// watermarks raised so that only the slow path serves them), free again.
-fn reserve_three_blocks(pa: &PageAllocator<Racer>) {
+fn reserve_three_blocks(pa: &PageAllocator<Host>) {
     let free = pa.zone(ZoneType::Normal).free_pages();
     pa.set_zone_watermarks(ZoneType::Normal, [free, 2 * free, 2 * free, 2 * free]).unwrap();
     let held: Vec<_> = (0..3).map(|_| pa.alloc_pages(GFP_ATOMIC, 5).unwrap()).collect();
@@ -167,7 +115,7 @@ fn a_trim_batch_keeps_the_pages_outside_the_reserve_above_high() {
         let lowest = lowest.clone();
         // The hook must be `'static`: it gets the zone as an address.
         let zone_ptr = zone as *const kmem_core::zone::Zone as usize;
-        *pa.platform().on_discard.lock().unwrap() = Some(Box::new(move || {
+        *pa.platform().hook.lock().unwrap() = Some(Box::new(move |_, _| {
             // SAFETY: The zone lives in the allocator, which outlives the trim that runs this
             // hook (the hook is dropped with it); `Zone` is read through shared references only.
             let zone = unsafe { &*(zone_ptr as *const kmem_core::zone::Zone) };

@@ -24,15 +24,18 @@ use super::Region;
 /// allocator stuck (a deadlock detector, not a timing assertion).
 const DEADLINE: Duration = Duration::from_secs(20);
 
-type Hook = Box<dyn FnMut(usize, usize) + Send>;
+pub(crate) type Hook = Box<dyn FnMut(usize, usize) + Send>;
 
 /// A host: one zone over a heap region, no CPU slots (every request takes the zone lock), and
 /// a `discard` that zero-fills what is not zero yet (untouched heap pages read as zero without
-/// becoming resident) and then runs the test's hook.
-struct Host {
+/// becoming resident) and then runs the test's hook. `cpu` runs a hook a test arms once (the
+/// high-atomic tests' deterministic interleaving: a free asks for its CPU between reading its
+/// pageblock's type and taking the zone lock).
+pub(crate) struct Host {
     base: usize,
     len: usize,
-    hook: Mutex<Option<Hook>>,
+    pub(crate) hook: Mutex<Option<Hook>>,
+    pub(crate) on_cpu: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// `discard` answers false (a host that cannot take memory back).
     refuse: AtomicBool,
     discards: AtomicUsize,
@@ -45,6 +48,10 @@ unsafe impl Platform for Host {
         1
     }
     fn cpu(&self) -> Option<usize> {
+        let hook = self.on_cpu.lock().unwrap().take();
+        if let Some(f) = hook {
+            f();
+        }
         None
     }
     fn log(&self, _level: Level, _args: core::fmt::Arguments<'_>) {}
@@ -78,17 +85,23 @@ unsafe impl Platform for Host {
 const REGION: usize = 136 << 20;
 
 fn host_boot(region: &Region) -> PageAllocator<Host> {
-    let layout = crate::normal_only(region);
+    boot_host(region, crate::normal_only(region))
+}
+
+/// A [`Host`] over `region` with `layout`.
+pub(crate) fn boot_host(region: &Region, layout: kmem_core::page_alloc::Layout) -> PageAllocator<Host> {
     let host = Host {
         base: region.ptr.as_ptr() as usize,
-        len: REGION,
+        len: region.layout.size(),
         hook: Mutex::new(None),
+        on_cpu: Mutex::new(None),
         refuse: AtomicBool::new(false),
         discards: AtomicUsize::new(0),
         ticks: AtomicU64::new(0),
     };
     let config = Config { oom_timeout_ns: 0, ..Config::default() };
-    // SAFETY: The region is ours, zeroed, `pages` pages long, and outlives the allocator.
+    // SAFETY: The region is ours, zeroed, as long as the layout says, and outlives the allocator;
+    // pages above the layout's direct-map end (HighMem) are never touched through it.
     unsafe { PageAllocator::new(host, layout, config) }.expect("boot")
 }
 
@@ -325,18 +338,7 @@ fn a_batch_keeps_the_zone_above_high_plus_its_lowmem_reserve() {
     zones[ZoneType::Normal as usize] = Some((0, NORMAL));
     zones[ZoneType::HighMem as usize] = Some((NORMAL, pages));
     let layout = kmem_core::page_alloc::Layout { direct_map_end_pfn: NORMAL, ..crate::layout(&region, zones) };
-    let host = Host {
-        base: region.ptr.as_ptr() as usize,
-        len: BYTES,
-        hook: Mutex::new(None),
-        refuse: AtomicBool::new(false),
-        discards: AtomicUsize::new(0),
-        ticks: AtomicU64::new(0),
-    };
-    let config = Config { oom_timeout_ns: 0, ..Config::default() };
-    // SAFETY: The region is ours, zeroed, `pages` long, and outlives the allocator; HighMem
-    // pages are never touched through the direct map.
-    let pa = unsafe { PageAllocator::new(host, layout, config) }.expect("boot");
+    let pa = boot_host(&region, layout);
     let normal = pa.zone(ZoneType::Normal);
     let reserve = normal.lowmem_reserve(ZoneType::HighMem);
     assert!(reserve > 1 << MAX_PAGE_ORDER, "a reserve larger than a block ({reserve} pages)");
