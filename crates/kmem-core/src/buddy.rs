@@ -8,7 +8,13 @@
 //!   `PG_BUDDY` with the list's order and migratetype;
 //! - `count[o][mt]` is the length of each list and `nr_free_pages` is `Σ count << o`;
 //! - no page inside a free block (other than its head) is a buddy head: blocks never overlap;
-//! - two free buddies of the same order that could merge are never both on the lists.
+//! - two free buddies of the same order that could merge are never both on the lists;
+//! - a free block is on the lists of its pageblock's migratetype, and a block of a pageblock
+//!   or more lies in pageblocks of one type (the "freelist hygiene" of Linux 6.10 on): every
+//!   free takes the type from the pageblock, `expand` keeps the type of the block it splits,
+//!   and a pageblock is retyped only together with its free blocks
+//!   (`fallback::move_freepages_block`) or when it is wholly inside a block being taken or
+//!   merged (`fallback::change_pageblock_range`).
 //!
 //! A block taken off the lists to give its memory back to the host (`FreeArea::walk_chunk`,
 //! the kernel's `__isolate_free_page`) is *isolated*: on no list, not counted in
@@ -49,8 +55,6 @@ pub const PAGE_REPORTING_CAPACITY: usize = 32;
 pub(crate) struct Isolated {
     pub(crate) pfn: u32,
     pub(crate) order: u8,
-    /// The list it came from.
-    pub(crate) mt: MigrateType,
 }
 
 /// Up to [`PAGE_REPORTING_CAPACITY`] isolated blocks (the kernel's scatterlist).
@@ -61,7 +65,7 @@ pub(crate) struct Batch {
 
 impl Batch {
     pub(crate) const fn new() -> Self {
-        Self { blocks: [Isolated { pfn: 0, order: 0, mt: MigrateType::Unmovable }; PAGE_REPORTING_CAPACITY], len: 0 }
+        Self { blocks: [Isolated { pfn: 0, order: 0 }; PAGE_REPORTING_CAPACITY], len: 0 }
     }
 
     /// The blocks isolated so far.
@@ -253,7 +257,7 @@ impl FreeArea {
                     Visit::Next => {}
                     Visit::Isolate => {
                         self.del(mm, pfn as usize);
-                        batch.blocks[batch.len] = Isolated { pfn, order: o as u8, mt: MigrateType::ALL[m] };
+                        batch.blocks[batch.len] = Isolated { pfn, order: o as u8 };
                         batch.len += 1;
                     }
                     Visit::Stop => {
@@ -327,7 +331,9 @@ impl FreeArea {
 
     /// `__free_one_page`: frees the block `pfn` of `order` into a zone spanning
     /// `[zone_start, zone_end)`, merging with free buddies as far as possible (PA-5, PA-6).
-    /// Returns the pfn and order of the resulting free block.
+    /// `mt` is the block's pageblock type, read under the zone lock (`free_one_page` and
+    /// `free_pcppages_bulk` read it there). Returns the pfn and order of the resulting free
+    /// block.
     pub(crate) fn free_one_page(
         &mut self,
         mm: &MemMap,
@@ -341,7 +347,8 @@ impl FreeArea {
     }
 
     /// `__putback_isolated_page`: returns a block taken off the lists by [`Self::walk_chunk`]
-    /// to the `mt` lists, merging with free buddies as a free does, at the tail (kmem's
+    /// to the lists of its pageblock's type, read now (a claim may have retyped the pageblock
+    /// while the block was away), merging with free buddies as a free does, at the tail (kmem's
     /// choice: memory given back to the host is handed out after resident memory, and a
     /// chunked walk resuming at the head meets the blocks it has not visited first).
     /// `trimmed`: its memory was given back; the resulting block is marked `PG_TRIMMED` only if
@@ -355,7 +362,8 @@ impl FreeArea {
         trimmed: bool,
     ) -> (usize, u32) {
         let keep = if trimmed { pg::TRIMMED } else { 0 };
-        self.merge_free(mm, zone, block.pfn as usize, block.order as u32, block.mt, true, keep)
+        let pfn = block.pfn as usize;
+        self.merge_free(mm, zone, pfn, block.order as u32, mm.pageblock_mt(pfn), true, keep)
     }
 
     /// [`Self::free_one_page`] with marks: the merged block carries the flags of `keep` that
@@ -368,7 +376,7 @@ impl FreeArea {
         zone: (usize, usize),
         mut pfn: usize,
         mut order: u32,
-        mut mt: MigrateType,
+        mt: MigrateType,
         to_tail: bool,
         mut keep: u32,
     ) -> (usize, u32) {
@@ -391,11 +399,12 @@ impl FreeArea {
                     break;
                 }
                 if buddy_mt != mt {
-                    // The merged block takes our type.
+                    // The merged block takes our type ("match buddy type", so that a later
+                    // `expand` puts its parts on the lists of their pageblocks).
                     crate::fallback::change_pageblock_range(mm, buddy, order, mt);
                 }
             } else {
-                mt = bpage.list_mt();
+                debug_assert_eq!(bpage.list_mt(), mt, "buddy {buddy:#x} of one pageblock on another type's list");
             }
             keep &= self.del(mm, buddy);
             pfn &= buddy;
@@ -445,11 +454,16 @@ impl FreeArea {
             assert!(page.is_buddy(), "listed pfn {pfn:#x} not PG_BUDDY");
             assert_eq!(page.order(), order, "pfn {pfn:#x} order");
             assert_eq!(page.list_mt(), mt, "pfn {pfn:#x} migratetype");
-            assert_eq!(
-                mt == MigrateType::HighAtomic,
-                mm.pageblock_mt(pfn) == MigrateType::HighAtomic,
-                "pfn {pfn:#x}: on the high-atomic lists if and only if in a high-atomic pageblock"
-            );
+            let pb = 1usize << mm.pageblock_order();
+            // From the zone's first page when memory starts inside a pageblock.
+            let first = (pfn & !(pb - 1)).max(zone.0);
+            for block in (first..pfn + (1 << order)).step_by(pb) {
+                let block_mt = mm.pageblock_mt(block);
+                assert_eq!(
+                    block_mt, mt,
+                    "free block {pfn:#x}/{order} on the {mt:?} lists, its pageblock {block:#x} is {block_mt:?}"
+                );
+            }
             assert!(is_aligned(pfn, order), "pfn {pfn:#x} misaligned for order {order}");
             assert!(pfn >= zone.0 && pfn + (1 << order) <= zone.1, "pfn {pfn:#x} outside zone");
             for inner in pfn + 1..pfn + (1 << order) {
@@ -554,6 +568,7 @@ mod tests {
         const MT: MigrateType = MigrateType::Movable;
         let (_s, mm) = map(1 << 16);
         let zone = (0, 1 << 16);
+        crate::fallback::change_pageblock_range(&mm, 0, 16, MT);
         let mut area = FreeArea::new();
         // 64 order-9 blocks at every other order-9 slot: no two are buddies.
         for i in 0..64 {
@@ -585,13 +600,14 @@ mod tests {
         }
         // Merging: the buddy of a trimmed block comes back trimmed, then an untrimmed one.
         let (_s, mm) = map(4096);
+        crate::fallback::change_pageblock_range(&mm, 0, 12, MT);
         let mut area = FreeArea::new();
         area.add(&mm, 0, 9, MT, false, pg::TRIMMED);
-        let (pfn, order) = area.putback(&mm, (0, 4096), Isolated { pfn: 512, order: 9, mt: MT }, true);
+        let (pfn, order) = area.putback(&mm, (0, 4096), Isolated { pfn: 512, order: 9 }, true);
         assert_eq!((pfn, order), (0, 10));
         assert_eq!(mm.page(0).flags() & pg::TRIMMED, pg::TRIMMED, "both halves released");
         area.add(&mm, 1024, 9, MT, false, 0);
-        let (pfn, order) = area.putback(&mm, (0, 4096), Isolated { pfn: 1536, order: 9, mt: MT }, true);
+        let (pfn, order) = area.putback(&mm, (0, 4096), Isolated { pfn: 1536, order: 9 }, true);
         assert_eq!((pfn, order), (1024, 10));
         assert_eq!(mm.page(1024).flags() & pg::TRIMMED, 0, "half of it is still resident");
         area.check(&mm, (0, 4096));

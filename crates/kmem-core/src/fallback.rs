@@ -28,9 +28,11 @@
 //! Not modelled (`docs/deviations.md`): watermark boosting after a claim attempt, and
 //! `page_group_by_mobility_disabled` on machines too small for grouping.
 //!
-//! kmem's free lists keep the pre-6.10 rule that a free block's list need not be its
-//! pageblock's type (the kernel's freelist-hygiene series made them agree), so a pageblock move
-//! takes every free block inside the pageblock, whatever list it is on.
+//! The free lists keep the kernel's "freelist hygiene" (6.10 on, `buddy.rs`): a free block is
+//! on its pageblock's lists, so a steal leaves the rest of its block on the fallback type's
+//! lists, and a pageblock is retyped only with every free block inside it moved along
+//! ([`FreeArea::move_freepages_block`]) or when a block being taken or merged covers it whole
+//! ([`change_pageblock_range`]).
 //!
 //! All of it runs under the zone lock (`Zone::area`); the invariants are `buddy.rs`'s.
 

@@ -454,7 +454,8 @@ impl<P: Platform> PageAllocator<P> {
         }
         // SAFETY: `pfn` is inside `zone` (every caller checked it), so inside the page array.
         let mt = unsafe { self.mm.pageblock_mt_unchecked(pfn) };
-        // A high-atomic block's pages wait on the movable list; the flush sends them back.
+        // A high-atomic block's pages wait on the movable list (`free_unref_page`); the flush
+        // sends every page to its pageblock's lists.
         let pcp_mt = if mt == MigrateType::HighAtomic { MigrateType::Movable } else { mt };
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
@@ -570,25 +571,16 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// `free_pcppages_bulk`: at least `nr_pages` of this CPU's coldest pages (or all) back to
-    /// the buddy lists. Returns the pages flushed.
+    /// the buddy lists, each to its pageblock's type read under the zone lock (whatever list
+    /// it waited on: a refill that stole from another type's pageblock, or a pageblock claimed
+    /// or reserved since the free, `buddy.rs`'s invariant). Returns the pages flushed.
     pub(super) fn flush_pcp_batch(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, nr_pages: usize) -> usize {
         let mut area = zone.lock();
-        let flushed = lists.take_cold(&self.mm, nr_pages, |p, o, t| {
-            area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, self.flush_mt(p, t), false);
+        let flushed = lists.take_cold(&self.mm, nr_pages, |p, o, _| {
+            area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, self.mm.pageblock_mt(p), false);
         });
         self.after_buddy_free(zone, &mut area);
         flushed
-    }
-
-    /// The buddy list a page flushed from per-CPU list `t` goes to: its pageblock's if that is
-    /// a high-atomic block (whose freed pages wait on the movable list, see `free_block`),
-    /// else `t`.
-    #[inline(always)]
-    fn flush_mt(&self, pfn: usize, t: MigrateType) -> MigrateType {
-        match self.mm.pageblock_mt(pfn) {
-            MigrateType::HighAtomic => MigrateType::HighAtomic,
-            _ => t,
-        }
     }
 
     /// Returns every page on `cpu`'s lists to the buddy lists (`drain_pages`). Returns the
@@ -601,14 +593,9 @@ impl<P: Platform> PageAllocator<P> {
         for (zi, zone) in self.zones.iter().enumerate() {
             // SAFETY: Callers hold the slot: inside its guard section, or with its claim.
             let mut lists = unsafe { slot.lists(zi) };
-            if lists.count() == 0 {
-                continue;
+            if lists.count() != 0 {
+                drained += self.flush_pcp_batch(&mut lists, zone, usize::MAX);
             }
-            let mut area = zone.lock();
-            drained += lists.take_cold(&self.mm, usize::MAX, |p, o, t| {
-                area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, self.flush_mt(p, t), false);
-            });
-            self.after_buddy_free(zone, &mut area);
         }
         drained
     }

@@ -21,9 +21,9 @@
 //!   converts one even if it is the last.
 //!
 //! Freed pages of a high-atomic block go to the per-CPU `MIGRATE_MOVABLE` list, as in the
-//! kernel, and back to the high-atomic lists when the per-CPU lists are flushed (the flush
-//! puts a page of a high-atomic block on its block's lists); freed to the buddy lists
-//! directly, they go to them at once.
+//! kernel, and back to the high-atomic lists when the per-CPU lists are flushed (a flush
+//! frees every page to its pageblock's lists); freed to the buddy lists directly, they go to
+//! them at once.
 //!
 //! Moving a pageblock's free pages is `FreeArea::move_freepages_block` (`fallback.rs`).
 //!

@@ -12,8 +12,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use kmem::gfp::{
-    __GFP_DMA, __GFP_HIGHMEM, __GFP_NORETRY, __GFP_NOWARN, GFP_ATOMIC, GFP_DMA, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE,
-    GFP_KERNEL, GFP_NOWAIT, Gfp,
+    __GFP_DMA, __GFP_HIGHMEM, __GFP_MOVABLE, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIMABLE, GFP_ATOMIC, GFP_DMA,
+    GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT, Gfp,
 };
 use kmem::zone::ZoneType;
 use kmem::{MAX_PAGE_ORDER, Machine, Profile};
@@ -30,8 +30,9 @@ const SEEDS: [u64; 6] =
 const MIB_PAGES: usize = (1 << 20) / kmem::PAGE_SIZE;
 
 /// The flag sets the model draws from: blocking ones that give up after one reclaim pass,
-/// non-blocking ones, and each zone modifier.
-const GFPS: [Gfp; 8] = [
+/// non-blocking ones, each zone modifier, and each mobility type in a small zone (so that
+/// requests fall back to other types' pageblocks, claiming and stealing, PA-12).
+const GFPS: [Gfp; 10] = [
     Gfp::from_bits(GFP_KERNEL.bits() | __GFP_NORETRY.bits() | __GFP_NOWARN.bits()),
     Gfp::from_bits(GFP_ATOMIC.bits() | __GFP_NOWARN.bits()),
     GFP_NOWAIT,
@@ -40,6 +41,10 @@ const GFPS: [Gfp; 8] = [
     Gfp::from_bits(GFP_HIGHUSER.bits() | __GFP_NORETRY.bits() | __GFP_NOWARN.bits()),
     Gfp::from_bits(GFP_HIGHUSER_MOVABLE.bits() | __GFP_NORETRY.bits() | __GFP_NOWARN.bits()),
     Gfp::from_bits(GFP_HIGHUSER.bits() | GFP_ATOMIC.bits() | __GFP_NOWARN.bits()),
+    Gfp::from_bits(GFP_DMA.bits() | GFP_NOWAIT.bits() | __GFP_MOVABLE.bits()),
+    Gfp::from_bits(
+        GFP_DMA.bits() | GFP_KERNEL.bits() | __GFP_RECLAIMABLE.bits() | __GFP_NORETRY.bits() | __GFP_NOWARN.bits(),
+    ),
 ];
 
 #[derive(Clone, Copy, Debug)]

@@ -509,6 +509,52 @@ fn pa12_movable_falls_back_to_reclaimable_before_unmovable() {
     check(&m);
 }
 
+/// PA-12 with Linux 6.10's freelist hygiene: a movable request whose per-CPU refill steals
+/// from an unmovable pageblock (its free blocks all smaller than half a pageblock, so nothing
+/// is claimed) keeps the stolen pages it did not use on the movable per-CPU list; when they go
+/// back to the buddy lists, each lands on its pageblock's (unmovable) lists, as
+/// `free_pcppages_bulk` frees every page to its pageblock's type, and the zone's free lists
+/// read as before the request.
+#[test]
+fn pa12_stolen_pages_go_back_to_their_pageblocks_lists() {
+    let m = i386(128);
+    m.set_zone_watermarks(ZoneType::Normal, [0; 4]).expect("marks in range");
+    let normal = m.zone(ZoneType::Normal);
+    assert!(normal.pcp_batch() > 1, "a refill takes several pages: {}", normal.pcp_batch());
+    // Every page of Normal taken (the last requests fall back to DMA), then one pageblock
+    // freed: the only free memory of Normal, a movable pageblock.
+    let mut held = grab_all(&m, GFP_KERNEL | __GFP_MOVABLE);
+    assert_eq!(normal.free_pages(), 0);
+    let i = held.iter().position(|&(p, o)| o == MAX_PAGE_ORDER && zone_of(&m, pfn(&m, p)) == ZoneType::Normal);
+    let (block, _) = held.swap_remove(i.expect("a whole pageblock of Normal"));
+    let a = pfn(&m, block);
+    // SAFETY: The test's own pages, unused afterwards.
+    unsafe { m.free_pages(block, MAX_PAGE_ORDER) };
+    // An unmovable request claims it whole; the refill's pages come back.
+    let first = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!((pfn(&m, first) & !(MAX_BLOCK - 1), m.memmap().pageblock_mt(a)), (a, MigrateType::Unmovable));
+    m.drain_local_pages();
+    // A keeps free unmovable blocks of orders 0..=4 only: smaller than half a pageblock.
+    let taken: Vec<_> = (5..MAX_PAGE_ORDER).rev().map(|o| (m.alloc_pages(GFP_KERNEL, o).unwrap(), o)).collect();
+    assert!(taken.iter().all(|&(p, _)| pfn(&m, p) & !(MAX_BLOCK - 1) == a));
+    let before = normal.free_blocks_per_type();
+    let expect: [usize; 11] = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0];
+    assert_eq!(before[MigrateType::Unmovable as usize], expect, "{before:?}");
+    assert_eq!(normal.free_pages(), 31);
+    let mv = m.alloc_pages(GFP_KERNEL | __GFP_MOVABLE, 0).unwrap();
+    assert_eq!(pfn(&m, mv) & !(MAX_BLOCK - 1), a, "stolen from A");
+    assert_eq!(m.memmap().pageblock_mt(a), MigrateType::Unmovable, "stolen, not claimed");
+    assert!(normal.free_pages() < 30, "the refill took more than the one page");
+    // SAFETY: The test's own page, unused afterwards.
+    unsafe { m.free_pages(mv, 0) };
+    m.drain_local_pages();
+    assert_eq!(normal.free_blocks_per_type(), before, "every page back on its pageblock's lists");
+    check(&m);
+    free_all(&m, taken);
+    free_all(&m, held);
+    check(&m);
+}
+
 #[test]
 fn pa18_gfp_zero_pages_are_zeroed_after_reuse() {
     let m = i386(64);
