@@ -1,15 +1,17 @@
-//! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), and
-//! run C modules (`insmod`).
+//! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), run C
+//! modules (`insmod`), and replay a kernel's `kmem:*` trace (`replay`).
 //!
 //! Exit codes: 0 success; 1 an example or workload failed, `insmod` failed (as
-//! `insmod(8)`), or the output could not be written; 2 bad command line; 3 bad `KMEM_*`
+//! `insmod(8)`), a trace could not be read, or the output could not be written; 2 bad command line; 3 bad `KMEM_*`
 //! environment or a machine that cannot be built. A reader that closes the pipe early
 //! (`kmem demo | head`) ends the output quietly, as for any filter.
 #![deny(unsafe_code)]
 
 mod demo;
 mod insmod;
+mod replay;
 mod scull;
+mod trace;
 mod workload;
 
 use std::io::{self, Write as _};
@@ -33,7 +35,7 @@ fn after_help() -> String {
         text.push_str(&format!("  {var:<28} {what}\n"));
     }
     text.push_str(
-        "Exit codes: 0 ok, 1 an example, workload or insmod failed or the output could not be written, 2 bad command line, 3 bad environment or machine.",
+        "Exit codes: 0 ok, 1 an example, workload or insmod failed, a trace could not be read or the output could not be written, 2 bad command line, 3 bad environment or machine.",
     );
     text
 }
@@ -77,6 +79,40 @@ enum Command {
         #[arg(short = 'r', long)]
         raw: bool,
     },
+    /// Replay a kernel's kmem:* trace on a machine and compare what it and kmem allocated.
+    ///
+    /// The trace is ftrace text (/sys/kernel/tracing/trace, trace_pipe, or perf script); the
+    /// machine is x86_64 with 1 GiB unless --profile or KMEM_* say otherwise.
+    ///
+    /// Events read: kmalloc, kmem_cache_alloc, kfree, kmem_cache_free (and the _node forms),
+    /// mm_page_alloc, mm_page_free, mm_page_free_batched; others are counted and skipped.
+    /// Requests never sleep: each is made without __GFP_DIRECT_RECLAIM and __GFP_NOFAIL, and
+    /// one kmem cannot serve at once is counted as a failure.
+    Replay {
+        /// The trace file, or - for standard input.
+        trace: std::path::PathBuf,
+        /// Replay the page events too (the traced slab's own pages are among them, so kmem's
+        /// slab pages would be counted twice).
+        #[arg(long)]
+        pages: bool,
+        /// How many call sites to list (by bytes allocated).
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Machine profile.
+        #[arg(long, value_enum, default_value = "x86-64")]
+        profile: ProfileArg,
+        /// Print this /proc text after the replay; repeatable.
+        #[arg(long, value_enum)]
+        stat: Vec<ProcFile>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    /// DMA / DMA32 / Normal.
+    X86_64,
+    /// DMA / Normal / HighMem.
+    I386,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -179,6 +215,36 @@ fn main() -> ExitCode {
         Command::Insmod { module, params, rmmod, stat, notime, raw } => {
             let stats: Vec<&'static str> = stat.iter().map(|f| f.name()).collect();
             insmod::run(&insmod::Options { path: &module, params: &params, rmmod, stats: &stats, notime, raw })
+        }
+        Command::Replay { trace, pages, top, profile, stat } => {
+            let m = match machine(match profile {
+                ProfileArg::X86_64 => Profile::X86_64,
+                ProfileArg::I386 => Profile::I386,
+            }) {
+                Ok(m) => m,
+                Err(code) => return code,
+            };
+            let name = trace.display().to_string();
+            let result = if name == "-" {
+                replay::run(&m, io::stdin().lock(), replay::Options { pages, top })
+            } else {
+                match std::fs::File::open(&trace) {
+                    Ok(f) => replay::run(&m, io::BufReader::new(f), replay::Options { pages, top }),
+                    Err(e) => Err(format!("cannot open: {e}")),
+                }
+            };
+            let mut text = match result {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("kmem replay: {name}: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            for f in stat {
+                text.push('\n');
+                text.push_str(&m.proc_read(f.name()).unwrap_or_default());
+            }
+            emit(&text).err().unwrap_or(ExitCode::SUCCESS)
         }
         Command::Stat { file, workload } => {
             let m = match machine(Profile::I386) {

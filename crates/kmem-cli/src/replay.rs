@@ -1,0 +1,458 @@
+//! `kmem replay TRACE`: replays a kernel's `kmem:*` trace events ([`crate::trace`]) on a kmem
+//! machine, in trace order on one thread, and reports what the traced kernel did (per call
+//! site and per cache, `perf kmem stat`'s numbers: requested and allocated bytes, internal
+//! fragmentation, allocations freed on another CPU) next to what kmem did with the same
+//! requests (its size for each object, the caches and pages it used, the requests it could not
+//! serve).
+//!
+//! Decisions:
+//! - A request is made with the traced flags less `__GFP_NOFAIL` and `__GFP_DIRECT_RECLAIM`,
+//!   plus `__GFP_NOWARN`: a replay never sleeps, retries or waits for an OOM timeout; what kmem
+//!   cannot serve at once is counted as a failure (the traced kernel may have reclaimed).
+//! - `kmem_cache_alloc` of a cache not seen before creates it (`name=`, or `replay-<size>` for
+//!   traces before 6.19 that print no name) with the traced `bytes_req` as its object size
+//!   and no flags; the traced `bytes_alloc` is the kernel's `s->size`, compared with kmem's.
+//! - An object is freed as it was allocated (a `kfree` of a cache object is
+//!   `kmem_cache_free`, which the kernel's `kfree` also does). A free of an address the trace
+//!   did not allocate (before the trace began, or a lost event) is counted and skipped; an
+//!   allocation at an address still live (its free was lost) frees the old object first.
+//! - `kmalloc(0)` gives `ZERO_SIZE_PTR` (traced `bytes_alloc=0`): nothing is allocated, and a
+//!   free of that address is a no-op.
+//! - Page events (`mm_page_alloc`, `mm_page_free`) are counted but replayed only with
+//!   `--pages`: the traced slab's own pages are page events too, so replaying both kinds would
+//!   make kmem's slab pages and the traced ones twice.
+
+#![allow(unsafe_code)] // Freeing the replay's own objects and pages, and `ksize` of them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::ptr::NonNull;
+
+use kmem::{Gfp, Machine, Page};
+use kmem_core::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN};
+use kmem_core::slab::flags::SlabFlags;
+use kmem_core::slab::{CacheArgs, CacheRef};
+
+use crate::trace::{self, Kind};
+
+/// What the command line asked for.
+pub struct Options {
+    /// Replay page events too.
+    pub pages: bool,
+    /// Call sites to list.
+    pub top: usize,
+}
+
+/// A live object of the replay: where kmem put it, and what the trace said of it.
+struct Live {
+    obj: NonNull<u8>,
+    /// `None` for kmalloc, else the index in `Replay::caches`.
+    cache: Option<usize>,
+    site: usize,
+    /// The traced `bytes_alloc`.
+    traced: usize,
+    cpu: Option<u32>,
+}
+
+/// `perf kmem stat`'s numbers for one call site.
+#[derive(Default)]
+struct Site {
+    allocs: u64,
+    req: u64,
+    alloc: u64,
+    kmem: u64,
+    cross_cpu: u64,
+}
+
+/// One cache the replay made or used (kmalloc requests are under kmem's kmalloc caches).
+struct CacheUse {
+    cache: CacheRef,
+    allocs: u64,
+    live: u64,
+    peak: u64,
+    /// The traced kernel's `s->size`.
+    kernel_size: usize,
+    /// kmem's size of its objects (`ksize`), once one was made.
+    kmem_size: Option<usize>,
+}
+
+/// Counts of everything the replay saw.
+#[derive(Default)]
+struct Counts {
+    lines: u64,
+    other_events: u64,
+    allocs: u64,
+    frees: u64,
+    traced_failures: u64,
+    kmem_failures: u64,
+    unknown_frees: u64,
+    lost_frees: u64,
+    zero_size: u64,
+    page_allocs: u64,
+    page_frees: u64,
+    page_unknown_frees: u64,
+    page_kmem_failures: u64,
+    req: u64,
+    alloc: u64,
+    /// Traced `bytes_alloc` of the objects freed.
+    freed: u64,
+    /// kmem's sizes of the objects it made, and the requests they served.
+    kmem: u64,
+    kmem_req: u64,
+    cross_cpu: u64,
+}
+
+/// The replay's state.
+struct Replay<'m> {
+    m: &'m Machine,
+    opts: Options,
+    live: HashMap<u64, Live>,
+    /// Traced addresses of `kmalloc(0)`.
+    zero: HashSet<u64>,
+    pages: HashMap<u64, (&'m Page, u32)>,
+    sites: Vec<(String, Site)>,
+    site_index: HashMap<String, usize>,
+    caches: Vec<(String, CacheUse)>,
+    cache_index: HashMap<String, usize>,
+    /// kmalloc requests whose kmem size differs from the traced one: (req, kernel, kmem) → count.
+    class_diff: BTreeMap<(usize, usize, usize), u64>,
+    kmalloc_requests: u64,
+    unknown_gfp: BTreeMap<String, u64>,
+    c: Counts,
+}
+
+/// Replays `input` on `m`. Returns the report, or the first unreadable line as
+/// `line N: what`.
+pub fn run(m: &Machine, input: impl BufRead, opts: Options) -> Result<String, String> {
+    let mut r = Replay {
+        m,
+        opts,
+        live: HashMap::new(),
+        zero: HashSet::new(),
+        pages: HashMap::new(),
+        sites: Vec::new(),
+        site_index: HashMap::new(),
+        caches: Vec::new(),
+        cache_index: HashMap::new(),
+        class_diff: BTreeMap::new(),
+        kmalloc_requests: 0,
+        unknown_gfp: BTreeMap::new(),
+        c: Counts::default(),
+    };
+    for (n, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: cannot read: {e}", n + 1))?;
+        r.c.lines += 1;
+        let event = trace::parse_line(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        if let Some(event) = event {
+            r.apply(event);
+        }
+    }
+    Ok(r.report())
+}
+
+/// The flags a replayed request carries (module docs).
+fn replay_gfp(gfp: Gfp) -> Gfp {
+    gfp.difference(__GFP_NOFAIL.union(__GFP_DIRECT_RECLAIM)).union(__GFP_NOWARN)
+}
+
+impl<'m> Replay<'m> {
+    fn apply(&mut self, e: trace::Event<'_>) {
+        match e.kind {
+            Kind::Alloc { site, ptr, req, alloc, gfp, unknown_gfp, cache } => {
+                self.note_unknown(unknown_gfp);
+                self.alloc(e.cpu, site, ptr, req, alloc, gfp, cache);
+            }
+            Kind::Free { ptr, .. } => self.free(e.cpu, ptr),
+            Kind::PageAlloc { pfn, order, gfp, unknown_gfp } => {
+                self.note_unknown(unknown_gfp);
+                self.page_alloc(pfn, order, gfp);
+            }
+            Kind::PageFree { pfn, .. } => self.page_free(pfn),
+            Kind::Other(_) => self.c.other_events += 1,
+        }
+    }
+
+    fn note_unknown(&mut self, unknown: Option<&str>) {
+        if let Some(name) = unknown {
+            *self.unknown_gfp.entry(name.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn site(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.site_index.get(name) {
+            return i;
+        }
+        self.sites.push((name.to_owned(), Site::default()));
+        self.site_index.insert(name.to_owned(), self.sites.len() - 1);
+        self.sites.len() - 1
+    }
+
+    /// The index in `caches` of the cache of a `kmem_cache_alloc` event, made on first sight.
+    fn cache_for(&mut self, name: Option<&str>, req: usize, alloc: usize) -> Option<usize> {
+        let key = name.map_or_else(|| format!("replay-{req}"), str::to_owned);
+        if let Some(&i) = self.cache_index.get(&key) {
+            return Some(i);
+        }
+        let cache = self.m.kmem_cache_create_unreported(&key, req, &CacheArgs::default(), SlabFlags::default()).ok()?;
+        let u = CacheUse { cache, allocs: 0, live: 0, peak: 0, kernel_size: alloc, kmem_size: None };
+        self.caches.push((key.clone(), u));
+        self.cache_index.insert(key, self.caches.len() - 1);
+        Some(self.caches.len() - 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alloc(
+        &mut self,
+        cpu: Option<u32>,
+        site: &str,
+        ptr: u64,
+        req: usize,
+        alloc: usize,
+        gfp: Gfp,
+        cache: Option<Option<&str>>,
+    ) {
+        if ptr == 0 {
+            self.c.traced_failures += 1;
+            return;
+        }
+        self.c.allocs += 1;
+        self.c.req += req as u64;
+        self.c.alloc += alloc as u64;
+        let si = self.site(site);
+        let s = &mut self.sites[si].1;
+        s.allocs += 1;
+        s.req += req as u64;
+        s.alloc += alloc as u64;
+        if cache.is_none() && alloc == 0 {
+            // ZERO_SIZE_PTR: nothing to allocate, and its frees are no-ops.
+            self.c.zero_size += 1;
+            self.zero.insert(ptr);
+            return;
+        }
+        if self.live.contains_key(&ptr) {
+            // The free of the object that was here is not in the trace.
+            self.c.lost_frees += 1;
+            self.free(None, ptr);
+        }
+        let gfp = replay_gfp(gfp);
+        let made = match cache {
+            None => self.m.kmalloc(req, gfp).ok().map(|p| (p, None)),
+            Some(name) => self
+                .cache_for(name, req, alloc)
+                .and_then(|i| self.m.kmem_cache_alloc(self.caches[i].1.cache, gfp).ok().map(|p| (p, Some(i)))),
+        };
+        let Some((obj, c)) = made else {
+            self.c.kmem_failures += 1;
+            return;
+        };
+        // SAFETY: Just allocated by this replay, which alone uses the machine.
+        let size = unsafe { self.m.ksize(obj.as_ptr()) };
+        self.c.kmem += size as u64;
+        self.c.kmem_req += req as u64;
+        self.sites[si].1.kmem += size as u64;
+        match c {
+            None => {
+                self.kmalloc_requests += 1;
+                if size != alloc {
+                    *self.class_diff.entry((req, alloc, size)).or_default() += 1;
+                }
+            }
+            Some(i) => {
+                let u = &mut self.caches[i].1;
+                u.allocs += 1;
+                u.live += 1;
+                u.peak = u.peak.max(u.live);
+                u.kmem_size = Some(size);
+            }
+        }
+        self.live.insert(ptr, Live { obj, cache: c, site: si, traced: alloc, cpu });
+    }
+
+    fn free(&mut self, cpu: Option<u32>, ptr: u64) {
+        if ptr == 0 || self.zero.contains(&ptr) {
+            return;
+        }
+        let Some(l) = self.live.remove(&ptr) else {
+            self.c.unknown_frees += 1;
+            return;
+        };
+        self.c.frees += 1;
+        if cpu.is_some() && l.cpu.is_some() && cpu != l.cpu {
+            self.c.cross_cpu += 1;
+            self.sites[l.site].1.cross_cpu += 1;
+        }
+        self.c.freed += l.traced as u64;
+        match l.cache {
+            // SAFETY: An object this replay allocated and has not freed (just taken off `live`).
+            None => unsafe { self.m.kfree(l.obj.as_ptr()) },
+            Some(i) => {
+                let u = &mut self.caches[i].1;
+                u.live -= 1;
+                // SAFETY: As above; `u.cache` is the cache it came from.
+                unsafe { self.m.kmem_cache_free(u.cache, l.obj.as_ptr()) }
+            }
+        }
+    }
+
+    fn page_alloc(&mut self, pfn: Option<u64>, order: u32, gfp: Gfp) {
+        let Some(pfn) = pfn else {
+            self.c.traced_failures += 1;
+            return;
+        };
+        self.c.page_allocs += 1;
+        if !self.opts.pages {
+            return;
+        }
+        if let Some((page, o)) = self.pages.remove(&pfn) {
+            self.c.lost_frees += 1;
+            // SAFETY: A block this replay allocated and has not freed (just taken off `pages`).
+            unsafe { self.m.free_pages(page, o) };
+        }
+        match self.m.alloc_pages(replay_gfp(gfp), order) {
+            Ok(page) => {
+                self.pages.insert(pfn, (page, order));
+            }
+            Err(_) => self.c.page_kmem_failures += 1,
+        }
+    }
+
+    /// Frees the block allocated at `pfn` with the order it was allocated with (a trace whose
+    /// free says another order is inconsistent; the allocation's is the one kmem knows).
+    fn page_free(&mut self, pfn: u64) {
+        self.c.page_frees += 1;
+        if !self.opts.pages {
+            return;
+        }
+        match self.pages.remove(&pfn) {
+            // SAFETY: A block this replay allocated and has not freed (just taken off `pages`).
+            Some((page, o)) => unsafe { self.m.free_pages(page, o) },
+            None => self.c.page_unknown_frees += 1,
+        }
+    }
+
+    fn report(&self) -> String {
+        let c = &self.c;
+        let mut o = String::new();
+        let pct = |part: u64, whole: u64| if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 };
+        let _ = writeln!(
+            o,
+            "{} lines: {} allocations, {} frees, {} page allocations, {} page frees, {} other events",
+            c.lines,
+            c.allocs,
+            c.frees + c.unknown_frees,
+            c.page_allocs,
+            c.page_frees,
+            c.other_events
+        );
+        let _ = writeln!(
+            o,
+            "skipped: {} frees of objects allocated before the trace, {} allocations the traced kernel failed, {} frees lost from the trace",
+            c.unknown_frees, c.traced_failures, c.lost_frees
+        );
+        if !self.unknown_gfp.is_empty() {
+            let names: Vec<String> = self.unknown_gfp.iter().map(|(n, k)| format!("{n} ({k})")).collect();
+            let _ = writeln!(o, "GFP flags kmem does not know (ignored): {}", names.join(", "));
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(o, "SUMMARY (the traced kernel, as perf kmem stat)");
+        let _ = writeln!(o, "Total bytes requested: {}", c.req);
+        let _ = writeln!(o, "Total bytes allocated: {}", c.alloc);
+        let _ = writeln!(o, "Total bytes freed:     {}", c.freed);
+        let _ = writeln!(o, "Net total bytes allocated: {}", c.alloc.saturating_sub(c.freed));
+        let _ = writeln!(o, "Internal fragmentation: {:.6}%", pct(c.alloc - c.req.min(c.alloc), c.alloc));
+        let _ = writeln!(o, "Cross CPU frees: {}/{}", c.cross_cpu, c.frees);
+        let _ = writeln!(o);
+        let _ = writeln!(o, "kmem, the same requests");
+        let _ = writeln!(
+            o,
+            "Total bytes allocated: {} ({:+.2}% against the traced kernel)",
+            c.kmem,
+            pct(c.kmem, c.alloc.max(1)) - 100.0
+        );
+        let _ = writeln!(o, "Internal fragmentation: {:.6}%", pct(c.kmem - c.kmem_req.min(c.kmem), c.kmem));
+        let _ = writeln!(
+            o,
+            "Requests kmem could not serve at once: {} (of {} replayed)",
+            c.kmem_failures,
+            c.allocs - c.zero_size
+        );
+        let same = self.kmalloc_requests - self.class_diff.values().sum::<u64>();
+        let _ = writeln!(
+            o,
+            "kmalloc size classes: kmem's size equals the traced bytes_alloc for {same} of {} requests",
+            self.kmalloc_requests
+        );
+        for (&(req, kernel, kmem), n) in &self.class_diff {
+            let _ = writeln!(o, "  bytes_req {req}: traced {kernel}, kmem {kmem} ({n} requests)");
+        }
+        let live_bytes: usize = self
+            .live
+            .values()
+            .map(|l| {
+                // SAFETY: Live objects of this replay.
+                unsafe { self.m.ksize(l.obj.as_ptr()) }
+            })
+            .sum();
+        let _ = writeln!(o, "Live at the end of the trace: {} objects, {} bytes", self.live.len(), live_bytes);
+        if !self.caches.is_empty() {
+            let _ = writeln!(o);
+            let _ = writeln!(
+                o,
+                "{:<28} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6} {:>6}",
+                "cache", "allocs", "peak", "live", "traced size", "kmem size", "slabs", "pages"
+            );
+            for (name, u) in &self.caches {
+                let info = self.m.cache_info(u.cache);
+                let _ = writeln!(
+                    o,
+                    "{:<28} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6} {:>6}",
+                    name,
+                    u.allocs,
+                    u.peak,
+                    u.live,
+                    u.kernel_size,
+                    u.kmem_size.map_or_else(|| "-".to_owned(), |k| k.to_string()),
+                    info.slabs,
+                    info.pages
+                );
+            }
+        }
+        let _ = writeln!(o);
+        let mut sites: Vec<&(String, Site)> = self.sites.iter().collect();
+        sites.sort_by(|a, b| b.1.alloc.cmp(&a.1.alloc).then_with(|| a.0.cmp(&b.0)));
+        let _ = writeln!(
+            o,
+            "{:<44} {:>16} {:>16} {:>16} {:>8} {:>9} {:>9}",
+            "call site", "total_alloc/per", "total_req/per", "kmem/per", "hit", "ping-pong", "frag"
+        );
+        for (name, s) in sites.into_iter().take(self.opts.top) {
+            let per = |t: u64| t / s.allocs.max(1);
+            let _ = writeln!(
+                o,
+                "{:<44} {:>16} {:>16} {:>16} {:>8} {:>9} {:>8.3}%",
+                name,
+                format!("{}/{}", s.alloc, per(s.alloc)),
+                format!("{}/{}", s.req, per(s.req)),
+                format!("{}/{}", s.kmem, per(s.kmem)),
+                s.allocs,
+                s.cross_cpu,
+                pct(s.alloc - s.req.min(s.alloc), s.alloc)
+            );
+        }
+        if self.opts.pages {
+            let _ = writeln!(o);
+            let _ = writeln!(
+                o,
+                "pages: {} blocks live at the end, {} frees of blocks allocated before the trace, {} allocations kmem could not serve",
+                self.pages.len(),
+                c.page_unknown_frees,
+                c.page_kmem_failures
+            );
+        } else if c.page_allocs + c.page_frees > 0 {
+            let _ = writeln!(o);
+            let _ = writeln!(o, "page events counted, not replayed (--pages replays them)");
+        }
+        o
+    }
+}

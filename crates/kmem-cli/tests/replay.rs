@@ -1,0 +1,124 @@
+//! `kmem replay`: a kernel's `kmem:*` trace replayed on a machine, through the binary. The
+//! sample trace (`traces/sample.trace`) has every event kind the replay reads, a header, an
+//! event it skips, a free of an object allocated before the trace, `kfree(NULL)`, a
+//! `kmalloc(0)`, a failed traced allocation, a cross-CPU free and a GFP name kmem lacks.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/traces/sample.trace");
+
+fn kmem(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmem"));
+    cmd.args(args).env("KMEM_MEM", "64M").env_remove("KMEM_PROFILE").env_remove("KMEM_LOG_ECHO");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run kmem");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("kmem output")
+}
+
+fn out(o: &Output) -> String {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).expect("utf-8")
+}
+
+/// A trace file of `lines` (each an ftrace event line body after `[cpu] ... ts: `).
+fn trace_file(name: &str, events: &[&str]) -> String {
+    let path = format!("{}/{name}.trace", env!("CARGO_TARGET_TMPDIR"));
+    let text: String = events.iter().map(|e| format!("  t-1 [000] ..... 1.000000: {e}\n")).collect();
+    std::fs::write(&path, text).expect("write trace");
+    path
+}
+
+#[test]
+fn the_sample_trace_is_replayed_and_reported() {
+    let text = out(&kmem(&["replay", SAMPLE], None));
+    for line in [
+        "35 lines: 9 allocations, 6 frees, 2 page allocations, 2 page frees, 1 other events\n",
+        "skipped: 1 frees of objects allocated before the trace, 1 allocations the traced kernel failed, 0 frees lost from the trace\n",
+        "GFP flags kmem does not know (ignored): __GFP_NOLOCKDEP (1)\n",
+        "Total bytes requested: 4752\nTotal bytes allocated: 5728\nTotal bytes freed:     3584\nNet total bytes allocated: 2144\n",
+        "Internal fragmentation: 17.039106%\nCross CPU frees: 1/5\n",
+        "Requests kmem could not serve at once: 0 (of 8 replayed)\n",
+        "kmalloc size classes: kmem's size equals the traced bytes_alloc for 5 of 5 requests\n",
+        "Live at the end of the trace: 3 objects, ",
+        "page events counted, not replayed (--pages replays them)\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let cache = text.lines().find(|l| l.starts_with("ext4_inode_cache ")).expect("the cache's row");
+    let cols: Vec<&str> = cache.split_whitespace().collect();
+    assert_eq!(&cols[1..5], ["2", "2", "1", "1088"], "allocs, peak, live, traced size: {cache}");
+    let site = text.lines().find(|l| l.starts_with("load_elf_binary+0x1d4/0x1690 ")).expect("a call site row");
+    let cols: Vec<&str> = site.split_whitespace().collect();
+    assert_eq!(&cols[1..], ["224/74", "184/61", "224/74", "3", "1", "17.857%"], "{site}");
+    // Sorted by bytes allocated: the ext4 site first.
+    let first = text.lines().skip_while(|l| !l.starts_with("call site")).nth(1).unwrap();
+    assert!(first.starts_with("ext4_alloc_inode+0x1a/0x1f0 [ext4] "), "{first}");
+}
+
+#[test]
+fn standard_input_reads_the_same_and_pages_and_stat_add_their_parts() {
+    let file = out(&kmem(&["replay", SAMPLE], None));
+    let piped = out(&kmem(&["replay", "-"], Some(&std::fs::read(SAMPLE).unwrap())));
+    assert_eq!(piped, file);
+    let text = out(&kmem(&["replay", "--pages", "--stat", "buddyinfo", SAMPLE], None));
+    assert!(
+        text.contains("pages: 1 blocks live at the end, 1 frees of blocks allocated before the trace, 0 allocations kmem could not serve\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nNode 0, zone      DMA "), "buddyinfo appended: {text}");
+    assert!(text.contains("zone    DMA32 "), "x86_64 by default: {text}");
+    let i386 = out(&kmem(&["replay", "--profile", "i386", "--stat", "buddyinfo", SAMPLE], None));
+    assert!(i386.contains("zone   Normal ") && !i386.contains("DMA32"), "{i386}");
+}
+
+#[test]
+fn kmem_failures_size_class_differences_and_lost_frees_are_reported() {
+    let path = trace_file(
+        "failures",
+        &[
+            // Larger than KMALLOC_MAX_SIZE (4 MiB): kmem cannot serve it.
+            "kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req=33554432 bytes_alloc=33554432 gfp_flags=GFP_KERNEL|__GFP_NOFAIL node=-1 accounted=false",
+            // A class the traced kernel had and kmem has not (80 bytes).
+            "kmalloc: call_site=b+0x1/0x2 ptr=0000000000000200 bytes_req=72 bytes_alloc=80 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            // The same address again without its free: the free was lost.
+            "kmalloc: call_site=b+0x1/0x2 ptr=0000000000000200 bytes_req=72 bytes_alloc=80 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            "kfree: call_site=c+0x1/0x2 ptr=0000000000000200",
+        ],
+    );
+    let text = out(&kmem(&["replay", &path], None));
+    for line in [
+        "skipped: 0 frees of objects allocated before the trace, 0 allocations the traced kernel failed, 1 frees lost from the trace\n",
+        "Requests kmem could not serve at once: 1 (of 3 replayed)\n",
+        "kmalloc size classes: kmem's size equals the traced bytes_alloc for 0 of 2 requests\n  bytes_req 72: traced 80, kmem 96 (2 requests)\n",
+        "Live at the end of the trace: 0 objects, 0 bytes\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn an_unreadable_line_or_file_is_an_error_naming_it() {
+    let path = trace_file(
+        "bad",
+        &[
+            "kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL",
+            "kfree: call_site=a+0x1/0x2",
+        ],
+    );
+    let o = kmem(&["replay", &path], None);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err, format!("kmem replay: {path}: line 2: kfree event without `ptr=`\n"));
+    assert!(o.stdout.is_empty(), "no partial report");
+    let o = kmem(&["replay", "/nonexistent/trace"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("kmem replay: /nonexistent/trace: cannot open: "));
+    let o = kmem(&["replay", "--profile", "sparc", SAMPLE], None);
+    assert_eq!(o.status.code(), Some(2), "a bad command line");
+}
