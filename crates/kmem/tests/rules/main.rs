@@ -23,6 +23,7 @@ mod mempool_kinds;
 mod mempool_poison;
 mod mempool_resize;
 mod misuse;
+mod mobility;
 mod pages;
 mod pages_bulk;
 mod pages_giveup;
@@ -33,6 +34,8 @@ mod proc;
 mod rcu;
 mod reclaim;
 mod reports;
+#[path = "../common/rng.rs"]
+mod rng;
 mod sheaf;
 mod shim;
 mod show_mem;
