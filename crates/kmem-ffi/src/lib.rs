@@ -11,6 +11,7 @@ pub mod pages;
 pub mod printk;
 pub mod proc;
 pub mod ratelimit;
+pub mod rcu;
 pub mod scope;
 pub mod sheaf;
 pub mod shim;

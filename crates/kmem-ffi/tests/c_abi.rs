@@ -155,6 +155,11 @@ fn vm_map_ram() {
 /// overflow clamp, at most `iov_iter_count` bytes with the iterator advanced, and misuse
 /// (source iterator, unknown type, NULL) reported.
 #[test]
+fn rcu() {
+    run_suite("rcu", Link::Shared);
+}
+
+#[test]
 fn vread() {
     run_suite("vread", Link::Shared);
 }
@@ -309,6 +314,32 @@ fn gep_kernel_does_not_compile() {
         assert_eq!(o.status.success(), ok, "{spelling}:\n{}", show(&o));
         if !ok {
             assert!(String::from_utf8_lossy(&o.stderr).contains("'GEP_KERNEL' undeclared"), "{}", show(&o));
+        }
+    }
+}
+
+/// `kfree_rcu(ptr, rhf)` requires `rhf` to be a `struct rcu_head` member of `*ptr`, as the
+/// kernel's macro does: another member does not compile.
+#[test]
+fn kfree_rcu_with_a_member_that_is_no_rcu_head_does_not_compile() {
+    let dir = out_dir();
+    for (member, ok) in [("rcu", true), ("value", false)] {
+        let src = dir.join(format!("kfree-rcu-{member}.c"));
+        std::fs::write(
+            &src,
+            format!(
+                "#include <linux/slab.h>\nstruct obj {{ int value; struct rcu_head rcu; }};\nvoid f(struct obj *o) {{ kfree_rcu(o, {member}); }}\n"
+            ),
+        )
+        .unwrap();
+        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        assert_eq!(o.status.success(), ok, "{member}:\n{}", show(&o));
+        if !ok {
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("kfree_rcu: value is not a struct rcu_head member"),
+                "{}",
+                show(&o)
+            );
         }
     }
 }

@@ -22,6 +22,7 @@
 #include <linux/gfp.h>
 #include <linux/numa.h>
 #include <linux/overflow.h>
+#include <linux/rcupdate.h>
 #include <linux/types.h>
 
 /* Flags (crates/kmem-core/src/slab/flags.rs decides the configuration). */
