@@ -44,6 +44,33 @@ pub struct Rcu {
     pub(crate) pending: SpinLock<Pending>,
 }
 
+/// `struct rcu_head` (`struct callback_head`): what `call_rcu` chains a callback through,
+/// embedded in the caller's object, with the kernel's layout.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RcuHead {
+    /// The next callback queued (written by `call_rcu`).
+    pub next: *mut RcuHead,
+    /// The callback (written by `call_rcu`).
+    pub func: Option<RcuCallback>,
+}
+
+impl RcuHead {
+    /// A head not queued anywhere.
+    pub const fn new() -> Self {
+        Self { next: core::ptr::null_mut(), func: None }
+    }
+}
+
+impl Default for RcuHead {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `rcu_callback_t`: called with the head it was queued with, after a grace period.
+pub type RcuCallback = unsafe extern "C" fn(*mut RcuHead);
+
 /// Work waiting for a grace period.
 pub(crate) struct Pending {
     /// Slab descriptors of RCU caches waiting to be freed, chained through `next` (descriptor
@@ -54,6 +81,11 @@ pub(crate) struct Pending {
     /// Pages of pointers to `kfree_rcu` objects; each page's word 0 links to the next page and
     /// word 1 counts the pointers that follow.
     pub(crate) objects: usize,
+    /// `call_rcu` heads, newest first, chained through `RcuHead::next` (0: none).
+    pub(crate) callbacks: usize,
+    /// Batches taken off these lists whose grace period or freeing has not finished
+    /// (`rcu_barrier` waits for them).
+    pub(crate) inflight: usize,
 }
 
 /// A read-side critical section; ends on drop, on the thread that entered it (not `Send`, as
@@ -92,7 +124,13 @@ impl Rcu {
             gp: SpinLock::new(()),
             completed: AtomicU64::new(0),
             stall_timeout_s: core::sync::atomic::AtomicU32::new(RCU_CPU_STALL_TIMEOUT),
-            pending: SpinLock::new(Pending { slabs: crate::slab::desc::NIL_PFN, nr_slabs: 0, objects: 0 }),
+            pending: SpinLock::new(Pending {
+                slabs: crate::slab::desc::NIL_PFN,
+                nr_slabs: 0,
+                objects: 0,
+                callbacks: 0,
+                inflight: 0,
+            }),
         }
     }
 

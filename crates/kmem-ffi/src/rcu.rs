@@ -12,10 +12,10 @@
 //!   and then `vfree`s (outside atomic context and read-side sections; inside them the area
 //!   stays allocated and a warning is logged): the core's queue holds slab objects only
 //!   (`docs/deviations.md`).
-//! - `call_rcu` is not provided: kmem's grace periods run on demand (`synchronize_rcu`,
-//!   `rcu_barrier`, cache shrink and destroy, reclaim), with no context to run arbitrary
-//!   callbacks in; code that needs it does not link rather than run with callbacks that never
-//!   come.
+//! - `call_rcu` queues the callback through the caller's `struct rcu_head`; it runs at the next
+//!   `rcu_barrier` (also called by the destroy and shrink of `SLAB_TYPESAFE_BY_RCU` caches),
+//!   oldest first, after the grace period (`kmem_core::slab::rcu_free`'s module docs say why
+//!   not earlier).
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
@@ -23,9 +23,9 @@ use std::panic::Location;
 
 use kmem::Level;
 use kmem_core::platform::Platform;
-use kmem_core::rcu::RcuReadGuard;
+use kmem_core::rcu::{RcuCallback, RcuHead, RcuReadGuard};
 
-use crate::boundary::ffi_boundary;
+use crate::boundary::{ffi_boundary, report_null};
 
 thread_local! {
     /// This thread's open read-side sections, innermost last.
@@ -121,5 +121,23 @@ pub unsafe extern "C" fn kmem_kvfree_rcu(ptr: *const c_void) {
         m.synchronize_rcu();
         // SAFETY: The caller gives the area up; every reader that could see it has left.
         unsafe { m.vfree(ptr.cast()) }
+    });
+}
+
+/// `void call_rcu(struct rcu_head *head, rcu_callback_t func)`: `func(head)` runs after a grace
+/// period, at the next `rcu_barrier`. A NULL head or callback is reported and ignored.
+///
+/// # Safety
+/// `head` is NULL or points to a `struct rcu_head` that stays valid and untouched until `func`
+/// runs, and is not queued again before then.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn call_rcu(head: *mut RcuHead, func: Option<RcuCallback>) {
+    ffi_boundary("call_rcu", (), |m| {
+        let (Some(head), Some(func)) = (std::ptr::NonNull::new(head), func) else {
+            let what = if head.is_null() { "rcu_head" } else { "callback" };
+            return report_null(m, "call_rcu", what, Location::caller());
+        };
+        // SAFETY: The caller's promise.
+        unsafe { m.call_rcu(head, func) }
     });
 }

@@ -1,9 +1,19 @@
-//! What waits for an RCU grace period: slabs of `SLAB_TYPESAFE_BY_RCU` caches (SL-11) and
-//! `kfree_rcu` objects (TST-7), and the grace-period entry points (`synchronize_rcu`,
-//! `rcu_barrier`). The mechanism is in [`crate::rcu`].
+//! What waits for an RCU grace period: slabs of `SLAB_TYPESAFE_BY_RCU` caches (SL-11),
+//! `kfree_rcu` objects (TST-7) and `call_rcu` callbacks, and the grace-period entry points
+//! (`synchronize_rcu`, `rcu_barrier`). The mechanism is in [`crate::rcu`].
 //!
 //! A grace period only releases what was queued before it started: the pending lists are
-//! taken first, then the grace period runs, then the taken items are freed.
+//! taken first (a batch, counted in `Pending::inflight` until it is dealt with), then the
+//! grace period runs, then the taken items are freed. `rcu_barrier` also waits until no other
+//! batch is in flight, so everything queued before it is freed (or run) when it returns.
+//!
+//! `call_rcu` callbacks are taken only by `rcu_barrier` (and the cache shrink and destroy
+//! that call it), never by `synchronize_rcu` or reclaim: those run in the caller's thread,
+//! which may hold a lock a callback takes (the kernel runs callbacks elsewhere, so that is
+//! legal there), while a callback that needs a lock the `rcu_barrier` caller holds deadlocks in
+//! the kernel too. They run after the grace period, oldest first, with no kmem lock held, each
+//! inside a read-side marker of the platform (`Platform::rcu_read_enter`), so that a callback
+//! asking for a grace period itself is reported instead of waiting for its own batch.
 
 use core::panic::Location;
 use core::ptr::{self, NonNull};
@@ -14,7 +24,7 @@ use super::node::Node;
 use crate::gfp::{__GFP_NOWARN, GFP_NOWAIT};
 use crate::kmem::Kmem;
 use crate::platform::Platform;
-use crate::rcu::RcuReadGuard;
+use crate::rcu::{RcuCallback, RcuHead, RcuReadGuard};
 
 /// Pointers a pending-object page holds after its two header words.
 const PTRS_PER_PAGE: usize = crate::PAGE_SIZE / size_of::<usize>() - 2;
@@ -33,12 +43,13 @@ impl<P: Platform> Kmem<P> {
     #[track_caller]
     pub fn synchronize_rcu(&self) {
         if !self.refuse_in_rcu_read("synchronize_rcu()", Location::caller()) {
-            self.rcu_grace_period(true);
+            self.rcu_grace_period(true, false);
         }
     }
 
-    /// `rcu_barrier`: after it returns, everything queued before the call has been freed.
-    /// Inside the caller's own read-side section it is reported and returns at once, as
+    /// `rcu_barrier`: after it returns, everything queued before the call has been freed, and
+    /// every `call_rcu` callback queued before it has run. Inside the caller's own read-side
+    /// section (or a callback) it is reported and returns at once, as
     /// [`Self::synchronize_rcu`] does.
     #[track_caller]
     pub fn rcu_barrier(&self) {
@@ -51,7 +62,12 @@ impl<P: Platform> Kmem<P> {
         if self.refuse_in_rcu_read("rcu_barrier()", caller) {
             return false;
         }
-        self.rcu_grace_period(true);
+        self.rcu_grace_period(true, true);
+        // Batches other contexts took before (or while) this one ran: wait until they are
+        // freed and their callbacks have run.
+        while self.slabs.rcu.pending.lock().inflight != 0 {
+            crate::sync::cpu_relax();
+        }
         true
     }
 
@@ -75,14 +91,17 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Runs a grace period (waiting, or only if no old reader is inside) and frees what was
-    /// queued before it. Returns pages freed.
-    pub(crate) fn rcu_grace_period(&self, wait: bool) -> usize {
-        let (slabs, objects) = {
+    /// queued before it, and with `callbacks` runs the `call_rcu` callbacks queued before it.
+    /// Returns pages freed.
+    pub(crate) fn rcu_grace_period(&self, wait: bool, callbacks: bool) -> usize {
+        let (slabs, objects, heads) = {
             let mut p = self.slabs.rcu.pending.lock();
-            let taken = (p.slabs, p.objects);
+            let heads = if callbacks { core::mem::take(&mut p.callbacks) } else { 0 };
+            let taken = (p.slabs, p.objects, heads);
             p.slabs = NIL_PFN;
             p.nr_slabs = 0;
             p.objects = 0;
+            p.inflight += 1;
             taken
         };
         let done = if wait {
@@ -91,11 +110,62 @@ impl<P: Platform> Kmem<P> {
         } else {
             self.slabs.rcu.try_synchronize()
         };
-        if !done {
+        let pages = if done {
+            self.run_callbacks(heads as *mut RcuHead);
+            self.free_pending(slabs, objects)
+        } else {
+            // Only `rcu_barrier` takes callbacks, and it waits.
+            debug_assert_eq!(heads, 0, "callbacks taken by a grace period that may give up");
             self.requeue(slabs, objects);
-            return 0;
+            0
+        };
+        self.slabs.rcu.pending.lock().inflight -= 1;
+        pages
+    }
+
+    /// `call_rcu(head, func)`: `func(head)` runs after a grace period, at the next
+    /// [`Self::rcu_barrier`] (module docs). `head` is written (`next`, `func`) and must stay
+    /// untouched until then.
+    ///
+    /// # Safety
+    /// `head` is valid for writes and reads until `func` is called with it, queued once at a
+    /// time; `func` may be called from any thread.
+    pub unsafe fn call_rcu(&self, head: NonNull<RcuHead>, func: RcuCallback) {
+        let mut p = self.slabs.rcu.pending.lock();
+        // SAFETY: The caller's promise: ours until the callback runs.
+        unsafe {
+            (*head.as_ptr()).func = Some(func);
+            (*head.as_ptr()).next = p.callbacks as *mut RcuHead;
         }
-        self.free_pending(slabs, objects)
+        p.callbacks = head.as_ptr() as usize;
+    }
+
+    /// Runs a taken chain of callbacks (newest first), oldest first.
+    fn run_callbacks(&self, mut newest: *mut RcuHead) {
+        let mut oldest: *mut RcuHead = ptr::null_mut();
+        while !newest.is_null() {
+            // SAFETY: Queued heads stay valid until their callback runs (`call_rcu`'s contract);
+            // this batch owns them.
+            unsafe {
+                let next = (*newest).next;
+                (*newest).next = oldest;
+                oldest = newest;
+                newest = next;
+            }
+        }
+        let platform = self.platform();
+        while !oldest.is_null() {
+            // SAFETY: As above; `next` is read before the callback, which may free the head.
+            unsafe {
+                let next = (*oldest).next;
+                if let Some(func) = (*oldest).func {
+                    platform.rcu_read_enter();
+                    func(oldest);
+                    platform.rcu_read_exit();
+                }
+                oldest = next;
+            }
+        }
     }
 
     /// A waiting grace period, watched as the kernel's stall detector watches one: once it has
@@ -157,7 +227,7 @@ impl<P: Platform> Kmem<P> {
 
     /// What reclaim calls: a grace period only if it can complete without waiting.
     pub(crate) fn release_rcu_pending(&self) -> usize {
-        self.rcu_grace_period(false)
+        self.rcu_grace_period(false, false)
     }
 
     /// Frees what a completed grace period released: the `kfree_rcu` objects first (their

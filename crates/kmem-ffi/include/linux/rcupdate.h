@@ -1,22 +1,24 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
-/* RCU as slab users need it: read-side sections, grace periods, kfree_rcu/kvfree_rcu and the
- * pointer accessors, over the machine's RCU (SLAB_TYPESAFE_BY_RCU caches use the same one).
- * Grace periods run on demand (synchronize_rcu, rcu_barrier, cache shrink and destroy,
- * reclaim), so an object given to kfree_rcu is freed by the next of those; call_rcu is not
- * provided (see crates/kmem-ffi/src/rcu.rs). */
+/* RCU as slab users need it: read-side sections, grace periods, call_rcu, kfree_rcu/kvfree_rcu
+ * and the pointer accessors, over the machine's RCU (SLAB_TYPESAFE_BY_RCU caches use the same
+ * one). Grace periods run on demand (synchronize_rcu, rcu_barrier, cache shrink and destroy,
+ * reclaim), so an object given to kfree_rcu is freed by the next of those, and call_rcu
+ * callbacks run at the next rcu_barrier (see crates/kmem-ffi/src/rcu.rs). */
 #ifndef _KMEM_LINUX_RCUPDATE_H
 #define _KMEM_LINUX_RCUPDATE_H
 
 #include <linux/compiler.h>
 #include <linux/types.h>
 
-/* The kernel's callback_head (linux/types.h), as rcu_head: embedded in objects freed with the
- * two-argument kfree_rcu. kmem does not write it (its queue is kept elsewhere). */
+/* The kernel's callback_head (linux/types.h), as rcu_head: embedded in objects given to
+ * call_rcu (which chains them through it) or to the two-argument kfree_rcu (which does not
+ * write it: its queue is kept elsewhere). */
 struct callback_head {
 	struct callback_head *next;
 	void (*func)(struct callback_head *head);
 } __attribute__((aligned(sizeof(void *))));
 #define rcu_head callback_head
+typedef void (*rcu_callback_t)(struct rcu_head *head);
 
 #define __rcu
 
@@ -25,7 +27,10 @@ void rcu_read_unlock(void);
 /* Whether the calling thread is inside a read-side section. */
 int rcu_read_lock_held(void);
 void synchronize_rcu(void);
+/* Waits for every callback queued before it to run, and frees what kfree_rcu queued. */
 void rcu_barrier(void);
+/* func(head) runs after a grace period (at the next rcu_barrier, in kmem). */
+void call_rcu(struct rcu_head *head, rcu_callback_t func);
 
 /* kvfree_call_rcu's two halves: a kmalloc or slab object, or (kvfree) a vmalloc area too. */
 void kmem_kfree_rcu(const void *ptr);

@@ -1,4 +1,4 @@
-/* RCU from C (linux/rcupdate.h): kfree_rcu's two-argument and legacy one-argument forms,
+/* RCU from C (linux/rcupdate.h): call_rcu, kfree_rcu's two-argument and legacy one-argument forms,
  * kfree_rcu_mightsleep, kvfree_rcu of kmalloc and vmalloc memory, nested read-side sections,
  * the pointer accessors, an object kept while another thread reads it, and the misuse reports
  * (an unbalanced rcu_read_unlock, synchronize_rcu inside a section). */
@@ -7,6 +7,7 @@
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/rcupdate.h>
+#include <linux/kernel.h>
 #include "ktest.h"
 
 struct obj {
@@ -32,6 +33,17 @@ static void *reader(void *arg)
 	CHECK(o && o->value == 42);
 	rcu_read_unlock();
 	return NULL;
+}
+
+static int freed_ids[4], nr_freed;
+
+/* The classic pattern: the callback finds its object and frees it to its cache. */
+static void obj_free_rcu(struct rcu_head *head)
+{
+	struct obj *o = container_of(head, struct obj, rcu);
+
+	freed_ids[nr_freed++] = o->value;
+	kmem_cache_free(cache, o);
 }
 
 static void *barrier_thread(void *arg)
@@ -69,6 +81,20 @@ int main(void)
 	CHECK_EQ_UL(kmem_cache_nr_allocated(cache), 2);
 	synchronize_rcu();
 	CHECK_EQ_UL(kmem_cache_nr_allocated(cache), 0);
+
+	/* call_rcu: the callbacks run at rcu_barrier, oldest first; NULL is reported. */
+	for (int i = 1; i <= 3; i++) {
+		o = kmem_cache_alloc(cache, GFP_KERNEL);
+		o->value = i;
+		call_rcu(&o->rcu, obj_free_rcu);
+	}
+	CHECK_EQ_UL(kmem_cache_nr_allocated(cache), 3);
+	rcu_barrier();
+	CHECK_EQ_UL(kmem_cache_nr_allocated(cache), 0);
+	CHECK(nr_freed == 3 && freed_ids[0] == 1 && freed_ids[1] == 2 && freed_ids[2] == 3);
+	kmem_dmesg_clear();
+	call_rcu(NULL, obj_free_rcu);
+	CHECK(ktest_log_has("call_rcu() called with a NULL rcu_head; ignored"));
 
 	/* kvfree_rcu of a kmalloc object and of a vmalloc area. */
 	o = kvmalloc(sizeof(*o), GFP_KERNEL);

@@ -8,6 +8,7 @@
 
 mod buckets;
 mod cache_handles;
+mod call_rcu;
 mod create_args;
 mod gfp;
 mod highatomic;

@@ -19,7 +19,7 @@ const ILLEGAL_BARRIER: &str = "Illegal rcu_barrier() in RCU read-side critical s
 
 /// Runs `f` on a thread of its own and fails the test if it is not done within `secs` (a
 /// watchdog for the old self-deadlock, not a timing claim; the stuck thread is left behind).
-fn must_finish(secs: u64, what: &str, f: impl FnOnce() + Send + 'static) {
+pub fn must_finish(secs: u64, what: &str, f: impl FnOnce() + Send + 'static) {
     let done = Arc::new(AtomicBool::new(false));
     let flag = done.clone();
     let worker = std::thread::spawn(move || {
