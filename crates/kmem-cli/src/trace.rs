@@ -210,9 +210,10 @@ fn find_cpu(line: &str) -> Option<(u32, &str)> {
     None
 }
 
-/// A pointer as `%p`/`%px`/`0x%lx` print it; `(null)` is 0.
+/// A pointer as `%p`/`%px`/`0x%lx` print it; NULL is 0, printed `(null)` by old kernels and
+/// `(nil)` by `perf script` (libtraceevent prints a plain `%p` with the C library's `%p`).
 fn parse_hex(v: &str) -> Option<u64> {
-    if v == "(null)" {
+    if v == "(null)" || v == "(nil)" {
         return Some(0);
     }
     u64::from_str_radix(v.strip_prefix("0x").unwrap_or(v), 16).ok()
@@ -313,6 +314,18 @@ mod tests {
         assert_eq!(parse_line(sched).unwrap().unwrap().kind, Kind::Other("sched_switch"));
         assert_eq!(parse_line("# tracer: nop").unwrap(), None);
         assert_eq!(parse_line("   ").unwrap(), None);
+    }
+
+    #[test]
+    fn perf_script_null_pointers_are_nil() {
+        let free = "  swapper     0 [002]  3.5: kmem:kfree: call_site=0xffffffff81234567 ptr=(nil)";
+        assert_eq!(
+            parse_line(free).unwrap().unwrap().kind,
+            Kind::Free { site: "0xffffffff81234567", ptr: 0, kmalloc: true }
+        );
+        let failed = "  perf  4242 [001]  7.25:   kmem:mm_page_alloc: page=(nil) pfn=0x0 order=3 migratetype=0 gfp_flags=GFP_NOWAIT";
+        let Kind::PageAlloc { pfn, .. } = parse_line(failed).unwrap().unwrap().kind else { panic!("a page alloc") };
+        assert_eq!(pfn, None, "a failed allocation");
     }
 
     #[test]
