@@ -217,13 +217,14 @@ impl<'m> Replay<'m> {
             return;
         }
         self.c.allocs += 1;
-        self.c.req += req as u64;
-        self.c.alloc += alloc as u64;
+        // The traced sizes are the trace's numbers, any `size_t`: the sums saturate.
+        self.c.req = self.c.req.saturating_add(req as u64);
+        self.c.alloc = self.c.alloc.saturating_add(alloc as u64);
         let si = self.site(site);
         let s = &mut self.sites[si].1;
         s.allocs += 1;
-        s.req += req as u64;
-        s.alloc += alloc as u64;
+        s.req = s.req.saturating_add(req as u64);
+        s.alloc = s.alloc.saturating_add(alloc as u64);
         if cache.is_none() && alloc == 0 {
             // ZERO_SIZE_PTR: nothing to allocate, and its frees are no-ops.
             self.c.zero_size += 1;
@@ -282,7 +283,7 @@ impl<'m> Replay<'m> {
             self.c.cross_cpu += 1;
             self.sites[l.site].1.cross_cpu += 1;
         }
-        self.c.freed += l.traced as u64;
+        self.c.freed = self.c.freed.saturating_add(l.traced as u64);
         match l.cache {
             // SAFETY: An object this replay allocated and has not freed (just taken off `live`).
             None => unsafe { self.m.kfree(l.obj.as_ptr()) },

@@ -103,6 +103,40 @@ fn kmem_failures_size_class_differences_and_lost_frees_are_reported() {
 }
 
 #[test]
+fn huge_traced_sizes_saturate_the_totals() {
+    const MAX: &str = "18446744073709551615";
+    let huge = format!(
+        "kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req={MAX} bytes_alloc={MAX} gfp_flags=GFP_KERNEL"
+    );
+    // Served by kmem (8 bytes), with a traced size near the top of `size_t`.
+    let odd = |ptr: u32| {
+        format!(
+            "kmalloc: call_site=b+0x1/0x2 ptr={ptr:016x} bytes_req=8 bytes_alloc=18446744073709551000 gfp_flags=GFP_KERNEL"
+        )
+    };
+    let (a, b) = (odd(0x200), odd(0x300));
+    let path = trace_file(
+        "huge",
+        &[
+            &huge,
+            &huge,
+            &a,
+            &b,
+            "kfree: call_site=c+0x1/0x2 ptr=0000000000000200",
+            "kfree: call_site=c+0x1/0x2 ptr=0000000000000300",
+        ],
+    );
+    let text = out(&kmem(&["replay", &path], None));
+    for line in [
+        format!("Total bytes requested: {MAX}\n"),
+        format!("Total bytes allocated: {MAX}\n"),
+        format!("Total bytes freed:     {MAX}\n"),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let path = trace_file(
         "bad",
