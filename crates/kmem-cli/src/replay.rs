@@ -17,7 +17,9 @@
 //!   did not allocate (before the trace began, or a lost event) is counted and skipped; an
 //!   allocation at an address still live (its free was lost) frees the old object first.
 //! - `kmalloc(0)` gives `ZERO_SIZE_PTR` (traced `bytes_alloc=0`): nothing is allocated, and a
-//!   free of that address is a no-op.
+//!   free of that address is a no-op. Kernels return it before the `kmalloc` event, but `kfree`
+//!   traces its pointer before its `ZERO_OR_NULL_PTR` test: a free of an address up to
+//!   `ZERO_SIZE_PTR` (16, as an unhashed `%p` prints it) is a no-op as well, like `kfree(NULL)`.
 //! - Page events (`mm_page_alloc`, `mm_page_free`) are counted but replayed only with
 //!   `--pages`: the traced slab's own pages are page events too, so replaying both kinds would
 //!   make kmem's slab pages and the traced ones twice.
@@ -151,6 +153,9 @@ pub fn run(m: &Machine, input: impl BufRead, opts: Options) -> Result<String, St
     Ok(r.report())
 }
 
+/// The kernel's `ZERO_SIZE_PTR`: `ZERO_OR_NULL_PTR` is true up to it.
+const ZERO_SIZE_PTR: u64 = 16;
+
 /// The flags a replayed request carries (module docs).
 fn replay_gfp(gfp: Gfp) -> Gfp {
     gfp.difference(__GFP_NOFAIL.union(__GFP_DIRECT_RECLAIM)).union(__GFP_NOWARN)
@@ -271,7 +276,7 @@ impl<'m> Replay<'m> {
     }
 
     fn free(&mut self, cpu: Option<u32>, ptr: u64) {
-        if ptr == 0 || self.zero.contains(&ptr) {
+        if ptr <= ZERO_SIZE_PTR || self.zero.contains(&ptr) {
             return;
         }
         let Some(l) = self.live.remove(&ptr) else {

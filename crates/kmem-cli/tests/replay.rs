@@ -137,6 +137,22 @@ fn huge_traced_sizes_saturate_the_totals() {
 }
 
 #[test]
+fn kfree_of_zero_size_ptr_is_a_no_op_without_a_traced_kmalloc_0() {
+    // Kernels return ZERO_SIZE_PTR from kmalloc(0) before its event; kfree traces it.
+    let path = trace_file(
+        "zero_size_ptr",
+        &[
+            "kfree: call_site=seq_release+0x1a/0x30 ptr=0000000000000010",
+            "kfree: call_site=seq_release+0x1a/0x30 ptr=(null)",
+            "kfree: call_site=put_cred_rcu+0x1f/0x90 ptr=00000000deadbeef",
+        ],
+    );
+    let text = out(&kmem(&["replay", &path], None));
+    let line = "skipped: 1 frees of objects allocated before the trace, ";
+    assert!(text.contains(line), "missing {line:?} in:\n{text}");
+}
+
+#[test]
 fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let path = trace_file(
         "bad",
