@@ -15,7 +15,9 @@
 //! - An object is freed as it was allocated (a `kfree` of a cache object is
 //!   `kmem_cache_free`, which the kernel's `kfree` also does). A free of an address the trace
 //!   did not allocate (before the trace began, or a lost event) is counted and skipped; an
-//!   allocation at an address still live (its free was lost) frees the old object first.
+//!   allocation at an address still live (its free was lost) frees kmem's old object first,
+//!   counted only as a lost free (not among the trace's frees, bytes freed or cross-CPU frees,
+//!   which are the events the trace holds, as `perf kmem stat` counts them).
 //! - `kmalloc(0)` gives `ZERO_SIZE_PTR` (traced `bytes_alloc=0`): nothing is allocated, and a
 //!   free of that address is a no-op. Kernels return it before the `kmalloc` event, but `kfree`
 //!   traces its pointer before its `ZERO_OR_NULL_PTR` test: a free of an address up to
@@ -236,10 +238,10 @@ impl<'m> Replay<'m> {
             self.zero.insert(ptr);
             return;
         }
-        if self.live.contains_key(&ptr) {
+        if let Some(l) = self.live.remove(&ptr) {
             // The free of the object that was here is not in the trace.
             self.c.lost_frees += 1;
-            self.free(None, ptr);
+            self.release(l);
         }
         let gfp = replay_gfp(gfp);
         let made = match cache {
@@ -289,6 +291,11 @@ impl<'m> Replay<'m> {
             self.sites[l.site].1.cross_cpu += 1;
         }
         self.c.freed = self.c.freed.saturating_add(l.traced as u64);
+        self.release(l);
+    }
+
+    /// Frees kmem's object of a live entry just taken off `live`.
+    fn release(&mut self, l: Live) {
         match l.cache {
             // SAFETY: An object this replay allocated and has not freed (just taken off `live`).
             None => unsafe { self.m.kfree(l.obj.as_ptr()) },
