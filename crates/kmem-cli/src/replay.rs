@@ -144,10 +144,20 @@ pub fn run(m: &Machine, input: impl BufRead, opts: Options) -> Result<String, St
         unknown_gfp: BTreeMap::new(),
         c: Counts::default(),
     };
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| format!("line {}: cannot read: {e}", n + 1))?;
+    // Bytes, not `lines()`: a task name is whatever bytes `comm` holds (`PR_SET_NAME`, or UTF-8
+    // cut at 15 bytes), which the trace prints as they are; they are read lossily.
+    let mut input = input;
+    let mut bytes = Vec::new();
+    for n in 1.. {
+        bytes.clear();
+        match input.read_until(b'\n', &mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(format!("line {n}: cannot read: {e}")),
+        }
+        let line = String::from_utf8_lossy(&bytes);
         r.c.lines += 1;
-        let event = trace::parse_line(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let event = trace::parse_line(&line).map_err(|e| format!("line {n}: {e}"))?;
         if let Some(event) = event {
             r.apply(event);
         }

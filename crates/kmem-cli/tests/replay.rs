@@ -157,6 +157,18 @@ fn kfree_of_zero_size_ptr_is_a_no_op_without_a_traced_kmalloc_0() {
 }
 
 #[test]
+fn a_task_name_that_is_not_utf_8_is_read() {
+    // `comm` is any 15 bytes: here UTF-8 "ü" cut in half, and a Latin-1 "é".
+    let mut text = Vec::new();
+    text.extend_from_slice(b"  abcdefghijklmn\xc3-7 [001] ..... 1.0: kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL\n");
+    text.extend_from_slice(b"  caf\xe9-8 [002] ..... 1.1: kfree: call_site=b+0x1/0x2 ptr=0000000000000100\n");
+    let text = out(&kmem(&["replay", "-"], Some(&text)));
+    for line in ["2 lines: 1 allocations, 1 frees, ", "Cross CPU frees: 1/1\n"] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let path = trace_file(
         "bad",
