@@ -92,6 +92,9 @@ struct Counts {
     kmem_failures: u64,
     unknown_frees: u64,
     lost_frees: u64,
+    /// ftrace's `[LOST N EVENTS]` lines, and the `N`s they print.
+    lost_markers: u64,
+    lost_events: u64,
     zero_size: u64,
     page_allocs: u64,
     page_frees: u64,
@@ -186,6 +189,10 @@ impl<'m> Replay<'m> {
                 self.page_alloc(pfn, order, gfp);
             }
             Kind::PageFree { pfn, .. } => self.page_free(pfn),
+            Kind::Lost { events } => {
+                self.c.lost_markers += 1;
+                self.c.lost_events = self.c.lost_events.saturating_add(events.unwrap_or(0));
+            }
             Kind::Other(_) => self.c.other_events += 1,
         }
     }
@@ -373,6 +380,13 @@ impl<'m> Replay<'m> {
             "skipped: {} frees of objects allocated before the trace, {} allocations the traced kernel failed, {} frees lost from the trace",
             c.unknown_frees, c.traced_failures, c.lost_frees
         );
+        if c.lost_markers > 0 {
+            let _ = writeln!(
+                o,
+                "the trace lost events: {} [LOST ...] lines, {} events counted in them",
+                c.lost_markers, c.lost_events
+            );
+        }
         if !self.unknown_gfp.is_empty() {
             let names: Vec<String> = self.unknown_gfp.iter().map(|(n, k)| format!("{n} ({k})")).collect();
             let _ = writeln!(o, "GFP flags kmem does not know (ignored): {}", names.join(", "));

@@ -76,6 +76,12 @@ pub enum Kind<'a> {
         /// `order`.
         order: u32,
     },
+    /// ftrace's `CPU:N [LOST M EVENTS]` (or `[LOST EVENTS]`, count unknown): the ring buffer
+    /// of CPU `N` overwrote or dropped events before this point.
+    Lost {
+        /// `M`, if printed.
+        events: Option<u64>,
+    },
     /// Any other event (named).
     Other(&'a str),
 }
@@ -137,6 +143,9 @@ pub fn parse_line(line: &str) -> Result<Option<Event<'_>>, ParseError> {
     if line.trim_start().is_empty() || line.trim_start().starts_with('#') {
         return Ok(None);
     }
+    if let Some(lost) = lost_events(line.trim_start()) {
+        return Ok(Some(lost));
+    }
     let bad = |what: &str| ParseError(what.to_owned());
     // `task-pid [cpu] flags timestamp: event: fields`; the task name may hold anything but the
     // CPU column is the first `[digits]`.
@@ -192,6 +201,15 @@ pub fn parse_line(line: &str) -> Result<Option<Event<'_>>, ParseError> {
         other => Kind::Other(other),
     };
     Ok(Some(Event { cpu, kind }))
+}
+
+/// `CPU:%d [LOST %lu EVENTS]` or `CPU:%d [LOST EVENTS]` (`print_trace_line`).
+fn lost_events(line: &str) -> Option<Event<'static>> {
+    let (cpu, rest) = line.strip_prefix("CPU:")?.split_once(' ')?;
+    let cpu = cpu.parse().ok()?;
+    let inner = rest.strip_prefix("[LOST")?.strip_suffix("EVENTS]")?.trim();
+    let events = if inner.is_empty() { None } else { Some(inner.parse().ok()?) };
+    Some(Event { cpu: Some(cpu), kind: Kind::Lost { events } })
 }
 
 /// The CPU column (`[003]`) and the text after it.
@@ -326,6 +344,19 @@ mod tests {
         let failed = "  perf  4242 [001]  7.25:   kmem:mm_page_alloc: page=(nil) pfn=0x0 order=3 migratetype=0 gfp_flags=GFP_NOWAIT";
         let Kind::PageAlloc { pfn, .. } = parse_line(failed).unwrap().unwrap().kind else { panic!("a page alloc") };
         assert_eq!(pfn, None, "a failed allocation");
+    }
+
+    #[test]
+    fn lost_events_markers() {
+        assert_eq!(
+            parse_line("CPU:3 [LOST 1234 EVENTS]").unwrap().unwrap(),
+            Event { cpu: Some(3), kind: Kind::Lost { events: Some(1234) } }
+        );
+        assert_eq!(
+            parse_line("CPU:0 [LOST EVENTS]").unwrap().unwrap(),
+            Event { cpu: Some(0), kind: Kind::Lost { events: None } }
+        );
+        assert!(parse_line("CPU:0 [LOST many EVENTS]").is_err(), "not a marker: no event either");
     }
 
     #[test]

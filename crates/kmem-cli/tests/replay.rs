@@ -169,6 +169,21 @@ fn a_task_name_that_is_not_utf_8_is_read() {
 }
 
 #[test]
+fn ring_buffer_lost_events_lines_are_counted_not_errors() {
+    let text = b"  t-1 [000] ..... 1.0: kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL\n\
+CPU:2 [LOST 4096 EVENTS]\n\
+CPU:0 [LOST EVENTS]\n\
+  t-1 [002] ..... 2.0: kfree: call_site=b+0x1/0x2 ptr=0000000000000100\n";
+    let text = out(&kmem(&["replay", "-"], Some(text)));
+    for line in [
+        "4 lines: 1 allocations, 1 frees, ",
+        "the trace lost events: 2 [LOST ...] lines, 4096 events counted in them\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let path = trace_file(
         "bad",
