@@ -100,6 +100,9 @@ struct Counts {
     page_frees: u64,
     page_unknown_frees: u64,
     page_kmem_failures: u64,
+    /// `mm_page_alloc` events of failed allocations (not among `traced_failures`, which are
+    /// the object allocations').
+    page_traced_failures: u64,
     req: u64,
     alloc: u64,
     /// Traced `bytes_alloc` of the objects freed.
@@ -327,7 +330,7 @@ impl<'m> Replay<'m> {
 
     fn page_alloc(&mut self, pfn: Option<u64>, order: u32, gfp: Gfp) {
         let Some(pfn) = pfn else {
-            self.c.traced_failures += 1;
+            self.c.page_traced_failures += 1;
             return;
         };
         self.c.page_allocs += 1;
@@ -380,6 +383,9 @@ impl<'m> Replay<'m> {
             "skipped: {} frees of objects allocated before the trace, {} allocations the traced kernel failed, {} frees lost from the trace",
             c.unknown_frees, c.traced_failures, c.lost_frees
         );
+        if c.page_traced_failures > 0 {
+            let _ = writeln!(o, "page allocations the traced kernel failed: {}", c.page_traced_failures);
+        }
         if c.lost_markers > 0 {
             let _ = writeln!(
                 o,

@@ -184,6 +184,25 @@ CPU:0 [LOST EVENTS]\n\
 }
 
 #[test]
+fn a_failed_page_allocation_is_not_a_failed_object_allocation() {
+    let path = trace_file(
+        "page_failure",
+        &[
+            "mm_page_alloc: page=0000000000000000 pfn=0x0 order=9 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE",
+            "kmalloc: call_site=a+0x1/0x2 ptr=0000000000000000 bytes_req=64 bytes_alloc=64 gfp_flags=GFP_ATOMIC",
+        ],
+    );
+    let text = out(&kmem(&["replay", &path], None));
+    for line in [
+        "2 lines: 0 allocations, 0 frees, 0 page allocations, ",
+        ", 1 allocations the traced kernel failed, ",
+        "page allocations the traced kernel failed: 1\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let path = trace_file(
         "bad",
