@@ -8,7 +8,8 @@
 //! Decisions:
 //! - A request is made with the traced flags less `__GFP_NOFAIL` and `__GFP_DIRECT_RECLAIM`,
 //!   plus `__GFP_NOWARN`: a replay never sleeps, retries or waits for an OOM timeout; what kmem
-//!   cannot serve at once is counted as a failure (the traced kernel may have reclaimed).
+//!   cannot serve at once is counted as a failure (the traced kernel may have reclaimed); its
+//!   address stays live for the trace, so its free is one of the trace's frees.
 //! - `kmem_cache_alloc` of a cache not seen before creates it (`name=`, or `replay-<size>` for
 //!   traces before 6.19 that print no name) with the traced `bytes_req` as its object size
 //!   and no flags; the traced `bytes_alloc` is the kernel's `s->size`, compared with kmem's.
@@ -50,7 +51,8 @@ pub struct Options {
 
 /// A live object of the replay: where kmem put it, and what the trace said of it.
 struct Live {
-    obj: NonNull<u8>,
+    /// `None` when kmem could not serve the request (its free is still one of the trace's).
+    obj: Option<NonNull<u8>>,
     /// `None` for kmalloc, else the index in `Replay::caches`.
     cache: Option<usize>,
     site: usize,
@@ -272,6 +274,7 @@ impl<'m> Replay<'m> {
         };
         let Some((obj, c)) = made else {
             self.c.kmem_failures += 1;
+            self.live.insert(ptr, Live { obj: None, cache: None, site: si, traced: alloc, cpu });
             return;
         };
         // SAFETY: Just allocated by this replay, which alone uses the machine.
@@ -294,7 +297,7 @@ impl<'m> Replay<'m> {
                 u.kmem_size = Some(size);
             }
         }
-        self.live.insert(ptr, Live { obj, cache: c, site: si, traced: alloc, cpu });
+        self.live.insert(ptr, Live { obj: Some(obj), cache: c, site: si, traced: alloc, cpu });
     }
 
     fn free(&mut self, cpu: Option<u32>, ptr: u64) {
@@ -316,14 +319,15 @@ impl<'m> Replay<'m> {
 
     /// Frees kmem's object of a live entry just taken off `live`.
     fn release(&mut self, l: Live) {
+        let Some(obj) = l.obj else { return };
         match l.cache {
             // SAFETY: An object this replay allocated and has not freed (just taken off `live`).
-            None => unsafe { self.m.kfree(l.obj.as_ptr()) },
+            None => unsafe { self.m.kfree(obj.as_ptr()) },
             Some(i) => {
                 let u = &mut self.caches[i].1;
                 u.live -= 1;
                 // SAFETY: As above; `u.cache` is the cache it came from.
-                unsafe { self.m.kmem_cache_free(u.cache, l.obj.as_ptr()) }
+                unsafe { self.m.kmem_cache_free(u.cache, obj.as_ptr()) }
             }
         }
     }
@@ -429,15 +433,15 @@ impl<'m> Replay<'m> {
         for (&(req, kernel, kmem), n) in &self.class_diff {
             let _ = writeln!(o, "  bytes_req {req}: traced {kernel}, kmem {kmem} ({n} requests)");
         }
-        let live_bytes: usize = self
-            .live
-            .values()
-            .map(|l| {
+        let objects: Vec<NonNull<u8>> = self.live.values().filter_map(|l| l.obj).collect();
+        let live_bytes: usize = objects
+            .iter()
+            .map(|obj| {
                 // SAFETY: Live objects of this replay.
-                unsafe { self.m.ksize(l.obj.as_ptr()) }
+                unsafe { self.m.ksize(obj.as_ptr()) }
             })
             .sum();
-        let _ = writeln!(o, "Live at the end of the trace: {} objects, {} bytes", self.live.len(), live_bytes);
+        let _ = writeln!(o, "Live at the end of the trace: {} objects, {} bytes", objects.len(), live_bytes);
         if !self.caches.is_empty() {
             let _ = writeln!(o);
             let _ = writeln!(

@@ -89,14 +89,16 @@ fn kmem_failures_size_class_differences_and_lost_frees_are_reported() {
             // The same address again without its free: the free was lost.
             "kmalloc: call_site=b+0x1/0x2 ptr=0000000000000200 bytes_req=72 bytes_alloc=80 gfp_flags=GFP_KERNEL node=-1 accounted=false",
             "kfree: call_site=c+0x1/0x2 ptr=0000000000000200",
+            // The free of the request kmem could not serve: one of the trace's frees.
+            "kfree: call_site=c+0x1/0x2 ptr=0000000000000100",
         ],
     );
     let text = out(&kmem(&["replay", &path], None));
     for line in [
-        // The lost free is none of the trace's frees: one kfree of 80 bytes.
-        "4 lines: 3 allocations, 1 frees, ",
-        "Total bytes freed:     80\n",
-        "Cross CPU frees: 0/1\n",
+        // The lost free is none of the trace's frees: two kfrees, of 80 bytes and 32 MiB.
+        "5 lines: 3 allocations, 2 frees, ",
+        "Total bytes freed:     33554512\n",
+        "Cross CPU frees: 0/2\n",
         "skipped: 0 frees of objects allocated before the trace, 0 allocations the traced kernel failed, 1 frees lost from the trace\n",
         "Requests kmem could not serve at once: 1 (of 3 replayed)\n",
         "kmalloc size classes: kmem's size equals the traced bytes_alloc for 0 of 2 requests\n  bytes_req 72: traced 80, kmem 96 (2 requests)\n",
