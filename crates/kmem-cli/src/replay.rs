@@ -122,7 +122,8 @@ struct Replay<'m> {
     live: HashMap<u64, Live>,
     /// Traced addresses of `kmalloc(0)`.
     zero: HashSet<u64>,
-    pages: HashMap<u64, (&'m Page, u32)>,
+    /// Traced pfns of live blocks: kmem's block and order, `None` if kmem could not serve it.
+    pages: HashMap<u64, Option<(&'m Page, u32)>>,
     sites: Vec<(String, Site)>,
     site_index: HashMap<String, usize>,
     caches: Vec<(String, CacheUse)>,
@@ -341,17 +342,23 @@ impl<'m> Replay<'m> {
         if !self.opts.pages {
             return;
         }
-        if let Some((page, o)) = self.pages.remove(&pfn) {
+        if let Some(block) = self.pages.remove(&pfn) {
             self.c.lost_frees += 1;
-            // SAFETY: A block this replay allocated and has not freed (just taken off `pages`).
-            unsafe { self.m.free_pages(page, o) };
-        }
-        match self.m.alloc_pages(replay_gfp(gfp), order) {
-            Ok(page) => {
-                self.pages.insert(pfn, (page, order));
+            if let Some((page, o)) = block {
+                // SAFETY: A block this replay allocated and has not freed (just taken off
+                // `pages`).
+                unsafe { self.m.free_pages(page, o) };
             }
-            Err(_) => self.c.page_kmem_failures += 1,
         }
+        let block = match self.m.alloc_pages(replay_gfp(gfp), order) {
+            Ok(page) => Some((page, order)),
+            Err(_) => {
+                self.c.page_kmem_failures += 1;
+                None
+            }
+        };
+        // A block kmem could not serve stays live for the trace: its free is the trace's.
+        self.pages.insert(pfn, block);
     }
 
     /// Frees the block allocated at `pfn` with the order it was allocated with (a trace whose
@@ -363,7 +370,8 @@ impl<'m> Replay<'m> {
         }
         match self.pages.remove(&pfn) {
             // SAFETY: A block this replay allocated and has not freed (just taken off `pages`).
-            Some((page, o)) => unsafe { self.m.free_pages(page, o) },
+            Some(Some((page, o))) => unsafe { self.m.free_pages(page, o) },
+            Some(None) => {}
             None => self.c.page_unknown_frees += 1,
         }
     }
@@ -492,7 +500,7 @@ impl<'m> Replay<'m> {
             let _ = writeln!(
                 o,
                 "pages: {} blocks live at the end, {} frees of blocks allocated before the trace, {} allocations kmem could not serve",
-                self.pages.len(),
+                self.pages.values().filter(|b| b.is_some()).count(),
                 c.page_unknown_frees,
                 c.page_kmem_failures
             );

@@ -205,6 +205,21 @@ fn a_failed_page_allocation_is_not_a_failed_object_allocation() {
 }
 
 #[test]
+fn the_free_of_a_block_kmem_could_not_serve_is_not_unknown() {
+    let path = trace_file(
+        "page_kmem_failure",
+        &[
+            // Order 12: above kmem's MAX_PAGE_ORDER.
+            "mm_page_alloc: page=00000000aaaa0001 pfn=0x40000 order=12 migratetype=1 gfp_flags=GFP_KERNEL",
+            "mm_page_free: page=00000000aaaa0001 pfn=0x40000 order=12",
+        ],
+    );
+    let text = out(&kmem(&["replay", "--pages", &path], None));
+    let line = "pages: 0 blocks live at the end, 0 frees of blocks allocated before the trace, 1 allocations kmem could not serve\n";
+    assert!(text.contains(line), "missing {line:?} in:\n{text}");
+}
+
+#[test]
 fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let path = trace_file(
         "bad",
