@@ -21,6 +21,13 @@ fn kmem(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("kmem output")
 }
 
+/// Fails unless `text` holds every one of `parts`.
+fn assert_has(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+}
+
 fn out(o: &Output) -> String {
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout.clone()).expect("utf-8")
@@ -37,19 +44,20 @@ fn trace_file(name: &str, events: &[&str]) -> String {
 #[test]
 fn the_sample_trace_is_replayed_and_reported() {
     let text = out(&kmem(&["replay", SAMPLE], None));
-    for line in [
-        "35 lines: 9 allocations, 6 frees, 2 page allocations, 2 page frees, 1 other events\n",
-        "skipped: 1 frees of objects allocated before the trace, 1 allocations the traced kernel failed, 0 frees lost from the trace\n",
-        "GFP flags kmem does not know (ignored): __GFP_NOLOCKDEP (1)\n",
-        "Total bytes requested: 4752\nTotal bytes allocated: 5728\nTotal bytes freed:     3584\nNet total bytes allocated: 2144\n",
-        "Internal fragmentation: 17.039106%\nCross CPU frees: 1/5\n",
-        "Requests kmem could not serve at once: 0 (of 8 replayed)\n",
-        "kmalloc size classes: kmem's size equals the traced bytes_alloc for 5 of 5 requests\n",
-        "Live at the end of the trace: 3 objects, ",
-        "page events counted, not replayed (--pages replays them)\n",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    assert_has(
+        &text,
+        &[
+            "35 lines: 9 allocations, 6 frees, 2 page allocations, 2 page frees, 1 other events\n",
+            "skipped: 1 frees of objects allocated before the trace, 1 allocations the traced kernel failed, 0 frees lost from the trace\n",
+            "GFP flags kmem does not know (ignored): __GFP_NOLOCKDEP (1)\n",
+            "Total bytes requested: 4752\nTotal bytes allocated: 5728\nTotal bytes freed:     3584\nNet total bytes allocated: 2144\n",
+            "Internal fragmentation: 17.039106%\nCross CPU frees: 1/5\n",
+            "Requests kmem could not serve at once: 0 (of 8 replayed)\n",
+            "kmalloc size classes: kmem's size equals the traced bytes_alloc for 5 of 5 requests\n",
+            "Live at the end of the trace: 3 objects, ",
+            "page events counted, not replayed (--pages replays them)\n",
+        ],
+    );
     let cache = text.lines().find(|l| l.starts_with("ext4_inode_cache ")).expect("the cache's row");
     let cols: Vec<&str> = cache.split_whitespace().collect();
     assert_eq!(&cols[1..5], ["2", "2", "1", "1088"], "allocs, peak, live, traced size: {cache}");
@@ -94,18 +102,19 @@ fn kmem_failures_size_class_differences_and_lost_frees_are_reported() {
         ],
     );
     let text = out(&kmem(&["replay", &path], None));
-    for line in [
-        // The lost free is none of the trace's frees: two kfrees, of 80 bytes and 32 MiB.
-        "5 lines: 3 allocations, 2 frees, ",
-        "Total bytes freed:     33554512\n",
-        "Cross CPU frees: 0/2\n",
-        "skipped: 0 frees of objects allocated before the trace, 0 allocations the traced kernel failed, 1 frees lost from the trace\n",
-        "Requests kmem could not serve at once: 1 (of 3 replayed)\n",
-        "kmalloc size classes: kmem's size equals the traced bytes_alloc for 0 of 2 requests\n  bytes_req 72: traced 80, kmem 96 (2 requests)\n",
-        "Live at the end of the trace: 0 objects, 0 bytes\n",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    assert_has(
+        &text,
+        &[
+            // The lost free is none of the trace's frees: two kfrees, of 80 bytes and 32 MiB.
+            "5 lines: 3 allocations, 2 frees, ",
+            "Total bytes freed:     33554512\n",
+            "Cross CPU frees: 0/2\n",
+            "skipped: 0 frees of objects allocated before the trace, 0 allocations the traced kernel failed, 1 frees lost from the trace\n",
+            "Requests kmem could not serve at once: 1 (of 3 replayed)\n",
+            "kmalloc size classes: kmem's size equals the traced bytes_alloc for 0 of 2 requests\n  bytes_req 72: traced 80, kmem 96 (2 requests)\n",
+            "Live at the end of the trace: 0 objects, 0 bytes\n",
+        ],
+    );
 }
 
 #[test]
@@ -133,13 +142,8 @@ fn huge_traced_sizes_saturate_the_totals() {
         ],
     );
     let text = out(&kmem(&["replay", &path], None));
-    for line in [
-        format!("Total bytes requested: {MAX}\n"),
-        format!("Total bytes allocated: {MAX}\n"),
-        format!("Total bytes freed:     {MAX}\n"),
-    ] {
-        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
-    }
+    let lines = ["requested: ", "allocated: ", "freed:     "].map(|what| format!("Total bytes {what}{MAX}\n"));
+    assert_has(&text, &lines.each_ref().map(String::as_str));
 }
 
 #[test]
@@ -154,8 +158,7 @@ fn kfree_of_zero_size_ptr_is_a_no_op_without_a_traced_kmalloc_0() {
         ],
     );
     let text = out(&kmem(&["replay", &path], None));
-    let line = "skipped: 1 frees of objects allocated before the trace, ";
-    assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    assert_has(&text, &["skipped: 1 frees of objects allocated before the trace, "]);
 }
 
 #[test]
@@ -165,9 +168,7 @@ fn a_task_name_that_is_not_utf_8_is_read() {
     text.extend_from_slice(b"  abcdefghijklmn\xc3-7 [001] ..... 1.0: kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL\n");
     text.extend_from_slice(b"  caf\xe9-8 [002] ..... 1.1: kfree: call_site=b+0x1/0x2 ptr=0000000000000100\n");
     let text = out(&kmem(&["replay", "-"], Some(&text)));
-    for line in ["2 lines: 1 allocations, 1 frees, ", "Cross CPU frees: 1/1\n"] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    assert_has(&text, &["2 lines: 1 allocations, 1 frees, ", "Cross CPU frees: 1/1\n"]);
 }
 
 #[test]
@@ -177,12 +178,13 @@ CPU:2 [LOST 4096 EVENTS]\n\
 CPU:0 [LOST EVENTS]\n\
   t-1 [002] ..... 2.0: kfree: call_site=b+0x1/0x2 ptr=0000000000000100\n";
     let text = out(&kmem(&["replay", "-"], Some(text)));
-    for line in [
-        "4 lines: 1 allocations, 1 frees, ",
-        "the trace lost events: 2 [LOST ...] lines, 4096 events counted in them\n",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    assert_has(
+        &text,
+        &[
+            "4 lines: 1 allocations, 1 frees, ",
+            "the trace lost events: 2 [LOST ...] lines, 4096 events counted in them\n",
+        ],
+    );
 }
 
 #[test]
@@ -195,13 +197,14 @@ fn a_failed_page_allocation_is_not_a_failed_object_allocation() {
         ],
     );
     let text = out(&kmem(&["replay", &path], None));
-    for line in [
-        "2 lines: 0 allocations, 0 frees, 0 page allocations, ",
-        ", 1 allocations the traced kernel failed, ",
-        "page allocations the traced kernel failed: 1\n",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    assert_has(
+        &text,
+        &[
+            "2 lines: 0 allocations, 0 frees, 0 page allocations, ",
+            ", 1 allocations the traced kernel failed, ",
+            "page allocations the traced kernel failed: 1\n",
+        ],
+    );
 }
 
 #[test]

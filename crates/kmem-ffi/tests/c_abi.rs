@@ -22,6 +22,13 @@ fn gcc(args: &[&str]) -> Output {
     gcc_with(&[], args)
 }
 
+/// Compiles `source` (written to `name.c` in the test's directory) to an object file only.
+fn compile_only(name: &str, source: &str) -> Output {
+    let src = out_dir().join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()])
+}
+
 fn build(name: &str, link: Link) -> PathBuf {
     build_linked(name, link, &[])
 }
@@ -302,15 +309,11 @@ fn constants_match_kmem_core() {
 /// `GFP_KERNEL` does.
 #[test]
 fn gep_kernel_does_not_compile() {
-    let dir = out_dir();
     for (spelling, ok) in [("GFP_KERNEL", true), ("GEP_KERNEL", false)] {
-        let src = dir.join(format!("typo-{spelling}.c"));
-        std::fs::write(
-            &src,
-            format!("#include <linux/gfp.h>\nunsigned long f(void) {{ return __get_free_pages({spelling}, 0); }}\n"),
-        )
-        .unwrap();
-        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        let o = compile_only(
+            &format!("typo-{spelling}"),
+            &format!("#include <linux/gfp.h>\nunsigned long f(void) {{ return __get_free_pages({spelling}, 0); }}\n"),
+        );
         assert_eq!(o.status.success(), ok, "{spelling}:\n{}", show(&o));
         if !ok {
             assert!(String::from_utf8_lossy(&o.stderr).contains("'GEP_KERNEL' undeclared"), "{}", show(&o));
@@ -322,17 +325,13 @@ fn gep_kernel_does_not_compile() {
 /// kernel's macro does: another member does not compile.
 #[test]
 fn kfree_rcu_with_a_member_that_is_no_rcu_head_does_not_compile() {
-    let dir = out_dir();
     for (member, ok) in [("rcu", true), ("value", false)] {
-        let src = dir.join(format!("kfree-rcu-{member}.c"));
-        std::fs::write(
-            &src,
-            format!(
+        let o = compile_only(
+            &format!("kfree-rcu-{member}"),
+            &format!(
                 "#include <linux/slab.h>\nstruct obj {{ int value; struct rcu_head rcu; }};\nvoid f(struct obj *o) {{ kfree_rcu(o, {member}); }}\n"
             ),
-        )
-        .unwrap();
-        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        );
         assert_eq!(o.status.success(), ok, "{member}:\n{}", show(&o));
         if !ok {
             assert!(
@@ -371,17 +370,13 @@ fn modern_forms_compile_as_c2x() {
 /// `mempool_create` accepts today's callback type and the book's `int gfp_mask` one, nothing else.
 #[test]
 fn mempool_create_rejects_other_callback_types() {
-    let dir = out_dir();
     for (param, ok) in [("gfp_t", true), ("int", true), ("long", false)] {
-        let src = dir.join(format!("mempool-cb-{param}.c"));
-        std::fs::write(
-            &src,
-            format!(
+        let o = compile_only(
+            &format!("mempool-cb-{param}"),
+            &format!(
                 "#include <linux/mempool.h>\nstatic void *a({param} g, void *d) {{ (void)g; return d; }}\nstatic void f(void *e, void *d) {{ (void)e; (void)d; }}\nmempool_t *make(void) {{ return mempool_create(1, a, f, NULL); }}\n"
             ),
-        )
-        .unwrap();
-        let o = gcc(&["-c", &src.display().to_string(), "-o", &src.with_extension("o").display().to_string()]);
+        );
         assert_eq!(o.status.success(), ok, "{param}:\n{}", show(&o));
     }
 }
