@@ -98,6 +98,10 @@ enum Command {
         /// How many call sites to list (by bytes allocated).
         #[arg(long, default_value_t = 20)]
         top: usize,
+        /// Run each event on a thread of its own for its trace CPU (modulo the machine's CPUs),
+        /// still in trace order, so kmem's per-CPU caches see the traced pattern.
+        #[arg(long)]
+        per_cpu: bool,
         /// Machine profile.
         #[arg(long, value_enum, default_value = "x86-64")]
         profile: ProfileArg,
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
             let stats: Vec<&'static str> = stat.iter().map(|f| f.name()).collect();
             insmod::run(&insmod::Options { path: &module, params: &params, rmmod, stats: &stats, notime, raw })
         }
-        Command::Replay { trace, pages, top, profile, stat } => {
+        Command::Replay { trace, pages, top, per_cpu, profile, stat } => {
             let m = match machine(match profile {
                 ProfileArg::X86_64 => Profile::X86_64,
                 ProfileArg::I386 => Profile::I386,
@@ -226,10 +230,10 @@ fn main() -> ExitCode {
             };
             let name = trace.display().to_string();
             let result = if name == "-" {
-                replay::run(&m, io::stdin().lock(), replay::Options { pages, top })
+                replay::run(&m, io::stdin().lock(), replay::Options { pages, top, per_cpu })
             } else {
                 match std::fs::File::open(&trace) {
-                    Ok(f) => replay::run(&m, io::BufReader::new(f), replay::Options { pages, top }),
+                    Ok(f) => replay::run(&m, io::BufReader::new(f), replay::Options { pages, top, per_cpu }),
                     Err(e) => Err(format!("cannot open: {e}")),
                 }
             };

@@ -23,6 +23,10 @@
 //!   free of that address is a no-op. Kernels return it before the `kmalloc` event, but `kfree`
 //!   traces its pointer before its `ZERO_OR_NULL_PTR` test: a free of an address up to
 //!   `ZERO_SIZE_PTR` (16, as an unhashed `%p` prints it) is a no-op as well, like `kfree(NULL)`.
+//! - Events run in trace order. By default all of them run on the caller's thread (one kmem
+//!   CPU); with `--per-cpu` each runs on a worker thread of its own for its trace CPU (CPU `n`
+//!   on worker `n` modulo the machine's CPUs), one at a time, so that kmem's per-CPU caches and
+//!   its frees from another CPU see the traced kernel's pattern.
 //! - Page events (`mm_page_alloc`, `mm_page_free`) are counted but replayed only with
 //!   `--pages`: the traced slab's own pages are page events too, so replaying both kinds would
 //!   make kmem's slab pages and the traced ones twice.
@@ -33,9 +37,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::BufRead;
 use std::ptr::NonNull;
+use std::sync::{Mutex, mpsc};
 
 use kmem::{Gfp, Machine, Page};
 use kmem_core::gfp::{__GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN};
+use kmem_core::platform::Platform as _;
 use kmem_core::slab::flags::SlabFlags;
 use kmem_core::slab::{CacheArgs, CacheRef};
 
@@ -47,6 +53,8 @@ pub struct Options {
     pub pages: bool,
     /// Call sites to list.
     pub top: usize,
+    /// Run each event on a thread of its own for its trace CPU (module docs).
+    pub per_cpu: bool,
 }
 
 /// A live object of the replay: where kmem put it, and what the trace said of it.
@@ -153,25 +161,101 @@ pub fn run(m: &Machine, input: impl BufRead, opts: Options) -> Result<String, St
         unknown_gfp: BTreeMap::new(),
         c: Counts::default(),
     };
+    let lines = if r.opts.per_cpu {
+        run_per_cpu(&mut r, input)?
+    } else {
+        for_each_line(input, |line| {
+            if let Some(event) = trace::parse_line(line)? {
+                r.apply(event);
+            }
+            Ok(())
+        })?
+    };
+    r.c.lines = lines;
+    Ok(r.report())
+}
+
+/// Calls `f` with each line of `input`; returns the number of lines, or the first error as
+/// `line N: what`.
+fn for_each_line(
+    mut input: impl BufRead,
+    mut f: impl FnMut(&str) -> Result<(), trace::ParseError>,
+) -> Result<u64, String> {
     // Bytes, not `lines()`: a task name is whatever bytes `comm` holds (`PR_SET_NAME`, or UTF-8
     // cut at 15 bytes), which the trace prints as they are; they are read lossily.
-    let mut input = input;
     let mut bytes = Vec::new();
-    for n in 1.. {
+    let mut n = 0;
+    loop {
         bytes.clear();
         match input.read_until(b'\n', &mut bytes) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return Err(format!("line {n}: cannot read: {e}")),
+            Ok(0) => return Ok(n),
+            Ok(_) => n += 1,
+            Err(e) => return Err(format!("line {}: cannot read: {e}", n + 1)),
         }
-        let line = String::from_utf8_lossy(&bytes);
-        r.c.lines += 1;
-        let event = trace::parse_line(&line).map_err(|e| format!("line {n}: {e}"))?;
-        if let Some(event) = event {
-            r.apply(event);
-        }
+        f(&String::from_utf8_lossy(&bytes)).map_err(|e| format!("line {n}: {e}"))?;
     }
-    Ok(r.report())
+}
+
+/// The replay's state, handed to the worker threads of `--per-cpu`.
+struct Shared<'r, 'm>(&'r mut Replay<'m>);
+
+// SAFETY: The state's raw pointers are objects and pages of the machine, which any thread may
+// use (the machine is shared-safe); the state is only reached under the mutex around it, by
+// one thread at a time.
+unsafe impl Send for Shared<'_, '_> {}
+
+/// Consecutive events of one trace CPU handed to its worker at once.
+const RUN: usize = 256;
+
+/// `--per-cpu`: each event runs on the worker thread of its trace CPU, in trace order: the
+/// reader hands a worker a run of consecutive events of its CPU and waits for it before the
+/// next run. Returns the number of lines.
+fn run_per_cpu(r: &mut Replay<'_>, input: impl BufRead) -> Result<u64, String> {
+    let workers = r.m.platform().nr_cpus().max(1);
+    let shared = Mutex::new(Shared(r));
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let senders: Vec<mpsc::Sender<Vec<String>>> = (0..workers)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel::<Vec<String>>();
+                let (done, shared) = (done_tx.clone(), &shared);
+                scope.spawn(move || {
+                    for run in rx {
+                        let mut state = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for line in &run {
+                            // The reader parsed it already: it is an event.
+                            if let Ok(Some(event)) = trace::parse_line(line) {
+                                state.0.apply(event);
+                            }
+                        }
+                        drop(state);
+                        let _ = done.send(());
+                    }
+                });
+                tx
+            })
+            .collect();
+        let (mut run, mut run_worker) = (Vec::with_capacity(RUN), 0);
+        let hand_over = |run: &mut Vec<String>, worker: usize| {
+            if !run.is_empty() && senders[worker].send(std::mem::take(run)).is_ok() {
+                // A worker that panicked has dropped its end: the scope reports the panic.
+                let _ = done_rx.recv();
+            }
+        };
+        let lines = for_each_line(input, |line| {
+            let Some(event) = trace::parse_line(line)? else { return Ok(()) };
+            let worker = event.cpu.map_or(0, |cpu| cpu as usize % workers);
+            if worker != run_worker || run.len() == RUN {
+                hand_over(&mut run, run_worker);
+                run_worker = worker;
+            }
+            run.push(line.to_owned());
+            Ok(())
+        });
+        hand_over(&mut run, run_worker);
+        drop(senders);
+        lines
+    })
 }
 
 /// The kernel's `ZERO_SIZE_PTR`: `ZERO_OR_NULL_PTR` is true up to it.

@@ -242,3 +242,28 @@ fn an_unreadable_line_or_file_is_an_error_naming_it() {
     let o = kmem(&["replay", "--profile", "sparc", SAMPLE], None);
     assert_eq!(o.status.code(), Some(2), "a bad command line");
 }
+
+/// `--per-cpu` runs each trace CPU's events on a thread (kmem CPU) of its own, in trace order:
+/// the trace's numbers and kmem's sizes are the same as on one thread, and a bad line is the
+/// same error.
+#[test]
+fn per_cpu_replays_read_the_same_trace_the_same() {
+    let one = out(&kmem(&["replay", SAMPLE], None));
+    let per_cpu = out(&kmem(&["replay", "--per-cpu", SAMPLE], None));
+    let head = |t: &str| t.split("\ncache ").next().unwrap().to_owned();
+    assert_eq!(head(&per_cpu), head(&one));
+    let path = trace_file(
+        "per_cpu_bad",
+        &[
+            "kmalloc: call_site=a+0x1/0x2 ptr=0000000000000100 bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL",
+            "kfree: ptr=zz",
+        ],
+    );
+    let o = kmem(&["replay", "--per-cpu", &path], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).ends_with(": line 2: kfree event without `call_site=`\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
