@@ -449,7 +449,13 @@ impl<P: Platform> Kmem<P> {
         // Inside the caller's own read-side section the barrier is refused (reported once,
         // naming the caller) and the destroy goes on as in atomic context: no waiting, so
         // objects still queued for `kfree_rcu` count as remaining (docs/deviations.md).
-        let may_wait = !self.platform().in_atomic() && self.rcu_barrier_at(caller);
+        // Only an RCU cache's destroy is an `rcu_barrier` that runs `call_rcu` callbacks.
+        let may_wait = !self.platform().in_atomic()
+            && if s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {
+                self.rcu_barrier_at(caller)
+            } else {
+                self.kvfree_rcu_barrier_at(caller)
+            };
         // Those frees may have emptied slabs of an RCU cache into the grace-period list, each
         // pinning the cache (which would keep it after a successful destroy): empty the CPU
         // arrays into the slabs and wait once more, so they are gone before the teardown.

@@ -59,10 +59,23 @@ impl<P: Platform> Kmem<P> {
     /// [`Self::rcu_barrier`] on behalf of `caller` (a cache shrink or destroy names its own
     /// caller in the report); returns whether the barrier ran.
     pub(crate) fn rcu_barrier_at(&self, caller: &Location<'_>) -> bool {
+        self.barrier_at(caller, true)
+    }
+
+    /// `kvfree_rcu_barrier`, what the destroy of a cache that is not `SLAB_TYPESAFE_BY_RCU`
+    /// waits for: every `kfree_rcu` object queued before it is freed, and no `call_rcu`
+    /// callback runs (the kernel's `kmem_cache_destroy` calls `rcu_barrier` only for RCU
+    /// caches, and the destroyer may hold a lock a callback takes). Returns whether it ran.
+    pub(crate) fn kvfree_rcu_barrier_at(&self, caller: &Location<'_>) -> bool {
+        self.barrier_at(caller, false)
+    }
+
+    /// Both barriers: with `callbacks`, the `call_rcu` callbacks queued before it run too.
+    fn barrier_at(&self, caller: &Location<'_>, callbacks: bool) -> bool {
         if self.refuse_in_rcu_read("rcu_barrier()", caller) {
             return false;
         }
-        self.rcu_grace_period(true, true);
+        self.rcu_grace_period(true, callbacks);
         // Batches other contexts took before (or while) this one ran: wait until they are
         // freed and their callbacks have run.
         while self.slabs.rcu.pending.lock().inflight != 0 {

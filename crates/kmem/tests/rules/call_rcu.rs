@@ -151,3 +151,25 @@ fn a_callback_may_queue_another_but_not_wait_for_a_grace_period() {
     assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
     assert_eq!(count_log(&m, "Illegal rcu_barrier() in RCU read-side critical section!"), 1);
 }
+
+/// Destroying a cache that is not `SLAB_TYPESAFE_BY_RCU` waits for `kfree_rcu` objects
+/// (`kvfree_rcu_barrier`) but runs no `call_rcu` callback: the kernel calls `rcu_barrier` in
+/// `kmem_cache_destroy` only for RCU caches, and a destroyer may hold a lock a callback takes.
+/// An RCU cache's destroy does run them.
+#[test]
+fn only_an_rcu_cache_destroy_runs_the_callbacks() {
+    use kmem::slab::CacheArgs;
+    use kmem::slab::flags::SlabFlags;
+    let m = machine();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    queue(&m, 1, &log, Then::Nothing);
+    let plain = m.kmem_cache_create("plain", 64, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    // SAFETY: A cache of this test's, with no object out and no other user.
+    unsafe { m.kmem_cache_destroy(plain) }.expect("empty");
+    assert!(log.lock().unwrap().is_empty(), "a plain cache's destroy ran a call_rcu callback");
+    let rcu =
+        m.kmem_cache_create("rcu", 64, &CacheArgs::default(), kmem::slab::flags::SLAB_TYPESAFE_BY_RCU).expect("create");
+    // SAFETY: As above.
+    unsafe { m.kmem_cache_destroy(rcu) }.expect("empty");
+    assert_eq!(*log.lock().unwrap(), [1], "an RCU cache's destroy is an rcu_barrier");
+}
