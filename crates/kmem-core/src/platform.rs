@@ -152,6 +152,18 @@ pub unsafe trait Platform: Send + Sync {
     fn in_rcu_read(&self) -> bool {
         false
     }
+    /// The caller starts freeing (or running the callbacks of) a batch a grace period of this
+    /// platform's allocator released (nests: a destructor or callback may run another grace
+    /// period). A platform that tracks it answers [`Self::rcu_batches_held`].
+    fn rcu_batch_enter(&self) {}
+    /// The caller is done with the batch [`Self::rcu_batch_enter`] announced.
+    fn rcu_batch_exit(&self) {}
+    /// How many such batches the caller is inside: an `rcu_barrier` it calls (a destructor
+    /// destroying a cache) does not wait for them, which would be waiting for itself. The
+    /// default, for a platform without per-thread state, is 0 (such a barrier then hangs).
+    fn rcu_batches_held(&self) -> usize {
+        0
+    }
     /// Whether the caller is itself reclaiming (`PF_MEMALLOC`).
     fn in_reclaim(&self) -> bool {
         false

@@ -86,6 +86,10 @@ pub(crate) struct Pending {
     /// Batches taken off these lists whose grace period or freeing has not finished
     /// (`rcu_barrier` waits for them).
     pub(crate) inflight: usize,
+    /// Of those, batches whose thread waits in an `rcu_barrier` of its own (a destructor or
+    /// release run by the batch destroying a cache): such a barrier waits for every other
+    /// batch but these, which cannot finish before it returns.
+    pub(crate) parked: usize,
 }
 
 /// A read-side critical section; ends on drop, on the thread that entered it (not `Send`, as
@@ -130,6 +134,7 @@ impl Rcu {
                 objects: 0,
                 callbacks: 0,
                 inflight: 0,
+                parked: 0,
             }),
         }
     }

@@ -22,6 +22,10 @@ pub(crate) struct ThreadState {
     /// counts as inside a section of every machine (refusing a grace period it could wait for
     /// is safe; waiting for itself is not).
     rcu_overflow: Cell<u32>,
+    /// Grace-period batches the thread is freeing or running callbacks of, as `(machine id,
+    /// depth)` per machine (depth 0: a free entry); beyond [`RCU_MACHINES`] machines they are
+    /// not counted (a barrier inside one then waits as any other).
+    rcu_batches: Cell<[(u64, u32); RCU_MACHINES]>,
 }
 
 /// Machines whose RCU sections one thread can be inside at once and still be told apart.
@@ -38,6 +42,7 @@ thread_local! {
             memalloc: Cell::new(false),
             rcu: Cell::new([(0, 0); RCU_MACHINES]),
             rcu_overflow: Cell::new(0),
+            rcu_batches: Cell::new([(0, 0); RCU_MACHINES]),
         }
     };
 }
@@ -148,6 +153,37 @@ pub(crate) fn rcu_read_exit(id: u64) {
 /// Whether the thread is inside an RCU read-side section of machine `id`.
 pub(crate) fn in_rcu_read(id: u64) -> bool {
     THREAD.try_with(|t| t.rcu_overflow.get() > 0 || t.rcu.get().iter().any(|&(m, d)| m == id && d > 0)).unwrap_or(false)
+}
+
+/// The thread starts on a grace-period batch of machine `id` (nests).
+pub(crate) fn rcu_batch_enter(id: u64) {
+    let _ = THREAD.try_with(|t| {
+        let mut batches = t.rcu_batches.get();
+        let slot =
+            batches.iter().position(|&(m, d)| m == id && d > 0).or_else(|| batches.iter().position(|&(_, d)| d == 0));
+        if let Some(i) = slot {
+            batches[i] = (id, batches[i].1.saturating_add(1));
+            t.rcu_batches.set(batches);
+        }
+    });
+}
+
+/// The thread is done with a batch of machine `id` ([`rcu_batch_enter`]).
+pub(crate) fn rcu_batch_exit(id: u64) {
+    let _ = THREAD.try_with(|t| {
+        let mut batches = t.rcu_batches.get();
+        if let Some(i) = batches.iter().position(|&(m, d)| m == id && d > 0) {
+            batches[i].1 -= 1;
+            t.rcu_batches.set(batches);
+        }
+    });
+}
+
+/// Grace-period batches of machine `id` the thread is inside.
+pub(crate) fn rcu_batches_held(id: u64) -> usize {
+    THREAD
+        .try_with(|t| t.rcu_batches.get().iter().find(|&&(m, d)| m == id && d > 0).map_or(0, |&(_, d)| d as usize))
+        .unwrap_or(0)
 }
 
 /// Which scope a [`GfpScope`] restores.

@@ -112,6 +112,18 @@ unsafe impl Platform for UserPlatform {
         context::in_rcu_read(self.id)
     }
 
+    fn rcu_batch_enter(&self) {
+        context::rcu_batch_enter(self.id);
+    }
+
+    fn rcu_batch_exit(&self) {
+        context::rcu_batch_exit(self.id);
+    }
+
+    fn rcu_batches_held(&self) -> usize {
+        context::rcu_batches_held(self.id)
+    }
+
     fn in_atomic(&self) -> bool {
         context::in_atomic()
     }

@@ -77,9 +77,26 @@ impl<P: Platform> Kmem<P> {
         }
         self.rcu_grace_period(true, callbacks);
         // Batches other contexts took before (or while) this one ran: wait until they are
-        // freed and their callbacks have run.
-        while self.slabs.rcu.pending.lock().inflight != 0 {
-            crate::sync::cpu_relax();
+        // freed and their callbacks have run. A caller inside batches of its own (a
+        // destructor or release they run) cannot wait for those: they are parked meanwhile,
+        // and such a barrier waits only for the batches that are not (parked ones wait for
+        // it, so waiting for them too could be a cycle).
+        let held = self.platform().rcu_batches_held();
+        if held == 0 {
+            while self.slabs.rcu.pending.lock().inflight != 0 {
+                crate::sync::cpu_relax();
+            }
+        } else {
+            self.slabs.rcu.pending.lock().parked += held;
+            loop {
+                let p = self.slabs.rcu.pending.lock();
+                if p.inflight <= p.parked {
+                    break;
+                }
+                drop(p);
+                crate::sync::cpu_relax();
+            }
+            self.slabs.rcu.pending.lock().parked -= held;
         }
         true
     }
@@ -117,6 +134,8 @@ impl<P: Platform> Kmem<P> {
             p.inflight += 1;
             taken
         };
+        let platform = self.platform();
+        platform.rcu_batch_enter();
         let done = if wait {
             self.synchronize_watched();
             true
@@ -132,6 +151,7 @@ impl<P: Platform> Kmem<P> {
             self.requeue(slabs, objects);
             0
         };
+        platform.rcu_batch_exit();
         self.slabs.rcu.pending.lock().inflight -= 1;
         pages
     }

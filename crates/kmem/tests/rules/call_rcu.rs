@@ -173,3 +173,58 @@ fn only_an_rcu_cache_destroy_runs_the_callbacks() {
     unsafe { m.kmem_cache_destroy(rcu) }.expect("empty");
     assert_eq!(*log.lock().unwrap(), [1], "an RCU cache's destroy is an rcu_barrier");
 }
+
+/// What [`destroying_dtor`] destroys, once.
+struct DestroyOnce {
+    m: Machine,
+    victim: kmem::slab::CacheRef,
+    done: AtomicBool,
+}
+
+/// A destructor that destroys another cache the first time it runs (destructors may destroy
+/// caches, `kmem_cache_create`'s docs).
+unsafe fn destroying_dtor(ctx: *const (), _obj: *mut u8) {
+    // SAFETY: `ctx` is the leaked `DestroyOnce` of the test below.
+    let d = unsafe { &*ctx.cast::<DestroyOnce>() };
+    if !d.done.swap(true, SeqCst) {
+        // SAFETY: The victim is the test's own empty cache, used by nothing else.
+        unsafe { d.m.kmem_cache_destroy(d.victim) }.expect("empty");
+    }
+}
+
+/// A slab of an RCU cache goes back after a grace period, inside the batch that grace period
+/// took (counted in flight); its destructor destroying a cache (whose destroy is a barrier)
+/// must not wait for that very batch.
+#[test]
+fn a_destructor_run_by_a_grace_period_may_destroy_a_cache() {
+    use kmem::gfp::GFP_KERNEL;
+    use kmem::slab::flags::{SLAB_TYPESAFE_BY_RCU, SlabFlags};
+    use kmem::slab::{CacheArgs, ObjFn};
+    let m = machine();
+    let victim = m.kmem_cache_create("victim", 64, &CacheArgs::default(), SlabFlags::empty()).expect("create");
+    let d: &'static DestroyOnce =
+        Box::leak(Box::new(DestroyOnce { m: m.clone(), victim, done: AtomicBool::new(false) }));
+    // SAFETY: A leaked context, callable from any thread (the machine is shared, the flag atomic).
+    let dtor = unsafe { ObjFn::new(destroying_dtor, std::ptr::from_ref(d).cast()) };
+    let args = CacheArgs { dtor: Some(dtor), ..CacheArgs::default() };
+    let c = m.kmem_cache_create("rcu-dtor", 128, &args, SLAB_TYPESAFE_BY_RCU).expect("create");
+    let p = m.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc");
+    // SAFETY: The object just allocated, unused afterwards.
+    unsafe { m.kmem_cache_free(c, p.as_ptr()) };
+    /// The cache handle, moved to the watched thread (used there alone).
+    struct Handle(kmem::slab::CacheRef);
+    // SAFETY: A cache handle names a cache of a shared machine; only the worker uses it.
+    unsafe impl Send for Handle {}
+    let h = Handle(c);
+    crate::rcu::must_finish(30, "kmem_cache_shrink whose grace period runs a destructor that destroys a cache", {
+        let m = m.clone();
+        move || {
+            let h = h;
+            assert_eq!(m.kmem_cache_shrink(h.0), 0);
+        }
+    });
+    assert!(d.done.load(SeqCst), "the destructor ran");
+    assert!(m.cache(victim).is_none(), "the victim is gone");
+    // SAFETY: The test's cache, empty, unused afterwards.
+    unsafe { m.kmem_cache_destroy(c) }.expect("empty");
+}
