@@ -39,10 +39,11 @@ impl<P: Platform> Kmem<P> {
     /// `synchronize_rcu`: waits for every read-side section that started before the call,
     /// then frees what was waiting for it. Inside the caller's own read-side section (which
     /// it would wait for forever) it is lockdep's "suspicious RCU usage", reported, and
-    /// returns at once, with no grace period and nothing freed.
+    /// returns at once, with no grace period and nothing freed. In atomic context it is
+    /// `might_sleep`'s report, and returns at once too.
     #[track_caller]
     pub fn synchronize_rcu(&self) {
-        if !self.refuse_in_rcu_read("synchronize_rcu()", Location::caller()) {
+        if !self.pages().might_sleep() && !self.refuse_in_rcu_read("synchronize_rcu()", Location::caller()) {
             self.rcu_grace_period(true, false);
         }
     }
@@ -50,9 +51,13 @@ impl<P: Platform> Kmem<P> {
     /// `rcu_barrier`: after it returns, everything queued before the call has been freed, and
     /// every `call_rcu` callback queued before it has run. Inside the caller's own read-side
     /// section (or a callback) it is reported and returns at once, as
-    /// [`Self::synchronize_rcu`] does.
+    /// [`Self::synchronize_rcu`] does; so it is in atomic context (`might_sleep`'s report), where
+    /// a callback taking a lock the caller holds would spin forever.
     #[track_caller]
     pub fn rcu_barrier(&self) {
+        if self.pages().might_sleep() {
+            return;
+        }
         self.rcu_barrier_at(Location::caller());
     }
 

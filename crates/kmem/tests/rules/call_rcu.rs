@@ -228,3 +228,20 @@ fn a_destructor_run_by_a_grace_period_may_destroy_a_cache() {
     // SAFETY: The test's cache, empty, unused afterwards.
     unsafe { m.kmem_cache_destroy(c) }.expect("empty");
 }
+
+/// `rcu_barrier` and `synchronize_rcu` may sleep: in atomic context (a spin lock held) they
+/// are `might_sleep`'s report and return without waiting, and no callback runs inside the
+/// caller's atomic section (one taking the caller's lock would spin on it forever).
+#[test]
+fn rcu_barrier_in_atomic_context_is_reported_and_runs_nothing() {
+    let m = machine();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    queue(&m, 1, &log, Then::Nothing);
+    let section = kmem::context::atomic_section();
+    m.rcu_barrier();
+    assert!(log.lock().unwrap().is_empty(), "a callback ran in the caller's atomic context");
+    assert_eq!(count_log(&m, "BUG: sleeping function called from invalid context"), 1);
+    drop(section);
+    m.rcu_barrier();
+    assert_eq!(*log.lock().unwrap(), [1]);
+}
