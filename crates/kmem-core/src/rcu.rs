@@ -90,6 +90,9 @@ pub(crate) struct Pending {
     /// release run by the batch destroying a cache): such a barrier waits for every other
     /// batch but these, which cannot finish before it returns.
     pub(crate) parked: usize,
+    /// Batches put back because their grace period could not complete (counts, wrapping): a
+    /// barrier during which one was runs another round.
+    pub(crate) requeued: u64,
 }
 
 /// A read-side critical section; ends on drop, on the thread that entered it (not `Send`, as
@@ -135,6 +138,7 @@ impl Rcu {
                 callbacks: 0,
                 inflight: 0,
                 parked: 0,
+                requeued: 0,
             }),
         }
     }

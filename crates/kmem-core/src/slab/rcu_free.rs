@@ -5,7 +5,10 @@
 //! A grace period only releases what was queued before it started: the pending lists are
 //! taken first (a batch, counted in `Pending::inflight` until it is dealt with), then the
 //! grace period runs, then the taken items are freed. `rcu_barrier` also waits until no other
-//! batch is in flight, so everything queued before it is freed (or run) when it returns.
+//! batch is in flight, so everything queued before it is freed (or run) when it returns; a
+//! batch reclaim took and put back during a barrier (its grace period gave up) makes the
+//! barrier run another round (`Pending::requeued`). A batch leaves `inflight` through a drop
+//! guard, so a panic in a destructor cannot leave every later barrier waiting.
 //!
 //! `call_rcu` callbacks are taken only by `rcu_barrier` (and the cache shrink and destroy
 //! that call it), never by `synchronize_rcu` or reclaim: those run in the caller's thread,
@@ -28,6 +31,28 @@ use crate::rcu::{RcuCallback, RcuHead, RcuReadGuard};
 
 /// Pointers a pending-object page holds after its two header words.
 const PTRS_PER_PAGE: usize = crate::PAGE_SIZE / size_of::<usize>() - 2;
+
+/// A grace period's batch while it is dealt with: counted in `Pending::inflight` (by the
+/// taker, under the pending lock) and marked on the platform's thread
+/// (`Platform::rcu_batch_enter`); both undone on drop, also if a destructor or callback
+/// panics, so no barrier waits for it forever.
+struct InFlight<'k, P: Platform> {
+    k: &'k Kmem<P>,
+}
+
+impl<'k, P: Platform> InFlight<'k, P> {
+    fn enter(k: &'k Kmem<P>) -> Self {
+        k.platform().rcu_batch_enter();
+        Self { k }
+    }
+}
+
+impl<P: Platform> Drop for InFlight<'_, P> {
+    fn drop(&mut self) {
+        self.k.platform().rcu_batch_exit();
+        self.k.slabs.rcu.pending.lock().inflight -= 1;
+    }
+}
 
 impl<P: Platform> Kmem<P> {
     /// `rcu_read_lock`: objects of `SLAB_TYPESAFE_BY_RCU` caches stay objects of their cache
@@ -80,6 +105,21 @@ impl<P: Platform> Kmem<P> {
         if self.refuse_in_rcu_read("rcu_barrier()", caller) {
             return false;
         }
+        // A batch another context took before this barrier, and put back because its grace
+        // period could not complete (reclaim's), is not freed by the rounds that ran meanwhile:
+        // run another round until no batch was put back during one.
+        loop {
+            let requeued = self.slabs.rcu.pending.lock().requeued;
+            self.barrier_round(callbacks);
+            if self.slabs.rcu.pending.lock().requeued == requeued {
+                return true;
+            }
+        }
+    }
+
+    /// One round of [`Self::barrier_at`]: a grace period of its own, then the wait for the
+    /// batches other contexts took.
+    fn barrier_round(&self, callbacks: bool) {
         self.rcu_grace_period(true, callbacks);
         // Batches other contexts took before (or while) this one ran: wait until they are
         // freed and their callbacks have run. A caller inside batches of its own (a
@@ -103,7 +143,6 @@ impl<P: Platform> Kmem<P> {
             }
             self.slabs.rcu.pending.lock().parked -= held;
         }
-        true
     }
 
     /// Whether the caller is inside its own RCU read-side section ([`Platform::in_rcu_read`]),
@@ -139,15 +178,15 @@ impl<P: Platform> Kmem<P> {
             p.inflight += 1;
             taken
         };
-        let platform = self.platform();
-        platform.rcu_batch_enter();
+        let _batch = InFlight::enter(self);
         let done = if wait {
             self.synchronize_watched();
             true
         } else {
             self.slabs.rcu.try_synchronize()
         };
-        let pages = if done {
+        // `_batch` leaves `inflight` after this, the put-back included.
+        if done {
             self.run_callbacks(heads as *mut RcuHead);
             self.free_pending(slabs, objects)
         } else {
@@ -155,10 +194,7 @@ impl<P: Platform> Kmem<P> {
             debug_assert_eq!(heads, 0, "callbacks taken by a grace period that may give up");
             self.requeue(slabs, objects);
             0
-        };
-        platform.rcu_batch_exit();
-        self.slabs.rcu.pending.lock().inflight -= 1;
-        pages
+        }
     }
 
     /// `call_rcu(head, func)`: `func(head)` runs after a grace period, at the next
@@ -311,6 +347,8 @@ impl<P: Platform> Kmem<P> {
     fn requeue(&self, slabs: u32, objects: usize) {
         let dm = self.direct_map_base();
         let mut p = self.slabs.rcu.pending.lock();
+        // Before the batch leaves `inflight`: a barrier that saw it in flight sees this too.
+        p.requeued = p.requeued.wrapping_add(1);
         let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
         while !cur.is_null() {
             // SAFETY: As in `free_pending`; each slab moves to the front of the pending chain.

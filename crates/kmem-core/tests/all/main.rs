@@ -20,6 +20,7 @@ use kmem_core::{PAGE_SIZE, PageAllocator, proc};
 mod highatomic;
 mod layouts;
 mod meminit;
+mod rcu_barrier;
 mod slab_track;
 mod trim;
 mod usable_size;

@@ -30,12 +30,15 @@ pub(crate) type Hook = Box<dyn FnMut(usize, usize) + Send>;
 /// a `discard` that zero-fills what is not zero yet (untouched heap pages read as zero without
 /// becoming resident) and then runs the test's hook. `cpu` runs a hook a test arms once (the
 /// high-atomic tests' deterministic interleaving: a free asks for its CPU between reading its
-/// pageblock's type and taking the zone lock).
+/// pageblock's type and taking the zone lock), and `rcu_batch_enter` the RCU barrier test's.
 pub(crate) struct Host {
     base: usize,
     len: usize,
     pub(crate) hook: Mutex<Option<Hook>>,
     pub(crate) on_cpu: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Hooks run one per `rcu_batch_enter`, in order (the RCU barrier test's interleaving: a
+    /// grace period has taken the pending lists and not yet dealt with them).
+    pub(crate) on_batch: Mutex<std::collections::VecDeque<Box<dyn FnOnce() + Send>>>,
     /// `discard` answers false (a host that cannot take memory back).
     refuse: AtomicBool,
     discards: AtomicUsize,
@@ -55,6 +58,12 @@ unsafe impl Platform for Host {
         None
     }
     fn log(&self, _level: Level, _args: core::fmt::Arguments<'_>) {}
+    fn rcu_batch_enter(&self) {
+        let hook = self.on_batch.lock().unwrap().pop_front();
+        if let Some(f) = hook {
+            f();
+        }
+    }
     fn now_ns(&self) -> u64 {
         self.ticks.fetch_add(1_000_000, Relaxed)
     }
@@ -95,6 +104,7 @@ pub(crate) fn boot_host(region: &Region, layout: kmem_core::page_alloc::Layout) 
         len: region.layout.size(),
         hook: Mutex::new(None),
         on_cpu: Mutex::new(None),
+        on_batch: Mutex::new(std::collections::VecDeque::new()),
         refuse: AtomicBool::new(false),
         discards: AtomicUsize::new(0),
         ticks: AtomicU64::new(0),
