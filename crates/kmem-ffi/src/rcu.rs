@@ -1,5 +1,5 @@
-//! RCU for C (`linux/rcupdate.h`): read-side sections, grace periods, and `kfree_rcu` /
-//! `kvfree_rcu`, over the machine's RCU (`kmem_core::rcu`, the one `SLAB_TYPESAFE_BY_RCU`
+//! RCU for C (`linux/rcupdate.h`): read-side sections, grace periods, `call_rcu`, and
+//! `kfree_rcu` / `kvfree_rcu`, over the machine's RCU (`kmem_core::rcu`, the one `SLAB_TYPESAFE_BY_RCU`
 //! caches and the Rust `kfree_rcu` use).
 //!
 //! - `rcu_read_lock`/`rcu_read_unlock` nest, per thread: each lock keeps the core's read guard
