@@ -1,5 +1,5 @@
 //! `kmem replay TRACE`: replays a kernel's `kmem:*` trace events ([`crate::trace`]) on a kmem
-//! machine, in trace order on one thread, and reports what the traced kernel did (per call
+//! machine, in trace order, and reports what the traced kernel did (per call
 //! site and per cache, `perf kmem stat`'s numbers: requested and allocated bytes, internal
 //! fragmentation, allocations freed on another CPU) next to what kmem did with the same
 //! requests (its size for each object, the caches and pages it used, the requests it could not
@@ -29,7 +29,7 @@
 //!   its frees from another CPU see the traced kernel's pattern.
 //! - Page events (`mm_page_alloc`, `mm_page_free`) are counted but replayed only with
 //!   `--pages`: the traced slab's own pages are page events too, so replaying both kinds would
-//!   make kmem's slab pages and the traced ones twice.
+//!   count slab memory twice (kmem's slabs for the objects, and the traced slab's pages).
 
 #![allow(unsafe_code)] // Freeing the replay's own objects and pages, and `ksize` of them.
 
