@@ -11,28 +11,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 use std::time::Duration;
 
+use kmem::Profile;
 use kmem::gfp::{__GFP_NORETRY, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
 use kmem::zone::{Wmark, ZoneType};
-use kmem::{Machine, Profile};
 
 use crate::rng::Rng;
 use crate::{pcp_pages, stress_iters};
 
-fn total_free(m: &Machine) -> usize {
-    m.zones().iter().map(|z| z.free_pages()).sum()
-}
-
 #[test]
 fn highatomic_reserves_keep_their_invariants_under_two_threads() {
-    let m = Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(512 << 20)
-        .cpus(3)
-        .pcp(true)
-        .kswapd(false)
-        .build()
-        .expect("build machine");
-    let free_at_start = total_free(&m);
+    let m = crate::machine(Profile::X86_64, 512, 3, true);
+    let free_at_start = m.total_free();
     let old = m.min_free_kbytes();
     // DMA32 below its low watermark, GFP_ATOMIC's 37.5 % of min still above it: every
     // allocation takes the slow path, where the reserves live.
@@ -93,5 +82,5 @@ fn highatomic_reserves_keep_their_invariants_under_two_threads() {
     assert_eq!(pcp_pages(&m), 0, "pages left on per-CPU lists after release_cpu");
     // SAFETY: Every thread that used the machine has been joined; kswapd is off.
     unsafe { m.check() };
-    assert_eq!(total_free(&m), free_at_start, "every page came back");
+    assert_eq!(m.total_free(), free_at_start, "every page came back");
 }

@@ -56,16 +56,20 @@ pub fn stress_iters() -> usize {
     }
 }
 
+/// These tests' machine settings: `profile`, `mib` MiB, `cpus` CPU slots, per-CPU lists as
+/// `pcp` says, no kswapd (a test that wants more adds it).
+pub fn builder(profile: Profile, mib: u64, cpus: usize, pcp: bool) -> kmem::Builder {
+    Machine::builder().profile(profile).mem_bytes(mib << 20).cpus(cpus).pcp(pcp).kswapd(false)
+}
+
+/// [`builder`]'s machine.
+pub fn machine(profile: Profile, mib: u64, cpus: usize, pcp: bool) -> Machine {
+    builder(profile, mib, cpus, pcp).build().expect("build machine")
+}
+
 /// The stress tests' machine: x86_64, 64 MiB, `cpus` CPU slots, per-CPU lists on, no kswapd.
 pub fn stress_machine(cpus: usize) -> Machine {
-    Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(64 << 20)
-        .cpus(cpus)
-        .pcp(true)
-        .kswapd(false)
-        .build()
-        .expect("build machine")
+    machine(Profile::X86_64, 64, cpus, true)
 }
 
 /// How long a poll waits for something that should happen promptly before it fails the test.
@@ -83,15 +87,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A small x86_64 machine (DMA + DMA32) for the blocking tests.
 pub fn small_machine(oom_timeout: Duration, kswapd: bool) -> Machine {
-    Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(32 << 20)
-        .cpus(4)
-        .pcp(true)
-        .kswapd(kswapd)
-        .oom_timeout(oom_timeout)
-        .build()
-        .expect("build machine")
+    builder(Profile::X86_64, 32, 4, true).kswapd(kswapd).oom_timeout(oom_timeout).build().expect("build machine")
 }
 
 /// Takes every page that `GFP_ATOMIC` may take (down to its 37.5 % share of the min

@@ -22,7 +22,7 @@ fn machine(mib: u64, cpus: usize) -> Machine {
 
 /// [`machine`]'s settings, for a test that adds its own.
 fn builder(mib: u64, cpus: usize) -> kmem::Builder {
-    Machine::builder().profile(Profile::X86_64).mem_bytes(mib << 20).cpus(cpus).pcp(false).kswapd(false)
+    crate::builder(Profile::X86_64, mib, cpus, false)
 }
 
 /// Takes every page of `m`, reserves included; returns the blocks as (pfn, order).

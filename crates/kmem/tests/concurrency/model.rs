@@ -245,14 +245,7 @@ fn run_thread(m: &Machine, model: &Model, step: &Lockstep, seed: u64, t: usize) 
 }
 
 fn run_seed(seed: u64) {
-    let m = Machine::builder()
-        .profile(Profile::I386)
-        .mem_bytes(960 << 20)
-        .cpus(4)
-        .pcp(true)
-        .kswapd(false)
-        .build()
-        .expect("build machine");
+    let m = crate::machine(Profile::I386, 960, 4, true);
     assert!(m.zone(ZoneType::HighMem).managed() > 0, "the machine has no HighMem");
     let initial = m.buddyinfo();
     let model: Arc<Model> = Arc::default();

@@ -225,14 +225,7 @@ impl Model {
 #[test]
 fn slab_model_two_threads_cross_frees() {
     for seed in SEEDS {
-        let m = Machine::builder()
-            .profile(Profile::X86_64)
-            .mem_bytes(64 << 20)
-            .cpus(4)
-            .pcp(false)
-            .kswapd(false)
-            .build()
-            .expect("machine");
+        let m = crate::machine(Profile::X86_64, 64, 4, false);
         let free0 = m.total_free();
         let (mut to, mut from, mut workers) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..2 {

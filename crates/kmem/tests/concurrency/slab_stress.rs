@@ -339,7 +339,7 @@ fn stress_first_kmallocs_racing_on_one_class_publish_one_cache() {
     const THREADS: usize = 4;
     let sizes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
     for round in 0..(iters() / 100).clamp(2, 20) {
-        let m = Machine::builder().mem_bytes(64 << 20).cpus(THREADS).kswapd(false).build().expect("machine");
+        let m = crate::machine(kmem::Profile::X86_64, 64, THREADS, true);
         let barrier = std::sync::Barrier::new(THREADS);
         let blocks: Vec<Vec<usize>> = thread::scope(|s| {
             let workers: Vec<_> = (0..THREADS)
@@ -395,7 +395,7 @@ fn stress_first_kmallocs_racing_inside_rcu_read_sections_do_not_wait_for_a_grace
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for _ in 0..rounds {
-            let m = Machine::builder().mem_bytes(64 << 20).cpus(THREADS).kswapd(false).build().expect("machine");
+            let m = crate::machine(kmem::Profile::X86_64, 64, THREADS, true);
             let barrier = std::sync::Barrier::new(THREADS);
             thread::scope(|s| {
                 for _ in 0..THREADS {

@@ -41,13 +41,7 @@ fn check_area(m: &Machine, p: NonNull<u8>, pages: usize, thread: usize, serial: 
 
 #[test]
 fn vmalloc_vfree_on_several_threads() {
-    let m = Machine::builder()
-        .profile(Profile::I386)
-        .mem_bytes(1 << 30)
-        .cpus(8)
-        .kswapd(false)
-        .build()
-        .expect("build machine");
+    let m = crate::machine(Profile::I386, 1 << 10, 8, true);
     m.vm().set_lazy_max_pages(2048);
     let free_before = m.total_free();
     thread::scope(|s| {
@@ -109,13 +103,7 @@ fn vmalloc_vfree_on_several_threads() {
 /// thread takes it, or a range handed out twice, would break a stamp or an invariant.
 #[test]
 fn vmalloc_reuse_while_the_shrinker_runs() {
-    let m = Machine::builder()
-        .profile(Profile::I386)
-        .mem_bytes(256 << 20)
-        .cpus(4)
-        .kswapd(false)
-        .build()
-        .expect("build machine");
+    let m = crate::machine(Profile::I386, 256, 4, true);
     let free_before = m.total_free();
     let done = std::sync::atomic::AtomicBool::new(false);
     thread::scope(|s| {

@@ -33,14 +33,7 @@ fn settle(m: &Machine) {
 
 #[test]
 fn test_vmalloc_cases_on_several_threads() {
-    let m = Machine::builder()
-        .profile(Profile::X86_64)
-        .mem_bytes(256 << 20)
-        .cpus(4)
-        .pcp(true)
-        .kswapd(false)
-        .build()
-        .expect("build machine");
+    let m = crate::machine(Profile::X86_64, 256, 4, true);
     m.vm().set_lazy_max_pages(LAZY_MAX);
     let iters = stress_iters();
     let p = Params { loops: (iters / 500).max(1), nr_pages: 2, busy: (iters / 100).clamp(1, KERNEL_BUSY_AREAS) };

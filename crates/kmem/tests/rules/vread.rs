@@ -69,8 +69,15 @@ fn vfree(m: &Machine, p: NonNull<u8>) {
     unsafe { m.vfree(p.as_ptr()) };
 }
 
-fn pages(m: &Machine, n: usize) -> Vec<&Page> {
-    (0..n).map(|_| m.alloc_pages(GFP_KERNEL, 0).expect("page")).collect()
+/// `n` lowmem pages, page `i` filled with [`pattern`] `tag(i)`.
+fn filled_pages(m: &Machine, n: usize, tag: impl Fn(usize) -> u8) -> Vec<&Page> {
+    (0..n)
+        .map(|i| {
+            let page = m.alloc_pages(GFP_KERNEL, 0).expect("page");
+            fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, tag(i));
+            page
+        })
+        .collect()
 }
 
 fn free_pages(m: &Machine, held: Vec<&Page>) {
@@ -99,10 +106,7 @@ fn a_vmalloc_area_reads_its_bytes() {
 #[test]
 fn a_vmap_of_the_callers_pages_reads_the_pages() {
     let m = machine();
-    let held = pages(&m, 3);
-    for (i, page) in held.iter().enumerate() {
-        fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, 20 + i as u8);
-    }
+    let held = filled_pages(&m, 3, |i| 20 + i as u8);
     let v = m.vmap(&held, 0).unwrap();
     let (n, buf) = vread(&m, addr(v), 3 * PAGE_SIZE);
     assert_eq!(n, 3 * PAGE_SIZE);
@@ -181,10 +185,7 @@ fn a_range_starting_below_vmalloc_start_reads_zeros_up_to_the_first_area() {
 #[test]
 fn a_vmap_block_copies_only_its_live_mappings() {
     let m = machine();
-    let held = pages(&m, 4);
-    for (i, page) in held.iter().enumerate() {
-        fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, 60 + i as u8);
-    }
+    let held = filled_pages(&m, 4, |i| 60 + i as u8);
     let one = m.vm_map_ram(&held[..1], -1).unwrap();
     let three = m.vm_map_ram(&held[1..], -1).unwrap();
     assert_eq!(addr(three), addr(one) + PAGE_SIZE, "at the block's free offset");
@@ -206,10 +207,7 @@ fn a_vmap_block_copies_only_its_live_mappings() {
     // SAFETY: As above.
     unsafe { m.vm_unmap_ram(three.as_ptr(), 3) };
 
-    let big_pages = pages(&m, m.vm().vmap_max_alloc() + 1);
-    for (i, page) in big_pages.iter().enumerate() {
-        fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, i as u8);
-    }
+    let big_pages = filled_pages(&m, m.vm().vmap_max_alloc() + 1, |i| i as u8);
     let big = m.vm_map_ram(&big_pages, -1).unwrap();
     let len = big_pages.len() * PAGE_SIZE;
     let (n, buf) = vread(&m, addr(big), len);
@@ -229,10 +227,7 @@ fn a_vmap_block_copies_only_its_live_mappings() {
 #[test]
 fn ioremap_areas_read_as_zeros() {
     let m = machine();
-    let held = pages(&m, 2);
-    for page in &held {
-        fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, 90);
-    }
+    let held = filled_pages(&m, 2, |_| 90);
     let pfns: Vec<usize> = held.iter().map(|p| pfn(&m, p)).collect();
     let io = m.vmap_pfn(&pfns).unwrap();
     assert!(m.find_vm_area(io.as_ptr()).is_some_and(|a| a.flags & VM_IOREMAP != 0));
@@ -259,10 +254,7 @@ fn ioremap_areas_read_as_zeros() {
 #[test]
 fn sparse_areas_read_as_zeros() {
     let m = machine();
-    let held = pages(&m, 2);
-    for page in &held {
-        fill(m.page_address(page).expect("lowmem"), PAGE_SIZE, 100);
-    }
+    let held = filled_pages(&m, 2, |_| 100);
     let v = m.vmap(&held, VM_SPARSE).unwrap();
     assert!(m.find_vm_area(v.as_ptr()).is_some_and(|a| a.flags & VM_SPARSE != 0));
     let (n, buf) = vread(&m, addr(v), 2 * PAGE_SIZE);
