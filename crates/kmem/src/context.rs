@@ -15,21 +15,53 @@ pub(crate) struct ThreadState {
     noio: Cell<u32>,
     nofs: Cell<u32>,
     memalloc: Cell<bool>,
-    /// RCU read-side sections the thread is inside, as `(machine id, depth)` per machine
-    /// (depth 0: a free entry).
-    rcu: Cell<[(u64, u32); RCU_MACHINES]>,
+    /// RCU read-side sections the thread is inside, per machine.
+    rcu: Cell<Depths>,
     /// Sections of machines beyond the [`RCU_MACHINES`] entries: while any is open the thread
     /// counts as inside a section of every machine (refusing a grace period it could wait for
     /// is safe; waiting for itself is not).
     rcu_overflow: Cell<u32>,
-    /// Grace-period batches the thread is freeing or running callbacks of, as `(machine id,
-    /// depth)` per machine (depth 0: a free entry); beyond [`RCU_MACHINES`] machines they are
-    /// not counted (a barrier inside one then waits as any other).
-    rcu_batches: Cell<[(u64, u32); RCU_MACHINES]>,
+    /// Grace-period batches the thread is freeing or running callbacks of, per machine;
+    /// beyond [`RCU_MACHINES`] machines they are not counted (a barrier inside one then waits
+    /// as any other).
+    rcu_batches: Cell<Depths>,
 }
 
 /// Machines whose RCU sections one thread can be inside at once and still be told apart.
 const RCU_MACHINES: usize = 4;
+
+/// A nesting depth per machine for up to [`RCU_MACHINES`] machines: `(machine id, depth)`
+/// entries, depth 0 meaning a free entry.
+#[derive(Clone, Copy)]
+struct Depths([(u64, u32); RCU_MACHINES]);
+
+impl Depths {
+    const EMPTY: Self = Self([(0, 0); RCU_MACHINES]);
+
+    /// One level deeper for `id`; false (nothing changed) when every entry is another
+    /// machine's.
+    fn enter(&mut self, id: u64) -> bool {
+        let e = &mut self.0;
+        let Some(i) = e.iter().position(|&(m, d)| m == id && d > 0).or_else(|| e.iter().position(|&(_, d)| d == 0))
+        else {
+            return false;
+        };
+        e[i] = (id, e[i].1.saturating_add(1));
+        true
+    }
+
+    /// One level out for `id`; false (nothing changed) when `id` has no entry.
+    fn exit(&mut self, id: u64) -> bool {
+        let Some(i) = self.0.iter().position(|&(m, d)| m == id && d > 0) else { return false };
+        self.0[i].1 -= 1;
+        true
+    }
+
+    /// `id`'s depth.
+    fn depth(&self, id: u64) -> u32 {
+        self.0.iter().find(|&&(m, d)| m == id && d > 0).map_or(0, |&(_, d)| d)
+    }
+}
 
 thread_local! {
     pub(crate) static THREAD: ThreadState = const {
@@ -40,9 +72,9 @@ thread_local! {
             noio: Cell::new(0),
             nofs: Cell::new(0),
             memalloc: Cell::new(false),
-            rcu: Cell::new([(0, 0); RCU_MACHINES]),
+            rcu: Cell::new(Depths::EMPTY),
             rcu_overflow: Cell::new(0),
-            rcu_batches: Cell::new([(0, 0); RCU_MACHINES]),
+            rcu_batches: Cell::new(Depths::EMPTY),
         }
     };
 }
@@ -123,14 +155,10 @@ pub fn preempt_enable() {
 pub(crate) fn rcu_read_enter(id: u64) {
     let _ = THREAD.try_with(|t| {
         let mut sections = t.rcu.get();
-        let slot =
-            sections.iter().position(|&(m, d)| m == id && d > 0).or_else(|| sections.iter().position(|&(_, d)| d == 0));
-        match slot {
-            Some(i) => {
-                sections[i] = (id, sections[i].1.saturating_add(1));
-                t.rcu.set(sections);
-            }
-            None => t.rcu_overflow.set(t.rcu_overflow.get().saturating_add(1)),
+        if sections.enter(id) {
+            t.rcu.set(sections);
+        } else {
+            t.rcu_overflow.set(t.rcu_overflow.get().saturating_add(1));
         }
     });
 }
@@ -140,29 +168,24 @@ pub(crate) fn rcu_read_enter(id: u64) {
 pub(crate) fn rcu_read_exit(id: u64) {
     let _ = THREAD.try_with(|t| {
         let mut sections = t.rcu.get();
-        match sections.iter().position(|&(m, d)| m == id && d > 0) {
-            Some(i) => {
-                sections[i].1 -= 1;
-                t.rcu.set(sections);
-            }
-            None => t.rcu_overflow.set(t.rcu_overflow.get().saturating_sub(1)),
+        if sections.exit(id) {
+            t.rcu.set(sections);
+        } else {
+            t.rcu_overflow.set(t.rcu_overflow.get().saturating_sub(1));
         }
     });
 }
 
 /// Whether the thread is inside an RCU read-side section of machine `id`.
 pub(crate) fn in_rcu_read(id: u64) -> bool {
-    THREAD.try_with(|t| t.rcu_overflow.get() > 0 || t.rcu.get().iter().any(|&(m, d)| m == id && d > 0)).unwrap_or(false)
+    THREAD.try_with(|t| t.rcu_overflow.get() > 0 || t.rcu.get().depth(id) > 0).unwrap_or(false)
 }
 
 /// The thread starts on a grace-period batch of machine `id` (nests).
 pub(crate) fn rcu_batch_enter(id: u64) {
     let _ = THREAD.try_with(|t| {
         let mut batches = t.rcu_batches.get();
-        let slot =
-            batches.iter().position(|&(m, d)| m == id && d > 0).or_else(|| batches.iter().position(|&(_, d)| d == 0));
-        if let Some(i) = slot {
-            batches[i] = (id, batches[i].1.saturating_add(1));
+        if batches.enter(id) {
             t.rcu_batches.set(batches);
         }
     });
@@ -172,8 +195,7 @@ pub(crate) fn rcu_batch_enter(id: u64) {
 pub(crate) fn rcu_batch_exit(id: u64) {
     let _ = THREAD.try_with(|t| {
         let mut batches = t.rcu_batches.get();
-        if let Some(i) = batches.iter().position(|&(m, d)| m == id && d > 0) {
-            batches[i].1 -= 1;
+        if batches.exit(id) {
             t.rcu_batches.set(batches);
         }
     });
@@ -181,9 +203,7 @@ pub(crate) fn rcu_batch_exit(id: u64) {
 
 /// Grace-period batches of machine `id` the thread is inside.
 pub(crate) fn rcu_batches_held(id: u64) -> usize {
-    THREAD
-        .try_with(|t| t.rcu_batches.get().iter().find(|&&(m, d)| m == id && d > 0).map_or(0, |&(_, d)| d as usize))
-        .unwrap_or(0)
+    THREAD.try_with(|t| t.rcu_batches.get().depth(id) as usize).unwrap_or(0)
 }
 
 /// Which scope a [`GfpScope`] restores.
