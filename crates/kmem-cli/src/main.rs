@@ -1,8 +1,9 @@
-//! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), run C
-//! modules (`insmod`), and replay a kernel's `kmem:*` trace (`replay`).
+//! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), watch
+//! its slab caches as slabtop does (`top`), run C modules (`insmod`), and replay a kernel's
+//! `kmem:*` trace (`replay`).
 //!
 //! Exit codes: 0 success; 1 an example or workload failed, `insmod` failed (as
-//! `insmod(8)`), a trace could not be read, or the output could not be written; 2 bad command line; 3 bad `KMEM_*`
+//! `insmod(8)`), a trace or slabinfo file could not be read, or the output could not be written; 2 bad command line; 3 bad `KMEM_*`
 //! environment or a machine that cannot be built. A reader that closes the pipe early
 //! (`kmem demo | head`) ends the output quietly, as for any filter.
 #![deny(unsafe_code)]
@@ -11,6 +12,8 @@ mod demo;
 mod insmod;
 mod replay;
 mod scull;
+mod slabtop;
+mod top;
 mod trace;
 mod workload;
 
@@ -35,7 +38,7 @@ fn after_help() -> String {
         text.push_str(&format!("  {var:<28} {what}\n"));
     }
     text.push_str(
-        "Exit codes: 0 ok, 1 an example, workload or insmod failed, a trace could not be read or the output could not be written, 2 bad command line, 3 bad environment or machine.",
+        "Exit codes: 0 ok, 1 an example, workload or insmod failed, a trace or slabinfo file could not be read or the output could not be written, 2 bad command line, 3 bad environment or machine.",
     );
     text
 }
@@ -58,6 +61,32 @@ enum Command {
         /// Workload to run first.
         #[arg(long, value_enum, default_value = "none")]
         workload: workload::Workload,
+    },
+    /// Show slabtop's view of a machine's slab caches (i386, 1 GiB, unless KMEM_* say
+    /// otherwise) while a workload runs, or of a /proc/slabinfo file.
+    ///
+    /// On a terminal it redraws every --delay seconds; keys: a sort letter re-sorts, q quits.
+    /// Elsewhere it prints every frame in full, a blank line between frames.
+    #[command(after_help = format!("Sort keys: {}.", slabtop::SORT_KEYS))]
+    Top {
+        /// Seconds between frames (fractions allowed).
+        #[arg(short, long, default_value = "3", value_parser = parse_delay, conflicts_with = "once")]
+        delay: std::time::Duration,
+        /// Print one frame and exit.
+        #[arg(short, long)]
+        once: bool,
+        /// Sort by this key (see below).
+        #[arg(short, long, default_value = "o", value_parser = parse_sort)]
+        sort: slabtop::SortKey,
+        /// Stop after this many frames.
+        #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
+        iterations: Option<u64>,
+        /// Workload to run on the machine (churn goes on while top runs).
+        #[arg(long, value_enum, default_value = "churn", conflicts_with = "slabinfo")]
+        workload: workload::Workload,
+        /// Show this file (in /proc/slabinfo's format, re-read for every frame) instead of a machine.
+        #[arg(long, value_name = "FILE")]
+        slabinfo: Option<std::path::PathBuf>,
     },
     /// Load a C module (gcc -shared -fPIC -I crates/kmem-ffi/include -o m.so m.c), run its init
     /// and exit, and print the kernel log as dmesg does.
@@ -139,6 +168,23 @@ impl ProcFile {
             ProcFile::Slabinfo => "slabinfo",
             ProcFile::Vmallocinfo => "vmallocinfo",
         }
+    }
+}
+
+/// `--delay`: a positive number of seconds.
+fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err("the delay must be a positive number of seconds, at most 86400".to_owned()),
+    }
+}
+
+/// `--sort`: one of slabtop's letters.
+fn parse_sort(s: &str) -> Result<slabtop::SortKey, String> {
+    let mut chars = s.chars();
+    match (chars.next().and_then(slabtop::SortKey::from_char), chars.next()) {
+        (Some(key), None) => Ok(key),
+        _ => Err(format!("not a sort key (one letter of: {})", slabtop::SORT_KEYS)),
     }
 }
 
@@ -249,6 +295,17 @@ fn main() -> ExitCode {
                 text.push_str(&m.proc_read(f.name()).unwrap_or_default());
             }
             emit(&text).err().unwrap_or(ExitCode::SUCCESS)
+        }
+        Command::Top { delay, once, sort, iterations, workload, slabinfo } => {
+            let opts = top::Options { delay, once, sort, iterations };
+            let result = match &slabinfo {
+                Some(path) => top::run(&top::Source::File(path), &opts),
+                None => match machine(Profile::I386) {
+                    Ok(m) => top::run(&top::Source::Machine(&m, workload), &opts),
+                    Err(code) => Err(code),
+                },
+            };
+            result.err().unwrap_or(ExitCode::SUCCESS)
         }
         Command::Stat { file, workload } => {
             let m = match machine(Profile::I386) {

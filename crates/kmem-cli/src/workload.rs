@@ -1,9 +1,15 @@
-//! Workloads for `kmem stat --workload`.
+//! Workloads for `kmem stat --workload` and `kmem top --workload`.
 #![allow(unsafe_code)] // kfree of the workload's own kmalloc objects.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Duration;
 
 use clap::ValueEnum;
 use kmem::Machine;
 use kmem::gfp::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+use kmem::slab::CacheRef;
 
 /// What to run before printing a `/proc` text.
 #[derive(Clone, Copy, ValueEnum)]
@@ -21,6 +27,27 @@ pub enum Workload {
     Slab,
     /// vmalloc areas of 1..=8 pages, then vfree every other one: live and unpurged areas.
     Vmalloc,
+    /// Two threads allocate and free kmalloc objects of 8..=4096 bytes and `kmem_churn` cache
+    /// objects, their working sets rising and falling; `stat` shows the state after each
+    /// thread's first 10,000 operations, `top` keeps them running.
+    Churn,
+}
+
+/// A workload started for `kmem top`: the threads that go on until the stop flag is set.
+pub struct Started<'scope> {
+    threads: Vec<ScopedJoinHandle<'scope, Result<(), String>>>,
+}
+
+impl Started<'_> {
+    /// Waits for the threads (after the stop flag was set); the first failure, if any.
+    pub fn join(self) -> Result<(), String> {
+        let mut result = Ok(());
+        for t in self.threads {
+            let r = t.join().unwrap_or_else(|_| Err("a workload thread panicked".to_owned()));
+            result = result.and(r);
+        }
+        result
+    }
 }
 
 impl Workload {
@@ -42,6 +69,12 @@ impl Workload {
                 Ok(())
             }
             Workload::Slab => slab(m),
+            Workload::Churn => {
+                let stop = AtomicBool::new(true); // Only the first round.
+                std::thread::scope(|scope| start_churn(m, scope, &stop, true)?.join())?;
+                eprintln!("workload churn: {CHURN_THREADS} threads, {CHURN_ROUND} operations each");
+                Ok(())
+            }
             Workload::Exhaust => {
                 let mut held = Vec::new();
                 for order in (0..=kmem::MAX_PAGE_ORDER).rev() {
@@ -71,6 +104,144 @@ impl Workload {
                 Ok(())
             }
         }
+    }
+
+    /// Starts the workload for `kmem top`: runs it to its end, or (`churn`) until each thread
+    /// made its first round, leaving its threads running in `scope` until `stop` is set.
+    pub fn start<'scope, 'env>(
+        self,
+        m: &'env Machine,
+        scope: &'scope Scope<'scope, 'env>,
+        stop: &'env AtomicBool,
+    ) -> Result<Started<'scope>, String> {
+        if !matches!(self, Workload::Churn) {
+            self.run(m)?;
+            return Ok(Started { threads: Vec::new() });
+        }
+        start_churn(m, scope, stop, false)
+    }
+}
+
+/// Starts `churn`'s threads in `scope` and returns when each made its first round; they
+/// stop after a round once `stop` is set, and free what they hold unless `keep` (for `stat`,
+/// which shows it).
+fn start_churn<'scope, 'env>(
+    m: &'env Machine,
+    scope: &'scope Scope<'scope, 'env>,
+    stop: &'env AtomicBool,
+    keep: bool,
+) -> Result<Started<'scope>, String> {
+    use kmem::slab::{CacheArgs, flags::SlabFlags};
+    let cache = m
+        .kmem_cache_create("kmem_churn", 312, &CacheArgs::default(), SlabFlags::empty())
+        .map_err(|e| format!("kmem_cache_create: {e}"))?;
+    let (first_round, rounds) = mpsc::channel();
+    let threads = (0..CHURN_THREADS)
+        .map(|i| {
+            let first_round = first_round.clone();
+            let seed = 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1);
+            scope.spawn(move || churn(m, cache, seed, stop, keep, &first_round))
+        })
+        .collect();
+    let started = Started { threads };
+    for _ in 0..CHURN_THREADS {
+        // A thread that failed in its first round says so here (and ends).
+        if let Ok(Err(e)) | Err(e) = rounds.recv().map_err(|e| e.to_string()) {
+            stop.store(true, Relaxed);
+            let _ = started.join();
+            return Err(e);
+        }
+    }
+    Ok(started)
+}
+
+/// `churn`'s threads, and the operations each makes before the first frame.
+const CHURN_THREADS: usize = 2;
+const CHURN_ROUND: u64 = 10_000;
+
+/// One `churn` thread: allocates while its working set is below a target that rises and falls
+/// (from 0 to 4096 objects and back over 200,000 operations), frees a random object while it
+/// is above; a quarter of the objects are `kmem_churn` objects, the rest kmalloc objects of
+/// log-uniform sizes in 8..=4096. Says on `first_round` when its first round is done (or
+/// failed), stops after a round once `stop` is set, and frees what it holds unless `keep`.
+fn churn(
+    m: &Machine,
+    cache: CacheRef,
+    seed: u64,
+    stop: &AtomicBool,
+    keep: bool,
+    first_round: &mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut held: Vec<Object> = Vec::new();
+    let mut result = Ok(());
+    let mut reported = false;
+    for op in 0u64.. {
+        if op % CHURN_ROUND == 0 && op > 0 {
+            if !reported {
+                reported = first_round.send(Ok(())).is_ok();
+            }
+            if stop.load(Relaxed) {
+                break;
+            }
+        }
+        if op % 16 == 0 && op > CHURN_ROUND {
+            // A live view needs no full speed: at most 16,000 operations a second, so a
+            // working set takes 12 s or more to rise and fall.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let phase = op % 200_000;
+        let target = (phase.min(200_000 - phase) * 4096 / 100_000) as usize;
+        if held.len() < target {
+            let r = next();
+            let object = if r % 4 == 0 {
+                m.kmem_cache_alloc(cache, GFP_KERNEL).map(Object::Cache).map_err(|e| format!("kmem_cache_alloc: {e}"))
+            } else {
+                let size = 8usize << ((r >> 8) % 10);
+                let size = size.min(4096) - (r >> 20) as usize % (size / 2);
+                m.kmalloc(size, GFP_KERNEL).map(Object::Kmalloc).map_err(|e| format!("kmalloc({size}): {e}"))
+            };
+            match object {
+                Ok(o) => held.push(o),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        } else if !held.is_empty() {
+            let object = held.swap_remove((next() % held.len() as u64) as usize);
+            free_object(m, cache, object);
+        }
+    }
+    if !reported {
+        let _ = first_round.send(result.clone());
+    }
+    if !keep {
+        for object in held {
+            free_object(m, cache, object);
+        }
+    }
+    result
+}
+
+/// An object a `churn` thread holds.
+enum Object {
+    Kmalloc(std::ptr::NonNull<u8>),
+    Cache(std::ptr::NonNull<u8>),
+}
+
+fn free_object(m: &Machine, cache: CacheRef, object: Object) {
+    match object {
+        // SAFETY: The thread's own kmalloc object, freed once.
+        Object::Kmalloc(p) => unsafe { m.kfree(p.as_ptr()) },
+        // SAFETY: The thread's own object of `cache`, which outlives the workload, freed once.
+        Object::Cache(p) => unsafe { m.kmem_cache_free(cache, p.as_ptr()) },
     }
 }
 

@@ -229,12 +229,13 @@ fn help_lists_every_environment_variable_and_the_exit_codes() {
     assert!(o.status.success());
     let help = stdout(&o);
     assert!(help.contains("\n  replay  Replay a kernel's kmem:* trace"), "{help}");
+    assert!(help.contains("\n  top     Show slabtop's view of a machine's slab caches"), "{help}");
     for (var, _) in kmem::env::VARIABLES {
         assert!(help.contains(var), "--help does not mention {var}");
     }
     assert!(
         help.contains(
-            "Exit codes: 0 ok, 1 an example, workload or insmod failed, a trace could not be read or the output could not be written, 2 bad command line, 3 bad environment"
+            "Exit codes: 0 ok, 1 an example, workload or insmod failed, a trace or slabinfo file could not be read or the output could not be written, 2 bad command line, 3 bad environment"
         )
     );
 }

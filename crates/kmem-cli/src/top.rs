@@ -1,0 +1,245 @@
+//! `kmem top`: slabtop's live view ([`crate::slabtop`]) of a machine's slab caches while a
+//! workload runs on it, or of a `/proc/slabinfo` file (a real kernel's too), re-read for
+//! every frame.
+//!
+//! Decisions:
+//! - On a terminal, as slabtop: the alternate screen, redrawn every `--delay` seconds (3 by
+//!   default; fractions allowed, where slabtop takes whole seconds), the heading in reverse
+//!   video, as many caches as fit (the terminal's rows less 8, 80x24 when it reports 10 rows
+//!   or fewer), each line cut at the terminal's width. With a terminal on standard input it
+//!   reads keys without echo: a sort letter re-sorts and redraws at once, `q` (or Ctrl-C,
+//!   Ctrl-D, the end of input) quits and restores the terminal; any other key redraws with
+//!   the sort unchanged (slabtop resets the sort to objects).
+//! - Elsewhere (a pipe, a file) each frame is `--once`'s text, every cache, frames separated
+//!   by a blank line, as `top -b` does. `--iterations N` stops after N frames (otherwise it
+//!   runs until killed, or until the reader closes the pipe).
+//! - The workload's first round is done before the first frame: the one-shot workloads run to
+//!   their end, `churn` until each of its threads made its first round of operations; `churn`
+//!   then goes on until `top` ends.
+//! - `CACHE SIZE` counts kmem's 4 KiB pages for a machine, and the host's page size for a
+//!   file, as slabtop on this host would.
+
+use std::io::{self, IsTerminal as _, Read as _, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use kmem::Machine;
+
+use crate::slabtop::{self, Cache, SortKey};
+use crate::workload::Workload;
+
+/// What `kmem top` shows and how often.
+pub struct Options {
+    pub delay: Duration,
+    pub once: bool,
+    pub sort: SortKey,
+    pub iterations: Option<u64>,
+}
+
+/// Where the slabinfo text comes from.
+pub enum Source<'a> {
+    /// A machine, after (and while) this workload runs on it.
+    Machine(&'a Machine, Workload),
+    /// A file in `/proc/slabinfo`'s format, re-read for every frame.
+    File(&'a Path),
+}
+
+/// Runs `kmem top`; `Err` holds the exit code (the error was reported).
+pub fn run(source: &Source<'_>, opts: &Options) -> Result<(), ExitCode> {
+    match *source {
+        Source::File(path) => {
+            let read = || {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+                slabtop::parse(&text).map_err(|e| e.to_string())
+            };
+            let page_size = rustix::param::page_size() as u64;
+            show(read, page_size, opts).map_err(|e| fail(&path.display().to_string(), e))
+        }
+        Source::Machine(m, workload) => {
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                let started = workload.start(m, scope, &stop).map_err(|e| fail("workload", Failure::Source(e)))?;
+                let read = || slabtop::parse(&m.slabinfo()).map_err(|e| format!("kmem's slabinfo: {e}"));
+                let shown = show(read, kmem::PAGE_SIZE as u64, opts).map_err(|e| fail("machine", e));
+                stop.store(true, Relaxed);
+                let ended = started.join().map_err(|e| fail("workload", Failure::Source(e)));
+                shown.and(ended)
+            })
+        }
+    }
+}
+
+/// Why `top` stopped early.
+enum Failure {
+    /// The slabinfo text could not be read (or the workload failed): exit code 1.
+    Source(String),
+    /// Standard output failed: `emit`'s exit code (success for a closed pipe).
+    Output(ExitCode),
+}
+
+fn fail(what: &str, f: Failure) -> ExitCode {
+    match f {
+        Failure::Source(e) => {
+            eprintln!("kmem top: {what}: {e}");
+            ExitCode::from(1)
+        }
+        Failure::Output(code) => code,
+    }
+}
+
+/// The frames, until `--once`'s one, the last of `--iterations`, or a quit key.
+fn show(read: impl Fn() -> Result<Vec<Cache>, String>, page_size: u64, opts: &Options) -> Result<(), Failure> {
+    let frame = |sort| {
+        let mut caches = read().map_err(Failure::Source)?;
+        slabtop::sort(&mut caches, sort, page_size);
+        Ok::<_, Failure>(caches)
+    };
+    if opts.once {
+        return crate::emit(&slabtop::once(&frame(opts.sort)?, page_size)).map_err(Failure::Output);
+    }
+    let mut screen = if io::stdout().is_terminal() { Some(Screen::enter()) } else { None };
+    let mut sort = opts.sort;
+    for n in 1.. {
+        let caches = frame(sort)?;
+        let text = match &screen {
+            Some(s) => s.draw(&caches, page_size),
+            None => format!("{}{}", if n > 1 { "\n" } else { "" }, slabtop::once(&caches, page_size)),
+        };
+        crate::emit(&text).map_err(Failure::Output)?;
+        if opts.iterations.is_some_and(|last| n >= last) {
+            break;
+        }
+        match screen.as_mut().map_or(Key::Timeout, |s| s.wait_key(opts.delay)) {
+            Key::Quit => break,
+            Key::Sort(key) => sort = key,
+            Key::Other => {}
+            Key::Timeout if screen.as_ref().is_some_and(Screen::reads_keys) => {}
+            Key::Timeout => std::thread::sleep(opts.delay),
+        }
+    }
+    Ok(())
+}
+
+/// What came from the keyboard while waiting for the next frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Key {
+    Timeout,
+    Quit,
+    Sort(SortKey),
+    Other,
+}
+
+/// What a key pressed in the live view does.
+fn key_action(byte: u8) -> Key {
+    match byte {
+        b'q' | b'Q' | 3 | 4 => Key::Quit,
+        b => SortKey::from_char(char::from(b)).map_or(Key::Other, Key::Sort),
+    }
+}
+
+/// The terminal while `top` draws on it: the alternate screen, and keys read without echo or
+/// signals when standard input is a terminal too. Dropping it restores both.
+struct Screen {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl Screen {
+    fn enter() -> Self {
+        use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex, tcgetattr, tcsetattr};
+        let stdin = io::stdin();
+        let saved = stdin.is_terminal().then(|| tcgetattr(&stdin).ok()).flatten();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            raw.local_modes.remove(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG);
+            raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+            raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+            let _ = tcsetattr(&stdin, OptionalActions::Now, &raw);
+        }
+        let _ = crate::emit("\x1b[?1049h");
+        Self { saved }
+    }
+
+    fn reads_keys(&self) -> bool {
+        self.saved.is_some()
+    }
+
+    /// A frame for the terminal as it is now (slabtop's `Rows - 8` caches, lines cut at the
+    /// width).
+    fn draw(&self, caches: &[Cache], page_size: u64) -> String {
+        let (rows, cols) = match rustix::termios::tcgetwinsize(io::stdout()) {
+            Ok(w) if w.ws_row > 10 => (usize::from(w.ws_row), usize::from(w.ws_col)),
+            _ => (24, 80),
+        };
+        let cut = |line: &str| line.chars().take(cols).collect::<String>();
+        let mut s = String::from("\x1b[H\x1b[2J");
+        for line in slabtop::summary(caches).lines() {
+            s.push_str(&cut(line));
+            s.push('\n');
+        }
+        s.push_str(&format!("\x1b[7m{}\x1b[m", cut(&slabtop::heading())));
+        for c in caches.iter().take(rows.saturating_sub(8)) {
+            s.push('\n');
+            s.push_str(&cut(&slabtop::detail(c, page_size)));
+        }
+        s
+    }
+
+    /// Waits up to `delay` for a key (only when keys are read; otherwise returns at once).
+    fn wait_key(&mut self, delay: Duration) -> Key {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        if self.saved.is_none() {
+            return Key::Timeout;
+        }
+        let deadline = Instant::now() + delay;
+        let stdin = io::stdin();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Key::Timeout;
+            }
+            let timeout = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+            let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => return Key::Timeout,
+                Ok(_) => {
+                    let mut byte = [0u8];
+                    return match stdin.lock().read(&mut byte) {
+                        Ok(1) => key_action(byte[0]),
+                        _ => Key::Quit, // The end of input, or a terminal gone.
+                    };
+                }
+                Err(rustix::io::Errno::INTR) => {} // A resize, say: go on waiting.
+                Err(_) => return Key::Quit,
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = io::stdout().write_all(b"\x1b[?1049l");
+        let _ = io::stdout().flush();
+        if let Some(saved) = &self.saved {
+            let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_quit_sort_or_redraw() {
+        assert_eq!(key_action(b'q'), Key::Quit);
+        assert_eq!(key_action(b'Q'), Key::Quit);
+        assert_eq!(key_action(3), Key::Quit);
+        assert_eq!(key_action(4), Key::Quit);
+        assert_eq!(key_action(b'n'), Key::Sort(SortKey::Name));
+        assert_eq!(key_action(b'C'), Key::Sort(SortKey::CacheSize));
+        assert_eq!(key_action(b'x'), Key::Other);
+        assert_eq!(key_action(b' '), Key::Other);
+    }
+}

@@ -1,0 +1,146 @@
+//! `kmem top`, through the binary: slabtop's view, byte for byte, of the files real slabtop
+//! showed (`slabtop/`, made by `slabtop/regen.sh`), of a machine after a workload, frames on a
+//! pipe, the live view on a terminal (under `script(1)`, where it is installed), and every
+//! bad argument.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slabtop");
+
+fn kmem(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmem"));
+    cmd.args(args).env_remove("KMEM_MEM").env_remove("KMEM_PROFILE").env_remove("KMEM_LOG_ECHO");
+    cmd.output().expect("run kmem")
+}
+
+fn out(o: &Output) -> String {
+    assert!(o.status.success(), "status {:?}, stderr: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).expect("utf-8")
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(Path::new(FIXTURES).join(name)).expect("fixture")
+}
+
+#[test]
+fn every_sort_key_prints_what_slabtop_printed() {
+    let files = [("host", "oasnculbpv"), ("kmem", "onuc"), ("empty", "o"), ("idle", "o")];
+    for (file, keys) in files {
+        let input = format!("{FIXTURES}/{file}.slabinfo");
+        for key in keys.chars() {
+            let text = out(&kmem(&["top", "--once", "--sort", &key.to_string(), "--slabinfo", &input]));
+            assert_eq!(text, fixture(&format!("{file}.{key}.out")), "{file}.slabinfo sorted by {key}");
+        }
+    }
+}
+
+/// Real slabtop over `slabinfo`, where it and a mount namespace are available (root).
+fn real_slabtop(slabinfo: &Path) -> Option<String> {
+    let script = format!("mount --bind '{}' /proc/slabinfo && slabtop -o", slabinfo.display());
+    let o = Command::new("unshare").args(["-m", "sh", "-c", &script]).stderr(Stdio::null()).output().ok()?;
+    o.status.success().then(|| String::from_utf8(o.stdout).expect("utf-8"))
+}
+
+#[test]
+fn a_machine_after_a_workload_is_shown_as_its_slabinfo_reads() {
+    let shown = out(&kmem(&["top", "-o", "--workload", "slab"]));
+    // The workload's own cache: 1000 objects of 200 bytes, 20 to a one-page slab.
+    assert!(
+        shown.contains("\n  1000   1000 100%    0.20K     50       20       200K kmem_demo              \n"),
+        "{shown}"
+    );
+    assert!(shown.starts_with(" Active / Total Objects (% used)    : "), "{shown}");
+    // The same machine's /proc/slabinfo, read by `top --slabinfo`, shows the same.
+    let slabinfo = out(&kmem(&["stat", "slabinfo", "--workload", "slab"]));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-slab.slabinfo");
+    std::fs::write(&path, slabinfo).expect("write slabinfo");
+    assert_eq!(out(&kmem(&["top", "-o", "--slabinfo", path.to_str().expect("utf-8 path")])), shown);
+    if let Some(real) = real_slabtop(&path) {
+        assert_eq!(real, shown, "real slabtop over the machine's slabinfo");
+    }
+}
+
+#[test]
+fn frames_on_a_pipe_are_whole_and_apart_and_the_workload_goes_on() {
+    let text = out(&kmem(&["top", "-n", "3", "-d", "0.05", "--sort", "n"]));
+    let frames: Vec<&str> = text.split("\n\n Active / Total Objects").collect();
+    assert_eq!(frames.len(), 3, "{text}");
+    for frame in &frames {
+        assert!(frame.contains("  OBJS ACTIVE  USE OBJ SIZE  SLABS OBJ/SLAB CACHE SIZE NAME"), "{frame}");
+        assert!(frame.contains(" kmem_churn "), "{frame}");
+        assert!(!frame.contains('\x1b'), "no terminal codes on a pipe: {frame:?}");
+    }
+    // Sorted by name: kmalloc-128 comes before kmalloc-16, and kmem_churn after both.
+    let at = |name: &str| frames[0].find(name).expect(name);
+    assert!(at(" kmalloc-128 ") < at(" kmalloc-16 ") && at(" kmalloc-16 ") < at(" kmem_churn "), "{}", frames[0]);
+}
+
+#[test]
+fn stat_shows_churn_after_its_first_round_with_the_objects_still_held() {
+    let text = out(&kmem(&["stat", "slabinfo", "--workload", "churn"]));
+    let line = text.lines().find(|l| l.starts_with("kmem_churn ")).expect("a kmem_churn line");
+    let active: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("active_objs");
+    assert!(active > 0, "{line}");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_top_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
+        .args(["top", "-d", "0.01", "--workload", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kmem");
+    let mut first = [0u8; 64];
+    child.stdout.take().expect("stdout").read_exact(&mut first).expect("a frame");
+    // The pipe is closed here; the next frame's write ends `top` with success.
+    let o = child.wait_with_output().expect("kmem ends");
+    assert!(o.status.success(), "status {:?}, stderr: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn on_a_terminal_keys_sort_and_quit() {
+    // `script` gives `top` a terminal on both ends; the keys arrive after the first frames.
+    let feed = "sleep 0.6; printf n; sleep 0.6; printf q";
+    let run = format!("({feed}) | script -q -c '{} top -d 0.2 -n 50' /dev/null", env!("CARGO_BIN_EXE_kmem"));
+    let Ok(o) = Command::new("sh").args(["-c", &run]).output() else { return };
+    if !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not found") {
+        return; // No script(1) here.
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("\x1b[?1049h"), "the alternate screen first: {text:?}");
+    assert!(text.trim_end().ends_with("\x1b[?1049l"), "and left at the end: {text:?}");
+    let frames: Vec<&str> = text.split("\x1b[H\x1b[2J").skip(1).collect();
+    assert!(frames.len() > 2 && frames.len() < 50, "q ended it early: {} frames", frames.len());
+    assert!(frames[0].contains("\x1b[7m  OBJS ACTIVE"), "the heading in reverse video: {:?}", frames[0]);
+    let last = frames.last().expect("a frame");
+    let (a, b) = (last.find(" kmalloc-128 ").expect("128"), last.find(" kmalloc-16 ").expect("16"));
+    assert!(a < b, "n sorted by name: {last}");
+}
+
+#[test]
+fn bad_arguments_and_files_are_named() {
+    let fail = |args: &[&str], code: i32, says: &str| {
+        let o = kmem(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    fail(&["top", "-o", "--sort", "x"], 2, "not a sort key");
+    fail(&["top", "-o", "--sort", "on"], 2, "not a sort key");
+    fail(&["top", "--delay", "0"], 2, "positive number of seconds");
+    fail(&["top", "--delay", "soon"], 2, "positive number of seconds");
+    fail(&["top", "--delay", "1", "--once"], 2, "cannot be used with");
+    fail(&["top", "-n", "0"], 2, "--iterations");
+    fail(&["top", "--workload", "slab", "--slabinfo", "x"], 2, "cannot be used with");
+    fail(&["top", "-o", "--slabinfo", "/nonexistent/slabinfo"], 1, "kmem top: /nonexistent/slabinfo: cannot read");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-bad.slabinfo");
+    let bad = path.to_str().expect("utf-8 path");
+    std::fs::write(&path, "slabinfo - version: 2.1\nfoo 1 2 3 4 5 : tunables 0 0 0 : slabdata 1 x 0\n").expect("write");
+    fail(&["top", "-o", "--slabinfo", bad], 1, "line 2: <num_slabs> is \"x\", not a number");
+    std::fs::write(&path, "MemTotal: 1 kB\n").expect("write");
+    fail(&["top", "-o", "--slabinfo", bad], 1, "line 1: not a /proc/slabinfo text of version 2.x");
+}
