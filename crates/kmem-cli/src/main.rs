@@ -1,6 +1,6 @@
 //! `kmem`: run the book's examples (`demo`), read the machine's `/proc` texts (`stat`), watch
 //! its slab caches as slabtop does (`top`), run C modules (`insmod`), and replay a kernel's
-//! `kmem:*` trace (`replay`).
+//! `kmem:*` trace (`replay`); `bench` runs the benchmark suite.
 //!
 //! Exit codes: 0 success; 1 an example or workload failed, `insmod` failed (as
 //! `insmod(8)`), a trace or slabinfo file could not be read, or the output could not be written; 2 bad command line; 3 bad `KMEM_*`
@@ -8,6 +8,7 @@
 //! (`kmem demo | head`) ends the output quietly, as for any filter.
 #![deny(unsafe_code)]
 
+mod bench;
 mod demo;
 mod insmod;
 mod replay;
@@ -107,6 +108,14 @@ enum Command {
         /// Prefix each record with its level in angle brackets (as dmesg -r).
         #[arg(short = 'r', long)]
         raw: bool,
+    },
+    /// Run the benchmark suite (kmem-bench, built beside kmem) with these arguments (see
+    /// `kmem bench --help`); its exit code is kmem's.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Arguments for kmem-bench (--quick, --groups G, --rounds N, --out FILE, --help).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Replay a kernel's kmem:* trace on a machine and compare what it and kmem allocated.
     ///
@@ -296,6 +305,7 @@ fn main() -> ExitCode {
             }
             emit(&text).err().unwrap_or(ExitCode::SUCCESS)
         }
+        Command::Bench { args } => bench::run(&args),
         Command::Top { delay, once, sort, iterations, workload, slabinfo } => {
             let opts = top::Options { delay, once, sort, iterations };
             let result = match &slabinfo {
