@@ -3,13 +3,15 @@
 //! every frame.
 //!
 //! Decisions:
-//! - On a terminal, as slabtop: the alternate screen, redrawn every `--delay` seconds (3 by
-//!   default; fractions allowed, where slabtop takes whole seconds), the heading in reverse
-//!   video, as many caches as fit (the terminal's rows less 8, 80x24 when it reports 10 rows
-//!   or fewer), each line cut at the terminal's width. With a terminal on standard input it
-//!   reads keys without echo: a sort letter re-sorts and redraws at once, `q` (or Ctrl-C,
-//!   Ctrl-D, the end of input) quits and restores the terminal; any other key redraws with
-//!   the sort unchanged (slabtop resets the sort to objects).
+//! - On a terminal, as slabtop: redrawn every `--delay` seconds (3 by default; fractions
+//!   allowed, where slabtop takes whole seconds), the heading in reverse video, as many caches
+//!   as fit (the terminal's rows less 8, 80x24 when it reports 10 rows or fewer), each line cut
+//!   at the terminal's width. With a terminal on standard input too it takes the alternate
+//!   screen and reads keys without echo or signals: a sort letter re-sorts and redraws at once,
+//!   `q` (or Ctrl-C, Ctrl-D, the end of input) quits and restores the terminal and the screen;
+//!   any other key redraws with the sort unchanged (slabtop resets the sort to objects).
+//!   Without one (`kmem top < file`), Ctrl-C's signal ends it on the main screen, where the
+//!   last frame stays.
 //! - Elsewhere (a pipe, a file) each frame is `--once`'s text, every cache, frames separated
 //!   by a blank line, as `top -b` does. `--iterations N` stops after N frames (otherwise it
 //!   runs until killed, or until the reader closes the pipe).
@@ -139,8 +141,8 @@ fn key_action(byte: u8) -> Key {
     }
 }
 
-/// The terminal while `top` draws on it: the alternate screen, and keys read without echo or
-/// signals when standard input is a terminal too. Dropping it restores both.
+/// The terminal while `top` draws on it: when standard input is a terminal too, the alternate
+/// screen and keys read without echo or signals. Dropping it restores both.
 struct Screen {
     saved: Option<rustix::termios::Termios>,
 }
@@ -156,8 +158,8 @@ impl Screen {
             raw.special_codes[SpecialCodeIndex::VMIN] = 1;
             raw.special_codes[SpecialCodeIndex::VTIME] = 0;
             let _ = tcsetattr(&stdin, OptionalActions::Now, &raw);
+            let _ = crate::emit("\x1b[?1049h");
         }
-        let _ = crate::emit("\x1b[?1049h");
         Self { saved }
     }
 
@@ -219,9 +221,9 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        let _ = io::stdout().write_all(b"\x1b[?1049l");
-        let _ = io::stdout().flush();
         if let Some(saved) = &self.saved {
+            let _ = io::stdout().write_all(b"\x1b[?1049l");
+            let _ = io::stdout().flush();
             let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
         }
     }

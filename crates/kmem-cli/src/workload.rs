@@ -27,7 +27,7 @@ pub enum Workload {
     Slab,
     /// vmalloc areas of 1..=8 pages, then vfree every other one: live and unpurged areas.
     Vmalloc,
-    /// Two threads allocate and free kmalloc objects of 8..=4096 bytes and `kmem_churn` cache
+    /// Two threads allocate and free kmalloc objects of 5..=4096 bytes and `kmem_churn` cache
     /// objects, their working sets rising and falling; `stat` shows the state after each
     /// thread's first 10,000 operations, `top` keeps them running.
     Churn,
@@ -162,7 +162,7 @@ const CHURN_ROUND: u64 = 10_000;
 /// One `churn` thread: allocates while its working set is below a target that rises and falls
 /// (from 0 to 4096 objects and back over 200,000 operations), frees a random object while it
 /// is above; a quarter of the objects are `kmem_churn` objects, the rest kmalloc objects of
-/// log-uniform sizes in 8..=4096. Says on `first_round` when its first round is done (or
+/// 5..=4096 bytes (a power of two from 8 to 4096 drawn uniformly, less up to half of it). Says on `first_round` when its first round is done (or
 /// failed), stops after a round once `stop` is set, and frees what it holds unless `keep`.
 fn churn(
     m: &Machine,
@@ -204,7 +204,7 @@ fn churn(
                 m.kmem_cache_alloc(cache, GFP_KERNEL).map(Object::Cache).map_err(|e| format!("kmem_cache_alloc: {e}"))
             } else {
                 let size = 8usize << ((r >> 8) % 10);
-                let size = size.min(4096) - (r >> 20) as usize % (size / 2);
+                let size = size - (r >> 20) as usize % (size / 2);
                 m.kmalloc(size, GFP_KERNEL).map(Object::Kmalloc).map_err(|e| format!("kmalloc({size}): {e}"))
             };
             match object {
