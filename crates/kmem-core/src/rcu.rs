@@ -13,12 +13,17 @@
 //! What waits for a grace period (slabs of RCU caches, `kfree_rcu` objects) is queued by the
 //! slab allocator and released after the next one. Grace periods run when someone asks:
 //! `synchronize_rcu`/`rcu_barrier`, cache shrink and destroy, and reclaim — documented in
-//! `docs/deviations.md` (the kernel runs them continuously in the background).
+//! `docs/deviations.md` (the kernel runs them continuously in the background). [`Pending`]
+//! also numbers the batches taken off it (tickets) and lists the `rcu_barrier` rounds waiting
+//! for older batches ([`Waiter`]); the invariants and how a barrier uses them are in
+//! `slab::rcu_free`'s module docs. All of it is read and written under the pending lock.
 //!
 //! `tests/loom.rs` checks that a grace period orders a reader's accesses before the writer's
 //! free, under every interleaving (the counters are loom's atomics under `cfg(kmem_loom)`).
 
+use core::cell::Cell;
 use core::marker::PhantomData;
+use core::ptr;
 use core::sync::atomic::Ordering::SeqCst;
 #[cfg(not(kmem_loom))]
 use core::sync::atomic::{AtomicU64, AtomicUsize, fence};
@@ -83,16 +88,146 @@ pub(crate) struct Pending {
     pub(crate) objects: usize,
     /// `call_rcu` heads, newest first, chained through `RcuHead::next` (0: none).
     pub(crate) callbacks: usize,
-    /// Batches taken off these lists whose grace period or freeing has not finished
-    /// (`rcu_barrier` waits for them).
+    /// Batches taken off these lists whose grace period or freeing has not finished.
     pub(crate) inflight: usize,
-    /// Of those, batches whose thread waits in an `rcu_barrier` of its own (a destructor or
-    /// release run by the batch destroying a cache): such a barrier waits for every other
-    /// batch but these, which cannot finish before it returns.
-    pub(crate) parked: usize,
+    /// The ticket the next batch taken gets: batches are numbered in the order they are taken.
+    pub(crate) next_ticket: u64,
+    /// Barriers waiting for older batches ([`Waiter`]s, linked through `Waiter::next`; 0 ends
+    /// the list).
+    waiters: usize,
     /// Batches put back because their grace period could not complete (counts, wrapping): a
     /// barrier during which one was runs another round.
     pub(crate) requeued: u64,
+}
+
+/// An `rcu_barrier` round waiting for the batches taken before its own: linked into
+/// [`Pending`]'s list with its own batch (under the same lock hold), unlinked when it is done.
+///
+/// # Invariants
+/// While linked: `bound` is the ticket after the round's own batch (so every batch in flight
+/// when it was linked has a smaller ticket, and every batch taken later a larger or equal
+/// one), and `remaining` counts the batches with a ticket below `bound` still in flight.
+/// `held` is 0 until the round's own batch is done; then it is how many batches its thread is
+/// inside (parked: they wait for this barrier, which must not wait for them). Every field is
+/// read and written only under the pending lock.
+pub(crate) struct Waiter {
+    bound: Cell<u64>,
+    remaining: Cell<usize>,
+    held: Cell<usize>,
+    next: Cell<usize>,
+}
+
+impl Waiter {
+    /// Not linked yet.
+    pub(crate) const fn new() -> Self {
+        Self { bound: Cell::new(0), remaining: Cell::new(0), held: Cell::new(0), next: Cell::new(0) }
+    }
+}
+
+/// Keeps a [`Waiter`] where it is while it may be linked, and unlinks it on drop (also on
+/// unwinding), so the list never points at a waiter that is gone.
+pub(crate) struct Linked<'a> {
+    pending: &'a SpinLock<Pending>,
+    waiter: &'a Waiter,
+}
+
+impl<'a> Linked<'a> {
+    /// `waiter`, to be linked by [`Pending::take`].
+    pub(crate) fn new(pending: &'a SpinLock<Pending>, waiter: &'a Waiter) -> Self {
+        Self { pending, waiter }
+    }
+}
+
+impl Drop for Linked<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().unlink(self.waiter);
+    }
+}
+
+impl Pending {
+    /// Counts a batch just taken off the lists in flight; returns its ticket. With `waiter`
+    /// (a barrier round's own batch), links the waiter: it waits for this batch and every
+    /// batch in flight now, none taken later.
+    pub(crate) fn take(&mut self, waiter: Option<&Linked<'_>>) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.inflight += 1;
+        if let Some(l) = waiter {
+            let w = l.waiter;
+            // INVARIANT: Every batch in flight has a ticket below `next_ticket`.
+            w.bound.set(self.next_ticket);
+            w.remaining.set(self.inflight);
+            w.held.set(0);
+            w.next.set(self.waiters);
+            self.waiters = ptr::from_ref(w) as usize;
+        }
+        ticket
+    }
+
+    /// The batch `ticket` is done: no longer in flight, nor waited for by any barrier.
+    pub(crate) fn finish(&mut self, ticket: u64) {
+        self.inflight -= 1;
+        for w in self.waiters() {
+            if ticket < w.bound.get() {
+                // INVARIANT: It was in flight when `w` was linked, and is counted there.
+                w.remaining.set(w.remaining.get() - 1);
+            }
+        }
+    }
+
+    /// The round's own batch is done and its thread is inside `held` batches: parks them.
+    pub(crate) fn park(&mut self, l: &Linked<'_>, held: usize) {
+        l.waiter.held.set(held);
+    }
+
+    /// Whether the barrier round `l` is done waiting: every batch taken before its own, and
+    /// its own, is done, but for the parked ones it must not wait for. Those are its own
+    /// thread's (`held`: taken before it, so counted in `remaining`), and if it parks any,
+    /// those of every other waiter linked before it (`bound` below its own: their held batches
+    /// were taken before theirs, so before its own, and are counted too). It waits for parked
+    /// batches of barriers linked after it, which do not wait for its own (so no cycle).
+    /// A barrier that parks nothing waits for every batch older than its own.
+    pub(crate) fn waited(&self, l: &Linked<'_>) -> bool {
+        let me = l.waiter;
+        let mut parked = me.held.get();
+        if parked != 0 {
+            for w in self.waiters() {
+                if w.bound.get() < me.bound.get() {
+                    parked += w.held.get();
+                }
+            }
+        }
+        me.remaining.get() <= parked
+    }
+
+    /// Unlinks `w` if linked.
+    fn unlink(&mut self, w: &Waiter) {
+        let target = ptr::from_ref(w) as usize;
+        if self.waiters == target {
+            self.waiters = w.next.get();
+            return;
+        }
+        for v in self.waiters() {
+            if v.next.get() == target {
+                v.next.set(w.next.get());
+                return;
+            }
+        }
+    }
+
+    /// The linked waiters.
+    fn waiters(&self) -> impl Iterator<Item = &Waiter> {
+        let mut cur = self.waiters;
+        core::iter::from_fn(move || {
+            // SAFETY: A linked waiter stays where it is and alive until its `Linked` guard
+            // unlinks it, which takes the pending lock this borrow of `Pending` comes from;
+            // its cells are only used under that lock, so sharing it across threads races
+            // with nothing.
+            let w = unsafe { (cur as *const Waiter).as_ref()? };
+            cur = w.next.get();
+            Some(w)
+        })
+    }
 }
 
 /// A read-side critical section; ends on drop, on the thread that entered it (not `Send`, as
@@ -137,7 +272,8 @@ impl Rcu {
                 objects: 0,
                 callbacks: 0,
                 inflight: 0,
-                parked: 0,
+                next_ticket: 0,
+                waiters: 0,
                 requeued: 0,
             }),
         }

@@ -4,11 +4,36 @@
 //!
 //! A grace period only releases what was queued before it started: the pending lists are
 //! taken first (a batch, counted in `Pending::inflight` until it is dealt with), then the
-//! grace period runs, then the taken items are freed. `rcu_barrier` also waits until no other
-//! batch is in flight, so everything queued before it is freed (or run) when it returns; a
-//! batch reclaim took and put back during a barrier (its grace period gave up) makes the
-//! barrier run another round (`Pending::requeued`). A batch leaves `inflight` through a drop
-//! guard, so a panic in a destructor cannot leave every later barrier waiting.
+//! grace period runs, then the taken items are freed. Each batch gets a ticket when it is
+//! taken, under the pending lock, so tickets follow the order batches were taken in.
+//!
+//! `rcu_barrier` runs rounds. A round takes a batch of its own and, under the same lock hold,
+//! links a `Waiter` whose `bound` is the next ticket: it waits until every batch with a
+//! smaller ticket (taken before its own, and its own) is done, and never for one taken later,
+//! so reclaim taking batch after batch on other threads cannot hold it up. Invariants, all
+//! under the pending lock:
+//! - a waiter's `remaining` is the number of batches in flight with a ticket below its
+//!   `bound` (it starts at `inflight`, as every batch in flight then has a smaller ticket, and
+//!   a batch's drop guard decrements it in every waiter whose bound is above its ticket);
+//! - a barrier called inside batches of its own thread (a destructor or cache release run by a
+//!   batch) parks them (`Waiter::held`, set once its own batch is done): they wait for it.
+//!   Those batches were taken before its own, so they are counted in its `remaining`, and it
+//!   waits until `remaining` is down to the parked batches it may skip: its own thread's, and
+//!   those of waiters with a smaller bound (theirs were taken before their own batch, hence
+//!   before its own, and are counted too). Parked batches of a waiter with a larger bound are
+//!   waited for: that waiter skips this one's, so waits only go from smaller to larger
+//!   bounds, and no cycle forms. A barrier that parks nothing waits for every older batch.
+//!
+//! Everything queued before a barrier is then freed (or run) when it returns: it was in the
+//! round's own batch, or in an older one. A batch reclaim took and put back during a round
+//! (its grace period gave up) makes the barrier run another round (`Pending::requeued`). A
+//! batch leaves `inflight` through a drop guard, and a waiter leaves the list through one
+//! (`Linked`), so a panic in a destructor cannot leave later barriers waiting, nor the list
+//! pointing at a stack frame that is gone.
+//!
+//! Lock order: the pending lock sits where `slab`'s module docs put it; this module takes
+//! nothing else under it. Tickets and waiters are only read and written under it, and
+//! waiters spin with it released.
 //!
 //! `call_rcu` callbacks are taken only by `rcu_barrier` (and the cache shrink and destroy
 //! that call it), never by `synchronize_rcu` or reclaim: those run in the caller's thread,
@@ -27,30 +52,31 @@ use super::node::Node;
 use crate::gfp::{__GFP_NOWARN, GFP_NOWAIT};
 use crate::kmem::Kmem;
 use crate::platform::Platform;
-use crate::rcu::{RcuCallback, RcuHead, RcuReadGuard};
+use crate::rcu::{Linked, RcuCallback, RcuHead, RcuReadGuard, Waiter};
 
 /// Pointers a pending-object page holds after its two header words.
 const PTRS_PER_PAGE: usize = crate::PAGE_SIZE / size_of::<usize>() - 2;
 
-/// A grace period's batch while it is dealt with: counted in `Pending::inflight` (by the
-/// taker, under the pending lock) and marked on the platform's thread
+/// A grace period's batch while it is dealt with: counted in `Pending::inflight` under its
+/// ticket (by the taker, under the pending lock) and marked on the platform's thread
 /// (`Platform::rcu_batch_enter`); both undone on drop, also if a destructor or callback
 /// panics, so no barrier waits for it forever.
 struct InFlight<'k, P: Platform> {
     k: &'k Kmem<P>,
+    ticket: u64,
 }
 
 impl<'k, P: Platform> InFlight<'k, P> {
-    fn enter(k: &'k Kmem<P>) -> Self {
+    fn enter(k: &'k Kmem<P>, ticket: u64) -> Self {
         k.platform().rcu_batch_enter();
-        Self { k }
+        Self { k, ticket }
     }
 }
 
 impl<P: Platform> Drop for InFlight<'_, P> {
     fn drop(&mut self) {
         self.k.platform().rcu_batch_exit();
-        self.k.slabs.rcu.pending.lock().inflight -= 1;
+        self.k.slabs.rcu.pending.lock().finish(self.ticket);
     }
 }
 
@@ -118,30 +144,20 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// One round of [`Self::barrier_at`]: a grace period of its own, then the wait for the
-    /// batches other contexts took.
+    /// batches other contexts took before its own (or while it was taken), and for none taken
+    /// later (module docs).
     fn barrier_round(&self, callbacks: bool) {
-        self.rcu_grace_period(true, callbacks);
-        // Batches other contexts took before (or while) this one ran: wait until they are
-        // freed and their callbacks have run. A caller inside batches of its own (a
-        // destructor or release they run) cannot wait for those: they are parked meanwhile,
-        // and such a barrier waits only for the batches that are not (parked ones wait for
-        // it, so waiting for them too could be a cycle).
+        let pending = &self.slabs.rcu.pending;
+        let waiter = Waiter::new();
+        let linked = Linked::new(pending, &waiter);
+        self.grace_period(true, callbacks, Some(&linked));
+        // A caller inside batches of its own (a destructor or release they run) cannot wait
+        // for those: they are parked meanwhile (they wait for it, so waiting for them too
+        // would be a cycle).
         let held = self.platform().rcu_batches_held();
-        if held == 0 {
-            while self.slabs.rcu.pending.lock().inflight != 0 {
-                crate::sync::cpu_relax();
-            }
-        } else {
-            self.slabs.rcu.pending.lock().parked += held;
-            loop {
-                let p = self.slabs.rcu.pending.lock();
-                if p.inflight <= p.parked {
-                    break;
-                }
-                drop(p);
-                crate::sync::cpu_relax();
-            }
-            self.slabs.rcu.pending.lock().parked -= held;
+        pending.lock().park(&linked, held);
+        while !pending.lock().waited(&linked) {
+            crate::sync::cpu_relax();
         }
     }
 
@@ -168,17 +184,21 @@ impl<P: Platform> Kmem<P> {
     /// queued before it, and with `callbacks` runs the `call_rcu` callbacks queued before it.
     /// Returns pages freed.
     pub(crate) fn rcu_grace_period(&self, wait: bool, callbacks: bool) -> usize {
-        let (slabs, objects, heads) = {
+        self.grace_period(wait, callbacks, None)
+    }
+
+    /// [`Self::rcu_grace_period`], linking `waiter` (a barrier round's) with the batch taken.
+    fn grace_period(&self, wait: bool, callbacks: bool, waiter: Option<&Linked<'_>>) -> usize {
+        let (slabs, objects, heads, ticket) = {
             let mut p = self.slabs.rcu.pending.lock();
             let heads = if callbacks { core::mem::take(&mut p.callbacks) } else { 0 };
-            let taken = (p.slabs, p.objects, heads);
+            let taken = (p.slabs, p.objects, heads, p.take(waiter));
             p.slabs = NIL_PFN;
             p.nr_slabs = 0;
             p.objects = 0;
-            p.inflight += 1;
             taken
         };
-        let _batch = InFlight::enter(self);
+        let _batch = InFlight::enter(self, ticket);
         let done = if wait {
             self.synchronize_watched();
             true

@@ -1,9 +1,10 @@
-//! `rcu_barrier` against a grace period that gives up (reclaim's, which only completes one if
-//! no old reader is inside): an object queued before the barrier, taken off the pending lists
-//! by reclaim just before the barrier took them, and put back when reclaim's grace period could
-//! not complete, is still freed before the barrier returns. The interleaving is forced through
-//! the host's `rcu_batch_enter` hook; waits have a generous deadline only to turn a deadlock
-//! into a failure.
+//! `rcu_barrier` against other contexts' grace periods. One that gives up (reclaim's, which
+//! only completes one if no old reader is inside): an object queued before the barrier, taken
+//! off the pending lists by reclaim just before the barrier took them, and put back when
+//! reclaim's grace period could not complete, is still freed before the barrier returns. One
+//! taken after the barrier's own does not hold the barrier up, while one taken before it
+//! does. The interleavings are forced through the host's `rcu_batch_enter` hook; waits have a
+//! generous deadline only to turn a deadlock into a failure.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -67,4 +68,69 @@ fn a_batch_reclaim_put_back_during_a_barrier_is_freed_by_it() {
         barrier.join().unwrap();
     });
     assert_eq!(k.cache_info(cache).in_use(), 0, "queued before the barrier, freed when it returned");
+}
+
+#[test]
+fn a_barrier_waits_for_an_older_batch_but_not_for_one_taken_after_its_own() {
+    let region = Region::new(32 << 20);
+    let k: Kmem<Host> = Kmem::new(boot_host(&region, crate::normal_only(&region)), SlabConfig::default());
+    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let old = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+    let young = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+    // SAFETY: Ours, given up.
+    unsafe { k.kfree_rcu(old.as_ptr()) };
+
+    let (a_taken_tx, a_taken) = mpsc::channel();
+    let (finish_a, finish_a_rx) = mpsc::channel::<()>();
+    let (barrier_took_tx, barrier_took) = mpsc::channel();
+    let (b_taken_tx, b_taken) = mpsc::channel();
+    let (finish_b, finish_b_rx) = mpsc::channel::<()>();
+    {
+        let mut hooks = k.platform().on_batch.lock().unwrap();
+        // Batch A (a `synchronize_rcu` before the barrier), holding `old`: in flight until the
+        // test lets it go on.
+        hooks.push_back(Box::new(move || {
+            a_taken_tx.send(()).unwrap();
+            let _ = finish_a_rx.recv();
+        }));
+        // The barrier's own batch.
+        hooks.push_back(Box::new(move || barrier_took_tx.send(()).unwrap()));
+        // Batch B (a `synchronize_rcu` after the barrier took its own), holding `young`: in
+        // flight until the test lets it go on, which it does only after the barrier returned
+        // or the test gave up waiting for it. Neither hook has a deadline of its own (a panic
+        // before the batch's guard exists would leave it in flight for good): the test's
+        // senders are dropped if it fails, which lets both go on.
+        hooks.push_back(Box::new(move || {
+            b_taken_tx.send(()).unwrap();
+            let _ = finish_b_rx.recv();
+        }));
+    }
+    let returned = std::thread::scope(|s| {
+        let (k, finish_a, finish_b) = (&k, finish_a, finish_b);
+        let a = s.spawn(|| k.synchronize_rcu());
+        a_taken.recv_timeout(DEADLINE).expect("batch A took the pending lists");
+        let (done_tx, done) = mpsc::channel();
+        let barrier = s.spawn(move || {
+            k.rcu_barrier();
+            done_tx.send(()).unwrap();
+        });
+        barrier_took.recv_timeout(DEADLINE).expect("the barrier took its (empty) lists");
+        // SAFETY: Ours, given up.
+        unsafe { k.kfree_rcu(young.as_ptr()) };
+        let b = s.spawn(|| k.synchronize_rcu());
+        b_taken.recv_timeout(DEADLINE).expect("batch B took the pending lists");
+        assert!(done.try_recv().is_err(), "the barrier returned while batch A, older, was in flight");
+        finish_a.send(()).unwrap();
+        a.join().unwrap();
+        // B stays in flight until the barrier has returned: the barrier must not wait for it.
+        let returned = done.recv_timeout(DEADLINE).is_ok();
+        let in_use = k.cache_info(cache).in_use();
+        finish_b.send(()).unwrap();
+        b.join().unwrap();
+        barrier.join().unwrap();
+        returned.then_some(in_use)
+    });
+    let in_use = returned.expect("the barrier waited for batch B, taken after its own");
+    assert_eq!(in_use, 1, "`old` (batch A) freed when the barrier returned, `young` (batch B) not yet");
+    assert_eq!(k.cache_info(cache).in_use(), 0, "batch B freed `young` once let go on");
 }
