@@ -13,9 +13,9 @@
 //! What waits for a grace period (slabs of RCU caches, `kfree_rcu` objects) is queued by the
 //! slab allocator and released after the next one. Grace periods run when someone asks:
 //! `synchronize_rcu`/`rcu_barrier`, cache shrink and destroy, and reclaim — documented in
-//! `docs/deviations.md` (the kernel runs them continuously in the background). [`Pending`]
+//! `docs/deviations.md` (the kernel runs them continuously in the background). `Pending`
 //! also numbers the batches taken off it (tickets) and lists the `rcu_barrier` rounds waiting
-//! for older batches ([`Waiter`]); the invariants and how a barrier uses them are in
+//! for older batches (`Waiter`); the invariants and how a barrier uses them are in
 //! `slab::rcu_free`'s module docs. All of it is read and written under the pending lock.
 //!
 //! `tests/loom.rs` checks that a grace period orders a reader's accesses before the writer's

@@ -3,16 +3,19 @@
 //! off the pending lists by reclaim just before the barrier took them, and put back when
 //! reclaim's grace period could not complete, is still freed before the barrier returns. One
 //! taken after the barrier's own does not hold the barrier up, while one taken before it
-//! does. The interleavings are forced through the host's `rcu_batch_enter` hook; waits have a
+//! does, also for a barrier inside a batch of its own thread (a destructor run by it), which
+//! must not wait for that batch. The interleavings are forced through the host's `rcu_batch_enter` hook; waits have a
 //! generous deadline only to turn a deadlock into a failure.
 
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use kmem_core::Kmem;
 use kmem_core::gfp::GFP_KERNEL;
 use kmem_core::reclaim::Shrinker;
-use kmem_core::slab::{CacheArgs, SlabConfig};
+use kmem_core::slab::flags::SLAB_TYPESAFE_BY_RCU;
+use kmem_core::slab::{CacheArgs, ObjFn, SlabConfig};
 
 use super::Region;
 use super::trim::{Host, boot_host};
@@ -133,4 +136,96 @@ fn a_barrier_waits_for_an_older_batch_but_not_for_one_taken_after_its_own() {
     let in_use = returned.expect("the barrier waited for batch B, taken after its own");
     assert_eq!(in_use, 1, "`old` (batch A) freed when the barrier returned, `young` (batch B) not yet");
     assert_eq!(k.cache_info(cache).in_use(), 0, "batch B freed `young` once let go on");
+}
+
+/// What [`barrier_dtor`] calls `rcu_barrier` on, once.
+struct BarrierOnce<'k> {
+    k: &'k Kmem<Host>,
+    done: AtomicBool,
+}
+
+/// A destructor that calls `rcu_barrier` the first time it runs.
+unsafe fn barrier_dtor(ctx: *const (), _obj: *mut u8) {
+    // SAFETY: `ctx` is the test's `BarrierOnce`, which outlives its cache.
+    let b = unsafe { &*ctx.cast::<BarrierOnce<'_>>() };
+    if !b.done.swap(true, SeqCst) {
+        b.k.rcu_barrier();
+    }
+}
+
+/// A barrier inside a batch of its own thread (a destructor of an RCU cache's slab, run by the
+/// grace period of `kmem_cache_shrink`'s barrier) skips that batch (parked: it waits for the
+/// barrier), waits for a batch another thread took before it, and not for one taken after.
+#[test]
+fn a_barrier_inside_its_own_batch_skips_it_and_waits_only_for_older_batches() {
+    let region = Region::new(32 << 20);
+    let k: Kmem<Host> = Kmem::new(boot_host(&region, crate::normal_only(&region)), SlabConfig::default());
+    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let once = BarrierOnce { k: &k, done: AtomicBool::new(false) };
+    // SAFETY: `barrier_dtor` may run on any thread; `once` outlives the cache (destroyed below).
+    let dtor = unsafe { ObjFn::new(barrier_dtor, std::ptr::from_ref(&once).cast()) };
+    let args = CacheArgs { dtor: Some(dtor), ..CacheArgs::default() };
+    let rcu_cache = k.kmem_cache_create("rcu_dtor", 128, &args, SLAB_TYPESAFE_BY_RCU).unwrap();
+    let p = k.kmem_cache_alloc(rcu_cache, GFP_KERNEL).unwrap();
+    // SAFETY: The object just allocated; its slab is empty afterwards and shrink discards it.
+    unsafe { k.kmem_cache_free(rcu_cache, p.as_ptr()) };
+    let old = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+    let young = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+    // SAFETY: Ours, given up.
+    unsafe { k.kfree_rcu(old.as_ptr()) };
+
+    let (a_taken_tx, a_taken) = mpsc::channel();
+    let (finish_a, finish_a_rx) = mpsc::channel::<()>();
+    let (nested_took_tx, nested_took) = mpsc::channel();
+    let (b_taken_tx, b_taken) = mpsc::channel();
+    let (finish_b, finish_b_rx) = mpsc::channel::<()>();
+    {
+        let mut hooks = k.platform().on_batch.lock().unwrap();
+        // Batch A (a `synchronize_rcu` before the shrink), holding `old`. As in the test above,
+        // the blocking hooks have no deadline of their own.
+        hooks.push_back(Box::new(move || {
+            a_taken_tx.send(()).unwrap();
+            let _ = finish_a_rx.recv();
+        }));
+        // The shrink's barrier's own batch, holding the slab whose destructor runs the nested
+        // barrier.
+        hooks.push_back(Box::new(|| {}));
+        // The nested barrier's own batch.
+        hooks.push_back(Box::new(move || nested_took_tx.send(()).unwrap()));
+        // Batch B (a `synchronize_rcu` after the nested barrier took its own), holding `young`.
+        hooks.push_back(Box::new(move || {
+            b_taken_tx.send(()).unwrap();
+            let _ = finish_b_rx.recv();
+        }));
+    }
+    let returned = std::thread::scope(|s| {
+        let (k, finish_a, finish_b) = (&k, finish_a, finish_b);
+        let a = s.spawn(|| k.synchronize_rcu());
+        a_taken.recv_timeout(DEADLINE).expect("batch A took the pending lists");
+        let (done_tx, done) = mpsc::channel();
+        let shrink = s.spawn(move || {
+            k.kmem_cache_shrink(rcu_cache);
+            done_tx.send(()).unwrap();
+        });
+        nested_took.recv_timeout(DEADLINE).expect("the destructor's barrier took its (empty) lists");
+        // SAFETY: Ours, given up.
+        unsafe { k.kfree_rcu(young.as_ptr()) };
+        let b = s.spawn(|| k.synchronize_rcu());
+        b_taken.recv_timeout(DEADLINE).expect("batch B took the pending lists");
+        assert!(done.try_recv().is_err(), "the barriers returned while batch A, older, was in flight");
+        finish_a.send(()).unwrap();
+        a.join().unwrap();
+        let returned = done.recv_timeout(DEADLINE).is_ok();
+        let in_use = k.cache_info(cache).in_use();
+        finish_b.send(()).unwrap();
+        b.join().unwrap();
+        shrink.join().unwrap();
+        returned.then_some(in_use)
+    });
+    let in_use = returned.expect("a barrier waited for batch B, taken after its own, or for its own thread's batch");
+    assert!(once.done.load(SeqCst), "the destructor ran its barrier");
+    assert_eq!(in_use, 1, "`old` (batch A) freed when the barriers returned, `young` (batch B) not yet");
+    assert_eq!(k.cache_info(cache).in_use(), 0);
+    // SAFETY: The test's cache, empty, unused afterwards.
+    unsafe { k.kmem_cache_destroy(rcu_cache) }.unwrap();
 }

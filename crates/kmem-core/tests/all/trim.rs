@@ -30,7 +30,8 @@ pub(crate) type Hook = Box<dyn FnMut(usize, usize) + Send>;
 /// a `discard` that zero-fills what is not zero yet (untouched heap pages read as zero without
 /// becoming resident) and then runs the test's hook. `cpu` runs a hook a test arms once (the
 /// high-atomic tests' deterministic interleaving: a free asks for its CPU between reading its
-/// pageblock's type and taking the zone lock), and `rcu_batch_enter` the RCU barrier test's.
+/// pageblock's type and taking the zone lock), and `rcu_batch_enter` the RCU barrier tests',
+/// and counts the thread's batches as the `kmem` crate's platform does.
 pub(crate) struct Host {
     base: usize,
     len: usize,
@@ -43,6 +44,12 @@ pub(crate) struct Host {
     refuse: AtomicBool,
     discards: AtomicUsize,
     ticks: AtomicU64,
+}
+
+thread_local! {
+    /// Grace-period batches the thread is inside ([`Platform::rcu_batches_held`]); one machine
+    /// per thread in these tests, so no machine id is needed.
+    static BATCHES_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 // SAFETY: `cpu` is always `None`, so no CPU slot is ever used.
@@ -59,10 +66,17 @@ unsafe impl Platform for Host {
     }
     fn log(&self, _level: Level, _args: core::fmt::Arguments<'_>) {}
     fn rcu_batch_enter(&self) {
+        BATCHES_HELD.with(|n| n.set(n.get() + 1));
         let hook = self.on_batch.lock().unwrap().pop_front();
         if let Some(f) = hook {
             f();
         }
+    }
+    fn rcu_batch_exit(&self) {
+        BATCHES_HELD.with(|n| n.set(n.get() - 1));
+    }
+    fn rcu_batches_held(&self) -> usize {
+        BATCHES_HELD.with(std::cell::Cell::get)
     }
     fn now_ns(&self) -> u64 {
         self.ticks.fetch_add(1_000_000, Relaxed)
