@@ -229,3 +229,85 @@ fn a_barrier_inside_its_own_batch_skips_it_and_waits_only_for_older_batches() {
     // SAFETY: The test's cache, empty, unused afterwards.
     unsafe { k.kmem_cache_destroy(rcu_cache) }.unwrap();
 }
+
+/// Two barriers, each inside a batch of its own thread, waiting at once: each waits for the
+/// batches older than its own but the parked ones it may skip, and the two must not wait for
+/// each other's. Thread 2's batch P2 is taken first and held back; thread 1's barrier X1
+/// (inside P1) then counts P2 among its older batches and waits for it; P2 then goes on, and
+/// its destructor's barrier X2 (linked after X1) skips P1, parked by X1, while X1 waits for P2
+/// until X2 returns. Waiting for each other's batch would deadlock, so the machine is leaked
+/// and its threads are not joined before the deadline: a hang fails the test.
+#[test]
+fn two_barriers_inside_batches_of_their_own_do_not_wait_for_each_other() {
+    let region: &'static Region = Box::leak(Box::new(Region::new(32 << 20)));
+    let k: &'static Kmem<Host> =
+        Box::leak(Box::new(Kmem::new(boot_host(region, crate::normal_only(region)), SlabConfig::default())));
+    let rcu_cache = |name| {
+        let once: &'static BarrierOnce<'static> = Box::leak(Box::new(BarrierOnce { k, done: AtomicBool::new(false) }));
+        // SAFETY: `barrier_dtor` may run on any thread; `once` is never freed.
+        let dtor = unsafe { ObjFn::new(barrier_dtor, std::ptr::from_ref(once).cast()) };
+        let args = CacheArgs { dtor: Some(dtor), ..CacheArgs::default() };
+        let cache = k.kmem_cache_create(name, 128, &args, SLAB_TYPESAFE_BY_RCU).unwrap();
+        let p = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+        // SAFETY: The object just allocated; its slab is empty afterwards and shrink discards it.
+        unsafe { k.kmem_cache_free(cache, p.as_ptr()) };
+        (cache, once)
+    };
+    let (c1, once1) = rcu_cache("rcu_dtor1");
+    let (c2, once2) = rcu_cache("rcu_dtor2");
+    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let old = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+    // SAFETY: Ours, given up.
+    unsafe { k.kfree_rcu(old.as_ptr()) };
+
+    let (a_taken_tx, a_taken) = mpsc::channel();
+    let (finish_a, finish_a_rx) = mpsc::channel::<()>();
+    let (p2_taken_tx, p2_taken) = mpsc::channel();
+    let (finish_p2, finish_p2_rx) = mpsc::channel::<()>();
+    let (x1_took_tx, x1_took) = mpsc::channel();
+    let (x2_took_tx, x2_took) = mpsc::channel();
+    {
+        let mut hooks = k.platform().on_batch.lock().unwrap();
+        // Batch A (a `synchronize_rcu`), holding `old`, older than every other.
+        hooks.push_back(Box::new(move || {
+            a_taken_tx.send(()).unwrap();
+            let _ = finish_a_rx.recv();
+        }));
+        // P2: thread 2's shrink barrier's own batch, held back before its grace period.
+        hooks.push_back(Box::new(move || {
+            p2_taken_tx.send(()).unwrap();
+            let _ = finish_p2_rx.recv();
+        }));
+        // P1: thread 1's shrink barrier's own batch.
+        hooks.push_back(Box::new(|| {}));
+        // X1 and X2: the barriers of the destructors P1 and P2 run.
+        hooks.push_back(Box::new(move || x1_took_tx.send(()).unwrap()));
+        hooks.push_back(Box::new(move || x2_took_tx.send(()).unwrap()));
+    }
+    let (done_tx, done) = mpsc::channel();
+    let a = std::thread::spawn(move || k.synchronize_rcu());
+    a_taken.recv_timeout(DEADLINE).expect("batch A took the pending lists");
+    let shrink = |c| {
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            k.kmem_cache_shrink(c);
+            done_tx.send(()).unwrap();
+        })
+    };
+    let t2 = shrink(c2);
+    p2_taken.recv_timeout(DEADLINE).expect("thread 2's barrier took its batch");
+    let t1 = shrink(c1);
+    x1_took.recv_timeout(DEADLINE).expect("the barrier inside P1 took its own batch");
+    finish_p2.send(()).unwrap();
+    x2_took.recv_timeout(DEADLINE).expect("the barrier inside P2 took its own batch");
+    assert!(done.try_recv().is_err(), "a barrier returned while batch A, older, was in flight");
+    finish_a.send(()).unwrap();
+    a.join().unwrap();
+    for _ in 0..2 {
+        done.recv_timeout(DEADLINE).expect("the two barriers waited for each other's parked batch");
+    }
+    t1.join().unwrap();
+    t2.join().unwrap();
+    assert!(once1.done.load(SeqCst) && once2.done.load(SeqCst), "both destructors ran their barrier");
+    assert_eq!(k.cache_info(cache).in_use(), 0, "`old` (batch A) freed");
+}
