@@ -91,7 +91,7 @@ pub(crate) struct Pending {
     /// Batches taken off these lists whose grace period or freeing has not finished.
     pub(crate) inflight: usize,
     /// The ticket the next batch taken gets: batches are numbered in the order they are taken.
-    pub(crate) next_ticket: u64,
+    next_ticket: u64,
     /// Barriers waiting for older batches ([`Waiter`]s, linked through `Waiter::next`; 0 ends
     /// the list).
     waiters: usize,
@@ -125,7 +125,8 @@ impl Waiter {
 }
 
 /// Keeps a [`Waiter`] where it is while it may be linked, and unlinks it on drop (also on
-/// unwinding), so the list never points at a waiter that is gone.
+/// unwinding), so the list never points at a waiter that is gone. It is dropped, never
+/// forgotten (`barrier_round` holds it in a local until it returns).
 pub(crate) struct Linked<'a> {
     pending: &'a SpinLock<Pending>,
     waiter: &'a Waiter,
