@@ -23,6 +23,8 @@ pub struct Options<'a> {
     pub notime: bool,
     /// Prefix records with their level (`dmesg -r`).
     pub raw: bool,
+    /// Track the module's allocations and report what it leaves allocated (kmemleak).
+    pub kmemleak: bool,
 }
 
 /// Runs `kmem insmod`; returns the exit code.
@@ -36,10 +38,13 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     };
     let flags = if o.notime { KMEM_DMESG_NOTIME } else { 0 } | if o.raw { KMEM_DMESG_LEVEL } else { 0 };
     let log = || kmem_ffi::proc::format_log(m, flags);
+    if o.kmemleak {
+        kmem_ffi::kmemleak::start();
+    }
     let loaded = match module::insmod(m, o.path, o.params) {
         Ok(loaded) => loaded,
         Err(e) => {
-            if let Err(code) = crate::emit(&log()) {
+            if let Err(code) = crate::emit(&(log() + &kmemleak_text())) {
                 return code;
             }
             eprintln!("insmod: ERROR: {e}");
@@ -66,5 +71,12 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     for (name, proc_text) in stats {
         text.push_str(&format!("# /proc/{name}\n{proc_text}"));
     }
+    text.push_str(&kmemleak_text());
     crate::emit(&text).err().unwrap_or(code)
+}
+
+/// What `/sys/kernel/debug/kmemleak` shows after the module's removal (nothing without leaks).
+fn kmemleak_text() -> String {
+    let report = kmem_ffi::kmemleak::last_report();
+    if report.is_empty() { report } else { format!("# /sys/kernel/debug/kmemleak\n{report}") }
 }

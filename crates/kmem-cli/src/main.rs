@@ -108,6 +108,10 @@ enum Command {
         /// Prefix each record with its level in angle brackets (as dmesg -r).
         #[arg(short = 'r', long)]
         raw: bool,
+        /// Track the module's slab and vmalloc allocations and, after its exit, report what it
+        /// left allocated as kmemleak does (the log line, then /sys/kernel/debug/kmemleak).
+        #[arg(long)]
+        kmemleak: bool,
     },
     /// Run the benchmark suite (kmem-bench, built beside kmem) with these arguments (see
     /// `kmem bench --help`); its exit code is kmem's.
@@ -271,9 +275,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Insmod { module, params, rmmod, stat, notime, raw } => {
+        Command::Insmod { module, params, rmmod, stat, notime, raw, kmemleak } => {
             let stats: Vec<&'static str> = stat.iter().map(|f| f.name()).collect();
-            insmod::run(&insmod::Options { path: &module, params: &params, rmmod, stats: &stats, notime, raw })
+            insmod::run(&insmod::Options {
+                path: &module,
+                params: &params,
+                rmmod,
+                stats: &stats,
+                notime,
+                raw,
+                kmemleak,
+            })
         }
         Command::Replay { trace, pages, top, per_cpu, profile, stat } => {
             let m = match machine(match profile {

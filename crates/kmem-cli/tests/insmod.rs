@@ -231,3 +231,59 @@ fn a_section_table_offset_near_u64_max_is_an_invalid_module_not_a_panic() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).ends_with("ovf-shoff.so: Invalid module format\n"), "{}", stderr(&o));
 }
+
+/// The `/sys/kernel/debug/kmemleak` part of `kmem insmod --kmemleak`'s output, split into
+/// its objects.
+fn kmemleak_objects(out: &str) -> Vec<String> {
+    let Some((_, report)) = out.split_once("# /sys/kernel/debug/kmemleak\n") else { return Vec::new() };
+    report.split("unreferenced object ").skip(1).map(str::to_owned).collect()
+}
+
+#[test]
+fn kmemleak_reports_what_a_module_left_allocated_after_its_exit() {
+    let so = module("leaky");
+    let o = insmod(&["--kmemleak", "--rmmod", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("] kmemleak: 4 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{out}");
+    let objects = kmemleak_objects(&out);
+    assert_eq!(objects.len(), 4, "{out}");
+    // In allocation order: the string (kmalloc-32), the cache object (its object size), the
+    // vmalloc area (whole pages), the pool; each named by its allocation's call chain.
+    assert!(objects[0].contains(" (size 32):\n") && objects[0].contains("  leaked by leaky_\n"), "{}", objects[0]);
+    assert!(objects[1].contains(" (size 24):\n") && objects[1].contains("MEMK"), "{}", objects[1]);
+    assert!(objects[2].contains(" (size 16384):\n  comm \""), "{}", objects[2]);
+    assert!(objects[2].contains("  hex dump (first 32 bytes):\n"), "{}", objects[2]);
+    for object in &objects {
+        assert!(object.starts_with("0x"), "{object}");
+        assert!(object.contains("  backtrace (crc "), "{object}");
+        assert!(object.contains("] init_module+0x") && object.contains(" [leaky]\n"), "{object}");
+    }
+}
+
+#[test]
+fn kmemleak_is_quiet_for_a_module_that_frees_or_hands_off_everything() {
+    // Freed, krealloc'ed and freed, kfree_rcu'ed, kmemleak_not_leak'ed, vfree'd, destroyed.
+    let so = module("leaky");
+    let o = insmod(&["--kmemleak", so.to_str().unwrap(), "leak=0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("kmemleak"), "{out}");
+    // Without --kmemleak nothing is tracked, leaks or not.
+    let o = insmod(&["--rmmod", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("kmemleak"), "{}", stdout(&o));
+}
+
+#[test]
+fn kmemleak_reports_what_a_failed_init_left_allocated() {
+    let so = module("leaky");
+    let o = insmod(&["--kmemleak", so.to_str().unwrap(), "leak=0", "fail=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("could not insert module"), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("kmemleak: 1 new suspected memory leaks"), "{out}");
+    let objects = kmemleak_objects(&out);
+    assert_eq!(objects.len(), 1, "{out}");
+    assert!(objects[0].contains(" (size 256):\n"), "{}", objects[0]);
+}

@@ -145,7 +145,9 @@ fn buckets_alloc(m: &Machine, export: &str, b: *mut c_void, size: usize, flags: 
             m.kmem_buckets_alloc(set.as_ref(), size, gfp)
         }
     });
-    r.map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    let p = r.map_or(ptr::null_mut(), |p| p.as_ptr().cast());
+    crate::kmemleak::alloc_kv(m, p, size);
+    p
 }
 
 /// `void *kmem_buckets_alloc(kmem_buckets *b, size_t size, gfp_t flags)`: kmalloc from the set
@@ -184,8 +186,10 @@ pub extern "C" fn kmem_cache_alloc_lru(s: *mut c_void, lru: *mut c_void, flags: 
     ffi_boundary("kmem_cache_alloc_lru", ptr::null_mut(), |m| {
         let Some(cache) = live_cache(m, "kmem_cache_alloc_lru", s) else { return ptr::null_mut() };
         let gfp = Gfp::from_bits(flags);
-        with_alloc_gfp(gfp, || m.kmem_cache_alloc_lru(cache, lru.cast_const(), gfp))
-            .map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+        let p = with_alloc_gfp(gfp, || m.kmem_cache_alloc_lru(cache, lru.cast_const(), gfp))
+            .map_or(ptr::null_mut(), |p| p.as_ptr().cast());
+        crate::kmemleak::alloc_object(m, cache, p);
+        p
     })
 }
 

@@ -18,6 +18,7 @@ use kmem::{Gfp, Machine};
 use kmem_core::kmalloc::classes;
 
 use crate::boundary::{ffi_boundary, report_null};
+use crate::kmemleak;
 use crate::pages::gfp_t;
 
 fn out(r: Result<NonNull<u8>, kmem_core::AllocError>) -> *mut c_void {
@@ -27,19 +28,31 @@ fn out(r: Result<NonNull<u8>, kmem_core::AllocError>) -> *mut c_void {
 /// `void *kmalloc(size_t size, gfp_t flags)`: NULL on failure; `ZERO_SIZE_PTR` for size 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmalloc(size: usize, flags: gfp_t) -> *mut c_void {
-    ffi_boundary("kmalloc", ptr::null_mut(), |m| out(m.kmalloc(size, Gfp::from_bits(flags))))
+    ffi_boundary("kmalloc", ptr::null_mut(), |m| {
+        let p = out(m.kmalloc(size, Gfp::from_bits(flags)));
+        kmemleak::alloc_kmalloc(m, p, size);
+        p
+    })
 }
 
 /// `void *kmalloc_array(size_t n, size_t size, gfp_t flags)`: NULL on overflow or failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
-    ffi_boundary("kmalloc_array", ptr::null_mut(), |m| out(m.kmalloc_array(n, size, Gfp::from_bits(flags))))
+    ffi_boundary("kmalloc_array", ptr::null_mut(), |m| {
+        let p = out(m.kmalloc_array(n, size, Gfp::from_bits(flags)));
+        kmemleak::alloc_kmalloc(m, p, n.saturating_mul(size));
+        p
+    })
 }
 
 /// `void *kcalloc(size_t n, size_t size, gfp_t flags)`: zeroed `kmalloc_array`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kcalloc(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
-    ffi_boundary("kcalloc", ptr::null_mut(), |m| out(m.kcalloc(n, size, Gfp::from_bits(flags))))
+    ffi_boundary("kcalloc", ptr::null_mut(), |m| {
+        let p = out(m.kcalloc(n, size, Gfp::from_bits(flags)));
+        kmemleak::alloc_kmalloc(m, p, n.saturating_mul(size));
+        p
+    })
 }
 
 /// `void *krealloc(const void *objp, size_t new_size, gfp_t flags)`: the same or a new
@@ -52,7 +65,9 @@ pub extern "C" fn kcalloc(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
 pub unsafe extern "C" fn krealloc(objp: *const c_void, new_size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("krealloc", ptr::null_mut(), |m| {
         // SAFETY: The caller's object; the core checks it is a kmalloc allocation first.
-        out(unsafe { m.krealloc(objp.cast_mut().cast(), new_size, Gfp::from_bits(flags)) })
+        let p = out(unsafe { m.krealloc(objp.cast_mut().cast(), new_size, Gfp::from_bits(flags)) });
+        kmemleak::realloc(m, objp, p, new_size);
+        p
     })
 }
 
@@ -66,7 +81,9 @@ pub unsafe extern "C" fn krealloc_array(p: *mut c_void, new_n: usize, new_size: 
     ffi_boundary("krealloc_array", ptr::null_mut(), |m| {
         let Some(bytes) = new_n.checked_mul(new_size) else { return ptr::null_mut() };
         // SAFETY: As in `krealloc`.
-        out(unsafe { m.krealloc(p.cast(), bytes, Gfp::from_bits(flags)) })
+        let q = out(unsafe { m.krealloc(p.cast(), bytes, Gfp::from_bits(flags)) });
+        kmemleak::realloc(m, p, q, bytes);
+        q
     })
 }
 
@@ -78,6 +95,7 @@ pub unsafe extern "C" fn krealloc_array(p: *mut c_void, new_n: usize, new_size: 
 /// of the rest.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kfree(objp: *const c_void) {
+    kmemleak::free(objp);
     // SAFETY: The caller gives the object up; the core checks it is one before freeing.
     ffi_boundary("kfree", (), |m| unsafe { m.kfree(objp.cast()) });
 }
@@ -88,6 +106,7 @@ pub unsafe extern "C" fn kfree(objp: *const c_void) {
 /// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kfree_sensitive(objp: *const c_void) {
+    kmemleak::free(objp);
     // SAFETY: As in `kfree`; the core zeroes only an allocation it recognised.
     ffi_boundary("kfree_sensitive", (), |m| unsafe { m.kfree_sensitive(objp.cast_mut().cast()) });
 }
@@ -117,14 +136,22 @@ pub extern "C" fn kmalloc_size_roundup(size: usize) -> usize {
 /// page that may sleep; NULL on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn kvmalloc(size: usize, flags: gfp_t) -> *mut c_void {
-    ffi_boundary("kvmalloc", ptr::null_mut(), |m| out(m.kvmalloc(size, Gfp::from_bits(flags))))
+    ffi_boundary("kvmalloc", ptr::null_mut(), |m| {
+        let p = out(m.kvmalloc(size, Gfp::from_bits(flags)));
+        kmemleak::alloc_kv(m, p, size);
+        p
+    })
 }
 
 /// `void *kvmalloc_array(size_t n, size_t size, gfp_t flags)`: NULL on overflow or failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kvmalloc_array", ptr::null_mut(), |m| match n.checked_mul(size) {
-        Some(bytes) => out(m.kvmalloc(bytes, Gfp::from_bits(flags))),
+        Some(bytes) => {
+            let p = out(m.kvmalloc(bytes, Gfp::from_bits(flags)));
+            kmemleak::alloc_kv(m, p, bytes);
+            p
+        }
         None => ptr::null_mut(),
     })
 }
@@ -139,10 +166,16 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kvrealloc", ptr::null_mut(), |m| {
         // SAFETY: The caller's allocation; vmalloc and kmalloc both check it before use.
-        match unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) } {
+        let q = match unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) } {
             Ok(Some(n)) => n.as_ptr().cast(),
-            Ok(None) | Err(_) => ptr::null_mut(),
-        }
+            Ok(None) if size == 0 => {
+                kmemleak::free(p); // Freed.
+                return ptr::null_mut();
+            }
+            Ok(None) | Err(_) => return ptr::null_mut(),
+        };
+        kmemleak::realloc(m, p, q, size);
+        q
     })
 }
 
@@ -152,6 +185,7 @@ pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) 
 /// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvfree(addr: *const c_void) {
+    kmemleak::free(addr);
     // SAFETY: As in `kfree`; both paths check the address.
     ffi_boundary("kvfree", (), |m| unsafe { m.kvfree(addr.cast()) });
 }
@@ -165,6 +199,7 @@ pub unsafe extern "C" fn kvfree(addr: *const c_void) {
 /// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvfree_sensitive(addr: *const c_void, len: usize) {
+    kmemleak::free(addr);
     // SAFETY: As in `kfree`; the allocation is recognised before anything is written.
     ffi_boundary("kvfree_sensitive", (), |m| unsafe { m.kvfree_sensitive(addr.cast::<u8>().cast_mut(), len) });
 }
@@ -182,6 +217,7 @@ unsafe fn dup(m: &Machine, src: *const u8, len: usize, tail: usize, gfp: gfp_t) 
         ptr::copy_nonoverlapping(src, p.as_ptr(), len);
         p.as_ptr().add(len).write_bytes(0, tail);
     }
+    kmemleak::alloc_kmalloc(m, p.as_ptr().cast(), total);
     p.as_ptr().cast()
 }
 
@@ -275,6 +311,7 @@ pub unsafe extern "C" fn kmemdup(src: *const c_void, len: usize, gfp: gfp_t) -> 
 pub unsafe extern "C" fn kfree_const(x: *const c_void) {
     ffi_boundary("kfree_const", (), |m| {
         if m.virt_to_pfn(x.cast()).is_some() {
+            kmemleak::free(x);
             // SAFETY: As in `kfree`: a direct-map address the core checks before freeing.
             unsafe { m.kfree(x.cast()) };
         }

@@ -4,6 +4,7 @@ pub mod boundary;
 pub mod buckets;
 pub mod context;
 pub mod kmalloc;
+pub mod kmemleak;
 pub mod mempool;
 pub mod mempool_helpers;
 pub mod module;

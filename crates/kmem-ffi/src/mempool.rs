@@ -340,6 +340,9 @@ pub unsafe extern "C" fn mempool_create_node(
         // SAFETY: A fresh kmalloc block of the right size (8-aligned), ours until freed; the
         // callbacks' contract is the caller's.
         if unsafe { build(m, c, true, min_nr, alloc_fn, free_fn, pool_data, gfp, nid) } {
+            // The kernel's pool is a `kzalloc`'d object kmemleak tracks (not its reserve's
+            // elements, which the pool's own calls of `alloc_fn` make).
+            crate::kmemleak::alloc_kmalloc(m, c.as_ptr().cast(), size_of::<mempool_t>());
             return c.as_ptr();
         }
         // SAFETY: Ours, never registered.
@@ -386,6 +389,7 @@ pub unsafe extern "C" fn mempool_destroy(pool: *mut mempool_t) {
                 }
                 destroyed.push_back(pool as usize);
                 drop(destroyed);
+                crate::kmemleak::free(pool.cast_const().cast());
                 // SAFETY: The C structure `mempool_create` kmalloc'ed, now unregistered.
                 unsafe { m.kfree(pool.cast_const().cast()) }
             }

@@ -88,7 +88,9 @@ pub unsafe extern "C" fn kmem_cache_alloc_from_sheaf(s: *mut c_void, gfp: gfp_t,
     ffi_boundary("kmem_cache_alloc_from_sheaf", ptr::null_mut(), |m| {
         let Some((cache, sheaf)) = args(m, "kmem_cache_alloc_from_sheaf", s, sheaf) else { return ptr::null_mut() };
         // SAFETY: A sheaf C holds (recorded), used by this thread alone (caller's contract).
-        unsafe { m.kmem_cache_alloc_from_sheaf(cache, Gfp::from_bits(gfp), sheaf) }.cast()
+        let p = unsafe { m.kmem_cache_alloc_from_sheaf(cache, Gfp::from_bits(gfp), sheaf) }.cast();
+        crate::kmemleak::alloc_object(m, cache, p);
+        p
     })
 }
 

@@ -493,8 +493,10 @@ pub extern "C" fn kmem_cache_alloc(s: *mut c_void, flags: gfp_t) -> *mut c_void 
         let gfp = Gfp::from_bits(flags);
         // SAFETY: `live_cache` found a live cache of this (the only) machine; a destroy racing
         // with this call is C's bug, as in the kernel.
-        with_alloc_gfp(gfp, || unsafe { m.kmem_cache_alloc_unchecked(cache, gfp) })
-            .map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+        let p = with_alloc_gfp(gfp, || unsafe { m.kmem_cache_alloc_unchecked(cache, gfp) })
+            .map_or(ptr::null_mut(), |p| p.as_ptr().cast());
+        crate::kmemleak::alloc_object(m, cache, p);
+        p
     })
 }
 
@@ -507,6 +509,7 @@ pub extern "C" fn kmem_cache_alloc(s: *mut c_void, flags: gfp_t) -> *mut c_void 
 /// what it can of the rest (see the core's `kmem_cache_free`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_cache_free(s: *mut c_void, objp: *mut c_void) {
+    crate::kmemleak::free(objp);
     ffi_boundary("kmem_cache_free", (), |m| {
         if let Some(cache) = live_cache(m, "kmem_cache_free", s) {
             // SAFETY: The caller gives the object up; the core checks it is one.
@@ -545,6 +548,9 @@ pub unsafe extern "C" fn kmem_cache_alloc_bulk(
         let out = unsafe { std::slice::from_raw_parts_mut(p.cast::<*mut u8>(), size) };
         let gfp = Gfp::from_bits(flags);
         let n = with_alloc_gfp(gfp, || m.kmem_cache_alloc_bulk(cache, gfp, out));
+        for &obj in &out[..n] {
+            crate::kmemleak::alloc_object(m, cache, obj.cast());
+        }
         c_int::try_from(n).unwrap_or(c_int::MAX)
     })
 }
@@ -579,6 +585,9 @@ pub unsafe extern "C" fn kmem_cache_free_bulk(s: *mut c_void, size: usize, p: *m
         }
         // SAFETY: Not NULL (checked); `size` readable pointers (caller's contract).
         let objs = unsafe { std::slice::from_raw_parts(p.cast::<*mut u8>().cast_const(), size) };
+        for &obj in objs {
+            crate::kmemleak::free(obj.cast());
+        }
         // SAFETY: The caller gives every object up; the core checks each.
         unsafe { m.kmem_cache_free_bulk(cache, objs) };
     });

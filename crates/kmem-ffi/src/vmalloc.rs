@@ -23,6 +23,12 @@ fn out(r: Result<NonNull<u8>, kmem_core::AllocError>) -> *mut c_void {
     r.map_or(ptr::null_mut(), |p| p.as_ptr().cast())
 }
 
+/// A vmalloc area of `size` bytes C gets, told to kmemleak.
+fn tracked(p: *mut c_void, size: usize) -> *mut c_void {
+    crate::kmemleak::alloc_vmalloc(p, size);
+    p
+}
+
 /// `pgprot_t`: `vmap` maps everything `PAGE_KERNEL` whatever it says.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -34,50 +40,56 @@ pub struct pgprot_t {
 /// `void *vmalloc(unsigned long size)`: NULL on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc(size: c_ulong) -> *mut c_void {
-    ffi_boundary("vmalloc", ptr::null_mut(), |m| out(m.vmalloc(size as usize)))
+    ffi_boundary("vmalloc", ptr::null_mut(), |m| tracked(out(m.vmalloc(size as usize)), size as usize))
 }
 
 /// `void *vzalloc(unsigned long size)`: zeroed `vmalloc`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vzalloc(size: c_ulong) -> *mut c_void {
-    ffi_boundary("vzalloc", ptr::null_mut(), |m| out(m.vzalloc(size as usize)))
+    ffi_boundary("vzalloc", ptr::null_mut(), |m| tracked(out(m.vzalloc(size as usize)), size as usize))
 }
 
 /// `void *vmalloc_user(unsigned long size)`: zeroed, mappable to user space (`VM_USERMAP`).
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_user(size: c_ulong) -> *mut c_void {
-    ffi_boundary("vmalloc_user", ptr::null_mut(), |m| out(m.vmalloc_user(size as usize)))
+    ffi_boundary("vmalloc_user", ptr::null_mut(), |m| tracked(out(m.vmalloc_user(size as usize)), size as usize))
 }
 
 /// `void *vmalloc_32(unsigned long size)`: frames below 4 GiB.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_32(size: c_ulong) -> *mut c_void {
-    ffi_boundary("vmalloc_32", ptr::null_mut(), |m| out(m.vmalloc_32(size as usize)))
+    ffi_boundary("vmalloc_32", ptr::null_mut(), |m| tracked(out(m.vmalloc_32(size as usize)), size as usize))
 }
 
 /// `void *vmalloc_32_user(unsigned long size)`: `vmalloc_32`, zeroed, `VM_USERMAP`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_32_user(size: c_ulong) -> *mut c_void {
-    ffi_boundary("vmalloc_32_user", ptr::null_mut(), |m| out(m.vm().vmalloc_32_user(m, size as usize)))
+    ffi_boundary("vmalloc_32_user", ptr::null_mut(), |m| {
+        tracked(out(m.vm().vmalloc_32_user(m, size as usize)), size as usize)
+    })
 }
 
 /// `void *__vmalloc(unsigned long size, gfp_t gfp_mask)`.
 #[unsafe(no_mangle)]
 pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
-    ffi_boundary("__vmalloc", ptr::null_mut(), |m| out(m.vmalloc_gfp(size as usize, Gfp::from_bits(gfp_mask))))
+    ffi_boundary("__vmalloc", ptr::null_mut(), |m| {
+        tracked(out(m.vmalloc_gfp(size as usize, Gfp::from_bits(gfp_mask))), size as usize)
+    })
 }
 
 /// `void *vmalloc_huge(unsigned long size, gfp_t gfp_mask)`: `VM_ALLOW_HUGE_VMAP`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_huge(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
-    ffi_boundary("vmalloc_huge", ptr::null_mut(), |m| out(m.vmalloc_huge(size as usize, Gfp::from_bits(gfp_mask))))
+    ffi_boundary("vmalloc_huge", ptr::null_mut(), |m| {
+        tracked(out(m.vmalloc_huge(size as usize, Gfp::from_bits(gfp_mask))), size as usize)
+    })
 }
 
 /// `void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node)` (one node).
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_huge_node(size: c_ulong, gfp_mask: gfp_t, node: c_int) -> *mut c_void {
     ffi_boundary("vmalloc_huge_node", ptr::null_mut(), |m| {
-        out(m.vmalloc_huge_node(size as usize, Gfp::from_bits(gfp_mask), node))
+        tracked(out(m.vmalloc_huge_node(size as usize, Gfp::from_bits(gfp_mask), node)), size as usize)
     })
 }
 
@@ -91,8 +103,15 @@ pub extern "C" fn vmalloc_huge_node(size: c_ulong, gfp_mask: gfp_t, node: c_int)
 pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vrealloc", ptr::null_mut(), |m| match unsafe { m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) } {
-        Ok(Some(p)) => p.as_ptr().cast(),
-        Ok(None) | Err(_) => ptr::null_mut(),
+        Ok(Some(q)) => {
+            crate::kmemleak::realloc(m, p, q.as_ptr().cast(), size);
+            q.as_ptr().cast()
+        }
+        Ok(None) => {
+            crate::kmemleak::free(p); // Size 0: freed.
+            ptr::null_mut()
+        }
+        Err(_) => ptr::null_mut(),
     })
 }
 
@@ -104,6 +123,7 @@ pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -
 /// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfree(addr: *const c_void) {
+    crate::kmemleak::free(addr);
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vfree", (), |m| {
         // SAFETY: As above.
@@ -275,6 +295,7 @@ pub extern "C" fn vm_unmap_aliases() {
 /// As for [`vfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfree_atomic(addr: *const c_void) {
+    crate::kmemleak::free(addr);
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vfree_atomic", (), |m| unsafe { m.vfree_atomic(addr.cast()) });
 }

@@ -25,31 +25,55 @@ const RTLD_DL_SYMENT: c_int = 1;
 /// up to and including `main` (the C runtime's entry below it left out); empty when the caller
 /// is in kmem's own object (a Rust program) or nothing could be walked.
 pub(crate) fn foreign_frames() -> Vec<String> {
-    let Some(own) = object_of(foreign_frames as *const c_void) else { return Vec::new() };
-    let mut ips = [std::ptr::null_mut::<c_void>(); MAX_WALK];
-    // SAFETY: `backtrace` writes at most `MAX_WALK` return addresses into the array.
-    let n = unsafe { libc::backtrace(ips.as_mut_ptr(), MAX_WALK as c_int) };
-    let mut frames = Vec::new();
-    for &ip in &ips[..usize::try_from(n).unwrap_or(0)] {
-        // A return address points after the call; the call itself is one byte before it.
-        let pc = ip.cast::<u8>().wrapping_sub(1).cast::<c_void>();
-        let Some(info) = describe(pc) else { continue };
-        if info.object_base == own {
-            if frames.is_empty() {
-                continue; // Still inside kmem.
-            }
-            break; // Back in kmem (a module's init called by `kmem insmod`): the caller's chain ends.
-        }
-        let symbol = info.symbol.as_deref().unwrap_or_default();
-        if info.object.starts_with("libc.so") || symbol == "_start" {
-            break; // The C runtime's entry below `main` (`__libc_start_call_main`, `_start`).
-        }
-        frames.push(info.line(pc as usize));
-        if symbol == "main" || frames.len() == MAX_FOREIGN {
-            break;
-        }
+    CallChain::record().foreign_frames().into_iter().map(|(_, line)| line).collect()
+}
+
+/// The return addresses of a thread's call chain, recorded when something happens and named
+/// later ([`CallChain::foreign_frames`]), while the objects they are in are still loaded:
+/// kmemleak keeps one per allocation it tracks. Recording walks the stack with glibc's
+/// `backtrace(3)` (no symbol lookup), some microseconds.
+#[derive(Clone, Debug, Default)]
+pub struct CallChain {
+    ips: Vec<usize>,
+}
+
+impl CallChain {
+    /// The calling thread's chain now (kmem's own frames included; naming leaves them out).
+    pub fn record() -> Self {
+        let mut ips = [std::ptr::null_mut::<c_void>(); MAX_WALK];
+        // SAFETY: `backtrace` writes at most `MAX_WALK` return addresses into the array.
+        let n = unsafe { libc::backtrace(ips.as_mut_ptr(), MAX_WALK as c_int) };
+        Self { ips: ips[..usize::try_from(n).unwrap_or(0)].iter().map(|&ip| ip as usize).collect() }
     }
-    frames
+
+    /// The foreign frames, innermost first, each as its call's address and the kernel's `%pS`
+    /// of it (`symbol+0xoff/0xsize [object]`): the first run of frames outside kmem's object,
+    /// up to and including `main` (the C runtime's entry below it left out). Empty for a chain
+    /// recorded in a Rust caller, or once the objects are unloaded.
+    pub fn foreign_frames(&self) -> Vec<(usize, String)> {
+        let Some(own) = object_of(foreign_frames as *const c_void) else { return Vec::new() };
+        let mut frames = Vec::new();
+        for &ip in &self.ips {
+            // A return address points after the call; the call itself is one byte before it.
+            let pc = ip.wrapping_sub(1);
+            let Some(info) = describe(pc as *const c_void) else { continue };
+            if info.object_base == own {
+                if frames.is_empty() {
+                    continue; // Still inside kmem.
+                }
+                break; // Back in kmem (a module's init called by `kmem insmod`): the caller's chain ends.
+            }
+            let symbol = info.symbol.as_deref().unwrap_or_default();
+            if info.object.starts_with("libc.so") || symbol == "_start" {
+                break; // The C runtime's entry below `main` (`__libc_start_call_main`, `_start`).
+            }
+            frames.push((pc, info.line(pc)));
+            if symbol == "main" || frames.len() == MAX_FOREIGN {
+                break;
+            }
+        }
+        frames
+    }
 }
 
 /// What `dladdr1` tells about an address.

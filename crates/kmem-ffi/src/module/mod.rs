@@ -269,6 +269,7 @@ pub fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, Insmo
         let ret = unsafe { init() };
         crate::printk::flush(m);
         if ret < 0 {
+            module.kmemleak_report(m);
             module.free_params();
             module.unload();
             // -EEXIST is how the kernel says "already loaded"; an init returning it becomes -EBUSY.
@@ -313,9 +314,18 @@ impl Module {
             unsafe { exit() };
             crate::printk::flush(m);
         }
+        self.kmemleak_report(m);
         self.free_params();
         self.unload();
         Ok(())
+    }
+
+    /// With kmemleak on, reports what the module left allocated: after its exit (or its failed
+    /// init), before its code is unloaded, so its frames still have names.
+    fn kmemleak_report(&self, m: &Machine) {
+        if crate::kmemleak::is_on() {
+            crate::kmemleak::report(m);
+        }
     }
 
     /// `dlsym` that only accepts a definition inside this module (not, say, glibc's own

@@ -1,0 +1,288 @@
+//! kmemleak (`mm/kmemleak.c`) for code that allocates through the C ABI: while it is on, every
+//! object the C ABI hands out is recorded with its size, task, time and call chain, and
+//! forgotten when the C ABI frees it; [`report`] lists what is left as kmemleak lists
+//! unreferenced objects in `/sys/kernel/debug/kmemleak`, and logs kmemleak's
+//! `kmemleak: N new suspected memory leaks (see /sys/kernel/debug/kmemleak)`.
+//!
+//! Decisions:
+//! - What is tracked is what the kernel's kmemleak tracks: slab objects (the kmalloc family,
+//!   the string duplicators, `kmem_cache_alloc` and its bulk, sheaf and bucket forms), large
+//!   kmallocs, vmalloc areas (the vmalloc family, kvmalloc), and the pools `mempool_create`
+//!   makes (`kzalloc`'d in the kernel); not pages (`alloc_pages`, `__get_free_pages`), `vmap`
+//!   areas of the caller's pages, or a pool's elements from its helper allocators, which kmem
+//!   allocates for the pool from Rust. A slab object's size is its cache's object size (as
+//!   the kernel records `s->object_size`), a large kmalloc's the size asked for, a vmalloc
+//!   area's the size rounded up to pages.
+//! - When: `kmem insmod --kmemleak` turns it on before the module loads and reports after the
+//!   module's exit ran, before its code is unloaded (so its frames still have names). Once a
+//!   module is gone, nothing can refer to what it left allocated — kmemleak's scan would find
+//!   every such object unreferenced — so the report needs no scan of memory: it is every
+//!   object still recorded. A module that cannot be removed (an init without an exit) is not
+//!   reported: it still owns its objects.
+//! - `kfree_rcu`/`kvfree_rcu` forget the object when it is queued (the kernel's
+//!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_not_leak` and
+//!   `kmemleak_ignore` (`linux/kmemleak.h`) forget one too, and `kmemleak_alloc`/`kmemleak_free`
+//!   let C code describe memory of its own.
+//! - Each record walks the caller's stack (glibc's `backtrace`, some microseconds), as the
+//!   kernel saves a stack trace per object: it is a debugging mode. Off, each export pays one
+//!   relaxed load.
+//!
+//! Invariant: while on, the table holds exactly the objects handed out through the C ABI
+//! since it was turned on and not freed through it, keyed by address (an address handed out
+//! again replaces its stale record: that object was freed by a path kmem does not see).
+//! Lock order: the table's lock is a leaf; no kmem lock is held while it is taken, and no
+//! kmem call is made under it.
+
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use kmem::{CallChain, Level, Machine};
+use kmem_core::platform::Platform as _;
+
+/// Whether allocations are recorded.
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// The recorded objects, and the text of the last report.
+static STATE: Mutex<State> = Mutex::new(State { objects: BTreeMap::new(), next_seq: 0, last_report: String::new() });
+
+struct State {
+    objects: BTreeMap<usize, Object>,
+    next_seq: u64,
+    last_report: String,
+}
+
+/// One recorded object.
+struct Object {
+    /// Allocation order (the kernel's `object_list` is in allocation order).
+    seq: u64,
+    size: usize,
+    comm: String,
+    pid: u32,
+    jiffies: u64,
+    chain: CallChain,
+}
+
+/// Bytes of an object shown in a report (`HEX_MAX_LINES` rows of `HEX_ROW_SIZE`).
+const HEX_DUMP_BYTES: usize = 32;
+
+/// Starts recording (forgetting anything recorded before).
+pub fn start() {
+    let mut s = lock();
+    s.objects.clear();
+    s.last_report.clear();
+    ON.store(true, Relaxed);
+}
+
+/// Whether recording is on.
+pub fn is_on() -> bool {
+    ON.load(Relaxed)
+}
+
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records an object the C ABI hands out (nothing for NULL or `ZERO_SIZE_PTR`).
+#[inline]
+pub(crate) fn alloc(ptr: *const c_void, size: usize) {
+    if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
+        record(ptr as usize, size);
+    }
+}
+
+/// A slab object the C ABI hands out, recorded at its cache's object size (or, for a large
+/// kmalloc, `asked`).
+#[inline]
+pub(crate) fn alloc_kmalloc(m: &Machine, ptr: *const c_void, asked: usize) {
+    if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
+        let size = if asked > kmem_core::kmalloc::classes::KMALLOC_MAX_CACHE_SIZE {
+            asked
+        } else {
+            // SAFETY: Just handed out by kmalloc, so a live kmalloc object.
+            unsafe { m.ksize(ptr.cast()) }.max(asked)
+        };
+        record(ptr as usize, size);
+    }
+}
+
+/// An object of `cache` the C ABI hands out, recorded at the cache's object size.
+#[inline]
+pub(crate) fn alloc_object(m: &Machine, cache: kmem::slab::CacheRef, ptr: *const c_void) {
+    if ON.load(Relaxed) {
+        alloc(ptr, m.cache(cache).map_or(0, |c| c.object_size()));
+    }
+}
+
+/// A vmalloc area the C ABI hands out (recorded at whole pages).
+#[inline]
+pub(crate) fn alloc_vmalloc(ptr: *const c_void, asked: usize) {
+    alloc(ptr, asked.div_ceil(kmem::PAGE_SIZE) * kmem::PAGE_SIZE);
+}
+
+/// A kvmalloc allocation the C ABI hands out: a vmalloc area or a slab object.
+#[inline]
+pub(crate) fn alloc_kv(m: &Machine, ptr: *const c_void, asked: usize) {
+    if ON.load(Relaxed) {
+        if m.is_vmalloc_addr(ptr.cast()) {
+            alloc_vmalloc(ptr, asked);
+        } else {
+            alloc_kmalloc(m, ptr, asked);
+        }
+    }
+}
+
+/// After a `krealloc`-style call returned `new` for `old`: an object that moved is forgotten
+/// at its old address and recorded at its new one (the kernel's kmemleak sees a free and an
+/// allocation); one resized in place keeps its record. NULL (a failure) changes nothing.
+#[inline]
+pub(crate) fn realloc(m: &Machine, old: *const c_void, new: *const c_void, asked: usize) {
+    if ON.load(Relaxed) && !new.is_null() && new != old {
+        forget(old as usize);
+        alloc_kv(m, new, asked);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record(addr: usize, size: usize) {
+    let chain = CallChain::record();
+    let (pid, comm) = (kmem::sys::gettid(), kmem::sys::comm());
+    let jiffies = crate::machine().map_or(0, |m| kmem_core::platform::jiffies(m.platform().now_ns()));
+    let mut s = lock();
+    let seq = s.next_seq;
+    s.next_seq += 1;
+    s.objects.insert(addr, Object { seq, size, comm, pid, jiffies, chain });
+}
+
+/// Forgets an object the C ABI frees (or that is not a leak).
+#[inline]
+pub(crate) fn free(ptr: *const c_void) {
+    if ON.load(Relaxed) && !ptr.is_null() {
+        forget(ptr as usize);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn forget(addr: usize) {
+    lock().objects.remove(&addr);
+}
+
+/// Stops recording and reports every object still recorded: logs kmemleak's line on `m` if
+/// there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept for
+/// [`last_report`]). Call it while the code that allocated them is still loaded, so its frames
+/// have names, and while the objects are still allocated (their first bytes are shown).
+pub fn report(m: &Machine) -> String {
+    ON.store(false, Relaxed);
+    let objects = std::mem::take(&mut lock().objects);
+    let mut left: Vec<(usize, Object)> = objects.into_iter().collect();
+    left.sort_by_key(|(_, o)| o.seq);
+    let mut text = String::new();
+    for (addr, o) in &left {
+        describe(&mut text, *addr, o);
+    }
+    if !left.is_empty() {
+        crate::printk::flush(m);
+        m.printk(
+            Level::Info,
+            &format!("kmemleak: {} new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n", left.len()),
+        );
+    }
+    lock().last_report.clone_from(&text);
+    text
+}
+
+/// The text of the last [`report`] (what `/sys/kernel/debug/kmemleak` shows).
+pub fn last_report() -> String {
+    lock().last_report.clone()
+}
+
+/// `print_unreferenced`: the object, its task, its first bytes, and its allocation's call chain
+/// (the checksum is `crc32` of its contents, as kmemleak keeps it).
+fn describe(text: &mut String, addr: usize, o: &Object) {
+    // Copied byte by byte with volatile reads: the memory is C's, which may still be writing it.
+    let bytes: Vec<u8> = (0..o.size)
+        // SAFETY: The object is still allocated (recorded, not freed through the C ABI; a
+        // vmalloc area stays mapped until `vfree`, which forgets it), so its `size` bytes are
+        // mapped and readable.
+        .map(|i| unsafe { std::ptr::read_volatile((addr + i) as *const u8) })
+        .collect();
+    let _ = writeln!(text, "unreferenced object 0x{addr:016x} (size {}):", o.size);
+    let _ = writeln!(text, "  comm \"{}\", pid {}, jiffies {}", o.comm, o.pid, o.jiffies);
+    let shown = &bytes[..o.size.min(HEX_DUMP_BYTES)];
+    let _ = writeln!(text, "  hex dump (first {} bytes):", shown.len());
+    for row in shown.chunks(16) {
+        let _ = writeln!(text, "    {}", hex_row(row));
+    }
+    let _ = writeln!(text, "  backtrace (crc {:x}):", crc32(&bytes));
+    for (pc, name) in o.chain.foreign_frames() {
+        let _ = writeln!(text, "    [<{pc:016x}>] {name}");
+    }
+}
+
+/// One row of `print_hex_dump(..., 16, 1, buf, len, true)`: bytes as `xx` separated by
+/// spaces, then the ASCII column at 49 (printable ASCII as itself, the rest as `.`).
+fn hex_row(row: &[u8]) -> String {
+    let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+    let ascii: String =
+        row.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '.' }).collect();
+    format!("{:<49}{ascii}", hex.join(" "))
+}
+
+/// The kernel's `crc32(0, buf, len)`: `crc32_le`, reflected polynomial 0xedb88320, seed 0 and
+/// no final inversion.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    crc
+}
+
+/// `void kmemleak_alloc(const void *ptr, size_t size, int min_count, gfp_t gfp)`: C code
+/// describes a block of its own; recorded like an allocation (`min_count` 0 means never a
+/// leak, so nothing is recorded).
+#[unsafe(no_mangle)]
+pub extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_count: i32, _gfp: crate::pages::gfp_t) {
+    if min_count != 0 {
+        alloc(ptr, size);
+    }
+}
+
+/// `void kmemleak_free(const void *ptr)`: the block C described is gone.
+#[unsafe(no_mangle)]
+pub extern "C" fn kmemleak_free(ptr: *const c_void) {
+    free(ptr);
+}
+
+/// `void kmemleak_not_leak(const void *ptr)`: the object is not a leak (never reported).
+#[unsafe(no_mangle)]
+pub extern "C" fn kmemleak_not_leak(ptr: *const c_void) {
+    free(ptr);
+}
+
+/// `void kmemleak_ignore(const void *ptr)`: the object is neither a leak nor scanned.
+#[unsafe(no_mangle)]
+pub extern "C" fn kmemleak_ignore(ptr: *const c_void) {
+    free(ptr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_and_checksums_read_as_the_kernels() {
+        assert_eq!(hex_row(b"hello, kmemleak!"), "68 65 6c 6c 6f 2c 20 6b 6d 65 6d 6c 65 61 6b 21  hello, kmemleak!");
+        assert_eq!(hex_row(&[0, 0x7f, b'A']), format!("{:<49}..A", "00 7f 41"));
+        // crc32_le with seed 0 and no inversion: the kernel's crc32(0, "123456789", 9).
+        assert_eq!(crc32(b"123456789"), 0x2dfd_2d88);
+        assert_eq!(crc32(&[0; 32]), 0);
+    }
+}
