@@ -65,7 +65,12 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     // kmem exits: a module still loaded is removed, as at shutdown. One that cannot be removed
     // (an init without an exit) simply stays until the process ends.
     if let Some(module) = loaded {
-        let _ = module.rmmod(m);
+        if module.removable() {
+            let _ = module.rmmod(m);
+        } else {
+            // It stays (no exit) and still owns what its data refers to: kmemleak scans it.
+            module.kmemleak_scan(m);
+        }
     }
     let mut text = log();
     for (name, proc_text) in stats {

@@ -38,7 +38,10 @@ pub fn machine() -> Result<&'static Machine, &'static str> {
 pub(crate) fn machine_or_report() -> Option<&'static Machine> {
     static REPORTED: Once = Once::new();
     match machine() {
-        Ok(m) => Some(m),
+        Ok(m) => {
+            crate::kmemleak::start_from_env();
+            Some(m)
+        }
         Err(e) => {
             REPORTED.call_once(|| eprintln!("kmem: cannot start the machine behind the C ABI: {e}"));
             None

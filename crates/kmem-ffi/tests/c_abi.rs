@@ -386,3 +386,32 @@ fn mempool_create_rejects_other_callback_types() {
 fn ovf_kmem_cache_create_huge_alignment() {
     run_suite("ovf", Link::Shared);
 }
+
+/// `KMEM_KMEMLEAK=1`: a program's unreferenced objects are reported at its exit (kmemleak's
+/// scan over its data, its live stack and the objects it reaches); a bad value is named.
+#[test]
+fn kmemleak_reports_a_programs_unreferenced_objects_at_exit() {
+    for link in [Link::Shared, Link::Static] {
+        let exe = build("kmemleak", link);
+        let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("kmemleak: 4 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{err}");
+        let sizes: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("unreferenced object 0x"))
+            .filter_map(|l| l.split("(size ").nth(1))
+            .collect();
+        // The lost chain (kmalloc-128, kmalloc-64), the lost area (two pages), the object only
+        // malloc'd memory refers to (kmalloc-256); in allocation order.
+        assert_eq!(sizes, ["128):", "64):", "8192):", "256):"], "{err}");
+        assert!(err.contains("  backtrace (crc "), "{err}");
+        let o = run_with(&exe, &[("KMEM_KMEMLEAK", "maybe")]);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid KMEM_KMEMLEAK=\"maybe\"") && err.contains("kmemleak is off"), "{err}");
+        assert!(!err.contains("unreferenced object"), "{err}");
+        let o = run(&exe);
+        assert!(o.status.success() && o.stderr.is_empty(), "{}", show(&o));
+    }
+}

@@ -300,13 +300,18 @@ impl Module {
         &self.modinfo
     }
 
+    /// Whether [`Self::rmmod`] can remove it: not a module with an init but no exit.
+    pub fn removable(&self) -> bool {
+        !(self.has_init && self.exit.is_none())
+    }
+
     /// `rmmod`: runs the exit function, frees the parameters and unloads the module. A module
     /// with an init but no exit cannot be removed (`EBUSY`), as in the kernel; it stays loaded.
     ///
     /// # Errors
     /// `EBUSY` as above.
     pub fn rmmod(self, m: &Machine) -> Result<(), RmmodError> {
-        if self.has_init && self.exit.is_none() {
+        if !self.removable() {
             return Err(RmmodError { name: self.name.clone(), errno: libc::EBUSY });
         }
         if let Some(exit) = self.exit {
@@ -321,11 +326,27 @@ impl Module {
     }
 
     /// With kmemleak on, reports what the module left allocated: after its exit (or its failed
-    /// init), before its code is unloaded, so its frames still have names.
+    /// init), before its code is unloaded, so its frames still have names. Nothing of the
+    /// module is left to refer to them: no roots.
     fn kmemleak_report(&self, m: &Machine) {
         if crate::kmemleak::is_on() {
-            crate::kmemleak::report(m);
+            crate::kmemleak::report(m, &[]);
         }
+    }
+
+    /// With kmemleak on, for a module that stays loaded: reports what its writable segments
+    /// (its `.data` and `.bss`) do not refer to, directly or through other objects.
+    pub fn kmemleak_scan(&self, m: &Machine) {
+        if !crate::kmemleak::is_on() {
+            return;
+        }
+        let mut lm: *mut LinkMap = std::ptr::null_mut();
+        // SAFETY: `handle` is live (the module is loaded); RTLD_DI_LINKMAP stores a pointer.
+        let got = unsafe { libc::dlinfo(self.handle, libc::RTLD_DI_LINKMAP, (&raw mut lm).cast()) };
+        // SAFETY: `lm` is the module's live link map when `dlinfo` succeeded.
+        let bias = (got == 0 && !lm.is_null()).then(|| unsafe { (*lm).l_addr });
+        let roots = bias.map_or_else(Vec::new, |b| crate::kmemleak::writable_segments(|base, _| base == b));
+        crate::kmemleak::report(m, &roots);
     }
 
     /// `dlsym` that only accepts a definition inside this module (not, say, glibc's own

@@ -14,11 +14,13 @@
 //!   the kernel records `s->object_size`), a large kmalloc's the size asked for, a vmalloc
 //!   area's the size rounded up to pages.
 //! - When: `kmem insmod --kmemleak` turns it on before the module loads and reports after the
-//!   module's exit ran, before its code is unloaded (so its frames still have names). Once a
-//!   module is gone, nothing can refer to what it left allocated — kmemleak's scan would find
-//!   every such object unreferenced — so the report needs no scan of memory: it is every
-//!   object still recorded. A module that cannot be removed (an init without an exit) is not
-//!   reported: it still owns its objects.
+//!   module's exit ran (or its init failed), before its code is unloaded (so its frames still
+//!   have names). Once a module is gone nothing can refer to what it left allocated, so the
+//!   scan has no roots and every object still recorded is reported. A module that cannot be
+//!   removed (an init without an exit) is scanned when kmem exits, with its writable segments
+//!   as roots (the scan: `kmemleak/scan.rs`). A program using the C ABI (libkmem) with `KMEM_KMEMLEAK=1` is
+//!   tracked from its first call and scanned at its exit, with every loaded object's writable
+//!   segments and the exiting thread's live stack as roots; the report goes to stderr.
 //! - `kfree_rcu`/`kvfree_rcu` forget the object when it is queued (the kernel's
 //!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_not_leak` and
 //!   `kmemleak_ignore` (`linux/kmemleak.h`) forget one too, and `kmemleak_alloc`/`kmemleak_free`
@@ -41,6 +43,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use kmem::{CallChain, Level, Machine};
 use kmem_core::platform::Platform as _;
+
+mod scan;
+pub use scan::{Roots, live_stack, writable_segments};
 
 /// Whether allocations are recorded.
 static ON: AtomicBool = AtomicBool::new(false);
@@ -171,14 +176,15 @@ fn forget(addr: usize) {
     lock().objects.remove(&addr);
 }
 
-/// Stops recording and reports every object still recorded: logs kmemleak's line on `m` if
-/// there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept for
-/// [`last_report`]). Call it while the code that allocated them is still loaded, so its frames
-/// have names, and while the objects are still allocated (their first bytes are shown).
-pub fn report(m: &Machine) -> String {
+/// Stops recording, scans from `roots` (`kmemleak/scan.rs`) and reports every recorded object they do
+/// not reach: logs kmemleak's line on `m` if there is any, and returns the
+/// `/sys/kernel/debug/kmemleak` text (also kept for [`last_report`]). Call it while the code
+/// that allocated them is still loaded, so its frames have names.
+pub fn report(m: &Machine, roots: &[(usize, usize)]) -> String {
     ON.store(false, Relaxed);
     let objects = std::mem::take(&mut lock().objects);
-    let mut left: Vec<(usize, Object)> = objects.into_iter().collect();
+    let lost = scan::unreferenced(&objects, roots);
+    let mut left: Vec<(usize, Object)> = objects.into_iter().filter(|(a, _)| lost.contains(a)).collect();
     left.sort_by_key(|(_, o)| o.seq);
     let mut text = String::new();
     for (addr, o) in &left {
@@ -198,6 +204,41 @@ pub fn report(m: &Machine) -> String {
 /// The text of the last [`report`] (what `/sys/kernel/debug/kmemleak` shows).
 pub fn last_report() -> String {
     lock().last_report.clone()
+}
+
+/// `KMEM_KMEMLEAK=1` for a program using the C ABI: starts recording and has the report
+/// printed at exit (once per process; a bad value is said on stderr and leaves it off).
+pub(crate) fn start_from_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| match kmem::env::flag("KMEM_KMEMLEAK") {
+        Ok(false) => {}
+        Ok(true) => {
+            start();
+            // SAFETY: `at_exit` is an `extern "C" fn()` that stays valid for the process.
+            if unsafe { libc::atexit(at_exit) } != 0 {
+                ON.store(false, Relaxed);
+                eprintln!("kmem: KMEM_KMEMLEAK: cannot register the report at exit; kmemleak is off");
+            }
+        }
+        Err(e) => eprintln!("kmem: {e}; kmemleak is off"),
+    });
+}
+
+/// The program's exit: scans from every loaded object's writable segments and this thread's
+/// live frames (those of `exit`'s callers), and prints what nothing refers to on stderr.
+extern "C" fn at_exit() {
+    let here = 0u8;
+    if !is_on() {
+        return;
+    }
+    let Some(m) = crate::boundary::machine_or_report() else { return };
+    let mut roots = writable_segments(|_, _| true);
+    roots.extend(live_stack(std::ptr::addr_of!(here) as usize));
+    let text = report(m, &roots);
+    if !text.is_empty() {
+        let n = text.matches("unreferenced object ").count();
+        eprint!("kmemleak: {n} new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n{text}");
+    }
 }
 
 /// `print_unreferenced`: the object, its task, its first bytes, and its allocation's call chain

@@ -1,0 +1,58 @@
+/* kmemleak for a program on libkmem (KMEM_KMEMLEAK=1): at exit, objects nothing refers to are
+ * reported on stderr. Reachable: from a global (directly, through another object, or by an
+ * interior pointer), from a live stack frame of exit's caller, or marked kmemleak_not_leak.
+ * Lost: a two-object chain whose head pointer was dropped, a vmalloc area, and an object only
+ * a malloc'd block refers to (malloc memory is not scanned). Sizes tell them apart. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/kmemleak.h>
+
+struct node {
+	struct node *next;
+	char payload[];
+};
+
+/* Not static: a static written and never read may be optimised away, and its pointer with it. */
+struct node *global_list;
+char *interior;
+void *held_area;
+
+static void lose_a_chain(void)
+{
+	struct node *c = kmalloc(100, GFP_KERNEL);
+	struct node *d = kmalloc(50, GFP_KERNEL);
+
+	c->next = d;
+	d->next = NULL;
+	/* c goes out of scope: c and d are unreachable. */
+}
+
+static noinline void finish(void)
+{
+	void *volatile on_stack = kmalloc(3000, GFP_KERNEL);
+
+	(void)on_stack;
+	fflush(stdout);
+	exit(0); /* on_stack's frame is live while the exit handlers run. */
+}
+
+int main(void)
+{
+	void **malloced;
+
+	global_list = kmalloc(300, GFP_KERNEL);
+	global_list->next = kmalloc(600, GFP_KERNEL);
+	global_list->next->next = NULL;
+	interior = (char *)kmalloc(1500, GFP_KERNEL) + 10;
+	held_area = vmalloc(3 * 4096);
+	lose_a_chain();
+	(void)vmalloc(5000);
+	kmemleak_not_leak(kmalloc(20, GFP_KERNEL));
+	kfree(kmalloc(700, GFP_KERNEL));
+	malloced = malloc(sizeof(void *));
+	*malloced = kmalloc(200, GFP_KERNEL);
+	printf("kmemleak: allocated\n");
+	finish();
+}
