@@ -287,3 +287,16 @@ fn kmemleak_reports_what_a_failed_init_left_allocated() {
     assert_eq!(objects.len(), 1, "{out}");
     assert!(objects[0].contains(" (size 256):\n"), "{}", objects[0]);
 }
+
+#[test]
+fn kmemleak_scans_a_module_that_stays_loaded_from_its_data() {
+    let so = module("keeper");
+    let o = insmod(&["--kmemleak", so.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("kmemleak: 1 new suspected memory leaks"), "{out}");
+    let objects = kmemleak_objects(&out);
+    // The lost buffer (kmalloc-1k); the list its data refers to, head and next, is not.
+    assert_eq!(objects.len(), 1, "{out}");
+    assert!(objects[0].contains(" (size 1024):\n") && objects[0].contains(" [keeper]\n"), "{}", objects[0]);
+}
