@@ -21,7 +21,7 @@
 //! - `CACHE SIZE` counts kmem's 4 KiB pages for a machine, and the host's page size for a
 //!   file, as slabtop on this host would.
 
-use std::io::{self, IsTerminal as _, Read as _, Write as _};
+use std::io::{self, IsTerminal as _, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -206,8 +206,11 @@ impl Screen {
             match poll(&mut fds, Some(&timeout)) {
                 Ok(0) => return Key::Timeout,
                 Ok(_) => {
+                    // Straight from the descriptor: `Stdin`'s buffer would keep the keys after
+                    // the first of a burst (`nq` typed at once, a paste) where `poll` cannot see
+                    // them.
                     let mut byte = [0u8];
-                    return match stdin.lock().read(&mut byte) {
+                    return match rustix::io::read(&stdin, &mut byte) {
                         Ok(1) => key_action(byte[0]),
                         _ => Key::Quit, // The end of input, or a terminal gone.
                     };

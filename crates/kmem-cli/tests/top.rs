@@ -103,9 +103,19 @@ fn a_reader_that_goes_away_ends_top_quietly() {
 
 #[test]
 fn on_a_terminal_keys_sort_and_quit() {
-    // `script` gives `top` a terminal on both ends; the keys arrive after the first frames.
-    let feed = "sleep 0.6; printf n; sleep 0.6; printf q";
-    let run = format!("({feed}) | script -q -c '{} top -d 0.2 -n 50' /dev/null", env!("CARGO_BIN_EXE_kmem"));
+    // `script` gives `top` a terminal on both ends. The keys are sent once the first frame is
+    // in the typescript (raw mode is on by then), both at once: `n` re-sorts and redraws, and
+    // `q`, read in the same burst, must not wait in a buffer where `poll` cannot see it. The
+    // input stays open until `top` left the alternate screen (its end would send a Ctrl-D). No
+    // timing is assumed: with `-d 2 -n 6`, a lost `q` shows as 6 frames.
+    let ts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-terminal.typescript");
+    let _ = std::fs::remove_file(&ts);
+    let ts = ts.to_str().expect("utf-8 path");
+    let feed = format!(
+        "i=0; while ! grep -q 'OBJS ACTIVE' '{ts}' 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; printf nq; \
+         while ! grep -q '?1049l' '{ts}' && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+    );
+    let run = format!("({feed}) | script -q -f -c '{} top -d 2 -n 6' '{ts}'", env!("CARGO_BIN_EXE_kmem"));
     let Ok(o) = Command::new("sh").args(["-c", &run]).output() else { return };
     if !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not found") {
         return; // No script(1) here.
@@ -114,7 +124,7 @@ fn on_a_terminal_keys_sort_and_quit() {
     assert!(text.starts_with("\x1b[?1049h"), "the alternate screen first: {text:?}");
     assert!(text.trim_end().ends_with("\x1b[?1049l"), "and left at the end: {text:?}");
     let frames: Vec<&str> = text.split("\x1b[H\x1b[2J").skip(1).collect();
-    assert!(frames.len() > 2 && frames.len() < 50, "q ended it early: {} frames", frames.len());
+    assert!(frames.len() >= 2 && frames.len() < 6, "n redrew and q ended it: {} frames", frames.len());
     assert!(frames[0].contains("\x1b[7m  OBJS ACTIVE"), "the heading in reverse video: {:?}", frames[0]);
     let last = frames.last().expect("a frame");
     let (a, b) = (last.find(" kmalloc-128 ").expect("128"), last.find(" kmalloc-16 ").expect("16"));
