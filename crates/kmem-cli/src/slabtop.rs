@@ -15,7 +15,7 @@
 //!   which sorts in ascending byte order (slabtop's `strcoll` in the C locale).
 //!
 //! Where kmem differs (decisions): counts are 64-bit (slabtop's 32-bit sums wrap above 4 G
-//! objects); blank lines are skipped (slabtop stops reading); a malformed line is an error that
+//! objects), and sums and products that would pass `u64::MAX` stop there; blank lines are skipped (slabtop stops reading); a malformed line is an error that
 //! names the line and field (slabtop says "Unable to get slabinfo node data").
 
 use std::fmt::Write as _;
@@ -43,9 +43,9 @@ impl Cache {
         (100.0_f32 * (self.active_objs as f32 / self.num_objs as f32)) as u32
     }
 
-    /// slabtop's `CACHE SIZE` in bytes: every slab at `pagesperslab` pages.
+    /// slabtop's `CACHE SIZE` in bytes: every slab at `pagesperslab` pages (saturating).
     pub fn cache_size(&self, page_size: u64) -> u64 {
-        self.num_slabs * self.pages_per_slab * page_size
+        self.num_slabs.saturating_mul(self.pages_per_slab).saturating_mul(page_size)
     }
 }
 
@@ -200,13 +200,13 @@ pub fn summary(caches: &[Cache]) -> String {
     // slabtop starts the minimum at `INT_MAX`.
     let (mut min, mut max) = (0x7fff_ffff_u64, 0u64);
     for c in caches {
-        objs += c.num_objs;
-        active += c.active_objs;
-        slabs += c.num_slabs;
-        active_slabs += c.active_slabs;
+        objs = objs.saturating_add(c.num_objs);
+        active = active.saturating_add(c.active_objs);
+        slabs = slabs.saturating_add(c.num_slabs);
+        active_slabs = active_slabs.saturating_add(c.active_slabs);
         used += u64::from(c.num_objs > 0);
-        total_size += c.num_objs * c.obj_size;
-        active_size += c.active_objs * c.obj_size;
+        total_size = total_size.saturating_add(c.num_objs.saturating_mul(c.obj_size));
+        active_size = active_size.saturating_add(c.active_objs.saturating_mul(c.obj_size));
         min = min.min(c.obj_size);
         max = max.max(c.obj_size);
     }
@@ -315,6 +315,16 @@ mod tests {
         assert_eq!(caches.iter().map(|c| c.name.as_str()).collect::<String>(), "cab");
         assert_eq!(SortKey::from_char('U'), Some(SortKey::Use));
         assert_eq!(SortKey::from_char('x'), None);
+    }
+
+    #[test]
+    fn counts_too_large_for_u64_saturate() {
+        let max = u64::MAX;
+        let huge = Cache { num_slabs: max, active_slabs: max, pages_per_slab: 8, ..cache("x", max, max, 8) };
+        assert_eq!(huge.cache_size(4096), max);
+        let s = summary(&[huge.clone(), huge.clone()]);
+        assert!(s.starts_with(&format!(" Active / Total Objects (% used)    : {max} / {max} (100.0%)\n")), "{s}");
+        assert!(once(&[huge], 4096).contains(&format!(" {}K x ", max / 1024)));
     }
 
     #[test]
