@@ -140,16 +140,19 @@ fn start_churn<'scope, 'env>(
         .map(|i| {
             let first_round = first_round.clone();
             let seed = 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1);
-            scope.spawn(move || churn(m, cache, seed, stop, keep, &first_round))
+            scope.spawn(move || churn(m, cache, seed, stop, keep, first_round))
         })
         .collect();
+    // Only the threads hold a sender now, each until its first round is reported: one that
+    // panics before then closes the channel rather than leaving `recv` waiting for ever.
+    drop(first_round);
     let started = Started { threads };
     for _ in 0..CHURN_THREADS {
         // A thread that failed in its first round says so here (and ends).
         if let Ok(Err(e)) | Err(e) = rounds.recv().map_err(|e| e.to_string()) {
             stop.store(true, Relaxed);
-            let _ = started.join();
-            return Err(e);
+            // A panic closed the channel: the join says so.
+            return Err(started.join().err().unwrap_or(e));
         }
     }
     Ok(started)
@@ -170,7 +173,7 @@ fn churn(
     seed: u64,
     stop: &AtomicBool,
     keep: bool,
-    first_round: &mpsc::Sender<Result<(), String>>,
+    first_round: mpsc::Sender<Result<(), String>>,
 ) -> Result<(), String> {
     let mut x = seed | 1;
     let mut next = move || {
@@ -181,11 +184,11 @@ fn churn(
     };
     let mut held: Vec<Object> = Vec::new();
     let mut result = Ok(());
-    let mut reported = false;
+    let mut first_round = Some(first_round);
     for op in 0u64.. {
         if op % CHURN_ROUND == 0 && op > 0 {
-            if !reported {
-                reported = first_round.send(Ok(())).is_ok();
+            if let Some(first_round) = first_round.take() {
+                let _ = first_round.send(Ok(()));
             }
             if stop.load(Relaxed) {
                 break;
@@ -219,7 +222,7 @@ fn churn(
             free_object(m, cache, object);
         }
     }
-    if !reported {
+    if let Some(first_round) = first_round {
         let _ = first_round.send(result.clone());
     }
     if !keep {
