@@ -15,8 +15,10 @@
 //!   which sorts in ascending byte order (slabtop's `strcoll` in the C locale).
 //!
 //! Where kmem differs (decisions): counts are 64-bit (slabtop's 32-bit sums wrap above 4 G
-//! objects), and sums and products that would pass `u64::MAX` stop there; blank lines are skipped (slabtop stops reading); a malformed line is an error that
-//! names the line and field (slabtop says "Unable to get slabinfo node data").
+//! objects), and sums and products that would pass `u64::MAX` stop there; blank lines are
+//! skipped, and names are not limited to 128 bytes (slabtop fails on either); a malformed line
+//! is an error that names the line and field (slabtop says only "Unable to create slabinfo
+//! structure: Numerical result out of range").
 
 use std::fmt::Write as _;
 
