@@ -123,8 +123,8 @@ impl Workload {
 }
 
 /// Starts `churn`'s threads in `scope` and returns when each made its first round; they
-/// stop after a round once `stop` is set, and free what they hold unless `keep` (for `stat`,
-/// which shows it).
+/// stop once `stop` is set (not before their first round), and free what they hold unless
+/// `keep` (for `stat`, which shows it).
 fn start_churn<'scope, 'env>(
     m: &'env Machine,
     scope: &'scope Scope<'scope, 'env>,
@@ -165,8 +165,9 @@ const CHURN_ROUND: u64 = 10_000;
 /// One `churn` thread: allocates while its working set is below a target that rises and falls
 /// (from 0 to 4096 objects and back over 200,000 operations), frees a random object while it
 /// is above; a quarter of the objects are `kmem_churn` objects, the rest kmalloc objects of
-/// 5..=4096 bytes (a power of two from 8 to 4096 drawn uniformly, less up to half of it). Says on `first_round` when its first round is done (or
-/// failed), stops after a round once `stop` is set, and frees what it holds unless `keep`.
+/// 5..=4096 bytes (a power of two from 8 to 4096 drawn uniformly, less up to half of it).
+/// Says on `first_round` when its first round is done (or failed), stops once `stop` is set
+/// (not before its first round), and frees what it holds unless `keep`.
 fn churn(
     m: &Machine,
     cache: CacheRef,
@@ -195,6 +196,10 @@ fn churn(
             }
         }
         if op % 16 == 0 && op > CHURN_ROUND {
+            // Checked here too, not only after a round (625 ms at this pace): `top` ends at once.
+            if stop.load(Relaxed) {
+                break;
+            }
             // A live view needs no full speed: at most 16,000 operations a second, so a
             // working set takes 12 s or more to rise and fall.
             std::thread::sleep(Duration::from_millis(1));
