@@ -39,7 +39,13 @@ fn every_sort_key_prints_what_slabtop_printed() {
 /// Real slabtop over `slabinfo`, where it and a mount namespace are available (root).
 fn real_slabtop(slabinfo: &Path) -> Option<String> {
     let script = format!("mount --bind '{}' /proc/slabinfo && slabtop -o", slabinfo.display());
-    let o = Command::new("unshare").args(["-m", "sh", "-c", &script]).stderr(Stdio::null()).output().ok()?;
+    // slabtop sorts names with strcoll and prints numbers with the locale's decimal point: C's.
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env("LC_ALL", "C")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     o.status.success().then(|| String::from_utf8(o.stdout).expect("utf-8"))
 }
 
