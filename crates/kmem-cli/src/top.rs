@@ -63,6 +63,9 @@ pub fn run(source: &Source<'_>, opts: &Options) -> Result<(), ExitCode> {
             let stop = AtomicBool::new(false);
             std::thread::scope(|scope| {
                 let started = workload.start(m, scope, &stop).map_err(|e| fail("workload", Failure::Source(e)))?;
+                // Set on the way out whatever happens: a panic below would otherwise leave the
+                // scope waiting for ever for threads that never stop.
+                let _stop_on_exit = StopOnDrop(&stop);
                 let read = || slabtop::parse(&m.slabinfo()).map_err(|e| format!("kmem's slabinfo: {e}"));
                 let shown = show(read, kmem::PAGE_SIZE as u64, opts).map_err(|e| fail("machine", e));
                 stop.store(true, Relaxed);
@@ -70,6 +73,15 @@ pub fn run(source: &Source<'_>, opts: &Options) -> Result<(), ExitCode> {
                 shown.and(ended)
             })
         }
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
     }
 }
 
