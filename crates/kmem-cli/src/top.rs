@@ -154,7 +154,8 @@ fn key_action(byte: u8) -> Key {
 }
 
 /// The terminal while `top` draws on it: when standard input is a terminal too, the alternate
-/// screen and keys read without echo or signals. Dropping it restores both.
+/// screen and keys read without echo or signals. Dropping it restores both (or, on the main
+/// screen, ends the last frame's line).
 struct Screen {
     saved: Option<rustix::termios::Termios>,
 }
@@ -240,6 +241,11 @@ impl Drop for Screen {
             let _ = io::stdout().write_all(b"\x1b[?1049l");
             let _ = io::stdout().flush();
             let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
+        } else {
+            // On the main screen the last frame stays; its last line has no newline (the next
+            // frame would start over it): end it, or the shell's prompt would follow it.
+            let _ = io::stdout().write_all(b"\n");
+            let _ = io::stdout().flush();
         }
     }
 }

@@ -107,6 +107,26 @@ fn a_reader_that_goes_away_ends_top_quietly() {
     assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Whether script(1) is installed.
+fn has_script() -> bool {
+    Command::new("sh").args(["-c", "command -v script"]).output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn on_a_terminal_without_keys_the_last_frame_stays_and_ends_its_line() {
+    if !has_script() {
+        return;
+    }
+    let run =
+        format!("script -q -c '{} top -n 2 -d 0.05 --workload none < /dev/null' /dev/null", env!("CARGO_BIN_EXE_kmem"));
+    let o = Command::new("sh").args(["-c", &run]).stdin(Stdio::null()).output().expect("run sh");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("\x1b[?1049h"), "no alternate screen without keys: {text:?}");
+    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 2, "{text:?}");
+    // The last line (the heading, on a machine with no cache yet) ends before the shell's prompt.
+    assert!(text.ends_with("\x1b[m\r\n"), "the last line ended: {text:?}");
+}
+
 #[test]
 fn on_a_terminal_keys_sort_and_quit() {
     // `script` gives `top` a terminal on both ends. The keys are sent once the first frame is
@@ -114,7 +134,7 @@ fn on_a_terminal_keys_sort_and_quit() {
     // `q`, read in the same burst, must not wait in a buffer where `poll` cannot see it. The
     // input stays open until `top` left the alternate screen (its end would send a Ctrl-D). No
     // timing is assumed: with `-d 2 -n 6`, a lost `q` shows as 6 frames.
-    if !Command::new("sh").args(["-c", "command -v script"]).output().is_ok_and(|o| o.status.success()) {
+    if !has_script() {
         return; // No script(1) here (found first: the feeder below would wait 2 minutes for it).
     }
     let ts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-terminal.typescript");
