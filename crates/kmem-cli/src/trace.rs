@@ -8,9 +8,12 @@
 //! The events and fields read are those of `include/trace/events/kmem.h` (6.x, and the older
 //! `*_node` variants and unnamed `kmem_cache_alloc`): `kmalloc`, `kmem_cache_alloc` (`name=`
 //! since 6.19), `kfree`, `kmem_cache_free`, `mm_page_alloc`, `mm_page_free`,
-//! `mm_page_free_batched`. Any other event is [`Kind::Other`]; `#` lines and blank lines are
-//! skipped. A line that names one of these events but lacks a field it needs, or has one that
-//! does not parse, is an error naming the line.
+//! `mm_page_free_batched`. Any other event is [`Kind::Other`]; `#` lines, blank lines, the
+//! call-chain frames `perf script -g` prints under an event, and `trace-cmd report`'s `cpus=N`
+//! header are skipped. A line that names one of these events but lacks a field it needs, or
+//! has one that does not parse, is an error naming the line. The CPU column is the first
+//! `[digits]` with blanks on both sides (a task name may hold `[1]` too); `pfn=` is hex with
+//! `0x` (Linux 4.x on) or decimal (before).
 //!
 //! Pointers are taken as the numbers they print as (`%p` hashes them, consistently within a
 //! boot, which is all a replay needs). GFP masks are read by name (`%pGg`'s names, with or
@@ -146,6 +149,9 @@ pub fn parse_line(line: &str) -> Result<Option<Event<'_>>, ParseError> {
     if let Some(lost) = lost_events(line.trim_start()) {
         return Ok(Some(lost));
     }
+    if is_callchain_frame(line) || is_trace_cmd_header(line) {
+        return Ok(None);
+    }
     let bad = |what: &str| ParseError(what.to_owned());
     // `task-pid [cpu] flags timestamp: event: fields`; the task name may hold anything but the
     // CPU column is the first `[digits]`.
@@ -170,6 +176,15 @@ pub fn parse_line(line: &str) -> Result<Option<Event<'_>>, ParseError> {
         let v = need(key)?;
         parse_hex(v).ok_or_else(|| ParseError(format!("{event}: `{key}={v}` is not a hex pointer")))
     };
+    // `pfn=0x%lx` since Linux 4.x; `pfn=%lu` before.
+    let pfn = || -> Result<u64, ParseError> {
+        let v = need("pfn")?;
+        let parsed = match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        };
+        parsed.ok_or_else(|| ParseError(format!("{event}: `pfn={v}` is not a page frame number")))
+    };
     let order = || -> Result<u32, ParseError> {
         let v = need("order")?;
         v.parse().ok().filter(|&o| o <= 63).ok_or_else(|| ParseError(format!("{event}: `order={v}` is not an order")))
@@ -193,11 +208,11 @@ pub fn parse_line(line: &str) -> Result<Option<Event<'_>>, ParseError> {
         "mm_page_alloc" => {
             let (gfp, unknown_gfp) = parse_gfp(need("gfp_flags")?);
             let page = pointer("page")?;
-            let pfn = pointer("pfn")?;
+            let pfn = pfn()?;
             Kind::PageAlloc { pfn: (page != 0).then_some(pfn), order: order()?, gfp, unknown_gfp }
         }
-        "mm_page_free" => Kind::PageFree { pfn: pointer("pfn")?, order: order()? },
-        "mm_page_free_batched" => Kind::PageFree { pfn: pointer("pfn")?, order: 0 },
+        "mm_page_free" => Kind::PageFree { pfn: pfn()?, order: order()? },
+        "mm_page_free_batched" => Kind::PageFree { pfn: pfn()?, order: 0 },
         other => Kind::Other(other),
     };
     Ok(Some(Event { cpu, kind }))
@@ -212,14 +227,35 @@ fn lost_events(line: &str) -> Option<Event<'static>> {
     Some(Event { cpu: Some(cpu), kind: Kind::Lost { events } })
 }
 
-/// The CPU column (`[003]`) and the text after it.
+/// A frame of `perf script -g`'s call chain under an event: an indented hex address, then the
+/// symbol (`\tffffffff8123abcd __kmalloc+0x1d ([kernel.kallsyms])`), and no `: ` (an event
+/// line of a task with an all-hex name, `  abc  42 [001] 7.25: kmem:kfree: ...`, has one).
+fn is_callchain_frame(line: &str) -> bool {
+    let rest = line.trim_start();
+    rest.len() < line.len()
+        && !line.contains(": ")
+        && rest
+            .split_once(char::is_whitespace)
+            .is_some_and(|(addr, _)| !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `trace-cmd report`'s first line (`cpus=2`), before the events.
+fn is_trace_cmd_header(line: &str) -> bool {
+    line.strip_prefix("cpus=").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The CPU column (`[003]`) and the text after it: the first `[digits]` with blanks on both
+/// sides (a task name such as `foo[1]` holds one too, but not after a blank).
 fn find_cpu(line: &str) -> Option<(u32, &str)> {
     let mut from = 0;
     while let Some(open) = line[from..].find('[') {
         let open = from + open;
+        let blank_before = line[..open].ends_with([' ', '\t']);
         if let Some(close) = line[open..].find(']') {
             let inner = &line[open + 1..open + close];
-            if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+            let after = &line[open + close + 1..];
+            let blank_after = after.is_empty() || after.starts_with([' ', '\t']);
+            if blank_before && blank_after && !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
                 return inner.parse().ok().map(|cpu| (cpu, &line[open + close + 1..]));
             }
         }
@@ -369,7 +405,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.0, "kmalloc: `bytes_req=x` is not a number");
         let e = parse_line("t-1 [000] .... 1.0: mm_page_free: page=1 pfn=zz order=0").unwrap_err();
-        assert_eq!(e.0, "mm_page_free: `pfn=zz` is not a hex pointer");
+        assert_eq!(e.0, "mm_page_free: `pfn=zz` is not a page frame number");
         assert!(parse_line("no event here").is_err());
     }
 
@@ -380,5 +416,24 @@ mod tests {
         assert_eq!(parse_gfp("GFP_TEMPORARY"), (GFP_KERNEL | __GFP_RECLAIMABLE, None));
         assert_eq!(parse_gfp("GFP_KERNEL|0x4000000"), (GFP_KERNEL, Some("0x4000000")));
         assert_eq!(parse_gfp("__GFP_NOLOCKDEP|GFP_ATOMIC"), (GFP_ATOMIC, Some("__GFP_NOLOCKDEP")));
+    }
+
+    #[test]
+    fn old_pfns_perf_callchains_trace_cmd_headers_and_bracketed_task_names() {
+        // Before 4.x, `pfn=%lu`: decimal.
+        let old = "t-1 [000] .... 1.0: mm_page_free: page=ffffea0000012340 pfn=74565 order=1";
+        assert_eq!(parse_line(old).unwrap().unwrap().kind, Kind::PageFree { pfn: 74565, order: 1 });
+        // `perf script -g`: the event line, then its call chain, then a blank line.
+        let event = "  perf  4242 [001]  7.25: kmem:kfree: call_site=kfree_x+0x1 ptr=0xffff888001234560";
+        assert!(matches!(parse_line(event).unwrap().unwrap().kind, Kind::Free { .. }));
+        assert_eq!(parse_line("\tffffffff8123abcd kfree+0x1d ([kernel.kallsyms])").unwrap(), None);
+        assert_eq!(parse_line("            7f00deadbeef main+0x10 (/usr/bin/x)").unwrap(), None);
+        assert_eq!(parse_line("cpus=4").unwrap(), None);
+        let hex_task = "  abc  4242 [001]  7.25: kmem:kfree: call_site=f+0x1 ptr=0xffff888001234560";
+        assert!(matches!(parse_line(hex_task).unwrap().unwrap().kind, Kind::Free { .. }));
+        // A task whose name holds `[digits]`: the CPU column is the bracket between blanks.
+        let named = "  foo[1]-77  [003] ..... 2.0: kfree: call_site=f+0x1/0x2 ptr=ffff888000001000";
+        assert_eq!(parse_line(named).unwrap().unwrap().cpu, Some(3));
+        assert!(parse_line("cpus=four").is_err());
     }
 }
