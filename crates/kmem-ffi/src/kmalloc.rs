@@ -30,7 +30,7 @@ fn out(r: Result<NonNull<u8>, kmem_core::AllocError>) -> *mut c_void {
 pub extern "C" fn kmalloc(size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kmalloc", ptr::null_mut(), |m| {
         let p = out(m.kmalloc(size, Gfp::from_bits(flags)));
-        kmemleak::alloc_kmalloc(m, p, size);
+        kmemleak::alloc_kmalloc(p, size);
         p
     })
 }
@@ -40,7 +40,7 @@ pub extern "C" fn kmalloc(size: usize, flags: gfp_t) -> *mut c_void {
 pub extern "C" fn kmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kmalloc_array", ptr::null_mut(), |m| {
         let p = out(m.kmalloc_array(n, size, Gfp::from_bits(flags)));
-        kmemleak::alloc_kmalloc(m, p, n.saturating_mul(size));
+        kmemleak::alloc_kmalloc(p, n.saturating_mul(size));
         p
     })
 }
@@ -50,7 +50,7 @@ pub extern "C" fn kmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_v
 pub extern "C" fn kcalloc(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kcalloc", ptr::null_mut(), |m| {
         let p = out(m.kcalloc(n, size, Gfp::from_bits(flags)));
-        kmemleak::alloc_kmalloc(m, p, n.saturating_mul(size));
+        kmemleak::alloc_kmalloc(p, n.saturating_mul(size));
         p
     })
 }
@@ -217,7 +217,7 @@ unsafe fn dup(m: &Machine, src: *const u8, len: usize, tail: usize, gfp: gfp_t) 
         ptr::copy_nonoverlapping(src, p.as_ptr(), len);
         p.as_ptr().add(len).write_bytes(0, tail);
     }
-    kmemleak::alloc_kmalloc(m, p.as_ptr().cast(), total);
+    kmemleak::alloc_kmalloc(p.as_ptr().cast(), total);
     p.as_ptr().cast()
 }
 

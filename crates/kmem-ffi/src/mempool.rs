@@ -128,6 +128,19 @@ fn was_destroyed(c: *mut mempool_t) -> bool {
     DESTROYED.lock().unwrap_or_else(PoisonError::into_inner).contains(&(c as usize))
 }
 
+/// Every element in the reserve of a live C pool (kmemleak's scan counts them as referenced:
+/// the kernel's pool refers to them from its `elements` array, which kmemleak scans).
+pub(crate) fn reserved_elements() -> Vec<usize> {
+    let pools = POOLS.read().unwrap_or_else(PoisonError::into_inner);
+    let mut out = Vec::new();
+    for pool in pools.values().filter_map(|e| e.pool) {
+        // SAFETY: A registered pool is live until its entry leaves `POOLS`, which the read lock
+        // held here prevents.
+        unsafe { pool.as_ref() }.for_each_reserved(|e| out.push(e.as_ptr() as usize));
+    }
+    out
+}
+
 /// A live C pool that is a slab helper pool over the cache at `cache` (a C `struct
 /// kmem_cache *`), if any: `kmem_cache_destroy` refuses such a cache.
 pub(crate) fn pool_over_cache(cache: *const c_void) -> Option<*mut mempool_t> {
@@ -342,7 +355,7 @@ pub unsafe extern "C" fn mempool_create_node(
         if unsafe { build(m, c, true, min_nr, alloc_fn, free_fn, pool_data, gfp, nid) } {
             // The kernel's pool is a `kzalloc`'d object kmemleak tracks (not its reserve's
             // elements, which the pool's own calls of `alloc_fn` make).
-            crate::kmemleak::alloc_kmalloc(m, c.as_ptr().cast(), size_of::<mempool_t>());
+            crate::kmemleak::alloc_kmalloc(c.as_ptr().cast(), size_of::<mempool_t>());
             return c.as_ptr();
         }
         // SAFETY: Ours, never registered.

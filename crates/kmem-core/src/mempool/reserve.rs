@@ -54,6 +54,15 @@ impl Reserve {
 }
 
 impl Mempool {
+    /// Calls `f` with every element in the reserve, bottom to top, under the reserve lock (so
+    /// `f` must not call into the pool): what a leak scan counts as referenced by the pool.
+    pub fn for_each_reserved(&self, mut f: impl FnMut(NonNull<c_void>)) {
+        let r = self.reserve.lock();
+        for i in 0..self.curr_nr.load(Relaxed) {
+            f(r.stack.get(i));
+        }
+    }
+
     /// Pops the top of the reserve, if any; `handed_out` counts it as an element out.
     #[track_caller]
     pub(super) fn pop(&self, handed_out: bool) -> Option<NonNull<c_void>> {

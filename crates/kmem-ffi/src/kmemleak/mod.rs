@@ -98,18 +98,14 @@ pub(crate) fn alloc(ptr: *const c_void, size: usize) {
     }
 }
 
-/// A slab object the C ABI hands out, recorded at its cache's object size (or, for a large
-/// kmalloc, `asked`).
+/// A kmalloc object the C ABI hands out for `asked` bytes, recorded at its kmalloc cache's
+/// object size (or, for a large kmalloc, `asked`). The size class is computed, not asked of
+/// the object: `ksize` would also lift a debug cache's red zone past the request.
 #[inline]
-pub(crate) fn alloc_kmalloc(m: &Machine, ptr: *const c_void, asked: usize) {
-    if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
-        let size = if asked > kmem_core::kmalloc::classes::KMALLOC_MAX_CACHE_SIZE {
-            asked
-        } else {
-            // SAFETY: Just handed out by kmalloc, so a live kmalloc object.
-            unsafe { m.ksize(ptr.cast()) }.max(asked)
-        };
-        record(ptr as usize, size);
+pub(crate) fn alloc_kmalloc(ptr: *const c_void, asked: usize) {
+    use kmem_core::kmalloc::classes::{KMALLOC_MAX_CACHE_SIZE, kmalloc_size_roundup};
+    if ON.load(Relaxed) {
+        alloc(ptr, if asked > KMALLOC_MAX_CACHE_SIZE { asked } else { kmalloc_size_roundup(asked) });
     }
 }
 
@@ -134,7 +130,7 @@ pub(crate) fn alloc_kv(m: &Machine, ptr: *const c_void, asked: usize) {
         if m.is_vmalloc_addr(ptr.cast()) {
             alloc_vmalloc(ptr, asked);
         } else {
-            alloc_kmalloc(m, ptr, asked);
+            alloc_kmalloc(ptr, asked);
         }
     }
 }
@@ -176,14 +172,15 @@ fn forget(addr: usize) {
     lock().objects.remove(&addr);
 }
 
-/// Stops recording, scans from `roots` (`kmemleak/scan.rs`) and reports every recorded object they do
-/// not reach: logs kmemleak's line on `m` if there is any, and returns the
+/// Stops recording, scans from `roots` and the elements in live pools' reserves
+/// (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's line on `m` if there is any, and returns the
 /// `/sys/kernel/debug/kmemleak` text (also kept for [`last_report`]). Call it while the code
 /// that allocated them is still loaded, so its frames have names.
 pub fn report(m: &Machine, roots: &[(usize, usize)]) -> String {
     ON.store(false, Relaxed);
     let objects = std::mem::take(&mut lock().objects);
-    let lost = scan::unreferenced(&objects, roots);
+    let pools = crate::mempool::reserved_elements();
+    let lost = scan::unreferenced(&objects, roots, &pools);
     let mut left: Vec<(usize, Object)> = objects.into_iter().filter(|(a, _)| lost.contains(a)).collect();
     left.sort_by_key(|(_, o)| o.seq);
     let mut text = String::new();

@@ -5,7 +5,9 @@
 //!
 //! Roots: the writable segments (`PT_LOAD` with `PF_W`: `.data`, `.bss`, the GOT) of the
 //! loaded objects that can hold C's pointers (a module's own, or every object of a program),
-//! and the live part of the scanning thread's stack. Memory from `malloc` is not scanned, as
+//! and the live part of the scanning thread's stack; and the elements in the reserves of the
+//! live pools C holds (the kernel's pool refers to them from its `elements` array, which
+//! kmemleak scans; kmem's reserve is not C's memory). Memory from `malloc` is not scanned, as
 //! the kernel has none: an object only a `malloc`'d block refers to is reported.
 //!
 //! Every read is volatile and of mapped memory (a segment the loader mapped, a live stack, an
@@ -19,8 +21,13 @@ use super::Object;
 /// `[start, start + len)` ranges of memory to scan.
 pub type Roots = Vec<(usize, usize)>;
 
-/// The recorded objects nothing in `roots` refers to, directly or through other objects.
-pub(super) fn unreferenced(objects: &BTreeMap<usize, Object>, roots: &[(usize, usize)]) -> HashSet<usize> {
+/// The recorded objects nothing in `roots` (ranges) or `values` (words held elsewhere, such as
+/// a pool's reserve) refers to, directly or through other objects.
+pub(super) fn unreferenced(
+    objects: &BTreeMap<usize, Object>,
+    roots: &[(usize, usize)],
+    values: &[usize],
+) -> HashSet<usize> {
     let mut referenced = HashSet::new();
     let mut gray = Vec::new();
     let mut visit = |value: usize, gray: &mut Vec<usize>| {
@@ -31,6 +38,9 @@ pub(super) fn unreferenced(objects: &BTreeMap<usize, Object>, roots: &[(usize, u
             gray.push(start);
         }
     };
+    for &value in values {
+        visit(value, &mut gray);
+    }
     for &(start, len) in roots {
         // SAFETY: Roots are mapped, readable memory (the module docs).
         unsafe { scan_words(start, len, &mut |v| visit(v, &mut gray)) };

@@ -1,6 +1,7 @@
 /* kmemleak for a program on libkmem (KMEM_KMEMLEAK=1): at exit, objects nothing refers to are
  * reported on stderr. Reachable: from a global (directly, through another object, or by an
  * interior pointer), from a live stack frame of exit's caller, or marked kmemleak_not_leak.
+ * A live pool's reserve elements, which C's alloc_fn kmallocs, are the pool's (reachable too).
  * Lost: a two-object chain whose head pointer was dropped, a vmalloc area, and an object only
  * a malloc'd block refers to (malloc memory is not scanned). Sizes tell them apart. */
 #include <stdio.h>
@@ -8,13 +9,27 @@
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/kmemleak.h>
+#include <linux/mempool.h>
 
 struct node {
 	struct node *next;
 	char payload[];
 };
 
+static void *pool_alloc(gfp_t gfp, void *data)
+{
+	(void)data;
+	return kmalloc(72, gfp);
+}
+
+static void pool_free(void *element, void *data)
+{
+	(void)data;
+	kfree(element);
+}
+
 /* Not static: a static written and never read may be optimised away, and its pointer with it. */
+mempool_t *live_pool;
 struct node *global_list;
 char *interior;
 void *held_area;
@@ -47,6 +62,7 @@ int main(void)
 	global_list->next->next = NULL;
 	interior = (char *)kmalloc(1500, GFP_KERNEL) + 10;
 	held_area = vmalloc(3 * 4096);
+	live_pool = mempool_create(2, pool_alloc, pool_free, NULL);
 	lose_a_chain();
 	(void)vmalloc(5000);
 	kmemleak_not_leak(kmalloc(20, GFP_KERNEL));
