@@ -64,9 +64,10 @@ pub extern "C" fn kcalloc(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn krealloc(objp: *const c_void, new_size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("krealloc", ptr::null_mut(), |m| {
+        let taken = kmemleak::take(objp);
         // SAFETY: The caller's object; the core checks it is a kmalloc allocation first.
         let p = out(unsafe { m.krealloc(objp.cast_mut().cast(), new_size, Gfp::from_bits(flags)) });
-        kmemleak::realloc(m, objp, p, new_size);
+        kmemleak::realloc(m, objp, taken, p, new_size);
         p
     })
 }
@@ -80,9 +81,10 @@ pub unsafe extern "C" fn krealloc(objp: *const c_void, new_size: usize, flags: g
 pub unsafe extern "C" fn krealloc_array(p: *mut c_void, new_n: usize, new_size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("krealloc_array", ptr::null_mut(), |m| {
         let Some(bytes) = new_n.checked_mul(new_size) else { return ptr::null_mut() };
+        let taken = kmemleak::take(p);
         // SAFETY: As in `krealloc`.
         let q = out(unsafe { m.krealloc(p.cast(), bytes, Gfp::from_bits(flags)) });
-        kmemleak::realloc(m, p, q, bytes);
+        kmemleak::realloc(m, p, taken, q, bytes);
         q
     })
 }
@@ -165,16 +167,14 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kvrealloc", ptr::null_mut(), |m| {
+        let taken = kmemleak::take(p);
         // SAFETY: The caller's allocation; vmalloc and kmalloc both check it before use.
         let q = match unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) } {
             Ok(Some(n)) => n.as_ptr().cast(),
-            Ok(None) if size == 0 => {
-                kmemleak::free(p); // Freed.
-                return ptr::null_mut();
-            }
-            Ok(None) | Err(_) => return ptr::null_mut(),
+            Ok(None) if size == 0 => return ptr::null_mut(), // Freed: its record is dropped.
+            Ok(None) | Err(_) => ptr::null_mut(),
         };
-        kmemleak::realloc(m, p, q, size);
+        kmemleak::realloc(m, p, taken, q, size);
         q
     })
 }

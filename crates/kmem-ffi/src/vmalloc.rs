@@ -102,16 +102,16 @@ pub extern "C" fn vmalloc_huge_node(size: c_ulong, gfp_mask: gfp_t, node: c_int)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
-    ffi_boundary("vrealloc", ptr::null_mut(), |m| match unsafe { m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) } {
-        Ok(Some(q)) => {
-            crate::kmemleak::realloc(m, p, q.as_ptr().cast(), size);
-            q.as_ptr().cast()
-        }
-        Ok(None) => {
-            crate::kmemleak::free(p); // Size 0: freed.
-            ptr::null_mut()
-        }
-        Err(_) => ptr::null_mut(),
+    ffi_boundary("vrealloc", ptr::null_mut(), |m| {
+        let taken = crate::kmemleak::take(p);
+        // SAFETY: As above.
+        let q = match unsafe { m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) } {
+            Ok(Some(q)) => q.as_ptr().cast(),
+            Ok(None) => return ptr::null_mut(), // Size 0: freed, its record dropped.
+            Err(_) => ptr::null_mut(),
+        };
+        crate::kmemleak::realloc(m, p, taken, q, size);
+        q
     })
 }
 

@@ -135,13 +135,35 @@ pub(crate) fn alloc_kv(m: &Machine, ptr: *const c_void, asked: usize) {
     }
 }
 
-/// After a `krealloc`-style call returned `new` for `old`: an object that moved is forgotten
-/// at its old address and recorded at its new one (the kernel's kmemleak sees a free and an
-/// allocation); one resized in place keeps its record. NULL (a failure) changes nothing.
+/// A record taken out before a `krealloc`-style call ([`take`]), for [`realloc`] to put back.
+pub(crate) struct Taken(Option<Object>);
+
+/// Before a `krealloc`-style call on `old`: takes its record out of the table. The call may
+/// free `old`, and once it is freed another thread may be handed the same address and record
+/// it before this one could forget `old` afterwards (which would forget the new object).
 #[inline]
-pub(crate) fn realloc(m: &Machine, old: *const c_void, new: *const c_void, asked: usize) {
-    if ON.load(Relaxed) && !new.is_null() && new != old {
-        forget(old as usize);
+pub(crate) fn take(old: *const c_void) -> Taken {
+    if ON.load(Relaxed) && old as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
+        Taken(lock().objects.remove(&(old as usize)))
+    } else {
+        Taken(None)
+    }
+}
+
+/// After a `krealloc`-style call returned `new` for `old` (whose record [`take`] took out): an
+/// object that moved is recorded at its new address (the kernel's kmemleak sees a free and an
+/// allocation); one resized in place, or left alone by a failure (NULL), gets its record back.
+/// A call that freed `old` (size 0) must not come here: its record is dropped with `taken`.
+#[inline]
+pub(crate) fn realloc(m: &Machine, old: *const c_void, taken: Taken, new: *const c_void, asked: usize) {
+    if new.is_null() || new == old {
+        if let Some(o) = taken.0
+            && ON.load(Relaxed)
+        {
+            // `old` is still allocated, so no other thread can have recorded its address.
+            lock().objects.entry(old as usize).or_insert(o);
+        }
+    } else {
         alloc_kv(m, new, asked);
     }
 }
@@ -322,5 +344,35 @@ mod tests {
         // crc32_le with seed 0 and no inversion: the kernel's crc32(0, "123456789", 9).
         assert_eq!(crc32(b"123456789"), 0x2dfd_2d88);
         assert_eq!(crc32(&[0; 32]), 0);
+    }
+
+    /// `krealloc` takes the old record out before the call: once the call has freed the old
+    /// object, another thread handed the same address records it, and that record stays (the
+    /// hook used to forget the old address after the call, losing the other thread's object).
+    #[test]
+    fn a_moving_realloc_keeps_a_record_of_its_old_address_made_meanwhile() {
+        let m = crate::machine().unwrap();
+        start();
+        // Addresses nothing maps: only recorded, never read (no report).
+        let (old, new) = (0x7000_0000_1000usize, 0x7000_0000_2000usize);
+        let seq_at = |a: usize| lock().objects.get(&a).map(|o| o.seq);
+        alloc(old as *const c_void, 64);
+        let taken = take(old as *const c_void);
+        assert_eq!(seq_at(old), None);
+        alloc(old as *const c_void, 64); // Another thread's object at the freed address.
+        let reused = seq_at(old);
+        realloc(m, old as *const c_void, taken, new as *const c_void, 100);
+        assert!(reused.is_some() && seq_at(old) == reused);
+        assert_eq!(lock().objects.get(&new).map(|o| o.size), Some(128));
+        // A failure (NULL) or a resize in place gives the record back.
+        let first = seq_at(new);
+        let taken = take(new as *const c_void);
+        realloc(m, new as *const c_void, taken, std::ptr::null(), 1 << 30);
+        assert_eq!(seq_at(new), first);
+        let taken = take(new as *const c_void);
+        realloc(m, new as *const c_void, taken, new as *const c_void, 120);
+        assert_eq!(seq_at(new), first);
+        ON.store(false, Relaxed);
+        lock().objects.clear();
     }
 }
