@@ -198,16 +198,33 @@ fn forget(addr: usize) {
 /// (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's line on `m` if there is any, and returns the
 /// `/sys/kernel/debug/kmemleak` text (also kept for [`last_report`]). Call it while the code
 /// that allocated them is still loaded, so its frames have names.
+///
+/// The table's lock is held, and recording left on, while the objects are read (the scan, and
+/// each reported object's first bytes and checksum): another thread's free through the C ABI
+/// forgets the object before freeing it, so it waits until then, and no object is freed (nor
+/// a vmalloc area unmapped) while it is read.
 pub fn report(m: &Machine, roots: &[(usize, usize)]) -> String {
-    ON.store(false, Relaxed);
-    let objects = std::mem::take(&mut lock().objects);
+    // Before the table's lock, which is a leaf (the module docs).
     let pools = crate::mempool::reserved_elements();
-    let lost = scan::unreferenced(&objects, roots, &pools);
-    let mut left: Vec<(usize, Object)> = objects.into_iter().filter(|(a, _)| lost.contains(a)).collect();
-    left.sort_by_key(|(_, o)| o.seq);
+    let mut left: Vec<(usize, Object, Contents)> = {
+        let mut s = lock();
+        let lost = scan::unreferenced(&s.objects, roots, &pools);
+        let objects = std::mem::take(&mut s.objects);
+        let left = objects
+            .into_iter()
+            .filter(|(a, _)| lost.contains(a))
+            .map(|(a, o)| {
+                let c = contents(a, o.size);
+                (a, o, c)
+            })
+            .collect();
+        ON.store(false, Relaxed);
+        left
+    };
+    left.sort_by_key(|(_, o, _)| o.seq);
     let mut text = String::new();
-    for (addr, o) in &left {
-        describe(&mut text, *addr, o);
+    for (addr, o, c) in &left {
+        describe(&mut text, *addr, o, c);
     }
     if !left.is_empty() {
         crate::printk::flush(m);
@@ -260,24 +277,41 @@ extern "C" fn at_exit() {
     }
 }
 
+/// What a report shows of an object's memory: its first bytes and the checksum of all of them.
+struct Contents {
+    head: Vec<u8>,
+    crc: u32,
+}
+
+/// Reads the object's bytes, with volatile reads: the memory is C's, which may still be
+/// writing it. Called under the table's lock, with the object still recorded.
+fn contents(addr: usize, size: usize) -> Contents {
+    let mut head = Vec::with_capacity(size.min(HEX_DUMP_BYTES));
+    let mut crc = 0u32;
+    for i in 0..size {
+        // SAFETY: The object is still allocated: it was recorded and not freed through the C
+        // ABI, and a free through it waits for the table's lock, held by the caller (a vmalloc
+        // area stays mapped until `vfree` or `vunmap`, which forget it first); so its `size`
+        // bytes are mapped and readable.
+        let b = unsafe { std::ptr::read_volatile((addr + i) as *const u8) };
+        if i < HEX_DUMP_BYTES {
+            head.push(b);
+        }
+        crc = crc32_byte(crc, b);
+    }
+    Contents { head, crc }
+}
+
 /// `print_unreferenced`: the object, its task, its first bytes, and its allocation's call chain
 /// (the checksum is `crc32` of its contents, as kmemleak keeps it).
-fn describe(text: &mut String, addr: usize, o: &Object) {
-    // Copied byte by byte with volatile reads: the memory is C's, which may still be writing it.
-    let bytes: Vec<u8> = (0..o.size)
-        // SAFETY: The object is still allocated (recorded, not freed through the C ABI; a
-        // vmalloc area stays mapped until `vfree`, which forgets it), so its `size` bytes are
-        // mapped and readable.
-        .map(|i| unsafe { std::ptr::read_volatile((addr + i) as *const u8) })
-        .collect();
+fn describe(text: &mut String, addr: usize, o: &Object, c: &Contents) {
     let _ = writeln!(text, "unreferenced object 0x{addr:016x} (size {}):", o.size);
     let _ = writeln!(text, "  comm \"{}\", pid {}, jiffies {}", o.comm, o.pid, o.jiffies);
-    let shown = &bytes[..o.size.min(HEX_DUMP_BYTES)];
-    let _ = writeln!(text, "  hex dump (first {} bytes):", shown.len());
-    for row in shown.chunks(16) {
+    let _ = writeln!(text, "  hex dump (first {} bytes):", c.head.len());
+    for row in c.head.chunks(16) {
         let _ = writeln!(text, "    {}", hex_row(row));
     }
-    let _ = writeln!(text, "  backtrace (crc {:x}):", crc32(&bytes));
+    let _ = writeln!(text, "  backtrace (crc {:x}):", c.crc);
     for (pc, name) in o.chain.foreign_frames() {
         let _ = writeln!(text, "    [<{pc:016x}>] {name}");
     }
@@ -294,13 +328,16 @@ fn hex_row(row: &[u8]) -> String {
 
 /// The kernel's `crc32(0, buf, len)`: `crc32_le`, reflected polynomial 0xedb88320, seed 0 and
 /// no final inversion.
+#[cfg(test)]
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
+    bytes.iter().fold(0, |crc, &b| crc32_byte(crc, b))
+}
+
+/// One byte into the kernel's `crc32_le` (reflected polynomial 0xedb88320).
+fn crc32_byte(mut crc: u32, b: u8) -> u32 {
+    crc ^= u32::from(b);
+    for _ in 0..8 {
+        crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
     }
     crc
 }

@@ -46,7 +46,8 @@ pub(super) fn unreferenced(
         unsafe { scan_words(start, len, &mut |v| visit(v, &mut gray)) };
     }
     while let Some(start) = gray.pop() {
-        // SAFETY: A recorded object is still allocated, so its bytes are mapped.
+        // SAFETY: A recorded object is still allocated, so its bytes are mapped (the caller,
+        // `report`, holds the table's lock, for which a free through the C ABI waits).
         unsafe { scan_words(start, objects[&start].size, &mut |v| visit(v, &mut gray)) };
     }
     objects.keys().copied().filter(|a| !referenced.contains(a)).collect()
