@@ -4,8 +4,8 @@
  * A live pool's reserve elements, which C's alloc_fn kmallocs, are the pool's (reachable too).
  * Lost: a two-object chain whose head pointer was dropped, a vmalloc area, and an object only
  * a malloc'd block refers to (malloc memory is not scanned). Sizes tell them apart.
- * Gone, so not reported: a vmalloc area given to vunmap by mistake (unmapped: kmemleak must not
- * read it). */
+ * Gone, so not reported: the element a custom pool's free_fn mempool_kfree frees at its destroy,
+ * and a vmalloc area given to vunmap by mistake (unmapped: kmemleak must not read it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/slab.h>
@@ -69,6 +69,7 @@ int main(void)
 	(void)vmalloc(5000);
 	kmemleak_not_leak(kmalloc(20, GFP_KERNEL));
 	kfree(kmalloc(700, GFP_KERNEL));
+	mempool_destroy(mempool_create(1, pool_alloc, mempool_kfree, NULL));
 	vunmap(vmalloc(4096));
 	malloced = malloc(sizeof(void *));
 	*malloced = kmalloc(200, GFP_KERNEL);
