@@ -305,7 +305,7 @@ fn contents(addr: usize, size: usize) -> Contents {
 /// `print_unreferenced`: the object, its task, its first bytes, and its allocation's call chain
 /// (the checksum is `crc32` of its contents, as kmemleak keeps it).
 fn describe(text: &mut String, addr: usize, o: &Object, c: &Contents) {
-    let _ = writeln!(text, "unreferenced object 0x{addr:016x} (size {}):", o.size);
+    let _ = writeln!(text, "unreferenced object 0x{addr:08x} (size {}):", o.size);
     let _ = writeln!(text, "  comm \"{}\", pid {}, jiffies {}", o.comm, o.pid, o.jiffies);
     let _ = writeln!(text, "  hex dump (first {} bytes):", c.head.len());
     for row in c.head.chunks(16) {
@@ -381,6 +381,22 @@ mod tests {
         // crc32_le with seed 0 and no inversion: the kernel's crc32(0, "123456789", 9).
         assert_eq!(crc32(b"123456789"), 0x2dfd_2d88);
         assert_eq!(crc32(&[0; 32]), 0);
+    }
+
+    /// `print_unreferenced` prints the address with `0x%08lx`: zero-padded to 8 digits, not 16.
+    #[test]
+    fn an_object_reads_as_print_unreferenced() {
+        let o = Object { seq: 0, size: 8, comm: "t".into(), pid: 7, jiffies: 5, chain: CallChain::default() };
+        let mut text = String::new();
+        describe(&mut text, 0x7f12_3456_7000, &o, &Contents { head: b"leak\0\0\0\0".to_vec(), crc: 0xabc });
+        let row = format!("    {:<49}leak....", "6c 65 61 6b 00 00 00 00");
+        let want = format!(
+            "unreferenced object 0x7f1234567000 (size 8):\n  comm \"t\", pid 7, jiffies 5\n  hex dump (first 8 bytes):\n{row}\n  backtrace (crc abc):\n"
+        );
+        assert_eq!(text, want);
+        text.clear();
+        describe(&mut text, 0x1000, &o, &Contents { head: vec![], crc: 0 });
+        assert!(text.starts_with("unreferenced object 0x00001000 (size 8):\n"), "{text}");
     }
 
     /// `krealloc` takes the old record out before the call: once the call has freed the old
