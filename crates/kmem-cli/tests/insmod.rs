@@ -299,4 +299,9 @@ fn kmemleak_scans_a_module_that_stays_loaded_from_its_data() {
     // The lost buffer (kmalloc-1k); the list its data refers to, head and next, is not.
     assert_eq!(objects.len(), 1, "{out}");
     assert!(objects[0].contains(" (size 1024):\n") && objects[0].contains(" [keeper]\n"), "{}", objects[0]);
+    // With --rmmod, which it refuses (no exit), it is scanned all the same.
+    let o = insmod(&["--kmemleak", "--rmmod", so.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rmmod: ERROR: could not remove module keeper"), "{}", stderr(&o));
+    assert_eq!(kmemleak_objects(&stdout(&o)).len(), 1, "{}", stdout(&o));
 }

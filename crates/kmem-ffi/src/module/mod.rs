@@ -306,12 +306,14 @@ impl Module {
     }
 
     /// `rmmod`: runs the exit function, frees the parameters and unloads the module. A module
-    /// with an init but no exit cannot be removed (`EBUSY`), as in the kernel; it stays loaded.
+    /// with an init but no exit cannot be removed (`EBUSY`), as in the kernel; it stays loaded,
+    /// and with kmemleak on it is scanned then ([`Self::kmemleak_scan`]): its handle is gone.
     ///
     /// # Errors
     /// `EBUSY` as above.
     pub fn rmmod(self, m: &Machine) -> Result<(), RmmodError> {
         if !self.removable() {
+            self.kmemleak_scan(m);
             return Err(RmmodError { name: self.name.clone(), errno: libc::EBUSY });
         }
         if let Some(exit) = self.exit {
