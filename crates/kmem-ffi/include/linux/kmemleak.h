@@ -7,10 +7,11 @@
 
 #include <linux/types.h>
 
-/* A block C manages itself, reported like an allocation unless freed (min_count 0: never). */
+/* A block C manages itself, reported like an allocation unless freed (min_count 0: never, and
+ * scanned as kmemleak_not_leak's objects are). */
 void kmemleak_alloc(const void *ptr, size_t size, int min_count, gfp_t gfp);
 void kmemleak_free(const void *ptr);
-/* The object is no leak: never reported. */
+/* The object is no leak: never reported, but scanned (what it refers to is no leak either). */
 void kmemleak_not_leak(const void *ptr);
 /* The object is no leak and holds no references: never reported. */
 void kmemleak_ignore(const void *ptr);

@@ -22,9 +22,10 @@
 //!   tracked from its first call and scanned at its exit, with every loaded object's writable
 //!   segments and the exiting thread's live stack as roots; the report goes to stderr.
 //! - `kfree_rcu`/`kvfree_rcu` forget the object when it is queued (the kernel's
-//!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_not_leak` and
-//!   `kmemleak_ignore` (`linux/kmemleak.h`) forget one too, and `kmemleak_alloc`/`kmemleak_free`
-//!   let C code describe memory of its own.
+//!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_ignore` (`linux/kmemleak.h`)
+//!   forgets one too. `kmemleak_not_leak` marks one as never reported but still scanned (the
+//!   kernel's gray object: what it refers to is referenced), and `kmemleak_alloc`/
+//!   `kmemleak_free` let C code describe memory of its own (`min_count` 0: such an object).
 //! - Each record walks the caller's stack (glibc's `backtrace`, some microseconds), as the
 //!   kernel saves a stack trace per object: it is a debugging mode. Off, each export pays one
 //!   relaxed load.
@@ -68,6 +69,9 @@ struct Object {
     pid: u32,
     jiffies: u64,
     chain: CallChain,
+    /// Never reported, always scanned (`kmemleak_not_leak`, `kmemleak_alloc` with `min_count`
+    /// 0): a root of the scan.
+    not_leak: bool,
 }
 
 /// Bytes of an object shown in a report (`HEX_MAX_LINES` rows of `HEX_ROW_SIZE`).
@@ -94,7 +98,7 @@ fn lock() -> std::sync::MutexGuard<'static, State> {
 #[inline]
 pub(crate) fn alloc(ptr: *const c_void, size: usize) {
     if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
-        record(ptr as usize, size);
+        record(ptr as usize, size, false);
     }
 }
 
@@ -170,14 +174,14 @@ pub(crate) fn realloc(m: &Machine, old: *const c_void, taken: Taken, new: *const
 
 #[cold]
 #[inline(never)]
-fn record(addr: usize, size: usize) {
+fn record(addr: usize, size: usize, not_leak: bool) {
     let chain = CallChain::record();
     let (pid, comm) = (kmem::sys::gettid(), kmem::sys::comm());
     let jiffies = crate::machine().map_or(0, |m| kmem_core::platform::jiffies(m.platform().now_ns()));
     let mut s = lock();
     let seq = s.next_seq;
     s.next_seq += 1;
-    s.objects.insert(addr, Object { seq, size, comm, pid, jiffies, chain });
+    s.objects.insert(addr, Object { seq, size, comm, pid, jiffies, chain, not_leak });
 }
 
 /// Forgets an object the C ABI frees (or that is not a leak).
@@ -344,11 +348,12 @@ fn crc32_byte(mut crc: u32, b: u8) -> u32 {
 
 /// `void kmemleak_alloc(const void *ptr, size_t size, int min_count, gfp_t gfp)`: C code
 /// describes a block of its own; recorded like an allocation (`min_count` 0 means never a
-/// leak, so nothing is recorded).
+/// leak: never reported, but scanned, so what it refers to is referenced). The block stays
+/// readable until `kmemleak_free` (the kernel's contract).
 #[unsafe(no_mangle)]
 pub extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_count: i32, _gfp: crate::pages::gfp_t) {
-    if min_count != 0 {
-        alloc(ptr, size);
+    if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
+        record(ptr as usize, size, min_count == 0);
     }
 }
 
@@ -358,10 +363,17 @@ pub extern "C" fn kmemleak_free(ptr: *const c_void) {
     free(ptr);
 }
 
-/// `void kmemleak_not_leak(const void *ptr)`: the object is not a leak (never reported).
+/// `void kmemleak_not_leak(const void *ptr)`: the object is not a leak: never reported, but
+/// still scanned, so the objects it refers to are not reported either (the kernel's
+/// `make_gray_object`).
 #[unsafe(no_mangle)]
 pub extern "C" fn kmemleak_not_leak(ptr: *const c_void) {
-    free(ptr);
+    if ON.load(Relaxed)
+        && !ptr.is_null()
+        && let Some(o) = lock().objects.get_mut(&(ptr as usize))
+    {
+        o.not_leak = true;
+    }
 }
 
 /// `void kmemleak_ignore(const void *ptr)`: the object is neither a leak nor scanned.
@@ -386,7 +398,15 @@ mod tests {
     /// `print_unreferenced` prints the address with `0x%08lx`: zero-padded to 8 digits, not 16.
     #[test]
     fn an_object_reads_as_print_unreferenced() {
-        let o = Object { seq: 0, size: 8, comm: "t".into(), pid: 7, jiffies: 5, chain: CallChain::default() };
+        let o = Object {
+            seq: 0,
+            size: 8,
+            comm: "t".into(),
+            pid: 7,
+            jiffies: 5,
+            chain: CallChain::default(),
+            not_leak: false,
+        };
         let mut text = String::new();
         describe(&mut text, 0x7f12_3456_7000, &o, &Contents { head: b"leak\0\0\0\0".to_vec(), crc: 0xabc });
         let row = format!("    {:<49}leak....", "6c 65 61 6b 00 00 00 00");

@@ -21,8 +21,9 @@ use super::Object;
 /// `[start, start + len)` ranges of memory to scan.
 pub type Roots = Vec<(usize, usize)>;
 
-/// The recorded objects nothing in `roots` (ranges) or `values` (words held elsewhere, such as
-/// a pool's reserve) refers to, directly or through other objects.
+/// The recorded objects nothing in `roots` (ranges), `values` (words held elsewhere, such as
+/// a pool's reserve) or an object marked not a leak refers to, directly or through other
+/// objects.
 pub(super) fn unreferenced(
     objects: &BTreeMap<usize, Object>,
     roots: &[(usize, usize)],
@@ -38,6 +39,10 @@ pub(super) fn unreferenced(
             gray.push(start);
         }
     };
+    // Objects that are no leak are scanned whatever refers to them (kmemleak's gray objects).
+    for (&start, _) in objects.iter().filter(|(_, o)| o.not_leak) {
+        visit(start, &mut gray);
+    }
     for &value in values {
         visit(value, &mut gray);
     }

@@ -1,6 +1,7 @@
 /* kmemleak for a program on libkmem (KMEM_KMEMLEAK=1): at exit, objects nothing refers to are
  * reported on stderr. Reachable: from a global (directly, through another object, or by an
- * interior pointer), from a live stack frame of exit's caller, or marked kmemleak_not_leak.
+ * interior pointer), from a live stack frame of exit's caller, or marked kmemleak_not_leak (and
+ * what such an object refers to: it is still scanned).
  * A live pool's reserve elements, which C's alloc_fn kmallocs, are the pool's (reachable too).
  * Lost: a two-object chain whose head pointer was dropped, a vmalloc area, and an object only
  * a malloc'd block refers to (malloc memory is not scanned). Sizes tell them apart.
@@ -46,6 +47,16 @@ static void lose_a_chain(void)
 	/* c goes out of scope: c and d are unreachable. */
 }
 
+static noinline void keep_a_chain(void)
+{
+	struct node *kept = kmalloc(40, GFP_KERNEL);
+
+	kept->next = kmalloc(800, GFP_KERNEL);
+	kept->next->next = NULL;
+	kmemleak_not_leak(kept);
+	/* kept goes out of scope: no leak, and neither is the object it refers to. */
+}
+
 static noinline void finish(void)
 {
 	void *volatile on_stack = kmalloc(3000, GFP_KERNEL);
@@ -68,6 +79,7 @@ int main(void)
 	lose_a_chain();
 	(void)vmalloc(5000);
 	kmemleak_not_leak(kmalloc(20, GFP_KERNEL));
+	keep_a_chain();
 	kfree(kmalloc(700, GFP_KERNEL));
 	mempool_destroy(mempool_create(1, pool_alloc, mempool_kfree, NULL));
 	vunmap(vmalloc(4096));
