@@ -3,8 +3,8 @@
 //! of its own, with and without a stand-in `kmem-bench` script.)
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// A directory holding a copy of the `kmem` binary (and nothing else yet).
 fn lone_kmem(name: &str) -> PathBuf {
@@ -15,10 +15,25 @@ fn lone_kmem(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs `exe` with `args`. A file just written may be briefly busy for `exec` (`ETXTBSY`):
+/// another test's thread can fork while the file's write descriptor is open, and the child
+/// holds it until its own `exec`; such a run is retried.
+fn run(exe: &Path, args: &[&str]) -> Output {
+    for _ in 0..50 {
+        match Command::new(exe).args(args).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.expect("run kmem"),
+        }
+    }
+    panic!("{} stayed busy", exe.display());
+}
+
 #[test]
 fn without_the_suite_it_says_how_to_build_it() {
     let dir = lone_kmem("bench-missing");
-    let o = Command::new(dir.join("kmem")).args(["bench", "--quick"]).output().expect("run kmem");
+    let o = run(&dir.join("kmem"), &["bench", "--quick"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("kmem bench: the benchmark suite (kmem-bench) is not next to this kmem"), "{err}");
@@ -31,8 +46,7 @@ fn the_suite_gets_the_arguments_and_gives_the_exit_code() {
     let suite = dir.join("kmem-bench");
     std::fs::write(&suite, "#!/bin/sh\necho \"suite: $*\"\nexit 7\n").expect("write stand-in");
     std::fs::set_permissions(&suite, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let o =
-        Command::new(dir.join("kmem")).args(["bench", "--groups", "pages", "--help", "-x"]).output().expect("run kmem");
+    let o = run(&dir.join("kmem"), &["bench", "--groups", "pages", "--help", "-x"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "suite: --groups pages --help -x\n");
     assert_eq!(o.status.code(), Some(7));
 }
