@@ -7,6 +7,7 @@
 //! must not wait for that batch. The interleavings are forced through the host's `rcu_batch_enter` hook; waits have a
 //! generous deadline only to turn a deadlock into a failure.
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use kmem_core::Kmem;
 use kmem_core::gfp::GFP_KERNEL;
 use kmem_core::reclaim::Shrinker;
 use kmem_core::slab::flags::SLAB_TYPESAFE_BY_RCU;
-use kmem_core::slab::{CacheArgs, ObjFn, SlabConfig};
+use kmem_core::slab::{CacheArgs, CacheRef, ObjFn, SlabConfig};
 
 use super::Region;
 use super::trim::{Host, boot_host};
@@ -82,42 +83,58 @@ fn a_barrier_waits_for_an_older_batch_but_not_for_one_taken_after_its_own() {
     let young = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     // SAFETY: Ours, given up.
     unsafe { k.kfree_rcu(old.as_ptr()) };
+    // The barrier's own batch is the first after A's.
+    let in_use = between_two_batches(&k, cache, young, 0, || k.rcu_barrier())
+        .expect("the barrier waited for batch B, taken after its own");
+    assert_eq!(in_use, 1, "`old` (batch A) freed when the barrier returned, `young` (batch B) not yet");
+    assert_eq!(k.cache_info(cache).in_use(), 0, "batch B freed `young` once let go on");
+}
 
+/// Runs `action`, which calls `rcu_barrier`, between two other threads' grace periods: batch A,
+/// taken before it and holding what was queued then, in flight until the barrier has taken its
+/// own batch; and batch B, taken after that and holding `young` (queued then), in flight until
+/// `action` returned or the test gave up waiting for it. The hooks of the action's first
+/// `skip` batches do nothing; the next one is the barrier's own. Fails if `action` returns
+/// while A is in flight. Returns the objects of `cache` in use when it returned, or `None` if
+/// it did not return while B was in flight. Neither blocking hook has a deadline of its own (a
+/// panic before a batch's guard exists would leave it in flight for good): the senders are
+/// dropped if the test fails, which lets both go on.
+fn between_two_batches(
+    k: &Kmem<Host>,
+    cache: CacheRef,
+    young: NonNull<u8>,
+    skip: usize,
+    action: impl FnOnce() + Send,
+) -> Option<usize> {
     let (a_taken_tx, a_taken) = mpsc::channel();
     let (finish_a, finish_a_rx) = mpsc::channel::<()>();
-    let (barrier_took_tx, barrier_took) = mpsc::channel();
+    let (took_tx, took) = mpsc::channel();
     let (b_taken_tx, b_taken) = mpsc::channel();
     let (finish_b, finish_b_rx) = mpsc::channel::<()>();
     {
         let mut hooks = k.platform().on_batch.lock().unwrap();
-        // Batch A (a `synchronize_rcu` before the barrier), holding `old`: in flight until the
-        // test lets it go on.
         hooks.push_back(Box::new(move || {
             a_taken_tx.send(()).unwrap();
             let _ = finish_a_rx.recv();
         }));
-        // The barrier's own batch.
-        hooks.push_back(Box::new(move || barrier_took_tx.send(()).unwrap()));
-        // Batch B (a `synchronize_rcu` after the barrier took its own), holding `young`: in
-        // flight until the test lets it go on, which it does only after the barrier returned
-        // or the test gave up waiting for it. Neither hook has a deadline of its own (a panic
-        // before the batch's guard exists would leave it in flight for good): the test's
-        // senders are dropped if it fails, which lets both go on.
+        for _ in 0..skip {
+            hooks.push_back(Box::new(|| {}));
+        }
+        hooks.push_back(Box::new(move || took_tx.send(()).unwrap()));
         hooks.push_back(Box::new(move || {
             b_taken_tx.send(()).unwrap();
             let _ = finish_b_rx.recv();
         }));
     }
-    let returned = std::thread::scope(|s| {
-        let (k, finish_a, finish_b) = (&k, finish_a, finish_b);
+    std::thread::scope(|s| {
         let a = s.spawn(|| k.synchronize_rcu());
         a_taken.recv_timeout(DEADLINE).expect("batch A took the pending lists");
         let (done_tx, done) = mpsc::channel();
         let barrier = s.spawn(move || {
-            k.rcu_barrier();
+            action();
             done_tx.send(()).unwrap();
         });
-        barrier_took.recv_timeout(DEADLINE).expect("the barrier took its (empty) lists");
+        took.recv_timeout(DEADLINE).expect("the barrier took its (empty) lists");
         // SAFETY: Ours, given up.
         unsafe { k.kfree_rcu(young.as_ptr()) };
         let b = s.spawn(|| k.synchronize_rcu());
@@ -132,10 +149,7 @@ fn a_barrier_waits_for_an_older_batch_but_not_for_one_taken_after_its_own() {
         b.join().unwrap();
         barrier.join().unwrap();
         returned.then_some(in_use)
-    });
-    let in_use = returned.expect("the barrier waited for batch B, taken after its own");
-    assert_eq!(in_use, 1, "`old` (batch A) freed when the barrier returned, `young` (batch B) not yet");
-    assert_eq!(k.cache_info(cache).in_use(), 0, "batch B freed `young` once let go on");
+    })
 }
 
 /// What [`barrier_dtor`] calls `rcu_barrier` on, once.
@@ -174,53 +188,10 @@ fn a_barrier_inside_its_own_batch_skips_it_and_waits_only_for_older_batches() {
     // SAFETY: Ours, given up.
     unsafe { k.kfree_rcu(old.as_ptr()) };
 
-    let (a_taken_tx, a_taken) = mpsc::channel();
-    let (finish_a, finish_a_rx) = mpsc::channel::<()>();
-    let (nested_took_tx, nested_took) = mpsc::channel();
-    let (b_taken_tx, b_taken) = mpsc::channel();
-    let (finish_b, finish_b_rx) = mpsc::channel::<()>();
-    {
-        let mut hooks = k.platform().on_batch.lock().unwrap();
-        // Batch A (a `synchronize_rcu` before the shrink), holding `old`. As in the test above,
-        // the blocking hooks have no deadline of their own.
-        hooks.push_back(Box::new(move || {
-            a_taken_tx.send(()).unwrap();
-            let _ = finish_a_rx.recv();
-        }));
-        // The shrink's barrier's own batch, holding the slab whose destructor runs the nested
-        // barrier.
-        hooks.push_back(Box::new(|| {}));
-        // The nested barrier's own batch.
-        hooks.push_back(Box::new(move || nested_took_tx.send(()).unwrap()));
-        // Batch B (a `synchronize_rcu` after the nested barrier took its own), holding `young`.
-        hooks.push_back(Box::new(move || {
-            b_taken_tx.send(()).unwrap();
-            let _ = finish_b_rx.recv();
-        }));
-    }
-    let returned = std::thread::scope(|s| {
-        let (k, finish_a, finish_b) = (&k, finish_a, finish_b);
-        let a = s.spawn(|| k.synchronize_rcu());
-        a_taken.recv_timeout(DEADLINE).expect("batch A took the pending lists");
-        let (done_tx, done) = mpsc::channel();
-        let shrink = s.spawn(move || {
-            k.kmem_cache_shrink(rcu_cache);
-            done_tx.send(()).unwrap();
-        });
-        nested_took.recv_timeout(DEADLINE).expect("the destructor's barrier took its (empty) lists");
-        // SAFETY: Ours, given up.
-        unsafe { k.kfree_rcu(young.as_ptr()) };
-        let b = s.spawn(|| k.synchronize_rcu());
-        b_taken.recv_timeout(DEADLINE).expect("batch B took the pending lists");
-        assert!(done.try_recv().is_err(), "the barriers returned while batch A, older, was in flight");
-        finish_a.send(()).unwrap();
-        a.join().unwrap();
-        let returned = done.recv_timeout(DEADLINE).is_ok();
-        let in_use = k.cache_info(cache).in_use();
-        finish_b.send(()).unwrap();
-        b.join().unwrap();
-        shrink.join().unwrap();
-        returned.then_some(in_use)
+    // The shrink's barrier's own batch (holding the slab whose destructor runs the nested
+    // barrier) comes first, then the nested barrier's own.
+    let returned = between_two_batches(&k, cache, young, 1, || {
+        k.kmem_cache_shrink(rcu_cache);
     });
     let in_use = returned.expect("a barrier waited for batch B, taken after its own, or for its own thread's batch");
     assert!(once.done.load(SeqCst), "the destructor ran its barrier");
