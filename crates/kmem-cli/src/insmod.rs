@@ -63,14 +63,10 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     let stats: Vec<(&str, String)> =
         o.stats.iter().map(|&name| (name, m.proc_read(name).unwrap_or_default())).collect();
     // kmem exits: a module still loaded is removed, as at shutdown. One that cannot be removed
-    // (an init without an exit) simply stays until the process ends.
+    // (an init without an exit) simply stays until the process ends (with kmemleak on, `rmmod`
+    // scans it from its data).
     if let Some(module) = loaded {
-        if module.removable() {
-            let _ = module.rmmod(m);
-        } else {
-            // It stays (no exit) and still owns what its data refers to: kmemleak scans it.
-            module.kmemleak_scan(m);
-        }
+        let _ = module.rmmod(m);
     }
     let mut text = log();
     for (name, proc_text) in stats {

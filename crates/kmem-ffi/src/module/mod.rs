@@ -301,13 +301,14 @@ impl Module {
     }
 
     /// Whether [`Self::rmmod`] can remove it: not a module with an init but no exit.
-    pub fn removable(&self) -> bool {
+    fn removable(&self) -> bool {
         !(self.has_init && self.exit.is_none())
     }
 
     /// `rmmod`: runs the exit function, frees the parameters and unloads the module. A module
     /// with an init but no exit cannot be removed (`EBUSY`), as in the kernel; it stays loaded,
-    /// and with kmemleak on it is scanned then ([`Self::kmemleak_scan`]): its handle is gone.
+    /// and with kmemleak on it is scanned then, from its writable segments (its handle is gone
+    /// after this).
     ///
     /// # Errors
     /// `EBUSY` as above.
@@ -338,7 +339,7 @@ impl Module {
 
     /// With kmemleak on, for a module that stays loaded: reports what its writable segments
     /// (its `.data` and `.bss`) do not refer to, directly or through other objects.
-    pub fn kmemleak_scan(&self, m: &Machine) {
+    fn kmemleak_scan(&self, m: &Machine) {
         if !crate::kmemleak::is_on() {
             return;
         }
