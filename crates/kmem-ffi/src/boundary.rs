@@ -34,14 +34,19 @@ pub fn machine() -> Result<&'static Machine, &'static str> {
 }
 
 /// The machine, or `None` after telling stderr once why there is none (C callers have no
-/// other channel: there is no log without a machine).
+/// other channel: there is no log without a machine). The first call that gets it also reads
+/// `KMEM_KMEMLEAK` (kmemleak for a program); later calls are one load.
 pub(crate) fn machine_or_report() -> Option<&'static Machine> {
+    static READY: std::sync::OnceLock<&'static Machine> = std::sync::OnceLock::new();
     static REPORTED: Once = Once::new();
+    if let Some(&m) = READY.get() {
+        return Some(m);
+    }
     match machine() {
-        Ok(m) => {
+        Ok(m) => Some(READY.get_or_init(|| {
             crate::kmemleak::start_from_env();
-            Some(m)
-        }
+            m
+        })),
         Err(e) => {
             REPORTED.call_once(|| eprintln!("kmem: cannot start the machine behind the C ABI: {e}"));
             None

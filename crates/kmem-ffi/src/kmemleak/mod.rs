@@ -247,10 +247,10 @@ pub fn last_report() -> String {
 }
 
 /// `KMEM_KMEMLEAK=1` for a program using the C ABI: starts recording and has the report
-/// printed at exit (once per process; a bad value is said on stderr and leaves it off).
+/// printed at exit (a bad value is said on stderr and leaves it off). Called once, when the
+/// C ABI first gets its machine.
 pub(crate) fn start_from_env() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| match kmem::env::flag("KMEM_KMEMLEAK") {
+    match kmem::env::flag("KMEM_KMEMLEAK") {
         Ok(false) => {}
         Ok(true) => {
             start();
@@ -261,7 +261,7 @@ pub(crate) fn start_from_env() {
             }
         }
         Err(e) => eprintln!("kmem: {e}; kmemleak is off"),
-    });
+    }
 }
 
 /// The program's exit: scans from every loaded object's writable segments and this thread's
