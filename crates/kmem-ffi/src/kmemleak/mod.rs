@@ -317,7 +317,9 @@ fn describe(text: &mut String, addr: usize, o: &Object, c: &Contents) {
     }
     let _ = writeln!(text, "  backtrace (crc {:x}):", c.crc);
     for (pc, name) in o.chain.foreign_frames() {
-        let _ = writeln!(text, "    [<{pc:016x}>] {name}");
+        // The kernel prints the saved return address (`%pK`), one byte past the call `pc` is;
+        // the name's offset is the return address's already.
+        let _ = writeln!(text, "    [<{:016x}>] {name}", pc + 1);
     }
 }
 
