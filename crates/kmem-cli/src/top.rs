@@ -11,7 +11,8 @@
 //!   `q` (or Ctrl-C, Ctrl-D, the end of input) quits and restores the terminal and the screen;
 //!   any other key redraws with the sort unchanged (slabtop resets the sort to objects).
 //!   Without one (`kmem top < file`), Ctrl-C's signal ends it on the main screen, where the
-//!   last frame stays.
+//!   last frame stays. With `--iterations` it stays on the main screen too (keys are still
+//!   read), so the last of the frames asked for is what remains, as `top -n` leaves it.
 //! - Elsewhere (a pipe, a file) each frame is `--once`'s text, every cache, frames separated
 //!   by a blank line, as `top -b` does. `--iterations N` stops after N frames (otherwise it
 //!   runs until killed, or until the reader closes the pipe).
@@ -113,7 +114,7 @@ fn show(read: impl Fn() -> Result<Vec<Cache>, String>, page_size: u64, opts: &Op
     if opts.once {
         return crate::emit(&slabtop::once(&frame(opts.sort)?, page_size)).map_err(Failure::Output);
     }
-    let mut screen = if io::stdout().is_terminal() { Some(Screen::enter()) } else { None };
+    let mut screen = if io::stdout().is_terminal() { Some(Screen::enter(opts.iterations.is_none())) } else { None };
     let mut sort = opts.sort;
     for n in 1.. {
         let caches = frame(sort)?;
@@ -158,10 +159,14 @@ fn key_action(byte: u8) -> Key {
 /// screen, ends the last frame's line).
 struct Screen {
     saved: Option<rustix::termios::Termios>,
+    /// On the alternate screen (keys read, and no `--iterations`).
+    alternate: bool,
 }
 
 impl Screen {
-    fn enter() -> Self {
+    /// Takes the terminal: keys when standard input is one, and the alternate screen then if
+    /// `alternate` is asked for.
+    fn enter(alternate: bool) -> Self {
         use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex, tcgetattr, tcsetattr};
         let stdin = io::stdin();
         let saved = stdin.is_terminal().then(|| tcgetattr(&stdin).ok()).flatten();
@@ -171,9 +176,12 @@ impl Screen {
             raw.special_codes[SpecialCodeIndex::VMIN] = 1;
             raw.special_codes[SpecialCodeIndex::VTIME] = 0;
             let _ = tcsetattr(&stdin, OptionalActions::Now, &raw);
+        }
+        let alternate = alternate && saved.is_some();
+        if alternate {
             let _ = crate::emit("\x1b[?1049h");
         }
-        Self { saved }
+        Self { saved, alternate }
     }
 
     fn reads_keys(&self) -> bool {
@@ -237,15 +245,12 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
+        // On the main screen the last frame stays; its last line has no newline (the next
+        // frame would start over it): end it, or the shell's prompt would follow it.
+        let _ = io::stdout().write_all(if self.alternate { b"\x1b[?1049l" } else { b"\n" });
+        let _ = io::stdout().flush();
         if let Some(saved) = &self.saved {
-            let _ = io::stdout().write_all(b"\x1b[?1049l");
-            let _ = io::stdout().flush();
             let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
-        } else {
-            // On the main screen the last frame stays; its last line has no newline (the next
-            // frame would start over it): end it, or the shell's prompt would follow it.
-            let _ = io::stdout().write_all(b"\n");
-            let _ = io::stdout().flush();
         }
     }
 }

@@ -133,7 +133,8 @@ fn on_a_terminal_keys_sort_and_quit() {
     // in the typescript (raw mode is on by then), both at once: `n` re-sorts and redraws, and
     // `q`, read in the same burst, must not wait in a buffer where `poll` cannot see it. The
     // input stays open until `top` left the alternate screen (its end would send a Ctrl-D). No
-    // timing is assumed: with `-d 2 -n 6`, a lost `q` shows as 6 frames.
+    // timing is assumed: at `-d 2`, a lost `q` shows as many frames (the feeder gives up after
+    // 2 minutes, and its end quits `top`).
     if !has_script() {
         return; // No script(1) here (found first: the feeder below would wait 2 minutes for it).
     }
@@ -144,7 +145,7 @@ fn on_a_terminal_keys_sort_and_quit() {
         "i=0; while ! grep -q 'OBJS ACTIVE' '{ts}' 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; printf nq; \
          while ! grep -q '?1049l' '{ts}' && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
     );
-    let run = format!("({feed}) | script -q -f -c '{} top -d 2 -n 6' '{ts}'", env!("CARGO_BIN_EXE_kmem"));
+    let run = format!("({feed}) | script -q -f -c '{} top -d 2' '{ts}'", env!("CARGO_BIN_EXE_kmem"));
     let o = Command::new("sh").args(["-c", &run]).output().expect("run sh");
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.starts_with("\x1b[?1049h"), "the alternate screen first: {text:?}");
@@ -155,6 +156,22 @@ fn on_a_terminal_keys_sort_and_quit() {
     let last = frames.last().expect("a frame");
     let (a, b) = (last.find(" kmalloc-128 ").expect("128"), last.find(" kmalloc-16 ").expect("16"));
     assert!(a < b, "n sorted by name: {last}");
+}
+
+#[test]
+fn on_a_terminal_with_iterations_the_last_frame_stays_on_the_main_screen() {
+    if !has_script() {
+        return;
+    }
+    // Keys are read (the input is the terminal, open until after `top` ended), but with `-n`
+    // the frames go to the main screen, where the last one stays, its line ended.
+    let run =
+        format!("(sleep 1) | script -q -c '{} top -n 2 -d 0.05 --workload none' /dev/null", env!("CARGO_BIN_EXE_kmem"));
+    let o = Command::new("sh").args(["-c", &run]).output().expect("run sh");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("\x1b[?1049"), "no alternate screen with --iterations: {text:?}");
+    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 2, "{text:?}");
+    assert!(text.ends_with("\x1b[m\r\n"), "the last line ended: {text:?}");
 }
 
 #[test]
