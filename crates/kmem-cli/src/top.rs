@@ -18,7 +18,8 @@
 //!   runs until killed, or until the reader closes the pipe).
 //! - The workload's first round is done before the first frame: the one-shot workloads run to
 //!   their end, `churn` until each of its threads made its first round of operations; `churn`
-//!   then goes on until `top` ends.
+//!   then goes on until `top` ends. A `churn` thread that fails (an allocation it could not
+//!   get) ends the frames after the next one, and `top` says why (exit code 1).
 //! - `CACHE SIZE` counts kmem's 4 KiB pages for a machine, and the host's page size for a
 //!   file, as slabtop on this host would.
 
@@ -58,7 +59,7 @@ pub fn run(source: &Source<'_>, opts: &Options) -> Result<(), ExitCode> {
                 slabtop::parse(&text).map_err(|e| e.to_string())
             };
             let page_size = rustix::param::page_size() as u64;
-            show(read, page_size, opts).map_err(|e| fail(&path.display().to_string(), e))
+            show(read, || false, page_size, opts).map_err(|e| fail(&path.display().to_string(), e))
         }
         Source::Machine(m, workload) => {
             let stop = AtomicBool::new(false);
@@ -68,7 +69,10 @@ pub fn run(source: &Source<'_>, opts: &Options) -> Result<(), ExitCode> {
                 // scope waiting for ever for threads that never stop.
                 let _stop_on_exit = StopOnDrop(&stop);
                 let read = || slabtop::parse(&m.slabinfo()).map_err(|e| format!("kmem's slabinfo: {e}"));
-                let shown = show(read, kmem::PAGE_SIZE as u64, opts).map_err(|e| fail("machine", e));
+                // A workload thread that ended on its own failed: the frames stop, and the join
+                // below says why.
+                let shown =
+                    show(read, || started.any_ended(), kmem::PAGE_SIZE as u64, opts).map_err(|e| fail("machine", e));
                 stop.store(true, Relaxed);
                 let ended = started.join().map_err(|e| fail("workload", Failure::Source(e)));
                 shown.and(ended)
@@ -104,8 +108,14 @@ fn fail(what: &str, f: Failure) -> ExitCode {
     }
 }
 
-/// The frames, until `--once`'s one, the last of `--iterations`, or a quit key.
-fn show(read: impl Fn() -> Result<Vec<Cache>, String>, page_size: u64, opts: &Options) -> Result<(), Failure> {
+/// The frames, until `--once`'s one, the last of `--iterations`, a quit key, or the end of the
+/// workload (`ended`: a thread that stopped before it was told to).
+fn show(
+    read: impl Fn() -> Result<Vec<Cache>, String>,
+    ended: impl Fn() -> bool,
+    page_size: u64,
+    opts: &Options,
+) -> Result<(), Failure> {
     let frame = |sort| {
         let mut caches = read().map_err(Failure::Source)?;
         slabtop::sort(&mut caches, sort, page_size);
@@ -123,7 +133,7 @@ fn show(read: impl Fn() -> Result<Vec<Cache>, String>, page_size: u64, opts: &Op
             None => format!("{}{}", if n > 1 { "\n" } else { "" }, slabtop::once(&caches, page_size)),
         };
         crate::emit(&text).map_err(Failure::Output)?;
-        if opts.iterations.is_some_and(|last| n >= last) {
+        if opts.iterations.is_some_and(|last| n >= last) || ended() {
             break;
         }
         match screen.as_mut().map_or(Key::Timeout, |s| s.wait_key(opts.delay)) {

@@ -39,6 +39,11 @@ pub struct Started<'scope> {
 }
 
 impl Started<'_> {
+    /// Whether a thread has ended (before the stop flag was set, one that failed).
+    pub fn any_ended(&self) -> bool {
+        self.threads.iter().any(ScopedJoinHandle::is_finished)
+    }
+
     /// Waits for the threads (after the stop flag was set); the first failure, if any.
     pub fn join(self) -> Result<(), String> {
         let mut result = Ok(());

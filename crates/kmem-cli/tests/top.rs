@@ -92,6 +92,41 @@ fn stat_shows_churn_after_its_first_round_with_the_objects_still_held() {
 }
 
 #[test]
+fn a_workload_that_fails_after_its_first_round_ends_top_with_its_error() {
+    // failslab (GFP_KERNEL included) fails the 30,000th slab allocation, after churn's first
+    // round: the frames stop, and the error is said, exit 1. Before, top went on drawing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
+        .args(["top", "-d", "0.05"])
+        .env_remove("KMEM_MEM")
+        .env("KMEM_FAILSLAB", "30000,100,0,1,ignore-gfp-wait=0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kmem");
+    // The frames are drained as they come (a full pipe would stop top); a deadline only turns
+    // a hang (the old behaviour) into a failure.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let frames = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("top went on after its workload failed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().expect("output");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("kmem top: workload: ") && err.contains("memory allocation failed"), "{err}");
+    assert!(frames.join().expect("reader").contains(" kmem_churn "), "frames were drawn first");
+}
+
+#[test]
 fn a_reader_that_goes_away_ends_top_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
         .args(["top", "-d", "0.01", "--workload", "none"])
