@@ -233,10 +233,14 @@ fn a_section_table_offset_near_u64_max_is_an_invalid_module_not_a_panic() {
 }
 
 /// The `/sys/kernel/debug/kmemleak` part of `kmem insmod --kmemleak`'s output, split into
-/// its objects.
-fn kmemleak_objects(out: &str) -> Vec<String> {
-    let Some((_, report)) = out.split_once("# /sys/kernel/debug/kmemleak\n") else { return Vec::new() };
-    report.split("unreferenced object ").skip(1).map(str::to_owned).collect()
+/// its objects, after checking that the log says there are `n` and the report lists `n`.
+fn kmemleak_objects(out: &str, n: usize) -> Vec<String> {
+    let line = format!("] kmemleak: {n} new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n");
+    assert!(out.contains(&line), "{out}");
+    let Some((_, report)) = out.split_once("# /sys/kernel/debug/kmemleak\n") else { panic!("no report: {out}") };
+    let objects: Vec<String> = report.split("unreferenced object ").skip(1).map(str::to_owned).collect();
+    assert_eq!(objects.len(), n, "{out}");
+    objects
 }
 
 #[test]
@@ -245,9 +249,7 @@ fn kmemleak_reports_what_a_module_left_allocated_after_its_exit() {
     let o = insmod(&["--kmemleak", "--rmmod", so.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("] kmemleak: 4 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{out}");
-    let objects = kmemleak_objects(&out);
-    assert_eq!(objects.len(), 4, "{out}");
+    let objects = kmemleak_objects(&out, 4);
     // In allocation order: the string (kmalloc-32), the cache object (its object size), the
     // vmalloc area (whole pages), the pool; each named by its allocation's call chain.
     assert!(objects[0].contains(" (size 32):\n") && objects[0].contains("  leaked by leaky_\n"), "{}", objects[0]);
@@ -282,9 +284,7 @@ fn kmemleak_reports_what_a_failed_init_left_allocated() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("could not insert module"), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("kmemleak: 1 new suspected memory leaks"), "{out}");
-    let objects = kmemleak_objects(&out);
-    assert_eq!(objects.len(), 1, "{out}");
+    let objects = kmemleak_objects(&out, 1);
     assert!(objects[0].contains(" (size 256):\n"), "{}", objects[0]);
 }
 
@@ -294,14 +294,12 @@ fn kmemleak_scans_a_module_that_stays_loaded_from_its_data() {
     let o = insmod(&["--kmemleak", so.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("kmemleak: 1 new suspected memory leaks"), "{out}");
-    let objects = kmemleak_objects(&out);
     // The lost buffer (kmalloc-1k); the list its data refers to, head and next, is not.
-    assert_eq!(objects.len(), 1, "{out}");
+    let objects = kmemleak_objects(&out, 1);
     assert!(objects[0].contains(" (size 1024):\n") && objects[0].contains(" [keeper]\n"), "{}", objects[0]);
     // With --rmmod, which it refuses (no exit), it is scanned all the same.
     let o = insmod(&["--kmemleak", "--rmmod", so.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("rmmod: ERROR: could not remove module keeper"), "{}", stderr(&o));
-    assert_eq!(kmemleak_objects(&stdout(&o)).len(), 1, "{}", stdout(&o));
+    kmemleak_objects(&stdout(&o), 1);
 }

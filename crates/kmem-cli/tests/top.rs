@@ -147,19 +147,24 @@ fn has_script() -> bool {
     Command::new("sh").args(["-c", "command -v script"]).output().is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn on_a_terminal_without_keys_the_last_frame_stays_and_ends_its_line() {
-    if !has_script() {
-        return;
-    }
-    let run =
-        format!("script -q -c '{} top -n 2 -d 0.05 --workload none < /dev/null' /dev/null", env!("CARGO_BIN_EXE_kmem"));
+/// Runs `kmem top -n 2 -d 0.05 --workload none` under script(1) in the shell form `form`
+/// (`{}` is the command) and checks that its two frames stayed on the main screen, the last
+/// line (the heading, on a machine with no cache yet) ended before the shell's prompt.
+fn two_frames_on_the_main_screen(form: &str) {
+    let top = format!("{} top -n 2 -d 0.05 --workload none", env!("CARGO_BIN_EXE_kmem"));
+    let run = form.replace("{}", &top);
     let o = Command::new("sh").args(["-c", &run]).stdin(Stdio::null()).output().expect("run sh");
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(!text.contains("\x1b[?1049h"), "no alternate screen without keys: {text:?}");
+    assert!(!text.contains("\x1b[?1049"), "no alternate screen: {text:?}");
     assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 2, "{text:?}");
-    // The last line (the heading, on a machine with no cache yet) ends before the shell's prompt.
     assert!(text.ends_with("\x1b[m\r\n"), "the last line ended: {text:?}");
+}
+
+#[test]
+fn on_a_terminal_without_keys_the_last_frame_stays_and_ends_its_line() {
+    if has_script() {
+        two_frames_on_the_main_screen("script -q -c '{} < /dev/null' /dev/null");
+    }
 }
 
 #[test]
@@ -195,18 +200,11 @@ fn on_a_terminal_keys_sort_and_quit() {
 
 #[test]
 fn on_a_terminal_with_iterations_the_last_frame_stays_on_the_main_screen() {
-    if !has_script() {
-        return;
-    }
     // Keys are read (the input is the terminal, open until after `top` ended), but with `-n`
     // the frames go to the main screen, where the last one stays, its line ended.
-    let run =
-        format!("(sleep 1) | script -q -c '{} top -n 2 -d 0.05 --workload none' /dev/null", env!("CARGO_BIN_EXE_kmem"));
-    let o = Command::new("sh").args(["-c", &run]).output().expect("run sh");
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(!text.contains("\x1b[?1049"), "no alternate screen with --iterations: {text:?}");
-    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 2, "{text:?}");
-    assert!(text.ends_with("\x1b[m\r\n"), "the last line ended: {text:?}");
+    if has_script() {
+        two_frames_on_the_main_screen("(sleep 1) | script -q -c '{}' /dev/null");
+    }
 }
 
 #[test]

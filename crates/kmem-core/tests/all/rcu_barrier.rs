@@ -23,11 +23,21 @@ use super::trim::{Host, boot_host};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A machine over `region`'s memory, its hooks on the test host.
+fn machine(region: &Region) -> Kmem<Host> {
+    Kmem::new(boot_host(region, crate::normal_only(region)), SlabConfig::default())
+}
+
+/// The 64-byte cache whose objects the tests queue for grace periods.
+fn rcu_obj_cache(k: &Kmem<Host>) -> CacheRef {
+    k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap()
+}
+
 #[test]
 fn a_batch_reclaim_put_back_during_a_barrier_is_freed_by_it() {
     let region = Region::new(32 << 20);
-    let k: Kmem<Host> = Kmem::new(boot_host(&region, crate::normal_only(&region)), SlabConfig::default());
-    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let k = machine(&region);
+    let cache = rcu_obj_cache(&k);
     let obj = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     // SAFETY: Ours, given up.
     unsafe { k.kfree_rcu(obj.as_ptr()) };
@@ -77,8 +87,8 @@ fn a_batch_reclaim_put_back_during_a_barrier_is_freed_by_it() {
 #[test]
 fn a_barrier_waits_for_an_older_batch_but_not_for_one_taken_after_its_own() {
     let region = Region::new(32 << 20);
-    let k: Kmem<Host> = Kmem::new(boot_host(&region, crate::normal_only(&region)), SlabConfig::default());
-    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let k = machine(&region);
+    let cache = rcu_obj_cache(&k);
     let old = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     let young = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     // SAFETY: Ours, given up.
@@ -167,22 +177,33 @@ unsafe fn barrier_dtor(ctx: *const (), _obj: *mut u8) {
     }
 }
 
+/// An RCU cache named `name` whose destructor is [`barrier_dtor`] on `once`, with one empty
+/// slab (an object allocated and freed), which the next shrink discards, running the destructor.
+///
+/// # Safety
+/// `once` outlives the cache.
+unsafe fn barrier_dtor_cache(k: &Kmem<Host>, name: &'static str, once: &BarrierOnce<'_>) -> CacheRef {
+    // SAFETY: `barrier_dtor` may run on any thread; `once` outlives the cache (caller).
+    let dtor = unsafe { ObjFn::new(barrier_dtor, std::ptr::from_ref(once).cast()) };
+    let args = CacheArgs { dtor: Some(dtor), ..CacheArgs::default() };
+    let cache = k.kmem_cache_create(name, 128, &args, SLAB_TYPESAFE_BY_RCU).unwrap();
+    let p = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+    // SAFETY: The object just allocated; its slab is empty afterwards and shrink discards it.
+    unsafe { k.kmem_cache_free(cache, p.as_ptr()) };
+    cache
+}
+
 /// A barrier inside a batch of its own thread (a destructor of an RCU cache's slab, run by the
 /// grace period of `kmem_cache_shrink`'s barrier) skips that batch (parked: it waits for the
 /// barrier), waits for a batch another thread took before it, and not for one taken after.
 #[test]
 fn a_barrier_inside_its_own_batch_skips_it_and_waits_only_for_older_batches() {
     let region = Region::new(32 << 20);
-    let k: Kmem<Host> = Kmem::new(boot_host(&region, crate::normal_only(&region)), SlabConfig::default());
-    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let k = machine(&region);
+    let cache = rcu_obj_cache(&k);
     let once = BarrierOnce { k: &k, done: AtomicBool::new(false) };
-    // SAFETY: `barrier_dtor` may run on any thread; `once` outlives the cache (destroyed below).
-    let dtor = unsafe { ObjFn::new(barrier_dtor, std::ptr::from_ref(&once).cast()) };
-    let args = CacheArgs { dtor: Some(dtor), ..CacheArgs::default() };
-    let rcu_cache = k.kmem_cache_create("rcu_dtor", 128, &args, SLAB_TYPESAFE_BY_RCU).unwrap();
-    let p = k.kmem_cache_alloc(rcu_cache, GFP_KERNEL).unwrap();
-    // SAFETY: The object just allocated; its slab is empty afterwards and shrink discards it.
-    unsafe { k.kmem_cache_free(rcu_cache, p.as_ptr()) };
+    // SAFETY: `once` outlives the cache (destroyed below).
+    let rcu_cache = unsafe { barrier_dtor_cache(&k, "rcu_dtor", &once) };
     let old = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     let young = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     // SAFETY: Ours, given up.
@@ -211,22 +232,15 @@ fn a_barrier_inside_its_own_batch_skips_it_and_waits_only_for_older_batches() {
 #[test]
 fn two_barriers_inside_batches_of_their_own_do_not_wait_for_each_other() {
     let region: &'static Region = Box::leak(Box::new(Region::new(32 << 20)));
-    let k: &'static Kmem<Host> =
-        Box::leak(Box::new(Kmem::new(boot_host(region, crate::normal_only(region)), SlabConfig::default())));
+    let k: &'static Kmem<Host> = Box::leak(Box::new(machine(region)));
     let rcu_cache = |name| {
         let once: &'static BarrierOnce<'static> = Box::leak(Box::new(BarrierOnce { k, done: AtomicBool::new(false) }));
-        // SAFETY: `barrier_dtor` may run on any thread; `once` is never freed.
-        let dtor = unsafe { ObjFn::new(barrier_dtor, std::ptr::from_ref(once).cast()) };
-        let args = CacheArgs { dtor: Some(dtor), ..CacheArgs::default() };
-        let cache = k.kmem_cache_create(name, 128, &args, SLAB_TYPESAFE_BY_RCU).unwrap();
-        let p = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
-        // SAFETY: The object just allocated; its slab is empty afterwards and shrink discards it.
-        unsafe { k.kmem_cache_free(cache, p.as_ptr()) };
-        (cache, once)
+        // SAFETY: `once` is never freed.
+        (unsafe { barrier_dtor_cache(k, name, once) }, once)
     };
     let (c1, once1) = rcu_cache("rcu_dtor1");
     let (c2, once2) = rcu_cache("rcu_dtor2");
-    let cache = k.kmem_cache_create("rcu_obj", 64, &CacheArgs::default(), Default::default()).unwrap();
+    let cache = rcu_obj_cache(k);
     let old = k.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
     // SAFETY: Ours, given up.
     unsafe { k.kfree_rcu(old.as_ptr()) };
