@@ -17,10 +17,11 @@
 //!   module's exit ran (or its init failed), before its code is unloaded (so its frames still
 //!   have names). Once a module is gone nothing can refer to what it left allocated, so the
 //!   scan has no roots and every object still recorded is reported. A module that cannot be
-//!   removed (an init without an exit) is scanned when kmem exits, with its writable segments
-//!   as roots (the scan: `kmemleak/scan.rs`). A program using the C ABI (libkmem) with `KMEM_KMEMLEAK=1` is
-//!   tracked from its first call and scanned at its exit, with every loaded object's writable
-//!   segments and the exiting thread's live stack as roots; the report goes to stderr.
+//!   removed (an init without an exit) is scanned when `rmmod` refuses it, with its writable
+//!   segments as roots (the scan: `kmemleak/scan.rs`). A program using the C ABI (libkmem)
+//!   with `KMEM_KMEMLEAK=1` is tracked from its first call and scanned at its exit, with every
+//!   loaded object's writable segments and the exiting thread's live stack as roots; the
+//!   report goes to stderr.
 //! - `kfree_rcu`/`kvfree_rcu` forget the object when it is queued (the kernel's
 //!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_ignore` (`linux/kmemleak.h`)
 //!   forgets one too. `kmemleak_not_leak` marks one as never reported but still scanned (the
@@ -199,9 +200,10 @@ fn forget(addr: usize) {
 }
 
 /// Stops recording, scans from `roots` and the elements in live pools' reserves
-/// (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's line on `m` if there is any, and returns the
-/// `/sys/kernel/debug/kmemleak` text (also kept for [`last_report`]). Call it while the code
-/// that allocated them is still loaded, so its frames have names.
+/// (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's
+/// line on `m` if there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept
+/// for [`last_report`]). Call it while the code that allocated them is still loaded, so its
+/// frames have names.
 ///
 /// The table's lock is held, and recording left on, while the objects are read (the scan, and
 /// each reported object's first bytes and checksum): another thread's free through the C ABI
