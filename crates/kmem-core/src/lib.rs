@@ -3,7 +3,8 @@
 //! The Linux kernel's memory-allocation stack as a `#![no_std]` library: GFP flags
 //! ([`gfp`]), the buddy page allocator with zones, watermarks, per-CPU page lists, reclaim
 //! and fault injection ([`page_alloc`]), vmalloc over caller-supplied page tables ([`vmalloc`]),
-//! and memory pools with a guaranteed reserve ([`mempool`]). Every algorithm lives here; the `kmem` crate supplies a userspace
+//! memory pools with a guaranteed reserve ([`mempool`]), and kmalloc as a `#[global_allocator]`
+//! ([`heap`]). Every algorithm lives here; the `kmem` crate supplies a userspace
 //! [`platform::Platform`] (memfd-backed memory, threads as CPUs, real sleeping), and a
 //! `no_std` user supplies their own over caller-provided regions.
 //!
@@ -12,10 +13,11 @@
 //! from the lists), [`sync`] (the spin lock's `UnsafeCell`), [`pcp`] (lists owned by one CPU
 //! slot), [`reclaim`] (callbacks registered by raw pointer), [`page_alloc`] (building the
 //! allocator over the caller's memory, zeroing pages, direct-map address arithmetic, and
-//! entering a CPU slot's lists), and [`mempool`] (the element array, element bytes for debug
-//! poisoning, the user's callbacks, and the page-pool helpers' element pointers). `vmalloc::raw` (node chunks and pfn arrays carved from pages, byte access through
-//! mapped areas). Every block
-//! carries a `// SAFETY:` argument; the algorithms themselves ([`buddy`], [`watermark`],
+//! entering a CPU slot's lists), [`mempool`] (the element array, element bytes for debug
+//! poisoning, the user's callbacks, and the page-pool helpers' element pointers),
+//! `vmalloc::raw` (node chunks and pfn arrays carved from pages, byte access through mapped
+//! areas) and [`heap`] (the `static` a `Kmem` is installed in, for `#[global_allocator]`).
+//! Every block carries a `// SAFETY:` argument; the algorithms themselves ([`buddy`], [`watermark`],
 //! [`gfp`], [`proc`]) work on pfns and indices.
 #![doc = include_str!("../README.md")]
 #![no_std]
@@ -29,6 +31,7 @@ mod fallback;
 pub mod fault;
 mod flagset;
 pub mod gfp;
+pub mod heap;
 pub mod kmalloc;
 mod kmem;
 pub mod memmap;
@@ -50,6 +53,7 @@ pub mod watermark;
 pub mod zone;
 
 pub use gfp::Gfp;
+pub use heap::KmallocHeap;
 pub use kmem::Kmem;
 pub use memmap::Page;
 pub use order::{MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE, get_order};

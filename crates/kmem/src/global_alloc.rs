@@ -40,7 +40,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 
 use kmem_core::Gfp;
 use kmem_core::gfp::{GFP_ATOMIC, GFP_KERNEL};
-use kmem_core::kmalloc::classes::{ARCH_KMALLOC_MINALIGN, KMALLOC_MAX_SIZE};
+/// The kmalloc size that gives a layout its alignment (the core's `kmalloc_layout_size`).
+pub use kmem_core::kmalloc::classes::kmalloc_layout_size as kmalloc_size;
 
 use crate::{Machine, Profile};
 
@@ -82,23 +83,6 @@ fn enter_kmem() -> Option<SystemScope> {
         }
         Err(_) => None,
     }
-}
-
-/// The kmalloc size that gives `layout` its alignment, or `None` above `KMALLOC_MAX_SIZE`.
-///
-/// KM-6 makes every kmalloc result 8-aligned, power-of-two sizes up to 8 KiB size-aligned,
-/// 96 → 32- and 192 → 64-aligned; page-backed sizes come from a block aligned to its own size.
-/// A size that is a multiple of a power-of-two alignment `a > 8` lands in a power-of-two class
-/// (aligned to itself, at least `a`), in 96 only if `a <= 32`, in 192 only if `a <= 64` (no
-/// multiple of 64 lies in (64, 96], none of 128 in (128, 192]), or in a block of at least its
-/// size. So rounding the size up to the alignment is enough, up to any alignment.
-pub fn kmalloc_size(layout: Layout) -> Option<usize> {
-    let size = if layout.align() <= ARCH_KMALLOC_MINALIGN {
-        layout.size()
-    } else {
-        layout.size().checked_next_multiple_of(layout.align())?
-    };
-    (size <= KMALLOC_MAX_SIZE).then_some(size)
 }
 
 /// `GFP_KERNEL`, or `GFP_ATOMIC` inside an atomic section.

@@ -37,6 +37,28 @@ pub const fn zero_or_null_ptr(addr: usize) -> bool {
     addr <= ZERO_SIZE_PTR
 }
 
+/// The size to ask kmalloc for so that the block has `layout`'s alignment, or `None` above
+/// [`KMALLOC_MAX_SIZE`] (Rust-for-Linux's `aligned_size` rounds the same way before
+/// `krealloc`).
+///
+/// KM-6 makes every kmalloc result 8-aligned, power-of-two sizes up to 8 KiB size-aligned,
+/// 96 → 32- and 192 → 64-aligned; page-backed sizes come from a block aligned to its own size.
+/// A size that is a multiple of a power-of-two alignment `a > 8` lands in a power-of-two class
+/// (aligned to itself, at least `a`), in 96 only if `a <= 32`, in 192 only if `a <= 64` (no
+/// multiple of 64 lies in (64, 96], none of 128 in (128, 192]), or in a block of at least its
+/// size. So rounding the size up to the alignment is enough, up to any alignment.
+pub const fn kmalloc_layout_size(layout: core::alloc::Layout) -> Option<usize> {
+    let size = if layout.align() <= ARCH_KMALLOC_MINALIGN {
+        layout.size()
+    } else {
+        match layout.size().checked_next_multiple_of(layout.align()) {
+            Some(size) => size,
+            None => return None,
+        }
+    };
+    if size <= KMALLOC_MAX_SIZE { Some(size) } else { None }
+}
+
 const _: () = assert!(KMALLOC_MIN_SIZE.is_power_of_two() && KMALLOC_MIN_SIZE >= size_of::<usize>());
 const _: () = assert!(KMALLOC_MAX_CACHE_SIZE == 8192 && KMALLOC_MAX_SIZE == 4 << 20 && KMALLOC_MAX_ORDER == 10);
 const _: () = assert!(ZERO_SIZE_PTR < PAGE_SIZE && ZERO_SIZE_PTR < KMALLOC_MIN_SIZE * 4);
@@ -378,6 +400,35 @@ mod tests {
             // The class caches' layout keeps that alignment and the class size as the stride.
             let layout = crate::slab::layout::calculate_sizes(size, align, SlabFlags::empty(), false, None, true);
             assert_eq!(layout.unwrap().size, size);
+        }
+    }
+
+    #[test]
+    fn km6_layout_sizes_round_up_to_the_alignment() {
+        use core::alloc::Layout;
+        let l = |size, align| Layout::from_size_align(size, align).unwrap();
+        #[rustfmt::skip]
+        let cases = [
+            (l(1, 1), Some(1)), (l(24, 8), Some(24)), (l(80, 16), Some(80)), (l(80, 32), Some(96)),
+            (l(65, 64), Some(128)), (l(100, 128), Some(128)), (l(1, 4096), Some(4096)),
+            (l(5000, 4096), Some(8192)), (l(KMALLOC_MAX_SIZE, 8), Some(KMALLOC_MAX_SIZE)),
+            (l(KMALLOC_MAX_SIZE + 1, 1), None), (l(KMALLOC_MAX_SIZE - 1, KMALLOC_MAX_SIZE), Some(KMALLOC_MAX_SIZE)),
+            (l(1, KMALLOC_MAX_SIZE * 2), None), (l(isize::MAX as usize - 63, 64), None),
+        ];
+        for (layout, want) in cases {
+            assert_eq!(kmalloc_layout_size(layout), want, "{layout:?}");
+        }
+        // Every rounded size lands in a class or block aligned to the layout's alignment (KM-6).
+        for align in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096] {
+            for size in 1..=3 * align {
+                let n = kmalloc_layout_size(l(size, align)).unwrap();
+                let class_align = if n <= KMALLOC_MAX_CACHE_SIZE {
+                    kmalloc_cache_align(kmalloc_size_roundup(n))
+                } else {
+                    PAGE_SIZE << get_order(n)
+                };
+                assert!(class_align >= align, "size {size} align {align}: {n} bytes, class aligned to {class_align}");
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Layouts only a caller-provided region can have: a direct map that is not page aligned
-//! (refused), and a memory range that starts inside a pageblock (PA-12's pageblocks stay
+//! (refused), one too small for the page array and a max-order block (refused, saying so), and a memory range that starts inside a pageblock (PA-12's pageblocks stay
 //! naturally aligned in pfns).
 
 use kmem_core::gfp::GFP_KERNEL;
@@ -37,6 +37,27 @@ fn a_direct_map_that_is_not_page_aligned_is_refused() {
         let err = unsafe { PageAllocator::new(board(false), layout, Config::default()) }.err();
         assert_eq!(err.map(|e| e.0), Some("direct map must be page aligned"), "offset {offset}");
     }
+}
+
+/// The smallest board: the page array plus one `MAX_PAGE_ORDER` block (4 MiB). One page less
+/// is refused with an error that says what must fit.
+#[test]
+fn a_direct_map_without_room_for_a_max_order_block_is_refused() {
+    let region = Region::new(8 << 20);
+    let max_block = 1 << kmem_core::MAX_PAGE_ORDER;
+    for pages in [max_block, max_block + 1] {
+        // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
+        let err = unsafe { PageAllocator::new(board(false), normal_layout(&region, 0, pages, 0), Config::default()) }
+            .err()
+            .map(|e| e.0);
+        let want = "too little directly mapped memory: the page array plus one MAX_PAGE_ORDER block (4 MiB) must fit";
+        assert_eq!(err, Some(want), "{pages} pages");
+    }
+    // SAFETY: As in `boot`.
+    let pa =
+        unsafe { PageAllocator::new(board(false), normal_layout(&region, 0, 2 * max_block, 0), Config::default()) }
+            .expect("8 MiB boots");
+    assert!(pa.alloc_pages(GFP_KERNEL, 0).is_ok());
 }
 
 /// PA-12 with memory starting at pfn 1: a block stolen for `MIGRATE_UNMOVABLE` claims exactly
