@@ -156,7 +156,9 @@ enum Key {
     Other,
 }
 
-/// What a key pressed in the live view does.
+/// What a key pressed in the live view does. One byte at a time, as slabtop reads them: an
+/// arrow key's `ESC [ A` does nothing, nothing, then sorts by `a` (slabtop's `parse_input`
+/// lowercases each byte the same way).
 fn key_action(byte: u8) -> Key {
     match byte {
         b'q' | b'Q' | 3 | 4 => Key::Quit,
@@ -279,5 +281,8 @@ mod tests {
         assert_eq!(key_action(b'C'), Key::Sort(SortKey::CacheSize));
         assert_eq!(key_action(b'x'), Key::Other);
         assert_eq!(key_action(b' '), Key::Other);
+        // An up arrow, byte by byte, as slabtop sees it.
+        let arrow: Vec<Key> = b"\x1b[A".iter().map(|&b| key_action(b)).collect();
+        assert_eq!(arrow, [Key::Other, Key::Other, Key::Sort(SortKey::ActiveObjs)]);
     }
 }
