@@ -262,8 +262,9 @@ impl<P: Platform> PageAllocator<P> {
     /// computes watermarks, lowmem reserves and per-CPU list sizes.
     ///
     /// # Errors
-    /// An inconsistent layout, more CPUs than [`MAX_CPUS`], or a direct map too small to hold
-    /// the page array plus one `MAX_PAGE_ORDER` block (4 MiB).
+    /// An inconsistent layout, more CPUs than [`MAX_CPUS`], or a direct map that the page array
+    /// fills. (A board far smaller than a `MAX_PAGE_ORDER` block boots; it should set
+    /// [`Config::min_free_kbytes`], since Linux's floor of 128 KiB would be above its memory.)
     ///
     /// # Safety
     /// `layout.direct_map` must point to `direct_map_end_pfn - start_pfn` pages of memory, valid
@@ -278,10 +279,8 @@ impl<P: Platform> PageAllocator<P> {
         let meta_pages =
             MemMap::bytes_needed(layout.start_pfn, layout.end_pfn, layout.pageblock_order).div_ceil(PAGE_SIZE);
         let lowmem = layout.direct_map_end_pfn - layout.start_pfn;
-        if meta_pages + (1 << MAX_PAGE_ORDER) > lowmem {
-            return Err(InitError(
-                "too little directly mapped memory: the page array plus one MAX_PAGE_ORDER block (4 MiB) must fit",
-            ));
+        if meta_pages >= lowmem {
+            return Err(InitError("too little directly mapped memory: nothing is left after the page array"));
         }
         let meta_start = layout.direct_map_end_pfn - meta_pages;
         // SAFETY: `meta_start - start_pfn < lowmem`, so the offset stays inside the direct map.

@@ -1,5 +1,6 @@
 //! Layouts only a caller-provided region can have: a direct map that is not page aligned
-//! (refused), one too small for the page array and a max-order block (refused, saying so), and a memory range that starts inside a pageblock (PA-12's pageblocks stay
+//! (refused), boards smaller than one max-order block (they boot; one the page array fills is
+//! refused, saying so), and a memory range that starts inside a pageblock (PA-12's pageblocks stay
 //! naturally aligned in pfns).
 
 use kmem_core::gfp::GFP_KERNEL;
@@ -39,25 +40,52 @@ fn a_direct_map_that_is_not_page_aligned_is_refused() {
     }
 }
 
-/// The smallest board: the page array plus one `MAX_PAGE_ORDER` block (4 MiB). One page less
-/// is refused with an error that says what must fit.
+/// Boards far smaller than a `MAX_PAGE_ORDER` block boot (the page array is all they give
+/// up), with pageblocks larger than the zone; their watermarks come from a `min_free_kbytes`
+/// the board sets (Linux's floor, 128 KiB, would be above all of their memory). Each serves
+/// blocks of every order that fits, gets all of it back, and runs kmalloc. A direct map that
+/// the page array fills is refused, saying so.
 #[test]
-fn a_direct_map_without_room_for_a_max_order_block_is_refused() {
-    let region = Region::new(8 << 20);
-    let max_block = 1 << kmem_core::MAX_PAGE_ORDER;
-    for pages in [max_block, max_block + 1] {
-        // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
-        let err = unsafe { PageAllocator::new(board(false), normal_layout(&region, 0, pages, 0), Config::default()) }
-            .err()
-            .map(|e| e.0);
-        let want = "too little directly mapped memory: the page array plus one MAX_PAGE_ORDER block (4 MiB) must fit";
-        assert_eq!(err, Some(want), "{pages} pages");
+fn boards_smaller_than_a_max_order_block_boot() {
+    use kmem_core::gfp::{__GFP_NORETRY, __GFP_NOWARN};
+    for (bytes, pageblock_order) in [(2 * PAGE_SIZE, 9), (64 << 10, 9), (256 << 10, 4), (3 << 20, 9)] {
+        let region = Region::new(bytes);
+        let pages = bytes / PAGE_SIZE;
+        let layout = Layout { pageblock_order, ..normal_layout(&region, 0, pages, 0) };
+        let config = Config { min_free_kbytes: Some(0), oom_timeout_ns: 0, ..Config::default() };
+        // SAFETY: As in `boot`.
+        let pa = unsafe { PageAllocator::new(board(false), layout, config) }.expect("a small board boots");
+        let free = pa.total_free();
+        let meta = kmem_core::memmap::MemMap::bytes_needed(0, pages, pageblock_order).div_ceil(PAGE_SIZE);
+        assert_eq!(pa.reserved_pages(), meta, "{bytes} bytes");
+        assert_eq!(free, pages - meta, "{bytes} bytes: all but the page array's pages are free");
+        let mut held = Vec::new();
+        for order in (0..=kmem_core::MAX_PAGE_ORDER).rev() {
+            while let Ok(p) = pa.alloc_pages(GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY, order) {
+                held.push((p, order));
+            }
+        }
+        assert_eq!(held.iter().map(|&(_, order)| 1 << order).sum::<usize>(), free, "{bytes} bytes: every page served");
+        for (p, order) in held {
+            // SAFETY: The test's own blocks, unused afterwards.
+            unsafe { pa.free_pages(p, order) };
+        }
+        pa.drain_local_pages();
+        assert_eq!(pa.total_free(), free, "{bytes} bytes: every page back");
+        // SAFETY: Single-threaded test; no CPU slot in use.
+        unsafe { pa.check() };
+        if pages >= 16 {
+            let kmem = kmem_core::Kmem::new(pa, kmem_core::slab::SlabConfig::default());
+            let p = kmem.kmalloc(100, GFP_KERNEL).expect("kmalloc on a small board");
+            // SAFETY: Just allocated, unused afterwards.
+            unsafe { kmem.kfree(p.as_ptr()) };
+        }
     }
-    // SAFETY: As in `boot`.
-    let pa =
-        unsafe { PageAllocator::new(board(false), normal_layout(&region, 0, 2 * max_block, 0), Config::default()) }
-            .expect("8 MiB boots");
-    assert!(pa.alloc_pages(GFP_KERNEL, 0).is_ok());
+    let region = Region::new(PAGE_SIZE);
+    // SAFETY: As in `boot`; the layout is rejected before any memory is touched.
+    let err = unsafe { PageAllocator::new(board(false), normal_layout(&region, 0, 1, 0), Config::default()) }.err();
+    let want = "too little directly mapped memory: nothing is left after the page array";
+    assert_eq!(err.map(|e| e.0), Some(want));
 }
 
 /// PA-12 with memory starting at pfn 1: a block stolen for `MIGRATE_UNMOVABLE` claims exactly
