@@ -4,7 +4,8 @@
 //! ([`gfp`]), the buddy page allocator with zones, watermarks, per-CPU page lists, reclaim
 //! and fault injection ([`page_alloc`]), vmalloc over caller-supplied page tables ([`vmalloc`]),
 //! memory pools with a guaranteed reserve ([`mempool`]), and kmalloc as a `#[global_allocator]`
-//! ([`heap`]). Every algorithm lives here; the `kmem` crate supplies a userspace
+//! ([`heap`]) or, with the `allocator-api2` feature, as an `Allocator` with a GFP mask
+//! (`alloc_api`). Every algorithm lives here; the `kmem` crate supplies a userspace
 //! [`platform::Platform`] (memfd-backed memory, threads as CPUs, real sleeping), and a
 //! `no_std` user supplies their own over caller-provided regions.
 //!
@@ -16,7 +17,8 @@
 //! entering a CPU slot's lists), [`mempool`] (the element array, element bytes for debug
 //! poisoning, the user's callbacks, and the page-pool helpers' element pointers),
 //! `vmalloc::raw` (node chunks and pfn arrays carved from pages, byte access through mapped
-//! areas) and [`heap`] (the `static` a `Kmem` is installed in, for `#[global_allocator]`).
+//! areas), [`heap`] (the `static` a `Kmem` is installed in, for `#[global_allocator]`) and
+//! `alloc_api` (kmalloc blocks as `allocator-api2` allocations).
 //! Every block carries a `// SAFETY:` argument; the algorithms themselves ([`buddy`], [`watermark`],
 //! [`gfp`], [`proc`]) work on pfns and indices.
 #![doc = include_str!("../README.md")]
@@ -26,6 +28,8 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+#[cfg(feature = "allocator-api2")]
+pub mod alloc_api;
 pub mod buddy;
 mod fallback;
 pub mod fault;

@@ -1,5 +1,6 @@
 //! The `allocator-api2` [`Allocator`] trait over kmalloc: `Vec`/`Box` of `allocator_api2` in a
-//! machine's kmalloc memory, on stable Rust.
+//! machine's kmalloc memory, on stable Rust. Every method is the core's (`kmem_core::alloc_api`,
+//! `KmallocIn` over the machine's `Kmem`); this module gives it handles to a machine.
 //!
 //! - `&Machine` allocates with `GFP_KERNEL`; [`Kmalloc`] owns a machine handle (so boxes can be
 //!   `'static`) and takes any GFP mask (`GFP_ATOMIC`, `GFP_DMA`, …). The typed kmalloc handle
@@ -32,6 +33,8 @@ use std::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 use kmem_core::Gfp;
+use kmem_core::alloc_api::KmallocIn;
+pub(crate) use kmem_core::alloc_api::{aligned, dangling};
 use kmem_core::gfp::GFP_KERNEL;
 
 use crate::Machine;
@@ -61,166 +64,58 @@ impl Kmalloc {
     }
 }
 
-/// A dangling, aligned block of `len` 0 (zero-size layouts touch no allocator).
-pub(crate) fn dangling(layout: Layout) -> NonNull<[u8]> {
-    // An address equal to the alignment: non-null and aligned (`Layout::dangling` is unstable).
-    let ptr = NonNull::new(std::ptr::without_provenance_mut::<u8>(layout.align())).expect("alignment is non-zero");
-    NonNull::slice_from_raw_parts(ptr, 0)
-}
-
-/// Whether `ptr` is aligned to `align` (a power of two).
-pub(crate) fn aligned(ptr: NonNull<u8>, align: usize) -> bool {
-    ptr.as_ptr() as usize & (align - 1) == 0
-}
-
-fn allocate(m: &Machine, gfp: Gfp, layout: Layout, zero: bool) -> Result<NonNull<[u8]>, AllocError> {
-    if layout.size() == 0 {
-        return Ok(dangling(layout));
-    }
-    let size = kmalloc_size(layout).ok_or(AllocError)?;
-    let made = if zero { m.kzalloc(size, gfp) } else { m.kmalloc(size, gfp) };
-    let ptr = made.map_err(|_| AllocError)?;
-    if !aligned(ptr, layout.align()) {
-        // Never expected (KM-6); refuse rather than hand out misaligned memory.
-        // SAFETY: Just allocated, unused.
-        unsafe { m.kfree(ptr.as_ptr()) };
-        return Err(AllocError);
-    }
-    Ok(NonNull::slice_from_raw_parts(ptr, size))
-}
-
-/// # Safety
-/// As [`Allocator::deallocate`] for an allocator over `m`.
-unsafe fn deallocate(m: &Machine, ptr: NonNull<u8>, layout: Layout) {
-    if layout.size() != 0 {
-        // SAFETY: A live block of ours (caller), not used afterwards.
-        unsafe { m.kfree(ptr.as_ptr()) };
-    }
-}
-
-/// `grow`, `grow_zeroed` and `shrink`.
-///
-/// # Safety
-/// As [`Allocator::grow`] (or `shrink`) for an allocator over `m`.
-unsafe fn reallocate(
-    m: &Machine,
-    gfp: Gfp,
-    ptr: NonNull<u8>,
-    old: Layout,
-    new: Layout,
-    zero: bool,
-) -> Result<NonNull<[u8]>, AllocError> {
-    if old.size() == 0 {
-        return allocate(m, gfp, new, zero);
-    }
-    if new.size() == 0 {
-        // SAFETY: A live block of ours (caller).
-        unsafe { m.kfree(ptr.as_ptr()) };
-        return Ok(dangling(new));
-    }
-    let size = kmalloc_size(new).ok_or(AllocError)?;
-    let in_place_ok = aligned(ptr, new.align());
-    // A shrink into half the capacity or less moves, so the larger class or block goes back.
-    // SAFETY: The caller owns the allocation (this function's contract).
-    let wasteful = new.size() < old.size() && size <= unsafe { m.ksize(ptr.as_ptr()) } / 2;
-    let moved = if in_place_ok && !wasteful {
-        // SAFETY: A live block of ours (caller). `size` is a multiple of `new.align()`, so a
-        // new block is aligned for `new` (KM-6); a kept one is aligned (checked). On failure
-        // the block is untouched (KM-9).
-        unsafe { m.krealloc(ptr.as_ptr(), size, gfp) }.map_err(|_| AllocError)?
-    } else {
-        match allocate(m, gfp, new, false) {
-            Ok(fresh) => {
-                let fresh = fresh.cast::<u8>();
-                // SAFETY: Distinct live blocks, each holding at least `min` bytes; the old one
-                // is ours (caller) and goes now.
-                unsafe {
-                    fresh.as_ptr().copy_from_nonoverlapping(ptr.as_ptr(), old.size().min(new.size()));
-                    m.kfree(ptr.as_ptr());
-                }
-                fresh
+/// Forwards every `Allocator` method of `$ty` to the core's allocator `$core` (built from
+/// `$this`, the `&self` of the method).
+macro_rules! forward_allocator {
+    ($ty:ty, $this:ident => $core:expr) => {
+        // SAFETY: Every method is the core's allocator over the machine's `Kmem`
+        // (`kmem_core::alloc_api`), which the handle keeps alive; copies and clones reach the
+        // same machine, so they are the same allocator.
+        unsafe impl Allocator for $ty {
+            #[inline]
+            fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+                let $this = self;
+                $core.allocate(layout)
             }
-            // A shrink that could not move stays where it is (aligned, and it fits).
-            Err(AllocError) if in_place_ok => ptr,
-            Err(e) => return Err(e),
+
+            #[inline]
+            fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+                let $this = self;
+                $core.allocate_zeroed(layout)
+            }
+
+            #[inline]
+            unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+                let $this = self;
+                // SAFETY: Forwarded contract.
+                unsafe { $core.deallocate(ptr, layout) }
+            }
+
+            unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+                let $this = self;
+                // SAFETY: Forwarded contract.
+                unsafe { $core.grow(ptr, old, new) }
+            }
+
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, AllocError> {
+                let $this = self;
+                // SAFETY: Forwarded contract.
+                unsafe { $core.grow_zeroed(ptr, old, new) }
+            }
+
+            unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+                let $this = self;
+                // SAFETY: Forwarded contract.
+                unsafe { $core.shrink(ptr, old, new) }
+            }
         }
     };
-    // `grow_zeroed`: every byte past the old contents of the block handed back is zero, up to
-    // its whole length (`size`, which the alignment may round above `new.size()`).
-    if zero && size > old.size() {
-        // SAFETY: The block holds at least `size` bytes (`krealloc` or `allocate` of `size`);
-        // the first `old.size()` were kept.
-        unsafe { moved.as_ptr().add(old.size()).write_bytes(0, size - old.size()) };
-    }
-    Ok(NonNull::slice_from_raw_parts(moved, size))
 }
 
-// SAFETY: Blocks come from kmalloc on the machine: valid until kfree, which only
-// `deallocate`/`grow`/`shrink` call; the machine outlives the borrow. Sizes and alignments are
-// honoured (`kmalloc_size`, checked). Copies of `&Machine` are the same allocator.
-unsafe impl Allocator for &Machine {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(self, GFP_KERNEL, layout, false)
-    }
-
-    #[inline]
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(self, GFP_KERNEL, layout, true)
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: Forwarded contract.
-        unsafe { deallocate(self, ptr, layout) }
-    }
-
-    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: Forwarded contract.
-        unsafe { reallocate(self, GFP_KERNEL, ptr, old, new, false) }
-    }
-
-    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: Forwarded contract.
-        unsafe { reallocate(self, GFP_KERNEL, ptr, old, new, true) }
-    }
-
-    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: Forwarded contract.
-        unsafe { reallocate(self, GFP_KERNEL, ptr, old, new, false) }
-    }
-}
-
-// SAFETY: As for `&Machine`; clones share one machine (an `Arc`), which every clone keeps alive.
-unsafe impl Allocator for Kmalloc {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(&self.machine, self.gfp, layout, false)
-    }
-
-    #[inline]
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(&self.machine, self.gfp, layout, true)
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: Forwarded contract.
-        unsafe { deallocate(&self.machine, ptr, layout) }
-    }
-
-    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: Forwarded contract.
-        unsafe { reallocate(&self.machine, self.gfp, ptr, old, new, false) }
-    }
-
-    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: Forwarded contract.
-        unsafe { reallocate(&self.machine, self.gfp, ptr, old, new, true) }
-    }
-
-    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: Forwarded contract.
-        unsafe { reallocate(&self.machine, self.gfp, ptr, old, new, false) }
-    }
-}
+forward_allocator!(&Machine, this => KmallocIn::new(this, GFP_KERNEL));
+forward_allocator!(Kmalloc, this => KmallocIn::new(&this.machine, this.gfp));

@@ -17,6 +17,7 @@ use kmem_core::waitq::WaitWord;
 use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
 use kmem_core::{PAGE_SIZE, PageAllocator, proc};
 
+mod alloc_api;
 mod highatomic;
 mod layouts;
 mod meminit;
