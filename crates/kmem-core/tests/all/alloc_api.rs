@@ -103,3 +103,112 @@ fn shrinking_gives_pages_back() {
     // SAFETY: The block of `grown`, with the layout it was grown to.
     unsafe { a.deallocate(grown.cast(), big) };
 }
+
+/// Model-based: random allocate / allocate_zeroed / grow / grow_zeroed / shrink / deallocate
+/// sequences of layouts from 0 bytes to 40 KiB aligned 1 to 4096, on 2 fixed seeds. After every
+/// step each live block is aligned, holds its owner's bytes (zero where a zeroing call added
+/// them), and overlaps no other live block. At the end every block is freed and the board's
+/// pages all come back once the slab shrinker has run.
+#[test]
+fn random_allocator_sequences_keep_blocks_apart_and_intact() {
+    use kmem_core::reclaim::Shrinker;
+    struct Live {
+        ptr: core::ptr::NonNull<u8>,
+        layout: Layout,
+        fill: u8,
+        /// Bytes from here up to `layout.size()` must be zero (a zeroing call added them).
+        zero_from: usize,
+    }
+    fn check(live: &[Live]) {
+        let mut spans: std::vec::Vec<(usize, usize)> =
+            live.iter().map(|b| (b.ptr.as_ptr().addr(), b.layout.size())).collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            assert!(w[0].1 == 0 || w[0].0 + w[0].1 <= w[1].0, "blocks overlap: {w:?}");
+        }
+        for b in live {
+            assert_eq!(b.ptr.as_ptr().addr() % b.layout.align(), 0, "misaligned {:?}", b.layout);
+            // SAFETY: A live block of at least `layout.size()` bytes.
+            let bytes = unsafe { core::slice::from_raw_parts(b.ptr.as_ptr(), b.layout.size()) };
+            let (kept, zeroed) = bytes.split_at(b.zero_from.min(bytes.len()));
+            assert!(kept.iter().all(|&x| x == b.fill), "{:?}: contents changed", b.layout);
+            assert!(zeroed.iter().all(|&x| x == 0), "{:?}: added bytes not zero", b.layout);
+        }
+    }
+    for seed in [0x9e37_79b9_7f4a_7c15u64, 0x1234_5678_9abc_def1] {
+        let region = Region::new(64 << 20);
+        let k = Kmem::new(boot(&region, true), SlabConfig::default());
+        let initial = k.total_free();
+        let a = KmallocIn::new(&k, GFP_KERNEL);
+        let mut rng = seed;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut live: std::vec::Vec<Live> = std::vec::Vec::new();
+        for step in 0..4000u32 {
+            let size = match next(4) {
+                0 => next(65) as usize,
+                1 => next(1025) as usize,
+                2 => next(9000) as usize,
+                _ => next(40_001) as usize,
+            };
+            let layout = Layout::from_size_align(size, 1 << next(13)).unwrap();
+            let fill = (step % 251) as u8 + 1;
+            match next(6) {
+                0 | 1 if live.len() < 64 => {
+                    let zero = next(2) == 0;
+                    let block = if zero { a.allocate_zeroed(layout) } else { a.allocate(layout) }.unwrap();
+                    let ptr = block.cast::<u8>();
+                    assert!(block.len() >= size);
+                    if !zero {
+                        // SAFETY: A fresh block of `size` bytes.
+                        unsafe { ptr.as_ptr().write_bytes(fill, size) };
+                    }
+                    live.push(Live { ptr, layout, fill: if zero { 0 } else { fill }, zero_from: size });
+                }
+                2 | 3 if !live.is_empty() => {
+                    let i = next(live.len() as u64) as usize;
+                    let b = &mut live[i];
+                    let new = Layout::from_size_align(size, b.layout.align()).unwrap();
+                    let zero = next(2) == 0;
+                    // SAFETY: `b` is live with `b.layout`; grow to a size at least as large,
+                    // shrink to one no larger (the trait's contracts).
+                    let moved = unsafe {
+                        if new.size() >= b.layout.size() {
+                            if zero { a.grow_zeroed(b.ptr, b.layout, new) } else { a.grow(b.ptr, b.layout, new) }
+                        } else {
+                            a.shrink(b.ptr, b.layout, new)
+                        }
+                    }
+                    .unwrap();
+                    b.ptr = moved.cast();
+                    b.zero_from = b.zero_from.min(b.layout.size()).min(new.size());
+                    if !(zero && new.size() > b.layout.size()) {
+                        // Not zeroed: the new bytes are the owner's to fill.
+                        // SAFETY: Bytes of the live block.
+                        unsafe { b.ptr.as_ptr().add(b.zero_from).write_bytes(b.fill, new.size() - b.zero_from) };
+                        b.zero_from = new.size();
+                    }
+                    b.layout = new;
+                }
+                _ if !live.is_empty() => {
+                    let b = live.swap_remove(next(live.len() as u64) as usize);
+                    // SAFETY: Live with this layout; dropped from the model.
+                    unsafe { a.deallocate(b.ptr, b.layout) };
+                }
+                _ => {}
+            }
+            check(&live);
+        }
+        for b in live.drain(..) {
+            // SAFETY: Live with this layout.
+            unsafe { a.deallocate(b.ptr, b.layout) };
+        }
+        k.scan_objects(usize::MAX, GFP_KERNEL);
+        k.drain_local_pages();
+        assert_eq!(k.total_free(), initial - k.slab_pages().0 - k.slab_pages().1, "seed {seed:#x}: pages lost");
+    }
+}
