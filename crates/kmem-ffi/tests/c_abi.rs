@@ -367,6 +367,26 @@ fn modern_forms_compile_as_c2x() {
     assert!(o.status.success(), "modern_mempool.c as C2x:\n{}", show(&o));
 }
 
+/// `KMEM_KMEMLEAK=1` with threads: at exit the stacks of the other threads that allocated
+/// through the C ABI are scanned (a sleeping thread's local keeps its object), those of threads
+/// that exited are not (their dropped object is reported).
+#[test]
+fn kmemleak_scans_other_threads_stacks_at_exit() {
+    for link in [Link::Shared, Link::Static] {
+        let exe = build("kmemleak_threads", link);
+        let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{err}");
+        let sizes: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("unreferenced object 0x"))
+            .filter_map(|l| l.split("(size ").nth(1))
+            .collect();
+        assert_eq!(sizes, ["512):", "256):"], "{err}");
+    }
+}
+
 /// `mempool_create` accepts today's callback type and the book's `int gfp_mask` one, nothing else.
 #[test]
 fn mempool_create_rejects_other_callback_types() {

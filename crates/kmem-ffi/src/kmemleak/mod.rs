@@ -20,7 +20,8 @@
 //!   removed (an init without an exit) is scanned when `rmmod` refuses it, with its writable
 //!   segments as roots (the scan: `kmemleak/scan.rs`). A program using the C ABI (libkmem)
 //!   with `KMEM_KMEMLEAK=1` is tracked from its first call and scanned at its exit, with every
-//!   loaded object's writable segments and the exiting thread's live stack as roots; the
+//!   loaded object's writable segments, the exiting thread's live stack and the stacks of the
+//!   other threads that allocated through the C ABI (`kmemleak/threads.rs`) as roots; the
 //!   report goes to stderr.
 //! - `kfree_rcu`/`kvfree_rcu` forget the object when it is queued (the kernel's
 //!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_ignore` (`linux/kmemleak.h`)
@@ -47,6 +48,7 @@ use kmem::{CallChain, Level, Machine};
 use kmem_core::platform::Platform as _;
 
 mod scan;
+mod threads;
 pub use scan::{Roots, live_stack, writable_segments};
 
 /// Whether allocations are recorded.
@@ -176,6 +178,8 @@ pub(crate) fn realloc(m: &Machine, old: *const c_void, taken: Taken, new: *const
 #[cold]
 #[inline(never)]
 fn record(addr: usize, size: usize, not_leak: bool) {
+    // Before the table's lock (`threads`' lock order).
+    threads::register_current();
     let chain = CallChain::record();
     let (pid, comm) = (kmem::sys::gettid(), kmem::sys::comm());
     let jiffies = crate::machine().map_or(0, |m| kmem_core::platform::jiffies(m.platform().now_ns()));
@@ -199,8 +203,8 @@ fn forget(addr: usize) {
     lock().objects.remove(&addr);
 }
 
-/// Stops recording, scans from `roots` and the elements in live pools' reserves
-/// (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's
+/// Stops recording, scans from `roots`, the words in `values` (copies of memory such as other
+/// threads' stacks) and the elements in live pools' reserves (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's
 /// line on `m` if there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept
 /// for [`last_report`]). Call it while the code that allocated them is still loaded, so its
 /// frames have names.
@@ -209,9 +213,10 @@ fn forget(addr: usize) {
 /// each reported object's first bytes and checksum): another thread's free through the C ABI
 /// forgets the object before freeing it, so it waits until then, and no object is freed (nor
 /// a vmalloc area unmapped) while it is read.
-pub fn report(m: &Machine, roots: &[(usize, usize)]) -> String {
+pub fn report(m: &Machine, roots: &[(usize, usize)], values: &[usize]) -> String {
     // Before the table's lock, which is a leaf (the module docs).
-    let pools = crate::mempool::reserved_elements();
+    let mut pools = crate::mempool::reserved_elements();
+    pools.extend_from_slice(values);
     let mut left: Vec<(usize, Object, Contents)> = {
         let mut s = lock();
         let lost = scan::unreferenced(&s.objects, roots, &pools);
@@ -266,8 +271,9 @@ pub(crate) fn start_from_env() {
     }
 }
 
-/// The program's exit: scans from every loaded object's writable segments and this thread's
-/// live frames (those of `exit`'s callers), and prints what nothing refers to on stderr.
+/// The program's exit: scans from every loaded object's writable segments, this thread's live
+/// frames (those of `exit`'s callers) and the stacks of the other threads that allocated
+/// through the C ABI (`threads`), and prints what nothing refers to on stderr.
 extern "C" fn at_exit() {
     let here = 0u8;
     if !is_on() {
@@ -276,7 +282,8 @@ extern "C" fn at_exit() {
     let Some(m) = crate::boundary::machine_or_report() else { return };
     let mut roots = writable_segments(|_, _| true);
     roots.extend(live_stack(std::ptr::addr_of!(here) as usize));
-    let text = report(m, &roots);
+    let others = threads::other_stacks_words();
+    let text = report(m, &roots, &others);
     if !text.is_empty() {
         let n = text.matches("unreferenced object ").count();
         eprint!("kmemleak: {n} new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n{text}");

@@ -5,7 +5,8 @@
 //!
 //! Roots: the writable segments (`PT_LOAD` with `PF_W`: `.data`, `.bss`, the GOT) of the
 //! loaded objects that can hold C's pointers (a module's own, or every object of a program),
-//! and the live part of the scanning thread's stack; and the elements in the reserves of the
+//! and the live part of the scanning thread's stack; copies of other threads' stacks
+//! (`threads`, at a program's exit); and the elements in the reserves of the
 //! live pools C holds (the kernel's pool refers to them from its `elements` array, which
 //! kmemleak scans; kmem's reserve is not C's memory). Memory from `malloc` is not scanned, as
 //! the kernel has none: an object only a `malloc`'d block refers to is reported.
@@ -116,17 +117,7 @@ pub fn writable_segments<F: FnMut(usize, &str) -> bool>(keep: F) -> Roots {
 /// The calling thread's stack from `sp` (an address in the caller's frame) to its top: the
 /// frames still live, the caller's and its callers'.
 pub fn live_stack(sp: usize) -> Option<(usize, usize)> {
-    // SAFETY: All-zero is a valid `pthread_attr_t` to be filled in by `pthread_getattr_np`.
-    let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
-    // SAFETY: The calling thread's own attributes into `attr`, destroyed below.
-    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), &mut attr) } != 0 {
-        return None;
-    }
-    let (mut base, mut size) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: `attr` was initialised above; the outputs are writable.
-    let got = unsafe { libc::pthread_attr_getstack(&attr, &mut base, &mut size) };
-    // SAFETY: Initialised by `pthread_getattr_np`, destroyed once.
-    unsafe { libc::pthread_attr_destroy(&mut attr) };
-    let top = (base as usize).checked_add(size)?;
-    (got == 0 && (base as usize..top).contains(&sp)).then(|| (sp, top - sp))
+    let (base, size) = super::threads::stack_bounds()?;
+    let top = base.checked_add(size)?;
+    (base..top).contains(&sp).then(|| (sp, top - sp))
 }

@@ -1,0 +1,157 @@
+//! The stacks of other threads, for a program's exit scan: the kernel's kmemleak scans every
+//! task's stack, so an object only a sleeping thread's local variable refers to is not a leak.
+//!
+//! A thread is registered (its stack's bounds, from `pthread_getattr_np`) the first time it
+//! allocates through the C ABI while kmemleak is on, and unregistered by its thread-local
+//! destructor when it exits. Threads that never allocated through the C ABI are not known, so
+//! a pointer only their stacks hold is not seen (documented in `docs/deviations.md`).
+//!
+//! Reading: another thread's stack is copied with `process_vm_readv` on this process, from
+//! its top down one page per `iovec`, so the copy stops at the first page that is not mapped
+//! (the unused end of a main thread's stack, which `pthread_getattr_np` sizes by the stack
+//! limit) instead of faulting, and a thread running meanwhile changes only the bytes copied.
+//! If the system call is refused (a seccomp filter), other threads' stacks are not scanned.
+//!
+//! Invariant: the registry holds one entry per live registered thread; lock order: the
+//! registry's lock is taken before the object table's (`record` registers first) and is a
+//! leaf otherwise.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+
+/// A registered thread: its `pthread_t` and its stack `[base, base + size)`.
+#[derive(Clone, Copy)]
+struct Stack {
+    thread: libc::pthread_t,
+    base: usize,
+    size: usize,
+}
+
+static STACKS: Mutex<Vec<Stack>> = Mutex::new(Vec::new());
+
+/// Removes the thread's entry when the thread exits (its thread-local destructor).
+struct Registration;
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: `pthread_self` has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        // SAFETY: `pthread_equal` compares two thread ids.
+        lock().retain(|s| unsafe { libc::pthread_equal(s.thread, me) } == 0);
+    }
+}
+
+thread_local! {
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static REGISTRATION: Registration = const { Registration };
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<Stack>> {
+    STACKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Registers the calling thread's stack, once per thread.
+#[inline]
+pub(super) fn register_current() {
+    if REGISTERED.try_with(Cell::get).unwrap_or(true) {
+        return;
+    }
+    register_slow();
+}
+
+#[cold]
+#[inline(never)]
+fn register_slow() {
+    let _ = REGISTERED.try_with(|r| r.set(true));
+    let Some((base, size)) = stack_bounds() else { return };
+    // The destructor must exist before the entry, or an exit could leave a stale entry.
+    if REGISTRATION.try_with(|_| ()).is_err() {
+        return;
+    }
+    // SAFETY: `pthread_self` has no preconditions.
+    let thread = unsafe { libc::pthread_self() };
+    lock().push(Stack { thread, base, size });
+}
+
+/// The calling thread's stack bounds.
+pub(super) fn stack_bounds() -> Option<(usize, usize)> {
+    // SAFETY: All-zero is a valid `pthread_attr_t` to be filled in by `pthread_getattr_np`.
+    let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: The calling thread's own attributes into `attr`, destroyed below.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), &mut attr) } != 0 {
+        return None;
+    }
+    let (mut base, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: `attr` was initialised above; the outputs are writable.
+    let got = unsafe { libc::pthread_attr_getstack(&attr, &mut base, &mut size) };
+    // SAFETY: Initialised by `pthread_getattr_np`, destroyed once.
+    unsafe { libc::pthread_attr_destroy(&mut attr) };
+    (got == 0 && !base.is_null()).then_some((base as usize, size))
+}
+
+/// The words of every registered thread's stack but the caller's, as far down from each top
+/// as pages are mapped. Threads cannot exit past their destructor while this runs (the
+/// registry's lock is held), though a copy of a running thread's stack is only a snapshot.
+pub(super) fn other_stacks_words() -> Vec<usize> {
+    const PAGE: usize = 4096;
+    const BATCH: usize = 64;
+    // SAFETY: `pthread_self` has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    let stacks = lock();
+    let mut words = Vec::new();
+    let mut buf = vec![0usize; BATCH * PAGE / size_of::<usize>()];
+    // SAFETY: `pthread_equal` compares two thread ids.
+    for s in stacks.iter().filter(|s| unsafe { libc::pthread_equal(s.thread, me) } == 0) {
+        let (bottom, mut top) = (s.base.next_multiple_of(PAGE), (s.base + s.size) / PAGE * PAGE);
+        'stack: while top > bottom {
+            let pages = ((top - bottom) / PAGE).min(BATCH);
+            let local: Vec<libc::iovec> = (0..pages)
+                .map(|i| libc::iovec { iov_base: buf.as_mut_ptr().wrapping_byte_add(i * PAGE).cast(), iov_len: PAGE })
+                .collect();
+            // Page `i` of this batch is the `i`-th below `top`: the copy stops at the first one
+            // not mapped.
+            let remote: Vec<libc::iovec> = (0..pages)
+                .map(|i| libc::iovec { iov_base: (top - (i + 1) * PAGE) as *mut libc::c_void, iov_len: PAGE })
+                .collect();
+            // SAFETY: Reads from this process's memory into `buf`, which the local iovecs cover
+            // page by page (`pages <= BATCH`); the kernel checks the remote addresses.
+            let got = unsafe {
+                libc::process_vm_readv(libc::getpid(), local.as_ptr(), pages as _, remote.as_ptr(), pages as _, 0)
+            };
+            let Ok(got) = usize::try_from(got) else { break 'stack };
+            let copied = got / PAGE;
+            words.extend_from_slice(&buf[..copied * PAGE / size_of::<usize>()]);
+            if copied < pages {
+                break 'stack;
+            }
+            top -= pages * PAGE;
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sleeping thread's stack is copied whole, and a pointer in a local of its is found;
+    /// once the thread exits it is gone from the registry.
+    #[test]
+    fn another_threads_stack_is_read_until_it_exits() {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let marker = 0x5eed_f00d_cafe_d00d_usize;
+        let t = std::thread::spawn(move || {
+            let local = std::hint::black_box([marker; 4]);
+            register_current();
+            ready_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+            std::hint::black_box(&local);
+        });
+        ready_rx.recv().unwrap();
+        assert!(other_stacks_words().contains(&marker), "the sleeping thread's local is seen");
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert!(!other_stacks_words().contains(&marker), "an exited thread is no longer read");
+    }
+}
