@@ -169,6 +169,7 @@ enum ProcFile {
     Pagetypeinfo,
     Slabinfo,
     Vmallocinfo,
+    Vmstat,
 }
 
 impl ProcFile {
@@ -180,6 +181,7 @@ impl ProcFile {
             ProcFile::Pagetypeinfo => "pagetypeinfo",
             ProcFile::Slabinfo => "slabinfo",
             ProcFile::Vmallocinfo => "vmallocinfo",
+            ProcFile::Vmstat => "vmstat",
         }
     }
 }

@@ -206,6 +206,29 @@ fn stat_other_files() {
     assert!(p.starts_with("Page block order: 10\nPages per block:  1024\n\n"), "{p}");
 }
 
+/// `kmem stat vmstat` after `exhaust`: every page the workload took was counted allocated
+/// (DMA and Normal on i386, pages not blocks) and freed, and the legacy line ends the text.
+#[test]
+fn stat_vmstat_counts_the_exhaust_workload() {
+    let out = kmem(&["stat", "vmstat", "--workload", "exhaust"], &[]);
+    let v = stdout(&out);
+    let value = |name: &str| -> usize {
+        let line = v.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("{name}:\n{v}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    let took: usize = err
+        .split("took ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the workload's line:\n{err}"));
+    assert_eq!(value("pgalloc_dma") + value("pgalloc_normal"), took, "{v}");
+    assert_eq!(value("pgalloc_high"), 0, "GFP_ATOMIC takes no HighMem");
+    assert_eq!(value("pgfree"), took, "{v}");
+    assert!(v.ends_with("\nnr_unstable 0\n"), "{v}");
+}
+
 #[test]
 fn stat_vmallocinfo_after_vmalloc_workload() {
     assert_eq!(stdout(&kmem(&["stat", "vmallocinfo"], &[])), "", "a fresh machine has no areas");

@@ -1,10 +1,12 @@
 //! `/proc` texts of the page allocator (`mm/vmstat.c`, `fs/proc/meminfo.c`), byte-exact to the
-//! kernel's formats (PROC-1..4), and `show_mem` for reports.
+//! kernel's formats (PROC-1..4), `/proc/vmstat` (the subset kmem counts), and `show_mem` for
+//! reports.
 //!
 //! kmem has one node (node 0), no CMA, no swap, no page cache. Zone lists print every
 //! configured zone (`zoneinfo`) or every populated one (`buddyinfo`, `pagetypeinfo`).
 
 use core::fmt::{self, Write};
+use core::sync::atomic::Ordering::Relaxed;
 
 use crate::order::{NR_PAGE_ORDERS, PAGE_SHIFT};
 use crate::page_alloc::PageAllocator;
@@ -130,12 +132,7 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
         if Some(kind) == first_populated {
             w.write_str("\n  per-node stats")?;
             for name in NODE_STATS {
-                let value = match name {
-                    "nr_slab_reclaimable" => extra.slab_reclaimable,
-                    "nr_slab_unreclaimable" => extra.slab_unreclaimable,
-                    _ => 0,
-                };
-                write!(w, "\n      {name:<12} {value}")?;
+                write!(w, "\n      {name:<12} {}", node_stat(name, extra))?;
             }
         }
         write!(
@@ -162,22 +159,7 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
             w.write_char('\n')?;
             continue;
         }
-        let pb = pa.memmap().pageblock_order();
-        let blocks_free: usize =
-            zone.free_blocks_per_order().iter().enumerate().skip(pb as usize).map(|(o, n)| n << o).sum();
-        let zone_stats: [(&str, usize); 10] = [
-            ("nr_free_pages", zone.free_pages()),
-            ("nr_free_pages_blocks", blocks_free),
-            ("nr_zone_inactive_anon", 0),
-            ("nr_zone_active_anon", 0),
-            ("nr_zone_inactive_file", 0),
-            ("nr_zone_active_file", 0),
-            ("nr_zone_unevictable", 0),
-            ("nr_zone_write_pending", 0),
-            ("nr_mlock", 0),
-            ("nr_free_cma", 0),
-        ];
-        for (name, value) in zone_stats {
+        for (name, value) in ZONE_COUNTERS.iter().zip(zone_counters(pa, zone)) {
             write!(w, "\n      {name:<12} {value}")?;
         }
         w.write_str("\n  pagesets")?;
@@ -196,6 +178,86 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
         write!(w, "\n  node_unreclaimable:  {hopeless}\n  start_pfn:           {}\n", zone.start_pfn())?;
     }
     Ok(())
+}
+
+/// The zone counters kmem shows (`enum zone_stat_item`, in order).
+const ZONE_COUNTERS: [&str; 10] = [
+    "nr_free_pages",
+    "nr_free_pages_blocks",
+    "nr_zone_inactive_anon",
+    "nr_zone_active_anon",
+    "nr_zone_inactive_file",
+    "nr_zone_active_file",
+    "nr_zone_unevictable",
+    "nr_zone_write_pending",
+    "nr_mlock",
+    "nr_free_cma",
+];
+
+/// A zone's [`ZONE_COUNTERS`] as kmem keeps them: free pages and free pages in blocks of at
+/// least a pageblock; no LRU, no mlock, no CMA.
+fn zone_counters<P: Platform>(pa: &PageAllocator<P>, zone: &Zone) -> [usize; 10] {
+    let pb = pa.memmap().pageblock_order();
+    let blocks_free: usize =
+        zone.free_blocks_per_order().iter().enumerate().skip(pb as usize).map(|(o, n)| n << o).sum();
+    [zone.free_pages(), blocks_free, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// A node counter of [`NODE_STATS`]: the slab pages from `extra`, 0 for the rest (no LRU, no
+/// kernel stacks).
+fn node_stat(name: &str, extra: &MeminfoExtra) -> usize {
+    match name {
+        "nr_slab_reclaimable" => extra.slab_reclaimable,
+        "nr_slab_unreclaimable" => extra.slab_unreclaimable,
+        _ => 0,
+    }
+}
+
+/// The suffix `TEXTS_FOR_ZONES` gives a zone kind's events (`pgalloc_high` for HighMem).
+fn zone_suffix(kind: ZoneType) -> &'static str {
+    match kind {
+        ZoneType::Dma => "dma",
+        ZoneType::Dma32 => "dma32",
+        ZoneType::Normal => "normal",
+        ZoneType::HighMem => "high",
+        ZoneType::Movable => "movable",
+    }
+}
+
+/// `/proc/vmstat`: `name value` lines in the kernel's order — the zone counters summed over
+/// the zones, the node counters, the memmap counters, then the events kmem counts — ending
+/// with the legacy `nr_unstable 0`. The same subset as [`zoneinfo`] (no LRU, page cache, swap,
+/// NUMA, compaction or THP lines); of the events: `pgalloc_<zone>` and `allocstall_<zone>`
+/// for every configured zone, `pgfree`, `pageoutrun` (kswapd runs), `drop_slab` and
+/// `oom_kill` (0: kmem has nothing to kill). `docs/deviations.md` lists what is left out.
+pub fn vmstat<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
+    let mut zone_totals = [0usize; 10];
+    for zone in populated(pa) {
+        for (total, value) in zone_totals.iter_mut().zip(zone_counters(pa, zone)) {
+            *total += value;
+        }
+    }
+    for (name, value) in ZONE_COUNTERS.iter().zip(zone_totals) {
+        writeln!(w, "{name} {value}")?;
+    }
+    for name in NODE_STATS {
+        writeln!(w, "{name} {}", node_stat(name, extra))?;
+    }
+    // The page array is carved at boot (`memblock`'s, in the kernel): boot pages.
+    writeln!(w, "nr_memmap_pages 0\nnr_memmap_boot_pages {}", pa.reserved_pages())?;
+    let configured = heapless_zones::configured(pa);
+    let stats = pa.stats();
+    for &kind in configured.as_slice() {
+        writeln!(w, "pgalloc_{} {}", zone_suffix(kind), pa.nr_pgalloc(kind))?;
+    }
+    for &kind in configured.as_slice() {
+        writeln!(w, "allocstall_{} {}", zone_suffix(kind), stats.allocstall[kind as usize].load(Relaxed))?;
+    }
+    writeln!(w, "pgfree {}", pa.nr_pgfree())?;
+    writeln!(w, "pageoutrun {}", stats.kswapd_rounds.load(Relaxed))?;
+    writeln!(w, "drop_slab {}", stats.drop_slab.load(Relaxed))?;
+    writeln!(w, "oom_kill 0")?;
+    writeln!(w, "nr_unstable 0")
 }
 
 /// `calculate_normal_threshold`: `2 * fls(cpus) * (1 + fls(managed in 128 MiB units))`, at

@@ -1,5 +1,5 @@
 //! The `/proc` texts of a machine: buddyinfo, pagetypeinfo, zoneinfo, meminfo (with the slab
-//! lines) and slabinfo.
+//! lines), vmstat and slabinfo.
 //!
 //! The texts are written while kmem holds its locks (zone locks, the cache list lock), so their
 //! `String`s come from the system heap even when [`crate::KmemAlloc`] is the global allocator.
@@ -49,6 +49,15 @@ impl Machine {
         s
     }
 
+    /// `/proc/vmstat`: the counters kmem keeps, in the kernel's names and order
+    /// (`kmem_core::proc::vmstat`).
+    pub fn vmstat(&self) -> String {
+        let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
+        let mut s = String::new();
+        let _ = proc::vmstat(self.pages(), &self.meminfo_extra(), &mut s);
+        s
+    }
+
     /// `/proc/slabinfo` (SL-17).
     pub fn slabinfo(&self) -> String {
         let _heap = crate::global_alloc::system_scope(); // Written under kmem locks.
@@ -58,7 +67,7 @@ impl Machine {
     }
 
     /// A `/proc` text by name (`buddyinfo`, `zoneinfo`, `meminfo`, `pagetypeinfo`, `slabinfo`,
-    /// `vmallocinfo`).
+    /// `vmallocinfo`, `vmstat`).
     pub fn proc_read(&self, name: &str) -> Option<String> {
         Some(match name {
             "buddyinfo" => self.buddyinfo(),
@@ -67,6 +76,7 @@ impl Machine {
             "pagetypeinfo" => self.pagetypeinfo(),
             "slabinfo" => self.slabinfo(),
             "vmallocinfo" => self.vmallocinfo(),
+            "vmstat" => self.vmstat(),
             _ => return None,
         })
     }

@@ -157,8 +157,12 @@ pub struct Stats {
     pub pgalloc: [AtomicUsize; MAX_NR_ZONES],
     /// Pages freed to the buddy lists directly, per zone (see [`PageAllocator::nr_pgfree`]).
     pub pgfree: [AtomicUsize; MAX_NR_ZONES],
-    /// Direct reclaim passes (`allocstall`).
-    pub allocstall: AtomicUsize,
+    /// Direct reclaim passes, by the highest zone of the request that entered them
+    /// (`allocstall_<zone>`: the kernel counts `sc->reclaim_idx`, which is `gfp_zone`).
+    pub allocstall: [AtomicUsize; MAX_NR_ZONES],
+    /// Requests to free everything the shrinkers can ([`PageAllocator::shrink_all`]:
+    /// `drop_slab`, as `echo 2 > /proc/sys/vm/drop_caches` counts).
+    pub drop_slab: AtomicUsize,
     /// Requests that failed with no CPU slot (per-slot counts are in [`PcpSlot::alloc_fail`];
     /// [`PageAllocator::nr_alloc_fail`] is the total).
     alloc_fail: AtomicUsize,
@@ -444,6 +448,11 @@ impl<P: Platform> PageAllocator<P> {
     pub fn nr_pgalloc(&self, kind: ZoneType) -> usize {
         let z = kind as usize;
         self.sum_event(&self.stats.pgalloc[z], |s| &s.zones[z].pgalloc)
+    }
+
+    /// Direct-reclaim passes, all zones together (`Stats::allocstall` is per zone).
+    pub fn nr_allocstall(&self) -> usize {
+        self.stats.allocstall.iter().map(|c| c.load(Relaxed)).sum()
     }
 
     /// Requests that failed (`Stats::alloc_fail` plus every CPU slot's count).

@@ -538,7 +538,8 @@ impl<P: Platform> PageAllocator<P> {
     /// kernel's `nr_reclaimed`: free pages went up, or pages came off per-CPU lists; it ends a
     /// hopeless node (`kswapd_failures = 0`, as `shrink_node` does for any reclaimer).
     fn direct_reclaim(&self, gfp: Gfp) -> bool {
-        self.stats.allocstall.fetch_add(1, Relaxed);
+        let reclaim_idx = gfp.zone().unwrap_or(ZoneType::Normal) as usize;
+        self.stats.allocstall[reclaim_idx].fetch_add(1, Relaxed);
         let was = self.platform.set_in_reclaim(true);
         let before = self.total_free();
         for priority in (0..=DEF_PRIORITY).rev() {
@@ -596,6 +597,7 @@ impl<P: Platform> PageAllocator<P> {
     /// priority 0 (twice each count, in batches) until one frees next to nothing. Returns
     /// objects freed.
     pub fn shrink_all(&self, gfp: Gfp) -> usize {
+        self.stats.drop_slab.fetch_add(1, Relaxed);
         let mut total = 0usize;
         let mut shift = 0u32;
         loop {

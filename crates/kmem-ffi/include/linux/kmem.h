@@ -5,8 +5,8 @@
 
 #include <linux/types.h>
 
-/* The text of /proc/<name> ("buddyinfo", "zoneinfo", "meminfo", "pagetypeinfo", and
- * "slabinfo", "vmallocinfo"), copied like snprintf. Returns the text's
+/* The text of /proc/<name> ("buddyinfo", "zoneinfo", "meminfo", "pagetypeinfo", "vmstat",
+ * and "slabinfo", "vmallocinfo"), copied like snprintf. Returns the text's
  * full length, -ENOENT for an unknown name, -EINVAL for a NULL name. */
 ssize_t kmem_proc_read(const char *name, char *buf, size_t len);
 

@@ -38,7 +38,7 @@ struct Counters {
 fn counters(m: &Machine) -> Counters {
     let s = m.stats();
     Counters {
-        allocstall: s.allocstall.load(Relaxed),
+        allocstall: m.nr_allocstall(),
         sleeps: s.sleeps.load(Relaxed),
         oom: s.oom.load(Relaxed),
         alloc_fail: m.nr_alloc_fail(),

@@ -126,13 +126,13 @@ fn gfp5_atomic_and_nowait_never_reclaim_even_when_reclaim_would_help() {
     // A shrinker that frees a whole max-order block as soon as it is asked.
     let block = take_block(&m, &mut held, MAX_PAGE_ORDER);
     let reg = register(&m, TestShrinker::new(&m, vec![block], 1, false));
-    let (stalls, sleeps) = (m.stats().allocstall.load(SEQ), m.stats().sleeps.load(SEQ));
+    let (stalls, sleeps) = (m.nr_allocstall(), m.stats().sleeps.load(SEQ));
     for gfp in [GFP_ATOMIC | __GFP_NOWARN, GFP_NOWAIT, __GFP_KSWAPD_RECLAIM | __GFP_NOWARN] {
         assert!(m.alloc_pages(gfp, 0).is_err(), "{gfp:?}");
         assert!(m.alloc_pages(gfp, 2).is_err(), "{gfp:?}");
     }
     assert_eq!(reg.shrinker.calls(), 0, "non-blocking requests never run reclaim");
-    assert_eq!(m.stats().allocstall.load(SEQ), stalls);
+    assert_eq!(m.nr_allocstall(), stalls);
     assert_eq!(m.stats().sleeps.load(SEQ), sleeps);
     // The same request with direct reclaim allowed gets the block the shrinker frees.
     let page = m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0).expect("reclaim frees a block");

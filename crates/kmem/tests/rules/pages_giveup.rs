@@ -13,12 +13,12 @@ fn pa13_nonblocking_requests_fail_after_one_attempt_without_sleeping() {
     let m = i386_nopcp(64);
     let held = exhaust(&m);
     let stats = m.stats();
-    let (stalls, sleeps, fails) = (stats.allocstall.load(SEQ), stats.sleeps.load(SEQ), m.nr_alloc_fail());
+    let (stalls, sleeps, fails) = (m.nr_allocstall(), stats.sleeps.load(SEQ), m.nr_alloc_fail());
     m.log().clear();
     assert!(m.alloc_pages(GFP_ATOMIC, 0).is_err());
     assert!(m.alloc_pages(GFP_NOWAIT, 0).is_err());
     assert!(m.alloc_pages(GFP_ATOMIC | __GFP_NOFAIL | __GFP_NOWARN, 0).is_err(), "NOFAIL without reclaim fails too");
-    assert_eq!(stats.allocstall.load(SEQ), stalls, "no direct reclaim");
+    assert_eq!(m.nr_allocstall(), stalls, "no direct reclaim");
     assert_eq!(stats.sleeps.load(SEQ), sleeps, "never slept");
     assert_eq!(m.nr_alloc_fail(), fails + 3);
     assert_eq!(count_log(&m, "page allocation failure"), 1, "GFP_ATOMIC warns, GFP_NOWAIT is silent");
@@ -33,10 +33,10 @@ fn pa14_noretry_does_exactly_one_reclaim_pass() {
     let held = exhaust(&m);
     // A shrinker that claims progress every time but frees nothing.
     let reg = register(&m, TestShrinker::new(&m, Vec::new(), 0, true));
-    let (stalls, ooms) = (m.stats().allocstall.load(SEQ), m.stats().oom.load(SEQ));
+    let (stalls, ooms) = (m.nr_allocstall(), m.stats().oom.load(SEQ));
     assert!(m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0).is_err());
     assert_eq!(reg.shrinker.calls(), 1);
-    assert_eq!(m.stats().allocstall.load(SEQ), stalls + 1);
+    assert_eq!(m.nr_allocstall(), stalls + 1);
     assert_eq!(m.stats().oom.load(SEQ), ooms, "__GFP_NORETRY never OOMs");
     drop(reg);
     free_all(&m, held);

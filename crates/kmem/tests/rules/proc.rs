@@ -392,3 +392,102 @@ fn proc2_zoneinfo_vm_stats_threshold() {
     let m = builder(Profile::I386, 1024).cpus(8).build().unwrap();
     assert!(m.zoneinfo().contains("  vm stats threshold: 32\n"));
 }
+
+/// `/proc/vmstat` as `(name, value)` pairs; every line is `name value`.
+fn parse_vmstat(text: &str) -> Vec<(String, usize)> {
+    assert!(text.ends_with("nr_unstable 0\n"), "the legacy line comes last:\n{text}");
+    text.lines()
+        .map(|l| {
+            let (name, value) = l.split_once(' ').unwrap_or_else(|| panic!("not `name value`: {l:?}"));
+            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("not a number: {l:?}")))
+        })
+        .collect()
+}
+
+fn vmstat_value(m: &Machine, name: &str) -> usize {
+    parse_vmstat(&m.vmstat()).into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}")).1
+}
+
+/// The zone and node counters kmem shows, as `/proc/zoneinfo` shows them.
+const VMSTAT_HEAD: [&str; 20] = [
+    "nr_free_pages",
+    "nr_free_pages_blocks",
+    "nr_zone_inactive_anon",
+    "nr_zone_active_anon",
+    "nr_zone_inactive_file",
+    "nr_zone_active_file",
+    "nr_zone_unevictable",
+    "nr_zone_write_pending",
+    "nr_mlock",
+    "nr_free_cma",
+    "nr_inactive_anon",
+    "nr_active_anon",
+    "nr_inactive_file",
+    "nr_active_file",
+    "nr_unevictable",
+    "nr_slab_reclaimable",
+    "nr_slab_unreclaimable",
+    "nr_kernel_stack",
+    "nr_memmap_pages",
+    "nr_memmap_boot_pages",
+];
+
+/// `/proc/vmstat` (SEMANTICS §7): `name value` lines in the kernel's order — zone counters
+/// summed over the zones, node counters, memmap — then the events, `pgalloc_*` and
+/// `allocstall_*` for the profile's zones (`TEXTS_FOR_ZONES`: `_high` for HighMem, `_movable`
+/// always), ending with `nr_unstable 0`. The values follow the machine: free pages as
+/// buddyinfo counts them, the page array as boot memmap, allocations per zone, frees.
+#[test]
+fn vmstat_lines_in_the_kernels_order_with_live_counts() {
+    // On a 64 MiB x86_64 machine everything above 16 MiB is DMA32: GFP_KERNEL's pages.
+    for (profile, zones, kernel) in [
+        (Profile::I386, ["dma", "normal", "high", "movable"], "pgalloc_normal"),
+        (Profile::X86_64, ["dma", "dma32", "normal", "movable"], "pgalloc_dma32"),
+    ] {
+        let m = builder(profile, 64).pcp(false).build().unwrap();
+        let v = parse_vmstat(&m.vmstat());
+        let mut want: Vec<String> = VMSTAT_HEAD.iter().map(|s| (*s).to_owned()).collect();
+        want.extend(zones.iter().map(|z| format!("pgalloc_{z}")));
+        want.extend(zones.iter().map(|z| format!("allocstall_{z}")));
+        want.extend(["pgfree", "pageoutrun", "drop_slab", "oom_kill", "nr_unstable"].map(String::from));
+        assert_eq!(v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), want);
+        let free_in_buddyinfo: usize = m
+            .buddyinfo()
+            .lines()
+            .flat_map(|l| l.split_whitespace().skip(4).enumerate().map(|(o, n)| n.parse::<usize>().unwrap() << o))
+            .sum();
+        assert_eq!(vmstat_value(&m, "nr_free_pages"), free_in_buddyinfo);
+        assert_eq!(vmstat_value(&m, "nr_memmap_boot_pages"), m.reserved_pages());
+        let (normal, dma, freed) =
+            (vmstat_value(&m, kernel), vmstat_value(&m, "pgalloc_dma"), vmstat_value(&m, "pgfree"));
+        let mut held: Vec<(&Page, u32)> = (0..10).map(|_| (m.alloc_pages(GFP_KERNEL, 0).unwrap(), 0)).collect();
+        held.extend((0..3).map(|_| (m.alloc_pages(GFP_KERNEL | __GFP_DMA, 1).unwrap(), 1)));
+        assert_eq!(vmstat_value(&m, kernel), normal + 10, "{profile:?}");
+        assert_eq!(vmstat_value(&m, "pgalloc_dma"), dma + 6, "{profile:?}: pages, not blocks");
+        assert_eq!(vmstat_value(&m, "nr_free_pages"), free_in_buddyinfo - 16);
+        free_all(&m, held);
+        assert_eq!(vmstat_value(&m, "pgfree"), freed + 16, "{profile:?}");
+    }
+}
+
+/// `allocstall_<zone>` counts direct-reclaim passes by the request's highest zone
+/// (`gfp_zone`); `drop_slab` counts `shrink_all`; `pageoutrun` is kswapd's runs; `oom_kill`
+/// stays 0 (kmem kills nothing) after an OOM report.
+#[test]
+fn vmstat_counts_direct_reclaim_by_zone_and_drop_slab() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    let stall = |zone| vmstat_value(&m, &format!("allocstall_{zone}"));
+    let (normal, high) = (stall("normal"), stall("high"));
+    assert!(m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0).is_err());
+    assert_eq!((stall("normal"), stall("high")), (normal + 1, high), "GFP_KERNEL reclaims for Normal");
+    assert!(m.alloc_pages(GFP_HIGHUSER | __GFP_NORETRY | __GFP_NOWARN, 0).is_err());
+    assert_eq!((stall("normal"), stall("high")), (normal + 1, high + 1), "GFP_HIGHUSER reclaims for HighMem");
+    assert_eq!(stall("dma"), 0);
+    free_all(&m, held);
+    let drops = vmstat_value(&m, "drop_slab");
+    m.shrink_all(GFP_KERNEL);
+    assert_eq!(vmstat_value(&m, "drop_slab"), drops + 1);
+    assert_eq!(vmstat_value(&m, "pageoutrun"), m.stats().kswapd_rounds.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(vmstat_value(&m, "oom_kill"), 0);
+}

@@ -578,12 +578,12 @@ fn might_sleep_through_every_api_names_the_caller() {
 fn might_sleep_request_in_atomic_context_does_not_sleep_or_reclaim() {
     let m = i386_nopcp(64);
     let held = exhaust(&m);
-    let (stalls, sleeps) = (m.stats().allocstall.load(SEQ), m.stats().sleeps.load(SEQ));
+    let (stalls, sleeps) = (m.nr_allocstall(), m.stats().sleeps.load(SEQ));
     {
         let _lock = atomic_section();
         assert!(m.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0).is_err());
     }
-    assert_eq!(m.stats().allocstall.load(SEQ), stalls);
+    assert_eq!(m.nr_allocstall(), stalls);
     assert_eq!(m.stats().sleeps.load(SEQ), sleeps);
     assert_eq!(count_log(&m, "BUG: sleeping function called from invalid context"), 1);
     free_all(&m, held);
