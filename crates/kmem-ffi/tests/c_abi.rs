@@ -435,3 +435,15 @@ fn kmemleak_reports_a_programs_unreferenced_objects_at_exit() {
         assert!(o.status.success() && o.stderr.is_empty(), "{}", show(&o));
     }
 }
+
+/// VM-2 from C: sizes no allocation can have fail cleanly (NULL, the kernel's report or none),
+/// with kmemleak off and on (its bookkeeping of a failed vmalloc of `SIZE_MAX` overflowed).
+#[test]
+fn abi_edges_huge_sizes_and_counts() {
+    let exe = build("abi_edges", Link::Shared);
+    for settings in [&[][..], &[("KMEM_KMEMLEAK", "1")]] {
+        let o = run_with(&exe, settings);
+        assert!(o.status.success(), "abi_edges with {settings:?} failed:\n{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("abi_edges: "), "{}", show(&o));
+    }
+}

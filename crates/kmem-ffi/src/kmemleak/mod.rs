@@ -124,10 +124,14 @@ pub(crate) fn alloc_object(m: &Machine, cache: kmem::slab::CacheRef, ptr: *const
     }
 }
 
-/// A vmalloc area the C ABI hands out (recorded at whole pages).
+/// A vmalloc area the C ABI hands out (recorded at whole pages). The size is rounded only for
+/// an area kmemleak records: a failed request (NULL) may have asked for any `size_t`, and
+/// rounding `SIZE_MAX` up to a page would overflow.
 #[inline]
 pub(crate) fn alloc_vmalloc(ptr: *const c_void, asked: usize) {
-    alloc(ptr, asked.div_ceil(kmem::PAGE_SIZE) * kmem::PAGE_SIZE);
+    if ON.load(Relaxed) && !ptr.is_null() {
+        alloc(ptr, asked.div_ceil(kmem::PAGE_SIZE).saturating_mul(kmem::PAGE_SIZE));
+    }
 }
 
 /// A kvmalloc allocation the C ABI hands out: a vmalloc area or a slab object.
