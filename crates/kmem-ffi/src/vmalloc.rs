@@ -15,6 +15,7 @@ use std::ptr::{self, NonNull};
 
 use kmem::vmalloc::VM_MAP_PUT_PAGES;
 use kmem::{Gfp, Machine, Page};
+use kmem_core::platform::Platform;
 
 use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
 use crate::pages::{checked_page, gfp_t, page_from_c, page_to_c};
@@ -198,6 +199,11 @@ pub unsafe extern "C" fn vmap(
 ) -> *mut c_void {
     let _ = prot;
     ffi_boundary("vmap", ptr::null_mut(), |m| {
+        // The kernel's `count > totalram_pages()` refusal (silent NULL), made before the array
+        // is read: no caller has an array that long, and copying one would exhaust the host.
+        if count as usize > m.total_managed() {
+            return ptr::null_mut();
+        }
         // SAFETY: NULL or `count` readable entries (caller's contract).
         let Some(found) = (unsafe { pages_from_c(m, "vmap", pages, count) }) else { return ptr::null_mut() };
         let flags = vm_flags_from_c(flags);
@@ -244,6 +250,11 @@ pub unsafe extern "C" fn vmap_pfn(pfns: *const c_ulong, count: c_uint, prot: pgp
             report_null(m, "vmap_pfn", "pfn array", Location::caller());
             return ptr::null_mut();
         }
+        // The core refuses more frames than the machine has (silently, as `vmap` does); the
+        // test comes before the array is copied, which for such a count would exhaust the host.
+        if count as usize > m.total_managed() {
+            return ptr::null_mut();
+        }
         // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
         let entries = unsafe { std::slice::from_raw_parts(pfns, count as usize) };
         let pfns: Vec<usize> = entries.iter().map(|&pfn| usize::try_from(pfn).unwrap_or(usize::MAX)).collect();
@@ -264,6 +275,17 @@ pub unsafe extern "C" fn vm_map_ram(pages: *const *const c_void, count: c_uint, 
         // A count of 0 is `vb_alloc`'s `WARN_ON(size == 0)` before the array is looked at.
         if count == 0 {
             return out(m.vm_map_ram(&[], node));
+        }
+        // More pages than the machine has: refused with a warning before the array is read
+        // (documented deviation; the kernel tries to reserve the range and then reads them all).
+        if count as usize > m.total_managed() {
+            let msg = format!(
+                "WARNING: vm_map_ram: count {count} is more pages than the machine has ({}); not mapped\n",
+                m.total_managed()
+            );
+            m.printk(kmem::Level::Warning, &msg);
+            m.platform().dump_stack(Location::caller());
+            return ptr::null_mut();
         }
         // SAFETY: NULL or `count` readable entries (caller's contract).
         let Some(found) = (unsafe { pages_from_c(m, "vm_map_ram", pages, count) }) else { return ptr::null_mut() };

@@ -436,8 +436,10 @@ fn kmemleak_reports_a_programs_unreferenced_objects_at_exit() {
     }
 }
 
-/// VM-2 from C: sizes no allocation can have fail cleanly (NULL, the kernel's report or none),
-/// with kmemleak off and on (its bookkeeping of a failed vmalloc of `SIZE_MAX` overflowed).
+/// VM-2 and `vmap`'s `count > totalram_pages()` from C: sizes and counts no allocation can
+/// have fail cleanly (NULL, the kernel's report or none), with kmemleak off and on (its
+/// bookkeeping of a failed vmalloc of `SIZE_MAX` overflowed), and a page count above the
+/// machine's memory is refused before the caller's array is copied (it aborted the process).
 #[test]
 fn abi_edges_huge_sizes_and_counts() {
     let exe = build("abi_edges", Link::Shared);

@@ -4,7 +4,9 @@
  * kmemleak off and on (KMEM_KMEMLEAK=1), whose bookkeeping sees every vmalloc result.
  *
  * VM-2: vmalloc() of a size above total RAM (SIZE_MAX included, which does not even round up
- * to whole pages) is NULL with the `exceeds total pages` report. */
+ * to whole pages) is NULL with the `exceeds total pages` report. §5.3 (vmap): a count above
+ * totalram_pages() is NULL, silently, before the page array is read; vmap_pfn the same;
+ * vm_map_ram refuses it with a warning (docs/deviations.md). */
 #include <limits.h>
 #include <stdint.h>
 #include <linux/gfp.h>
@@ -28,8 +30,46 @@ static void huge_vmalloc_sizes_fail_cleanly(void)
 	CHECK_NOT_LOG("internal error");
 }
 
+static void page_counts_above_memory_are_refused_before_the_array_is_read(void)
+{
+	struct page *one[1];
+	unsigned long pfns[1];
+	void *v;
+
+	one[0] = alloc_page(GFP_KERNEL);
+	CHECK(one[0] != NULL);
+	pfns[0] = page_to_pfn(one[0]);
+
+	/* The kernel's `count > totalram_pages()`: NULL and nothing else. */
+	CHECK(vmap(one, UINT_MAX, 0, PAGE_KERNEL) == NULL);
+	CHECK(vmap(one, UINT_MAX, VM_MAP_PUT_PAGES, PAGE_KERNEL) == NULL);
+	CHECK(vmap_pfn(pfns, UINT_MAX, PAGE_KERNEL) == NULL);
+	CHECK_NOT_LOG("page array entry");
+	CHECK(vm_map_ram(one, UINT_MAX, NUMA_NO_NODE) == NULL);
+	CHECK_LOG("vm_map_ram: count 4294967295 is more pages than the machine has");
+	CHECK_NOT_LOG("internal error");
+	CHECK_EQ_UL(page_count(one[0]), 1);
+
+	/* The same arrays with their true counts still map. */
+	v = vmap(one, 1, 0, PAGE_KERNEL);
+	CHECK(v != NULL);
+	((char *)v)[5] = 7;
+	CHECK(vmalloc_to_page(v) == one[0]);
+	vunmap(v);
+	v = vm_map_ram(one, 1, NUMA_NO_NODE);
+	CHECK(v != NULL);
+	CHECK(((char *)v)[5] == 7);
+	vm_unmap_ram(v, 1);
+	v = vmap_pfn(pfns, 1, PAGE_KERNEL);
+	CHECK(v != NULL);
+	CHECK(((char *)v)[5] == 7);
+	vunmap(v);
+	__free_page(one[0]);
+}
+
 int main(void)
 {
 	huge_vmalloc_sizes_fail_cleanly();
+	page_counts_above_memory_are_refused_before_the_array_is_read();
 	return ktest_result("abi_edges");
 }
