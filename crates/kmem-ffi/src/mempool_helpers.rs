@@ -149,12 +149,21 @@ pub unsafe extern "C" fn mempool_kvfree(element: *mut c_void, pool_data: *mut c_
     ffi_boundary("mempool_kvfree", (), |m| unsafe { m.kvfree(element.cast()) });
 }
 
+/// The order a page pool's `pool_data` carries: the kernel's helpers take `(int)(long)pool_data`
+/// and hand it to `alloc_pages`/`__free_pages` as an `unsigned int`, so a negative order (or a
+/// value no `int` holds) is an order far above `MAX_PAGE_ORDER`, which the page allocator
+/// refuses with its warning instead of the pool failing silently.
+fn page_pool_order(pool_data: *mut c_void) -> u32 {
+    i32::try_from(pool_data as isize).map_or(u32::MAX, |order| order as u32)
+}
+
 /// `void *mempool_alloc_pages(gfp_t gfp_mask, void *pool_data)`: a `struct page *` of order
-/// `(long)pool_data`, or NULL.
+/// `(long)pool_data`, or NULL (an order above `MAX_PAGE_ORDER`, a negative one included, gets
+/// the page allocator's warning).
 #[unsafe(no_mangle)]
 pub extern "C" fn mempool_alloc_pages(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut c_void {
     ffi_boundary("mempool_alloc_pages", ptr::null_mut(), |m| {
-        let Ok(order) = u32::try_from(pool_data as usize) else { return ptr::null_mut() };
+        let order = page_pool_order(pool_data);
         m.alloc_pages(gfp_mask, order).map_or(ptr::null_mut(), |p| ptr::from_ref(p).cast_mut().cast())
     })
 }
@@ -171,7 +180,7 @@ pub unsafe extern "C" fn mempool_free_pages(element: *mut c_void, pool_data: *mu
         if element.is_null() {
             return;
         }
-        let Ok(order) = u32::try_from(pool_data as usize) else { return };
+        let order = page_pool_order(pool_data);
         match page_from_c(m, element) {
             // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
             Some(page) => unsafe { m.free_pages(page, order) },

@@ -6,14 +6,43 @@
  * VM-2: vmalloc() of a size above total RAM (SIZE_MAX included, which does not even round up
  * to whole pages) is NULL with the `exceeds total pages` report. §5.3 (vmap): a count above
  * totalram_pages() is NULL, silently, before the page array is read; vmap_pfn the same;
- * vm_map_ram refuses it with a warning (docs/deviations.md). */
+ * vm_map_ram refuses it with a warning (docs/deviations.md). MP-12: a page pool of a negative
+ * order asks alloc_pages() for that order as an unsigned int, as the kernel's helper does, and
+ * gets the page allocator's order warning (it failed silently). */
 #include <limits.h>
 #include <stdint.h>
 #include <linux/gfp.h>
+#include <linux/mempool.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include "ktest.h"
+
+/* First: the order warning is WARN_ON_ONCE, once per machine. */
+static void a_page_pool_of_a_negative_order_is_warned_about(void)
+{
+	mempool_t *pool;
+	struct page *page;
+
+	CHECK(mempool_create_page_pool(1, -1) == NULL);
+	CHECK_LOG("order 4294967295 > MAX_PAGE_ORDER (10)");
+	CHECK(mempool_alloc_pages(GFP_KERNEL, (void *)(long)-2) == NULL);
+	/* A pool of a valid order still works, and its free helper takes the element back. */
+	pool = mempool_create_page_pool(1, 1);
+	CHECK(pool != NULL);
+	page = mempool_alloc(pool, GFP_KERNEL);
+	CHECK(page != NULL);
+	mempool_free(page, pool);
+	mempool_destroy(pool);
+	/* A negative order on the free side is a wrong order: reported, the page left alone. */
+	page = alloc_pages(GFP_KERNEL, 0);
+	CHECK(page != NULL);
+	mempool_free_pages(page, (void *)(long)-1);
+	CHECK_LOG("order:4294967295: order does not fit the page");
+	CHECK_EQ_UL(page_count(page), 1);
+	__free_pages(page, 0);
+	CHECK_NOT_LOG("internal error");
+}
 
 static void huge_vmalloc_sizes_fail_cleanly(void)
 {
@@ -69,6 +98,7 @@ static void page_counts_above_memory_are_refused_before_the_array_is_read(void)
 
 int main(void)
 {
+	a_page_pool_of_a_negative_order_is_warned_about();
 	huge_vmalloc_sizes_fail_cleanly();
 	page_counts_above_memory_are_refused_before_the_array_is_read();
 	return ktest_result("abi_edges");
