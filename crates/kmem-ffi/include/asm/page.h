@@ -13,7 +13,9 @@
 #ifndef PAGE_MASK
 #define PAGE_MASK		(~(PAGE_SIZE-1))
 #endif
-#define PAGE_ALIGN(addr)	(((addr) + PAGE_SIZE - 1) & PAGE_MASK)
+/* PAGE_ALIGN(addr): the kernel's ALIGN(addr, PAGE_SIZE), in the type of `addr` (an unsigned int
+ * stays unsigned int and wraps as the kernel's does, and prints with %u). */
+#define PAGE_ALIGN(addr)	(((addr) + ((__typeof__(addr))PAGE_SIZE - 1)) & ~((__typeof__(addr))PAGE_SIZE - 1))
 #define offset_in_page(p)	((unsigned long)(p) & ~PAGE_MASK)
 
 /* Orders 0..MAX_PAGE_ORDER. The book's MAX_ORDER is the exclusive bound ("usually 11"). */

@@ -8,7 +8,8 @@
  * totalram_pages() is NULL, silently, before the page array is read; vmap_pfn the same;
  * vm_map_ram refuses it with a warning (docs/deviations.md). MP-12: a page pool of a negative
  * order asks alloc_pages() for that order as an unsigned int, as the kernel's helper does, and
- * gets the page allocator's order warning (it failed silently). */
+ * gets the page allocator's order warning (it failed silently). <asm/page.h>: PAGE_ALIGN(x) is
+ * the kernel's ALIGN(x, PAGE_SIZE), of the type of x (it was always unsigned long). */
 #include <limits.h>
 #include <stdint.h>
 #include <linux/gfp.h>
@@ -96,8 +97,31 @@ static void page_counts_above_memory_are_refused_before_the_array_is_read(void)
 	__free_page(one[0]);
 }
 
+/* The kernel's PAGE_ALIGN is ALIGN(addr, PAGE_SIZE): the type of its argument, so a u32 length
+ * stays a u32 (printk("%u", PAGE_ALIGN(len)) compiles under -Werror=format) and wraps at 4 GiB
+ * as the kernel's does (the overflow test `PAGE_ALIGN(len) < len` then works). */
+static void page_align_keeps_the_type_of_its_argument(void)
+{
+	unsigned int len = 0xfffff001u;
+	unsigned long big = 4097;
+	char buf[32];
+
+	CHECK(_Generic(PAGE_ALIGN(len), unsigned int: 1, default: 0));
+	CHECK(_Generic(PAGE_ALIGN(big), unsigned long: 1, default: 0));
+	CHECK(_Generic(PAGE_ALIGN((unsigned long long)big), unsigned long long: 1, default: 0));
+	CHECK_EQ_UL(PAGE_ALIGN(len), 0);
+	CHECK(PAGE_ALIGN(len) < len);
+	CHECK_EQ_UL(PAGE_ALIGN(4097u), 8192);
+	CHECK_EQ_UL(PAGE_ALIGN(big), 8192);
+	CHECK_EQ_UL(PAGE_ALIGN(8192UL), 8192);
+	CHECK_EQ_UL(PAGE_ALIGN(0UL), 0);
+	snprintf(buf, sizeof(buf), "%u", PAGE_ALIGN(1000u));
+	CHECK(strcmp(buf, "4096") == 0);
+}
+
 int main(void)
 {
+	page_align_keeps_the_type_of_its_argument();
 	a_page_pool_of_a_negative_order_is_warned_about();
 	huge_vmalloc_sizes_fail_cleanly();
 	page_counts_above_memory_are_refused_before_the_array_is_read();
