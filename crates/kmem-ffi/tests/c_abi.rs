@@ -449,3 +449,33 @@ fn abi_edges_huge_sizes_and_counts() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("abi_edges: "), "{}", show(&o));
     }
 }
+
+/// Code that includes only `<linux/slab.h>` (or only `<linux/kernel.h>`) has the limits the
+/// kernel's headers give it through `<linux/overflow.h>` and `<linux/limits.h>`: `INT_MAX`,
+/// `UINT_MAX`, `LONG_MAX`, `ULONG_MAX`, `SIZE_MAX`, `SSIZE_MAX` and the fixed-size
+/// `U8_MAX` .. `S64_MIN`, with the kernel's values and types; `INT_MAX` did not compile.
+#[test]
+fn the_kernels_limits_come_with_slab_h_and_kernel_h() {
+    let body = "\
+_Static_assert(INT_MAX == 2147483647 && INT_MIN == -INT_MAX - 1, \"int\");
+_Static_assert(UINT_MAX == 4294967295U && ULONG_MAX == (unsigned long)-1, \"unsigned\");
+_Static_assert(LONG_MAX == (long)(ULONG_MAX >> 1) && LLONG_MAX == 9223372036854775807LL, \"long\");
+_Static_assert(USHRT_MAX == 65535 && SHRT_MIN == -32768, \"short\");
+_Static_assert(SIZE_MAX == (size_t)-1 && SSIZE_MAX == (ssize_t)(SIZE_MAX >> 1), \"size\");
+_Static_assert(U8_MAX == 255 && S8_MAX == 127 && S8_MIN == -128, \"8\");
+_Static_assert(U16_MAX == 65535 && S16_MAX == 32767 && S16_MIN == -32768, \"16\");
+_Static_assert(U32_MAX == 4294967295U && U32_MIN == 0 && S32_MAX == 2147483647 && S32_MIN == -S32_MAX - 1, \"32\");
+_Static_assert(U64_MAX == 18446744073709551615ULL && S64_MAX == 9223372036854775807LL, \"64\");
+_Static_assert(S64_MIN == -S64_MAX - 1 && PHYS_ADDR_MAX == (phys_addr_t)-1, \"s64\");
+_Static_assert(_Generic(U8_MAX, u8: 1, default: 0) && _Generic(S16_MIN, s16: 1, default: 0), \"types\");
+_Static_assert(_Generic(U32_MAX, u32: 1, default: 0) && _Generic(S64_MIN, s64: 1, default: 0), \"types\");
+";
+    for (tag, header, std) in [
+        ("slab", "linux/slab.h", "-std=gnu11"),
+        ("kernel", "linux/kernel.h", "-std=gnu11"),
+        ("slab-c11", "linux/slab.h", "-std=c11"),
+    ] {
+        let o = support::compile_text(&format!("limits-{tag}"), &format!("#include <{header}>\n{body}"), &[std]);
+        assert!(o.status.success(), "<{header}> {std}:\n{}", show(&o));
+    }
+}

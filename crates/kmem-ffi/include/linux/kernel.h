@@ -11,6 +11,7 @@
 #include <linux/printk.h>
 #include <linux/bug.h>
 #include <linux/err.h>
+#include <linux/overflow.h>	/* and the limits (INT_MAX, U32_MAX, ...), as <linux/limits.h> */
 #include <linux/string.h>	/* memset and friends, as the kernel's headers pull them in */
 /* What the uapi <linux/kernel.h> gives, which kmem's shadows under -I include: glibc's
  * <sys/sysinfo.h> includes <linux/kernel.h> for struct sysinfo. kmem has neither header, so
@@ -38,12 +39,6 @@
 #define swap(a, b) do { __typeof__(a) __tmp = (a); (a) = (b); (b) = __tmp; } while (0)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
-#define U8_MAX		((u8)~0U)
-#define U16_MAX		((u16)~0U)
-#define U32_MAX		((u32)~0U)
-#define U64_MAX		((u64)~0ULL)
-#define S32_MAX		((s32)(U32_MAX >> 1))
 
 /* might_sleep(): in atomic context (spin lock held, interrupts off) this reports
  * "BUG: sleeping function called from invalid context at <file>:<line>". */

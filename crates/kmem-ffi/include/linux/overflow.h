@@ -1,12 +1,36 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: <linux/overflow.h>: checked arithmetic and the saturating size helpers. An overflowing
- * size saturates to SIZE_MAX, which every allocator refuses (NULL), as in the kernel. */
+ * size saturates to SIZE_MAX, which every allocator refuses (NULL), as in the kernel.
+ * As the kernel's, it brings the limits of <linux/limits.h>: the C names (INT_MAX, UINT_MAX,
+ * LONG_MAX, ULONG_MAX, ... from <limits.h>, SIZE_MAX from <stdint.h>) and the kernel's
+ * fixed-size ones, so code that includes only <linux/slab.h> or <linux/kernel.h> has them. */
 #ifndef _KMEM_LINUX_OVERFLOW_H
 #define _KMEM_LINUX_OVERFLOW_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
+
+/* include/linux/limits.h */
+#ifndef SSIZE_MAX	/* glibc's <limits.h> has it (LONG_MAX) outside strict ISO C */
+#define SSIZE_MAX	((ssize_t)(SIZE_MAX >> 1))
+#endif
+#define PHYS_ADDR_MAX	(~(phys_addr_t)0)
+#define RESOURCE_SIZE_MAX	((resource_size_t)~0)
+#define U8_MAX		((u8)~0U)
+#define S8_MAX		((s8)(U8_MAX >> 1))
+#define S8_MIN		((s8)(-S8_MAX - 1))
+#define U16_MAX		((u16)~0U)
+#define S16_MAX		((s16)(U16_MAX >> 1))
+#define S16_MIN		((s16)(-S16_MAX - 1))
+#define U32_MAX		((u32)~0U)
+#define U32_MIN		((u32)0)
+#define S32_MAX		((s32)(U32_MAX >> 1))
+#define S32_MIN		((s32)(-S32_MAX - 1))
+#define U64_MAX		((u64)~0ULL)
+#define S64_MAX		((s64)(U64_MAX >> 1))
+#define S64_MIN		((s64)(-S64_MAX - 1))
 
 #define check_add_overflow(a, b, d)	__builtin_add_overflow(a, b, d)
 #define check_sub_overflow(a, b, d)	__builtin_sub_overflow(a, b, d)
