@@ -479,3 +479,11 @@ _Static_assert(_Generic(U32_MAX, u32: 1, default: 0) && _Generic(S64_MIN, s64: 1
         assert!(o.status.success(), "<{header}> {std}:\n{}", show(&o));
     }
 }
+
+/// `kasprintf`/`kvasprintf`/`kvasprintf_const` (lib/kasprintf.c) from `<linux/kernel.h>`, as
+/// driver code uses them: kmalloc objects of the text's exact size, freed with `kfree`; NULL
+/// when kmalloc refuses the size. They were missing: such code did not compile.
+#[test]
+fn kasprintf() {
+    run_suite("kasprintf", Link::Shared);
+}

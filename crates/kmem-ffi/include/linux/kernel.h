@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
-/* kmem: <linux/kernel.h>: printk, sprintf, the small helpers, might_sleep. */
+/* kmem: <linux/kernel.h>: printk, sprintf and kasprintf, the small helpers, might_sleep. */
 #ifndef _KMEM_LINUX_KERNEL_H
 #define _KMEM_LINUX_KERNEL_H
 
@@ -13,6 +13,7 @@
 #include <linux/err.h>
 #include <linux/overflow.h>	/* and the limits (INT_MAX, U32_MAX, ...), as <linux/limits.h> */
 #include <linux/string.h>	/* memset and friends, as the kernel's headers pull them in */
+#include <linux/sprintf.h>	/* kasprintf and kvasprintf */
 /* What the uapi <linux/kernel.h> gives, which kmem's shadows under -I include: glibc's
  * <sys/sysinfo.h> includes <linux/kernel.h> for struct sysinfo. kmem has neither header, so
  * these are the system's. */
