@@ -487,3 +487,47 @@ _Static_assert(_Generic(U32_MAX, u32: 1, default: 0) && _Generic(S64_MIN, s64: 1
 fn kasprintf() {
     run_suite("kasprintf", Link::Shared);
 }
+
+/// A flexible-array structure as 6.x drivers write it, with only `<linux/slab.h>`:
+/// `__counted_by` on the array that `kzalloc(struct_size(...))` sizes, `fallthrough;` under
+/// `-Wimplicit-fallthrough`, `sizeof_field`/`offsetofend` and `DECLARE_FLEX_ARRAY` (which the
+/// kernel's `<linux/types.h>` brings through the uapi `<linux/stddef.h>`). None of them was
+/// defined: such code did not compile.
+#[test]
+fn flexible_array_structures_as_drivers_write_them() {
+    let source = "\
+#include <linux/slab.h>
+struct blob { size_t n; int tag; u32 data[] __counted_by(n); };
+union pkt { DECLARE_FLEX_ARRAY(u8, raw); struct { u16 len; u16 kind; } hdr; };
+_Static_assert(sizeof_field(struct blob, tag) == 4, \"sizeof_field\");
+_Static_assert(offsetofend(struct blob, tag) == 12, \"offsetofend\");
+_Static_assert(sizeof(union pkt) == 4, \"a flexible array in a union\");
+struct blob *mk(size_t n, int k);
+struct blob *mk(size_t n, int k)
+{
+	struct blob *b = kzalloc(struct_size(b, data, n), GFP_KERNEL);
+	if (!b)
+		return NULL;
+	b->n = n;
+	switch (k) {
+	case 0:
+		b->tag = 1;
+		fallthrough;
+	case 1:
+		b->tag++;
+		break;
+	default:
+		break;
+	}
+	return b;
+}
+";
+    for std in ["-std=gnu11", "-std=c11"] {
+        let o = support::compile_text(
+            &format!("flex-{}", std.trim_start_matches("-std=")),
+            source,
+            &[std, "-Wimplicit-fallthrough"],
+        );
+        assert!(o.status.success(), "{std}:\n{}", show(&o));
+    }
+}

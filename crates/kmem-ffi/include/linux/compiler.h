@@ -46,6 +46,20 @@
 
 #define BUILD_BUG_ON(cond)	_Static_assert(!(cond), "BUILD_BUG_ON failed: " #cond)
 
+/* compiler_attributes.h: `fallthrough;` between switch cases (what -Wimplicit-fallthrough
+ * looks for), and __counted_by(member) on a flexible array, the bound struct_size() allocations
+ * give it: the compiler's attribute where it has one (GCC 15, Clang 18), else nothing, as in the
+ * kernel. */
+#define fallthrough		__attribute__((__fallthrough__))
+#if defined(__has_attribute)
+#if __has_attribute(__counted_by__)
+#define __counted_by(member)	__attribute__((__counted_by__(member)))
+#endif
+#endif
+#ifndef __counted_by
+#define __counted_by(member)
+#endif
+
 /* Argument counting for the seeds' legacy call forms (1 to 8 arguments). */
 #define __KMEM_NARGS(...)	__KMEM_NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define __KMEM_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/compiler.h>
+#include <linux/stddef.h>	/* sizeof_field, offsetofend, as through the kernel's uapi types */
 /* The uapi types (__kernel_long_t, __kernel_loff_t, ...) as the uapi <linux/types.h> has
  * them, for the system's uapi headers that include <linux/types.h> and get kmem's
  * (<linux/sysinfo.h>). kmem has no asm/posix_types.h: this is the system's. */
