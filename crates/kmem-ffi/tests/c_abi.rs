@@ -531,3 +531,10 @@ struct blob *mk(size_t n, int k)
         assert!(o.status.success(), "{std}:\n{}", show(&o));
     }
 }
+
+/// `kvmalloc_array_node`, `kvcalloc_node`, `kmalloc_node_track_caller` and `kvmemdup`, as
+/// driver code calls them; they were missing (such code did not compile).
+#[test]
+fn node_and_dup_forms() {
+    run_suite("node_and_dup_forms", Link::Shared);
+}

@@ -255,6 +255,17 @@ static inline void *kcalloc_node(size_t n, size_t size, gfp_t flags, int node)
 	return kcalloc(n, size, flags);
 }
 static inline void *kvmalloc_node(size_t size, gfp_t flags, int node) { (void)node; return kvmalloc(size, flags); }
+static inline void *kvmalloc_array_node(size_t n, size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return kvmalloc_array(n, size, flags);
+}
+static inline void *kvcalloc_node(size_t n, size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return kvcalloc(n, size, flags);
+}
+#define kmalloc_node_track_caller(size, flags, node)	kmalloc_node((size), (flags), (node))
 static inline void *kvzalloc_node(size_t size, gfp_t flags, int node) { (void)node; return kvzalloc(size, flags); }
 static inline void *kmem_cache_alloc_node(struct kmem_cache *s, gfp_t flags, int node)
 {

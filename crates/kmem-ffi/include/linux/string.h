@@ -17,6 +17,17 @@ void *kmemdup(const void *src, size_t len, gfp_t gfp);
 void kfree_const(const void *x);
 /* kmemdup_nul: `len` bytes of `s` and a NUL (mm/util.c); NULL for a NULL `s`. */
 char *kmemdup_nul(const char *s, size_t len, gfp_t gfp);
+/* kvmemdup(src, len, gfp) (mm/util.c): a kvmalloc copy of `len` bytes (vmalloc memory when
+ * kmalloc cannot have it), freed with kvfree; NULL on failure. */
+void *kvmalloc(size_t size, gfp_t flags);
+static inline void *kvmemdup(const void *src, size_t len, gfp_t gfp)
+{
+	void *p = kvmalloc(len, gfp);
+
+	if (p && len)
+		memcpy(p, src, len);
+	return p;
+}
 /* kmemdup_array(src, count, element_size, gfp): an overflowing size is SIZE_MAX, refused. */
 static inline void *kmemdup_array(const void *src, size_t count, size_t element_size, gfp_t gfp)
 {
