@@ -199,14 +199,15 @@ pub unsafe extern "C" fn vmap(
 ) -> *mut c_void {
     let _ = prot;
     ffi_boundary("vmap", ptr::null_mut(), |m| {
-        // The kernel's `count > totalram_pages()` refusal (silent NULL), made before the array
-        // is read: no caller has an array that long, and copying one would exhaust the host.
+        let flags = vm_flags_from_c(flags);
+        // The kernel's `count > totalram_pages()` refusal: NULL, silently, after the flag checks
+        // and without a look at the array (no caller has one that long, and copying what it
+        // claims would exhaust the host). The core gives exactly that for an empty list.
         if count as usize > m.total_managed() {
-            return ptr::null_mut();
+            return out(m.vmap(&[], flags & !VM_MAP_PUT_PAGES));
         }
         // SAFETY: NULL or `count` readable entries (caller's contract).
         let Some(found) = (unsafe { pages_from_c(m, "vmap", pages, count) }) else { return ptr::null_mut() };
-        let flags = vm_flags_from_c(flags);
         if flags & VM_MAP_PUT_PAGES == 0 {
             return out(m.vmap(&found, flags));
         }
@@ -250,10 +251,11 @@ pub unsafe extern "C" fn vmap_pfn(pfns: *const c_ulong, count: c_uint, prot: pgp
             report_null(m, "vmap_pfn", "pfn array", Location::caller());
             return ptr::null_mut();
         }
-        // The core refuses more frames than the machine has (silently, as `vmap` does); the
-        // test comes before the array is copied, which for such a count would exhaust the host.
+        // The core refuses more frames than the machine has (silently, as `vmap` does, after
+        // its `might_sleep` check); the test comes before the array is copied, which for such a
+        // count would exhaust the host. The core gives that refusal for an empty list.
         if count as usize > m.total_managed() {
-            return ptr::null_mut();
+            return out(m.vmap_pfn(&[]));
         }
         // SAFETY: Not NULL (checked); `count` readable entries (caller's contract).
         let entries = unsafe { std::slice::from_raw_parts(pfns, count as usize) };

@@ -74,7 +74,11 @@ static void page_counts_above_memory_are_refused_before_the_array_is_read(void)
 	CHECK(vmap(one, UINT_MAX, 0, PAGE_KERNEL) == NULL);
 	CHECK(vmap(one, UINT_MAX, VM_MAP_PUT_PAGES, PAGE_KERNEL) == NULL);
 	CHECK(vmap_pfn(pfns, UINT_MAX, PAGE_KERNEL) == NULL);
-	CHECK_NOT_LOG("page array entry");
+	CHECK(vmap(NULL, UINT_MAX, 0, PAGE_KERNEL) == NULL);	/* the array is never looked at */
+	CHECK_NOT_LOG("page array");
+	/* The flag checks come first, as in the kernel's vmap. */
+	CHECK(vmap(one, UINT_MAX, VM_FLUSH_RESET_PERMS, PAGE_KERNEL) == NULL);
+	CHECK_LOG("vmap: VM_FLUSH_RESET_PERMS is not allowed");
 	CHECK(vm_map_ram(one, UINT_MAX, NUMA_NO_NODE) == NULL);
 	CHECK_LOG("vm_map_ram: count 4294967295 is more pages than the machine has");
 	CHECK_NOT_LOG("internal error");
