@@ -137,15 +137,20 @@ pub unsafe extern "C" fn put_page(page: *mut c_void) {
 }
 
 /// `void *alloc_pages_exact(size_t size, gfp_t gfp)`: `ceil(size / PAGE_SIZE)` contiguous
-/// lowmem pages, the rest of the power-of-two block given back at once; NULL on failure.
+/// lowmem pages, the rest of the power-of-two block given back at once; NULL on failure. Size 0
+/// is the kernel's `get_order(0)`, `BITS_PER_LONG - PAGE_SHIFT` (the order of `SIZE_MAX`): the
+/// page allocator refuses it with its order warning (it failed silently).
 #[unsafe(no_mangle)]
 pub extern "C" fn alloc_pages_exact(size: usize, gfp: gfp_t) -> *mut c_void {
     ffi_boundary("alloc_pages_exact", ptr::null_mut(), |m| {
+        let size = if size == 0 { usize::MAX } else { size };
         m.alloc_pages_exact(size, Gfp::from_bits(gfp)).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
     })
 }
 
 /// `void free_pages_exact(void *virt, size_t size)`: frees what `alloc_pages_exact` returned.
+/// NULL with at most one page is a no-op, as the kernel's `free_page(0)`; NULL with more pages
+/// is reported (the kernel would go on to free the page at address 4096).
 ///
 /// # Safety
 /// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
@@ -154,7 +159,9 @@ pub extern "C" fn alloc_pages_exact(size: usize, gfp: gfp_t) -> *mut c_void {
 pub unsafe extern "C" fn free_pages_exact(virt: *mut c_void, size: usize) {
     ffi_boundary("free_pages_exact", (), |m| {
         if virt.is_null() {
-            report_null(m, "free_pages_exact", "address", Location::caller());
+            if size > kmem::PAGE_SIZE {
+                report_null(m, "free_pages_exact", "address", Location::caller());
+            }
             return;
         }
         // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.

@@ -538,3 +538,10 @@ struct blob *mk(size_t n, int k)
 fn node_and_dup_forms() {
     run_suite("node_and_dup_forms", Link::Shared);
 }
+
+/// `alloc_pages_exact(0)` gets the page allocator's order warning (`get_order(0)` is order 52),
+/// and `free_pages_exact(NULL, size)` of at most a page is the kernel's silent `free_page(0)`.
+#[test]
+fn pages_exact_edges() {
+    run_suite("pages_exact_edges", Link::Shared);
+}
