@@ -27,11 +27,11 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+use kmem::Machine;
 use kmem::gfp::{__GFP_ZERO, GFP_KERNEL};
 use kmem::vmalloc::VmArea;
-use kmem::{Level, Machine};
 
-use crate::boundary::{ffi_boundary, report_bad_pointer};
+use crate::boundary::{ffi_boundary, report_bad_pointer, report_null};
 
 /// `struct vm_struct` (`include/linux/vmalloc.h`, with `CONFIG_HAVE_ARCH_HUGE_VMALLOC`'s
 /// `page_order`).
@@ -237,7 +237,7 @@ pub unsafe extern "C" fn free_vm_area(area: *mut vm_struct) {
         let Some(&addr) = structs.by_struct.get(&(area as usize)) else {
             drop(structs);
             if area.is_null() {
-                m.printk(Level::Alert, "BUG: kernel NULL pointer dereference in free_vm_area; ignored");
+                report_null(m, "free_vm_area", "struct vm_struct pointer", Location::caller());
             } else {
                 report_bad_pointer(m, "free_vm_area", "vm_struct", area as usize, Location::caller());
             }

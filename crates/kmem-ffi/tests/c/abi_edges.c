@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <linux/gfp.h>
 #include <linux/mempool.h>
+#include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -123,11 +124,23 @@ static void page_align_keeps_the_type_of_its_argument(void)
 	CHECK(strcmp(buf, "4096") == 0);
 }
 
+/* free_vm_area(NULL) is reported as the other NULL handles are: the kernel's fault line and
+ * kmem's own, each a record of its own (the report lacked its newline, so the next message
+ * was glued to it as a continuation). */
+static void free_vm_area_of_null_is_a_report_of_its_own(void)
+{
+	free_vm_area(NULL);
+	printk(KERN_INFO "abi_edges: after free_vm_area\n");
+	CHECK_LOG("<1>kmem: free_vm_area() called with a NULL struct vm_struct pointer; ignored\n");
+	CHECK_LOG("\n<6>abi_edges: after free_vm_area\n");
+}
+
 int main(void)
 {
 	page_align_keeps_the_type_of_its_argument();
 	a_page_pool_of_a_negative_order_is_warned_about();
 	huge_vmalloc_sizes_fail_cleanly();
+	free_vm_area_of_null_is_a_report_of_its_own();
 	page_counts_above_memory_are_refused_before_the_array_is_read();
 	return ktest_result("abi_edges");
 }
