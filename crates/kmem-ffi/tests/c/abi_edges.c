@@ -4,12 +4,13 @@
  * kmemleak off and on (KMEM_KMEMLEAK=1), whose bookkeeping sees every vmalloc result.
  *
  * VM-2: vmalloc() of a size above total RAM (SIZE_MAX included, which does not even round up
- * to whole pages) is NULL with the `exceeds total pages` report. §5.3 (vmap): a count above
- * totalram_pages() is NULL, silently, before the page array is read; vmap_pfn the same;
- * vm_map_ram refuses it with a warning (docs/deviations.md). MP-12: a page pool of a negative
- * order asks alloc_pages() for that order as an unsigned int, as the kernel's helper does, and
- * gets the page allocator's order warning (it failed silently). <asm/page.h>: PAGE_ALIGN(x) is
- * the kernel's ALIGN(x, PAGE_SIZE), of the type of x (it was always unsigned long). */
+ * to whole pages) is NULL with the `exceeds total pages` report. §5.4 (vmap): a count above
+ * totalram_pages() is NULL, silently, after the flag checks and before the page array is read;
+ * vmap_pfn the same; vm_map_ram refuses it with a warning (docs/deviations.md). MP-12: a page
+ * pool of a negative order asks alloc_pages() for that order as an unsigned int, as the
+ * kernel's helper does, and gets the page allocator's order warning (it failed silently).
+ * <asm/page.h>: PAGE_ALIGN(x) is the kernel's ALIGN(x, PAGE_SIZE), of the type of x (it was
+ * always unsigned long). free_vm_area(NULL) is reported in records of their own. */
 #include <limits.h>
 #include <stdint.h>
 #include <linux/gfp.h>
