@@ -545,3 +545,11 @@ fn node_and_dup_forms() {
 fn pages_exact_edges() {
     run_suite("pages_exact_edges", Link::Shared);
 }
+
+/// `<linux/cleanup.h>` with kmem's allocators: `__free(kfree)`, `__free(kvfree)`,
+/// `__free(vfree)`, `no_free_ptr`, `return_ptr` and `retain_and_null_ptr`, as 6.5+ drivers use
+/// them; they were missing (such code did not compile).
+#[test]
+fn scope_based_freeing() {
+    run_suite("cleanup", Link::Shared);
+}

@@ -18,7 +18,9 @@
 #ifndef _KMEM_LINUX_SLAB_H
 #define _KMEM_LINUX_SLAB_H
 
+#include <linux/cleanup.h>
 #include <linux/compiler.h>
+#include <linux/err.h>
 #include <linux/gfp.h>
 #include <linux/numa.h>
 #include <linux/overflow.h>
@@ -220,6 +222,10 @@ void *kvrealloc(const void *p, size_t size, gfp_t flags) __must_check;
 void kvfree(const void *addr);
 void kvfree_sensitive(const void *addr, size_t len);
 static inline void *kvzalloc(size_t size, gfp_t flags) { return kvmalloc(size, flags | __GFP_ZERO); }
+
+/* Scope-based freeing (<linux/cleanup.h>): `p __free(kfree)`, `p __free(kvfree)`. */
+DEFINE_FREE(kfree, void *, if (!IS_ERR_OR_NULL(_T)) kfree(_T))
+DEFINE_FREE(kvfree, void *, if (!IS_ERR_OR_NULL(_T)) kvfree(_T))
 static inline void *kvcalloc(size_t n, size_t size, gfp_t flags) { return kvmalloc_array(n, size, flags | __GFP_ZERO); }
 
 /* Dedicated bucket sets (6.11+, CONFIG_SLAB_BUCKETS; crates/kmem-ffi/src/buckets.rs): a cache

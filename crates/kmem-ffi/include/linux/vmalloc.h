@@ -5,6 +5,7 @@
 #ifndef _KMEM_LINUX_VMALLOC_H
 #define _KMEM_LINUX_VMALLOC_H
 
+#include <linux/cleanup.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/types.h>
@@ -77,6 +78,8 @@ void *vmalloc_huge(unsigned long size, gfp_t gfp_mask) __malloc;
 void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node) __malloc;
 void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;
 void vfree(const void *addr);
+/* Scope-based freeing (<linux/cleanup.h>): `p __free(vfree)`. */
+DEFINE_FREE(vfree, void *, if (_T) vfree(_T))
 void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot);
 void vunmap(const void *addr);
 /* Maps page frames of kmem's memory (the kernel's is for non-RAM frames, which kmem has none of)
