@@ -553,3 +553,16 @@ fn pages_exact_edges() {
 fn scope_based_freeing() {
     run_suite("cleanup", Link::Shared);
 }
+
+/// `strscpy(dest, src)` (6.8+: the size of the array `dest`) next to the three-argument form;
+/// it did not compile. Given a pointer, the two-argument form does not compile either, as the
+/// kernel's `__must_be_array` makes it.
+#[test]
+fn strscpy_with_two_and_three_arguments() {
+    run_suite("string_forms", Link::Shared);
+    let o = compile_only(
+        "strscpy-pointer",
+        "#include <linux/string.h>\nssize_t f(char *p);\nssize_t f(char *p) { return strscpy(p, \"x\"); }\n",
+    );
+    assert!(!o.status.success(), "strscpy(pointer, src) compiled:\n{}", show(&o));
+}

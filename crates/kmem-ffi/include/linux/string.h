@@ -34,8 +34,15 @@ static inline void *kmemdup_array(const void *src, size_t count, size_t element_
 	return kmemdup(src, size_mul(element_size, count), gfp);
 }
 
-/* strscpy: copies at most size - 1 bytes, always terminates; -E2BIG if truncated. */
-static inline ssize_t strscpy(char *dest, const char *src, size_t size)
+/* strscpy(dest, src, size): copies at most size - 1 bytes, always terminates; -E2BIG if
+ * truncated. As in 6.8+, strscpy(dest, src) takes the size of the array `dest` (a pointer
+ * there does not compile: its size is not the buffer's). */
+#define __kmem_strscpy_3(dest, src, size)	sized_strscpy(dest, src, size)
+#define __kmem_strscpy_2(dest, src)							\
+	sized_strscpy(dest, src, sizeof(dest) + 0 * sizeof(char[1 - 2 *			\
+		__builtin_types_compatible_p(__typeof__(dest), __typeof__(&(dest)[0]))]))
+#define strscpy(...)	__PASTE(__kmem_strscpy_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
+static inline ssize_t sized_strscpy(char *dest, const char *src, size_t size)
 {
 	const char *nul;
 	size_t len;
