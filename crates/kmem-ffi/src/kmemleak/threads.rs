@@ -90,8 +90,11 @@ pub(super) fn stack_bounds() -> Option<(usize, usize)> {
 }
 
 /// The words of every registered thread's stack but the caller's, as far down from each top
-/// as pages are mapped. Threads cannot exit past their destructor while this runs (the
-/// registry's lock is held), though a copy of a running thread's stack is only a snapshot.
+/// as pages are mapped, less those below the first page (0 and small integers, which no
+/// object's address can be): a thread's stack is mapped whole at its creation (8 MiB by
+/// default) and mostly never touched, so its zero words would cost a megaword per thread.
+/// Threads cannot exit past their destructor while this runs (the registry's lock is held),
+/// though a copy of a running thread's stack is only a snapshot.
 pub(super) fn other_stacks_words() -> Vec<usize> {
     const PAGE: usize = 4096;
     const BATCH: usize = 64;
@@ -120,7 +123,7 @@ pub(super) fn other_stacks_words() -> Vec<usize> {
             };
             let Ok(got) = usize::try_from(got) else { break 'stack };
             let copied = got / PAGE;
-            words.extend_from_slice(&buf[..copied * PAGE / size_of::<usize>()]);
+            words.extend(buf[..copied * PAGE / size_of::<usize>()].iter().copied().filter(|&w| w >= PAGE));
             if copied < pages {
                 break 'stack;
             }
@@ -153,5 +156,32 @@ mod tests {
         done_tx.send(()).unwrap();
         t.join().unwrap();
         assert!(!other_stacks_words().contains(&marker), "an exited thread is no longer read");
+    }
+
+    /// A registered thread with an 8 MiB stack it barely touched yields its few words that
+    /// could be addresses, not a megaword of zeros (the exit scan keeps them all in memory).
+    #[test]
+    fn an_untouched_stack_costs_no_words() {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let marker = 0x5eed_f00d_cafe_beef_usize;
+        let t = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let local = std::hint::black_box([marker; 4]);
+                register_current();
+                ready_tx.send(()).unwrap();
+                done_rx.recv().unwrap();
+                std::hint::black_box(&local);
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        let words = other_stacks_words();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert!(words.contains(&marker), "the thread's local is still seen");
+        assert!(words.iter().all(|&w| w >= 4096), "no word that cannot be an address");
+        // Other tests' threads may be registered too; each touched only a few pages.
+        assert!(words.len() < (1 << 20) / 4, "{} words kept from mostly untouched stacks", words.len());
     }
 }
