@@ -387,6 +387,26 @@ fn kmemleak_scans_other_threads_stacks_at_exit() {
     }
 }
 
+/// `KMEM_KMEMLEAK=1` with `exit` called from a thread other than main: the exiting thread's
+/// live stack is scanned (its lost object is reported) and main's, waiting in `pthread_join`,
+/// is read as another thread's (its local keeps its object).
+#[test]
+fn kmemleak_exit_from_another_thread_scans_mains_stack() {
+    for link in [Link::Shared, Link::Static] {
+        let exe = build("kmemleak_exit_thread", link);
+        let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("kmemleak: 1 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{err}");
+        let sizes: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("unreferenced object 0x"))
+            .filter_map(|l| l.split("(size ").nth(1))
+            .collect();
+        assert_eq!(sizes, ["256):"], "{err}");
+    }
+}
+
 /// `mempool_create` accepts today's callback type and the book's `int gfp_mask` one, nothing else.
 #[test]
 fn mempool_create_rejects_other_callback_types() {
