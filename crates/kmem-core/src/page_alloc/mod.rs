@@ -53,7 +53,11 @@ pub struct Layout {
     /// Each configured zone's `[start, end)` pfn range by zone index (`None`: not configured).
     /// Ranges are ascending, contiguous and cover `[start_pfn, end_pfn)`; a range may be empty.
     pub zones: [Option<(usize, usize)>; MAX_NR_ZONES],
-    /// Where pfn `start_pfn` is mapped (the direct map).
+    /// Where pfn `start_pfn` is mapped (the direct map); page aligned (refused otherwise).
+    /// Blocks are naturally aligned in pfns, so a block's address is aligned to its size only
+    /// as far as pfn 0's address (`direct_map` less `start_pfn` pages) is: `kmalloc(8192)`'s
+    /// 8 KiB alignment (KM-6) and layouts aligned above a page need it aligned that far (the
+    /// kmem crate's machine aligns its map to 4 MiB, as the kernel's direct map is aligned).
     pub direct_map: NonNull<u8>,
     /// One past the last directly mapped pfn (lowmem end); pages above are HighMem.
     pub direct_map_end_pfn: usize,
@@ -713,7 +717,8 @@ fn validate(layout: &Layout) -> Result<(), InitError> {
     }
     if !(layout.direct_map.as_ptr() as usize).is_multiple_of(PAGE_SIZE) {
         // Blocks are naturally aligned in pfns; only a page-aligned map makes their addresses
-        // so (the slab's descriptors and kmalloc's size alignment rely on it).
+        // page aligned (the slab's descriptors and kmalloc's size alignment up to a page rely
+        // on it; beyond a page, addresses are as aligned as the map is: `Layout::direct_map`).
         return Err(InitError("direct map must be page aligned"));
     }
     let mut expect = layout.start_pfn;
