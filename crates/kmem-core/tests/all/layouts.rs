@@ -88,6 +88,71 @@ fn boards_smaller_than_a_max_order_block_boot() {
     assert_eq!(err.map(|e| e.0), Some(want));
 }
 
+/// Tiny boards with a DMA and a Normal zone that share one pageblock (larger than both), per-CPU
+/// lists on and off: GFP_ATOMIC, DMA and GFP_KERNEL requests of every order drain them and all
+/// comes back, twice; a slab cache is created, filled, emptied, shrunk and destroyed; the free
+/// lists stay consistent (`check`) and nothing is reported.
+#[test]
+fn tiny_boards_with_two_zones_in_one_pageblock_exhaust_and_recover() {
+    use kmem_core::gfp::{__GFP_DMA, __GFP_NORETRY, __GFP_NOWARN, GFP_ATOMIC, Gfp};
+    use kmem_core::slab::{CacheArgs, SlabConfig};
+    super::ON_BOARD_CPU.with(|c| c.set(true));
+    for pages in [4, 5, 17, 64, 600] {
+        for (pageblock_order, pcp) in [(3, true), (9, true), (10, false), (0, true)] {
+            let tag = format!("{pages} pages, pageblock order {pageblock_order}, pcp {pcp}");
+            let region = Region::new(pages * PAGE_SIZE);
+            let mut zones = [None; MAX_NR_ZONES];
+            zones[ZoneType::Dma as usize] = Some((0, pages / 3));
+            zones[ZoneType::Normal as usize] = Some((pages / 3, pages));
+            let layout = Layout { pageblock_order, zones, ..normal_layout(&region, 0, pages, 0) };
+            let config = Config { min_free_kbytes: Some(0), oom_timeout_ns: 0, pcp, ..Config::default() };
+            // SAFETY: As in `boot`.
+            let pa = unsafe { PageAllocator::new(board(true), layout, config) }.expect("a tiny board boots");
+            let free = pa.total_free();
+            for round in 0..2 {
+                let mut held = Vec::new();
+                let masks: [Gfp; 3] = [GFP_ATOMIC, GFP_KERNEL | __GFP_DMA | __GFP_NORETRY, GFP_KERNEL | __GFP_NORETRY];
+                for gfp in masks {
+                    for order in (0..=kmem_core::MAX_PAGE_ORDER).rev() {
+                        while let Ok(p) = pa.alloc_pages(gfp | __GFP_NOWARN, order) {
+                            held.push((p, order));
+                        }
+                    }
+                }
+                let got: usize = held.iter().map(|&(_, order)| 1 << order).sum();
+                assert_eq!(got, free, "{tag}, round {round}: every page served");
+                for (p, order) in held {
+                    // SAFETY: The test's own blocks, unused afterwards.
+                    unsafe { pa.free_pages(p, order) };
+                }
+                pa.drain_local_pages();
+                assert_eq!(pa.total_free(), free, "{tag}, round {round}: every page back");
+                // SAFETY: Single-threaded test; the CPU slot is this thread's, not in use.
+                unsafe { pa.check() };
+            }
+            let k = kmem_core::Kmem::new(pa, SlabConfig::default());
+            let c = k.kmem_cache_create("tiny", 200, &CacheArgs::default(), Default::default()).expect(&tag);
+            let mut objs = Vec::new();
+            while let Ok(p) = k.kmem_cache_alloc(c, GFP_ATOMIC | __GFP_NOWARN) {
+                objs.push(p);
+            }
+            assert!(objs.len() >= 4, "{tag}: {} objects", objs.len());
+            for p in objs {
+                // SAFETY: The test's own objects of `c`.
+                unsafe { k.kmem_cache_free(c, p.as_ptr()) };
+            }
+            k.kmem_cache_shrink(c);
+            // SAFETY: Every object of `c` was freed.
+            unsafe { k.kmem_cache_destroy(c) }.expect(&tag);
+            k.drain_local_pages();
+            // SAFETY: As above.
+            unsafe { k.pages().check() };
+            let log = k.platform().log.lock().unwrap().clone();
+            assert!(!log.contains("BUG") && !log.contains("WARNING"), "{tag}: {log}");
+        }
+    }
+}
+
 /// PA-12 with memory starting at pfn 1: a block stolen for `MIGRATE_UNMOVABLE` claims exactly
 /// its own naturally aligned pageblocks; the partial first pageblock and the others keep their
 /// type.
