@@ -6,9 +6,8 @@
 //!   `GFP_DMA`, …). `allocator_api2::boxed::Box<T, KmallocIn<'_, P>>` is a `KBox`: it drops `T`
 //!   and `kfree`s on drop.
 //! - Sizes are rounded up to the alignment ([`kmalloc_layout_size`]), which the kmalloc classes
-//!   and page-backed blocks honour (KM-6) up to a page, and beyond a page as far as the direct
-//!   map is aligned (the page allocator asks for a page; the kmem crate's machine aligns its
-//!   map to 4 MiB): a layout aligned beyond that fails. Every result is checked.
+//!   and page-backed blocks honour (KM-6) for any power-of-two alignment up to 4 MiB; every
+//!   result is checked.
 //! - Layouts above `KMALLOC_MAX_SIZE` (4 MiB) after rounding fail with [`AllocError`]: an
 //!   explicit kmalloc allocator has no other heap to fall back on. Zero-size layouts get a
 //!   dangling, aligned pointer and touch no allocator.
@@ -28,7 +27,6 @@ use allocator_api2::alloc::{AllocError, Allocator};
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::kmalloc::classes::kmalloc_layout_size;
 use crate::kmem::Kmem;
-use crate::order::PAGE_SIZE;
 use crate::platform::Platform;
 
 /// kmalloc on a borrowed [`Kmem`] with a fixed GFP mask, as an [`Allocator`].
@@ -126,15 +124,11 @@ unsafe fn reallocate<P: Platform>(
     let capacity = || unsafe { k.ksize(ptr.as_ptr()) };
     // A shrink into half the capacity or less moves, so the larger class or block goes back.
     let wasteful = new.size() < old.size() && size <= capacity() / 2;
-    // A block `krealloc` moves to is aligned up to a page (KM-6 with the rounded size, on the
-    // page-aligned direct map); beyond a page only as far as the map is, which a small block
-    // that happens to be aligned says nothing about: such a move is allocated and checked.
-    let krealloc_ok = in_place_ok && !wasteful && (new.align() <= PAGE_SIZE || size <= capacity());
-    let moved = if krealloc_ok {
-        // SAFETY: A live block of ours (caller). A kept block is aligned (checked). A block
-        // moves only when `new.align()` is at most a page (`krealloc_ok`; above, the block has
-        // room and is kept), and `size` is a multiple of it: aligned (KM-6). On failure the
-        // block is untouched (KM-9).
+    let moved = if in_place_ok && !wasteful {
+        // SAFETY: A live block of ours (caller). A kept block is aligned (checked); a moved
+        // one has `size`, a multiple of `new.align()`, so it is aligned (KM-6, which holds up
+        // to 4 MiB on the direct maps `PageAllocator::new` accepts). On failure the block is
+        // untouched (KM-9).
         unsafe { k.krealloc(ptr.as_ptr(), size, gfp) }.map_err(|_| AllocError)?
     } else {
         match allocate(k, gfp, new, false) {

@@ -11,11 +11,9 @@
 //! - the mask is `GFP_KERNEL`, or `GFP_ATOMIC` when the platform says the caller is in atomic
 //!   context ([`Platform::in_atomic`]): a `Box::new` under a spin lock must not sleep, as
 //!   Rust-for-Linux makes its callers pass `GFP_ATOMIC` there;
-//! - layouts above `KMALLOC_MAX_SIZE` (4 MiB) after rounding, layouts aligned beyond a page
-//!   further than the board's direct map is aligned (the page allocator asks for a page; the
-//!   rounded size is aligned up to a page on any map, KM-6, and beyond only as far as the map
-//!   is), and every allocation before `install`, fail (null): a `no_std` heap has nothing to
-//!   fall back on, and Rust's allocation-error handler reports it;
+//! - layouts above `KMALLOC_MAX_SIZE` (4 MiB) after rounding, and every allocation before
+//!   `install`, fail (null): a `no_std` heap has nothing to fall back on, and Rust's
+//!   allocation-error handler reports it;
 //! - the platform's methods run inside kmalloc, `log` under the slab's locks (debug reports are
 //!   printed under `list_lock`, as the kernel's): they must not allocate from this heap, or a
 //!   report would deadlock on a lock its own caller holds.
@@ -186,11 +184,9 @@ unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else { return ptr::null_mut() };
         let Some(size) = kmalloc_layout_size(new_layout) else { return ptr::null_mut() };
         // SAFETY: A live kmalloc block of `kmem` owned by the caller. `size` (non-zero: the
-        // caller's `new_size` is) is a multiple of the alignment. A kept block already was
-        // aligned; a moved one is larger: aligned by KM-6 up to a page, and beyond a page
-        // because the old block, aligned and at least `align` long, shows the direct map is
-        // aligned to `align` (blocks and class objects of `align` bytes or more all sit at the
-        // map's offset modulo `align`). On failure the block is untouched (KM-9).
+        // caller's `new_size` is) is a multiple of the alignment, so a moved block is aligned
+        // (KM-6, which holds up to 4 MiB on the direct maps `PageAllocator::new` accepts) and a
+        // kept one already was; on failure the block is untouched (KM-9).
         unsafe { kmem.krealloc(ptr, size, Self::gfp(kmem)) }.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 }

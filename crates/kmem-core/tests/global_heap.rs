@@ -24,13 +24,13 @@ use kmem_core::{KmallocHeap, Kmem, PAGE_SIZE, PageAllocator};
 
 const RAM_BYTES: usize = 64 << 20;
 
-/// The board's RAM: zero-filled (`.bss`), page-aligned.
-#[repr(C, align(4096))]
+/// The board's RAM: zero-filled (`.bss`), aligned as a direct map must be (4 MiB).
+#[repr(C, align(4194304))]
 struct Ram([u8; RAM_BYTES]);
 static mut RAM: Ram = Ram([0; RAM_BYTES]);
 
 /// Another board's RAM, for the `Kmem` a second `install` must refuse.
-#[repr(C, align(4096))]
+#[repr(C, align(4194304))]
 struct SpareRam([u8; SPARE_BYTES]);
 const SPARE_BYTES: usize = 16 << 20;
 static mut SPARE: SpareRam = SpareRam([0; SPARE_BYTES]);
@@ -175,7 +175,7 @@ static PROGRAM: Program = Program;
 /// Builds a `Kmem` over `bytes` of zero-filled RAM at `ram`, without allocating.
 ///
 /// # Safety
-/// `ram` is page-aligned, zero-filled, `bytes` long, and used by nothing else, for good.
+/// `ram` is 4 MiB-aligned, zero-filled, `bytes` long, and used by nothing else, for good.
 unsafe fn boot(ram: *mut u8, bytes: usize) -> Kmem<Board> {
     let pages = bytes / PAGE_SIZE;
     let mut zones = [None; MAX_NR_ZONES];
@@ -215,7 +215,7 @@ fn main() {
     assert!(HEAP.kmem().is_none());
 
     let arena_used = ARENA_USED.load(Relaxed);
-    // SAFETY: `RAM` is this program's, zero-filled, page-aligned; only this `Kmem` uses it.
+    // SAFETY: `RAM` is this program's, zero-filled, 4 MiB-aligned; only this `Kmem` uses it.
     let kmem = HEAP.install(unsafe { boot((&raw mut RAM).cast(), RAM_BYTES) }).ok().expect("the first install");
     // SAFETY: As for `RAM`, with `SPARE`.
     let spare = unsafe { boot((&raw mut SPARE).cast(), SPARE_BYTES) };

@@ -46,9 +46,9 @@ pub const fn zero_or_null_ptr(addr: usize) -> bool {
 /// pfns. A size that is a multiple of a power-of-two alignment `a > 8` lands in a power-of-two
 /// class (aligned to itself, at least `a`), in 96 only if `a <= 32`, in 192 only if `a <= 64`
 /// (no multiple of 64 lies in (64, 96], none of 128 in (128, 192]), or in a block of at least
-/// its size. So rounding the size up to the alignment is enough up to a page on any direct map
-/// (the page allocator requires a page-aligned one), and beyond a page as far as the map's
-/// address is aligned (the kmem crate's machine aligns it to 4 MiB); callers check the result.
+/// its size, aligned to its size because the page allocator requires the direct map to be
+/// aligned to the largest block (`page_alloc::direct_map_alignment`). So rounding the size up
+/// to the alignment is enough, for any alignment up to 4 MiB; callers check the result.
 pub const fn kmalloc_layout_size(layout: core::alloc::Layout) -> Option<usize> {
     let size = if layout.align() <= ARCH_KMALLOC_MINALIGN {
         layout.size()

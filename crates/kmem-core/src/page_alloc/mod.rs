@@ -53,11 +53,12 @@ pub struct Layout {
     /// Each configured zone's `[start, end)` pfn range by zone index (`None`: not configured).
     /// Ranges are ascending, contiguous and cover `[start_pfn, end_pfn)`; a range may be empty.
     pub zones: [Option<(usize, usize)>; MAX_NR_ZONES],
-    /// Where pfn `start_pfn` is mapped (the direct map); page aligned (refused otherwise).
-    /// Blocks are naturally aligned in pfns, so a block's address is aligned to its size only
-    /// as far as pfn 0's address (`direct_map` less `start_pfn` pages) is: `kmalloc(8192)`'s
-    /// 8 KiB alignment (KM-6) and layouts aligned above a page need it aligned that far (the
-    /// kmem crate's machine aligns its map to 4 MiB, as the kernel's direct map is aligned).
+    /// Where pfn `start_pfn` is mapped (the direct map). Blocks are naturally aligned in pfns,
+    /// so for their addresses to be aligned to their sizes (PA-3, KM-6: `kmalloc(8192)` is
+    /// 8 KiB aligned, a 4 MiB kmalloc 4 MiB aligned) pfn 0's address (`direct_map` less
+    /// `start_pfn` pages) must be aligned to the largest block lowmem can hold:
+    /// [`direct_map_alignment`], 4 MiB for 4 MiB of lowmem or more. A map aligned less is
+    /// refused (the kmem crate's machine, like the kernel's direct map, is aligned further).
     pub direct_map: NonNull<u8>,
     /// One past the last directly mapped pfn (lowmem end); pages above are HighMem.
     pub direct_map_end_pfn: usize,
@@ -270,8 +271,8 @@ impl<P: Platform> PageAllocator<P> {
     /// computes watermarks, lowmem reserves and per-CPU list sizes.
     ///
     /// # Errors
-    /// An inconsistent layout, more CPUs than [`MAX_CPUS`], or a direct map that the page array
-    /// fills. (A board far smaller than a `MAX_PAGE_ORDER` block boots; it should set
+    /// An inconsistent layout, a direct map aligned less than [`direct_map_alignment`], more
+    /// CPUs than [`MAX_CPUS`], or a direct map that the page array fills. (A board far smaller than a `MAX_PAGE_ORDER` block boots; it should set
     /// [`Config::min_free_kbytes`], since Linux's floor of 128 KiB would be above its memory.)
     ///
     /// # Safety
@@ -702,6 +703,24 @@ impl<P: Platform> PageAllocator<P> {
     }
 }
 
+/// Where pfn 0 would be mapped: `direct_map` less `start_pfn` pages (wrapping: only its
+/// alignment matters).
+fn pfn0_address(layout: &Layout) -> usize {
+    (layout.direct_map.as_ptr() as usize).wrapping_sub(layout.start_pfn.wrapping_mul(PAGE_SIZE))
+}
+
+/// The alignment [`Layout::direct_map`] needs: blocks are naturally aligned in pfns, so a
+/// block's address is aligned to its size (PA-3, and through it kmalloc's size alignment,
+/// KM-6) exactly when pfn 0's address is aligned to the largest block lowmem can hold — a
+/// `MAX_PAGE_ORDER` block, or for a smaller lowmem the largest power of two of pages in it.
+/// The kernel's direct map is aligned that way (physical addresses are, and `PAGE_OFFSET` is
+/// aligned further).
+pub fn direct_map_alignment(layout: &Layout) -> usize {
+    let lowmem = layout.direct_map_end_pfn.saturating_sub(layout.start_pfn).max(1);
+    let order = (usize::BITS - 1 - lowmem.leading_zeros()).min(MAX_PAGE_ORDER);
+    PAGE_SIZE << order
+}
+
 fn validate(layout: &Layout) -> Result<(), InitError> {
     if layout.start_pfn >= layout.end_pfn {
         return Err(InitError("empty memory range"));
@@ -716,10 +735,12 @@ fn validate(layout: &Layout) -> Result<(), InitError> {
         return Err(InitError("direct map end outside the memory range"));
     }
     if !(layout.direct_map.as_ptr() as usize).is_multiple_of(PAGE_SIZE) {
-        // Blocks are naturally aligned in pfns; only a page-aligned map makes their addresses
-        // page aligned (the slab's descriptors and kmalloc's size alignment up to a page rely
-        // on it; beyond a page, addresses are as aligned as the map is: `Layout::direct_map`).
         return Err(InitError("direct map must be page aligned"));
+    }
+    if !(pfn0_address(layout)).is_multiple_of(direct_map_alignment(layout)) {
+        return Err(InitError(
+            "direct map misaligned: pfn 0's address (direct_map less start_pfn pages) must be aligned to the largest block lowmem can hold (4 MiB, or lowmem rounded down to a power of two)",
+        ));
     }
     let mut expect = layout.start_pfn;
     for (kind, range) in ZoneType::ALL.iter().zip(layout.zones.iter()) {

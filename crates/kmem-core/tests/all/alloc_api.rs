@@ -213,50 +213,23 @@ fn random_allocator_sequences_keep_blocks_apart_and_intact() {
     }
 }
 
-/// A board whose direct map sits 4 KiB past an 8 KiB boundary (the page allocator asks for a
-/// page-aligned map; the kmem crate's machine aligns its own to 4 MiB): blocks of two pages or
-/// more are never 8 KiB-aligned there, though a one-page slab at an odd pfn is.
-fn skewed_board(region: &Region) -> Kmem<super::Board> {
-    use kmem_core::page_alloc::{Config, Layout as MapLayout};
-    use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
-    let skew = (PAGE_SIZE + 8192 - region.ptr.as_ptr().addr() % 8192) % 8192;
-    let pages = region.layout.size() / PAGE_SIZE - 2;
-    let mut zones = [None; MAX_NR_ZONES];
-    zones[ZoneType::Normal as usize] = Some((0, pages));
-    let layout = MapLayout {
-        start_pfn: 0,
-        end_pfn: pages,
-        zones,
-        // SAFETY: `skew` is at most a page and the region has two pages to spare.
-        direct_map: unsafe { region.ptr.add(skew) },
-        direct_map_end_pfn: pages,
-        pageblock_order: 9,
-        zeroed: true,
-    };
-    let config = Config { oom_timeout_ns: 0, ..Config::default() };
-    // SAFETY: The region is the test's, zero-filled, and outlives the allocator.
-    let pa = unsafe { kmem_core::PageAllocator::new(super::board(false), layout, config) }.expect("boot");
-    Kmem::new(pa, SlabConfig::default())
-}
-
-/// Alignments above a page hold only as far as the direct map is aligned: on a skewed map an
-/// 8 KiB-aligned layout is refused, never handed out misaligned, including by `grow` from a
-/// small block that happens to be 8 KiB-aligned (krealloc would move it to a block that is
-/// not); page-aligned layouts are served.
+/// Alignments above a page, up to a 4 MiB kmalloc block, are honoured (KM-6 on a direct map
+/// aligned as `PageAllocator::new` requires), including by `grow` from a small block that
+/// happens to be 8 KiB-aligned to a layout that must be.
 #[test]
-fn alignments_beyond_the_direct_maps_are_refused_never_misaligned() {
-    let region = Region::new((16 << 20) + 2 * PAGE_SIZE);
-    let k = skewed_board(&region);
+fn alignments_above_a_page_are_honoured() {
+    let region = Region::new(32 << 20);
+    let k = Kmem::new(boot(&region, true), SlabConfig::default());
     let a = KmallocIn::new(&k, GFP_KERNEL);
-    for (size, align) in [(8192, 8192), (100, 8192), (40_000, 16_384)] {
-        assert!(a.allocate(Layout::from_size_align(size, align).unwrap()).is_err(), "{size} aligned {align}");
+    for (size, align) in [(8192, 8192), (100, 8192), (40_000, 16_384), (10, 1 << 20), (5 << 20 >> 1, 4 << 20)] {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        let p = a.allocate(layout).unwrap().cast::<u8>();
+        assert_eq!(p.as_ptr().addr() % align, 0, "{size} aligned {align}");
+        // SAFETY: Allocated just above with `layout`.
+        unsafe { a.deallocate(p, layout) };
     }
-    let page = Layout::from_size_align(100, PAGE_SIZE).unwrap();
-    let p = a.allocate(page).unwrap().cast::<u8>();
-    assert_eq!(p.as_ptr().addr() % PAGE_SIZE, 0);
-    // SAFETY: Allocated just above with `page`.
-    unsafe { a.deallocate(p, page) };
-    // A 16-byte object at the start of a slab page at an odd pfn: 8 KiB-aligned by chance.
+    assert!(a.allocate(Layout::from_size_align(8, 8 << 20).unwrap()).is_err(), "above 4 MiB: no kmalloc block");
+    // A 16-byte object at the start of a slab page at an even pfn: 8 KiB-aligned.
     let small = Layout::from_size_align(16, 8).unwrap();
     let mut held = std::vec::Vec::new();
     let lucky = loop {
@@ -270,20 +243,12 @@ fn alignments_beyond_the_direct_maps_are_refused_never_misaligned() {
     unsafe { lucky.as_ptr().write_bytes(0x5a, 16) };
     let big = Layout::from_size_align(16_384, 8192).unwrap();
     // SAFETY: `lucky` was allocated with `small`; `big` is larger.
-    match unsafe { a.grow(lucky, small, big) } {
-        Ok(grown) => {
-            let q = grown.cast::<u8>();
-            assert_eq!(q.as_ptr().addr() % 8192, 0, "grow handed out a misaligned block");
-            // SAFETY: Allocated by `grow` with `big`.
-            unsafe { a.deallocate(q, big) };
-        }
-        Err(_) => {
-            // SAFETY: A failed grow leaves the block as it was.
-            assert!(unsafe { core::slice::from_raw_parts(lucky.as_ptr(), 16) }.iter().all(|&b| b == 0x5a));
-            // SAFETY: Still live with `small`.
-            unsafe { a.deallocate(lucky, small) };
-        }
-    }
+    let grown = unsafe { a.grow(lucky, small, big) }.unwrap().cast::<u8>();
+    assert_eq!(grown.as_ptr().addr() % 8192, 0, "grow handed out a misaligned block");
+    // SAFETY: The first 16 bytes were kept.
+    assert!(unsafe { core::slice::from_raw_parts(grown.as_ptr(), 16) }.iter().all(|&b| b == 0x5a));
+    // SAFETY: Allocated by `grow` with `big`.
+    unsafe { a.deallocate(grown, big) };
     for p in held {
         // SAFETY: Allocated above with `small`.
         unsafe { a.deallocate(p, small) };

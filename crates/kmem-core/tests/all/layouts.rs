@@ -1,5 +1,5 @@
-//! Layouts only a caller-provided region can have: a direct map that is not page aligned
-//! (refused), boards smaller than one max-order block (they boot; one the page array fills is
+//! Layouts only a caller-provided region can have: a direct map that is not page aligned, or
+//! aligned less than its largest block (refused), boards smaller than one max-order block (they boot; one the page array fills is
 //! refused, saying so), and a memory range that starts inside a pageblock (PA-12's pageblocks stay
 //! naturally aligned in pfns).
 
@@ -18,7 +18,8 @@ fn normal_layout(region: &Region, start: usize, pages: usize, offset: usize) -> 
         start_pfn: start,
         end_pfn: start + pages,
         zones,
-        // SAFETY: `offset` is below a page and the region has a spare page at its end.
+        // SAFETY: Callers pass an `offset` that leaves the mapped pages inside the region (at
+        // most a page, with a page to spare at its end or `pages` a page short).
         direct_map: unsafe { region.ptr.add(offset) },
         direct_map_end_pfn: start + pages,
         pageblock_order: 9,
@@ -38,6 +39,42 @@ fn a_direct_map_that_is_not_page_aligned_is_refused() {
         let err = unsafe { PageAllocator::new(board(false), layout, Config::default()) }.err();
         assert_eq!(err.map(|e| e.0), Some("direct map must be page aligned"), "offset {offset}");
     }
+}
+
+/// Blocks are naturally aligned in pfns, so their addresses are aligned to their sizes (PA-3,
+/// KM-6) only if pfn 0's address is aligned to the largest block lowmem holds: 4 MiB from 1024
+/// pages on, less for smaller boards. A map aligned less is refused, saying so; the same map
+/// is fine for memory that starts a page later.
+#[test]
+fn a_direct_map_aligned_less_than_its_largest_block_is_refused() {
+    use kmem_core::page_alloc::direct_map_alignment;
+    let region = Region::new(16 << 20);
+    let want = "direct map misaligned: pfn 0's address (direct_map less start_pfn pages) must be aligned to the largest block lowmem can hold (4 MiB, or lowmem rounded down to a power of two)";
+    for (pages, offset, ok) in [
+        (2048, PAGE_SIZE, false),
+        (2048, 8192, false),
+        (2048, 0, true),
+        (4, PAGE_SIZE, false),
+        (4, 16384, true),
+        (3, 8192, true),
+        (1, PAGE_SIZE, true),
+    ] {
+        let layout = normal_layout(&region, 0, pages, offset);
+        assert_eq!(direct_map_alignment(&layout), PAGE_SIZE << (usize::BITS - 1 - pages.leading_zeros()).min(10));
+        // SAFETY: As in `boot`; a refused layout is not touched.
+        let got = unsafe { PageAllocator::new(board(false), layout, Config::default()) }.err().map(|e| e.0);
+        if ok {
+            assert_ne!(got, Some(want), "{pages} pages at +{offset}");
+        } else {
+            assert_eq!(got, Some(want), "{pages} pages at +{offset}");
+        }
+    }
+    // Memory from pfn 1, mapped a page into the region: pfn 0's address is the region's.
+    let pages = (16 << 20) / PAGE_SIZE - 1;
+    // SAFETY: As in `boot`.
+    let pa =
+        unsafe { PageAllocator::new(board(false), normal_layout(&region, 1, pages, PAGE_SIZE), Config::default()) };
+    assert!(pa.is_ok());
 }
 
 /// Boards far smaller than a `MAX_PAGE_ORDER` block boot (the page array is all they give
@@ -160,7 +197,8 @@ fn tiny_boards_with_two_zones_in_one_pageblock_exhaust_and_recover() {
 fn pa12_pageblocks_stay_naturally_aligned_when_memory_starts_inside_one() {
     let region = Region::new(32 << 20);
     let pages = (32 << 20) / PAGE_SIZE - 1;
-    let layout = normal_layout(&region, 1, pages, 0);
+    // Pfn 1 is mapped a page into the region, so pfn 0's address is the region's (aligned).
+    let layout = normal_layout(&region, 1, pages, PAGE_SIZE);
     let config = Config { oom_timeout_ns: 0, pcp: false, ..Config::default() };
     // SAFETY: As in `boot`: the region is ours, zeroed, and outlives the allocator.
     let pa = unsafe { PageAllocator::new(board(false), layout, config) }.expect("boot");

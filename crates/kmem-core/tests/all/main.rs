@@ -27,7 +27,7 @@ mod trim;
 mod usable_size;
 mod vmalloc;
 
-/// Memory the "bootloader" gives us: page-aligned, zero-filled, owned by the test.
+/// Memory the "bootloader" gives us: aligned to 4 MiB, zero-filled, owned by the test.
 struct Region {
     ptr: NonNull<u8>,
     layout: HeapLayout,
@@ -35,7 +35,8 @@ struct Region {
 
 impl Region {
     fn new(bytes: usize) -> Self {
-        let layout = HeapLayout::from_size_align(bytes, PAGE_SIZE).unwrap();
+        // Aligned as a direct map must be (`page_alloc::direct_map_alignment`): 4 MiB.
+        let layout = HeapLayout::from_size_align(bytes, 4 << 20).unwrap();
         // SAFETY: Non-zero size with a valid alignment.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("region");
         Self { ptr, layout }
