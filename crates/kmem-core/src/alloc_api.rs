@@ -77,16 +77,7 @@ fn allocate<P: Platform>(k: &Kmem<P>, gfp: Gfp, layout: Layout, zero: bool) -> R
     if layout.size() == 0 {
         return Ok(dangling(layout));
     }
-    let size = kmalloc_layout_size(layout).ok_or(AllocError)?;
-    let made = if zero { k.kzalloc(size, gfp) } else { k.kmalloc(size, gfp) };
-    let ptr = made.map_err(|_| AllocError)?;
-    if !aligned(ptr, layout.align()) {
-        // Never expected (KM-6); refuse rather than hand out misaligned memory.
-        // SAFETY: Just allocated, unused.
-        unsafe { k.kfree(ptr.as_ptr()) };
-        return Err(AllocError);
-    }
-    Ok(NonNull::slice_from_raw_parts(ptr, size))
+    k.kmalloc_layout(layout, gfp, zero).map_err(|_| AllocError)
 }
 
 /// # Safety

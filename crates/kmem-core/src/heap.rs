@@ -139,20 +139,8 @@ impl<P: Platform> KmallocHeap<P> {
 
     #[inline]
     fn alloc_with(&self, layout: Layout, zero: bool) -> *mut u8 {
-        let (Some(kmem), Some(size)) = (self.kmem(), kmalloc_layout_size(layout)) else {
-            return ptr::null_mut();
-        };
-        let gfp = Self::gfp(kmem);
-        match if zero { kmem.kzalloc(size, gfp) } else { kmem.kmalloc(size, gfp) } {
-            Ok(p) if p.as_ptr().addr() & (layout.align() - 1) == 0 => p.as_ptr(),
-            Ok(p) => {
-                // Never expected (KM-6); refuse rather than hand out misaligned memory.
-                // SAFETY: Just allocated, unused.
-                unsafe { kmem.kfree(p.as_ptr()) };
-                ptr::null_mut()
-            }
-            Err(_) => ptr::null_mut(),
-        }
+        let Some(kmem) = self.kmem() else { return ptr::null_mut() };
+        kmem.kmalloc_layout(layout, Self::gfp(kmem), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
     }
 }
 

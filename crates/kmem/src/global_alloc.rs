@@ -204,24 +204,16 @@ impl KmemAlloc {
             // SAFETY: `layout` has a non-zero size (our caller's `GlobalAlloc` contract).
             unsafe { if zero { System.alloc_zeroed(layout) } else { System.alloc(layout) } }
         };
-        let Some(size) = kmalloc_size(layout) else { return sys(&SYS_LARGE) };
+        if kmalloc_size(layout).is_none() {
+            return sys(&SYS_LARGE);
+        }
         let Some(_kmem) = enter_kmem() else {
             // Nested calls while the machine is not ready are the build's own allocations.
             return sys(if STATE.load(Relaxed) == READY { &SYS_NESTED } else { &SYS_BOOTSTRAP });
         };
         let Some(m) = self.machine() else { return sys(&SYS_BOOTSTRAP) };
         let bomb = AbortOnUnwind;
-        let made = if zero { m.kzalloc(size, global_gfp()) } else { m.kmalloc(size, global_gfp()) };
-        let out = match made {
-            Ok(p) if p.as_ptr() as usize & (layout.align() - 1) == 0 => p.as_ptr(),
-            Ok(p) => {
-                // Never expected (KM-6); refuse rather than hand out misaligned memory.
-                // SAFETY: Just allocated, unused.
-                unsafe { m.kfree(p.as_ptr()) };
-                ptr::null_mut()
-            }
-            Err(_) => ptr::null_mut(),
-        };
+        let out = m.kmalloc_layout(layout, global_gfp(), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast());
         std::mem::forget(bomb);
         out
     }

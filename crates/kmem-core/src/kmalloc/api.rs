@@ -147,6 +147,37 @@ impl<P: Platform> Kmem<P> {
         self.kmalloc_at(size, gfp.union(__GFP_ZERO), Location::caller())
     }
 
+    /// kmalloc (or, with `zero`, kzalloc) of a Rust [`core::alloc::Layout`]: the size rounded
+    /// up to the alignment ([`kmalloc_layout_size`](super::classes::kmalloc_layout_size)), so the
+    /// block is aligned (KM-6, re-checked: a misaligned block is freed and refused). Returns the
+    /// block with its length, the rounded size. The kmalloc-backed Rust allocators (`KmallocHeap`,
+    /// `alloc_api`, the `kmem` crate's global allocator) all allocate through here.
+    ///
+    /// # Errors
+    /// A zero-size layout (the caller's to handle: `kmalloc(0)`'s `ZERO_SIZE_PTR` is aligned
+    /// to 16 at most), a rounded size above `KMALLOC_MAX_SIZE`, or as [`Kmem::kmalloc`].
+    #[track_caller]
+    #[inline]
+    pub fn kmalloc_layout(
+        &self,
+        layout: core::alloc::Layout,
+        gfp: Gfp,
+        zero: bool,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let size = match super::classes::kmalloc_layout_size(layout) {
+            Some(size) if size != 0 => size,
+            _ => return Err(AllocError),
+        };
+        let ptr = if zero { self.kzalloc(size, gfp) } else { self.kmalloc(size, gfp) }?;
+        if ptr.as_ptr().addr() & (layout.align() - 1) != 0 {
+            // Never expected (KM-6); refuse rather than hand out misaligned memory.
+            // SAFETY: Just allocated, unused.
+            unsafe { self.kfree(ptr.as_ptr()) };
+            return Err(AllocError);
+        }
+        Ok(NonNull::slice_from_raw_parts(ptr, size))
+    }
+
     /// `kmalloc_node`: node 0 and `NUMA_NO_NODE` are the machine's only node.
     ///
     /// # Errors
