@@ -24,16 +24,31 @@ use kmem_core::{KmallocHeap, Kmem, PAGE_SIZE, PageAllocator};
 
 const RAM_BYTES: usize = 64 << 20;
 
-/// The board's RAM: zero-filled (`.bss`), aligned as a direct map must be (4 MiB).
-#[repr(C, align(4194304))]
-struct Ram([u8; RAM_BYTES]);
-static mut RAM: Ram = Ram([0; RAM_BYTES]);
+/// How a direct map must be aligned (`page_alloc::direct_map_alignment` for 4 MiB or more).
+const MAP_ALIGN: usize = 4 << 20;
+
+/// The board's RAM: zero-filled (`.bss`), with room to start it at a 4 MiB boundary ([`ram`]).
+/// The slack is taken at run time rather than with `align(4 MiB)`: a loader need not honour a
+/// segment alignment that large (valgrind's does not).
+#[repr(C, align(4096))]
+struct Ram([u8; RAM_BYTES + MAP_ALIGN]);
+static mut RAM: Ram = Ram([0; RAM_BYTES + MAP_ALIGN]);
 
 /// Another board's RAM, for the `Kmem` a second `install` must refuse.
-#[repr(C, align(4194304))]
-struct SpareRam([u8; SPARE_BYTES]);
+#[repr(C, align(4096))]
+struct SpareRam([u8; SPARE_BYTES + MAP_ALIGN]);
 const SPARE_BYTES: usize = 16 << 20;
-static mut SPARE: SpareRam = SpareRam([0; SPARE_BYTES]);
+static mut SPARE: SpareRam = SpareRam([0; SPARE_BYTES + MAP_ALIGN]);
+
+/// The first 4 MiB boundary in `region`, which has `MAP_ALIGN` bytes of slack.
+fn aligned_start(region: *mut u8) -> *mut u8 {
+    region.wrapping_add(region.align_offset(MAP_ALIGN))
+}
+
+/// The board's RAM as its direct map: `RAM_BYTES` from a 4 MiB boundary.
+fn ram() -> *mut u8 {
+    aligned_start((&raw mut RAM).cast())
+}
 
 /// A log that never allocates: kernel messages go into a fixed buffer.
 struct LogBuf {
@@ -196,7 +211,7 @@ unsafe fn boot(ram: *mut u8, bytes: usize) -> Kmem<Board> {
 }
 
 fn in_ram(p: *const u8) -> bool {
-    let base = (&raw const RAM).addr();
+    let base = ram().addr();
     (base..base + RAM_BYTES).contains(&p.addr())
 }
 
@@ -215,10 +230,11 @@ fn main() {
     assert!(HEAP.kmem().is_none());
 
     let arena_used = ARENA_USED.load(Relaxed);
-    // SAFETY: `RAM` is this program's, zero-filled, 4 MiB-aligned; only this `Kmem` uses it.
-    let kmem = HEAP.install(unsafe { boot((&raw mut RAM).cast(), RAM_BYTES) }).ok().expect("the first install");
+    // SAFETY: `ram()` starts `RAM_BYTES` of `RAM` (the slack keeps them inside it): this
+    // program's, zero-filled, 4 MiB-aligned; only this `Kmem` uses them.
+    let kmem = HEAP.install(unsafe { boot(ram(), RAM_BYTES) }).ok().expect("the first install");
     // SAFETY: As for `RAM`, with `SPARE`.
-    let spare = unsafe { boot((&raw mut SPARE).cast(), SPARE_BYTES) };
+    let spare = unsafe { boot(aligned_start((&raw mut SPARE).cast()), SPARE_BYTES) };
     let Err(spare) = HEAP.install(spare) else { panic!("a second install is refused") };
     assert!(spare.pages().total_free() > 0, "and hands its `Kmem` back");
 
