@@ -272,8 +272,9 @@ impl<P: Platform> PageAllocator<P> {
     ///
     /// # Errors
     /// An inconsistent layout, a direct map aligned less than [`direct_map_alignment`], more
-    /// CPUs than [`MAX_CPUS`], or a direct map that the page array fills. (A board far smaller than a `MAX_PAGE_ORDER` block boots; it should set
-    /// [`Config::min_free_kbytes`], since Linux's floor of 128 KiB would be above its memory.)
+    /// CPUs than [`MAX_CPUS`], or a direct map that the page array fills. (A board far smaller
+    /// than a `MAX_PAGE_ORDER` block boots; it should set [`Config::min_free_kbytes`], since
+    /// Linux's floor of 128 KiB would be above its memory.)
     ///
     /// # Safety
     /// `layout.direct_map` must point to `direct_map_end_pfn - start_pfn` pages of memory, valid
@@ -737,7 +738,7 @@ fn validate(layout: &Layout) -> Result<(), InitError> {
     if !(layout.direct_map.as_ptr() as usize).is_multiple_of(PAGE_SIZE) {
         return Err(InitError("direct map must be page aligned"));
     }
-    if !(pfn0_address(layout)).is_multiple_of(direct_map_alignment(layout)) {
+    if !pfn0_address(layout).is_multiple_of(direct_map_alignment(layout)) {
         return Err(InitError(
             "direct map misaligned: pfn 0's address (direct_map less start_pfn pages) must be aligned to the largest block lowmem can hold (4 MiB, or lowmem rounded down to a power of two)",
         ));
