@@ -500,6 +500,16 @@ _Static_assert(_Generic(U32_MAX, u32: 1, default: 0) && _Generic(S64_MIN, s64: 1
     }
 }
 
+/// `<linux/list.h>` (it was missing: kernel-style code with lists did not compile): a queue
+/// and a stack of kmalloc'd entries, moves, splices, replace, `list_del`'s poison and deletion
+/// while iterating; with `KMEM_KMEMLEAK=1` nothing is left (every entry was `kfree`'d).
+#[test]
+fn list_h() {
+    run_suite("list", Link::Shared);
+    let o = run_with(&build("list", Link::Shared), &[("KMEM_KMEMLEAK", "1")]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
+}
+
 /// `kasprintf`/`kvasprintf`/`kvasprintf_const` (lib/kasprintf.c) from `<linux/kernel.h>`, as
 /// driver code uses them: kmalloc objects of the text's exact size, freed with `kfree`; NULL
 /// when kmalloc refuses the size. They were missing: such code did not compile.
