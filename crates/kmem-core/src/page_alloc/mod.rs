@@ -163,7 +163,8 @@ pub struct Stats {
     /// Pages freed to the buddy lists directly, per zone (see [`PageAllocator::nr_pgfree`]).
     pub pgfree: [AtomicUsize; MAX_NR_ZONES],
     /// Direct reclaim passes, by the highest zone of the request that entered them
-    /// (`allocstall_<zone>`: the kernel counts `sc->reclaim_idx`, which is `gfp_zone`).
+    /// (`allocstall_<zone>`: the kernel counts `sc->reclaim_idx`, `gfp_zone`'s zone, which is
+    /// always a configured one: `__GFP_HIGHMEM` without HighMem means Normal).
     pub allocstall: [AtomicUsize; MAX_NR_ZONES],
     /// Requests to free everything the shrinkers can ([`PageAllocator::shrink_all`]:
     /// `drop_slab`, as `echo 2 > /proc/sys/vm/drop_caches` counts).

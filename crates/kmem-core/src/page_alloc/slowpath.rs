@@ -433,7 +433,7 @@ impl<P: Platform> PageAllocator<P> {
                 }
                 break;
             }
-            let progress = self.direct_reclaim(gfp);
+            let progress = self.direct_reclaim(gfp, highest);
             if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
                 return Ok(pfn);
             }
@@ -536,10 +536,10 @@ impl<P: Platform> PageAllocator<P> {
     /// from [`DEF_PRIORITY`] to 0, until `SWAP_CLUSTER_MAX` pages came back
     /// (`do_try_to_free_pages`), then every CPU's lists. Progress is measured in pages, as the
     /// kernel's `nr_reclaimed`: free pages went up, or pages came off per-CPU lists; it ends a
-    /// hopeless node (`kswapd_failures = 0`, as `shrink_node` does for any reclaimer).
-    fn direct_reclaim(&self, gfp: Gfp) -> bool {
-        let reclaim_idx = gfp.zone().unwrap_or(ZoneType::Normal) as usize;
-        self.stats.allocstall[reclaim_idx].fetch_add(1, Relaxed);
+    /// hopeless node (`kswapd_failures = 0`, as `shrink_node` does for any reclaimer). Counted
+    /// in `allocstall` under the request's `highest` zone (the kernel's `sc->reclaim_idx`).
+    fn direct_reclaim(&self, gfp: Gfp, highest: ZoneType) -> bool {
+        self.stats.allocstall[highest as usize].fetch_add(1, Relaxed);
         let was = self.platform.set_in_reclaim(true);
         let before = self.total_free();
         for priority in (0..=DEF_PRIORITY).rev() {

@@ -485,6 +485,13 @@ fn vmstat_counts_direct_reclaim_by_zone_and_drop_slab() {
     assert_eq!((stall("normal"), stall("high")), (normal + 1, high + 1), "GFP_HIGHUSER reclaims for HighMem");
     assert_eq!(stall("dma"), 0);
     free_all(&m, held);
+    // x86_64 has no HighMem: GFP_HIGHUSER's zone is Normal, and its stall is counted there.
+    let x = x86_64_nopcp(64);
+    let held64 = exhaust(&x);
+    let normal64 = vmstat_value(&x, "allocstall_normal");
+    assert!(x.alloc_pages(GFP_HIGHUSER | __GFP_NORETRY | __GFP_NOWARN, 0).is_err());
+    assert_eq!(vmstat_value(&x, "allocstall_normal"), normal64 + 1, "x86_64: GFP_HIGHUSER reclaims for Normal");
+    free_all(&x, held64);
     let drops = vmstat_value(&m, "drop_slab");
     m.shrink_all(GFP_KERNEL);
     assert_eq!(vmstat_value(&m, "drop_slab"), drops + 1);
