@@ -29,11 +29,17 @@ struct Stack {
 
 static STACKS: Mutex<Vec<Stack>> = Mutex::new(Vec::new());
 
-/// Removes the thread's entry when the thread exits (its thread-local destructor).
-struct Registration;
+/// A thread's registration: whether it was attempted, and (its destructor, which runs when the
+/// thread exits) the removal of the thread's entry.
+struct Registration {
+    attempted: Cell<bool>,
+}
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if !self.attempted.get() {
+            return;
+        }
         // SAFETY: `pthread_self` has no preconditions.
         let me = unsafe { libc::pthread_self() };
         // SAFETY: `pthread_equal` compares two thread ids.
@@ -42,18 +48,19 @@ impl Drop for Registration {
 }
 
 thread_local! {
-    static REGISTERED: Cell<bool> = const { Cell::new(false) };
-    static REGISTRATION: Registration = const { Registration };
+    static REGISTRATION: Registration = const { Registration { attempted: Cell::new(false) } };
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<Stack>> {
     STACKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Registers the calling thread's stack, once per thread.
+/// Registers the calling thread's stack, once per thread. The first call also installs the
+/// thread's destructor (the thread-local's), before any entry exists: an exit cannot leave a
+/// stale one. A thread past its thread-locals' teardown is not registered.
 #[inline]
 pub(super) fn register_current() {
-    if REGISTERED.try_with(Cell::get).unwrap_or(true) {
+    if REGISTRATION.try_with(|r| r.attempted.replace(true)).unwrap_or(true) {
         return;
     }
     register_slow();
@@ -62,12 +69,7 @@ pub(super) fn register_current() {
 #[cold]
 #[inline(never)]
 fn register_slow() {
-    let _ = REGISTERED.try_with(|r| r.set(true));
     let Some((base, size)) = stack_bounds() else { return };
-    // The destructor must exist before the entry, or an exit could leave a stale entry.
-    if REGISTRATION.try_with(|_| ()).is_err() {
-        return;
-    }
     // SAFETY: `pthread_self` has no preconditions.
     let thread = unsafe { libc::pthread_self() };
     lock().push(Stack { thread, base, size });
