@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/slab.h>
+#include "kmemleak_test.h"
 #include <linux/vmalloc.h>
 #include <linux/kmemleak.h>
 #include <linux/mempool.h>
@@ -57,18 +58,6 @@ static noinline void keep_a_chain(void)
 	/* kept goes out of scope: no leak, and neither is the object it refers to. */
 }
 
-/* The lost objects are made 16 KiB deeper in the stack than finish() and the exit handlers
- * run: a stale copy of their addresses in a dead slot there is below the live stack kmemleak
- * scans at exit, so it cannot make them look referenced (a false negative the kernel's scan of
- * a task's whole stack can have too). */
-static noinline void deep(void (*fn)(void))
-{
-	volatile char pad[16384];
-
-	pad[0] = 0;
-	fn();
-	pad[sizeof(pad) - 1] = pad[0];
-}
 
 static noinline void lose_them(void)
 {

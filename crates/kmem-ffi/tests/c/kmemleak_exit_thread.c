@@ -8,25 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/slab.h>
+#include "kmemleak_test.h"
 
-static noinline void lose_one(void)
-{
-	void *volatile lost = kmalloc(200, GFP_KERNEL);
-
-	lost = NULL;
-	(void)lost;
-}
-
-/* Deeper than the exit path's frames, so no stale copy of the lost pointer is in the live
- * part of this thread's stack the exit scan reads. */
-static noinline void deep(void (*fn)(void))
-{
-	volatile char pad[16384];
-
-	pad[0] = 0;
-	fn();
-	pad[sizeof(pad) - 1] = pad[0];
-}
 
 static void *exiter(void *arg)
 {
