@@ -26,6 +26,7 @@
 //!
 //! All methods run under the zone lock (`Zone::area`).
 
+use crate::boost::Boost;
 use crate::memmap::{MemMap, NIL, pg};
 use crate::order::{MAX_PAGE_ORDER, NR_PAGE_ORDERS, buddy_pfn, is_aligned};
 use crate::zone::{MIGRATE_TYPES, MigrateType};
@@ -43,6 +44,8 @@ pub struct FreeArea {
     /// Pages in pageblocks reserved for high-order atomic allocations
     /// (`zone->nr_reserved_highatomic`; `page_alloc/highatomic.rs`).
     pub(crate) nr_reserved_highatomic: usize,
+    /// `zone->watermark_boost` and its bound (`boost.rs`), changed under the zone lock.
+    pub(crate) boost: Boost,
 }
 
 /// `PAGE_REPORTING_CAPACITY`: the most free blocks one hold of the zone lock takes off the
@@ -120,6 +123,7 @@ impl FreeArea {
             nr_free_pages: 0,
             nr_free_highatomic: 0,
             nr_reserved_highatomic: 0,
+            boost: Boost::new(),
         }
     }
 

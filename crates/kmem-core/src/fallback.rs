@@ -25,8 +25,11 @@
 //! ([`RmqueueMode`]): after a steal it steals again rather than search its own lists and
 //! claim first; a claim resets it to normal.
 //!
-//! Not modelled (`docs/deviations.md`): watermark boosting after a claim attempt, and
-//! `page_group_by_mobility_disabled` on machines too small for grouping.
+//! A claim attempt on a block smaller than a pageblock boosts the zone's watermarks first
+//! (`boost.rs`); the caller wakes kswapd for it.
+//!
+//! Not modelled (`docs/deviations.md`): `page_group_by_mobility_disabled` on machines too
+//! small for grouping.
 //!
 //! The free lists keep the kernel's "freelist hygiene" (6.10 on, `buddy.rs`): a free block is
 //! on its pageblock's lists, so a steal leaves the rest of its block on the fallback type's
@@ -175,6 +178,9 @@ impl FreeArea {
             self.expand(mm, pfn, order, current, mt);
             return Some(pfn);
         }
+        // "Boost watermarks to increase reclaim pressure to reduce the likelihood of future
+        // fallbacks" (`boost.rs`): before the claim's outcome is known.
+        self.boost.boost(1 << pb_order);
         let (start, end) = pageblock_in_zone(mm, zone, pfn)?;
         let free = self.free_pages_in(mm, start, end);
         // No page of kmem's is on an LRU or `__PageMovable`: the movable count is 0.

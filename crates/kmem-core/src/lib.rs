@@ -30,6 +30,7 @@ extern crate std;
 
 #[cfg(feature = "allocator-api2")]
 pub mod alloc_api;
+pub mod boost;
 pub mod buddy;
 mod fallback;
 pub mod fault;

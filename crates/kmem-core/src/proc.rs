@@ -137,8 +137,9 @@ pub fn zoneinfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mu
         }
         write!(
             w,
-            "\n  pages free     {}\n        boost    0\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n        spanned  {}\n        present  {}\n        managed  {}\n        cma      0",
+            "\n  pages free     {}\n        boost    {}\n        min      {}\n        low      {}\n        high     {}\n        promo    {}\n        spanned  {}\n        present  {}\n        managed  {}\n        cma      0",
             zone.free_pages(),
+            zone.watermark_boost(),
             zone.wmark(Wmark::Min),
             zone.wmark(Wmark::Low),
             zone.wmark(Wmark::High),
@@ -278,7 +279,8 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
         .iter()
         .map(|z| {
             let max_reserve = ZoneType::ALL.iter().map(|&k| z.lowmem_reserve(k)).max().unwrap_or(0);
-            (max_reserve + z.wmark(Wmark::High)).min(z.managed())
+            // `totalreserve_pages`, computed when the marks are set up: without a boost.
+            (max_reserve + z.wmark_base(Wmark::High)).min(z.managed())
         })
         .sum();
     let wmark_low: usize = pa.zones().iter().map(|z| z.wmark(Wmark::Low)).sum();
@@ -400,9 +402,10 @@ pub fn show_mem<P: Platform>(
         let pcp = zone_pcp(zone.kind());
         writeln!(
             w,
-            "Node 0 {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB reserved_highatomic:{}KB free_highatomic:{}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{}kB managed:{}kB mlocked:0kB bounce:0kB free_pcp:{}kB local_pcp:0kB free_cma:0kB",
+            "Node 0 {} free:{}kB boost:{}kB min:{}kB low:{}kB high:{}kB reserved_highatomic:{}KB free_highatomic:{}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{}kB managed:{}kB mlocked:0kB bounce:0kB free_pcp:{}kB local_pcp:0kB free_cma:0kB",
             zone.name(),
             kb(zone.free_pages()),
+            kb(zone.watermark_boost()),
             kb(zone.wmark(Wmark::Min)),
             kb(zone.wmark(Wmark::Low)),
             kb(zone.wmark(Wmark::High)),

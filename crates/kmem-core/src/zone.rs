@@ -8,6 +8,8 @@
 //! Invariant: whenever the lock is free, `nr_free == area.nr_free_pages`, `nr_free_ordinary ==
 //! area.nr_free_pages - area.nr_free_highatomic` and `nr_reserved_highatomic` is the area's.
 //! (The free pages of the high-atomic reserve are the difference of the first two.)
+//! Likewise `watermark_boost == area.boost.pages` and `wmark[i] == wmark_base[i] +
+//! watermark_boost` (`boost.rs`): the marks are written only under the lock too.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
@@ -169,7 +171,12 @@ pub struct Zone {
     pub(crate) nr_free_ordinary: AtomicUsize,
     /// Mirrors `FreeArea::nr_reserved_highatomic` (show_mem's `reserved_highatomic:`).
     pub(crate) nr_reserved_highatomic: AtomicUsize,
+    /// The watermarks every test uses (`wmark_pages`): [`Self::wmark_base`] plus the boost.
     pub(crate) wmark: [AtomicUsize; 4],
+    /// `_watermark[]`: the marks as set up, without the boost.
+    pub(crate) wmark_base: [AtomicUsize; 4],
+    /// `watermark_boost`, as last published from the zone's `FreeArea` (`boost.rs`).
+    pub(crate) watermark_boost: AtomicUsize,
     pub(crate) lowmem_reserve: [AtomicUsize; MAX_NR_ZONES],
     pub(crate) pcp_batch: AtomicU32,
     /// `pcp->high_min`: where every CPU's high mark starts and decays back to.
@@ -197,6 +204,8 @@ impl Zone {
             nr_free_ordinary: AtomicUsize::new(0),
             nr_reserved_highatomic: AtomicUsize::new(0),
             wmark: Default::default(),
+            wmark_base: Default::default(),
+            watermark_boost: AtomicUsize::new(0),
             lowmem_reserve: Default::default(),
             pcp_batch: AtomicU32::new(1),
             pcp_high: AtomicU32::new(0),
@@ -297,11 +306,41 @@ impl Zone {
         self.nr_reserved_highatomic.load(Relaxed)
     }
 
-    /// A watermark in pages.
+    /// A watermark in pages, boost included (`wmark_pages`, `min_wmark_pages` …): what every
+    /// watermark test and `/proc/zoneinfo` use.
     #[inline]
     #[must_use]
     pub fn wmark(&self, which: Wmark) -> usize {
         self.wmark[which as usize].load(Relaxed)
+    }
+
+    /// A watermark without the boost (`zone->_watermark[which]`).
+    #[must_use]
+    pub fn wmark_base(&self, which: Wmark) -> usize {
+        self.wmark_base[which as usize].load(Relaxed)
+    }
+
+    /// `zone->watermark_boost` in pages (`boost.rs`).
+    #[must_use]
+    pub fn watermark_boost(&self) -> usize {
+        self.watermark_boost.load(Relaxed)
+    }
+
+    /// Stores new base marks and the boost, and the boosted marks from them. Under the zone
+    /// lock, with `boost` the `FreeArea`'s.
+    pub(crate) fn store_wmarks(&self, base: [usize; 4], boost: usize) {
+        for (w, &b) in base.iter().enumerate() {
+            self.wmark_base[w].store(b, Relaxed);
+        }
+        self.store_boost(boost);
+    }
+
+    /// Publishes `boost` and the marks with it added.
+    fn store_boost(&self, boost: usize) {
+        self.watermark_boost.store(boost, Relaxed);
+        for (mark, base) in self.wmark.iter().zip(&self.wmark_base) {
+            mark.store(base.load(Relaxed).saturating_add(boost), Relaxed);
+        }
     }
 
     /// `lowmem_reserve[highest_zoneidx]` in pages.
@@ -353,12 +392,16 @@ impl Zone {
         self.area.lock()
     }
 
-    /// Publishes the free count after changes made under the lock.
+    /// Publishes the free counts after changes made under the lock, and the boost (with the
+    /// boosted marks) if it changed.
     #[inline]
     pub(crate) fn publish(&self, area: &FreeArea) {
         self.nr_free.store(area.nr_free_pages, Relaxed);
         self.nr_free_ordinary.store(area.nr_free_pages - area.nr_free_highatomic, Relaxed);
         self.nr_reserved_highatomic.store(area.nr_reserved_highatomic, Relaxed);
+        if area.boost.pages != self.watermark_boost.load(Relaxed) {
+            self.store_boost(area.boost.pages);
+        }
     }
 
     /// Free blocks per order (the buddyinfo row), taken under the lock.

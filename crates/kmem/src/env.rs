@@ -42,6 +42,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("KMEM_WATERMARK_SCALE_FACTOR", "vm.watermark_scale_factor, 1..=3000 (default 10)"),
     (
+        "KMEM_WATERMARK_BOOST_FACTOR",
+        "vm.watermark_boost_factor, 0..=2147483647 (0: no watermark boosting; default 15000 with kswapd, 0 without)",
+    ),
+    (
         "KMEM_OOM_TIMEOUT_MS",
         "ms a request without __GFP_NOFAIL keeps reclaiming and waiting before it fails (default 5000)",
     ),
@@ -224,6 +228,14 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         }
         b = b.watermark_scale_factor(n);
     }
+    if let Some(v) = get("KMEM_WATERMARK_BOOST_FACTOR") {
+        let what = "a number from 0 to 2147483647";
+        let n: u64 = parse_num("KMEM_WATERMARK_BOOST_FACTOR", &v, what)?;
+        if n > i32::MAX as u64 {
+            return Err(err("KMEM_WATERMARK_BOOST_FACTOR", &v, what));
+        }
+        b = b.watermark_boost_factor(n as usize);
+    }
     if let Some(v) = get("KMEM_OOM_TIMEOUT_MS") {
         b = b.oom_timeout(Duration::from_millis(parse_num("KMEM_OOM_TIMEOUT_MS", &v, "milliseconds")?));
     }
@@ -378,6 +390,9 @@ mod tests {
             ("KMEM_KSWAPD", "2"),
             ("KMEM_MIN_FREE_KBYTES", "-1"),
             ("KMEM_WATERMARK_SCALE_FACTOR", "0"),
+            ("KMEM_WATERMARK_BOOST_FACTOR", "-1"),
+            ("KMEM_WATERMARK_BOOST_FACTOR", "2147483648"),
+            ("KMEM_WATERMARK_BOOST_FACTOR", "lots"),
             ("KMEM_OOM_TIMEOUT_MS", "soon"),
             ("KMEM_TRIM_AFTER_MS", "-5"),
             ("KMEM_LOG_ECHO", "loud"),

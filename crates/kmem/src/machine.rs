@@ -21,6 +21,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use std::{fmt, io, thread};
 
+use kmem_core::boost::DEFAULT_WATERMARK_BOOST_FACTOR;
 use kmem_core::fault::{FaultAttr, FaultPoint};
 use kmem_core::order::PAGE_SIZE;
 use kmem_core::page_alloc::{Config, InitError, Layout};
@@ -84,6 +85,9 @@ pub struct Settings {
     pub min_free_kbytes: Option<usize>,
     /// `vm.watermark_scale_factor`.
     pub watermark_scale_factor: usize,
+    /// `vm.watermark_boost_factor` (0: no boosting; `None`: Linux's 15000 with kswapd, 0
+    /// without, since only kswapd takes a boost back).
+    pub watermark_boost_factor: Option<usize>,
     /// OOM wait before failing.
     pub oom_timeout: Duration,
     /// Log ring size in bytes.
@@ -141,6 +145,7 @@ impl Builder {
                 kswapd: true,
                 min_free_kbytes: None,
                 watermark_scale_factor: 10,
+                watermark_boost_factor: None,
                 oom_timeout: Duration::from_secs(5),
                 log_capacity: 1 << 20,
                 echo: Echo::Off,
@@ -212,6 +217,15 @@ impl Builder {
     /// Sets `vm.watermark_scale_factor`.
     pub fn watermark_scale_factor(mut self, f: usize) -> Self {
         self.s.watermark_scale_factor = f;
+        self
+    }
+
+    /// Sets `vm.watermark_boost_factor`: how far fragmenting fallbacks may boost a zone's
+    /// watermarks, in ten-thousandths of its high mark (0: off; at most `i32::MAX`, as the
+    /// sysctl). The default is Linux's 15000 on a machine with kswapd, and 0 on one without:
+    /// only kswapd takes a boost back (or [`PageAllocator::kswapd_balance`] called by hand).
+    pub fn watermark_boost_factor(mut self, f: usize) -> Self {
+        self.s.watermark_boost_factor = Some(f);
         self
     }
 
@@ -421,6 +435,8 @@ impl Builder {
             // Saturating: a huge timeout (`KMEM_OOM_TIMEOUT_MS` up to `u64::MAX`) waits for ever
             // rather than wrapping to a short one.
             oom_timeout_ns: u64::try_from(s.oom_timeout.as_nanos()).unwrap_or(u64::MAX),
+            // Set (and range-checked) once the allocator is built.
+            watermark_boost_factor: 0,
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let platform = UserPlatform {
@@ -475,6 +491,8 @@ impl Builder {
                 .map_err(|e| BuildError::Setting(format!("fail_page_alloc: {e}")))?;
         }
         pa.set_watermark_scale_factor(s.watermark_scale_factor).map_err(BuildError::Init)?;
+        let boost = s.watermark_boost_factor.unwrap_or(if s.kswapd { DEFAULT_WATERMARK_BOOST_FACTOR } else { 0 });
+        pa.set_watermark_boost_factor(boost).map_err(BuildError::Init)?;
         pa.set_mempool_debug(s.mempool_debug);
         let forkable = s.private_memory && !s.kswapd;
         let inner = Arc::new(Inner {

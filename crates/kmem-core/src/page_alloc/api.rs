@@ -251,7 +251,7 @@ impl<P: Platform> PageAllocator<P> {
             // counting only the free pages a request without reserves may (`zone_watermark_fast`).
             let nr_pages = pages.len();
             // `alloc_flags_nofragment` of the preferred zone, for every zone the bulk takes from.
-            let flags = af::WMARK_LOW | zl.nofragment;
+            let flags = zl.first_pass_flags(gfp);
             let zone = zl
                 .iter()
                 .map(|zi| &self.zones[zi])

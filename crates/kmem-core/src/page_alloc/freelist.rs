@@ -91,7 +91,23 @@ impl<P: Platform> PageAllocator<P> {
             zone.below_high.store(true, Relaxed);
         }
         let mark = zone.wmark[which as usize].load(Relaxed);
-        free > (effective_min(mark, flags) + reserve) as isize
+        if free > (effective_min(mark, flags) + reserve) as isize {
+            return true;
+        }
+        // "Ignore watermark boosting for __GFP_HIGH order-0 allocations when checking the min
+        // watermark" (folded away for a constant mask without `__GFP_HIGH` at the min mark).
+        order == 0
+            && flags & (af::MIN_RESERVE | af::WMARK_MASK) == af::MIN_RESERVE
+            && Self::passes_unboosted_min(zone, free, reserve, flags)
+    }
+
+    /// `zone_watermark_fast`'s last test: a boosted zone tested again at its min mark without
+    /// the boost.
+    #[cold]
+    #[inline(never)]
+    fn passes_unboosted_min(zone: &Zone, free: isize, reserve: usize, flags: u32) -> bool {
+        zone.watermark_boost() != 0
+            && free > (effective_min(zone.wmark_base(crate::zone::Wmark::Min), flags) + reserve) as isize
     }
 
     /// `rmqueue`: per-CPU list for small orders, else the buddy lists; a block found bad when
@@ -190,10 +206,15 @@ impl<P: Platform> PageAllocator<P> {
                     .then(|| area.rmqueue_smallest(&self.mm, order, MigrateType::HighAtomic))
                     .flatten()
             });
+        let boosted = area.boost.take_event();
         zone.publish(&area);
         if pfn.is_some() {
             // Written only under this zone's lock: no read-modify-write instruction needed.
             PcpSlot::bump(&self.stats.pgalloc[zone.kind as usize], 1 << order);
+        }
+        drop(area);
+        if boosted && flags & af::KSWAPD != 0 {
+            self.wake_kswapd_for_boost(zone.kind);
         }
         pfn
     }
@@ -307,8 +328,12 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: `pfn` came off this zone's free lists, so it is in range, free and ours.
             unsafe { lists.push(&self.mm, pfn, order, mt, true) };
         }
+        let boosted = area.boost.take_event();
         zone.publish(&area);
         drop(area);
+        if boosted && flags & af::KSWAPD != 0 {
+            self.wake_kswapd_for_boost(zone.kind);
+        }
         self.stats.pcp_refills.fetch_add(1, Relaxed);
         lists.pop(&self.mm, order, mt, cold)
     }

@@ -80,11 +80,22 @@ pub struct Config {
     /// How long a request that may not fail waits for memory after reclaim and the OOM
     /// notifiers made no progress before it fails (kmem's deviation: there is no process to kill).
     pub oom_timeout_ns: u64,
+    /// `vm.watermark_boost_factor` (`boost.rs`). Linux's default is
+    /// [`crate::boost::DEFAULT_WATERMARK_BOOST_FACTOR`]; this one is 0 (off), because only
+    /// [`PageAllocator::kswapd_balance`] takes a boost back: set Linux's value on a platform
+    /// whose `wake_kswapd` gets `kswapd_balance` run (as the `kmem` crate's kswapd thread does).
+    pub watermark_boost_factor: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { min_free_kbytes: None, watermark_scale_factor: 10, pcp: true, oom_timeout_ns: 5_000_000_000 }
+        Self {
+            min_free_kbytes: None,
+            watermark_scale_factor: 10,
+            pcp: true,
+            oom_timeout_ns: 5_000_000_000,
+            watermark_boost_factor: 0,
+        }
     }
 }
 
@@ -132,6 +143,15 @@ impl ZoneList {
             list.nofragment = crate::watermark::alloc_flags::NOFRAGMENT;
         }
         list
+    }
+
+    /// The flags of an allocation's first pass (`__alloc_pages`): the low watermark, and
+    /// `alloc_flags_nofragment` — this list's `ALLOC_NOFRAGMENT` and `ALLOC_KSWAPD` if `gfp`
+    /// may wake kswapd (for a boost, `boost.rs`).
+    #[inline(always)]
+    pub(crate) fn first_pass_flags(&self, gfp: crate::gfp::Gfp) -> u32 {
+        use crate::watermark::alloc_flags as af;
+        af::WMARK_LOW | self.nofragment | (gfp.bits() & af::KSWAPD)
     }
 
     /// The highest populated zone of the list.
@@ -226,6 +246,8 @@ pub struct PageAllocator<P: Platform> {
     reserved_pages: usize,
     min_free_kbytes: AtomicUsize,
     watermark_scale_factor: AtomicUsize,
+    /// `vm.watermark_boost_factor` (`boost.rs`).
+    watermark_boost_factor: AtomicUsize,
     /// The data-cache slice per CPU that `PCPF_FREE_HIGH_BATCH` is derived from.
     cache_slice_bytes: AtomicUsize,
     /// Pools initialised over this allocator get mempool debugging (`PoolEnv::debug_pools`).
@@ -349,6 +371,7 @@ impl<P: Platform> PageAllocator<P> {
             reserved_pages: meta_pages,
             min_free_kbytes: AtomicUsize::new(0),
             watermark_scale_factor: AtomicUsize::new(config.watermark_scale_factor),
+            watermark_boost_factor: AtomicUsize::new(config.watermark_boost_factor),
             cache_slice_bytes: AtomicUsize::new(DEFAULT_CACHE_SLICE_BYTES),
             mempool_debug: AtomicBool::new(false),
             oom_timeout_ns: AtomicU64::new(config.oom_timeout_ns),
@@ -559,6 +582,32 @@ impl<P: Platform> PageAllocator<P> {
         Ok(())
     }
 
+    /// `vm.watermark_boost_factor`: how far a zone's watermarks may be boosted after
+    /// fragmenting fallbacks, in ten-thousandths of its high watermark (default 15000; 0: no
+    /// boosting; `boost.rs`).
+    pub fn watermark_boost_factor(&self) -> usize {
+        self.watermark_boost_factor.load(Relaxed)
+    }
+
+    /// Sets `vm.watermark_boost_factor` (any `int` from 0, as the sysctl). Later boosts use it
+    /// (`boost_watermark` reads it at each event); a boost already in place stays until kswapd
+    /// takes it back.
+    ///
+    /// # Errors
+    /// A value above `i32::MAX` (nothing is set).
+    pub fn set_watermark_boost_factor(&self, factor: usize) -> Result<(), InitError> {
+        if factor > i32::MAX as usize {
+            return Err(InitError("watermark_boost_factor must be 0..=2147483647 (the sysctl's int)"));
+        }
+        self.watermark_boost_factor.store(factor, Relaxed);
+        let pageblock = 1 << self.mm.pageblock_order();
+        for zone in &self.zones {
+            let mut area = zone.lock();
+            area.boost.set_bound(zone.wmark_base(Wmark::High), zone.managed, pageblock, factor);
+        }
+        Ok(())
+    }
+
     /// The per-CPU data-cache slice (`per_cpu_data_slice_size`) the per-CPU lists are tuned
     /// for: with more than three batches of pages in it, a run of high-order frees keeps up to
     /// a batch on the lists (`PCPF_FREE_HIGH_BATCH`) instead of flushing at every free.
@@ -586,7 +635,9 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Sets a zone's watermarks `[min, low, high, promo]` directly (tests of exact boundaries;
-    /// a mark above every zone's size closes the zone to all but `ALLOC_NO_WATERMARKS`).
+    /// a mark above every zone's size closes the zone to all but `ALLOC_NO_WATERMARKS`). These
+    /// are the base marks (`_watermark[]`); as `__setup_per_zone_wmarks` does, the zone's boost
+    /// starts again from 0, its `max_boost` from the new high mark.
     ///
     /// # Errors
     /// A mark above [`MAX_WMARK_PAGES`] (nothing is set): the watermark tests add marks,
@@ -595,9 +646,11 @@ impl<P: Platform> PageAllocator<P> {
         if marks.iter().any(|&m| m > MAX_WMARK_PAGES) {
             return Err(InitError("a watermark must be at most 2^48 pages"));
         }
-        for (slot, value) in self.zones[kind as usize].wmark.iter().zip(marks) {
-            slot.store(value, Relaxed);
-        }
+        let zone = &self.zones[kind as usize];
+        let mut area = zone.lock();
+        let factor = self.watermark_boost_factor.load(Relaxed);
+        area.boost.configure(marks[Wmark::High as usize], zone.managed, 1 << self.mm.pageblock_order(), factor);
+        zone.store_wmarks(marks, 0);
         Ok(())
     }
 
@@ -610,9 +663,13 @@ impl<P: Platform> PageAllocator<P> {
             self.watermark_scale_factor.load(Relaxed),
         );
         let reserve = watermark::setup_lowmem_reserve(&kinds);
+        let (pageblock, factor) = (1 << self.mm.pageblock_order(), self.watermark_boost_factor.load(Relaxed));
         for (i, zone) in self.zones.iter().enumerate() {
-            for (w, slot) in zone.wmark.iter().enumerate() {
-                slot.store(marks[i][w], Relaxed);
+            {
+                // `__setup_per_zone_wmarks`, under the zone lock: new marks, no boost.
+                let mut area = zone.lock();
+                area.boost.configure(marks[i][Wmark::High as usize], zone.managed, pageblock, factor);
+                zone.store_wmarks(marks[i], 0);
             }
             for (j, slot) in zone.lowmem_reserve.iter().enumerate() {
                 slot.store(reserve[i][j], Relaxed);

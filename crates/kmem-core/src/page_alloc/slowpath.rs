@@ -185,10 +185,10 @@ impl<P: Platform> PageAllocator<P> {
         let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
             // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a
             // slot held by a drainer or a failed refill leaves the decision to the general path.
-            let flags = af::WMARK_LOW | zl.nofragment;
+            let flags = zl.first_pass_flags(gfp);
             self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD), flags)??
         } else {
-            self.rmqueue_buddy(zone, order, gfp.migratetype(), af::WMARK_LOW | zl.nofragment, zl)?
+            self.rmqueue_buddy(zone, order, gfp.migratetype(), zl.first_pass_flags(gfp), zl)?
         };
         if self.has_reference(pfn) {
             // `check_new_pages` (PA-16): reported and leaked; the general path takes another.
@@ -223,7 +223,7 @@ impl<P: Platform> PageAllocator<P> {
         cpu: Option<usize>,
         caller: &Location<'_>,
     ) -> Result<&Page, AllocError> {
-        let pfn = match self.get_page_from_freelist_from(gfp, order, af::WMARK_LOW | zl.nofragment, zl, skip, cpu) {
+        let pfn = match self.get_page_from_freelist_from(gfp, order, zl.first_pass_flags(gfp), zl, skip, cpu) {
             Some(pfn) => pfn,
             None => self.alloc_slowpath(gfp, order, zl, cpu, caller)?,
         };
@@ -628,10 +628,26 @@ impl<P: Platform> PageAllocator<P> {
         if self.kswapd_order.load(Relaxed) < order {
             self.kswapd_order.store(order, Relaxed);
         }
-        if !self.kswapd_hopeless() && !self.pgdat_balanced(order, highest) {
+        // A balanced node still needs kswapd while a zone it may use is boosted.
+        if !self.kswapd_hopeless() && (!self.pgdat_balanced(order, highest) || self.pgdat_watermark_boosted(highest)) {
             self.count_kswapd_wakeup(cpu);
             self.platform.wake_kswapd();
         }
+    }
+
+    /// The end of an allocation whose fallback boosted `zone`'s watermarks, for a request that
+    /// may wake kswapd (`ZONE_BOOSTED_WATERMARK` in `rmqueue`): `wakeup_kswapd(zone, 0, 0,
+    /// zone_idx(zone))`, "as the node may be balanced overall and kswapd will not wake
+    /// naturally".
+    #[cold]
+    #[inline(never)]
+    pub(super) fn wake_kswapd_for_boost(&self, zone: ZoneType) {
+        self.wake_kswapd(0, zone, self.platform.cpu());
+    }
+
+    /// `pgdat_watermark_boosted`: some populated zone up to `highest` has a boost.
+    fn pgdat_watermark_boosted(&self, highest: ZoneType) -> bool {
+        self.zones[..=highest as usize].iter().any(|z| z.managed > 0 && z.watermark_boost() != 0)
     }
 
     /// `pgdat_balanced`: some populated zone up to `highest` passes the high watermark for
@@ -683,9 +699,15 @@ impl<P: Platform> PageAllocator<P> {
     /// 0, every zone): reclaim passes at falling priority, from [`DEF_PRIORITY`] down to 1
     /// (kmem has no LRU scan rate to hold the priority up), each the shrinkers at that priority
     /// (the first also every CPU's lists), until the node is balanced (`pgdat_balanced`:
-    /// some eligible zone above its high watermark). Returns whether it is. A run that found it
-    /// unbalanced and reclaimed nothing raises `kswapd_failures` (see
-    /// [`Self::kswapd_hopeless`]); one that reclaimed something resets it.
+    /// some eligible zone above its high watermark) and no boost is left to reclaim. Returns
+    /// whether the node is balanced at the end. A run that gave up with nothing reclaimed
+    /// raises `kswapd_failures` (see [`Self::kswapd_hopeless`]); one that reclaimed something
+    /// resets it.
+    ///
+    /// Boosts (`boost.rs`): the run first reclaims the pages of boost the eligible zones have
+    /// ("boosted reclaim": the priority held at `DEF_PRIORITY - 2` while it makes progress,
+    /// stopped by a pass that frees nothing), unless the node is unbalanced, which restarts it
+    /// as an ordinary run. At the end each zone's boost loses what the run saw at its start.
     pub fn kswapd_balance(&self) -> bool {
         self.stats.kswapd_rounds.fetch_add(1, Relaxed);
         let order = self.kswapd_order.swap(0, Relaxed);
@@ -693,23 +715,60 @@ impl<P: Platform> PageAllocator<P> {
             idx if (idx as usize) < MAX_NR_ZONES => ZoneType::ALL[idx as usize],
             _ => ZoneType::ALL[MAX_NR_ZONES - 1],
         };
+        let seen: [usize; MAX_NR_ZONES] = core::array::from_fn(|i| {
+            let zone = &self.zones[i];
+            if i <= highest as usize && zone.managed > 0 { zone.watermark_boost() } else { 0 }
+        });
+        self.balance_passes(order, highest, seen.iter().sum());
+        for (zone, &boost) in self.zones.iter().zip(&seen).filter(|&(_, &b)| b > 0) {
+            let mut area = zone.lock();
+            area.boost.reclaimed(boost);
+            zone.publish(&area);
+        }
+        self.pgdat_balanced(order, highest)
+    }
+
+    /// The passes of [`Self::kswapd_balance`], with `boost` pages of boost to reclaim first.
+    fn balance_passes(&self, order: u32, highest: ZoneType, mut boost: usize) {
         let mut reclaimed = false;
-        for priority in (1..=DEF_PRIORITY).rev() {
-            if self.pgdat_balanced(order, highest) {
-                return true;
+        let mut priority = DEF_PRIORITY;
+        loop {
+            let balanced = self.pgdat_balanced(order, highest);
+            if !balanced && boost > 0 {
+                // "If the pgdat is imbalanced then ignore boosting ... and restart."
+                boost = 0;
+                priority = DEF_PRIORITY;
+                continue;
             }
+            if balanced && boost == 0 {
+                return;
+            }
+            let boosting = boost > 0;
             let was = self.platform.set_in_reclaim(true);
             let before = self.total_free();
             self.shrink_slab(crate::gfp::GFP_KERNEL, priority);
-            // Pages parked on per-CPU lists come back once per run.
+            // Pages parked on per-CPU lists come back once per run (and once more on a restart).
             let drained = if priority == DEF_PRIORITY { self.drain_all_pages() } else { 0 };
             self.platform.set_in_reclaim(was);
-            reclaimed |= self.reclaimed(drained > 0 || self.total_free() > before);
+            let freed = self.total_free().saturating_sub(before);
+            reclaimed |= self.reclaimed(drained > 0 || freed > 0);
+            boost -= boost.min(freed);
+            if boost > 0 && freed == 0 {
+                // "If reclaim made no progress for a boost, stop reclaim."
+                break;
+            }
+            // "Limit the priority of boosting to avoid reclaim writeback."
+            let hold = boosting && priority == DEF_PRIORITY - 2;
+            if !hold {
+                if priority == 1 {
+                    break;
+                }
+                priority -= 1;
+            }
         }
         if !reclaimed {
             self.kswapd_failures.fetch_add(1, Relaxed);
         }
-        self.pgdat_balanced(order, highest)
     }
 
     /// `out_of_memory`, on every pass that reaches the OOM step: the OOM notifier chain first;

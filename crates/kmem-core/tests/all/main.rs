@@ -301,3 +301,26 @@ fn pa16_bad_page_reports_60_per_minute_then_the_suppressed_count() {
     assert_eq!(reports(&log()), 120);
     assert_eq!(pa.stats().bad_pages.load(Relaxed), 131, "every bad page is counted, printed or not");
 }
+
+#[test]
+fn boosting_is_off_unless_the_board_asks_for_it() {
+    // Only `kswapd_balance` takes a boost back, so the core's default factor is 0 (Linux's is
+    // 15000): a board whose `wake_kswapd` runs it sets the factor in its `Config`.
+    let region = Region::new(32 << 20);
+    assert_eq!(boot(&region, true).watermark_boost_factor(), 0);
+    let pages = region.layout.size() / PAGE_SIZE;
+    let mut zones = [None; MAX_NR_ZONES];
+    zones[ZoneType::Normal as usize] = Some((0, pages));
+    let config =
+        Config { watermark_boost_factor: kmem_core::boost::DEFAULT_WATERMARK_BOOST_FACTOR, ..Config::default() };
+    // SAFETY: As in `boot` (the first allocator is gone).
+    let pa = unsafe { PageAllocator::new(board(true), layout(&region, zones), config) }.expect("boot");
+    assert_eq!(pa.watermark_boost_factor(), 15_000);
+    assert!(pa.set_watermark_boost_factor(1 << 31).is_err(), "above the sysctl's int");
+    assert_eq!(pa.watermark_boost_factor(), 15_000, "unchanged");
+    let normal = pa.zone(ZoneType::Normal);
+    assert_eq!(
+        (normal.watermark_boost(), normal.wmark(kmem_core::zone::Wmark::High)),
+        (0, normal.wmark_base(kmem_core::zone::Wmark::High))
+    );
+}

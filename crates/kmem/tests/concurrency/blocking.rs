@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::thread;
 use std::time::Duration;
 
-use kmem::Machine;
 use kmem::gfp::{
     __GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, Gfp,
 };
+use kmem::{Machine, Profile};
 use kmem_core::reclaim::{OomNotifier, RegistrationId, Shrinker};
 
-use crate::{exhaust, free_pfns, small_machine, wait_until};
+use crate::{builder, exhaust, free_pfns, small_machine, wait_until};
 
 /// `MAX_RECLAIM_RETRIES` (SEMANTICS §2.8).
 const MAX_RECLAIM_RETRIES: usize = 16;
@@ -385,7 +385,10 @@ fn shrinker_frees_pages_for_direct_reclaim() {
 /// background reclaimer, which runs the shrinkers on its own thread (`kswapd0`).
 #[test]
 fn kswapd_wakes_below_low_watermark_and_runs_shrinkers() {
-    let m = small_machine(LONG, true);
+    // Boosting off: a fragmenting fallback would wake kswapd first, on a balanced node, for a
+    // boost it reclaims at a priority too low to scan this shrinker (tests/rules/boost.rs).
+    let m =
+        builder(Profile::X86_64, 32, 4, true).kswapd(true).oom_timeout(LONG).watermark_boost_factor(0).build().unwrap();
     let mut held = Vec::new();
     for _ in 0..256 {
         let page = m.alloc_pages(GFP_KERNEL, 0).expect("plenty of memory");

@@ -6,6 +6,7 @@
 //! build with `.pcp(false)` (every page goes through the buddy lists) or drain the per-CPU
 //! lists first.
 
+mod boost;
 mod buckets;
 mod cache_handles;
 mod call_rcu;
