@@ -16,7 +16,9 @@
 //!   allocation-error handler reports it;
 //! - the platform's methods run inside kmalloc, `log` under the slab's locks (debug reports are
 //!   printed under `list_lock`, as the kernel's): they must not allocate from this heap, or a
-//!   report would deadlock on a lock its own caller holds.
+//!   report would deadlock on a lock its own caller holds;
+//! - nothing unwinds: a panic inside a method (a platform callback's, or a bug's) aborts after
+//!   its message, since a `GlobalAlloc` that unwinds is undefined behaviour.
 //!
 //! Invariant: `state` only moves `EMPTY → INSTALLING → READY`, and `kmem` is written exactly
 //! once, by the one `install` that wins `EMPTY → INSTALLING`, before `READY` is published with
@@ -140,13 +142,21 @@ impl<P: Platform> KmallocHeap<P> {
     #[inline]
     fn alloc_with(&self, layout: Layout, zero: bool) -> *mut u8 {
         let Some(kmem) = self.kmem() else { return ptr::null_mut() };
-        kmem.kmalloc_layout(layout, Self::gfp(kmem), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+        no_unwind(|| kmem.kmalloc_layout(layout, Self::gfp(kmem), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast()))
     }
+}
+
+/// `f()`, aborting if it panics: a `GlobalAlloc` method must not unwind (the platform's
+/// callbacks, a report, or a bug in kmem could panic).
+#[inline(always)]
+fn no_unwind<R>(f: impl FnOnce() -> R) -> R {
+    crate::abort::abort_on_unwind("kmem: a panic inside the global allocator, which must not unwind", f)
 }
 
 // SAFETY: Every block comes from kmalloc of at least `layout.size()` bytes, aligned (rounded
 // size, KM-6, re-checked), valid until the `kfree` that only `dealloc`/`realloc` make. A block
-// can only exist once the heap is installed, and the installed `Kmem` stays for good.
+// can only exist once the heap is installed, and the installed `Kmem` stays for good. Nothing
+// unwinds (`no_unwind`).
 unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -163,7 +173,7 @@ unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
         if let Some(kmem) = self.kmem() {
             // SAFETY: `ptr` came from `alloc*`/`realloc` (the caller's contract), so it is a
             // live kmalloc block of `kmem`, and the caller gives it up.
-            unsafe { kmem.kfree(ptr) };
+            no_unwind(|| unsafe { kmem.kfree(ptr) });
         }
     }
 
@@ -175,6 +185,6 @@ unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
         // caller's `new_size` is) is a multiple of the alignment, so a moved block is aligned
         // (KM-6, which holds up to 4 MiB on the direct maps `PageAllocator::new` accepts) and a
         // kept one already was; on failure the block is untouched (KM-9).
-        unsafe { kmem.krealloc(ptr, size, Self::gfp(kmem)) }.map_or(ptr::null_mut(), NonNull::as_ptr)
+        no_unwind(|| unsafe { kmem.krealloc(ptr, size, Self::gfp(kmem)) }.map_or(ptr::null_mut(), NonNull::as_ptr))
     }
 }

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::fmt::Write as _;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use kmem_core::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::kmalloc::classes::KMALLOC_MAX_SIZE;
@@ -109,9 +109,17 @@ unsafe impl Platform for Board {
     fn wait(&self, _word: &WaitWord, _expected: u32, _timeout_ns: u64) {}
     fn wake_all(&self, _word: &WaitWord) {}
     fn in_atomic(&self) -> bool {
+        // A platform callback that panics, once (`panic_aborts_child`).
+        assert!(!PANIC_ONCE.swap(false, Relaxed), "the platform's in_atomic panicked");
         IN_ATOMIC.with(Cell::get)
     }
 }
+
+/// Makes the next `in_atomic` call panic.
+static PANIC_ONCE: AtomicBool = AtomicBool::new(false);
+
+/// The variable that makes this program the child of [`a_panic_inside_the_heap_aborts`].
+const PANIC_CHILD: &str = "KMEM_GLOBAL_HEAP_PANIC_CHILD";
 
 static HEAP: KmallocHeap<Board> = KmallocHeap::new();
 
@@ -216,12 +224,19 @@ fn in_ram(p: *const u8) -> bool {
 }
 
 fn main() {
+    let child = std::env::var_os(PANIC_CHILD).is_some();
     // A failed check prints its message and exits: the default hook's backtrace would load the
-    // debug info into buffers larger than kmalloc's 4 MiB, fail, and wait on its own lock.
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("global_heap: {info}");
-        std::process::exit(101);
-    }));
+    // debug info into buffers larger than kmalloc's 4 MiB, fail, and wait on its own lock (the
+    // default hook prints one for every double panic). The child only prints: its panics must
+    // go on to the abort under test.
+    if child {
+        std::panic::set_hook(Box::new(|info| eprintln!("global_heap child: {info}")));
+    } else {
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("global_heap: {info}");
+            std::process::exit(101);
+        }));
+    }
     claim_slot();
     // Before `install`: nothing to allocate from.
     let probe = HeapLayout::new::<u64>();
@@ -237,12 +252,16 @@ fn main() {
     let spare = unsafe { boot(aligned_start((&raw mut SPARE).cast()), SPARE_BYTES) };
     let Err(spare) = HEAP.install(spare) else { panic!("a second install is refused") };
     assert!(spare.pages().total_free() > 0, "and hands its `Kmem` back");
+    if child {
+        panic_aborts_child();
+    }
 
     vec_growth_is_krealloc(kmem);
     alignment_and_zeroing(kmem);
     too_large_fails();
     atomic_context_takes_gfp_atomic(kmem);
     two_threads_churn();
+    a_panic_inside_the_heap_aborts();
     assert!(!log_text().contains("BUG"), "{}", log_text());
     assert_eq!(ARENA_USED.load(Relaxed), arena_used, "after install, nothing comes from the arena");
     println!("global_heap: every check passed");
@@ -353,4 +372,28 @@ fn churn(tag: u64) {
             assert!(want >> 32 == tag && v.iter().all(|&x| x == want), "a block changed under its owner");
         }
     }
+}
+
+/// The child: an allocation whose platform callback panics. Unwinding out of `GlobalAlloc` is
+/// undefined behaviour, so the heap must abort instead (the panic's own payload is allocated
+/// from the heap too, on the way, which the one-shot panic lets succeed).
+fn panic_aborts_child() -> ! {
+    PANIC_ONCE.store(true, Relaxed);
+    let b = std::hint::black_box(Box::new(7u64));
+    println!("child survived: {b}");
+    std::process::exit(0);
+}
+
+/// Runs this program as [`panic_aborts_child`] and expects SIGABRT after both messages.
+fn a_panic_inside_the_heap_aborts() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(PANIC_CHILD, "1")
+        .output()
+        .expect("run the child");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("child survived"), "the panic unwound: {out:?}");
+    assert_eq!(out.status.signal(), Some(6), "SIGABRT: {out:?}");
+    assert!(stderr.contains("the platform's in_atomic panicked"), "{stderr}");
+    assert!(stderr.contains("kmem: a panic inside the global allocator, which must not unwind"), "{stderr}");
 }

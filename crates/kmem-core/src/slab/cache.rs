@@ -46,18 +46,6 @@ unsafe impl Send for ObjFn {}
 // SAFETY: As above.
 unsafe impl Sync for ObjFn {}
 
-/// Aborts the process if dropped while a constructor or destructor unwinds: a panic would
-/// otherwise unwind through the allocator's half-done work (a slab being set up, a cache being
-/// torn down). Dropping it during the unwind is a panic inside a panic, which aborts after the
-/// panic's message, in `no_std` too.
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        panic!("kmem: a slab constructor or destructor panicked; it may not unwind through the allocator");
-    }
-}
-
 impl ObjFn {
     /// `func(ctx, object)` as a constructor or destructor for `kmem_cache_create`
     /// ([`super::CacheArgs`]).
@@ -73,17 +61,18 @@ impl ObjFn {
         Self { func, ctx }
     }
 
-    /// Runs the function on `obj`; a panic in it aborts ([`AbortOnUnwind`]).
+    /// Runs the function on `obj`; a panic in it aborts (`crate::abort`): it would otherwise
+    /// unwind through the allocator's half-done work (a slab being set up, a cache being torn
+    /// down).
     ///
     /// # Safety
     /// `obj` must be an object of the cache this function was registered with.
     #[inline]
     pub(crate) unsafe fn call(&self, obj: *mut u8) {
-        let guard = AbortOnUnwind;
+        const WHY: &str = "kmem: a slab constructor or destructor panicked; it may not unwind through the allocator";
         // SAFETY: `new`'s caller promised `func` is callable with `ctx` and any of the cache's
         // objects, from any thread.
-        unsafe { (self.func)(self.ctx, obj) };
-        core::mem::forget(guard);
+        crate::abort::abort_on_unwind(WHY, || unsafe { (self.func)(self.ctx, obj) });
     }
 }
 
