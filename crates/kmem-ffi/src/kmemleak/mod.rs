@@ -217,13 +217,23 @@ fn forget(addr: usize) {
 /// each reported object's first bytes and checksum): another thread's free through the C ABI
 /// forgets the object before freeing it, so it waits until then, and no object is freed (nor
 /// a vmalloc area unmapped) while it is read.
-pub fn report(m: &Machine, roots: &[(usize, usize)], values: &[usize]) -> String {
+///
+/// # Safety
+/// Every `(start, len)` in `roots` is memory that stays mapped and readable for the whole call
+/// (what [`writable_segments`] and [`live_stack`] give), since each of its words is read. Every
+/// recorded object is still readable: blocks described with [`kmemleak_alloc`] were not
+/// unmapped before their `kmemleak_free` (that export's contract), and no object the C ABI
+/// handed out was freed by a path other than the C ABI's (the Rust API's `kfree` or `vfree`
+/// of it would leave a record of memory that may be gone).
+pub unsafe fn report(m: &Machine, roots: &[(usize, usize)], values: &[usize]) -> String {
     // Before the table's lock, which is a leaf (the module docs).
     let mut pools = crate::mempool::reserved_elements();
     pools.extend_from_slice(values);
     let mut left: Vec<(usize, Object, Contents)> = {
         let mut s = lock();
-        let lost = scan::unreferenced(&s.objects, roots, &pools);
+        // SAFETY: The roots are readable and the recorded objects still allocated (the
+        // caller's promise), and the table's lock is held.
+        let lost = unsafe { scan::unreferenced(&s.objects, roots, &pools) };
         let objects = std::mem::take(&mut s.objects);
         let left = objects
             .into_iter()
@@ -287,7 +297,10 @@ extern "C" fn at_exit() {
     let mut roots = writable_segments(|_, _| true);
     roots.extend(live_stack(std::ptr::addr_of!(here) as usize));
     let others = threads::other_stacks_words();
-    let text = report(m, &roots, &others);
+    // SAFETY: The roots are the loaded objects' writable segments (mapped while their objects
+    // are loaded, and nothing is unloaded during `exit`) and this thread's live frames, under
+    // this call; recorded objects are live C ABI objects or blocks C described.
+    let text = unsafe { report(m, &roots, &others) };
     if !text.is_empty() {
         let n = text.matches("unreferenced object ").count();
         eprint!("kmemleak: {n} new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n{text}");
@@ -363,10 +376,14 @@ fn crc32_byte(mut crc: u32, b: u8) -> u32 {
 
 /// `void kmemleak_alloc(const void *ptr, size_t size, int min_count, gfp_t gfp)`: C code
 /// describes a block of its own; recorded like an allocation (`min_count` 0 means never a
-/// leak: never reported, but scanned, so what it refers to is referenced). The block stays
-/// readable until `kmemleak_free` (the kernel's contract).
+/// leak: never reported, but scanned, so what it refers to is referenced).
+///
+/// # Safety
+/// While kmemleak is on, `size` bytes at `ptr` stay mapped and readable until
+/// `kmemleak_free(ptr)` or `kmemleak_ignore(ptr)` (the kernel's contract): [`report`] reads
+/// every byte of a recorded block.
 #[unsafe(no_mangle)]
-pub extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_count: i32, _gfp: crate::pages::gfp_t) {
+pub unsafe extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_count: i32, _gfp: crate::pages::gfp_t) {
     if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
         record(ptr as usize, size, min_count == 0);
     }

@@ -25,7 +25,11 @@ pub type Roots = Vec<(usize, usize)>;
 /// The recorded objects nothing in `roots` (ranges), `values` (words held elsewhere, such as
 /// a pool's reserve) or an object marked not a leak refers to, directly or through other
 /// objects.
-pub(super) fn unreferenced(
+///
+/// # Safety
+/// Every root range is mapped and readable, and every object in `objects` is still allocated
+/// (readable) for the whole call.
+pub(super) unsafe fn unreferenced(
     objects: &BTreeMap<usize, Object>,
     roots: &[(usize, usize)],
     values: &[usize],
@@ -48,12 +52,12 @@ pub(super) fn unreferenced(
         visit(value, &mut gray);
     }
     for &(start, len) in roots {
-        // SAFETY: Roots are mapped, readable memory (the module docs).
+        // SAFETY: Roots are mapped, readable memory (the caller's promise).
         unsafe { scan_words(start, len, &mut |v| visit(v, &mut gray)) };
     }
     while let Some(start) = gray.pop() {
-        // SAFETY: A recorded object is still allocated, so its bytes are mapped (the caller,
-        // `report`, holds the table's lock, for which a free through the C ABI waits).
+        // SAFETY: A recorded object is still allocated, so its bytes are mapped (the caller's
+        // promise; `report` holds the table's lock, for which a free through the C ABI waits).
         unsafe { scan_words(start, objects[&start].size, &mut |v| visit(v, &mut gray)) };
     }
     objects.keys().copied().filter(|a| !referenced.contains(a)).collect()

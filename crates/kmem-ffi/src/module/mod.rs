@@ -333,7 +333,9 @@ impl Module {
     /// module is left to refer to them: no roots.
     fn kmemleak_report(&self, m: &Machine) {
         if crate::kmemleak::is_on() {
-            crate::kmemleak::report(m, &[], &[]);
+            // SAFETY: No roots; the recorded objects are live C ABI objects or blocks C described
+            // (`kmemleak_alloc`'s contract).
+            unsafe { crate::kmemleak::report(m, &[], &[]) };
         }
     }
 
@@ -349,7 +351,10 @@ impl Module {
         // SAFETY: `lm` is the module's live link map when `dlinfo` succeeded.
         let bias = (got == 0 && !lm.is_null()).then(|| unsafe { (*lm).l_addr });
         let roots = bias.map_or_else(Vec::new, |b| crate::kmemleak::writable_segments(|base, _| base == b));
-        crate::kmemleak::report(m, &roots, &[]);
+        // SAFETY: The roots are the module's writable segments, mapped while it is loaded
+        // (it is: `handle` is live); the recorded objects are live C ABI objects or blocks C
+        // described (`kmemleak_alloc`'s contract).
+        unsafe { crate::kmemleak::report(m, &roots, &[]) };
     }
 
     /// `dlsym` that only accepts a definition inside this module (not, say, glibc's own
