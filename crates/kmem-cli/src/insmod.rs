@@ -2,6 +2,7 @@
 //! one the C ABI uses), runs its init, then its exit (right away with `--rmmod`, otherwise when
 //! kmem exits), and prints the kernel log as `dmesg` does. Errors are worded as `insmod(8)`
 //! words them, with its exit code 1.
+#![allow(unsafe_code)] // Loading the user's module runs its code: `module::insmod` is unsafe.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -41,7 +42,10 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     if o.kmemleak {
         kmem_ffi::kmemleak::start();
     }
-    let loaded = match module::insmod(m, o.path, o.params) {
+    // SAFETY: Loading the module the user named is what `kmem insmod` is for: its code is
+    // trusted as a kernel module's is (`insmod(8)` runs it in the kernel), and `m` is the
+    // machine the C ABI uses.
+    let loaded = match unsafe { module::insmod(m, o.path, o.params) } {
         Ok(loaded) => loaded,
         Err(e) => {
             if let Err(code) = crate::emit(&(log() + &kmemleak_text())) {

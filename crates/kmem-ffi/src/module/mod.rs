@@ -28,7 +28,8 @@
 //!
 //! Invariant: a [`Module`] is live (its init returned >= 0) and its name is in `LOADED` until
 //! [`Module::rmmod`] runs its exit and unloads it. Code from a module runs with the same trust
-//! the kernel gives a module: it can corrupt the process, and nothing here can prevent that.
+//! the kernel gives a module: it can corrupt the process, and nothing here can prevent that, so
+//! [`insmod`] is `unsafe`.
 
 pub mod elf;
 pub mod params;
@@ -177,7 +178,15 @@ fn dlerror_text() -> String {
 ///
 /// # Errors
 /// See the module documentation for each step's error.
-pub fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, InsmodError> {
+///
+/// # Safety
+/// Loading runs the file's native code (its ELF constructors, `init_module`, and later
+/// `cleanup_module` and its parameters' `set`/`free` in [`Module::rmmod`]) and takes its
+/// `__param` section for an array of the headers' `struct kernel_param`: `path` must name a
+/// module built against `include/` whose code is sound (it corrupts nothing of the process's
+/// and keeps every C ABI contract) and whose `__param` entries are what `module_param` made.
+/// A file that does not parse as a module is refused before anything of it runs.
+pub unsafe fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, InsmodError> {
     let shown = path.display().to_string();
     let insert_err = |errno: i32| InsmodError::Insert { path: shown.clone(), errno };
     let bytes = std::fs::read(path)
@@ -216,7 +225,7 @@ pub fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, Insmo
     }
     let c_path = CString::new(dl_path.into_encoded_bytes()).map_err(|_| insert_err(libc::EINVAL))?;
     // SAFETY: `c_path` is NUL-terminated. Loading runs the module's constructors: the module is
-    // trusted code, as a kernel module is (see the module documentation).
+    // trusted code, as a kernel module is (this function's contract).
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_DEEPBIND) };
     if handle.is_null() {
         let why = dlerror_text();
