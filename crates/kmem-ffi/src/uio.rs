@@ -78,7 +78,9 @@ fn warn(m: &Machine, what: &str) {
 ///
 /// # Safety
 /// `iter` is NULL or an iterator set up by `iov_iter_ubuf`/`iov_iter_kvec` whose buffers are
-/// writable for their lengths and used by nothing else during the call.
+/// writable for their lengths and used by nothing else during the call; and no byte the call
+/// reads is written at its direct-map address meanwhile (the pages of a `vmap` or
+/// `vm_map_ram` area are read there: [`kmem::Machine::vread_iter`]'s contract).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vread_iter(iter: *mut iov_iter, addr: *const c_char, count: usize) -> c_long {
     ffi_boundary("vread_iter", 0, |m| {
@@ -97,7 +99,8 @@ pub unsafe extern "C" fn vread_iter(iter: *mut iov_iter, addr: *const c_char, co
         let count = if addr.wrapping_add(count) < count { addr.wrapping_neg() } else { count };
         let want = count.min(it.count);
         let done = match it.iter_type {
-            // SAFETY: The iterator's buffer is C's, writable and unshared (the contract above).
+            // SAFETY: The iterator's buffer is C's, writable and unshared, and the bytes read
+            // are not written meanwhile (the contract above).
             ITER_UBUF => unsafe { read_ubuf(m, it, addr, want) },
             // SAFETY: As above, for its kvecs.
             ITER_KVEC => unsafe { read_kvec(m, it, addr, want) },
@@ -114,7 +117,8 @@ pub unsafe extern "C" fn vread_iter(iter: *mut iov_iter, addr: *const c_char, co
 /// Reads `want` bytes into the buffer of an `ITER_UBUF` iterator; returns the bytes written.
 ///
 /// # Safety
-/// `it.ubuf` is writable for `it.iov_offset + it.count` bytes and unshared for the call.
+/// `it.ubuf` is writable for `it.iov_offset + it.count` bytes and unshared for the call; the
+/// bytes read are not written meanwhile ([`kmem::Machine::vread_iter`]'s contract).
 unsafe fn read_ubuf(m: &Machine, it: &mut iov_iter, addr: usize, want: usize) -> usize {
     if want == 0 {
         return 0;
@@ -125,7 +129,8 @@ unsafe fn read_ubuf(m: &Machine, it: &mut iov_iter, addr: usize, want: usize) ->
     }
     // SAFETY: The bytes from `iov_offset` on, `count >= want` of them, are the caller's buffer.
     let buf = unsafe { std::slice::from_raw_parts_mut(it.ubuf.cast::<u8>().add(it.iov_offset), want) };
-    let done = m.vread_iter(buf, addr);
+    // SAFETY: The caller's promise that nothing writes the bytes read meanwhile.
+    let done = unsafe { m.vread_iter(buf, addr) };
     it.iov_offset += done;
     done
 }
@@ -135,7 +140,8 @@ unsafe fn read_ubuf(m: &Machine, it: &mut iov_iter, addr: usize, want: usize) ->
 ///
 /// # Safety
 /// `it.kvec` points to `it.nr_segs` kvecs whose buffers are writable for their lengths and
-/// unshared for the call.
+/// unshared for the call; the bytes read are not written meanwhile
+/// ([`kmem::Machine::vread_iter`]'s contract).
 unsafe fn read_kvec(m: &Machine, it: &mut iov_iter, addr: usize, want: usize) -> usize {
     let mut done = 0;
     while done < want && it.nr_segs > 0 {
@@ -158,7 +164,8 @@ unsafe fn read_kvec(m: &Machine, it: &mut iov_iter, addr: usize, want: usize) ->
             // SAFETY: `n` bytes from `iov_offset` lie inside the segment (`n <= room`), which is
             // the caller's writable buffer.
             let buf = unsafe { std::slice::from_raw_parts_mut(seg.iov_base.cast::<u8>().add(it.iov_offset), n) };
-            let got = m.vread_iter(buf, addr.wrapping_add(done));
+            // SAFETY: The caller's promise that nothing writes the bytes read meanwhile.
+            let got = unsafe { m.vread_iter(buf, addr.wrapping_add(done)) };
             done += got;
             it.iov_offset += got;
             if got < n {

@@ -296,8 +296,14 @@ impl Machine {
     /// `vread_iter(iter, addr, count)` into `buf` (`count = buf.len()`): the bytes of the
     /// vmalloc space from `addr`, with holes, guard pages, ioremap areas and unmapped pages
     /// read as zeros; returns the bytes read (see [`Vmalloc::vread_iter`]). Never faults.
-    pub fn vread_iter(&self, buf: &mut [u8], addr: usize) -> usize {
-        self.inner.vm.vread_iter(&self.inner.kmem, buf, addr)
+    ///
+    /// # Safety
+    /// As [`Vmalloc::vread_iter`]: no byte it reads is written at its direct-map address by
+    /// another thread, or under a live `&mut` made from one, during the call (the frames of a
+    /// [`Self::vmap`] of a slab, kmalloc or page block are read where their owner writes them).
+    pub unsafe fn vread_iter(&self, buf: &mut [u8], addr: usize) -> usize {
+        // SAFETY: The caller's promise.
+        unsafe { self.inner.vm.vread_iter(&self.inner.kmem, buf, addr) }
     }
 
     /// `vmalloc_to_pfn(addr)`.

@@ -28,7 +28,8 @@
 //!
 //! `vread_iter` (`vread`) reads any range of the space under the vmap lock through the frames'
 //! direct map (or the platform's HighMem read), never through the vmalloc addresses: holes,
-//! guard pages, ioremap and sparse areas and unmapped pages read as zeros.
+//! guard pages, ioremap and sparse areas and unmapped pages read as zeros. It is `unsafe`: the
+//! frames of a `vmap` area are read where their owner (a slab object, a kmalloc block) writes.
 //!
 //! Reuse without the trees (`pool`): with more than one CPU a purge hands small ranges to the
 //! VA pool, which serves later requests of the same size in O(1) (Linux ≥ 6.9 `vmap_pool`);

@@ -42,8 +42,10 @@
 //! `copy_page_to_iter_nofault`); the vmalloc address itself is never dereferenced. Under the
 //! vmap lock an area in the busy tree keeps its pfn array and its frames (a free takes both
 //! off the area under that lock, and frees them only after dropping it), so every frame read
-//! is one the area still maps. The bytes may be changing while they are copied (the owner may
-//! write them): the copy is a racy snapshot, as `/proc/kcore`'s.
+//! is one the area still maps. The owner may be writing the bytes through the vmalloc address
+//! while they are copied (the copy is a racy snapshot, as `/proc/kcore`'s); a write through the
+//! direct-map address the copy reads would be a data race, so `vread_iter` is `unsafe` and its
+//! caller promises there is none (a `vmap` of a slab or kmalloc page, written by its owner).
 //!
 //! Lock order: only the vmap lock, taken for one area at a time (the kernel takes its vmap
 //! node's lock and drops it after each area, looking the next one up again); nothing is allocated or freed under it, no page allocator, slab or
@@ -76,7 +78,17 @@ impl<M: Mmu> Vmalloc<M> {
     /// and unmapped pages as zeros, and returns the bytes read (see the module docs for every
     /// rule): `buf.len()`, or less when the range wraps the address space (the clamp) or a
     /// HighMem frame cannot be read. Never faults, whatever `addr` is; any context.
-    pub fn vread_iter<P: Platform>(&self, k: &Kmem<P>, buf: &mut [u8], addr: usize) -> usize {
+    ///
+    /// # Safety
+    /// The copy is a plain read of each frame at its direct-map address. While it runs, no byte
+    /// it reads may be written at that address by another thread, nor lie under a live `&mut`
+    /// (or a `&` to interior-mutable data) made from a direct-map address: the frames that
+    /// [`Self::vmap`] and [`Self::vm_map_ram`] map are any pages at all, and their owner (a
+    /// slab object, a kmalloc block, a page block) uses them through the direct map, so its
+    /// accesses would race with this read. Writes through the area's own vmalloc address (a
+    /// `Vec` in vmalloc memory) are another mapping of the frame, which the copy only
+    /// snapshots racily, as `/proc/kcore` does.
+    pub unsafe fn vread_iter<P: Platform>(&self, k: &Kmem<P>, buf: &mut [u8], addr: usize) -> usize {
         self.bind(k);
         let mut count = buf.len();
         // "Don't allow overflow": `addr + count < count` iff it wraps.
@@ -183,8 +195,9 @@ fn read_frame<P: Platform>(k: &Kmem<P>, pfn: usize, offset: usize, dst: &mut [u8
             // SAFETY: `pfn` is a lowmem frame of this machine, so its page is in the direct map,
             // always accessible; `offset + dst.len()` stays inside the page (the caller splits
             // at page boundaries). `dst` may be those very bytes (a caller reading a page into
-            // its own direct-map address): `copy` allows the overlap. The bytes may change
-            // meanwhile (a racy snapshot, documented in the module docs).
+            // its own direct-map address): `copy` allows the overlap. Nothing writes them at
+            // this address meanwhile (`vread_iter`'s contract); writes through another mapping
+            // make the copy a racy snapshot (the module docs).
             unsafe { core::ptr::copy(base.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) };
             true
         }

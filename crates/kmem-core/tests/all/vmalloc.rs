@@ -708,10 +708,12 @@ fn vread_stops_short_at_a_highmem_frame_the_platform_cannot_read() {
     assert!(vm.vmalloc_to_pfn(p.as_ptr()).is_some_and(|pfn| pfn >= 6144), "a HighMem frame");
     // The page below the area is a hole (zeros, counted); the area's first frame cannot be read.
     let mut buf = vec![JUNK; 3 * PAGE_SIZE];
-    assert_eq!(vm.vread_iter(&k, &mut buf, va - PAGE_SIZE), PAGE_SIZE, "short: the hole only");
+    // SAFETY: Single-threaded; nothing refers into the area.
+    assert_eq!(unsafe { vm.vread_iter(&k, &mut buf, va - PAGE_SIZE) }, PAGE_SIZE, "short: the hole only");
     assert!(buf[..PAGE_SIZE].iter().all(|&b| b == 0), "the hole reads as zeros");
     assert!(buf[PAGE_SIZE..].iter().all(|&b| b == JUNK), "nothing written past the short copy");
-    assert_eq!(vm.vread_iter(&k, &mut buf[..10], va + 5), 0, "nothing at all from inside the area");
+    // SAFETY: As above.
+    assert_eq!(unsafe { vm.vread_iter(&k, &mut buf[..10], va + 5) }, 0, "nothing at all from inside the area");
     // SAFETY: The test's own area, unused afterwards.
     unsafe { vm.vfree(&k, p.as_ptr()) };
     vm.check();
@@ -735,7 +737,8 @@ fn vread_does_not_see_a_cached_area_before_its_zeroing() {
     ZERO_HOOK.with(|h| {
         *h.borrow_mut() = Some(Box::new(move || {
             let mut buf = vec![0x5c; 2 * PAGE_SIZE];
-            // SAFETY: `vm` and `pa` are the test's, alive for the whole `vzalloc` that runs this.
+            // SAFETY: `vm` and `pa` are the test's, alive for the whole `vzalloc` that runs this;
+            // single-threaded, and nothing refers into the area.
             let n = unsafe { (*vmp).vread_iter(&*pap, &mut buf, va) };
             assert_eq!(n, buf.len());
             *out.borrow_mut() = buf;
@@ -747,10 +750,12 @@ fn vread_does_not_see_a_cached_area_before_its_zeroing() {
     assert_eq!(seen.len(), 2 * PAGE_SIZE, "the hook ran");
     assert!(seen.iter().all(|&b| b == 0), "the last owner's bytes showed through a vzalloc area");
     let mut buf = vec![0x5c; 2 * PAGE_SIZE];
-    assert_eq!(vm.vread_iter(&pa, &mut buf, va), buf.len());
+    // SAFETY: Single-threaded; nothing refers into the area.
+    assert_eq!(unsafe { vm.vread_iter(&pa, &mut buf, va) }, buf.len());
     assert!(buf.iter().all(|&b| b == 0), "readable (zeros) once handed out");
     vm.mmu().write(va, &[0x77; 2 * PAGE_SIZE]);
-    assert_eq!(vm.vread_iter(&pa, &mut buf, va), buf.len());
+    // SAFETY: As above.
+    assert_eq!(unsafe { vm.vread_iter(&pa, &mut buf, va) }, buf.len());
     assert!(buf.iter().all(|&b| b == 0x77), "the new owner's bytes");
     vm.check();
     // SAFETY: The test's own area, unused afterwards.

@@ -29,7 +29,9 @@ fn machine() -> Machine {
 /// `vread_iter` of `len` bytes at `addr` into a [`JUNK`]-filled buffer: (return value, buffer).
 fn vread(m: &Machine, addr: usize, len: usize) -> (usize, Vec<u8>) {
     let mut buf = vec![JUNK; len];
-    let n = m.vread_iter(&mut buf, addr);
+    // SAFETY: The tests write their areas through the vmalloc address or raw pointers, never
+    // during a read on another thread, and hold no reference into them.
+    let n = unsafe { m.vread_iter(&mut buf, addr) };
     (n, buf)
 }
 
@@ -283,7 +285,8 @@ fn the_overflow_clamp_and_an_empty_read() {
     assert_eq!((n, buf[0]), (1, 0));
     for at in [addr(p), usize::MAX, 0] {
         let mut empty = [0u8; 0];
-        assert_eq!(m.vread_iter(&mut empty, at), 0, "count 0 at {at:#x}");
+        // SAFETY: Nothing is read (count 0).
+        assert_eq!(unsafe { m.vread_iter(&mut empty, at) }, 0, "count 0 at {at:#x}");
     }
     vfree(&m, p);
 }
@@ -381,7 +384,9 @@ fn reading_while_another_thread_frees() {
         });
         let mut buf = vec![0u8; 16 * PAGE_SIZE];
         while !writer.is_finished() {
-            assert_eq!(m.vread_iter(&mut buf, base), buf.len());
+            // SAFETY: The writer writes areas through their vmalloc address, and direct-map
+            // bytes only of page blocks no live area maps (the read skips freed areas).
+            assert_eq!(unsafe { m.vread_iter(&mut buf, base) }, buf.len());
             if let Some(&bad) = buf.iter().find(|&&b| b != 0 && b != AREA) {
                 panic!("read {bad:#x}: neither an area's byte nor zero");
             }
