@@ -6,7 +6,8 @@
 //! it checks, under the table lock, that the entry is still registered and pins its slot
 //! (`pins`), and unpins it after the call. `unregister` turns the entry into a tombstone under
 //! the lock, waits until its slot is unpinned, then frees the slot, so when it returns no
-//! callback of the entry is running or will run.
+//! callback of the entry is running or will run; a second `unregister` of the same id meanwhile
+//! waits for the first (it returns false, but only once the entry's calls are over).
 //!
 //! Invariants: a slot's pins are only raised while the slot holds a live entry (under the
 //! lock), so once it is a tombstone they only fall; a tombstone is never reused by `register`
@@ -119,10 +120,10 @@ enum Entry<T: ?Sized> {
     Free,
     /// A registered entry and its generation.
     Live(NonNull<T>, u64),
-    /// A tombstone: the entry was unregistered and [`Registry::unregister`] is waiting for its
-    /// calls to end. No pass pins it and `register` does not reuse it, so the slot's pins are
-    /// the old entry's calls only.
-    Dying,
+    /// A tombstone, with the removed entry's generation: the entry was unregistered and
+    /// [`Registry::unregister`] is waiting for its calls to end. No pass pins it and
+    /// `register` does not reuse it, so the slot's pins are the old entry's calls only.
+    Dying(u64),
 }
 
 impl<T: ?Sized> Clone for Entry<T> {
@@ -185,7 +186,10 @@ impl<T: ?Sized + 'static> Registry<T> {
 
     /// Removes an entry, then waits until no call of it is running (none can start once it is
     /// removed), then frees its slot. Returns false (and removes nothing) for an id that is
-    /// stale or from another registry.
+    /// stale or from another registry. Whatever it returns, no call of the id's entry is
+    /// running when it returns: an `unregister` of an id that another `unregister` is still
+    /// draining (the id is `Copy`) waits for that one to end, then returns false — otherwise
+    /// its caller could free the entry under a call still in progress.
     ///
     /// While it waits the slot is a tombstone (`Entry::Dying`): no pass pins it and
     /// `register` skips it, so the pins waited for are the removed entry's own calls — never
@@ -195,7 +199,18 @@ impl<T: ?Sized + 'static> Registry<T> {
         {
             let mut slots = self.slots.lock();
             match slots.get(id.index) {
-                Some(Entry::Live(_, generation)) if *generation == id.generation => slots[id.index] = Entry::Dying,
+                Some(Entry::Live(_, generation)) if *generation == id.generation => {
+                    slots[id.index] = Entry::Dying(id.generation);
+                }
+                Some(Entry::Dying(generation)) if *generation == id.generation => {
+                    drop(slots);
+                    // Another `unregister` of this id is draining it: its tombstone goes when no
+                    // call is left (and no other id's entry can be in that slot before then).
+                    while matches!(self.slots.lock()[id.index], Entry::Dying(g) if g == id.generation) {
+                        cpu_relax();
+                    }
+                    return false;
+                }
                 _ => return false,
             }
         }
@@ -220,7 +235,7 @@ impl<T: ?Sized + 'static> Registry<T> {
         let snapshot = *self.slots.lock();
         let live = snapshot.iter().enumerate().filter_map(|(i, e)| match *e {
             Entry::Live(_, generation) => Some((i, generation)),
-            Entry::Free | Entry::Dying => None,
+            Entry::Free | Entry::Dying(_) => None,
         });
         for (index, generation) in live {
             let entry = {
@@ -410,7 +425,7 @@ mod tests {
         let pass = std::thread::spawn(move || r.for_each(|n| assert_eq!(n.out_of_memory(), 0)));
         entered.recv().unwrap();
         let unregistering = std::thread::spawn(move || r.unregister(old_id));
-        while !matches!(r.slots.lock()[old_id.index], Entry::Dying) {
+        while !matches!(r.slots.lock()[old_id.index], Entry::Dying(_)) {
             std::thread::yield_now();
         }
         let counter = Counter(AtomicUsize::new(0));
@@ -422,6 +437,52 @@ mod tests {
         assert!(unregistering.join().unwrap());
         assert!(matches!(r.slots.lock()[old_id.index], Entry::Free), "freed once drained");
         assert!(r.unregister(new_id));
+    }
+
+    /// Two `unregister`s of one id (it is `Copy`) while the entry's call runs: the one that
+    /// finds the tombstone returns false, but not before the call is over, so its caller may
+    /// free the entry then (it used to return at once, with the call still running).
+    #[test]
+    fn a_second_unregister_of_an_id_waits_for_its_calls() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::Duration;
+        let r: Registry<dyn OomNotifier> = Registry::new();
+        let counter = Counter(AtomicUsize::new(0));
+        // SAFETY: `counter` outlives the registration (both unregisters return in the scope).
+        let id = unsafe { r.register(NonNull::from(&counter as &dyn OomNotifier)) }.unwrap();
+        let (entered, release, finished) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                r.for_each(|n| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !release.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    n.out_of_memory();
+                    finished.store(true, Ordering::SeqCst);
+                });
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            let first = s.spawn(|| r.unregister(id));
+            while !matches!(r.slots.lock()[id.index], Entry::Dying(_)) {
+                std::thread::yield_now();
+            }
+            let second = s.spawn(|| {
+                let removed = r.unregister(id);
+                (removed, finished.load(Ordering::SeqCst))
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            let early = second.is_finished();
+            release.store(true, Ordering::SeqCst); // Before any assertion: the pass must end.
+            assert!(!early, "the second unregister returned while the call still ran");
+            assert_eq!(second.join().unwrap(), (false, true), "false, and only after the call ended");
+            assert!(first.join().unwrap());
+        });
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert!(matches!(r.slots.lock()[id.index], Entry::Free));
+        assert!(!r.unregister(id), "stale now: returns at once");
     }
 
     #[test]
