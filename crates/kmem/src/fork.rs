@@ -124,7 +124,7 @@ impl Machine {
     /// # Errors
     /// The machine has shared memory or kswapd (nothing is held then).
     pub fn fork_prepare(&self) -> Result<(), ForkError> {
-        if self.phys().fd().is_some() {
+        if !self.phys().is_private() {
             return Err(ForkError::SharedMemory);
         }
         if !self.inner.forkable {

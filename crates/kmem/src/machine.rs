@@ -395,7 +395,9 @@ impl Builder {
         }) as usize
             & !(PAGE_SIZE - 1);
         let window = |len: usize| -> Result<VaRange, BuildError> {
-            let fd = phys.fd().map(OwnedFd::try_clone).transpose().map_err(BuildError::Host)?;
+            // SAFETY: The clone goes to a `VaRange`, which only maps frames `MAP_SHARED` at new
+            // addresses for vmalloc and `kmap`, never writes, resizes or punches the file.
+            let fd = unsafe { phys.fd() }.map(OwnedFd::try_clone).transpose().map_err(BuildError::Host)?;
             VaRange::reserve(len, fd, phys.len()).map_err(BuildError::Host)
         };
         // The default range is large; a host that refuses it (an address-space limit, or

@@ -147,7 +147,16 @@ impl PhysMem {
     }
 
     /// The memfd, for mapping frames elsewhere (vmalloc, kmap); `None` for private memory.
-    pub fn fd(&self) -> Option<&OwnedFd> {
+    ///
+    /// # Safety
+    /// The file is the machine's memory, which live references point into (kmem's own
+    /// structures, slab objects, typed handles). The caller (and whatever it hands the fd or a
+    /// clone of it to) must not write the file, change its size or punch holes in it
+    /// (`set_len`, `fallocate`), nor map it other than to give frames a second address as
+    /// vmalloc and `kmap` do (`MAP_SHARED`, the bytes written only by their owner), for as long
+    /// as the memory is in use: a write changes bytes under `&` references, and a shrunk file
+    /// makes every access past its new end fault.
+    pub unsafe fn fd(&self) -> Option<&OwnedFd> {
         self.fd.as_ref()
     }
 

@@ -14,7 +14,8 @@ fn private(mib: u64) -> Machine {
 #[test]
 fn private_memory_serves_kmalloc_with_natural_alignment_and_no_vmalloc() {
     let m = private(64);
-    assert!(m.phys().is_private() && m.phys().fd().is_none());
+    // SAFETY: The fd is only tested for absence.
+    assert!(m.phys().is_private() && unsafe { m.phys().fd() }.is_none());
     assert_eq!(m.phys().base().as_ptr() as usize % kmem::sys::DIRECT_MAP_ALIGN, 0, "direct map aligned to 4 MiB");
     for size in [8, 16, 64, 512, 4096, 8192, 16384, 1 << 20, 4 << 20] {
         let p = m.kmalloc(size, GFP_KERNEL).unwrap();
