@@ -107,6 +107,8 @@ fn lone_dma_block(m: &Machine) -> (usize, Vec<(&Page, u32)>) {
 /// Pages in a max-order block.
 const MAX_BLOCK: usize = 1 << MAX_PAGE_ORDER;
 
+/// PA-4: an allocation of order n from a zone whose only free block is of order 10 leaves one
+/// free block at each order n..10 (the upper halves), and none of order 10.
 #[test]
 fn pa4_split_leaves_one_block_per_lower_order() {
     let m = i386_nopcp(64);

@@ -585,6 +585,7 @@ fn sl16_double_free_found_when_the_objects_go_back_to_an_empty_slab() {
     assert_eq!(destroy(&m, c), Ok(()));
 }
 
+/// SL-17 and PROC-5: `/proc/slabinfo` as §3.10 prints it.
 #[test]
 fn sl17_slabinfo_is_byte_exact_and_newest_first() {
     let m = machine();

@@ -625,6 +625,7 @@ fn vm11_vmallocinfo_names_sparse_areas_between_ioremap_and_vmalloc() {
     check(&m);
 }
 
+/// VM-11 and PROC-5: `/proc/vmallocinfo` as §5.5 prints it.
 #[test]
 fn vm11_vmallocinfo_format() {
     let m = i386(64);
