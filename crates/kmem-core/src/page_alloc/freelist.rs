@@ -158,7 +158,7 @@ impl<P: Platform> PageAllocator<P> {
         if self.pcp_enabled
             && order <= PCP_MAX_ORDER
             && let Some(cpu) = cpu
-            && let Some(result) = self.rmqueue_pcplist(cpu, zone, order, mt, gfp.contains(__GFP_COLD), flags)
+            && let Some(result) = self.rmqueue_pcplist(cpu, zone, order, mt, gfp, flags)
             // A failed refill goes on to the buddy path only for a request that may use the
             // high-atomic lists there (the refill looked at every other list already).
             && (result.is_some() || flags & (af::OOM | af::NON_BLOCK) == 0)
@@ -220,8 +220,8 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Takes a block from this CPU's list (`rmqueue_pcplist`), refilling it when empty (the
-    /// refill's fallback honours `ALLOC_NOFRAGMENT` in `flags`). `None` when a remote drainer
-    /// holds the slot (use the buddy lists instead).
+    /// refill's fallback honours `ALLOC_NOFRAGMENT` in `flags`, and wakes kswapd for a boost
+    /// if `gfp` may). `None` when a remote drainer holds the slot (use the buddy lists instead).
     #[inline(always)]
     pub(super) fn rmqueue_pcplist(
         &self,
@@ -229,7 +229,7 @@ impl<P: Platform> PageAllocator<P> {
         zone: &Zone,
         order: u32,
         mt: MigrateType,
-        cold: bool,
+        gfp: Gfp,
         flags: u32,
     ) -> Option<Option<usize>> {
         let slot = &self.pcp[cpu];
@@ -245,9 +245,12 @@ impl<P: Platform> PageAllocator<P> {
         let mut lists = unsafe { slot.lists(zi) };
         // An allocation halves the run of frees that sizes the next flush.
         lists.tuning().free_count >>= 1;
+        let cold = gfp.contains(__GFP_COLD);
         let pfn = match lists.pop(&self.mm, order, mt, cold) {
             Some(pfn) => Some(pfn),
-            None => self.refill_pcp(&mut lists, zone, order, mt, cold, flags),
+            // `ALLOC_KSWAPD` from the mask here, on the refill, rather than in the caller's
+            // flags: its constant would cost the fast path two instructions.
+            None => self.refill_pcp(&mut lists, zone, order, mt, cold, flags | (gfp.bits() & af::KSWAPD)),
         };
         if pfn.is_some() {
             lists.count_alloc(1 << order);

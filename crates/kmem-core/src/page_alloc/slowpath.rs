@@ -185,8 +185,9 @@ impl<P: Platform> PageAllocator<P> {
         let pfn = if order <= crate::pcp::PCP_MAX_ORDER && self.pcp_enabled {
             // The per-CPU list (refilled in a batch when empty, as `rmqueue_bulk` does); a
             // slot held by a drainer or a failed refill leaves the decision to the general path.
-            let flags = zl.first_pass_flags(gfp);
-            self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp.contains(crate::gfp::__GFP_COLD), flags)??
+            // (The refill adds `ALLOC_KSWAPD` from `gfp`.)
+            let flags = af::WMARK_LOW | zl.nofragment;
+            self.rmqueue_pcplist(cpu, zone, order, gfp.migratetype(), gfp, flags)??
         } else {
             self.rmqueue_buddy(zone, order, gfp.migratetype(), zl.first_pass_flags(gfp), zl)?
         };
