@@ -184,7 +184,11 @@ pub unsafe trait Platform: Send + Sync {
     fn heavy_barrier(&self) -> bool {
         false
     }
-    /// Asks the background reclaimer to run (`wakeup_kswapd`).
+    /// Asks the background reclaimer to run (`wakeup_kswapd`): the platform's kswapd then calls
+    /// [`crate::PageAllocator::kswapd_balance`] from a context of its own. Called in any
+    /// context, atomic included, with no kmem lock and no CPU slot held; it must only signal,
+    /// not reclaim or allocate itself. The default does nothing (then nothing takes a
+    /// watermark boost back: see `page_alloc::Config::watermark_boost_factor`).
     fn wake_kswapd(&self) {}
     /// Asks the platform's worker to run kmem's deferred work soon, from process context
     /// (`schedule_work`): the `vfree`s queued in atomic context (VM-7), which the worker

@@ -246,17 +246,42 @@ impl<P: Platform> PageAllocator<P> {
         // An allocation halves the run of frees that sizes the next flush.
         lists.tuning().free_count >>= 1;
         let cold = gfp.contains(__GFP_COLD);
-        let pfn = match lists.pop(&self.mm, order, mt, cold) {
-            Some(pfn) => Some(pfn),
+        let Some(pfn) = lists.pop(&self.mm, order, mt, cold) else {
             // `ALLOC_KSWAPD` from the mask here, on the refill, rather than in the caller's
             // flags: its constant would cost the fast path two instructions.
-            None => self.refill_pcp(&mut lists, zone, order, mt, cold, flags | (gfp.bits() & af::KSWAPD)),
+            let flags = flags | (gfp.bits() & af::KSWAPD);
+            return Some(self.refill_pcp_and_exit(slot, lists, zone, order, mt, cold, flags));
         };
+        lists.count_alloc(1 << order);
+        slot.guard.exit();
+        Some(Some(pfn))
+    }
+
+    /// The end of [`Self::rmqueue_pcplist`] on an empty list: the refill and the take, then the
+    /// slot released, and only then kswapd woken for a boost the refill caused (as `rmqueue`
+    /// wakes it after `rmqueue_pcplist` has unlocked the per-CPU lists).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn refill_pcp_and_exit(
+        &self,
+        slot: &PcpSlot,
+        mut lists: PerCpuPages<'_>,
+        zone: &Zone,
+        order: u32,
+        mt: MigrateType,
+        cold: bool,
+        flags: u32,
+    ) -> Option<usize> {
+        let (pfn, boosted) = self.refill_pcp(&mut lists, zone, order, mt, cold, flags);
         if pfn.is_some() {
             lists.count_alloc(1 << order);
         }
         slot.guard.exit();
-        Some(pfn)
+        if boosted {
+            self.wake_kswapd_for_boost(zone.kind);
+        }
+        pfn
     }
 
     /// `alloc_pages_bulk`'s per-CPU loop: takes up to `max` order-0 blocks from this CPU's
@@ -282,11 +307,13 @@ impl<P: Platform> PageAllocator<P> {
         // SAFETY: `Platform::context` gave us this slot and we are inside its guard section.
         let mut lists = unsafe { slot.lists(zone.kind as usize) };
         lists.tuning().free_count >>= 1;
-        let (mut got, mut bad) = (0, None);
+        let (mut got, mut bad, mut boosted) = (0, None, false);
         while got < max {
-            let Some(pfn) =
-                lists.pop(&self.mm, 0, mt, false).or_else(|| self.refill_pcp(&mut lists, zone, 0, mt, false, flags))
-            else {
+            let Some(pfn) = lists.pop(&self.mm, 0, mt, false).or_else(|| {
+                let (pfn, boost) = self.refill_pcp(&mut lists, zone, 0, mt, false, flags);
+                boosted |= boost;
+                pfn
+            }) else {
                 break;
             };
             if self.has_reference(pfn) {
@@ -299,6 +326,9 @@ impl<P: Platform> PageAllocator<P> {
         }
         lists.count_alloc(got);
         slot.guard.exit();
+        if boosted {
+            self.wake_kswapd_for_boost(zone.kind);
+        }
         if let Some(pfn) = bad {
             self.bad_new_page(pfn, 0, zone.kind as usize);
         }
@@ -307,7 +337,9 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `rmqueue_bulk`: refills this CPU's list with `nr_pcp_alloc` blocks under one zone-lock
     /// acquisition, then takes one. The fallback sees the request's `ALLOC_NOFRAGMENT` in
-    /// `flags`, as the kernel's `rmqueue_bulk` passes `alloc_flags` to `__rmqueue`.
+    /// `flags`, as the kernel's `rmqueue_bulk` passes `alloc_flags` to `__rmqueue`. Also
+    /// returns whether the refill boosted the zone's watermarks for a request with
+    /// `ALLOC_KSWAPD`: the caller wakes kswapd once it has released the slot.
     #[cold]
     #[inline(never)]
     fn refill_pcp(
@@ -318,7 +350,7 @@ impl<P: Platform> PageAllocator<P> {
         mt: MigrateType,
         cold: bool,
         flags: u32,
-    ) -> Option<usize> {
+    ) -> (Option<usize>, bool) {
         let want = super::pcp_tune::nr_pcp_alloc(lists, zone, order);
         let nofragment = flags & af::NOFRAGMENT != 0;
         let bounds = (zone.start_pfn, zone.end_pfn);
@@ -334,11 +366,8 @@ impl<P: Platform> PageAllocator<P> {
         let boosted = area.boost.take_event();
         zone.publish(&area);
         drop(area);
-        if boosted && flags & af::KSWAPD != 0 {
-            self.wake_kswapd_for_boost(zone.kind);
-        }
         self.stats.pcp_refills.fetch_add(1, Relaxed);
-        lists.pop(&self.mm, order, mt, cold)
+        (lists.pop(&self.mm, order, mt, cold), boosted && flags & af::KSWAPD != 0)
     }
 
     /// `prep_new_page`: reference count, order and zone, compound head, zeroing (`__GFP_ZERO`

@@ -663,11 +663,14 @@ impl<P: Platform> PageAllocator<P> {
             self.watermark_scale_factor.load(Relaxed),
         );
         let reserve = watermark::setup_lowmem_reserve(&kinds);
-        let (pageblock, factor) = (1 << self.mm.pageblock_order(), self.watermark_boost_factor.load(Relaxed));
+        let pageblock = 1 << self.mm.pageblock_order();
         for (i, zone) in self.zones.iter().enumerate() {
             {
-                // `__setup_per_zone_wmarks`, under the zone lock: new marks, no boost.
+                // `__setup_per_zone_wmarks`, under the zone lock: new marks, no boost. The factor
+                // is read under the lock, so a concurrent `set_watermark_boost_factor` is not
+                // undone with the old one.
                 let mut area = zone.lock();
+                let factor = self.watermark_boost_factor.load(Relaxed);
                 area.boost.configure(marks[i][Wmark::High as usize], zone.managed, pageblock, factor);
                 zone.store_wmarks(marks[i], 0);
             }

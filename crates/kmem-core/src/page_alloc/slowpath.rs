@@ -562,8 +562,8 @@ impl<P: Platform> PageAllocator<P> {
         progress
     }
 
-    /// `pgdat->kswapd_failures`: background reclaim runs in a row that found the zones
-    /// unbalanced and reclaimed nothing (reset by any reclaim that makes progress).
+    /// `pgdat->kswapd_failures`: background reclaim runs in a row that started without a boost
+    /// and ended without reclaiming anything (reset by any reclaim that makes progress).
     pub fn kswapd_failures(&self) -> u32 {
         self.kswapd_failures.load(Relaxed)
     }
@@ -702,13 +702,20 @@ impl<P: Platform> PageAllocator<P> {
     /// (the first also every CPU's lists), until the node is balanced (`pgdat_balanced`:
     /// some eligible zone above its high watermark) and no boost is left to reclaim. Returns
     /// whether the node is balanced at the end. A run that gave up with nothing reclaimed
-    /// raises `kswapd_failures` (see [`Self::kswapd_hopeless`]); one that reclaimed something
-    /// resets it.
+    /// raises `kswapd_failures` (see [`Self::kswapd_hopeless`]) unless it started boosted; one
+    /// that reclaimed something resets it.
     ///
     /// Boosts (`boost.rs`): the run first reclaims the pages of boost the eligible zones have
     /// ("boosted reclaim": the priority held at `DEF_PRIORITY - 2` while it makes progress,
     /// stopped by a pass that frees nothing), unless the node is unbalanced, which restarts it
     /// as an ordinary run. At the end each zone's boost loses what the run saw at its start.
+    /// Progress against the boost is the pages the pass added to the free lists, less those
+    /// drained from per-CPU lists (which the kernel's boosted reclaim does not drain).
+    ///
+    /// A boosted run that frees nothing is no failure: 6.18 counts it as one, so that on a node
+    /// with nothing to reclaim sixteen boosts make kswapd give up and every later boost stays
+    /// for good; the follow-up upstream patch ("don't count boosted reclaim as a failure", after
+    /// 6.18) does not, and neither does kmem, whose boosted reclaim has only the shrinkers.
     pub fn kswapd_balance(&self) -> bool {
         self.stats.kswapd_rounds.fetch_add(1, Relaxed);
         let order = self.kswapd_order.swap(0, Relaxed);
@@ -731,6 +738,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// The passes of [`Self::kswapd_balance`], with `boost` pages of boost to reclaim first.
     fn balance_passes(&self, order: u32, highest: ZoneType, mut boost: usize) {
+        let boosted = boost > 0;
         let mut reclaimed = false;
         let mut priority = DEF_PRIORITY;
         loop {
@@ -753,6 +761,7 @@ impl<P: Platform> PageAllocator<P> {
             self.platform.set_in_reclaim(was);
             let freed = self.total_free().saturating_sub(before);
             reclaimed |= self.reclaimed(drained > 0 || freed > 0);
+            let freed = freed.saturating_sub(drained);
             boost -= boost.min(freed);
             if boost > 0 && freed == 0 {
                 // "If reclaim made no progress for a boost, stop reclaim."
@@ -767,7 +776,7 @@ impl<P: Platform> PageAllocator<P> {
                 priority -= 1;
             }
         }
-        if !reclaimed {
+        if !reclaimed && !boosted {
             self.kswapd_failures.fetch_add(1, Relaxed);
         }
     }
