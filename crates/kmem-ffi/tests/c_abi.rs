@@ -510,6 +510,17 @@ fn list_h() {
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
 }
 
+/// `<linux/list.h>`'s hlist and `<linux/log2.h>` (they were missing: hash-bucket code did not
+/// compile): adds at the head, before and behind a node, every iterator, `hlist_del`'s poison,
+/// `hlist_del_init`, fake nodes, `hlist_move_list` and `hlist_splice_init` with each node's
+/// `pprev` checked; with `KMEM_KMEMLEAK=1` nothing is left.
+#[test]
+fn hlist_h() {
+    run_suite("hlist", Link::Shared);
+    let o = run_with(&build("hlist", Link::Shared), &[("KMEM_KMEMLEAK", "1")]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
+}
+
 /// `kasprintf`/`kvasprintf`/`kvasprintf_const` (lib/kasprintf.c) from `<linux/kernel.h>`, as
 /// driver code uses them: kmalloc objects of the text's exact size, freed with `kfree`; NULL
 /// when kmalloc refuses the size. They were missing: such code did not compile.

@@ -64,4 +64,14 @@ struct list_head {
 	struct list_head *next, *prev;
 };
 
+/* The hash-bucket list (<linux/list.h>'s hlist): a head of one pointer; each node's pprev
+ * points at whatever points at the node (the head's first or the previous node's next). */
+struct hlist_head {
+	struct hlist_node *first;
+};
+
+struct hlist_node {
+	struct hlist_node *next, **pprev;
+};
+
 #endif
