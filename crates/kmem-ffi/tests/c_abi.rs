@@ -521,6 +521,17 @@ fn hlist_h() {
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
 }
 
+/// `<linux/hash.h>` and `<linux/hashtable.h>` (they were missing): `hash_32`/`hash_64` against
+/// the documented multiplication and known values, objects in the bucket `hash_min` picks,
+/// `hash_for_each_possible` visiting that bucket only, deletion while iterating; with
+/// `KMEM_KMEMLEAK=1` nothing is left.
+#[test]
+fn hashtable_h() {
+    run_suite("hashtable", Link::Shared);
+    let o = run_with(&build("hashtable", Link::Shared), &[("KMEM_KMEMLEAK", "1")]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
+}
+
 /// `kasprintf`/`kvasprintf`/`kvasprintf_const` (lib/kasprintf.c) from `<linux/kernel.h>`, as
 /// driver code uses them: kmalloc objects of the text's exact size, freed with `kfree`; NULL
 /// when kmalloc refuses the size. They were missing: such code did not compile.
