@@ -87,6 +87,15 @@ fn unmovable_pageblocks(m: &Machine) -> usize {
         .count()
 }
 
+/// [`fragment`], then allocations up to DMA32's first boost (one pageblock); the blocks held.
+fn boosted_once(m: &Machine) -> Vec<(&Page, u32)> {
+    let mut held = fragment(m);
+    let (boost, _, pages) = alloc_until_boost_moves(m, 0, 4096);
+    held.extend(pages);
+    assert_eq!(boost, PAGEBLOCK);
+    held
+}
+
 fn assert_marks(m: &Machine, boost: usize) {
     let dma32 = m.zone(ZoneType::Dma32);
     assert_eq!(dma32.watermark_boost(), boost);
@@ -131,15 +140,14 @@ fn a_fragmenting_claim_boosts_by_a_pageblock_up_to_max_boost_and_kswapd_takes_it
     }
 }
 
-/// A shrinker with many objects (so every priority scans some) that gives back its pages on
-/// its first call.
-struct Giver {
-    machine: Machine,
-    pages: std::sync::Mutex<Vec<usize>>,
+/// A shrinker with many objects (so every priority scans some) that runs `first` on its first
+/// call (its result is the objects freed) and frees nothing afterwards.
+struct FirstScan<F> {
+    first: F,
     calls: std::sync::atomic::AtomicUsize,
 }
 
-impl kmem_core::reclaim::Shrinker for Giver {
+impl<F: Fn() -> usize + Sync + 'static> kmem_core::reclaim::Shrinker for FirstScan<F> {
     fn name(&self) -> &str {
         "boost-test"
     }
@@ -149,45 +157,59 @@ impl kmem_core::reclaim::Shrinker for Giver {
     }
 
     fn scan_objects(&self, _nr_to_scan: usize, _gfp: Gfp) -> usize {
-        self.calls.fetch_add(1, SEQ);
-        let pages: Vec<usize> = self.pages.lock().unwrap().drain(..).collect();
-        for &at in &pages {
-            // SAFETY: Pages the test allocated and handed over, freed once.
-            unsafe { self.machine.free_pages(self.machine.pfn_to_page(at).expect("held pfn"), 0) };
-        }
-        pages.len()
+        if self.calls.fetch_add(1, SEQ) > 0 { 0 } else { (self.first)() }
+    }
+}
+
+impl<F: Fn() -> usize + Sync + 'static> FirstScan<F> {
+    fn new(first: F) -> Self {
+        Self { first, calls: Default::default() }
+    }
+
+    /// `scan_objects` calls so far.
+    fn calls(&self) -> usize {
+        self.calls.load(SEQ)
+    }
+
+    /// One `kswapd_balance` of `m` with this shrinker registered; its result.
+    fn kswapd_balance(&self, m: &Machine) -> bool {
+        let shrinker: &dyn kmem_core::reclaim::Shrinker = self;
+        // SAFETY: `self` outlives the registration, removed before this returns.
+        let id = unsafe { m.register_shrinker(std::ptr::NonNull::from(shrinker)) }.expect("a shrinker slot");
+        let balanced = m.kswapd_balance();
+        m.unregister_shrinker(id);
+        balanced
     }
 }
 
 #[test]
 fn boosted_kswapd_reclaims_through_the_shrinkers_and_takes_back_what_it_saw() {
     let m = machine(linux(64).pcp(false));
-    let mut held = fragment(&m);
+    let held = boosted_once(&m);
     let gift: Vec<usize> =
         (0..8).map(|_| pfn(&m, m.alloc_pages(GFP_NOWAIT | __GFP_MOVABLE, 0).expect("room"))).collect();
-    let (boost, _, pages) = alloc_until_boost_moves(&m, 0, 4096);
-    held.extend(pages);
-    assert_eq!(boost, PAGEBLOCK);
-    let giver = Box::new(Giver { machine: m.clone(), pages: std::sync::Mutex::new(gift), calls: Default::default() });
-    let shrinker: std::ptr::NonNull<dyn kmem_core::reclaim::Shrinker> = std::ptr::NonNull::from(&*giver);
-    // SAFETY: `giver` outlives the registration, removed below before it drops.
-    let id = unsafe { m.register_shrinker(shrinker) }.expect("a shrinker slot");
+    // A shrinker that gives back eight pages on its first call.
+    let owner = m.clone();
+    let giver = FirstScan::new(move || {
+        let m = &owner;
+        for &at in &gift {
+            // SAFETY: Pages the test allocated and handed over, freed once.
+            unsafe { m.free_pages(m.pfn_to_page(at).expect("held pfn"), 0) };
+        }
+        gift.len()
+    });
     let failures = m.kswapd_failures();
     let free = m.zone(ZoneType::Dma32).free_pages();
     // The node is balanced: without the boost kswapd would have nothing to do.
-    assert!(m.kswapd_balance());
-    m.unregister_shrinker(id);
-    assert!(giver.calls.load(SEQ) >= 1, "boosted reclaim ran the shrinkers");
+    assert!(giver.kswapd_balance(&m));
+    assert!(giver.calls() >= 1, "boosted reclaim ran the shrinkers");
     assert!(m.zone(ZoneType::Dma32).free_pages() >= free + 8, "the shrinker's pages came back");
     assert_eq!(m.kswapd_failures(), failures, "progress: no failure");
     assert_marks(&m, 0);
     // Balanced and unboosted: a run does no pass at all.
-    let calls = giver.calls.load(SEQ);
-    // SAFETY: As above.
-    let id = unsafe { m.register_shrinker(shrinker) }.expect("a shrinker slot");
-    assert!(m.kswapd_balance());
-    m.unregister_shrinker(id);
-    assert_eq!(giver.calls.load(SEQ), calls, "no reclaim on a balanced, unboosted node");
+    let calls = giver.calls();
+    assert!(giver.kswapd_balance(&m));
+    assert_eq!(giver.calls(), calls, "no reclaim on a balanced, unboosted node");
     free_all(&m, held);
 }
 
@@ -198,10 +220,7 @@ fn gfp_high_order_0_requests_ignore_the_boost_at_the_min_mark() {
     // - GFP_ATOMIC (`__GFP_HIGH` without blocking: min less 50 %, then less 25 %) fails the
     //   boosted test (230), is tested again at the base min (38), and passes.
     let m = machine(linux(64).pcp(false));
-    let mut held = fragment(&m);
-    let (boost, _, pages) = alloc_until_boost_moves(&m, 0, 4096);
-    held.extend(pages);
-    assert_eq!(boost, PAGEBLOCK);
+    let mut held = boosted_once(&m);
     let dma32 = m.zone(ZoneType::Dma32);
     let target = 200;
     while dma32.free_pages() > target {
@@ -257,10 +276,7 @@ fn a_boost_factor_of_0_turns_boosting_off_and_the_sysctl_range_is_kept() {
 #[test]
 fn recomputed_watermarks_drop_the_boost() {
     let m = machine(linux(64).pcp(false));
-    let mut held = fragment(&m);
-    let (_, _, pages) = alloc_until_boost_moves(&m, 0, 4096);
-    held.extend(pages);
-    assert_eq!(m.zone(ZoneType::Dma32).watermark_boost(), PAGEBLOCK);
+    let held = boosted_once(&m);
     // `__setup_per_zone_wmarks` (a new min_free_kbytes): new marks, no boost.
     m.set_min_free_kbytes(m.min_free_kbytes()).expect("same value");
     let dma32 = m.zone(ZoneType::Dma32);
@@ -315,57 +331,31 @@ fn a_request_that_may_not_wake_kswapd_boosts_without_waking_it() {
     }
 }
 
-/// A shrinker that, on its first call, allocates unmovable pages until DMA32's boost moves: a
-/// boost added while kswapd runs.
-struct Booster {
-    machine: Machine,
-    pages: std::sync::Mutex<Vec<usize>>,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-impl kmem_core::reclaim::Shrinker for Booster {
-    fn name(&self) -> &str {
-        "boost-during-run"
-    }
-
-    fn count_objects(&self) -> usize {
-        1 << 20
-    }
-
-    fn scan_objects(&self, _nr_to_scan: usize, _gfp: Gfp) -> usize {
-        if self.calls.fetch_add(1, SEQ) > 0 {
-            return 0;
-        }
-        let dma32 = self.machine.zone(ZoneType::Dma32);
-        let before = dma32.watermark_boost();
-        let mut pages = self.pages.lock().unwrap();
-        while dma32.watermark_boost() == before && pages.len() < 4096 {
-            let Ok(page) = self.machine.alloc_pages(GFP_KERNEL, 0) else { break };
-            pages.push(self.machine.page_to_pfn(page).expect("pfn"));
-        }
-        0
-    }
-}
-
 #[test]
 fn a_boost_added_during_a_kswapd_run_outlives_it_and_boosted_runs_are_no_failures() {
     let m = machine(linux(64).pcp(false));
-    let mut held = fragment(&m);
-    let (boost, _, pages) = alloc_until_boost_moves(&m, 0, 4096);
-    held.extend(pages);
-    assert_eq!(boost, PAGEBLOCK);
-    let booster =
-        Box::new(Booster { machine: m.clone(), pages: std::sync::Mutex::new(Vec::new()), calls: Default::default() });
-    let shrinker: std::ptr::NonNull<dyn kmem_core::reclaim::Shrinker> = std::ptr::NonNull::from(&*booster);
-    // SAFETY: `booster` outlives the registration, removed below before it drops.
-    let id = unsafe { m.register_shrinker(shrinker) }.expect("a shrinker slot");
-    m.kswapd_balance();
-    m.unregister_shrinker(id);
-    assert!(booster.calls.load(SEQ) >= 1, "boosted reclaim ran the shrinkers");
+    let mut held = boosted_once(&m);
+    // A shrinker that, on its first call, allocates unmovable pages until DMA32's boost moves:
+    // a boost added while kswapd runs.
+    let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (owner, into) = (m.clone(), taken.clone());
+    let booster = FirstScan::new(move || {
+        let (m, taken) = (&owner, &into);
+        let dma32 = m.zone(ZoneType::Dma32);
+        let before = dma32.watermark_boost();
+        let mut taken = taken.lock().unwrap();
+        while dma32.watermark_boost() == before && taken.len() < 4096 {
+            let Ok(page) = m.alloc_pages(GFP_KERNEL, 0) else { break };
+            taken.push(m.page_to_pfn(page).expect("pfn"));
+        }
+        0
+    });
+    booster.kswapd_balance(&m);
+    assert!(booster.calls() >= 1, "boosted reclaim ran the shrinkers");
     // The run saw 512 pages of boost and took those back; the 512 its shrinker added stay.
     assert_marks(&m, PAGEBLOCK);
     assert_eq!(m.kswapd_failures(), 0, "a boosted run is no failure");
-    for pfn in booster.pages.lock().unwrap().drain(..) {
+    for pfn in taken.lock().unwrap().drain(..) {
         held.push((m.pfn_to_page(pfn).expect("held pfn"), 0));
     }
 
