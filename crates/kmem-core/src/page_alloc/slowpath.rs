@@ -619,7 +619,7 @@ impl<P: Platform> PageAllocator<P> {
     /// has failed its low watermark for the request, so the test matters there for higher
     /// orders (a zone with free pages but no free block of the order wakes kswapd); on the
     /// retries after reclaim, a zone between its low and high watermarks wakes it too.
-    #[inline]
+    #[inline(always)]
     fn wake_kswapd(&self, order: u32, highest: ZoneType, cpu: Option<usize>) {
         let idx = highest as u32;
         let curr = self.kswapd_highest_zoneidx.load(Relaxed);
