@@ -140,14 +140,15 @@ fn a_fragmenting_claim_boosts_by_a_pageblock_up_to_max_boost_and_kswapd_takes_it
     }
 }
 
-/// A shrinker with many objects (so every priority scans some) that runs `first` on its first
-/// call (its result is the objects freed) and frees nothing afterwards.
-struct FirstScan<F> {
-    first: F,
+/// A shrinker with 2^20 objects (so every priority scans some: 4, 8, 16, 32 … batches of 128
+/// at priorities 12, 11, 10, 9 …) whose `scan(n)` runs for its call number `n` (from 0) and
+/// returns the objects freed.
+struct Scanner<F> {
+    scan: F,
     calls: std::sync::atomic::AtomicUsize,
 }
 
-impl<F: Fn() -> usize + Sync + 'static> kmem_core::reclaim::Shrinker for FirstScan<F> {
+impl<F: Fn(usize) -> usize + Sync + 'static> kmem_core::reclaim::Shrinker for Scanner<F> {
     fn name(&self) -> &str {
         "boost-test"
     }
@@ -157,13 +158,13 @@ impl<F: Fn() -> usize + Sync + 'static> kmem_core::reclaim::Shrinker for FirstSc
     }
 
     fn scan_objects(&self, _nr_to_scan: usize, _gfp: Gfp) -> usize {
-        if self.calls.fetch_add(1, SEQ) > 0 { 0 } else { (self.first)() }
+        (self.scan)(self.calls.fetch_add(1, SEQ))
     }
 }
 
-impl<F: Fn() -> usize + Sync + 'static> FirstScan<F> {
-    fn new(first: F) -> Self {
-        Self { first, calls: Default::default() }
+impl<F: Fn(usize) -> usize + Sync + 'static> Scanner<F> {
+    fn new(scan: F) -> Self {
+        Self { scan, calls: Default::default() }
     }
 
     /// `scan_objects` calls so far.
@@ -190,7 +191,10 @@ fn boosted_kswapd_reclaims_through_the_shrinkers_and_takes_back_what_it_saw() {
         (0..8).map(|_| pfn(&m, m.alloc_pages(GFP_NOWAIT | __GFP_MOVABLE, 0).expect("room"))).collect();
     // A shrinker that gives back eight pages on its first call.
     let owner = m.clone();
-    let giver = FirstScan::new(move || {
+    let giver = Scanner::new(move |call| {
+        if call > 0 {
+            return 0;
+        }
         let m = &owner;
         for &at in &gift {
             // SAFETY: Pages the test allocated and handed over, freed once.
@@ -210,6 +214,50 @@ fn boosted_kswapd_reclaims_through_the_shrinkers_and_takes_back_what_it_saw() {
     let calls = giver.calls();
     assert!(giver.kswapd_balance(&m));
     assert_eq!(giver.calls(), calls, "no reclaim on a balanced, unboosted node");
+    free_all(&m, held);
+}
+
+#[test]
+fn boosted_reclaim_holds_priority_10_while_it_makes_progress_and_stops_at_a_pass_that_frees_none() {
+    // Boost 512, a balanced node, and a shrinker that frees one of 60 pages per call: passes at
+    // priority 12 (4 calls, 4 pages), 11 (8), then 10 held while pages come back (16, 16, 16:
+    // the 60th page ends the fifth pass), and one more at 10 that frees nothing ends the run:
+    // 76 calls. Lowering the priority on would scan 4 + 8 + 16 + 32 + 64 = 124.
+    let m = machine(linux(64).pcp(false));
+    let held = boosted_once(&m);
+    let gift: Vec<usize> =
+        (0..60).map(|_| pfn(&m, m.alloc_pages(GFP_NOWAIT | __GFP_MOVABLE, 0).expect("room"))).collect();
+    let owner = m.clone();
+    let giver = Scanner::new(move |call| {
+        let Some(&at) = gift.get(call) else { return 0 };
+        // SAFETY: A page the test allocated and handed over, freed once.
+        unsafe { owner.free_pages(owner.pfn_to_page(at).expect("held pfn"), 0) };
+        1
+    });
+    assert!(giver.kswapd_balance(&m));
+    assert_eq!(giver.calls(), 76, "priority held at DEF_PRIORITY - 2");
+    assert_marks(&m, 0);
+    free_all(&m, held);
+}
+
+#[test]
+fn a_boosted_run_on_an_unbalanced_node_restarts_as_an_ordinary_run() {
+    // Below the boosted high mark, kswapd drops boosted reclaim and runs every priority from
+    // 12 down to 1 with a shrinker that frees nothing: (2^21 >> p) / 128 calls at each, 16380
+    // in all (boosted reclaim alone would stop after the 4 calls at priority 12). The boost it
+    // saw is taken back all the same, and the run, which started boosted, is no failure.
+    let m = machine(linux(64).pcp(false));
+    let mut held = boosted_once(&m);
+    let dma32 = m.zone(ZoneType::Dma32);
+    while dma32.free_pages() > dma32.wmark(Wmark::High) - 100 {
+        held.push((m.alloc_pages(GFP_NOWAIT | __GFP_MEMALLOC | __GFP_MOVABLE, 0).expect("no watermarks"), 0));
+    }
+    let idle = Scanner::new(|_| 0);
+    // (Between the base and the boosted high marks: balanced once the boost is gone.)
+    assert!(idle.kswapd_balance(&m));
+    assert_eq!(idle.calls(), 16_380, "every priority, 12 down to 1");
+    assert_marks(&m, 0);
+    assert_eq!(m.kswapd_failures(), 0);
     free_all(&m, held);
 }
 
@@ -339,7 +387,10 @@ fn a_boost_added_during_a_kswapd_run_outlives_it_and_boosted_runs_are_no_failure
     // a boost added while kswapd runs.
     let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let (owner, into) = (m.clone(), taken.clone());
-    let booster = FirstScan::new(move || {
+    let booster = Scanner::new(move |call| {
+        if call > 0 {
+            return 0;
+        }
         let (m, taken) = (&owner, &into);
         let dma32 = m.zone(ZoneType::Dma32);
         let before = dma32.watermark_boost();
