@@ -19,9 +19,16 @@ impl Drop for AbortOnUnwind {
 
 /// `f()`, or an abort (with `why` after the panic's own message) if it panics.
 #[inline(always)]
-pub(crate) fn abort_on_unwind<R>(why: &'static str, f: impl FnOnce() -> R) -> R {
+pub fn abort_on_unwind<R>(why: &'static str, f: impl FnOnce() -> R) -> R {
     let guard = AbortOnUnwind(why);
     let out = f();
     core::mem::forget(guard);
     out
+}
+
+/// [`abort_on_unwind`] for the body of a `GlobalAlloc` method (the core's `KmallocHeap`, the
+/// `kmem` crate's `KmemAlloc`): the platform's callbacks, a report or a bug could panic there.
+#[inline(always)]
+pub fn in_global_alloc<R>(f: impl FnOnce() -> R) -> R {
+    abort_on_unwind("kmem: a panic inside the global allocator, which must not unwind", f)
 }

@@ -70,16 +70,10 @@ impl Boost {
     }
 
     /// New watermarks (`__setup_per_zone_wmarks`): the boost starts again from 0, bounded by
-    /// [`max_boost`] of the new high mark.
-    pub(crate) fn configure(&mut self, high: usize, managed: usize, pageblock_pages: usize, factor: usize) {
+    /// `max` ([`max_boost`] of the new high mark).
+    pub(crate) fn configure(&mut self, max: usize) {
         self.pages = 0;
-        self.max = max_boost(high, managed, pageblock_pages, factor);
-    }
-
-    /// A new factor (the sysctl, which `boost_watermark` reads at each event): the bound
-    /// changes, the boost already there stays until kswapd takes it back.
-    pub(crate) fn set_bound(&mut self, high: usize, managed: usize, pageblock_pages: usize, factor: usize) {
-        self.max = max_boost(high, managed, pageblock_pages, factor);
+        self.max = max;
     }
 
     /// `boost_watermark`: one fragmentation event. Returns whether the zone boosts (the
@@ -139,7 +133,7 @@ mod tests {
         let mut b = Boost::new();
         assert!(!b.boost(512), "an unconfigured zone never boosts");
         assert!(!b.take_event());
-        b.configure(1000, 100_000, 512, DEFAULT_WATERMARK_BOOST_FACTOR);
+        b.configure(max_boost(1000, 100_000, 512, DEFAULT_WATERMARK_BOOST_FACTOR));
         assert!(b.boost(512));
         assert_eq!(b.pages, 512);
         assert!(b.take_event());
@@ -152,10 +146,10 @@ mod tests {
         b.reclaimed(seen * 4);
         assert_eq!(b.pages, 0);
         b.boost(512);
-        b.set_bound(1000, 100_000, 512, 0);
+        b.max = max_boost(1000, 100_000, 512, 0);
         assert_eq!((b.pages, b.max), (512, 0), "a factor of 0 stops new boosts only");
         assert!(!b.boost(512));
-        b.configure(1000, 100_000, 512, DEFAULT_WATERMARK_BOOST_FACTOR);
+        b.configure(max_boost(1000, 100_000, 512, DEFAULT_WATERMARK_BOOST_FACTOR));
         assert_eq!(b.pages, 0, "new watermarks start unboosted");
     }
 }

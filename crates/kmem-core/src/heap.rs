@@ -33,6 +33,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicU8;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
+use crate::abort::in_global_alloc;
 use crate::gfp::{GFP_ATOMIC, GFP_KERNEL, Gfp};
 use crate::kmalloc::classes::kmalloc_layout_size;
 use crate::kmem::Kmem;
@@ -142,21 +143,16 @@ impl<P: Platform> KmallocHeap<P> {
     #[inline]
     fn alloc_with(&self, layout: Layout, zero: bool) -> *mut u8 {
         let Some(kmem) = self.kmem() else { return ptr::null_mut() };
-        no_unwind(|| kmem.kmalloc_layout(layout, Self::gfp(kmem), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast()))
+        in_global_alloc(|| {
+            kmem.kmalloc_layout(layout, Self::gfp(kmem), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+        })
     }
-}
-
-/// `f()`, aborting if it panics: a `GlobalAlloc` method must not unwind (the platform's
-/// callbacks, a report, or a bug in kmem could panic).
-#[inline(always)]
-fn no_unwind<R>(f: impl FnOnce() -> R) -> R {
-    crate::abort::abort_on_unwind("kmem: a panic inside the global allocator, which must not unwind", f)
 }
 
 // SAFETY: Every block comes from kmalloc of at least `layout.size()` bytes, aligned (rounded
 // size, KM-6, re-checked), valid until the `kfree` that only `dealloc`/`realloc` make. A block
 // can only exist once the heap is installed, and the installed `Kmem` stays for good. Nothing
-// unwinds (`no_unwind`).
+// unwinds (`in_global_alloc`).
 unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -173,7 +169,7 @@ unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
         if let Some(kmem) = self.kmem() {
             // SAFETY: `ptr` came from `alloc*`/`realloc` (the caller's contract), so it is a
             // live kmalloc block of `kmem`, and the caller gives it up.
-            no_unwind(|| unsafe { kmem.kfree(ptr) });
+            in_global_alloc(|| unsafe { kmem.kfree(ptr) });
         }
     }
 
@@ -181,10 +177,12 @@ unsafe impl<P: Platform> GlobalAlloc for KmallocHeap<P> {
         let Some(kmem) = self.kmem() else { return ptr::null_mut() };
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else { return ptr::null_mut() };
         let Some(size) = kmalloc_layout_size(new_layout) else { return ptr::null_mut() };
-        // SAFETY: A live kmalloc block of `kmem` owned by the caller. `size` (non-zero: the
-        // caller's `new_size` is) is a multiple of the alignment, so a moved block is aligned
-        // (KM-6, which holds up to 4 MiB on the direct maps `PageAllocator::new` accepts) and a
-        // kept one already was; on failure the block is untouched (KM-9).
-        no_unwind(|| unsafe { kmem.krealloc(ptr, size, Self::gfp(kmem)) }.map_or(ptr::null_mut(), NonNull::as_ptr))
+        in_global_alloc(|| {
+            // SAFETY: A live kmalloc block of `kmem` owned by the caller. `size` (non-zero: the
+            // caller's `new_size` is) is a multiple of the alignment, so a moved block is aligned
+            // (KM-6, which holds up to 4 MiB on the direct maps `PageAllocator::new` accepts) and a
+            // kept one already was; on failure the block is untouched (KM-9).
+            unsafe { kmem.krealloc(ptr, size, Self::gfp(kmem)) }.map_or(ptr::null_mut(), NonNull::as_ptr)
+        })
     }
 }

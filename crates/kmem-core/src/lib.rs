@@ -28,7 +28,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-mod abort;
+pub mod abort;
 #[cfg(feature = "allocator-api2")]
 pub mod alloc_api;
 pub mod boost;

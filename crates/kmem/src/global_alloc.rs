@@ -30,7 +30,8 @@
 //! frees what it allocated there (system memory), so its frees do not re-enter it either. The counts of system allocations
 //! are in [`KmemAlloc::system_fallbacks`].
 //!
-//! No method unwinds: a panic inside kmem aborts the process (a `GlobalAlloc` must not unwind).
+//! No method unwinds: a panic inside kmem aborts the process after its message
+//! (`kmem_core::abort::in_global_alloc`; a `GlobalAlloc` must not unwind).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -39,6 +40,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 
 use kmem_core::Gfp;
+use kmem_core::abort::in_global_alloc;
 use kmem_core::gfp::{GFP_ATOMIC, GFP_KERNEL};
 /// The kmalloc size that gives a layout its alignment (the core's `kmalloc_layout_size`).
 pub use kmem_core::kmalloc::classes::kmalloc_layout_size as kmalloc_size;
@@ -89,15 +91,6 @@ fn enter_kmem() -> Option<SystemScope> {
 #[inline]
 fn global_gfp() -> Gfp {
     if crate::context::in_atomic() { GFP_ATOMIC } else { GFP_KERNEL }
-}
-
-/// Aborts if dropped during a panic: forgotten on every normal path.
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        std::process::abort();
-    }
 }
 
 const UNINIT: u8 = 0;
@@ -212,10 +205,7 @@ impl KmemAlloc {
             return sys(if STATE.load(Relaxed) == READY { &SYS_NESTED } else { &SYS_BOOTSTRAP });
         };
         let Some(m) = self.machine() else { return sys(&SYS_BOOTSTRAP) };
-        let bomb = AbortOnUnwind;
-        let out = m.kmalloc_layout(layout, global_gfp(), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast());
-        std::mem::forget(bomb);
-        out
+        in_global_alloc(|| m.kmalloc_layout(layout, global_gfp(), zero).map_or(ptr::null_mut(), |p| p.as_ptr().cast()))
     }
 }
 
@@ -238,11 +228,9 @@ unsafe impl GlobalAlloc for KmemAlloc {
         match Self::owner(ptr) {
             Some(m) => {
                 let _kmem = system_scope();
-                let bomb = AbortOnUnwind;
                 // SAFETY: `ptr` is a live kmalloc block of `m` (it is in `m`'s direct map, and
                 // only `alloc_with` hands out such pointers), owned by the caller.
-                unsafe { m.kfree(ptr) };
-                std::mem::forget(bomb);
+                in_global_alloc(|| unsafe { m.kfree(ptr) });
             }
             // SAFETY: Not kmem memory, so `System` allocated it with `layout`.
             None => unsafe { System.dealloc(ptr, layout) },
@@ -259,12 +247,11 @@ unsafe impl GlobalAlloc for KmemAlloc {
         if let Some(size) = kmalloc_size(new_layout)
             && let Some(_kmem) = enter_kmem()
         {
-            let bomb = AbortOnUnwind;
-            // SAFETY: A live kmalloc block of `m`, owned by the caller. `size` is a multiple of
-            // the alignment, so a moved block is aligned (KM-6); a kept one already was.
-            let out = unsafe { m.krealloc(ptr, size, global_gfp()) }.map_or(ptr::null_mut(), NonNull::as_ptr);
-            std::mem::forget(bomb);
-            return out;
+            return in_global_alloc(|| {
+                // SAFETY: A live kmalloc block of `m`, owned by the caller. `size` is a multiple
+                // of the alignment, so a moved block is aligned (KM-6); a kept one already was.
+                unsafe { m.krealloc(ptr, size, global_gfp()) }.map_or(ptr::null_mut(), NonNull::as_ptr)
+            });
         }
         // Too large for kmalloc, or kmem is running on this thread: move to the system heap.
         let new = self.alloc_with(new_layout, false);

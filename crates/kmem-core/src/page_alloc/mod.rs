@@ -600,12 +600,27 @@ impl<P: Platform> PageAllocator<P> {
             return Err(InitError("watermark_boost_factor must be 0..=2147483647 (the sysctl's int)"));
         }
         self.watermark_boost_factor.store(factor, Relaxed);
-        let pageblock = 1 << self.mm.pageblock_order();
         for zone in &self.zones {
             let mut area = zone.lock();
-            area.boost.set_bound(zone.wmark_base(Wmark::High), zone.managed, pageblock, factor);
+            area.boost.max = self.max_boost(zone, zone.wmark_base(Wmark::High));
         }
         Ok(())
+    }
+
+    /// `boost_watermark`'s bound for `zone` with base high mark `high` and the current factor
+    /// (read under the zone lock the caller holds, so a concurrent
+    /// [`Self::set_watermark_boost_factor`] is not undone with the old one).
+    fn max_boost(&self, zone: &Zone, high: usize) -> usize {
+        let factor = self.watermark_boost_factor.load(Relaxed);
+        crate::boost::max_boost(high, zone.managed, 1 << self.mm.pageblock_order(), factor)
+    }
+
+    /// New base marks for `zone` (`__setup_per_zone_wmarks`, under the zone lock): the boost
+    /// starts again from 0, bounded from the new high mark.
+    fn set_base_wmarks(&self, zone: &Zone, marks: [usize; 4]) {
+        let mut area = zone.lock();
+        area.boost.configure(self.max_boost(zone, marks[Wmark::High as usize]));
+        zone.store_wmarks(marks, 0);
     }
 
     /// The per-CPU data-cache slice (`per_cpu_data_slice_size`) the per-CPU lists are tuned
@@ -646,11 +661,7 @@ impl<P: Platform> PageAllocator<P> {
         if marks.iter().any(|&m| m > MAX_WMARK_PAGES) {
             return Err(InitError("a watermark must be at most 2^48 pages"));
         }
-        let zone = &self.zones[kind as usize];
-        let mut area = zone.lock();
-        let factor = self.watermark_boost_factor.load(Relaxed);
-        area.boost.configure(marks[Wmark::High as usize], zone.managed, 1 << self.mm.pageblock_order(), factor);
-        zone.store_wmarks(marks, 0);
+        self.set_base_wmarks(&self.zones[kind as usize], marks);
         Ok(())
     }
 
@@ -663,17 +674,8 @@ impl<P: Platform> PageAllocator<P> {
             self.watermark_scale_factor.load(Relaxed),
         );
         let reserve = watermark::setup_lowmem_reserve(&kinds);
-        let pageblock = 1 << self.mm.pageblock_order();
         for (i, zone) in self.zones.iter().enumerate() {
-            {
-                // `__setup_per_zone_wmarks`, under the zone lock: new marks, no boost. The factor
-                // is read under the lock, so a concurrent `set_watermark_boost_factor` is not
-                // undone with the old one.
-                let mut area = zone.lock();
-                let factor = self.watermark_boost_factor.load(Relaxed);
-                area.boost.configure(marks[i][Wmark::High as usize], zone.managed, pageblock, factor);
-                zone.store_wmarks(marks[i], 0);
-            }
+            self.set_base_wmarks(zone, marks[i]);
             for (j, slot) in zone.lowmem_reserve.iter().enumerate() {
                 slot.store(reserve[i][j], Relaxed);
             }
