@@ -21,8 +21,10 @@
 //!   (once per request) and sleep until a free wakes us;
 //! - every request without `__GFP_NOFAIL` gives up once it has spent `oom_timeout` in the slow
 //!   path (after at least one full pass) — kmem's deviation, there is no process to kill;
-//! - `__GFP_NOFAIL` with direct reclaim: never fails; it keeps sleeping and retrying, may dip
-//!   into the min reserve (`ALLOC_MIN_RESERVE`), and from inside reclaim it waits for frees.
+//! - `__GFP_NOFAIL` with direct reclaim: never fails; it keeps sleeping and retrying; after
+//!   each OOM step it may take any free page (`ALLOC_NO_WATERMARKS`, as `__alloc_pages_may_oom`
+//!   helps it), where the OOM step is skipped it may dip into half the min reserve
+//!   (`ALLOC_MIN_RESERVE`, the `nopage:` try), and from inside reclaim it waits for frees.
 
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
@@ -485,7 +487,19 @@ impl<P: Platform> PageAllocator<P> {
                 break;
             }
             if oom_allowed {
-                match self.out_of_memory(gfp, order, caller, &mut oom_reported) {
+                let step = self.out_of_memory(gfp, order, caller, &mut oom_reported);
+                // "Help non-failing allocations by giving them access to memory reserves":
+                // `__alloc_pages_may_oom` counts the OOM step as progress for `__GFP_NOFAIL`
+                // whatever it achieved, and tries once more with `ALLOC_NO_WATERMARKS` alone
+                // (`__alloc_pages_cpuset_fallback`: no `ALLOC_KSWAPD`, so a boost taken here
+                // wakes no kswapd).
+                if gfp.contains(__GFP_NOFAIL)
+                    && let Some(pfn) =
+                        self.get_page_from_freelist(gfp, order, af::NO_WATERMARKS, zl, self.platform.cpu())
+                {
+                    return Ok(pfn);
+                }
+                match step {
                     OomStep::Freed => {
                         // "Retry as long as the OOM killer is making progress".
                         no_progress_loops = 0;
@@ -499,12 +513,12 @@ impl<P: Platform> PageAllocator<P> {
                     OomStep::IoLess => no_progress_loops = 0,
                     OomStep::NoVictim => {}
                 }
-            }
-            if gfp.contains(__GFP_NOFAIL) {
-                // `nopage:` for NOFAIL: one try with half the min reserve, then wait and retry.
-                if let Some(pfn) =
-                    self.get_page_from_freelist(gfp, order, flags | af::MIN_RESERVE, zl, self.platform.cpu())
-                {
+            } else if gfp.contains(__GFP_NOFAIL) {
+                // `nopage:` for NOFAIL (the OOM step was skipped: a costly order, `__GFP_THISNODE`
+                // or a lowmem-only request): one try with half the min reserve and nothing else
+                // of the request's flags (`__alloc_pages_cpuset_fallback(…, ALLOC_MIN_RESERVE)`:
+                // no `ALLOC_KSWAPD`), then wait and retry.
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, af::MIN_RESERVE, zl, self.platform.cpu()) {
                     return Ok(pfn);
                 }
             }

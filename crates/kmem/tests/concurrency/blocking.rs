@@ -10,12 +10,13 @@ use std::thread;
 use std::time::Duration;
 
 use kmem::gfp::{
-    __GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, Gfp,
+    __GFP_DMA32, __GFP_MEMALLOC, __GFP_NOFAIL, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_ATOMIC,
+    GFP_KERNEL, GFP_NOWAIT, Gfp,
 };
 use kmem::{Machine, Profile};
 use kmem_core::reclaim::{OomNotifier, RegistrationId, Shrinker};
 
-use crate::{builder, exhaust, free_pfns, small_machine, wait_until};
+use crate::{builder, exhaust, exhaust_with, free_pfns, small_machine, wait_until};
 
 /// `MAX_RECLAIM_RETRIES` (SEMANTICS §2.8).
 const MAX_RECLAIM_RETRIES: usize = 16;
@@ -332,12 +333,27 @@ fn oom_notifier_that_frees_lets_the_request_succeed() {
     finish(&m, held);
 }
 
-/// PA-14: `__GFP_NOFAIL` with direct reclaim never fails: it outlives the OOM timeout that
-/// would fail a plain `GFP_KERNEL` request, and succeeds once another thread frees.
+/// PA-14: `__GFP_NOFAIL` with direct reclaim never fails. After an OOM step it may take any
+/// free page (`__alloc_pages_may_oom` gives it `ALLOC_NO_WATERMARKS`), so it first takes what
+/// `GFP_ATOMIC` left below its share of the min watermark, without sleeping; with nothing free
+/// at all it outlives the OOM timeout that would fail a plain `GFP_KERNEL` request, and
+/// succeeds once another thread frees.
 #[test]
-fn nofail_blocks_until_another_thread_frees() {
+fn nofail_takes_the_reserve_after_oom_then_blocks_until_another_thread_frees() {
     let m = small_machine(SHORT, false);
     let mut held = exhaust(&m);
+    let before = counters(&m);
+    assert!(m.zones().iter().any(|z| z.free_pages() > 0), "GFP_ATOMIC left a reserve");
+    let nofail = spawn_alloc(&m, "nofail-reserve", GFP_KERNEL | __GFP_NOFAIL, 0);
+    wait_until("the __GFP_NOFAIL request to take a reserve page", || nofail.is_finished());
+    let pfn = nofail.join().expect("panicked");
+    held.push(pfn.expect("__GFP_NOFAIL failed although reserve pages were free"));
+    let after = counters(&m);
+    assert_eq!(after.oom, before.oom + 1, "one OOM step before the reserve");
+    assert_eq!(after.sleeps, before.sleeps, "slept although the OOM step's reserve access could serve it");
+    assert_eq!(after.alloc_fail, before.alloc_fail, "a request failed");
+
+    held.extend(exhaust_with(&m, GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN));
     let before = counters(&m);
     let waiter = spawn_alloc(&m, "nofail", GFP_KERNEL | __GFP_NOFAIL, 0);
     wait_until("the __GFP_NOFAIL request to sleep after OOM", || {
@@ -354,6 +370,33 @@ fn nofail_blocks_until_another_thread_frees() {
     let after = counters(&m);
     assert_eq!(after.alloc_fail, before.alloc_fail, "a request failed");
     assert!(!m.log().messages().contains(FAILURE), "failure reported for __GFP_NOFAIL");
+    finish(&m, held);
+}
+
+/// PA-14, `nopage:`: a `__GFP_NOFAIL` request the OOM step skips (lowmem-only: `__GFP_DMA32`
+/// on a machine with no Normal zone above it) may dip into half the min reserve
+/// (`ALLOC_MIN_RESERVE`) and no deeper: above that it succeeds without sleeping or an OOM
+/// event; below it (what `GFP_ATOMIC` leaves) it sleeps past the OOM timeout until a free.
+#[test]
+fn nofail_without_oom_dips_into_half_the_min_reserve_only() {
+    let m = small_machine(SHORT, false);
+    let mut held = exhaust_with(&m, GFP_KERNEL | __GFP_DMA32 | __GFP_NORETRY | __GFP_NOWARN);
+    let before = counters(&m);
+    let nofail = spawn_alloc(&m, "nofail-min-reserve", GFP_KERNEL | __GFP_DMA32 | __GFP_NOFAIL, 0);
+    wait_until("the __GFP_NOFAIL request to take a page of the min reserve", || nofail.is_finished());
+    held.push(nofail.join().expect("panicked").expect("__GFP_NOFAIL failed"));
+    let after = counters(&m);
+    assert_eq!((after.oom, after.sleeps), (before.oom, before.sleeps), "no OOM step and no sleep");
+
+    held.extend(exhaust(&m));
+    let before = counters(&m);
+    let waiter = spawn_alloc(&m, "nofail-below", GFP_KERNEL | __GFP_DMA32 | __GFP_NOFAIL, 0);
+    wait_until("the __GFP_NOFAIL request to sleep", || counters(&m).sleeps > before.sleeps);
+    thread::sleep(SHORT * 3);
+    assert!(!waiter.is_finished(), "__GFP_NOFAIL went below half the min reserve without an OOM step");
+    assert_eq!(counters(&m).oom, before.oom, "a lowmem-only request reached the OOM step");
+    free_on_other_thread(&m, take_half(&mut held));
+    held.push(waiter.join().expect("waiter panicked").expect("__GFP_NOFAIL failed"));
     finish(&m, held);
 }
 

@@ -94,9 +94,14 @@ pub fn small_machine(oom_timeout: Duration, kswapd: bool) -> Machine {
 /// watermark), draining this thread's per-CPU lists and retaking until they stay empty, so no
 /// page is parked where a later request could not see it. Returns the pfns taken (order 0).
 pub fn exhaust(m: &Machine) -> Vec<usize> {
+    exhaust_with(m, GFP_ATOMIC | __GFP_NOWARN)
+}
+
+/// [`exhaust`] with the mask `gfp` (with `__GFP_MEMALLOC`: every free page).
+pub fn exhaust_with(m: &Machine, gfp: kmem::gfp::Gfp) -> Vec<usize> {
     let mut held = Vec::new();
     for _ in 0..1000 {
-        while let Ok(page) = m.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0) {
+        while let Ok(page) = m.alloc_pages(gfp, 0) {
             held.push(m.page_to_pfn(page).expect("pfn"));
         }
         if m.drain_local_pages() == 0 {
