@@ -532,6 +532,19 @@ fn hashtable_h() {
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
 }
 
+/// `<linux/rculist.h>` and `<linux/hashtable.h>`'s `_rcu` forms (they were missing: RCU list
+/// code did not compile): every add, delete, replace and splice with exact traversal orders and
+/// each node's back links checked, `list_del_rcu`/`hlist_del_rcu` poisoning only `prev`/`pprev`
+/// (a reader on a deleted entry walks on), the `_continue`/`_from` walks, the lockdep argument
+/// never evaluated; then a writer thread adding and deleting while a reader walks under
+/// `rcu_read_lock` and finds every entry live. With `KMEM_KMEMLEAK=1` nothing is left.
+#[test]
+fn rculist_h() {
+    run_suite("rculist", Link::Shared);
+    let o = run_with(&build("rculist", Link::Shared), &[("KMEM_KMEMLEAK", "1")]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
+}
+
 /// `kasprintf`/`kvasprintf`/`kvasprintf_const` (lib/kasprintf.c) from `<linux/kernel.h>`, as
 /// driver code uses them: kmalloc objects of the text's exact size, freed with `kfree`; NULL
 /// when kmalloc refuses the size. They were missing: such code did not compile.

@@ -11,8 +11,8 @@
  * table of buckets is half the size. A node's pprev points at the pointer that points at the
  * node, so a node is unlinked without knowing its head; an unhashed node has pprev NULL.
  * hlist_del poisons next/pprev with LIST_POISON1/LIST_POISON2 as list_del does. Written for
- * kmem from the documented API; the RCU forms (list_*_rcu, hlist_*_rcu, hlist_nulls) are not
- * provided. */
+ * kmem from the documented API; the RCU forms (list_*_rcu, hlist_*_rcu) are in
+ * <linux/rculist.h>, as in the kernel; hlist_nulls is not provided. */
 #ifndef _KMEM_LINUX_LIST_H
 #define _KMEM_LINUX_LIST_H
 
@@ -53,11 +53,12 @@ static inline void list_add_tail(struct list_head *entry, struct list_head *head
 	__list_add(entry, head->prev, head);
 }
 
-/* Joins `prev` and `next`, dropping what was between them. */
+/* Joins `prev` and `next`, dropping what was between them. prev->next is stored whole: RCU
+ * readers (<linux/rculist.h>) may be reading it. */
 static inline void __list_del(struct list_head *prev, struct list_head *next)
 {
 	next->prev = prev;
-	prev->next = next;
+	WRITE_ONCE(prev->next, next);
 }
 
 static inline void __list_del_entry(struct list_head *entry)
@@ -120,9 +121,10 @@ static inline int list_is_head(const struct list_head *entry, const struct list_
 	return entry == head;
 }
 
+/* Reads next once, and never follows it: also the emptiness test for RCU readers. */
 static inline int list_empty(const struct list_head *head)
 {
-	return head->next == head;
+	return READ_ONCE(head->next) == head;
 }
 
 static inline int list_is_singular(const struct list_head *head)
