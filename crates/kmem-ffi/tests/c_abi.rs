@@ -343,6 +343,63 @@ fn kfree_rcu_with_a_member_that_is_no_rcu_head_does_not_compile() {
     }
 }
 
+/// `<linux/minmax.h>` (through `<linux/kernel.h>`): `min`, `max`, `min3`, `max3`, `umin`, `umax`,
+/// `min_not_zero`, `clamp`, `min_t`, `max_t`, `clamp_t`, `clamp_val`, `MIN_T`, `MAX_T` and
+/// `swap` give the kernel's values and result types, constants give constant expressions,
+/// every argument is evaluated once, and the mixes the signedness check allows compile
+/// without a warning.
+#[test]
+fn minmax_h() {
+    run_suite("minmax", Link::Shared);
+}
+
+/// The kernel's minmax.h signedness check: `min(int, unsigned)` does not compile, with the
+/// kernel's message, and neither do a signed value against an unsigned constant, an unsigned
+/// one against a negative constant, `clamp`'s limits of the other signedness or in the wrong
+/// order, nor `min3`/`max3`/`min_not_zero` of such a mix; what the kernel allows (a
+/// non-negative constant, promoted small types, two unsigned widths, `umin`, `min_t`)
+/// compiles under the suite's `-Werror`.
+#[test]
+fn min_and_max_of_mixed_signedness_do_not_compile() {
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("int-uint", "min(i, u)", Some("min(i, u) signedness error, fix types or consider umin() before min_t()")),
+        ("max-int-uint", "max(u, i)", Some("max(u, i) signedness error, fix types or consider umax() before max_t()")),
+        ("int-uconst", "min(i, 5u)", Some("min(i, 5u) signedness error")),
+        ("uint-negative", "max(u, -1)", Some("max(u, -1) signedness error")),
+        ("long-uint", "min(l, u)", Some("min(l, u) signedness error")),
+        ("clamp-lo", "clamp(i, 0u, 10)", Some("clamp() 'lo' signedness error")),
+        ("clamp-hi", "clamp(i, 0, 10u)", Some("clamp() 'hi' signedness error")),
+        ("clamp-order", "clamp(i, 10, 5)", Some("clamp() low limit 10 greater than high limit 5")),
+        ("min3", "min3(c, i, u)", Some("min3(c, i, u) signedness error")),
+        ("max3", "max3(u, 1u, i)", Some("max3(u, 1u, i) signedness error")),
+        ("min-not-zero", "min_not_zero(i, u)", Some("min_not_zero(i, u) signedness error")),
+        ("uint-const", "min(u, 5) + max(5, u)", None),
+        ("promoted", "min(c, i) + max(i, c)", None),
+        ("widths", "(int)min(u, (unsigned long)l)", None),
+        ("clamp-ok", "clamp(u, 0, 10) + clamp(i, -1, 1) + clamp(c, 0, 100u)", None),
+        ("three-ok", "min3(c, i, 4) + max3(u, 3, 4u)", None),
+        ("unchecked", "(int)umin(i, u) + min_t(int, i, u) + clamp_t(int, u, 0, 9) + clamp_val(u, 0, 9)", None),
+    ];
+    for &(tag, expr, error) in cases {
+        let o = compile_only(
+            &format!("minmax-{tag}"),
+            &format!(
+                "#include <linux/kernel.h>\nint f(int i, unsigned int u, u8 c, long l);\nint f(int i, unsigned int u, u8 c, long l) {{ (void)i; (void)u; (void)c; (void)l; return {expr}; }}\n"
+            ),
+        );
+        // gcc writes the message as a C string: the quotes around 'lo' come escaped.
+        let stderr = String::from_utf8_lossy(&o.stderr).replace("\\'", "'");
+        match error {
+            None => assert!(o.status.success() && stderr.is_empty(), "{expr}:\n{}", show(&o)),
+            Some(msg) => {
+                assert!(!o.status.success(), "{expr} compiled:\n{}", show(&o));
+                assert!(stderr.contains(&format!("static assertion failed: \"{msg}")), "{expr}:\n{}", show(&o));
+                assert!(!stderr.contains("warning:") && !stderr.contains("[-Werror"), "{expr}: noise:\n{}", show(&o));
+            }
+        }
+    }
+}
+
 /// The seeds' legacy forms (6-argument `kmem_cache_create`, `kmem_cache_t`, 3-argument
 /// `mempool_resize`, `SLAB_NO_REAP`, `SLAB_CTOR_*`, `__GFP_WAIT`/`REPEAT`/`COLD`, `MAX_ORDER`,
 /// 2.4-style `init_module`) compile next to today's forms. Compile only: the `slab`, `mempool`

@@ -60,6 +60,16 @@
 #define __counted_by(member)
 #endif
 
+/* Whether `x` is an integer constant expression, as one (the kernel's __is_constexpr): only
+ * then is the (void *) cast of x * 0 a null pointer constant, which gives the conditional the
+ * type int * rather than void *. `x` is not evaluated. */
+#define __is_constexpr(x)						\
+	(sizeof(int) == sizeof(*(8 ? ((void *)((long)(x) * 0l)) : (int *)8)))
+
+/* Whether an arithmetic type is signed: a constant expression for an integer type. */
+#define is_signed_type(type)	(((type)(-1)) < (type)1)
+#define is_unsigned_type(type)	(!is_signed_type(type))
+
 /* Argument counting for the seeds' legacy call forms (1 to 8 arguments). */
 #define __KMEM_NARGS(...)	__KMEM_NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define __KMEM_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N

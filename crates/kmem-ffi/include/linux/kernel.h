@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
-/* kmem: <linux/kernel.h>: printk, sprintf and kasprintf, the small helpers, might_sleep. */
+/* kmem: <linux/kernel.h>: printk, sprintf and kasprintf, the small helpers (min and max from
+ * <linux/minmax.h>), might_sleep. */
 #ifndef _KMEM_LINUX_KERNEL_H
 #define _KMEM_LINUX_KERNEL_H
 
@@ -11,6 +12,7 @@
 #include <linux/printk.h>
 #include <linux/bug.h>
 #include <linux/err.h>
+#include <linux/minmax.h>	/* min, max, clamp, swap and the rest, signedness-checked */
 #include <linux/overflow.h>	/* and the limits (INT_MAX, U32_MAX, ...), as <linux/limits.h> */
 #include <linux/string.h>	/* memset and friends, as the kernel's headers pull them in */
 #include <linux/sprintf.h>	/* kasprintf and kvasprintf */
@@ -32,12 +34,6 @@
 #endif
 #define rounddown(x, y)		((x) - ((x) % (y)))
 
-#define min(x, y) ({ __typeof__(x) _min1 = (x); __typeof__(y) _min2 = (y); _min1 < _min2 ? _min1 : _min2; })
-#define max(x, y) ({ __typeof__(x) _max1 = (x); __typeof__(y) _max2 = (y); _max1 > _max2 ? _max1 : _max2; })
-#define min_t(type, x, y) ({ type __min1 = (x); type __min2 = (y); __min1 < __min2 ? __min1 : __min2; })
-#define max_t(type, x, y) ({ type __max1 = (x); type __max2 = (y); __max1 > __max2 ? __max1 : __max2; })
-#define clamp(val, lo, hi)	min(max(val, lo), hi)
-#define swap(a, b) do { __typeof__(a) __tmp = (a); (a) = (b); (b) = __tmp; } while (0)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
