@@ -386,6 +386,55 @@ impl Zone {
         self.below_high.load(Relaxed)
     }
 
+    /// `zone_watermark_fast` for the mark in `alloc_flags`, after the `ZONE_BELOW_HIGH`
+    /// detection that `get_page_from_freelist` does first: the count part of
+    /// `zone_watermark_ok` (the per-order part is checked under the zone lock when the buddy
+    /// lists are used). A zone that passes the same test at its high watermark passes at once;
+    /// one that fails it is marked, so frees shrink the per-CPU high marks (`pcp_tune`). As in
+    /// the kernel, both tests take the request's `alloc_flags`: its reserve fractions lower the
+    /// high mark too, and the `__GFP_HIGH` exception applies to both.
+    #[inline(always)]
+    pub(crate) fn watermark_fast(&self, order: u32, highest: ZoneType, alloc_flags: u32) -> bool {
+        use crate::watermark::alloc_flags as af;
+        let free = self.usable_free_pages(alloc_flags) as isize - ((1isize << order) - 1);
+        let reserve = self.lowmem_reserve(highest);
+        let which = alloc_flags & af::WMARK_MASK;
+        if which <= Wmark::High as u32 && !self.below_high() {
+            if self.watermark_fast_at(self.wmark(Wmark::High), order, free, reserve, alloc_flags) {
+                return true;
+            }
+            self.below_high.store(true, Relaxed);
+        }
+        self.watermark_fast_at(self.wmark[which as usize].load(Relaxed), order, free, reserve, alloc_flags)
+    }
+
+    /// `zone_watermark_fast`'s count test at `mark`: `free` (usable, less the request's own
+    /// pages beyond the first) above the mark as the request's reserve rights lower it, plus
+    /// the lowmem reserve `reserve`.
+    #[inline(always)]
+    fn watermark_fast_at(&self, mark: usize, order: u32, free: isize, reserve: usize, alloc_flags: u32) -> bool {
+        use crate::watermark::{alloc_flags as af, effective_min};
+        if free > (effective_min(mark, alloc_flags) + reserve) as isize {
+            return true;
+        }
+        // "Ignore watermark boosting for __GFP_HIGH order-0 allocations when checking the min
+        // watermark" (folded away for a constant mask without `__GFP_HIGH` at the min mark).
+        // The kernel tests the request's `alloc_flags`, not the mark being tested, so the
+        // high probe of a slow-path `__GFP_HIGH` request falls back to the unboosted min too.
+        order == 0
+            && alloc_flags & (af::MIN_RESERVE | af::WMARK_MASK) == af::MIN_RESERVE
+            && self.passes_unboosted_min(free, reserve, alloc_flags)
+    }
+
+    /// `zone_watermark_fast`'s last test: a boosted zone tested again at its min mark without
+    /// the boost.
+    #[cold]
+    #[inline(never)]
+    fn passes_unboosted_min(&self, free: isize, reserve: usize, alloc_flags: u32) -> bool {
+        self.watermark_boost() != 0
+            && free > (crate::watermark::effective_min(self.wmark_base(Wmark::Min), alloc_flags) + reserve) as isize
+    }
+
     /// Takes the zone lock.
     #[inline]
     pub(crate) fn lock(&self) -> SpinGuard<'_, FreeArea> {
@@ -437,5 +486,66 @@ mod tests {
         assert_eq!(ZoneType::Normal.lowmem_reserve_ratio(), 32);
         assert_eq!(ZoneType::HighMem.lowmem_reserve_ratio(), 0);
         assert_eq!(MigrateType::ALL.map(MigrateType::name), ["Unmovable", "Movable", "Reclaimable", "HighAtomic"]);
+    }
+
+    /// A Normal zone with `free` free pages, marks min/low/high 100/125/150 raised by `boost`,
+    /// and a lowmem reserve of `reserve` for Normal requests.
+    fn zone(free: usize, boost: usize, reserve: usize) -> Zone {
+        let z = Zone::new(ZoneType::Normal, 0, 4096);
+        z.nr_free.store(free, Relaxed);
+        z.nr_free_ordinary.store(free, Relaxed);
+        for (i, base) in [100, 125, 150, 175].into_iter().enumerate() {
+            z.wmark_base[i].store(base, Relaxed);
+        }
+        z.store_boost(boost);
+        z.lowmem_reserve[ZoneType::Normal as usize].store(reserve, Relaxed);
+        z
+    }
+
+    use crate::watermark::alloc_flags as af;
+    /// The slow path's `GFP_ATOMIC` flags (`gfp_to_alloc_flags`).
+    const ATOMIC: u32 = af::WMARK_MIN | af::MIN_RESERVE | af::NON_BLOCK | af::KSWAPD;
+
+    /// PA-7 / PA-17: the `ZONE_BELOW_HIGH` probe is the request's own watermark test at the
+    /// high mark: a fast-path request (`ALLOC_WMARK_LOW`) between low and high passes but marks
+    /// the zone; a slow-path `GFP_ATOMIC` request at the same count passes the probe (its
+    /// reserve rights lower the high mark to 150 - 75 - 18 = 57) and leaves it unmarked.
+    #[test]
+    fn below_high_probe_uses_the_requests_reserve_rights() {
+        let z = zone(140, 0, 0);
+        assert!(z.watermark_fast(0, ZoneType::Normal, af::WMARK_LOW));
+        assert!(z.below_high(), "140 free pages are below the high mark 150");
+
+        let z = zone(140, 0, 0);
+        assert!(z.watermark_fast(0, ZoneType::Normal, ATOMIC));
+        assert!(!z.below_high(), "GFP_ATOMIC's high mark is 57");
+        let z = zone(57, 0, 0);
+        assert!(z.watermark_fast(0, ZoneType::Normal, ATOMIC), "57 > GFP_ATOMIC's min mark 38");
+        assert!(z.below_high(), "57 is not above GFP_ATOMIC's high mark 57");
+        // The lowmem reserve counts in the probe as in the mark's test.
+        let z = zone(140, 0, 100);
+        assert!(z.watermark_fast(0, ZoneType::Normal, ATOMIC), "140 > 38 + 100");
+        assert!(z.below_high(), "140 is not above 57 + 100");
+        // A set mark is not probed again; the request's own mark decides.
+        assert!(!z.watermark_fast(0, ZoneType::Normal, af::WMARK_MIN), "140 is not above 100 + 100");
+    }
+
+    /// PA-7 boost exception: an order-0 `__GFP_HIGH` request at the min mark is tested again
+    /// without the boost, in the high probe too (the kernel checks the request's flags, not the
+    /// mark): with marks boosted to 300/325/350, 120 free pages pass the probe through the
+    /// unboosted min (100 / 2 = 50) and leave the zone unmarked; order 1 has no exception.
+    #[test]
+    fn below_high_probe_applies_the_gfp_high_boost_exception() {
+        let z = zone(120, 200, 0);
+        assert!(z.watermark_fast(0, ZoneType::Normal, af::WMARK_MIN | af::MIN_RESERVE));
+        assert!(!z.below_high(), "passed the probe through the unboosted min");
+        assert!(!z.watermark_fast(1, ZoneType::Normal, af::WMARK_MIN | af::MIN_RESERVE));
+        assert!(z.below_high(), "order 1 has no exception");
+        let z = zone(120, 200, 0);
+        assert!(!z.watermark_fast(0, ZoneType::Normal, af::WMARK_LOW | af::MIN_RESERVE), "only at the min mark");
+        assert!(z.below_high());
+        let z = zone(70, 0, 0);
+        assert!(z.watermark_fast(0, ZoneType::Normal, af::WMARK_MIN | af::MIN_RESERVE), "70 > 50");
+        assert!(z.below_high(), "without a boost there is no exception: 70 is not above 75");
     }
 }

@@ -16,7 +16,7 @@ use crate::memmap::{FAST_FREE_MASK, Page, pg};
 use crate::order::{MAX_PAGE_ORDER, is_aligned};
 use crate::pcp::{PCP_MAX_ORDER, PcpSlot, PerCpuPages};
 use crate::platform::Platform;
-use crate::watermark::{alloc_flags as af, effective_min, usable_free, zone_watermark_ok};
+use crate::watermark::{alloc_flags as af, usable_free, zone_watermark_ok};
 use crate::zone::{MigrateType, Zone};
 
 impl<P: Platform> PageAllocator<P> {
@@ -54,7 +54,7 @@ impl<P: Platform> PageAllocator<P> {
         loop {
             for zi in zl.iter_from(skip) {
                 let zone = &self.zones[zi];
-                if flags & af::NO_WATERMARKS == 0 && !self.zone_watermark_fast(zone, order, zl, flags) {
+                if flags & af::NO_WATERMARKS == 0 && !zone.watermark_fast(order, zl.highest, flags) {
                     continue;
                 }
                 if let Some(pfn) = self.rmqueue(zone, gfp, order, flags, zl, cpu) {
@@ -72,42 +72,6 @@ impl<P: Platform> PageAllocator<P> {
             }
             flags &= !af::NOFRAGMENT;
         }
-    }
-
-    /// The count part of `zone_watermark_ok` for the mark in `flags` (the per-order part is
-    /// checked under the zone lock when the buddy lists are used), after the
-    /// `ZONE_BELOW_HIGH` detection that `get_page_from_freelist` does first: a zone above
-    /// its high watermark passes at once; one found below it is marked, so frees shrink the
-    /// per-CPU high marks (`pcp_tune`).
-    #[inline(always)]
-    pub(super) fn zone_watermark_fast(&self, zone: &Zone, order: u32, zl: &ZoneList, flags: u32) -> bool {
-        let free = zone.usable_free_pages(flags) as isize - ((1isize << order) - 1);
-        let reserve = zone.lowmem_reserve(zl.highest);
-        let which = flags & af::WMARK_MASK;
-        if which <= crate::zone::Wmark::High as u32 && !zone.below_high() {
-            if free > (zone.wmark(crate::zone::Wmark::High) + reserve) as isize {
-                return true;
-            }
-            zone.below_high.store(true, Relaxed);
-        }
-        let mark = zone.wmark[which as usize].load(Relaxed);
-        if free > (effective_min(mark, flags) + reserve) as isize {
-            return true;
-        }
-        // "Ignore watermark boosting for __GFP_HIGH order-0 allocations when checking the min
-        // watermark" (folded away for a constant mask without `__GFP_HIGH` at the min mark).
-        order == 0
-            && flags & (af::MIN_RESERVE | af::WMARK_MASK) == af::MIN_RESERVE
-            && Self::passes_unboosted_min(zone, free, reserve, flags)
-    }
-
-    /// `zone_watermark_fast`'s last test: a boosted zone tested again at its min mark without
-    /// the boost.
-    #[cold]
-    #[inline(never)]
-    fn passes_unboosted_min(zone: &Zone, free: isize, reserve: usize, flags: u32) -> bool {
-        zone.watermark_boost() != 0
-            && free > (effective_min(zone.wmark_base(crate::zone::Wmark::Min), flags) + reserve) as isize
     }
 
     /// `rmqueue`: per-CPU list for small orders, else the buddy lists; a block found bad when

@@ -128,7 +128,7 @@ impl<P: Platform> PageAllocator<P> {
             && let Some(first) = zl.first()
         {
             let zone = &self.zones[first];
-            if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
+            if !zone.watermark_fast(order, zl.highest, crate::zone::Wmark::Low as u32) {
                 tested = 1;
             } else if let Some((pfn, zi)) = self.alloc_fast_from(zone, gfp, order, zl, cpu) {
                 return self.prep_new_page_in(pfn, order, gfp, zi).ok_or(AllocError);
@@ -167,7 +167,7 @@ impl<P: Platform> PageAllocator<P> {
         }
         let zl = &self.zonelists[gfp.zone().ok()? as usize];
         let zone = &self.zones[zl.first()?];
-        if !self.zone_watermark_fast(zone, order, zl, crate::zone::Wmark::Low as u32) {
+        if !zone.watermark_fast(order, zl.highest, crate::zone::Wmark::Low as u32) {
             return None;
         }
         self.alloc_fast_from(zone, gfp, order, zl, cpu)

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kmem_core::gfp::{__GFP_NOFAIL, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
+use kmem_core::gfp::{__GFP_MEMALLOC, __GFP_NOFAIL, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL};
 use kmem_core::page_alloc::Config;
 use kmem_core::platform::{Level, Platform};
 use kmem_core::waitq::WaitWord;
@@ -321,16 +321,20 @@ fn a_nofail_request_succeeds_once_the_batch_is_back() {
     std::thread::scope(|s| {
         s.spawn(|| pa.trim());
         punching.recv().unwrap();
-        // Everything the batch left, reserves included.
+        // Everything the batch left, reserves included (`__GFP_NOFAIL` may take any free page
+        // after its OOM step, PA-14).
         let mut held = Vec::new();
-        while let Ok(p) = pa.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0) {
+        while let Ok(p) = pa.alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0) {
             held.push(p);
         }
-        assert!(pa.alloc_pages(GFP_ATOMIC | __GFP_NOWARN, 0).is_err());
+        assert!(pa.alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0).is_err());
         let sleeps = pa.stats().sleeps.load(Relaxed);
         let waiter = s.spawn(|| pa.alloc_pages(GFP_KERNEL | __GFP_NOFAIL | __GFP_NOWARN, 0));
         // The request is waiting for a free before the batch may come back.
+        let start = std::time::Instant::now();
         while pa.stats().sleeps.load(Relaxed) == sleeps {
+            assert!(!waiter.is_finished(), "__GFP_NOFAIL found a page while the batch was out");
+            assert!(start.elapsed() < DEADLINE, "__GFP_NOFAIL never slept");
             std::thread::yield_now();
         }
         to_punch.send(()).unwrap();
