@@ -52,8 +52,8 @@ pub fn run(m: &Machine, only: Option<&str>) -> Outcome {
             "mempool" => mempool_example(m),
             "mc" => mc_example(m),
             "scullc" => Scull::scullc(m, 4000, 1000).and_then(|dev| scull_example(m, "scullc", dev, 10_000)),
-            "scullp" => scull_example(m, "scullp", Scull::scullp(m, 0, 1000), 10_000),
-            "scullv" => scull_example(m, "scullv", Scull::scullv(m, 4, 1000), 200_000),
+            "scullp" => Scull::scullp(m, 0, 1000).and_then(|dev| scull_example(m, "scullp", dev, 10_000)),
+            "scullv" => Scull::scullv(m, 4, 1000).and_then(|dev| scull_example(m, "scullv", dev, 200_000)),
             _ => unreachable!("every example is listed in EXAMPLES"),
         };
         text.push_str(&m.log().messages());

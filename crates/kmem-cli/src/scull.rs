@@ -23,6 +23,12 @@ pub enum Store {
     Vmalloc(u32),
 }
 
+/// The most quanta per set: a set's array of quantum pointers is at most 8 MiB.
+pub const SCULL_MAX_QSET: usize = 1 << 20;
+
+/// `scullv`'s orders are below this: a quantum is under 4 GiB (`PAGE_SIZE << 20`).
+pub const SCULLV_MAX_ORDER: u32 = 20;
+
 /// One scull device.
 pub struct Scull {
     m: Machine,
@@ -40,20 +46,41 @@ pub struct Scull {
 impl Scull {
     /// `scullc` with its cache; the quantum is the cache's object size.
     pub fn scullc(m: &Machine, quantum: usize, qset: usize) -> Result<Scull, String> {
+        Self::check_qset(qset)?;
         let cache = m
             .kmem_cache_create("scullc", quantum, &CacheArgs::default(), SLAB_HWCACHE_ALIGN)
             .map_err(|e| format!("kmem_cache_create(scullc): {e}"))?;
         Ok(Self::new(m, Store::Cache(cache), quantum, qset))
     }
 
-    /// `scullp` with quanta of `1 << order` pages.
-    pub fn scullp(m: &Machine, order: u32, qset: usize) -> Scull {
-        Self::new(m, Store::Pages(order), PAGE_SIZE << order, qset)
+    /// `scullp` with quanta of `1 << order` pages (`order` at most `MAX_PAGE_ORDER`, as
+    /// `__get_free_pages` takes).
+    pub fn scullp(m: &Machine, order: u32, qset: usize) -> Result<Scull, String> {
+        Self::check_qset(qset)?;
+        if order > kmem::MAX_PAGE_ORDER {
+            return Err(format!("scullp: order {order} is above MAX_PAGE_ORDER ({})", kmem::MAX_PAGE_ORDER));
+        }
+        Ok(Self::new(m, Store::Pages(order), PAGE_SIZE << order, qset))
     }
 
-    /// `scullv` with vmalloc quanta of `PAGE_SIZE << order` bytes.
-    pub fn scullv(m: &Machine, order: u32, qset: usize) -> Scull {
-        Self::new(m, Store::Vmalloc(order), PAGE_SIZE << order, qset)
+    /// `scullv` with vmalloc quanta of `PAGE_SIZE << order` bytes (`order` below
+    /// [`SCULLV_MAX_ORDER`]).
+    pub fn scullv(m: &Machine, order: u32, qset: usize) -> Result<Scull, String> {
+        Self::check_qset(qset)?;
+        if order >= SCULLV_MAX_ORDER {
+            return Err(format!("scullv: order {order} is not below {SCULLV_MAX_ORDER} (quanta of 4 GiB or more)"));
+        }
+        Ok(Self::new(m, Store::Vmalloc(order), PAGE_SIZE << order, qset))
+    }
+
+    /// A device needs at least one quantum per set (LDD3's `scull_qset` is never 0), and at
+    /// most [`SCULL_MAX_QSET`] (a set's pointer array is allocated whole).
+    fn check_qset(qset: usize) -> Result<(), String> {
+        match qset {
+            0 => Err("scull: qset must be at least 1".into()),
+            q if q > SCULL_MAX_QSET => Err(format!("scull: qset {q} is above {SCULL_MAX_QSET}")),
+            _ => Ok(()),
+        }
     }
 
     fn new(m: &Machine, store: Store, quantum: usize, qset: usize) -> Scull {
@@ -207,7 +234,9 @@ mod tests {
     fn every_store_keeps_data_across_quanta_and_seeks() {
         let m = machine();
         let free0 = m.total_free();
-        for mut dev in [Scull::scullc(&m, 4000, 4).unwrap(), Scull::scullp(&m, 0, 4), Scull::scullv(&m, 1, 4)] {
+        for mut dev in
+            [Scull::scullc(&m, 4000, 4).unwrap(), Scull::scullp(&m, 0, 4).unwrap(), Scull::scullv(&m, 1, 4).unwrap()]
+        {
             let data = pattern(3 * dev.quantum() * 4 + 123); // spans several qsets
             assert_eq!(dev.write(&data).unwrap(), dev.quantum(), "one write stops at the quantum end");
             dev.write_all(&data[dev.quantum()..]).unwrap();
@@ -235,6 +264,28 @@ mod tests {
         // metadata) and vmalloc's first 16 KiB block of tree nodes, both kept for reuse.
         let (_, slab_meta) = m.slab_pages();
         assert_eq!(m.total_free() + slab_meta + 4, free0);
+    }
+
+    /// Bad device parameters are refused with a clear error, never a panic.
+    #[test]
+    fn bad_parameters_are_refused() {
+        let m = machine();
+        for err in [Scull::scullc(&m, 4000, 0).err(), Scull::scullp(&m, 0, 0).err(), Scull::scullv(&m, 0, 0).err()] {
+            assert_eq!(err.as_deref(), Some("scull: qset must be at least 1"));
+        }
+        assert!(Scull::scullp(&m, 0, SCULL_MAX_QSET + 1).err().expect("refused").contains("is above"));
+        assert!(Scull::scullv(&m, 0, usize::MAX).is_err());
+        assert!(
+            Scull::scullp(&m, kmem::MAX_PAGE_ORDER + 1, 4).err().expect("refused").contains("above MAX_PAGE_ORDER")
+        );
+        assert!(Scull::scullp(&m, u32::MAX, 4).is_err());
+        assert!(Scull::scullv(&m, SCULLV_MAX_ORDER, 4).err().expect("refused").contains("not below 20"));
+        assert!(Scull::scullv(&m, u32::MAX, 4).is_err());
+        assert!(Scull::scullc(&m, 0, 4).err().expect("refused").starts_with("kmem_cache_create(scullc)"));
+        // The largest accepted scullp order works.
+        let mut dev = Scull::scullp(&m, kmem::MAX_PAGE_ORDER, 1).unwrap();
+        dev.write_all(b"x").unwrap();
+        assert_eq!(dev.quanta, 1);
     }
 
     #[test]

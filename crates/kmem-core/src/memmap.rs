@@ -189,13 +189,12 @@ impl Page {
     }
 
     /// `get_page`: takes another reference on an allocated page. Returns false, changing
-    /// nothing, for a page that is not allocated (free, on a per-CPU list, or reserved).
+    /// nothing, for a page that is not allocated (free, on a per-CPU list, or reserved), or
+    /// whose count is at `i32::MAX`: one more would wrap it to a negative count, which the
+    /// kernel's `folio_get` refuses (`VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow)`)
+    /// and which would free the page while its references are still held.
     pub fn get_page(&self) -> bool {
-        if !self.is_allocated() {
-            return false;
-        }
-        self.refcount.fetch_add(1, Relaxed);
-        true
+        self.is_allocated() && self.refcount.fetch_update(Relaxed, Relaxed, |c| c.checked_add(1)).is_ok()
     }
 
     /// `page_ref_inc` without [`Page::get_page`]'s check that the page is allocated: what a
@@ -204,7 +203,14 @@ impl Page {
     /// pages taken off the free lists.
     #[cfg(any(test, feature = "check"))]
     pub fn page_ref_inc(&self) {
-        self.refcount.fetch_add(1, Relaxed);
+        self.page_ref_add(1);
+    }
+
+    /// `page_ref_add(page, n)`, unchecked and wrapping: test builds only (feature `check`),
+    /// for a count near its limit without 2³¹ calls of [`Page::get_page`].
+    #[cfg(any(test, feature = "check"))]
+    pub fn page_ref_add(&self, n: i32) {
+        self.refcount.fetch_add(n, Relaxed);
     }
 
     /// Drops one reference; true when it was the last (`put_page_testzero`).

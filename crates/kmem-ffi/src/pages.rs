@@ -269,20 +269,26 @@ pub extern "C" fn page_count(page: *const c_void) -> c_int {
 }
 
 /// `void get_page(struct page *page)`: takes another reference on an allocated page (on its
-/// compound block, for a tail page: `folio_get(page_folio(page))`); a free page is reported
-/// (`VM_BUG_ON_PAGE`) and left alone.
+/// compound block, for a tail page: `folio_get(page_folio(page))`); a free page, or one whose
+/// count would overflow, is reported (`VM_BUG_ON_PAGE`, `VM_BUG_ON_FOLIO`) and left alone.
 #[unsafe(no_mangle)]
 pub extern "C" fn get_page(page: *mut c_void) {
     ffi_boundary("get_page", (), |m| {
-        if let Some(p) = checked_page(m, "get_page", page)
-            && !m.pages().compound_head(p).get_page()
-        {
-            let pfn = m.page_to_pfn(p).unwrap_or(0);
-            m.printk(
-                kmem::Level::Alert,
-                &format!("page:{page:p} refcount:{} pfn:{pfn:#x}\nVM_BUG_ON_PAGE(page_ref_count(page) <= 0): get_page on a page that is not allocated; ignored\n", p.refcount()),
-            );
+        let Some(p) = checked_page(m, "get_page", page) else { return };
+        let head = m.pages().compound_head(p);
+        if head.get_page() {
+            return;
         }
+        let why = if head.is_allocated() {
+            "VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio)): get_page would overflow the reference count"
+        } else {
+            "VM_BUG_ON_PAGE(page_ref_count(page) <= 0): get_page on a page that is not allocated"
+        };
+        let pfn = m.page_to_pfn(p).unwrap_or(0);
+        m.printk(
+            kmem::Level::Alert,
+            &format!("page:{page:p} refcount:{} pfn:{pfn:#x}\n{why}; ignored\n", head.refcount()),
+        );
     });
 }
 
@@ -358,5 +364,32 @@ mod tests {
         assert!(page_from_c(&m, ptr::null()).is_none());
         // SAFETY: The test's own page, unused afterwards.
         unsafe { m.free_pages(page, 0) };
+    }
+
+    /// `get_page` from C on a page that is not allocated, or whose count is at `i32::MAX`, is
+    /// reported in the kernel's words and changes nothing (no wrap to a negative count).
+    #[test]
+    fn get_page_refuses_free_pages_and_overflow() {
+        let m = crate::boundary::machine().expect("the default machine");
+        let reports = |needle: &str| m.log().records().iter().filter(|r| r.text.contains(needle)).count();
+        const FREE: &str =
+            "VM_BUG_ON_PAGE(page_ref_count(page) <= 0): get_page on a page that is not allocated; ignored";
+        const OVERFLOW: &str = "VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio)): get_page would overflow";
+        let (free_before, overflow_before) = (reports(FREE), reports(OVERFLOW));
+        let page = m.alloc_pages(kmem::gfp::GFP_KERNEL, 0).unwrap();
+        let p = page_to_c(page);
+        get_page(p);
+        assert_eq!(page.refcount(), 2);
+        page.page_ref_add(i32::MAX - 2);
+        get_page(p);
+        assert_eq!(page.refcount(), i32::MAX, "refused at the limit");
+        assert_eq!(reports(OVERFLOW), overflow_before + 1);
+        page.page_ref_add(-(i32::MAX - 1));
+        // SAFETY: The test's own page, unused afterwards.
+        unsafe { m.free_pages(page, 0) };
+        assert!(!page.is_allocated());
+        get_page(p);
+        assert_eq!(page.refcount(), 0, "a free page takes no reference");
+        assert_eq!(reports(FREE), free_before + 1);
     }
 }

@@ -162,7 +162,7 @@ impl Machine {
         let mut released = 0;
         for slot in 0..platform.slots.len() {
             if Some(slot) != mine && platform.slots[slot].load(Ordering::Acquire) {
-                self.inner.release_slot_locked(slot);
+                self.inner.release_slot_locked(slot, false);
                 released += 1;
             }
         }

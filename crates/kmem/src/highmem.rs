@@ -5,7 +5,9 @@
 //! Invariant: a pkmap slot with `count > 0` maps its `pfn` and is in `by_pfn`; a slot with
 //! `count == 0` may keep a stale mapping until it is reused (the kernel flushes such slots in
 //! `flush_all_zero_pkmaps`). `local_depth[cpu]` fixmap slots of that CPU are mapped, the
-//! lowest first. Lock order: the pkmap mutex is a leaf; mapping calls run under it.
+//! lowest first; a CPU slot given back (`release_cpu`, thread exit, fork) starts again at 0,
+//! its left mappings unmapped and, if its owner left them, reported. Lock order: the pkmap
+//! mutex is a leaf; mapping calls run under it.
 
 use std::collections::HashMap;
 use std::panic::Location;
@@ -187,6 +189,33 @@ impl Highmem {
         let _ = self.fixmap.unmap(page_va, PAGE_SIZE);
         self.local_depth[cpu].store(idx, Relaxed);
         true
+    }
+
+    /// CPU slot `cpu` is given back (its thread exited, called `release_cpu`, or did not
+    /// survive a fork): local mappings it left are unmapped, so the slot's next owner starts
+    /// with all `KM_MAX_IDX` of them. With `report` (the thread itself ended without
+    /// `kunmap_local`) each left mapping is a bug of the caller's: reported, once per release.
+    /// Returns how many were left.
+    pub(crate) fn release_cpu(&self, pa: &Pa, cpu: usize, report: bool) -> usize {
+        let Some(depth) = self.local_depth.get(cpu).map(|d| d.swap(0, Relaxed)) else {
+            return 0;
+        };
+        if depth == 0 {
+            return 0;
+        }
+        let first = self.fixmap.base() + cpu * KM_MAX_IDX * PAGE_SIZE;
+        // The slot's owner is gone, so no one uses these addresses any more (`kmap_local_page`'s
+        // contract: a mapping is released before its thread gives up the CPU).
+        let _ = self.fixmap.unmap(first, depth * PAGE_SIZE);
+        if report {
+            pa.platform().log(
+                Level::Err,
+                format_args!(
+                    "BUG: kmap_local: {depth} local mapping(s) of CPU {cpu} not released with kunmap_local when the thread gave up the CPU; unmapped"
+                ),
+            );
+        }
+        depth
     }
 }
 

@@ -692,21 +692,25 @@ impl SlotOwner for Inner {
         // Excluded while a fork is prepared (`fork.rs`): the release runs before or after it.
         let platform = self.kmem.platform();
         platform.fork_lock.lock();
-        self.release_slot_locked(slot);
+        self.release_slot_locked(slot, true);
         platform.fork_lock.unlock();
     }
 }
 
 impl Inner {
-    /// Drains `slot`'s per-CPU lists and marks it free. The thread that held the slot has
-    /// stopped using it: it is the caller (thread exit, `release_cpu`), or it did not survive a
-    /// `fork` (`fork_child`).
-    pub(crate) fn release_slot_locked(&self, slot: usize) {
+    /// Drains `slot`'s per-CPU lists, unmaps the HighMem local mappings its owner left, and
+    /// marks it free. The thread that held the slot has stopped using it: it is the caller
+    /// (thread exit, `release_cpu`; `by_owner`, so mappings it left are reported as its bug),
+    /// or it did not survive a `fork` (`fork_child`).
+    pub(crate) fn release_slot_locked(&self, slot: usize, by_owner: bool) {
         // SAFETY (both calls): The slot's owner is the caller or gone (see above), and the
         // slot is marked free only afterwards, so no one else enters its arrays or lists.
         unsafe {
             self.kmem.slab_cpu_dead(slot);
             self.kmem.drain_cpu_slot(slot);
+        }
+        if let Some(hm) = &self.highmem {
+            hm.release_cpu(self.kmem.pages(), slot, by_owner);
         }
         self.kmem.platform().slots[slot].store(false, Ordering::Release);
     }

@@ -34,6 +34,24 @@ fn wrong_order_free_with_extra_reference_leaves_neighbours_alone() {
     check(&m);
 }
 
+/// `get_page` refuses a count at `i32::MAX` (the kernel's `folio_ref_zero_or_close_to_overflow`
+/// check): a wrapped count would free the page under its holders' references.
+#[test]
+fn get_page_never_wraps_the_reference_count() {
+    let m = i386_nopcp(64);
+    let a = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    a.page_ref_add(i32::MAX - 2);
+    assert!(a.get_page(), "one below the limit");
+    assert_eq!(a.refcount(), i32::MAX);
+    assert!(!a.get_page(), "at the limit");
+    assert_eq!(a.refcount(), i32::MAX);
+    a.page_ref_add(-(i32::MAX - 1));
+    // SAFETY: The test's own page, unused afterwards.
+    unsafe { m.free_pages(a, 0) };
+    assert!(!a.is_allocated());
+    check(&m);
+}
+
 /// A `&Page` kept after its free cannot write list links: the setters refuse free pages.
 #[test]
 fn stale_page_reference_cannot_touch_a_free_page() {

@@ -726,6 +726,44 @@ fn vm13_meminfo_vmalloc_lines_track_pages() {
     assert_eq!(kb("VmallocUsed:"), 0);
 }
 
+/// `kmap_local_page` mappings left when a thread gives up its CPU (thread exit, `release_cpu`)
+/// are the caller's bug: reported once per release and unmapped, so the CPU's next owner has
+/// all 16 local slots (`KM_MAX_IDX`) rather than falling back to `kmap` with a report on each
+/// call. Balanced mappings leave nothing to report.
+#[test]
+fn kmap_local_mappings_left_at_cpu_release_are_reported_and_unmapped() {
+    const LEFT: &str = "local mapping(s) of CPU";
+    const NESTED: &str = "more than 16 nested mappings";
+    let m = i386_highmem();
+    let high = m.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0).unwrap();
+    for _ in 0..16 {
+        m.kmap_local_page(high).unwrap();
+    }
+    m.release_cpu();
+    assert_eq!(count_log(&m, "BUG: kmap_local: 16 local mapping(s) of CPU"), 1, "{}", m.log().messages());
+    let views: Vec<_> = (0..16).map(|_| m.kmap_local_page(high).unwrap()).collect();
+    assert_eq!(count_log(&m, NESTED), 0, "the slot's local mappings were not given back");
+    assert_eq!(read(views[15], 0), 0);
+    for v in views.iter().rev() {
+        // SAFETY: The test's own mappings, released in reverse order, not used afterwards.
+        unsafe { m.kunmap_local(v.as_ptr()) };
+    }
+    m.release_cpu();
+    assert_eq!(count_log(&m, LEFT), 1, "balanced mappings reported");
+    // A thread that exits with a mapping held.
+    let pfn = m.page_to_pfn(high).unwrap();
+    let m2 = m.clone();
+    std::thread::spawn(move || {
+        let page = m2.pfn_to_page(pfn).unwrap();
+        m2.kmap_local_page(page).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(count_log(&m, "BUG: kmap_local: 1 local mapping(s) of CPU"), 1, "{}", m.log().messages());
+    // SAFETY: The test's own pages, unused afterwards.
+    unsafe { m.free_pages(high, 0) };
+}
+
 #[test]
 fn kmap_maps_highmem_and_is_identity_for_lowmem() {
     let m = i386_highmem();
