@@ -469,6 +469,7 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watermark::alloc_flags as af;
 
     #[test]
     fn pa12_fallback_order() {
@@ -502,7 +503,6 @@ mod tests {
         z
     }
 
-    use crate::watermark::alloc_flags as af;
     /// The slow path's `GFP_ATOMIC` flags (`gfp_to_alloc_flags`).
     const ATOMIC: u32 = af::WMARK_MIN | af::MIN_RESERVE | af::NON_BLOCK | af::KSWAPD;
 
