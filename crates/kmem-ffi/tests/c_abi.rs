@@ -161,9 +161,12 @@ fn vm_map_ram() {
 /// `iov_iter_kvec`): area bytes, zeros for guard pages, freed and `VM_IOREMAP` areas, the
 /// overflow clamp, at most `iov_iter_count` bytes with the iterator advanced, and misuse
 /// (source iterator, unknown type, NULL) reported.
+/// RCU from C (`tests/c/rcu.c`), without kswapd: its once-a-second pass runs a grace period
+/// whenever one can complete, which would free a `kfree_rcu` object at any moment between the
+/// queueing and the checks that it is still allocated.
 #[test]
 fn rcu() {
-    run_suite("rcu", Link::Shared);
+    run_suite_with("rcu", Link::Shared, &[("KMEM_KSWAPD", "0")]);
 }
 
 #[test]

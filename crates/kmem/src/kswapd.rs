@@ -29,6 +29,8 @@ pub(crate) struct KswapdCtl {
     pub(crate) work: AtomicBool,
     /// Kicks of `work` the thread has served (its periodic safety-net drain not counted).
     pub(crate) work_runs: AtomicUsize,
+    /// Once-a-second maintenance passes made.
+    pub(crate) ticks: AtomicUsize,
 }
 
 impl KswapdCtl {
@@ -55,8 +57,8 @@ const PCP_DECAY_PERIOD: Duration = Duration::from_secs(1);
 /// the node is hopeless: `PageAllocator::kswapd_hopeless`, which reclaim's progress ends), and
 /// completes the deferred `vfree`s each time one is queued (then gives its CPU slot back, so
 /// it never keeps one from a worker thread), decays the per-CPU high marks every
-/// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net, and tearing
-/// down orphaned caches), and runs an aging trim scan (`trim_aged`) every `trim_after`. It
+/// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net, tearing
+/// down orphaned caches, and running a grace period if one can complete without waiting), and runs an aging trim scan (`trim_aged`) every `trim_after`. It
 /// holds the machine only while working; dropping the machine stops the thread at once.
 pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
@@ -94,6 +96,11 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 let Some(inner) = weak.upgrade() else { return };
                 inner.kmem.decay_pcp_high();
                 inner.deferred_work();
+                // What waits for a grace period without memory pressure (`kfree_rcu` objects,
+                // `SLAB_TYPESAFE_BY_RCU` slabs) is freed by one that can complete now, as the
+                // kernel's grace periods and `kfree_rcu` monitor run on their own.
+                inner.kmem.rcu_poll_grace_period();
+                ctl.ticks.fetch_add(1, Ordering::Relaxed);
                 // Caches destroyed inside one of their own allocations or frees, left to the
                 // next maintenance pass (`lifetime.rs`): one load when there is none, as the
                 // kernel's `slab_caches_to_rcu_destroy` work runs without memory pressure.
@@ -129,5 +136,11 @@ impl crate::Machine {
     /// its once-a-second safety-net drain: shows that queuing deferred work wakes the worker.
     pub fn kswapd_work_runs(&self) -> usize {
         self.inner.kmem.platform().kswapd.work_runs.load(Ordering::Relaxed)
+    }
+
+    /// How many once-a-second maintenance passes kswapd has made (per-CPU high-mark decay,
+    /// the deferred-work safety net, orphaned caches, a grace period if one can complete).
+    pub fn kswapd_ticks(&self) -> usize {
+        self.inner.kmem.platform().kswapd.ticks.load(Ordering::Relaxed)
     }
 }

@@ -457,6 +457,7 @@ impl Builder {
                 balance: AtomicBool::new(false),
                 work: AtomicBool::new(false),
                 work_runs: std::sync::atomic::AtomicUsize::new(0),
+                ticks: std::sync::atomic::AtomicUsize::new(0),
             }),
             fork_lock: crate::fork::ForkLock::new(),
             fail_mempool_alloc: FaultAttr::new(),

@@ -494,7 +494,7 @@ impl<P: Platform> Kmem<P> {
                 freed += self.shrink_cache(s);
             }
         });
-        freed + self.release_rcu_pending()
+        freed + self.rcu_poll_grace_period()
     }
 
     /// The direct-map base as an address (descriptor offsets are relative to it).

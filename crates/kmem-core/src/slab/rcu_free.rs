@@ -319,8 +319,13 @@ impl<P: Platform> Kmem<P> {
         self.slabs.rcu.set_stall_timeout(secs)
     }
 
-    /// What reclaim calls: a grace period only if it can complete without waiting.
-    pub(crate) fn release_rcu_pending(&self) -> usize {
+    /// A grace period only if it can complete without waiting (no reader that was inside
+    /// when it started is still inside), freeing the `kfree_rcu` objects and the
+    /// `SLAB_TYPESAFE_BY_RCU` slabs queued before it; `call_rcu` callbacks wait for
+    /// `rcu_barrier` (module docs). Returns pages freed. Reclaim calls it, and so should a
+    /// platform's periodic work, as the kernel's grace periods and `kfree_rcu` monitor run
+    /// without memory pressure (the userspace machine's kswapd does, once a second).
+    pub fn rcu_poll_grace_period(&self) -> usize {
         self.rcu_grace_period(false, false)
     }
 

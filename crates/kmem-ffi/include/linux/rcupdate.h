@@ -2,8 +2,9 @@
 /* RCU as slab users need it: read-side sections, grace periods, call_rcu, kfree_rcu/kvfree_rcu
  * and the pointer accessors, over the machine's RCU (SLAB_TYPESAFE_BY_RCU caches use the same
  * one). Grace periods run on demand (synchronize_rcu, rcu_barrier, cache shrink and destroy,
- * reclaim), so an object given to kfree_rcu is freed by the next of those, and call_rcu
- * callbacks run at the next rcu_barrier (see crates/kmem-ffi/src/rcu.rs). */
+ * reclaim) and, with kswapd on (KMEM_KSWAPD, the default), once a second when no reader that
+ * predates them is inside, so an object given to kfree_rcu is freed by the next of those, and
+ * call_rcu callbacks run at the next rcu_barrier (see crates/kmem-ffi/src/rcu.rs). */
 #ifndef _KMEM_LINUX_RCUPDATE_H
 #define _KMEM_LINUX_RCUPDATE_H
 

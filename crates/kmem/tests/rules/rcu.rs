@@ -221,3 +221,36 @@ fn a_grace_period_held_up_by_a_reader_is_reported_as_a_stall() {
     assert!(log.contains("1 reader(s) in a read-side critical section"), "{log}");
     assert!(!live(&m, obj), "the grace period completed once the reader left");
 }
+
+/// Grace periods also run without being asked for (the kernel's run on their own, and its
+/// `kfree_rcu` monitor drains within seconds): kswapd's once-a-second pass runs one when it can
+/// complete without waiting, so a `kfree_rcu` object comes back with no memory pressure and no
+/// `synchronize_rcu`; a reader that was inside when it was queued holds it up until it leaves.
+#[test]
+fn kswapd_frees_kfree_rcu_objects_once_no_old_reader_is_inside() {
+    let m = crate::builder(kmem::Profile::X86_64, 64).kswapd(true).build().expect("machine");
+    let cache = m.kmem_cache_create("rcu_unasked", 96, &Default::default(), Default::default()).expect("cache");
+    let active = |m: &Machine| m.cache_info(cache).active_objs;
+    let two_passes = |m: &Machine| {
+        let from = m.kswapd_ticks();
+        let start = Instant::now();
+        while m.kswapd_ticks() < from + 2 {
+            assert!(start.elapsed() < Duration::from_secs(30), "kswapd made no pass in 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let reader = m.rcu_read_lock();
+    let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("object");
+    // SAFETY: Ours, freed once, unused afterwards.
+    unsafe { m.kfree_rcu(p.as_ptr()) };
+    // The object and the rest of this CPU's array (`active_objs` counts both); kswapd frees it
+    // on its own CPU slot, which it gives back, so its array goes back to the slabs.
+    let queued = active(&m);
+    two_passes(&m);
+    assert_eq!(active(&m), queued, "freed under a reader that was inside when it was queued");
+    drop(reader);
+    two_passes(&m);
+    assert_eq!(active(&m), queued - 1, "kfree_rcu object still allocated two kswapd passes after its reader left");
+    // SAFETY: No object of the cache is left and the handle is not used afterwards.
+    unsafe { m.kmem_cache_destroy(cache) }.expect("destroy");
+}
