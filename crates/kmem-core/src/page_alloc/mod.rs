@@ -18,6 +18,7 @@ mod api;
 mod freelist;
 mod highatomic;
 mod meminit;
+mod oom;
 mod pcp_tune;
 mod reports;
 pub use reports::once as warn_sites;
@@ -265,6 +266,8 @@ pub struct PageAllocator<P: Platform> {
     kswapd_highest_zoneidx: AtomicU32,
     /// Requests sleeping until a free.
     waitq: WaitQueue,
+    /// `oom_lock`: one request at a time in the OOM step (`oom.rs`).
+    oom_lock: crate::sync::SpinLock<()>,
     shrinkers: Registry<dyn Shrinker>,
     oom_notifiers: Registry<dyn OomNotifier>,
     fail_page_alloc: FaultAttr,
@@ -379,6 +382,7 @@ impl<P: Platform> PageAllocator<P> {
             kswapd_order: AtomicU32::new(0),
             kswapd_highest_zoneidx: AtomicU32::new(MAX_NR_ZONES as u32),
             waitq: WaitQueue::new(),
+            oom_lock: crate::sync::SpinLock::new(()),
             shrinkers: Registry::new(),
             oom_notifiers: Registry::new(),
             fail_page_alloc: FaultAttr::fail_page_alloc_defaults(),

@@ -14,7 +14,8 @@
 //!   one reclaim pass;
 //! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
 //!   when no shrinker has anything to free), no OOM;
-//! - otherwise (order ≤ 3): the OOM step on every pass that reaches it — the OOM notifiers;
+//! - otherwise (order ≤ 3): the OOM step on every pass that reaches it (`oom.rs`: one request
+//!   at a time, the others sleep a jiffy and retry; a last look above the high watermark) — the OOM notifiers;
 //!   if they freed anything that is progress (no report, retry at once); without `__GFP_FS`
 //!   (`GFP_NOFS`, `GFP_NOIO`) it is progress too, with no report (nothing to kill for IO-less
 //!   reclaim), and the request sleeps until a free wakes us and retries; else the OOM report
@@ -29,11 +30,12 @@
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
+use super::oom::{MayOom, OomStep};
 use super::{PageAllocator, ZoneList};
 use crate::AllocError;
 use crate::gfp::{
-    __GFP_BITS_MASK, __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_IO, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY,
-    __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
+    __GFP_BITS_MASK, __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN,
+    __GFP_RETRY_MAYFAIL, __GFP_THISNODE, Gfp,
 };
 use crate::memmap::Page;
 use crate::order::{MAX_PAGE_ORDER, PAGE_ALLOC_COSTLY_ORDER};
@@ -41,16 +43,6 @@ use crate::platform::{Context, Level, Platform};
 use crate::reclaim::{DEF_PRIORITY, do_shrink_slab};
 use crate::watermark::{alloc_flags as af, gfp_pfmemalloc_flags, gfp_to_alloc_flags, usable_free, zone_watermark_ok};
 use crate::zone::{MAX_NR_ZONES, MIGRATE_PCPTYPES, MigrateType, Wmark, Zone, ZoneType};
-
-/// What the OOM step (`out_of_memory`) achieved.
-enum OomStep {
-    /// The OOM notifiers freed something: progress.
-    Freed,
-    /// A request without `__GFP_FS`: progress, though nothing was freed.
-    IoLess,
-    /// No progress: the OOM report (once per request), then wait for frees.
-    NoVictim,
-}
 
 /// `gfp &= gfp_allowed_mask`, as `__alloc_frozen_pages_noprof` starts: bits above
 /// `__GFP_BITS_MASK` (the mask's value after boot; kmem has no boot phase) never reach the
@@ -487,20 +479,14 @@ impl<P: Platform> PageAllocator<P> {
                 break;
             }
             if oom_allowed {
-                let step = self.out_of_memory(gfp, order, caller, &mut oom_reported);
-                // "Help non-failing allocations by giving them access to memory reserves":
-                // `__alloc_pages_may_oom` counts the OOM step as progress for `__GFP_NOFAIL`
-                // whatever it achieved, and tries once more with `ALLOC_NO_WATERMARKS` alone
-                // (`__alloc_pages_cpuset_fallback`: no `ALLOC_KSWAPD`, so a boost taken here
-                // wakes no kswapd).
-                if gfp.contains(__GFP_NOFAIL)
-                    && let Some(pfn) =
-                        self.get_page_from_freelist(gfp, order, af::NO_WATERMARKS, zl, self.platform.cpu())
-                {
-                    return Ok(pfn);
-                }
-                match step {
-                    OomStep::Freed => {
+                match self.may_oom(gfp, order, zl, caller, &mut oom_reported) {
+                    MayOom::Page(pfn) => return Ok(pfn),
+                    // "Somebody else is making progress for us": the request slept a jiffy.
+                    MayOom::Busy => {
+                        no_progress_loops = 0;
+                        continue;
+                    }
+                    MayOom::Step(OomStep::Freed) => {
                         // "Retry as long as the OOM killer is making progress".
                         no_progress_loops = 0;
                         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags, zl, self.platform.cpu()) {
@@ -510,8 +496,8 @@ impl<P: Platform> PageAllocator<P> {
                     }
                     // Progress too, but nothing was freed: the request waits for frees below
                     // and retries, until `oom_timeout` ends it (docs/deviations.md).
-                    OomStep::IoLess => no_progress_loops = 0,
-                    OomStep::NoVictim => {}
+                    MayOom::Step(OomStep::IoLess) => no_progress_loops = 0,
+                    MayOom::Step(OomStep::NoVictim) => {}
                 }
             } else if gfp.contains(__GFP_NOFAIL) {
                 // `nopage:` for NOFAIL (the OOM step was skipped: a costly order, `__GFP_THISNODE`
@@ -793,27 +779,5 @@ impl<P: Platform> PageAllocator<P> {
         if !reclaimed && !boosted {
             self.kswapd_failures.fetch_add(1, Relaxed);
         }
-    }
-
-    /// `out_of_memory`, on every pass that reaches the OOM step: the OOM notifier chain first;
-    /// if it freed anything that is progress, with no report. A request without `__GFP_FS`
-    /// (`GFP_NOFS`, `GFP_NOIO`) then also counts as progress with no report: "The OOM killer
-    /// does not compensate for IO-less reclaim". Otherwise there is no process to kill: the
-    /// report (`dump_header`, which does not look at `__GFP_NOWARN`), once per request
-    /// (`reported`), counted in `stats.oom`.
-    fn out_of_memory(&self, gfp: Gfp, order: u32, caller: &Location<'_>, reported: &mut bool) -> OomStep {
-        let mut freed = 0usize;
-        self.oom_notifiers.for_each(|n| freed = freed.saturating_add(n.out_of_memory()));
-        if freed > 0 {
-            return OomStep::Freed;
-        }
-        if !gfp.contains(__GFP_FS) {
-            return OomStep::IoLess;
-        }
-        if !core::mem::replace(reported, true) {
-            self.stats.oom.fetch_add(1, Relaxed);
-            self.report_oom(gfp, order, caller);
-        }
-        OomStep::NoVictim
     }
 }

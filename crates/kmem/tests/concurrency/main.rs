@@ -27,6 +27,7 @@ mod blocking;
 mod highatomic_stress;
 mod mempool;
 mod model;
+mod oom_step;
 mod review;
 #[path = "../common/rng.rs"]
 mod rng;
