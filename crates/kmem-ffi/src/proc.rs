@@ -16,7 +16,7 @@ pub const KMEM_DMESG_LEVEL: c_uint = 1;
 pub const KMEM_DMESG_NOTIME: c_uint = 2;
 
 /// Copies `text` into `buf` like `snprintf`; returns the text's length or `-EFAULT`.
-fn copy_out(text: &str, buf: *mut c_char, len: usize) -> isize {
+pub(crate) fn copy_out(text: &str, buf: *mut c_char, len: usize) -> isize {
     if len > 0 {
         if buf.is_null() {
             return -(libc::EFAULT as isize);

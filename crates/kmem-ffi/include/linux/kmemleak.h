@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: <linux/kmemleak.h>. kmemleak records what the C ABI hands out while it is on
  * (`kmem insmod --kmemleak`) and reports what a module left allocated after its exit. These
- * tell it about memory it cannot see, or that is no leak. */
+ * tell it about memory it cannot see, or that is no leak. A program scans on demand with
+ * kmem_kmemleak_scan, kmem_kmemleak_read and kmem_kmemleak_clear (<linux/kmem.h>). */
 #ifndef _KMEM_LINUX_KMEMLEAK_H
 #define _KMEM_LINUX_KMEMLEAK_H
 

@@ -47,23 +47,33 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kmem::{CallChain, Level, Machine};
 use kmem_core::platform::Platform as _;
 
+mod ondemand;
 mod scan;
 mod threads;
+pub use ondemand::{kmem_kmemleak_clear, kmem_kmemleak_read, kmem_kmemleak_scan};
 pub use scan::{Roots, live_stack, writable_segments};
 
 /// Whether allocations are recorded.
 static ON: AtomicBool = AtomicBool::new(false);
 
 /// The recorded objects, and the text of the last report.
-static STATE: Mutex<State> = Mutex::new(State { objects: BTreeMap::new(), next_seq: 0, last_report: String::new() });
+static STATE: Mutex<State> =
+    Mutex::new(State { objects: BTreeMap::new(), next_seq: 0, last_report: String::new(), last_scan: 0 });
+
+/// One scan at a time (the kernel's `scan_mutex`): the on-demand scan, the report, the exit
+/// scan, `kmem_kmemleak_read` and `kmem_kmemleak_clear` take it first, before any other lock.
+static SCAN: Mutex<()> = Mutex::new(());
 
 struct State {
     objects: BTreeMap<usize, Object>,
     next_seq: u64,
     last_report: String,
+    /// `jiffies` when the last on-demand scan started (the kernel's `jiffies_last_scan`).
+    last_scan: u64,
 }
 
 /// One recorded object.
+#[derive(Clone)]
 struct Object {
     /// Allocation order (the kernel's `object_list` is in allocation order).
     seq: u64,
@@ -73,8 +83,21 @@ struct Object {
     jiffies: u64,
     chain: CallChain,
     /// Never reported, always scanned (`kmemleak_not_leak`, `kmemleak_alloc` with `min_count`
-    /// 0): a root of the scan.
+    /// 0, `kmem_kmemleak_clear`): a root of the scan.
     not_leak: bool,
+    /// Counted by an on-demand scan already (the kernel's `OBJECT_REPORTED`, never cleared).
+    reported: bool,
+    /// Unreferenced at the last on-demand scan that saw it (the kernel's white colour).
+    white: bool,
+    /// `crc32` of the contents at the last on-demand scan that found the object unreferenced
+    /// (the kernel's `checksum`, 0 at first).
+    checksum: u32,
+}
+
+impl Object {
+    fn span(&self) -> scan::Span {
+        scan::Span { size: self.size, not_leak: self.not_leak }
+    }
 }
 
 /// Bytes of an object shown in a report (`HEX_MAX_LINES` rows of `HEX_ROW_SIZE`).
@@ -95,6 +118,15 @@ pub fn is_on() -> bool {
 
 fn lock() -> std::sync::MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn scan_lock() -> std::sync::MutexGuard<'static, ()> {
+    SCAN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `jiffies` as the records take them.
+fn jiffies_now() -> u64 {
+    crate::machine().map_or(0, |m| kmem_core::platform::jiffies(m.platform().now_ns()))
 }
 
 /// Records an object the C ABI hands out (nothing for NULL or `ZERO_SIZE_PTR`).
@@ -186,11 +218,12 @@ fn record(addr: usize, size: usize, not_leak: bool) {
     threads::register_current();
     let chain = CallChain::record();
     let (pid, comm) = (kmem::sys::gettid(), kmem::sys::comm());
-    let jiffies = crate::machine().map_or(0, |m| kmem_core::platform::jiffies(m.platform().now_ns()));
+    let jiffies = jiffies_now();
     let mut s = lock();
     let seq = s.next_seq;
     s.next_seq += 1;
-    s.objects.insert(addr, Object { seq, size, comm, pid, jiffies, chain, not_leak });
+    let o = Object { seq, size, comm, pid, jiffies, chain, not_leak, reported: false, white: false, checksum: 0 };
+    s.objects.insert(addr, o);
 }
 
 /// Forgets an object the C ABI frees (or that is not a leak).
@@ -226,14 +259,16 @@ fn forget(addr: usize) {
 /// handed out was freed by a path other than the C ABI's (the Rust API's `kfree` or `vfree`
 /// of it would leave a record of memory that may be gone).
 pub unsafe fn report(m: &Machine, roots: &[(usize, usize)], values: &[usize]) -> String {
+    let _scan = scan_lock();
     // Before the table's lock, which is a leaf (the module docs).
     let mut pools = crate::mempool::reserved_elements();
     pools.extend_from_slice(values);
     let mut left: Vec<(usize, Object, Contents)> = {
         let mut s = lock();
+        let spans = s.objects.iter().map(|(&a, o)| (a, o.span())).collect();
         // SAFETY: The roots are readable and the recorded objects still allocated (the
         // caller's promise), and the table's lock is held.
-        let lost = unsafe { scan::unreferenced(&s.objects, roots, &pools) };
+        let lost = unsafe { scan::unreferenced(&spans, roots, &pools) };
         let objects = std::mem::take(&mut s.objects);
         let left = objects
             .into_iter()
@@ -438,6 +473,9 @@ mod tests {
             jiffies: 5,
             chain: CallChain::default(),
             not_leak: false,
+            reported: false,
+            white: false,
+            checksum: 0,
         };
         let mut text = String::new();
         describe(&mut text, 0x7f12_3456_7000, &o, &Contents { head: b"leak\0\0\0\0".to_vec(), crc: 0xabc });

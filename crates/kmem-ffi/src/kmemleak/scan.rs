@@ -17,50 +17,109 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{CStr, c_int, c_void};
 
-use super::Object;
+/// A recorded object as a scan sees it.
+#[derive(Clone, Copy)]
+pub(super) struct Span {
+    pub(super) size: usize,
+    /// Never reported, always scanned (`kmemleak_not_leak`): gray from the start.
+    pub(super) not_leak: bool,
+}
 
 /// `[start, start + len)` ranges of memory to scan.
 pub type Roots = Vec<(usize, usize)>;
 
+/// A scan in progress over a fixed set of objects: which are referenced (gray or scanned), and
+/// the gray list of those whose words are still to be read.
+pub(super) struct Graph<'a> {
+    objects: &'a BTreeMap<usize, Span>,
+    referenced: HashSet<usize>,
+    gray: Vec<usize>,
+}
+
+impl<'a> Graph<'a> {
+    /// Every object white but those marked not a leak, which are gray (scanned whatever refers
+    /// to them).
+    pub(super) fn new(objects: &'a BTreeMap<usize, Span>) -> Self {
+        let mut g = Graph { objects, referenced: HashSet::new(), gray: Vec::new() };
+        for (&start, _) in objects.iter().filter(|(_, o)| o.not_leak) {
+            g.visit(start);
+        }
+        g
+    }
+
+    /// A word found in scanned memory: a value anywhere inside an object references it.
+    pub(super) fn visit(&mut self, value: usize) {
+        if let Some((&start, o)) = self.objects.range(..=value).next_back()
+            && value < start + o.size.max(1)
+            && self.referenced.insert(start)
+        {
+            self.gray.push(start);
+        }
+    }
+
+    /// Whether the scan has found a reference to the object at `start` (so far).
+    pub(super) fn is_referenced(&self, start: usize) -> bool {
+        self.referenced.contains(&start)
+    }
+
+    /// Scans `[start, start + len)` through `copier`, then every object it reaches; memory
+    /// that cannot be read holds no references. `Err(errno)` if the reads are refused.
+    pub(super) fn scan_copied(&mut self, copier: &mut Copier, start: usize, len: usize) -> Result<(), i32> {
+        copier.copy(start, len, &mut |at, bytes| words_of(at, bytes, &mut |v| self.visit(v)))?;
+        self.drain_copied(copier)
+    }
+
+    /// Scans the gray list through `copier` until it is empty.
+    pub(super) fn drain_copied(&mut self, copier: &mut Copier) -> Result<(), i32> {
+        while let Some(start) = self.gray.pop() {
+            let size = self.objects[&start].size;
+            copier.copy(start, size, &mut |at, bytes| words_of(at, bytes, &mut |v| self.visit(v)))?;
+        }
+        Ok(())
+    }
+
+    /// Scans the gray list with direct reads until it is empty.
+    ///
+    /// # Safety
+    /// Every object in the graph's set is allocated (readable) for the whole call.
+    unsafe fn drain_direct(&mut self) {
+        while let Some(start) = self.gray.pop() {
+            let size = self.objects[&start].size;
+            // SAFETY: A recorded object is still allocated, so its bytes are mapped (the
+            // caller's promise).
+            unsafe { scan_words(start, size, &mut |v| self.visit(v)) };
+        }
+    }
+
+    /// The objects nothing referenced.
+    pub(super) fn unreferenced(&self) -> HashSet<usize> {
+        self.objects.keys().copied().filter(|a| !self.referenced.contains(a)).collect()
+    }
+}
+
 /// The recorded objects nothing in `roots` (ranges), `values` (words held elsewhere, such as
 /// a pool's reserve) or an object marked not a leak refers to, directly or through other
-/// objects.
+/// objects; every read is a direct one (the exit scan's).
 ///
 /// # Safety
 /// Every root range is mapped and readable, and every object in `objects` is still allocated
 /// (readable) for the whole call.
 pub(super) unsafe fn unreferenced(
-    objects: &BTreeMap<usize, Object>,
+    objects: &BTreeMap<usize, Span>,
     roots: &[(usize, usize)],
     values: &[usize],
 ) -> HashSet<usize> {
-    let mut referenced = HashSet::new();
-    let mut gray = Vec::new();
-    let mut visit = |value: usize, gray: &mut Vec<usize>| {
-        if let Some((&start, o)) = objects.range(..=value).next_back()
-            && value < start + o.size.max(1)
-            && referenced.insert(start)
-        {
-            gray.push(start);
-        }
-    };
-    // Objects that are no leak are scanned whatever refers to them (kmemleak's gray objects).
-    for (&start, _) in objects.iter().filter(|(_, o)| o.not_leak) {
-        visit(start, &mut gray);
-    }
+    let mut g = Graph::new(objects);
     for &value in values {
-        visit(value, &mut gray);
+        g.visit(value);
     }
     for &(start, len) in roots {
         // SAFETY: Roots are mapped, readable memory (the caller's promise).
-        unsafe { scan_words(start, len, &mut |v| visit(v, &mut gray)) };
+        unsafe { scan_words(start, len, &mut |v| g.visit(v)) };
     }
-    while let Some(start) = gray.pop() {
-        // SAFETY: A recorded object is still allocated, so its bytes are mapped (the caller's
-        // promise; `report` holds the table's lock, for which a free through the C ABI waits).
-        unsafe { scan_words(start, objects[&start].size, &mut |v| visit(v, &mut gray)) };
-    }
-    objects.keys().copied().filter(|a| !referenced.contains(a)).collect()
+    // SAFETY: The objects are allocated (the caller's promise).
+    unsafe { g.drain_direct() };
+    g.unreferenced()
 }
 
 /// Calls `f` with every aligned word in `[start, start + len)`.
@@ -75,6 +134,80 @@ unsafe fn scan_words(start: usize, len: usize, f: &mut impl FnMut(usize)) {
         // SAFETY: Aligned, inside the range, which is readable (caller).
         f(unsafe { std::ptr::read_volatile(at as *const usize) });
         at += WORD;
+    }
+}
+
+/// Calls `f` with every word of `bytes` (a copy of the memory at `at`) that is aligned in that
+/// memory and whole in the copy. Values below the first page, which no object's address can
+/// be, are left out.
+fn words_of(at: usize, bytes: &[u8], f: &mut impl FnMut(usize)) {
+    const WORD: usize = size_of::<usize>();
+    let skip = at.next_multiple_of(WORD) - at;
+    for w in bytes.get(skip..).unwrap_or_default().chunks_exact(WORD) {
+        let v = usize::from_ne_bytes(w.try_into().unwrap_or_default());
+        if v >= PAGE {
+            f(v);
+        }
+    }
+}
+
+const PAGE: usize = 4096;
+
+/// Reads this process's memory with `process_vm_readv`, which fails with `EFAULT` on a page
+/// that is not mapped instead of faulting: what the on-demand scan reads while other threads
+/// run, and may free an object (even `vfree` it, unmapping it) or `dlclose` a library under it.
+/// A page freed and reused meanwhile is read as it is then: stale values can only make an
+/// object look referenced (a false negative), never a fault. The copy is the kernel's, so no
+/// Rust reference to memory C writes meanwhile is ever made.
+pub(super) struct Copier {
+    buf: Vec<u8>,
+}
+
+/// Pages read by one system call.
+const CHUNK_PAGES: usize = 16;
+
+impl Copier {
+    pub(super) fn new() -> Self {
+        Copier { buf: vec![0; CHUNK_PAGES * PAGE] }
+    }
+
+    /// Copies `[start, start + len)` chunk by chunk and calls `f(address, bytes)` with each
+    /// piece copied, in order; a page that cannot be read is skipped. `Err(errno)` if the
+    /// system call is refused (anything but `EFAULT`: a seccomp filter, or no such call).
+    pub(super) fn copy(&mut self, start: usize, len: usize, f: &mut dyn FnMut(usize, &[u8])) -> Result<(), i32> {
+        let next_page = |p: usize| (p | (PAGE - 1)).saturating_add(1);
+        let end = start.saturating_add(len);
+        let mut at = start;
+        while at < end {
+            // Up to CHUNK_PAGES pages, one remote iovec per page (piece of one), so a copy stops
+            // exactly at the first page that is not mapped.
+            let mut remote = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; CHUNK_PAGES];
+            let (mut n, mut p) = (0, at);
+            while n < CHUNK_PAGES && p < end {
+                let e = next_page(p).min(end);
+                remote[n] = libc::iovec { iov_base: p as *mut c_void, iov_len: e - p };
+                (n, p) = (n + 1, e);
+            }
+            let want = p - at;
+            let local = libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: want };
+            // SAFETY: Reads from this process's memory into `buf`, which has room for `want`
+            // bytes (at most CHUNK_PAGES pages); the kernel checks the remote addresses and
+            // fails with EFAULT on one that is not mapped.
+            let got = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, remote.as_ptr(), n as _, 0) };
+            let got = match usize::try_from(got) {
+                Ok(got) => got.min(want),
+                Err(_) => match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EFAULT) => 0,
+                    e => return Err(e.unwrap_or(libc::EIO)),
+                },
+            };
+            if got > 0 {
+                f(at, &self.buf[..got]);
+            }
+            // The page after the copied bytes is not readable: go on past it.
+            at = if got == want { p } else { next_page(at + got) };
+        }
+        Ok(())
     }
 }
 
