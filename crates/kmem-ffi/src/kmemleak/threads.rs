@@ -95,11 +95,14 @@ pub(super) fn stack_bounds() -> Option<(usize, usize)> {
 /// as pages are mapped, less those below the first page (0 and small integers, which no
 /// object's address can be): a thread's stack is mapped whole at its creation (8 MiB by
 /// default) and mostly never touched, so its zero words would cost a megaword per thread.
+/// Pages never touched (neither present nor swapped out, by `/proc/self/pagemap`) are not
+/// read at all: they hold only zeros, and copying 8 MiB per thread made each on-demand scan
+/// cost tens of milliseconds per thread. Without a readable pagemap every page is read.
 /// Threads cannot exit past their destructor while this runs (the registry's lock is held),
 /// though a copy of a running thread's stack is only a snapshot.
 pub(super) fn other_stacks_words() -> Vec<usize> {
-    const PAGE: usize = 4096;
-    const BATCH: usize = 64;
+    // Before the registry's lock: opening allocates.
+    let pagemap = std::fs::File::open("/proc/self/pagemap").ok();
     // SAFETY: `pthread_self` has no preconditions.
     let me = unsafe { libc::pthread_self() };
     let stacks = lock();
@@ -107,32 +110,71 @@ pub(super) fn other_stacks_words() -> Vec<usize> {
     let mut buf = vec![0usize; BATCH * PAGE / size_of::<usize>()];
     // SAFETY: `pthread_equal` compares two thread ids.
     for s in stacks.iter().filter(|s| unsafe { libc::pthread_equal(s.thread, me) } == 0) {
-        let (bottom, mut top) = (s.base.next_multiple_of(PAGE), (s.base + s.size) / PAGE * PAGE);
-        'stack: while top > bottom {
-            let pages = ((top - bottom) / PAGE).min(BATCH);
-            let local: Vec<libc::iovec> = (0..pages)
-                .map(|i| libc::iovec { iov_base: buf.as_mut_ptr().wrapping_byte_add(i * PAGE).cast(), iov_len: PAGE })
-                .collect();
-            // Page `i` of this batch is the `i`-th below `top`: the copy stops at the first one
-            // not mapped.
-            let remote: Vec<libc::iovec> = (0..pages)
-                .map(|i| libc::iovec { iov_base: (top - (i + 1) * PAGE) as *mut libc::c_void, iov_len: PAGE })
-                .collect();
-            // SAFETY: Reads from this process's memory into `buf`, which the local iovecs cover
-            // page by page (`pages <= BATCH`); the kernel checks the remote addresses.
-            let got = unsafe {
-                libc::process_vm_readv(libc::getpid(), local.as_ptr(), pages as _, remote.as_ptr(), pages as _, 0)
-            };
-            let Ok(got) = usize::try_from(got) else { break 'stack };
-            let copied = got / PAGE;
-            words.extend(buf[..copied * PAGE / size_of::<usize>()].iter().copied().filter(|&w| w >= PAGE));
-            if copied < pages {
-                break 'stack;
-            }
-            top -= pages * PAGE;
+        let (bottom, top) = (s.base.next_multiple_of(PAGE), (s.base + s.size) / PAGE * PAGE);
+        if top <= bottom {
+            continue;
+        }
+        for (lo, hi) in touched_runs(pagemap.as_ref(), bottom, top).into_iter().rev() {
+            copy_down(lo, hi, &mut buf, &mut words);
         }
     }
     words
+}
+
+const PAGE: usize = 4096;
+const BATCH: usize = 64;
+
+/// The runs `[lo, hi)` of pages in `[bottom, top)` that were ever touched (present or swapped
+/// out), lowest first; the whole range if the pagemap cannot be read.
+fn touched_runs(pagemap: Option<&std::fs::File>, bottom: usize, top: usize) -> Vec<(usize, usize)> {
+    use std::os::unix::fs::FileExt as _;
+    const PRESENT_OR_SWAPPED: u64 = 3 << 62;
+    let pages = (top - bottom) / PAGE;
+    let mut raw = vec![0u8; pages * 8];
+    let Some(Ok(())) = pagemap.map(|f| f.read_exact_at(&mut raw, (bottom / PAGE * 8) as u64)) else {
+        return vec![(bottom, top)];
+    };
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in raw.chunks_exact(8).enumerate() {
+        if u64::from_ne_bytes(e.try_into().unwrap_or_default()) & PRESENT_OR_SWAPPED == 0 {
+            continue;
+        }
+        let at = bottom + i * PAGE;
+        match runs.last_mut() {
+            Some(run) if run.1 == at => run.1 = at + PAGE,
+            _ => runs.push((at, at + PAGE)),
+        }
+    }
+    runs
+}
+
+/// Copies the pages of `[bottom, top)` from `top` down into `words` (their words of a page or
+/// more), one page per `iovec`, and stops at the first page that is not mapped.
+fn copy_down(bottom: usize, mut top: usize, buf: &mut [usize], words: &mut Vec<usize>) {
+    while top > bottom {
+        let pages = ((top - bottom) / PAGE).min(BATCH);
+        let local: Vec<libc::iovec> = (0..pages)
+            .map(|i| libc::iovec { iov_base: buf.as_mut_ptr().wrapping_byte_add(i * PAGE).cast(), iov_len: PAGE })
+            .collect();
+        // Page `i` of this batch is the `i`-th below `top`: the copy stops at the first one
+        // not mapped.
+        let remote: Vec<libc::iovec> = (0..pages)
+            .map(|i| libc::iovec { iov_base: (top - (i + 1) * PAGE) as *mut libc::c_void, iov_len: PAGE })
+            .collect();
+        // SAFETY: Reads from this process's memory into `buf`, which the local iovecs cover
+        // page by page (`pages <= BATCH`, and `buf` holds BATCH pages); the kernel checks the
+        // remote addresses.
+        let got = unsafe {
+            libc::process_vm_readv(libc::getpid(), local.as_ptr(), pages as _, remote.as_ptr(), pages as _, 0)
+        };
+        let Ok(got) = usize::try_from(got) else { return };
+        let copied = got / PAGE;
+        words.extend(buf[..copied * PAGE / size_of::<usize>()].iter().copied().filter(|&w| w >= PAGE));
+        if copied < pages {
+            return;
+        }
+        top -= pages * PAGE;
+    }
 }
 
 #[cfg(test)]
