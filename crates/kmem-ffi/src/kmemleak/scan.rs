@@ -258,3 +258,60 @@ pub fn live_stack(sp: usize) -> Option<(usize, usize)> {
     let top = base.checked_add(size)?;
     (base..top).contains(&sp).then(|| (sp, top - sp))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page that is not readable is skipped, the pages around it are copied, and memory
+    /// that is not mapped at all yields nothing: no fault either way.
+    #[test]
+    fn a_copy_skips_what_cannot_be_read() {
+        const LEN: usize = 3 * PAGE;
+        // SAFETY: A fresh private anonymous mapping of our own, unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let at = base as usize;
+        // SAFETY: The mapping is ours and writable; then its middle page is made unreadable.
+        unsafe {
+            std::ptr::write_bytes(base.cast::<u8>(), 0x5a, LEN);
+            assert_eq!(libc::mprotect((at + PAGE) as *mut c_void, PAGE, libc::PROT_NONE), 0);
+        }
+        let mut copier = Copier::new();
+        let mut pieces = Vec::new();
+        // From 8 bytes into the first page to 8 bytes before the end.
+        copier
+            .copy(at + 8, LEN - 16, &mut |a, b| {
+                assert!(b.iter().all(|&x| x == 0x5a));
+                pieces.push((a - at, b.len()));
+            })
+            .unwrap();
+        assert_eq!(pieces, [(8, PAGE - 8), (2 * PAGE, PAGE - 8)]);
+        // SAFETY: Our mapping, no longer used.
+        assert_eq!(unsafe { libc::munmap(base, LEN) }, 0);
+        let mut any = false;
+        copier.copy(at, LEN, &mut |_, _| any = true).unwrap();
+        assert!(!any, "an unmapped range is read as nothing");
+    }
+
+    /// Words are taken where they are aligned in memory, whole, and only from the first page up.
+    #[test]
+    fn words_are_aligned_in_memory() {
+        let mut bytes = vec![0u8; 4];
+        bytes.extend_from_slice(&0x7000_1234usize.to_ne_bytes());
+        bytes.extend_from_slice(&17usize.to_ne_bytes());
+        bytes.extend_from_slice(&[0xff; 3]);
+        let mut seen = Vec::new();
+        words_of(0x1004, &bytes, &mut |v| seen.push(v));
+        assert_eq!(seen, [0x7000_1234]);
+    }
+}

@@ -1,6 +1,7 @@
 /* kmemleak's on-demand scan while other threads run (KMEM_KMEMLEAK=1): two threads replace
  * objects in their global slots in a loop (kmalloc/kfree, vmalloc/vfree, which unmaps,
- * kmem_cache_alloc/kmem_cache_free, filling each new object) while main scans in a loop, and
+ * kmem_cache_alloc/kmem_cache_free, filling each new object; a 6 MiB vzalloc area every 32
+ * rounds, which vfree unmaps at once) while main scans in a loop, and
  * now and then reads the text, for 5.5 s: past the 5 s before which no object is reported, so
  * that objects referenced all along (a chain from a global through a kmalloc, a vmalloc and a
  * cache object; each worker's local) are old enough to be reported if the scan missed them.
@@ -17,6 +18,9 @@
 #include "kmemleak_test.h"
 
 #define SLOTS 48
+/* Big enough that kmem's vmalloc frame cache (16 MiB on this machine) cannot keep every freed
+ * one mapped: vfree unmaps most of them at once, as the kernel's does. */
+#define BIG (6 << 20)
 
 static int failed;
 #define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); failed++; } } while (0)
@@ -28,6 +32,7 @@ struct node {
 
 /* Not static: a static written and never read may be optimised away, and its pointers with it. */
 void *slots[2][SLOTS];
+void *big[2];
 struct node *kept;
 struct kmem_cache *cache;
 static volatile int stop;
@@ -83,8 +88,14 @@ static void *worker(void *arg)
 		slots[t][s] = new;
 		if (old)
 			free_kind(s, old);
+		if (i % 32 == 0) {
+			old = big[t];
+			big[t] = vzalloc(BIG);
+			vfree(old);
+		}
 	}
 	kfree(mine);
+	vfree(big[t]);
 	return NULL;
 }
 
@@ -111,7 +122,7 @@ int main(void)
 	for (t = 0; t < 2; t++)
 		if (pthread_create(&w[t], NULL, worker, (void *)(long)t))
 			return 1;
-	while (now() - start < 5.5) {
+	while (now() - start < 5.5 || scans < 3) {
 		n = kmem_kmemleak_scan();
 		CHECK(n >= 0);
 		total += n > 0 ? n : 0;
