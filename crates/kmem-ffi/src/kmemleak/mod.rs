@@ -23,6 +23,17 @@
 //!   loaded object's writable segments, the exiting thread's live stack and the stacks of the
 //!   other threads that allocated through the C ABI (`kmemleak/threads.rs`) as roots; the
 //!   report goes to stderr.
+//! - On demand, while the program runs (`kmemleak/ondemand.rs`): `kmem_kmemleak_scan`,
+//!   `kmem_kmemleak_read` and `kmem_kmemleak_clear` (`linux/kmem.h`) are the kernel's `echo
+//!   scan`, `cat` and `echo clear` on `/sys/kernel/debug/kmemleak`, with its rules: objects
+//!   younger than 5 s are never reported, an object is counted by one scan only (the mark is
+//!   never taken off), an unreferenced object whose contents changed since the last scan is
+//!   spared once, `echo clear` makes the reported objects gray. There is no periodic scan
+//!   thread (the kernel's `kmemleak` kthread scans every 10 minutes): the program asks.
+//! - The exit report is unchanged by on-demand scans: it lists every object still unreferenced
+//!   at exit, young or old, whether a scan counted it before or not (the kernel has no scan at
+//!   the end of a run, so this is the program's final state, not "new" leaks), but not those
+//!   `kmem_kmemleak_clear` made gray.
 //! - `kfree_rcu`/`kvfree_rcu` forget the object when it is queued (the kernel's
 //!   `kvfree_call_rcu` calls `kmemleak_ignore` on it); `kmemleak_ignore` (`linux/kmemleak.h`)
 //!   forgets one too. `kmemleak_not_leak` marks one as never reported but still scanned (the
@@ -34,9 +45,23 @@
 //!
 //! Invariant: while on, the table holds exactly the objects handed out through the C ABI
 //! since it was turned on and not freed through it, keyed by address (an address handed out
-//! again replaces its stale record: that object was freed by a path kmem does not see).
-//! Lock order: the table's lock is a leaf; no kmem lock is held while it is taken, and no
-//! kmem call is made under it.
+//! again replaces its stale record: that object was freed by a path kmem does not see); each
+//! record's allocation number (`seq`) is unique, so a scan that let the lock go can tell a
+//! record it saw from a new one at the same address.
+//!
+//! Reading C's memory: the exit scan ([`report`]) reads the roots and the objects directly,
+//! under the table's lock: at exit nothing is unloaded, and a free through the C ABI forgets
+//! the object before freeing it, so it waits for that lock. The on-demand scan cannot assume
+//! that of the roots (a concurrent `dlclose`) and does not rely on the free paths' order: it
+//! copies every byte it reads with `process_vm_readv`, which fails instead of faulting on
+//! memory that is gone (`kmemleak/ondemand.rs`), and holds the table's lock only to take a
+//! snapshot and to apply the result.
+//!
+//! Lock order: `SCAN` (one scan, report, read or clear at a time) first; then, one at a
+//! time, the loader's lock (`dl_iterate_phdr`), the thread registry's (`threads`), the pools'
+//! (`reserved_elements`) and the table's. The table's lock is a leaf: no kmem lock is held
+//! while it is taken (the log's locks are taken after it is released), and no kmem call is
+//! made under it.
 
 use std::collections::BTreeMap;
 use std::ffi::c_void;
@@ -241,8 +266,9 @@ fn forget(addr: usize) {
 }
 
 /// Stops recording, scans from `roots`, the words in `values` (copies of memory such as other
-/// threads' stacks) and the elements in live pools' reserves (`kmemleak/scan.rs`) and reports every recorded object they do not reach: logs kmemleak's
-/// line on `m` if there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept
+/// threads' stacks) and the elements in live pools' reserves (`kmemleak/scan.rs`) and reports
+/// every recorded object they do not reach, whether an on-demand scan counted it before or
+/// not, and whatever its age: logs kmemleak's line on `m` if there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept
 /// for [`last_report`]). Call it while the code that allocated them is still loaded, so its
 /// frames have names.
 ///

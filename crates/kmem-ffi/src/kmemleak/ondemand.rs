@@ -33,19 +33,24 @@
 //!
 //! Safety while other threads run: they may free any object (a `vfree` unmaps it) or
 //! `dlclose` a library during the scan. So no memory is read directly: roots, objects and the
-//! bytes of the report are copied with `process_vm_readv` on this process ([`Copier`]), which
-//! fails on a page that is not mapped instead of faulting; such a page holds no references.
-//! The table's lock is held only to take a snapshot of the records (address, size, colour,
-//! allocation number, checksum) and to apply the result to the records that are still the same
-//! allocations (same allocation number); the scan runs on the snapshot, lock-free. An address
-//! freed and reused during the scan is read as whatever it then holds: stale values can only
-//! make an object look referenced (a false negative), as pointers moving during the kernel's
-//! scan can. If `process_vm_readv` is refused (a seccomp filter), the scan fails with its
-//! errno and nothing is read.
+//! bytes of the report are copied with `process_vm_readv` on this process (`Copier`, in
+//! `kmemleak/scan.rs`), which fails on a page that is not mapped instead of faulting; such a
+//! page holds no references. Nothing relies on the order in which the free paths forget an
+//! object and free it. The table's lock is held only to take a snapshot of the records
+//! (address, size, colour, allocation number, checksum) and to apply the result to the records
+//! that are still the same allocations (same allocation number); the scan runs on the
+//! snapshot, with no lock of the table held. An address freed and reused during the scan is
+//! read as whatever it then holds: stale values can only make an object look referenced (a
+//! false negative). As in the kernel, whose scan stops no one either, a pointer another thread
+//! moves during the scan from memory not yet read to memory already read can make its object
+//! look unreferenced for that scan (a false positive); the minimum age and the checksum rule
+//! make that rare. If `process_vm_readv` is refused (a seccomp filter), the scan fails with its
+//! errno.
 //!
-//! Lock order: [`SCAN`](super::SCAN) first, then (one at a time, none held across the others)
-//! the loader's lock (`dl_iterate_phdr`), the thread registry's, the pools' and the table's,
-//! which stays a leaf; the log's locks are taken after the table's is released.
+//! Lock order: `SCAN` first, then (one at a time, none held across the others) the loader's
+//! lock (`dl_iterate_phdr`), the thread registry's, the pools' and the table's, which stays a
+//! leaf; the log's locks are taken after the table's is released. So `kmem_kmemleak_scan` must
+//! not be called from a library constructor (which runs under the loader's lock).
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int};

@@ -11,8 +11,12 @@
 //! kmemleak scans; kmem's reserve is not C's memory). Memory from `malloc` is not scanned, as
 //! the kernel has none: an object only a `malloc`'d block refers to is reported.
 //!
-//! Every read is volatile and of mapped memory (a segment the loader mapped, a live stack, an
-//! object still allocated); the values are only compared, never followed without a lookup.
+//! Two ways to read: the exit scan's direct reads ([`unreferenced`]), volatile and of memory
+//! its caller promises stays mapped (a segment the loader mapped, a live stack, an object still
+//! allocated); and the on-demand scan's copies ([`Copier`]), `process_vm_readv` on this
+//! process, which fail on memory that is gone instead of faulting, so another thread may free
+//! an object (a `vfree` unmaps it) or `dlclose` a library meanwhile. Either way the values are
+//! only compared, never followed without a lookup in the scan's own set of objects.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{CStr, c_int, c_void};

@@ -1,5 +1,6 @@
-//! The stacks of other threads, for a program's exit scan: the kernel's kmemleak scans every
-//! task's stack, so an object only a sleeping thread's local variable refers to is not a leak.
+//! The stacks of other threads, for a program's exit scan and its on-demand scans: the
+//! kernel's kmemleak scans every task's stack, so an object only a sleeping thread's local
+//! variable refers to is not a leak.
 //!
 //! A thread is registered (its stack's bounds, from `pthread_getattr_np`) the first time it
 //! allocates through the C ABI while kmemleak is on, and unregistered by its thread-local
@@ -10,7 +11,15 @@
 //! its top down one page per `iovec`, so the copy stops at the first page that is not mapped
 //! (the unused end of a main thread's stack, which `pthread_getattr_np` sizes by the stack
 //! limit) instead of faulting, and a thread running meanwhile changes only the bytes copied.
-//! If the system call is refused (a seccomp filter), other threads' stacks are not scanned.
+//! Pages never touched (not present nor swapped out in `/proc/self/pagemap`) are skipped. If
+//! the system call is refused (a seccomp filter), other threads' stacks are not scanned.
+//!
+//! Races with a scan: a thread registers before its first record is made (`record`), so a
+//! stack holding a recorded object was registered before the scan's snapshot saw that object
+//! unless the object is younger than the scan (never reported: younger than 5 s). A thread
+//! exiting waits in its destructor for the registry's lock, held while its stack is copied;
+//! and since the copy is `process_vm_readv`'s, even a stack gone meanwhile would read as
+//! nothing, not fault.
 //!
 //! Invariant: the registry holds one entry per live registered thread; lock order: the
 //! registry's lock is taken before the object table's (`record` registers first) and is a
