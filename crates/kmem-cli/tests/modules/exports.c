@@ -21,6 +21,8 @@ static const void *const exported[] = {
 	get_page,
 	/* log and /proc */
 	kmem_printk_text, dump_stack, kmem_dmesg_read, kmem_dmesg_clear, kmem_proc_read,
+	/* kmemleak on demand */
+	kmem_kmemleak_scan, kmem_kmemleak_read, kmem_kmemleak_clear,
 	/* context */
 	arch_local_irq_save, arch_local_irq_restore, arch_local_irq_disable, arch_local_irq_enable,
 	arch_irqs_disabled, preempt_disable, preempt_enable, in_atomic, __might_sleep, msleep,
