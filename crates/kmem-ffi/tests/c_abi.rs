@@ -481,26 +481,37 @@ fn kmemleak_sizes(text: &str) -> Vec<&str> {
 /// `KMEM_KMEMLEAK` the scan returns `-EPERM`.
 #[test]
 fn kmemleak_scans_on_demand() {
-    let exe = build("kmemleak_scan", Link::Shared);
-    let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
-    assert!(o.status.success(), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("kmemleak_scan: 0 failed"), "{}", show(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(kmemleak_sizes(&err).is_empty() && !err.contains("suspected memory leaks"), "{err}");
-    let o = run(&exe);
-    assert!(o.status.success(), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("kmemleak_scan: off, 0 failed"), "{}", show(&o));
+    let exes = [build("kmemleak_scan", Link::Shared), build("kmemleak_scan", Link::Static)];
+    // Both at once: each sleeps 5.2 s.
+    let runs: Vec<_> = exes
+        .iter()
+        .map(|exe| {
+            let exe = exe.clone();
+            std::thread::spawn(move || run_with(&exe, &[("KMEM_KMEMLEAK", "1")]))
+        })
+        .collect();
+    for (exe, run_) in exes.iter().zip(runs) {
+        let o = run_.join().unwrap();
+        assert!(o.status.success(), "{}: {}", exe.display(), show(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("kmemleak_scan: 0 failed"), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(kmemleak_sizes(&err).is_empty() && !err.contains("suspected memory leaks"), "{err}");
+        let o = run(exe);
+        assert!(o.status.success(), "{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("kmemleak_scan: off, 0 failed"), "{}", show(&o));
+    }
 }
 
 /// `kmem_kmemleak_scan` in a loop while two threads allocate and free (kmalloc, vmalloc and
-/// vfree, a cache) for 5.5 s: no crash, and only the one lost object is ever reported (the
-/// program counts); at exit nothing is left.
+/// vfree, a cache) and a third loads and unloads a library, for 5.5 s: no crash, and only the
+/// one lost object is ever reported (the program counts); at exit nothing is left.
 #[test]
 fn kmemleak_scans_while_other_threads_allocate_and_free() {
     let exe = build("kmemleak_scan_race", Link::Shared);
     let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
     assert!(o.status.success(), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains(" scans, 0 failed"), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("kmemleak_scan_race: ") && out.contains(" loads, 0 failed"), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(kmemleak_sizes(&err).is_empty(), "{err}");
 }

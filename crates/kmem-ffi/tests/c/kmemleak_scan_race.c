@@ -1,12 +1,14 @@
 /* kmemleak's on-demand scan while other threads run (KMEM_KMEMLEAK=1): two threads replace
  * objects in their global slots in a loop (kmalloc/kfree, vmalloc/vfree, which unmaps,
  * kmem_cache_alloc/kmem_cache_free, filling each new object; a 6 MiB vzalloc area every 32
- * rounds, which vfree unmaps at once) while main scans in a loop, and
+ * rounds, which vfree unmaps at once) and a third loads and unloads a library (its writable
+ * segments, roots of the scan, come and go) while main scans in a loop, and
  * now and then reads the text, for 5.5 s: past the 5 s before which no object is reported, so
  * that objects referenced all along (a chain from a global through a kmalloc, a vmalloc and a
  * cache object; each worker's local) are old enough to be reported if the scan missed them.
  * No crash, no memcheck error; exactly one object is ever reported: the kmalloc-256 one main
  * lost before the threads started. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ void *big[2];
 struct node *kept;
 struct kmem_cache *cache;
 static volatile int stop;
+static unsigned long loads;
 static char text[1 << 16];
 
 /* Slot s holds a kmalloc object (s % 3 == 0; sizes up to kmalloc-128), a vmalloc area of one to
@@ -99,6 +102,21 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* dlopen and dlclose glibc's libresolv in a loop (if it cannot be loaded, nothing). */
+static void *loader(void *arg)
+{
+	(void)arg;
+	while (!stop) {
+		void *h = dlopen("libresolv.so.2", RTLD_NOW | RTLD_LOCAL);
+
+		if (!h)
+			break;
+		dlclose(h);
+		loads++;
+	}
+	return NULL;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -109,7 +127,7 @@ static double now(void)
 
 int main(void)
 {
-	pthread_t w[2];
+	pthread_t w[2], l;
 	double start = now();
 	int total = 0, scans = 0, n, t, s;
 
@@ -122,6 +140,8 @@ int main(void)
 	for (t = 0; t < 2; t++)
 		if (pthread_create(&w[t], NULL, worker, (void *)(long)t))
 			return 1;
+	if (pthread_create(&l, NULL, loader, NULL))
+		return 1;
 	while (now() - start < 5.5 || scans < 3) {
 		n = kmem_kmemleak_scan();
 		CHECK(n >= 0);
@@ -132,6 +152,7 @@ int main(void)
 	stop = 1;
 	for (t = 0; t < 2; t++)
 		pthread_join(w[t], NULL);
+	pthread_join(l, NULL);
 	n = kmem_kmemleak_scan();
 	CHECK(n >= 0);
 	total += n > 0 ? n : 0;
@@ -149,6 +170,6 @@ int main(void)
 	kfree(kept);
 	kmem_kmemleak_clear();
 	kmem_cache_destroy(cache);
-	printf("kmemleak_scan_race: %d scans, %d failed\n", scans, failed);
+	printf("kmemleak_scan_race: %d scans, %lu loads, %d failed\n", scans, loads, failed);
 	return failed != 0;
 }
