@@ -268,9 +268,11 @@ fn forget(addr: usize) {
 /// Stops recording, scans from `roots`, the words in `values` (copies of memory such as other
 /// threads' stacks) and the elements in live pools' reserves (`kmemleak/scan.rs`) and reports
 /// every recorded object they do not reach, whether an on-demand scan counted it before or
-/// not, and whatever its age: logs kmemleak's line on `m` if there is any, and returns the `/sys/kernel/debug/kmemleak` text (also kept
-/// for [`last_report`]). Call it while the code that allocated them is still loaded, so its
-/// frames have names.
+/// not, and whatever its age: logs kmemleak's line on `m` if there is any, and returns the
+/// `/sys/kernel/debug/kmemleak` text (also kept for [`last_report`]). Call it while the code
+/// that allocated them is still loaded, so its frames have names, and not under the loader's
+/// lock (it takes the scan lock first, which an on-demand scan holds while it walks the loaded
+/// objects; the module docs' lock order).
 ///
 /// The table's lock is held, and recording left on, while the objects are read (the scan, and
 /// each reported object's first bytes and checksum): another thread's free through the C ABI
