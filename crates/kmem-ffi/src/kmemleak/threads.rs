@@ -134,7 +134,7 @@ const PAGE: usize = 4096;
 const BATCH: usize = 64;
 
 /// The runs `[lo, hi)` of pages in `[bottom, top)` that were ever touched (present or swapped
-/// out), lowest first; the whole range if the pagemap cannot be read.
+/// out), lowest first; the whole range if the pagemap cannot be read or shows none.
 fn touched_runs(pagemap: Option<&std::fs::File>, bottom: usize, top: usize) -> Vec<(usize, usize)> {
     use std::os::unix::fs::FileExt as _;
     const PRESENT_OR_SWAPPED: u64 = 3 << 62;
@@ -154,7 +154,9 @@ fn touched_runs(pagemap: Option<&std::fs::File>, bottom: usize, top: usize) -> V
             _ => runs.push((at, at + PAGE)),
         }
     }
-    runs
+    // A live thread has touched the top of its stack at least: a pagemap that says otherwise
+    // does not tell (an emulated `/proc`), so everything is read.
+    if runs.is_empty() { vec![(bottom, top)] } else { runs }
 }
 
 /// Copies the pages of `[bottom, top)` from `top` down into `words` (their words of a page or
