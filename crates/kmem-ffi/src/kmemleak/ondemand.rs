@@ -43,9 +43,9 @@
 //! read as whatever it then holds: stale values can only make an object look referenced (a
 //! false negative). As in the kernel, whose scan stops no one either, a pointer another thread
 //! moves during the scan from memory not yet read to memory already read can make its object
-//! look unreferenced for that scan (a false positive); the minimum age and the checksum rule
-//! make that rare. If `process_vm_readv` is refused (a seccomp filter), the scan fails with its
-//! errno.
+//! look unreferenced for that scan, and be reported if it is old enough and its contents did
+//! not change (a false positive; the kernel's scan can make it too). If `process_vm_readv` is
+//! refused (a seccomp filter), the scan fails with its errno.
 //!
 //! Lock order: `SCAN` first, then (one at a time, none held across the others) the loader's
 //! lock (`dl_iterate_phdr`), the thread registry's, the pools' and the table's, which stays a
