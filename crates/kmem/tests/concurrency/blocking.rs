@@ -439,7 +439,9 @@ fn kswapd_wakes_below_low_watermark_and_runs_shrinkers() {
 
 fn kswapd_below_low(boost_factor: usize) {
     use kmem::zone::{Wmark, ZoneType};
-    let b = builder(Profile::X86_64, 32, 4, true).kswapd(true).oom_timeout(LONG);
+    // No per-CPU lists: kswapd's first pass would drain them back and could leave a zone
+    // above its high mark, the node balanced before the shrinker's turn.
+    let b = builder(Profile::X86_64, 32, 4, false).kswapd(true).oom_timeout(LONG);
     let m = b.watermark_boost_factor(boost_factor).build().unwrap();
     let mut held = Vec::new();
     for _ in 0..256 {
@@ -449,12 +451,15 @@ fn kswapd_below_low(boost_factor: usize) {
     assert_eq!(m.nr_kswapd_wakeups(), 0, "kswapd woken with plenty of memory");
     let shrinker = PageHolder::new(&m, std::mem::take(&mut held));
     let registered = register_shrinker(&m, &shrinker);
-    let dma32 = m.zone(ZoneType::Dma32);
-    // A wake-up from an allocation below the low mark without a boost: a boost's wake-up may
-    // come first, and kswapd may take the boost back before the zone gets there.
+    // Allocate until an allocation that found every zone below its low mark (with the
+    // protection against this request) wakes kswapd, then let kswapd work: a boost's wake-up
+    // may come first, on a balanced node, and reclaims at priorities too high to scan this
+    // shrinker. Every zone, not just the first: a node with any zone above its high mark is
+    // balanced (`pgdat_balanced`) and kswapd has nothing to do.
+    let zones = [m.zone(ZoneType::Dma), m.zone(ZoneType::Dma32)];
     let mut woken_below = false;
     while !woken_below {
-        let below = dma32.free_pages() <= dma32.wmark_base(Wmark::Low);
+        let below = zones.iter().all(|z| z.free_pages() <= z.wmark(Wmark::Low) + z.lowmem_reserve(ZoneType::Dma32));
         let woken = m.nr_kswapd_wakeups();
         // Stops before direct reclaim could run the shrinker on this thread: the fast path
         // fails at the low watermark, wakes kswapd, and the min-watermark retry succeeds.
@@ -463,7 +468,9 @@ fn kswapd_below_low(boost_factor: usize) {
         woken_below = below && m.nr_kswapd_wakeups() > woken;
     }
     assert!(woken_below, "factor {boost_factor}: kswapd not woken below the low watermark");
-    wait_until("kswapd0 to scan the shrinker", || shrinker.scanned_by.lock().unwrap().iter().any(|t| t == "kswapd0"));
+    wait_until(&format!("factor {boost_factor}: kswapd0 to scan the shrinker"), || {
+        shrinker.scanned_by.lock().unwrap().iter().any(|t| t == "kswapd0")
+    });
     drop(registered);
     let counted_by = shrinker.counted_by.lock().unwrap().clone();
     assert!(counted_by.iter().any(|t| t == "kswapd0"), "count_objects not called by kswapd0: {counted_by:?}");
