@@ -30,6 +30,25 @@ static int ktest_checks;
 		}									\
 	} while (0)
 
+/* `n` rounds of a loop that only repeats the same checks, scaled by KTEST_SCALE (a percentage,
+ * default 100; .ci/valgrind-c lowers it, as memcheck serialises the threads), at least 1. A bad
+ * value is reported and ignored. */
+static __attribute__((unused)) int ktest_rounds(int n)
+{
+	const char *s = getenv("KTEST_SCALE");
+	char *end;
+	long pct;
+
+	if (!s)
+		return n;
+	pct = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || pct < 1 || pct > 100) {
+		fprintf(stderr, "ktest: KTEST_SCALE must be a percentage 1..100, got \"%s\"; ignored\n", s);
+		return n;
+	}
+	return n * pct / 100 > 0 ? (int)(n * pct / 100) : 1;
+}
+
 /* The whole log as "<level>text" lines without timestamps. */
 static char ktest_log[1 << 20];
 static __attribute__((unused)) const char *ktest_dmesg(void)

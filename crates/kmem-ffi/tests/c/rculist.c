@@ -500,7 +500,7 @@ static void hashtable(void)
 
 /* ---- a writer and a reader ---- */
 
-#define ROUNDS 3000
+#define ROUNDS 3000	/* scaled by KTEST_SCALE (ktest_rounds) */
 #define KEEP 8
 
 static LIST_HEAD(shared);
@@ -549,7 +549,7 @@ static void threads(void)
 {
 	struct item *it, *tmp;
 	pthread_t t;
-	int i;
+	int i, rounds = ktest_rounds(ROUNDS);
 
 	for (i = 0; i < KEEP; i++) {
 		it = item_new(i);
@@ -559,7 +559,7 @@ static void threads(void)
 	CHECK(pthread_create(&t, NULL, reader, NULL) == 0);
 	while (!__atomic_load_n(&passes, __ATOMIC_ACQUIRE))	/* one walk before any change */
 		;
-	for (i = 0; i < ROUNDS; i++) {
+	for (i = 0; i < rounds; i++) {
 		it = item_new(KEEP + i);
 		if (!it)
 			break;
@@ -574,7 +574,7 @@ static void threads(void)
 		/* The oldest entry goes: every third round with a grace period waited for. */
 		retire(list_entry(i % 2 ? shared.prev : shared.next, struct item, node), i % 3 == 0);
 	}
-	CHECK(i == ROUNDS);
+	CHECK(i == rounds);
 	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 	CHECK(pthread_join(t, NULL) == 0);
 	CHECK(bad == 0 && visits > 0);
