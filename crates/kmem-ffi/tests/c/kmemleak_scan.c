@@ -42,23 +42,6 @@ unsigned long late_hidden; /* late's address, hidden from the scan */
 
 static char text[1 << 16];
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int holding;
-
-static void *holder(void *arg)
-{
-	void *volatile held = kmalloc(1500, GFP_KERNEL); /* kmalloc-2048 */
-
-	(void)arg;
-	pthread_mutex_lock(&lock);
-	holding = 1;
-	pthread_cond_broadcast(&cond);
-	for (;;) /* Until the process exits; `held` stays live in this frame. */
-		pthread_cond_wait(&cond, &lock);
-	return (void *)held;
-}
-
 static noinline void lose_marked(void)
 {
 	char *volatile lost = kmalloc(200, GFP_KERNEL); /* kmalloc-256 */
@@ -111,7 +94,6 @@ int main(void)
 	void *volatile local_obj;
 	struct timespec nap = { 5, 200 * 1000 * 1000 };
 	static char log[1 << 16];
-	pthread_t h;
 
 	if (!getenv("KMEM_KMEMLEAK"))
 		return kmemleak_off();
@@ -121,12 +103,8 @@ int main(void)
 	chain->next->next = NULL;
 	local_obj = kmalloc(1000, GFP_KERNEL); /* kmalloc-1024 */
 	make_late();
-	if (pthread_create(&h, NULL, holder, NULL))
+	if (start_holder(1500)) /* kmalloc-2048 */
 		return 1;
-	pthread_mutex_lock(&lock);
-	while (!holding)
-		pthread_cond_wait(&cond, &lock);
-	pthread_mutex_unlock(&lock);
 	deep(lose_marked);
 
 	/* Young: never reported (the second scan finds the lost object's contents unchanged). */

@@ -12,23 +12,6 @@
 #include <linux/slab.h>
 #include "kmemleak_test.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int holding;
-
-static void *holder(void *arg)
-{
-	void *volatile held = kmalloc(900, GFP_KERNEL);
-
-	(void)arg;
-	pthread_mutex_lock(&lock);
-	holding = 1;
-	pthread_cond_broadcast(&cond);
-	for (;;) /* Until the process exits; `held` stays live in this frame. */
-		pthread_cond_wait(&cond, &lock);
-	return (void *)held;
-}
-
 static void *dropper(void *arg)
 {
 	void *volatile dropped = kmalloc(400, GFP_KERNEL);
@@ -41,16 +24,12 @@ static void *dropper(void *arg)
 
 int main(void)
 {
-	pthread_t h, d;
+	pthread_t d;
 
 	if (pthread_create(&d, NULL, dropper, NULL) || pthread_join(d, NULL))
 		return 1;
-	if (pthread_create(&h, NULL, holder, NULL))
+	if (start_holder(900))
 		return 1;
-	pthread_mutex_lock(&lock);
-	while (!holding)
-		pthread_cond_wait(&cond, &lock);
-	pthread_mutex_unlock(&lock);
 	deep(lose_one);
 	printf("kmemleak_threads: exiting with the holder asleep\n");
 	fflush(stdout);
