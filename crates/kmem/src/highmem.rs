@@ -195,13 +195,10 @@ impl Highmem {
     /// survive a fork): local mappings it left are unmapped, so the slot's next owner starts
     /// with all `KM_MAX_IDX` of them. With `report` (the thread itself ended without
     /// `kunmap_local`) each left mapping is a bug of the caller's: reported, once per release.
-    /// Returns how many were left.
-    pub(crate) fn release_cpu(&self, pa: &Pa, cpu: usize, report: bool) -> usize {
-        let Some(depth) = self.local_depth.get(cpu).map(|d| d.swap(0, Relaxed)) else {
-            return 0;
-        };
+    pub(crate) fn release_cpu(&self, pa: &Pa, cpu: usize, report: bool) {
+        let depth = self.local_depth.get(cpu).map_or(0, |d| d.swap(0, Relaxed));
         if depth == 0 {
-            return 0;
+            return;
         }
         let first = self.fixmap.base() + cpu * KM_MAX_IDX * PAGE_SIZE;
         // The slot's owner is gone, so no one uses these addresses any more (`kmap_local_page`'s
@@ -215,7 +212,6 @@ impl Highmem {
                 ),
             );
         }
-        depth
     }
 }
 

@@ -68,7 +68,7 @@ impl<P: Platform> PageAllocator<P> {
         // `ALLOC_NO_WATERMARKS` alone (`__alloc_pages_cpuset_fallback`: no `ALLOC_KSWAPD`, so
         // a boost taken here wakes no kswapd).
         if gfp.contains(__GFP_NOFAIL)
-            && let Some(pfn) = self.get_page_from_freelist(gfp, order, af::NO_WATERMARKS, zl, self.platform.cpu())
+            && let Some(pfn) = self.get_page_from_freelist(gfp, order, af::NO_WATERMARKS, zl, cpu)
         {
             return MayOom::Page(pfn);
         }

@@ -144,7 +144,7 @@ unsafe fn scan_words(start: usize, len: usize, f: &mut impl FnMut(usize)) {
 /// Calls `f` with every word of `bytes` (a copy of the memory at `at`) that is aligned in that
 /// memory and whole in the copy. Values below the first page, which no object's address can
 /// be, are left out.
-fn words_of(at: usize, bytes: &[u8], f: &mut impl FnMut(usize)) {
+pub(super) fn words_of(at: usize, bytes: &[u8], f: &mut impl FnMut(usize)) {
     const WORD: usize = size_of::<usize>();
     let skip = at.next_multiple_of(WORD) - at;
     for w in bytes.get(skip..).unwrap_or_default().chunks_exact(WORD) {
@@ -155,7 +155,8 @@ fn words_of(at: usize, bytes: &[u8], f: &mut impl FnMut(usize)) {
     }
 }
 
-const PAGE: usize = 4096;
+/// The host's page: what `process_vm_readv` and `/proc/self/pagemap` count in.
+pub(super) const PAGE: usize = 4096;
 
 /// Reads this process's memory with `process_vm_readv`, which fails with `EFAULT` on a page
 /// that is not mapped instead of faulting: what the on-demand scan reads while other threads

@@ -7,11 +7,11 @@
 //! destructor when it exits. Threads that never allocated through the C ABI are not known, so
 //! a pointer only their stacks hold is not seen (documented in `docs/deviations.md`).
 //!
-//! Reading: another thread's stack is copied with `process_vm_readv` on this process, from
-//! its top down one page per `iovec`, so the copy stops at the first page that is not mapped
-//! (the unused end of a main thread's stack, which `pthread_getattr_np` sizes by the stack
-//! limit) instead of faulting, and a thread running meanwhile changes only the bytes copied.
-//! Pages never touched (not present nor swapped out in `/proc/self/pagemap`) are skipped. If
+//! Reading: another thread's stack is copied with the scan's `Copier` (`process_vm_readv` on
+//! this process, one page per `iovec`), so a page that is not mapped (the unused end of a main
+//! thread's stack, which `pthread_getattr_np` sizes by the stack limit) is skipped instead of
+//! faulting, and a thread running meanwhile changes only the bytes copied. Pages never touched
+//! (not present nor swapped out in `/proc/self/pagemap`) are not read at all. If
 //! the system call is refused (a seccomp filter), other threads' stacks are not scanned.
 //!
 //! Races with a scan: a thread registers before its first record is made (`record`), so a
@@ -27,6 +27,8 @@
 
 use std::cell::Cell;
 use std::sync::Mutex;
+
+use super::scan::{Copier, PAGE, words_of};
 
 /// A registered thread: its `pthread_t` and its stack `[base, base + size)`.
 #[derive(Clone, Copy)]
@@ -116,22 +118,23 @@ pub(super) fn other_stacks_words() -> Vec<usize> {
     let me = unsafe { libc::pthread_self() };
     let stacks = lock();
     let mut words = Vec::new();
-    let mut buf = vec![0usize; BATCH * PAGE / size_of::<usize>()];
+    let mut copier = Copier::new();
     // SAFETY: `pthread_equal` compares two thread ids.
     for s in stacks.iter().filter(|s| unsafe { libc::pthread_equal(s.thread, me) } == 0) {
         let (bottom, top) = (s.base.next_multiple_of(PAGE), (s.base + s.size) / PAGE * PAGE);
         if top <= bottom {
             continue;
         }
-        for (lo, hi) in touched_runs(pagemap.as_ref(), bottom, top).into_iter().rev() {
-            copy_down(lo, hi, &mut buf, &mut words);
+        for (lo, hi) in touched_runs(pagemap.as_ref(), bottom, top) {
+            // Pages that cannot be read hold no references; a refused system call (a
+            // seccomp filter) leaves the stacks unread, as an exit scan cannot report it.
+            if copier.copy(lo, hi - lo, &mut |at, bytes| words_of(at, bytes, &mut |w| words.push(w))).is_err() {
+                return words;
+            }
         }
     }
     words
 }
-
-const PAGE: usize = 4096;
-const BATCH: usize = 64;
 
 /// The runs `[lo, hi)` of pages in `[bottom, top)` that were ever touched (present or swapped
 /// out), lowest first; the whole range if the pagemap cannot be read or shows none.
@@ -157,35 +160,6 @@ fn touched_runs(pagemap: Option<&std::fs::File>, bottom: usize, top: usize) -> V
     // A live thread has touched the top of its stack at least: a pagemap that says otherwise
     // does not tell (an emulated `/proc`), so everything is read.
     if runs.is_empty() { vec![(bottom, top)] } else { runs }
-}
-
-/// Copies the pages of `[bottom, top)` from `top` down into `words` (their words of a page or
-/// more), one page per `iovec`, and stops at the first page that is not mapped.
-fn copy_down(bottom: usize, mut top: usize, buf: &mut [usize], words: &mut Vec<usize>) {
-    while top > bottom {
-        let pages = ((top - bottom) / PAGE).min(BATCH);
-        let local: Vec<libc::iovec> = (0..pages)
-            .map(|i| libc::iovec { iov_base: buf.as_mut_ptr().wrapping_byte_add(i * PAGE).cast(), iov_len: PAGE })
-            .collect();
-        // Page `i` of this batch is the `i`-th below `top`: the copy stops at the first one
-        // not mapped.
-        let remote: Vec<libc::iovec> = (0..pages)
-            .map(|i| libc::iovec { iov_base: (top - (i + 1) * PAGE) as *mut libc::c_void, iov_len: PAGE })
-            .collect();
-        // SAFETY: Reads from this process's memory into `buf`, which the local iovecs cover
-        // page by page (`pages <= BATCH`, and `buf` holds BATCH pages); the kernel checks the
-        // remote addresses.
-        let got = unsafe {
-            libc::process_vm_readv(libc::getpid(), local.as_ptr(), pages as _, remote.as_ptr(), pages as _, 0)
-        };
-        let Ok(got) = usize::try_from(got) else { return };
-        let copied = got / PAGE;
-        words.extend(buf[..copied * PAGE / size_of::<usize>()].iter().copied().filter(|&w| w >= PAGE));
-        if copied < pages {
-            return;
-        }
-        top -= pages * PAGE;
-    }
 }
 
 #[cfg(test)]
