@@ -152,6 +152,12 @@ pub unsafe trait Platform: Send + Sync {
     fn in_rcu_read(&self) -> bool {
         false
     }
+    /// The caller starts running a `call_rcu` callback, which the kernel runs from its RCU
+    /// softirq with bottom halves off: a platform that tracks atomic context enters it (so a
+    /// callback that sleeps is reported, [`Self::in_atomic`]); nests. The default does nothing.
+    fn softirq_enter(&self) {}
+    /// The caller is done with the callback [`Self::softirq_enter`] announced.
+    fn softirq_exit(&self) {}
     /// The caller starts freeing (or running the callbacks of) a batch a grace period of this
     /// platform's allocator released (nests: a destructor or callback may run another grace
     /// period). A platform that tracks it answers [`Self::rcu_batches_held`].
@@ -192,7 +198,8 @@ pub unsafe trait Platform: Send + Sync {
     fn wake_kswapd(&self) {}
     /// Asks the platform's worker to run kmem's deferred work soon, from process context
     /// (`schedule_work`): the `vfree`s queued in atomic context (VM-7), which the worker
-    /// completes with [`crate::vmalloc::Vmalloc::flush_deferred`]. Called in any context,
+    /// completes with [`crate::vmalloc::Vmalloc::flush_deferred`], and a flood of `call_rcu`
+    /// callbacks ([`crate::rcu::QHIMARK`]), which it runs with [`crate::Kmem::rcu_core`]. Called in any context,
     /// atomic included, with no kmem lock held; must not sleep. The default does nothing: the
     /// queued frees then complete on the next `vmalloc`/`vfree` outside atomic context, or
     /// when reclaim runs the vmalloc shrinker ([`crate::vmalloc::Vmalloc::shrink`]).

@@ -36,6 +36,11 @@ use crate::sync::SpinLock;
 /// `CONFIG_RCU_CPU_STALL_TIMEOUT`: the default stall timeout, in seconds.
 pub const RCU_CPU_STALL_TIMEOUT: u32 = 21;
 
+/// `rcutree.qhimark`: every this many `call_rcu` callbacks queued (since a batch last took
+/// them), `call_rcu` asks the platform's worker to run them soon (`Platform::schedule_work`,
+/// `Kmem::rcu_core`).
+pub const QHIMARK: usize = 10_000;
+
 /// The grace-period state.
 pub struct Rcu {
     idx: AtomicUsize,
@@ -88,6 +93,8 @@ pub(crate) struct Pending {
     pub(crate) objects: usize,
     /// `call_rcu` heads, newest first, chained through `RcuHead::next` (0: none).
     pub(crate) callbacks: usize,
+    /// Length of `callbacks`.
+    pub(crate) nr_callbacks: usize,
     /// Batches taken off these lists whose grace period or freeing has not finished.
     pub(crate) inflight: usize,
     /// The ticket the next batch taken gets: batches are numbered in the order they are taken.
@@ -276,6 +283,7 @@ impl Rcu {
                 next_ticket: 0,
                 waiters: 0,
                 requeued: 0,
+                nr_callbacks: 0,
             }),
         }
     }

@@ -139,6 +139,13 @@ pub extern "C" fn in_atomic() -> c_int {
     c_int::from(kmem::context::in_atomic())
 }
 
+/// `int kmem_in_softirq(void)`, behind `in_softirq()`: whether the thread runs an RCU callback
+/// (the only softirq work kmem has; `call_rcu`).
+#[unsafe(no_mangle)]
+pub extern "C" fn kmem_in_softirq() -> c_int {
+    c_int::from(kmem::context::in_softirq())
+}
+
 /// `__might_resched` prints at most once a second (`prev_jiffy + HZ`).
 fn might_sleep_limit() -> &'static Ratelimit {
     static LIMIT: std::sync::OnceLock<Ratelimit> = std::sync::OnceLock::new();

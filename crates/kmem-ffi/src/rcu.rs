@@ -127,7 +127,9 @@ pub unsafe extern "C" fn kmem_kvfree_rcu(ptr: *const c_void) {
 }
 
 /// `void call_rcu(struct rcu_head *head, rcu_callback_t func)`: `func(head)` runs after a grace
-/// period, at the next `rcu_barrier`. A NULL head or callback is reported and ignored.
+/// period, in atomic context: in kswapd's thread after its next grace period that can complete
+/// (`Kmem::rcu_core`), or at the next `rcu_barrier`. A NULL head or callback is reported and
+/// ignored.
 ///
 /// # Safety
 /// `head` is NULL or points to a `struct rcu_head` that stays valid and untouched until `func`

@@ -169,6 +169,14 @@ fn rcu() {
     run_suite_with("rcu", Link::Shared, &[("KMEM_KSWAPD", "0")]);
 }
 
+/// `call_rcu` callbacks from C with kswapd on (`tests/c/rcu_softirq.c`): run without a
+/// barrier after kswapd's grace period, oldest first, in softirq context (`in_softirq()`), held
+/// back by an old reader.
+#[test]
+fn rcu_softirq() {
+    run_suite("rcu_softirq", Link::Shared);
+}
+
 #[test]
 fn vread() {
     run_suite("vread", Link::Shared);

@@ -12,6 +12,8 @@ pub(crate) struct ThreadState {
     /// The cached CPU slot on that machine.
     pub(crate) slot: Cell<usize>,
     preempt: Cell<u32>,
+    /// RCU callbacks the thread is running (softirq context; each also counts in `preempt`).
+    softirq: Cell<u32>,
     noio: Cell<u32>,
     nofs: Cell<u32>,
     memalloc: Cell<bool>,
@@ -69,6 +71,7 @@ thread_local! {
             machine: Cell::new(0),
             slot: Cell::new(0),
             preempt: Cell::new(0),
+            softirq: Cell::new(0),
             noio: Cell::new(0),
             nofs: Cell::new(0),
             memalloc: Cell::new(false),
@@ -149,6 +152,29 @@ pub fn preempt_count() -> u32 {
 /// C ABI reports it first, as CONFIG_DEBUG_PREEMPT does, seeing [`preempt_count`] at 0).
 pub fn preempt_enable() {
     THREAD.with(|t| t.preempt.set(t.preempt.get().saturating_sub(1)));
+}
+
+/// The thread starts running an RCU callback (softirq context: atomic; nests). Also during
+/// the thread's teardown, where it is a no-op, as is the matching [`softirq_exit`].
+pub(crate) fn softirq_enter() {
+    let _ = THREAD.try_with(|t| {
+        t.preempt.set(t.preempt.get() + 1);
+        t.softirq.set(t.softirq.get() + 1);
+    });
+}
+
+/// The thread is done with the callback [`softirq_enter`] announced.
+pub(crate) fn softirq_exit() {
+    let _ = THREAD.try_with(|t| {
+        t.preempt.set(t.preempt.get().saturating_sub(1));
+        t.softirq.set(t.softirq.get().saturating_sub(1));
+    });
+}
+
+/// Whether the calling thread runs an RCU callback (`in_softirq()`): the only softirq work
+/// kmem has.
+pub fn in_softirq() -> bool {
+    THREAD.try_with(|t| t.softirq.get()).unwrap_or(0) > 0
 }
 
 /// The thread enters an RCU read-side section of machine `id` (nests).

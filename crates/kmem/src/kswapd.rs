@@ -58,7 +58,8 @@ const PCP_DECAY_PERIOD: Duration = Duration::from_secs(1);
 /// completes the deferred `vfree`s each time one is queued (then gives its CPU slot back, so
 /// it never keeps one from a worker thread), decays the per-CPU high marks every
 /// [`PCP_DECAY_PERIOD`] (completing any deferred `vfree` left over, a safety net, tearing
-/// down orphaned caches, and running a grace period if one can complete without waiting), and runs an aging trim scan (`trim_aged`) every `trim_after`. It
+/// down orphaned caches, and running a grace period, with the `call_rcu` callbacks it
+/// releases, if one can complete without waiting), and runs an aging trim scan (`trim_aged`) every `trim_after`. It
 /// holds the machine only while working; dropping the machine stops the thread at once.
 pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
@@ -79,6 +80,8 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 let Some(inner) = weak.upgrade() else { return };
                 if ctl.work.swap(false, Ordering::SeqCst) {
                     inner.deferred_work();
+                    // A flood of `call_rcu` callbacks (`QHIMARK`) kicks the worker too.
+                    inner.kmem.rcu_core();
                     ctl.work_runs.fetch_add(1, Ordering::Relaxed);
                 }
                 // A hopeless node (`kswapd_failures >= MAX_RECLAIM_RETRIES`): back to sleep
@@ -97,9 +100,10 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 inner.kmem.decay_pcp_high();
                 inner.deferred_work();
                 // What waits for a grace period without memory pressure (`kfree_rcu` objects,
-                // `SLAB_TYPESAFE_BY_RCU` slabs) is freed by one that can complete now, as the
-                // kernel's grace periods and `kfree_rcu` monitor run on their own.
-                inner.kmem.rcu_poll_grace_period();
+                // `SLAB_TYPESAFE_BY_RCU` slabs, `call_rcu` callbacks) is freed or run after
+                // one that can complete now, as the kernel's grace periods, RCU softirq and
+                // `kfree_rcu` monitor run on their own. kswapd holds no lock of a caller's.
+                inner.kmem.rcu_core();
                 ctl.ticks.fetch_add(1, Ordering::Relaxed);
                 // Caches destroyed inside one of their own allocations or frees, left to the
                 // next maintenance pass (`lifetime.rs`): one load when there is none, as the

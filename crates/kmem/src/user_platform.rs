@@ -112,6 +112,14 @@ unsafe impl Platform for UserPlatform {
         context::in_rcu_read(self.id)
     }
 
+    fn softirq_enter(&self) {
+        context::softirq_enter();
+    }
+
+    fn softirq_exit(&self) {
+        context::softirq_exit();
+    }
+
     fn rcu_batch_enter(&self) {
         context::rcu_batch_enter(self.id);
     }

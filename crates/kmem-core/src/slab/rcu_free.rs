@@ -35,13 +35,21 @@
 //! nothing else under it. Tickets and waiters are only read and written under it, and
 //! waiters spin with it released.
 //!
-//! `call_rcu` callbacks are taken only by `rcu_barrier` (and the cache shrink and destroy
-//! that call it), never by `synchronize_rcu` or reclaim: those run in the caller's thread,
-//! which may hold a lock a callback takes (the kernel runs callbacks elsewhere, so that is
-//! legal there), while a callback that needs a lock the `rcu_barrier` caller holds deadlocks in
-//! the kernel too. They run after the grace period, oldest first, with no kmem lock held, each
-//! inside a read-side marker of the platform (`Platform::rcu_read_enter`), so that a callback
-//! asking for a grace period itself is reported instead of waiting for its own batch.
+//! `call_rcu` callbacks are taken by `rcu_barrier` (and the cache shrink and destroy that call
+//! it) and by [`Kmem::rcu_core`], a platform's own context (the userspace machine's kswapd),
+//! never by `synchronize_rcu` or reclaim: those run in the caller's thread, which may hold a
+//! lock a callback takes (the kernel runs callbacks elsewhere, so that is legal there), while
+//! a callback that needs a lock the `rcu_barrier` caller holds deadlocks in the kernel too.
+//! They run after the grace period, oldest first, with no kmem lock held, each in the
+//! platform's softirq context (`Platform::softirq_enter`: atomic, so a callback that sleeps is
+//! reported) and inside a read-side marker (`Platform::rcu_read_enter`), so that a callback
+//! asking for a grace period itself is reported instead of waiting for its own batch. A batch
+//! whose grace period gives up (`rcu_core`'s, when an old reader is still inside) puts its
+//! callbacks back behind the ones queued meanwhile, so they still run oldest first.
+//!
+//! Every [`QHIMARK`] callbacks queued, `call_rcu` asks the platform's worker to run
+//! `rcu_core` soon (`Platform::schedule_work`), so a flood of callbacks does not wait for the
+//! next periodic pass (the kernel's `qhimark`, past which it forces grace periods along).
 
 use core::panic::Location;
 use core::ptr::{self, NonNull};
@@ -52,7 +60,7 @@ use super::node::Node;
 use crate::gfp::{__GFP_NOWARN, GFP_NOWAIT};
 use crate::kmem::Kmem;
 use crate::platform::Platform;
-use crate::rcu::{Linked, RcuCallback, RcuHead, RcuReadGuard, Waiter};
+use crate::rcu::{Linked, QHIMARK, RcuCallback, RcuHead, RcuReadGuard, Waiter};
 
 /// Pointers a pending-object page holds after its two header words.
 const PTRS_PER_PAGE: usize = crate::PAGE_SIZE / size_of::<usize>() - 2;
@@ -191,7 +199,11 @@ impl<P: Platform> Kmem<P> {
     fn grace_period(&self, wait: bool, callbacks: bool, waiter: Option<&Linked<'_>>) -> usize {
         let (slabs, objects, heads, ticket) = {
             let mut p = self.slabs.rcu.pending.lock();
-            let heads = if callbacks { core::mem::take(&mut p.callbacks) } else { 0 };
+            let heads = if callbacks {
+                (core::mem::take(&mut p.callbacks), core::mem::take(&mut p.nr_callbacks))
+            } else {
+                (0, 0)
+            };
             let taken = (p.slabs, p.objects, heads, p.take(waiter));
             p.slabs = NIL_PFN;
             p.nr_slabs = 0;
@@ -207,31 +219,49 @@ impl<P: Platform> Kmem<P> {
         };
         // `_batch` leaves `inflight` after this, the put-back included.
         if done {
-            self.run_callbacks(heads as *mut RcuHead);
+            self.run_callbacks(heads.0 as *mut RcuHead);
             self.free_pending(slabs, objects)
         } else {
-            // Only `rcu_barrier` takes callbacks, and it waits.
-            debug_assert_eq!(heads, 0, "callbacks taken by a grace period that may give up");
-            self.requeue(slabs, objects);
+            self.requeue(slabs, objects, heads);
             0
         }
     }
 
+    /// What the kernel's RCU softirq (`rcu_core`) does each time it runs, for a platform's own
+    /// context that holds no lock of kmem's callers (the userspace machine's kswapd, once a
+    /// second and when [`QHIMARK`] callbacks piled up): a grace period if one can complete
+    /// without waiting, then the `kfree_rcu` objects and `SLAB_TYPESAFE_BY_RCU` slabs it
+    /// released are freed and the `call_rcu` callbacks queued before it run, oldest first, in
+    /// softirq context. With an old reader still inside, everything goes back in order for
+    /// the next try. Returns pages freed. Not for a caller's own thread, which may hold a lock
+    /// a callback takes: that is what [`Self::rcu_poll_grace_period`] is for.
+    pub fn rcu_core(&self) -> usize {
+        self.rcu_grace_period(false, true)
+    }
+
     /// `call_rcu(head, func)`: `func(head)` runs after a grace period, at the next
-    /// [`Self::rcu_barrier`] (module docs). `head` is written (`next`, `func`) and must stay
+    /// [`Self::rcu_barrier`] or [`Self::rcu_core`] that completes one, in the platform's
+    /// softirq context (module docs). `head` is written (`next`, `func`) and must stay
     /// untouched until then.
     ///
     /// # Safety
     /// `head` is valid for writes and reads until `func` is called with it, queued once at a
     /// time; `func` may be called from any thread.
     pub unsafe fn call_rcu(&self, head: NonNull<RcuHead>, func: RcuCallback) {
-        let mut p = self.slabs.rcu.pending.lock();
-        // SAFETY: The caller's promise: ours until the callback runs.
-        unsafe {
-            (*head.as_ptr()).func = Some(func);
-            (*head.as_ptr()).next = p.callbacks as *mut RcuHead;
+        let flood = {
+            let mut p = self.slabs.rcu.pending.lock();
+            // SAFETY: The caller's promise: ours until the callback runs.
+            unsafe {
+                (*head.as_ptr()).func = Some(func);
+                (*head.as_ptr()).next = p.callbacks as *mut RcuHead;
+            }
+            p.callbacks = head.as_ptr() as usize;
+            p.nr_callbacks += 1;
+            p.nr_callbacks.is_multiple_of(QHIMARK)
+        };
+        if flood {
+            self.platform().schedule_work();
         }
-        p.callbacks = head.as_ptr() as usize;
     }
 
     /// Runs a taken chain of callbacks (newest first), oldest first.
@@ -253,9 +283,11 @@ impl<P: Platform> Kmem<P> {
             unsafe {
                 let next = (*oldest).next;
                 if let Some(func) = (*oldest).func {
+                    platform.softirq_enter();
                     platform.rcu_read_enter();
                     func(oldest);
                     platform.rcu_read_exit();
+                    platform.softirq_exit();
                 }
                 oldest = next;
             }
@@ -321,10 +353,9 @@ impl<P: Platform> Kmem<P> {
 
     /// A grace period only if it can complete without waiting (no reader that was inside
     /// when it started is still inside), freeing the `kfree_rcu` objects and the
-    /// `SLAB_TYPESAFE_BY_RCU` slabs queued before it; `call_rcu` callbacks wait for
-    /// `rcu_barrier` (module docs). Returns pages freed. Reclaim calls it, and so should a
-    /// platform's periodic work, as the kernel's grace periods and `kfree_rcu` monitor run
-    /// without memory pressure (the userspace machine's kswapd does, once a second).
+    /// `SLAB_TYPESAFE_BY_RCU` slabs queued before it; `call_rcu` callbacks are left for
+    /// [`Self::rcu_core`] or `rcu_barrier` (module docs). Returns pages freed. Reclaim calls it,
+    /// in the thread that needs memory; a platform's periodic work calls [`Self::rcu_core`].
     pub fn rcu_poll_grace_period(&self) -> usize {
         self.rcu_grace_period(false, false)
     }
@@ -368,12 +399,29 @@ impl<P: Platform> Kmem<P> {
         pages
     }
 
-    /// Puts taken items back after a grace period that could not complete.
-    fn requeue(&self, slabs: u32, objects: usize) {
+    /// Puts taken items back after a grace period that could not complete: the callbacks
+    /// (`heads`, newest first) behind every one queued since they were taken, which are newer.
+    fn requeue(&self, slabs: u32, objects: usize, (heads, nr_heads): (usize, usize)) {
         let dm = self.direct_map_base();
         let mut p = self.slabs.rcu.pending.lock();
         // Before the batch leaves `inflight`: a barrier that saw it in flight sees this too.
         p.requeued = p.requeued.wrapping_add(1);
+        if heads != 0 {
+            // SAFETY: Queued heads stay valid until their callback runs (`call_rcu`'s
+            // contract); this batch owned the taken chain, the pending list (locked) the rest.
+            p.nr_callbacks += nr_heads;
+            unsafe {
+                if p.callbacks == 0 {
+                    p.callbacks = heads;
+                } else {
+                    let mut last = p.callbacks as *mut RcuHead;
+                    while !(*last).next.is_null() {
+                        last = (*last).next;
+                    }
+                    (*last).next = heads as *mut RcuHead;
+                }
+            }
+        }
         let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
         while !cur.is_null() {
             // SAFETY: As in `free_pending`; each slab moves to the front of the pending chain.

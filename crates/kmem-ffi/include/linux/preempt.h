@@ -7,12 +7,14 @@
 void preempt_disable(void);
 void preempt_enable(void);
 int in_atomic(void);
+int kmem_in_softirq(void);
 
 #define preempt_enable_no_resched()	preempt_enable()
-/* kmem runs no interrupt handlers: code is never in hard or soft interrupt context. */
-#define in_interrupt()			0
+/* kmem runs no interrupt handlers: code is never in hard interrupt context. Its only softirq
+ * work is RCU callbacks (call_rcu), which run in softirq context as the kernel's do. */
+#define in_softirq()			kmem_in_softirq()
+#define in_interrupt()			in_softirq()
 #define in_irq()			0
-#define in_softirq()			0
-#define in_task()			1
+#define in_task()			(!in_interrupt())
 
 #endif

@@ -3,8 +3,12 @@
  * and the pointer accessors, over the machine's RCU (SLAB_TYPESAFE_BY_RCU caches use the same
  * one). Grace periods run on demand (synchronize_rcu, rcu_barrier, cache shrink and destroy,
  * reclaim) and, with kswapd on (KMEM_KSWAPD, the default), once a second when no reader that
- * predates them is inside, so an object given to kfree_rcu is freed by the next of those, and
- * call_rcu callbacks run at the next rcu_barrier (see crates/kmem-ffi/src/rcu.rs). */
+ * predates them is inside, so an object given to kfree_rcu is freed by the next of those.
+ * call_rcu callbacks run after such a once-a-second grace period (or sooner, after 10000 are
+ * queued: qhimark) in kswapd's thread, or at the next rcu_barrier, oldest first and in atomic
+ * (softirq) context, as the kernel's do: they may run while other threads go on, must not
+ * sleep, and should take the locks they share with other code (see crates/kmem-ffi/src/rcu.rs).
+ * With KMEM_KSWAPD=0 only rcu_barrier runs them. */
 #ifndef _KMEM_LINUX_RCUPDATE_H
 #define _KMEM_LINUX_RCUPDATE_H
 

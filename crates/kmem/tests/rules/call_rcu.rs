@@ -1,5 +1,6 @@
 //! `call_rcu` (the RCU kernel-style slab users free through, SEMANTICS §3.2): a callback runs
-//! after a grace period, at the next `rcu_barrier`, oldest first; `rcu_barrier` returns only
+//! after a grace period, at the next `rcu_barrier` or on its own (kswapd's pass, a flood of
+//! `QHIMARK` callbacks), oldest first, in softirq (atomic) context; `rcu_barrier` returns only
 //! once every callback queued before it has run, also one another thread's grace period is
 //! running; a callback may queue another (it runs at the next barrier) and may not ask for a
 //! grace period itself (reported, no hang).
@@ -7,9 +8,10 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kmem::Machine;
+use kmem_core::gfp::GFP_KERNEL;
 use kmem_core::rcu::RcuHead;
 
 use crate::{count_log, slab::machine};
@@ -32,6 +34,10 @@ enum Then {
     Barrier(Machine),
     /// Tell `started`, then wait for `release`, then tell `finished`.
     Block(Arc<[AtomicBool; 3]>),
+    /// Allocate with `GFP_KERNEL` (may sleep) and free it again.
+    Sleep(Machine),
+    /// Record whether the callback runs in atomic context.
+    Atomic(Arc<AtomicBool>),
 }
 
 unsafe extern "C" fn callback(head: *mut RcuHead) {
@@ -49,6 +55,12 @@ unsafe extern "C" fn callback(head: *mut RcuHead) {
             }
             flags[2].store(true, SeqCst);
         }
+        Then::Sleep(m) => {
+            let p = m.kmalloc(64, GFP_KERNEL).expect("kmalloc in a callback");
+            // SAFETY: Just allocated, freed once.
+            unsafe { m.kfree(p.as_ptr()) };
+        }
+        Then::Atomic(flag) => flag.store(kmem::context::in_atomic(), SeqCst),
     }
 }
 
@@ -149,7 +161,123 @@ fn a_callback_may_queue_another_but_not_wait_for_a_grace_period() {
         move || m.rcu_barrier()
     });
     assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
-    assert_eq!(count_log(&m, "Illegal rcu_barrier() in RCU read-side critical section!"), 1);
+    // The kernel's `rcu_barrier` takes a mutex: `might_sleep` in the softirq a callback runs in.
+    assert_eq!(count_log(&m, "BUG: sleeping function called from invalid context"), 1);
+}
+
+/// Callbacks run in softirq context, as the kernel's `rcu_do_batch` runs them with bottom
+/// halves off, whether a barrier or `Kmem::rcu_core` runs them: one that may sleep gets
+/// `might_sleep`'s report (rate-limited to one a second, as the kernel's), and the caller's
+/// context is back to normal after them.
+#[test]
+fn callbacks_run_in_atomic_context() {
+    let m = machine();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    queue(&m, 1, &log, Then::Sleep(m.clone()));
+    m.rcu_barrier();
+    assert_eq!(*log.lock().unwrap(), [1]);
+    assert_eq!(count_log(&m, "BUG: sleeping function called from invalid context"), 1);
+    for run in [|m: &Machine| m.rcu_barrier(), |m: &Machine| _ = m.rcu_core()] {
+        let atomic = Arc::new(AtomicBool::new(false));
+        queue(&m, 2, &log, Then::Atomic(atomic.clone()));
+        run(&m);
+        assert!(atomic.load(SeqCst), "a callback ran outside atomic context");
+        assert!(!kmem::context::in_atomic(), "the caller was left in atomic context");
+    }
+    assert_eq!(*log.lock().unwrap(), [1, 2, 2]);
+}
+
+/// `Kmem::rcu_core` (the RCU softirq's work) runs the callbacks queued before a grace period
+/// that can complete now; with an old reader still inside it gives up and puts them back
+/// behind the ones queued meanwhile, so they still run oldest first.
+#[test]
+fn a_grace_period_that_gives_up_puts_callbacks_back_in_order() {
+    let m = machine();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let reader = m.rcu_read_lock();
+    queue(&m, 1, &log, Then::Nothing);
+    queue(&m, 2, &log, Then::Nothing);
+    assert_eq!(m.rcu_core(), 0);
+    assert!(log.lock().unwrap().is_empty(), "a callback ran under a reader that was inside when it was queued");
+    queue(&m, 3, &log, Then::Nothing);
+    assert_eq!(m.rcu_core(), 0);
+    queue(&m, 4, &log, Then::Nothing);
+    drop(reader);
+    m.rcu_core();
+    assert_eq!(*log.lock().unwrap(), [1, 2, 3, 4]);
+}
+
+/// The same while another thread keeps queueing: callbacks queued while a grace period that
+/// gives up holds the older ones stay ahead of them when those are put back.
+#[test]
+fn callbacks_put_back_stay_behind_older_ones_queued_meanwhile() {
+    const N: usize = 20_000;
+    let m = machine();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let queuer = std::thread::spawn({
+        let (m, log, done) = (m.clone(), log.clone(), done.clone());
+        move || {
+            for id in 0..N {
+                queue(&m, id, &log, Then::Nothing);
+            }
+            done.store(true, SeqCst);
+        }
+    });
+    let reader = m.rcu_read_lock();
+    loop {
+        assert_eq!(m.rcu_core(), 0);
+        if done.load(SeqCst) {
+            break;
+        }
+    }
+    queuer.join().unwrap();
+    assert!(log.lock().unwrap().is_empty(), "a callback ran under a reader that was inside when it was queued");
+    drop(reader);
+    m.rcu_barrier();
+    assert!(log.lock().unwrap().iter().copied().eq(0..N), "not oldest first");
+}
+
+/// With kswapd, callbacks run without any barrier, as the kernel's run soon after their grace
+/// period: kswapd's once-a-second pass runs them once no reader that was inside when they
+/// were queued is still inside.
+#[test]
+fn kswapd_runs_callbacks_once_no_old_reader_is_inside() {
+    let m = crate::builder(kmem::Profile::X86_64, 64).kswapd(true).build().expect("machine");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let passes = |n: usize| {
+        let from = m.kswapd_ticks();
+        let start = Instant::now();
+        while m.kswapd_ticks() < from + n {
+            assert!(start.elapsed() < Duration::from_secs(30), "kswapd made no pass in 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let reader = m.rcu_read_lock();
+    queue(&m, 1, &log, Then::Nothing);
+    passes(2);
+    assert!(log.lock().unwrap().is_empty(), "a callback ran under a reader that was inside when it was queued");
+    drop(reader);
+    passes(2);
+    assert_eq!(*log.lock().unwrap(), [1], "two kswapd passes after its reader left");
+}
+
+/// A flood of callbacks does not wait for the next periodic pass: the `QHIMARK`-th queued
+/// kicks kswapd's work (counted by `kswapd_work_runs`), which runs them all, oldest first.
+#[test]
+fn a_flood_of_callbacks_kicks_kswapd() {
+    let m = crate::builder(kmem::Profile::X86_64, 64).kswapd(true).build().expect("machine");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let runs = m.kswapd_work_runs();
+    for id in 0..kmem_core::rcu::QHIMARK {
+        queue(&m, id, &log, Then::Nothing);
+    }
+    let start = Instant::now();
+    while m.kswapd_work_runs() == runs || log.lock().unwrap().len() < kmem_core::rcu::QHIMARK {
+        assert!(start.elapsed() < Duration::from_secs(30), "the flood was not served in 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(log.lock().unwrap().iter().copied().eq(0..kmem_core::rcu::QHIMARK), "oldest first");
 }
 
 /// Destroying a cache that is not `SLAB_TYPESAFE_BY_RCU` waits for `kfree_rcu` objects
