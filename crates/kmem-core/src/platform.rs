@@ -199,7 +199,8 @@ pub unsafe trait Platform: Send + Sync {
     /// Asks the platform's worker to run kmem's deferred work soon, from process context
     /// (`schedule_work`): the `vfree`s queued in atomic context (VM-7), which the worker
     /// completes with [`crate::vmalloc::Vmalloc::flush_deferred`], and a flood of `call_rcu`
-    /// callbacks ([`crate::rcu::QHIMARK`]), which it runs with [`crate::Kmem::rcu_core`]. Called in any context,
+    /// callbacks ([`crate::rcu::QHIMARK`]) or a full page of `kfree_rcu` objects, which it
+    /// runs or frees with [`crate::Kmem::rcu_core`]. Called in any context,
     /// atomic included, with no kmem lock held; must not sleep. The default does nothing: the
     /// queued frees then complete on the next `vmalloc`/`vfree` outside atomic context, or
     /// when reclaim runs the vmalloc shrinker ([`crate::vmalloc::Vmalloc::shrink`]).

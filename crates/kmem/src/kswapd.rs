@@ -80,7 +80,8 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
                 let Some(inner) = weak.upgrade() else { return };
                 if ctl.work.swap(false, Ordering::SeqCst) {
                     inner.deferred_work();
-                    // A flood of `call_rcu` callbacks (`QHIMARK`) kicks the worker too.
+                    // A flood of `call_rcu` callbacks (`QHIMARK`) or a full page of `kfree_rcu`
+                    // objects kicks the worker too.
                     inner.kmem.rcu_core();
                     ctl.work_runs.fetch_add(1, Ordering::Relaxed);
                 }

@@ -447,7 +447,9 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// `kfree_rcu` (single-argument form, `kvfree_rcu_mightsleep`): frees `ptr` after a grace
-    /// period. Objects are queued in pages of pointers; when no page can be had, the caller
+    /// period. Objects are queued in pages of pointers; each time one fills up, the platform's
+    /// worker is asked to run [`Self::rcu_core`] soon (`Platform::schedule_work`), as a full
+    /// page makes the kernel's monitor run at once. When no page can be had, the caller
     /// waits for a grace period and frees directly (outside atomic context), as the kernel's
     /// fallback does.
     ///
@@ -480,14 +482,23 @@ impl<P: Platform> Kmem<P> {
         match self.pages().get_free_pages(GFP_NOWAIT.union(__GFP_NOWARN), 0) {
             Ok(page) => {
                 let words = page.as_ptr().cast::<usize>();
-                let mut p = self.slabs.rcu.pending.lock();
-                // SAFETY: A fresh page, ours.
-                unsafe {
-                    *words = p.objects;
-                    *words.add(1) = 1;
-                    *words.add(2) = ptr as usize;
+                let full = {
+                    let mut p = self.slabs.rcu.pending.lock();
+                    // SAFETY: A fresh page, ours.
+                    unsafe {
+                        *words = p.objects;
+                        *words.add(1) = 1;
+                        *words.add(2) = ptr as usize;
+                    }
+                    let full = p.objects != 0;
+                    p.objects = words as usize;
+                    full
+                };
+                // A page of pointers filled up: the kernel's `kfree_rcu` monitor then runs
+                // within a jiffy (`KVFREE_BULK_MAX_ENTR`) instead of its usual delay.
+                if full {
+                    self.platform().schedule_work();
                 }
-                p.objects = words as usize;
             }
             // Not inside the caller's own read-side section either: there `synchronize_rcu`
             // returns at once, and the object must not be freed under its readers.

@@ -254,3 +254,29 @@ fn kswapd_frees_kfree_rcu_objects_once_no_old_reader_is_inside() {
     // SAFETY: No object of the cache is left and the handle is not used afterwards.
     unsafe { m.kmem_cache_destroy(cache) }.expect("destroy");
 }
+
+/// A full page of `kfree_rcu` pointers does not wait for kswapd's next pass either: as a full
+/// page makes the kernel's `kfree_rcu` monitor run at once (`KVFREE_BULK_MAX_ENTR`), the object
+/// that starts the next page kicks kswapd's work (counted by `kswapd_work_runs`), which frees
+/// them all.
+#[test]
+fn a_full_page_of_kfree_rcu_objects_kicks_kswapd() {
+    let m = crate::builder(kmem::Profile::X86_64, 64).kswapd(true).build().expect("machine");
+    let cache = m.kmem_cache_create("rcu_full_page", 64, &Default::default(), Default::default()).expect("cache");
+    let per_page = kmem::PAGE_SIZE / size_of::<usize>() - 2;
+    let runs = m.kswapd_work_runs();
+    for _ in 0..=per_page {
+        let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("object");
+        // SAFETY: Ours, freed once, unused afterwards.
+        unsafe { m.kfree_rcu(p.as_ptr()) };
+    }
+    let queued = m.cache_info(cache).active_objs;
+    let start = Instant::now();
+    while m.kswapd_work_runs() == runs || m.cache_info(cache).active_objs + per_page > queued {
+        assert!(start.elapsed() < Duration::from_secs(30), "the full page was not served in 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    m.rcu_barrier();
+    // SAFETY: No object of the cache is left and the handle is not used afterwards.
+    unsafe { m.kmem_cache_destroy(cache) }.expect("destroy");
+}
