@@ -475,6 +475,22 @@ fn kmemleak_exit_from_another_thread_scans_mains_stack() {
     }
 }
 
+/// `KMEM_KMEMLEAK=1` with `kmemleak_alloc` as the program's first call into kmem: the block
+/// it describes (malloc'd, `min_count` 0) is scanned, so the kmalloc object it holds is not
+/// reported, while the one an undescribed malloc'd block holds and a dropped one are. (It
+/// was dropped before: kmemleak started with the first call that built the machine, after it.)
+#[test]
+fn kmemleak_scans_malloc_blocks_the_program_describes() {
+    for link in [Link::Shared, Link::Static] {
+        let exe = build("kmemleak_malloc", link);
+        let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{err}");
+        assert_eq!(kmemleak_sizes(&err), ["512):", "256):"], "{err}");
+    }
+}
+
 /// The sizes of the objects a kmemleak report lists, in its order.
 fn kmemleak_sizes(text: &str) -> Vec<&str> {
     text.lines()

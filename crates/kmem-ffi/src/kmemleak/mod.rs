@@ -39,6 +39,9 @@
 //!   forgets one too. `kmemleak_not_leak` marks one as never reported but still scanned (the
 //!   kernel's gray object: what it refers to is referenced), and `kmemleak_alloc`/
 //!   `kmemleak_free` let C code describe memory of its own (`min_count` 0: such an object).
+//!   libc's heap is not scanned (kmemleak scans what it tracks, and `malloc` is not kmem's), so
+//!   a `malloc`'d block that holds kmem pointers must be described so; `kmemleak_alloc` may be
+//!   a program's first call into kmem (it starts the machine, and with it `KMEM_KMEMLEAK`).
 //! - Each record walks the caller's stack (glibc's `backtrace`, some microseconds), as the
 //!   kernel saves a stack trace per object: it is a debugging mode. Off, each export pays one
 //!   relaxed load.
@@ -447,6 +450,11 @@ fn crc32_byte(mut crc: u32, b: u8) -> u32 {
 /// every byte of a recorded block.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_count: i32, _gfp: crate::pages::gfp_t) {
+    // The first call into kmem starts kmemleak (`KMEM_KMEMLEAK`, read with the machine), and
+    // a program may describe its own block before it allocates anything.
+    if !ON.load(Relaxed) {
+        let _ = crate::boundary::machine_or_report();
+    }
     if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
         record(ptr as usize, size, min_count == 0);
     }
