@@ -97,7 +97,7 @@ pub unsafe extern "C" fn krealloc_array(p: *mut c_void, new_n: usize, new_size: 
 /// of the rest.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kfree(objp: *const c_void) {
-    kmemleak::free(objp);
+    kmemleak::free(objp, kmemleak::Freer::Kfree);
     // SAFETY: The caller gives the object up; the core checks it is one before freeing.
     ffi_boundary("kfree", (), |m| unsafe { m.kfree(objp.cast()) });
 }
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn kfree(objp: *const c_void) {
 /// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kfree_sensitive(objp: *const c_void) {
-    kmemleak::free(objp);
+    kmemleak::free(objp, kmemleak::Freer::Kfree);
     // SAFETY: As in `kfree`; the core zeroes only an allocation it recognised.
     ffi_boundary("kfree_sensitive", (), |m| unsafe { m.kfree_sensitive(objp.cast_mut().cast()) });
 }
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) 
 /// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvfree(addr: *const c_void) {
-    kmemleak::free(addr);
+    kmemleak::free(addr, kmemleak::Freer::Kvfree);
     // SAFETY: As in `kfree`; both paths check the address.
     ffi_boundary("kvfree", (), |m| unsafe { m.kvfree(addr.cast()) });
 }
@@ -199,7 +199,7 @@ pub unsafe extern "C" fn kvfree(addr: *const c_void) {
 /// As [`kfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvfree_sensitive(addr: *const c_void, len: usize) {
-    kmemleak::free(addr);
+    kmemleak::free(addr, kmemleak::Freer::Kvfree);
     // SAFETY: As in `kfree`; the allocation is recognised before anything is written.
     ffi_boundary("kvfree_sensitive", (), |m| unsafe { m.kvfree_sensitive(addr.cast::<u8>().cast_mut(), len) });
 }
@@ -311,7 +311,7 @@ pub unsafe extern "C" fn kmemdup(src: *const c_void, len: usize, gfp: gfp_t) -> 
 pub unsafe extern "C" fn kfree_const(x: *const c_void) {
     ffi_boundary("kfree_const", (), |m| {
         if m.virt_to_pfn(x.cast()).is_some() {
-            kmemleak::free(x);
+            kmemleak::free(x, kmemleak::Freer::Kfree);
             // SAFETY: As in `kfree`: a direct-map address the core checks before freeing.
             unsafe { m.kfree(x.cast()) };
         }

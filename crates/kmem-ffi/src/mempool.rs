@@ -402,7 +402,7 @@ pub unsafe extern "C" fn mempool_destroy(pool: *mut mempool_t) {
                 }
                 destroyed.push_back(pool as usize);
                 drop(destroyed);
-                crate::kmemleak::free(pool.cast_const().cast());
+                crate::kmemleak::free(pool.cast_const().cast(), crate::kmemleak::Freer::Any);
                 // SAFETY: The C structure `mempool_create` kmalloc'ed, now unregistered.
                 unsafe { m.kfree(pool.cast_const().cast()) }
             }

@@ -509,7 +509,7 @@ pub extern "C" fn kmem_cache_alloc(s: *mut c_void, flags: gfp_t) -> *mut c_void 
 /// what it can of the rest (see the core's `kmem_cache_free`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_cache_free(s: *mut c_void, objp: *mut c_void) {
-    crate::kmemleak::free(objp);
+    crate::kmemleak::free(objp, crate::kmemleak::Freer::Kfree);
     ffi_boundary("kmem_cache_free", (), |m| {
         if let Some(cache) = live_cache(m, "kmem_cache_free", s) {
             // SAFETY: The caller gives the object up; the core checks it is one.
@@ -586,7 +586,7 @@ pub unsafe extern "C" fn kmem_cache_free_bulk(s: *mut c_void, size: usize, p: *m
         // SAFETY: Not NULL (checked); `size` readable pointers (caller's contract).
         let objs = unsafe { std::slice::from_raw_parts(p.cast::<*mut u8>().cast_const(), size) };
         for &obj in objs {
-            crate::kmemleak::free(obj.cast());
+            crate::kmemleak::free(obj.cast(), crate::kmemleak::Freer::Kfree);
         }
         // SAFETY: The caller gives every object up; the core checks each.
         unsafe { m.kmem_cache_free_bulk(cache, objs) };

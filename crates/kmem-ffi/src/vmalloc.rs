@@ -124,7 +124,7 @@ pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -
 /// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfree(addr: *const c_void) {
-    crate::kmemleak::free(addr);
+    crate::kmemleak::free(addr, crate::kmemleak::Freer::Vfree);
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vfree", (), |m| {
         // SAFETY: As above.
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn vmap(
 pub unsafe extern "C" fn vunmap(addr: *const c_void) {
     // A vmalloc area given to `vunmap` by mistake loses its mapping (its pages stay, as in the
     // kernel): its record goes, as kmemleak must not read it any more.
-    crate::kmemleak::free(addr);
+    crate::kmemleak::free(addr, crate::kmemleak::Freer::Any);
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vunmap", (), |m| {
         // SAFETY: As above.
@@ -322,7 +322,7 @@ pub extern "C" fn vm_unmap_aliases() {
 /// As for [`vfree`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfree_atomic(addr: *const c_void) {
-    crate::kmemleak::free(addr);
+    crate::kmemleak::free(addr, crate::kmemleak::Freer::Vfree);
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vfree_atomic", (), |m| unsafe { m.vfree_atomic(addr.cast()) });
 }

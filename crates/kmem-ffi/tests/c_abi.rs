@@ -491,6 +491,22 @@ fn kmemleak_scans_malloc_blocks_the_program_describes() {
     }
 }
 
+/// `KMEM_KMEMLEAK=1` after frees of the wrong family (`kfree` of a vmalloc area, `vfree` of a
+/// kmalloc object, `kfree` of a block C described): kmem refuses them, and kmemleak keeps the
+/// records, so the objects, dropped afterwards, are reported. (They were forgotten before, and
+/// the leaks went unreported.)
+#[test]
+fn kmemleak_keeps_objects_a_wrong_free_left_allocated() {
+    for link in [Link::Shared, Link::Static] {
+        let exe = build("kmemleak_wrong_free", link);
+        let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1")]);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"), "{err}");
+        assert_eq!(kmemleak_sizes(&err), ["12288):", "64):", "48):"], "{err}");
+    }
+}
+
 /// The sizes of the objects a kmemleak report lists, in its order.
 fn kmemleak_sizes(text: &str) -> Vec<&str> {
     text.lines()

@@ -100,12 +100,50 @@ struct State {
     last_scan: u64,
 }
 
+/// What a recorded object is, so a free of the wrong family (which kmem reports and refuses,
+/// leaving the object allocated) does not forget it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// A slab object, a large kmalloc or a `mempool_t`: freed by the `kfree` family.
+    Object,
+    /// A vmalloc area: freed by the `vfree` family.
+    Area,
+    /// A block C described (`kmemleak_alloc`): forgotten by `kmemleak_free`/`_ignore` only.
+    Block,
+}
+
+/// Which records a free through the C ABI forgets.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Freer {
+    /// `kfree`, `kmem_cache_free` and their forms: slab objects and large kmallocs.
+    Kfree,
+    /// `vfree`, `vfree_atomic`: vmalloc areas.
+    Vfree,
+    /// `kvfree` and its forms: either.
+    Kvfree,
+    /// Whatever is recorded at the address (`kmemleak_free`, `kmemleak_ignore`, `vunmap`,
+    /// `kfree_rcu`'s ignore, a pool's own teardown).
+    Any,
+}
+
+impl Freer {
+    fn forgets(self, kind: Kind) -> bool {
+        match self {
+            Freer::Kfree => kind == Kind::Object,
+            Freer::Vfree => kind == Kind::Area,
+            Freer::Kvfree => kind != Kind::Block,
+            Freer::Any => true,
+        }
+    }
+}
+
 /// One recorded object.
 #[derive(Clone)]
 struct Object {
     /// Allocation order (the kernel's `object_list` is in allocation order).
     seq: u64,
     size: usize,
+    kind: Kind,
     comm: String,
     pid: u32,
     jiffies: u64,
@@ -161,7 +199,7 @@ fn jiffies_now() -> u64 {
 #[inline]
 pub(crate) fn alloc(ptr: *const c_void, size: usize) {
     if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
-        record(ptr as usize, size, false);
+        record(ptr as usize, size, Kind::Object, false);
     }
 }
 
@@ -190,7 +228,7 @@ pub(crate) fn alloc_object(m: &Machine, cache: kmem::slab::CacheRef, ptr: *const
 #[inline]
 pub(crate) fn alloc_vmalloc(ptr: *const c_void, asked: usize) {
     if ON.load(Relaxed) && !ptr.is_null() {
-        alloc(ptr, asked.div_ceil(kmem::PAGE_SIZE).saturating_mul(kmem::PAGE_SIZE));
+        record(ptr as usize, asked.div_ceil(kmem::PAGE_SIZE).saturating_mul(kmem::PAGE_SIZE), Kind::Area, false);
     }
 }
 
@@ -241,7 +279,7 @@ pub(crate) fn realloc(m: &Machine, old: *const c_void, taken: Taken, new: *const
 
 #[cold]
 #[inline(never)]
-fn record(addr: usize, size: usize, not_leak: bool) {
+fn record(addr: usize, size: usize, kind: Kind, not_leak: bool) {
     // Before the table's lock (`threads`' lock order).
     threads::register_current();
     let chain = CallChain::record();
@@ -250,22 +288,27 @@ fn record(addr: usize, size: usize, not_leak: bool) {
     let mut s = lock();
     let seq = s.next_seq;
     s.next_seq += 1;
-    let o = Object { seq, size, comm, pid, jiffies, chain, not_leak, reported: false, white: false, checksum: 0 };
+    let o = Object { seq, size, kind, comm, pid, jiffies, chain, not_leak, reported: false, white: false, checksum: 0 };
     s.objects.insert(addr, o);
 }
 
-/// Forgets an object the C ABI frees (or that is not a leak).
+/// Forgets an object the C ABI frees (or that is not a leak), before it is freed, if it is of
+/// a kind `by` frees: a free of the wrong family is reported and refused by kmem, which leaves
+/// the object allocated, so its record stays (a leak of it is still found).
 #[inline]
-pub(crate) fn free(ptr: *const c_void) {
+pub(crate) fn free(ptr: *const c_void, by: Freer) {
     if ON.load(Relaxed) && !ptr.is_null() {
-        forget(ptr as usize);
+        forget(ptr as usize, by);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn forget(addr: usize) {
-    lock().objects.remove(&addr);
+fn forget(addr: usize, by: Freer) {
+    let mut s = lock();
+    if s.objects.get(&addr).is_some_and(|o| by.forgets(o.kind)) {
+        s.objects.remove(&addr);
+    }
 }
 
 /// Stops recording, scans from `roots`, the words in `values` (copies of memory such as other
@@ -456,14 +499,14 @@ pub unsafe extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_cou
         let _ = crate::boundary::machine_or_report();
     }
     if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
-        record(ptr as usize, size, min_count == 0);
+        record(ptr as usize, size, Kind::Block, min_count == 0);
     }
 }
 
 /// `void kmemleak_free(const void *ptr)`: the block C described is gone.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmemleak_free(ptr: *const c_void) {
-    free(ptr);
+    free(ptr, Freer::Any);
 }
 
 /// `void kmemleak_not_leak(const void *ptr)`: the object is not a leak: never reported, but
@@ -482,7 +525,7 @@ pub extern "C" fn kmemleak_not_leak(ptr: *const c_void) {
 /// `void kmemleak_ignore(const void *ptr)`: the object is neither a leak nor scanned.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmemleak_ignore(ptr: *const c_void) {
-    free(ptr);
+    free(ptr, Freer::Any);
 }
 
 #[cfg(test)]
@@ -504,6 +547,7 @@ mod tests {
         let o = Object {
             seq: 0,
             size: 8,
+            kind: Kind::Object,
             comm: "t".into(),
             pid: 7,
             jiffies: 5,

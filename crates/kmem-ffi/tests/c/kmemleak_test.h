@@ -1,5 +1,5 @@
 /* Shared by the kmemleak C tests (kmemleak.c, kmemleak_threads.c, kmemleak_exit_thread.c,
- * kmemleak_scan.c, kmemleak_malloc.c). */
+ * kmemleak_scan.c, kmemleak_malloc.c, kmemleak_wrong_free.c). */
 #ifndef KMEMLEAK_TEST_H
 #define KMEMLEAK_TEST_H
 

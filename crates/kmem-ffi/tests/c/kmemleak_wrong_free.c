@@ -1,0 +1,41 @@
+/* kmemleak after frees of the wrong family (KMEM_KMEMLEAK=1): kmem reports each and refuses
+ * it, so the object stays allocated, and kmemleak keeps its record: when the program then
+ * drops it, it is reported like any other leak.
+ * - a vmalloc area given to kfree, then dropped: reported (size 12288);
+ * - a kmalloc-64 object given to vfree, then dropped: reported (size 64);
+ * - a malloc'd block described with kmemleak_alloc (min_count 1), given to kfree, then
+ *   dropped: reported (size 48);
+ * - a kmalloc object and a vmalloc area given to kvfree, a cache object to kmem_cache_free:
+ *   freed, not reported.
+ * Expected: 3 leaks, sizes 12288, 64 and 48 (in allocation order). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/kmemleak.h>
+#include "kmemleak_test.h"
+
+static noinline void misuse(void)
+{
+	void *volatile area = vmalloc(3 * 4096);
+	void *volatile obj = kmalloc(50, GFP_KERNEL);
+	void *volatile block = calloc(1, 48);
+	struct kmem_cache *cache = kmem_cache_create("wrong_free", 40, 0, 0, NULL);
+
+	kmemleak_alloc(block, 48, 1, GFP_KERNEL);
+	kfree(area);
+	vfree(obj);
+	kfree(block);
+	kvfree(kmalloc(300, GFP_KERNEL));
+	kvfree(vmalloc(2 * 4096));
+	kmem_cache_free(cache, kmem_cache_alloc(cache, GFP_KERNEL));
+	kmem_cache_destroy(cache);
+	area = obj = block = NULL;
+}
+
+int main(void)
+{
+	deep(misuse);
+	printf("kmemleak_wrong_free: done\n");
+	return 0;
+}
