@@ -8,10 +8,17 @@
 //!   kmem handed out (pages, addresses), membership in this machine's memory map or direct map.
 //!   Pointers to objects the caller owns (a `spinlock_t`, a string) are checked for NULL and
 //!   alignment and then trusted, as the kernel trusts them.
+//! - A process forked from the one that built the machine never touches it: the machine's
+//!   memory is a shared mapping of its memfd, so a child's allocation or free would change the
+//!   parent's allocator under it (a `kfree` in the child would hand the parent's object out
+//!   again). A `pthread_atfork` child handler marks the child; from then on [`machine`] fails
+//!   with a message that says so (printed once, by the first export that asks), every export
+//!   returns its failure value, and kmemleak is off in the child.
 
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use kmem::{Level, Machine, Profile};
 use kmem_core::platform::Platform;
@@ -30,25 +37,64 @@ pub const DEFAULT_PROFILE: Profile = Profile::I386;
 /// # Errors
 /// A bad `KMEM_*` value or a machine that cannot be built (the message names the variable).
 pub fn machine() -> Result<&'static Machine, &'static str> {
+    if FORKED.load(Relaxed) {
+        return Err(FORKED_MESSAGE);
+    }
     kmem::default_machine_with(DEFAULT_PROFILE)
+}
+
+/// Set in a child of a `fork` after the machine was built (module docs).
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+const FORKED_MESSAGE: &str = "this process is a fork of the one that built the machine, whose memory it shares with it; \
+     every kmem call in it fails (an allocation returns NULL, a free does nothing), so that the parent's allocations are not corrupted";
+
+/// The `pthread_atfork` child handler (module docs): marks the child, turns kmemleak off and
+/// lets the forking thread forget its CPU slot without handing it back at its exit (which
+/// would drain the per-CPU lists of the parent's thread). Allocates nothing.
+extern "C" fn forked_child() {
+    FORKED.store(true, Relaxed);
+    crate::kmemleak::stop_in_fork_child();
+    if let Some(m) = READY.get() {
+        m.abandon_in_fork_child();
+    }
+}
+
+/// The machine once an export got it (and the fork watch and kmemleak were set up).
+static READY: std::sync::OnceLock<&'static Machine> = std::sync::OnceLock::new();
+
+/// Registers [`forked_child`] once the machine exists.
+fn watch_forks() {
+    // SAFETY: `forked_child` is an `extern "C" fn()` that stays valid for the process.
+    if unsafe { libc::pthread_atfork(None, None, Some(forked_child)) } != 0 {
+        eprintln!("kmem: cannot watch for fork (pthread_atfork); a forked child must not call kmem");
+    }
 }
 
 /// The machine, or `None` after telling stderr once why there is none (C callers have no
 /// other channel: there is no log without a machine). The first call that gets it also reads
 /// `KMEM_KMEMLEAK` (kmemleak for a program); later calls are one load.
 pub(crate) fn machine_or_report() -> Option<&'static Machine> {
-    static READY: std::sync::OnceLock<&'static Machine> = std::sync::OnceLock::new();
     static REPORTED: Once = Once::new();
-    if let Some(&m) = READY.get() {
+    if let Some(&m) = READY.get()
+        && !FORKED.load(Relaxed)
+    {
         return Some(m);
     }
     match machine() {
         Ok(m) => Some(READY.get_or_init(|| {
+            watch_forks();
             crate::kmemleak::start_from_env();
             m
         })),
         Err(e) => {
-            REPORTED.call_once(|| eprintln!("kmem: cannot start the machine behind the C ABI: {e}"));
+            REPORTED.call_once(|| {
+                if FORKED.load(Relaxed) {
+                    eprintln!("kmem: pid {}: {e}", std::process::id());
+                } else {
+                    eprintln!("kmem: cannot start the machine behind the C ABI: {e}");
+                }
+            });
             None
         }
     }

@@ -177,6 +177,22 @@ fn rcu_softirq() {
     run_suite("rcu_softirq", Link::Shared);
 }
 
+/// A forked child of a program using kmem (`tests/c/fork_child.c`): every kmem call in it
+/// fails, with one message naming why, and the parent's objects, areas and allocator are as
+/// they were (before, the child's `kfree` handed the parent's object out again, and its exit
+/// drained the per-CPU lists of the parent's thread, after which the parent's page
+/// allocations failed).
+#[test]
+fn a_forked_child_leaves_the_parents_machine_alone() {
+    for link in [Link::Shared, Link::Static] {
+        let exe = build("fork_child", link);
+        let o = run_with(&exe, &[]);
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(" checks, 0 failed"), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.matches("is a fork of the one that built the machine").count(), 1, "{err}");
+    }
+}
+
 #[test]
 fn vread() {
     run_suite("vread", Link::Shared);

@@ -92,6 +92,22 @@ pub(crate) fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Wea
     .flatten()
 }
 
+/// Forgets the calling thread's slot on machine `id` without handing it back, its lists left
+/// as they are: for a `fork` child whose machine's memory it shares with its parent, where the
+/// hand-back at thread exit would drain lists the parent's thread still uses. Allocates nothing.
+pub(crate) fn abandon(id: u64) {
+    let _ = HELD.try_with(|held| {
+        if let Ok(mut held) = held.try_borrow_mut() {
+            held.entries.retain(|e| e.0 != id);
+        }
+    });
+    let _ = THREAD.try_with(|t| {
+        if t.machine.get() == id {
+            t.machine.set(0);
+        }
+    });
+}
+
 /// Gives up the calling thread's slot on machine `id` now (its lists are drained by `owner`).
 pub(crate) fn release_current(id: u64) {
     let entry = HELD.try_with(|held| {

@@ -169,6 +169,15 @@ impl Machine {
         released
     }
 
+    /// In the child of a `fork` that must not touch this machine (its memory is shared with
+    /// the parent: a machine without [`crate::Builder::private_memory`]): the calling thread,
+    /// the child's only one, forgets its CPU slot without handing it back, so its exit does
+    /// not drain per-CPU lists the parent's thread still uses. Allocates nothing (callable from
+    /// a `pthread_atfork` child handler). The child must not use the machine afterwards.
+    pub fn abandon_in_fork_child(&self) {
+        cpu::abandon(self.platform().id);
+    }
+
     /// CPU slots held by threads now.
     pub fn nr_cpus_in_use(&self) -> usize {
         self.platform().slots.iter().filter(|s| s.load(Ordering::Relaxed)).count()

@@ -177,6 +177,13 @@ pub fn start() {
     ON.store(true, Relaxed);
 }
 
+/// Turns recording off in a forked child (`boundary`'s `pthread_atfork` handler): the child
+/// does not use the machine, and the table's lock may have been held by a thread of the parent
+/// that the child does not have. Async-signal-safe: one store.
+pub(crate) fn stop_in_fork_child() {
+    ON.store(false, Relaxed);
+}
+
 /// Whether recording is on.
 pub fn is_on() -> bool {
     ON.load(Relaxed)
