@@ -16,7 +16,9 @@ use kmem_core::slab::flags::{self as sf, SLAB_FLAG_NAMES};
 
 mod support;
 
-use support::{Link, build_linked, gcc as gcc_with, manifest, out_dir, run_suite_linked, run_with, show};
+use support::{
+    Link, build_linked, gcc as gcc_with, manifest, out_dir, run_suite_linked, run_with, run_with_args, show,
+};
 
 fn gcc(args: &[&str]) -> Output {
     gcc_with(&[], args)
@@ -556,6 +558,32 @@ fn kmemleak_scans_on_demand() {
         assert!(o.status.success(), "{}", show(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains("kmemleak_scan: off, 0 failed"), "{}", show(&o));
     }
+}
+
+/// kmemleak's scan thread (`KMEM_KMEMLEAK_SCAN=1`, `kmem_kmemleak_set_scan`; the program
+/// checks it, and takes about 12 s): it counts and logs a lost object once it is 5 s old,
+/// and nothing more after `kmem_kmemleak_set_scan(0)`; both objects are in the exit report.
+/// A bad `KMEM_KMEMLEAK_SCAN` is said on stderr; with kmemleak off the call is `-EPERM`.
+#[test]
+fn kmemleak_scan_thread_scans_by_itself() {
+    let exe = build("kmemleak_periodic", Link::Shared);
+    let o = run_with(&exe, &[("KMEM_KMEMLEAK", "1"), ("KMEM_KMEMLEAK_SCAN", "1")]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("kmemleak_periodic: 0 failed"),
+        "{}",
+        show(&o)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(kmemleak_sizes(&err), ["256):", "512):"], "{err}");
+    let o = run_with_args(&exe, &["off"], &[("KMEM_KMEMLEAK_SCAN", "soon")]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("kmemleak_periodic: off, 0 failed"), "{}", show(&o));
+    let o = run_with_args(&exe, &["off"], &[("KMEM_KMEMLEAK", "1"), ("KMEM_KMEMLEAK_SCAN", "soon")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("kmem: invalid KMEM_KMEMLEAK_SCAN=\"soon\": expected seconds between scans, or off; the scan thread keeps its defaults"),
+        "{}",
+        show(&o)
+    );
 }
 
 /// `kmem_kmemleak_scan` in a loop while two threads allocate and free (kmalloc, vmalloc and

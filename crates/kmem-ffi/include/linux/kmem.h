@@ -29,5 +29,11 @@ void kmem_dmesg_clear(void);
 int kmem_kmemleak_scan(void);
 ssize_t kmem_kmemleak_read(char *buf, size_t len);
 void kmem_kmemleak_clear(void);
+/* kmemleak's scan thread runs the same scan by itself, 60 s after the program's first call
+ * into kmem and then every 600 s, as the kernel's kthread does. kmem_kmemleak_set_scan is
+ * `echo scan=<secs>`: the thread restarts, scanning now and then every `secs` seconds (0 is
+ * `echo scan=off`: no more automatic scans); KMEM_KMEMLEAK_SCAN=<secs>|off does the same at
+ * start. Returns 0, or -EPERM if kmemleak is off. */
+int kmem_kmemleak_set_scan(unsigned long secs);
 
 #endif

@@ -28,8 +28,10 @@
 //!   scan`, `cat` and `echo clear` on `/sys/kernel/debug/kmemleak`, with its rules: objects
 //!   younger than 5 s are never reported, an object is counted by one scan only (the mark is
 //!   never taken off), an unreferenced object whose contents changed since the last scan is
-//!   spared once, `echo clear` makes the reported objects gray. There is no periodic scan
-//!   thread (the kernel's `kmemleak` kthread scans every 10 minutes): the program asks.
+//!   spared once, `echo clear` makes the reported objects gray. The same scan also runs by
+//!   itself, in a thread of kmemleak's (`kmemleak/periodic.rs`), as the kernel's kthread runs it:
+//!   60 s after kmemleak started, then every 10 minutes; `kmem_kmemleak_set_scan` and
+//!   `KMEM_KMEMLEAK_SCAN` are `echo scan=<secs>`.
 //! - The exit report is unchanged by on-demand scans: it lists every object still unreferenced
 //!   at exit, young or old, whether a scan counted it before or not (the kernel has no scan at
 //!   the end of a run, so this is the program's final state, not "new" leaks), but not those
@@ -76,6 +78,7 @@ use kmem::{CallChain, Level, Machine};
 use kmem_core::platform::Platform as _;
 
 mod ondemand;
+mod periodic;
 mod scan;
 mod threads;
 pub use ondemand::{kmem_kmemleak_clear, kmem_kmemleak_read, kmem_kmemleak_scan};
@@ -395,6 +398,8 @@ pub(crate) fn start_from_env() {
             if unsafe { libc::atexit(at_exit) } != 0 {
                 ON.store(false, Relaxed);
                 eprintln!("kmem: KMEM_KMEMLEAK: cannot register the report at exit; kmemleak is off");
+            } else {
+                periodic::start_from_env();
             }
         }
         Err(e) => eprintln!("kmem: {e}; kmemleak is off"),
