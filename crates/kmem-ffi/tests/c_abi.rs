@@ -738,6 +738,34 @@ fn rculist_h() {
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
 }
 
+/// `<linux/list_nulls.h>` and `<linux/rculist_nulls.h>` (they were missing: the kernel's lookup
+/// pattern for `SLAB_TYPESAFE_BY_RCU` caches did not compile): the end markers and their
+/// values, every add and delete with each node's links checked (`pprev` poisoned, `next`
+/// intact, `del_init_rcu` unhashed, `add_tail_rcu` order and marker, `add_fake`), every walk
+/// ending on its list's own marker, and a reader whose node is moved to another chain ending on
+/// that chain's marker, which the documented lookup notices. With `KMEM_KMEMLEAK=1` nothing is
+/// left.
+#[test]
+fn list_nulls_h() {
+    run_suite("list_nulls", Link::Shared);
+    let o = run_with(&build("list_nulls", Link::Shared), &[("KMEM_KMEMLEAK", "1")]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
+}
+
+/// Documentation/RCU/rculist_nulls.rst over a `SLAB_TYPESAFE_BY_RCU` cache: a writer thread
+/// moves objects between the chains of a hash table (unlink, `kmem_cache_free` without a grace
+/// period, allocate again, insert under a new key in another chain) while reader threads look
+/// keys up with the documented algorithm (reference taken with an increment unless zero, key
+/// checked again, restart on a foreign nulls value). No lookup returns an object with another
+/// key, no lookup misses a key that never moves, every reference is dropped and the cache is
+/// empty at the end. With `KMEM_KMEMLEAK=1` nothing is left.
+#[test]
+fn rculist_nulls_typesafe_by_rcu_lookup() {
+    run_suite("rculist_nulls", Link::Shared);
+    let o = run_with(&build("rculist_nulls", Link::Shared), &[("KMEM_KMEMLEAK", "1")]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unreferenced"), "{}", show(&o));
+}
+
 /// `kasprintf`/`kvasprintf`/`kvasprintf_const` (lib/kasprintf.c) from `<linux/kernel.h>`, as
 /// driver code uses them: kmalloc objects of the text's exact size, freed with `kfree`; NULL
 /// when kmalloc refuses the size. They were missing: such code did not compile.

@@ -12,7 +12,7 @@
  * node, so a node is unlinked without knowing its head; an unhashed node has pprev NULL.
  * hlist_del poisons next/pprev with LIST_POISON1/LIST_POISON2 as list_del does. Written for
  * kmem from the documented API; the RCU forms (list_*_rcu, hlist_*_rcu) are in
- * <linux/rculist.h>, as in the kernel; hlist_nulls is not provided. */
+ * <linux/rculist.h>, as in the kernel; hlist_nulls in <linux/list_nulls.h>. */
 #ifndef _KMEM_LINUX_LIST_H
 #define _KMEM_LINUX_LIST_H
 

@@ -22,8 +22,9 @@
  * (and hash_for_each_possible_rcu), the lockdep condition under which a writer may walk the
  * list without rcu_read_lock, is accepted and never evaluated, as in a kernel without
  * CONFIG_PROVE_RCU_LIST; the _bh, _sched and srcu variants, list_for_each_entry_lockless and
- * the hlist_nulls and hlist_bl lists are not provided. Written for kmem from the documented
- * API. */
+ * the hlist_bl lists are not provided. The hlist_nulls lists, for lookups in
+ * SLAB_TYPESAFE_BY_RCU caches, are in <linux/list_nulls.h> and <linux/rculist_nulls.h>, as in
+ * the kernel. Written for kmem from the documented API. */
 #ifndef _KMEM_LINUX_RCULIST_H
 #define _KMEM_LINUX_RCULIST_H
 
