@@ -264,6 +264,24 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
+    /// Calls `f` with the function of every `call_rcu` callback still queued (not yet taken by
+    /// a grace period), newest first, under the pending lock: `f` must not call kmem. (A module
+    /// loader checks that none of a module's is left before unloading its code.)
+    pub fn for_each_queued_rcu_callback(&self, f: &mut dyn FnMut(RcuCallback)) {
+        let p = self.slabs.rcu.pending.lock();
+        let mut cur = p.callbacks as *const RcuHead;
+        while !cur.is_null() {
+            // SAFETY: Queued heads stay valid until their callback runs (`call_rcu`'s contract),
+            // and none runs while the pending list is locked and the head still on it.
+            unsafe {
+                if let Some(func) = (*cur).func {
+                    f(func);
+                }
+                cur = (*cur).next;
+            }
+        }
+    }
+
     /// Runs a taken chain of callbacks (newest first), oldest first.
     fn run_callbacks(&self, mut newest: *mut RcuHead) {
         let mut oldest: *mut RcuHead = ptr::null_mut();

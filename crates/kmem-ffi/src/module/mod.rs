@@ -144,6 +144,9 @@ pub fn module_name(path: &Path) -> String {
 pub struct Module {
     name: String,
     handle: *mut c_void,
+    /// Where the loader put the module (`l_addr`; its first segment for a `-shared -fPIC`
+    /// object, which is what `dladdr`'s `dli_fbase` names for an address in it).
+    bias: usize,
     has_init: bool,
     exit: Option<unsafe extern "C" fn()>,
     params: Vec<*const KernelParam>,
@@ -248,12 +251,13 @@ pub unsafe fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module
     // SAFETY: `lm` is the module's live link map (dlinfo succeeded).
     let bias = unsafe { (*lm).l_addr };
 
-    let mut module = Module { name: name.clone(), handle, has_init: false, exit: None, params: Vec::new(), modinfo };
+    let mut module =
+        Module { name: name.clone(), handle, bias, has_init: false, exit: None, params: Vec::new(), modinfo };
     if let Some(s) = param_section {
         let size = size_of::<KernelParam>() as u64;
         if !s.alloc || s.size % size != 0 {
             log(m, Level::Err, format!("{name}: malformed __param section"));
-            module.unload();
+            module.unload(m);
             return Err(insert_err(libc::ENOEXEC));
         }
         let first = bias.wrapping_add(s.addr as usize) as *const KernelParam;
@@ -261,7 +265,7 @@ pub unsafe fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module
     }
     if let Err(errno) = module.parse_args(m, args) {
         module.free_params();
-        module.unload();
+        module.unload(m);
         return Err(insert_err(errno));
     }
     let init = module.symbol(lm, c"init_module");
@@ -280,7 +284,7 @@ pub unsafe fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module
         if ret < 0 {
             module.kmemleak_report(m);
             module.free_params();
-            module.unload();
+            module.unload(m);
             // -EEXIST is how the kernel says "already loaded"; an init returning it becomes -EBUSY.
             return Err(insert_err(if ret == -libc::EEXIST { libc::EBUSY } else { -ret }));
         }
@@ -333,7 +337,7 @@ impl Module {
         }
         self.kmemleak_report(m);
         self.free_params();
-        self.unload();
+        self.unload(m);
         Ok(())
     }
 
@@ -458,11 +462,46 @@ impl Module {
         }
     }
 
-    fn unload(self) {
+    /// Unloads the module's code. Callbacks it queued with `call_rcu` must not outlive it (the
+    /// kernel's rule: a module's exit calls `rcu_barrier()`; without it, a callback runs
+    /// unloaded code and oopses): with any still queued, that is reported; in any case an
+    /// `rcu_barrier` runs them, and those another thread (kswapd) is running, before the code
+    /// goes.
+    fn unload(self, m: &Machine) {
+        self.settle_rcu_callbacks(m);
         LOADED.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| n != &self.name);
         // SAFETY: `handle` came from `dlopen` and is closed once (this consumes `self`).
         unsafe { libc::dlclose(self.handle) };
     }
+}
+
+impl Module {
+    /// The `call_rcu` leftovers check of [`Module::unload`].
+    fn settle_rcu_callbacks(&self, m: &Machine) {
+        let mut queued = Vec::new();
+        m.for_each_queued_rcu_callback(&mut |f| queued.push(f as usize));
+        let mine = queued.into_iter().filter(|&f| object_base(f) == Some(self.bias)).count();
+        if mine > 0 {
+            log(
+                m,
+                Level::Warning,
+                format!(
+                    "{}: unloaded with {mine} call_rcu callback(s) of its own still queued: its exit must call rcu_barrier() (kmem runs them before its code goes)",
+                    self.name
+                ),
+            );
+        }
+        m.rcu_barrier();
+    }
+}
+
+/// The load address of the object that contains code address `addr` (`dladdr`'s `dli_fbase`).
+fn object_base(addr: usize) -> Option<usize> {
+    // SAFETY: An all-zero `Dl_info` is valid (null pointers); `dladdr` only fills it in.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: `dladdr` reads no memory at `addr`; it looks it up in the loader's tables.
+    let found = unsafe { libc::dladdr(addr as *const c_void, &mut info) } != 0;
+    found.then_some(info.dli_fbase as usize)
 }
 
 #[cfg(test)]
