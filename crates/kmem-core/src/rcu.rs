@@ -36,8 +36,9 @@ use crate::sync::SpinLock;
 /// `CONFIG_RCU_CPU_STALL_TIMEOUT`: the default stall timeout, in seconds.
 pub const RCU_CPU_STALL_TIMEOUT: u32 = 21;
 
-/// `rcutree.qhimark`: every this many `call_rcu` callbacks queued (since a batch last took
-/// them), `call_rcu` asks the platform's worker to run them soon (`Platform::schedule_work`,
+/// `rcutree.qhimark`: each time this many more `call_rcu` callbacks are queued than when it
+/// last asked (or since a batch last took them), `call_rcu` asks the platform's worker to run
+/// them soon (`Platform::schedule_work`,
 /// `Kmem::rcu_core`).
 pub const QHIMARK: usize = 10_000;
 
@@ -93,8 +94,14 @@ pub(crate) struct Pending {
     pub(crate) objects: usize,
     /// `call_rcu` heads, newest first, chained through `RcuHead::next` (0: none).
     pub(crate) callbacks: usize,
+    /// The oldest head of `callbacks` (its last; 0 when empty): a batch put back is spliced
+    /// behind it in O(1).
+    pub(crate) oldest_callback: usize,
     /// Length of `callbacks`.
     pub(crate) nr_callbacks: usize,
+    /// `nr_callbacks` when `call_rcu` last asked for them to run (0 after a batch takes them):
+    /// it asks again [`QHIMARK`] callbacks later (the kernel's `qlen_last_fqs_check`).
+    pub(crate) kicked_at: usize,
     /// Batches taken off these lists whose grace period or freeing has not finished.
     pub(crate) inflight: usize,
     /// The ticket the next batch taken gets: batches are numbered in the order they are taken.
@@ -284,6 +291,8 @@ impl Rcu {
                 waiters: 0,
                 requeued: 0,
                 nr_callbacks: 0,
+                oldest_callback: 0,
+                kicked_at: 0,
             }),
         }
     }

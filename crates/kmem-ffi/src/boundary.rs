@@ -46,6 +46,12 @@ pub fn machine() -> Result<&'static Machine, &'static str> {
 /// Set in a child of a `fork` after the machine was built (module docs).
 static FORKED: AtomicBool = AtomicBool::new(false);
 
+/// Whether this process is such a child: code that would take a lock a parent thread may have
+/// held at the fork (kmemleak's registries) leaves it alone.
+pub(crate) fn forked() -> bool {
+    FORKED.load(Relaxed)
+}
+
 const FORKED_MESSAGE: &str = "this process is a fork of the one that built the machine, whose memory it shares with it; \
      every kmem call in it fails (an allocation returns NULL, a free does nothing), so that the parent's allocations are not corrupted";
 

@@ -98,7 +98,7 @@ pub extern "C" fn mempool_alloc_slab(gfp_mask: Gfp, pool_data: *mut c_void) -> *
 /// `element` is NULL or an object of the cache the caller gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mempool_free_slab(element: *mut c_void, pool_data: *mut c_void) {
-    crate::kmemleak::free(element, crate::kmemleak::Freer::Any); // C's `alloc_fn` may have recorded it (a custom pool).
+    crate::kmemleak::free(element, crate::kmemleak::Freer::Kfree); // C's `alloc_fn` may have recorded it (a custom pool).
     ffi_boundary("mempool_free_slab", (), |m| {
         if let Some(cache) = live_cache(m, "mempool_free_slab", pool_data) {
             // SAFETY: The caller gives the object up; the core checks it is one of the cache's.
@@ -122,7 +122,7 @@ pub extern "C" fn mempool_kmalloc(gfp_mask: Gfp, pool_data: *mut c_void) -> *mut
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mempool_kfree(element: *mut c_void, pool_data: *mut c_void) {
     let _ = pool_data;
-    crate::kmemleak::free(element, crate::kmemleak::Freer::Any); // As in `mempool_free_slab`.
+    crate::kmemleak::free(element, crate::kmemleak::Freer::Kfree); // As in `mempool_free_slab`.
     // SAFETY: The caller gives the block up; the core checks it.
     ffi_boundary("mempool_kfree", (), |m| unsafe { m.kfree(element.cast()) });
 }
@@ -144,7 +144,7 @@ pub extern "C" fn mempool_kvmalloc(gfp_mask: Gfp, pool_data: *mut c_void) -> *mu
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mempool_kvfree(element: *mut c_void, pool_data: *mut c_void) {
     let _ = pool_data;
-    crate::kmemleak::free(element, crate::kmemleak::Freer::Any); // As in `mempool_free_slab`.
+    crate::kmemleak::free(element, crate::kmemleak::Freer::Kvfree); // As in `mempool_free_slab`.
     // SAFETY: The caller gives the allocation up; vfree and kfree both check it.
     ffi_boundary("mempool_kvfree", (), |m| unsafe { m.kvfree(element.cast()) });
 }

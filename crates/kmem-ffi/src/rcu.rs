@@ -90,7 +90,7 @@ pub extern "C" fn rcu_barrier() {
 /// before the call may still read it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_kfree_rcu(ptr: *const c_void) {
-    crate::kmemleak::free(ptr, crate::kmemleak::Freer::Any); // `kvfree_call_rcu`'s `kmemleak_ignore`.
+    crate::kmemleak::free(ptr, crate::kmemleak::Freer::Kfree); // `kvfree_call_rcu`'s `kmemleak_ignore`.
     // SAFETY: The caller's promise (the core's contract).
     ffi_boundary("kfree_rcu", (), |m| unsafe { m.kfree_rcu(ptr.cast()) });
 }
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn kmem_kfree_rcu(ptr: *const c_void) {
 /// As [`kmem_kfree_rcu`], or `ptr` is a vmalloc area the caller gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_kvfree_rcu(ptr: *const c_void) {
-    crate::kmemleak::free(ptr, crate::kmemleak::Freer::Any); // As in `kmem_kfree_rcu`.
+    crate::kmemleak::free(ptr, crate::kmemleak::Freer::Kvfree); // As in `kmem_kfree_rcu`.
     ffi_boundary("kvfree_rcu", (), |m| {
         if !m.is_vmalloc_addr(ptr.cast()) {
             // SAFETY: The caller's promise.

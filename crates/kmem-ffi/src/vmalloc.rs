@@ -227,8 +227,9 @@ pub unsafe extern "C" fn vmap(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vunmap(addr: *const c_void) {
     // A vmalloc area given to `vunmap` by mistake loses its mapping (its pages stay, as in the
-    // kernel): its record goes, as kmemleak must not read it any more.
-    crate::kmemleak::free(addr, crate::kmemleak::Freer::Any);
+    // kernel): its record goes, as kmemleak must not read it any more. Anything else is refused
+    // and keeps its record.
+    crate::kmemleak::free(addr, crate::kmemleak::Freer::Vfree);
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vunmap", (), |m| {
         // SAFETY: As above.

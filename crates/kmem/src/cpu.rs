@@ -94,7 +94,10 @@ pub(crate) fn current_slow(id: u64, acquire: impl FnOnce() -> Option<(usize, Wea
 
 /// Forgets the calling thread's slot on machine `id` without handing it back, its lists left
 /// as they are: for a `fork` child whose machine's memory it shares with its parent, where the
-/// hand-back at thread exit would drain lists the parent's thread still uses. Allocates nothing.
+/// hand-back at thread exit would drain lists the parent's thread still uses. Allocates nothing
+/// for a thread that ever held a slot; for one that never did, the first touch of its slot list
+/// registers the list's destructor, which may allocate (glibc's `__cxa_thread_atexit_impl`; a
+/// fork child may, as glibc's malloc is reinitialised there).
 pub(crate) fn abandon(id: u64) {
     let _ = HELD.try_with(|held| {
         if let Ok(mut held) = held.try_borrow_mut() {

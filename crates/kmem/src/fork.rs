@@ -172,8 +172,9 @@ impl Machine {
     /// In the child of a `fork` that must not touch this machine (its memory is shared with
     /// the parent: a machine without [`crate::Builder::private_memory`]): the calling thread,
     /// the child's only one, forgets its CPU slot without handing it back, so its exit does
-    /// not drain per-CPU lists the parent's thread still uses. Allocates nothing (callable from
-    /// a `pthread_atfork` child handler). The child must not use the machine afterwards.
+    /// not drain per-CPU lists the parent's thread still uses. Callable from a `pthread_atfork`
+    /// child handler (it allocates nothing for a thread that ever used a machine). The child
+    /// must not use the machine afterwards.
     pub fn abandon_in_fork_child(&self) {
         cpu::abandon(self.platform().id);
     }

@@ -45,7 +45,13 @@
 //! reported) and inside a read-side marker (`Platform::rcu_read_enter`), so that a callback
 //! asking for a grace period itself is reported instead of waiting for its own batch. A batch
 //! whose grace period gives up (`rcu_core`'s, when an old reader is still inside) puts its
-//! callbacks back behind the ones queued meanwhile, so they still run oldest first.
+//! callbacks back behind the ones queued meanwhile, so they still run oldest first. Order holds
+//! within a batch and from batch to batch taken by one thread; two batches taken by different
+//! threads (kswapd's and a barrier's) may run at the same time, so a newer callback can run
+//! before an older one of the other batch has finished (the kernel keeps each CPU's callbacks in
+//! order; kmem's queue is one for the machine). Waiting for the older batch's callbacks first
+//! would need the barrier's parking rules for callbacks too (a batch's own callback may call a
+//! barrier); not done.
 //!
 //! Every [`QHIMARK`] callbacks queued, `call_rcu` asks the platform's worker to run
 //! `rcu_core` soon (`Platform::schedule_work`), so a flood of callbacks does not wait for the
@@ -200,9 +206,11 @@ impl<P: Platform> Kmem<P> {
         let (slabs, objects, heads, ticket) = {
             let mut p = self.slabs.rcu.pending.lock();
             let heads = if callbacks {
-                (core::mem::take(&mut p.callbacks), core::mem::take(&mut p.nr_callbacks))
+                p.kicked_at = 0;
+                let oldest = core::mem::take(&mut p.oldest_callback);
+                (core::mem::take(&mut p.callbacks), oldest, core::mem::take(&mut p.nr_callbacks))
             } else {
-                (0, 0)
+                (0, 0, 0)
             };
             let taken = (p.slabs, p.objects, heads, p.take(waiter));
             p.slabs = NIL_PFN;
@@ -255,9 +263,16 @@ impl<P: Platform> Kmem<P> {
                 (*head.as_ptr()).func = Some(func);
                 (*head.as_ptr()).next = p.callbacks as *mut RcuHead;
             }
+            if p.callbacks == 0 {
+                p.oldest_callback = head.as_ptr() as usize;
+            }
             p.callbacks = head.as_ptr() as usize;
             p.nr_callbacks += 1;
-            p.nr_callbacks.is_multiple_of(QHIMARK)
+            let flood = p.nr_callbacks >= p.kicked_at + QHIMARK;
+            if flood {
+                p.kicked_at = p.nr_callbacks;
+            }
+            flood
         };
         if flood {
             self.platform().schedule_work();
@@ -418,27 +433,23 @@ impl<P: Platform> Kmem<P> {
     }
 
     /// Puts taken items back after a grace period that could not complete: the callbacks
-    /// (`heads`, newest first) behind every one queued since they were taken, which are newer.
-    fn requeue(&self, slabs: u32, objects: usize, (heads, nr_heads): (usize, usize)) {
+    /// (`heads`, newest first, `oldest` its last) behind every one queued since they were
+    /// taken, which are newer.
+    fn requeue(&self, slabs: u32, objects: usize, (heads, oldest, nr_heads): (usize, usize, usize)) {
         let dm = self.direct_map_base();
         let mut p = self.slabs.rcu.pending.lock();
         // Before the batch leaves `inflight`: a barrier that saw it in flight sees this too.
         p.requeued = p.requeued.wrapping_add(1);
         if heads != 0 {
-            // SAFETY: Queued heads stay valid until their callback runs (`call_rcu`'s
-            // contract); this batch owned the taken chain, the pending list (locked) the rest.
             p.nr_callbacks += nr_heads;
-            unsafe {
-                if p.callbacks == 0 {
-                    p.callbacks = heads;
-                } else {
-                    let mut last = p.callbacks as *mut RcuHead;
-                    while !(*last).next.is_null() {
-                        last = (*last).next;
-                    }
-                    (*last).next = heads as *mut RcuHead;
-                }
+            if p.callbacks == 0 {
+                p.callbacks = heads;
+            } else {
+                // SAFETY: Queued heads stay valid until their callback runs (`call_rcu`'s
+                // contract); the pending list (locked) owns its oldest one.
+                unsafe { (*(p.oldest_callback as *mut RcuHead)).next = heads as *mut RcuHead };
             }
+            p.oldest_callback = oldest;
         }
         let mut cur = if slabs == NIL_PFN { ptr::null_mut() } else { Node::at(dm, slabs) };
         while !cur.is_null() {

@@ -5,7 +5,8 @@
  * reclaim) and, with kswapd on (KMEM_KSWAPD, the default), once a second when no reader that
  * predates them is inside, so an object given to kfree_rcu is freed by the next of those.
  * call_rcu callbacks run after such a once-a-second grace period (or sooner, after 10000 are
- * queued: qhimark) in kswapd's thread, or at the next rcu_barrier, oldest first and in atomic
+ * queued: qhimark) in kswapd's thread, or at the next rcu_barrier, oldest first (a barrier's
+ * batch may run alongside an older one kswapd is running) and in atomic
  * (softirq) context, as the kernel's do: they may run while other threads go on, must not
  * sleep, and should take the locks they share with other code (see crates/kmem-ffi/src/rcu.rs).
  * With KMEM_KSWAPD=0 only rcu_barrier runs them. */
@@ -34,7 +35,7 @@ int rcu_read_lock_held(void);
 void synchronize_rcu(void);
 /* Waits for every callback queued before it to run, and frees what kfree_rcu queued. */
 void rcu_barrier(void);
-/* func(head) runs after a grace period (at the next rcu_barrier, in kmem). */
+/* func(head) runs after a grace period (after kswapd's next grace period, or at rcu_barrier, in kmem). */
 void call_rcu(struct rcu_head *head, rcu_callback_t func);
 
 /* kvfree_call_rcu's two halves: a kmalloc or slab object, or (kvfree) a vmalloc area too. */

@@ -124,8 +124,8 @@ pub(crate) enum Freer {
     Vfree,
     /// `kvfree` and its forms: either.
     Kvfree,
-    /// Whatever is recorded at the address (`kmemleak_free`, `kmemleak_ignore`, `vunmap`,
-    /// `kfree_rcu`'s ignore, a pool's own teardown).
+    /// Whatever is recorded at the address (`kmemleak_free`, `kmemleak_ignore`, a pool's own
+    /// teardown).
     Any,
 }
 

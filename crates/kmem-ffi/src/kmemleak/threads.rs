@@ -48,7 +48,9 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if !self.attempted.get() {
+        // In a forked child the registry's lock may have been held by a parent thread the child
+        // does not have (a scan copying the stacks): leave it alone (kmemleak is off there).
+        if !self.attempted.get() || crate::boundary::forked() {
             return;
         }
         // SAFETY: `pthread_self` has no preconditions.

@@ -19,8 +19,9 @@ static int failed;
 static char text[1 << 16];
 
 /* Allocates a kmalloc-(size rounded up) object in a thread that drops it and exits: no stale
- * copy of its address is left where a scan looks (the thread scans main's whole stack, dead
- * frames included, as the kernel scans a task's whole stack; the exited thread's is not read). */
+ * copy of its address is left where a scan looks (a scan reads the whole stack of every other
+ * thread that allocated through kmem, dead frames included, as the kernel scans a task's whole
+ * stack; an exited thread's is not read). */
 static void *lose(void *size)
 {
 	/* Zeroed: its checksum is the one kept (0), so the first scan that finds it old counts it. */

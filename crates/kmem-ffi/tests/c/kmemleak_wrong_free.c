@@ -5,14 +5,19 @@
  * - a kmalloc-64 object given to vfree, then dropped: reported (size 64);
  * - a malloc'd block described with kmemleak_alloc (min_count 1), given to kfree, then
  *   dropped: reported (size 48);
+ * - a vmalloc area given to kfree_rcu_mightsleep (kfree after the grace period), then
+ *   dropped: reported (size 4096);
+ * - a kmalloc-96 object given to vunmap, then dropped: reported (size 96);
  * - a kmalloc object and a vmalloc area given to kvfree, a cache object to kmem_cache_free:
  *   freed, not reported.
- * Expected: 3 leaks, sizes 12288, 64 and 48 (in allocation order). */
+ * Expected: 5 leaks, sizes 12288, 64, 4096, 96 and 48 (in the order they were recorded; the
+ * block is recorded when it is described, after the allocations). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/kmemleak.h>
+#include <linux/rcupdate.h>
 #include "kmemleak_test.h"
 
 static noinline void misuse(void)
@@ -20,17 +25,22 @@ static noinline void misuse(void)
 	void *volatile area = vmalloc(3 * 4096);
 	void *volatile obj = kmalloc(50, GFP_KERNEL);
 	void *volatile block = calloc(1, 48);
+	void *volatile area2 = vmalloc(4096);
+	void *volatile obj2 = kmalloc(90, GFP_KERNEL);
 	struct kmem_cache *cache = kmem_cache_create("wrong_free", 40, 0, 0, NULL);
 
 	kmemleak_alloc(block, 48, 1, GFP_KERNEL);
 	kfree(area);
 	vfree(obj);
 	kfree(block);
+	kfree_rcu_mightsleep(area2);
+	rcu_barrier();
+	vunmap(obj2);
 	kvfree(kmalloc(300, GFP_KERNEL));
 	kvfree(vmalloc(2 * 4096));
 	kmem_cache_free(cache, kmem_cache_alloc(cache, GFP_KERNEL));
 	kmem_cache_destroy(cache);
-	area = obj = block = NULL;
+	area = obj = block = area2 = obj2 = NULL;
 }
 
 int main(void)
