@@ -255,6 +255,24 @@ fn kswapd_frees_kfree_rcu_objects_once_no_old_reader_is_inside() {
     unsafe { m.kmem_cache_destroy(cache) }.expect("destroy");
 }
 
+/// Runs `queue_more` until kswapd has served a kick of its work (`kswapd_work_runs` above
+/// `runs`), waiting up to 2 s after each round, at most 10 rounds: a periodic pass that takes
+/// what was queued before it was enough for a kick restarts the count.
+pub fn until_kswapd_work(m: &Machine, runs: usize, mut queue_more: impl FnMut()) {
+    for round in 0..10 {
+        queue_more();
+        let start = Instant::now();
+        while m.kswapd_work_runs() == runs && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if m.kswapd_work_runs() != runs {
+            return;
+        }
+        eprintln!("no kick served after round {round}");
+    }
+    panic!("no kick served after 10 rounds");
+}
+
 /// A full page of `kfree_rcu` pointers does not wait for kswapd's next pass either: as a full
 /// page makes the kernel's `kfree_rcu` monitor run at once (`KVFREE_BULK_MAX_ENTR`), the object
 /// that starts the next page kicks kswapd's work (counted by `kswapd_work_runs`), which frees
@@ -271,23 +289,14 @@ fn a_full_page_of_kfree_rcu_objects_kicks_kswapd() {
         i.free_fast + i.free_slow
     };
     let (runs, freed) = (m.kswapd_work_runs(), frees(&m));
-    // A page and one more object, then up to 2 s for the kick to be served; again if not (a
-    // periodic pass that took a page not yet full restarts the count).
-    for tries in 0.. {
-        assert!(tries < 10, "no kick after {tries} pages");
+    // A page and one more object per round.
+    until_kswapd_work(&m, runs, || {
         for _ in 0..=per_page {
             let p = m.kmem_cache_alloc(cache, GFP_KERNEL).expect("object");
             // SAFETY: Ours, freed once, unused afterwards.
             unsafe { m.kfree_rcu(p.as_ptr()) };
         }
-        let start = Instant::now();
-        while m.kswapd_work_runs() == runs && start.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if m.kswapd_work_runs() != runs {
-            break;
-        }
-    }
+    });
     let start = Instant::now();
     while frees(&m) < freed + per_page as u64 {
         assert!(
