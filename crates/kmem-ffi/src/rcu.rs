@@ -102,7 +102,9 @@ pub unsafe extern "C" fn kmem_kfree_rcu(ptr: *const c_void) {
 /// As [`kmem_kfree_rcu`], or `ptr` is a vmalloc area the caller gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kmem_kvfree_rcu(ptr: *const c_void) {
-    crate::kmemleak::free(ptr, crate::kmemleak::Freer::Kvfree); // As in `kmem_kfree_rcu`.
+    // As in `kmem_kfree_rcu`; a vmalloc area's record goes only when it is freed below (in
+    // atomic context or a read-side section it stays allocated).
+    crate::kmemleak::free(ptr, crate::kmemleak::Freer::Kfree);
     ffi_boundary("kvfree_rcu", (), |m| {
         if !m.is_vmalloc_addr(ptr.cast()) {
             // SAFETY: The caller's promise.
@@ -121,6 +123,7 @@ pub unsafe extern "C" fn kmem_kvfree_rcu(ptr: *const c_void) {
             return;
         }
         m.synchronize_rcu();
+        crate::kmemleak::free(ptr, crate::kmemleak::Freer::Vfree);
         // SAFETY: The caller gives the area up; every reader that could see it has left.
         unsafe { m.vfree(ptr.cast()) }
     });

@@ -8,16 +8,19 @@
  * - a vmalloc area given to kfree_rcu_mightsleep (kfree after the grace period), then
  *   dropped: reported (size 4096);
  * - a kmalloc-96 object given to vunmap, then dropped: reported (size 96);
+ * - a vmalloc area given to kvfree_rcu_mightsleep in atomic context (which cannot wait for
+ *   the grace period, so it warns and leaves the area), then dropped: reported (size 8192);
  * - a kmalloc object and a vmalloc area given to kvfree, a cache object to kmem_cache_free:
  *   freed, not reported.
- * Expected: 5 leaks, sizes 12288, 64, 4096, 96 and 48 (in the order they were recorded; the
- * block is recorded when it is described, after the allocations). */
+ * Expected: 6 leaks, sizes 12288, 64, 4096, 96, 8192 and 48 (in the order they were recorded;
+ * the block is recorded when it is described, after the allocations). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/kmemleak.h>
 #include <linux/rcupdate.h>
+#include <linux/preempt.h>
 #include "kmemleak_test.h"
 
 static noinline void misuse(void)
@@ -27,6 +30,7 @@ static noinline void misuse(void)
 	void *volatile block = calloc(1, 48);
 	void *volatile area2 = vmalloc(4096);
 	void *volatile obj2 = kmalloc(90, GFP_KERNEL);
+	void *volatile area3 = vmalloc(8192);
 	struct kmem_cache *cache = kmem_cache_create("wrong_free", 40, 0, 0, NULL);
 
 	kmemleak_alloc(block, 48, 1, GFP_KERNEL);
@@ -36,11 +40,14 @@ static noinline void misuse(void)
 	kfree_rcu_mightsleep(area2);
 	rcu_barrier();
 	vunmap(obj2);
+	preempt_disable();
+	kvfree_rcu_mightsleep(area3);
+	preempt_enable();
 	kvfree(kmalloc(300, GFP_KERNEL));
 	kvfree(vmalloc(2 * 4096));
 	kmem_cache_free(cache, kmem_cache_alloc(cache, GFP_KERNEL));
 	kmem_cache_destroy(cache);
-	area = obj = block = area2 = obj2 = NULL;
+	area = obj = block = area2 = obj2 = area3 = NULL;
 }
 
 int main(void)
