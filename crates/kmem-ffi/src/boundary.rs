@@ -57,7 +57,8 @@ const FORKED_MESSAGE: &str = "this process is a fork of the one that built the m
 
 /// The `pthread_atfork` child handler (module docs): marks the child, turns kmemleak off and
 /// lets the forking thread forget its CPU slot without handing it back at its exit (which
-/// would drain the per-CPU lists of the parent's thread). Allocates nothing.
+/// would drain the per-CPU lists of the parent's thread). Allocates nothing for a forking
+/// thread that used kmem (see `Machine::abandon_in_fork_child`).
 extern "C" fn forked_child() {
     FORKED.store(true, Relaxed);
     crate::kmemleak::stop_in_fork_child();
