@@ -18,7 +18,7 @@
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use kmem::{Level, Machine, Profile};
 use kmem_core::platform::Platform;
@@ -37,7 +37,7 @@ pub const DEFAULT_PROFILE: Profile = Profile::I386;
 /// # Errors
 /// A bad `KMEM_*` value or a machine that cannot be built (the message names the variable).
 pub fn machine() -> Result<&'static Machine, &'static str> {
-    if FORKED.load(Relaxed) {
+    if FORKED.load(Ordering::Relaxed) {
         return Err(FORKED_MESSAGE);
     }
     kmem::default_machine_with(DEFAULT_PROFILE)
@@ -49,26 +49,30 @@ static FORKED: AtomicBool = AtomicBool::new(false);
 /// Whether this process is such a child: code that would take a lock a parent thread may have
 /// held at the fork (kmemleak's registries) leaves it alone.
 pub(crate) fn forked() -> bool {
-    FORKED.load(Relaxed)
+    FORKED.load(Ordering::Relaxed)
 }
 
 const FORKED_MESSAGE: &str = "this process is a fork of the one that built the machine, whose memory it shares with it; \
      every kmem call in it fails (an allocation returns NULL, a free does nothing), so that the parent's allocations are not corrupted";
 
-/// The `pthread_atfork` child handler (module docs): marks the child, turns kmemleak off and
-/// lets the forking thread forget its CPU slot without handing it back at its exit (which
-/// would drain the per-CPU lists of the parent's thread). Allocates nothing for a forking
-/// thread that used kmem (see `Machine::abandon_in_fork_child`).
+/// The `pthread_atfork` child handler (module docs): marks the child and takes [`READY`]
+/// back, so every export goes to [`machine`], which refuses; turns kmemleak off and lets the
+/// forking thread forget its CPU slot without handing it back at its exit (which would drain
+/// the per-CPU lists of the parent's thread). Allocates nothing for a forking thread that used
+/// kmem (see `Machine::abandon_in_fork_child`).
 extern "C" fn forked_child() {
-    FORKED.store(true, Relaxed);
+    FORKED.store(true, Ordering::Relaxed);
+    let m = READY.swap(std::ptr::null_mut(), Ordering::Relaxed);
     crate::kmemleak::stop_in_fork_child();
-    if let Some(m) = READY.get() {
+    // SAFETY: `READY` only ever holds null or the `&'static Machine` `machine()` returned.
+    if let Some(m) = unsafe { m.as_ref() } {
         m.abandon_in_fork_child();
     }
 }
 
-/// The machine once an export got it (and the fork watch and kmemleak were set up).
-static READY: std::sync::OnceLock<&'static Machine> = std::sync::OnceLock::new();
+/// The machine once an export got it and the fork watch and kmemleak were set up (`SETUP`);
+/// null before, and in a forked child. The exports' fast path is this one load.
+static READY: AtomicPtr<Machine> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Registers [`forked_child`] once the machine exists.
 fn watch_forks() {
@@ -82,21 +86,32 @@ fn watch_forks() {
 /// other channel: there is no log without a machine). The first call that gets it also reads
 /// `KMEM_KMEMLEAK` (kmemleak for a program); later calls are one load.
 pub(crate) fn machine_or_report() -> Option<&'static Machine> {
-    static REPORTED: Once = Once::new();
-    if let Some(&m) = READY.get()
-        && !FORKED.load(Relaxed)
-    {
-        return Some(m);
+    // SAFETY: `READY` only ever holds null or the `&'static Machine` `machine()` returned.
+    match unsafe { READY.load(Ordering::Acquire).as_ref() } {
+        Some(m) => Some(m),
+        None => machine_first(),
     }
+}
+
+/// [`machine_or_report`] before the machine is set up, or in a forked child.
+#[cold]
+#[inline(never)]
+fn machine_first() -> Option<&'static Machine> {
+    static SETUP: Once = Once::new();
+    static REPORTED: Once = Once::new();
     match machine() {
-        Ok(m) => Some(READY.get_or_init(|| {
-            watch_forks();
-            crate::kmemleak::start_from_env();
-            m
-        })),
+        Ok(m) => {
+            // Concurrent first calls wait here until the setup is done.
+            SETUP.call_once(|| {
+                watch_forks();
+                crate::kmemleak::start_from_env();
+                READY.store(std::ptr::from_ref(m).cast_mut(), Ordering::Release);
+            });
+            Some(m)
+        }
         Err(e) => {
             REPORTED.call_once(|| {
-                if FORKED.load(Relaxed) {
+                if FORKED.load(Ordering::Relaxed) {
                     eprintln!("kmem: pid {}: {e}", std::process::id());
                 } else {
                     eprintln!("kmem: cannot start the machine behind the C ABI: {e}");

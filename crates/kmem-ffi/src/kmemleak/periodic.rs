@@ -44,18 +44,20 @@ fn control() -> std::sync::MutexGuard<'static, Control> {
 /// Starts the scan thread as kmemleak starts (`KMEM_KMEMLEAK=1`): with the period and first
 /// wait `KMEM_KMEMLEAK_SCAN` asks for, else the kernel's.
 pub(super) fn start_from_env() {
-    match kmem::env::var("KMEM_KMEMLEAK_SCAN").map(|v| v.map(|v| (parse(&v), v))) {
-        Ok(None) => set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN)),
-        Ok(Some((Some(secs), _))) => set(secs, Duration::ZERO),
-        Ok(Some((None, v))) => {
-            let e = kmem::env::EnvError {
-                var: "KMEM_KMEMLEAK_SCAN",
+    const VAR: &str = "KMEM_KMEMLEAK_SCAN";
+    let asked = kmem::env::var(VAR).and_then(|v| {
+        v.map(|v| {
+            parse(&v).ok_or_else(|| kmem::env::EnvError {
+                var: VAR,
                 value: v,
                 expected: "seconds between scans, or off".into(),
-            };
-            eprintln!("kmem: {e}; the scan thread keeps its defaults");
-            set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN));
-        }
+            })
+        })
+        .transpose()
+    });
+    match asked {
+        Ok(Some(secs)) => set(secs, Duration::ZERO),
+        Ok(None) => set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN)),
         Err(e) => {
             eprintln!("kmem: {e}; the scan thread keeps its defaults");
             set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN));

@@ -69,17 +69,21 @@ impl<'a> Graph<'a> {
     /// Scans `[start, start + len)` through `copier`, then every object it reaches; memory
     /// that cannot be read holds no references. `Err(errno)` if the reads are refused.
     pub(super) fn scan_copied(&mut self, copier: &mut Copier, start: usize, len: usize) -> Result<(), i32> {
-        copier.copy(start, len, &mut |at, bytes| words_of(at, bytes, &mut |v| self.visit(v)))?;
+        self.visit_copied(copier, start, len)?;
         self.drain_copied(copier)
     }
 
     /// Scans the gray list through `copier` until it is empty.
     pub(super) fn drain_copied(&mut self, copier: &mut Copier) -> Result<(), i32> {
         while let Some(start) = self.gray.pop() {
-            let size = self.objects[&start].size;
-            copier.copy(start, size, &mut |at, bytes| words_of(at, bytes, &mut |v| self.visit(v)))?;
+            self.visit_copied(copier, start, self.objects[&start].size)?;
         }
         Ok(())
+    }
+
+    /// Visits every word of `[start, start + len)`, copied.
+    fn visit_copied(&mut self, copier: &mut Copier, start: usize, len: usize) -> Result<(), i32> {
+        copier.copy(start, len, &mut |at, bytes| words_of(at, bytes, &mut |v| self.visit(v)))
     }
 
     /// Scans the gray list with direct reads until it is empty.
