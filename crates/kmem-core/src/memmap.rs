@@ -194,7 +194,10 @@ impl Page {
     /// kernel's `folio_get` refuses (`VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow)`)
     /// and which would free the page while its references are still held.
     pub fn get_page(&self) -> bool {
-        self.is_allocated() && self.refcount.fetch_update(Relaxed, Relaxed, |c| c.checked_add(1)).is_ok()
+        // One read-modify-write for both count tests (`get_page_unless_zero`'s and the
+        // overflow's), so no free between a count test and the increment goes unseen.
+        self.flags() & pg::NOT_OWNED == 0
+            && self.refcount.fetch_update(Relaxed, Relaxed, |c| if c > 0 { c.checked_add(1) } else { None }).is_ok()
     }
 
     /// `page_ref_inc` without [`Page::get_page`]'s check that the page is allocated: what a

@@ -395,35 +395,33 @@ impl Zone {
     /// high mark too, and the `__GFP_HIGH` exception applies to both.
     #[inline(always)]
     pub(crate) fn watermark_fast(&self, order: u32, highest: ZoneType, alloc_flags: u32) -> bool {
-        use crate::watermark::alloc_flags as af;
+        use crate::watermark::{alloc_flags as af, effective_min};
         let free = self.usable_free_pages(alloc_flags) as isize - ((1isize << order) - 1);
         let reserve = self.lowmem_reserve(highest);
+        // The count test at a mark: `free` (usable, less the request's own pages beyond the
+        // first) above the mark as the request's reserve rights lower it, plus the lowmem
+        // reserve.
+        let passes = |mark: usize| free > (effective_min(mark, alloc_flags) + reserve) as isize;
+        // "Ignore watermark boosting for __GFP_HIGH order-0 allocations when checking the min
+        // watermark" (folded away for a constant mask without `__GFP_HIGH` at the min mark).
+        // The kernel tests the request's `alloc_flags`, not the mark being tested, so the high
+        // probe of a slow-path `__GFP_HIGH` request falls back to the unboosted min too; the
+        // answer does not depend on the mark, so it is asked at most once.
+        let unboosted = || {
+            order == 0
+                && alloc_flags & (af::MIN_RESERVE | af::WMARK_MASK) == af::MIN_RESERVE
+                && self.passes_unboosted_min(free, reserve, alloc_flags)
+        };
         let which = alloc_flags & af::WMARK_MASK;
+        let mark = self.wmark[which as usize].load(Relaxed);
         if which <= Wmark::High as u32 && !self.below_high() {
-            if self.watermark_fast_at(self.wmark(Wmark::High), order, free, reserve, alloc_flags) {
+            if passes(self.wmark(Wmark::High)) || unboosted() {
                 return true;
             }
             self.below_high.store(true, Relaxed);
+            return passes(mark);
         }
-        self.watermark_fast_at(self.wmark[which as usize].load(Relaxed), order, free, reserve, alloc_flags)
-    }
-
-    /// `zone_watermark_fast`'s count test at `mark`: `free` (usable, less the request's own
-    /// pages beyond the first) above the mark as the request's reserve rights lower it, plus
-    /// the lowmem reserve `reserve`.
-    #[inline(always)]
-    fn watermark_fast_at(&self, mark: usize, order: u32, free: isize, reserve: usize, alloc_flags: u32) -> bool {
-        use crate::watermark::{alloc_flags as af, effective_min};
-        if free > (effective_min(mark, alloc_flags) + reserve) as isize {
-            return true;
-        }
-        // "Ignore watermark boosting for __GFP_HIGH order-0 allocations when checking the min
-        // watermark" (folded away for a constant mask without `__GFP_HIGH` at the min mark).
-        // The kernel tests the request's `alloc_flags`, not the mark being tested, so the
-        // high probe of a slow-path `__GFP_HIGH` request falls back to the unboosted min too.
-        order == 0
-            && alloc_flags & (af::MIN_RESERVE | af::WMARK_MASK) == af::MIN_RESERVE
-            && self.passes_unboosted_min(free, reserve, alloc_flags)
+        passes(mark) || unboosted()
     }
 
     /// `zone_watermark_fast`'s last test: a boosted zone tested again at its min mark without
@@ -495,10 +493,7 @@ mod tests {
         let z = Zone::new(ZoneType::Normal, 0, 4096);
         z.nr_free.store(free, Relaxed);
         z.nr_free_ordinary.store(free, Relaxed);
-        for (i, base) in [100, 125, 150, 175].into_iter().enumerate() {
-            z.wmark_base[i].store(base, Relaxed);
-        }
-        z.store_boost(boost);
+        z.store_wmarks([100, 125, 150, 175], boost);
         z.lowmem_reserve[ZoneType::Normal as usize].store(reserve, Relaxed);
         z
     }

@@ -138,6 +138,11 @@ impl Highmem {
         }
     }
 
+    /// The address of CPU `cpu`'s local mapping slot `idx` in the fixmap window.
+    fn local_va(&self, cpu: usize, idx: usize) -> usize {
+        self.fixmap.base() + (cpu * KM_MAX_IDX + idx) * PAGE_SIZE
+    }
+
     /// `kmap_local_page` for a HighMem page: the next fixmap slot of this CPU, or a persistent
     /// slot for a thread without a CPU slot or past `KM_MAX_IDX` nested mappings.
     pub(crate) fn kmap_local(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
@@ -149,7 +154,7 @@ impl Highmem {
             Self::report(pa, caller, format_args!("kmap_local: more than {KM_MAX_IDX} nested mappings"));
             return self.kmap(pa, pfn, caller);
         }
-        let va = self.fixmap.base() + (cpu * KM_MAX_IDX + depth) * PAGE_SIZE;
+        let va = self.local_va(cpu, depth);
         if self.fixmap.map(va, pfn, 1).is_err() {
             Self::report(pa, caller, format_args!("kmap_local: cannot map pfn:{pfn:05x}"));
             return None;
@@ -200,7 +205,7 @@ impl Highmem {
         if depth == 0 {
             return;
         }
-        let first = self.fixmap.base() + cpu * KM_MAX_IDX * PAGE_SIZE;
+        let first = self.local_va(cpu, 0);
         // The slot's owner is gone, so no one uses these addresses any more (`kmap_local_page`'s
         // contract: a mapping is released before its thread gives up the CPU).
         let _ = self.fixmap.unmap(first, depth * PAGE_SIZE);

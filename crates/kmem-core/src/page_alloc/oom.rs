@@ -5,15 +5,15 @@
 //!
 //! Lock order: `oom_lock` is taken only with a try-lock, with nothing else held, and held
 //! across the notifiers, the report and the allocations of the step; a request that finds it
-//! taken sleeps a jiffy (or until a free) and counts that as progress, as the kernel's
-//! "somebody else is making progress for us".
+//! taken counts that as progress, as the kernel's "somebody else is making progress for us",
+//! and waits for a free (the slow path's `wait_for_free`) before it tries again.
 
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::{PageAllocator, ZoneList};
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_NOFAIL, Gfp};
-use crate::platform::{NSEC_PER_JIFFY, Platform};
+use crate::platform::Platform;
 use crate::watermark::alloc_flags as af;
 
 /// What the OOM step (`out_of_memory`) achieved.
@@ -32,7 +32,7 @@ pub(super) enum MayOom {
     /// (`__GFP_NOFAIL`).
     Page(usize),
     /// Another request holds `oom_lock`: "somebody else is making progress for us". The
-    /// caller slept a jiffy (or until a free) and counts it as progress.
+    /// caller counts it as progress and waits for a free.
     Busy,
     /// The OOM step ran.
     Step(OomStep),
@@ -50,9 +50,6 @@ impl<P: Platform> PageAllocator<P> {
         reported: &mut bool,
     ) -> MayOom {
         let Some(_oom_lock) = self.oom_lock.try_lock() else {
-            let ticket = self.waitq.prepare_locked();
-            self.platform.wait(self.waitq.word(), ticket, NSEC_PER_JIFFY);
-            self.waitq.finish();
             return MayOom::Busy;
         };
         // "Go through the zonelist yet one more time, keep very high watermark here, this is

@@ -15,7 +15,7 @@
 //! - `__GFP_RETRY_MAYFAIL`: fail after `MAX_RECLAIM_RETRIES` passes without progress (at once
 //!   when no shrinker has anything to free), no OOM;
 //! - otherwise (order ≤ 3): the OOM step on every pass that reaches it (`oom.rs`: one request
-//!   at a time, the others sleep a jiffy and retry; a last look above the high watermark) — the OOM notifiers;
+//!   at a time, the others wait for a free and retry; a last look above the high watermark) — the OOM notifiers;
 //!   if they freed anything that is progress (no report, retry at once); without `__GFP_FS`
 //!   (`GFP_NOFS`, `GFP_NOIO`) it is progress too, with no report (nothing to kill for IO-less
 //!   reclaim), and the request sleeps until a free wakes us and retries; else the OOM report
@@ -481,11 +481,6 @@ impl<P: Platform> PageAllocator<P> {
             if oom_allowed {
                 match self.may_oom(gfp, order, zl, caller, &mut oom_reported) {
                     MayOom::Page(pfn) => return Ok(pfn),
-                    // "Somebody else is making progress for us": the request slept a jiffy.
-                    MayOom::Busy => {
-                        no_progress_loops = 0;
-                        continue;
-                    }
                     MayOom::Step(OomStep::Freed) => {
                         // "Retry as long as the OOM killer is making progress".
                         no_progress_loops = 0;
@@ -495,8 +490,10 @@ impl<P: Platform> PageAllocator<P> {
                         continue;
                     }
                     // Progress too, but nothing was freed: the request waits for frees below
-                    // and retries, until `oom_timeout` ends it (docs/deviations.md).
-                    MayOom::Step(OomStep::IoLess) => no_progress_loops = 0,
+                    // and retries, until `oom_timeout` ends it (docs/deviations.md). Also when
+                    // another request holds `oom_lock` ("somebody else is making progress for
+                    // us"; the kernel sleeps a jiffy, this sleep ends at a free or a slice).
+                    MayOom::Busy | MayOom::Step(OomStep::IoLess) => no_progress_loops = 0,
                     MayOom::Step(OomStep::NoVictim) => {}
                 }
             } else if gfp.contains(__GFP_NOFAIL) {

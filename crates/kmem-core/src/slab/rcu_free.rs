@@ -310,21 +310,25 @@ impl<P: Platform> Kmem<P> {
                 newest = next;
             }
         }
+        if oldest.is_null() {
+            return;
+        }
+        // The whole batch in one softirq section, as the kernel's `rcu_do_batch` runs it.
         let platform = self.platform();
+        platform.softirq_enter();
+        platform.rcu_read_enter();
         while !oldest.is_null() {
             // SAFETY: As above; `next` is read before the callback, which may free the head.
             unsafe {
                 let next = (*oldest).next;
                 if let Some(func) = (*oldest).func {
-                    platform.softirq_enter();
-                    platform.rcu_read_enter();
                     func(oldest);
-                    platform.rcu_read_exit();
-                    platform.softirq_exit();
                 }
                 oldest = next;
             }
         }
+        platform.rcu_read_exit();
+        platform.softirq_exit();
     }
 
     /// A waiting grace period, watched as the kernel's stall detector watches one: once it has
