@@ -413,15 +413,16 @@ impl Zone {
                 && self.passes_unboosted_min(free, reserve, alloc_flags)
         };
         let which = alloc_flags & af::WMARK_MASK;
-        let mark = self.wmark[which as usize].load(Relaxed);
+        // Read only when tested: a zone that passes the high probe needs no other mark.
+        let mark = || self.wmark[which as usize].load(Relaxed);
         if which <= Wmark::High as u32 && !self.below_high() {
             if passes(self.wmark(Wmark::High)) || unboosted() {
                 return true;
             }
             self.below_high.store(true, Relaxed);
-            return passes(mark);
+            return passes(mark());
         }
-        passes(mark) || unboosted()
+        passes(mark()) || unboosted()
     }
 
     /// `zone_watermark_fast`'s last test: a boosted zone tested again at its min mark without
