@@ -64,7 +64,7 @@ pub extern "C" fn kcalloc(n: usize, size: usize, flags: gfp_t) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn krealloc(objp: *const c_void, new_size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("krealloc", ptr::null_mut(), |m| {
-        let taken = kmemleak::take(objp);
+        let taken = kmemleak::take(objp, kmemleak::Freer::Kfree);
         // SAFETY: The caller's object; the core checks it is a kmalloc allocation first.
         let p = out(unsafe { m.krealloc(objp.cast_mut().cast(), new_size, Gfp::from_bits(flags)) });
         kmemleak::realloc(m, objp, taken, p, new_size);
@@ -81,7 +81,7 @@ pub unsafe extern "C" fn krealloc(objp: *const c_void, new_size: usize, flags: g
 pub unsafe extern "C" fn krealloc_array(p: *mut c_void, new_n: usize, new_size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("krealloc_array", ptr::null_mut(), |m| {
         let Some(bytes) = new_n.checked_mul(new_size) else { return ptr::null_mut() };
-        let taken = kmemleak::take(p);
+        let taken = kmemleak::take(p, kmemleak::Freer::Kfree);
         // SAFETY: As in `krealloc`.
         let q = out(unsafe { m.krealloc(p.cast(), bytes, Gfp::from_bits(flags)) });
         kmemleak::realloc(m, p, taken, q, bytes);
@@ -167,7 +167,7 @@ pub extern "C" fn kvmalloc_array(n: usize, size: usize, flags: gfp_t) -> *mut c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn kvrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     ffi_boundary("kvrealloc", ptr::null_mut(), |m| {
-        let taken = kmemleak::take(p);
+        let taken = kmemleak::take(p, kmemleak::Freer::Kvfree);
         // SAFETY: The caller's allocation; vmalloc and kmalloc both check it before use.
         let q = match unsafe { m.kvrealloc(p.cast_mut().cast(), size, Gfp::from_bits(flags)) } {
             Ok(Some(n)) => n.as_ptr().cast(),

@@ -104,7 +104,7 @@ pub extern "C" fn vmalloc_huge_node(size: c_ulong, gfp_mask: gfp_t, node: c_int)
 pub unsafe extern "C" fn vrealloc(p: *const c_void, size: usize, flags: gfp_t) -> *mut c_void {
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vrealloc", ptr::null_mut(), |m| {
-        let taken = crate::kmemleak::take(p);
+        let taken = crate::kmemleak::take(p, crate::kmemleak::Freer::Vfree);
         // SAFETY: As above.
         let q = match unsafe { m.vrealloc(p.cast(), size, Gfp::from_bits(flags)) } {
             Ok(Some(q)) => q.as_ptr().cast(),

@@ -257,13 +257,18 @@ pub(crate) fn alloc_kv(m: &Machine, ptr: *const c_void, asked: usize) {
 /// A record taken out before a `krealloc`-style call ([`take`]), for [`realloc`] to put back.
 pub(crate) struct Taken(Option<Object>);
 
-/// Before a `krealloc`-style call on `old`: takes its record out of the table. The call may
-/// free `old`, and once it is freed another thread may be handed the same address and record
-/// it before this one could forget `old` afterwards (which would forget the new object).
+/// Before a `krealloc`-style call on `old` whose frees are `by`'s: takes its record out of the
+/// table if it is of a kind `by` frees. The call may free `old`, and once it is freed another
+/// thread may be handed the same address and record it before this one could forget `old`
+/// afterwards (which would forget the new object). A record of another kind stays: kmem
+/// reports and refuses the call, also when it asks to free (size 0), so the object stays
+/// allocated (as in [`free`]).
 #[inline]
-pub(crate) fn take(old: *const c_void) -> Taken {
+pub(crate) fn take(old: *const c_void, by: Freer) -> Taken {
     if ON.load(Relaxed) && old as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
-        Taken(lock().objects.remove(&(old as usize)))
+        let mut s = lock();
+        let ours = s.objects.get(&(old as usize)).is_some_and(|o| by.forgets(o.kind));
+        Taken(if ours { s.objects.remove(&(old as usize)) } else { None })
     } else {
         Taken(None)
     }
@@ -592,7 +597,7 @@ mod tests {
         let (old, new) = (0x7000_0000_1000usize, 0x7000_0000_2000usize);
         let seq_at = |a: usize| lock().objects.get(&a).map(|o| o.seq);
         alloc(old as *const c_void, 64);
-        let taken = take(old as *const c_void);
+        let taken = take(old as *const c_void, Freer::Kfree);
         assert_eq!(seq_at(old), None);
         alloc(old as *const c_void, 64); // Another thread's object at the freed address.
         let reused = seq_at(old);
@@ -601,10 +606,10 @@ mod tests {
         assert_eq!(lock().objects.get(&new).map(|o| o.size), Some(128));
         // A failure (NULL) or a resize in place gives the record back.
         let first = seq_at(new);
-        let taken = take(new as *const c_void);
+        let taken = take(new as *const c_void, Freer::Kfree);
         realloc(m, new as *const c_void, taken, std::ptr::null(), 1 << 30);
         assert_eq!(seq_at(new), first);
-        let taken = take(new as *const c_void);
+        let taken = take(new as *const c_void, Freer::Kfree);
         realloc(m, new as *const c_void, taken, new as *const c_void, 120);
         assert_eq!(seq_at(new), first);
         ON.store(false, Relaxed);
