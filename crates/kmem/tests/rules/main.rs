@@ -28,6 +28,7 @@ mod misuse;
 mod mobility;
 mod pages;
 mod pages_bulk;
+mod pages_fallback;
 mod pages_giveup;
 mod pages_init;
 mod pcp;
