@@ -167,3 +167,14 @@ fn userspace_shim_hooks() {
 fn printk_once_ratelimited_and_ratelimit_states() {
     run_suite_with("ratelimit", &[], &[]);
 }
+
+/// The kernel's function-like macros evaluate a non-constant argument once (include/linux/
+/// log2.h's `ilog2`, `roundup_pow_of_two`, `rounddown_pow_of_two`, `order_base_2` go through
+/// a function; list.h's `list_first_entry_or_null` keeps `ptr` in a local), so `ilog2(n++)`
+/// increments once; of constants the log2 forms stay constant expressions (DESIGN §6).
+#[test]
+fn macros_evaluate_their_arguments_once() {
+    for std in ["-std=gnu11", "-std=c99"] {
+        run_suite_with("eval_once", &[std], &[]);
+    }
+}

@@ -185,8 +185,11 @@ static inline size_t list_count_nodes(const struct list_head *head)
 #define list_entry(ptr, type, member) container_of(ptr, type, member)
 #define list_first_entry(ptr, type, member) list_entry((ptr)->next, type, member)
 #define list_last_entry(ptr, type, member) list_entry((ptr)->prev, type, member)
-#define list_first_entry_or_null(ptr, type, member)					\
-	(list_empty(ptr) ? NULL : list_first_entry(ptr, type, member))
+/* ptr is evaluated once, as in the kernel. */
+#define list_first_entry_or_null(ptr, type, member) __extension__ ({			\
+		struct list_head *__kmem_head = (ptr);					\
+		list_empty(__kmem_head) ? NULL : list_first_entry(__kmem_head, type, member); \
+	})
 #define list_next_entry(pos, member) list_entry((pos)->member.next, __typeof__(*(pos)), member)
 #define list_prev_entry(pos, member) list_entry((pos)->member.prev, __typeof__(*(pos)), member)
 #define list_entry_is_head(pos, head, member) (&(pos)->member == (head))
