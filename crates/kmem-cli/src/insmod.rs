@@ -39,6 +39,11 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     };
     let flags = if o.notime { KMEM_DMESG_NOTIME } else { 0 } | if o.raw { KMEM_DMESG_LEVEL } else { 0 };
     let log = || kmem_ffi::proc::format_log(m, flags);
+    // A `BUG()` or `panic()` in the module ends the process: the log is printed first, as the
+    // kernel's survives the task an oops kills.
+    kmem_ffi::boundary::set_before_death(move |m| {
+        let _ = crate::emit(&kmem_ffi::proc::format_log(m, flags));
+    });
     if o.kmemleak {
         kmem_ffi::kmemleak::start();
     }

@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int};
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
 use kmem::{Level, Machine};
 use kmem_core::platform::Platform;
@@ -140,6 +140,45 @@ pub extern "C" fn dump_stack() {
         flush(m);
         m.platform().dump_stack(Location::caller());
     });
+}
+
+/// `void kmem_bug(const char *file, int line)`, what the header's `BUG()` and `BUG_ON()` call:
+/// lib/bug.c's `kernel BUG at <file>:<line>!` at `KERN_CRIT` and the stack in the log, the
+/// line on stderr as well unless the log echoes it there (a program has no console to show the
+/// oops), then the process ends with `abort()` as the oops ends the task (after `kmem insmod`
+/// printed the log: `boundary::die`). Never returns; without a machine it still reports on
+/// stderr and aborts.
+///
+/// # Safety
+/// `file` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kmem_bug(file: *const c_char, line: c_int) -> ! {
+    use std::io::Write as _;
+    let file = if file.is_null() {
+        std::borrow::Cow::Borrowed("(unknown)")
+    } else {
+        // SAFETY: Not NULL (checked) and NUL-terminated (caller's contract).
+        unsafe { std::ffi::CStr::from_ptr(file) }.to_string_lossy()
+    };
+    let text = format!("kernel BUG at {file}:{line}!\n");
+    let machine = crate::boundary::machine_or_report();
+    let echoed = machine.is_some_and(|m| {
+        catch_unwind(AssertUnwindSafe(|| {
+            flush(m);
+            m.printk(Level::Crit, &text);
+            m.platform().dump_stack(Location::caller());
+            m.log().echoes(Level::Crit)
+        }))
+        .unwrap_or(false)
+    });
+    if !echoed {
+        // Write errors are ignored: nothing may stop the abort.
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+    match machine {
+        Some(m) => crate::boundary::die(m),
+        None => std::process::abort(),
+    }
 }
 
 #[cfg(test)]

@@ -178,3 +178,23 @@ fn macros_evaluate_their_arguments_once() {
         run_suite_with("eval_once", &[std], &[]);
     }
 }
+
+/// `BUG_ON` from a program: lib/bug.c's `kernel BUG at <file>:<line>!` in the log and on
+/// stderr (before, it reached only the log, which a program without `KMEM_LOG_ECHO` never
+/// shows: the process just died of `SIGABRT`), then `abort()`; a false condition does nothing.
+#[test]
+fn bug_on_reports_on_stderr_then_aborts() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let exe = support::build("bug_on", &[]);
+    let o = support::run_with_args(&exe, &["die"], &[]);
+    assert_eq!(o.status.signal(), Some(libc::SIGABRT), "not aborted:\n{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.matches("kernel BUG at ").count(), 1, "{}", show(&o));
+    assert!(stderr.contains("bug_on.c:15!\n"), "{}", show(&o));
+    let o = support::run_with_args(&exe, &["die"], &[("KMEM_LOG_ECHO", "on")]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.matches("kernel BUG at ").count(), 1, "echoed once:\n{}", show(&o));
+    assert!(stderr.contains("bug_on: before"), "{}", show(&o));
+    let o = support::run_with(&exe, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: WARN_ON, WARN, their _ONCE forms and BUG_ON (include/asm-generic/bug.h), reported through printk.
- * BUG() aborts the process after its report, as the kernel oopses. */
+ * BUG() aborts the process after its report, as the kernel oopses (libkmem's kmem_bug). */
 #ifndef _KMEM_LINUX_BUG_H
 #define _KMEM_LINUX_BUG_H
 
@@ -50,11 +50,10 @@
 		unlikely(__ret_warn_once);						\
 	})
 
-#define BUG() do {									\
-		printk(KERN_CRIT "kernel BUG at %s:%d!\n", __FILE__, __LINE__);		\
-		dump_stack();								\
-		abort();								\
-	} while (0)
+/* libkmem: "kernel BUG at <file>:<line>!" and the stack in the log (the line on stderr too),
+ * then abort(); under `kmem insmod` the log is printed first. */
+void kmem_bug(const char *file, int line) __attribute__((__noreturn__, __cold__));
+#define BUG()		kmem_bug(__FILE__, __LINE__)
 
 #define BUG_ON(condition) do { if (unlikely(condition)) BUG(); } while (0)
 
