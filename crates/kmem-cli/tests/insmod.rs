@@ -361,3 +361,39 @@ fn a_module_that_dies_in_its_init_still_prints_its_log() {
     let o = insmod(&["-t", path, "bug=1"]);
     assert!(stdout(&o).contains("kernel BUG at ") && stdout(&o).contains("oops.c:"), "{}", stdout(&o));
 }
+
+/// A module path that is not a regular file (a FIFO, a device): the kernel's `finit_module`
+/// refuses it (`kernel_read_file`: `EINVAL`), so insmod says `Invalid argument`. Before,
+/// kmem opened and read it whole: a FIFO without a writer hung it, `/dev/zero` ate memory
+/// until the OOM killer came.
+#[test]
+fn a_module_path_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join(format!("fifo-{}.so", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success());
+    for path in [fifo.to_str().unwrap(), "/dev/null"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kmem"))
+            .args(["insmod", path])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kmem insmod");
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && start.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&fifo);
+            panic!("kmem insmod {path} hung");
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{path}: {}", stderr(&o));
+        assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: Invalid argument\n"));
+    }
+    std::fs::remove_file(&fifo).unwrap();
+}

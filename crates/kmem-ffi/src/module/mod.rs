@@ -12,7 +12,8 @@
 //! `__param`. The loader reads both sections from the file, as the kernel does.
 //!
 //! Steps and failures, with the kernel's errno and messages:
-//! 1. read the file (`could not load module`: its errno);
+//! 1. read the file (`could not load module`: its errno; a file that is not a regular one is
+//!    `EINVAL`, one above `INT_MAX` bytes `EFBIG`, as `kernel_read_file` says);
 //! 2. find `.modinfo` and `__param` (`ENOEXEC`, "Invalid module format"); a license that is not
 //!    GPL-compatible taints the kernel (`<mod>: module license '<l>' taints kernel.`);
 //! 3. `dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND)`: an unresolved symbol is `<mod>: Unknown
@@ -192,8 +193,19 @@ fn dlerror_text() -> String {
 pub unsafe fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module, InsmodError> {
     let shown = path.display().to_string();
     let insert_err = |errno: i32| InsmodError::Insert { path: shown.clone(), errno };
-    let bytes = std::fs::read(path)
-        .map_err(|e| InsmodError::Load { path: shown.clone(), errno: e.raw_os_error().unwrap_or(libc::EIO) })?;
+    let load_err =
+        |e: std::io::Error| InsmodError::Load { path: shown.clone(), errno: e.raw_os_error().unwrap_or(libc::EIO) };
+    // The kernel's `kernel_read_file` takes a regular file only (`EINVAL`) of at most INT_MAX
+    // bytes (`EFBIG`). Asked before opening: opening a FIFO waits for a writer, and reading a
+    // device such as /dev/zero never ends. A directory still fails in the read (`EISDIR`).
+    let meta = std::fs::metadata(path).map_err(load_err)?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(insert_err(libc::EINVAL));
+    }
+    if meta.len() > i32::MAX as u64 {
+        return Err(insert_err(libc::EFBIG));
+    }
+    let bytes = std::fs::read(path).map_err(load_err)?;
     let name = module_name(path);
     let sections = (|| {
         let modinfo = elf::find_section(&bytes, ".modinfo")?;
