@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::BufRead;
+use std::io::{BufRead, Read as _};
 use std::ptr::NonNull;
 use std::sync::{Mutex, mpsc};
 
@@ -175,6 +175,9 @@ pub fn run(m: &Machine, input: impl BufRead, opts: Options) -> Result<String, St
     Ok(r.report())
 }
 
+/// The longest line [`for_each_line`] reads.
+const MAX_LINE: usize = 1 << 20;
+
 /// Calls `f` with each line of `input`; returns the number of lines, or the first error as
 /// `line N: what`.
 fn for_each_line(
@@ -183,14 +186,20 @@ fn for_each_line(
 ) -> Result<u64, String> {
     // Bytes, not `lines()`: a task name is whatever bytes `comm` holds (`PR_SET_NAME`, or UTF-8
     // cut at 15 bytes), which the trace prints as they are; they are read lossily.
+    // A line is read up to MAX_LINE bytes: ftrace prints an event in at most a page, so a
+    // longer one is not a trace (a file without newlines, /dev/zero) and must not grow without
+    // end.
     let mut bytes = Vec::new();
     let mut n = 0;
     loop {
         bytes.clear();
-        match input.read_until(b'\n', &mut bytes) {
+        match input.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut bytes) {
             Ok(0) => return Ok(n),
             Ok(_) => n += 1,
             Err(e) => return Err(format!("line {}: cannot read: {e}", n + 1)),
+        }
+        if bytes.len() > MAX_LINE {
+            return Err(format!("line {n}: longer than {MAX_LINE} bytes: not a trace line"));
         }
         f(&String::from_utf8_lossy(&bytes)).map_err(|e| format!("line {n}: {e}"))?;
     }

@@ -55,7 +55,7 @@ pub fn run(source: &Source<'_>, opts: &Options) -> Result<(), ExitCode> {
     match *source {
         Source::File(path) => {
             let read = || {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+                let text = read_slabinfo(path).map_err(|e| format!("cannot read: {e}"))?;
                 slabtop::parse(&text).map_err(|e| e.to_string())
             };
             let page_size = rustix::param::page_size() as u64;
@@ -265,6 +265,22 @@ impl Drop for Screen {
             let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
         }
     }
+}
+
+/// The most of a `--slabinfo` file `kmem top` reads: a /proc/slabinfo of 100,000 caches is
+/// below it; a larger file (`/dev/zero`) is refused instead of read without end.
+const MAX_SLABINFO: u64 = 16 << 20;
+
+/// The text of a `--slabinfo` file (a FIFO too: `<(ssh host cat /proc/slabinfo)`), at most
+/// [`MAX_SLABINFO`] bytes.
+fn read_slabinfo(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MAX_SLABINFO + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SLABINFO {
+        return Err(std::io::Error::other("larger than 16 MiB: not a /proc/slabinfo text"));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

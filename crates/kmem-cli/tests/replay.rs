@@ -267,3 +267,19 @@ fn per_cpu_replays_read_the_same_trace_the_same() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// No trace line is longer than a page of ftrace text, let alone a MiB: a longer one (a file
+/// with no newline, such as `kmem replay /dev/zero`) is an error at its first MiB instead of
+/// growing one line without end until the process runs out of memory.
+#[test]
+fn a_line_longer_than_a_mib_is_an_error_not_unbounded_memory() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-long-line.trace");
+    let mut text = vec![b'x'; 3 << 20];
+    text.push(b'\n');
+    std::fs::write(&path, &text).expect("write");
+    let path = path.to_str().expect("utf-8 path");
+    let o = kmem(&["replay", path], None);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err, format!("kmem replay: {path}: line 1: longer than 1048576 bytes: not a trace line\n"));
+}

@@ -230,3 +230,19 @@ fn bad_arguments_and_files_are_named() {
     std::fs::write(&path, "MemTotal: 1 kB\n").expect("write");
     fail(&["top", "-o", "--slabinfo", bad], 1, "line 1: not a /proc/slabinfo text of version 2.x");
 }
+
+/// A `--slabinfo` file is read up to 16 MiB (a /proc/slabinfo of 100,000 caches is below it):
+/// a larger one (`--slabinfo /dev/zero`) is an error, not a read without end.
+#[test]
+fn a_slabinfo_file_above_16_mib_is_an_error() {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-huge.slabinfo");
+    let mut text = b"slabinfo - version: 2.1\n".to_vec();
+    text.resize((16 << 20) + 1, b' ');
+    std::fs::write(&path, &text).expect("write");
+    let huge = path.to_str().expect("utf-8 path");
+    let o = kmem(&["top", "-o", "--slabinfo", huge]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err, format!("kmem top: {huge}: cannot read: larger than 16 MiB: not a /proc/slabinfo text\n"));
+    std::fs::remove_file(&path).expect("remove");
+}
