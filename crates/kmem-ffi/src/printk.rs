@@ -90,6 +90,9 @@ pub fn log_printk(m: &Machine, text: &[u8]) -> usize {
     let mut rest = body.as_ref();
     while let Some(pos) = rest.find('\n') {
         line.push_str(&rest[..pos]);
+        // With its newline: an empty line is a record too (`pr_info("\n")`), as the kernel's
+        // vprintk_store commits one; flushing an empty text would log nothing.
+        line.push('\n');
         m.log().log(level, &line, true);
         line.clear();
         rest = &rest[pos + 1..];

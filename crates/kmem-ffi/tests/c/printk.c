@@ -28,6 +28,9 @@ int main(void)
 	printk(KERN_NOTICE "pending");
 	printk(KERN_ERR "next record\n");
 	printk("two\nlines\n");
+	/* An empty line is a record of its own, as vprintk_store commits it. */
+	pr_info("\n");
+	printk("blank\n\nafter\n");
 
 	CHECK_EQ_UL(strcmp(ktest_dmesg(),
 			   "<3>an error 42\n"
@@ -44,7 +47,11 @@ int main(void)
 			   "<5>pending\n"
 			   "<3>next record\n"
 			   "<4>two\n"
-			   "<4>lines\n"), 0);
+			   "<4>lines\n"
+			   "<6>\n"
+			   "<4>blank\n"
+			   "<4>\n"
+			   "<4>after\n"), 0);
 	CHECK_NOT_LOG("never printed");
 
 	/* The readers copy like snprintf and return the full length. */
