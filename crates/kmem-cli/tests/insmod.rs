@@ -397,3 +397,22 @@ fn a_module_path_that_is_not_a_regular_file_is_refused_at_once() {
     }
     std::fs::remove_file(&fifo).unwrap();
 }
+
+/// Any negative init result fails the load with insmod's words for it, INT_MIN included (its
+/// negation overflows: kmem panicked there, and the module's log was lost); a number that is no
+/// errno is strerror's `Unknown error N`.
+#[test]
+fn an_init_returning_any_negative_number_fails_the_load() {
+    let so = module("initret");
+    let path = so.to_str().unwrap();
+    for (ret, says) in [
+        ("-12", "Cannot allocate memory"),
+        ("-5000", "Unknown error 5000"),
+        ("-2147483648", "Unknown error -2147483648"),
+    ] {
+        let o = insmod(&["-t", path, &format!("ret={ret}")]);
+        assert_eq!(o.status.code(), Some(1), "{ret}: {}", stderr(&o));
+        assert_eq!(stderr(&o), format!("insmod: ERROR: could not insert module {path}: {says}\n"));
+        assert_eq!(stdout(&o), format!("initret: returning {ret}\n"));
+    }
+}

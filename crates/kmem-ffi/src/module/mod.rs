@@ -298,7 +298,8 @@ pub unsafe fn insmod(m: &Machine, path: &Path, args: &[String]) -> Result<Module
             module.free_params();
             module.unload(m);
             // -EEXIST is how the kernel says "already loaded"; an init returning it becomes -EBUSY.
-            return Err(insert_err(if ret == -libc::EEXIST { libc::EBUSY } else { -ret }));
+            // `wrapping_neg`: INT_MIN is no errno either, and has no positive counterpart.
+            return Err(insert_err(if ret == -libc::EEXIST { libc::EBUSY } else { ret.wrapping_neg() }));
         }
         if ret > 0 {
             log(
@@ -455,7 +456,7 @@ impl Module {
                         Level::Err,
                         format!("{}: `{}' invalid for parameter `{pname}'", self.name, val.unwrap_or("")),
                     );
-                    return Err(if r < 0 { -r } else { libc::EINVAL });
+                    return Err(if r < 0 { r.wrapping_neg() } else { libc::EINVAL });
                 }
             }
         }
