@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use kmem_ffi::module;
 use kmem_ffi::proc::{KMEM_DMESG_LEVEL, KMEM_DMESG_NOTIME};
@@ -38,11 +39,13 @@ pub fn run(o: &Options<'_>) -> ExitCode {
         }
     };
     let flags = if o.notime { KMEM_DMESG_NOTIME } else { 0 } | if o.raw { KMEM_DMESG_LEVEL } else { 0 };
-    let log = || kmem_ffi::proc::format_log(m, flags);
-    // A `BUG()` or `panic()` in the module ends the process: the log is printed first, as the
-    // kernel's survives the task an oops kills.
-    kmem_ffi::boundary::set_before_death(move |m| {
-        let _ = crate::emit(&kmem_ffi::proc::format_log(m, flags));
+    // The log goes out as it is made (`dmesg --follow`): a module that kills the process (a
+    // bad pointer, `BUG()`, a `SLAB_PANIC` cache) has shown all it logged up to there, as the
+    // kernel's log outlives the task an oops kills.
+    m.log().follow(move |r| {
+        let mut line = String::new();
+        kmem_ffi::proc::format_record(&mut line, r, flags);
+        emit(&line);
     });
     if o.kmemleak {
         kmem_ffi::kmemleak::start();
@@ -53,7 +56,8 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     let loaded = match unsafe { module::insmod(m, o.path, o.params) } {
         Ok(loaded) => loaded,
         Err(e) => {
-            if let Err(code) = crate::emit(&(log() + &kmemleak_text())) {
+            emit(&kmemleak_text());
+            if let Some(&code) = WRITE_FAILED.get() {
                 return code;
             }
             eprintln!("insmod: ERROR: {e}");
@@ -77,12 +81,27 @@ pub fn run(o: &Options<'_>) -> ExitCode {
     if let Some(module) = loaded {
         let _ = module.rmmod(m);
     }
-    let mut text = log();
+    let mut text = String::new();
     for (name, proc_text) in stats {
         text.push_str(&format!("# /proc/{name}\n{proc_text}"));
     }
     text.push_str(&kmemleak_text());
-    crate::emit(&text).err().unwrap_or(code)
+    emit(&text);
+    WRITE_FAILED.get().copied().unwrap_or(code)
+}
+
+/// How `kmem insmod` ends once writing its output failed (`crate::emit`'s code: success for a
+/// reader that went away); nothing more is written after that.
+static WRITE_FAILED: OnceLock<ExitCode> = OnceLock::new();
+
+/// Writes `text` to standard output unless a write failed before.
+fn emit(text: &str) {
+    if text.is_empty() || WRITE_FAILED.get().is_some() {
+        return;
+    }
+    if let Err(code) = crate::emit(text) {
+        let _ = WRITE_FAILED.set(code);
+    }
 }
 
 /// What `/sys/kernel/debug/kmemleak` shows after the module's removal (nothing without leaks).

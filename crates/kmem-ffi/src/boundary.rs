@@ -17,8 +17,8 @@
 
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use std::sync::{Once, OnceLock};
 
 use kmem::{Level, Machine, Profile};
 use kmem_core::platform::Platform;
@@ -159,30 +159,6 @@ pub(crate) fn kernel_panic(m: &Machine, msg: &str, caller: &Location<'_>) -> ! {
         // Write errors are ignored: nothing may stop the abort.
         let _ = std::io::stderr().write_all(format!("{line}{end}").as_bytes());
     }
-    die(m)
-}
-
-/// What runs before a `panic()` or `BUG()` from C ends the process, set once by the embedding
-/// program: `kmem insmod`, which prints the log only when the module is done, prints it
-/// there, as the kernel's log survives the task an oops kills.
-type BeforeDeath = Box<dyn Fn(&Machine) + Send + Sync>;
-static BEFORE_DEATH: OnceLock<BeforeDeath> = OnceLock::new();
-
-/// Sets the hook [`die`] runs (module docs of `kmem insmod`); false if one was already set.
-pub fn set_before_death(hook: impl Fn(&Machine) + Send + Sync + 'static) -> bool {
-    BEFORE_DEATH.set(Box::new(hook)).is_ok()
-}
-
-/// Ends the process after a kernel `panic()` or `BUG()` from C: runs the [`set_before_death`]
-/// hook once (a second thread dying meanwhile waits for it, so the first one's output is
-/// whole), then `abort()`s. A panic in the hook is swallowed: nothing may stop the abort.
-pub(crate) fn die(m: &Machine) -> ! {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if let Some(hook) = BEFORE_DEATH.get() {
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(m)));
-        }
-    });
     std::process::abort()
 }
 

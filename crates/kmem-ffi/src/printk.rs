@@ -148,9 +148,8 @@ pub extern "C" fn dump_stack() {
 /// `void kmem_bug(const char *file, int line)`, what the header's `BUG()` and `BUG_ON()` call:
 /// lib/bug.c's `kernel BUG at <file>:<line>!` at `KERN_CRIT` and the stack in the log, the
 /// line on stderr as well unless the log echoes it there (a program has no console to show the
-/// oops), then the process ends with `abort()` as the oops ends the task (after `kmem insmod`
-/// printed the log: `boundary::die`). Never returns; without a machine it still reports on
-/// stderr and aborts.
+/// oops), then the process ends with `abort()` as the oops ends the task. Never returns;
+/// without a machine it still reports on stderr and aborts.
 ///
 /// # Safety
 /// `file` is NULL or a NUL-terminated string.
@@ -164,8 +163,7 @@ pub unsafe extern "C" fn kmem_bug(file: *const c_char, line: c_int) -> ! {
         unsafe { std::ffi::CStr::from_ptr(file) }.to_string_lossy()
     };
     let text = format!("kernel BUG at {file}:{line}!\n");
-    let machine = crate::boundary::machine_or_report();
-    let echoed = machine.is_some_and(|m| {
+    let echoed = crate::boundary::machine_or_report().is_some_and(|m| {
         catch_unwind(AssertUnwindSafe(|| {
             flush(m);
             m.printk(Level::Crit, &text);
@@ -178,10 +176,7 @@ pub unsafe extern "C" fn kmem_bug(file: *const c_char, line: c_int) -> ! {
         // Write errors are ignored: nothing may stop the abort.
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
-    match machine {
-        Some(m) => crate::boundary::die(m),
-        None => std::process::abort(),
-    }
+    std::process::abort()
 }
 
 #[cfg(test)]

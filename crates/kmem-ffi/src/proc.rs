@@ -72,16 +72,21 @@ pub unsafe extern "C" fn kmem_dmesg_read(buf: *mut c_char, len: usize, flags: c_
 pub fn format_log(m: &kmem::Machine, flags: c_uint) -> String {
     let mut out = String::new();
     for r in m.log().records() {
-        if flags & KMEM_DMESG_LEVEL != 0 {
-            let _ = write!(out, "<{}>", r.level as u8);
-        }
-        if flags & KMEM_DMESG_NOTIME == 0 {
-            let _ = write!(out, "[{:>5}.{:06}] ", r.ts_ns / 1_000_000_000, (r.ts_ns / 1000) % 1_000_000);
-        }
-        out.push_str(&r.text);
-        out.push('\n');
+        format_record(&mut out, &r, flags);
     }
     out
+}
+
+/// One record of [`format_log`], with its newline, appended to `out`.
+pub fn format_record(out: &mut String, r: &kmem::printk::Record, flags: c_uint) {
+    if flags & KMEM_DMESG_LEVEL != 0 {
+        let _ = write!(out, "<{}>", r.level as u8);
+    }
+    if flags & KMEM_DMESG_NOTIME == 0 {
+        let _ = write!(out, "[{:>5}.{:06}] ", r.ts_ns / 1_000_000_000, (r.ts_ns / 1000) % 1_000_000);
+    }
+    out.push_str(&r.text);
+    out.push('\n');
 }
 
 /// `void kmem_dmesg_clear(void)`: empties the log (`dmesg -C`).

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use kmem_core::platform::Level;
@@ -46,12 +46,16 @@ struct Ring {
     partial_level: Level,
 }
 
+/// What sees each record as it is logged ([`Printk::follow`]).
+pub type Follower = Box<dyn Fn(&Record) + Send + Sync>;
+
 /// A printk ring buffer.
 pub struct Printk {
     ring: Mutex<Ring>,
     capacity: usize,
     start: Instant,
     echo: Echo,
+    follower: OnceLock<Follower>,
 }
 
 /// `PRINTKRB_RECORD_MAX`: the most text one record holds while continuations are added.
@@ -71,7 +75,24 @@ impl Printk {
             capacity: capacity.max(1024),
             start: Instant::now(),
             echo,
+            follower: OnceLock::new(),
         }
+    }
+
+    /// `dmesg --follow`: `f` sees every record in the ring now, then each new one as it is
+    /// logged, none twice or missed, so a process that dies has shown its log up to there.
+    /// It runs under the log's lock, one record at a time: it must not log. Returns false (and
+    /// drops `f`) if the log has a follower already.
+    pub fn follow(&self, f: impl Fn(&Record) + Send + Sync + 'static) -> bool {
+        let _heap = crate::global_alloc::system_scope(); // See the module docs (heap).
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if self.follower.set(Box::new(f)).is_err() {
+            return false;
+        }
+        if let Some(f) = self.follower.get() {
+            ring.records.iter().for_each(f);
+        }
+        true
     }
 
     /// Logs text at `level`. Every `\n` ends a record; text after the last newline waits for
@@ -109,7 +130,11 @@ impl Printk {
         ring.bytes += text.len();
         let seq = ring.next_seq;
         ring.next_seq += 1;
-        ring.records.push_back(Record { seq, level, ts_ns, text });
+        let record = Record { seq, level, ts_ns, text };
+        if let Some(f) = self.follower.get() {
+            f(&record);
+        }
+        ring.records.push_back(record);
         while ring.bytes > self.capacity {
             let Some(old) = ring.records.pop_front() else { break };
             ring.bytes -= old.text.len();
@@ -164,6 +189,23 @@ fn format_record(ts_ns: u64, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A follower sees the records already logged, then each new one once, in order; a second
+    /// follower is refused.
+    #[test]
+    fn a_follower_sees_every_record_once() {
+        use std::sync::Arc;
+        let log = Printk::new(1 << 20, Echo::Off);
+        log.log(Level::Info, "before\n", false);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        assert!(log.follow(move |r| s.lock().unwrap().push((r.seq, r.text.clone()))));
+        log.log(Level::Info, "after\npart", false);
+        log.log(Level::Info, "ial\n", false);
+        assert!(!log.follow(|_| {}));
+        let want = [(0, "before"), (1, "after"), (2, "partial")].map(|(n, t)| (n, t.to_owned()));
+        assert_eq!(*seen.lock().unwrap(), want);
+    }
 
     /// Continuations without a newline stop growing at `PRINTKRB_RECORD_MAX` (audit: the
     /// pending text grew without bound): each full record is pushed, the rest keeps waiting.

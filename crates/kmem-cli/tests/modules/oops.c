@@ -1,5 +1,6 @@
-/* A module whose init dies the kernel's ways after logging: BUG_ON (bug=1) or a SLAB_PANIC
- * cache that cannot be made (panic=1); with neither it loads and unloads quietly. */
+/* A module whose init dies after logging: by BUG_ON (bug=1), a SLAB_PANIC cache that cannot be
+ * made (panic=1) or a write to a bad address (fault=<address>); with none it loads and unloads
+ * quietly. */
 #include <linux/init.h>
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -11,6 +12,8 @@ static bool bug;
 module_param(bug, bool, 0);
 static bool panic;
 module_param(panic, bool, 0);
+static unsigned long fault;
+module_param(fault, ulong, 0);
 
 static int __init oops_init(void)
 {
@@ -20,6 +23,8 @@ static int __init oops_init(void)
 	BUG_ON(bug && p);
 	if (panic)
 		kmem_cache_create("oops_cache", 0, 0, SLAB_PANIC, NULL);
+	if (fault)
+		*(volatile int *)fault = 1;
 	kfree(p);
 	return 0;
 }
