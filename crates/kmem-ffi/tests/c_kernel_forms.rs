@@ -198,3 +198,12 @@ fn bug_on_reports_on_stderr_then_aborts() {
     let o = support::run_with(&exe, &[]);
     assert!(o.status.success(), "{}", show(&o));
 }
+
+/// include/linux/highmem.h's helpers kernel code uses on pages of any zone (`clear_highpage`,
+/// `copy_highpage`, `zero_user_segments`, `memcpy_{from,to}_page`, `memset_page`,
+/// `memzero_page`) and asm/page.h's `clear_page`/`copy_page` compile and work on a HighMem
+/// page, through `kmap_local_page` (DESIGN §6: kernel-style C compiles unchanged).
+#[test]
+fn highmem_helpers() {
+    run_suite_with("highmem_helpers", &[], &[]);
+}

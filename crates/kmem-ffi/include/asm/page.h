@@ -33,6 +33,10 @@ static __always_inline __attribute__((__const__)) int get_order(unsigned long si
 	return size ? 64 - __builtin_clzl(size) : 0;
 }
 
+/* clear_page/copy_page: one whole page at a page-aligned address (arch/x86 page_64.h). */
+static inline void clear_page(void *page) { __builtin_memset(page, 0, PAGE_SIZE); }
+static inline void copy_page(void *to, void *from) { __builtin_memcpy(to, from, PAGE_SIZE); }
+
 struct page;
 phys_addr_t virt_to_phys(const volatile void *address);
 void *phys_to_virt(phys_addr_t address);
