@@ -207,3 +207,11 @@ fn bug_on_reports_on_stderr_then_aborts() {
 fn highmem_helpers() {
     run_suite_with("highmem_helpers", &[], &[]);
 }
+
+/// `__vmalloc(size, gfp, prot)`, the 2.6 .. 5.7 form (the book's kernels), compiles and
+/// allocates next to today's `__vmalloc(size, gfp)`, as the headers do for the book's other
+/// legacy forms (DESIGN §6).
+#[test]
+fn vmalloc_with_a_pgprot_argument() {
+    run_suite_with("legacy_vmalloc", &[], &[]);
+}

@@ -74,6 +74,17 @@ void *vmalloc_user(unsigned long size) __malloc;
 void *vmalloc_32(unsigned long size) __malloc;
 void *vmalloc_32_user(unsigned long size) __malloc;
 void *__vmalloc(unsigned long size, gfp_t gfp_mask) __malloc;
+/* __vmalloc(size, gfp_mask, prot): 2.6 .. 5.7 took a pgprot_t too (PAGE_KERNEL in practice);
+ * it is accepted and, as for vmap, the area is mapped PAGE_KERNEL. (__vmalloc) and &__vmalloc
+ * name the two-argument export. */
+static inline void *__kmem_vmalloc_prot(unsigned long size, gfp_t gfp_mask, pgprot_t prot)
+{
+	(void)prot;
+	return (__vmalloc)(size, gfp_mask);
+}
+#define __kmem_vmalloc_2(size, gfp_mask)	(__vmalloc)(size, gfp_mask)
+#define __kmem_vmalloc_3(size, gfp_mask, prot)	__kmem_vmalloc_prot(size, gfp_mask, prot)
+#define __vmalloc(...)	__PASTE(__kmem_vmalloc_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
 void *vmalloc_huge(unsigned long size, gfp_t gfp_mask) __malloc;
 void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node) __malloc;
 void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;
