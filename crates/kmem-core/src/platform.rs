@@ -137,6 +137,10 @@ pub unsafe trait Platform: Send + Sync {
     fn in_atomic(&self) -> bool {
         false
     }
+    /// Whether the caller has interrupts off (`irqs_disabled()`), for reports.
+    fn irqs_disabled(&self) -> bool {
+        false
+    }
     /// The caller's `memalloc_noio`/`memalloc_nofs` scope as `(noio, nofs)` (GFP-7).
     fn gfp_scope(&self) -> (bool, bool) {
         (false, false)

@@ -26,9 +26,10 @@ pub(crate) fn might_sleep<P: Platform + ?Sized>(platform: &P, caller: &Location<
         platform.log(
             Level::Err,
             format_args!(
-                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
+                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): {}, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
                 caller.file(),
                 caller.line(),
+                u8::from(platform.irqs_disabled()),
                 task.pid,
                 task.comm,
             ),

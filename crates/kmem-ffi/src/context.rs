@@ -13,7 +13,6 @@
 //! Invariant: `raw_lock` is 1 exactly while some thread holds the lock; only the holder stores
 //! 0 into it.
 
-use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_ulong};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
@@ -30,19 +29,15 @@ pub const X86_EFLAGS_IF: c_ulong = 0x200;
 /// `SPINLOCK_MAGIC`: the `magic` of an initialised lock.
 pub const SPINLOCK_MAGIC: u32 = 0xdead_4ead;
 
-thread_local! {
-    static IRQS_OFF: Cell<bool> = const { Cell::new(false) };
-}
-
 fn irqs_off() -> bool {
-    IRQS_OFF.try_with(Cell::get).unwrap_or(false)
+    kmem::context::irqs_disabled()
 }
 
 /// Disables "interrupts" on this thread; returns whether they were on.
 fn irq_disable() -> bool {
     let was_on = !irqs_off();
     if was_on {
-        IRQS_OFF.with(|f| f.set(true));
+        kmem::context::set_irqs_disabled(true);
         kmem::context::preempt_disable();
     }
     was_on
@@ -50,7 +45,7 @@ fn irq_disable() -> bool {
 
 fn irq_enable() {
     if irqs_off() {
-        IRQS_OFF.with(|f| f.set(false));
+        kmem::context::set_irqs_disabled(false);
         kmem::context::preempt_enable();
     }
 }

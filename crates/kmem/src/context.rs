@@ -148,6 +148,23 @@ pub fn preempt_count() -> u32 {
     THREAD.try_with(|t| t.preempt.get()).unwrap_or(0)
 }
 
+thread_local! {
+    /// Whether the C ABI's `local_irq_save` & co. turned this thread's "interrupts" off.
+    static IRQS_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread has "interrupts" off (`irqs_disabled()`): set by the C ABI's
+/// `local_irq_save` & co. through [`set_irqs_disabled`], which also enter atomic context.
+pub fn irqs_disabled() -> bool {
+    IRQS_OFF.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Records whether the calling thread has "interrupts" off (see [`irqs_disabled`]); the caller
+/// enters or leaves atomic context itself.
+pub fn set_irqs_disabled(off: bool) {
+    let _ = IRQS_OFF.try_with(|f| f.set(off));
+}
+
 /// Leaves atomic context entered by [`preempt_disable`]. An unbalanced call is ignored (the
 /// C ABI reports it first, as CONFIG_DEBUG_PREEMPT does, seeing [`preempt_count`] at 0).
 pub fn preempt_enable() {

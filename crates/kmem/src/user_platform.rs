@@ -136,6 +136,10 @@ unsafe impl Platform for UserPlatform {
         context::in_atomic()
     }
 
+    fn irqs_disabled(&self) -> bool {
+        context::irqs_disabled()
+    }
+
     fn gfp_scope(&self) -> (bool, bool) {
         context::gfp_scope()
     }

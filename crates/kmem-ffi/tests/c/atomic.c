@@ -51,6 +51,8 @@ int main(void)
 	page = __get_free_pages(GFP_KERNEL, 0);
 	spin_unlock_irqrestore(&counter_lock, flags);
 	CHECK_LOG("BUG: sleeping function called from invalid context at");
+	/* The allocator's report says interrupts are off, as __might_resched's does. */
+	CHECK_LOG("in_atomic(): 1, irqs_disabled(): 1,");
 	free_pages(page, 0);
 
 	/* GFP_ATOMIC there is fine. */
