@@ -215,3 +215,29 @@ fn highmem_helpers() {
 fn vmalloc_with_a_pgprot_argument() {
     run_suite_with("legacy_vmalloc", &[], &[]);
 }
+
+/// `container_of(ptr, type, member)` checks, as the kernel's does, that `ptr` points to the
+/// member's type or is a `void *` (qualifiers aside): another pointer is a compile error
+/// ("pointer type mismatch in container_of()") instead of a silently wrong address.
+#[test]
+fn container_of_refuses_a_pointer_of_another_type() {
+    let text = |p: &str| {
+        format!(
+            "#include <linux/kernel.h>\n#include <linux/list.h>\n\
+             struct s {{ int a; struct list_head node; long b; }};\n\
+             struct s *kmem_co(struct s *x);\n\
+             struct s *kmem_co(struct s *x) {{ {p} return container_of(q, struct s, node); }}\n"
+        )
+    };
+    for (tag, p) in [
+        ("list", "struct list_head *q = &x->node;"),
+        ("void", "void *q = &x->node;"),
+        ("const", "const struct list_head *q = &x->node;"),
+    ] {
+        let o = compile_text(&format!("container-of-{tag}"), &text(p), &["-std=gnu11"]);
+        assert!(o.status.success(), "{tag}:\n{}", show(&o));
+    }
+    let o = compile_text("container-of-mismatch", &text("long *q = &x->b;"), &["-std=gnu11"]);
+    assert!(!o.status.success(), "a long * compiled");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pointer type mismatch in container_of()"), "{}", show(&o));
+}

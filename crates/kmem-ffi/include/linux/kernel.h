@@ -35,7 +35,16 @@
 #define rounddown(x, y)		((x) - ((x) % (y)))
 
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+/* As the kernel's: ptr is evaluated once, and must point to the member's type (or be a void
+ * pointer); another type does not compile ("pointer type mismatch in container_of()"). */
+#define container_of(ptr, type, member) __extension__ ({				\
+		void *__mptr = (void *)(ptr);						\
+		_Static_assert(__builtin_types_compatible_p(__typeof__(*(ptr)),		\
+							    __typeof__(((type *)0)->member)) || \
+			       __builtin_types_compatible_p(__typeof__(*(ptr)), void),	\
+			       "pointer type mismatch in container_of()");		\
+		((type *)((char *)__mptr - offsetof(type, member)));			\
+	})
 
 /* might_sleep(): in atomic context (spin lock held, interrupts off) this reports
  * "BUG: sleeping function called from invalid context at <file>:<line>". */
