@@ -50,6 +50,9 @@ pub(crate) struct Highmem {
 
 type Pa = PageAllocator<UserPlatform>;
 
+/// Every persistent slot is in use (a `kmap` that may not wait).
+struct AllInUse;
+
 impl Highmem {
     pub(crate) fn new(pkmap: VaRange, fixmap: VaRange, nr_cpus: usize) -> Self {
         Self {
@@ -82,11 +85,42 @@ impl Highmem {
 
     /// `kmap`: maps a HighMem page in a persistent slot (sleeping while all are in use).
     pub(crate) fn kmap(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
+        self.pkmap_slot(pa, pfn, caller, true).ok().flatten()
+    }
+
+    /// A persistent slot for `kmap_local_page`'s fallback (no CPU slot, or past `KM_MAX_IDX`
+    /// nested mappings). `kmap_local_page` never sleeps in the kernel (its callers may hold spin
+    /// locks, or every persistent slot themselves), so with all slots in use this reports and
+    /// gives `None` instead of waiting for a `kunmap`.
+    fn kmap_local_fallback(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
+        self.pkmap_slot(pa, pfn, caller, false).unwrap_or_else(|AllInUse| {
+            Self::report(
+                pa,
+                caller,
+                format_args!(
+                    "kmap_local: every persistent kmap slot is in use and kmap_local_page does not sleep; \
+                     pfn:{pfn:05x} is not mapped"
+                ),
+            );
+            None
+        })
+    }
+
+    /// A persistent slot mapping `pfn` (its existing one, or a free one); with every slot in
+    /// use, waits for a `kunmap` if `wait`, else `Err(AllInUse)`. `Ok(None)`: the mapping
+    /// failed (reported).
+    fn pkmap_slot(
+        &self,
+        pa: &Pa,
+        pfn: usize,
+        caller: &Location<'_>,
+        wait: bool,
+    ) -> Result<Option<NonNull<u8>>, AllInUse> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(&i) = st.by_pfn.get(&pfn) {
                 st.slots[i].count += 1;
-                return NonNull::new((self.pkmap.base() + i * PAGE_SIZE) as *mut u8);
+                return Ok(NonNull::new((self.pkmap.base() + i * PAGE_SIZE) as *mut u8));
             }
             let start = st.next;
             let free = (0..LAST_PKMAP).map(|k| (start + k) % LAST_PKMAP).find(|&i| st.slots[i].count == 0);
@@ -94,7 +128,7 @@ impl Highmem {
                 let va = self.pkmap.base() + i * PAGE_SIZE;
                 if self.pkmap.map(va, pfn, 1).is_err() {
                     Self::report(pa, caller, format_args!("kmap: cannot map pfn:{pfn:05x}"));
-                    return None;
+                    return Ok(None);
                 }
                 if let Some(old) = st.slots[i].pfn.take() {
                     st.by_pfn.remove(&old);
@@ -102,7 +136,10 @@ impl Highmem {
                 st.slots[i] = Slot { pfn: Some(pfn), count: 1 };
                 st.by_pfn.insert(pfn, i);
                 st.next = (i + 1) % LAST_PKMAP;
-                return NonNull::new(va as *mut u8);
+                return Ok(NonNull::new(va as *mut u8));
+            }
+            if !wait {
+                return Err(AllInUse);
             }
             // Every slot is in use: wait for a kunmap, as the kernel sleeps on `pkmap_map_wait`.
             st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -147,12 +184,12 @@ impl Highmem {
     /// slot for a thread without a CPU slot or past `KM_MAX_IDX` nested mappings.
     pub(crate) fn kmap_local(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
         let Some(cpu) = pa.platform().cpu().filter(|&c| c < self.local_depth.len()) else {
-            return self.kmap(pa, pfn, caller);
+            return self.kmap_local_fallback(pa, pfn, caller);
         };
         let depth = self.local_depth[cpu].load(Relaxed);
         if depth >= KM_MAX_IDX {
             Self::report(pa, caller, format_args!("kmap_local: more than {KM_MAX_IDX} nested mappings"));
-            return self.kmap(pa, pfn, caller);
+            return self.kmap_local_fallback(pa, pfn, caller);
         }
         let va = self.local_va(cpu, depth);
         if self.fixmap.map(va, pfn, 1).is_err() {

@@ -369,7 +369,9 @@ impl Machine {
     }
 
     /// `kmap_local_page(page)`: a HighMem page is mapped in the next local slot of this CPU;
-    /// local mappings are released in reverse order with [`Self::kunmap_local`].
+    /// local mappings are released in reverse order with [`Self::kunmap_local`]. Never sleeps:
+    /// a thread without a CPU slot, or past 16 nested mappings, gets a persistent slot instead,
+    /// and `None` (reported) if every persistent slot is in use.
     #[track_caller]
     pub fn kmap_local_page(&self, page: &Page) -> Option<NonNull<u8>> {
         let pa = self.inner.kmem.pages();

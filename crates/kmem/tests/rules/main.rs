@@ -16,6 +16,7 @@ mod highatomic;
 mod kasan_semantics;
 mod kfence_semantics;
 mod kmalloc;
+mod kmap;
 mod kvmalloc;
 mod live_objects;
 mod machine;

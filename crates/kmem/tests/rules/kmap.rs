@@ -1,0 +1,92 @@
+//! HighMem mappings at their limits: `kmap_local_page` never sleeps (mm/highmem.c: a CPU-local
+//! fixmap slot, usable in atomic context), also where kmem falls back to a persistent slot
+//! (docs/deviations.md, "kmap": a thread without a CPU slot, or past `KM_MAX_IDX` nested local
+//! mappings).
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use kmem::gfp::GFP_HIGHUSER;
+use kmem::{Page, Profile};
+
+use crate::{builder, count_log};
+
+/// `LAST_PKMAP`: persistent kmap slots of the i386 profile.
+const LAST_PKMAP: usize = 1024;
+/// `KM_MAX_IDX`: local mapping slots per CPU.
+const KM_MAX_IDX: usize = 16;
+
+/// The fallback of `kmap_local_page` to a persistent slot must not wait for a `kunmap` when all
+/// `LAST_PKMAP` slots are in use: the kernel's `kmap_local_page` never sleeps, so its callers
+/// may hold spin locks or be the holders themselves (here the caller's own process holds every
+/// slot and unmaps only once the call returns: the wait was for ever). It reports and gives
+/// `None` instead. Before the fix both calls below blocked in `kmap`'s wait; the 60 s receive
+/// is a watchdog for that hang, not a timing claim (the slots are released after it either way,
+/// so the threads end).
+#[test]
+fn kmap_local_fallback_never_waits_for_a_persistent_slot() {
+    let m = builder(Profile::I386, 1024).build().expect("build i386 machine");
+    let pages: Vec<&Page> = (0..LAST_PKMAP + 1).map(|_| m.alloc_pages(GFP_HIGHUSER, 0).unwrap()).collect();
+    assert!(m.page_address(pages[0]).is_none(), "HighMem pages");
+    // This thread holds CPU slot 0 (its allocations took it) and every persistent slot.
+    for p in &pages[..LAST_PKMAP] {
+        m.kmap(p).expect("a free persistent slot");
+    }
+    let extra = pages[LAST_PKMAP];
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|s| {
+        let (m, tx) = (&m, tx.clone());
+        s.spawn(move || {
+            // CPU slot 1: 16 nested local mappings, then one more, which falls back.
+            let local: Vec<_> = (0..KM_MAX_IDX).map(|_| m.kmap_local_page(extra).unwrap()).collect();
+            let nested = m.kmap_local_page(extra);
+            let _ = tx.send(("nested", nested.is_some()));
+            // No CPU slot is left for this one (the machine has two, both held).
+            let (m2, tx2) = (m, tx.clone());
+            thread::scope(|s2| {
+                s2.spawn(move || {
+                    let _ = tx2.send(("no CPU slot", m2.kmap_local_page(extra).is_some()));
+                });
+            });
+            for v in local.iter().rev() {
+                // SAFETY: This thread's own local mappings, released in reverse order, unused after.
+                unsafe { m.kunmap_local(v.as_ptr()) };
+            }
+        });
+        let got: Vec<_> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(60))).collect();
+        for p in &pages[..LAST_PKMAP] {
+            // SAFETY: This thread's own mappings, not used afterwards.
+            unsafe { m.kunmap(p) };
+        }
+        assert_eq!(
+            got,
+            [Ok(("nested", false)), Ok(("no CPU slot", false))],
+            "a kmap_local_page fallback waited for a persistent slot"
+        );
+    });
+    assert_eq!(count_log(&m, "every persistent kmap slot is in use"), 2, "{}", m.dmesg());
+    // With slots free again the fallback maps, as before.
+    let view = thread::scope(|s| {
+        s.spawn(|| {
+            let local: Vec<_> = (0..KM_MAX_IDX).map(|_| m.kmap_local_page(extra).unwrap()).collect();
+            let nested = m.kmap_local_page(extra);
+            if let Some(v) = nested {
+                // SAFETY: This thread's own most recent mapping, unused afterwards.
+                unsafe { m.kunmap_local(v.as_ptr()) };
+            }
+            for v in local.iter().rev() {
+                // SAFETY: As above.
+                unsafe { m.kunmap_local(v.as_ptr()) };
+            }
+            nested.is_some()
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(view, "a free persistent slot serves the fallback");
+    for p in pages {
+        // SAFETY: The test's own pages, no longer mapped, unused afterwards.
+        unsafe { m.free_pages(p, 0) };
+    }
+}
