@@ -226,10 +226,8 @@ pub unsafe extern "C" fn vmap(
 /// What kmem can check — not allocated, a wrong order, no such area — is reported and refused.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vunmap(addr: *const c_void) {
-    // A vmalloc area given to `vunmap` by mistake loses its mapping (its pages stay, as in the
-    // kernel): its record goes, as kmemleak must not read it any more. Anything else is refused
-    // and keeps its record.
-    crate::kmemleak::free(addr, crate::kmemleak::Freer::Vfree);
+    // A vmalloc area given to `vunmap` by mistake is refused (warned; only `vfree` frees its
+    // pages): it stays allocated and keeps its kmemleak record, as whatever else is refused.
     // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
     ffi_boundary("vunmap", (), |m| {
         // SAFETY: As above.

@@ -65,7 +65,7 @@ impl<M: Mmu> Vmalloc<M> {
             self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
             return;
         }
-        self.remove_area(k, addr, caller, Release::Pages);
+        self.remove_area(k, addr, caller, Release::Pages, "vfree");
     }
 
     /// `vfree_atomic(addr)`: queues the area and, when the queue was empty, kicks the
@@ -155,14 +155,34 @@ impl<M: Mmu> Vmalloc<M> {
         freed
     }
 
-    /// Unlinks the area at `addr` (a live, published area) or reports it.
-    pub(super) fn remove_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>, how: Release) {
+    /// Unlinks the area at `addr` (a live, published area) or reports it. `func` names the
+    /// caller in the report of a vmalloc area given to a `Release::MappingOnly` free: its
+    /// frames are kmem's to free and no caller holds them (kmem hands out no page array), so
+    /// only `vfree` may take it; it is left as it was (as `remove_vm_area` leaves it).
+    pub(super) fn remove_area<P: Platform>(
+        &self,
+        k: &Kmem<P>,
+        addr: *const u8,
+        caller: &Location<'_>,
+        how: Release,
+        func: &str,
+    ) {
         let space = self.space.lock();
         let i = find_area(&space, addr as usize);
         if i == NIL {
             drop(space);
             let func = if how == Release::Pages { "vfree" } else { "vunmap" };
             self.warn_nonexistent(k, caller, func, addr);
+            return;
+        }
+        if how == Release::MappingOnly && space.pool.get(i).flags & VM_VMALLOC != 0 {
+            drop(space);
+            let msg = format_args!(
+                "{func}: the area at {:016x} owns its pages (a vmalloc area), which kmem hands to no caller: free \
+                 it with vfree(); ignored",
+                addr as usize
+            );
+            self.warn(k, caller, func, msg);
             return;
         }
         let cap = self.cache_limit_pages(k.total_managed());
@@ -282,6 +302,7 @@ impl<M: Mmu> Vmalloc<M> {
 
     /// `vunmap(addr)`: removes a `vmap` mapping; the pages are not freed (VM-9). Calling it in
     /// atomic context is a bug (reported as a sleeping call, VM-7); it is carried out anyway.
+    /// A vmalloc area is refused with a warning (only `vfree` frees its pages).
     ///
     /// # Safety
     /// `addr` is NULL, starts no live area (reported), or starts an area the caller owns:
@@ -295,11 +316,12 @@ impl<M: Mmu> Vmalloc<M> {
             k.report_might_sleep(caller);
         }
         if !addr.is_null() {
-            self.remove_area(k, addr, caller, Release::MappingOnly);
+            self.remove_area(k, addr, caller, Release::MappingOnly, "vunmap");
         }
     }
 
-    /// `free_vm_area`: gives back an area from [`Self::get_vm_area`] (lazily, like any area).
+    /// `free_vm_area`: gives back an area from [`Self::get_vm_area`] (lazily, like any area). A
+    /// vmalloc area is refused with a warning, as by [`Self::vunmap`].
     ///
     /// # Safety
     /// `addr` is NULL, starts no live area (reported), or starts an area the caller owns:
@@ -308,6 +330,6 @@ impl<M: Mmu> Vmalloc<M> {
     #[track_caller]
     pub unsafe fn free_vm_area<P: Platform>(&self, k: &Kmem<P>, addr: *const u8) {
         self.bind(k);
-        self.remove_area(k, addr, Location::caller(), Release::MappingOnly);
+        self.remove_area(k, addr, Location::caller(), Release::MappingOnly, "free_vm_area");
     }
 }

@@ -3,10 +3,11 @@
  * interior pointer), from a live stack frame of exit's caller, or marked kmemleak_not_leak (and
  * what such an object refers to: it is still scanned).
  * A live pool's reserve elements, which C's alloc_fn kmallocs, are the pool's (reachable too).
- * Lost: a two-object chain whose head pointer was dropped, a vmalloc area, and an object only
- * a malloc'd block refers to (malloc memory is not scanned). Sizes tell them apart.
- * Gone, so not reported: the element a custom pool's free_fn mempool_kfree frees at its destroy,
- * and a vmalloc area given to vunmap by mistake (unmapped: kmemleak must not read it). */
+ * Lost: a two-object chain whose head pointer was dropped, a vmalloc area, an object only
+ * a malloc'd block refers to (malloc memory is not scanned), and a vmalloc area given to vunmap
+ * by mistake (refused: only vfree frees its pages, so it is still allocated). Sizes tell them
+ * apart. Gone, so not reported: the element a custom pool's free_fn mempool_kfree frees at its
+ * destroy. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/slab.h>

@@ -127,3 +127,39 @@ fn vmap_pfn_maps_machine_frames_and_refuses_others() {
     }
     check(&m);
 }
+
+/// `vunmap` and `free_vm_area` give back a mapping and its address space, never pages (VM-9).
+/// Given a vmalloc area, whose frames no caller holds (kmem hands out no page array), they
+/// unmapped it and dropped its frames from `VmallocUsed` while keeping them allocated: pages
+/// lost for good, silently (the kernel leaks them too, still counted). As `remove_vm_area`
+/// does, they now refuse such an area with a warning and leave it for `vfree`.
+#[test]
+fn vunmap_and_free_vm_area_refuse_a_vmalloc_area() {
+    let m = x86_64_nopcp(64);
+    let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
+    // SAFETY: The test's own area, written through its own address.
+    unsafe { p.as_ptr().write_bytes(0x5a, 2 * PAGE_SIZE) };
+    let warm = m.vmalloc(2 * PAGE_SIZE).unwrap();
+    // SAFETY: The test's own area (warms the frame cache path, unused afterwards).
+    unsafe { m.vfree(warm.as_ptr()) };
+    m.vm_reclaim_and_purge();
+    let free0 = m.total_free();
+    let used = |m: &Machine| m.meminfo().lines().find(|l| l.starts_with("VmallocUsed:")).unwrap().to_owned();
+    let used0 = used(&m);
+    // SAFETY: Misuse kmem refuses: the area stays the test's, used below.
+    unsafe {
+        m.vunmap(p.as_ptr());
+        m.free_vm_area(p.as_ptr());
+    }
+    assert_eq!(count_log(&m, "owns its pages"), 2, "{:?}", log_lines(&m));
+    assert_eq!(used(&m), used0, "VmallocUsed still counts the area's pages");
+    assert_eq!(read_obj(&m, m.vmalloc_to_page(p.as_ptr()).and_then(|pg| m.page_address(pg)).unwrap(), 1), [0x5a]);
+    // SAFETY: The area is still mapped and the test's own.
+    assert_eq!(unsafe { p.as_ptr().add(PAGE_SIZE).read() }, 0x5a, "still mapped");
+    // SAFETY: The test's own area, unused afterwards.
+    unsafe { m.vfree(p.as_ptr()) };
+    assert_eq!(count_log(&m, "nonexistent"), 0, "{:?}", log_lines(&m));
+    m.vm_reclaim_and_purge();
+    assert_eq!(m.total_free(), free0 + 2, "vfree gave the frames back");
+    check(&m);
+}
