@@ -49,7 +49,9 @@
 //!
 //! # Re-entry
 //! The constructor runs while a slab is being made (no slab lock held) and may allocate, but
-//! not from the same cache; it may drop handles, the last one included. `T`'s `Drop` runs with
+//! not from the same cache: such an allocation is refused (`Err`, reported once per cache), as it
+//! would need a new slab whose constructor allocates again, until the stack overflows. It may
+//! drop handles, the last one included. `T`'s `Drop` runs with
 //! no slab lock held (the core releases the cache list lock around every cache it flushes or
 //! shrinks): it may allocate, free, and create or destroy caches — drop the last handle of
 //! this cache or of another. Both may run on any thread, in reclaim or at a thread's exit.
@@ -64,12 +66,15 @@
 //! This layer takes no lock of its own; the hooks run under none of the slab allocator's.
 
 use std::any::type_name;
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
 use kmem_core::gfp::__GFP_ZERO;
@@ -102,6 +107,8 @@ struct Slot<T> {
 /// [`release_hooks`] (forever if the teardown keeps the cache for leaked objects).
 struct Hooks<T> {
     ctor: Box<dyn Fn() -> T + Send + Sync>,
+    /// The refusal of an allocation from inside this cache's own constructor was reported.
+    self_alloc_reported: AtomicBool,
     /// For reports only. Weak: a teardown still owed (an orphan, RCU slabs waiting for a grace
     /// period) must not keep the whole machine alive after its last user handle is gone.
     machine: Weak<Inner>,
@@ -118,7 +125,7 @@ unsafe fn ctor_hook<T>(ctx: *const (), obj: *mut u8) {
     // once the cache is gone (`release_hooks`), after every hook has run.
     let hooks = unsafe { &*ctx.cast::<Hooks<T>>() };
     let slot = obj.cast::<Slot<T>>();
-    let made = panic::catch_unwind(AssertUnwindSafe(|| (hooks.ctor)()));
+    let made = panic::catch_unwind(AssertUnwindSafe(|| in_ctor_of(ctx, || (hooks.ctor)())));
     // SAFETY: `obj` is an unshared, aligned `Slot<T>` (caller); writing needs no prior value.
     unsafe {
         match made {
@@ -134,6 +141,51 @@ unsafe fn ctor_hook<T>(ctx: *const (), obj: *mut u8) {
             }
         }
     }
+}
+
+/// One constructor call in progress on this thread: the cache's `Hooks` address, and the
+/// frame of the call it is nested in (a constructor may allocate from other typed caches).
+struct CtorFrame {
+    hooks: usize,
+    outer: *const CtorFrame,
+}
+
+thread_local! {
+    /// The innermost constructor call running on this thread (null: none). Frames live on the
+    /// stack of [`in_ctor_of`], which unlinks its own before it returns or unwinds: no
+    /// allocation, as this runs inside the slab allocator (which may be the global allocator).
+    static IN_CTOR: Cell<*const CtorFrame> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs the constructor `f` of the cache whose hooks are at `ctx`, marked as running on this
+/// thread for [`in_own_ctor`].
+fn in_ctor_of<R>(ctx: *const (), f: impl FnOnce() -> R) -> R {
+    struct Unlink(*const CtorFrame);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = IN_CTOR.try_with(|c| c.set(self.0));
+        }
+    }
+    let outer = IN_CTOR.try_with(Cell::get).unwrap_or(ptr::null());
+    let frame = CtorFrame { hooks: ctx as usize, outer };
+    let _unlink = Unlink(outer);
+    let _ = IN_CTOR.try_with(|c| c.set(&raw const frame));
+    f()
+}
+
+/// Whether this thread is inside a constructor call of the cache whose hooks are at `hooks`.
+fn in_own_ctor(hooks: usize) -> bool {
+    let mut frame = IN_CTOR.try_with(Cell::get).unwrap_or(ptr::null());
+    while !frame.is_null() {
+        // SAFETY: Linked frames live on this thread's stack until `in_ctor_of` unlinks them,
+        // which it does before its frame goes (also on unwind).
+        let f = unsafe { &*frame };
+        if f.hooks == hooks {
+            return true;
+        }
+        frame = f.outer;
+    }
+    false
 }
 
 /// The core's destructor: drops the `T` of `obj`, if it holds one.
@@ -268,8 +320,12 @@ impl<T: Send + 'static> KmemCache<T> {
         flags: SlabFlags,
         ctor: impl Fn() -> T + Send + Sync + 'static,
     ) -> Result<Self, CreateError> {
-        let hooks =
-            Box::new(Hooks { ctor: Box::new(ctor), machine: Arc::downgrade(&machine.inner), name: name.to_owned() });
+        let hooks = Box::new(Hooks {
+            ctor: Box::new(ctor),
+            self_alloc_reported: AtomicBool::new(false),
+            machine: Arc::downgrade(&machine.inner),
+            name: name.to_owned(),
+        });
         let hooks = NonNull::from(Box::leak(hooks));
         let ctx = hooks.as_ptr().cast_const().cast::<()>();
         let args = CacheArgs {
@@ -313,13 +369,18 @@ impl<T: Send + 'static> KmemCache<T> {
     /// holder left it. `__GFP_ZERO` is ignored (it would overwrite a live `T`).
     ///
     /// # Errors
-    /// No memory for a new slab within what `gfp` allows, or `failslab`.
+    /// No memory for a new slab within what `gfp` allows, or `failslab`; or a call from inside
+    /// this cache's own constructor on this thread (reported once per cache).
     ///
     /// # Panics
     /// If the object's constructor had panicked while its slab was made and panics again now
     /// (the object goes back to the cache first).
     #[track_caller]
     pub fn alloc(&self, gfp: Gfp) -> Result<CacheBox<T>, AllocError> {
+        if in_own_ctor(self.shared.hooks.as_ptr() as usize) {
+            self.refuse_self_alloc();
+            return Err(AllocError);
+        }
         // SAFETY: `shared` keeps the cache alive (destroyed only when it goes), and it is a
         // cache of `shared.machine`, which made it.
         let obj =
@@ -333,11 +394,32 @@ impl<T: Send + 'static> KmemCache<T> {
         Ok(handle)
     }
 
+    /// An allocation from inside this cache's own constructor: it would need a slab while one
+    /// is being populated, and the constructor of that slab would allocate again, without end.
+    /// Reported once per cache.
+    #[cold]
+    #[track_caller]
+    fn refuse_self_alloc(&self) {
+        // SAFETY: `hooks` lives as long as `shared`.
+        let hooks = unsafe { self.shared.hooks.as_ref() };
+        if !hooks.self_alloc_reported.swap(true, Relaxed) {
+            self.shared.machine.printk(
+                Level::Err,
+                &format!(
+                    "kmem_cache {}: the constructor allocates from its own cache (at {}); refused\n",
+                    hooks.name,
+                    std::panic::Location::caller()
+                ),
+            );
+        }
+    }
+
     /// Builds the `T` of a slot whose constructor panicked during slab population.
     #[cold]
     fn construct_late(&self, slot: NonNull<Slot<T>>) {
         // SAFETY: `hooks` lives as long as `shared`.
-        let value = (unsafe { self.shared.hooks.as_ref() }.ctor)();
+        let hooks = unsafe { self.shared.hooks.as_ref() };
+        let value = in_ctor_of(ptr::from_ref(hooks).cast(), || (hooks.ctor)());
         // SAFETY: The slot is ours (allocated, not yet handed out) and holds no `T`.
         unsafe {
             (&raw mut (*slot.as_ptr()).value).cast::<T>().write(value);

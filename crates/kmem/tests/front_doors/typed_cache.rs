@@ -221,3 +221,41 @@ fn creation_errors_are_returned() {
     let u = zst.alloc(GFP_KERNEL).unwrap();
     assert_eq!(*u, ());
 }
+
+/// A constructor that allocates from its own cache, through a handle it reaches (here a shared
+/// slot the test fills after creation): the nested allocation needed a new slab, whose
+/// constructor allocated again, until the stack overflowed and the process aborted — from safe
+/// code (the core's `ObjFn` contract forbids it; the typed cache let it through). SL-7's
+/// constructor runs while a slab is populated, so such an allocation can never be served from
+/// that slab. It is now refused (`Err`, reported once per cache) and the outer one succeeds.
+#[test]
+fn a_constructor_allocating_from_its_own_cache_is_refused() {
+    let m = machine();
+    let own: Arc<std::sync::Mutex<Option<KmemCache<u64>>>> = Arc::default();
+    let nested = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (own2, nested2) = (own.clone(), nested.clone());
+    let cache = KmemCache::new(&m, "self_alloc", SlabFlags::empty(), move || {
+        let handle = own2.lock().unwrap().clone();
+        if let Some(c) = handle {
+            let got = c.alloc(GFP_KERNEL).map(|b| *b);
+            nested2.lock().unwrap().push(got);
+        }
+        7u64
+    })
+    .unwrap();
+    *own.lock().unwrap() = Some(cache.clone());
+    let b = cache.alloc(GFP_KERNEL).expect("the outer allocation");
+    assert_eq!(*b, 7);
+    let nested = std::mem::take(&mut *nested.lock().unwrap());
+    assert_eq!(nested.len(), cache.objects_per_slab(), "the constructor ran for each slot");
+    assert!(nested.iter().all(Result::is_err), "{nested:?}");
+    assert_eq!(count_log(&m, "constructor allocates from its own cache"), 1, "{}", m.dmesg());
+    // Outside the constructor the cache serves as usual.
+    let b2 = cache.alloc(GFP_KERNEL).expect("a second object");
+    assert_eq!(*b2, 7);
+    drop((b, b2));
+    // Break the cycle (the constructor's captures hold a handle), so the cache is destroyed.
+    *own.lock().unwrap() = None;
+    drop(cache);
+    assert!(!m.slabinfo().contains("self_alloc"), "{}", m.slabinfo());
+}
