@@ -478,9 +478,11 @@ impl<M: Mmu> Vmalloc<M> {
     }
 
     /// The gfp backing pages are allocated with (`__vmalloc_area_node`): HighMem unless a DMA
-    /// zone was asked for, never a warning per page.
+    /// zone was asked for, never a warning per page, and never `__GFP_COMP`: the pages are
+    /// independent order-0 pages, and the blocks kmem takes them from (huge areas, a small area
+    /// filled from one block) are `split_page`d, which a compound block refuses.
     fn page_gfp(gfp: Gfp) -> Gfp {
-        let gfp = gfp | crate::gfp::__GFP_NOWARN;
+        let gfp = gfp.difference(crate::gfp::__GFP_COMP) | crate::gfp::__GFP_NOWARN;
         if gfp.intersects(__GFP_DMA.union(__GFP_DMA32)) { gfp } else { gfp | __GFP_HIGHMEM }
     }
 

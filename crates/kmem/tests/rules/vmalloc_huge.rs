@@ -129,3 +129,31 @@ fn without_pmd_blocks_it_falls_back_to_small_pages() {
     free_all(&m, held);
     check(&m);
 }
+
+/// vmalloc's pages are independent order-0 pages (VM-10), even where kmem takes them from one
+/// block (a huge area's PMD blocks, or a small area filled from one free block): such a block
+/// is `split_page`d, which refuses a compound block. A caller's `__GFP_COMP` (meaningless for
+/// order-0 pages) made the block compound, so each split failed with a `split_page` WARNING
+/// naming kmem's own source, and the huge attempt fell back to small pages. It is dropped from
+/// the pages' mask now: the same areas, with no report.
+#[test]
+fn gfp_comp_from_the_caller_does_not_reach_the_split_blocks() {
+    let m = x86_64_nopcp(64);
+    let p = m.vmalloc_gfp(8 * PAGE_SIZE, GFP_KERNEL | __GFP_COMP).unwrap();
+    let h = m.vmalloc_huge(PMD_SIZE, GFP_KERNEL | __GFP_COMP).unwrap();
+    assert_eq!(m.find_vm_area(h.as_ptr()).map(|a| a.page_order), Some(PMD_ORDER), "PMD blocks");
+    for (area, pages) in [(p, 8), (h, PMD_SIZE / PAGE_SIZE)] {
+        for i in 0..pages {
+            // SAFETY: An address inside the test's own area.
+            let page: &Page = m.vmalloc_to_page(unsafe { area.as_ptr().add(i * PAGE_SIZE) }).unwrap();
+            assert_eq!((page.refcount(), page.order()), (1, 0), "page {i}: an independent order-0 page");
+        }
+    }
+    assert_eq!(count_log(&m, "split_page"), 0, "{:?}", log_lines(&m));
+    // SAFETY: The test's own areas, unused afterwards.
+    unsafe {
+        m.vfree(p.as_ptr());
+        m.vfree(h.as_ptr());
+    }
+    check(&m);
+}
