@@ -44,7 +44,8 @@ pub const POISON_INUSE: u8 = 0x5a;
 pub enum ElementBytes {
     /// The element's bytes: address and size.
     Bytes(NonNull<u8>, usize),
-    /// A valid element whose bytes are not mapped (a HighMem page).
+    /// A valid element whose bytes are not mapped (a HighMem page), or that has none (a
+    /// size-0 kmalloc pool's `ZERO_SIZE_PTR`).
     Unmapped,
     /// Not an element of this pool's kind.
     NotAnElement,
@@ -163,7 +164,10 @@ impl Mempool {
     pub(super) fn check_free(&self, r: &Reserve, element: NonNull<c_void>, func: &str, caller: &Location<'_>) -> bool {
         let Some(platform) = self.platform() else { return true };
         let pool = self.shown_address();
-        let what = if r.stack.holds(self.curr_nr.load(Relaxed), element) {
+        // `ZERO_SIZE_PTR` is every element of a size-0 kmalloc pool: copies of it in the
+        // reserve are no double free.
+        let zero_size = element.as_ptr() as usize == crate::kmalloc::classes::ZERO_SIZE_PTR;
+        let what = if !zero_size && r.stack.holds(self.curr_nr.load(Relaxed), element) {
             "double free: the element is already in the reserve"
         } else if self.span(r, element) == ElementBytes::NotAnElement {
             "invalid free: not an element of this pool"

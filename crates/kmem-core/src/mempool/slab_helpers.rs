@@ -140,13 +140,18 @@ unsafe fn slab_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -
 /// [`ElementBytes::NotAnElement`] for a pointer that is not the start of a kmalloc block of at
 /// least the pool's size — an object of a kmalloc cache (`SLAB_KMALLOC`) or a large kmalloc
 /// block. So a block that `mempool_kmalloc` cannot have returned (another cache's object, a
-/// smaller kmalloc block freed into the wrong pool) is never poisoned over its end.
+/// smaller kmalloc block freed into the wrong pool) is never poisoned over its end. A size-0
+/// pool's elements are `ZERO_SIZE_PTR` (`kmalloc(0)`): [`ElementBytes::Unmapped`], no bytes.
 ///
 /// # Safety
 /// `pool_data` is as for [`mempool_kmalloc`]; `element` may be any pointer.
 unsafe fn kmalloc_span<P: Platform>(element: *mut c_void, pool_data: *mut c_void) -> ElementBytes {
     // SAFETY: The caller's promise.
     let (kmem, size) = unsafe { kmem_helper::<P>(pool_data) };
+    if size == 0 && element as usize == crate::kmalloc::classes::ZERO_SIZE_PTR {
+        // `mempool_kmalloc(gfp, 0)`'s element: a valid one with no bytes.
+        return ElementBytes::Unmapped;
+    }
     let Some(addr) = NonNull::new(element.cast::<u8>()) else { return ElementBytes::NotAnElement };
     let usable = match kmem.object_slab(addr.as_ptr()) {
         Some(found) => {
