@@ -31,6 +31,12 @@ pub struct Options<'a> {
 
 /// Runs `kmem insmod`; returns the exit code.
 pub fn run(o: &Options<'_>) -> ExitCode {
+    // The C ABI's machine only warns about these (a library cannot exit its program); a bad
+    // value is a bad environment here, as for the machine's own variables.
+    if let Err(e) = kmem_ffi::kmemleak::check_env() {
+        eprintln!("kmem: {e}");
+        return ExitCode::from(3);
+    }
     let m = match kmem_ffi::machine() {
         Ok(m) => m,
         Err(e) => {

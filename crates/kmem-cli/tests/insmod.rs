@@ -419,3 +419,20 @@ fn an_init_returning_any_negative_number_fails_the_load() {
         assert_eq!(stdout(&o), format!("initret: returning {ret}\n"));
     }
 }
+
+/// A bad `KMEM_KMEMLEAK` or `KMEM_KMEMLEAK_SCAN` is a bad environment (exit code 3, the
+/// variable named, nothing loaded), as the README's exit codes say for every `KMEM_*` value;
+/// the C ABI alone only warns and goes on (it used to here too, and loaded the module).
+#[test]
+fn a_bad_kmemleak_variable_is_a_bad_environment() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    for (var, value) in [("KMEM_KMEMLEAK", "maybe"), ("KMEM_KMEMLEAK_SCAN", "soon")] {
+        let o = insmod_with(&[path, "--rmmod"], &[(var, value)]);
+        assert_eq!(o.status.code(), Some(3), "{var}={value}: {}", stderr(&o));
+        assert!(stderr(&o).contains(var), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "", "nothing loaded");
+    }
+    let o = insmod_with(&[path, "--rmmod"], &[("KMEM_KMEMLEAK", "0"), ("KMEM_KMEMLEAK_SCAN", "off")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -391,6 +391,17 @@ pub fn last_report() -> String {
     lock().last_report.clone()
 }
 
+/// Checks `KMEM_KMEMLEAK` and `KMEM_KMEMLEAK_SCAN` without acting on them, for a tool that
+/// refuses a bad environment up front (`kmem insmod` exits with code 3) where a program using
+/// the C ABI can only say so on stderr and go on.
+///
+/// # Errors
+/// The first variable set to a value it does not take.
+pub fn check_env() -> Result<(), kmem::env::EnvError> {
+    kmem::env::flag("KMEM_KMEMLEAK")?;
+    periodic::scan_from_env().map(drop)
+}
+
 /// `KMEM_KMEMLEAK=1` for a program using the C ABI: starts recording and has the report
 /// printed at exit (a bad value is said on stderr and leaves it off). Called once, when the
 /// C ABI first gets its machine.

@@ -44,8 +44,20 @@ fn control() -> std::sync::MutexGuard<'static, Control> {
 /// Starts the scan thread as kmemleak starts (`KMEM_KMEMLEAK=1`): with the period and first
 /// wait `KMEM_KMEMLEAK_SCAN` asks for, else the kernel's.
 pub(super) fn start_from_env() {
+    match scan_from_env() {
+        Ok(Some(secs)) => set(secs, Duration::ZERO),
+        Ok(None) => set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN)),
+        Err(e) => {
+            eprintln!("kmem: {e}; the scan thread keeps its defaults");
+            set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN));
+        }
+    }
+}
+
+/// The period `KMEM_KMEMLEAK_SCAN` asks for (0: off), `None` if it is unset.
+pub(super) fn scan_from_env() -> Result<Option<u64>, kmem::env::EnvError> {
     const VAR: &str = "KMEM_KMEMLEAK_SCAN";
-    let asked = kmem::env::var(VAR).and_then(|v| {
+    kmem::env::var(VAR).and_then(|v| {
         v.map(|v| {
             parse(&v).ok_or_else(|| kmem::env::EnvError {
                 var: VAR,
@@ -54,15 +66,7 @@ pub(super) fn start_from_env() {
             })
         })
         .transpose()
-    });
-    match asked {
-        Ok(Some(secs)) => set(secs, Duration::ZERO),
-        Ok(None) => set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN)),
-        Err(e) => {
-            eprintln!("kmem: {e}; the scan thread keeps its defaults");
-            set(SECS_SCAN_WAIT, Duration::from_secs(SECS_FIRST_SCAN));
-        }
-    }
+    })
 }
 
 /// `<secs>` or `off` (0 is off too), as `echo scan=` takes them.
