@@ -527,7 +527,29 @@ pub unsafe extern "C" fn kmemleak_alloc(ptr: *const c_void, size: usize, min_cou
         let _ = crate::boundary::machine_or_report();
     }
     if ON.load(Relaxed) && ptr as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
+        if (ptr as usize).checked_add(size).is_none() {
+            return refuse_wrapping(ptr as usize, size);
+        }
         record(ptr as usize, size, Kind::Block, min_count == 0);
+    }
+}
+
+/// A block described past the end of the address space (no such memory: the caller's
+/// mistake) is not recorded, as the kernel's `__link_object` refuses a range it cannot insert
+/// (its `kmemleak_stop` also turns kmemleak off; here only the block is left out).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn refuse_wrapping(addr: usize, size: usize) {
+    if let Some(m) = crate::boundary::machine_or_report() {
+        crate::printk::flush(m);
+        m.printk(
+            Level::Warning,
+            &format!(
+                "kmemleak: Cannot insert 0x{addr:x} into the object search tree (size {size} wraps the address space); not recorded\n"
+            ),
+        );
+        m.platform().dump_stack(std::panic::Location::caller());
     }
 }
 

@@ -6,10 +6,15 @@
  * - a global points to a described malloc'd block, which holds a kmalloc-128 object: not a leak;
  * - a global points to an undescribed malloc'd block, which holds a kmalloc-512 object:
  *   reported (nothing kmemleak scans refers to it);
- * - a kmalloc-256 object is dropped: reported.
- * Expected: 2 leaks, sizes 512 and 256 (in allocation order). */
+ * - a kmalloc-256 object is dropped: reported;
+ * - a block described past the end of the address space is refused with a warning, not
+ *   recorded (the exit scan would read it).
+ * Expected: 2 leaks, sizes 512 and 256 (in allocation order), and the warning. */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <linux/kmem.h>
 #include <linux/slab.h>
 #include <linux/kmemleak.h>
 #include "kmemleak_test.h"
@@ -19,6 +24,7 @@ struct holder {
 };
 
 static struct holder *described, *undescribed;
+static char log_text[1 << 16];
 
 /* Fills both holders deep in the stack, so that no stale copy of the objects' addresses is
  * left in a frame or register the exit scan reads (see deep()). */
@@ -37,6 +43,10 @@ int main(void)
 	kmemleak_alloc(described, sizeof(*described), 0, GFP_KERNEL);
 	deep(fill);
 	deep(lose_one);
+	kmemleak_alloc((void *)(UINTPTR_MAX - 63), 4096, 1, GFP_KERNEL);
+	if (kmem_dmesg_read(log_text, sizeof(log_text), 0) > 0 &&
+	    strstr(log_text, "kmemleak: Cannot insert 0xffffffffffffffc0 into the object search tree"))
+		printf("kmemleak_malloc: the wrapping block was refused\n");
 	printf("kmemleak_malloc: described %p, undescribed %p\n", (void *)described, (void *)undescribed);
 	return 0;
 }
