@@ -141,6 +141,12 @@ pub unsafe trait Platform: Send + Sync {
     fn irqs_disabled(&self) -> bool {
         false
     }
+    /// The caller's `preempt_count()` as the kernel encodes it, for reports: atomic sections
+    /// in the low byte, plus `SOFTIRQ_OFFSET` (0x100) per softirq being served. The default
+    /// says 1 in atomic context, else 0.
+    fn preempt_count(&self) -> u32 {
+        u32::from(self.in_atomic())
+    }
     /// The caller's `memalloc_noio`/`memalloc_nofs` scope as `(noio, nofs)` (GFP-7).
     fn gfp_scope(&self) -> (bool, bool) {
         (false, false)

@@ -22,20 +22,43 @@ pub(crate) fn with_task<P: Platform + ?Sized, R>(platform: &P, f: impl FnOnce(Ta
 /// `__might_resched`'s report of a sleeping call in atomic context, with the stack: the page
 /// allocator's (rate-limited by its caller) and the mempool's.
 pub(crate) fn might_sleep<P: Platform + ?Sized>(platform: &P, caller: &Location<'_>) {
-    with_task(platform, |task| {
-        platform.log(
-            Level::Err,
-            format_args!(
-                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): {}, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0",
-                caller.file(),
-                caller.line(),
-                u8::from(platform.irqs_disabled()),
+    platform.log(Level::Err, format_args!("{}", MightSleep::of(platform, caller.file(), caller.line())));
+    platform.dump_stack(caller);
+}
+
+/// The text of `__might_resched`'s report (without the stack), as the kernel prints it:
+/// the caller's file and line, then the context: `irqs_disabled()`, the task, and
+/// `preempt_count()` in hex (what the platform's [`Platform::preempt_count`] says). The C ABI's
+/// `might_sleep()` prints the same text with the C caller's file and line.
+pub struct MightSleep<'a, P: Platform + ?Sized> {
+    platform: &'a P,
+    file: &'a str,
+    line: u32,
+}
+
+impl<'a, P: Platform + ?Sized> MightSleep<'a, P> {
+    /// The report for a call at `file:line`, in the context of the thread that prints it.
+    pub fn of(platform: &'a P, file: &'a str, line: u32) -> Self {
+        MightSleep { platform, file, line }
+    }
+}
+
+impl<P: Platform + ?Sized> core::fmt::Display for MightSleep<'_, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let p = self.platform;
+        with_task(p, |task| {
+            write!(
+                f,
+                "BUG: sleeping function called from invalid context at {}:{}\nin_atomic(): 1, irqs_disabled(): {}, non_block: 0, pid: {}, name: {}\npreempt_count: {:x}, expected: 0",
+                self.file,
+                self.line,
+                u8::from(p.irqs_disabled()),
                 task.pid,
                 task.comm,
-            ),
-        );
-    });
-    platform.dump_stack(caller);
+                p.preempt_count(),
+            )
+        })
+    }
 }
 
 struct State {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use kmem::Machine;
 use kmem_core::platform::{Level, Platform};
-use kmem_core::report::{Ratelimit, Verdict};
+use kmem_core::report::{MightSleep, Ratelimit, Verdict};
 
 use crate::boundary::{c_str, ffi_boundary, ffi_guard, machine_or_report, report_null};
 
@@ -152,15 +152,7 @@ fn report_might_sleep(m: &Machine, file: &str, line: c_int) {
         return;
     }
     crate::printk::flush(m);
-    let mut text = String::new();
-    m.platform().with_task(&mut |task| {
-        text = format!(
-            "BUG: sleeping function called from invalid context at {file}:{line}\nin_atomic(): 1, irqs_disabled(): {}, non_block: 0, pid: {}, name: {}\npreempt_count: 1, expected: 0\n",
-            c_int::from(irqs_off()),
-            task.pid,
-            task.comm,
-        );
-    });
+    let text = format!("{}\n", MightSleep::of(m.platform(), file, line.try_into().unwrap_or(0)));
     m.printk(Level::Err, &text);
     m.platform().dump_stack(Location::caller());
 }

@@ -148,6 +148,21 @@ pub fn preempt_count() -> u32 {
     THREAD.try_with(|t| t.preempt.get()).unwrap_or(0)
 }
 
+/// [`preempt_count`] as the kernel encodes it, for reports: the atomic sections in the low
+/// byte, and `SOFTIRQ_OFFSET` (0x100) for each RCU callback the thread is running (the
+/// kernel's softirq serving count). Here each callback, and "interrupts" off, also count as an
+/// atomic section; both are taken out of the low byte, as the kernel's count does not hold
+/// interrupts off (`local_irq_save` alone: 0; `spin_lock_irqsave`: 1).
+pub fn kernel_preempt_count() -> u32 {
+    let irqs = u32::from(irqs_disabled());
+    THREAD
+        .try_with(|t| {
+            let softirq = t.softirq.get();
+            t.preempt.get().saturating_sub(softirq + irqs) + (softirq << 8)
+        })
+        .unwrap_or(0)
+}
+
 thread_local! {
     /// Whether the C ABI's `local_irq_save` & co. turned this thread's "interrupts" off.
     static IRQS_OFF: Cell<bool> = const { Cell::new(false) };

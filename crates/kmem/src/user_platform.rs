@@ -140,6 +140,10 @@ unsafe impl Platform for UserPlatform {
         context::irqs_disabled()
     }
 
+    fn preempt_count(&self) -> u32 {
+        context::kernel_preempt_count()
+    }
+
     fn gfp_scope(&self) -> (bool, bool) {
         context::gfp_scope()
     }

@@ -9,6 +9,7 @@
 #include "ktest.h"
 
 static DEFINE_SPINLOCK(counter_lock);
+static DEFINE_SPINLOCK(inner_lock);
 static unsigned long counter;
 
 static void *worker(void *arg)
@@ -44,15 +45,21 @@ int main(void)
 	snprintf(expected, sizeof(expected), "BUG: sleeping function called from invalid context at %s:%d", __FILE__, line);
 	CHECK_LOG(expected);
 	CHECK_LOG("in_atomic(): 1, irqs_disabled(): 1");
+	/* Interrupts off are not in the kernel's preempt_count. */
+	CHECK_LOG("preempt_count: 0, expected: 0");
 
 	/* A GFP_KERNEL allocation under a spin lock is reported and does not sleep. */
 	kmem_dmesg_clear();
 	spin_lock_irqsave(&counter_lock, flags);
+	spin_lock(&inner_lock);
 	page = __get_free_pages(GFP_KERNEL, 0);
+	spin_unlock(&inner_lock);
 	spin_unlock_irqrestore(&counter_lock, flags);
 	CHECK_LOG("BUG: sleeping function called from invalid context at");
-	/* The allocator's report says interrupts are off, as __might_resched's does. */
+	/* The allocator's report says interrupts are off and two locks are held, as
+	 * __might_resched's does. */
 	CHECK_LOG("in_atomic(): 1, irqs_disabled(): 1,");
+	CHECK_LOG("preempt_count: 2, expected: 0");
 	free_pages(page, 0);
 
 	/* GFP_ATOMIC there is fine. */

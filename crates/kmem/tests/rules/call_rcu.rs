@@ -167,8 +167,8 @@ fn a_callback_may_queue_another_but_not_wait_for_a_grace_period() {
 
 /// Callbacks run in softirq context, as the kernel's `rcu_do_batch` runs them with bottom
 /// halves off, whether a barrier or `Kmem::rcu_core` runs them: one that may sleep gets
-/// `might_sleep`'s report (rate-limited to one a second, as the kernel's), and the caller's
-/// context is back to normal after them.
+/// `might_sleep`'s report (rate-limited to one a second, as the kernel's; `preempt_count: 100`),
+/// and the caller's context is back to normal after them.
 #[test]
 fn callbacks_run_in_atomic_context() {
     let m = machine();
@@ -177,6 +177,8 @@ fn callbacks_run_in_atomic_context() {
     m.rcu_barrier();
     assert_eq!(*log.lock().unwrap(), [1]);
     assert_eq!(count_log(&m, "BUG: sleeping function called from invalid context"), 1);
+    // Serving a softirq is `SOFTIRQ_OFFSET` in the kernel's count, printed in hex.
+    assert_eq!(count_log(&m, "preempt_count: 100, expected: 0"), 1);
     for run in [|m: &Machine| m.rcu_barrier(), |m: &Machine| _ = m.rcu_core()] {
         let atomic = Arc::new(AtomicBool::new(false));
         queue(&m, 2, &log, Then::Atomic(atomic.clone()));
