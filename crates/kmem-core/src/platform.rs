@@ -141,6 +141,13 @@ pub unsafe trait Platform: Send + Sync {
     fn irqs_disabled(&self) -> bool {
         false
     }
+    /// The address in foreign (C) code the current call into the allocator was made from, if
+    /// that code said (the kernel's vmalloc family records `__builtin_return_address(0)` as
+    /// `vm->caller`; kmem's C headers pass `_THIS_IP_`), else 0: `/proc/vmallocinfo` then
+    /// names the area's creator by it instead of a Rust location.
+    fn foreign_caller(&self) -> usize {
+        0
+    }
     /// The caller's `preempt_count()` as the kernel encodes it, for reports: atomic sections
     /// in the low byte, plus `SOFTIRQ_OFFSET` (0x100) per softirq being served. The default
     /// says 1 in atomic context, else 0.

@@ -13,6 +13,7 @@ use std::ffi::{c_int, c_uint, c_ulong, c_void};
 use std::panic::Location;
 use std::ptr::{self, NonNull};
 
+use kmem::context::ForeignCallerScope;
 use kmem::vmalloc::VM_MAP_PUT_PAGES;
 use kmem::{Gfp, Machine, Page};
 use kmem_core::platform::Platform;
@@ -30,6 +31,15 @@ fn tracked(p: *mut c_void, size: usize) -> *mut c_void {
     p
 }
 
+/// `void __kmem_caller(unsigned long ip)`: the C headers' vmalloc-family macros pass the
+/// calling code's address (`_THIS_IP_`) through it right before the call, which names the
+/// area's creator in `/proc/vmallocinfo` as the kernel's `vm->caller` does (`func+0x4c/0x90
+/// [module]`); the export clears it when it returns.
+#[unsafe(no_mangle)]
+pub extern "C" fn __kmem_caller(ip: c_ulong) {
+    kmem::context::set_foreign_caller(ip as usize);
+}
+
 /// `pgprot_t`: `vmap` maps everything `PAGE_KERNEL` whatever it says.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -41,30 +51,35 @@ pub struct pgprot_t {
 /// `void *vmalloc(unsigned long size)`: NULL on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc(size: c_ulong) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("vmalloc", ptr::null_mut(), |m| tracked(out(m.vmalloc(size as usize)), size as usize))
 }
 
 /// `void *vzalloc(unsigned long size)`: zeroed `vmalloc`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vzalloc(size: c_ulong) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("vzalloc", ptr::null_mut(), |m| tracked(out(m.vzalloc(size as usize)), size as usize))
 }
 
 /// `void *vmalloc_user(unsigned long size)`: zeroed, mappable to user space (`VM_USERMAP`).
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_user(size: c_ulong) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("vmalloc_user", ptr::null_mut(), |m| tracked(out(m.vmalloc_user(size as usize)), size as usize))
 }
 
 /// `void *vmalloc_32(unsigned long size)`: frames below 4 GiB.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_32(size: c_ulong) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("vmalloc_32", ptr::null_mut(), |m| tracked(out(m.vmalloc_32(size as usize)), size as usize))
 }
 
 /// `void *vmalloc_32_user(unsigned long size)`: `vmalloc_32`, zeroed, `VM_USERMAP`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_32_user(size: c_ulong) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("vmalloc_32_user", ptr::null_mut(), |m| {
         tracked(out(m.vm().vmalloc_32_user(m, size as usize)), size as usize)
     })
@@ -73,6 +88,7 @@ pub extern "C" fn vmalloc_32_user(size: c_ulong) -> *mut c_void {
 /// `void *__vmalloc(unsigned long size, gfp_t gfp_mask)`.
 #[unsafe(no_mangle)]
 pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("__vmalloc", ptr::null_mut(), |m| {
         tracked(out(m.vmalloc_gfp(size as usize, Gfp::from_bits(gfp_mask))), size as usize)
     })
@@ -81,6 +97,7 @@ pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
 /// `void *vmalloc_huge(unsigned long size, gfp_t gfp_mask)`: `VM_ALLOW_HUGE_VMAP`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_huge(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     ffi_boundary("vmalloc_huge", ptr::null_mut(), |m| {
         tracked(out(m.vmalloc_huge(size as usize, Gfp::from_bits(gfp_mask))), size as usize)
     })
@@ -197,6 +214,7 @@ pub unsafe extern "C" fn vmap(
     flags: c_ulong,
     prot: pgprot_t,
 ) -> *mut c_void {
+    let _c = ForeignCallerScope::enter();
     let _ = prot;
     ffi_boundary("vmap", ptr::null_mut(), |m| {
         let flags = vm_flags_from_c(flags);

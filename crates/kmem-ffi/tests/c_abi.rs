@@ -141,6 +141,17 @@ fn vmalloc() {
     run_suite("vmalloc", Link::Shared);
 }
 
+/// VM-11 from C: `/proc/vmallocinfo` names the C function that made an area
+/// (`make_area+0x…/0x… [vmallocinfo_caller-so]`), as the kernel's `vm->caller`; an area made
+/// bypassing the macro, or by kvmalloc's fallback, names kmem's own code. (Every C area named
+/// `crates/kmem-ffi/src/vmalloc.rs:…` before.)
+#[test]
+fn vmallocinfo_names_the_c_caller() {
+    let o = run_suite_linked("vmallocinfo_caller", Link::Shared, &["-rdynamic"], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(" make_area+0x") && out.contains("/0x"), "{out}");
+}
+
 /// VM-9, VM-13 from C: `vmap(..., VM_ALLOC, ...)` leaves the pages to the caller, and flags a
 /// caller may not set (bit 31, the high half of the `unsigned long`) are dropped with a
 /// warning instead of making the area impossible to unmap.

@@ -76,6 +76,14 @@ impl CallChain {
     }
 }
 
+/// The kernel's `%pS` of a code address `ip` that is not a return address (a C caller's
+/// `_THIS_IP_`): `symbol+0xoff/0xsize [object]`, or `0x<ip>` if no loaded object holds it.
+pub(crate) fn name_code_address(ip: usize) -> String {
+    // `line` takes the byte before a return address; this address is the code itself.
+    let pc = ip.wrapping_sub(1);
+    describe(ip as *const c_void).map_or_else(|| format!("{ip:#x}"), |d| d.line(pc))
+}
+
 /// What `dladdr1` tells about an address.
 struct Described {
     object_base: usize,

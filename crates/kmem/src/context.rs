@@ -164,6 +164,42 @@ pub fn kernel_preempt_count() -> u32 {
 }
 
 thread_local! {
+    /// The C code address the thread's current vmalloc-family call was made from (the C
+    /// headers pass `_THIS_IP_`), or 0.
+    static FOREIGN_CALLER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Records the C code address the thread's next vmalloc-family call is made from (the C ABI's
+/// `__kmem_caller`, which the headers' macros call right before the export); the export clears
+/// it when it returns ([`ForeignCallerScope`]).
+pub fn set_foreign_caller(ip: usize) {
+    let _ = FOREIGN_CALLER.try_with(|c| c.set(ip));
+}
+
+/// The C code address of the thread's current call (see [`set_foreign_caller`]), or 0.
+pub fn foreign_caller() -> usize {
+    FOREIGN_CALLER.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Clears the thread's foreign caller when dropped (at the end of the export that used it,
+/// also on unwind), so no later call is named after it.
+#[derive(Debug)]
+pub struct ForeignCallerScope(());
+
+impl ForeignCallerScope {
+    /// The scope of one export call.
+    pub fn enter() -> Self {
+        ForeignCallerScope(())
+    }
+}
+
+impl Drop for ForeignCallerScope {
+    fn drop(&mut self) {
+        set_foreign_caller(0);
+    }
+}
+
+thread_local! {
     /// Whether the C ABI's `local_irq_save` & co. turned this thread's "interrupts" off.
     static IRQS_OFF: Cell<bool> = const { Cell::new(false) };
 }

@@ -144,6 +144,10 @@ unsafe impl Platform for UserPlatform {
         context::kernel_preempt_count()
     }
 
+    fn foreign_caller(&self) -> usize {
+        context::foreign_caller()
+    }
+
     fn gfp_scope(&self) -> (bool, bool) {
         context::gfp_scope()
     }

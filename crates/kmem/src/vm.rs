@@ -336,7 +336,7 @@ impl Machine {
     pub fn vmallocinfo(&self) -> String {
         let _heap = crate::global_alloc::system_scope(); // Written under the vmap lock.
         let mut s = String::new();
-        let _ = self.inner.vm.vmallocinfo(&mut s);
+        let _ = self.inner.vm.vmallocinfo_naming(&mut s, &|w, ip| w.write_str(&crate::callers::name_code_address(ip)));
         s
     }
 

@@ -198,7 +198,16 @@ impl<M: Mmu> Vmalloc<M> {
         // as from fresh pages.
         let zero = gfp.contains(__GFP_ZERO) || Self::want_init(k);
         if guard != 0
-            && let Some(p) = self.cache_alloc(va_size, nr_pages, align, zero, zone, vm_flags, size, caller)
+            && let Some(p) = self.cache_alloc(
+                va_size,
+                nr_pages,
+                align,
+                zero,
+                zone,
+                vm_flags,
+                size,
+                (caller, k.platform().foreign_caller()),
+            )
         {
             return Ok(p);
         }
@@ -347,6 +356,7 @@ impl<M: Mmu> Vmalloc<M> {
         node.flags = flags;
         node.requested = requested;
         node.caller = Some(caller);
+        node.caller_ip = k.platform().foreign_caller();
         node.put_array = 0;
         Ok((i, node.start))
     }

@@ -17,6 +17,17 @@ impl<M: Mmu> Vmalloc<M> {
     /// `w` is written under the vmap lock: it must not allocate from this machine's kmalloc
     /// (reclaim would run the vmalloc shrinker, which takes the vmap lock: a self-deadlock).
     pub fn vmallocinfo(&self, w: &mut dyn Write) -> fmt::Result {
+        self.vmallocinfo_naming(w, &|w, ip| write!(w, "0x{ip:x}"))
+    }
+
+    /// [`Self::vmallocinfo`], with `name` writing the foreign (C) code address an area was
+    /// made from (`Platform::foreign_caller`) as the kernel's `%pS` does (`func+0x4c/0x90
+    /// [module]`); it runs under the vmap lock, as `w` does.
+    pub fn vmallocinfo_naming(
+        &self,
+        w: &mut dyn Write,
+        name: &dyn Fn(&mut dyn Write, usize) -> fmt::Result,
+    ) -> fmt::Result {
         let space = self.space.lock();
         let mut result = Ok(());
         space.busy.for_each(&space.pool, &mut |i| {
@@ -31,7 +42,10 @@ impl<M: Mmu> Vmalloc<M> {
             }
             result = (|| {
                 write!(w, "0x{:016x}-0x{:016x} {:>7}", n.start, n.end, n.size())?;
-                if let Some(caller) = n.caller {
+                if n.caller_ip != 0 {
+                    w.write_char(' ')?;
+                    name(w, n.caller_ip)?;
+                } else if let Some(caller) = n.caller {
                     write!(w, " {caller}")?;
                 }
                 // `nr_pages` is set for vmalloc areas (and vmap areas that own their pages), not

@@ -59,6 +59,9 @@ pub(super) struct Node {
     pub(super) put_array: usize,
     /// Who created the area.
     pub(super) caller: Option<&'static Location<'static>>,
+    /// The foreign (C) code address that made the area ([`crate::platform::Platform::foreign_caller`]),
+    /// or 0: named instead of `caller` in `/proc/vmallocinfo`.
+    pub(super) caller_ip: usize,
     /// Link of the deferred-free list (and of a vmap block queue, `ram`).
     pub(super) next: u32,
     /// A vmap block's counters (`VM_RAM_BLOCK` nodes only; see `ram`).
@@ -113,6 +116,7 @@ impl Node {
             pages: None,
             put_array: 0,
             caller: None,
+            caller_ip: 0,
             next: NIL,
             vb: VbState::new(0, 0, 0),
         }

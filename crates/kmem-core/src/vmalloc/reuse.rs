@@ -35,7 +35,7 @@ impl<M: Mmu> Vmalloc<M> {
         zone: u8,
         vm_flags: u32,
         requested: usize,
-        caller: &'static Location<'static>,
+        (caller, caller_ip): (&'static Location<'static>, usize),
     ) -> Option<NonNull<u8>> {
         let mut space = self.space.lock();
         if space.cache.nr == 0 {
@@ -49,6 +49,7 @@ impl<M: Mmu> Vmalloc<M> {
         node.flags = vm_flags | VM_ALLOC | VM_VMALLOC | uninit;
         node.requested = requested;
         node.caller = Some(caller);
+        node.caller_ip = caller_ip;
         let start = node.start;
         super::locked_add(&self.nr_vmalloc_pages, nr_pages);
         super::locked_add(&self.stats.cache_hits, 1);

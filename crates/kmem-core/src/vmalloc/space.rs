@@ -277,6 +277,7 @@ impl Space {
         let n = self.pool.get_mut(i);
         n.flags = VM_CACHED;
         n.caller = None;
+        n.caller_ip = 0;
         n.requested = 0;
         self.cache.push(&mut self.pool, b, i);
         true

@@ -13,6 +13,7 @@
 #include <linux/bug.h>
 #include <linux/err.h>
 #include <linux/minmax.h>	/* min, max, clamp, swap and the rest, signedness-checked */
+#include <linux/instruction_pointer.h>
 #include <linux/overflow.h>	/* and the limits (INT_MAX, U32_MAX, ...), as <linux/limits.h> */
 #include <linux/string.h>	/* memset and friends, as the kernel's headers pull them in */
 #include <linux/sprintf.h>	/* kasprintf and kvasprintf */

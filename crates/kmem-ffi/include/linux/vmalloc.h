@@ -10,6 +10,7 @@
 #include <linux/mm.h>
 #include <linux/types.h>
 #include <linux/overflow.h>
+#include <linux/instruction_pointer.h>
 
 struct iov_iter;		/* in uio.h */
 
@@ -82,8 +83,9 @@ static inline void *__kmem_vmalloc_prot(unsigned long size, gfp_t gfp_mask, pgpr
 	(void)prot;
 	return (__vmalloc)(size, gfp_mask);
 }
-#define __kmem_vmalloc_2(size, gfp_mask)	(__vmalloc)(size, gfp_mask)
-#define __kmem_vmalloc_3(size, gfp_mask, prot)	__kmem_vmalloc_prot(size, gfp_mask, prot)
+#define __kmem_vmalloc_2(size, gfp_mask)	(__kmem_caller(_THIS_IP_), (__vmalloc)(size, gfp_mask))
+#define __kmem_vmalloc_3(size, gfp_mask, prot)	\
+	(__kmem_caller(_THIS_IP_), __kmem_vmalloc_prot(size, gfp_mask, prot))
 #define __vmalloc(...)	__PASTE(__kmem_vmalloc_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
 void *vmalloc_huge(unsigned long size, gfp_t gfp_mask) __malloc;
 void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node) __malloc;
@@ -92,6 +94,20 @@ void vfree(const void *addr);
 /* Scope-based freeing (<linux/cleanup.h>): `p __free(vfree)`. */
 DEFINE_FREE(vfree, void *, if (_T) vfree(_T))
 void *vmap(struct page **pages, unsigned int count, unsigned long flags, pgprot_t prot);
+
+/* The area's creator, as the kernel's vm->caller (__builtin_return_address(0) in vmalloc):
+ * each macro passes the calling code's address to libkmem right before the call, and
+ * /proc/vmallocinfo names that function (`func+0x4c/0x90 [module]`; a function the dynamic
+ * symbol table does not list shows as its object's offset). (vmalloc)(size), or a call through
+ * a pointer, names kmem's own export instead. */
+void __kmem_caller(unsigned long ip);
+#define vmalloc(size)		(__kmem_caller(_THIS_IP_), (vmalloc)(size))
+#define vzalloc(size)		(__kmem_caller(_THIS_IP_), (vzalloc)(size))
+#define vmalloc_user(size)	(__kmem_caller(_THIS_IP_), (vmalloc_user)(size))
+#define vmalloc_32(size)	(__kmem_caller(_THIS_IP_), (vmalloc_32)(size))
+#define vmalloc_32_user(size)	(__kmem_caller(_THIS_IP_), (vmalloc_32_user)(size))
+#define vmalloc_huge(size, gfp_mask)	(__kmem_caller(_THIS_IP_), (vmalloc_huge)(size, gfp_mask))
+#define vmap(pages, count, flags, prot)	(__kmem_caller(_THIS_IP_), (vmap)(pages, count, flags, prot))
 void vunmap(const void *addr);
 /* Maps page frames of kmem's memory (the kernel's is for non-RAM frames, which kmem has none of)
  * in a VM_IOREMAP area; a frame kmem does not have is refused with a warning. vunmap() it. */
