@@ -209,11 +209,18 @@ impl<P: Platform> PageAllocator<P> {
             self.report_bad_free(None, order, "split_page: page is not in mem_map", caller);
             return Err(AllocError);
         };
-        if page.flags() & pg::HEAD != 0 || page.refcount() <= 0 || page.order() != order {
+        // `VM_BUG_ON_PAGE(PageCompound(page))`, `VM_BUG_ON_PAGE(!page_count(page))`; and no
+        // page the caller does not own as a plain block: a reserved page (not allocated), a
+        // slab's page or a cache structure's (their owners keep state in them).
+        if page.flags() & pg::HEAD != 0
+            || !page.is_allocated()
+            || page.info() & (pg::SLAB | pg::CACHE) != 0
+            || page.order() != order
+        {
             self.platform.log(
                 Level::Warning,
                 format_args!(
-                    "WARNING: at {caller} split_page: pfn:{pfn:05x} is compound, free, or not of order {order}"
+                    "WARNING: at {caller} split_page: pfn:{pfn:05x} is compound, free, reserved, a slab's, or not of order {order}"
                 ),
             );
             return Err(AllocError);

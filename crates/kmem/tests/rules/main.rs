@@ -32,6 +32,7 @@ mod pages_bulk;
 mod pages_fallback;
 mod pages_giveup;
 mod pages_init;
+mod pages_misuse;
 mod pcp;
 mod private;
 mod proc;

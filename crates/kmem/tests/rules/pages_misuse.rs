@@ -1,0 +1,41 @@
+//! §2.10 page API calls given pages that are not the caller's plain blocks, and reference
+//! games across them: refused and reported, or kept as the kernel keeps them, never a change of
+//! someone else's page (PA-16).
+
+use kmem::gfp::GFP_KERNEL;
+use kmem::memmap::pg;
+
+use crate::{check, count_log, i386_nopcp};
+
+/// `split_page` of a page that is no allocated block of the caller's: a reserved page (the
+/// page array itself) and an order-0 slab page. The split turned either into a plain page: the
+/// reserved page could then be freed into the buddy allocator (kmem's own page array handed
+/// out as free memory), and the slab page lost its slab (its objects could no longer be freed).
+#[test]
+fn split_page_refuses_reserved_and_slab_pages() {
+    let m = i386_nopcp(64);
+    let reserved = (m.memmap().start_pfn()..)
+        .map_while(|p| m.pfn_to_page(p))
+        .find(|p| p.flags() & pg::RESERVED != 0)
+        .expect("a reserved page (the page array)");
+    let obj = m.kmalloc(8, GFP_KERNEL).unwrap();
+    let slab = m.virt_to_page(obj.as_ptr()).unwrap();
+    assert_eq!((slab.flags() & pg::SLAB, slab.order()), (pg::SLAB, 0), "an order-0 slab page for the test");
+    let initial = m.buddyinfo();
+    for (page, what) in [(reserved, "reserved"), (slab, "slab")] {
+        let flags = page.flags();
+        // SAFETY: Neither page is the caller's block: refused, nothing changes.
+        assert!(unsafe { m.split_page(page, 0) }.is_err(), "{what} page");
+        assert_eq!(page.flags(), flags, "{what} page keeps its flags");
+    }
+    assert_eq!(count_log(&m, "split_page:"), 2);
+    // The reserved page stays unfreeable, the slab's object freeable.
+    // SAFETY: Not the caller's page: refused.
+    unsafe { m.free_pages(reserved, 0) };
+    assert!(reserved.flags() & pg::RESERVED != 0);
+    // SAFETY: The test's own object, unused afterwards.
+    unsafe { m.kfree(obj.as_ptr()) };
+    assert_eq!(count_log(&m, "Not a kmalloc allocation"), 0);
+    assert_eq!(m.buddyinfo(), initial, "nothing freed by the refused splits");
+    check(&m);
+}
