@@ -229,9 +229,14 @@ impl<P: Platform> PageAllocator<P> {
         Ok(())
     }
 
+    /// Makes an allocated order-`order` block at `pfn` independent order-0 pages: the head
+    /// keeps its references, flags and owner words (only its order goes), each tail gets one
+    /// reference (`set_page_refcounted(page + i)`, `i >= 1`).
     fn split_block(&self, pfn: usize, order: u32) {
         let zone = self.zone_index_of(pfn);
-        for sub in pfn..pfn + (1 << order) {
+        let head = self.mm.page(pfn);
+        head.info.store(head.info() & !Page::order_bits(0xf), Relaxed);
+        for sub in pfn + 1..pfn + (1 << order) {
             self.mm.page(sub).prep_allocated(0, 0, zone);
         }
     }

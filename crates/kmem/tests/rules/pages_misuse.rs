@@ -5,7 +5,7 @@
 use kmem::gfp::GFP_KERNEL;
 use kmem::memmap::pg;
 
-use crate::{check, count_log, i386_nopcp};
+use crate::{check, count_log, i386_nopcp, pfn};
 
 /// `split_page` of a page that is no allocated block of the caller's: a reserved page (the
 /// page array itself) and an order-0 slab page. The split turned either into a plain page: the
@@ -37,5 +37,31 @@ fn split_page_refuses_reserved_and_slab_pages() {
     unsafe { m.kfree(obj.as_ptr()) };
     assert_eq!(count_log(&m, "Not a kmalloc allocation"), 0);
     assert_eq!(m.buddyinfo(), initial, "nothing freed by the refused splits");
+    check(&m);
+}
+
+/// `split_page` sets up the tail pages only (`set_page_refcounted(page + i)` for `i >= 1`):
+/// the head keeps every reference taken on it. kmem reset it to one, so the second holder's
+/// `put_page` was reported as a double free.
+#[test]
+fn split_page_keeps_the_heads_references() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    let page = m.alloc_pages(GFP_KERNEL, 1).unwrap();
+    assert!(page.get_page());
+    // SAFETY: The test's own block; nothing else frees it meanwhile.
+    unsafe { m.split_page(page, 1) }.unwrap();
+    assert_eq!(page.refcount(), 2, "both references kept");
+    let tail = m.pfn_to_page(pfn(&m, page) + 1).unwrap();
+    assert_eq!(tail.refcount(), 1);
+    // SAFETY: The test's own pages, each reference dropped once.
+    unsafe {
+        m.free_pages(tail, 0);
+        m.free_pages(page, 0);
+        assert!(page.is_allocated(), "the other reference still holds the head");
+        m.free_pages(page, 0);
+    }
+    assert_eq!(count_log(&m, "double free"), 0);
+    assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
