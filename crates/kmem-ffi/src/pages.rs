@@ -193,6 +193,20 @@ pub extern "C" fn virt_to_page(addr: *const c_void) -> *mut c_void {
     })
 }
 
+/// `struct page *virt_to_head_page(const void *x)`: `compound_head(virt_to_page(x))`, the head
+/// page of the compound block (`__GFP_COMP`, a large kmalloc) that `x` lies in, or the page of
+/// `x` itself; NULL (with the `CONFIG_DEBUG_VIRTUAL` warning) outside the direct map.
+#[unsafe(no_mangle)]
+pub extern "C" fn virt_to_head_page(addr: *const c_void) -> *mut c_void {
+    ffi_boundary("virt_to_head_page", ptr::null_mut(), |m| match m.virt_to_page(addr.cast()) {
+        Some(page) => page_to_c(m.pages().compound_head(page)),
+        None => {
+            report_non_linear(m, "virt_to_head_page", addr as usize);
+            ptr::null_mut()
+        }
+    })
+}
+
 /// `phys_addr_t virt_to_phys(volatile void *address)`: the physical address of a direct-map
 /// address; 0 (with the kernel's `CONFIG_DEBUG_VIRTUAL` warning) for any other address.
 #[unsafe(no_mangle)]

@@ -51,6 +51,12 @@ fn pages() {
     run_suite("pages", Link::Shared);
 }
 
+/// `virt_to_head_page` finds a compound block's head from any address in it.
+#[test]
+fn head_page() {
+    run_suite("head_page", Link::Shared);
+}
+
 #[test]
 fn pages_with_the_static_library() {
     run_suite("pages", Link::Static);

@@ -18,7 +18,7 @@ static const void *const exported[] = {
 	alloc_pages, __get_free_pages, get_zeroed_page, free_pages, __free_pages, alloc_pages_exact,
 	free_pages_exact, alloc_pages_bulk, split_page, page_address, virt_to_page, virt_to_phys,
 	phys_to_virt, pfn_to_page, page_to_pfn, pfn_valid, virt_addr_valid, PageHighMem, page_count,
-	get_page,
+	get_page, virt_to_head_page,
 	/* log and /proc */
 	kmem_printk_text, dump_stack, kmem_dmesg_read, kmem_dmesg_clear, kmem_proc_read,
 	/* kmemleak on demand */

@@ -22,8 +22,12 @@ void get_page(struct page *page);
 void put_page(struct page *page);
 int PageHighMem(const struct page *page);
 
+/* compound_head(virt_to_page(x)): the head page of the compound block (__GFP_COMP, a large
+ * kmalloc) that x lies in, else x's own page; an address or a pointer, as virt_to_page. */
+struct page *virt_to_head_page(const void *x);
+#define virt_to_head_page(x)	virt_to_head_page(__kmem_addr(x))
+
 #define page_to_virt(page)	page_address(page)
-#define virt_to_head_page(x)	virt_to_page(x)
 #define lowmem_page_address(page) page_address(page)
 
 bool is_vmalloc_addr(const void *x);
