@@ -117,9 +117,10 @@ pub unsafe extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
 
 /// `void put_page(struct page *page)`: drops a reference; the last one frees the page — a
 /// compound block (`__GFP_COMP`) whole, as `folio_put` does (a tail page stands for its head),
-/// otherwise one page. A non-compound block of more than one page is the caller's to free
-/// with `__free_pages(page, order)`: its `put_page` does not match its order, which is
-/// reported, and frees nothing.
+/// otherwise one page. A non-compound block of more than one page only loses the reference
+/// while others hold it; its last reference is the caller's to drop with
+/// `__free_pages(page, order)`: that `put_page` does not match its order, which is reported,
+/// and frees nothing.
 ///
 /// # Safety
 /// What is freed is C's to give up: nothing (no Rust handle, no other C code) uses it afterwards.
@@ -128,10 +129,8 @@ pub unsafe extern "C" fn __free_pages(page: *mut c_void, order: c_uint) {
 pub unsafe extern "C" fn put_page(page: *mut c_void) {
     ffi_boundary("put_page", (), |m| {
         if let Some(page) = checked_page(m, "put_page", page) {
-            let page = m.pages().compound_head(page);
-            let compound = page.flags() & kmem_core::memmap::pg::HEAD != 0;
             // SAFETY: C gives it up (the kernel's contract); kmem refuses what it can check.
-            unsafe { m.free_pages(page, if compound { page.order() } else { 0 }) };
+            unsafe { m.put_page(page) };
         }
     });
 }

@@ -57,6 +57,12 @@ fn head_page() {
     run_suite("head_page", Link::Shared);
 }
 
+/// `put_page` of a plain multi-page block still held elsewhere drops one reference.
+#[test]
+fn put_page_refs() {
+    run_suite("put_page_refs", Link::Shared);
+}
+
 #[test]
 fn pages_with_the_static_library() {
     run_suite("pages", Link::Static);

@@ -3,7 +3,7 @@
 
 use core::panic::Location;
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
 use super::PageAllocator;
 use crate::AllocError;
@@ -129,6 +129,31 @@ impl<P: Platform> PageAllocator<P> {
             Some(page) => self.free_pages_at(page, order, caller),
             None => self.report_bad_free(None, order, "address is not in the direct map", caller),
         }
+    }
+
+    /// `put_page`: drops one reference on the page's folio. A compound block's (`__GFP_COMP`;
+    /// a tail page stands for its head) last reference frees the whole block. A page of no
+    /// compound block is an order-0 folio: a plain block of more than one page only loses the
+    /// reference while others still hold it; its last reference is the owner's to drop with
+    /// `__free_pages(page, order)`, so a `put_page` of that one is reported as a free with the
+    /// wrong order and refused (the kernel would free the head page alone and leak the rest).
+    ///
+    /// # Safety
+    /// As for [`Self::free_pages`]: the reference dropped is the caller's.
+    #[track_caller]
+    pub unsafe fn put_page(&self, page: &Page) {
+        let caller = Location::caller();
+        let head = self.compound_head(page);
+        if head.flags() & pg::HEAD != 0 {
+            return self.free_pages_at(head, head.order(), caller);
+        }
+        if head.order() > 0
+            && head.is_allocated()
+            && head.refcount.fetch_update(AcqRel, Relaxed, |c| (c > 1).then(|| c - 1)).is_ok()
+        {
+            return;
+        }
+        self.free_pages_at(head, 0, caller);
     }
 
     /// `alloc_pages_exact`: `ceil(size / PAGE_SIZE)` contiguous lowmem pages; the rest of the

@@ -17,8 +17,9 @@ void split_page(struct page *page, unsigned int order);
 int page_count(const struct page *page);
 void get_page(struct page *page);
 /* Drops a reference; the last one frees the page (a compound block whole, as folio_put). A
- * non-compound block of more than one page must be freed with __free_pages(page, order): its
- * put_page frees nothing and is reported (the order does not match). */
+ * non-compound block of more than one page only loses the reference while others hold it; its
+ * last reference must be dropped with __free_pages(page, order): a put_page of that one frees
+ * nothing and is reported (the order does not match). */
 void put_page(struct page *page);
 int PageHighMem(const struct page *page);
 
