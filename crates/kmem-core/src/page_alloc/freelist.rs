@@ -442,6 +442,17 @@ impl<P: Platform> PageAllocator<P> {
             self.report_bad_free(Some(pfn), order, "freed with a different order than it was allocated with", caller);
             return;
         }
+        if flags & pg::HEAD != 0 && page.mapping() == crate::kmalloc::LARGE_KMALLOC && page.refcount() == 1 {
+            // `kfree` frees a large kmalloc (`free_large_kmalloc`, which clears the mark
+            // first); dropped here, the block would be a bad page (its mapping set) and lost.
+            self.report_bad_free(
+                Some(pfn),
+                order,
+                "the last reference of a large kmalloc allocation (kfree frees it)",
+                caller,
+            );
+            return;
+        }
         let zone = &self.zones[self.zone_index_of(pfn)];
         if !page.put_testzero() {
             if order > 0 && flags & pg::HEAD == 0 {

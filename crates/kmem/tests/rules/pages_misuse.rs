@@ -65,3 +65,31 @@ fn split_page_keeps_the_heads_references() {
     assert_eq!(m.buddyinfo(), initial);
     check(&m);
 }
+
+/// §4.2: a large kmalloc is `kfree`'s to free (`free_large_kmalloc`). The page API's frees of
+/// its last reference (`free_pages`, `__free_pages`, `put_page`) dropped it and then found the
+/// block's `mapping` (the large-kmalloc mark) set: `BUG: Bad page state`, the block leaked for
+/// good (neither free list nor `kfree`, which then called it free). They are now refused
+/// before the reference is dropped, so the owner's `kfree` still frees it.
+#[test]
+fn page_frees_of_a_large_kmalloc_leave_it_to_kfree() {
+    let m = i386_nopcp(64);
+    let initial = m.buddyinfo();
+    let p = m.kmalloc(5 * kmem::PAGE_SIZE, GFP_KERNEL).unwrap();
+    let head = m.virt_to_page(p.as_ptr()).unwrap();
+    let tail = m.pfn_to_page(pfn(&m, head) + 2).unwrap();
+    // SAFETY: Misuse the test makes on purpose: refused, the allocation stays kfree's.
+    unsafe {
+        m.free_pages(head, 3);
+        m.free_pages_addr(p.as_ptr(), 3);
+        m.put_page(tail);
+    }
+    assert_eq!(count_log(&m, "the last reference of a large kmalloc allocation"), 3);
+    assert_eq!(count_log(&m, "Bad page state"), 0);
+    assert_eq!(head.refcount(), 1);
+    // SAFETY: The test's own allocation, unused afterwards.
+    unsafe { m.kfree(p.as_ptr()) };
+    assert_eq!(count_log(&m, "Not a kmalloc allocation"), 0);
+    assert_eq!(m.buddyinfo(), initial, "the block is free again");
+    check(&m);
+}
