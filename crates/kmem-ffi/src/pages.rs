@@ -336,9 +336,21 @@ pub unsafe extern "C" fn alloc_pages_bulk(gfp: gfp_t, nr_pages: c_ulong, page_ar
         if !array_fits(m, "alloc_pages_bulk", "page array", nr_pages as usize, Location::caller()) {
             return 0;
         }
+        // The core works on a copy of the array: a count too large to copy is refused before
+        // the array is read (the allocation failure would abort the process).
+        let mut pages: Vec<Option<&Page>> = Vec::new();
+        if pages.try_reserve_exact(nr_pages as usize).is_err() {
+            m.printk(
+                kmem::Level::Alert,
+                &format!(
+                    "BUG: unable to handle page fault\nkmem: alloc_pages_bulk() called with {nr_pages} entries for its page array, more than kmem can copy; ignored\n"
+                ),
+            );
+            kmem_core::platform::Platform::dump_stack(m.platform(), Location::caller());
+            return 0;
+        }
         // SAFETY: Not NULL (checked), `nr_pages` writable entries (caller's contract).
         let entries = unsafe { std::slice::from_raw_parts_mut(page_array, nr_pages as usize) };
-        let mut pages: Vec<Option<&Page>> = Vec::with_capacity(entries.len());
         for &entry in entries.iter() {
             if entry.is_null() {
                 pages.push(None);

@@ -63,6 +63,12 @@ fn put_page_refs() {
     run_suite("put_page_refs", Link::Shared);
 }
 
+/// `alloc_pages_bulk` with a count of 0 and one too large to copy.
+#[test]
+fn pages_bulk_edges() {
+    run_suite("pages_bulk_edges", Link::Shared);
+}
+
 #[test]
 fn pages_with_the_static_library() {
     run_suite("pages", Link::Static);
