@@ -273,7 +273,17 @@ fn stat_threshold(managed: usize, cpus: usize) -> usize {
 pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut dyn Write) -> fmt::Result {
     let line = |w: &mut dyn Write, label: &str, kbytes: usize| writeln!(w, "{:<16}{kbytes:>8} kB", alloc_label(label));
     let total = pa.total_managed();
-    let free = pa.total_free();
+    // One reading of each zone's free count, so that `MemFree`, `HighFree` and `LowFree` agree
+    // while other threads allocate and free (a second read of the HighMem count could exceed
+    // the first, and `LowFree` underflow).
+    let (mut free, mut high_free) = (0, 0);
+    for z in pa.zones() {
+        let zone_free = z.free_pages();
+        free += zone_free;
+        if z.kind() == ZoneType::HighMem {
+            high_free = zone_free;
+        }
+    }
     let reserve: usize = pa
         .zones()
         .iter()
@@ -308,9 +318,9 @@ pub fn meminfo<P: Platform>(pa: &PageAllocator<P>, extra: &MeminfoExtra, w: &mut
     if pa.zone_configured(ZoneType::HighMem) {
         let high = pa.zone(ZoneType::HighMem);
         line(w, "HighTotal", kb(high.managed()))?;
-        line(w, "HighFree", kb(high.free_pages()))?;
+        line(w, "HighFree", kb(high_free))?;
         line(w, "LowTotal", kb(total - high.managed()))?;
-        line(w, "LowFree", kb(free - high.free_pages()))?;
+        line(w, "LowFree", kb(free - high_free))?;
     }
     for label in ["SwapTotal", "SwapFree", "Dirty", "Writeback", "AnonPages", "Mapped", "Shmem"] {
         line(w, label, 0)?;

@@ -498,3 +498,38 @@ fn vmstat_counts_direct_reclaim_by_zone_and_drop_slab() {
     assert_eq!(vmstat_value(&m, "pageoutrun"), m.stats().kswapd_rounds.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(vmstat_value(&m, "oom_kill"), 0);
 }
+
+/// PROC-3: `LowFree` is `MemFree - HighFree` of one reading of the zones' free counts. With
+/// lowmem used up, another thread freeing a HighMem block between two separate reads of the
+/// HighMem count made the subtraction underflow (a panic in a debug build, a wrapped number
+/// in a release one).
+#[test]
+fn proc3_meminfo_low_free_is_consistent_while_highmem_is_freed() {
+    let m = i386_nopcp(1024);
+    // Every lowmem page, past the watermarks.
+    let low = grab_all(&m, GFP_ATOMIC | __GFP_NOWARN | __GFP_MEMALLOC);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(SEQ) {
+                let block = m.alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, MAX_PAGE_ORDER).unwrap();
+                // SAFETY: The block just allocated, unused afterwards.
+                unsafe { m.free_pages(block, MAX_PAGE_ORDER) };
+            }
+        });
+        // Stops the freeing thread however the reads end (a failed assertion too).
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, SEQ);
+            }
+        }
+        let _stop = Stop(&stop);
+        for _ in 0..20_000 {
+            let map: HashMap<String, usize> = parse_meminfo(&m.meminfo()).into_iter().collect();
+            assert!(map["LowFree"] <= map["LowTotal"], "{map:?}");
+            assert_eq!(map["MemFree"], map["LowFree"] + map["HighFree"], "{map:?}");
+        }
+    });
+    free_all(&m, low);
+}
