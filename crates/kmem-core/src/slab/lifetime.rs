@@ -68,7 +68,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use super::CacheList;
 use super::cache::{Cache, ObjFn};
-use super::flags::SLAB_TYPESAFE_BY_RCU;
+use super::flags::{SLAB_RECLAIM_ACCOUNT, SLAB_TYPESAFE_BY_RCU};
 use crate::kmem::Kmem;
 use crate::platform::{Level, Platform};
 
@@ -203,6 +203,10 @@ impl<P: Platform> Kmem<P> {
                     ),
                 );
                 self.platform().dump_stack(caller);
+                // Its slabs stay allocated: still slab memory, as in the kernel's counters.
+                let reclaimable = usize::from(s.layout.flags.intersects(SLAB_RECLAIM_ACCOUNT));
+                let kept = s.node_slab_pages(&s.node.lock());
+                self.slabs.kept_slab_pages[reclaimable].fetch_add(kept, Relaxed);
                 return (Teardown::Kept(live), slab_pages);
             }
             (s.mem_order, s.destroy.lock().release.take(), slab_pages)

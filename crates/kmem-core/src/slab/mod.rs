@@ -133,6 +133,9 @@ pub struct Slabs {
     pub(crate) large_kmalloc_pages: AtomicUsize,
     /// Pages holding cache structures.
     pub(crate) cache_pages: AtomicUsize,
+    /// Slab pages of caches destroyed with objects still out (kept for good, off the cache
+    /// list): `[unreclaimable, reclaimable]`, still counted in `/proc/meminfo`'s `Slab`.
+    pub(crate) kept_slab_pages: [AtomicUsize; 2],
     /// Rate limit of `slab_out_of_memory`.
     pub(crate) oom_rs: Ratelimit,
     /// Slabs of `SLAB_TYPESAFE_BY_RCU` caches waiting for a grace period.
@@ -169,6 +172,7 @@ impl Slabs {
             kmalloc: core::array::from_fn(|_| core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
             large_kmalloc_pages: AtomicUsize::new(0),
             cache_pages: AtomicUsize::new(0),
+            kept_slab_pages: [AtomicUsize::new(0), AtomicUsize::new(0)],
             oom_rs: Ratelimit::default_kernel(),
             rcu: crate::rcu::Rcu::new(),
             debug: debug::DebugState::new(),

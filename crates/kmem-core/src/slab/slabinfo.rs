@@ -95,7 +95,8 @@ impl<P: Platform> Kmem<P> {
     /// Slab pages as `/proc/meminfo` counts them: `(SReclaimable, SUnreclaim)`. Large kmalloc
     /// pages count as unreclaimable, as in the kernel; so do the pages holding cache
     /// structures and slab descriptors (kmem's `struct kmem_cache` and `struct slab`).
-    /// Caches whose teardown is still pending count too: their slabs are still there.
+    /// Caches whose teardown is still pending count too: their slabs are still there; so do
+    /// the slabs of caches destroyed with objects still out (kept for good).
     pub fn slab_pages(&self) -> (usize, usize) {
         let (mut rec, mut unrec) = (0, 0);
         {
@@ -113,7 +114,9 @@ impl<P: Platform> Kmem<P> {
                 cur = s.next.load(Relaxed);
             }
         }
-        unrec += self.slabs.large_kmalloc_pages.load(Relaxed)
+        rec += self.slabs.kept_slab_pages[1].load(Relaxed);
+        unrec += self.slabs.kept_slab_pages[0].load(Relaxed)
+            + self.slabs.large_kmalloc_pages.load(Relaxed)
             + self.slabs.cache_pages.load(Relaxed)
             + self.slabs.descs.pages.load(Relaxed);
         (rec, unrec)

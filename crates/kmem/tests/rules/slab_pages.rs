@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kmem::MAX_PAGE_ORDER;
 use kmem::gfp::*;
-use kmem::slab::flags::SLAB_NO_MERGE;
+use kmem::slab::flags::{SLAB_NO_MERGE, SLAB_RECLAIM_ACCOUNT};
 use kmem::slab::{CacheArgs, ObjFn};
 use kmem::zone::ZoneType;
 
@@ -189,4 +189,34 @@ fn kmalloc_above_the_largest_order_warns_once_with_alloc_pages() {
     assert!(m.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER + 1).is_err());
     assert_eq!(count_log(&m, "order 11 > MAX_PAGE_ORDER"), 1, "{:#?}", log_lines(&m));
     assert_eq!(count_log(&m, "above KMALLOC_MAX_SIZE"), 1, "kmem's note goes with the warning");
+}
+
+/// A `/proc/meminfo` value in kB.
+fn meminfo_kb(m: &Machine, key: &str) -> usize {
+    let text = m.meminfo();
+    let line =
+        text.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap_or_else(|| panic!("no {key} in\n{text}"));
+    line.split_whitespace().nth(1).expect("value").parse().expect("number")
+}
+
+/// PROC-3 with SL-12: a cache destroyed with objects still out keeps its slabs for good (the
+/// destroy reports them), and they stay slab memory in `/proc/meminfo` (`SReclaimable` for a
+/// `SLAB_RECLAIM_ACCOUNT` cache, else `SUnreclaim`), as the kernel's counters keep them: the
+/// pages are allocated, so `Slab` must not lose them (it did: they counted nowhere).
+#[test]
+fn slabs_of_a_cache_destroyed_with_objects_out_stay_in_meminfo() {
+    let m = i386_nopcp(64);
+    for (name, flags, key) in
+        [("kept", SLAB_NO_MERGE, "SUnreclaim"), ("kept-rcl", SLAB_NO_MERGE | SLAB_RECLAIM_ACCOUNT, "SReclaimable")]
+    {
+        let c = m.kmem_cache_create(name, 200, &CacheArgs::default(), flags).unwrap();
+        let _leaked = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+        assert!(m.cache_info(c).pages > 0);
+        let before = meminfo_kb(&m, key);
+        // SAFETY: `c` is not used again; its object is left allocated on purpose.
+        assert!(unsafe { m.kmem_cache_destroy(c) }.is_err(), "an object is still out");
+        assert_eq!(meminfo_kb(&m, key), before, "{name}: the kept slab is still slab memory");
+        let used_kb = meminfo_kb(&m, "MemTotal") - meminfo_kb(&m, "MemFree");
+        assert_eq!(meminfo_kb(&m, "Slab"), used_kb, "{name}: every page in use is the slab allocator's");
+    }
 }
