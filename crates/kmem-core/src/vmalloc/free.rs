@@ -199,9 +199,26 @@ impl<M: Mmu> Vmalloc<M> {
         how: Release,
         cache_cap: usize,
     ) {
-        let (pages, flags, purge, array) = self.retire(&mut space, i, how, cache_cap);
+        // A frame freed behind the area's back (`__free_page(vmalloc_to_page(p))`, a misuse)
+        // must not be cached: the next vmalloc would map a page the buddy lists also hand
+        // out. Such an area goes the usual way, whose free of that frame is reported (the
+        // kernel's `vfree` finds it the same way).
+        let intact = how == Release::Pages && self.frames_intact(k, &space, i);
+        let (pages, flags, purge, array) = self.retire(&mut space, i, how, if intact { cache_cap } else { 0 });
         drop(space);
         self.finish_free(k, pages, flags, how, purge, array);
+    }
+
+    /// Whether every frame vmalloc area `i` owns is still allocated with the area's one
+    /// reference (one read per frame; cold for anything but vmalloc's own areas).
+    fn frames_intact<P: Platform>(&self, k: &Kmem<P>, space: &Space, i: u32) -> bool {
+        let node = space.pool.get(i);
+        let Some(pfns) = node.pages.as_ref() else { return true };
+        if node.flags & VM_VMALLOC == 0 {
+            return true;
+        }
+        (0..pfns.len as usize)
+            .all(|f| k.pfn_to_page(pfns.get(f) as usize).is_some_and(|p| p.refcount() == 1 && p.is_allocated()))
     }
 
     /// Parks vmalloc area `i` in the frame cache if it fits under `cache_cap` pages, else moves
