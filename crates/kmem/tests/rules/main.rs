@@ -174,6 +174,14 @@ pub fn log_lines(m: &Machine) -> Vec<String> {
     m.log().records().into_iter().map(|r| r.text).collect()
 }
 
+/// A `/proc/meminfo` value in kB (`key` without the colon).
+pub fn meminfo_kb(m: &Machine, key: &str) -> usize {
+    let text = m.meminfo();
+    let line =
+        text.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap_or_else(|| panic!("no {key} in\n{text}"));
+    line.split_whitespace().nth(1).expect("value").parse().expect("number")
+}
+
 /// How many log records contain `needle`.
 pub fn count_log(m: &Machine, needle: &str) -> usize {
     m.log().records().iter().filter(|r| r.text.contains(needle)).count()

@@ -6,6 +6,7 @@
 //! and written with `Machine::read_bytes`/`write_bytes`, which refuse pages that are not
 //! allocated: a read that succeeds proves the slab page is still held.
 
+use crate::meminfo_kb;
 use crate::read_obj as read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
@@ -65,14 +66,6 @@ fn counting() -> (ObjFn, &'static AtomicUsize) {
     let counter: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
     // SAFETY: A leaked atomic counter, callable from any thread.
     (unsafe { ObjFn::new(bump, std::ptr::from_ref(counter).cast()) }, counter)
-}
-
-/// Pages of slabs (reclaimable, unreclaimable) as `/proc/meminfo` prints them, in kB.
-fn meminfo_kb(m: &Machine, key: &str) -> usize {
-    let text = m.meminfo();
-    let line =
-        text.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap_or_else(|| panic!("no {key} in\n{text}"));
-    line.split_whitespace().nth(1).expect("value").parse().expect("number")
 }
 
 #[test]

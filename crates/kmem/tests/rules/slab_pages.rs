@@ -191,14 +191,6 @@ fn kmalloc_above_the_largest_order_warns_once_with_alloc_pages() {
     assert_eq!(count_log(&m, "above KMALLOC_MAX_SIZE"), 1, "kmem's note goes with the warning");
 }
 
-/// A `/proc/meminfo` value in kB.
-fn meminfo_kb(m: &Machine, key: &str) -> usize {
-    let text = m.meminfo();
-    let line =
-        text.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap_or_else(|| panic!("no {key} in\n{text}"));
-    line.split_whitespace().nth(1).expect("value").parse().expect("number")
-}
-
 /// PROC-3 with SL-12: a cache destroyed with objects still out keeps its slabs for good (the
 /// destroy reports them), and they stay slab memory in `/proc/meminfo` (`SReclaimable` for a
 /// `SLAB_RECLAIM_ACCOUNT` cache, else `SUnreclaim`), as the kernel's counters keep them: the
