@@ -143,7 +143,7 @@ impl<M: Mmu> Vmalloc<M> {
             super::locked_sub(&self.deferred_pages, node.nr_pages().max(1));
             self.nr_deferred.fetch_sub(1, Relaxed);
             let cap = if cache { self.cache_limit_pages(k.total_managed()) } else { 0 };
-            let (pages, flags, purge, array) = self.retire(&mut space, i, Release::Pages, cap);
+            let (pages, flags, purge, array) = self.retire(k, &mut space, i, Release::Pages, cap);
             drop(space);
             if let Some(pfns) = pages
                 && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES) != 0
@@ -199,24 +199,15 @@ impl<M: Mmu> Vmalloc<M> {
         how: Release,
         cache_cap: usize,
     ) {
-        // A frame freed behind the area's back (`__free_page(vmalloc_to_page(p))`, a misuse)
-        // must not be cached: the next vmalloc would map a page the buddy lists also hand
-        // out. Such an area goes the usual way, whose free of that frame is reported (the
-        // kernel's `vfree` finds it the same way).
-        let intact = how == Release::Pages && self.frames_intact(k, &space, i);
-        let (pages, flags, purge, array) = self.retire(&mut space, i, how, if intact { cache_cap } else { 0 });
+        let (pages, flags, purge, array) = self.retire(k, &mut space, i, how, cache_cap);
         drop(space);
         self.finish_free(k, pages, flags, how, purge, array);
     }
 
-    /// Whether every frame vmalloc area `i` owns is still allocated with the area's one
-    /// reference (one read per frame; cold for anything but vmalloc's own areas).
-    fn frames_intact<P: Platform>(&self, k: &Kmem<P>, space: &Space, i: u32) -> bool {
-        let node = space.pool.get(i);
-        let Some(pfns) = node.pages.as_ref() else { return true };
-        if node.flags & VM_VMALLOC == 0 {
-            return true;
-        }
+    /// Whether every frame area `i` owns is still allocated with the area's one reference
+    /// (one read per frame), so it may be cached.
+    fn frames_intact<P: Platform>(k: &Kmem<P>, space: &Space, i: u32) -> bool {
+        let Some(pfns) = space.pool.get(i).pages.as_ref() else { return true };
         (0..pfns.len as usize)
             .all(|f| k.pfn_to_page(pfns.get(f) as usize).is_some_and(|p| p.refcount() == 1 && p.is_allocated()))
     }
@@ -228,8 +219,9 @@ impl<M: Mmu> Vmalloc<M> {
     /// An area that leaves for the lazy tree is unmapped first, under the lock: its frames go
     /// back to the page allocator (or stay the caller's) as soon as the lock is dropped, and
     /// a purge may hand its range to someone else only after this lock hold.
-    fn retire(
+    fn retire<P: Platform>(
         &self,
+        k: &Kmem<P>,
         space: &mut Space,
         i: u32,
         how: Release,
@@ -244,7 +236,11 @@ impl<M: Mmu> Vmalloc<M> {
             super::locked_sub(&self.nr_vmalloc_pages, nr);
         }
         let cacheable = how == Release::Pages && flags & (VM_VMALLOC | VM_MAP_PUT_PAGES | VM_NO_GUARD) == VM_VMALLOC;
-        if cacheable && space.cache.pages + nr <= cache_cap && space.cache_put(i) {
+        // A frame freed behind the area's back (`__free_page(vmalloc_to_page(p))`, a misuse)
+        // keeps the area out: the next vmalloc would map a page the buddy lists also hand
+        // out. It goes the usual way, whose free of that frame is reported (the kernel's
+        // `vfree` finds it the same way).
+        if cacheable && space.cache.pages + nr <= cache_cap && Self::frames_intact(k, space, i) && space.cache_put(i) {
             debug_assert_eq!(array, 0, "only a VM_MAP_PUT_PAGES vmap has an array");
             return (None, flags, false, 0);
         }

@@ -390,33 +390,43 @@ fn vmalloc_node_chunks_stay_bounded_under_churn() {
 /// A frame freed behind its area's back (`__free_page(vmalloc_to_page(p))`, a misuse) keeps the
 /// area out of the frame cache: its `vfree` goes the usual way and reports the double free of
 /// that frame, as the kernel's `vfree` does, and the next vmalloc maps only allocated frames.
-/// (The area was cached before, silently, and the next vmalloc mapped a page the buddy lists
-/// also held: two owners for one frame.)
+/// The same for a `vfree` deferred from atomic context and completed later. (The area was
+/// cached before, silently, and the next vmalloc mapped a page the buddy lists also held: two
+/// owners for one frame.)
 #[test]
 fn an_area_whose_frame_was_freed_behind_its_back_is_not_cached() {
-    let m = i386_nopcp(64);
-    // Warm up: the first vmalloc makes kmem's own structures (its page array's kmalloc slab).
-    let w = m.vmalloc(PAGE_SIZE).unwrap();
-    // SAFETY: The test's own area, unused afterwards.
-    unsafe { m.vfree(w.as_ptr()) };
-    m.vm_reclaim_and_purge();
-    let start_free = m.total_free();
-    let p = m.vmalloc(PAGE_SIZE).unwrap();
-    let page = m.vmalloc_to_page(p.as_ptr()).expect("mapped");
-    // SAFETY: The misuse under test: the area's own frame, freed while the area maps it.
-    unsafe { m.free_pages(page, 0) };
-    // SAFETY: The test's own area, unused afterwards.
-    unsafe { m.vfree(p.as_ptr()) };
-    assert_eq!(m.vm().cached_areas(), 0, "not cached");
-    assert_eq!(count_log(&m, "double free"), 1, "{:?}", log_lines(&m));
-    let q = m.vmalloc(PAGE_SIZE).unwrap();
-    let qpage = m.vmalloc_to_page(q.as_ptr()).expect("mapped");
-    assert_eq!(qpage.refcount(), 1, "a frame of its own, allocated");
-    assert!(qpage.is_allocated());
-    // SAFETY: As above.
-    unsafe { m.vfree(q.as_ptr()) };
-    m.vm_reclaim_and_purge();
-    m.drain_local_pages();
-    assert_eq!(m.total_free(), start_free, "nothing lost");
-    check(&m);
+    for deferred in [false, true] {
+        let m = i386_nopcp(64);
+        // Warm up: the first vmalloc makes kmem's own structures (its page array's kmalloc slab).
+        let w = m.vmalloc(PAGE_SIZE).unwrap();
+        // SAFETY: The test's own area, unused afterwards.
+        unsafe { m.vfree(w.as_ptr()) };
+        m.vm_reclaim_and_purge();
+        let start_free = m.total_free();
+        let p = m.vmalloc(PAGE_SIZE).unwrap();
+        let page = m.vmalloc_to_page(p.as_ptr()).expect("mapped");
+        // SAFETY: The misuse under test: the area's own frame, freed while the area maps it.
+        unsafe { m.free_pages(page, 0) };
+        if deferred {
+            let _irq = atomic_section();
+            // SAFETY: The test's own area, unused afterwards.
+            unsafe { m.vfree(p.as_ptr()) };
+        } else {
+            // SAFETY: As above.
+            unsafe { m.vfree(p.as_ptr()) };
+        }
+        m.flush_deferred_vfree();
+        assert_eq!(m.vm().cached_areas(), 0, "deferred {deferred}: not cached");
+        assert_eq!(count_log(&m, "double free"), 1, "{:?}", log_lines(&m));
+        let q = m.vmalloc(PAGE_SIZE).unwrap();
+        let qpage = m.vmalloc_to_page(q.as_ptr()).expect("mapped");
+        assert_eq!(qpage.refcount(), 1, "a frame of its own, allocated");
+        assert!(qpage.is_allocated());
+        // SAFETY: As above.
+        unsafe { m.vfree(q.as_ptr()) };
+        m.vm_reclaim_and_purge();
+        m.drain_local_pages();
+        assert_eq!(m.total_free(), start_free, "deferred {deferred}: nothing lost");
+        check(&m);
+    }
 }
