@@ -192,14 +192,27 @@ pub(crate) fn array_fits(m: &Machine, export: &str, what: &str, count: usize, ca
     if count <= isize::MAX as usize / size_of::<*mut core::ffi::c_void>() {
         return true;
     }
+    report_bad_count(m, export, what, count, "any array can hold", caller);
+    false
+}
+
+/// The report of an array count kmem cannot take (`more than <limit>`): the kernel's fault line,
+/// then what was wrong; the call does nothing.
+pub(crate) fn report_bad_count(
+    m: &Machine,
+    export: &str,
+    what: &str,
+    count: usize,
+    limit: &str,
+    caller: &Location<'_>,
+) {
     m.printk(
         Level::Alert,
         &format!(
-            "BUG: unable to handle page fault\nkmem: {export}() called with {count} entries for its {what}, more than any array can hold; ignored\n"
+            "BUG: unable to handle page fault\nkmem: {export}() called with {count} entries for its {what}, more than {limit}; ignored\n"
         ),
     );
     m.platform().dump_stack(caller);
-    false
 }
 
 /// A pointer that is not NULL but is not something kmem handed out: the kernel would fault.

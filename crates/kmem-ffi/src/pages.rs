@@ -14,7 +14,7 @@ use std::ptr;
 
 use kmem::{Gfp, Machine, Page};
 
-use crate::boundary::{array_fits, ffi_boundary, report_bad_pointer, report_null};
+use crate::boundary::{array_fits, ffi_boundary, report_bad_count, report_bad_pointer, report_null};
 
 /// `gfp_t`.
 #[expect(non_camel_case_types, reason = "the kernel's type name")]
@@ -340,13 +340,14 @@ pub unsafe extern "C" fn alloc_pages_bulk(gfp: gfp_t, nr_pages: c_ulong, page_ar
         // the array is read (the allocation failure would abort the process).
         let mut pages: Vec<Option<&Page>> = Vec::new();
         if pages.try_reserve_exact(nr_pages as usize).is_err() {
-            m.printk(
-                kmem::Level::Alert,
-                &format!(
-                    "BUG: unable to handle page fault\nkmem: alloc_pages_bulk() called with {nr_pages} entries for its page array, more than kmem can copy; ignored\n"
-                ),
+            report_bad_count(
+                m,
+                "alloc_pages_bulk",
+                "page array",
+                nr_pages as usize,
+                "kmem can copy",
+                Location::caller(),
             );
-            kmem_core::platform::Platform::dump_stack(m.platform(), Location::caller());
             return 0;
         }
         // SAFETY: Not NULL (checked), `nr_pages` writable entries (caller's contract).
