@@ -114,8 +114,9 @@ impl Described {
     }
 }
 
-/// The object (base address) an address lies in.
-fn object_of(addr: *const c_void) -> Option<usize> {
+/// The load address of the object (executable or shared object) that contains `addr`
+/// (`dladdr`'s `dli_fbase`), or `None` if no loaded object does.
+pub fn object_of(addr: *const c_void) -> Option<usize> {
     describe(addr).map(|d| d.object_base)
 }
 

@@ -108,7 +108,7 @@ mod vm;
 
 pub use alloc_api::Kmalloc;
 pub use alloc_vm::{Kvmalloc, Vmalloc};
-pub use callers::CallChain;
+pub use callers::{CallChain, object_of};
 pub use fork::ForkError;
 pub use global_alloc::KmemAlloc;
 pub use kmem_core::platform::Level;

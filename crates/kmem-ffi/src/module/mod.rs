@@ -493,7 +493,7 @@ impl Module {
     fn settle_rcu_callbacks(&self, m: &Machine) {
         let mut queued = Vec::new();
         m.for_each_queued_rcu_callback(&mut |f| queued.push(f as usize));
-        let mine = queued.into_iter().filter(|&f| object_base(f) == Some(self.bias)).count();
+        let mine = queued.into_iter().filter(|&f| kmem::object_of(f as *const c_void) == Some(self.bias)).count();
         if mine > 0 {
             log(
                 m,
@@ -506,15 +506,6 @@ impl Module {
         }
         m.rcu_barrier();
     }
-}
-
-/// The load address of the object that contains code address `addr` (`dladdr`'s `dli_fbase`).
-fn object_base(addr: usize) -> Option<usize> {
-    // SAFETY: An all-zero `Dl_info` is valid (null pointers); `dladdr` only fills it in.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: `dladdr` reads no memory at `addr`; it looks it up in the loader's tables.
-    let found = unsafe { libc::dladdr(addr as *const c_void, &mut info) } != 0;
-    found.then_some(info.dli_fbase as usize)
 }
 
 #[cfg(test)]
