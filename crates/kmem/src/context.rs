@@ -27,6 +27,11 @@ pub(crate) struct ThreadState {
     /// beyond [`RCU_MACHINES`] machines they are not counted (a barrier inside one then waits
     /// as any other).
     rcu_batches: Cell<Depths>,
+    /// Whether the C ABI's `local_irq_save` & co. turned the thread's "interrupts" off.
+    irqs_off: Cell<bool>,
+    /// The C code address the thread's current vmalloc-family call was made from (the C
+    /// headers pass `_THIS_IP_`), or 0.
+    foreign_caller: Cell<usize>,
 }
 
 /// Machines whose RCU sections one thread can be inside at once and still be told apart.
@@ -78,6 +83,8 @@ thread_local! {
             rcu: Cell::new(Depths::EMPTY),
             rcu_overflow: Cell::new(0),
             rcu_batches: Cell::new(Depths::EMPTY),
+            irqs_off: Cell::new(false),
+            foreign_caller: Cell::new(0),
         }
     };
 }
@@ -154,31 +161,24 @@ pub fn preempt_count() -> u32 {
 /// atomic section; both are taken out of the low byte, as the kernel's count does not hold
 /// interrupts off (`local_irq_save` alone: 0; `spin_lock_irqsave`: 1).
 pub fn kernel_preempt_count() -> u32 {
-    let irqs = u32::from(irqs_disabled());
     THREAD
         .try_with(|t| {
             let softirq = t.softirq.get();
-            t.preempt.get().saturating_sub(softirq + irqs) + (softirq << 8)
+            t.preempt.get().saturating_sub(softirq + u32::from(t.irqs_off.get())) + (softirq << 8)
         })
         .unwrap_or(0)
-}
-
-thread_local! {
-    /// The C code address the thread's current vmalloc-family call was made from (the C
-    /// headers pass `_THIS_IP_`), or 0.
-    static FOREIGN_CALLER: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Records the C code address the thread's next vmalloc-family call is made from (the C ABI's
 /// `__kmem_caller`, which the headers' macros call right before the export); the export clears
 /// it when it returns ([`ForeignCallerScope`]).
 pub fn set_foreign_caller(ip: usize) {
-    let _ = FOREIGN_CALLER.try_with(|c| c.set(ip));
+    let _ = THREAD.try_with(|t| t.foreign_caller.set(ip));
 }
 
 /// The C code address of the thread's current call (see [`set_foreign_caller`]), or 0.
 pub fn foreign_caller() -> usize {
-    FOREIGN_CALLER.try_with(Cell::get).unwrap_or(0)
+    THREAD.try_with(|t| t.foreign_caller.get()).unwrap_or(0)
 }
 
 /// Clears the thread's foreign caller when dropped (at the end of the export that used it,
@@ -199,21 +199,16 @@ impl Drop for ForeignCallerScope {
     }
 }
 
-thread_local! {
-    /// Whether the C ABI's `local_irq_save` & co. turned this thread's "interrupts" off.
-    static IRQS_OFF: Cell<bool> = const { Cell::new(false) };
-}
-
 /// Whether the calling thread has "interrupts" off (`irqs_disabled()`): set by the C ABI's
 /// `local_irq_save` & co. through [`set_irqs_disabled`], which also enter atomic context.
 pub fn irqs_disabled() -> bool {
-    IRQS_OFF.try_with(Cell::get).unwrap_or(false)
+    THREAD.try_with(|t| t.irqs_off.get()).unwrap_or(false)
 }
 
 /// Records whether the calling thread has "interrupts" off (see [`irqs_disabled`]); the caller
 /// enters or leaves atomic context itself.
 pub fn set_irqs_disabled(off: bool) {
-    let _ = IRQS_OFF.try_with(|f| f.set(off));
+    let _ = THREAD.try_with(|t| t.irqs_off.set(off));
 }
 
 /// Leaves atomic context entered by [`preempt_disable`]. An unbalanced call is ignored (the
