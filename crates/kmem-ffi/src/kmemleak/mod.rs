@@ -69,6 +69,7 @@
 //! made under it.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::ffi::c_void;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -266,9 +267,7 @@ pub(crate) struct Taken(Option<Object>);
 #[inline]
 pub(crate) fn take(old: *const c_void, by: Freer) -> Taken {
     if ON.load(Relaxed) && old as usize > kmem_core::kmalloc::classes::ZERO_SIZE_PTR {
-        let mut s = lock();
-        let ours = s.objects.get(&(old as usize)).is_some_and(|o| by.forgets(o.kind));
-        Taken(if ours { s.objects.remove(&(old as usize)) } else { None })
+        Taken(remove(&mut lock(), old as usize, by))
     } else {
         Taken(None)
     }
@@ -320,9 +319,14 @@ pub(crate) fn free(ptr: *const c_void, by: Freer) {
 #[cold]
 #[inline(never)]
 fn forget(addr: usize, by: Freer) {
-    let mut s = lock();
-    if s.objects.get(&addr).is_some_and(|o| by.forgets(o.kind)) {
-        s.objects.remove(&addr);
+    remove(&mut lock(), addr, by);
+}
+
+/// Takes the record at `addr` out of the table if it is of a kind `by` frees.
+fn remove(s: &mut State, addr: usize, by: Freer) -> Option<Object> {
+    match s.objects.entry(addr) {
+        Entry::Occupied(e) if by.forgets(e.get().kind) => Some(e.remove()),
+        _ => None,
     }
 }
 
