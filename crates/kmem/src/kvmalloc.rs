@@ -59,7 +59,8 @@ impl Machine {
                 }
                 Err(AllocError)
             }
-            KvFallback::Vmalloc => self.vmalloc_gfp(size, gfp),
+            // "kvmalloc() can always use VM_ALLOW_HUGE_VMAP" (`__kvmalloc_node_noprof`, mm/util.c).
+            KvFallback::Vmalloc => self.vmalloc_huge(size, gfp),
         }
     }
 

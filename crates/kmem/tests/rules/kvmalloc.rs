@@ -153,3 +153,24 @@ fn km12_kvmalloc_above_int_max_warns_once() {
     assert!(count_log(&m, "WARNING: CPU: ") >= 1);
     assert_eq!(m.vm().nr_vmalloc_pages(), 0, "vmalloc was not tried");
 }
+
+/// The vmalloc fallback of `kvmalloc` passes `VM_ALLOW_HUGE_VMAP` (`__kvmalloc_node_noprof`,
+/// SEMANTICS §4.2 step 5): on x86_64 a fallback of at least `PMD_SIZE` is a huge mapping,
+/// `PMD_SIZE` aligned and rounded, as `vmalloc_huge` makes it.
+#[test]
+fn km12_kvmalloc_fallback_may_use_huge_mappings() {
+    let m = builder(Profile::X86_64, 64).build().unwrap();
+    let pmd = kmem_core::vmalloc::PMD_SIZE;
+    // Above KMALLOC_MAX_SIZE (4 MiB): kmalloc cannot serve it, vmalloc does.
+    let size = (4 << 20) + 1;
+    let p = m.kvmalloc(size, GFP_KERNEL).expect("vmalloc fallback");
+    assert!(m.is_vmalloc_addr(p.as_ptr()));
+    let area = m.find_vm_area(p.as_ptr()).expect("a vmalloc area");
+    assert_eq!(area.page_order, 9, "a huge mapping: {area:?}");
+    assert_eq!(area.get_vm_area_size(), 6 << 20, "rounded to PMD_SIZE");
+    assert!((p.as_ptr() as usize).is_multiple_of(pmd), "PMD_SIZE aligned");
+    assert_eq!(m.vm().nr_vmalloc_pages(), (6 << 20) / PAGE_SIZE);
+    // SAFETY: Ours, freed once.
+    unsafe { m.kvfree(p.as_ptr()) };
+    assert_eq!(m.vm().nr_vmalloc_pages(), 0);
+}
