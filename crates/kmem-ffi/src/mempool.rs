@@ -383,7 +383,8 @@ pub unsafe extern "C" fn mempool_create(
 /// `void mempool_destroy(mempool_t *pool)`: NULL is a no-op; otherwise every reserved element
 /// goes to `free_fn` and the pool is freed (elements still out are reported, not freed: those
 /// taken from the reserve, or every one with `KMEM_MEMPOOL_DEBUG=1`). A pointer that is not a
-/// live pool is reported and ignored.
+/// live pool is reported and ignored; a pool `mempool_init` built in the caller's storage is
+/// exited and reported (the kernel would `kfree` that storage), the storage left alone.
 ///
 /// # Safety
 /// No other thread uses the object during or after the call (the kernel's contract); a pointer
@@ -406,7 +407,20 @@ pub unsafe extern "C" fn mempool_destroy(pool: *mut mempool_t) {
                 // SAFETY: The C structure `mempool_create` kmalloc'ed, now unregistered.
                 unsafe { m.kfree(pool.cast_const().cast()) }
             }
-            Some(false) => {}
+            Some(false) => {
+                use kmem_core::platform::Platform as _;
+                // The kernel's `mempool_destroy` is `mempool_exit` plus `kfree(pool)`: the exit
+                // is done; the kfree of storage kmalloc never gave warns there (or frees the
+                // object the pool is embedded in). Reported; the caller's storage is left alone.
+                m.printk(
+                    kmem::Level::Warning,
+                    &format!(
+                        "WARNING: mempool_destroy: pool {pool:p} was built by mempool_init in the caller's storage, \
+                         not by mempool_create: exited, not freed (use mempool_exit)\n"
+                    ),
+                );
+                m.platform().dump_stack(Location::caller());
+            }
             None if was_destroyed(pool) => {
                 report_gone(
                     m,

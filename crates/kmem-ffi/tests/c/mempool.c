@@ -208,6 +208,18 @@ int main(void)
 	snprintf(text, sizeof(text), "kmem: mempool_destroy() called with mempool_t %p after mempool_destroy freed it (double destroy); ignored", (void *)mp);
 	CHECK_LOG(text);
 
+	/* mempool_destroy of a pool mempool_init built in the caller's storage: the kernel's
+	 * mempool_exit, then its kfree of memory kmalloc never gave, which warns. The pool is
+	 * exited (its reserve freed), the misuse reported, and the storage left alone. */
+	CHECK_EQ_UL(mempool_init_kmalloc_pool(&embedded, 2, 100), 0);
+	kmem_dmesg_clear();
+	mempool_destroy(&embedded);
+	snprintf(text, sizeof(text), "mempool_destroy: pool %p was built by mempool_init in the caller's storage", (void *)&embedded);
+	CHECK_LOG(text);
+	CHECK(!mempool_initialized(&embedded) && embedded.curr_nr == 0);
+	CHECK_EQ_UL(mempool_init_kmalloc_pool(&embedded, 1, 100), 0);	/* usable again */
+	mempool_exit(&embedded);
+
 	/* A slab pool over a cache with a constructor is the kernel's VM_BUG_ON: it fails. */
 	cache = kmem_cache_create("ktest_pool_ctor", 64, 0, 0, ctor);
 	kmem_dmesg_clear();
