@@ -4,6 +4,7 @@
 
 use core::panic::Location;
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::api::find_area;
 use super::node::NIL;
@@ -108,12 +109,17 @@ impl<M: Mmu> Vmalloc<M> {
             k.report_might_sleep(caller);
         }
         let mut flags = self.caller_flags(k, caller, "vmap", flags);
+        // Both are `WARN_ON_ONCE` in mm/vmalloc.c: one report per machine.
         if flags & VM_FLUSH_RESET_PERMS != 0 {
-            self.warn(k, caller, "vmap", format_args!("vmap: VM_FLUSH_RESET_PERMS is not allowed"));
+            if !self.warned_reset_perms.swap(true, Relaxed) {
+                self.warn(k, caller, "vmap", format_args!("vmap: VM_FLUSH_RESET_PERMS is not allowed"));
+            }
             return Err(AllocError);
         }
         if flags & VM_NO_GUARD != 0 {
-            self.warn(k, caller, "vmap", format_args!("vmap: VM_NO_GUARD dropped"));
+            if !self.warned_no_guard.swap(true, Relaxed) {
+                self.warn(k, caller, "vmap", format_args!("vmap: VM_NO_GUARD dropped"));
+            }
             flags &= !VM_NO_GUARD;
         }
         if pages.is_empty() || pages.len() > k.total_managed() {

@@ -247,6 +247,10 @@ pub struct Vmalloc<M: Mmu> {
     warned_zero: AtomicBool,
     /// Whether the dropped-flags warning was printed (once per machine).
     warned_flags: AtomicBool,
+    /// `vmap`'s `WARN_ON_ONCE(flags & VM_FLUSH_RESET_PERMS)` fired (once per machine).
+    warned_reset_perms: AtomicBool,
+    /// `vmap`'s `WARN_ON_ONCE(flags & VM_NO_GUARD)` fired (once per machine).
+    warned_no_guard: AtomicBool,
     warn_rs: Ratelimit,
     stats: VmStats,
 }
@@ -285,6 +289,8 @@ impl<M: Mmu> Vmalloc<M> {
             page_ptr_bytes: 8,
             warned_zero: AtomicBool::new(false),
             warned_flags: AtomicBool::new(false),
+            warned_reset_perms: AtomicBool::new(false),
+            warned_no_guard: AtomicBool::new(false),
             warn_rs: Ratelimit::default_kernel(),
             stats: VmStats::default(),
         })

@@ -163,3 +163,23 @@ fn vunmap_and_free_vm_area_refuse_a_vmalloc_area() {
     assert_eq!(m.total_free(), free0 + 2, "vfree gave the frames back");
     check(&m);
 }
+
+/// `vmap` warns about `VM_FLUSH_RESET_PERMS` (refused) and `VM_NO_GUARD` (dropped) with
+/// `WARN_ON_ONCE` (mm/vmalloc.c): one report each, however often a caller passes them.
+#[test]
+fn vmap_flag_warnings_are_once_only() {
+    use kmem::vmalloc::VM_FLUSH_RESET_PERMS;
+    let m = x86_64_nopcp(64);
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    for _ in 0..3 {
+        assert!(m.vmap(&[page], VM_FLUSH_RESET_PERMS).is_err());
+        let v = m.vmap(&[page], VM_NO_GUARD).expect("mapped, the flag dropped");
+        assert_eq!(m.find_vm_area(v.as_ptr()).unwrap().size, 2 * PAGE_SIZE, "a guard page");
+        // SAFETY: Our own mapping, unused afterwards.
+        unsafe { m.vunmap(v.as_ptr()) };
+    }
+    assert_eq!(count_log(&m, "vmap: VM_FLUSH_RESET_PERMS is not allowed"), 1, "{:?}", log_lines(&m));
+    assert_eq!(count_log(&m, "vmap: VM_NO_GUARD dropped"), 1, "{:?}", log_lines(&m));
+    // SAFETY: Our page, no longer mapped.
+    unsafe { m.free_pages(page, 0) };
+}
