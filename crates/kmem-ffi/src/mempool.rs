@@ -451,9 +451,48 @@ pub unsafe extern "C" fn mempool_init(
     free_fn: Option<MempoolFreeFn>,
     pool_data: *mut c_void,
 ) -> c_int {
-    ffi_boundary("mempool_init", -ENOMEM, |m| {
+    // SAFETY: Forwarded contract.
+    unsafe { init_node("mempool_init", pool, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL.bits(), NUMA_NO_NODE) }
+}
+
+/// `int mempool_init_node(mempool_t *pool, int min_nr, mempool_alloc_t *alloc_fn,
+/// mempool_free_t *free_fn, void *pool_data, gfp_t gfp_mask, int node_id)`: [`mempool_init`]
+/// with `gfp_mask` for the reserve's elements (kmem has one node: any `node_id` is it).
+///
+/// # Safety
+/// As [`mempool_init`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mempool_init_node(
+    pool: *mut mempool_t,
+    min_nr: c_int,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+    pool_data: *mut c_void,
+    gfp_mask: gfp_t,
+    node_id: c_int,
+) -> c_int {
+    // SAFETY: Forwarded contract.
+    unsafe { init_node("mempool_init_node", pool, min_nr, alloc_fn, free_fn, pool_data, gfp_mask, node_id) }
+}
+
+/// The body of [`mempool_init`] and [`mempool_init_node`] (`export` names the call in reports).
+///
+/// # Safety
+/// As [`mempool_init`].
+#[expect(clippy::too_many_arguments, reason = "mempool_init_node's arguments plus the export's name")]
+unsafe fn init_node(
+    export: &'static str,
+    pool: *mut mempool_t,
+    min_nr: c_int,
+    alloc_fn: Option<MempoolAllocFn>,
+    free_fn: Option<MempoolFreeFn>,
+    pool_data: *mut c_void,
+    gfp_mask: gfp_t,
+    node_id: c_int,
+) -> c_int {
+    ffi_boundary(export, -ENOMEM, |m| {
         let Some(c) = NonNull::new(pool) else {
-            report_null(m, "mempool_init", "mempool_t pointer", Location::caller());
+            report_null(m, export, "mempool_t pointer", Location::caller());
             return -EINVAL;
         };
         // A structure `mempool_create` made and `mempool_exit` emptied may be initialised
@@ -463,15 +502,15 @@ pub unsafe extern "C" fn mempool_init(
         if matches!(existing, Some(Some(_))) {
             m.printk(
                 kmem::Level::Warning,
-                &format!("WARNING: mempool_init: pool {pool:p} is already initialised; call mempool_exit first\n"),
+                &format!("WARNING: {export}: pool {pool:p} is already initialised; call mempool_exit first\n"),
             );
             return -EINVAL;
         }
-        let built = callbacks(m, "mempool_init", alloc_fn, free_fn).zip(checked_min_nr(m, "mempool_init", min_nr)).map(
+        let built = callbacks(m, export, alloc_fn, free_fn).zip(checked_min_nr(m, export, min_nr)).map(
             |((alloc_fn, free_fn), n)| {
                 // SAFETY: The caller's storage, not registered (checked); callbacks: caller's
                 // contract.
-                unsafe { build(m, c, kmalloced, n, alloc_fn, free_fn, pool_data, GFP_KERNEL, NUMA_NO_NODE) }
+                unsafe { build(m, c, kmalloced, n, alloc_fn, free_fn, pool_data, Gfp::from_bits(gfp_mask), node_id) }
             },
         );
         if built == Some(true) {

@@ -50,7 +50,7 @@ static const void *const exported[] = {
 	vmap, vunmap, vmalloc_to_page, vmalloc_to_pfn, is_vmalloc_addr, kmap, kunmap,
 	kmap_local_page, kunmap_local, kmap_atomic, kunmap_atomic,
 	/* mempool (mempool_init and mempool_exit have no prototype: taken as functions) */
-	(mempool_create), mempool_create_node, mempool_destroy, mempool_init, mempool_exit,
+	(mempool_create), mempool_create_node, mempool_destroy, mempool_init, mempool_init_node, mempool_exit,
 	mempool_alloc, mempool_alloc_preallocated, mempool_free, mempool_alloc_bulk,
 	mempool_free_bulk, (mempool_resize),
 	mempool_resize_gfp, mempool_alloc_slab, mempool_free_slab, mempool_kmalloc, mempool_kfree,

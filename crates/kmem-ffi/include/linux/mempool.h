@@ -54,6 +54,9 @@ int mempool_init();
 void mempool_exit();
 #pragma GCC diagnostic pop
 #endif
+/* mempool_init with the mask for the array and the reserve, and a node (kmem has one). */
+int mempool_init_node(mempool_t *pool, int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
+		      void *pool_data, gfp_t gfp_mask, int node_id);
 mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
 			  void *pool_data);
 /* Accepts today's callback type and the book's `int gfp_mask` one (the same calling convention),

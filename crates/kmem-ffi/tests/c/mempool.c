@@ -27,6 +27,14 @@ static void count_free(void *element, void *pool_data)
 	kfree(element);
 }
 
+static gfp_t last_gfp;
+
+static void *gfp_alloc(gfp_t gfp_mask, void *pool_data)
+{
+	last_gfp = gfp_mask;
+	return count_alloc(gfp_mask, pool_data);
+}
+
 static void *failing_alloc(gfp_t gfp_mask, void *pool_data)
 {
 	(void)gfp_mask;
@@ -207,6 +215,17 @@ int main(void)
 	mempool_destroy(mp);
 	snprintf(text, sizeof(text), "kmem: mempool_destroy() called with mempool_t %p after mempool_destroy freed it (double destroy); ignored", (void *)mp);
 	CHECK_LOG(text);
+
+	/* mempool_init_node (SEMANTICS §6.1): mempool_init with the caller's mask for the
+	 * array and the reserve, and a node (one node: any id). */
+	memset(&embedded, 0xff, sizeof(embedded));
+	CHECK_EQ_UL(mempool_init_node(&embedded, 2, gfp_alloc, count_free, NULL, GFP_NOIO, NUMA_NO_NODE), 0);
+	CHECK(mempool_initialized(&embedded) && embedded.min_nr == 2 && embedded.curr_nr == 2);
+	CHECK_EQ_UL(last_gfp, GFP_NOIO);
+	mempool_exit(&embedded);
+	CHECK(!mempool_initialized(&embedded));
+	CHECK_EQ_UL(mempool_init_node(&embedded, 1, failing_alloc, count_free, NULL, GFP_KERNEL, 0), -ENOMEM);
+	CHECK(!mempool_initialized(&embedded));
 
 	/* mempool_destroy of a pool mempool_init built in the caller's storage: the kernel's
 	 * mempool_exit, then its kfree of memory kmalloc never gave, which warns. The pool is
