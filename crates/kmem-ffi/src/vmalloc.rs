@@ -94,6 +94,28 @@ pub extern "C" fn __vmalloc(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {
     })
 }
 
+/// `void *__vmalloc_node(unsigned long size, unsigned long align, gfp_t gfp_mask, int node,
+/// const void *caller)` (VM-4): the result is aligned to `align`, which must be a power of two;
+/// one node, so `node` is ignored. `caller` is the code address `/proc/vmallocinfo` names, as
+/// the kernel's `vm->caller` (NULL: kmem's own export, as a call without the macros).
+#[unsafe(no_mangle)]
+pub extern "C" fn __vmalloc_node(
+    size: c_ulong,
+    align: c_ulong,
+    gfp_mask: gfp_t,
+    node: c_int,
+    caller: *const c_void,
+) -> *mut c_void {
+    if !caller.is_null() {
+        kmem::context::set_foreign_caller(caller as usize);
+    }
+    let _c = ForeignCallerScope::enter();
+    ffi_boundary("__vmalloc_node", ptr::null_mut(), |m| {
+        let p = m.vmalloc_node_align(size as usize, align as usize, Gfp::from_bits(gfp_mask), node);
+        tracked(out(p), size as usize)
+    })
+}
+
 /// `void *vmalloc_huge(unsigned long size, gfp_t gfp_mask)`: `VM_ALLOW_HUGE_VMAP`.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmalloc_huge(size: c_ulong, gfp_mask: gfp_t) -> *mut c_void {

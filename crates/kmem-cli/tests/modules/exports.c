@@ -46,7 +46,7 @@ static const void *const exported[] = {
 	kmalloc_size_roundup, kvmalloc, kvmalloc_array, kvrealloc, kvfree, kvfree_sensitive,
 	kstrdup, kstrndup, kstrdup_const, kmemdup, kfree_const,
 	/* vmalloc and kmap */
-	vmalloc, vzalloc, vmalloc_user, vmalloc_32, vmalloc_32_user, __vmalloc, vrealloc, vfree,
+	vmalloc, vzalloc, vmalloc_user, vmalloc_32, vmalloc_32_user, __vmalloc, __vmalloc_node, vrealloc, vfree,
 	vmap, vunmap, vmalloc_to_page, vmalloc_to_pfn, is_vmalloc_addr, kmap, kunmap,
 	kmap_local_page, kunmap_local, kmap_atomic, kunmap_atomic,
 	/* mempool (mempool_init and mempool_exit have no prototype: taken as functions) */

@@ -87,6 +87,10 @@ static inline void *__kmem_vmalloc_prot(unsigned long size, gfp_t gfp_mask, pgpr
 #define __kmem_vmalloc_3(size, gfp_mask, prot)	\
 	(__kmem_caller(_THIS_IP_), __kmem_vmalloc_prot(size, gfp_mask, prot))
 #define __vmalloc(...)	__PASTE(__kmem_vmalloc_, __KMEM_NARGS(__VA_ARGS__))(__VA_ARGS__)
+/* __vmalloc_node(size, align, gfp_mask, node, caller): aligned to align (a power of two); one
+ * node, so any node id; caller is what /proc/vmallocinfo names (NULL: kmem's own export). */
+void *__vmalloc_node(unsigned long size, unsigned long align, gfp_t gfp_mask, int node,
+		     const void *caller) __malloc;
 void *vmalloc_huge(unsigned long size, gfp_t gfp_mask) __malloc;
 void *vmalloc_huge_node(unsigned long size, gfp_t gfp_mask, int node) __malloc;
 void *vrealloc(const void *p, size_t size, gfp_t flags) __must_check;

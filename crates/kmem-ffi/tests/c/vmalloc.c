@@ -113,6 +113,11 @@ int main(void)
 	p = vrealloc(p, 10 * PAGE_SIZE, GFP_KERNEL);
 	CHECK(p && !memcmp(p, "vrealloc", 9));
 	CHECK(vrealloc(p, 0, GFP_KERNEL) == NULL);	/* frees */
+	/* __vmalloc_node(size, align, gfp, node, caller) (VM-4): aligned to align, a power of two. */
+	p = __vmalloc_node(3 * PAGE_SIZE, 1UL << 20, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE,
+			   __builtin_return_address(0));
+	CHECK(p && (uintptr_t)p % (1UL << 20) == 0 && ((unsigned char *)p)[3 * PAGE_SIZE - 1] == 0);
+	vfree(p);
 	p = kmalloc(64, GFP_KERNEL);
 	CHECK(!is_vmalloc_addr(p) && !is_vmalloc_addr(NULL));
 	kfree(p);
