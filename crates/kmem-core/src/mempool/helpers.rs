@@ -15,12 +15,12 @@ use core::ptr::{self, NonNull};
 
 use super::poison::ElementBytes;
 use super::{Mempool, NUMA_NO_NODE, PoolData, PoolEnv, create_with, init_with};
+use crate::AllocError;
 use crate::gfp::{__GFP_HIGHMEM, GFP_KERNEL, Gfp};
 use crate::memmap::Page;
 use crate::order::get_order;
 use crate::page_alloc::PageAllocator;
 use crate::platform::Platform;
-use crate::{AllocError, MAX_PAGE_ORDER};
 
 /// What a helper pair's `pool_data` points to: the backing allocator and one argument.
 #[derive(Clone, Copy, Debug)]
@@ -154,8 +154,8 @@ unsafe fn page_helper<'a, P: Platform>(pool_data: *mut c_void) -> (&'a PageAlloc
 }
 
 /// `mempool_create_page_pool(min_nr, order)` over `pa`: a pool of order-`order` page blocks
-/// whose structure and array are pages of `pa`. `None` if `order > MAX_PAGE_ORDER` or the
-/// reserve cannot be filled.
+/// whose structure and array are pages of `pa`. `None` if the reserve cannot be filled (also
+/// for `order > MAX_PAGE_ORDER`, which the page allocator reports).
 ///
 /// # Safety
 /// `pa` outlives the pool, which is used until [`super::mempool_destroy`].
@@ -165,7 +165,7 @@ pub unsafe fn mempool_create_page_pool<P: Platform + 'static>(
     order: u32,
 ) -> Option<NonNull<Mempool>> {
     // SAFETY: The caller's contract.
-    unsafe { create_page_pool(pa, min_nr, order, PoolHelperData::pages(pa, order)) }
+    unsafe { create_page_pool(pa, min_nr, PoolHelperData::pages(pa, order)) }
 }
 
 /// [`mempool_create_page_pool`] whose elements are always lowmem: every allocation of the pool
@@ -181,7 +181,7 @@ pub unsafe fn mempool_create_lowmem_page_pool<P: Platform + 'static>(
     order: u32,
 ) -> Option<NonNull<Mempool>> {
     // SAFETY: The caller's contract.
-    unsafe { create_page_pool(pa, min_nr, order, PoolHelperData::lowmem_pages(pa, order)) }
+    unsafe { create_page_pool(pa, min_nr, PoolHelperData::lowmem_pages(pa, order)) }
 }
 
 /// The body of the page pool constructors, with the pool's helper data.
@@ -191,12 +191,10 @@ pub unsafe fn mempool_create_lowmem_page_pool<P: Platform + 'static>(
 unsafe fn create_page_pool<P: Platform + 'static>(
     pa: &PageAllocator<P>,
     min_nr: usize,
-    order: u32,
     helper: PoolHelperData,
 ) -> Option<NonNull<Mempool>> {
-    if order > MAX_PAGE_ORDER {
-        return None;
-    }
+    // An order above `MAX_PAGE_ORDER` is refused by the reserve's first `alloc_pages`, with the
+    // page allocator's `WARN_ON_ONCE_GFP`, as the kernel's `mempool_create_page_pool` is.
     let data = PoolData::Helper(helper, Some(page_span::<P>));
     // SAFETY: The callbacks read the pool's own helper data, which lives as long as the pool,
     // and `pa` outlives the pool (caller); page allocation works from any thread.
@@ -218,9 +216,7 @@ pub unsafe fn mempool_init_page_pool<P: Platform + 'static>(
     min_nr: usize,
     order: u32,
 ) -> Result<(), AllocError> {
-    if order > MAX_PAGE_ORDER {
-        return Err(AllocError);
-    }
+    // An order above `MAX_PAGE_ORDER` fails as in `create_page_pool`.
     let data = PoolData::Helper(PoolHelperData::pages(pa, order), Some(page_span::<P>));
     // SAFETY: The caller's contract; the helper data lives in the pool, which stays in place.
     unsafe {

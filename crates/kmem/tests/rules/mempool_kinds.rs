@@ -221,3 +221,14 @@ fn a_pool_box_whose_value_panics_in_drop_still_returns_its_element() {
     assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(b))).is_err(), "the panic goes on");
     assert_eq!(pool.raw().curr_nr(), 1, "the reserve element came back");
 }
+
+/// A page pool of an order above `MAX_PAGE_ORDER` is not made, and says why as the kernel
+/// does: `mempool_create_page_pool` fills its reserve with `alloc_pages(GFP_KERNEL, order)`,
+/// whose `WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER)` fires.
+#[test]
+fn mp12_page_pool_above_max_order_reports_the_page_allocators_warning() {
+    let m = i386(32);
+    assert!(RawMempool::page_pool(&m, 1, MAX_PAGE_ORDER + 1).is_err());
+    assert_eq!(count_log(&m, "__alloc_frozen_pages_noprof: order 11 > MAX_PAGE_ORDER (10)"), 1, "{:?}", log_lines(&m));
+    assert!(RawMempool::page_pool(&m, 1, u32::MAX).is_err(), "any order, refused the same way");
+}
