@@ -62,7 +62,7 @@ impl<M: Mmu> Vmalloc<M> {
         }
         self.drain_deferred(k, true);
         if !(addr as usize).is_multiple_of(PAGE_SIZE) {
-            self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+            self.warn_bad_address(k, caller, "vfree", addr);
             return;
         }
         self.remove_area(k, addr, caller, Release::Pages, "vfree");
@@ -88,7 +88,7 @@ impl<M: Mmu> Vmalloc<M> {
 
     fn vfree_atomic_at<P: Platform>(&self, k: &Kmem<P>, addr: *const u8, caller: &Location<'_>) {
         if !(addr as usize).is_multiple_of(PAGE_SIZE) {
-            self.warn(k, caller, "vfree", format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+            self.warn_bad_address(k, caller, "vfree", addr);
             return;
         }
         let mut space = self.space.lock();
@@ -328,9 +328,22 @@ impl<M: Mmu> Vmalloc<M> {
         if k.platform().context().atomic {
             k.report_might_sleep(caller);
         }
-        if !addr.is_null() {
-            self.remove_area(k, addr, caller, Release::MappingOnly, "vunmap");
+        if addr.is_null() {
+            return;
         }
+        if !(addr as usize).is_multiple_of(PAGE_SIZE) {
+            self.warn_bad_address(k, caller, "vunmap", addr);
+            return;
+        }
+        self.remove_area(k, addr, caller, Release::MappingOnly, "vunmap");
+    }
+
+    /// `vfree`/`vunmap` of an address that is not page aligned: the kernel's `remove_vm_area`
+    /// warns `Trying to vfree() bad address` (its words for both) and finds no area, so `func`
+    /// then warns that the area does not exist, as it does for any address no area starts at.
+    fn warn_bad_address<P: Platform>(&self, k: &Kmem<P>, caller: &Location<'_>, func: &str, addr: *const u8) {
+        self.warn(k, caller, func, format_args!("Trying to vfree() bad address ({:016x})", addr as usize));
+        self.warn_nonexistent(k, caller, func, addr);
     }
 
     /// `free_vm_area`: gives back an area from [`Self::get_vm_area`] (lazily, like any area). A

@@ -183,3 +183,45 @@ fn vmap_flag_warnings_are_once_only() {
     // SAFETY: Our page, no longer mapped.
     unsafe { m.free_pages(page, 0) };
 }
+
+/// `vfree` and `vunmap` of an address that is not page aligned: the kernel's
+/// `remove_vm_area` warns `Trying to vfree() bad address` and finds nothing, so the caller then
+/// warns that the area does not exist (two `WARN`s, mm/vmalloc.c); the area is left alone.
+#[test]
+fn vfree_and_vunmap_of_an_unaligned_address_warn_twice_as_the_kernel() {
+    let m = x86_64_nopcp(64);
+    let p = m.vmalloc(2 * PAGE_SIZE).unwrap();
+    let bad = p.as_ptr().wrapping_add(12);
+    // SAFETY: No area starts there: refused, nothing freed.
+    unsafe { m.vfree(bad) };
+    let addr = bad as usize;
+    assert_eq!(count_log(&m, &format!("Trying to vfree() bad address ({addr:016x})")), 1, "{:?}", log_lines(&m));
+    assert_eq!(
+        count_log(&m, &format!("Trying to vfree() nonexistent vm area ({addr:016x})")),
+        1,
+        "{:?}",
+        log_lines(&m)
+    );
+    let page = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let v = m.vmap(&[page], 0).unwrap();
+    let bad = v.as_ptr().wrapping_add(100);
+    m.log().clear();
+    // SAFETY: As above.
+    unsafe { m.vunmap(bad) };
+    let addr = bad as usize;
+    assert_eq!(count_log(&m, &format!("Trying to vfree() bad address ({addr:016x})")), 1, "{:?}", log_lines(&m));
+    assert_eq!(
+        count_log(&m, &format!("Trying to vunmap() nonexistent vm area ({addr:016x})")),
+        1,
+        "{:?}",
+        log_lines(&m)
+    );
+    // Both areas are intact.
+    assert!(m.find_vm_area(p.as_ptr()).is_some() && m.find_vm_area(v.as_ptr()).is_some());
+    // SAFETY: Our own areas and page, unused afterwards.
+    unsafe {
+        m.vunmap(v.as_ptr());
+        m.vfree(p.as_ptr());
+        m.free_pages(page, 0);
+    }
+}
