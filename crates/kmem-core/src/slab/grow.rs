@@ -437,11 +437,25 @@ impl<P: Platform> Kmem<P> {
     /// as the flush (`drain_cpu_slot`, the page lists' twin, has the same contract).
     pub unsafe fn slab_cpu_dead(&self, cpu: usize) {
         self.walk_caches(|s| {
-            if s.fast
-                && (cpu as u32) < s.nr_cpus
-                && s.cpu(cpu).guard.mark_claimed()
-                && s.cpu(cpu).guard.confirm_claim(4096, crate::sync::cpu_relax)
-            {
+            if !s.fast || cpu as u32 >= s.nr_cpus {
+                return;
+            }
+            let guard = &s.cpu(cpu).guard;
+            if !guard.mark_claimed() {
+                // A remote flush (`flush_all`) holds the claim. With a heavy barrier it flushes
+                // the array itself (we are outside every section); it may run destructors
+                // meanwhile, which may wait for a thread that waits for us (the fork lock
+                // around slot hand-backs), so we do not wait for it. Without one it gives the
+                // claim back unflushed, with no hook run in between: wait for that, as
+                // `drain_cpu_slot` does, rather than leave the objects to a slot nobody owns.
+                if self.platform().heavy_barrier() {
+                    return;
+                }
+                while !guard.mark_claimed() {
+                    crate::sync::cpu_relax();
+                }
+            }
+            if guard.confirm_claim(4096, crate::sync::cpu_relax) {
                 // SAFETY: Claimed, and the owner is gone or is us outside any section (the
                 // caller's promise).
                 unsafe { self.flush_cpu_array(s, cpu) };
