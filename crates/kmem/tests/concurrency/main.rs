@@ -6,6 +6,9 @@
 //!   progress of `GFP_KERNEL` pool allocations on a machine with every page taken.
 //! - `model`: two threads replay random operations in lock step against a plain model of the
 //!   live blocks (STYLE §7), with `check()` after every step (PA-3, PA-5, PA-11, PA-17).
+//! - `races`: more threads than CPU slots, `/proc` readers during churn, thread exits racing
+//!   remote shrinks, cache create/destroy against walkers, RCU against `call_rcu`/`kfree_rcu`,
+//!   sleepers of several orders, mempool resize, `__GFP_NOFAIL` vmalloc out of address space.
 //! - `slab_debug_race`: two threads free one object of a debug cache at once (SL-15).
 //! - `slab_model`: the slab allocator against a model, two threads in lock step with cross-thread
 //!   frees (issue 3); `slab_stress`: slab and kmalloc churn, producer/consumer, thread exit and
@@ -28,6 +31,7 @@ mod highatomic_stress;
 mod mempool;
 mod model;
 mod oom_step;
+mod races;
 mod review;
 #[path = "../common/rng.rs"]
 mod rng;
