@@ -17,6 +17,9 @@
 //!   into the pages; everything must come back (PA-5, PA-17). `.ci/valgrind` runs these,
 //!   `slab_stress` and `vmalloc_stress` only (paths containing `stress::`), with
 //!   `KMEM_STRESS_ITERS` scaled down.
+//! - `typesafe_rcu`: `SLAB_TYPESAFE_BY_RCU` objects stay objects of their cache under a
+//!   reader while others free, shrink and reuse memory; constructor and destructor counts
+//!   balance while another thread shrinks.
 //! - `vmalloc`: vmalloc/vfree (some deferred from atomic context) on three threads, with
 //!   owner stamps checked through the vmalloc address and through the backing frame.
 //! - `vmalloc_stress`: the ported `lib/test_vmalloc.c` cases (TST-14) on three workers at once,
@@ -39,6 +42,7 @@ mod slab_debug_race;
 mod slab_model;
 mod slab_stress;
 mod stress;
+mod typesafe_rcu;
 mod vmalloc;
 #[path = "../test_vmalloc/cases.rs"]
 mod vmalloc_cases;
