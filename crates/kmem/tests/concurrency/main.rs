@@ -8,7 +8,7 @@
 //!   live blocks (STYLE §7), with `check()` after every step (PA-3, PA-5, PA-11, PA-17).
 //! - `races`: more threads than CPU slots, `/proc` readers during churn, thread exits racing
 //!   remote shrinks, cache create/destroy against walkers, RCU against `call_rcu`/`kfree_rcu`,
-//!   sleepers of several orders, mempool resize, `__GFP_NOFAIL` vmalloc out of address space.
+//!   sleepers of several orders, mempool resize.
 //! - `slab_debug_race`: two threads free one object of a debug cache at once (SL-15).
 //! - `slab_model`: the slab allocator against a model, two threads in lock step with cross-thread
 //!   frees (issue 3); `slab_stress`: slab and kmalloc churn, producer/consumer, thread exit and
@@ -22,6 +22,8 @@
 //!   balance while another thread shrinks.
 //! - `vmalloc`: vmalloc/vfree (some deferred from atomic context) on three threads, with
 //!   owner stamps checked through the vmalloc address and through the backing frame.
+//! - `vmalloc_races`: `__GFP_NOFAIL` vmalloc waiting for address space other threads free,
+//!   `vm_map_ram` on more threads than CPU slots.
 //! - `vmalloc_stress`: the ported `lib/test_vmalloc.c` cases (TST-14) on three workers at once,
 //!   sharing `tests/test_vmalloc/cases.rs` with the single-thread tests (also under
 //!   `.ci/valgrind`).
@@ -46,6 +48,7 @@ mod typesafe_rcu;
 mod vmalloc;
 #[path = "../test_vmalloc/cases.rs"]
 mod vmalloc_cases;
+mod vmalloc_races;
 mod vmalloc_stress;
 
 use std::thread;

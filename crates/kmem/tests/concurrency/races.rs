@@ -2,7 +2,7 @@
 //! during churn, thread exits racing remote shrinks and drains, cache create/destroy while
 //! walkers pin caches, RCU barriers and readers against `call_rcu` and `kfree_rcu` on other
 //! threads, sleepers of several orders woken by frees (or giving up), mempool users while the
-//! pool is resized, `__GFP_NOFAIL` vmalloc waiting for address space.
+//! pool is resized.
 //!
 //! After each test every page comes back (free, or still a slab page of a cache that keeps
 //! its structure) and the page allocator's `check()` passes where the test ends quiescent.
@@ -93,7 +93,7 @@ impl Held {
 }
 
 /// Free pages (per-CPU lists drained first) plus slab pages.
-fn accounted(m: &Machine) -> usize {
+pub(crate) fn accounted(m: &Machine) -> usize {
     m.drain_all_pages();
     let (rec, unrec) = m.slab_pages();
     m.total_free() + rec + unrec
@@ -753,40 +753,4 @@ fn destroy_after_kfree_rcu_on_another_thread_finds_no_object() {
     });
     let log = m.dmesg();
     assert!(!log.contains("remaining") && !log.contains("BUG"), "{log}");
-}
-
-/// A vmalloc range too small for every thread at once: `__GFP_NOFAIL` requests retry until
-/// other threads' frees (some deferred from atomic context) give address space back.
-#[test]
-fn nofail_vmalloc_waits_for_address_space_freed_by_other_threads() {
-    let m = crate::builder(Profile::X86_64, 64, 4, true).vmalloc_bytes(1 << 20).build().expect("machine");
-    let rounds = 200u32;
-    thread::scope(|s| {
-        for t in 0..3usize {
-            let m = &m;
-            s.spawn(move || {
-                let mut rng = Rng(t as u64 + 3);
-                for i in 0..rounds {
-                    let size = (256 + rng.index(200)) << 10;
-                    let p = m.vmalloc_gfp(size, GFP_KERNEL | kmem::gfp::__GFP_NOFAIL).expect("NOFAIL vmalloc");
-                    // SAFETY: Ours, inside the area; unused after the free.
-                    unsafe {
-                        p.as_ptr().write_volatile(t as u8);
-                        thread::yield_now();
-                        assert_eq!(p.as_ptr().read_volatile(), t as u8);
-                        if i.is_multiple_of(3) {
-                            let _a = kmem::context::atomic_section();
-                            m.vfree_atomic(p.as_ptr());
-                        } else {
-                            m.vfree(p.as_ptr());
-                        }
-                    }
-                }
-                m.release_cpu();
-            });
-        }
-    });
-    m.flush_deferred_vfree();
-    m.vm_reclaim_and_purge();
-    assert_eq!(m.vmallocinfo().lines().filter(|l| !l.contains("unpurged")).count(), 0, "{}", m.vmallocinfo());
 }
