@@ -345,6 +345,15 @@ impl<P: Platform> Kmem<P> {
     /// Flushes every CPU's array of `s` (`flush_all`): the caller's own directly, the others by
     /// claiming their slots with the page allocator's drain handshake. Returns objects moved.
     pub(crate) fn flush_all(&self, s: &Cache) -> usize {
+        self.flush_all_cpus(s, false)
+    }
+
+    /// [`Self::flush_all`]; `unused`: no owner may be inside a section of `s` (its teardown:
+    /// the destroy's contract keeps every user out), so a claimed array is flushed even on a
+    /// platform without a heavy barrier, as the kernel's `flush_all_cpus_locked` reaches every
+    /// CPU; otherwise the objects idle CPUs parked would be reported as remaining and the
+    /// cache kept.
+    fn flush_all_cpus(&self, s: &Cache, unused: bool) -> usize {
         if !s.fast {
             return 0;
         }
@@ -364,14 +373,15 @@ impl<P: Platform> Kmem<P> {
         if !any {
             return moved;
         }
-        let barrier = self.platform().heavy_barrier();
+        let barrier = self.platform().heavy_barrier() || unused;
         for (cpu, &was_claimed) in claimed.iter().enumerate().take(s.nr_cpus as usize) {
             if !was_claimed {
                 continue;
             }
             let guard = &s.cpu(cpu).guard;
             if barrier && guard.confirm_claim(4096, crate::sync::cpu_relax) {
-                // SAFETY: We hold the slot's claim and its owner is outside.
+                // SAFETY: We hold the slot's claim and its owner is outside (seen after the
+                // heavy barrier, or promised by the teardown's caller).
                 moved += unsafe { self.flush_cpu_array(s, cpu) };
                 guard.unclaim();
             } else if !barrier {
@@ -386,8 +396,18 @@ impl<P: Platform> Kmem<P> {
 
     /// Frees every empty slab of `s` (after flushing the per-CPU arrays); returns pages freed.
     pub(crate) fn shrink_cache(&self, s: &Cache) -> usize {
+        self.shrink_cache_cpus(s, false)
+    }
+
+    /// [`Self::shrink_cache`] of a cache being torn down: no owner may be inside a section of
+    /// it (see [`Self::flush_all_cpus`]).
+    pub(crate) fn shrink_unused_cache(&self, s: &Cache) -> usize {
+        self.shrink_cache_cpus(s, true)
+    }
+
+    fn shrink_cache_cpus(&self, s: &Cache, unused: bool) -> usize {
         self.barn_shrink(s);
-        self.flush_all(s);
+        self.flush_all_cpus(s, unused);
         let chain = s.node.lock().take_empty(0);
         let dm = self.direct_map_base();
         let mut pages = 0;

@@ -181,7 +181,9 @@ impl<P: Platform> Kmem<P> {
             let s = unsafe { cache.as_ref() };
             self.unlink_cache(cache.as_ptr());
             self.shim_retire(s);
-            let slab_pages = self.shrink_cache(s);
+            // No user is left (the last reference is gone): arrays of idle CPUs are emptied
+            // even without a heavy barrier.
+            let slab_pages = self.shrink_unused_cache(s);
             // The destroy's caller, named by the reports below.
             let caller = s.destroy.lock().caller.unwrap_or(Location::caller());
             if wait_rcu && s.layout.flags.intersects(SLAB_TYPESAFE_BY_RCU) {

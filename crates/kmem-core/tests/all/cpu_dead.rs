@@ -1,8 +1,9 @@
-//! A CPU slot given back (`slab_cpu_dead`) while another thread's `kmem_cache_shrink` holds the
-//! claim on that slot's object array, on a two-CPU board without a heavy barrier (the
-//! `Platform::heavy_barrier` default: remote arrays are never flushed, only claimed for an
-//! instant). The board's barrier is the moment the other thread gives its slot back, so the
-//! interleaving is deterministic.
+//! CPU slots on a two-CPU board without a heavy barrier (the `Platform::heavy_barrier`
+//! default: remote arrays are claimed for an instant, never flushed by `kmem_cache_shrink`):
+//! - a slot given back (`slab_cpu_dead`) while another thread's shrink holds the claim on its
+//!   object array; the board's barrier is the moment that thread gives its slot back, so the
+//!   interleaving is deterministic;
+//! - `kmem_cache_destroy` while another CPU's idle thread has objects of the cache parked.
 
 use core::fmt::Write as _;
 use std::cell::Cell;
@@ -102,5 +103,61 @@ fn objects_parked_by_a_cpu_that_goes_away_during_a_remote_shrink_are_flushed() {
     assert_eq!(info.cpu_objects, 0, "objects left in the array of a slot nobody owns: {info:?}");
     assert_eq!(info.active_objs, 0, "{info:?}");
     assert_eq!(k.kmem_cache_shrink(c), 0, "the cache still holds slabs: {:?}", k.cache_info(c));
+    SLOT.with(|s| s.set(None));
+}
+
+/// `kmem_cache_destroy` on a board without a heavy barrier, after another CPU's thread freed
+/// objects of the cache (parked in its array) and went idle: the destroy's contract says no
+/// one uses the cache any more, so its teardown empties that array too, as the kernel's
+/// `flush_all_cpus_locked` does on every CPU, instead of reporting the parked objects as
+/// remaining and keeping the cache.
+#[test]
+fn destroy_empties_the_arrays_of_idle_cpus_without_a_heavy_barrier() {
+    let region = Region::new(32 << 20);
+    let board = TwoCpus { log: Mutex::new(String::new()), ticks: AtomicU64::new(0), barrier_hook: Mutex::new(None) };
+    SLOT.with(|s| s.set(Some(0)));
+    // SAFETY: The region is ours, zeroed, and outlives the allocator.
+    let pa = unsafe { PageAllocator::new(board, normal_only(&region), Config::default()) }.expect("boot");
+    let k = Kmem::new(pa, SlabConfig::default());
+    let accounted = |k: &Kmem<TwoCpus>| {
+        k.pages().drain_all_pages();
+        let (rec, unrec) = k.slab_pages();
+        k.total_free() + rec + unrec
+    };
+    let free0 = accounted(&k);
+    let c = k.kmem_cache_create("parked-idle", 64, &CacheArgs::default(), SLAB_NO_MERGE).expect("create");
+    std::thread::scope(|s| {
+        let (k, c) = (&k, c);
+        let (parked_tx, parked_rx) = sync_channel(1);
+        let (go_tx, go_rx) = sync_channel::<()>(1);
+        let idle = s.spawn(move || {
+            SLOT.with(|s| s.set(Some(1)));
+            let objs: Vec<_> = (0..20).map(|_| k.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc")).collect();
+            for o in objs {
+                // SAFETY: Ours, freed once: parked in slot 1's array.
+                unsafe { k.kmem_cache_free(c, o.as_ptr()) };
+            }
+            parked_tx.send(()).unwrap();
+            // Idle, still owning slot 1, until the destroy is done.
+            go_rx.recv().unwrap();
+            SLOT.with(|s| s.set(None));
+            // SAFETY (both): This thread owned slot 1 and is outside every per-CPU section of it.
+            unsafe {
+                k.slab_cpu_dead(1);
+                k.pages().drain_cpu_slot(1);
+            }
+        });
+        parked_rx.recv().unwrap();
+        assert!(k.cache_info(c).cpu_objects > 0, "nothing parked in slot 1");
+        // SAFETY: Every object was freed (the channel orders the frees before this call); the
+        // handle is not used again.
+        let r = unsafe { k.kmem_cache_destroy(c) };
+        go_tx.send(()).unwrap();
+        idle.join().unwrap();
+        let log = k.platform().log.lock().unwrap().clone();
+        assert!(r.is_ok(), "destroy failed: {r:?}\n{log}");
+        assert!(!log.contains("remaining"), "{log}");
+    });
+    assert_eq!(accounted(&k), free0, "the cache's pages are back");
     SLOT.with(|s| s.set(None));
 }
