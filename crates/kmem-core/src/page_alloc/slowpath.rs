@@ -538,7 +538,7 @@ impl<P: Platform> PageAllocator<P> {
     /// in `allocstall` under the request's `highest` zone (the kernel's `sc->reclaim_idx`).
     fn direct_reclaim(&self, gfp: Gfp, highest: ZoneType) -> bool {
         self.stats.allocstall[highest as usize].fetch_add(1, Relaxed);
-        let was = self.platform.set_in_reclaim(true);
+        let scope = ReclaimScope::enter(&self.platform);
         let before = self.total_free();
         for priority in (0..=DEF_PRIORITY).rev() {
             self.shrink_slab(gfp, priority);
@@ -547,7 +547,7 @@ impl<P: Platform> PageAllocator<P> {
             }
         }
         let drained = self.drain_all_pages();
-        self.platform.set_in_reclaim(was);
+        drop(scope);
         self.reclaimed(drained > 0 || self.total_free() > before)
     }
 
@@ -750,12 +750,12 @@ impl<P: Platform> PageAllocator<P> {
                 return;
             }
             let boosting = boost > 0;
-            let was = self.platform.set_in_reclaim(true);
+            let scope = ReclaimScope::enter(&self.platform);
             let before = self.total_free();
             self.shrink_slab(crate::gfp::GFP_KERNEL, priority);
             // Pages parked on per-CPU lists come back once per run (and once more on a restart).
             let drained = if priority == DEF_PRIORITY { self.drain_all_pages() } else { 0 };
-            self.platform.set_in_reclaim(was);
+            drop(scope);
             let freed = self.total_free().saturating_sub(before);
             reclaimed |= self.reclaimed(drained > 0 || freed > 0);
             let freed = freed.saturating_sub(drained);
@@ -776,5 +776,24 @@ impl<P: Platform> PageAllocator<P> {
         if !reclaimed && !boosted {
             self.kswapd_failures.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// The caller marked as reclaiming (`PF_MEMALLOC`) while this lives; the drop restores the
+/// mark, also when a shrinker's panic unwinds (a thread left marked takes every reserve).
+struct ReclaimScope<'a, P: Platform> {
+    platform: &'a P,
+    was: bool,
+}
+
+impl<'a, P: Platform> ReclaimScope<'a, P> {
+    fn enter(platform: &'a P) -> Self {
+        Self { platform, was: platform.set_in_reclaim(true) }
+    }
+}
+
+impl<P: Platform> Drop for ReclaimScope<'_, P> {
+    fn drop(&mut self) {
+        self.platform.set_in_reclaim(self.was);
     }
 }

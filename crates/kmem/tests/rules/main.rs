@@ -34,6 +34,7 @@ mod pages_giveup;
 mod pages_init;
 mod pages_misuse;
 mod pcp;
+mod pressure;
 mod private;
 mod proc;
 mod rcu;
