@@ -103,6 +103,23 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The sysctls' ranges, which `new` (before it computes watermarks from them: a huge
+    /// scale factor overflowed) and the setters (`set_min_free_kbytes`…) check.
+    fn check(&self) -> Result<(), InitError> {
+        if self.min_free_kbytes.is_some_and(|kb| kb > i32::MAX as usize) {
+            return Err(InitError("min_free_kbytes must be 0..=2147483647 (the sysctl's int)"));
+        }
+        if !(1..=3000).contains(&self.watermark_scale_factor) {
+            return Err(InitError("watermark_scale_factor must be 1..=3000"));
+        }
+        if self.watermark_boost_factor > i32::MAX as usize {
+            return Err(InitError("watermark_boost_factor must be 0..=2147483647 (the sysctl's int)"));
+        }
+        Ok(())
+    }
+}
+
 /// Why a [`PageAllocator`] could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InitError(pub &'static str);
@@ -244,7 +261,8 @@ impl<P: Platform> PageAllocator<P> {
     ///
     /// # Errors
     /// An inconsistent layout, a direct map aligned less than [`direct_map_alignment`], more
-    /// CPUs than [`MAX_CPUS`], or a direct map that the page array fills. (A board far smaller
+    /// CPUs than [`MAX_CPUS`], a sysctl of `config` out of range (as its setter would refuse
+    /// it), or a direct map that the page array fills. (A board far smaller
     /// than a `MAX_PAGE_ORDER` block boots; it should set [`Config::min_free_kbytes`], since
     /// Linux's floor of 128 KiB would be above its memory.)
     ///
@@ -258,6 +276,7 @@ impl<P: Platform> PageAllocator<P> {
             return Err(InitError("number of CPUs must be 1..=64"));
         }
         validate(&layout)?;
+        config.check()?;
         let meta_pages =
             MemMap::bytes_needed(layout.start_pfn, layout.end_pfn, layout.pageblock_order).div_ceil(PAGE_SIZE);
         let lowmem = layout.direct_map_end_pfn - layout.start_pfn;
@@ -501,9 +520,7 @@ impl<P: Platform> PageAllocator<P> {
     /// # Errors
     /// A value above `i32::MAX`, which the sysctl (an `int`, at least 0) cannot hold.
     pub fn set_min_free_kbytes(&self, kbytes: usize) -> Result<(), InitError> {
-        if kbytes > i32::MAX as usize {
-            return Err(InitError("min_free_kbytes must be 0..=2147483647 (the sysctl's int)"));
-        }
+        Config { min_free_kbytes: Some(kbytes), ..Config::default() }.check()?;
         self.min_free_kbytes.store(kbytes, Relaxed);
         self.recompute_watermarks();
         Ok(())
@@ -524,9 +541,7 @@ impl<P: Platform> PageAllocator<P> {
     /// # Errors
     /// A value outside 1..=3000.
     pub fn set_watermark_scale_factor(&self, factor: usize) -> Result<(), InitError> {
-        if !(1..=3000).contains(&factor) {
-            return Err(InitError("watermark_scale_factor must be 1..=3000"));
-        }
+        Config { watermark_scale_factor: factor, ..Config::default() }.check()?;
         self.watermark_scale_factor.store(factor, Relaxed);
         self.recompute_watermarks();
         Ok(())
@@ -546,9 +561,7 @@ impl<P: Platform> PageAllocator<P> {
     /// # Errors
     /// A value above `i32::MAX` (nothing is set).
     pub fn set_watermark_boost_factor(&self, factor: usize) -> Result<(), InitError> {
-        if factor > i32::MAX as usize {
-            return Err(InitError("watermark_boost_factor must be 0..=2147483647 (the sysctl's int)"));
-        }
+        Config { watermark_boost_factor: factor, ..Config::default() }.check()?;
         self.watermark_boost_factor.store(factor, Relaxed);
         for zone in &self.zones {
             let mut area = zone.lock();

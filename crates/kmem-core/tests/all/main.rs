@@ -18,6 +18,7 @@ use kmem_core::zone::{MAX_NR_ZONES, ZoneType};
 use kmem_core::{PAGE_SIZE, PageAllocator, proc};
 
 mod alloc_api;
+mod config;
 mod cpu_dead;
 mod highatomic;
 mod layouts;

@@ -275,6 +275,18 @@ fn builder_errors_are_clear() {
     assert!(err.to_string().contains("watermark_scale_factor"), "{err}");
 }
 
+/// A scale factor far out of the sysctl's range is refused like 0 is (it used to overflow
+/// computing the watermarks, a panic), and so is a boost factor above its `int`.
+#[test]
+fn builder_refuses_huge_watermark_factors() {
+    for f in [3001, usize::MAX / 2, usize::MAX] {
+        let err = builder(Profile::I386, 32).watermark_scale_factor(f).build().unwrap_err();
+        assert!(err.to_string().ends_with("watermark_scale_factor must be 1..=3000"), "{f}: {err}");
+    }
+    let err = builder(Profile::I386, 32).watermark_boost_factor(usize::MAX).build().unwrap_err();
+    assert!(err.to_string().contains("watermark_boost_factor must be 0..=2147483647"), "{err}");
+}
+
 /// The largest `min_free_kbytes` whose §2.3 high watermarks, summed over the lowmem zones,
 /// stay below those zones' managed pages (by bisection, independent of the library), and the
 /// lowmem managed pages.
