@@ -473,8 +473,9 @@ impl<P: Platform> PageAllocator<P> {
                 }
                 continue;
             }
-            // `__alloc_pages_may_oom`: not for costly orders, THISNODE or lowmem-only requests.
-            let oom_allowed = !costly && !gfp.contains(__GFP_THISNODE) && highest >= ZoneType::Normal;
+            // `__alloc_pages_may_oom`: not for costly, RETRY_MAYFAIL (NOFAIL too), THISNODE or lowmem-only.
+            let oom_allowed =
+                !costly && !gfp.intersects(__GFP_RETRY_MAYFAIL | __GFP_THISNODE) && highest >= ZoneType::Normal;
             if !oom_allowed && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }
