@@ -574,10 +574,10 @@ impl<P: Platform> PageAllocator<P> {
     }
 
     /// Objects the shrinkers say they could free now (the reclaimable part of
-    /// `should_reclaim_retry`).
+    /// `should_reclaim_retry`), saturating: a shrinker's count is its own to choose.
     fn reclaimable_objects(&self) -> usize {
-        let mut n = 0;
-        self.shrinkers.for_each(|s| n += s.count_objects());
+        let mut n = 0usize;
+        self.shrinkers.for_each(|s| n = n.saturating_add(s.count_objects()));
         n
     }
 

@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use kmem::gfp::{__GFP_NORETRY, __GFP_NOWARN, GFP_KERNEL};
+use kmem::gfp::{__GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_KERNEL};
 use kmem_core::reclaim::Shrinker;
 
 use crate::*;
@@ -47,5 +47,46 @@ fn a_panicking_shrinker_leaves_the_thread_out_of_reclaim() {
     // SAFETY: The test's own block, unused afterwards.
     unsafe { m.free_pages(page, order) };
     assert!(m.alloc_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, 0).is_err(), "reserves stay reserved");
+    free_all(&m, held);
+}
+
+/// A shrinker that claims a huge number of objects and can free none of them now.
+struct HugeCountShrinker;
+
+impl Shrinker for HugeCountShrinker {
+    fn name(&self) -> &str {
+        "huge-count"
+    }
+    fn count_objects(&self) -> usize {
+        usize::MAX / 2 + 1
+    }
+    fn scan_objects(&self, _nr_to_scan: usize, _gfp: kmem::gfp::Gfp) -> usize {
+        kmem_core::reclaim::SHRINK_STOP
+    }
+}
+
+/// The slow path adds up what the shrinkers say they could free (`should_reclaim_retry`'s
+/// reclaimable part): counts whose sum does not fit a `usize` must not overflow (a panic in
+/// the allocator) — the request goes on and, with nothing freed, a `__GFP_RETRY_MAYFAIL` one
+/// fails as §2.8 says.
+#[test]
+fn shrinker_counts_that_add_up_past_usize_do_not_overflow() {
+    let m = i386_nopcp(64);
+    let held = exhaust(&m);
+    let shrinkers = [Box::new(HugeCountShrinker), Box::new(HugeCountShrinker)];
+    let ids: Vec<_> = shrinkers
+        .iter()
+        .map(|s| {
+            let ptr = std::ptr::NonNull::from(&**s as &dyn Shrinker);
+            // SAFETY: The boxes outlive the registrations, unregistered below.
+            unsafe { m.register_shrinker(ptr) }.expect("a free shrinker slot")
+        })
+        .collect();
+    let gfp = GFP_KERNEL | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
+    let r = catch_unwind(AssertUnwindSafe(|| m.alloc_pages(gfp, 0).is_err()));
+    for id in ids {
+        assert!(m.unregister_shrinker(id));
+    }
+    assert_eq!(r.ok(), Some(true), "the request panicked (or found a page)");
     free_all(&m, held);
 }
