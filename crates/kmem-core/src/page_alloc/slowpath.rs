@@ -473,9 +473,9 @@ impl<P: Platform> PageAllocator<P> {
                 }
                 continue;
             }
-            // `__alloc_pages_may_oom`: not for costly, RETRY_MAYFAIL (NOFAIL too), THISNODE or lowmem-only.
-            let oom_allowed =
-                !costly && !gfp.intersects(__GFP_RETRY_MAYFAIL | __GFP_THISNODE) && highest >= ZoneType::Normal;
+            // Not for costly, RETRY_MAYFAIL, THISNODE, lowmem-only (`__alloc_pages_may_oom`), NORETRY (`nopage:`).
+            let no_oom = __GFP_NORETRY | __GFP_RETRY_MAYFAIL | __GFP_THISNODE;
+            let oom_allowed = !costly && !gfp.intersects(no_oom) && highest >= ZoneType::Normal;
             if !oom_allowed && !gfp.contains(__GFP_NOFAIL) {
                 break;
             }

@@ -535,21 +535,31 @@ fn gfp_kernel_gets_pages_parked_on_idle_threads() {
 /// `goto retry`) and a free on another thread wakes it.
 #[test]
 fn nofail_with_retry_mayfail_skips_the_oom_step_and_waits_for_a_free() {
+    nofail_skips_the_oom_step_and_waits_for_a_free(__GFP_RETRY_MAYFAIL);
+}
+
+/// §2.8: `__GFP_NORETRY` goes to `nopage:` right after reclaim, before the OOM step; with
+/// `__GFP_NOFAIL` it retries from there (`goto retry`), never through the OOM step.
+#[test]
+fn nofail_with_noretry_skips_the_oom_step_and_waits_for_a_free() {
+    nofail_skips_the_oom_step_and_waits_for_a_free(__GFP_NORETRY);
+}
+
+fn nofail_skips_the_oom_step_and_waits_for_a_free(flag: Gfp) {
     let m = small_machine(SHORT, false);
     let mut held = exhaust_with(&m, GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN);
     let notifier = PageHolder::new(&m, Vec::new());
     let reg = register_oom_notifier(&m, &notifier);
     let before = counters(&m);
-    let gfp = GFP_KERNEL | __GFP_NOFAIL | __GFP_RETRY_MAYFAIL;
-    let waiter = spawn_alloc(&m, "nofail-mayfail", gfp, 0);
+    let waiter = spawn_alloc(&m, "nofail-no-oom", GFP_KERNEL | __GFP_NOFAIL | flag, 0);
     wait_until("the request to sleep twice", || counters(&m).sleeps > before.sleeps + 1);
     assert!(!waiter.is_finished(), "__GFP_NOFAIL returned while nothing was free");
-    assert!(notifier.scanned_by.lock().unwrap().is_empty(), "OOM notifiers called for __GFP_RETRY_MAYFAIL");
-    assert_eq!(counters(&m).oom, before.oom, "OOM step for __GFP_RETRY_MAYFAIL");
+    assert!(notifier.scanned_by.lock().unwrap().is_empty(), "OOM notifiers called for {flag:?}");
+    assert_eq!(counters(&m).oom, before.oom, "OOM step for {flag:?}");
     free_on_other_thread(&m, take_half(&mut held));
     held.push(waiter.join().expect("waiter panicked").expect("__GFP_NOFAIL failed"));
     drop(reg);
     let log = m.log().messages();
-    assert!(!log.contains(OOM_LINE), "OOM report for __GFP_RETRY_MAYFAIL:\n{log}");
+    assert!(!log.contains(OOM_LINE), "OOM report for {flag:?}:\n{log}");
     finish(&m, held);
 }
