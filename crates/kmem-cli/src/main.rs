@@ -204,9 +204,10 @@ fn parse_sort(s: &str) -> Result<slabtop::SortKey, String> {
 }
 
 fn machine(profile: Profile) -> Result<Machine, ExitCode> {
-    // 8 CPU slots unless KMEM_CPUS says otherwise: slab orders depend on the CPU count
-    // (`calculate_order`), and the demo's output must not depend on the host.
-    let builder = Machine::builder().profile(profile).cpus(8).from_env().map_err(|e| {
+    // 8 CPU slots and 1 GiB unless KMEM_CPUS and KMEM_MEM say otherwise: slab orders depend on
+    // the CPU count (`calculate_order`), and the output must not depend on the host (the x86_64
+    // profile's own default is the host's RAM).
+    let builder = Machine::builder().profile(profile).cpus(8).mem_bytes(1 << 30).from_env().map_err(|e| {
         eprintln!("kmem: {e}");
         ExitCode::from(3)
     })?;

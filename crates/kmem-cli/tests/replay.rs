@@ -283,3 +283,16 @@ fn a_line_longer_than_a_mib_is_an_error_not_unbounded_memory() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err, format!("kmem replay: {path}: line 1: longer than 1048576 bytes: not a trace line\n"));
 }
+
+/// `kmem replay --help`: "the machine is x86_64 with 1 GiB unless --profile or KMEM_* say
+/// otherwise" — not the host's RAM, which the x86_64 profile defaults to elsewhere.
+#[test]
+fn the_default_machine_has_1_gib() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmem"));
+    cmd.args(["replay", "--stat", "meminfo", SAMPLE]).env_remove("KMEM_MEM").env_remove("KMEM_PROFILE");
+    let text = out(&cmd.env_remove("KMEM_LOG_ECHO").output().expect("run kmem"));
+    let total = text.lines().find(|l| l.starts_with("MemTotal:")).expect("MemTotal line");
+    let kb: u64 = total.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // 1 GiB less the page array.
+    assert!(((1 << 20) - (16 << 10)..=1 << 20).contains(&kb), "{total}");
+}
