@@ -19,9 +19,11 @@
 //! [`Platform`]: crate::platform::Platform
 
 use core::fmt;
+use core::panic::Location;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::gfp::{__GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN, Gfp};
+use crate::platform::{Level, Platform};
 
 /// The knobs of one fault-injection point (`struct fault_attr`), shared between threads.
 pub struct FaultAttr {
@@ -327,6 +329,25 @@ impl FaultAttr {
             self.space.load(Relaxed),
             self.dump_times.load(Relaxed)
         )
+    }
+
+    /// `fail_dump` for the failure just decided, `verbose` as [`FaultAttr::should_fail`]
+    /// returned it: with 1 or more the two lines of [`FaultAttr::describe`] at `KERN_NOTICE`,
+    /// above 1 the stack too (`dump_stack`, naming `caller`).
+    pub(crate) fn dump<P: Platform>(&self, platform: &P, name: &str, verbose: u32, caller: &Location<'_>) {
+        if verbose == 0 {
+            return;
+        }
+        struct Dump<'a>(&'a FaultAttr, &'a str);
+        impl fmt::Display for Dump<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.describe(f, self.1)
+            }
+        }
+        platform.log(Level::Notice, format_args!("{}", Dump(self, name)));
+        if verbose > 1 {
+            platform.dump_stack(caller);
+        }
     }
 
     fn random_below_100(&self) -> u32 {

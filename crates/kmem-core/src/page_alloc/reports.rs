@@ -296,14 +296,7 @@ impl<P: Platform> PageAllocator<P> {
 
     /// `fail_dump`.
     pub(super) fn report_fault(&self, verbose: u32, caller: &Location<'_>) {
-        if verbose == 0 {
-            return;
-        }
-        self.platform
-            .log(Level::Notice, format_args!("{}", Show(|f| self.fail_page_alloc.describe(f, "fail_page_alloc"))));
-        if verbose > 1 {
-            self.platform.dump_stack(caller);
-        }
+        self.fail_page_alloc.dump(&self.platform, "fail_page_alloc", verbose, caller);
     }
 }
 

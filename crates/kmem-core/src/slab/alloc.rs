@@ -208,7 +208,7 @@ impl<P: Platform> Kmem<P> {
         if ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM) {
             self.pages().report_might_sleep(caller);
         }
-        if self.should_failslab(s, gfp) {
+        if self.should_failslab(s, gfp, caller) {
             return Err(AllocError);
         }
         let gfp = if ctx.noio || ctx.nofs { gfp.with_scope(ctx.noio, ctx.nofs) } else { gfp };
@@ -535,8 +535,9 @@ impl<P: Platform> Kmem<P> {
         Some(ObjSlab { slab, cache, base })
     }
 
-    /// `should_failslab`: the per-cache and global filters, then the knobs.
-    fn should_failslab(&self, s: &Cache, gfp: Gfp) -> bool {
+    /// `should_failslab`: the per-cache and global filters, then the knobs; a failure is
+    /// reported as `fail_dump` does (not with `__GFP_NOWARN`: `FAULT_NOWARN`).
+    fn should_failslab(&self, s: &Cache, gfp: Gfp, caller: &Location<'_>) -> bool {
         let attr = &self.slabs.failslab;
         if !attr.enabled() || gfp.contains(__GFP_NOFAIL) {
             return false;
@@ -549,11 +550,8 @@ impl<P: Platform> Kmem<P> {
         }
         match attr.should_fail(s.object_size() as i64) {
             Some(verbose) => {
-                if verbose > 0 && !gfp.contains(__GFP_NOWARN) {
-                    self.platform().log(
-                        Level::Info,
-                        format_args!("FAULT_INJECTION: forcing a failure.\nname failslab, cache {}", s.name()),
-                    );
+                if !gfp.contains(__GFP_NOWARN) {
+                    attr.dump(self.platform(), "failslab", verbose, caller);
                 }
                 true
             }

@@ -11,6 +11,7 @@ mod buckets;
 mod cache_handles;
 mod call_rcu;
 mod create_args;
+mod faults;
 mod gfp;
 mod highatomic;
 mod kasan_semantics;

@@ -290,7 +290,7 @@ fn sl9_bulk_is_all_or_nothing_under_failslab() {
     assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut objs), 0);
     assert!(objs.iter().all(|p| p.is_null()), "nothing handed out");
     assert_eq!(m.slabs().failslab().injected.load(Ordering::SeqCst), 1);
-    assert_eq!(count_log(&m, "name failslab, cache sl9-fail"), 1);
+    assert_eq!(count_log(&m, "name failslab, interval 5, probability 100, space 0, times 1"), 1);
     assert_eq!(m.kmem_cache_shrink(c), 0, "the four objects it got were freed");
     assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut objs), 10, "times exhausted: no more failures");
     // SAFETY: Ours, unused from now on.
