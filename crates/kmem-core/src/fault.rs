@@ -80,6 +80,17 @@ impl FaultPoint {
     }
 }
 
+/// Which options a point's spec takes besides `verbose` ([`FaultAttr::parse_with`]).
+#[derive(Clone, Copy)]
+enum Keys {
+    /// None (the mempool points).
+    Plain,
+    /// `fail_page_alloc`'s GFP and order filters.
+    PageAlloc,
+    /// `failslab`'s `ignore-gfp-wait` and `cache-filter`.
+    Failslab,
+}
+
 /// A bad fault-injection setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadFaultSpec(pub &'static str);
@@ -168,12 +179,21 @@ impl FaultAttr {
     }
 
     /// Parses `<interval>,<probability>,<space>,<times>[,key=value…]` where the keys are
-    /// `ignore-gfp-wait`, `ignore-gfp-highmem`, `min-order`, `verbose`.
+    /// `fail_page_alloc`'s: `ignore-gfp-wait`, `ignore-gfp-highmem`, `min-order`, `verbose`.
     ///
     /// # Errors
     /// Names the field that is missing or not a number, or the unknown key.
     pub fn parse_and_apply(&self, spec: &str) -> Result<(), BadFaultSpec> {
-        self.parse_with(spec, true)
+        self.parse_with(spec, Keys::PageAlloc)
+    }
+
+    /// [`Self::parse_and_apply`] with `failslab`'s keys (`mm/failslab.c`): `ignore-gfp-wait`,
+    /// `cache-filter`, `verbose`.
+    ///
+    /// # Errors
+    /// As [`Self::parse_and_apply`]; `min-order` and `ignore-gfp-highmem` are unknown here.
+    pub fn parse_and_apply_failslab(&self, spec: &str) -> Result<(), BadFaultSpec> {
+        self.parse_with(spec, Keys::Failslab)
     }
 
     /// [`Self::parse_and_apply`] for an attribute without GFP filters (`fail_mempool_alloc`,
@@ -183,11 +203,11 @@ impl FaultAttr {
     /// # Errors
     /// As [`Self::parse_and_apply`]; the filter keys are unknown here.
     pub fn parse_and_apply_plain(&self, spec: &str) -> Result<(), BadFaultSpec> {
-        self.parse_with(spec, false)
+        self.parse_with(spec, Keys::Plain)
     }
 
-    /// The parser of both forms; `filters` admits the GFP filter keys.
-    fn parse_with(&self, spec: &str, filters: bool) -> Result<(), BadFaultSpec> {
+    /// The parser of every form; `keys` says which options the point has.
+    fn parse_with(&self, spec: &str, keys: Keys) -> Result<(), BadFaultSpec> {
         let mut parts = spec.split(',').map(str::trim);
         let mut num = |what: &'static str| -> Result<i64, BadFaultSpec> {
             parts.next().ok_or(BadFaultSpec(what))?.parse::<i64>().map_err(|_| BadFaultSpec(what))
@@ -202,17 +222,21 @@ impl FaultAttr {
         if !(0..=100).contains(&probability) {
             return Err(BadFaultSpec("probability must be 0..=100"));
         }
-        let mut opts = [None; 4];
+        let mut opts = [None; 5];
         for opt in parts {
             let (key, value) = opt.split_once('=').ok_or(BadFaultSpec("options must be key=value"))?;
             let value: u32 = value.parse().map_err(|_| BadFaultSpec("option value must be an integer"))?;
-            let slot = match key {
-                "verbose" => 3,
-                _ if !filters => return Err(BadFaultSpec("unknown option (verbose is the only one)")),
-                "ignore-gfp-wait" => 0,
-                "ignore-gfp-highmem" => 1,
-                "min-order" => 2,
-                _ => {
+            let slot = match (keys, key) {
+                (_, "verbose") => 3,
+                (Keys::PageAlloc | Keys::Failslab, "ignore-gfp-wait") => 0,
+                (Keys::PageAlloc, "ignore-gfp-highmem") => 1,
+                (Keys::PageAlloc, "min-order") => 2,
+                (Keys::Failslab, "cache-filter") => 4,
+                (Keys::Plain, _) => return Err(BadFaultSpec("unknown option (verbose is the only one)")),
+                (Keys::Failslab, _) => {
+                    return Err(BadFaultSpec("unknown option (ignore-gfp-wait, cache-filter, verbose)"));
+                }
+                (Keys::PageAlloc, _) => {
                     return Err(BadFaultSpec(
                         "unknown option (ignore-gfp-wait, ignore-gfp-highmem, min-order, verbose)",
                     ));
@@ -232,6 +256,9 @@ impl FaultAttr {
         }
         if let Some(v) = opts[3] {
             self.verbose.store(v, Relaxed);
+        }
+        if let Some(v) = opts[4] {
+            self.cache_filter.store(v != 0, Relaxed);
         }
         Ok(())
     }

@@ -59,7 +59,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "KMEM_FAIL_PAGE_ALLOC",
         "<interval>,<probability>,<space>,<times>[,ignore-gfp-wait=N][,ignore-gfp-highmem=N][,min-order=N][,verbose=N]",
     ),
-    ("KMEM_FAILSLAB", "failslab knobs, same syntax as KMEM_FAIL_PAGE_ALLOC"),
+    ("KMEM_FAILSLAB", "<interval>,<probability>,<space>,<times>[,ignore-gfp-wait=N][,cache-filter=N][,verbose=N]"),
     (
         "KMEM_FAIL_MEMPOOL_ALLOC",
         "fail_mempool_alloc (mempool_alloc skips alloc_fn, takes from the reserve): <interval>,<probability>,<space>,<times>[,verbose=N]",
@@ -113,17 +113,16 @@ fn parse_bool(var: &'static str, v: &str) -> Result<bool, EnvError> {
     }
 }
 
-/// `v` if it parses as fault-injection knobs (`filters`: with the page allocator's GFP filter
-/// keys), checked here so that the error names `var`.
-fn fault_spec(var: &'static str, v: String, filters: bool) -> Result<String, EnvError> {
+/// `v` if it parses as fault-injection knobs with `parse` (whose options `form` shows),
+/// checked here so that the error names `var`.
+fn fault_spec(
+    var: &'static str,
+    v: String,
+    parse: fn(&kmem_core::fault::FaultAttr, &str) -> Result<(), kmem_core::fault::BadFaultSpec>,
+    form: &str,
+) -> Result<String, EnvError> {
     let probe = kmem_core::fault::FaultAttr::new();
-    let parsed = if filters { probe.parse_and_apply(&v) } else { probe.parse_and_apply_plain(&v) };
-    let form = if filters {
-        "<interval>,<probability>,<space>,<times>[,key=value...]"
-    } else {
-        "<interval>,<probability>,<space>,<times>[,verbose=N]"
-    };
-    parsed.map_err(|e| err(var, &v, format!("{form} ({})", e.0)))?;
+    parse(&probe, &v).map_err(|e| err(var, &v, format!("<interval>,<probability>,<space>,<times>{form} ({})", e.0)))?;
     Ok(v)
 }
 
@@ -257,17 +256,20 @@ pub fn apply(mut b: Builder, get: impl Fn(&str) -> Option<String>) -> Result<Bui
         let bytes = parse_size(&v).ok_or_else(|| err("KMEM_LOG_BUF_LEN", &v, "a size like 1M"))?;
         b = b.log_capacity(bytes as usize);
     }
+    use kmem_core::fault::FaultAttr;
+    let (any, plain) = ("[,key=value...]", "[,verbose=N]");
     if let Some(v) = get("KMEM_FAIL_PAGE_ALLOC") {
-        b = b.fail_page_alloc(fault_spec("KMEM_FAIL_PAGE_ALLOC", v, true)?);
+        b = b.fail_page_alloc(fault_spec("KMEM_FAIL_PAGE_ALLOC", v, FaultAttr::parse_and_apply, any)?);
     }
     if let Some(v) = get("KMEM_FAILSLAB") {
-        b = b.failslab(fault_spec("KMEM_FAILSLAB", v, true)?);
+        b = b.failslab(fault_spec("KMEM_FAILSLAB", v, FaultAttr::parse_and_apply_failslab, any)?);
     }
     if let Some(v) = get("KMEM_FAIL_MEMPOOL_ALLOC") {
-        b = b.fail_mempool_alloc(fault_spec("KMEM_FAIL_MEMPOOL_ALLOC", v, false)?);
+        b = b.fail_mempool_alloc(fault_spec("KMEM_FAIL_MEMPOOL_ALLOC", v, FaultAttr::parse_and_apply_plain, plain)?);
     }
     if let Some(v) = get("KMEM_FAIL_MEMPOOL_ALLOC_BULK") {
-        b = b.fail_mempool_alloc_bulk(fault_spec("KMEM_FAIL_MEMPOOL_ALLOC_BULK", v, false)?);
+        let parse = FaultAttr::parse_and_apply_plain;
+        b = b.fail_mempool_alloc_bulk(fault_spec("KMEM_FAIL_MEMPOOL_ALLOC_BULK", v, parse, plain)?);
     }
     if let Some(v) = get("KMEM_SLUB_DEBUG") {
         kmem_core::slab::DebugSpec::new(&v).map_err(|e| err("KMEM_SLUB_DEBUG", &v, e.to_string()))?;

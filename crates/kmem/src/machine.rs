@@ -103,7 +103,7 @@ pub struct Settings {
     pub slab: SlabConfig,
     /// `slab_debug=` spec.
     pub slub_debug: Option<String>,
-    /// `failslab` spec (same syntax as `fail_page_alloc`).
+    /// `failslab` spec (`fail_page_alloc`'s syntax with failslab's keys).
     pub failslab: Option<String>,
     /// `fail_mempool_alloc` spec: `<interval>,<probability>,<space>,<times>[,verbose=N]`.
     pub fail_mempool_alloc: Option<String>,
@@ -330,7 +330,8 @@ impl Builder {
         self
     }
 
-    /// `failslab` knobs, in `fail_page_alloc` syntax (checked at build).
+    /// `failslab` knobs, in `fail_page_alloc` syntax with failslab's keys: `ignore-gfp-wait`,
+    /// `cache-filter`, `verbose` (checked at build).
     pub fn failslab(mut self, spec: impl Into<String>) -> Self {
         self.s.failslab = Some(spec.into());
         self
@@ -486,7 +487,8 @@ impl Builder {
         let mut pa = Kmem::new(pa, slab);
         pa.set_vmalloc_range(vm.start()..vm.end());
         if let Some(spec) = &s.failslab {
-            pa.slabs().failslab().parse_and_apply(spec).map_err(|e| BuildError::Setting(format!("failslab: {e}")))?;
+            let failslab = pa.slabs().failslab();
+            failslab.parse_and_apply_failslab(spec).map_err(|e| BuildError::Setting(format!("failslab: {e}")))?;
         }
         if let Some(spec) = &s.fail_page_alloc {
             pa.fail_page_alloc()
