@@ -3,7 +3,8 @@
 //! [`DEFAULT_MAX`], a 64 KiB log — and two settings that are forced: private memory (so `fork` gives the child a copy) and no
 //! kswapd (a thread of its own would be inside the machine at any moment, and every preloaded
 //! program would get an extra thread). If the host refuses a mapping that large (strict
-//! overcommit), the size is halved until it fits, down to 64 MiB.
+//! overcommit), the default size is halved until it fits, down to 64 MiB; a size `KMEM_MEM`
+//! gave is built or refused (an error naming the variable), never halved.
 //!
 //! Why at most 4 GiB by default: building a machine writes the page-array entry of the head of
 //! every free 4 MiB block, one host page of page array per block, so start-up costs 1 MiB of
@@ -36,6 +37,9 @@ pub fn stats_on_exit() -> bool {
 pub fn build() -> Result<Machine, String> {
     let b = Builder::new().profile(Profile::X86_64).log_capacity(64 << 10).from_env().map_err(|e| e.to_string())?;
     let mut b = b.private_memory(true).kswapd(false);
+    // A size `KMEM_MEM` asked for is built or refused, never halved (DESIGN §3: no silent wrong
+    // machine); only the preload's own default gives way.
+    let explicit = b.settings().mem_bytes;
     if b.settings().profile == Profile::I386 && b.settings().mem_bytes.is_none() {
         b = b.mem_bytes(I386_LOWMEM);
     }
@@ -43,6 +47,9 @@ pub fn build() -> Result<Machine, String> {
     loop {
         match b.clone().mem_bytes(size).build() {
             Ok(m) => return Ok(m),
+            Err(BuildError::Host(e)) if explicit.is_some() => {
+                return Err(format!("KMEM_MEM: cannot create physical memory of {size} bytes: {e}"));
+            }
             Err(BuildError::Host(_)) if size / 2 >= SMALLEST => size /= 2,
             Err(e) => return Err(e.to_string()),
         }

@@ -490,3 +490,24 @@ fn fork_handlers_of_other_libraries_may_allocate() {
     let kmem = run(cmd, "atfork (LD_PRELOAD)");
     assert_eq!(String::from_utf8_lossy(&kmem.stdout), "forks ok\n", "{}", tail(&kmem.stderr));
 }
+
+/// DESIGN §3: a `KMEM_MEM` the host cannot map (here an address-space limit below it) is an
+/// error naming the variable, and the program runs on the bootstrap heap — not a machine of
+/// half the size, the fallback of the preload's own default size.
+#[test]
+fn an_explicit_kmem_mem_the_host_refuses_is_named_not_halved() {
+    let dir = Scratch::new("memlimit");
+    let py = python();
+    let mut cmd = command(Path::new("sh"), dir.path());
+    // The limit is set in the shell, which runs without the preload; python runs with it.
+    cmd.args(["-c", "ulimit -v 3145728 && LD_PRELOAD=\"$KMEM_TEST_SO\" exec \"$0\" -c 'print(6 * 7)'"])
+        .arg(&py)
+        .env("KMEM_TEST_SO", preload_so())
+        .env("KMEM_MEM", "4G")
+        .env("KMEM_STATS_ON_EXIT", "1");
+    let r = run(cmd, "python3 with KMEM_MEM=4G under a 3 GiB address-space limit");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "42\n");
+    assert!(!r.stderr.contains("MemTotal:"), "a machine was built: {}", r.stderr);
+    assert!(r.stderr.contains("KMEM_MEM"), "the error names the variable: {}", r.stderr);
+    assert!(r.stderr.contains("serving allocations from the bootstrap heap"), "{}", r.stderr);
+}
