@@ -48,7 +48,7 @@ pub fn build() -> Result<Machine, String> {
         match b.clone().mem_bytes(size).build() {
             Ok(m) => return Ok(m),
             Err(BuildError::Host(e)) if explicit.is_some() => {
-                return Err(format!("KMEM_MEM: cannot create physical memory of {size} bytes: {e}"));
+                return Err(format!("{e} (a machine of KMEM_MEM's {size} bytes)"));
             }
             Err(BuildError::Host(_)) if size / 2 >= SMALLEST => size /= 2,
             Err(e) => return Err(e.to_string()),

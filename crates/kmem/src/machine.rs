@@ -44,7 +44,7 @@ use crate::user_platform::UserPlatform;
 /// Why a machine could not be built.
 #[derive(Debug)]
 pub enum BuildError {
-    /// The host refused the memory.
+    /// The host refused the memory, the address space or the thread (the error says which).
     Host(io::Error),
     /// The page allocator rejected the layout or settings.
     Init(InitError),
@@ -58,7 +58,7 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::Host(e) => write!(f, "cannot create physical memory: {e}"),
+            BuildError::Host(e) => e.fmt(f),
             BuildError::Init(e) => write!(f, "cannot initialise the page allocator: {e}"),
             BuildError::Setting(s) => f.write_str(s),
             BuildError::Env(e) => e.fmt(f),
@@ -67,6 +67,11 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+/// [`BuildError::Host`] for `e`, saying what the host refused.
+fn host(e: io::Error, what: fmt::Arguments<'_>) -> BuildError {
+    BuildError::Host(io::Error::new(e.kind(), format!("{what}: {e}")))
+}
 
 /// What a [`Builder`] will build.
 #[derive(Clone, Debug)]
@@ -389,23 +394,24 @@ impl Builder {
         } else {
             sys::PhysMem::new(pages * PAGE_SIZE)
         }
-        .map_err(BuildError::Host)?;
+        .map_err(|e| host(e, format_args!("cannot create physical memory of {} bytes", pages * PAGE_SIZE)))?;
         let vm_bytes = s.vmalloc_bytes.unwrap_or(match s.profile {
             Profile::I386 => 128 << 20,
             Profile::X86_64 => 64 << 30,
         }) as usize
             & !(PAGE_SIZE - 1);
-        let window = |len: usize| -> Result<VaRange, BuildError> {
+        let window = |len: usize, what: &str| -> Result<VaRange, BuildError> {
+            let refused = |e| host(e, format_args!("cannot reserve {len} bytes of address space for {what}"));
             // SAFETY: The clone goes to a `VaRange`, which only maps frames `MAP_SHARED` at new
             // addresses for vmalloc and `kmap`, never writes, resizes or punches the file.
-            let fd = unsafe { phys.fd() }.map(OwnedFd::try_clone).transpose().map_err(BuildError::Host)?;
-            VaRange::reserve(len, fd, phys.len()).map_err(BuildError::Host)
+            let fd = unsafe { phys.fd() }.map(OwnedFd::try_clone).transpose().map_err(refused)?;
+            VaRange::reserve(len, fd, phys.len()).map_err(refused)
         };
         // The default range is large; a host that refuses it (an address-space limit, or
         // valgrind, which caps single mappings) gets the largest half that fits, down to 128 MiB.
         let mut vm_bytes = vm_bytes.max(PAGE_SIZE);
         let vm_range = loop {
-            match window(vm_bytes) {
+            match window(vm_bytes, "the vmalloc range") {
                 Ok(range) => break range,
                 Err(_) if s.vmalloc_bytes.is_none() && vm_bytes > 128 << 20 => vm_bytes /= 2,
                 Err(e) => return Err(e),
@@ -417,7 +423,7 @@ impl Builder {
         vm.set_page_pointer_bytes(if s.profile == Profile::I386 { 4 } else { 8 });
         let highmem = if highmem_wanted {
             let (pkmap, fixmap) = Highmem::window_bytes(cpus);
-            Some(Highmem::new(window(pkmap)?, window(fixmap)?, cpus))
+            Some(Highmem::new(window(pkmap, "the kmap window")?, window(fixmap, "the kmap_local window")?, cpus))
         } else {
             None
         };
@@ -524,7 +530,7 @@ impl Builder {
         let weak: Weak<dyn SlotOwner> = Arc::downgrade(&inner) as Weak<dyn SlotOwner>;
         let _ = inner.kmem.platform().owner.set(weak);
         if s.kswapd {
-            spawn_kswapd(&inner, s.trim_after).map_err(BuildError::Host)?;
+            spawn_kswapd(&inner, s.trim_after).map_err(|e| host(e, format_args!("cannot start kswapd")))?;
         }
         Ok(Machine { inner })
     }

@@ -275,6 +275,16 @@ fn builder_errors_are_clear() {
     assert!(err.to_string().contains("watermark_scale_factor"), "{err}");
 }
 
+/// The host refusing the vmalloc range is said as that, not as physical memory it could not
+/// create (the machine's memory was created fine).
+#[test]
+fn a_vmalloc_range_the_host_refuses_is_named() {
+    let err = builder(Profile::X86_64, 64).vmalloc_bytes(1 << 62).build().unwrap_err();
+    assert!(matches!(err, BuildError::Host(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("vmalloc range") && !text.contains("physical memory"), "{text}");
+}
+
 /// A scale factor far out of the sysctl's range is refused like 0 is (it used to overflow
 /// computing the watermarks, a panic), and so is a boost factor above its `int`.
 #[test]
