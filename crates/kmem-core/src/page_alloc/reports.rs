@@ -285,6 +285,12 @@ impl<P: Platform> PageAllocator<P> {
         // `out_of_memory` with no victim: `pr_warn`, then (instead of the kernel's panic) kmem's
         // notice.
         self.platform.log(Level::Warning, format_args!("Out of memory and no killable processes..."));
+        if gfp.contains(crate::gfp::__GFP_NOFAIL) {
+            // Not bounded by the OOM timeout: it waits for as long as it takes.
+            let text = "kmem: no process to kill; __GFP_NOFAIL: waiting for memory to be freed, without a time limit";
+            self.platform.log(Level::Err, format_args!("{text}"));
+            return;
+        }
         self.platform.log(
             Level::Err,
             format_args!(

@@ -90,3 +90,53 @@ fn shrinker_counts_that_add_up_past_usize_do_not_overflow() {
     assert_eq!(r.ok(), Some(true), "the request panicked (or found a page)");
     free_all(&m, held);
 }
+
+/// An OOM notifier that frees nothing on its first call and a held block from its second on.
+struct FreesOnSecondCall {
+    machine: kmem::Machine,
+    calls: std::sync::atomic::AtomicUsize,
+    held: std::sync::Mutex<Vec<(usize, u32)>>,
+}
+
+impl kmem_core::reclaim::OomNotifier for FreesOnSecondCall {
+    fn out_of_memory(&self) -> usize {
+        if self.calls.fetch_add(1, SEQ) == 0 {
+            return 0;
+        }
+        let blocks = std::mem::take(&mut *self.held.lock().unwrap());
+        let mut pages = 0;
+        for (pfn, order) in blocks {
+            // SAFETY: The test's own block, given to the notifier.
+            unsafe { self.machine.free_pages(self.machine.pfn_to_page(pfn).unwrap(), order) };
+            pages += 1 << order;
+        }
+        pages
+    }
+}
+
+/// DESIGN §3 "OOM": the report's last line says how long the request will wait. A
+/// `__GFP_NOFAIL` request is not bounded by the OOM timeout, so it must not claim to be.
+#[test]
+fn the_oom_report_of_a_nofail_request_does_not_promise_a_timeout() {
+    let m = i386_nopcp(64);
+    let mut held = exhaust(&m);
+    let block = take_block(&m, &mut held, 0);
+    let notifier = Box::new(FreesOnSecondCall {
+        machine: m.clone(),
+        calls: std::sync::atomic::AtomicUsize::new(0),
+        held: std::sync::Mutex::new(vec![block]),
+    });
+    let ptr = std::ptr::NonNull::from(&*notifier as &dyn kmem_core::reclaim::OomNotifier);
+    // SAFETY: `notifier` outlives the registration, unregistered below.
+    let id = unsafe { m.register_oom_notifier(ptr) }.expect("a free notifier slot");
+    m.log().clear();
+    let page = m.alloc_pages(GFP_KERNEL | kmem::gfp::__GFP_NOFAIL, 0).expect("__GFP_NOFAIL");
+    assert!(m.unregister_oom_notifier(id));
+    let lines = log_lines(&m);
+    let last = lines.iter().find(|l| l.starts_with("kmem: no process to kill")).expect("the OOM report");
+    assert!(!last.contains("waiting up to"), "{last}");
+    assert_eq!(last, "kmem: no process to kill; __GFP_NOFAIL: waiting for memory to be freed, without a time limit");
+    // SAFETY: The test's own page.
+    unsafe { m.free_pages(page, 0) };
+    free_all(&m, held);
+}
