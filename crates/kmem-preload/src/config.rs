@@ -40,6 +40,13 @@ pub fn build() -> Result<Machine, String> {
     // A size `KMEM_MEM` asked for is built or refused, never halved (DESIGN §3: no silent wrong
     // machine); only the preload's own default gives way.
     let explicit = b.settings().mem_bytes;
+    let page = kmem::PAGE_SIZE as u64;
+    if b.settings().profile == Profile::I386 && explicit.is_some_and(|m| m / page > I386_LOWMEM / page) {
+        // Named as the variables the user set, not as the private memory the preload forces.
+        let value = kmem::env::var("KMEM_MEM").ok().flatten().unwrap_or_default();
+        let expected = "a size from 8M to 896M with KMEM_PROFILE=i386 (the preload's private memory has no HighMem)";
+        return Err(kmem::env::EnvError { var: "KMEM_MEM", value, expected: expected.into() }.to_string());
+    }
     if b.settings().profile == Profile::I386 && b.settings().mem_bytes.is_none() {
         b = b.mem_bytes(I386_LOWMEM);
     }

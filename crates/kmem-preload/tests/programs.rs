@@ -511,3 +511,18 @@ fn an_explicit_kmem_mem_the_host_refuses_is_named_not_halved() {
     assert!(r.stderr.contains("KMEM_MEM"), "the error names the variable: {}", r.stderr);
     assert!(r.stderr.contains("serving allocations from the bootstrap heap"), "{}", r.stderr);
 }
+
+/// The preload's machine has private memory, so an i386 one has no HighMem: a `KMEM_MEM` above
+/// 896 MiB with `KMEM_PROFILE=i386` is refused naming the variables the user set, not a
+/// "private memory" setting the user never made.
+#[test]
+fn an_i386_kmem_mem_above_lowmem_names_the_variables() {
+    let dir = Scratch::new("i386mem");
+    let py = python();
+    let mut cmd = command(&py, dir.path());
+    cmd.args(["-c", "print(6 * 7)"]).env("LD_PRELOAD", preload_so()).env("KMEM_PROFILE", "i386").env("KMEM_MEM", "1G");
+    let r = run(cmd, "python3 with KMEM_PROFILE=i386 KMEM_MEM=1G");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "42\n");
+    assert!(r.stderr.contains("invalid KMEM_MEM=\"1G\""), "{}", r.stderr);
+    assert!(r.stderr.contains("KMEM_PROFILE=i386"), "{}", r.stderr);
+}
