@@ -25,6 +25,7 @@ mod layouts;
 mod meminit;
 mod rcu_barrier;
 mod slab_track;
+mod sysctl_race;
 mod trim;
 mod usable_size;
 mod vmalloc;
