@@ -265,7 +265,8 @@ impl Builder {
         self
     }
 
-    /// Sets the size of the vmalloc range (`VMALLOC_TOTAL`), rounded down to whole pages.
+    /// Sets the size of the vmalloc range (`VMALLOC_TOTAL`), rounded down to whole pages; at
+    /// least two pages (one area and its guard page), or [`Self::build`] refuses it.
     pub fn vmalloc_bytes(mut self, bytes: u64) -> Self {
         self.s.vmalloc_bytes = Some(bytes);
         self
@@ -368,6 +369,13 @@ impl Builder {
         if !(1..=MAX_CPUS).contains(&cpus) {
             return Err(BuildError::Setting(format!("cpus must be 1..={MAX_CPUS}, got {cpus}")));
         }
+        // One area needs a page and its guard page; a smaller range could never serve a vmalloc.
+        if let Some(vb) = s.vmalloc_bytes.filter(|&vb| vb < 2 * PAGE_SIZE as u64) {
+            return Err(BuildError::Setting(format!(
+                "the vmalloc range must be at least {} bytes (one page and its guard page), got {vb} bytes",
+                2 * PAGE_SIZE
+            )));
+        }
         let bytes = s.mem_bytes.unwrap_or_else(|| match s.profile {
             Profile::I386 => 1 << 30,
             Profile::X86_64 => sys::host_ram(),
@@ -409,7 +417,7 @@ impl Builder {
         };
         // The default range is large; a host that refuses it (an address-space limit, or
         // valgrind, which caps single mappings) gets the largest half that fits, down to 128 MiB.
-        let mut vm_bytes = vm_bytes.max(PAGE_SIZE);
+        let mut vm_bytes = vm_bytes;
         let vm_range = loop {
             match window(vm_bytes, "the vmalloc range") {
                 Ok(range) => break range,

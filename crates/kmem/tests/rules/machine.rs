@@ -285,6 +285,24 @@ fn a_vmalloc_range_the_host_refuses_is_named() {
     assert!(text.contains("vmalloc range") && !text.contains("physical memory"), "{text}");
 }
 
+/// A vmalloc range too small for one area (a page and its guard page) is refused, naming the
+/// setting; it used to become a one-page range on which every vmalloc failed.
+#[test]
+fn a_vmalloc_range_too_small_for_one_area_is_refused() {
+    for bytes in [0, 1, PAGE_SIZE as u64, 2 * PAGE_SIZE as u64 - 1] {
+        let err = builder(Profile::X86_64, 64).vmalloc_bytes(bytes).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("the vmalloc range must be at least 8192 bytes (one page and its guard page), got {bytes} bytes")
+        );
+    }
+    // The smallest range that fits one area serves it.
+    let m = builder(Profile::X86_64, 64).vmalloc_bytes(2 * PAGE_SIZE as u64).build().unwrap();
+    let p = m.vmalloc(PAGE_SIZE).expect("one page fits a two-page range");
+    // SAFETY: Ours, freed once.
+    unsafe { m.vfree(p.as_ptr()) };
+}
+
 /// A scale factor far out of the sysctl's range is refused like 0 is (it used to overflow
 /// computing the watermarks, a panic), and so is a boost factor above its `int`.
 #[test]
