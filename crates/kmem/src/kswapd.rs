@@ -4,8 +4,9 @@
 //! context (VM-7), which it completes from process context as the kernel's
 //! `delayed_vfree_work` does.
 
-use std::sync::Arc;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use std::{io, thread};
 
@@ -65,75 +66,106 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
     let weak = Arc::downgrade(inner);
     let ctl = inner.kmem.platform().kswapd.clone();
     let id = inner.kmem.platform().id;
-    let mut seen = ctl.word.load(Ordering::SeqCst);
-    let mut last_scan = Instant::now();
-    let mut last_decay = Instant::now();
+    let now = Instant::now();
+    let mut state = State { seen: ctl.word.load(Ordering::SeqCst), last_scan: now, last_decay: now };
     ctl.running.store(true, Ordering::SeqCst);
     thread::Builder::new().name("kswapd0".into()).spawn(move || {
-        loop {
-            if ctl.stopping.load(Ordering::SeqCst) {
-                return;
+        // A panic in a callback kswapd runs (a shrinker's, a cache's destructor, an RCU
+        // callback: a bug in the caller's code) is reported and kswapd goes on, from a clean
+        // slate (its CPU slot given back); each pass it makes leaves the machine consistent
+        // when it unwinds, as direct reclaim does for the caller it unwinds to.
+        while let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| run(&ctl, &weak, id, trim_after, &mut state)))
+        {
+            let what = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a non-string payload")
+                .to_owned();
+            crate::typed_cache::discard(payload);
+            cpu::release_current(id);
+            if let Some(inner) = weak.upgrade() {
+                crate::Machine { inner }
+                    .printk(crate::Level::Err, &format!("kswapd0: a callback panicked ({what}); kswapd goes on\n"));
             }
-            let now = ctl.word.load(Ordering::SeqCst);
-            if now != seen {
-                seen = now;
-                let Some(inner) = weak.upgrade() else { return };
-                if ctl.work.swap(false, Ordering::SeqCst) {
-                    inner.deferred_work();
-                    // A flood of `call_rcu` callbacks (`QHIMARK`) or a full page of `kfree_rcu`
-                    // objects kicks the worker too.
-                    inner.kmem.rcu_core();
-                    ctl.work_runs.fetch_add(1, Ordering::Relaxed);
-                }
-                // A hopeless node (`kswapd_failures >= MAX_RECLAIM_RETRIES`): back to sleep
-                // without a run, as `prepare_kswapd_sleep` lets kswapd sleep; a wake-up sent
-                // before the last failing run ended is dropped with it.
-                if ctl.balance.swap(false, Ordering::SeqCst) && !inner.kmem.kswapd_hopeless() {
-                    inner.kmem.kswapd_balance();
-                }
-                cpu::release_current(id);
-                continue;
-            }
-            let mut sleep = Duration::from_millis(200);
-            let since_decay = last_decay.elapsed();
-            if since_decay >= PCP_DECAY_PERIOD {
-                let Some(inner) = weak.upgrade() else { return };
-                inner.kmem.decay_pcp_high();
-                inner.deferred_work();
-                // What waits for a grace period without memory pressure (`kfree_rcu` objects,
-                // `SLAB_TYPESAFE_BY_RCU` slabs, `call_rcu` callbacks) is freed or run after
-                // one that can complete now, as the kernel's grace periods, RCU softirq and
-                // `kfree_rcu` monitor run on their own. kswapd holds no lock of a caller's.
-                inner.kmem.rcu_core();
-                ctl.ticks.fetch_add(1, Ordering::Relaxed);
-                // Caches destroyed inside one of their own allocations or frees, left to the
-                // next maintenance pass (`lifetime.rs`): one load when there is none, as the
-                // kernel's `slab_caches_to_rcu_destroy` work runs without memory pressure.
-                inner.kmem.reap_orphans();
-                cpu::release_current(id);
-                last_decay = Instant::now();
-            } else {
-                sleep = sleep.min(PCP_DECAY_PERIOD - since_decay);
-            }
-            if let Some(period) = trim_after {
-                let since = last_scan.elapsed();
-                if since >= period {
-                    let Some(inner) = weak.upgrade() else { return };
-                    inner.kmem.trim_aged();
-                    last_scan = Instant::now();
-                } else {
-                    sleep = sleep.min(period - since);
-                }
-            }
-            // Dekker with `wake_kswapd`: either the waker sees `sleeping` and calls the futex,
-            // or the futex sees the waker's new `word` and returns at once.
-            ctl.sleeping.store(true, Ordering::SeqCst);
-            std::sync::atomic::fence(Ordering::SeqCst);
-            sys::futex_wait(&ctl.word, seen, sleep);
-            ctl.sleeping.store(false, Ordering::SeqCst);
         }
     })?;
     Ok(())
+}
+
+/// What one kswapd thread keeps between its passes.
+struct State {
+    /// The wake-up word last served.
+    seen: u32,
+    last_scan: Instant,
+    last_decay: Instant,
+}
+
+/// kswapd's loop ([`spawn_kswapd`]); returns when the machine is gone or stopping.
+fn run(ctl: &KswapdCtl, weak: &Weak<Inner>, id: u64, trim_after: Option<Duration>, state: &mut State) {
+    let State { seen, last_scan, last_decay } = state;
+    loop {
+        if ctl.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = ctl.word.load(Ordering::SeqCst);
+        if now != *seen {
+            *seen = now;
+            let Some(inner) = weak.upgrade() else { return };
+            if ctl.work.swap(false, Ordering::SeqCst) {
+                inner.deferred_work();
+                // A flood of `call_rcu` callbacks (`QHIMARK`) or a full page of `kfree_rcu`
+                // objects kicks the worker too.
+                inner.kmem.rcu_core();
+                ctl.work_runs.fetch_add(1, Ordering::Relaxed);
+            }
+            // A hopeless node (`kswapd_failures >= MAX_RECLAIM_RETRIES`): back to sleep
+            // without a run, as `prepare_kswapd_sleep` lets kswapd sleep; a wake-up sent
+            // before the last failing run ended is dropped with it.
+            if ctl.balance.swap(false, Ordering::SeqCst) && !inner.kmem.kswapd_hopeless() {
+                inner.kmem.kswapd_balance();
+            }
+            cpu::release_current(id);
+            continue;
+        }
+        let mut sleep = Duration::from_millis(200);
+        let since_decay = last_decay.elapsed();
+        if since_decay >= PCP_DECAY_PERIOD {
+            let Some(inner) = weak.upgrade() else { return };
+            inner.kmem.decay_pcp_high();
+            inner.deferred_work();
+            // What waits for a grace period without memory pressure (`kfree_rcu` objects,
+            // `SLAB_TYPESAFE_BY_RCU` slabs, `call_rcu` callbacks) is freed or run after
+            // one that can complete now, as the kernel's grace periods, RCU softirq and
+            // `kfree_rcu` monitor run on their own. kswapd holds no lock of a caller's.
+            inner.kmem.rcu_core();
+            ctl.ticks.fetch_add(1, Ordering::Relaxed);
+            // Caches destroyed inside one of their own allocations or frees, left to the
+            // next maintenance pass (`lifetime.rs`): one load when there is none, as the
+            // kernel's `slab_caches_to_rcu_destroy` work runs without memory pressure.
+            inner.kmem.reap_orphans();
+            cpu::release_current(id);
+            *last_decay = Instant::now();
+        } else {
+            sleep = sleep.min(PCP_DECAY_PERIOD - since_decay);
+        }
+        if let Some(period) = trim_after {
+            let since = last_scan.elapsed();
+            if since >= period {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.kmem.trim_aged();
+                *last_scan = Instant::now();
+            } else {
+                sleep = sleep.min(period - since);
+            }
+        }
+        // Dekker with `wake_kswapd`: either the waker sees `sleeping` and calls the futex,
+        // or the futex sees the waker's new `word` and returns at once.
+        ctl.sleeping.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        sys::futex_wait(&ctl.word, *seen, sleep);
+        ctl.sleeping.store(false, Ordering::SeqCst);
+    }
 }
 
 impl crate::Machine {

@@ -238,8 +238,8 @@ unsafe fn release_hooks<T>(ctx: *const (), _obj: *mut u8) {
     }
 }
 
-/// Drops a panic payload without letting a panic in its own `Drop` escape.
-fn discard(payload: Box<dyn std::any::Any + Send>) {
+/// Drops a panic payload without letting a panic in its own `Drop` escape (kswapd uses it too).
+pub(crate) fn discard(payload: Box<dyn std::any::Any + Send>) {
     if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
     }

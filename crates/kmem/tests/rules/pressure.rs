@@ -140,3 +140,68 @@ fn the_oom_report_of_a_nofail_request_does_not_promise_a_timeout() {
     unsafe { m.free_pages(page, 0) };
     free_all(&m, held);
 }
+
+/// A shrinker that panics when kswapd runs it, counting those calls.
+struct PanicsInKswapd(std::sync::atomic::AtomicUsize);
+
+impl Shrinker for PanicsInKswapd {
+    fn name(&self) -> &str {
+        "panics-in-kswapd"
+    }
+    fn count_objects(&self) -> usize {
+        1000
+    }
+    fn scan_objects(&self, _nr_to_scan: usize, _gfp: kmem::gfp::Gfp) -> usize {
+        if std::thread::current().name() == Some("kswapd0") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("shrinker bug met by kswapd");
+        }
+        kmem_core::reclaim::SHRINK_STOP
+    }
+}
+
+/// A panic in a callback kswapd runs (a shrinker's, in its background reclaim) is reported in
+/// the log and kswapd goes on: it still completes deferred work afterwards. The thread used to
+/// die with it, leaving the machine without its background reclaimer, its deferred `vfree`s
+/// and its timed maintenance (grace periods, per-CPU decay, trimming) for good.
+#[test]
+fn a_shrinker_panic_in_kswapd_is_reported_and_kswapd_goes_on() {
+    use std::time::{Duration, Instant};
+    let m = builder(Profile::I386, 64).pcp(false).kswapd(true).build().expect("build i386 machine");
+    let shrinker = Box::new(PanicsInKswapd(Default::default()));
+    let ptr = std::ptr::NonNull::from(&*shrinker as &dyn Shrinker);
+    // SAFETY: `shrinker` outlives the registration, unregistered below before it drops.
+    let id = unsafe { m.register_shrinker(ptr) }.expect("a free shrinker slot");
+    // Below the low watermark: the allocations wake kswapd, whose balance runs the shrinker.
+    let held = exhaust(&m);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shrinker.0.load(std::sync::atomic::Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        // A failing request that may wake kswapd wakes it again.
+        let _ = m.alloc_pages(kmem::gfp::GFP_NOWAIT | __GFP_NOWARN, 0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(shrinker.0.load(std::sync::atomic::Ordering::SeqCst) > 0, "kswapd ran the shrinker");
+    free_all(&m, held);
+    assert!(m.unregister_shrinker(id));
+    drop(shrinker);
+    // Reported once kswapd has unwound (after the shrinker counted the call).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_log(&m, "kswapd0: a callback panicked (shrinker bug met by kswapd); kswapd goes on") == 0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(count_log(&m, "kswapd0: a callback panicked (shrinker bug met by kswapd)") >= 1, "{}", m.dmesg());
+    // kswapd still serves a deferred vfree (VM-7), queued with nothing else to complete it.
+    let p = m.vmalloc(4 * kmem::PAGE_SIZE).unwrap();
+    {
+        let _lock = kmem::context::atomic_section();
+        // SAFETY: The test's own area, unused afterwards.
+        unsafe { m.vfree(p.as_ptr()) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.vm().nr_deferred() != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(m.vm().nr_deferred(), 0, "kswapd completed the deferred vfree");
+}
