@@ -91,7 +91,11 @@ impl<P: Platform> Kmem<P> {
         let pfn = self.virt_to_pfn(obj);
         let detail = match pfn {
             Some(_) if let Some((start, order)) = self.large_kmalloc_containing(obj) => {
-                Detail::InsideLarge { start, order }
+                if start == obj as usize {
+                    Detail::Large { order }
+                } else {
+                    Detail::InsideLarge { start, order }
+                }
             }
             Some(pfn) => {
                 let page = self.memmap().get(pfn);
@@ -118,6 +122,11 @@ enum Detail {
     Outside,
     /// In the vmalloc range: memory from `vmalloc`/`kvmalloc`, which `vfree`/`kvfree` free.
     Vmalloc,
+    /// The start of a live large kmalloc of this order: whole pages, no slab (only
+    /// `kmem_cache_free` reports it; `virt_to_cache`'s `Object is not a Slab page!`).
+    Large {
+        order: u32,
+    },
     /// Inside (not at the start of) the live large kmalloc at `start` of this order.
     InsideLarge {
         start: usize,
@@ -137,6 +146,11 @@ impl fmt::Display for Detail {
             Detail::Vmalloc => {
                 f.write_str("Not a kmalloc allocation (a vmalloc address: free it with vfree() or kvfree())")
             }
+            Detail::Large { order } => write!(
+                f,
+                "Object is not a Slab page! (a large kmalloc, order {order}, {} bytes: free it with kfree())",
+                crate::order::PAGE_SIZE << order
+            ),
             Detail::InsideLarge { start, order } => write!(
                 f,
                 "Not the start of a kmalloc allocation: inside the large kmalloc at 0x{start:x} (order {order}, {} bytes)",

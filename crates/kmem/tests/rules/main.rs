@@ -48,6 +48,7 @@ mod shim;
 mod show_mem;
 mod slab;
 mod slab_debug;
+mod slab_edges;
 mod slab_init;
 mod slab_pages;
 mod slab_smoke;
