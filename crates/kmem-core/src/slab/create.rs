@@ -490,7 +490,10 @@ impl<P: Platform> Kmem<P> {
         }
     }
 
-    /// `list_slab_objects` for every slab still holding objects; returns how many are live.
+    /// `list_slab_objects` for every partial slab still holding objects; returns how many
+    /// objects are live in all slabs. As `free_partial` in `__kmem_cache_shutdown` walks only
+    /// the node's partial list, the objects of full slabs are counted but not listed
+    /// (SEMANTICS §3.7, SL-12).
     pub(crate) fn report_remaining(&self, s: &Cache, caller: &Location<'_>) -> usize {
         let node = s.node.lock();
         let mut live = 0;
@@ -501,8 +504,8 @@ impl<P: Platform> Kmem<P> {
                 let (inuse, objects, pfn, mut fp) = unsafe {
                     ((*slab).inuse as usize, (*slab).objects as usize, (*slab).pfn as usize, (*slab).freelist)
                 };
-                if inuse > 0 {
-                    live += inuse;
+                live += inuse;
+                if inuse > 0 && matches!(which, Which::Partial) {
                     let base = self.pfn_address(pfn).expect("slab in lowmem").as_ptr();
                     let mut free = [0u64; layout::MAX_OBJS_PER_PAGE.div_ceil(64)];
                     let mut guard = objects;

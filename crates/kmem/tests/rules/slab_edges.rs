@@ -1,5 +1,6 @@
 //! Edges of the slab API found by using it as a kernel developer porting code would: frees of
-//! things that are not objects of the cache named, and the reports they get (SL-18, §3.8).
+//! things that are not objects of the cache named, a destroy with objects left, and the
+//! reports they get in the kernel's words (SL-12, SL-18, §3.7, §3.8).
 
 use kmem::PAGE_SIZE;
 use kmem::gfp::GFP_KERNEL;
@@ -30,4 +31,49 @@ fn kmem_cache_free_of_a_large_kmalloc_says_it_is_not_a_slab_page() {
     // SAFETY: Empty, not used afterwards.
     unsafe { m.kmem_cache_destroy(c) }.unwrap();
     check(&m);
+}
+
+/// SL-12 / SEMANTICS §3.7: `kmem_cache_destroy` with objects left lists the objects of each
+/// *partial* slab (`free_partial` → `list_slab_objects`); a full slab is on no list the
+/// shutdown walks, so its objects are not listed, but they still make the destroy fail with
+/// the `still has objects` warning and keep the cache's memory.
+#[test]
+fn destroy_lists_the_objects_of_partial_slabs_only() {
+    let m = i386_nopcp(32);
+    let c = m.kmem_cache_create("edge-full", 100, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    // One slab's worth plus one: the first slab is full, the second holds one object.
+    let first = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    let per_slab = m.cache_info(c).num_objs;
+    let mut objs = vec![first];
+    objs.extend((1..=per_slab).map(|_| m.kmem_cache_alloc(c, GFP_KERNEL).unwrap()));
+    assert_eq!(m.cache_info(c).slabs, 2, "a full slab and a partial one");
+    // SAFETY: Not used afterwards (the objects stay out: the destroy keeps the cache).
+    let e = unsafe { m.kmem_cache_destroy(c) }.expect_err("objects remain");
+    assert_eq!(e.live_objects, per_slab + 1, "every object out is counted");
+    let log = log_lines(&m);
+    assert_eq!(
+        count_log(&m, "BUG edge-full (Not tainted): Objects remaining on __kmem_cache_shutdown()"),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(count_log(&m, "@offset="), 1, "only the partial slab's object is listed: {log:#?}");
+    assert_eq!(count_log(&m, "kmem_cache_destroy edge-full: Slab cache still has objects when called from"), 1);
+}
+
+/// All objects left in full slabs: no `list_slab_objects` report at all, only the warning,
+/// and the destroy still fails (`__kmem_cache_shutdown` sees the slabs).
+#[test]
+fn destroy_with_only_full_slabs_left_warns_without_listing() {
+    let m = i386_nopcp(32);
+    let c = m.kmem_cache_create("edge-allfull", 100, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let first = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    let per_slab = m.cache_info(c).num_objs;
+    let mut objs = vec![first];
+    objs.extend((1..per_slab).map(|_| m.kmem_cache_alloc(c, GFP_KERNEL).unwrap()));
+    assert_eq!(m.cache_info(c).slabs, 1);
+    // SAFETY: Not used afterwards.
+    let e = unsafe { m.kmem_cache_destroy(c) }.expect_err("objects remain");
+    assert_eq!(e.live_objects, per_slab);
+    assert_eq!(count_log(&m, "Objects remaining on __kmem_cache_shutdown()"), 0, "{:#?}", log_lines(&m));
+    assert_eq!(count_log(&m, "kmem_cache_destroy edge-allfull: Slab cache still has objects when called from"), 1);
 }
