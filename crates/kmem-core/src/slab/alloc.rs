@@ -121,6 +121,21 @@ impl<P: Platform> Kmem<P> {
         caller: &Location<'_>,
         orig_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
+        self.slab_alloc_hooked(cache, gfp, caller, orig_size, true)
+    }
+
+    /// [`Kmem::slab_alloc_orig`]; `failslab`: whether `should_failslab` decides for this
+    /// object (false where the caller's call was decided once already, or is not gated:
+    /// the objects of a bulk call or of a sheaf fill, `__kmem_cache_alloc_bulk`).
+    #[inline(always)]
+    fn slab_alloc_hooked(
+        &self,
+        cache: NonNull<Cache>,
+        gfp: Gfp,
+        caller: &Location<'_>,
+        orig_size: usize,
+        failslab: bool,
+    ) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: The caller holds the cache. A local, not a parameter (see `slab_alloc`).
         let s = unsafe { cache.as_ref() };
         if let Some(cpu) = self.platform().fast_cpu()
@@ -147,10 +162,10 @@ impl<P: Platform> Kmem<P> {
                 }
                 c.guard.exit();
                 // Seen empty by its owner: only the owner fills it, so it stays empty.
-                return self.alloc_slow(cache, gfp, caller, orig_size, true);
+                return self.alloc_slow(cache, gfp, caller, orig_size, true, failslab);
             }
         }
-        self.alloc_slow(cache, gfp, caller, orig_size, false)
+        self.alloc_slow(cache, gfp, caller, orig_size, false, failslab)
     }
 
     /// Everything the fast path does not do (see [`Kmem::alloc_slow_held`]). A cache with a
@@ -166,6 +181,7 @@ impl<P: Platform> Kmem<P> {
         caller: &Location<'_>,
         orig_size: usize,
         array_empty: bool,
+        failslab: bool,
     ) -> Result<NonNull<u8>, AllocError> {
         // The caller holds the cache (see `slab_alloc`).
         self.with_hooks_pinned(cache, |s| {
@@ -173,7 +189,7 @@ impl<P: Platform> Kmem<P> {
             if s.shim.on() && !self.shim_admit(s, gfp) {
                 return Err(AllocError);
             }
-            let r = self.alloc_slow_held(s, gfp, caller, orig_size, array_empty);
+            let r = self.alloc_slow_held(s, gfp, caller, orig_size, array_empty, failslab);
             if r.is_err() {
                 // Counted in `alloc_slow` by the attempt: `nr_tallocated` takes it off.
                 s.stats.alloc_failed.fetch_add(1, Relaxed);
@@ -182,9 +198,9 @@ impl<P: Platform> Kmem<P> {
         })
     }
 
-    /// Context checks, fault injection, refilling the CPU's array (making a new slab if the
-    /// node has no free object), and debug caches. `array_empty`: the fast path found this
-    /// CPU's array empty (so it is not looked at again).
+    /// Context checks, fault injection (if `failslab`), refilling the CPU's array (making a
+    /// new slab if the node has no free object), and debug caches. `array_empty`: the fast
+    /// path found this CPU's array empty (so it is not looked at again).
     #[inline(always)]
     fn alloc_slow_held(
         &self,
@@ -193,6 +209,7 @@ impl<P: Platform> Kmem<P> {
         caller: &Location<'_>,
         orig_size: usize,
         array_empty: bool,
+        failslab: bool,
     ) -> Result<NonNull<u8>, AllocError> {
         let ctx = self.platform().context();
         match ctx.cpu {
@@ -208,7 +225,7 @@ impl<P: Platform> Kmem<P> {
         if ctx.atomic && gfp.contains(__GFP_DIRECT_RECLAIM) {
             self.pages().report_might_sleep(caller);
         }
-        if self.should_failslab(s, gfp, caller) {
+        if failslab && self.should_failslab(s, gfp, caller) {
             return Err(AllocError);
         }
         let gfp = if ctx.noio || ctx.nofs { gfp.with_scope(ctx.noio, ctx.nofs) } else { gfp };
@@ -602,24 +619,32 @@ impl<P: Platform> Kmem<P> {
             out.fill(ptr::null_mut());
             return 0;
         }
-        self.alloc_bulk_held(cache, gfp, out, caller)
+        self.alloc_bulk_held(cache, gfp, out, true, caller)
     }
 
     /// [`Kmem::kmem_cache_alloc_bulk`] on a live cache the caller holds, for `caller` (also
-    /// the prefilled sheaves' fill, `__kmem_cache_alloc_bulk`).
+    /// the prefilled sheaves' fill, `__kmem_cache_alloc_bulk`). `failslab`: the call is
+    /// fault-injected as one allocation (`slab_pre_alloc_hook` in
+    /// `kmem_cache_alloc_bulk_noprof`, before any object); a sheaf fill is not (the kernel's
+    /// `__kmem_cache_alloc_bulk` has no hook).
     pub(crate) fn alloc_bulk_held(
         &self,
         cache: CacheRef,
         gfp: Gfp,
         out: &mut [*mut u8],
+        failslab: bool,
         caller: &Location<'_>,
     ) -> usize {
         // A constructor may destroy the cache in the middle: it stays until the loop is done,
         // and a teardown owed then is left to the next maintenance pass (the objects are the
         // caller's, and may be freed after).
         self.with_hooks_pinned(cache.0, |s| {
+            if failslab && !out.is_empty() && self.should_failslab(s, gfp, caller) {
+                out.fill(ptr::null_mut());
+                return 0;
+            }
             for i in 0..out.len() {
-                if let Ok(p) = self.slab_alloc(cache, gfp, caller) {
+                if let Ok(p) = self.slab_alloc_hooked(cache.0, gfp, caller, 0, false) {
                     out[i] = p.as_ptr();
                     continue;
                 }

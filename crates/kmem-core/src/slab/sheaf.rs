@@ -489,7 +489,7 @@ impl<P: Platform> Kmem<P> {
         if sh.size >= upto {
             return true;
         }
-        if self.alloc_bulk_held(cache, gfp, sh.empty_slots(upto), caller) == 0 {
+        if self.alloc_bulk_held(cache, gfp, sh.empty_slots(upto), false, caller) == 0 {
             return false;
         }
         sh.size = upto;

@@ -282,17 +282,24 @@ fn sl9_bulk_alloc_and_free_of_mixed_slabs() {
 }
 
 #[test]
-fn sl9_bulk_is_all_or_nothing_under_failslab() {
-    // failslab: the 5th eligible allocation fails, once; GFP_ATOMIC is eligible.
-    let m = builder(Profile::X86_64, 64).pcp(false).failslab("5,100,0,1").build().expect("machine");
+fn sl9_bulk_is_all_or_nothing_when_a_slab_cannot_be_made() {
+    // 128-byte objects, 32 to a one-page slab: a bulk of 100 needs four new slabs. The page
+    // allocator's fault injection lets the first three slab pages through (`space`) and fails
+    // the fourth, and the retry at the minimum order (`times` 2): the bulk fails midway.
+    // (failslab decides once per bulk call, before any object: `failslab_decides_once_per_bulk_call`.)
+    let m = builder(Profile::X86_64, 64).pcp(false).build().expect("machine");
     let c = create(&m, "sl9-fail", 128, SlabFlags::empty());
-    let mut objs = vec![std::ptr::null_mut(); 10];
-    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut objs), 0);
+    assert_eq!(m.cache(c).unwrap().objects_per_slab(), 32);
+    let fpa = m.fail_page_alloc();
+    // `space` counts pages (`mm/fail_page_alloc.c`): 4 lets three order-0 requests through.
+    fpa.parse_and_apply("1,100,4,2,ignore-gfp-wait=0,min-order=0,verbose=0").unwrap();
+    let mut objs = vec![std::ptr::null_mut(); 100];
+    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC | kmem::gfp::__GFP_NOWARN, &mut objs), 0);
+    fpa.configure(1, 0, 0, 0).unwrap();
     assert!(objs.iter().all(|p| p.is_null()), "nothing handed out");
-    assert_eq!(m.slabs().failslab().injected.load(Ordering::SeqCst), 1);
-    assert_eq!(count_log(&m, "name failslab, interval 5, probability 100, space 0, times 1"), 1);
-    assert_eq!(m.kmem_cache_shrink(c), 0, "the four objects it got were freed");
-    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut objs), 10, "times exhausted: no more failures");
+    assert_eq!(fpa.injected.load(Ordering::SeqCst), 2, "the fourth slab and its retry");
+    assert_eq!(m.kmem_cache_shrink(c), 0, "the objects it got came back");
+    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut objs), 100, "no more failures");
     // SAFETY: Ours, unused from now on.
     unsafe { m.kmem_cache_free_bulk(Some(c), &objs) };
 }

@@ -1,13 +1,16 @@
 //! Edges of the slab API found by using it as a kernel developer porting code would: frees of
 //! things that are not objects of the cache named, a destroy with objects left, and the
-//! reports they get in the kernel's words (SL-12, SL-18, §3.7, §3.8).
+//! reports they get in the kernel's words (SL-12, SL-18, §3.7, §3.8); fault injection of bulk
+//! and sheaf fills (SL-9).
 
-use kmem::PAGE_SIZE;
-use kmem::gfp::GFP_KERNEL;
+use std::sync::atomic::Ordering;
+
+use kmem::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use kmem::slab::CacheArgs;
 use kmem::slab::flags::SLAB_NO_MERGE;
+use kmem::{PAGE_SIZE, Profile};
 
-use crate::{check, count_log, i386_nopcp, log_lines};
+use crate::{builder, check, count_log, i386_nopcp, log_lines};
 
 /// `kmem_cache_free(s, kmalloc(3 pages))`: the pointer is the start of a large kmalloc, not
 /// an object of any slab. The kernel's `cache_from_obj` says `virt_to_cache: Object is not a
@@ -76,4 +79,50 @@ fn destroy_with_only_full_slabs_left_warns_without_listing() {
     assert_eq!(e.live_objects, per_slab);
     assert_eq!(count_log(&m, "Objects remaining on __kmem_cache_shutdown()"), 0, "{:#?}", log_lines(&m));
     assert_eq!(count_log(&m, "kmem_cache_destroy edge-allfull: Slab cache still has objects when called from"), 1);
+}
+
+/// SL-9 under failslab: `kmem_cache_alloc_bulk` asks `should_failslab` once for the whole
+/// call (`slab_pre_alloc_hook` in `kmem_cache_alloc_bulk_noprof`), not once per object. With
+/// every second eligible call failing, bulk calls and single allocations take turns: the
+/// first bulk gets all its objects, the single allocation after it fails, the next bulk
+/// succeeds, the one after fails whole (nothing handed out).
+#[test]
+fn failslab_decides_once_per_bulk_call() {
+    let m = builder(Profile::X86_64, 64).pcp(false).failslab("2,100,0,-1,verbose=0").build().unwrap();
+    let c = m.kmem_cache_create("edge-fsbulk", 128, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let mut objs = vec![std::ptr::null_mut(); 50];
+    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut objs), 50, "eligible call 1: no failure");
+    assert!(m.kmem_cache_alloc(c, GFP_ATOMIC).is_err(), "eligible call 2 fails");
+    let mut more = vec![std::ptr::null_mut(); 50];
+    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut more), 50, "eligible call 3: no failure");
+    let mut failed = vec![std::ptr::null_mut(); 50];
+    assert_eq!(m.kmem_cache_alloc_bulk(c, GFP_ATOMIC, &mut failed), 0, "eligible call 4 fails whole");
+    assert!(failed.iter().all(|p| p.is_null()), "nothing handed out");
+    assert_eq!(m.slabs().failslab().injected.load(Ordering::SeqCst), 2, "one failure per failing call");
+    // SAFETY: Ours, unused from now on.
+    unsafe {
+        m.kmem_cache_free_bulk(Some(c), &objs);
+        m.kmem_cache_free_bulk(Some(c), &more);
+    }
+    // SAFETY: Empty, not used afterwards.
+    unsafe { m.kmem_cache_destroy(c) }.unwrap();
+    check(&m);
+}
+
+/// The objects of a prefilled sheaf come from `__kmem_cache_alloc_bulk`, which failslab does
+/// not gate (only the `kzalloc` of the sheaf itself is a slab allocation that can fail): with
+/// every second eligible call failing, the sheaf's own allocation is call 1 and its objects
+/// take no turn.
+#[test]
+fn failslab_does_not_gate_the_objects_of_a_sheaf_fill() {
+    let m = builder(Profile::X86_64, 64).pcp(false).failslab("2,100,0,-1,verbose=0").build().unwrap();
+    let args = CacheArgs { sheaf_capacity: 8, ..CacheArgs::default() };
+    let c = m.kmem_cache_create("edge-fssheaf", 128, &args, SLAB_NO_MERGE).unwrap();
+    let sheaf = m.kmem_cache_prefill_sheaf(c, GFP_ATOMIC, 8).expect("the fill is not fault-injected");
+    assert_eq!(m.slabs().failslab().injected.load(Ordering::SeqCst), 0);
+    // SAFETY: Our sheaf of `c`, returned once.
+    assert!(unsafe { m.kmem_cache_return_sheaf(c, GFP_KERNEL, sheaf) }, "the sheaf is taken back");
+    // SAFETY: Not used afterwards.
+    unsafe { m.kmem_cache_destroy(c) }.unwrap();
+    check(&m);
 }
