@@ -376,23 +376,37 @@ impl<P: Platform> Kmem<P> {
         let cache = if ptr::eq(found.cache, cache.as_ptr()) {
             cache.0
         } else {
-            self.wrong_cache_free(cache, found.cache, caller)
+            self.wrong_cache_free(cache, found.cache, found.base, obj, caller)
         };
         self.slab_free(cache, found.base, obj, caller);
     }
 
     /// `kmem_cache_free(s, p)` with `p` not an object of `s`: reported (SL-18, or a dead
-    /// handle), and the object goes to its real cache, which is returned.
+    /// handle), and the object goes to its real cache, which is returned. As `cache_from_obj`
+    /// does after its warning, the object's tracking is printed (`print_tracking`: nothing
+    /// without `SLAB_STORE_USER`), if `p` starts an object of the slab at `base`.
     #[cold]
     #[inline(never)]
-    fn wrong_cache_free(&self, given: CacheRef, real: *mut Cache, caller: &Location<'_>) -> NonNull<Cache> {
+    fn wrong_cache_free(
+        &self,
+        given: CacheRef,
+        real: *mut Cache,
+        base: usize,
+        obj: *mut u8,
+        caller: &Location<'_>,
+    ) -> NonNull<Cache> {
         // SAFETY: The slab's cache (`object_slab` never returns a null one), live while the
         // slab is.
         let real = unsafe { NonNull::new_unchecked(real) };
         // SAFETY: As above; a local.
         let real_ref = unsafe { real.as_ref() };
         match self.cache(given) {
-            Some(s) => self.report_wrong_cache(s, real_ref, caller),
+            Some(s) => {
+                self.report_wrong_cache(s, real_ref, caller);
+                if real_ref.obj_index(base, obj as usize).is_some() {
+                    self.print_tracking(real_ref, obj);
+                }
+            }
             None => self.report_not_cache(given, "kmem_cache_free", caller),
         }
         real

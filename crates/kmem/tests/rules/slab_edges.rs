@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use kmem::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use kmem::slab::CacheArgs;
-use kmem::slab::flags::SLAB_NO_MERGE;
+use kmem::slab::flags::{SLAB_NO_MERGE, SLAB_STORE_USER};
 use kmem::{PAGE_SIZE, Profile};
 
 use crate::{builder, check, count_log, i386_nopcp, log_lines};
@@ -125,4 +125,29 @@ fn failslab_does_not_gate_the_objects_of_a_sheaf_fill() {
     // SAFETY: Not used afterwards.
     unsafe { m.kmem_cache_destroy(c) }.unwrap();
     check(&m);
+}
+
+/// SL-18: `kmem_cache_free(s, p)` with `p` from another cache `t`: `cache_from_obj`'s
+/// `WARN(..., "Wrong slab cache. %s but object is from %s")` is followed by
+/// `print_tracking(t, p)`: with `SLAB_STORE_USER` on `t`, where the object was allocated. The
+/// object is then freed to `t`.
+#[test]
+fn a_free_to_the_wrong_cache_prints_the_objects_tracking() {
+    let m = i386_nopcp(32);
+    let real = m.kmem_cache_create("edge-tracked", 100, &CacheArgs::default(), SLAB_STORE_USER).unwrap();
+    let given = m.kmem_cache_create("edge-given", 200, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let obj = m.kmem_cache_alloc(real, GFP_KERNEL).unwrap();
+    let before = log_lines(&m).len();
+    // SAFETY: Our object (of `real`), freed once, unused afterwards.
+    unsafe { m.kmem_cache_free(given, obj.as_ptr()) };
+    let lines = log_lines(&m)[before..].to_vec();
+    let warn = lines.iter().position(|l| l.contains("Wrong slab cache. edge-given but object is from edge-tracked"));
+    let alloc = lines.iter().position(|l| l.starts_with("Allocated in ") && l.contains("slab_edges.rs"));
+    assert!(warn.is_some() && alloc.is_some() && warn < alloc, "{lines:#?}");
+    assert_eq!(m.cache_info(real).active_objs, m.cache_info(real).cpu_objects, "freed to its real cache");
+    // SAFETY: Both empty, not used afterwards.
+    unsafe {
+        m.kmem_cache_destroy(real).unwrap();
+        m.kmem_cache_destroy(given).unwrap();
+    }
 }
