@@ -25,7 +25,8 @@ impl<P: Platform> Kmem<P> {
     pub(crate) fn slab_bug(&self, s: &Cache, msg: fmt::Arguments<'_>) {
         let eq = "=============================================================================";
         let dash = "-----------------------------------------------------------------------------";
-        self.platform().log(Level::Err, format_args!("{eq}\nBUG {} (Not tainted): {msg}\n{dash}\n", s.name()));
+        // `pr_err("---…---\n\n")`: the dashes, then a blank line.
+        self.platform().log(Level::Err, format_args!("{eq}\nBUG {} (Not tainted): {msg}\n{dash}\n\n", s.name()));
     }
 
     /// `kmem_cache_free(s, p)` with `p` from another cache (`cache_from_obj`).

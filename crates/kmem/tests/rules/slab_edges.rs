@@ -151,3 +151,25 @@ fn a_free_to_the_wrong_cache_prints_the_objects_tracking() {
         m.kmem_cache_destroy(given).unwrap();
     }
 }
+
+/// SEMANTICS §3.8, `__slab_bug`: the header is a line of 77 `=`, the `BUG` line, a line of
+/// 77 `-` and a blank line (`pr_err("---…---\n\n")`), before the report's own lines.
+#[test]
+fn a_slab_bug_header_ends_with_a_blank_line() {
+    let m = i386_nopcp(32);
+    let c = m.kmem_cache_create("edge-hdr", 100, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let obj = m.kmem_cache_alloc(c, GFP_KERNEL).unwrap();
+    let before = log_lines(&m).len();
+    // SAFETY: Not an object start: reported and ignored, nothing written.
+    unsafe { m.kmem_cache_free(c, obj.as_ptr().wrapping_add(8)) };
+    let lines = log_lines(&m)[before..].to_vec();
+    let bug =
+        lines.iter().position(|l| l.starts_with("BUG edge-hdr (Not tainted): Invalid object pointer")).expect("report");
+    assert_eq!(lines[bug - 1], "=".repeat(77), "{lines:#?}");
+    assert_eq!(lines[bug + 1], "-".repeat(77), "{lines:#?}");
+    assert_eq!(lines[bug + 2], "", "a blank line after the dashes: {lines:#?}");
+    // SAFETY: Our object, freed once.
+    unsafe { m.kmem_cache_free(c, obj.as_ptr()) };
+    // SAFETY: Empty, not used afterwards.
+    unsafe { m.kmem_cache_destroy(c) }.unwrap();
+}
