@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU6
 
 use super::cache::{Cache, CacheArgs, CacheRef, CacheStats, CpuCache, ObjFn, reciprocal};
 use super::flags::{self, InvalidSlabFlags, SLAB_NO_USER_FLAGS, SLAB_PANIC, SLAB_POISON, SLAB_TYPESAFE_BY_RCU};
-use super::flags::{SLAB_KMALLOC, SlabFlags};
+use super::flags::{SLAB_KMALLOC, SLAB_RED_ZONE, SLAB_STORE_USER, SlabFlags};
 use super::layout::{self, CACHE_LINE_SIZE, LayoutError, MergeRequest, MergeTarget};
 use super::lifetime::{DestroyRequest, Teardown};
 use super::node::{Node, Which};
@@ -207,8 +207,22 @@ impl<P: Platform> Kmem<P> {
     ) -> Result<NonNull<Cache>, CreateError> {
         let align = layout::calculate_alignment(flags, args.align, size, CACHE_LINE_SIZE);
         let is_kmalloc = flags.intersects(SLAB_KMALLOC);
-        let lay = layout::calculate_sizes(size, align, flags, args.ctor.is_some(), args.freeptr_offset, is_kmalloc)
+        let mut lay = layout::calculate_sizes(size, align, flags, args.ctor.is_some(), args.freeptr_offset, is_kmalloc)
             .map_err(CreateError::Layout)?;
+        // `kmem_cache_open` with `slab_debug=O`: debug metadata that raises the order one object
+        // needs is dropped (`DEBUG_METADATA_FLAGS`), the other debug flags stay.
+        let metadata = SLAB_RED_ZONE.union(SLAB_POISON).union(SLAB_STORE_USER);
+        let flags = if self.slabs.config.debug.disables_higher_order_debug()
+            && flags.intersects(metadata)
+            && get_order(lay.size) > get_order(size)
+        {
+            let flags = flags.difference(metadata);
+            lay = layout::calculate_sizes(size, align, flags, args.ctor.is_some(), args.freeptr_offset, is_kmalloc)
+                .map_err(CreateError::Layout)?;
+            flags
+        } else {
+            flags
+        };
         let (order, objects) = layout::calculate_order(lay.size, self.nr_cpus() as u32, self.slabs.config.min_objects)
             .map_err(CreateError::Layout)?;
         let nr_cpus = self.nr_cpus();

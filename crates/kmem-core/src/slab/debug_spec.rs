@@ -3,7 +3,8 @@
 //!
 //! Syntax: blocks separated by `;`, each `<letters>[,<cache>[,<cache>…]]`. Letters: `F`
 //! consistency checks, `Z` red zone, `P` poison, `U` store user, `T` trace, `A` failslab, `O`
-//! (accepted; kmem never raises a cache's order for debugging), `-` none. A block without
+//! (in any block: a cache whose debug metadata would raise the order of one object goes
+//! without the metadata flags, `kmem_cache_open`'s `disable_higher_order_debug`), `-` none. A block without
 //! letters means `FZPU`; `-` drops the letters before it. A block without names sets the
 //! global flags (the last such block wins); a cache named in a block gets that block's flags
 //! instead of the global ones (the first matching block wins, as in `kmem_cache_flags`); a
@@ -119,6 +120,12 @@ impl DebugSpec {
         self.len == 0
     }
 
+    /// Whether any block has the letter `O` (`disable_higher_order_debug`): caches whose debug
+    /// metadata would raise the order one object needs do without that metadata.
+    pub fn disables_higher_order_debug(&self) -> bool {
+        self.as_str().split(';').any(|b| b.split(',').next().unwrap_or("").contains(['O', 'o']))
+    }
+
     /// The debug flags for a cache named `name` (`kmem_cache_flags`): the flags of the first
     /// block whose name list matches; otherwise the global flags, set by the last block without
     /// names (none when every block names caches).
@@ -161,6 +168,8 @@ mod tests {
         assert_eq!(DebugSpec::new("U;Z").unwrap().flags_for("c"), SLAB_RED_ZONE, "the last global block wins");
         assert_eq!(DebugSpec::new("fa").unwrap().flags_for("c"), SLAB_CONSISTENCY_CHECKS.union(SLAB_FAILSLAB));
         assert_eq!(DebugSpec::new("-").unwrap().flags_for("c"), SlabFlags::empty());
+        assert!(DebugSpec::new("F;zo,c").unwrap().disables_higher_order_debug());
+        assert!(!DebugSpec::new("FZPU,co*").unwrap().disables_higher_order_debug(), "a name is no letter");
         assert_eq!(
             DebugSpec::new("FZPUTAO").unwrap().flags_for("c"),
             DEBUG_DEFAULT_FLAGS.union(SLAB_TRACE).union(SLAB_FAILSLAB)

@@ -173,3 +173,31 @@ fn a_slab_bug_header_ends_with_a_blank_line() {
     // SAFETY: Empty, not used afterwards.
     unsafe { m.kmem_cache_destroy(c) }.unwrap();
 }
+
+/// `slab_debug=O` (SEMANTICS §3.8; `kmem_cache_open`'s `disable_higher_order_debug`): a cache
+/// whose debug metadata raises the order one object needs (`get_order(size)` above
+/// `get_order(object_size)`) drops the metadata flags (red zone, poison, store user) and keeps
+/// the rest; a cache whose order is not raised keeps them all. Without `O` both keep them.
+#[test]
+fn slab_debug_o_drops_the_metadata_of_caches_whose_order_it_would_raise() {
+    use kmem::slab::flags::{SLAB_CONSISTENCY_CHECKS, SLAB_POISON, SLAB_RED_ZONE};
+    let metadata = SLAB_RED_ZONE.union(SLAB_POISON).union(SLAB_STORE_USER);
+    for (spec, big_keeps) in [("FZPU", true), ("FZPUO", false), ("O;FZPU", false)] {
+        let m = builder(Profile::X86_64, 64).slub_debug(spec).build().unwrap();
+        let big = m.kmem_cache_create("edge-o4k", 4096, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+        let small = m.kmem_cache_create("edge-o2k", 2048, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+        let (b, s) = (m.cache(big).unwrap(), m.cache(small).unwrap());
+        assert!(s.flags().contains(metadata) && s.size() > 2048, "{spec}: 2048 + metadata stays order 0");
+        assert!(b.flags().contains(SLAB_CONSISTENCY_CHECKS), "{spec}: F is no metadata");
+        assert_eq!(b.flags().intersects(metadata), big_keeps, "{spec}: {:?}", b.flags());
+        assert_eq!(b.size() > 4096, big_keeps, "{spec}: stride {}", b.size());
+        let obj = m.kmem_cache_alloc(big, GFP_KERNEL).unwrap();
+        // SAFETY: Ours, freed once; then both caches are empty and unused.
+        unsafe {
+            m.kmem_cache_free(big, obj.as_ptr());
+            m.kmem_cache_destroy(big).unwrap();
+            m.kmem_cache_destroy(small).unwrap();
+        }
+        check(&m);
+    }
+}
