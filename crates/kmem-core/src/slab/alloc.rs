@@ -613,7 +613,7 @@ impl<P: Platform> Kmem<P> {
         self.platform().log(
             Level::Warning,
             format_args!(
-                "SLUB: Unable to allocate memory on CPU {cpu} (of node 0) on node -1, gfp={:#x}({gfp})\n  cache: {}, object size: {}, buffer size: {}, default order: {}, min order: {}\n  node 0: slabs: {slabs}, objs: {objs}, free: {free}",
+                "SLUB: Unable to allocate memory on CPU {cpu} (of node 0) on node -1, gfp={:#x}({gfp})\n  cache: {}, object size: {}, buffer size: {}, default order: {}, min order: {}",
                 gfp.bits(),
                 s.name(),
                 s.object_size(),
@@ -622,6 +622,13 @@ impl<P: Platform> Kmem<P> {
                 s.min_order,
             ),
         );
+        if s.min_order > crate::order::get_order(s.object_size()) {
+            self.platform().log(
+                Level::Warning,
+                format_args!("  {} debugging increased min order, use slab_debug=O to disable.", s.name()),
+            );
+        }
+        self.platform().log(Level::Warning, format_args!("  node 0: slabs: {slabs}, objs: {objs}, free: {free}"));
     }
 
     /// `kmem_cache_alloc_bulk`: fills `out` with objects and returns `out.len()`, or frees

@@ -201,3 +201,25 @@ fn slab_debug_o_drops_the_metadata_of_caches_whose_order_it_would_raise() {
         check(&m);
     }
 }
+
+/// `slab_out_of_memory` (SEMANTICS §3.5): when the minimum order of a cache is above the order
+/// of its object size (debug metadata raised it), the report says so after the cache line:
+/// `  <cache> debugging increased min order, use slab_debug=O to disable.`
+#[test]
+fn slab_out_of_memory_says_when_debugging_increased_the_min_order() {
+    let m = builder(Profile::X86_64, 64).pcp(false).slub_debug("FZPU").build().unwrap();
+    let big = m.kmem_cache_create("edge-oom4k", 4096, &CacheArgs::default(), SLAB_NO_MERGE).unwrap();
+    let held = crate::exhaust(&m);
+    assert!(m.kmem_cache_alloc(big, GFP_ATOMIC).is_err());
+    crate::free_all(&m, held);
+    let lines = log_lines(&m);
+    let cache = lines.iter().position(|l| l.starts_with("  cache: edge-oom4k, object size: 4096,")).expect("report");
+    assert_eq!(
+        lines[cache + 1],
+        "  edge-oom4k debugging increased min order, use slab_debug=O to disable.",
+        "{lines:#?}"
+    );
+    assert!(lines[cache + 2].starts_with("  node 0: slabs: "), "{lines:#?}");
+    // SAFETY: Empty, not used afterwards.
+    unsafe { m.kmem_cache_destroy(big) }.unwrap();
+}
