@@ -16,7 +16,7 @@ use kmem_core::gfp::GFP_KERNEL;
 use kmem_core::page_alloc::{Config, PageAllocator};
 use kmem_core::platform::{Level, Platform};
 use kmem_core::slab::flags::SLAB_NO_MERGE;
-use kmem_core::slab::{CacheArgs, SlabConfig};
+use kmem_core::slab::{CacheArgs, CacheRef, SlabConfig};
 use kmem_core::waitq::WaitWord;
 
 use super::{Region, normal_only};
@@ -80,12 +80,7 @@ fn objects_parked_by_a_cpu_that_goes_away_during_a_remote_shrink_are_flushed() {
         let (k, c) = (&k, c);
         let (parked_tx, parked_rx) = sync_channel(1);
         s.spawn(move || {
-            SLOT.with(|s| s.set(Some(1)));
-            let objs: Vec<_> = (0..20).map(|_| k.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc")).collect();
-            for o in objs {
-                // SAFETY: Ours, freed once: parked in slot 1's array.
-                unsafe { k.kmem_cache_free(c, o.as_ptr()) };
-            }
+            park_in_slot_1(k, c);
             parked_tx.send(()).unwrap();
             // The shrink on the other thread has claimed slot 1 and is in its barrier: this
             // thread leaves now, giving its slot back as a thread exit does.
@@ -131,12 +126,7 @@ fn destroy_empties_the_arrays_of_idle_cpus_without_a_heavy_barrier() {
         let (parked_tx, parked_rx) = sync_channel(1);
         let (go_tx, go_rx) = sync_channel::<()>(1);
         let idle = s.spawn(move || {
-            SLOT.with(|s| s.set(Some(1)));
-            let objs: Vec<_> = (0..20).map(|_| k.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc")).collect();
-            for o in objs {
-                // SAFETY: Ours, freed once: parked in slot 1's array.
-                unsafe { k.kmem_cache_free(c, o.as_ptr()) };
-            }
+            park_in_slot_1(k, c);
             parked_tx.send(()).unwrap();
             // Idle, still owning slot 1, until the destroy is done.
             go_rx.recv().unwrap();
@@ -160,4 +150,15 @@ fn destroy_empties_the_arrays_of_idle_cpus_without_a_heavy_barrier() {
     });
     assert_eq!(accounted(&k), free0, "the cache's pages are back");
     SLOT.with(|s| s.set(None));
+}
+
+/// Takes CPU slot 1 for this thread and parks 20 objects of `c` in its array (allocated, then
+/// freed).
+fn park_in_slot_1(k: &Kmem<TwoCpus>, c: CacheRef) {
+    SLOT.with(|s| s.set(Some(1)));
+    let objs: Vec<_> = (0..20).map(|_| k.kmem_cache_alloc(c, GFP_KERNEL).expect("alloc")).collect();
+    for o in objs {
+        // SAFETY: Ours, freed once: parked in slot 1's array.
+        unsafe { k.kmem_cache_free(c, o.as_ptr()) };
+    }
 }

@@ -133,6 +133,27 @@ pub fn free_pfns(m: &Machine, pfns: impl IntoIterator<Item = usize>) {
     }
 }
 
+/// Shrinks every live cache of `m` and each of `also` to nothing, checking each (every thread
+/// that used them is gone): no slab may stay, and every slab must validate.
+pub fn shrink_every_cache(m: &Machine, also: &[kmem::slab::CacheRef]) {
+    let mut all = also.to_vec();
+    m.for_each_cache(|c| {
+        if !all.contains(&c) {
+            all.push(c);
+        }
+    });
+    for c in all {
+        assert_eq!(
+            m.kmem_cache_shrink(c),
+            0,
+            "{} still holds slabs: {:?}",
+            m.cache(c).unwrap().name(),
+            m.cache_info(c)
+        );
+        assert_eq!(m.validate_slab_cache(c), Ok(0));
+    }
+}
+
 /// Pages parked on any CPU's per-CPU lists, all zones.
 pub fn pcp_pages(m: &Machine) -> usize {
     (0..m.nr_cpus()).map(|cpu| m.zones().iter().map(|z| m.pcp_count(cpu, z.kind())).sum::<usize>()).sum()

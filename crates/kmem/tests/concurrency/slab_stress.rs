@@ -110,22 +110,7 @@ fn kmalloc_len(rng: &mut Rng) -> usize {
 /// After every thread is gone: every cache in `caches` (and every kmalloc cache) shrinks to
 /// nothing and the machine has every page back.
 fn assert_all_back(m: &Machine, free0: usize, caches: &[CacheRef]) {
-    let mut all = caches.to_vec();
-    m.for_each_cache(|c| {
-        if !all.contains(&c) {
-            all.push(c);
-        }
-    });
-    for c in all {
-        assert_eq!(
-            m.kmem_cache_shrink(c),
-            0,
-            "{} still holds slabs: {:?}",
-            m.cache(c).unwrap().name(),
-            m.cache_info(c)
-        );
-        assert_eq!(m.validate_slab_cache(c), Ok(0));
-    }
+    crate::shrink_every_cache(m, caches);
     m.drain_all_pages();
     assert_eq!(m.total_free() + m.slab_pages().1, free0, "every slab page back");
 }
