@@ -241,3 +241,14 @@ fn container_of_refuses_a_pointer_of_another_type() {
     assert!(!o.status.success(), "a long * compiled");
     assert!(String::from_utf8_lossy(&o.stderr).contains("pointer type mismatch in container_of()"), "{}", show(&o));
 }
+
+/// `struct_size`/`struct_size_t`/`flex_array_size` of a constant count are constant
+/// expressions, as the kernel's `__is_constexpr(count)` forms: a file-scope array bound,
+/// `BUILD_BUG_ON` and a static initializer compile (they did not: the helpers always called
+/// `size_mul`); a constant that overflows still gives `SIZE_MAX` (DESIGN §6).
+#[test]
+fn struct_size_of_a_constant_count_is_a_constant_expression() {
+    for std in ["-std=gnu11", "-std=c99"] {
+        run_suite_with("struct_size_const", &[std], &[]);
+    }
+}

@@ -65,9 +65,26 @@ static inline size_t size_sub(size_t minuend, size_t subtrahend)
 
 #define array_size(a, b)	size_mul(a, b)
 #define array3_size(a, b, c)	size_mul(size_mul(a, b), c)
-/* The size of `*p` with `count` elements of its flexible array `member`. */
-#define flex_array_size(p, member, count)	size_mul(count, sizeof(*(p)->member))
-#define struct_size(p, member, count)	size_add(sizeof(*(p)), flex_array_size(p, member, count))
+/* Saturating product and sum of constants, as constant expressions. Written as wrap tests, not
+ * comparisons with SIZE_MAX: -Wtype-limits (in -Wextra) would flag those for a 1-byte element
+ * even in the branch a variable count does not take. */
+#define __kmem_const_size_mul(n, size)						\
+	((size) && (size_t)(n) * (size) / ((size) | !(size)) != (size_t)(n) ?	\
+	 SIZE_MAX : (size_t)(n) * (size))
+#define __kmem_const_size_add(a, b)	((a) + (b) < (a) ? SIZE_MAX : (a) + (b))
+
+/* The size of `*p` with `count` elements of its flexible array `member`. As the kernel's, of a
+ * constant count these are constant expressions (an array bound, BUILD_BUG_ON, a static
+ * initializer: __builtin_choose_expr(__is_constexpr(count), ...)); a constant too large gives
+ * SIZE_MAX here too, where the kernel's constant arithmetic would wrap. */
+#define flex_array_size(p, member, count)					\
+	__builtin_choose_expr(__is_constexpr(count),				\
+		__kmem_const_size_mul(count, sizeof(*(p)->member)),		\
+		size_mul(count, sizeof(*(p)->member)))
+#define struct_size(p, member, count)						\
+	__builtin_choose_expr(__is_constexpr(count),				\
+		__kmem_const_size_add(sizeof(*(p)), flex_array_size(p, member, count)), \
+		size_add(sizeof(*(p)), flex_array_size(p, member, count)))
 #define struct_size_t(type, member, count)	struct_size((type *)NULL, member, count)
 
 #endif
