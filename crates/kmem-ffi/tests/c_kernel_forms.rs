@@ -252,3 +252,30 @@ fn struct_size_of_a_constant_count_is_a_constant_expression() {
         run_suite_with("struct_size_const", &[std], &[]);
     }
 }
+
+/// `BUILD_BUG_ON` is a statement, as the kernel's `compiletime_assert` (a do-while): it may be
+/// the body of an `if` (it was a `_Static_assert`, a declaration, and did not compile there),
+/// and a condition that is no constant expression but that the optimizer folds (a `const`
+/// variable, an inline function's constant argument) is checked as in the kernel; a true
+/// condition of either kind still fails the build with `BUILD_BUG_ON failed: <cond>`.
+#[test]
+fn build_bug_on_is_a_statement_checked_after_folding() {
+    for std in ["-std=gnu11", "-std=c99"] {
+        run_suite_with("build_bug_on", &[std], &[]);
+    }
+    let text = |cond: &str| {
+        format!(
+            "#include <linux/kernel.h>\nint kmem_bbo(int x);\n\
+             int kmem_bbo(int x) {{ const int four = 4; (void)four; if (x) BUILD_BUG_ON({cond}); return x; }}\n"
+        )
+    };
+    for (tag, cond) in [("const", "sizeof(int) != 4 + 1"), ("folded", "four != 5")] {
+        let o = compile_text(&format!("build-bug-on-{tag}"), &text(cond), &["-std=gnu11"]);
+        assert!(!o.status.success(), "{tag}: a true BUILD_BUG_ON compiled");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&format!("BUILD_BUG_ON failed: {cond}")),
+            "{tag}:\n{}",
+            show(&o)
+        );
+    }
+}

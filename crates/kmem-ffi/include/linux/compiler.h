@@ -44,7 +44,20 @@
 #define __stringify_1(...)	#__VA_ARGS__
 #define __stringify(...)	__stringify_1(__VA_ARGS__)
 
-#define BUILD_BUG_ON(cond)	_Static_assert(!(cond), "BUILD_BUG_ON failed: " #cond)
+/* BUILD_BUG_ON(cond): a statement, as the kernel's (build_bug.h's compiletime_assert, a
+ * do-while), so it may be the body of an if or follow a label. An integer constant expression
+ * is checked by _Static_assert at every -O level; any other condition, as in the kernel, must
+ * be folded to false by the optimizer (a const variable, an inline function's constant
+ * argument), else the call to a function declared with the error attribute stays and the
+ * compiler reports "BUILD_BUG_ON failed: cond". */
+#define __kmem_build_bug_on(cond, msg, fn) do {					\
+		extern void fn(void) __attribute__((__error__(msg)));		\
+		_Static_assert(!__builtin_choose_expr(__is_constexpr(cond), (cond), 0), msg); \
+		if (__builtin_choose_expr(__is_constexpr(cond), 0, (cond)))	\
+			fn();							\
+	} while (0)
+#define BUILD_BUG_ON(cond)							\
+	__kmem_build_bug_on(cond, "BUILD_BUG_ON failed: " #cond, __UNIQUE_ID(__kmem_build_bug_on_))
 
 /* compiler_attributes.h: `fallthrough;` between switch cases (what -Wimplicit-fallthrough
  * looks for), and __counted_by(member) on a flexible array, the bound struct_size() allocations
