@@ -75,9 +75,11 @@ thread_local! {
 }
 
 /// Logs `text` (one printk's output, prefixes included) to `m`'s log; returns the bytes of
-/// message text, as `printk` returns.
+/// message text, as `printk` returns: without the prefixes and without one trailing newline
+/// (kernel/printk/printk.c's `printk_sprint` strips both), counted before the UTF-8 repair.
 pub fn log_printk(m: &Machine, text: &[u8]) -> usize {
     let (level, cont, body) = parse_prefix(text);
+    let text_len = body.len() - usize::from(body.ends_with(b"\n"));
     let body = String::from_utf8_lossy(body);
     let mut pending = CONT.try_with(ContSlot::take).ok().flatten();
     if !cont && let Some(p) = pending.take() {
@@ -106,7 +108,7 @@ pub fn log_printk(m: &Machine, text: &[u8]) -> usize {
             m.log().log(cont.level, &cont.text, true);
         }
     }
-    body.len()
+    text_len
 }
 
 /// Ends the calling thread's pending continuation line, if any, as a record of its own (what
@@ -119,7 +121,7 @@ pub fn flush(m: &Machine) {
 
 /// `int kmem_printk_text(const char *text, size_t len)`: logs one printk's formatted text (the
 /// header's `printk`, `vprintk` and `pr_*` call it). Returns the length of the message without
-/// its level prefixes, or `-EINVAL` for NULL.
+/// its level prefixes and trailing newline, or `-EINVAL` for NULL.
 ///
 /// # Safety
 /// `text` is NULL or points to `len` readable bytes.

@@ -11,7 +11,9 @@ int main(void)
 	ssize_t full;
 
 	kmem_dmesg_clear();
-	CHECK_EQ_UL(printk(KERN_ERR "an error %d\n", 42), strlen("an error 42\n"));
+	/* printk returns the length of the record's text: no level prefix and no trailing
+	 * newline (printk_sprint strips both), as counted before the UTF-8 checks. */
+	CHECK_EQ_UL(printk(KERN_ERR "an error %d\n", 42), strlen("an error 42"));
 	printk("no level\n");
 	printk(KERN_DEFAULT "default level\n");
 	pr_emerg("emerg\n");
@@ -72,5 +74,11 @@ int main(void)
 	CHECK(ktest_log[0] == '[' && strstr(ktest_log, "] stamped\n") != NULL);
 	kmem_dmesg_clear();
 	CHECK_EQ_UL(kmem_dmesg_read(NULL, 0, 0), 0);
+	CHECK_EQ_UL(printk(KERN_INFO "\n"), 0);
+	CHECK_EQ_UL(printk(KERN_INFO "a\nb\n"), 3);
+	CHECK_EQ_UL(printk(KERN_INFO "bad \xff byte\n"), 10);
+	CHECK_EQ_UL(pr_info("no newline"), strlen("no newline"));
+	pr_cont("\n");
+	kmem_dmesg_clear();
 	return ktest_result("printk");
 }
