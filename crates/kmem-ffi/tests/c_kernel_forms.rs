@@ -279,3 +279,24 @@ fn build_bug_on_is_a_statement_checked_after_folding() {
         );
     }
 }
+
+/// `READ_ONCE(x)` is a value of `x`'s unqualified type, as the kernel's statement expression
+/// around `__READ_ONCE`: `typeof(READ_ONCE(x)) v = READ_ONCE(x); v++;` compiles (it was the
+/// volatile const lvalue itself, so `v` was read-only), and its address cannot be taken.
+#[test]
+fn read_once_gives_an_unqualified_value() {
+    let text = |body: &str| {
+        format!(
+            "#include <linux/compiler.h>\nstruct s {{ int a; unsigned long b; }};\n\
+             int kmem_ro(struct s *x);\nint kmem_ro(struct s *x) {{ {body} }}\n"
+        )
+    };
+    let o = compile_text(
+        "read-once-typeof",
+        &text("__typeof__(READ_ONCE(x->a)) v = READ_ONCE(x->a); v++; WRITE_ONCE(x->b, READ_ONCE(x->b) + 1); return v;"),
+        &["-std=gnu11"],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let o = compile_text("read-once-address", &text("return *&READ_ONCE(x->a);"), &["-std=gnu11"]);
+    assert!(!o.status.success(), "the address of READ_ONCE's value was taken");
+}

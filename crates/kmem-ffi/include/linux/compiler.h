@@ -33,7 +33,10 @@
 #define __percpu
 
 #define barrier()		__asm__ __volatile__("" : : : "memory")
-#define READ_ONCE(x)		(*(const volatile __typeof__(x) *)&(x))
+/* READ_ONCE(x): one volatile load, as a value of x's unqualified type (the kernel wraps its
+ * __READ_ONCE in a statement expression, so typeof(READ_ONCE(x)) is not const volatile and
+ * the result is no lvalue). */
+#define READ_ONCE(x)		(__extension__ ({ *(const volatile __typeof__(x) *)&(x); }))
 #define WRITE_ONCE(x, val)	do { *(volatile __typeof__(x) *)&(x) = (val); } while (0)
 
 #define ___PASTE(a, b)		a##b
