@@ -436,3 +436,20 @@ fn a_bad_kmemleak_variable_is_a_bad_environment() {
     let o = insmod_with(&[path, "--rmmod"], &[("KMEM_KMEMLEAK", "0"), ("KMEM_KMEMLEAK_SCAN", "off")]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// kernel/params.c's `next_arg` quoting: a whole argument in double quotes
+/// (`"who=two words"`) names the parameter after the opening quote and loses the closing one;
+/// a value's opening quote goes even without a closing one. The opening quote was kept in the
+/// name, so the parameter was unknown and ignored.
+#[test]
+fn quoted_parameters_as_next_arg_reads_them() {
+    let so = module("hello");
+    let path = so.to_str().unwrap();
+    for (arg, who) in [("\"who=two words\"", "two words"), ("who=\"open", "open"), ("who=\"both\"", "both")] {
+        let o = insmod(&["-t", path, arg]);
+        assert!(o.status.success(), "{arg}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(!out.contains("unknown parameter"), "{arg}: {out}");
+        assert!(out.contains(&format!("hello {who}: order=5")), "{arg}: {out}");
+    }
+}

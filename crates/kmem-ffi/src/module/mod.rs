@@ -415,12 +415,18 @@ impl Module {
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 
-    /// `parse_args` with `unknown_module_param_cb`: each `name[=value]` in order.
+    /// `parse_args` with `unknown_module_param_cb`: each `name[=value]` in order, unquoted as
+    /// `next_arg` does: a whole argument in quotes loses both, and a value's opening quote goes
+    /// (with its closing one, if it ends the argument).
     fn parse_args(&self, m: &Machine, args: &[String]) -> Result<(), i32> {
         for arg in args {
+            let arg = match arg.strip_prefix('"') {
+                Some(rest) => rest.strip_suffix('"').unwrap_or(rest),
+                None => arg.as_str(),
+            };
             let (pname, val) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v))),
-                None => (arg.as_str(), None),
+                Some((n, v)) => (n, Some(v.strip_prefix('"').map_or(v, |v| v.strip_suffix('"').unwrap_or(v)))),
+                None => (arg, None),
             };
             let Some(i) = (0..self.params.len()).find(|&i| parameq(&self.param_name(i), pname)) else {
                 log(m, Level::Warning, format!("{}: unknown parameter '{pname}' ignored", self.name));
