@@ -300,3 +300,21 @@ fn read_once_gives_an_unqualified_value() {
     let o = compile_text("read-once-address", &text("return *&READ_ONCE(x->a);"), &["-std=gnu11"]);
     assert!(!o.status.success(), "the address of READ_ONCE's value was taken");
 }
+
+/// `pr_debug`, `pr_devel` and their `_once`/`_ratelimited` forms without `DEBUG`, and
+/// `no_printk` itself, never evaluate their arguments: the kernel's `no_printk` is a statement
+/// expression around `if (0) printk(...)` (it was an inline function here, so `pr_debug("%d",
+/// n++)` incremented `n`); the format is still checked against the arguments.
+#[test]
+fn disabled_pr_debug_does_not_evaluate_its_arguments() {
+    for std in ["-std=gnu11", "-std=c99"] {
+        run_suite_with("pr_debug_args", &[std], &[]);
+    }
+    let o = compile_text(
+        "pr-debug-format",
+        "#include <linux/printk.h>\nvoid kmem_pd(void);\nvoid kmem_pd(void) { pr_debug(\"%s\\n\", 5); }\n",
+        &["-std=gnu11"],
+    );
+    assert!(!o.status.success(), "a bad pr_debug format compiled");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("format '%s' expects"), "{}", show(&o));
+}

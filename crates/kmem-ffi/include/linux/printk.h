@@ -69,7 +69,13 @@ static inline __printf(1, 2) int printk(const char *fmt, ...)
 
 #define _printk printk
 
-static inline __printf(1, 2) int no_printk(const char *fmt, ...) { (void)fmt; return 0; }
+/* As the kernel's: the format is checked against the arguments, which are never evaluated
+ * (a statement expression around if (0)); the value is 0. */
+#define no_printk(fmt, ...) __extension__ ({					\
+		if (0)								\
+			printk(fmt, ##__VA_ARGS__);				\
+		0;								\
+	})
 
 #ifndef pr_fmt
 #define pr_fmt(fmt) fmt
