@@ -148,11 +148,18 @@ impl<P: Platform> PageAllocator<P> {
             let mark = zone.wmark[(flags & af::WMARK_MASK) as usize].load(Relaxed);
             let free = usable_free(area.nr_free_pages, area.nr_free_highatomic, flags);
             let highatomic = flags & (af::HIGHATOMIC | af::OOM) != 0;
-            let ok = zone_watermark_ok(free, order, mark, zone.lowmem_reserve(zl.highest), flags, |o| {
+            let has_block = |o| {
                 MigrateType::ALL[..crate::zone::MIGRATE_PCPTYPES].iter().any(|&t| area.has_free_at(o, t))
                     || (highatomic && area.has_free_at(o, MigrateType::HighAtomic))
-            });
-            if !ok {
+            };
+            if !zone_watermark_ok(free, order, mark, zone.lowmem_reserve(zl.highest), flags, has_block) {
+                // `get_page_from_freelist` probes the zone at its high watermark with the same
+                // per-order test, so a zone with no block of the order fails that probe too and
+                // is marked `ZONE_BELOW_HIGH`, whatever its free count (the count alone was
+                // probed before this call, by `Zone::watermark_fast`).
+                if !(order..=MAX_PAGE_ORDER).any(has_block) {
+                    zone.below_high.store(true, Relaxed);
+                }
                 return None;
             }
         }

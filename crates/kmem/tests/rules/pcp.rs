@@ -302,3 +302,64 @@ fn pa17_runs_of_high_order_frees_do_not_linger() {
     m.drain_local_pages();
     check(&m);
 }
+
+/// PA-17 auto-tuning: `get_page_from_freelist` probes each zone at its high watermark with
+/// `zone_watermark_fast`, whose order > 0 test also needs a free block of the order, and sets
+/// `ZONE_BELOW_HIGH` when the probe fails. A zone with plenty of free pages but no free block
+/// of order 4 or more is marked by an order-4 request that then goes to the next zone.
+#[test]
+fn pa17_a_zone_without_a_block_of_the_order_is_marked_below_high() {
+    let m = i386(64);
+    let normal = m.zone(ZoneType::Normal);
+    // Every order-4 block of ZONE_NORMAL (past its watermarks, so ZONE_DMA's go too), then
+    // every other page of each given back: half the zone free, but no free block above order 0.
+    let (mut blocks, mut dma) = (Vec::new(), Vec::new());
+    while buddyinfo_row(&m, "Normal")[4..].iter().any(|&n| n > 0) {
+        let b = m.alloc_pages(GFP_KERNEL | __GFP_MEMALLOC, 4).unwrap();
+        if pfn(&m, b) < DMA_END_PFN { dma.push(b) } else { blocks.push(b) }
+    }
+    for b in dma {
+        // SAFETY: The test's own blocks, unused afterwards.
+        unsafe { m.free_pages(b, 4) };
+    }
+    let mut kept = Vec::new();
+    for b in blocks {
+        let p = pfn(&m, b);
+        // SAFETY: The test's own block, not shared.
+        unsafe { m.split_page(b, 4) }.unwrap();
+        for i in 0..16 {
+            let page = m.pfn_to_page(p + i).unwrap();
+            if i % 2 == 0 {
+                kept.push(page);
+            } else {
+                // SAFETY: The test's own page, unused afterwards.
+                unsafe { m.free_pages(page, 0) };
+            }
+        }
+    }
+    m.drain_local_pages();
+    // A free of a per-CPU list above the zone's high watermark clears the mark.
+    let p = m.alloc_pages(GFP_KERNEL, 0).unwrap();
+    // SAFETY: The test's own page, unused afterwards.
+    unsafe { m.free_pages(p, 0) };
+    let flushed: Vec<&Page> =
+        (0..2 * normal.pcp_high_max() as usize).map(|_| m.alloc_pages(GFP_KERNEL, 0).unwrap()).collect();
+    for p in flushed {
+        // SAFETY: The test's own pages, unused afterwards.
+        unsafe { m.free_pages(p, 0) };
+    }
+    assert!(normal.free_pages() > normal.wmark(Wmark::High) + normal.managed() / 4);
+    assert!(buddyinfo_row(&m, "Normal")[4..].iter().all(|&n| n == 0), "{}", m.buddyinfo());
+    assert!(!normal.below_high(), "above the high watermark, unmarked");
+    let b = m.alloc_pages(GFP_KERNEL, 4).unwrap();
+    assert!(pfn(&m, b) < DMA_END_PFN, "served by ZONE_DMA");
+    assert!(normal.below_high(), "ZONE_NORMAL failed its high-watermark probe: no block of order 4");
+    // SAFETY: The test's own pages, unused afterwards.
+    unsafe { m.free_pages(b, 4) };
+    for p in kept {
+        // SAFETY: The test's own pages, unused afterwards.
+        unsafe { m.free_pages(p, 0) };
+    }
+    m.drain_local_pages();
+    check(&m);
+}
