@@ -187,6 +187,14 @@ pub unsafe trait Platform: Send + Sync {
     fn rcu_batches_held(&self) -> usize {
         0
     }
+    /// Whether the caller is a realtime or deadline task in task context
+    /// (`rt_or_dl_task(current) && in_task()`): its blocking requests may go down to half the
+    /// min watermark (`ALLOC_MIN_RESERVE`, SEMANTICS §2.4). Asked only by the slow path of
+    /// requests with `__GFP_DIRECT_RECLAIM`. The default, for a platform without scheduling
+    /// policies, is false.
+    fn rt_task(&self) -> bool {
+        false
+    }
     /// Whether the caller is itself reclaiming (`PF_MEMALLOC`).
     fn in_reclaim(&self) -> bool {
         false

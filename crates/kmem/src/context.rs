@@ -169,6 +169,11 @@ pub fn kernel_preempt_count() -> u32 {
         .unwrap_or(0)
 }
 
+/// `in_task()`: the thread is serving no softirq (kmem has no hard interrupts).
+pub fn in_task() -> bool {
+    THREAD.try_with(|t| t.softirq.get() == 0).unwrap_or(true)
+}
+
 /// Records the C code address the thread's next vmalloc-family call is made from (the C ABI's
 /// `__kmem_caller`, which the headers' macros call right before the export); the export clears
 /// it when it returns ([`ForeignCallerScope`]).

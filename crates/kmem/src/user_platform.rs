@@ -152,6 +152,10 @@ unsafe impl Platform for UserPlatform {
         context::gfp_scope()
     }
 
+    fn rt_task(&self) -> bool {
+        context::in_task() && rt_policy()
+    }
+
     fn in_reclaim(&self) -> bool {
         context::in_reclaim()
     }
@@ -222,4 +226,15 @@ unsafe impl Platform for UserPlatform {
             true,
         );
     }
+}
+
+/// Whether the calling thread's scheduling policy is realtime (`SCHED_FIFO`, `SCHED_RR`) or
+/// deadline (`SCHED_DEADLINE`): the host's answer to the kernel's `rt_or_dl_task(current)`.
+fn rt_policy() -> bool {
+    /// `SCHED_DEADLINE` (not in every libc's constants).
+    const SCHED_DEADLINE: libc::c_int = 6;
+    // SAFETY: `sched_getscheduler(0)` only reads the calling thread's policy; no memory is
+    // passed. (rustix has no wrapper for it.)
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    matches!(policy & !libc::SCHED_RESET_ON_FORK, libc::SCHED_FIFO | libc::SCHED_RR | SCHED_DEADLINE)
 }

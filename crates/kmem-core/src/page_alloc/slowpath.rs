@@ -337,7 +337,9 @@ impl<P: Platform> PageAllocator<P> {
         if gfp.contains(__GFP_NOFAIL) {
             self.warn_nofail(gfp, order, caller);
         }
-        let mut flags = gfp_to_alloc_flags(gfp, order, false);
+        // `ALLOC_MIN_RESERVE` for a realtime task's blocking request (asked only when it counts).
+        let rt_task = gfp.contains(__GFP_DIRECT_RECLAIM) && self.platform.rt_task();
+        let mut flags = gfp_to_alloc_flags(gfp, order, rt_task);
         if flags & af::KSWAPD != 0 {
             self.wake_kswapd(order, zl.highest, cpu);
         }

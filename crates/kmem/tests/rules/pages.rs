@@ -640,3 +640,38 @@ fn compound_head_finds_the_head_of_a_compound_block_only() {
         assert!(std::ptr::eq(m.pages().compound_head(page), page), "free page {i}");
     }
 }
+
+/// PA-7 (SEMANTICS §2.4): a blocking request of a realtime task (`SCHED_FIFO`, `SCHED_RR`,
+/// `SCHED_DEADLINE`) gets `ALLOC_MIN_RESERVE` in the slow path (`gfp_to_alloc_flags`:
+/// `rt_or_dl_task(current) && in_task()`), so it may go down to half the min watermark, as
+/// `__GFP_HIGH` does; a non-blocking one keeps its own reserves.
+#[test]
+fn pa7_a_realtime_task_may_use_half_the_min_watermark() {
+    let m = i386_nopcp(64);
+    m.set_zone_watermarks(ZoneType::Dma, [1000; 4]).expect("marks in range");
+    let nowarn = __GFP_NOWARN | GFP_DMA;
+    let floors = std::thread::scope(|s| {
+        s.spawn(|| {
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: Sets the calling thread's own policy from a valid parameter block.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+                return None; // Not allowed to run realtime threads here.
+            }
+            Some([
+                dma_floor(&m, GFP_KERNEL | __GFP_NORETRY | nowarn),
+                dma_floor(&m, GFP_NOWAIT | GFP_DMA),
+                dma_floor(&m, GFP_ATOMIC | nowarn),
+            ])
+        })
+        .join()
+        .unwrap()
+    });
+    let Some(floors) = floors else {
+        eprintln!("SCHED_FIFO refused (no CAP_SYS_NICE): skipped");
+        return;
+    };
+    assert_eq!(floors, [500, 1000, 375], "blocking, GFP_NOWAIT, GFP_ATOMIC from a SCHED_FIFO thread");
+    // The same thread under SCHED_OTHER: the full min mark.
+    assert_eq!(dma_floor(&m, GFP_KERNEL | __GFP_NORETRY | nowarn), 1000);
+    check(&m);
+}
