@@ -61,8 +61,6 @@ pub struct Tuning {
 /// One zone's lists on one CPU: the part only the slot's holder may touch.
 struct Lists {
     lists: [List; NR_PCP_LISTS],
-    /// Round-robin cursor for draining.
-    drain_cursor: usize,
     tuning: Tuning,
 }
 
@@ -70,7 +68,6 @@ impl Lists {
     const fn new() -> Self {
         Self {
             lists: [List { head: NIL, tail: NIL }; NR_PCP_LISTS],
-            drain_cursor: 0,
             tuning: Tuning { free_count: 0, alloc_factor: 0, prev_free_high_order: false },
         }
     }
@@ -201,15 +198,22 @@ impl PerCpuPages<'_> {
     }
 
     /// Takes the coldest blocks until at least `nr_pages` pages (or everything) are taken
-    /// (`free_pcppages_bulk`): the lists are visited round-robin, and a non-empty list is
-    /// emptied from its cold end until enough is taken before the next one is visited, as the
-    /// kernel does. Calls `f(pfn, order, mt)` for each block.
-    pub fn take_cold(&mut self, mm: &MemMap, nr_pages: usize, mut f: impl FnMut(usize, u32, MigrateType)) -> usize {
+    /// (`free_pcppages_bulk(zone, count, pcp, pindex)`): the lists are visited round-robin from
+    /// list `start` ("Ensure requested pindex is drained first": the list a free just added
+    /// to, or 0 for a drain), and a non-empty list is emptied from its cold end until enough
+    /// is taken before the next one is visited, as the kernel does; each call starts afresh.
+    /// Calls `f(pfn, order, mt)` for each block.
+    pub fn take_cold(
+        &mut self,
+        mm: &MemMap,
+        start: usize,
+        nr_pages: usize,
+        mut f: impl FnMut(usize, u32, MigrateType),
+    ) -> usize {
         let mut taken = 0;
         let mut visited = 0;
+        let mut index = start % NR_PCP_LISTS;
         while taken < nr_pages && self.count() > 0 && visited < NR_PCP_LISTS {
-            let index = self.inner.drain_cursor;
-            self.inner.drain_cursor = (index + 1) % NR_PCP_LISTS;
             visited += 1;
             let order = (index / MIGRATE_PCPTYPES) as u32;
             let mt = MigrateType::from_index(index % MIGRATE_PCPTYPES);
@@ -222,6 +226,7 @@ impl PerCpuPages<'_> {
                 taken += 1 << order;
                 f(pfn, order, mt);
             }
+            index = (index + 1) % NR_PCP_LISTS;
         }
         taken
     }
@@ -344,15 +349,15 @@ mod tests {
         }
         assert_eq!(lists.count(), 14);
         let mut got = Vec::new();
-        let taken = lists.take_cold(&mm, 5, |pfn, order, mt| got.push((pfn, order, mt)));
+        let taken = lists.take_cold(&mm, 0, 5, |pfn, order, mt| got.push((pfn, order, mt)));
         assert_eq!(taken, 5);
-        // Cursor starts at pindex 0 (order 0, Unmovable: empty), then order 0 Movable, coldest
+        // From pindex 0 (order 0, Unmovable: empty), then order 0 Movable, coldest
         // (first pushed) first, until five pages are taken.
         let movable: Vec<_> = (0..5).map(|pfn| (pfn, 0, MigrateType::Movable)).collect();
         assert_eq!(got, movable);
         assert_eq!(lists.count(), 9);
         got.clear();
-        assert_eq!(lists.take_cold(&mm, usize::MAX, |pfn, order, mt| got.push((pfn, order, mt))), 9);
+        assert_eq!(lists.take_cold(&mm, 0, usize::MAX, |pfn, order, mt| got.push((pfn, order, mt))), 9);
         assert_eq!(lists.count(), 0);
         assert_eq!(got.len(), 6, "three order-0 and three order-1 blocks left");
         assert!(got.iter().all(|&(pfn, _, _)| mm.page(pfn).flags() & pg::PCP == 0));

@@ -586,36 +586,40 @@ impl<P: Platform> PageAllocator<P> {
         // that is within bounds and the zone is above its high watermark: skip it then.
         let high = lists.high();
         if free_high || lists.count() >= high || high > zone.pcp_high_max() as usize || zone.below_high() {
-            self.tune_and_flush(&mut lists, zone, batch, free_high);
+            self.tune_and_flush(&mut lists, zone, batch, free_high, crate::pcp::pindex(order, mt));
         }
         slot.guard.exit();
         true
     }
 
-    /// The rest of `free_unref_page_commit`: `nr_pcp_high`, then a flush if the list is at it.
+    /// The rest of `free_unref_page_commit`: `nr_pcp_high`, then a flush if the list is at it,
+    /// starting with list `pindex`, the one the freed block went to.
     #[cold]
     #[inline(never)]
-    fn tune_and_flush(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, batch: usize, free_high: bool) {
+    fn tune_and_flush(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, batch: usize, free_high: bool, pindex: usize) {
         let high = super::pcp_tune::nr_pcp_high(lists, zone, batch, free_high);
         if lists.count() >= high {
-            self.flush_pcp_at_high(lists, zone, batch, high, free_high);
+            let free_count = lists.tuning().free_count;
+            let n = super::pcp_tune::nr_pcp_free(lists.count(), free_count, batch, high, free_high);
+            self.flush_pcp_batch(lists, zone, pindex, n);
+            self.maybe_clear_below_high(zone);
         }
-    }
-
-    fn flush_pcp_at_high(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, batch: usize, high: usize, free_high: bool) {
-        let free_count = lists.tuning().free_count;
-        let n = super::pcp_tune::nr_pcp_free(lists.count(), free_count, batch, high, free_high);
-        self.flush_pcp_batch(lists, zone, n);
-        self.maybe_clear_below_high(zone);
     }
 
     /// `free_pcppages_bulk`: at least `nr_pages` of this CPU's coldest pages (or all) back to
     /// the buddy lists, each to its pageblock's type read under the zone lock (whatever list
     /// it waited on: a refill that stole from another type's pageblock, or a pageblock claimed
-    /// or reserved since the free, `buddy.rs`'s invariant). Returns the pages flushed.
-    pub(super) fn flush_pcp_batch(&self, lists: &mut PerCpuPages<'_>, zone: &Zone, nr_pages: usize) -> usize {
+    /// or reserved since the free, `buddy.rs`'s invariant), from list `start` on. Returns the
+    /// pages flushed.
+    pub(super) fn flush_pcp_batch(
+        &self,
+        lists: &mut PerCpuPages<'_>,
+        zone: &Zone,
+        start: usize,
+        nr_pages: usize,
+    ) -> usize {
         let mut area = zone.lock();
-        let flushed = lists.take_cold(&self.mm, nr_pages, |p, o, _| {
+        let flushed = lists.take_cold(&self.mm, start, nr_pages, |p, o, _| {
             area.free_one_page(&self.mm, (zone.start_pfn, zone.end_pfn), p, o, self.mm.pageblock_mt(p), false);
         });
         self.after_buddy_free(zone, &mut area);
@@ -633,7 +637,7 @@ impl<P: Platform> PageAllocator<P> {
             // SAFETY: Callers hold the slot: inside its guard section, or with its claim.
             let mut lists = unsafe { slot.lists(zi) };
             if lists.count() != 0 {
-                drained += self.flush_pcp_batch(&mut lists, zone, usize::MAX);
+                drained += self.flush_pcp_batch(&mut lists, zone, 0, usize::MAX);
             }
         }
         drained

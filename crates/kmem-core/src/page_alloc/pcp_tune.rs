@@ -149,7 +149,7 @@ impl<P: Platform> PageAllocator<P> {
             }
             let to_drain = lists.count().saturating_sub(lists.high().max(high_min));
             if to_drain > 0 {
-                flushed += self.flush_pcp_batch(&mut lists, zone, to_drain);
+                flushed += self.flush_pcp_batch(&mut lists, zone, 0, to_drain);
             }
         }
         flushed

@@ -363,3 +363,47 @@ fn pa17_a_zone_without_a_block_of_the_order_is_marked_below_high() {
     m.drain_local_pages();
     check(&m);
 }
+
+/// PA-17: a flush at the high mark (`free_pcppages_bulk(zone, count, pcp, pindex)`) starts
+/// with the list the freed page went to ("Ensure requested pindex is drained first"), then
+/// goes round the other lists; each flush starts afresh. Blocks of one order freed before a
+/// run of frees of another order that reaches the mark stay on their list; the run's coldest
+/// block goes back first.
+#[test]
+fn pa17_a_flush_drains_the_freed_pages_list_first() {
+    let m = builder(Profile::I386, 64).cpus(1).build().unwrap();
+    let normal = m.zone(ZoneType::Normal);
+    let on_pcp = |p: &Page| p.flags() & kmem::memmap::pg::PCP != 0;
+    for (earlier, run) in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 3)] {
+        let alloc = |order: u32, pages: usize| -> Vec<&Page> {
+            (0..pages >> order).map(|_| m.alloc_pages(GFP_KERNEL, order).unwrap()).collect()
+        };
+        // Enough of the run's blocks to reach any high mark (allocations raise it, up to
+        // high_max).
+        let (kept, blocks) =
+            (alloc(earlier, normal.pcp_high() as usize / 4), alloc(run, 2 * normal.pcp_high_max() as usize));
+        m.drain_local_pages();
+        for &p in &kept {
+            // SAFETY: The test's own blocks, unused afterwards.
+            unsafe { m.free_pages(p, earlier) };
+        }
+        // SAFETY: The test's own block, unused afterwards.
+        unsafe { m.free_pages(blocks[0], run) };
+        assert!(on_pcp(blocks[0]));
+        let mut freed = 1;
+        while freed < blocks.len() && on_pcp(blocks[0]) && kept.iter().all(|&p| on_pcp(p)) {
+            // SAFETY: The test's own blocks, unused afterwards.
+            unsafe { m.free_pages(blocks[freed], run) };
+            freed += 1;
+        }
+        assert!(freed < blocks.len(), "order {earlier} then {run}: no flush");
+        assert!(kept.iter().all(|&p| on_pcp(p)), "order {earlier} then {run}: the order-{earlier} blocks went first");
+        assert!(!on_pcp(blocks[0]), "order {earlier} then {run}: the coldest order-{run} block stayed");
+        for &p in &blocks[freed..] {
+            // SAFETY: The test's own blocks, unused afterwards.
+            unsafe { m.free_pages(p, run) };
+        }
+        m.drain_local_pages();
+    }
+    check(&m);
+}
