@@ -318,3 +318,34 @@ fn disabled_pr_debug_does_not_evaluate_its_arguments() {
     assert!(!o.status.success(), "a bad pr_debug format compiled");
     assert!(String::from_utf8_lossy(&o.stderr).contains("format '%s' expects"), "{}", show(&o));
 }
+
+/// The kernel's small common headers (`linux/bits.h`, `sizes.h`, `math.h`, `build_bug.h`,
+/// `cache.h`, `kconfig.h`, `mmdebug.h`) exist and give the kernel's values: `BIT`/`GENMASK` and
+/// `SZ_*` as constant expressions (file-scope `static_assert`, array bounds, `#if
+/// IS_ENABLED(...)`), the rounding helpers (`DIV_ROUND_CLOSEST` halves away from zero, each
+/// argument once), `BUILD_BUG()` in dead code compiles, `VM_WARN_ON` reports as `WARN_ON`.
+#[test]
+fn common_kernel_headers_give_the_kernels_values() {
+    for std in ["-std=gnu11", "-std=c99"] {
+        run_suite_with("common_headers", &[std, "-DCONFIG_KMEM_ON=1", "-DCONFIG_KMEM_MOD_MODULE=1"], &[]);
+    }
+}
+
+/// `GENMASK` with reversed constant bounds and `BUILD_BUG()` left in reachable code do not
+/// compile, as in the kernel.
+#[test]
+fn genmask_reversed_and_reachable_build_bug_do_not_compile() {
+    let o = compile_text(
+        "genmask-reversed",
+        "#include <linux/bits.h>\nunsigned long kmem_bad_mask(void);\nunsigned long kmem_bad_mask(void) { return GENMASK(2, 5); }\n",
+        &["-std=gnu11"],
+    );
+    assert!(!o.status.success(), "GENMASK(2, 5) compiled:\n{}", show(&o));
+    let o = compile_text(
+        "build-bug-reachable",
+        "#include <linux/build_bug.h>\nvoid kmem_bad(void);\nvoid kmem_bad(void) { BUILD_BUG(); }\n",
+        &["-std=gnu11", "-O2"],
+    );
+    assert!(!o.status.success(), "a reachable BUILD_BUG() compiled:\n{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("BUILD_BUG failed"), "{}", show(&o));
+}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /* kmem: <linux/kernel.h>: printk, sprintf and kasprintf, the small helpers (min and max from
- * <linux/minmax.h>), might_sleep. */
+ * <linux/minmax.h>, the rounding ones from <linux/math.h>), might_sleep. */
 #ifndef _KMEM_LINUX_KERNEL_H
 #define _KMEM_LINUX_KERNEL_H
 
@@ -11,6 +11,9 @@
 #include <linux/types.h>
 #include <linux/printk.h>
 #include <linux/bug.h>
+#include <linux/build_bug.h>	/* BUILD_BUG_ON_ZERO, static_assert, ... */
+#include <linux/bits.h>		/* BIT, GENMASK, as through the kernel's <linux/bitops.h> */
+#include <linux/math.h>		/* DIV_ROUND_UP, round_up, roundup, DIV_ROUND_CLOSEST */
 #include <linux/err.h>
 #include <linux/minmax.h>	/* min, max, clamp, swap and the rest, signedness-checked */
 #include <linux/instruction_pointer.h>
@@ -24,16 +27,9 @@
 #include <linux/const.h>
 
 #define ARRAY_SIZE(arr)		(sizeof(arr) / sizeof((arr)[0]))
-#define DIV_ROUND_UP(n, d)	(((n) + (d) - 1) / (d))
 #define ALIGN(x, a)		(((x) + ((__typeof__(x))(a) - 1)) & ~((__typeof__(x))(a) - 1))
 #define ALIGN_DOWN(x, a)	((x) & ~((__typeof__(x))(a) - 1))
 #define IS_ALIGNED(x, a)	(((x) & ((__typeof__(x))(a) - 1)) == 0)
-/* glibc's <sys/param.h> defines roundup too, the same way (with a mask for a constant power
- * of two): whichever header comes first defines it. */
-#ifndef roundup
-#define roundup(x, y)		((((x) + ((y) - 1)) / (y)) * (y))
-#endif
-#define rounddown(x, y)		((x) - ((x) % (y)))
 
 
 /* As the kernel's: ptr is evaluated once, and must point to the member's type (or be a void
