@@ -15,6 +15,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
 
+use kmem_core::page_alloc::warn_sites;
 use kmem_core::platform::{Level, Platform};
 use kmem_core::{PAGE_SIZE, Page, PageAllocator};
 
@@ -219,7 +220,7 @@ impl Highmem {
         let index = (page_va - self.fixmap.base()) / PAGE_SIZE;
         let (cpu, idx) = (index / KM_MAX_IDX, index % KM_MAX_IDX);
         let depth = self.local_depth[cpu].load(Relaxed);
-        if pa.platform().cpu() != Some(cpu) || depth != idx + 1 {
+        if pa.platform().cpu() != Some(cpu) || depth == 0 {
             Self::report(
                 pa,
                 caller,
@@ -227,9 +228,22 @@ impl Highmem {
             );
             return true;
         }
+        let top = depth - 1;
+        if idx != top {
+            // Out of order (or a slot already released): as `kunmap_local_indexed`, warn once
+            // and release the most recent mapping anyway (its PTE is cleared and the index
+            // popped), so the stack stays balanced with the caller's kmap/kunmap pairs instead
+            // of keeping a slot for good.
+            pa.warn_once(
+                warn_sites::KUNMAP_LOCAL_ORDER,
+                "kunmap_local_indexed",
+                format_args!("addr != __fix_to_virt(FIX_KMAP_BEGIN + idx)"),
+                caller,
+            );
+        }
         // The slot is reused by the next `kmap_local` (which maps over it) whatever this returns.
-        let _ = self.fixmap.unmap(page_va, PAGE_SIZE);
-        self.local_depth[cpu].store(idx, Relaxed);
+        let _ = self.fixmap.unmap(self.local_va(cpu, top), PAGE_SIZE);
+        self.local_depth[cpu].store(top, Relaxed);
         true
     }
 

@@ -382,7 +382,9 @@ impl Machine {
     }
 
     /// `kunmap_local(addr)`: releases the most recent local mapping (no-op for lowmem). An
-    /// address in no kmap window that is no kernel address either (not in the direct map or
+    /// `addr` of this CPU's that is not its most recent mapping (released out of order) is
+    /// mm/highmem.c's `WARN_ON_ONCE(addr != __fix_to_virt(FIX_KMAP_BEGIN + idx))`, and the most
+    /// recent mapping is released all the same, as there. An address in no kmap window that is no kernel address either (not in the direct map or
     /// the vmalloc area: NULL, the stack, the C heap) is mm/highmem.c's
     /// `WARN_ON_ONCE(addr < PAGE_OFFSET)`, once per machine, and ignored.
     ///

@@ -60,6 +60,9 @@ pub mod once {
     pub const SHEAF_NO_CAPACITY: u16 = 1 << 8;
     /// `WARN_ON_ONCE(size > zone->nr_reserved_highatomic)` in `unreserve_highatomic_pageblock`.
     pub const UNRESERVE_SIZE: u16 = 1 << 9;
+    /// `WARN_ON_ONCE(addr != __fix_to_virt(FIX_KMAP_BEGIN + idx))` in `kunmap_local_indexed`
+    /// (the `kmem` crate's highmem shares these bits): a local mapping released out of order.
+    pub const KUNMAP_LOCAL_ORDER: u16 = 1 << 10;
 }
 
 /// Formats with a closure (a `Display` without allocating).

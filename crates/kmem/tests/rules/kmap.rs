@@ -10,7 +10,7 @@ use std::time::Duration;
 use kmem::gfp::GFP_HIGHUSER;
 use kmem::{Page, Profile};
 
-use crate::{builder, count_log};
+use crate::{builder, count_log, i386_nopcp};
 
 /// `LAST_PKMAP`: persistent kmap slots of the i386 profile.
 const LAST_PKMAP: usize = 1024;
@@ -87,6 +87,43 @@ fn kmap_local_fallback_never_waits_for_a_persistent_slot() {
     assert!(view, "a free persistent slot serves the fallback");
     for p in pages {
         // SAFETY: The test's own pages, no longer mapped, unused afterwards.
+        unsafe { m.free_pages(p, 0) };
+    }
+}
+
+/// `kunmap_local` out of order (the first of two nested mappings released first) is
+/// `kunmap_local_indexed`'s `WARN_ON_ONCE(addr != __fix_to_virt(FIX_KMAP_BEGIN + idx))`; the
+/// kernel then releases the most recent mapping anyway, so a caller's balanced pairs keep the
+/// stack balanced. kmem reported and ignored the call, keeping a local slot for good: after 8
+/// such pairs every later `kmap_local_page` on the CPU was past `KM_MAX_IDX`.
+#[test]
+fn kunmap_local_out_of_order_warns_once_and_releases_a_slot() {
+    let m = i386_nopcp(1024);
+    let a = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+    let b = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+    for _ in 0..2 * KM_MAX_IDX {
+        let va = m.kmap_local_page(a).unwrap();
+        let vb = m.kmap_local_page(b).unwrap();
+        // SAFETY: This thread's own local mappings (released in the wrong order on purpose),
+        // not used afterwards.
+        unsafe {
+            m.kunmap_local(va.as_ptr());
+            m.kunmap_local(vb.as_ptr());
+        }
+    }
+    let log = m.dmesg();
+    assert_eq!(count_log(&m, "more than 16 nested mappings"), 0, "local slots leaked:\n{log}");
+    assert_eq!(count_log(&m, "WARNING: CPU: 0 at"), 1, "{log}");
+    assert_eq!(count_log(&m, "kunmap_local_indexed: addr != __fix_to_virt(FIX_KMAP_BEGIN + idx)"), 1, "{log}");
+    // All KM_MAX_IDX local slots are free again: nested mappings need no fallback.
+    let local: Vec<_> = (0..KM_MAX_IDX).map(|_| m.kmap_local_page(a).unwrap()).collect();
+    for v in local.iter().rev() {
+        // SAFETY: This thread's own mappings, released in reverse order, unused afterwards.
+        unsafe { m.kunmap_local(v.as_ptr()) };
+    }
+    assert_eq!(count_log(&m, "BUG:"), 0, "{}", m.dmesg());
+    for p in [a, b] {
+        // SAFETY: The test's own pages, no longer mapped.
         unsafe { m.free_pages(p, 0) };
     }
 }
