@@ -377,6 +377,28 @@ fn gep_kernel_does_not_compile() {
     }
 }
 
+/// `kunmap_local` and `kunmap_atomic` take the address `kmap_local_page`/`kmap_atomic` gave,
+/// never the page: as the kernel's macros (`BUILD_BUG_ON(__same_type((__addr), struct page
+/// *))`, include/linux/highmem-internal.h), passing the page (the `kunmap(page)` habit) does
+/// not compile. kmem's plain functions took it and, at run time, leaked the local mapping.
+#[test]
+fn kunmap_local_of_a_page_does_not_compile() {
+    for (arg, ok) in [("addr", true), ("page", false)] {
+        for f in ["kunmap_local", "kunmap_atomic"] {
+            let o = compile_only(
+                &format!("{f}-{arg}"),
+                &format!(
+                    "#include <linux/highmem.h>\nvoid f(struct page *page)\n{{\n\tvoid *addr = kmap_atomic(page);\n\n\t(void)addr;\n\t{f}({arg});\n}}\n"
+                ),
+            );
+            assert_eq!(o.status.success(), ok, "{f}({arg}):\n{}", show(&o));
+            if !ok {
+                assert!(String::from_utf8_lossy(&o.stderr).contains("BUILD_BUG_ON failed"), "{}", show(&o));
+            }
+        }
+    }
+}
+
 /// `kfree_rcu(ptr, rhf)` requires `rhf` to be a `struct rcu_head` member of `*ptr`, as the
 /// kernel's macro does: another member does not compile.
 #[test]

@@ -47,6 +47,9 @@
 #define __stringify_1(...)	#__VA_ARGS__
 #define __stringify(...)	__stringify_1(__VA_ARGS__)
 
+/* compiler_types.h: whether two expressions have the same type. */
+#define __same_type(a, b)	__builtin_types_compatible_p(__typeof__(a), __typeof__(b))
+
 /* BUILD_BUG_ON(cond): a statement, as the kernel's (build_bug.h's compiletime_assert, a
  * do-while), so it may be the body of an if or follow a label. An integer constant expression
  * is checked by _Static_assert at every -O level; any other condition, as in the kernel, must

@@ -7,6 +7,7 @@
 #ifndef _KMEM_LINUX_HIGHMEM_H
 #define _KMEM_LINUX_HIGHMEM_H
 
+#include <linux/compiler.h>
 #include <linux/mm.h>
 
 void *kmap(struct page *page);
@@ -15,6 +16,21 @@ void *kmap_local_page(struct page *page);
 void kunmap_local(const void *addr);
 void *kmap_atomic(struct page *page);
 void kunmap_atomic(void *addr);
+
+/* As include/linux/highmem-internal.h: kunmap_local and kunmap_atomic take the address the map
+ * call gave, never the page; passing the page (kunmap's argument) is a build error. The
+ * parenthesised names call the exported functions, which `&kunmap_local` still reaches. */
+#define kunmap_local(__addr)						\
+do {									\
+	BUILD_BUG_ON(__same_type((__addr), struct page *));		\
+	(kunmap_local)(__addr);						\
+} while (0)
+
+#define kunmap_atomic(__addr)						\
+do {									\
+	BUILD_BUG_ON(__same_type((__addr), struct page *));		\
+	(kunmap_atomic)(__addr);					\
+} while (0)
 
 /* The helpers of include/linux/highmem.h over kmap_local_page, for a page of any zone. A range
  * past the end of the page is the kernel's BUG_ON (it would write into the next page). x86 has
