@@ -4,7 +4,10 @@
 //!
 //! Invariant: a pkmap slot with `count > 0` maps its `pfn` and is in `by_pfn`; a slot with
 //! `count == 0` may keep a stale mapping until it is reused (the kernel flushes such slots in
-//! `flush_all_zero_pkmaps`). `local_depth[cpu]` fixmap slots of that CPU are mapped, the
+//! `flush_all_zero_pkmaps`). `local <= count` of a slot's uses are `kmap_local_page` fallbacks:
+//! only `kunmap_local` releases those and only `kunmap` the others, so one API's release never
+//! drops a use the other holds (the kernel's `kunmap_local` of a `kmap` address does nothing,
+//! and its `page_address` knows `kmap` mappings only). `local_depth[cpu]` fixmap slots of that CPU are mapped, the
 //! lowest first; a CPU slot given back (`release_cpu`, thread exit, fork) starts again at 0,
 //! its left mappings unmapped and, if its owner left them, reported. Lock order: the pkmap
 //! mutex is a leaf; mapping calls run under it.
@@ -31,6 +34,8 @@ pub const KM_MAX_IDX: usize = 16;
 struct Slot {
     pfn: Option<usize>,
     count: usize,
+    /// Uses that are `kmap_local_page` fallbacks (at most `count`).
+    local: usize,
 }
 
 struct Pkmap {
@@ -60,7 +65,7 @@ impl Highmem {
             pkmap,
             fixmap,
             state: Mutex::new(Pkmap {
-                slots: vec![Slot { pfn: None, count: 0 }; LAST_PKMAP],
+                slots: vec![Slot { pfn: None, count: 0, local: 0 }; LAST_PKMAP],
                 // Never more than `LAST_PKMAP` entries (a slot's old pfn is removed when it is
                 // reused), so with this capacity `kmap` never allocates under `state`'s lock:
                 // an allocation there could reclaim and run a destructor that `kunmap`s,
@@ -86,7 +91,7 @@ impl Highmem {
 
     /// `kmap`: maps a HighMem page in a persistent slot (sleeping while all are in use).
     pub(crate) fn kmap(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
-        self.pkmap_slot(pa, pfn, caller, true).ok().flatten()
+        self.pkmap_slot(pa, pfn, caller, true, false).ok().flatten()
     }
 
     /// A persistent slot for `kmap_local_page`'s fallback (no CPU slot, or past `KM_MAX_IDX`
@@ -94,7 +99,7 @@ impl Highmem {
     /// locks, or every persistent slot themselves), so with all slots in use this reports and
     /// gives `None` instead of waiting for a `kunmap`.
     fn kmap_local_fallback(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) -> Option<NonNull<u8>> {
-        self.pkmap_slot(pa, pfn, caller, false).unwrap_or_else(|AllInUse| {
+        self.pkmap_slot(pa, pfn, caller, false, true).unwrap_or_else(|AllInUse| {
             Self::report(
                 pa,
                 caller,
@@ -107,20 +112,22 @@ impl Highmem {
         })
     }
 
-    /// A persistent slot mapping `pfn` (its existing one, or a free one); with every slot in
-    /// use, waits for a `kunmap` if `wait`, else `Err(AllInUse)`. `Ok(None)`: the mapping
-    /// failed (reported).
+    /// A persistent slot mapping `pfn` (its existing one, or a free one), for a `kmap_local`
+    /// fallback if `local`; with every slot in use, waits for a `kunmap` if `wait`, else
+    /// `Err(AllInUse)`. `Ok(None)`: the mapping failed (reported).
     fn pkmap_slot(
         &self,
         pa: &Pa,
         pfn: usize,
         caller: &Location<'_>,
         wait: bool,
+        local: bool,
     ) -> Result<Option<NonNull<u8>>, AllInUse> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(&i) = st.by_pfn.get(&pfn) {
                 st.slots[i].count += 1;
+                st.slots[i].local += usize::from(local);
                 return Ok(NonNull::new((self.pkmap.base() + i * PAGE_SIZE) as *mut u8));
             }
             let start = st.next;
@@ -134,7 +141,7 @@ impl Highmem {
                 if let Some(old) = st.slots[i].pfn.take() {
                     st.by_pfn.remove(&old);
                 }
-                st.slots[i] = Slot { pfn: Some(pfn), count: 1 };
+                st.slots[i] = Slot { pfn: Some(pfn), count: 1, local: usize::from(local) };
                 st.by_pfn.insert(pfn, i);
                 st.next = (i + 1) % LAST_PKMAP;
                 return Ok(NonNull::new(va as *mut u8));
@@ -147,32 +154,37 @@ impl Highmem {
         }
     }
 
-    /// The address of HighMem `pfn`'s persistent slot while it is `kmap`ped (a use is
+    /// The address of HighMem `pfn`'s persistent slot while it is `kmap`ped (a `kmap` use is
     /// outstanding), as the kernel's `page_address_htable` answers `page_address`; `None`
-    /// otherwise (a `kmap_local` mapping is not found there either).
+    /// otherwise (a `kmap_local` mapping, fallbacks included, is not found there either).
     pub(crate) fn pkmap_address(&self, pfn: usize) -> Option<NonNull<u8>> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let &i = st.by_pfn.get(&pfn)?;
-        if st.slots[i].count == 0 {
+        if st.slots[i].count == st.slots[i].local {
             return None;
         }
         NonNull::new((self.pkmap.base() + i * PAGE_SIZE) as *mut u8)
     }
 
-    /// `kunmap`: releases one use of a persistent slot.
+    /// `kunmap`: releases one `kmap` use of a persistent slot.
     pub(crate) fn kunmap(&self, pa: &Pa, pfn: usize, caller: &Location<'_>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match st.by_pfn.get(&pfn).copied() {
-            Some(i) if st.slots[i].count > 0 => {
-                st.slots[i].count -= 1;
-                if st.slots[i].count == 0 {
-                    self.freed.notify_all();
-                }
-            }
+            Some(i) if st.slots[i].count > st.slots[i].local => self.release_use(&mut st.slots[i], false),
             _ => {
                 drop(st);
                 Self::report(pa, caller, format_args!("kunmap: pfn:{pfn:05x} is not kmapped"));
             }
+        }
+    }
+
+    /// Drops one use of `slot` (a `kmap_local` fallback's if `local`), waking `kmap`s waiting
+    /// for a slot when it was the last.
+    fn release_use(&self, slot: &mut Slot, local: bool) {
+        slot.count -= 1;
+        slot.local -= usize::from(local);
+        if slot.count == 0 {
+            self.freed.notify_all();
         }
     }
 
@@ -207,11 +219,16 @@ impl Highmem {
         let page_va = addr & !(PAGE_SIZE - 1);
         if (self.pkmap.base()..self.pkmap.base() + self.pkmap.len()).contains(&page_va) {
             let i = (page_va - self.pkmap.base()) / PAGE_SIZE;
-            let pfn = self.state.lock().unwrap_or_else(|e| e.into_inner()).slots[i].pfn;
-            match pfn {
-                Some(pfn) => self.kunmap(pa, pfn, caller),
-                None => Self::report(pa, caller, format_args!("kunmap_local: {addr:#x} is not mapped")),
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = &mut st.slots[i];
+            if slot.local > 0 {
+                self.release_use(slot, true);
+            } else if slot.count == 0 {
+                drop(st);
+                Self::report(pa, caller, format_args!("kunmap_local: {addr:#x} is not mapped"));
             }
+            // Else a `kmap` mapping: `kunmap_local_indexed` leaves an address outside the
+            // fixmap alone (it warns only below PAGE_OFFSET), and its `kunmap` stays valid.
             return true;
         }
         if !(self.fixmap.base()..self.fixmap.base() + self.fixmap.len()).contains(&page_va) {

@@ -127,3 +127,29 @@ fn kunmap_local_out_of_order_warns_once_and_releases_a_slot() {
         unsafe { m.free_pages(p, 0) };
     }
 }
+
+/// `kunmap_local` of a `kmap` address does nothing in the kernel (`kunmap_local_indexed` leaves
+/// an address outside the fixmap alone), so the page's `kmap` uses stay as they were. kmem's
+/// released one: with the caller's own `kunmap` after it (kmap/kunmap code half converted to
+/// kmap_local), another holder's mapping lost its slot, `page_address` went NULL under it and
+/// the slot could be handed to another page, and that holder's own `kunmap` was reported.
+#[test]
+fn kunmap_local_of_a_kmap_address_leaves_the_kmap_uses() {
+    let m = i386_nopcp(1024);
+    let page = m.alloc_pages(GFP_HIGHUSER, 0).unwrap();
+    let theirs = m.kmap(page).unwrap();
+    let mine = m.kmap(page).unwrap();
+    assert_eq!(theirs, mine, "one persistent slot per page");
+    // SAFETY: `mine` is this test's own mapping, unused afterwards; `theirs` stays mapped.
+    unsafe {
+        m.kunmap_local(mine.as_ptr());
+        m.kunmap(page);
+    }
+    assert_eq!(m.page_address(page), Some(theirs), "the other kmap lost its slot:\n{}", m.dmesg());
+    // SAFETY: The other holder's mapping, released by it and unused afterwards.
+    unsafe { m.kunmap(page) };
+    assert_eq!(m.page_address(page), None);
+    assert_eq!(count_log(&m, "BUG"), 0, "{}", m.dmesg());
+    // SAFETY: The test's own page, no longer mapped.
+    unsafe { m.free_pages(page, 0) };
+}
