@@ -450,16 +450,16 @@ pub extern "C" fn kmap_atomic(page: *mut c_void) -> *mut c_void {
     })
 }
 
-/// `void kunmap_atomic(void *addr)`: `kunmap_local`, then leaves atomic context (each
+/// `void kunmap_atomic(const void *addr)`: `kunmap_local`, then leaves atomic context (each
 /// unbalanced use reported once, as `kunmap_local` and `preempt_enable` report them).
 ///
 /// # Safety
 /// As [`kunmap_local`], for the caller's own `kmap_atomic` mapping.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn kunmap_atomic(addr: *mut c_void) {
+pub unsafe extern "C" fn kunmap_atomic(addr: *const c_void) {
     ffi_boundary("kunmap_atomic", (), |m| {
         // SAFETY: The caller's promise.
-        unsafe { m.kunmap_local(addr.cast_const().cast()) };
+        unsafe { m.kunmap_local(addr.cast()) };
         crate::context::preempt_enable_checked(Location::caller());
     });
 }

@@ -399,6 +399,23 @@ fn kunmap_local_of_a_page_does_not_compile() {
     }
 }
 
+/// `kunmap_atomic` takes a `const void *`, as `kunmap_local` does (the kernel made both
+/// `__kunmap_local` and `__kunmap_atomic` take const pointers in one change): a read-only view of
+/// a page, `const char *p = kmap_atomic(page)`, is released without a cast. kmem's
+/// `kunmap_atomic(void *)` made that a discarded-qualifier warning (an error under -Werror).
+#[test]
+fn kunmap_atomic_takes_a_const_address() {
+    for (f, map) in [("kunmap_local", "kmap_local_page"), ("kunmap_atomic", "kmap_atomic")] {
+        let o = compile_only(
+            &format!("{f}-const"),
+            &format!(
+                "#include <linux/highmem.h>\nchar f(struct page *page)\n{{\n\tconst char *p = {map}(page);\n\tchar c = p[0];\n\n\t{f}(p);\n\treturn c;\n}}\n"
+            ),
+        );
+        assert!(o.status.success(), "{f}(const char *):\n{}", show(&o));
+    }
+}
+
 /// `kfree_rcu(ptr, rhf)` requires `rhf` to be a `struct rcu_head` member of `*ptr`, as the
 /// kernel's macro does: another member does not compile.
 #[test]

@@ -15,7 +15,7 @@ void kunmap(struct page *page);
 void *kmap_local_page(struct page *page);
 void kunmap_local(const void *addr);
 void *kmap_atomic(struct page *page);
-void kunmap_atomic(void *addr);
+void kunmap_atomic(const void *addr);
 
 /* As include/linux/highmem-internal.h: kunmap_local and kunmap_atomic take the address the map
  * call gave, never the page; passing the page (kunmap's argument) is a build error. The
