@@ -56,6 +56,20 @@ impl fmt::Display for CreateError {
 
 impl core::error::Error for CreateError {}
 
+/// A [`CreateError`] without its errno: the creation failure report's line gives it already
+/// (`… failed with error -22: <reason>`).
+struct Reason<'a>(&'a CreateError);
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            CreateError::InvalidFlags(e) => e.describe(f),
+            CreateError::Layout(e) => e.describe(f),
+            CreateError::NoMemory => f.write_str("no memory for the cache"),
+        }
+    }
+}
+
 /// `kmem_cache_destroy` found objects still allocated (SL-12): the reports were printed and
 /// the cache's memory is kept, unlinked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +126,7 @@ impl<P: Platform> Kmem<P> {
                 }
                 self.platform().log(
                     Level::Warning,
-                    format_args!("__kmem_cache_create_args({name}) failed with error {}: {e}", e.errno()),
+                    format_args!("__kmem_cache_create_args({name}) failed with error {}: {}", e.errno(), Reason(&e)),
                 );
                 self.platform().dump_stack(caller);
                 Err(e)

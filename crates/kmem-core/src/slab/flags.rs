@@ -252,6 +252,14 @@ impl fmt::Display for InvalidSlabFlags {
     }
 }
 
+impl InvalidSlabFlags {
+    /// The description without the errno, for a report whose line already gives it.
+    pub(crate) fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let invalid = self.invalid();
+        write!(f, "invalid slab flags {:#x} ({invalid}); flags:{:?}", invalid.0, self.flags)
+    }
+}
+
 impl core::error::Error for InvalidSlabFlags {}
 
 #[cfg(test)]

@@ -213,6 +213,14 @@ impl LayoutError {
 
 impl fmt::Display for LayoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe(f)?;
+        write!(f, " (error {})", self.errno())
+    }
+}
+
+impl LayoutError {
+    /// The description without the errno, for a report whose line already gives it.
+    pub(crate) fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             LayoutError::ZeroSize => f.write_str("object size 0"),
             LayoutError::TooLarge(n) => write!(f, "object size {n} above KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}"),
@@ -221,8 +229,7 @@ impl fmt::Display for LayoutError {
             }
             LayoutError::BadFreeptrOffset(offset) => write!(f, "invalid free pointer offset {offset}"),
             LayoutError::NoOrder(n) => write!(f, "no slab order up to {MAX_PAGE_ORDER} holds a {n}-byte object"),
-        }?;
-        write!(f, " (error {})", self.errno())
+        }
     }
 }
 

@@ -104,6 +104,10 @@ fn sl2_invalid_flags_fail_with_einval_and_the_kernel_line() {
         assert!(matches!(e, CreateError::InvalidFlags(_)), "{e:?}");
         assert_eq!(e.errno(), -22);
         assert_eq!(count_log(&m, &format!("__kmem_cache_create_args({name}) failed with error -22")), 1);
+        // The reason follows, without the errno a second time.
+        let line = m.dmesg().lines().find(|l| l.contains(&format!("({name}) failed"))).unwrap().to_owned();
+        assert_eq!(line.matches("-22").count(), 1, "{line}");
+        assert!(line.contains(": invalid slab flags 0x"), "{line}");
         assert!(m.find_cache(name).is_none());
     }
 }
