@@ -305,11 +305,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!(pieces, [(8, PAGE - 8), (2 * PAGE, PAGE - 8)]);
-        // SAFETY: Our mapping, no longer used.
-        assert_eq!(unsafe { libc::munmap(base, LEN) }, 0);
+        // The whole range made unreadable: its pages replaced in place by an inaccessible
+        // mapping, which reads as unmapped memory does (EFAULT). Unmapping it instead would let
+        // another test thread's mmap take the address before the copy.
+        // SAFETY: Our mapping, no longer used; MAP_FIXED replaces only it.
+        let gone = unsafe {
+            libc::mmap(base, LEN, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0)
+        };
+        assert_eq!(gone, base);
         let mut any = false;
         copier.copy(at, LEN, &mut |_, _| any = true).unwrap();
-        assert!(!any, "an unmapped range is read as nothing");
+        assert!(!any, "an unreadable range is read as nothing");
+        // SAFETY: Our mapping, no longer used.
+        assert_eq!(unsafe { libc::munmap(base, LEN) }, 0);
     }
 
     /// Words are taken where they are aligned in memory, whole, and only from the first page up.
