@@ -99,7 +99,7 @@ impl<P: Platform> PageAllocator<P> {
     /// The per-CPU data-cache slice (`per_cpu_data_slice_size`) the per-CPU lists are tuned
     /// for: with more than three batches of pages in it, a run of high-order frees keeps up to
     /// a batch on the lists (`PCPF_FREE_HIGH_BATCH`) instead of flushing at every free.
-    /// Default [`DEFAULT_CACHE_SLICE_BYTES`].
+    /// Default [`DEFAULT_CACHE_SLICE_BYTES`](super::DEFAULT_CACHE_SLICE_BYTES).
     pub fn set_pcp_cache_slice_bytes(&self, bytes: usize) {
         self.cache_slice_bytes.store(bytes, Relaxed);
         self.recompute_watermarks();
