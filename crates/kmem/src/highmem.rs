@@ -7,10 +7,10 @@
 //! `flush_all_zero_pkmaps`). `local <= count` of a slot's uses are `kmap_local_page` fallbacks:
 //! only `kunmap_local` releases those and only `kunmap` the others, so one API's release never
 //! drops a use the other holds (the kernel's `kunmap_local` of a `kmap` address does nothing,
-//! and its `page_address` knows `kmap` mappings only). `local_depth[cpu]` fixmap slots of that CPU are mapped, the
-//! lowest first; a CPU slot given back (`release_cpu`, thread exit, fork) starts again at 0,
-//! its left mappings unmapped and, if its owner left them, reported. Lock order: the pkmap
-//! mutex is a leaf; mapping calls run under it.
+//! and its `page_address` knows `kmap` mappings only). `local_depth[cpu]` fixmap slots of that
+//! CPU are mapped, the lowest first; a CPU slot given back (`release_cpu`, thread exit, fork)
+//! starts again at 0, its left mappings unmapped and, if its owner left them, reported. Lock
+//! order: the pkmap mutex is a leaf; mapping calls run under it.
 
 use std::collections::HashMap;
 use std::panic::Location;
