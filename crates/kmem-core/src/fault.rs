@@ -365,13 +365,7 @@ impl FaultAttr {
         if verbose == 0 {
             return;
         }
-        struct Dump<'a>(&'a FaultAttr, &'a str);
-        impl fmt::Display for Dump<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.describe(f, self.1)
-            }
-        }
-        platform.log(Level::Notice, format_args!("{}", Dump(self, name)));
+        platform.log(Level::Notice, format_args!("{}", crate::page_alloc::Show(|f| self.describe(f, name))));
         if verbose > 1 {
             platform.dump_stack(caller);
         }

@@ -24,6 +24,7 @@ mod meminit;
 mod oom;
 mod pcp_tune;
 mod reports;
+pub(crate) use reports::Show;
 pub use reports::once as warn_sites;
 mod slowpath;
 mod sysctl;

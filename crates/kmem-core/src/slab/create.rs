@@ -56,20 +56,6 @@ impl fmt::Display for CreateError {
 
 impl core::error::Error for CreateError {}
 
-/// A [`CreateError`] without its errno: the creation failure report's line gives it already
-/// (`… failed with error -22: <reason>`).
-struct Reason<'a>(&'a CreateError);
-
-impl fmt::Display for Reason<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            CreateError::InvalidFlags(e) => e.describe(f),
-            CreateError::Layout(e) => e.describe(f),
-            CreateError::NoMemory => f.write_str("no memory for the cache"),
-        }
-    }
-}
-
 /// `kmem_cache_destroy` found objects still allocated (SL-12): the reports were printed and
 /// the cache's memory is kept, unlinked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +112,16 @@ impl<P: Platform> Kmem<P> {
                 }
                 self.platform().log(
                     Level::Warning,
-                    format_args!("__kmem_cache_create_args({name}) failed with error {}: {}", e.errno(), Reason(&e)),
+                    format_args!(
+                        "__kmem_cache_create_args({name}) failed with error {}: {}",
+                        e.errno(),
+                        // The reason without the errno, which the line gives already.
+                        crate::page_alloc::Show(|f| match &e {
+                            CreateError::InvalidFlags(e) => e.describe(f),
+                            CreateError::Layout(e) => e.describe(f),
+                            CreateError::NoMemory => f.write_str("no memory for the cache"),
+                        })
+                    ),
                 );
                 self.platform().dump_stack(caller);
                 Err(e)
