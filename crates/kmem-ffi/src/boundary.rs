@@ -131,11 +131,7 @@ pub(crate) fn ffi_boundary<R>(export: &str, fallback: R, body: impl FnOnce(&'sta
     match catch_unwind(AssertUnwindSafe(|| body(m))) {
         Ok(r) => r,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
+            let msg = kmem::panics::panic_message(&*payload).unwrap_or("(no message)");
             m.printk(Level::Crit, &format!("BUG: kmem internal error in {export}(): {msg}; the call failed\n"));
             m.platform().dump_stack(caller);
             fallback

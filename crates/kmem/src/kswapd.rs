@@ -76,13 +76,8 @@ pub(crate) fn spawn_kswapd(inner: &Arc<Inner>, trim_after: Option<Duration>) -> 
         // when it unwinds, as direct reclaim does for the caller it unwinds to.
         while let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| run(&ctl, &weak, id, trim_after, &mut state)))
         {
-            let what = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("a non-string payload")
-                .to_owned();
-            crate::typed_cache::discard(payload);
+            let what = crate::panics::panic_message(&*payload).unwrap_or("a non-string payload").to_owned();
+            crate::panics::discard(payload);
             cpu::release_current(id);
             if let Some(inner) = weak.upgrade() {
                 crate::Machine { inner }

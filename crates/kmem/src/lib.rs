@@ -97,6 +97,7 @@ mod kvmalloc;
 mod machine;
 pub mod mapping;
 pub mod mempool;
+pub mod panics;
 pub mod printk;
 mod procfs;
 mod profile;

@@ -137,7 +137,7 @@ unsafe fn ctor_hook<T>(ctx: *const (), obj: *mut u8) {
             Err(payload) => {
                 // INVARIANT: No `T`; the allocation that gets this slot constructs one.
                 (&raw mut (*slot).state).write(EMPTY);
-                discard(payload);
+                crate::panics::discard(payload);
             }
         }
     }
@@ -209,7 +209,7 @@ unsafe fn dtor_hook<T>(ctx: *const (), obj: *mut u8) {
     // SAFETY: The slot held a `T` (state was `FULL`), dropped exactly once here.
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe { value.drop_in_place() }));
     if let Err(payload) = dropped {
-        discard(payload);
+        crate::panics::discard(payload);
         // The machine is alive: a hook runs inside one of its operations, whose caller holds it.
         if let Some(inner) = hooks.machine.upgrade() {
             Machine { inner }.printk(
@@ -234,14 +234,7 @@ unsafe fn release_hooks<T>(ctx: *const (), _obj: *mut u8) {
     let hooks = unsafe { Box::from_raw(ctx.cast::<Hooks<T>>().cast_mut()) };
     // The constructor closure's captures run arbitrary `Drop`s; the core must not unwind.
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(hooks))) {
-        discard(payload);
-    }
-}
-
-/// Drops a panic payload without letting a panic in its own `Drop` escape (kswapd uses it too).
-pub(crate) fn discard(payload: Box<dyn std::any::Any + Send>) {
-    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
+        crate::panics::discard(payload);
     }
 }
 
